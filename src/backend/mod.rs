@@ -1,0 +1,215 @@
+//! What the CLI, the console and the engine need from "a cluster", as two traits:
+//! [`ControlPlane`] (connectors and sync jobs) and [`DocumentStore`] (bulk writes, id scans,
+//! deletes). Two implementations: `elasticsearch` (over `elastic/` and `kibana/`) and
+//! `embedded` (SQLite in the data dir, the default when no cluster is configured).
+//! [`ReadOnly`] wraps a control plane and refuses every mutation, for read-only profiles.
+//! Nothing above this layer knows which backend it talks to.
+
+pub mod elasticsearch;
+pub mod embedded;
+mod error;
+mod read_only;
+
+pub use error::BackendError;
+pub use read_only::ReadOnly;
+
+use crate::model::{
+    Configuration, Connector, ConnectorStatus, FilteringRule, JobStatus, JobType, NewConnector,
+    Page, Pipeline, Scheduling, SyncJob, SyncStats, TriggerMethod,
+};
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+pub type Result<T> = std::result::Result<T, BackendError>;
+
+/// Filters and paging of a connector list (`GET _connector`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ConnectorQuery {
+    pub from: u64,
+    /// `None` means the server's default (100).
+    pub size: Option<u64>,
+    pub index_names: Vec<String>,
+    pub connector_names: Vec<String>,
+    pub service_types: Vec<String>,
+    /// Free-text query on name, description and index name.
+    pub query: Option<String>,
+    pub include_deleted: bool,
+}
+
+/// Filters and paging of a sync-job list (`GET _connector/_sync_job`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SyncJobQuery {
+    pub from: u64,
+    pub size: Option<u64>,
+    pub connector_id: Option<String>,
+    pub status: Option<JobStatus>,
+    pub job_types: Vec<JobType>,
+}
+
+/// A configuration update: a whole new schema, or new values for existing keys.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConfigurationUpdate {
+    Replace(Configuration),
+    Values(Map<String, Value>),
+}
+
+/// The `last_*` fields of a connector a worker writes when a job ends (`_last_sync`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LastSync {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_sync_status: Option<JobStatus>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_sync_error: Option<Option<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_access_control_sync_status: Option<JobStatus>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_access_control_sync_error: Option<Option<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_synced: Option<crate::model::Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_indexed_document_count: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_deleted_document_count: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<crate::model::Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sync_cursor: Option<Value>,
+}
+
+/// A short description of the cluster for headers and `check`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClusterSummary {
+    /// `elasticsearch` or `embedded`.
+    pub backend: String,
+    pub cluster_name: String,
+    pub version: String,
+    /// `green`, `yellow`, `red`, or `n/a` for the embedded store.
+    pub health: String,
+    pub number_of_nodes: u64,
+    /// Where the data lives: node URLs, or the embedded database path.
+    pub location: String,
+}
+
+/// The control plane: connectors and sync jobs, as the connector protocol defines them.
+/// Every method maps one protocol call; errors keep the server's type and reason.
+#[async_trait]
+pub trait ControlPlane: Send + Sync {
+    async fn cluster(&self) -> Result<ClusterSummary>;
+
+    /// Whether mutations are refused (read-only profile).
+    fn read_only(&self) -> bool {
+        false
+    }
+
+    async fn list_connectors(&self, query: &ConnectorQuery) -> Result<Page<Connector>>;
+    async fn get_connector(&self, id: &str) -> Result<Connector>;
+    /// Creates (or, with an existing id, updates) a connector; returns its id.
+    async fn create_connector(&self, new: &NewConnector) -> Result<String>;
+    async fn delete_connector(&self, id: &str, hard: bool, delete_sync_jobs: bool) -> Result<()>;
+    async fn check_in_connector(&self, id: &str) -> Result<()>;
+    async fn update_configuration(&self, id: &str, update: &ConfigurationUpdate) -> Result<()>;
+    async fn update_status(&self, id: &str, status: ConnectorStatus) -> Result<()>;
+    /// `Some` sets status `error`; `None` clears the error and sets `connected`.
+    async fn update_error(&self, id: &str, error: Option<&str>) -> Result<()>;
+    /// Replaces the draft basic rules (the DEFAULT rule is re-appended by the server).
+    async fn update_filtering(&self, id: &str, rules: &[FilteringRule], advanced: Option<&Value>) -> Result<()>;
+    async fn update_scheduling(&self, id: &str, scheduling: &Scheduling) -> Result<()>;
+    async fn update_name(&self, id: &str, name: Option<&str>, description: Option<&str>) -> Result<()>;
+    async fn update_index_name(&self, id: &str, index_name: Option<&str>) -> Result<()>;
+    async fn update_pipeline(&self, id: &str, pipeline: &Pipeline) -> Result<()>;
+    async fn update_service_type(&self, id: &str, service_type: &str) -> Result<()>;
+    async fn update_last_sync(&self, id: &str, last: &LastSync) -> Result<()>;
+
+    async fn list_sync_jobs(&self, query: &SyncJobQuery) -> Result<Page<SyncJob>>;
+    async fn get_sync_job(&self, id: &str) -> Result<SyncJob>;
+    /// Creates a pending job for a connector; returns the job id.
+    async fn create_sync_job(&self, connector_id: &str, job_type: JobType, trigger: TriggerMethod) -> Result<String>;
+    async fn cancel_sync_job(&self, id: &str) -> Result<()>;
+    async fn delete_sync_job(&self, id: &str) -> Result<()>;
+    async fn claim_sync_job(&self, id: &str, worker_hostname: &str, sync_cursor: Option<&Value>) -> Result<()>;
+    async fn check_in_sync_job(&self, id: &str) -> Result<()>;
+    async fn update_sync_job_stats(&self, id: &str, stats: &SyncStats) -> Result<()>;
+    async fn set_sync_job_error(&self, id: &str, error: &str) -> Result<()>;
+}
+
+/// One bulk request, already serialised as NDJSON by the caller (the engine serialises each
+/// document once, straight into this buffer).
+#[derive(Debug, Clone, Default)]
+pub struct BulkRequest {
+    /// The default index for action lines that name none.
+    pub index: String,
+    pub pipeline: Option<String>,
+    pub refresh: bool,
+    /// NDJSON: action line, then source line for index/create/update.
+    pub body: Vec<u8>,
+    /// How many actions the body holds.
+    pub actions: usize,
+}
+
+/// The result of one bulk request, item by item in request order.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BulkResponse {
+    pub took: u64,
+    pub errors: bool,
+    pub items: Vec<BulkItem>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BulkOp {
+    Index,
+    Create,
+    Update,
+    Delete,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BulkItem {
+    pub op: BulkOp,
+    pub id: String,
+    pub status: u16,
+    /// `created`, `updated`, `deleted`, `not_found`, `noop` when the item succeeded.
+    pub result: Option<String>,
+    pub error: Option<ItemError>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ItemError {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub reason: String,
+}
+
+/// One document's metadata from an id scan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DocMeta {
+    pub id: String,
+    /// The `_timestamp` body field, when the document has one.
+    pub timestamp: Option<String>,
+}
+
+/// A cursor over every id of an index, page by page, so a full sync never loads all ids at
+/// once (PIT + `search_after` on Elasticsearch).
+#[async_trait]
+pub trait IdScan: Send {
+    /// The next page, or `None` when the scan is done.
+    async fn next_page(&mut self) -> Result<Option<Vec<DocMeta>>>;
+    /// Releases server resources (the PIT). Safe to call more than once.
+    async fn close(&mut self) -> Result<()>;
+}
+
+/// The document side: where synced documents go.
+#[async_trait]
+pub trait DocumentStore: Send + Sync {
+    /// Creates the index with these mappings when it does not exist; returns whether it
+    /// created it.
+    async fn ensure_index(&self, index: &str, mappings: Option<&Value>) -> Result<bool>;
+    async fn index_exists(&self, index: &str) -> Result<bool>;
+    async fn bulk(&self, request: &BulkRequest) -> Result<BulkResponse>;
+    async fn scan_ids(&self, index: &str, page_size: usize) -> Result<Box<dyn IdScan>>;
+    async fn count(&self, index: &str) -> Result<u64>;
+    async fn get_document(&self, index: &str, id: &str) -> Result<Option<Value>>;
+    async fn delete_document(&self, index: &str, id: &str) -> Result<bool>;
+    async fn refresh(&self, index: &str) -> Result<()>;
+}

@@ -1,0 +1,23 @@
+//! syncdeck: a terminal console and embedded sync engine for Elastic connectors.
+//!
+//! A tour of the crate:
+//! - [`model`]: the domain types (Connector, SyncJob, ConfigField, DeadLetter), defined once.
+//! - [`config`]: profiles, secret references, validation with file/line/field errors.
+//! - [`elastic`] and [`kibana`]: HTTP clients for Elasticsearch and Kibana.
+//! - [`backend`]: the `ControlPlane` and `DocumentStore` traits, over Elasticsearch or the
+//!   embedded SQLite store.
+//! - [`cli`]: the headless commands, thin over the above.
+//!
+//! The binary (`main.rs`) only parses arguments, sets up logging and dispatches.
+
+#![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::panic))]
+
+pub mod backend;
+pub mod cli;
+pub mod config;
+pub mod elastic;
+pub mod kibana;
+pub mod logging;
+pub mod model;
+pub mod secret;
