@@ -75,6 +75,12 @@ pub struct LastSync {
     pub last_seen: Option<crate::model::Timestamp>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sync_cursor: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_sync_scheduled_at: Option<crate::model::Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_incremental_sync_scheduled_at: Option<crate::model::Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_access_control_sync_scheduled_at: Option<crate::model::Timestamp>,
 }
 
 /// A short description of the cluster for headers and `check`.
@@ -131,6 +137,52 @@ pub trait ControlPlane: Send + Sync {
     async fn check_in_sync_job(&self, id: &str) -> Result<()>;
     async fn update_sync_job_stats(&self, id: &str, stats: &SyncStats) -> Result<()>;
     async fn set_sync_job_error(&self, id: &str, error: &str) -> Result<()>;
+
+    /// Ends a job the way the connectors framework does: a direct update of the job document
+    /// (the API has no endpoint for `completed`, nor for `canceling` → `canceled`).
+    async fn finish_sync_job(&self, id: &str, finish: &JobFinish) -> Result<()> {
+        let _ = (id, finish);
+        Err(BackendError::Other("finishing sync jobs is not supported by this backend".into()))
+    }
+
+    /// The start guard of PROTOCOL §5.4: marks the connector's last sync (of the job type's
+    /// kind) as `in_progress` unless it already is, atomically (seq_no-guarded on
+    /// Elasticsearch). `Ok(false)`: another worker got there first; leave the job alone.
+    async fn mark_sync_started(&self, connector_id: &str, job_type: JobType) -> Result<bool> {
+        let connector = self.get_connector(connector_id).await?;
+        let current = match job_type {
+            JobType::AccessControl => connector.last_access_control_sync_status,
+            _ => connector.last_sync_status,
+        };
+        if current == Some(JobStatus::InProgress) {
+            return Ok(false);
+        }
+        let mut last = LastSync::default();
+        match job_type {
+            JobType::AccessControl => {
+                last.last_access_control_sync_status = Some(JobStatus::InProgress);
+                last.last_access_control_sync_error = Some(None);
+            }
+            _ => {
+                last.last_sync_status = Some(JobStatus::InProgress);
+                last.last_sync_error = Some(None);
+            }
+        }
+        self.update_last_sync(connector_id, &last).await?;
+        Ok(true)
+    }
+}
+
+/// The final write of a job (see [`ControlPlane::finish_sync_job`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobFinish {
+    /// `completed`, `error`, `canceled` or `suspended`.
+    pub status: JobStatus,
+    pub error: Option<String>,
+    pub indexed_document_count: u64,
+    pub deleted_document_count: u64,
+    pub indexed_document_volume: u64,
+    pub total_document_count: Option<u64>,
 }
 
 /// One bulk request, already serialised as NDJSON by the caller (the engine serialises each
@@ -141,8 +193,9 @@ pub struct BulkRequest {
     pub index: String,
     pub pipeline: Option<String>,
     pub refresh: bool,
-    /// NDJSON: action line, then source line for index/create/update.
-    pub body: Vec<u8>,
+    /// NDJSON: action line, then source line for index/create/update. `Bytes`, so the
+    /// sink can keep the body for retries and dead letters without copying it.
+    pub body: bytes::Bytes,
     /// How many actions the body holds.
     pub actions: usize,
 }

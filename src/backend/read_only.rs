@@ -109,4 +109,10 @@ impl ControlPlane for ReadOnly {
     async fn set_sync_job_error(&self, _: &str, _: &str) -> Result<()> {
         self.refuse("set sync job error")
     }
+    async fn finish_sync_job(&self, _: &str, _: &super::JobFinish) -> Result<()> {
+        self.refuse("finish sync job")
+    }
+    async fn mark_sync_started(&self, _: &str, _: JobType) -> Result<bool> {
+        self.refuse("start sync")
+    }
 }

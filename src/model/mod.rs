@@ -10,8 +10,10 @@ mod filtering;
 mod serde_util;
 mod sync_job;
 mod timestamp;
+pub mod validate;
 
 pub use config_field::{
+    is_empty_value, loosely_equal, value_text,
     ConfigField, Configuration, Dependency, DisplayType, FieldType, SelectOption, Validation,
     ValidationType,
 };
@@ -30,6 +32,8 @@ pub use timestamp::Timestamp;
 
 /// One page of a paged list (`{count, results}` in the connector APIs).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+// `default` on `results` would otherwise make serde require `T: Default`.
+#[serde(bound(deserialize = "T: serde::Deserialize<'de>"))]
 pub struct Page<T> {
     /// Total number of matching items (not only this page).
     #[serde(default)]

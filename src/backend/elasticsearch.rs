@@ -1,0 +1,208 @@
+//! The Elasticsearch backend: [`ControlPlane`] and [`DocumentStore`] over the
+//! [`Elasticsearch`] client, one protocol call per trait method, errors mapped through
+//! `From<elastic::Error> for BackendError`. Kibana-only features are not here.
+
+use super::{
+    BackendError, BulkRequest, BulkResponse, ClusterSummary, ConfigurationUpdate, ConnectorQuery, ControlPlane,
+    DocumentStore, IdScan, LastSync, Result, SyncJobQuery,
+};
+use crate::config::EsSettings;
+use crate::elastic::{self, Elasticsearch};
+use crate::model::{
+    Connector, ConnectorStatus, FilteringRule, JobType, NewConnector, Page, Pipeline, Scheduling, SyncJob, SyncStats,
+    TriggerMethod,
+};
+use async_trait::async_trait;
+use serde_json::Value;
+
+pub struct ElasticsearchBackend {
+    client: Elasticsearch,
+}
+
+impl ElasticsearchBackend {
+    pub fn new(settings: &EsSettings) -> std::result::Result<Self, elastic::Error> {
+        Ok(Self { client: Elasticsearch::new(settings)? })
+    }
+
+    pub fn from_client(client: Elasticsearch) -> Self {
+        Self { client }
+    }
+
+    /// The client, for calls the traits do not cover.
+    pub fn client(&self) -> &Elasticsearch {
+        &self.client
+    }
+}
+
+impl std::fmt::Debug for ElasticsearchBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ElasticsearchBackend").field("client", &self.client).finish()
+    }
+}
+
+#[async_trait]
+impl ControlPlane for ElasticsearchBackend {
+    async fn cluster(&self) -> Result<ClusterSummary> {
+        let cluster = self.client.cluster();
+        let info = cluster.info().await?;
+        // Serverless has no `_cluster/health`: report what is known instead of failing.
+        let (health, number_of_nodes) = match cluster.health().await {
+            Ok(health) => (health.status, health.number_of_nodes),
+            Err(elastic::Error::Api { .. }) => ("n/a".to_string(), 0),
+            Err(e) => return Err(e.into()),
+        };
+        let mut version = info.version.number.clone();
+        if info.is_serverless() {
+            version.push_str(" (serverless)");
+        }
+        Ok(ClusterSummary {
+            backend: "elasticsearch".to_string(),
+            cluster_name: info.cluster_name,
+            version,
+            health,
+            number_of_nodes,
+            location: self.client.transport().node_urls().join(", "),
+        })
+    }
+
+    async fn list_connectors(&self, query: &ConnectorQuery) -> Result<Page<Connector>> {
+        Ok(self.client.connectors().list(query).await?)
+    }
+
+    async fn get_connector(&self, id: &str) -> Result<Connector> {
+        Ok(self.client.connectors().get(id).await?)
+    }
+
+    async fn create_connector(&self, new: &NewConnector) -> Result<String> {
+        Ok(self.client.connectors().create(new).await?.id)
+    }
+
+    async fn delete_connector(&self, id: &str, hard: bool, delete_sync_jobs: bool) -> Result<()> {
+        Ok(self.client.connectors().delete(id, hard, delete_sync_jobs).await?)
+    }
+
+    async fn check_in_connector(&self, id: &str) -> Result<()> {
+        Ok(self.client.connectors().check_in(id).await?)
+    }
+
+    async fn update_configuration(&self, id: &str, update: &ConfigurationUpdate) -> Result<()> {
+        Ok(self.client.connectors().update_configuration(id, update).await?)
+    }
+
+    async fn update_status(&self, id: &str, status: ConnectorStatus) -> Result<()> {
+        Ok(self.client.connectors().update_status(id, status).await?)
+    }
+
+    async fn update_error(&self, id: &str, error: Option<&str>) -> Result<()> {
+        Ok(self.client.connectors().update_error(id, error).await?)
+    }
+
+    async fn update_filtering(&self, id: &str, rules: &[FilteringRule], advanced: Option<&Value>) -> Result<()> {
+        Ok(self.client.connectors().update_filtering(id, Some(rules), advanced).await?)
+    }
+
+    async fn update_scheduling(&self, id: &str, scheduling: &Scheduling) -> Result<()> {
+        Ok(self.client.connectors().update_scheduling(id, scheduling).await?)
+    }
+
+    async fn update_name(&self, id: &str, name: Option<&str>, description: Option<&str>) -> Result<()> {
+        Ok(self.client.connectors().update_name(id, name, description).await?)
+    }
+
+    async fn update_index_name(&self, id: &str, index_name: Option<&str>) -> Result<()> {
+        Ok(self.client.connectors().update_index_name(id, index_name).await?)
+    }
+
+    async fn update_pipeline(&self, id: &str, pipeline: &Pipeline) -> Result<()> {
+        Ok(self.client.connectors().update_pipeline(id, pipeline).await?)
+    }
+
+    async fn update_service_type(&self, id: &str, service_type: &str) -> Result<()> {
+        Ok(self.client.connectors().update_service_type(id, service_type).await?)
+    }
+
+    async fn update_last_sync(&self, id: &str, last: &LastSync) -> Result<()> {
+        Ok(self.client.connectors().update_last_sync(id, last).await?)
+    }
+
+    async fn list_sync_jobs(&self, query: &SyncJobQuery) -> Result<Page<SyncJob>> {
+        Ok(self.client.sync_jobs().list(query).await?)
+    }
+
+    async fn get_sync_job(&self, id: &str) -> Result<SyncJob> {
+        Ok(self.client.sync_jobs().get(id).await?)
+    }
+
+    async fn create_sync_job(&self, connector_id: &str, job_type: JobType, trigger: TriggerMethod) -> Result<String> {
+        Ok(self.client.sync_jobs().create(connector_id, job_type, trigger).await?)
+    }
+
+    async fn cancel_sync_job(&self, id: &str) -> Result<()> {
+        Ok(self.client.sync_jobs().cancel(id).await?)
+    }
+
+    async fn delete_sync_job(&self, id: &str) -> Result<()> {
+        Ok(self.client.sync_jobs().delete(id).await?)
+    }
+
+    async fn claim_sync_job(&self, id: &str, worker_hostname: &str, sync_cursor: Option<&Value>) -> Result<()> {
+        Ok(self.client.sync_jobs().claim(id, worker_hostname, sync_cursor).await?)
+    }
+
+    async fn check_in_sync_job(&self, id: &str) -> Result<()> {
+        Ok(self.client.sync_jobs().check_in(id).await?)
+    }
+
+    async fn update_sync_job_stats(&self, id: &str, stats: &SyncStats) -> Result<()> {
+        Ok(self.client.sync_jobs().update_stats(id, stats).await?)
+    }
+
+    async fn set_sync_job_error(&self, id: &str, error: &str) -> Result<()> {
+        Ok(self.client.sync_jobs().set_error(id, error).await?)
+    }
+}
+
+#[async_trait]
+impl DocumentStore for ElasticsearchBackend {
+    async fn ensure_index(&self, index: &str, mappings: Option<&Value>) -> Result<bool> {
+        let indices = self.client.indices();
+        if indices.exists(index).await? {
+            return Ok(false);
+        }
+        match indices.create(index, mappings, None).await {
+            Ok(()) => Ok(true),
+            // Another worker created it between the two calls.
+            Err(e) if e.kind() == Some("resource_already_exists_exception") => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn index_exists(&self, index: &str) -> Result<bool> {
+        Ok(self.client.indices().exists(index).await?)
+    }
+
+    async fn bulk(&self, request: &BulkRequest) -> Result<BulkResponse> {
+        Ok(self.client.documents().bulk(request).await?)
+    }
+
+    async fn scan_ids(&self, index: &str, page_size: usize) -> Result<Box<dyn IdScan>> {
+        let scan = self.client.documents().scan_ids(index, page_size).await?;
+        Ok(Box::new(scan))
+    }
+
+    async fn count(&self, index: &str) -> Result<u64> {
+        Ok(self.client.documents().count(index).await?)
+    }
+
+    async fn get_document(&self, index: &str, id: &str) -> Result<Option<Value>> {
+        Ok(self.client.documents().get(index, id).await?)
+    }
+
+    async fn delete_document(&self, index: &str, id: &str) -> Result<bool> {
+        Ok(self.client.documents().delete(index, id).await?)
+    }
+
+    async fn refresh(&self, index: &str) -> Result<()> {
+        self.client.indices().refresh(index).await.map_err(BackendError::from)
+    }
+}

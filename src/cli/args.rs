@@ -1,0 +1,293 @@
+//! The command line: global flags and subcommands (clap derive). Argument tests sit here,
+//! next to the definitions.
+
+use crate::model::{JobStatus, JobType};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "syncdeck",
+    version,
+    about = "A terminal console and sync engine for Elastic connectors",
+    long_about = "syncdeck shows the connectors and sync jobs of an Elasticsearch cluster (and the \
+                  index connectors of its Kibana), edits their configuration, starts and cancels \
+                  syncs, and runs syncs on its own engine. With no cluster configured it uses an \
+                  embedded store with demo connectors."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct GlobalArgs {
+    /// Configuration file (default: the platform config dir; env SYNCDECK_CONFIG).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Profile (context) to use (env SYNCDECK_PROFILE).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub profile: Option<String>,
+    /// Elasticsearch node URL; repeat for several nodes (env SYNCDECK_ES_URL).
+    #[arg(long = "es", global = true, value_name = "URL")]
+    pub es: Vec<String>,
+    /// Kibana URL (env SYNCDECK_KIBANA_URL).
+    #[arg(long, global = true, value_name = "URL")]
+    pub kibana: Option<String>,
+    /// Refuse every mutating command.
+    #[arg(long, global = true)]
+    pub read_only: bool,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Log level or filter for the log file (env SYNCDECK_LOG), e.g. debug or syncdeck=trace.
+    #[arg(long, global = true, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Versions, cluster health, nodes after sniffing, Kibana status.
+    Check,
+    /// Connectors: list, show, create, delete, configuration.
+    #[command(subcommand)]
+    Connectors(ConnectorsCommand),
+    /// Sync jobs: list, show, start, cancel.
+    #[command(subcommand)]
+    Jobs(JobsCommand),
+    /// Kibana actions connectors (`.index` and others).
+    #[command(subcommand)]
+    Kibana(KibanaCommand),
+    /// Print a shell completion script.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConnectorsCommand {
+    /// List connectors.
+    List(ConnectorListArgs),
+    /// Show one connector with its filtering, pipeline, schedules and latest jobs.
+    Show { id: String },
+    /// Create a connector.
+    Create {
+        id: String,
+        #[arg(long, value_name = "TYPE")]
+        service_type: String,
+        #[arg(long, value_name = "INDEX")]
+        index_name: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Delete a connector (soft by default, as Elasticsearch does).
+    Delete {
+        id: String,
+        /// Remove the document instead of marking it deleted.
+        #[arg(long)]
+        hard: bool,
+        /// Also delete the connector's sync jobs.
+        #[arg(long)]
+        delete_sync_jobs: bool,
+    },
+    /// Show the configuration as a table of fields; sensitive values are masked.
+    Config {
+        id: String,
+        /// Show sensitive values in clear text.
+        #[arg(long)]
+        reveal: bool,
+    },
+    /// Set configuration values: `key=value ...`, validated before anything is sent.
+    Set {
+        id: String,
+        #[arg(required = true, value_name = "KEY=VALUE")]
+        assignments: Vec<String>,
+    },
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct ConnectorListArgs {
+    #[arg(long, value_name = "TYPE")]
+    pub service_type: Vec<String>,
+    #[arg(long, value_name = "INDEX")]
+    pub index_name: Vec<String>,
+    /// Free-text search in names, descriptions and index names.
+    #[arg(long)]
+    pub query: Option<String>,
+    /// Include soft-deleted connectors.
+    #[arg(long)]
+    pub include_deleted: bool,
+    #[arg(long, default_value_t = 0)]
+    pub from: u64,
+    /// Page size; without it every page is fetched.
+    #[arg(long)]
+    pub size: Option<u64>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// List sync jobs, newest first.
+    List(JobListArgs),
+    /// Show one sync job.
+    Show { id: String },
+    /// Start a sync job for a connector (a connectors service picks it up).
+    Start {
+        connector: String,
+        #[arg(long = "type", value_enum, default_value_t = JobTypeArg::Full)]
+        job_type: JobTypeArg,
+    },
+    /// Cancel a sync job.
+    Cancel { id: String },
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct JobListArgs {
+    #[arg(long, value_name = "ID")]
+    pub connector: Option<String>,
+    #[arg(long, value_enum)]
+    pub status: Option<JobStatusArg>,
+    #[arg(long = "type", value_enum)]
+    pub job_type: Vec<JobTypeArg>,
+    #[arg(long, default_value_t = 0)]
+    pub from: u64,
+    #[arg(long, default_value_t = 100)]
+    pub size: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KibanaCommand {
+    /// List the connector types Kibana offers.
+    Types,
+    /// List the actions connectors, with health flags.
+    List,
+    /// Create an `.index` connector writing to INDEX.
+    CreateIndex {
+        name: String,
+        #[arg(long)]
+        index: String,
+        /// Refresh the index after each write.
+        #[arg(long)]
+        refresh: bool,
+        #[arg(long, value_name = "FIELD")]
+        execution_time_field: Option<String>,
+    },
+    /// Execute an `.index` connector with documents.
+    Execute {
+        id: String,
+        /// One JSON document (an object or an array of objects).
+        #[arg(long, conflicts_with = "file", required_unless_present = "file")]
+        doc: Option<String>,
+        /// An NDJSON file of documents (`-` for stdin).
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// Write to this index instead of the connector's.
+        #[arg(long)]
+        index_override: Option<String>,
+    },
+    /// Delete an actions connector.
+    Delete { id: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum JobTypeArg {
+    Full,
+    Incremental,
+    AccessControl,
+}
+
+impl From<JobTypeArg> for JobType {
+    fn from(v: JobTypeArg) -> Self {
+        match v {
+            JobTypeArg::Full => JobType::Full,
+            JobTypeArg::Incremental => JobType::Incremental,
+            JobTypeArg::AccessControl => JobType::AccessControl,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum JobStatusArg {
+    Pending,
+    InProgress,
+    Canceling,
+    Canceled,
+    Suspended,
+    Completed,
+    Error,
+}
+
+impl From<JobStatusArg> for JobStatus {
+    fn from(v: JobStatusArg) -> Self {
+        match v {
+            JobStatusArg::Pending => JobStatus::Pending,
+            JobStatusArg::InProgress => JobStatus::InProgress,
+            JobStatusArg::Canceling => JobStatus::Canceling,
+            JobStatusArg::Canceled => JobStatus::Canceled,
+            JobStatusArg::Suspended => JobStatus::Suspended,
+            JobStatusArg::Completed => JobStatus::Completed,
+            JobStatusArg::Error => JobStatus::Error,
+        }
+    }
+}
+
+/// Splits `key=value` (the value may contain `=`).
+pub fn parse_assignment(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(format!("'{text}' is not KEY=VALUE")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("syncdeck").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn definitions_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_flags_anywhere() {
+        let cli = parse(&["connectors", "list", "--json", "--es", "http://a:9200", "--es", "http://b:9200"]);
+        assert!(cli.global.json);
+        assert_eq!(cli.global.es, ["http://a:9200", "http://b:9200"]);
+    }
+
+    #[test]
+    fn jobs_start_type() {
+        let cli = parse(&["jobs", "start", "c1", "--type", "access-control"]);
+        match cli.command {
+            Some(Command::Jobs(JobsCommand::Start { connector, job_type })) => {
+                assert_eq!(connector, "c1");
+                assert_eq!(JobType::from(job_type), JobType::AccessControl);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn kibana_execute_needs_doc_or_file() {
+        let none = Cli::try_parse_from(["syncdeck", "kibana", "execute", "x"]);
+        assert!(none.is_err());
+        let both = Cli::try_parse_from(["syncdeck", "kibana", "execute", "x", "--doc", "{}", "--file", "f"]);
+        assert!(both.is_err());
+    }
+
+    #[test]
+    fn assignments_split_on_first_equals() {
+        assert_eq!(parse_assignment("q=a=b"), Ok(("q".into(), "a=b".into())));
+        assert!(parse_assignment("=x").is_err());
+        assert!(parse_assignment("novalue").is_err());
+    }
+}

@@ -1,0 +1,292 @@
+//! `syncdeck connectors ...`: list, show, create, delete, config, set.
+
+use super::args::{ConnectorListArgs, ConnectorsCommand, parse_assignment};
+use super::context::Context;
+use super::error::{CliError, CliResult};
+use super::output::{Table, details, ellipsize, or_dash};
+use crate::backend::{ConfigurationUpdate, ConnectorQuery, SyncJobQuery};
+use crate::model::validate::{parse_input, validate_update};
+use crate::model::{Connector, NewConnector, Page, SyncJob};
+use serde_json::{Map, Value, json};
+
+pub async fn run(ctx: &mut Context, command: ConnectorsCommand) -> CliResult {
+    match command {
+        ConnectorsCommand::List(args) => list(ctx, args).await,
+        ConnectorsCommand::Show { id } => show(ctx, &id).await,
+        ConnectorsCommand::Create { id, service_type, index_name, name, description } => {
+            let new = NewConnector {
+                id: Some(id.clone()),
+                name,
+                description,
+                index_name: Some(index_name),
+                service_type: Some(service_type),
+                is_native: Some(false),
+                language: None,
+            };
+            let created = ctx.control.create_connector(&new).await.map_err(|e| CliError::from(e).context(format!("creating connector '{id}'")))?;
+            ctx.out.either(&json!({"result": "created", "id": created}), || format!("connector '{created}' created"))?;
+            Ok(())
+        }
+        ConnectorsCommand::Delete { id, hard, delete_sync_jobs } => {
+            ctx.control
+                .delete_connector(&id, hard, delete_sync_jobs)
+                .await
+                .map_err(|e| CliError::from(e).context(format!("deleting connector '{id}'")))?;
+            let how = if hard { "deleted" } else { "deleted (soft; --hard removes the document)" };
+            ctx.out.either(&json!({"acknowledged": true, "id": id}), || format!("connector '{id}' {how}"))?;
+            Ok(())
+        }
+        ConnectorsCommand::Config { id, reveal } => config(ctx, &id, reveal).await,
+        ConnectorsCommand::Set { id, assignments } => set(ctx, &id, &assignments).await,
+    }
+}
+
+async fn list(ctx: &mut Context, args: ConnectorListArgs) -> CliResult {
+    let mut query = ConnectorQuery {
+        from: args.from,
+        size: args.size,
+        index_names: args.index_name,
+        service_types: args.service_type,
+        query: args.query,
+        include_deleted: args.include_deleted,
+        ..Default::default()
+    };
+    let page = if args.size.is_some() {
+        ctx.control.list_connectors(&query).await?
+    } else {
+        // Without --size, walk every page so nothing is silently cut at 100.
+        let mut all = Page::default();
+        query.size = Some(100);
+        loop {
+            let page = ctx.control.list_connectors(&query).await?;
+            all.count = page.count;
+            let got = page.results.len() as u64;
+            all.results.extend(page.results);
+            query.from += got;
+            if got == 0 || query.from >= page.count {
+                break;
+            }
+        }
+        all
+    };
+    ctx.out.either(&page, || connectors_table(&page.results))?;
+    Ok(())
+}
+
+pub fn connectors_table(connectors: &[Connector]) -> String {
+    if connectors.is_empty() {
+        return "no connectors".to_string();
+    }
+    let mut table = Table::new(&["ID", "NAME", "SERVICE", "INDEX", "STATUS", "LAST SYNC", "SYNCED", "SCHEDULE"]);
+    for c in connectors {
+        table.row(vec![
+            c.id.clone(),
+            ellipsize(&c.name, 32),
+            or_dash(c.service_type.as_deref()),
+            or_dash(c.index_name.as_deref()),
+            c.status.to_string(),
+            or_dash(c.last_sync_status),
+            c.last_synced.map(|t| t.0.format("%Y-%m-%d %H:%M").to_string()).unwrap_or_else(|| "-".into()),
+            schedule_text(c),
+        ]);
+    }
+    table.render()
+}
+
+fn schedule_text(c: &Connector) -> String {
+    let s = &c.scheduling;
+    let mut parts = Vec::new();
+    if s.full.enabled {
+        parts.push(format!("full {}", s.full.interval));
+    }
+    if s.incremental.enabled {
+        parts.push(format!("incr {}", s.incremental.interval));
+    }
+    if s.access_control.enabled {
+        parts.push(format!("acl {}", s.access_control.interval));
+    }
+    if parts.is_empty() { "off".to_string() } else { parts.join("; ") }
+}
+
+async fn show(ctx: &mut Context, id: &str) -> CliResult {
+    let connector = ctx.control.get_connector(id).await.map_err(|e| CliError::from(e).context(format!("connector '{id}'")))?;
+    let jobs = ctx
+        .control
+        .list_sync_jobs(&SyncJobQuery { connector_id: Some(id.to_string()), size: Some(5), ..Default::default() })
+        .await?;
+    if ctx.out.json {
+        // The JSON form masks sensitive values too: --reveal exists only on `config`.
+        let mut value = serde_json::to_value(&connector).map_err(|e| CliError::failed(e.to_string()))?;
+        mask_configuration(&mut value, &connector);
+        ctx.out.json(&json!({"connector": value, "latest_jobs": jobs.results}))?;
+        return Ok(());
+    }
+    ctx.out.text(&show_text(&connector, &jobs.results))?;
+    Ok(())
+}
+
+/// Replaces sensitive configuration values in a serialised connector with the mask.
+pub fn mask_configuration(value: &mut Value, connector: &Connector) {
+    for (key, field) in &connector.configuration.0 {
+        if field.sensitive {
+            if let Some(slot) = value.pointer_mut(&format!("/configuration/{}/value", escape_pointer(key))) {
+                *slot = Value::String(field.display_value(false));
+            }
+        }
+    }
+}
+
+fn escape_pointer(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
+}
+
+fn show_text(c: &Connector, jobs: &[SyncJob]) -> String {
+    let pipeline = c.pipeline_or_default();
+    let mut text = details(&[
+        ("ID", c.id.clone()),
+        ("Name", c.name.clone()),
+        ("Description", or_dash(c.description.as_deref())),
+        ("Service type", or_dash(c.service_type.as_deref())),
+        ("Index", or_dash(c.index_name.as_deref())),
+        ("Status", c.status.to_string()),
+        ("Error", or_dash(c.error.as_deref())),
+        ("Native", c.is_native.to_string()),
+        ("Last seen", or_dash(c.last_seen)),
+        ("Last sync", format!("{} at {}", or_dash(c.last_sync_status), or_dash(c.last_synced))),
+        ("Last sync error", or_dash(c.last_sync_error.as_deref())),
+        ("Indexed / deleted", format!("{} / {}", or_dash(c.last_indexed_document_count), or_dash(c.last_deleted_document_count))),
+        ("Pipeline", format!(
+            "{} (extract binary: {}, reduce whitespace: {}, ML inference: {})",
+            pipeline.name, pipeline.extract_binary_content, pipeline.reduce_whitespace, pipeline.run_ml_inference
+        )),
+        ("Schedule full", schedule_line(&c.scheduling.full)),
+        ("Schedule incremental", schedule_line(&c.scheduling.incremental)),
+        ("Schedule access control", schedule_line(&c.scheduling.access_control)),
+        ("Configuration", format!("{} fields (see `connectors config {}`)", c.configuration.0.len(), c.id)),
+    ]);
+    text.push_str("\nFiltering rules (active):\n");
+    match c.active_filtering() {
+        Some(rules) if !rules.rules.is_empty() => {
+            let mut table = Table::new(&["ORDER", "ID", "POLICY", "FIELD", "RULE", "VALUE"]);
+            for r in &rules.rules {
+                table.row(vec![
+                    r.order.to_string(),
+                    r.id.clone(),
+                    format!("{:?}", r.policy).to_lowercase(),
+                    r.field.clone(),
+                    serde_json::to_value(r.rule).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
+                    r.value.clone(),
+                ]);
+            }
+            text.push_str(&indent(&table.render()));
+            if !rules.advanced_snippet.value.is_null() && rules.advanced_snippet.value != json!({}) {
+                text.push_str(&format!("  advanced snippet: {}\n", rules.advanced_snippet.value));
+            }
+        }
+        _ => text.push_str("  none\n"),
+    }
+    text.push_str("\nLatest jobs:\n");
+    if jobs.is_empty() {
+        text.push_str("  none\n");
+    } else {
+        text.push_str(&indent(&super::jobs::jobs_table(jobs)));
+    }
+    text
+}
+
+fn schedule_line(s: &crate::model::ScheduleConfig) -> String {
+    format!("{} ({})", if s.enabled { "on" } else { "off" }, s.interval)
+}
+
+fn indent(text: &str) -> String {
+    text.lines().map(|l| format!("  {l}\n")).collect()
+}
+
+async fn config(ctx: &mut Context, id: &str, reveal: bool) -> CliResult {
+    let connector = ctx.control.get_connector(id).await.map_err(|e| CliError::from(e).context(format!("connector '{id}'")))?;
+    if reveal {
+        tracing::info!(connector = id, "configuration revealed on the command line");
+    }
+    let fields = connector.configuration.fields_in_order();
+    if ctx.out.json {
+        let rows: Vec<Value> = fields
+            .iter()
+            .map(|(key, f)| {
+                let value = if f.sensitive && !reveal { Value::String(f.display_value(false)) } else { f.value.clone() };
+                json!({
+                    "key": key, "label": f.display_label(key), "type": f.field_type.as_str(),
+                    "value": value, "required": f.required, "sensitive": f.sensitive,
+                    "active": connector.configuration.is_active(key),
+                })
+            })
+            .collect();
+        ctx.out.json(&rows)?;
+        return Ok(());
+    }
+    if fields.is_empty() {
+        ctx.out.text(&format!("connector '{id}' has no configuration fields yet"))?;
+        return Ok(());
+    }
+    let mut table = Table::new(&["LABEL", "KEY", "TYPE", "VALUE", "REQUIRED", "SENSITIVE"]);
+    for (key, f) in fields {
+        let mut value = ellipsize(&f.display_value(reveal), 60);
+        if !connector.configuration.is_active(key) {
+            value = format!("{value} (inactive)");
+        }
+        table.row(vec![
+            f.display_label(key),
+            key.to_string(),
+            f.field_type.as_str().to_string(),
+            value,
+            yes_no(f.required),
+            yes_no(f.sensitive),
+        ]);
+    }
+    ctx.out.text(&table.render())?;
+    Ok(())
+}
+
+fn yes_no(b: bool) -> String {
+    if b { "yes" } else { "no" }.to_string()
+}
+
+async fn set(ctx: &mut Context, id: &str, assignments: &[String]) -> CliResult {
+    let connector = ctx.control.get_connector(id).await.map_err(|e| CliError::from(e).context(format!("connector '{id}'")))?;
+    let mut values = Map::new();
+    let mut problems = Vec::new();
+    for text in assignments {
+        let (key, raw) = parse_assignment(text).map_err(CliError::usage)?;
+        match connector.configuration.get(&key) {
+            None => problems.push(format!("{key}: no such field (known: {})", known_keys(&connector))),
+            Some(field) => match parse_input(&key, field, &raw) {
+                Ok(v) => {
+                    values.insert(key, v);
+                }
+                Err(issue) => problems.push(issue.to_string()),
+            },
+        }
+    }
+    if problems.is_empty() {
+        problems = validate_update(&connector.configuration, &values).iter().map(ToString::to_string).collect();
+    }
+    if !problems.is_empty() {
+        return Err(CliError::failed(format!(
+            "nothing saved; connector '{id}' configuration is invalid:\n  {}",
+            problems.join("\n  ")
+        )));
+    }
+    ctx.control
+        .update_configuration(id, &ConfigurationUpdate::Values(values.clone()))
+        .await
+        .map_err(|e| CliError::from(e).context(format!("saving configuration of '{id}'")))?;
+    let keys: Vec<_> = values.keys().cloned().collect();
+    ctx.out.either(&json!({"result": "updated", "id": id, "keys": keys}), || {
+        format!("connector '{id}': updated {}", keys.join(", "))
+    })?;
+    Ok(())
+}
+
+fn known_keys(c: &Connector) -> String {
+    let keys: Vec<_> = c.configuration.fields_in_order().into_iter().map(|(k, _)| k).collect();
+    if keys.is_empty() { "none".to_string() } else { keys.join(", ") }
+}

@@ -1,0 +1,145 @@
+//! How the CLI prints: aligned human tables by default, JSON with `--json`. Everything goes
+//! through [`Output`], which turns a closed pipe (`syncdeck ... --json | head`) into a quiet
+//! success instead of a panic.
+
+use serde::Serialize;
+use std::io::{self, Write};
+
+/// A table of text cells with a header row.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Table {
+    pub headers: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    pub fn new(headers: &[&str]) -> Self {
+        Self { headers: headers.iter().map(|h| h.to_string()).collect(), rows: Vec::new() }
+    }
+
+    pub fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+
+    /// Renders with two spaces between columns, the last column unpadded.
+    pub fn render(&self) -> String {
+        let columns = self.headers.len();
+        let mut widths: Vec<usize> = self.headers.iter().map(|h| h.chars().count()).collect();
+        for row in &self.rows {
+            for (i, cell) in row.iter().enumerate().take(columns) {
+                widths[i] = widths[i].max(cell.chars().count());
+            }
+        }
+        let mut out = String::new();
+        let mut line = |cells: &[String]| {
+            let mut text = String::new();
+            for (i, cell) in cells.iter().enumerate().take(columns) {
+                if i + 1 == columns {
+                    text.push_str(cell);
+                } else {
+                    let pad = widths[i] - cell.chars().count();
+                    text.push_str(cell);
+                    text.push_str(&" ".repeat(pad + 2));
+                }
+            }
+            out.push_str(text.trim_end());
+            out.push('\n');
+        };
+        line(&self.headers);
+        for row in &self.rows {
+            line(row);
+        }
+        out
+    }
+}
+
+/// A key/value listing for `show` commands.
+pub fn details(pairs: &[(&str, String)]) -> String {
+    let width = pairs.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(0);
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{k:<width$}  {v}\n"))
+        .collect()
+}
+
+/// The CLI's stdout.
+pub struct Output {
+    pub json: bool,
+    out: Box<dyn Write + Send>,
+}
+
+impl Output {
+    pub fn stdout(json: bool) -> Self {
+        Self { json, out: Box::new(io::stdout()) }
+    }
+
+    /// An output into a shared buffer, for tests.
+    pub fn buffer(json: bool, buffer: std::sync::Arc<std::sync::Mutex<Vec<u8>>>) -> Self {
+        Self { json, out: Box::new(SharedBuffer(buffer)) }
+    }
+
+    pub fn text(&mut self, text: &str) -> io::Result<()> {
+        self.out.write_all(text.as_bytes())?;
+        if !text.ends_with('\n') {
+            self.out.write_all(b"\n")?;
+        }
+        self.out.flush()
+    }
+
+    pub fn json<T: Serialize + ?Sized>(&mut self, value: &T) -> io::Result<()> {
+        serde_json::to_writer_pretty(&mut self.out, value).map_err(io::Error::other)?;
+        self.out.write_all(b"\n")?;
+        self.out.flush()
+    }
+
+    /// JSON with `--json`, else the human rendering.
+    pub fn either<T: Serialize + ?Sized>(&mut self, value: &T, human: impl FnOnce() -> String) -> io::Result<()> {
+        if self.json { self.json(value) } else { self.text(&human()) }
+    }
+}
+
+struct SharedBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Write for SharedBuffer {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut guard = self.0.lock().map_err(|_| io::Error::other("buffer poisoned"))?;
+        guard.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Shortens an id or text for a table cell.
+pub fn ellipsize(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let kept: String = text.chars().take(max.saturating_sub(1)).collect();
+    format!("{kept}…")
+}
+
+/// `-` for a missing value.
+pub fn or_dash<T: ToString>(value: Option<T>) -> String {
+    value.map(|v| v.to_string()).unwrap_or_else(|| "-".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_aligns_columns() {
+        let mut t = Table::new(&["ID", "NAME"]);
+        t.row(vec!["a".into(), "first".into()]);
+        t.row(vec!["long-id".into(), "x".into()]);
+        assert_eq!(t.render(), "ID       NAME\na        first\nlong-id  x\n");
+    }
+
+    #[test]
+    fn ellipsize_counts_chars() {
+        assert_eq!(ellipsize("abcdef", 4), "abc…");
+        assert_eq!(ellipsize("ab", 4), "ab");
+    }
+}

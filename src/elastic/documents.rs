@@ -1,0 +1,430 @@
+//! Documents in content indices: `_bulk` with per-item results, the id scan of a full sync
+//! (PIT + `search_after`, one page at a time), count, get, index, delete and a basic
+//! delete-by-query. The bulk body arrives serialised; this module never builds documents.
+
+use super::error::{Error, Result};
+use super::transport::{Body, Method, Transport, path};
+use crate::backend::{self, BulkItem, BulkOp, BulkRequest, BulkResponse, DocMeta, IdScan, ItemError};
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use std::sync::Arc;
+
+/// How long a PIT stays open between two pages of an id scan.
+pub const PIT_KEEP_ALIVE: &str = "2m";
+
+/// The wire shape of a bulk answer; only what [`BulkResponse`] keeps is read.
+#[derive(Deserialize)]
+struct RawBulk {
+    #[serde(default)]
+    took: u64,
+    #[serde(default)]
+    errors: bool,
+    #[serde(default)]
+    items: Vec<RawItem>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum RawItem {
+    Index(RawItemBody),
+    Create(RawItemBody),
+    Update(RawItemBody),
+    Delete(RawItemBody),
+}
+
+#[derive(Deserialize)]
+struct RawItemBody {
+    #[serde(rename = "_id", default)]
+    id: Option<String>,
+    #[serde(default)]
+    status: u16,
+    #[serde(default)]
+    result: Option<String>,
+    #[serde(default)]
+    error: Option<RawItemError>,
+}
+
+#[derive(Deserialize)]
+struct RawItemError {
+    #[serde(rename = "type", default)]
+    kind: String,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+impl From<RawItem> for BulkItem {
+    fn from(raw: RawItem) -> Self {
+        let (op, body) = match raw {
+            RawItem::Index(body) => (BulkOp::Index, body),
+            RawItem::Create(body) => (BulkOp::Create, body),
+            RawItem::Update(body) => (BulkOp::Update, body),
+            RawItem::Delete(body) => (BulkOp::Delete, body),
+        };
+        BulkItem {
+            op,
+            id: body.id.unwrap_or_default(),
+            status: body.status,
+            result: body.result,
+            error: body.error.map(|e| ItemError { kind: e.kind, reason: e.reason.unwrap_or_default() }),
+        }
+    }
+}
+
+/// Parses a `_bulk` answer straight into [`BulkResponse`] (one pass, no `Value` tree).
+pub fn parse_bulk_response(bytes: &[u8]) -> std::result::Result<BulkResponse, serde_json::Error> {
+    let raw: RawBulk = serde_json::from_slice(bytes)?;
+    Ok(BulkResponse { took: raw.took, errors: raw.errors, items: raw.items.into_iter().map(BulkItem::from).collect() })
+}
+
+/// The answer to `_count`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CountResponse {
+    pub count: u64,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// The answer to a single-document write (index, delete, update).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WriteResponse {
+    #[serde(rename = "_index", default)]
+    pub index: String,
+    #[serde(rename = "_id", default)]
+    pub id: String,
+    #[serde(rename = "_version", default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
+    /// `created`, `updated`, `deleted`, `not_found`, `noop`.
+    #[serde(default)]
+    pub result: String,
+    #[serde(rename = "_seq_no", default, skip_serializing_if = "Option::is_none")]
+    pub seq_no: Option<u64>,
+    #[serde(rename = "_primary_term", default, skip_serializing_if = "Option::is_none")]
+    pub primary_term: Option<u64>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// The answer to `_search`, with `_source` read as `T`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(bound(deserialize = "T: Deserialize<'de>"))]
+pub struct SearchResponse<T> {
+    /// The PIT id to use for the next page (it may change between pages).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pit_id: Option<String>,
+    pub hits: SearchHits<T>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(bound(deserialize = "T: Deserialize<'de>"))]
+pub struct SearchHits<T> {
+    #[serde(default = "Vec::new")]
+    pub hits: Vec<SearchHit<T>>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(bound(deserialize = "T: Deserialize<'de>"))]
+pub struct SearchHit<T> {
+    #[serde(rename = "_id")]
+    pub id: String,
+    #[serde(rename = "_source", default = "none", skip_serializing_if = "Option::is_none")]
+    pub source: Option<T>,
+    /// The sort values, for `search_after`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sort: Option<Value>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+fn none<T>() -> Option<T> {
+    None
+}
+
+#[derive(Deserialize)]
+struct GetAnswer {
+    #[serde(default)]
+    found: bool,
+    #[serde(rename = "_source", default)]
+    source: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct DeleteByQueryAnswer {
+    #[serde(default)]
+    deleted: u64,
+}
+
+#[derive(Deserialize)]
+struct PitAnswer {
+    id: String,
+}
+
+type ScanHit = SearchHit<Map<String, Value>>;
+
+/// A hit of an id scan as [`DocMeta`]: the body `id` (the source's id), falling back to
+/// `_id` like the framework does.
+fn scan_meta(hit: ScanHit) -> DocMeta {
+    let source = hit.source.unwrap_or_default();
+    let id = match source.get("id") {
+        Some(Value::String(id)) => id.clone(),
+        _ => hit.id,
+    };
+    let timestamp = match source.get("_timestamp") {
+        Some(Value::String(t)) => Some(t.clone()),
+        Some(Value::Null) | None => None,
+        Some(other) => Some(other.to_string()),
+    };
+    DocMeta { id, timestamp }
+}
+
+/// The document API family.
+pub struct Documents<'a> {
+    transport: &'a Arc<Transport>,
+}
+
+impl<'a> Documents<'a> {
+    pub(crate) fn new(transport: &'a Arc<Transport>) -> Self {
+        Self { transport }
+    }
+
+    /// `POST /{index}/_bulk` (or `/_bulk` without a default index) with the request's
+    /// `pipeline` and `refresh`. Fails with a decode error when the answer has not one item
+    /// per action.
+    pub async fn bulk(&self, request: &BulkRequest) -> Result<BulkResponse> {
+        let url = if request.index.is_empty() { "/_bulk".to_string() } else { path(&[&request.index, "_bulk"]) };
+        let mut params = Vec::new();
+        if let Some(pipeline) = request.pipeline.as_deref().filter(|p| !p.is_empty()) {
+            params.push(("pipeline", pipeline.to_string()));
+        }
+        if request.refresh {
+            params.push(("refresh", "true".to_string()));
+        }
+        let body = Body::ndjson(request.body.clone());
+        let response = self.transport.send(Method::POST, &url, &params, Some(body)).await?;
+        let parsed = parse_bulk_response(&response.body)
+            .map_err(|e| Error::Decode { url_path: url.clone(), reason: format!("unexpected bulk answer: {e}") })?;
+        if request.actions != 0 && parsed.items.len() != request.actions {
+            return Err(Error::Decode {
+                url_path: url,
+                reason: format!("sent {} actions but got {} items back", request.actions, parsed.items.len()),
+            });
+        }
+        Ok(parsed)
+    }
+
+    /// Opens a PIT on `index` and returns a scan over its ids, `page_size` per page. A
+    /// missing index scans as empty.
+    pub async fn scan_ids(&self, index: &str, page_size: usize) -> Result<PitScan> {
+        PitScan::open(Arc::clone(self.transport), index, page_size).await
+    }
+
+    /// `GET /{index}/_count`.
+    pub async fn count(&self, index: &str) -> Result<u64> {
+        let answer: CountResponse = self.transport.request(Method::GET, &path(&[index, "_count"]), &[], None).await?;
+        Ok(answer.count)
+    }
+
+    /// `GET /{index}/_doc/{id}`: the source, or `None` when the document (or the index) does
+    /// not exist.
+    pub async fn get(&self, index: &str, id: &str) -> Result<Option<Value>> {
+        match self.transport.request::<GetAnswer>(Method::GET, &path(&[index, "_doc", id]), &[], None).await {
+            Ok(answer) if answer.found => Ok(answer.source),
+            Ok(_) => Ok(None),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `PUT /{index}/_doc/{id}`: indexes one document.
+    pub async fn index(&self, index: &str, id: &str, document: &Value, refresh: bool) -> Result<()> {
+        let url = path(&[index, "_doc", id]);
+        let params = if refresh { vec![("refresh", "true".to_string())] } else { vec![] };
+        let body = Transport::encode(&url, document)?;
+        self.transport.send(Method::PUT, &url, &params, Some(body)).await?;
+        Ok(())
+    }
+
+    /// `DELETE /{index}/_doc/{id}`: whether a document was deleted.
+    pub async fn delete(&self, index: &str, id: &str) -> Result<bool> {
+        match self.transport.request::<WriteResponse>(Method::DELETE, &path(&[index, "_doc", id]), &[], None).await {
+            Ok(answer) => Ok(answer.result == "deleted"),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `POST /{index}/_delete_by_query` with a query (`{"match_all":{}}` etc.); returns how
+    /// many documents were deleted. Version conflicts are counted, not fatal.
+    pub async fn delete_by_query(&self, index: &str, query: &Value, refresh: bool) -> Result<u64> {
+        let url = path(&[index, "_delete_by_query"]);
+        let mut params = vec![("conflicts", "proceed".to_string())];
+        if refresh {
+            params.push(("refresh", "true".to_string()));
+        }
+        let body = Transport::encode(&url, &json!({ "query": query }))?;
+        let answer: DeleteByQueryAnswer = self.transport.request(Method::POST, &url, &params, Some(body)).await?;
+        Ok(answer.deleted)
+    }
+
+    /// `POST /{index}/_search` with any body, answer as JSON.
+    pub async fn search(&self, index: &str, body: &Value) -> Result<Value> {
+        let url = path(&[index, "_search"]);
+        let encoded = Transport::encode(&url, body)?;
+        self.transport.request(Method::POST, &url, &[], Some(encoded)).await
+    }
+}
+
+/// An id scan over one index: PIT + `search_after`, sorted by `_shard_doc`, `_source`
+/// limited to `id` and `_timestamp`. The PIT is closed when the last page has been read or
+/// on [`IdScan::close`]; a scan dropped early leaves it to expire after
+/// [`PIT_KEEP_ALIVE`].
+pub struct PitScan {
+    transport: Arc<Transport>,
+    index: String,
+    pit: Option<String>,
+    search_after: Option<Value>,
+    page_size: usize,
+    done: bool,
+}
+
+impl std::fmt::Debug for PitScan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PitScan").field("index", &self.index).field("done", &self.done).finish_non_exhaustive()
+    }
+}
+
+impl PitScan {
+    async fn open(transport: Arc<Transport>, index: &str, page_size: usize) -> Result<Self> {
+        let url = path(&[index, "_pit"]);
+        let params = [("keep_alive", PIT_KEEP_ALIVE.to_string())];
+        let opened = transport.request::<PitAnswer>(Method::POST, &url, &params, None).await;
+        let pit = match opened {
+            Ok(answer) => Some(answer.id),
+            Err(e) if e.kind() == Some("index_not_found_exception") => None,
+            Err(e) => return Err(e),
+        };
+        Ok(Self {
+            transport,
+            index: index.to_string(),
+            done: pit.is_none(),
+            pit,
+            search_after: None,
+            page_size: page_size.max(1),
+        })
+    }
+
+    /// The next page of ids, or `None` when the scan is done.
+    pub async fn next(&mut self) -> Result<Option<Vec<DocMeta>>> {
+        let Some(pit) = self.pit.clone().filter(|_| !self.done) else {
+            return Ok(None);
+        };
+        let mut body = json!({
+            "size": self.page_size,
+            "_source": ["id", "_timestamp"],
+            "sort": [{ "_shard_doc": "asc" }],
+            "pit": { "id": pit, "keep_alive": PIT_KEEP_ALIVE },
+            "track_total_hits": false,
+        });
+        if let Some(after) = &self.search_after {
+            body["search_after"] = after.clone();
+        }
+        let encoded = Transport::encode("/_search", &body)?;
+        let answer: SearchResponse<Map<String, Value>> = self.transport.request(Method::POST, "/_search", &[], Some(encoded)).await?;
+        if let Some(new_pit) = answer.pit_id {
+            self.pit = Some(new_pit);
+        }
+        let hits = answer.hits.hits;
+        if hits.len() < self.page_size {
+            self.done = true;
+        }
+        if let Some(last) = hits.last() {
+            match &last.sort {
+                Some(sort) => self.search_after = Some(sort.clone()),
+                None => {
+                    return Err(Error::Decode {
+                        url_path: "/_search".to_string(),
+                        reason: "a PIT search hit came without 'sort' values".to_string(),
+                    });
+                }
+            }
+        }
+        if self.done {
+            self.close_pit().await?;
+        }
+        if hits.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(hits.into_iter().map(scan_meta).collect()))
+    }
+
+    /// Closes the PIT (`DELETE /_pit`); safe to call more than once. A PIT that already
+    /// expired is not an error.
+    pub async fn close_pit(&mut self) -> Result<()> {
+        self.done = true;
+        let Some(pit) = self.pit.take() else {
+            return Ok(());
+        };
+        let body = Transport::encode("/_pit", &json!({ "id": pit }))?;
+        match self.transport.send(Method::DELETE, "/_pit", &[], Some(body)).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+#[async_trait]
+impl IdScan for PitScan {
+    async fn next_page(&mut self) -> backend::Result<Option<Vec<DocMeta>>> {
+        Ok(self.next().await?)
+    }
+
+    async fn close(&mut self) -> backend::Result<()> {
+        Ok(self.close_pit().await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bulk_items_keep_op_id_status_result_and_error() {
+        let body = br#"{"took":3,"errors":true,"items":[
+            {"index":{"_index":"i","_id":"1","_version":1,"result":"created","status":201,"_seq_no":0}},
+            {"delete":{"_index":"i","_id":"2","result":"not_found","status":404}},
+            {"create":{"_index":"i","_id":"3","status":400,"error":{"type":"document_parsing_exception","reason":"bad field","index":"i"}}},
+            {"update":{"_index":"i","_id":null,"status":429,"error":{"type":"es_rejected_execution_exception","reason":null}}}
+        ]}"#;
+        let parsed = parse_bulk_response(body).unwrap();
+        assert_eq!(parsed.took, 3);
+        assert!(parsed.errors);
+        let ops: Vec<_> = parsed.items.iter().map(|i| i.op).collect();
+        assert_eq!(ops, [BulkOp::Index, BulkOp::Delete, BulkOp::Create, BulkOp::Update]);
+        assert_eq!(parsed.items[0].result.as_deref(), Some("created"));
+        assert_eq!(parsed.items[1].status, 404);
+        let error = parsed.items[2].error.as_ref().unwrap();
+        assert_eq!((error.kind.as_str(), error.reason.as_str()), ("document_parsing_exception", "bad field"));
+        assert_eq!(parsed.items[3].id, "");
+        assert_eq!(parsed.items[3].error.as_ref().unwrap().reason, "");
+    }
+
+    #[test]
+    fn bulk_answer_with_unknown_op_is_an_error() {
+        assert!(parse_bulk_response(br#"{"items":[{"upsert":{"status":200}}]}"#).is_err());
+        assert!(parse_bulk_response(br#"{"took":1,"errors":false,"items":[{"index""#).is_err());
+    }
+
+    #[test]
+    fn scan_hit_prefers_the_body_id() {
+        let hit: ScanHit =
+            serde_json::from_value(json!({"_id":"h","_source":{"id":"long-id","_timestamp":"t"},"sort":[1]})).unwrap();
+        assert_eq!(scan_meta(hit), DocMeta { id: "long-id".into(), timestamp: Some("t".into()) });
+        let hit: ScanHit = serde_json::from_value(json!({"_id":"h","_source":{}})).unwrap();
+        assert_eq!(scan_meta(hit), DocMeta { id: "h".into(), timestamp: None });
+    }
+}

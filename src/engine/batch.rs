@@ -1,0 +1,361 @@
+//! The batcher's data: documents serialised once, straight into NDJSON bulk bodies, and cut
+//! into [`Batch`]es by document count and bytes (the pipeline adds the linger time). Each
+//! item remembers where its lines sit in the body, so retries and dead letters reuse the
+//! serialised bytes instead of encoding the document again.
+
+use crate::backend::BulkOp;
+use crate::model::Pipeline;
+use bytes::Bytes;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use std::time::Instant;
+
+/// Elasticsearch refuses `_id`s over 512 bytes; longer ids are hashed, as the framework does.
+pub const MAX_ID_BYTES: usize = 512;
+
+/// One action of a batch and where its lines are in the body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchItem {
+    /// The document id as the source gave it (the `_id` sent may be its hash).
+    pub id: String,
+    pub op: BulkOp,
+    /// Start of the action line.
+    pub start: usize,
+    /// Start of the source line (== `end` for deletes).
+    pub source_start: usize,
+    /// End of the item's lines, after the last newline.
+    pub end: usize,
+    /// How many times this item was sent before.
+    pub attempts: u32,
+}
+
+impl BatchItem {
+    pub fn source_len(&self) -> usize {
+        self.end.saturating_sub(self.source_start)
+    }
+}
+
+/// A bulk body and its items.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    pub seq: u64,
+    pub body: Bytes,
+    pub items: Vec<BatchItem>,
+    pub created: Instant,
+}
+
+/// The batch being built.
+struct Building {
+    body: Vec<u8>,
+    items: Vec<BatchItem>,
+    created: Instant,
+}
+
+impl Building {
+    fn new(capacity: usize) -> Self {
+        Self { body: Vec::with_capacity(capacity), items: Vec::new(), created: Instant::now() }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+}
+
+impl Batch {
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// The JSON source of an item (without its newline), for the dead-letter queue.
+    pub fn source_of(&self, item: &BatchItem) -> &[u8] {
+        let end = item.end.saturating_sub(1).max(item.source_start);
+        self.body.get(item.source_start..end).unwrap_or_default()
+    }
+
+    /// A new batch holding only some items of this one (retries), reusing their bytes.
+    pub fn subset(&self, seq: u64, items: &[BatchItem]) -> Batch {
+        let size: usize = items.iter().map(|i| i.end - i.start).sum();
+        let mut out = Building::new(size);
+        for item in items {
+            let start = out.body.len();
+            out.body.extend_from_slice(self.body.get(item.start..item.end).unwrap_or_default());
+            let shift = |pos: usize| pos - item.start + start;
+            out.items.push(BatchItem {
+                id: item.id.clone(),
+                op: item.op,
+                start,
+                source_start: shift(item.source_start),
+                end: shift(item.end),
+                attempts: item.attempts + 1,
+            });
+        }
+        Batch { seq, body: Bytes::from(out.body), items: out.items, created: Instant::now() }
+    }
+}
+
+/// Limits of one bulk body.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchLimits {
+    pub max_docs: usize,
+    pub max_bytes: usize,
+}
+
+/// Serialises documents into batches.
+pub struct BatchBuilder {
+    limits: BatchLimits,
+    /// `,"_extract_binary_content":true,...` rendered once.
+    pipeline_fields: Vec<u8>,
+    current: Building,
+    next_seq: u64,
+}
+
+impl BatchBuilder {
+    pub fn new(limits: BatchLimits, pipeline: Option<&Pipeline>) -> Self {
+        let pipeline_fields = match pipeline {
+            Some(p) => format!(
+                ",\"_extract_binary_content\":{},\"_reduce_whitespace\":{},\"_run_ml_inference\":{}",
+                p.extract_binary_content, p.reduce_whitespace, p.run_ml_inference
+            )
+            .into_bytes(),
+            None => Vec::new(),
+        };
+        let capacity = limits.max_bytes.min(8 * 1024 * 1024);
+        Self { limits, pipeline_fields, current: Building::new(capacity), next_seq: 1 }
+    }
+
+    /// Bytes in the batch being built.
+    pub fn pending_bytes(&self) -> usize {
+        self.current.body.len()
+    }
+
+    pub fn pending_docs(&self) -> usize {
+        self.current.items.len()
+    }
+
+    /// When the batch being built was started, if it holds anything.
+    pub fn pending_since(&self) -> Option<Instant> {
+        (!self.current.is_empty()).then_some(self.current.created)
+    }
+
+    /// Adds an `index` action with the whole document. Returns a full batch when the limits
+    /// were reached (the document is then in the next batch).
+    pub fn push_index(&mut self, id: String, timestamp: Option<&str>, fields: &mut Map<String, Value>) -> Option<Batch> {
+        let mark = self.current.body.len();
+        let item_start = mark;
+        write_action(&mut self.current.body, "index", &id);
+        let source_start = self.current.body.len();
+        // The body carries `id` and `_timestamp` first, then the pipeline flags, then the
+        // source's fields (minus any of ours it also set).
+        fields.remove("id");
+        fields.remove("_timestamp");
+        let body = &mut self.current.body;
+        body.extend_from_slice(b"{\"id\":");
+        write_json_str(body, &id);
+        if let Some(ts) = timestamp {
+            body.extend_from_slice(b",\"_timestamp\":");
+            write_json_str(body, ts);
+        }
+        body.extend_from_slice(&self.pipeline_fields);
+        append_fields(body, fields);
+        body.push(b'\n');
+        self.finish_item(id, BulkOp::Index, item_start, source_start)
+    }
+
+    /// Adds an `update` with `doc_as_upsert`.
+    pub fn push_update(&mut self, id: String, fields: &Map<String, Value>) -> Option<Batch> {
+        let item_start = self.current.body.len();
+        write_action(&mut self.current.body, "update", &id);
+        let source_start = self.current.body.len();
+        let body = &mut self.current.body;
+        body.extend_from_slice(b"{\"doc\":");
+        // Serialising a Map into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *body, fields);
+        body.extend_from_slice(b",\"doc_as_upsert\":true}\n");
+        self.finish_item(id, BulkOp::Update, item_start, source_start)
+    }
+
+    /// Adds a `delete`.
+    pub fn push_delete(&mut self, id: String) -> Option<Batch> {
+        let item_start = self.current.body.len();
+        write_action(&mut self.current.body, "delete", &id);
+        let end = self.current.body.len();
+        self.finish_item(id, BulkOp::Delete, item_start, end)
+    }
+
+    fn finish_item(&mut self, id: String, op: BulkOp, start: usize, source_start: usize) -> Option<Batch> {
+        let end = self.current.body.len();
+        let item = BatchItem { id, op, start, source_start, end, attempts: 0 };
+        let over_bytes = end > self.limits.max_bytes && !self.current.items.is_empty();
+        if over_bytes {
+            // This document does not fit: cut before it and start the next batch with it.
+            let tail = self.current.body.split_off(start);
+            let full = self.take_current();
+            let base = self.current.body.len();
+            self.current.body.extend_from_slice(&tail);
+            let shift = |pos: usize| pos - start + base;
+            self.current.items.push(BatchItem {
+                start: shift(item.start),
+                source_start: shift(item.source_start),
+                end: shift(item.end),
+                ..item
+            });
+            return Some(full);
+        }
+        self.current.items.push(item);
+        if self.current.items.len() >= self.limits.max_docs || self.current.body.len() >= self.limits.max_bytes {
+            return Some(self.take_current());
+        }
+        None
+    }
+
+    /// The batch being built, if it holds anything (for linger and the end of the source).
+    pub fn flush(&mut self) -> Option<Batch> {
+        (!self.current.is_empty()).then(|| self.take_current())
+    }
+
+    /// A fresh sequence number, for batches built elsewhere (retries).
+    pub fn next_seq(&mut self) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        seq
+    }
+
+    fn take_current(&mut self) -> Batch {
+        let seq = self.next_seq();
+        let capacity = self.limits.max_bytes.min(8 * 1024 * 1024);
+        let done = std::mem::replace(&mut self.current, Building::new(capacity));
+        Batch { seq, body: Bytes::from(done.body), items: done.items, created: done.created }
+    }
+}
+
+/// `{"<op>":{"_id":"<id>"}}\n`, hashing ids that are too long.
+fn write_action(body: &mut Vec<u8>, op: &str, id: &str) {
+    body.extend_from_slice(b"{\"");
+    body.extend_from_slice(op.as_bytes());
+    body.extend_from_slice(b"\":{\"_id\":");
+    if id.len() > MAX_ID_BYTES {
+        write_json_str(body, &hash_id(id));
+    } else {
+        write_json_str(body, id);
+    }
+    body.extend_from_slice(b"}}\n");
+}
+
+/// The `_id` used for an id over 512 bytes.
+pub fn hash_id(id: &str) -> String {
+    let digest = Sha256::digest(id.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn write_json_str(body: &mut Vec<u8>, s: &str) {
+    // Serialising a str into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *body, s);
+}
+
+/// Appends `,"k":v,...}` (or `}` for no fields) after an already opened object.
+fn append_fields(body: &mut Vec<u8>, fields: &Map<String, Value>) {
+    if fields.is_empty() {
+        body.push(b'}');
+        return;
+    }
+    let at = body.len();
+    let _ = serde_json::to_writer(&mut *body, fields);
+    // The map was written as `{...}`: turn its opening brace into the separator.
+    body[at] = b',';
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn fields(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().unwrap()
+    }
+
+    fn limits(docs: usize, bytes: usize) -> BatchLimits {
+        BatchLimits { max_docs: docs, max_bytes: bytes }
+    }
+
+    fn lines(batch: &Batch) -> Vec<Value> {
+        batch.body.split(|b| *b == b'\n').filter(|l| !l.is_empty()).map(|l| serde_json::from_slice(l).unwrap()).collect()
+    }
+
+    #[test]
+    fn index_lines_carry_id_timestamp_and_pipeline_flags() {
+        let mut b = BatchBuilder::new(limits(10, 1 << 20), Some(&Pipeline::default()));
+        assert!(b.push_index("a\"1".into(), Some("2024-01-01T00:00:00Z"), &mut fields(json!({"x": 1, "id": "dup"}))).is_none());
+        assert!(b.push_index("b".into(), None, &mut Map::new()).is_none());
+        let batch = b.flush().unwrap();
+        let l = lines(&batch);
+        assert_eq!(l[0], json!({"index": {"_id": "a\"1"}}));
+        assert_eq!(
+            l[1],
+            json!({"id": "a\"1", "_timestamp": "2024-01-01T00:00:00Z", "_extract_binary_content": true,
+                   "_reduce_whitespace": true, "_run_ml_inference": true, "x": 1})
+        );
+        assert_eq!(l[3]["id"], "b");
+        let src: Value = serde_json::from_slice(batch.source_of(&batch.items[0])).unwrap();
+        assert_eq!(src["x"], 1);
+    }
+
+    #[test]
+    fn cuts_by_count_and_by_bytes_without_losing_a_document() {
+        let mut b = BatchBuilder::new(limits(3, 1 << 20), None);
+        let mut cut = Vec::new();
+        for i in 0..7 {
+            cut.extend(b.push_index(format!("d{i}"), None, &mut fields(json!({"n": i}))));
+        }
+        cut.extend(b.flush());
+        assert_eq!(cut.iter().map(Batch::len).collect::<Vec<_>>(), [3, 3, 1]);
+
+        let mut b = BatchBuilder::new(limits(1000, 200), None);
+        let mut cut = Vec::new();
+        for i in 0..10 {
+            cut.extend(b.push_index(format!("d{i}"), None, &mut fields(json!({"pad": "x".repeat(60)}))));
+        }
+        cut.extend(b.flush());
+        let ids: Vec<String> = cut.iter().flat_map(|b| b.items.iter().map(|i| i.id.clone())).collect();
+        assert_eq!(ids, (0..10).map(|i| format!("d{i}")).collect::<Vec<_>>());
+        for batch in &cut {
+            assert!(batch.body.len() <= 200 || batch.len() == 1, "batch of {} bytes", batch.body.len());
+            for (item, pair) in batch.items.iter().zip(lines(batch).chunks(2)) {
+                assert_eq!(pair[0]["index"]["_id"], item.id.as_str());
+                assert_eq!(pair[1]["id"], item.id.as_str());
+            }
+        }
+    }
+
+    #[test]
+    fn subset_reuses_bytes_and_counts_attempts() {
+        let mut b = BatchBuilder::new(limits(10, 1 << 20), None);
+        b.push_index("a".into(), None, &mut fields(json!({"v": 1})));
+        b.push_delete("b".into());
+        b.push_update("c".into(), &fields(json!({"v": 3})));
+        let batch = b.flush().unwrap();
+        let retry = batch.subset(9, &[batch.items[2].clone(), batch.items[1].clone()]);
+        let l = lines(&retry);
+        assert_eq!(l[0], json!({"update": {"_id": "c"}}));
+        assert_eq!(l[1], json!({"doc": {"v": 3}, "doc_as_upsert": true}));
+        assert_eq!(l[2], json!({"delete": {"_id": "b"}}));
+        assert_eq!(retry.items[0].attempts, 1);
+        assert_eq!(retry.source_of(&retry.items[1]), b"");
+    }
+
+    #[test]
+    fn long_ids_are_hashed_in_the_action_only() {
+        let long = "x".repeat(600);
+        let mut b = BatchBuilder::new(limits(10, 1 << 20), None);
+        b.push_index(long.clone(), None, &mut Map::new());
+        let batch = b.flush().unwrap();
+        let l = lines(&batch);
+        assert_eq!(l[0]["index"]["_id"].as_str().unwrap().len(), 64);
+        assert_eq!(l[1]["id"], long.as_str());
+        assert_eq!(batch.items[0].id, long);
+    }
+}

@@ -1,0 +1,517 @@
+//! One sync's data path: source → extractor (sync rules, unchanged-document skip, lazy
+//! content, serialisation into bulk bodies) → a queue bounded in bytes → N sink workers.
+//! A full sync then deletes the documents the source no longer has, streaming the index's ids
+//! page by page. Checkpoints from the source are released only once every item sent before
+//! them is settled. Memory stays flat whatever the size of the source: the only per-document
+//! state kept for the whole sync is one 64-bit hash of each id seen.
+
+use super::batch::{Batch, BatchBuilder, BatchLimits};
+use super::dlq::{DeadLetterStore, NewDeadLetter};
+use super::filtering::RuleEngine;
+use super::progress::{BatchTally, DocOutcome, Outcome, Phase, Progress};
+use super::sink::{Delivered, Sink, SinkError};
+use crate::backend::{BackendError, DocumentStore};
+use crate::config::EngineSettings;
+use crate::model::Pipeline;
+use crate::sources::{DataSource, Document, ItemSender, SourceError, SourceItem, SyncMode};
+use serde_json::Value;
+use std::collections::{BTreeSet, VecDeque};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::{Arc, Mutex};
+use thiserror::Error;
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+
+/// How one sync runs.
+pub struct PipelineSettings {
+    pub engine: EngineSettings,
+    pub mode: SyncMode,
+    /// Basic sync rules (active ones of the job's snapshot).
+    pub rules: Option<RuleEngine>,
+    /// The connector's pipeline flags, copied into each document.
+    pub pipeline: Option<Pipeline>,
+}
+
+/// The result of a pipeline that ran to the end.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PipelineOutcome {
+    pub delivered: Delivered,
+    /// The cursor the source returned (incremental syncs).
+    pub cursor: Option<Value>,
+    /// Documents the source sent.
+    pub seen: u64,
+    pub skipped: u64,
+}
+
+#[derive(Debug, Error)]
+pub enum PipelineError {
+    #[error("source: {0}")]
+    Source(SourceError),
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    #[error("reading existing documents of '{index}': {source}")]
+    Scan { index: String, source: BackendError },
+    #[error("the sync was canceled")]
+    Canceled,
+}
+
+/// Everything the pipeline needs from outside.
+pub struct PipelineParts {
+    pub store: Arc<dyn DocumentStore>,
+    pub sink: Arc<Sink>,
+    pub dlq: Arc<DeadLetterStore>,
+    pub progress: Arc<Progress>,
+    /// Receives cursors that are safe to persist while the sync runs.
+    pub checkpoints: Option<mpsc::UnboundedSender<Value>>,
+}
+
+/// Runs one sync to the end. Cancelling `cancel` stops the source and the sink promptly.
+pub async fn run(
+    mut source: Box<dyn DataSource>,
+    parts: PipelineParts,
+    settings: PipelineSettings,
+    cancel: CancellationToken,
+) -> Result<PipelineOutcome, PipelineError> {
+    let index = parts.sink.settings().index.clone();
+    let full = settings.mode == SyncMode::Full;
+    parts.progress.set_total_hint(source.total_hint().await);
+    let existing = if full { Some(ExistingDocs::load(parts.store.as_ref(), &index).await?) } else { None };
+
+    let work = cancel.child_token();
+    let (item_tx, mut item_rx) = ItemSender::channel(1024);
+    let source_cancel = work.clone();
+    let mode = settings.mode.clone();
+    let source_task = tokio::spawn(async move {
+        tokio::select! {
+            result = source.run(mode, item_tx) => result,
+            _ = source_cancel.cancelled() => Err(SourceError::Stopped),
+        }
+    });
+
+    let workers = Workers::start(&parts, &settings.engine, work.clone());
+    parts.progress.set_phase(Phase::Extracting);
+    let limits = BatchLimits { max_docs: settings.engine.batch_max_docs, max_bytes: settings.engine.batch_max_bytes };
+    let mut builder = BatchBuilder::new(limits, settings.pipeline.as_ref());
+    let mut seen = SeenIds::default();
+    let mut skipped = 0u64;
+    let mut seen_count = 0u64;
+    let linger = settings.engine.batch_linger;
+
+    let extract = async {
+        loop {
+            let item = match builder.pending_since() {
+                Some(since) => {
+                    let deadline = tokio::time::Instant::from_std(since + linger);
+                    match tokio::time::timeout_at(deadline, item_rx.recv()).await {
+                        Ok(item) => item,
+                        Err(_) => {
+                            if let Some(batch) = builder.flush() {
+                                workers.send(batch).await?;
+                            }
+                            continue;
+                        }
+                    }
+                }
+                None => item_rx.recv().await,
+            };
+            let Some(item) = item else { break };
+            match item {
+                SourceItem::Upsert(doc) => {
+                    seen_count += 1;
+                    parts.progress.add_seen(1);
+                    if let Some(batch) = upsert(doc, &settings, existing.as_ref(), &mut seen, &mut skipped, &mut builder, &parts.progress).await {
+                        workers.send(batch).await?;
+                    }
+                }
+                SourceItem::Update(doc) => {
+                    seen_count += 1;
+                    parts.progress.add_seen(1);
+                    seen.insert(&doc.id);
+                    if let Some(batch) = builder.push_update(doc.id, &doc.fields) {
+                        workers.send(batch).await?;
+                    }
+                }
+                SourceItem::Delete(id) => {
+                    if let Some(batch) = builder.push_delete(id) {
+                        workers.send(batch).await?;
+                    }
+                }
+                SourceItem::Invalid { id, reason, raw } => {
+                    seen_count += 1;
+                    parts.progress.add_seen(1);
+                    dead_letter_invalid(&parts, &index, id, reason, raw).await?;
+                }
+                SourceItem::Checkpoint(cursor) => {
+                    if let Some(batch) = builder.flush() {
+                        workers.send(batch).await?;
+                    }
+                    workers.checkpoint(cursor);
+                }
+            }
+        }
+        if let Some(batch) = builder.flush() {
+            workers.send(batch).await?;
+        }
+        Ok::<(), PipelineError>(())
+    };
+    let extracted = extract.await;
+    if extracted.is_err() {
+        // Stop the source; it may be waiting for room in the channel.
+        work.cancel();
+    }
+    drop(item_rx);
+    let source_result = match source_task.await {
+        Ok(result) => result,
+        Err(e) => Err(SourceError::Failed(format!("the source task failed: {e}"))),
+    };
+    // Whatever happened, let queued batches finish (or fail) before deciding.
+    let delivered = workers.finish().await;
+    if cancel.is_cancelled() {
+        return Err(PipelineError::Canceled);
+    }
+    let mut delivered = delivered?;
+    extracted?;
+    let cursor = match source_result {
+        Ok(cursor) => cursor,
+        Err(SourceError::Stopped) if cancel.is_cancelled() => return Err(PipelineError::Canceled),
+        // A failed extraction deletes nothing (as the framework does).
+        Err(e) => return Err(PipelineError::Source(e)),
+    };
+    if full {
+        parts.progress.set_phase(Phase::Deleting);
+        let deleted = delete_unseen(&parts, &settings, seen.finish(), &index, cancel.child_token()).await?;
+        delivered.deleted += deleted.deleted;
+        delivered.dead_lettered += deleted.dead_lettered;
+    }
+    Ok(PipelineOutcome { delivered, cursor, seen: seen_count, skipped })
+}
+
+/// Handles one whole document: sync rules, the unchanged skip, lazy content, serialisation.
+async fn upsert(
+    mut doc: Document,
+    settings: &PipelineSettings,
+    existing: Option<&ExistingDocs>,
+    seen: &mut SeenIds,
+    skipped: &mut u64,
+    builder: &mut BatchBuilder,
+    progress: &Progress,
+) -> Option<Batch> {
+    if let Some(rules) = &settings.rules {
+        if !rules.should_index(&doc.fields) {
+            // Excluded documents are not "seen": a full sync removes them from the index.
+            *skipped += 1;
+            progress.add_skipped(1);
+            return None;
+        }
+    }
+    seen.insert(&doc.id);
+    if let (Some(existing), Some(ts)) = (existing, doc.timestamp.as_deref()) {
+        if existing.unchanged(&doc.id, ts) {
+            *skipped += 1;
+            progress.add_skipped(1);
+            return None;
+        }
+    }
+    if let Some(fetch) = doc.content.take() {
+        match fetch().await {
+            Ok(content) => doc.fields.extend(content),
+            Err(e) => {
+                // Indexed without its content, the reason on the document: nothing is lost.
+                doc.fields.insert("_extraction_error".to_string(), Value::String(e.to_string()));
+            }
+        }
+    }
+    builder.push_index(doc.id, doc.timestamp.as_deref(), &mut doc.fields)
+}
+
+async fn dead_letter_invalid(
+    parts: &PipelineParts,
+    index: &str,
+    id: String,
+    reason: String,
+    raw: Value,
+) -> Result<(), PipelineError> {
+    let settings = parts.sink.settings();
+    let entry = NewDeadLetter {
+        connector_id: settings.connector_id.clone(),
+        job_id: settings.job_id.clone(),
+        index: index.to_string(),
+        doc_id: id.clone(),
+        document: raw.to_string(),
+        error_type: "source_invalid".to_string(),
+        reason: reason.clone(),
+        status: None,
+    };
+    let dlq = parts.dlq.clone();
+    tokio::task::spawn_blocking(move || dlq.append_batch(&[entry]))
+        .await
+        .map_err(|e| SinkError::DeadLetterQueue(super::dlq::DlqError::Internal(e.to_string())))?
+        .map_err(SinkError::from)?;
+    parts.progress.add_batch(&BatchTally { dead_lettered: 1, ..Default::default() });
+    parts.progress.push_outcomes([DocOutcome { id, outcome: Outcome::DeadLettered, bytes: 0, latency_ms: 0, reason: Some(reason) }]);
+    Ok(())
+}
+
+/// Full sync, last step: delete every indexed id the source did not send, streaming ids.
+async fn delete_unseen(
+    parts: &PipelineParts,
+    settings: &PipelineSettings,
+    seen: SeenIds,
+    index: &str,
+    cancel: CancellationToken,
+) -> Result<Delivered, PipelineError> {
+    let scan_error = |source| PipelineError::Scan { index: index.to_string(), source };
+    if !parts.store.index_exists(index).await.map_err(scan_error)? {
+        return Ok(Delivered::default());
+    }
+    let workers = Workers::start(parts, &settings.engine, cancel.clone());
+    let limits = BatchLimits { max_docs: settings.engine.batch_max_docs, max_bytes: settings.engine.batch_max_bytes };
+    let mut builder = BatchBuilder::new(limits, None);
+    let mut scan = parts.store.scan_ids(index, 1000).await.map_err(scan_error)?;
+    let scanned = async {
+        while let Some(page) = scan.next_page().await.map_err(scan_error)? {
+            for meta in page {
+                if !seen.contains(&meta.id) {
+                    if let Some(batch) = builder.push_delete(meta.id) {
+                        workers.send(batch).await?;
+                    }
+                }
+            }
+        }
+        if let Some(batch) = builder.flush() {
+            workers.send(batch).await?;
+        }
+        Ok::<(), PipelineError>(())
+    }
+    .await;
+    if let Err(e) = scan.close().await {
+        tracing::warn!(error = %e, index, "closing the id scan failed");
+    }
+    let delivered = workers.finish().await?;
+    scanned?;
+    Ok(delivered)
+}
+
+fn id_hash(id: &str) -> u64 {
+    let mut h = DefaultHasher::new();
+    id.hash(&mut h);
+    h.finish()
+}
+
+/// Hashes of the ids a sync saw: 8 bytes a document, sorted once at the end. A collision
+/// can only keep a stale document (never delete a live one).
+#[derive(Default)]
+struct SeenIds {
+    hashes: Vec<u64>,
+    sorted: bool,
+}
+
+impl SeenIds {
+    fn insert(&mut self, id: &str) {
+        self.hashes.push(id_hash(id));
+        self.sorted = false;
+    }
+
+    fn finish(mut self) -> Self {
+        self.hashes.sort_unstable();
+        self.hashes.dedup();
+        self.sorted = true;
+        self
+    }
+
+    fn contains(&self, id: &str) -> bool {
+        debug_assert!(self.sorted);
+        self.hashes.binary_search(&id_hash(id)).is_ok()
+    }
+}
+
+/// What the index held before a full sync: id hash → `_timestamp` hash, to skip documents
+/// that did not change (and their content fetch).
+struct ExistingDocs {
+    entries: Vec<(u64, u64)>,
+}
+
+impl ExistingDocs {
+    async fn load(store: &dyn DocumentStore, index: &str) -> Result<Self, PipelineError> {
+        let scan_error = |source| PipelineError::Scan { index: index.to_string(), source };
+        let mut entries = Vec::new();
+        if !store.index_exists(index).await.map_err(scan_error)? {
+            return Ok(Self { entries });
+        }
+        let mut scan = store.scan_ids(index, 1000).await.map_err(scan_error)?;
+        let result = async {
+            while let Some(page) = scan.next_page().await.map_err(scan_error)? {
+                for meta in page {
+                    if let Some(ts) = meta.timestamp {
+                        entries.push((id_hash(&meta.id), id_hash(&ts)));
+                    }
+                }
+            }
+            Ok::<(), PipelineError>(())
+        }
+        .await;
+        if let Err(e) = scan.close().await {
+            tracing::warn!(error = %e, index, "closing the id scan failed");
+        }
+        result?;
+        entries.sort_unstable();
+        Ok(Self { entries })
+    }
+
+    fn unchanged(&self, id: &str, timestamp: &str) -> bool {
+        let key = id_hash(id);
+        match self.entries.binary_search_by_key(&key, |(k, _)| *k) {
+            Ok(i) => self.entries[i].1 == id_hash(timestamp),
+            Err(_) => false,
+        }
+    }
+}
+
+/// N sink workers fed through a queue bounded in bytes.
+struct Workers {
+    tx: Option<mpsc::Sender<(Batch, tokio::sync::OwnedSemaphorePermit)>>,
+    handles: Vec<tokio::task::JoinHandle<Result<Delivered, SinkError>>>,
+    bytes: Arc<Semaphore>,
+    total_permits: u32,
+    state: Arc<Mutex<CheckpointState>>,
+    progress: Arc<Progress>,
+}
+
+/// Batches in flight and checkpoints waiting for them.
+#[derive(Default)]
+struct CheckpointState {
+    in_flight: BTreeSet<u64>,
+    last_sent: u64,
+    waiting: VecDeque<(u64, Value)>,
+    out: Option<mpsc::UnboundedSender<Value>>,
+    queued_bytes: u64,
+    queued_docs: u64,
+}
+
+impl CheckpointState {
+    fn release(&mut self) {
+        let floor = self.in_flight.first().copied();
+        let mut latest = None;
+        while let Some((seq, _)) = self.waiting.front() {
+            if floor.is_some_and(|f| f <= *seq) {
+                break;
+            }
+            latest = self.waiting.pop_front().map(|(_, c)| c);
+        }
+        if let (Some(cursor), Some(out)) = (latest, &self.out) {
+            let _ = out.send(cursor);
+        }
+    }
+}
+
+/// Queue permits are counted in KiB so a `u32` covers any sane bound.
+const PERMIT_BYTES: usize = 1024;
+
+impl Workers {
+    fn start(parts: &PipelineParts, engine: &EngineSettings, cancel: CancellationToken) -> Self {
+        let n = engine.max_in_flight.max(1);
+        let total_permits = (engine.queue_max_bytes / PERMIT_BYTES).clamp(1, u32::MAX as usize >> 4) as u32;
+        let bytes = Arc::new(Semaphore::new(total_permits as usize));
+        let (tx, rx) = mpsc::channel::<(Batch, tokio::sync::OwnedSemaphorePermit)>(n * 2);
+        let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        let state = Arc::new(Mutex::new(CheckpointState { out: parts.checkpoints.clone(), ..Default::default() }));
+        let handles = (0..n)
+            .map(|_| {
+                let rx = rx.clone();
+                let sink = parts.sink.clone();
+                let cancel = cancel.clone();
+                let state = state.clone();
+                let progress = parts.progress.clone();
+                tokio::spawn(async move {
+                    let mut total = Delivered::default();
+                    loop {
+                        let next = { rx.lock().await.recv().await };
+                        let Some((batch, permit)) = next else { return Ok(total) };
+                        let seq = batch.seq;
+                        let (bytes, docs) = (batch.body.len() as u64, batch.len() as u64);
+                        let result = sink.deliver(batch, &cancel).await;
+                        drop(permit);
+                        {
+                            let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+                            s.in_flight.remove(&seq);
+                            s.queued_bytes = s.queued_bytes.saturating_sub(bytes);
+                            s.queued_docs = s.queued_docs.saturating_sub(docs);
+                            progress.set_queue(s.queued_bytes, s.queued_docs);
+                            if result.is_ok() {
+                                s.release();
+                            }
+                        }
+                        match result {
+                            Ok(d) => {
+                                total.indexed += d.indexed;
+                                total.updated += d.updated;
+                                total.deleted += d.deleted;
+                                total.dead_lettered += d.dead_lettered;
+                            }
+                            Err(e) => {
+                                // One worker's fatal error stops the others.
+                                cancel.cancel();
+                                return Err(e);
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        Self { tx: Some(tx), handles, bytes, total_permits, state, progress: parts.progress.clone() }
+    }
+
+    /// Queues a batch, waiting while the queue holds its byte bound (backpressure).
+    async fn send(&self, batch: Batch) -> Result<(), PipelineError> {
+        let kib = (batch.body.len() / PERMIT_BYTES + 1).min(self.total_permits as usize) as u32;
+        let permit = self.bytes.clone().acquire_many_owned(kib).await.map_err(|_| PipelineError::Canceled)?;
+        {
+            let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            s.in_flight.insert(batch.seq);
+            s.last_sent = s.last_sent.max(batch.seq);
+            s.queued_bytes += batch.body.len() as u64;
+            s.queued_docs += batch.len() as u64;
+            self.progress.set_queue(s.queued_bytes, s.queued_docs);
+        }
+        let Some(tx) = &self.tx else { return Err(PipelineError::Canceled) };
+        tx.send((batch, permit)).await.map_err(|_| PipelineError::Canceled)
+    }
+
+    /// Registers a cursor that becomes safe once every batch sent so far is settled.
+    fn checkpoint(&self, cursor: Value) {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let after = s.last_sent;
+        s.waiting.push_back((after, cursor));
+        s.release();
+    }
+
+    /// Closes the queue and waits for every worker; the first error wins.
+    async fn finish(mut self) -> Result<Delivered, SinkError> {
+        self.tx = None;
+        let mut total = Delivered::default();
+        let mut first_error = None;
+        for handle in self.handles.drain(..) {
+            match handle.await {
+                Ok(Ok(d)) => {
+                    total.indexed += d.indexed;
+                    total.updated += d.updated;
+                    total.deleted += d.deleted;
+                    total.dead_lettered += d.dead_lettered;
+                }
+                Ok(Err(e)) => {
+                    if first_error.is_none() || matches!(first_error, Some(SinkError::Canceled)) {
+                        first_error = Some(e);
+                    }
+                }
+                Err(e) => {
+                    first_error.get_or_insert(SinkError::DeadLetterQueue(super::dlq::DlqError::Internal(format!("a sink worker failed: {e}"))));
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(total),
+        }
+    }
+}
+

@@ -1,0 +1,68 @@
+//! The `syncdeck` binary: parse arguments, resolve paths, start file logging, load the
+//! profile, and hand over to the CLI. Everything else lives in the library.
+
+use clap::Parser;
+use std::process::ExitCode;
+use syncdeck::cli::error::EXIT_FAILED;
+use syncdeck::cli::output::Output;
+use syncdeck::cli::{self, Cli, CliError, Command, Context};
+use syncdeck::config::{self, Overrides};
+use syncdeck::paths::Paths;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // A closed stdout (`syncdeck ... | head`) is not a failure.
+            if e.message.contains("Broken pipe") {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("syncdeck: {}", e.message);
+            ExitCode::from(e.code)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), CliError> {
+    if let Some(Command::Completions { shell }) = &cli.command {
+        cli::completions(*shell, &mut std::io::stdout());
+        return Ok(());
+    }
+    let env = |name: &str| std::env::var(name).ok();
+    let paths = Paths::resolve(cli.global.config.clone(), &env).map_err(|e| CliError::usage(e.to_string()))?;
+    let _log = syncdeck::logging::init(&paths.log_dir(), cli.global.log_level.as_deref())
+        .map_err(|e| CliError::usage(format!("logging: {e}")))?;
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), command = ?cli.command.as_ref().map(command_name), "syncdeck starting");
+    let overrides = Overrides {
+        profile: cli.global.profile.clone(),
+        es_urls: cli.global.es.clone(),
+        kibana_url: cli.global.kibana.clone(),
+        read_only: cli.global.read_only,
+    };
+    let loaded = config::load(&paths, &overrides, &env).map_err(|e| CliError::usage(e.to_string()))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError { code: EXIT_FAILED, message: format!("cannot start the runtime: {e}") })?;
+    runtime.block_on(async move {
+        let mut ctx = Context::build(loaded, paths, Output::stdout(cli.global.json))?;
+        let result = cli::run(&mut ctx, cli.command).await;
+        if let Err(e) = &result {
+            tracing::warn!(code = e.code, error = %e.message, "command failed");
+        }
+        result
+    })
+}
+
+/// The subcommand's name for the log (never its arguments: they may hold values).
+fn command_name(c: &Command) -> &'static str {
+    match c {
+        Command::Check => "check",
+        Command::Connectors(_) => "connectors",
+        Command::Jobs(_) => "jobs",
+        Command::Kibana(_) => "kibana",
+        Command::Completions { .. } => "completions",
+    }
+}
+

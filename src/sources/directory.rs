@@ -1,0 +1,361 @@
+//! The `directory` source: one document per regular file under a root directory, filtered by
+//! include/exclude globs. File text is extracted lazily (through `Document.content`), so the
+//! engine pays for reading a file only when it decides to index it. Incremental syncs yield
+//! only files modified after the saved cursor (`{"mtime": "<ISO-8601>"}`). Symbolic links are
+//! followed only to files inside the root. Extraction itself lives in `extract`.
+
+use super::builtin::{bool_setting, configuration, field, str_setting};
+use super::extract::{self, ExtractError, ExtractInput, ExtractLimits};
+use super::{DataSource, Document, ItemSender, LazyContent, SourceError, SourceFactory, SourceItem, SyncMode};
+use crate::model::{Configuration, Timestamp};
+use async_trait::async_trait;
+use chrono::{DateTime, SecondsFormat, Utc};
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use serde_json::{json, Map, Value};
+use std::path::{Path, PathBuf};
+
+/// Builds `directory` sources.
+pub struct DirectoryFactory;
+
+impl SourceFactory for DirectoryFactory {
+    fn service_type(&self) -> &'static str {
+        "directory"
+    }
+
+    fn display_name(&self) -> &'static str {
+        "Local directory"
+    }
+
+    fn default_configuration(&self) -> Configuration {
+        configuration([
+            field("path", "Directory").text("").tooltip("The directory to index, recursively."),
+            field("include", "Include globs")
+                .text("**/*")
+                .tooltip("Comma-separated globs over paths relative to the directory; '*' stays within one folder, '**' crosses folders."),
+            field("exclude", "Exclude globs")
+                .text("")
+                .optional()
+                .tooltip("Comma-separated globs; a file matching any of them is skipped."),
+            field("extract_content", "Extract text")
+                .toggle(true)
+                .tooltip("Index the text of txt, md, html, json and csv files as 'body'."),
+        ])
+    }
+
+    fn supports_incremental(&self) -> bool {
+        true
+    }
+
+    fn validate(&self, config: &Configuration) -> Result<(), SourceError> {
+        let settings = DirectorySettings::from_config(config)?;
+        check_directory(&settings.root).map_err(|reason| SourceError::Config { field: "path".into(), reason })
+    }
+
+    fn create(&self, config: &Configuration) -> Result<Box<dyn DataSource>, SourceError> {
+        Ok(Box::new(DirectorySource { settings: DirectorySettings::from_config(config)? }))
+    }
+}
+
+fn check_directory(path: &Path) -> Result<(), String> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(format!("'{}' is not a directory", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(format!("'{}' does not exist", path.display())),
+        Err(e) => Err(format!("cannot read '{}': {e}", path.display())),
+    }
+}
+
+struct DirectorySettings {
+    root: PathBuf,
+    include: GlobSet,
+    exclude: GlobSet,
+    extract_content: bool,
+    limits: ExtractLimits,
+}
+
+impl DirectorySettings {
+    fn from_config(config: &Configuration) -> Result<Self, SourceError> {
+        let root = str_setting(config, "path", "");
+        if root.is_empty() {
+            return Err(SourceError::Config { field: "path".into(), reason: "a directory is required".into() });
+        }
+        let include = str_setting(config, "include", "**/*");
+        let include = if include.is_empty() { "**/*".to_string() } else { include };
+        Ok(Self {
+            root: PathBuf::from(root),
+            include: glob_set("include", &include)?,
+            exclude: glob_set("exclude", &str_setting(config, "exclude", ""))?,
+            extract_content: bool_setting(config, "extract_content", true)?,
+            limits: ExtractLimits::default(),
+        })
+    }
+
+    fn wants(&self, relative: &str) -> bool {
+        self.include.is_match(relative) && !self.exclude.is_match(relative)
+    }
+}
+
+fn glob_set(key: &str, list: &str) -> Result<GlobSet, SourceError> {
+    let bad = |reason: String| SourceError::Config { field: key.to_string(), reason };
+    let mut builder = GlobSetBuilder::new();
+    for pattern in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let glob = GlobBuilder::new(pattern)
+            .literal_separator(true)
+            .build()
+            .map_err(|e| bad(format!("'{pattern}' is not a valid glob: {}", e.kind())))?;
+        builder.add(glob);
+    }
+    builder.build().map_err(|e| bad(e.to_string()))
+}
+
+/// A running `directory` source.
+struct DirectorySource {
+    settings: DirectorySettings,
+}
+
+#[async_trait]
+impl DataSource for DirectorySource {
+    async fn ping(&mut self) -> Result<(), SourceError> {
+        let root = &self.settings.root;
+        let unavailable = |e: std::io::Error| SourceError::Unavailable(format!("cannot read '{}': {e}", root.display()));
+        let metadata = tokio::fs::metadata(root).await.map_err(unavailable)?;
+        if !metadata.is_dir() {
+            return Err(SourceError::Unavailable(format!("'{}' is not a directory", root.display())));
+        }
+        // Listing one entry proves the folder is readable, not only visible.
+        let mut entries = tokio::fs::read_dir(root).await.map_err(unavailable)?;
+        entries.next_entry().await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn run(&mut self, mode: SyncMode, out: ItemSender) -> Result<Option<Value>, SourceError> {
+        let since = match &mode {
+            SyncMode::Incremental { cursor: Some(cursor) } => cursor_mtime(cursor),
+            _ => None,
+        };
+        let root = tokio::fs::canonicalize(&self.settings.root)
+            .await
+            .map_err(|e| SourceError::Unavailable(format!("cannot read '{}': {e}", self.settings.root.display())))?;
+        let mut walk = Walk { settings: &self.settings, root, since, newest: since, out: &out };
+        walk.run().await?;
+        Ok(walk.newest.map(|t| json!({ "mtime": t.to_rfc3339_opts(SecondsFormat::AutoSi, true) })))
+    }
+}
+
+// A cursor this source did not write is ignored (with a warning): a full listing is safe.
+fn cursor_mtime(cursor: &Value) -> Option<DateTime<Utc>> {
+    let parsed = cursor.get("mtime").and_then(Value::as_str).and_then(Timestamp::parse).map(|t| t.0);
+    if parsed.is_none() {
+        tracing::warn!(%cursor, "directory source: unreadable sync cursor; listing every file");
+    }
+    parsed
+}
+
+/// One traversal: depth first, entries of each directory in name order.
+struct Walk<'a> {
+    settings: &'a DirectorySettings,
+    root: PathBuf,
+    since: Option<DateTime<Utc>>,
+    newest: Option<DateTime<Utc>>,
+    out: &'a ItemSender,
+}
+
+impl Walk<'_> {
+    async fn run(&mut self) -> Result<(), SourceError> {
+        let mut pending = vec![self.root.clone()];
+        while let Some(dir) = pending.pop() {
+            let entries = match list_dir(&dir).await {
+                Ok(entries) => entries,
+                Err(e) if dir == self.root => {
+                    return Err(SourceError::Unavailable(format!("cannot read '{}': {e}", dir.display())));
+                }
+                Err(e) => {
+                    tracing::warn!(dir = %dir.display(), error = %e, "directory source: skipping unreadable folder");
+                    continue;
+                }
+            };
+            let mut subdirs = Vec::new();
+            for path in entries {
+                match self.visit(&path).await? {
+                    Visit::Dir => subdirs.push(path),
+                    Visit::Done => {}
+                }
+            }
+            pending.extend(subdirs.into_iter().rev());
+        }
+        Ok(())
+    }
+
+    async fn visit(&mut self, path: &Path) -> Result<Visit, SourceError> {
+        let metadata = match tokio::fs::symlink_metadata(path).await {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "directory source: skipping unreadable entry");
+                return Ok(Visit::Done);
+            }
+        };
+        if metadata.is_dir() {
+            return Ok(Visit::Dir);
+        }
+        let metadata = if metadata.file_type().is_symlink() {
+            match self.link_target(path).await {
+                Some(m) => m,
+                None => return Ok(Visit::Done),
+            }
+        } else {
+            metadata
+        };
+        if metadata.is_file() {
+            self.file(path, &metadata).await?;
+        }
+        Ok(Visit::Done)
+    }
+
+    // Metadata of a link's target when it is a file inside the root. Links to folders are
+    // not followed, so a cycle cannot make the walk endless.
+    async fn link_target(&self, path: &Path) -> Option<std::fs::Metadata> {
+        let target = tokio::fs::canonicalize(path).await.ok()?;
+        if !target.starts_with(&self.root) {
+            tracing::debug!(path = %path.display(), "directory source: link leaves the folder; skipped");
+            return None;
+        }
+        let metadata = tokio::fs::metadata(&target).await.ok()?;
+        metadata.is_file().then_some(metadata)
+    }
+
+    async fn file(&mut self, path: &Path, metadata: &std::fs::Metadata) -> Result<(), SourceError> {
+        let Some(relative) = relative_path(&self.root, path) else {
+            return Ok(());
+        };
+        if !self.settings.wants(&relative) {
+            return Ok(());
+        }
+        let mtime = match metadata.modified() {
+            Ok(t) => DateTime::<Utc>::from(t),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "directory source: no modification time; skipped");
+                return Ok(());
+            }
+        };
+        self.newest = self.newest.max(Some(mtime));
+        if self.since.is_some_and(|since| mtime <= since) {
+            return Ok(());
+        }
+        let doc = file_document(self.settings, path, relative, metadata.len(), mtime);
+        self.out.send(SourceItem::Upsert(doc)).await
+    }
+}
+
+enum Visit {
+    Dir,
+    Done,
+}
+
+// Directory entries sorted by name, so syncs list files in a stable order.
+async fn list_dir(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut reader = tokio::fs::read_dir(dir).await?;
+    let mut paths = Vec::new();
+    while let Some(entry) = reader.next_entry().await? {
+        paths.push(entry.path());
+    }
+    paths.sort();
+    Ok(paths)
+}
+
+/// `a/b/c.txt`: forward slashes whatever the platform.
+fn relative_path(root: &Path, path: &Path) -> Option<String> {
+    let relative = path.strip_prefix(root).ok()?;
+    let parts: Vec<_> = relative.components().map(|c| c.as_os_str().to_string_lossy()).collect();
+    (!parts.is_empty()).then(|| parts.join("/"))
+}
+
+fn file_document(settings: &DirectorySettings, path: &Path, relative: String, size: u64, mtime: DateTime<Utc>) -> Document {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let extension = path.extension().map(|e| e.to_string_lossy().to_lowercase()).unwrap_or_default();
+    let content_type = extract::content_type_for_extension(&extension);
+    let stamp = mtime.to_rfc3339_opts(SecondsFormat::Millis, true);
+    let mut fields = Map::new();
+    fields.insert("path".into(), Value::String(path.to_string_lossy().into_owned()));
+    fields.insert("name".into(), Value::String(name));
+    fields.insert("extension".into(), Value::String(extension));
+    fields.insert("size".into(), Value::from(size));
+    fields.insert("mtime".into(), Value::String(stamp.clone()));
+    fields.insert("_timestamp".into(), Value::String(stamp.clone()));
+    fields.insert("content_type".into(), Value::from(content_type));
+
+    let mut content = None;
+    if settings.extract_content && extract::is_supported(content_type) {
+        if size > settings.limits.max_bytes {
+            let error = ExtractError::TooLarge { size, limit: settings.limits.max_bytes };
+            fields.insert("_extraction_error".into(), Value::String(error.to_string()));
+        } else {
+            content = Some(lazy_text(path.to_path_buf(), content_type, settings.limits));
+        }
+    }
+    Document { id: relative, timestamp: Some(stamp), fields, content }
+}
+
+/// Reads and extracts the file only when called. A file that became unreadable is an error;
+/// a file whose text cannot be extracted is indexed with `_extraction_error` instead.
+fn lazy_text(path: PathBuf, content_type: &'static str, limits: ExtractLimits) -> LazyContent {
+    Box::new(move || {
+        Box::pin(async move {
+            let extracted =
+                tokio::task::spawn_blocking(move || extract::extract_text(ExtractInput::Path(&path), content_type, &limits))
+                    .await
+                    .map_err(|e| SourceError::Failed(format!("text extraction stopped: {e}")))?;
+            let mut fields = Map::new();
+            match extracted {
+                Ok(text) => fields.insert("body".into(), Value::String(text)),
+                Err(e @ ExtractError::Io { .. }) => return Err(SourceError::Failed(e.to_string())),
+                Err(e) => fields.insert("_extraction_error".into(), Value::String(e.to_string())),
+            };
+            Ok(fields)
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_stay_within_folders_unless_doubled() {
+        let set = glob_set("include", "*.md, docs/**").unwrap();
+        assert!(set.is_match("a.md"));
+        assert!(!set.is_match("sub/a.md"));
+        assert!(set.is_match("docs/x/y.txt"));
+        let all = glob_set("include", "**/*").unwrap();
+        assert!(all.is_match("top.txt") && all.is_match("a/b/c.txt"));
+        let err = glob_set("exclude", "a[").unwrap_err().to_string();
+        assert!(err.contains("'exclude'") && err.contains("'a['"), "{err}");
+    }
+
+    #[test]
+    fn relative_paths_use_forward_slashes() {
+        let root = Path::new("/r");
+        assert_eq!(relative_path(root, Path::new("/r/a/b.txt")).as_deref(), Some("a/b.txt"));
+        assert_eq!(relative_path(root, Path::new("/r")), None);
+        assert_eq!(relative_path(root, Path::new("/elsewhere/x")), None);
+    }
+
+    #[test]
+    fn validate_names_the_field_and_the_path() {
+        let mut config = DirectoryFactory.default_configuration();
+        config.0.get_mut("path").map(|f| f.value = Value::from("/no/such/dir-xyz"));
+        let err = DirectoryFactory.validate(&config).unwrap_err().to_string();
+        assert_eq!(err, "configuration field 'path': '/no/such/dir-xyz' does not exist");
+        let file = tempfile::NamedTempFile::new().unwrap();
+        config.0.get_mut("path").map(|f| f.value = Value::from(file.path().to_string_lossy().as_ref()));
+        let err = DirectoryFactory.validate(&config).unwrap_err().to_string();
+        assert!(err.ends_with("is not a directory"), "{err}");
+    }
+
+    #[test]
+    fn unreadable_cursors_mean_a_full_listing() {
+        assert!(cursor_mtime(&json!({"mtime": "garbage"})).is_none());
+        assert!(cursor_mtime(&json!("x")).is_none());
+        let t = cursor_mtime(&json!({"mtime": "2024-05-01T10:00:00.123456789Z"})).unwrap();
+        assert_eq!(t.timestamp_subsec_nanos(), 123_456_789);
+    }
+}

@@ -1,0 +1,168 @@
+//! Data sources: where documents come from. A [`SourceFactory`] per service type (the
+//! connectors framework's `BaseDataSource` class) describes its configuration fields and
+//! builds a [`DataSource`] from a connector's configuration; the [`Registry`] maps service
+//! types to factories. A source pushes [`SourceItem`]s into an [`ItemSender`], a bounded
+//! channel, so a fast source waits for the engine instead of filling memory.
+//! Sources know nothing of Elasticsearch, bulk requests or the dead-letter queue.
+
+mod builtin;
+mod directory;
+pub mod extract;
+mod generator;
+mod ndjson;
+mod registry;
+
+pub use builtin::builtin;
+pub use directory::DirectoryFactory;
+pub use generator::{GeneratorFactory, GeneratorSettings, GeneratorSource, POISON_VALUE};
+pub use ndjson::NdjsonFactory;
+pub use registry::Registry;
+
+use crate::model::Configuration;
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+use std::future::Future;
+use std::pin::Pin;
+use thiserror::Error;
+use tokio::sync::mpsc;
+
+/// One document from a source.
+pub struct Document {
+    pub id: String,
+    /// The source's modification time (ISO-8601), written as `_timestamp`; lets a full sync
+    /// skip the content fetch of documents that did not change.
+    pub timestamp: Option<String>,
+    pub fields: Map<String, Value>,
+    /// Fetches the expensive part (file text, attachment) only when the engine decides the
+    /// document must be (re)indexed. Its fields are merged into `fields`.
+    pub content: Option<LazyContent>,
+}
+
+impl std::fmt::Debug for Document {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Document")
+            .field("id", &self.id)
+            .field("timestamp", &self.timestamp)
+            .field("fields", &self.fields.len())
+            .field("lazy_content", &self.content.is_some())
+            .finish()
+    }
+}
+
+impl Document {
+    pub fn new(id: impl Into<String>, fields: Map<String, Value>) -> Self {
+        Self { id: id.into(), timestamp: None, fields, content: None }
+    }
+}
+
+/// A deferred content fetch.
+pub type LazyContent =
+    Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = Result<Map<String, Value>, SourceError>> + Send>> + Send>;
+
+/// What a source yields.
+#[derive(Debug)]
+pub enum SourceItem {
+    /// Index the whole document.
+    Upsert(Document),
+    /// Partial update (`doc_as_upsert`), from incremental sources.
+    Update(Document),
+    /// Delete by id, from incremental sources.
+    Delete(String),
+    /// Something the source could read but not turn into a document (a line that is not
+    /// JSON, a record without an id). It goes to the dead-letter queue with its reason and
+    /// the sync goes on.
+    Invalid { id: String, reason: String, raw: Value },
+    /// A resumable position: persisted as the connector's cursor only once every item sent
+    /// before it has been handled (indexed or dead-lettered).
+    Checkpoint(Value),
+}
+
+/// Full or incremental.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SyncMode {
+    Full,
+    /// The cursor the previous successful sync saved.
+    Incremental { cursor: Option<Value> },
+}
+
+#[derive(Debug, Error)]
+pub enum SourceError {
+    /// The configuration is wrong; names the field.
+    #[error("configuration field '{field}': {reason}")]
+    Config { field: String, reason: String },
+    /// The source cannot be reached or read.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Reading failed part-way.
+    #[error("{0}")]
+    Failed(String),
+    /// The engine stopped listening (the job was canceled or failed).
+    #[error("the sync was stopped")]
+    Stopped,
+}
+
+/// The sending half of the source → engine channel.
+#[derive(Clone)]
+pub struct ItemSender {
+    tx: mpsc::Sender<SourceItem>,
+}
+
+impl ItemSender {
+    /// A channel holding at most `capacity` items.
+    pub fn channel(capacity: usize) -> (ItemSender, mpsc::Receiver<SourceItem>) {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        (ItemSender { tx }, rx)
+    }
+
+    /// Waits for room; `Err(Stopped)` when the engine is gone.
+    pub async fn send(&self, item: SourceItem) -> Result<(), SourceError> {
+        self.tx.send(item).await.map_err(|_| SourceError::Stopped)
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+}
+
+/// A running source, built from one connector's configuration.
+#[async_trait]
+pub trait DataSource: Send {
+    /// A cheap check that the source is reachable with this configuration.
+    async fn ping(&mut self) -> Result<(), SourceError>;
+
+    /// The number of documents, when the source knows it up front (for progress gauges).
+    async fn total_hint(&mut self) -> Option<u64> {
+        None
+    }
+
+    /// Sends every item into `out`. Returns the cursor to save after a successful sync
+    /// (incremental sources), or `None`.
+    async fn run(&mut self, mode: SyncMode, out: ItemSender) -> Result<Option<Value>, SourceError>;
+}
+
+/// One service type: its configuration schema and how to build a source from it.
+pub trait SourceFactory: Send + Sync {
+    fn service_type(&self) -> &'static str;
+    fn display_name(&self) -> &'static str;
+    /// The default configuration fields (label, order, tooltip, type, display, sensitive,
+    /// required, options, depends_on, validations, default values).
+    fn default_configuration(&self) -> Configuration;
+    /// Whether the source has its own incremental mode.
+    fn supports_incremental(&self) -> bool {
+        false
+    }
+    /// Checks values beyond the per-field rules (which the engine checks first with
+    /// `model::validate`).
+    fn validate(&self, _config: &Configuration) -> Result<(), SourceError> {
+        Ok(())
+    }
+    /// Problems with an advanced sync rules snippet, empty when it is valid.
+    fn validate_advanced_rules(&self, snippet: &Value) -> Vec<String> {
+        match snippet {
+            Value::Null => Vec::new(),
+            Value::Object(m) if m.is_empty() => Vec::new(),
+            _ => vec![format!("{} does not support advanced sync rules", self.service_type())],
+        }
+    }
+    fn create(&self, config: &Configuration) -> Result<Box<dyn DataSource>, SourceError>;
+}

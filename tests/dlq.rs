@@ -1,0 +1,175 @@
+//! The dead-letter queue on a real file: persistence, permissions, two stores sharing one file,
+//! and a process that dies abruptly after its commits.
+
+use serde_json::json;
+use std::path::Path;
+use std::process::Command;
+use syncdeck::engine::dlq::{DeadLetterStore, DlqFilter, NewDeadLetter};
+
+/// Set in the child process of `committed_entries_survive_an_abort`: the database to write.
+const CHILD_ENV: &str = "SYNCDECK_DLQ_CRASH_CHILD";
+const CHILD_BATCHES: usize = 20;
+const CHILD_BATCH_SIZE: usize = 25;
+
+fn entry(connector: &str, doc_id: &str) -> NewDeadLetter {
+    NewDeadLetter {
+        connector_id: connector.to_string(),
+        job_id: "job-1".to_string(),
+        index: "search-docs".to_string(),
+        doc_id: doc_id.to_string(),
+        document: json!({"id": doc_id, "body": "x".repeat(64)}).to_string(),
+        error_type: "document_parsing_exception".to_string(),
+        reason: "failed to parse".to_string(),
+        status: Some(400),
+    }
+}
+
+fn total(path: &Path) -> u64 {
+    DeadLetterStore::open(path, u64::MAX)
+        .unwrap()
+        .count(&DlqFilter::default())
+        .unwrap()
+}
+
+#[test]
+fn entries_persist_across_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nested").join("dlq.sqlite");
+    let id = {
+        let dlq = DeadLetterStore::open(&path, 10).unwrap();
+        dlq.append_batch(&[entry("c1", "a"), entry("c1", "b")])
+            .unwrap()[0]
+    };
+    let dlq = DeadLetterStore::open(&path, 10).unwrap();
+    assert_eq!(dlq.count(&DlqFilter::default()).unwrap(), 2);
+    let a = dlq.get(id).unwrap().unwrap();
+    assert_eq!(a.doc_id, "a");
+    assert_eq!(a.document["id"], "a");
+    // The dedupe key survives too.
+    dlq.append_batch(&[entry("c1", "a")]).unwrap();
+    assert_eq!(dlq.get(id).unwrap().unwrap().attempts, 2);
+    assert_eq!(dlq.stats().unwrap().total, 2);
+}
+
+#[cfg(unix)]
+#[test]
+fn the_file_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dlq.sqlite");
+    let dlq = DeadLetterStore::open(&path, 10).unwrap();
+    dlq.append_batch(&[entry("c1", "a")]).unwrap();
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "mode {mode:o}");
+    let wal = dir.path().join("dlq.sqlite-wal");
+    let wal_mode = std::fs::metadata(&wal).unwrap().permissions().mode() & 0o777;
+    assert_eq!(wal_mode, 0o600, "wal mode {wal_mode:o}");
+}
+
+#[test]
+fn an_unwritable_location_names_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("plain-file");
+    std::fs::write(&file, "not a directory").unwrap();
+    let path = file.join("dlq.sqlite");
+    let err = DeadLetterStore::open(&path, 10).unwrap_err();
+    assert!(
+        err.to_string().contains(&path.display().to_string()),
+        "{err}"
+    );
+}
+
+#[test]
+fn two_stores_on_one_file_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dlq.sqlite");
+    drop(DeadLetterStore::open(&path, u64::MAX).unwrap());
+    let writers: Vec<_> = ["c1", "c2"]
+        .into_iter()
+        .map(|connector| {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                let dlq = DeadLetterStore::open(&path, u64::MAX).unwrap();
+                for batch in 0..20 {
+                    let entries: Vec<_> = (0..10)
+                        .map(|i| entry(connector, &format!("doc-{batch}-{i}")))
+                        .collect();
+                    assert_eq!(dlq.append_batch(&entries).unwrap().len(), 10);
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.join().unwrap();
+    }
+    let dlq = DeadLetterStore::open(&path, u64::MAX).unwrap();
+    let stats = dlq.stats().unwrap();
+    assert_eq!(stats.total, 400);
+    assert_eq!(
+        stats.by_connector,
+        [("c1".to_string(), 200), ("c2".to_string(), 200)]
+    );
+    assert_eq!(dlq.count(&DlqFilter::default()).unwrap(), 400);
+}
+
+#[test]
+fn the_bound_holds_across_two_stores() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dlq.sqlite");
+    let first = DeadLetterStore::open(&path, 5).unwrap();
+    let second = DeadLetterStore::open(&path, 5).unwrap();
+    first
+        .append_batch(&[entry("c1", "a"), entry("c1", "b"), entry("c1", "c")])
+        .unwrap();
+    assert!(
+        second
+            .append_batch(&[entry("c2", "a"), entry("c2", "b"), entry("c2", "c")])
+            .is_err()
+    );
+    second
+        .append_batch(&[entry("c2", "a"), entry("c2", "b")])
+        .unwrap();
+    assert_eq!(total(&path), 5);
+}
+
+/// The child half of `committed_entries_survive_an_abort`: does nothing unless re-executed by it.
+#[test]
+fn crash_child() {
+    let Some(path) = std::env::var_os(CHILD_ENV) else {
+        return;
+    };
+    let dlq = DeadLetterStore::open(Path::new(&path), u64::MAX).unwrap();
+    for batch in 0..CHILD_BATCHES {
+        let entries: Vec<_> = (0..CHILD_BATCH_SIZE)
+            .map(|i| entry("c1", &format!("doc-{batch}-{i}")))
+            .collect();
+        dlq.append_batch(&entries).unwrap();
+    }
+    // No destructors, no checkpoint, no clean close: the WAL holds the commits.
+    std::process::abort();
+}
+
+#[test]
+fn committed_entries_survive_an_abort() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dlq.sqlite");
+    let status = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "crash_child", "--test-threads=1", "--nocapture"])
+        .env(CHILD_ENV, &path)
+        .output()
+        .unwrap()
+        .status;
+    // The child must have died by abort, not finished (or failed) its test.
+    assert!(!status.success(), "the child exited normally: {status}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(
+            status.signal(),
+            Some(6),
+            "the child did not abort: {status}"
+        );
+    }
+    assert!(dir.path().join("dlq.sqlite-wal").exists());
+    assert_eq!(total(&path), (CHILD_BATCHES * CHILD_BATCH_SIZE) as u64);
+}

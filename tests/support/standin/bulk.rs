@@ -1,0 +1,471 @@
+//! `_bulk`: NDJSON parsing, per-item validation and faults, execution under one cluster lock, and
+//! the per-item response. Built to keep up with a benchmark: each line is parsed once, outside
+//! the lock; index/create sources are validated without building a `Value` and stored as slices
+//! of the request body; the response is written by hand.
+//!
+//! Also `index_documents`, the bulk-create Kibana's `.index` connector runs.
+
+use std::borrow::Cow;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+use serde_json::{Map, Value, json};
+
+use super::docs::{UPDATE_FIELDS, apply_update, doc_exists_conflict, id_problem, rejected};
+use super::http::{EsError, Reply, Req, check_fields, is_blank, new_id, push_num, push_raw, push_str, push_value};
+use super::state::{Cluster, Written};
+use super::{Shared, lock};
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Index,
+    Create,
+    Update,
+    Delete,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Index => "index",
+            Kind::Create => "create",
+            Kind::Update => "update",
+            Kind::Delete => "delete",
+        }
+    }
+}
+
+enum Payload {
+    None,
+    Source(Bytes),
+    Update(Map<String, Value>),
+}
+
+struct Op<'a> {
+    kind: Kind,
+    index: Cow<'a, str>,
+    id: Option<Cow<'a, str>>,
+    cond: Option<(u64, u64)>,
+    payload: Payload,
+    err: Option<EsError>,
+}
+
+const META_FIELDS: &[&str] = &[
+    "_index",
+    "_id",
+    "routing",
+    "if_seq_no",
+    "if_primary_term",
+    "pipeline",
+    "require_alias",
+    "require_data_stream",
+    "retry_on_conflict",
+    "version",
+    "version_type",
+    "_source",
+    "dynamic_templates",
+    "list_executed_pipelines",
+];
+
+/// Splits the body into lines without copying: yields `(start, end)` with `\r` and spaces trimmed.
+struct Lines<'a> {
+    body: &'a [u8],
+    pos: usize,
+}
+
+impl Iterator for Lines<'_> {
+    type Item = (usize, usize);
+    fn next(&mut self) -> Option<(usize, usize)> {
+        if self.pos >= self.body.len() {
+            return None;
+        }
+        let rest = &self.body[self.pos..];
+        let len = rest.iter().position(|b| *b == b'\n').unwrap_or(rest.len());
+        let (mut s, mut e) = (self.pos, self.pos + len);
+        self.pos = e + 1;
+        while s < e && self.body[s].is_ascii_whitespace() {
+            s += 1;
+        }
+        while e > s && self.body[e - 1].is_ascii_whitespace() {
+            e -= 1;
+        }
+        Some((s, e))
+    }
+}
+
+fn malformed(line: usize, what: &str) -> EsError {
+    EsError::illegal_argument(format!("Malformed action/metadata line [{line}], {what}"))
+}
+
+/// The action line as most clients write it, parsed without allocating: strings borrow from the
+/// request body. Anything unusual falls back to `parse_action_slow`, which also words the errors.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ActionLine<'a> {
+    #[serde(borrow, default)]
+    index: Option<Meta<'a>>,
+    #[serde(borrow, default)]
+    create: Option<Meta<'a>>,
+    #[serde(borrow, default)]
+    update: Option<Meta<'a>>,
+    #[serde(borrow, default)]
+    delete: Option<Meta<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Meta<'a> {
+    #[serde(rename = "_index", borrow, default)]
+    index: Option<Cow<'a, str>>,
+    #[serde(rename = "_id", borrow, default)]
+    id: Option<Cow<'a, str>>,
+    #[serde(default)]
+    if_seq_no: Option<u64>,
+    #[serde(default)]
+    if_primary_term: Option<u64>,
+    #[serde(default)]
+    routing: Option<IgnoredAny>,
+    #[serde(default)]
+    pipeline: Option<IgnoredAny>,
+    #[serde(default)]
+    require_alias: Option<IgnoredAny>,
+    #[serde(default)]
+    require_data_stream: Option<IgnoredAny>,
+    #[serde(default)]
+    retry_on_conflict: Option<IgnoredAny>,
+    #[serde(default)]
+    version: Option<IgnoredAny>,
+    #[serde(default)]
+    version_type: Option<IgnoredAny>,
+    #[serde(rename = "_source", default)]
+    source: Option<IgnoredAny>,
+    #[serde(default)]
+    dynamic_templates: Option<IgnoredAny>,
+    #[serde(default)]
+    list_executed_pipelines: Option<IgnoredAny>,
+}
+
+/// A parsed action line: kind, `_index`, `_id`, `if_seq_no`/`if_primary_term`.
+struct Action<'a> {
+    kind: Kind,
+    index: Option<Cow<'a, str>>,
+    id: Option<Cow<'a, str>>,
+    cond: Option<(u64, u64)>,
+}
+
+fn parse_action(line: &[u8], n: usize) -> Result<Action<'_>, EsError> {
+    if let Ok(a) = serde_json::from_slice::<ActionLine<'_>>(line) {
+        let mut found = [
+            (Kind::Index, a.index),
+            (Kind::Create, a.create),
+            (Kind::Update, a.update),
+            (Kind::Delete, a.delete),
+        ]
+        .into_iter()
+        .filter_map(|(k, m)| m.map(|m| (k, m)));
+        if let (Some((kind, meta)), None) = (found.next(), found.next()) {
+            let cond = match (meta.if_seq_no, meta.if_primary_term) {
+                (None, None) => None,
+                (Some(s), Some(t)) if t > 0 => Some((s, t)),
+                _ => return Err(EsError::validation(&["ifSeqNo is set, but primary term is [0]".to_owned()])),
+            };
+            return Ok(Action { kind, index: meta.index, id: meta.id, cond });
+        }
+    }
+    let (kind, meta) = parse_action_slow(line, n)?;
+    let text = |k: &str| match meta.get(k) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(Cow::Owned(s.clone())),
+        Some(other) => Some(Cow::Owned(other.to_string())),
+    };
+    Ok(Action { kind, index: text("_index"), id: text("_id"), cond: meta_cond(&meta, n)? })
+}
+
+fn parse_action_slow(line: &[u8], n: usize) -> Result<(Kind, Map<String, Value>), EsError> {
+    let v: Value = serde_json::from_slice(line)
+        .map_err(|e| EsError::parse(format!("[{n}:{}] Malformed action/metadata line [{n}]: {e}", e.column())))?;
+    let Value::Object(obj) = v else {
+        return Err(malformed(n, "expected START_OBJECT or END_OBJECT but found [VALUE_STRING]"));
+    };
+    let mut it = obj.into_iter();
+    let Some((name, meta)) = it.next() else {
+        return Err(malformed(n, "expected FIELD_NAME but found [END_OBJECT]"));
+    };
+    if it.next().is_some() {
+        return Err(malformed(n, "expected END_OBJECT but found [FIELD_NAME]"));
+    }
+    let kind = match name.as_str() {
+        "index" => Kind::Index,
+        "create" => Kind::Create,
+        "update" => Kind::Update,
+        "delete" => Kind::Delete,
+        other => {
+            return Err(malformed(
+                n,
+                &format!("expected field [create], [delete], [index] or [update] but found [{other}]"),
+            ));
+        }
+    };
+    let Value::Object(meta) = meta else {
+        return Err(malformed(n, "expected START_OBJECT but found [VALUE_STRING]"));
+    };
+    if let Some(k) = meta.keys().find(|k| !META_FIELDS.contains(&k.as_str())) {
+        return Err(EsError::illegal_argument(format!(
+            "Action/metadata line [{n}] contains an unknown parameter [{k}]"
+        )));
+    }
+    Ok((kind, meta))
+}
+
+fn meta_cond(meta: &Map<String, Value>, n: usize) -> Result<Option<(u64, u64)>, EsError> {
+    match (meta.get("if_seq_no"), meta.get("if_primary_term")) {
+        (None, None) => Ok(None),
+        (Some(s), Some(t)) => match (s.as_u64(), t.as_u64()) {
+            (Some(s), Some(t)) if t > 0 => Ok(Some((s, t))),
+            _ => Err(malformed(n, "if_seq_no and if_primary_term must be non-negative numbers")),
+        },
+        _ => Err(EsError::validation(&["ifSeqNo is set, but primary term is [0]".to_owned()])),
+    }
+}
+
+fn doc_parsing(reason: String) -> EsError {
+    EsError::new(400, "document_parsing_exception", reason)
+}
+
+/// Validates an index/create source without building a `Value` (unless a field fault is set).
+fn check_source(src: &[u8], id: &str, reject: Option<&str>) -> Option<EsError> {
+    if src.first() != Some(&b'{') {
+        return Some(doc_parsing("[1:1] failed to parse: the document must be a JSON object".to_owned()));
+    }
+    if reject.is_some() {
+        return match serde_json::from_slice::<Map<String, Value>>(src) {
+            Ok(m) => rejected(reject, &m, id),
+            Err(e) => Some(doc_parsing(format!("[{}:{}] failed to parse: {e}", e.line(), e.column()))),
+        };
+    }
+    serde_json::from_slice::<IgnoredAny>(src)
+        .err()
+        .map(|e| doc_parsing(format!("[{}:{}] failed to parse: {e}", e.line(), e.column())))
+}
+
+fn parse_ops<'a>(req: &'a Req, path_index: Option<&'a str>, reject: Option<&str>) -> Result<Vec<Op<'a>>, EsError> {
+    let body = &req.body;
+    let mut lines = Lines { body, pos: 0 };
+    let mut ops = Vec::new();
+    let mut n = 0usize;
+    while let Some((s, e)) = lines.next() {
+        n += 1;
+        if s == e {
+            continue;
+        }
+        let Action { kind, index, id, cond } = parse_action(&body[s..e], n)?;
+        let index = match index.or(path_index.map(Cow::Borrowed)) {
+            Some(i) => i,
+            None => return Err(EsError::validation(&["index is missing".to_owned()])),
+        };
+        let mut err = id.as_deref().and_then(id_problem).map(EsError::illegal_argument);
+        let payload = if kind == Kind::Delete {
+            if id.is_none() {
+                return Err(EsError::validation(&["id is missing".to_owned()]));
+            }
+            Payload::None
+        } else {
+            let Some((s2, e2)) = lines.next() else {
+                return Err(EsError::illegal_argument(format!(
+                    "Malformed action/metadata line [{n}]: the [{}] action needs a source line after it",
+                    kind.name()
+                )));
+            };
+            n += 1;
+            let src = &body[s2..e2];
+            if kind == Kind::Update {
+                if id.is_none() {
+                    return Err(EsError::validation(&["id is missing".to_owned()]));
+                }
+                match serde_json::from_slice::<Map<String, Value>>(src) {
+                    Ok(m) => {
+                        check_fields(&m, UPDATE_FIELDS, "UpdateRequest")?;
+                        if err.is_none() {
+                            let item_id = id.as_deref().unwrap_or_default();
+                            err = ["doc", "upsert"].iter().find_map(|k| match m.get(*k) {
+                                Some(Value::Object(d)) => rejected(reject, d, item_id),
+                                _ => None,
+                            });
+                        }
+                        Payload::Update(m)
+                    }
+                    Err(e) => return Err(EsError::parse(format!("[{n}:{}] {e}", e.column()))),
+                }
+            } else {
+                if err.is_none() {
+                    err = check_source(src, id.as_deref().unwrap_or("_auto_"), reject);
+                }
+                Payload::Source(body.slice(s2..e2))
+            }
+        };
+        ops.push(Op { kind, index, id, cond, payload, err });
+    }
+    if ops.is_empty() {
+        return Err(EsError::validation(&["no requests added".to_owned()]));
+    }
+    Ok(ops)
+}
+
+fn rejected_429() -> EsError {
+    EsError::new(
+        429,
+        "es_rejected_execution_exception",
+        "rejected execution of coordinating operation [coordinating_and_primary_bytes=104857600, replica_bytes=0, all_bytes=104857600, coordinating_operation_bytes=1024, max_coordinating_and_primary_bytes=104857600]",
+    )
+}
+
+/// Executes one op against the cluster.
+fn execute<'a>(cluster: &mut Cluster, op: Op<'a>) -> (Op<'a>, Result<Written, EsError>) {
+    let mut op = op;
+    if let Some(e) = op.err.take() {
+        return (op, Err(e));
+    }
+    let idx = match cluster.index_for_write(&op.index) {
+        Ok(i) => i,
+        Err(e) => return (op, Err(e)),
+    };
+    let payload = std::mem::replace(&mut op.payload, Payload::None);
+    let result = match (op.kind, payload) {
+        (Kind::Index | Kind::Create, Payload::Source(src)) => {
+            let id: &str = op.id.get_or_insert_with(|| Cow::Owned(new_id()));
+            let exists = idx.docs.get(id).map(|d| d.version);
+            match (op.kind, exists) {
+                (Kind::Create, Some(v)) => Err(doc_exists_conflict(&op.index, id, v)),
+                _ => idx.check_seq(&op.index, id, op.cond).map(|()| idx.write(id, src)),
+            }
+        }
+        (Kind::Update, Payload::Update(body)) => {
+            let id = op.id.as_deref().unwrap_or_default();
+            apply_update(idx, &op.index, id, &body, op.cond)
+        }
+        (Kind::Delete, _) => {
+            let id = op.id.as_deref().unwrap_or_default();
+            idx.check_seq(&op.index, id, op.cond).map(|()| idx.remove(id))
+        }
+        _ => Err(EsError::illegal_argument("malformed bulk operation")),
+    };
+    (op, result)
+}
+
+fn write_item(out: &mut Vec<u8>, op: &Op, result: &Result<Written, EsError>, forced_refresh: bool) {
+    push_raw(out, "{\"");
+    push_raw(out, op.kind.name());
+    push_raw(out, "\":{\"_index\":");
+    push_str(out, &op.index);
+    push_raw(out, ",\"_id\":");
+    match &op.id {
+        Some(id) => push_str(out, id),
+        None => push_raw(out, "null"),
+    }
+    match result {
+        Ok(w) => {
+            push_raw(out, ",\"_version\":");
+            push_num(out, w.version);
+            push_raw(out, ",\"result\":");
+            push_str(out, w.result);
+            if w.result == "noop" {
+                push_raw(out, ",\"_shards\":{\"total\":0,\"successful\":0,\"failed\":0}");
+            } else {
+                push_raw(out, ",\"_shards\":{\"total\":2,\"successful\":1,\"failed\":0}");
+            }
+            if forced_refresh {
+                push_raw(out, ",\"forced_refresh\":true");
+            }
+            push_raw(out, ",\"_seq_no\":");
+            push_num(out, w.seq_no);
+            push_raw(out, ",\"_primary_term\":1,\"status\":");
+            push_num(out, u64::from(w.status()));
+        }
+        Err(e) => {
+            push_raw(out, ",\"status\":");
+            push_num(out, u64::from(e.status));
+            push_raw(out, ",\"error\":");
+            push_value(out, &e.cause_json());
+        }
+    }
+    push_raw(out, "}}");
+}
+
+/// `POST|PUT [/{index}]/_bulk`.
+pub(crate) fn bulk(shared: &Shared, req: &Req, path_index: Option<&str>) -> Result<Reply, EsError> {
+    let started = Instant::now();
+    if is_blank(&req.body) {
+        return Err(EsError::validation(&["no requests added".to_owned()]));
+    }
+    if req.body.last() != Some(&b'\n') {
+        return Err(EsError::illegal_argument("The bulk request must be terminated by a newline [\\n]"));
+    }
+    if let Some(r) = req.param("refresh")
+        && !matches!(r, "" | "true" | "false" | "wait_for")
+    {
+        return Err(EsError::illegal_argument(format!("Unknown value for refresh: [{r}].")));
+    }
+    let forced_refresh = matches!(req.param("refresh"), Some("" | "true"));
+    let reject = lock(&shared.faults).reject_field.clone();
+    let mut ops = parse_ops(req, path_index, reject.as_deref())?;
+    {
+        let mut faults = lock(&shared.faults);
+        for op in ops.iter_mut().filter(|o| o.err.is_none()) {
+            if faults.reject_429() {
+                op.err = Some(rejected_429());
+            }
+        }
+    }
+    let mut items = Vec::with_capacity(ops.len() * 180);
+    let mut errors = false;
+    {
+        let mut cluster = lock(&shared.cluster);
+        for (i, op) in ops.into_iter().enumerate() {
+            let (op, result) = execute(&mut cluster, op);
+            errors |= result.is_err();
+            if i > 0 {
+                items.push(b',');
+            }
+            write_item(&mut items, &op, &result, forced_refresh);
+        }
+    }
+    let mut out = Vec::with_capacity(items.len() + 64);
+    push_raw(&mut out, "{\"took\":");
+    push_num(&mut out, started.elapsed().as_millis() as u64);
+    push_raw(&mut out, ",\"errors\":");
+    push_raw(&mut out, if errors { "true" } else { "false" });
+    push_raw(&mut out, ",\"items\":[");
+    out.extend_from_slice(&items);
+    push_raw(&mut out, "]}");
+    Ok(Reply::raw_json(200, out))
+}
+
+/// Bulk-creates documents with generated ids (Kibana's `.index` connector), returning the bulk
+/// response as a value.
+pub(crate) fn index_documents(cluster: &mut Cluster, index: &str, docs: &[Value]) -> Result<Value, EsError> {
+    let started = Instant::now();
+    let mut items = Vec::with_capacity(docs.len());
+    let mut errors = false;
+    for doc in docs {
+        let op = Op {
+            kind: Kind::Create,
+            index: Cow::Borrowed(index),
+            id: Some(Cow::Owned(new_id())),
+            cond: None,
+            payload: Payload::Source(Bytes::from(serde_json::to_vec(doc).unwrap_or_default())),
+            err: (!doc.is_object()).then(|| doc_parsing("[1:1] failed to parse: the document must be a JSON object".to_owned())),
+        };
+        let (op, result) = execute(cluster, op);
+        errors |= result.is_err();
+        let mut buf = Vec::new();
+        write_item(&mut buf, &op, &result, false);
+        items.push(serde_json::from_slice::<Value>(&buf).unwrap_or(Value::Null));
+    }
+    Ok(json!({
+        "took": started.elapsed().as_millis() as u64,
+        "errors": errors,
+        "items": items,
+    }))
+}

@@ -1,0 +1,153 @@
+//! Runtime fault injection for the Elasticsearch nodes: the cheap `Faults` handle tests hold, the
+//! `FaultState` it edits, and the per-request `Plan` a node draws from that state. Kibana is never
+//! faulted. Every decision is deterministic (counters, queues), never random, so tests can count.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{Shared, lock};
+
+/// How a node that is "down" behaves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeDownMode {
+    /// The port stops listening: connections are refused. `node_up` binds the same port again.
+    Refuse,
+    /// The port accepts connections, reads a little, then closes them without answering.
+    Drop,
+}
+
+#[derive(Default)]
+pub(crate) struct FaultState {
+    item_429_ratio: f64,
+    item_429_acc: f64,
+    fail_any: VecDeque<u16>,
+    fail_node: HashMap<usize, VecDeque<u16>>,
+    latency: Duration,
+    truncate_next: usize,
+    malformed_next: usize,
+    pub reject_field: Option<String>,
+}
+
+/// What happens to one request, decided when it arrives.
+pub(crate) struct Plan {
+    pub latency: Duration,
+    /// Answer with this status and an ES error body; the request is not executed.
+    pub fail: Option<u16>,
+    /// Execute, then cut the response body short.
+    pub truncate: bool,
+    /// Do not execute; answer 200 with a body that is not JSON.
+    pub malformed: bool,
+}
+
+impl FaultState {
+    pub fn plan(&mut self, node: usize) -> Plan {
+        let fail = self
+            .fail_node
+            .get_mut(&node)
+            .and_then(VecDeque::pop_front)
+            .or_else(|| self.fail_any.pop_front());
+        let malformed = fail.is_none() && take_one(&mut self.malformed_next);
+        let truncate = fail.is_none() && !malformed && take_one(&mut self.truncate_next);
+        Plan {
+            latency: self.latency,
+            fail,
+            truncate,
+            malformed,
+        }
+    }
+
+    /// Whether the next `_bulk` item gets a 429. An accumulator spreads the rejections evenly
+    /// (ratio 0.25 rejects every 4th item), so the outcome depends only on the item count.
+    pub fn reject_429(&mut self) -> bool {
+        if self.item_429_ratio <= 0.0 {
+            return false;
+        }
+        self.item_429_acc += self.item_429_ratio;
+        if self.item_429_acc >= 1.0 - 1e-9 {
+            self.item_429_acc -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+fn take_one(n: &mut usize) -> bool {
+    if *n > 0 {
+        *n -= 1;
+        true
+    } else {
+        false
+    }
+}
+
+/// A handle on the running stand-in's faults. Cheap to clone; every call takes effect for the
+/// requests that arrive after it returns.
+#[derive(Clone)]
+pub struct Faults {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl Faults {
+    /// Takes node `i` down. Returns once the listener is closed (Refuse) or switched (Drop), and
+    /// every open connection to that node has been cut.
+    pub fn node_down(&self, i: usize, mode: NodeDownMode) {
+        self.shared.node_command(i, Some(mode));
+    }
+
+    /// Brings node `i` back on the same port.
+    pub fn node_up(&self, i: usize) {
+        self.shared.node_command(i, None);
+    }
+
+    /// The fraction of `_bulk` items (0.0..=1.0) that get a per-item 429
+    /// `es_rejected_execution_exception`. 0.0 turns it off.
+    pub fn item_429_ratio(&self, ratio: f64) {
+        let mut f = lock(&self.shared.faults);
+        f.item_429_ratio = ratio.clamp(0.0, 1.0);
+        f.item_429_acc = 0.0;
+    }
+
+    /// The next requests to `node` (or to any node when `None`) answer with these statuses, in
+    /// order, with an ES error body. Replaces any queue already set for that target.
+    pub fn fail_requests(&self, node: Option<usize>, statuses: Vec<u16>) {
+        let mut f = lock(&self.shared.faults);
+        match node {
+            Some(n) => {
+                f.fail_node.insert(n, statuses.into());
+            }
+            None => f.fail_any = statuses.into(),
+        }
+    }
+
+    /// Delay added before every Elasticsearch response.
+    pub fn latency(&self, d: Duration) {
+        lock(&self.shared.faults).latency = d;
+    }
+
+    /// The next `n` responses are executed but their body is cut short (the connection closes
+    /// before `Content-Length` bytes were sent).
+    pub fn truncate_next(&self, n: usize) {
+        lock(&self.shared.faults).truncate_next = n;
+    }
+
+    /// The next `n` requests are not executed and get a 200 whose body is not JSON.
+    pub fn malformed_next(&self, n: usize) {
+        lock(&self.shared.faults).malformed_next = n;
+    }
+
+    /// Documents (in `_bulk` and the index/update APIs) with this top-level field get a 400
+    /// `document_parsing_exception`, like a mapping conflict.
+    pub fn reject_field(&self, name: Option<String>) {
+        lock(&self.shared.faults).reject_field = name;
+    }
+
+    /// All faults off, all nodes up.
+    pub fn clear(&self) {
+        *lock(&self.shared.faults) = FaultState::default();
+        for i in 0..self.shared.nodes.len() {
+            self.node_up(i);
+        }
+    }
+}

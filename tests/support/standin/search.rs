@@ -1,0 +1,792 @@
+//! Read paths over documents: `_search` (query, sort, `_source`, `from`/`size`, `search_after`,
+//! point in time, scroll, `track_total_hits`, `seq_no_primary_term`), `_count`, `_pit` open/close
+//! and `_delete_by_query`.
+//!
+//! There is no relevance: every hit scores 1.0. Storage order (index name, then `_id`) is the
+//! `_doc`/`_shard_doc` order, which lets a match-all scan sorted by `_id` or `_shard_doc` page
+//! through a point in time by binary search instead of re-sorting the whole index per page.
+
+use std::collections::BTreeMap;
+use std::ops::Bound as RangeBound;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value, json};
+
+use super::http::{
+    EsError, Reply, Req, new_id, optional_object_body, parse_time, push_num, push_raw, push_str, push_value,
+};
+use super::query::{Query, SortKey, SourceFilter, cmp_sort, compile, parse_sort, sort_value};
+use super::state::{Cluster, Doc, Index, Pit, Scroll, SnapDoc};
+use super::{Shared, lock};
+
+const MAX_RESULT_WINDOW: usize = 10_000;
+
+enum TrackTotal {
+    Off,
+    Cap(usize),
+}
+
+struct SearchReq {
+    query: Query,
+    post_filter: Option<Query>,
+    size: usize,
+    from: usize,
+    keys: Vec<SortKey>,
+    has_sort: bool,
+    source: SourceFilter,
+    search_after: Option<Vec<Value>>,
+    pit: Option<(String, Option<Duration>)>,
+    track: TrackTotal,
+    seq_no_primary_term: bool,
+    version: bool,
+    scroll: Option<Duration>,
+}
+
+const SEARCH_FIELDS: &[&str] = &[
+    "query",
+    "post_filter",
+    "size",
+    "from",
+    "sort",
+    "_source",
+    "search_after",
+    "pit",
+    "track_total_hits",
+    "seq_no_primary_term",
+    "version",
+    "timeout",
+    "track_scores",
+    "min_score",
+    "stored_fields",
+    "docvalue_fields",
+    "fields",
+    "highlight",
+    "explain",
+    "terminate_after",
+    "profile",
+];
+
+const UNSUPPORTED: &[&str] = &["aggs", "aggregations", "collapse", "slice", "suggest", "rescore", "knn"];
+
+fn usize_field(v: &Value, name: &str) -> Result<usize, EsError> {
+    v.as_u64()
+        .map(|n| n as usize)
+        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        .ok_or_else(|| EsError::illegal_argument(format!("[{name}] must be a non-negative number")))
+}
+
+fn parse_search(req: &Req, body: &Map<String, Value>) -> Result<SearchReq, EsError> {
+    for k in body.keys() {
+        if UNSUPPORTED.contains(&k.as_str()) {
+            return Err(EsError::illegal_argument(format!("the stand-in does not support [{k}] in searches")));
+        }
+        if !SEARCH_FIELDS.contains(&k.as_str()) {
+            return Err(EsError::new(400, "parsing_exception", format!("Unknown key for a START_OBJECT in [{k}]."))
+                .with("line", 1)
+                .with("col", 1));
+        }
+    }
+    let query = match (body.get("query"), req.param("q")) {
+        (Some(q), _) => compile(q)?,
+        (None, Some(q)) => q_param(q),
+        (None, None) => Query::All,
+    };
+    let post_filter = body.get("post_filter").map(compile).transpose()?;
+    let size = match (body.get("size"), req.num_param("size")?) {
+        (Some(v), _) => usize_field(v, "size")?,
+        (None, Some(n)) => usize::try_from(n).map_err(|_| EsError::illegal_argument("[size] parameter cannot be negative"))?,
+        (None, None) => 10,
+    };
+    let from = match (body.get("from"), req.num_param("from")?) {
+        (Some(v), _) => usize_field(v, "from")?,
+        (None, Some(n)) => usize::try_from(n).map_err(|_| EsError::illegal_argument("[from] parameter cannot be negative"))?,
+        (None, None) => 0,
+    };
+    let keys = parse_sort(body.get("sort"), req.param("sort"))?;
+    let has_sort = !keys.is_empty();
+    let source = match body.get("_source") {
+        Some(v) => SourceFilter::from_json(v),
+        None => SourceFilter::from_params(
+            req.param("_source"),
+            req.param("_source_includes"),
+            req.param("_source_excludes"),
+        ),
+    };
+    let search_after = match body.get("search_after") {
+        None | Some(Value::Null) => None,
+        Some(Value::Array(a)) => Some(a.clone()),
+        Some(_) => return Err(EsError::illegal_argument("[search_after] must be an array")),
+    };
+    let pit = match body.get("pit") {
+        None => None,
+        Some(p) => {
+            let id = p
+                .get("id")
+                .and_then(Value::as_str)
+                .ok_or_else(|| EsError::parse("[1:2] [pit] failed to parse field [id]"))?;
+            let keep = p.get("keep_alive").and_then(Value::as_str).and_then(parse_time);
+            Some((id.to_owned(), keep))
+        }
+    };
+    let track = match body.get("track_total_hits").cloned().or_else(|| req.param("track_total_hits").map(|s| json!(s))) {
+        None => TrackTotal::Cap(MAX_RESULT_WINDOW),
+        Some(Value::Bool(true)) => TrackTotal::Cap(usize::MAX),
+        Some(Value::Bool(false)) => TrackTotal::Off,
+        Some(Value::String(s)) if s == "true" => TrackTotal::Cap(usize::MAX),
+        Some(Value::String(s)) if s == "false" => TrackTotal::Off,
+        Some(v) => TrackTotal::Cap(usize_field(&v, "track_total_hits")?),
+    };
+    let flag = |name: &str| body.get(name).and_then(Value::as_bool).unwrap_or_else(|| req.flag(name));
+    let scroll = match req.param("scroll") {
+        None => None,
+        Some(s) => Some(parse_time(s).ok_or_else(|| EsError::illegal_argument(format!("failed to parse [scroll] value [{s}]")))?),
+    };
+    if search_after.is_some() && !has_sort && pit.is_none() {
+        return Err(EsError::validation(&["[search_after] requires a sort".to_owned()]));
+    }
+    if scroll.is_none() && search_after.is_none() && from + size > MAX_RESULT_WINDOW {
+        return Err(EsError::illegal_argument(format!(
+            "Result window is too large, from + size must be less than or equal to: [{MAX_RESULT_WINDOW}] but was [{}]. See the scroll api for a more efficient way to request large data sets.",
+            from + size
+        )));
+    }
+    Ok(SearchReq {
+        query,
+        post_filter,
+        size,
+        from,
+        keys,
+        has_sort,
+        source,
+        search_after,
+        pit,
+        track,
+        seq_no_primary_term: flag("seq_no_primary_term"),
+        version: flag("version"),
+        scroll,
+    })
+}
+
+/// `q=field:value` / `q=*`: enough of the Lucene syntax for quick counts.
+fn q_param(q: &str) -> Query {
+    match q.split_once(':') {
+        Some((f, v)) if v != "*" => Query::Term {
+            field: f.to_owned(),
+            value: Value::String(v.to_owned()),
+            ci: false,
+        },
+        Some((f, _)) => Query::Exists(f.to_owned()),
+        None => Query::All,
+    }
+}
+
+/// One hit, owned, so the response can be written after the cluster lock is released.
+struct Hit {
+    index: Arc<str>,
+    id: String,
+    doc: Doc,
+    sort: Vec<Value>,
+}
+
+/// Where a search reads from: a frozen point in time, or live indices.
+enum Target {
+    Snap(Arc<Vec<SnapDoc>>),
+    Live(Vec<String>),
+}
+
+fn tuple(keys: &[SortKey], index: &str, id: &str, rank: u64, src: Option<&Value>) -> Vec<Value> {
+    keys.iter().map(|k| sort_value(k, index, id, rank, src)).collect()
+}
+
+fn needs_src_for_sort(keys: &[SortKey]) -> bool {
+    keys.iter()
+        .any(|k| !matches!(k.field.as_str(), "_id" | "_index" | "_doc" | "_shard_doc" | "_score"))
+}
+
+fn is_constant_or_natural(k: &SortKey) -> bool {
+    k.field == "_score" || k.is_natural()
+}
+
+/// Runs the query; returns all hits after `search_after`, in order, limited to `limit`, and the
+/// total number of matches (before `search_after`, as ES reports it).
+fn run(cluster: &Cluster, target: &Target, sr: &SearchReq, keys: &[SortKey], limit: usize) -> (Vec<Hit>, usize) {
+    let single_index = match target {
+        Target::Live(names) => names.len() == 1,
+        Target::Snap(docs) => docs.first().is_none_or(|f| docs.iter().all(|d| d.index == f.index)),
+    };
+    let natural = sr.query.is_all()
+        && sr.post_filter.is_none()
+        && keys.iter().all(is_constant_or_natural)
+        && (single_index || keys.iter().find(|k| k.field != "_score").is_none_or(|k| k.field != "_id"));
+    if natural {
+        return run_natural(cluster, target, sr, keys, limit);
+    }
+    run_generic(cluster, target, sr, keys, limit)
+}
+
+/// Binary search for the first position whose tuple sorts after `after`.
+fn first_after(len: usize, is_after: impl Fn(usize) -> bool) -> usize {
+    let (mut lo, mut hi) = (0, len);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if is_after(mid) {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    lo
+}
+
+fn run_natural(cluster: &Cluster, target: &Target, sr: &SearchReq, keys: &[SortKey], limit: usize) -> (Vec<Hit>, usize) {
+    match target {
+        Target::Snap(docs) => {
+            let start = match &sr.search_after {
+                None => 0,
+                Some(after) => first_after(docs.len(), |i| {
+                    let d = &docs[i];
+                    let t = tuple(keys, &d.index, &d.id, i as u64, None);
+                    cmp_sort(&t, after, keys) == std::cmp::Ordering::Greater
+                }),
+            };
+            let hits = docs[start.min(docs.len())..]
+                .iter()
+                .enumerate()
+                .take(limit)
+                .map(|(off, d)| Hit {
+                    index: d.index.clone(),
+                    id: d.id.clone(),
+                    doc: d.doc.clone(),
+                    sort: tuple(keys, &d.index, &d.id, (start + off) as u64, None),
+                })
+                .collect();
+            (hits, docs.len())
+        }
+        Target::Live(names) => {
+            let mut hits = Vec::new();
+            let mut total = 0;
+            let mut rank_base = 0u64;
+            for name in names {
+                let Some(idx) = cluster.indices.get(name) else { continue };
+                total += idx.docs.len();
+                let index: Arc<str> = Arc::from(name.as_str());
+                if hits.len() < limit {
+                    collect_live_natural(idx, &index, rank_base, sr, keys, limit, &mut hits);
+                }
+                rank_base += idx.docs.len() as u64;
+            }
+            (hits, total)
+        }
+    }
+}
+
+fn collect_live_natural(
+    idx: &Index,
+    index: &Arc<str>,
+    rank_base: u64,
+    sr: &SearchReq,
+    keys: &[SortKey],
+    limit: usize,
+    hits: &mut Vec<Hit>,
+) {
+    let first_key = keys.iter().find(|k| k.field != "_score").map(|k| k.field.as_str());
+    let after_pos = keys.iter().position(|k| k.field != "_score");
+    let after = sr.search_after.as_ref().zip(after_pos).and_then(|(a, p)| a.get(p));
+    let push = |id: &String, d: &Doc, rank: u64, hits: &mut Vec<Hit>| {
+        hits.push(Hit {
+            index: index.clone(),
+            id: id.clone(),
+            doc: d.clone(),
+            sort: tuple(keys, index, id, rank, None),
+        });
+    };
+    match (first_key, after) {
+        (Some("_id"), Some(Value::String(after_id))) => {
+            let mut rank = rank_base + idx.docs.range::<str, _>((RangeBound::Unbounded, RangeBound::Included(after_id.as_str()))).count() as u64;
+            let range = idx.docs.range::<str, _>((RangeBound::Excluded(after_id.as_str()), RangeBound::Unbounded));
+            for (id, d) in range {
+                if hits.len() >= limit {
+                    break;
+                }
+                push(id, d, rank, hits);
+                rank += 1;
+            }
+        }
+        (Some("_doc" | "_shard_doc"), Some(after)) => {
+            let after_rank = after.as_u64().unwrap_or(0);
+            for (pos, (id, d)) in idx.docs.iter().enumerate() {
+                let rank = rank_base + pos as u64;
+                if rank <= after_rank {
+                    continue;
+                }
+                if hits.len() >= limit {
+                    break;
+                }
+                push(id, d, rank, hits);
+            }
+        }
+        _ => {
+            for (pos, (id, d)) in idx.docs.iter().enumerate() {
+                if hits.len() >= limit {
+                    break;
+                }
+                push(id, d, rank_base + pos as u64, hits);
+            }
+        }
+    }
+}
+
+fn run_generic(cluster: &Cluster, target: &Target, sr: &SearchReq, keys: &[SortKey], limit: usize) -> (Vec<Hit>, usize) {
+    let needs_src = sr.query.needs_source()
+        || sr.post_filter.as_ref().is_some_and(Query::needs_source)
+        || needs_src_for_sort(keys);
+    let mut hits: Vec<Hit> = Vec::new();
+    let mut visit = |index: &Arc<str>, id: &str, d: &Doc, rank: u64| {
+        let src = needs_src.then(|| d.json());
+        let src_ref = src.as_ref().unwrap_or(&Value::Null);
+        let ok = sr.query.matches(index, id, src_ref)
+            && sr.post_filter.as_ref().is_none_or(|f| f.matches(index, id, src_ref));
+        if ok {
+            hits.push(Hit {
+                index: index.clone(),
+                id: id.to_owned(),
+                doc: d.clone(),
+                sort: tuple(keys, index, id, rank, src.as_ref()),
+            });
+        }
+    };
+    match target {
+        Target::Snap(docs) => {
+            for (rank, d) in docs.iter().enumerate() {
+                visit(&d.index, &d.id, &d.doc, rank as u64);
+            }
+        }
+        Target::Live(names) => {
+            let mut rank = 0u64;
+            for name in names {
+                let Some(idx) = cluster.indices.get(name) else { continue };
+                let index: Arc<str> = Arc::from(name.as_str());
+                for (id, d) in &idx.docs {
+                    visit(&index, id, d, rank);
+                    rank += 1;
+                }
+            }
+        }
+    }
+    let total = hits.len();
+    if !keys.iter().all(is_constant_or_natural) {
+        // Stable: ties keep storage order, like ES's implicit doc-order tiebreak.
+        hits.sort_by(|a, b| cmp_sort(&a.sort, &b.sort, keys));
+    }
+    if let Some(after) = &sr.search_after {
+        hits.retain(|h| cmp_sort(&h.sort, after, keys) == std::cmp::Ordering::Greater);
+    }
+    hits.truncate(limit);
+    (hits, total)
+}
+
+fn snapshot(cluster: &Cluster, names: &[String]) -> Vec<SnapDoc> {
+    let mut out = Vec::with_capacity(names.iter().filter_map(|n| cluster.indices.get(n)).map(|i| i.docs.len()).sum());
+    for name in names {
+        let Some(idx) = cluster.indices.get(name) else { continue };
+        let index: Arc<str> = Arc::from(name.as_str());
+        out.extend(idx.docs.iter().map(|(id, d)| SnapDoc {
+            index: index.clone(),
+            id: id.clone(),
+            doc: d.clone(),
+        }));
+    }
+    out
+}
+
+fn search_context_missing(id: &str) -> EsError {
+    EsError::new(404, "search_context_missing_exception", format!("No search context found for id [{id}]"))
+}
+
+/// Writes one hit. A whole `_source` is copied from the stored bytes without parsing.
+fn write_hit(out: &mut Vec<u8>, h: &Hit, sr: &SearchReq, keys_shown: bool) {
+    push_raw(out, "{\"_index\":");
+    push_str(out, &h.index);
+    push_raw(out, ",\"_id\":");
+    push_str(out, &h.id);
+    if sr.version {
+        push_raw(out, ",\"_version\":");
+        push_num(out, h.doc.version);
+    }
+    if sr.seq_no_primary_term {
+        push_raw(out, ",\"_seq_no\":");
+        push_num(out, h.doc.seq_no);
+        push_raw(out, ",\"_primary_term\":");
+        push_num(out, h.doc.primary_term);
+    }
+    push_raw(out, if sr.has_sort { ",\"_score\":null" } else { ",\"_score\":1.0" });
+    if sr.source.is_all() {
+        push_raw(out, ",\"_source\":");
+        out.extend_from_slice(&h.doc.source);
+    } else if let Some(src) = sr.source.apply(&h.doc.source) {
+        push_raw(out, ",\"_source\":");
+        push_value(out, &src);
+    }
+    if keys_shown {
+        push_raw(out, ",\"sort\":");
+        push_value(out, &Value::Array(h.sort.clone()));
+    }
+    out.push(b'}');
+}
+
+struct Page<'a> {
+    took: u64,
+    hits: &'a [Hit],
+    total: usize,
+    pit_id: Option<&'a str>,
+    scroll_id: Option<&'a str>,
+    keys_shown: bool,
+}
+
+fn write_response(sr: &SearchReq, page: &Page<'_>, rest_total_as_int: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256 + page.hits.iter().map(|h| h.doc.source.len() + 96).sum::<usize>());
+    push_raw(&mut out, "{\"took\":");
+    push_num(&mut out, page.took);
+    push_raw(&mut out, ",\"timed_out\":false");
+    if let Some(id) = page.pit_id {
+        push_raw(&mut out, ",\"pit_id\":");
+        push_str(&mut out, id);
+    }
+    if let Some(id) = page.scroll_id {
+        push_raw(&mut out, ",\"_scroll_id\":");
+        push_str(&mut out, id);
+    }
+    push_raw(&mut out, ",\"_shards\":{\"total\":1,\"successful\":1,\"skipped\":0,\"failed\":0},\"hits\":{");
+    match sr.track {
+        TrackTotal::Off => {}
+        TrackTotal::Cap(cap) => {
+            if rest_total_as_int {
+                push_raw(&mut out, "\"total\":");
+                push_num(&mut out, page.total as u64);
+                out.push(b',');
+            } else {
+                let (value, rel) = if page.total > cap { (cap, "gte") } else { (page.total, "eq") };
+                push_raw(&mut out, "\"total\":{\"value\":");
+                push_num(&mut out, value as u64);
+                push_raw(&mut out, ",\"relation\":");
+                push_str(&mut out, rel);
+                push_raw(&mut out, "},");
+            }
+        }
+    }
+    let max_score = if sr.has_sort || page.hits.is_empty() { "null" } else { "1.0" };
+    push_raw(&mut out, "\"max_score\":");
+    push_raw(&mut out, max_score);
+    push_raw(&mut out, ",\"hits\":[");
+    for (i, h) in page.hits.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_hit(&mut out, h, sr, page.keys_shown);
+    }
+    push_raw(&mut out, "]}}");
+    out
+}
+
+/// `GET|POST [/{index}]/_search`.
+pub(crate) fn search(shared: &Shared, req: &Req, path_index: Option<&str>) -> Result<Reply, EsError> {
+    let started = Instant::now();
+    let body = optional_object_body(req)?;
+    let sr = parse_search(req, &body)?;
+    let mut keys = sr.keys.clone();
+    let mut cluster = lock(&shared.cluster);
+    cluster.drop_expired();
+    let (target, pit_id) = match &sr.pit {
+        Some((id, keep)) => {
+            if path_index.is_some() {
+                return Err(EsError::validation(&[
+                    "[indices] cannot be used with point in time. Do not specify any index with point in time."
+                        .to_owned(),
+                ]));
+            }
+            if sr.scroll.is_some() {
+                return Err(EsError::validation(&["using [point in time] is not allowed in a scroll context".to_owned()]));
+            }
+            let pit = cluster.pits.get_mut(id).ok_or_else(|| search_context_missing(id))?;
+            if let Some(k) = keep {
+                pit.expires = Instant::now() + *k;
+            }
+            // With a point in time ES adds `_shard_doc` as an implicit tiebreaker.
+            if keys.is_empty() {
+                keys.push(SortKey::new("_score", true));
+            }
+            if !keys.iter().any(|k| k.field == "_shard_doc") {
+                keys.push(SortKey::new("_shard_doc", false));
+            }
+            (Target::Snap(pit.docs.clone()), Some(id.clone()))
+        }
+        None => {
+            let ignore = req.flag("ignore_unavailable");
+            let names = cluster.resolve(path_index.unwrap_or("_all"), ignore)?;
+            (Target::Live(names), None)
+        }
+    };
+    let keys_shown = !keys.is_empty();
+    let rest_total_as_int = req.flag("rest_total_hits_as_int");
+    if let Some(keep) = sr.scroll {
+        let (hits, total) = run(&cluster, &target, &sr, &keys, usize::MAX);
+        let scroll_id = format!("{}{}", new_id(), new_id());
+        let first: Vec<Hit> = hits.iter().skip(sr.from).take(sr.size).map(clone_hit).collect();
+        let rest: Vec<SnapDoc> = hits
+            .iter()
+            .skip(sr.from)
+            .map(|h| SnapDoc { index: h.index.clone(), id: h.id.clone(), doc: h.doc.clone() })
+            .collect();
+        let sorts: Vec<Vec<Value>> = hits.iter().skip(sr.from).map(|h| h.sort.clone()).collect();
+        cluster.scrolls.insert(
+            scroll_id.clone(),
+            Scroll {
+                hits: Arc::new(rest),
+                sort_values: Arc::new(sorts),
+                pos: first.len(),
+                size: sr.size.max(1),
+                total,
+                expires: Instant::now() + keep,
+            },
+        );
+        drop(cluster);
+        let page = Page {
+            took: started.elapsed().as_millis() as u64,
+            hits: &first,
+            total,
+            pit_id: None,
+            scroll_id: Some(&scroll_id),
+            keys_shown,
+        };
+        return Ok(Reply::raw_json(200, write_response(&sr, &page, rest_total_as_int)));
+    }
+    let (hits, total) = run(&cluster, &target, &sr, &keys, sr.from.saturating_add(sr.size));
+    drop(cluster);
+    let page_hits: Vec<Hit> = hits.into_iter().skip(sr.from).collect();
+    let page = Page {
+        took: started.elapsed().as_millis() as u64,
+        hits: &page_hits,
+        total,
+        pit_id: pit_id.as_deref(),
+        scroll_id: None,
+        keys_shown,
+    };
+    Ok(Reply::raw_json(200, write_response(&sr, &page, rest_total_as_int)))
+}
+
+fn clone_hit(h: &Hit) -> Hit {
+    Hit {
+        index: h.index.clone(),
+        id: h.id.clone(),
+        doc: h.doc.clone(),
+        sort: h.sort.clone(),
+    }
+}
+
+/// `GET|POST /_search/scroll[/{id}]` and `DELETE /_search/scroll[/{id}]`.
+pub(crate) fn scroll(shared: &Shared, req: &Req) -> Result<Reply, EsError> {
+    let body = optional_object_body(req)?;
+    let ids: Vec<String> = match (body.get("scroll_id"), req.seg(2), req.param("scroll_id")) {
+        (Some(Value::String(s)), _, _) => vec![s.clone()],
+        (Some(Value::Array(a)), _, _) => a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
+        (_, Some(s), _) | (_, None, Some(s)) => s.split(',').map(str::to_owned).collect(),
+        _ => Vec::new(),
+    };
+    let mut cluster = lock(&shared.cluster);
+    cluster.drop_expired();
+    if req.method == hyper::Method::DELETE {
+        let freed = ids.iter().filter(|id| cluster.scrolls.remove(*id).is_some()).count();
+        let status = if freed > 0 || ids.is_empty() { 200 } else { 404 };
+        return Ok(Reply::json(status, &json!({"succeeded": true, "num_freed": freed})));
+    }
+    let Some(id) = ids.first() else {
+        return Err(EsError::validation(&["scrollId is missing".to_owned()]));
+    };
+    let keep = body
+        .get("scroll")
+        .and_then(Value::as_str)
+        .or(req.param("scroll"))
+        .and_then(parse_time);
+    let sc = cluster.scrolls.get_mut(id).ok_or_else(|| search_context_missing(id))?;
+    if let Some(k) = keep {
+        sc.expires = Instant::now() + k;
+    }
+    let end = (sc.pos + sc.size).min(sc.hits.len());
+    let hits: Vec<Hit> = (sc.pos..end)
+        .map(|i| {
+            let d = &sc.hits[i];
+            Hit {
+                index: d.index.clone(),
+                id: d.id.clone(),
+                doc: d.doc.clone(),
+                sort: sc.sort_values.get(i).cloned().unwrap_or_default(),
+            }
+        })
+        .collect();
+    sc.pos = end;
+    let total = sc.total;
+    let keys_shown = hits.first().is_some_and(|h| !h.sort.is_empty());
+    drop(cluster);
+    let sr = SearchReq {
+        query: Query::All,
+        post_filter: None,
+        size: hits.len(),
+        from: 0,
+        keys: Vec::new(),
+        has_sort: keys_shown,
+        source: SourceFilter::All,
+        search_after: None,
+        pit: None,
+        track: TrackTotal::Cap(MAX_RESULT_WINDOW),
+        seq_no_primary_term: false,
+        version: false,
+        scroll: None,
+    };
+    let page = Page { took: 0, hits: &hits, total, pit_id: None, scroll_id: Some(id), keys_shown };
+    Ok(Reply::raw_json(200, write_response(&sr, &page, req.flag("rest_total_hits_as_int"))))
+}
+
+/// `GET|POST [/{index}]/_count`.
+pub(crate) fn count(shared: &Shared, req: &Req, path_index: Option<&str>) -> Result<Reply, EsError> {
+    let body = optional_object_body(req)?;
+    for k in body.keys() {
+        if k != "query" {
+            return Err(EsError::new(400, "parsing_exception", format!("request does not support [{k}]"))
+                .with("line", 1)
+                .with("col", 1));
+        }
+    }
+    let query = match (body.get("query"), req.param("q")) {
+        (Some(q), _) => compile(q)?,
+        (None, Some(q)) => q_param(q),
+        (None, None) => Query::All,
+    };
+    let cluster = lock(&shared.cluster);
+    let names = cluster.resolve(path_index.unwrap_or("_all"), req.flag("ignore_unavailable"))?;
+    let n = count_matches(&cluster, &names, &query);
+    Ok(Reply::ok(&json!({
+        "count": n,
+        "_shards": {"total": names.len().max(1), "successful": names.len().max(1), "skipped": 0, "failed": 0}
+    })))
+}
+
+fn count_matches(cluster: &Cluster, names: &[String], query: &Query) -> usize {
+    let mut n = 0;
+    for name in names {
+        let Some(idx) = cluster.indices.get(name) else { continue };
+        if query.is_all() {
+            n += idx.docs.len();
+            continue;
+        }
+        let needs = query.needs_source();
+        n += idx
+            .docs
+            .iter()
+            .filter(|(id, d)| {
+                let src = if needs { d.json() } else { Value::Null };
+                query.matches(name, id, &src)
+            })
+            .count();
+    }
+    n
+}
+
+/// `POST /{index}/_pit?keep_alive=…`.
+pub(crate) fn open_pit(shared: &Shared, req: &Req, expr: &str) -> Result<Reply, EsError> {
+    let keep_raw = req
+        .param("keep_alive")
+        .ok_or_else(|| EsError::validation(&["[keep_alive] is not specified".to_owned()]))?;
+    let keep = parse_time(keep_raw)
+        .ok_or_else(|| EsError::illegal_argument(format!("failed to parse setting [keep_alive] with value [{keep_raw}] as a time value")))?;
+    let mut cluster = lock(&shared.cluster);
+    cluster.drop_expired();
+    let names = cluster.resolve(expr, req.flag("ignore_unavailable"))?;
+    let docs = snapshot(&cluster, &names);
+    let id = format!("{}{}AAAA==", new_id(), new_id());
+    cluster.pits.insert(
+        id.clone(),
+        Pit {
+            docs: Arc::new(docs),
+            expires: Instant::now() + keep,
+        },
+    );
+    let n = names.len().max(1);
+    Ok(Reply::ok(&json!({
+        "id": id,
+        "_shards": {"total": n, "successful": n, "skipped": 0, "failed": 0}
+    })))
+}
+
+/// `DELETE /_pit` with `{"id": …}`.
+pub(crate) fn close_pit(shared: &Shared, req: &Req) -> Result<Reply, EsError> {
+    let body = super::http::object_body(req)?;
+    let id = body
+        .get("id")
+        .and_then(Value::as_str)
+        .ok_or_else(|| EsError::validation(&["[id] is missing".to_owned()]))?;
+    let freed = usize::from(lock(&shared.cluster).pits.remove(id).is_some());
+    let status = if freed > 0 { 200 } else { 404 };
+    Ok(Reply::json(status, &json!({"succeeded": true, "num_freed": freed})))
+}
+
+/// `POST /{index}/_delete_by_query`.
+pub(crate) fn delete_by_query(shared: &Shared, req: &Req, expr: &str) -> Result<Reply, EsError> {
+    let started = Instant::now();
+    let body = super::http::object_body(req)?;
+    for k in body.keys() {
+        if !matches!(k.as_str(), "query" | "max_docs" | "slice" | "sort") {
+            return Err(EsError::new(400, "parsing_exception", format!("Unknown key for a START_OBJECT in [{k}]."))
+                .with("line", 1)
+                .with("col", 1));
+        }
+    }
+    let query = compile(
+        body.get("query")
+            .ok_or_else(|| EsError::validation(&["query is missing".to_owned()]))?,
+    )?;
+    let max_docs = match (body.get("max_docs"), req.num_param("max_docs")?) {
+        (Some(v), _) => usize_field(v, "max_docs")?,
+        (None, Some(n)) => usize::try_from(n).unwrap_or(0),
+        (None, None) => usize::MAX,
+    };
+    let mut cluster = lock(&shared.cluster);
+    let names = cluster.resolve(expr, req.flag("ignore_unavailable"))?;
+    let mut victims: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut total = 0usize;
+    let needs = query.needs_source();
+    'outer: for name in &names {
+        let Some(idx) = cluster.indices.get(name) else { continue };
+        for (id, d) in &idx.docs {
+            if total >= max_docs {
+                break 'outer;
+            }
+            let src = if needs { d.json() } else { Value::Null };
+            if query.matches(name, id, &src) {
+                victims.entry(name.clone()).or_default().push(id.clone());
+                total += 1;
+            }
+        }
+    }
+    for (name, ids) in &victims {
+        if let Some(idx) = cluster.indices.get_mut(name) {
+            for id in ids {
+                idx.remove(id);
+            }
+        }
+    }
+    Ok(Reply::ok(&json!({
+        "took": started.elapsed().as_millis() as u64,
+        "timed_out": false,
+        "total": total,
+        "deleted": total,
+        "batches": usize::from(total > 0).max(total.div_ceil(1000)),
+        "version_conflicts": 0,
+        "noops": 0,
+        "retries": {"bulk": 0, "search": 0},
+        "throttled_millis": 0,
+        "requests_per_second": -1.0,
+        "throttled_until_millis": 0,
+        "failures": []
+    })))
+}
