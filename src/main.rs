@@ -62,6 +62,10 @@ fn command_name(c: &Command) -> &'static str {
         Command::Connectors(_) => "connectors",
         Command::Jobs(_) => "jobs",
         Command::Kibana(_) => "kibana",
+        Command::Sync { .. } => "sync",
+        Command::Serve(_) => "serve",
+        Command::Dlq(_) => "dlq",
+        Command::Sources => "sources",
         Command::Completions { .. } => "completions",
     }
 }

@@ -11,7 +11,8 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 use syncdeck::model::Configuration;
 use syncdeck::sources::{
-    DataSource, Document, ItemSender, POISON_VALUE, SourceError, SourceFactory, SourceItem, SyncMode, builtin,
+    DataSource, Document, ItemSender, POISON_VALUE, SourceError, SourceFactory, SourceItem,
+    SyncMode, builtin,
 };
 
 fn factory(service_type: &str) -> Arc<dyn SourceFactory> {
@@ -21,7 +22,11 @@ fn factory(service_type: &str) -> Arc<dyn SourceFactory> {
 fn config(service_type: &str, values: &[(&str, Value)]) -> Configuration {
     let mut config = factory(service_type).default_configuration();
     for (key, value) in values {
-        config.0.get_mut(*key).unwrap_or_else(|| panic!("no field {key}")).value = value.clone();
+        config
+            .0
+            .get_mut(*key)
+            .unwrap_or_else(|| panic!("no field {key}"))
+            .value = value.clone();
     }
     config
 }
@@ -33,7 +38,10 @@ fn source(service_type: &str, values: &[(&str, Value)]) -> Box<dyn DataSource> {
 }
 
 /// Runs a source to the end, collecting every item.
-async fn run(source: &mut Box<dyn DataSource>, mode: SyncMode) -> (Vec<SourceItem>, Result<Option<Value>, SourceError>) {
+async fn run(
+    source: &mut Box<dyn DataSource>,
+    mode: SyncMode,
+) -> (Vec<SourceItem>, Result<Option<Value>, SourceError>) {
     let (tx, mut rx) = ItemSender::channel(16);
     let drain = async move {
         let mut items = Vec::new();
@@ -64,7 +72,11 @@ fn ids(docs: &[Document]) -> Vec<&str> {
 
 #[tokio::test]
 async fn generator_is_deterministic_and_respects_count() {
-    let settings = [("count", json!(50)), ("seed", json!(1)), ("doc_bytes", json!(300))];
+    let settings = [
+        ("count", json!(50)),
+        ("seed", json!(1)),
+        ("doc_bytes", json!(300)),
+    ];
     let mut a = source("generator", &settings);
     assert_eq!(a.total_hint().await, Some(50));
     let (first, result) = run(&mut a, SyncMode::Full).await;
@@ -79,7 +91,14 @@ async fn generator_is_deterministic_and_respects_count() {
         assert_eq!(x.fields, y.fields);
         assert_eq!(x.timestamp, y.timestamp);
     }
-    let mut other = source("generator", &[("count", json!(50)), ("seed", json!(2)), ("doc_bytes", json!(300))]);
+    let mut other = source(
+        "generator",
+        &[
+            ("count", json!(50)),
+            ("seed", json!(2)),
+            ("doc_bytes", json!(300)),
+        ],
+    );
     let third = docs(run(&mut other, SyncMode::Full).await.0);
     assert_eq!(ids(&third), expected, "ids do not depend on the seed");
     assert_ne!(first[0].fields["body"], third[0].fields["body"]);
@@ -88,20 +107,30 @@ async fn generator_is_deterministic_and_respects_count() {
 #[tokio::test]
 async fn generator_documents_are_about_doc_bytes_long() {
     for doc_bytes in [256usize, 1024, 8192] {
-        let mut generator = source("generator", &[("count", json!(200)), ("doc_bytes", json!(doc_bytes))]);
+        let mut generator = source(
+            "generator",
+            &[("count", json!(200)), ("doc_bytes", json!(doc_bytes))],
+        );
         for doc in docs(run(&mut generator, SyncMode::Full).await.0) {
             let mut body = doc.fields.clone();
             body.insert("id".into(), Value::String(doc.id.clone()));
             let size = serde_json::to_vec(&body).unwrap().len() as f64;
             let ratio = size / doc_bytes as f64;
-            assert!((0.8..=1.2).contains(&ratio), "{} is {size} bytes for doc_bytes {doc_bytes}", doc.id);
+            assert!(
+                (0.8..=1.2).contains(&ratio),
+                "{} is {size} bytes for doc_bytes {doc_bytes}",
+                doc.id
+            );
         }
     }
 }
 
 #[tokio::test]
 async fn generator_poisons_exactly_every_nth_document() {
-    let mut generator = source("generator", &[("count", json!(30)), ("poison_every", json!(7))]);
+    let mut generator = source(
+        "generator",
+        &[("count", json!(30)), ("poison_every", json!(7))],
+    );
     let poisoned: Vec<String> = docs(run(&mut generator, SyncMode::Full).await.0)
         .into_iter()
         .filter(|doc| match &doc.fields["value"] {
@@ -114,12 +143,23 @@ async fn generator_poisons_exactly_every_nth_document() {
     assert_eq!(poisoned, ["doc-6", "doc-13", "doc-20", "doc-27"]);
 
     let mut clean = source("generator", &[("count", json!(30))]);
-    assert!(docs(run(&mut clean, SyncMode::Full).await.0).iter().all(|d| d.fields["value"].is_i64()));
+    assert!(
+        docs(run(&mut clean, SyncMode::Full).await.0)
+            .iter()
+            .all(|d| d.fields["value"].is_i64())
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn generator_honours_its_rate_in_virtual_time() {
-    let mut generator = source("generator", &[("count", json!(1000)), ("rate", json!(100)), ("doc_bytes", json!(128))]);
+    let mut generator = source(
+        "generator",
+        &[
+            ("count", json!(1000)),
+            ("rate", json!(100)),
+            ("doc_bytes", json!(128)),
+        ],
+    );
     let (tx, mut rx) = ItemSender::channel(64);
     let received = Arc::new(AtomicUsize::new(0));
     let counter = received.clone();
@@ -132,10 +172,16 @@ async fn generator_honours_its_rate_in_virtual_time() {
 
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after_two = received.load(Ordering::SeqCst);
-    assert!((180..=220).contains(&after_two), "{after_two} documents after 2 s at 100/s");
+    assert!(
+        (180..=220).contains(&after_two),
+        "{after_two} documents after 2 s at 100/s"
+    );
     tokio::time::sleep(Duration::from_secs(3)).await;
     let after_five = received.load(Ordering::SeqCst);
-    assert!((480..=520).contains(&after_five), "{after_five} documents after 5 s at 100/s");
+    assert!(
+        (480..=520).contains(&after_five),
+        "{after_five} documents after 5 s at 100/s"
+    );
 
     running.abort();
     let _ = running.await;
@@ -151,7 +197,10 @@ async fn generator_waits_while_the_channel_is_full() {
 
     assert!(running.as_mut().poll(&mut cx).is_pending());
     assert_eq!(rx.len(), 4, "the source filled the channel and stopped");
-    assert!(running.as_mut().poll(&mut cx).is_pending(), "still waiting, not producing");
+    assert!(
+        running.as_mut().poll(&mut cx).is_pending(),
+        "still waiting, not producing"
+    );
     assert_eq!(rx.len(), 4);
 
     let mut seen = Vec::new();
@@ -181,7 +230,10 @@ async fn generator_stops_when_the_engine_goes_away() {
     let mut generator = source("generator", &[("count", json!(100))]);
     let (tx, rx) = ItemSender::channel(4);
     drop(rx);
-    assert!(matches!(generator.run(SyncMode::Full, tx).await, Err(SourceError::Stopped)));
+    assert!(matches!(
+        generator.run(SyncMode::Full, tx).await,
+        Err(SourceError::Stopped)
+    ));
 }
 
 #[test]
@@ -190,7 +242,10 @@ fn generator_marks_its_token_sensitive() {
     let token = config.get("api_token").unwrap();
     assert!(token.sensitive && !token.required);
     for (key, field) in config.fields_in_order() {
-        assert!(!field.label.is_empty() && field.tooltip.is_some() && field.order.is_some(), "{key}");
+        assert!(
+            !field.label.is_empty() && field.tooltip.is_some() && field.order.is_some(),
+            "{key}"
+        );
     }
 }
 
@@ -200,7 +255,10 @@ fn generator_marks_its_token_sensitive() {
 #[ignore]
 async fn generator_throughput() {
     let count = 1_000_000u64;
-    let mut generator = source("generator", &[("count", json!(count)), ("doc_bytes", json!(1024))]);
+    let mut generator = source(
+        "generator",
+        &[("count", json!(count)), ("doc_bytes", json!(1024))],
+    );
     let (tx, mut rx) = ItemSender::channel(1024);
     let reader = tokio::spawn(async move {
         let mut n = 0u64;
@@ -213,7 +271,10 @@ async fn generator_throughput() {
     generator.run(SyncMode::Full, tx).await.unwrap();
     let n = reader.await.unwrap();
     let secs = start.elapsed().as_secs_f64();
-    println!("generator: {n} docs of ~1 KiB in {secs:.2} s = {:.0} docs/s", n as f64 / secs);
+    println!(
+        "generator: {n} docs of ~1 KiB in {secs:.2} s = {:.0} docs/s",
+        n as f64 / secs
+    );
 }
 
 // ---------------------------------------------------------------- ndjson
@@ -242,9 +303,16 @@ async fn ndjson_yields_documents_and_invalid_lines_in_order() {
     let summary: Vec<String> = items
         .iter()
         .map(|item| match item {
-            SourceItem::Upsert(doc) => format!("doc {} {}", doc.id, doc.fields["title"]),
+            SourceItem::Upsert(doc) => format!(
+                "doc {} {}",
+                doc.id,
+                doc.fields.get("title").unwrap_or(&Value::Null)
+            ),
             SourceItem::Invalid { id, reason, raw } => {
-                assert!(reason.starts_with(&format!("{}:", id.replace('-', " "))), "{reason}");
+                assert!(
+                    reason.starts_with(&format!("{}:", id.replace('-', " "))),
+                    "{reason}"
+                );
                 format!("invalid {id} {raw}")
             }
             other => panic!("unexpected {other:?}"),
@@ -267,11 +335,23 @@ async fn ndjson_yields_documents_and_invalid_lines_in_order() {
 async fn ndjson_reads_the_configured_id_field() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("data.ndjson");
-    std::fs::write(&path, "{\"key\": \"k1\", \"id\": \"ignored\"}\r\n{\"id\": \"only-id\"}\n").unwrap();
-    let mut src = source("ndjson", &[("path", json!(path.to_string_lossy())), ("id_field", json!("key"))]);
+    std::fs::write(
+        &path,
+        "{\"key\": \"k1\", \"id\": \"ignored\"}\r\n{\"id\": \"only-id\"}\n",
+    )
+    .unwrap();
+    let mut src = source(
+        "ndjson",
+        &[
+            ("path", json!(path.to_string_lossy())),
+            ("id_field", json!("key")),
+        ],
+    );
     let (items, _) = run(&mut src, SyncMode::Full).await;
     assert!(matches!(&items[0], SourceItem::Upsert(doc) if doc.id == "k1"));
-    assert!(matches!(&items[1], SourceItem::Invalid { reason, .. } if reason == "line 2: no 'key' field"));
+    assert!(
+        matches!(&items[1], SourceItem::Invalid { reason, .. } if reason == "line 2: no 'key' field")
+    );
 }
 
 #[tokio::test]
@@ -281,7 +361,10 @@ async fn ndjson_names_a_missing_file() {
     let mut src = source("ndjson", &[("path", json!(path.to_string_lossy()))]);
     let err = src.ping().await.unwrap_err();
     assert!(matches!(err, SourceError::Unavailable(_)));
-    assert!(err.to_string().contains(&format!("'{}'", path.display())), "{err}");
+    assert!(
+        err.to_string().contains(&format!("'{}'", path.display())),
+        "{err}"
+    );
     let (items, result) = run(&mut src, SyncMode::Full).await;
     assert!(items.is_empty());
     assert!(result.unwrap_err().to_string().contains("missing.ndjson"));
@@ -301,7 +384,11 @@ fn sample_tree() -> tempfile::TempDir {
     write(root, "notes.txt", b"plain notes");
     write(root, "docs/readme.md", b"# Readme\n\nSome *markdown*.");
     write(root, "docs/page.html", b"<html><head><style>b{}</style></head><body><p>Hello &amp; bye</p><script>x()</script></body></html>");
-    write(root, "data/items.json", br#"{"name": "widget", "tags": ["a", "b"], "count": 3}"#);
+    write(
+        root,
+        "data/items.json",
+        br#"{"name": "widget", "tags": ["a", "b"], "count": 3}"#,
+    );
     write(root, "data/table.csv", b"name,city\nAda,London\n");
     write(root, "data/report.pdf", b"%PDF-1.4 binary");
     write(root, "deep/a/b/c.txt", b"deep file");
@@ -316,12 +403,16 @@ fn directory(root: &Path, extra: &[(&str, Value)]) -> Box<dyn DataSource> {
 }
 
 async fn content(doc: Document) -> Result<Map<String, Value>, SourceError> {
-    let fetch = doc.content.unwrap_or_else(|| panic!("{} has no lazy content", doc.id));
+    let fetch = doc
+        .content
+        .unwrap_or_else(|| panic!("{} has no lazy content", doc.id));
     fetch().await
 }
 
 fn by_id(docs: Vec<Document>, id: &str) -> Document {
-    docs.into_iter().find(|d| d.id == id).unwrap_or_else(|| panic!("no {id}"))
+    docs.into_iter()
+        .find(|d| d.id == id)
+        .unwrap_or_else(|| panic!("no {id}"))
 }
 
 #[tokio::test]
@@ -330,22 +421,44 @@ async fn directory_lists_files_with_metadata_and_globs() {
     let mut src = directory(tree.path(), &[("exclude", json!("skip/**"))]);
     src.ping().await.unwrap();
     let (items, result) = run(&mut src, SyncMode::Full).await;
-    assert!(result.unwrap().is_some(), "a full sync also returns a cursor");
+    assert!(
+        result.unwrap().is_some(),
+        "a full sync also returns a cursor"
+    );
     let listed = docs(items);
     assert_eq!(
         ids(&listed),
-        ["data/items.json", "data/report.pdf", "data/table.csv", "deep/a/b/c.txt", "docs/page.html", "docs/readme.md", "notes.txt"]
+        [
+            "data/items.json",
+            "data/report.pdf",
+            "data/table.csv",
+            "deep/a/b/c.txt",
+            "docs/page.html",
+            "docs/readme.md",
+            "notes.txt"
+        ]
     );
     let readme = by_id(listed, "docs/readme.md");
     assert_eq!(readme.fields["name"], "readme.md");
     assert_eq!(readme.fields["extension"], "md");
     assert_eq!(readme.fields["size"], 26);
     assert_eq!(readme.fields["content_type"], "text/markdown");
-    assert!(readme.fields["path"].as_str().unwrap().ends_with("docs/readme.md"));
+    assert!(
+        readme.fields["path"]
+            .as_str()
+            .unwrap()
+            .ends_with("docs/readme.md")
+    );
     assert_eq!(readme.fields["mtime"], readme.fields["_timestamp"]);
     assert_eq!(readme.timestamp.as_deref(), readme.fields["mtime"].as_str());
 
-    let mut only = directory(tree.path(), &[("include", json!("docs/**, *.txt")), ("exclude", json!("**/*.html"))]);
+    let mut only = directory(
+        tree.path(),
+        &[
+            ("include", json!("docs/**, *.txt")),
+            ("exclude", json!("**/*.html")),
+        ],
+    );
     let listed = docs(run(&mut only, SyncMode::Full).await.0);
     assert_eq!(ids(&listed), ["docs/readme.md", "notes.txt"]);
 }
@@ -364,7 +477,10 @@ async fn directory_extracts_each_text_format_lazily() {
     ];
     for (id, _) in expected {
         let doc = listed.iter().find(|d| d.id == id).unwrap();
-        assert!(!doc.fields.contains_key("body"), "{id}: no text before the fetch");
+        assert!(
+            !doc.fields.contains_key("body"),
+            "{id}: no text before the fetch"
+        );
     }
     let mut listed = listed;
     for (id, body) in expected {
@@ -376,7 +492,11 @@ async fn directory_extracts_each_text_format_lazily() {
     assert!(pdf.content.is_none() && !pdf.fields.contains_key("_extraction_error"));
 
     let mut off = directory(tree.path(), &[("extract_content", json!(false))]);
-    assert!(docs(run(&mut off, SyncMode::Full).await.0).iter().all(|d| d.content.is_none()));
+    assert!(
+        docs(run(&mut off, SyncMode::Full).await.0)
+            .iter()
+            .all(|d| d.content.is_none())
+    );
 }
 
 #[tokio::test]
@@ -388,11 +508,20 @@ async fn directory_reads_a_file_only_when_its_content_is_fetched() {
     std::fs::write(tree.path().join("notes.txt"), "changed after listing").unwrap();
 
     let mut listed = listed;
-    let readme = listed.remove(listed.iter().position(|d| d.id == "docs/readme.md").unwrap());
+    let readme = listed.remove(
+        listed
+            .iter()
+            .position(|d| d.id == "docs/readme.md")
+            .unwrap(),
+    );
     let err = content(readme).await.unwrap_err().to_string();
     assert!(err.contains("readme.md"), "{err}");
     let notes = by_id(listed, "notes.txt");
-    assert_eq!(content(notes).await.unwrap()["body"], "changed after listing", "read at fetch time");
+    assert_eq!(
+        content(notes).await.unwrap()["body"],
+        "changed after listing",
+        "read at fetch time"
+    );
 }
 
 #[tokio::test]
@@ -413,14 +542,28 @@ async fn directory_marks_files_over_the_limit_and_bad_content() {
     let broken = by_id(listed, "broken.json");
     let fields = content(broken).await.unwrap();
     assert!(!fields.contains_key("body"));
-    assert!(fields["_extraction_error"].as_str().unwrap().starts_with("not valid JSON"));
+    assert!(
+        fields["_extraction_error"]
+            .as_str()
+            .unwrap()
+            .starts_with("not valid JSON")
+    );
 }
 
 #[tokio::test]
 async fn directory_incremental_yields_only_files_changed_since_the_cursor() {
     let tree = sample_tree();
     let old = filetime::FileTime::from_unix_time(1_704_067_200, 0);
-    for entry in ["notes.txt", "docs/readme.md", "docs/page.html", "data/items.json", "data/table.csv", "data/report.pdf", "deep/a/b/c.txt", "skip/secret.txt"] {
+    for entry in [
+        "notes.txt",
+        "docs/readme.md",
+        "docs/page.html",
+        "data/items.json",
+        "data/table.csv",
+        "data/report.pdf",
+        "deep/a/b/c.txt",
+        "skip/secret.txt",
+    ] {
         filetime::set_file_mtime(tree.path().join(entry), old).unwrap();
     }
     let mut src = directory(tree.path(), &[]);
@@ -429,13 +572,25 @@ async fn directory_incremental_yields_only_files_changed_since_the_cursor() {
     let cursor = cursor.unwrap().unwrap();
     assert_eq!(cursor, json!({"mtime": "2024-01-01T00:00:00Z"}));
 
-    let (items, unchanged) = run(&mut src, SyncMode::Incremental { cursor: Some(cursor.clone()) }).await;
+    let (items, unchanged) = run(
+        &mut src,
+        SyncMode::Incremental {
+            cursor: Some(cursor.clone()),
+        },
+    )
+    .await;
     assert!(items.is_empty());
     assert_eq!(unchanged.unwrap(), Some(cursor.clone()));
 
     let touched = filetime::FileTime::from_unix_time(1_704_067_260, 500_000_000);
     filetime::set_file_mtime(tree.path().join("docs/page.html"), touched).unwrap();
-    let (items, next) = run(&mut src, SyncMode::Incremental { cursor: Some(cursor) }).await;
+    let (items, next) = run(
+        &mut src,
+        SyncMode::Incremental {
+            cursor: Some(cursor),
+        },
+    )
+    .await;
     assert_eq!(ids(&docs(items)), ["docs/page.html"]);
     let next = next.unwrap().unwrap();
     assert_eq!(next, json!({"mtime": "2024-01-01T00:01:00.500Z"}));
@@ -453,11 +608,19 @@ async fn directory_follows_links_only_to_files_inside_the_root() {
     let tree = sample_tree();
     let outside = tempfile::tempdir().unwrap();
     write(outside.path(), "private.txt", b"outside");
-    std::os::unix::fs::symlink(outside.path().join("private.txt"), tree.path().join("escape.txt")).unwrap();
+    std::os::unix::fs::symlink(
+        outside.path().join("private.txt"),
+        tree.path().join("escape.txt"),
+    )
+    .unwrap();
     std::os::unix::fs::symlink(outside.path(), tree.path().join("escape-dir")).unwrap();
-    std::os::unix::fs::symlink(tree.path().join("notes.txt"), tree.path().join("alias.txt")).unwrap();
+    std::os::unix::fs::symlink(tree.path().join("notes.txt"), tree.path().join("alias.txt"))
+        .unwrap();
     std::os::unix::fs::symlink(tree.path(), tree.path().join("deep/loop")).unwrap();
-    let mut src = directory(tree.path(), &[("include", json!("*.txt, escape-dir/**, deep/**"))]);
+    let mut src = directory(
+        tree.path(),
+        &[("include", json!("*.txt, escape-dir/**, deep/**"))],
+    );
     let listed = docs(run(&mut src, SyncMode::Full).await.0);
     assert_eq!(ids(&listed), ["alias.txt", "deep/a/b/c.txt", "notes.txt"]);
 }
@@ -467,13 +630,34 @@ async fn directory_validation_names_the_field_and_path() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope");
     let config = config("directory", &[("path", json!(missing.to_string_lossy()))]);
-    let err = factory("directory").validate(&config).unwrap_err().to_string();
-    assert_eq!(err, format!("configuration field 'path': '{}' does not exist", missing.display()));
+    let err = factory("directory")
+        .validate(&config)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        format!(
+            "configuration field 'path': '{}' does not exist",
+            missing.display()
+        )
+    );
     let bad_glob = config_with_glob(dir.path());
-    let err = factory("directory").validate(&bad_glob).unwrap_err().to_string();
-    assert!(err.starts_with("configuration field 'include': '[a' is not a valid glob"), "{err}");
+    let err = factory("directory")
+        .validate(&bad_glob)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("configuration field 'include': '[a' is not a valid glob"),
+        "{err}"
+    );
 }
 
 fn config_with_glob(root: &Path) -> Configuration {
-    config("directory", &[("path", json!(root.to_string_lossy())), ("include", json!("[a"))])
+    config(
+        "directory",
+        &[
+            ("path", json!(root.to_string_lossy())),
+            ("include", json!("[a")),
+        ],
+    )
 }

@@ -22,12 +22,18 @@ fn client() -> Client {
 async fn call(c: &Client, method: Method, url: &str, body: Option<&Value>) -> (u16, Value) {
     let mut rb = c.request(method, url);
     if let Some(b) = body {
-        rb = rb.header("content-type", "application/json").body(b.to_string());
+        rb = rb
+            .header("content-type", "application/json")
+            .body(b.to_string());
     }
     let resp = rb.send().await.unwrap();
     let status = resp.status().as_u16();
     let bytes = resp.bytes().await.unwrap();
-    let v = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
+    let v = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+    };
     (status, v)
 }
 
@@ -38,7 +44,10 @@ struct Es {
 
 impl Es {
     fn new(s: &StandIn) -> Es {
-        Es { c: client(), base: s.es_urls()[0].clone() }
+        Es {
+            c: client(),
+            base: s.es_urls()[0].clone(),
+        }
     }
     async fn req(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
         let m = Method::from_bytes(method.as_bytes()).unwrap();
@@ -85,7 +94,11 @@ fn ndjson(lines: &[Value]) -> String {
 
 #[tokio::test]
 async fn info_health_and_sniffing() {
-    let s = StandIn::start(StandInOptions { nodes: 3, ..Default::default() }).await;
+    let s = StandIn::start(StandInOptions {
+        nodes: 3,
+        ..Default::default()
+    })
+    .await;
     let c = client();
     let urls = s.es_urls();
     assert_eq!(urls.len(), 3);
@@ -97,7 +110,13 @@ async fn info_health_and_sniffing() {
     for k in ["name", "cluster_name", "cluster_uuid", "version", "tagline"] {
         assert!(info.get(k).is_some(), "info lacks {k}");
     }
-    let (st, health) = call(&c, Method::GET, &format!("{}/_cluster/health", urls[0]), None).await;
+    let (st, health) = call(
+        &c,
+        Method::GET,
+        &format!("{}/_cluster/health", urls[0]),
+        None,
+    )
+    .await;
     assert_eq!(st, 200);
     assert_eq!(health["status"], "green");
     assert_eq!(health["number_of_nodes"], 3);
@@ -111,13 +130,20 @@ async fn info_health_and_sniffing() {
             .values()
             .map(|n| format!("http://{}", n["http"]["publish_address"].as_str().unwrap()))
             .collect();
-        assert_eq!(published, urls.iter().cloned().collect::<BTreeSet<_>>(), "{path}");
+        assert_eq!(
+            published,
+            urls.iter().cloned().collect::<BTreeSet<_>>(),
+            "{path}"
+        );
     }
     s.faults().node_down(1, NodeDownMode::Refuse);
     let (_, nodes) = call(&c, Method::GET, &format!("{}/_nodes/http", urls[0]), None).await;
     let n = nodes["nodes"].as_object().unwrap();
     assert_eq!(n.len(), 2);
-    assert!(n.values().all(|n| n["http"]["bound_address"].is_array() && n["roles"].is_array()));
+    assert!(
+        n.values()
+            .all(|n| n["http"]["bound_address"].is_array() && n["roles"].is_array())
+    );
     s.faults().node_up(1);
     let (_, nodes) = call(&c, Method::GET, &format!("{}/_nodes/http", urls[0]), None).await;
     assert_eq!(nodes["nodes"].as_object().unwrap().len(), 3);
@@ -129,24 +155,51 @@ async fn content_negotiation_and_gzip() {
     let base = &s.es_urls()[0];
     let c = client();
     let vnd8 = "application/vnd.elasticsearch+json; compatible-with=8";
-    let r = c.get(format!("{base}/")).header("accept", vnd8).send().await.unwrap();
+    let r = c
+        .get(format!("{base}/"))
+        .header("accept", vnd8)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
-    assert_eq!(r.headers()["content-type"], "application/vnd.elasticsearch+json;compatible-with=8");
+    assert_eq!(
+        r.headers()["content-type"],
+        "application/vnd.elasticsearch+json;compatible-with=8"
+    );
     let r = c
         .put(format!("{base}/idx/_doc/1"))
-        .header("accept", "application/vnd.elasticsearch+json; compatible-with=9")
-        .header("content-type", "application/vnd.elasticsearch+json; compatible-with=9")
+        .header(
+            "accept",
+            "application/vnd.elasticsearch+json; compatible-with=9",
+        )
+        .header(
+            "content-type",
+            "application/vnd.elasticsearch+json; compatible-with=9",
+        )
         .body(r#"{"a":1}"#)
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
-    let r = c.get(format!("{base}/")).header("accept", "application/vnd.elasticsearch+json; compatible-with=7").send().await.unwrap();
+    let r = c
+        .get(format!("{base}/"))
+        .header(
+            "accept",
+            "application/vnd.elasticsearch+json; compatible-with=7",
+        )
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
     let body: Value = r.json().await.unwrap();
     assert_eq!(err_type(&body), "media_type_header_exception");
     // A body without a content type is refused, like ES does.
-    let r = c.put(format!("{base}/idx/_doc/2")).body(r#"{"a":1}"#).send().await.unwrap();
+    let r = c
+        .put(format!("{base}/idx/_doc/2"))
+        .body(r#"{"a":1}"#)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 406);
 
     // Gzip request body.
@@ -161,13 +214,35 @@ async fn content_negotiation_and_gzip() {
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
-    assert_eq!(s.index_docs("idx").iter().find(|(id, _)| id == "3").unwrap().1, json!({"zipped": true}));
+    assert_eq!(
+        s.index_docs("idx")
+            .iter()
+            .find(|(id, _)| id == "3")
+            .unwrap()
+            .1,
+        json!({"zipped": true})
+    );
 
     // Gzip response when asked (large enough bodies only).
     let raw = Client::builder().no_proxy().no_gzip().build().unwrap();
-    let (st, _) = Es::new(&s).bulk("/_bulk", ndjson(&[json!({"index":{"_index":"g"}}), json!({"x":"y".repeat(2000)})])).await;
+    let (st, _) = Es::new(&s)
+        .bulk(
+            "/_bulk",
+            ndjson(&[
+                json!({"index":{"_index":"g"}}),
+                json!({"x":"y".repeat(2000)}),
+            ]),
+        )
+        .await;
     assert_eq!(st, 200);
-    let r = raw.post(format!("{base}/g/_search")).header("accept-encoding", "gzip").header("content-type", "application/json").body("{}").send().await.unwrap();
+    let r = raw
+        .post(format!("{base}/g/_search"))
+        .header("accept-encoding", "gzip")
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.headers()["content-encoding"], "gzip");
     let zipped = r.bytes().await.unwrap();
     let mut plain = Vec::new();
@@ -179,7 +254,11 @@ async fn content_negotiation_and_gzip() {
 #[tokio::test]
 async fn authentication() {
     let token = base64::engine::general_purpose::STANDARD.encode("key-id:key-secret");
-    let s = StandIn::start(StandInOptions { auth: StandInAuth::ApiKey(token.clone()), ..Default::default() }).await;
+    let s = StandIn::start(StandInOptions {
+        auth: StandInAuth::ApiKey(token.clone()),
+        ..Default::default()
+    })
+    .await;
     let base = &s.es_urls()[0];
     let c = client();
     let r = c.get(format!("{base}/")).send().await.unwrap();
@@ -189,53 +268,138 @@ async fn authentication() {
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["status"], 401);
     assert_eq!(body["error"]["type"], "security_exception");
-    assert_eq!(body["error"]["reason"], "missing authentication credentials for REST request [/]");
-    assert_eq!(body["error"]["root_cause"][0]["header"]["WWW-Authenticate"][2], "ApiKey");
-    let r = c.get(format!("{base}/_cluster/health")).header("authorization", "ApiKey d3Jvbmc=").send().await.unwrap();
+    assert_eq!(
+        body["error"]["reason"],
+        "missing authentication credentials for REST request [/]"
+    );
+    assert_eq!(
+        body["error"]["root_cause"][0]["header"]["WWW-Authenticate"][2],
+        "ApiKey"
+    );
+    let r = c
+        .get(format!("{base}/_cluster/health"))
+        .header("authorization", "ApiKey d3Jvbmc=")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     let body: Value = r.json().await.unwrap();
-    assert!(body["error"]["reason"].as_str().unwrap().starts_with("unable to authenticate with provided credentials"));
-    let r = c.get(format!("{base}/")).basic_auth("elastic", Some("nope")).send().await.unwrap();
+    assert!(
+        body["error"]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("unable to authenticate with provided credentials")
+    );
+    let r = c
+        .get(format!("{base}/"))
+        .basic_auth("elastic", Some("nope"))
+        .send()
+        .await
+        .unwrap();
     let body: Value = r.json().await.unwrap();
-    assert_eq!(body["error"]["reason"], "unable to authenticate user [elastic] for REST request [/]");
-    let r = c.get(format!("{base}/")).header("authorization", format!("ApiKey {token}")).send().await.unwrap();
+    assert_eq!(
+        body["error"]["reason"],
+        "unable to authenticate user [elastic] for REST request [/]"
+    );
+    let r = c
+        .get(format!("{base}/"))
+        .header("authorization", format!("ApiKey {token}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     // Kibana checks the same credentials, with its own error shape.
     let k = s.kibana_url();
-    let r = c.get(format!("{k}/api/status")).header("authorization", "ApiKey d3Jvbmc=").send().await.unwrap();
+    let r = c
+        .get(format!("{k}/api/status"))
+        .header("authorization", "ApiKey d3Jvbmc=")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["statusCode"], 401);
     assert_eq!(body["error"], "Unauthorized");
-    assert!(body["message"].as_str().unwrap().starts_with("[security_exception]: unable to authenticate"));
-    let r = c.get(format!("{k}/api/status")).header("authorization", format!("ApiKey {token}")).send().await.unwrap();
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("[security_exception]: unable to authenticate")
+    );
+    let r = c
+        .get(format!("{k}/api/status"))
+        .header("authorization", format!("ApiKey {token}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     drop(s);
 
     let s = StandIn::start(StandInOptions {
-        auth: StandInAuth::Basic { user: "elastic".into(), password: "changeme".into() },
+        auth: StandInAuth::Basic {
+            user: "elastic".into(),
+            password: "changeme".into(),
+        },
         ..Default::default()
     })
     .await;
-    let r = c.get(format!("{}/", s.es_urls()[0])).basic_auth("elastic", Some("changeme")).send().await.unwrap();
+    let r = c
+        .get(format!("{}/", s.es_urls()[0]))
+        .basic_auth("elastic", Some("changeme"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     drop(s);
-    let s = StandIn::start(StandInOptions { auth: StandInAuth::Bearer("tok".into()), ..Default::default() }).await;
-    let r = c.get(format!("{}/", s.es_urls()[0])).bearer_auth("tok").send().await.unwrap();
+    let s = StandIn::start(StandInOptions {
+        auth: StandInAuth::Bearer("tok".into()),
+        ..Default::default()
+    })
+    .await;
+    let r = c
+        .get(format!("{}/", s.es_urls()[0]))
+        .bearer_auth("tok")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
-    let r = c.get(format!("{}/", s.es_urls()[0])).bearer_auth("other").send().await.unwrap();
+    let r = c
+        .get(format!("{}/", s.es_urls()[0]))
+        .bearer_auth("other")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
 }
 
 #[tokio::test]
 async fn request_log() {
-    let s = StandIn::start(StandInOptions { nodes: 2, ..Default::default() }).await;
+    let s = StandIn::start(StandInOptions {
+        nodes: 2,
+        ..Default::default()
+    })
+    .await;
     let c = client();
-    c.get(format!("{}/?pretty", s.es_urls()[1])).header("X-Custom", "v").send().await.unwrap();
-    c.get(format!("{}/api/status", s.kibana_url())).send().await.unwrap();
+    c.get(format!("{}/?pretty", s.es_urls()[1]))
+        .header("X-Custom", "v")
+        .send()
+        .await
+        .unwrap();
+    c.get(format!("{}/api/status", s.kibana_url()))
+        .send()
+        .await
+        .unwrap();
     let log = s.requests();
     assert_eq!(log.len(), 2);
-    assert_eq!((log[0].node, log[0].method.as_str(), log[0].path.as_str(), log[0].query.as_str()), (1, "GET", "/", "pretty"));
+    assert_eq!(
+        (
+            log[0].node,
+            log[0].method.as_str(),
+            log[0].path.as_str(),
+            log[0].query.as_str()
+        ),
+        (1, "GET", "/", "pretty")
+    );
     assert_eq!(log[0].header("x-custom"), Some("v"));
     assert!(log[0].headers.iter().all(|(k, _)| *k == k.to_lowercase()));
     assert_eq!(log[1].node, usize::MAX);
@@ -246,16 +410,26 @@ async fn request_log() {
 #[test]
 fn start_blocking_serves_plain_tests() {
     use std::io::{Read, Write};
-    let s = StandIn::start_blocking(StandInOptions { kibana: false, ..Default::default() });
+    let s = StandIn::start_blocking(StandInOptions {
+        kibana: false,
+        ..Default::default()
+    });
     let addr = s.es_urls()[0].trim_start_matches("http://").to_owned();
     let mut tcp = std::net::TcpStream::connect(&addr).unwrap();
-    tcp.write_all(b"GET /_cluster/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    tcp.write_all(b"GET /_cluster/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
     let mut out = String::new();
     tcp.read_to_string(&mut out).unwrap();
     assert!(out.starts_with("HTTP/1.1 200"), "{out}");
-    assert!(out.to_lowercase().contains("x-elastic-product: elasticsearch"));
+    assert!(
+        out.to_lowercase()
+            .contains("x-elastic-product: elasticsearch")
+    );
     drop(s);
-    assert!(std::net::TcpStream::connect(&addr).is_err(), "ports are freed on drop");
+    assert!(
+        std::net::TcpStream::connect(&addr).is_err(),
+        "ports are freed on drop"
+    );
 }
 
 // -------------------------------------------------------------------------------------------
@@ -263,7 +437,11 @@ fn start_blocking_serves_plain_tests() {
 
 #[tokio::test]
 async fn faults_fail_latency_truncate_malformed() {
-    let s = StandIn::start(StandInOptions { nodes: 2, ..Default::default() }).await;
+    let s = StandIn::start(StandInOptions {
+        nodes: 2,
+        ..Default::default()
+    })
+    .await;
     let urls = s.es_urls();
     let c = client();
     let f = s.faults();
@@ -277,9 +455,24 @@ async fn faults_fail_latency_truncate_malformed() {
         }
     }
     f.fail_requests(Some(1), vec![500]);
-    assert_eq!(call(&c, Method::GET, &format!("{}/", urls[0]), None).await.0, 200);
-    assert_eq!(call(&c, Method::GET, &format!("{}/", urls[1]), None).await.0, 500);
-    assert_eq!(call(&c, Method::GET, &format!("{}/", urls[1]), None).await.0, 200);
+    assert_eq!(
+        call(&c, Method::GET, &format!("{}/", urls[0]), None)
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        call(&c, Method::GET, &format!("{}/", urls[1]), None)
+            .await
+            .0,
+        500
+    );
+    assert_eq!(
+        call(&c, Method::GET, &format!("{}/", urls[1]), None)
+            .await
+            .0,
+        200
+    );
 
     f.latency(Duration::from_millis(150));
     let t = Instant::now();
@@ -288,42 +481,99 @@ async fn faults_fail_latency_truncate_malformed() {
     f.latency(Duration::ZERO);
 
     f.truncate_next(1);
-    let r = c.get(format!("{}/_nodes/http", urls[0])).send().await.unwrap();
+    let r = c
+        .get(format!("{}/_nodes/http", urls[0]))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert!(r.bytes().await.is_err(), "truncated body must fail to read");
-    assert_eq!(call(&c, Method::GET, &format!("{}/", urls[0]), None).await.0, 200);
+    assert_eq!(
+        call(&c, Method::GET, &format!("{}/", urls[0]), None)
+            .await
+            .0,
+        200
+    );
 
     f.malformed_next(1);
-    let r = c.put(format!("{}/m/_doc/1", urls[0])).json(&json!({"a": 1})).send().await.unwrap();
+    let r = c
+        .put(format!("{}/m/_doc/1", urls[0]))
+        .json(&json!({"a": 1}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert!(serde_json::from_slice::<Value>(&r.bytes().await.unwrap()).is_err());
-    assert!(s.index_docs("m").is_empty(), "a malformed answer is not executed");
+    assert!(
+        s.index_docs("m").is_empty(),
+        "a malformed answer is not executed"
+    );
 
     f.fail_requests(None, vec![503; 5]);
     f.latency(Duration::from_secs(5));
     f.clear();
-    assert_eq!(call(&c, Method::GET, &format!("{}/", urls[0]), None).await.0, 200);
+    assert_eq!(
+        call(&c, Method::GET, &format!("{}/", urls[0]), None)
+            .await
+            .0,
+        200
+    );
 }
 
 #[tokio::test]
 async fn node_down_refuse_and_drop() {
-    let s = StandIn::start(StandInOptions { nodes: 2, ..Default::default() }).await;
+    let s = StandIn::start(StandInOptions {
+        nodes: 2,
+        ..Default::default()
+    })
+    .await;
     let urls = s.es_urls();
     let c = client();
-    assert_eq!(call(&c, Method::GET, &format!("{}/", urls[0]), None).await.0, 200);
+    assert_eq!(
+        call(&c, Method::GET, &format!("{}/", urls[0]), None)
+            .await
+            .0,
+        200
+    );
     s.faults().node_down(0, NodeDownMode::Refuse);
-    let err = client().get(format!("{}/", urls[0])).send().await.unwrap_err();
+    let err = client()
+        .get(format!("{}/", urls[0]))
+        .send()
+        .await
+        .unwrap_err();
     assert!(err.is_connect(), "{err:?}");
-    assert!(c.get(format!("{}/", urls[0])).send().await.is_err(), "pooled connections are cut too");
-    assert_eq!(call(&c, Method::GET, &format!("{}/", urls[1]), None).await.0, 200);
+    assert!(
+        c.get(format!("{}/", urls[0])).send().await.is_err(),
+        "pooled connections are cut too"
+    );
+    assert_eq!(
+        call(&c, Method::GET, &format!("{}/", urls[1]), None)
+            .await
+            .0,
+        200
+    );
     s.faults().node_up(0);
-    assert_eq!(call(&client(), Method::GET, &format!("{}/", urls[0]), None).await.0, 200);
+    assert_eq!(
+        call(&client(), Method::GET, &format!("{}/", urls[0]), None)
+            .await
+            .0,
+        200
+    );
 
     s.faults().node_down(1, NodeDownMode::Drop);
-    let err = client().get(format!("{}/", urls[1])).send().await.unwrap_err();
+    let err = client()
+        .get(format!("{}/", urls[1]))
+        .send()
+        .await
+        .unwrap_err();
     assert!(!err.is_connect(), "drop accepts the connection: {err:?}");
     s.faults().clear();
-    assert_eq!(call(&client(), Method::GET, &format!("{}/", urls[1]), None).await.0, 200);
+    assert_eq!(
+        call(&client(), Method::GET, &format!("{}/", urls[1]), None)
+            .await
+            .0,
+        200
+    );
 }
 
 #[tokio::test]
@@ -333,24 +583,40 @@ async fn bulk_item_faults() {
     let mut lines = Vec::new();
     for i in 0..100 {
         lines.push(json!({"index": {"_index": "f", "_id": i.to_string()}}));
-        lines.push(if i % 10 == 0 { json!({"bad": 1, "n": i}) } else { json!({"n": i}) });
+        lines.push(if i % 10 == 0 {
+            json!({"bad": 1, "n": i})
+        } else {
+            json!({"n": i})
+        });
     }
     s.faults().item_429_ratio(0.25);
     let (st, r) = es.bulk("/_bulk", ndjson(&lines)).await;
     assert_eq!(st, 200);
     assert_eq!(r["errors"], true);
     let items = r["items"].as_array().unwrap();
-    let rejected: Vec<&Value> = items.iter().filter(|i| i["index"]["status"] == 429).collect();
+    let rejected: Vec<&Value> = items
+        .iter()
+        .filter(|i| i["index"]["status"] == 429)
+        .collect();
     assert_eq!(rejected.len(), 25);
-    assert_eq!(rejected[0]["index"]["error"]["type"], "es_rejected_execution_exception");
+    assert_eq!(
+        rejected[0]["index"]["error"]["type"],
+        "es_rejected_execution_exception"
+    );
     assert_eq!(s.doc_count("f"), 75);
     s.faults().item_429_ratio(0.0);
     s.faults().reject_field(Some("bad".into()));
     let (_, r) = es.bulk("/f/_bulk", ndjson(&lines)).await;
     let items = r["items"].as_array().unwrap();
-    let bad: Vec<&Value> = items.iter().filter(|i| i["index"]["status"] == 400).collect();
+    let bad: Vec<&Value> = items
+        .iter()
+        .filter(|i| i["index"]["status"] == 400)
+        .collect();
     assert_eq!(bad.len(), 10);
-    assert_eq!(bad[0]["index"]["error"]["type"], "document_parsing_exception");
+    assert_eq!(
+        bad[0]["index"]["error"]["type"],
+        "document_parsing_exception"
+    );
     let (st, body) = es.put("/f/_doc/x", json!({"bad": true})).await;
     assert_eq!((st, err_type(&body)), (400, "document_parsing_exception"));
 }
@@ -384,7 +650,12 @@ async fn bulk_per_item_results() {
         json!({"index": {"_index": "b"}}),
         json!({"auto": true}),
     ]);
-    let (st, r) = es.bulk("/_bulk?refresh=true&pipeline=search-default-ingestion", body).await;
+    let (st, r) = es
+        .bulk(
+            "/_bulk?refresh=true&pipeline=search-default-ingestion",
+            body,
+        )
+        .await;
     assert_eq!(st, 200);
     assert!(r["took"].is_number());
     assert_eq!(r["errors"], true);
@@ -392,22 +663,52 @@ async fn bulk_per_item_results() {
     let item = |i: usize, op: &str| items[i][op].clone();
     assert_eq!(item(0, "index")["result"], "created");
     assert_eq!(item(0, "index")["status"], 201);
-    for k in ["_index", "_id", "_version", "result", "_shards", "_seq_no", "_primary_term", "status"] {
+    for k in [
+        "_index",
+        "_id",
+        "_version",
+        "result",
+        "_shards",
+        "_seq_no",
+        "_primary_term",
+        "status",
+    ] {
         assert!(item(0, "index").get(k).is_some(), "{k}");
     }
-    assert_eq!((item(1, "delete")["result"].clone(), item(1, "delete")["status"].clone()), (json!("not_found"), json!(404)));
+    assert_eq!(
+        (
+            item(1, "delete")["result"].clone(),
+            item(1, "delete")["status"].clone()
+        ),
+        (json!("not_found"), json!(404))
+    );
     assert_eq!(item(2, "create")["status"], 201);
-    assert_eq!((item(3, "update")["result"].clone(), item(3, "update")["_version"].clone()), (json!("updated"), json!(2)));
+    assert_eq!(
+        (
+            item(3, "update")["result"].clone(),
+            item(3, "update")["_version"].clone()
+        ),
+        (json!("updated"), json!(2))
+    );
     assert_eq!(item(4, "create")["status"], 409);
-    assert_eq!(item(4, "create")["error"]["type"], "version_conflict_engine_exception");
+    assert_eq!(
+        item(4, "create")["error"]["type"],
+        "version_conflict_engine_exception"
+    );
     assert_eq!(item(5, "index")["status"], 400);
-    assert_eq!(item(5, "index")["error"]["type"], "illegal_argument_exception");
+    assert_eq!(
+        item(5, "index")["error"]["type"],
+        "illegal_argument_exception"
+    );
     assert_eq!(
         item(5, "index")["error"]["reason"].as_str().unwrap(),
         format!("id [{long_id}] is too long, must be no longer than 512 bytes but was: 600")
     );
     assert_eq!(item(6, "update")["status"], 404);
-    assert_eq!(item(6, "update")["error"]["type"], "document_missing_exception");
+    assert_eq!(
+        item(6, "update")["error"]["type"],
+        "document_missing_exception"
+    );
     assert_eq!(item(7, "update")["result"], "created");
     assert_eq!(item(8, "update")["result"], "noop");
     assert_eq!(item(9, "index")["status"], 201);
@@ -420,24 +721,54 @@ async fn bulk_per_item_results() {
         .filter(|i| i["result"] != "noop")
         .filter_map(|i| i["_seq_no"].as_u64())
         .collect();
-    assert!(seqs.windows(2).all(|w| w[0] <= w[1]), "seq_no grows: {seqs:?}");
+    assert!(
+        seqs.windows(2).all(|w| w[0] <= w[1]),
+        "seq_no grows: {seqs:?}"
+    );
     let docs = s.index_docs("b");
-    assert_eq!(docs.iter().find(|(id, _)| id == "1").unwrap().1, json!({"field1": "value1", "field2": "value2"}));
+    assert_eq!(
+        docs.iter().find(|(id, _)| id == "1").unwrap().1,
+        json!({"field1": "value1", "field2": "value2"})
+    );
 
     // Whole-request failures.
-    let (st, r) = es.bulk("/_bulk", "{\"index\":{\"_index\":\"b\"}}\n{\"a\":1}".to_owned()).await;
+    let (st, r) = es
+        .bulk(
+            "/_bulk",
+            "{\"index\":{\"_index\":\"b\"}}\n{\"a\":1}".to_owned(),
+        )
+        .await;
     assert_eq!((st, err_type(&r)), (400, "illegal_argument_exception"));
-    let (st, r) = es.bulk("/_bulk", "{\"frob\":{\"_index\":\"b\"}}\n".to_owned()).await;
+    let (st, r) = es
+        .bulk("/_bulk", "{\"frob\":{\"_index\":\"b\"}}\n".to_owned())
+        .await;
     assert_eq!((st, err_type(&r)), (400, "illegal_argument_exception"));
     let (st, r) = es.bulk("/_bulk", "not json\n".to_owned()).await;
     assert_eq!(st, 400);
-    assert!(matches!(err_type(&r), "x_content_parse_exception" | "illegal_argument_exception"));
-    let (st, r) = es.bulk("/_bulk", "{\"index\":{}}\n{\"a\":1}\n".to_owned()).await;
-    assert_eq!((st, err_type(&r)), (400, "action_request_validation_exception"));
+    assert!(matches!(
+        err_type(&r),
+        "x_content_parse_exception" | "illegal_argument_exception"
+    ));
+    let (st, r) = es
+        .bulk("/_bulk", "{\"index\":{}}\n{\"a\":1}\n".to_owned())
+        .await;
+    assert_eq!(
+        (st, err_type(&r)),
+        (400, "action_request_validation_exception")
+    );
     // PUT works too, and a bad source line is a per-item failure.
-    let resp = es.c.put(format!("{}/b/_bulk", es.base)).header("content-type", "application/x-ndjson").body("{\"index\":{\"_id\":\"p\"}}\n[1,2]\n").send().await.unwrap();
+    let resp =
+        es.c.put(format!("{}/b/_bulk", es.base))
+            .header("content-type", "application/x-ndjson")
+            .body("{\"index\":{\"_id\":\"p\"}}\n[1,2]\n")
+            .send()
+            .await
+            .unwrap();
     let r: Value = resp.json().await.unwrap();
-    assert_eq!(r["items"][0]["index"]["error"]["type"], "document_parsing_exception");
+    assert_eq!(
+        r["items"][0]["index"]["error"]["type"],
+        "document_parsing_exception"
+    );
 }
 
 #[tokio::test]
@@ -445,9 +776,15 @@ async fn documents_and_indices() {
     let s = StandIn::start(StandInOptions::default()).await;
     let es = Es::new(&s);
     let (st, r) = es.put("/docs", json!({"settings": {"number_of_shards": 1}, "mappings": {"properties": {"f": {"type": "keyword"}}}})).await;
-    assert_eq!((st, r["acknowledged"].clone(), r["index"].clone()), (200, json!(true), json!("docs")));
+    assert_eq!(
+        (st, r["acknowledged"].clone(), r["index"].clone()),
+        (200, json!(true), json!("docs"))
+    );
     let (st, r) = es.put("/docs", json!({})).await;
-    assert_eq!((st, err_type(&r)), (400, "resource_already_exists_exception"));
+    assert_eq!(
+        (st, err_type(&r)),
+        (400, "resource_already_exists_exception")
+    );
     let (st, r) = es.put("/Bad", json!({})).await;
     assert_eq!((st, err_type(&r)), (400, "invalid_index_name_exception"));
     assert_eq!(es.req("HEAD", "/docs", None).await.0, 200);
@@ -456,15 +793,29 @@ async fn documents_and_indices() {
     assert_eq!(r["docs"]["mappings"]["properties"]["f"]["type"], "keyword");
 
     let (st, r) = es.put("/docs/_doc/1", json!({"f": "a", "n": 1})).await;
-    assert_eq!((st, r["result"].clone(), r["_seq_no"].clone()), (201, json!("created"), json!(0)));
+    assert_eq!(
+        (st, r["result"].clone(), r["_seq_no"].clone()),
+        (201, json!("created"), json!(0))
+    );
     let (st, r) = es.put("/docs/_doc/1", json!({"f": "b", "n": 2})).await;
-    assert_eq!((st, r["result"].clone(), r["_version"].clone()), (200, json!("updated"), json!(2)));
+    assert_eq!(
+        (st, r["result"].clone(), r["_version"].clone()),
+        (200, json!("updated"), json!(2))
+    );
     let (st, _) = es.put("/docs/_create/1", json!({"f": "c"})).await;
     assert_eq!(st, 409);
     let (st, r) = es.post("/docs/_doc", json!({"f": "auto"})).await;
     assert_eq!((st, r["result"].clone()), (201, json!("created")));
     let (st, r) = es.get("/docs/_doc/1").await;
-    assert_eq!((st, r["found"].clone(), r["_source"]["f"].clone(), r["_seq_no"].clone()), (200, json!(true), json!("b"), json!(1)));
+    assert_eq!(
+        (
+            st,
+            r["found"].clone(),
+            r["_source"]["f"].clone(),
+            r["_seq_no"].clone()
+        ),
+        (200, json!(true), json!("b"), json!(1))
+    );
     let (st, r) = es.get("/docs/_doc/1?_source_includes=n").await;
     assert_eq!((st, r["_source"].clone()), (200, json!({"n": 2})));
     let (st, r) = es.get("/docs/_doc/404").await;
@@ -475,21 +826,49 @@ async fn documents_and_indices() {
     assert_eq!((st, r), (200, json!({"f": "b", "n": 2})));
 
     // Optimistic concurrency through the document API.
-    let (st, r) = es.post("/docs/_update/1?if_seq_no=0&if_primary_term=1", json!({"doc": {"n": 3}})).await;
-    assert_eq!((st, err_type(&r)), (409, "version_conflict_engine_exception"));
-    let (st, r) = es.post("/docs/_update/1?if_seq_no=1&if_primary_term=1", json!({"doc": {"n": 3}})).await;
+    let (st, r) = es
+        .post(
+            "/docs/_update/1?if_seq_no=0&if_primary_term=1",
+            json!({"doc": {"n": 3}}),
+        )
+        .await;
+    assert_eq!(
+        (st, err_type(&r)),
+        (409, "version_conflict_engine_exception")
+    );
+    let (st, r) = es
+        .post(
+            "/docs/_update/1?if_seq_no=1&if_primary_term=1",
+            json!({"doc": {"n": 3}}),
+        )
+        .await;
     assert_eq!((st, r["result"].clone()), (200, json!("updated")));
     let (_, r) = es.post("/docs/_update/1", json!({"doc": {"n": 3}})).await;
     assert_eq!(r["result"], "noop");
-    let (st, r) = es.post("/docs/_update/none", json!({"doc": {"n": 3}})).await;
+    let (st, r) = es
+        .post("/docs/_update/none", json!({"doc": {"n": 3}}))
+        .await;
     assert_eq!((st, err_type(&r)), (404, "document_missing_exception"));
-    let (st, r) = es.post("/docs/_update/up", json!({"doc": {"n": 3}, "doc_as_upsert": true})).await;
+    let (st, r) = es
+        .post(
+            "/docs/_update/up",
+            json!({"doc": {"n": 3}, "doc_as_upsert": true}),
+        )
+        .await;
     assert_eq!((st, r["result"].clone()), (201, json!("created")));
 
     let (_, r) = es.get("/docs/_count").await;
     assert_eq!(r["count"], 3);
-    let (_, r) = es.post("/_mget", json!({"docs": [{"_index": "docs", "_id": "1"}, {"_index": "docs", "_id": "zz"}]})).await;
-    assert_eq!((r["docs"][0]["found"].clone(), r["docs"][1]["found"].clone()), (json!(true), json!(false)));
+    let (_, r) = es
+        .post(
+            "/_mget",
+            json!({"docs": [{"_index": "docs", "_id": "1"}, {"_index": "docs", "_id": "zz"}]}),
+        )
+        .await;
+    assert_eq!(
+        (r["docs"][0]["found"].clone(), r["docs"][1]["found"].clone()),
+        (json!(true), json!(false))
+    );
     let (st, r) = es.req("DELETE", "/docs/_doc/1", None).await;
     assert_eq!((st, r["result"].clone()), (200, json!("deleted")));
     let (st, r) = es.req("DELETE", "/docs/_doc/1", None).await;
@@ -500,14 +879,24 @@ async fn documents_and_indices() {
     assert_eq!((st, err_type(&r)), (404, "index_not_found_exception"));
     let (st, r) = es.get("/missing/_count").await;
     assert_eq!((st, err_type(&r)), (404, "index_not_found_exception"));
-    let (st, r) = es.post("/docs/_delete_by_query", json!({"query": {"match_all": {}}})).await;
+    let (st, r) = es
+        .post(
+            "/docs/_delete_by_query",
+            json!({"query": {"match_all": {}}}),
+        )
+        .await;
     assert_eq!((st, r["deleted"].clone()), (200, json!(2)));
     let (st, _) = es.req("DELETE", "/docs", None).await;
     assert_eq!(st, 200);
     assert_eq!(es.req("HEAD", "/docs", None).await.0, 404);
     let (st, r) = es.get("/_frobnicate").await;
     assert_eq!(st, 400);
-    assert!(r["error"].as_str().unwrap().starts_with("no handler found for uri"));
+    assert!(
+        r["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("no handler found for uri")
+    );
     let (st, _) = es.get("/_bulk").await;
     assert_eq!(st, 405);
 }
@@ -516,7 +905,13 @@ async fn documents_and_indices() {
 async fn search_queries_sort_and_source() {
     let s = StandIn::start(StandInOptions::default()).await;
     let es = Es::new(&s);
-    let statuses = ["pending", "in_progress", "suspended", "completed", "pending"];
+    let statuses = [
+        "pending",
+        "in_progress",
+        "suspended",
+        "completed",
+        "pending",
+    ];
     for (i, st) in statuses.iter().enumerate() {
         s.put_doc(
             "jobs",
@@ -534,7 +929,12 @@ async fn search_queries_sort_and_source() {
     });
     let (st, r) = es.post("/jobs/_search", q).await;
     assert_eq!(st, 200);
-    let ids: Vec<&str> = r["hits"]["hits"].as_array().unwrap().iter().map(|h| h["_id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = r["hits"]["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["_id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, ["j4", "j2", "j0"]);
     assert_eq!(r["hits"]["total"], json!({"value": 3, "relation": "eq"}));
     assert!(r["hits"]["hits"][0]["sort"].is_array());
@@ -546,18 +946,28 @@ async fn search_queries_sort_and_source() {
         (json!({"range": {"created_at": {"lte": "now"}}}), 5),
         (json!({"exists": {"field": "connector.id"}}), 5),
         (json!({"ids": {"values": ["j1", "j9"]}}), 1),
-        (json!({"bool": {"must_not": [{"term": {"status": "pending"}}]}}), 3),
-        (json!({"bool": {"should": [{"term": {"_id": "j1"}}, {"term": {"status": "completed"}}]}}), 2),
+        (
+            json!({"bool": {"must_not": [{"term": {"status": "pending"}}]}}),
+            3,
+        ),
+        (
+            json!({"bool": {"should": [{"term": {"_id": "j1"}}, {"term": {"status": "completed"}}]}}),
+            2,
+        ),
         (json!({"term": {"tags": "t2"}}), 1),
         (json!({"prefix": {"status": "in_"}}), 1),
         (json!({"match": {"status": "completed"}}), 1),
         (json!({"match_none": {}}), 0),
     ];
     for (query, want) in cases {
-        let (st, r) = es.post("/jobs/_count", json!({"query": query.clone()})).await;
+        let (st, r) = es
+            .post("/jobs/_count", json!({"query": query.clone()}))
+            .await;
         assert_eq!((st, r["count"].clone()), (200, json!(want)), "{query}");
     }
-    let (st, r) = es.post("/jobs/_search", json!({"query": {"frob": {}}})).await;
+    let (st, r) = es
+        .post("/jobs/_search", json!({"query": {"frob": {}}}))
+        .await;
     assert_eq!((st, err_type(&r)), (400, "parsing_exception"));
 
     let (_, r) = es.post("/jobs/_search", json!({"_source": ["connector.id"], "sort": [{"n": "desc"}], "size": 2, "seq_no_primary_term": true})).await;
@@ -565,18 +975,32 @@ async fn search_queries_sort_and_source() {
     assert_eq!(hits[0]["_id"], "j4");
     assert_eq!(hits[0]["_source"], json!({"connector": {"id": "c1"}}));
     assert!(hits[0]["_seq_no"].is_number());
-    let (_, r) = es.get("/jobs/_search?_source=false&sort=_id:asc&size=1&from=1").await;
+    let (_, r) = es
+        .get("/jobs/_search?_source=false&sort=_id:asc&size=1&from=1")
+        .await;
     assert_eq!(r["hits"]["hits"][0]["_id"], "j1");
     assert!(r["hits"]["hits"][0].get("_source").is_none());
-    let (_, r) = es.post("/jobs/_search", json!({"sort": ["_id"], "search_after": ["j2"], "size": 10})).await;
-    let ids: Vec<&str> = r["hits"]["hits"].as_array().unwrap().iter().map(|h| h["_id"].as_str().unwrap()).collect();
+    let (_, r) = es
+        .post(
+            "/jobs/_search",
+            json!({"sort": ["_id"], "search_after": ["j2"], "size": 10}),
+        )
+        .await;
+    let ids: Vec<&str> = r["hits"]["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["_id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, ["j3", "j4"]);
     let (st, r) = es.get("/jobs/_search?scroll=1m&size=2").await;
     assert_eq!(st, 200);
     let mut seen = r["hits"]["hits"].as_array().unwrap().len();
     let sid = r["_scroll_id"].as_str().unwrap().to_owned();
     loop {
-        let (_, r) = es.post("/_search/scroll", json!({"scroll": "1m", "scroll_id": sid})).await;
+        let (_, r) = es
+            .post("/_search/scroll", json!({"scroll": "1m", "scroll_id": sid}))
+            .await;
         let n = r["hits"]["hits"].as_array().unwrap().len();
         if n == 0 {
             break;
@@ -584,7 +1008,9 @@ async fn search_queries_sort_and_source() {
         seen += n;
     }
     assert_eq!(seen, 5);
-    let (st, _) = es.req("DELETE", "/_search/scroll", Some(json!({"scroll_id": sid}))).await;
+    let (st, _) = es
+        .req("DELETE", "/_search/scroll", Some(json!({"scroll_id": sid})))
+        .await;
     assert_eq!(st, 200);
 }
 
@@ -608,7 +1034,11 @@ async fn pit_and_search_after_over_25k_docs() {
     // Writes after the PIT opened are invisible to it.
     es.put("/content/_doc/zzz-late", json!({"n": -1})).await;
 
-    for sort in [json!([{"_shard_doc": "asc"}]), json!([{"_id": "asc"}]), json!(null)] {
+    for sort in [
+        json!([{"_shard_doc": "asc"}]),
+        json!([{"_id": "asc"}]),
+        json!(null),
+    ] {
         let mut after: Option<Value> = None;
         let mut ids = Vec::new();
         let mut pages = 0;
@@ -620,7 +1050,12 @@ async fn pit_and_search_after_over_25k_docs() {
             if let Some(a) = &after {
                 q["search_after"] = a.clone();
             }
-            let resp = es.c.post(format!("{}/_search", es.base)).json(&q).send().await.unwrap();
+            let resp =
+                es.c.post(format!("{}/_search", es.base))
+                    .json(&q)
+                    .send()
+                    .await
+                    .unwrap();
             assert_eq!(resp.status(), 200);
             let r: Value = resp.json().await.unwrap();
             assert_eq!(r["pit_id"], pit.as_str());
@@ -640,14 +1075,27 @@ async fn pit_and_search_after_over_25k_docs() {
         assert_eq!(ids.iter().collect::<BTreeSet<_>>().len(), N);
         assert!(!ids.iter().any(|i| i == "zzz-late"));
     }
-    let (st, r) = es.post("/content/_search", json!({"pit": {"id": pit}})).await;
-    assert_eq!((st, err_type(&r)), (400, "action_request_validation_exception"));
+    let (st, r) = es
+        .post("/content/_search", json!({"pit": {"id": pit}}))
+        .await;
+    assert_eq!(
+        (st, err_type(&r)),
+        (400, "action_request_validation_exception")
+    );
     let (st, r) = es.req("DELETE", "/_pit", Some(json!({"id": pit}))).await;
-    assert_eq!((st, r["succeeded"].clone(), r["num_freed"].clone()), (200, json!(true), json!(1)));
-    let (st, _) = es.post("/_search", json!({"pit": {"id": pit, "keep_alive": "1m"}})).await;
+    assert_eq!(
+        (st, r["succeeded"].clone(), r["num_freed"].clone()),
+        (200, json!(true), json!(1))
+    );
+    let (st, _) = es
+        .post("/_search", json!({"pit": {"id": pit, "keep_alive": "1m"}}))
+        .await;
     assert_eq!(st, 404);
     let (st, r) = es.post("/content/_pit", json!({})).await;
-    assert_eq!((st, err_type(&r)), (400, "action_request_validation_exception"));
+    assert_eq!(
+        (st, err_type(&r)),
+        (400, "action_request_validation_exception")
+    );
 }
 
 // -------------------------------------------------------------------------------------------
@@ -657,17 +1105,42 @@ async fn pit_and_search_after_over_25k_docs() {
 async fn connector_lifecycle() {
     let s = StandIn::start(StandInOptions::default()).await;
     let es = Es::new(&s);
-    let (st, r) = es.put("/_connector/c1", json!({"index_name": "search-b", "name": "B", "service_type": "directory"})).await;
+    let (st, r) = es
+        .put(
+            "/_connector/c1",
+            json!({"index_name": "search-b", "name": "B", "service_type": "directory"}),
+        )
+        .await;
     assert_eq!((st, r), (201, json!({"result": "created", "id": "c1"})));
-    let (_, r) = es.put("/_connector/c1", json!({"index_name": "search-b", "name": "B", "service_type": "directory"})).await;
+    let (_, r) = es
+        .put(
+            "/_connector/c1",
+            json!({"index_name": "search-b", "name": "B", "service_type": "directory"}),
+        )
+        .await;
     assert_eq!(r["result"], "updated");
-    let (st, r) = es.post("/_connector", json!({"index_name": "search-a", "name": "A"})).await;
+    let (st, r) = es
+        .post(
+            "/_connector",
+            json!({"index_name": "search-a", "name": "A"}),
+        )
+        .await;
     assert_eq!((st, r["result"].clone()), (201, json!("created")));
     let generated = r["id"].as_str().unwrap().to_owned();
-    let (st, r) = es.put("/_connector/c3", json!({"index_name": "search-b"})).await;
+    let (st, r) = es
+        .put("/_connector/c3", json!({"index_name": "search-b"}))
+        .await;
     assert_eq!((st, err_type(&r)), (400, "status_exception"));
-    assert_eq!(r["error"]["reason"], "Index name [search-b] is used by another connector.");
-    let (st, r) = es.put("/_connector/c3", json!({"index_name": "search-c", "bogus": 1})).await;
+    assert_eq!(
+        r["error"]["reason"],
+        "Index name [search-b] is used by another connector."
+    );
+    let (st, r) = es
+        .put(
+            "/_connector/c3",
+            json!({"index_name": "search-c", "bogus": 1}),
+        )
+        .await;
     assert_eq!((st, err_type(&r)), (400, "x_content_parse_exception"));
 
     let (st, c) = es.get("/_connector/c1").await;
@@ -676,12 +1149,25 @@ async fn connector_lifecycle() {
     assert_eq!(c["status"], "created");
     assert_eq!(c["is_native"], false);
     assert_eq!(c["configuration"], json!({}));
-    assert_eq!(c["scheduling"]["full"], json!({"enabled": false, "interval": "0 0 0 * * ?"}));
+    assert_eq!(
+        c["scheduling"]["full"],
+        json!({"enabled": false, "interval": "0 0 0 * * ?"})
+    );
     assert_eq!(c["pipeline"]["name"], "search-default-ingestion");
     assert_eq!(c["filtering"].as_array().unwrap().len(), 1);
     assert_eq!(c["filtering"][0]["active"]["rules"][0]["id"], "DEFAULT");
     assert_eq!(c["filtering"][0]["draft"]["validation"]["state"], "valid");
-    for k in ["configuration", "custom_scheduling", "deleted", "filtering", "is_native", "scheduling", "status", "sync_now", "features"] {
+    for k in [
+        "configuration",
+        "custom_scheduling",
+        "deleted",
+        "filtering",
+        "is_native",
+        "scheduling",
+        "status",
+        "sync_now",
+        "features",
+    ] {
         assert!(c.get(k).is_some(), "connector lacks {k}");
     }
     let (st, r) = es.get("/_connector/nope").await;
@@ -689,30 +1175,89 @@ async fn connector_lifecycle() {
     assert_eq!(r["error"]["reason"], "connector [nope] not found");
 
     // Status machine.
-    let (st, r) = es.put("/_connector/c1/_status", json!({"status": "connected"})).await;
+    let (st, r) = es
+        .put("/_connector/c1/_status", json!({"status": "connected"}))
+        .await;
     assert_eq!((st, err_type(&r)), (400, "status_exception"));
-    let (st, r) = es.put("/_connector/c1/_status", json!({"status": "bogus"})).await;
+    let (st, r) = es
+        .put("/_connector/c1/_status", json!({"status": "bogus"}))
+        .await;
     assert_eq!(st, 400, "{r}");
-    let (st, r) = es.put("/_connector/c1/_status", json!({"status": "needs_configuration"})).await;
+    let (st, r) = es
+        .put(
+            "/_connector/c1/_status",
+            json!({"status": "needs_configuration"}),
+        )
+        .await;
     assert_eq!((st, r), (200, json!({"result": "updated"})));
 
     // Configuration: schema, then values; unknown keys refused.
     let schema = json!({"path": {"label": "Path", "value": "", "type": "str", "display": "textbox", "required": true, "sensitive": false, "options": [], "depends_on": [], "default_value": null, "order": 1}});
-    assert_eq!(es.put("/_connector/c1/_configuration", json!({"configuration": schema})).await.0, 200);
-    let (st, r) = es.put("/_connector/c1/_configuration", json!({"values": {"path": "/data", "nope": 1}})).await;
+    assert_eq!(
+        es.put(
+            "/_connector/c1/_configuration",
+            json!({"configuration": schema})
+        )
+        .await
+        .0,
+        200
+    );
+    let (st, r) = es
+        .put(
+            "/_connector/c1/_configuration",
+            json!({"values": {"path": "/data", "nope": 1}}),
+        )
+        .await;
     assert_eq!((st, err_type(&r)), (400, "status_exception"));
-    assert_eq!(es.put("/_connector/c1/_configuration", json!({"values": {"path": "/data"}})).await.0, 200);
+    assert_eq!(
+        es.put(
+            "/_connector/c1/_configuration",
+            json!({"values": {"path": "/data"}})
+        )
+        .await
+        .0,
+        200
+    );
     let c = s.connector("c1").unwrap();
-    assert_eq!((c["configuration"]["path"]["value"].clone(), c["status"].clone()), (json!("/data"), json!("configured")));
-    assert_eq!(es.put("/_connector/c1/_configuration", json!({})).await.0, 400);
-    assert_eq!(es.put("/_connector/c1/_status", json!({"status": "connected"})).await.0, 200);
-    let (_, r) = es.put("/_connector/c1/_status", json!({"status": "connected"})).await;
+    assert_eq!(
+        (
+            c["configuration"]["path"]["value"].clone(),
+            c["status"].clone()
+        ),
+        (json!("/data"), json!("configured"))
+    );
+    assert_eq!(
+        es.put("/_connector/c1/_configuration", json!({})).await.0,
+        400
+    );
+    assert_eq!(
+        es.put("/_connector/c1/_status", json!({"status": "connected"}))
+            .await
+            .0,
+        200
+    );
+    let (_, r) = es
+        .put("/_connector/c1/_status", json!({"status": "connected"}))
+        .await;
     assert_eq!(r["result"], "noop");
 
     // Scheduling: Quartz crons only.
-    let (st, r) = es.put("/_connector/c1/_scheduling", json!({"scheduling": {"full": {"enabled": true, "interval": "0 * * * *"}}})).await;
+    let (st, r) = es
+        .put(
+            "/_connector/c1/_scheduling",
+            json!({"scheduling": {"full": {"enabled": true, "interval": "0 * * * *"}}}),
+        )
+        .await;
     assert_eq!(st, 400, "{r}");
-    assert_eq!(es.put("/_connector/c1/_scheduling", json!({"scheduling": {"full": {"enabled": true, "interval": "0 0/5 * * * ?"}}})).await.0, 200);
+    assert_eq!(
+        es.put(
+            "/_connector/c1/_scheduling",
+            json!({"scheduling": {"full": {"enabled": true, "interval": "0 0/5 * * * ?"}}})
+        )
+        .await
+        .0,
+        200
+    );
     let c = s.connector("c1").unwrap();
     assert_eq!(c["scheduling"]["full"]["interval"], "0 0/5 * * * ?");
     assert_eq!(c["scheduling"]["incremental"]["interval"], "0 0 0 * * ?");
@@ -725,57 +1270,131 @@ async fn connector_lifecycle() {
     ]});
     assert_eq!(es.put("/_connector/c1/_filtering", rules).await.0, 200);
     let c = s.connector("c1").unwrap();
-    let ids: Vec<&str> = c["filtering"][0]["draft"]["rules"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = c["filtering"][0]["draft"]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, ["r1", "r2", "DEFAULT"]);
     assert_eq!(c["filtering"][0]["draft"]["validation"]["state"], "edited");
-    let (st, r) = es.put("/_connector/c1/_filtering/_activate", json!({})).await;
+    let (st, r) = es
+        .put("/_connector/c1/_filtering/_activate", json!({}))
+        .await;
     assert_eq!((st, err_type(&r)), (400, "status_exception"));
-    assert_eq!(es.put("/_connector/c1/_filtering/_validation", json!({"validation": {"state": "valid", "errors": []}})).await.0, 200);
-    assert_eq!(es.req("PUT", "/_connector/c1/_filtering/_activate", None).await.0, 200);
+    assert_eq!(
+        es.put(
+            "/_connector/c1/_filtering/_validation",
+            json!({"validation": {"state": "valid", "errors": []}})
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(
+        es.req("PUT", "/_connector/c1/_filtering/_activate", None)
+            .await
+            .0,
+        200
+    );
     let c = s.connector("c1").unwrap();
-    assert_eq!(c["filtering"][0]["active"]["rules"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        c["filtering"][0]["active"]["rules"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
 
     // The remaining update endpoints.
     let updates = [
         ("_name", json!({"name": "Renamed", "description": "d"})),
         ("_service_type", json!({"service_type": "ndjson"})),
         ("_index_name", json!({"index_name": "search-renamed"})),
-        ("_pipeline", json!({"pipeline": {"name": "p", "extract_binary_content": false, "reduce_whitespace": true, "run_ml_inference": false}})),
-        ("_api_key_id", json!({"api_key_id": "k", "api_key_secret_id": "s"})),
-        ("_features", json!({"features": {"document_level_security": {"enabled": true}}})),
-        ("_last_sync", json!({"last_sync_status": "completed", "last_indexed_document_count": 7, "last_synced": "2024-11-09T15:13:08.231Z"})),
+        (
+            "_pipeline",
+            json!({"pipeline": {"name": "p", "extract_binary_content": false, "reduce_whitespace": true, "run_ml_inference": false}}),
+        ),
+        (
+            "_api_key_id",
+            json!({"api_key_id": "k", "api_key_secret_id": "s"}),
+        ),
+        (
+            "_features",
+            json!({"features": {"document_level_security": {"enabled": true}}}),
+        ),
+        (
+            "_last_sync",
+            json!({"last_sync_status": "completed", "last_indexed_document_count": 7, "last_synced": "2024-11-09T15:13:08.231Z"}),
+        ),
         ("_error", json!({"error": "boom"})),
     ];
     for (action, body) in updates {
         let (st, r) = es.put(&format!("/_connector/c1/{action}"), body).await;
-        assert_eq!((st, r["result"].clone()), (200, json!("updated")), "{action}: {r}");
+        assert_eq!(
+            (st, r["result"].clone()),
+            (200, json!("updated")),
+            "{action}: {r}"
+        );
     }
     assert_eq!(es.req("PUT", "/_connector/c1/_check_in", None).await.0, 200);
     let c = s.connector("c1").unwrap();
     assert_eq!(c["name"], "Renamed");
     assert_eq!(c["index_name"], "search-renamed");
     assert_eq!(c["features"]["document_level_security"]["enabled"], true);
-    assert_eq!(c["features"]["incremental_sync"]["enabled"], false, "features merge");
-    assert_eq!((c["status"].clone(), c["error"].clone()), (json!("error"), json!("boom")));
+    assert_eq!(
+        c["features"]["incremental_sync"]["enabled"], false,
+        "features merge"
+    );
+    assert_eq!(
+        (c["status"].clone(), c["error"].clone()),
+        (json!("error"), json!("boom"))
+    );
     assert_eq!(c["last_indexed_document_count"], 7);
     assert!(c["last_seen"].is_string());
-    es.put("/_connector/c1/_error", json!({"error": null})).await;
+    es.put("/_connector/c1/_error", json!({"error": null}))
+        .await;
     assert_eq!(s.connector("c1").unwrap()["status"], "connected");
-    let (st, r) = es.put("/_connector/c1/_index_name", json!({"index_name": "search-a"})).await;
+    let (st, r) = es
+        .put(
+            "/_connector/c1/_index_name",
+            json!({"index_name": "search-a"}),
+        )
+        .await;
     assert_eq!((st, err_type(&r)), (400, "status_exception"));
-    let (st, r) = es.put("/_connector/c1/_native", json!({"is_native": false})).await;
-    assert_eq!((st, r["result"].clone()), (200, json!("noop")), "unchanged documents are noops");
-    let (st, r) = es.put("/_connector/c1/_native", json!({"is_native": true})).await;
+    let (st, r) = es
+        .put("/_connector/c1/_native", json!({"is_native": false}))
+        .await;
+    assert_eq!(
+        (st, r["result"].clone()),
+        (200, json!("noop")),
+        "unchanged documents are noops"
+    );
+    let (st, r) = es
+        .put("/_connector/c1/_native", json!({"is_native": true}))
+        .await;
     assert_eq!(st, 400, "native connectors need a content- index: {r}");
 
     // Lists: paging, filters, order by index_name.
-    es.put("/_connector/c4", json!({"index_name": "search-0", "service_type": "directory"})).await;
+    es.put(
+        "/_connector/c4",
+        json!({"index_name": "search-0", "service_type": "directory"}),
+    )
+    .await;
     let (_, r) = es.get("/_connector").await;
     assert_eq!(r["count"], 3);
-    let names: Vec<&str> = r["results"].as_array().unwrap().iter().map(|c| c["index_name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = r["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["index_name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["search-0", "search-a", "search-renamed"]);
     let (_, r) = es.get("/_connector?from=1&size=1").await;
-    assert_eq!((r["count"].clone(), r["results"][0]["id"].clone()), (json!(3), json!(generated)));
+    assert_eq!(
+        (r["count"].clone(), r["results"][0]["id"].clone()),
+        (json!(3), json!(generated))
+    );
     let (_, r) = es.get("/_connector?service_type=directory").await;
     assert_eq!(r["count"], 1);
     let (_, r) = es.get("/_connector?index_name=search-a,search-0").await;
@@ -789,102 +1408,278 @@ async fn connector_lifecycle() {
     let (st, r) = es.req("DELETE", "/_connector/c4", None).await;
     assert_eq!((st, r), (200, json!({"acknowledged": true})));
     assert_eq!(es.get("/_connector/c4").await.0, 404);
-    assert_eq!(es.get("/_connector/c4?include_deleted=true").await.1["deleted"], true);
+    assert_eq!(
+        es.get("/_connector/c4?include_deleted=true").await.1["deleted"],
+        true
+    );
     assert_eq!(es.get("/_connector").await.1["count"], 2);
-    assert_eq!(es.get("/_connector?include_deleted=true").await.1["count"], 3);
-    assert_eq!(es.req("DELETE", "/_connector/c4?hard=true", None).await.0, 200);
+    assert_eq!(
+        es.get("/_connector?include_deleted=true").await.1["count"],
+        3
+    );
+    assert_eq!(
+        es.req("DELETE", "/_connector/c4?hard=true", None).await.0,
+        200
+    );
     assert!(s.connector("c4").is_none());
 
     // Secrets.
-    let (st, r) = es.post("/_connector/_secret", json!({"value": "s3cret"})).await;
+    let (st, r) = es
+        .post("/_connector/_secret", json!({"value": "s3cret"}))
+        .await;
     assert_eq!(st, 200);
     let sid = r["id"].as_str().unwrap().to_owned();
-    assert_eq!(es.get(&format!("/_connector/_secret/{sid}")).await.1, json!({"id": sid, "value": "s3cret"}));
-    assert_eq!(es.put(&format!("/_connector/_secret/{sid}"), json!({"value": "v2"})).await.1["result"], "updated");
-    assert_eq!(es.req("DELETE", &format!("/_connector/_secret/{sid}"), None).await.1, json!({"deleted": true}));
+    assert_eq!(
+        es.get(&format!("/_connector/_secret/{sid}")).await.1,
+        json!({"id": sid, "value": "s3cret"})
+    );
+    assert_eq!(
+        es.put(
+            &format!("/_connector/_secret/{sid}"),
+            json!({"value": "v2"})
+        )
+        .await
+        .1["result"],
+        "updated"
+    );
+    assert_eq!(
+        es.req("DELETE", &format!("/_connector/_secret/{sid}"), None)
+            .await
+            .1,
+        json!({"deleted": true})
+    );
     assert_eq!(es.get(&format!("/_connector/_secret/{sid}")).await.0, 404);
 
     // The hidden index is reachable through the document API, with seq_no guarding.
     let (st, r) = es.get("/.elastic-connectors/_doc/c1").await;
     assert_eq!(st, 200);
-    let (seq, term) = (r["_seq_no"].as_u64().unwrap(), r["_primary_term"].as_u64().unwrap());
+    let (seq, term) = (
+        r["_seq_no"].as_u64().unwrap(),
+        r["_primary_term"].as_u64().unwrap(),
+    );
     assert!(r["_source"].get("id").is_none());
     let guarded = format!("/.elastic-connectors/_update/c1?if_seq_no={seq}&if_primary_term={term}");
-    let (st, _) = es.post(&guarded, json!({"doc": {"last_sync_status": "in_progress"}})).await;
+    let (st, _) = es
+        .post(
+            &guarded,
+            json!({"doc": {"last_sync_status": "in_progress"}}),
+        )
+        .await;
     assert_eq!(st, 200);
-    let (st, r) = es.post(&guarded, json!({"doc": {"last_sync_status": "in_progress", "x": 1}})).await;
-    assert_eq!((st, err_type(&r)), (409, "version_conflict_engine_exception"));
+    let (st, r) = es
+        .post(
+            &guarded,
+            json!({"doc": {"last_sync_status": "in_progress", "x": 1}}),
+        )
+        .await;
+    assert_eq!(
+        (st, err_type(&r)),
+        (409, "version_conflict_engine_exception")
+    );
 }
 
 #[tokio::test]
 async fn sync_job_lifecycle() {
     let s = StandIn::start(StandInOptions::default()).await;
     let es = Es::new(&s);
-    es.put("/_connector/c1", json!({"index_name": "search-c1", "service_type": "directory", "language": "en"})).await;
+    es.put(
+        "/_connector/c1",
+        json!({"index_name": "search-c1", "service_type": "directory", "language": "en"}),
+    )
+    .await;
     es.put("/_connector/c1/_filtering", json!({"rules": [{"id": "r", "field": "a", "order": 0, "policy": "exclude", "rule": "equals", "value": "b"}]})).await;
     let (st, r) = es.post("/_connector/_sync_job", json!({"id": "c1"})).await;
     assert_eq!(st, 200);
     let j1 = r["id"].as_str().unwrap().to_owned();
     let (_, job) = es.get(&format!("/_connector/_sync_job/{j1}")).await;
-    assert_eq!((job["status"].clone(), job["job_type"].clone(), job["trigger_method"].clone()), (json!("pending"), json!("full"), json!("on_demand")));
+    assert_eq!(
+        (
+            job["status"].clone(),
+            job["job_type"].clone(),
+            job["trigger_method"].clone()
+        ),
+        (json!("pending"), json!("full"), json!("on_demand"))
+    );
     assert_eq!(job["connector"]["id"], "c1");
     assert_eq!(job["connector"]["index_name"], "search-c1");
-    assert!(job["connector"]["filtering"].is_object(), "the snapshot holds the active rules object");
-    assert_eq!(job["connector"]["filtering"]["rules"].as_array().unwrap().len(), 1, "active, not draft");
-    for k in ["connector", "created_at", "deleted_document_count", "id", "indexed_document_count", "indexed_document_volume", "job_type", "metadata", "status", "total_document_count", "trigger_method"] {
+    assert!(
+        job["connector"]["filtering"].is_object(),
+        "the snapshot holds the active rules object"
+    );
+    assert_eq!(
+        job["connector"]["filtering"]["rules"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "active, not draft"
+    );
+    for k in [
+        "connector",
+        "created_at",
+        "deleted_document_count",
+        "id",
+        "indexed_document_count",
+        "indexed_document_volume",
+        "job_type",
+        "metadata",
+        "status",
+        "total_document_count",
+        "trigger_method",
+    ] {
         assert!(job.get(k).is_some(), "job lacks {k}");
     }
     tokio::time::sleep(Duration::from_millis(5)).await;
-    let (_, r) = es.post("/_connector/_sync_job", json!({"id": "c1", "job_type": "access_control", "trigger_method": "scheduled"})).await;
+    let (_, r) = es
+        .post(
+            "/_connector/_sync_job",
+            json!({"id": "c1", "job_type": "access_control", "trigger_method": "scheduled"}),
+        )
+        .await;
     let j2 = r["id"].as_str().unwrap().to_owned();
-    assert_eq!(s.sync_job(&j2).unwrap()["connector"]["index_name"], ".search-acl-filter-search-c1");
-    let (st, r) = es.post("/_connector/_sync_job", json!({"id": "c1", "job_type": "weekly"})).await;
+    assert_eq!(
+        s.sync_job(&j2).unwrap()["connector"]["index_name"],
+        ".search-acl-filter-search-c1"
+    );
+    let (st, r) = es
+        .post(
+            "/_connector/_sync_job",
+            json!({"id": "c1", "job_type": "weekly"}),
+        )
+        .await;
     assert_eq!(st, 400, "{r}");
-    let (st, r) = es.post("/_connector/_sync_job", json!({"id": "ghost"})).await;
-    assert_eq!((st, r["error"]["reason"].clone()), (404, json!("connector [ghost] not found")));
+    let (st, r) = es
+        .post("/_connector/_sync_job", json!({"id": "ghost"}))
+        .await;
+    assert_eq!(
+        (st, r["error"]["reason"].clone()),
+        (404, json!("connector [ghost] not found"))
+    );
 
     let (_, r) = es.get("/_connector/_sync_job?connector_id=c1").await;
     assert_eq!(r["count"], 2);
     assert_eq!(r["results"][0]["id"], j2.as_str(), "newest first");
-    assert_eq!(es.get("/_connector/_sync_job?job_type=full,incremental").await.1["count"], 1);
-    assert_eq!(es.get("/_connector/_sync_job?status=in_progress").await.1["count"], 0);
-    assert_eq!(es.get("/_connector/_sync_job?size=1").await.1["results"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        es.get("/_connector/_sync_job?job_type=full,incremental")
+            .await
+            .1["count"],
+        1
+    );
+    assert_eq!(
+        es.get("/_connector/_sync_job?status=in_progress").await.1["count"],
+        0
+    );
+    assert_eq!(
+        es.get("/_connector/_sync_job?size=1").await.1["results"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 
     // Claim once; a second claim loses.
-    let (st, _) = es.put(&format!("/_connector/_sync_job/{j1}/_claim"), json!({"worker_hostname": "w1", "sync_cursor": {"c": 1}})).await;
+    let (st, _) = es
+        .put(
+            &format!("/_connector/_sync_job/{j1}/_claim"),
+            json!({"worker_hostname": "w1", "sync_cursor": {"c": 1}}),
+        )
+        .await;
     assert_eq!(st, 200);
-    let (st, r) = es.put(&format!("/_connector/_sync_job/{j1}/_claim"), json!({"worker_hostname": "w2"})).await;
+    let (st, r) = es
+        .put(
+            &format!("/_connector/_sync_job/{j1}/_claim"),
+            json!({"worker_hostname": "w2"}),
+        )
+        .await;
     assert_eq!((st, err_type(&r)), (409, "status_exception"));
     let job = s.sync_job(&j1).unwrap();
-    assert_eq!((job["status"].clone(), job["worker_hostname"].clone(), job["connector"]["sync_cursor"].clone()), (json!("in_progress"), json!("w1"), json!({"c": 1})));
+    assert_eq!(
+        (
+            job["status"].clone(),
+            job["worker_hostname"].clone(),
+            job["connector"]["sync_cursor"].clone()
+        ),
+        (json!("in_progress"), json!("w1"), json!({"c": 1}))
+    );
     assert!(job["started_at"].is_string());
     let (st, r) = es.put(&format!("/_connector/_sync_job/{j1}/_stats"), json!({"deleted_document_count": 1, "indexed_document_count": 20, "indexed_document_volume": 3, "total_document_count": 40})).await;
     assert_eq!((st, r["result"].clone()), (200, json!("updated")));
-    let (st, r) = es.put(&format!("/_connector/_sync_job/{j1}/_stats"), json!({"indexed_document_count": 20})).await;
-    assert_eq!((st, err_type(&r)), (400, "action_request_validation_exception"));
-    assert_eq!(es.req("PUT", &format!("/_connector/_sync_job/{j1}/_check_in"), None).await.0, 200);
+    let (st, r) = es
+        .put(
+            &format!("/_connector/_sync_job/{j1}/_stats"),
+            json!({"indexed_document_count": 20}),
+        )
+        .await;
+    assert_eq!(
+        (st, err_type(&r)),
+        (400, "action_request_validation_exception")
+    );
+    assert_eq!(
+        es.req(
+            "PUT",
+            &format!("/_connector/_sync_job/{j1}/_check_in"),
+            None
+        )
+        .await
+        .0,
+        200
+    );
     assert_eq!(s.sync_job(&j1).unwrap()["indexed_document_count"], 20);
 
     // Cancel: in_progress → canceling; pending → canceled; terminal → 400.
-    assert_eq!(es.req("PUT", &format!("/_connector/_sync_job/{j1}/_cancel"), None).await.0, 200);
+    assert_eq!(
+        es.req("PUT", &format!("/_connector/_sync_job/{j1}/_cancel"), None)
+            .await
+            .0,
+        200
+    );
     let job = s.sync_job(&j1).unwrap();
     assert_eq!(job["status"], "canceling");
     assert!(job["cancelation_requested_at"].is_string() && job["canceled_at"].is_null());
-    assert_eq!(es.req("PUT", &format!("/_connector/_sync_job/{j2}/_cancel"), None).await.0, 200);
+    assert_eq!(
+        es.req("PUT", &format!("/_connector/_sync_job/{j2}/_cancel"), None)
+            .await
+            .0,
+        200
+    );
     let job = s.sync_job(&j2).unwrap();
     assert_eq!(job["status"], "canceled");
     assert!(job["canceled_at"].is_string() && job["completed_at"].is_string());
-    let (st, r) = es.req("PUT", &format!("/_connector/_sync_job/{j2}/_cancel"), None).await;
+    let (st, r) = es
+        .req("PUT", &format!("/_connector/_sync_job/{j2}/_cancel"), None)
+        .await;
     assert_eq!((st, err_type(&r)), (400, "status_exception"));
-    let (st, r) = es.put(&format!("/_connector/_sync_job/{j2}/_error"), json!({"error": "x"})).await;
+    let (st, r) = es
+        .put(
+            &format!("/_connector/_sync_job/{j2}/_error"),
+            json!({"error": "x"}),
+        )
+        .await;
     assert_eq!((st, err_type(&r)), (400, "status_exception"));
-    let (st, _) = es.put(&format!("/_connector/_sync_job/{j1}/_error"), json!({"error": "worker died"})).await;
+    let (st, _) = es
+        .put(
+            &format!("/_connector/_sync_job/{j1}/_error"),
+            json!({"error": "worker died"}),
+        )
+        .await;
     assert_eq!(st, 200);
     let job = s.sync_job(&j1).unwrap();
-    assert_eq!((job["status"].clone(), job["error"].clone(), job["completed_at"].clone()), (json!("error"), json!("worker died"), Value::Null));
+    assert_eq!(
+        (
+            job["status"].clone(),
+            job["error"].clone(),
+            job["completed_at"].clone()
+        ),
+        (json!("error"), json!("worker died"), Value::Null)
+    );
 
     // The engine's pick-up query over the hidden jobs index.
-    let (_, r) = es.post("/_connector/_sync_job", json!({"id": "c1", "job_type": "incremental"})).await;
+    let (_, r) = es
+        .post(
+            "/_connector/_sync_job",
+            json!({"id": "c1", "job_type": "incremental"}),
+        )
+        .await;
     let j3 = r["id"].as_str().unwrap().to_owned();
     let q = json!({"query": {"bool": {"filter": [
         {"terms": {"status": ["pending", "suspended"]}},
@@ -895,18 +1690,38 @@ async fn sync_job_lifecycle() {
     assert_eq!(r["hits"]["hits"].as_array().unwrap().len(), 1);
     assert_eq!(r["hits"]["hits"][0]["_id"], j3.as_str());
 
-    let (st, r) = es.req("DELETE", &format!("/_connector/_sync_job/{j3}"), None).await;
+    let (st, r) = es
+        .req("DELETE", &format!("/_connector/_sync_job/{j3}"), None)
+        .await;
     assert_eq!((st, r), (200, json!({"acknowledged": true})));
     let (st, r) = es.get(&format!("/_connector/_sync_job/{j3}")).await;
-    assert_eq!((st, r["error"]["reason"].clone()), (404, json!(format!("connector sync job [{j3}] not found"))));
+    assert_eq!(
+        (st, r["error"]["reason"].clone()),
+        (404, json!(format!("connector sync job [{j3}] not found")))
+    );
     // Deleting the connector with its jobs.
-    assert_eq!(es.req("DELETE", "/_connector/c1?delete_sync_jobs=true", None).await.0, 200);
+    assert_eq!(
+        es.req("DELETE", "/_connector/c1?delete_sync_jobs=true", None)
+            .await
+            .0,
+        200
+    );
     assert_eq!(es.get("/_connector/_sync_job").await.1["count"], 0);
     // Lists on a cluster without the hidden indices.
-    let fresh = StandIn::start(StandInOptions { kibana: false, ..Default::default() }).await;
+    let fresh = StandIn::start(StandInOptions {
+        kibana: false,
+        ..Default::default()
+    })
+    .await;
     let es2 = Es::new(&fresh);
-    assert_eq!(es2.get("/_connector").await.1, json!({"count": 0, "results": []}));
-    assert_eq!(es2.get("/_connector/_sync_job").await.1, json!({"count": 0, "results": []}));
+    assert_eq!(
+        es2.get("/_connector").await.1,
+        json!({"count": 0, "results": []})
+    );
+    assert_eq!(
+        es2.get("/_connector/_sync_job").await.1,
+        json!({"count": 0, "results": []})
+    );
 }
 
 // -------------------------------------------------------------------------------------------
@@ -917,81 +1732,221 @@ async fn kibana_actions() {
     let s = StandIn::start(StandInOptions::default()).await;
     let k = s.kibana_url();
     let c = client();
-    let kb = |m: Method, path: &str| c.request(m, format!("{k}{path}")).header("kbn-xsrf", "true");
+    let kb = |m: Method, path: &str| {
+        c.request(m, format!("{k}{path}"))
+            .header("kbn-xsrf", "true")
+    };
     let (st, r) = call(&c, Method::GET, &format!("{k}/api/status"), None).await;
-    assert_eq!((st, r["version"]["number"].clone(), r["status"]["overall"]["level"].clone()), (200, json!("9.1.0"), json!("available")));
-    let (_, types) = call(&c, Method::GET, &format!("{k}/api/actions/connector_types"), None).await;
-    let ids: BTreeSet<&str> = types.as_array().unwrap().iter().map(|t| t["id"].as_str().unwrap()).collect();
+    assert_eq!(
+        (
+            st,
+            r["version"]["number"].clone(),
+            r["status"]["overall"]["level"].clone()
+        ),
+        (200, json!("9.1.0"), json!("available"))
+    );
+    let (_, types) = call(
+        &c,
+        Method::GET,
+        &format!("{k}/api/actions/connector_types"),
+        None,
+    )
+    .await;
+    let ids: BTreeSet<&str> = types
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap())
+        .collect();
     for want in [".index", ".webhook", ".slack", ".email"] {
         assert!(ids.contains(want));
     }
-    for key in ["id", "name", "enabled", "enabled_in_config", "enabled_in_license", "minimum_license_required", "supported_feature_ids", "is_system_action_type"] {
+    for key in [
+        "id",
+        "name",
+        "enabled",
+        "enabled_in_config",
+        "enabled_in_license",
+        "minimum_license_required",
+        "supported_feature_ids",
+        "is_system_action_type",
+    ] {
         assert!(types[0].get(key).is_some(), "{key}");
     }
 
     let create = json!({"name": "my-connector", "connector_type_id": ".index", "config": {"index": "test-index", "executionTimeField": "@ts"}});
-    let r = c.post(format!("{k}/api/actions/connector")).json(&create).send().await.unwrap();
+    let r = c
+        .post(format!("{k}/api/actions/connector"))
+        .json(&create)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
     let body: Value = r.json().await.unwrap();
-    assert_eq!(body, json!({"statusCode": 400, "error": "Bad Request", "message": "Request must contain a kbn-xsrf header."}));
-    let r = kb(Method::POST, "/api/actions/connector").json(&create).send().await.unwrap();
+    assert_eq!(
+        body,
+        json!({"statusCode": 400, "error": "Bad Request", "message": "Request must contain a kbn-xsrf header."})
+    );
+    let r = kb(Method::POST, "/api/actions/connector")
+        .json(&create)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let made: Value = r.json().await.unwrap();
     let id = made["id"].as_str().unwrap().to_owned();
-    assert_eq!(made["config"], json!({"index": "test-index", "executionTimeField": "@ts", "refresh": false}));
-    for key in ["is_preconfigured", "is_deprecated", "is_missing_secrets", "is_system_action"] {
+    assert_eq!(
+        made["config"],
+        json!({"index": "test-index", "executionTimeField": "@ts", "refresh": false})
+    );
+    for key in [
+        "is_preconfigured",
+        "is_deprecated",
+        "is_missing_secrets",
+        "is_system_action",
+    ] {
         assert_eq!(made[key], false, "{key}");
     }
-    let r = kb(Method::POST, "/api/actions/connector/fixed-id").json(&create).send().await.unwrap();
+    let r = kb(Method::POST, "/api/actions/connector/fixed-id")
+        .json(&create)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
-    let r = kb(Method::POST, "/api/actions/connector/fixed-id").json(&create).send().await.unwrap();
+    let r = kb(Method::POST, "/api/actions/connector/fixed-id")
+        .json(&create)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 409);
-    let r = kb(Method::POST, "/api/actions/connector").json(&json!({"name": "x", "connector_type_id": ".index", "config": {}})).send().await.unwrap();
+    let r = kb(Method::POST, "/api/actions/connector")
+        .json(&json!({"name": "x", "connector_type_id": ".index", "config": {}}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
     let body: Value = r.json().await.unwrap();
     assert!(body["message"].as_str().unwrap().contains("[index]"));
 
-    let (st, list) = call(&c, Method::GET, &format!("{k}/api/actions/connectors"), None).await;
+    let (st, list) = call(
+        &c,
+        Method::GET,
+        &format!("{k}/api/actions/connectors"),
+        None,
+    )
+    .await;
     assert_eq!((st, list.as_array().unwrap().len()), (200, 2));
-    let (st, one) = call(&c, Method::GET, &format!("{k}/api/actions/connector/{id}"), None).await;
+    let (st, one) = call(
+        &c,
+        Method::GET,
+        &format!("{k}/api/actions/connector/{id}"),
+        None,
+    )
+    .await;
     assert_eq!((st, one["name"].clone()), (200, json!("my-connector")));
-    let (st, r) = call(&c, Method::GET, &format!("{k}/api/actions/connector/ghost"), None).await;
-    assert_eq!((st, r), (404, json!({"statusCode": 404, "error": "Not Found", "message": "Saved object [action/ghost] not found"})));
+    let (st, r) = call(
+        &c,
+        Method::GET,
+        &format!("{k}/api/actions/connector/ghost"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (st, r),
+        (
+            404,
+            json!({"statusCode": 404, "error": "Not Found", "message": "Saved object [action/ghost] not found"})
+        )
+    );
     let r = kb(Method::PUT, &format!("/api/actions/connector/{id}")).json(&json!({"name": "updated-connector", "config": {"index": "updated-index", "executionTimeField": "@ts"}})).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let upd: Value = r.json().await.unwrap();
-    assert_eq!((upd["name"].clone(), upd["config"]["index"].clone()), (json!("updated-connector"), json!("updated-index")));
+    assert_eq!(
+        (upd["name"].clone(), upd["config"]["index"].clone()),
+        (json!("updated-connector"), json!("updated-index"))
+    );
 
     // _execute indexes into the shared ES state.
     let run = json!({"params": {"documents": [{"id": "my_doc_id", "name": "my_doc_name", "message": "hello, world"}]}});
-    let r = kb(Method::POST, &format!("/api/actions/connector/{id}/_execute")).json(&run).send().await.unwrap();
+    let r = kb(
+        Method::POST,
+        &format!("/api/actions/connector/{id}/_execute"),
+    )
+    .json(&run)
+    .send()
+    .await
+    .unwrap();
     let out: Value = r.json().await.unwrap();
-    assert_eq!((out["status"].clone(), out["connector_id"].clone()), (json!("ok"), json!(id)));
+    assert_eq!(
+        (out["status"].clone(), out["connector_id"].clone()),
+        (json!("ok"), json!(id))
+    );
     assert_eq!(out["data"]["items"][0]["create"]["status"], 201);
     let docs = s.index_docs("updated-index");
     assert_eq!(docs.len(), 1);
     assert_eq!(docs[0].1["message"], "hello, world");
     assert!(docs[0].1["@ts"].is_string());
-    let (_, count) = call(&c, Method::GET, &format!("{}/updated-index/_count", s.es_urls()[0]), None).await;
+    let (_, count) = call(
+        &c,
+        Method::GET,
+        &format!("{}/updated-index/_count", s.es_urls()[0]),
+        None,
+    )
+    .await;
     assert_eq!(count["count"], 1);
 
     // Spaces isolate connectors.
-    let r = kb(Method::POST, "/s/marketing/api/actions/connector").json(&create).send().await.unwrap();
+    let r = kb(Method::POST, "/s/marketing/api/actions/connector")
+        .json(&create)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
-    let (_, list) = call(&c, Method::GET, &format!("{k}/s/marketing/api/actions/connectors"), None).await;
+    let (_, list) = call(
+        &c,
+        Method::GET,
+        &format!("{k}/s/marketing/api/actions/connectors"),
+        None,
+    )
+    .await;
     assert_eq!(list.as_array().unwrap().len(), 1);
     assert_eq!(s.kibana_connectors("default").len(), 2);
 
     // Test hook flags.
     assert!(s.kibana_set_flags(&id, true, true));
-    let (_, one) = call(&c, Method::GET, &format!("{k}/api/actions/connector/{id}"), None).await;
-    assert_eq!((one["is_missing_secrets"].clone(), one["is_deprecated"].clone()), (json!(true), json!(true)));
-    let r = kb(Method::POST, &format!("/api/actions/connector/{id}/_execute")).json(&run).send().await.unwrap();
+    let (_, one) = call(
+        &c,
+        Method::GET,
+        &format!("{k}/api/actions/connector/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (
+            one["is_missing_secrets"].clone(),
+            one["is_deprecated"].clone()
+        ),
+        (json!(true), json!(true))
+    );
+    let r = kb(
+        Method::POST,
+        &format!("/api/actions/connector/{id}/_execute"),
+    )
+    .json(&run)
+    .send()
+    .await
+    .unwrap();
     assert_eq!(r.json::<Value>().await.unwrap()["status"], "error");
 
-    let r = kb(Method::DELETE, &format!("/api/actions/connector/{id}")).send().await.unwrap();
+    let r = kb(Method::DELETE, &format!("/api/actions/connector/{id}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 204);
-    let r = kb(Method::DELETE, &format!("/api/actions/connector/{id}")).send().await.unwrap();
+    let r = kb(Method::DELETE, &format!("/api/actions/connector/{id}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
 }
 
@@ -999,7 +1954,10 @@ async fn kibana_actions() {
 // Replay of the official examples
 
 fn fixtures() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/es-examples"))
+    Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/es-examples"
+    ))
 }
 
 /// An example's `value` as JSON: a YAML mapping, or a string holding JSON.
@@ -1016,7 +1974,9 @@ fn load_yaml(path: &Path) -> serde_yaml_ng::Value {
 }
 
 fn files(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut v: Vec<_> = std::fs::read_dir(dir).map(|d| d.map(|e| e.unwrap().path()).collect()).unwrap_or_default();
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
     v.sort();
     v
 }
@@ -1043,22 +2003,44 @@ async fn seed(s: &StandIn, api: &str) {
         ("my-sql-connector", "search-sql"),
         ("connector-id", "search-connector-id"),
     ] {
-        es.put(&format!("/_connector/{id}"), json!({"index_name": index, "service_type": "custom"})).await;
+        es.put(
+            &format!("/_connector/{id}"),
+            json!({"index_name": index, "service_type": "custom"}),
+        )
+        .await;
     }
     let field = |v: &str| json!({"label": v, "value": "", "type": "str", "display": "textbox", "required": true, "sensitive": false, "options": [], "depends_on": [], "default_value": null});
-    let conf: serde_json::Map<String, Value> = ["tenant_id", "tenant_name", "client_id", "secret_value", "site_collections"]
-        .iter()
-        .map(|k| ((*k).to_owned(), field(k)))
-        .collect();
-    es.put("/_connector/my-spo-connector/_configuration", json!({"configuration": conf})).await;
+    let conf: serde_json::Map<String, Value> = [
+        "tenant_id",
+        "tenant_name",
+        "client_id",
+        "secret_value",
+        "site_collections",
+    ]
+    .iter()
+    .map(|k| ((*k).to_owned(), field(k)))
+    .collect();
+    es.put(
+        "/_connector/my-spo-connector/_configuration",
+        json!({"configuration": conf}),
+    )
+    .await;
     let job = |status: &str| {
         json!({"connector": {"id": "my-connector-id", "index_name": "search-my-connector-id", "filtering": {}, "configuration": {}, "service_type": "custom"},
                "status": status, "job_type": "full", "trigger_method": "on_demand", "created_at": "2024-01-01T00:00:00Z",
                "last_seen": "2024-01-01T00:00:00Z", "metadata": {}, "deleted_document_count": 0, "indexed_document_count": 0,
                "indexed_document_volume": 0, "total_document_count": 0})
     };
-    s.put_doc(".elastic-connectors-sync-jobs", "my-connector-sync-job-id", job("pending"));
-    s.put_doc(".elastic-connectors-sync-jobs", "my-connector-sync-job", job("in_progress"));
+    s.put_doc(
+        ".elastic-connectors-sync-jobs",
+        "my-connector-sync-job-id",
+        job("pending"),
+    );
+    s.put_doc(
+        ".elastic-connectors-sync-jobs",
+        "my-connector-sync-job",
+        job("in_progress"),
+    );
     if api != "indices.create" {
         s.put_doc("my-index-000001", "1", json!({"user": {"id": "kimchy"}, "http": {"response": {"bytes": 10}}, "message": "foo"}));
         s.put_doc("my-index-000002", "1", json!({"user": {"id": "other"}}));
@@ -1080,7 +2062,9 @@ async fn replays_every_es_request_example() {
         for req_file in files(&api_dir.join("request")) {
             let doc = load_yaml(&req_file);
             let name = req_file.file_name().unwrap().to_str().unwrap().to_owned();
-            let Some(line) = doc.get("method_request").and_then(|m| m.as_str()) else { continue };
+            let Some(line) = doc.get("method_request").and_then(|m| m.as_str()) else {
+                continue;
+            };
             let (method, path) = line.split_once(' ').unwrap();
             let mut path = path.trim().to_owned();
             if !path.starts_with('/') {
@@ -1090,25 +2074,40 @@ async fn replays_every_es_request_example() {
             if !path.contains('?') && path.contains('&') {
                 path = path.replacen('&', "?", 1);
             }
-            let s = StandIn::start(StandInOptions { kibana: false, ..Default::default() }).await;
+            let s = StandIn::start(StandInOptions {
+                kibana: false,
+                ..Default::default()
+            })
+            .await;
             seed(&s, &api).await;
             let c = client();
-            let mut rb = c.request(Method::from_bytes(method.as_bytes()).unwrap(), format!("{}{}", s.es_urls()[0], path));
+            let mut rb = c.request(
+                Method::from_bytes(method.as_bytes()).unwrap(),
+                format!("{}{}", s.es_urls()[0], path),
+            );
             match example_value(&doc) {
                 None => {}
-                Some(Ok(v)) => rb = rb.header("content-type", "application/json").body(v.to_string()),
+                Some(Ok(v)) => {
+                    rb = rb
+                        .header("content-type", "application/json")
+                        .body(v.to_string())
+                }
                 Some(Err(text)) if api == "bulk" => {
                     let mut nd = String::new();
                     for l in text.lines().filter(|l| !l.trim().is_empty()) {
-                        let v: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{name}: {e}: {l}"));
+                        let v: Value =
+                            serde_json::from_str(l).unwrap_or_else(|e| panic!("{name}: {e}: {l}"));
                         nd.push_str(&v.to_string());
                         nd.push('\n');
                     }
                     rb = rb.header("content-type", "application/x-ndjson").body(nd);
                 }
                 Some(Err(text)) => {
-                    let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
-                    rb = rb.header("content-type", "application/json").body(v.to_string());
+                    let v: Value =
+                        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+                    rb = rb
+                        .header("content-type", "application/json")
+                        .body(v.to_string());
                 }
             }
             let resp = rb.send().await.unwrap();
@@ -1116,20 +2115,34 @@ async fn replays_every_es_request_example() {
             let body: Value = resp.json().await.unwrap_or(Value::Null);
             assert!(status < 500, "{api}/{name}: {status} {body}");
             if expected_4xx.contains(&name.as_str()) {
-                assert!((400..500).contains(&status), "{api}/{name}: {status} {body}");
+                assert!(
+                    (400..500).contains(&status),
+                    "{api}/{name}: {status} {body}"
+                );
                 continue;
             }
-            assert!((200..300).contains(&status), "{api}/{name}: {status} {body}");
+            assert!(
+                (200..300).contains(&status),
+                "{api}/{name}: {status} {body}"
+            );
             if !shapes.is_empty() {
                 let fits = shapes.iter().any(|shape| {
-                    shape.as_object().is_some_and(|o| o.keys().all(|k| body.get(k).is_some()))
+                    shape
+                        .as_object()
+                        .is_some_and(|o| o.keys().all(|k| body.get(k).is_some()))
                 });
-                assert!(fits, "{api}/{name}: {body} has none of the documented shapes");
+                assert!(
+                    fits,
+                    "{api}/{name}: {body} has none of the documented shapes"
+                );
             }
             if api == "bulk" {
                 for item in body["items"].as_array().unwrap() {
                     let (_, inner) = item.as_object().unwrap().iter().next().unwrap();
-                    assert!(inner.get("_index").is_some() && inner.get("status").is_some(), "{name}: {item}");
+                    assert!(
+                        inner.get("_index").is_some() && inner.get("status").is_some(),
+                        "{name}: {item}"
+                    );
                 }
             }
             replayed += 1;
@@ -1140,11 +2153,20 @@ async fn replays_every_es_request_example() {
 
 #[test]
 fn fixtures_are_complete() {
-    let spec = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/es-rest-api-spec"));
-    let n = files(spec).iter().filter(|p| p.extension().is_some_and(|e| e == "json")).count();
+    let spec = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/es-rest-api-spec"
+    ));
+    let n = files(spec)
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .count();
     assert_eq!(n, 47);
     assert!(fixtures().join("SOURCE.md").exists());
-    let examples = walk(fixtures()).into_iter().filter(|p| p.extension().is_some_and(|e| e == "yaml")).count();
+    let examples = walk(fixtures())
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .count();
     assert_eq!(examples, 90);
 }
 

@@ -60,6 +60,19 @@ pub enum Command {
     /// Kibana actions connectors (`.index` and others).
     #[command(subcommand)]
     Kibana(KibanaCommand),
+    /// Run one sync of a connector on this process's engine, with live progress.
+    Sync {
+        connector: String,
+        #[arg(long = "type", value_enum, default_value_t = SyncTypeArg::Full)]
+        job_type: SyncTypeArg,
+    },
+    /// Run as a connectors service until SIGINT/SIGTERM.
+    Serve(ServeArgs),
+    /// The dead-letter queue: documents that could not be indexed.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
+    /// The built-in service types and their configuration fields.
+    Sources,
     /// Print a shell completion script.
     Completions {
         #[arg(value_enum)]
@@ -193,6 +206,84 @@ pub enum KibanaCommand {
     Delete { id: String },
 }
 
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServeArgs {
+    /// Serve only this connector (repeatable); default: every connector with a known
+    /// service type.
+    #[arg(long = "connector", value_name = "ID")]
+    pub connectors: Vec<String>,
+    /// Serve `/status` and `/metrics` on this loopback address, e.g. 127.0.0.1:9464.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Time between service ticks (e.g. 30s, 500ms).
+    #[arg(long, default_value = "30s", value_parser = parse_duration_arg)]
+    pub idle: std::time::Duration,
+    /// Sync jobs run at once.
+    #[arg(long, default_value_t = 1)]
+    pub max_concurrent: usize,
+}
+
+fn parse_duration_arg(text: &str) -> Result<std::time::Duration, String> {
+    crate::config::parse_duration(text).ok_or_else(|| format!("'{text}' is not a duration (e.g. 500ms, 30s, 5m)"))
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// List dead letters, newest failure first.
+    List(DlqListArgs),
+    /// Show one dead letter with its document.
+    Show { id: i64 },
+    /// Send dead letters again; those indexed leave the queue.
+    Retry(DlqSelectArgs),
+    /// Remove dead letters for good.
+    Drop {
+        #[command(flatten)]
+        select: DlqSelectArgs,
+        /// Confirm: dropped documents are gone from the queue.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct DlqListArgs {
+    #[arg(long, value_name = "ID")]
+    pub connector: Option<String>,
+    #[arg(long, value_name = "ID")]
+    pub job: Option<String>,
+    #[arg(long, value_name = "TYPE")]
+    pub error_type: Option<String>,
+    #[arg(long, default_value_t = 100)]
+    pub limit: u64,
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct DlqSelectArgs {
+    /// Dead letter ids.
+    #[arg(value_name = "ID", required_unless_present = "all", conflicts_with = "all")]
+    pub ids: Vec<i64>,
+    /// Every dead letter (of --connector, when given).
+    #[arg(long)]
+    pub all: bool,
+    #[arg(long, value_name = "ID", requires = "all")]
+    pub connector: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SyncTypeArg {
+    Full,
+    Incremental,
+}
+
+impl From<SyncTypeArg> for JobType {
+    fn from(v: SyncTypeArg) -> Self {
+        match v {
+            SyncTypeArg::Full => JobType::Full,
+            SyncTypeArg::Incremental => JobType::Incremental,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum JobTypeArg {
     Full,
@@ -282,6 +373,27 @@ mod tests {
         assert!(none.is_err());
         let both = Cli::try_parse_from(["syncdeck", "kibana", "execute", "x", "--doc", "{}", "--file", "f"]);
         assert!(both.is_err());
+    }
+
+    #[test]
+    fn dlq_selection_needs_ids_or_all() {
+        assert!(Cli::try_parse_from(["syncdeck", "dlq", "retry"]).is_err());
+        assert!(Cli::try_parse_from(["syncdeck", "dlq", "retry", "1", "--all"]).is_err());
+        assert!(Cli::try_parse_from(["syncdeck", "dlq", "retry", "--all", "--connector", "c"]).is_ok());
+        assert!(Cli::try_parse_from(["syncdeck", "dlq", "drop", "3", "4", "--yes"]).is_ok());
+    }
+
+    #[test]
+    fn serve_parses_listen_and_idle() {
+        let cli = parse(&["serve", "--listen", "127.0.0.1:9464", "--idle", "500ms", "--connector", "a"]);
+        match cli.command {
+            Some(Command::Serve(args)) => {
+                assert_eq!(args.idle, std::time::Duration::from_millis(500));
+                assert_eq!(args.connectors, ["a"]);
+                assert_eq!(args.listen.unwrap().port(), 9464);
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod args;
 mod check;
 mod connectors;
 pub mod context;
+pub mod engine;
 pub mod error;
 mod jobs;
 mod kibana;
@@ -33,6 +34,10 @@ pub async fn run(ctx: &mut Context, command: Option<Command>) -> CliResult {
         Some(Command::Connectors(c)) => connectors::run(ctx, c).await,
         Some(Command::Jobs(c)) => jobs::run(ctx, c).await,
         Some(Command::Kibana(c)) => kibana::run(ctx, c).await,
+        Some(Command::Sync { connector, job_type }) => engine::sync(ctx, &connector, job_type).await,
+        Some(Command::Serve(args)) => engine::serve(ctx, args).await,
+        Some(Command::Dlq(c)) => engine::dlq(ctx, c).await,
+        Some(Command::Sources) => engine::sources(ctx),
         Some(Command::Completions { shell }) => {
             let mut buffer = Vec::new();
             completions(shell, &mut buffer);

@@ -92,6 +92,13 @@ impl Output {
         self.out.flush()
     }
 
+    /// One compact JSON document on one line (progress streams).
+    pub fn json_line<T: Serialize + ?Sized>(&mut self, value: &T) -> io::Result<()> {
+        serde_json::to_writer(&mut self.out, value).map_err(io::Error::other)?;
+        self.out.write_all(b"\n")?;
+        self.out.flush()
+    }
+
     /// JSON with `--json`, else the human rendering.
     pub fn either<T: Serialize + ?Sized>(&mut self, value: &T, human: impl FnOnce() -> String) -> io::Result<()> {
         if self.json { self.json(value) } else { self.text(&human()) }

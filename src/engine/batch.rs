@@ -166,6 +166,17 @@ impl BatchBuilder {
         self.finish_item(id, BulkOp::Index, item_start, source_start)
     }
 
+    /// Adds an `index` action whose source is already serialised (a dead letter being
+    /// retried: its stored document is sent as it was).
+    pub fn push_raw_index(&mut self, id: String, source: &[u8]) -> Option<Batch> {
+        let item_start = self.current.body.len();
+        write_action(&mut self.current.body, "index", &id);
+        let source_start = self.current.body.len();
+        self.current.body.extend_from_slice(source);
+        self.current.body.push(b'\n');
+        self.finish_item(id, BulkOp::Index, item_start, source_start)
+    }
+
     /// Adds an `update` with `doc_as_upsert`.
     pub fn push_update(&mut self, id: String, fields: &Map<String, Value>) -> Option<Batch> {
         let item_start = self.current.body.len();

@@ -12,7 +12,11 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum RuleError {
     #[error("sync rule '{id}': '{value}' is not a valid regular expression: {reason}")]
-    InvalidRegex { id: String, value: String, reason: String },
+    InvalidRegex {
+        id: String,
+        value: String,
+        reason: String,
+    },
 }
 
 /// Active basic rules, ready to apply: DEFAULT dropped, sorted by order, regexes compiled.
@@ -57,11 +61,15 @@ impl RuleEngine {
 
 fn compile(rule: &FilteringRule) -> Result<CompiledRule, RuleError> {
     let regex = match rule.rule {
-        RuleType::Regex => Some(anchored_regex(&rule.value).map_err(|e| RuleError::InvalidRegex {
-            id: rule.id.clone(),
-            value: rule.value.clone(),
-            reason: e.to_string(),
-        })?),
+        RuleType::Regex => {
+            Some(
+                anchored_regex(&rule.value).map_err(|e| RuleError::InvalidRegex {
+                    id: rule.id.clone(),
+                    value: rule.value.clone(),
+                    reason: e.to_string(),
+                })?,
+            )
+        }
         _ => None,
     };
     Ok(CompiledRule {
@@ -87,7 +95,10 @@ impl CompiledRule {
             RuleType::StartsWith => string_form(doc_value).starts_with(&self.value),
             RuleType::EndsWith => string_form(doc_value).ends_with(&self.value),
             RuleType::Contains => string_form(doc_value).contains(&self.value),
-            RuleType::Regex => self.regex.as_ref().is_some_and(|re| re.is_match(&string_form(doc_value))),
+            RuleType::Regex => self
+                .regex
+                .as_ref()
+                .is_some_and(|re| re.is_match(&string_form(doc_value))),
             RuleType::Equals => compare(doc_value, &self.value) == Some(Ordering::Equal),
             RuleType::LessThan => compare(doc_value, &self.value) == Some(Ordering::Less),
             RuleType::GreaterThan => compare(doc_value, &self.value) == Some(Ordering::Greater),
@@ -167,13 +178,17 @@ const MATCH_ALL_REGEXES: [&str; 6] = [".*", "(.*)", "^.*", "^(.*)", ".*$", "^.*$
 /// of the rules concerned.
 pub fn validate_rules(rules: &[FilteringRule]) -> Vec<FilteringValidationError> {
     let custom: Vec<&FilteringRule> = rules.iter().filter(|r| !r.is_default()).collect();
-    let mut errors: Vec<FilteringValidationError> = custom.iter().filter_map(|r| rule_problem(r)).collect();
+    let mut errors: Vec<FilteringValidationError> =
+        custom.iter().filter_map(|r| rule_problem(r)).collect();
     errors.extend(duplicates(&custom));
     errors
 }
 
 fn rule_error(ids: Vec<String>, message: String) -> FilteringValidationError {
-    FilteringValidationError { ids, messages: vec![message] }
+    FilteringValidationError {
+        ids,
+        messages: vec![message],
+    }
 }
 
 fn rule_problem(rule: &FilteringRule) -> Option<FilteringValidationError> {
@@ -189,11 +204,17 @@ fn rule_problem(rule: &FilteringRule) -> Option<FilteringValidationError> {
         return None;
     }
     if MATCH_ALL_REGEXES.contains(&rule.value.trim()) {
-        return error(format!("Rule '{id}': the regex '{}' matches everything; only the DEFAULT rule may.", rule.value));
+        return error(format!(
+            "Rule '{id}': the regex '{}' matches everything; only the DEFAULT rule may.",
+            rule.value
+        ));
     }
     match anchored_regex(&rule.value) {
         Ok(_) => None,
-        Err(e) => error(format!("Rule '{id}': '{}' is not a valid regular expression: {e}", rule.value)),
+        Err(e) => error(format!(
+            "Rule '{id}': '{}' is not a valid regular expression: {e}",
+            rule.value
+        )),
     }
 }
 
@@ -206,7 +227,10 @@ fn duplicates(rules: &[&FilteringRule]) -> Vec<FilteringValidationError> {
             if a.field == b.field && a.rule == b.rule && a.value == b.value {
                 errors.push(rule_error(
                     vec![a.id.clone(), b.id.clone()],
-                    format!("Rules '{}' and '{}' are duplicates: same field, rule and value.", a.id, b.id),
+                    format!(
+                        "Rules '{}' and '{}' are duplicates: same field, rule and value.",
+                        a.id, b.id
+                    ),
                 ));
             }
         }
@@ -219,7 +243,14 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn rule(id: &str, policy: RulePolicy, field: &str, kind: RuleType, value: &str, order: i64) -> FilteringRule {
+    fn rule(
+        id: &str,
+        policy: RulePolicy,
+        field: &str,
+        kind: RuleType,
+        value: &str,
+        order: i64,
+    ) -> FilteringRule {
         FilteringRule {
             id: id.into(),
             policy,
@@ -233,7 +264,11 @@ mod tests {
     }
 
     fn exclude(field: &str, kind: RuleType, value: &str) -> RuleEngine {
-        RuleEngine::new(&[rule("r", RulePolicy::Exclude, field, kind, value, 1), FilteringRule::default_rule()]).unwrap()
+        RuleEngine::new(&[
+            rule("r", RulePolicy::Exclude, field, kind, value, 1),
+            FilteringRule::default_rule(),
+        ])
+        .unwrap()
     }
 
     fn doc(value: Value) -> Map<String, Value> {
@@ -242,7 +277,11 @@ mod tests {
 
     #[test]
     fn no_rules_or_only_default_indexes_everything() {
-        assert!(RuleEngine::new(&[]).unwrap().should_index(&doc(json!({"a": 1}))));
+        assert!(
+            RuleEngine::new(&[])
+                .unwrap()
+                .should_index(&doc(json!({"a": 1})))
+        );
         let engine = RuleEngine::new(&[FilteringRule::default_rule()]).unwrap();
         assert!(engine.is_empty());
         assert!(engine.should_index(&doc(json!({}))));
@@ -263,26 +302,49 @@ mod tests {
     #[test]
     fn regex_is_anchored_at_the_start_only() {
         let d = doc(json!({"path": "docs/guide/intro.md"}));
-        assert!(!exclude("path", RuleType::Regex, "docs/").should_index(&d), "prefix match");
+        assert!(
+            !exclude("path", RuleType::Regex, "docs/").should_index(&d),
+            "prefix match"
+        );
         assert!(!exclude("path", RuleType::Regex, r"docs/.*\.md").should_index(&d));
-        assert!(exclude("path", RuleType::Regex, "guide").should_index(&d), "not anchored in the middle");
-        assert!(exclude("path", RuleType::Regex, "a|guide").should_index(&d), "the anchor covers alternations");
+        assert!(
+            exclude("path", RuleType::Regex, "guide").should_index(&d),
+            "not anchored in the middle"
+        );
+        assert!(
+            exclude("path", RuleType::Regex, "a|guide").should_index(&d),
+            "the anchor covers alternations"
+        );
     }
 
     #[test]
     fn equals_and_comparisons_convert_to_the_document_type() {
-        let d = doc(json!({"n": 10, "price": 2.5, "ok": false, "when": "2024-03-01T12:00:00Z", "day": "2024-03-01", "s": "b"}));
+        let d = doc(
+            json!({"n": 10, "price": 2.5, "ok": false, "when": "2024-03-01T12:00:00Z", "day": "2024-03-01", "s": "b"}),
+        );
         assert!(!exclude("n", RuleType::Equals, "10").should_index(&d));
-        assert!(!exclude("n", RuleType::Equals, "10.0").should_index(&d), "numbers compare as numbers");
+        assert!(
+            !exclude("n", RuleType::Equals, "10.0").should_index(&d),
+            "numbers compare as numbers"
+        );
         assert!(!exclude("n", RuleType::GreaterThan, "9").should_index(&d));
         assert!(exclude("n", RuleType::GreaterThan, "10").should_index(&d));
-        assert!(!exclude("n", RuleType::LessThan, "100").should_index(&d), "100 is not less than 10 as text, but is as a number");
+        assert!(
+            !exclude("n", RuleType::LessThan, "100").should_index(&d),
+            "100 is not less than 10 as text, but is as a number"
+        );
         assert!(!exclude("price", RuleType::LessThan, "3").should_index(&d));
-        assert!(exclude("n", RuleType::Equals, "ten").should_index(&d), "an unconvertible value never matches");
+        assert!(
+            exclude("n", RuleType::Equals, "ten").should_index(&d),
+            "an unconvertible value never matches"
+        );
         assert!(!exclude("ok", RuleType::Equals, "false").should_index(&d));
         assert!(!exclude("ok", RuleType::LessThan, "true").should_index(&d));
         assert!(!exclude("when", RuleType::GreaterThan, "2024-02-28").should_index(&d));
-        assert!(!exclude("when", RuleType::Equals, "2024-03-01T13:00:00+01:00").should_index(&d), "dates compare as instants");
+        assert!(
+            !exclude("when", RuleType::Equals, "2024-03-01T13:00:00+01:00").should_index(&d),
+            "dates compare as instants"
+        );
         assert!(!exclude("day", RuleType::LessThan, "2024-03-01T00:00:01Z").should_index(&d));
         assert!(!exclude("s", RuleType::LessThan, "c").should_index(&d));
         assert!(exclude("s", RuleType::GreaterThan, "c").should_index(&d));
@@ -295,16 +357,23 @@ mod tests {
             rule("b", RulePolicy::Exclude, "y", RuleType::Contains, "z", 2),
         ])
         .unwrap();
-        assert!(engine.should_index(&doc(json!({"x": null, "other": "z"}))), "no rule matched: indexed");
+        assert!(
+            engine.should_index(&doc(json!({"x": null, "other": "z"}))),
+            "no rule matched: indexed"
+        );
         assert!(!engine.should_index(&doc(json!({"y": "zz"}))));
     }
 
     #[test]
     fn dotted_fields_reach_into_nested_objects() {
-        let d = doc(json!({"author": {"name": "Ada", "address": {"city": "London"}}, "a.b": "flat"}));
+        let d =
+            doc(json!({"author": {"name": "Ada", "address": {"city": "London"}}, "a.b": "flat"}));
         assert!(!exclude("author.name", RuleType::Equals, "Ada").should_index(&d));
         assert!(!exclude("author.address.city", RuleType::StartsWith, "Lon").should_index(&d));
-        assert!(!exclude("a.b", RuleType::Equals, "flat").should_index(&d), "a literal dotted key wins");
+        assert!(
+            !exclude("a.b", RuleType::Equals, "flat").should_index(&d),
+            "a literal dotted key wins"
+        );
         assert!(exclude("author.missing", RuleType::Equals, "x").should_index(&d));
         assert!(exclude("author.name.first", RuleType::Equals, "x").should_index(&d));
     }
@@ -312,13 +381,40 @@ mod tests {
     #[test]
     fn the_first_matching_rule_by_order_decides() {
         let rules = [
-            FilteringRule { order: 99, ..FilteringRule::default_rule() },
-            rule("exclude-drafts", RulePolicy::Exclude, "status", RuleType::Equals, "draft", 2),
-            rule("include-team", RulePolicy::Include, "team", RuleType::Equals, "search", 1),
-            rule("exclude-rest", RulePolicy::Exclude, "team", RuleType::Regex, ".+", 3),
+            FilteringRule {
+                order: 99,
+                ..FilteringRule::default_rule()
+            },
+            rule(
+                "exclude-drafts",
+                RulePolicy::Exclude,
+                "status",
+                RuleType::Equals,
+                "draft",
+                2,
+            ),
+            rule(
+                "include-team",
+                RulePolicy::Include,
+                "team",
+                RuleType::Equals,
+                "search",
+                1,
+            ),
+            rule(
+                "exclude-rest",
+                RulePolicy::Exclude,
+                "team",
+                RuleType::Regex,
+                ".+",
+                3,
+            ),
         ];
         let engine = RuleEngine::new(&rules).unwrap();
-        assert!(engine.should_index(&doc(json!({"team": "search", "status": "draft"}))), "order 1 wins over order 2");
+        assert!(
+            engine.should_index(&doc(json!({"team": "search", "status": "draft"}))),
+            "order 1 wins over order 2"
+        );
         assert!(!engine.should_index(&doc(json!({"team": "infra", "status": "draft"}))));
         assert!(!engine.should_index(&doc(json!({"team": "infra"}))));
         assert!(engine.should_index(&doc(json!({"status": "final"}))));
@@ -326,8 +422,20 @@ mod tests {
 
     #[test]
     fn an_invalid_active_regex_is_an_error_naming_the_rule() {
-        let err = RuleEngine::new(&[rule("bad", RulePolicy::Include, "f", RuleType::Regex, "(", 1)]).unwrap_err();
-        assert!(err.to_string().starts_with("sync rule 'bad': '(' is not a valid regular expression"), "{err}");
+        let err = RuleEngine::new(&[rule(
+            "bad",
+            RulePolicy::Include,
+            "f",
+            RuleType::Regex,
+            "(",
+            1,
+        )])
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("sync rule 'bad': '(' is not a valid regular expression"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -344,7 +452,14 @@ mod tests {
     fn validation_rejects_bad_rules_naming_them() {
         let rules = [
             rule("all", RulePolicy::Include, "f", RuleType::Regex, ".*", 1),
-            rule("nofield", RulePolicy::Include, " ", RuleType::Equals, "x", 2),
+            rule(
+                "nofield",
+                RulePolicy::Include,
+                " ",
+                RuleType::Equals,
+                "x",
+                2,
+            ),
             rule("novalue", RulePolicy::Include, "f", RuleType::Equals, "", 3),
             rule("badre", RulePolicy::Include, "f", RuleType::Regex, "[", 4),
             rule("one", RulePolicy::Include, "g", RuleType::Contains, "v", 5),
@@ -353,7 +468,16 @@ mod tests {
         ];
         let errors = validate_rules(&rules);
         let ids: Vec<Vec<String>> = errors.iter().map(|e| e.ids.clone()).collect();
-        assert_eq!(ids, [vec!["all"], vec!["nofield"], vec!["novalue"], vec!["badre"], vec!["one", "two"]]);
+        assert_eq!(
+            ids,
+            [
+                vec!["all"],
+                vec!["nofield"],
+                vec!["novalue"],
+                vec!["badre"],
+                vec!["one", "two"]
+            ]
+        );
         assert!(errors[0].messages[0].contains("matches everything"));
         assert!(errors[1].messages[0].contains("field is missing"));
         assert!(errors[2].messages[0].contains("value is missing"));

@@ -115,7 +115,11 @@ struct AtomicCounters {
     queue_bytes: AtomicU64,
     queue_docs: AtomicU64,
     latency_sum_ms: AtomicU64,
+    latency_buckets: [AtomicU64; LATENCY_BUCKETS_MS.len() + 1],
 }
+
+/// Upper bounds (ms) of the bulk latency histogram buckets; one more bucket holds the rest.
+pub const LATENCY_BUCKETS_MS: [u64; 11] = [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000];
 
 /// A per-second sample for sparklines.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
@@ -219,7 +223,10 @@ impl Progress {
 
     pub fn bulk_done(&self, latency: Duration, failed: bool) {
         self.counters.bulk_requests.fetch_add(1, Ordering::Relaxed);
-        self.counters.latency_sum_ms.fetch_add(latency.as_millis() as u64, Ordering::Relaxed);
+        let ms = latency.as_millis() as u64;
+        self.counters.latency_sum_ms.fetch_add(ms, Ordering::Relaxed);
+        let bucket = LATENCY_BUCKETS_MS.iter().position(|b| ms <= *b).unwrap_or(LATENCY_BUCKETS_MS.len());
+        self.counters.latency_buckets[bucket].fetch_add(1, Ordering::Relaxed);
         if failed {
             self.counters.bulk_failures.fetch_add(1, Ordering::Relaxed);
         }
@@ -286,6 +293,16 @@ impl Progress {
             bulk_requests: c.bulk_requests.load(Ordering::Relaxed),
             bulk_failures: c.bulk_failures.load(Ordering::Relaxed),
         }
+    }
+
+    /// Bulk requests per latency bucket (not cumulative), `LATENCY_BUCKETS_MS` then the rest.
+    pub fn latency_histogram(&self) -> Vec<u64> {
+        self.counters.latency_buckets.iter().map(|b| b.load(Ordering::Relaxed)).collect()
+    }
+
+    /// Sum of bulk request latencies in milliseconds.
+    pub fn latency_sum_ms(&self) -> u64 {
+        self.counters.latency_sum_ms.load(Ordering::Relaxed)
     }
 
     /// Records a rate sample; the runner calls it about once a second.

@@ -4,8 +4,8 @@
 //! functions of the times given; the caller owns the clock and the writes.
 
 use chrono::{DateTime, Utc};
-use croner::parser::{CronParser, Seconds};
 use croner::Cron;
+use croner::parser::{CronParser, Seconds};
 use std::fmt;
 use thiserror::Error;
 
@@ -36,7 +36,10 @@ impl fmt::Display for Schedule {
 
 impl Schedule {
     pub fn parse(expr: &str) -> Result<Schedule, ScheduleError> {
-        let invalid = |reason: String| ScheduleError::Invalid { expr: expr.to_string(), reason };
+        let invalid = |reason: String| ScheduleError::Invalid {
+            expr: expr.to_string(),
+            reason,
+        };
         let fields = expr.split_whitespace().count();
         match fields {
             0 => return Err(invalid("the expression is empty".into())),
@@ -48,10 +51,16 @@ impl Schedule {
                 ));
             }
             6 | 7 => {}
-            n => return Err(invalid(format!("{n} fields given; expected 6 or 7 (seconds first, year optional)"))),
+            n => {
+                return Err(invalid(format!(
+                    "{n} fields given; expected 6 or 7 (seconds first, year optional)"
+                )));
+            }
         }
         if expr.contains('@') {
-            return Err(invalid("nicknames like '@daily' are not Quartz syntax".into()));
+            return Err(invalid(
+                "nicknames like '@daily' are not Quartz syntax".into(),
+            ));
         }
         // Quartz weekdays (1 = SUN … 7 = SAT, names mapped the same way) and `0/5` steps.
         let parser = CronParser::builder()
@@ -60,7 +69,10 @@ impl Schedule {
             .sloppy_ranges(true)
             .build();
         let cron = parser.parse(expr).map_err(|e| invalid(e.to_string()))?;
-        Ok(Schedule { expr: expr.trim().to_string(), cron })
+        Ok(Schedule {
+            expr: expr.trim().to_string(),
+            cron,
+        })
     }
 
     pub fn as_str(&self) -> &str {
@@ -106,14 +118,28 @@ mod tests {
 
     #[test]
     fn midnight_every_day() {
-        assert_eq!(next("0 0 0 * * ?", at(2024, 3, 1, 10, 0, 0)), at(2024, 3, 2, 0, 0, 0));
-        assert_eq!(next("0 0 0 * * ?", at(2024, 3, 2, 0, 0, 0)), at(2024, 3, 3, 0, 0, 0), "strictly after");
+        assert_eq!(
+            next("0 0 0 * * ?", at(2024, 3, 1, 10, 0, 0)),
+            at(2024, 3, 2, 0, 0, 0)
+        );
+        assert_eq!(
+            next("0 0 0 * * ?", at(2024, 3, 2, 0, 0, 0)),
+            at(2024, 3, 3, 0, 0, 0),
+            "strictly after"
+        );
     }
 
     #[test]
     fn every_five_minutes() {
-        assert_eq!(next("0 */5 * * * ?", at(2024, 3, 1, 10, 2, 30)), at(2024, 3, 1, 10, 5, 0));
-        assert_eq!(next("0 0/5 * * * ?", at(2024, 3, 1, 10, 5, 0)), at(2024, 3, 1, 10, 10, 0), "Quartz 0/5 steps");
+        assert_eq!(
+            next("0 */5 * * * ?", at(2024, 3, 1, 10, 2, 30)),
+            at(2024, 3, 1, 10, 5, 0)
+        );
+        assert_eq!(
+            next("0 0/5 * * * ?", at(2024, 3, 1, 10, 5, 0)),
+            at(2024, 3, 1, 10, 10, 0),
+            "Quartz 0/5 steps"
+        );
     }
 
     #[test]
@@ -126,14 +152,27 @@ mod tests {
         assert_eq!(next("0 30 9 ? * MON-FRI", friday_evening), weekdays);
         assert_eq!(next("0 0 12 ? * 1", friday_evening).weekday(), Weekday::Sun);
         assert_eq!(next("0 0 12 ? * 7", friday_evening).weekday(), Weekday::Sat);
-        assert_eq!(next("0 0 12 ? * SAT", friday_evening).weekday(), Weekday::Sat);
-        assert_eq!(next("0 0 12 ? * 6", at(2024, 3, 2, 0, 0, 0)), at(2024, 3, 8, 12, 0, 0), "6 = Friday");
+        assert_eq!(
+            next("0 0 12 ? * SAT", friday_evening).weekday(),
+            Weekday::Sat
+        );
+        assert_eq!(
+            next("0 0 12 ? * 6", at(2024, 3, 2, 0, 0, 0)),
+            at(2024, 3, 8, 12, 0, 0),
+            "6 = Friday"
+        );
     }
 
     #[test]
     fn seconds_and_year_fields() {
-        assert_eq!(next("15 * * * * ?", at(2024, 3, 1, 10, 0, 20)), at(2024, 3, 1, 10, 1, 15));
-        assert_eq!(next("0 0 8 1 1 ? 2030", at(2024, 3, 1, 0, 0, 0)), at(2030, 1, 1, 8, 0, 0));
+        assert_eq!(
+            next("15 * * * * ?", at(2024, 3, 1, 10, 0, 20)),
+            at(2024, 3, 1, 10, 1, 15)
+        );
+        assert_eq!(
+            next("0 0 8 1 1 ? 2030", at(2024, 3, 1, 0, 0, 0)),
+            at(2030, 1, 1, 8, 0, 0)
+        );
         let past = Schedule::parse("0 0 8 1 1 ? 2020").unwrap();
         assert_eq!(past.next_after(at(2024, 3, 1, 0, 0, 0)), None);
     }
@@ -141,12 +180,27 @@ mod tests {
     #[test]
     fn invalid_expressions_name_the_expression_and_the_problem() {
         let err = Schedule::parse("0 0 * * *").unwrap_err().to_string();
-        assert!(err.starts_with("cron expression '0 0 * * *': 5 fields given, but a seconds field is required"), "{err}");
+        assert!(
+            err.starts_with(
+                "cron expression '0 0 * * *': 5 fields given, but a seconds field is required"
+            ),
+            "{err}"
+        );
         let err = Schedule::parse("").unwrap_err().to_string();
         assert!(err.contains("empty"), "{err}");
-        for bad in ["0 0 25 * * ?", "0 0 0 * * 8", "x 0 0 * * ?", "0 0 0 * * ? 2030 1", "0 61 * * * ?", "@daily"] {
+        for bad in [
+            "0 0 25 * * ?",
+            "0 0 0 * * 8",
+            "x 0 0 * * ?",
+            "0 0 0 * * ? 2030 1",
+            "0 61 * * * ?",
+            "@daily",
+        ] {
             let err = Schedule::parse(bad).unwrap_err().to_string();
-            assert!(err.starts_with(&format!("cron expression '{bad}':")), "{err}");
+            assert!(
+                err.starts_with(&format!("cron expression '{bad}':")),
+                "{err}"
+            );
         }
     }
 
@@ -154,7 +208,11 @@ mod tests {
     fn due_once_the_next_time_after_the_previous_tick_has_come() {
         let every_5 = Schedule::parse("0 */5 * * * ?").unwrap();
         let previous_tick = at(2024, 3, 1, 10, 4, 50);
-        assert_eq!(is_due(&every_5, None, previous_tick, at(2024, 3, 1, 10, 4, 59)), None, "not yet");
+        assert_eq!(
+            is_due(&every_5, None, previous_tick, at(2024, 3, 1, 10, 4, 59)),
+            None,
+            "not yet"
+        );
         assert_eq!(
             is_due(&every_5, None, previous_tick, at(2024, 3, 1, 10, 5, 20)),
             Some(at(2024, 3, 1, 10, 5, 0))
@@ -172,9 +230,17 @@ mod tests {
         let every_5 = Schedule::parse("0 */5 * * * ?").unwrap();
         let previous_tick = at(2024, 3, 1, 10, 4, 50);
         let by_other = Some(at(2024, 3, 1, 10, 5, 0));
-        assert_eq!(is_due(&every_5, by_other, previous_tick, at(2024, 3, 1, 10, 5, 20)), None);
         assert_eq!(
-            is_due(&every_5, Some(previous_tick), previous_tick, at(2024, 3, 1, 10, 5, 20)),
+            is_due(&every_5, by_other, previous_tick, at(2024, 3, 1, 10, 5, 20)),
+            None
+        );
+        assert_eq!(
+            is_due(
+                &every_5,
+                Some(previous_tick),
+                previous_tick,
+                at(2024, 3, 1, 10, 5, 20)
+            ),
             Some(at(2024, 3, 1, 10, 5, 0)),
             "equal to the previous tick is not later"
         );
@@ -183,6 +249,14 @@ mod tests {
     #[test]
     fn a_schedule_that_never_fires_is_never_due() {
         let past = Schedule::parse("0 0 8 1 1 ? 2020").unwrap();
-        assert_eq!(is_due(&past, None, at(2024, 1, 1, 0, 0, 0), at(2025, 1, 1, 0, 0, 0)), None);
+        assert_eq!(
+            is_due(
+                &past,
+                None,
+                at(2024, 1, 1, 0, 0, 0),
+                at(2025, 1, 1, 0, 0, 0)
+            ),
+            None
+        );
     }
 }

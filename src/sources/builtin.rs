@@ -9,8 +9,8 @@ use super::generator::GeneratorFactory;
 use super::ndjson::NdjsonFactory;
 use super::{Registry, SourceError};
 use crate::model::{
-    is_empty_value, ConfigField, Configuration, Dependency, DisplayType, FieldType, SelectOption,
-    Validation, ValidationType,
+    ConfigField, Configuration, Dependency, DisplayType, FieldType, SelectOption, Validation,
+    ValidationType, is_empty_value,
 };
 use serde_json::Value;
 use std::sync::Arc;
@@ -75,7 +75,10 @@ impl FieldBuilder {
         self.field.display = DisplayType::Dropdown;
         self.field.options = choices
             .iter()
-            .map(|(label, value)| SelectOption { label: (*label).to_string(), value: Value::from(*value) })
+            .map(|(label, value)| SelectOption {
+                label: (*label).to_string(),
+                value: Value::from(*value),
+            })
             .collect();
         self.set_default(Value::String(default.to_string()));
         self
@@ -102,21 +105,30 @@ impl FieldBuilder {
 
     /// The value must be greater than `n`.
     pub(crate) fn greater_than(mut self, n: i64) -> Self {
-        self.field.validations.push(Validation { kind: ValidationType::GreaterThan, constraint: Value::from(n) });
+        self.field.validations.push(Validation {
+            kind: ValidationType::GreaterThan,
+            constraint: Value::from(n),
+        });
         self
     }
 
     /// The value must be less than `n`.
     #[allow(dead_code)] // for sources with an upper bound
     pub(crate) fn less_than(mut self, n: i64) -> Self {
-        self.field.validations.push(Validation { kind: ValidationType::LessThan, constraint: Value::from(n) });
+        self.field.validations.push(Validation {
+            kind: ValidationType::LessThan,
+            constraint: Value::from(n),
+        });
         self
     }
 
     /// The field applies only while `other` has `value`.
     #[allow(dead_code)] // for sources with conditional fields
     pub(crate) fn depends_on(mut self, other: &str, value: Value) -> Self {
-        self.field.depends_on.push(Dependency { field: other.to_string(), value });
+        self.field.depends_on.push(Dependency {
+            field: other.to_string(),
+            value,
+        });
         self
     }
 
@@ -148,20 +160,34 @@ fn setting<'a>(config: &'a Configuration, key: &str) -> Option<&'a Value> {
 }
 
 fn config_error(key: &str, reason: impl Into<String>) -> SourceError {
-    SourceError::Config { field: key.to_string(), reason: reason.into() }
+    SourceError::Config {
+        field: key.to_string(),
+        reason: reason.into(),
+    }
 }
 
 /// A whole-number setting; numbers may arrive as JSON numbers or as text.
-pub(crate) fn int_setting(config: &Configuration, key: &str, default: i64) -> Result<i64, SourceError> {
+pub(crate) fn int_setting(
+    config: &Configuration,
+    key: &str,
+    default: i64,
+) -> Result<i64, SourceError> {
     let Some(value) = setting(config, key) else {
         return Ok(default);
     };
     let parsed = match value {
-        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)),
+        Value::Number(n) => n
+            .as_i64()
+            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)),
         Value::String(s) => s.trim().parse::<i64>().ok(),
         _ => None,
     };
-    parsed.ok_or_else(|| config_error(key, format!("'{}' is not a whole number", plain_text(value))))
+    parsed.ok_or_else(|| {
+        config_error(
+            key,
+            format!("'{}' is not a whole number", plain_text(value)),
+        )
+    })
 }
 
 /// A text setting, trimmed of surrounding whitespace.
@@ -174,7 +200,11 @@ pub(crate) fn str_setting(config: &Configuration, key: &str, default: &str) -> S
 }
 
 /// An on/off setting; accepts JSON booleans and the usual words.
-pub(crate) fn bool_setting(config: &Configuration, key: &str, default: bool) -> Result<bool, SourceError> {
+pub(crate) fn bool_setting(
+    config: &Configuration,
+    key: &str,
+    default: bool,
+) -> Result<bool, SourceError> {
     let Some(value) = setting(config, key) else {
         return Ok(default);
     };
@@ -187,15 +217,26 @@ pub(crate) fn bool_setting(config: &Configuration, key: &str, default: bool) -> 
         },
         Value::Number(n) if n.as_i64() == Some(0) => Ok(false),
         Value::Number(n) if n.as_i64() == Some(1) => Ok(true),
-        other => Err(config_error(key, format!("'{}' is not true or false", plain_text(other)))),
+        other => Err(config_error(
+            key,
+            format!("'{}' is not true or false", plain_text(other)),
+        )),
     }
 }
 
 /// A whole number that must be at least `min`.
-pub(crate) fn int_at_least(config: &Configuration, key: &str, default: i64, min: i64) -> Result<i64, SourceError> {
+pub(crate) fn int_at_least(
+    config: &Configuration,
+    key: &str,
+    default: i64,
+    min: i64,
+) -> Result<i64, SourceError> {
     let n = int_setting(config, key, default)?;
     if n < min {
-        return Err(config_error(key, format!("'{n}' is too small; the minimum is {min}")));
+        return Err(config_error(
+            key,
+            format!("'{n}' is too small; the minimum is {min}"),
+        ));
     }
     Ok(n)
 }
@@ -211,11 +252,14 @@ fn plain_text(value: &Value) -> String {
 mod tests {
     use super::*;
     use crate::model::validate::validate_update;
-    use serde_json::{json, Map};
+    use serde_json::{Map, json};
 
     fn sample() -> Configuration {
         configuration([
-            field("count", "Count").int(10).greater_than(0).tooltip("How many"),
+            field("count", "Count")
+                .int(10)
+                .greater_than(0)
+                .tooltip("How many"),
             field("name", "Name").text("x"),
             field("token", "Token").sensitive().optional(),
             field("on", "On").toggle(true),
@@ -225,7 +269,11 @@ mod tests {
     #[test]
     fn builder_numbers_fields_and_sets_defaults() {
         let config = sample();
-        let keys: Vec<_> = config.fields_in_order().into_iter().map(|(k, _)| k).collect();
+        let keys: Vec<_> = config
+            .fields_in_order()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
         assert_eq!(keys, ["count", "name", "token", "on"]);
         let count = &config.0["count"];
         assert_eq!(count.value, json!(10));
@@ -250,7 +298,11 @@ mod tests {
         config.0.get_mut("count").map(|f| f.value = json!("25"));
         assert_eq!(int_setting(&config, "count", 1).unwrap(), 25);
         config.0.get_mut("count").map(|f| f.value = json!(""));
-        assert_eq!(int_setting(&config, "count", 1).unwrap(), 10, "empty falls back to the default");
+        assert_eq!(
+            int_setting(&config, "count", 1).unwrap(),
+            10,
+            "empty falls back to the default"
+        );
         config.0.get_mut("count").map(|f| f.value = json!("many"));
         let err = int_setting(&config, "count", 1).unwrap_err().to_string();
         assert!(err.contains("'count'") && err.contains("'many'"), "{err}");
@@ -258,12 +310,17 @@ mod tests {
         config.0.get_mut("on").map(|f| f.value = json!("no"));
         assert!(!bool_setting(&config, "on", true).unwrap());
         assert_eq!(str_setting(&config, "name", "d"), "x");
-        let err = int_at_least(&config, "missing", 3, 5).unwrap_err().to_string();
+        let err = int_at_least(&config, "missing", 3, 5)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("minimum is 5"), "{err}");
     }
 
     #[test]
     fn registry_has_the_three_sources() {
-        assert_eq!(builtin().service_types(), ["directory", "generator", "ndjson"]);
+        assert_eq!(
+            builtin().service_types(),
+            ["directory", "generator", "ndjson"]
+        );
     }
 }

@@ -6,12 +6,14 @@
 
 use super::builtin::{bool_setting, configuration, field, str_setting};
 use super::extract::{self, ExtractError, ExtractInput, ExtractLimits};
-use super::{DataSource, Document, ItemSender, LazyContent, SourceError, SourceFactory, SourceItem, SyncMode};
+use super::{
+    DataSource, Document, ItemSender, LazyContent, SourceError, SourceFactory, SourceItem, SyncMode,
+};
 use crate::model::{Configuration, Timestamp};
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 use std::path::{Path, PathBuf};
 
 /// Builds `directory` sources.
@@ -48,11 +50,16 @@ impl SourceFactory for DirectoryFactory {
 
     fn validate(&self, config: &Configuration) -> Result<(), SourceError> {
         let settings = DirectorySettings::from_config(config)?;
-        check_directory(&settings.root).map_err(|reason| SourceError::Config { field: "path".into(), reason })
+        check_directory(&settings.root).map_err(|reason| SourceError::Config {
+            field: "path".into(),
+            reason,
+        })
     }
 
     fn create(&self, config: &Configuration) -> Result<Box<dyn DataSource>, SourceError> {
-        Ok(Box::new(DirectorySource { settings: DirectorySettings::from_config(config)? }))
+        Ok(Box::new(DirectorySource {
+            settings: DirectorySettings::from_config(config)?,
+        }))
     }
 }
 
@@ -60,7 +67,9 @@ fn check_directory(path: &Path) -> Result<(), String> {
     match std::fs::metadata(path) {
         Ok(m) if m.is_dir() => Ok(()),
         Ok(_) => Err(format!("'{}' is not a directory", path.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(format!("'{}' does not exist", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(format!("'{}' does not exist", path.display()))
+        }
         Err(e) => Err(format!("cannot read '{}': {e}", path.display())),
     }
 }
@@ -77,10 +86,17 @@ impl DirectorySettings {
     fn from_config(config: &Configuration) -> Result<Self, SourceError> {
         let root = str_setting(config, "path", "");
         if root.is_empty() {
-            return Err(SourceError::Config { field: "path".into(), reason: "a directory is required".into() });
+            return Err(SourceError::Config {
+                field: "path".into(),
+                reason: "a directory is required".into(),
+            });
         }
         let include = str_setting(config, "include", "**/*");
-        let include = if include.is_empty() { "**/*".to_string() } else { include };
+        let include = if include.is_empty() {
+            "**/*".to_string()
+        } else {
+            include
+        };
         Ok(Self {
             root: PathBuf::from(root),
             include: glob_set("include", &include)?,
@@ -96,7 +112,10 @@ impl DirectorySettings {
 }
 
 fn glob_set(key: &str, list: &str) -> Result<GlobSet, SourceError> {
-    let bad = |reason: String| SourceError::Config { field: key.to_string(), reason };
+    let bad = |reason: String| SourceError::Config {
+        field: key.to_string(),
+        reason,
+    };
     let mut builder = GlobSetBuilder::new();
     for pattern in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let glob = GlobBuilder::new(pattern)
@@ -117,10 +136,15 @@ struct DirectorySource {
 impl DataSource for DirectorySource {
     async fn ping(&mut self) -> Result<(), SourceError> {
         let root = &self.settings.root;
-        let unavailable = |e: std::io::Error| SourceError::Unavailable(format!("cannot read '{}': {e}", root.display()));
+        let unavailable = |e: std::io::Error| {
+            SourceError::Unavailable(format!("cannot read '{}': {e}", root.display()))
+        };
         let metadata = tokio::fs::metadata(root).await.map_err(unavailable)?;
         if !metadata.is_dir() {
-            return Err(SourceError::Unavailable(format!("'{}' is not a directory", root.display())));
+            return Err(SourceError::Unavailable(format!(
+                "'{}' is not a directory",
+                root.display()
+            )));
         }
         // Listing one entry proves the folder is readable, not only visible.
         let mut entries = tokio::fs::read_dir(root).await.map_err(unavailable)?;
@@ -130,28 +154,48 @@ impl DataSource for DirectorySource {
 
     async fn run(&mut self, mode: SyncMode, out: ItemSender) -> Result<Option<Value>, SourceError> {
         let since = match &mode {
-            SyncMode::Incremental { cursor: Some(cursor) } => cursor_mtime(cursor),
+            SyncMode::Incremental {
+                cursor: Some(cursor),
+            } => cursor_mtime(cursor),
             _ => None,
         };
         let root = tokio::fs::canonicalize(&self.settings.root)
             .await
-            .map_err(|e| SourceError::Unavailable(format!("cannot read '{}': {e}", self.settings.root.display())))?;
-        let mut walk = Walk { settings: &self.settings, root, since, newest: since, out: &out };
+            .map_err(|e| {
+                SourceError::Unavailable(format!(
+                    "cannot read '{}': {e}",
+                    self.settings.root.display()
+                ))
+            })?;
+        let mut walk = Walk {
+            settings: &self.settings,
+            root,
+            since,
+            newest: since,
+            out: &out,
+        };
         walk.run().await?;
-        Ok(walk.newest.map(|t| json!({ "mtime": t.to_rfc3339_opts(SecondsFormat::AutoSi, true) })))
+        Ok(walk
+            .newest
+            .map(|t| json!({ "mtime": t.to_rfc3339_opts(SecondsFormat::AutoSi, true) })))
     }
 }
 
 // A cursor this source did not write is ignored (with a warning): a full listing is safe.
 fn cursor_mtime(cursor: &Value) -> Option<DateTime<Utc>> {
-    let parsed = cursor.get("mtime").and_then(Value::as_str).and_then(Timestamp::parse).map(|t| t.0);
+    let parsed = cursor
+        .get("mtime")
+        .and_then(Value::as_str)
+        .and_then(Timestamp::parse)
+        .map(|t| t.0);
     if parsed.is_none() {
         tracing::warn!(%cursor, "directory source: unreadable sync cursor; listing every file");
     }
     parsed
 }
 
-/// One traversal: depth first, entries of each directory in name order.
+/// One traversal: depth first, in path order (a folder's entries sorted by name, each
+/// subfolder walked where it sorts).
 struct Walk<'a> {
     settings: &'a DirectorySettings,
     root: PathBuf,
@@ -162,26 +206,25 @@ struct Walk<'a> {
 
 impl Walk<'_> {
     async fn run(&mut self) -> Result<(), SourceError> {
-        let mut pending = vec![self.root.clone()];
-        while let Some(dir) = pending.pop() {
-            let entries = match list_dir(&dir).await {
-                Ok(entries) => entries,
-                Err(e) if dir == self.root => {
-                    return Err(SourceError::Unavailable(format!("cannot read '{}': {e}", dir.display())));
-                }
-                Err(e) => {
-                    tracing::warn!(dir = %dir.display(), error = %e, "directory source: skipping unreadable folder");
-                    continue;
-                }
+        let root = self.root.clone();
+        let top = list_dir(&root).await.map_err(|e| {
+            SourceError::Unavailable(format!("cannot read '{}': {e}", root.display()))
+        })?;
+        // One iterator per open folder: the deepest is last.
+        let mut open = vec![top.into_iter()];
+        while let Some(entries) = open.last_mut() {
+            let Some(path) = entries.next() else {
+                open.pop();
+                continue;
             };
-            let mut subdirs = Vec::new();
-            for path in entries {
-                match self.visit(&path).await? {
-                    Visit::Dir => subdirs.push(path),
-                    Visit::Done => {}
+            if let Visit::Dir = self.visit(&path).await? {
+                match list_dir(&path).await {
+                    Ok(children) => open.push(children.into_iter()),
+                    Err(e) => {
+                        tracing::warn!(dir = %path.display(), error = %e, "directory source: skipping unreadable folder")
+                    }
                 }
             }
-            pending.extend(subdirs.into_iter().rev());
         }
         Ok(())
     }
@@ -265,17 +308,35 @@ async fn list_dir(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 /// `a/b/c.txt`: forward slashes whatever the platform.
 fn relative_path(root: &Path, path: &Path) -> Option<String> {
     let relative = path.strip_prefix(root).ok()?;
-    let parts: Vec<_> = relative.components().map(|c| c.as_os_str().to_string_lossy()).collect();
+    let parts: Vec<_> = relative
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect();
     (!parts.is_empty()).then(|| parts.join("/"))
 }
 
-fn file_document(settings: &DirectorySettings, path: &Path, relative: String, size: u64, mtime: DateTime<Utc>) -> Document {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let extension = path.extension().map(|e| e.to_string_lossy().to_lowercase()).unwrap_or_default();
+fn file_document(
+    settings: &DirectorySettings,
+    path: &Path,
+    relative: String,
+    size: u64,
+    mtime: DateTime<Utc>,
+) -> Document {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let extension = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
     let content_type = extract::content_type_for_extension(&extension);
     let stamp = mtime.to_rfc3339_opts(SecondsFormat::Millis, true);
     let mut fields = Map::new();
-    fields.insert("path".into(), Value::String(path.to_string_lossy().into_owned()));
+    fields.insert(
+        "path".into(),
+        Value::String(path.to_string_lossy().into_owned()),
+    );
     fields.insert("name".into(), Value::String(name));
     fields.insert("extension".into(), Value::String(extension));
     fields.insert("size".into(), Value::from(size));
@@ -286,13 +347,21 @@ fn file_document(settings: &DirectorySettings, path: &Path, relative: String, si
     let mut content = None;
     if settings.extract_content && extract::is_supported(content_type) {
         if size > settings.limits.max_bytes {
-            let error = ExtractError::TooLarge { size, limit: settings.limits.max_bytes };
+            let error = ExtractError::TooLarge {
+                size,
+                limit: settings.limits.max_bytes,
+            };
             fields.insert("_extraction_error".into(), Value::String(error.to_string()));
         } else {
             content = Some(lazy_text(path.to_path_buf(), content_type, settings.limits));
         }
     }
-    Document { id: relative, timestamp: Some(stamp), fields, content }
+    Document {
+        id: relative,
+        timestamp: Some(stamp),
+        fields,
+        content,
+    }
 }
 
 /// Reads and extracts the file only when called. A file that became unreadable is an error;
@@ -300,10 +369,11 @@ fn file_document(settings: &DirectorySettings, path: &Path, relative: String, si
 fn lazy_text(path: PathBuf, content_type: &'static str, limits: ExtractLimits) -> LazyContent {
     Box::new(move || {
         Box::pin(async move {
-            let extracted =
-                tokio::task::spawn_blocking(move || extract::extract_text(ExtractInput::Path(&path), content_type, &limits))
-                    .await
-                    .map_err(|e| SourceError::Failed(format!("text extraction stopped: {e}")))?;
+            let extracted = tokio::task::spawn_blocking(move || {
+                extract::extract_text(ExtractInput::Path(&path), content_type, &limits)
+            })
+            .await
+            .map_err(|e| SourceError::Failed(format!("text extraction stopped: {e}")))?;
             let mut fields = Map::new();
             match extracted {
                 Ok(text) => fields.insert("body".into(), Value::String(text)),
@@ -334,7 +404,10 @@ mod tests {
     #[test]
     fn relative_paths_use_forward_slashes() {
         let root = Path::new("/r");
-        assert_eq!(relative_path(root, Path::new("/r/a/b.txt")).as_deref(), Some("a/b.txt"));
+        assert_eq!(
+            relative_path(root, Path::new("/r/a/b.txt")).as_deref(),
+            Some("a/b.txt")
+        );
         assert_eq!(relative_path(root, Path::new("/r")), None);
         assert_eq!(relative_path(root, Path::new("/elsewhere/x")), None);
     }
@@ -342,11 +415,20 @@ mod tests {
     #[test]
     fn validate_names_the_field_and_the_path() {
         let mut config = DirectoryFactory.default_configuration();
-        config.0.get_mut("path").map(|f| f.value = Value::from("/no/such/dir-xyz"));
+        config
+            .0
+            .get_mut("path")
+            .map(|f| f.value = Value::from("/no/such/dir-xyz"));
         let err = DirectoryFactory.validate(&config).unwrap_err().to_string();
-        assert_eq!(err, "configuration field 'path': '/no/such/dir-xyz' does not exist");
+        assert_eq!(
+            err,
+            "configuration field 'path': '/no/such/dir-xyz' does not exist"
+        );
         let file = tempfile::NamedTempFile::new().unwrap();
-        config.0.get_mut("path").map(|f| f.value = Value::from(file.path().to_string_lossy().as_ref()));
+        config
+            .0
+            .get_mut("path")
+            .map(|f| f.value = Value::from(file.path().to_string_lossy().as_ref()));
         let err = DirectoryFactory.validate(&config).unwrap_err().to_string();
         assert!(err.ends_with("is not a directory"), "{err}");
     }

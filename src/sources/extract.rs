@@ -27,7 +27,9 @@ pub struct ExtractLimits {
 
 impl Default for ExtractLimits {
     fn default() -> Self {
-        Self { max_bytes: DEFAULT_MAX_BYTES }
+        Self {
+            max_bytes: DEFAULT_MAX_BYTES,
+        }
     }
 }
 
@@ -38,14 +40,23 @@ pub enum ExtractError {
     #[error("no text extraction for content type '{0}'")]
     Unsupported(String),
     #[error("cannot read '{path}': {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("not valid {format}: {reason}")]
-    Invalid { format: &'static str, reason: String },
+    Invalid {
+        format: &'static str,
+        reason: String,
+    },
 }
 
 /// The content types [`extract_text`] handles.
 pub fn is_supported(content_type: &str) -> bool {
-    matches!(content_type, "text/plain" | "text/markdown" | "text/html" | "application/json" | "text/csv")
+    matches!(
+        content_type,
+        "text/plain" | "text/markdown" | "text/html" | "application/json" | "text/csv"
+    )
 }
 
 /// The content type of a file extension (without the dot, any case).
@@ -63,7 +74,11 @@ pub fn content_type_for_extension(extension: &str) -> &'static str {
 }
 
 /// The text of a file or a buffer of the given content type.
-pub fn extract_text(input: ExtractInput<'_>, content_type: &str, limits: &ExtractLimits) -> Result<String, ExtractError> {
+pub fn extract_text(
+    input: ExtractInput<'_>,
+    content_type: &str,
+    limits: &ExtractLimits,
+) -> Result<String, ExtractError> {
     if !is_supported(content_type) {
         return Err(ExtractError::Unsupported(content_type.to_string()));
     }
@@ -84,7 +99,10 @@ pub fn extract_text(input: ExtractInput<'_>, content_type: &str, limits: &Extrac
 
 fn check_size(size: u64, limits: &ExtractLimits) -> Result<(), ExtractError> {
     if size > limits.max_bytes {
-        return Err(ExtractError::TooLarge { size, limit: limits.max_bytes });
+        return Err(ExtractError::TooLarge {
+            size,
+            limit: limits.max_bytes,
+        });
     }
     Ok(())
 }
@@ -92,20 +110,28 @@ fn check_size(size: u64, limits: &ExtractLimits) -> Result<(), ExtractError> {
 // Reads at most one byte past the limit, so a file that grew after listing is still refused
 // without loading it all.
 fn read_limited(path: &Path, limits: &ExtractLimits) -> Result<Vec<u8>, ExtractError> {
-    let io = |source| ExtractError::Io { path: path.to_path_buf(), source };
+    let io = |source| ExtractError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let file = std::fs::File::open(path).map_err(io)?;
     let size = file.metadata().map_err(io)?.len();
     check_size(size, limits)?;
     let mut bytes = Vec::with_capacity(size as usize);
-    file.take(limits.max_bytes.saturating_add(1)).read_to_end(&mut bytes).map_err(io)?;
+    file.take(limits.max_bytes.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
     check_size(bytes.len() as u64, limits)?;
     Ok(bytes)
 }
 
 /// Every string value of a JSON document, in document order, one per line.
 fn json_text(bytes: &[u8]) -> Result<String, ExtractError> {
-    let value: serde_json::Value = serde_json::from_slice(bytes)
-        .map_err(|e| ExtractError::Invalid { format: "JSON", reason: e.to_string() })?;
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| ExtractError::Invalid {
+            format: "JSON",
+            reason: e.to_string(),
+        })?;
     let mut parts = Vec::new();
     collect_strings(&value, &mut parts);
     Ok(parts.join("\n"))
@@ -122,10 +148,16 @@ fn collect_strings<'a>(value: &'a serde_json::Value, out: &mut Vec<&'a str>) {
 
 /// Cells joined by spaces, rows by newlines. Rows may have different lengths.
 fn csv_text(bytes: &[u8]) -> Result<String, ExtractError> {
-    let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(bytes);
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(bytes);
     let mut lines = Vec::new();
     for record in reader.byte_records() {
-        let record = record.map_err(|e| ExtractError::Invalid { format: "CSV", reason: e.to_string() })?;
+        let record = record.map_err(|e| ExtractError::Invalid {
+            format: "CSV",
+            reason: e.to_string(),
+        })?;
         let cells: Vec<Cow<'_, str>> = record
             .iter()
             .map(|cell| String::from_utf8_lossy(cell).trim().to_string().into())
@@ -143,8 +175,32 @@ const HIDDEN_ELEMENTS: [&str; 4] = ["script", "style", "noscript", "template"];
 
 // Elements that break a line, so words on both sides do not run together.
 const BLOCK_ELEMENTS: [&str; 26] = [
-    "p", "div", "br", "li", "ul", "ol", "tr", "table", "h1", "h2", "h3", "h4", "h5", "h6", "section", "article",
-    "header", "footer", "blockquote", "pre", "hr", "dt", "dd", "title", "nav", "aside",
+    "p",
+    "div",
+    "br",
+    "li",
+    "ul",
+    "ol",
+    "tr",
+    "table",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "section",
+    "article",
+    "header",
+    "footer",
+    "blockquote",
+    "pre",
+    "hr",
+    "dt",
+    "dd",
+    "title",
+    "nav",
+    "aside",
 ];
 
 /// The visible text of an HTML document: tags, comments, scripts and styles removed, entities
@@ -175,7 +231,9 @@ fn skip_markup<'a>(rest: &'a str, out: &mut String) -> &'a str {
     let after = &rest[1..];
     let closing = after.starts_with('/');
     let name_start = if closing { &after[1..] } else { after };
-    let name_len = name_start.find(|c: char| !c.is_ascii_alphanumeric()).unwrap_or(name_start.len());
+    let name_len = name_start
+        .find(|c: char| !c.is_ascii_alphanumeric())
+        .unwrap_or(name_start.len());
     let starts_tag = name_len > 0 && name_start.starts_with(|c: char| c.is_ascii_alphabetic());
     if !starts_tag && !after.starts_with('!') && !after.starts_with('?') {
         // A lone '<' in text, as in "a < b".
@@ -221,8 +279,15 @@ fn skip_hidden_content<'a>(s: &'a str, name: &str) -> &'a str {
     while let Some(pos) = s[from..].find("</") {
         let name_at = from + pos + 2;
         let end = name_at + name.len();
-        let matches_name = s.get(name_at..end).is_some_and(|n| n.eq_ignore_ascii_case(name));
-        let at_boundary = || s[end..].chars().next().is_none_or(|c| c == '>' || c == '/' || c.is_whitespace());
+        let matches_name = s
+            .get(name_at..end)
+            .is_some_and(|n| n.eq_ignore_ascii_case(name));
+        let at_boundary = || {
+            s[end..]
+                .chars()
+                .next()
+                .is_none_or(|c| c == '>' || c == '/' || c.is_whitespace())
+        };
         if matches_name && at_boundary() {
             return skip_tag(&s[end..]).unwrap_or("");
         }
@@ -245,7 +310,11 @@ mod tests {
     use super::*;
 
     fn text(bytes: &str, content_type: &str) -> Result<String, ExtractError> {
-        extract_text(ExtractInput::Bytes(bytes.as_bytes()), content_type, &ExtractLimits::default())
+        extract_text(
+            ExtractInput::Bytes(bytes.as_bytes()),
+            content_type,
+            &ExtractLimits::default(),
+        )
     }
 
     #[test]
@@ -264,15 +333,24 @@ mod tests {
         assert_eq!(html_text("text <!-- unterminated"), "text");
         assert_eq!(html_text("<"), "<");
         assert_eq!(html_text("x<y"), "x<y");
-        assert_eq!(html_text("if a<b and b>c"), "if a c", "a tag-like run is still a tag");
+        assert_eq!(
+            html_text("if a<b and b>c"),
+            "if a c",
+            "a tag-like run is still a tag"
+        );
         assert_eq!(html_text("<scriptx>kept</scriptx>"), "kept");
     }
 
     #[test]
     fn json_joins_string_values_in_order() {
-        let out = text(r#"{"title": "A", "n": 3, "tags": ["b", "c"], "nested": {"d": "e", "f": null}}"#, "application/json");
+        let out = text(
+            r#"{"title": "A", "n": 3, "tags": ["b", "c"], "nested": {"d": "e", "f": null}}"#,
+            "application/json",
+        );
         assert_eq!(out.unwrap(), "A\nb\nc\ne");
-        let err = text("{not json", "application/json").unwrap_err().to_string();
+        let err = text("{not json", "application/json")
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("not valid JSON"), "{err}");
     }
 
@@ -284,7 +362,10 @@ mod tests {
 
     #[test]
     fn plain_text_and_markdown_pass_through() {
-        assert_eq!(text("# Title\n\nbody", "text/markdown").unwrap(), "# Title\n\nbody");
+        assert_eq!(
+            text("# Title\n\nbody", "text/markdown").unwrap(),
+            "# Title\n\nbody"
+        );
         assert_eq!(text("hi", "text/plain").unwrap(), "hi");
     }
 
@@ -303,12 +384,20 @@ mod tests {
         let path = dir.path().join("a.txt");
         std::fs::write(&path, "file text").unwrap();
         let limits = ExtractLimits::default();
-        assert_eq!(extract_text(ExtractInput::Path(&path), "text/plain", &limits).unwrap(), "file text");
+        assert_eq!(
+            extract_text(ExtractInput::Path(&path), "text/plain", &limits).unwrap(),
+            "file text"
+        );
         let missing = dir.path().join("gone.txt");
-        let err = extract_text(ExtractInput::Path(&missing), "text/plain", &limits).unwrap_err().to_string();
+        let err = extract_text(ExtractInput::Path(&missing), "text/plain", &limits)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("gone.txt"), "{err}");
         let small = ExtractLimits { max_bytes: 4 };
-        assert!(matches!(extract_text(ExtractInput::Path(&path), "text/plain", &small), Err(ExtractError::TooLarge { .. })));
+        assert!(matches!(
+            extract_text(ExtractInput::Path(&path), "text/plain", &small),
+            Err(ExtractError::TooLarge { .. })
+        ));
     }
 
     #[test]

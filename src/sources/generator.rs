@@ -18,16 +18,76 @@ pub const POISON_VALUE: &str = "not-a-number";
 // 2024-01-01T00:00:00Z: document i is stamped i seconds later, the same on every run.
 const BASE_EPOCH_SECS: i64 = 1_704_067_200;
 
-const CATEGORIES: [&str; 8] = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel"];
+const CATEGORIES: [&str; 8] = [
+    "alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel",
+];
 
 // 64 words, so six random bits pick one.
 const WORDS: [&str; 64] = [
-    "lorem", "ipsum", "dolor", "sit", "amet", "consectetur", "adipiscing", "elit", "sed", "do", "eiusmod",
-    "tempor", "incididunt", "ut", "labore", "et", "dolore", "magna", "aliqua", "enim", "ad", "minim", "veniam",
-    "quis", "nostrud", "exercitation", "ullamco", "laboris", "nisi", "aliquip", "ex", "ea", "commodo",
-    "consequat", "duis", "aute", "irure", "in", "reprehenderit", "voluptate", "velit", "esse", "cillum",
-    "fugiat", "nulla", "pariatur", "excepteur", "sint", "occaecat", "cupidatat", "non", "proident", "sunt",
-    "culpa", "qui", "officia", "deserunt", "mollit", "anim", "id", "est", "laborum", "search", "sync",
+    "lorem",
+    "ipsum",
+    "dolor",
+    "sit",
+    "amet",
+    "consectetur",
+    "adipiscing",
+    "elit",
+    "sed",
+    "do",
+    "eiusmod",
+    "tempor",
+    "incididunt",
+    "ut",
+    "labore",
+    "et",
+    "dolore",
+    "magna",
+    "aliqua",
+    "enim",
+    "ad",
+    "minim",
+    "veniam",
+    "quis",
+    "nostrud",
+    "exercitation",
+    "ullamco",
+    "laboris",
+    "nisi",
+    "aliquip",
+    "ex",
+    "ea",
+    "commodo",
+    "consequat",
+    "duis",
+    "aute",
+    "irure",
+    "in",
+    "reprehenderit",
+    "voluptate",
+    "velit",
+    "esse",
+    "cillum",
+    "fugiat",
+    "nulla",
+    "pariatur",
+    "excepteur",
+    "sint",
+    "occaecat",
+    "cupidatat",
+    "non",
+    "proident",
+    "sunt",
+    "culpa",
+    "qui",
+    "officia",
+    "deserunt",
+    "mollit",
+    "anim",
+    "id",
+    "est",
+    "laborum",
+    "search",
+    "sync",
 ];
 
 // `{"title":"","body":"","value":,"category":"","_timestamp":""}`: the bytes around the values.
@@ -76,7 +136,9 @@ impl SourceFactory for GeneratorFactory {
     }
 
     fn create(&self, config: &Configuration) -> Result<Box<dyn DataSource>, SourceError> {
-        Ok(Box::new(GeneratorSource::new(GeneratorSettings::from_config(config)?)))
+        Ok(Box::new(GeneratorSource::new(
+            GeneratorSettings::from_config(config)?,
+        )))
     }
 }
 
@@ -124,8 +186,16 @@ impl GeneratorSource {
         let number = (rng.next() % 1_000_000) as i64;
         let title = title(&mut rng, index);
         let timestamp = timestamp(index);
-        let value = if poisoned { Value::from(POISON_VALUE) } else { Value::from(number) };
-        let value_len = if poisoned { POISON_VALUE.len() + 2 } else { decimal_len(number) };
+        let value = if poisoned {
+            Value::from(POISON_VALUE)
+        } else {
+            Value::from(number)
+        };
+        let value_len = if poisoned {
+            POISON_VALUE.len() + 2
+        } else {
+            decimal_len(number)
+        };
         let used = JSON_OVERHEAD + title.len() + value_len + category.len() + timestamp.len();
         let body = filler(&mut rng, s.doc_bytes.saturating_sub(used));
 
@@ -135,7 +205,12 @@ impl GeneratorSource {
         fields.insert("value".into(), value);
         fields.insert("category".into(), Value::from(category));
         fields.insert("_timestamp".into(), Value::String(timestamp.clone()));
-        Document { id: format!("doc-{index}"), timestamp: Some(timestamp), fields, content: None }
+        Document {
+            id: format!("doc-{index}"),
+            timestamp: Some(timestamp),
+            fields,
+            content: None,
+        }
     }
 
     // Sleeps until `sent` documents are due at the configured rate. Pausing per batch keeps
@@ -164,7 +239,11 @@ impl DataSource for GeneratorSource {
         Some(self.settings.count)
     }
 
-    async fn run(&mut self, _mode: SyncMode, out: ItemSender) -> Result<Option<Value>, SourceError> {
+    async fn run(
+        &mut self,
+        _mode: SyncMode,
+        out: ItemSender,
+    ) -> Result<Option<Value>, SourceError> {
         let start = tokio::time::Instant::now();
         for index in 0..self.settings.count {
             out.send(SourceItem::Upsert(self.document(index))).await?;
@@ -210,7 +289,10 @@ fn filler(rng: &mut Rng, target: usize) -> String {
 }
 
 fn decimal_len(n: i64) -> usize {
-    n.unsigned_abs().checked_ilog10().map_or(1, |d| d as usize + 1) + usize::from(n < 0)
+    n.unsigned_abs()
+        .checked_ilog10()
+        .map_or(1, |d| d as usize + 1)
+        + usize::from(n < 0)
 }
 
 /// SplitMix64: tiny, fast, and stable forever (unlike a library generator whose stream may
@@ -238,11 +320,19 @@ mod tests {
     use super::*;
 
     fn source(doc_bytes: usize, poison_every: u64) -> GeneratorSource {
-        GeneratorSource::new(GeneratorSettings { count: 10, doc_bytes, seed: 7, rate: 0, poison_every })
+        GeneratorSource::new(GeneratorSettings {
+            count: 10,
+            doc_bytes,
+            seed: 7,
+            rate: 0,
+            poison_every,
+        })
     }
 
     fn serialized_len(doc: &Document) -> usize {
-        serde_json::to_vec(&doc.fields).map(|v| v.len()).unwrap_or(0)
+        serde_json::to_vec(&doc.fields)
+            .map(|v| v.len())
+            .unwrap_or(0)
     }
 
     #[test]
@@ -250,7 +340,11 @@ mod tests {
         for (bytes, poison) in [(200, 0), (1024, 0), (4096, 0), (300, 1)] {
             let s = source(bytes, poison);
             for i in [0, 9, 12_345, 99_999_999] {
-                assert_eq!(serialized_len(&s.document(i)), bytes, "doc {i} of {bytes} bytes, poison {poison}");
+                assert_eq!(
+                    serialized_len(&s.document(i)),
+                    bytes,
+                    "doc {i} of {bytes} bytes, poison {poison}"
+                );
             }
         }
     }
@@ -261,7 +355,10 @@ mod tests {
         let b = source(256, 0).document(3);
         assert_eq!(a.fields, b.fields);
         assert_ne!(a.fields, source(256, 0).document(4).fields);
-        let other_seed = GeneratorSource::new(GeneratorSettings { seed: 8, ..source(256, 0).settings });
+        let other_seed = GeneratorSource::new(GeneratorSettings {
+            seed: 8,
+            ..source(256, 0).settings
+        });
         assert_ne!(a.fields["body"], other_seed.document(3).fields["body"]);
         assert_eq!(a.timestamp.as_deref(), Some("2024-01-01T00:00:03.000Z"));
     }
@@ -274,8 +371,14 @@ mod tests {
     #[test]
     fn settings_reject_out_of_range_values_naming_the_field() {
         let mut config = GeneratorFactory.default_configuration();
-        assert_eq!(GeneratorSettings::from_config(&config).unwrap().count, 10_000);
-        config.0.get_mut("doc_bytes").map(|f| f.value = Value::from(10));
+        assert_eq!(
+            GeneratorSettings::from_config(&config).unwrap().count,
+            10_000
+        );
+        config
+            .0
+            .get_mut("doc_bytes")
+            .map(|f| f.value = Value::from(10));
         let err = GeneratorFactory.validate(&config).unwrap_err().to_string();
         assert!(err.contains("'doc_bytes'"), "{err}");
     }

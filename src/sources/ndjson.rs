@@ -25,8 +25,12 @@ impl SourceFactory for NdjsonFactory {
 
     fn default_configuration(&self) -> Configuration {
         configuration([
-            field("path", "File path").text("").tooltip("A file with one JSON object per line; '-' reads standard input."),
-            field("id_field", "Id field").text("id").tooltip("The field of each object that holds its id."),
+            field("path", "File path")
+                .text("")
+                .tooltip("A file with one JSON object per line; '-' reads standard input."),
+            field("id_field", "Id field")
+                .text("id")
+                .tooltip("The field of each object that holds its id."),
         ])
     }
 
@@ -35,7 +39,9 @@ impl SourceFactory for NdjsonFactory {
     }
 
     fn create(&self, config: &Configuration) -> Result<Box<dyn DataSource>, SourceError> {
-        Ok(Box::new(NdjsonSource { settings: NdjsonSettings::from_config(config)? }))
+        Ok(Box::new(NdjsonSource {
+            settings: NdjsonSettings::from_config(config)?,
+        }))
     }
 }
 
@@ -50,10 +56,17 @@ impl NdjsonSettings {
     fn from_config(config: &Configuration) -> Result<Self, SourceError> {
         let path = str_setting(config, "path", "");
         if path.is_empty() {
-            return Err(SourceError::Config { field: "path".into(), reason: "a file path or '-' is required".into() });
+            return Err(SourceError::Config {
+                field: "path".into(),
+                reason: "a file path or '-' is required".into(),
+            });
         }
         let id_field = str_setting(config, "id_field", "id");
-        let id_field = if id_field.is_empty() { "id".to_string() } else { id_field };
+        let id_field = if id_field.is_empty() {
+            "id".to_string()
+        } else {
+            id_field
+        };
         let path = (path != "-").then(|| PathBuf::from(path));
         Ok(Self { path, id_field })
     }
@@ -70,19 +83,38 @@ impl DataSource for NdjsonSource {
         let Some(path) = &self.settings.path else {
             return Ok(());
         };
-        let file = tokio::fs::File::open(path).await.map_err(|e| unavailable(path, &e))?;
+        let file = tokio::fs::File::open(path)
+            .await
+            .map_err(|e| unavailable(path, &e))?;
         let metadata = file.metadata().await.map_err(|e| unavailable(path, &e))?;
         if metadata.is_dir() {
-            return Err(SourceError::Unavailable(format!("'{}' is a directory, not a file", path.display())));
+            return Err(SourceError::Unavailable(format!(
+                "'{}' is a directory, not a file",
+                path.display()
+            )));
         }
         Ok(())
     }
 
-    async fn run(&mut self, _mode: SyncMode, out: ItemSender) -> Result<Option<Value>, SourceError> {
+    async fn run(
+        &mut self,
+        _mode: SyncMode,
+        out: ItemSender,
+    ) -> Result<Option<Value>, SourceError> {
         match &self.settings.path {
-            None => read_lines(BufReader::new(tokio::io::stdin()), "standard input", &self.settings.id_field, &out).await,
+            None => {
+                read_lines(
+                    BufReader::new(tokio::io::stdin()),
+                    "standard input",
+                    &self.settings.id_field,
+                    &out,
+                )
+                .await
+            }
             Some(path) => {
-                let file = tokio::fs::File::open(path).await.map_err(|e| unavailable(path, &e))?;
+                let file = tokio::fs::File::open(path)
+                    .await
+                    .map_err(|e| unavailable(path, &e))?;
                 let name = format!("'{}'", path.display());
                 read_lines(BufReader::new(file), &name, &self.settings.id_field, &out).await
             }
@@ -136,14 +168,19 @@ fn parse_line(bytes: &[u8], number: u64, id_field: &str) -> Option<SourceItem> {
     }
     let fields: Map<String, Value> = match serde_json::from_str::<Value>(text) {
         Ok(Value::Object(fields)) => fields,
-        Ok(other) => return Some(invalid(format!("expected a JSON object, found {}", kind(&other)))),
+        Ok(other) => {
+            return Some(invalid(format!(
+                "expected a JSON object, found {}",
+                kind(&other)
+            )));
+        }
         Err(e) => return Some(invalid(format!("not JSON: {e}"))),
     };
     match fields.get(id_field).and_then(id_text) {
         Some(id) => Some(SourceItem::Upsert(Document::new(id, fields))),
-        None if fields.contains_key(id_field) => {
-            Some(invalid(format!("field '{id_field}' must be a non-empty string or a number")))
-        }
+        None if fields.contains_key(id_field) => Some(invalid(format!(
+            "field '{id_field}' must be a non-empty string or a number"
+        ))),
         None => Some(invalid(format!("no '{id_field}' field"))),
     }
 }
@@ -185,14 +222,23 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(parse_line(b"   \r\n", 2, "id").is_none());
-        assert_eq!(reason(parse_line(b"[1]", 3, "id")), "line 3: expected a JSON object, found an array");
+        assert_eq!(
+            reason(parse_line(b"[1]", 3, "id")),
+            "line 3: expected a JSON object, found an array"
+        );
         assert!(reason(parse_line(b"{oops", 4, "id")).starts_with("line 4: not JSON"));
-        assert_eq!(reason(parse_line(br#"{"x": 1}"#, 5, "id")), "line 5: no 'id' field");
+        assert_eq!(
+            reason(parse_line(br#"{"x": 1}"#, 5, "id")),
+            "line 5: no 'id' field"
+        );
         assert_eq!(
             reason(parse_line(br#"{"id": null}"#, 6, "id")),
             "line 6: field 'id' must be a non-empty string or a number"
         );
-        assert_eq!(reason(parse_line(b"{\"id\": \"\xff\"}", 7, "id")), "line 7: not valid UTF-8");
+        assert_eq!(
+            reason(parse_line(b"{\"id\": \"\xff\"}", 7, "id")),
+            "line 7: not valid UTF-8"
+        );
     }
 
     #[test]

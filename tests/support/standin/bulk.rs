@@ -14,7 +14,9 @@ use serde::de::IgnoredAny;
 use serde_json::{Map, Value, json};
 
 use super::docs::{UPDATE_FIELDS, apply_update, doc_exists_conflict, id_problem, rejected};
-use super::http::{EsError, Reply, Req, check_fields, is_blank, new_id, push_num, push_raw, push_str, push_value};
+use super::http::{
+    EsError, Reply, Req, check_fields, is_blank, new_id, push_num, push_raw, push_str, push_value,
+};
 use super::state::{Cluster, Written};
 use super::{Shared, lock};
 
@@ -169,9 +171,18 @@ fn parse_action(line: &[u8], n: usize) -> Result<Action<'_>, EsError> {
             let cond = match (meta.if_seq_no, meta.if_primary_term) {
                 (None, None) => None,
                 (Some(s), Some(t)) if t > 0 => Some((s, t)),
-                _ => return Err(EsError::validation(&["ifSeqNo is set, but primary term is [0]".to_owned()])),
+                _ => {
+                    return Err(EsError::validation(&[
+                        "ifSeqNo is set, but primary term is [0]".to_owned(),
+                    ]));
+                }
             };
-            return Ok(Action { kind, index: meta.index, id: meta.id, cond });
+            return Ok(Action {
+                kind,
+                index: meta.index,
+                id: meta.id,
+                cond,
+            });
         }
     }
     let (kind, meta) = parse_action_slow(line, n)?;
@@ -180,14 +191,26 @@ fn parse_action(line: &[u8], n: usize) -> Result<Action<'_>, EsError> {
         Some(Value::String(s)) => Some(Cow::Owned(s.clone())),
         Some(other) => Some(Cow::Owned(other.to_string())),
     };
-    Ok(Action { kind, index: text("_index"), id: text("_id"), cond: meta_cond(&meta, n)? })
+    Ok(Action {
+        kind,
+        index: text("_index"),
+        id: text("_id"),
+        cond: meta_cond(&meta, n)?,
+    })
 }
 
 fn parse_action_slow(line: &[u8], n: usize) -> Result<(Kind, Map<String, Value>), EsError> {
-    let v: Value = serde_json::from_slice(line)
-        .map_err(|e| EsError::parse(format!("[{n}:{}] Malformed action/metadata line [{n}]: {e}", e.column())))?;
+    let v: Value = serde_json::from_slice(line).map_err(|e| {
+        EsError::parse(format!(
+            "[{n}:{}] Malformed action/metadata line [{n}]: {e}",
+            e.column()
+        ))
+    })?;
     let Value::Object(obj) = v else {
-        return Err(malformed(n, "expected START_OBJECT or END_OBJECT but found [VALUE_STRING]"));
+        return Err(malformed(
+            n,
+            "expected START_OBJECT or END_OBJECT but found [VALUE_STRING]",
+        ));
     };
     let mut it = obj.into_iter();
     let Some((name, meta)) = it.next() else {
@@ -204,12 +227,17 @@ fn parse_action_slow(line: &[u8], n: usize) -> Result<(Kind, Map<String, Value>)
         other => {
             return Err(malformed(
                 n,
-                &format!("expected field [create], [delete], [index] or [update] but found [{other}]"),
+                &format!(
+                    "expected field [create], [delete], [index] or [update] but found [{other}]"
+                ),
             ));
         }
     };
     let Value::Object(meta) = meta else {
-        return Err(malformed(n, "expected START_OBJECT but found [VALUE_STRING]"));
+        return Err(malformed(
+            n,
+            "expected START_OBJECT but found [VALUE_STRING]",
+        ));
     };
     if let Some(k) = meta.keys().find(|k| !META_FIELDS.contains(&k.as_str())) {
         return Err(EsError::illegal_argument(format!(
@@ -224,9 +252,14 @@ fn meta_cond(meta: &Map<String, Value>, n: usize) -> Result<Option<(u64, u64)>, 
         (None, None) => Ok(None),
         (Some(s), Some(t)) => match (s.as_u64(), t.as_u64()) {
             (Some(s), Some(t)) if t > 0 => Ok(Some((s, t))),
-            _ => Err(malformed(n, "if_seq_no and if_primary_term must be non-negative numbers")),
+            _ => Err(malformed(
+                n,
+                "if_seq_no and if_primary_term must be non-negative numbers",
+            )),
         },
-        _ => Err(EsError::validation(&["ifSeqNo is set, but primary term is [0]".to_owned()])),
+        _ => Err(EsError::validation(&[
+            "ifSeqNo is set, but primary term is [0]".to_owned(),
+        ])),
     }
 }
 
@@ -237,20 +270,34 @@ fn doc_parsing(reason: String) -> EsError {
 /// Validates an index/create source without building a `Value` (unless a field fault is set).
 fn check_source(src: &[u8], id: &str, reject: Option<&str>) -> Option<EsError> {
     if src.first() != Some(&b'{') {
-        return Some(doc_parsing("[1:1] failed to parse: the document must be a JSON object".to_owned()));
+        return Some(doc_parsing(
+            "[1:1] failed to parse: the document must be a JSON object".to_owned(),
+        ));
     }
     if reject.is_some() {
         return match serde_json::from_slice::<Map<String, Value>>(src) {
             Ok(m) => rejected(reject, &m, id),
-            Err(e) => Some(doc_parsing(format!("[{}:{}] failed to parse: {e}", e.line(), e.column()))),
+            Err(e) => Some(doc_parsing(format!(
+                "[{}:{}] failed to parse: {e}",
+                e.line(),
+                e.column()
+            ))),
         };
     }
-    serde_json::from_slice::<IgnoredAny>(src)
-        .err()
-        .map(|e| doc_parsing(format!("[{}:{}] failed to parse: {e}", e.line(), e.column())))
+    serde_json::from_slice::<IgnoredAny>(src).err().map(|e| {
+        doc_parsing(format!(
+            "[{}:{}] failed to parse: {e}",
+            e.line(),
+            e.column()
+        ))
+    })
 }
 
-fn parse_ops<'a>(req: &'a Req, path_index: Option<&'a str>, reject: Option<&str>) -> Result<Vec<Op<'a>>, EsError> {
+fn parse_ops<'a>(
+    req: &'a Req,
+    path_index: Option<&'a str>,
+    reject: Option<&str>,
+) -> Result<Vec<Op<'a>>, EsError> {
     let body = &req.body;
     let mut lines = Lines { body, pos: 0 };
     let mut ops = Vec::new();
@@ -260,12 +307,20 @@ fn parse_ops<'a>(req: &'a Req, path_index: Option<&'a str>, reject: Option<&str>
         if s == e {
             continue;
         }
-        let Action { kind, index, id, cond } = parse_action(&body[s..e], n)?;
+        let Action {
+            kind,
+            index,
+            id,
+            cond,
+        } = parse_action(&body[s..e], n)?;
         let index = match index.or(path_index.map(Cow::Borrowed)) {
             Some(i) => i,
             None => return Err(EsError::validation(&["index is missing".to_owned()])),
         };
-        let mut err = id.as_deref().and_then(id_problem).map(EsError::illegal_argument);
+        let mut err = id
+            .as_deref()
+            .and_then(id_problem)
+            .map(EsError::illegal_argument);
         let payload = if kind == Kind::Delete {
             if id.is_none() {
                 return Err(EsError::validation(&["id is missing".to_owned()]));
@@ -305,7 +360,14 @@ fn parse_ops<'a>(req: &'a Req, path_index: Option<&'a str>, reject: Option<&str>
                 Payload::Source(body.slice(s2..e2))
             }
         };
-        ops.push(Op { kind, index, id, cond, payload, err });
+        ops.push(Op {
+            kind,
+            index,
+            id,
+            cond,
+            payload,
+            err,
+        });
     }
     if ops.is_empty() {
         return Err(EsError::validation(&["no requests added".to_owned()]));
@@ -338,7 +400,9 @@ fn execute<'a>(cluster: &mut Cluster, op: Op<'a>) -> (Op<'a>, Result<Written, Es
             let exists = idx.docs.get(id).map(|d| d.version);
             match (op.kind, exists) {
                 (Kind::Create, Some(v)) => Err(doc_exists_conflict(&op.index, id, v)),
-                _ => idx.check_seq(&op.index, id, op.cond).map(|()| idx.write(id, src)),
+                _ => idx
+                    .check_seq(&op.index, id, op.cond)
+                    .map(|()| idx.write(id, src)),
             }
         }
         (Kind::Update, Payload::Update(body)) => {
@@ -347,7 +411,8 @@ fn execute<'a>(cluster: &mut Cluster, op: Op<'a>) -> (Op<'a>, Result<Written, Es
         }
         (Kind::Delete, _) => {
             let id = op.id.as_deref().unwrap_or_default();
-            idx.check_seq(&op.index, id, op.cond).map(|()| idx.remove(id))
+            idx.check_seq(&op.index, id, op.cond)
+                .map(|()| idx.remove(id))
         }
         _ => Err(EsError::illegal_argument("malformed bulk operation")),
     };
@@ -371,9 +436,15 @@ fn write_item(out: &mut Vec<u8>, op: &Op, result: &Result<Written, EsError>, for
             push_raw(out, ",\"result\":");
             push_str(out, w.result);
             if w.result == "noop" {
-                push_raw(out, ",\"_shards\":{\"total\":0,\"successful\":0,\"failed\":0}");
+                push_raw(
+                    out,
+                    ",\"_shards\":{\"total\":0,\"successful\":0,\"failed\":0}",
+                );
             } else {
-                push_raw(out, ",\"_shards\":{\"total\":2,\"successful\":1,\"failed\":0}");
+                push_raw(
+                    out,
+                    ",\"_shards\":{\"total\":2,\"successful\":1,\"failed\":0}",
+                );
             }
             if forced_refresh {
                 push_raw(out, ",\"forced_refresh\":true");
@@ -400,12 +471,16 @@ pub(crate) fn bulk(shared: &Shared, req: &Req, path_index: Option<&str>) -> Resu
         return Err(EsError::validation(&["no requests added".to_owned()]));
     }
     if req.body.last() != Some(&b'\n') {
-        return Err(EsError::illegal_argument("The bulk request must be terminated by a newline [\\n]"));
+        return Err(EsError::illegal_argument(
+            "The bulk request must be terminated by a newline [\\n]",
+        ));
     }
     if let Some(r) = req.param("refresh")
         && !matches!(r, "" | "true" | "false" | "wait_for")
     {
-        return Err(EsError::illegal_argument(format!("Unknown value for refresh: [{r}].")));
+        return Err(EsError::illegal_argument(format!(
+            "Unknown value for refresh: [{r}]."
+        )));
     }
     let forced_refresh = matches!(req.param("refresh"), Some("" | "true"));
     let reject = lock(&shared.faults).reject_field.clone();
@@ -444,7 +519,11 @@ pub(crate) fn bulk(shared: &Shared, req: &Req, path_index: Option<&str>) -> Resu
 
 /// Bulk-creates documents with generated ids (Kibana's `.index` connector), returning the bulk
 /// response as a value.
-pub(crate) fn index_documents(cluster: &mut Cluster, index: &str, docs: &[Value]) -> Result<Value, EsError> {
+pub(crate) fn index_documents(
+    cluster: &mut Cluster,
+    index: &str,
+    docs: &[Value],
+) -> Result<Value, EsError> {
     let started = Instant::now();
     let mut items = Vec::with_capacity(docs.len());
     let mut errors = false;
@@ -455,7 +534,9 @@ pub(crate) fn index_documents(cluster: &mut Cluster, index: &str, docs: &[Value]
             id: Some(Cow::Owned(new_id())),
             cond: None,
             payload: Payload::Source(Bytes::from(serde_json::to_vec(doc).unwrap_or_default())),
-            err: (!doc.is_object()).then(|| doc_parsing("[1:1] failed to parse: the document must be a JSON object".to_owned())),
+            err: (!doc.is_object()).then(|| {
+                doc_parsing("[1:1] failed to parse: the document must be a JSON object".to_owned())
+            }),
         };
         let (op, result) = execute(cluster, op);
         errors |= result.is_err();

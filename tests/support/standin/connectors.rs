@@ -9,13 +9,28 @@ use serde_json::{Map, Value, json};
 
 use super::cron;
 use super::es::{no_handler, only};
-use super::http::{EsError, Reply, Req, check_fields, new_id, now_iso, object_body, optional_object_body};
+use super::http::{
+    EsError, Reply, Req, check_fields, new_id, now_iso, object_body, optional_object_body,
+};
 use super::state::{CONNECTORS_INDEX, Cluster, SYNC_JOBS_INDEX, validate_index_name};
 use super::{Shared, lock, sync_jobs};
 
-pub(crate) const CONNECTOR_STATUSES: &[&str] = &["created", "needs_configuration", "configured", "connected", "error"];
-pub(crate) const JOB_STATUSES: &[&str] =
-    &["pending", "in_progress", "canceling", "canceled", "suspended", "completed", "error"];
+pub(crate) const CONNECTOR_STATUSES: &[&str] = &[
+    "created",
+    "needs_configuration",
+    "configured",
+    "connected",
+    "error",
+];
+pub(crate) const JOB_STATUSES: &[&str] = &[
+    "pending",
+    "in_progress",
+    "canceling",
+    "canceled",
+    "suspended",
+    "completed",
+    "error",
+];
 /// Elastic-managed (native) connectors must write to indices with this prefix.
 const MANAGED_INDEX_PREFIX: &str = "content-";
 
@@ -24,7 +39,11 @@ pub(crate) fn connector_not_found(id: &str) -> EsError {
 }
 
 /// The stored connector, unless it is missing or (without `include_deleted`) soft-deleted.
-pub(crate) fn load(cluster: &Cluster, id: &str, include_deleted: bool) -> Result<Map<String, Value>, EsError> {
+pub(crate) fn load(
+    cluster: &Cluster,
+    id: &str,
+    include_deleted: bool,
+) -> Result<Map<String, Value>, EsError> {
     let doc = cluster
         .doc(CONNECTORS_INDEX, id)
         .map(|d| d.object())
@@ -51,7 +70,8 @@ pub(crate) fn route(shared: &Shared, req: &Req, rest: &[&str]) -> Result<Reply, 
         [] => match req.method {
             Method::GET => list(shared, req),
             Method::POST | Method::PUT => put(shared, req, None),
-            _ => Ok(only(req, &[Method::GET, Method::POST, Method::PUT]).unwrap_or_else(|| no_handler(req))),
+            _ => Ok(only(req, &[Method::GET, Method::POST, Method::PUT])
+                .unwrap_or_else(|| no_handler(req))),
         },
         ["_secret"] => match req.method {
             Method::POST => secret_post(shared, req),
@@ -63,13 +83,18 @@ pub(crate) fn route(shared: &Shared, req: &Req, rest: &[&str]) -> Result<Reply, 
             Method::GET => get(shared, req, id),
             Method::PUT => put(shared, req, Some(id)),
             Method::DELETE => delete(shared, req, id),
-            _ => Ok(only(req, &[Method::GET, Method::PUT, Method::DELETE]).unwrap_or_else(|| no_handler(req))),
+            _ => Ok(only(req, &[Method::GET, Method::PUT, Method::DELETE])
+                .unwrap_or_else(|| no_handler(req))),
         },
         [id, "_filtering", action @ ("_validation" | "_activate")] => {
             if let Some(r) = only(req, &[Method::PUT]) {
                 return Ok(r);
             }
-            if *action == "_activate" { activate_filtering(shared, id) } else { filtering_validation(shared, req, id) }
+            if *action == "_activate" {
+                activate_filtering(shared, id)
+            } else {
+                filtering_validation(shared, req, id)
+            }
         }
         [id, action] if action.starts_with('_') => {
             if let Some(r) = only(req, &[Method::PUT]) {
@@ -113,7 +138,10 @@ fn default_schedule() -> Value {
 /// feature defaults so every field the protocol names is present.
 fn new_connector(body: &Map<String, Value>) -> Map<String, Value> {
     let now = now_iso();
-    let is_native = body.get("is_native").and_then(Value::as_bool).unwrap_or(false);
+    let is_native = body
+        .get("is_native")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     let field = |k: &str| body.get(k).cloned().unwrap_or(Value::Null);
     let doc = json!({
         "api_key_id": null,
@@ -167,7 +195,11 @@ fn new_connector(body: &Map<String, Value>) -> Map<String, Value> {
     }
 }
 
-fn expect_string_or_null(body: &Map<String, Value>, key: &str, parser: &str) -> Result<(), EsError> {
+fn expect_string_or_null(
+    body: &Map<String, Value>,
+    key: &str,
+    parser: &str,
+) -> Result<(), EsError> {
     match body.get(key) {
         None | Some(Value::Null | Value::String(_)) => Ok(()),
         Some(_) => Err(EsError::bad_field(
@@ -179,7 +211,11 @@ fn expect_string_or_null(body: &Map<String, Value>, key: &str, parser: &str) -> 
 }
 
 /// 400 when another (not soft-deleted) connector already writes to `index_name`.
-fn check_index_in_use(cluster: &Cluster, index_name: &str, except: Option<&str>) -> Result<(), EsError> {
+fn check_index_in_use(
+    cluster: &Cluster,
+    index_name: &str,
+    except: Option<&str>,
+) -> Result<(), EsError> {
     let Some(idx) = cluster.indices.get(CONNECTORS_INDEX) else {
         return Ok(());
     };
@@ -192,16 +228,21 @@ fn check_index_in_use(cluster: &Cluster, index_name: &str, except: Option<&str>)
             && !doc.get("deleted").and_then(Value::as_bool).unwrap_or(false)
     });
     if taken {
-        return Err(EsError::status(400, format!("Index name [{index_name}] is used by another connector.")));
+        return Err(EsError::status(
+            400,
+            format!("Index name [{index_name}] is used by another connector."),
+        ));
     }
     Ok(())
 }
 
 fn check_managed_prefix(index_name: Option<&str>, is_native: bool) -> Result<(), EsError> {
     match index_name {
-        Some(name) if is_native && !name.starts_with(MANAGED_INDEX_PREFIX) => Err(EsError::validation(&[format!(
-            "Index [{name}] is invalid. Index attached to an Elastic-managed connector must start with the prefix: [{MANAGED_INDEX_PREFIX}]"
-        )])),
+        Some(name) if is_native && !name.starts_with(MANAGED_INDEX_PREFIX) => {
+            Err(EsError::validation(&[format!(
+                "Index [{name}] is invalid. Index attached to an Elastic-managed connector must start with the prefix: [{MANAGED_INDEX_PREFIX}]"
+            )]))
+        }
         _ => Ok(()),
     }
 }
@@ -210,18 +251,45 @@ fn check_managed_prefix(index_name: Option<&str>, is_native: bool) -> Result<(),
 fn put(shared: &Shared, req: &Req, id: Option<&str>) -> Result<Reply, EsError> {
     let parser = "connector_put_request";
     let body = optional_object_body(req)?;
-    check_fields(&body, &["name", "description", "index_name", "service_type", "is_native", "language"], parser)?;
-    for k in ["name", "description", "index_name", "service_type", "language"] {
+    check_fields(
+        &body,
+        &[
+            "name",
+            "description",
+            "index_name",
+            "service_type",
+            "is_native",
+            "language",
+        ],
+        parser,
+    )?;
+    for k in [
+        "name",
+        "description",
+        "index_name",
+        "service_type",
+        "language",
+    ] {
         expect_string_or_null(&body, k, parser)?;
     }
-    if body.get("is_native").is_some_and(|v| !v.is_boolean() && !v.is_null()) {
-        return Err(EsError::bad_field(parser, "is_native", EsError::illegal_argument("[is_native] must be a boolean")));
+    if body
+        .get("is_native")
+        .is_some_and(|v| !v.is_boolean() && !v.is_null())
+    {
+        return Err(EsError::bad_field(
+            parser,
+            "is_native",
+            EsError::illegal_argument("[is_native] must be a boolean"),
+        ));
     }
     let index_name = body.get("index_name").and_then(Value::as_str);
     if let Some(name) = index_name {
         validate_index_name(name)?;
     }
-    let is_native = body.get("is_native").and_then(Value::as_bool).unwrap_or(false);
+    let is_native = body
+        .get("is_native")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     check_managed_prefix(index_name, is_native)?;
     let id = match id {
         Some(id) => id.to_owned(),
@@ -245,8 +313,13 @@ fn get(shared: &Shared, req: &Req, id: &str) -> Result<Reply, EsError> {
 }
 
 fn csv(req: &Req, key: &str) -> Option<Vec<String>> {
-    req.param(key)
-        .map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect())
+    req.param(key).map(|v| {
+        v.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
+    })
 }
 
 pub(crate) fn paging(req: &Req) -> Result<(usize, usize), EsError> {
@@ -254,13 +327,20 @@ pub(crate) fn paging(req: &Req) -> Result<(usize, usize), EsError> {
     let size = req.num_param("size")?.unwrap_or(100);
     let mut errors = Vec::new();
     if from < 0 {
-        errors.push(format!("[from] parameter cannot be negative, found [{from}]"));
+        errors.push(format!(
+            "[from] parameter cannot be negative, found [{from}]"
+        ));
     }
     if size < 0 {
-        errors.push(format!("[size] parameter cannot be negative, found [{size}]"));
+        errors.push(format!(
+            "[size] parameter cannot be negative, found [{size}]"
+        ));
     }
     if from + size > 10_000 {
-        errors.push(format!("Too many results. [from] + [size] must be at most [10000], found [{}]", from + size));
+        errors.push(format!(
+            "Too many results. [from] + [size] must be at most [10000], found [{}]",
+            from + size
+        ));
     }
     if !errors.is_empty() {
         return Err(EsError::validation(&errors));
@@ -282,7 +362,9 @@ fn list(shared: &Shared, req: &Req) -> Result<Reply, EsError> {
     };
     let in_list = |list: &Option<Vec<String>>, v: Option<&Value>| match list {
         None => true,
-        Some(l) => v.and_then(Value::as_str).is_some_and(|s| l.iter().any(|x| x == s)),
+        Some(l) => v
+            .and_then(Value::as_str)
+            .is_some_and(|s| l.iter().any(|x| x == s)),
     };
     let mut hits: Vec<(String, Map<String, Value>)> = idx
         .docs
@@ -294,9 +376,11 @@ fn list(shared: &Shared, req: &Req) -> Result<Reply, EsError> {
                 && in_list(&names, doc.get("name"))
                 && in_list(&types, doc.get("service_type"))
                 && query.is_none_or(|q| {
-                    ["name", "description", "index_name"]
-                        .iter()
-                        .any(|k| doc.get(*k).and_then(Value::as_str).is_some_and(|s| s.contains(q)))
+                    ["name", "description", "index_name"].iter().any(|k| {
+                        doc.get(*k)
+                            .and_then(Value::as_str)
+                            .is_some_and(|s| s.contains(q))
+                    })
                 })
         })
         .collect();
@@ -312,7 +396,12 @@ fn list(shared: &Shared, req: &Req) -> Result<Reply, EsError> {
         .then_with(|| ia.cmp(ib))
     });
     let count = hits.len();
-    let results: Vec<Value> = hits.into_iter().skip(from).take(size).map(|(id, d)| with_id(&id, d)).collect();
+    let results: Vec<Value> = hits
+        .into_iter()
+        .skip(from)
+        .take(size)
+        .map(|(id, d)| with_id(&id, d))
+        .collect();
     Ok(Reply::ok(&json!({"count": count, "results": results})))
 }
 
@@ -370,15 +459,31 @@ fn require<'a>(body: &'a Map<String, Value>, key: &str) -> Result<&'a Value, EsE
         .ok_or_else(|| EsError::validation(&[format!("[{key}] cannot be null or empty")]))
 }
 
-fn require_str<'a>(body: &'a Map<String, Value>, key: &str, parser: &str) -> Result<&'a str, EsError> {
+fn require_str<'a>(
+    body: &'a Map<String, Value>,
+    key: &str,
+    parser: &str,
+) -> Result<&'a str, EsError> {
     match require(body, key)? {
         Value::String(s) if !s.is_empty() => Ok(s),
-        Value::String(_) | Value::Null => Err(EsError::validation(&[format!("[{key}] cannot be null or empty")])),
-        _ => Err(EsError::bad_field(parser, key, EsError::illegal_argument(format!("[{key}] must be a string")))),
+        Value::String(_) | Value::Null => Err(EsError::validation(&[format!(
+            "[{key}] cannot be null or empty"
+        )])),
+        _ => Err(EsError::bad_field(
+            parser,
+            key,
+            EsError::illegal_argument(format!("[{key}] must be a string")),
+        )),
     }
 }
 
-pub(crate) fn enum_value<'a>(v: &'a Value, allowed: &[&str], type_name: &str, parser: &str, key: &str) -> Result<&'a str, EsError> {
+pub(crate) fn enum_value<'a>(
+    v: &'a Value,
+    allowed: &[&str],
+    type_name: &str,
+    parser: &str,
+    key: &str,
+) -> Result<&'a str, EsError> {
     match v.as_str() {
         Some(s) if allowed.contains(&s) => Ok(s),
         _ => {
@@ -406,10 +511,20 @@ fn update(shared: &Shared, req: &Req, id: &str, action: &str) -> Result<Reply, E
             let error = match error {
                 Value::String(s) if s.is_empty() => Value::Null,
                 Value::String(_) | Value::Null => error,
-                _ => return Err(EsError::bad_field("connector_update_error_request", "error", EsError::illegal_argument("[error] must be a string"))),
+                _ => {
+                    return Err(EsError::bad_field(
+                        "connector_update_error_request",
+                        "error",
+                        EsError::illegal_argument("[error] must be a string"),
+                    ));
+                }
             };
             modify(shared, id, |_, doc| {
-                let status = if error.is_null() { "connected" } else { "error" };
+                let status = if error.is_null() {
+                    "connected"
+                } else {
+                    "error"
+                };
                 doc.insert("status".into(), json!(status));
                 doc.insert("error".into(), error);
                 Ok(())
@@ -442,7 +557,10 @@ fn update(shared: &Shared, req: &Req, id: &str, action: &str) -> Result<Reply, E
             modify(shared, id, |cluster, doc| {
                 if let Some(n) = name.as_str() {
                     check_index_in_use(cluster, n, Some(id))?;
-                    let native = doc.get("is_native").and_then(Value::as_bool).unwrap_or(false);
+                    let native = doc
+                        .get("is_native")
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false);
                     check_managed_prefix(Some(n), native)?;
                 }
                 doc.insert("index_name".into(), name);
@@ -458,7 +576,9 @@ fn update(shared: &Shared, req: &Req, id: &str, action: &str) -> Result<Reply, E
             let name = body.get("name").filter(|v| !v.is_null()).cloned();
             let description = body.get("description").filter(|v| !v.is_null()).cloned();
             if name.is_none() && description.is_none() {
-                return Err(EsError::validation(&["[name] and [description] cannot both be null.".to_owned()]));
+                return Err(EsError::validation(&[
+                    "[name] and [description] cannot both be null.".to_owned(),
+                ]));
             }
             modify(shared, id, |_, doc| {
                 if let Some(n) = name {
@@ -474,14 +594,23 @@ fn update(shared: &Shared, req: &Req, id: &str, action: &str) -> Result<Reply, E
             let body = object_body(req)?;
             check_fields(&body, &["is_native"], "connector_update_native_request")?;
             let Some(native) = require(&body, "is_native")?.as_bool() else {
-                return Err(EsError::bad_field("connector_update_native_request", "is_native", EsError::illegal_argument("[is_native] must be a boolean")));
+                return Err(EsError::bad_field(
+                    "connector_update_native_request",
+                    "is_native",
+                    EsError::illegal_argument("[is_native] must be a boolean"),
+                ));
             };
             modify(shared, id, |_, doc| {
                 let index_name = doc.get("index_name").and_then(Value::as_str);
-                if native && let Some(n) = index_name.filter(|n| !n.starts_with(MANAGED_INDEX_PREFIX)) {
-                    return Err(EsError::status(400, format!(
-                        "The index name [{n}] attached to the connector [{id}] must start with the required prefix: [{MANAGED_INDEX_PREFIX}] to be Elastic-managed. Please update the attached index first to comply with this requirement."
-                    )));
+                if native
+                    && let Some(n) = index_name.filter(|n| !n.starts_with(MANAGED_INDEX_PREFIX))
+                {
+                    return Err(EsError::status(
+                        400,
+                        format!(
+                            "The index name [{n}] attached to the connector [{id}] must start with the required prefix: [{MANAGED_INDEX_PREFIX}] to be Elastic-managed. Please update the attached index first to comply with this requirement."
+                        ),
+                    ));
                 }
                 doc.insert("is_native".into(), Value::Bool(native));
                 Ok(())
@@ -492,17 +621,36 @@ fn update(shared: &Shared, req: &Req, id: &str, action: &str) -> Result<Reply, E
             check_fields(&body, &["pipeline"], "connector_update_pipeline_request")?;
             let pipeline = require(&body, "pipeline")?.clone();
             let Some(p) = pipeline.as_object() else {
-                return Err(EsError::validation(&["[pipeline] cannot be null.".to_owned()]));
+                return Err(EsError::validation(&[
+                    "[pipeline] cannot be null.".to_owned()
+                ]));
             };
-            check_fields(p, &["name", "extract_binary_content", "reduce_whitespace", "run_ml_inference"], "ingest_pipeline_params")?;
+            check_fields(
+                p,
+                &[
+                    "name",
+                    "extract_binary_content",
+                    "reduce_whitespace",
+                    "run_ml_inference",
+                ],
+                "ingest_pipeline_params",
+            )?;
             let mut missing = Vec::new();
-            for k in ["name", "extract_binary_content", "reduce_whitespace", "run_ml_inference"] {
+            for k in [
+                "name",
+                "extract_binary_content",
+                "reduce_whitespace",
+                "run_ml_inference",
+            ] {
                 if p.get(k).is_none_or(Value::is_null) {
                     missing.push(format!("[{k}] is required"));
                 }
             }
             if !missing.is_empty() {
-                return Err(EsError::parse("[1:2] [ingest_pipeline_params] failed to parse: missing required fields").caused_by(EsError::validation(&missing)));
+                return Err(EsError::parse(
+                    "[1:2] [ingest_pipeline_params] failed to parse: missing required fields",
+                )
+                .caused_by(EsError::validation(&missing)));
             }
             modify(shared, id, |_, doc| {
                 doc.insert("pipeline".into(), pipeline);
@@ -511,7 +659,11 @@ fn update(shared: &Shared, req: &Req, id: &str, action: &str) -> Result<Reply, E
         }
         "_scheduling" => {
             let body = object_body(req)?;
-            check_fields(&body, &["scheduling"], "connector_update_scheduling_request")?;
+            check_fields(
+                &body,
+                &["scheduling"],
+                "connector_update_scheduling_request",
+            )?;
             let scheduling = require(&body, "scheduling")?.clone();
             validate_scheduling(&scheduling)?;
             modify(shared, id, |_, doc| {
@@ -537,13 +689,27 @@ fn update(shared: &Shared, req: &Req, id: &str, action: &str) -> Result<Reply, E
             let parser = "connector_update_status_request";
             let body = object_body(req)?;
             check_fields(&body, &["status"], parser)?;
-            let to = enum_value(require(&body, "status")?, CONNECTOR_STATUSES, "ConnectorStatus", parser, "status")?.to_owned();
+            let to = enum_value(
+                require(&body, "status")?,
+                CONNECTOR_STATUSES,
+                "ConnectorStatus",
+                parser,
+                "status",
+            )?
+            .to_owned();
             modify(shared, id, |_, doc| {
-                let from = doc.get("status").and_then(Value::as_str).unwrap_or("created").to_owned();
+                let from = doc
+                    .get("status")
+                    .and_then(Value::as_str)
+                    .unwrap_or("created")
+                    .to_owned();
                 if !connector_transition_ok(&from, &to) {
-                    return Err(EsError::status(400, format!(
-                        "Invalid transition attempt from [{from}] to [{to}]. Such a connector status transition is not supported by the Connector Protocol."
-                    )));
+                    return Err(EsError::status(
+                        400,
+                        format!(
+                            "Invalid transition attempt from [{from}] to [{to}]. Such a connector status transition is not supported by the Connector Protocol."
+                        ),
+                    ));
                 }
                 doc.insert("status".into(), Value::String(to));
                 Ok(())
@@ -556,9 +722,14 @@ fn update(shared: &Shared, req: &Req, id: &str, action: &str) -> Result<Reply, E
             expect_string_or_null(&body, "api_key_id", parser)?;
             expect_string_or_null(&body, "api_key_secret_id", parser)?;
             let key = body.get("api_key_id").filter(|v| !v.is_null()).cloned();
-            let secret = body.get("api_key_secret_id").filter(|v| !v.is_null()).cloned();
+            let secret = body
+                .get("api_key_secret_id")
+                .filter(|v| !v.is_null())
+                .cloned();
             if key.is_none() && secret.is_none() {
-                return Err(EsError::validation(&["[api_key_id] and [api_key_secret_id] cannot both be null.".to_owned()]));
+                return Err(EsError::validation(&[
+                    "[api_key_id] and [api_key_secret_id] cannot both be null.".to_owned(),
+                ]));
             }
             modify(shared, id, |_, doc| {
                 if let Some(k) = key {
@@ -580,7 +751,10 @@ pub(crate) fn connector_transition_ok(from: &str, to: &str) -> bool {
     match from {
         "created" => matches!(to, "needs_configuration" | "error"),
         "needs_configuration" => matches!(to, "configured" | "error"),
-        "configured" => matches!(to, "needs_configuration" | "configured" | "connected" | "error"),
+        "configured" => matches!(
+            to,
+            "needs_configuration" | "configured" | "connected" | "error"
+        ),
         "connected" => matches!(to, "connected" | "configured" | "error"),
         "error" => matches!(to, "connected" | "configured" | "error"),
         _ => false,
@@ -590,20 +764,43 @@ pub(crate) fn connector_transition_ok(from: &str, to: &str) -> bool {
 fn validate_features(features: &Value) -> Result<(), EsError> {
     let parser = "connector_features";
     let Some(f) = features.as_object() else {
-        return Err(EsError::validation(&["[features] cannot be null.".to_owned()]));
+        return Err(EsError::validation(&[
+            "[features] cannot be null.".to_owned()
+        ]));
     };
-    check_fields(f, &["document_level_security", "incremental_sync", "native_connector_api_keys", "sync_rules"], parser)?;
+    check_fields(
+        f,
+        &[
+            "document_level_security",
+            "incremental_sync",
+            "native_connector_api_keys",
+            "sync_rules",
+        ],
+        parser,
+    )?;
     let enabled_only = |v: &Value, name: &str| -> Result<(), EsError> {
-        let o = v.as_object().ok_or_else(|| EsError::bad_field(parser, name, EsError::illegal_argument("expected an object")))?;
+        let o = v.as_object().ok_or_else(|| {
+            EsError::bad_field(
+                parser,
+                name,
+                EsError::illegal_argument("expected an object"),
+            )
+        })?;
         check_fields(o, &["enabled"], "feature_enabled")?;
         if o.get("enabled").is_some_and(|e| !e.is_boolean()) {
-            return Err(EsError::bad_field("feature_enabled", "enabled", EsError::illegal_argument("[enabled] must be a boolean")));
+            return Err(EsError::bad_field(
+                "feature_enabled",
+                "enabled",
+                EsError::illegal_argument("[enabled] must be a boolean"),
+            ));
         }
         Ok(())
     };
     for (k, v) in f {
         if k == "sync_rules" {
-            let o = v.as_object().ok_or_else(|| EsError::bad_field(parser, k, EsError::illegal_argument("expected an object")))?;
+            let o = v.as_object().ok_or_else(|| {
+                EsError::bad_field(parser, k, EsError::illegal_argument("expected an object"))
+            })?;
             check_fields(o, &["basic", "advanced"], "sync_rules_feature")?;
             for (sk, sv) in o {
                 enabled_only(sv, sk)?;
@@ -618,19 +815,29 @@ fn validate_features(features: &Value) -> Result<(), EsError> {
 fn validate_scheduling(scheduling: &Value) -> Result<(), EsError> {
     let parser = "connector_scheduling";
     let Some(s) = scheduling.as_object() else {
-        return Err(EsError::validation(&["[scheduling] cannot be null.".to_owned()]));
+        return Err(EsError::validation(&[
+            "[scheduling] cannot be null.".to_owned()
+        ]));
     };
     check_fields(s, &["access_control", "full", "incremental"], parser)?;
     for (kind, sched) in s {
-        let o = sched
-            .as_object()
-            .ok_or_else(|| EsError::bad_field(parser, kind, EsError::illegal_argument("expected an object")))?;
+        let o = sched.as_object().ok_or_else(|| {
+            EsError::bad_field(
+                parser,
+                kind,
+                EsError::illegal_argument("expected an object"),
+            )
+        })?;
         check_fields(o, &["enabled", "interval"], "schedule_config")?;
         if !o.get("enabled").is_some_and(Value::is_boolean) {
-            return Err(EsError::parse(format!("[1:2] [schedule_config] failed to parse: [enabled] is required for [{kind}]")));
+            return Err(EsError::parse(format!(
+                "[1:2] [schedule_config] failed to parse: [enabled] is required for [{kind}]"
+            )));
         }
         let Some(interval) = o.get("interval").and_then(Value::as_str) else {
-            return Err(EsError::parse(format!("[1:2] [schedule_config] failed to parse: [interval] is required for [{kind}]")));
+            return Err(EsError::parse(format!(
+                "[1:2] [schedule_config] failed to parse: [interval] is required for [{kind}]"
+            )));
         };
         if let Err(why) = cron::validate(interval) {
             return Err(EsError::bad_field(
@@ -643,7 +850,9 @@ fn validate_scheduling(scheduling: &Value) -> Result<(), EsError> {
     Ok(())
 }
 
-const DISPLAY_TYPES: &[&str] = &["textbox", "textarea", "numeric", "toggle", "dropdown", "text"];
+const DISPLAY_TYPES: &[&str] = &[
+    "textbox", "textarea", "numeric", "toggle", "dropdown", "text",
+];
 const FIELD_TYPES: &[&str] = &["str", "int", "list", "bool"];
 
 fn validate_configuration(conf: &Map<String, Value>) -> Result<(), EsError> {
@@ -656,10 +865,22 @@ fn validate_configuration(conf: &Map<String, Value>) -> Result<(), EsError> {
             ));
         };
         if let Some(d) = f.get("display").filter(|v| !v.is_null()) {
-            enum_value(d, DISPLAY_TYPES, "DisplayType", "connector_configuration", "display")?;
+            enum_value(
+                d,
+                DISPLAY_TYPES,
+                "DisplayType",
+                "connector_configuration",
+                "display",
+            )?;
         }
         if let Some(t) = f.get("type").filter(|v| !v.is_null()) {
-            enum_value(t, FIELD_TYPES, "ConnectorFieldType", "connector_configuration", "type")?;
+            enum_value(
+                t,
+                FIELD_TYPES,
+                "ConnectorFieldType",
+                "connector_configuration",
+                "type",
+            )?;
         }
     }
     Ok(())
@@ -669,17 +890,27 @@ fn validate_configuration(conf: &Map<String, Value>) -> Result<(), EsError> {
 /// existing keys only). Both set `status: configured`.
 fn update_configuration(shared: &Shared, req: &Req, id: &str) -> Result<Reply, EsError> {
     let body = object_body(req)?;
-    check_fields(&body, &["configuration", "values"], "connector_update_configuration_request")?;
+    check_fields(
+        &body,
+        &["configuration", "values"],
+        "connector_update_configuration_request",
+    )?;
     let conf = body.get("configuration").filter(|v| !v.is_null());
     let values = body.get("values").filter(|v| !v.is_null());
     match (conf, values) {
-        (Some(_), Some(_)) => {
-            Err(EsError::validation(&["[configuration] and [values] cannot both be provided in the same request.".to_owned()]))
-        }
-        (None, None) => Err(EsError::validation(&["[configuration] and [values] cannot both be null.".to_owned()])),
+        (Some(_), Some(_)) => Err(EsError::validation(&[
+            "[configuration] and [values] cannot both be provided in the same request.".to_owned(),
+        ])),
+        (None, None) => Err(EsError::validation(&[
+            "[configuration] and [values] cannot both be null.".to_owned(),
+        ])),
         (Some(conf), None) => {
             let Some(c) = conf.as_object() else {
-                return Err(EsError::bad_field("connector_update_configuration_request", "configuration", EsError::illegal_argument("[configuration] must be an object")));
+                return Err(EsError::bad_field(
+                    "connector_update_configuration_request",
+                    "configuration",
+                    EsError::illegal_argument("[configuration] must be an object"),
+                ));
             };
             validate_configuration(c)?;
             let conf = conf.clone();
@@ -691,19 +922,33 @@ fn update_configuration(shared: &Shared, req: &Req, id: &str) -> Result<Reply, E
         }
         (None, Some(values)) => {
             let Some(values) = values.as_object().cloned() else {
-                return Err(EsError::bad_field("connector_update_configuration_request", "values", EsError::illegal_argument("[values] must be an object")));
+                return Err(EsError::bad_field(
+                    "connector_update_configuration_request",
+                    "values",
+                    EsError::illegal_argument("[values] must be an object"),
+                ));
             };
             modify(shared, id, |_, doc| {
                 let conf = doc.entry("configuration").or_insert_with(|| json!({}));
                 let Some(conf) = conf.as_object_mut() else {
-                    return Err(EsError::status(400, "connector configuration is not an object"));
+                    return Err(EsError::status(
+                        400,
+                        "connector configuration is not an object",
+                    ));
                 };
-                let unknown: Vec<&str> = values.keys().filter(|k| !conf.contains_key(*k)).map(String::as_str).collect();
+                let unknown: Vec<&str> = values
+                    .keys()
+                    .filter(|k| !conf.contains_key(*k))
+                    .map(String::as_str)
+                    .collect();
                 if !unknown.is_empty() {
-                    return Err(EsError::status(400, format!(
-                        "Unknown [configuration] fields in the request payload: [{}]. Remove them from request or register their schema first.",
-                        unknown.join(", ")
-                    )));
+                    return Err(EsError::status(
+                        400,
+                        format!(
+                            "Unknown [configuration] fields in the request payload: [{}]. Remove them from request or register their schema first.",
+                            unknown.join(", ")
+                        ),
+                    ));
                 }
                 for (k, v) in &values {
                     if let Some(Value::Object(field)) = conf.get_mut(k) {
@@ -718,20 +963,49 @@ fn update_configuration(shared: &Shared, req: &Req, id: &str) -> Result<Reply, E
 }
 
 const RULE_POLICIES: &[&str] = &["include", "exclude"];
-const RULE_KINDS: &[&str] = &["contains", "ends_with", "equals", "regex", "starts_with", ">", "<"];
+const RULE_KINDS: &[&str] = &[
+    "contains",
+    "ends_with",
+    "equals",
+    "regex",
+    "starts_with",
+    ">",
+    "<",
+];
 
 fn parse_rules(rules: &Value, now: &str) -> Result<Vec<Value>, EsError> {
     let parser = "connector_filtering_rule";
     let Some(list) = rules.as_array() else {
-        return Err(EsError::bad_field("connector_update_filtering_request", "rules", EsError::illegal_argument("[rules] must be an array")));
+        return Err(EsError::bad_field(
+            "connector_update_filtering_request",
+            "rules",
+            EsError::illegal_argument("[rules] must be an array"),
+        ));
     };
     let mut out = Vec::new();
     let mut default = None;
     for r in list {
         let Some(o) = r.as_object() else {
-            return Err(EsError::bad_field(parser, "rules", EsError::illegal_argument("a rule must be an object")));
+            return Err(EsError::bad_field(
+                parser,
+                "rules",
+                EsError::illegal_argument("a rule must be an object"),
+            ));
         };
-        check_fields(o, &["id", "field", "order", "policy", "rule", "value", "created_at", "updated_at"], parser)?;
+        check_fields(
+            o,
+            &[
+                "id",
+                "field",
+                "order",
+                "policy",
+                "rule",
+                "value",
+                "created_at",
+                "updated_at",
+            ],
+            parser,
+        )?;
         let mut missing = Vec::new();
         for k in ["id", "field", "order", "policy", "rule", "value"] {
             if o.get(k).is_none_or(Value::is_null) {
@@ -739,12 +1013,31 @@ fn parse_rules(rules: &Value, now: &str) -> Result<Vec<Value>, EsError> {
             }
         }
         if !missing.is_empty() {
-            return Err(EsError::parse(format!("[1:2] [{parser}] failed to parse: missing required fields")).caused_by(EsError::validation(&missing)));
+            return Err(EsError::parse(format!(
+                "[1:2] [{parser}] failed to parse: missing required fields"
+            ))
+            .caused_by(EsError::validation(&missing)));
         }
-        enum_value(&o["policy"], RULE_POLICIES, "FilteringPolicy", parser, "policy")?;
-        enum_value(&o["rule"], RULE_KINDS, "FilteringRuleCondition", parser, "rule")?;
+        enum_value(
+            &o["policy"],
+            RULE_POLICIES,
+            "FilteringPolicy",
+            parser,
+            "policy",
+        )?;
+        enum_value(
+            &o["rule"],
+            RULE_KINDS,
+            "FilteringRuleCondition",
+            parser,
+            "rule",
+        )?;
         if !o["order"].is_i64() && !o["order"].is_u64() {
-            return Err(EsError::bad_field(parser, "order", EsError::illegal_argument("[order] must be an integer")));
+            return Err(EsError::bad_field(
+                parser,
+                "order",
+                EsError::illegal_argument("[order] must be an integer"),
+            ));
         }
         let mut rule = o.clone();
         rule.entry("created_at").or_insert_with(|| json!(now));
@@ -756,7 +1049,11 @@ fn parse_rules(rules: &Value, now: &str) -> Result<Vec<Value>, EsError> {
         }
     }
     out.sort_by_key(|r| r.get("order").and_then(Value::as_i64).unwrap_or(0));
-    let next_order = out.iter().filter_map(|r| r.get("order").and_then(Value::as_i64)).max().map_or(0, |m| m + 1);
+    let next_order = out
+        .iter()
+        .filter_map(|r| r.get("order").and_then(Value::as_i64))
+        .max()
+        .map_or(0, |m| m + 1);
     out.push(default.unwrap_or_else(|| default_rule(now, next_order)));
     Ok(out)
 }
@@ -765,11 +1062,22 @@ fn parse_rules(rules: &Value, now: &str) -> Result<Vec<Value>, EsError> {
 /// `filtering` list replaces everything.
 fn update_filtering(shared: &Shared, req: &Req, id: &str) -> Result<Reply, EsError> {
     let body = object_body(req)?;
-    check_fields(&body, &["filtering", "rules", "advanced_snippet"], "connector_update_filtering_request")?;
+    check_fields(
+        &body,
+        &["filtering", "rules", "advanced_snippet"],
+        "connector_update_filtering_request",
+    )?;
     let now = now_iso();
     if let Some(list) = body.get("filtering").filter(|v| !v.is_null()) {
-        if !list.as_array().is_some_and(|a| a.iter().all(Value::is_object)) {
-            return Err(EsError::bad_field("connector_update_filtering_request", "filtering", EsError::illegal_argument("[filtering] must be an array of objects")));
+        if !list
+            .as_array()
+            .is_some_and(|a| a.iter().all(Value::is_object))
+        {
+            return Err(EsError::bad_field(
+                "connector_update_filtering_request",
+                "filtering",
+                EsError::illegal_argument("[filtering] must be an array of objects"),
+            ));
         }
         let list = list.clone();
         return modify(shared, id, |_, doc| {
@@ -777,19 +1085,35 @@ fn update_filtering(shared: &Shared, req: &Req, id: &str) -> Result<Reply, EsErr
             Ok(())
         });
     }
-    let rules = body.get("rules").filter(|v| !v.is_null()).map(|r| parse_rules(r, &now)).transpose()?;
+    let rules = body
+        .get("rules")
+        .filter(|v| !v.is_null())
+        .map(|r| parse_rules(r, &now))
+        .transpose()?;
     let snippet = match body.get("advanced_snippet").filter(|v| !v.is_null()) {
         None => None,
         Some(s) => {
             let Some(o) = s.as_object() else {
-                return Err(EsError::bad_field("connector_update_filtering_request", "advanced_snippet", EsError::illegal_argument("[advanced_snippet] must be an object")));
+                return Err(EsError::bad_field(
+                    "connector_update_filtering_request",
+                    "advanced_snippet",
+                    EsError::illegal_argument("[advanced_snippet] must be an object"),
+                ));
             };
-            check_fields(o, &["value", "created_at", "updated_at"], "connector_filtering_advanced_snippet")?;
-            Some(o.get("value").cloned().ok_or_else(|| EsError::validation(&["[advanced_snippet.value] cannot be null".to_owned()]))?)
+            check_fields(
+                o,
+                &["value", "created_at", "updated_at"],
+                "connector_filtering_advanced_snippet",
+            )?;
+            Some(o.get("value").cloned().ok_or_else(|| {
+                EsError::validation(&["[advanced_snippet.value] cannot be null".to_owned()])
+            })?)
         }
     };
     if rules.is_none() && snippet.is_none() {
-        return Err(EsError::validation(&["[advanced_snippet] and [rules] cannot be both null.".to_owned()]));
+        return Err(EsError::validation(&[
+            "[advanced_snippet] and [rules] cannot be both null.".to_owned(),
+        ]));
     }
     modify(shared, id, |_, doc| {
         let draft = draft_mut(doc, &now);
@@ -802,9 +1126,15 @@ fn update_filtering(shared: &Shared, req: &Req, id: &str) -> Result<Reply, EsErr
                 .and_then(|s| s.get("created_at"))
                 .cloned()
                 .unwrap_or_else(|| json!(now));
-            draft.insert("advanced_snippet".into(), json!({"created_at": created, "updated_at": now, "value": value}));
+            draft.insert(
+                "advanced_snippet".into(),
+                json!({"created_at": created, "updated_at": now, "value": value}),
+            );
         }
-        draft.insert("validation".into(), json!({"errors": [], "state": "edited"}));
+        draft.insert(
+            "validation".into(),
+            json!({"errors": [], "state": "edited"}),
+        );
         Ok(())
     })
 }
@@ -812,7 +1142,10 @@ fn update_filtering(shared: &Shared, req: &Req, id: &str) -> Result<Reply, EsErr
 /// `filtering[0].draft`, created with defaults when the document lacks it.
 fn draft_mut<'a>(doc: &'a mut Map<String, Value>, now: &str) -> &'a mut Map<String, Value> {
     let filtering = doc.entry("filtering").or_insert_with(|| json!([]));
-    if !filtering.as_array().is_some_and(|a| a.first().is_some_and(Value::is_object)) {
+    if !filtering
+        .as_array()
+        .is_some_and(|a| a.first().is_some_and(Value::is_object))
+    {
         *filtering = json!([{"active": default_rules(now), "domain": "DEFAULT", "draft": default_rules(now)}]);
     }
     let first = &mut filtering[0];
@@ -830,17 +1163,33 @@ fn filtering_validation(shared: &Shared, req: &Req, id: &str) -> Result<Reply, E
     let body = object_body(req)?;
     check_fields(&body, &["validation"], parser)?;
     let Some(v) = require(&body, "validation")?.as_object() else {
-        return Err(EsError::validation(&["[validation] cannot be null.".to_owned()]));
+        return Err(EsError::validation(&[
+            "[validation] cannot be null.".to_owned()
+        ]));
     };
     check_fields(v, &["state", "errors"], "filtering_validation_info")?;
-    let state = enum_value(require(v, "state")?, &["edited", "valid", "invalid"], "FilteringValidationState", "filtering_validation_info", "state")?.to_owned();
+    let state = enum_value(
+        require(v, "state")?,
+        &["edited", "valid", "invalid"],
+        "FilteringValidationState",
+        "filtering_validation_info",
+        "state",
+    )?
+    .to_owned();
     let errors = v.get("errors").cloned().unwrap_or_else(|| json!([]));
     if !errors.is_array() {
-        return Err(EsError::bad_field("filtering_validation_info", "errors", EsError::illegal_argument("[errors] must be an array")));
+        return Err(EsError::bad_field(
+            "filtering_validation_info",
+            "errors",
+            EsError::illegal_argument("[errors] must be an array"),
+        ));
     }
     let now = now_iso();
     modify(shared, id, |_, doc| {
-        draft_mut(doc, &now).insert("validation".into(), json!({"errors": errors, "state": state}));
+        draft_mut(doc, &now).insert(
+            "validation".into(),
+            json!({"errors": errors, "state": state}),
+        );
         Ok(())
     })
 }
@@ -850,11 +1199,17 @@ fn activate_filtering(shared: &Shared, id: &str) -> Result<Reply, EsError> {
     let now = now_iso();
     modify(shared, id, |_, doc| {
         let draft = Value::Object(draft_mut(doc, &now).clone());
-        let state = draft.pointer("/validation/state").and_then(Value::as_str).unwrap_or("edited");
+        let state = draft
+            .pointer("/validation/state")
+            .and_then(Value::as_str)
+            .unwrap_or("edited");
         if state != "valid" {
-            return Err(EsError::status(400, format!(
-                "Filtering draft needs to be validated by the connector service before activation. Current filtering draft validation state [{state}]"
-            )));
+            return Err(EsError::status(
+                400,
+                format!(
+                    "Filtering draft needs to be validated by the connector service before activation. Current filtering draft validation state [{state}]"
+                ),
+            ));
         }
         doc["filtering"][0]["active"] = draft;
         Ok(())
@@ -887,7 +1242,11 @@ fn update_last_sync(shared: &Shared, req: &Req, id: &str) -> Result<Reply, EsErr
     }
     for k in ["last_deleted_document_count", "last_indexed_document_count"] {
         if body.get(k).is_some_and(|v| !v.is_null() && !v.is_number()) {
-            return Err(EsError::bad_field(parser, k, EsError::illegal_argument(format!("[{k}] must be a number"))));
+            return Err(EsError::bad_field(
+                parser,
+                k,
+                EsError::illegal_argument(format!("[{k}] must be a number")),
+            ));
         }
     }
     modify(shared, id, |_, doc| {
@@ -910,7 +1269,9 @@ fn secret_value(req: &Req) -> Result<String, EsError> {
     check_fields(&body, &["value"], "connector_secret_request")?;
     match body.get("value") {
         Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
-        _ => Err(EsError::validation(&["[value] of the connector secret cannot be [null]".to_owned()])),
+        _ => Err(EsError::validation(&[
+            "[value] of the connector secret cannot be [null]".to_owned(),
+        ])),
     }
 }
 
@@ -925,13 +1286,21 @@ fn secret(shared: &Shared, req: &Req, id: &str) -> Result<Reply, EsError> {
     match req.method {
         Method::GET => {
             let cluster = lock(&shared.cluster);
-            let value = cluster.secrets.get(id).ok_or_else(|| secret_not_found(id))?;
+            let value = cluster
+                .secrets
+                .get(id)
+                .ok_or_else(|| secret_not_found(id))?;
             Ok(Reply::ok(&json!({"id": id, "value": value})))
         }
         Method::PUT => {
             let value = secret_value(req)?;
-            let existed = lock(&shared.cluster).secrets.insert(id.to_owned(), value).is_some();
-            Ok(Reply::ok(&json!({"result": if existed { "updated" } else { "created" }})))
+            let existed = lock(&shared.cluster)
+                .secrets
+                .insert(id.to_owned(), value)
+                .is_some();
+            Ok(Reply::ok(
+                &json!({"result": if existed { "updated" } else { "created" }}),
+            ))
         }
         Method::DELETE => {
             let removed = lock(&shared.cluster).secrets.remove(id).is_some();
@@ -940,6 +1309,7 @@ fn secret(shared: &Shared, req: &Req, id: &str) -> Result<Reply, EsError> {
             }
             Ok(Reply::ok(&json!({"deleted": true})))
         }
-        _ => Ok(only(req, &[Method::GET, Method::PUT, Method::DELETE]).unwrap_or_else(|| no_handler(req))),
+        _ => Ok(only(req, &[Method::GET, Method::PUT, Method::DELETE])
+            .unwrap_or_else(|| no_handler(req))),
     }
 }

@@ -10,17 +10,54 @@ struct FieldSpec {
     names: &'static [&'static str],
 }
 
-const MONTHS: &[&str] = &["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"];
+const MONTHS: &[&str] = &[
+    "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
+];
 const DAYS: &[&str] = &["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
 
 const FIELDS: [FieldSpec; 7] = [
-    FieldSpec { name: "seconds", min: 0, max: 59, names: &[] },
-    FieldSpec { name: "minutes", min: 0, max: 59, names: &[] },
-    FieldSpec { name: "hours", min: 0, max: 23, names: &[] },
-    FieldSpec { name: "day-of-month", min: 1, max: 31, names: &[] },
-    FieldSpec { name: "month", min: 1, max: 12, names: MONTHS },
-    FieldSpec { name: "day-of-week", min: 1, max: 7, names: DAYS },
-    FieldSpec { name: "year", min: 1970, max: 2199, names: &[] },
+    FieldSpec {
+        name: "seconds",
+        min: 0,
+        max: 59,
+        names: &[],
+    },
+    FieldSpec {
+        name: "minutes",
+        min: 0,
+        max: 59,
+        names: &[],
+    },
+    FieldSpec {
+        name: "hours",
+        min: 0,
+        max: 23,
+        names: &[],
+    },
+    FieldSpec {
+        name: "day-of-month",
+        min: 1,
+        max: 31,
+        names: &[],
+    },
+    FieldSpec {
+        name: "month",
+        min: 1,
+        max: 12,
+        names: MONTHS,
+    },
+    FieldSpec {
+        name: "day-of-week",
+        min: 1,
+        max: 7,
+        names: DAYS,
+    },
+    FieldSpec {
+        name: "year",
+        min: 1970,
+        max: 2199,
+        names: &[],
+    },
 ];
 
 const DOM: usize = 3;
@@ -73,7 +110,9 @@ fn item(i: usize, spec: &FieldSpec, s: &str) -> Result<(), String> {
             value(spec, day)?;
             return match nth.parse::<u32>() {
                 Ok(1..=5) => Ok(()),
-                _ => Err(format!("a numeric value between 1 and 5 must follow the '#' option [{s}]")),
+                _ => Err(format!(
+                    "a numeric value between 1 and 5 must follow the '#' option [{s}]"
+                )),
             };
         }
     }
@@ -94,7 +133,10 @@ fn item(i: usize, spec: &FieldSpec, s: &str) -> Result<(), String> {
         return if i == DOM || i == DOW {
             Ok(())
         } else {
-            Err(format!("'?' can only be specified for Day-of-Month or Day-of-Week, not {}", spec.name))
+            Err(format!(
+                "'?' can only be specified for Day-of-Month or Day-of-Week, not {}",
+                spec.name
+            ))
         };
     }
     match range.split_once('-') {

@@ -153,7 +153,15 @@ pub(crate) fn index_doc(
         return Err(doc_exists_conflict(index, &id, d.version));
     }
     let w = idx.write(&id, source);
-    Ok(Reply::json(w.status(), &write_body(index, &id, &w, req.flag("refresh") && req.param("refresh") != Some("wait_for"))))
+    Ok(Reply::json(
+        w.status(),
+        &write_body(
+            index,
+            &id,
+            &w,
+            req.flag("refresh") && req.param("refresh") != Some("wait_for"),
+        ),
+    ))
 }
 
 fn source_filter_from_params(req: &Req) -> SourceFilter {
@@ -198,7 +206,12 @@ pub(crate) fn get_doc(shared: &Shared, req: &Req, index: &str, id: &str) -> Resu
 }
 
 /// `GET|HEAD /{index}/_source/{id}`.
-pub(crate) fn get_source(shared: &Shared, req: &Req, index: &str, id: &str) -> Result<Reply, EsError> {
+pub(crate) fn get_source(
+    shared: &Shared,
+    req: &Req,
+    index: &str,
+    id: &str,
+) -> Result<Reply, EsError> {
     let filter = source_filter_from_params(req);
     let cluster = lock(&shared.cluster);
     let Some(idx) = cluster.indices.get(index) else {
@@ -212,11 +225,19 @@ pub(crate) fn get_source(shared: &Shared, req: &Req, index: &str, id: &str) -> R
     if req.method == hyper::Method::HEAD {
         return Ok(Reply::empty(200));
     }
-    Ok(Reply::json(200, &filter.apply(&d.source).unwrap_or(json!({}))))
+    Ok(Reply::json(
+        200,
+        &filter.apply(&d.source).unwrap_or(json!({})),
+    ))
 }
 
 /// `DELETE /{index}/_doc/{id}`.
-pub(crate) fn delete_doc(shared: &Shared, req: &Req, index: &str, id: &str) -> Result<Reply, EsError> {
+pub(crate) fn delete_doc(
+    shared: &Shared,
+    req: &Req,
+    index: &str,
+    id: &str,
+) -> Result<Reply, EsError> {
     let cond = seq_cond(req)?;
     let mut cluster = lock(&shared.cluster);
     let Some(idx) = cluster.indices.get_mut(index) else {
@@ -224,7 +245,10 @@ pub(crate) fn delete_doc(shared: &Shared, req: &Req, index: &str, id: &str) -> R
     };
     idx.check_seq(index, id, cond)?;
     let w = idx.remove(id);
-    Ok(Reply::json(w.status(), &write_body(index, id, &w, req.flag("refresh"))))
+    Ok(Reply::json(
+        w.status(),
+        &write_body(index, id, &w, req.flag("refresh")),
+    ))
 }
 
 pub(crate) const UPDATE_FIELDS: &[&str] = &[
@@ -239,10 +263,14 @@ pub(crate) const UPDATE_FIELDS: &[&str] = &[
 ];
 
 pub(crate) fn document_missing(idx: &Index, index: &str, id: &str) -> EsError {
-    EsError::new(404, "document_missing_exception", format!("[{id}]: document missing"))
-        .with("index_uuid", idx.uuid.clone())
-        .with("shard", "0")
-        .with("index", index)
+    EsError::new(
+        404,
+        "document_missing_exception",
+        format!("[{id}]: document missing"),
+    )
+    .with("index_uuid", idx.uuid.clone())
+    .with("shard", "0")
+    .with("index", index)
 }
 
 /// Applies an update body (`doc`/`upsert`/`doc_as_upsert`) to one document, as `_update` and the
@@ -257,21 +285,30 @@ pub(crate) fn apply_update(
     let doc = body.get("doc");
     let script = body.get("script");
     if doc.is_none() && script.is_none() {
-        return Err(EsError::validation(&["script or doc is missing".to_owned()]));
+        return Err(EsError::validation(
+            &["script or doc is missing".to_owned()],
+        ));
     }
     if doc.is_some_and(|d| !d.is_object()) {
-        return Err(EsError::parse("[1:8] [UpdateRequest] failed to parse field [doc]"));
+        return Err(EsError::parse(
+            "[1:8] [UpdateRequest] failed to parse field [doc]",
+        ));
     }
     idx.check_seq(index, id, cond)?;
     let Some(existing) = idx.docs.get(id) else {
-        let doc_as_upsert = body.get("doc_as_upsert").and_then(Value::as_bool).unwrap_or(false);
+        let doc_as_upsert = body
+            .get("doc_as_upsert")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
         let init = match (body.get("upsert"), doc) {
             (Some(u), _) => u,
             (None, Some(d)) if doc_as_upsert => d,
             _ => return Err(document_missing(idx, index, id)),
         };
         if !init.is_object() {
-            return Err(EsError::parse("[1:2] [UpdateRequest] failed to parse field [upsert]"));
+            return Err(EsError::parse(
+                "[1:2] [UpdateRequest] failed to parse field [upsert]",
+            ));
         }
         let bytes = Bytes::from(serde_json::to_vec(init).unwrap_or_default());
         return Ok(idx.write(id, bytes));
@@ -283,7 +320,10 @@ pub(crate) fn apply_update(
     };
     let mut merged = existing.json();
     let changed = deep_merge(&mut merged, doc);
-    let detect_noop = body.get("detect_noop").and_then(Value::as_bool).unwrap_or(true);
+    let detect_noop = body
+        .get("detect_noop")
+        .and_then(Value::as_bool)
+        .unwrap_or(true);
     if !changed && detect_noop {
         return Ok(Written {
             result: "noop",
@@ -327,7 +367,12 @@ pub(crate) fn deep_merge(target: &mut Value, patch: &Value) -> bool {
 }
 
 /// `POST /{index}/_update/{id}`.
-pub(crate) fn update_doc(shared: &Shared, req: &Req, index: &str, id: &str) -> Result<Reply, EsError> {
+pub(crate) fn update_doc(
+    shared: &Shared,
+    req: &Req,
+    index: &str,
+    id: &str,
+) -> Result<Reply, EsError> {
     let cond = seq_cond(req)?;
     if let Some(p) = id_problem(id) {
         return Err(EsError::validation(&[p]));
@@ -345,7 +390,10 @@ pub(crate) fn update_doc(shared: &Shared, req: &Req, index: &str, id: &str) -> R
     let mut cluster = lock(&shared.cluster);
     let idx = cluster.index_for_write(index)?;
     let w = apply_update(idx, index, id, &body, cond)?;
-    Ok(Reply::json(w.status(), &write_body(index, id, &w, req.flag("refresh"))))
+    Ok(Reply::json(
+        w.status(),
+        &write_body(index, id, &w, req.flag("refresh")),
+    ))
 }
 
 /// `GET|POST [/{index}]/_mget`.
@@ -356,14 +404,22 @@ pub(crate) fn mget(shared: &Shared, req: &Req, path_index: Option<&str>) -> Resu
     let mut wanted: Vec<(String, String, SourceFilter)> = Vec::new();
     if let Some(ids) = body.get("ids") {
         let Some(index) = path_index else {
-            return Err(EsError::validation(&["index is missing for doc 0".to_owned()]));
+            return Err(EsError::validation(&[
+                "index is missing for doc 0".to_owned()
+            ]));
         };
         for id in ids.as_array().into_iter().flatten() {
             let id = id.as_str().map_or_else(|| id.to_string(), str::to_owned);
             wanted.push((index.to_owned(), id, default_filter.clone()));
         }
     }
-    for (i, d) in body.get("docs").and_then(Value::as_array).into_iter().flatten().enumerate() {
+    for (i, d) in body
+        .get("docs")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
         let index = d
             .get("_index")
             .and_then(Value::as_str)

@@ -17,7 +17,9 @@ use serde_json::{Value, json};
 
 use super::http::{EsError, Reply, Req, check_fields, optional_object_body, uri_of};
 use super::state::Index;
-use super::{KIBANA_NODE, RequestRecord, Shared, StandInAuth, bulk, connectors, docs, kibana, lock, search};
+use super::{
+    KIBANA_NODE, RequestRecord, Shared, StandInAuth, bulk, connectors, docs, kibana, lock, search,
+};
 
 pub(crate) const CLUSTER_NAME: &str = "syncdeck-standin";
 /// `http.max_content_length` default (100mb).
@@ -26,7 +28,11 @@ pub(crate) const MAX_CONTENT_LENGTH: usize = 100 * 1024 * 1024;
 const GZIP_MAX: usize = 256 * 1024;
 
 /// Entry point for every request on every port (Kibana's included, for the shared logging).
-pub(crate) async fn serve(shared: Arc<Shared>, node: usize, req: Request<Incoming>) -> Response<Body> {
+pub(crate) async fn serve(
+    shared: Arc<Shared>,
+    node: usize,
+    req: Request<Incoming>,
+) -> Response<Body> {
     let (parts, body) = req.into_parts();
     let hint = parts
         .headers
@@ -36,7 +42,12 @@ pub(crate) async fn serve(shared: Arc<Shared>, node: usize, req: Request<Incomin
     let raw = match read_body(body, hint).await {
         Ok(b) => b,
         Err(()) => {
-            let reply = EsError::new(413, "content_too_long_exception", "request body is too large").reply();
+            let reply = EsError::new(
+                413,
+                "content_too_long_exception",
+                "request body is too large",
+            )
+            .reply();
             return finish(reply, None, false, false, node != KIBANA_NODE);
         }
     };
@@ -50,7 +61,12 @@ pub(crate) async fn serve(shared: Arc<Shared>, node: usize, req: Request<Incomin
         headers: parts
             .headers
             .iter()
-            .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
             .collect(),
         body_len: raw.len(),
     });
@@ -70,14 +86,23 @@ pub(crate) async fn serve(shared: Arc<Shared>, node: usize, req: Request<Incomin
     } else if plan.malformed {
         Reply {
             status: 200,
-            body: b"<html><body><h1>502 Bad Gateway</h1>upstream sent garbage</body></html>".to_vec(),
+            body: b"<html><body><h1>502 Bad Gateway</h1>upstream sent garbage</body></html>"
+                .to_vec(),
             content_type: Some("text/html"),
             headers: Vec::new(),
         }
     } else {
         match negotiated {
             Err(r) => r,
-            Ok(_) => handle(&shared, node, parts.method, &path, &raw_query, parts.headers, raw),
+            Ok(_) => handle(
+                &shared,
+                node,
+                parts.method,
+                &path,
+                &raw_query,
+                parts.headers,
+                raw,
+            ),
         }
     };
     finish(reply, compat, gzip_ok, plan.truncate, true)
@@ -97,7 +122,11 @@ async fn read_body(mut body: Incoming, hint: Option<usize>) -> Result<Bytes, ()>
             continue;
         }
         if let Some(f) = first.take() {
-            buf.reserve(hint.unwrap_or(0).max(f.len() + data.len()).min(MAX_CONTENT_LENGTH));
+            buf.reserve(
+                hint.unwrap_or(0)
+                    .max(f.len() + data.len())
+                    .min(MAX_CONTENT_LENGTH),
+            );
             buf.extend_from_slice(&f);
         }
         buf.extend_from_slice(&data);
@@ -145,7 +174,13 @@ pub(crate) fn gunzip_if_needed(headers: &HeaderMap, raw: Bytes) -> Result<Bytes,
     let mut out = Vec::with_capacity(raw.len() * 4);
     flate2::read::GzDecoder::new(&raw[..])
         .read_to_end(&mut out)
-        .map_err(|e| EsError::new(400, "parse_exception", format!("failed to decompress the request body: {e}")))?;
+        .map_err(|e| {
+            EsError::new(
+                400,
+                "parse_exception",
+                format!("failed to decompress the request body: {e}"),
+            )
+        })?;
     Ok(Bytes::from(out))
 }
 
@@ -154,19 +189,30 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
         .get_all(ACCEPT_ENCODING)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .any(|v| v.split(',').any(|p| p.trim().split(';').next() == Some("gzip")))
+        .any(|v| {
+            v.split(',')
+                .any(|p| p.trim().split(';').next() == Some("gzip"))
+        })
 }
 
 /// Builds the wire response: product header, (vendored) content type, gzip, and the truncation
 /// fault (a `Content-Length` promising the whole body, then half of it and a dropped connection).
-pub(crate) fn finish(reply: Reply, compat: Option<u8>, gzip_ok: bool, truncate: bool, es: bool) -> Response<Body> {
+pub(crate) fn finish(
+    reply: Reply,
+    compat: Option<u8>,
+    gzip_ok: bool,
+    truncate: bool,
+    es: bool,
+) -> Response<Body> {
     let mut builder = Response::builder().status(reply.status);
     if es {
         builder = builder.header("X-Elastic-Product", "Elasticsearch");
     }
     if let Some(ct) = reply.content_type {
         let ct = match (ct, compat) {
-            ("application/json", Some(v)) => format!("application/vnd.elasticsearch+json;compatible-with={v}"),
+            ("application/json", Some(v)) => {
+                format!("application/vnd.elasticsearch+json;compatible-with={v}")
+            }
             ("application/json", None) if !es => "application/json; charset=utf-8".to_owned(),
             _ => ct.to_owned(),
         };
@@ -179,7 +225,10 @@ pub(crate) fn finish(reply: Reply, compat: Option<u8>, gzip_ok: bool, truncate: 
     // Compressing multi-megabyte answers costs more CPU than loopback bandwidth saves, and the
     // stand-in must never be what a benchmark measures.
     if gzip_ok && body.len() > 1024 && body.len() <= GZIP_MAX {
-        let mut enc = flate2::write::GzEncoder::new(Vec::with_capacity(body.len() / 3), flate2::Compression::fast());
+        let mut enc = flate2::write::GzEncoder::new(
+            Vec::with_capacity(body.len() / 3),
+            flate2::Compression::fast(),
+        );
         if enc.write_all(&body).is_ok()
             && let Ok(zipped) = enc.finish()
         {
@@ -195,32 +244,52 @@ pub(crate) fn finish(reply: Reply, compat: Option<u8>, gzip_ok: bool, truncate: 
         // connection, so the client sees a valid status and a short body.
         let tail = futures_util::stream::once(async {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            Err(std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "stand-in truncation fault"))
+            Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionAborted,
+                "stand-in truncation fault",
+            ))
         });
         let head = futures_util::stream::iter([Ok::<Bytes, std::io::Error>(cut)]);
         Body::from_stream(futures_util::StreamExt::chain(head, tail))
     } else {
         Body::from(body)
     };
-    builder.body(body).unwrap_or_else(|_| Response::new(Body::empty()))
+    builder
+        .body(body)
+        .unwrap_or_else(|_| Response::new(Body::empty()))
 }
 
 /// The error an injected status answers with, typed like what would really produce it.
 fn fault_reply(status: u16) -> Reply {
     let (kind, reason) = match status {
         400 => ("illegal_argument_exception", "injected fault"),
-        401 => ("security_exception", "injected fault: unable to authenticate"),
-        403 => ("security_exception", "injected fault: action is unauthorized"),
+        401 => (
+            "security_exception",
+            "injected fault: unable to authenticate",
+        ),
+        403 => (
+            "security_exception",
+            "injected fault: action is unauthorized",
+        ),
         404 => ("resource_not_found_exception", "injected fault"),
         408 | 504 => ("timeout_exception", "injected fault: timed out"),
-        409 => ("version_conflict_engine_exception", "injected fault: version conflict"),
-        413 => ("content_too_long_exception", "injected fault: request too large"),
+        409 => (
+            "version_conflict_engine_exception",
+            "injected fault: version conflict",
+        ),
+        413 => (
+            "content_too_long_exception",
+            "injected fault: request too large",
+        ),
         429 => (
             "es_rejected_execution_exception",
             "injected fault: rejected execution of coordinating operation",
         ),
         502 => ("bad_gateway_exception", "injected fault: bad gateway"),
-        503 => ("unavailable_shards_exception", "injected fault: primary shard is not active"),
+        503 => (
+            "unavailable_shards_exception",
+            "injected fault: primary shard is not active",
+        ),
         _ => ("exception", "injected fault"),
     };
     EsError::new(status, kind, reason).reply()
@@ -257,15 +326,28 @@ fn media_error(reason: String, accept: &str, ct: &str) -> Reply {
         "media_type_header_exception",
         format!("Invalid media-type value on headers [{headers}]"),
     )
-    .caused_by(EsError::status(400, format!("{reason} Accept={accept}, Content-Type={ct}")))
+    .caused_by(EsError::status(
+        400,
+        format!("{reason} Accept={accept}, Content-Type={ct}"),
+    ))
     .reply()
 }
 
 /// Checks `Accept`/`Content-Type` like ES does and returns the compatible-with version to echo.
 fn negotiate(version: &str, headers: &HeaderMap, has_body: bool) -> Result<Option<u8>, Reply> {
-    let major: u8 = version.split('.').next().and_then(|m| m.parse().ok()).unwrap_or(9);
-    let accept = headers.get(ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let ct = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let major: u8 = version
+        .split('.')
+        .next()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(9);
+    let accept = headers
+        .get(ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let ct = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     // Accept may list several types; the first vendored one decides.
     let accept_compat = accept.split(',').find_map(vendored);
     let ct_compat = vendored(ct);
@@ -304,9 +386,17 @@ fn negotiate(version: &str, headers: &HeaderMap, has_body: bool) -> Result<Optio
     }
     if has_body {
         if ct.is_empty() {
-            return Err(Reply::json(406, &json!({"error": "Content-Type header is missing", "status": 406})));
+            return Err(Reply::json(
+                406,
+                &json!({"error": "Content-Type header is missing", "status": 406}),
+            ));
         }
-        let base = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let base = ct
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         let known = matches!(
             base.as_str(),
             "application/json"
@@ -338,7 +428,10 @@ pub(crate) fn check_auth(auth: &StandInAuth, headers: &HeaderMap) -> Result<(), 
     if *auth == StandInAuth::None {
         return Ok(());
     }
-    let Some(value) = headers.get(hyper::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+    let Some(value) = headers
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
         return Err(AuthFailure::Missing);
     };
     let Some((scheme, cred)) = value.trim().split_once(' ') else {
@@ -493,7 +586,11 @@ fn route(shared: &Shared, node: usize, req: &Req) -> Result<Reply, EsError> {
             Method::HEAD => index_exists(shared, index),
             Method::GET => get_index(shared, index),
             Method::DELETE => delete_index(shared, index),
-            _ => Ok(only(req, &[Method::PUT, Method::HEAD, Method::GET, Method::DELETE]).unwrap_or_else(|| no_handler(req))),
+            _ => Ok(only(
+                req,
+                &[Method::PUT, Method::HEAD, Method::GET, Method::DELETE],
+            )
+            .unwrap_or_else(|| no_handler(req))),
         },
         [index, "_bulk"] => {
             allow!(req, [POST, PUT]);
@@ -558,7 +655,11 @@ fn route(shared: &Shared, node: usize, req: &Req) -> Result<Reply, EsError> {
 // Cluster-level endpoints
 
 pub(crate) fn version_block(version: &str) -> Value {
-    let major: u32 = version.split('.').next().and_then(|m| m.parse().ok()).unwrap_or(9);
+    let major: u32 = version
+        .split('.')
+        .next()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(9);
     let (lucene, wire) = match major {
         9 => ("10.2.2", "8.19.0".to_owned()),
         8 => ("9.12.0", "7.17.0".to_owned()),
@@ -662,11 +763,17 @@ fn nodes_info(shared: &Shared) -> Reply {
 
 fn create_index(shared: &Shared, req: &Req, name: &str) -> Result<Reply, EsError> {
     let body = optional_object_body(req)?;
-    check_fields(&body, &["settings", "mappings", "aliases"], "create_index_request")?;
+    check_fields(
+        &body,
+        &["settings", "mappings", "aliases"],
+        "create_index_request",
+    )?;
     let get = |k: &str| body.get(k).cloned().unwrap_or_else(|| json!({}));
     let mut cluster = lock(&shared.cluster);
     cluster.create_index(name, get("settings"), get("mappings"), get("aliases"))?;
-    Ok(Reply::ok(&json!({"acknowledged": true, "shards_acknowledged": true, "index": name})))
+    Ok(Reply::ok(
+        &json!({"acknowledged": true, "shards_acknowledged": true, "index": name}),
+    ))
 }
 
 fn index_exists(shared: &Shared, expr: &str) -> Result<Reply, EsError> {
@@ -703,7 +810,9 @@ fn delete_index(shared: &Shared, expr: &str) -> Result<Reply, EsError> {
 fn refresh(shared: &Shared, expr: &str) -> Result<Reply, EsError> {
     let cluster = lock(&shared.cluster);
     let n = cluster.resolve(expr, false)?.len();
-    Ok(Reply::ok(&json!({"_shards": {"total": n * 2, "successful": n, "failed": 0}})))
+    Ok(Reply::ok(
+        &json!({"_shards": {"total": n * 2, "successful": n, "failed": 0}}),
+    ))
 }
 
 fn get_mapping(shared: &Shared, expr: &str) -> Result<Reply, EsError> {

@@ -23,7 +23,13 @@ pub(crate) struct Req {
 }
 
 impl Req {
-    pub fn new(method: Method, path: &str, raw_query: &str, headers: HeaderMap, body: Bytes) -> Req {
+    pub fn new(
+        method: Method,
+        path: &str,
+        raw_query: &str,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> Req {
         let segs = path
             .split('/')
             .filter(|s| !s.is_empty())
@@ -72,7 +78,9 @@ impl Req {
         match self.param(key) {
             None => Ok(None),
             Some(v) => v.parse::<i64>().map(Some).map_err(|_| {
-                EsError::illegal_argument(format!("Failed to parse int parameter [{key}] with value [{v}]"))
+                EsError::illegal_argument(format!(
+                    "Failed to parse int parameter [{key}] with value [{v}]"
+                ))
             }),
         }
     }
@@ -224,11 +232,15 @@ impl EsError {
     }
 
     pub fn index_not_found(index: &str) -> EsError {
-        EsError::new(404, "index_not_found_exception", format!("no such index [{index}]"))
-            .with("resource.type", "index_or_alias")
-            .with("resource.id", index)
-            .with("index_uuid", "_na_")
-            .with("index", index)
+        EsError::new(
+            404,
+            "index_not_found_exception",
+            format!("no such index [{index}]"),
+        )
+        .with("resource.type", "index_or_alias")
+        .with("resource.id", index)
+        .with("index_uuid", "_na_")
+        .with("index", index)
     }
 
     pub fn version_conflict(index: &str, reason: String) -> EsError {
@@ -279,11 +291,17 @@ impl EsError {
 /// A body that must be a JSON object. An empty body is ES's `request body is required`.
 pub(crate) fn object_body(req: &Req) -> Result<Map<String, Value>, EsError> {
     if is_blank(&req.body) {
-        return Err(EsError::new(400, "parse_exception", "request body is required"));
+        return Err(EsError::new(
+            400,
+            "parse_exception",
+            "request body is required",
+        ));
     }
     match parse_json(&req.body)? {
         Value::Object(m) => Ok(m),
-        _ => Err(EsError::parse("[1:1] Expected START_OBJECT but found a different token")),
+        _ => Err(EsError::parse(
+            "[1:1] Expected START_OBJECT but found a different token",
+        )),
     }
 }
 
@@ -368,7 +386,14 @@ pub(crate) fn new_uuid() -> String {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 /// Parses ES time values (`1m`, `30s`, `500ms`, `2h`, `1d`, bare millis).

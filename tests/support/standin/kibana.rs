@@ -83,7 +83,10 @@ fn kerr(status: u16, message: impl Into<String>) -> Reply {
         409 => "Conflict",
         _ => "Internal Server Error",
     };
-    Reply::json(status, &json!({"statusCode": status, "error": error, "message": message.into()}))
+    Reply::json(
+        status,
+        &json!({"statusCode": status, "error": error, "message": message.into()}),
+    )
 }
 
 fn not_found_object(id: &str) -> Reply {
@@ -93,10 +96,14 @@ fn not_found_object(id: &str) -> Reply {
 fn unauthorized(fail: &AuthFailure) -> Reply {
     let message = match fail {
         AuthFailure::Missing => "Unauthorized".to_owned(),
-        other => format!("[security_exception]: {}", auth_reason(other, "/_security/_authenticate")),
+        other => format!(
+            "[security_exception]: {}",
+            auth_reason(other, "/_security/_authenticate")
+        ),
     };
     let mut r = kerr(401, message);
-    r.headers.push(("WWW-Authenticate", "Basic realm=\"kibana\"".to_owned()));
+    r.headers
+        .push(("WWW-Authenticate", "Basic realm=\"kibana\"".to_owned()));
     r
 }
 
@@ -130,12 +137,22 @@ fn connector_types(feature: Option<&str>) -> Value {
     Value::Array(list)
 }
 
-pub(crate) fn serve(shared: &Shared, method: Method, path: &str, raw_query: &str, headers: HeaderMap, raw: Bytes) -> Reply {
+pub(crate) fn serve(
+    shared: &Shared,
+    method: Method,
+    path: &str,
+    raw_query: &str,
+    headers: HeaderMap,
+    raw: Bytes,
+) -> Reply {
     if let Err(fail) = check_auth(&shared.opts.auth, &headers) {
         return unauthorized(&fail);
     }
     let (space, rest) = split_space(path);
-    let writes = matches!(method, Method::POST | Method::PUT | Method::DELETE | Method::PATCH);
+    let writes = matches!(
+        method,
+        Method::POST | Method::PUT | Method::DELETE | Method::PATCH
+    );
     if writes && !headers.contains_key("kbn-xsrf") {
         return kerr(400, "Request must contain a kbn-xsrf header.");
     }
@@ -146,46 +163,72 @@ pub(crate) fn serve(shared: &Shared, method: Method, path: &str, raw_query: &str
     let json_body = if is_blank(&body) {
         Ok(Value::Null)
     } else {
-        serde_json::from_slice::<Value>(&body).map_err(|_| kerr(400, "Invalid request payload JSON format"))
+        serde_json::from_slice::<Value>(&body)
+            .map_err(|_| kerr(400, "Invalid request payload JSON format"))
     };
     let body = match json_body {
         Ok(b) => b,
         Err(r) => return r,
     };
     let segs: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
-    let query: Vec<(String, String)> = url::form_urlencoded::parse(raw_query.as_bytes()).into_owned().collect();
+    let query: Vec<(String, String)> = url::form_urlencoded::parse(raw_query.as_bytes())
+        .into_owned()
+        .collect();
     let param = |k: &str| query.iter().find(|(q, _)| q == k).map(|(_, v)| v.as_str());
     match (method, segs.as_slice()) {
         (Method::GET, ["api", "status"]) => status(shared),
         (Method::GET, ["api", "spaces", "space"]) => Reply::ok(&spaces(shared)),
         (Method::GET, ["api", "spaces", "space", id]) => {
             let all = spaces(shared);
-            match all.as_array().into_iter().flatten().find(|s| s["id"] == *id) {
+            match all
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|s| s["id"] == *id)
+            {
                 Some(s) => Reply::ok(s),
                 None => kerr(404, "Not Found"),
             }
         }
         (Method::POST, ["api", "spaces", "space"]) => create_space(shared, &body),
-        (Method::GET, ["api", "actions", "connector_types"]) => Reply::ok(&connector_types(param("feature_id"))),
-        (Method::GET, ["api", "actions", "connectors"]) => Reply::ok(&Value::Array(lock(&shared.cluster).kibana.list(&space))),
+        (Method::GET, ["api", "actions", "connector_types"]) => {
+            Reply::ok(&connector_types(param("feature_id")))
+        }
+        (Method::GET, ["api", "actions", "connectors"]) => {
+            Reply::ok(&Value::Array(lock(&shared.cluster).kibana.list(&space)))
+        }
         (Method::POST, ["api", "actions", "connector"]) => create(shared, &space, None, &body),
         (Method::GET, ["api", "actions", "connector", id]) => {
             let cluster = lock(&shared.cluster);
-            match cluster.kibana.connectors.get(&space).and_then(|s| s.get(*id)) {
+            match cluster
+                .kibana
+                .connectors
+                .get(&space)
+                .and_then(|s| s.get(*id))
+            {
                 Some(c) => Reply::ok(&c.to_json(id)),
                 None => not_found_object(id),
             }
         }
-        (Method::POST, ["api", "actions", "connector", id]) => create(shared, &space, Some(id), &body),
+        (Method::POST, ["api", "actions", "connector", id]) => {
+            create(shared, &space, Some(id), &body)
+        }
         (Method::PUT, ["api", "actions", "connector", id]) => update(shared, &space, id, &body),
         (Method::DELETE, ["api", "actions", "connector", id]) => {
             let mut cluster = lock(&shared.cluster);
-            match cluster.kibana.connectors.get_mut(&space).and_then(|s| s.remove(*id)) {
+            match cluster
+                .kibana
+                .connectors
+                .get_mut(&space)
+                .and_then(|s| s.remove(*id))
+            {
                 Some(_) => Reply::empty(204),
                 None => not_found_object(id),
             }
         }
-        (Method::POST, ["api", "actions", "connector", id, "_execute"]) => execute(shared, &space, id, &body),
+        (Method::POST, ["api", "actions", "connector", id, "_execute"]) => {
+            execute(shared, &space, id, &body)
+        }
         _ => kerr(404, "Not Found"),
     }
 }
@@ -237,16 +280,27 @@ fn spaces(shared: &Shared) -> Value {
 }
 
 fn create_space(shared: &Shared, body: &Value) -> Reply {
-    let (Some(id), Some(name)) = (body.get("id").and_then(Value::as_str), body.get("name").and_then(Value::as_str)) else {
-        return kerr(400, "[request body.id]: expected value of type [string] but got [undefined]");
+    let (Some(id), Some(name)) = (
+        body.get("id").and_then(Value::as_str),
+        body.get("name").and_then(Value::as_str),
+    ) else {
+        return kerr(
+            400,
+            "[request body.id]: expected value of type [string] but got [undefined]",
+        );
     };
     let mut cluster = lock(&shared.cluster);
     if id == "default" || cluster.kibana.spaces.contains_key(id) {
-        return kerr(409, format!("A space with the identifier {id} already exists."));
+        return kerr(
+            409,
+            format!("A space with the identifier {id} already exists."),
+        );
     }
     let mut space = body.clone();
     space["name"] = json!(name);
-    space.as_object_mut().map(|o| o.entry("disabledFeatures").or_insert(json!([])));
+    space
+        .as_object_mut()
+        .map(|o| o.entry("disabledFeatures").or_insert(json!([])));
     cluster.kibana.spaces.insert(id.to_owned(), space.clone());
     Reply::ok(&space)
 }
@@ -265,11 +319,17 @@ fn expected(path: &str, kind: &str, got: Option<&Value>) -> String {
 }
 
 /// Type-specific `config`/`secrets` validation and defaults, Kibana's `validateConfig` style.
-fn validate_config(type_id: &str, config: &Map<String, Value>, secrets: &Map<String, Value>) -> Result<Value, String> {
+fn validate_config(
+    type_id: &str,
+    config: &Map<String, Value>,
+    secrets: &Map<String, Value>,
+) -> Result<Value, String> {
     let mut out = config.clone();
     let allow = |keys: &[&str]| -> Result<(), String> {
         match config.keys().find(|k| !keys.contains(&k.as_str())) {
-            Some(k) => Err(format!("error validating action type config: [{k}]: definition for this key is missing")),
+            Some(k) => Err(format!(
+                "error validating action type config: [{k}]: definition for this key is missing"
+            )),
             None => Ok(()),
         }
     };
@@ -277,44 +337,60 @@ fn validate_config(type_id: &str, config: &Map<String, Value>, secrets: &Map<Str
         ".index" => {
             allow(&["index", "refresh", "executionTimeField"])?;
             if !config.get("index").is_some_and(Value::is_string) {
-                return Err(format!("error validating action type config: {}", expected("index", "string", config.get("index"))));
-            }
-            if config.get("refresh").is_some_and(|v| !v.is_boolean()) {
-                return Err(format!("error validating action type config: {}", expected("refresh", "boolean", config.get("refresh"))));
-            }
-            if config.get("executionTimeField").is_some_and(|v| !v.is_string() && !v.is_null()) {
                 return Err(format!(
                     "error validating action type config: {}",
-                    expected("executionTimeField", "string", config.get("executionTimeField"))
+                    expected("index", "string", config.get("index"))
+                ));
+            }
+            if config.get("refresh").is_some_and(|v| !v.is_boolean()) {
+                return Err(format!(
+                    "error validating action type config: {}",
+                    expected("refresh", "boolean", config.get("refresh"))
+                ));
+            }
+            if config
+                .get("executionTimeField")
+                .is_some_and(|v| !v.is_string() && !v.is_null())
+            {
+                return Err(format!(
+                    "error validating action type config: {}",
+                    expected(
+                        "executionTimeField",
+                        "string",
+                        config.get("executionTimeField")
+                    )
                 ));
             }
             out.entry("refresh").or_insert(json!(false));
             out.entry("executionTimeField").or_insert(Value::Null);
         }
-        ".webhook" => {
-            if !config.get("url").is_some_and(Value::is_string) {
-                return Err(format!("error validating action type config: {}", expected("url", "string", config.get("url"))));
-            }
+        ".webhook" if !config.get("url").is_some_and(Value::is_string) => {
+            return Err(format!(
+                "error validating action type config: {}",
+                expected("url", "string", config.get("url"))
+            ));
         }
-        ".slack" => {
-            if !secrets.get("webhookUrl").is_some_and(Value::is_string) {
-                return Err(format!(
-                    "error validating action type secrets: {}",
-                    expected("webhookUrl", "string", secrets.get("webhookUrl"))
-                ));
-            }
+        ".slack" if !secrets.get("webhookUrl").is_some_and(Value::is_string) => {
+            return Err(format!(
+                "error validating action type secrets: {}",
+                expected("webhookUrl", "string", secrets.get("webhookUrl"))
+            ));
         }
-        ".email" => {
-            if !config.get("from").is_some_and(Value::is_string) {
-                return Err(format!("error validating action type config: {}", expected("from", "string", config.get("from"))));
-            }
+        ".email" if !config.get("from").is_some_and(Value::is_string) => {
+            return Err(format!(
+                "error validating action type config: {}",
+                expected("from", "string", config.get("from"))
+            ));
         }
         _ => {}
     }
     Ok(Value::Object(out))
 }
 
-fn object_or_empty<'a>(body: &'a Value, key: &str) -> Result<Option<&'a Map<String, Value>>, String> {
+fn object_or_empty<'a>(
+    body: &'a Value,
+    key: &str,
+) -> Result<Option<&'a Map<String, Value>>, String> {
     match body.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Object(m)) => Ok(Some(m)),
@@ -327,16 +403,29 @@ fn create(shared: &Shared, space: &str, id: Option<&str>, body: &Value) -> Reply
         return kerr(400, expected("request body", "Object", Some(body)));
     }
     let Some(name) = body.get("name").and_then(Value::as_str) else {
-        return kerr(400, expected("request body.name", "string", body.get("name")));
+        return kerr(
+            400,
+            expected("request body.name", "string", body.get("name")),
+        );
     };
     let Some(type_id) = body.get("connector_type_id").and_then(Value::as_str) else {
-        return kerr(400, expected("request body.connector_type_id", "string", body.get("connector_type_id")));
+        return kerr(
+            400,
+            expected(
+                "request body.connector_type_id",
+                "string",
+                body.get("connector_type_id"),
+            ),
+        );
     };
     if !TYPES.iter().any(|(t, _, _)| *t == type_id) {
         return kerr(400, format!("Action type \"{type_id}\" is not registered."));
     }
     let empty = Map::new();
-    let (config, secrets) = match (object_or_empty(body, "config"), object_or_empty(body, "secrets")) {
+    let (config, secrets) = match (
+        object_or_empty(body, "config"),
+        object_or_empty(body, "secrets"),
+    ) {
         (Ok(c), Ok(s)) => (c.unwrap_or(&empty), s.unwrap_or(&empty)),
         (Err(e), _) | (_, Err(e)) => return kerr(400, e),
     };
@@ -346,7 +435,11 @@ fn create(shared: &Shared, space: &str, id: Option<&str>, body: &Value) -> Reply
     };
     let id = id.map_or_else(new_uuid, str::to_owned);
     let mut cluster = lock(&shared.cluster);
-    let space_map = cluster.kibana.connectors.entry(space.to_owned()).or_default();
+    let space_map = cluster
+        .kibana
+        .connectors
+        .entry(space.to_owned())
+        .or_default();
     if space_map.contains_key(&id) {
         return kerr(409, format!("Saved object [action/{id}] conflict"));
     }
@@ -367,22 +460,41 @@ fn update(shared: &Shared, space: &str, id: &str, body: &Value) -> Reply {
     if !body.is_object() {
         return kerr(400, expected("request body", "Object", Some(body)));
     }
-    if let Some(k) = body.as_object().and_then(|o| o.keys().find(|k| !matches!(k.as_str(), "name" | "config" | "secrets"))) {
-        return kerr(400, format!("[request body.{k}]: definition for this key is missing"));
+    if let Some(k) = body.as_object().and_then(|o| {
+        o.keys()
+            .find(|k| !matches!(k.as_str(), "name" | "config" | "secrets"))
+    }) {
+        return kerr(
+            400,
+            format!("[request body.{k}]: definition for this key is missing"),
+        );
     }
     let Some(name) = body.get("name").and_then(Value::as_str) else {
-        return kerr(400, expected("request body.name", "string", body.get("name")));
+        return kerr(
+            400,
+            expected("request body.name", "string", body.get("name")),
+        );
     };
     let mut cluster = lock(&shared.cluster);
-    let Some(c) = cluster.kibana.connectors.get_mut(space).and_then(|s| s.get_mut(id)) else {
+    let Some(c) = cluster
+        .kibana
+        .connectors
+        .get_mut(space)
+        .and_then(|s| s.get_mut(id))
+    else {
         return not_found_object(id);
     };
     let empty = Map::new();
-    let (config, secrets) = match (object_or_empty(body, "config"), object_or_empty(body, "secrets")) {
+    let (config, secrets) = match (
+        object_or_empty(body, "config"),
+        object_or_empty(body, "secrets"),
+    ) {
         (Ok(cfg), Ok(sec)) => (cfg.unwrap_or(&empty), sec),
         (Err(e), _) | (_, Err(e)) => return kerr(400, e),
     };
-    let secrets_for_check = secrets.cloned().unwrap_or_else(|| c.secrets.as_object().cloned().unwrap_or_default());
+    let secrets_for_check = secrets
+        .cloned()
+        .unwrap_or_else(|| c.secrets.as_object().cloned().unwrap_or_default());
     let config = match validate_config(&c.type_id, config, &secrets_for_check) {
         Ok(v) => v,
         Err(e) => return kerr(400, e),
@@ -406,7 +518,10 @@ fn exec_error(id: &str, message: String, service_message: Option<String>) -> Rep
 
 fn execute(shared: &Shared, space: &str, id: &str, body: &Value) -> Reply {
     let Some(params) = body.get("params").filter(|p| p.is_object()) else {
-        return kerr(400, expected("request body.params", "Object", body.get("params")));
+        return kerr(
+            400,
+            expected("request body.params", "Object", body.get("params")),
+        );
     };
     let mut cluster = lock(&shared.cluster);
     let Some(c) = cluster.kibana.connectors.get(space).and_then(|s| s.get(id)) else {
@@ -415,7 +530,10 @@ fn execute(shared: &Shared, space: &str, id: &str, body: &Value) -> Reply {
     if c.missing_secrets {
         return exec_error(
             id,
-            format!("Unable to execute action because no secrets are defined for the \"{}\" connector.", c.name),
+            format!(
+                "Unable to execute action because no secrets are defined for the \"{}\" connector.",
+                c.name
+            ),
             None,
         );
     }
@@ -424,14 +542,21 @@ fn execute(shared: &Shared, space: &str, id: &str, body: &Value) -> Reply {
             let Some(docs) = params.get("documents").and_then(Value::as_array).cloned() else {
                 return kerr(
                     400,
-                    format!("error validating action params: {}", expected("documents", "array", params.get("documents"))),
+                    format!(
+                        "error validating action params: {}",
+                        expected("documents", "array", params.get("documents"))
+                    ),
                 );
             };
             let target = match params.get("indexOverride") {
                 Some(Value::String(s)) => s.clone(),
                 _ => c.config["index"].as_str().unwrap_or_default().to_owned(),
             };
-            let time_field = c.config.get("executionTimeField").and_then(Value::as_str).map(str::to_owned);
+            let time_field = c
+                .config
+                .get("executionTimeField")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
             let docs: Vec<Value> = docs
                 .into_iter()
                 .map(|mut d| {
@@ -457,7 +582,9 @@ fn execute(shared: &Shared, space: &str, id: &str, body: &Value) -> Reply {
         ".server-log" => Reply::ok(&json!({"connector_id": id, "status": "ok"})),
         other => exec_error(
             id,
-            format!("error executing {other} connector: the stand-in does not reach external services"),
+            format!(
+                "error executing {other} connector: the stand-in does not reach external services"
+            ),
             None,
         ),
     }

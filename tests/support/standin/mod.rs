@@ -258,7 +258,12 @@ impl StandIn {
         cluster
             .indices
             .get(index)
-            .map(|i| i.docs.iter().map(|(id, d)| (id.clone(), d.json())).collect())
+            .map(|i| {
+                i.docs
+                    .iter()
+                    .map(|(id, d)| (id.clone(), d.json()))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 

@@ -17,15 +17,41 @@ use super::state::glob;
 pub(crate) enum Query {
     All,
     Nothing,
-    Term { field: String, value: Value, ci: bool },
-    Terms { field: String, values: Vec<Value> },
+    Term {
+        field: String,
+        value: Value,
+        ci: bool,
+    },
+    Terms {
+        field: String,
+        values: Vec<Value>,
+    },
     Ids(Vec<String>),
-    Range { field: String, bounds: Vec<(Bound, Value)> },
+    Range {
+        field: String,
+        bounds: Vec<(Bound, Value)>,
+    },
     Exists(String),
-    Prefix { field: String, value: String },
-    Wildcard { field: String, pattern: String },
-    Match { field: String, text: String, all: bool, phrase: bool },
-    Bool { must: Vec<Query>, should: Vec<Query>, must_not: Vec<Query>, min_should: usize },
+    Prefix {
+        field: String,
+        value: String,
+    },
+    Wildcard {
+        field: String,
+        pattern: String,
+    },
+    Match {
+        field: String,
+        text: String,
+        all: bool,
+        phrase: bool,
+    },
+    Bool {
+        must: Vec<Query>,
+        should: Vec<Query>,
+        must_not: Vec<Query>,
+        min_should: usize,
+    },
 }
 
 #[derive(Clone, Copy)]
@@ -44,15 +70,21 @@ fn parsing(reason: String) -> EsError {
 
 /// The single `{field: spec}` entry most leaf queries take.
 fn single_field<'a>(name: &str, v: &'a Value) -> Result<(&'a String, &'a Value), EsError> {
-    let obj = v
-        .as_object()
-        .ok_or_else(|| parsing(format!("[{name}] query malformed, no start_object after query name")))?;
-    let mut fields = obj.iter().filter(|(k, _)| !matches!(k.as_str(), "boost" | "_name"));
+    let obj = v.as_object().ok_or_else(|| {
+        parsing(format!(
+            "[{name}] query malformed, no start_object after query name"
+        ))
+    })?;
+    let mut fields = obj
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "boost" | "_name"));
     let first = fields
         .next()
         .ok_or_else(|| parsing(format!("[{name}] query doesn't support empty field")))?;
     if fields.next().is_some() {
-        return Err(parsing(format!("[{name}] query doesn't support multiple fields")));
+        return Err(parsing(format!(
+            "[{name}] query doesn't support multiple fields"
+        )));
     }
     Ok(first)
 }
@@ -85,12 +117,20 @@ pub(crate) fn compile(v: &Value) -> Result<Query, EsError> {
             let (field, spec) = single_field("term", body)?;
             let (value, ci) = match spec {
                 Value::Object(o) => (
-                    o.get("value").cloned().ok_or_else(|| parsing("[term] query does not have a value".into()))?,
-                    o.get("case_insensitive").and_then(Value::as_bool).unwrap_or(false),
+                    o.get("value")
+                        .cloned()
+                        .ok_or_else(|| parsing("[term] query does not have a value".into()))?,
+                    o.get("case_insensitive")
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false),
                 ),
                 other => (other.clone(), false),
             };
-            Ok(Query::Term { field: field.clone(), value, ci })
+            Ok(Query::Term {
+                field: field.clone(),
+                value,
+                ci,
+            })
         }
         "terms" => {
             let (field, spec) = single_field("terms", body)?;
@@ -98,7 +138,10 @@ pub(crate) fn compile(v: &Value) -> Result<Query, EsError> {
                 .as_array()
                 .ok_or_else(|| parsing(format!("[terms] query does not support [{field}]")))?
                 .clone();
-            Ok(Query::Terms { field: field.clone(), values })
+            Ok(Query::Terms {
+                field: field.clone(),
+                values,
+            })
         }
         "ids" => {
             let values = body
@@ -106,14 +149,17 @@ pub(crate) fn compile(v: &Value) -> Result<Query, EsError> {
                 .and_then(Value::as_array)
                 .ok_or_else(|| parsing("[ids] query requires [values]".into()))?;
             Ok(Query::Ids(
-                values.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
+                values
+                    .iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect(),
             ))
         }
         "range" => {
             let (field, spec) = single_field("range", body)?;
-            let spec = spec
-                .as_object()
-                .ok_or_else(|| parsing("[range] query malformed, no start_object after field".into()))?;
+            let spec = spec.as_object().ok_or_else(|| {
+                parsing("[range] query malformed, no start_object after field".into())
+            })?;
             let mut bounds = Vec::new();
             for (k, v) in spec {
                 let b = match k.as_str() {
@@ -122,13 +168,18 @@ pub(crate) fn compile(v: &Value) -> Result<Query, EsError> {
                     "lt" => Bound::Lt,
                     "lte" | "to" => Bound::Lte,
                     "format" | "time_zone" | "boost" | "relation" | "_name" => continue,
-                    other => return Err(parsing(format!("[range] query does not support [{other}]"))),
+                    other => {
+                        return Err(parsing(format!("[range] query does not support [{other}]")));
+                    }
                 };
                 if !v.is_null() {
                     bounds.push((b, resolve_date_math(v)));
                 }
             }
-            Ok(Query::Range { field: field.clone(), bounds })
+            Ok(Query::Range {
+                field: field.clone(),
+                bounds,
+            })
         }
         "exists" => {
             let field = body
@@ -147,9 +198,15 @@ pub(crate) fn compile(v: &Value) -> Result<Query, EsError> {
                 .and_then(|v| v.as_str().map(str::to_owned))
                 .ok_or_else(|| parsing(format!("[{kind}] query requires a string value")))?;
             Ok(if kind == "prefix" {
-                Query::Prefix { field: field.clone(), value }
+                Query::Prefix {
+                    field: field.clone(),
+                    value,
+                }
             } else {
-                Query::Wildcard { field: field.clone(), pattern: value }
+                Query::Wildcard {
+                    field: field.clone(),
+                    pattern: value,
+                }
             })
         }
         "match" | "match_phrase" => {
@@ -157,7 +214,9 @@ pub(crate) fn compile(v: &Value) -> Result<Query, EsError> {
             let (text, all) = match spec {
                 Value::Object(o) => (
                     o.get("query").cloned().unwrap_or(Value::Null),
-                    o.get("operator").and_then(Value::as_str).is_some_and(|s| s.eq_ignore_ascii_case("and")),
+                    o.get("operator")
+                        .and_then(Value::as_str)
+                        .is_some_and(|s| s.eq_ignore_ascii_case("and")),
                 ),
                 other => (other.clone(), false),
             };
@@ -166,7 +225,12 @@ pub(crate) fn compile(v: &Value) -> Result<Query, EsError> {
                 Value::Null => return Err(parsing(format!("[{kind}] requires query value"))),
                 other => other.to_string(),
             };
-            Ok(Query::Match { field: field.clone(), text, all, phrase: kind == "match_phrase" })
+            Ok(Query::Match {
+                field: field.clone(),
+                text,
+                all,
+                phrase: kind == "match_phrase",
+            })
         }
         "bool" => {
             let b = body
@@ -179,7 +243,13 @@ pub(crate) fn compile(v: &Value) -> Result<Query, EsError> {
             for k in b.keys() {
                 if !matches!(
                     k.as_str(),
-                    "must" | "filter" | "should" | "must_not" | "minimum_should_match" | "boost" | "_name"
+                    "must"
+                        | "filter"
+                        | "should"
+                        | "must_not"
+                        | "minimum_should_match"
+                        | "boost"
+                        | "_name"
                 ) {
                     return Err(parsing(format!("[bool] query does not support [{k}]")));
                 }
@@ -187,12 +257,21 @@ pub(crate) fn compile(v: &Value) -> Result<Query, EsError> {
             let min_should = match b.get("minimum_should_match") {
                 Some(Value::Number(n)) => n.as_u64().unwrap_or(1) as usize,
                 Some(Value::String(s)) => s.trim_end_matches('%').parse::<usize>().map_or(1, |n| {
-                    if s.ends_with('%') { (should.len() * n).div_ceil(100) } else { n }
+                    if s.ends_with('%') {
+                        (should.len() * n).div_ceil(100)
+                    } else {
+                        n
+                    }
                 }),
                 _ if must.is_empty() && !should.is_empty() => 1,
                 _ => 0,
             };
-            Ok(Query::Bool { must, should, must_not, min_should })
+            Ok(Query::Bool {
+                must,
+                should,
+                must_not,
+                min_should,
+            })
         }
         other => Err(parsing(format!("unknown query [{other}]"))),
     }
@@ -210,9 +289,16 @@ impl Query {
             | Query::Wildcard { field, .. }
             | Query::Match { field, .. } => !is_meta(field),
             Query::Exists(field) => !is_meta(field),
-            Query::Bool { must, should, must_not, .. } => {
-                must.iter().chain(should).chain(must_not).any(Query::needs_source)
-            }
+            Query::Bool {
+                must,
+                should,
+                must_not,
+                ..
+            } => must
+                .iter()
+                .chain(should)
+                .chain(must_not)
+                .any(Query::needs_source),
         }
     }
 
@@ -225,14 +311,12 @@ impl Query {
             Query::All => true,
             Query::Nothing => false,
             Query::Ids(ids) => ids.iter().any(|i| i == id),
-            Query::Term { field, value, ci } => {
-                values_of(index, id, src, field).iter().any(|v| {
-                    if *ci && let (Value::String(a), Value::String(b)) = (v, value) {
-                        return a.eq_ignore_ascii_case(b);
-                    }
-                    loose_eq(v, value)
-                })
-            }
+            Query::Term { field, value, ci } => values_of(index, id, src, field).iter().any(|v| {
+                if *ci && let (Value::String(a), Value::String(b)) = (v, value) {
+                    return a.eq_ignore_ascii_case(b);
+                }
+                loose_eq(v, value)
+            }),
             Query::Terms { field, values } => values_of(index, id, src, field)
                 .iter()
                 .any(|v| values.iter().any(|q| loose_eq(v, q))),
@@ -247,20 +331,30 @@ impl Query {
                     None => false,
                 })
             }),
-            Query::Exists(field) => values_of(index, id, src, field).iter().any(|v| !v.is_null()),
+            Query::Exists(field) => values_of(index, id, src, field)
+                .iter()
+                .any(|v| !v.is_null()),
             Query::Prefix { field, value } => values_of(index, id, src, field)
                 .iter()
                 .any(|v| v.as_str().is_some_and(|s| s.starts_with(value.as_str()))),
             Query::Wildcard { field, pattern } => values_of(index, id, src, field)
                 .iter()
                 .any(|v| v.as_str().is_some_and(|s| glob(pattern, s))),
-            Query::Match { field, text, all, phrase } => {
-                values_of(index, id, src, field).iter().any(|v| match v {
-                    Value::String(s) => text_matches(s, text, *all, *phrase),
-                    other => loose_eq(other, &Value::String(text.clone())),
-                })
-            }
-            Query::Bool { must, should, must_not, min_should } => {
+            Query::Match {
+                field,
+                text,
+                all,
+                phrase,
+            } => values_of(index, id, src, field).iter().any(|v| match v {
+                Value::String(s) => text_matches(s, text, *all, *phrase),
+                other => loose_eq(other, &Value::String(text.clone())),
+            }),
+            Query::Bool {
+                must,
+                should,
+                must_not,
+                min_should,
+            } => {
                 must.iter().all(|q| q.matches(index, id, src))
                     && !must_not.iter().any(|q| q.matches(index, id, src))
                     && should.iter().filter(|q| q.matches(index, id, src)).count() >= *min_should
@@ -375,8 +469,14 @@ fn resolve_date_math(v: &Value) -> Value {
     while !rest.is_empty() {
         let op = rest.as_bytes()[0];
         rest = &rest[1..];
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
-        let n: i64 = if digits == 0 { 1 } else { rest[..digits].parse().unwrap_or(0) };
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let n: i64 = if digits == 0 {
+            1
+        } else {
+            rest[..digits].parse().unwrap_or(0)
+        };
         rest = &rest[digits..];
         let Some(unit) = rest.chars().next() else {
             return v.clone();
@@ -412,7 +512,10 @@ pub(crate) fn cmp_values(a: &Value, b: &Value) -> Option<Ordering> {
             _ => Some(x.cmp(y)),
         },
         (Value::String(s), Value::Number(n)) => {
-            let x = s.parse::<f64>().ok().or_else(|| parse_date(s).map(|d| d as f64))?;
+            let x = s
+                .parse::<f64>()
+                .ok()
+                .or_else(|| parse_date(s).map(|d| d as f64))?;
             x.partial_cmp(&n.as_f64()?)
         }
         (Value::Number(_), Value::String(_)) => cmp_values(b, a).map(Ordering::reverse),
@@ -433,7 +536,11 @@ pub(crate) struct SortKey {
 
 impl SortKey {
     pub fn new(field: &str, desc: bool) -> SortKey {
-        SortKey { field: field.to_owned(), desc, missing_first: false }
+        SortKey {
+            field: field.to_owned(),
+            desc,
+            missing_first: false,
+        }
     }
 
     /// Sorts that follow the stand-in's storage order (id order within an index).
@@ -454,7 +561,11 @@ fn sort_entry(field: &str, spec: Option<&Value>) -> Result<SortKey, EsError> {
             }
             key.missing_first = o.get("missing").and_then(Value::as_str) == Some("_first");
         }
-        Some(other) => return Err(parsing(format!("[sort] malformed value for [{field}]: {other}"))),
+        Some(other) => {
+            return Err(parsing(format!(
+                "[sort] malformed value for [{field}]: {other}"
+            )));
+        }
     }
     Ok(key)
 }
@@ -463,13 +574,18 @@ fn parse_order(s: &str) -> Result<bool, EsError> {
     match s.to_ascii_lowercase().as_str() {
         "asc" => Ok(false),
         "desc" => Ok(true),
-        _ => Err(EsError::illegal_argument(format!("Unknown SortOrder [{s}]"))),
+        _ => Err(EsError::illegal_argument(format!(
+            "Unknown SortOrder [{s}]"
+        ))),
     }
 }
 
 /// Parses `sort` from the body (string, object or array of those) or the `sort` parameter
 /// (`field:asc,other:desc`).
-pub(crate) fn parse_sort(body: Option<&Value>, param: Option<&str>) -> Result<Vec<SortKey>, EsError> {
+pub(crate) fn parse_sort(
+    body: Option<&Value>,
+    param: Option<&str>,
+) -> Result<Vec<SortKey>, EsError> {
     let mut keys = Vec::new();
     if let Some(p) = param {
         for part in p.split(',').filter(|s| !s.is_empty()) {
@@ -501,7 +617,13 @@ pub(crate) fn parse_sort(body: Option<&Value>, param: Option<&str>) -> Result<Ve
 }
 
 /// The sort value of one hit for one key (min of an array when ascending, max when descending).
-pub(crate) fn sort_value(key: &SortKey, index: &str, id: &str, rank: u64, src: Option<&Value>) -> Value {
+pub(crate) fn sort_value(
+    key: &SortKey,
+    index: &str,
+    id: &str,
+    rank: u64,
+    src: Option<&Value>,
+) -> Value {
     match key.field.as_str() {
         "_id" => Value::String(id.to_owned()),
         "_index" => Value::String(index.to_owned()),
@@ -514,7 +636,11 @@ pub(crate) fn sort_value(key: &SortKey, index: &str, id: &str, rank: u64, src: O
             }
             let pick = found.into_iter().filter(|v| !v.is_null()).reduce(|a, b| {
                 let ord = cmp_values(b, a).unwrap_or(Ordering::Equal);
-                let better = if key.desc { ord == Ordering::Greater } else { ord == Ordering::Less };
+                let better = if key.desc {
+                    ord == Ordering::Greater
+                } else {
+                    ord == Ordering::Less
+                };
                 if better { b } else { a }
             });
             pick.cloned().unwrap_or(Value::Null)
@@ -525,14 +651,25 @@ pub(crate) fn sort_value(key: &SortKey, index: &str, id: &str, rank: u64, src: O
 /// Compares two hits' sort tuples under `keys`.
 pub(crate) fn cmp_sort(a: &[Value], b: &[Value], keys: &[SortKey]) -> Ordering {
     for (i, k) in keys.iter().enumerate() {
-        let (x, y) = (a.get(i).unwrap_or(&Value::Null), b.get(i).unwrap_or(&Value::Null));
+        let (x, y) = (
+            a.get(i).unwrap_or(&Value::Null),
+            b.get(i).unwrap_or(&Value::Null),
+        );
         let ord = match (x.is_null(), y.is_null()) {
             (true, true) => Ordering::Equal,
             (true, false) => {
-                if k.missing_first { Ordering::Less } else { Ordering::Greater }
+                if k.missing_first {
+                    Ordering::Less
+                } else {
+                    Ordering::Greater
+                }
             }
             (false, true) => {
-                if k.missing_first { Ordering::Greater } else { Ordering::Less }
+                if k.missing_first {
+                    Ordering::Greater
+                } else {
+                    Ordering::Less
+                }
             }
             (false, false) => {
                 let o = cmp_values(x, y).unwrap_or(Ordering::Equal);
@@ -553,20 +690,31 @@ pub(crate) fn cmp_sort(a: &[Value], b: &[Value], keys: &[SortKey]) -> Ordering {
 pub(crate) enum SourceFilter {
     All,
     Nothing,
-    Fields { includes: Vec<String>, excludes: Vec<String> },
+    Fields {
+        includes: Vec<String>,
+        excludes: Vec<String>,
+    },
 }
 
 fn str_list(v: Option<&Value>) -> Vec<String> {
     match v {
         Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(a)) => a.iter().filter_map(|e| e.as_str().map(str::to_owned)).collect(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|e| e.as_str().map(str::to_owned))
+            .collect(),
         _ => Vec::new(),
     }
 }
 
 fn csv(s: Option<&str>) -> Vec<String> {
-    s.map(|s| s.split(',').filter(|p| !p.is_empty()).map(str::to_owned).collect())
-        .unwrap_or_default()
+    s.map(|s| {
+        s.split(',')
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned)
+            .collect()
+    })
+    .unwrap_or_default()
 }
 
 impl SourceFilter {
@@ -586,7 +734,11 @@ impl SourceFilter {
         }
     }
 
-    pub fn from_params(source: Option<&str>, includes: Option<&str>, excludes: Option<&str>) -> SourceFilter {
+    pub fn from_params(
+        source: Option<&str>,
+        includes: Option<&str>,
+        excludes: Option<&str>,
+    ) -> SourceFilter {
         let base = match source {
             Some("false") => return SourceFilter::Nothing,
             None | Some("" | "true") => Vec::new(),
@@ -598,7 +750,10 @@ impl SourceFilter {
         if inc.is_empty() && exc.is_empty() {
             SourceFilter::All
         } else {
-            SourceFilter::Fields { includes: inc, excludes: exc }
+            SourceFilter::Fields {
+                includes: inc,
+                excludes: exc,
+            }
         }
     }
 
@@ -626,7 +781,13 @@ impl SourceFilter {
                 let Value::Object(m) = v else {
                     return Some(v.clone());
                 };
-                Some(Value::Object(filter_object(m, "", includes, excludes, includes.is_empty())))
+                Some(Value::Object(filter_object(
+                    m,
+                    "",
+                    includes,
+                    excludes,
+                    includes.is_empty(),
+                )))
             }
         }
     }
@@ -641,7 +802,11 @@ fn filter_object(
 ) -> Map<String, Value> {
     let mut out = Map::new();
     for (k, v) in m {
-        let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+        let path = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
         if excludes.iter().any(|p| glob(p, &path)) {
             continue;
         }

@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value, json};
 
 use super::http::{
-    EsError, Reply, Req, new_id, optional_object_body, parse_time, push_num, push_raw, push_str, push_value,
+    EsError, Reply, Req, new_id, optional_object_body, parse_time, push_num, push_raw, push_str,
+    push_value,
 };
 use super::query::{Query, SortKey, SourceFilter, cmp_sort, compile, parse_sort, sort_value};
 use super::state::{Cluster, Doc, Index, Pit, Scroll, SnapDoc};
@@ -67,7 +68,15 @@ const SEARCH_FIELDS: &[&str] = &[
     "profile",
 ];
 
-const UNSUPPORTED: &[&str] = &["aggs", "aggregations", "collapse", "slice", "suggest", "rescore", "knn"];
+const UNSUPPORTED: &[&str] = &[
+    "aggs",
+    "aggregations",
+    "collapse",
+    "slice",
+    "suggest",
+    "rescore",
+    "knn",
+];
 
 fn usize_field(v: &Value, name: &str) -> Result<usize, EsError> {
     v.as_u64()
@@ -79,12 +88,18 @@ fn usize_field(v: &Value, name: &str) -> Result<usize, EsError> {
 fn parse_search(req: &Req, body: &Map<String, Value>) -> Result<SearchReq, EsError> {
     for k in body.keys() {
         if UNSUPPORTED.contains(&k.as_str()) {
-            return Err(EsError::illegal_argument(format!("the stand-in does not support [{k}] in searches")));
+            return Err(EsError::illegal_argument(format!(
+                "the stand-in does not support [{k}] in searches"
+            )));
         }
         if !SEARCH_FIELDS.contains(&k.as_str()) {
-            return Err(EsError::new(400, "parsing_exception", format!("Unknown key for a START_OBJECT in [{k}]."))
-                .with("line", 1)
-                .with("col", 1));
+            return Err(EsError::new(
+                400,
+                "parsing_exception",
+                format!("Unknown key for a START_OBJECT in [{k}]."),
+            )
+            .with("line", 1)
+            .with("col", 1));
         }
     }
     let query = match (body.get("query"), req.param("q")) {
@@ -95,12 +110,14 @@ fn parse_search(req: &Req, body: &Map<String, Value>) -> Result<SearchReq, EsErr
     let post_filter = body.get("post_filter").map(compile).transpose()?;
     let size = match (body.get("size"), req.num_param("size")?) {
         (Some(v), _) => usize_field(v, "size")?,
-        (None, Some(n)) => usize::try_from(n).map_err(|_| EsError::illegal_argument("[size] parameter cannot be negative"))?,
+        (None, Some(n)) => usize::try_from(n)
+            .map_err(|_| EsError::illegal_argument("[size] parameter cannot be negative"))?,
         (None, None) => 10,
     };
     let from = match (body.get("from"), req.num_param("from")?) {
         (Some(v), _) => usize_field(v, "from")?,
-        (None, Some(n)) => usize::try_from(n).map_err(|_| EsError::illegal_argument("[from] parameter cannot be negative"))?,
+        (None, Some(n)) => usize::try_from(n)
+            .map_err(|_| EsError::illegal_argument("[from] parameter cannot be negative"))?,
         (None, None) => 0,
     };
     let keys = parse_sort(body.get("sort"), req.param("sort"))?;
@@ -125,11 +142,18 @@ fn parse_search(req: &Req, body: &Map<String, Value>) -> Result<SearchReq, EsErr
                 .get("id")
                 .and_then(Value::as_str)
                 .ok_or_else(|| EsError::parse("[1:2] [pit] failed to parse field [id]"))?;
-            let keep = p.get("keep_alive").and_then(Value::as_str).and_then(parse_time);
+            let keep = p
+                .get("keep_alive")
+                .and_then(Value::as_str)
+                .and_then(parse_time);
             Some((id.to_owned(), keep))
         }
     };
-    let track = match body.get("track_total_hits").cloned().or_else(|| req.param("track_total_hits").map(|s| json!(s))) {
+    let track = match body
+        .get("track_total_hits")
+        .cloned()
+        .or_else(|| req.param("track_total_hits").map(|s| json!(s)))
+    {
         None => TrackTotal::Cap(MAX_RESULT_WINDOW),
         Some(Value::Bool(true)) => TrackTotal::Cap(usize::MAX),
         Some(Value::Bool(false)) => TrackTotal::Off,
@@ -137,13 +161,21 @@ fn parse_search(req: &Req, body: &Map<String, Value>) -> Result<SearchReq, EsErr
         Some(Value::String(s)) if s == "false" => TrackTotal::Off,
         Some(v) => TrackTotal::Cap(usize_field(&v, "track_total_hits")?),
     };
-    let flag = |name: &str| body.get(name).and_then(Value::as_bool).unwrap_or_else(|| req.flag(name));
+    let flag = |name: &str| {
+        body.get(name)
+            .and_then(Value::as_bool)
+            .unwrap_or_else(|| req.flag(name))
+    };
     let scroll = match req.param("scroll") {
         None => None,
-        Some(s) => Some(parse_time(s).ok_or_else(|| EsError::illegal_argument(format!("failed to parse [scroll] value [{s}]")))?),
+        Some(s) => Some(parse_time(s).ok_or_else(|| {
+            EsError::illegal_argument(format!("failed to parse [scroll] value [{s}]"))
+        })?),
     };
     if search_after.is_some() && !has_sort && pit.is_none() {
-        return Err(EsError::validation(&["[search_after] requires a sort".to_owned()]));
+        return Err(EsError::validation(&[
+            "[search_after] requires a sort".to_owned()
+        ]));
     }
     if scroll.is_none() && search_after.is_none() && from + size > MAX_RESULT_WINDOW {
         return Err(EsError::illegal_argument(format!(
@@ -196,12 +228,18 @@ enum Target {
 }
 
 fn tuple(keys: &[SortKey], index: &str, id: &str, rank: u64, src: Option<&Value>) -> Vec<Value> {
-    keys.iter().map(|k| sort_value(k, index, id, rank, src)).collect()
+    keys.iter()
+        .map(|k| sort_value(k, index, id, rank, src))
+        .collect()
 }
 
 fn needs_src_for_sort(keys: &[SortKey]) -> bool {
-    keys.iter()
-        .any(|k| !matches!(k.field.as_str(), "_id" | "_index" | "_doc" | "_shard_doc" | "_score"))
+    keys.iter().any(|k| {
+        !matches!(
+            k.field.as_str(),
+            "_id" | "_index" | "_doc" | "_shard_doc" | "_score"
+        )
+    })
 }
 
 fn is_constant_or_natural(k: &SortKey) -> bool {
@@ -210,15 +248,27 @@ fn is_constant_or_natural(k: &SortKey) -> bool {
 
 /// Runs the query; returns all hits after `search_after`, in order, limited to `limit`, and the
 /// total number of matches (before `search_after`, as ES reports it).
-fn run(cluster: &Cluster, target: &Target, sr: &SearchReq, keys: &[SortKey], limit: usize) -> (Vec<Hit>, usize) {
+fn run(
+    cluster: &Cluster,
+    target: &Target,
+    sr: &SearchReq,
+    keys: &[SortKey],
+    limit: usize,
+) -> (Vec<Hit>, usize) {
     let single_index = match target {
         Target::Live(names) => names.len() == 1,
-        Target::Snap(docs) => docs.first().is_none_or(|f| docs.iter().all(|d| d.index == f.index)),
+        Target::Snap(docs) => docs
+            .first()
+            .is_none_or(|f| docs.iter().all(|d| d.index == f.index)),
     };
     let natural = sr.query.is_all()
         && sr.post_filter.is_none()
         && keys.iter().all(is_constant_or_natural)
-        && (single_index || keys.iter().find(|k| k.field != "_score").is_none_or(|k| k.field != "_id"));
+        && (single_index
+            || keys
+                .iter()
+                .find(|k| k.field != "_score")
+                .is_none_or(|k| k.field != "_id"));
     if natural {
         return run_natural(cluster, target, sr, keys, limit);
     }
@@ -239,7 +289,13 @@ fn first_after(len: usize, is_after: impl Fn(usize) -> bool) -> usize {
     lo
 }
 
-fn run_natural(cluster: &Cluster, target: &Target, sr: &SearchReq, keys: &[SortKey], limit: usize) -> (Vec<Hit>, usize) {
+fn run_natural(
+    cluster: &Cluster,
+    target: &Target,
+    sr: &SearchReq,
+    keys: &[SortKey],
+    limit: usize,
+) -> (Vec<Hit>, usize) {
     match target {
         Target::Snap(docs) => {
             let start = match &sr.search_after {
@@ -268,7 +324,9 @@ fn run_natural(cluster: &Cluster, target: &Target, sr: &SearchReq, keys: &[SortK
             let mut total = 0;
             let mut rank_base = 0u64;
             for name in names {
-                let Some(idx) = cluster.indices.get(name) else { continue };
+                let Some(idx) = cluster.indices.get(name) else {
+                    continue;
+                };
                 total += idx.docs.len();
                 let index: Arc<str> = Arc::from(name.as_str());
                 if hits.len() < limit {
@@ -290,9 +348,16 @@ fn collect_live_natural(
     limit: usize,
     hits: &mut Vec<Hit>,
 ) {
-    let first_key = keys.iter().find(|k| k.field != "_score").map(|k| k.field.as_str());
+    let first_key = keys
+        .iter()
+        .find(|k| k.field != "_score")
+        .map(|k| k.field.as_str());
     let after_pos = keys.iter().position(|k| k.field != "_score");
-    let after = sr.search_after.as_ref().zip(after_pos).and_then(|(a, p)| a.get(p));
+    let after = sr
+        .search_after
+        .as_ref()
+        .zip(after_pos)
+        .and_then(|(a, p)| a.get(p));
     let push = |id: &String, d: &Doc, rank: u64, hits: &mut Vec<Hit>| {
         hits.push(Hit {
             index: index.clone(),
@@ -303,14 +368,24 @@ fn collect_live_natural(
     };
     match (first_key, after) {
         (Some("_id"), Some(Value::String(after_id))) => {
-            let mut rank = rank_base + idx.docs.range::<str, _>((RangeBound::Unbounded, RangeBound::Included(after_id.as_str()))).count() as u64;
-            let range = idx.docs.range::<str, _>((RangeBound::Excluded(after_id.as_str()), RangeBound::Unbounded));
-            for (id, d) in range {
+            // Ranks (the `_doc` values) continue from the position of `after_id`.
+            let start = rank_base
+                + idx
+                    .docs
+                    .range::<str, _>((
+                        RangeBound::Unbounded,
+                        RangeBound::Included(after_id.as_str()),
+                    ))
+                    .count() as u64;
+            let range = idx.docs.range::<str, _>((
+                RangeBound::Excluded(after_id.as_str()),
+                RangeBound::Unbounded,
+            ));
+            for (rank, (id, d)) in (start..).zip(range) {
                 if hits.len() >= limit {
                     break;
                 }
                 push(id, d, rank, hits);
-                rank += 1;
             }
         }
         (Some("_doc" | "_shard_doc"), Some(after)) => {
@@ -337,7 +412,13 @@ fn collect_live_natural(
     }
 }
 
-fn run_generic(cluster: &Cluster, target: &Target, sr: &SearchReq, keys: &[SortKey], limit: usize) -> (Vec<Hit>, usize) {
+fn run_generic(
+    cluster: &Cluster,
+    target: &Target,
+    sr: &SearchReq,
+    keys: &[SortKey],
+    limit: usize,
+) -> (Vec<Hit>, usize) {
     let needs_src = sr.query.needs_source()
         || sr.post_filter.as_ref().is_some_and(Query::needs_source)
         || needs_src_for_sort(keys);
@@ -346,7 +427,10 @@ fn run_generic(cluster: &Cluster, target: &Target, sr: &SearchReq, keys: &[SortK
         let src = needs_src.then(|| d.json());
         let src_ref = src.as_ref().unwrap_or(&Value::Null);
         let ok = sr.query.matches(index, id, src_ref)
-            && sr.post_filter.as_ref().is_none_or(|f| f.matches(index, id, src_ref));
+            && sr
+                .post_filter
+                .as_ref()
+                .is_none_or(|f| f.matches(index, id, src_ref));
         if ok {
             hits.push(Hit {
                 index: index.clone(),
@@ -365,7 +449,9 @@ fn run_generic(cluster: &Cluster, target: &Target, sr: &SearchReq, keys: &[SortK
         Target::Live(names) => {
             let mut rank = 0u64;
             for name in names {
-                let Some(idx) = cluster.indices.get(name) else { continue };
+                let Some(idx) = cluster.indices.get(name) else {
+                    continue;
+                };
                 let index: Arc<str> = Arc::from(name.as_str());
                 for (id, d) in &idx.docs {
                     visit(&index, id, d, rank);
@@ -387,9 +473,17 @@ fn run_generic(cluster: &Cluster, target: &Target, sr: &SearchReq, keys: &[SortK
 }
 
 fn snapshot(cluster: &Cluster, names: &[String]) -> Vec<SnapDoc> {
-    let mut out = Vec::with_capacity(names.iter().filter_map(|n| cluster.indices.get(n)).map(|i| i.docs.len()).sum());
+    let mut out = Vec::with_capacity(
+        names
+            .iter()
+            .filter_map(|n| cluster.indices.get(n))
+            .map(|i| i.docs.len())
+            .sum(),
+    );
     for name in names {
-        let Some(idx) = cluster.indices.get(name) else { continue };
+        let Some(idx) = cluster.indices.get(name) else {
+            continue;
+        };
         let index: Arc<str> = Arc::from(name.as_str());
         out.extend(idx.docs.iter().map(|(id, d)| SnapDoc {
             index: index.clone(),
@@ -401,7 +495,11 @@ fn snapshot(cluster: &Cluster, names: &[String]) -> Vec<SnapDoc> {
 }
 
 fn search_context_missing(id: &str) -> EsError {
-    EsError::new(404, "search_context_missing_exception", format!("No search context found for id [{id}]"))
+    EsError::new(
+        404,
+        "search_context_missing_exception",
+        format!("No search context found for id [{id}]"),
+    )
 }
 
 /// Writes one hit. A whole `_source` is copied from the stored bytes without parsing.
@@ -420,7 +518,14 @@ fn write_hit(out: &mut Vec<u8>, h: &Hit, sr: &SearchReq, keys_shown: bool) {
         push_raw(out, ",\"_primary_term\":");
         push_num(out, h.doc.primary_term);
     }
-    push_raw(out, if sr.has_sort { ",\"_score\":null" } else { ",\"_score\":1.0" });
+    push_raw(
+        out,
+        if sr.has_sort {
+            ",\"_score\":null"
+        } else {
+            ",\"_score\":1.0"
+        },
+    );
     if sr.source.is_all() {
         push_raw(out, ",\"_source\":");
         out.extend_from_slice(&h.doc.source);
@@ -445,7 +550,13 @@ struct Page<'a> {
 }
 
 fn write_response(sr: &SearchReq, page: &Page<'_>, rest_total_as_int: bool) -> Vec<u8> {
-    let mut out = Vec::with_capacity(256 + page.hits.iter().map(|h| h.doc.source.len() + 96).sum::<usize>());
+    let mut out = Vec::with_capacity(
+        256 + page
+            .hits
+            .iter()
+            .map(|h| h.doc.source.len() + 96)
+            .sum::<usize>(),
+    );
     push_raw(&mut out, "{\"took\":");
     push_num(&mut out, page.took);
     push_raw(&mut out, ",\"timed_out\":false");
@@ -457,7 +568,10 @@ fn write_response(sr: &SearchReq, page: &Page<'_>, rest_total_as_int: bool) -> V
         push_raw(&mut out, ",\"_scroll_id\":");
         push_str(&mut out, id);
     }
-    push_raw(&mut out, ",\"_shards\":{\"total\":1,\"successful\":1,\"skipped\":0,\"failed\":0},\"hits\":{");
+    push_raw(
+        &mut out,
+        ",\"_shards\":{\"total\":1,\"successful\":1,\"skipped\":0,\"failed\":0},\"hits\":{",
+    );
     match sr.track {
         TrackTotal::Off => {}
         TrackTotal::Cap(cap) => {
@@ -466,7 +580,11 @@ fn write_response(sr: &SearchReq, page: &Page<'_>, rest_total_as_int: bool) -> V
                 push_num(&mut out, page.total as u64);
                 out.push(b',');
             } else {
-                let (value, rel) = if page.total > cap { (cap, "gte") } else { (page.total, "eq") };
+                let (value, rel) = if page.total > cap {
+                    (cap, "gte")
+                } else {
+                    (page.total, "eq")
+                };
                 push_raw(&mut out, "\"total\":{\"value\":");
                 push_num(&mut out, value as u64);
                 push_raw(&mut out, ",\"relation\":");
@@ -475,7 +593,11 @@ fn write_response(sr: &SearchReq, page: &Page<'_>, rest_total_as_int: bool) -> V
             }
         }
     }
-    let max_score = if sr.has_sort || page.hits.is_empty() { "null" } else { "1.0" };
+    let max_score = if sr.has_sort || page.hits.is_empty() {
+        "null"
+    } else {
+        "1.0"
+    };
     push_raw(&mut out, "\"max_score\":");
     push_raw(&mut out, max_score);
     push_raw(&mut out, ",\"hits\":[");
@@ -490,7 +612,11 @@ fn write_response(sr: &SearchReq, page: &Page<'_>, rest_total_as_int: bool) -> V
 }
 
 /// `GET|POST [/{index}]/_search`.
-pub(crate) fn search(shared: &Shared, req: &Req, path_index: Option<&str>) -> Result<Reply, EsError> {
+pub(crate) fn search(
+    shared: &Shared,
+    req: &Req,
+    path_index: Option<&str>,
+) -> Result<Reply, EsError> {
     let started = Instant::now();
     let body = optional_object_body(req)?;
     let sr = parse_search(req, &body)?;
@@ -506,9 +632,14 @@ pub(crate) fn search(shared: &Shared, req: &Req, path_index: Option<&str>) -> Re
                 ]));
             }
             if sr.scroll.is_some() {
-                return Err(EsError::validation(&["using [point in time] is not allowed in a scroll context".to_owned()]));
+                return Err(EsError::validation(&[
+                    "using [point in time] is not allowed in a scroll context".to_owned(),
+                ]));
             }
-            let pit = cluster.pits.get_mut(id).ok_or_else(|| search_context_missing(id))?;
+            let pit = cluster
+                .pits
+                .get_mut(id)
+                .ok_or_else(|| search_context_missing(id))?;
             if let Some(k) = keep {
                 pit.expires = Instant::now() + *k;
             }
@@ -532,11 +663,20 @@ pub(crate) fn search(shared: &Shared, req: &Req, path_index: Option<&str>) -> Re
     if let Some(keep) = sr.scroll {
         let (hits, total) = run(&cluster, &target, &sr, &keys, usize::MAX);
         let scroll_id = format!("{}{}", new_id(), new_id());
-        let first: Vec<Hit> = hits.iter().skip(sr.from).take(sr.size).map(clone_hit).collect();
+        let first: Vec<Hit> = hits
+            .iter()
+            .skip(sr.from)
+            .take(sr.size)
+            .map(clone_hit)
+            .collect();
         let rest: Vec<SnapDoc> = hits
             .iter()
             .skip(sr.from)
-            .map(|h| SnapDoc { index: h.index.clone(), id: h.id.clone(), doc: h.doc.clone() })
+            .map(|h| SnapDoc {
+                index: h.index.clone(),
+                id: h.id.clone(),
+                doc: h.doc.clone(),
+            })
             .collect();
         let sorts: Vec<Vec<Value>> = hits.iter().skip(sr.from).map(|h| h.sort.clone()).collect();
         cluster.scrolls.insert(
@@ -559,9 +699,18 @@ pub(crate) fn search(shared: &Shared, req: &Req, path_index: Option<&str>) -> Re
             scroll_id: Some(&scroll_id),
             keys_shown,
         };
-        return Ok(Reply::raw_json(200, write_response(&sr, &page, rest_total_as_int)));
+        return Ok(Reply::raw_json(
+            200,
+            write_response(&sr, &page, rest_total_as_int),
+        ));
     }
-    let (hits, total) = run(&cluster, &target, &sr, &keys, sr.from.saturating_add(sr.size));
+    let (hits, total) = run(
+        &cluster,
+        &target,
+        &sr,
+        &keys,
+        sr.from.saturating_add(sr.size),
+    );
     drop(cluster);
     let page_hits: Vec<Hit> = hits.into_iter().skip(sr.from).collect();
     let page = Page {
@@ -572,7 +721,10 @@ pub(crate) fn search(shared: &Shared, req: &Req, path_index: Option<&str>) -> Re
         scroll_id: None,
         keys_shown,
     };
-    Ok(Reply::raw_json(200, write_response(&sr, &page, rest_total_as_int)))
+    Ok(Reply::raw_json(
+        200,
+        write_response(&sr, &page, rest_total_as_int),
+    ))
 }
 
 fn clone_hit(h: &Hit) -> Hit {
@@ -589,16 +741,29 @@ pub(crate) fn scroll(shared: &Shared, req: &Req) -> Result<Reply, EsError> {
     let body = optional_object_body(req)?;
     let ids: Vec<String> = match (body.get("scroll_id"), req.seg(2), req.param("scroll_id")) {
         (Some(Value::String(s)), _, _) => vec![s.clone()],
-        (Some(Value::Array(a)), _, _) => a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
+        (Some(Value::Array(a)), _, _) => a
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
         (_, Some(s), _) | (_, None, Some(s)) => s.split(',').map(str::to_owned).collect(),
         _ => Vec::new(),
     };
     let mut cluster = lock(&shared.cluster);
     cluster.drop_expired();
     if req.method == hyper::Method::DELETE {
-        let freed = ids.iter().filter(|id| cluster.scrolls.remove(*id).is_some()).count();
-        let status = if freed > 0 || ids.is_empty() { 200 } else { 404 };
-        return Ok(Reply::json(status, &json!({"succeeded": true, "num_freed": freed})));
+        let freed = ids
+            .iter()
+            .filter(|id| cluster.scrolls.remove(*id).is_some())
+            .count();
+        let status = if freed > 0 || ids.is_empty() {
+            200
+        } else {
+            404
+        };
+        return Ok(Reply::json(
+            status,
+            &json!({"succeeded": true, "num_freed": freed}),
+        ));
     }
     let Some(id) = ids.first() else {
         return Err(EsError::validation(&["scrollId is missing".to_owned()]));
@@ -608,7 +773,10 @@ pub(crate) fn scroll(shared: &Shared, req: &Req) -> Result<Reply, EsError> {
         .and_then(Value::as_str)
         .or(req.param("scroll"))
         .and_then(parse_time);
-    let sc = cluster.scrolls.get_mut(id).ok_or_else(|| search_context_missing(id))?;
+    let sc = cluster
+        .scrolls
+        .get_mut(id)
+        .ok_or_else(|| search_context_missing(id))?;
     if let Some(k) = keep {
         sc.expires = Instant::now() + k;
     }
@@ -643,18 +811,36 @@ pub(crate) fn scroll(shared: &Shared, req: &Req) -> Result<Reply, EsError> {
         version: false,
         scroll: None,
     };
-    let page = Page { took: 0, hits: &hits, total, pit_id: None, scroll_id: Some(id), keys_shown };
-    Ok(Reply::raw_json(200, write_response(&sr, &page, req.flag("rest_total_hits_as_int"))))
+    let page = Page {
+        took: 0,
+        hits: &hits,
+        total,
+        pit_id: None,
+        scroll_id: Some(id),
+        keys_shown,
+    };
+    Ok(Reply::raw_json(
+        200,
+        write_response(&sr, &page, req.flag("rest_total_hits_as_int")),
+    ))
 }
 
 /// `GET|POST [/{index}]/_count`.
-pub(crate) fn count(shared: &Shared, req: &Req, path_index: Option<&str>) -> Result<Reply, EsError> {
+pub(crate) fn count(
+    shared: &Shared,
+    req: &Req,
+    path_index: Option<&str>,
+) -> Result<Reply, EsError> {
     let body = optional_object_body(req)?;
     for k in body.keys() {
         if k != "query" {
-            return Err(EsError::new(400, "parsing_exception", format!("request does not support [{k}]"))
-                .with("line", 1)
-                .with("col", 1));
+            return Err(EsError::new(
+                400,
+                "parsing_exception",
+                format!("request does not support [{k}]"),
+            )
+            .with("line", 1)
+            .with("col", 1));
         }
     }
     let query = match (body.get("query"), req.param("q")) {
@@ -674,7 +860,9 @@ pub(crate) fn count(shared: &Shared, req: &Req, path_index: Option<&str>) -> Res
 fn count_matches(cluster: &Cluster, names: &[String], query: &Query) -> usize {
     let mut n = 0;
     for name in names {
-        let Some(idx) = cluster.indices.get(name) else { continue };
+        let Some(idx) = cluster.indices.get(name) else {
+            continue;
+        };
         if query.is_all() {
             n += idx.docs.len();
             continue;
@@ -697,8 +885,11 @@ pub(crate) fn open_pit(shared: &Shared, req: &Req, expr: &str) -> Result<Reply, 
     let keep_raw = req
         .param("keep_alive")
         .ok_or_else(|| EsError::validation(&["[keep_alive] is not specified".to_owned()]))?;
-    let keep = parse_time(keep_raw)
-        .ok_or_else(|| EsError::illegal_argument(format!("failed to parse setting [keep_alive] with value [{keep_raw}] as a time value")))?;
+    let keep = parse_time(keep_raw).ok_or_else(|| {
+        EsError::illegal_argument(format!(
+            "failed to parse setting [keep_alive] with value [{keep_raw}] as a time value"
+        ))
+    })?;
     let mut cluster = lock(&shared.cluster);
     cluster.drop_expired();
     let names = cluster.resolve(expr, req.flag("ignore_unavailable"))?;
@@ -727,7 +918,10 @@ pub(crate) fn close_pit(shared: &Shared, req: &Req) -> Result<Reply, EsError> {
         .ok_or_else(|| EsError::validation(&["[id] is missing".to_owned()]))?;
     let freed = usize::from(lock(&shared.cluster).pits.remove(id).is_some());
     let status = if freed > 0 { 200 } else { 404 };
-    Ok(Reply::json(status, &json!({"succeeded": true, "num_freed": freed})))
+    Ok(Reply::json(
+        status,
+        &json!({"succeeded": true, "num_freed": freed}),
+    ))
 }
 
 /// `POST /{index}/_delete_by_query`.
@@ -736,9 +930,13 @@ pub(crate) fn delete_by_query(shared: &Shared, req: &Req, expr: &str) -> Result<
     let body = super::http::object_body(req)?;
     for k in body.keys() {
         if !matches!(k.as_str(), "query" | "max_docs" | "slice" | "sort") {
-            return Err(EsError::new(400, "parsing_exception", format!("Unknown key for a START_OBJECT in [{k}]."))
-                .with("line", 1)
-                .with("col", 1));
+            return Err(EsError::new(
+                400,
+                "parsing_exception",
+                format!("Unknown key for a START_OBJECT in [{k}]."),
+            )
+            .with("line", 1)
+            .with("col", 1));
         }
     }
     let query = compile(
@@ -756,7 +954,9 @@ pub(crate) fn delete_by_query(shared: &Shared, req: &Req, expr: &str) -> Result<
     let mut total = 0usize;
     let needs = query.needs_source();
     'outer: for name in &names {
-        let Some(idx) = cluster.indices.get(name) else { continue };
+        let Some(idx) = cluster.indices.get(name) else {
+            continue;
+        };
         for (id, d) in &idx.docs {
             if total >= max_docs {
                 break 'outer;

@@ -245,10 +245,8 @@ impl Cluster {
     pub fn index_for_write(&mut self, name: &str) -> Result<&mut Index, EsError> {
         if !self.indices.contains_key(name) {
             validate_index_name(name)?;
-            self.indices.insert(
-                name.to_owned(),
-                Index::new(json!({}), json!({}), json!({})),
-            );
+            self.indices
+                .insert(name.to_owned(), Index::new(json!({}), json!({}), json!({})));
         }
         self.indices
             .get_mut(name)

@@ -9,7 +9,9 @@ use serde_json::{Map, Value, json};
 
 use super::connectors::{self, JOB_STATUSES, connector_not_found, enum_value, paging, updated};
 use super::es::{no_handler, only};
-use super::http::{EsError, Reply, Req, check_fields, new_id, now_iso, object_body, optional_object_body};
+use super::http::{
+    EsError, Reply, Req, check_fields, new_id, now_iso, object_body, optional_object_body,
+};
 use super::state::{Cluster, SYNC_JOBS_INDEX};
 use super::{Shared, lock};
 
@@ -84,18 +86,30 @@ fn create(shared: &Shared, req: &Req) -> Result<Reply, EsError> {
     check_fields(&body, &["id", "job_type", "trigger_method"], parser)?;
     let connector_id = match body.get("id") {
         Some(Value::String(s)) if !s.is_empty() => s.clone(),
-        _ => return Err(EsError::validation(&["[id] of the connector cannot be null or empty.".to_owned()])),
+        _ => {
+            return Err(EsError::validation(&[
+                "[id] of the connector cannot be null or empty.".to_owned(),
+            ]));
+        }
     };
     let job_type = match body.get("job_type").filter(|v| !v.is_null()) {
         Some(v) => enum_value(v, JOB_TYPES, "ConnectorSyncJobType", parser, "job_type")?.to_owned(),
         None => "full".to_owned(),
     };
     let trigger = match body.get("trigger_method").filter(|v| !v.is_null()) {
-        Some(v) => enum_value(v, TRIGGER_METHODS, "ConnectorSyncJobTriggerMethod", parser, "trigger_method")?.to_owned(),
+        Some(v) => enum_value(
+            v,
+            TRIGGER_METHODS,
+            "ConnectorSyncJobTriggerMethod",
+            parser,
+            "trigger_method",
+        )?
+        .to_owned(),
         None => "on_demand".to_owned(),
     };
     let mut cluster = lock(&shared.cluster);
-    let connector = connectors::load(&cluster, &connector_id, false).map_err(|_| connector_not_found(&connector_id))?;
+    let connector = connectors::load(&cluster, &connector_id, false)
+        .map_err(|_| connector_not_found(&connector_id))?;
     let field = |k: &str| connector.get(k).cloned().unwrap_or(Value::Null);
     let mut index_name = field("index_name");
     if job_type == "access_control"
@@ -150,12 +164,21 @@ fn list(shared: &Shared, req: &Req) -> Result<Reply, EsError> {
     let connector_id = req.param("connector_id").filter(|s| !s.is_empty());
     let status = match req.param("status").filter(|s| !s.is_empty()) {
         Some(s) if JOB_STATUSES.contains(&s) => Some(s),
-        Some(s) => return Err(EsError::illegal_argument(format!("Unknown ConnectorSyncStatus [{s}]."))),
+        Some(s) => {
+            return Err(EsError::illegal_argument(format!(
+                "Unknown ConnectorSyncStatus [{s}]."
+            )));
+        }
         None => None,
     };
-    let job_types: Option<Vec<&str>> = req.param("job_type").filter(|s| !s.is_empty()).map(|s| s.split(',').map(str::trim).collect());
+    let job_types: Option<Vec<&str>> = req
+        .param("job_type")
+        .filter(|s| !s.is_empty())
+        .map(|s| s.split(',').map(str::trim).collect());
     if let Some(bad) = job_types.iter().flatten().find(|t| !JOB_TYPES.contains(t)) {
-        return Err(EsError::illegal_argument(format!("Unknown ConnectorSyncJobType [{bad}].")));
+        return Err(EsError::illegal_argument(format!(
+            "Unknown ConnectorSyncJobType [{bad}]."
+        )));
     }
     let cluster = lock(&shared.cluster);
     let Some(idx) = cluster.indices.get(SYNC_JOBS_INDEX) else {
@@ -166,17 +189,33 @@ fn list(shared: &Shared, req: &Req) -> Result<Reply, EsError> {
         .iter()
         .map(|(id, d)| (id.clone(), d.object()))
         .filter(|(_, j)| {
-            connector_id.is_none_or(|c| j.get("connector").and_then(|x| x.get("id")).and_then(Value::as_str) == Some(c))
-                && status.is_none_or(|s| j.get("status").and_then(Value::as_str) == Some(s))
-                && job_types
-                    .as_ref()
-                    .is_none_or(|t| j.get("job_type").and_then(Value::as_str).is_some_and(|jt| t.contains(&jt)))
+            connector_id.is_none_or(|c| {
+                j.get("connector")
+                    .and_then(|x| x.get("id"))
+                    .and_then(Value::as_str)
+                    == Some(c)
+            }) && status.is_none_or(|s| j.get("status").and_then(Value::as_str) == Some(s))
+                && job_types.as_ref().is_none_or(|t| {
+                    j.get("job_type")
+                        .and_then(Value::as_str)
+                        .is_some_and(|jt| t.contains(&jt))
+                })
         })
         .collect();
-    let created = |j: &Map<String, Value>| j.get("created_at").and_then(Value::as_str).and_then(super::query::parse_date).unwrap_or(0);
+    let created = |j: &Map<String, Value>| {
+        j.get("created_at")
+            .and_then(Value::as_str)
+            .and_then(super::query::parse_date)
+            .unwrap_or(0)
+    };
     jobs.sort_by(|(ia, a), (ib, b)| created(b).cmp(&created(a)).then_with(|| ib.cmp(ia)));
     let count = jobs.len();
-    let results: Vec<Value> = jobs.into_iter().skip(from).take(size).map(|(id, j)| with_id(&id, j)).collect();
+    let results: Vec<Value> = jobs
+        .into_iter()
+        .skip(from)
+        .take(size)
+        .map(|(id, j)| with_id(&id, j))
+        .collect();
     Ok(Reply::ok(&json!({"count": count, "results": results})))
 }
 
@@ -208,7 +247,10 @@ pub(crate) fn job_transition_ok(from: &str, to: &str) -> bool {
 }
 
 fn status_of(doc: &Map<String, Value>) -> String {
-    doc.get("status").and_then(Value::as_str).unwrap_or("pending").to_owned()
+    doc.get("status")
+        .and_then(Value::as_str)
+        .unwrap_or("pending")
+        .to_owned()
 }
 
 fn bad_transition(from: &str, to: &str) -> EsError {
@@ -248,7 +290,11 @@ fn claim(shared: &Shared, req: &Req, id: &str) -> Result<Reply, EsError> {
     check_fields(&body, &["worker_hostname", "sync_cursor"], parser)?;
     let host = match body.get("worker_hostname") {
         Some(Value::String(s)) if !s.is_empty() => s.clone(),
-        _ => return Err(EsError::validation(&["[worker_hostname] of the connector sync job cannot be null.".to_owned()])),
+        _ => {
+            return Err(EsError::validation(&[
+                "[worker_hostname] of the connector sync job cannot be null.".to_owned(),
+            ]));
+        }
     };
     let cursor = body.get("sync_cursor").cloned();
     modify(shared, id, |doc| {
@@ -256,7 +302,9 @@ fn claim(shared: &Shared, req: &Req, id: &str) -> Result<Reply, EsError> {
         if !matches!(from.as_str(), "pending" | "suspended") {
             return Err(EsError::status(
                 409,
-                format!("Cannot claim connector sync job [{id}] in status [{from}]: only pending or suspended jobs can be claimed."),
+                format!(
+                    "Cannot claim connector sync job [{id}] in status [{from}]: only pending or suspended jobs can be claimed."
+                ),
             ));
         }
         let now = now_iso();
@@ -278,7 +326,11 @@ fn error(shared: &Shared, req: &Req, id: &str) -> Result<Reply, EsError> {
     check_fields(&body, &["error"], "connector_sync_job_error_request")?;
     let message = match body.get("error") {
         Some(Value::String(s)) if !s.is_empty() => s.clone(),
-        _ => return Err(EsError::validation(&["[error] of the connector sync job cannot be null or empty".to_owned()])),
+        _ => {
+            return Err(EsError::validation(&[
+                "[error] of the connector sync job cannot be null or empty".to_owned(),
+            ]));
+        }
     };
     modify(shared, id, |doc| {
         let from = status_of(doc);
@@ -294,8 +346,23 @@ fn error(shared: &Shared, req: &Req, id: &str) -> Result<Reply, EsError> {
 fn stats(shared: &Shared, req: &Req, id: &str) -> Result<Reply, EsError> {
     let parser = "connector_sync_job_update_stats_request";
     let body = optional_object_body(req)?;
-    const REQUIRED: [&str; 3] = ["deleted_document_count", "indexed_document_count", "indexed_document_volume"];
-    check_fields(&body, &[REQUIRED[0], REQUIRED[1], REQUIRED[2], "total_document_count", "last_seen", "metadata"], parser)?;
+    const REQUIRED: [&str; 3] = [
+        "deleted_document_count",
+        "indexed_document_count",
+        "indexed_document_volume",
+    ];
+    check_fields(
+        &body,
+        &[
+            REQUIRED[0],
+            REQUIRED[1],
+            REQUIRED[2],
+            "total_document_count",
+            "last_seen",
+            "metadata",
+        ],
+        parser,
+    )?;
     let missing: Vec<String> = REQUIRED
         .iter()
         .filter(|k| body.get(**k).is_none_or(Value::is_null))
@@ -306,13 +373,24 @@ fn stats(shared: &Shared, req: &Req, id: &str) -> Result<Reply, EsError> {
     }
     for k in REQUIRED.iter().chain(&["total_document_count"]) {
         if let Some(v) = body.get(*k).filter(|v| !v.is_null())
-            && !v.as_i64().is_some_and(|n| n >= 0)
+            && v.as_i64().is_none_or(|n| n < 0)
         {
-            return Err(EsError::bad_field(parser, k, EsError::illegal_argument(format!("[{k}] must be a non-negative integer"))));
+            return Err(EsError::bad_field(
+                parser,
+                k,
+                EsError::illegal_argument(format!("[{k}] must be a non-negative integer")),
+            ));
         }
     }
-    if body.get("metadata").is_some_and(|m| !m.is_object() && !m.is_null()) {
-        return Err(EsError::bad_field(parser, "metadata", EsError::illegal_argument("[metadata] must be an object")));
+    if body
+        .get("metadata")
+        .is_some_and(|m| !m.is_object() && !m.is_null())
+    {
+        return Err(EsError::bad_field(
+            parser,
+            "metadata",
+            EsError::illegal_argument("[metadata] must be an object"),
+        ));
     }
     modify(shared, id, |doc| {
         for k in REQUIRED.iter().chain(&["total_document_count", "metadata"]) {
@@ -320,7 +398,11 @@ fn stats(shared: &Shared, req: &Req, id: &str) -> Result<Reply, EsError> {
                 doc.insert((*k).to_owned(), v.clone());
             }
         }
-        let seen = body.get("last_seen").filter(|v| !v.is_null()).cloned().unwrap_or_else(|| json!(now_iso()));
+        let seen = body
+            .get("last_seen")
+            .filter(|v| !v.is_null())
+            .cloned()
+            .unwrap_or_else(|| json!(now_iso()));
         doc.insert("last_seen".into(), seen);
         Ok(())
     })

@@ -1,0 +1,401 @@
+//! `syncdeck sync`, `serve`, `dlq` and `sources`: the engine's commands. The engine is built
+//! here from the context (backend, dead-letter queue in the data dir, built-in sources).
+
+use super::args::{DlqCommand, DlqListArgs, DlqSelectArgs, ServeArgs, SyncTypeArg};
+use super::context::Context;
+use super::error::{CliError, CliResult, EXIT_DEAD_LETTERS};
+use super::output::{Table, details, ellipsize, or_dash};
+use crate::engine::dlq::{DeadLetterStore, DlqFilter};
+use crate::engine::progress::ProgressSnapshot;
+use crate::engine::retry::retry_dead_letters;
+use crate::engine::runner::{Engine, EngineDeps, JobEnd, JobReport};
+use crate::engine::service::{self, ServeOptions};
+use crate::engine::status;
+use crate::model::{JobType, TriggerMethod};
+use crate::sources;
+use serde_json::json;
+use std::io::{IsTerminal, Write};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// This worker's name in `worker_hostname`: the host, and the process so that several
+/// workers on one host are told apart.
+pub fn worker_name() -> String {
+    format!("{}/{}", gethostname::gethostname().to_string_lossy(), std::process::id())
+}
+
+pub fn open_dlq(ctx: &Context) -> CliResult<Arc<DeadLetterStore>> {
+    let path = ctx.paths.dlq_db();
+    if let Some(dir) = path.parent() {
+        crate::paths::create_private_dir(dir)
+            .map_err(|e| CliError::failed(format!("cannot create data dir '{}': {e}", dir.display())))?;
+    }
+    DeadLetterStore::open(&path, ctx.profile.engine.dlq_max_entries)
+        .map(Arc::new)
+        .map_err(|e| CliError::failed(e.to_string()))
+}
+
+pub fn build_engine(ctx: &Context) -> CliResult<Engine> {
+    Ok(Engine::new(EngineDeps {
+        control: ctx.control.clone(),
+        store: ctx.documents.clone(),
+        dlq: open_dlq(ctx)?,
+        registry: sources::builtin(),
+        settings: ctx.profile.engine.clone(),
+        breaker: ctx.profile.breaker.clone(),
+        worker: worker_name(),
+    }))
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn termination() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        };
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// `syncdeck sync CONNECTOR`: create, claim and run one job here. Exit 0 when every document
+/// was indexed, 4 when the job completed with dead letters, 1 when it failed.
+pub async fn sync(ctx: &mut Context, connector: &str, job_type: SyncTypeArg) -> CliResult {
+    ctx.ensure_writable("run a sync")?;
+    let engine = build_engine(ctx)?;
+    let job_type = JobType::from(job_type);
+    let job_id = ctx
+        .control
+        .create_sync_job(connector, job_type, TriggerMethod::OnDemand)
+        .await
+        .map_err(|e| CliError::from(e).context(format!("starting a {job_type} sync of '{connector}'")))?;
+    let shutdown = CancellationToken::new();
+    let runner = {
+        let engine = engine.clone();
+        let job_id = job_id.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move { engine.run_job(&job_id, &shutdown).await })
+    };
+    let live = engine.live();
+    let json = ctx.out.json;
+    let bar = !json && std::io::stderr().is_terminal();
+    let mut interval = tokio::time::interval(if json { Duration::from_secs(1) } else { Duration::from_millis(200) });
+    let mut canceling = false;
+    let term = termination();
+    tokio::pin!(term);
+    tokio::pin!(runner);
+    let report = loop {
+        tokio::select! {
+            done = &mut runner => break done,
+            _ = interval.tick() => {
+                if let Some(p) = live.progress(&job_id) {
+                    let s = p.snapshot();
+                    if json {
+                        ctx.out.json_line(&json!({"progress": s}))?;
+                    } else if bar {
+                        draw_bar(&s);
+                    }
+                }
+            }
+            _ = &mut term, if !canceling => {
+                // First Ctrl-C: cancel the job cleanly (it ends `canceled`).
+                canceling = true;
+                eprintln!("\ncanceling sync job '{job_id}'…");
+                let _ = ctx.control.cancel_sync_job(&job_id).await;
+                live.stop(&job_id);
+            }
+        }
+    };
+    if bar {
+        eprintln!();
+    }
+    let report = report
+        .map_err(|e| CliError::failed(format!("the sync task failed: {e}")))?
+        .map_err(|e| CliError::failed(e.to_string()).context(format!("sync of '{connector}'")))?;
+    let final_snapshot = live.progress(&job_id).map(|p| p.snapshot());
+    ctx.out.either(&json!({"report": report, "final": final_snapshot}), || summary_text(&report))?;
+    match &report.end {
+        JobEnd::Completed if report.counters.dead_lettered > 0 => Err(CliError {
+            code: EXIT_DEAD_LETTERS,
+            message: format!(
+                "sync job '{}' completed with {} dead-lettered document(s); see `syncdeck dlq list --connector {}`",
+                report.job_id, report.counters.dead_lettered, report.connector_id
+            ),
+        }),
+        JobEnd::Completed => Ok(()),
+        JobEnd::Failed { error } => Err(CliError::failed(format!("sync job '{}' failed: {error}", report.job_id))),
+        JobEnd::Canceled => Err(CliError::failed(format!("sync job '{}' was canceled", report.job_id))),
+        JobEnd::Suspended => Err(CliError::failed(format!("sync job '{}' was suspended", report.job_id))),
+        JobEnd::Skipped { reason } => Err(CliError::failed(format!("sync job '{}' did not run: {reason}", report.job_id))),
+    }
+}
+
+fn draw_bar(s: &ProgressSnapshot) {
+    let c = &s.counters;
+    let done = c.handled();
+    let (bar, pct) = match s.total_hint {
+        Some(total) if total > 0 => {
+            let ratio = (done as f64 / total as f64).min(1.0);
+            let filled = (ratio * 24.0) as usize;
+            (format!("[{}{}]", "#".repeat(filled), ".".repeat(24 - filled)), format!("{:>3.0}%", ratio * 100.0))
+        }
+        _ => ("[........................]".to_string(), "  ?%".to_string()),
+    };
+    let eta = s.eta_ms.map(|ms| format!(" ETA {}s", ms / 1000)).unwrap_or_default();
+    let breaker = s.breaker.as_ref().and_then(|b| b.get("state")).and_then(|v| v.as_str()).unwrap_or("closed");
+    let mut err = std::io::stderr();
+    let _ = write!(
+        err,
+        "\r{bar} {pct} {done}/{} docs  {:.0} docs/s  {:.1} MB/s  dlq {}  retries {}  deleted {}  breaker {breaker}{eta}   ",
+        or_dash(s.total_hint),
+        s.docs_per_sec,
+        s.bytes_per_sec / 1_048_576.0,
+        c.dead_lettered,
+        c.retried,
+        c.deleted,
+    );
+    let _ = err.flush();
+}
+
+fn summary_text(r: &JobReport) -> String {
+    let c = &r.counters;
+    let end = match &r.end {
+        JobEnd::Completed => "completed".to_string(),
+        JobEnd::Failed { error } => format!("failed: {error}"),
+        JobEnd::Canceled => "canceled".to_string(),
+        JobEnd::Suspended => "suspended".to_string(),
+        JobEnd::Skipped { reason } => format!("not run: {reason}"),
+    };
+    let secs = (r.elapsed_ms as f64 / 1000.0).max(0.001);
+    details(&[
+        ("job", r.job_id.clone()),
+        ("connector", r.connector_id.clone()),
+        ("index", r.index.clone()),
+        ("result", end),
+        ("documents seen", c.seen.to_string()),
+        ("indexed", (c.indexed + c.updated).to_string()),
+        ("deleted", c.deleted.to_string()),
+        ("skipped", c.skipped.to_string()),
+        ("dead-lettered", c.dead_lettered.to_string()),
+        ("item retries", c.retried.to_string()),
+        ("bulk requests", format!("{} ({} failed)", c.bulk_requests, c.bulk_failures)),
+        ("in index", or_dash(r.total_document_count)),
+        ("elapsed", format!("{secs:.1}s ({:.0} docs/s)", c.handled() as f64 / secs)),
+    ])
+}
+
+/// `syncdeck serve`: the connectors service, until SIGINT/SIGTERM.
+pub async fn serve(ctx: &mut Context, args: ServeArgs) -> CliResult {
+    ctx.ensure_writable("serve connectors")?;
+    let engine = build_engine(ctx)?;
+    let shutdown = CancellationToken::new();
+    if let Some(addr) = args.listen {
+        let (bound, _) = status::start(addr, engine.live(), engine.deps().dlq.clone(), engine.deps().worker.clone(), shutdown.clone())
+            .await
+            .map_err(|e| CliError::usage(format!("--listen {addr}: {e}")))?;
+        eprintln!("status on http://{bound}/status and http://{bound}/metrics");
+        tracing::info!(%bound, "status endpoint listening");
+    }
+    let options = ServeOptions {
+        connector_ids: args.connectors,
+        idle: args.idle,
+        max_concurrent_syncs: args.max_concurrent,
+        ..Default::default()
+    };
+    eprintln!("serving as '{}' (Ctrl-C to stop)", engine.deps().worker);
+    let stopper = shutdown.clone();
+    tokio::spawn(async move {
+        termination().await;
+        tracing::info!("shutdown requested");
+        stopper.cancel();
+    });
+    let summary = service::serve(&engine, &options, shutdown).await;
+    let jobs: Vec<_> = summary.jobs.iter().map(|r| json!({"job": r.job_id, "connector": r.connector_id, "end": r.end, "indexed": r.counters.indexed + r.counters.updated, "dead_lettered": r.counters.dead_lettered})).collect();
+    ctx.out.either(&json!({"ticks": summary.ticks, "scheduled": summary.scheduled, "reaped": summary.reaped, "jobs": jobs}), || {
+        let mut text = format!("stopped after {} tick(s): {} job(s) run, {} scheduled, {} idle job(s) failed\n", summary.ticks, summary.jobs.len(), summary.scheduled, summary.reaped);
+        for r in &summary.jobs {
+            text.push_str(&format!("  {}  {}  {}\n", r.job_id, r.connector_id, summary_text(r).lines().nth(3).unwrap_or_default().trim()));
+        }
+        text
+    })?;
+    Ok(())
+}
+
+/// `syncdeck dlq ...`
+pub async fn dlq(ctx: &mut Context, command: DlqCommand) -> CliResult {
+    let store = open_dlq(ctx)?;
+    match command {
+        DlqCommand::List(args) => dlq_list(ctx, &store, args),
+        DlqCommand::Show { id } => {
+            let entry = store
+                .get(id)
+                .map_err(|e| CliError::failed(e.to_string()))?
+                .ok_or_else(|| CliError::failed(format!("dead letter {id} not found (it may have been retried or dropped)")))?;
+            ctx.out.either(&entry, || {
+                let mut text = details(&[
+                    ("id", entry.id.to_string()),
+                    ("connector", entry.connector_id.clone()),
+                    ("job", entry.job_id.clone()),
+                    ("index", entry.index.clone()),
+                    ("document id", entry.doc_id.clone()),
+                    ("error type", entry.error_type.clone()),
+                    ("reason", entry.reason.clone()),
+                    ("status", or_dash(entry.status)),
+                    ("attempts", entry.attempts.to_string()),
+                    ("first failed", entry.first_failed_at.to_string()),
+                    ("last failed", entry.last_failed_at.to_string()),
+                ]);
+                text.push_str("\ndocument:\n");
+                text.push_str(&serde_json::to_string_pretty(&entry.document).unwrap_or_default());
+                text
+            })?;
+            Ok(())
+        }
+        DlqCommand::Retry(select) => {
+            ctx.ensure_writable("retry dead letters")?;
+            let entries = selected(&store, &select)?;
+            if entries.is_empty() {
+                ctx.out.either(&json!({"succeeded": [], "failed": []}), || "no dead letters selected".to_string())?;
+                return Ok(());
+            }
+            let cancel = CancellationToken::new();
+            let report = retry_dead_letters(ctx.documents.clone(), store.clone(), entries, &ctx.profile.engine, &ctx.profile.breaker, &cancel)
+                .await
+                .map_err(|e| CliError::failed(e.to_string()))?;
+            ctx.out.either(&report, || {
+                let mut text = format!("{} indexed and removed, {} failed again\n", report.succeeded.len(), report.failed.len());
+                for (id, reason) in &report.failed {
+                    text.push_str(&format!("  {id}: {}\n", ellipsize(reason, 100)));
+                }
+                text
+            })?;
+            if report.failed.is_empty() { Ok(()) } else { Err(CliError::failed(format!("{} dead letter(s) failed again", report.failed.len()))) }
+        }
+        DlqCommand::Drop { select, yes } => {
+            ctx.ensure_writable("drop dead letters")?;
+            if !yes {
+                return Err(CliError::usage("dropping dead letters loses those documents from the queue; add --yes to confirm"));
+            }
+            let removed = if select.all {
+                let filter = DlqFilter { connector_id: select.connector.clone(), ..Default::default() };
+                store.remove_all(&filter)
+            } else {
+                store.remove(&select.ids)
+            }
+            .map_err(|e| CliError::failed(e.to_string()))?;
+            ctx.out.either(&json!({"dropped": removed}), || format!("{removed} dead letter(s) dropped"))?;
+            Ok(())
+        }
+    }
+}
+
+fn selected(store: &DeadLetterStore, select: &DlqSelectArgs) -> CliResult<Vec<crate::model::DeadLetter>> {
+    if select.all {
+        let filter = DlqFilter { connector_id: select.connector.clone(), ..Default::default() };
+        return store.list(&filter).map_err(|e| CliError::failed(e.to_string()));
+    }
+    let mut out = Vec::new();
+    for id in &select.ids {
+        match store.get(*id).map_err(|e| CliError::failed(e.to_string()))? {
+            Some(entry) => out.push(entry),
+            None => return Err(CliError::failed(format!("dead letter {id} not found (it may have been retried or dropped)"))),
+        }
+    }
+    Ok(out)
+}
+
+fn dlq_list(ctx: &mut Context, store: &DeadLetterStore, args: DlqListArgs) -> CliResult {
+    let filter = DlqFilter {
+        connector_id: args.connector,
+        job_id: args.job,
+        error_type: args.error_type,
+        limit: Some(args.limit),
+        ..Default::default()
+    };
+    let entries = store.list(&filter).map_err(|e| CliError::failed(e.to_string()))?;
+    let total = store.count(&filter).map_err(|e| CliError::failed(e.to_string()))?;
+    ctx.out.either(&json!({"count": total, "results": entries}), || {
+        if entries.is_empty() {
+            return "no dead letters".to_string();
+        }
+        let mut t = Table::new(&["ID", "CONNECTOR", "JOB", "DOCUMENT", "ERROR", "ATTEMPTS", "LAST FAILURE", "REASON"]);
+        for e in &entries {
+            t.row(vec![
+                e.id.to_string(),
+                e.connector_id.clone(),
+                ellipsize(&e.job_id, 12),
+                ellipsize(&e.doc_id, 32),
+                e.error_type.clone(),
+                e.attempts.to_string(),
+                e.last_failed_at.0.format("%Y-%m-%d %H:%M:%S").to_string(),
+                ellipsize(&e.reason, 60),
+            ]);
+        }
+        let mut text = t.render();
+        if total > entries.len() as u64 {
+            text.push_str(&format!("({} of {total}; --limit for more)\n", entries.len()));
+        }
+        text
+    })?;
+    Ok(())
+}
+
+/// `syncdeck sources`: the built-in service types and their fields.
+pub fn sources(ctx: &mut Context) -> CliResult {
+    let registry = sources::builtin();
+    let listing: Vec<_> = registry
+        .factories()
+        .map(|f| {
+            let config = f.default_configuration();
+            let fields: Vec<_> = config
+                .fields_in_order()
+                .into_iter()
+                .map(|(key, field)| {
+                    json!({"key": key, "label": field.display_label(key), "type": field.field_type.as_str(),
+                           "required": field.required, "sensitive": field.sensitive,
+                           "default": field.default_value, "tooltip": field.tooltip})
+                })
+                .collect();
+            json!({"service_type": f.service_type(), "name": f.display_name(), "incremental": f.supports_incremental(), "fields": fields})
+        })
+        .collect();
+    ctx.out.either(&listing, || {
+        let mut text = String::new();
+        for f in registry.factories() {
+            text.push_str(&format!(
+                "{} — {}{}\n",
+                f.service_type(),
+                f.display_name(),
+                if f.supports_incremental() { " (incremental)" } else { "" }
+            ));
+            let mut t = Table::new(&["KEY", "LABEL", "TYPE", "DEFAULT", "REQUIRED", "SENSITIVE", "HELP"]);
+            for (key, field) in f.default_configuration().fields_in_order() {
+                t.row(vec![
+                    key.to_string(),
+                    field.display_label(key),
+                    field.field_type.as_str().to_string(),
+                    crate::model::value_text(&field.default_value),
+                    if field.required { "yes" } else { "no" }.to_string(),
+                    if field.sensitive { "yes" } else { "no" }.to_string(),
+                    ellipsize(field.tooltip.as_deref().unwrap_or(""), 60),
+                ]);
+            }
+            for line in t.render().lines() {
+                text.push_str(&format!("  {line}\n"));
+            }
+            text.push('\n');
+        }
+        text
+    })?;
+    Ok(())
+}
