@@ -18,7 +18,13 @@ async fn standin(nodes: usize) -> StandIn {
 }
 
 async fn standin_with(nodes: usize, auth: StandInAuth) -> StandIn {
-    StandIn::start(StandInOptions { nodes, auth, kibana: false, ..Default::default() }).await
+    StandIn::start(StandInOptions {
+        nodes,
+        auth,
+        kibana: false,
+        ..Default::default()
+    })
+    .await
 }
 
 /// Settings for these URLs: dead nodes stay dead for a minute unless a test says otherwise,
@@ -32,7 +38,9 @@ fn settings(urls: &[String]) -> EsSettings {
 }
 
 fn client(s: &EsSettings) -> Elasticsearch {
-    let transport = Transport::builder(s).throttle_backoff(Duration::from_millis(1), Duration::from_millis(5)).build();
+    let transport = Transport::builder(s)
+        .throttle_backoff(Duration::from_millis(1), Duration::from_millis(5))
+        .build();
     Elasticsearch::from_transport(transport.unwrap())
 }
 
@@ -110,14 +118,22 @@ async fn a_dead_node_comes_back_after_its_backoff_and_a_success_resets_it() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert!(es.pool_snapshot()[1].alive, "lazily resurrected");
-    assert_eq!(es.pool_snapshot()[1].failures, 1, "failures stay until a success");
+    assert_eq!(
+        es.pool_snapshot()[1].failures,
+        1,
+        "failures stay until a success"
+    );
     standin.clear_requests();
     let mut answered = Vec::new();
     for _ in 0..3 {
         answered.push(info_node(&es).await);
     }
     assert!(answered.contains(&1), "{answered:?}");
-    assert_eq!(es.pool_snapshot()[1].failures, 0, "a success resets the failure count");
+    assert_eq!(
+        es.pool_snapshot()[1].failures,
+        0,
+        "a success resets the failure count"
+    );
 }
 
 #[tokio::test]
@@ -129,7 +145,10 @@ async fn when_every_node_is_dead_the_soonest_is_forced_back() {
     standin.faults().node_down(0, NodeDownMode::Refuse);
     standin.faults().node_down(1, NodeDownMode::Refuse);
     let err = es.cluster().info().await.unwrap_err();
-    assert!(matches!(err, Error::Unreachable { attempts: 2, .. }), "{err:?}");
+    assert!(
+        matches!(err, Error::Unreachable { attempts: 2, .. }),
+        "{err:?}"
+    );
     assert!(es.pool_snapshot().iter().all(|n| !n.alive));
     standin.faults().node_up(0);
     standin.faults().node_up(1);
@@ -148,9 +167,16 @@ async fn retries_stop_after_max_retries() {
     let es = client(&s);
     standin.faults().fail_requests(None, vec![503; 10]);
     let err = es.cluster().info().await.unwrap_err();
-    assert!(matches!(err, Error::Unreachable { attempts: 3, .. }), "{err:?}");
+    assert!(
+        matches!(err, Error::Unreachable { attempts: 3, .. }),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("503"), "{err}");
-    assert_eq!(nodes_hit(&standin), [0, 1, 2], "one request per node, then stop");
+    assert_eq!(
+        nodes_hit(&standin),
+        [0, 1, 2],
+        "one request per node, then stop"
+    );
 }
 
 #[tokio::test]
@@ -162,7 +188,13 @@ async fn bad_gateway_unavailable_and_gateway_timeout_go_to_another_node() {
     let hit = nodes_hit(&standin);
     assert_eq!(hit.len(), 4);
     assert_eq!(hit[..3], [0, 1, 2], "each failure moved on to another node");
-    assert!(es.pool_snapshot().iter().filter(|n| n.failures == 1).count() >= 2);
+    assert!(
+        es.pool_snapshot()
+            .iter()
+            .filter(|n| n.failures == 1)
+            .count()
+            >= 2
+    );
 }
 
 #[tokio::test]
@@ -172,7 +204,11 @@ async fn too_many_requests_is_retried_without_marking_the_node_dead() {
     standin.faults().fail_requests(None, vec![429, 429]);
     es.cluster().info().await.unwrap();
     assert_eq!(standin.requests().len(), 3);
-    assert!(es.pool_snapshot().iter().all(|n| n.alive && n.failures == 0));
+    assert!(
+        es.pool_snapshot()
+            .iter()
+            .all(|n| n.alive && n.failures == 0)
+    );
 
     let mut s = settings(&standin.es_urls());
     s.max_retries = 2;
@@ -201,7 +237,13 @@ async fn client_errors_are_never_retried_and_keep_type_and_reason() {
         standin.clear_requests();
         standin.faults().fail_requests(None, vec![status]);
         let err = es.cluster().info().await.unwrap_err();
-        let Error::Api { status: got, kind: got_kind, reason, root_causes } = &err else {
+        let Error::Api {
+            status: got,
+            kind: got_kind,
+            reason,
+            root_causes,
+        } = &err
+        else {
             panic!("{status}: {err:?}");
         };
         assert_eq!((*got, got_kind.as_str()), (status, kind));
@@ -209,19 +251,37 @@ async fn client_errors_are_never_retried_and_keep_type_and_reason() {
         assert!(!root_causes.is_empty());
         assert_eq!(standin.requests().len(), 1, "{status} was retried");
     }
-    assert!(es.pool_snapshot().iter().all(|n| n.alive && n.failures == 0));
+    assert!(
+        es.pool_snapshot()
+            .iter()
+            .all(|n| n.alive && n.failures == 0)
+    );
 }
 
 #[tokio::test]
 async fn api_key_basic_and_bearer_are_accepted() {
     let cases = [
-        (StandInAuth::ApiKey("aWQ6a2V5".into()), Auth::ApiKey(Secret::new("aWQ6a2V5")), "ApiKey aWQ6a2V5"),
         (
-            StandInAuth::Basic { user: "elastic".into(), password: "changeme".into() },
-            Auth::Basic { username: "elastic".into(), password: Secret::new("changeme") },
+            StandInAuth::ApiKey("aWQ6a2V5".into()),
+            Auth::ApiKey(Secret::new("aWQ6a2V5")),
+            "ApiKey aWQ6a2V5",
+        ),
+        (
+            StandInAuth::Basic {
+                user: "elastic".into(),
+                password: "changeme".into(),
+            },
+            Auth::Basic {
+                username: "elastic".into(),
+                password: Secret::new("changeme"),
+            },
             "Basic ZWxhc3RpYzpjaGFuZ2VtZQ==",
         ),
-        (StandInAuth::Bearer("tok-123".into()), Auth::Bearer(Secret::new("tok-123")), "Bearer tok-123"),
+        (
+            StandInAuth::Bearer("tok-123".into()),
+            Auth::Bearer(Secret::new("tok-123")),
+            "Bearer tok-123",
+        ),
     ];
     for (required, auth, header) in cases {
         let standin = standin_with(1, required).await;
@@ -242,18 +302,32 @@ async fn missing_or_wrong_credentials_surface_a_security_exception_once() {
         let err = client(&s).cluster().info().await.unwrap_err();
         assert_eq!(err.status(), Some(401));
         assert_eq!(err.kind(), Some("security_exception"));
-        assert!(!err.to_string().contains("wrong"), "the credential leaked: {err}");
+        assert!(
+            !err.to_string().contains("wrong"),
+            "the credential leaked: {err}"
+        );
         assert_eq!(standin.requests().len(), 1);
     }
 }
 
 #[tokio::test]
 async fn credentials_in_the_node_url_become_basic_auth_and_leave_the_url() {
-    let standin = standin_with(1, StandInAuth::Basic { user: "u".into(), password: "p@ss".into() }).await;
+    let standin = standin_with(
+        1,
+        StandInAuth::Basic {
+            user: "u".into(),
+            password: "p@ss".into(),
+        },
+    )
+    .await;
     let url = standin.es_urls()[0].replace("http://", "http://u:p%40ss@");
     let es = client(&settings(&[url]));
     es.cluster().info().await.unwrap();
-    assert!(es.pool_snapshot().iter().all(|n| !n.url.contains("p%40ss") && !n.url.contains('@')));
+    assert!(
+        es.pool_snapshot()
+            .iter()
+            .all(|n| !n.url.contains("p%40ss") && !n.url.contains('@'))
+    );
 }
 
 #[tokio::test]
@@ -264,7 +338,11 @@ async fn vendored_media_types_follow_compatible_with() {
         s.compatible_with = version;
         let es = client(&s);
         es.cluster().info().await.unwrap();
-        let new = NewConnector { id: Some("c1".into()), name: Some("n".into()), ..Default::default() };
+        let new = NewConnector {
+            id: Some("c1".into()),
+            name: Some("n".into()),
+            ..Default::default()
+        };
         es.connectors().create(&new).await.unwrap();
         let bulk = syncdeck::backend::BulkRequest {
             index: "docs".into(),
@@ -276,11 +354,23 @@ async fn vendored_media_types_follow_compatible_with() {
         let log = standin.requests();
         let json = format!("application/vnd.elasticsearch+json; compatible-with={version}");
         let ndjson = format!("application/vnd.elasticsearch+x-ndjson; compatible-with={version}");
-        assert!(log.iter().all(|r| r.header("accept") == Some(json.as_str())));
-        assert_eq!(log[0].header("content-type"), None, "no body, no content type");
+        assert!(
+            log.iter()
+                .all(|r| r.header("accept") == Some(json.as_str()))
+        );
+        assert_eq!(
+            log[0].header("content-type"),
+            None,
+            "no body, no content type"
+        );
         assert_eq!(log[1].header("content-type"), Some(json.as_str()));
         assert_eq!(log[2].header("content-type"), Some(ndjson.as_str()));
-        assert!(log[0].header("user-agent").unwrap().starts_with("syncdeck/"));
+        assert!(
+            log[0]
+                .header("user-agent")
+                .unwrap()
+                .starts_with("syncdeck/")
+        );
     }
 }
 
@@ -289,11 +379,14 @@ async fn fake_node(product: Option<&'static str>) -> (SocketAddr, tokio::task::J
     let app = axum::Router::new().route(
         "/",
         axum::routing::get(move || async move {
-            let mut response = axum::response::IntoResponse::into_response(axum::Json(serde_json::json!({
-                "name": "n", "cluster_name": "c", "version": {"number": "9.1.0"}
-            })));
+            let mut response =
+                axum::response::IntoResponse::into_response(axum::Json(serde_json::json!({
+                    "name": "n", "cluster_name": "c", "version": {"number": "9.1.0"}
+                })));
             if let Some(product) = product {
-                response.headers_mut().insert("x-elastic-product", product.parse().unwrap());
+                response
+                    .headers_mut()
+                    .insert("x-elastic-product", product.parse().unwrap());
             }
             response
         }),
@@ -312,12 +405,18 @@ async fn a_missing_or_wrong_product_header_is_an_error() {
         let (addr, server) = fake_node(product).await;
         let es = client(&settings(&[format!("http://{addr}")]));
         let err = es.cluster().info().await.unwrap_err();
-        let Error::Product { found: got, .. } = &err else { panic!("{err:?}") };
+        let Error::Product { found: got, .. } = &err else {
+            panic!("{err:?}")
+        };
         assert_eq!(got, found);
         server.abort();
     }
     let (addr, server) = fake_node(Some("Elasticsearch")).await;
-    client(&settings(&[format!("http://{addr}")])).cluster().info().await.unwrap();
+    client(&settings(&[format!("http://{addr}")]))
+        .cluster()
+        .info()
+        .await
+        .unwrap();
     server.abort();
 }
 
@@ -355,10 +454,19 @@ async fn sniffing_on_node_failure_replaces_the_dead_node() {
         es.cluster().info().await.unwrap();
     }
     let log = standin.requests();
-    assert!(log.iter().any(|r| r.path == "/_nodes/_all/http"), "sniffed after the failure");
-    assert!(nodes_hit(&standin).contains(&2), "the sniffed node 2 took over");
+    assert!(
+        log.iter().any(|r| r.path == "/_nodes/_all/http"),
+        "sniffed after the failure"
+    );
+    assert!(
+        nodes_hit(&standin).contains(&2),
+        "the sniffed node 2 took over"
+    );
     let urls: Vec<String> = es.pool_snapshot().into_iter().map(|n| n.url).collect();
-    assert!(!urls.contains(&standin.es_urls()[1]), "node 1 is not published while down: {urls:?}");
+    assert!(
+        !urls.contains(&standin.es_urls()[1]),
+        "node 1 is not published while down: {urls:?}"
+    );
 }
 
 #[tokio::test]
@@ -368,7 +476,13 @@ async fn sniffing_on_interval_happens_before_a_request_once_due() {
     s.sniff.interval = Some(Duration::from_millis(30));
     let es = client(&s);
     es.cluster().info().await.unwrap();
-    let sniffs = |standin: &StandIn| standin.requests().iter().filter(|r| r.path == "/_nodes/_all/http").count();
+    let sniffs = |standin: &StandIn| {
+        standin
+            .requests()
+            .iter()
+            .filter(|r| r.path == "/_nodes/_all/http")
+            .count()
+    };
     assert_eq!(sniffs(&standin), 0, "not due yet");
     tokio::time::sleep(Duration::from_millis(60)).await;
     es.cluster().info().await.unwrap();
@@ -387,7 +501,10 @@ async fn a_failed_sniff_keeps_the_pool() {
     es.cluster().info().await.unwrap();
     assert_eq!(es.pool_snapshot().len(), 2);
     let err = es.transport().sniff().await;
-    assert!(err.is_ok(), "an explicit sniff works once the faults are used up: {err:?}");
+    assert!(
+        err.is_ok(),
+        "an explicit sniff works once the faults are used up: {err:?}"
+    );
 }
 
 #[tokio::test]
@@ -396,14 +513,21 @@ async fn gzip_request_bodies_are_accepted() {
     let mut s = settings(&standin.es_urls());
     s.gzip = true;
     let es = client(&s);
-    let new = NewConnector { id: Some("gz".into()), name: Some("Zipped".into()), ..Default::default() };
+    let new = NewConnector {
+        id: Some("gz".into()),
+        name: Some("Zipped".into()),
+        ..Default::default()
+    };
     es.connectors().create(&new).await.unwrap();
     let log = standin.requests();
     assert_eq!(log[0].header("content-encoding"), Some("gzip"));
     assert_eq!(standin.connector("gz").unwrap()["name"], "Zipped");
     // Large answers come back gzipped (the stand-in compresses over 1 KiB) and are read.
     let big = "x".repeat(4096);
-    es.connectors().update_name("gz", Some(&big), None).await.unwrap();
+    es.connectors()
+        .update_name("gz", Some(&big), None)
+        .await
+        .unwrap();
     assert_eq!(es.connectors().get("gz").await.unwrap().name, big);
 }
 
@@ -441,7 +565,9 @@ async fn a_malformed_answer_is_a_decode_error_naming_the_path() {
     let es = client(&settings(&standin.es_urls()));
     standin.faults().malformed_next(1);
     let err = es.cluster().health().await.unwrap_err();
-    let Error::Decode { url_path, .. } = &err else { panic!("{err:?}") };
+    let Error::Decode { url_path, .. } = &err else {
+        panic!("{err:?}")
+    };
     assert_eq!(url_path, "/_cluster/health");
     assert_eq!(standin.requests().len(), 1);
 }
@@ -459,7 +585,10 @@ async fn timeouts_fail_at_once_unless_retry_on_timeout() {
     s.retry_on_timeout = true;
     let es = client(&s);
     let err = es.cluster().info().await.unwrap_err();
-    assert!(matches!(err, Error::Unreachable { attempts: 2, .. }), "{err:?}");
+    assert!(
+        matches!(err, Error::Unreachable { attempts: 2, .. }),
+        "{err:?}"
+    );
     assert!(es.pool_snapshot().iter().all(|n| !n.alive));
     standin.faults().latency(Duration::ZERO);
 }

@@ -17,17 +17,28 @@ use std::path::{Path, PathBuf};
 use syncdeck::backend::LastSync;
 use syncdeck::elastic::cluster::{ClusterHealth, Info, NodesInfo};
 use syncdeck::elastic::connectors::{Acknowledged, Created, Updated};
-use syncdeck::elastic::documents::{CountResponse, SearchResponse, WriteResponse, parse_bulk_response};
+use syncdeck::elastic::documents::{
+    CountResponse, SearchResponse, WriteResponse, parse_bulk_response,
+};
 use syncdeck::model::{
-    AdvancedSnippet, Configuration, ConnectorStatus, Features, FilteringConfig, FilteringRule, JobType, NewConnector,
-    Pipeline, Scheduling, SyncStats, Timestamp, TriggerMethod,
+    AdvancedSnippet, Configuration, ConnectorStatus, Features, FilteringConfig, FilteringRule,
+    JobType, NewConnector, Pipeline, Scheduling, SyncStats, Timestamp, TriggerMethod,
 };
 
 /// Upstream defects listed in the fixtures' SOURCE.md, skipped for the check they break.
 const KNOWN_DEFECTS: &[(&str, &str)] = &[
-    ("nodes.info/response/nodesInfoResponseExample1.yaml", "JSON string line-wrapped inside literals"),
-    ("_error_responses/SynonymsPutResponseExample1.yaml", "contains `\"stack_trace\": ...`, not JSON"),
-    ("connector.delete/request/ConnectorDeleteExample1.yaml", "`&delete_sync_jobs=true` where `?` is meant"),
+    (
+        "nodes.info/response/nodesInfoResponseExample1.yaml",
+        "JSON string line-wrapped inside literals",
+    ),
+    (
+        "_error_responses/SynonymsPutResponseExample1.yaml",
+        "contains `\"stack_trace\": ...`, not JSON",
+    ),
+    (
+        "connector.delete/request/ConnectorDeleteExample1.yaml",
+        "`&delete_sync_jobs=true` where `?` is meant",
+    ),
 ];
 
 /// Fields our types do not model yet, per file: reported, not silently dropped.
@@ -35,7 +46,11 @@ const KNOWN_DEFECTS: &[(&str, &str)] = &[
 /// document update instead, PROTOCOL.md §5.2).
 const KNOWN_GAPS: &[(&str, &[&str])] = &[(
     "connector.last_sync/request/ConnectorUpdateLastSyncRequestExample1.yaml",
-    &["last_access_control_sync_scheduled_at", "last_incremental_sync_scheduled_at", "last_sync_scheduled_at"],
+    &[
+        "last_access_control_sync_scheduled_at",
+        "last_incremental_sync_scheduled_at",
+        "last_sync_scheduled_at",
+    ],
 )];
 
 fn fixtures() -> PathBuf {
@@ -46,7 +61,15 @@ fn in_scope(api: &str) -> bool {
     api.starts_with("connector.")
         || matches!(
             api,
-            "bulk" | "cluster.health" | "info" | "count" | "search" | "index" | "delete" | "nodes.info" | "_error_responses"
+            "bulk"
+                | "cluster.health"
+                | "info"
+                | "count"
+                | "search"
+                | "index"
+                | "delete"
+                | "nodes.info"
+                | "_error_responses"
         )
 }
 
@@ -69,7 +92,11 @@ fn load_examples() -> Vec<Example> {
     files.sort();
     let mut examples = Vec::new();
     for file in files {
-        let rel = file.strip_prefix(&root).unwrap().to_string_lossy().replace('\\', "/");
+        let rel = file
+            .strip_prefix(&root)
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
         let parts: Vec<&str> = rel.split('/').collect();
         let (api, kind) = match parts.as_slice() {
             ["_error_responses", _] => ("_error_responses".to_string(), "error".to_string()),
@@ -82,9 +109,18 @@ fn load_examples() -> Vec<Example> {
         let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{rel}: {e}"));
         let doc: serde_yaml_ng::Value =
             serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("{rel}: not YAML: {e}"));
-        let method_request = doc.get("method_request").and_then(|m| m.as_str()).map(str::to_string);
+        let method_request = doc
+            .get("method_request")
+            .and_then(|m| m.as_str())
+            .map(str::to_string);
         let value = doc.get("value").cloned();
-        examples.push(Example { rel, api, kind, method_request, value });
+        examples.push(Example {
+            rel,
+            api,
+            kind,
+            method_request,
+            value,
+        });
     }
     examples
 }
@@ -101,13 +137,18 @@ fn collect_yaml(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 fn defect(rel: &str) -> Option<&'static str> {
-    KNOWN_DEFECTS.iter().find(|(file, _)| *file == rel).map(|(_, why)| *why)
+    KNOWN_DEFECTS
+        .iter()
+        .find(|(file, _)| *file == rel)
+        .map(|(_, why)| *why)
 }
 
 /// `value` as JSON: a mapping converts directly, a string holds JSON (or NDJSON lines for
 /// bulk requests, returned as an array of lines).
 fn json_value(ex: &Example) -> Result<Option<Value>, String> {
-    let Some(value) = &ex.value else { return Ok(None) };
+    let Some(value) = &ex.value else {
+        return Ok(None);
+    };
     match value {
         serde_yaml_ng::Value::String(text) if ex.api == "bulk" && ex.kind == "request" => {
             let lines: Result<Vec<Value>, String> = text
@@ -117,10 +158,12 @@ fn json_value(ex: &Example) -> Result<Option<Value>, String> {
                 .collect();
             Ok(Some(Value::Array(lines?)))
         }
-        serde_yaml_ng::Value::String(text) => {
-            serde_json::from_str(text).map(Some).map_err(|e| format!("value is not JSON: {e}"))
-        }
-        other => serde_json::to_value(other).map(Some).map_err(|e| format!("value does not convert to JSON: {e}")),
+        serde_yaml_ng::Value::String(text) => serde_json::from_str(text)
+            .map(Some)
+            .map_err(|e| format!("value is not JSON: {e}")),
+        other => serde_json::to_value(other)
+            .map(Some)
+            .map_err(|e| format!("value does not convert to JSON: {e}")),
     }
 }
 
@@ -133,7 +176,12 @@ fn round_trip<T: DeserializeOwned + Serialize>(value: &Value) -> Result<Value, S
 
 /// Checks that `output` keeps every field of `input`, allowing the documented
 /// normalisations. `ignore` lists top-level keys of known gaps.
-fn keeps_every_field(input: &Value, output: &Value, at: &str, ignore: &[&str]) -> Result<(), String> {
+fn keeps_every_field(
+    input: &Value,
+    output: &Value,
+    at: &str,
+    ignore: &[&str],
+) -> Result<(), String> {
     match (input, output) {
         (Value::Object(a), Value::Object(b)) => {
             for (key, value) in a {
@@ -152,7 +200,10 @@ fn keeps_every_field(input: &Value, output: &Value, at: &str, ignore: &[&str]) -
             if a.len() != b.len() {
                 return Err(format!("'{at}': {} items became {}", a.len(), b.len()));
             }
-            a.iter().zip(b).enumerate().try_for_each(|(i, (x, y))| keeps_every_field(x, y, &format!("{at}/{i}"), &[]))
+            a.iter()
+                .zip(b)
+                .enumerate()
+                .try_for_each(|(i, (x, y))| keeps_every_field(x, y, &format!("{at}/{i}"), &[]))
         }
         (Value::Number(a), Value::Number(b)) if a.as_f64() == b.as_f64() => Ok(()),
         (Value::String(a), Value::String(b)) if a != b => match (instant(a), instant(b)) {
@@ -179,14 +230,17 @@ type FieldCheck = fn(&Value) -> Result<Value, String>;
 fn body_fields(api: &str) -> Option<BTreeMap<&'static str, FieldCheck>> {
     let fields: &[(&'static str, FieldCheck)] = match api {
         "connector.put" | "connector.post" => return None, // whole-body check below
-        "connector.update_api_key_id" => {
-            &[("api_key_id", round_trip::<String>), ("api_key_secret_id", round_trip::<String>)]
-        }
+        "connector.update_api_key_id" => &[
+            ("api_key_id", round_trip::<String>),
+            ("api_key_secret_id", round_trip::<String>),
+        ],
         "connector.update_configuration" => &[
             ("values", round_trip::<Map<String, Value>>),
             ("configuration", round_trip::<Configuration>),
         ],
-        "connector.update_error" | "connector.sync_job_error" => &[("error", round_trip::<Option<String>>)],
+        "connector.update_error" | "connector.sync_job_error" => {
+            &[("error", round_trip::<Option<String>>)]
+        }
         "connector.update_features" => &[("features", round_trip::<Features>)],
         "connector.update_filtering" => &[
             ("rules", round_trip::<Vec<FilteringRule>>),
@@ -194,14 +248,18 @@ fn body_fields(api: &str) -> Option<BTreeMap<&'static str, FieldCheck>> {
             ("filtering", round_trip::<Vec<FilteringConfig>>),
         ],
         "connector.update_index_name" => &[("index_name", round_trip::<Option<String>>)],
-        "connector.update_name" => &[("name", round_trip::<String>), ("description", round_trip::<String>)],
+        "connector.update_name" => &[
+            ("name", round_trip::<String>),
+            ("description", round_trip::<String>),
+        ],
         "connector.update_pipeline" => &[("pipeline", round_trip::<Pipeline>)],
         "connector.update_scheduling" => &[("scheduling", round_trip::<Scheduling>)],
         "connector.update_service_type" => &[("service_type", round_trip::<String>)],
         "connector.update_status" => &[("status", round_trip::<ConnectorStatus>)],
-        "connector.sync_job_claim" => {
-            &[("worker_hostname", round_trip::<String>), ("sync_cursor", round_trip::<Value>)]
-        }
+        "connector.sync_job_claim" => &[
+            ("worker_hostname", round_trip::<String>),
+            ("sync_cursor", round_trip::<Value>),
+        ],
         "connector.sync_job_post" => &[
             ("id", round_trip::<String>),
             ("job_type", round_trip::<JobType>),
@@ -213,7 +271,11 @@ fn body_fields(api: &str) -> Option<BTreeMap<&'static str, FieldCheck>> {
 }
 
 fn check_request(ex: &Example, value: &Value) -> Result<(), String> {
-    let gaps: &[&str] = KNOWN_GAPS.iter().find(|(f, _)| *f == ex.rel).map(|(_, g)| *g).unwrap_or(&[]);
+    let gaps: &[&str] = KNOWN_GAPS
+        .iter()
+        .find(|(f, _)| *f == ex.rel)
+        .map(|(_, g)| *g)
+        .unwrap_or(&[]);
     let whole = |out: Result<Value, String>| keeps_every_field(value, &out?, "", gaps);
     match ex.api.as_str() {
         "bulk" => check_bulk_request(value),
@@ -221,14 +283,18 @@ fn check_request(ex: &Example, value: &Value) -> Result<(), String> {
         "connector.last_sync" => whole(round_trip::<LastSync>(value)),
         "connector.sync_job_update_stats" => whole(round_trip::<SyncStats>(value)),
         // Queries and documents: user data, no model type; they must be JSON objects.
-        "count" | "search" | "index" => {
-            value.as_object().map(|_| ()).ok_or_else(|| "expected a JSON object".to_string())
-        }
+        "count" | "search" | "index" => value
+            .as_object()
+            .map(|_| ())
+            .ok_or_else(|| "expected a JSON object".to_string()),
         api => {
-            let fields = body_fields(api).ok_or_else(|| format!("no request type is known for '{api}'"))?;
+            let fields =
+                body_fields(api).ok_or_else(|| format!("no request type is known for '{api}'"))?;
             let body = value.as_object().ok_or("expected a JSON object")?;
             for (key, field) in body {
-                let check = fields.get(key.as_str()).ok_or_else(|| format!("body key '{key}' has no model type"))?;
+                let check = fields
+                    .get(key.as_str())
+                    .ok_or_else(|| format!("body key '{key}' has no model type"))?;
                 let back = check(field).map_err(|e| format!("'{key}' {e}"))?;
                 keeps_every_field(field, &back, &format!("/{key}"), &[])?;
             }
@@ -244,18 +310,28 @@ fn check_bulk_request(value: &Value) -> Result<(), String> {
     let mut i = 0;
     let mut actions = 0;
     while i < lines.len() {
-        let action = lines[i].as_object().filter(|o| o.len() == 1).ok_or_else(|| format!("line {i}: not an action"))?;
+        let action = lines[i]
+            .as_object()
+            .filter(|o| o.len() == 1)
+            .ok_or_else(|| format!("line {i}: not an action"))?;
         let (op, meta) = action.iter().next().ok_or("empty action")?;
-        meta.get("_id").ok_or_else(|| format!("line {i}: action without _id"))?;
+        meta.get("_id")
+            .ok_or_else(|| format!("line {i}: action without _id"))?;
         i += match op.as_str() {
             "delete" => 1,
             "index" | "create" | "update" if i + 1 < lines.len() => 2,
-            "index" | "create" | "update" => return Err(format!("line {i}: '{op}' without a source line")),
+            "index" | "create" | "update" => {
+                return Err(format!("line {i}: '{op}' without a source line"));
+            }
             other => return Err(format!("line {i}: unknown op '{other}'")),
         };
         actions += 1;
     }
-    if actions == 0 { Err("no actions".into()) } else { Ok(()) }
+    if actions == 0 {
+        Err("no actions".into())
+    } else {
+        Ok(())
+    }
 }
 
 fn check_response(ex: &Example, value: &Value) -> Result<(), String> {
@@ -269,7 +345,9 @@ fn check_response(ex: &Example, value: &Value) -> Result<(), String> {
         "search" => whole(round_trip::<SearchResponse<Value>>(value)),
         "index" | "delete" => whole(round_trip::<WriteResponse>(value)),
         "connector.put" => whole(round_trip::<Created>(value)),
-        "connector.delete" | "connector.sync_job_delete" => whole(round_trip::<Acknowledged>(value)),
+        "connector.delete" | "connector.sync_job_delete" => {
+            whole(round_trip::<Acknowledged>(value))
+        }
         api if api.starts_with("connector.") => whole(round_trip::<Updated>(value)),
         api => Err(format!("no response type is known for '{api}'")),
     }
@@ -284,27 +362,53 @@ fn check_bulk_response(value: &Value) -> Result<(), String> {
     if parsed.took != expect_u64(value.get("took")) {
         return Err("took differs".into());
     }
-    if parsed.errors != value.get("errors").and_then(Value::as_bool).unwrap_or(false) {
+    if parsed.errors
+        != value
+            .get("errors")
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    {
         return Err("errors differs".into());
     }
-    let items = value.get("items").and_then(Value::as_array).ok_or("no items")?;
+    let items = value
+        .get("items")
+        .and_then(Value::as_array)
+        .ok_or("no items")?;
     if items.len() != parsed.items.len() {
-        return Err(format!("{} items became {}", items.len(), parsed.items.len()));
+        return Err(format!(
+            "{} items became {}",
+            items.len(),
+            parsed.items.len()
+        ));
     }
     for (i, (raw, item)) in items.iter().zip(&parsed.items).enumerate() {
-        let (op, body) = raw.as_object().and_then(|o| o.iter().next()).ok_or("item without op")?;
+        let (op, body) = raw
+            .as_object()
+            .and_then(|o| o.iter().next())
+            .ok_or("item without op")?;
         let got_op = serde_json::to_value(item.op).map_err(|e| e.to_string())?;
         let checks = [
             (got_op == Value::String(op.clone()), "op"),
-            (item.id == body.get("_id").and_then(Value::as_str).unwrap_or(""), "_id"),
-            (u64::from(item.status) == expect_u64(body.get("status")), "status"),
-            (item.result.as_deref() == body.get("result").and_then(Value::as_str), "result"),
             (
-                item.error.as_ref().map(|e| e.kind.as_str()) == body.pointer("/error/type").and_then(Value::as_str),
+                item.id == body.get("_id").and_then(Value::as_str).unwrap_or(""),
+                "_id",
+            ),
+            (
+                u64::from(item.status) == expect_u64(body.get("status")),
+                "status",
+            ),
+            (
+                item.result.as_deref() == body.get("result").and_then(Value::as_str),
+                "result",
+            ),
+            (
+                item.error.as_ref().map(|e| e.kind.as_str())
+                    == body.pointer("/error/type").and_then(Value::as_str),
                 "error.type",
             ),
             (
-                item.error.as_ref().map(|e| e.reason.as_str()) == body.pointer("/error/reason").and_then(Value::as_str),
+                item.error.as_ref().map(|e| e.reason.as_str())
+                    == body.pointer("/error/reason").and_then(Value::as_str),
                 "error.reason",
             ),
         ];
@@ -317,15 +421,31 @@ fn check_bulk_response(value: &Value) -> Result<(), String> {
 
 /// Whole-request error bodies read by `elastic::Error::from_response`.
 fn check_error(value: &Value) -> Result<(), String> {
-    let status = value.get("status").and_then(Value::as_u64).ok_or("no status")? as u16;
+    let status = value
+        .get("status")
+        .and_then(Value::as_u64)
+        .ok_or("no status")? as u16;
     let bytes = serde_json::to_vec(value).map_err(|e| e.to_string())?;
     match syncdeck::elastic::Error::from_response(status, &bytes) {
-        syncdeck::elastic::Error::Api { status: s, kind, reason, root_causes } => {
+        syncdeck::elastic::Error::Api {
+            status: s,
+            kind,
+            reason,
+            root_causes,
+        } => {
             let ok = s == status
                 && Some(kind.as_str()) == value.pointer("/error/type").and_then(Value::as_str)
                 && Some(reason.as_str()) == value.pointer("/error/reason").and_then(Value::as_str)
-                && Some(root_causes.len()) == value.pointer("/error/root_cause").and_then(Value::as_array).map(Vec::len);
-            if ok { Ok(()) } else { Err("type, reason, status or root causes differ".into()) }
+                && Some(root_causes.len())
+                    == value
+                        .pointer("/error/root_cause")
+                        .and_then(Value::as_array)
+                        .map(Vec::len);
+            if ok {
+                Ok(())
+            } else {
+                Err("type, reason, status or root causes differ".into())
+            }
         }
         other => Err(format!("read as {other:?}")),
     }
@@ -333,7 +453,9 @@ fn check_error(value: &Value) -> Result<(), String> {
 
 /// The REST spec's paths and methods for an API.
 fn spec_paths(api: &str) -> Option<Vec<(String, Vec<String>)>> {
-    let file = fixtures().join("es-rest-api-spec").join(format!("{api}.json"));
+    let file = fixtures()
+        .join("es-rest-api-spec")
+        .join(format!("{api}.json"));
     let text = std::fs::read_to_string(file).ok()?;
     let spec: Value = serde_json::from_str(&text).ok()?;
     let paths = spec.get(api)?.pointer("/url/paths")?.as_array()?;
@@ -342,7 +464,12 @@ fn spec_paths(api: &str) -> Option<Vec<(String, Vec<String>)>> {
             .iter()
             .filter_map(|p| {
                 let path = p.get("path")?.as_str()?.to_string();
-                let methods = p.get("methods")?.as_array()?.iter().filter_map(|m| m.as_str().map(String::from)).collect();
+                let methods = p
+                    .get("methods")?
+                    .as_array()?
+                    .iter()
+                    .filter_map(|m| m.as_str().map(String::from))
+                    .collect();
                 Some((path, methods))
             })
             .collect(),
@@ -353,18 +480,30 @@ fn path_matches(pattern: &str, path: &str) -> bool {
     let pattern: Vec<&str> = pattern.trim_matches('/').split('/').collect();
     let path: Vec<&str> = path.trim_matches('/').split('/').collect();
     pattern.len() == path.len()
-        && pattern.iter().zip(&path).all(|(p, s)| (p.starts_with('{') && !s.is_empty()) || p == s)
+        && pattern
+            .iter()
+            .zip(&path)
+            .all(|(p, s)| (p.starts_with('{') && !s.is_empty()) || p == s)
 }
 
 /// `method_request` (`PUT _connector/my-connector`) must be a method and path the spec lists.
 fn check_method_request(ex: &Example, line: &str) -> Result<(), String> {
-    let (method, target) = line.trim().split_once(' ').ok_or("method_request without a path")?;
+    let (method, target) = line
+        .trim()
+        .split_once(' ')
+        .ok_or("method_request without a path")?;
     let path = target.split('?').next().unwrap_or(target);
     let Some(paths) = spec_paths(&ex.api) else {
         return Ok(()); // no spec copy for this API (not one syncdeck calls)
     };
-    let ok = paths.iter().any(|(pattern, methods)| methods.iter().any(|m| m == method) && path_matches(pattern, path));
-    if ok { Ok(()) } else { Err(format!("'{method} {path}' is not a path of the REST spec")) }
+    let ok = paths.iter().any(|(pattern, methods)| {
+        methods.iter().any(|m| m == method) && path_matches(pattern, path)
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("'{method} {path}' is not a path of the REST spec"))
+    }
 }
 
 fn check(ex: &Example) -> Result<(), String> {
@@ -388,7 +527,11 @@ fn check(ex: &Example) -> Result<(), String> {
 #[test]
 fn every_example_reads_into_our_types_and_writes_back() {
     let examples = load_examples();
-    assert!(examples.len() >= 60, "only {} examples found under tests/fixtures/es-examples", examples.len());
+    assert!(
+        examples.len() >= 60,
+        "only {} examples found under tests/fixtures/es-examples",
+        examples.len()
+    );
     let mut failures = Vec::new();
     let mut checked = 0;
     for ex in &examples {
@@ -401,14 +544,23 @@ fn every_example_reads_into_our_types_and_writes_back() {
             Err(e) => failures.push(format!("{}: {e}", ex.rel)),
         }
     }
-    assert!(failures.is_empty(), "{} example(s) failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} example(s) failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     assert!(checked >= 55, "only {checked} examples checked");
 }
 
 #[test]
 fn every_known_defect_and_gap_names_an_existing_file() {
     let root = fixtures().join("es-examples");
-    for (file, _) in KNOWN_DEFECTS.iter().map(|(f, w)| (*f, *w)).chain(KNOWN_GAPS.iter().map(|(f, _)| (*f, ""))) {
+    for (file, _) in KNOWN_DEFECTS
+        .iter()
+        .map(|(f, w)| (*f, *w))
+        .chain(KNOWN_GAPS.iter().map(|(f, _)| (*f, "")))
+    {
         assert!(root.join(file).is_file(), "{file} listed but missing");
     }
 }
@@ -416,10 +568,15 @@ fn every_known_defect_and_gap_names_an_existing_file() {
 #[test]
 fn the_checker_notices_a_lost_field_and_a_changed_value() {
     let input: Value = serde_json::json!({"a": {"b": [1, "2024-01-01T00:00:00Z"]}, "c": 1});
-    let same_instant = serde_json::json!({"a": {"b": [1.0, "2024-01-01T00:00:00.000Z"]}, "c": 1, "d": 0});
+    let same_instant =
+        serde_json::json!({"a": {"b": [1.0, "2024-01-01T00:00:00.000Z"]}, "c": 1, "d": 0});
     assert!(keeps_every_field(&input, &same_instant, "", &[]).is_ok());
     let lost = serde_json::json!({"a": {"b": [1, "2024-01-01T00:00:00Z"]}});
-    assert!(keeps_every_field(&input, &lost, "", &[]).unwrap_err().contains("/c"));
+    assert!(
+        keeps_every_field(&input, &lost, "", &[])
+            .unwrap_err()
+            .contains("/c")
+    );
     let changed = serde_json::json!({"a": {"b": [2, "2024-01-01T00:00:00Z"]}, "c": 1});
     assert!(keeps_every_field(&input, &changed, "", &[]).is_err());
     assert!(keeps_every_field(&input, &lost, "", &["c"]).is_ok());

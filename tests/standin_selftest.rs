@@ -1365,11 +1365,16 @@ async fn connector_lifecycle() {
     let (st, r) = es
         .put("/_connector/c1/_native", json!({"is_native": false}))
         .await;
+    assert_eq!((st, r["result"].clone()), (200, json!("updated")));
     assert_eq!(
-        (st, r["result"].clone()),
-        (200, json!("noop")),
-        "unchanged documents are noops"
+        s.connector("c1").unwrap()["status"],
+        "configured",
+        "a connected connector must reconnect after `_native`"
     );
+    let (_, r) = es
+        .put("/_connector/c1/_native", json!({"is_native": false}))
+        .await;
+    assert_eq!(r["result"], "noop", "unchanged documents are noops");
     let (st, r) = es
         .put("/_connector/c1/_native", json!({"is_native": true}))
         .await;
@@ -1553,7 +1558,16 @@ async fn sync_job_lifecycle() {
         .await;
     assert_eq!(
         (st, r["error"]["reason"].clone()),
-        (404, json!("connector [ghost] not found"))
+        (404, json!("Connector with id 'ghost' does not exist."))
+    );
+    es.put("/_connector/bare", json!({})).await;
+    let (st, r) = es
+        .post("/_connector/_sync_job", json!({"id": "bare"}))
+        .await;
+    assert_eq!(
+        (st, err_type(&r)),
+        (400, "status_exception"),
+        "a job needs an index and a service type"
     );
 
     let (_, r) = es.get("/_connector/_sync_job?connector_id=c1").await;

@@ -3,17 +3,17 @@
 //! `From<elastic::Error> for BackendError`. Kibana-only features are not here.
 
 use super::{
-    BackendError, BulkRequest, BulkResponse, ClusterSummary, ConfigurationUpdate, ConnectorQuery, ControlPlane,
-    DocumentStore, IdScan, LastSync, Result, SyncJobQuery,
+    BackendError, BulkRequest, BulkResponse, ClusterSummary, ConfigurationUpdate, ConnectorQuery,
+    ControlPlane, DocumentStore, IdScan, JobFinish, LastSync, Result, SyncJobQuery,
 };
 use crate::config::EsSettings;
 use crate::elastic::{self, Elasticsearch};
 use crate::model::{
-    Connector, ConnectorStatus, FilteringRule, JobType, NewConnector, Page, Pipeline, Scheduling, SyncJob, SyncStats,
-    TriggerMethod,
+    Connector, ConnectorStatus, FilteringRule, JobStatus, JobType, NewConnector, Page, Pipeline,
+    Scheduling, SyncJob, SyncStats, Timestamp, TriggerMethod,
 };
 use async_trait::async_trait;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 pub struct ElasticsearchBackend {
     client: Elasticsearch,
@@ -21,7 +21,9 @@ pub struct ElasticsearchBackend {
 
 impl ElasticsearchBackend {
     pub fn new(settings: &EsSettings) -> std::result::Result<Self, elastic::Error> {
-        Ok(Self { client: Elasticsearch::new(settings)? })
+        Ok(Self {
+            client: Elasticsearch::new(settings)?,
+        })
     }
 
     pub fn from_client(client: Elasticsearch) -> Self {
@@ -36,7 +38,9 @@ impl ElasticsearchBackend {
 
 impl std::fmt::Debug for ElasticsearchBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ElasticsearchBackend").field("client", &self.client).finish()
+        f.debug_struct("ElasticsearchBackend")
+            .field("client", &self.client)
+            .finish()
     }
 }
 
@@ -78,7 +82,11 @@ impl ControlPlane for ElasticsearchBackend {
     }
 
     async fn delete_connector(&self, id: &str, hard: bool, delete_sync_jobs: bool) -> Result<()> {
-        Ok(self.client.connectors().delete(id, hard, delete_sync_jobs).await?)
+        Ok(self
+            .client
+            .connectors()
+            .delete(id, hard, delete_sync_jobs)
+            .await?)
     }
 
     async fn check_in_connector(&self, id: &str) -> Result<()> {
@@ -86,7 +94,11 @@ impl ControlPlane for ElasticsearchBackend {
     }
 
     async fn update_configuration(&self, id: &str, update: &ConfigurationUpdate) -> Result<()> {
-        Ok(self.client.connectors().update_configuration(id, update).await?)
+        Ok(self
+            .client
+            .connectors()
+            .update_configuration(id, update)
+            .await?)
     }
 
     async fn update_status(&self, id: &str, status: ConnectorStatus) -> Result<()> {
@@ -97,28 +109,62 @@ impl ControlPlane for ElasticsearchBackend {
         Ok(self.client.connectors().update_error(id, error).await?)
     }
 
-    async fn update_filtering(&self, id: &str, rules: &[FilteringRule], advanced: Option<&Value>) -> Result<()> {
-        Ok(self.client.connectors().update_filtering(id, Some(rules), advanced).await?)
+    async fn update_filtering(
+        &self,
+        id: &str,
+        rules: &[FilteringRule],
+        advanced: Option<&Value>,
+    ) -> Result<()> {
+        Ok(self
+            .client
+            .connectors()
+            .update_filtering(id, Some(rules), advanced)
+            .await?)
     }
 
     async fn update_scheduling(&self, id: &str, scheduling: &Scheduling) -> Result<()> {
-        Ok(self.client.connectors().update_scheduling(id, scheduling).await?)
+        Ok(self
+            .client
+            .connectors()
+            .update_scheduling(id, scheduling)
+            .await?)
     }
 
-    async fn update_name(&self, id: &str, name: Option<&str>, description: Option<&str>) -> Result<()> {
-        Ok(self.client.connectors().update_name(id, name, description).await?)
+    async fn update_name(
+        &self,
+        id: &str,
+        name: Option<&str>,
+        description: Option<&str>,
+    ) -> Result<()> {
+        Ok(self
+            .client
+            .connectors()
+            .update_name(id, name, description)
+            .await?)
     }
 
     async fn update_index_name(&self, id: &str, index_name: Option<&str>) -> Result<()> {
-        Ok(self.client.connectors().update_index_name(id, index_name).await?)
+        Ok(self
+            .client
+            .connectors()
+            .update_index_name(id, index_name)
+            .await?)
     }
 
     async fn update_pipeline(&self, id: &str, pipeline: &Pipeline) -> Result<()> {
-        Ok(self.client.connectors().update_pipeline(id, pipeline).await?)
+        Ok(self
+            .client
+            .connectors()
+            .update_pipeline(id, pipeline)
+            .await?)
     }
 
     async fn update_service_type(&self, id: &str, service_type: &str) -> Result<()> {
-        Ok(self.client.connectors().update_service_type(id, service_type).await?)
+        Ok(self
+            .client
+            .connectors()
+            .update_service_type(id, service_type)
+            .await?)
     }
 
     async fn update_last_sync(&self, id: &str, last: &LastSync) -> Result<()> {
@@ -133,8 +179,17 @@ impl ControlPlane for ElasticsearchBackend {
         Ok(self.client.sync_jobs().get(id).await?)
     }
 
-    async fn create_sync_job(&self, connector_id: &str, job_type: JobType, trigger: TriggerMethod) -> Result<String> {
-        Ok(self.client.sync_jobs().create(connector_id, job_type, trigger).await?)
+    async fn create_sync_job(
+        &self,
+        connector_id: &str,
+        job_type: JobType,
+        trigger: TriggerMethod,
+    ) -> Result<String> {
+        Ok(self
+            .client
+            .sync_jobs()
+            .create(connector_id, job_type, trigger)
+            .await?)
     }
 
     async fn cancel_sync_job(&self, id: &str) -> Result<()> {
@@ -145,8 +200,17 @@ impl ControlPlane for ElasticsearchBackend {
         Ok(self.client.sync_jobs().delete(id).await?)
     }
 
-    async fn claim_sync_job(&self, id: &str, worker_hostname: &str, sync_cursor: Option<&Value>) -> Result<()> {
-        Ok(self.client.sync_jobs().claim(id, worker_hostname, sync_cursor).await?)
+    async fn claim_sync_job(
+        &self,
+        id: &str,
+        worker_hostname: &str,
+        sync_cursor: Option<&Value>,
+    ) -> Result<()> {
+        Ok(self
+            .client
+            .sync_jobs()
+            .claim(id, worker_hostname, sync_cursor)
+            .await?)
     }
 
     async fn check_in_sync_job(&self, id: &str) -> Result<()> {
@@ -159,6 +223,56 @@ impl ControlPlane for ElasticsearchBackend {
 
     async fn set_sync_job_error(&self, id: &str, error: &str) -> Result<()> {
         Ok(self.client.sync_jobs().set_error(id, error).await?)
+    }
+
+    /// The framework ends a job with a direct `_update` of its document (PROTOCOL §5.6): the
+    /// API has no endpoint for `completed`, nor for `canceling` → `canceled`.
+    async fn finish_sync_job(&self, id: &str, finish: &JobFinish) -> Result<()> {
+        let now = Timestamp::now();
+        let mut doc = json!({
+            "status": finish.status,
+            "error": finish.error,
+            "indexed_document_count": finish.indexed_document_count,
+            "deleted_document_count": finish.deleted_document_count,
+            "indexed_document_volume": finish.indexed_document_volume,
+            "last_seen": now,
+        });
+        if let Some(total) = finish.total_document_count {
+            doc["total_document_count"] = json!(total);
+        }
+        match finish.status {
+            JobStatus::Completed | JobStatus::Error => doc["completed_at"] = json!(now),
+            JobStatus::Canceled => {
+                doc["completed_at"] = json!(now);
+                doc["canceled_at"] = json!(now);
+            }
+            _ => {}
+        }
+        self.client.connector_docs().update_job(id, &doc, None).await?;
+        Ok(())
+    }
+
+    /// PROTOCOL §5.4: read the connector with its seq_no, refuse when its last sync is in
+    /// progress, and write the start marks guarded by that seq_no; a 409 means another worker
+    /// won the race.
+    async fn mark_sync_started(&self, connector_id: &str, job_type: JobType) -> Result<bool> {
+        let docs = self.client.connector_docs();
+        let current = docs.get_connector(connector_id).await?;
+        let acl = job_type == JobType::AccessControl;
+        let status = if acl { current.doc.last_access_control_sync_status } else { current.doc.last_sync_status };
+        if status == Some(JobStatus::InProgress) {
+            return Ok(false);
+        }
+        let marks = if acl {
+            json!({"status": "connected", "error": null, "last_access_control_sync_status": "in_progress", "last_access_control_sync_error": null})
+        } else {
+            json!({"status": "connected", "error": null, "last_sync_status": "in_progress", "last_sync_error": null})
+        };
+        match docs.update_connector(connector_id, &marks, Some(current.version)).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.is_conflict() => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 }
 
@@ -203,6 +317,10 @@ impl DocumentStore for ElasticsearchBackend {
     }
 
     async fn refresh(&self, index: &str) -> Result<()> {
-        self.client.indices().refresh(index).await.map_err(BackendError::from)
+        self.client
+            .indices()
+            .refresh(index)
+            .await
+            .map_err(BackendError::from)
     }
 }

@@ -106,10 +106,14 @@ impl<'a> Cluster<'a> {
     }
 
     pub async fn health(&self) -> Result<ClusterHealth> {
-        self.transport.request(Method::GET, &path(&["_cluster", "health"]), &[], None).await
+        self.transport
+            .request(Method::GET, &path(&["_cluster", "health"]), &[], None)
+            .await
     }
 
     pub async fn nodes(&self) -> Result<NodesInfo> {
-        self.transport.request(Method::GET, &path(&["_nodes", "_all", "http"]), &[], None).await
+        self.transport
+            .request(Method::GET, &path(&["_nodes", "_all", "http"]), &[], None)
+            .await
     }
 }

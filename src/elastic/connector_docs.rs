@@ -93,12 +93,22 @@ impl<'a> ConnectorDocs<'a> {
 
     /// A partial update of a connector document; with `guard`, only if the document is still
     /// at that version (else `Error::Api { status: 409, .. }`). Returns the new version.
-    pub async fn update_connector<B: Serialize>(&self, id: &str, doc: &B, guard: Option<SeqNo>) -> Result<SeqNo> {
+    pub async fn update_connector<B: Serialize>(
+        &self,
+        id: &str,
+        doc: &B,
+        guard: Option<SeqNo>,
+    ) -> Result<SeqNo> {
         self.update(CONNECTORS_INDEX, id, doc, guard).await
     }
 
     /// A partial update of a job document, optionally guarded like [`Self::update_connector`].
-    pub async fn update_job<B: Serialize>(&self, id: &str, doc: &B, guard: Option<SeqNo>) -> Result<SeqNo> {
+    pub async fn update_job<B: Serialize>(
+        &self,
+        id: &str,
+        doc: &B,
+        guard: Option<SeqNo>,
+    ) -> Result<SeqNo> {
         self.update(SYNC_JOBS_INDEX, id, doc, guard).await
     }
 
@@ -148,14 +158,22 @@ impl<'a> ConnectorDocs<'a> {
         self.search(CONNECTORS_INDEX, &body).await
     }
 
-    async fn get<T: DeserializeOwned + HasId>(&self, index: &str, id: &str, what: &str) -> Result<Versioned<T>> {
+    async fn get<T: DeserializeOwned + HasId>(
+        &self,
+        index: &str,
+        id: &str,
+        what: &str,
+    ) -> Result<Versioned<T>> {
         let url = path(&[index, "_doc", id]);
         let answer: GetDoc<T> = match self.transport.request(Method::GET, &url, &[], None).await {
             Ok(answer) => answer,
-            Err(e) if e.is_not_found() && e.kind() == Some("not_found") => return Err(not_found(what, id)),
+            Err(e) if e.is_not_found() && e.kind() == Some("not_found") => {
+                return Err(not_found(what, id));
+            }
             Err(e) => return Err(e),
         };
-        let (Some(seq_no), Some(primary_term), Some(mut doc)) = (answer.seq_no, answer.primary_term, answer.source)
+        let (Some(seq_no), Some(primary_term), Some(mut doc)) =
+            (answer.seq_no, answer.primary_term, answer.source)
         else {
             if answer.found == Some(false) {
                 return Err(not_found(what, id));
@@ -166,10 +184,22 @@ impl<'a> ConnectorDocs<'a> {
             });
         };
         doc.set_id(answer.id);
-        Ok(Versioned { version: SeqNo { seq_no, primary_term }, doc })
+        Ok(Versioned {
+            version: SeqNo {
+                seq_no,
+                primary_term,
+            },
+            doc,
+        })
     }
 
-    async fn update<B: Serialize>(&self, index: &str, id: &str, doc: &B, guard: Option<SeqNo>) -> Result<SeqNo> {
+    async fn update<B: Serialize>(
+        &self,
+        index: &str,
+        id: &str,
+        doc: &B,
+        guard: Option<SeqNo>,
+    ) -> Result<SeqNo> {
         let url = path(&[index, "_update", id]);
         let mut params = Vec::new();
         if let Some(guard) = guard {
@@ -177,9 +207,15 @@ impl<'a> ConnectorDocs<'a> {
             params.push(("if_primary_term", guard.primary_term.to_string()));
         }
         let body = Transport::encode(&url, &json!({ "doc": doc }))?;
-        let answer: WriteResponse = self.transport.request(Method::POST, &url, &params, Some(body)).await?;
+        let answer: WriteResponse = self
+            .transport
+            .request(Method::POST, &url, &params, Some(body))
+            .await?;
         match (answer.seq_no, answer.primary_term) {
-            (Some(seq_no), Some(primary_term)) => Ok(SeqNo { seq_no, primary_term }),
+            (Some(seq_no), Some(primary_term)) => Ok(SeqNo {
+                seq_no,
+                primary_term,
+            }),
             _ => Err(Error::Decode {
                 url_path: url,
                 reason: "the update answer has no _seq_no or _primary_term".to_string(),
@@ -187,10 +223,18 @@ impl<'a> ConnectorDocs<'a> {
         }
     }
 
-    async fn search<T: DeserializeOwned + HasId>(&self, index: &str, body: &Value) -> Result<Vec<T>> {
+    async fn search<T: DeserializeOwned + HasId>(
+        &self,
+        index: &str,
+        body: &Value,
+    ) -> Result<Vec<T>> {
         let url = path(&[index, "_search"]);
         let encoded = Transport::encode(&url, body)?;
-        let answer: SearchResponse<T> = match self.transport.request(Method::POST, &url, &[], Some(encoded)).await {
+        let answer: SearchResponse<T> = match self
+            .transport
+            .request(Method::POST, &url, &[], Some(encoded))
+            .await
+        {
             Ok(answer) => answer,
             Err(e) if e.kind() == Some("index_not_found_exception") => return Ok(Vec::new()),
             Err(e) => return Err(e),

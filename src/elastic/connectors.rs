@@ -51,14 +51,19 @@ impl<'a> Connectors<'a> {
     /// One page of `GET _connector`.
     pub async fn list(&self, query: &ConnectorQuery) -> Result<Page<Connector>> {
         let params = list_params(query);
-        self.transport.request(Method::GET, "/_connector", &params, None).await
+        self.transport
+            .request(Method::GET, "/_connector", &params, None)
+            .await
     }
 
     /// Every connector matching the filters, page after page (`size` per page, 100 by
     /// default), starting at `query.from`.
     pub async fn list_all(&self, query: &ConnectorQuery) -> Result<Vec<Connector>> {
         let size = query.size.unwrap_or(DEFAULT_PAGE_SIZE).max(1);
-        let mut page_query = ConnectorQuery { size: Some(size), ..query.clone() };
+        let mut page_query = ConnectorQuery {
+            size: Some(size),
+            ..query.clone()
+        };
         let mut all = Vec::new();
         loop {
             let page = self.list(&page_query).await?;
@@ -77,8 +82,14 @@ impl<'a> Connectors<'a> {
 
     /// `GET _connector/{id}`, optionally returning a soft-deleted connector.
     pub async fn get_with(&self, id: &str, include_deleted: bool) -> Result<Connector> {
-        let params = if include_deleted { vec![("include_deleted", "true".to_string())] } else { vec![] };
-        self.transport.request(Method::GET, &path(&["_connector", id]), &params, None).await
+        let params = if include_deleted {
+            vec![("include_deleted", "true".to_string())]
+        } else {
+            vec![]
+        };
+        self.transport
+            .request(Method::GET, &path(&["_connector", id]), &params, None)
+            .await
     }
 
     /// `PUT _connector/{id}` when the id is given, else `POST _connector`.
@@ -100,13 +111,23 @@ impl<'a> Connectors<'a> {
         if delete_sync_jobs {
             params.push(("delete_sync_jobs", "true".to_string()));
         }
-        let _: Acknowledged = self.transport.request(Method::DELETE, &path(&["_connector", id]), &params, None).await?;
+        let _: Acknowledged = self
+            .transport
+            .request(Method::DELETE, &path(&["_connector", id]), &params, None)
+            .await?;
         Ok(())
     }
 
     /// `PUT _connector/{id}/_check_in`: the worker's heartbeat.
     pub async fn check_in(&self, id: &str) -> Result<()> {
-        self.transport.send(Method::PUT, &path(&["_connector", id, "_check_in"]), &[], None).await?;
+        self.transport
+            .send(
+                Method::PUT,
+                &path(&["_connector", id, "_check_in"]),
+                &[],
+                None,
+            )
+            .await?;
         Ok(())
     }
 
@@ -114,7 +135,9 @@ impl<'a> Connectors<'a> {
     /// `{values}` (values of existing keys).
     pub async fn update_configuration(&self, id: &str, update: &ConfigurationUpdate) -> Result<()> {
         let body = match update {
-            ConfigurationUpdate::Replace(configuration) => json!({ "configuration": configuration }),
+            ConfigurationUpdate::Replace(configuration) => {
+                json!({ "configuration": configuration })
+            }
             ConfigurationUpdate::Values(values) => json!({ "values": values }),
         };
         self.put(id, "_configuration", &body).await
@@ -150,14 +173,21 @@ impl<'a> Connectors<'a> {
 
     /// The legacy form of `_filtering`: replaces the whole `filtering` list.
     pub async fn replace_filtering(&self, id: &str, filtering: &[FilteringConfig]) -> Result<()> {
-        self.put(id, "_filtering", &json!({ "filtering": filtering })).await
+        self.put(id, "_filtering", &json!({ "filtering": filtering }))
+            .await
     }
 
     /// `PUT _connector/{id}/_filtering/_validation`: the draft's validation result.
-    pub async fn update_filtering_validation(&self, id: &str, validation: &FilteringValidation) -> Result<()> {
+    pub async fn update_filtering_validation(
+        &self,
+        id: &str,
+        validation: &FilteringValidation,
+    ) -> Result<()> {
         let url = path(&["_connector", id, "_filtering", "_validation"]);
         let body = Transport::encode(&url, &json!({ "validation": validation }))?;
-        self.transport.send(Method::PUT, &url, &[], Some(body)).await?;
+        self.transport
+            .send(Method::PUT, &url, &[], Some(body))
+            .await?;
         Ok(())
     }
 
@@ -169,11 +199,17 @@ impl<'a> Connectors<'a> {
     }
 
     pub async fn update_scheduling(&self, id: &str, scheduling: &Scheduling) -> Result<()> {
-        self.put(id, "_scheduling", &json!({ "scheduling": scheduling })).await
+        self.put(id, "_scheduling", &json!({ "scheduling": scheduling }))
+            .await
     }
 
     /// `PUT _connector/{id}/_name`: what is `None` is not sent.
-    pub async fn update_name(&self, id: &str, name: Option<&str>, description: Option<&str>) -> Result<()> {
+    pub async fn update_name(
+        &self,
+        id: &str,
+        name: Option<&str>,
+        description: Option<&str>,
+    ) -> Result<()> {
         let mut body = serde_json::Map::new();
         if let Some(name) = name {
             body.insert("name".into(), json!(name));
@@ -185,20 +221,28 @@ impl<'a> Connectors<'a> {
     }
 
     pub async fn update_native(&self, id: &str, is_native: bool) -> Result<()> {
-        self.put(id, "_native", &json!({ "is_native": is_native })).await
+        self.put(id, "_native", &json!({ "is_native": is_native }))
+            .await
     }
 
     /// `PUT _connector/{id}/_index_name`; `None` detaches the index.
     pub async fn update_index_name(&self, id: &str, index_name: Option<&str>) -> Result<()> {
-        self.put(id, "_index_name", &json!({ "index_name": index_name })).await
+        self.put(id, "_index_name", &json!({ "index_name": index_name }))
+            .await
     }
 
     pub async fn update_pipeline(&self, id: &str, pipeline: &Pipeline) -> Result<()> {
-        self.put(id, "_pipeline", &json!({ "pipeline": pipeline })).await
+        self.put(id, "_pipeline", &json!({ "pipeline": pipeline }))
+            .await
     }
 
     pub async fn update_service_type(&self, id: &str, service_type: &str) -> Result<()> {
-        self.put(id, "_service_type", &json!({ "service_type": service_type })).await
+        self.put(
+            id,
+            "_service_type",
+            &json!({ "service_type": service_type }),
+        )
+        .await
     }
 
     /// `PUT _connector/{id}/_api_key_id`: what is `None` is not sent.
@@ -219,7 +263,8 @@ impl<'a> Connectors<'a> {
     }
 
     pub async fn update_features(&self, id: &str, features: &Features) -> Result<()> {
-        self.put(id, "_features", &json!({ "features": features })).await
+        self.put(id, "_features", &json!({ "features": features }))
+            .await
     }
 
     /// `PUT _connector/{id}/_last_sync`: the `last_*` fields a worker writes at a job's end.
@@ -231,7 +276,10 @@ impl<'a> Connectors<'a> {
     async fn put<B: Serialize + ?Sized>(&self, id: &str, endpoint: &str, body: &B) -> Result<()> {
         let url = path(&["_connector", id, endpoint]);
         let body: Body = Transport::encode(&url, body)?;
-        let _: Updated = self.transport.request(Method::PUT, &url, &[], Some(body)).await?;
+        let _: Updated = self
+            .transport
+            .request(Method::PUT, &url, &[], Some(body))
+            .await?;
         Ok(())
     }
 }

@@ -4,7 +4,9 @@
 
 use super::error::{Error, Result};
 use super::transport::{Body, Method, Transport, path};
-use crate::backend::{self, BulkItem, BulkOp, BulkRequest, BulkResponse, DocMeta, IdScan, ItemError};
+use crate::backend::{
+    self, BulkItem, BulkOp, BulkRequest, BulkResponse, DocMeta, IdScan, ItemError,
+};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -66,7 +68,10 @@ impl From<RawItem> for BulkItem {
             id: body.id.unwrap_or_default(),
             status: body.status,
             result: body.result,
-            error: body.error.map(|e| ItemError { kind: e.kind, reason: e.reason.unwrap_or_default() }),
+            error: body.error.map(|e| ItemError {
+                kind: e.kind,
+                reason: e.reason.unwrap_or_default(),
+            }),
         }
     }
 }
@@ -74,7 +79,11 @@ impl From<RawItem> for BulkItem {
 /// Parses a `_bulk` answer straight into [`BulkResponse`] (one pass, no `Value` tree).
 pub fn parse_bulk_response(bytes: &[u8]) -> std::result::Result<BulkResponse, serde_json::Error> {
     let raw: RawBulk = serde_json::from_slice(bytes)?;
-    Ok(BulkResponse { took: raw.took, errors: raw.errors, items: raw.items.into_iter().map(BulkItem::from).collect() })
+    Ok(BulkResponse {
+        took: raw.took,
+        errors: raw.errors,
+        items: raw.items.into_iter().map(BulkItem::from).collect(),
+    })
 }
 
 /// The answer to `_count`.
@@ -99,7 +108,11 @@ pub struct WriteResponse {
     pub result: String,
     #[serde(rename = "_seq_no", default, skip_serializing_if = "Option::is_none")]
     pub seq_no: Option<u64>,
-    #[serde(rename = "_primary_term", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "_primary_term",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub primary_term: Option<u64>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -131,7 +144,11 @@ pub struct SearchHits<T> {
 pub struct SearchHit<T> {
     #[serde(rename = "_id")]
     pub id: String,
-    #[serde(rename = "_source", default = "none", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "_source",
+        default = "none",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub source: Option<T>,
     /// The sort values, for `search_after`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -195,7 +212,11 @@ impl<'a> Documents<'a> {
     /// `pipeline` and `refresh`. Fails with a decode error when the answer has not one item
     /// per action.
     pub async fn bulk(&self, request: &BulkRequest) -> Result<BulkResponse> {
-        let url = if request.index.is_empty() { "/_bulk".to_string() } else { path(&[&request.index, "_bulk"]) };
+        let url = if request.index.is_empty() {
+            "/_bulk".to_string()
+        } else {
+            path(&[&request.index, "_bulk"])
+        };
         let mut params = Vec::new();
         if let Some(pipeline) = request.pipeline.as_deref().filter(|p| !p.is_empty()) {
             params.push(("pipeline", pipeline.to_string()));
@@ -204,13 +225,22 @@ impl<'a> Documents<'a> {
             params.push(("refresh", "true".to_string()));
         }
         let body = Body::ndjson(request.body.clone());
-        let response = self.transport.send(Method::POST, &url, &params, Some(body)).await?;
-        let parsed = parse_bulk_response(&response.body)
-            .map_err(|e| Error::Decode { url_path: url.clone(), reason: format!("unexpected bulk answer: {e}") })?;
+        let response = self
+            .transport
+            .send(Method::POST, &url, &params, Some(body))
+            .await?;
+        let parsed = parse_bulk_response(&response.body).map_err(|e| Error::Decode {
+            url_path: url.clone(),
+            reason: format!("unexpected bulk answer: {e}"),
+        })?;
         if request.actions != 0 && parsed.items.len() != request.actions {
             return Err(Error::Decode {
                 url_path: url,
-                reason: format!("sent {} actions but got {} items back", request.actions, parsed.items.len()),
+                reason: format!(
+                    "sent {} actions but got {} items back",
+                    request.actions,
+                    parsed.items.len()
+                ),
             });
         }
         Ok(parsed)
@@ -224,14 +254,21 @@ impl<'a> Documents<'a> {
 
     /// `GET /{index}/_count`.
     pub async fn count(&self, index: &str) -> Result<u64> {
-        let answer: CountResponse = self.transport.request(Method::GET, &path(&[index, "_count"]), &[], None).await?;
+        let answer: CountResponse = self
+            .transport
+            .request(Method::GET, &path(&[index, "_count"]), &[], None)
+            .await?;
         Ok(answer.count)
     }
 
     /// `GET /{index}/_doc/{id}`: the source, or `None` when the document (or the index) does
     /// not exist.
     pub async fn get(&self, index: &str, id: &str) -> Result<Option<Value>> {
-        match self.transport.request::<GetAnswer>(Method::GET, &path(&[index, "_doc", id]), &[], None).await {
+        match self
+            .transport
+            .request::<GetAnswer>(Method::GET, &path(&[index, "_doc", id]), &[], None)
+            .await
+        {
             Ok(answer) if answer.found => Ok(answer.source),
             Ok(_) => Ok(None),
             Err(e) if e.is_not_found() => Ok(None),
@@ -240,17 +277,33 @@ impl<'a> Documents<'a> {
     }
 
     /// `PUT /{index}/_doc/{id}`: indexes one document.
-    pub async fn index(&self, index: &str, id: &str, document: &Value, refresh: bool) -> Result<()> {
+    pub async fn index(
+        &self,
+        index: &str,
+        id: &str,
+        document: &Value,
+        refresh: bool,
+    ) -> Result<()> {
         let url = path(&[index, "_doc", id]);
-        let params = if refresh { vec![("refresh", "true".to_string())] } else { vec![] };
+        let params = if refresh {
+            vec![("refresh", "true".to_string())]
+        } else {
+            vec![]
+        };
         let body = Transport::encode(&url, document)?;
-        self.transport.send(Method::PUT, &url, &params, Some(body)).await?;
+        self.transport
+            .send(Method::PUT, &url, &params, Some(body))
+            .await?;
         Ok(())
     }
 
     /// `DELETE /{index}/_doc/{id}`: whether a document was deleted.
     pub async fn delete(&self, index: &str, id: &str) -> Result<bool> {
-        match self.transport.request::<WriteResponse>(Method::DELETE, &path(&[index, "_doc", id]), &[], None).await {
+        match self
+            .transport
+            .request::<WriteResponse>(Method::DELETE, &path(&[index, "_doc", id]), &[], None)
+            .await
+        {
             Ok(answer) => Ok(answer.result == "deleted"),
             Err(e) if e.is_not_found() => Ok(false),
             Err(e) => Err(e),
@@ -266,7 +319,10 @@ impl<'a> Documents<'a> {
             params.push(("refresh", "true".to_string()));
         }
         let body = Transport::encode(&url, &json!({ "query": query }))?;
-        let answer: DeleteByQueryAnswer = self.transport.request(Method::POST, &url, &params, Some(body)).await?;
+        let answer: DeleteByQueryAnswer = self
+            .transport
+            .request(Method::POST, &url, &params, Some(body))
+            .await?;
         Ok(answer.deleted)
     }
 
@@ -274,7 +330,9 @@ impl<'a> Documents<'a> {
     pub async fn search(&self, index: &str, body: &Value) -> Result<Value> {
         let url = path(&[index, "_search"]);
         let encoded = Transport::encode(&url, body)?;
-        self.transport.request(Method::POST, &url, &[], Some(encoded)).await
+        self.transport
+            .request(Method::POST, &url, &[], Some(encoded))
+            .await
     }
 }
 
@@ -293,7 +351,10 @@ pub struct PitScan {
 
 impl std::fmt::Debug for PitScan {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PitScan").field("index", &self.index).field("done", &self.done).finish_non_exhaustive()
+        f.debug_struct("PitScan")
+            .field("index", &self.index)
+            .field("done", &self.done)
+            .finish_non_exhaustive()
     }
 }
 
@@ -301,7 +362,9 @@ impl PitScan {
     async fn open(transport: Arc<Transport>, index: &str, page_size: usize) -> Result<Self> {
         let url = path(&[index, "_pit"]);
         let params = [("keep_alive", PIT_KEEP_ALIVE.to_string())];
-        let opened = transport.request::<PitAnswer>(Method::POST, &url, &params, None).await;
+        let opened = transport
+            .request::<PitAnswer>(Method::POST, &url, &params, None)
+            .await;
         let pit = match opened {
             Ok(answer) => Some(answer.id),
             Err(e) if e.kind() == Some("index_not_found_exception") => None,
@@ -333,7 +396,10 @@ impl PitScan {
             body["search_after"] = after.clone();
         }
         let encoded = Transport::encode("/_search", &body)?;
-        let answer: SearchResponse<Map<String, Value>> = self.transport.request(Method::POST, "/_search", &[], Some(encoded)).await?;
+        let answer: SearchResponse<Map<String, Value>> = self
+            .transport
+            .request(Method::POST, "/_search", &[], Some(encoded))
+            .await?;
         if let Some(new_pit) = answer.pit_id {
             self.pit = Some(new_pit);
         }
@@ -369,7 +435,11 @@ impl PitScan {
             return Ok(());
         };
         let body = Transport::encode("/_pit", &json!({ "id": pit }))?;
-        match self.transport.send(Method::DELETE, "/_pit", &[], Some(body)).await {
+        match self
+            .transport
+            .send(Method::DELETE, "/_pit", &[], Some(body))
+            .await
+        {
             Ok(_) => Ok(()),
             Err(e) if e.is_not_found() => Ok(()),
             Err(e) => Err(e),
@@ -404,11 +474,22 @@ mod tests {
         assert_eq!(parsed.took, 3);
         assert!(parsed.errors);
         let ops: Vec<_> = parsed.items.iter().map(|i| i.op).collect();
-        assert_eq!(ops, [BulkOp::Index, BulkOp::Delete, BulkOp::Create, BulkOp::Update]);
+        assert_eq!(
+            ops,
+            [
+                BulkOp::Index,
+                BulkOp::Delete,
+                BulkOp::Create,
+                BulkOp::Update
+            ]
+        );
         assert_eq!(parsed.items[0].result.as_deref(), Some("created"));
         assert_eq!(parsed.items[1].status, 404);
         let error = parsed.items[2].error.as_ref().unwrap();
-        assert_eq!((error.kind.as_str(), error.reason.as_str()), ("document_parsing_exception", "bad field"));
+        assert_eq!(
+            (error.kind.as_str(), error.reason.as_str()),
+            ("document_parsing_exception", "bad field")
+        );
         assert_eq!(parsed.items[3].id, "");
         assert_eq!(parsed.items[3].error.as_ref().unwrap().reason, "");
     }
@@ -421,10 +502,24 @@ mod tests {
 
     #[test]
     fn scan_hit_prefers_the_body_id() {
-        let hit: ScanHit =
-            serde_json::from_value(json!({"_id":"h","_source":{"id":"long-id","_timestamp":"t"},"sort":[1]})).unwrap();
-        assert_eq!(scan_meta(hit), DocMeta { id: "long-id".into(), timestamp: Some("t".into()) });
+        let hit: ScanHit = serde_json::from_value(
+            json!({"_id":"h","_source":{"id":"long-id","_timestamp":"t"},"sort":[1]}),
+        )
+        .unwrap();
+        assert_eq!(
+            scan_meta(hit),
+            DocMeta {
+                id: "long-id".into(),
+                timestamp: Some("t".into())
+            }
+        );
         let hit: ScanHit = serde_json::from_value(json!({"_id":"h","_source":{}})).unwrap();
-        assert_eq!(scan_meta(hit), DocMeta { id: "h".into(), timestamp: None });
+        assert_eq!(
+            scan_meta(hit),
+            DocMeta {
+                id: "h".into(),
+                timestamp: None
+            }
+        );
     }
 }

@@ -17,7 +17,12 @@ const MAX_RAW_REASON: usize = 300;
 pub enum Error {
     /// Elasticsearch answered with an error status and (usually) an error body.
     #[error("Elasticsearch refused the request (HTTP {status}): {kind}: {reason}")]
-    Api { status: u16, kind: String, reason: String, root_causes: Vec<RootCause> },
+    Api {
+        status: u16,
+        kind: String,
+        reason: String,
+        root_causes: Vec<RootCause>,
+    },
     /// Every attempt failed on a node-level problem (connection refused or dropped, 502/503/504,
     /// timeouts with `retry_on_timeout`).
     #[error("no Elasticsearch node answered after {attempts} attempt(s); last error: {last}")]
@@ -128,15 +133,22 @@ impl ErrorBody {
     fn into_error(self, status: u16) -> Error {
         let fallback_kind = || default_kind(status).to_string();
         match self.error {
-            Some(ErrorField::Object { kind, reason, root_cause }) => Error::Api {
+            Some(ErrorField::Object {
+                kind,
+                reason,
+                root_cause,
+            }) => Error::Api {
                 status,
                 kind: kind.unwrap_or_else(fallback_kind),
                 reason: reason.unwrap_or_default(),
                 root_causes: root_cause,
             },
-            Some(ErrorField::Text(text)) => {
-                Error::Api { status, kind: fallback_kind(), reason: text, root_causes: Vec::new() }
-            }
+            Some(ErrorField::Text(text)) => Error::Api {
+                status,
+                kind: fallback_kind(),
+                reason: text,
+                root_causes: Vec::new(),
+            },
             None => Error::Api {
                 status,
                 kind: fallback_kind(),
@@ -165,24 +177,44 @@ fn raw_reason(body: &[u8]) -> String {
         return "empty body".to_string();
     }
     let cut: String = text.chars().take(MAX_RAW_REASON).collect();
-    if cut.len() < text.len() { format!("{cut}…") } else { cut }
+    if cut.len() < text.len() {
+        format!("{cut}…")
+    } else {
+        cut
+    }
 }
 
 impl From<Error> for BackendError {
     fn from(e: Error) -> Self {
         match e {
-            Error::Api { status: 404, reason, kind, .. } => {
-                BackendError::NotFound(if reason.is_empty() { kind } else { reason })
-            }
-            Error::Api { status: 409, reason, kind, .. } => {
-                BackendError::Conflict(if reason.is_empty() { kind } else { reason })
-            }
-            Error::Api { status: 401 | 403, kind, reason, .. } => {
-                BackendError::Unauthorized(format!("{kind}: {reason}"))
-            }
-            Error::Api { status, kind, reason, .. } => {
-                BackendError::Rejected { status, kind, reason }
-            }
+            Error::Api {
+                status: 404,
+                reason,
+                kind,
+                ..
+            } => BackendError::NotFound(if reason.is_empty() { kind } else { reason }),
+            Error::Api {
+                status: 409,
+                reason,
+                kind,
+                ..
+            } => BackendError::Conflict(if reason.is_empty() { kind } else { reason }),
+            Error::Api {
+                status: 401 | 403,
+                kind,
+                reason,
+                ..
+            } => BackendError::Unauthorized(format!("{kind}: {reason}")),
+            Error::Api {
+                status,
+                kind,
+                reason,
+                ..
+            } => BackendError::Rejected {
+                status,
+                kind,
+                reason,
+            },
             e @ (Error::Unreachable { .. } | Error::Timeout { .. }) => {
                 BackendError::Unreachable(e.to_string())
             }
@@ -199,14 +231,22 @@ mod tests {
     fn parses_the_standard_error_body() {
         let body = br#"{"error":{"root_cause":[{"type":"resource_not_found_exception","reason":"connector [x] not found"}],"type":"resource_not_found_exception","reason":"connector [x] not found"},"status":404}"#;
         let e = Error::from_response(404, body);
-        let Error::Api { status, kind, reason, root_causes } = &e else {
+        let Error::Api {
+            status,
+            kind,
+            reason,
+            root_causes,
+        } = &e
+        else {
             panic!("expected Api, got {e:?}");
         };
         assert_eq!(*status, 404);
         assert_eq!(kind, "resource_not_found_exception");
         assert_eq!(reason, "connector [x] not found");
         assert_eq!(root_causes.len(), 1);
-        assert!(matches!(BackendError::from(e), BackendError::NotFound(r) if r == "connector [x] not found"));
+        assert!(
+            matches!(BackendError::from(e), BackendError::NotFound(r) if r == "connector [x] not found")
+        );
     }
 
     #[test]
@@ -216,7 +256,9 @@ mod tests {
         assert!(e.to_string().contains("bad thing"));
         let html = format!("<html>{}</html>", "x".repeat(1000));
         let e = Error::from_response(502, html.as_bytes());
-        let Error::Api { reason, .. } = &e else { panic!("{e:?}") };
+        let Error::Api { reason, .. } = &e else {
+            panic!("{e:?}")
+        };
         assert!(reason.chars().count() <= MAX_RAW_REASON + 1);
         let e = Error::from_response(404, b"");
         assert!(e.is_not_found());
@@ -230,15 +272,42 @@ mod tests {
             reason: "r".into(),
             root_causes: vec![],
         };
-        assert!(matches!(BackendError::from(api(409)), BackendError::Conflict(_)));
-        assert!(matches!(BackendError::from(api(401)), BackendError::Unauthorized(_)));
-        assert!(matches!(BackendError::from(api(403)), BackendError::Unauthorized(_)));
-        assert!(matches!(BackendError::from(api(400)), BackendError::Rejected { status: 400, .. }));
-        let unreachable = Error::Unreachable { attempts: 4, last: "refused".into() };
-        assert!(matches!(BackendError::from(unreachable), BackendError::Unreachable(_)));
-        let timeout = Error::Timeout { node: "n".into(), after: Duration::from_secs(1) };
-        assert!(matches!(BackendError::from(timeout), BackendError::Unreachable(_)));
-        let decode = Error::Decode { url_path: "/".into(), reason: "eof".into() };
+        assert!(matches!(
+            BackendError::from(api(409)),
+            BackendError::Conflict(_)
+        ));
+        assert!(matches!(
+            BackendError::from(api(401)),
+            BackendError::Unauthorized(_)
+        ));
+        assert!(matches!(
+            BackendError::from(api(403)),
+            BackendError::Unauthorized(_)
+        ));
+        assert!(matches!(
+            BackendError::from(api(400)),
+            BackendError::Rejected { status: 400, .. }
+        ));
+        let unreachable = Error::Unreachable {
+            attempts: 4,
+            last: "refused".into(),
+        };
+        assert!(matches!(
+            BackendError::from(unreachable),
+            BackendError::Unreachable(_)
+        ));
+        let timeout = Error::Timeout {
+            node: "n".into(),
+            after: Duration::from_secs(1),
+        };
+        assert!(matches!(
+            BackendError::from(timeout),
+            BackendError::Unreachable(_)
+        ));
+        let decode = Error::Decode {
+            url_path: "/".into(),
+            reason: "eof".into(),
+        };
         assert!(matches!(BackendError::from(decode), BackendError::Other(_)));
     }
 }

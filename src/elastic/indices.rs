@@ -16,7 +16,12 @@ impl<'a> Indices<'a> {
 
     /// `PUT /{index}` with optional mappings and settings. An index that already exists is
     /// an error (`resource_already_exists_exception`, 400).
-    pub async fn create(&self, index: &str, mappings: Option<&Value>, settings: Option<&Value>) -> Result<()> {
+    pub async fn create(
+        &self,
+        index: &str,
+        mappings: Option<&Value>,
+        settings: Option<&Value>,
+    ) -> Result<()> {
         let url = path(&[index]);
         let mut body = Map::new();
         if let Some(mappings) = mappings {
@@ -26,13 +31,19 @@ impl<'a> Indices<'a> {
             body.insert("settings".into(), settings.clone());
         }
         let body = Transport::encode(&url, &body)?;
-        self.transport.send(Method::PUT, &url, &[], Some(body)).await?;
+        self.transport
+            .send(Method::PUT, &url, &[], Some(body))
+            .await?;
         Ok(())
     }
 
     /// `HEAD /{index}`.
     pub async fn exists(&self, index: &str) -> Result<bool> {
-        match self.transport.send(Method::HEAD, &path(&[index]), &[], None).await {
+        match self
+            .transport
+            .send(Method::HEAD, &path(&[index]), &[], None)
+            .await
+        {
             Ok(_) => Ok(true),
             Err(e) if e.is_not_found() => Ok(false),
             Err(e) => Err(e),
@@ -41,13 +52,17 @@ impl<'a> Indices<'a> {
 
     /// `POST /{index}/_refresh`.
     pub async fn refresh(&self, index: &str) -> Result<()> {
-        self.transport.send(Method::POST, &path(&[index, "_refresh"]), &[], None).await?;
+        self.transport
+            .send(Method::POST, &path(&[index, "_refresh"]), &[], None)
+            .await?;
         Ok(())
     }
 
     /// `DELETE /{index}`.
     pub async fn delete(&self, index: &str) -> Result<()> {
-        self.transport.send(Method::DELETE, &path(&[index]), &[], None).await?;
+        self.transport
+            .send(Method::DELETE, &path(&[index]), &[], None)
+            .await?;
         Ok(())
     }
 }

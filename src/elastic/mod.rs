@@ -33,7 +33,9 @@ impl Elasticsearch {
     }
 
     pub fn from_transport(transport: Transport) -> Self {
-        Self { transport: Arc::new(transport) }
+        Self {
+            transport: Arc::new(transport),
+        }
     }
 
     pub fn transport(&self) -> &Arc<Transport> {

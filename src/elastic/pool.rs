@@ -34,7 +34,11 @@ struct Node {
 
 impl Node {
     fn new(url: Url) -> Self {
-        Self { url, failures: 0, dead_until: None }
+        Self {
+            url,
+            failures: 0,
+            dead_until: None,
+        }
     }
 
     fn is_alive(&self, now: Instant) -> bool {
@@ -52,7 +56,12 @@ pub struct NodePool {
 
 impl NodePool {
     pub fn new(urls: Vec<Url>, backoff_base: Duration, backoff_max: Duration) -> Self {
-        let mut pool = Self { nodes: Vec::new(), next: 0, backoff_base, backoff_max };
+        let mut pool = Self {
+            nodes: Vec::new(),
+            next: 0,
+            backoff_base,
+            backoff_max,
+        };
         pool.replace(urls);
         pool
     }
@@ -68,7 +77,12 @@ impl NodePool {
                 return Some(self.nodes[idx].url.clone());
             }
         }
-        let soonest = self.nodes.iter().enumerate().min_by_key(|(_, node)| node.dead_until)?.0;
+        let soonest = self
+            .nodes
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, node)| node.dead_until)?
+            .0;
         let node = &mut self.nodes[soonest];
         tracing::debug!(node = %node.url, "no live Elasticsearch node; forcing one back");
         node.dead_until = None;
@@ -114,7 +128,10 @@ impl NodePool {
     pub fn sniff_order(&self, now: Instant) -> Vec<Url> {
         let (live, dead): (Vec<&Node>, Vec<&Node>) =
             self.nodes.iter().partition(|node| node.is_alive(now));
-        live.into_iter().chain(dead).map(|node| node.url.clone()).collect()
+        live.into_iter()
+            .chain(dead)
+            .map(|node| node.url.clone())
+            .collect()
     }
 
     pub fn snapshot(&self, now: Instant) -> Vec<NodeState> {
@@ -143,7 +160,9 @@ mod tests {
     use super::*;
 
     fn urls(n: u16) -> Vec<Url> {
-        (0..n).map(|i| Url::parse(&format!("http://127.0.0.1:{}", 9200 + i)).unwrap()).collect()
+        (0..n)
+            .map(|i| Url::parse(&format!("http://127.0.0.1:{}", 9200 + i)).unwrap())
+            .collect()
     }
 
     fn pool(n: u16) -> NodePool {
@@ -168,7 +187,9 @@ mod tests {
         let now = Instant::now();
         let mut p = pool(1);
         let u = urls(1).remove(0);
-        let backoffs: Vec<_> = (0..7).map(|_| p.mark_dead(&u, now).unwrap().as_secs()).collect();
+        let backoffs: Vec<_> = (0..7)
+            .map(|_| p.mark_dead(&u, now).unwrap().as_secs())
+            .collect();
         assert_eq!(backoffs, [1, 2, 4, 8, 16, 30, 30]);
         for _ in 0..100 {
             p.mark_dead(&u, now);
@@ -187,7 +208,10 @@ mod tests {
         let all = urls(2);
         p.mark_dead(&all[0], now);
         assert!(!p.snapshot(now)[0].alive);
-        assert_eq!(p.snapshot(now)[0].retry_in(now), Some(Duration::from_secs(1)));
+        assert_eq!(
+            p.snapshot(now)[0].retry_in(now),
+            Some(Duration::from_secs(1))
+        );
         let later = now + Duration::from_millis(1500);
         assert!(p.snapshot(later)[0].alive);
         let picked: Vec<_> = (0..2).map(|_| p.select(later).unwrap()).collect();
@@ -205,7 +229,11 @@ mod tests {
         p.mark_dead(&all[2], now);
         p.mark_dead(&all[2], now);
         assert_eq!(p.select(now), Some(all[1].clone()));
-        assert_eq!(p.snapshot(now)[1].failures, 1, "forcing keeps the failure count");
+        assert_eq!(
+            p.snapshot(now)[1].failures,
+            1,
+            "forcing keeps the failure count"
+        );
     }
 
     #[test]

@@ -27,24 +27,37 @@ impl<'a> SyncJobs<'a> {
     }
 
     /// `POST _connector/_sync_job` with the **connector** id; returns the new job's id.
-    pub async fn create(&self, connector_id: &str, job_type: JobType, trigger: TriggerMethod) -> Result<String> {
+    pub async fn create(
+        &self,
+        connector_id: &str,
+        job_type: JobType,
+        trigger: TriggerMethod,
+    ) -> Result<String> {
         let url = "/_connector/_sync_job";
         let body = json!({ "id": connector_id, "job_type": job_type, "trigger_method": trigger });
         let body = Transport::encode(url, &body)?;
-        let created: CreatedJob = self.transport.request(Method::POST, url, &[], Some(body)).await?;
+        let created: CreatedJob = self
+            .transport
+            .request(Method::POST, url, &[], Some(body))
+            .await?;
         Ok(created.id)
     }
 
     /// One page of `GET _connector/_sync_job` (newest first).
     pub async fn list(&self, query: &SyncJobQuery) -> Result<Page<SyncJob>> {
         let params = list_params(query);
-        self.transport.request(Method::GET, "/_connector/_sync_job", &params, None).await
+        self.transport
+            .request(Method::GET, "/_connector/_sync_job", &params, None)
+            .await
     }
 
     /// Every job matching the filters, page after page.
     pub async fn list_all(&self, query: &SyncJobQuery) -> Result<Vec<SyncJob>> {
         let size = query.size.unwrap_or(DEFAULT_PAGE_SIZE).max(1);
-        let mut page_query = SyncJobQuery { size: Some(size), ..query.clone() };
+        let mut page_query = SyncJobQuery {
+            size: Some(size),
+            ..query.clone()
+        };
         let mut all = Vec::new();
         loop {
             let page = self.list(&page_query).await?;
@@ -58,11 +71,25 @@ impl<'a> SyncJobs<'a> {
     }
 
     pub async fn get(&self, id: &str) -> Result<SyncJob> {
-        self.transport.request(Method::GET, &path(&["_connector", "_sync_job", id]), &[], None).await
+        self.transport
+            .request(
+                Method::GET,
+                &path(&["_connector", "_sync_job", id]),
+                &[],
+                None,
+            )
+            .await
     }
 
     pub async fn delete(&self, id: &str) -> Result<()> {
-        self.transport.send(Method::DELETE, &path(&["_connector", "_sync_job", id]), &[], None).await?;
+        self.transport
+            .send(
+                Method::DELETE,
+                &path(&["_connector", "_sync_job", id]),
+                &[],
+                None,
+            )
+            .await?;
         Ok(())
     }
 
@@ -78,7 +105,12 @@ impl<'a> SyncJobs<'a> {
 
     /// `PUT …/_claim`: the job becomes `in_progress` on this worker; `sync_cursor` is stored
     /// in the job's connector snapshot when given.
-    pub async fn claim(&self, id: &str, worker_hostname: &str, sync_cursor: Option<&Value>) -> Result<()> {
+    pub async fn claim(
+        &self,
+        id: &str,
+        worker_hostname: &str,
+        sync_cursor: Option<&Value>,
+    ) -> Result<()> {
         let mut body = json!({ "worker_hostname": worker_hostname });
         if let Some(cursor) = sync_cursor {
             body["sync_cursor"] = cursor.clone();
@@ -93,7 +125,8 @@ impl<'a> SyncJobs<'a> {
 
     /// `PUT …/_error`: the job becomes `error` with this message.
     pub async fn set_error(&self, id: &str, error: &str) -> Result<()> {
-        self.put(id, "_error", Some(&json!({ "error": error }))).await
+        self.put(id, "_error", Some(&json!({ "error": error })))
+            .await
     }
 
     async fn put<B: Serialize>(&self, id: &str, endpoint: &str, body: Option<&B>) -> Result<()> {

@@ -68,12 +68,18 @@ pub enum BodyKind {
 impl Body {
     /// Serialises a value as JSON.
     pub fn json<T: Serialize + ?Sized>(value: &T) -> std::result::Result<Self, serde_json::Error> {
-        Ok(Self { bytes: Bytes::from(serde_json::to_vec(value)?), kind: BodyKind::Json })
+        Ok(Self {
+            bytes: Bytes::from(serde_json::to_vec(value)?),
+            kind: BodyKind::Json,
+        })
     }
 
     /// NDJSON (for `_bulk`), already serialised.
     pub fn ndjson(bytes: impl Into<Bytes>) -> Self {
-        Self { bytes: bytes.into(), kind: BodyKind::NdJson }
+        Self {
+            bytes: bytes.into(),
+            kind: BodyKind::NdJson,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -92,7 +98,10 @@ impl Body {
 // Bodies hold documents and configuration values: never print them.
 impl fmt::Debug for Body {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Body").field("kind", &self.kind).field("len", &self.bytes.len()).finish()
+        f.debug_struct("Body")
+            .field("kind", &self.kind)
+            .field("len", &self.bytes.len())
+            .finish()
     }
 }
 
@@ -180,7 +189,11 @@ impl TransportBuilder<'_> {
         };
         Ok(Transport {
             client,
-            pool: Mutex::new(NodePool::new(nodes, s.dead_backoff_base, s.dead_backoff_max)),
+            pool: Mutex::new(NodePool::new(
+                nodes,
+                s.dead_backoff_base,
+                s.dead_backoff_max,
+            )),
             headers,
             json_type,
             ndjson_type,
@@ -194,7 +207,10 @@ impl TransportBuilder<'_> {
                 .with_max_delay(self.throttle_max)
                 .with_jitter()
                 .without_max_times(),
-            sniff_state: tokio::sync::Mutex::new(SniffState { started: false, last: Instant::now() }),
+            sniff_state: tokio::sync::Mutex::new(SniffState {
+                started: false,
+                last: Instant::now(),
+            }),
         })
     }
 }
@@ -228,7 +244,9 @@ pub struct Transport {
 impl fmt::Debug for Transport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let nodes: Vec<String> = self.pool_snapshot().into_iter().map(|n| n.url).collect();
-        f.debug_struct("Transport").field("nodes", &nodes).finish_non_exhaustive()
+        f.debug_struct("Transport")
+            .field("nodes", &nodes)
+            .finish_non_exhaustive()
     }
 }
 
@@ -254,7 +272,12 @@ impl Transport {
     }
 
     pub fn builder(settings: &EsSettings) -> TransportBuilder<'_> {
-        TransportBuilder { settings, client: None, throttle_min: THROTTLE_MIN, throttle_max: THROTTLE_MAX }
+        TransportBuilder {
+            settings,
+            client: None,
+            throttle_min: THROTTLE_MIN,
+            throttle_max: THROTTLE_MAX,
+        }
     }
 
     /// The pool as it is now, for the console.
@@ -270,12 +293,17 @@ impl Transport {
     fn pool(&self) -> MutexGuard<'_, NodePool> {
         // A panic elsewhere while holding the lock leaves the pool usable: every update is a
         // single assignment.
-        self.pool.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.pool
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Encodes a JSON body, naming the path on failure.
     pub fn encode<T: Serialize + ?Sized>(path: &str, value: &T) -> Result<Body> {
-        Body::json(value).map_err(|e| Error::Encode { url_path: path.to_string(), reason: e.to_string() })
+        Body::json(value).map_err(|e| Error::Encode {
+            url_path: path.to_string(),
+            reason: e.to_string(),
+        })
     }
 
     /// Sends a request and parses the JSON answer into `T`.
@@ -309,7 +337,9 @@ impl Transport {
         loop {
             attempts += 1;
             let node = self.pool().select(Instant::now()).ok_or(Error::NoNodes)?;
-            let attempt = self.attempt(&node, &method, path, &query, body.as_ref()).await;
+            let attempt = self
+                .attempt(&node, &method, path, &query, body.as_ref())
+                .await;
             let retries_left = attempts <= self.max_retries;
             match attempt {
                 Attempt::Done(response) => {
@@ -321,7 +351,10 @@ impl Transport {
                     return Err(error);
                 }
                 Attempt::TimedOut => {
-                    return Err(Error::Timeout { node: display_url(&node), after: self.request_timeout });
+                    return Err(Error::Timeout {
+                        node: display_url(&node),
+                        after: self.request_timeout,
+                    });
                 }
                 Attempt::Throttled(error) => {
                     if !retries_left {
@@ -338,7 +371,10 @@ impl Transport {
                     let dead_for = self.pool().mark_dead(&node, Instant::now());
                     tracing::warn!(node = %display_url(&node), path, %reason, ?dead_for, "Elasticsearch node failed");
                     if !retries_left {
-                        return Err(cut.unwrap_or(Error::Unreachable { attempts, last: reason }));
+                        return Err(cut.unwrap_or(Error::Unreachable {
+                            attempts,
+                            last: reason,
+                        }));
                     }
                     if self.sniff.on_node_failure {
                         self.sniff_once().await;
@@ -371,9 +407,12 @@ impl Transport {
                 BodyKind::Json => self.json_type.clone(),
                 BodyKind::NdJson => self.ndjson_type.clone(),
             };
-            request = request.header(header::CONTENT_TYPE, content_type).body(body.bytes.clone());
+            request = request
+                .header(header::CONTENT_TYPE, content_type)
+                .body(body.bytes.clone());
             if *gzipped {
-                request = request.header(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+                request =
+                    request.header(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
             }
         }
         let started = Instant::now();
@@ -388,9 +427,18 @@ impl Transport {
             Ok(bytes) => bytes,
             Err(e) if e.is_timeout() => return self.timeout_outcome(&node_name, path),
             Err(e) => {
-                let reason = format!("the answer from '{node_name}' was cut short ({})", describe(&e));
-                let cut = Error::Decode { url_path: path.to_string(), reason: reason.clone() };
-                return Attempt::NodeFailed { reason, cut: Some(cut) };
+                let reason = format!(
+                    "the answer from '{node_name}' was cut short ({})",
+                    describe(&e)
+                );
+                let cut = Error::Decode {
+                    url_path: path.to_string(),
+                    reason: reason.clone(),
+                };
+                return Attempt::NodeFailed {
+                    reason,
+                    cut: Some(cut),
+                };
             }
         };
         tracing::debug!(%method, path, status, node = %node_name, latency_ms = started.elapsed().as_millis() as u64, "elasticsearch request");
@@ -405,13 +453,19 @@ impl Transport {
         if let Some(reason) = crate::tls::tls_failure(e) {
             return Attempt::Final(Error::Tls(format!("'{node}': {reason}")));
         }
-        Attempt::NodeFailed { reason: format!("'{node}': {}", describe(e)), cut: None }
+        Attempt::NodeFailed {
+            reason: format!("'{node}': {}", describe(e)),
+            cut: None,
+        }
     }
 
     fn timeout_outcome(&self, node: &str, path: &str) -> Attempt {
         tracing::warn!(node, path, timeout = ?self.request_timeout, "Elasticsearch request timed out");
         if self.retry_on_timeout {
-            Attempt::NodeFailed { reason: format!("'{node}': timed out after {:?}", self.request_timeout), cut: None }
+            Attempt::NodeFailed {
+                reason: format!("'{node}': timed out after {:?}", self.request_timeout),
+                cut: None,
+            }
         } else {
             Attempt::TimedOut
         }
@@ -427,7 +481,10 @@ impl Transport {
         };
         let now = Instant::now();
         let on_start = self.sniff.on_start && !state.started;
-        let on_interval = self.sniff.interval.is_some_and(|every| now.duration_since(state.last) >= every);
+        let on_interval = self
+            .sniff
+            .interval
+            .is_some_and(|every| now.duration_since(state.last) >= every);
         state.started = true;
         if on_start || on_interval {
             self.sniff_locked(&mut state).await;
@@ -470,18 +527,27 @@ impl Transport {
         let mut last = Error::NoNodes;
         let sniff_path = path(&["_nodes", "_all", "http"]);
         for node in order {
-            let response = match self.attempt(&node, &Method::GET, &sniff_path, "", None).await {
+            let response = match self
+                .attempt(&node, &Method::GET, &sniff_path, "", None)
+                .await
+            {
                 Attempt::Done(response) => response,
                 Attempt::Final(e) | Attempt::Throttled(e) => {
                     last = e;
                     continue;
                 }
                 Attempt::NodeFailed { reason, cut } => {
-                    last = cut.unwrap_or(Error::Unreachable { attempts: 1, last: reason });
+                    last = cut.unwrap_or(Error::Unreachable {
+                        attempts: 1,
+                        last: reason,
+                    });
                     continue;
                 }
                 Attempt::TimedOut => {
-                    last = Error::Timeout { node: display_url(&node), after: self.request_timeout };
+                    last = Error::Timeout {
+                        node: display_url(&node),
+                        after: self.request_timeout,
+                    };
                     continue;
                 }
             };
@@ -503,23 +569,41 @@ impl Transport {
 fn classify(status: u16, headers: HeaderMap, body: Bytes, node: String, path: &str) -> Attempt {
     match status {
         200..=299 => match check_product(&headers, &node) {
-            Ok(()) => Attempt::Done(Response { status, headers, body, node, path: path.to_string() }),
+            Ok(()) => Attempt::Done(Response {
+                status,
+                headers,
+                body,
+                node,
+                path: path.to_string(),
+            }),
             Err(e) => Attempt::Final(e),
         },
         429 => Attempt::Throttled(Error::from_response(status, &body)),
         502..=504 => {
             let error = Error::from_response(status, &body);
-            Attempt::NodeFailed { reason: format!("'{node}' answered HTTP {status}: {error}"), cut: None }
+            Attempt::NodeFailed {
+                reason: format!("'{node}' answered HTTP {status}: {error}"),
+                cut: None,
+            }
         }
         _ => Attempt::Final(Error::from_response(status, &body)),
     }
 }
 
 fn check_product(headers: &HeaderMap, node: &str) -> Result<()> {
-    match headers.get(PRODUCT_HEADER).map(|v| v.to_str().unwrap_or("(not text)")) {
+    match headers
+        .get(PRODUCT_HEADER)
+        .map(|v| v.to_str().unwrap_or("(not text)"))
+    {
         Some(PRODUCT) => Ok(()),
-        Some(other) => Err(Error::Product { node: node.to_string(), found: format!("'{other}'") }),
-        None => Err(Error::Product { node: node.to_string(), found: "missing".to_string() }),
+        Some(other) => Err(Error::Product {
+            node: node.to_string(),
+            found: format!("'{other}'"),
+        }),
+        None => Err(Error::Product {
+            node: node.to_string(),
+            found: "missing".to_string(),
+        }),
     }
 }
 
@@ -531,7 +615,11 @@ fn published_urls(info: &super::cluster::NodesInfo, scheme: &str) -> Vec<Url> {
         if node.roles.as_deref() == Some(&["master".to_string()][..]) {
             continue;
         }
-        let Some(address) = node.http.as_ref().and_then(|h| h.publish_address.as_deref()) else {
+        let Some(address) = node
+            .http
+            .as_ref()
+            .and_then(|h| h.publish_address.as_deref())
+        else {
             continue;
         };
         match publish_url(address, scheme) {
@@ -579,7 +667,10 @@ fn normalise_nodes(nodes: &[Url]) -> Result<(Vec<Url>, Option<Auth>)> {
         if !url.username().is_empty() && auth.is_none() {
             let username = percent_decode(url.username());
             let password = percent_decode(url.password().unwrap_or(""));
-            auth = Some(Auth::Basic { username, password: crate::secret::Secret::new(password) });
+            auth = Some(Auth::Basic {
+                username,
+                password: crate::secret::Secret::new(password),
+            });
         }
         // Only fails for URLs that cannot have credentials, which were rejected above.
         let _ = url.set_username("");
@@ -592,7 +683,9 @@ fn normalise_nodes(nodes: &[Url]) -> Result<(Vec<Url>, Option<Auth>)> {
 }
 
 fn percent_decode(text: &str) -> String {
-    percent_encoding::percent_decode_str(text).decode_utf8_lossy().into_owned()
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 fn default_headers(auth: &Auth, accept: &HeaderValue) -> Result<HeaderMap> {
@@ -611,12 +704,17 @@ fn auth_header(auth: &Auth) -> Result<Option<HeaderValue>> {
         Auth::ApiKey(key) => format!("ApiKey {}", key.expose()),
         Auth::Basic { username, password } => {
             let raw = format!("{username}:{}", password.expose());
-            format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw))
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(raw)
+            )
         }
         Auth::Bearer(token) => format!("Bearer {}", token.expose()),
     };
     let mut value = HeaderValue::from_str(&text).map_err(|_| {
-        Error::Client("the Elasticsearch credentials hold characters an HTTP header cannot carry".to_string())
+        Error::Client(
+            "the Elasticsearch credentials hold characters an HTTP header cannot carry".to_string(),
+        )
     })?;
     value.set_sensitive(true);
     Ok(Some(value))
@@ -645,17 +743,32 @@ fn build_client(settings: &EsSettings) -> Result<reqwest::Client> {
         .gzip(true)
         .connect_timeout(settings.request_timeout)
         .pool_idle_timeout(Duration::from_secs(60));
-    let builder = crate::tls::apply_tls(builder, &settings.tls).map_err(|e| Error::Tls(e.to_string()))?;
+    let builder =
+        crate::tls::apply_tls(builder, &settings.tls).map_err(|e| Error::Tls(e.to_string()))?;
     builder.build().map_err(|e| Error::Client(describe(&e)))
 }
 
 /// Compresses a body once, before the first attempt.
 fn gzip_body(path: &str, body: Body) -> Result<(Body, bool)> {
-    let mut encoder = flate2::write::GzEncoder::new(Vec::with_capacity(body.len() / 4), flate2::Compression::fast());
-    let compressed = encoder.write_all(&body.bytes).and_then(|()| encoder.finish());
+    let mut encoder = flate2::write::GzEncoder::new(
+        Vec::with_capacity(body.len() / 4),
+        flate2::Compression::fast(),
+    );
+    let compressed = encoder
+        .write_all(&body.bytes)
+        .and_then(|()| encoder.finish());
     match compressed {
-        Ok(bytes) => Ok((Body { bytes: Bytes::from(bytes), kind: body.kind }, true)),
-        Err(e) => Err(Error::Encode { url_path: path.to_string(), reason: format!("gzip: {e}") }),
+        Ok(bytes) => Ok((
+            Body {
+                bytes: Bytes::from(bytes),
+                kind: body.kind,
+            },
+            true,
+        )),
+        Err(e) => Err(Error::Encode {
+            url_path: path.to_string(),
+            reason: format!("gzip: {e}"),
+        }),
     }
 }
 
@@ -677,7 +790,10 @@ fn join_url(node: &Url, path: &str, query: &str) -> Result<Url> {
         text.push('?');
         text.push_str(query);
     }
-    Url::parse(&text).map_err(|e| Error::InvalidUrl { url: text.clone(), reason: e.to_string() })
+    Url::parse(&text).map_err(|e| Error::InvalidUrl {
+        url: text.clone(),
+        reason: e.to_string(),
+    })
 }
 
 /// A reqwest error with its causes ("error sending request: connection refused"), which
@@ -702,20 +818,34 @@ mod tests {
 
     #[test]
     fn path_segments_are_encoded() {
-        assert_eq!(path(&["_connector", "a b/c?d", "_check_in"]), "/_connector/a%20b%2Fc%3Fd/_check_in");
+        assert_eq!(
+            path(&["_connector", "a b/c?d", "_check_in"]),
+            "/_connector/a%20b%2Fc%3Fd/_check_in"
+        );
         assert_eq!(path(&["idx-1,idx_2", "_count"]), "/idx-1,idx_2/_count");
         assert_eq!(path(&[]), "/");
     }
 
     #[test]
     fn publish_addresses_in_both_forms() {
-        assert_eq!(publish_url("127.0.0.1:9201", "http").unwrap().as_str(), "http://127.0.0.1:9201/");
         assert_eq!(
-            publish_url("es-1.local/10.0.0.7:9200", "https").unwrap().as_str(),
+            publish_url("127.0.0.1:9201", "http").unwrap().as_str(),
+            "http://127.0.0.1:9201/"
+        );
+        assert_eq!(
+            publish_url("es-1.local/10.0.0.7:9200", "https")
+                .unwrap()
+                .as_str(),
             "https://es-1.local:9200/"
         );
-        assert_eq!(publish_url("/10.0.0.7:9200", "http").unwrap().as_str(), "http://10.0.0.7:9200/");
-        assert_eq!(publish_url("[::1]:9200", "http").unwrap().as_str(), "http://[::1]:9200/");
+        assert_eq!(
+            publish_url("/10.0.0.7:9200", "http").unwrap().as_str(),
+            "http://10.0.0.7:9200/"
+        );
+        assert_eq!(
+            publish_url("[::1]:9200", "http").unwrap().as_str(),
+            "http://[::1]:9200/"
+        );
         assert!(publish_url("nonsense", "http").is_none());
         assert!(publish_url("host:notaport", "http").is_none());
     }
@@ -725,21 +855,31 @@ mod tests {
         let url = Url::parse("http://elastic:s%40cret@127.0.0.1:9200/prefix").unwrap();
         let (nodes, auth) = normalise_nodes(&[url]).unwrap();
         assert_eq!(nodes[0].as_str(), "http://127.0.0.1:9200/prefix");
-        let Some(Auth::Basic { username, password }) = auth else { panic!("no auth") };
+        let Some(Auth::Basic { username, password }) = auth else {
+            panic!("no auth")
+        };
         assert_eq!(username, "elastic");
         assert_eq!(password.expose(), "s@cret");
         assert!(matches!(normalise_nodes(&[]), Err(Error::NoNodes)));
         let bad = Url::parse("ftp://127.0.0.1").unwrap();
-        assert!(matches!(normalise_nodes(&[bad]), Err(Error::InvalidUrl { .. })));
+        assert!(matches!(
+            normalise_nodes(&[bad]),
+            Err(Error::InvalidUrl { .. })
+        ));
     }
 
     #[test]
     fn auth_header_is_sensitive_and_well_formed() {
-        let basic = Auth::Basic { username: "u".into(), password: crate::secret::Secret::new("p") };
+        let basic = Auth::Basic {
+            username: "u".into(),
+            password: crate::secret::Secret::new("p"),
+        };
         let value = auth_header(&basic).unwrap().unwrap();
         assert!(value.is_sensitive());
         assert_eq!(value.to_str().unwrap(), "Basic dTpw");
-        let key = auth_header(&Auth::ApiKey(crate::secret::Secret::new("abc"))).unwrap().unwrap();
+        let key = auth_header(&Auth::ApiKey(crate::secret::Secret::new("abc")))
+            .unwrap()
+            .unwrap();
         assert_eq!(key.to_str().unwrap(), "ApiKey abc");
         assert!(!format!("{value:?}").contains("dTpw"));
         let bad = Auth::Bearer(crate::secret::Secret::new("line\nbreak"));
@@ -750,15 +890,29 @@ mod tests {
     #[test]
     fn media_types_follow_compatible_with() {
         let (json, ndjson) = media_types(9).unwrap();
-        assert_eq!(json, "application/vnd.elasticsearch+json; compatible-with=9");
-        assert_eq!(ndjson, "application/vnd.elasticsearch+x-ndjson; compatible-with=9");
+        assert_eq!(
+            json,
+            "application/vnd.elasticsearch+json; compatible-with=9"
+        );
+        assert_eq!(
+            ndjson,
+            "application/vnd.elasticsearch+x-ndjson; compatible-with=9"
+        );
         assert!(media_types(3).is_err());
     }
 
     #[test]
     fn urls_join_with_prefix_and_query() {
         let node = Url::parse("http://127.0.0.1:9200/es/").unwrap();
-        let url = join_url(&node, "/_bulk", &encode_query(&[("pipeline", "a b&c".into())])).unwrap();
-        assert_eq!(url.as_str(), "http://127.0.0.1:9200/es/_bulk?pipeline=a+b%26c");
+        let url = join_url(
+            &node,
+            "/_bulk",
+            &encode_query(&[("pipeline", "a b&c".into())]),
+        )
+        .unwrap();
+        assert_eq!(
+            url.as_str(),
+            "http://127.0.0.1:9200/es/_bulk?pipeline=a+b%26c"
+        );
     }
 }

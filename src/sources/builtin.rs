@@ -295,19 +295,19 @@ mod tests {
     #[test]
     fn settings_accept_loose_types_and_name_the_field_when_wrong() {
         let mut config = sample();
-        config.0.get_mut("count").map(|f| f.value = json!("25"));
+        config.0.get_mut("count").unwrap().value = json!("25");
         assert_eq!(int_setting(&config, "count", 1).unwrap(), 25);
-        config.0.get_mut("count").map(|f| f.value = json!(""));
+        config.0.get_mut("count").unwrap().value = json!("");
         assert_eq!(
             int_setting(&config, "count", 1).unwrap(),
             10,
             "empty falls back to the default"
         );
-        config.0.get_mut("count").map(|f| f.value = json!("many"));
+        config.0.get_mut("count").unwrap().value = json!("many");
         let err = int_setting(&config, "count", 1).unwrap_err().to_string();
         assert!(err.contains("'count'") && err.contains("'many'"), "{err}");
         assert_eq!(int_setting(&config, "missing", 7).unwrap(), 7);
-        config.0.get_mut("on").map(|f| f.value = json!("no"));
+        config.0.get_mut("on").unwrap().value = json!("no");
         assert!(!bool_setting(&config, "on", true).unwrap());
         assert_eq!(str_setting(&config, "name", "d"), "x");
         let err = int_at_least(&config, "missing", 3, 5)

@@ -415,20 +415,15 @@ mod tests {
     #[test]
     fn validate_names_the_field_and_the_path() {
         let mut config = DirectoryFactory.default_configuration();
-        config
-            .0
-            .get_mut("path")
-            .map(|f| f.value = Value::from("/no/such/dir-xyz"));
+        config.0.get_mut("path").unwrap().value = Value::from("/no/such/dir-xyz");
         let err = DirectoryFactory.validate(&config).unwrap_err().to_string();
         assert_eq!(
             err,
             "configuration field 'path': '/no/such/dir-xyz' does not exist"
         );
         let file = tempfile::NamedTempFile::new().unwrap();
-        config
-            .0
-            .get_mut("path")
-            .map(|f| f.value = Value::from(file.path().to_string_lossy().as_ref()));
+        config.0.get_mut("path").unwrap().value =
+            Value::from(file.path().to_string_lossy().as_ref());
         let err = DirectoryFactory.validate(&config).unwrap_err().to_string();
         assert!(err.ends_with("is not a directory"), "{err}");
     }

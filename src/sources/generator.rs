@@ -181,7 +181,7 @@ impl GeneratorSource {
     pub fn document(&self, index: u64) -> Document {
         let s = &self.settings;
         let mut rng = Rng::for_document(s.seed, index);
-        let poisoned = s.poison_every > 0 && (index + 1) % s.poison_every == 0;
+        let poisoned = s.poison_every > 0 && (index + 1).is_multiple_of(s.poison_every);
         let category = CATEGORIES[(rng.next() % CATEGORIES.len() as u64) as usize];
         let number = (rng.next() % 1_000_000) as i64;
         let title = title(&mut rng, index);
@@ -221,7 +221,7 @@ impl GeneratorSource {
             return;
         }
         let batch = (rate / 20).clamp(1, 1000);
-        if sent % batch != 0 {
+        if !sent.is_multiple_of(batch) {
             return;
         }
         let due = start + Duration::from_secs_f64(sent as f64 / rate as f64);
@@ -375,10 +375,7 @@ mod tests {
             GeneratorSettings::from_config(&config).unwrap().count,
             10_000
         );
-        config
-            .0
-            .get_mut("doc_bytes")
-            .map(|f| f.value = Value::from(10));
+        config.0.get_mut("doc_bytes").unwrap().value = Value::from(10);
         let err = GeneratorFactory.validate(&config).unwrap_err().to_string();
         assert!(err.contains("'doc_bytes'"), "{err}");
     }

@@ -246,7 +246,7 @@ mod tests {
         let mut config = NdjsonFactory.default_configuration();
         let err = NdjsonFactory.validate(&config).unwrap_err().to_string();
         assert!(err.contains("'path'"), "{err}");
-        config.0.get_mut("path").map(|f| f.value = Value::from("-"));
+        config.0.get_mut("path").unwrap().value = Value::from("-");
         assert!(NdjsonFactory.validate(&config).is_ok());
     }
 }

@@ -509,7 +509,6 @@ fn update(shared: &Shared, req: &Req, id: &str, action: &str) -> Result<Reply, E
             check_fields(&body, &["error"], "connector_update_error_request")?;
             let error = require(&body, "error")?.clone();
             let error = match error {
-                Value::String(s) if s.is_empty() => Value::Null,
                 Value::String(_) | Value::Null => error,
                 _ => {
                     return Err(EsError::bad_field(
@@ -520,11 +519,9 @@ fn update(shared: &Shared, req: &Req, id: &str, action: &str) -> Result<Reply, E
                 }
             };
             modify(shared, id, |_, doc| {
-                let status = if error.is_null() {
-                    "connected"
-                } else {
-                    "error"
-                };
+                // `Strings.isNullOrEmpty(error)` decides; the value itself is stored as sent.
+                let empty = error.as_str().is_none_or(str::is_empty);
+                let status = if empty { "connected" } else { "error" };
                 doc.insert("status".into(), json!(status));
                 doc.insert("error".into(), error);
                 Ok(())
@@ -561,7 +558,14 @@ fn update(shared: &Shared, req: &Req, id: &str, action: &str) -> Result<Reply, E
                         .get("is_native")
                         .and_then(Value::as_bool)
                         .unwrap_or(false);
-                    check_managed_prefix(Some(n), native)?;
+                    if native && !n.starts_with(MANAGED_INDEX_PREFIX) {
+                        return Err(EsError::status(
+                            400,
+                            format!(
+                                "Index attached to an Elastic-managed connector must start with the prefix: [{MANAGED_INDEX_PREFIX}]. The index name in the payload [{n}] doesn't comply with this requirement."
+                            ),
+                        ));
+                    }
                 }
                 doc.insert("index_name".into(), name);
                 Ok(())
@@ -613,6 +617,10 @@ fn update(shared: &Shared, req: &Req, id: &str, action: &str) -> Result<Reply, E
                     ));
                 }
                 doc.insert("is_native".into(), Value::Bool(native));
+                // A connected connector has to reconnect after the switch.
+                if doc.get("status").and_then(Value::as_str) == Some("connected") {
+                    doc.insert("status".into(), json!("configured"));
+                }
                 Ok(())
             })
         }
@@ -681,7 +689,13 @@ fn update(shared: &Shared, req: &Req, id: &str, action: &str) -> Result<Reply, E
             check_fields(&body, &["service_type"], parser)?;
             let st = require_str(&body, "service_type", parser)?.to_owned();
             modify(shared, id, |_, doc| {
+                // A new source type needs a new configuration, unless nothing touched it yet.
+                let status = match doc.get("status").and_then(Value::as_str) {
+                    Some("created") => "created",
+                    _ => "needs_configuration",
+                };
                 doc.insert("service_type".into(), Value::String(st));
+                doc.insert("status".into(), json!(status));
                 Ok(())
             })
         }
@@ -901,9 +915,10 @@ fn update_configuration(shared: &Shared, req: &Req, id: &str) -> Result<Reply, E
         (Some(_), Some(_)) => Err(EsError::validation(&[
             "[configuration] and [values] cannot both be provided in the same request.".to_owned(),
         ])),
-        (None, None) => Err(EsError::validation(&[
-            "[configuration] and [values] cannot both be null.".to_owned(),
-        ])),
+        (None, None) => Err(EsError::status(
+            400,
+            "[configuration] and [values] cannot both be null.",
+        )),
         (Some(conf), None) => {
             let Some(c) = conf.as_object() else {
                 return Err(EsError::bad_field(
@@ -1048,13 +1063,18 @@ fn parse_rules(rules: &Value, now: &str) -> Result<Vec<Value>, EsError> {
             out.push(Value::Object(rule));
         }
     }
+    // `ConnectorFiltering.sortFilteringRulesByOrder`: the others by order, then a fresh DEFAULT
+    // rule ordered after the last one (keeping the sent DEFAULT rule's `created_at`).
     out.sort_by_key(|r| r.get("order").and_then(Value::as_i64).unwrap_or(0));
     let next_order = out
-        .iter()
-        .filter_map(|r| r.get("order").and_then(Value::as_i64))
-        .max()
+        .last()
+        .and_then(|r| r.get("order").and_then(Value::as_i64))
         .map_or(0, |m| m + 1);
-    out.push(default.unwrap_or_else(|| default_rule(now, next_order)));
+    let mut rule = default_rule(now, next_order);
+    if let Some(created) = default.as_ref().and_then(|d| d.get("created_at")) {
+        rule["created_at"] = created.clone();
+    }
+    out.push(rule);
     Ok(out)
 }
 
@@ -1207,7 +1227,7 @@ fn activate_filtering(shared: &Shared, id: &str) -> Result<Reply, EsError> {
             return Err(EsError::status(
                 400,
                 format!(
-                    "Filtering draft needs to be validated by the connector service before activation. Current filtering draft validation state [{state}]"
+                    "Filtering draft needs to be validated by the connector service before activation. Current filtering draft validation state [{state}] is not equal to [valid]."
                 ),
             ));
         }

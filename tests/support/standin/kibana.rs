@@ -298,9 +298,9 @@ fn create_space(shared: &Shared, body: &Value) -> Reply {
     }
     let mut space = body.clone();
     space["name"] = json!(name);
-    space
-        .as_object_mut()
-        .map(|o| o.entry("disabledFeatures").or_insert(json!([])));
+    if let Some(o) = space.as_object_mut() {
+        o.entry("disabledFeatures").or_insert(json!([]));
+    }
     cluster.kibana.spaces.insert(id.to_owned(), space.clone());
     Reply::ok(&space)
 }

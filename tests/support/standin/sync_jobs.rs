@@ -7,7 +7,7 @@
 use hyper::Method;
 use serde_json::{Map, Value, json};
 
-use super::connectors::{self, JOB_STATUSES, connector_not_found, enum_value, paging, updated};
+use super::connectors::{self, JOB_STATUSES, enum_value, paging, updated};
 use super::es::{no_handler, only};
 use super::http::{
     EsError, Reply, Req, check_fields, new_id, now_iso, object_body, optional_object_body,
@@ -88,7 +88,7 @@ fn create(shared: &Shared, req: &Req) -> Result<Reply, EsError> {
         Some(Value::String(s)) if !s.is_empty() => s.clone(),
         _ => {
             return Err(EsError::validation(&[
-                "[id] of the connector cannot be null or empty.".to_owned(),
+                "[id] of the connector cannot be null or empty".to_owned(),
             ]));
         }
     };
@@ -108,9 +108,28 @@ fn create(shared: &Shared, req: &Req) -> Result<Reply, EsError> {
         None => "on_demand".to_owned(),
     };
     let mut cluster = lock(&shared.cluster);
-    let connector = connectors::load(&cluster, &connector_id, false)
-        .map_err(|_| connector_not_found(&connector_id))?;
+    let connector = connectors::load(&cluster, &connector_id, false).map_err(|_| {
+        EsError::resource_not_found(format!(
+            "Connector with id '{connector_id}' does not exist."
+        ))
+    })?;
     let field = |k: &str| connector.get(k).cloned().unwrap_or(Value::Null);
+    if field("index_name").as_str().is_none_or(str::is_empty) {
+        return Err(EsError::status(
+            400,
+            format!(
+                "Cannot start a sync for connector [{connector_id}] with no index attached. Set the [index_name] property for the connector to enable syncing data."
+            ),
+        ));
+    }
+    if field("service_type").as_str().is_none_or(str::is_empty) {
+        return Err(EsError::status(
+            400,
+            format!(
+                "Cannot start a sync for connector [{connector_id}] with [service_type] not defined. Set the service type of your connector before starting the sync."
+            ),
+        ));
+    }
     let mut index_name = field("index_name");
     if job_type == "access_control"
         && let Some(name) = index_name.as_str()
@@ -137,7 +156,8 @@ fn create(shared: &Shared, req: &Req) -> Result<Reply, EsError> {
             "language": field("language"),
             "pipeline": field("pipeline"),
             "service_type": field("service_type"),
-            "sync_cursor": field("sync_cursor"),
+            // ES does not copy the cursor here; `_claim` brings it.
+            "sync_cursor": null,
         },
         "created_at": now,
         "deleted_document_count": 0,
