@@ -16,6 +16,7 @@
 pub mod backend;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod elastic;
 pub mod engine;
 pub mod kibana;

@@ -45,9 +45,12 @@ impl Home {
             .env("HOME", self.dir.path())
             .env("SYNCDECK_DATA_DIR", self.path("data"))
             .env("SYNCDECK_STATE_DIR", self.path("state"))
-            .env("SYNCDECK_CONFIG", self.path("config.toml"))
             .env("SYNCDECK_LOG", "debug")
             .timeout(std::time::Duration::from_secs(60));
+        // An explicit config path must exist; without one the embedded default is used.
+        if self.path("config.toml").exists() {
+            cmd.env("SYNCDECK_CONFIG", self.path("config.toml"));
+        }
         cmd
     }
 

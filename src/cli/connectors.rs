@@ -69,6 +69,7 @@ async fn list(ctx: &mut Context, args: ConnectorListArgs) -> CliResult {
         }
         all
     };
+    let page = Page { count: page.count, results: page.results.iter().map(Connector::masked).collect() };
     ctx.out.either(&page, || connectors_table(&page.results))?;
     Ok(())
 }
@@ -116,28 +117,12 @@ async fn show(ctx: &mut Context, id: &str) -> CliResult {
         .await?;
     if ctx.out.json {
         // The JSON form masks sensitive values too: --reveal exists only on `config`.
-        let mut value = serde_json::to_value(&connector).map_err(|e| CliError::failed(e.to_string()))?;
-        mask_configuration(&mut value, &connector);
-        ctx.out.json(&json!({"connector": value, "latest_jobs": jobs.results}))?;
+        let jobs: Vec<SyncJob> = jobs.results.iter().map(SyncJob::masked).collect();
+        ctx.out.json(&json!({"connector": connector.masked(), "latest_jobs": jobs}))?;
         return Ok(());
     }
     ctx.out.text(&show_text(&connector, &jobs.results))?;
     Ok(())
-}
-
-/// Replaces sensitive configuration values in a serialised connector with the mask.
-pub fn mask_configuration(value: &mut Value, connector: &Connector) {
-    for (key, field) in &connector.configuration.0 {
-        if field.sensitive {
-            if let Some(slot) = value.pointer_mut(&format!("/configuration/{}/value", escape_pointer(key))) {
-                *slot = Value::String(field.display_value(false));
-            }
-        }
-    }
-}
-
-fn escape_pointer(key: &str) -> String {
-    key.replace('~', "~0").replace('/', "~1")
 }
 
 fn show_text(c: &Connector, jobs: &[SyncJob]) -> String {

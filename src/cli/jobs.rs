@@ -12,7 +12,7 @@ pub async fn run(ctx: &mut Context, command: JobsCommand) -> CliResult {
     match command {
         JobsCommand::List(args) => list(ctx, args).await,
         JobsCommand::Show { id } => {
-            let job = ctx.control.get_sync_job(&id).await.map_err(|e| CliError::from(e).context(format!("sync job '{id}'")))?;
+            let job = ctx.control.get_sync_job(&id).await.map_err(|e| CliError::from(e).context(format!("sync job '{id}'")))?.masked();
             ctx.out.either(&job, || show_text(&job))?;
             Ok(())
         }
@@ -46,6 +46,7 @@ async fn list(ctx: &mut Context, args: JobListArgs) -> CliResult {
         job_types: args.job_type.into_iter().map(Into::into).collect(),
     };
     let page = ctx.control.list_sync_jobs(&query).await?;
+    let page = crate::model::Page { count: page.count, results: page.results.iter().map(SyncJob::masked).collect() };
     ctx.out.either(&page, || {
         let mut text = jobs_table(&page.results);
         if page.count > page.results.len() as u64 + query.from {

@@ -54,6 +54,20 @@ impl Configuration {
     }
 }
 
+impl Configuration {
+    /// A copy whose sensitive values are replaced by the mask: what any output shows unless
+    /// the operator asked to reveal.
+    pub fn masked(&self) -> Configuration {
+        let mut copy = self.clone();
+        for field in copy.0.values_mut() {
+            if field.sensitive && !is_empty_value(&field.value) {
+                field.value = Value::String(MASK.to_string());
+            }
+        }
+        copy
+    }
+}
+
 impl fmt::Debug for Configuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_map().entries(self.0.iter()).finish()

@@ -82,6 +82,11 @@ impl Connector {
         self.filtering.first().map(|f| &f.active)
     }
 
+    /// A copy with sensitive configuration values masked, for output.
+    pub fn masked(&self) -> Connector {
+        Connector { configuration: self.configuration.masked(), ..self.clone() }
+    }
+
     /// The pipeline settings, with the framework's defaults when absent.
     pub fn pipeline_or_default(&self) -> Pipeline {
         self.pipeline.clone().unwrap_or_default()

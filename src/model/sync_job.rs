@@ -48,6 +48,13 @@ pub struct SyncJob {
 }
 
 impl SyncJob {
+    /// A copy with the snapshot's sensitive configuration values masked, for output.
+    pub fn masked(&self) -> SyncJob {
+        let mut copy = self.clone();
+        copy.connector.configuration = self.connector.configuration.masked();
+        copy
+    }
+
     /// Wall time from start to completion (or to `now` while running).
     pub fn duration(&self, now: Timestamp) -> Option<chrono::Duration> {
         let start = self.started_at?;

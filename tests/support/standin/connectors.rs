@@ -1136,7 +1136,7 @@ fn update_filtering(shared: &Shared, req: &Req, id: &str) -> Result<Reply, EsErr
         ]));
     }
     modify(shared, id, |_, doc| {
-        let draft = draft_mut(doc, &now);
+        let mut draft = draft_of(doc, &now);
         if let Some(rules) = rules {
             draft.insert("rules".into(), Value::Array(rules));
         }
@@ -1155,27 +1155,54 @@ fn update_filtering(shared: &Shared, req: &Req, id: &str) -> Result<Reply, EsErr
             "validation".into(),
             json!({"errors": [], "state": "edited"}),
         );
+        set_filtering(doc, draft, None, &now);
         Ok(())
     })
 }
 
-/// `filtering[0].draft`, created with defaults when the document lacks it.
-fn draft_mut<'a>(doc: &'a mut Map<String, Value>, now: &str) -> &'a mut Map<String, Value> {
-    let filtering = doc.entry("filtering").or_insert_with(|| json!([]));
-    if !filtering
-        .as_array()
-        .is_some_and(|a| a.first().is_some_and(Value::is_object))
-    {
-        *filtering = json!([{"active": default_rules(now), "domain": "DEFAULT", "draft": default_rules(now)}]);
+/// A copy of `filtering[0].draft` (the defaults when a seeded document lacks it).
+fn draft_of(doc: &Map<String, Value>, now: &str) -> Map<String, Value> {
+    doc.get("filtering")
+        .and_then(|f| f.get(0))
+        .and_then(|f| f.get("draft"))
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_else(|| as_map(default_rules(now)))
+}
+
+fn as_map(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
     }
-    let first = &mut filtering[0];
-    if !first.get("draft").is_some_and(Value::is_object) {
-        first["draft"] = default_rules(now);
+}
+
+/// Stores `draft` (and `active`, when given) in `filtering[0]`, keeping the rest of the list.
+fn set_filtering(
+    doc: &mut Map<String, Value>,
+    draft: Map<String, Value>,
+    active: Option<Map<String, Value>>,
+    now: &str,
+) {
+    let mut list = doc
+        .get("filtering")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let mut entry = list
+        .first()
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_else(|| as_map(json!({"active": default_rules(now), "domain": "DEFAULT"})));
+    entry.insert("draft".into(), Value::Object(draft));
+    if let Some(a) = active {
+        entry.insert("active".into(), Value::Object(a));
     }
-    match first.get_mut("draft").and_then(Value::as_object_mut) {
-        Some(d) => d,
-        None => unreachable!("draft was just made an object"),
+    match list.first_mut() {
+        Some(first) => *first = Value::Object(entry),
+        None => list.push(Value::Object(entry)),
     }
+    doc.insert("filtering".into(), Value::Array(list));
 }
 
 fn filtering_validation(shared: &Shared, req: &Req, id: &str) -> Result<Reply, EsError> {
@@ -1206,10 +1233,12 @@ fn filtering_validation(shared: &Shared, req: &Req, id: &str) -> Result<Reply, E
     }
     let now = now_iso();
     modify(shared, id, |_, doc| {
-        draft_mut(doc, &now).insert(
+        let mut draft = draft_of(doc, &now);
+        draft.insert(
             "validation".into(),
             json!({"errors": errors, "state": state}),
         );
+        set_filtering(doc, draft, None, &now);
         Ok(())
     })
 }
@@ -1218,9 +1247,10 @@ fn filtering_validation(shared: &Shared, req: &Req, id: &str) -> Result<Reply, E
 fn activate_filtering(shared: &Shared, id: &str) -> Result<Reply, EsError> {
     let now = now_iso();
     modify(shared, id, |_, doc| {
-        let draft = Value::Object(draft_mut(doc, &now).clone());
+        let draft = draft_of(doc, &now);
         let state = draft
-            .pointer("/validation/state")
+            .get("validation")
+            .and_then(|v| v.get("state"))
             .and_then(Value::as_str)
             .unwrap_or("edited");
         if state != "valid" {
@@ -1231,7 +1261,7 @@ fn activate_filtering(shared: &Shared, id: &str) -> Result<Reply, EsError> {
                 ),
             ));
         }
-        doc["filtering"][0]["active"] = draft;
+        set_filtering(doc, draft.clone(), Some(draft), &now);
         Ok(())
     })
 }

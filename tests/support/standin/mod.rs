@@ -112,9 +112,10 @@ pub(crate) struct NodeInfo {
     pub port: u16,
 }
 
+/// Commands to a node's accept loop; the sender answers once the change is in effect.
 enum NodeCmd {
-    Down(NodeDownMode, mpsc::Sender<()>),
-    Up(mpsc::Sender<()>),
+    Down(NodeDownMode, mpsc::Sender<Result<(), String>>),
+    Up(mpsc::Sender<Result<(), String>>),
 }
 
 /// What every connection task sees.
@@ -155,16 +156,24 @@ impl Shared {
         };
         let (ack_tx, ack_rx) = mpsc::channel();
         let cmd = match down {
-            Some(mode) => NodeCmd::Down(mode, ack_tx),
+            Some(mode) => {
+                // Unpublish first, so `_nodes` never advertises a node that is going away.
+                lock(&self.down)[i] = down;
+                NodeCmd::Down(mode, ack_tx)
+            }
             None => NodeCmd::Up(ack_tx),
         };
         if tx.send(cmd).is_err() {
             return; // shutting down
         }
-        ack_rx
-            .recv_timeout(Duration::from_secs(10))
-            .expect("stand-in node did not acknowledge the command");
-        lock(&self.down)[i] = down;
+        match ack_rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => panic!("stand-in node {i}: {e}"),
+            Err(_) => panic!("stand-in node {i} did not acknowledge the command"),
+        }
+        if down.is_none() {
+            lock(&self.down)[i] = None;
+        }
     }
 }
 
@@ -460,14 +469,18 @@ async fn node_loop(
                         NodeDownMode::Refuse => listener = None,
                         NodeDownMode::Drop => dropping = true,
                     }
-                    let _ = ack.send(());
+                    let _ = ack.send(Ok(()));
                 }
                 Some(NodeCmd::Up(ack)) => {
                     dropping = false;
+                    let mut result = Ok(());
                     if listener.is_none() {
-                        listener = Some(bind(port).await.expect("re-bind stand-in node port"));
+                        match rebind(port).await {
+                            Ok(l) => listener = Some(l),
+                            Err(e) => result = Err(format!("cannot re-bind port {port}: {e}")),
+                        }
                     }
-                    let _ = ack.send(());
+                    let _ = ack.send(result);
                 }
             },
             accepted = accept(&listener) => {
@@ -493,6 +506,19 @@ async fn node_loop(
             }
         }
     }
+}
+
+/// Re-binds a node's port for `node_up`, retrying briefly in case the kernel still holds it.
+async fn rebind(port: u16) -> std::io::Result<TcpListener> {
+    let mut last = None;
+    for _ in 0..50 {
+        match bind(port).await {
+            Ok(l) => return Ok(l),
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("bind failed")))
 }
 
 /// `NodeDownMode::Drop`: wait for the request to start arriving, then hang up without a word.

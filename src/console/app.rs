@@ -1,0 +1,1864 @@
+//! Console state and its transitions: `AppState`, `Action`, `update`.
+//! No I/O, no terminal, no clock: time comes in `Action::Tick`, results of effects come back
+//! as actions. Effects are returned, never performed here. `update` sets `dirty` when
+//! something visible changed, so the runtime draws only then.
+
+use super::command::{self, ConsoleCommand};
+use super::editor::ConfigEditor;
+use super::effect::Effect;
+use super::form::{Form, FormPurpose};
+use super::keymap::{Command, KeyChord, KeyContext, Keymap};
+use super::live::{self, NodeRow};
+use super::table::{Cursor, TableData, TableRow};
+use crate::backend::{ClusterSummary, SyncJobQuery};
+use crate::engine::progress::ProgressSnapshot;
+use crate::engine::status::StatusDocument;
+use crate::kibana::{ActionConnector, KibanaStatus};
+use crate::model::{Connector, DeadLetter, JobStatus, JobType, NewConnector, SyncJob, Timestamp};
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEvent, MouseEventKind};
+use std::collections::BTreeSet;
+
+/// How often the Live and Breaker views poll this process's engine.
+pub const LIVE_POLL_MS: i64 = 500;
+/// How often an attached worker's `/status` is read.
+pub const ATTACH_POLL_MS: i64 = 1000;
+/// Sync jobs fetched per refresh (newest first).
+pub const JOBS_PAGE: u64 = 500;
+/// Toasts shown at once.
+pub const MAX_TOASTS: usize = 4;
+
+/// The main views, in tab order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ViewId {
+    Connectors,
+    Jobs,
+    Live,
+    Breaker,
+    DeadLetters,
+    Kibana,
+    Logs,
+}
+
+impl ViewId {
+    pub const ALL: [ViewId; 7] =
+        [Self::Connectors, Self::Jobs, Self::Live, Self::Breaker, Self::DeadLetters, Self::Kibana, Self::Logs];
+
+    pub fn index(&self) -> usize {
+        Self::ALL.iter().position(|v| v == self).unwrap_or(0)
+    }
+
+    pub fn title(&self) -> &'static str {
+        match self {
+            Self::Connectors => "Connectors",
+            Self::Jobs => "Sync jobs",
+            Self::Live => "Live sync",
+            Self::Breaker => "Breaker",
+            Self::DeadLetters => "Dead letters",
+            Self::Kibana => "Kibana",
+            Self::Logs => "Logs",
+        }
+    }
+
+    pub fn key_context(&self) -> KeyContext {
+        match self {
+            Self::Connectors => KeyContext::Connectors,
+            Self::Jobs => KeyContext::Jobs,
+            Self::Live => KeyContext::Live,
+            Self::Breaker => KeyContext::Breaker,
+            Self::DeadLetters => KeyContext::DeadLetters,
+            Self::Kibana => KeyContext::Kibana,
+            Self::Logs => KeyContext::Logs,
+        }
+    }
+
+    fn step(&self, delta: isize) -> ViewId {
+        let n = Self::ALL.len() as isize;
+        Self::ALL[((self.index() as isize + delta).rem_euclid(n)) as usize]
+    }
+}
+
+/// The profile the console works on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileInfo {
+    pub name: String,
+    pub read_only: bool,
+    /// `elasticsearch` or `embedded`.
+    pub backend: String,
+    pub has_kibana: bool,
+}
+
+impl ProfileInfo {
+    /// Whether a connectors service elsewhere may serve connectors (so "queue only" makes
+    /// sense when starting a sync).
+    pub fn can_queue(&self) -> bool {
+        self.backend == "elasticsearch"
+    }
+}
+
+/// Console settings, from `[ui]`, flags and the theme directory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub refresh_ms: i64,
+    pub mouse: bool,
+    pub theme: String,
+    /// Theme names offered by `:theme`.
+    pub themes: Vec<String>,
+    /// Profile names offered by `:profile`.
+    pub profiles: Vec<String>,
+    /// `--attach ADDR`.
+    pub attach: Option<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            refresh_ms: 2000,
+            mouse: false,
+            theme: "default".to_string(),
+            themes: vec!["default".to_string()],
+            profiles: Vec::new(),
+            attach: None,
+        }
+    }
+}
+
+/// A service type from the source registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceType {
+    pub service_type: String,
+    pub name: String,
+}
+
+/// A value loaded from somewhere, with when and how the last load went.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fetched<T> {
+    pub value: Option<T>,
+    pub at: Option<Timestamp>,
+    pub error: Option<String>,
+    pub loading: bool,
+}
+
+impl<T> Default for Fetched<T> {
+    fn default() -> Self {
+        Self { value: None, at: None, error: None, loading: false }
+    }
+}
+
+impl<T: PartialEq> Fetched<T> {
+    /// Stores a result; returns whether anything visible changed.
+    fn set(&mut self, result: Result<T, String>, now: Timestamp) -> bool {
+        self.loading = false;
+        self.at = Some(now);
+        match result {
+            Ok(v) => {
+                let changed = self.value.as_ref() != Some(&v) || self.error.is_some();
+                self.value = Some(v);
+                self.error = None;
+                changed
+            }
+            Err(e) => {
+                let changed = self.error.as_ref() != Some(&e);
+                self.error = Some(e);
+                changed
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ToastLevel {
+    Info,
+    Warn,
+    Error,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Toast {
+    pub level: ToastLevel,
+    pub text: String,
+    pub until: Timestamp,
+}
+
+/// The detail of one connector.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectorDetail {
+    pub id: String,
+    pub connector: Option<Connector>,
+    pub jobs: Vec<SyncJob>,
+    pub error: Option<String>,
+    pub scroll: u16,
+}
+
+/// Screens pushed over the main view.
+#[derive(Debug, Clone)]
+pub enum Screen {
+    ConnectorDetail(ConnectorDetail),
+    JobDetail { id: String, scroll: u16 },
+    DeadLetterDetail { id: i64, scroll: u16 },
+    Editor(Box<ConfigEditor>),
+}
+
+/// What a yes/no dialog confirms; the dialog words itself from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfirmAction {
+    DeleteConnector { id: String, name: String },
+    CancelJob { id: String, connector: String },
+    DropDeadLetters(Vec<i64>),
+    RetryDeadLetters(Vec<i64>),
+    DeleteKibana { id: String, name: String },
+    /// Leave the editor with unsaved changes (and then quit, when `quit`).
+    DiscardEdits { quit: bool },
+    /// Quit while syncs run on this process's engine (they are suspended).
+    QuitWhileSyncing { jobs: usize },
+}
+
+impl ConfirmAction {
+    pub fn question(&self) -> String {
+        match self {
+            Self::DeleteConnector { id, name } => format!("Delete connector '{name}' ({id})? Its documents stay in the index."),
+            Self::CancelJob { id, connector } => format!("Cancel sync job {id} of '{connector}'?"),
+            Self::DropDeadLetters(ids) if ids.len() == 1 => format!("Drop dead letter {}? The document leaves the queue for good.", ids[0]),
+            Self::DropDeadLetters(ids) => format!("Drop {} dead letters? The documents leave the queue for good.", ids.len()),
+            Self::RetryDeadLetters(ids) => format!("Retry {} dead letters now?", ids.len()),
+            Self::DeleteKibana { id, name } => format!("Delete Kibana connector '{name}' ({id})?"),
+            Self::DiscardEdits { .. } => "Discard the unsaved configuration changes?".to_string(),
+            Self::QuitWhileSyncing { jobs } => {
+                format!("{jobs} sync(s) run on this console's engine; quitting suspends them. Quit?")
+            }
+        }
+    }
+
+    /// Whether the dialog is drawn as a warning.
+    pub fn is_destructive(&self) -> bool {
+        !matches!(self, Self::RetryDeadLetters(_))
+    }
+}
+
+/// The `:` line being typed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CommandLineState {
+    pub input: String,
+    pub candidates: Vec<String>,
+    pub error: Option<String>,
+}
+
+/// Dialogs drawn over everything; they take the keys while open.
+#[derive(Clone)]
+pub enum Modal {
+    Help { scroll: u16 },
+    Confirm(ConfirmAction),
+    CommandLine(CommandLineState),
+    /// `/` typing into the current table's filter.
+    Filter,
+    Form(Box<Form>),
+}
+
+/// The Logs view.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LogsState {
+    pub lines: Vec<String>,
+    /// Lines appended since start (the tail's counter).
+    pub total: u64,
+    /// Lines scrolled back from the newest; 0 follows new lines.
+    pub scroll_back: usize,
+    pub filter: String,
+}
+
+impl LogsState {
+    /// The lines the filter keeps.
+    pub fn visible(&self) -> Vec<&str> {
+        let needle = self.filter.to_lowercase();
+        self.lines
+            .iter()
+            .filter(|l| needle.is_empty() || super::table::fuzzy_match(&needle, &l.to_lowercase()))
+            .map(String::as_str)
+            .collect()
+    }
+}
+
+/// The Live view's data.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LiveState {
+    /// This process's engine.
+    pub local: Vec<ProgressSnapshot>,
+    pub local_at: Option<Timestamp>,
+    /// `--attach`.
+    pub attached: Fetched<StatusDocument>,
+    /// Jobs in progress anywhere, from the cluster.
+    pub active: Fetched<Vec<SyncJob>>,
+    pub cursor: Cursor,
+    /// The selected job, kept across refreshes.
+    pub selected_job: Option<String>,
+}
+
+/// Filters of the Jobs view (sent to the server).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobsFilter {
+    pub status: Option<JobStatus>,
+    pub connector: Option<String>,
+}
+
+impl JobsFilter {
+    pub fn query(&self) -> SyncJobQuery {
+        SyncJobQuery { size: Some(JOBS_PAGE), status: self.status, connector_id: self.connector.clone(), ..Default::default() }
+    }
+}
+
+/// When each poll last went out.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Timers {
+    pub refresh: Option<Timestamp>,
+    pub header: Option<Timestamp>,
+    pub live: Option<Timestamp>,
+    pub attach: Option<Timestamp>,
+    pub logs: Option<Timestamp>,
+}
+
+/// What the runtime knows at start.
+pub struct Init {
+    pub profile: ProfileInfo,
+    pub settings: Settings,
+    pub keymap: Keymap,
+    pub service_types: Vec<ServiceType>,
+    pub now: Timestamp,
+    pub size: (u16, u16),
+}
+
+/// Everything the console shows. No `Debug`: the editor's inputs may hold secrets.
+pub struct AppState {
+    pub now: Timestamp,
+    pub size: (u16, u16),
+    pub keymap: Keymap,
+    pub profile: ProfileInfo,
+    pub settings: Settings,
+    pub service_types: Vec<ServiceType>,
+    pub view: ViewId,
+    /// Screens over the main view, innermost last.
+    pub screens: Vec<Screen>,
+    pub modal: Option<Modal>,
+    pub cluster: Fetched<ClusterSummary>,
+    pub kibana_status: Fetched<KibanaStatus>,
+    pub connectors: TableData<Connector>,
+    pub jobs: TableData<SyncJob>,
+    pub jobs_filter: JobsFilter,
+    pub live: LiveState,
+    pub pool: Fetched<Option<Vec<NodeRow>>>,
+    pub dead_letters: TableData<DeadLetter>,
+    /// Dead letters in the queue (the table holds at most a page of them).
+    pub dlq_total: u64,
+    pub marked: BTreeSet<i64>,
+    /// A retry or drop is in flight.
+    pub dlq_busy: bool,
+    pub kibana: TableData<ActionConnector>,
+    pub logs: LogsState,
+    pub toasts: Vec<Toast>,
+    pub timers: Timers,
+    /// Something visible changed since the last draw.
+    pub dirty: bool,
+    pub quit: bool,
+}
+
+impl AppState {
+    pub fn new(init: Init) -> Self {
+        let view = if init.settings.attach.is_some() { ViewId::Live } else { ViewId::Connectors };
+        Self {
+            now: init.now,
+            size: init.size,
+            keymap: init.keymap,
+            profile: init.profile,
+            settings: init.settings,
+            service_types: init.service_types,
+            view,
+            screens: Vec::new(),
+            modal: None,
+            cluster: Fetched::default(),
+            kibana_status: Fetched::default(),
+            connectors: TableData::default(),
+            jobs: TableData::default(),
+            jobs_filter: JobsFilter::default(),
+            live: LiveState::default(),
+            pool: Fetched::default(),
+            dead_letters: TableData::default(),
+            dlq_total: 0,
+            marked: BTreeSet::new(),
+            dlq_busy: false,
+            kibana: TableData::default(),
+            logs: LogsState::default(),
+            toasts: Vec::new(),
+            timers: Timers::default(),
+            dirty: true,
+            quit: false,
+        }
+    }
+
+    /// Seconds after which data counts as stale: two refreshes and a second.
+    pub fn stale_after_secs(&self) -> i64 {
+        (self.settings.refresh_ms * 2) / 1000 + 1
+    }
+
+    pub fn is_stale(&self, at: Option<Timestamp>) -> bool {
+        at.is_none_or(|t| (self.now.0 - t.0).num_seconds() > self.stale_after_secs())
+    }
+
+    /// The innermost screen, if any.
+    pub fn screen(&self) -> Option<&Screen> {
+        self.screens.last()
+    }
+
+    /// The open editor, if it is the innermost screen.
+    pub fn editor(&self) -> Option<&ConfigEditor> {
+        match self.screens.last() {
+            Some(Screen::Editor(e)) => Some(e),
+            _ => None,
+        }
+    }
+
+    fn editor_mut(&mut self) -> Option<&mut ConfigEditor> {
+        match self.screens.last_mut() {
+            Some(Screen::Editor(e)) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// Rows of the Live view.
+    pub fn live_rows(&self) -> Vec<live::LiveRow<'_>> {
+        let attached = match (&self.settings.attach, &self.live.attached.value) {
+            (Some(addr), Some(doc)) => Some((addr.as_str(), doc.jobs.as_slice())),
+            _ => None,
+        };
+        let active = self.live.active.value.as_deref().unwrap_or(&[]);
+        live::rows(&self.live.local, attached, active)
+    }
+
+    /// The selected row of the Live view.
+    pub fn live_selected(&self) -> Option<live::LiveRow<'_>> {
+        let rows = self.live_rows();
+        let i = self.live.cursor.selected.min(rows.len().saturating_sub(1));
+        rows.into_iter().nth(i)
+    }
+
+    /// Syncs running on this process's engine.
+    pub fn running_here(&self) -> usize {
+        self.live.local.iter().filter(|s| !s.phase.is_done()).count()
+    }
+
+    /// The key context the keys go to now.
+    pub fn key_context(&self) -> KeyContext {
+        if let Some(Modal::Confirm(_)) = self.modal {
+            return KeyContext::Confirm;
+        }
+        if matches!(self.modal, Some(Modal::Form(_))) {
+            return KeyContext::Editor;
+        }
+        match self.screens.last() {
+            Some(Screen::Editor(_)) => KeyContext::Editor,
+            Some(_) => KeyContext::Detail,
+            None => self.view.key_context(),
+        }
+    }
+
+    fn page(&self) -> isize {
+        (self.size.1 as isize - 9).max(1)
+    }
+}
+
+/// Everything that can happen to the console.
+pub enum Action {
+    Key(KeyEvent),
+    Paste(String),
+    Mouse(MouseEvent),
+    Resize(u16, u16),
+    /// The clock, about four times a second.
+    Tick(Timestamp),
+    ClusterLoaded(Result<ClusterSummary, String>),
+    KibanaStatusLoaded(Result<KibanaStatus, String>),
+    ConnectorsLoaded(Result<Vec<Connector>, String>),
+    ConnectorDetailLoaded { id: String, result: Result<(Connector, Vec<SyncJob>), String> },
+    EditorLoaded { id: String, result: Result<Connector, String> },
+    JobsLoaded(Result<Vec<SyncJob>, String>),
+    ActiveJobsLoaded(Result<Vec<SyncJob>, String>),
+    LiveLoaded(Vec<ProgressSnapshot>),
+    AttachedLoaded(Result<StatusDocument, String>),
+    /// `None`: the profile has no node pool (embedded store).
+    PoolLoaded(Result<Option<Vec<NodeRow>>, String>),
+    DeadLettersLoaded(Result<(Vec<DeadLetter>, u64), String>),
+    KibanaLoaded(Result<Vec<ActionConnector>, String>),
+    LogsLoaded { lines: Vec<String>, total: u64 },
+    SyncStarted { connector_id: String, job_id: String, run_here: bool },
+    /// A sync run here ended.
+    SyncFinished { job_id: String, summary: String, ok: bool },
+    JobCanceled(String),
+    ConfigSaved { connector_id: String, result: Result<usize, String> },
+    ConnectorCreated(String),
+    ConnectorDeleted(String),
+    DeadLettersRetried { succeeded: Vec<i64>, failed: Vec<(i64, String)> },
+    DeadLettersDropped(u64),
+    KibanaCreated(String),
+    KibanaExecuted { id: String, result: Result<String, String> },
+    KibanaDeleted(String),
+    /// A mutation failed; `what` says which.
+    Failed { what: String, error: String },
+    ProfileChanged(ProfileInfo),
+    ThemeChanged(String),
+    Notify(ToastLevel, String),
+}
+
+/// Applies one action; returns the effects to perform.
+pub fn update(state: &mut AppState, action: Action) -> Vec<Effect> {
+    match action {
+        Action::Key(key) => on_key(state, key),
+        Action::Paste(text) => on_paste(state, &text),
+        Action::Mouse(m) => on_mouse(state, m),
+        Action::Resize(w, h) => {
+            state.size = (w, h);
+            state.dirty = true;
+            Vec::new()
+        }
+        Action::Tick(now) => on_tick(state, now),
+        other => on_result(state, other),
+    }
+}
+
+// ----- time ---------------------------------------------------------------------------------
+
+fn due(last: Option<Timestamp>, now: Timestamp, every_ms: i64) -> bool {
+    last.is_none_or(|t| (now.0 - t.0).num_milliseconds() >= every_ms)
+}
+
+fn on_tick(state: &mut AppState, now: Timestamp) -> Vec<Effect> {
+    if state.now.0.timestamp() != now.0.timestamp() {
+        // Relative times ("12s ago") and staleness move with the clock.
+        state.dirty = true;
+    }
+    state.now = now;
+    let before = state.toasts.len();
+    state.toasts.retain(|t| t.until > now);
+    if state.toasts.len() != before {
+        state.dirty = true;
+    }
+    let mut fx = Vec::new();
+    let every = state.settings.refresh_ms;
+    if due(state.timers.header, now, every * 5) {
+        state.timers.header = Some(now);
+        fx.extend(header_loads(state));
+    }
+    if due(state.timers.refresh, now, every) {
+        state.timers.refresh = Some(now);
+        fx.extend(view_loads(state));
+    }
+    let watching_live = matches!(state.view, ViewId::Live | ViewId::Breaker) && state.screens.is_empty();
+    let live_every = if watching_live { LIVE_POLL_MS } else { every };
+    if due(state.timers.live, now, live_every) {
+        state.timers.live = Some(now);
+        fx.push(Effect::PollLive);
+    }
+    if let Some(addr) = state.settings.attach.clone()
+        && watching_live
+        && !state.live.attached.loading
+        && due(state.timers.attach, now, ATTACH_POLL_MS)
+    {
+        state.timers.attach = Some(now);
+        state.live.attached.loading = true;
+        fx.push(Effect::PollAttached(addr));
+    }
+    if state.view == ViewId::Logs && due(state.timers.logs, now, LIVE_POLL_MS) {
+        state.timers.logs = Some(now);
+        fx.push(Effect::PollLogs { known_total: state.logs.total });
+    }
+    fx
+}
+
+fn header_loads(state: &mut AppState) -> Vec<Effect> {
+    let mut fx = Vec::new();
+    if !state.cluster.loading {
+        state.cluster.loading = true;
+        fx.push(Effect::LoadCluster);
+    }
+    if state.profile.has_kibana && !state.kibana_status.loading {
+        state.kibana_status.loading = true;
+        fx.push(Effect::LoadKibanaStatus);
+    }
+    fx
+}
+
+/// The loads the current view (and screen) needs, skipping those in flight.
+fn view_loads(state: &mut AppState) -> Vec<Effect> {
+    let mut fx = Vec::new();
+    if let Some(Screen::ConnectorDetail(d)) = state.screens.last() {
+        fx.push(Effect::LoadConnectorDetail(d.id.clone()));
+    }
+    if matches!(state.screens.last(), Some(Screen::Editor(_))) {
+        // Never reload under someone's edits.
+        return fx;
+    }
+    match state.view {
+        ViewId::Connectors if !state.connectors.loading => {
+            state.connectors.loading = true;
+            fx.push(Effect::LoadConnectors);
+        }
+        ViewId::Jobs if !state.jobs.loading => {
+            state.jobs.loading = true;
+            fx.push(Effect::LoadJobs(state.jobs_filter.query()));
+        }
+        ViewId::Live if !state.live.active.loading => {
+            state.live.active.loading = true;
+            fx.push(Effect::LoadActiveJobs);
+        }
+        ViewId::Breaker if !state.pool.loading => {
+            state.pool.loading = true;
+            fx.push(Effect::LoadPool);
+        }
+        ViewId::DeadLetters if !state.dead_letters.loading && !state.dlq_busy => {
+            state.dead_letters.loading = true;
+            fx.push(Effect::LoadDeadLetters);
+        }
+        ViewId::Kibana if state.profile.has_kibana && !state.kibana.loading => {
+            state.kibana.loading = true;
+            fx.push(Effect::LoadKibanaConnectors);
+        }
+        ViewId::Logs => fx.push(Effect::PollLogs { known_total: state.logs.total }),
+        _ => {}
+    }
+    fx
+}
+
+// ----- toasts -------------------------------------------------------------------------------
+
+/// Shows a toast (an identical one just lives longer).
+pub fn toast(state: &mut AppState, level: ToastLevel, text: impl Into<String>) {
+    let text = text.into();
+    let secs = match level {
+        ToastLevel::Info => 4,
+        ToastLevel::Warn => 6,
+        ToastLevel::Error => 8,
+    };
+    let until = Timestamp(state.now.0 + chrono::Duration::seconds(secs));
+    state.dirty = true;
+    if let Some(t) = state.toasts.iter_mut().find(|t| t.text == text) {
+        t.until = until;
+        return;
+    }
+    state.toasts.push(Toast { level, text, until });
+    if state.toasts.len() > MAX_TOASTS {
+        state.toasts.remove(0);
+    }
+}
+
+// ----- keys ---------------------------------------------------------------------------------
+
+fn on_key(state: &mut AppState, key: KeyEvent) -> Vec<Effect> {
+    if key.kind == KeyEventKind::Release {
+        return Vec::new();
+    }
+    let chord = KeyChord::from_event(&key);
+    match state.modal.take() {
+        Some(Modal::Help { scroll }) => return help_key(state, chord, scroll),
+        Some(Modal::Confirm(action)) => return confirm_key(state, chord, action),
+        Some(Modal::CommandLine(line)) => return command_key(state, key, line),
+        Some(Modal::Filter) => return filter_key(state, key),
+        Some(Modal::Form(form)) => return form_key(state, key, form),
+        None => {}
+    }
+    if matches!(state.screens.last(), Some(Screen::Editor(_))) {
+        return editor_key(state, key);
+    }
+    let context = state.key_context();
+    match state.keymap.lookup(context, chord) {
+        Some(command) => run_command(state, command),
+        None => Vec::new(),
+    }
+}
+
+fn help_key(state: &mut AppState, chord: KeyChord, scroll: u16) -> Vec<Effect> {
+    state.dirty = true;
+    let command = state.keymap.lookup(KeyContext::Detail, chord);
+    let scroll = match command {
+        Some(Command::Down) => scroll.saturating_add(1),
+        Some(Command::Up) => scroll.saturating_sub(1),
+        Some(Command::PageDown) => scroll.saturating_add(10),
+        Some(Command::PageUp) => scroll.saturating_sub(10),
+        Some(Command::Top) => 0,
+        Some(Command::Quit) => return request_quit(state),
+        Some(Command::Back | Command::Help) | None => return Vec::new(),
+        Some(_) => return Vec::new(),
+    };
+    state.modal = Some(Modal::Help { scroll });
+    Vec::new()
+}
+
+fn confirm_key(state: &mut AppState, chord: KeyChord, action: ConfirmAction) -> Vec<Effect> {
+    state.dirty = true;
+    match state.keymap.lookup_in(KeyContext::Confirm, chord) {
+        Some(Command::Confirm) => confirmed(state, action),
+        Some(Command::Back) => Vec::new(),
+        _ => {
+            state.modal = Some(Modal::Confirm(action));
+            Vec::new()
+        }
+    }
+}
+
+fn confirmed(state: &mut AppState, action: ConfirmAction) -> Vec<Effect> {
+    match action {
+        ConfirmAction::DeleteConnector { id, .. } => vec![Effect::DeleteConnector(id)],
+        ConfirmAction::CancelJob { id, .. } => vec![Effect::CancelJob(id)],
+        ConfirmAction::DropDeadLetters(ids) => {
+            state.dlq_busy = true;
+            vec![Effect::DropDeadLetters(ids)]
+        }
+        ConfirmAction::RetryDeadLetters(ids) => start_retry(state, ids),
+        ConfirmAction::DeleteKibana { id, .. } => vec![Effect::KibanaDelete(id)],
+        ConfirmAction::DiscardEdits { quit } => {
+            state.screens.pop();
+            if quit { request_quit(state) } else { Vec::new() }
+        }
+        ConfirmAction::QuitWhileSyncing { .. } => {
+            state.quit = true;
+            vec![Effect::Quit]
+        }
+    }
+}
+
+fn text_edit(input: &mut String, key: &KeyEvent) -> bool {
+    match key.code {
+        KeyCode::Char('u') if key.modifiers.contains(KeyModifiers::CONTROL) => {
+            let changed = !input.is_empty();
+            input.clear();
+            changed
+        }
+        KeyCode::Char('w') if key.modifiers.contains(KeyModifiers::CONTROL) => {
+            let trimmed = input.trim_end().len();
+            let cut = input[..trimmed].rfind(' ').map_or(0, |i| i + 1);
+            let changed = cut != input.len();
+            input.truncate(cut);
+            changed
+        }
+        KeyCode::Char(c) if !key.modifiers.intersects(KeyModifiers::CONTROL | KeyModifiers::ALT) => {
+            input.push(c);
+            true
+        }
+        KeyCode::Backspace => input.pop().is_some(),
+        _ => false,
+    }
+}
+
+fn command_key(state: &mut AppState, key: KeyEvent, mut line: CommandLineState) -> Vec<Effect> {
+    state.dirty = true;
+    match key.code {
+        KeyCode::Esc => return Vec::new(),
+        KeyCode::Enter => return run_console_command(state, &line.input),
+        KeyCode::Tab => {
+            let (text, candidates) = command::complete(&line.input, &state.settings.profiles, &state.settings.themes);
+            line.input = text;
+            line.candidates = candidates;
+        }
+        KeyCode::Backspace if line.input.is_empty() => return Vec::new(),
+        _ => {
+            if text_edit(&mut line.input, &key) {
+                line.error = None;
+                line.candidates = command::candidates(&line.input, &state.settings.profiles, &state.settings.themes);
+            } else if KeyChord::from_event(&key).is_chord()
+                && state.keymap.lookup_in(KeyContext::Global, KeyChord::from_event(&key)) == Some(Command::Quit)
+            {
+                return request_quit(state);
+            }
+        }
+    }
+    state.modal = Some(Modal::CommandLine(line));
+    Vec::new()
+}
+
+fn run_console_command(state: &mut AppState, input: &str) -> Vec<Effect> {
+    match command::parse(input) {
+        Ok(ConsoleCommand::View(view)) => switch_view(state, view),
+        Ok(ConsoleCommand::Quit) => request_quit(state),
+        Ok(ConsoleCommand::Help) => {
+            state.modal = Some(Modal::Help { scroll: 0 });
+            Vec::new()
+        }
+        Ok(ConsoleCommand::Refresh) => refresh_now(state),
+        Ok(ConsoleCommand::Profile(name)) => {
+            if !state.settings.profiles.iter().any(|p| *p == name) {
+                toast(state, ToastLevel::Warn, format!("no profile '{name}' (known: {})", state.settings.profiles.join(", ")));
+                return Vec::new();
+            }
+            if state.editor().is_some_and(ConfigEditor::is_dirty) {
+                toast(state, ToastLevel::Warn, "save or discard the configuration changes first");
+                return Vec::new();
+            }
+            toast(state, ToastLevel::Info, format!("switching to profile '{name}'…"));
+            vec![Effect::SwitchProfile(name)]
+        }
+        Ok(ConsoleCommand::Theme(name)) => vec![Effect::LoadTheme(name)],
+        Err(message) => {
+            state.modal = Some(Modal::CommandLine(CommandLineState { input: input.to_string(), candidates: Vec::new(), error: Some(message) }));
+            Vec::new()
+        }
+    }
+}
+
+fn filter_key(state: &mut AppState, key: KeyEvent) -> Vec<Effect> {
+    state.dirty = true;
+    let mut text = current_filter(state);
+    match key.code {
+        KeyCode::Esc => {
+            set_filter(state, "");
+            return Vec::new();
+        }
+        KeyCode::Enter => return Vec::new(),
+        KeyCode::Down => {
+            nav(state, Command::Down);
+        }
+        KeyCode::Up => {
+            nav(state, Command::Up);
+        }
+        _ => {
+            if text_edit(&mut text, &key) {
+                set_filter(state, &text);
+            } else if KeyChord::from_event(&key).is_chord()
+                && state.keymap.lookup_in(KeyContext::Global, KeyChord::from_event(&key)) == Some(Command::Quit)
+            {
+                return request_quit(state);
+            }
+        }
+    }
+    state.modal = Some(Modal::Filter);
+    Vec::new()
+}
+
+fn form_key(state: &mut AppState, key: KeyEvent, mut form: Box<Form>) -> Vec<Effect> {
+    state.dirty = true;
+    let chord = KeyChord::from_event(&key);
+    let mut command = state.keymap.lookup_in(KeyContext::Editor, chord);
+    // Up/down move inside a multi-line input rather than between fields.
+    if form.focus_is_multiline() && matches!(key.code, KeyCode::Up | KeyCode::Down) {
+        command = None;
+    }
+    match command {
+        Some(Command::Back) => return Vec::new(),
+        Some(Command::NextField) => {
+            form.move_focus(1);
+        }
+        Some(Command::PrevField) => {
+            form.move_focus(-1);
+        }
+        Some(Command::Save) => return submit_form(state, form),
+        _ if key.code == KeyCode::Enter && !form.focus_is_multiline() => return submit_form(state, form),
+        _ if chord.is_chord() && state.keymap.lookup_in(KeyContext::Global, chord) == Some(Command::Quit) => {
+            return request_quit(state);
+        }
+        _ => {
+            form.input(key);
+        }
+    }
+    state.modal = Some(Modal::Form(form));
+    Vec::new()
+}
+
+fn submit_form(state: &mut AppState, mut form: Box<Form>) -> Vec<Effect> {
+    if form.submitting {
+        state.modal = Some(Modal::Form(form));
+        return Vec::new();
+    }
+    let effect = match &form.purpose {
+        FormPurpose::StartSync { connector_id, .. } => {
+            let job_type = if form.choice(0).as_deref() == Some("incremental") { JobType::Incremental } else { JobType::Full };
+            let run_here = form.choice(1).as_deref() != Some("queue");
+            // Starting is quick; the dialog closes at once and a toast reports.
+            return vec![Effect::StartSync { connector_id: connector_id.clone(), job_type, run_here }];
+        }
+        FormPurpose::NewConnector => {
+            let index = form.text(3);
+            if index.is_empty() {
+                Err("the index name cannot be empty".to_string())
+            } else {
+                let id = form.text(1);
+                let name = form.text(2);
+                Ok(Effect::CreateConnector(NewConnector {
+                    id: (!id.is_empty()).then_some(id),
+                    name: (!name.is_empty()).then_some(name),
+                    index_name: Some(index),
+                    service_type: form.choice(0),
+                    is_native: Some(false),
+                    ..Default::default()
+                }))
+            }
+        }
+        FormPurpose::KibanaCreate => {
+            let (name, index) = (form.text(0), form.text(1));
+            if name.is_empty() || index.is_empty() {
+                Err("name and index are both needed".to_string())
+            } else {
+                Ok(Effect::KibanaCreateIndex { name, index, refresh: form.toggle(2) })
+            }
+        }
+        FormPurpose::KibanaExecute { id, .. } => match serde_json::from_str::<serde_json::Value>(&form.text(0)) {
+            Ok(doc) if doc.is_object() || doc.as_array().is_some_and(|a| !a.is_empty() && a.iter().all(|d| d.is_object())) => {
+                Ok(Effect::KibanaExecute { id: id.clone(), documents: doc })
+            }
+            Ok(_) => Err("the document must be a JSON object, or an array of objects".to_string()),
+            Err(e) => Err(format!("not JSON: {e}")),
+        },
+    };
+    match effect {
+        Ok(effect) => {
+            form.submitting = true;
+            form.error = None;
+            state.modal = Some(Modal::Form(form));
+            vec![effect]
+        }
+        Err(message) => {
+            form.error = Some(message);
+            state.modal = Some(Modal::Form(form));
+            Vec::new()
+        }
+    }
+}
+
+fn editor_key(state: &mut AppState, key: KeyEvent) -> Vec<Effect> {
+    let chord = KeyChord::from_event(&key);
+    let Some(editor) = state.editor() else {
+        return Vec::new();
+    };
+    let mut command = state.keymap.lookup_in(KeyContext::Editor, chord);
+    if editor.focus_is_multiline() && matches!(key.code, KeyCode::Up | KeyCode::Down) {
+        command = None;
+    }
+    if command.is_none() && chord.is_chord() {
+        command = state.keymap.lookup_in(KeyContext::Global, chord).filter(|c| matches!(c, Command::Quit | Command::Help));
+    }
+    state.dirty = true;
+    match command {
+        Some(Command::Back) => {
+            if state.editor().is_some_and(ConfigEditor::is_dirty) {
+                state.modal = Some(Modal::Confirm(ConfirmAction::DiscardEdits { quit: false }));
+            } else {
+                state.screens.pop();
+            }
+            Vec::new()
+        }
+        Some(Command::Quit) => request_quit(state),
+        Some(Command::Help) => {
+            state.modal = Some(Modal::Help { scroll: 0 });
+            Vec::new()
+        }
+        Some(Command::NextField) => {
+            if let Some(e) = state.editor_mut() {
+                e.move_focus(1);
+            }
+            Vec::new()
+        }
+        Some(Command::PrevField) => {
+            if let Some(e) = state.editor_mut() {
+                e.move_focus(-1);
+            }
+            Vec::new()
+        }
+        Some(Command::Reveal) => {
+            if let Some(e) = state.editor_mut()
+                && !e.toggle_reveal()
+            {
+                toast(state, ToastLevel::Info, "only sensitive text fields can be revealed");
+            }
+            Vec::new()
+        }
+        Some(Command::Save) => save_editor(state),
+        _ => {
+            // Enter in a one-line field moves on, like Tab.
+            if key.code == KeyCode::Enter
+                && let Some(e) = state.editor_mut()
+                && !e.focus_is_multiline()
+                && !matches!(e.fields.get(e.focus).map(|f| &f.input), Some(super::editor::FieldInput::Toggle(_)))
+            {
+                e.move_focus(1);
+                return Vec::new();
+            }
+            if state.profile.read_only {
+                toast(state, ToastLevel::Warn, format!("profile '{}' is read-only: the configuration cannot be changed", state.profile.name));
+                return Vec::new();
+            }
+            if let Some(e) = state.editor_mut() {
+                e.input(key);
+            }
+            Vec::new()
+        }
+    }
+}
+
+fn save_editor(state: &mut AppState) -> Vec<Effect> {
+    if state.profile.read_only {
+        toast(state, ToastLevel::Warn, format!("refused: profile '{}' is read-only", state.profile.name));
+        return Vec::new();
+    }
+    let Some(editor) = state.editor() else {
+        return Vec::new();
+    };
+    if editor.saving {
+        return Vec::new();
+    }
+    match editor.prepare_save() {
+        Err(problems) => {
+            let first = problems.first().cloned().unwrap_or_default();
+            toast(state, ToastLevel::Warn, format!("not saved: {} problem(s); {first}", problems.len()));
+            Vec::new()
+        }
+        Ok(values) if values.is_empty() => {
+            toast(state, ToastLevel::Info, "nothing changed");
+            Vec::new()
+        }
+        Ok(values) => {
+            let connector_id = editor.connector_id.clone();
+            if let Some(e) = state.editor_mut() {
+                e.saving = true;
+            }
+            vec![Effect::SaveConfig { connector_id, values }]
+        }
+    }
+}
+
+fn on_paste(state: &mut AppState, text: &str) -> Vec<Effect> {
+    state.dirty = true;
+    match &mut state.modal {
+        Some(Modal::Form(form)) => {
+            form.paste(text);
+            return Vec::new();
+        }
+        Some(Modal::CommandLine(line)) => {
+            line.input.push_str(&text.replace(['\r', '\n'], " "));
+            return Vec::new();
+        }
+        Some(Modal::Filter) => {
+            let mut filter = current_filter(state);
+            filter.push_str(&text.replace(['\r', '\n'], " "));
+            set_filter(state, &filter);
+            return Vec::new();
+        }
+        _ => {}
+    }
+    if !state.profile.read_only
+        && let Some(e) = state.editor_mut()
+    {
+        e.paste(text);
+    }
+    Vec::new()
+}
+
+fn on_mouse(state: &mut AppState, m: MouseEvent) -> Vec<Effect> {
+    if state.modal.is_some() || state.editor().is_some() {
+        return Vec::new();
+    }
+    match m.kind {
+        MouseEventKind::ScrollDown => nav(state, Command::Down),
+        MouseEventKind::ScrollUp => nav(state, Command::Up),
+        _ => {}
+    }
+    Vec::new()
+}
+
+// ----- commands -----------------------------------------------------------------------------
+
+/// Runs one command of the keymap.
+pub fn run_command(state: &mut AppState, command: Command) -> Vec<Effect> {
+    if command.is_mutating() && state.profile.read_only {
+        toast(state, ToastLevel::Warn, format!("refused: profile '{}' is read-only", state.profile.name));
+        return Vec::new();
+    }
+    state.dirty = true;
+    match command {
+        Command::Quit => request_quit(state),
+        Command::Help => {
+            state.modal = Some(Modal::Help { scroll: 0 });
+            Vec::new()
+        }
+        Command::CommandLine => {
+            state.modal = Some(Modal::CommandLine(CommandLineState::default()));
+            Vec::new()
+        }
+        Command::Filter => {
+            if has_filter(state) {
+                state.screens.clear();
+                state.modal = Some(Modal::Filter);
+            } else {
+                toast(state, ToastLevel::Info, format!("the {} view has no table to filter", state.view.title()));
+            }
+            Vec::new()
+        }
+        Command::NextView => switch_view(state, state.view.step(1)),
+        Command::PrevView => switch_view(state, state.view.step(-1)),
+        Command::ViewConnectors => switch_view(state, ViewId::Connectors),
+        Command::ViewJobs => switch_view(state, ViewId::Jobs),
+        Command::ViewLive => switch_view(state, ViewId::Live),
+        Command::ViewBreaker => switch_view(state, ViewId::Breaker),
+        Command::ViewDeadLetters => switch_view(state, ViewId::DeadLetters),
+        Command::ViewKibana => switch_view(state, ViewId::Kibana),
+        Command::ViewLogs => switch_view(state, ViewId::Logs),
+        Command::Up | Command::Down | Command::PageUp | Command::PageDown | Command::Top | Command::Bottom => {
+            nav(state, command);
+            Vec::new()
+        }
+        Command::Open => open_detail(state),
+        Command::Back => back(state),
+        Command::Copy => copy(state),
+        Command::Refresh => refresh_now(state),
+        Command::StartSync => start_sync(state),
+        Command::EditConfig => edit_config(state),
+        Command::NewConnector => new_item(state),
+        Command::Delete => delete_item(state),
+        Command::CancelJob => cancel_job(state),
+        Command::StatusFilter => cycle_status_filter(state),
+        Command::ConnectorFilter => toggle_connector_filter(state),
+        Command::Mark => {
+            if let Some(id) = state.dead_letters.selected().map(|d| d.id)
+                && !state.marked.remove(&id)
+            {
+                state.marked.insert(id);
+            }
+            state.dead_letters.move_by(1);
+            Vec::new()
+        }
+        Command::MarkAll => {
+            let visible: BTreeSet<i64> = state.dead_letters.visible().map(|d| d.id).collect();
+            if !visible.is_empty() && visible.is_subset(&state.marked) {
+                state.marked.retain(|id| !visible.contains(id));
+            } else {
+                state.marked.extend(visible);
+            }
+            Vec::new()
+        }
+        Command::Retry => {
+            let ids = dead_letter_selection(state);
+            if ids.is_empty() {
+                toast(state, ToastLevel::Info, "no dead letter selected");
+                return Vec::new();
+            }
+            start_retry(state, ids)
+        }
+        Command::RetryAll => {
+            let ids: Vec<i64> = state.dead_letters.visible().map(|d| d.id).collect();
+            if ids.is_empty() {
+                toast(state, ToastLevel::Info, "no dead letters to retry");
+                return Vec::new();
+            }
+            state.modal = Some(Modal::Confirm(ConfirmAction::RetryDeadLetters(ids)));
+            Vec::new()
+        }
+        Command::Drop => {
+            let ids = dead_letter_selection(state);
+            if ids.is_empty() {
+                toast(state, ToastLevel::Info, "no dead letter selected");
+                return Vec::new();
+            }
+            state.modal = Some(Modal::Confirm(ConfirmAction::DropDeadLetters(ids)));
+            Vec::new()
+        }
+        Command::Execute => {
+            if state.view != ViewId::Kibana {
+                return Vec::new();
+            }
+            if let Some(k) = state.kibana.selected() {
+                if k.connector_type_id != crate::kibana::model::INDEX_CONNECTOR_TYPE {
+                    toast(state, ToastLevel::Info, format!("only .index connectors can be executed here ('{}' is {})", k.name, k.connector_type_id));
+                    return Vec::new();
+                }
+                let form = Form::kibana_execute(&k.id, &k.name);
+                state.modal = Some(Modal::Form(Box::new(form)));
+            }
+            Vec::new()
+        }
+        Command::NextField | Command::PrevField | Command::Save | Command::Reveal | Command::Confirm | Command::Unbind => Vec::new(),
+    }
+}
+
+fn request_quit(state: &mut AppState) -> Vec<Effect> {
+    state.dirty = true;
+    if state.screens.iter().any(|s| matches!(s, Screen::Editor(e) if e.is_dirty())) {
+        // Bring the dirty editor to the top so the question is about what is on screen.
+        while !matches!(state.screens.last(), Some(Screen::Editor(e)) if e.is_dirty()) {
+            state.screens.pop();
+        }
+        state.modal = Some(Modal::Confirm(ConfirmAction::DiscardEdits { quit: true }));
+        return Vec::new();
+    }
+    let jobs = state.running_here();
+    if jobs > 0 {
+        state.modal = Some(Modal::Confirm(ConfirmAction::QuitWhileSyncing { jobs }));
+        return Vec::new();
+    }
+    state.quit = true;
+    vec![Effect::Quit]
+}
+
+/// Switches the main view; loads its data when it is older than a refresh.
+pub fn switch_view(state: &mut AppState, view: ViewId) -> Vec<Effect> {
+    if state.editor().is_some_and(ConfigEditor::is_dirty) {
+        toast(state, ToastLevel::Warn, "save (ctrl-s) or discard (esc) the configuration changes first");
+        return Vec::new();
+    }
+    state.dirty = true;
+    state.screens.clear();
+    state.view = view;
+    let fresh = match view {
+        ViewId::Connectors => !state.connectors.is_stale(state.now, state.settings.refresh_ms / 1000),
+        ViewId::Jobs => !state.jobs.is_stale(state.now, state.settings.refresh_ms / 1000),
+        ViewId::DeadLetters => !state.dead_letters.is_stale(state.now, state.settings.refresh_ms / 1000),
+        ViewId::Kibana => !state.kibana.is_stale(state.now, state.settings.refresh_ms / 1000),
+        _ => false,
+    };
+    let mut fx = if fresh { Vec::new() } else { view_loads(state) };
+    if matches!(view, ViewId::Live | ViewId::Breaker) {
+        state.timers.live = Some(state.now);
+        fx.push(Effect::PollLive);
+    }
+    fx
+}
+
+fn refresh_now(state: &mut AppState) -> Vec<Effect> {
+    state.timers.refresh = Some(state.now);
+    let mut fx = view_loads(state);
+    fx.extend(header_loads(state));
+    fx.push(Effect::PollLive);
+    fx
+}
+
+fn has_filter(state: &AppState) -> bool {
+    matches!(state.view, ViewId::Connectors | ViewId::Jobs | ViewId::DeadLetters | ViewId::Kibana | ViewId::Logs)
+}
+
+/// The filter text of the current view.
+pub fn current_filter(state: &AppState) -> String {
+    match state.view {
+        ViewId::Connectors => state.connectors.filter().to_string(),
+        ViewId::Jobs => state.jobs.filter().to_string(),
+        ViewId::DeadLetters => state.dead_letters.filter().to_string(),
+        ViewId::Kibana => state.kibana.filter().to_string(),
+        ViewId::Logs => state.logs.filter.clone(),
+        ViewId::Live | ViewId::Breaker => String::new(),
+    }
+}
+
+fn set_filter(state: &mut AppState, text: &str) {
+    state.dirty = true;
+    match state.view {
+        ViewId::Connectors => state.connectors.set_filter(text),
+        ViewId::Jobs => state.jobs.set_filter(text),
+        ViewId::DeadLetters => state.dead_letters.set_filter(text),
+        ViewId::Kibana => state.kibana.set_filter(text),
+        ViewId::Logs => {
+            state.logs.filter = text.to_string();
+            state.logs.scroll_back = 0;
+        }
+        ViewId::Live | ViewId::Breaker => {}
+    }
+}
+
+fn move_table<T: TableRow>(t: &mut TableData<T>, command: Command, page: isize) {
+    match command {
+        Command::Up => t.move_by(-1),
+        Command::Down => t.move_by(1),
+        Command::PageUp => t.move_by(-page),
+        Command::PageDown => t.move_by(page),
+        Command::Top => t.to_top(),
+        Command::Bottom => t.to_bottom(),
+        _ => false,
+    };
+}
+
+fn scroll(value: u16, command: Command, page: isize) -> u16 {
+    let page = page.clamp(1, u16::MAX as isize) as u16;
+    match command {
+        Command::Up => value.saturating_sub(1),
+        Command::Down => value.saturating_add(1),
+        Command::PageUp => value.saturating_sub(page),
+        Command::PageDown => value.saturating_add(page),
+        Command::Top => 0,
+        Command::Bottom => u16::MAX,
+        _ => value,
+    }
+}
+
+/// Moves the selection (or scrolls a detail screen).
+fn nav(state: &mut AppState, command: Command) {
+    state.dirty = true;
+    let page = state.page();
+    match state.screens.last_mut() {
+        Some(Screen::ConnectorDetail(d)) => {
+            d.scroll = scroll(d.scroll, command, page);
+            return;
+        }
+        Some(Screen::JobDetail { scroll: s, .. }) | Some(Screen::DeadLetterDetail { scroll: s, .. }) => {
+            *s = scroll(*s, command, page);
+            return;
+        }
+        Some(Screen::Editor(_)) => return,
+        None => {}
+    }
+    match state.view {
+        ViewId::Connectors => move_table(&mut state.connectors, command, page),
+        ViewId::Jobs => move_table(&mut state.jobs, command, page),
+        ViewId::DeadLetters => move_table(&mut state.dead_letters, command, page),
+        ViewId::Kibana => move_table(&mut state.kibana, command, page),
+        ViewId::Live | ViewId::Breaker => {
+            let len = state.live_rows().len();
+            let c = &mut state.live.cursor;
+            match command {
+                Command::Up => c.move_by(-1, len),
+                Command::Down => c.move_by(1, len),
+                Command::PageUp => c.move_by(-page, len),
+                Command::PageDown => c.move_by(page, len),
+                Command::Top => c.to_top(),
+                Command::Bottom => c.to_bottom(len),
+                _ => false,
+            };
+            state.live.selected_job = state.live_selected().map(|r| r.job_id.to_string());
+        }
+        ViewId::Logs => {
+            let len = state.logs.visible().len();
+            let back = state.logs.scroll_back as isize;
+            let target = match command {
+                Command::Up => back + 1,
+                Command::Down => back - 1,
+                Command::PageUp => back + page,
+                Command::PageDown => back - page,
+                Command::Top => len as isize,
+                Command::Bottom => 0,
+                _ => back,
+            };
+            state.logs.scroll_back = target.clamp(0, len.saturating_sub(1) as isize) as usize;
+        }
+    }
+}
+
+fn open_detail(state: &mut AppState) -> Vec<Effect> {
+    if !state.screens.is_empty() {
+        return Vec::new();
+    }
+    match state.view {
+        ViewId::Connectors => {
+            let Some(id) = state.connectors.selected().map(|c| c.id.clone()) else {
+                return Vec::new();
+            };
+            let connector = state.connectors.selected().cloned();
+            state.screens.push(Screen::ConnectorDetail(ConnectorDetail { id: id.clone(), connector, jobs: Vec::new(), error: None, scroll: 0 }));
+            vec![Effect::LoadConnectorDetail(id)]
+        }
+        ViewId::Jobs => {
+            if let Some(id) = state.jobs.selected().map(|j| j.id.clone()) {
+                state.screens.push(Screen::JobDetail { id, scroll: 0 });
+            }
+            Vec::new()
+        }
+        ViewId::DeadLetters => {
+            if let Some(id) = state.dead_letters.selected().map(|d| d.id) {
+                state.screens.push(Screen::DeadLetterDetail { id, scroll: 0 });
+            }
+            Vec::new()
+        }
+        _ => Vec::new(),
+    }
+}
+
+fn back(state: &mut AppState) -> Vec<Effect> {
+    if state.screens.pop().is_some() {
+        return Vec::new();
+    }
+    if !current_filter(state).is_empty() {
+        set_filter(state, "");
+    } else if state.view == ViewId::DeadLetters && !state.marked.is_empty() {
+        state.marked.clear();
+    }
+    Vec::new()
+}
+
+fn copy(state: &mut AppState) -> Vec<Effect> {
+    let text = match (state.screens.last(), state.view) {
+        (Some(Screen::DeadLetterDetail { id, .. }), _) => dead_letter_document(state, *id),
+        (Some(Screen::ConnectorDetail(d)), _) => Some(d.id.clone()),
+        (Some(Screen::JobDetail { id, .. }), _) => Some(id.clone()),
+        (Some(Screen::Editor(e)), _) => Some(e.connector_id.clone()),
+        (None, ViewId::Connectors) => state.connectors.selected().map(|c| c.id.clone()),
+        (None, ViewId::Jobs) => state.jobs.selected().map(|j| j.id.clone()),
+        (None, ViewId::Live | ViewId::Breaker) => state.live_selected().map(|r| r.job_id.to_string()),
+        (None, ViewId::DeadLetters) => state.dead_letters.selected().map(|d| d.id).and_then(|id| dead_letter_document(state, id)),
+        (None, ViewId::Kibana) => state.kibana.selected().map(|k| k.id.clone()),
+        (None, ViewId::Logs) => {
+            let lines = state.logs.visible();
+            lines.len().checked_sub(1 + state.logs.scroll_back).and_then(|i| lines.get(i)).map(|l| l.to_string())
+        }
+    };
+    match text {
+        Some(text) => {
+            let what = if text.len() > 60 { format!("{} bytes", text.len()) } else { format!("'{text}'") };
+            toast(state, ToastLevel::Info, format!("copied {what} to the clipboard"));
+            vec![Effect::Copy(text)]
+        }
+        None => {
+            toast(state, ToastLevel::Info, "nothing selected to copy");
+            Vec::new()
+        }
+    }
+}
+
+fn dead_letter_document(state: &AppState, id: i64) -> Option<String> {
+    let entry = state.dead_letters.all().iter().find(|d| d.id == id)?;
+    serde_json::to_string_pretty(&entry.document).ok()
+}
+
+/// The connector the command applies to: the detail's, or the selected row's.
+fn target_connector(state: &AppState) -> Option<Connector> {
+    match state.screens.last() {
+        Some(Screen::ConnectorDetail(d)) => d.connector.clone(),
+        Some(_) => None,
+        None if state.view == ViewId::Connectors => state.connectors.selected().cloned(),
+        None => None,
+    }
+}
+
+fn start_sync(state: &mut AppState) -> Vec<Effect> {
+    let Some(c) = target_connector(state) else {
+        return Vec::new();
+    };
+    if c.index_name.as_deref().is_none_or(str::is_empty) {
+        toast(state, ToastLevel::Warn, format!("connector '{}' has no index name", c.id));
+        return Vec::new();
+    }
+    let name = if c.name.is_empty() { c.id.clone() } else { c.name.clone() };
+    let form = Form::start_sync(&c.id, &name, state.profile.can_queue());
+    state.modal = Some(Modal::Form(Box::new(form)));
+    Vec::new()
+}
+
+fn edit_config(state: &mut AppState) -> Vec<Effect> {
+    match target_connector(state) {
+        Some(c) => {
+            toast(state, ToastLevel::Info, format!("opening the configuration of '{}'…", c.id));
+            vec![Effect::LoadConnectorForEdit(c.id)]
+        }
+        None => Vec::new(),
+    }
+}
+
+fn new_item(state: &mut AppState) -> Vec<Effect> {
+    if !state.screens.is_empty() {
+        return Vec::new();
+    }
+    let form = match state.view {
+        ViewId::Connectors => {
+            let types: Vec<(String, String)> = state.service_types.iter().map(|t| (t.service_type.clone(), t.name.clone())).collect();
+            Form::new_connector(&types)
+        }
+        ViewId::Kibana if state.profile.has_kibana => Form::kibana_create(),
+        ViewId::Kibana => {
+            toast(state, ToastLevel::Info, format!("profile '{}' has no Kibana", state.profile.name));
+            return Vec::new();
+        }
+        _ => return Vec::new(),
+    };
+    state.modal = Some(Modal::Form(Box::new(form)));
+    Vec::new()
+}
+
+fn delete_item(state: &mut AppState) -> Vec<Effect> {
+    let action = match state.view {
+        ViewId::Connectors => target_connector(state).map(|c| ConfirmAction::DeleteConnector { name: c.name.clone(), id: c.id }),
+        ViewId::Kibana if state.screens.is_empty() => {
+            state.kibana.selected().map(|k| ConfirmAction::DeleteKibana { id: k.id.clone(), name: k.name.clone() })
+        }
+        _ => None,
+    };
+    if let Some(action) = action {
+        state.modal = Some(Modal::Confirm(action));
+    }
+    Vec::new()
+}
+
+fn cancel_job(state: &mut AppState) -> Vec<Effect> {
+    let target = match (state.screens.last(), state.view) {
+        (Some(Screen::JobDetail { id, .. }), _) => state.jobs.all().iter().find(|j| j.id == *id).map(|j| (j.id.clone(), j.connector.id.clone(), Some(j.status))),
+        (None, ViewId::Jobs) => state.jobs.selected().map(|j| (j.id.clone(), j.connector.id.clone(), Some(j.status))),
+        (None, ViewId::Live) => state.live_selected().map(|r| (r.job_id.to_string(), r.connector_id.to_string(), r.job.map(|j| j.status))),
+        _ => None,
+    };
+    let Some((id, connector, status)) = target else {
+        return Vec::new();
+    };
+    if status.is_some_and(|s| s.is_terminal() || s == JobStatus::Canceling) {
+        toast(state, ToastLevel::Info, format!("job {id} is already {}", status.map(|s| s.as_str()).unwrap_or_default()));
+        return Vec::new();
+    }
+    state.modal = Some(Modal::Confirm(ConfirmAction::CancelJob { id, connector }));
+    Vec::new()
+}
+
+fn cycle_status_filter(state: &mut AppState) -> Vec<Effect> {
+    let all = JobStatus::ALL;
+    state.jobs_filter.status = match state.jobs_filter.status {
+        None => all.first().copied(),
+        Some(s) => all.iter().position(|x| *x == s).and_then(|i| all.get(i + 1)).copied(),
+    };
+    reload_jobs(state)
+}
+
+fn toggle_connector_filter(state: &mut AppState) -> Vec<Effect> {
+    state.jobs_filter.connector = match state.jobs_filter.connector {
+        Some(_) => None,
+        None => state.jobs.selected().map(|j| j.connector.id.clone()),
+    };
+    reload_jobs(state)
+}
+
+fn reload_jobs(state: &mut AppState) -> Vec<Effect> {
+    state.jobs.loading = true;
+    vec![Effect::LoadJobs(state.jobs_filter.query())]
+}
+
+/// The dead letters a retry or drop applies to: the detail's, the marked ones, or the
+/// selected one.
+fn dead_letter_selection(state: &AppState) -> Vec<i64> {
+    if let Some(Screen::DeadLetterDetail { id, .. }) = state.screens.last() {
+        return vec![*id];
+    }
+    if state.view != ViewId::DeadLetters || !state.screens.is_empty() {
+        return Vec::new();
+    }
+    if !state.marked.is_empty() {
+        return state.marked.iter().copied().collect();
+    }
+    state.dead_letters.selected().map(|d| vec![d.id]).unwrap_or_default()
+}
+
+fn start_retry(state: &mut AppState, ids: Vec<i64>) -> Vec<Effect> {
+    if state.dlq_busy {
+        toast(state, ToastLevel::Info, "a retry or drop is already running");
+        return Vec::new();
+    }
+    state.dlq_busy = true;
+    toast(state, ToastLevel::Info, format!("retrying {} dead letter(s)…", ids.len()));
+    vec![Effect::RetryDeadLetters(ids)]
+}
+
+// ----- results ------------------------------------------------------------------------------
+
+fn on_result(state: &mut AppState, action: Action) -> Vec<Effect> {
+    let now = state.now;
+    match action {
+        Action::ClusterLoaded(result) => {
+            state.dirty |= state.cluster.set(result, now);
+        }
+        Action::KibanaStatusLoaded(result) => {
+            state.dirty |= state.kibana_status.set(result, now);
+        }
+        Action::ConnectorsLoaded(result) => {
+            load_table(state, |s| &mut s.connectors, result, "connectors");
+        }
+        Action::JobsLoaded(result) => load_table(state, |s| &mut s.jobs, result, "sync jobs"),
+        Action::KibanaLoaded(result) => load_table(state, |s| &mut s.kibana, result, "Kibana connectors"),
+        Action::DeadLettersLoaded(result) => {
+            let total = result.as_ref().map(|(_, t)| *t).ok();
+            load_table(state, |s| &mut s.dead_letters, result.map(|(rows, _)| rows), "dead letters");
+            if let Some(total) = total {
+                state.dlq_total = total;
+                let present: BTreeSet<i64> = state.dead_letters.all().iter().map(|d| d.id).collect();
+                state.marked.retain(|id| present.contains(id));
+            }
+        }
+        Action::ConnectorDetailLoaded { id, result } => {
+            if let Some(Screen::ConnectorDetail(d)) = state.screens.iter_mut().rev().find(|s| matches!(s, Screen::ConnectorDetail(d) if d.id == id)) {
+                match result {
+                    Ok((connector, jobs)) => {
+                        d.connector = Some(connector);
+                        d.jobs = jobs;
+                        d.error = None;
+                    }
+                    Err(e) => d.error = Some(e),
+                }
+                state.dirty = true;
+            }
+        }
+        Action::EditorLoaded { id, result } => match result {
+            Ok(connector) => {
+                if connector.configuration.is_empty() {
+                    toast(state, ToastLevel::Info, format!("connector '{id}' has no configuration fields yet"));
+                    return Vec::new();
+                }
+                state.screens.push(Screen::Editor(Box::new(ConfigEditor::new(&connector))));
+                state.dirty = true;
+            }
+            Err(e) => toast(state, ToastLevel::Error, format!("cannot open connector '{id}': {e}")),
+        },
+        Action::ActiveJobsLoaded(result) => {
+            let changed = state.live.active.set(result, now);
+            state.dirty |= changed;
+            keep_live_selection(state);
+        }
+        Action::LiveLoaded(snapshots) => {
+            state.live.local_at = Some(now);
+            if state.live.local != snapshots {
+                state.live.local = snapshots;
+                state.dirty = true;
+                keep_live_selection(state);
+            }
+        }
+        Action::AttachedLoaded(result) => {
+            if let Err(e) = &result
+                && state.live.attached.error.as_ref() != Some(e)
+            {
+                toast(state, ToastLevel::Error, format!("attach: {e}"));
+            }
+            state.dirty |= state.live.attached.set(result, now);
+            keep_live_selection(state);
+        }
+        Action::PoolLoaded(result) => {
+            state.dirty |= state.pool.set(result, now);
+        }
+        Action::LogsLoaded { lines, total } => {
+            if total != state.logs.total {
+                // Keep the view still when scrolled back.
+                if state.logs.scroll_back > 0 {
+                    let added = total.saturating_sub(state.logs.total) as usize;
+                    state.logs.scroll_back += added;
+                }
+                state.logs.lines = lines;
+                state.logs.total = total;
+                state.dirty = true;
+            }
+        }
+        Action::SyncStarted { connector_id, job_id, run_here } => {
+            if run_here {
+                toast(state, ToastLevel::Info, format!("sync job {job_id} of '{connector_id}' runs on this console's engine"));
+                let fx = switch_view(state, ViewId::Live);
+                state.live.selected_job = Some(job_id);
+                return fx;
+            }
+            toast(state, ToastLevel::Info, format!("sync job {job_id} of '{connector_id}' queued for a connectors service"));
+            return refresh_now(state);
+        }
+        Action::SyncFinished { summary, ok, .. } => {
+            toast(state, if ok { ToastLevel::Info } else { ToastLevel::Warn }, summary);
+            let mut fx = vec![Effect::PollLive];
+            fx.extend(refresh_now(state));
+            return fx;
+        }
+        Action::JobCanceled(id) => {
+            toast(state, ToastLevel::Info, format!("cancel requested for sync job {id}"));
+            return refresh_now(state);
+        }
+        Action::ConfigSaved { connector_id, result } => {
+            let editor_open = state.editor().is_some_and(|e| e.connector_id == connector_id);
+            match result {
+                Ok(n) => {
+                    if editor_open && let Some(e) = state.editor_mut() {
+                        e.mark_saved();
+                    }
+                    toast(state, ToastLevel::Info, format!("saved {n} value(s) of '{connector_id}'"));
+                }
+                Err(error) => {
+                    if editor_open && let Some(e) = state.editor_mut() {
+                        e.saving = false;
+                        e.server_error = Some(error.clone());
+                    }
+                    toast(state, ToastLevel::Error, format!("not saved: {error}"));
+                }
+            }
+        }
+        Action::ConnectorCreated(id) => {
+            if matches!(state.modal, Some(Modal::Form(ref f)) if f.purpose == FormPurpose::NewConnector) {
+                state.modal = None;
+            }
+            toast(state, ToastLevel::Info, format!("connector '{id}' created"));
+            let mut fx = refresh_now(state);
+            fx.retain(|e| *e != Effect::LoadConnectors);
+            state.connectors.loading = true;
+            fx.push(Effect::LoadConnectors);
+            return fx;
+        }
+        Action::ConnectorDeleted(id) => {
+            if matches!(state.screens.last(), Some(Screen::ConnectorDetail(d)) if d.id == id) {
+                state.screens.pop();
+            }
+            toast(state, ToastLevel::Info, format!("connector '{id}' deleted"));
+            return refresh_now(state);
+        }
+        Action::DeadLettersRetried { succeeded, failed } => {
+            state.dlq_busy = false;
+            for id in &succeeded {
+                state.marked.remove(id);
+            }
+            if matches!(state.screens.last(), Some(Screen::DeadLetterDetail { id, .. }) if succeeded.contains(id)) {
+                state.screens.pop();
+            }
+            let level = if failed.is_empty() { ToastLevel::Info } else { ToastLevel::Warn };
+            let mut text = format!("{} indexed and removed, {} failed again", succeeded.len(), failed.len());
+            if let Some((id, reason)) = failed.first() {
+                text.push_str(&format!(" ({id}: {})", super::format::first_line(reason)));
+            }
+            toast(state, level, text);
+            state.dead_letters.loading = true;
+            return vec![Effect::LoadDeadLetters];
+        }
+        Action::DeadLettersDropped(n) => {
+            state.dlq_busy = false;
+            if matches!(state.screens.last(), Some(Screen::DeadLetterDetail { .. })) {
+                state.screens.pop();
+            }
+            state.marked.clear();
+            toast(state, ToastLevel::Info, format!("{n} dead letter(s) dropped"));
+            state.dead_letters.loading = true;
+            return vec![Effect::LoadDeadLetters];
+        }
+        Action::KibanaCreated(id) => {
+            state.modal = None;
+            toast(state, ToastLevel::Info, format!("Kibana connector {id} created"));
+            state.kibana.loading = true;
+            return vec![Effect::LoadKibanaConnectors];
+        }
+        Action::KibanaExecuted { id, result } => match result {
+            Ok(message) => {
+                state.modal = None;
+                toast(state, ToastLevel::Info, format!("executed {id}: {message}"));
+            }
+            Err(error) => {
+                if let Some(Modal::Form(form)) = &mut state.modal {
+                    form.submitting = false;
+                    form.error = Some(error.clone());
+                }
+                toast(state, ToastLevel::Error, format!("execute {id}: {error}"));
+            }
+        },
+        Action::KibanaDeleted(id) => {
+            toast(state, ToastLevel::Info, format!("Kibana connector {id} deleted"));
+            state.kibana.loading = true;
+            return vec![Effect::LoadKibanaConnectors];
+        }
+        Action::Failed { what, error } => {
+            if let Some(Modal::Form(form)) = &mut state.modal {
+                form.submitting = false;
+                form.error = Some(error.clone());
+            }
+            if what.contains("dead letter") {
+                state.dlq_busy = false;
+            }
+            toast(state, ToastLevel::Error, format!("{what}: {error}"));
+        }
+        Action::ProfileChanged(profile) => {
+            let name = profile.name.clone();
+            reset_for_profile(state, profile);
+            toast(state, ToastLevel::Info, format!("profile '{name}'"));
+            return on_tick(state, now);
+        }
+        Action::ThemeChanged(name) => {
+            toast(state, ToastLevel::Info, format!("theme '{name}'"));
+            state.settings.theme = name;
+        }
+        Action::Notify(level, text) => toast(state, level, text),
+        Action::Key(_) | Action::Paste(_) | Action::Mouse(_) | Action::Resize(..) | Action::Tick(_) => {}
+    }
+    Vec::new()
+}
+
+fn load_table<T: TableRow + PartialEq>(
+    state: &mut AppState,
+    table: fn(&mut AppState) -> &mut TableData<T>,
+    result: Result<Vec<T>, String>,
+    what: &str,
+) {
+    let now = state.now;
+    match result {
+        Ok(rows) => {
+            let t = table(state);
+            let changed = t.all() != rows.as_slice() || t.error.is_some();
+            t.set_rows(rows, now);
+            state.dirty |= changed;
+        }
+        Err(e) => {
+            let t = table(state);
+            t.loading = false;
+            let new = t.error.as_ref() != Some(&e);
+            t.error = Some(e.clone());
+            if new {
+                toast(state, ToastLevel::Error, format!("{what}: {e}"));
+            }
+        }
+    }
+}
+
+fn keep_live_selection(state: &mut AppState) {
+    let Some(id) = state.live.selected_job.clone() else {
+        return;
+    };
+    if let Some(pos) = state.live_rows().iter().position(|r| r.job_id == id) {
+        state.live.cursor.selected = pos;
+    }
+}
+
+fn reset_for_profile(state: &mut AppState, profile: ProfileInfo) {
+    state.profile = profile;
+    state.screens.clear();
+    state.modal = None;
+    state.cluster = Fetched::default();
+    state.kibana_status = Fetched::default();
+    state.connectors = TableData::default();
+    state.jobs = TableData::default();
+    state.jobs_filter = JobsFilter::default();
+    state.live = LiveState::default();
+    state.pool = Fetched::default();
+    state.dead_letters = TableData::default();
+    state.dlq_total = 0;
+    state.marked.clear();
+    state.dlq_busy = false;
+    state.kibana = TableData::default();
+    state.timers = Timers::default();
+    state.dirty = true;
+}
+
+// ----- table rows ---------------------------------------------------------------------------
+
+impl TableRow for Connector {
+    fn row_id(&self) -> String {
+        self.id.clone()
+    }
+    fn haystack(&self) -> String {
+        format!(
+            "{} {} {} {} {}",
+            self.name,
+            self.id,
+            self.service_type.as_deref().unwrap_or(""),
+            self.index_name.as_deref().unwrap_or(""),
+            self.status
+        )
+    }
+}
+
+impl TableRow for SyncJob {
+    fn row_id(&self) -> String {
+        self.id.clone()
+    }
+    fn haystack(&self) -> String {
+        format!(
+            "{} {} {} {} {} {}",
+            self.id,
+            self.connector.id,
+            self.job_type,
+            self.trigger_method,
+            self.status,
+            self.worker_hostname.as_deref().unwrap_or("")
+        )
+    }
+}
+
+impl TableRow for DeadLetter {
+    fn row_id(&self) -> String {
+        self.id.to_string()
+    }
+    fn haystack(&self) -> String {
+        format!("{} {} {} {} {} {}", self.connector_id, self.job_id, self.doc_id, self.error_type, self.index, self.reason)
+    }
+}
+
+impl TableRow for ActionConnector {
+    fn row_id(&self) -> String {
+        self.id.clone()
+    }
+    fn haystack(&self) -> String {
+        format!("{} {} {} {}", self.name, self.id, self.connector_type_id, self.index_name().unwrap_or(""))
+    }
+}

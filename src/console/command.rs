@@ -1,0 +1,125 @@
+//! The `:` command line: parsing (`:jobs`, `:profile NAME`, `:theme NAME`, `:q`) and
+//! completion of command names, profile names and theme names. Pure text work.
+
+use super::app::ViewId;
+
+/// A parsed command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConsoleCommand {
+    View(ViewId),
+    Profile(String),
+    Theme(String),
+    Help,
+    Refresh,
+    Quit,
+}
+
+/// The command words, with the views they open.
+pub const WORDS: &[&str] = &[
+    "connectors", "jobs", "live", "breaker", "dlq", "kibana", "logs", "profile", "theme", "help", "refresh", "quit", "q",
+];
+
+fn view_word(word: &str) -> Option<ViewId> {
+    Some(match word {
+        "connectors" | "connector" | "conn" | "c" => ViewId::Connectors,
+        "jobs" | "job" | "syncjobs" => ViewId::Jobs,
+        "live" | "sync" => ViewId::Live,
+        "breaker" | "cb" => ViewId::Breaker,
+        "dlq" | "deadletters" | "dead-letters" => ViewId::DeadLetters,
+        "kibana" | "kb" => ViewId::Kibana,
+        "logs" | "log" => ViewId::Logs,
+        _ => return None,
+    })
+}
+
+/// Parses what was typed after `:`.
+pub fn parse(input: &str) -> Result<ConsoleCommand, String> {
+    let mut words = input.split_whitespace();
+    let Some(first) = words.next() else {
+        return Err("type a command: connectors, jobs, live, breaker, dlq, kibana, logs, profile NAME, theme NAME, q".to_string());
+    };
+    let arg = words.next();
+    let word = first.to_ascii_lowercase();
+    if let Some(view) = view_word(&word) {
+        return Ok(ConsoleCommand::View(view));
+    }
+    match (word.as_str(), arg) {
+        ("q" | "q!" | "quit" | "exit", _) => Ok(ConsoleCommand::Quit),
+        ("help" | "h", _) => Ok(ConsoleCommand::Help),
+        ("refresh" | "r", _) => Ok(ConsoleCommand::Refresh),
+        ("profile" | "ctx" | "context", Some(name)) => Ok(ConsoleCommand::Profile(name.to_string())),
+        ("theme", Some(name)) => Ok(ConsoleCommand::Theme(name.to_string())),
+        ("profile" | "ctx" | "context", None) => Err("':profile' needs a profile name (tab completes)".to_string()),
+        ("theme", None) => Err("':theme' needs a theme name (tab completes)".to_string()),
+        _ => Err(format!("unknown command '{first}'")),
+    }
+}
+
+/// Candidates for the word being typed.
+pub fn candidates(input: &str, profiles: &[String], themes: &[String]) -> Vec<String> {
+    let trailing_space = input.ends_with(' ');
+    let words: Vec<&str> = input.split_whitespace().collect();
+    match (words.as_slice(), trailing_space) {
+        ([], _) => WORDS.iter().map(|w| w.to_string()).collect(),
+        ([partial], false) => WORDS.iter().filter(|w| w.starts_with(&partial.to_ascii_lowercase())).map(|w| w.to_string()).collect(),
+        ([cmd], true) | ([cmd, _], false) => {
+            let partial = if trailing_space { "" } else { words[1] };
+            let pool = match *cmd {
+                "profile" | "ctx" | "context" => profiles,
+                "theme" => themes,
+                _ => return Vec::new(),
+            };
+            pool.iter().filter(|p| p.starts_with(partial)).map(|p| format!("{cmd} {p}")).collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// Tab completion: the single candidate, or the longest common prefix of several.
+pub fn complete(input: &str, profiles: &[String], themes: &[String]) -> (String, Vec<String>) {
+    let found = candidates(input, profiles, themes);
+    match found.as_slice() {
+        [] => (input.to_string(), found),
+        [one] => (one.clone(), found),
+        many => {
+            let first = &many[0];
+            let mut len = first.len();
+            for other in &many[1..] {
+                len = len.min(first.bytes().zip(other.bytes()).take_while(|(a, b)| a == b).count());
+            }
+            while !first.is_char_boundary(len) {
+                len -= 1;
+            }
+            let prefix = first[..len].to_string();
+            (if prefix.len() > input.trim_end().len() { prefix } else { input.to_string() }, found)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_views_and_arguments() {
+        assert_eq!(parse("jobs"), Ok(ConsoleCommand::View(ViewId::Jobs)));
+        assert_eq!(parse(" dlq "), Ok(ConsoleCommand::View(ViewId::DeadLetters)));
+        assert_eq!(parse("profile prod"), Ok(ConsoleCommand::Profile("prod".into())));
+        assert_eq!(parse("theme light"), Ok(ConsoleCommand::Theme("light".into())));
+        assert_eq!(parse("q"), Ok(ConsoleCommand::Quit));
+        assert!(parse("theme").unwrap_err().contains("theme name"));
+        assert!(parse("frob").unwrap_err().contains("'frob'"));
+    }
+
+    #[test]
+    fn completes_commands_profiles_and_themes() {
+        let profiles = vec!["prod".to_string(), "staging".to_string(), "embedded".to_string()];
+        let themes = vec!["default".to_string(), "light".to_string()];
+        assert_eq!(complete("br", &profiles, &themes).0, "breaker");
+        assert_eq!(complete("l", &profiles, &themes).1, ["live", "logs"]);
+        assert_eq!(complete("l", &profiles, &themes).0, "l");
+        assert_eq!(complete("profile s", &profiles, &themes).0, "profile staging");
+        assert_eq!(complete("theme ", &profiles, &themes).1, ["theme default", "theme light"]);
+        assert_eq!(complete("pro", &profiles, &themes).0, "profile");
+    }
+}

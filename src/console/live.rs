@@ -1,0 +1,140 @@
+//! The rows of the Live view: jobs of this process's engine (full progress snapshots), of an
+//! attached `serve --listen` (the same snapshots over `/status`), and jobs in progress on
+//! other workers (only the counts the cluster reports). Also the node pool rows of the
+//! Breaker view. Pure assembly from state.
+
+use crate::engine::progress::ProgressSnapshot;
+use crate::model::SyncJob;
+use serde::{Deserialize, Serialize};
+
+/// Where a live row comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LiveSource {
+    /// This process's engine.
+    Here,
+    /// A headless worker's `/status`.
+    Attached(String),
+    /// Another worker, seen through the cluster.
+    Cluster { worker: Option<String> },
+}
+
+impl LiveSource {
+    pub fn label(&self) -> String {
+        match self {
+            Self::Here => "here".to_string(),
+            Self::Attached(addr) => format!("attached {addr}"),
+            Self::Cluster { worker } => worker.clone().unwrap_or_else(|| "elsewhere".to_string()),
+        }
+    }
+}
+
+/// One row of the Live view.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveRow<'a> {
+    pub job_id: &'a str,
+    pub connector_id: &'a str,
+    pub source: LiveSource,
+    pub snapshot: Option<&'a ProgressSnapshot>,
+    pub job: Option<&'a SyncJob>,
+}
+
+/// The rows, local first, then attached, then cluster jobs not already shown.
+pub fn rows<'a>(
+    local: &'a [ProgressSnapshot],
+    attached: Option<(&str, &'a [ProgressSnapshot])>,
+    active: &'a [SyncJob],
+) -> Vec<LiveRow<'a>> {
+    let mut out: Vec<LiveRow<'a>> = local
+        .iter()
+        .map(|s| LiveRow { job_id: &s.job_id, connector_id: &s.connector_id, source: LiveSource::Here, snapshot: Some(s), job: None })
+        .collect();
+    if let Some((addr, snapshots)) = attached {
+        for s in snapshots {
+            if out.iter().any(|r| r.job_id == s.job_id) {
+                continue;
+            }
+            out.push(LiveRow {
+                job_id: &s.job_id,
+                connector_id: &s.connector_id,
+                source: LiveSource::Attached(addr.to_string()),
+                snapshot: Some(s),
+                job: None,
+            });
+        }
+    }
+    for job in active {
+        if let Some(row) = out.iter_mut().find(|r| r.job_id == job.id) {
+            row.job = Some(job);
+            continue;
+        }
+        out.push(LiveRow {
+            job_id: &job.id,
+            connector_id: &job.connector.id,
+            source: LiveSource::Cluster { worker: job.worker_hostname.clone() },
+            snapshot: None,
+            job: Some(job),
+        });
+    }
+    out
+}
+
+/// One node of the Elasticsearch pool, with times made relative by whoever read it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeRow {
+    pub url: String,
+    pub alive: bool,
+    pub failures: u32,
+    /// How long the node stays dead before it is tried again.
+    pub dead_for_ms: Option<u64>,
+}
+
+/// The breaker snapshot fields the console shows (the engine serialises its
+/// `BreakerSnapshot` into progress snapshots as JSON).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct BreakerView {
+    pub state: String,
+    pub failure_rate: f64,
+    pub threshold: f64,
+    pub window_len: u64,
+    pub window_size: u64,
+    pub window_failures: u64,
+    pub min_calls: u64,
+    pub consecutive_failures: u64,
+    pub consecutive_threshold: u64,
+    pub time_to_next_probe_ms: Option<u64>,
+    pub probes_in_flight: u64,
+    pub times_opened: u64,
+    pub not_closed_for_ms: Option<u64>,
+    pub max_open_ms: u64,
+    pub last_errors: Vec<RecentError>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct RecentError {
+    pub reason: String,
+    pub ago_ms: u64,
+}
+
+impl BreakerView {
+    pub fn from_snapshot(s: &ProgressSnapshot) -> Option<Self> {
+        s.breaker.as_ref().and_then(|v| serde_json::from_value(v.clone()).ok())
+    }
+}
+
+/// The worst breaker state among snapshots, for the header light: `open` beats `half_open`
+/// beats `closed`; `None` when no running job has a breaker.
+pub fn worst_breaker<'a>(snapshots: impl IntoIterator<Item = &'a ProgressSnapshot>) -> Option<String> {
+    let rank = |s: &str| match s {
+        "open" => 3,
+        "half_open" => 2,
+        "closed" => 1,
+        _ => 0,
+    };
+    snapshots
+        .into_iter()
+        .filter(|s| !s.phase.is_done())
+        .filter_map(|s| s.breaker.as_ref()?.get("state")?.as_str().map(str::to_string))
+        .max_by_key(|s| rank(s))
+}

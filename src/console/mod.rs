@@ -1,0 +1,1 @@
+//! The console (being written; submodules are declared once they compile).

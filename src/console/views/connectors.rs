@@ -1,0 +1,84 @@
+//! The Connectors view: name, id, service type, index, status, last sync status and time,
+//! scheduling.
+
+use super::{Hint, View, hint, stale_label};
+use crate::console::app::AppState;
+use crate::console::format::ago;
+use crate::console::keymap::Command;
+use crate::console::theme::Theme;
+use crate::console::widgets::table::{self, Column, TableSpec};
+use crate::model::{Connector, Scheduling};
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::Span;
+use ratatui::widgets::Cell;
+
+pub struct ConnectorsView;
+
+const COLUMNS: [Column; 8] = [
+    Column::grow("NAME", 16, 0),
+    Column::new("ID", 18, 3),
+    Column::new("SERVICE", 10, 1),
+    Column::new("INDEX", 18, 2),
+    Column::new("STATUS", 12, 0),
+    Column::new("LAST SYNC", 11, 0),
+    Column::new("SYNCED", 8, 1),
+    Column::new("SCHEDULE", 18, 4),
+];
+
+const HINTS: &[Hint] = &[
+    hint(Command::Open, "detail"),
+    hint(Command::StartSync, "sync"),
+    hint(Command::EditConfig, "edit"),
+    hint(Command::NewConnector, "new"),
+    hint(Command::Delete, "delete"),
+    hint(Command::Filter, "filter"),
+    hint(Command::Help, "help"),
+];
+
+/// `full 0 0 * * * ?` for the first enabled schedule, `+1` when more are on, `—` for none.
+pub fn schedule_text(s: &Scheduling) -> String {
+    let on: Vec<(&str, &str)> = [("full", &s.full), ("incr", &s.incremental), ("acl", &s.access_control)]
+        .into_iter()
+        .filter(|(_, c)| c.enabled)
+        .map(|(n, c)| (n, c.interval.as_str()))
+        .collect();
+    match on.as_slice() {
+        [] => "—".to_string(),
+        [(n, i)] => format!("{n} {i}"),
+        [(n, i), rest @ ..] => format!("{n} {i} +{}", rest.len()),
+    }
+}
+
+fn cells(c: &Connector, state: &AppState, theme: &Theme) -> Vec<Cell<'static>> {
+    let last = c.last_sync_status.map(|s| Span::styled(s.to_string(), theme.status(s))).unwrap_or_else(|| Span::styled("never", theme.dim));
+    vec![
+        Cell::from(if c.name.is_empty() { c.id.clone() } else { c.name.clone() }),
+        Cell::from(Span::styled(c.id.clone(), theme.dim)),
+        Cell::from(c.service_type.clone().unwrap_or_else(|| "—".into())),
+        Cell::from(c.index_name.clone().unwrap_or_else(|| "—".into())),
+        Cell::from(Span::styled(c.status.to_string(), theme.connector_status(c.status))),
+        Cell::from(last),
+        Cell::from(Span::styled(ago(state.now, c.last_synced), theme.dim)),
+        Cell::from(schedule_text(&c.scheduling)),
+    ]
+}
+
+impl View for ConnectorsView {
+    fn render(&self, frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
+        let data = &state.connectors;
+        let empty = if data.loaded_at.is_none() { "loading…" } else { "no connectors; n creates one" };
+        let spec = TableSpec {
+            title: "Connectors",
+            columns: &COLUMNS,
+            badges: Vec::new(),
+            stale: stale_label(state, data.loaded_at, data.error.as_ref()),
+            empty,
+        };
+        table::render(frame, area, data, |c| cells(c, state, theme), |_| theme.text, spec, theme);
+    }
+
+    fn hints(&self) -> &'static [Hint] {
+        HINTS
+    }
+}

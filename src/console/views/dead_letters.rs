@@ -1,0 +1,82 @@
+//! The Dead letters view: connector, job, document id, error type, attempts, last failure;
+//! space marks rows for a retry or drop of several at once.
+
+use super::{Hint, View, hint, stale_label};
+use crate::console::app::AppState;
+use crate::console::format::{ago, count};
+use crate::console::keymap::Command;
+use crate::console::theme::Theme;
+use crate::console::widgets::table::{self, Column, TableSpec};
+use crate::model::DeadLetter;
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::Span;
+use ratatui::widgets::Cell;
+
+pub struct DeadLettersView;
+
+const COLUMNS: [Column; 8] = [
+    Column::new(" ", 1, 0),
+    Column::new("ID", 6, 2),
+    Column::new("CONNECTOR", 14, 0),
+    Column::new("JOB", 20, 3),
+    Column::grow("DOCUMENT", 14, 0),
+    Column::new("ERROR", 24, 1),
+    Column::new("TRIES", 5, 2),
+    Column::new("LAST FAILURE", 12, 1),
+];
+
+const HINTS: &[Hint] = &[
+    hint(Command::Open, "detail"),
+    hint(Command::Mark, "mark"),
+    hint(Command::Retry, "retry"),
+    hint(Command::RetryAll, "retry all"),
+    hint(Command::Drop, "drop"),
+    hint(Command::Copy, "copy doc"),
+    hint(Command::Filter, "filter"),
+];
+
+fn cells(d: &DeadLetter, state: &AppState, theme: &Theme) -> Vec<Cell<'static>> {
+    let mark = if state.marked.contains(&d.id) { "✔" } else { " " };
+    vec![
+        Cell::from(Span::styled(mark, theme.row_marked)),
+        Cell::from(Span::styled(d.id.to_string(), theme.dim)),
+        Cell::from(d.connector_id.clone()),
+        Cell::from(Span::styled(d.job_id.clone(), theme.dim)),
+        Cell::from(d.doc_id.clone()),
+        Cell::from(Span::styled(d.error_type.clone(), theme.danger)),
+        Cell::from(d.attempts.to_string()),
+        Cell::from(Span::styled(ago(state.now, Some(d.last_failed_at)), theme.dim)),
+    ]
+}
+
+impl View for DeadLettersView {
+    fn render(&self, frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
+        let data = &state.dead_letters;
+        let mut badges = Vec::new();
+        if state.dlq_total > data.all().len() as u64 {
+            badges.push(Span::styled(format!("of {} in the queue ", count(state.dlq_total)), theme.dim));
+        }
+        if !state.marked.is_empty() {
+            badges.push(Span::styled(format!("{} marked ", state.marked.len()), theme.row_marked));
+        }
+        if state.dlq_busy {
+            badges.push(Span::styled("working… ", theme.warn));
+        }
+        let empty = if data.loaded_at.is_none() { "loading…" } else { "the dead-letter queue is empty" };
+        let spec = TableSpec { title: "Dead letters", columns: &COLUMNS, badges, stale: stale_label(state, data.loaded_at, data.error.as_ref()), empty };
+        table::render(
+            frame,
+            area,
+            data,
+            |d| cells(d, state, theme),
+            |d| if state.marked.contains(&d.id) { theme.row_marked } else { theme.text },
+            spec,
+            theme,
+        );
+    }
+
+    fn hints(&self) -> &'static [Hint] {
+        HINTS
+    }
+}

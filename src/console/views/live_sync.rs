@@ -1,0 +1,266 @@
+//! The Live sync view: the jobs running here, on an attached worker, or elsewhere; for the
+//! selected one a progress bar (against the source's total when known), counters, queue
+//! depth, requests in flight, elapsed and ETA, sparklines of docs/s and MB/s, and the latest
+//! documents with their outcome, size and latency. Jobs run elsewhere show the counts the
+//! cluster reports.
+
+use super::{Hint, View, hint};
+use crate::console::app::AppState;
+use crate::console::format::{bytes, count, duration_ms, ellipsize, rate};
+use crate::console::keymap::Command;
+use crate::console::live::{LiveRow, LiveSource};
+use crate::console::theme::Theme;
+use crate::console::widgets::bar::bar;
+use crate::engine::progress::{Phase, ProgressSnapshot};
+use crate::model::SyncJob;
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Cell, Paragraph, Row, Sparkline, Table};
+
+pub struct LiveSyncView;
+
+const HINTS: &[Hint] = &[
+    hint(Command::Down, "next job"),
+    hint(Command::CancelJob, "cancel"),
+    hint(Command::ViewBreaker, "breaker"),
+    hint(Command::Copy, "copy id"),
+    hint(Command::Help, "help"),
+];
+
+pub fn phase_text(p: Phase) -> &'static str {
+    match p {
+        Phase::Starting => "starting",
+        Phase::Extracting => "extracting",
+        Phase::Deleting => "deleting",
+        Phase::Finishing => "finishing",
+        Phase::Completed => "completed",
+        Phase::Canceled => "canceled",
+        Phase::Failed => "failed",
+    }
+}
+
+pub fn phase_style(p: Phase, theme: &Theme) -> Style {
+    match p {
+        Phase::Completed => theme.ok,
+        Phase::Failed => theme.danger,
+        Phase::Canceled => theme.warn,
+        _ => theme.info,
+    }
+}
+
+fn ratio(s: &ProgressSnapshot) -> Option<f64> {
+    let total = s.total_hint.filter(|t| *t > 0)?;
+    if s.phase == Phase::Completed {
+        return Some(1.0);
+    }
+    Some(s.counters.handled() as f64 / total as f64)
+}
+
+impl View for LiveSyncView {
+    fn render(&self, frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
+        let rows = state.live_rows();
+        let list_height = (rows.len().clamp(1, if area.height > 30 { 8 } else { 3 }) as u16) + 3;
+        let [list, rest] = Layout::vertical([Constraint::Length(list_height), Constraint::Min(0)]).areas(area);
+        render_list(frame, list, state, &rows, theme);
+        let selected = rows.get(state.live.cursor.selected.min(rows.len().saturating_sub(1)));
+        match selected {
+            None => {
+                let mut text = vec![
+                    Line::styled("No sync is running.", theme.text),
+                    Line::styled("Start one from Connectors (s), or watch a headless worker with --attach ADDR.", theme.dim),
+                ];
+                if let Some(e) = &state.live.attached.error {
+                    text.push(Line::styled(format!("attach: {e}"), theme.danger));
+                }
+                frame.render_widget(Paragraph::new(text).block(Block::bordered().border_style(theme.border)), rest);
+            }
+            Some(row) => match row.snapshot {
+                Some(s) => render_snapshot(frame, rest, row, s, theme),
+                None => render_remote(frame, rest, row, row.job, state, theme),
+            },
+        }
+    }
+
+    fn hints(&self) -> &'static [Hint] {
+        HINTS
+    }
+}
+
+fn render_list(frame: &mut Frame, area: Rect, state: &AppState, rows: &[LiveRow<'_>], theme: &Theme) {
+    let mut title = vec![Span::styled(" Live sync ", theme.title), Span::styled(format!("[{}] ", rows.len()), theme.dim)];
+    if let Some(addr) = &state.settings.attach {
+        let style = if state.live.attached.error.is_some() { theme.danger } else { theme.accent };
+        title.push(Span::styled(format!("attached {addr} "), style));
+    }
+    let block = Block::bordered().border_style(theme.border).title(Line::from(title));
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    if rows.is_empty() {
+        frame.render_widget(Paragraph::new(Line::styled("no running or recent jobs", theme.dim)), inner);
+        return;
+    }
+    let height = inner.height.saturating_sub(1) as usize;
+    let (start, end) = state.live.cursor.window(rows.len(), height);
+    let body: Vec<Row> = rows[start..end]
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let (phase, phase_st, progress, speed) = match (r.snapshot, r.job) {
+                (Some(s), _) => (
+                    phase_text(s.phase).to_string(),
+                    phase_style(s.phase, theme),
+                    ratio(s).map(|x| format!("{:.0}%", (x * 100.0).floor())).unwrap_or_else(|| count(s.counters.handled())),
+                    rate(s.docs_per_sec),
+                ),
+                (None, Some(j)) => (j.status.to_string(), theme.status(j.status), count(j.indexed_document_count), "—".to_string()),
+                (None, None) => ("—".to_string(), theme.dim, "—".to_string(), "—".to_string()),
+            };
+            let style = if start + i == state.live.cursor.selected { theme.row_selected } else { theme.text };
+            Row::new(vec![
+                Cell::from(Span::styled(r.job_id.to_string(), theme.dim)),
+                Cell::from(r.connector_id.to_string()),
+                Cell::from(r.source.label()),
+                Cell::from(Span::styled(phase, phase_st)),
+                Cell::from(progress),
+                Cell::from(speed),
+            ])
+            .style(style)
+        })
+        .collect();
+    let header = Row::new(["JOB", "CONNECTOR", "WHERE", "PHASE", "DONE", "DOCS/S"]).style(theme.table_header);
+    let widths = [Constraint::Length(20), Constraint::Min(12), Constraint::Length(12), Constraint::Length(10), Constraint::Length(8), Constraint::Length(9)];
+    frame.render_widget(Table::new(body, widths).header(header).column_spacing(1), inner);
+}
+
+fn stat<'a>(label: &'a str, value: String, theme: &Theme) -> Vec<Span<'a>> {
+    vec![Span::styled(label, theme.dim), Span::styled(value, theme.text), Span::raw("  ")]
+}
+
+fn render_snapshot(frame: &mut Frame, area: Rect, row: &LiveRow<'_>, s: &ProgressSnapshot, theme: &Theme) {
+    let [stats, sparks, docs] = Layout::vertical([Constraint::Length(7), Constraint::Length(5), Constraint::Min(3)]).areas(area);
+    let c = &s.counters;
+    let title = Line::from(vec![
+        Span::styled(format!(" {} ", s.job_id), theme.title),
+        Span::styled(format!("{} → {} ", s.connector_id, s.index), theme.dim),
+        Span::styled(format!("({}) ", row.source.label()), theme.dim),
+    ]);
+    let block = Block::bordered().border_style(theme.border_focus).title(title);
+    let inner = block.inner(stats);
+    frame.render_widget(block, stats);
+    let total = s.total_hint.map(count).unwrap_or_else(|| "?".into());
+    let gauge = bar(ratio(s), inner.width.saturating_sub(28).max(10), theme.ok, theme.dim);
+    let mut first = gauge.spans;
+    first.push(Span::styled(format!("  {} / {total} docs", count(c.handled())), theme.text));
+    let mut lines = vec![
+        Line::from(first),
+        Line::from([stat("indexed ", count(c.indexed), theme), stat("updated ", count(c.updated), theme), stat("deleted ", count(c.deleted), theme), stat("skipped ", count(c.skipped), theme)].concat()),
+        Line::from(
+            [
+                stat("retries ", count(c.retried), theme),
+                vec![Span::styled("dead letters ", theme.dim), Span::styled(count(c.dead_lettered), if c.dead_lettered > 0 { theme.danger } else { theme.text }), Span::raw("  ")],
+                stat("queue ", format!("{} docs / {}", count(s.queue_docs), bytes(s.queue_bytes)), theme),
+                stat("in flight ", s.in_flight.to_string(), theme),
+            ]
+            .concat(),
+        ),
+        Line::from(
+            [
+                vec![Span::styled(phase_text(s.phase), phase_style(s.phase, theme)), Span::raw("  ")],
+                stat("elapsed ", duration_ms(s.elapsed_ms), theme),
+                stat("ETA ", s.eta_ms.map(duration_ms).unwrap_or_else(|| "—".into()), theme),
+                stat("avg ", rate(s.avg_docs_per_sec), theme),
+                stat("bulk ", format!("{:.0}ms", s.avg_bulk_latency_ms), theme),
+                stat("sent ", bytes(c.bytes), theme),
+            ]
+            .concat(),
+        ),
+    ];
+    if let Some(e) = &s.error {
+        lines.push(Line::styled(format!("error: {}", crate::console::format::first_line(e)), theme.danger));
+    }
+    frame.render_widget(Paragraph::new(lines), inner);
+    render_sparklines(frame, sparks, s, theme);
+    render_docs(frame, docs, s, theme);
+}
+
+fn render_sparklines(frame: &mut Frame, area: Rect, s: &ProgressSnapshot, theme: &Theme) {
+    let [left, right] = Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(area);
+    let width = left.width.saturating_sub(2) as usize;
+    let tail = |v: Vec<u64>| -> Vec<u64> { v[v.len().saturating_sub(width)..].to_vec() };
+    let docs = tail(s.rates.iter().map(|r| r.docs_per_sec.round() as u64).collect());
+    let kib = tail(s.rates.iter().map(|r| (r.bytes_per_sec / 1024.0).round() as u64).collect());
+    let docs_block = Block::bordered().border_style(theme.border).title(Line::from(vec![Span::styled(" docs/s ", theme.title), Span::styled(format!("{} ", rate(s.docs_per_sec)), theme.text)]));
+    let mb = s.bytes_per_sec / 1_048_576.0;
+    let bytes_block = Block::bordered().border_style(theme.border).title(Line::from(vec![Span::styled(" MB/s ", theme.title), Span::styled(format!("{mb:.2} "), theme.text)]));
+    frame.render_widget(Sparkline::default().data(&docs).style(theme.sparkline).block(docs_block), left);
+    frame.render_widget(Sparkline::default().data(&kib).style(theme.sparkline).block(bytes_block), right);
+}
+
+fn render_docs(frame: &mut Frame, area: Rect, s: &ProgressSnapshot, theme: &Theme) {
+    let block = Block::bordered().border_style(theme.border).title(Span::styled(" Latest documents ", theme.title));
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let height = inner.height.saturating_sub(1) as usize;
+    let reason_width = inner.width.saturating_sub(14 + 28 + 9 + 8 + 4) as usize;
+    let rows: Vec<Row> = s
+        .recent
+        .iter()
+        .rev()
+        .take(height)
+        .map(|d| {
+            Row::new(vec![
+                Cell::from(Span::styled(d.outcome.as_str(), theme.outcome(d.outcome))),
+                Cell::from(d.id.clone()),
+                Cell::from(bytes(d.bytes)),
+                Cell::from(format!("{}ms", d.latency_ms)),
+                Cell::from(Span::styled(ellipsize(d.reason.as_deref().unwrap_or(""), reason_width), theme.dim)),
+            ])
+        })
+        .collect();
+    if rows.is_empty() {
+        frame.render_widget(Paragraph::new(Line::styled("no documents yet", theme.dim)), inner);
+        return;
+    }
+    let header = Row::new(["OUTCOME", "ID", "SIZE", "LATENCY", "REASON"]).style(theme.table_header);
+    let widths = [Constraint::Length(14), Constraint::Length(28), Constraint::Length(9), Constraint::Length(8), Constraint::Min(0)];
+    frame.render_widget(Table::new(rows, widths).header(header).column_spacing(1).style(theme.text), inner);
+}
+
+fn render_remote(frame: &mut Frame, area: Rect, row: &LiveRow<'_>, job: Option<&SyncJob>, state: &AppState, theme: &Theme) {
+    let block = Block::bordered().border_style(theme.border_focus).title(Span::styled(format!(" {} ", row.job_id), theme.title));
+    let Some(j) = job else {
+        frame.render_widget(Paragraph::new("no data").block(block), area);
+        return;
+    };
+    let where_ = match &row.source {
+        LiveSource::Cluster { worker } => worker.clone().unwrap_or_else(|| "an unknown worker".into()),
+        other => other.label(),
+    };
+    let ratio = j.total_document_count.filter(|t| *t > 0).map(|t| j.indexed_document_count as f64 / t as f64);
+    let lines = vec![
+        bar(ratio, area.width.saturating_sub(4).min(60), theme.ok, theme.dim),
+        Line::from([stat("status ", j.status.to_string(), theme), stat("type ", j.job_type.to_string(), theme), stat("worker ", where_, theme)].concat()),
+        Line::from(
+            [
+                stat("indexed ", count(j.indexed_document_count), theme),
+                stat("deleted ", count(j.deleted_document_count), theme),
+                stat("total ", j.total_document_count.map(count).unwrap_or_else(|| "—".into()), theme),
+                stat("volume ", format!("{} MiB", j.indexed_document_volume), theme),
+            ]
+            .concat(),
+        ),
+        Line::from(
+            [
+                stat("started ", crate::console::format::ago(state.now, j.started_at), theme),
+                stat("last seen ", crate::console::format::ago(state.now, j.last_seen), theme),
+            ]
+            .concat(),
+        ),
+        Line::from(""),
+        Line::styled("This job runs on another worker: the cluster reports its counts only.", theme.dim),
+        Line::styled("Run `syncdeck serve --listen 127.0.0.1:PORT` there and `syncdeck --attach 127.0.0.1:PORT` to watch it live.", theme.dim),
+    ];
+    frame.render_widget(Paragraph::new(lines).wrap(ratatui::widgets::Wrap { trim: true }).block(block), area);
+}

@@ -1,0 +1,617 @@
+//! The embedded sync engine end to end, on both backends: the embedded store and the stand-in
+//! Elasticsearch. Full syncs with dead letters, the job and connector documents at the end,
+//! deletions streamed with PIT pages, unchanged documents skipped without fetching their
+//! content, incremental cursors, sync rules, per-item 429s, cancellation, idle-job reaping, two
+//! `serve` workers sharing connectors, dead-letter retries and the status endpoint. Every
+//! outcome is counted document by document.
+
+mod support;
+#[path = "support/engine_util.rs"]
+mod engine_util;
+
+use engine_util::*;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use support::{StandIn, StandInOptions};
+use syncdeck::backend::elasticsearch::ElasticsearchBackend;
+use syncdeck::backend::{ControlPlane, DocumentStore};
+use syncdeck::engine::dlq::{DeadLetterStore, DlqFilter};
+use syncdeck::engine::retry::retry_dead_letters;
+use syncdeck::engine::runner::{Engine, JobEnd, JobReport};
+use syncdeck::engine::service::{ServeOptions, serve};
+use syncdeck::engine::status;
+use syncdeck::model::{
+    ConnectorStatus, FilteringRule, JobStatus, JobType, RulePolicy, RuleType, Timestamp,
+    TriggerMethod,
+};
+use syncdeck::sources::DirectoryFactory;
+use tokio_util::sync::CancellationToken;
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+async fn standin(nodes: usize) -> StandIn {
+    StandIn::start(StandInOptions { nodes, kibana: false, ..Default::default() }).await
+}
+
+/// An engine on the stand-in (every node), with the marking generator, and its backend.
+fn es_engine(standin: &StandIn, worker: &str) -> (Engine, Arc<ElasticsearchBackend>, Arc<DeadLetterStore>) {
+    let es = es_backend(&standin.es_urls());
+    let dlq = memory_dlq();
+    let engine = engine(es.clone(), es.clone(), dlq.clone(), marking_registry(), worker);
+    (engine, es, dlq)
+}
+
+async fn run(engine: &Engine, connector: &str, job_type: JobType) -> (String, JobReport) {
+    let control = &engine.deps().control;
+    let job = control.create_sync_job(connector, job_type, TriggerMethod::OnDemand).await.expect("create job");
+    let report = engine.run_job(&job, &CancellationToken::new()).await.expect("run job");
+    (job, report)
+}
+
+fn assert_completed(report: &JobReport) {
+    assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
+}
+
+fn rule(id: &str, order: i64, policy: RulePolicy, field: &str, rule: RuleType, value: &str) -> FilteringRule {
+    FilteringRule {
+        id: id.into(),
+        policy,
+        field: field.into(),
+        rule,
+        value: value.into(),
+        order,
+        created_at: None,
+        updated_at: None,
+    }
+}
+
+/// Ids in an index of the stand-in, read from its state (not through the client).
+fn standin_ids(standin: &StandIn, index: &str) -> BTreeSet<String> {
+    standin.index_docs(index).into_iter().map(|(id, _)| id).collect()
+}
+
+// 1. ---------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_full_sync_indexes_good_documents_and_dead_letters_mapping_failures() {
+    let (engine, backend, dlq) = embedded_engine("worker-a");
+    let mapping = json!({"properties": {"value": {"type": "long"}}});
+    backend.ensure_index("gen", Some(&mapping)).await.unwrap();
+    let id = generator_connector(&backend, "gen", "gen", 2000, 100, 0).await;
+
+    let (job_id, report) = run(&engine, &id, JobType::Full).await;
+
+    assert_completed(&report);
+    let c = report.counters;
+    assert_eq!((c.seen, c.indexed, c.dead_lettered, c.deleted), (2000, 1980, 20, 0), "{c:?}");
+    let poisoned = poisoned_ids(2000, 100);
+    assert_eq!(poisoned.len(), 20);
+    let expected: BTreeSet<String> = all_ids(2000).difference(&poisoned).cloned().collect();
+    assert_eq!(store_ids(&backend, "gen").await, expected);
+    assert_eq!(backend.count("gen").await.unwrap(), 1980);
+
+    let source = generator(2000, 100);
+    let letters = dead_letters(&dlq);
+    assert_eq!(letters.len(), 20);
+    assert_eq!(letters.iter().map(|l| l.doc_id.clone()).collect::<BTreeSet<_>>(), poisoned);
+    for letter in &letters {
+        assert_eq!(letter.error_type, "document_parsing_exception", "{letter:?}");
+        assert!(letter.reason.contains("failed to parse field [value] of type [long]"), "{}", letter.reason);
+        assert_eq!((letter.status, letter.attempts), (Some(400), 1));
+        assert_eq!((letter.job_id.as_str(), letter.connector_id.as_str(), letter.index.as_str()), (job_id.as_str(), "gen", "gen"));
+        // The whole document as it was sent: its id, timestamp and every source field.
+        let n: u64 = letter.doc_id.trim_start_matches("doc-").parse().unwrap();
+        let original = source.document(n);
+        assert_eq!(letter.document["id"], letter.doc_id.as_str());
+        assert_eq!(letter.document["_timestamp"], original.timestamp.clone().unwrap().as_str());
+        for (key, value) in &original.fields {
+            assert_eq!(&letter.document[key], value, "field {key} of {}", letter.doc_id);
+        }
+    }
+    // A good document is stored whole as well.
+    let stored = backend.get_document("gen", "doc-5").await.unwrap().unwrap();
+    assert_eq!(stored["title"], source.document(5).fields["title"]);
+
+    let job = backend.get_sync_job(&job_id).await.unwrap();
+    assert_eq!(job.status, JobStatus::Completed);
+    assert!(job.completed_at.is_some() && job.error.is_none(), "{job:?}");
+    assert_eq!((job.indexed_document_count, job.deleted_document_count, job.total_document_count), (1980, 0, Some(1980)));
+    assert_eq!(job.worker_hostname.as_deref(), Some("worker-a"));
+
+    let connector = backend.get_connector(&id).await.unwrap();
+    assert_eq!(connector.last_sync_status, Some(JobStatus::Completed));
+    assert_eq!(connector.last_indexed_document_count, Some(1980));
+    assert_eq!(connector.last_deleted_document_count, Some(0));
+    assert_eq!(connector.status, ConnectorStatus::Connected);
+    assert!(connector.last_sync_error.is_none() && connector.error.is_none() && connector.last_synced.is_some());
+}
+
+// 2. ---------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn elasticsearch_full_sync_writes_documents_dead_letters_and_the_final_job_document() {
+    let standin = standin(1).await;
+    standin.faults().reject_field(Some(POISON_FIELD.into()));
+    let (engine, es, dlq) = es_engine(&standin, "worker-es");
+    let id = generator_connector(es.as_ref(), "gen-es", "gen-es", 2000, 100, 0).await;
+
+    let (job_id, report) = run(&engine, &id, JobType::Full).await;
+
+    assert_completed(&report);
+    assert_eq!((report.counters.indexed, report.counters.dead_lettered), (1980, 20), "{report:#?}");
+    let poisoned = poisoned_ids(2000, 100);
+    let expected: BTreeSet<String> = all_ids(2000).difference(&poisoned).cloned().collect();
+    assert_eq!(standin_ids(&standin, "gen-es"), expected);
+    let letters = dead_letters(&dlq);
+    assert_eq!(letters.iter().map(|l| l.doc_id.clone()).collect::<BTreeSet<_>>(), poisoned);
+    for letter in &letters {
+        assert_eq!(letter.error_type, "document_parsing_exception");
+        assert!(letter.reason.contains("failed to parse field [poison]"), "{}", letter.reason);
+        assert_eq!(letter.document["poison"], true);
+        assert_eq!(letter.document["id"], letter.doc_id.as_str());
+    }
+    // Documents carry `id` and `_timestamp` in the body.
+    let docs: BTreeMap<String, Value> = standin.index_docs("gen-es").into_iter().collect();
+    assert_eq!(docs["doc-7"]["id"], "doc-7");
+    assert_eq!(docs["doc-7"]["_timestamp"], "2024-01-01T00:00:07.000Z");
+
+    // The job document as the cluster stores it.
+    let job = standin.sync_job(&job_id).expect("job document");
+    assert_eq!(job["status"], "completed", "{job:#}");
+    assert!(job["completed_at"].is_string(), "{job:#}");
+    assert!(job["error"].is_null(), "{job:#}");
+    assert_eq!(job["indexed_document_count"], 1980, "{job:#}");
+    assert_eq!(job["deleted_document_count"], 0, "{job:#}");
+    assert_eq!(job["total_document_count"], 1980, "{job:#}");
+    assert_eq!(job["worker_hostname"], "worker-es", "{job:#}");
+    assert!(job["started_at"].is_string() && job["last_seen"].is_string(), "{job:#}");
+    let connector = standin.connector(&id).expect("connector document");
+    assert_eq!(connector["last_sync_status"], "completed", "{connector:#}");
+    assert_eq!(connector["status"], "connected", "{connector:#}");
+    assert_eq!(connector["last_indexed_document_count"], 1980, "{connector:#}");
+    assert!(connector["last_sync_error"].is_null() && connector["error"].is_null(), "{connector:#}");
+}
+
+// 3. ---------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_sync_deletes_more_than_ten_thousand_stale_documents_by_pit_pages() {
+    let standin = standin(1).await;
+    for i in 0..12_000 {
+        let id = format!("stale-{i}");
+        standin.put_doc("big", &id, json!({"id": id, "_timestamp": "2020-01-01T00:00:00.000Z", "title": "old"}));
+    }
+    let (engine, es, dlq) = es_engine(&standin, "worker-del");
+    let id = generator_connector(es.as_ref(), "big", "big", 3000, 0, 0).await;
+    standin.clear_requests();
+
+    let (job_id, report) = run(&engine, &id, JobType::Full).await;
+
+    assert_completed(&report);
+    assert_eq!((report.counters.indexed, report.counters.deleted), (3000, 12_000), "{report:#?}");
+    assert_eq!(standin_ids(&standin, "big"), all_ids(3000));
+    assert!(dead_letters(&dlq).is_empty());
+    let job = es.get_sync_job(&job_id).await.unwrap();
+    assert_eq!((job.deleted_document_count, job.total_document_count), (12_000, Some(3000)));
+    let connector = es.get_connector(&id).await.unwrap();
+    assert_eq!(connector.last_deleted_document_count, Some(12_000));
+
+    let requests = standin.requests();
+    let pit_opens = requests.iter().filter(|r| r.method == "POST" && r.path.ends_with("/_pit")).count();
+    let pit_closes = requests.iter().filter(|r| r.method == "DELETE" && r.path == "/_pit").count();
+    let searches = requests.iter().filter(|r| r.path == "/_search").count();
+    assert!(pit_opens >= 1 && pit_closes >= 1, "PIT opened {pit_opens} and closed {pit_closes} times");
+    // 12,000 stale ids cannot come in one page of at most 10,000 hits.
+    assert!(searches >= 3, "only {searches} search pages");
+}
+
+// 4. ---------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_full_sync_skips_unchanged_generator_documents() {
+    let standin = standin(1).await;
+    let (engine, es, _dlq) = es_engine(&standin, "worker-skip");
+    let id = generator_connector(es.as_ref(), "same", "same", 1500, 0, 0).await;
+
+    let (_, first) = run(&engine, &id, JobType::Full).await;
+    assert_eq!(first.counters.indexed, 1500);
+    standin.clear_requests();
+    let (job_id, second) = run(&engine, &id, JobType::Full).await;
+
+    assert_completed(&second);
+    let c = second.counters;
+    assert_eq!((c.seen, c.indexed, c.skipped, c.deleted), (1500, 0, 1500, 0), "{c:?}");
+    let bulks = standin.requests().iter().filter(|r| r.path.ends_with("/_bulk")).count();
+    assert_eq!(bulks, 0, "nothing to write, so no bulk request");
+    assert_eq!(standin_ids(&standin, "same"), all_ids(1500));
+    let job = es.get_sync_job(&job_id).await.unwrap();
+    assert_eq!((job.status, job.indexed_document_count, job.total_document_count), (JobStatus::Completed, 0, Some(1500)));
+}
+
+fn write_file(root: &Path, name: &str, text: &str) {
+    std::fs::write(root.join(name), text).unwrap();
+}
+
+fn set_mtime(path: &Path, t: std::time::SystemTime) {
+    filetime::set_file_mtime(path, filetime::FileTime::from_system_time(t)).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unchanged_files_are_skipped_without_reading_their_content() {
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..5 {
+        write_file(dir.path(), &format!("f{i}.txt"), &format!("original text {i}"));
+    }
+    let (engine, backend, _dlq) = embedded_engine("worker-dir");
+    let values = json!({"path": dir.path().to_string_lossy()});
+    let id = create_connector(&backend, "dir", "files", &DirectoryFactory, values).await;
+
+    let (_, first) = run(&engine, &id, JobType::Full).await;
+    assert_completed(&first);
+    assert_eq!(first.counters.indexed, 5);
+    let body = |doc: Option<Value>| doc.unwrap()["body"].as_str().unwrap_or_default().to_string();
+    assert_eq!(body(backend.get_document("files", "f2.txt").await.unwrap()), "original text 2");
+
+    // New text under the old modification time: only a content fetch could see it.
+    let path = dir.path().join("f2.txt");
+    let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
+    write_file(dir.path(), "f2.txt", "rewritten text");
+    set_mtime(&path, mtime);
+    let (_, second) = run(&engine, &id, JobType::Full).await;
+    assert_completed(&second);
+    assert_eq!((second.counters.indexed, second.counters.skipped), (0, 5), "{:?}", second.counters);
+    assert_eq!(body(backend.get_document("files", "f2.txt").await.unwrap()), "original text 2");
+
+    // The control: once the timestamp moves, the file is read and indexed again.
+    set_mtime(&path, mtime + Duration::from_secs(5));
+    let (_, third) = run(&engine, &id, JobType::Full).await;
+    assert_eq!((third.counters.indexed, third.counters.skipped), (1, 4), "{:?}", third.counters);
+    assert_eq!(body(backend.get_document("files", "f2.txt").await.unwrap()), "rewritten text");
+}
+
+// 5. ---------------------------------------------------------------------------------------
+
+fn cursor_time(cursor: &Option<Value>) -> Timestamp {
+    let text = cursor.as_ref().and_then(|c| c["mtime"].as_str()).unwrap_or_else(|| panic!("no mtime in cursor {cursor:?}"));
+    Timestamp::parse(text).unwrap_or_else(|| panic!("unreadable cursor time '{text}'"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incremental_syncs_index_only_changed_files_and_advance_the_cursor() {
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..6 {
+        write_file(dir.path(), &format!("n{i}.md"), &format!("# note {i}"));
+    }
+    let (engine, backend, _dlq) = embedded_engine("worker-inc");
+    let values = json!({"path": dir.path().to_string_lossy()});
+    let id = create_connector(&backend, "inc", "notes", &DirectoryFactory, values).await;
+
+    let (_, full) = run(&engine, &id, JobType::Full).await;
+    assert_completed(&full);
+    assert_eq!(full.counters.indexed, 6);
+    let after_full = cursor_time(&backend.get_connector(&id).await.unwrap().sync_cursor);
+
+    let touched = dir.path().join("n3.md");
+    write_file(dir.path(), "n3.md", "# note 3, edited");
+    set_mtime(&touched, std::time::SystemTime::now() + Duration::from_secs(10));
+    let (job_id, inc) = run(&engine, &id, JobType::Incremental).await;
+    assert_completed(&inc);
+    let c = inc.counters;
+    assert_eq!((c.seen, c.indexed, c.deleted), (1, 1, 0), "{c:?}");
+    let job = backend.get_sync_job(&job_id).await.unwrap();
+    assert_eq!(job.job_type, JobType::Incremental);
+    assert_eq!(cursor_time(&job.connector.sync_cursor), after_full, "the job starts from the saved cursor");
+    let doc = backend.get_document("notes", "n3.md").await.unwrap().unwrap();
+    assert_eq!(doc["body"], "# note 3, edited");
+    let after_inc = cursor_time(&backend.get_connector(&id).await.unwrap().sync_cursor);
+    assert!(after_inc > after_full, "cursor {after_inc} did not advance past {after_full}");
+
+    let (_, idle) = run(&engine, &id, JobType::Incremental).await;
+    assert_completed(&idle);
+    assert_eq!((idle.counters.seen, idle.counters.indexed), (0, 0), "{:?}", idle.counters);
+    assert_eq!(cursor_time(&backend.get_connector(&id).await.unwrap().sync_cursor), after_inc);
+    assert_eq!(backend.count("notes").await.unwrap(), 6);
+}
+
+// 6. ---------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn active_exclude_rules_keep_documents_out_and_delete_them_on_a_full_sync() {
+    let standin = standin(1).await;
+    let (engine, es, _dlq) = es_engine(&standin, "worker-rules");
+    let id = generator_connector(es.as_ref(), "rules", "rules", 400, 0, 0).await;
+    let (_, first) = run(&engine, &id, JobType::Full).await;
+    assert_eq!(first.counters.indexed, 400);
+
+    let source = generator(400, 0);
+    let alpha: BTreeSet<String> =
+        (0..400).filter(|i| source.document(*i).fields["category"] == "alpha").map(|i| format!("doc-{i}")).collect();
+    assert!(!alpha.is_empty() && alpha.len() < 400);
+    let rules = [rule("no-alpha", 0, RulePolicy::Exclude, "category", RuleType::Equals, "alpha")];
+    es.update_filtering(&id, &rules, None).await.unwrap();
+    // A draft alone changes nothing: jobs use the active rules.
+    let (_, draft_only) = run(&engine, &id, JobType::Full).await;
+    assert_eq!((draft_only.counters.deleted, draft_only.counters.skipped), (0, 400));
+    es.client().connectors().activate_filtering(&id).await.unwrap();
+
+    let (job_id, ruled) = run(&engine, &id, JobType::Full).await;
+
+    assert_completed(&ruled);
+    let snapshot = es.get_sync_job(&job_id).await.unwrap().connector.filtering.expect("the job's active rules");
+    assert!(snapshot.rules.iter().any(|r| r.id == "no-alpha"), "{snapshot:?}");
+    assert_eq!(ruled.counters.deleted, alpha.len() as u64, "{:?}", ruled.counters);
+    let expected: BTreeSet<String> = all_ids(400).difference(&alpha).cloned().collect();
+    assert_eq!(standin_ids(&standin, "rules"), expected);
+    assert!(standin.index_docs("rules").iter().all(|(_, d)| d["category"] != "alpha"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn numeric_rules_compare_as_numbers_on_the_embedded_backend() {
+    let (engine, backend, _dlq) = embedded_engine("worker-num");
+    let id = generator_connector(&backend, "num", "num", 500, 0, 0).await;
+    let rules = [rule("big", 0, RulePolicy::Exclude, "value", RuleType::GreaterThan, "500000")];
+    backend.update_filtering(&id, &rules, None).await.unwrap();
+    backend.activate_filtering(&id).await.unwrap();
+
+    let (_, report) = run(&engine, &id, JobType::Full).await;
+
+    assert_completed(&report);
+    let source = generator(500, 0);
+    let kept: BTreeSet<String> = (0..500)
+        .filter(|i| source.document(*i).fields["value"].as_i64().unwrap() <= 500_000)
+        .map(|i| format!("doc-{i}"))
+        .collect();
+    assert!(kept.len() > 100 && kept.len() < 400, "{} kept", kept.len());
+    assert_eq!(store_ids(&backend, "num").await, kept);
+    assert_eq!((report.counters.indexed, report.counters.skipped), (kept.len() as u64, 500 - kept.len() as u64));
+}
+
+// 7. ---------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_item_429s_are_retried_until_every_document_is_indexed() {
+    let standin = standin(1).await;
+    standin.faults().item_429_ratio(0.2);
+    let (engine, es, dlq) = es_engine(&standin, "worker-429");
+    let id = generator_connector(es.as_ref(), "busy", "busy", 2000, 0, 0).await;
+
+    let (_, report) = run(&engine, &id, JobType::Full).await;
+
+    assert_completed(&report);
+    assert_eq!(report.counters.indexed, 2000, "{:?}", report.counters);
+    assert!(report.counters.retried >= 400, "{:?}", report.counters);
+    assert_eq!(report.counters.dead_lettered, 0);
+    assert!(dead_letters(&dlq).is_empty());
+    assert_eq!(standin_ids(&standin, "busy"), all_ids(2000));
+}
+
+// 9. ---------------------------------------------------------------------------------------
+
+async fn cancel_midway(engine: &Engine, control: &dyn ControlPlane, connector: &str) -> (String, JobReport) {
+    let job_id = control.create_sync_job(connector, JobType::Full, TriggerMethod::OnDemand).await.unwrap();
+    let task = {
+        let (engine, job_id) = (engine.clone(), job_id.clone());
+        tokio::spawn(async move { engine.run_job(&job_id, &CancellationToken::new()).await })
+    };
+    let live = engine.live();
+    wait_for("documents to flow", LIMIT, || live.progress(&job_id).is_some_and(|p| p.counters().indexed > 0)).await;
+    control.cancel_sync_job(&job_id).await.unwrap();
+    let report = tokio::time::timeout(LIMIT, task).await.expect("the job stops").unwrap().unwrap();
+    (job_id, report)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn canceling_a_running_job_ends_it_canceled_on_the_embedded_backend() {
+    let (engine, backend, _dlq) = embedded_engine("worker-cancel");
+    let id = generator_connector(&backend, "slow", "slow", 20_000, 0, 1000).await;
+
+    let (job_id, report) = cancel_midway(&engine, &backend, &id).await;
+
+    assert_eq!(report.end, JobEnd::Canceled, "{report:#?}");
+    assert!(report.counters.seen < 20_000, "{:?}", report.counters);
+    let job = backend.get_sync_job(&job_id).await.unwrap();
+    assert_eq!(job.status, JobStatus::Canceled);
+    assert!(job.canceled_at.is_some() && job.completed_at.is_some() && job.cancelation_requested_at.is_some(), "{job:?}");
+    assert_eq!(job.indexed_document_count, report.counters.indexed);
+    let connector = backend.get_connector(&id).await.unwrap();
+    assert_eq!(connector.last_sync_status, Some(JobStatus::Canceled));
+    assert_eq!(connector.status, ConnectorStatus::Connected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn canceling_a_running_job_ends_it_canceled_on_elasticsearch() {
+    let standin = standin(1).await;
+    let (engine, es, _dlq) = es_engine(&standin, "worker-cancel-es");
+    let id = generator_connector(es.as_ref(), "slow-es", "slow-es", 20_000, 0, 1000).await;
+
+    let (job_id, report) = cancel_midway(&engine, es.as_ref(), &id).await;
+
+    assert_eq!(report.end, JobEnd::Canceled, "{report:#?}");
+    let job = standin.sync_job(&job_id).unwrap();
+    assert_eq!(job["status"], "canceled", "{job:#}");
+    assert!(job["canceled_at"].is_string() && job["completed_at"].is_string(), "{job:#}");
+    assert_eq!(job["indexed_document_count"], report.counters.indexed, "{job:#}");
+    let connector = standin.connector(&id).unwrap();
+    assert_eq!(connector["last_sync_status"], "canceled", "{connector:#}");
+    assert_eq!(connector["status"], "connected", "{connector:#}");
+}
+
+// 10. --------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_serve_tick_fails_a_job_whose_worker_stopped_checking_in() {
+    let standin = standin(1).await;
+    let es = es_backend(&standin.es_urls());
+    let mut settings = fast_settings();
+    settings.idle_job_timeout = Duration::from_millis(300);
+    let engine = engine_with(es.clone(), es.clone(), memory_dlq(), marking_registry(), "reaper", settings, fast_breaker());
+    let id = generator_connector(es.as_ref(), "ghosted", "ghosted", 10, 0, 0).await;
+    let job_id = es.create_sync_job(&id, JobType::Full, TriggerMethod::OnDemand).await.unwrap();
+    assert!(es.mark_sync_started(&id, JobType::Full).await.unwrap());
+    es.claim_sync_job(&job_id, "ghost", None).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let options = ServeOptions { idle: Duration::from_millis(50), max_ticks: Some(1), ..Default::default() };
+    let summary = serve(&engine, &options, CancellationToken::new()).await;
+
+    assert_eq!(summary.reaped, 1, "{summary:?}");
+    let job = standin.sync_job(&job_id).unwrap();
+    assert_eq!(job["status"], "error", "{job:#}");
+    assert_eq!(job["error"], "The job has not seen any update for some time.", "{job:#}");
+    assert_eq!(job["worker_hostname"], "ghost");
+    let connector = standin.connector(&id).unwrap();
+    assert_eq!(connector["last_sync_status"], "error", "{connector:#}");
+    assert_eq!(connector["last_sync_error"], "The job has not seen any update for some time.", "{connector:#}");
+    // The reaped job is not run again, and a new job can start.
+    assert!(summary.jobs.is_empty(), "{summary:?}");
+}
+
+// 11. --------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_serve_workers_run_every_job_exactly_once() {
+    let standin = standin(2).await;
+    let urls = standin.es_urls();
+    let mut connectors = Vec::new();
+    let setup = es_backend(&urls);
+    for i in 0..6 {
+        let name = format!("shared-{i}");
+        let id = generator_connector(setup.as_ref(), &name, &name, 300 + 50 * i, 0, 0).await;
+        let job = setup.create_sync_job(&id, JobType::Full, TriggerMethod::OnDemand).await.unwrap();
+        connectors.push((id, job, 300 + 50 * i));
+    }
+    standin.clear_requests();
+    // Each worker has its own client (one on each node) and its own dead-letter queue.
+    let worker = |node: usize, name: &str| {
+        let es = es_backend(&urls[node..=node]);
+        engine(es.clone(), es, memory_dlq(), marking_registry(), name)
+    };
+    let (a, b) = (worker(0, "worker-a"), worker(1, "worker-b"));
+    let options = ServeOptions { idle: Duration::from_millis(100), max_ticks: Some(25), max_concurrent_syncs: 2, ..Default::default() };
+
+    let (sa, sb) = tokio::join!(
+        serve(&a, &options, CancellationToken::new()),
+        serve(&b, &options, CancellationToken::new())
+    );
+
+    let reports: Vec<&JobReport> = sa.jobs.iter().chain(&sb.jobs).collect();
+    let requests = standin.requests();
+    for (connector, job_id, count) in &connectors {
+        let job = standin.sync_job(job_id).unwrap();
+        assert_eq!(job["status"], "completed", "{job:#}");
+        let ran: Vec<&&JobReport> = reports.iter().filter(|r| &r.job_id == job_id && r.end == JobEnd::Completed).collect();
+        assert_eq!(ran.len(), 1, "job {job_id} completed {} times", ran.len());
+        let expected_worker = if sa.jobs.iter().any(|r| &r.job_id == job_id && r.end == JobEnd::Completed) { "worker-a" } else { "worker-b" };
+        assert_eq!(job["worker_hostname"], expected_worker, "{job:#}");
+        // One claim won; every other claim of it was refused and reported as such.
+        let claims = requests.iter().filter(|r| r.path.ends_with(&format!("/{job_id}/_claim"))).count();
+        let lost = reports
+            .iter()
+            .filter(|r| &r.job_id == job_id && matches!(&r.end, JobEnd::Skipped { reason } if reason.starts_with("claimed by another worker")))
+            .count();
+        assert_eq!(claims, 1 + lost, "job {job_id}: {claims} claims, {lost} refused");
+        assert_eq!(standin_ids(&standin, connector), all_ids(*count), "index of {connector}");
+        let doc = standin.connector(connector).unwrap();
+        assert_eq!(doc["last_sync_status"], "completed", "{doc:#}");
+    }
+    let others: Vec<_> = reports.iter().filter(|r| !matches!(r.end, JobEnd::Completed | JobEnd::Skipped { .. })).collect();
+    assert!(others.is_empty(), "{others:#?}");
+}
+
+// 13. --------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retrying_dead_letters_keeps_failures_and_removes_successes() {
+    let standin = standin(1).await;
+    standin.faults().reject_field(Some(POISON_FIELD.into()));
+    let (engine, es, dlq) = es_engine(&standin, "worker-retry");
+    let id = generator_connector(es.as_ref(), "retry", "retry", 1000, 50, 0).await;
+    let (_, report) = run(&engine, &id, JobType::Full).await;
+    assert_eq!((report.counters.indexed, report.counters.dead_lettered), (980, 20));
+    let settings = fast_settings();
+    let cancel = CancellationToken::new();
+
+    // Still rejected: every entry stays, one attempt more, with the new reason.
+    let entries = dlq.list(&DlqFilter::default()).unwrap();
+    let again = retry_dead_letters(es.clone(), dlq.clone(), entries, &settings, &fast_breaker(), &cancel).await.unwrap();
+    assert_eq!((again.succeeded.len(), again.failed.len()), (0, 20), "{again:?}");
+    let entries = dlq.list(&DlqFilter::default()).unwrap();
+    assert_eq!(entries.len(), 20);
+    assert!(entries.iter().all(|e| e.attempts == 2 && e.reason.contains("failed to parse field [poison]")), "{entries:#?}");
+    assert_eq!(standin.doc_count("retry"), 980);
+
+    // Fixed: every entry is indexed and leaves the queue.
+    standin.faults().reject_field(None);
+    let fixed = retry_dead_letters(es.clone(), dlq.clone(), entries, &settings, &fast_breaker(), &cancel).await.unwrap();
+    assert_eq!((fixed.succeeded.len(), fixed.failed.len()), (20, 0), "{fixed:?}");
+    assert_eq!(dlq.count(&DlqFilter::default()).unwrap(), 0);
+    assert_eq!(standin_ids(&standin, "retry"), all_ids(1000));
+    let docs: BTreeMap<String, Value> = standin.index_docs("retry").into_iter().collect();
+    let source = generator(1000, 50);
+    assert_eq!(docs["doc-49"]["title"], source.document(49).fields["title"]);
+    assert_eq!(docs["doc-49"]["id"], "doc-49");
+}
+
+// 14. --------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_endpoint_shows_live_jobs_and_metrics() {
+    let (engine, backend, dlq) = embedded_engine("worker-status");
+    let id = generator_connector(&backend, "watched", "watched", 3000, 100, 2000).await;
+    let mapping = json!({"properties": {"value": {"type": "long"}}});
+    backend.ensure_index("watched", Some(&mapping)).await.unwrap();
+    let stop = CancellationToken::new();
+    let addr = "127.0.0.1:0".parse().unwrap();
+    let (bound, server) = status::start(addr, engine.live(), dlq.clone(), "worker-status".into(), stop.clone()).await.unwrap();
+    let http = reqwest::Client::new();
+    let get = |path: &str| {
+        let (http, url) = (http.clone(), format!("http://{bound}{path}"));
+        async move {
+            let response = http.get(url).send().await.unwrap();
+            assert!(response.status().is_success());
+            response.text().await.unwrap()
+        }
+    };
+    let job_id = backend.create_sync_job(&id, JobType::Full, TriggerMethod::OnDemand).await.unwrap();
+    let task = {
+        let (engine, job_id) = (engine.clone(), job_id.clone());
+        tokio::spawn(async move { engine.run_job(&job_id, &CancellationToken::new()).await })
+    };
+
+    // While it runs.
+    let started = std::time::Instant::now();
+    let live_doc = loop {
+        let doc: Value = serde_json::from_str(&get("/status").await).unwrap();
+        let running = doc["jobs"].as_array().is_some_and(|jobs| {
+            jobs.iter().any(|j| j["job_id"] == job_id.as_str() && j["phase"] == "extracting" && j["counters"]["indexed"].as_u64() > Some(0))
+        });
+        if running {
+            break doc;
+        }
+        assert!(started.elapsed() < LIMIT, "the job never showed as running on /status: {doc:#}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(live_doc["worker"], "worker-status");
+    let metrics = get("/metrics").await;
+    assert!(metrics.contains(&format!("syncdeck_documents_total{{connector=\"watched\",job=\"{job_id}\",index=\"watched\",outcome=\"indexed\"}}")), "{metrics}");
+    assert!(metrics.contains("syncdeck_bulk_latency_seconds_bucket{"), "{metrics}");
+
+    // After it ends, the last snapshot stays, with the final counts.
+    let report = task.await.unwrap().unwrap();
+    assert_completed(&report);
+    let doc: Value = serde_json::from_str(&get("/status").await).unwrap();
+    let job = doc["jobs"].as_array().unwrap().iter().find(|j| j["job_id"] == job_id.as_str()).cloned().unwrap();
+    assert_eq!(job["phase"], "completed");
+    assert_eq!((job["counters"]["indexed"].as_u64(), job["counters"]["dead_lettered"].as_u64()), (Some(2970), Some(30)));
+    let metrics = get("/metrics").await;
+    assert!(metrics.contains(&format!("syncdeck_documents_total{{connector=\"watched\",job=\"{job_id}\",index=\"watched\",outcome=\"indexed\"}} 2970")), "{metrics}");
+    assert!(metrics.contains("syncdeck_dead_letters{connector=\"watched\"} 30"), "{metrics}");
+    let count_line = metrics.lines().find(|l| l.starts_with("syncdeck_bulk_latency_seconds_count{")).unwrap();
+    let bulks: u64 = count_line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert_eq!(bulks, report.counters.bulk_requests);
+    stop.cancel();
+    server.await.unwrap();
+}

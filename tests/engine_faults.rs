@@ -1,0 +1,184 @@
+//! The engine under cluster faults, against the stand-in: a circuit breaker that opens and
+//! closes again, a cluster that stays down past the breaker's limit, and one long sync through
+//! a node outage, per-item 429s, 5xx bursts, cut responses and mapping rejections. Afterwards
+//! every source document is accounted for, id by id: in the index, or in the dead-letter
+//! queue with its reason.
+
+mod support;
+#[path = "support/engine_util.rs"]
+mod engine_util;
+
+use engine_util::*;
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+use support::{NodeDownMode, StandIn, StandInOptions};
+use syncdeck::backend::elasticsearch::ElasticsearchBackend;
+use syncdeck::backend::ControlPlane;
+use syncdeck::engine::runner::{Engine, JobEnd, JobReport};
+use syncdeck::model::{JobType, TriggerMethod};
+use tokio_util::sync::CancellationToken;
+
+const LIMIT: Duration = Duration::from_secs(40);
+
+async fn standin(nodes: usize) -> StandIn {
+    StandIn::start(StandInOptions { nodes, kibana: false, ..Default::default() }).await
+}
+
+/// The document path on node 0 only, without client-side retries (so every failed request
+/// reaches the sink's breaker), and the control plane on node 1 only: faults on node 0 hit
+/// bulk requests and nothing else.
+fn split_engine(standin: &StandIn, max_open: Duration) -> (Engine, Arc<ElasticsearchBackend>) {
+    let urls = standin.es_urls();
+    let mut data = es_settings(&urls[0..1]);
+    data.max_retries = 0;
+    let store = Arc::new(ElasticsearchBackend::new(&data).unwrap());
+    let control = es_backend(&urls[1..2]);
+    let breaker = syncdeck::config::BreakerSettings { max_open, ..fast_breaker() };
+    let mut settings = fast_settings();
+    settings.batch_max_docs = 50;
+    let engine = engine_with(control.clone(), store, memory_dlq(), marking_registry(), "worker-faults", settings, breaker);
+    (engine, control)
+}
+
+/// Starts a job and returns its id and the task running it.
+async fn start(engine: &Engine, connector: &str) -> (String, tokio::task::JoinHandle<JobReport>) {
+    let control = engine.deps().control.clone();
+    let job_id = control.create_sync_job(connector, JobType::Full, TriggerMethod::OnDemand).await.unwrap();
+    let task = {
+        let (engine, job_id) = (engine.clone(), job_id.clone());
+        tokio::spawn(async move { engine.run_job(&job_id, &CancellationToken::new()).await.expect("run job") })
+    };
+    (job_id, task)
+}
+
+async fn wait_indexed(engine: &Engine, job_id: &str, at_least: u64) {
+    let live = engine.live();
+    wait_for(&format!("{at_least} documents indexed"), LIMIT, || {
+        live.progress(job_id).is_some_and(|p| p.counters().indexed >= at_least)
+    })
+    .await;
+}
+
+fn breaker_json(engine: &Engine, job_id: &str) -> Value {
+    engine.live().progress(job_id).and_then(|p| p.snapshot().breaker).unwrap_or(Value::Null)
+}
+
+fn standin_ids(standin: &StandIn, index: &str) -> BTreeSet<String> {
+    standin.index_docs(index).into_iter().map(|(id, _)| id).collect()
+}
+
+// 8. ---------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_503s_opens_the_breaker_which_closes_again_and_nothing_is_lost() {
+    let standin = standin(2).await;
+    let (engine, control) = split_engine(&standin, Duration::from_secs(10));
+    let id = generator_connector(control.as_ref(), "burst", "burst", 4000, 0, 4000).await;
+    let (job_id, task) = start(&engine, &id).await;
+    wait_indexed(&engine, &job_id, 200).await;
+
+    standin.faults().fail_requests(Some(0), vec![503; 12]);
+    let report = tokio::time::timeout(LIMIT, task).await.expect("the job ends").unwrap();
+
+    assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
+    assert_eq!((report.counters.indexed, report.counters.dead_lettered), (4000, 0), "{:?}", report.counters);
+    assert!(report.counters.bulk_failures >= 3, "{:?}", report.counters);
+    let breaker = breaker_json(&engine, &job_id);
+    assert!(breaker["times_opened"].as_u64() >= Some(1), "{breaker:#}");
+    assert_eq!(breaker["state"], "closed", "{breaker:#}");
+    assert_eq!(standin_ids(&standin, "burst"), all_ids(4000));
+    assert!(dead_letters(&engine.deps().dlq).is_empty());
+    assert_eq!(standin.sync_job(&job_id).unwrap()["status"], "completed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_down_longer_than_max_open_fails_the_job_and_dead_letters_the_rest() {
+    let standin = standin(2).await;
+    let (engine, control) = split_engine(&standin, Duration::from_millis(800));
+    let id = generator_connector(control.as_ref(), "down", "down", 20_000, 0, 4000).await;
+    let (job_id, task) = start(&engine, &id).await;
+    wait_indexed(&engine, &job_id, 300).await;
+
+    standin.faults().node_down(0, NodeDownMode::Refuse);
+    let report = tokio::time::timeout(LIMIT, task).await.expect("the job ends").unwrap();
+
+    let JobEnd::Failed { error } = &report.end else { panic!("{report:#?}") };
+    assert!(error.contains("circuit breaker") && error.contains("max_open"), "{error}");
+    let c = report.counters;
+    assert!(c.seen < 20_000 && c.dead_lettered > 0, "{c:?}");
+    // Every document the source sent is in the index or in the queue, and never both.
+    let indexed = standin_ids(&standin, "down");
+    let letters = dead_letters(&engine.deps().dlq);
+    let queued: BTreeSet<String> = letters.iter().map(|l| l.doc_id.clone()).collect();
+    assert_eq!(queued.len(), letters.len(), "a document was dead-lettered twice");
+    assert!(indexed.is_disjoint(&queued));
+    let accounted: BTreeSet<String> = indexed.union(&queued).cloned().collect();
+    assert_eq!(accounted, all_ids(c.seen), "indexed {} + dead-lettered {} vs seen {}", indexed.len(), queued.len(), c.seen);
+    assert_eq!((c.indexed, c.dead_lettered), (indexed.len() as u64, queued.len() as u64));
+    for letter in &letters {
+        assert!(!letter.reason.is_empty() && letter.document["id"] == letter.doc_id.as_str(), "{letter:?}");
+    }
+    let job = standin.sync_job(&job_id).unwrap();
+    assert_eq!(job["status"], "error", "{job:#}");
+    assert!(job["error"].as_str().is_some_and(|e| e.contains("circuit breaker")), "{job:#}");
+    assert_eq!(job["indexed_document_count"], c.indexed);
+    let connector = standin.connector(&id).unwrap();
+    assert_eq!(connector["last_sync_status"], "error", "{connector:#}");
+    assert_eq!(connector["status"], "error", "{connector:#}");
+}
+
+// 12. --------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_document_is_accounted_for_through_a_storm_of_faults() {
+    const COUNT: u64 = 20_000;
+    const POISON_EVERY: u64 = 50;
+    let standin = standin(3).await;
+    let faults = standin.faults();
+    faults.reject_field(Some(POISON_FIELD.into()));
+    let es = es_backend(&standin.es_urls());
+    let dlq = memory_dlq();
+    let mut settings = fast_settings();
+    settings.batch_max_docs = 200;
+    let engine = engine_with(es.clone(), es.clone(), dlq.clone(), marking_registry(), "worker-storm", settings, fast_breaker());
+    let id = generator_connector(es.as_ref(), "storm", "storm", COUNT, POISON_EVERY, 8000).await;
+    let (job_id, task) = start(&engine, &id).await;
+
+    // Faults arrive in stages while documents flow.
+    wait_indexed(&engine, &job_id, 1000).await;
+    faults.item_429_ratio(0.2);
+    faults.fail_requests(None, vec![503, 503, 503]);
+    wait_indexed(&engine, &job_id, 4000).await;
+    faults.node_down(1, NodeDownMode::Refuse);
+    wait_indexed(&engine, &job_id, 7000).await;
+    faults.truncate_next(3);
+    wait_indexed(&engine, &job_id, 10_000).await;
+    faults.fail_requests(None, vec![502, 503, 504, 503]);
+    wait_indexed(&engine, &job_id, 13_000).await;
+    faults.truncate_next(2);
+    faults.node_up(1);
+    let report = tokio::time::timeout(LIMIT, task).await.expect("the job ends").unwrap();
+    faults.clear();
+
+    assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
+    let poisoned = poisoned_ids(COUNT, POISON_EVERY);
+    let good: BTreeSet<String> = all_ids(COUNT).difference(&poisoned).cloned().collect();
+    let c = report.counters;
+    assert_eq!((c.seen, c.indexed, c.dead_lettered), (COUNT, good.len() as u64, poisoned.len() as u64), "{c:?}");
+    assert!(c.retried > 0 && c.bulk_failures > 0, "the faults did not bite: {c:?}");
+    assert_eq!(standin_ids(&standin, "storm"), good);
+    let letters = dead_letters(&dlq);
+    let queued: BTreeSet<String> = letters.iter().map(|l| l.doc_id.clone()).collect();
+    assert_eq!(queued.len(), letters.len(), "a document was dead-lettered twice");
+    assert_eq!(queued, poisoned);
+    for letter in &letters {
+        assert_eq!(letter.error_type, "document_parsing_exception", "{letter:?}");
+        assert!(letter.reason.contains("failed to parse field [poison]"), "{letter:?}");
+        assert_eq!(letter.attempts, 1, "{letter:?}");
+        assert_eq!(letter.document["id"], letter.doc_id.as_str());
+    }
+    let job = es.get_sync_job(&job_id).await.unwrap();
+    assert_eq!((job.indexed_document_count, job.total_document_count), (good.len() as u64, Some(good.len() as u64)));
+}
