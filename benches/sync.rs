@@ -174,7 +174,8 @@ async fn bulk_role() -> BenchResult<()> {
                     let status = response.status();
                     let answer = response.bytes().await.map_err(|e| e.to_string())?;
                     let head = answer.get(..answer.len().min(64)).unwrap_or_default();
-                    if !status.is_success() || !head.windows(16).any(|w| w == b"\"errors\":false") {
+                    const NO_ERRORS: &[u8] = b"\"errors\":false";
+                    if !status.is_success() || !head.windows(NO_ERRORS.len()).any(|w| w == NO_ERRORS) {
                         return Err(format!("bulk answered {status}: {}", String::from_utf8_lossy(head)));
                     }
                 }

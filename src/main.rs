@@ -2,11 +2,13 @@
 //! profile, and hand over to the CLI. Everything else lives in the library.
 
 use clap::Parser;
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use syncdeck::cli::error::EXIT_FAILED;
 use syncdeck::cli::output::Output;
 use syncdeck::cli::{self, Cli, CliError, Command, Context};
 use syncdeck::config::{self, Overrides};
+use syncdeck::console::ConsoleOptions;
 use syncdeck::paths::Paths;
 
 fn main() -> ExitCode {
@@ -41,12 +43,27 @@ fn run(cli: Cli) -> Result<(), CliError> {
         read_only: cli.global.read_only,
     };
     let loaded = config::load(&paths, &overrides, &env).map_err(|e| CliError::usage(e.to_string()))?;
+    // No subcommand on a terminal opens the console; elsewhere (pipes, scripts) the overview.
+    let console = (cli.command.is_none() && !cli.global.json && std::io::stdout().is_terminal()).then(|| ConsoleOptions {
+        paths: paths.clone(),
+        overrides: overrides.clone(),
+        ui: loaded.ui.clone(),
+        profile_names: loaded.profile_names.clone(),
+        attach: cli.global.attach.clone(),
+        theme: cli.global.theme.clone(),
+        log_tail: Some(_log.tail()),
+    });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| CliError { code: EXIT_FAILED, message: format!("cannot start the runtime: {e}") })?;
     runtime.block_on(async move {
         let mut ctx = Context::build(loaded, paths, Output::stdout(cli.global.json))?;
+        if let Some(options) = console {
+            return syncdeck::console::run(ctx, options)
+                .await
+                .map_err(|e| CliError { code: EXIT_FAILED, message: format!("console: {e}") });
+        }
         let result = cli::run(&mut ctx, cli.command).await;
         if let Err(e) = &result {
             tracing::warn!(code = e.code, error = %e.message, "command failed");

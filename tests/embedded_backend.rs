@@ -489,10 +489,12 @@ async fn other_updates_write_their_fields() {
     };
     backend.update_pipeline("c", &pipeline).await.unwrap();
     backend.check_in_connector("c").await.unwrap();
-    let mut scheduling = Scheduling::default();
-    scheduling.full = ScheduleConfig {
-        enabled: true,
-        interval: "0 */5 * * * ?".into(),
+    let mut scheduling = Scheduling {
+        full: ScheduleConfig {
+            enabled: true,
+            interval: "0 */5 * * * ?".into(),
+        },
+        ..Scheduling::default()
     };
     backend.update_scheduling("c", &scheduling).await.unwrap();
     scheduling.incremental.interval = "*/5 * * * *".into();

@@ -24,7 +24,7 @@ use syncdeck::engine::runner::{Engine, JobEnd, JobReport};
 use syncdeck::engine::service::{ServeOptions, serve};
 use syncdeck::engine::status;
 use syncdeck::model::{
-    ConnectorStatus, FilteringRule, JobStatus, JobType, RulePolicy, RuleType, Timestamp,
+    ConnectorStatus, FilteringRule, FilteringValidation, JobStatus, JobType, RulePolicy, RuleType, Timestamp,
     TriggerMethod,
 };
 use syncdeck::sources::DirectoryFactory;
@@ -90,7 +90,7 @@ async fn embedded_full_sync_indexes_good_documents_and_dead_letters_mapping_fail
     let poisoned = poisoned_ids(2000, 100);
     assert_eq!(poisoned.len(), 20);
     let expected: BTreeSet<String> = all_ids(2000).difference(&poisoned).cloned().collect();
-    assert_eq!(store_ids(&backend, "gen").await, expected);
+    assert_ids(&store_ids(&backend, "gen").await, &expected, "index");
     assert_eq!(backend.count("gen").await.unwrap(), 1980);
 
     let source = generator(2000, 100);
@@ -144,7 +144,7 @@ async fn elasticsearch_full_sync_writes_documents_dead_letters_and_the_final_job
     assert_eq!((report.counters.indexed, report.counters.dead_lettered), (1980, 20), "{report:#?}");
     let poisoned = poisoned_ids(2000, 100);
     let expected: BTreeSet<String> = all_ids(2000).difference(&poisoned).cloned().collect();
-    assert_eq!(standin_ids(&standin, "gen-es"), expected);
+    assert_ids(&standin_ids(&standin, "gen-es"), &expected, "index gen-es");
     let letters = dead_letters(&dlq);
     assert_eq!(letters.iter().map(|l| l.doc_id.clone()).collect::<BTreeSet<_>>(), poisoned);
     for letter in &letters {
@@ -192,7 +192,7 @@ async fn full_sync_deletes_more_than_ten_thousand_stale_documents_by_pit_pages()
 
     assert_completed(&report);
     assert_eq!((report.counters.indexed, report.counters.deleted), (3000, 12_000), "{report:#?}");
-    assert_eq!(standin_ids(&standin, "big"), all_ids(3000));
+    assert_ids(&standin_ids(&standin, "big"), &all_ids(3000), "index big");
     assert!(dead_letters(&dlq).is_empty());
     let job = es.get_sync_job(&job_id).await.unwrap();
     assert_eq!((job.deleted_document_count, job.total_document_count), (12_000, Some(3000)));
@@ -226,7 +226,7 @@ async fn a_second_full_sync_skips_unchanged_generator_documents() {
     assert_eq!((c.seen, c.indexed, c.skipped, c.deleted), (1500, 0, 1500, 0), "{c:?}");
     let bulks = standin.requests().iter().filter(|r| r.path.ends_with("/_bulk")).count();
     assert_eq!(bulks, 0, "nothing to write, so no bulk request");
-    assert_eq!(standin_ids(&standin, "same"), all_ids(1500));
+    assert_ids(&standin_ids(&standin, "same"), &all_ids(1500), "index same");
     let job = es.get_sync_job(&job_id).await.unwrap();
     assert_eq!((job.status, job.indexed_document_count, job.total_document_count), (JobStatus::Completed, 0, Some(1500)));
 }
@@ -262,13 +262,15 @@ async fn unchanged_files_are_skipped_without_reading_their_content() {
     set_mtime(&path, mtime);
     let (_, second) = run(&engine, &id, JobType::Full).await;
     assert_completed(&second);
-    assert_eq!((second.counters.indexed, second.counters.skipped), (0, 5), "{:?}", second.counters);
+    let c = second.counters;
+    assert_eq!((c.indexed + c.updated, c.skipped, c.bulk_requests), (0, 5, 0), "{c:?}");
     assert_eq!(body(backend.get_document("files", "f2.txt").await.unwrap()), "original text 2");
 
     // The control: once the timestamp moves, the file is read and indexed again.
     set_mtime(&path, mtime + Duration::from_secs(5));
     let (_, third) = run(&engine, &id, JobType::Full).await;
-    assert_eq!((third.counters.indexed, third.counters.skipped), (1, 4), "{:?}", third.counters);
+    let c = third.counters;
+    assert_eq!((c.indexed + c.updated, c.skipped), (1, 4), "{c:?}");
     assert_eq!(body(backend.get_document("files", "f2.txt").await.unwrap()), "rewritten text");
 }
 
@@ -300,7 +302,8 @@ async fn incremental_syncs_index_only_changed_files_and_advance_the_cursor() {
     let (job_id, inc) = run(&engine, &id, JobType::Incremental).await;
     assert_completed(&inc);
     let c = inc.counters;
-    assert_eq!((c.seen, c.indexed, c.deleted), (1, 1, 0), "{c:?}");
+    // `updated`: the document was in the index already.
+    assert_eq!((c.seen, c.indexed + c.updated, c.deleted), (1, 1, 0), "{c:?}");
     let job = backend.get_sync_job(&job_id).await.unwrap();
     assert_eq!(job.job_type, JobType::Incremental);
     assert_eq!(cursor_time(&job.connector.sync_cursor), after_full, "the job starts from the saved cursor");
@@ -311,7 +314,7 @@ async fn incremental_syncs_index_only_changed_files_and_advance_the_cursor() {
 
     let (_, idle) = run(&engine, &id, JobType::Incremental).await;
     assert_completed(&idle);
-    assert_eq!((idle.counters.seen, idle.counters.indexed), (0, 0), "{:?}", idle.counters);
+    assert_eq!((idle.counters.seen, idle.counters.indexed + idle.counters.updated), (0, 0), "{:?}", idle.counters);
     assert_eq!(cursor_time(&backend.get_connector(&id).await.unwrap().sync_cursor), after_inc);
     assert_eq!(backend.count("notes").await.unwrap(), 6);
 }
@@ -335,7 +338,10 @@ async fn active_exclude_rules_keep_documents_out_and_delete_them_on_a_full_sync(
     // A draft alone changes nothing: jobs use the active rules.
     let (_, draft_only) = run(&engine, &id, JobType::Full).await;
     assert_eq!((draft_only.counters.deleted, draft_only.counters.skipped), (0, 400));
-    es.client().connectors().activate_filtering(&id).await.unwrap();
+    // What a connectors service does with an edited draft (PROTOCOL §5.2): validate, activate.
+    let connectors = es.client().connectors();
+    connectors.update_filtering_validation(&id, &FilteringValidation::default()).await.unwrap();
+    connectors.activate_filtering(&id).await.unwrap();
 
     let (job_id, ruled) = run(&engine, &id, JobType::Full).await;
 
@@ -344,7 +350,7 @@ async fn active_exclude_rules_keep_documents_out_and_delete_them_on_a_full_sync(
     assert!(snapshot.rules.iter().any(|r| r.id == "no-alpha"), "{snapshot:?}");
     assert_eq!(ruled.counters.deleted, alpha.len() as u64, "{:?}", ruled.counters);
     let expected: BTreeSet<String> = all_ids(400).difference(&alpha).cloned().collect();
-    assert_eq!(standin_ids(&standin, "rules"), expected);
+    assert_ids(&standin_ids(&standin, "rules"), &expected, "index rules");
     assert!(standin.index_docs("rules").iter().all(|(_, d)| d["category"] != "alpha"));
 }
 
@@ -365,7 +371,7 @@ async fn numeric_rules_compare_as_numbers_on_the_embedded_backend() {
         .map(|i| format!("doc-{i}"))
         .collect();
     assert!(kept.len() > 100 && kept.len() < 400, "{} kept", kept.len());
-    assert_eq!(store_ids(&backend, "num").await, kept);
+    assert_ids(&store_ids(&backend, "num").await, &kept, "index num");
     assert_eq!((report.counters.indexed, report.counters.skipped), (kept.len() as u64, 500 - kept.len() as u64));
 }
 
@@ -385,7 +391,7 @@ async fn per_item_429s_are_retried_until_every_document_is_indexed() {
     assert!(report.counters.retried >= 400, "{:?}", report.counters);
     assert_eq!(report.counters.dead_lettered, 0);
     assert!(dead_letters(&dlq).is_empty());
-    assert_eq!(standin_ids(&standin, "busy"), all_ids(2000));
+    assert_ids(&standin_ids(&standin, "busy"), &all_ids(2000), "index busy");
 }
 
 // 9. ---------------------------------------------------------------------------------------
@@ -513,7 +519,7 @@ async fn two_serve_workers_run_every_job_exactly_once() {
             .filter(|r| &r.job_id == job_id && matches!(&r.end, JobEnd::Skipped { reason } if reason.starts_with("claimed by another worker")))
             .count();
         assert_eq!(claims, 1 + lost, "job {job_id}: {claims} claims, {lost} refused");
-        assert_eq!(standin_ids(&standin, connector), all_ids(*count), "index of {connector}");
+        assert_ids(&standin_ids(&standin, connector), &all_ids(*count), connector);
         let doc = standin.connector(connector).unwrap();
         assert_eq!(doc["last_sync_status"], "completed", "{doc:#}");
     }
@@ -548,7 +554,7 @@ async fn retrying_dead_letters_keeps_failures_and_removes_successes() {
     let fixed = retry_dead_letters(es.clone(), dlq.clone(), entries, &settings, &fast_breaker(), &cancel).await.unwrap();
     assert_eq!((fixed.succeeded.len(), fixed.failed.len()), (20, 0), "{fixed:?}");
     assert_eq!(dlq.count(&DlqFilter::default()).unwrap(), 0);
-    assert_eq!(standin_ids(&standin, "retry"), all_ids(1000));
+    assert_ids(&standin_ids(&standin, "retry"), &all_ids(1000), "index retry");
     let docs: BTreeMap<String, Value> = standin.index_docs("retry").into_iter().collect();
     let source = generator(1000, 50);
     assert_eq!(docs["doc-49"]["title"], source.document(49).fields["title"]);

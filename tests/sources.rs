@@ -275,6 +275,28 @@ async fn generator_throughput() {
         "generator: {n} docs of ~1 KiB in {secs:.2} s = {:.0} docs/s",
         n as f64 / secs
     );
+
+    // The generation alone, without the channel.
+    let alone = syncdeck::sources::GeneratorSource::new(syncdeck::sources::GeneratorSettings {
+        count,
+        doc_bytes: 1024,
+        seed: 42,
+        rate: 0,
+        poison_every: 0,
+    });
+    // CPU time of this thread (Linux), so a busy machine does not skew the figure.
+    let cpu_ns = || {
+        std::fs::read_to_string("/proc/thread-self/schedstat")
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+    };
+    let (start, cpu_start) = (std::time::Instant::now(), cpu_ns());
+    let fields: usize = (0..count).map(|i| alone.document(i).fields.len()).sum();
+    let wall = start.elapsed().as_secs_f64() * 1e9 / count as f64;
+    let cpu = cpu_ns().zip(cpu_start).map_or("n/a".to_string(), |(b, a)| {
+        format!("{:.0}", (b - a) / count as f64)
+    });
+    println!("generation alone: {wall:.0} ns/doc wall, {cpu} ns/doc CPU ({fields} fields)");
 }
 
 // ---------------------------------------------------------------- ndjson

@@ -45,6 +45,13 @@ pub struct GlobalArgs {
     /// Log level or filter for the log file (env SYNCDECK_LOG), e.g. debug or syncdeck=trace.
     #[arg(long, global = true, value_name = "LEVEL")]
     pub log_level: Option<String>,
+    /// Console: watch the live syncs of a headless `syncdeck serve --listen ADDR` on this host.
+    #[arg(long, global = true, value_name = "ADDR")]
+    pub attach: Option<String>,
+    /// Console colour theme: default, light, high-contrast, monochrome, or themes/NAME.toml
+    /// beside the config file.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub theme: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

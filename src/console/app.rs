@@ -192,7 +192,7 @@ pub struct ConnectorDetail {
 /// Screens pushed over the main view.
 #[derive(Debug, Clone)]
 pub enum Screen {
-    ConnectorDetail(ConnectorDetail),
+    ConnectorDetail(Box<ConnectorDetail>),
     JobDetail { id: String, scroll: u16 },
     DeadLetterDetail { id: i64, scroll: u16 },
     Editor(Box<ConfigEditor>),
@@ -778,7 +778,7 @@ fn run_console_command(state: &mut AppState, input: &str) -> Vec<Effect> {
         }
         Ok(ConsoleCommand::Refresh) => refresh_now(state),
         Ok(ConsoleCommand::Profile(name)) => {
-            if !state.settings.profiles.iter().any(|p| *p == name) {
+            if !state.settings.profiles.contains(&name) {
                 toast(state, ToastLevel::Warn, format!("no profile '{name}' (known: {})", state.settings.profiles.join(", ")));
                 return Vec::new();
             }
@@ -1338,7 +1338,7 @@ fn open_detail(state: &mut AppState) -> Vec<Effect> {
                 return Vec::new();
             };
             let connector = state.connectors.selected().cloned();
-            state.screens.push(Screen::ConnectorDetail(ConnectorDetail { id: id.clone(), connector, jobs: Vec::new(), error: None, scroll: 0 }));
+            state.screens.push(Screen::ConnectorDetail(Box::new(ConnectorDetail { id: id.clone(), connector, jobs: Vec::new(), error: None, scroll: 0 })));
             vec![Effect::LoadConnectorDetail(id)]
         }
         ViewId::Jobs => {

@@ -293,7 +293,7 @@ impl ConfigEditor {
         if !f.field.sensitive {
             return false;
         }
-        let FieldInput::Line(t) | FieldInput::Lines(t) = &mut f.input else {
+        let (FieldInput::Line(t) | FieldInput::Lines(t)) = &mut f.input else {
             return false;
         };
         if self.revealed.as_deref() == Some(f.key.as_str()) {
@@ -434,10 +434,11 @@ mod tests {
         let mut e = ConfigEditor::new(&connector());
         e.move_focus(1);
         assert_eq!(e.fields[e.focus].key, "port");
-        e.input(plain_key(KeyCode::Char('0')));
-        assert_eq!(e.current_value(1).unwrap(), json!(54320));
+        type_text(&mut e, "00");
+        assert_eq!(e.current_value(1).unwrap(), json!(543200));
         assert!(e.issues.get("port").is_some_and(|m| m[0].contains("less")), "{:?}", e.issues);
         assert!(e.prepare_save().is_err());
+        e.input(plain_key(KeyCode::Backspace));
         e.input(plain_key(KeyCode::Backspace));
         assert!(e.issues.is_empty());
         e.move_focus(1);

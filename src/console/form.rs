@@ -98,6 +98,7 @@ impl Form {
     pub fn kibana_execute(id: &str, name: &str) -> Self {
         let mut doc = TextArea::new(vec!["{".to_string(), "  \"message\": \"hello from syncdeck\"".to_string(), "}".to_string()]);
         doc.move_cursor(ratatui_textarea::CursorMove::Bottom);
+        doc.move_cursor(ratatui_textarea::CursorMove::End);
         let fields = vec![field("Document (JSON object or array)", Some("ctrl-s runs the connector"), FieldInput::Lines(doc))];
         Self::new(FormPurpose::KibanaExecute { id: id.into(), name: name.into() }, format!("Execute '{name}'"), fields)
     }

@@ -320,7 +320,7 @@ impl Keymap {
                 }
                 let desc = b
                     .desc
-                    .or_else(|| old_desc)
+                    .or(old_desc)
                     .or_else(|| list.iter().find(|x| x.command == b.run).map(|x| x.desc.clone()))
                     .unwrap_or_else(|| format!("{:?}", b.run));
                 list.push(Binding { key, command: b.run, desc });

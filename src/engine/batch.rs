@@ -52,8 +52,8 @@ struct Building {
 }
 
 impl Building {
-    fn new(capacity: usize) -> Self {
-        Self { body: Vec::with_capacity(capacity), items: Vec::new(), created: Instant::now() }
+    fn new(capacity: usize, items: usize) -> Self {
+        Self { body: Vec::with_capacity(capacity), items: Vec::with_capacity(items), created: Instant::now() }
     }
 
     fn is_empty(&self) -> bool {
@@ -80,7 +80,7 @@ impl Batch {
     /// A new batch holding only some items of this one (retries), reusing their bytes.
     pub fn subset(&self, seq: u64, items: &[BatchItem]) -> Batch {
         let size: usize = items.iter().map(|i| i.end - i.start).sum();
-        let mut out = Building::new(size);
+        let mut out = Building::new(size, items.len());
         for item in items {
             let start = out.body.len();
             out.body.extend_from_slice(self.body.get(item.start..item.end).unwrap_or_default());
@@ -97,6 +97,12 @@ impl Batch {
         Batch { seq, body: Bytes::from(out.body), items: out.items, created: Instant::now() }
     }
 }
+
+/// The first body's capacity; later bodies reserve the size of the previous one and an eighth
+/// more, so a body rarely grows and never reserves megabytes it will not use (reserved pages
+/// that a later allocation happens to touch made the RSS creep up over long syncs).
+const FIRST_BODY_CAPACITY: usize = 256 * 1024;
+const MAX_BODY_CAPACITY: usize = 8 * 1024 * 1024;
 
 /// Limits of one bulk body.
 #[derive(Debug, Clone, Copy)]
@@ -124,8 +130,8 @@ impl BatchBuilder {
             .into_bytes(),
             None => Vec::new(),
         };
-        let capacity = limits.max_bytes.min(8 * 1024 * 1024);
-        Self { limits, pipeline_fields, current: Building::new(capacity), next_seq: 1 }
+        let capacity = limits.max_bytes.min(FIRST_BODY_CAPACITY);
+        Self { limits, pipeline_fields, current: Building::new(capacity, 0), next_seq: 1 }
     }
 
     /// Bytes in the batch being built.
@@ -150,9 +156,8 @@ impl BatchBuilder {
         write_action(&mut self.current.body, "index", &id);
         let source_start = self.current.body.len();
         // The body carries `id` and `_timestamp` first, then the pipeline flags, then the
-        // source's fields (minus any of ours it also set).
-        fields.remove("id");
-        fields.remove("_timestamp");
+        // source's fields (minus any of ours it also set, skipped while writing: removing
+        // them from the map would cost two lookups a document and reorder the rest).
         let body = &mut self.current.body;
         body.extend_from_slice(b"{\"id\":");
         write_json_str(body, &id);
@@ -161,7 +166,7 @@ impl BatchBuilder {
             write_json_str(body, ts);
         }
         body.extend_from_slice(&self.pipeline_fields);
-        append_fields(body, fields);
+        append_fields(body, fields, &["id", "_timestamp"]);
         body.push(b'\n');
         self.finish_item(id, BulkOp::Index, item_start, source_start)
     }
@@ -238,8 +243,10 @@ impl BatchBuilder {
 
     fn take_current(&mut self) -> Batch {
         let seq = self.next_seq();
-        let capacity = self.limits.max_bytes.min(8 * 1024 * 1024);
-        let done = std::mem::replace(&mut self.current, Building::new(capacity));
+        // The next body is likely the size of this one: reserve that and an eighth more.
+        let (used, docs) = (self.current.body.len(), self.current.items.len());
+        let capacity = (used + used / 8).min(self.limits.max_bytes).min(MAX_BODY_CAPACITY);
+        let done = std::mem::replace(&mut self.current, Building::new(capacity, docs));
         Batch { seq, body: Bytes::from(done.body), items: done.items, created: done.created }
     }
 }
@@ -263,21 +270,123 @@ pub fn hash_id(id: &str) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn write_json_str(body: &mut Vec<u8>, s: &str) {
-    // Serialising a str into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *body, s);
+/// How `serde_json` escapes each byte of a string: 0 for none, `u` for `\u00XX`, else the
+/// letter after the backslash.
+const ESCAPE: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        table[i] = b'u';
+        i += 1;
+    }
+    table[0x08] = b'b';
+    table[0x09] = b't';
+    table[0x0a] = b'n';
+    table[0x0c] = b'f';
+    table[0x0d] = b'r';
+    table[b'"' as usize] = b'"';
+    table[b'\\' as usize] = b'\\';
+    table
+};
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Whether any of the eight bytes of `word` needs escaping: a control byte, `"` or `\`.
+/// (Bit tricks from "Bit Twiddling Hacks": `has_less(x, n)`, exact for n <= 128.)
+const fn needs_escape(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    const fn has_less(x: u64, n: u64) -> bool {
+        x.wrapping_sub(ONES * n) & !x & HIGHS != 0
+    }
+    has_less(word, 0x20) || has_less(word ^ (ONES * b'"' as u64), 1) || has_less(word ^ (ONES * b'\\' as u64), 1)
 }
 
-/// Appends `,"k":v,...}` (or `}` for no fields) after an already opened object.
-fn append_fields(body: &mut Vec<u8>, fields: &Map<String, Value>) {
-    if fields.is_empty() {
-        body.push(b'}');
-        return;
+/// A JSON string, byte for byte as `serde_json` writes it, eight plain bytes at a time: most
+/// of a document's bytes are text that needs no escaping.
+fn write_json_str(body: &mut Vec<u8>, s: &str) {
+    let bytes = s.as_bytes();
+    body.reserve(bytes.len() + 2);
+    body.push(b'"');
+    let mut copied = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        if let Some(chunk) = bytes.get(i..i + 8).and_then(|c| <[u8; 8]>::try_from(c).ok()) {
+            if !needs_escape(u64::from_le_bytes(chunk)) {
+                i += 8;
+                continue;
+            }
+        }
+        let byte = bytes[i];
+        let escape = ESCAPE[byte as usize];
+        i += 1;
+        if escape == 0 {
+            continue;
+        }
+        body.extend_from_slice(&bytes[copied..i - 1]);
+        copied = i;
+        body.push(b'\\');
+        if escape == b'u' {
+            body.extend_from_slice(b"u00");
+            body.push(HEX[(byte >> 4) as usize]);
+            body.push(HEX[(byte & 0xf) as usize]);
+        } else {
+            body.push(escape);
+        }
     }
-    let at = body.len();
-    let _ = serde_json::to_writer(&mut *body, fields);
-    // The map was written as `{...}`: turn its opening brace into the separator.
-    body[at] = b',';
+    body.extend_from_slice(&bytes[copied..]);
+    body.push(b'"');
+}
+
+/// Compact JSON, byte for byte what `serde_json::to_writer` writes, with the string fast path.
+fn write_value(body: &mut Vec<u8>, value: &Value) {
+    match value {
+        Value::Null => body.extend_from_slice(b"null"),
+        Value::Bool(true) => body.extend_from_slice(b"true"),
+        Value::Bool(false) => body.extend_from_slice(b"false"),
+        // Serialising a number into a Vec cannot fail.
+        Value::Number(n) => {
+            let _ = serde_json::to_writer(&mut *body, n);
+        }
+        Value::String(s) => write_json_str(body, s),
+        Value::Array(items) => {
+            body.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    body.push(b',');
+                }
+                write_value(body, item);
+            }
+            body.push(b']');
+        }
+        Value::Object(map) => {
+            body.push(b'{');
+            for (i, (key, item)) in map.iter().enumerate() {
+                if i > 0 {
+                    body.push(b',');
+                }
+                write_json_str(body, key);
+                body.push(b':');
+                write_value(body, item);
+            }
+            body.push(b'}');
+        }
+    }
+}
+
+/// Appends `,"k":v,...}` (or `}` for no fields) after an already opened, non-empty object,
+/// leaving out the keys in `skip`.
+fn append_fields(body: &mut Vec<u8>, fields: &Map<String, Value>, skip: &[&str]) {
+    for (key, value) in fields {
+        if skip.contains(&key.as_str()) {
+            continue;
+        }
+        body.push(b',');
+        write_json_str(body, key);
+        body.push(b':');
+        write_value(body, value);
+    }
+    body.push(b'}');
 }
 
 #[cfg(test)]
@@ -368,5 +477,37 @@ mod tests {
         assert_eq!(l[0]["index"]["_id"].as_str().unwrap().len(), 64);
         assert_eq!(l[1]["id"], long.as_str());
         assert_eq!(batch.items[0].id, long);
+    }
+
+    #[test]
+    fn strings_are_escaped_exactly_as_serde_json_does() {
+        let mut samples: Vec<String> = (0u8..=0x7f).map(|b| format!("ab{}cdefghij{}", b as char, b as char)).collect();
+        samples.extend(["", "\"", "\\", "12345678", "1234567\"", "é ü 日本語 \u{1F600}", "\u{7f}\u{80}\u{2028}"].map(String::from));
+        samples.push("plain text that is long enough for several eight-byte words".repeat(3));
+        for s in &samples {
+            let mut out = Vec::new();
+            write_json_str(&mut out, s);
+            assert_eq!(out, serde_json::to_vec(s).unwrap(), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn values_are_written_exactly_as_serde_json_does() {
+        let v = json!({"n": null, "t": true, "f": false, "i": -12, "u": 18446744073709551615u64, "x": 1.5e-7,
+            "s": "a\u{1}b\n", "a": [1, "two", [], {}], "o": {"k\"": {"deep": [null]}}});
+        let mut out = Vec::new();
+        write_value(&mut out, &v);
+        assert_eq!(out, serde_json::to_vec(&v).unwrap());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_string_is_escaped_as_serde_json_does(s in ".*", t in "[\\x00-\\x7f]{0,40}") {
+            for s in [&s, &t] {
+                let mut out = Vec::new();
+                write_json_str(&mut out, s);
+                proptest::prop_assert_eq!(out, serde_json::to_vec(s).unwrap());
+            }
+        }
     }
 }

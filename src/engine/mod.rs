@@ -17,3 +17,4 @@ pub mod progress;
 pub mod schedule;
 pub mod sink;
 pub mod status;
+pub mod transform;

@@ -30,6 +30,8 @@ pub struct PipelineSettings {
     pub rules: Option<RuleEngine>,
     /// The connector's pipeline flags, copied into each document.
     pub pipeline: Option<Pipeline>,
+    /// Field blocking and hashing, applied before serialisation (index and DLQ alike).
+    pub transform: Option<super::transform::FieldTransform>,
 }
 
 /// The result of a pipeline that ran to the end.
@@ -123,7 +125,8 @@ pub async fn run(
                         workers.send(batch).await?;
                     }
                 }
-                SourceItem::Update(doc) => {
+                SourceItem::Update(mut doc) => {
+                    super::transform::apply(settings.transform.as_ref(), &mut doc.fields);
                     seen_count += 1;
                     parts.progress.add_seen(1);
                     seen.insert(&doc.id);
@@ -136,7 +139,8 @@ pub async fn run(
                         workers.send(batch).await?;
                     }
                 }
-                SourceItem::Invalid { id, reason, raw } => {
+                SourceItem::Invalid { id, reason, mut raw } => {
+                    if let Some(t) = &settings.transform { t.apply_to_raw(&mut raw); }
                     seen_count += 1;
                     parts.progress.add_seen(1);
                     dead_letter_invalid(&parts, &index, id, reason, raw).await?;
@@ -221,6 +225,7 @@ async fn upsert(
             }
         }
     }
+    super::transform::apply(settings.transform.as_ref(), &mut doc.fields);
     builder.push_index(doc.id, doc.timestamp.as_deref(), &mut doc.fields)
 }
 
@@ -298,11 +303,57 @@ fn id_hash(id: &str) -> u64 {
     h.finish()
 }
 
+/// Where each run of sorted 64-bit hashes sharing their top bits starts, about four hashes a
+/// bucket: a lookup reads one table entry and searches a few neighbours, instead of a binary
+/// search whose ~20 probes each miss the cache once the set outgrows it (a million ids).
+#[derive(Default)]
+struct Buckets {
+    /// `starts[b]..starts[b + 1]` holds the hashes whose top bits are `b`; empty for small
+    /// sets, which are searched whole.
+    starts: Vec<u32>,
+    shift: u32,
+}
+
+impl Buckets {
+    /// `sorted` must be in ascending order.
+    fn new(sorted: impl ExactSizeIterator<Item = u64>) -> Self {
+        let len = sorted.len();
+        if len < 64 || len > u32::MAX as usize {
+            return Self::default();
+        }
+        let bits = (usize::BITS - 1 - len.leading_zeros()).saturating_sub(2).clamp(1, 30);
+        let shift = 64 - bits;
+        let buckets = 1usize << bits;
+        let mut starts = Vec::with_capacity(buckets + 1);
+        for (i, hash) in sorted.enumerate() {
+            let bucket = (hash >> shift) as usize;
+            while starts.len() <= bucket {
+                starts.push(i as u32);
+            }
+        }
+        starts.resize(buckets + 1, len as u32);
+        Self { starts, shift }
+    }
+
+    /// The positions that may hold `hash` in a set of `len`.
+    fn range(&self, hash: u64, len: usize) -> std::ops::Range<usize> {
+        if self.starts.is_empty() {
+            return 0..len;
+        }
+        let bucket = (hash >> self.shift) as usize;
+        match (self.starts.get(bucket), self.starts.get(bucket + 1)) {
+            (Some(&start), Some(&end)) => start as usize..end as usize,
+            _ => 0..len,
+        }
+    }
+}
+
 /// Hashes of the ids a sync saw: 8 bytes a document, sorted once at the end. A collision
 /// can only keep a stale document (never delete a live one).
 #[derive(Default)]
 struct SeenIds {
     hashes: Vec<u64>,
+    buckets: Buckets,
     sorted: bool,
 }
 
@@ -315,13 +366,16 @@ impl SeenIds {
     fn finish(mut self) -> Self {
         self.hashes.sort_unstable();
         self.hashes.dedup();
+        self.buckets = Buckets::new(self.hashes.iter().copied());
         self.sorted = true;
         self
     }
 
     fn contains(&self, id: &str) -> bool {
         debug_assert!(self.sorted);
-        self.hashes.binary_search(&id_hash(id)).is_ok()
+        let hash = id_hash(id);
+        let range = self.buckets.range(hash, self.hashes.len());
+        self.hashes.get(range).is_some_and(|near| near.binary_search(&hash).is_ok())
     }
 }
 
@@ -329,6 +383,7 @@ impl SeenIds {
 /// that did not change (and their content fetch).
 struct ExistingDocs {
     entries: Vec<(u64, u64)>,
+    buckets: Buckets,
 }
 
 impl ExistingDocs {
@@ -336,7 +391,7 @@ impl ExistingDocs {
         let scan_error = |source| PipelineError::Scan { index: index.to_string(), source };
         let mut entries = Vec::new();
         if !store.index_exists(index).await.map_err(scan_error)? {
-            return Ok(Self { entries });
+            return Ok(Self { entries, buckets: Buckets::default() });
         }
         let mut scan = store.scan_ids(index, 1000).await.map_err(scan_error)?;
         let result = async {
@@ -355,13 +410,17 @@ impl ExistingDocs {
         }
         result?;
         entries.sort_unstable();
-        Ok(Self { entries })
+        let buckets = Buckets::new(entries.iter().map(|(id, _)| *id));
+        Ok(Self { entries, buckets })
     }
 
     fn unchanged(&self, id: &str, timestamp: &str) -> bool {
         let key = id_hash(id);
-        match self.entries.binary_search_by_key(&key, |(k, _)| *k) {
-            Ok(i) => self.entries[i].1 == id_hash(timestamp),
+        let Some(near) = self.entries.get(self.buckets.range(key, self.entries.len())) else {
+            return false;
+        };
+        match near.binary_search_by_key(&key, |(k, _)| *k) {
+            Ok(i) => near.get(i).is_some_and(|(_, ts)| *ts == id_hash(timestamp)),
             Err(_) => false,
         }
     }
@@ -424,20 +483,24 @@ impl Workers {
                 let progress = parts.progress.clone();
                 tokio::spawn(async move {
                     let mut total = Delivered::default();
+                    let mut failure = None;
                     loop {
                         let next = { rx.lock().await.recv().await };
-                        let Some((batch, permit)) = next else { return Ok(total) };
+                        let Some((batch, permit)) = next else {
+                            return failure.map_or(Ok(total), Err);
+                        };
                         let seq = batch.seq;
                         let (bytes, docs) = (batch.body.len() as u64, batch.len() as u64);
                         let result = sink.deliver(batch, &cancel).await;
                         drop(permit);
                         {
                             let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
-                            s.in_flight.remove(&seq);
                             s.queued_bytes = s.queued_bytes.saturating_sub(bytes);
                             s.queued_docs = s.queued_docs.saturating_sub(docs);
                             progress.set_queue(s.queued_bytes, s.queued_docs);
+                            // An unsettled batch keeps holding back the checkpoints after it.
                             if result.is_ok() {
+                                s.in_flight.remove(&seq);
                                 s.release();
                             }
                         }
@@ -448,10 +511,17 @@ impl Workers {
                                 total.deleted += d.deleted;
                                 total.dead_lettered += d.dead_lettered;
                             }
+                            // The job was canceled: stop at once.
+                            Err(SinkError::Canceled) => return Err(SinkError::Canceled),
                             Err(e) => {
-                                // One worker's fatal error stops the others.
-                                cancel.cancel();
-                                return Err(e);
+                                // One worker's fatal error ends the sync: the source stops, and
+                                // every worker dead-letters what it holds and what is still
+                                // queued, so nothing the source sent is lost.
+                                if failure.is_none() {
+                                    sink.abort(e.to_string());
+                                    cancel.cancel();
+                                    failure = Some(e);
+                                }
                             }
                         }
                     }
@@ -515,3 +585,47 @@ impl Workers {
     }
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seen_ids_find_every_id_seen_and_no_other() {
+        for n in [0usize, 1, 63, 64, 65, 10_000] {
+            let mut seen = SeenIds::default();
+            for i in 0..n {
+                seen.insert(&format!("doc-{i}"));
+                // Duplicates are harmless.
+                seen.insert(&format!("doc-{i}"));
+            }
+            let seen = seen.finish();
+            assert!((0..n).all(|i| seen.contains(&format!("doc-{i}"))), "{n} ids");
+            assert!(!(0..1000).any(|i| seen.contains(&format!("other-{i}"))), "{n} ids");
+        }
+    }
+
+    #[test]
+    fn buckets_cover_the_extremes_of_the_hash_space() {
+        let mut hashes: Vec<u64> = (0..1000u64).map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15)).collect();
+        hashes.extend([0, 1, u64::MAX - 1, u64::MAX]);
+        hashes.sort_unstable();
+        hashes.dedup();
+        let buckets = Buckets::new(hashes.iter().copied());
+        assert!(!buckets.starts.is_empty());
+        for (i, hash) in hashes.iter().enumerate() {
+            assert!(buckets.range(*hash, hashes.len()).contains(&i), "hash {hash:#x}");
+        }
+    }
+
+    #[test]
+    fn existing_docs_skip_only_unchanged_timestamps() {
+        let mut entries: Vec<(u64, u64)> = (0..500).map(|i| (id_hash(&format!("doc-{i}")), id_hash(&format!("t{i}")))).collect();
+        entries.sort_unstable();
+        let buckets = Buckets::new(entries.iter().map(|(id, _)| *id));
+        let existing = ExistingDocs { entries, buckets };
+        assert!((0..500).all(|i| existing.unchanged(&format!("doc-{i}"), &format!("t{i}"))));
+        assert!(!existing.unchanged("doc-1", "t2"));
+        assert!(!existing.unchanged("doc-500", "t500"));
+    }
+}

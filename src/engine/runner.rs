@@ -268,19 +268,25 @@ impl Engine {
             mode,
             rules,
             pipeline: job.connector.pipeline.clone(),
+            transform: super::transform::FieldTransform::new(&settings.exclude_fields, &settings.hash_fields),
         };
         let heartbeat = tokio::spawn(heartbeat(
             self.clone(),
             job.id.clone(),
             job.connector.id.clone(),
             progress.clone(),
-            breaker,
+            breaker.clone(),
             cancel.clone(),
             stop,
             checkpoint_rx,
         ));
         let result = pipeline::run(source, parts, pipeline_settings, cancel.clone()).await;
         heartbeat.abort();
+        // The heartbeat samples the breaker once a second: keep how it ended, not a
+        // snapshot up to a second old.
+        if let Ok(snapshot) = serde_json::to_value(breaker.snapshot()) {
+            progress.set_breaker(snapshot);
+        }
         result.map_err(|e| match e {
             PipelineError::Canceled => "the sync was canceled".to_string(),
             other => other.to_string(),

@@ -86,6 +86,8 @@ pub struct Sink {
     monitor: Mutex<ErrorMonitor>,
     settings: SinkSettings,
     seq: AtomicU64,
+    /// Why the sync was given up, once it was (see [`Sink::abort`]).
+    aborted: Mutex<Option<String>>,
 }
 
 enum Classified {
@@ -113,7 +115,20 @@ impl Sink {
             monitor: Mutex::new(monitor),
             settings,
             seq: AtomicU64::new(1 << 40),
+            aborted: Mutex::new(None),
         }
+    }
+
+    /// Gives up on the sync: from now on, a delivery stopped by the cancellation token
+    /// dead-letters its unsettled items (with this reason) instead of dropping them, so
+    /// nothing the source sent is lost when one worker's error ends the job. The first
+    /// reason wins.
+    pub fn abort(&self, reason: String) {
+        self.aborted.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(reason);
+    }
+
+    fn abort_reason(&self) -> Option<String> {
+        self.aborted.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     pub fn breaker(&self) -> &SharedBreaker {
@@ -145,11 +160,11 @@ impl Sink {
         let mut item_round = 0u32;
         loop {
             if cancel.is_cancelled() {
-                return Err(SinkError::Canceled);
+                return self.abandon(&pending, on_failure, total, failed_out).await;
             }
             let permit = tokio::select! {
                 permit = self.breaker.acquire() => permit,
-                _ = cancel.cancelled() => return Err(SinkError::Canceled),
+                _ = cancel.cancelled() => return self.abandon(&pending, on_failure, total, failed_out).await,
             };
             let guard = match permit {
                 Ok(guard) => guard,
@@ -194,7 +209,9 @@ impl Sink {
                                 return Ok((total, failed_out));
                             }
                             tracing::warn!(job = %self.settings.job_id, attempt = request_attempts, error = %reason, "bulk request failed; retrying");
-                            self.pause(request_attempts, cancel).await?;
+                            if self.pause(request_attempts, cancel).await.is_err() {
+                                return self.abandon(&pending, on_failure, total, failed_out).await;
+                            }
                             continue;
                         }
                         Classified::FailAll { error_type, reason, status } => {
@@ -206,6 +223,9 @@ impl Sink {
                         }
                         Classified::Fatal(err) => {
                             guard.success();
+                            // The job ends here; its documents wait in the queue, not lost.
+                            let failed = all_failed(&pending, "bulk_refused", &err.to_string(), None);
+                            self.settle_failures(&pending, failed, on_failure, &mut total, &mut failed_out, latency).await?;
                             return Err(err);
                         }
                     }
@@ -218,10 +238,30 @@ impl Sink {
                 return Ok((total, failed_out));
             }
             item_round += 1;
-            self.pause(item_round, cancel).await?;
             let seq = self.seq.fetch_add(1, Ordering::Relaxed);
             pending = pending.subset(seq, &retry);
+            if self.pause(item_round, cancel).await.is_err() {
+                return self.abandon(&pending, on_failure, total, failed_out).await;
+            }
         }
+    }
+
+    /// The delivery was stopped with `pending` unsettled. A canceled job just stops; a sync
+    /// given up by [`Sink::abort`] dead-letters them first and counts them as handled.
+    async fn abandon(
+        &self,
+        pending: &Batch,
+        on_failure: OnFailure,
+        mut total: Delivered,
+        mut failed_out: Vec<FailedItem>,
+    ) -> Result<(Delivered, Vec<FailedItem>), SinkError> {
+        let Some(reason) = self.abort_reason() else {
+            return Err(SinkError::Canceled);
+        };
+        let reason = format!("not sent: the sync stopped: {reason}");
+        let failed = all_failed(pending, "sync_stopped", &reason, None);
+        self.settle_failures(pending, failed, on_failure, &mut total, &mut failed_out, Duration::ZERO).await?;
+        Ok((total, failed_out))
     }
 
     /// Settles the items of one answered bulk request; returns the items to send again.
@@ -304,7 +344,13 @@ impl Sink {
             monitor.record_batch(successes, &errors)
         };
         self.settle_failures_items(batch, failed, on_failure, total, failed_out, latency).await?;
-        monitor_result?;
+        if let Err(tripped) = monitor_result {
+            // The job fails: the items that were to be retried go to the queue, not away.
+            let reason = format!("not retried: the sync stopped: {tripped}");
+            let unsent = items_failed(&retry, "sync_stopped", &reason, None);
+            self.settle_failures_items(batch, unsent, on_failure, total, failed_out, latency).await?;
+            return Err(tripped.into());
+        }
         Ok(retry)
     }
 
@@ -442,8 +488,11 @@ fn retry_or_fail(
 }
 
 fn all_failed(batch: &Batch, kind: &str, reason: &str, status: Option<u16>) -> Vec<(BatchItem, FailedItem)> {
-    batch
-        .items
+    items_failed(&batch.items, kind, reason, status)
+}
+
+fn items_failed(items: &[BatchItem], kind: &str, reason: &str, status: Option<u16>) -> Vec<(BatchItem, FailedItem)> {
+    items
         .iter()
         .map(|item| {
             (

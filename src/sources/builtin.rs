@@ -1,11 +1,12 @@
-//! The built-in sources (`generator`, `ndjson`, `directory`) as one [`Registry`], plus the
+//! The built-in sources (`generator`, `ndjson`, `directory`, …) as one [`Registry`], plus the
 //! small helpers every source uses to declare its configuration fields ([`field`],
 //! [`configuration`]) and to read their values ([`int_setting`], [`str_setting`],
-//! [`bool_setting`]). Sources outside this file register themselves elsewhere; this module
-//! must not know about the engine.
+//! [`bool_setting`]). This module must not know about the engine.
 
 use super::directory::DirectoryFactory;
+use super::external::ExternalFactory;
 use super::generator::GeneratorFactory;
+use super::http_api::HttpApiFactory;
 use super::ndjson::NdjsonFactory;
 use super::{Registry, SourceError};
 use crate::model::{
@@ -15,12 +16,14 @@ use crate::model::{
 use serde_json::Value;
 use std::sync::Arc;
 
-/// A registry holding the three built-in sources.
+/// A registry holding every built-in source.
 pub fn builtin() -> Registry {
     let mut registry = Registry::empty();
     registry.register(Arc::new(GeneratorFactory));
     registry.register(Arc::new(NdjsonFactory));
     registry.register(Arc::new(DirectoryFactory));
+    registry.register(Arc::new(ExternalFactory));
+    registry.register(Arc::new(HttpApiFactory));
     registry
 }
 
@@ -320,7 +323,7 @@ mod tests {
     fn registry_has_the_three_sources() {
         assert_eq!(
             builtin().service_types(),
-            ["directory", "generator", "ndjson"]
+            ["directory", "external", "generator", "http_api", "ndjson"]
         );
     }
 }

@@ -199,14 +199,17 @@ impl GeneratorSource {
         let used = JSON_OVERHEAD + title.len() + value_len + category.len() + timestamp.len();
         let body = filler(&mut rng, s.doc_bytes.saturating_sub(used));
 
-        let mut fields = Map::new();
+        let mut fields = Map::with_capacity(5);
         fields.insert("title".into(), Value::String(title));
         fields.insert("body".into(), Value::String(body));
         fields.insert("value".into(), value);
         fields.insert("category".into(), Value::from(category));
         fields.insert("_timestamp".into(), Value::String(timestamp.clone()));
+        let mut id = String::with_capacity(24);
+        id.push_str("doc-");
+        push_decimal(&mut id, index);
         Document {
-            id: format!("doc-{index}"),
+            id,
             timestamp: Some(timestamp),
             fields,
             content: None,
@@ -253,39 +256,122 @@ impl DataSource for GeneratorSource {
     }
 }
 
+// `Document {index}: w1 w2 w3`, without the formatting machinery.
 fn title(rng: &mut Rng, index: u64) -> String {
     let bits = rng.next();
-    let word = |shift: u32| WORDS[((bits >> shift) & 63) as usize];
-    format!("Document {index}: {} {} {}", word(0), word(6), word(12))
+    let mut title = String::with_capacity(64);
+    title.push_str("Document ");
+    push_decimal(&mut title, index);
+    title.push(':');
+    for shift in [0, 6, 12] {
+        title.push(' ');
+        title.push_str(WORDS[((bits >> shift) & 63) as usize]);
+    }
+    title
 }
+
+fn push_decimal(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for d in &digits[at..] {
+        out.push(char::from(*d));
+    }
+}
+
+// 9999-12-31T23:59:59Z: up to here the timestamp is written by hand (four-digit years).
+const FAST_TIMESTAMP_MAX_SECS: i64 = 253_402_300_799;
 
 fn timestamp(index: u64) -> String {
     let secs = BASE_EPOCH_SECS.saturating_add(index.min(i64::MAX as u64) as i64);
+    if (0..=FAST_TIMESTAMP_MAX_SECS).contains(&secs) {
+        return rfc3339_millis(secs);
+    }
     DateTime::from_timestamp(secs, 0)
         .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
         .unwrap_or_default()
 }
 
-// Words separated by spaces, exactly `target` bytes long (the last word may be cut).
+/// `YYYY-MM-DDTHH:MM:SS.000Z` for 0 <= `secs` <= 9999-12-31T23:59:59Z, as chrono writes it
+/// (days to civil date: Howard Hinnant's `civil_from_days`).
+fn rfc3339_millis(secs: i64) -> String {
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let digit = |n: i64| char::from(b'0' + (n % 10) as u8);
+    let mut out = String::with_capacity(24);
+    let parts = [
+        (year / 100, ""),
+        (year % 100, "-"),
+        (month, "-"),
+        (day, "T"),
+        (rem / 3600, ":"),
+        (rem / 60 % 60, ":"),
+        (rem % 60, ".000Z"),
+    ];
+    for (n, after) in parts {
+        out.push(digit(n / 10));
+        out.push(digit(n));
+        out.push_str(after);
+    }
+    out
+}
+
+/// Each word followed by a space, padded to 16 bytes, and its length with the space: the
+/// filler copies a fixed 16 bytes a word (the longest word is 13 bytes).
+const PADDED_WORDS: [([u8; 16], usize); 64] = {
+    let mut table = [([0u8; 16], 0usize); 64];
+    let mut w = 0;
+    while w < WORDS.len() {
+        let word = WORDS[w].as_bytes();
+        let mut i = 0;
+        while i < word.len() {
+            table[w].0[i] = word[i];
+            i += 1;
+        }
+        table[w].0[word.len()] = b' ';
+        table[w].1 = word.len() + 1;
+        w += 1;
+    }
+    table
+};
+
+// Words separated by spaces, exactly `target` bytes long (the last word may be cut): the
+// first `target` bytes of `w1 w2 w3 …`.
 fn filler(rng: &mut Rng, target: usize) -> String {
-    let mut body = String::with_capacity(target + 16);
-    'fill: loop {
+    // Room for the last word's full 16-byte copy past `target`.
+    let mut body = vec![0u8; target + 16];
+    let mut len = 0;
+    while len < target {
         // One random number picks ten words.
         let mut bits = rng.next();
         for _ in 0..10 {
-            if body.len() >= target {
-                break 'fill;
+            if len >= target {
+                break;
             }
-            if !body.is_empty() {
-                body.push(' ');
-            }
-            body.push_str(WORDS[(bits & 63) as usize]);
+            let (word, word_len) = &PADDED_WORDS[(bits & 63) as usize];
+            body[len..len + 16].copy_from_slice(word);
+            len += word_len;
             bits >>= 6;
         }
     }
-    // Every word is ASCII, so any byte index is a character boundary.
     body.truncate(target);
-    body
+    // Every word is ASCII.
+    String::from_utf8(body).unwrap_or_default()
 }
 
 fn decimal_len(n: i64) -> usize {
@@ -361,6 +447,67 @@ mod tests {
         });
         assert_ne!(a.fields["body"], other_seed.document(3).fields["body"]);
         assert_eq!(a.timestamp.as_deref(), Some("2024-01-01T00:00:03.000Z"));
+    }
+
+    #[test]
+    fn handwritten_timestamps_match_chrono() {
+        let chrono = |secs: i64| {
+            DateTime::from_timestamp(secs, 0)
+                .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
+                .unwrap()
+        };
+        let mut secs: Vec<i64> = (0..200_000).map(|i| i * 7_919 + 13).collect();
+        // Leap days and century years (2100 is not a leap year, 2000 and 2400 are).
+        for year_start in [951_782_400i64, 4_107_456_000, 4_107_542_400, 13_574_563_200] {
+            secs.extend((-3..3).map(|d| year_start + d * 86_400 + 86_399));
+        }
+        secs.extend([
+            0,
+            59,
+            86_399,
+            86_400,
+            FAST_TIMESTAMP_MAX_SECS - 1,
+            FAST_TIMESTAMP_MAX_SECS,
+        ]);
+        secs.extend((0..2000).map(|i| (i * 126_701_150_399) % FAST_TIMESTAMP_MAX_SECS));
+        for s in secs {
+            assert_eq!(rfc3339_millis(s), chrono(s), "{s} seconds");
+        }
+        // Past year 9999 chrono writes the timestamp.
+        let past = FAST_TIMESTAMP_MAX_SECS + 1;
+        assert_eq!(timestamp((past - BASE_EPOCH_SECS) as u64), chrono(past));
+        assert!(chrono(past).starts_with("+10000-"));
+    }
+
+    #[test]
+    fn titles_and_ids_use_plain_decimal_indices() {
+        let s = source(256, 0);
+        for i in [0, 7, 10, 12_345, u64::MAX] {
+            let doc = s.document(i);
+            assert_eq!(doc.id, format!("doc-{i}"));
+            let title = doc.fields["title"].as_str().unwrap().to_string();
+            assert!(title.starts_with(&format!("Document {i}: ")), "{title}");
+            assert_eq!(title.split(' ').count(), 5, "{title}");
+        }
+    }
+
+    #[test]
+    fn filler_is_the_word_stream_cut_to_size() {
+        for target in [0, 1, 5, 13, 14, 100, 1000] {
+            let body = filler(&mut Rng::for_document(7, 3), target);
+            assert_eq!(body.len(), target);
+            let mut rng = Rng::for_document(7, 3);
+            let mut stream = String::new();
+            while stream.len() < target + 20 {
+                let mut bits = rng.next();
+                for _ in 0..10 {
+                    stream.push_str(WORDS[(bits & 63) as usize]);
+                    stream.push(' ');
+                    bits >>= 6;
+                }
+            }
+            assert_eq!(body, stream[..target]);
+        }
     }
 
     #[test]

@@ -7,14 +7,18 @@
 
 mod builtin;
 mod directory;
+mod external;
 pub mod extract;
 mod generator;
+mod http_api;
 mod ndjson;
 mod registry;
 
 pub use builtin::builtin;
 pub use directory::DirectoryFactory;
+pub use external::{ExternalFactory, ExternalSource, spec_fields};
 pub use generator::{GeneratorFactory, GeneratorSettings, GeneratorSource, POISON_VALUE};
+pub use http_api::HttpApiFactory;
 pub use ndjson::NdjsonFactory;
 pub use registry::Registry;
 

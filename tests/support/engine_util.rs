@@ -181,6 +181,23 @@ pub fn poisoned_ids(count: u64, poison_every: u64) -> BTreeSet<String> {
     (0..count).filter(|i| (i + 1) % poison_every == 0).map(|i| format!("doc-{i}")).collect()
 }
 
+/// Asserts two id sets are equal, printing only the sizes and a few differences.
+#[track_caller]
+pub fn assert_ids(actual: &BTreeSet<String>, expected: &BTreeSet<String>, what: &str) {
+    if actual == expected {
+        return;
+    }
+    let missing: Vec<&String> = expected.difference(actual).take(10).collect();
+    let extra: Vec<&String> = actual.difference(expected).take(10).collect();
+    panic!(
+        "{what}: {} ids, expected {}; missing {} (e.g. {missing:?}), unexpected {} (e.g. {extra:?})",
+        actual.len(),
+        expected.len(),
+        expected.difference(actual).count(),
+        actual.difference(expected).count()
+    );
+}
+
 /// Every dead letter (all connectors).
 pub fn dead_letters(dlq: &DeadLetterStore) -> Vec<DeadLetter> {
     dlq.list(&DlqFilter::default()).expect("list dead letters")

@@ -4,6 +4,7 @@
 //! `standin` is the in-process stand-in Elasticsearch cluster + Kibana (see its module docs).
 #![allow(dead_code, unused_imports)]
 
+pub mod mock_api;
 pub mod standin;
 
 pub use standin::{

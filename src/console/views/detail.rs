@@ -101,7 +101,7 @@ pub fn render_connector(frame: &mut Frame, area: Rect, d: &ConnectorDetail, stat
                 let value = serde_json::to_value(r).unwrap_or_default();
                 let text = ["order", "policy", "field", "rule", "value"]
                     .iter()
-                    .map(|k| value.get(*k).map(|v| crate::model::value_text(v)).unwrap_or_default())
+                    .map(|k| value.get(*k).map(crate::model::value_text).unwrap_or_default())
                     .collect::<Vec<_>>()
                     .join("  ");
                 lines.push(Line::styled(format!("  {text}"), theme.text));

@@ -1,6 +1,7 @@
 //! The help overlay: every key bound in the current context and everywhere, as the keymap
 //! actually has them (user overrides included), grouped by command.
 
+use crate::console::app::AppState;
 use crate::console::keymap::{Command, KeyContext, Keymap};
 use crate::console::theme::Theme;
 use crate::console::widgets::centered;
@@ -53,8 +54,8 @@ impl HelpView {
         lines
     }
 
-    pub fn render(&self, frame: &mut Frame, area: Rect, keymap: &Keymap, context: KeyContext, read_only: bool, scroll: u16, theme: &Theme) {
-        let lines = self.lines(keymap, context, read_only, theme);
+    pub fn render(&self, frame: &mut Frame, area: Rect, state: &AppState, context: KeyContext, scroll: u16, theme: &Theme) {
+        let lines = self.lines(&state.keymap, context, state.profile.read_only, theme);
         let height = (lines.len() as u16 + 2).min(area.height.saturating_sub(2));
         let dialog = centered(area, 76.min(area.width.saturating_sub(2)), height);
         frame.render_widget(Clear, dialog);

@@ -28,8 +28,8 @@ mod tests {
     #[test]
     fn fills_in_proportion() {
         let line = bar(Some(0.5), 16, Style::default(), Style::default());
-        assert_eq!(line.to_string(), "[█████░░░░░]  50%");
+        assert_eq!(line.to_string(), "[████░░░░░]  50%");
         assert_eq!(bar(None, 10, Style::default(), Style::default()).to_string(), "[░░░]    ?");
-        assert_eq!(bar(Some(2.0), 10, Style::default(), Style::default()).to_string(), "[█] 100%");
+        assert_eq!(bar(Some(2.0), 10, Style::default(), Style::default()).to_string(), "[███] 100%");
     }
 }

@@ -1,0 +1,351 @@
+//! Performs the console's effects: the only part of the console that talks to the backend,
+//! Kibana, this process's engine, the dead-letter queue, the log tail and an attached
+//! worker. Each effect runs in its own task and answers with an `Action` through a channel,
+//! so input never waits. Failures are logged (the Logs view shows them) and answered as
+//! actions (toasts), never panics. Configuration values are never logged.
+
+use super::app::Action;
+use super::effect::Effect;
+use super::live::NodeRow;
+use crate::backend::elasticsearch::ElasticsearchBackend;
+use crate::backend::{ConfigurationUpdate, ConnectorQuery, ControlPlane, DocumentStore, SyncJobQuery};
+use crate::cli::Context;
+use crate::config::{BreakerSettings, EngineSettings};
+use crate::engine::dlq::{DeadLetterStore, DlqFilter};
+use crate::engine::retry::retry_dead_letters;
+use crate::engine::runner::{Engine, JobEnd};
+use crate::engine::status::StatusDocument;
+use crate::kibana::Kibana;
+use crate::logging::LogTail;
+use crate::model::{JobStatus, Page, TriggerMethod};
+use crate::sources::Registry;
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc::UnboundedSender;
+use tokio_util::sync::CancellationToken;
+
+/// Dead letters loaded into the table at most (the header shows the queue's total).
+pub const DLQ_PAGE: u64 = 10_000;
+/// Connectors listed at most.
+pub const MAX_CONNECTORS: u64 = 10_000;
+/// How long a read of an attached worker's `/status` may take.
+const ATTACH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What effects are performed against: one profile's backends and engine.
+pub struct Handles {
+    pub profile_name: String,
+    pub control: Arc<dyn ControlPlane>,
+    pub documents: Arc<dyn DocumentStore>,
+    pub elasticsearch: Option<Arc<ElasticsearchBackend>>,
+    pub kibana: Option<Kibana>,
+    pub engine: Engine,
+    pub dlq: Arc<DeadLetterStore>,
+    pub registry: Registry,
+    pub engine_settings: EngineSettings,
+    pub breaker_settings: BreakerSettings,
+    pub log_tail: Option<LogTail>,
+    pub http: reqwest::Client,
+    /// Suspends syncs run here when the console quits.
+    pub shutdown: CancellationToken,
+}
+
+impl Handles {
+    /// Builds the engine the way `syncdeck sync` does, from a context.
+    pub fn from_context(ctx: &Context, log_tail: Option<LogTail>) -> Result<Self, String> {
+        let engine = crate::cli::engine::build_engine(ctx).map_err(|e| e.message)?;
+        let http = reqwest::Client::builder().timeout(ATTACH_TIMEOUT).build().map_err(|e| format!("HTTP client: {e}"))?;
+        Ok(Self {
+            profile_name: ctx.profile.name.clone(),
+            control: ctx.control.clone(),
+            documents: ctx.documents.clone(),
+            elasticsearch: ctx.elasticsearch.clone(),
+            kibana: ctx.kibana.clone(),
+            dlq: engine.deps().dlq.clone(),
+            registry: engine.deps().registry.clone(),
+            engine,
+            engine_settings: ctx.profile.engine.clone(),
+            breaker_settings: ctx.profile.breaker.clone(),
+            log_tail,
+            http,
+            shutdown: CancellationToken::new(),
+        })
+    }
+}
+
+fn fail(what: &str, error: impl std::fmt::Display) -> String {
+    let error = error.to_string();
+    tracing::warn!(what, %error, "console: action failed");
+    error
+}
+
+fn failed(what: &str, error: impl std::fmt::Display) -> Action {
+    let error = fail(what, error);
+    Action::Failed { what: what.to_string(), error }
+}
+
+/// Performs one effect in the background. Effects the runtime owns (copy, quit, theme,
+/// profile, mouse) are ignored here.
+pub fn perform(handles: &Arc<Handles>, effect: Effect, tx: &UnboundedSender<Action>) {
+    // In-process reads are answered at once: no task needed.
+    match &effect {
+        Effect::PollLive => {
+            let _ = tx.send(Action::LiveLoaded(handles.engine.live().snapshots()));
+            return;
+        }
+        Effect::PollLogs { known_total } => {
+            if let Some(tail) = &handles.log_tail {
+                let total = tail.total();
+                if total != *known_total {
+                    let _ = tx.send(Action::LogsLoaded { lines: tail.lines(), total });
+                }
+            }
+            return;
+        }
+        Effect::LoadPool => {
+            let _ = tx.send(Action::PoolLoaded(Ok(handles.elasticsearch.as_ref().map(|es| pool_rows(es)))));
+            return;
+        }
+        Effect::Copy(_) | Effect::SwitchProfile(_) | Effect::LoadTheme(_) | Effect::SetMouse(_) | Effect::Quit => return,
+        _ => {}
+    }
+    let h = handles.clone();
+    let tx = tx.clone();
+    tokio::spawn(async move {
+        let action = run(&h, effect, &tx).await;
+        if let Some(action) = action {
+            let _ = tx.send(action);
+        }
+    });
+}
+
+fn pool_rows(es: &ElasticsearchBackend) -> Vec<NodeRow> {
+    let now = Instant::now();
+    es.client()
+        .transport()
+        .pool_snapshot()
+        .into_iter()
+        .map(|n| NodeRow { dead_for_ms: n.retry_in(now).map(|d| d.as_millis() as u64), url: n.url, alive: n.alive, failures: n.failures })
+        .collect()
+}
+
+async fn list_all_connectors(control: &dyn ControlPlane) -> Result<Vec<crate::model::Connector>, String> {
+    let mut query = ConnectorQuery { size: Some(100), ..Default::default() };
+    let mut all = Vec::new();
+    loop {
+        let page: Page<_> = control.list_connectors(&query).await.map_err(|e| fail("listing connectors", e))?;
+        let got = page.results.len() as u64;
+        all.extend(page.results);
+        query.from += got;
+        if got == 0 || query.from >= page.count || query.from >= MAX_CONNECTORS {
+            return Ok(all);
+        }
+    }
+}
+
+async fn blocking<T: Send + 'static>(what: &str, f: impl FnOnce() -> Result<T, String> + Send + 'static) -> Result<T, String> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result.map_err(|e| fail(what, e)),
+        Err(e) => Err(fail(what, e)),
+    }
+}
+
+async fn run(h: &Arc<Handles>, effect: Effect, tx: &UnboundedSender<Action>) -> Option<Action> {
+    let control = h.control.as_ref();
+    Some(match effect {
+        Effect::LoadCluster => Action::ClusterLoaded(control.cluster().await.map_err(|e| fail("cluster", e))),
+        Effect::LoadKibanaStatus => match &h.kibana {
+            Some(k) => Action::KibanaStatusLoaded(k.status().await.map_err(|e| fail("Kibana status", e))),
+            None => return None,
+        },
+        Effect::LoadConnectors => Action::ConnectorsLoaded(list_all_connectors(control).await),
+        Effect::LoadConnectorDetail(id) => {
+            let result = async {
+                let connector = control.get_connector(&id).await.map_err(|e| fail("connector detail", e))?;
+                let query = SyncJobQuery { connector_id: Some(id.clone()), size: Some(10), ..Default::default() };
+                let jobs = control.list_sync_jobs(&query).await.map_err(|e| fail("connector jobs", e))?;
+                Ok((connector, jobs.results))
+            }
+            .await;
+            Action::ConnectorDetailLoaded { id, result }
+        }
+        Effect::LoadConnectorForEdit(id) => {
+            let result = control.get_connector(&id).await.map_err(|e| fail("opening the editor", e));
+            Action::EditorLoaded { id, result }
+        }
+        Effect::LoadJobs(query) => Action::JobsLoaded(control.list_sync_jobs(&query).await.map(|p| p.results).map_err(|e| fail("listing sync jobs", e))),
+        Effect::LoadActiveJobs => {
+            let query = SyncJobQuery { status: Some(JobStatus::InProgress), size: Some(100), ..Default::default() };
+            Action::ActiveJobsLoaded(control.list_sync_jobs(&query).await.map(|p| p.results).map_err(|e| fail("listing running jobs", e)))
+        }
+        Effect::PollAttached(addr) => Action::AttachedLoaded(attached(&h.http, &addr).await),
+        Effect::LoadDeadLetters => {
+            let dlq = h.dlq.clone();
+            Action::DeadLettersLoaded(
+                blocking("listing dead letters", move || {
+                    let rows = dlq.list(&DlqFilter { limit: Some(DLQ_PAGE), ..Default::default() }).map_err(|e| e.to_string())?;
+                    let total = dlq.count(&DlqFilter::default()).map_err(|e| e.to_string())?;
+                    Ok((rows, total))
+                })
+                .await,
+            )
+        }
+        Effect::LoadKibanaConnectors => match &h.kibana {
+            Some(k) => Action::KibanaLoaded(k.connectors().await.map_err(|e| fail("listing Kibana connectors", e))),
+            None => return None,
+        },
+        Effect::StartSync { connector_id, job_type, run_here } => {
+            let job_id = match control.create_sync_job(&connector_id, job_type, TriggerMethod::OnDemand).await {
+                Ok(id) => id,
+                Err(e) => return Some(failed(&format!("starting a sync of '{connector_id}'"), e)),
+            };
+            tracing::info!(connector = %connector_id, job = %job_id, %job_type, run_here, "console: sync job created");
+            if run_here {
+                spawn_job(h, job_id.clone(), tx.clone());
+            }
+            Action::SyncStarted { connector_id, job_id, run_here }
+        }
+        Effect::CancelJob(id) => match control.cancel_sync_job(&id).await {
+            Ok(()) => {
+                h.engine.live().stop(&id);
+                tracing::info!(job = %id, "console: cancel requested");
+                Action::JobCanceled(id)
+            }
+            Err(e) => failed(&format!("canceling job {id}"), e),
+        },
+        Effect::SaveConfig { connector_id, values } => {
+            let keys: Vec<String> = values.keys().cloned().collect();
+            let n = values.len();
+            let result = control.update_configuration(&connector_id, &ConfigurationUpdate::Values(values)).await;
+            match &result {
+                Ok(()) => tracing::info!(connector = %connector_id, ?keys, "console: configuration saved"),
+                Err(e) => tracing::warn!(connector = %connector_id, ?keys, error = %e, "console: configuration not saved"),
+            }
+            Action::ConfigSaved { connector_id, result: result.map(|()| n).map_err(|e| e.to_string()) }
+        }
+        Effect::CreateConnector(new) => {
+            let id = match control.create_connector(&new).await {
+                Ok(id) => id,
+                Err(e) => return Some(failed("creating the connector", e)),
+            };
+            tracing::info!(connector = %id, "console: connector created");
+            if let Some(factory) = new.service_type.as_deref().and_then(|t| h.registry.get(t))
+                && let Err(e) = control.update_configuration(&id, &ConfigurationUpdate::Replace(factory.default_configuration())).await
+            {
+                return Some(failed(&format!("connector '{id}' created, but giving it its configuration fields"), e));
+            }
+            Action::ConnectorCreated(id)
+        }
+        Effect::DeleteConnector(id) => match control.delete_connector(&id, false, false).await {
+            Ok(()) => {
+                tracing::info!(connector = %id, "console: connector deleted");
+                Action::ConnectorDeleted(id)
+            }
+            Err(e) => failed(&format!("deleting connector '{id}'"), e),
+        },
+        Effect::RetryDeadLetters(ids) => retry(h, ids).await,
+        Effect::DropDeadLetters(ids) => {
+            let dlq = h.dlq.clone();
+            match blocking("dropping dead letters", move || dlq.remove(&ids).map_err(|e| e.to_string())).await {
+                Ok(n) => {
+                    tracing::info!(dropped = n, "console: dead letters dropped");
+                    Action::DeadLettersDropped(n)
+                }
+                Err(e) => Action::Failed { what: "dropping dead letters".into(), error: e },
+            }
+        }
+        Effect::KibanaCreateIndex { name, index, refresh } => match &h.kibana {
+            Some(k) => match k.create_index_connector(&name, &index, refresh, None).await {
+                Ok(c) => Action::KibanaCreated(c.id),
+                Err(e) => failed("creating the Kibana connector", e),
+            },
+            None => return None,
+        },
+        Effect::KibanaExecute { id, documents } => match &h.kibana {
+            Some(k) => {
+                let docs: Vec<Value> = match documents {
+                    Value::Array(items) => items,
+                    other => vec![other],
+                };
+                let result = match k.execute_index(&id, &docs, None).await {
+                    Ok(r) => match r.failure() {
+                        None => Ok(format!("{} document(s) written", docs.len())),
+                        Some(f) => Err(fail("executing the Kibana connector", f)),
+                    },
+                    Err(e) => Err(fail("executing the Kibana connector", e)),
+                };
+                Action::KibanaExecuted { id, result }
+            }
+            None => return None,
+        },
+        Effect::KibanaDelete(id) => match &h.kibana {
+            Some(k) => match k.delete_connector(&id).await {
+                Ok(()) => Action::KibanaDeleted(id),
+                Err(e) => failed(&format!("deleting Kibana connector {id}"), e),
+            },
+            None => return None,
+        },
+        Effect::PollLive | Effect::PollLogs { .. } | Effect::LoadPool => return None,
+        Effect::Copy(_) | Effect::SwitchProfile(_) | Effect::LoadTheme(_) | Effect::SetMouse(_) | Effect::Quit => return None,
+    })
+}
+
+/// Runs a created job on this process's engine; reports its end.
+fn spawn_job(h: &Arc<Handles>, job_id: String, tx: UnboundedSender<Action>) {
+    let engine = h.engine.clone();
+    let shutdown = h.shutdown.clone();
+    tokio::spawn(async move {
+        let report = engine.run_job(&job_id, &shutdown).await;
+        let (summary, ok) = match report {
+            Ok(r) => {
+                let c = &r.counters;
+                let done = format!("{} indexed, {} deleted, {} dead-lettered", c.indexed + c.updated, c.deleted, c.dead_lettered);
+                match &r.end {
+                    JobEnd::Completed => (format!("sync {job_id} completed: {done}"), c.dead_lettered == 0),
+                    JobEnd::Failed { error } => (format!("sync {job_id} failed: {error}"), false),
+                    JobEnd::Canceled => (format!("sync {job_id} canceled: {done}"), true),
+                    JobEnd::Suspended => (format!("sync {job_id} suspended"), true),
+                    JobEnd::Skipped { reason } => (format!("sync {job_id} did not run: {reason}"), false),
+                }
+            }
+            Err(e) => (format!("sync {job_id} failed: {}", fail("running a sync", e)), false),
+        };
+        tracing::info!(job = %job_id, %summary, "console: sync ended");
+        let _ = tx.send(Action::SyncFinished { job_id, summary, ok });
+    });
+}
+
+async fn retry(h: &Arc<Handles>, ids: Vec<i64>) -> Action {
+    let dlq = h.dlq.clone();
+    let entries = match blocking("reading dead letters", move || {
+        let mut out = Vec::new();
+        for id in ids {
+            if let Some(entry) = dlq.get(id).map_err(|e| e.to_string())? {
+                out.push(entry);
+            }
+        }
+        Ok(out)
+    })
+    .await
+    {
+        Ok(entries) => entries,
+        Err(e) => return Action::Failed { what: "retrying dead letters".into(), error: e },
+    };
+    let cancel = h.shutdown.child_token();
+    match retry_dead_letters(h.documents.clone(), h.dlq.clone(), entries, &h.engine_settings, &h.breaker_settings, &cancel).await {
+        Ok(report) => {
+            tracing::info!(succeeded = report.succeeded.len(), failed = report.failed.len(), "console: dead letters retried");
+            Action::DeadLettersRetried { succeeded: report.succeeded, failed: report.failed }
+        }
+        Err(e) => failed("retrying dead letters", e),
+    }
+}
+
+async fn attached(http: &reqwest::Client, addr: &str) -> Result<StatusDocument, String> {
+    let url = format!("http://{addr}/status");
+    let response = http.get(&url).send().await.map_err(|e| format!("'{url}': {e}"))?;
+    if !response.status().is_success() {
+        return Err(format!("'{url}' answered {}", response.status()));
+    }
+    response.json::<StatusDocument>().await.map_err(|e| format!("'{url}' did not answer a status document: {e}"))
+}

@@ -1,0 +1,218 @@
+//! Draws the whole console from state: header (profile, cluster, health, Kibana, breaker
+//! light, read-only badge), view tabs, the current view or screen, the footer (hints from
+//! the keymap, or the `:`/`/` input), then dialogs and toasts on top. Reads state only.
+
+use super::app::{AppState, Modal, Screen, ViewId, current_filter};
+use super::form::Form;
+use super::keymap::{Command, KeyContext};
+use super::live::worst_breaker;
+use super::theme::Theme;
+use super::views::config_editor::{self, ConfigEditorView, input_height, render_input};
+use super::views::help::HelpView;
+use super::views::{Hint, detail, view_for};
+use super::widgets::{centered, command_line, confirm, toast};
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, BorderType, Clear, Paragraph};
+
+/// Draws one frame.
+pub fn draw(frame: &mut Frame, state: &AppState, theme: &Theme) {
+    let area = frame.area();
+    frame.render_widget(Block::default().style(theme.text), area);
+    let [header, tabs, body, footer] =
+        Layout::vertical([Constraint::Length(1), Constraint::Length(1), Constraint::Min(3), Constraint::Length(1)]).areas(area);
+    render_header(frame, header, state, theme);
+    render_tabs(frame, tabs, state, theme);
+    render_body(frame, body, state, theme);
+    render_footer(frame, footer, state, theme);
+    render_modal(frame, body, footer, state, theme);
+    toast::render(frame, body, &state.toasts, theme);
+}
+
+fn sep(theme: &Theme) -> Span<'static> {
+    Span::styled(" │ ", theme.dim)
+}
+
+fn render_header(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
+    let narrow = area.width < 100;
+    let mut spans = vec![Span::styled(" syncdeck", theme.title), sep(theme), Span::styled(state.profile.name.clone(), theme.accent)];
+    if state.profile.read_only {
+        spans.push(Span::raw(" "));
+        spans.push(Span::styled(" READ-ONLY ", theme.badge));
+    }
+    spans.push(sep(theme));
+    match (&state.cluster.value, &state.cluster.error) {
+        (_, Some(e)) => {
+            let text = if narrow { "cluster unreachable".to_string() } else { format!("cluster: {}", super::format::ellipsize(e, 40)) };
+            spans.push(Span::styled(format!("✖ {text}"), theme.danger));
+        }
+        (Some(c), None) => {
+            let name = if c.backend == "embedded" { "embedded store".to_string() } else { c.cluster_name.clone() };
+            spans.push(Span::styled(super::format::ellipsize(&name, if narrow { 14 } else { 30 }), theme.text));
+            if !c.version.is_empty() && c.backend != "embedded" {
+                spans.push(Span::styled(format!(" {}", c.version), theme.dim));
+            }
+            if c.health != "n/a" {
+                spans.push(Span::styled(format!(" ● {}", c.health), theme.health(&c.health)));
+            }
+        }
+        (None, None) => spans.push(Span::styled("connecting…", theme.dim)),
+    }
+    if state.profile.has_kibana {
+        spans.push(sep(theme));
+        spans.push(Span::styled(if narrow { "kb " } else { "Kibana " }, theme.dim));
+        match (&state.kibana_status.value, &state.kibana_status.error) {
+            (_, Some(_)) => spans.push(Span::styled("✖ down", theme.danger)),
+            (Some(k), None) => spans.push(Span::styled(format!("● {}", k.level), theme.health(&k.level))),
+            (None, None) => spans.push(Span::styled("…", theme.dim)),
+        }
+    }
+    spans.push(sep(theme));
+    let attached = state.live.attached.value.as_ref().map(|d| d.jobs.as_slice()).unwrap_or(&[]);
+    match worst_breaker(state.live.local.iter().chain(attached)) {
+        Some(b) => spans.push(Span::styled(format!("breaker {}", super::views::breaker::state_label(&b)), theme.breaker(&b))),
+        None => spans.push(Span::styled("breaker —", theme.dim)),
+    }
+    if let Some(addr) = &state.settings.attach {
+        spans.push(sep(theme));
+        spans.push(Span::styled(format!("attached {addr}"), theme.accent));
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)).style(theme.header), area);
+}
+
+fn short_title(view: ViewId) -> &'static str {
+    match view {
+        ViewId::Connectors => "Conn",
+        ViewId::Jobs => "Jobs",
+        ViewId::Live => "Live",
+        ViewId::Breaker => "Breaker",
+        ViewId::DeadLetters => "DLQ",
+        ViewId::Kibana => "Kibana",
+        ViewId::Logs => "Logs",
+    }
+}
+
+fn render_tabs(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
+    let narrow = area.width < 100;
+    let mut spans = Vec::new();
+    for (i, view) in ViewId::ALL.iter().enumerate() {
+        let title = if narrow { short_title(*view) } else { view.title() };
+        let mut label = format!(" {} {title} ", i + 1);
+        if *view == ViewId::DeadLetters && state.dlq_total > 0 {
+            label = format!(" {} {title} ({}) ", i + 1, state.dlq_total);
+        }
+        if *view == ViewId::Live && state.running_here() > 0 {
+            label = format!(" {} {title} ({}) ", i + 1, state.running_here());
+        }
+        spans.push(Span::styled(label, if *view == state.view { theme.tab_active } else { theme.tab }));
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+fn render_body(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
+    match state.screen() {
+        Some(Screen::ConnectorDetail(d)) => detail::render_connector(frame, area, d, state, theme),
+        Some(Screen::JobDetail { id, scroll }) => detail::render_job(frame, area, id, *scroll, state, theme),
+        Some(Screen::DeadLetterDetail { id, scroll }) => detail::render_dead_letter(frame, area, *id, *scroll, state, theme),
+        Some(Screen::Editor(e)) => ConfigEditorView.render(frame, area, e, state.profile.read_only, theme),
+        None => view_for(state.view).render(frame, area, state, theme),
+    }
+}
+
+/// The hints of what has the keys now, and the context to look their keys up in.
+pub fn current_hints(state: &AppState) -> (KeyContext, &'static [Hint]) {
+    let context = state.key_context();
+    let hints = match state.screen() {
+        Some(Screen::ConnectorDetail(_)) => detail::CONNECTOR_HINTS,
+        Some(Screen::JobDetail { .. }) => detail::JOB_HINTS,
+        Some(Screen::DeadLetterDetail { .. }) => detail::DEAD_LETTER_HINTS,
+        Some(Screen::Editor(_)) => config_editor::HINTS,
+        None => view_for(state.view).hints(),
+    };
+    (context, hints)
+}
+
+fn render_footer(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
+    match &state.modal {
+        Some(Modal::CommandLine(line)) => return command_line::render(frame, area, line, theme),
+        Some(Modal::Filter) => return command_line::render_input(frame, area, "/", &current_filter(state), theme),
+        _ => {}
+    }
+    let (context, hints) = current_hints(state);
+    let mut spans = Vec::new();
+    for h in hints.iter().chain(GLOBAL_HINTS.iter()) {
+        if state.profile.read_only && h.command.is_mutating() {
+            continue;
+        }
+        if spans.iter().any(|s: &Span| s.content.trim() == h.label) {
+            continue;
+        }
+        let Some(key) = state.keymap.key_for(context, h.command) else {
+            continue;
+        };
+        spans.push(Span::styled(format!(" {key}"), theme.key));
+        spans.push(Span::styled(format!(" {} ", h.label), theme.hint));
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)).style(theme.header), area);
+}
+
+const GLOBAL_HINTS: &[Hint] = &[super::views::hint(Command::CommandLine, "cmd"), super::views::hint(Command::Help, "help"), super::views::hint(Command::Quit, "quit")];
+
+fn render_modal(frame: &mut Frame, body: Rect, _footer: Rect, state: &AppState, theme: &Theme) {
+    match &state.modal {
+        Some(Modal::Help { scroll }) => {
+            let context = match state.screen() {
+                Some(Screen::Editor(_)) => KeyContext::Editor,
+                Some(_) => KeyContext::Detail,
+                None => state.view.key_context(),
+            };
+            HelpView.render(frame, body, state, context, *scroll, theme);
+        }
+        Some(Modal::Confirm(action)) => confirm::render(frame, body, action, &state.keymap, theme),
+        Some(Modal::Form(form)) => render_form(frame, body, form, theme),
+        Some(Modal::CommandLine(_)) | Some(Modal::Filter) | None => {}
+    }
+}
+
+fn render_form(frame: &mut Frame, area: Rect, form: &Form, theme: &Theme) {
+    let fields_height: u16 = form.fields.iter().map(|f| 1 + input_height(&f.input) + u16::from(f.help.is_some())).sum();
+    let height = fields_height + 4 + u16::from(form.error.is_some());
+    let dialog = centered(area, 70, height);
+    frame.render_widget(Clear, dialog);
+    let submit = if form.fields.iter().any(|f| matches!(f.input, super::editor::FieldInput::Lines(_))) { "ctrl-s" } else { "enter" };
+    let block = Block::bordered()
+        .border_type(BorderType::Rounded)
+        .border_style(theme.border_focus)
+        .title(Span::styled(format!(" {} ", form.title), theme.title))
+        .title_bottom(Line::styled(format!(" {submit} submits · tab next field · esc cancels "), theme.dim).right_aligned());
+    let inner = block.inner(dialog);
+    frame.render_widget(block, dialog);
+    let mut y = inner.y;
+    for (i, f) in form.fields.iter().enumerate() {
+        if y >= inner.bottom() {
+            break;
+        }
+        let focused = i == form.focus;
+        let label = Line::from(vec![Span::styled(if focused { "▶ " } else { "  " }, theme.key), Span::styled(f.label.clone(), theme.label)]);
+        frame.render_widget(Paragraph::new(label), Rect { y, height: 1, ..inner });
+        y += 1;
+        let h = input_height(&f.input).min(inner.bottom().saturating_sub(y));
+        render_input(frame, Rect { x: inner.x + 2, y, width: inner.width.saturating_sub(4), height: h }, &f.input, focused, None, theme);
+        y += h;
+        if let Some(help) = &f.help
+            && y < inner.bottom()
+        {
+            frame.render_widget(Paragraph::new(Line::styled(format!("  {help}"), theme.dim)), Rect { y, height: 1, ..inner });
+            y += 1;
+        }
+    }
+    if y < inner.bottom() {
+        let status = match (&form.error, form.submitting) {
+            (Some(e), _) => Line::styled(format!("✖ {e}"), theme.invalid),
+            (None, true) => Line::styled("working…", theme.info),
+            (None, false) => Line::from(""),
+        };
+        frame.render_widget(Paragraph::new(status), Rect { y: inner.bottom() - 1, height: 1, ..inner });
+    }
+}
