@@ -412,7 +412,7 @@ fn sample_tree() -> tempfile::TempDir {
         br#"{"name": "widget", "tags": ["a", "b"], "count": 3}"#,
     );
     write(root, "data/table.csv", b"name,city\nAda,London\n");
-    write(root, "data/report.pdf", b"%PDF-1.4 binary");
+    write(root, "data/photo.bin", b"\x89PNG binary");
     write(root, "deep/a/b/c.txt", b"deep file");
     write(root, "skip/secret.txt", b"excluded");
     dir
@@ -452,7 +452,7 @@ async fn directory_lists_files_with_metadata_and_globs() {
         ids(&listed),
         [
             "data/items.json",
-            "data/report.pdf",
+            "data/photo.bin",
             "data/table.csv",
             "deep/a/b/c.txt",
             "docs/page.html",
@@ -510,8 +510,9 @@ async fn directory_extracts_each_text_format_lazily() {
         let fields = content(listed.swap_remove(index)).await.unwrap();
         assert_eq!(fields["body"], body, "{id}");
     }
-    let pdf = by_id(listed, "data/report.pdf");
-    assert!(pdf.content.is_none() && !pdf.fields.contains_key("_extraction_error"));
+    let binary = by_id(listed, "data/photo.bin");
+    assert_eq!(binary.fields["content_type"], "application/octet-stream");
+    assert!(binary.content.is_none() && !binary.fields.contains_key("_extraction_error"));
 
     let mut off = directory(tree.path(), &[("extract_content", json!(false))]);
     assert!(
@@ -582,7 +583,7 @@ async fn directory_incremental_yields_only_files_changed_since_the_cursor() {
         "docs/page.html",
         "data/items.json",
         "data/table.csv",
-        "data/report.pdf",
+        "data/photo.bin",
         "deep/a/b/c.txt",
         "skip/secret.txt",
     ] {

@@ -4,9 +4,9 @@
 //! the embedded backend and the stand-in: the index holds hashes and no excluded field, the
 //! dead-letter queue likewise, and no tracing event of the run carries a raw value.
 
-mod support;
 #[path = "support/engine_util.rs"]
 mod engine_util;
+mod support;
 
 use engine_util::*;
 use serde_json::{Map, Value, json};
@@ -80,8 +80,11 @@ fn hash(s: &str) -> String {
 
 #[test]
 fn excluded_fields_are_dropped_and_hashed_ones_replaced_at_any_depth() {
-    let t = FieldTransform::new(&strings(&["ssn", "profile.secret", "contacts.note"]), &strings(&["email", "profile.phone", "contacts.email"]))
-        .expect("a transform");
+    let t = FieldTransform::new(
+        &strings(&["ssn", "profile.secret", "contacts.note"]),
+        &strings(&["email", "profile.phone", "contacts.email"]),
+    )
+    .expect("a transform");
     let mut doc = fields(json!({
         "email": "ann@example.com", "ssn": "123", "name": "Ann",
         "profile": {"phone": "+47 555", "secret": "x", "city": "Oslo"},
@@ -110,13 +113,17 @@ fn dotted_keys_match_as_well_as_nested_objects() {
     let t = FieldTransform::new(&[], &strings(&["user.email"])).unwrap();
     let mut doc = fields(json!({"user.email": "a@x.org", "user": {"email": "b@x.org"}}));
     t.apply(&mut doc);
-    assert_eq!(Value::Object(doc), json!({"user.email": hash("a@x.org"), "user": {"email": hash("b@x.org")}}));
+    assert_eq!(
+        Value::Object(doc),
+        json!({"user.email": hash("a@x.org"), "user": {"email": hash("b@x.org")}})
+    );
 }
 
 #[test]
 fn non_string_values_hash_their_json_text_and_nulls_stay_null() {
     let t = FieldTransform::new(&[], &strings(&["n", "o", "a", "z", "b"])).unwrap();
-    let mut doc = fields(json!({"n": 42, "o": {"k": [1, 2]}, "a": ["x", "y"], "z": null, "b": true}));
+    let mut doc =
+        fields(json!({"n": 42, "o": {"k": [1, 2]}, "a": ["x", "y"], "z": null, "b": true}));
     t.apply(&mut doc);
     let sha = |text: &str| sha256_hex(&Value::String(text.to_string()));
     assert_eq!(
@@ -124,12 +131,19 @@ fn non_string_values_hash_their_json_text_and_nulls_stay_null() {
         json!({"n": sha("42"), "o": sha(r#"{"k":[1,2]}"#), "a": sha(r#"["x","y"]"#), "z": null, "b": sha("true")})
     );
     // SHA-256 of "ann@example.com", computed independently.
-    assert_eq!(hash("ann@example.com"), "71d4f55f72fa128dfb468a1a3901507c804b74316488744d769d7f4b16696476");
+    assert_eq!(
+        hash("ann@example.com"),
+        "71d4f55f72fa128dfb468a1a3901507c804b74316488744d769d7f4b16696476"
+    );
 }
 
 #[test]
 fn nothing_matching_allocates_nothing() {
-    let t = FieldTransform::new(&strings(&["ssn", "a.b.c", "list.secret"]), &strings(&["email", "profile.phone"])).unwrap();
+    let t = FieldTransform::new(
+        &strings(&["ssn", "a.b.c", "list.secret"]),
+        &strings(&["email", "profile.phone"]),
+    )
+    .unwrap();
     let mut doc = fields(json!({
         "title": "t", "profile": {"city": "Oslo"}, "a": {"b": {"d": 1}}, "list": [{"x": 1}, {"y": 2}],
     }));
@@ -177,9 +191,22 @@ fn write_file(dir: &Path) -> String {
 }
 
 async fn sync(engine: &Engine, control: &dyn ControlPlane, path: &str) {
-    let id = create_connector(control, "people", "people", &NdjsonFactory, json!({"path": path})).await;
-    let job = control.create_sync_job(&id, JobType::Full, TriggerMethod::OnDemand).await.expect("create job");
-    let report = engine.run_job(&job, &CancellationToken::new()).await.expect("run job");
+    let id = create_connector(
+        control,
+        "people",
+        "people",
+        &NdjsonFactory,
+        json!({"path": path}),
+    )
+    .await;
+    let job = control
+        .create_sync_job(&id, JobType::Full, TriggerMethod::OnDemand)
+        .await
+        .expect("create job");
+    let report = engine
+        .run_job(&job, &CancellationToken::new())
+        .await
+        .expect("run job");
     assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
     let c = report.counters;
     assert_eq!((c.indexed, c.dead_lettered), (2, 3), "{c:?}");
@@ -187,26 +214,44 @@ async fn sync(engine: &Engine, control: &dyn ControlPlane, path: &str) {
 
 fn assert_indexed(p1: &Value, p4: &Value) {
     assert_eq!(p1["email"], hash("ann@example.com"));
-    assert_eq!(p1["profile"], json!({"phone": hash("+47 555 0101"), "city": "Oslo"}));
+    assert_eq!(
+        p1["profile"],
+        json!({"phone": hash("+47 555 0101"), "city": "Oslo"})
+    );
     assert!(p1.get("ssn").is_none(), "{p1}");
     assert_eq!(p4["email"], hash("dina@example.com"));
-    assert_eq!(p4["contacts"], json!([{"email": hash("x@example.com"), "name": "X"}]));
+    assert_eq!(
+        p4["contacts"],
+        json!([{"email": hash("x@example.com"), "name": "X"}])
+    );
 }
 
 fn assert_dead_letters(letters: &[DeadLetter]) {
     assert_eq!(letters.len(), 3, "{letters:#?}");
-    let by_id = |id: &str| letters.iter().find(|l| l.doc_id == id).unwrap_or_else(|| panic!("no letter {id}: {letters:#?}"));
+    let by_id = |id: &str| {
+        letters
+            .iter()
+            .find(|l| l.doc_id == id)
+            .unwrap_or_else(|| panic!("no letter {id}: {letters:#?}"))
+    };
     let p2 = &by_id("p2").document;
     assert_eq!(p2["email"], hash("bob@example.com"));
     assert!(p2.get("ssn").is_none(), "{p2}");
     // The line without an id is kept as text, transformed.
-    let line3: Value = serde_json::from_str(by_id("line-3").document.as_str().expect("text")).expect("JSON text");
-    assert_eq!(line3, json!({"email": hash("carl@example.com"), "value": 3}));
+    let line3: Value =
+        serde_json::from_str(by_id("line-3").document.as_str().expect("text")).expect("JSON text");
+    assert_eq!(
+        line3,
+        json!({"email": hash("carl@example.com"), "value": 3})
+    );
     // A line the transform cannot read is withheld.
     assert_eq!(by_id("line-5").document, json!(WITHHELD));
     let all = serde_json::to_string(letters).unwrap();
     for raw in RAW {
-        assert!(!all.contains(raw), "'{raw}' is in the dead-letter queue: {all}");
+        assert!(
+            !all.contains(raw),
+            "'{raw}' is in the dead-letter queue: {all}"
+        );
     }
 }
 
@@ -242,14 +287,20 @@ fn logged<F: std::future::Future<Output = ()>>(test: impl FnOnce() -> F) -> Stri
         .with_ansi(false)
         .finish();
     tracing::subscriber::with_default(subscriber, || {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
         runtime.block_on(test());
     });
     buffer.text()
 }
 
 fn assert_no_raw_value_logged(logs: &str) {
-    assert!(logs.contains("sync job finished"), "the subscriber saw the run: {logs}");
+    assert!(
+        logs.contains("sync job finished"),
+        "the subscriber saw the run: {logs}"
+    );
     for raw in RAW {
         assert!(!logs.contains(raw), "'{raw}' was logged: {logs}");
     }
@@ -262,12 +313,31 @@ fn personal_data_reaches_neither_the_embedded_index_nor_the_dlq_nor_the_logs() {
     let logs = logged(|| async move {
         let backend = EmbeddedBackend::open_in_memory().expect("embedded backend");
         let mapping = json!({"properties": {"value": {"type": "long"}}});
-        backend.ensure_index("people", Some(&mapping)).await.unwrap();
+        backend
+            .ensure_index("people", Some(&mapping))
+            .await
+            .unwrap();
         let dlq = memory_dlq();
-        let engine = engine_with(Arc::new(backend.clone()), Arc::new(backend.clone()), dlq.clone(), sources::builtin(), "w1", settings(), fast_breaker());
+        let engine = engine_with(
+            Arc::new(backend.clone()),
+            Arc::new(backend.clone()),
+            dlq.clone(),
+            sources::builtin(),
+            "w1",
+            settings(),
+            fast_breaker(),
+        );
         sync(&engine, &backend, &path).await;
-        let p1 = backend.get_document("people", "p1").await.unwrap().expect("p1");
-        let p4 = backend.get_document("people", "p4").await.unwrap().expect("p4");
+        let p1 = backend
+            .get_document("people", "p1")
+            .await
+            .unwrap()
+            .expect("p1");
+        let p4 = backend
+            .get_document("people", "p4")
+            .await
+            .unwrap()
+            .expect("p4");
         assert_indexed(&p1, &p4);
         assert_dead_letters(&dead_letters(&dlq));
     });
@@ -279,14 +349,32 @@ fn personal_data_reaches_neither_the_stand_in_nor_the_dlq_nor_the_logs() {
     let dir = tempfile::tempdir().unwrap();
     let path = write_file(dir.path());
     let logs = logged(|| async move {
-        let standin = StandIn::start(StandInOptions { nodes: 1, kibana: false, ..Default::default() }).await;
+        let standin = StandIn::start(StandInOptions {
+            nodes: 1,
+            kibana: false,
+            ..Default::default()
+        })
+        .await;
         standin.faults().reject_field(Some("poison".into()));
         let es = es_backend(&standin.es_urls());
         let dlq = memory_dlq();
-        let engine = engine_with(es.clone(), es.clone(), dlq.clone(), sources::builtin(), "w1", settings(), fast_breaker());
+        let engine = engine_with(
+            es.clone(),
+            es.clone(),
+            dlq.clone(),
+            sources::builtin(),
+            "w1",
+            settings(),
+            fast_breaker(),
+        );
         sync(&engine, es.as_ref(), &path).await;
         let docs = standin.index_docs("people");
-        let doc = |id: &str| docs.iter().find(|(d, _)| d == id).map(|(_, s)| s.clone()).unwrap_or_else(|| panic!("no {id}"));
+        let doc = |id: &str| {
+            docs.iter()
+                .find(|(d, _)| d == id)
+                .map(|(_, s)| s.clone())
+                .unwrap_or_else(|| panic!("no {id}"))
+        };
         assert_indexed(&doc("p1"), &doc("p4"));
         assert_eq!(docs.len(), 2);
         let everything = serde_json::to_string(&docs).unwrap();

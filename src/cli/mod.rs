@@ -51,10 +51,10 @@ pub async fn run(ctx: &mut Context, command: Option<Command>) -> CliResult {
 /// `syncdeck` with no subcommand, until the console exists: `check`, then `connectors list`.
 async fn overview(ctx: &mut Context) -> CliResult {
     let checked = check::run(ctx).await;
-    if let Err(e) = &checked {
-        if check::is_unreachable(e) {
-            return checked;
-        }
+    if let Err(e) = &checked
+        && check::is_unreachable(e)
+    {
+        return checked;
     }
     if !ctx.out.json {
         ctx.out.text("")?;

@@ -66,7 +66,7 @@ impl Form {
         if offer_queue_only {
             fields.push(field(
                 "Run",
-                Some("Queue only: a connectors service serving this connector picks the job up"),
+                Some("Queue only: the connectors service serving it picks the job up"),
                 choice(&[("On this console's engine", "here"), ("Queue only", "queue")], 0),
             ));
         }

@@ -49,8 +49,8 @@ fn render_header(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme)
         }
         (Some(c), None) => {
             let name = if c.backend == "embedded" { "embedded store".to_string() } else { c.cluster_name.clone() };
-            spans.push(Span::styled(super::format::ellipsize(&name, if narrow { 14 } else { 30 }), theme.text));
-            if !c.version.is_empty() && c.backend != "embedded" {
+            spans.push(Span::styled(super::format::ellipsize(&name, if narrow { 16 } else { 30 }), theme.text));
+            if !c.version.is_empty() && c.backend != "embedded" && !narrow {
                 spans.push(Span::styled(format!(" {}", c.version), theme.dim));
             }
             if c.health != "n/a" {
@@ -70,9 +70,10 @@ fn render_header(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme)
     }
     spans.push(sep(theme));
     let attached = state.live.attached.value.as_ref().map(|d| d.jobs.as_slice()).unwrap_or(&[]);
+    let word = if narrow { "brk" } else { "breaker" };
     match worst_breaker(state.live.local.iter().chain(attached)) {
-        Some(b) => spans.push(Span::styled(format!("breaker {}", super::views::breaker::state_label(&b)), theme.breaker(&b))),
-        None => spans.push(Span::styled("breaker —", theme.dim)),
+        Some(b) => spans.push(Span::styled(format!("{word} {}", super::views::breaker::state_label(&b)), theme.breaker(&b))),
+        None => spans.push(Span::styled(format!("{word} —"), theme.dim)),
     }
     if let Some(addr) = &state.settings.attach {
         spans.push(sep(theme));
@@ -120,9 +121,23 @@ fn render_body(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
     }
 }
 
+const FORM_HINTS: &[Hint] = &[
+    super::views::hint(Command::Save, "submit"),
+    super::views::hint(Command::NextField, "next field"),
+    super::views::hint(Command::Back, "cancel"),
+];
+const CONFIRM_HINTS: &[Hint] = &[super::views::hint(Command::Confirm, "yes"), super::views::hint(Command::Back, "no")];
+const HELP_HINTS: &[Hint] = &[super::views::hint(Command::Down, "scroll"), super::views::hint(Command::Back, "close")];
+
 /// The hints of what has the keys now, and the context to look their keys up in.
 pub fn current_hints(state: &AppState) -> (KeyContext, &'static [Hint]) {
     let context = state.key_context();
+    match &state.modal {
+        Some(Modal::Form(_)) => return (KeyContext::Editor, FORM_HINTS),
+        Some(Modal::Confirm(_)) => return (KeyContext::Confirm, CONFIRM_HINTS),
+        Some(Modal::Help { .. }) => return (KeyContext::Detail, HELP_HINTS),
+        _ => {}
+    }
     let hints = match state.screen() {
         Some(Screen::ConnectorDetail(_)) => detail::CONNECTOR_HINTS,
         Some(Screen::JobDetail { .. }) => detail::JOB_HINTS,
@@ -140,19 +155,35 @@ fn render_footer(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme)
         _ => {}
     }
     let (context, hints) = current_hints(state);
-    let mut spans = Vec::new();
-    for h in hints.iter().chain(GLOBAL_HINTS.iter()) {
+    let globals = if state.modal.is_some() { &[][..] } else { GLOBAL_HINTS };
+    let mut pairs: Vec<(String, &str)> = Vec::new();
+    for h in hints.iter().chain(globals.iter()) {
         if state.profile.read_only && h.command.is_mutating() {
             continue;
         }
-        if spans.iter().any(|s: &Span| s.content.trim() == h.label) {
+        if pairs.iter().any(|(_, label)| *label == h.label) {
             continue;
         }
-        let Some(key) = state.keymap.key_for(context, h.command) else {
+        if let Some(key) = state.keymap.key_for(context, h.command) {
+            pairs.push((key.to_string(), h.label));
+        }
+    }
+    // Whole hints only: those that do not fit are left out, help last to go.
+    let width = |(k, l): &(String, &str)| unicode_width::UnicodeWidthStr::width(k.as_str()) + l.len() + 3;
+    let help_width = pairs.iter().find(|(_, l)| *l == "help").map_or(0, width);
+    let mut used = help_width;
+    let mut spans = Vec::new();
+    for pair in &pairs {
+        let w = width(pair);
+        let is_help = pair.1 == "help";
+        if !is_help && used + w > area.width as usize {
             continue;
-        };
-        spans.push(Span::styled(format!(" {key}"), theme.key));
-        spans.push(Span::styled(format!(" {} ", h.label), theme.hint));
+        }
+        if !is_help {
+            used += w;
+        }
+        spans.push(Span::styled(format!(" {}", pair.0), theme.key));
+        spans.push(Span::styled(format!(" {} ", pair.1), theme.hint));
     }
     frame.render_widget(Paragraph::new(Line::from(spans)).style(theme.header), area);
 }

@@ -82,17 +82,13 @@ pub async fn serve(engine: &Engine, options: &ServeOptions, shutdown: Cancellati
         if options.max_ticks.is_some_and(|max| summary.ticks >= max) {
             break;
         }
-        let sleep = tokio::time::sleep(options.idle);
-        tokio::pin!(sleep);
-        loop {
-            tokio::select! {
-                _ = &mut sleep => break,
-                _ = shutdown.cancelled() => break,
-                Some(done) = running.join_next(), if !running.is_empty() => {
-                    collect(done, &mut summary, &mut running_connectors);
-                    // A slot is free: look for more work now rather than after the sleep.
-                    break;
-                }
+        // Sleep until the next tick, the shutdown, or a finished job (a free slot: look for
+        // more work now rather than after the sleep).
+        tokio::select! {
+            _ = tokio::time::sleep(options.idle) => {}
+            _ = shutdown.cancelled() => {}
+            Some(done) = running.join_next(), if !running.is_empty() => {
+                collect(done, &mut summary, &mut running_connectors);
             }
         }
         if shutdown.is_cancelled() {

@@ -44,7 +44,11 @@ impl FieldPath {
             }
         }
         segments.push((start, text.len()));
-        Some(Self { text: text.to_string(), segments, action })
+        Some(Self {
+            text: text.to_string(),
+            segments,
+            action,
+        })
     }
 
     /// The key made of segments `from..=to` joined by their dots, as written.
@@ -65,8 +69,12 @@ pub struct FieldTransform {
 impl FieldTransform {
     /// `None` when there is nothing to do, so the pipeline pays nothing.
     pub fn new(exclude: &[String], hash: &[String]) -> Option<Self> {
-        let drops = exclude.iter().filter_map(|p| FieldPath::parse(p, Action::Drop));
-        let hashes = hash.iter().filter_map(|p| FieldPath::parse(p, Action::Hash));
+        let drops = exclude
+            .iter()
+            .filter_map(|p| FieldPath::parse(p, Action::Drop));
+        let hashes = hash
+            .iter()
+            .filter_map(|p| FieldPath::parse(p, Action::Hash));
         let paths: Vec<FieldPath> = drops.chain(hashes).collect();
         (!paths.is_empty()).then_some(Self { paths })
     }
@@ -141,10 +149,10 @@ fn act(map: &mut Map<String, Value>, key: &str, action: Action) {
             map.shift_remove(key);
         }
         Action::Hash => {
-            if let Some(value) = map.get_mut(key) {
-                if !value.is_null() {
-                    *value = Value::String(sha256_hex(value));
-                }
+            if let Some(value) = map.get_mut(key)
+                && !value.is_null()
+            {
+                *value = Value::String(sha256_hex(value));
             }
         }
     }
@@ -200,7 +208,8 @@ mod tests {
     #[test]
     fn dotted_keys_and_nested_objects_both_match() {
         let t = FieldTransform::new(&strings(&["a.b.c"]), &[]).unwrap();
-        let mut doc = fields(json!({"a": {"b.c": 1, "b": {"c": 2, "d": 3}}, "a.b": {"c": 4}, "a.b.c": 5}));
+        let mut doc =
+            fields(json!({"a": {"b.c": 1, "b": {"c": 2, "d": 3}}, "a.b": {"c": 4}, "a.b.c": 5}));
         t.apply(&mut doc);
         assert_eq!(doc, fields(json!({"a": {"b": {"d": 3}}, "a.b": {}})));
     }

@@ -5,7 +5,7 @@
 //! followed only to files inside the root. Extraction itself lives in `extract`.
 
 use super::builtin::{bool_setting, configuration, field, str_setting};
-use super::extract::{self, ExtractError, ExtractInput, ExtractLimits};
+use super::extract::{self, ExtractError, ExtractLimits};
 use super::{
     DataSource, Document, ItemSender, LazyContent, SourceError, SourceFactory, SourceItem, SyncMode,
 };
@@ -40,7 +40,7 @@ impl SourceFactory for DirectoryFactory {
                 .tooltip("Comma-separated globs; a file matching any of them is skipped."),
             field("extract_content", "Extract text")
                 .toggle(true)
-                .tooltip("Index the text of txt, md, html, json and csv files as 'body'."),
+                .tooltip("Index the text of txt, md, html, json, csv, pdf, docx, xlsx and pptx files as 'body'."),
         ])
     }
 
@@ -369,11 +369,8 @@ fn file_document(
 fn lazy_text(path: PathBuf, content_type: &'static str, limits: ExtractLimits) -> LazyContent {
     Box::new(move || {
         Box::pin(async move {
-            let extracted = tokio::task::spawn_blocking(move || {
-                extract::extract_text(ExtractInput::Path(&path), content_type, &limits)
-            })
-            .await
-            .map_err(|e| SourceError::Failed(format!("text extraction stopped: {e}")))?;
+            // On a blocking thread, within the time limit (binary formats can be slow).
+            let extracted = extract::extract_file(path, content_type, limits).await;
             let mut fields = Map::new();
             match extracted {
                 Ok(text) => fields.insert("body".into(), Value::String(text)),

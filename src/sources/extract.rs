@@ -1,15 +1,35 @@
 //! Text extraction for file sources: plain text and Markdown as they are, HTML without tags,
-//! scripts and styles (entities decoded), JSON as its string values, CSV as its cells. New
-//! formats are one more arm in [`extract_text`]. Pure functions over bytes (plus one file
-//! read); nothing here knows about documents or the engine.
+//! scripts and styles (entities decoded), JSON as its string values, CSV as its cells, PDF
+//! (`pdf`), DOCX/XLSX/PPTX (`office`). New formats are one more arm in [`extract_text`].
+//! Inputs are bounded in size (and Office packages in unpacked size); a time limit is checked
+//! while extracting, and [`extract_file`]/[`extract_bytes`] also run the work on a blocking
+//! thread they stop waiting for at that limit. Binary `_attachment` fields of documents are
+//! handled by `attachment` ([`extract_attachment`]). Nothing here knows about the engine.
+
+mod attachment;
+mod office;
+mod pdf;
+
+pub use attachment::{
+    ATTACHMENT_FIELD, BODY_FIELD, ERROR_FIELD, extract_attachment, sniff_content_type,
+};
+pub use office::{DOCX, PPTX, XLSX};
 
 use std::borrow::Cow;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 use thiserror::Error;
 
 /// The default largest input extracted: the connectors framework's `max_file_download_size`.
 pub const DEFAULT_MAX_BYTES: u64 = 10 * 1024 * 1024;
+
+/// The default longest extraction of one document.
+pub const DEFAULT_TIME_LIMIT: Duration = Duration::from_secs(30);
+
+/// How many times its own size a compressed package (DOCX, XLSX, PPTX, PDF streams) may
+/// unpack to: far above real documents, far below a zip bomb.
+const UNPACK_FACTOR: u64 = 10;
 
 /// What to extract from.
 #[derive(Debug, Clone, Copy)]
@@ -23,13 +43,23 @@ pub enum ExtractInput<'a> {
 pub struct ExtractLimits {
     /// Inputs larger than this are refused without being read.
     pub max_bytes: u64,
+    /// The longest one extraction may take.
+    pub time_limit: Duration,
 }
 
 impl Default for ExtractLimits {
     fn default() -> Self {
         Self {
             max_bytes: DEFAULT_MAX_BYTES,
+            time_limit: DEFAULT_TIME_LIMIT,
         }
+    }
+}
+
+impl ExtractLimits {
+    /// The most a compressed input may unpack to.
+    pub fn unpacked_limit(&self) -> u64 {
+        self.max_bytes.saturating_mul(UNPACK_FACTOR).max(1024 * 1024)
     }
 }
 
@@ -49,13 +79,25 @@ pub enum ExtractError {
         format: &'static str,
         reason: String,
     },
+    #[error("text extraction took longer than the limit of {} ms", .limit.as_millis())]
+    TimedOut { limit: Duration },
+    #[error("text extraction stopped: {0}")]
+    Stopped(String),
 }
 
 /// The content types [`extract_text`] handles.
 pub fn is_supported(content_type: &str) -> bool {
     matches!(
         content_type,
-        "text/plain" | "text/markdown" | "text/html" | "application/json" | "text/csv"
+        "text/plain"
+            | "text/markdown"
+            | "text/html"
+            | "application/json"
+            | "text/csv"
+            | "application/pdf"
+            | DOCX
+            | XLSX
+            | PPTX
     )
 }
 
@@ -68,6 +110,9 @@ pub fn content_type_for_extension(extension: &str) -> &'static str {
         "json" => "application/json",
         "csv" => "text/csv",
         "pdf" => "application/pdf",
+        "docx" => DOCX,
+        "xlsx" => XLSX,
+        "pptx" => PPTX,
         "xml" => "application/xml",
         _ => "application/octet-stream",
     }
@@ -82,6 +127,7 @@ pub fn extract_text(
     if !is_supported(content_type) {
         return Err(ExtractError::Unsupported(content_type.to_string()));
     }
+    let deadline = Deadline::after(limits.time_limit);
     let bytes: Cow<'_, [u8]> = match input {
         ExtractInput::Bytes(bytes) => {
             check_size(bytes.len() as u64, limits)?;
@@ -93,8 +139,76 @@ pub fn extract_text(
         "text/html" => Ok(html_text(&String::from_utf8_lossy(&bytes))),
         "application/json" => json_text(&bytes),
         "text/csv" => csv_text(&bytes),
+        "application/pdf" => pdf::pdf_text(&bytes, limits, &deadline),
+        DOCX => office::docx_text(&bytes, limits, &deadline),
+        XLSX => office::xlsx_text(&bytes, limits, &deadline),
+        PPTX => office::pptx_text(&bytes, limits, &deadline),
         _ => Ok(String::from_utf8_lossy(&bytes).into_owned()),
     }
+}
+
+/// The end of an extraction's time, checked between pages, parts and XML events.
+pub(crate) struct Deadline {
+    at: Instant,
+    limit: Duration,
+}
+
+impl Deadline {
+    fn after(limit: Duration) -> Self {
+        Self {
+            at: Instant::now() + limit,
+            limit,
+        }
+    }
+
+    fn check(&self) -> Result<(), ExtractError> {
+        if Instant::now() >= self.at {
+            return Err(ExtractError::TimedOut { limit: self.limit });
+        }
+        Ok(())
+    }
+}
+
+/// Runs blocking extraction work on a blocking thread and stops waiting for it after
+/// `limit`. The thread itself stops at its next deadline check (or when a library call
+/// returns); its result is then dropped.
+pub async fn with_time_limit<T, F>(limit: Duration, work: F) -> Result<T, ExtractError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, ExtractError> + Send + 'static,
+{
+    let task = tokio::task::spawn_blocking(work);
+    match tokio::time::timeout(limit, task).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(e)) => Err(ExtractError::Stopped(e.to_string())),
+        Err(_) => Err(ExtractError::TimedOut { limit }),
+    }
+}
+
+/// [`extract_text`] of a file, on a blocking thread, within `limits.time_limit`.
+pub async fn extract_file(
+    path: PathBuf,
+    content_type: &str,
+    limits: ExtractLimits,
+) -> Result<String, ExtractError> {
+    let content_type = content_type.to_string();
+    with_time_limit(limits.time_limit, move || {
+        extract_text(ExtractInput::Path(&path), &content_type, &limits)
+    })
+    .await
+}
+
+/// [`extract_text`] of bytes, on a blocking thread, within `limits.time_limit`.
+pub async fn extract_bytes(
+    bytes: Vec<u8>,
+    content_type: &str,
+    limits: ExtractLimits,
+) -> Result<String, ExtractError> {
+    let content_type = content_type.to_string();
+    with_time_limit(limits.time_limit, move || {
+        extract_text(ExtractInput::Bytes(&bytes), &content_type, &limits)
+    })
+    .await
 }
 
 fn check_size(size: u64, limits: &ExtractLimits) -> Result<(), ExtractError> {
@@ -371,11 +485,14 @@ mod tests {
 
     #[test]
     fn limits_and_unsupported_types_are_errors() {
-        let limits = ExtractLimits { max_bytes: 3 };
+        let limits = ExtractLimits {
+            max_bytes: 3,
+            ..ExtractLimits::default()
+        };
         let err = extract_text(ExtractInput::Bytes(b"abcd"), "text/plain", &limits).unwrap_err();
         assert!(matches!(err, ExtractError::TooLarge { size: 4, limit: 3 }));
-        let err = text("x", "application/pdf").unwrap_err().to_string();
-        assert_eq!(err, "no text extraction for content type 'application/pdf'");
+        let err = text("x", "image/png").unwrap_err().to_string();
+        assert_eq!(err, "no text extraction for content type 'image/png'");
     }
 
     #[test]
@@ -393,7 +510,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("gone.txt"), "{err}");
-        let small = ExtractLimits { max_bytes: 4 };
+        let small = ExtractLimits {
+            max_bytes: 4,
+            ..ExtractLimits::default()
+        };
         assert!(matches!(
             extract_text(ExtractInput::Path(&path), "text/plain", &small),
             Err(ExtractError::TooLarge { .. })

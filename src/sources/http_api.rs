@@ -63,7 +63,10 @@ impl SourceFactory for HttpApiFactory {
             }
         }
         if let Some(f) = config.0.get_mut("url") {
-            f.validations.push(Validation { kind: ValidationType::Regex, constraint: json!("https?://.+") });
+            f.validations.push(Validation {
+                kind: ValidationType::Regex,
+                constraint: json!("https?://.+"),
+            });
         }
         config
     }
@@ -79,19 +82,31 @@ impl SourceFactory for HttpApiFactory {
     fn create(&self, config: &Configuration) -> Result<Box<dyn DataSource>, SourceError> {
         let settings = Settings::from_config(config)?;
         let client = ApiClient::new(settings.client)?;
-        Ok(Box::new(HttpApiSource { client, run: settings.run }))
+        Ok(Box::new(HttpApiSource {
+            client,
+            run: settings.run,
+        }))
     }
 }
 
 fn request_fields() -> Vec<FieldBuilder> {
     vec![
-        field("url", "URL").text("").tooltip("The first page, e.g. https://api.example.com/v1/items."),
+        field("url", "URL")
+            .text("")
+            .tooltip("The first page, e.g. https://api.example.com/v1/items."),
         field("method", "Method").dropdown(&[("GET", "GET"), ("POST", "POST")], "GET"),
-        field("request_body", "Request body").text("").optional().depends_on("method", json!("POST"))
+        field("request_body", "Request body")
+            .text("")
+            .optional()
+            .depends_on("method", json!("POST"))
             .tooltip("JSON sent with every POST request."),
-        field("headers", "Headers").text("").optional()
+        field("headers", "Headers")
+            .text("")
+            .optional()
             .tooltip("Sent with every request: one 'Name: value' per line."),
-        field("secret_headers", "Secret headers").sensitive().optional()
+        field("secret_headers", "Secret headers")
+            .sensitive()
+            .optional()
             .tooltip("Like Headers, for values that must stay secret: one 'Name: value' per line."),
     ]
 }
@@ -129,8 +144,8 @@ fn pagination_fields() -> Vec<FieldBuilder> {
         dep(field("cursor_param", "Cursor parameter").text("cursor"), "cursor")
             .tooltip("The query parameter that sends the cursor back."),
         dep(field("page_param", "Page parameter").text("page"), "page_number"),
-        dep(field("page_size_param", "Page size parameter").text("per_page").optional(), "page_number")
-            .tooltip("Leave empty when the API takes no page size."),
+        dep(field("page_size_param", "Page size parameter").text("").optional(), "page_number")
+            .tooltip("The query parameter that sends the page size, e.g. per_page; empty sends none."),
         dep(field("page_size", "Page size").int(100).greater_than(0), "page_number"),
         dep(field("start_page", "First page").int(1).greater_than(-1), "page_number")
             .tooltip("The number of the first page: 1, or 0 for APIs that count from zero."),
@@ -154,12 +169,24 @@ fn auth_fields() -> Vec<FieldBuilder> {
     let dep = |builder: FieldBuilder, method: &str| builder.depends_on("auth", json!(method));
     vec![
         field("auth", "Authentication").dropdown(&methods, "none"),
-        dep(field("api_key_header_name", "API key header").text("X-API-Key"), "api_key_header"),
-        dep(field("api_key_param", "API key parameter").text("api_key"), "api_key_query"),
+        dep(
+            field("api_key_header_name", "API key header").text("X-API-Key"),
+            "api_key_header",
+        ),
+        dep(
+            field("api_key_param", "API key parameter").text("api_key"),
+            "api_key_query",
+        ),
         // Shared by both API key methods; `depends_on` can only require all of its entries.
-        field("api_key", "API key").sensitive().optional().tooltip("For the two API key methods."),
+        field("api_key", "API key")
+            .sensitive()
+            .optional()
+            .tooltip("For the two API key methods."),
         dep(field("username", "Username").text(""), "basic"),
-        dep(field("password", "Password").sensitive().optional(), "basic"),
+        dep(
+            field("password", "Password").sensitive().optional(),
+            "basic",
+        ),
         dep(field("token", "Bearer token").sensitive(), "bearer"),
         dep(field("token_url", "Token URL").text(""), OAUTH2),
         dep(field("client_id", "Client id").text(""), OAUTH2),
@@ -234,7 +261,10 @@ struct Settings {
 }
 
 fn config_error(field: &str, reason: impl Into<String>) -> SourceError {
-    SourceError::Config { field: field.to_string(), reason: reason.into() }
+    SourceError::Config {
+        field: field.to_string(),
+        reason: reason.into(),
+    }
 }
 
 fn required(config: &Configuration, key: &str, what: &str) -> Result<String, SourceError> {
@@ -259,9 +289,13 @@ fn required_secret(config: &Configuration, key: &str, what: &str) -> Result<Secr
 
 fn http_url(config: &Configuration, key: &str) -> Result<Url, SourceError> {
     let text = required(config, key, "a URL")?;
-    let url = Url::parse(&text).map_err(|e| config_error(key, format!("'{text}' is not a URL: {e}")))?;
+    let url =
+        Url::parse(&text).map_err(|e| config_error(key, format!("'{text}' is not a URL: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(config_error(key, format!("'{}' is not an http or https URL", url.scheme())));
+        return Err(config_error(
+            key,
+            format!("'{}' is not an http or https URL", url.scheme()),
+        ));
     }
     Ok(url)
 }
@@ -272,7 +306,9 @@ fn pointer(config: &Configuration, key: &str, default: &str) -> String {
     if text.is_empty() || text.starts_with('/') {
         return text;
     }
-    text.split('.').map(|part| format!("/{}", part.replace('~', "~0").replace('/', "~1"))).collect()
+    text.split('.')
+        .map(|part| format!("/{}", part.replace('~', "~0").replace('/', "~1")))
+        .collect()
 }
 
 fn param(config: &Configuration, key: &str, default: &str) -> Result<String, SourceError> {
@@ -290,19 +326,45 @@ fn positive(config: &Configuration, key: &str, default: i64, min: i64) -> Result
 impl Settings {
     fn from_config(config: &Configuration) -> Result<Self, SourceError> {
         let url = http_url(config, "url")?;
-        let method = match str_setting(config, "method", "GET").to_ascii_uppercase().as_str() {
+        let method = match str_setting(config, "method", "GET")
+            .to_ascii_uppercase()
+            .as_str()
+        {
             "GET" => Method::GET,
             "POST" => Method::POST,
-            other => return Err(config_error("method", format!("'{other}' is not GET or POST"))),
+            other => {
+                return Err(config_error(
+                    "method",
+                    format!("'{other}' is not GET or POST"),
+                ));
+            }
         };
-        let body = if method == Method::POST { request_body(config)? } else { None };
+        let body = if method == Method::POST {
+            request_body(config)?
+        } else {
+            None
+        };
         let mut headers = HeaderMap::new();
-        parse_headers(&str_setting(config, "headers", ""), "headers", false, &mut headers)?;
+        parse_headers(
+            &str_setting(config, "headers", ""),
+            "headers",
+            false,
+            &mut headers,
+        )?;
         let secret_text = secret(config, "secret_headers");
-        let header_secrets = parse_headers(secret_text.expose(), "secret_headers", true, &mut headers)?;
+        let header_secrets =
+            parse_headers(secret_text.expose(), "secret_headers", true, &mut headers)?;
         let id_field = FieldRef(str_setting(config, "id_field", "id"));
-        let id_field = if id_field.0.is_empty() { FieldRef("id".into()) } else { id_field };
-        let optional_ref = |key| Some(str_setting(config, key, "")).filter(|s| !s.is_empty()).map(FieldRef);
+        let id_field = if id_field.0.is_empty() {
+            FieldRef("id".into())
+        } else {
+            id_field
+        };
+        let optional_ref = |key| {
+            Some(str_setting(config, key, ""))
+                .filter(|s| !s.is_empty())
+                .map(FieldRef)
+        };
         let run = RunSettings {
             url,
             items_path: pointer(config, "items_path", ""),
@@ -311,7 +373,8 @@ impl Settings {
             pagination: pagination(config)?,
             max_pages: positive(config, "max_pages", 10_000, 1)?,
             cursor_field: optional_ref("cursor_field"),
-            cursor_query_param: Some(str_setting(config, "cursor_query_param", "")).filter(|s| !s.is_empty()),
+            cursor_query_param: Some(str_setting(config, "cursor_query_param", ""))
+                .filter(|s| !s.is_empty()),
         };
         let rate = int_at_least(config, "requests_per_second", 0, 0)?;
         let client = ClientSettings {
@@ -319,12 +382,19 @@ impl Settings {
             headers,
             body,
             auth: auth(config)?,
-            requests_per_second: u32::try_from(rate).map_err(|_| config_error("requests_per_second", format!("'{rate}' is too large")))?,
+            requests_per_second: u32::try_from(rate).map_err(|_| {
+                config_error("requests_per_second", format!("'{rate}' is too large"))
+            })?,
             retry: RetryPolicy {
                 max_retries: positive(config, "max_retries", 5, 0)?.min(100) as u32,
-                first_delay: Duration::from_millis(positive(config, "retry_delay_ms", 500, 1)?),
+                // Capped so that no value can overflow a clock: an hour, a day.
+                first_delay: Duration::from_millis(
+                    positive(config, "retry_delay_ms", 500, 1)?.min(3_600_000),
+                ),
             },
-            timeout: Some(positive(config, "timeout_seconds", 30, 0)?).filter(|s| *s > 0).map(Duration::from_secs),
+            timeout: Some(positive(config, "timeout_seconds", 30, 0)?.min(86_400))
+                .filter(|s| *s > 0)
+                .map(Duration::from_secs),
             header_secrets,
         };
         Ok(Self { client, run })
@@ -336,13 +406,19 @@ fn request_body(config: &Configuration) -> Result<Option<Bytes>, SourceError> {
     if text.is_empty() {
         return Ok(None);
     }
-    serde_json::from_str::<Value>(&text).map_err(|e| config_error("request_body", format!("is not JSON: {e}")))?;
+    serde_json::from_str::<Value>(&text)
+        .map_err(|e| config_error("request_body", format!("is not JSON: {e}")))?;
     Ok(Some(Bytes::from(text)))
 }
 
 /// Adds `Name: value` lines to `headers`; returns the values as secrets when `sensitive`.
 /// Errors never quote a value.
-fn parse_headers(text: &str, key: &str, sensitive: bool, headers: &mut HeaderMap) -> Result<Vec<Secret>, SourceError> {
+fn parse_headers(
+    text: &str,
+    key: &str,
+    sensitive: bool,
+    headers: &mut HeaderMap,
+) -> Result<Vec<Secret>, SourceError> {
     let mut secrets = Vec::new();
     for (n, line) in text.lines().enumerate().map(|(i, l)| (i + 1, l.trim())) {
         if line.is_empty() {
@@ -352,10 +428,18 @@ fn parse_headers(text: &str, key: &str, sensitive: bool, headers: &mut HeaderMap
             return Err(config_error(key, format!("line {n} is not 'Name: value'")));
         };
         let name = name.trim();
-        let header = HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| config_error(key, format!("line {n}: '{name}' is not a valid header name")))?;
-        let mut value = HeaderValue::from_str(value.trim())
-            .map_err(|_| config_error(key, format!("line {n}: the value of '{name}' is not a valid header value")))?;
+        let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+            config_error(
+                key,
+                format!("line {n}: '{name}' is not a valid header name"),
+            )
+        })?;
+        let mut value = HeaderValue::from_str(value.trim()).map_err(|_| {
+            config_error(
+                key,
+                format!("line {n}: the value of '{name}' is not a valid header value"),
+            )
+        })?;
         if sensitive {
             value.set_sensitive(true);
             secrets.push(Secret::new(value.to_str().unwrap_or_default()));
@@ -368,7 +452,9 @@ fn parse_headers(text: &str, key: &str, sensitive: bool, headers: &mut HeaderMap
 fn pagination(config: &Configuration) -> Result<Pagination, SourceError> {
     Ok(match str_setting(config, "pagination", "none").as_str() {
         "none" => Pagination::None,
-        "next_link_body" => Pagination::NextLinkBody { path: pointer(config, "next_link_path", "/next") },
+        "next_link_body" => Pagination::NextLinkBody {
+            path: pointer(config, "next_link_path", "/next"),
+        },
         "link_header" => Pagination::LinkHeader,
         "cursor" => Pagination::Cursor {
             path: pointer(config, "cursor_path", "/next_cursor"),
@@ -376,7 +462,7 @@ fn pagination(config: &Configuration) -> Result<Pagination, SourceError> {
         },
         "page_number" => Pagination::PageNumber {
             param: param(config, "page_param", "page")?,
-            size_param: Some(str_setting(config, "page_size_param", "per_page")).filter(|s| !s.is_empty()),
+            size_param: Some(str_setting(config, "page_size_param", "")).filter(|s| !s.is_empty()),
             size: positive(config, "page_size", 100, 1)?,
             start: positive(config, "start_page", 1, 0)?,
         },
@@ -385,7 +471,12 @@ fn pagination(config: &Configuration) -> Result<Pagination, SourceError> {
             limit_param: param(config, "limit_param", "limit")?,
             limit: positive(config, "limit", 100, 1)?,
         },
-        other => return Err(config_error("pagination", format!("'{other}' is not a pagination style"))),
+        other => {
+            return Err(config_error(
+                "pagination",
+                format!("'{other}' is not a pagination style"),
+            ));
+        }
     })
 }
 
@@ -394,23 +485,40 @@ fn auth(config: &Configuration) -> Result<Auth, SourceError> {
         "none" => Auth::None,
         "api_key_header" => {
             let name = str_setting(config, "api_key_header_name", "X-API-Key");
-            let name = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| config_error("api_key_header_name", format!("'{name}' is not a valid header name")))?;
-            Auth::ApiKeyHeader { name, key: required_secret(config, "api_key", "an API key")? }
+            let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                config_error(
+                    "api_key_header_name",
+                    format!("'{name}' is not a valid header name"),
+                )
+            })?;
+            Auth::ApiKeyHeader {
+                name,
+                key: required_secret(config, "api_key", "an API key")?,
+            }
         }
         "api_key_query" => Auth::ApiKeyQuery {
             param: param(config, "api_key_param", "api_key")?,
             key: required_secret(config, "api_key", "an API key")?,
         },
-        "basic" => Auth::Basic { username: required(config, "username", "a user name")?, password: secret(config, "password") },
-        "bearer" => Auth::Bearer { token: required_secret(config, "token", "a token")? },
+        "basic" => Auth::Basic {
+            username: required(config, "username", "a user name")?,
+            password: secret(config, "password"),
+        },
+        "bearer" => Auth::Bearer {
+            token: required_secret(config, "token", "a token")?,
+        },
         OAUTH2 => Auth::OAuth2(OAuth2::new(
             http_url(config, "token_url")?,
             required(config, "client_id", "a client id")?,
             required_secret(config, "client_secret", "a client secret")?,
             str_setting(config, "scope", ""),
         )),
-        other => return Err(config_error("auth", format!("'{other}' is not an authentication method"))),
+        other => {
+            return Err(config_error(
+                "auth",
+                format!("'{other}' is not an authentication method"),
+            ));
+        }
     })
 }
 
@@ -426,17 +534,28 @@ impl DataSource for HttpApiSource {
     /// `items_path` finds the items.
     async fn ping(&mut self) -> Result<(), SourceError> {
         let (url, _) = self.run.pagination.first(&self.run.url);
-        let fetched = self.client.fetch(&url, false).await.map_err(|e| SourceError::Unavailable(e.to_string()))?;
-        let mut body = fetched.body;
-        items(&mut body, &self.run.items_path, self.client.method(), &self.client.shown(&url))
+        let fetched = self
+            .client
+            .fetch(&url, false)
+            .await
             .map_err(|e| SourceError::Unavailable(e.to_string()))?;
+        let mut body = fetched.body;
+        items(
+            &mut body,
+            &self.run.items_path,
+            self.client.method(),
+            &self.client.shown(&url),
+        )
+        .map_err(|e| SourceError::Unavailable(e.to_string()))?;
         tracing::debug!(url = %self.client.shown(&url), status = %fetched.status, "http_api source reachable");
         Ok(())
     }
 
     async fn run(&mut self, mode: SyncMode, out: ItemSender) -> Result<Option<Value>, SourceError> {
         let resume = match &mode {
-            SyncMode::Incremental { cursor: Some(cursor) } => self.resume_value(cursor),
+            SyncMode::Incremental {
+                cursor: Some(cursor),
+            } => self.resume_value(cursor),
             _ => None,
         };
         let base = match (&resume, &self.run.cursor_query_param) {
@@ -444,7 +563,9 @@ impl DataSource for HttpApiSource {
             _ => self.run.url.clone(),
         };
         if matches!(mode, SyncMode::Incremental { .. }) && self.run.cursor_query_param.is_none() {
-            tracing::warn!("http_api: no 'cursor_query_param', so an incremental sync reads every item");
+            tracing::warn!(
+                "http_api: no 'cursor_query_param', so an incremental sync reads every item"
+            );
         }
         let mut cursor = CursorTracker { best: resume };
         let (mut url, mut state) = self.run.pagination.first(&base);
@@ -454,13 +575,27 @@ impl DataSource for HttpApiSource {
             let fetched = self.client.fetch(&url, true).await?;
             let shown = self.client.shown(&url);
             let mut body = fetched.body;
-            let page_items = items(&mut body, &self.run.items_path, self.client.method(), &shown)?;
-            let view = PageView { url: &url, headers: &fetched.headers, body: &body, items: page_items.len() };
-            let next = self.run.pagination.next(&base, &mut state, &view).map_err(|bad| HttpApiError::BadLink {
-                link: bad.link,
-                url: shown.clone(),
-                reason: bad.reason,
-            })?;
+            let page_items = items(
+                &mut body,
+                &self.run.items_path,
+                self.client.method(),
+                &shown,
+            )?;
+            let view = PageView {
+                url: &url,
+                headers: &fetched.headers,
+                body: &body,
+                items: page_items.len(),
+            };
+            let next = self
+                .run
+                .pagination
+                .next(&base, &mut state, &view)
+                .map_err(|bad| HttpApiError::BadLink {
+                    link: bad.link,
+                    url: shown.clone(),
+                    reason: bad.reason,
+                })?;
             let had_items = view.items > 0;
             for (index, item) in page_items.into_iter().enumerate() {
                 out.send(self.item(item, pages, index, &mut cursor)).await?;
@@ -471,7 +606,11 @@ impl DataSource for HttpApiSource {
             let Some(next) = next else { break };
             self.check_next(&url, &next, &shown)?;
             if pages >= self.run.max_pages {
-                return Err(HttpApiError::TooManyPages { max_pages: self.run.max_pages, url: shown }.into());
+                return Err(HttpApiError::TooManyPages {
+                    max_pages: self.run.max_pages,
+                    url: shown,
+                }
+                .into());
             }
             url = next;
         }
@@ -487,8 +626,11 @@ impl HttpApiSource {
             Value::Object(saved) => {
                 let saved_field = saved.get("field").and_then(Value::as_str);
                 if saved_field.is_some_and(|f| f != field.name()) {
-                    tracing::warn!(saved = saved_field.unwrap_or_default(), configured = field.name(),
-                        "http_api: the saved cursor is for another cursor field; reading every item");
+                    tracing::warn!(
+                        saved = saved_field.unwrap_or_default(),
+                        configured = field.name(),
+                        "http_api: the saved cursor is for another cursor field; reading every item"
+                    );
                     return None;
                 }
                 saved.get("value")?.clone()
@@ -512,7 +654,9 @@ impl HttpApiSource {
             reason: reason.to_string(),
         };
         if next.origin() != self.run.url.origin() {
-            return Err(bad("points to another host; credentials are sent only to the API's own"));
+            return Err(bad(
+                "points to another host; credentials are sent only to the API's own",
+            ));
         }
         if next == current {
             return Err(bad("is the page itself; the API would be read forever"));
@@ -529,7 +673,12 @@ impl HttpApiSource {
         };
         let fields = match item {
             Value::Object(fields) => fields,
-            other => return invalid(format!("expected a JSON object, found {}", kind(&other)), other),
+            other => {
+                return invalid(
+                    format!("expected a JSON object, found {}", kind(&other)),
+                    other,
+                );
+            }
         };
         if let Some(field) = &self.run.cursor_field {
             cursor.see(field.get(&fields));
@@ -537,23 +686,45 @@ impl HttpApiSource {
         let id_field = &self.run.id_field;
         let Some(id) = id_field.get(&fields).and_then(id_text) else {
             let reason = if id_field.get(&fields).is_some() {
-                format!("field '{}' must be a non-empty string or a number", id_field.name())
+                format!(
+                    "field '{}' must be a non-empty string or a number",
+                    id_field.name()
+                )
             } else {
                 format!("no '{}' field", id_field.name())
             };
             return invalid(reason, Value::Object(fields));
         };
-        let timestamp = self.run.timestamp_field.as_ref().and_then(|f| f.get(&fields)).and_then(id_text);
-        SourceItem::Upsert(Document { id, timestamp, fields, content: None })
+        let timestamp = self
+            .run
+            .timestamp_field
+            .as_ref()
+            .and_then(|f| f.get(&fields))
+            .and_then(id_text);
+        SourceItem::Upsert(Document {
+            id,
+            timestamp,
+            fields,
+            content: None,
+        })
     }
 }
 
 /// The array of items at `path`, taken out of `body` (the rest stays for the pager). `null`
 /// is an empty page; nothing at all is an error, since a wrong path would otherwise look like
 /// an empty API and a full sync would delete every document.
-fn items(body: &mut Value, path: &str, method: &Method, shown: &str) -> Result<Vec<Value>, HttpApiError> {
+fn items(
+    body: &mut Value,
+    path: &str,
+    method: &Method,
+    shown: &str,
+) -> Result<Vec<Value>, HttpApiError> {
     let Some(found) = body.pointer_mut(path) else {
-        return Err(HttpApiError::ItemsMissing { method: method.clone(), url: shown.to_string(), path: path.to_string() });
+        return Err(HttpApiError::ItemsMissing {
+            method: method.clone(),
+            url: shown.to_string(),
+            path: path.to_string(),
+        });
     };
     match found.take() {
         Value::Array(items) => Ok(items),
@@ -630,21 +801,43 @@ mod tests {
     }
 
     fn issues(config: &Configuration) -> Vec<String> {
-        config.fields_in_order().into_iter().flat_map(|(k, _)| validate_field(config, k)).map(|i| i.to_string()).collect()
+        config
+            .fields_in_order()
+            .into_iter()
+            .flat_map(|(k, _)| validate_field(config, k))
+            .map(|i| i.to_string())
+            .collect()
     }
 
     #[test]
     fn only_the_chosen_styles_fields_apply() {
-        let c = config(&[("url", json!("https://api.example.com/items")), ("pagination", json!("cursor")), ("auth", json!("basic"))]);
+        let c = config(&[
+            ("url", json!("https://api.example.com/items")),
+            ("pagination", json!("cursor")),
+            ("auth", json!("basic")),
+        ]);
         assert!(c.is_active("cursor_path") && c.is_active("cursor_param"));
         assert!(!c.is_active("page_param") && !c.is_active("next_link_path"));
         assert!(c.is_active("username") && !c.is_active("token") && !c.is_active("client_secret"));
-        assert!(c.0["password"].sensitive && c.0["client_secret"].sensitive && c.0["secret_headers"].sensitive);
+        assert!(
+            c.0["password"].sensitive
+                && c.0["client_secret"].sensitive
+                && c.0["secret_headers"].sensitive
+        );
         assert_eq!(c.0["headers"].display, DisplayType::Textarea);
         // The username is required while basic is chosen.
         let problems = issues(&c);
-        assert!(problems.iter().any(|p| p.contains("Username")), "{problems:?}");
-        assert!(HttpApiFactory.validate(&c).unwrap_err().to_string().contains("'username'"));
+        assert!(
+            problems.iter().any(|p| p.contains("Username")),
+            "{problems:?}"
+        );
+        assert!(
+            HttpApiFactory
+                .validate(&c)
+                .unwrap_err()
+                .to_string()
+                .contains("'username'")
+        );
     }
 
     #[test]
@@ -653,17 +846,41 @@ mod tests {
         assert!(issues(&c).is_empty(), "{:?}", issues(&c));
         assert!(HttpApiFactory.validate(&c).is_ok());
         let bad = config(&[("url", json!("ftp://x"))]);
-        assert!(HttpApiFactory.validate(&bad).unwrap_err().to_string().contains("'url'"));
+        assert!(
+            HttpApiFactory
+                .validate(&bad)
+                .unwrap_err()
+                .to_string()
+                .contains("'url'")
+        );
     }
 
     #[test]
     fn header_errors_name_the_line_but_never_a_secret_value() {
-        let c = config(&[("url", json!("https://a.example/")), ("secret_headers", json!("X-Ok: fine\nX-Bad: va\u{7f}lue-hunter2"))]);
+        let c = config(&[
+            ("url", json!("https://a.example/")),
+            (
+                "secret_headers",
+                json!("X-Ok: fine\nX-Bad: va\u{7f}lue-hunter2"),
+            ),
+        ]);
         let err = HttpApiFactory.validate(&c).unwrap_err().to_string();
-        assert!(err.contains("'secret_headers'") && err.contains("line 2") && err.contains("'X-Bad'"), "{err}");
+        assert!(
+            err.contains("'secret_headers'") && err.contains("line 2") && err.contains("'X-Bad'"),
+            "{err}"
+        );
         assert!(!err.contains("hunter2"), "{err}");
-        let c = config(&[("url", json!("https://a.example/")), ("headers", json!("no colon here"))]);
-        assert!(HttpApiFactory.validate(&c).unwrap_err().to_string().contains("line 1"));
+        let c = config(&[
+            ("url", json!("https://a.example/")),
+            ("headers", json!("no colon here")),
+        ]);
+        assert!(
+            HttpApiFactory
+                .validate(&c)
+                .unwrap_err()
+                .to_string()
+                .contains("line 1")
+        );
     }
 
     #[test]
@@ -672,7 +889,10 @@ mod tests {
         assert_eq!(pointer(&c, "items_path", ""), "/data/items");
         let item = json!({"id": 1, "meta": {"a/b": {"id": "x"}}});
         let item = item.as_object().unwrap();
-        assert_eq!(FieldRef("/meta/a~1b/id".into()).get(item), Some(&json!("x")));
+        assert_eq!(
+            FieldRef("/meta/a~1b/id".into()).get(item),
+            Some(&json!("x"))
+        );
         assert_eq!(FieldRef("id".into()).get(item), Some(&json!(1)));
         assert_eq!(FieldRef("/id".into()).get(item), Some(&json!(1)));
     }
@@ -684,7 +904,9 @@ mod tests {
             t.see(Some(&v));
         }
         assert_eq!(t.best, Some(json!(10)));
-        let mut t = CursorTracker { best: Some(json!("2024-01-02T00:00:00Z")) };
+        let mut t = CursorTracker {
+            best: Some(json!("2024-01-02T00:00:00Z")),
+        };
         t.see(Some(&json!("2024-01-01T00:00:00Z")));
         t.see(Some(&json!("2024-01-03T00:00:00Z")));
         assert_eq!(t.best, Some(json!("2024-01-03T00:00:00Z")));

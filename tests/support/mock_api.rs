@@ -41,12 +41,27 @@ pub enum Paging {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MockAuth {
     None,
-    ApiKeyHeader { header: String, key: String },
-    ApiKeyQuery { param: String, key: String },
-    Basic { user: String, password: String },
-    Bearer { token: String },
+    ApiKeyHeader {
+        header: String,
+        key: String,
+    },
+    ApiKeyQuery {
+        param: String,
+        key: String,
+    },
+    Basic {
+        user: String,
+        password: String,
+    },
+    Bearer {
+        token: String,
+    },
     /// Tokens from `/oauth/token`, valid for `expires_in` seconds (of tokio time).
-    OAuth2 { client_id: String, client_secret: String, expires_in: u64 },
+    OAuth2 {
+        client_id: String,
+        client_secret: String,
+        expires_in: u64,
+    },
 }
 
 /// A scripted answer to the next `/items` request.
@@ -59,7 +74,11 @@ pub struct Fault {
 
 impl Fault {
     pub fn status(status: u16) -> Self {
-        Self { status, headers: Vec::new(), body: format!("{{\"error\":\"scripted {status}\"}}") }
+        Self {
+            status,
+            headers: Vec::new(),
+            body: format!("{{\"error\":\"scripted {status}\"}}"),
+        }
     }
 
     pub fn header(mut self, name: &str, value: &str) -> Self {
@@ -117,7 +136,10 @@ pub struct RecordedRequest {
 
 impl RecordedRequest {
     pub fn param(&self, name: &str) -> Option<&str> {
-        self.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -159,7 +181,9 @@ impl Drop for MockApi {
 
 impl MockApi {
     pub async fn start(options: MockOptions) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local address");
         let state = Arc::new(Mutex::new(MockState {
             options,
@@ -233,11 +257,16 @@ impl MockApi {
 }
 
 fn query_pairs(uri: &Uri) -> Vec<(String, String)> {
-    url::form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes()).into_owned().collect()
+    url::form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
+        .into_owned()
+        .collect()
 }
 
 fn param<'a>(query: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    query
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
 }
 
 fn greater(a: &Value, b: &str) -> bool {
@@ -267,31 +296,57 @@ fn with(query: &[(String, String)], name: &str, value: &str) -> String {
 }
 
 fn authorized(s: &MockState, headers: &HeaderMap, query: &[(String, String)]) -> bool {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
     match &s.options.auth {
         MockAuth::None => true,
         MockAuth::ApiKeyHeader { header: name, key } => header(name) == *key,
         MockAuth::ApiKeyQuery { param: name, key } => {
             // Exactly once: a key sent twice is a client bug.
-            query.iter().filter(|(k, _)| k == name).map(|(_, v)| v).collect::<Vec<_>>() == [key]
+            query
+                .iter()
+                .filter(|(k, _)| k == name)
+                .map(|(_, v)| v)
+                .collect::<Vec<_>>()
+                == [key]
         }
         MockAuth::Basic { user, password } => {
-            let expected = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+            let expected =
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
             header("authorization") == format!("Basic {expected}")
         }
         MockAuth::Bearer { token } => header("authorization") == format!("Bearer {token}"),
         MockAuth::OAuth2 { expires_in, .. } => {
             let presented = header("authorization");
-            let Some(presented) = presented.strip_prefix("Bearer ") else { return false };
+            let Some(presented) = presented.strip_prefix("Bearer ") else {
+                return false;
+            };
             let life = Duration::from_secs(*expires_in);
             !s.reject_all_tokens
-                && s.tokens.iter().any(|t| t.value == presented && !t.revoked && Instant::now() < t.issued + life)
+                && s.tokens
+                    .iter()
+                    .any(|t| t.value == presented && !t.revoked && Instant::now() < t.issued + life)
         }
     }
 }
 
-async fn items(State(state): State<Shared>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
-    let latency = state.lock().unwrap_or_else(|p| p.into_inner()).options.latency;
+async fn items(
+    State(state): State<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let latency = state
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .options
+        .latency;
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
@@ -310,9 +365,16 @@ async fn items(State(state): State<Shared>, method: Method, uri: Uri, headers: H
     if let Some(fault) = s.faults.pop_front() {
         record.status = fault.status;
         s.requests.push(record);
-        let mut response = (StatusCode::from_u16(fault.status).unwrap_or(StatusCode::IM_A_TEAPOT), fault.body).into_response();
+        let mut response = (
+            StatusCode::from_u16(fault.status).unwrap_or(StatusCode::IM_A_TEAPOT),
+            fault.body,
+        )
+            .into_response();
         for (k, v) in fault.headers {
-            if let (Ok(name), Ok(value)) = (k.parse::<axum::http::HeaderName>(), HeaderValue::from_str(&v)) {
+            if let (Ok(name), Ok(value)) = (
+                k.parse::<axum::http::HeaderName>(),
+                HeaderValue::from_str(&v),
+            ) {
                 response.headers_mut().append(name, value);
             }
         }
@@ -321,21 +383,43 @@ async fn items(State(state): State<Shared>, method: Method, uri: Uri, headers: H
     if !authorized(&s, &headers, &query) {
         record.status = 401;
         s.requests.push(record);
-        return (StatusCode::UNAUTHORIZED, axum::Json(json!({"error": "unauthorized"}))).into_response();
+        return (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(json!({"error": "unauthorized"})),
+        )
+            .into_response();
     }
     let filtered: Vec<Value> = match &s.options.since {
         Some((p, field)) => match param(&query, p) {
-            Some(since) => s.options.items.iter().filter(|i| greater(&i[field.as_str()], since)).cloned().collect(),
+            Some(since) => s
+                .options
+                .items
+                .iter()
+                .filter(|i| greater(&i[field.as_str()], since))
+                .cloned()
+                .collect(),
             None => s.options.items.clone(),
         },
         None => s.options.items.clone(),
     };
     let size = s.options.page_size.max(1);
-    let number = |name: &str, default: usize| param(&query, name).and_then(|v| v.parse::<usize>().ok()).unwrap_or(default);
+    let number = |name: &str, default: usize| {
+        param(&query, name)
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(default)
+    };
     let (start, count) = match s.options.paging {
         Paging::None => (0, filtered.len()),
-        Paging::NextLinkBody { .. } | Paging::LinkHeader => ((number("page", 1).max(1) - 1) * size, size),
-        Paging::Cursor => (param(&query, "cursor").and_then(|c| c.strip_prefix('c')).and_then(|n| n.parse().ok()).unwrap_or(0), size),
+        Paging::NextLinkBody { .. } | Paging::LinkHeader => {
+            ((number("page", 1).max(1) - 1) * size, size)
+        }
+        Paging::Cursor => (
+            param(&query, "cursor")
+                .and_then(|c| c.strip_prefix('c'))
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0),
+            size,
+        ),
         Paging::PageNumber => {
             let per_page = number("per_page", size).max(1);
             ((number("page", 1).max(1) - 1) * per_page, per_page)
@@ -350,16 +434,26 @@ async fn items(State(state): State<Shared>, method: Method, uri: Uri, headers: H
     match s.options.paging {
         Paging::NextLinkBody { absolute } if more => {
             let link = format!("/items?{}", with(&query, "page", &next_page.to_string()));
-            body["next"] = json!(if absolute { format!("{}{link}", s.base) } else { link });
+            body["next"] = json!(if absolute {
+                format!("{}{link}", s.base)
+            } else {
+                link
+            });
         }
         Paging::LinkHeader if more => {
-            let link = format!("<{}/items?{}>; rel=\"next\"", s.base, with(&query, "page", &next_page.to_string()));
+            let link = format!(
+                "<{}/items?{}>; rel=\"next\"",
+                s.base,
+                with(&query, "page", &next_page.to_string())
+            );
             let first = format!("<{}/items?page=1>; rel=\"first\"", s.base);
             if let Ok(v) = HeaderValue::from_str(&format!("{first}, {link}")) {
                 response_headers.insert("link", v);
             }
         }
-        Paging::Cursor if more => body["meta"]["next_cursor"] = json!(format!("c{}", start + count)),
+        Paging::Cursor if more => {
+            body["meta"]["next_cursor"] = json!(format!("c{}", start + count))
+        }
         _ => {}
     }
     record.served = page.iter().map(id_of).collect();
@@ -380,7 +474,12 @@ async fn token(State(state): State<Shared>, uri: Uri, headers: HeaderMap, body: 
         status: 200,
         served: Vec::new(),
     });
-    let MockAuth::OAuth2 { client_id, client_secret, expires_in } = s.options.auth.clone() else {
+    let MockAuth::OAuth2 {
+        client_id,
+        client_secret,
+        expires_in,
+    } = s.options.auth.clone()
+    else {
         return (StatusCode::NOT_FOUND, "no OAuth2 here").into_response();
     };
     let ok = param(&form, "grant_type") == Some("client_credentials")
@@ -390,10 +489,16 @@ async fn token(State(state): State<Shared>, uri: Uri, headers: HeaderMap, body: 
         if let Some(last) = s.token_requests.last_mut() {
             last.status = 401;
         }
-        let body = json!({"error": "invalid_client", "error_description": "bad client credentials"});
+        let body =
+            json!({"error": "invalid_client", "error_description": "bad client credentials"});
         return (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response();
     }
     let value = format!("tok-{}", s.tokens.len() + 1);
-    s.tokens.push(Token { value: value.clone(), issued: Instant::now(), revoked: false });
-    axum::Json(json!({"access_token": value, "token_type": "Bearer", "expires_in": expires_in})).into_response()
+    s.tokens.push(Token {
+        value: value.clone(),
+        issued: Instant::now(),
+        revoked: false,
+    });
+    axum::Json(json!({"access_token": value, "token_type": "Bearer", "expires_in": expires_in}))
+        .into_response()
 }

@@ -61,12 +61,13 @@ pub fn render_input(frame: &mut Frame, area: Rect, input: &FieldInput, focused: 
     }
 }
 
-fn label_line(key: &str, field: &ConfigField, focused: bool, changed: bool, theme: &Theme) -> Line<'static> {
+fn label_line(key: &str, field: &ConfigField, input: &FieldInput, focused: bool, changed: bool, theme: &Theme) -> Line<'static> {
     let mut spans = vec![
         Span::styled(if focused { "▶ " } else { "  " }, theme.key),
         Span::styled(field.display_label(key), theme.label),
     ];
-    if field.required {
+    // A toggle always has a value: "required" would say nothing.
+    if field.required && !matches!(input, FieldInput::Toggle(_)) {
         spans.push(Span::styled(" *", theme.danger));
     }
     if field.sensitive {
@@ -134,7 +135,7 @@ impl ConfigEditorView {
         let f = &editor.fields[i];
         let focused = i == editor.focus;
         let mut y = area.y;
-        frame.render_widget(Paragraph::new(label_line(&f.key, &f.field, focused, changed, theme)), Rect { y, height: 1, ..area });
+        frame.render_widget(Paragraph::new(label_line(&f.key, &f.field, &f.input, focused, changed, theme)), Rect { y, height: 1, ..area });
         y += 1;
         let ih = input_height(&f.input);
         let input_area = Rect { x: area.x + 4, y, width: area.width.saturating_sub(6).min(72), height: ih };

@@ -23,7 +23,7 @@ const COLUMNS: [Column; 8] = [
     Column::new("STATUS", 12, 0),
     Column::new("LAST SYNC", 11, 0),
     Column::new("SYNCED", 8, 1),
-    Column::new("SCHEDULE", 18, 4),
+    Column::new("SCHEDULE", 22, 4),
 ];
 
 const HINTS: &[Hint] = &[
@@ -50,6 +50,14 @@ pub fn schedule_text(s: &Scheduling) -> String {
     }
 }
 
+/// A connector status in at most 12 columns.
+pub fn status_text(status: crate::model::ConnectorStatus) -> &'static str {
+    match status {
+        crate::model::ConnectorStatus::NeedsConfiguration => "needs config",
+        other => other.as_str(),
+    }
+}
+
 fn cells(c: &Connector, state: &AppState, theme: &Theme) -> Vec<Cell<'static>> {
     let last = c.last_sync_status.map(|s| Span::styled(s.to_string(), theme.status(s))).unwrap_or_else(|| Span::styled("never", theme.dim));
     vec![
@@ -57,7 +65,7 @@ fn cells(c: &Connector, state: &AppState, theme: &Theme) -> Vec<Cell<'static>> {
         Cell::from(Span::styled(c.id.clone(), theme.dim)),
         Cell::from(c.service_type.clone().unwrap_or_else(|| "—".into())),
         Cell::from(c.index_name.clone().unwrap_or_else(|| "—".into())),
-        Cell::from(Span::styled(c.status.to_string(), theme.connector_status(c.status))),
+        Cell::from(Span::styled(status_text(c.status), theme.connector_status(c.status))),
         Cell::from(last),
         Cell::from(Span::styled(ago(state.now, c.last_synced), theme.dim)),
         Cell::from(schedule_text(&c.scheduling)),

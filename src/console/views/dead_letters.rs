@@ -20,8 +20,8 @@ const COLUMNS: [Column; 8] = [
     Column::new("ID", 6, 2),
     Column::new("CONNECTOR", 14, 0),
     Column::new("JOB", 20, 3),
-    Column::grow("DOCUMENT", 14, 0),
-    Column::new("ERROR", 24, 1),
+    Column::grow("DOCUMENT", 12, 0),
+    Column::new("ERROR", 26, 1),
     Column::new("TRIES", 5, 2),
     Column::new("LAST FAILURE", 12, 1),
 ];

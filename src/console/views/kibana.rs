@@ -20,7 +20,7 @@ const COLUMNS: [Column; 6] = [
     Column::new("TYPE", 12, 0),
     Column::new("INDEX", 16, 1),
     Column::new("USED BY", 7, 4),
-    Column::new("HEALTH", 24, 0),
+    Column::new("HEALTH", 28, 0),
 ];
 
 const HINTS: &[Hint] = &[

@@ -14,7 +14,8 @@ use crate::console::widgets::bar::bar;
 use crate::engine::progress::{Phase, ProgressSnapshot};
 use crate::model::SyncJob;
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Layout, Rect};
+use crate::console::widgets::table::{Column, fitting, widths};
+use ratatui::layout::{Constraint, Flex, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Paragraph, Row, Sparkline, Table};
@@ -103,35 +104,71 @@ fn render_list(frame: &mut Frame, area: Rect, state: &AppState, rows: &[LiveRow<
     }
     let height = inner.height.saturating_sub(1) as usize;
     let (start, end) = state.live.cursor.window(rows.len(), height);
+    let keep = fitting(&LIST_COLUMNS, inner.width);
     let body: Vec<Row> = rows[start..end]
         .iter()
         .enumerate()
         .map(|(i, r)| {
-            let (phase, phase_st, progress, speed) = match (r.snapshot, r.job) {
-                (Some(s), _) => (
-                    phase_text(s.phase).to_string(),
-                    phase_style(s.phase, theme),
-                    ratio(s).map(|x| format!("{:.0}%", (x * 100.0).floor())).unwrap_or_else(|| count(s.counters.handled())),
-                    rate(s.docs_per_sec),
-                ),
-                (None, Some(j)) => (j.status.to_string(), theme.status(j.status), count(j.indexed_document_count), "—".to_string()),
-                (None, None) => ("—".to_string(), theme.dim, "—".to_string(), "—".to_string()),
-            };
+            let mut cells = list_cells(r, state, theme);
+            let picked: Vec<Cell> = keep.iter().map(|&c| std::mem::take(&mut cells[c])).collect();
             let style = if start + i == state.live.cursor.selected { theme.row_selected } else { theme.text };
-            Row::new(vec![
-                Cell::from(Span::styled(r.job_id.to_string(), theme.dim)),
-                Cell::from(r.connector_id.to_string()),
-                Cell::from(r.source.label()),
-                Cell::from(Span::styled(phase, phase_st)),
-                Cell::from(progress),
-                Cell::from(speed),
-            ])
-            .style(style)
+            Row::new(picked).style(style)
         })
         .collect();
-    let header = Row::new(["JOB", "CONNECTOR", "WHERE", "PHASE", "DONE", "DOCS/S"]).style(theme.table_header);
-    let widths = [Constraint::Length(20), Constraint::Min(12), Constraint::Length(12), Constraint::Length(10), Constraint::Length(8), Constraint::Length(9)];
-    frame.render_widget(Table::new(body, widths).header(header).column_spacing(1), inner);
+    let header = Row::new(keep.iter().map(|&c| LIST_COLUMNS[c].title)).style(theme.table_header);
+    let widths = widths(&LIST_COLUMNS, &keep, inner.width);
+    frame.render_widget(Table::new(body, widths).header(header).column_spacing(1).flex(Flex::SpaceBetween), inner);
+}
+
+const LIST_COLUMNS: [Column; 10] = [
+    Column::new("JOB", 20, 0),
+    Column::grow("CONNECTOR", 14, 0),
+    Column::new("WHERE", 12, 1),
+    Column::new("PHASE", 11, 0),
+    Column::new("DONE", 8, 0),
+    Column::new("DOCS/S", 8, 1),
+    Column::new("DLQ", 6, 3),
+    Column::new("RETRIES", 7, 4),
+    Column::new("ELAPSED", 8, 2),
+    Column::new("ETA", 8, 3),
+];
+
+fn list_cells(r: &LiveRow<'_>, state: &AppState, theme: &Theme) -> Vec<Cell<'static>> {
+    let (phase, phase_st, progress, speed, dlq, retries, elapsed, eta) = match (r.snapshot, r.job) {
+        (Some(s), _) => (
+            phase_text(s.phase).to_string(),
+            phase_style(s.phase, theme),
+            ratio(s).map(|x| format!("{:.0}%", (x * 100.0).floor())).unwrap_or_else(|| count(s.counters.handled())),
+            rate(s.docs_per_sec),
+            count(s.counters.dead_lettered),
+            count(s.counters.retried),
+            duration_ms(s.elapsed_ms),
+            s.eta_ms.map(duration_ms).unwrap_or_else(|| "—".into()),
+        ),
+        (None, Some(j)) => (
+            j.status.to_string(),
+            theme.status(j.status),
+            count(j.indexed_document_count),
+            "—".to_string(),
+            "—".to_string(),
+            "—".to_string(),
+            j.duration(state.now).map(|d| duration_ms(d.num_milliseconds().max(0) as u64)).unwrap_or_else(|| "—".into()),
+            "—".to_string(),
+        ),
+        (None, None) => Default::default(),
+    };
+    vec![
+        Cell::from(Span::styled(r.job_id.to_string(), theme.dim)),
+        Cell::from(r.connector_id.to_string()),
+        Cell::from(r.source.label()),
+        Cell::from(Span::styled(phase, phase_st)),
+        Cell::from(progress),
+        Cell::from(speed),
+        Cell::from(dlq),
+        Cell::from(retries),
+        Cell::from(elapsed),
+        Cell::from(eta),
+    ]
 }
 
 fn stat<'a>(label: &'a str, value: String, theme: &Theme) -> Vec<Span<'a>> {
@@ -139,7 +176,9 @@ fn stat<'a>(label: &'a str, value: String, theme: &Theme) -> Vec<Span<'a>> {
 }
 
 fn render_snapshot(frame: &mut Frame, area: Rect, row: &LiveRow<'_>, s: &ProgressSnapshot, theme: &Theme) {
-    let [stats, sparks, docs] = Layout::vertical([Constraint::Length(7), Constraint::Length(5), Constraint::Min(3)]).areas(area);
+    let stats_height = 6 + u16::from(s.error.is_some());
+    let sparks_height = if area.height < 24 { 4 } else { 6 };
+    let [stats, sparks, docs] = Layout::vertical([Constraint::Length(stats_height), Constraint::Length(sparks_height), Constraint::Min(3)]).areas(area);
     let c = &s.counters;
     let title = Line::from(vec![
         Span::styled(format!(" {} ", s.job_id), theme.title),

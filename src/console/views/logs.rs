@@ -32,6 +32,14 @@ fn line_style(line: &str, theme: &Theme) -> ratatui::style::Style {
     }
 }
 
+/// Drops the date of an ISO timestamp at the start of a line (keeping the time) when space
+/// is short: `2024-05-01T09:59:30.000Z  INFO ...` reads `09:59:30.000Z  INFO ...`.
+fn trim_date(line: &str, narrow: bool) -> &str {
+    let b = line.as_bytes();
+    let dated = b.len() > 11 && b[4] == b'-' && b[7] == b'-' && b[10] == b'T';
+    if narrow && dated { &line[11..] } else { line }
+}
+
 impl View for LogsView {
     fn render(&self, frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
         let lines = state.logs.visible();
@@ -46,7 +54,8 @@ impl View for LogsView {
         let height = inner.height as usize;
         let end = lines.len().saturating_sub(state.logs.scroll_back);
         let start = end.saturating_sub(height);
-        let shown: Vec<Line> = lines[start..end].iter().map(|l| Line::styled(l.to_string(), line_style(l, theme))).collect();
+        let narrow = inner.width < 120;
+        let shown: Vec<Line> = lines[start..end].iter().map(|l| Line::styled(trim_date(l, narrow).to_string(), line_style(l, theme))).collect();
         if shown.is_empty() {
             frame.render_widget(Paragraph::new(Line::styled("no log lines yet", theme.dim)), inner);
             return;

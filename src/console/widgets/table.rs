@@ -6,7 +6,7 @@
 use crate::console::table::{TableData, TableRow};
 use crate::console::theme::Theme;
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Rect};
+use ratatui::layout::{Constraint, Flex, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Paragraph, Row, Table};
@@ -97,9 +97,17 @@ pub fn render<T: TableRow>(
         })
         .collect();
     let header = Row::new(keep.iter().map(|&c| Cell::from(columns[c].title))).style(theme.table_header);
-    let widths: Vec<Constraint> =
-        keep.iter().map(|&c| if columns[c].grow { Constraint::Min(columns[c].width) } else { Constraint::Length(columns[c].width) }).collect();
-    frame.render_widget(Table::new(rows, widths).header(header).column_spacing(1).style(theme.text), inner);
+    let widths = widths(columns, &keep, inner.width);
+    frame.render_widget(Table::new(rows, widths).header(header).column_spacing(1).flex(Flex::SpaceBetween).style(theme.text), inner);
+}
+
+/// Column widths for `width` columns of space: growing columns take up to half the spare
+/// room (at most 40 each); what is left spreads the columns apart.
+pub fn widths(columns: &[Column], keep: &[usize], width: u16) -> Vec<Constraint> {
+    let used: u16 = keep.iter().map(|&c| columns[c].width).sum::<u16>() + keep.len().saturating_sub(1) as u16;
+    let growing = keep.iter().filter(|&&c| columns[c].grow).count() as u16;
+    let extra = (width.saturating_sub(used) / 2).checked_div(growing).unwrap_or(0).min(40);
+    keep.iter().map(|&c| Constraint::Length(columns[c].width + if columns[c].grow { extra } else { 0 })).collect()
 }
 
 fn frame_block<'a, T: TableRow>(data: &TableData<T>, framing: &TableSpec<'a>, theme: &Theme) -> Block<'a> {

@@ -42,14 +42,20 @@ const REFRESH_MARGIN: Duration = Duration::from_secs(30);
 
 impl OAuth2 {
     pub fn new(token_url: Url, client_id: String, client_secret: Secret, scope: String) -> Self {
-        Self { token_url, client_id, client_secret, scope, cached: None }
+        Self {
+            token_url,
+            client_id,
+            client_secret,
+            scope,
+            cached: None,
+        }
     }
 
     async fn token(&mut self, http: &Client) -> Result<Secret, HttpApiError> {
-        if let Some(cached) = &self.cached {
-            if cached.refresh_at.is_none_or(|at| Instant::now() < at) {
-                return Ok(cached.token.clone());
-            }
+        if let Some(cached) = &self.cached
+            && cached.refresh_at.is_none_or(|at| Instant::now() < at)
+        {
+            return Ok(cached.token.clone());
         }
         let fresh = self.fetch(http).await?;
         let token = fresh.token.clone();
@@ -59,7 +65,10 @@ impl OAuth2 {
 
     async fn fetch(&self, http: &Client) -> Result<CachedToken, HttpApiError> {
         let url = masked_url(&self.token_url, &[]);
-        let fail = |reason: String| HttpApiError::Token { url: url.clone(), reason };
+        let fail = |reason: String| HttpApiError::Token {
+            url: url.clone(),
+            reason,
+        };
         let mut form = vec![
             ("grant_type", "client_credentials"),
             ("client_id", self.client_id.as_str()),
@@ -75,7 +84,12 @@ impl OAuth2 {
             .form(&form)
             .send()
             .await
-            .map_err(|e| fail(secret_free(&e.without_url().to_string(), &[&self.client_secret])))?;
+            .map_err(|e| {
+                fail(secret_free(
+                    &e.without_url().to_string(),
+                    &[&self.client_secret],
+                ))
+            })?;
         let status = response.status();
         let body = response.bytes().await.unwrap_or_default();
         let json: Option<Value> = serde_json::from_slice(&body).ok();
@@ -102,11 +116,15 @@ impl OAuth2 {
             .and_then(Value::as_str)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| fail("answered without an 'access_token'".into()))?;
-        let lifetime = json.get("expires_in").and_then(seconds).map(Duration::from_secs);
+        let lifetime = json
+            .get("expires_in")
+            .and_then(seconds)
+            .map(Duration::from_secs);
         Ok(CachedToken {
             token: Secret::new(token),
             // A lifetime too long to add to the clock is as good as none.
-            refresh_at: lifetime.and_then(|life| requested.checked_add(life - REFRESH_MARGIN.min(life / 2))),
+            refresh_at: lifetime
+                .and_then(|life| requested.checked_add(life - REFRESH_MARGIN.min(life / 2))),
         })
     }
 }
@@ -114,7 +132,9 @@ impl OAuth2 {
 /// `expires_in` as a number or as text (some servers quote it).
 fn seconds(v: &Value) -> Option<u64> {
     match v {
-        Value::Number(n) => n.as_u64().or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64)),
+        Value::Number(n) => n
+            .as_u64()
+            .or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64)),
         Value::String(s) => s.trim().parse().ok(),
         _ => None,
     }
@@ -145,14 +165,19 @@ impl Auth {
     }
 
     /// Adds the credentials to a request (fetching an OAuth2 token when none is fresh).
-    pub async fn apply(&mut self, http: &Client, request: RequestBuilder) -> Result<RequestBuilder, HttpApiError> {
+    pub async fn apply(
+        &mut self,
+        http: &Client,
+        request: RequestBuilder,
+    ) -> Result<RequestBuilder, HttpApiError> {
         Ok(match self {
             Auth::None => request,
             Auth::ApiKeyHeader { name, key } => {
-                let mut value = HeaderValue::from_str(key.expose()).map_err(|_| HttpApiError::Config {
-                    field: "api_key".into(),
-                    reason: "is not a valid header value".into(),
-                })?;
+                let mut value =
+                    HeaderValue::from_str(key.expose()).map_err(|_| HttpApiError::Config {
+                        field: "api_key".into(),
+                        reason: "is not a valid header value".into(),
+                    })?;
                 value.set_sensitive(true);
                 request.header(name.clone(), value)
             }

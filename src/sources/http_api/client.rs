@@ -80,9 +80,14 @@ type Limiter = RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<s
 enum Attempt {
     Done(Fetched),
     /// Worth another try; the server's `Retry-After` when it sent one.
-    Retry { reason: String, after: Option<Duration> },
+    Retry {
+        reason: String,
+        after: Option<Duration>,
+    },
     /// 401 with credentials that can be renewed.
-    Renew { reason: String },
+    Renew {
+        reason: String,
+    },
     Fail(HttpApiError),
 }
 
@@ -103,14 +108,21 @@ impl ApiClient {
             .user_agent(concat!("syncdeck/", env!("CARGO_PKG_VERSION")))
             .redirect(same_origin_redirects());
         if let Some(timeout) = settings.timeout {
-            builder = builder.timeout(timeout).connect_timeout(timeout.min(Duration::from_secs(10)));
+            builder = builder
+                .timeout(timeout)
+                .connect_timeout(timeout.min(Duration::from_secs(10)));
         }
-        let http = builder
-            .build()
-            .map_err(|e| HttpApiError::Config { field: "url".into(), reason: format!("cannot build an HTTP client: {e}") })?;
+        let http = builder.build().map_err(|e| HttpApiError::Config {
+            field: "url".into(),
+            reason: format!("cannot build an HTTP client: {e}"),
+        })?;
         // One request per 1/rate seconds, no bursts: APIs count requests in short windows.
-        let limiter = NonZeroU32::new(settings.requests_per_second)
-            .map(|rate| RateLimiter::direct_with_clock(Quota::per_second(rate).allow_burst(NonZeroU32::MIN), TokioClock));
+        let limiter = NonZeroU32::new(settings.requests_per_second).map(|rate| {
+            RateLimiter::direct_with_clock(
+                Quota::per_second(rate).allow_burst(NonZeroU32::MIN),
+                TokioClock,
+            )
+        });
         Ok(Self {
             http,
             method: settings.method,
@@ -139,7 +151,11 @@ impl ApiClient {
     /// GETs or POSTs `url` and parses its JSON, retrying transient failures when `retries`.
     pub async fn fetch(&mut self, url: &Url, retries: bool) -> Result<Fetched, HttpApiError> {
         let shown = self.shown(url);
-        let max_times = if retries { self.retry.max_retries as usize } else { 0 };
+        let max_times = if retries {
+            self.retry.max_retries as usize
+        } else {
+            0
+        };
         let mut delays = ExponentialBuilder::default()
             .with_min_delay(self.retry.first_delay)
             .with_max_delay(MAX_BACKOFF.max(self.retry.first_delay))
@@ -163,8 +179,16 @@ impl ApiClient {
                 Attempt::Retry { reason, after } => (reason, after),
             };
             let Some(backoff) = delays.next() else {
-                let tries = if max_times > 0 { format!(" (gave up after {max_times} retries)") } else { String::new() };
-                return Err(HttpApiError::Transport { method: self.method.clone(), url: shown, reason: format!("{reason}{tries}") });
+                let tries = if max_times > 0 {
+                    format!(" (gave up after {max_times} retries)")
+                } else {
+                    String::new()
+                };
+                return Err(HttpApiError::Transport {
+                    method: self.method.clone(),
+                    url: shown,
+                    reason: format!("{reason}{tries}"),
+                });
             };
             let wait = after.map_or(backoff, |a| a.min(MAX_RETRY_AFTER));
             tracing::warn!(url = %shown, %reason, wait_ms = wait.as_millis() as u64, "request failed; retrying");
@@ -191,7 +215,9 @@ impl ApiClient {
             .header(ACCEPT, HeaderValue::from_static("application/json"))
             .headers(self.headers.clone());
         if let Some(body) = &self.body {
-            request = request.header(CONTENT_TYPE, HeaderValue::from_static("application/json")).body(body.clone());
+            request = request
+                .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+                .body(body.clone());
         }
         let request = match self.auth.apply(&self.http, request).await {
             Ok(r) => r,
@@ -206,21 +232,37 @@ impl ApiClient {
                     reason: self.scrub(&transport_reason(e)),
                 });
             }
-            Err(e) => return Attempt::Retry { reason: self.scrub(&transport_reason(e)), after: None },
+            Err(e) => {
+                return Attempt::Retry {
+                    reason: self.scrub(&transport_reason(e)),
+                    after: None,
+                };
+            }
         };
         let status = response.status();
         if status.is_success() {
             return self.read_json(response, shown).await;
         }
-        let after = response.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(|v| retry_after(v, SystemTime::now()));
+        let after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| retry_after(v, SystemTime::now()));
         let detail = self.error_detail(response).await;
         if status == StatusCode::UNAUTHORIZED {
             return Attempt::Renew { reason: detail };
         }
         if is_transient(status) {
-            return Attempt::Retry { reason: format!("answered {status}{detail}"), after };
+            return Attempt::Retry {
+                reason: format!("answered {status}{detail}"),
+                after,
+            };
         }
-        let hint = if status.is_redirection() { " (redirects to another host are not followed)" } else { "" };
+        let hint = if status.is_redirection() {
+            " (redirects to another host are not followed)"
+        } else {
+            ""
+        };
         Attempt::Fail(self.status_error(shown, status, format!("{detail}{hint}")))
     }
 
@@ -241,11 +283,20 @@ impl ApiClient {
                     body.extend_from_slice(&chunk);
                 }
                 Ok(None) => break,
-                Err(e) => return Attempt::Retry { reason: self.scrub(&transport_reason(e)), after: None },
+                Err(e) => {
+                    return Attempt::Retry {
+                        reason: self.scrub(&transport_reason(e)),
+                        after: None,
+                    };
+                }
             }
         }
         match serde_json::from_slice::<Value>(&body) {
-            Ok(body) => Attempt::Done(Fetched { status, headers, body }),
+            Ok(body) => Attempt::Done(Fetched {
+                status,
+                headers,
+                body,
+            }),
             Err(e) => Attempt::Fail(HttpApiError::NotJson {
                 method: self.method.clone(),
                 url: shown.to_string(),
@@ -258,11 +309,20 @@ impl ApiClient {
     async fn error_detail(&self, response: Response) -> String {
         let body = response.bytes().await.unwrap_or_default();
         let text = self.scrub(&snippet(&body));
-        if text.is_empty() { String::new() } else { format!(": {text}") }
+        if text.is_empty() {
+            String::new()
+        } else {
+            format!(": {text}")
+        }
     }
 
     fn status_error(&self, shown: &str, status: StatusCode, detail: String) -> HttpApiError {
-        HttpApiError::Status { method: self.method.clone(), url: shown.to_string(), status, detail }
+        HttpApiError::Status {
+            method: self.method.clone(),
+            url: shown.to_string(),
+            status,
+            detail,
+        }
     }
 
     fn scrub(&self, text: &str) -> String {
@@ -277,9 +337,16 @@ fn same_origin_redirects() -> reqwest::redirect::Policy {
         if attempt.previous().len() > MAX_REDIRECTS {
             return attempt.error("too many redirects");
         }
-        let same = attempt.previous().first().is_some_and(|first| first.origin() == attempt.url().origin());
+        let same = attempt
+            .previous()
+            .first()
+            .is_some_and(|first| first.origin() == attempt.url().origin());
         // Credentials (an API key header above all) must not follow a redirect elsewhere.
-        if same { attempt.follow() } else { attempt.stop() }
+        if same {
+            attempt.follow()
+        } else {
+            attempt.stop()
+        }
     })
 }
 
@@ -306,10 +373,22 @@ mod tests {
     fn retry_after_takes_seconds_and_the_three_http_date_forms() {
         let now = httpdate::parse_http_date("Sun, 06 Nov 1994 08:49:30 GMT").unwrap();
         assert_eq!(retry_after(" 120 ", now), Some(Duration::from_secs(120)));
-        assert_eq!(retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now), Some(Duration::from_secs(7)));
-        assert_eq!(retry_after("Sunday, 06-Nov-94 08:49:37 GMT", now), Some(Duration::from_secs(7)));
-        assert_eq!(retry_after("Sun Nov  6 08:49:37 1994", now), Some(Duration::from_secs(7)));
-        assert_eq!(retry_after("Sun, 06 Nov 1994 08:49:00 GMT", now), Some(Duration::ZERO));
+        assert_eq!(
+            retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now),
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(
+            retry_after("Sunday, 06-Nov-94 08:49:37 GMT", now),
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(
+            retry_after("Sun Nov  6 08:49:37 1994", now),
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(
+            retry_after("Sun, 06 Nov 1994 08:49:00 GMT", now),
+            Some(Duration::ZERO)
+        );
         assert_eq!(retry_after("soon", now), None);
         assert_eq!(retry_after("-5", now), None);
     }

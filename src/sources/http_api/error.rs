@@ -14,18 +14,44 @@ pub(crate) enum HttpApiError {
     Config { field: String, reason: String },
     /// The API answered with a status that ends the sync.
     #[error("{method} {url} answered {status}{detail}")]
-    Status { method: Method, url: String, status: StatusCode, detail: String },
+    Status {
+        method: Method,
+        url: String,
+        status: StatusCode,
+        detail: String,
+    },
     /// The request could not be sent or its answer not read.
     #[error("{method} {url} failed: {reason}")]
-    Transport { method: Method, url: String, reason: String },
+    Transport {
+        method: Method,
+        url: String,
+        reason: String,
+    },
     #[error("{method} {url}: the response is not JSON ({reason})")]
-    NotJson { method: Method, url: String, reason: String },
+    NotJson {
+        method: Method,
+        url: String,
+        reason: String,
+    },
     #[error("{method} {url}: the response has nothing at 'items_path' '{path}'")]
-    ItemsMissing { method: Method, url: String, path: String },
+    ItemsMissing {
+        method: Method,
+        url: String,
+        path: String,
+    },
     #[error("{method} {url}: 'items_path' '{path}' holds {found}, not an array of items")]
-    ItemsNotArray { method: Method, url: String, path: String, found: &'static str },
+    ItemsNotArray {
+        method: Method,
+        url: String,
+        path: String,
+        found: &'static str,
+    },
     #[error("{method} {url}: the response is larger than {limit_mib} MiB")]
-    TooLarge { method: Method, url: String, limit_mib: usize },
+    TooLarge {
+        method: Method,
+        url: String,
+        limit_mib: usize,
+    },
     #[error("the OAuth2 token endpoint {url} {reason}")]
     Token { url: String, reason: String },
     #[error(
@@ -34,7 +60,11 @@ pub(crate) enum HttpApiError {
     )]
     TooManyPages { max_pages: u64, url: String },
     #[error("the next page link '{link}' from {url} {reason}")]
-    BadLink { link: String, url: String, reason: String },
+    BadLink {
+        link: String,
+        url: String,
+        reason: String,
+    },
 }
 
 impl From<HttpApiError> for SourceError {
@@ -56,12 +86,18 @@ pub(crate) fn masked_url(url: &Url, secret_params: &[&str]) -> String {
     if shown.password().is_some() {
         let _ = shown.set_password(Some(PLACEHOLDER));
     }
-    let has_secret = shown.query_pairs().any(|(k, _)| secret_params.contains(&k.as_ref()));
+    let has_secret = shown
+        .query_pairs()
+        .any(|(k, _)| secret_params.contains(&k.as_ref()));
     if has_secret {
         let pairs: Vec<(String, String)> = shown
             .query_pairs()
             .map(|(k, v)| {
-                let v = if secret_params.contains(&k.as_ref()) { PLACEHOLDER.into() } else { v.into_owned() };
+                let v = if secret_params.contains(&k.as_ref()) {
+                    PLACEHOLDER.into()
+                } else {
+                    v.into_owned()
+                };
                 (k.into_owned(), v)
             })
             .collect();
@@ -99,7 +135,11 @@ pub(crate) fn snippet(body: &[u8]) -> String {
 /// own words are generic ("error sending request"), the causes say why.
 pub(crate) fn transport_reason(e: reqwest::Error) -> String {
     let e = e.without_url();
-    let mut text = if e.is_timeout() { "the request timed out".to_string() } else { e.to_string() };
+    let mut text = if e.is_timeout() {
+        "the request timed out".to_string()
+    } else {
+        e.to_string()
+    };
     let mut cause = std::error::Error::source(&e);
     while let Some(c) = cause {
         let part = c.to_string();
