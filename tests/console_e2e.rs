@@ -243,7 +243,6 @@ fn a_pipe_still_gets_the_overview() {
         .env("HOME", home.path())
         .env("SYNCDECK_DATA_DIR", home.path().join("data"))
         .env("SYNCDECK_STATE_DIR", home.path().join("state"))
-        .env("SYNCDECK_CONFIG", home.path().join("config.toml"))
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);

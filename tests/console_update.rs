@@ -485,6 +485,8 @@ fn profile_and_theme_commands() {
     assert!(last_toast(&s).contains("no profile 'z'"));
     let fx = apply(&mut s, [ch(':'), ch('t'), ch('h'), ch('e'), ch('m'), ch('e'), ch(' '), ch('l'), key(KeyCode::Tab), key(KeyCode::Enter)]);
     assert_eq!(fx, [Effect::LoadTheme("light".into())]);
+    let fx = apply(&mut s, [ch(':'), ch('m'), ch('o'), key(KeyCode::Tab), key(KeyCode::Enter)]);
+    assert_eq!(fx, [Effect::SetMouse(true)], "mouse capture is off by default; :mouse toggles it");
     apply(&mut s, [Action::ProfileChanged(profile(true))]);
     assert!(s.profile.read_only && s.connectors.all().is_empty(), "a new profile starts from scratch");
 }

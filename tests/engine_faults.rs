@@ -4,9 +4,9 @@
 //! every source document is accounted for, id by id: in the index, or in the dead-letter
 //! queue with its reason.
 
-mod support;
 #[path = "support/engine_util.rs"]
 mod engine_util;
+mod support;
 
 use engine_util::*;
 use serde_json::Value;
@@ -14,8 +14,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 use support::{NodeDownMode, StandIn, StandInOptions};
-use syncdeck::backend::elasticsearch::ElasticsearchBackend;
 use syncdeck::backend::ControlPlane;
+use syncdeck::backend::elasticsearch::ElasticsearchBackend;
 use syncdeck::engine::runner::{Engine, JobEnd, JobReport};
 use syncdeck::model::{JobType, TriggerMethod};
 use tokio_util::sync::CancellationToken;
@@ -23,7 +23,12 @@ use tokio_util::sync::CancellationToken;
 const LIMIT: Duration = Duration::from_secs(40);
 
 async fn standin(nodes: usize) -> StandIn {
-    StandIn::start(StandInOptions { nodes, kibana: false, ..Default::default() }).await
+    StandIn::start(StandInOptions {
+        nodes,
+        kibana: false,
+        ..Default::default()
+    })
+    .await
 }
 
 /// The document path on node 0 only, without client-side retries (so every failed request
@@ -35,20 +40,39 @@ fn split_engine(standin: &StandIn, max_open: Duration) -> (Engine, Arc<Elasticse
     data.max_retries = 0;
     let store = Arc::new(ElasticsearchBackend::new(&data).unwrap());
     let control = es_backend(&urls[1..2]);
-    let breaker = syncdeck::config::BreakerSettings { max_open, ..fast_breaker() };
+    let breaker = syncdeck::config::BreakerSettings {
+        max_open,
+        ..fast_breaker()
+    };
     let mut settings = fast_settings();
     settings.batch_max_docs = 50;
-    let engine = engine_with(control.clone(), store, memory_dlq(), marking_registry(), "worker-faults", settings, breaker);
+    let engine = engine_with(
+        control.clone(),
+        store,
+        memory_dlq(),
+        marking_registry(),
+        "worker-faults",
+        settings,
+        breaker,
+    );
     (engine, control)
 }
 
 /// Starts a job and returns its id and the task running it.
 async fn start(engine: &Engine, connector: &str) -> (String, tokio::task::JoinHandle<JobReport>) {
     let control = engine.deps().control.clone();
-    let job_id = control.create_sync_job(connector, JobType::Full, TriggerMethod::OnDemand).await.unwrap();
+    let job_id = control
+        .create_sync_job(connector, JobType::Full, TriggerMethod::OnDemand)
+        .await
+        .unwrap();
     let task = {
         let (engine, job_id) = (engine.clone(), job_id.clone());
-        tokio::spawn(async move { engine.run_job(&job_id, &CancellationToken::new()).await.expect("run job") })
+        tokio::spawn(async move {
+            engine
+                .run_job(&job_id, &CancellationToken::new())
+                .await
+                .expect("run job")
+        })
     };
     (job_id, task)
 }
@@ -56,17 +80,26 @@ async fn start(engine: &Engine, connector: &str) -> (String, tokio::task::JoinHa
 async fn wait_indexed(engine: &Engine, job_id: &str, at_least: u64) {
     let live = engine.live();
     wait_for(&format!("{at_least} documents indexed"), LIMIT, || {
-        live.progress(job_id).is_some_and(|p| p.counters().indexed >= at_least)
+        live.progress(job_id)
+            .is_some_and(|p| p.counters().indexed >= at_least)
     })
     .await;
 }
 
 fn breaker_json(engine: &Engine, job_id: &str) -> Value {
-    engine.live().progress(job_id).and_then(|p| p.snapshot().breaker).unwrap_or(Value::Null)
+    engine
+        .live()
+        .progress(job_id)
+        .and_then(|p| p.snapshot().breaker)
+        .unwrap_or(Value::Null)
 }
 
 fn standin_ids(standin: &StandIn, index: &str) -> BTreeSet<String> {
-    standin.index_docs(index).into_iter().map(|(id, _)| id).collect()
+    standin
+        .index_docs(index)
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect()
 }
 
 // 8. ---------------------------------------------------------------------------------------
@@ -80,10 +113,18 @@ async fn a_burst_of_503s_opens_the_breaker_which_closes_again_and_nothing_is_los
     wait_indexed(&engine, &job_id, 200).await;
 
     standin.faults().fail_requests(Some(0), vec![503; 12]);
-    let report = tokio::time::timeout(LIMIT, task).await.expect("the job ends").unwrap();
+    let report = tokio::time::timeout(LIMIT, task)
+        .await
+        .expect("the job ends")
+        .unwrap();
 
     assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
-    assert_eq!((report.counters.indexed, report.counters.dead_lettered), (4000, 0), "{:?}", report.counters);
+    assert_eq!(
+        (report.counters.indexed, report.counters.dead_lettered),
+        (4000, 0),
+        "{:?}",
+        report.counters
+    );
     assert!(report.counters.bulk_failures >= 3, "{:?}", report.counters);
     let breaker = breaker_json(&engine, &job_id);
     assert!(breaker["times_opened"].as_u64() >= Some(1), "{breaker:#}");
@@ -102,27 +143,59 @@ async fn a_cluster_down_longer_than_max_open_fails_the_job_and_dead_letters_the_
     wait_indexed(&engine, &job_id, 300).await;
 
     standin.faults().node_down(0, NodeDownMode::Refuse);
-    let report = tokio::time::timeout(LIMIT, task).await.expect("the job ends").unwrap();
+    let report = tokio::time::timeout(LIMIT, task)
+        .await
+        .expect("the job ends")
+        .unwrap();
 
-    let JobEnd::Failed { error } = &report.end else { panic!("{report:#?}") };
-    assert!(error.contains("circuit breaker") && error.contains("max_open"), "{error}");
+    let JobEnd::Failed { error } = &report.end else {
+        panic!("{report:#?}")
+    };
+    assert!(
+        error.contains("circuit breaker") && error.contains("max_open"),
+        "{error}"
+    );
     let c = report.counters;
     assert!(c.seen < 20_000 && c.dead_lettered > 0, "{c:?}");
     // Every document the source sent is in the index or in the queue, and never both.
     let indexed = standin_ids(&standin, "down");
     let letters = dead_letters(&engine.deps().dlq);
     let queued: BTreeSet<String> = letters.iter().map(|l| l.doc_id.clone()).collect();
-    assert_eq!(queued.len(), letters.len(), "a document was dead-lettered twice");
+    assert_eq!(
+        queued.len(),
+        letters.len(),
+        "a document was dead-lettered twice"
+    );
     assert!(indexed.is_disjoint(&queued));
     let accounted: BTreeSet<String> = indexed.union(&queued).cloned().collect();
-    assert_ids(&accounted, &all_ids(c.seen), &format!("indexed {} + dead-lettered {}, seen {}", indexed.len(), queued.len(), c.seen));
-    assert_eq!((c.indexed, c.dead_lettered), (indexed.len() as u64, queued.len() as u64));
+    assert_ids(
+        &accounted,
+        &all_ids(c.seen),
+        &format!(
+            "indexed {} + dead-lettered {}, seen {}",
+            indexed.len(),
+            queued.len(),
+            c.seen
+        ),
+    );
+    assert_eq!(
+        (c.indexed, c.dead_lettered),
+        (indexed.len() as u64, queued.len() as u64)
+    );
     for letter in &letters {
-        assert!(!letter.reason.is_empty() && letter.document["id"] == letter.doc_id.as_str(), "{letter:?}");
+        assert!(
+            !letter.reason.is_empty() && letter.document["id"] == letter.doc_id.as_str(),
+            "{letter:?}"
+        );
     }
     let job = standin.sync_job(&job_id).unwrap();
     assert_eq!(job["status"], "error", "{job:#}");
-    assert!(job["error"].as_str().is_some_and(|e| e.contains("circuit breaker")), "{job:#}");
+    assert!(
+        job["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("circuit breaker")),
+        "{job:#}"
+    );
     assert_eq!(job["indexed_document_count"], c.indexed);
     let connector = standin.connector(&id).unwrap();
     assert_eq!(connector["last_sync_status"], "error", "{connector:#}");
@@ -142,7 +215,15 @@ async fn every_document_is_accounted_for_through_a_storm_of_faults() {
     let dlq = memory_dlq();
     let mut settings = fast_settings();
     settings.batch_max_docs = 200;
-    let engine = engine_with(es.clone(), es.clone(), dlq.clone(), marking_registry(), "worker-storm", settings, fast_breaker());
+    let engine = engine_with(
+        es.clone(),
+        es.clone(),
+        dlq.clone(),
+        marking_registry(),
+        "worker-storm",
+        settings,
+        fast_breaker(),
+    );
     let id = generator_connector(es.as_ref(), "storm", "storm", COUNT, POISON_EVERY, 8000).await;
     let (job_id, task) = start(&engine, &id).await;
 
@@ -159,38 +240,132 @@ async fn every_document_is_accounted_for_through_a_storm_of_faults() {
     wait_indexed(&engine, &job_id, 13_000).await;
     faults.truncate_next(2);
     faults.node_up(1);
-    let report = tokio::time::timeout(LIMIT, task).await.expect("the job ends").unwrap();
+    let report = tokio::time::timeout(LIMIT, task)
+        .await
+        .expect("the job ends")
+        .unwrap();
     faults.clear();
 
     assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
     let poisoned = poisoned_ids(COUNT, POISON_EVERY);
     let c = report.counters;
-    assert!(c.retried > 0 && c.bulk_requests > 0, "the faults did not bite: {c:?}");
+    assert!(
+        c.retried > 0 && c.bulk_requests > 0,
+        "the faults did not bite: {c:?}"
+    );
     let indexed = standin_ids(&standin, "storm");
     let letters = dead_letters(&dlq);
     let queued: BTreeSet<String> = letters.iter().map(|l| l.doc_id.clone()).collect();
-    assert_eq!(queued.len(), letters.len(), "a document was dead-lettered twice");
+    assert_eq!(
+        queued.len(),
+        letters.len(),
+        "a document was dead-lettered twice"
+    );
     // Every id exactly once: in the index or in the queue.
-    assert!(indexed.is_disjoint(&queued), "documents both indexed and dead-lettered");
-    assert_ids(&indexed.union(&queued).cloned().collect(), &all_ids(COUNT), "indexed + dead-lettered");
+    assert!(
+        indexed.is_disjoint(&queued),
+        "documents both indexed and dead-lettered"
+    );
+    assert_ids(
+        &indexed.union(&queued).cloned().collect(),
+        &all_ids(COUNT),
+        "indexed + dead-lettered",
+    );
     // `updated`: sent again after a cut response, so already in the index.
-    assert_eq!((c.seen, c.indexed + c.updated, c.dead_lettered), (COUNT, indexed.len() as u64, queued.len() as u64), "{c:?}");
+    assert_eq!(
+        (c.seen, c.indexed + c.updated, c.dead_lettered),
+        (COUNT, indexed.len() as u64, queued.len() as u64),
+        "{c:?}"
+    );
     // Each poisoned document for its mapping error; a good one only if it met a 429 on every
     // attempt (0.2^6 a document: about one in 20,000).
-    assert!(poisoned.is_subset(&queued), "poisoned documents were indexed");
+    assert!(
+        poisoned.is_subset(&queued),
+        "poisoned documents were indexed"
+    );
     for letter in &letters {
         assert_eq!(letter.attempts, 1, "{letter:?}");
         assert_eq!(letter.document["id"], letter.doc_id.as_str());
         if poisoned.contains(&letter.doc_id) {
-            assert_eq!(letter.error_type, "document_parsing_exception", "{letter:?}");
-            assert!(letter.reason.contains("failed to parse field [poison]"), "{letter:?}");
+            assert_eq!(
+                letter.error_type, "document_parsing_exception",
+                "{letter:?}"
+            );
+            assert!(
+                letter.reason.contains("failed to parse field [poison]"),
+                "{letter:?}"
+            );
         } else {
-            assert_eq!((letter.error_type.as_str(), letter.status), ("es_rejected_execution_exception", Some(429)), "{letter:?}");
-            assert!(letter.reason.starts_with("gave up after 6 attempts"), "{letter:?}");
+            assert_eq!(
+                (letter.error_type.as_str(), letter.status),
+                ("es_rejected_execution_exception", Some(429)),
+                "{letter:?}"
+            );
+            assert!(
+                letter.reason.starts_with("gave up after 6 attempts"),
+                "{letter:?}"
+            );
         }
     }
-    assert!(queued.len() - poisoned.len() <= 10, "{} good documents dead-lettered", queued.len() - poisoned.len());
+    assert!(
+        queued.len() - poisoned.len() <= 10,
+        "{} good documents dead-lettered",
+        queued.len() - poisoned.len()
+    );
     let job = es.get_sync_job(&job_id).await.unwrap();
     let n = indexed.len() as u64;
-    assert_eq!((job.indexed_document_count, job.total_document_count), (n, Some(n)));
+    assert_eq!(
+        (job.indexed_document_count, job.total_document_count),
+        (n, Some(n))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_many_document_errors_fail_the_job_and_every_sent_document_is_accounted_for() {
+    let (engine, backend, dlq) = embedded_engine("worker-monitor");
+    let mapping = serde_json::json!({"properties": {"value": {"type": "long"}}});
+    syncdeck::backend::DocumentStore::ensure_index(&backend, "half", Some(&mapping))
+        .await
+        .unwrap();
+    // Every other document is refused by the mapping: far above the 15% error rate allowed.
+    let id = generator_connector(&backend, "half", "half", 20_000, 2, 0).await;
+    let (job_id, task) = start(&engine, &id).await;
+    let report = tokio::time::timeout(LIMIT, task)
+        .await
+        .expect("the job ends")
+        .unwrap();
+
+    let JobEnd::Failed { error } = &report.end else {
+        panic!("{report:#?}")
+    };
+    assert!(error.contains("too many document errors"), "{error}");
+    let c = report.counters;
+    assert!(c.seen < 20_000, "the source was not stopped: {c:?}");
+    let indexed = store_ids(&backend, "half").await;
+    let letters = dead_letters(&dlq);
+    let queued: BTreeSet<String> = letters.iter().map(|l| l.doc_id.clone()).collect();
+    assert_eq!(
+        queued.len(),
+        letters.len(),
+        "a document was dead-lettered twice"
+    );
+    assert!(indexed.is_disjoint(&queued));
+    let accounted: BTreeSet<String> = indexed.union(&queued).cloned().collect();
+    assert_ids(&accounted, &all_ids(c.seen), "indexed + dead-lettered");
+    let poisoned = poisoned_ids(c.seen, 2);
+    for letter in &letters {
+        if letter.error_type == "document_parsing_exception" {
+            assert!(poisoned.contains(&letter.doc_id), "{letter:?}");
+        } else {
+            assert_eq!(letter.error_type, "sync_stopped", "{letter:?}");
+            assert!(
+                letter.reason.contains("too many document errors"),
+                "{letter:?}"
+            );
+        }
+    }
+    let job = syncdeck::backend::ControlPlane::get_sync_job(&backend, &job_id)
+        .await
+        .unwrap();
+    assert_eq!(job.status, syncdeck::model::JobStatus::Error);
 }

@@ -31,7 +31,10 @@ fn pdf(pages: &[&str]) -> Vec<u8> {
             5 + 2 * i
         ));
         let stream = format!("BT /F1 18 Tf 72 720 Td ({text}) Tj ET");
-        objects.push(format!("<< /Length {} >>\nstream\n{stream}\nendstream", stream.len()));
+        objects.push(format!(
+            "<< /Length {} >>\nstream\n{stream}\nendstream",
+            stream.len()
+        ));
     }
     let mut out = String::from("%PDF-1.4\n");
     let mut offsets = Vec::new();
@@ -40,7 +43,10 @@ fn pdf(pages: &[&str]) -> Vec<u8> {
         out.push_str(&format!("{} 0 obj\n{body}\nendobj\n", i + 1));
     }
     let xref = out.len();
-    out.push_str(&format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1));
+    out.push_str(&format!(
+        "xref\n0 {}\n0000000000 65535 f \n",
+        objects.len() + 1
+    ));
     for offset in offsets {
         out.push_str(&format!("{offset:010} 00000 n \n"));
     }
@@ -70,7 +76,10 @@ fn docx(body: &str) -> Vec<u8> {
         r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
 <w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body>{body}</w:body></w:document>"#
     );
-    package(&[("[Content_Types].xml", CONTENT_TYPES.into()), ("word/document.xml", document)])
+    package(&[
+        ("[Content_Types].xml", CONTENT_TYPES.into()),
+        ("word/document.xml", document),
+    ])
 }
 
 fn sample_docx() -> Vec<u8> {
@@ -84,7 +93,10 @@ fn sample_docx() -> Vec<u8> {
 }
 
 fn xlsx_with(sheets: &[String], shared: &[&str]) -> Vec<u8> {
-    let strings: String = shared.iter().map(|s| format!("<si><t>{s}</t></si>")).collect();
+    let strings: String = shared
+        .iter()
+        .map(|s| format!("<si><t>{s}</t></si>"))
+        .collect();
     let mut parts = vec![
         ("[Content_Types].xml", CONTENT_TYPES.to_string()),
         ("xl/workbook.xml", r#"<workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheets/></workbook>"#.to_string()),
@@ -93,7 +105,9 @@ fn xlsx_with(sheets: &[String], shared: &[&str]) -> Vec<u8> {
             format!(r#"<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">{strings}</sst>"#),
         ),
     ];
-    let names: Vec<String> = (1..=sheets.len()).map(|i| format!("xl/worksheets/sheet{i}.xml")).collect();
+    let names: Vec<String> = (1..=sheets.len())
+        .map(|i| format!("xl/worksheets/sheet{i}.xml"))
+        .collect();
     for (name, rows) in names.iter().zip(sheets) {
         parts.push((
             name.as_str(),
@@ -111,11 +125,17 @@ fn sample_xlsx() -> Vec<u8> {
         r#"<row r="4"><c r="A4" t="inlineStr"><is><t>inline &lt;text&gt;</t></is></c></row>"#
     );
     let sheet2 = r#"<row r="1"><c r="A1" t="str"><v>second sheet</v></c></row>"#;
-    xlsx_with(&[sheet1.to_string(), sheet2.to_string()], &["Name", "Total", "Ada &amp; Co"])
+    xlsx_with(
+        &[sheet1.to_string(), sheet2.to_string()],
+        &["Name", "Total", "Ada &amp; Co"],
+    )
 }
 
 fn slide(texts: &[&str]) -> String {
-    let paragraphs: String = texts.iter().map(|t| format!("<a:p><a:r><a:t>{t}</a:t></a:r></a:p>")).collect();
+    let paragraphs: String = texts
+        .iter()
+        .map(|t| format!("<a:p><a:r><a:t>{t}</a:t></a:r></a:p>"))
+        .collect();
     format!(
         r#"<p:sld xmlns:p="http://schemas.openxmlformats.org/presentationml/2006/main" xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main"><p:cSld><p:spTree><p:sp><p:txBody>{paragraphs}</p:txBody></p:sp></p:spTree></p:cSld></p:sld>"#
     )
@@ -124,7 +144,10 @@ fn slide(texts: &[&str]) -> String {
 fn sample_pptx() -> Vec<u8> {
     package(&[
         ("[Content_Types].xml", CONTENT_TYPES.into()),
-        ("ppt/presentation.xml", "<p:presentation xmlns:p=\"x\"/>".into()),
+        (
+            "ppt/presentation.xml",
+            "<p:presentation xmlns:p=\"x\"/>".into(),
+        ),
         ("ppt/slides/slide10.xml", slide(&["Tenth"])),
         ("ppt/slides/slide1.xml", slide(&["Welcome", "to the deck"])),
         ("ppt/slides/slide2.xml", slide(&["Second"])),
@@ -132,7 +155,11 @@ fn sample_pptx() -> Vec<u8> {
 }
 
 fn text(bytes: &[u8], content_type: &str) -> Result<String, ExtractError> {
-    extract::extract_text(ExtractInput::Bytes(bytes), content_type, &ExtractLimits::default())
+    extract::extract_text(
+        ExtractInput::Bytes(bytes),
+        content_type,
+        &ExtractLimits::default(),
+    )
 }
 
 fn b64(bytes: &[u8]) -> Value {
@@ -144,7 +171,10 @@ fn b64(bytes: &[u8]) -> Value {
 #[test]
 fn pdf_text_comes_out_page_by_page() {
     let bytes = pdf(&["Hello PDF world", "Second page"]);
-    assert_eq!(text(&bytes, "application/pdf").unwrap(), "Hello PDF world\n\nSecond page");
+    assert_eq!(
+        text(&bytes, "application/pdf").unwrap(),
+        "Hello PDF world\n\nSecond page"
+    );
 }
 
 #[test]
@@ -165,7 +195,10 @@ fn xlsx_rows_resolve_shared_inline_numeric_and_boolean_cells() {
 
 #[test]
 fn pptx_slides_come_in_numeric_order() {
-    assert_eq!(text(&sample_pptx(), PPTX).unwrap(), "Welcome\nto the deck\n\nSecond\n\nTenth");
+    assert_eq!(
+        text(&sample_pptx(), PPTX).unwrap(),
+        "Welcome\nto the deck\n\nSecond\n\nTenth"
+    );
 }
 
 #[test]
@@ -177,7 +210,12 @@ fn formats_are_recognised_by_their_bytes_and_extensions() {
     let other_zip = package(&[("readme.txt", "hi".into())]);
     assert_eq!(sniff_content_type(&other_zip), None);
     assert_eq!(sniff_content_type(b"plain"), None);
-    for (ext, ty) in [("docx", DOCX), ("XLSX", XLSX), ("pptx", PPTX), ("pdf", "application/pdf")] {
+    for (ext, ty) in [
+        ("docx", DOCX),
+        ("XLSX", XLSX),
+        ("pptx", PPTX),
+        ("pdf", "application/pdf"),
+    ] {
         assert_eq!(extract::content_type_for_extension(ext), ty);
         assert!(extract::is_supported(ty));
     }
@@ -187,34 +225,59 @@ fn formats_are_recognised_by_their_bytes_and_extensions() {
 
 #[test]
 fn inputs_over_the_size_limit_are_refused() {
-    let limits = ExtractLimits { max_bytes: 100, ..ExtractLimits::default() };
+    let limits = ExtractLimits {
+        max_bytes: 100,
+        ..ExtractLimits::default()
+    };
     let bytes = sample_docx();
     let err = extract::extract_text(ExtractInput::Bytes(&bytes), DOCX, &limits).unwrap_err();
-    assert!(matches!(err, ExtractError::TooLarge { limit: 100, .. }), "{err:?}");
+    assert!(
+        matches!(err, ExtractError::TooLarge { limit: 100, .. }),
+        "{err:?}"
+    );
 }
 
 #[test]
 fn a_package_that_unpacks_too_far_is_refused() {
     // 4 MiB of text compresses to a few KiB: a small zip bomb.
-    let paragraph = format!("<w:p><w:r><w:t>{}</w:t></w:r></w:p>", "a".repeat(4 * 1024 * 1024));
+    let paragraph = format!(
+        "<w:p><w:r><w:t>{}</w:t></w:r></w:p>",
+        "a".repeat(4 * 1024 * 1024)
+    );
     let bomb = docx(&paragraph);
     assert!(bomb.len() < 100_000, "{} bytes", bomb.len());
-    let limits = ExtractLimits { max_bytes: 100_000, ..ExtractLimits::default() };
-    let err = extract::extract_text(ExtractInput::Bytes(&bomb), DOCX, &limits).unwrap_err().to_string();
-    assert_eq!(err, "not valid DOCX: the package unpacks to more than 1048576 bytes");
+    let limits = ExtractLimits {
+        max_bytes: 100_000,
+        ..ExtractLimits::default()
+    };
+    let err = extract::extract_text(ExtractInput::Bytes(&bomb), DOCX, &limits)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "not valid DOCX: the package unpacks to more than 1048576 bytes"
+    );
 }
 
 #[test]
 fn a_pathological_workbook_stops_at_the_time_limit() {
-    let rows: String = (1..=20_000).map(|i| format!(r#"<row r="{i}"><c><v>{i}</v></c></row>"#)).collect();
+    let rows: String = (1..=20_000)
+        .map(|i| format!(r#"<row r="{i}"><c><v>{i}</v></c></row>"#))
+        .collect();
     let big = xlsx_with(&[rows], &[]);
     let patient = ExtractLimits::default();
     let full = extract::extract_text(ExtractInput::Bytes(&big), XLSX, &patient).unwrap();
     assert_eq!(full.lines().count(), 20_000, "the input itself is fine");
-    let hurried = ExtractLimits { time_limit: Duration::ZERO, ..ExtractLimits::default() };
+    let hurried = ExtractLimits {
+        time_limit: Duration::ZERO,
+        ..ExtractLimits::default()
+    };
     let err = extract::extract_text(ExtractInput::Bytes(&big), XLSX, &hurried).unwrap_err();
     assert!(matches!(err, ExtractError::TimedOut { .. }), "{err:?}");
-    assert_eq!(err.to_string(), "text extraction took longer than the limit of 0 ms");
+    assert_eq!(
+        err.to_string(),
+        "text extraction took longer than the limit of 0 ms"
+    );
 }
 
 #[tokio::test]
@@ -225,7 +288,10 @@ async fn a_slow_extractor_is_abandoned_at_the_time_limit() {
         Ok("too late".to_string())
     })
     .await;
-    assert!(matches!(result, Err(ExtractError::TimedOut { limit: l }) if l == limit), "{result:?}");
+    assert!(
+        matches!(result, Err(ExtractError::TimedOut { limit: l }) if l == limit),
+        "{result:?}"
+    );
     let quick = extract::with_time_limit(Duration::from_secs(5), || Ok(1)).await;
     assert_eq!(quick.unwrap(), 1);
 }
@@ -241,10 +307,22 @@ async fn with_attachment(fields: Value) -> Map<String, Value> {
 #[tokio::test]
 async fn attachments_become_body_text_whatever_their_format() {
     let cases = [
-        (json!({"_attachment": b64(&pdf(&["Invoice 42"])), "title": "scan"}), "Invoice 42"),
-        (json!({"_attachment": b64(&sample_pptx())}), "Welcome\nto the deck\n\nSecond\n\nTenth"),
-        (json!({"_attachment": b64(b"<p>Hi &amp; bye</p>"), "_content_type": "text/html; charset=utf-8"}), "Hi & bye"),
-        (json!({"_attachment": b64(b"a,b\n1,2\n"), "name": "table.csv"}), "a b\n1 2"),
+        (
+            json!({"_attachment": b64(&pdf(&["Invoice 42"])), "title": "scan"}),
+            "Invoice 42",
+        ),
+        (
+            json!({"_attachment": b64(&sample_pptx())}),
+            "Welcome\nto the deck\n\nSecond\n\nTenth",
+        ),
+        (
+            json!({"_attachment": b64(b"<p>Hi &amp; bye</p>"), "_content_type": "text/html; charset=utf-8"}),
+            "Hi & bye",
+        ),
+        (
+            json!({"_attachment": b64(b"a,b\n1,2\n"), "name": "table.csv"}),
+            "a b\n1 2",
+        ),
         (json!({"_attachment": b64("plain é".as_bytes())}), "plain é"),
     ];
     for (input, body) in cases {
@@ -259,17 +337,35 @@ async fn attachments_become_body_text_whatever_their_format() {
 #[tokio::test]
 async fn a_corrupt_attachment_is_kept_with_its_extraction_error() {
     let cases = [
-        (json!({"_attachment": b64(b"%PDF-1.4\nthis is not a pdf"), "title": "broken"}), "not valid PDF"),
-        (json!({"_attachment": b64(b"PK\x03\x04garbage"), "name": "report.docx"}), "not valid DOCX"),
-        (json!({"_attachment": b64(&[0xff, 0xfe, 0x00, 0x01])}), "no text extraction for content type 'application/octet-stream'"),
-        (json!({"_attachment": "***not base64***"}), "not valid base64"),
-        (json!({"_attachment": 12}), "not valid attachment: '_attachment' is not a base64 string"),
+        (
+            json!({"_attachment": b64(b"%PDF-1.4\nthis is not a pdf"), "title": "broken"}),
+            "not valid PDF",
+        ),
+        (
+            json!({"_attachment": b64(b"PK\x03\x04garbage"), "name": "report.docx"}),
+            "not valid DOCX",
+        ),
+        (
+            json!({"_attachment": b64(&[0xff, 0xfe, 0x00, 0x01])}),
+            "no text extraction for content type 'application/octet-stream'",
+        ),
+        (
+            json!({"_attachment": "***not base64***"}),
+            "not valid base64",
+        ),
+        (
+            json!({"_attachment": 12}),
+            "not valid attachment: '_attachment' is not a base64 string",
+        ),
     ];
     for (input, reason) in cases {
         let fields = with_attachment(input.clone()).await;
         let error = fields["_extraction_error"].as_str().unwrap_or_default();
         assert!(error.starts_with(reason), "{input}: {error}");
-        assert!(!fields.contains_key("_attachment") && !fields.contains_key("body"), "{fields:?}");
+        assert!(
+            !fields.contains_key("_attachment") && !fields.contains_key("body"),
+            "{fields:?}"
+        );
         for (key, value) in input.as_object().unwrap() {
             if key != "_attachment" {
                 assert_eq!(&fields[key], value, "other fields stay");
@@ -280,10 +376,19 @@ async fn a_corrupt_attachment_is_kept_with_its_extraction_error() {
 
 #[tokio::test]
 async fn an_attachment_over_the_limit_is_refused_before_decoding() {
-    let mut fields = json!({"_attachment": b64(&[b'x'; 4000])}).as_object().cloned().unwrap();
-    let limits = ExtractLimits { max_bytes: 1000, ..ExtractLimits::default() };
+    let mut fields = json!({"_attachment": b64(&[b'x'; 4000])})
+        .as_object()
+        .cloned()
+        .unwrap();
+    let limits = ExtractLimits {
+        max_bytes: 1000,
+        ..ExtractLimits::default()
+    };
     extract_attachment(&mut fields, &limits).await;
-    assert_eq!(fields["_extraction_error"], "the file is 4000 bytes, over the extraction limit of 1000 bytes");
+    assert_eq!(
+        fields["_extraction_error"],
+        "the file is 4000 bytes, over the extraction limit of 1000 bytes"
+    );
 }
 
 // ----------------------------------------------------------------------------- directory
@@ -309,14 +414,35 @@ async fn the_directory_source_extracts_binary_files_and_keeps_broken_ones() {
     result.unwrap();
     let mut bodies = std::collections::BTreeMap::new();
     for item in items {
-        let SourceItem::Upsert(mut doc) = item else { panic!("{item:?}") };
-        let fetch = doc.content.take().expect("binary files are extracted lazily");
+        let SourceItem::Upsert(mut doc) = item else {
+            panic!("{item:?}")
+        };
+        let fetch = doc
+            .content
+            .take()
+            .expect("binary files are extracted lazily");
         let fields = fetch().await.unwrap();
-        let text = fields.get("body").or_else(|| fields.get("_extraction_error")).cloned().unwrap();
+        let text = fields
+            .get("body")
+            .or_else(|| fields.get("_extraction_error"))
+            .cloned()
+            .unwrap();
         bodies.insert(doc.id, text.as_str().unwrap_or_default().to_string());
     }
     assert_eq!(bodies["report.pdf"], "From a file");
-    assert!(bodies["book.xlsx"].starts_with("Name Total\n"), "{}", bodies["book.xlsx"]);
-    assert!(bodies["notes.docx"].starts_with("Quarterly report\n"), "{}", bodies["notes.docx"]);
-    assert!(bodies["broken.pptx"].starts_with("not valid PPTX"), "{}", bodies["broken.pptx"]);
+    assert!(
+        bodies["book.xlsx"].starts_with("Name Total\n"),
+        "{}",
+        bodies["book.xlsx"]
+    );
+    assert!(
+        bodies["notes.docx"].starts_with("Quarterly report\n"),
+        "{}",
+        bodies["notes.docx"]
+    );
+    assert!(
+        bodies["broken.pptx"].starts_with("not valid PPTX"),
+        "{}",
+        bodies["broken.pptx"]
+    );
 }

@@ -2,12 +2,14 @@
 //! (paths, arrays, dotted keys, non-string values, no allocation when nothing matches, counted
 //! by this binary's allocator), and end-to-end syncs of an NDJSON file with personal data into
 //! the embedded backend and the stand-in: the index holds hashes and no excluded field, the
-//! dead-letter queue likewise, and no tracing event of the run carries a raw value.
+//! dead-letter queue likewise, and no tracing event of the run carries a raw value. Partial
+//! updates (`SourceItem::Update`) are transformed as well.
 
 #[path = "support/engine_util.rs"]
 mod engine_util;
 mod support;
 
+use async_trait::async_trait;
 use engine_util::*;
 use serde_json::{Map, Value, json};
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -21,8 +23,11 @@ use syncdeck::backend::{ControlPlane, DocumentStore};
 use syncdeck::config::EngineSettings;
 use syncdeck::engine::runner::{Engine, JobEnd};
 use syncdeck::engine::transform::{FieldTransform, WITHHELD, sha256_hex};
-use syncdeck::model::{DeadLetter, JobType, TriggerMethod};
-use syncdeck::sources::{self, NdjsonFactory};
+use syncdeck::model::{Configuration, DeadLetter, JobType, TriggerMethod};
+use syncdeck::sources::{
+    self, DataSource, Document, ItemSender, NdjsonFactory, SourceError, SourceFactory, SourceItem,
+    SyncMode,
+};
 use tokio_util::sync::CancellationToken;
 
 // ---- an allocator that counts this thread's allocations -------------------------------------
@@ -384,4 +389,85 @@ fn personal_data_reaches_neither_the_stand_in_nor_the_dlq_nor_the_logs() {
         assert_dead_letters(&dead_letters(&dlq));
     });
     assert_no_raw_value_logged(&logs);
+}
+
+/// An incremental source that sends partial updates (`SourceItem::Update`).
+struct UpdatesFactory;
+
+impl SourceFactory for UpdatesFactory {
+    fn service_type(&self) -> &'static str {
+        "updates"
+    }
+
+    fn display_name(&self) -> &'static str {
+        "Partial updates"
+    }
+
+    fn default_configuration(&self) -> Configuration {
+        Configuration::default()
+    }
+
+    fn supports_incremental(&self) -> bool {
+        true
+    }
+
+    fn create(&self, _: &Configuration) -> Result<Box<dyn DataSource>, SourceError> {
+        Ok(Box::new(Updates))
+    }
+}
+
+struct Updates;
+
+#[async_trait]
+impl DataSource for Updates {
+    async fn ping(&mut self) -> Result<(), SourceError> {
+        Ok(())
+    }
+
+    async fn run(&mut self, _: SyncMode, out: ItemSender) -> Result<Option<Value>, SourceError> {
+        let fields =
+            fields(json!({"email": "ann@example.com", "ssn": "123-45-6789", "name": "Ann"}));
+        out.send(SourceItem::Update(Document::new("u1", fields)))
+            .await?;
+        Ok(Some(json!("done")))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partial_updates_are_transformed_too() {
+    let backend = EmbeddedBackend::open_in_memory().expect("embedded backend");
+    let mut registry = sources::builtin();
+    registry.register(Arc::new(UpdatesFactory));
+    let dlq = memory_dlq();
+    let engine = engine_with(
+        Arc::new(backend.clone()),
+        Arc::new(backend.clone()),
+        dlq,
+        registry,
+        "w1",
+        settings(),
+        fast_breaker(),
+    );
+    let id = create_connector(&backend, "upd", "upd", &UpdatesFactory, json!({})).await;
+    let job = backend
+        .create_sync_job(&id, JobType::Incremental, TriggerMethod::OnDemand)
+        .await
+        .expect("create job");
+    let report = engine
+        .run_job(&job, &CancellationToken::new())
+        .await
+        .expect("run job");
+    assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
+    let c = report.counters;
+    // An upsert of a new id counts as indexed.
+    assert_eq!((c.seen, c.indexed + c.updated), (1, 1), "{c:?}");
+    let stored = backend
+        .get_document("upd", "u1")
+        .await
+        .unwrap()
+        .expect("u1");
+    assert_eq!(
+        stored,
+        json!({"email": hash("ann@example.com"), "name": "Ann"})
+    );
 }

@@ -790,6 +790,13 @@ fn run_console_command(state: &mut AppState, input: &str) -> Vec<Effect> {
             vec![Effect::SwitchProfile(name)]
         }
         Ok(ConsoleCommand::Theme(name)) => vec![Effect::LoadTheme(name)],
+        Ok(ConsoleCommand::Mouse(on)) => {
+            let on = on.unwrap_or(!state.settings.mouse);
+            state.settings.mouse = on;
+            let text = if on { "mouse on: the wheel scrolls (hold shift to select text)" } else { "mouse off: the terminal selects text" };
+            toast(state, ToastLevel::Info, text);
+            vec![Effect::SetMouse(on)]
+        }
         Err(message) => {
             state.modal = Some(Modal::CommandLine(CommandLineState { input: input.to_string(), candidates: Vec::new(), error: Some(message) }));
             Vec::new()

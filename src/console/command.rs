@@ -1,4 +1,4 @@
-//! The `:` command line: parsing (`:jobs`, `:profile NAME`, `:theme NAME`, `:q`) and
+//! The `:` command line: parsing (`:jobs`, `:profile NAME`, `:theme NAME`, `:mouse`, `:q`) and
 //! completion of command names, profile names and theme names. Pure text work.
 
 use super::app::ViewId;
@@ -11,12 +11,14 @@ pub enum ConsoleCommand {
     Theme(String),
     Help,
     Refresh,
+    /// `:mouse [on|off]`: capture the mouse (toggles without an argument).
+    Mouse(Option<bool>),
     Quit,
 }
 
 /// The command words, with the views they open.
 pub const WORDS: &[&str] = &[
-    "connectors", "jobs", "live", "breaker", "dlq", "kibana", "logs", "profile", "theme", "help", "refresh", "quit", "q",
+    "connectors", "jobs", "live", "breaker", "dlq", "kibana", "logs", "profile", "theme", "mouse", "help", "refresh", "quit", "q",
 ];
 
 fn view_word(word: &str) -> Option<ViewId> {
@@ -49,6 +51,10 @@ pub fn parse(input: &str) -> Result<ConsoleCommand, String> {
         ("refresh" | "r", _) => Ok(ConsoleCommand::Refresh),
         ("profile" | "ctx" | "context", Some(name)) => Ok(ConsoleCommand::Profile(name.to_string())),
         ("theme", Some(name)) => Ok(ConsoleCommand::Theme(name.to_string())),
+        ("mouse", None) => Ok(ConsoleCommand::Mouse(None)),
+        ("mouse", Some("on")) => Ok(ConsoleCommand::Mouse(Some(true))),
+        ("mouse", Some("off")) => Ok(ConsoleCommand::Mouse(Some(false))),
+        ("mouse", Some(other)) => Err(format!("':mouse' takes on or off, not '{other}'")),
         ("profile" | "ctx" | "context", None) => Err("':profile' needs a profile name (tab completes)".to_string()),
         ("theme", None) => Err("':theme' needs a theme name (tab completes)".to_string()),
         _ => Err(format!("unknown command '{first}'")),
@@ -107,6 +113,8 @@ mod tests {
         assert_eq!(parse("profile prod"), Ok(ConsoleCommand::Profile("prod".into())));
         assert_eq!(parse("theme light"), Ok(ConsoleCommand::Theme("light".into())));
         assert_eq!(parse("q"), Ok(ConsoleCommand::Quit));
+        assert_eq!(parse("mouse on"), Ok(ConsoleCommand::Mouse(Some(true))));
+        assert!(parse("mouse maybe").unwrap_err().contains("'maybe'"));
         assert!(parse("theme").unwrap_err().contains("theme name"));
         assert!(parse("frob").unwrap_err().contains("'frob'"));
     }

@@ -22,7 +22,7 @@ impl LiveSource {
     pub fn label(&self) -> String {
         match self {
             Self::Here => "here".to_string(),
-            Self::Attached(addr) => format!("attached {addr}"),
+            Self::Attached(_) => "attached".to_string(),
             Self::Cluster { worker } => worker.clone().unwrap_or_else(|| "elsewhere".to_string()),
         }
     }

@@ -139,8 +139,9 @@ pub async fn run(ctx: Context, options: ConsoleOptions) -> Result<(), ConsoleErr
     tracing::info!(profile = %console.state.profile.name, theme = %console.theme.name, "console starting");
     let mut guard = TerminalGuard::enter(console.state.settings.mouse)?;
     let result = {
+        // No `terminal.clear()`: it asks the terminal for the cursor position, which some
+        // terminals answer slowly or never; the alternate screen starts blank anyway.
         let mut terminal = Terminal::new(CrosstermBackend::new(io::stdout()))?;
-        terminal.clear()?;
         console.event_loop(&mut terminal, &mut guard, rx, control_rx).await
     };
     drop(guard);

@@ -130,12 +130,11 @@ impl<T: TableRow> TableData<T> {
         if self.filter == filter {
             return;
         }
-        let keep = self.selected().map(TableRow::row_id);
+        // The same rows: follow the selected one by its index, no ids needed.
+        let keep = self.filtered.get(self.cursor.selected).copied();
         self.filter = filter.to_string();
         self.refilter();
-        self.cursor.selected = keep
-            .and_then(|id| self.filtered.iter().position(|&i| self.rows[i].row_id() == id))
-            .unwrap_or(0);
+        self.cursor.selected = keep.and_then(|raw| self.filtered.binary_search(&raw).ok()).unwrap_or(0);
         self.clamp();
     }
 

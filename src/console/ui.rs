@@ -36,7 +36,9 @@ fn sep(theme: &Theme) -> Span<'static> {
 
 fn render_header(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
     let narrow = area.width < 100;
-    let mut spans = vec![Span::styled(" syncdeck", theme.title), sep(theme), Span::styled(state.profile.name.clone(), theme.accent)];
+    // Narrow terminals keep the facts and drop the name.
+    let mut spans = if narrow { vec![Span::raw(" ")] } else { vec![Span::styled(" syncdeck", theme.title), sep(theme)] };
+    spans.push(Span::styled(state.profile.name.clone(), theme.accent));
     if state.profile.read_only {
         spans.push(Span::raw(" "));
         spans.push(Span::styled(" READ-ONLY ", theme.badge));
@@ -155,7 +157,8 @@ fn render_footer(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme)
         _ => {}
     }
     let (context, hints) = current_hints(state);
-    let globals = if state.modal.is_some() { &[][..] } else { GLOBAL_HINTS };
+    // Text inputs take plain keys, so the global ones would only mislead there.
+    let globals = if state.modal.is_some() || context == KeyContext::Editor { &[][..] } else { GLOBAL_HINTS };
     let mut pairs: Vec<(String, &str)> = Vec::new();
     for h in hints.iter().chain(globals.iter()) {
         if state.profile.read_only && h.command.is_mutating() {

@@ -180,18 +180,50 @@ struct PitAnswer {
     id: String,
 }
 
-type ScanHit = SearchHit<Map<String, Value>>;
+/// One page of an id scan, reading only what the scan uses: a full sync reads every id of
+/// the index, and [`SearchResponse`]'s flattened extras would make serde buffer each hit
+/// and build a map of its source first.
+#[derive(Deserialize)]
+struct ScanAnswer {
+    #[serde(default)]
+    pit_id: Option<String>,
+    hits: ScanHits,
+}
+
+#[derive(Deserialize)]
+struct ScanHits {
+    #[serde(default)]
+    hits: Vec<ScanHit>,
+}
+
+#[derive(Deserialize)]
+struct ScanHit {
+    #[serde(rename = "_id")]
+    id: String,
+    #[serde(rename = "_source", default)]
+    source: Option<ScanSource>,
+    #[serde(default)]
+    sort: Option<Value>,
+}
+
+#[derive(Default, Deserialize)]
+struct ScanSource {
+    #[serde(default)]
+    id: Option<Value>,
+    #[serde(rename = "_timestamp", default)]
+    timestamp: Option<Value>,
+}
 
 /// A hit of an id scan as [`DocMeta`]: the body `id` (the source's id), falling back to
 /// `_id` like the framework does.
 fn scan_meta(hit: ScanHit) -> DocMeta {
     let source = hit.source.unwrap_or_default();
-    let id = match source.get("id") {
-        Some(Value::String(id)) => id.clone(),
+    let id = match source.id {
+        Some(Value::String(id)) => id,
         _ => hit.id,
     };
-    let timestamp = match source.get("_timestamp") {
-        Some(Value::String(t)) => Some(t.clone()),
+    let timestamp = match source.timestamp {
+        Some(Value::String(t)) => Some(t),
         Some(Value::Null) | None => None,
         Some(other) => Some(other.to_string()),
     };
@@ -396,7 +428,7 @@ impl PitScan {
             body["search_after"] = after.clone();
         }
         let encoded = Transport::encode("/_search", &body)?;
-        let answer: SearchResponse<Map<String, Value>> = self
+        let answer: ScanAnswer = self
             .transport
             .request(Method::POST, "/_search", &[], Some(encoded))
             .await?;

@@ -10,7 +10,7 @@ use super::dlq::{DeadLetterStore, NewDeadLetter};
 use super::filtering::RuleEngine;
 use super::progress::{BatchTally, DocOutcome, Outcome, Phase, Progress};
 use super::sink::{Delivered, Sink, SinkError};
-use crate::backend::{BackendError, DocumentStore};
+use crate::backend::{BackendError, DocMeta, DocumentStore};
 use crate::config::EngineSettings;
 use crate::model::Pipeline;
 use crate::sources::{DataSource, Document, ItemSender, SourceError, SourceItem, SyncMode};
@@ -275,11 +275,9 @@ async fn delete_unseen(
     let mut scan = parts.store.scan_ids(index, 1000).await.map_err(scan_error)?;
     let scanned = async {
         while let Some(page) = scan.next_page().await.map_err(scan_error)? {
-            for meta in page {
-                if !seen.contains(&meta.id) {
-                    if let Some(batch) = builder.push_delete(meta.id) {
-                        workers.send(batch).await?;
-                    }
+            for meta in seen.unseen(page) {
+                if let Some(batch) = builder.push_delete(meta.id) {
+                    workers.send(batch).await?;
                 }
             }
         }
@@ -371,11 +369,23 @@ impl SeenIds {
         self
     }
 
+    #[cfg(test)]
     fn contains(&self, id: &str) -> bool {
+        self.contains_hash(id_hash(id))
+    }
+
+    fn contains_hash(&self, hash: u64) -> bool {
         debug_assert!(self.sorted);
-        let hash = id_hash(id);
         let range = self.buckets.range(hash, self.hashes.len());
         self.hashes.get(range).is_some_and(|near| near.binary_search(&hash).is_ok())
+    }
+
+    /// The documents of a scanned page this sync did not see. The whole page is hashed
+    /// before any lookup, so the lookups' cache misses overlap instead of queueing.
+    fn unseen(&self, page: Vec<DocMeta>) -> Vec<DocMeta> {
+        let hashes: Vec<u64> = page.iter().map(|meta| id_hash(&meta.id)).collect();
+        let seen: Vec<bool> = hashes.iter().map(|hash| self.contains_hash(*hash)).collect();
+        page.into_iter().zip(seen).filter_map(|(meta, seen)| (!seen).then_some(meta)).collect()
     }
 }
 
@@ -602,6 +612,12 @@ mod tests {
             let seen = seen.finish();
             assert!((0..n).all(|i| seen.contains(&format!("doc-{i}"))), "{n} ids");
             assert!(!(0..1000).any(|i| seen.contains(&format!("other-{i}"))), "{n} ids");
+            // Page order is kept; only ids not seen come back.
+            let scanned = [3usize, 70_000, 5, 80_000];
+            let page = scanned.map(|i| DocMeta { id: format!("doc-{i}"), timestamp: None }).to_vec();
+            let unseen: Vec<String> = seen.unseen(page).into_iter().map(|m| m.id).collect();
+            let expected: Vec<String> = scanned.iter().filter(|i| **i >= n).map(|i| format!("doc-{i}")).collect();
+            assert_eq!(unseen, expected, "{n} ids");
         }
     }
 

@@ -171,15 +171,37 @@ impl Engine {
         if !control.mark_sync_started(&connector_id, job.job_type).await? {
             return Ok(skipped("another worker is syncing this connector".into()));
         }
+        // Another worker may have run the job between the read above and the guard, and
+        // Elasticsearch would accept a second claim: look again before claiming.
+        match control.get_sync_job(job_id).await {
+            Ok(current) if matches!(current.status, JobStatus::Pending | JobStatus::Suspended) => {}
+            Ok(current) => {
+                self.release_guard(job_id, &connector_id, job.job_type).await;
+                return Ok(skipped(format!("the job is {}", current.status)));
+            }
+            Err(e) => {
+                self.release_guard(job_id, &connector_id, job.job_type).await;
+                return Err(e.into());
+            }
+        }
+        // The job's snapshot has no cursor on Elasticsearch (`_claim` is what brings it):
+        // an incremental job resumes from the connector's saved cursor.
+        let mut job = job;
+        if job.job_type == JobType::Incremental && job.connector.sync_cursor.is_none() {
+            match control.get_connector(&connector_id).await {
+                Ok(connector) => job.connector.sync_cursor = connector.sync_cursor,
+                Err(e) => tracing::warn!(connector = %connector_id, error = %e, "could not read the saved cursor"),
+            }
+        }
         let cursor = (job.job_type == JobType::Incremental).then(|| job.connector.sync_cursor.clone()).flatten();
         match control.claim_sync_job(job_id, &self.deps.worker, cursor.as_ref()).await {
             Ok(()) => {}
             Err(BackendError::Conflict(reason)) => {
-                self.release_guard(&connector_id, job.job_type).await;
+                self.release_guard(job_id, &connector_id, job.job_type).await;
                 return Ok(skipped(format!("claimed by another worker: {reason}")));
             }
             Err(e) => {
-                self.release_guard(&connector_id, job.job_type).await;
+                self.release_guard(job_id, &connector_id, job.job_type).await;
                 return Err(e.into());
             }
         }
@@ -406,14 +428,21 @@ impl Engine {
         total
     }
 
-    /// Undoes the start guard when the claim failed, so the connector is not stuck
-    /// `in_progress`.
-    async fn release_guard(&self, connector_id: &str, job_type: JobType) {
+    /// Undoes the start guard when the job will not run here, so the connector is not stuck
+    /// `in_progress`. The guard overwrote the connector's last sync: when the job has ended
+    /// (another worker ran it), its outcome is what that worker wrote there, so put it back.
+    async fn release_guard(&self, job_id: &str, connector_id: &str, job_type: JobType) {
+        let (status, error) = match self.deps.control.get_sync_job(job_id).await {
+            Ok(job) if job.status.is_terminal() => (job.status, job.error),
+            _ => (JobStatus::Canceled, None),
+        };
         let mut last = LastSync::default();
         if job_type == JobType::AccessControl {
-            last.last_access_control_sync_status = Some(JobStatus::Canceled);
+            last.last_access_control_sync_status = Some(status);
+            last.last_access_control_sync_error = Some(error);
         } else {
-            last.last_sync_status = Some(JobStatus::Canceled);
+            last.last_sync_status = Some(status);
+            last.last_sync_error = Some(error);
         }
         if let Err(e) = self.deps.control.update_last_sync(connector_id, &last).await {
             tracing::warn!(connector = connector_id, error = %e, "could not release the sync guard");

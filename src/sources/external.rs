@@ -118,7 +118,10 @@ pub async fn spec_fields(
     let program = Program {
         command: command.to_string(),
         args: args.to_vec(),
-        env: env.iter().map(|(k, v)| (k.clone(), Secret::new(v.clone()))).collect(),
+        env: env
+            .iter()
+            .map(|(k, v)| (k.clone(), Secret::new(v.clone())))
+            .collect(),
         redactor: Redactor::default(),
     };
     let timeout = Duration::from_secs(DEFAULT_TIMEOUT_SECS as u64);
@@ -128,7 +131,12 @@ pub async fn spec_fields(
     })
     .await
     .map_err(SourceError::Unavailable)?
-    .ok_or_else(|| SourceError::Unavailable(format!("{} wrote no SPEC message", program.describe("spec"))))?;
+    .ok_or_else(|| {
+        SourceError::Unavailable(format!(
+            "{} wrote no SPEC message",
+            program.describe("spec")
+        ))
+    })?;
     let mut config = generic_configuration();
     let set = |config: &mut Configuration, key: &str, value: Value| {
         if let Some(field) = config.0.get_mut(key) {
@@ -141,13 +149,13 @@ pub async fn spec_fields(
     set(&mut config, "env", Value::from(env_text.join("\n")));
     let first = config.0.len() as i64 + 1;
     let (fields, skipped) = spec::fields_from_spec(&spec, first);
-    if !skipped.is_empty() {
-        if let Some(field) = config.0.get_mut("config") {
-            field.tooltip = Some(format!(
-                "A JSON object given to the program as its config file; set these here: {}. Fields named 'config.<property>' are laid over it.",
-                skipped.join(", ")
-            ));
-        }
+    if !skipped.is_empty()
+        && let Some(field) = config.0.get_mut("config")
+    {
+        field.tooltip = Some(format!(
+            "A JSON object given to the program as its config file; set these here: {}. Fields named 'config.<property>' are laid over it.",
+            skipped.join(", ")
+        ));
     }
     config.0.extend(fields);
     Ok(config)
@@ -175,7 +183,8 @@ impl ExternalSettings {
         env.extend(secret_env);
         secrets.extend(sensitive_values(config));
         let mut json = parse_config_json(&str_setting(config, "config", "{}"))?;
-        spec::overlay_spec_values(config, &mut json).map_err(|(key, reason)| config_error(&key, reason))?;
+        spec::overlay_spec_values(config, &mut json)
+            .map_err(|(key, reason)| config_error(&key, reason))?;
         let id_field = str_setting(config, "id_field", "");
         let timeout = int_at_least(config, "timeout", DEFAULT_TIMEOUT_SECS, 1)?;
         Ok(Self {
@@ -224,7 +233,10 @@ fn parse_env(text: &str, key: &str) -> Result<Vec<(String, Secret)>, SourceError
             continue;
         }
         let Some((name, value)) = line.split_once('=') else {
-            return Err(config_error(key, format!("line {} is not NAME=value", i + 1)));
+            return Err(config_error(
+                key,
+                format!("line {} is not NAME=value", i + 1),
+            ));
         };
         let name = name.trim();
         let valid = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
@@ -249,7 +261,10 @@ fn sensitive_values(config: &Configuration) -> Vec<Secret> {
         .filter_map(|f| f.value.as_str())
         .flat_map(|text| {
             // A secret environment holds NAME=value lines: mask each value.
-            let values: Vec<&str> = text.lines().filter_map(|l| l.split_once('=').map(|(_, v)| v)).collect();
+            let values: Vec<&str> = text
+                .lines()
+                .filter_map(|l| l.split_once('=').map(|(_, v)| v))
+                .collect();
             std::iter::once(text).chain(values)
         })
         .map(Secret::new)
@@ -291,23 +306,35 @@ impl ExternalSource {
     async fn discover(&self, config_path: &Path) -> Result<Vec<Stream>, SourceError> {
         let settings = &self.settings;
         let args = [path_arg("--config"), path_arg(config_path)];
-        let discovered = one_shot(&settings.program, "discover", &args, settings.timeout, |m| match m {
-            Message::Catalog(streams) => Some(streams),
-            _ => None,
-        })
+        let discovered = one_shot(
+            &settings.program,
+            "discover",
+            &args,
+            settings.timeout,
+            |m| match m {
+                Message::Catalog(streams) => Some(streams),
+                _ => None,
+            },
+        )
         .await
         .map_err(SourceError::Failed)?
         .ok_or_else(|| {
-            SourceError::Failed(format!("{} wrote no CATALOG message", settings.program.describe("discover")))
+            SourceError::Failed(format!(
+                "{} wrote no CATALOG message",
+                settings.program.describe("discover")
+            ))
         })?;
         let chosen = choose_streams(discovered, &settings.streams)?;
-        if settings.id_field.is_none() {
-            if let Some(stream) = chosen.iter().find(|s| s.primary_key.is_empty()) {
-                return Err(config_error(
-                    "id_field",
-                    format!("stream '{}' has no primary key; name the field that identifies its records", stream.name),
-                ));
-            }
+        if settings.id_field.is_none()
+            && let Some(stream) = chosen.iter().find(|s| s.primary_key.is_empty())
+        {
+            return Err(config_error(
+                "id_field",
+                format!(
+                    "stream '{}' has no primary key; name the field that identifies its records",
+                    stream.name
+                ),
+            ));
         }
         Ok(chosen)
     }
@@ -319,7 +346,9 @@ fn path_arg(path: impl AsRef<std::ffi::OsStr>) -> String {
 
 fn choose_streams(discovered: Vec<Stream>, wanted: &[String]) -> Result<Vec<Stream>, SourceError> {
     if discovered.is_empty() {
-        return Err(SourceError::Failed("the program's catalog has no streams".into()));
+        return Err(SourceError::Failed(
+            "the program's catalog has no streams".into(),
+        ));
     }
     if wanted.is_empty() {
         return Ok(discovered);
@@ -332,7 +361,10 @@ fn choose_streams(discovered: Vec<Stream>, wanted: &[String]) -> Result<Vec<Stre
                 let offered: Vec<&str> = discovered.iter().map(|s| s.name.as_str()).collect();
                 return Err(config_error(
                     "stream",
-                    format!("no stream '{name}'; the program offers: {}", offered.join(", ")),
+                    format!(
+                        "no stream '{name}'; the program offers: {}",
+                        offered.join(", ")
+                    ),
                 ));
             }
         }
@@ -347,10 +379,16 @@ impl DataSource for ExternalSource {
         let files = PrivateFiles::new()?;
         let config_path = files.write("config.json", &Value::Object(settings.config.clone()))?;
         let args = [path_arg("--config"), path_arg(&config_path)];
-        let status = one_shot(&settings.program, "check", &args, settings.timeout, |m| match m {
-            Message::ConnectionStatus { succeeded, message } => Some((succeeded, message)),
-            _ => None,
-        })
+        let status = one_shot(
+            &settings.program,
+            "check",
+            &args,
+            settings.timeout,
+            |m| match m {
+                Message::ConnectionStatus { succeeded, message } => Some((succeeded, message)),
+                _ => None,
+            },
+        )
         .await
         .map_err(SourceError::Unavailable)?;
         match status {
@@ -371,7 +409,8 @@ impl DataSource for ExternalSource {
 
     async fn run(&mut self, mode: SyncMode, out: ItemSender) -> Result<Option<Value>, SourceError> {
         let files = PrivateFiles::new()?;
-        let config_path = files.write("config.json", &Value::Object(self.settings.config.clone()))?;
+        let config_path =
+            files.write("config.json", &Value::Object(self.settings.config.clone()))?;
         let streams = self.discover(&config_path).await?;
         let catalog_path = files.write("catalog.json", &protocol::configured_catalog(&streams))?;
         let state = match &mode {
@@ -391,7 +430,9 @@ impl DataSource for ExternalSource {
         let program = &self.settings.program;
         let mut full_args = vec!["read".to_string()];
         full_args.extend(args);
-        let running = program.spawn(&full_args).map_err(SourceError::Unavailable)?;
+        let running = program
+            .spawn(&full_args)
+            .map_err(SourceError::Unavailable)?;
         let mut reader = ReadLoop {
             settings: &self.settings,
             multi: streams.len() > 1,
@@ -416,7 +457,11 @@ struct ReadLoop<'a> {
 }
 
 impl ReadLoop<'_> {
-    async fn read(&mut self, mut running: Running, out: &ItemSender) -> Result<Option<Value>, SourceError> {
+    async fn read(
+        &mut self,
+        mut running: Running,
+        out: &ItemSender,
+    ) -> Result<Option<Value>, SourceError> {
         let program = &self.settings.program;
         loop {
             let line = match running.next_line(self.settings.timeout).await {
@@ -431,7 +476,10 @@ impl ReadLoop<'_> {
                     )));
                 }
                 Err(ReadError::Io(e)) => {
-                    return Err(SourceError::Failed(format!("reading the output of {}: {e}", program.describe("read"))));
+                    return Err(SourceError::Failed(format!(
+                        "reading the output of {}: {e}",
+                        program.describe("read")
+                    )));
                 }
             };
             self.lines_read.fetch_add(1, Ordering::Relaxed);
@@ -442,7 +490,8 @@ impl ReadLoop<'_> {
         }
         let status = running.wait(EXIT_WAIT).await;
         let tail = stderr_suffix(&running.stderr_tail());
-        let status = status.map_err(|e| SourceError::Failed(format!("{}: {e}{tail}", program.describe("read"))))?;
+        let status = status
+            .map_err(|e| SourceError::Failed(format!("{}: {e}{tail}", program.describe("read"))))?;
         if let Some(error) = self.trace_error.take() {
             return Err(SourceError::Failed(format!(
                 "the connector reported an error: {error} ({})",
@@ -463,7 +512,10 @@ impl ReadLoop<'_> {
     fn item(&mut self, line: Line<'_>) -> Option<SourceItem> {
         let number = line.number;
         if let Some(len) = line.overflow {
-            let reason = format!("the line is {len} bytes, over the limit of {} bytes", process::MAX_LINE_BYTES);
+            let reason = format!(
+                "the line is {len} bytes, over the limit of {} bytes",
+                process::MAX_LINE_BYTES
+            );
             return Some(invalid(number, reason, line.bytes));
         }
         let message = match protocol::parse_message(line.bytes) {
@@ -482,7 +534,11 @@ impl ReadLoop<'_> {
                 log_message(program, &level, &message);
                 None
             }
-            Message::Trace(Trace::Error { message, internal_message, failure_type }) => {
+            Message::Trace(Trace::Error {
+                message,
+                internal_message,
+                failure_type,
+            }) => {
                 let message = program.redactor.redact(&message).into_owned();
                 let kind = failure_type.unwrap_or_else(|| "system_error".into());
                 tracing::error!(program = %program.command, failure_type = %kind, "{message}");
@@ -490,7 +546,8 @@ impl ReadLoop<'_> {
                     tracing::debug!(program = %program.command, "internal message: {}", program.redactor.redact(&internal));
                 }
                 // The first error is the cause; later ones are usually its consequences.
-                self.trace_error.get_or_insert(format!("{message} (failure type '{kind}')"));
+                self.trace_error
+                    .get_or_insert(format!("{message} (failure type '{kind}')"));
                 None
             }
             Message::Trace(Trace::Other(kind)) => {
@@ -505,14 +562,27 @@ impl ReadLoop<'_> {
     }
 
     fn record(&self, number: u64, record: Record) -> Option<SourceItem> {
-        let same_namespace = |s: &Stream| record.namespace.is_none() || s.namespace == record.namespace;
-        let Some(stream) = self.streams.iter().find(|s| s.name == record.stream && same_namespace(s)) else {
+        let same_namespace =
+            |s: &Stream| record.namespace.is_none() || s.namespace == record.namespace;
+        let Some(stream) = self
+            .streams
+            .iter()
+            .find(|s| s.name == record.stream && same_namespace(s))
+        else {
             tracing::debug!(stream = %record.stream, line = number, "external source: record of a stream that was not selected; ignored");
             return None;
         };
-        match protocol::record_id(&record.data, self.settings.id_field.as_deref(), &stream.primary_key) {
+        match protocol::record_id(
+            &record.data,
+            self.settings.id_field.as_deref(),
+            &stream.primary_key,
+        ) {
             Ok(key) => {
-                let id = if self.multi { format!("{}/{key}", stream.name) } else { key };
+                let id = if self.multi {
+                    format!("{}/{key}", stream.name)
+                } else {
+                    key
+                };
                 let mut fields = record.data;
                 fields.insert("_airbyte_stream".into(), Value::String(record.stream));
                 if let Some(at) = record.emitted_at {
@@ -522,7 +592,10 @@ impl ReadLoop<'_> {
             }
             Err(reason) => Some(SourceItem::Invalid {
                 id: format!("line-{number}"),
-                reason: format!("line {number}: record of stream '{}': {reason}", record.stream),
+                reason: format!(
+                    "line {number}: record of stream '{}': {reason}",
+                    record.stream
+                ),
                 raw: Value::Object(record.data),
             }),
         }
@@ -584,14 +657,26 @@ async fn one_shot<T>(
             let line = match running.next_line(timeout).await {
                 Ok(Some(line)) => line,
                 Ok(None) => break,
-                Err(ReadError::Silent(_)) => return Err(format!("{name} did not finish within {}s", timeout.as_secs())),
+                Err(ReadError::Silent(_)) => {
+                    return Err(format!(
+                        "{name} did not finish within {}s",
+                        timeout.as_secs()
+                    ));
+                }
                 Err(ReadError::Io(e)) => return Err(format!("reading the output of {name}: {e}")),
             };
             match protocol::parse_message(line.bytes) {
                 Ok(Some(Message::Log { level, message })) => log_message(program, &level, &message),
-                Ok(Some(Message::Trace(Trace::Error { message, failure_type, .. }))) => {
+                Ok(Some(Message::Trace(Trace::Error {
+                    message,
+                    failure_type,
+                    ..
+                }))) => {
                     let kind = failure_type.unwrap_or_else(|| "system_error".into());
-                    trace_error.get_or_insert(format!("{} (failure type '{kind}')", program.redactor.redact(&message)));
+                    trace_error.get_or_insert(format!(
+                        "{} (failure type '{kind}')",
+                        program.redactor.redact(&message)
+                    ));
                 }
                 Ok(Some(message)) => picked = pick(message).or(picked),
                 Ok(None) => {}
@@ -600,7 +685,10 @@ async fn one_shot<T>(
                 }
             }
         }
-        let status = running.wait(EXIT_WAIT).await.map_err(|e| format!("{name}: {e}"))?;
+        let status = running
+            .wait(EXIT_WAIT)
+            .await
+            .map_err(|e| format!("{name}: {e}"))?;
         // What the program answered matters more than how it exited (a failed check may
         // exit non-zero after its CONNECTION_STATUS).
         if picked.is_some() {
@@ -620,7 +708,10 @@ async fn one_shot<T>(
     };
     match tokio::time::timeout(timeout, exchange).await {
         Ok(result) => result,
-        Err(_) => Err(format!("{name} did not finish within {}s", timeout.as_secs())),
+        Err(_) => Err(format!(
+            "{name} did not finish within {}s",
+            timeout.as_secs()
+        )),
     }
 }
 
@@ -632,25 +723,32 @@ struct PrivateFiles {
 
 impl PrivateFiles {
     fn new() -> Result<Self, SourceError> {
+        use std::os::unix::fs::PermissionsExt;
         tempfile::Builder::new()
             .prefix("syncdeck-external-")
+            .permissions(std::fs::Permissions::from_mode(0o700))
             .tempdir()
             .map(|dir| Self { dir })
-            .map_err(|e| SourceError::Failed(format!("cannot create a private temporary folder: {e}")))
+            .map_err(|e| {
+                SourceError::Failed(format!("cannot create a private temporary folder: {e}"))
+            })
     }
 
     fn write(&self, name: &str, value: &Value) -> Result<PathBuf, SourceError> {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
         let path = self.dir.path().join(name);
-        let failed = |e: std::io::Error| SourceError::Failed(format!("cannot write '{}': {e}", path.display()));
+        let failed = |e: std::io::Error| {
+            SourceError::Failed(format!("cannot write '{}': {e}", path.display()))
+        };
         let mut file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
             .open(&path)
             .map_err(failed)?;
-        file.write_all(value.to_string().as_bytes()).map_err(failed)?;
+        file.write_all(value.to_string().as_bytes())
+            .map_err(failed)?;
         Ok(path)
     }
 }
@@ -674,8 +772,14 @@ mod tests {
         let values = Map::from_iter([("command".to_string(), json!("prog"))]);
         assert!(crate::model::validate::validate_update(&config, &values).is_empty());
         assert!(ExternalFactory.validate(&config).is_ok());
-        let err = ExternalFactory.validate(&generic_configuration()).unwrap_err().to_string();
-        assert_eq!(err, "configuration field 'command': a program to run is required");
+        let err = ExternalFactory
+            .validate(&generic_configuration())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "configuration field 'command': a program to run is required"
+        );
     }
 
     #[test]
@@ -690,11 +794,19 @@ mod tests {
         ]);
         let s = ExternalSettings::from_config(&c).unwrap();
         assert_eq!(s.program.args, ["main.py", "--verbose"]);
-        let env: Vec<(&str, &str)> = s.program.env.iter().map(|(k, v)| (k.as_str(), v.expose())).collect();
+        let env: Vec<(&str, &str)> = s
+            .program
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.expose()))
+            .collect();
         assert_eq!(env, [("A", "1"), ("B", " x=y"), ("TOKEN", "hunter22")]);
         assert_eq!(s.config["count"], 3);
         assert_eq!(s.streams, ["users", "orders"]);
-        assert_eq!(s.program.redactor.redact("token hunter22"), format!("token {}", crate::secret::MASK));
+        assert_eq!(
+            s.program.redactor.redact("token hunter22"),
+            format!("token {}", crate::secret::MASK)
+        );
     }
 
     #[test]
@@ -702,13 +814,28 @@ mod tests {
         let err = |values: &[(&str, Value)]| {
             let mut all = vec![("command", json!("p"))];
             all.extend_from_slice(values);
-            ExternalSettings::from_config(&config(&all)).err().unwrap().to_string()
+            ExternalSettings::from_config(&config(&all))
+                .err()
+                .unwrap()
+                .to_string()
         };
-        assert_eq!(err(&[("env", json!("1BAD=x"))]), "configuration field 'env': line 1: '1BAD' is not a valid variable name");
+        assert_eq!(
+            err(&[("env", json!("1BAD=x"))]),
+            "configuration field 'env': line 1: '1BAD' is not a valid variable name"
+        );
         let secret = err(&[("secret_env", json!("OK=1\nhunter22"))]);
-        assert_eq!(secret, "configuration field 'secret_env': line 2 is not NAME=value");
-        assert_eq!(err(&[("config", json!("[1]"))]), "configuration field 'config': must be a JSON object ({...})");
-        assert!(err(&[("config", json!("{oops"))]).starts_with("configuration field 'config': not valid JSON"));
+        assert_eq!(
+            secret,
+            "configuration field 'secret_env': line 2 is not NAME=value"
+        );
+        assert_eq!(
+            err(&[("config", json!("[1]"))]),
+            "configuration field 'config': must be a JSON object ({...})"
+        );
+        assert!(
+            err(&[("config", json!("{oops"))])
+                .starts_with("configuration field 'config': not valid JSON")
+        );
         assert!(err(&[("timeout", json!(0))]).contains("'timeout'"));
     }
 }

@@ -59,7 +59,9 @@ impl Default for ExtractLimits {
 impl ExtractLimits {
     /// The most a compressed input may unpack to.
     pub fn unpacked_limit(&self) -> u64 {
-        self.max_bytes.saturating_mul(UNPACK_FACTOR).max(1024 * 1024)
+        self.max_bytes
+            .saturating_mul(UNPACK_FACTOR)
+            .max(1024 * 1024)
     }
 }
 

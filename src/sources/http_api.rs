@@ -242,8 +242,7 @@ fn unescape(token: &str) -> String {
     token.replace("~1", "/").replace("~0", "~")
 }
 
-/// Everything the run loop needs besides the client.
-#[derive(Debug, Clone)]
+/// Everything the run loop needs besides the client. No `Debug`: the URL may hold a password.
 struct RunSettings {
     url: Url,
     items_path: String,

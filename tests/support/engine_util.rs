@@ -52,7 +52,11 @@ pub fn fast_breaker() -> BreakerSettings {
 
 /// Client settings for some nodes of the stand-in: short dead-node backoff, bounded requests.
 pub fn es_settings(urls: &[String]) -> EsSettings {
-    let mut s = EsSettings::new(urls.iter().map(|u| u.parse().expect("stand-in URL")).collect());
+    let mut s = EsSettings::new(
+        urls.iter()
+            .map(|u| u.parse().expect("stand-in URL"))
+            .collect(),
+    );
     s.request_timeout = Duration::from_secs(10);
     s.dead_backoff_base = Duration::from_millis(20);
     s.dead_backoff_max = Duration::from_millis(200);
@@ -81,7 +85,15 @@ pub fn engine(
     registry: Registry,
     worker: &str,
 ) -> Engine {
-    engine_with(control, store, dlq, registry, worker, fast_settings(), fast_breaker())
+    engine_with(
+        control,
+        store,
+        dlq,
+        registry,
+        worker,
+        fast_settings(),
+        fast_breaker(),
+    )
 }
 
 pub fn engine_with(
@@ -135,9 +147,15 @@ pub async fn create_connector(
         is_native: Some(false),
         ..Default::default()
     };
-    let id = control.create_connector(&new).await.expect("create connector");
+    let id = control
+        .create_connector(&new)
+        .await
+        .expect("create connector");
     control
-        .update_configuration(&id, &ConfigurationUpdate::Replace(factory.default_configuration()))
+        .update_configuration(
+            &id,
+            &ConfigurationUpdate::Replace(factory.default_configuration()),
+        )
         .await
         .expect("configuration schema");
     let values: Map<String, Value> = values.as_object().cloned().unwrap_or_default();
@@ -159,13 +177,20 @@ pub async fn generator_connector(
     poison_every: u64,
     rate: u64,
 ) -> String {
-    let values = json!({"count": count, "poison_every": poison_every, "rate": rate, "doc_bytes": 256});
+    let values =
+        json!({"count": count, "poison_every": poison_every, "rate": rate, "doc_bytes": 256});
     create_connector(control, id, index, &GeneratorFactory, values).await
 }
 
 /// What the generator yields for these settings (seed 42, 256 bytes, like the connectors above).
 pub fn generator(count: u64, poison_every: u64) -> GeneratorSource {
-    GeneratorSource::new(GeneratorSettings { count, doc_bytes: 256, seed: 42, rate: 0, poison_every })
+    GeneratorSource::new(GeneratorSettings {
+        count,
+        doc_bytes: 256,
+        seed: 42,
+        rate: 0,
+        poison_every,
+    })
 }
 
 /// `doc-0` … `doc-{count-1}`.
@@ -178,7 +203,10 @@ pub fn poisoned_ids(count: u64, poison_every: u64) -> BTreeSet<String> {
     if poison_every == 0 {
         return BTreeSet::new();
     }
-    (0..count).filter(|i| (i + 1) % poison_every == 0).map(|i| format!("doc-{i}")).collect()
+    (0..count)
+        .filter(|i| (i + 1) % poison_every == 0)
+        .map(|i| format!("doc-{i}"))
+        .collect()
 }
 
 /// Asserts two id sets are equal, printing only the sizes and a few differences.
@@ -221,7 +249,10 @@ pub async fn store_ids(store: &dyn DocumentStore, index: &str) -> BTreeSet<Strin
 pub async fn wait_for(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
     let start = Instant::now();
     while !check() {
-        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -234,7 +265,10 @@ where
 {
     let start = Instant::now();
     while !check().await {
-        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -264,7 +298,10 @@ impl SourceFactory for MarkingGeneratorFactory {
 
     fn create(&self, config: &Configuration) -> Result<Box<dyn DataSource>, SourceError> {
         let settings = GeneratorSettings::from_config(config)?;
-        Ok(Box::new(MarkingGenerator { settings, inner: GeneratorSource::new(settings) }))
+        Ok(Box::new(MarkingGenerator {
+            settings,
+            inner: GeneratorSource::new(settings),
+        }))
     }
 }
 
@@ -283,16 +320,22 @@ impl DataSource for MarkingGenerator {
         Some(self.settings.count)
     }
 
-    async fn run(&mut self, _mode: SyncMode, out: ItemSender) -> Result<Option<Value>, SourceError> {
+    async fn run(
+        &mut self,
+        _mode: SyncMode,
+        out: ItemSender,
+    ) -> Result<Option<Value>, SourceError> {
         let start = tokio::time::Instant::now();
         let rate = self.settings.rate;
         for i in 0..self.settings.count {
             if rate > 0 && i % (rate / 20).max(1) == 0 {
-                tokio::time::sleep_until(start + Duration::from_secs_f64(i as f64 / rate as f64)).await;
+                tokio::time::sleep_until(start + Duration::from_secs_f64(i as f64 / rate as f64))
+                    .await;
             }
             let mut doc = self.inner.document(i);
             if doc.fields.get("value").and_then(Value::as_str) == Some(POISON_VALUE) {
-                doc.fields.insert(POISON_FIELD.to_string(), Value::Bool(true));
+                doc.fields
+                    .insert(POISON_FIELD.to_string(), Value::Bool(true));
             }
             out.send(SourceItem::Upsert(doc)).await?;
         }

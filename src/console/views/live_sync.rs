@@ -183,7 +183,13 @@ fn render_snapshot(frame: &mut Frame, area: Rect, row: &LiveRow<'_>, s: &Progres
     let title = Line::from(vec![
         Span::styled(format!(" {} ", s.job_id), theme.title),
         Span::styled(format!("{} → {} ", s.connector_id, s.index), theme.dim),
-        Span::styled(format!("({}) ", row.source.label()), theme.dim),
+        Span::styled(
+            match &row.source {
+                LiveSource::Attached(addr) => format!("(attached {addr}) "),
+                other => format!("({}) ", other.label()),
+            },
+            theme.dim,
+        ),
     ]);
     let block = Block::bordered().border_style(theme.border_focus).title(title);
     let inner = block.inner(stats);

@@ -54,8 +54,10 @@ pub fn view_for(id: ViewId) -> &'static dyn View {
 pub fn stale_label(state: &AppState, at: Option<Timestamp>, error: Option<&String>) -> Option<String> {
     if error.is_some() {
         return Some(match at {
-            Some(t) => format!("stale {}, last load failed", super::format::short_secs((state.now.0 - t.0).num_seconds().max(0) as u64)),
-            None => "load failed".to_string(),
+            Some(t) if state.is_stale(Some(t)) => {
+                format!("stale {}, last load failed", super::format::short_secs((state.now.0 - t.0).num_seconds().max(0) as u64))
+            }
+            _ => "last load failed".to_string(),
         });
     }
     let t = at?;

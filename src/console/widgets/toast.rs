@@ -1,4 +1,5 @@
-//! Toasts: short notices stacked at the bottom right, above the footer, newest lowest.
+//! Toasts: short notices stacked at the bottom right of the body, inside its bottom border,
+//! newest lowest.
 
 use crate::console::app::{Toast, ToastLevel};
 use crate::console::format::ellipsize;
@@ -10,7 +11,8 @@ use ratatui::widgets::{Clear, Paragraph};
 
 pub fn render(frame: &mut Frame, body: Rect, toasts: &[Toast], theme: &Theme) {
     let width = (body.width / 2).max(30).min(body.width);
-    let mut y = body.bottom();
+    // Keep the bottom border (and its position counter) visible.
+    let mut y = body.bottom().saturating_sub(1);
     for toast in toasts.iter().rev() {
         if y <= body.y {
             break;

@@ -121,9 +121,9 @@ impl Program {
         for (name, value) in &self.env {
             command.env(name, value.expose());
         }
-        let mut child = command.spawn().map_err(|e| {
-            format!("cannot run '{}': {e}", self.command)
-        })?;
+        let mut child = command
+            .spawn()
+            .map_err(|e| format!("cannot run '{}': {e}", self.command))?;
         let group = ProcessGroup {
             pgid: child.id().and_then(|id| i32::try_from(id).ok()),
         };
@@ -196,9 +196,16 @@ impl Running {
     /// The next stdout line, `None` at the end. Waits at most `silence` for it while the
     /// program runs; once the program has exited, a process it left behind holding stdout
     /// open is given [`EXIT_GRACE`] and then ignored. Cancel-safe.
-    pub(crate) async fn next_line(&mut self, silence: Duration) -> Result<Option<Line<'_>>, ReadError> {
+    pub(crate) async fn next_line(
+        &mut self,
+        silence: Duration,
+    ) -> Result<Option<Line<'_>>, ReadError> {
         let got_line = loop {
-            let wait = if self.exited.is_some() { EXIT_GRACE } else { silence };
+            let wait = if self.exited.is_some() {
+                EXIT_GRACE
+            } else {
+                silence
+            };
             tokio::select! {
                 read = self.lines.read_line() => break read.map_err(ReadError::Io)?,
                 status = self.child.wait(), if self.exited.is_none() => {

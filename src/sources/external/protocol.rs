@@ -12,9 +12,15 @@ pub(crate) enum Message {
     Record(Record),
     /// The `state` object of a `STATE` message, whole.
     State(Value),
-    Log { level: String, message: String },
+    Log {
+        level: String,
+        message: String,
+    },
     Trace(Trace),
-    ConnectionStatus { succeeded: bool, message: Option<String> },
+    ConnectionStatus {
+        succeeded: bool,
+        message: Option<String>,
+    },
     /// The `spec` object of a `SPEC` message.
     Spec(Value),
     Catalog(Vec<Stream>),
@@ -133,7 +139,13 @@ pub(crate) fn parse_message(line: &[u8]) -> Result<Option<Message>, String> {
         "SPEC" => Message::Spec(envelope.spec.ok_or_else(|| missing("spec"))?),
         "CATALOG" => {
             let catalog = envelope.catalog.ok_or_else(|| missing("catalog"))?;
-            Message::Catalog(catalog.streams.into_iter().filter_map(Stream::from_value).collect())
+            Message::Catalog(
+                catalog
+                    .streams
+                    .into_iter()
+                    .filter_map(Stream::from_value)
+                    .collect(),
+            )
         }
         "CONTROL" | "DESTINATION_CATALOG" => Message::Ignored(kind),
         other => return Err(format!("unknown Airbyte message type '{other}'")),
@@ -178,21 +190,38 @@ impl Stream {
         let name = raw.get("name")?.as_str()?.to_string();
         let strings = |v: Option<&Value>| -> Vec<String> {
             v.and_then(Value::as_array)
-                .map(|items| items.iter().filter_map(|i| i.as_str().map(String::from)).collect())
+                .map(|items| {
+                    items
+                        .iter()
+                        .filter_map(|i| i.as_str().map(String::from))
+                        .collect()
+                })
                 .unwrap_or_default()
         };
         let modes = strings(raw.get("supported_sync_modes"));
         let primary_key = raw
             .get("source_defined_primary_key")
             .and_then(Value::as_array)
-            .map(|paths| paths.iter().map(|p| strings(Some(p))).filter(|p| !p.is_empty()).collect())
+            .map(|paths| {
+                paths
+                    .iter()
+                    .map(|p| strings(Some(p)))
+                    .filter(|p| !p.is_empty())
+                    .collect()
+            })
             .unwrap_or_default();
         Some(Self {
-            namespace: raw.get("namespace").and_then(Value::as_str).map(String::from),
+            namespace: raw
+                .get("namespace")
+                .and_then(Value::as_str)
+                .map(String::from),
             // An empty list means the source said nothing: full refresh is always possible.
             supports_full_refresh: modes.is_empty() || modes.iter().any(|m| m == "full_refresh"),
             supports_incremental: modes.iter().any(|m| m == "incremental"),
-            source_defined_cursor: raw.get("source_defined_cursor").and_then(Value::as_bool).unwrap_or(false),
+            source_defined_cursor: raw
+                .get("source_defined_cursor")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
             default_cursor_field: strings(raw.get("default_cursor_field")),
             primary_key,
             name,
@@ -204,7 +233,9 @@ impl Stream {
     /// (a full sync simply starts without state).
     fn reads_incrementally(&self) -> bool {
         self.supports_incremental
-            && (self.source_defined_cursor || !self.default_cursor_field.is_empty() || !self.supports_full_refresh)
+            && (self.source_defined_cursor
+                || !self.default_cursor_field.is_empty()
+                || !self.supports_full_refresh)
     }
 
     /// The entry of the configured catalog for this stream.
@@ -248,7 +279,9 @@ impl StateTracker {
         };
         match cursor.get(CURSOR_KEY).and_then(Value::as_array) {
             Some(states) => states.iter().cloned().for_each(|s| tracker.record(s)),
-            None => tracing::warn!("external source: the saved cursor is not an Airbyte state; reading from the start"),
+            None => tracing::warn!(
+                "external source: the saved cursor is not an Airbyte state; reading from the start"
+            ),
         }
         tracker
     }
@@ -275,10 +308,8 @@ impl StateTracker {
     /// list of state messages (per-stream or global).
     pub(crate) fn state_file(&self) -> Value {
         let legacy_only = self.entries.iter().all(|(k, _)| k == "legacy");
-        if legacy_only {
-            if let Some((_, state)) = self.entries.last() {
-                return state.get("data").cloned().unwrap_or_else(|| json!({}));
-            }
+        if legacy_only && let Some((_, state)) = self.entries.last() {
+            return state.get("data").cloned().unwrap_or_else(|| json!({}));
         }
         Value::Array(
             self.entries
@@ -366,38 +397,69 @@ mod tests {
 
     #[test]
     fn every_message_type_parses() {
-        let record = r#"{"type":"RECORD","record":{"stream":"users","data":{"id":1},"emitted_at":5}}"#;
-        assert!(matches!(parse(record), Ok(Some(Message::Record(r))) if r.stream == "users" && r.emitted_at == Some(5)));
+        let record =
+            r#"{"type":"RECORD","record":{"stream":"users","data":{"id":1},"emitted_at":5}}"#;
+        assert!(
+            matches!(parse(record), Ok(Some(Message::Record(r))) if r.stream == "users" && r.emitted_at == Some(5))
+        );
         let state = r#"{"type":"STATE","state":{"data":{"n":1}}}"#;
         assert!(matches!(parse(state), Ok(Some(Message::State(s))) if s["data"]["n"] == 1));
         let log = r#"{"type":"LOG","log":{"level":"WARN","message":"careful"}}"#;
         assert!(matches!(parse(log), Ok(Some(Message::Log { level, .. })) if level == "WARN"));
         let trace = r#"{"type":"TRACE","trace":{"type":"ERROR","error":{"message":"bad","failure_type":"config_error"}}}"#;
-        assert!(matches!(parse(trace), Ok(Some(Message::Trace(Trace::Error { message, failure_type: Some(f), .. }))) if message == "bad" && f == "config_error"));
-        let status = r#"{"type":"CONNECTION_STATUS","connectionStatus":{"status":"FAILED","message":"no"}}"#;
-        assert!(matches!(parse(status), Ok(Some(Message::ConnectionStatus { succeeded: false, .. }))));
+        assert!(
+            matches!(parse(trace), Ok(Some(Message::Trace(Trace::Error { message, failure_type: Some(f), .. }))) if message == "bad" && f == "config_error")
+        );
+        let status =
+            r#"{"type":"CONNECTION_STATUS","connectionStatus":{"status":"FAILED","message":"no"}}"#;
+        assert!(matches!(
+            parse(status),
+            Ok(Some(Message::ConnectionStatus {
+                succeeded: false,
+                ..
+            }))
+        ));
         let catalog = r#"{"type":"CATALOG","catalog":{"streams":[{"name":"a","supported_sync_modes":["full_refresh"],"source_defined_primary_key":[["id"]]}]}}"#;
-        assert!(matches!(parse(catalog), Ok(Some(Message::Catalog(s))) if s[0].primary_key == vec![vec!["id".to_string()]]));
-        assert!(matches!(parse(r#"{"type":"CONTROL","control":{}}"#), Ok(Some(Message::Ignored(_)))));
+        assert!(
+            matches!(parse(catalog), Ok(Some(Message::Catalog(s))) if s[0].primary_key == vec![vec!["id".to_string()]])
+        );
+        assert!(matches!(
+            parse(r#"{"type":"CONTROL","control":{}}"#),
+            Ok(Some(Message::Ignored(_)))
+        ));
         assert!(matches!(parse("  "), Ok(None)));
     }
 
     #[test]
     fn bad_lines_say_why() {
         assert!(parse("hello").unwrap_err().starts_with("not JSON"));
-        assert_eq!(parse(r#"{"a":1}"#).unwrap_err(), "not an Airbyte message: no 'type'");
-        assert_eq!(parse(r#"{"type":"NOPE"}"#).unwrap_err(), "unknown Airbyte message type 'NOPE'");
-        assert_eq!(parse(r#"{"type":"RECORD"}"#).unwrap_err(), "RECORD message without 'record'");
-        assert!(parse(r#"{"type":"RECORD","record":{"stream":"s","data":[1]}}"#)
-            .unwrap_err()
-            .starts_with("not an Airbyte message"));
+        assert_eq!(
+            parse(r#"{"a":1}"#).unwrap_err(),
+            "not an Airbyte message: no 'type'"
+        );
+        assert_eq!(
+            parse(r#"{"type":"NOPE"}"#).unwrap_err(),
+            "unknown Airbyte message type 'NOPE'"
+        );
+        assert_eq!(
+            parse(r#"{"type":"RECORD"}"#).unwrap_err(),
+            "RECORD message without 'record'"
+        );
+        assert!(
+            parse(r#"{"type":"RECORD","record":{"stream":"s","data":[1]}}"#)
+                .unwrap_err()
+                .starts_with("not an Airbyte message")
+        );
     }
 
     #[test]
     fn ids_come_from_the_key_or_the_id_field() {
         let data: Map<String, Value> =
             serde_json::from_value(json!({"a": 1, "b": {"c": "x"}, "n": null})).unwrap();
-        let key = vec![vec!["a".to_string()], vec!["b".to_string(), "c".to_string()]];
+        let key = vec![
+            vec!["a".to_string()],
+            vec!["b".to_string(), "c".to_string()],
+        ];
         assert_eq!(record_id(&data, None, &key).unwrap(), "1|x");
         assert_eq!(record_id(&data, Some("b.c"), &key).unwrap(), "x");
         assert_eq!(
@@ -432,7 +494,10 @@ mod tests {
     #[test]
     fn streams_read_incrementally_when_they_can() {
         let stream = |modes: Value, cursor: Value| {
-            Stream::from_value(json!({"name": "s", "supported_sync_modes": modes, "default_cursor_field": cursor})).unwrap()
+            Stream::from_value(
+                json!({"name": "s", "supported_sync_modes": modes, "default_cursor_field": cursor}),
+            )
+            .unwrap()
         };
         let both = stream(json!(["full_refresh", "incremental"]), json!(["updated"]));
         assert_eq!(both.configured()["sync_mode"], "incremental");

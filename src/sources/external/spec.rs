@@ -19,7 +19,10 @@ const NUMBER_PATTERN: &str = r"-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?";
 
 /// The fields of a spec's `connectionSpecification`, numbered from `first_order`, and the
 /// names of the properties that could not become fields.
-pub(crate) fn fields_from_spec(spec: &Value, first_order: i64) -> (Vec<(String, ConfigField)>, Vec<String>) {
+pub(crate) fn fields_from_spec(
+    spec: &Value,
+    first_order: i64,
+) -> (Vec<(String, ConfigField)>, Vec<String>) {
     let schema = spec.get("connectionSpecification").unwrap_or(spec);
     let required: Vec<&str> = schema
         .get("required")
@@ -58,7 +61,10 @@ fn property_order(property: &Value) -> Option<i64> {
 fn schema_type(property: &Value) -> Option<&str> {
     match property.get("type")? {
         Value::String(t) => Some(t),
-        Value::Array(types) => types.iter().filter_map(Value::as_str).find(|t| *t != "null"),
+        Value::Array(types) => types
+            .iter()
+            .filter_map(Value::as_str)
+            .find(|t| *t != "null"),
         _ => None,
     }
 }
@@ -75,7 +81,10 @@ fn field_from_property(name: &str, property: &Value, required: bool) -> Option<C
             .and_then(Value::as_str)
             .map(|d| d.trim().to_string())
             .filter(|d| !d.is_empty()),
-        sensitive: property.get("airbyte_secret").and_then(Value::as_bool).unwrap_or(false),
+        sensitive: property
+            .get("airbyte_secret")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
         ..ConfigField::default()
     };
     let items = property.get("items");
@@ -173,7 +182,10 @@ fn add_bounds(field: &mut ConfigField, property: &Value) {
 
 /// Lays the values of the `config.*` fields over `base` (the `config` JSON). Empty values are
 /// left out so the program applies its own defaults.
-pub(crate) fn overlay_spec_values(config: &Configuration, base: &mut Map<String, Value>) -> Result<(), (String, String)> {
+pub(crate) fn overlay_spec_values(
+    config: &Configuration,
+    base: &mut Map<String, Value>,
+) -> Result<(), (String, String)> {
     for (key, field) in &config.0 {
         let Some(name) = key.strip_prefix(SPEC_PREFIX) else {
             continue;
@@ -211,10 +223,18 @@ fn typed_value(field: &ConfigField, value: &Value) -> Result<Value, String> {
             _ => Err(format!("{} is not true or false", shown())),
         },
         FieldType::List => {
-            let ints = field.validations.iter().any(|v| v.kind == ValidationType::ListType && v.constraint == "int");
+            let ints = field
+                .validations
+                .iter()
+                .any(|v| v.kind == ValidationType::ListType && v.constraint == "int");
             let items: Vec<Value> = match value {
                 Value::Array(items) => items.clone(),
-                Value::String(s) => s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(Value::from).collect(),
+                Value::String(s) => s
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(Value::from)
+                    .collect(),
                 other => vec![other.clone()],
             };
             if !ints {
@@ -226,7 +246,12 @@ fn typed_value(field: &ConfigField, value: &Value) -> Result<Value, String> {
                     number(item)
                         .filter(|n| n.is_i64() || n.is_u64())
                         .map(Value::Number)
-                        .ok_or_else(|| format!("item '{}' is not a whole number", crate::model::value_text(item)))
+                        .ok_or_else(|| {
+                            format!(
+                                "item '{}' is not a whole number",
+                                crate::model::value_text(item)
+                            )
+                        })
                 })
                 .collect::<Result<Vec<_>, _>>()
                 .map(Value::Array)
@@ -237,7 +262,9 @@ fn typed_value(field: &ConfigField, value: &Value) -> Result<Value, String> {
                 .iter()
                 .any(|v| v.kind == ValidationType::Regex && v.constraint == NUMBER_PATTERN);
             if is_number {
-                return number(value).map(Value::Number).ok_or_else(|| format!("{} is not a number", shown()));
+                return number(value)
+                    .map(Value::Number)
+                    .ok_or_else(|| format!("{} is not a number", shown()));
             }
             Ok(match value {
                 Value::String(s) => Value::String(s.clone()),
@@ -286,20 +313,49 @@ mod tests {
     fn properties_become_fields_in_spec_order() {
         let (fields, skipped) = fields_from_spec(&spec(), 10);
         let keys: Vec<_> = fields.iter().map(|(k, _)| k.as_str()).collect();
-        assert_eq!(keys, ["config.count", "config.api_key", "config.ratio", "config.flag", "config.ids", "config.mode"]);
+        assert_eq!(
+            keys,
+            [
+                "config.count",
+                "config.api_key",
+                "config.ratio",
+                "config.flag",
+                "config.ids",
+                "config.mode"
+            ]
+        );
         assert_eq!(skipped, ["credentials"]);
-        let get = |k: &str| fields.iter().find(|(key, _)| key == k).map(|(_, f)| f.clone()).unwrap();
+        let get = |k: &str| {
+            fields
+                .iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, f)| f.clone())
+                .unwrap()
+        };
         let count = get("config.count");
-        assert_eq!((count.field_type, count.display, count.order), (FieldType::Int, DisplayType::Numeric, Some(10)));
-        assert_eq!((count.label.as_str(), count.tooltip.as_deref()), ("Count", Some("How many")));
-        assert_eq!((count.value.clone(), count.required), (json!(1000), false), "a default makes it optional");
+        assert_eq!(
+            (count.field_type, count.display, count.order),
+            (FieldType::Int, DisplayType::Numeric, Some(10))
+        );
+        assert_eq!(
+            (count.label.as_str(), count.tooltip.as_deref()),
+            ("Count", Some("How many"))
+        );
+        assert_eq!(
+            (count.value.clone(), count.required),
+            (json!(1000), false),
+            "a default makes it optional"
+        );
         assert_eq!(count.validations[0].constraint, json!(0));
         let key = get("config.api_key");
         assert!(key.sensitive && key.required && key.default_value.is_null());
         assert_eq!(get("config.flag").field_type, FieldType::Bool);
         assert_eq!(get("config.ids").field_type, FieldType::List);
         let mode = get("config.mode");
-        assert_eq!((mode.display, mode.options.len()), (DisplayType::Dropdown, 2));
+        assert_eq!(
+            (mode.display, mode.options.len()),
+            (DisplayType::Dropdown, 2)
+        );
         assert_eq!(mode.placeholder.as_deref(), Some("fast"));
     }
 
@@ -313,7 +369,8 @@ mod tests {
         set(&mut config, "config.ratio", json!("0.5"));
         set(&mut config, "config.ids", json!("1, 2"));
         set(&mut config, "config.flag", json!("yes"));
-        let mut base: Map<String, Value> = serde_json::from_value(json!({"count": 1, "credentials": {"a": 1}})).unwrap();
+        let mut base: Map<String, Value> =
+            serde_json::from_value(json!({"count": 1, "credentials": {"a": 1}})).unwrap();
         overlay_spec_values(&config, &mut base).unwrap();
         assert_eq!(
             Value::Object(base),
@@ -321,6 +378,12 @@ mod tests {
         );
         set(&mut config, "config.ids", json!("1, x"));
         let err = overlay_spec_values(&config, &mut Map::new()).unwrap_err();
-        assert_eq!(err, ("config.ids".to_string(), "item 'x' is not a whole number".to_string()));
+        assert_eq!(
+            err,
+            (
+                "config.ids".to_string(),
+                "item 'x' is not a whole number".to_string()
+            )
+        );
     }
 }

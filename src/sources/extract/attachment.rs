@@ -68,7 +68,12 @@ fn decode(attachment: &Value, limits: &ExtractLimits) -> Result<Vec<u8>, Extract
     };
     // The decoded size, from the length alone: no 100 MiB decode to learn it is too big.
     let significant = text.bytes().filter(|b| !b.is_ascii_whitespace()).count() as u64;
-    let padding = text.trim_end().bytes().rev().take_while(|&b| b == b'=').count() as u64;
+    let padding = text
+        .trim_end()
+        .bytes()
+        .rev()
+        .take_while(|&b| b == b'=')
+        .count() as u64;
     let size = (significant * 3 / 4).saturating_sub(padding);
     if size > limits.max_bytes {
         return Err(ExtractError::TooLarge {
@@ -103,7 +108,13 @@ fn content_type(fields: &Map<String, Value>, bytes: &[u8]) -> String {
     let declared = TYPE_FIELDS
         .iter()
         .filter_map(|key| fields.get(*key).and_then(Value::as_str))
-        .map(|t| t.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
+        .map(|t| {
+            t.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase()
+        })
         .find(|t| !t.is_empty());
     if let Some(declared) = declared {
         return declared;
@@ -111,7 +122,10 @@ fn content_type(fields: &Map<String, Value>, bytes: &[u8]) -> String {
     let from_name = NAME_FIELDS
         .iter()
         .filter_map(|key| fields.get(*key).and_then(Value::as_str))
-        .filter_map(|name| name.rsplit_once('.').map(|(_, ext)| content_type_for_extension(ext)))
+        .filter_map(|name| {
+            name.rsplit_once('.')
+                .map(|(_, ext)| content_type_for_extension(ext))
+        })
         .find(|t| *t != "application/octet-stream");
     if let Some(from_name) = from_name {
         return from_name.to_string();

@@ -46,7 +46,11 @@ struct Package<'a> {
 }
 
 impl<'a> Package<'a> {
-    fn open(bytes: &'a [u8], format: &'static str, limits: &ExtractLimits) -> Result<Self, ExtractError> {
+    fn open(
+        bytes: &'a [u8],
+        format: &'static str,
+        limits: &ExtractLimits,
+    ) -> Result<Self, ExtractError> {
         let zip = ZipArchive::new(Cursor::new(bytes)).map_err(|e| invalid(format, e))?;
         let limit = limits.unpacked_limit();
         Ok(Self {
@@ -90,7 +94,11 @@ impl<'a> Package<'a> {
             .file_names()
             .filter_map(Result::ok)
             .filter_map(|name| {
-                let n = name.strip_prefix(prefix)?.strip_suffix(suffix)?.parse().ok()?;
+                let n = name
+                    .strip_prefix(prefix)?
+                    .strip_suffix(suffix)?
+                    .parse()
+                    .ok()?;
                 Some((n, name.to_string()))
             })
             .collect();
@@ -100,7 +108,11 @@ impl<'a> Package<'a> {
 }
 
 /// A Word document's text: one line per paragraph.
-pub(super) fn docx_text(bytes: &[u8], limits: &ExtractLimits, deadline: &Deadline) -> Result<String, ExtractError> {
+pub(super) fn docx_text(
+    bytes: &[u8],
+    limits: &ExtractLimits,
+    deadline: &Deadline,
+) -> Result<String, ExtractError> {
     let mut package = Package::open(bytes, "DOCX", limits)?;
     let xml = package
         .part("word/document.xml")?
@@ -109,7 +121,11 @@ pub(super) fn docx_text(bytes: &[u8], limits: &ExtractLimits, deadline: &Deadlin
 }
 
 /// A presentation's text: slides in order, separated by blank lines.
-pub(super) fn pptx_text(bytes: &[u8], limits: &ExtractLimits, deadline: &Deadline) -> Result<String, ExtractError> {
+pub(super) fn pptx_text(
+    bytes: &[u8],
+    limits: &ExtractLimits,
+    deadline: &Deadline,
+) -> Result<String, ExtractError> {
     let mut package = Package::open(bytes, "PPTX", limits)?;
     let mut slides = Vec::new();
     for name in package.numbered("ppt/slides/slide", ".xml") {
@@ -125,7 +141,11 @@ pub(super) fn pptx_text(bytes: &[u8], limits: &ExtractLimits, deadline: &Deadlin
 }
 
 /// A workbook's text: sheets in order, one line per row, cells separated by spaces.
-pub(super) fn xlsx_text(bytes: &[u8], limits: &ExtractLimits, deadline: &Deadline) -> Result<String, ExtractError> {
+pub(super) fn xlsx_text(
+    bytes: &[u8],
+    limits: &ExtractLimits,
+    deadline: &Deadline,
+) -> Result<String, ExtractError> {
     let mut package = Package::open(bytes, "XLSX", limits)?;
     let shared = match package.part("xl/sharedStrings.xml")? {
         Some(xml) => shared_strings(&xml, deadline)?,
@@ -164,10 +184,12 @@ impl<'a> Events<'a> {
 
     fn next(&mut self) -> Result<Event<'a>, ExtractError> {
         self.count = self.count.wrapping_add(1);
-        if self.count % EVENTS_PER_CHECK == 0 {
+        if self.count.is_multiple_of(EVENTS_PER_CHECK) {
             self.deadline.check()?;
         }
-        self.reader.read_event().map_err(|e| invalid(self.format, e))
+        self.reader
+            .read_event()
+            .map_err(|e| invalid(self.format, e))
     }
 }
 
@@ -198,7 +220,11 @@ fn push_ref(out: &mut String, reference: &BytesRef<'_>) {
 
 /// The text of `<t>` elements of Word (`w:`) or DrawingML (`a:`) markup: paragraphs end
 /// lines, breaks break them, tabs inside runs are kept.
-fn paragraphs(xml: &str, format: &'static str, deadline: &Deadline) -> Result<String, ExtractError> {
+fn paragraphs(
+    xml: &str,
+    format: &'static str,
+    deadline: &Deadline,
+) -> Result<String, ExtractError> {
     let mut events = Events::new(xml, format, deadline);
     let mut out = String::new();
     let (mut in_text, mut in_run) = (false, false);
@@ -315,7 +341,10 @@ fn sheet_rows(xml: &str, shared: &[String], deadline: &Deadline) -> Result<Strin
                         .flatten()
                         .map(|a| a.value.into_owned())
                         .unwrap_or_default();
-                    cell = Some(Cell { kind, ..Cell::default() });
+                    cell = Some(Cell {
+                        kind,
+                        ..Cell::default()
+                    });
                 }
                 "v" => in_value = true,
                 "t" => in_inline = true,

@@ -19,8 +19,9 @@ pub(super) fn pdf_text(
     deadline: &Deadline,
 ) -> Result<String, ExtractError> {
     let unpacked = usize::try_from(limits.unpacked_limit()).unwrap_or(usize::MAX);
-    let mut doc = Document::load_mem_with_options(bytes, LoadOptions::with_max_decompressed_size(unpacked))
-        .map_err(invalid)?;
+    let mut doc =
+        Document::load_mem_with_options(bytes, LoadOptions::with_max_decompressed_size(unpacked))
+            .map_err(invalid)?;
     deadline.check()?;
     // Many PDFs are "encrypted" with an empty user password: they open for anyone.
     if doc.is_encrypted() && doc.decrypt("").is_err() {

@@ -106,7 +106,10 @@ impl ApiClient {
     pub fn new(settings: ClientSettings) -> Result<Self, HttpApiError> {
         let mut builder = Client::builder()
             .user_agent(concat!("syncdeck/", env!("CARGO_PKG_VERSION")))
-            .redirect(same_origin_redirects());
+            .redirect(same_origin_redirects())
+            // The client lives for one sync against one host: idle connections need no reaper
+            // task (whose timer would also jump a paused test clock).
+            .pool_idle_timeout(None);
         if let Some(timeout) = settings.timeout {
             builder = builder
                 .timeout(timeout)

@@ -151,3 +151,49 @@ pub(crate) fn transport_reason(e: reqwest::Error) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_shown_with_their_secrets_masked() {
+        let url =
+            Url::parse("https://ann:pa55word@api.example.com/v1/items?q=a+b&key=k%2B1&page=2")
+                .unwrap();
+        let shown = masked_url(&url, &["key"]);
+        assert_eq!(
+            shown,
+            format!("https://ann:{MASK}@api.example.com/v1/items?q=a+b&key={MASK}&page=2")
+        );
+        let plain = Url::parse("https://api.example.com/items?q=1").unwrap();
+        assert_eq!(
+            masked_url(&plain, &["key"]),
+            "https://api.example.com/items?q=1"
+        );
+    }
+
+    #[test]
+    fn texts_are_scrubbed_of_secrets_as_written_and_as_url_encoded() {
+        let secret = Secret::new("s3cr3t+/=key");
+        let text = "bad key s3cr3t+/=key in ?api_key=s3cr3t%2B%2F%3Dkey";
+        assert_eq!(
+            secret_free(text, &[&secret]),
+            format!("bad key {MASK} in ?api_key={MASK}")
+        );
+        // Too short to be a credential: ordinary words stay.
+        assert_eq!(secret_free("a b c", &[&Secret::new("a")]), "a b c");
+    }
+
+    #[test]
+    fn snippets_are_one_line_and_bounded() {
+        assert_eq!(
+            snippet(b"{\n  \"error\": \"nope\"\n}"),
+            "{ \"error\": \"nope\" }"
+        );
+        let long = "é".repeat(300);
+        let cut = snippet(long.as_bytes());
+        assert_eq!(cut.chars().count(), 201);
+        assert!(cut.ends_with('…'));
+    }
+}
