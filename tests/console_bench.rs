@@ -55,7 +55,14 @@ fn frame_time(state: &mut AppState, size: (u16, u16), frames: u32) -> Duration {
     let start = Instant::now();
     for i in 0..frames {
         // Move the selection so every frame differs.
-        let _ = update(state, if i % 2 == 0 { ch('j') } else { key(crossterm::event::KeyCode::PageDown) });
+        let _ = update(
+            state,
+            if i % 2 == 0 {
+                ch('j')
+            } else {
+                key(crossterm::event::KeyCode::PageDown)
+            },
+        );
         terminal.draw(|f| ui::draw(f, state, &theme)).unwrap();
     }
     start.elapsed() / frames
@@ -69,7 +76,10 @@ fn render_cost_with_100k_rows() {
     let _ = update(&mut s, Action::JobsLoaded(Ok(many_jobs())));
     let load_jobs = t.elapsed();
     let t = Instant::now();
-    let _ = update(&mut s, Action::DeadLettersLoaded(Ok((many_dead_letters(), ROWS as u64))));
+    let _ = update(
+        &mut s,
+        Action::DeadLettersLoaded(Ok((many_dead_letters(), ROWS as u64))),
+    );
     let load_dlq = t.elapsed();
     let _ = apply(&mut s, [ch('2')]);
     let jobs_80 = frame_time(&mut s, (80, 24), 300);
@@ -81,10 +91,25 @@ fn render_cost_with_100k_rows() {
     let _ = apply(&mut s, [ch('/'), ch('9'), ch('9')]);
     let filter = t.elapsed() / 2;
     println!("console render cost, {ROWS} rows:");
-    println!("  sync jobs     80x24: {:>8.3} ms/frame   160x48: {:>8.3} ms/frame", ms(jobs_80), ms(jobs_160));
-    println!("  dead letters  80x24: {:>8.3} ms/frame   160x48: {:>8.3} ms/frame", ms(dlq_80), ms(dlq_160));
-    println!("  loading the rows (once per refresh): jobs {:.1} ms, dead letters {:.1} ms", ms(load_jobs), ms(load_dlq));
-    println!("  filter keystroke over {ROWS} dead letters: {:.1} ms", ms(filter));
+    println!(
+        "  sync jobs     80x24: {:>8.3} ms/frame   160x48: {:>8.3} ms/frame",
+        ms(jobs_80),
+        ms(jobs_160)
+    );
+    println!(
+        "  dead letters  80x24: {:>8.3} ms/frame   160x48: {:>8.3} ms/frame",
+        ms(dlq_80),
+        ms(dlq_160)
+    );
+    println!(
+        "  loading the rows (once per refresh): jobs {:.1} ms, dead letters {:.1} ms",
+        ms(load_jobs),
+        ms(load_dlq)
+    );
+    println!(
+        "  filter keystroke over {ROWS} dead letters: {:.1} ms",
+        ms(filter)
+    );
     assert_eq!(s.dead_letters.all().len(), ROWS);
 }
 
@@ -130,11 +155,20 @@ fn simulate(state: &mut AppState, secs: u64, live: bool) -> (usize, u32) {
                 snap.elapsed_ms += 500;
                 for i in 0..200 {
                     snap.recent.remove(0);
-                    snap.recent.push(DocOutcome { id: format!("doc-{}", handled + i), outcome: Outcome::Indexed, bytes: 1100, latency_ms: 14, reason: None });
+                    snap.recent.push(DocOutcome {
+                        id: format!("doc-{}", handled + i),
+                        outcome: Outcome::Indexed,
+                        bytes: 1100,
+                        latency_ms: 14,
+                        reason: None,
+                    });
                 }
                 if ms % 1000 == 0 {
                     snap.rates.remove(0);
-                    snap.rates.push(RateSample { docs_per_sec: 400.0 + (ms % 7000) as f64 / 100.0, bytes_per_sec: 440_000.0 });
+                    snap.rates.push(RateSample {
+                        docs_per_sec: 400.0 + (ms % 7000) as f64 / 100.0,
+                        bytes_per_sec: 440_000.0,
+                    });
                 }
                 let _ = update(state, Action::LiveLoaded(vec![snap.clone()]));
             } else if !live && fx.contains(&syncdeck::console::effect::Effect::PollLive) {
@@ -159,11 +193,18 @@ fn terminal_bytes_during_a_live_sync_at_80x24() {
     let _ = apply(&mut s, [ch('3')]);
     let secs = 30;
     let (bytes, frames) = simulate(&mut s, secs, true);
-    println!("live sync at 80x24 over {secs} s: {frames} frames, {} bytes, {:.1} KB/s", bytes, bytes as f64 / secs as f64 / 1000.0);
+    println!(
+        "live sync at 80x24 over {secs} s: {frames} frames, {} bytes, {:.1} KB/s",
+        bytes,
+        bytes as f64 / secs as f64 / 1000.0
+    );
     let mut idle = loaded_state(false, (80, 24));
     idle.live.local.clear();
     let (bytes, frames) = simulate(&mut idle, 60, false);
-    println!("idle on Connectors over 60 s: {frames} frames, {bytes} bytes ({:.0} B/s; relative times redraw once a second)", bytes as f64 / 60.0);
+    println!(
+        "idle on Connectors over 60 s: {frames} frames, {bytes} bytes ({:.0} B/s; relative times redraw once a second)",
+        bytes as f64 / 60.0
+    );
 }
 
 /// CPU seconds (user + system) of a process, from /proc.
@@ -182,7 +223,14 @@ fn cpu_secs(pid: u32) -> Option<f64> {
 fn idle_cpu_of_the_real_console() {
     use portable_pty::{CommandBuilder, PtySize, native_pty_system};
     let home = tempfile::tempdir().unwrap();
-    let pty = native_pty_system().openpty(PtySize { rows: 24, cols: 80, pixel_width: 0, pixel_height: 0 }).unwrap();
+    let pty = native_pty_system()
+        .openpty(PtySize {
+            rows: 24,
+            cols: 80,
+            pixel_width: 0,
+            pixel_height: 0,
+        })
+        .unwrap();
     let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_syncdeck"));
     cmd.env_clear();
     cmd.env("PATH", std::env::var("PATH").unwrap_or_default());
@@ -206,7 +254,11 @@ fn idle_cpu_of_the_real_console() {
     });
     std::thread::sleep(Duration::from_secs(3));
     let pid = child.process_id().unwrap();
-    let (cpu0, bytes0, t0) = (cpu_secs(pid).unwrap(), *total.lock().unwrap(), Instant::now());
+    let (cpu0, bytes0, t0) = (
+        cpu_secs(pid).unwrap(),
+        *total.lock().unwrap(),
+        Instant::now(),
+    );
     std::thread::sleep(Duration::from_secs(10));
     let (cpu1, bytes1) = (cpu_secs(pid).unwrap(), *total.lock().unwrap());
     let wall = t0.elapsed().as_secs_f64();

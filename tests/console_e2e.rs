@@ -63,7 +63,14 @@ impl Drop for Term {
 }
 
 fn spawn_console(home: &Path) -> Term {
-    let pty = native_pty_system().openpty(PtySize { rows: 24, cols: 80, pixel_width: 0, pixel_height: 0 }).unwrap();
+    let pty = native_pty_system()
+        .openpty(PtySize {
+            rows: 24,
+            cols: 80,
+            pixel_width: 0,
+            pixel_height: 0,
+        })
+        .unwrap();
     let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_syncdeck"));
     cmd.env_clear();
     cmd.env("PATH", std::env::var("PATH").unwrap_or_default());
@@ -93,7 +100,12 @@ fn spawn_console(home: &Path) -> Term {
             r.lock().unwrap().extend_from_slice(&buf[..n]);
         }
     });
-    Term { parser, raw, writer, child }
+    Term {
+        parser,
+        raw,
+        writer,
+        child,
+    }
 }
 
 fn write_config(home: &Path, standin: &StandIn) {
@@ -114,7 +126,10 @@ fn write_config(home: &Path, standin: &StandIn) {
 fn seed_connector(standin: &StandIn) {
     let url = url::Url::parse(&standin.es_urls()[0]).unwrap();
     let backend = ElasticsearchBackend::new(&EsSettings::new(vec![url])).unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let new = NewConnector {
             id: Some("gen".into()),
@@ -125,11 +140,21 @@ fn seed_connector(standin: &StandIn) {
             ..Default::default()
         };
         backend.create_connector(&new).await.unwrap();
-        let mut config = syncdeck::sources::builtin().get("generator").unwrap().default_configuration();
-        for (key, value) in [("count", json!(2400)), ("rate", json!(400)), ("doc_bytes", json!(256))] {
+        let mut config = syncdeck::sources::builtin()
+            .get("generator")
+            .unwrap()
+            .default_configuration();
+        for (key, value) in [
+            ("count", json!(2400)),
+            ("rate", json!(400)),
+            ("doc_bytes", json!(256)),
+        ] {
             config.0.get_mut(key).unwrap().value = value;
         }
-        backend.update_configuration("gen", &ConfigurationUpdate::Replace(config)).await.unwrap();
+        backend
+            .update_configuration("gen", &ConfigurationUpdate::Replace(config))
+            .await
+            .unwrap();
     });
 }
 
@@ -154,43 +179,67 @@ fn seed_dead_letter(home: &Path) {
 fn docs_done(screen: &str) -> Option<u64> {
     let at = screen.find(" / 2,400 docs")?;
     let head = &screen[..at];
-    let start = head.rfind(|c: char| !(c.is_ascii_digit() || c == ',')).map_or(0, |i| i + 1);
+    let start = head
+        .rfind(|c: char| !(c.is_ascii_digit() || c == ','))
+        .map_or(0, |i| i + 1);
     head[start..].replace(',', "").parse().ok()
 }
 
 #[test]
 fn start_watch_breaker_retry_quit_and_restore() {
-    let standin = StandIn::start_blocking(StandInOptions { kibana: false, ..Default::default() });
+    let standin = StandIn::start_blocking(StandInOptions {
+        kibana: false,
+        ..Default::default()
+    });
     let home = tempfile::tempdir().unwrap();
     write_config(home.path(), &standin);
     seed_connector(&standin);
     seed_dead_letter(home.path());
     let mut term = spawn_console(home.path());
 
-    term.wait_for("the connectors view", |s| s.contains("Connectors [1]") && s.contains("Generated"));
+    term.wait_for("the connectors view", |s| {
+        s.contains("Connectors [1]") && s.contains("Generated")
+    });
     // Start a full sync on this console's engine.
     term.send("s");
-    term.wait_for("the start dialog", |s| s.contains("Start a sync of 'Generated'"));
+    term.wait_for("the start dialog", |s| {
+        s.contains("Start a sync of 'Generated'")
+    });
     term.send("\r");
-    let first = term.wait_for("progress on the Live view", |s| s.contains("Live sync") && docs_done(s).is_some_and(|n| n > 0));
+    let first = term.wait_for("progress on the Live view", |s| {
+        s.contains("Live sync") && docs_done(s).is_some_and(|n| n > 0)
+    });
     let n1 = docs_done(&first).unwrap();
-    let later = term.wait_for("the count to move", |s| docs_done(s).is_some_and(|n| n > n1));
-    assert!(later.contains("here"), "the job should run on this console's engine:\n{later}");
+    let later = term.wait_for("the count to move", |s| {
+        docs_done(s).is_some_and(|n| n > n1)
+    });
+    assert!(
+        later.contains("here"),
+        "the job should run on this console's engine:\n{later}"
+    );
 
     // The breaker of the running sync, and the node pool.
     term.send("4");
-    term.wait_for("the breaker view", |s| s.contains("CLOSED") && s.contains("Node pool") && s.contains("alive"));
+    term.wait_for("the breaker view", |s| {
+        s.contains("CLOSED") && s.contains("Node pool") && s.contains("alive")
+    });
 
     // Retry the dead letter.
     term.send("5");
     term.wait_for("the dead letter", |s| s.contains("dl-retry-me"));
     term.send("r");
-    term.wait_for("the retry to finish", |s| s.contains("1 indexed and removed") || !s.contains("dl-retry-me"));
+    term.wait_for("the retry to finish", |s| {
+        s.contains("1 indexed and removed") || !s.contains("dl-retry-me")
+    });
     let deadline = Instant::now() + WAIT;
     while standin.index_docs("e2e-retry").is_empty() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert_eq!(standin.index_docs("e2e-retry").len(), 1, "the retried document did not reach the cluster");
+    assert_eq!(
+        standin.index_docs("e2e-retry").len(),
+        1,
+        "the retried document did not reach the cluster"
+    );
 
     // Quit (confirming when the sync still runs) and check the terminal is back.
     term.send("q");
@@ -203,7 +252,11 @@ fn start_watch_breaker_retry_quit_and_restore() {
         if let Some(status) = term.child.try_wait().unwrap() {
             break status;
         }
-        assert!(Instant::now() < deadline, "the console did not exit; the screen:\n{}", term.contents());
+        assert!(
+            Instant::now() < deadline,
+            "the console did not exit; the screen:\n{}",
+            term.contents()
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "exit status {status:?}");
@@ -211,25 +264,46 @@ fn start_watch_breaker_retry_quit_and_restore() {
     std::thread::sleep(Duration::from_millis(200));
     let raw = term.raw.lock().unwrap().clone();
     let text = String::from_utf8_lossy(&raw);
-    let entered = text.rfind("\x1b[?1049h").expect("the console never entered the alternate screen");
+    let entered = text
+        .rfind("\x1b[?1049h")
+        .expect("the console never entered the alternate screen");
     let tail = &text[entered..];
-    assert!(tail.contains("\x1b[?1049l"), "the alternate screen was not left");
-    assert!(tail.rfind("\x1b[?25h") > tail.rfind("\x1b[?25l"), "the cursor was left hidden");
+    assert!(
+        tail.contains("\x1b[?1049l"),
+        "the alternate screen was not left"
+    );
+    assert!(
+        tail.rfind("\x1b[?25h") > tail.rfind("\x1b[?25l"),
+        "the cursor was left hidden"
+    );
     let parser = term.parser.lock().unwrap();
-    assert!(!parser.screen().alternate_screen(), "still on the alternate screen");
+    assert!(
+        !parser.screen().alternate_screen(),
+        "still on the alternate screen"
+    );
     assert!(!parser.screen().hide_cursor(), "the cursor is hidden");
     // The job ended cleanly one way or the other.
     let jobs: Vec<_> = standin_jobs(&standin);
-    assert!(jobs.iter().all(|s| ["completed", "suspended", "in_progress"].contains(&s.as_str())), "{jobs:?}");
+    assert!(
+        jobs.iter()
+            .all(|s| ["completed", "suspended", "in_progress"].contains(&s.as_str())),
+        "{jobs:?}"
+    );
 }
 
 fn standin_jobs(standin: &StandIn) -> Vec<String> {
     let url = url::Url::parse(&standin.es_urls()[0]).unwrap();
     let backend = ElasticsearchBackend::new(&EsSettings::new(vec![url])).unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let page = backend.list_sync_jobs(&Default::default()).await.unwrap();
-        page.results.into_iter().map(|j| j.status.to_string()).collect()
+        page.results
+            .into_iter()
+            .map(|j| j.status.to_string())
+            .collect()
     })
 }
 
@@ -246,6 +320,13 @@ fn a_pipe_still_gets_the_overview() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("demo-generator") && !stdout.contains("\x1b[?1049h"), "{stdout}");
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("demo-generator") && !stdout.contains("\x1b[?1049h"),
+        "{stdout}"
+    );
 }

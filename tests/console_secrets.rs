@@ -32,7 +32,13 @@ fn secret_config() -> Configuration {
 
 /// Runs effects until `update` stops asking for more I/O that answers; returns the actions
 /// seen, applied.
-async fn pump(state: &mut AppState, handles: &Arc<Handles>, rx: &mut UnboundedReceiver<Action>, effects: Vec<Effect>, tx: &tokio::sync::mpsc::UnboundedSender<Action>) {
+async fn pump(
+    state: &mut AppState,
+    handles: &Arc<Handles>,
+    rx: &mut UnboundedReceiver<Action>,
+    effects: Vec<Effect>,
+    tx: &tokio::sync::mpsc::UnboundedSender<Action>,
+) {
     for e in effects {
         perform(handles, e, tx);
     }
@@ -55,9 +61,18 @@ async fn a_revealed_and_saved_secret_never_reaches_the_log() {
     let backend = Arc::new(EmbeddedBackend::open(&dir.path().join("embedded.sqlite3")).unwrap());
     let control: Arc<dyn ControlPlane> = backend.clone();
     let documents: Arc<dyn DocumentStore> = backend.clone();
-    let new = NewConnector { id: Some("pg".into()), name: Some("Orders".into()), index_name: Some("search-orders".into()), service_type: Some("postgresql".into()), ..Default::default() };
+    let new = NewConnector {
+        id: Some("pg".into()),
+        name: Some("Orders".into()),
+        index_name: Some("search-orders".into()),
+        service_type: Some("postgresql".into()),
+        ..Default::default()
+    };
     control.create_connector(&new).await.unwrap();
-    control.update_configuration("pg", &ConfigurationUpdate::Replace(secret_config())).await.unwrap();
+    control
+        .update_configuration("pg", &ConfigurationUpdate::Replace(secret_config()))
+        .await
+        .unwrap();
     let dlq = Arc::new(DeadLetterStore::open_in_memory(100).unwrap());
     let engine = Engine::new(EngineDeps {
         control: control.clone(),
@@ -87,7 +102,12 @@ async fn a_revealed_and_saved_secret_never_reaches_the_log() {
     let mut state = new_state(false, (100, 30));
     let fx = update(&mut state, Action::Tick(now()));
     pump(&mut state, &handles, &mut rx, fx, &tx).await;
-    assert_eq!(state.connectors.all().len(), 1, "the embedded connector was not loaded: {:?}", state.connectors.error);
+    assert_eq!(
+        state.connectors.all().len(),
+        1,
+        "the embedded connector was not loaded: {:?}",
+        state.connectors.error
+    );
 
     // Open the editor, go to the password, reveal it, add a character, save.
     let fx = update(&mut state, ch('e'));
@@ -96,24 +116,43 @@ async fn a_revealed_and_saved_secret_never_reaches_the_log() {
     let _ = update(&mut state, key(KeyCode::Tab));
     let _ = update(&mut state, ctrl('r'));
     let shown = text(&draw(&state, &theme("default")));
-    assert!(shown.contains(SECRET), "the reveal did not show the value:\n{shown}");
+    assert!(
+        shown.contains(SECRET),
+        "the reveal did not show the value:\n{shown}"
+    );
     let _ = update(&mut state, ch('!'));
     let fx = update(&mut state, ctrl('s'));
-    assert!(matches!(fx.as_slice(), [Effect::SaveConfig { .. }]), "{fx:?}");
+    assert!(
+        matches!(fx.as_slice(), [Effect::SaveConfig { .. }]),
+        "{fx:?}"
+    );
     tracing::debug!(effects = ?fx, "what a careless caller might log");
     pump(&mut state, &handles, &mut rx, fx, &tx).await;
-    assert!(state.editor().is_some_and(|e| !e.is_dirty()), "the save did not go through: {:?}", state.toasts);
+    assert!(
+        state.editor().is_some_and(|e| !e.is_dirty()),
+        "the save did not go through: {:?}",
+        state.toasts
+    );
 
     // The value reached the backend...
     let saved = handles.control.get_connector("pg").await.unwrap();
     let expected = format!("{SECRET}!");
-    assert_eq!(saved.configuration.get("password").unwrap().value, serde_json::json!(expected));
+    assert_eq!(
+        saved.configuration.get("password").unwrap().value,
+        serde_json::json!(expected)
+    );
     // ...and a failing save of it is logged without it.
     let mut values = serde_json::Map::new();
     values.insert("password".into(), serde_json::json!(expected));
-    let fx = vec![Effect::SaveConfig { connector_id: "missing".into(), values }];
+    let fx = vec![Effect::SaveConfig {
+        connector_id: "missing".into(),
+        values,
+    }];
     pump(&mut state, &handles, &mut rx, fx, &tx).await;
     let log = tail.lines().join("\n");
-    assert!(log.contains("configuration saved") && log.contains("not saved"), "the saves were not logged:\n{log}");
+    assert!(
+        log.contains("configuration saved") && log.contains("not saved"),
+        "the saves were not logged:\n{log}"
+    );
     assert!(!log.contains(SECRET), "the secret reached the log:\n{log}");
 }

@@ -19,37 +19,120 @@ struct Case {
 
 fn open_editor(s: &mut AppState) {
     apply(s, [ch('e')]);
-    apply(s, [Action::EditorLoaded { id: "pg-orders".into(), result: Ok(connectors()[0].clone()) }]);
+    apply(
+        s,
+        [Action::EditorLoaded {
+            id: "pg-orders".into(),
+            result: Ok(connectors()[0].clone()),
+        }],
+    );
     s.toasts.clear();
 }
 
 const CASES: &[Case] = &[
-    Case { name: "connectors", read_only: false, setup: |_| {} },
-    Case { name: "connectors_read_only", read_only: true, setup: |_| {} },
-    Case { name: "jobs", read_only: false, setup: |s| { apply(s, [ch('2'), ch('j')]); } },
-    Case { name: "live", read_only: false, setup: |s| { apply(s, [ch('3')]); } },
-    Case { name: "live_remote_job", read_only: false, setup: |s| { apply(s, [ch('3'), ch('j')]); } },
-    Case { name: "breaker", read_only: false, setup: |s| { apply(s, [ch('4')]); } },
-    Case { name: "dead_letters", read_only: false, setup: |s| { apply(s, [ch('5'), ch(' ')]); } },
-    Case { name: "kibana", read_only: false, setup: |s| { apply(s, [ch('6')]); } },
-    Case { name: "logs", read_only: false, setup: |s| { apply(s, [ch('7')]); } },
+    Case {
+        name: "connectors",
+        read_only: false,
+        setup: |_| {},
+    },
+    Case {
+        name: "connectors_read_only",
+        read_only: true,
+        setup: |_| {},
+    },
+    Case {
+        name: "jobs",
+        read_only: false,
+        setup: |s| {
+            apply(s, [ch('2'), ch('j')]);
+        },
+    },
+    Case {
+        name: "live",
+        read_only: false,
+        setup: |s| {
+            apply(s, [ch('3')]);
+        },
+    },
+    Case {
+        name: "live_remote_job",
+        read_only: false,
+        setup: |s| {
+            apply(s, [ch('3'), ch('j')]);
+        },
+    },
+    Case {
+        name: "breaker",
+        read_only: false,
+        setup: |s| {
+            apply(s, [ch('4')]);
+        },
+    },
+    Case {
+        name: "dead_letters",
+        read_only: false,
+        setup: |s| {
+            apply(s, [ch('5'), ch(' ')]);
+        },
+    },
+    Case {
+        name: "kibana",
+        read_only: false,
+        setup: |s| {
+            apply(s, [ch('6')]);
+        },
+    },
+    Case {
+        name: "logs",
+        read_only: false,
+        setup: |s| {
+            apply(s, [ch('7')]);
+        },
+    },
     Case {
         name: "connector_detail",
         read_only: false,
         setup: |s| {
             apply(s, [key(KeyCode::Enter)]);
-            apply(s, [Action::ConnectorDetailLoaded { id: "pg-orders".into(), result: Ok((connectors()[0].clone(), jobs())) }]);
+            apply(
+                s,
+                [Action::ConnectorDetailLoaded {
+                    id: "pg-orders".into(),
+                    result: Ok((connectors()[0].clone(), jobs())),
+                }],
+            );
         },
     },
-    Case { name: "job_detail", read_only: false, setup: |s| { apply(s, [ch('2'), ch('j'), ch('j'), ch('j'), key(KeyCode::Enter)]); } },
-    Case { name: "dead_letter_detail", read_only: false, setup: |s| { apply(s, [ch('5'), key(KeyCode::Enter)]); } },
+    Case {
+        name: "job_detail",
+        read_only: false,
+        setup: |s| {
+            apply(s, [ch('2'), ch('j'), ch('j'), ch('j'), key(KeyCode::Enter)]);
+        },
+    },
+    Case {
+        name: "dead_letter_detail",
+        read_only: false,
+        setup: |s| {
+            apply(s, [ch('5'), key(KeyCode::Enter)]);
+        },
+    },
     Case {
         name: "editor",
         read_only: false,
         setup: |s| {
             open_editor(s);
             // Change the port, then rest on the password (masked).
-            apply(s, [key(KeyCode::Down), ch('1'), key(KeyCode::Tab), key(KeyCode::Tab), key(KeyCode::Tab)]);
+            apply(
+                s,
+                [
+                    key(KeyCode::Down),
+                    ch('1'),
+                    key(KeyCode::Tab),
+                    key(KeyCode::Tab),
+                    key(KeyCode::Tab),
+                ],
+            );
         },
     },
     Case {
@@ -57,25 +140,102 @@ const CASES: &[Case] = &[
         read_only: false,
         setup: |s| {
             open_editor(s);
-            apply(s, [key(KeyCode::Down), ch('x'), key(KeyCode::Tab), key(KeyCode::Tab), key(KeyCode::Tab), key(KeyCode::Tab), ch(' ')]);
-            apply(s, [Action::ConfigSaved { connector_id: "pg-orders".into(), result: Err("validation_exception: [port] is not a number".into()) }]);
+            apply(
+                s,
+                [
+                    key(KeyCode::Down),
+                    ch('x'),
+                    key(KeyCode::Tab),
+                    key(KeyCode::Tab),
+                    key(KeyCode::Tab),
+                    key(KeyCode::Tab),
+                    ch(' '),
+                ],
+            );
+            apply(
+                s,
+                [Action::ConfigSaved {
+                    connector_id: "pg-orders".into(),
+                    result: Err("validation_exception: [port] is not a number".into()),
+                }],
+            );
             s.toasts.clear();
         },
     },
-    Case { name: "help", read_only: false, setup: |s| { apply(s, [ch('?')]); } },
-    Case { name: "confirm_delete", read_only: false, setup: |s| { apply(s, [ch('d')]); } },
-    Case { name: "confirm_drop", read_only: false, setup: |s| { apply(s, [ch('5'), ch('a'), ch('d')]); } },
-    Case { name: "start_sync", read_only: false, setup: |s| { apply(s, [ch('j'), ch('s')]); } },
-    Case { name: "new_connector", read_only: false, setup: |s| { apply(s, [ch('n'), key(KeyCode::Tab), ch('a'), ch('b')]); } },
-    Case { name: "kibana_execute", read_only: false, setup: |s| { apply(s, [ch('6'), ch('x')]); } },
-    Case { name: "command_line", read_only: false, setup: |s| { apply(s, [ch(':'), ch('l'), key(KeyCode::Tab)]); } },
-    Case { name: "filter", read_only: false, setup: |s| { apply(s, [ch('/'), ch('d'), ch('e'), ch('m')]); } },
+    Case {
+        name: "help",
+        read_only: false,
+        setup: |s| {
+            apply(s, [ch('?')]);
+        },
+    },
+    Case {
+        name: "confirm_delete",
+        read_only: false,
+        setup: |s| {
+            apply(s, [ch('d')]);
+        },
+    },
+    Case {
+        name: "confirm_drop",
+        read_only: false,
+        setup: |s| {
+            apply(s, [ch('5'), ch('a'), ch('d')]);
+        },
+    },
+    Case {
+        name: "start_sync",
+        read_only: false,
+        setup: |s| {
+            apply(s, [ch('j'), ch('s')]);
+        },
+    },
+    Case {
+        name: "new_connector",
+        read_only: false,
+        setup: |s| {
+            apply(s, [ch('n'), key(KeyCode::Tab), ch('a'), ch('b')]);
+        },
+    },
+    Case {
+        name: "kibana_execute",
+        read_only: false,
+        setup: |s| {
+            apply(s, [ch('6'), ch('x')]);
+        },
+    },
+    Case {
+        name: "command_line",
+        read_only: false,
+        setup: |s| {
+            apply(s, [ch(':'), ch('l'), key(KeyCode::Tab)]);
+        },
+    },
+    Case {
+        name: "filter",
+        read_only: false,
+        setup: |s| {
+            apply(s, [ch('/'), ch('d'), ch('e'), ch('m')]);
+        },
+    },
     Case {
         name: "toasts",
         read_only: false,
         setup: |s| {
-            apply(s, [Action::Notify(ToastLevel::Info, "sync job job-live-0001 of 'demo-generator' runs on this console's engine".into())]);
-            apply(s, [Action::ConnectorsLoaded(Err("cluster unreachable: connection refused (http://127.0.0.1:9200)".into()))]);
+            apply(
+                s,
+                [Action::Notify(
+                    ToastLevel::Info,
+                    "sync job job-live-0001 of 'demo-generator' runs on this console's engine"
+                        .into(),
+                )],
+            );
+            apply(
+                s,
+                [Action::ConnectorsLoaded(Err(
+                    "cluster unreachable: connection refused (http://127.0.0.1:9200)".into(),
+                ))],
+            );
         },
     },
     Case {
@@ -83,7 +243,15 @@ const CASES: &[Case] = &[
         read_only: false,
         setup: |s| {
             *s = new_state(false, s.size);
-            apply(s, [Action::ProfileChanged(ProfileInfo { name: "embedded".into(), read_only: false, backend: "embedded".into(), has_kibana: false })]);
+            apply(
+                s,
+                [Action::ProfileChanged(ProfileInfo {
+                    name: "embedded".into(),
+                    read_only: false,
+                    backend: "embedded".into(),
+                    has_kibana: false,
+                })],
+            );
             s.toasts.clear();
         },
     },
@@ -93,7 +261,10 @@ const SIZES: [(u16, u16); 2] = [(80, 24), (160, 48)];
 
 fn assert_no_secret(name: &str, text: &str) {
     for secret in [SECRET, TOKEN, "hunter2", "SENSITIVE"] {
-        assert!(!text.contains(secret), "{name}: '{secret}' is on screen:\n{text}");
+        assert!(
+            !text.contains(secret),
+            "{name}: '{secret}' is on screen:\n{text}"
+        );
     }
 }
 
@@ -111,9 +282,15 @@ fn every_view_in_both_themes_and_sizes() {
                 assert_no_secret(&name, &text);
                 if theme_name == "monochrome" {
                     for cell in buffer.content() {
-                        assert!(cell.fg == Color::Reset && cell.bg == Color::Reset, "{name}: a coloured cell in monochrome: {cell:?}");
+                        assert!(
+                            cell.fg == Color::Reset && cell.bg == Color::Reset,
+                            "{name}: a coloured cell in monochrome: {cell:?}"
+                        );
                     }
-                    insta::assert_snapshot!(name, format!("{text}\n--- emphasis ---\n{}", emphasis(&buffer)));
+                    insta::assert_snapshot!(
+                        name,
+                        format!("{text}\n--- emphasis ---\n{}", emphasis(&buffer))
+                    );
                 } else {
                     insta::assert_snapshot!(name, text);
                 }
@@ -127,16 +304,33 @@ fn the_reveal_key_shows_one_value_until_the_cursor_leaves() {
     let mut s = loaded_state(false, (80, 24));
     open_editor(&mut s);
     // host, port, database, username, password
-    apply(&mut s, [key(KeyCode::Tab), key(KeyCode::Tab), key(KeyCode::Tab), key(KeyCode::Tab)]);
+    apply(
+        &mut s,
+        [
+            key(KeyCode::Tab),
+            key(KeyCode::Tab),
+            key(KeyCode::Tab),
+            key(KeyCode::Tab),
+        ],
+    );
     let masked = text(&draw(&s, &theme("default")));
     assert!(!masked.contains(SECRET), "{masked}");
-    assert!(masked.contains("•••"), "the value shows as bullets:\n{masked}");
+    assert!(
+        masked.contains("•••"),
+        "the value shows as bullets:\n{masked}"
+    );
     apply(&mut s, [ctrl('r')]);
     let revealed = text(&draw(&s, &theme("default")));
-    assert!(revealed.contains(SECRET), "the reveal key did not reveal:\n{revealed}");
+    assert!(
+        revealed.contains(SECRET),
+        "the reveal key did not reveal:\n{revealed}"
+    );
     apply(&mut s, [key(KeyCode::Tab)]);
     let left = text(&draw(&s, &theme("default")));
-    assert!(!left.contains(SECRET), "the value stayed revealed after the cursor left:\n{left}");
+    assert!(
+        !left.contains(SECRET),
+        "the value stayed revealed after the cursor left:\n{left}"
+    );
 }
 
 #[test]
@@ -145,8 +339,17 @@ fn selection_is_visible_without_colour() {
     let buffer = draw(&s, &theme("monochrome"));
     let text = text(&buffer);
     let row = text.lines().position(|l| l.contains("Orders DB")).unwrap();
-    let reversed = (0..80).filter(|&x| buffer[(x, row as u16)].modifier.contains(ratatui::style::Modifier::REVERSED)).count();
-    assert!(reversed > 40, "the selected row is not reversed in monochrome");
+    let reversed = (0..80)
+        .filter(|&x| {
+            buffer[(x, row as u16)]
+                .modifier
+                .contains(ratatui::style::Modifier::REVERSED)
+        })
+        .count();
+    assert!(
+        reversed > 40,
+        "the selected row is not reversed in monochrome"
+    );
 }
 
 #[test]
@@ -157,7 +360,11 @@ fn other_shipped_themes_draw_every_view() {
             (case.setup)(&mut s);
             let text = text(&draw(&s, &theme(theme_name)));
             assert_no_secret(case.name, &text);
-            assert!(text.contains("syncdeck"), "{theme_name}/{}: no header", case.name);
+            assert!(
+                text.contains("1 Conn"),
+                "{theme_name}/{}: no tabs",
+                case.name
+            );
         }
     }
 }

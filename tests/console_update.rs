@@ -40,7 +40,10 @@ fn views_switch_by_number_tab_and_command() {
     assert_eq!(s.view, ViewId::Connectors);
     apply(&mut s, [key(KeyCode::BackTab)]);
     assert_eq!(s.view, ViewId::Logs, "tab order wraps");
-    apply(&mut s, [ch(':'), ch('d'), ch('l'), ch('q'), key(KeyCode::Enter)]);
+    apply(
+        &mut s,
+        [ch(':'), ch('d'), ch('l'), ch('q'), key(KeyCode::Enter)],
+    );
     assert_eq!(s.view, ViewId::DeadLetters);
     assert!(s.modal.is_none());
     // Completion: `:br` + tab completes to breaker.
@@ -54,7 +57,9 @@ fn views_switch_by_number_tab_and_command() {
     // An unknown command stays open with the error.
     apply(&mut s, [ch(':'), ch('x'), key(KeyCode::Enter)]);
     match &s.modal {
-        Some(Modal::CommandLine(line)) => assert!(line.error.as_deref().unwrap_or("").contains("'x'")),
+        Some(Modal::CommandLine(line)) => {
+            assert!(line.error.as_deref().unwrap_or("").contains("'x'"))
+        }
         _ => panic!("the command line closed on an error"),
     }
     apply(&mut s, [key(KeyCode::Esc)]);
@@ -82,7 +87,11 @@ fn arrows_vim_keys_and_paging_move_the_selection() {
     apply(&mut s, [ch('j')]);
     assert_eq!(selected_connector(&s), "demo-generator");
     apply(&mut s, [key(KeyCode::Down), key(KeyCode::Down)]);
-    assert_eq!(selected_connector(&s), "demo-directory", "stops at the last row");
+    assert_eq!(
+        selected_connector(&s),
+        "demo-directory",
+        "stops at the last row"
+    );
     apply(&mut s, [ch('g')]);
     assert_eq!(selected_connector(&s), "pg-orders");
     apply(&mut s, [ch('G')]);
@@ -105,7 +114,16 @@ fn slash_filters_fuzzily_as_you_type_and_esc_clears() {
     assert!(matches!(s.modal, Some(Modal::Filter)));
     assert_eq!(s.connectors.len(), 1, "only Runbooks matches 'run'");
     assert_eq!(selected_connector(&s), "demo-directory");
-    apply(&mut s, [key(KeyCode::Backspace), key(KeyCode::Backspace), key(KeyCode::Backspace), ch('p'), ch('g')]);
+    apply(
+        &mut s,
+        [
+            key(KeyCode::Backspace),
+            key(KeyCode::Backspace),
+            key(KeyCode::Backspace),
+            ch('p'),
+            ch('g'),
+        ],
+    );
     assert_eq!(s.connectors.len(), 1, "only pg-orders has a p then a g");
     assert_eq!(selected_connector(&s), "pg-orders");
     apply(&mut s, [key(KeyCode::Enter)]);
@@ -122,7 +140,13 @@ fn enter_opens_detail_and_esc_goes_back() {
     let fx = apply(&mut s, [key(KeyCode::Enter)]);
     assert_eq!(fx, [Effect::LoadConnectorDetail("pg-orders".into())]);
     assert!(matches!(s.screen(), Some(Screen::ConnectorDetail(d)) if d.id == "pg-orders"));
-    apply(&mut s, [Action::ConnectorDetailLoaded { id: "pg-orders".into(), result: Ok((connectors()[0].clone(), jobs())) }]);
+    apply(
+        &mut s,
+        [Action::ConnectorDetailLoaded {
+            id: "pg-orders".into(),
+            result: Ok((connectors()[0].clone(), jobs())),
+        }],
+    );
     assert!(matches!(s.screen(), Some(Screen::ConnectorDetail(d)) if d.jobs.len() == 5));
     apply(&mut s, [ch('j'), ch('j')]);
     assert!(matches!(s.screen(), Some(Screen::ConnectorDetail(d)) if d.scroll == 2));
@@ -142,13 +166,43 @@ fn start_sync_runs_here_or_queues() {
     assert!(fx.is_empty());
     assert!(matches!(s.modal, Some(Modal::Form(_))));
     let fx = apply(&mut s, [key(KeyCode::Enter)]);
-    assert_eq!(fx, [Effect::StartSync { connector_id: "pg-orders".into(), job_type: JobType::Full, run_here: true }]);
+    assert_eq!(
+        fx,
+        [Effect::StartSync {
+            connector_id: "pg-orders".into(),
+            job_type: JobType::Full,
+            run_here: true
+        }]
+    );
     assert!(s.modal.is_none());
     // Incremental, queue only.
-    let fx = apply(&mut s, [ch('s'), key(KeyCode::Right), key(KeyCode::Tab), key(KeyCode::Right), key(KeyCode::Enter)]);
-    assert_eq!(fx, [Effect::StartSync { connector_id: "pg-orders".into(), job_type: JobType::Incremental, run_here: false }]);
+    let fx = apply(
+        &mut s,
+        [
+            ch('s'),
+            key(KeyCode::Right),
+            key(KeyCode::Tab),
+            key(KeyCode::Right),
+            key(KeyCode::Enter),
+        ],
+    );
+    assert_eq!(
+        fx,
+        [Effect::StartSync {
+            connector_id: "pg-orders".into(),
+            job_type: JobType::Incremental,
+            run_here: false
+        }]
+    );
     // Started here: the Live view opens on the job.
-    let fx = apply(&mut s, [Action::SyncStarted { connector_id: "pg-orders".into(), job_id: "job-new".into(), run_here: true }]);
+    let fx = apply(
+        &mut s,
+        [Action::SyncStarted {
+            connector_id: "pg-orders".into(),
+            job_id: "job-new".into(),
+            run_here: true,
+        }],
+    );
     assert_eq!(s.view, ViewId::Live);
     assert!(fx.contains(&Effect::PollLive));
     assert!(last_toast(&s).contains("job-new"));
@@ -177,9 +231,32 @@ fn a_read_only_profile_refuses_every_mutation() {
         }
         s.toasts.clear();
         let fx = apply(&mut s, keys);
-        assert!(fx.iter().all(|e| matches!(e, Effect::LoadConnectors | Effect::LoadJobs(_) | Effect::LoadActiveJobs | Effect::PollLive | Effect::LoadDeadLetters | Effect::LoadKibanaConnectors | Effect::LoadPool)), "{:?} in {:?}: {fx:?}", s.view, s.view);
-        assert!(s.modal.is_none(), "a dialog opened on a read-only profile in {:?}", s.view);
-        assert!(last_toast(&s).contains("read-only"), "no refusal shown in {:?}: {:?}", s.view, s.toasts);
+        assert!(
+            fx.iter().all(|e| matches!(
+                e,
+                Effect::LoadConnectors
+                    | Effect::LoadJobs(_)
+                    | Effect::LoadActiveJobs
+                    | Effect::PollLive
+                    | Effect::LoadDeadLetters
+                    | Effect::LoadKibanaConnectors
+                    | Effect::LoadPool
+            )),
+            "{:?} in {:?}: {fx:?}",
+            s.view,
+            s.view
+        );
+        assert!(
+            s.modal.is_none(),
+            "a dialog opened on a read-only profile in {:?}",
+            s.view
+        );
+        assert!(
+            last_toast(&s).contains("read-only"),
+            "no refusal shown in {:?}: {:?}",
+            s.view,
+            s.toasts
+        );
     }
 }
 
@@ -187,7 +264,9 @@ fn a_read_only_profile_refuses_every_mutation() {
 fn destructive_actions_ask_first() {
     let mut s = loaded_state(false, (80, 24));
     apply(&mut s, [ch('d')]);
-    assert!(matches!(confirm_action(&s), Some(ConfirmAction::DeleteConnector { ref id, .. }) if id == "pg-orders"));
+    assert!(
+        matches!(confirm_action(&s), Some(ConfirmAction::DeleteConnector { ref id, .. }) if id == "pg-orders")
+    );
     let fx = apply(&mut s, [ch('n')]);
     assert!(fx.is_empty() && s.modal.is_none());
     let fx = apply(&mut s, [ch('d'), ch('y')]);
@@ -201,7 +280,10 @@ fn destructive_actions_ask_first() {
     assert!(last_toast(&s).contains("already completed"));
     // Kibana delete.
     apply(&mut s, [ch('6'), ch('d')]);
-    assert!(matches!(confirm_action(&s), Some(ConfirmAction::DeleteKibana { .. })));
+    assert!(matches!(
+        confirm_action(&s),
+        Some(ConfirmAction::DeleteKibana { .. })
+    ));
     let fx = apply(&mut s, [key(KeyCode::Esc)]);
     assert!(fx.is_empty());
 }
@@ -216,9 +298,13 @@ fn jobs_filter_by_status_and_connector_on_the_server() {
         other => panic!("{other:?}"),
     }
     let fx = apply(&mut s, [ch('f')]);
-    assert!(matches!(fx.as_slice(), [Effect::LoadJobs(q)] if q.status == Some(JobStatus::InProgress)));
+    assert!(
+        matches!(fx.as_slice(), [Effect::LoadJobs(q)] if q.status == Some(JobStatus::InProgress))
+    );
     let fx = apply(&mut s, [ch('o')]);
-    assert!(matches!(fx.as_slice(), [Effect::LoadJobs(q)] if q.connector_id.as_deref() == Some("demo-generator") && q.status == Some(JobStatus::InProgress)));
+    assert!(
+        matches!(fx.as_slice(), [Effect::LoadJobs(q)] if q.connector_id.as_deref() == Some("demo-generator") && q.status == Some(JobStatus::InProgress))
+    );
     let fx = apply(&mut s, [ch('o')]);
     assert!(matches!(fx.as_slice(), [Effect::LoadJobs(q)] if q.connector_id.is_none()));
 }
@@ -235,21 +321,45 @@ fn dead_letters_mark_retry_and_drop() {
     assert!(s.dlq_busy);
     let fx = apply(&mut s, [ch('r')]);
     assert!(fx.is_empty(), "no second retry while one runs");
-    let fx = apply(&mut s, [Action::DeadLettersRetried { succeeded: vec![1], failed: vec![(2, "mapper_parsing_exception: still bad".into())] }]);
+    let fx = apply(
+        &mut s,
+        [Action::DeadLettersRetried {
+            succeeded: vec![1],
+            failed: vec![(2, "mapper_parsing_exception: still bad".into())],
+        }],
+    );
     assert_eq!(fx, [Effect::LoadDeadLetters]);
     assert!(!s.dlq_busy);
     assert_eq!(s.marked.iter().copied().collect::<Vec<_>>(), [2]);
     assert!(last_toast(&s).contains("1 indexed") && last_toast(&s).contains("still bad"));
     // Drop asks; retry-all asks.
     apply(&mut s, [ch('d')]);
-    assert_eq!(confirm_action(&s), Some(ConfirmAction::DropDeadLetters(vec![2])));
+    assert_eq!(
+        confirm_action(&s),
+        Some(ConfirmAction::DropDeadLetters(vec![2]))
+    );
     let fx = apply(&mut s, [ch('y')]);
     assert_eq!(fx, [Effect::DropDeadLetters(vec![2])]);
     apply(&mut s, [Action::DeadLettersDropped(1)]);
     assert!(s.marked.is_empty());
     apply(&mut s, [Action::DeadLettersLoaded(Ok((dead_letters(), 3)))]);
-    apply(&mut s, [ch('/'), ch('1'), ch('9'), ch('9'), ch('9'), key(KeyCode::Enter), ch('R')]);
-    assert_eq!(confirm_action(&s), Some(ConfirmAction::RetryDeadLetters(vec![2])), "all filtered: only doc-1999");
+    apply(
+        &mut s,
+        [
+            ch('/'),
+            ch('1'),
+            ch('9'),
+            ch('9'),
+            ch('9'),
+            key(KeyCode::Enter),
+            ch('R'),
+        ],
+    );
+    assert_eq!(
+        confirm_action(&s),
+        Some(ConfirmAction::RetryDeadLetters(vec![2])),
+        "all filtered: only doc-1999"
+    );
     // `a` marks all filtered.
     apply(&mut s, [key(KeyCode::Esc), key(KeyCode::Esc), ch('a')]);
     assert_eq!(s.marked.len(), 3);
@@ -257,7 +367,10 @@ fn dead_letters_mark_retry_and_drop() {
     assert!(s.marked.is_empty());
     // Detail: retry that entry.
     apply(&mut s, [key(KeyCode::Enter)]);
-    assert!(matches!(s.screen(), Some(Screen::DeadLetterDetail { id: 2, .. })));
+    assert!(matches!(
+        s.screen(),
+        Some(Screen::DeadLetterDetail { id: 2, .. })
+    ));
     let fx = apply(&mut s, [ch('r')]);
     assert_eq!(fx, [Effect::RetryDeadLetters(vec![2])]);
 }
@@ -280,7 +393,13 @@ fn y_copies_the_id_or_the_dead_letters_document() {
 fn open_editor(s: &mut syncdeck::console::app::AppState) {
     let fx = apply(s, [ch('e')]);
     assert_eq!(fx, [Effect::LoadConnectorForEdit("pg-orders".into())]);
-    apply(s, [Action::EditorLoaded { id: "pg-orders".into(), result: Ok(connectors()[0].clone()) }]);
+    apply(
+        s,
+        [Action::EditorLoaded {
+            id: "pg-orders".into(),
+            result: Ok(connectors()[0].clone()),
+        }],
+    );
     assert!(s.editor().is_some());
 }
 
@@ -292,27 +411,57 @@ fn the_editor_validates_saves_only_changes_and_keeps_edits_on_failure() {
     apply(&mut s, [key(KeyCode::Down), ch('1')]);
     assert!(s.editor().unwrap().issues.is_empty());
     apply(&mut s, [ch('0')]);
-    assert!(s.editor().unwrap().issues.contains_key("port"), "less_than 65536");
+    assert!(
+        s.editor().unwrap().issues.contains_key("port"),
+        "less_than 65536"
+    );
     let fx = apply(&mut s, [ctrl('s')]);
     assert!(fx.is_empty(), "an invalid form is not sent");
     assert!(last_toast(&s).contains("not saved"));
     apply(&mut s, [key(KeyCode::Backspace)]);
     let fx = apply(&mut s, [ctrl('s')]);
     match fx.as_slice() {
-        [Effect::SaveConfig { connector_id, values }] => {
+        [
+            Effect::SaveConfig {
+                connector_id,
+                values,
+            },
+        ] => {
             assert_eq!(connector_id, "pg-orders");
-            assert_eq!(serde_json::Value::Object(values.clone()), json!({"port": 54321}));
+            assert_eq!(
+                serde_json::Value::Object(values.clone()),
+                json!({"port": 54321})
+            );
         }
         other => panic!("{other:?}"),
     }
     assert!(s.editor().unwrap().saving);
-    apply(&mut s, [Action::ConfigSaved { connector_id: "pg-orders".into(), result: Err("validation_exception: port is out of range".into()) }]);
+    apply(
+        &mut s,
+        [Action::ConfigSaved {
+            connector_id: "pg-orders".into(),
+            result: Err("validation_exception: port is out of range".into()),
+        }],
+    );
     let e = s.editor().unwrap();
     assert!(!e.saving);
-    assert_eq!(e.server_error.as_deref(), Some("validation_exception: port is out of range"));
-    assert_eq!(serde_json::Value::Object(e.changes()), json!({"port": 54321}), "the edit stays on screen");
+    assert_eq!(
+        e.server_error.as_deref(),
+        Some("validation_exception: port is out of range")
+    );
+    assert_eq!(
+        serde_json::Value::Object(e.changes()),
+        json!({"port": 54321}),
+        "the edit stays on screen"
+    );
     apply(&mut s, [ctrl('s')]);
-    apply(&mut s, [Action::ConfigSaved { connector_id: "pg-orders".into(), result: Ok(1) }]);
+    apply(
+        &mut s,
+        [Action::ConfigSaved {
+            connector_id: "pg-orders".into(),
+            result: Ok(1),
+        }],
+    );
     assert!(!s.editor().unwrap().is_dirty());
     apply(&mut s, [key(KeyCode::Esc)]);
     assert!(s.editor().is_none(), "a saved editor closes without asking");
@@ -322,15 +471,59 @@ fn the_editor_validates_saves_only_changes_and_keeps_edits_on_failure() {
 fn depends_on_toggle_and_dropdown_in_the_editor() {
     let mut s = loaded_state(false, (80, 24));
     open_editor(&mut s);
-    let keys = |e: &syncdeck::console::editor::ConfigEditor| e.shown().iter().map(|&i| e.fields[i].key.clone()).collect::<Vec<_>>();
+    let keys = |e: &syncdeck::console::editor::ConfigEditor| {
+        e.shown()
+            .iter()
+            .map(|&i| e.fields[i].key.clone())
+            .collect::<Vec<_>>()
+    };
     assert!(!keys(s.editor().unwrap()).contains(&"ssl_ca".to_string()));
     // host, port, database, username, password, ssl_enabled
-    apply(&mut s, [key(KeyCode::Tab), key(KeyCode::Tab), key(KeyCode::Tab), key(KeyCode::Tab), key(KeyCode::Tab), ch(' ')]);
-    assert!(keys(s.editor().unwrap()).contains(&"ssl_ca".to_string()), "SSL CA shows once SSL is on");
-    assert!(s.editor().unwrap().issues.contains_key("ssl_ca"), "and is required");
-    apply(&mut s, [key(KeyCode::Tab), ch('P'), key(KeyCode::Enter), ch('E'), ch('M')]);
-    assert_eq!(s.editor().unwrap().fields.iter().find(|f| f.key == "ssl_ca").unwrap().input.text().unwrap(), "P\nEM");
-    apply(&mut s, [key(KeyCode::Tab), key(KeyCode::Tab), key(KeyCode::Right)]);
+    apply(
+        &mut s,
+        [
+            key(KeyCode::Tab),
+            key(KeyCode::Tab),
+            key(KeyCode::Tab),
+            key(KeyCode::Tab),
+            key(KeyCode::Tab),
+            ch(' '),
+        ],
+    );
+    assert!(
+        keys(s.editor().unwrap()).contains(&"ssl_ca".to_string()),
+        "SSL CA shows once SSL is on"
+    );
+    assert!(
+        s.editor().unwrap().issues.contains_key("ssl_ca"),
+        "and is required"
+    );
+    apply(
+        &mut s,
+        [
+            key(KeyCode::Tab),
+            ch('P'),
+            key(KeyCode::Enter),
+            ch('E'),
+            ch('M'),
+        ],
+    );
+    assert_eq!(
+        s.editor()
+            .unwrap()
+            .fields
+            .iter()
+            .find(|f| f.key == "ssl_ca")
+            .unwrap()
+            .input
+            .text()
+            .unwrap(),
+        "P\nEM"
+    );
+    apply(
+        &mut s,
+        [key(KeyCode::Tab), key(KeyCode::Tab), key(KeyCode::Right)],
+    );
     let changes = s.editor().unwrap().changes();
     assert_eq!(changes.get("mode"), Some(&json!("thorough")));
     assert_eq!(changes.get("ssl_enabled"), Some(&json!(true)));
@@ -344,14 +537,23 @@ fn unsaved_changes_are_guarded_on_close_view_switch_and_quit() {
     apply(&mut s, [ch('x')]);
     assert!(s.editor().unwrap().is_dirty());
     apply(&mut s, [key(KeyCode::Esc)]);
-    assert_eq!(confirm_action(&s), Some(ConfirmAction::DiscardEdits { quit: false }));
+    assert_eq!(
+        confirm_action(&s),
+        Some(ConfirmAction::DiscardEdits { quit: false })
+    );
     apply(&mut s, [ch('n')]);
     assert!(s.editor().is_some(), "no keeps the editor");
     apply(&mut s, [ch('q'), ch('3')]);
-    assert!(s.editor().is_some() && !s.quit, "q and 3 are typed into the field");
+    assert!(
+        s.editor().is_some() && !s.quit,
+        "q and 3 are typed into the field"
+    );
     let fx = apply(&mut s, [ctrl('c')]);
     assert!(fx.is_empty());
-    assert_eq!(confirm_action(&s), Some(ConfirmAction::DiscardEdits { quit: true }));
+    assert_eq!(
+        confirm_action(&s),
+        Some(ConfirmAction::DiscardEdits { quit: true })
+    );
     let fx = apply(&mut s, [ch('y')]);
     assert_eq!(fx, [Effect::Quit]);
     assert!(s.quit);
@@ -363,24 +565,42 @@ fn quitting_while_syncs_run_here_asks() {
     assert_eq!(s.running_here(), 1);
     let fx = apply(&mut s, [ch('q')]);
     assert!(fx.is_empty());
-    assert_eq!(confirm_action(&s), Some(ConfirmAction::QuitWhileSyncing { jobs: 1 }));
+    assert_eq!(
+        confirm_action(&s),
+        Some(ConfirmAction::QuitWhileSyncing { jobs: 1 })
+    );
     let fx = apply(&mut s, [ch('y')]);
     assert_eq!(fx, [Effect::Quit]);
     let mut s = loaded_state(false, (80, 24));
     s.live.local.clear();
-    assert_eq!(apply(&mut s, [ch(':'), ch('q'), key(KeyCode::Enter)]), [Effect::Quit]);
+    assert_eq!(
+        apply(&mut s, [ch(':'), ch('q'), key(KeyCode::Enter)]),
+        [Effect::Quit]
+    );
 }
 
 #[test]
 fn ticks_refresh_on_the_interval_and_expire_toasts() {
     let mut s = new_state(false, (80, 24));
     let fx = update(&mut s, Action::Tick(now()));
-    assert!(fx.contains(&Effect::LoadCluster) && fx.contains(&Effect::LoadKibanaStatus) && fx.contains(&Effect::LoadConnectors) && fx.contains(&Effect::PollLive), "{fx:?}");
+    assert!(
+        fx.contains(&Effect::LoadCluster)
+            && fx.contains(&Effect::LoadKibanaStatus)
+            && fx.contains(&Effect::LoadConnectors)
+            && fx.contains(&Effect::PollLive),
+        "{fx:?}"
+    );
     let at = |ms: i64| Action::Tick(Timestamp(now().0 + chrono::Duration::milliseconds(ms)));
     let fx = update(&mut s, at(1000));
-    assert!(!fx.iter().any(|e| matches!(e, Effect::LoadConnectors)), "not yet: {fx:?}");
+    assert!(
+        !fx.iter().any(|e| matches!(e, Effect::LoadConnectors)),
+        "not yet: {fx:?}"
+    );
     let fx = update(&mut s, at(2100));
-    assert!(!fx.contains(&Effect::LoadConnectors), "the first load is still in flight: {fx:?}");
+    assert!(
+        !fx.contains(&Effect::LoadConnectors),
+        "the first load is still in flight: {fx:?}"
+    );
     apply(&mut s, [Action::ConnectorsLoaded(Ok(connectors()))]);
     let fx = update(&mut s, at(4200));
     assert!(fx.contains(&Effect::LoadConnectors), "{fx:?}");
@@ -402,26 +622,62 @@ fn the_live_view_polls_faster_than_the_refresh() {
     let mut s = loaded_state(false, (80, 24));
     apply(&mut s, [ch('3')]);
     let at = |ms: i64| Action::Tick(Timestamp(now().0 + chrono::Duration::milliseconds(ms)));
-    let polls = (1..=8).map(|i| update(&mut s, at(i * 250))).filter(|fx| fx.contains(&Effect::PollLive)).count();
+    let polls = (1..=8)
+        .map(|i| update(&mut s, at(i * 250)))
+        .filter(|fx| fx.contains(&Effect::PollLive))
+        .count();
     assert_eq!(polls, 4, "every 500 ms on the Live view");
     apply(&mut s, [ch('1')]);
-    let polls = (9..=16).map(|i| update(&mut s, at(i * 250))).filter(|fx| fx.contains(&Effect::PollLive)).count();
-    assert_eq!(polls, 1, "every refresh interval elsewhere (for the header's breaker light)");
+    let polls = (9..=16)
+        .map(|i| update(&mut s, at(i * 250)))
+        .filter(|fx| fx.contains(&Effect::PollLive))
+        .count();
+    assert_eq!(
+        polls, 1,
+        "every refresh interval elsewhere (for the header's breaker light)"
+    );
 }
 
 #[test]
 fn errors_become_toasts_not_crashes() {
     let mut s = loaded_state(false, (80, 24));
-    apply(&mut s, [Action::ConnectorsLoaded(Err("cluster unreachable: connection refused".into()))]);
+    apply(
+        &mut s,
+        [Action::ConnectorsLoaded(Err(
+            "cluster unreachable: connection refused".into(),
+        ))],
+    );
     assert_eq!(s.connectors.len(), 3, "the last good rows stay");
     assert!(s.connectors.error.is_some());
     assert!(last_toast(&s).contains("connection refused"));
     let n = s.toasts.len();
-    apply(&mut s, [Action::ConnectorsLoaded(Err("cluster unreachable: connection refused".into()))]);
-    assert_eq!(s.toasts.len(), n, "the same error is not repeated every refresh");
-    apply(&mut s, [Action::Failed { what: "creating the connector".into(), error: "conflict".into() }]);
-    assert!(s.toasts.iter().any(|t| t.level == ToastLevel::Error && t.text.contains("conflict")));
-    apply(&mut s, [Action::ClusterLoaded(Err("cluster unreachable".into()))]);
+    apply(
+        &mut s,
+        [Action::ConnectorsLoaded(Err(
+            "cluster unreachable: connection refused".into(),
+        ))],
+    );
+    assert_eq!(
+        s.toasts.len(),
+        n,
+        "the same error is not repeated every refresh"
+    );
+    apply(
+        &mut s,
+        [Action::Failed {
+            what: "creating the connector".into(),
+            error: "conflict".into(),
+        }],
+    );
+    assert!(
+        s.toasts
+            .iter()
+            .any(|t| t.level == ToastLevel::Error && t.text.contains("conflict"))
+    );
+    apply(
+        &mut s,
+        [Action::ClusterLoaded(Err("cluster unreachable".into()))],
+    );
     assert!(s.cluster.error.is_some());
 }
 
@@ -429,7 +685,9 @@ fn errors_become_toasts_not_crashes() {
 fn kibana_execute_parses_the_document_first() {
     let mut s = loaded_state(false, (80, 24));
     apply(&mut s, [ch('6'), ch('x')]);
-    let Some(Modal::Form(_)) = &s.modal else { panic!("no form") };
+    let Some(Modal::Form(_)) = &s.modal else {
+        panic!("no form")
+    };
     // Break the JSON: delete the closing brace.
     let fx = apply(&mut s, [key(KeyCode::Backspace), ctrl('s')]);
     assert!(fx.is_empty());
@@ -438,8 +696,16 @@ fn kibana_execute_parses_the_document_first() {
         _ => panic!("the form closed on bad JSON"),
     }
     let fx = apply(&mut s, [ch('}'), ctrl('s')]);
-    assert!(matches!(fx.as_slice(), [Effect::KibanaExecute { id, documents }] if id.ends_with("0001") && documents["message"] == "hello from syncdeck"));
-    apply(&mut s, [Action::KibanaExecuted { id: "x".into(), result: Ok("1 document(s) written".into()) }]);
+    assert!(
+        matches!(fx.as_slice(), [Effect::KibanaExecute { id, documents }] if id.ends_with("0001") && documents["message"] == "hello from syncdeck")
+    );
+    apply(
+        &mut s,
+        [Action::KibanaExecuted {
+            id: "x".into(),
+            result: Ok("1 document(s) written".into()),
+        }],
+    );
     assert!(s.modal.is_none());
     // Only .index connectors.
     apply(&mut s, [ch('j'), ch('x')]);
@@ -466,7 +732,11 @@ fn new_connector_form_offers_the_registry() {
             assert_eq!(new.id.as_deref(), Some("my-gen"));
             assert_eq!(new.name.as_deref(), Some("Gen"));
             assert_eq!(new.index_name.as_deref(), Some("search-gen"));
-            let types: Vec<_> = s.service_types.iter().map(|t| t.service_type.clone()).collect();
+            let types: Vec<_> = s
+                .service_types
+                .iter()
+                .map(|t| t.service_type.clone())
+                .collect();
             assert_eq!(new.service_type.as_deref(), Some(types[1].as_str()));
         }
         other => panic!("{other:?}"),
@@ -478,31 +748,108 @@ fn new_connector_form_offers_the_registry() {
 #[test]
 fn profile_and_theme_commands() {
     let mut s = loaded_state(false, (80, 24));
-    let fx = apply(&mut s, [ch(':'), ch('p'), ch('r'), ch('o'), key(KeyCode::Tab), ch(' '), ch('s'), key(KeyCode::Tab), key(KeyCode::Enter)]);
+    let fx = apply(
+        &mut s,
+        [
+            ch(':'),
+            ch('p'),
+            ch('r'),
+            ch('o'),
+            key(KeyCode::Tab),
+            ch(' '),
+            ch('s'),
+            key(KeyCode::Tab),
+            key(KeyCode::Enter),
+        ],
+    );
     assert_eq!(fx, [Effect::SwitchProfile("staging".into())]);
-    let fx = apply(&mut s, [ch(':'), ch('p'), ch('r'), ch('o'), ch('f'), ch('i'), ch('l'), ch('e'), ch(' '), ch('z'), key(KeyCode::Enter)]);
+    let fx = apply(
+        &mut s,
+        [
+            ch(':'),
+            ch('p'),
+            ch('r'),
+            ch('o'),
+            ch('f'),
+            ch('i'),
+            ch('l'),
+            ch('e'),
+            ch(' '),
+            ch('z'),
+            key(KeyCode::Enter),
+        ],
+    );
     assert!(fx.is_empty());
     assert!(last_toast(&s).contains("no profile 'z'"));
-    let fx = apply(&mut s, [ch(':'), ch('t'), ch('h'), ch('e'), ch('m'), ch('e'), ch(' '), ch('l'), key(KeyCode::Tab), key(KeyCode::Enter)]);
+    let fx = apply(
+        &mut s,
+        [
+            ch(':'),
+            ch('t'),
+            ch('h'),
+            ch('e'),
+            ch('m'),
+            ch('e'),
+            ch(' '),
+            ch('l'),
+            key(KeyCode::Tab),
+            key(KeyCode::Enter),
+        ],
+    );
     assert_eq!(fx, [Effect::LoadTheme("light".into())]);
-    let fx = apply(&mut s, [ch(':'), ch('m'), ch('o'), key(KeyCode::Tab), key(KeyCode::Enter)]);
-    assert_eq!(fx, [Effect::SetMouse(true)], "mouse capture is off by default; :mouse toggles it");
+    let fx = apply(
+        &mut s,
+        [
+            ch(':'),
+            ch('m'),
+            ch('o'),
+            key(KeyCode::Tab),
+            key(KeyCode::Enter),
+        ],
+    );
+    assert_eq!(
+        fx,
+        [Effect::SetMouse(true)],
+        "mouse capture is off by default; :mouse toggles it"
+    );
     apply(&mut s, [Action::ProfileChanged(profile(true))]);
-    assert!(s.profile.read_only && s.connectors.all().is_empty(), "a new profile starts from scratch");
+    assert!(
+        s.profile.read_only && s.connectors.all().is_empty(),
+        "a new profile starts from scratch"
+    );
 }
 
 #[test]
 fn help_lists_the_keys_actually_bound() {
     let mut s = loaded_state(false, (80, 24));
-    s.keymap = Keymap::with_user("keymap.toml", "dead_letters = [ { on = \"t\", run = \"retry\", desc = \"Try again\" } ]").unwrap();
+    s.keymap = Keymap::with_user(
+        "keymap.toml",
+        "dead_letters = [ { on = \"t\", run = \"retry\", desc = \"Try again\" } ]",
+    )
+    .unwrap();
     apply(&mut s, [ch('5'), ch(' ')]);
     let fx = apply(&mut s, [ch('t')]);
-    assert_eq!(fx, [Effect::RetryDeadLetters(vec![1])], "a user binding works");
+    assert_eq!(
+        fx,
+        [Effect::RetryDeadLetters(vec![1])],
+        "a user binding works"
+    );
     apply(&mut s, [ch('?')]);
     assert!(matches!(s.modal, Some(Modal::Help { .. })));
-    let lines = syncdeck::console::views::help::entries(&s.keymap, syncdeck::console::keymap::KeyContext::DeadLetters);
-    assert!(lines.iter().any(|(keys, desc, _)| keys == "r, t" && desc.contains("Retry")), "{lines:?}");
-    assert!(lines.iter().any(|(keys, _, _)| keys == "space"), "{lines:?}");
+    let lines = syncdeck::console::views::help::entries(
+        &s.keymap,
+        syncdeck::console::keymap::KeyContext::DeadLetters,
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|(keys, desc, _)| keys == "r, t" && desc.contains("Retry")),
+        "{lines:?}"
+    );
+    assert!(
+        lines.iter().any(|(keys, _, _)| keys == "space"),
+        "{lines:?}"
+    );
     apply(&mut s, [key(KeyCode::Esc)]);
     assert!(s.modal.is_none());
 }
@@ -511,7 +858,14 @@ fn help_lists_the_keys_actually_bound() {
 fn mouse_wheel_moves_and_resize_redraws() {
     use crossterm::event::{KeyModifiers, MouseEvent, MouseEventKind};
     let mut s = loaded_state(false, (80, 24));
-    let wheel = |kind| Action::Mouse(MouseEvent { kind, column: 1, row: 5, modifiers: KeyModifiers::NONE });
+    let wheel = |kind| {
+        Action::Mouse(MouseEvent {
+            kind,
+            column: 1,
+            row: 5,
+            modifiers: KeyModifiers::NONE,
+        })
+    };
     apply(&mut s, [wheel(MouseEventKind::ScrollDown)]);
     assert_eq!(selected_connector(&s), "demo-generator");
     s.dirty = false;

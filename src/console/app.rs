@@ -40,8 +40,15 @@ pub enum ViewId {
 }
 
 impl ViewId {
-    pub const ALL: [ViewId; 7] =
-        [Self::Connectors, Self::Jobs, Self::Live, Self::Breaker, Self::DeadLetters, Self::Kibana, Self::Logs];
+    pub const ALL: [ViewId; 7] = [
+        Self::Connectors,
+        Self::Jobs,
+        Self::Live,
+        Self::Breaker,
+        Self::DeadLetters,
+        Self::Kibana,
+        Self::Logs,
+    ];
 
     pub fn index(&self) -> usize {
         Self::ALL.iter().position(|v| v == self).unwrap_or(0)
@@ -140,7 +147,12 @@ pub struct Fetched<T> {
 
 impl<T> Default for Fetched<T> {
     fn default() -> Self {
-        Self { value: None, at: None, error: None, loading: false }
+        Self {
+            value: None,
+            at: None,
+            error: None,
+            loading: false,
+        }
     }
 }
 
@@ -201,29 +213,52 @@ pub enum Screen {
 /// What a yes/no dialog confirms; the dialog words itself from it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConfirmAction {
-    DeleteConnector { id: String, name: String },
-    CancelJob { id: String, connector: String },
+    DeleteConnector {
+        id: String,
+        name: String,
+    },
+    CancelJob {
+        id: String,
+        connector: String,
+    },
     DropDeadLetters(Vec<i64>),
     RetryDeadLetters(Vec<i64>),
-    DeleteKibana { id: String, name: String },
+    DeleteKibana {
+        id: String,
+        name: String,
+    },
     /// Leave the editor with unsaved changes (and then quit, when `quit`).
-    DiscardEdits { quit: bool },
+    DiscardEdits {
+        quit: bool,
+    },
     /// Quit while syncs run on this process's engine (they are suspended).
-    QuitWhileSyncing { jobs: usize },
+    QuitWhileSyncing {
+        jobs: usize,
+    },
 }
 
 impl ConfirmAction {
     pub fn question(&self) -> String {
         match self {
-            Self::DeleteConnector { id, name } => format!("Delete connector '{name}' ({id})? Its documents stay in the index."),
+            Self::DeleteConnector { id, name } => {
+                format!("Delete connector '{name}' ({id})? Its documents stay in the index.")
+            }
             Self::CancelJob { id, connector } => format!("Cancel sync job {id} of '{connector}'?"),
-            Self::DropDeadLetters(ids) if ids.len() == 1 => format!("Drop dead letter {}? The document leaves the queue for good.", ids[0]),
-            Self::DropDeadLetters(ids) => format!("Drop {} dead letters? The documents leave the queue for good.", ids.len()),
+            Self::DropDeadLetters(ids) if ids.len() == 1 => format!(
+                "Drop dead letter {}? The document leaves the queue for good.",
+                ids[0]
+            ),
+            Self::DropDeadLetters(ids) => format!(
+                "Drop {} dead letters? The documents leave the queue for good.",
+                ids.len()
+            ),
             Self::RetryDeadLetters(ids) => format!("Retry {} dead letters now?", ids.len()),
             Self::DeleteKibana { id, name } => format!("Delete Kibana connector '{name}' ({id})?"),
             Self::DiscardEdits { .. } => "Discard the unsaved configuration changes?".to_string(),
             Self::QuitWhileSyncing { jobs } => {
-                format!("{jobs} sync(s) run on this console's engine; quitting suspends them. Quit?")
+                format!(
+                    "{jobs} sync(s) run on this console's engine; quitting suspends them. Quit?"
+                )
             }
         }
     }
@@ -245,7 +280,9 @@ pub struct CommandLineState {
 /// Dialogs drawn over everything; they take the keys while open.
 #[derive(Clone)]
 pub enum Modal {
-    Help { scroll: u16 },
+    Help {
+        scroll: u16,
+    },
     Confirm(ConfirmAction),
     CommandLine(CommandLineState),
     /// `/` typing into the current table's filter.
@@ -300,7 +337,12 @@ pub struct JobsFilter {
 
 impl JobsFilter {
     pub fn query(&self) -> SyncJobQuery {
-        SyncJobQuery { size: Some(JOBS_PAGE), status: self.status, connector_id: self.connector.clone(), ..Default::default() }
+        SyncJobQuery {
+            size: Some(JOBS_PAGE),
+            status: self.status,
+            connector_id: self.connector.clone(),
+            ..Default::default()
+        }
     }
 }
 
@@ -360,7 +402,11 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(init: Init) -> Self {
-        let view = if init.settings.attach.is_some() { ViewId::Live } else { ViewId::Connectors };
+        let view = if init.settings.attach.is_some() {
+            ViewId::Live
+        } else {
+            ViewId::Connectors
+        };
         Self {
             now: init.now,
             size: init.size,
@@ -439,7 +485,11 @@ impl AppState {
 
     /// Syncs running on this process's engine.
     pub fn running_here(&self) -> usize {
-        self.live.local.iter().filter(|s| !s.phase.is_done()).count()
+        self.live
+            .local
+            .iter()
+            .filter(|s| !s.phase.is_done())
+            .count()
     }
 
     /// The key context the keys go to now.
@@ -473,8 +523,14 @@ pub enum Action {
     ClusterLoaded(Result<ClusterSummary, String>),
     KibanaStatusLoaded(Result<KibanaStatus, String>),
     ConnectorsLoaded(Result<Vec<Connector>, String>),
-    ConnectorDetailLoaded { id: String, result: Result<(Connector, Vec<SyncJob>), String> },
-    EditorLoaded { id: String, result: Result<Connector, String> },
+    ConnectorDetailLoaded {
+        id: String,
+        result: Result<(Connector, Vec<SyncJob>), String>,
+    },
+    EditorLoaded {
+        id: String,
+        result: Result<Connector, String>,
+    },
     JobsLoaded(Result<Vec<SyncJob>, String>),
     ActiveJobsLoaded(Result<Vec<SyncJob>, String>),
     LiveLoaded(Vec<ProgressSnapshot>),
@@ -483,21 +539,44 @@ pub enum Action {
     PoolLoaded(Result<Option<Vec<NodeRow>>, String>),
     DeadLettersLoaded(Result<(Vec<DeadLetter>, u64), String>),
     KibanaLoaded(Result<Vec<ActionConnector>, String>),
-    LogsLoaded { lines: Vec<String>, total: u64 },
-    SyncStarted { connector_id: String, job_id: String, run_here: bool },
+    LogsLoaded {
+        lines: Vec<String>,
+        total: u64,
+    },
+    SyncStarted {
+        connector_id: String,
+        job_id: String,
+        run_here: bool,
+    },
     /// A sync run here ended.
-    SyncFinished { job_id: String, summary: String, ok: bool },
+    SyncFinished {
+        job_id: String,
+        summary: String,
+        ok: bool,
+    },
     JobCanceled(String),
-    ConfigSaved { connector_id: String, result: Result<usize, String> },
+    ConfigSaved {
+        connector_id: String,
+        result: Result<usize, String>,
+    },
     ConnectorCreated(String),
     ConnectorDeleted(String),
-    DeadLettersRetried { succeeded: Vec<i64>, failed: Vec<(i64, String)> },
+    DeadLettersRetried {
+        succeeded: Vec<i64>,
+        failed: Vec<(i64, String)>,
+    },
     DeadLettersDropped(u64),
     KibanaCreated(String),
-    KibanaExecuted { id: String, result: Result<String, String> },
+    KibanaExecuted {
+        id: String,
+        result: Result<String, String>,
+    },
     KibanaDeleted(String),
     /// A mutation failed; `what` says which.
-    Failed { what: String, error: String },
+    Failed {
+        what: String,
+        error: String,
+    },
     ProfileChanged(ProfileInfo),
     ThemeChanged(String),
     Notify(ToastLevel, String),
@@ -546,7 +625,8 @@ fn on_tick(state: &mut AppState, now: Timestamp) -> Vec<Effect> {
         state.timers.refresh = Some(now);
         fx.extend(view_loads(state));
     }
-    let watching_live = matches!(state.view, ViewId::Live | ViewId::Breaker) && state.screens.is_empty();
+    let watching_live =
+        matches!(state.view, ViewId::Live | ViewId::Breaker) && state.screens.is_empty();
     let live_every = if watching_live { LIVE_POLL_MS } else { every };
     if due(state.timers.live, now, live_every) {
         state.timers.live = Some(now);
@@ -563,7 +643,9 @@ fn on_tick(state: &mut AppState, now: Timestamp) -> Vec<Effect> {
     }
     if state.view == ViewId::Logs && due(state.timers.logs, now, LIVE_POLL_MS) {
         state.timers.logs = Some(now);
-        fx.push(Effect::PollLogs { known_total: state.logs.total });
+        fx.push(Effect::PollLogs {
+            known_total: state.logs.total,
+        });
     }
     fx
 }
@@ -616,7 +698,9 @@ fn view_loads(state: &mut AppState) -> Vec<Effect> {
             state.kibana.loading = true;
             fx.push(Effect::LoadKibanaConnectors);
         }
-        ViewId::Logs => fx.push(Effect::PollLogs { known_total: state.logs.total }),
+        ViewId::Logs => fx.push(Effect::PollLogs {
+            known_total: state.logs.total,
+        }),
         _ => {}
     }
     fx
@@ -710,7 +794,11 @@ fn confirmed(state: &mut AppState, action: ConfirmAction) -> Vec<Effect> {
         ConfirmAction::DeleteKibana { id, .. } => vec![Effect::KibanaDelete(id)],
         ConfirmAction::DiscardEdits { quit } => {
             state.screens.pop();
-            if quit { request_quit(state) } else { Vec::new() }
+            if quit {
+                request_quit(state)
+            } else {
+                Vec::new()
+            }
         }
         ConfirmAction::QuitWhileSyncing { .. } => {
             state.quit = true;
@@ -733,7 +821,11 @@ fn text_edit(input: &mut String, key: &KeyEvent) -> bool {
             input.truncate(cut);
             changed
         }
-        KeyCode::Char(c) if !key.modifiers.intersects(KeyModifiers::CONTROL | KeyModifiers::ALT) => {
+        KeyCode::Char(c)
+            if !key
+                .modifiers
+                .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT) =>
+        {
             input.push(c);
             true
         }
@@ -748,7 +840,11 @@ fn command_key(state: &mut AppState, key: KeyEvent, mut line: CommandLineState) 
         KeyCode::Esc => return Vec::new(),
         KeyCode::Enter => return run_console_command(state, &line.input),
         KeyCode::Tab => {
-            let (text, candidates) = command::complete(&line.input, &state.settings.profiles, &state.settings.themes);
+            let (text, candidates) = command::complete(
+                &line.input,
+                &state.settings.profiles,
+                &state.settings.themes,
+            );
             line.input = text;
             line.candidates = candidates;
         }
@@ -756,9 +852,16 @@ fn command_key(state: &mut AppState, key: KeyEvent, mut line: CommandLineState) 
         _ => {
             if text_edit(&mut line.input, &key) {
                 line.error = None;
-                line.candidates = command::candidates(&line.input, &state.settings.profiles, &state.settings.themes);
+                line.candidates = command::candidates(
+                    &line.input,
+                    &state.settings.profiles,
+                    &state.settings.themes,
+                );
             } else if KeyChord::from_event(&key).is_chord()
-                && state.keymap.lookup_in(KeyContext::Global, KeyChord::from_event(&key)) == Some(Command::Quit)
+                && state
+                    .keymap
+                    .lookup_in(KeyContext::Global, KeyChord::from_event(&key))
+                    == Some(Command::Quit)
             {
                 return request_quit(state);
             }
@@ -779,26 +882,49 @@ fn run_console_command(state: &mut AppState, input: &str) -> Vec<Effect> {
         Ok(ConsoleCommand::Refresh) => refresh_now(state),
         Ok(ConsoleCommand::Profile(name)) => {
             if !state.settings.profiles.contains(&name) {
-                toast(state, ToastLevel::Warn, format!("no profile '{name}' (known: {})", state.settings.profiles.join(", ")));
+                toast(
+                    state,
+                    ToastLevel::Warn,
+                    format!(
+                        "no profile '{name}' (known: {})",
+                        state.settings.profiles.join(", ")
+                    ),
+                );
                 return Vec::new();
             }
             if state.editor().is_some_and(ConfigEditor::is_dirty) {
-                toast(state, ToastLevel::Warn, "save or discard the configuration changes first");
+                toast(
+                    state,
+                    ToastLevel::Warn,
+                    "save or discard the configuration changes first",
+                );
                 return Vec::new();
             }
-            toast(state, ToastLevel::Info, format!("switching to profile '{name}'…"));
+            toast(
+                state,
+                ToastLevel::Info,
+                format!("switching to profile '{name}'…"),
+            );
             vec![Effect::SwitchProfile(name)]
         }
         Ok(ConsoleCommand::Theme(name)) => vec![Effect::LoadTheme(name)],
         Ok(ConsoleCommand::Mouse(on)) => {
             let on = on.unwrap_or(!state.settings.mouse);
             state.settings.mouse = on;
-            let text = if on { "mouse on: the wheel scrolls (hold shift to select text)" } else { "mouse off: the terminal selects text" };
+            let text = if on {
+                "mouse on: the wheel scrolls (hold shift to select text)"
+            } else {
+                "mouse off: the terminal selects text"
+            };
             toast(state, ToastLevel::Info, text);
             vec![Effect::SetMouse(on)]
         }
         Err(message) => {
-            state.modal = Some(Modal::CommandLine(CommandLineState { input: input.to_string(), candidates: Vec::new(), error: Some(message) }));
+            state.modal = Some(Modal::CommandLine(CommandLineState {
+                input: input.to_string(),
+                candidates: Vec::new(),
+                error: Some(message),
+            }));
             Vec::new()
         }
     }
@@ -823,7 +949,10 @@ fn filter_key(state: &mut AppState, key: KeyEvent) -> Vec<Effect> {
             if text_edit(&mut text, &key) {
                 set_filter(state, &text);
             } else if KeyChord::from_event(&key).is_chord()
-                && state.keymap.lookup_in(KeyContext::Global, KeyChord::from_event(&key)) == Some(Command::Quit)
+                && state
+                    .keymap
+                    .lookup_in(KeyContext::Global, KeyChord::from_event(&key))
+                    == Some(Command::Quit)
             {
                 return request_quit(state);
             }
@@ -850,8 +979,12 @@ fn form_key(state: &mut AppState, key: KeyEvent, mut form: Box<Form>) -> Vec<Eff
             form.move_focus(-1);
         }
         Some(Command::Save) => return submit_form(state, form),
-        _ if key.code == KeyCode::Enter && !form.focus_is_multiline() => return submit_form(state, form),
-        _ if chord.is_chord() && state.keymap.lookup_in(KeyContext::Global, chord) == Some(Command::Quit) => {
+        _ if key.code == KeyCode::Enter && !form.focus_is_multiline() => {
+            return submit_form(state, form);
+        }
+        _ if chord.is_chord()
+            && state.keymap.lookup_in(KeyContext::Global, chord) == Some(Command::Quit) =>
+        {
             return request_quit(state);
         }
         _ => {
@@ -869,10 +1002,18 @@ fn submit_form(state: &mut AppState, mut form: Box<Form>) -> Vec<Effect> {
     }
     let effect = match &form.purpose {
         FormPurpose::StartSync { connector_id, .. } => {
-            let job_type = if form.choice(0).as_deref() == Some("incremental") { JobType::Incremental } else { JobType::Full };
+            let job_type = if form.choice(0).as_deref() == Some("incremental") {
+                JobType::Incremental
+            } else {
+                JobType::Full
+            };
             let run_here = form.choice(1).as_deref() != Some("queue");
             // Starting is quick; the dialog closes at once and a toast reports.
-            return vec![Effect::StartSync { connector_id: connector_id.clone(), job_type, run_here }];
+            return vec![Effect::StartSync {
+                connector_id: connector_id.clone(),
+                job_type,
+                run_here,
+            }];
         }
         FormPurpose::NewConnector => {
             let index = form.text(3);
@@ -896,16 +1037,32 @@ fn submit_form(state: &mut AppState, mut form: Box<Form>) -> Vec<Effect> {
             if name.is_empty() || index.is_empty() {
                 Err("name and index are both needed".to_string())
             } else {
-                Ok(Effect::KibanaCreateIndex { name, index, refresh: form.toggle(2) })
+                Ok(Effect::KibanaCreateIndex {
+                    name,
+                    index,
+                    refresh: form.toggle(2),
+                })
             }
         }
-        FormPurpose::KibanaExecute { id, .. } => match serde_json::from_str::<serde_json::Value>(&form.text(0)) {
-            Ok(doc) if doc.is_object() || doc.as_array().is_some_and(|a| !a.is_empty() && a.iter().all(|d| d.is_object())) => {
-                Ok(Effect::KibanaExecute { id: id.clone(), documents: doc })
+        FormPurpose::KibanaExecute { id, .. } => {
+            match serde_json::from_str::<serde_json::Value>(&form.text(0)) {
+                Ok(doc)
+                    if doc.is_object()
+                        || doc
+                            .as_array()
+                            .is_some_and(|a| !a.is_empty() && a.iter().all(|d| d.is_object())) =>
+                {
+                    Ok(Effect::KibanaExecute {
+                        id: id.clone(),
+                        documents: doc,
+                    })
+                }
+                Ok(_) => {
+                    Err("the document must be a JSON object, or an array of objects".to_string())
+                }
+                Err(e) => Err(format!("not JSON: {e}")),
             }
-            Ok(_) => Err("the document must be a JSON object, or an array of objects".to_string()),
-            Err(e) => Err(format!("not JSON: {e}")),
-        },
+        }
     };
     match effect {
         Ok(effect) => {
@@ -932,7 +1089,10 @@ fn editor_key(state: &mut AppState, key: KeyEvent) -> Vec<Effect> {
         command = None;
     }
     if command.is_none() && chord.is_chord() {
-        command = state.keymap.lookup_in(KeyContext::Global, chord).filter(|c| matches!(c, Command::Quit | Command::Help));
+        command = state
+            .keymap
+            .lookup_in(KeyContext::Global, chord)
+            .filter(|c| matches!(c, Command::Quit | Command::Help));
     }
     state.dirty = true;
     match command {
@@ -965,7 +1125,11 @@ fn editor_key(state: &mut AppState, key: KeyEvent) -> Vec<Effect> {
             if let Some(e) = state.editor_mut()
                 && !e.toggle_reveal()
             {
-                toast(state, ToastLevel::Info, "only sensitive text fields can be revealed");
+                toast(
+                    state,
+                    ToastLevel::Info,
+                    "only sensitive text fields can be revealed",
+                );
             }
             Vec::new()
         }
@@ -975,13 +1139,23 @@ fn editor_key(state: &mut AppState, key: KeyEvent) -> Vec<Effect> {
             if key.code == KeyCode::Enter
                 && let Some(e) = state.editor_mut()
                 && !e.focus_is_multiline()
-                && !matches!(e.fields.get(e.focus).map(|f| &f.input), Some(super::editor::FieldInput::Toggle(_)))
+                && !matches!(
+                    e.fields.get(e.focus).map(|f| &f.input),
+                    Some(super::editor::FieldInput::Toggle(_))
+                )
             {
                 e.move_focus(1);
                 return Vec::new();
             }
             if state.profile.read_only {
-                toast(state, ToastLevel::Warn, format!("profile '{}' is read-only: the configuration cannot be changed", state.profile.name));
+                toast(
+                    state,
+                    ToastLevel::Warn,
+                    format!(
+                        "profile '{}' is read-only: the configuration cannot be changed",
+                        state.profile.name
+                    ),
+                );
                 return Vec::new();
             }
             if let Some(e) = state.editor_mut() {
@@ -994,7 +1168,11 @@ fn editor_key(state: &mut AppState, key: KeyEvent) -> Vec<Effect> {
 
 fn save_editor(state: &mut AppState) -> Vec<Effect> {
     if state.profile.read_only {
-        toast(state, ToastLevel::Warn, format!("refused: profile '{}' is read-only", state.profile.name));
+        toast(
+            state,
+            ToastLevel::Warn,
+            format!("refused: profile '{}' is read-only", state.profile.name),
+        );
         return Vec::new();
     }
     let Some(editor) = state.editor() else {
@@ -1006,7 +1184,11 @@ fn save_editor(state: &mut AppState) -> Vec<Effect> {
     match editor.prepare_save() {
         Err(problems) => {
             let first = problems.first().cloned().unwrap_or_default();
-            toast(state, ToastLevel::Warn, format!("not saved: {} problem(s); {first}", problems.len()));
+            toast(
+                state,
+                ToastLevel::Warn,
+                format!("not saved: {} problem(s); {first}", problems.len()),
+            );
             Vec::new()
         }
         Ok(values) if values.is_empty() => {
@@ -1018,7 +1200,10 @@ fn save_editor(state: &mut AppState) -> Vec<Effect> {
             if let Some(e) = state.editor_mut() {
                 e.saving = true;
             }
-            vec![Effect::SaveConfig { connector_id, values }]
+            vec![Effect::SaveConfig {
+                connector_id,
+                values,
+            }]
         }
     }
 }
@@ -1067,7 +1252,11 @@ fn on_mouse(state: &mut AppState, m: MouseEvent) -> Vec<Effect> {
 /// Runs one command of the keymap.
 pub fn run_command(state: &mut AppState, command: Command) -> Vec<Effect> {
     if command.is_mutating() && state.profile.read_only {
-        toast(state, ToastLevel::Warn, format!("refused: profile '{}' is read-only", state.profile.name));
+        toast(
+            state,
+            ToastLevel::Warn,
+            format!("refused: profile '{}' is read-only", state.profile.name),
+        );
         return Vec::new();
     }
     state.dirty = true;
@@ -1086,7 +1275,11 @@ pub fn run_command(state: &mut AppState, command: Command) -> Vec<Effect> {
                 state.screens.clear();
                 state.modal = Some(Modal::Filter);
             } else {
-                toast(state, ToastLevel::Info, format!("the {} view has no table to filter", state.view.title()));
+                toast(
+                    state,
+                    ToastLevel::Info,
+                    format!("the {} view has no table to filter", state.view.title()),
+                );
             }
             Vec::new()
         }
@@ -1099,7 +1292,12 @@ pub fn run_command(state: &mut AppState, command: Command) -> Vec<Effect> {
         Command::ViewDeadLetters => switch_view(state, ViewId::DeadLetters),
         Command::ViewKibana => switch_view(state, ViewId::Kibana),
         Command::ViewLogs => switch_view(state, ViewId::Logs),
-        Command::Up | Command::Down | Command::PageUp | Command::PageDown | Command::Top | Command::Bottom => {
+        Command::Up
+        | Command::Down
+        | Command::PageUp
+        | Command::PageDown
+        | Command::Top
+        | Command::Bottom => {
             nav(state, command);
             Vec::new()
         }
@@ -1164,7 +1362,14 @@ pub fn run_command(state: &mut AppState, command: Command) -> Vec<Effect> {
             }
             if let Some(k) = state.kibana.selected() {
                 if k.connector_type_id != crate::kibana::model::INDEX_CONNECTOR_TYPE {
-                    toast(state, ToastLevel::Info, format!("only .index connectors can be executed here ('{}' is {})", k.name, k.connector_type_id));
+                    toast(
+                        state,
+                        ToastLevel::Info,
+                        format!(
+                            "only .index connectors can be executed here ('{}' is {})",
+                            k.name, k.connector_type_id
+                        ),
+                    );
                     return Vec::new();
                 }
                 let form = Form::kibana_execute(&k.id, &k.name);
@@ -1172,13 +1377,22 @@ pub fn run_command(state: &mut AppState, command: Command) -> Vec<Effect> {
             }
             Vec::new()
         }
-        Command::NextField | Command::PrevField | Command::Save | Command::Reveal | Command::Confirm | Command::Unbind => Vec::new(),
+        Command::NextField
+        | Command::PrevField
+        | Command::Save
+        | Command::Reveal
+        | Command::Confirm
+        | Command::Unbind => Vec::new(),
     }
 }
 
 fn request_quit(state: &mut AppState) -> Vec<Effect> {
     state.dirty = true;
-    if state.screens.iter().any(|s| matches!(s, Screen::Editor(e) if e.is_dirty())) {
+    if state
+        .screens
+        .iter()
+        .any(|s| matches!(s, Screen::Editor(e) if e.is_dirty()))
+    {
         // Bring the dirty editor to the top so the question is about what is on screen.
         while !matches!(state.screens.last(), Some(Screen::Editor(e)) if e.is_dirty()) {
             state.screens.pop();
@@ -1198,17 +1412,29 @@ fn request_quit(state: &mut AppState) -> Vec<Effect> {
 /// Switches the main view; loads its data when it is older than a refresh.
 pub fn switch_view(state: &mut AppState, view: ViewId) -> Vec<Effect> {
     if state.editor().is_some_and(ConfigEditor::is_dirty) {
-        toast(state, ToastLevel::Warn, "save (ctrl-s) or discard (esc) the configuration changes first");
+        toast(
+            state,
+            ToastLevel::Warn,
+            "save (ctrl-s) or discard (esc) the configuration changes first",
+        );
         return Vec::new();
     }
     state.dirty = true;
     state.screens.clear();
     state.view = view;
     let fresh = match view {
-        ViewId::Connectors => !state.connectors.is_stale(state.now, state.settings.refresh_ms / 1000),
-        ViewId::Jobs => !state.jobs.is_stale(state.now, state.settings.refresh_ms / 1000),
-        ViewId::DeadLetters => !state.dead_letters.is_stale(state.now, state.settings.refresh_ms / 1000),
-        ViewId::Kibana => !state.kibana.is_stale(state.now, state.settings.refresh_ms / 1000),
+        ViewId::Connectors => !state
+            .connectors
+            .is_stale(state.now, state.settings.refresh_ms / 1000),
+        ViewId::Jobs => !state
+            .jobs
+            .is_stale(state.now, state.settings.refresh_ms / 1000),
+        ViewId::DeadLetters => !state
+            .dead_letters
+            .is_stale(state.now, state.settings.refresh_ms / 1000),
+        ViewId::Kibana => !state
+            .kibana
+            .is_stale(state.now, state.settings.refresh_ms / 1000),
         _ => false,
     };
     let mut fx = if fresh { Vec::new() } else { view_loads(state) };
@@ -1228,7 +1454,10 @@ fn refresh_now(state: &mut AppState) -> Vec<Effect> {
 }
 
 fn has_filter(state: &AppState) -> bool {
-    matches!(state.view, ViewId::Connectors | ViewId::Jobs | ViewId::DeadLetters | ViewId::Kibana | ViewId::Logs)
+    matches!(
+        state.view,
+        ViewId::Connectors | ViewId::Jobs | ViewId::DeadLetters | ViewId::Kibana | ViewId::Logs
+    )
 }
 
 /// The filter text of the current view.
@@ -1292,7 +1521,8 @@ fn nav(state: &mut AppState, command: Command) {
             d.scroll = scroll(d.scroll, command, page);
             return;
         }
-        Some(Screen::JobDetail { scroll: s, .. }) | Some(Screen::DeadLetterDetail { scroll: s, .. }) => {
+        Some(Screen::JobDetail { scroll: s, .. })
+        | Some(Screen::DeadLetterDetail { scroll: s, .. }) => {
             *s = scroll(*s, command, page);
             return;
         }
@@ -1345,7 +1575,15 @@ fn open_detail(state: &mut AppState) -> Vec<Effect> {
                 return Vec::new();
             };
             let connector = state.connectors.selected().cloned();
-            state.screens.push(Screen::ConnectorDetail(Box::new(ConnectorDetail { id: id.clone(), connector, jobs: Vec::new(), error: None, scroll: 0 })));
+            state
+                .screens
+                .push(Screen::ConnectorDetail(Box::new(ConnectorDetail {
+                    id: id.clone(),
+                    connector,
+                    jobs: Vec::new(),
+                    error: None,
+                    scroll: 0,
+                })));
             vec![Effect::LoadConnectorDetail(id)]
         }
         ViewId::Jobs => {
@@ -1356,7 +1594,9 @@ fn open_detail(state: &mut AppState) -> Vec<Effect> {
         }
         ViewId::DeadLetters => {
             if let Some(id) = state.dead_letters.selected().map(|d| d.id) {
-                state.screens.push(Screen::DeadLetterDetail { id, scroll: 0 });
+                state
+                    .screens
+                    .push(Screen::DeadLetterDetail { id, scroll: 0 });
             }
             Vec::new()
         }
@@ -1384,18 +1624,36 @@ fn copy(state: &mut AppState) -> Vec<Effect> {
         (Some(Screen::Editor(e)), _) => Some(e.connector_id.clone()),
         (None, ViewId::Connectors) => state.connectors.selected().map(|c| c.id.clone()),
         (None, ViewId::Jobs) => state.jobs.selected().map(|j| j.id.clone()),
-        (None, ViewId::Live | ViewId::Breaker) => state.live_selected().map(|r| r.job_id.to_string()),
-        (None, ViewId::DeadLetters) => state.dead_letters.selected().map(|d| d.id).and_then(|id| dead_letter_document(state, id)),
+        (None, ViewId::Live | ViewId::Breaker) => {
+            state.live_selected().map(|r| r.job_id.to_string())
+        }
+        (None, ViewId::DeadLetters) => state
+            .dead_letters
+            .selected()
+            .map(|d| d.id)
+            .and_then(|id| dead_letter_document(state, id)),
         (None, ViewId::Kibana) => state.kibana.selected().map(|k| k.id.clone()),
         (None, ViewId::Logs) => {
             let lines = state.logs.visible();
-            lines.len().checked_sub(1 + state.logs.scroll_back).and_then(|i| lines.get(i)).map(|l| l.to_string())
+            lines
+                .len()
+                .checked_sub(1 + state.logs.scroll_back)
+                .and_then(|i| lines.get(i))
+                .map(|l| l.to_string())
         }
     };
     match text {
         Some(text) => {
-            let what = if text.len() > 60 { format!("{} bytes", text.len()) } else { format!("'{text}'") };
-            toast(state, ToastLevel::Info, format!("copied {what} to the clipboard"));
+            let what = if text.len() > 60 {
+                format!("{} bytes", text.len())
+            } else {
+                format!("'{text}'")
+            };
+            toast(
+                state,
+                ToastLevel::Info,
+                format!("copied {what} to the clipboard"),
+            );
             vec![Effect::Copy(text)]
         }
         None => {
@@ -1425,10 +1683,18 @@ fn start_sync(state: &mut AppState) -> Vec<Effect> {
         return Vec::new();
     };
     if c.index_name.as_deref().is_none_or(str::is_empty) {
-        toast(state, ToastLevel::Warn, format!("connector '{}' has no index name", c.id));
+        toast(
+            state,
+            ToastLevel::Warn,
+            format!("connector '{}' has no index name", c.id),
+        );
         return Vec::new();
     }
-    let name = if c.name.is_empty() { c.id.clone() } else { c.name.clone() };
+    let name = if c.name.is_empty() {
+        c.id.clone()
+    } else {
+        c.name.clone()
+    };
     let form = Form::start_sync(&c.id, &name, state.profile.can_queue());
     state.modal = Some(Modal::Form(Box::new(form)));
     Vec::new()
@@ -1437,7 +1703,11 @@ fn start_sync(state: &mut AppState) -> Vec<Effect> {
 fn edit_config(state: &mut AppState) -> Vec<Effect> {
     match target_connector(state) {
         Some(c) => {
-            toast(state, ToastLevel::Info, format!("opening the configuration of '{}'…", c.id));
+            toast(
+                state,
+                ToastLevel::Info,
+                format!("opening the configuration of '{}'…", c.id),
+            );
             vec![Effect::LoadConnectorForEdit(c.id)]
         }
         None => Vec::new(),
@@ -1450,12 +1720,20 @@ fn new_item(state: &mut AppState) -> Vec<Effect> {
     }
     let form = match state.view {
         ViewId::Connectors => {
-            let types: Vec<(String, String)> = state.service_types.iter().map(|t| (t.service_type.clone(), t.name.clone())).collect();
+            let types: Vec<(String, String)> = state
+                .service_types
+                .iter()
+                .map(|t| (t.service_type.clone(), t.name.clone()))
+                .collect();
             Form::new_connector(&types)
         }
         ViewId::Kibana if state.profile.has_kibana => Form::kibana_create(),
         ViewId::Kibana => {
-            toast(state, ToastLevel::Info, format!("profile '{}' has no Kibana", state.profile.name));
+            toast(
+                state,
+                ToastLevel::Info,
+                format!("profile '{}' has no Kibana", state.profile.name),
+            );
             return Vec::new();
         }
         _ => return Vec::new(),
@@ -1466,9 +1744,18 @@ fn new_item(state: &mut AppState) -> Vec<Effect> {
 
 fn delete_item(state: &mut AppState) -> Vec<Effect> {
     let action = match state.view {
-        ViewId::Connectors => target_connector(state).map(|c| ConfirmAction::DeleteConnector { name: c.name.clone(), id: c.id }),
+        ViewId::Connectors => target_connector(state).map(|c| ConfirmAction::DeleteConnector {
+            name: c.name.clone(),
+            id: c.id,
+        }),
         ViewId::Kibana if state.screens.is_empty() => {
-            state.kibana.selected().map(|k| ConfirmAction::DeleteKibana { id: k.id.clone(), name: k.name.clone() })
+            state
+                .kibana
+                .selected()
+                .map(|k| ConfirmAction::DeleteKibana {
+                    id: k.id.clone(),
+                    name: k.name.clone(),
+                })
         }
         _ => None,
     };
@@ -1480,16 +1767,37 @@ fn delete_item(state: &mut AppState) -> Vec<Effect> {
 
 fn cancel_job(state: &mut AppState) -> Vec<Effect> {
     let target = match (state.screens.last(), state.view) {
-        (Some(Screen::JobDetail { id, .. }), _) => state.jobs.all().iter().find(|j| j.id == *id).map(|j| (j.id.clone(), j.connector.id.clone(), Some(j.status))),
-        (None, ViewId::Jobs) => state.jobs.selected().map(|j| (j.id.clone(), j.connector.id.clone(), Some(j.status))),
-        (None, ViewId::Live) => state.live_selected().map(|r| (r.job_id.to_string(), r.connector_id.to_string(), r.job.map(|j| j.status))),
+        (Some(Screen::JobDetail { id, .. }), _) => state
+            .jobs
+            .all()
+            .iter()
+            .find(|j| j.id == *id)
+            .map(|j| (j.id.clone(), j.connector.id.clone(), Some(j.status))),
+        (None, ViewId::Jobs) => state
+            .jobs
+            .selected()
+            .map(|j| (j.id.clone(), j.connector.id.clone(), Some(j.status))),
+        (None, ViewId::Live) => state.live_selected().map(|r| {
+            (
+                r.job_id.to_string(),
+                r.connector_id.to_string(),
+                r.job.map(|j| j.status),
+            )
+        }),
         _ => None,
     };
     let Some((id, connector, status)) = target else {
         return Vec::new();
     };
     if status.is_some_and(|s| s.is_terminal() || s == JobStatus::Canceling) {
-        toast(state, ToastLevel::Info, format!("job {id} is already {}", status.map(|s| s.as_str()).unwrap_or_default()));
+        toast(
+            state,
+            ToastLevel::Info,
+            format!(
+                "job {id} is already {}",
+                status.map(|s| s.as_str()).unwrap_or_default()
+            ),
+        );
         return Vec::new();
     }
     state.modal = Some(Modal::Confirm(ConfirmAction::CancelJob { id, connector }));
@@ -1500,7 +1808,11 @@ fn cycle_status_filter(state: &mut AppState) -> Vec<Effect> {
     let all = JobStatus::ALL;
     state.jobs_filter.status = match state.jobs_filter.status {
         None => all.first().copied(),
-        Some(s) => all.iter().position(|x| *x == s).and_then(|i| all.get(i + 1)).copied(),
+        Some(s) => all
+            .iter()
+            .position(|x| *x == s)
+            .and_then(|i| all.get(i + 1))
+            .copied(),
     };
     reload_jobs(state)
 }
@@ -1530,16 +1842,28 @@ fn dead_letter_selection(state: &AppState) -> Vec<i64> {
     if !state.marked.is_empty() {
         return state.marked.iter().copied().collect();
     }
-    state.dead_letters.selected().map(|d| vec![d.id]).unwrap_or_default()
+    state
+        .dead_letters
+        .selected()
+        .map(|d| vec![d.id])
+        .unwrap_or_default()
 }
 
 fn start_retry(state: &mut AppState, ids: Vec<i64>) -> Vec<Effect> {
     if state.dlq_busy {
-        toast(state, ToastLevel::Info, "a retry or drop is already running");
+        toast(
+            state,
+            ToastLevel::Info,
+            "a retry or drop is already running",
+        );
         return Vec::new();
     }
     state.dlq_busy = true;
-    toast(state, ToastLevel::Info, format!("retrying {} dead letter(s)…", ids.len()));
+    toast(
+        state,
+        ToastLevel::Info,
+        format!("retrying {} dead letter(s)…", ids.len()),
+    );
     vec![Effect::RetryDeadLetters(ids)]
 }
 
@@ -1558,18 +1882,31 @@ fn on_result(state: &mut AppState, action: Action) -> Vec<Effect> {
             load_table(state, |s| &mut s.connectors, result, "connectors");
         }
         Action::JobsLoaded(result) => load_table(state, |s| &mut s.jobs, result, "sync jobs"),
-        Action::KibanaLoaded(result) => load_table(state, |s| &mut s.kibana, result, "Kibana connectors"),
+        Action::KibanaLoaded(result) => {
+            load_table(state, |s| &mut s.kibana, result, "Kibana connectors")
+        }
         Action::DeadLettersLoaded(result) => {
             let total = result.as_ref().map(|(_, t)| *t).ok();
-            load_table(state, |s| &mut s.dead_letters, result.map(|(rows, _)| rows), "dead letters");
+            load_table(
+                state,
+                |s| &mut s.dead_letters,
+                result.map(|(rows, _)| rows),
+                "dead letters",
+            );
             if let Some(total) = total {
                 state.dlq_total = total;
-                let present: BTreeSet<i64> = state.dead_letters.all().iter().map(|d| d.id).collect();
+                let present: BTreeSet<i64> =
+                    state.dead_letters.all().iter().map(|d| d.id).collect();
                 state.marked.retain(|id| present.contains(id));
             }
         }
         Action::ConnectorDetailLoaded { id, result } => {
-            if let Some(Screen::ConnectorDetail(d)) = state.screens.iter_mut().rev().find(|s| matches!(s, Screen::ConnectorDetail(d) if d.id == id)) {
+            if let Some(Screen::ConnectorDetail(d)) = state
+                .screens
+                .iter_mut()
+                .rev()
+                .find(|s| matches!(s, Screen::ConnectorDetail(d) if d.id == id))
+            {
                 match result {
                     Ok((connector, jobs)) => {
                         d.connector = Some(connector);
@@ -1584,13 +1921,23 @@ fn on_result(state: &mut AppState, action: Action) -> Vec<Effect> {
         Action::EditorLoaded { id, result } => match result {
             Ok(connector) => {
                 if connector.configuration.is_empty() {
-                    toast(state, ToastLevel::Info, format!("connector '{id}' has no configuration fields yet"));
+                    toast(
+                        state,
+                        ToastLevel::Info,
+                        format!("connector '{id}' has no configuration fields yet"),
+                    );
                     return Vec::new();
                 }
-                state.screens.push(Screen::Editor(Box::new(ConfigEditor::new(&connector))));
+                state
+                    .screens
+                    .push(Screen::Editor(Box::new(ConfigEditor::new(&connector))));
                 state.dirty = true;
             }
-            Err(e) => toast(state, ToastLevel::Error, format!("cannot open connector '{id}': {e}")),
+            Err(e) => toast(
+                state,
+                ToastLevel::Error,
+                format!("cannot open connector '{id}': {e}"),
+            ),
         },
         Action::ActiveJobsLoaded(result) => {
             let changed = state.live.active.set(result, now);
@@ -1629,34 +1976,67 @@ fn on_result(state: &mut AppState, action: Action) -> Vec<Effect> {
                 state.dirty = true;
             }
         }
-        Action::SyncStarted { connector_id, job_id, run_here } => {
+        Action::SyncStarted {
+            connector_id,
+            job_id,
+            run_here,
+        } => {
             if run_here {
-                toast(state, ToastLevel::Info, format!("sync job {job_id} of '{connector_id}' runs on this console's engine"));
+                toast(
+                    state,
+                    ToastLevel::Info,
+                    format!("sync job {job_id} of '{connector_id}' runs on this console's engine"),
+                );
                 let fx = switch_view(state, ViewId::Live);
                 state.live.selected_job = Some(job_id);
                 return fx;
             }
-            toast(state, ToastLevel::Info, format!("sync job {job_id} of '{connector_id}' queued for a connectors service"));
+            toast(
+                state,
+                ToastLevel::Info,
+                format!("sync job {job_id} of '{connector_id}' queued for a connectors service"),
+            );
             return refresh_now(state);
         }
         Action::SyncFinished { summary, ok, .. } => {
-            toast(state, if ok { ToastLevel::Info } else { ToastLevel::Warn }, summary);
+            toast(
+                state,
+                if ok {
+                    ToastLevel::Info
+                } else {
+                    ToastLevel::Warn
+                },
+                summary,
+            );
             let mut fx = vec![Effect::PollLive];
             fx.extend(refresh_now(state));
             return fx;
         }
         Action::JobCanceled(id) => {
-            toast(state, ToastLevel::Info, format!("cancel requested for sync job {id}"));
+            toast(
+                state,
+                ToastLevel::Info,
+                format!("cancel requested for sync job {id}"),
+            );
             return refresh_now(state);
         }
-        Action::ConfigSaved { connector_id, result } => {
-            let editor_open = state.editor().is_some_and(|e| e.connector_id == connector_id);
+        Action::ConfigSaved {
+            connector_id,
+            result,
+        } => {
+            let editor_open = state
+                .editor()
+                .is_some_and(|e| e.connector_id == connector_id);
             match result {
                 Ok(n) => {
                     if editor_open && let Some(e) = state.editor_mut() {
                         e.mark_saved();
                     }
-                    toast(state, ToastLevel::Info, format!("saved {n} value(s) of '{connector_id}'"));
+                    toast(
+                        state,
+                        ToastLevel::Info,
+                        format!("saved {n} value(s) of '{connector_id}'"),
+                    );
                 }
                 Err(error) => {
                     if editor_open && let Some(e) = state.editor_mut() {
@@ -1668,7 +2048,8 @@ fn on_result(state: &mut AppState, action: Action) -> Vec<Effect> {
             }
         }
         Action::ConnectorCreated(id) => {
-            if matches!(state.modal, Some(Modal::Form(ref f)) if f.purpose == FormPurpose::NewConnector) {
+            if matches!(state.modal, Some(Modal::Form(ref f)) if f.purpose == FormPurpose::NewConnector)
+            {
                 state.modal = None;
             }
             toast(state, ToastLevel::Info, format!("connector '{id}' created"));
@@ -1690,11 +2071,20 @@ fn on_result(state: &mut AppState, action: Action) -> Vec<Effect> {
             for id in &succeeded {
                 state.marked.remove(id);
             }
-            if matches!(state.screens.last(), Some(Screen::DeadLetterDetail { id, .. }) if succeeded.contains(id)) {
+            if matches!(state.screens.last(), Some(Screen::DeadLetterDetail { id, .. }) if succeeded.contains(id))
+            {
                 state.screens.pop();
             }
-            let level = if failed.is_empty() { ToastLevel::Info } else { ToastLevel::Warn };
-            let mut text = format!("{} indexed and removed, {} failed again", succeeded.len(), failed.len());
+            let level = if failed.is_empty() {
+                ToastLevel::Info
+            } else {
+                ToastLevel::Warn
+            };
+            let mut text = format!(
+                "{} indexed and removed, {} failed again",
+                succeeded.len(),
+                failed.len()
+            );
             if let Some((id, reason)) = failed.first() {
                 text.push_str(&format!(" ({id}: {})", super::format::first_line(reason)));
             }
@@ -1708,13 +2098,21 @@ fn on_result(state: &mut AppState, action: Action) -> Vec<Effect> {
                 state.screens.pop();
             }
             state.marked.clear();
-            toast(state, ToastLevel::Info, format!("{n} dead letter(s) dropped"));
+            toast(
+                state,
+                ToastLevel::Info,
+                format!("{n} dead letter(s) dropped"),
+            );
             state.dead_letters.loading = true;
             return vec![Effect::LoadDeadLetters];
         }
         Action::KibanaCreated(id) => {
             state.modal = None;
-            toast(state, ToastLevel::Info, format!("Kibana connector {id} created"));
+            toast(
+                state,
+                ToastLevel::Info,
+                format!("Kibana connector {id} created"),
+            );
             state.kibana.loading = true;
             return vec![Effect::LoadKibanaConnectors];
         }
@@ -1732,7 +2130,11 @@ fn on_result(state: &mut AppState, action: Action) -> Vec<Effect> {
             }
         },
         Action::KibanaDeleted(id) => {
-            toast(state, ToastLevel::Info, format!("Kibana connector {id} deleted"));
+            toast(
+                state,
+                ToastLevel::Info,
+                format!("Kibana connector {id} deleted"),
+            );
             state.kibana.loading = true;
             return vec![Effect::LoadKibanaConnectors];
         }
@@ -1757,7 +2159,11 @@ fn on_result(state: &mut AppState, action: Action) -> Vec<Effect> {
             state.settings.theme = name;
         }
         Action::Notify(level, text) => toast(state, level, text),
-        Action::Key(_) | Action::Paste(_) | Action::Mouse(_) | Action::Resize(..) | Action::Tick(_) => {}
+        Action::Key(_)
+        | Action::Paste(_)
+        | Action::Mouse(_)
+        | Action::Resize(..)
+        | Action::Tick(_) => {}
     }
     Vec::new()
 }
@@ -1857,7 +2263,10 @@ impl TableRow for DeadLetter {
         self.id.to_string()
     }
     fn haystack(&self) -> String {
-        format!("{} {} {} {} {} {}", self.connector_id, self.job_id, self.doc_id, self.error_type, self.index, self.reason)
+        format!(
+            "{} {} {} {} {} {}",
+            self.connector_id, self.job_id, self.doc_id, self.error_type, self.index, self.reason
+        )
     }
 }
 
@@ -1866,6 +2275,12 @@ impl TableRow for ActionConnector {
         self.id.clone()
     }
     fn haystack(&self) -> String {
-        format!("{} {} {} {}", self.name, self.id, self.connector_type_id, self.index_name().unwrap_or(""))
+        format!(
+            "{} {} {} {}",
+            self.name,
+            self.id,
+            self.connector_type_id,
+            self.index_name().unwrap_or("")
+        )
     }
 }

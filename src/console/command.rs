@@ -18,7 +18,20 @@ pub enum ConsoleCommand {
 
 /// The command words, with the views they open.
 pub const WORDS: &[&str] = &[
-    "connectors", "jobs", "live", "breaker", "dlq", "kibana", "logs", "profile", "theme", "mouse", "help", "refresh", "quit", "q",
+    "connectors",
+    "jobs",
+    "live",
+    "breaker",
+    "dlq",
+    "kibana",
+    "logs",
+    "profile",
+    "theme",
+    "mouse",
+    "help",
+    "refresh",
+    "quit",
+    "q",
 ];
 
 fn view_word(word: &str) -> Option<ViewId> {
@@ -49,13 +62,17 @@ pub fn parse(input: &str) -> Result<ConsoleCommand, String> {
         ("q" | "q!" | "quit" | "exit", _) => Ok(ConsoleCommand::Quit),
         ("help" | "h", _) => Ok(ConsoleCommand::Help),
         ("refresh" | "r", _) => Ok(ConsoleCommand::Refresh),
-        ("profile" | "ctx" | "context", Some(name)) => Ok(ConsoleCommand::Profile(name.to_string())),
+        ("profile" | "ctx" | "context", Some(name)) => {
+            Ok(ConsoleCommand::Profile(name.to_string()))
+        }
         ("theme", Some(name)) => Ok(ConsoleCommand::Theme(name.to_string())),
         ("mouse", None) => Ok(ConsoleCommand::Mouse(None)),
         ("mouse", Some("on")) => Ok(ConsoleCommand::Mouse(Some(true))),
         ("mouse", Some("off")) => Ok(ConsoleCommand::Mouse(Some(false))),
         ("mouse", Some(other)) => Err(format!("':mouse' takes on or off, not '{other}'")),
-        ("profile" | "ctx" | "context", None) => Err("':profile' needs a profile name (tab completes)".to_string()),
+        ("profile" | "ctx" | "context", None) => {
+            Err("':profile' needs a profile name (tab completes)".to_string())
+        }
         ("theme", None) => Err("':theme' needs a theme name (tab completes)".to_string()),
         _ => Err(format!("unknown command '{first}'")),
     }
@@ -67,7 +84,11 @@ pub fn candidates(input: &str, profiles: &[String], themes: &[String]) -> Vec<St
     let words: Vec<&str> = input.split_whitespace().collect();
     match (words.as_slice(), trailing_space) {
         ([], _) => WORDS.iter().map(|w| w.to_string()).collect(),
-        ([partial], false) => WORDS.iter().filter(|w| w.starts_with(&partial.to_ascii_lowercase())).map(|w| w.to_string()).collect(),
+        ([partial], false) => WORDS
+            .iter()
+            .filter(|w| w.starts_with(&partial.to_ascii_lowercase()))
+            .map(|w| w.to_string())
+            .collect(),
         ([cmd], true) | ([cmd, _], false) => {
             let partial = if trailing_space { "" } else { words[1] };
             let pool = match *cmd {
@@ -75,7 +96,10 @@ pub fn candidates(input: &str, profiles: &[String], themes: &[String]) -> Vec<St
                 "theme" => themes,
                 _ => return Vec::new(),
             };
-            pool.iter().filter(|p| p.starts_with(partial)).map(|p| format!("{cmd} {p}")).collect()
+            pool.iter()
+                .filter(|p| p.starts_with(partial))
+                .map(|p| format!("{cmd} {p}"))
+                .collect()
         }
         _ => Vec::new(),
     }
@@ -91,13 +115,26 @@ pub fn complete(input: &str, profiles: &[String], themes: &[String]) -> (String,
             let first = &many[0];
             let mut len = first.len();
             for other in &many[1..] {
-                len = len.min(first.bytes().zip(other.bytes()).take_while(|(a, b)| a == b).count());
+                len = len.min(
+                    first
+                        .bytes()
+                        .zip(other.bytes())
+                        .take_while(|(a, b)| a == b)
+                        .count(),
+                );
             }
             while !first.is_char_boundary(len) {
                 len -= 1;
             }
             let prefix = first[..len].to_string();
-            (if prefix.len() > input.trim_end().len() { prefix } else { input.to_string() }, found)
+            (
+                if prefix.len() > input.trim_end().len() {
+                    prefix
+                } else {
+                    input.to_string()
+                },
+                found,
+            )
         }
     }
 }
@@ -109,9 +146,18 @@ mod tests {
     #[test]
     fn parses_views_and_arguments() {
         assert_eq!(parse("jobs"), Ok(ConsoleCommand::View(ViewId::Jobs)));
-        assert_eq!(parse(" dlq "), Ok(ConsoleCommand::View(ViewId::DeadLetters)));
-        assert_eq!(parse("profile prod"), Ok(ConsoleCommand::Profile("prod".into())));
-        assert_eq!(parse("theme light"), Ok(ConsoleCommand::Theme("light".into())));
+        assert_eq!(
+            parse(" dlq "),
+            Ok(ConsoleCommand::View(ViewId::DeadLetters))
+        );
+        assert_eq!(
+            parse("profile prod"),
+            Ok(ConsoleCommand::Profile("prod".into()))
+        );
+        assert_eq!(
+            parse("theme light"),
+            Ok(ConsoleCommand::Theme("light".into()))
+        );
         assert_eq!(parse("q"), Ok(ConsoleCommand::Quit));
         assert_eq!(parse("mouse on"), Ok(ConsoleCommand::Mouse(Some(true))));
         assert!(parse("mouse maybe").unwrap_err().contains("'maybe'"));
@@ -121,13 +167,23 @@ mod tests {
 
     #[test]
     fn completes_commands_profiles_and_themes() {
-        let profiles = vec!["prod".to_string(), "staging".to_string(), "embedded".to_string()];
+        let profiles = vec![
+            "prod".to_string(),
+            "staging".to_string(),
+            "embedded".to_string(),
+        ];
         let themes = vec!["default".to_string(), "light".to_string()];
         assert_eq!(complete("br", &profiles, &themes).0, "breaker");
         assert_eq!(complete("l", &profiles, &themes).1, ["live", "logs"]);
         assert_eq!(complete("l", &profiles, &themes).0, "l");
-        assert_eq!(complete("profile s", &profiles, &themes).0, "profile staging");
-        assert_eq!(complete("theme ", &profiles, &themes).1, ["theme default", "theme light"]);
+        assert_eq!(
+            complete("profile s", &profiles, &themes).0,
+            "profile staging"
+        );
+        assert_eq!(
+            complete("theme ", &profiles, &themes).1,
+            ["theme default", "theme light"]
+        );
         assert_eq!(complete("pro", &profiles, &themes).0, "profile");
     }
 }

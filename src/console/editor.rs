@@ -5,7 +5,10 @@
 //! shows one field until the cursor leaves it. No I/O; no `Debug` that could print a value.
 
 use crate::model::validate::{parse_input, validate_field, validate_update};
-use crate::model::{ConfigField, Configuration, Connector, DisplayType, FieldType, SelectOption, is_empty_value, loosely_equal, value_text};
+use crate::model::{
+    ConfigField, Configuration, Connector, DisplayType, FieldType, SelectOption, is_empty_value,
+    loosely_equal, value_text,
+};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui_textarea::TextArea;
 use serde_json::{Map, Value};
@@ -24,7 +27,10 @@ pub enum FieldInput {
     Lines(TextArea<'static>),
     Toggle(bool),
     /// A dropdown: the index of the selected option, if the value is one of them.
-    Choice { options: Vec<SelectOption>, index: Option<usize> },
+    Choice {
+        options: Vec<SelectOption>,
+        index: Option<usize>,
+    },
 }
 
 impl FieldInput {
@@ -79,7 +85,11 @@ impl fmt::Debug for ConfigEditor {
 }
 
 fn text_input(text: &str, sensitive: bool, multiline: bool) -> TextArea<'static> {
-    let lines: Vec<String> = if multiline { text.lines().map(str::to_string).collect() } else { vec![text.replace('\n', " ")] };
+    let lines: Vec<String> = if multiline {
+        text.lines().map(str::to_string).collect()
+    } else {
+        vec![text.replace('\n', " ")]
+    };
     let mut area = TextArea::new(lines);
     if sensitive {
         area.set_mask_char(MASK_CHAR);
@@ -99,7 +109,10 @@ fn as_bool(v: &Value) -> bool {
 }
 
 fn input_for(field: &ConfigField) -> FieldInput {
-    let value = if is_empty_value(&field.value) && !field.default_value.is_null() && field.display == DisplayType::Toggle {
+    let value = if is_empty_value(&field.value)
+        && !field.default_value.is_null()
+        && field.display == DisplayType::Toggle
+    {
         &field.default_value
     } else {
         &field.value
@@ -108,9 +121,14 @@ fn input_for(field: &ConfigField) -> FieldInput {
         DisplayType::Toggle => FieldInput::Toggle(as_bool(value)),
         DisplayType::Dropdown if !field.options.is_empty() => FieldInput::Choice {
             options: field.options.clone(),
-            index: field.options.iter().position(|o| loosely_equal(&o.value, value)),
+            index: field
+                .options
+                .iter()
+                .position(|o| loosely_equal(&o.value, value)),
         },
-        DisplayType::Textarea => FieldInput::Lines(text_input(&value_text(value), field.sensitive, true)),
+        DisplayType::Textarea => {
+            FieldInput::Lines(text_input(&value_text(value), field.sensitive, true))
+        }
         _ if field.field_type == FieldType::Bool => FieldInput::Toggle(as_bool(value)),
         _ => FieldInput::Line(text_input(&value_text(value), field.sensitive, false)),
     }
@@ -127,7 +145,11 @@ impl ConfigEditor {
         let fields = original
             .fields_in_order()
             .into_iter()
-            .map(|(key, field)| EditorField { key: key.to_string(), field: field.clone(), input: input_for(field) })
+            .map(|(key, field)| EditorField {
+                key: key.to_string(),
+                field: field.clone(),
+                input: input_for(field),
+            })
             .collect();
         let mut editor = Self {
             connector_id: connector.id.clone(),
@@ -151,11 +173,22 @@ impl ConfigEditor {
             return Err("no such field".to_string());
         };
         match &f.input {
-            FieldInput::Toggle(b) => Ok(if f.field.field_type == FieldType::Str { Value::String(b.to_string()) } else { Value::Bool(*b) }),
-            FieldInput::Choice { options, index } => Ok(index.and_then(|i| options.get(i)).map(|o| o.value.clone()).unwrap_or_else(|| f.field.value.clone())),
+            FieldInput::Toggle(b) => Ok(if f.field.field_type == FieldType::Str {
+                Value::String(b.to_string())
+            } else {
+                Value::Bool(*b)
+            }),
+            FieldInput::Choice { options, index } => Ok(index
+                .and_then(|i| options.get(i))
+                .map(|o| o.value.clone())
+                .unwrap_or_else(|| f.field.value.clone())),
             FieldInput::Line(_) | FieldInput::Lines(_) => {
                 let raw = f.input.text().unwrap_or_default();
-                let raw = if f.field.field_type == FieldType::List { raw.replace('\n', ",") } else { raw };
+                let raw = if f.field.field_type == FieldType::List {
+                    raw.replace('\n', ",")
+                } else {
+                    raw
+                };
                 parse_input(&f.key, &f.field, &raw).map_err(|issue| issue.message)
             }
         }
@@ -184,7 +217,12 @@ impl ConfigEditor {
     /// The indexes of the fields that apply (their `depends_on` holds), in form order.
     pub fn shown(&self) -> Vec<usize> {
         let (config, _) = self.working();
-        self.fields.iter().enumerate().filter(|(_, f)| config.is_active(&f.key)).map(|(i, _)| i).collect()
+        self.fields
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| config.is_active(&f.key))
+            .map(|(i, _)| i)
+            .collect()
     }
 
     /// The values that differ from the saved configuration.
@@ -201,7 +239,12 @@ impl ConfigEditor {
     }
 
     pub fn is_dirty(&self) -> bool {
-        !self.changes().is_empty() || self.fields.iter().enumerate().any(|(i, _)| self.current_value(i).is_err())
+        !self.changes().is_empty()
+            || self
+                .fields
+                .iter()
+                .enumerate()
+                .any(|(i, _)| self.current_value(i).is_err())
     }
 
     /// Re-runs validation over the shown fields.
@@ -224,7 +267,11 @@ impl ConfigEditor {
         // A field hidden by the edit cannot keep the focus.
         let shown = self.shown();
         if !shown.contains(&self.focus)
-            && let Some(next) = shown.iter().copied().find(|&i| i > self.focus).or_else(|| shown.last().copied())
+            && let Some(next) = shown
+                .iter()
+                .copied()
+                .find(|&i| i > self.focus)
+                .or_else(|| shown.last().copied())
         {
             self.focus = next;
         }
@@ -234,7 +281,10 @@ impl ConfigEditor {
     pub fn prepare_save(&self) -> Result<Map<String, Value>, Vec<String>> {
         let (_, problems) = self.working();
         if !problems.is_empty() {
-            return Err(problems.into_iter().map(|(k, m)| format!("{k}: {m}")).collect());
+            return Err(problems
+                .into_iter()
+                .map(|(k, m)| format!("{k}: {m}"))
+                .collect());
         }
         let changes = self.changes();
         let issues = validate_update(&self.original, &changes);
@@ -308,7 +358,10 @@ impl ConfigEditor {
 
     /// Whether the focused field is a multi-line input (Enter inserts a line there).
     pub fn focus_is_multiline(&self) -> bool {
-        matches!(self.fields.get(self.focus).map(|f| &f.input), Some(FieldInput::Lines(_)))
+        matches!(
+            self.fields.get(self.focus).map(|f| &f.input),
+            Some(FieldInput::Lines(_))
+        )
     }
 
     /// Edits the focused field with a key; returns whether anything changed.
@@ -424,7 +477,10 @@ mod tests {
         assert_eq!(keys, ["host", "port", "ssl", "ca", "mode", "token"]);
         assert!(matches!(e.fields[2].input, FieldInput::Toggle(false)));
         assert!(matches!(e.fields[3].input, FieldInput::Lines(_)));
-        assert!(matches!(e.fields[4].input, FieldInput::Choice { index: Some(0), .. }));
+        assert!(matches!(
+            e.fields[4].input,
+            FieldInput::Choice { index: Some(0), .. }
+        ));
         assert_eq!(e.shown(), [0, 1, 2, 4, 5], "ca depends on ssl");
         assert!(!e.is_dirty());
     }
@@ -436,7 +492,11 @@ mod tests {
         assert_eq!(e.fields[e.focus].key, "port");
         type_text(&mut e, "00");
         assert_eq!(e.current_value(1).unwrap(), json!(543200));
-        assert!(e.issues.get("port").is_some_and(|m| m[0].contains("less")), "{:?}", e.issues);
+        assert!(
+            e.issues.get("port").is_some_and(|m| m[0].contains("less")),
+            "{:?}",
+            e.issues
+        );
         assert!(e.prepare_save().is_err());
         e.input(plain_key(KeyCode::Backspace));
         e.input(plain_key(KeyCode::Backspace));
@@ -448,7 +508,13 @@ mod tests {
         e.move_focus(1);
         type_text(&mut e, "PEM");
         let changes = e.prepare_save().unwrap();
-        assert_eq!(changes, json!({"ssl": true, "ca": "PEM"}).as_object().unwrap().clone());
+        assert_eq!(
+            changes,
+            json!({"ssl": true, "ca": "PEM"})
+                .as_object()
+                .unwrap()
+                .clone()
+        );
         e.mark_saved();
         assert!(!e.is_dirty());
     }
@@ -474,7 +540,11 @@ mod tests {
         let mut e = ConfigEditor::new(&connector());
         e.move_focus(1);
         type_text(&mut e, "x");
-        assert!(e.issues.get("port").is_some_and(|m| m[0].contains("whole number")));
+        assert!(
+            e.issues
+                .get("port")
+                .is_some_and(|m| m[0].contains("whole number"))
+        );
         assert!(e.is_dirty());
         assert!(e.prepare_save().is_err());
     }

@@ -30,20 +30,36 @@ pub enum Effect {
     LoadDeadLetters,
     LoadKibanaConnectors,
     /// New log lines when the tail's total moved past `known_total`.
-    PollLogs { known_total: u64 },
+    PollLogs {
+        known_total: u64,
+    },
     /// Creates a job; `run_here` runs it on this process's engine, else it is only queued
     /// for whichever connectors service serves the connector.
-    StartSync { connector_id: String, job_type: JobType, run_here: bool },
+    StartSync {
+        connector_id: String,
+        job_type: JobType,
+        run_here: bool,
+    },
     CancelJob(String),
     /// Saves only the changed values (`ConfigurationUpdate::Values`).
-    SaveConfig { connector_id: String, values: Map<String, Value> },
+    SaveConfig {
+        connector_id: String,
+        values: Map<String, Value>,
+    },
     /// Creates a connector and gives it its service type's configuration schema.
     CreateConnector(NewConnector),
     DeleteConnector(String),
     RetryDeadLetters(Vec<i64>),
     DropDeadLetters(Vec<i64>),
-    KibanaCreateIndex { name: String, index: String, refresh: bool },
-    KibanaExecute { id: String, documents: Value },
+    KibanaCreateIndex {
+        name: String,
+        index: String,
+        refresh: bool,
+    },
+    KibanaExecute {
+        id: String,
+        documents: Value,
+    },
     KibanaDelete(String),
     /// Puts text on the clipboard (OSC 52).
     Copy(String),
@@ -57,17 +73,33 @@ pub enum Effect {
 impl fmt::Debug for Effect {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::SaveConfig { connector_id, values } => {
+            Self::SaveConfig {
+                connector_id,
+                values,
+            } => {
                 let keys: Vec<&String> = values.keys().collect();
-                f.debug_struct("SaveConfig").field("connector_id", connector_id).field("keys", &keys).finish_non_exhaustive()
+                f.debug_struct("SaveConfig")
+                    .field("connector_id", connector_id)
+                    .field("keys", &keys)
+                    .finish_non_exhaustive()
             }
-            Self::Copy(text) => f.debug_tuple("Copy").field(&format_args!("{} bytes", text.len())).finish(),
-            Self::KibanaExecute { id, .. } => f.debug_struct("KibanaExecute").field("id", id).finish_non_exhaustive(),
+            Self::Copy(text) => f
+                .debug_tuple("Copy")
+                .field(&format_args!("{} bytes", text.len()))
+                .finish(),
+            Self::KibanaExecute { id, .. } => f
+                .debug_struct("KibanaExecute")
+                .field("id", id)
+                .finish_non_exhaustive(),
             Self::LoadCluster => f.write_str("LoadCluster"),
             Self::LoadKibanaStatus => f.write_str("LoadKibanaStatus"),
             Self::LoadConnectors => f.write_str("LoadConnectors"),
-            Self::LoadConnectorDetail(id) => f.debug_tuple("LoadConnectorDetail").field(id).finish(),
-            Self::LoadConnectorForEdit(id) => f.debug_tuple("LoadConnectorForEdit").field(id).finish(),
+            Self::LoadConnectorDetail(id) => {
+                f.debug_tuple("LoadConnectorDetail").field(id).finish()
+            }
+            Self::LoadConnectorForEdit(id) => {
+                f.debug_tuple("LoadConnectorForEdit").field(id).finish()
+            }
             Self::LoadJobs(q) => f.debug_tuple("LoadJobs").field(q).finish(),
             Self::LoadActiveJobs => f.write_str("LoadActiveJobs"),
             Self::PollLive => f.write_str("PollLive"),
@@ -75,8 +107,15 @@ impl fmt::Debug for Effect {
             Self::LoadPool => f.write_str("LoadPool"),
             Self::LoadDeadLetters => f.write_str("LoadDeadLetters"),
             Self::LoadKibanaConnectors => f.write_str("LoadKibanaConnectors"),
-            Self::PollLogs { known_total } => f.debug_struct("PollLogs").field("known_total", known_total).finish(),
-            Self::StartSync { connector_id, job_type, run_here } => f
+            Self::PollLogs { known_total } => f
+                .debug_struct("PollLogs")
+                .field("known_total", known_total)
+                .finish(),
+            Self::StartSync {
+                connector_id,
+                job_type,
+                run_here,
+            } => f
                 .debug_struct("StartSync")
                 .field("connector_id", connector_id)
                 .field("job_type", job_type)
@@ -87,9 +126,16 @@ impl fmt::Debug for Effect {
             Self::DeleteConnector(id) => f.debug_tuple("DeleteConnector").field(id).finish(),
             Self::RetryDeadLetters(ids) => f.debug_tuple("RetryDeadLetters").field(ids).finish(),
             Self::DropDeadLetters(ids) => f.debug_tuple("DropDeadLetters").field(ids).finish(),
-            Self::KibanaCreateIndex { name, index, refresh } => {
-                f.debug_struct("KibanaCreateIndex").field("name", name).field("index", index).field("refresh", refresh).finish()
-            }
+            Self::KibanaCreateIndex {
+                name,
+                index,
+                refresh,
+            } => f
+                .debug_struct("KibanaCreateIndex")
+                .field("name", name)
+                .field("index", index)
+                .field("refresh", refresh)
+                .finish(),
             Self::KibanaDelete(id) => f.debug_tuple("KibanaDelete").field(id).finish(),
             Self::SwitchProfile(p) => f.debug_tuple("SwitchProfile").field(p).finish(),
             Self::LoadTheme(t) => f.debug_tuple("LoadTheme").field(t).finish(),
@@ -107,8 +153,14 @@ mod tests {
     fn debug_never_prints_values() {
         let mut values = Map::new();
         values.insert("api_token".into(), Value::from("hunter2-secret"));
-        let e = Effect::SaveConfig { connector_id: "c".into(), values };
+        let e = Effect::SaveConfig {
+            connector_id: "c".into(),
+            values,
+        };
         let printed = format!("{e:?}");
-        assert!(printed.contains("api_token") && !printed.contains("hunter2"), "{printed}");
+        assert!(
+            printed.contains("api_token") && !printed.contains("hunter2"),
+            "{printed}"
+        );
     }
 }

@@ -12,10 +12,16 @@ use serde_json::Value;
 /// What the form is for.
 #[derive(Debug, Clone, PartialEq)]
 pub enum FormPurpose {
-    StartSync { connector_id: String, connector_name: String },
+    StartSync {
+        connector_id: String,
+        connector_name: String,
+    },
     NewConnector,
     KibanaCreate,
-    KibanaExecute { id: String, name: String },
+    KibanaExecute {
+        id: String,
+        name: String,
+    },
 }
 
 /// One input with its label.
@@ -45,81 +51,160 @@ fn line(text: &str) -> FieldInput {
 
 fn choice(options: &[(&str, &str)], index: usize) -> FieldInput {
     FieldInput::Choice {
-        options: options.iter().map(|(l, v)| SelectOption { label: l.to_string(), value: Value::from(*v) }).collect(),
+        options: options
+            .iter()
+            .map(|(l, v)| SelectOption {
+                label: l.to_string(),
+                value: Value::from(*v),
+            })
+            .collect(),
         index: Some(index),
     }
 }
 
 fn field(label: &str, help: Option<&str>, input: FieldInput) -> FormField {
-    FormField { label: label.to_string(), help: help.map(str::to_string), input }
+    FormField {
+        label: label.to_string(),
+        help: help.map(str::to_string),
+        input,
+    }
 }
 
 impl Form {
     fn new(purpose: FormPurpose, title: String, fields: Vec<FormField>) -> Self {
-        Self { purpose, title, fields, focus: 0, error: None, submitting: false }
+        Self {
+            purpose,
+            title,
+            fields,
+            focus: 0,
+            error: None,
+            submitting: false,
+        }
     }
 
     /// Full or incremental; on this process's engine, or only queued (offered when a
     /// connectors service elsewhere may serve the connector).
     pub fn start_sync(connector_id: &str, connector_name: &str, offer_queue_only: bool) -> Self {
-        let mut fields = vec![field("Sync type", None, choice(&[("Full", "full"), ("Incremental", "incremental")], 0))];
+        let mut fields = vec![field(
+            "Sync type",
+            None,
+            choice(&[("Full", "full"), ("Incremental", "incremental")], 0),
+        )];
         if offer_queue_only {
             fields.push(field(
                 "Run",
                 Some("Queue only: the connectors service serving it picks the job up"),
-                choice(&[("On this console's engine", "here"), ("Queue only", "queue")], 0),
+                choice(
+                    &[
+                        ("On this console's engine", "here"),
+                        ("Queue only", "queue"),
+                    ],
+                    0,
+                ),
             ));
         }
         let title = format!("Start a sync of '{connector_name}'");
-        Self::new(FormPurpose::StartSync { connector_id: connector_id.into(), connector_name: connector_name.into() }, title, fields)
+        Self::new(
+            FormPurpose::StartSync {
+                connector_id: connector_id.into(),
+                connector_name: connector_name.into(),
+            },
+            title,
+            fields,
+        )
     }
 
     /// `service_types`: (service type, display name) from the registry.
     pub fn new_connector(service_types: &[(String, String)]) -> Self {
-        let options: Vec<(&str, &str)> = service_types.iter().map(|(t, n)| (n.as_str(), t.as_str())).collect();
+        let options: Vec<(&str, &str)> = service_types
+            .iter()
+            .map(|(t, n)| (n.as_str(), t.as_str()))
+            .collect();
         let fields = vec![
             field("Service type", Some("←/→ to choose"), choice(&options, 0)),
-            field("Id", Some("Leave empty to let the cluster choose"), line("")),
+            field(
+                "Id",
+                Some("Leave empty to let the cluster choose"),
+                line(""),
+            ),
             field("Name", None, line("")),
-            field("Index name", Some("Where synced documents go, e.g. search-docs"), line("")),
+            field(
+                "Index name",
+                Some("Where synced documents go, e.g. search-docs"),
+                line(""),
+            ),
         ];
-        Self::new(FormPurpose::NewConnector, "New connector".to_string(), fields)
+        Self::new(
+            FormPurpose::NewConnector,
+            "New connector".to_string(),
+            fields,
+        )
     }
 
     pub fn kibana_create() -> Self {
         let fields = vec![
             field("Name", None, line("")),
             field("Index", Some("The index the connector writes to"), line("")),
-            field("Refresh", Some("Refresh the index after each write"), FieldInput::Toggle(false)),
+            field(
+                "Refresh",
+                Some("Refresh the index after each write"),
+                FieldInput::Toggle(false),
+            ),
         ];
-        Self::new(FormPurpose::KibanaCreate, "New Kibana .index connector".to_string(), fields)
+        Self::new(
+            FormPurpose::KibanaCreate,
+            "New Kibana .index connector".to_string(),
+            fields,
+        )
     }
 
     pub fn kibana_execute(id: &str, name: &str) -> Self {
-        let mut doc = TextArea::new(vec!["{".to_string(), "  \"message\": \"hello from syncdeck\"".to_string(), "}".to_string()]);
+        let mut doc = TextArea::new(vec![
+            "{".to_string(),
+            "  \"message\": \"hello from syncdeck\"".to_string(),
+            "}".to_string(),
+        ]);
         doc.move_cursor(ratatui_textarea::CursorMove::Bottom);
         doc.move_cursor(ratatui_textarea::CursorMove::End);
-        let fields = vec![field("Document (JSON object or array)", Some("ctrl-s runs the connector"), FieldInput::Lines(doc))];
-        Self::new(FormPurpose::KibanaExecute { id: id.into(), name: name.into() }, format!("Execute '{name}'"), fields)
+        let fields = vec![field(
+            "Document (JSON object or array)",
+            Some("ctrl-s runs the connector"),
+            FieldInput::Lines(doc),
+        )];
+        Self::new(
+            FormPurpose::KibanaExecute {
+                id: id.into(),
+                name: name.into(),
+            },
+            format!("Execute '{name}'"),
+            fields,
+        )
     }
 
     /// The text of field `i` (trimmed), for text inputs.
     pub fn text(&self, i: usize) -> String {
-        self.fields.get(i).and_then(|f| f.input.text()).map(|t| t.trim().to_string()).unwrap_or_default()
+        self.fields
+            .get(i)
+            .and_then(|f| f.input.text())
+            .map(|t| t.trim().to_string())
+            .unwrap_or_default()
     }
 
     /// The selected option's value of field `i`, for choices.
     pub fn choice(&self, i: usize) -> Option<String> {
         match self.fields.get(i).map(|f| &f.input) {
-            Some(FieldInput::Choice { options, index }) => {
-                index.and_then(|x| options.get(x)).map(|o| o.value.as_str().unwrap_or_default().to_string())
-            }
+            Some(FieldInput::Choice { options, index }) => index
+                .and_then(|x| options.get(x))
+                .map(|o| o.value.as_str().unwrap_or_default().to_string()),
             _ => None,
         }
     }
 
     pub fn toggle(&self, i: usize) -> bool {
-        matches!(self.fields.get(i).map(|f| &f.input), Some(FieldInput::Toggle(true)))
+        matches!(
+            self.fields.get(i).map(|f| &f.input),
+            Some(FieldInput::Toggle(true))
+        )
     }
 
     pub fn move_focus(&mut self, delta: isize) -> bool {
@@ -134,7 +219,10 @@ impl Form {
     }
 
     pub fn focus_is_multiline(&self) -> bool {
-        matches!(self.fields.get(self.focus).map(|f| &f.input), Some(FieldInput::Lines(_)))
+        matches!(
+            self.fields.get(self.focus).map(|f| &f.input),
+            Some(FieldInput::Lines(_))
+        )
     }
 
     pub fn input(&mut self, key: KeyEvent) -> bool {

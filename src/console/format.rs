@@ -106,7 +106,8 @@ pub fn ellipsize(text: &str, width: usize) -> String {
 
 /// A timestamp as `2024-05-01 10:00:00`.
 pub fn datetime(t: Option<Timestamp>) -> String {
-    t.map(|t| t.0.format("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_else(|| "—".to_string())
+    t.map(|t| t.0.format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_else(|| "—".to_string())
 }
 
 /// The first line of a message, for table cells.

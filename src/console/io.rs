@@ -8,7 +8,9 @@ use super::app::Action;
 use super::effect::Effect;
 use super::live::NodeRow;
 use crate::backend::elasticsearch::ElasticsearchBackend;
-use crate::backend::{ConfigurationUpdate, ConnectorQuery, ControlPlane, DocumentStore, SyncJobQuery};
+use crate::backend::{
+    ConfigurationUpdate, ConnectorQuery, ControlPlane, DocumentStore, SyncJobQuery,
+};
 use crate::cli::Context;
 use crate::config::{BreakerSettings, EngineSettings};
 use crate::engine::dlq::{DeadLetterStore, DlqFilter};
@@ -54,7 +56,10 @@ impl Handles {
     /// Builds the engine the way `syncdeck sync` does, from a context.
     pub fn from_context(ctx: &Context, log_tail: Option<LogTail>) -> Result<Self, String> {
         let engine = crate::cli::engine::build_engine(ctx).map_err(|e| e.message)?;
-        let http = reqwest::Client::builder().timeout(ATTACH_TIMEOUT).build().map_err(|e| format!("HTTP client: {e}"))?;
+        let http = reqwest::Client::builder()
+            .timeout(ATTACH_TIMEOUT)
+            .build()
+            .map_err(|e| format!("HTTP client: {e}"))?;
         Ok(Self {
             profile_name: ctx.profile.name.clone(),
             control: ctx.control.clone(),
@@ -81,7 +86,10 @@ fn fail(what: &str, error: impl std::fmt::Display) -> String {
 
 fn failed(what: &str, error: impl std::fmt::Display) -> Action {
     let error = fail(what, error);
-    Action::Failed { what: what.to_string(), error }
+    Action::Failed {
+        what: what.to_string(),
+        error,
+    }
 }
 
 /// Performs one effect in the background. Effects the runtime owns (copy, quit, theme,
@@ -97,16 +105,26 @@ pub fn perform(handles: &Arc<Handles>, effect: Effect, tx: &UnboundedSender<Acti
             if let Some(tail) = &handles.log_tail {
                 let total = tail.total();
                 if total != *known_total {
-                    let _ = tx.send(Action::LogsLoaded { lines: tail.lines(), total });
+                    let _ = tx.send(Action::LogsLoaded {
+                        lines: tail.lines(),
+                        total,
+                    });
                 }
             }
             return;
         }
         Effect::LoadPool => {
-            let _ = tx.send(Action::PoolLoaded(Ok(handles.elasticsearch.as_ref().map(|es| pool_rows(es)))));
+            let _ = tx.send(Action::PoolLoaded(Ok(handles
+                .elasticsearch
+                .as_ref()
+                .map(|es| pool_rows(es)))));
             return;
         }
-        Effect::Copy(_) | Effect::SwitchProfile(_) | Effect::LoadTheme(_) | Effect::SetMouse(_) | Effect::Quit => return,
+        Effect::Copy(_)
+        | Effect::SwitchProfile(_)
+        | Effect::LoadTheme(_)
+        | Effect::SetMouse(_)
+        | Effect::Quit => return,
         _ => {}
     }
     let h = handles.clone();
@@ -125,15 +143,28 @@ fn pool_rows(es: &ElasticsearchBackend) -> Vec<NodeRow> {
         .transport()
         .pool_snapshot()
         .into_iter()
-        .map(|n| NodeRow { dead_for_ms: n.retry_in(now).map(|d| d.as_millis() as u64), url: n.url, alive: n.alive, failures: n.failures })
+        .map(|n| NodeRow {
+            dead_for_ms: n.retry_in(now).map(|d| d.as_millis() as u64),
+            url: n.url,
+            alive: n.alive,
+            failures: n.failures,
+        })
         .collect()
 }
 
-async fn list_all_connectors(control: &dyn ControlPlane) -> Result<Vec<crate::model::Connector>, String> {
-    let mut query = ConnectorQuery { size: Some(100), ..Default::default() };
+async fn list_all_connectors(
+    control: &dyn ControlPlane,
+) -> Result<Vec<crate::model::Connector>, String> {
+    let mut query = ConnectorQuery {
+        size: Some(100),
+        ..Default::default()
+    };
     let mut all = Vec::new();
     loop {
-        let page: Page<_> = control.list_connectors(&query).await.map_err(|e| fail("listing connectors", e))?;
+        let page: Page<_> = control
+            .list_connectors(&query)
+            .await
+            .map_err(|e| fail("listing connectors", e))?;
         let got = page.results.len() as u64;
         all.extend(page.results);
         query.from += got;
@@ -143,7 +174,10 @@ async fn list_all_connectors(control: &dyn ControlPlane) -> Result<Vec<crate::mo
     }
 }
 
-async fn blocking<T: Send + 'static>(what: &str, f: impl FnOnce() -> Result<T, String> + Send + 'static) -> Result<T, String> {
+async fn blocking<T: Send + 'static>(
+    what: &str,
+    f: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
     match tokio::task::spawn_blocking(f).await {
         Ok(result) => result.map_err(|e| fail(what, e)),
         Err(e) => Err(fail(what, e)),
@@ -153,49 +187,100 @@ async fn blocking<T: Send + 'static>(what: &str, f: impl FnOnce() -> Result<T, S
 async fn run(h: &Arc<Handles>, effect: Effect, tx: &UnboundedSender<Action>) -> Option<Action> {
     let control = h.control.as_ref();
     Some(match effect {
-        Effect::LoadCluster => Action::ClusterLoaded(control.cluster().await.map_err(|e| fail("cluster", e))),
+        Effect::LoadCluster => {
+            Action::ClusterLoaded(control.cluster().await.map_err(|e| fail("cluster", e)))
+        }
         Effect::LoadKibanaStatus => match &h.kibana {
-            Some(k) => Action::KibanaStatusLoaded(k.status().await.map_err(|e| fail("Kibana status", e))),
+            Some(k) => {
+                Action::KibanaStatusLoaded(k.status().await.map_err(|e| fail("Kibana status", e)))
+            }
             None => return None,
         },
         Effect::LoadConnectors => Action::ConnectorsLoaded(list_all_connectors(control).await),
         Effect::LoadConnectorDetail(id) => {
             let result = async {
-                let connector = control.get_connector(&id).await.map_err(|e| fail("connector detail", e))?;
-                let query = SyncJobQuery { connector_id: Some(id.clone()), size: Some(10), ..Default::default() };
-                let jobs = control.list_sync_jobs(&query).await.map_err(|e| fail("connector jobs", e))?;
+                let connector = control
+                    .get_connector(&id)
+                    .await
+                    .map_err(|e| fail("connector detail", e))?;
+                let query = SyncJobQuery {
+                    connector_id: Some(id.clone()),
+                    size: Some(10),
+                    ..Default::default()
+                };
+                let jobs = control
+                    .list_sync_jobs(&query)
+                    .await
+                    .map_err(|e| fail("connector jobs", e))?;
                 Ok((connector, jobs.results))
             }
             .await;
             Action::ConnectorDetailLoaded { id, result }
         }
         Effect::LoadConnectorForEdit(id) => {
-            let result = control.get_connector(&id).await.map_err(|e| fail("opening the editor", e));
+            let result = control
+                .get_connector(&id)
+                .await
+                .map_err(|e| fail("opening the editor", e));
             Action::EditorLoaded { id, result }
         }
-        Effect::LoadJobs(query) => Action::JobsLoaded(control.list_sync_jobs(&query).await.map(|p| p.results).map_err(|e| fail("listing sync jobs", e))),
+        Effect::LoadJobs(query) => Action::JobsLoaded(
+            control
+                .list_sync_jobs(&query)
+                .await
+                .map(|p| p.results)
+                .map_err(|e| fail("listing sync jobs", e)),
+        ),
         Effect::LoadActiveJobs => {
-            let query = SyncJobQuery { status: Some(JobStatus::InProgress), size: Some(100), ..Default::default() };
-            Action::ActiveJobsLoaded(control.list_sync_jobs(&query).await.map(|p| p.results).map_err(|e| fail("listing running jobs", e)))
+            let query = SyncJobQuery {
+                status: Some(JobStatus::InProgress),
+                size: Some(100),
+                ..Default::default()
+            };
+            Action::ActiveJobsLoaded(
+                control
+                    .list_sync_jobs(&query)
+                    .await
+                    .map(|p| p.results)
+                    .map_err(|e| fail("listing running jobs", e)),
+            )
         }
         Effect::PollAttached(addr) => Action::AttachedLoaded(attached(&h.http, &addr).await),
         Effect::LoadDeadLetters => {
             let dlq = h.dlq.clone();
             Action::DeadLettersLoaded(
                 blocking("listing dead letters", move || {
-                    let rows = dlq.list(&DlqFilter { limit: Some(DLQ_PAGE), ..Default::default() }).map_err(|e| e.to_string())?;
-                    let total = dlq.count(&DlqFilter::default()).map_err(|e| e.to_string())?;
+                    let rows = dlq
+                        .list(&DlqFilter {
+                            limit: Some(DLQ_PAGE),
+                            ..Default::default()
+                        })
+                        .map_err(|e| e.to_string())?;
+                    let total = dlq
+                        .count(&DlqFilter::default())
+                        .map_err(|e| e.to_string())?;
                     Ok((rows, total))
                 })
                 .await,
             )
         }
         Effect::LoadKibanaConnectors => match &h.kibana {
-            Some(k) => Action::KibanaLoaded(k.connectors().await.map_err(|e| fail("listing Kibana connectors", e))),
+            Some(k) => Action::KibanaLoaded(
+                k.connectors()
+                    .await
+                    .map_err(|e| fail("listing Kibana connectors", e)),
+            ),
             None => return None,
         },
-        Effect::StartSync { connector_id, job_type, run_here } => {
-            let job_id = match control.create_sync_job(&connector_id, job_type, TriggerMethod::OnDemand).await {
+        Effect::StartSync {
+            connector_id,
+            job_type,
+            run_here,
+        } => {
+            let job_id = match control
+                .create_sync_job(&connector_id, job_type, TriggerMethod::OnDemand)
+                .await
+            {
                 Ok(id) => id,
                 Err(e) => return Some(failed(&format!("starting a sync of '{connector_id}'"), e)),
             };
@@ -203,7 +288,11 @@ async fn run(h: &Arc<Handles>, effect: Effect, tx: &UnboundedSender<Action>) -> 
             if run_here {
                 spawn_job(h, job_id.clone(), tx.clone());
             }
-            Action::SyncStarted { connector_id, job_id, run_here }
+            Action::SyncStarted {
+                connector_id,
+                job_id,
+                run_here,
+            }
         }
         Effect::CancelJob(id) => match control.cancel_sync_job(&id).await {
             Ok(()) => {
@@ -213,15 +302,27 @@ async fn run(h: &Arc<Handles>, effect: Effect, tx: &UnboundedSender<Action>) -> 
             }
             Err(e) => failed(&format!("canceling job {id}"), e),
         },
-        Effect::SaveConfig { connector_id, values } => {
+        Effect::SaveConfig {
+            connector_id,
+            values,
+        } => {
             let keys: Vec<String> = values.keys().cloned().collect();
             let n = values.len();
-            let result = control.update_configuration(&connector_id, &ConfigurationUpdate::Values(values)).await;
+            let result = control
+                .update_configuration(&connector_id, &ConfigurationUpdate::Values(values))
+                .await;
             match &result {
-                Ok(()) => tracing::info!(connector = %connector_id, ?keys, "console: configuration saved"),
-                Err(e) => tracing::warn!(connector = %connector_id, ?keys, error = %e, "console: configuration not saved"),
+                Ok(()) => {
+                    tracing::info!(connector = %connector_id, ?keys, "console: configuration saved")
+                }
+                Err(e) => {
+                    tracing::warn!(connector = %connector_id, ?keys, error = %e, "console: configuration not saved")
+                }
             }
-            Action::ConfigSaved { connector_id, result: result.map(|()| n).map_err(|e| e.to_string()) }
+            Action::ConfigSaved {
+                connector_id,
+                result: result.map(|()| n).map_err(|e| e.to_string()),
+            }
         }
         Effect::CreateConnector(new) => {
             let id = match control.create_connector(&new).await {
@@ -230,9 +331,17 @@ async fn run(h: &Arc<Handles>, effect: Effect, tx: &UnboundedSender<Action>) -> 
             };
             tracing::info!(connector = %id, "console: connector created");
             if let Some(factory) = new.service_type.as_deref().and_then(|t| h.registry.get(t))
-                && let Err(e) = control.update_configuration(&id, &ConfigurationUpdate::Replace(factory.default_configuration())).await
+                && let Err(e) = control
+                    .update_configuration(
+                        &id,
+                        &ConfigurationUpdate::Replace(factory.default_configuration()),
+                    )
+                    .await
             {
-                return Some(failed(&format!("connector '{id}' created, but giving it its configuration fields"), e));
+                return Some(failed(
+                    &format!("connector '{id}' created, but giving it its configuration fields"),
+                    e,
+                ));
             }
             Action::ConnectorCreated(id)
         }
@@ -246,15 +355,26 @@ async fn run(h: &Arc<Handles>, effect: Effect, tx: &UnboundedSender<Action>) -> 
         Effect::RetryDeadLetters(ids) => retry(h, ids).await,
         Effect::DropDeadLetters(ids) => {
             let dlq = h.dlq.clone();
-            match blocking("dropping dead letters", move || dlq.remove(&ids).map_err(|e| e.to_string())).await {
+            match blocking("dropping dead letters", move || {
+                dlq.remove(&ids).map_err(|e| e.to_string())
+            })
+            .await
+            {
                 Ok(n) => {
                     tracing::info!(dropped = n, "console: dead letters dropped");
                     Action::DeadLettersDropped(n)
                 }
-                Err(e) => Action::Failed { what: "dropping dead letters".into(), error: e },
+                Err(e) => Action::Failed {
+                    what: "dropping dead letters".into(),
+                    error: e,
+                },
             }
         }
-        Effect::KibanaCreateIndex { name, index, refresh } => match &h.kibana {
+        Effect::KibanaCreateIndex {
+            name,
+            index,
+            refresh,
+        } => match &h.kibana {
             Some(k) => match k.create_index_connector(&name, &index, refresh, None).await {
                 Ok(c) => Action::KibanaCreated(c.id),
                 Err(e) => failed("creating the Kibana connector", e),
@@ -286,7 +406,11 @@ async fn run(h: &Arc<Handles>, effect: Effect, tx: &UnboundedSender<Action>) -> 
             None => return None,
         },
         Effect::PollLive | Effect::PollLogs { .. } | Effect::LoadPool => return None,
-        Effect::Copy(_) | Effect::SwitchProfile(_) | Effect::LoadTheme(_) | Effect::SetMouse(_) | Effect::Quit => return None,
+        Effect::Copy(_)
+        | Effect::SwitchProfile(_)
+        | Effect::LoadTheme(_)
+        | Effect::SetMouse(_)
+        | Effect::Quit => return None,
     })
 }
 
@@ -299,19 +423,36 @@ fn spawn_job(h: &Arc<Handles>, job_id: String, tx: UnboundedSender<Action>) {
         let (summary, ok) = match report {
             Ok(r) => {
                 let c = &r.counters;
-                let done = format!("{} indexed, {} deleted, {} dead-lettered", c.indexed + c.updated, c.deleted, c.dead_lettered);
+                let done = format!(
+                    "{} indexed, {} deleted, {} dead-lettered",
+                    c.indexed + c.updated,
+                    c.deleted,
+                    c.dead_lettered
+                );
                 match &r.end {
-                    JobEnd::Completed => (format!("sync {job_id} completed: {done}"), c.dead_lettered == 0),
+                    JobEnd::Completed => (
+                        format!("sync {job_id} completed: {done}"),
+                        c.dead_lettered == 0,
+                    ),
                     JobEnd::Failed { error } => (format!("sync {job_id} failed: {error}"), false),
                     JobEnd::Canceled => (format!("sync {job_id} canceled: {done}"), true),
                     JobEnd::Suspended => (format!("sync {job_id} suspended"), true),
-                    JobEnd::Skipped { reason } => (format!("sync {job_id} did not run: {reason}"), false),
+                    JobEnd::Skipped { reason } => {
+                        (format!("sync {job_id} did not run: {reason}"), false)
+                    }
                 }
             }
-            Err(e) => (format!("sync {job_id} failed: {}", fail("running a sync", e)), false),
+            Err(e) => (
+                format!("sync {job_id} failed: {}", fail("running a sync", e)),
+                false,
+            ),
         };
         tracing::info!(job = %job_id, %summary, "console: sync ended");
-        let _ = tx.send(Action::SyncFinished { job_id, summary, ok });
+        let _ = tx.send(Action::SyncFinished {
+            job_id,
+            summary,
+            ok,
+        });
     });
 }
 
@@ -329,13 +470,34 @@ async fn retry(h: &Arc<Handles>, ids: Vec<i64>) -> Action {
     .await
     {
         Ok(entries) => entries,
-        Err(e) => return Action::Failed { what: "retrying dead letters".into(), error: e },
+        Err(e) => {
+            return Action::Failed {
+                what: "retrying dead letters".into(),
+                error: e,
+            };
+        }
     };
     let cancel = h.shutdown.child_token();
-    match retry_dead_letters(h.documents.clone(), h.dlq.clone(), entries, &h.engine_settings, &h.breaker_settings, &cancel).await {
+    match retry_dead_letters(
+        h.documents.clone(),
+        h.dlq.clone(),
+        entries,
+        &h.engine_settings,
+        &h.breaker_settings,
+        &cancel,
+    )
+    .await
+    {
         Ok(report) => {
-            tracing::info!(succeeded = report.succeeded.len(), failed = report.failed.len(), "console: dead letters retried");
-            Action::DeadLettersRetried { succeeded: report.succeeded, failed: report.failed }
+            tracing::info!(
+                succeeded = report.succeeded.len(),
+                failed = report.failed.len(),
+                "console: dead letters retried"
+            );
+            Action::DeadLettersRetried {
+                succeeded: report.succeeded,
+                failed: report.failed,
+            }
         }
         Err(e) => failed("retrying dead letters", e),
     }
@@ -343,9 +505,16 @@ async fn retry(h: &Arc<Handles>, ids: Vec<i64>) -> Action {
 
 async fn attached(http: &reqwest::Client, addr: &str) -> Result<StatusDocument, String> {
     let url = format!("http://{addr}/status");
-    let response = http.get(&url).send().await.map_err(|e| format!("'{url}': {e}"))?;
+    let response = http
+        .get(&url)
+        .send()
+        .await
+        .map_err(|e| format!("'{url}': {e}"))?;
     if !response.status().is_success() {
         return Err(format!("'{url}' answered {}", response.status()));
     }
-    response.json::<StatusDocument>().await.map_err(|e| format!("'{url}' did not answer a status document: {e}"))
+    response
+        .json::<StatusDocument>()
+        .await
+        .map_err(|e| format!("'{url}' did not answer a status document: {e}"))
 }

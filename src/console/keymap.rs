@@ -133,7 +133,11 @@ impl KeyChord {
             }
             KeyCode::Char(c) => {
                 mods.remove(KeyModifiers::SHIFT);
-                if mods.contains(KeyModifiers::CONTROL) { KeyCode::Char(c.to_ascii_lowercase()) } else { KeyCode::Char(c) }
+                if mods.contains(KeyModifiers::CONTROL) {
+                    KeyCode::Char(c.to_ascii_lowercase())
+                } else {
+                    KeyCode::Char(c)
+                }
             }
             other => other,
         };
@@ -150,7 +154,8 @@ impl KeyChord {
 
     /// Whether the key holds control or alt (such keys also work inside text inputs).
     pub fn is_chord(&self) -> bool {
-        self.mods.intersects(KeyModifiers::CONTROL | KeyModifiers::ALT)
+        self.mods
+            .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT)
     }
 
     /// Parses `j`, `G`, `ctrl-r`, `alt-x`, `shift-tab`, `enter`, `f5`, `space`...
@@ -159,13 +164,19 @@ impl KeyChord {
         let mut rest = text;
         loop {
             let lower = rest.to_ascii_lowercase();
-            if rest.len() > 1 && let Some(r) = lower.strip_prefix("ctrl-") {
+            if rest.len() > 1
+                && let Some(r) = lower.strip_prefix("ctrl-")
+            {
                 mods |= KeyModifiers::CONTROL;
                 rest = &rest[rest.len() - r.len()..];
-            } else if rest.len() > 1 && let Some(r) = lower.strip_prefix("alt-") {
+            } else if rest.len() > 1
+                && let Some(r) = lower.strip_prefix("alt-")
+            {
                 mods |= KeyModifiers::ALT;
                 rest = &rest[rest.len() - r.len()..];
-            } else if rest.len() > 1 && let Some(r) = lower.strip_prefix("shift-") {
+            } else if rest.len() > 1
+                && let Some(r) = lower.strip_prefix("shift-")
+            {
                 mods |= KeyModifiers::SHIFT;
                 rest = &rest[rest.len() - r.len()..];
             } else {
@@ -194,13 +205,19 @@ impl KeyChord {
                 "home" => KeyCode::Home,
                 "end" => KeyCode::End,
                 f if f.starts_with('f') && f.len() > 1 => {
-                    let n: u8 = f[1..].parse().map_err(|_| format!("'{text}' is not a key"))?;
+                    let n: u8 = f[1..]
+                        .parse()
+                        .map_err(|_| format!("'{text}' is not a key"))?;
                     if !(1..=24).contains(&n) {
                         return Err(format!("'{text}' is not a key (f1 to f24)"));
                     }
                     KeyCode::F(n)
                 }
-                _ => return Err(format!("'{text}' is not a key (e.g. j, G, ctrl-r, enter, esc, pgdn, f5)")),
+                _ => {
+                    return Err(format!(
+                        "'{text}' is not a key (e.g. j, G, ctrl-r, enter, esc, pgdn, f5)"
+                    ));
+                }
             },
         };
         Ok(Self::new(code, mods))
@@ -264,7 +281,11 @@ pub enum KeymapError {
     #[error("keymap '{file}': {reason}")]
     Parse { file: String, reason: String },
     #[error("keymap '{file}' [{context}]: {reason}")]
-    Binding { file: String, context: String, reason: String },
+    Binding {
+        file: String,
+        context: String,
+        reason: String,
+    },
 }
 
 /// The bindings of every context.
@@ -281,14 +302,20 @@ impl Keymap {
             let mut contexts = BTreeMap::new();
             contexts.insert(
                 KeyContext::Global,
-                vec![Binding { key: KeyChord::new(KeyCode::Char('c'), KeyModifiers::CONTROL), command: Command::Quit, desc: "Quit".into() }],
+                vec![Binding {
+                    key: KeyChord::new(KeyCode::Char('c'), KeyModifiers::CONTROL),
+                    command: Command::Quit,
+                    desc: "Quit".into(),
+                }],
             );
             Self { contexts }
         })
     }
 
     pub fn parse_defaults() -> Result<Self, KeymapError> {
-        let mut map = Self { contexts: BTreeMap::new() };
+        let mut map = Self {
+            contexts: BTreeMap::new(),
+        };
         map.apply("keymap.toml (built in)", DEFAULT_KEYMAP)?;
         Ok(map)
     }
@@ -304,7 +331,10 @@ impl Keymap {
     /// did in that context); `unbind` removes it. Nothing else changes.
     fn apply(&mut self, file: &str, text: &str) -> Result<(), KeymapError> {
         let raw: BTreeMap<KeyContext, Vec<RawBinding>> =
-            toml::from_str(text).map_err(|e| KeymapError::Parse { file: file.to_string(), reason: e.to_string() })?;
+            toml::from_str(text).map_err(|e| KeymapError::Parse {
+                file: file.to_string(),
+                reason: e.to_string(),
+            })?;
         for (context, bindings) in raw {
             let list = self.contexts.entry(context).or_default();
             for b in bindings {
@@ -321,9 +351,17 @@ impl Keymap {
                 let desc = b
                     .desc
                     .or(old_desc)
-                    .or_else(|| list.iter().find(|x| x.command == b.run).map(|x| x.desc.clone()))
+                    .or_else(|| {
+                        list.iter()
+                            .find(|x| x.command == b.run)
+                            .map(|x| x.desc.clone())
+                    })
                     .unwrap_or_else(|| format!("{:?}", b.run));
-                list.push(Binding { key, command: b.run, desc });
+                list.push(Binding {
+                    key,
+                    command: b.run,
+                    desc,
+                });
             }
         }
         Ok(())
@@ -331,23 +369,42 @@ impl Keymap {
 
     /// The command of `key` in `context`, falling back to the global bindings.
     pub fn lookup(&self, context: KeyContext, key: KeyChord) -> Option<Command> {
-        self.lookup_in(context, key).or_else(|| self.lookup_in(KeyContext::Global, key))
+        self.lookup_in(context, key)
+            .or_else(|| self.lookup_in(KeyContext::Global, key))
     }
 
     /// The command of `key` in exactly this context.
     pub fn lookup_in(&self, context: KeyContext, key: KeyChord) -> Option<Command> {
-        self.contexts.get(&context)?.iter().find(|b| b.key == key).map(|b| b.command)
+        self.contexts
+            .get(&context)?
+            .iter()
+            .find(|b| b.key == key)
+            .map(|b| b.command)
     }
 
     /// The bindings of one context, in file order.
     pub fn bindings(&self, context: KeyContext) -> &[Binding] {
-        self.contexts.get(&context).map(Vec::as_slice).unwrap_or(&[])
+        self.contexts
+            .get(&context)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
     }
 
     /// The first key bound to `command` in `context`, else in global.
     pub fn key_for(&self, context: KeyContext, command: Command) -> Option<KeyChord> {
-        let find = |c: KeyContext| self.bindings(c).iter().find(|b| b.command == command).map(|b| b.key);
-        find(context).or_else(|| if context == KeyContext::Global { None } else { find(KeyContext::Global) })
+        let find = |c: KeyContext| {
+            self.bindings(c)
+                .iter()
+                .find(|b| b.command == command)
+                .map(|b| b.key)
+        };
+        find(context).or_else(|| {
+            if context == KeyContext::Global {
+                None
+            } else {
+                find(KeyContext::Global)
+            }
+        })
     }
 
     /// Keys bound twice in one context (a user file cannot create them; tested on defaults).
@@ -376,16 +433,28 @@ mod tests {
     fn defaults_parse_without_duplicates() {
         let map = Keymap::parse_defaults().unwrap();
         assert!(map.duplicates().is_empty(), "{:?}", map.duplicates());
-        assert_eq!(map.lookup(KeyContext::DeadLetters, key("ctrl-r")), Some(Command::Refresh));
-        assert_eq!(map.lookup(KeyContext::DeadLetters, key("r")), Some(Command::Retry));
+        assert_eq!(
+            map.lookup(KeyContext::DeadLetters, key("ctrl-r")),
+            Some(Command::Refresh)
+        );
+        assert_eq!(
+            map.lookup(KeyContext::DeadLetters, key("r")),
+            Some(Command::Retry)
+        );
         assert_eq!(map.lookup(KeyContext::Jobs, key("j")), Some(Command::Down));
         assert_eq!(map.lookup_in(KeyContext::Editor, key("j")), None);
     }
 
     #[test]
     fn keys_parse_and_print() {
-        assert_eq!(key("G"), KeyChord::new(KeyCode::Char('G'), KeyModifiers::SHIFT));
-        assert_eq!(key("ctrl-R"), KeyChord::new(KeyCode::Char('r'), KeyModifiers::CONTROL));
+        assert_eq!(
+            key("G"),
+            KeyChord::new(KeyCode::Char('G'), KeyModifiers::SHIFT)
+        );
+        assert_eq!(
+            key("ctrl-R"),
+            KeyChord::new(KeyCode::Char('r'), KeyModifiers::CONTROL)
+        );
         assert_eq!(key("shift-tab"), KeyChord::plain(KeyCode::BackTab));
         assert_eq!(key("space").to_string(), "space");
         assert_eq!(key("ctrl-s").to_string(), "ctrl-s");
@@ -401,25 +470,54 @@ mod tests {
         let user = "dead_letters = [ { on = \"t\", run = \"retry\" }, { on = \"d\", run = \"unbind\" } ]\n\
                     global = [ { on = \"n\", run = \"down\", desc = \"Next\" } ]\n";
         let map = Keymap::with_user("user.toml", user).unwrap();
-        assert_eq!(map.lookup(KeyContext::DeadLetters, key("t")), Some(Command::Retry));
-        assert_eq!(map.lookup(KeyContext::DeadLetters, key("r")), Some(Command::Retry));
+        assert_eq!(
+            map.lookup(KeyContext::DeadLetters, key("t")),
+            Some(Command::Retry)
+        );
+        assert_eq!(
+            map.lookup(KeyContext::DeadLetters, key("r")),
+            Some(Command::Retry)
+        );
         assert_eq!(map.lookup_in(KeyContext::DeadLetters, key("d")), None);
         assert_eq!(map.lookup(KeyContext::Jobs, key("n")), Some(Command::Down));
         assert_eq!(map.lookup(KeyContext::Jobs, key("j")), Some(Command::Down));
         // Every other context is untouched.
-        for context in [KeyContext::Connectors, KeyContext::Jobs, KeyContext::Editor, KeyContext::Confirm, KeyContext::Kibana] {
-            assert_eq!(map.bindings(context), defaults.bindings(context), "{context:?} changed");
+        for context in [
+            KeyContext::Connectors,
+            KeyContext::Jobs,
+            KeyContext::Editor,
+            KeyContext::Confirm,
+            KeyContext::Kibana,
+        ] {
+            assert_eq!(
+                map.bindings(context),
+                defaults.bindings(context),
+                "{context:?} changed"
+            );
         }
-        let kept: Vec<_> = defaults.bindings(KeyContext::Global).iter().filter(|b| b.key != key("n")).cloned().collect();
-        assert_eq!(&map.bindings(KeyContext::Global)[..kept.len()], kept.as_slice());
+        let kept: Vec<_> = defaults
+            .bindings(KeyContext::Global)
+            .iter()
+            .filter(|b| b.key != key("n"))
+            .cloned()
+            .collect();
+        assert_eq!(
+            &map.bindings(KeyContext::Global)[..kept.len()],
+            kept.as_slice()
+        );
         assert!(map.duplicates().is_empty());
     }
 
     #[test]
     fn bad_user_files_name_the_problem() {
-        let err = Keymap::with_user("k.toml", "jobs = [ { on = \"hyper-q\", run = \"quit\" } ]").unwrap_err();
-        assert!(err.to_string().contains("'hyper-q'") && err.to_string().contains("k.toml"), "{err}");
-        let err = Keymap::with_user("k.toml", "jobs = [ { on = \"q\", run = \"explode\" } ]").unwrap_err();
+        let err = Keymap::with_user("k.toml", "jobs = [ { on = \"hyper-q\", run = \"quit\" } ]")
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("'hyper-q'") && err.to_string().contains("k.toml"),
+            "{err}"
+        );
+        let err = Keymap::with_user("k.toml", "jobs = [ { on = \"q\", run = \"explode\" } ]")
+            .unwrap_err();
         assert!(err.to_string().contains("explode"), "{err}");
         assert!(Keymap::with_user("k.toml", "nowhere = []").is_err());
     }

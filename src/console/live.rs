@@ -46,7 +46,13 @@ pub fn rows<'a>(
 ) -> Vec<LiveRow<'a>> {
     let mut out: Vec<LiveRow<'a>> = local
         .iter()
-        .map(|s| LiveRow { job_id: &s.job_id, connector_id: &s.connector_id, source: LiveSource::Here, snapshot: Some(s), job: None })
+        .map(|s| LiveRow {
+            job_id: &s.job_id,
+            connector_id: &s.connector_id,
+            source: LiveSource::Here,
+            snapshot: Some(s),
+            job: None,
+        })
         .collect();
     if let Some((addr, snapshots)) = attached {
         for s in snapshots {
@@ -70,7 +76,9 @@ pub fn rows<'a>(
         out.push(LiveRow {
             job_id: &job.id,
             connector_id: &job.connector.id,
-            source: LiveSource::Cluster { worker: job.worker_hostname.clone() },
+            source: LiveSource::Cluster {
+                worker: job.worker_hostname.clone(),
+            },
             snapshot: None,
             job: Some(job),
         });
@@ -119,13 +127,17 @@ pub struct RecentError {
 
 impl BreakerView {
     pub fn from_snapshot(s: &ProgressSnapshot) -> Option<Self> {
-        s.breaker.as_ref().and_then(|v| serde_json::from_value(v.clone()).ok())
+        s.breaker
+            .as_ref()
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
     }
 }
 
 /// The worst breaker state among snapshots, for the header light: `open` beats `half_open`
 /// beats `closed`; `None` when no running job has a breaker.
-pub fn worst_breaker<'a>(snapshots: impl IntoIterator<Item = &'a ProgressSnapshot>) -> Option<String> {
+pub fn worst_breaker<'a>(
+    snapshots: impl IntoIterator<Item = &'a ProgressSnapshot>,
+) -> Option<String> {
     let rank = |s: &str| match s {
         "open" => 3,
         "half_open" => 2,
@@ -135,6 +147,12 @@ pub fn worst_breaker<'a>(snapshots: impl IntoIterator<Item = &'a ProgressSnapsho
     snapshots
         .into_iter()
         .filter(|s| !s.phase.is_done())
-        .filter_map(|s| s.breaker.as_ref()?.get("state")?.as_str().map(str::to_string))
+        .filter_map(|s| {
+            s.breaker
+                .as_ref()?
+                .get("state")?
+                .as_str()
+                .map(str::to_string)
+        })
         .max_by_key(|s| rank(s))
 }

@@ -73,7 +73,12 @@ fn profile_info(ctx: &Context) -> ProfileInfo {
     ProfileInfo {
         name: ctx.profile.name.clone(),
         read_only: ctx.profile.read_only,
-        backend: if ctx.elasticsearch.is_some() { "elasticsearch" } else { "embedded" }.to_string(),
+        backend: if ctx.elasticsearch.is_some() {
+            "elasticsearch"
+        } else {
+            "embedded"
+        }
+        .to_string(),
         has_kibana: ctx.kibana.is_some(),
     }
 }
@@ -87,7 +92,10 @@ pub fn load_keymap(config_dir: &std::path::Path) -> (Keymap, Option<String>) {
     };
     match Keymap::with_user(&path.display().to_string(), &text) {
         Ok(map) => (map, None),
-        Err(e) => (Keymap::defaults(), Some(format!("{e}; using the default keys"))),
+        Err(e) => (
+            Keymap::defaults(),
+            Some(format!("{e}; using the default keys")),
+        ),
     }
 }
 
@@ -109,7 +117,11 @@ pub async fn run(ctx: Context, options: ConsoleOptions) -> Result<(), ConsoleErr
     let theme_dir = options.paths.config_dir.join("themes");
     let mut notices = Vec::new();
     let requested = options.theme.clone().unwrap_or_else(|| {
-        if theme::no_color(&env) { theme::MONOCHROME.to_string() } else { options.ui.theme.clone() }
+        if theme::no_color(&env) {
+            theme::MONOCHROME.to_string()
+        } else {
+            options.ui.theme.clone()
+        }
     });
     let theme = theme::load(&requested, Some(&theme_dir), depth).unwrap_or_else(|e| {
         notices.push(format!("{e}; using the default theme"));
@@ -117,21 +129,51 @@ pub async fn run(ctx: Context, options: ConsoleOptions) -> Result<(), ConsoleErr
     });
     let (keymap, keymap_error) = load_keymap(&options.paths.config_dir);
     notices.extend(keymap_error);
-    let handles = Arc::new(Handles::from_context(&ctx, options.log_tail.clone()).map_err(ConsoleError::Setup)?);
-    let service_types = handles.registry.factories().map(|f| ServiceType { service_type: f.service_type().to_string(), name: f.display_name().to_string() }).collect();
+    let handles = Arc::new(
+        Handles::from_context(&ctx, options.log_tail.clone()).map_err(ConsoleError::Setup)?,
+    );
+    let service_types = handles
+        .registry
+        .factories()
+        .map(|f| ServiceType {
+            service_type: f.service_type().to_string(),
+            name: f.display_name().to_string(),
+        })
+        .collect();
     let size = crossterm::terminal::size().unwrap_or((80, 24));
     let settings = Settings {
-        refresh_ms: options.ui.refresh_interval.as_millis().clamp(250, 3_600_000) as i64,
+        refresh_ms: options
+            .ui
+            .refresh_interval
+            .as_millis()
+            .clamp(250, 3_600_000) as i64,
         mouse: options.ui.mouse,
         theme: theme.name.clone(),
         themes: theme::available(Some(&theme_dir)),
         profiles: options.profile_names.clone(),
         attach: options.attach.clone(),
     };
-    let state = AppState::new(Init { profile: profile_info(&ctx), settings, keymap, service_types, now: Timestamp::now(), size });
+    let state = AppState::new(Init {
+        profile: profile_info(&ctx),
+        settings,
+        keymap,
+        service_types,
+        now: Timestamp::now(),
+        size,
+    });
     let (tx, rx) = unbounded_channel();
     let (control_tx, control_rx) = unbounded_channel();
-    let mut console = Console { state, theme, depth, theme_dir, handles, options, tx, control_tx, in_tmux: env("TMUX").is_some() };
+    let mut console = Console {
+        state,
+        theme,
+        depth,
+        theme_dir,
+        handles,
+        options,
+        tx,
+        control_tx,
+        in_tmux: env("TMUX").is_some(),
+    };
     for notice in notices {
         tracing::warn!(%notice, "console set-up");
         super::app::toast(&mut console.state, ToastLevel::Warn, notice);
@@ -142,7 +184,9 @@ pub async fn run(ctx: Context, options: ConsoleOptions) -> Result<(), ConsoleErr
         // No `terminal.clear()`: it asks the terminal for the cursor position, which some
         // terminals answer slowly or never; the alternate screen starts blank anyway.
         let mut terminal = Terminal::new(CrosstermBackend::new(io::stdout()))?;
-        console.event_loop(&mut terminal, &mut guard, rx, control_rx).await
+        console
+            .event_loop(&mut terminal, &mut guard, rx, control_rx)
+            .await
     };
     drop(guard);
     console.suspend_running().await;
@@ -162,7 +206,7 @@ impl Console {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
         let mut stop = Box::pin(stop_signal());
-        let mut last_draw = Instant::now() - FRAME_INTERVAL;
+        let mut last_draw = Instant::now().checked_sub(FRAME_INTERVAL).unwrap_or_else(Instant::now);
         loop {
             let mut next_draw = None;
             if self.state.dirty {
@@ -200,7 +244,12 @@ impl Console {
         }
     }
 
-    fn on_event(&mut self, event: Event, terminal: &mut Terminal<CrosstermBackend<Stdout>>, guard: &mut TerminalGuard) {
+    fn on_event(
+        &mut self,
+        event: Event,
+        terminal: &mut Terminal<CrosstermBackend<Stdout>>,
+        guard: &mut TerminalGuard,
+    ) {
         let action = match event {
             Event::Key(k) => Action::Key(k),
             Event::Paste(text) => Action::Paste(text),
@@ -211,13 +260,23 @@ impl Console {
         self.dispatch(action, terminal, guard);
     }
 
-    fn dispatch(&mut self, action: Action, terminal: &mut Terminal<CrosstermBackend<Stdout>>, guard: &mut TerminalGuard) {
+    fn dispatch(
+        &mut self,
+        action: Action,
+        terminal: &mut Terminal<CrosstermBackend<Stdout>>,
+        guard: &mut TerminalGuard,
+    ) {
         for effect in update(&mut self.state, action) {
             self.run_effect(effect, terminal, guard);
         }
     }
 
-    fn run_effect(&mut self, effect: Effect, terminal: &mut Terminal<CrosstermBackend<Stdout>>, guard: &mut TerminalGuard) {
+    fn run_effect(
+        &mut self,
+        effect: Effect,
+        terminal: &mut Terminal<CrosstermBackend<Stdout>>,
+        guard: &mut TerminalGuard,
+    ) {
         match effect {
             Effect::Quit => self.state.quit = true,
             Effect::Copy(text) => {
@@ -226,11 +285,23 @@ impl Console {
                     sequence = clipboard::tmux_wrap(&sequence);
                 }
                 let writer = terminal.backend_mut();
-                if writer.write_all(sequence.as_bytes()).and_then(|()| writer.flush()).is_err() {
-                    super::app::toast(&mut self.state, ToastLevel::Error, "could not write to the terminal");
+                if writer
+                    .write_all(sequence.as_bytes())
+                    .and_then(|()| writer.flush())
+                    .is_err()
+                {
+                    super::app::toast(
+                        &mut self.state,
+                        ToastLevel::Error,
+                        "could not write to the terminal",
+                    );
                 }
                 if cut {
-                    super::app::toast(&mut self.state, ToastLevel::Warn, format!("copied only the first {} bytes", clipboard::MAX_BYTES));
+                    super::app::toast(
+                        &mut self.state,
+                        ToastLevel::Warn,
+                        format!("copied only the first {} bytes", clipboard::MAX_BYTES),
+                    );
                 }
             }
             Effect::SetMouse(on) => {
@@ -263,7 +334,12 @@ impl Console {
     }
 
     fn load_theme(&mut self, name: String) {
-        let (dir, depth, tx, control) = (self.theme_dir.clone(), self.depth, self.tx.clone(), self.control_tx.clone());
+        let (dir, depth, tx, control) = (
+            self.theme_dir.clone(),
+            self.depth,
+            self.tx.clone(),
+            self.control_tx.clone(),
+        );
         tokio::task::spawn_blocking(move || match theme::load(&name, Some(&dir), depth) {
             Ok(theme) => {
                 let _ = control.send(Control::Theme(Box::new(theme)));
@@ -277,15 +353,30 @@ impl Console {
 
     fn switch_profile(&mut self, name: String) {
         if self.state.running_here() > 0 {
-            super::app::toast(&mut self.state, ToastLevel::Warn, "syncs run on this console's engine: wait for them (or cancel them) before switching profiles");
+            super::app::toast(
+                &mut self.state,
+                ToastLevel::Warn,
+                "syncs run on this console's engine: wait for them (or cancel them) before switching profiles",
+            );
             return;
         }
-        let overrides = Overrides { profile: Some(name.clone()), read_only: self.options.overrides.read_only, ..Default::default() };
-        let (paths, tail, tx, control) = (self.options.paths.clone(), self.options.log_tail.clone(), self.tx.clone(), self.control_tx.clone());
+        let overrides = Overrides {
+            profile: Some(name.clone()),
+            read_only: self.options.overrides.read_only,
+            ..Default::default()
+        };
+        let (paths, tail, tx, control) = (
+            self.options.paths.clone(),
+            self.options.log_tail.clone(),
+            self.tx.clone(),
+            self.control_tx.clone(),
+        );
         tokio::task::spawn_blocking(move || {
             let built = crate::config::load(&paths, &overrides, &env)
                 .map_err(|e| e.to_string())
-                .and_then(|loaded| Context::build(loaded, paths, Output::stdout(false)).map_err(|e| e.message))
+                .and_then(|loaded| {
+                    Context::build(loaded, paths, Output::stdout(false)).map_err(|e| e.message)
+                })
                 .and_then(|ctx| Handles::from_context(&ctx, tail).map(|h| (h, profile_info(&ctx))));
             match built {
                 Ok((handles, info)) => {
@@ -294,7 +385,10 @@ impl Console {
                 }
                 Err(e) => {
                     tracing::warn!(profile = %name, error = %e, "console: profile not switched");
-                    let _ = tx.send(Action::Notify(ToastLevel::Error, format!("profile '{name}': {e}")));
+                    let _ = tx.send(Action::Notify(
+                        ToastLevel::Error,
+                        format!("profile '{name}': {e}"),
+                    ));
                 }
             }
         });
@@ -303,12 +397,20 @@ impl Console {
     /// Syncs run here are suspended (their jobs can resume) rather than cut off.
     async fn suspend_running(&self) {
         let live = self.handles.engine.live();
-        let running = || live.snapshots().iter().filter(|s| !s.phase.is_done()).count();
+        let running = || {
+            live.snapshots()
+                .iter()
+                .filter(|s| !s.phase.is_done())
+                .count()
+        };
         self.handles.shutdown.cancel();
         if running() == 0 {
             return;
         }
-        eprintln!("syncdeck: suspending {} sync(s) run by the console…", running());
+        eprintln!(
+            "syncdeck: suspending {} sync(s) run by the console…",
+            running()
+        );
         let deadline = Instant::now() + SUSPEND_WAIT;
         while running() > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -321,7 +423,10 @@ async fn stop_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut term), Ok(mut hup)) = (signal(SignalKind::terminate()), signal(SignalKind::hangup())) else {
+        let (Ok(mut term), Ok(mut hup)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) else {
             std::future::pending::<()>().await;
             return;
         };

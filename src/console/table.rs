@@ -118,7 +118,10 @@ impl<T: TableRow> TableData<T> {
         self.loading = false;
         self.refilter();
         if let Some(id) = keep
-            && let Some(pos) = self.filtered.iter().position(|&i| self.rows[i].row_id() == id)
+            && let Some(pos) = self
+                .filtered
+                .iter()
+                .position(|&i| self.rows[i].row_id() == id)
         {
             self.cursor.selected = pos;
         }
@@ -134,7 +137,9 @@ impl<T: TableRow> TableData<T> {
         let keep = self.filtered.get(self.cursor.selected).copied();
         self.filter = filter.to_string();
         self.refilter();
-        self.cursor.selected = keep.and_then(|raw| self.filtered.binary_search(&raw).ok()).unwrap_or(0);
+        self.cursor.selected = keep
+            .and_then(|raw| self.filtered.binary_search(&raw).ok())
+            .unwrap_or(0);
         self.clamp();
     }
 
@@ -143,7 +148,12 @@ impl<T: TableRow> TableData<T> {
         self.filtered = if needle.trim().is_empty() {
             (0..self.rows.len()).collect()
         } else {
-            self.keys.iter().enumerate().filter(|(_, k)| fuzzy_match(&needle, k)).map(|(i, _)| i).collect()
+            self.keys
+                .iter()
+                .enumerate()
+                .filter(|(_, k)| fuzzy_match(&needle, k))
+                .map(|(i, _)| i)
+                .collect()
         };
     }
 
@@ -200,7 +210,11 @@ impl<T: TableRow> TableData<T> {
 
     /// Selects the row with this id, if kept.
     pub fn select_id(&mut self, id: &str) -> bool {
-        match self.filtered.iter().position(|&i| self.rows[i].row_id() == id) {
+        match self
+            .filtered
+            .iter()
+            .position(|&i| self.rows[i].row_id() == id)
+        {
             Some(pos) => {
                 self.cursor.selected = pos;
                 true
@@ -211,7 +225,10 @@ impl<T: TableRow> TableData<T> {
 
     /// Whether the data is older than `max_age_secs` (or never loaded, or failed).
     pub fn is_stale(&self, now: Timestamp, max_age_secs: i64) -> bool {
-        self.error.is_some() || self.loaded_at.is_none_or(|t| (now.0 - t.0).num_seconds() > max_age_secs)
+        self.error.is_some()
+            || self
+                .loaded_at
+                .is_none_or(|t| (now.0 - t.0).num_seconds() > max_age_secs)
     }
 }
 

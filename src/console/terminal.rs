@@ -4,9 +4,13 @@
 //! (which ends the loop, so the drop runs).
 
 use crossterm::cursor::{Hide, Show};
-use crossterm::event::{DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture};
+use crossterm::event::{
+    DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture,
+};
 use crossterm::execute;
-use crossterm::terminal::{EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode};
+use crossterm::terminal::{
+    EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
+};
 use std::io::{self, Write};
 use std::sync::{Once, OnceLock};
 use std::thread::ThreadId;
@@ -31,7 +35,12 @@ impl TerminalGuard {
         crossterm::style::force_color_output(true);
         enable_raw_mode()?;
         let guard = Self { mouse: false };
-        execute!(io::stdout(), EnterAlternateScreen, Hide, EnableBracketedPaste)?;
+        execute!(
+            io::stdout(),
+            EnterAlternateScreen,
+            Hide,
+            EnableBracketedPaste
+        )?;
         let mut guard = guard;
         guard.set_mouse(mouse)?;
         Ok(guard)
@@ -75,7 +84,9 @@ fn install_panic_hook() {
     ONCE.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            let on_ui = UI_THREAD.get().is_none_or(|id| *id == std::thread::current().id());
+            let on_ui = UI_THREAD
+                .get()
+                .is_none_or(|id| *id == std::thread::current().id());
             if !on_ui {
                 // Printing would scribble over the screen; the Logs view shows it instead.
                 tracing::error!(panic = %info, "a background task panicked");

@@ -13,10 +13,28 @@ use std::path::Path;
 
 /// The shipped themes: (name, TOML text).
 pub const BUILTIN: &[(&str, &str)] = &[
-    ("default", include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/themes/default.toml"))),
-    ("light", include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/themes/light.toml"))),
-    ("high-contrast", include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/themes/high-contrast.toml"))),
-    ("monochrome", include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/themes/monochrome.toml"))),
+    (
+        "default",
+        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/themes/default.toml")),
+    ),
+    (
+        "light",
+        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/themes/light.toml")),
+    ),
+    (
+        "high-contrast",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/themes/high-contrast.toml"
+        )),
+    ),
+    (
+        "monochrome",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/themes/monochrome.toml"
+        )),
+    ),
 ];
 
 /// The theme `NO_COLOR` selects.
@@ -26,7 +44,9 @@ pub const MONOCHROME: &str = "monochrome";
 pub enum ThemeError {
     #[error("theme '{name}': {reason}")]
     Invalid { name: String, reason: String },
-    #[error("no theme named '{0}' (shipped: default, light, high-contrast, monochrome; or add themes/{0}.toml beside the config file)")]
+    #[error(
+        "no theme named '{0}' (shipped: default, light, high-contrast, monochrome; or add themes/{0}.toml beside the config file)"
+    )]
     Unknown(String),
     #[error("cannot read theme file '{path}': {reason}")]
     Read { path: String, reason: String },
@@ -174,9 +194,18 @@ theme_slots! {
 impl Theme {
     /// A shipped theme by name, at this depth.
     pub fn builtin(name: &str, depth: ColorDepth) -> Result<Theme, ThemeError> {
-        let text = BUILTIN.iter().find(|(n, _)| *n == name).map(|(_, t)| *t).ok_or_else(|| ThemeError::Unknown(name.to_string()))?;
+        let text = BUILTIN
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, t)| *t)
+            .ok_or_else(|| ThemeError::Unknown(name.to_string()))?;
         let file = parse(name, text)?;
-        Theme::blank().overlay(name, &file, depth).map_err(|reason| ThemeError::Invalid { name: name.to_string(), reason })
+        Theme::blank()
+            .overlay(name, &file, depth)
+            .map_err(|reason| ThemeError::Invalid {
+                name: name.to_string(),
+                reason,
+            })
     }
 
     /// The default theme at true colour; never fails (the shipped file is tested).
@@ -185,19 +214,34 @@ impl Theme {
     }
 
     /// Lays a user file over a base theme.
-    pub fn with_file(&self, name: &str, text: &str, depth: ColorDepth) -> Result<Theme, ThemeError> {
+    pub fn with_file(
+        &self,
+        name: &str,
+        text: &str,
+        depth: ColorDepth,
+    ) -> Result<Theme, ThemeError> {
         let file = parse(name, text)?;
-        self.overlay(name, &file, depth).map_err(|reason| ThemeError::Invalid { name: name.to_string(), reason })
+        self.overlay(name, &file, depth)
+            .map_err(|reason| ThemeError::Invalid {
+                name: name.to_string(),
+                reason,
+            })
     }
 
     /// Whether any style sets a colour (false for monochrome).
     pub fn uses_color(&self) -> bool {
-        self.all().iter().any(|s| s.fg.is_some_and(|c| c != Color::Reset) || s.bg.is_some_and(|c| c != Color::Reset))
+        self.all().iter().any(|s| {
+            s.fg.is_some_and(|c| c != Color::Reset) || s.bg.is_some_and(|c| c != Color::Reset)
+        })
     }
 
     /// A table row: selected, marked, or plain.
     pub fn row(&self, selected: bool) -> Style {
-        if selected { self.row_selected } else { self.text }
+        if selected {
+            self.row_selected
+        } else {
+            self.text
+        }
     }
 
     pub fn danger(&self) -> Style {
@@ -206,7 +250,11 @@ impl Theme {
 
     /// A panel border.
     pub fn block(&self, focused: bool) -> Style {
-        if focused { self.border_focus } else { self.border }
+        if focused {
+            self.border_focus
+        } else {
+            self.border
+        }
     }
 
     /// A job status.
@@ -265,19 +313,31 @@ impl Theme {
 }
 
 fn parse(name: &str, text: &str) -> Result<ThemeFile, ThemeError> {
-    toml::from_str(text).map_err(|e| ThemeError::Invalid { name: name.to_string(), reason: e.to_string() })
+    toml::from_str(text).map_err(|e| ThemeError::Invalid {
+        name: name.to_string(),
+        reason: e.to_string(),
+    })
 }
 
 fn resolve_spec(slot: &str, spec: &StyleSpec, depth: ColorDepth) -> Result<Style, String> {
     let mut style = Style::default();
     if let Some(fg) = &spec.fg {
-        style = style.fg(downgrade(parse_color(fg).ok_or_else(|| format!("{slot}.fg: '{fg}' is not a colour"))?, depth));
+        style = style.fg(downgrade(
+            parse_color(fg).ok_or_else(|| format!("{slot}.fg: '{fg}' is not a colour"))?,
+            depth,
+        ));
     }
     if let Some(bg) = &spec.bg {
-        style = style.bg(downgrade(parse_color(bg).ok_or_else(|| format!("{slot}.bg: '{bg}' is not a colour"))?, depth));
+        style = style.bg(downgrade(
+            parse_color(bg).ok_or_else(|| format!("{slot}.bg: '{bg}' is not a colour"))?,
+            depth,
+        ));
     }
     for m in &spec.modifiers {
-        style = style.add_modifier(parse_modifier(m).ok_or_else(|| format!("{slot}.modifiers: '{m}' is not a modifier"))?);
+        style = style.add_modifier(
+            parse_modifier(m)
+                .ok_or_else(|| format!("{slot}.modifiers: '{m}' is not a modifier"))?,
+        );
     }
     Ok(style)
 }
@@ -360,7 +420,11 @@ fn xterm_rgb(i: u8) -> (u8, u8, u8) {
         0..=15 => ANSI16[i as usize].1,
         16..=231 => {
             let i = i - 16;
-            (CUBE[(i / 36) as usize], CUBE[((i / 6) % 6) as usize], CUBE[(i % 6) as usize])
+            (
+                CUBE[(i / 36) as usize],
+                CUBE[((i / 6) % 6) as usize],
+                CUBE[(i % 6) as usize],
+            )
         }
         _ => {
             let v = 8 + (i - 232) * 10;
@@ -371,7 +435,9 @@ fn xterm_rgb(i: u8) -> (u8, u8, u8) {
 
 fn nearest_xterm256(r: u8, g: u8, b: u8) -> u8 {
     // Only the cube and the grey ramp: indexes 0-15 are redefined by many terminal themes.
-    (16..=255u8).min_by_key(|i| dist((r, g, b), xterm_rgb(*i))).unwrap_or(16)
+    (16..=255u8)
+        .min_by_key(|i| dist((r, g, b), xterm_rgb(*i)))
+        .unwrap_or(16)
 }
 
 const ANSI16: [(Color, (u8, u8, u8)); 16] = [
@@ -394,7 +460,11 @@ const ANSI16: [(Color, (u8, u8, u8)); 16] = [
 ];
 
 fn nearest_ansi16(r: u8, g: u8, b: u8) -> Color {
-    ANSI16.iter().min_by_key(|(_, rgb)| dist((r, g, b), *rgb)).map(|(c, _)| *c).unwrap_or(Color::Reset)
+    ANSI16
+        .iter()
+        .min_by_key(|(_, rgb)| dist((r, g, b), *rgb))
+        .map(|(c, _)| *c)
+        .unwrap_or(Color::Reset)
 }
 
 /// The theme names on offer: the shipped ones, then user files in `dir` (`*.toml`).
@@ -417,7 +487,9 @@ pub fn available(dir: Option<&Path>) -> Vec<String> {
 /// Loads theme `name` at `depth`: the shipped one, with `<dir>/NAME.toml` laid over it (or
 /// over `default` for a new name).
 pub fn load(name: &str, dir: Option<&Path>, depth: ColorDepth) -> Result<Theme, ThemeError> {
-    let user = dir.map(|d| d.join(format!("{name}.toml"))).filter(|p| p.is_file());
+    let user = dir
+        .map(|d| d.join(format!("{name}.toml")))
+        .filter(|p| p.is_file());
     let shipped = Theme::builtin(name, depth);
     let Some(path) = user else {
         return shipped;
@@ -426,8 +498,10 @@ pub fn load(name: &str, dir: Option<&Path>, depth: ColorDepth) -> Result<Theme, 
         Ok(theme) => theme,
         Err(_) => Theme::builtin("default", depth)?,
     };
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| ThemeError::Read { path: path.display().to_string(), reason: e.to_string() })?;
+    let text = std::fs::read_to_string(&path).map_err(|e| ThemeError::Read {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
     base.with_file(name, &text, depth)
 }
 
@@ -439,15 +513,27 @@ mod tests {
     fn shipped_themes_parse_and_set_every_entry() {
         for (name, text) in BUILTIN {
             let file: ThemeFile = toml::from_str(text).unwrap_or_else(|e| panic!("{name}: {e}"));
-            assert!(file.missing().is_empty(), "{name} leaves unset: {:?}", file.missing());
+            assert!(
+                file.missing().is_empty(),
+                "{name} leaves unset: {:?}",
+                file.missing()
+            );
             Theme::builtin(name, ColorDepth::TrueColor).unwrap();
         }
     }
 
     #[test]
     fn monochrome_has_no_colour_and_default_has() {
-        assert!(!Theme::builtin("monochrome", ColorDepth::TrueColor).unwrap().uses_color());
-        assert!(Theme::builtin("default", ColorDepth::TrueColor).unwrap().uses_color());
+        assert!(
+            !Theme::builtin("monochrome", ColorDepth::TrueColor)
+                .unwrap()
+                .uses_color()
+        );
+        assert!(
+            Theme::builtin("default", ColorDepth::TrueColor)
+                .unwrap()
+                .uses_color()
+        );
     }
 
     #[test]
@@ -457,22 +543,48 @@ mod tests {
         let t = Theme::builtin("default", ColorDepth::Ansi16).unwrap();
         for style in t.all() {
             for c in [style.fg, style.bg].into_iter().flatten() {
-                assert!(!matches!(c, Color::Rgb(..) | Color::Indexed(_)), "{c:?} survived in 16 colours");
+                assert!(
+                    !matches!(c, Color::Rgb(..) | Color::Indexed(_)),
+                    "{c:?} survived in 16 colours"
+                );
             }
         }
-        assert_eq!(downgrade(Color::Rgb(255, 0, 0), ColorDepth::Ansi256), Color::Indexed(196));
-        assert_eq!(downgrade(Color::Rgb(250, 250, 250), ColorDepth::Ansi16), Color::White);
-        assert_eq!(downgrade(Color::Rgb(1, 2, 3), ColorDepth::TrueColor), Color::Rgb(1, 2, 3));
+        assert_eq!(
+            downgrade(Color::Rgb(255, 0, 0), ColorDepth::Ansi256),
+            Color::Indexed(196)
+        );
+        assert_eq!(
+            downgrade(Color::Rgb(250, 250, 250), ColorDepth::Ansi16),
+            Color::White
+        );
+        assert_eq!(
+            downgrade(Color::Rgb(1, 2, 3), ColorDepth::TrueColor),
+            Color::Rgb(1, 2, 3)
+        );
     }
 
     #[test]
     fn depth_detection() {
         let env = |pairs: &'static [(&'static str, &'static str)]| {
-            move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
         };
-        assert_eq!(ColorDepth::detect(&env(&[("COLORTERM", "truecolor")])), ColorDepth::TrueColor);
-        assert_eq!(ColorDepth::detect(&env(&[("TERM", "xterm-256color")])), ColorDepth::Ansi256);
-        assert_eq!(ColorDepth::detect(&env(&[("TERM", "xterm")])), ColorDepth::Ansi16);
+        assert_eq!(
+            ColorDepth::detect(&env(&[("COLORTERM", "truecolor")])),
+            ColorDepth::TrueColor
+        );
+        assert_eq!(
+            ColorDepth::detect(&env(&[("TERM", "xterm-256color")])),
+            ColorDepth::Ansi256
+        );
+        assert_eq!(
+            ColorDepth::detect(&env(&[("TERM", "xterm")])),
+            ColorDepth::Ansi16
+        );
         assert!(no_color(&env(&[("NO_COLOR", "1")])));
         assert!(!no_color(&env(&[("NO_COLOR", "")])));
     }
@@ -480,12 +592,26 @@ mod tests {
     #[test]
     fn a_user_file_overrides_only_what_it_sets() {
         let base = Theme::builtin("default", ColorDepth::TrueColor).unwrap();
-        let t = base.with_file("mine", "danger = { fg = \"#010203\" }\n", ColorDepth::TrueColor).unwrap();
+        let t = base
+            .with_file(
+                "mine",
+                "danger = { fg = \"#010203\" }\n",
+                ColorDepth::TrueColor,
+            )
+            .unwrap();
         assert_eq!(t.danger, Style::default().fg(Color::Rgb(1, 2, 3)));
         assert_eq!(t.ok, base.ok);
-        let err = base.with_file("bad", "danger = { fg = \"nope\" }\n", ColorDepth::TrueColor).unwrap_err();
-        assert!(err.to_string().contains("'nope'") && err.to_string().contains("danger.fg"), "{err}");
-        assert!(base.with_file("bad", "dangr = {}\n", ColorDepth::TrueColor).is_err());
+        let err = base
+            .with_file("bad", "danger = { fg = \"nope\" }\n", ColorDepth::TrueColor)
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("'nope'") && err.to_string().contains("danger.fg"),
+            "{err}"
+        );
+        assert!(
+            base.with_file("bad", "dangr = {}\n", ColorDepth::TrueColor)
+                .is_err()
+        );
     }
 
     #[test]
@@ -494,12 +620,21 @@ mod tests {
         std::fs::write(dir.path().join("light.toml"), "ok = { fg = \"#000001\" }\n").unwrap();
         std::fs::write(dir.path().join("solar.toml"), "ok = { fg = \"#000002\" }\n").unwrap();
         let names = available(Some(dir.path()));
-        assert!(names.contains(&"solar".to_string()) && names.iter().filter(|n| *n == "light").count() == 1);
+        assert!(
+            names.contains(&"solar".to_string())
+                && names.iter().filter(|n| *n == "light").count() == 1
+        );
         let light = load("light", Some(dir.path()), ColorDepth::TrueColor).unwrap();
         assert_eq!(light.ok.fg, Some(Color::Rgb(0, 0, 1)));
-        assert_eq!(light.text, Theme::builtin("light", ColorDepth::TrueColor).unwrap().text);
+        assert_eq!(
+            light.text,
+            Theme::builtin("light", ColorDepth::TrueColor).unwrap().text
+        );
         let solar = load("solar", Some(dir.path()), ColorDepth::TrueColor).unwrap();
         assert_eq!(solar.text, Theme::fallback().text);
-        assert!(matches!(load("nope", Some(dir.path()), ColorDepth::TrueColor), Err(ThemeError::Unknown(_))));
+        assert!(matches!(
+            load("nope", Some(dir.path()), ColorDepth::TrueColor),
+            Err(ThemeError::Unknown(_))
+        ));
     }
 }

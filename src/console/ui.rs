@@ -20,8 +20,13 @@ use ratatui::widgets::{Block, BorderType, Clear, Paragraph};
 pub fn draw(frame: &mut Frame, state: &AppState, theme: &Theme) {
     let area = frame.area();
     frame.render_widget(Block::default().style(theme.text), area);
-    let [header, tabs, body, footer] =
-        Layout::vertical([Constraint::Length(1), Constraint::Length(1), Constraint::Min(3), Constraint::Length(1)]).areas(area);
+    let [header, tabs, body, footer] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Length(1),
+        Constraint::Min(3),
+        Constraint::Length(1),
+    ])
+    .areas(area);
     render_header(frame, header, state, theme);
     render_tabs(frame, tabs, state, theme);
     render_body(frame, body, state, theme);
@@ -37,7 +42,11 @@ fn sep(theme: &Theme) -> Span<'static> {
 fn render_header(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
     let narrow = area.width < 100;
     // Narrow terminals keep the facts and drop the name.
-    let mut spans = if narrow { vec![Span::raw(" ")] } else { vec![Span::styled(" syncdeck", theme.title), sep(theme)] };
+    let mut spans = if narrow {
+        vec![Span::raw(" ")]
+    } else {
+        vec![Span::styled(" syncdeck", theme.title), sep(theme)]
+    };
     spans.push(Span::styled(state.profile.name.clone(), theme.accent));
     if state.profile.read_only {
         spans.push(Span::raw(" "));
@@ -46,35 +55,64 @@ fn render_header(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme)
     spans.push(sep(theme));
     match (&state.cluster.value, &state.cluster.error) {
         (_, Some(e)) => {
-            let text = if narrow { "cluster unreachable".to_string() } else { format!("cluster: {}", super::format::ellipsize(e, 40)) };
+            let text = if narrow {
+                "cluster unreachable".to_string()
+            } else {
+                format!("cluster: {}", super::format::ellipsize(e, 40))
+            };
             spans.push(Span::styled(format!("✖ {text}"), theme.danger));
         }
         (Some(c), None) => {
-            let name = if c.backend == "embedded" { "embedded store".to_string() } else { c.cluster_name.clone() };
-            spans.push(Span::styled(super::format::ellipsize(&name, if narrow { 16 } else { 30 }), theme.text));
+            let name = if c.backend == "embedded" {
+                "embedded store".to_string()
+            } else {
+                c.cluster_name.clone()
+            };
+            spans.push(Span::styled(
+                super::format::ellipsize(&name, if narrow { 16 } else { 30 }),
+                theme.text,
+            ));
             if !c.version.is_empty() && c.backend != "embedded" && !narrow {
                 spans.push(Span::styled(format!(" {}", c.version), theme.dim));
             }
             if c.health != "n/a" {
-                spans.push(Span::styled(format!(" ● {}", c.health), theme.health(&c.health)));
+                spans.push(Span::styled(
+                    format!(" ● {}", c.health),
+                    theme.health(&c.health),
+                ));
             }
         }
         (None, None) => spans.push(Span::styled("connecting…", theme.dim)),
     }
     if state.profile.has_kibana {
         spans.push(sep(theme));
-        spans.push(Span::styled(if narrow { "kb " } else { "Kibana " }, theme.dim));
+        spans.push(Span::styled(
+            if narrow { "kb " } else { "Kibana " },
+            theme.dim,
+        ));
         match (&state.kibana_status.value, &state.kibana_status.error) {
             (_, Some(_)) => spans.push(Span::styled("✖ down", theme.danger)),
-            (Some(k), None) => spans.push(Span::styled(format!("● {}", k.level), theme.health(&k.level))),
+            (Some(k), None) => spans.push(Span::styled(
+                format!("● {}", k.level),
+                theme.health(&k.level),
+            )),
             (None, None) => spans.push(Span::styled("…", theme.dim)),
         }
     }
     spans.push(sep(theme));
-    let attached = state.live.attached.value.as_ref().map(|d| d.jobs.as_slice()).unwrap_or(&[]);
+    let attached = state
+        .live
+        .attached
+        .value
+        .as_ref()
+        .map(|d| d.jobs.as_slice())
+        .unwrap_or(&[]);
     let word = if narrow { "brk" } else { "breaker" };
     match worst_breaker(state.live.local.iter().chain(attached)) {
-        Some(b) => spans.push(Span::styled(format!("{word} {}", super::views::breaker::state_label(&b)), theme.breaker(&b))),
+        Some(b) => spans.push(Span::styled(
+            format!("{word} {}", super::views::breaker::state_label(&b)),
+            theme.breaker(&b),
+        )),
         None => spans.push(Span::styled(format!("{word} —"), theme.dim)),
     }
     if let Some(addr) = &state.settings.attach {
@@ -100,7 +138,11 @@ fn render_tabs(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
     let narrow = area.width < 100;
     let mut spans = Vec::new();
     for (i, view) in ViewId::ALL.iter().enumerate() {
-        let title = if narrow { short_title(*view) } else { view.title() };
+        let title = if narrow {
+            short_title(*view)
+        } else {
+            view.title()
+        };
         let mut label = format!(" {} {title} ", i + 1);
         if *view == ViewId::DeadLetters && state.dlq_total > 0 {
             label = format!(" {} {title} ({}) ", i + 1, state.dlq_total);
@@ -108,7 +150,14 @@ fn render_tabs(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
         if *view == ViewId::Live && state.running_here() > 0 {
             label = format!(" {} {title} ({}) ", i + 1, state.running_here());
         }
-        spans.push(Span::styled(label, if *view == state.view { theme.tab_active } else { theme.tab }));
+        spans.push(Span::styled(
+            label,
+            if *view == state.view {
+                theme.tab_active
+            } else {
+                theme.tab
+            },
+        ));
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
@@ -116,9 +165,15 @@ fn render_tabs(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
 fn render_body(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
     match state.screen() {
         Some(Screen::ConnectorDetail(d)) => detail::render_connector(frame, area, d, state, theme),
-        Some(Screen::JobDetail { id, scroll }) => detail::render_job(frame, area, id, *scroll, state, theme),
-        Some(Screen::DeadLetterDetail { id, scroll }) => detail::render_dead_letter(frame, area, *id, *scroll, state, theme),
-        Some(Screen::Editor(e)) => ConfigEditorView.render(frame, area, e, state.profile.read_only, theme),
+        Some(Screen::JobDetail { id, scroll }) => {
+            detail::render_job(frame, area, id, *scroll, state, theme)
+        }
+        Some(Screen::DeadLetterDetail { id, scroll }) => {
+            detail::render_dead_letter(frame, area, *id, *scroll, state, theme)
+        }
+        Some(Screen::Editor(e)) => {
+            ConfigEditorView.render(frame, area, e, state.profile.read_only, theme)
+        }
         None => view_for(state.view).render(frame, area, state, theme),
     }
 }
@@ -128,8 +183,14 @@ const FORM_HINTS: &[Hint] = &[
     super::views::hint(Command::NextField, "next field"),
     super::views::hint(Command::Back, "cancel"),
 ];
-const CONFIRM_HINTS: &[Hint] = &[super::views::hint(Command::Confirm, "yes"), super::views::hint(Command::Back, "no")];
-const HELP_HINTS: &[Hint] = &[super::views::hint(Command::Down, "scroll"), super::views::hint(Command::Back, "close")];
+const CONFIRM_HINTS: &[Hint] = &[
+    super::views::hint(Command::Confirm, "yes"),
+    super::views::hint(Command::Back, "no"),
+];
+const HELP_HINTS: &[Hint] = &[
+    super::views::hint(Command::Down, "scroll"),
+    super::views::hint(Command::Back, "close"),
+];
 
 /// The hints of what has the keys now, and the context to look their keys up in.
 pub fn current_hints(state: &AppState) -> (KeyContext, &'static [Hint]) {
@@ -153,12 +214,18 @@ pub fn current_hints(state: &AppState) -> (KeyContext, &'static [Hint]) {
 fn render_footer(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
     match &state.modal {
         Some(Modal::CommandLine(line)) => return command_line::render(frame, area, line, theme),
-        Some(Modal::Filter) => return command_line::render_input(frame, area, "/", &current_filter(state), theme),
+        Some(Modal::Filter) => {
+            return command_line::render_input(frame, area, "/", &current_filter(state), theme);
+        }
         _ => {}
     }
     let (context, hints) = current_hints(state);
     // Text inputs take plain keys, so the global ones would only mislead there.
-    let globals = if state.modal.is_some() || context == KeyContext::Editor { &[][..] } else { GLOBAL_HINTS };
+    let globals = if state.modal.is_some() || context == KeyContext::Editor {
+        &[][..]
+    } else {
+        GLOBAL_HINTS
+    };
     let mut pairs: Vec<(String, &str)> = Vec::new();
     for h in hints.iter().chain(globals.iter()) {
         if state.profile.read_only && h.command.is_mutating() {
@@ -172,7 +239,8 @@ fn render_footer(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme)
         }
     }
     // Whole hints only: those that do not fit are left out, help last to go.
-    let width = |(k, l): &(String, &str)| unicode_width::UnicodeWidthStr::width(k.as_str()) + l.len() + 3;
+    let width =
+        |(k, l): &(String, &str)| unicode_width::UnicodeWidthStr::width(k.as_str()) + l.len() + 3;
     let help_width = pairs.iter().find(|(_, l)| *l == "help").map_or(0, width);
     let mut used = help_width;
     let mut spans = Vec::new();
@@ -191,7 +259,11 @@ fn render_footer(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme)
     frame.render_widget(Paragraph::new(Line::from(spans)).style(theme.header), area);
 }
 
-const GLOBAL_HINTS: &[Hint] = &[super::views::hint(Command::CommandLine, "cmd"), super::views::hint(Command::Help, "help"), super::views::hint(Command::Quit, "quit")];
+const GLOBAL_HINTS: &[Hint] = &[
+    super::views::hint(Command::CommandLine, "cmd"),
+    super::views::hint(Command::Help, "help"),
+    super::views::hint(Command::Quit, "quit"),
+];
 
 fn render_modal(frame: &mut Frame, body: Rect, _footer: Rect, state: &AppState, theme: &Theme) {
     match &state.modal {
@@ -210,16 +282,34 @@ fn render_modal(frame: &mut Frame, body: Rect, _footer: Rect, state: &AppState, 
 }
 
 fn render_form(frame: &mut Frame, area: Rect, form: &Form, theme: &Theme) {
-    let fields_height: u16 = form.fields.iter().map(|f| 1 + input_height(&f.input) + u16::from(f.help.is_some())).sum();
+    let fields_height: u16 = form
+        .fields
+        .iter()
+        .map(|f| 1 + input_height(&f.input) + u16::from(f.help.is_some()))
+        .sum();
     let height = fields_height + 4 + u16::from(form.error.is_some());
     let dialog = centered(area, 70, height);
     frame.render_widget(Clear, dialog);
-    let submit = if form.fields.iter().any(|f| matches!(f.input, super::editor::FieldInput::Lines(_))) { "ctrl-s" } else { "enter" };
+    let submit = if form
+        .fields
+        .iter()
+        .any(|f| matches!(f.input, super::editor::FieldInput::Lines(_)))
+    {
+        "ctrl-s"
+    } else {
+        "enter"
+    };
     let block = Block::bordered()
         .border_type(BorderType::Rounded)
         .border_style(theme.border_focus)
         .title(Span::styled(format!(" {} ", form.title), theme.title))
-        .title_bottom(Line::styled(format!(" {submit} submits · tab next field · esc cancels "), theme.dim).right_aligned());
+        .title_bottom(
+            Line::styled(
+                format!(" {submit} submits · tab next field · esc cancels "),
+                theme.dim,
+            )
+            .right_aligned(),
+        );
     let inner = block.inner(dialog);
     frame.render_widget(block, dialog);
     let mut y = inner.y;
@@ -228,16 +318,45 @@ fn render_form(frame: &mut Frame, area: Rect, form: &Form, theme: &Theme) {
             break;
         }
         let focused = i == form.focus;
-        let label = Line::from(vec![Span::styled(if focused { "▶ " } else { "  " }, theme.key), Span::styled(f.label.clone(), theme.label)]);
-        frame.render_widget(Paragraph::new(label), Rect { y, height: 1, ..inner });
+        let label = Line::from(vec![
+            Span::styled(if focused { "▶ " } else { "  " }, theme.key),
+            Span::styled(f.label.clone(), theme.label),
+        ]);
+        frame.render_widget(
+            Paragraph::new(label),
+            Rect {
+                y,
+                height: 1,
+                ..inner
+            },
+        );
         y += 1;
         let h = input_height(&f.input).min(inner.bottom().saturating_sub(y));
-        render_input(frame, Rect { x: inner.x + 2, y, width: inner.width.saturating_sub(4), height: h }, &f.input, focused, None, theme);
+        render_input(
+            frame,
+            Rect {
+                x: inner.x + 2,
+                y,
+                width: inner.width.saturating_sub(4),
+                height: h,
+            },
+            &f.input,
+            focused,
+            None,
+            theme,
+        );
         y += h;
         if let Some(help) = &f.help
             && y < inner.bottom()
         {
-            frame.render_widget(Paragraph::new(Line::styled(format!("  {help}"), theme.dim)), Rect { y, height: 1, ..inner });
+            frame.render_widget(
+                Paragraph::new(Line::styled(format!("  {help}"), theme.dim)),
+                Rect {
+                    y,
+                    height: 1,
+                    ..inner
+                },
+            );
             y += 1;
         }
     }
@@ -247,6 +366,13 @@ fn render_form(frame: &mut Frame, area: Rect, form: &Form, theme: &Theme) {
             (None, true) => Line::styled("working…", theme.info),
             (None, false) => Line::from(""),
         };
-        frame.render_widget(Paragraph::new(status), Rect { y: inner.bottom() - 1, height: 1, ..inner });
+        frame.render_widget(
+            Paragraph::new(status),
+            Rect {
+                y: inner.bottom() - 1,
+                height: 1,
+                ..inner
+            },
+        );
     }
 }

@@ -225,6 +225,12 @@ async fn upsert(
             }
         }
     }
+    // A binary attachment becomes body text here when the connector's pipeline asks for it
+    // (the framework's `extract_binary_content`); a failure is recorded on the document.
+    let extract = settings.pipeline.as_ref().is_none_or(|p| p.extract_binary_content);
+    if extract && doc.fields.contains_key(crate::sources::extract::ATTACHMENT_FIELD) {
+        crate::sources::extract::extract_attachment(&mut doc.fields, &crate::sources::extract::ExtractLimits::default()).await;
+    }
     super::transform::apply(settings.transform.as_ref(), &mut doc.fields);
     builder.push_index(doc.id, doc.timestamp.as_deref(), &mut doc.fields)
 }

@@ -17,7 +17,9 @@ use syncdeck::console::keymap::Keymap;
 use syncdeck::console::live::NodeRow;
 use syncdeck::console::theme::{ColorDepth, Theme};
 use syncdeck::console::ui;
-use syncdeck::engine::progress::{Counters, DocOutcome, Outcome, Phase, ProgressSnapshot, RateSample};
+use syncdeck::engine::progress::{
+    Counters, DocOutcome, Outcome, Phase, ProgressSnapshot, RateSample,
+};
 use syncdeck::kibana::{ActionConnector, KibanaStatus};
 use syncdeck::model::{Connector, DeadLetter, SyncJob, Timestamp};
 
@@ -47,13 +49,21 @@ pub fn ctrl(c: char) -> Action {
 }
 
 pub fn profile(read_only: bool) -> ProfileInfo {
-    ProfileInfo { name: "prod".into(), read_only, backend: "elasticsearch".into(), has_kibana: true }
+    ProfileInfo {
+        name: "prod".into(),
+        read_only,
+        backend: "elasticsearch".into(),
+        has_kibana: true,
+    }
 }
 
 pub fn new_state(read_only: bool, size: (u16, u16)) -> AppState {
     let service_types = syncdeck::sources::builtin()
         .factories()
-        .map(|f| ServiceType { service_type: f.service_type().to_string(), name: f.display_name().to_string() })
+        .map(|f| ServiceType {
+            service_type: f.service_type().to_string(),
+            name: f.display_name().to_string(),
+        })
         .collect();
     AppState::new(Init {
         profile: profile(read_only),
@@ -61,7 +71,12 @@ pub fn new_state(read_only: bool, size: (u16, u16)) -> AppState {
             refresh_ms: 2000,
             mouse: false,
             theme: "default".into(),
-            themes: vec!["default".into(), "light".into(), "high-contrast".into(), "monochrome".into()],
+            themes: vec![
+                "default".into(),
+                "light".into(),
+                "high-contrast".into(),
+                "monochrome".into(),
+            ],
             profiles: vec!["prod".into(), "staging".into(), "embedded".into()],
             attach: None,
         },
@@ -116,7 +131,16 @@ pub fn connectors() -> Vec<Connector> {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn job(id: &str, connector: &str, status: &str, kind: &str, indexed: u64, started: &str, completed: Option<&str>, worker: &str) -> SyncJob {
+fn job(
+    id: &str,
+    connector: &str,
+    status: &str,
+    kind: &str,
+    indexed: u64,
+    started: &str,
+    completed: Option<&str>,
+    worker: &str,
+) -> SyncJob {
     serde_json::from_value(json!({
         "id": id, "connector": {"id": connector, "index_name": format!("search-{connector}"), "service_type": "postgresql"},
         "job_type": kind, "trigger_method": if kind == "full" { "scheduled" } else { "on_demand" }, "status": status,
@@ -130,11 +154,56 @@ fn job(id: &str, connector: &str, status: &str, kind: &str, indexed: u64, starte
 
 pub fn jobs() -> Vec<SyncJob> {
     vec![
-        job("job-live-0001", "demo-generator", "in_progress", "full", 4200, "2024-05-01T09:59:30Z", None, "laptop/4242"),
-        job("job-remote-0002", "pg-orders", "in_progress", "incremental", 800, "2024-05-01T09:58:00Z", None, "worker-b/17"),
-        job("job-done-0003", "pg-orders", "completed", "full", 120345, "2024-05-01T09:40:00Z", Some("2024-05-01T09:45:00Z"), "worker-a/12"),
-        job("job-err-0004", "demo-generator", "error", "full", 9997, "2024-05-01T06:55:00Z", Some("2024-05-01T07:00:00Z"), "laptop/4242"),
-        job("job-pend-0005", "demo-directory", "pending", "full", 0, "2024-05-01T09:59:59Z", None, ""),
+        job(
+            "job-live-0001",
+            "demo-generator",
+            "in_progress",
+            "full",
+            4200,
+            "2024-05-01T09:59:30Z",
+            None,
+            "laptop/4242",
+        ),
+        job(
+            "job-remote-0002",
+            "pg-orders",
+            "in_progress",
+            "incremental",
+            800,
+            "2024-05-01T09:58:00Z",
+            None,
+            "worker-b/17",
+        ),
+        job(
+            "job-done-0003",
+            "pg-orders",
+            "completed",
+            "full",
+            120345,
+            "2024-05-01T09:40:00Z",
+            Some("2024-05-01T09:45:00Z"),
+            "worker-a/12",
+        ),
+        job(
+            "job-err-0004",
+            "demo-generator",
+            "error",
+            "full",
+            9997,
+            "2024-05-01T06:55:00Z",
+            Some("2024-05-01T07:00:00Z"),
+            "laptop/4242",
+        ),
+        job(
+            "job-pend-0005",
+            "demo-directory",
+            "pending",
+            "full",
+            0,
+            "2024-05-01T09:59:59Z",
+            None,
+            "",
+        ),
     ]
 }
 
@@ -152,7 +221,14 @@ pub fn breaker() -> serde_json::Value {
 }
 
 pub fn snapshot(job_id: &str, handled: u64) -> ProgressSnapshot {
-    let outcomes = [Outcome::Indexed, Outcome::Indexed, Outcome::Updated, Outcome::Retried, Outcome::DeadLettered, Outcome::Indexed];
+    let outcomes = [
+        Outcome::Indexed,
+        Outcome::Indexed,
+        Outcome::Updated,
+        Outcome::Retried,
+        Outcome::DeadLettered,
+        Outcome::Indexed,
+    ];
     let recent = (0..40u64)
         .map(|i| {
             let outcome = outcomes[(i % outcomes.len() as u64) as usize];
@@ -162,14 +238,22 @@ pub fn snapshot(job_id: &str, handled: u64) -> ProgressSnapshot {
                 bytes: 1024 + i * 7,
                 latency_ms: 12 + i % 9,
                 reason: match outcome {
-                    Outcome::DeadLettered => Some("document_parsing_exception: failed to parse field [value] of type [long]".into()),
+                    Outcome::DeadLettered => Some(
+                        "document_parsing_exception: failed to parse field [value] of type [long]"
+                            .into(),
+                    ),
                     Outcome::Retried => Some("es_rejected_execution_exception (429)".into()),
                     _ => None,
                 },
             }
         })
         .collect();
-    let rates = (0..90u64).map(|i| RateSample { docs_per_sec: (300 + (i * 37) % 250) as f64, bytes_per_sec: ((300 + (i * 37) % 250) * 1100) as f64 }).collect();
+    let rates = (0..90u64)
+        .map(|i| RateSample {
+            docs_per_sec: (300 + (i * 37) % 250) as f64,
+            bytes_per_sec: ((300 + (i * 37) % 250) * 1100) as f64,
+        })
+        .collect();
     ProgressSnapshot {
         job_id: job_id.into(),
         connector_id: "demo-generator".into(),
@@ -178,7 +262,18 @@ pub fn snapshot(job_id: &str, handled: u64) -> ProgressSnapshot {
         elapsed_ms: 12_300,
         phase: Phase::Extracting,
         error: None,
-        counters: Counters { seen: handled + 120, indexed: handled - 9, updated: 6, deleted: 0, dead_lettered: 3, retried: 14, skipped: 0, bytes: handled * 1100, bulk_requests: 42, bulk_failures: 1 },
+        counters: Counters {
+            seen: handled + 120,
+            indexed: handled - 9,
+            updated: 6,
+            deleted: 0,
+            dead_lettered: 3,
+            retried: 14,
+            skipped: 0,
+            bytes: handled * 1100,
+            bulk_requests: 42,
+            bulk_failures: 1,
+        },
         total_hint: Some(10_000),
         in_flight: 2,
         queue_bytes: 131_072,
@@ -196,9 +291,24 @@ pub fn snapshot(job_id: &str, handled: u64) -> ProgressSnapshot {
 
 pub fn nodes() -> Vec<NodeRow> {
     vec![
-        NodeRow { url: "http://127.0.0.1:9200".into(), alive: true, failures: 0, dead_for_ms: None },
-        NodeRow { url: "http://127.0.0.1:9201".into(), alive: false, failures: 3, dead_for_ms: Some(4000) },
-        NodeRow { url: "http://127.0.0.1:9202".into(), alive: true, failures: 1, dead_for_ms: None },
+        NodeRow {
+            url: "http://127.0.0.1:9200".into(),
+            alive: true,
+            failures: 0,
+            dead_for_ms: None,
+        },
+        NodeRow {
+            url: "http://127.0.0.1:9201".into(),
+            alive: false,
+            failures: 3,
+            dead_for_ms: Some(4000),
+        },
+        NodeRow {
+            url: "http://127.0.0.1:9202".into(),
+            alive: true,
+            failures: 1,
+            dead_for_ms: None,
+        },
     ]
 }
 
@@ -253,15 +363,26 @@ pub fn loaded_state(read_only: bool, size: (u16, u16)) -> AppState {
             number_of_nodes: 3,
             location: "http://127.0.0.1:9200".into(),
         })),
-        Action::KibanaStatusLoaded(Ok(KibanaStatus { name: "kb".into(), version: "8.17.0".into(), level: "available".into(), summary: None })),
+        Action::KibanaStatusLoaded(Ok(KibanaStatus {
+            name: "kb".into(),
+            version: "8.17.0".into(),
+            level: "available".into(),
+            summary: None,
+        })),
         Action::ConnectorsLoaded(Ok(connectors())),
         Action::JobsLoaded(Ok(jobs())),
-        Action::ActiveJobsLoaded(Ok(jobs().into_iter().filter(|j| j.status.is_active()).collect())),
+        Action::ActiveJobsLoaded(Ok(jobs()
+            .into_iter()
+            .filter(|j| j.status.is_active())
+            .collect())),
         Action::LiveLoaded(vec![snapshot("job-live-0001", 4200)]),
         Action::PoolLoaded(Ok(Some(nodes()))),
         Action::DeadLettersLoaded(Ok((dead_letters(), 3))),
         Action::KibanaLoaded(Ok(kibana_connectors())),
-        Action::LogsLoaded { lines: log_lines(), total: 4 },
+        Action::LogsLoaded {
+            lines: log_lines(),
+            total: 4,
+        },
     ];
     for a in results {
         let _ = update(&mut s, a);

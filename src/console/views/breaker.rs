@@ -36,9 +36,15 @@ pub fn state_label(state: &str) -> &'static str {
 
 impl View for BreakerPanel {
     fn render(&self, frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
-        let pool_rows = state.pool.value.as_ref().and_then(|p| p.as_ref()).map_or(1, Vec::len) as u16;
+        let pool_rows = state
+            .pool
+            .value
+            .as_ref()
+            .and_then(|p| p.as_ref())
+            .map_or(1, Vec::len) as u16;
         let pool_height = (pool_rows + 3).min(area.height / 2).max(4);
-        let [top, pool] = Layout::vertical([Constraint::Min(6), Constraint::Length(pool_height)]).areas(area);
+        let [top, pool] =
+            Layout::vertical([Constraint::Min(6), Constraint::Length(pool_height)]).areas(area);
         render_breaker(frame, top, state, theme);
         render_pool(frame, pool, state, theme);
     }
@@ -50,14 +56,30 @@ impl View for BreakerPanel {
 
 fn render_breaker(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
     let selected = state.live_selected();
-    let found = selected.as_ref().and_then(|r| r.snapshot.map(|s| (r.job_id.to_string(), s))).and_then(|(id, s)| BreakerView::from_snapshot(s).map(|b| (id, b)));
+    let found = selected
+        .as_ref()
+        .and_then(|r| r.snapshot.map(|s| (r.job_id.to_string(), s)))
+        .and_then(|(id, s)| BreakerView::from_snapshot(s).map(|b| (id, b)));
     let Some((job, b)) = found else {
-        let block = Block::bordered().border_style(theme.border).title(Span::styled(" Circuit breaker ", theme.title));
+        let block = Block::bordered()
+            .border_style(theme.border)
+            .title(Span::styled(" Circuit breaker ", theme.title));
         let text = vec![
-            Line::styled("No breaker to show: it lives in the sink of a running sync.", theme.text),
-            Line::styled("Start a sync here (Connectors, s) or attach to a worker (--attach) and select it in Live sync.", theme.dim),
+            Line::styled(
+                "No breaker to show: it lives in the sink of a running sync.",
+                theme.text,
+            ),
+            Line::styled(
+                "Start a sync here (Connectors, s) or attach to a worker (--attach) and select it in Live sync.",
+                theme.dim,
+            ),
         ];
-        frame.render_widget(Paragraph::new(text).wrap(ratatui::widgets::Wrap { trim: true }).block(block), area);
+        frame.render_widget(
+            Paragraph::new(text)
+                .wrap(ratatui::widgets::Wrap { trim: true })
+                .block(block),
+            area,
+        );
         return;
     };
     let style = theme.breaker(&b.state);
@@ -69,8 +91,13 @@ fn render_breaker(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme
     let block = Block::bordered().border_style(style).title(title);
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    let [facts, errors] = Layout::vertical([Constraint::Length(6), Constraint::Min(0)]).areas(inner);
-    let rate_ratio = if b.threshold > 0.0 { Some((b.failure_rate / b.threshold).min(1.0)) } else { None };
+    let [facts, errors] =
+        Layout::vertical([Constraint::Length(6), Constraint::Min(0)]).areas(inner);
+    let rate_ratio = if b.threshold > 0.0 {
+        Some((b.failure_rate / b.threshold).min(1.0))
+    } else {
+        None
+    };
     let over = b.failure_rate >= b.threshold && b.window_len >= b.min_calls;
     let probe = match (b.state.as_str(), b.time_to_next_probe_ms) {
         ("open", Some(ms)) => duration_ms(ms),
@@ -78,28 +105,70 @@ fn render_breaker(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme
         ("half_open", _) => format!("{} probe(s) in flight", b.probes_in_flight),
         _ => "—".to_string(),
     };
-    let kv = |k: &'static str, v: String| vec![Span::styled(k, theme.dim), Span::styled(v, theme.text), Span::raw("   ")];
+    let kv = |k: &'static str, v: String| {
+        vec![
+            Span::styled(k, theme.dim),
+            Span::styled(v, theme.text),
+            Span::raw("   "),
+        ]
+    };
     let lines = vec![
-        Line::from(vec![Span::styled("state        ", theme.dim), Span::styled(state_label(&b.state), style)]),
+        Line::from(vec![
+            Span::styled("state        ", theme.dim),
+            Span::styled(state_label(&b.state), style),
+        ]),
         Line::from(
             [
-                vec![Span::styled("failure rate ", theme.dim), Span::styled(format!("{:.1}%", b.failure_rate * 100.0), if over { theme.danger } else { theme.text })],
-                vec![Span::styled(format!(" of {:.1}% threshold ", b.threshold * 100.0), theme.dim)],
-                bar(rate_ratio, 24, if over { theme.danger } else { theme.warn }, theme.dim).spans,
+                vec![
+                    Span::styled("failure rate ", theme.dim),
+                    Span::styled(
+                        format!("{:.1}%", b.failure_rate * 100.0),
+                        if over { theme.danger } else { theme.text },
+                    ),
+                ],
+                vec![Span::styled(
+                    format!(" of {:.1}% threshold ", b.threshold * 100.0),
+                    theme.dim,
+                )],
+                bar(
+                    rate_ratio,
+                    24,
+                    if over { theme.danger } else { theme.warn },
+                    theme.dim,
+                )
+                .spans,
             ]
             .concat(),
         ),
         Line::from(
+            [kv(
+                "window       ",
+                format!(
+                    "{} calls of {} ({} failed, opens after {})",
+                    b.window_len, b.window_size, b.window_failures, b.min_calls
+                ),
+            )]
+            .concat(),
+        ),
+        Line::from(
             [
-                kv("window       ", format!("{} calls of {} ({} failed, opens after {})", b.window_len, b.window_size, b.window_failures, b.min_calls)),
+                kv(
+                    "consecutive  ",
+                    format!("{} of {}", b.consecutive_failures, b.consecutive_threshold),
+                ),
+                kv("opened ", format!("{} time(s)", b.times_opened)),
             ]
             .concat(),
         ),
-        Line::from([kv("consecutive  ", format!("{} of {}", b.consecutive_failures, b.consecutive_threshold)), kv("opened ", format!("{} time(s)", b.times_opened))].concat()),
         Line::from(
             [
                 kv("next probe   ", probe),
-                kv("not closed for ", b.not_closed_for_ms.map(duration_ms).unwrap_or_else(|| "—".into())),
+                kv(
+                    "not closed for ",
+                    b.not_closed_for_ms
+                        .map(duration_ms)
+                        .unwrap_or_else(|| "—".into()),
+                ),
                 kv("max open ", duration_ms(b.max_open_ms)),
             ]
             .concat(),
@@ -111,9 +180,16 @@ fn render_breaker(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme
         error_lines.push(Line::styled("none", theme.dim));
     }
     let width = errors.width.saturating_sub(10) as usize;
-    for e in b.last_errors.iter().take(errors.height.saturating_sub(1) as usize) {
+    for e in b
+        .last_errors
+        .iter()
+        .take(errors.height.saturating_sub(1) as usize)
+    {
         error_lines.push(Line::from(vec![
-            Span::styled(format!("{:>6} ago  ", short_secs(e.ago_ms / 1000)), theme.dim),
+            Span::styled(
+                format!("{:>6} ago  ", short_secs(e.ago_ms / 1000)),
+                theme.dim,
+            ),
             Span::styled(ellipsize(&e.reason, width), theme.danger),
         ]));
     }
@@ -125,17 +201,26 @@ fn render_pool(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
     if let Some(stale) = stale_label(state, state.pool.at, state.pool.error.as_ref()) {
         title.push(Span::styled(format!("{stale} "), theme.stale));
     }
-    let block = Block::bordered().border_style(theme.border).title(Line::from(title));
+    let block = Block::bordered()
+        .border_style(theme.border)
+        .title(Line::from(title));
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let nodes = match &state.pool.value {
         None => {
-            let text = if state.pool.error.is_some() { "could not read the node pool" } else { "loading…" };
+            let text = if state.pool.error.is_some() {
+                "could not read the node pool"
+            } else {
+                "loading…"
+            };
             frame.render_widget(Paragraph::new(Line::styled(text, theme.dim)), inner);
             return;
         }
         Some(None) => {
-            let text = format!("profile '{}' uses the embedded store: no nodes.", state.profile.name);
+            let text = format!(
+                "profile '{}' uses the embedded store: no nodes.",
+                state.profile.name
+            );
             frame.render_widget(Paragraph::new(Line::styled(text, theme.dim)), inner);
             return;
         }
@@ -144,16 +229,35 @@ fn render_pool(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
     let rows: Vec<Row> = nodes
         .iter()
         .map(|n| {
-            let (label, style) = if n.alive { ("● alive", theme.ok) } else { ("○ dead", theme.danger) };
+            let (label, style) = if n.alive {
+                ("● alive", theme.ok)
+            } else {
+                ("○ dead", theme.danger)
+            };
             Row::new(vec![
                 Cell::from(n.url.clone()),
                 Cell::from(Span::styled(label, style)),
                 Cell::from(n.failures.to_string()),
-                Cell::from(n.dead_for_ms.map(|ms| format!("retry in {}", duration_ms(ms))).unwrap_or_else(|| "—".into())),
+                Cell::from(
+                    n.dead_for_ms
+                        .map(|ms| format!("retry in {}", duration_ms(ms)))
+                        .unwrap_or_else(|| "—".into()),
+                ),
             ])
         })
         .collect();
     let header = Row::new(["NODE", "STATE", "FAILURES", "DEAD UNTIL"]).style(theme.table_header);
-    let widths = [Constraint::Min(24), Constraint::Length(8), Constraint::Length(8), Constraint::Length(18)];
-    frame.render_widget(Table::new(rows, widths).header(header).column_spacing(1).style(theme.text), inner);
+    let widths = [
+        Constraint::Min(24),
+        Constraint::Length(8),
+        Constraint::Length(8),
+        Constraint::Length(18),
+    ];
+    frame.render_widget(
+        Table::new(rows, widths)
+            .header(header)
+            .column_spacing(1)
+            .style(theme.text),
+        inner,
+    );
 }

@@ -32,7 +32,14 @@ pub fn input_height(input: &FieldInput) -> u16 {
 }
 
 /// Draws one input in `area` (one line, or several for a textarea).
-pub fn render_input(frame: &mut Frame, area: Rect, input: &FieldInput, focused: bool, placeholder: Option<&str>, theme: &Theme) {
+pub fn render_input(
+    frame: &mut Frame,
+    area: Rect,
+    input: &FieldInput,
+    focused: bool,
+    placeholder: Option<&str>,
+    theme: &Theme,
+) {
     match input {
         FieldInput::Line(t) | FieldInput::Lines(t) => {
             // The stored input keeps its text; styles are the theme's, set on a copy.
@@ -53,15 +60,39 @@ pub fn render_input(frame: &mut Frame, area: Rect, input: &FieldInput, focused: 
             frame.render_widget(Paragraph::new(Span::styled(text, style)), area);
         }
         FieldInput::Choice { options, index } => {
-            let label = index.and_then(|i| options.get(i)).map(|o| if o.label.is_empty() { value_text(&o.value) } else { o.label.clone() }).unwrap_or_else(|| "(none)".into());
-            let position = index.map(|i| format!("  {}/{}", i + 1, options.len())).unwrap_or_default();
+            let label = index
+                .and_then(|i| options.get(i))
+                .map(|o| {
+                    if o.label.is_empty() {
+                        value_text(&o.value)
+                    } else {
+                        o.label.clone()
+                    }
+                })
+                .unwrap_or_else(|| "(none)".into());
+            let position = index
+                .map(|i| format!("  {}/{}", i + 1, options.len()))
+                .unwrap_or_default();
             let style = if focused { theme.cursor } else { theme.input };
-            frame.render_widget(Paragraph::new(Line::from(vec![Span::styled(format!("◀ {label} ▶"), style), Span::styled(position, theme.dim)])), area);
+            frame.render_widget(
+                Paragraph::new(Line::from(vec![
+                    Span::styled(format!("◀ {label} ▶"), style),
+                    Span::styled(position, theme.dim),
+                ])),
+                area,
+            );
         }
     }
 }
 
-fn label_line(key: &str, field: &ConfigField, input: &FieldInput, focused: bool, changed: bool, theme: &Theme) -> Line<'static> {
+fn label_line(
+    key: &str,
+    field: &ConfigField,
+    input: &FieldInput,
+    focused: bool,
+    changed: bool,
+    theme: &Theme,
+) -> Line<'static> {
     let mut spans = vec![
         Span::styled(if focused { "▶ " } else { "  " }, theme.key),
         Span::styled(field.display_label(key), theme.label),
@@ -87,11 +118,27 @@ fn field_height(editor: &ConfigEditor, i: usize) -> u16 {
 }
 
 impl ConfigEditorView {
-    pub fn render(&self, frame: &mut Frame, area: Rect, editor: &ConfigEditor, read_only: bool, theme: &Theme) {
+    pub fn render(
+        &self,
+        frame: &mut Frame,
+        area: Rect,
+        editor: &ConfigEditor,
+        read_only: bool,
+        theme: &Theme,
+    ) {
         let changes = editor.changes();
-        let mut title = vec![Span::styled(format!(" Configuration of '{}' ", editor.connector_name), theme.title), Span::styled(format!("({}) ", editor.connector_id), theme.dim)];
+        let mut title = vec![
+            Span::styled(
+                format!(" Configuration of '{}' ", editor.connector_name),
+                theme.title,
+            ),
+            Span::styled(format!("({}) ", editor.connector_id), theme.dim),
+        ];
         if !changes.is_empty() {
-            title.push(Span::styled(format!("{} unsaved change(s) ", changes.len()), theme.warn));
+            title.push(Span::styled(
+                format!("{} unsaved change(s) ", changes.len()),
+                theme.warn,
+            ));
         }
         if editor.saving {
             title.push(Span::styled("saving… ", theme.info));
@@ -99,18 +146,29 @@ impl ConfigEditorView {
         if read_only {
             title.push(Span::styled(" READ-ONLY ", theme.badge));
         }
-        let block = Block::bordered().border_style(theme.border_focus).title(Line::from(title));
+        let block = Block::bordered()
+            .border_style(theme.border_focus)
+            .title(Line::from(title));
         let mut inner = block.inner(area);
         frame.render_widget(block, area);
         if let Some(error) = &editor.server_error {
-            let top = Rect { height: 2.min(inner.height), ..inner };
-            frame.render_widget(super::detail::wrapped(format!("not saved: {error}"), theme), top);
+            let top = Rect {
+                height: 2.min(inner.height),
+                ..inner
+            };
+            frame.render_widget(
+                super::detail::wrapped(format!("not saved: {error}"), theme),
+                top,
+            );
             inner.y += top.height;
             inner.height -= top.height;
         }
         let shown = editor.shown();
         let Some(focus_pos) = shown.iter().position(|&i| i == editor.focus) else {
-            frame.render_widget(Paragraph::new(Line::styled("no field applies", theme.dim)), inner);
+            frame.render_widget(
+                Paragraph::new(Line::styled("no field applies", theme.dim)),
+                inner,
+            );
             return;
         };
         // The first field drawn: as far up as still keeps the focused field in view.
@@ -126,29 +184,85 @@ impl ConfigEditorView {
             if y + h > inner.bottom() {
                 break;
             }
-            self.render_field(frame, Rect { x: inner.x, y, width: inner.width, height: h }, editor, i, changes.contains_key(&editor.fields[i].key), theme);
+            self.render_field(
+                frame,
+                Rect {
+                    x: inner.x,
+                    y,
+                    width: inner.width,
+                    height: h,
+                },
+                editor,
+                i,
+                changes.contains_key(&editor.fields[i].key),
+                theme,
+            );
             y += h;
         }
     }
 
-    fn render_field(&self, frame: &mut Frame, area: Rect, editor: &ConfigEditor, i: usize, changed: bool, theme: &Theme) {
+    fn render_field(
+        &self,
+        frame: &mut Frame,
+        area: Rect,
+        editor: &ConfigEditor,
+        i: usize,
+        changed: bool,
+        theme: &Theme,
+    ) {
         let f = &editor.fields[i];
         let focused = i == editor.focus;
         let mut y = area.y;
-        frame.render_widget(Paragraph::new(label_line(&f.key, &f.field, &f.input, focused, changed, theme)), Rect { y, height: 1, ..area });
+        frame.render_widget(
+            Paragraph::new(label_line(
+                &f.key, &f.field, &f.input, focused, changed, theme,
+            )),
+            Rect {
+                y,
+                height: 1,
+                ..area
+            },
+        );
         y += 1;
         let ih = input_height(&f.input);
-        let input_area = Rect { x: area.x + 4, y, width: area.width.saturating_sub(6).min(72), height: ih };
-        let default = (!f.field.default_value.is_null() && !f.field.sensitive).then(|| format!("default: {}", value_text(&f.field.default_value)));
+        let input_area = Rect {
+            x: area.x + 4,
+            y,
+            width: area.width.saturating_sub(6).min(72),
+            height: ih,
+        };
+        let default = (!f.field.default_value.is_null() && !f.field.sensitive)
+            .then(|| format!("default: {}", value_text(&f.field.default_value)));
         let placeholder = f.field.placeholder.clone().or(default);
-        render_input(frame, input_area, &f.input, focused, placeholder.as_deref(), theme);
+        render_input(
+            frame,
+            input_area,
+            &f.input,
+            focused,
+            placeholder.as_deref(),
+            theme,
+        );
         y += ih;
         if let Some(tip) = f.field.tooltip.as_deref().filter(|t| !t.is_empty()) {
-            frame.render_widget(Paragraph::new(Line::styled(format!("    {tip}"), theme.dim)), Rect { y, height: 1, ..area });
+            frame.render_widget(
+                Paragraph::new(Line::styled(format!("    {tip}"), theme.dim)),
+                Rect {
+                    y,
+                    height: 1,
+                    ..area
+                },
+            );
             y += 1;
         }
         for issue in editor.issues.get(&f.key).into_iter().flatten() {
-            frame.render_widget(Paragraph::new(Line::styled(format!("    ✖ {issue}"), theme.invalid)), Rect { y, height: 1, ..area });
+            frame.render_widget(
+                Paragraph::new(Line::styled(format!("    ✖ {issue}"), theme.invalid)),
+                Rect {
+                    y,
+                    height: 1,
+                    ..area
+                },
+            );
             y += 1;
         }
     }

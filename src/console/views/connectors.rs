@@ -38,11 +38,15 @@ const HINTS: &[Hint] = &[
 
 /// `full 0 0 * * * ?` for the first enabled schedule, `+1` when more are on, `—` for none.
 pub fn schedule_text(s: &Scheduling) -> String {
-    let on: Vec<(&str, &str)> = [("full", &s.full), ("incr", &s.incremental), ("acl", &s.access_control)]
-        .into_iter()
-        .filter(|(_, c)| c.enabled)
-        .map(|(n, c)| (n, c.interval.as_str()))
-        .collect();
+    let on: Vec<(&str, &str)> = [
+        ("full", &s.full),
+        ("incr", &s.incremental),
+        ("acl", &s.access_control),
+    ]
+    .into_iter()
+    .filter(|(_, c)| c.enabled)
+    .map(|(n, c)| (n, c.interval.as_str()))
+    .collect();
     match on.as_slice() {
         [] => "—".to_string(),
         [(n, i)] => format!("{n} {i}"),
@@ -59,13 +63,23 @@ pub fn status_text(status: crate::model::ConnectorStatus) -> &'static str {
 }
 
 fn cells(c: &Connector, state: &AppState, theme: &Theme) -> Vec<Cell<'static>> {
-    let last = c.last_sync_status.map(|s| Span::styled(s.to_string(), theme.status(s))).unwrap_or_else(|| Span::styled("never", theme.dim));
+    let last = c
+        .last_sync_status
+        .map(|s| Span::styled(s.to_string(), theme.status(s)))
+        .unwrap_or_else(|| Span::styled("never", theme.dim));
     vec![
-        Cell::from(if c.name.is_empty() { c.id.clone() } else { c.name.clone() }),
+        Cell::from(if c.name.is_empty() {
+            c.id.clone()
+        } else {
+            c.name.clone()
+        }),
         Cell::from(Span::styled(c.id.clone(), theme.dim)),
         Cell::from(c.service_type.clone().unwrap_or_else(|| "—".into())),
         Cell::from(c.index_name.clone().unwrap_or_else(|| "—".into())),
-        Cell::from(Span::styled(status_text(c.status), theme.connector_status(c.status))),
+        Cell::from(Span::styled(
+            status_text(c.status),
+            theme.connector_status(c.status),
+        )),
         Cell::from(last),
         Cell::from(Span::styled(ago(state.now, c.last_synced), theme.dim)),
         Cell::from(schedule_text(&c.scheduling)),
@@ -75,7 +89,11 @@ fn cells(c: &Connector, state: &AppState, theme: &Theme) -> Vec<Cell<'static>> {
 impl View for ConnectorsView {
     fn render(&self, frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
         let data = &state.connectors;
-        let empty = if data.loaded_at.is_none() { "loading…" } else { "no connectors; n creates one" };
+        let empty = if data.loaded_at.is_none() {
+            "loading…"
+        } else {
+            "no connectors; n creates one"
+        };
         let spec = TableSpec {
             title: "Connectors",
             columns: &COLUMNS,
@@ -83,7 +101,15 @@ impl View for ConnectorsView {
             stale: stale_label(state, data.loaded_at, data.error.as_ref()),
             empty,
         };
-        table::render(frame, area, data, |c| cells(c, state, theme), |_| theme.text, spec, theme);
+        table::render(
+            frame,
+            area,
+            data,
+            |c| cells(c, state, theme),
+            |_| theme.text,
+            spec,
+            theme,
+        );
     }
 
     fn hints(&self) -> &'static [Hint] {

@@ -37,7 +37,11 @@ const HINTS: &[Hint] = &[
 ];
 
 fn cells(d: &DeadLetter, state: &AppState, theme: &Theme) -> Vec<Cell<'static>> {
-    let mark = if state.marked.contains(&d.id) { "✔" } else { " " };
+    let mark = if state.marked.contains(&d.id) {
+        "✔"
+    } else {
+        " "
+    };
     vec![
         Cell::from(Span::styled(mark, theme.row_marked)),
         Cell::from(Span::styled(d.id.to_string(), theme.dim)),
@@ -46,7 +50,10 @@ fn cells(d: &DeadLetter, state: &AppState, theme: &Theme) -> Vec<Cell<'static>> 
         Cell::from(d.doc_id.clone()),
         Cell::from(Span::styled(d.error_type.clone(), theme.danger)),
         Cell::from(d.attempts.to_string()),
-        Cell::from(Span::styled(ago(state.now, Some(d.last_failed_at)), theme.dim)),
+        Cell::from(Span::styled(
+            ago(state.now, Some(d.last_failed_at)),
+            theme.dim,
+        )),
     ]
 }
 
@@ -55,22 +62,44 @@ impl View for DeadLettersView {
         let data = &state.dead_letters;
         let mut badges = Vec::new();
         if state.dlq_total > data.all().len() as u64 {
-            badges.push(Span::styled(format!("of {} in the queue ", count(state.dlq_total)), theme.dim));
+            badges.push(Span::styled(
+                format!("of {} in the queue ", count(state.dlq_total)),
+                theme.dim,
+            ));
         }
         if !state.marked.is_empty() {
-            badges.push(Span::styled(format!("{} marked ", state.marked.len()), theme.row_marked));
+            badges.push(Span::styled(
+                format!("{} marked ", state.marked.len()),
+                theme.row_marked,
+            ));
         }
         if state.dlq_busy {
             badges.push(Span::styled("working… ", theme.warn));
         }
-        let empty = if data.loaded_at.is_none() { "loading…" } else { "the dead-letter queue is empty" };
-        let spec = TableSpec { title: "Dead letters", columns: &COLUMNS, badges, stale: stale_label(state, data.loaded_at, data.error.as_ref()), empty };
+        let empty = if data.loaded_at.is_none() {
+            "loading…"
+        } else {
+            "the dead-letter queue is empty"
+        };
+        let spec = TableSpec {
+            title: "Dead letters",
+            columns: &COLUMNS,
+            badges,
+            stale: stale_label(state, data.loaded_at, data.error.as_ref()),
+            empty,
+        };
         table::render(
             frame,
             area,
             data,
             |d| cells(d, state, theme),
-            |d| if state.marked.contains(&d.id) { theme.row_marked } else { theme.text },
+            |d| {
+                if state.marked.contains(&d.id) {
+                    theme.row_marked
+                } else {
+                    theme.text
+                }
+            },
             spec,
             theme,
         );

@@ -8,9 +8,9 @@ use crate::console::format::{ago, count, datetime, duration_ms};
 use crate::console::keymap::Command;
 use crate::console::theme::Theme;
 use crate::console::widgets::masked_field;
-use crate::model::{DeadLetter, ScheduleConfig, SyncJob};
+use crate::model::{Connector, DeadLetter, ScheduleConfig, SyncJob};
 use ratatui::Frame;
-use ratatui::layout::Rect;
+use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Wrap};
 
@@ -22,7 +22,12 @@ pub const CONNECTOR_HINTS: &[Hint] = &[
     hint(Command::Down, "scroll"),
 ];
 
-pub const JOB_HINTS: &[Hint] = &[hint(Command::Back, "back"), hint(Command::CancelJob, "cancel"), hint(Command::Copy, "copy id"), hint(Command::Down, "scroll")];
+pub const JOB_HINTS: &[Hint] = &[
+    hint(Command::Back, "back"),
+    hint(Command::CancelJob, "cancel"),
+    hint(Command::Copy, "copy id"),
+    hint(Command::Down, "scroll"),
+];
 
 pub const DEAD_LETTER_HINTS: &[Hint] = &[
     hint(Command::Back, "back"),
@@ -37,16 +42,33 @@ fn section<'a>(title: &str, theme: &Theme) -> Vec<Line<'a>> {
 }
 
 fn kv<'a>(key: &str, value: impl Into<String>, theme: &Theme) -> Line<'a> {
-    Line::from(vec![Span::styled(format!("  {key:<22}"), theme.dim), Span::styled(value.into(), theme.text)])
+    Line::from(vec![
+        Span::styled(format!("  {key:<21} "), theme.dim),
+        Span::styled(value.into(), theme.text),
+    ])
 }
 
-fn scrolled(frame: &mut Frame, area: Rect, title: Line<'static>, lines: Vec<Line<'static>>, scroll: u16, theme: &Theme) {
-    let block = Block::bordered().border_style(theme.border_focus).title(title);
+fn scrolled(
+    frame: &mut Frame,
+    area: Rect,
+    title: Line<'static>,
+    lines: Vec<Line<'static>>,
+    scroll: u16,
+    theme: &Theme,
+) {
+    let block = Block::bordered()
+        .border_style(theme.border_focus)
+        .title(title);
     let inner_height = area.height.saturating_sub(2);
     let max = (lines.len() as u16).saturating_sub(inner_height);
     let scroll = scroll.min(max);
     if max > 0 {
-        let pos = format!(" {}-{} of {} ", scroll + 1, (scroll + inner_height).min(lines.len() as u16), lines.len());
+        let pos = format!(
+            " {}-{} of {} ",
+            scroll + 1,
+            (scroll + inner_height).min(lines.len() as u16),
+            lines.len()
+        );
         let block = block.title_bottom(Line::styled(pos, theme.dim).right_aligned());
         frame.render_widget(Paragraph::new(lines).block(block).scroll((scroll, 0)), area);
         return;
@@ -55,31 +77,129 @@ fn scrolled(frame: &mut Frame, area: Rect, title: Line<'static>, lines: Vec<Line
 }
 
 fn schedule(name: &str, s: &ScheduleConfig, theme: &Theme) -> Line<'static> {
-    let state = if s.enabled { Span::styled("on ", theme.ok) } else { Span::styled("off", theme.dim) };
-    Line::from(vec![Span::styled(format!("  {name:<22}"), theme.dim), state, Span::styled(format!("  {}", s.interval), theme.text)])
+    let state = if s.enabled {
+        Span::styled("on ", theme.ok)
+    } else {
+        Span::styled("off", theme.dim)
+    };
+    Line::from(vec![
+        Span::styled(format!("  {name:<22}"), theme.dim),
+        state,
+        Span::styled(format!("  {}", s.interval), theme.text),
+    ])
 }
 
-pub fn render_connector(frame: &mut Frame, area: Rect, d: &ConnectorDetail, state: &AppState, theme: &Theme) {
-    let title = Line::from(vec![Span::styled(format!(" Connector {} ", d.id), theme.title)]);
+pub fn render_connector(
+    frame: &mut Frame,
+    area: Rect,
+    d: &ConnectorDetail,
+    state: &AppState,
+    theme: &Theme,
+) {
+    let title = Line::from(vec![Span::styled(
+        format!(" Connector {} ", d.id),
+        theme.title,
+    )]);
     let Some(c) = &d.connector else {
-        let text = d.error.clone().map(|e| format!("could not load: {e}")).unwrap_or_else(|| "loading…".into());
-        scrolled(frame, area, title, vec![Line::styled(text, theme.dim)], 0, theme);
+        let text = d
+            .error
+            .clone()
+            .map(|e| format!("could not load: {e}"))
+            .unwrap_or_else(|| "loading…".into());
+        scrolled(
+            frame,
+            area,
+            title,
+            vec![Line::styled(text, theme.dim)],
+            0,
+            theme,
+        );
         return;
     };
+    let mut left = overview_lines(c, d, state, theme);
+    let right = setup_lines(c, d, state, theme);
+    // Wide terminals show the second half beside the first.
+    if area.width < 120 {
+        left.extend(right);
+        scrolled(frame, area, title, left, d.scroll, theme);
+        return;
+    }
+    let block = Block::bordered()
+        .border_style(theme.border_focus)
+        .title(title);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let [l, r] =
+        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(inner);
+    let max = |n: usize| (n as u16).saturating_sub(inner.height);
+    let (ls, rs) = (
+        d.scroll.min(max(left.len())),
+        d.scroll.min(max(right.len())),
+    );
+    frame.render_widget(Paragraph::new(left).scroll((ls, 0)), l);
+    frame.render_widget(Paragraph::new(right).scroll((rs, 0)), r);
+}
+
+/// Name, status, last sync and the configuration (sensitive values masked).
+fn overview_lines(
+    c: &Connector,
+    d: &ConnectorDetail,
+    state: &AppState,
+    theme: &Theme,
+) -> Vec<Line<'static>> {
     let mut lines = vec![
         kv("name", c.name.clone(), theme),
-        kv("service type", c.service_type.clone().unwrap_or_else(|| "—".into()), theme),
-        kv("index", c.index_name.clone().unwrap_or_else(|| "—".into()), theme),
-        Line::from(vec![Span::styled(format!("  {:<22}", "status"), theme.dim), Span::styled(c.status.to_string(), theme.connector_status(c.status))]),
-        kv("last sync", format!("{} {}", c.last_sync_status.map(|s| s.to_string()).unwrap_or_else(|| "never".into()), ago(state.now, c.last_synced)), theme),
+        kv(
+            "service type",
+            c.service_type.clone().unwrap_or_else(|| "—".into()),
+            theme,
+        ),
+        kv(
+            "index",
+            c.index_name.clone().unwrap_or_else(|| "—".into()),
+            theme,
+        ),
+        Line::from(vec![
+            Span::styled(format!("  {:<22}", "status"), theme.dim),
+            Span::styled(c.status.to_string(), theme.connector_status(c.status)),
+        ]),
+        kv(
+            "last sync",
+            format!(
+                "{} {}",
+                c.last_sync_status
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "never".into()),
+                ago(state.now, c.last_synced)
+            ),
+            theme,
+        ),
         kv("last seen", ago(state.now, c.last_seen), theme),
-        kv("indexed / deleted", format!("{} / {}", c.last_indexed_document_count.map(count).unwrap_or_else(|| "—".into()), c.last_deleted_document_count.map(count).unwrap_or_else(|| "—".into())), theme),
+        kv(
+            "indexed / deleted",
+            format!(
+                "{} / {}",
+                c.last_indexed_document_count
+                    .map(count)
+                    .unwrap_or_else(|| "—".into()),
+                c.last_deleted_document_count
+                    .map(count)
+                    .unwrap_or_else(|| "—".into())
+            ),
+            theme,
+        ),
     ];
     if let Some(e) = c.error.as_ref().or(c.last_sync_error.as_ref()) {
-        lines.push(Line::from(vec![Span::styled(format!("  {:<22}", "error"), theme.dim), Span::styled(e.clone(), theme.danger)]));
+        lines.push(Line::from(vec![
+            Span::styled(format!("  {:<22}", "error"), theme.dim),
+            Span::styled(e.clone(), theme.danger),
+        ]));
     }
     if let Some(e) = &d.error {
-        lines.push(Line::styled(format!("  (refresh failed: {e})"), theme.stale));
+        lines.push(Line::styled(
+            format!("  (refresh failed: {e})"),
+            theme.stale,
+        ));
     }
     lines.extend(section("Configuration", theme));
     if c.configuration.is_empty() {
@@ -89,11 +209,35 @@ pub fn render_connector(frame: &mut Frame, area: Rect, d: &ConnectorDetail, stat
         let active = c.configuration.is_active(key);
         let style = if active { theme.text } else { theme.dim };
         lines.push(Line::from(vec![
-            Span::styled(format!("  {:<22}", crate::console::format::ellipsize(&field.display_label(key), 21)), theme.dim),
+            Span::styled(
+                format!(
+                    "  {:<22}",
+                    crate::console::format::ellipsize(&field.display_label(key), 21)
+                ),
+                theme.dim,
+            ),
             Span::styled(masked_field::display(field), style),
-            Span::styled(if active { "" } else { "  (not used: depends on another field)" }, theme.dim),
+            Span::styled(
+                if active {
+                    ""
+                } else {
+                    "  (not used: depends on another field)"
+                },
+                theme.dim,
+            ),
         ]));
     }
+    lines
+}
+
+/// Filtering rules, pipeline, schedules and the latest jobs.
+fn setup_lines(
+    c: &Connector,
+    d: &ConnectorDetail,
+    state: &AppState,
+    theme: &Theme,
+) -> Vec<Line<'static>> {
+    let mut lines = Vec::new();
     lines.extend(section("Filtering rules (active)", theme));
     match c.active_filtering() {
         Some(rules) if !rules.rules.is_empty() => {
@@ -101,7 +245,12 @@ pub fn render_connector(frame: &mut Frame, area: Rect, d: &ConnectorDetail, stat
                 let value = serde_json::to_value(r).unwrap_or_default();
                 let text = ["order", "policy", "field", "rule", "value"]
                     .iter()
-                    .map(|k| value.get(*k).map(crate::model::value_text).unwrap_or_default())
+                    .map(|k| {
+                        value
+                            .get(*k)
+                            .map(crate::model::value_text)
+                            .unwrap_or_default()
+                    })
                     .collect::<Vec<_>>()
                     .join("  ");
                 lines.push(Line::styled(format!("  {text}"), theme.text));
@@ -112,13 +261,29 @@ pub fn render_connector(frame: &mut Frame, area: Rect, d: &ConnectorDetail, stat
     let p = c.pipeline_or_default();
     lines.extend(section("Pipeline", theme));
     lines.push(kv("name", p.name, theme));
-    lines.push(kv("extract binary content", p.extract_binary_content.to_string(), theme));
-    lines.push(kv("reduce whitespace", p.reduce_whitespace.to_string(), theme));
-    lines.push(kv("run ML inference", p.run_ml_inference.to_string(), theme));
+    lines.push(kv(
+        "extract binary content",
+        p.extract_binary_content.to_string(),
+        theme,
+    ));
+    lines.push(kv(
+        "reduce whitespace",
+        p.reduce_whitespace.to_string(),
+        theme,
+    ));
+    lines.push(kv(
+        "run ML inference",
+        p.run_ml_inference.to_string(),
+        theme,
+    ));
     lines.extend(section("Schedules", theme));
     lines.push(schedule("full", &c.scheduling.full, theme));
     lines.push(schedule("incremental", &c.scheduling.incremental, theme));
-    lines.push(schedule("access control", &c.scheduling.access_control, theme));
+    lines.push(schedule(
+        "access control",
+        &c.scheduling.access_control,
+        theme,
+    ));
     lines.extend(section("Latest jobs", theme));
     if d.jobs.is_empty() {
         lines.push(Line::styled("  none", theme.dim));
@@ -126,55 +291,153 @@ pub fn render_connector(frame: &mut Frame, area: Rect, d: &ConnectorDetail, stat
     for j in d.jobs.iter().take(10) {
         lines.push(Line::from(vec![
             Span::styled(format!("  {:<22}", j.id), theme.dim),
-            Span::styled(format!("{:<12}", j.status.to_string()), theme.status(j.status)),
-            Span::styled(format!("{:<12} {:>10} docs  {}", j.job_type.to_string(), count(j.indexed_document_count), ago(state.now, j.started_at.or(j.created_at))), theme.text),
+            Span::styled(
+                format!("{:<12}", j.status.to_string()),
+                theme.status(j.status),
+            ),
+            Span::styled(
+                format!(
+                    "{:<12} {:>10} docs  {}",
+                    j.job_type.to_string(),
+                    count(j.indexed_document_count),
+                    ago(state.now, j.started_at.or(j.created_at))
+                ),
+                theme.text,
+            ),
         ]));
-    }
-    scrolled(frame, area, title, lines, d.scroll, theme);
-}
-
-pub fn render_job(frame: &mut Frame, area: Rect, id: &str, scroll: u16, state: &AppState, theme: &Theme) {
-    let title = Line::styled(format!(" Sync job {id} "), theme.title);
-    let Some(j) = state.jobs.all().iter().find(|j| j.id == id) else {
-        scrolled(frame, area, title, vec![Line::styled("the job is no longer listed", theme.dim)], 0, theme);
-        return;
-    };
-    scrolled(frame, area, title, job_lines(j, state, theme), scroll, theme);
-}
-
-fn job_lines(j: &SyncJob, state: &AppState, theme: &Theme) -> Vec<Line<'static>> {
-    let duration = j.duration(state.now).map(|d| duration_ms(d.num_milliseconds().max(0) as u64)).unwrap_or_else(|| "—".into());
-    let mut lines = vec![
-        kv("connector", j.connector.id.clone(), theme),
-        kv("index", j.connector.index_name.clone().unwrap_or_else(|| "—".into()), theme),
-        kv("service type", j.connector.service_type.clone().unwrap_or_else(|| "—".into()), theme),
-        kv("type / trigger", format!("{} / {}", j.job_type, j.trigger_method), theme),
-        Line::from(vec![Span::styled(format!("  {:<22}", "status"), theme.dim), Span::styled(j.status.to_string(), theme.status(j.status))]),
-        kv("worker", j.worker_hostname.clone().unwrap_or_else(|| "—".into()), theme),
-        kv("created", datetime(j.created_at), theme),
-        kv("started", datetime(j.started_at), theme),
-        kv("completed", datetime(j.completed_at.or(j.canceled_at)), theme),
-        kv("duration", duration, theme),
-        kv("last seen", ago(state.now, j.last_seen), theme),
-        kv("indexed", count(j.indexed_document_count), theme),
-        kv("deleted", count(j.deleted_document_count), theme),
-        kv("total in index", j.total_document_count.map(count).unwrap_or_else(|| "—".into()), theme),
-        kv("volume", format!("{} MiB", j.indexed_document_volume), theme),
-    ];
-    if let Some(e) = &j.error {
-        lines.extend(section("Error", theme));
-        lines.extend(e.lines().map(|l| Line::styled(format!("  {l}"), theme.danger)));
     }
     lines
 }
 
-pub fn render_dead_letter(frame: &mut Frame, area: Rect, id: i64, scroll: u16, state: &AppState, theme: &Theme) {
-    let title = Line::styled(format!(" Dead letter {id} "), theme.title);
-    let Some(d) = state.dead_letters.all().iter().find(|d| d.id == id) else {
-        scrolled(frame, area, title, vec![Line::styled("this dead letter is no longer in the queue (retried or dropped)", theme.dim)], 0, theme);
+pub fn render_job(
+    frame: &mut Frame,
+    area: Rect,
+    id: &str,
+    scroll: u16,
+    state: &AppState,
+    theme: &Theme,
+) {
+    let title = Line::styled(format!(" Sync job {id} "), theme.title);
+    let Some(j) = state.jobs.all().iter().find(|j| j.id == id) else {
+        scrolled(
+            frame,
+            area,
+            title,
+            vec![Line::styled("the job is no longer listed", theme.dim)],
+            0,
+            theme,
+        );
         return;
     };
-    scrolled(frame, area, title, dead_letter_lines(d, state, theme), scroll, theme);
+    scrolled(
+        frame,
+        area,
+        title,
+        job_lines(j, state, theme),
+        scroll,
+        theme,
+    );
+}
+
+fn job_lines(j: &SyncJob, state: &AppState, theme: &Theme) -> Vec<Line<'static>> {
+    let duration = j
+        .duration(state.now)
+        .map(|d| duration_ms(d.num_milliseconds().max(0) as u64))
+        .unwrap_or_else(|| "—".into());
+    let mut lines = vec![
+        kv("connector", j.connector.id.clone(), theme),
+        kv(
+            "index",
+            j.connector.index_name.clone().unwrap_or_else(|| "—".into()),
+            theme,
+        ),
+        kv(
+            "service type",
+            j.connector
+                .service_type
+                .clone()
+                .unwrap_or_else(|| "—".into()),
+            theme,
+        ),
+        kv(
+            "type / trigger",
+            format!("{} / {}", j.job_type, j.trigger_method),
+            theme,
+        ),
+        Line::from(vec![
+            Span::styled(format!("  {:<22}", "status"), theme.dim),
+            Span::styled(j.status.to_string(), theme.status(j.status)),
+        ]),
+        kv(
+            "worker",
+            j.worker_hostname.clone().unwrap_or_else(|| "—".into()),
+            theme,
+        ),
+        kv("created", datetime(j.created_at), theme),
+        kv("started", datetime(j.started_at), theme),
+        kv(
+            "completed",
+            datetime(j.completed_at.or(j.canceled_at)),
+            theme,
+        ),
+        kv("duration", duration, theme),
+        kv("last seen", ago(state.now, j.last_seen), theme),
+        kv("indexed", count(j.indexed_document_count), theme),
+        kv("deleted", count(j.deleted_document_count), theme),
+        kv(
+            "total in index",
+            j.total_document_count
+                .map(count)
+                .unwrap_or_else(|| "—".into()),
+            theme,
+        ),
+        kv(
+            "volume",
+            format!("{} MiB", j.indexed_document_volume),
+            theme,
+        ),
+    ];
+    if let Some(e) = &j.error {
+        lines.extend(section("Error", theme));
+        lines.extend(
+            e.lines()
+                .map(|l| Line::styled(format!("  {l}"), theme.danger)),
+        );
+    }
+    lines
+}
+
+pub fn render_dead_letter(
+    frame: &mut Frame,
+    area: Rect,
+    id: i64,
+    scroll: u16,
+    state: &AppState,
+    theme: &Theme,
+) {
+    let title = Line::styled(format!(" Dead letter {id} "), theme.title);
+    let Some(d) = state.dead_letters.all().iter().find(|d| d.id == id) else {
+        scrolled(
+            frame,
+            area,
+            title,
+            vec![Line::styled(
+                "this dead letter is no longer in the queue (retried or dropped)",
+                theme.dim,
+            )],
+            0,
+            theme,
+        );
+        return;
+    };
+    scrolled(
+        frame,
+        area,
+        title,
+        dead_letter_lines(d, state, theme),
+        scroll,
+        theme,
+    );
 }
 
 fn dead_letter_lines(d: &DeadLetter, state: &AppState, theme: &Theme) -> Vec<Line<'static>> {
@@ -183,17 +446,50 @@ fn dead_letter_lines(d: &DeadLetter, state: &AppState, theme: &Theme) -> Vec<Lin
         kv("job", d.job_id.clone(), theme),
         kv("index", d.index.clone(), theme),
         kv("document id", d.doc_id.clone(), theme),
-        Line::from(vec![Span::styled(format!("  {:<22}", "error type"), theme.dim), Span::styled(d.error_type.clone(), theme.danger)]),
-        kv("HTTP status", d.status.map(|s| s.to_string()).unwrap_or_else(|| "—".into()), theme),
+        Line::from(vec![
+            Span::styled(format!("  {:<22}", "error type"), theme.dim),
+            Span::styled(d.error_type.clone(), theme.danger),
+        ]),
+        kv(
+            "HTTP status",
+            d.status
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "—".into()),
+            theme,
+        ),
         kv("attempts", d.attempts.to_string(), theme),
-        kv("first failed", format!("{} ({})", datetime(Some(d.first_failed_at)), ago(state.now, Some(d.first_failed_at))), theme),
-        kv("last failed", format!("{} ({})", datetime(Some(d.last_failed_at)), ago(state.now, Some(d.last_failed_at))), theme),
+        kv(
+            "first failed",
+            format!(
+                "{} ({})",
+                datetime(Some(d.first_failed_at)),
+                ago(state.now, Some(d.first_failed_at))
+            ),
+            theme,
+        ),
+        kv(
+            "last failed",
+            format!(
+                "{} ({})",
+                datetime(Some(d.last_failed_at)),
+                ago(state.now, Some(d.last_failed_at))
+            ),
+            theme,
+        ),
     ];
     lines.extend(section("Error", theme));
-    lines.extend(d.reason.lines().map(|l| Line::styled(format!("  {l}"), theme.danger)));
+    lines.extend(
+        d.reason
+            .lines()
+            .map(|l| Line::styled(format!("  {l}"), theme.danger)),
+    );
     lines.extend(section("Document", theme));
     let pretty = serde_json::to_string_pretty(&d.document).unwrap_or_default();
-    lines.extend(pretty.lines().map(|l| Line::styled(format!("  {l}"), theme.text)));
+    lines.extend(
+        pretty
+            .lines()
+            .map(|l| Line::styled(format!("  {l}"), theme.text)),
+    );
     lines
 }
 

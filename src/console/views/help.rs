@@ -28,10 +28,19 @@ pub fn entries(keymap: &Keymap, context: KeyContext) -> Vec<(String, String, Com
 }
 
 impl HelpView {
-    pub fn lines(&self, keymap: &Keymap, context: KeyContext, read_only: bool, theme: &Theme) -> Vec<Line<'static>> {
+    pub fn lines(
+        &self,
+        keymap: &Keymap,
+        context: KeyContext,
+        read_only: bool,
+        theme: &Theme,
+    ) -> Vec<Line<'static>> {
         let mut lines = Vec::new();
         let mut contexts = vec![context];
-        if !matches!(context, KeyContext::Global | KeyContext::Editor | KeyContext::Confirm) {
+        if !matches!(
+            context,
+            KeyContext::Global | KeyContext::Editor | KeyContext::Confirm
+        ) {
             contexts.push(KeyContext::Global);
         }
         for ctx in contexts {
@@ -42,7 +51,10 @@ impl HelpView {
             }
             for (keys, desc, command) in entries {
                 let disabled = read_only && command.is_mutating();
-                let mut spans = vec![Span::styled(format!("  {keys:<18} "), theme.key), Span::styled(desc, if disabled { theme.dim } else { theme.text })];
+                let mut spans = vec![
+                    Span::styled(format!("  {keys:<18} "), theme.key),
+                    Span::styled(desc, if disabled { theme.dim } else { theme.text }),
+                ];
                 if disabled {
                     spans.push(Span::styled(" (read-only profile)", theme.dim));
                 }
@@ -50,11 +62,22 @@ impl HelpView {
             }
             lines.push(Line::from(""));
         }
-        lines.push(Line::styled("Keys come from keymap.toml beside the config file, laid over the defaults.", theme.dim));
+        lines.push(Line::styled(
+            "Keys come from keymap.toml beside the config file, laid over the defaults.",
+            theme.dim,
+        ));
         lines
     }
 
-    pub fn render(&self, frame: &mut Frame, area: Rect, state: &AppState, context: KeyContext, scroll: u16, theme: &Theme) {
+    pub fn render(
+        &self,
+        frame: &mut Frame,
+        area: Rect,
+        state: &AppState,
+        context: KeyContext,
+        scroll: u16,
+        theme: &Theme,
+    ) {
         let lines = self.lines(&state.keymap, context, state.profile.read_only, theme);
         let height = (lines.len() as u16 + 2).min(area.height.saturating_sub(2));
         let dialog = centered(area, 76.min(area.width.saturating_sub(2)), height);
@@ -65,6 +88,11 @@ impl HelpView {
             .border_style(theme.border_focus)
             .title(Span::styled(" Help ", theme.title))
             .title_bottom(Line::styled(" esc closes ", theme.dim).right_aligned());
-        frame.render_widget(Paragraph::new(lines).block(block).scroll((scroll.min(max), 0)), dialog);
+        frame.render_widget(
+            Paragraph::new(lines)
+                .block(block)
+                .scroll((scroll.min(max), 0)),
+            dialog,
+        );
     }
 }

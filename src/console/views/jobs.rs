@@ -40,7 +40,10 @@ const HINTS: &[Hint] = &[
 ];
 
 fn cells(j: &SyncJob, state: &AppState, theme: &Theme) -> Vec<Cell<'static>> {
-    let duration = j.duration(state.now).map(|d| duration_ms(d.num_milliseconds().max(0) as u64)).unwrap_or_else(|| "—".into());
+    let duration = j
+        .duration(state.now)
+        .map(|d| duration_ms(d.num_milliseconds().max(0) as u64))
+        .unwrap_or_else(|| "—".into());
     vec![
         Cell::from(Span::styled(j.id.clone(), theme.dim)),
         Cell::from(j.connector.id.clone()),
@@ -49,11 +52,21 @@ fn cells(j: &SyncJob, state: &AppState, theme: &Theme) -> Vec<Cell<'static>> {
         Cell::from(Span::styled(j.status.to_string(), theme.status(j.status))),
         Cell::from(count(j.indexed_document_count)),
         Cell::from(count(j.deleted_document_count)),
-        Cell::from(j.total_document_count.map(count).unwrap_or_else(|| "—".into())),
+        Cell::from(
+            j.total_document_count
+                .map(count)
+                .unwrap_or_else(|| "—".into()),
+        ),
         Cell::from(format!("{} MiB", j.indexed_document_volume)),
-        Cell::from(Span::styled(ago(state.now, j.started_at.or(j.created_at)), theme.dim)),
+        Cell::from(Span::styled(
+            ago(state.now, j.started_at.or(j.created_at)),
+            theme.dim,
+        )),
         Cell::from(duration),
-        Cell::from(Span::styled(j.worker_hostname.clone().unwrap_or_else(|| "—".into()), theme.dim)),
+        Cell::from(Span::styled(
+            j.worker_hostname.clone().unwrap_or_else(|| "—".into()),
+            theme.dim,
+        )),
     ]
 }
 
@@ -67,9 +80,27 @@ impl View for JobsView {
         if let Some(c) = &state.jobs_filter.connector {
             badges.push(Span::styled(format!("connector={c} "), theme.accent));
         }
-        let empty = if data.loaded_at.is_none() { "loading…" } else { "no sync jobs" };
-        let spec = TableSpec { title: "Sync jobs", columns: &COLUMNS, badges, stale: stale_label(state, data.loaded_at, data.error.as_ref()), empty };
-        table::render(frame, area, data, |j| cells(j, state, theme), |_| theme.text, spec, theme);
+        let empty = if data.loaded_at.is_none() {
+            "loading…"
+        } else {
+            "no sync jobs"
+        };
+        let spec = TableSpec {
+            title: "Sync jobs",
+            columns: &COLUMNS,
+            badges,
+            stale: stale_label(state, data.loaded_at, data.error.as_ref()),
+            empty,
+        };
+        table::render(
+            frame,
+            area,
+            data,
+            |j| cells(j, state, theme),
+            |_| theme.text,
+            spec,
+            theme,
+        );
     }
 
     fn hints(&self) -> &'static [Hint] {

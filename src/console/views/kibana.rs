@@ -34,13 +34,21 @@ const HINTS: &[Hint] = &[
 
 fn cells(k: &ActionConnector, theme: &Theme) -> Vec<Cell<'static>> {
     let flags = k.health_flags();
-    let health = if flags.is_empty() { Span::styled("ok", theme.ok) } else { Span::styled(flags.join(", "), theme.danger) };
+    let health = if flags.is_empty() {
+        Span::styled("ok", theme.ok)
+    } else {
+        Span::styled(flags.join(", "), theme.danger)
+    };
     vec![
         Cell::from(k.name.clone()),
         Cell::from(Span::styled(k.id.clone(), theme.dim)),
         Cell::from(k.connector_type_id.clone()),
         Cell::from(k.index_name().unwrap_or("—").to_string()),
-        Cell::from(k.referenced_by_count.map(|n| n.to_string()).unwrap_or_else(|| "—".into())),
+        Cell::from(
+            k.referenced_by_count
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| "—".into()),
+        ),
         Cell::from(health),
     ]
 }
@@ -49,17 +57,46 @@ impl View for KibanaView {
     fn render(&self, frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
         if !state.profile.has_kibana {
             let text = vec![
-                Line::styled(format!("Profile '{}' has no Kibana.", state.profile.name), theme.text),
-                Line::styled(format!("Add [profiles.{}.kibana] url = \"…\" to the config file, or pass --kibana URL.", state.profile.name), theme.dim),
+                Line::styled(
+                    format!("Profile '{}' has no Kibana.", state.profile.name),
+                    theme.text,
+                ),
+                Line::styled(
+                    format!(
+                        "Add [profiles.{}.kibana] url = \"…\" to the config file, or pass --kibana URL.",
+                        state.profile.name
+                    ),
+                    theme.dim,
+                ),
             ];
-            let block = Block::bordered().border_style(theme.border).title(Span::styled(" Kibana connectors ", theme.title));
+            let block = Block::bordered()
+                .border_style(theme.border)
+                .title(Span::styled(" Kibana connectors ", theme.title));
             frame.render_widget(Paragraph::new(text).block(block), area);
             return;
         }
         let data = &state.kibana;
-        let empty = if data.loaded_at.is_none() { "loading…" } else { "no actions connectors; n creates an .index one" };
-        let spec = TableSpec { title: "Kibana connectors", columns: &COLUMNS, badges: Vec::new(), stale: stale_label(state, data.loaded_at, data.error.as_ref()), empty };
-        table::render(frame, area, data, |k| cells(k, theme), |_| theme.text, spec, theme);
+        let empty = if data.loaded_at.is_none() {
+            "loading…"
+        } else {
+            "no actions connectors; n creates an .index one"
+        };
+        let spec = TableSpec {
+            title: "Kibana connectors",
+            columns: &COLUMNS,
+            badges: Vec::new(),
+            stale: stale_label(state, data.loaded_at, data.error.as_ref()),
+            empty,
+        };
+        table::render(
+            frame,
+            area,
+            data,
+            |k| cells(k, theme),
+            |_| theme.text,
+            spec,
+            theme,
+        );
     }
 
     fn hints(&self) -> &'static [Hint] {

@@ -11,10 +11,10 @@ use crate::console::keymap::Command;
 use crate::console::live::{LiveRow, LiveSource};
 use crate::console::theme::Theme;
 use crate::console::widgets::bar::bar;
+use crate::console::widgets::table::{Column, fitting, widths};
 use crate::engine::progress::{Phase, ProgressSnapshot};
 use crate::model::SyncJob;
 use ratatui::Frame;
-use crate::console::widgets::table::{Column, fitting, widths};
 use ratatui::layout::{Constraint, Flex, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
@@ -63,19 +63,26 @@ impl View for LiveSyncView {
     fn render(&self, frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
         let rows = state.live_rows();
         let list_height = (rows.len().clamp(1, if area.height > 30 { 8 } else { 3 }) as u16) + 3;
-        let [list, rest] = Layout::vertical([Constraint::Length(list_height), Constraint::Min(0)]).areas(area);
+        let [list, rest] =
+            Layout::vertical([Constraint::Length(list_height), Constraint::Min(0)]).areas(area);
         render_list(frame, list, state, &rows, theme);
         let selected = rows.get(state.live.cursor.selected.min(rows.len().saturating_sub(1)));
         match selected {
             None => {
                 let mut text = vec![
                     Line::styled("No sync is running.", theme.text),
-                    Line::styled("Start one from Connectors (s), or watch a headless worker with --attach ADDR.", theme.dim),
+                    Line::styled(
+                        "Start one from Connectors (s), or watch a headless worker with --attach ADDR.",
+                        theme.dim,
+                    ),
                 ];
                 if let Some(e) = &state.live.attached.error {
                     text.push(Line::styled(format!("attach: {e}"), theme.danger));
                 }
-                frame.render_widget(Paragraph::new(text).block(Block::bordered().border_style(theme.border)), rest);
+                frame.render_widget(
+                    Paragraph::new(text).block(Block::bordered().border_style(theme.border)),
+                    rest,
+                );
             }
             Some(row) => match row.snapshot {
                 Some(s) => render_snapshot(frame, rest, row, s, theme),
@@ -89,17 +96,35 @@ impl View for LiveSyncView {
     }
 }
 
-fn render_list(frame: &mut Frame, area: Rect, state: &AppState, rows: &[LiveRow<'_>], theme: &Theme) {
-    let mut title = vec![Span::styled(" Live sync ", theme.title), Span::styled(format!("[{}] ", rows.len()), theme.dim)];
+fn render_list(
+    frame: &mut Frame,
+    area: Rect,
+    state: &AppState,
+    rows: &[LiveRow<'_>],
+    theme: &Theme,
+) {
+    let mut title = vec![
+        Span::styled(" Live sync ", theme.title),
+        Span::styled(format!("[{}] ", rows.len()), theme.dim),
+    ];
     if let Some(addr) = &state.settings.attach {
-        let style = if state.live.attached.error.is_some() { theme.danger } else { theme.accent };
+        let style = if state.live.attached.error.is_some() {
+            theme.danger
+        } else {
+            theme.accent
+        };
         title.push(Span::styled(format!("attached {addr} "), style));
     }
-    let block = Block::bordered().border_style(theme.border).title(Line::from(title));
+    let block = Block::bordered()
+        .border_style(theme.border)
+        .title(Line::from(title));
     let inner = block.inner(area);
     frame.render_widget(block, area);
     if rows.is_empty() {
-        frame.render_widget(Paragraph::new(Line::styled("no running or recent jobs", theme.dim)), inner);
+        frame.render_widget(
+            Paragraph::new(Line::styled("no running or recent jobs", theme.dim)),
+            inner,
+        );
         return;
     }
     let height = inner.height.saturating_sub(1) as usize;
@@ -110,14 +135,27 @@ fn render_list(frame: &mut Frame, area: Rect, state: &AppState, rows: &[LiveRow<
         .enumerate()
         .map(|(i, r)| {
             let mut cells = list_cells(r, state, theme);
-            let picked: Vec<Cell> = keep.iter().map(|&c| std::mem::take(&mut cells[c])).collect();
-            let style = if start + i == state.live.cursor.selected { theme.row_selected } else { theme.text };
+            let picked: Vec<Cell> = keep
+                .iter()
+                .map(|&c| std::mem::take(&mut cells[c]))
+                .collect();
+            let style = if start + i == state.live.cursor.selected {
+                theme.row_selected
+            } else {
+                theme.text
+            };
             Row::new(picked).style(style)
         })
         .collect();
     let header = Row::new(keep.iter().map(|&c| LIST_COLUMNS[c].title)).style(theme.table_header);
     let widths = widths(&LIST_COLUMNS, &keep, inner.width);
-    frame.render_widget(Table::new(body, widths).header(header).column_spacing(1).flex(Flex::SpaceBetween), inner);
+    frame.render_widget(
+        Table::new(body, widths)
+            .header(header)
+            .column_spacing(1)
+            .flex(Flex::SpaceBetween),
+        inner,
+    );
 }
 
 const LIST_COLUMNS: [Column; 10] = [
@@ -138,7 +176,9 @@ fn list_cells(r: &LiveRow<'_>, state: &AppState, theme: &Theme) -> Vec<Cell<'sta
         (Some(s), _) => (
             phase_text(s.phase).to_string(),
             phase_style(s.phase, theme),
-            ratio(s).map(|x| format!("{:.0}%", (x * 100.0).floor())).unwrap_or_else(|| count(s.counters.handled())),
+            ratio(s)
+                .map(|x| format!("{:.0}%", (x * 100.0).floor()))
+                .unwrap_or_else(|| count(s.counters.handled())),
             rate(s.docs_per_sec),
             count(s.counters.dead_lettered),
             count(s.counters.retried),
@@ -152,7 +192,9 @@ fn list_cells(r: &LiveRow<'_>, state: &AppState, theme: &Theme) -> Vec<Cell<'sta
             "—".to_string(),
             "—".to_string(),
             "—".to_string(),
-            j.duration(state.now).map(|d| duration_ms(d.num_milliseconds().max(0) as u64)).unwrap_or_else(|| "—".into()),
+            j.duration(state.now)
+                .map(|d| duration_ms(d.num_milliseconds().max(0) as u64))
+                .unwrap_or_else(|| "—".into()),
             "—".to_string(),
         ),
         (None, None) => Default::default(),
@@ -172,13 +214,28 @@ fn list_cells(r: &LiveRow<'_>, state: &AppState, theme: &Theme) -> Vec<Cell<'sta
 }
 
 fn stat<'a>(label: &'a str, value: String, theme: &Theme) -> Vec<Span<'a>> {
-    vec![Span::styled(label, theme.dim), Span::styled(value, theme.text), Span::raw("  ")]
+    vec![
+        Span::styled(label, theme.dim),
+        Span::styled(value, theme.text),
+        Span::raw("  "),
+    ]
 }
 
-fn render_snapshot(frame: &mut Frame, area: Rect, row: &LiveRow<'_>, s: &ProgressSnapshot, theme: &Theme) {
+fn render_snapshot(
+    frame: &mut Frame,
+    area: Rect,
+    row: &LiveRow<'_>,
+    s: &ProgressSnapshot,
+    theme: &Theme,
+) {
     let stats_height = 6 + u16::from(s.error.is_some());
     let sparks_height = if area.height < 24 { 4 } else { 6 };
-    let [stats, sparks, docs] = Layout::vertical([Constraint::Length(stats_height), Constraint::Length(sparks_height), Constraint::Min(3)]).areas(area);
+    let [stats, sparks, docs] = Layout::vertical([
+        Constraint::Length(stats_height),
+        Constraint::Length(sparks_height),
+        Constraint::Min(3),
+    ])
+    .areas(area);
     let c = &s.counters;
     let title = Line::from(vec![
         Span::styled(format!(" {} ", s.job_id), theme.title),
@@ -191,30 +248,70 @@ fn render_snapshot(frame: &mut Frame, area: Rect, row: &LiveRow<'_>, s: &Progres
             theme.dim,
         ),
     ]);
-    let block = Block::bordered().border_style(theme.border_focus).title(title);
+    let block = Block::bordered()
+        .border_style(theme.border_focus)
+        .title(title);
     let inner = block.inner(stats);
     frame.render_widget(block, stats);
     let total = s.total_hint.map(count).unwrap_or_else(|| "?".into());
-    let gauge = bar(ratio(s), inner.width.saturating_sub(28).max(10), theme.ok, theme.dim);
+    let gauge = bar(
+        ratio(s),
+        inner.width.saturating_sub(28).max(10),
+        theme.ok,
+        theme.dim,
+    );
     let mut first = gauge.spans;
-    first.push(Span::styled(format!("  {} / {total} docs", count(c.handled())), theme.text));
+    first.push(Span::styled(
+        format!("  {} / {total} docs", count(c.handled())),
+        theme.text,
+    ));
     let mut lines = vec![
         Line::from(first),
-        Line::from([stat("indexed ", count(c.indexed), theme), stat("updated ", count(c.updated), theme), stat("deleted ", count(c.deleted), theme), stat("skipped ", count(c.skipped), theme)].concat()),
+        Line::from(
+            [
+                stat("indexed ", count(c.indexed), theme),
+                stat("updated ", count(c.updated), theme),
+                stat("deleted ", count(c.deleted), theme),
+                stat("skipped ", count(c.skipped), theme),
+            ]
+            .concat(),
+        ),
         Line::from(
             [
                 stat("retries ", count(c.retried), theme),
-                vec![Span::styled("dead letters ", theme.dim), Span::styled(count(c.dead_lettered), if c.dead_lettered > 0 { theme.danger } else { theme.text }), Span::raw("  ")],
-                stat("queue ", format!("{} docs / {}", count(s.queue_docs), bytes(s.queue_bytes)), theme),
+                vec![
+                    Span::styled("dead letters ", theme.dim),
+                    Span::styled(
+                        count(c.dead_lettered),
+                        if c.dead_lettered > 0 {
+                            theme.danger
+                        } else {
+                            theme.text
+                        },
+                    ),
+                    Span::raw("  "),
+                ],
+                stat(
+                    "queue ",
+                    format!("{} docs / {}", count(s.queue_docs), bytes(s.queue_bytes)),
+                    theme,
+                ),
                 stat("in flight ", s.in_flight.to_string(), theme),
             ]
             .concat(),
         ),
         Line::from(
             [
-                vec![Span::styled(phase_text(s.phase), phase_style(s.phase, theme)), Span::raw("  ")],
+                vec![
+                    Span::styled(phase_text(s.phase), phase_style(s.phase, theme)),
+                    Span::raw("  "),
+                ],
                 stat("elapsed ", duration_ms(s.elapsed_ms), theme),
-                stat("ETA ", s.eta_ms.map(duration_ms).unwrap_or_else(|| "—".into()), theme),
+                stat(
+                    "ETA ",
+                    s.eta_ms.map(duration_ms).unwrap_or_else(|| "—".into()),
+                    theme,
+                ),
                 stat("avg ", rate(s.avg_docs_per_sec), theme),
                 stat("bulk ", format!("{:.0}ms", s.avg_bulk_latency_ms), theme),
                 stat("sent ", bytes(c.bytes), theme),
@@ -223,7 +320,10 @@ fn render_snapshot(frame: &mut Frame, area: Rect, row: &LiveRow<'_>, s: &Progres
         ),
     ];
     if let Some(e) = &s.error {
-        lines.push(Line::styled(format!("error: {}", crate::console::format::first_line(e)), theme.danger));
+        lines.push(Line::styled(
+            format!("error: {}", crate::console::format::first_line(e)),
+            theme.danger,
+        ));
     }
     frame.render_widget(Paragraph::new(lines), inner);
     render_sparklines(frame, sparks, s, theme);
@@ -231,20 +331,55 @@ fn render_snapshot(frame: &mut Frame, area: Rect, row: &LiveRow<'_>, s: &Progres
 }
 
 fn render_sparklines(frame: &mut Frame, area: Rect, s: &ProgressSnapshot, theme: &Theme) {
-    let [left, right] = Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(area);
+    let [left, right] =
+        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(area);
     let width = left.width.saturating_sub(2) as usize;
     let tail = |v: Vec<u64>| -> Vec<u64> { v[v.len().saturating_sub(width)..].to_vec() };
-    let docs = tail(s.rates.iter().map(|r| r.docs_per_sec.round() as u64).collect());
-    let kib = tail(s.rates.iter().map(|r| (r.bytes_per_sec / 1024.0).round() as u64).collect());
-    let docs_block = Block::bordered().border_style(theme.border).title(Line::from(vec![Span::styled(" docs/s ", theme.title), Span::styled(format!("{} ", rate(s.docs_per_sec)), theme.text)]));
+    let docs = tail(
+        s.rates
+            .iter()
+            .map(|r| r.docs_per_sec.round() as u64)
+            .collect(),
+    );
+    let kib = tail(
+        s.rates
+            .iter()
+            .map(|r| (r.bytes_per_sec / 1024.0).round() as u64)
+            .collect(),
+    );
+    let docs_block = Block::bordered()
+        .border_style(theme.border)
+        .title(Line::from(vec![
+            Span::styled(" docs/s ", theme.title),
+            Span::styled(format!("{} ", rate(s.docs_per_sec)), theme.text),
+        ]));
     let mb = s.bytes_per_sec / 1_048_576.0;
-    let bytes_block = Block::bordered().border_style(theme.border).title(Line::from(vec![Span::styled(" MB/s ", theme.title), Span::styled(format!("{mb:.2} "), theme.text)]));
-    frame.render_widget(Sparkline::default().data(&docs).style(theme.sparkline).block(docs_block), left);
-    frame.render_widget(Sparkline::default().data(&kib).style(theme.sparkline).block(bytes_block), right);
+    let bytes_block = Block::bordered()
+        .border_style(theme.border)
+        .title(Line::from(vec![
+            Span::styled(" MB/s ", theme.title),
+            Span::styled(format!("{mb:.2} "), theme.text),
+        ]));
+    frame.render_widget(
+        Sparkline::default()
+            .data(&docs)
+            .style(theme.sparkline)
+            .block(docs_block),
+        left,
+    );
+    frame.render_widget(
+        Sparkline::default()
+            .data(&kib)
+            .style(theme.sparkline)
+            .block(bytes_block),
+        right,
+    );
 }
 
 fn render_docs(frame: &mut Frame, area: Rect, s: &ProgressSnapshot, theme: &Theme) {
-    let block = Block::bordered().border_style(theme.border).title(Span::styled(" Latest documents ", theme.title));
+    let block = Block::bordered()
+        .border_style(theme.border)
+        .title(Span::styled(" Latest documents ", theme.title));
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let height = inner.height.saturating_sub(1) as usize;
@@ -260,52 +395,125 @@ fn render_docs(frame: &mut Frame, area: Rect, s: &ProgressSnapshot, theme: &Them
                 Cell::from(d.id.clone()),
                 Cell::from(bytes(d.bytes)),
                 Cell::from(format!("{}ms", d.latency_ms)),
-                Cell::from(Span::styled(ellipsize(d.reason.as_deref().unwrap_or(""), reason_width), theme.dim)),
+                Cell::from(Span::styled(
+                    ellipsize(d.reason.as_deref().unwrap_or(""), reason_width),
+                    theme.dim,
+                )),
             ])
         })
         .collect();
     if rows.is_empty() {
-        frame.render_widget(Paragraph::new(Line::styled("no documents yet", theme.dim)), inner);
+        frame.render_widget(
+            Paragraph::new(Line::styled("no documents yet", theme.dim)),
+            inner,
+        );
         return;
     }
     let header = Row::new(["OUTCOME", "ID", "SIZE", "LATENCY", "REASON"]).style(theme.table_header);
-    let widths = [Constraint::Length(14), Constraint::Length(28), Constraint::Length(9), Constraint::Length(8), Constraint::Min(0)];
-    frame.render_widget(Table::new(rows, widths).header(header).column_spacing(1).style(theme.text), inner);
+    let widths = [
+        Constraint::Length(14),
+        Constraint::Length(28),
+        Constraint::Length(9),
+        Constraint::Length(8),
+        Constraint::Min(0),
+    ];
+    frame.render_widget(
+        Table::new(rows, widths)
+            .header(header)
+            .column_spacing(1)
+            .style(theme.text),
+        inner,
+    );
 }
 
-fn render_remote(frame: &mut Frame, area: Rect, row: &LiveRow<'_>, job: Option<&SyncJob>, state: &AppState, theme: &Theme) {
-    let block = Block::bordered().border_style(theme.border_focus).title(Span::styled(format!(" {} ", row.job_id), theme.title));
+fn render_remote(
+    frame: &mut Frame,
+    area: Rect,
+    row: &LiveRow<'_>,
+    job: Option<&SyncJob>,
+    state: &AppState,
+    theme: &Theme,
+) {
+    let block = Block::bordered()
+        .border_style(theme.border_focus)
+        .title(Span::styled(format!(" {} ", row.job_id), theme.title));
     let Some(j) = job else {
         frame.render_widget(Paragraph::new("no data").block(block), area);
         return;
     };
     let where_ = match &row.source {
-        LiveSource::Cluster { worker } => worker.clone().unwrap_or_else(|| "an unknown worker".into()),
+        LiveSource::Cluster { worker } => {
+            worker.clone().unwrap_or_else(|| "an unknown worker".into())
+        }
         other => other.label(),
     };
-    let ratio = j.total_document_count.filter(|t| *t > 0).map(|t| j.indexed_document_count as f64 / t as f64);
+    let ratio = j
+        .total_document_count
+        .filter(|t| *t > 0)
+        .map(|t| j.indexed_document_count as f64 / t as f64);
     let lines = vec![
-        bar(ratio, area.width.saturating_sub(4).min(60), theme.ok, theme.dim),
-        Line::from([stat("status ", j.status.to_string(), theme), stat("type ", j.job_type.to_string(), theme), stat("worker ", where_, theme)].concat()),
+        bar(
+            ratio,
+            area.width.saturating_sub(4).min(60),
+            theme.ok,
+            theme.dim,
+        ),
+        Line::from(
+            [
+                stat("status ", j.status.to_string(), theme),
+                stat("type ", j.job_type.to_string(), theme),
+                stat("worker ", where_, theme),
+            ]
+            .concat(),
+        ),
         Line::from(
             [
                 stat("indexed ", count(j.indexed_document_count), theme),
                 stat("deleted ", count(j.deleted_document_count), theme),
-                stat("total ", j.total_document_count.map(count).unwrap_or_else(|| "—".into()), theme),
-                stat("volume ", format!("{} MiB", j.indexed_document_volume), theme),
+                stat(
+                    "total ",
+                    j.total_document_count
+                        .map(count)
+                        .unwrap_or_else(|| "—".into()),
+                    theme,
+                ),
+                stat(
+                    "volume ",
+                    format!("{} MiB", j.indexed_document_volume),
+                    theme,
+                ),
             ]
             .concat(),
         ),
         Line::from(
             [
-                stat("started ", crate::console::format::ago(state.now, j.started_at), theme),
-                stat("last seen ", crate::console::format::ago(state.now, j.last_seen), theme),
+                stat(
+                    "started ",
+                    crate::console::format::ago(state.now, j.started_at),
+                    theme,
+                ),
+                stat(
+                    "last seen ",
+                    crate::console::format::ago(state.now, j.last_seen),
+                    theme,
+                ),
             ]
             .concat(),
         ),
         Line::from(""),
-        Line::styled("This job runs on another worker: the cluster reports its counts only.", theme.dim),
-        Line::styled("Run `syncdeck serve --listen 127.0.0.1:PORT` there and `syncdeck --attach 127.0.0.1:PORT` to watch it live.", theme.dim),
+        Line::styled(
+            "This job runs on another worker: the cluster reports its counts only.",
+            theme.dim,
+        ),
+        Line::styled(
+            "Run `syncdeck serve --listen 127.0.0.1:PORT` there and `syncdeck --attach 127.0.0.1:PORT` to watch it live.",
+            theme.dim,
+        ),
     ];
-    frame.render_widget(Paragraph::new(lines).wrap(ratatui::widgets::Wrap { trim: true }).block(block), area);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(ratatui::widgets::Wrap { trim: true })
+            .block(block),
+        area,
+    );
 }

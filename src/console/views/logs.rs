@@ -43,21 +43,40 @@ fn trim_date(line: &str, narrow: bool) -> &str {
 impl View for LogsView {
     fn render(&self, frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
         let lines = state.logs.visible();
-        let mut title = vec![Span::styled(" Logs ", theme.title), Span::styled(format!("[{}] ", lines.len()), theme.dim)];
+        let mut title = vec![
+            Span::styled(" Logs ", theme.title),
+            Span::styled(format!("[{}] ", lines.len()), theme.dim),
+        ];
         if !state.logs.filter.is_empty() {
-            title.push(Span::styled(format!("/{} ", state.logs.filter), theme.accent));
+            title.push(Span::styled(
+                format!("/{} ", state.logs.filter),
+                theme.accent,
+            ));
         }
-        let status = if state.logs.scroll_back > 0 { format!(" scrolled back {} ", state.logs.scroll_back) } else { " following ".to_string() };
-        let block = Block::bordered().border_style(theme.border).title(Line::from(title)).title_bottom(Line::styled(status, theme.dim).right_aligned());
+        let status = if state.logs.scroll_back > 0 {
+            format!(" scrolled back {} ", state.logs.scroll_back)
+        } else {
+            " following ".to_string()
+        };
+        let block = Block::bordered()
+            .border_style(theme.border)
+            .title(Line::from(title))
+            .title_bottom(Line::styled(status, theme.dim).right_aligned());
         let inner = block.inner(area);
         frame.render_widget(block, area);
         let height = inner.height as usize;
         let end = lines.len().saturating_sub(state.logs.scroll_back);
         let start = end.saturating_sub(height);
         let narrow = inner.width < 120;
-        let shown: Vec<Line> = lines[start..end].iter().map(|l| Line::styled(trim_date(l, narrow).to_string(), line_style(l, theme))).collect();
+        let shown: Vec<Line> = lines[start..end]
+            .iter()
+            .map(|l| Line::styled(trim_date(l, narrow).to_string(), line_style(l, theme)))
+            .collect();
         if shown.is_empty() {
-            frame.render_widget(Paragraph::new(Line::styled("no log lines yet", theme.dim)), inner);
+            frame.render_widget(
+                Paragraph::new(Line::styled("no log lines yet", theme.dim)),
+                inner,
+            );
             return;
         }
         frame.render_widget(Paragraph::new(shown), inner);

@@ -51,15 +51,27 @@ pub fn view_for(id: ViewId) -> &'static dyn View {
 }
 
 /// `stale 12s` when data is older than two refreshes (or failed to load), else `None`.
-pub fn stale_label(state: &AppState, at: Option<Timestamp>, error: Option<&String>) -> Option<String> {
+pub fn stale_label(
+    state: &AppState,
+    at: Option<Timestamp>,
+    error: Option<&String>,
+) -> Option<String> {
     if error.is_some() {
         return Some(match at {
             Some(t) if state.is_stale(Some(t)) => {
-                format!("stale {}, last load failed", super::format::short_secs((state.now.0 - t.0).num_seconds().max(0) as u64))
+                format!(
+                    "stale {}, last load failed",
+                    super::format::short_secs((state.now.0 - t.0).num_seconds().max(0) as u64)
+                )
             }
             _ => "last load failed".to_string(),
         });
     }
     let t = at?;
-    state.is_stale(Some(t)).then(|| format!("stale {}", super::format::short_secs((state.now.0 - t.0).num_seconds().max(0) as u64)))
+    state.is_stale(Some(t)).then(|| {
+        format!(
+            "stale {}",
+            super::format::short_secs((state.now.0 - t.0).num_seconds().max(0) as u64)
+        )
+    })
 }

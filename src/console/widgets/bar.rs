@@ -11,7 +11,9 @@ pub fn bar(ratio: Option<f64>, width: u16, filled: Style, empty: Style) -> Line<
         None => "    ?".to_string(),
     };
     let inner = (width as usize).saturating_sub(label.len() + 2);
-    let full = ratio.map_or(0, |r| ((r.clamp(0.0, 1.0) * inner as f64).floor()) as usize).min(inner);
+    let full = ratio
+        .map_or(0, |r| ((r.clamp(0.0, 1.0) * inner as f64).floor()) as usize)
+        .min(inner);
     Line::from(vec![
         Span::raw("["),
         Span::styled("█".repeat(full), filled),
@@ -29,7 +31,13 @@ mod tests {
     fn fills_in_proportion() {
         let line = bar(Some(0.5), 16, Style::default(), Style::default());
         assert_eq!(line.to_string(), "[████░░░░░]  50%");
-        assert_eq!(bar(None, 10, Style::default(), Style::default()).to_string(), "[░░░]    ?");
-        assert_eq!(bar(Some(2.0), 10, Style::default(), Style::default()).to_string(), "[███] 100%");
+        assert_eq!(
+            bar(None, 10, Style::default(), Style::default()).to_string(),
+            "[░░░]    ?"
+        );
+        assert_eq!(
+            bar(Some(2.0), 10, Style::default(), Style::default()).to_string(),
+            "[███] 100%"
+        );
     }
 }

@@ -24,7 +24,11 @@ pub fn render(frame: &mut Frame, footer: Rect, line: &CommandLineState, theme: &
     if footer.y == 0 {
         return;
     }
-    let above = Rect { y: footer.y - 1, height: 1, ..footer };
+    let above = Rect {
+        y: footer.y - 1,
+        height: 1,
+        ..footer
+    };
     let content = match (&line.error, line.candidates.is_empty()) {
         (Some(e), _) => Line::styled(format!(" {e}"), theme.invalid),
         (None, false) => Line::styled(format!(" {}", line.candidates.join("  ")), theme.dim),

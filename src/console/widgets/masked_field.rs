@@ -22,7 +22,8 @@ mod tests {
 
     #[test]
     fn sensitive_values_are_bullets() {
-        let f: ConfigField = serde_json::from_value(json!({"value": "hunter2", "sensitive": true})).unwrap();
+        let f: ConfigField =
+            serde_json::from_value(json!({"value": "hunter2", "sensitive": true})).unwrap();
         assert_eq!(display(&f), MASK);
         let f: ConfigField = serde_json::from_value(json!({"value": ["a", "b"]})).unwrap();
         assert_eq!(display(&f), "a,b");

@@ -23,11 +23,21 @@ pub struct Column {
 
 impl Column {
     pub const fn new(title: &'static str, width: u16, priority: u8) -> Self {
-        Self { title, width, grow: false, priority }
+        Self {
+            title,
+            width,
+            grow: false,
+            priority,
+        }
     }
 
     pub const fn grow(title: &'static str, width: u16, priority: u8) -> Self {
-        Self { title, width, grow: true, priority }
+        Self {
+            title,
+            width,
+            grow: true,
+            priority,
+        }
     }
 }
 
@@ -75,7 +85,11 @@ pub fn render<T: TableRow>(
     let inner = block.inner(area);
     frame.render_widget(block, area);
     if data.is_empty() {
-        let text = if data.all().is_empty() { framing.empty.to_string() } else { "no row matches the filter".to_string() };
+        let text = if data.all().is_empty() {
+            framing.empty.to_string()
+        } else {
+            "no row matches the filter".to_string()
+        };
         let text = match &data.error {
             Some(e) if data.all().is_empty() => format!("could not load: {e}"),
             _ => text,
@@ -91,26 +105,57 @@ pub fn render<T: TableRow>(
         .filter_map(|i| data.get(i).map(|r| (i, r)))
         .map(|(i, r)| {
             let mut all = cells(r);
-            let picked: Vec<Cell> = keep.iter().map(|&c| if c < all.len() { std::mem::take(&mut all[c]) } else { Cell::from("") }).collect();
-            let style = if i == selected { theme.row_selected } else { row_style(r) };
+            let picked: Vec<Cell> = keep
+                .iter()
+                .map(|&c| {
+                    if c < all.len() {
+                        std::mem::take(&mut all[c])
+                    } else {
+                        Cell::from("")
+                    }
+                })
+                .collect();
+            let style = if i == selected {
+                theme.row_selected
+            } else {
+                row_style(r)
+            };
             Row::new(picked).style(style)
         })
         .collect();
-    let header = Row::new(keep.iter().map(|&c| Cell::from(columns[c].title))).style(theme.table_header);
+    let header =
+        Row::new(keep.iter().map(|&c| Cell::from(columns[c].title))).style(theme.table_header);
     let widths = widths(columns, &keep, inner.width);
-    frame.render_widget(Table::new(rows, widths).header(header).column_spacing(1).flex(Flex::SpaceBetween).style(theme.text), inner);
+    frame.render_widget(
+        Table::new(rows, widths)
+            .header(header)
+            .column_spacing(1)
+            .flex(Flex::SpaceBetween)
+            .style(theme.text),
+        inner,
+    );
 }
 
 /// Column widths for `width` columns of space: growing columns take up to half the spare
 /// room (at most 40 each); what is left spreads the columns apart.
 pub fn widths(columns: &[Column], keep: &[usize], width: u16) -> Vec<Constraint> {
-    let used: u16 = keep.iter().map(|&c| columns[c].width).sum::<u16>() + keep.len().saturating_sub(1) as u16;
+    let used: u16 =
+        keep.iter().map(|&c| columns[c].width).sum::<u16>() + keep.len().saturating_sub(1) as u16;
     let growing = keep.iter().filter(|&&c| columns[c].grow).count() as u16;
-    let extra = (width.saturating_sub(used) / 2).checked_div(growing).unwrap_or(0).min(40);
-    keep.iter().map(|&c| Constraint::Length(columns[c].width + if columns[c].grow { extra } else { 0 })).collect()
+    let extra = (width.saturating_sub(used) / 2)
+        .checked_div(growing)
+        .unwrap_or(0)
+        .min(40);
+    keep.iter()
+        .map(|&c| Constraint::Length(columns[c].width + if columns[c].grow { extra } else { 0 }))
+        .collect()
 }
 
-fn frame_block<'a, T: TableRow>(data: &TableData<T>, framing: &TableSpec<'a>, theme: &Theme) -> Block<'a> {
+fn frame_block<'a, T: TableRow>(
+    data: &TableData<T>,
+    framing: &TableSpec<'a>,
+    theme: &Theme,
+) -> Block<'a> {
     let mut title = vec![Span::styled(format!(" {} ", framing.title), theme.title)];
     let count = if data.filter().is_empty() {
         format!("[{}] ", data.all().len())
@@ -122,7 +167,9 @@ fn frame_block<'a, T: TableRow>(data: &TableData<T>, framing: &TableSpec<'a>, th
         title.push(Span::styled(format!("/{} ", data.filter()), theme.accent));
     }
     title.extend(framing.badges.iter().cloned());
-    let mut block = Block::bordered().border_style(theme.border).title(Line::from(title));
+    let mut block = Block::bordered()
+        .border_style(theme.border)
+        .title(Line::from(title));
     if let Some(stale) = &framing.stale {
         block = block.title_top(Line::styled(format!(" {stale} "), theme.stale).right_aligned());
     }
@@ -139,7 +186,11 @@ mod tests {
 
     #[test]
     fn narrow_tables_drop_unimportant_columns() {
-        let cols = [Column::new("A", 10, 0), Column::new("B", 10, 2), Column::new("C", 10, 1)];
+        let cols = [
+            Column::new("A", 10, 0),
+            Column::new("B", 10, 2),
+            Column::new("C", 10, 1),
+        ];
         assert_eq!(fitting(&cols, 40), [0, 1, 2]);
         assert_eq!(fitting(&cols, 25), [0, 2]);
         assert_eq!(fitting(&cols, 10), [0]);

@@ -25,7 +25,12 @@ pub fn render(frame: &mut Frame, body: Rect, toasts: &[Toast], theme: &Theme) {
         };
         let text = ellipsize(&format!(" {mark} {} ", toast.text), width as usize);
         let w = (unicode_width::UnicodeWidthStr::width(text.as_str()) as u16).min(width);
-        let area = Rect { x: body.right().saturating_sub(w), y, width: w, height: 1 };
+        let area = Rect {
+            x: body.right().saturating_sub(w),
+            y,
+            width: w,
+            height: 1,
+        };
         frame.render_widget(Clear, area);
         frame.render_widget(Paragraph::new(Line::from(text)).style(style), area);
     }
