@@ -6,13 +6,18 @@
 //! Every part runs in its own process, re-executing this binary with `SYNCDECK_BENCH_ROLE`
 //! set, so RSS and CPU are the engine's alone:
 //! - `standin`: the stand-in from `tests/support`; prints its URL, serves until stdin closes;
-//! - `bulk`: the baseline, pre-built bodies sent by a plain loop with reqwest, as many in
-//!   flight as the engine keeps;
-//! - `engine`: one full sync through `Engine::run_job` with the `generator` source.
+//! - `bulk`: the baseline, the generator's documents pre-built into the engine's bulk bodies
+//!   and sent by a plain reqwest loop with as many requests in flight as the engine keeps
+//!   (bodies for at most 100k documents are built; larger sizes replay them into further
+//!   indices, so the stand-in does the same work per document);
+//! - `engine`: one full sync (`Engine::run_job`) of a `generator` connector: extraction,
+//!   bulk indexing, then the full sync's scan of the index for ids to delete.
 //!
-//! The parent (no role) runs them in turn and prints the table. Sizes come from
-//! `SYNCDECK_BENCH_SIZES` (default `100000,1000000`), e.g. `SYNCDECK_BENCH_SIZES=100000 cargo
-//! bench --bench sync` for a quick run. The plain loop runs at the smallest size.
+//! The parent (no role) alternates loop and engine runs per size, `SYNCDECK_BENCH_REPEATS`
+//! times (default 3) so both see the same machine load, drops every index after its run, and
+//! prints the best throughput, the highest peak RSS and the median CPU per document. Sizes
+//! come from `SYNCDECK_BENCH_SIZES` (default `100000,1000000`); for a quick run:
+//! `SYNCDECK_BENCH_SIZES=100000 SYNCDECK_BENCH_REPEATS=1 cargo bench --bench sync`.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -41,7 +46,11 @@ const URL: &str = "SYNCDECK_BENCH_URL";
 const DOCS: &str = "SYNCDECK_BENCH_DOCS";
 const INDEX: &str = "SYNCDECK_BENCH_INDEX";
 const SIZES: &str = "SYNCDECK_BENCH_SIZES";
+const REPEATS: &str = "SYNCDECK_BENCH_REPEATS";
 const DEFAULT_SIZES: &str = "100000,1000000";
+const DEFAULT_REPEATS: usize = 3;
+/// The plain loop builds bodies for at most this many documents and replays them.
+const LOOP_CHUNK_DOCS: u64 = 100_000;
 const DOC_BYTES: usize = 1024;
 const SEED: u64 = 42;
 
@@ -58,7 +67,10 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("bench ({}): {e}", if role.is_empty() { "parent" } else { &role });
+            eprintln!(
+                "bench ({}): {e}",
+                if role.is_empty() { "parent" } else { &role }
+            );
             ExitCode::FAILURE
         }
     }
@@ -66,7 +78,10 @@ fn main() -> ExitCode {
 
 /// The runtime `syncdeck` itself uses: multi-threaded, one worker per core.
 fn runtime() -> BenchResult<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| format!("cannot start the runtime: {e}"))
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))
 }
 
 fn env_var(name: &str) -> BenchResult<String> {
@@ -75,7 +90,8 @@ fn env_var(name: &str) -> BenchResult<String> {
 
 fn env_docs() -> BenchResult<u64> {
     let v = env_var(DOCS)?;
-    v.parse().map_err(|_| format!("{DOCS} wants a number, got '{v}'"))
+    v.parse()
+        .map_err(|_| format!("{DOCS} wants a number, got '{v}'"))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -88,7 +104,12 @@ fn cpu_seconds(pid: &str) -> f64 {
     // utime and stime are fields 14 and 15, in USER_HZ ticks (100 a second on Linux).
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     (ticks(11) + ticks(12)) / 100.0
 }
 
@@ -106,8 +127,15 @@ fn peak_rss_mib() -> f64 {
 // Role: the stand-in.
 
 fn standin_role() -> BenchResult<()> {
-    let standin = support::StandIn::start_blocking(support::StandInOptions { kibana: false, ..Default::default() });
-    let url = standin.es_urls().into_iter().next().ok_or("the stand-in has no node")?;
+    let standin = support::StandIn::start_blocking(support::StandInOptions {
+        kibana: false,
+        ..Default::default()
+    });
+    let url = standin
+        .es_urls()
+        .into_iter()
+        .next()
+        .ok_or("the stand-in has no node")?;
     println!("{url}");
     std::io::stdout().flush().map_err(|e| e.to_string())?;
     // Serve until the parent closes our stdin (or dies).
@@ -123,61 +151,113 @@ fn standin_role() -> BenchResult<()> {
 #[derive(Debug, Serialize, Deserialize)]
 struct LoopReport {
     docs: u64,
-    bodies: usize,
+    /// Indices written: `{prefix}-0` … `{prefix}-{indices - 1}`.
+    indices: u64,
+    requests: usize,
     seconds: f64,
     docs_per_sec: f64,
     cpu_us_per_doc: f64,
 }
 
-/// The same documents the generator yields, in the same bulk bodies the engine builds.
-fn build_bodies(docs: u64) -> Vec<Bytes> {
+/// The same documents the generator yields, in the same bulk bodies the engine builds, with
+/// the number of documents in each.
+fn build_bodies(docs: u64) -> Vec<(Bytes, u64)> {
     let settings = EngineSettings::default();
-    let limits = BatchLimits { max_docs: settings.batch_max_docs, max_bytes: settings.batch_max_bytes };
-    let source =
-        GeneratorSource::new(GeneratorSettings { count: docs, doc_bytes: DOC_BYTES, seed: SEED, rate: 0, poison_every: 0 });
+    let limits = BatchLimits {
+        max_docs: settings.batch_max_docs,
+        max_bytes: settings.batch_max_bytes,
+    };
+    let source = GeneratorSource::new(GeneratorSettings {
+        count: docs,
+        doc_bytes: DOC_BYTES,
+        seed: SEED,
+        rate: 0,
+        poison_every: 0,
+    });
     let mut builder = BatchBuilder::new(limits, None);
     let mut bodies = Vec::new();
+    let mut keep = |batch: syncdeck::engine::batch::Batch| {
+        bodies.push((batch.body.clone(), batch.len() as u64))
+    };
     for i in 0..docs {
         let mut doc = source.document(i);
-        bodies.extend(builder.push_index(doc.id, doc.timestamp.as_deref(), &mut doc.fields).map(|b| b.body));
+        if let Some(batch) = builder.push_index(doc.id, doc.timestamp.as_deref(), &mut doc.fields) {
+            keep(batch);
+        }
     }
-    bodies.extend(builder.flush().map(|b| b.body));
+    if let Some(batch) = builder.flush() {
+        keep(batch);
+    }
     bodies
+}
+
+/// Which body goes to which index: the bodies in order, replayed into one more index each
+/// time, until `docs` documents are planned.
+fn loop_plan(bodies: &[(Bytes, u64)], docs: u64) -> (Vec<(u64, usize)>, u64) {
+    let mut plan = Vec::new();
+    let mut planned = 0;
+    for pass in 0.. {
+        for (i, (_, n)) in bodies.iter().enumerate() {
+            if planned >= docs {
+                return (plan, planned);
+            }
+            plan.push((pass, i));
+            planned += n;
+        }
+        if bodies.is_empty() {
+            break;
+        }
+    }
+    (plan, planned)
 }
 
 async fn bulk_role() -> BenchResult<()> {
     let url = env_var(URL)?;
-    let index = env_var(INDEX)?;
+    let prefix = env_var(INDEX)?;
     let docs = env_docs()?;
-    let bodies = Arc::new(build_bodies(docs));
+    let bodies = Arc::new(build_bodies(docs.min(LOOP_CHUNK_DOCS)));
+    let (plan, planned) = loop_plan(&bodies, docs);
+    let indices = plan.last().map_or(0, |(pass, _)| pass + 1);
     let client = reqwest::Client::new();
-    let created = client.put(format!("{url}/{index}")).send().await.map_err(|e| e.to_string())?;
-    if !created.status().is_success() {
-        return Err(format!("creating '{index}' answered {}", created.status()));
+    for pass in 0..indices {
+        let created = client
+            .put(format!("{url}/{prefix}-{pass}"))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if !created.status().is_success() {
+            return Err(format!(
+                "creating '{prefix}-{pass}' answered {}",
+                created.status()
+            ));
+        }
     }
-    let bulk_url = Arc::new(format!("{url}/{index}/_bulk"));
+    let plan = Arc::new(plan);
+    let urls: Arc<Vec<String>> = Arc::new(
+        (0..indices)
+            .map(|pass| format!("{url}/{prefix}-{pass}/_bulk"))
+            .collect(),
+    );
     let next = Arc::new(AtomicUsize::new(0));
     let cpu_before = cpu_seconds("self");
     let started = Instant::now();
     let workers: Vec<_> = (0..EngineSettings::default().max_in_flight)
         .map(|_| {
-            let (client, bodies, next, bulk_url) = (client.clone(), bodies.clone(), next.clone(), bulk_url.clone());
+            let (client, bodies, plan, urls, next) = (
+                client.clone(),
+                bodies.clone(),
+                plan.clone(),
+                urls.clone(),
+                next.clone(),
+            );
             tokio::spawn(async move {
-                while let Some(body) = bodies.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    let response = client
-                        .post(bulk_url.as_str())
-                        .header("content-type", "application/x-ndjson")
-                        .body(body.clone())
-                        .send()
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    let status = response.status();
-                    let answer = response.bytes().await.map_err(|e| e.to_string())?;
-                    let head = answer.get(..answer.len().min(64)).unwrap_or_default();
-                    const NO_ERRORS: &[u8] = b"\"errors\":false";
-                    if !status.is_success() || !head.windows(NO_ERRORS.len()).any(|w| w == NO_ERRORS) {
-                        return Err(format!("bulk answered {status}: {}", String::from_utf8_lossy(head)));
-                    }
+                while let Some((pass, body)) = plan.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    let (Some(url), Some((body, _))) =
+                        (urls.get(*pass as usize), bodies.get(*body))
+                    else {
+                        return Err("bad loop plan".to_string());
+                    };
+                    send_bulk(&client, url, body.clone()).await?;
                 }
                 Ok::<(), String>(())
             })
@@ -189,14 +269,40 @@ async fn bulk_role() -> BenchResult<()> {
     let seconds = started.elapsed().as_secs_f64();
     let cpu = cpu_seconds("self") - cpu_before;
     let report = LoopReport {
-        docs,
-        bodies: bodies.len(),
+        docs: planned,
+        indices,
+        requests: plan.len(),
         seconds,
-        docs_per_sec: docs as f64 / seconds,
-        cpu_us_per_doc: cpu * 1e6 / docs as f64,
+        docs_per_sec: planned as f64 / seconds,
+        cpu_us_per_doc: cpu * 1e6 / planned as f64,
     };
-    println!("{}", serde_json::to_string(&report).map_err(|e| e.to_string())?);
+    println!(
+        "{}",
+        serde_json::to_string(&report).map_err(|e| e.to_string())?
+    );
     Ok(())
+}
+
+/// One `_bulk` request; any error (request or item) fails the loop.
+async fn send_bulk(client: &reqwest::Client, url: &str, body: Bytes) -> BenchResult<()> {
+    let response = client
+        .post(url)
+        .header("content-type", "application/x-ndjson")
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = response.status();
+    let answer = response.bytes().await.map_err(|e| e.to_string())?;
+    let head = answer.get(..answer.len().min(64)).unwrap_or_default();
+    const NO_ERRORS: &[u8] = b"\"errors\":false";
+    if status.is_success() && head.windows(NO_ERRORS.len()).any(|w| w == NO_ERRORS) {
+        return Ok(());
+    }
+    Err(format!(
+        "bulk answered {status}: {}",
+        String::from_utf8_lossy(head)
+    ))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -223,10 +329,13 @@ async fn engine_role() -> BenchResult<()> {
     let index = env_var(INDEX)?;
     let docs = env_docs()?;
     let node = url::Url::parse(&url).map_err(|e| format!("bad URL '{url}': {e}"))?;
-    let backend = Arc::new(ElasticsearchBackend::new(&EsSettings::new(vec![node])).map_err(|e| e.to_string())?);
+    let backend = Arc::new(
+        ElasticsearchBackend::new(&EsSettings::new(vec![node])).map_err(|e| e.to_string())?,
+    );
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let settings = EngineSettings::default();
-    let dlq = DeadLetterStore::open(&dir.path().join("dlq.sqlite"), settings.dlq_max_entries).map_err(|e| e.to_string())?;
+    let dlq = DeadLetterStore::open(&dir.path().join("dlq.sqlite"), settings.dlq_max_entries)
+        .map_err(|e| e.to_string())?;
     let control: Arc<dyn ControlPlane> = backend.clone();
     let store: Arc<dyn DocumentStore> = backend;
     let engine = Engine::new(EngineDeps {
@@ -239,8 +348,10 @@ async fn engine_role() -> BenchResult<()> {
         worker: "bench".to_string(),
     });
     let connector_id = create_connector(control.as_ref(), &index, docs).await?;
-    let job_id =
-        control.create_sync_job(&connector_id, JobType::Full, TriggerMethod::OnDemand).await.map_err(|e| e.to_string())?;
+    let job_id = control
+        .create_sync_job(&connector_id, JobType::Full, TriggerMethod::OnDemand)
+        .await
+        .map_err(|e| e.to_string())?;
 
     let cpu_before = cpu_seconds("self");
     let started = Instant::now();
@@ -255,11 +366,16 @@ async fn engine_role() -> BenchResult<()> {
     while !run.is_finished() {
         tokio::time::sleep(Duration::from_millis(10)).await;
         let phase = live.progress(&job_id).map(|p| p.snapshot().phase);
-        if index_done.is_none() && phase.is_some_and(|p| !matches!(p, Phase::Starting | Phase::Extracting)) {
+        if index_done.is_none()
+            && phase.is_some_and(|p| !matches!(p, Phase::Starting | Phase::Extracting))
+        {
             index_done = Some(started.elapsed());
         }
     }
-    let report = run.await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
+    let report = run
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
     let seconds = started.elapsed().as_secs_f64();
     let cpu = cpu_seconds("self") - cpu_before;
     if report.end != JobEnd::Completed {
@@ -267,7 +383,10 @@ async fn engine_role() -> BenchResult<()> {
     }
     let c = report.counters;
     if c.indexed + c.updated != docs {
-        return Err(format!("{docs} documents generated but {} indexed", c.indexed + c.updated));
+        return Err(format!(
+            "{docs} documents generated but {} indexed",
+            c.indexed + c.updated
+        ));
     }
     let index_seconds = index_done.map_or(seconds, |d| d.as_secs_f64());
     let out = EngineReport {
@@ -282,12 +401,19 @@ async fn engine_role() -> BenchResult<()> {
         cpu_seconds: cpu,
         cpu_us_per_doc: cpu * 1e6 / docs as f64,
     };
-    println!("{}", serde_json::to_string(&out).map_err(|e| e.to_string())?);
+    println!(
+        "{}",
+        serde_json::to_string(&out).map_err(|e| e.to_string())?
+    );
     Ok(())
 }
 
 /// A `generator` connector of `docs` 1 KB documents, as fast as the cluster takes them.
-async fn create_connector(control: &dyn ControlPlane, index: &str, docs: u64) -> BenchResult<String> {
+async fn create_connector(
+    control: &dyn ControlPlane,
+    index: &str,
+    docs: u64,
+) -> BenchResult<String> {
     let new = NewConnector {
         name: Some(format!("bench {index}")),
         index_name: Some(index.to_string()),
@@ -295,14 +421,29 @@ async fn create_connector(control: &dyn ControlPlane, index: &str, docs: u64) ->
         is_native: Some(false),
         ..Default::default()
     };
-    let id = control.create_connector(&new).await.map_err(|e| e.to_string())?;
+    let id = control
+        .create_connector(&new)
+        .await
+        .map_err(|e| e.to_string())?;
     let mut config = sources::GeneratorFactory.default_configuration();
-    let values = [("count", docs), ("doc_bytes", DOC_BYTES as u64), ("seed", SEED), ("rate", 0), ("poison_every", 0)];
+    let values = [
+        ("count", docs),
+        ("doc_bytes", DOC_BYTES as u64),
+        ("seed", SEED),
+        ("rate", 0),
+        ("poison_every", 0),
+    ];
     for (key, value) in values {
-        let field = config.0.get_mut(key).ok_or_else(|| format!("the generator has no '{key}' field"))?;
+        let field = config
+            .0
+            .get_mut(key)
+            .ok_or_else(|| format!("the generator has no '{key}' field"))?;
         field.value = value.into();
     }
-    control.update_configuration(&id, &ConfigurationUpdate::Replace(config)).await.map_err(|e| e.to_string())?;
+    control
+        .update_configuration(&id, &ConfigurationUpdate::Replace(config))
+        .await
+        .map_err(|e| e.to_string())?;
     Ok(id)
 }
 
@@ -318,12 +459,20 @@ impl RoleChild {
     fn spawn(role: &str, vars: &[(&str, String)], keep_stdin: bool) -> BenchResult<Self> {
         let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
         let mut cmd = Command::new(exe);
-        cmd.env(ROLE, role).stdout(Stdio::piped()).stderr(Stdio::inherit());
-        cmd.stdin(if keep_stdin { Stdio::piped() } else { Stdio::null() });
+        cmd.env(ROLE, role)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        cmd.stdin(if keep_stdin {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
         for (k, v) in vars {
             cmd.env(k, v);
         }
-        let child = cmd.spawn().map_err(|e| format!("cannot start the {role} process: {e}"))?;
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start the {role} process: {e}"))?;
         Ok(Self { child })
     }
 
@@ -331,7 +480,9 @@ impl RoleChild {
     fn first_line(&mut self) -> BenchResult<String> {
         let out = self.child.stdout.take().ok_or("no stdout")?;
         let mut line = String::new();
-        BufReader::new(out).read_line(&mut line).map_err(|e| e.to_string())?;
+        BufReader::new(out)
+            .read_line(&mut line)
+            .map_err(|e| e.to_string())?;
         Ok(line.trim().to_string())
     }
 
@@ -368,7 +519,13 @@ fn sizes() -> BenchResult<Vec<u64>> {
     let raw = std::env::var(SIZES).unwrap_or_else(|_| DEFAULT_SIZES.to_string());
     let mut sizes = raw
         .split(',')
-        .map(|s| s.trim().parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| format!("{SIZES}: bad size '{s}'")))
+        .map(|s| {
+            s.trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| format!("{SIZES}: bad size '{s}'"))
+        })
         .collect::<BenchResult<Vec<_>>>()?;
     sizes.sort_unstable();
     sizes.dedup();
@@ -378,22 +535,56 @@ fn sizes() -> BenchResult<Vec<u64>> {
     Ok(sizes)
 }
 
+fn repeats() -> BenchResult<usize> {
+    match std::env::var(REPEATS) {
+        Err(_) => Ok(DEFAULT_REPEATS),
+        Ok(v) => v
+            .trim()
+            .parse()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| format!("{REPEATS}: bad count '{v}'")),
+    }
+}
+
 async fn drop_index(client: &reqwest::Client, url: &str, index: &str) -> BenchResult<()> {
-    let answer = client.delete(format!("{url}/{index}")).send().await.map_err(|e| e.to_string())?;
+    let answer = client
+        .delete(format!("{url}/{index}"))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
     if answer.status().is_success() || answer.status() == reqwest::StatusCode::NOT_FOUND {
         return Ok(());
     }
     Err(format!("deleting '{index}' answered {}", answer.status()))
 }
 
-struct Row {
-    docs: u64,
-    engine: EngineReport,
-    standin_cpu_us_per_doc: f64,
+/// Load average over the last minute: other work on the machine skews throughput.
+fn load_average() -> String {
+    let raw = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    raw.split_whitespace().next().unwrap_or("?").to_string()
+}
+
+/// One size's runs.
+#[derive(Default)]
+struct Runs {
+    loops: Vec<LoopReport>,
+    engines: Vec<EngineReport>,
+    /// The stand-in's CPU per document during each engine run.
+    standin_cpu: Vec<f64>,
+}
+
+fn best(values: impl Iterator<Item = f64>) -> f64 {
+    values.fold(0.0, f64::max)
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
 }
 
 async fn parent() -> BenchResult<()> {
-    let sizes = sizes()?;
+    let (sizes, repeats) = (sizes()?, repeats()?);
     let mut standin = RoleChild::spawn("standin", &[], true)?;
     let url = standin.first_line()?;
     if !url.starts_with("http://") {
@@ -401,56 +592,85 @@ async fn parent() -> BenchResult<()> {
     }
     let standin_pid = standin.pid();
     let client = reqwest::Client::new();
-    eprintln!("stand-in at {url}; sizes {sizes:?}");
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let load_before = load_average();
+    eprintln!(
+        "stand-in at {url}; sizes {sizes:?}, {repeats} run(s) each; {cores} cores, load {load_before}"
+    );
+    let mut all = Vec::new();
+    for &docs in &sizes {
+        let mut runs = Runs::default();
+        for rep in 0..repeats {
+            let prefix = format!("bench-loop-{docs}-{rep}");
+            let vars = [
+                (URL, url.clone()),
+                (DOCS, docs.to_string()),
+                (INDEX, prefix.clone()),
+            ];
+            let plain: LoopReport =
+                RoleChild::spawn("bulk", &vars, false)?.report("plain bulk loop")?;
+            for pass in 0..plain.indices {
+                drop_index(&client, &url, &format!("{prefix}-{pass}")).await?;
+            }
+            eprintln!(
+                "  plain loop, {docs} docs: {:.0} docs/s",
+                plain.docs_per_sec
+            );
+            runs.loops.push(plain);
 
-    let loop_docs = sizes[0];
-    let standin_cpu = cpu_seconds(&standin_pid);
-    let vars = [(URL, url.clone()), (DOCS, loop_docs.to_string()), (INDEX, "bench-loop".to_string())];
-    let baseline: LoopReport = RoleChild::spawn("bulk", &vars, false)?.report("plain bulk loop")?;
-    let loop_standin_cpu = (cpu_seconds(&standin_pid) - standin_cpu) * 1e6 / loop_docs as f64;
-    drop_index(&client, &url, "bench-loop").await?;
-    eprintln!("plain bulk loop, {loop_docs} docs: {:.0} docs/s", baseline.docs_per_sec);
-
-    let mut rows = Vec::new();
-    for docs in sizes {
-        let index = format!("bench-engine-{docs}");
-        let standin_cpu = cpu_seconds(&standin_pid);
-        let vars = [(URL, url.clone()), (DOCS, docs.to_string()), (INDEX, index.clone())];
-        let engine: EngineReport = RoleChild::spawn("engine", &vars, false)?.report("engine")?;
-        let standin_cpu_us_per_doc = (cpu_seconds(&standin_pid) - standin_cpu) * 1e6 / docs as f64;
-        drop_index(&client, &url, &index).await?;
-        eprintln!("engine, {docs} docs: {:.0} docs/s", engine.docs_per_sec);
-        rows.push(Row { docs, engine, standin_cpu_us_per_doc });
+            let index = format!("bench-engine-{docs}-{rep}");
+            let standin_cpu = cpu_seconds(&standin_pid);
+            let vars = [
+                (URL, url.clone()),
+                (DOCS, docs.to_string()),
+                (INDEX, index.clone()),
+            ];
+            let engine: EngineReport =
+                RoleChild::spawn("engine", &vars, false)?.report("engine")?;
+            runs.standin_cpu
+                .push((cpu_seconds(&standin_pid) - standin_cpu) * 1e6 / docs as f64);
+            drop_index(&client, &url, &index).await?;
+            eprintln!(
+                "  engine, {docs} docs: {:.0} docs/s ({:.0} indexing), {:.1} MiB, {:.2} µs/doc",
+                engine.docs_per_sec,
+                engine.index_docs_per_sec,
+                engine.peak_rss_mib,
+                engine.cpu_us_per_doc
+            );
+            runs.engines.push(engine);
+        }
+        all.push((docs, runs));
     }
-    print_table(&baseline, loop_standin_cpu, &rows);
+    print_table(&all, cores, &load_before, &load_average());
     Ok(())
 }
 
-fn print_table(baseline: &LoopReport, loop_standin_cpu: f64, rows: &[Row]) {
+fn print_table(all: &[(u64, Runs)], cores: usize, load_before: &str, load_after: &str) {
+    let in_flight = EngineSettings::default().max_in_flight;
     println!();
     println!(
-        "plain bulk loop ({} docs in {} bodies, {} in flight): {:.0} docs/s; client CPU {:.2} µs/doc, stand-in CPU {:.2} µs/doc",
-        baseline.docs,
-        baseline.bodies,
-        EngineSettings::default().max_in_flight,
-        baseline.docs_per_sec,
-        baseline.cpu_us_per_doc,
-        loop_standin_cpu
+        "1 KB documents, {in_flight} bulk requests in flight, {cores} cores shared by engine and stand-in (load {load_before} → {load_after})"
+    );
+    println!(
+        "best docs/s, highest peak RSS and median CPU of each size's runs; \"indexing\" ends before the full sync's id scan"
     );
     println!();
-    println!("| documents | docs/s (whole sync) | % of plain loop | docs/s (indexing) | peak RSS (MiB) | engine CPU µs/doc | stand-in CPU µs/doc |");
-    println!("|---:|---:|---:|---:|---:|---:|---:|");
-    for row in rows {
-        let e = &row.engine;
+    println!(
+        "| documents | plain loop docs/s | engine docs/s (whole sync) | % of loop | engine docs/s (indexing) | % of loop | peak RSS (MiB) | engine CPU µs/doc | stand-in CPU µs/doc |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for (docs, runs) in all {
+        let plain = best(runs.loops.iter().map(|r| r.docs_per_sec));
+        let whole = best(runs.engines.iter().map(|r| r.docs_per_sec));
+        let indexing = best(runs.engines.iter().map(|r| r.index_docs_per_sec));
+        let rss = best(runs.engines.iter().map(|r| r.peak_rss_mib));
+        let cpu = median(runs.engines.iter().map(|r| r.cpu_us_per_doc).collect());
+        let standin = median(runs.standin_cpu.clone());
+        let pct = |v: f64| if plain > 0.0 { v / plain * 100.0 } else { 0.0 };
         println!(
-            "| {} | {:.0} | {:.0}% | {:.0} | {:.1} | {:.2} | {:.2} |",
-            row.docs,
-            e.docs_per_sec,
-            e.docs_per_sec / baseline.docs_per_sec * 100.0,
-            e.index_docs_per_sec,
-            e.peak_rss_mib,
-            e.cpu_us_per_doc,
-            row.standin_cpu_us_per_doc
+            "| {docs} | {plain:.0} | {whole:.0} | {:.0}% | {indexing:.0} | {:.0}% | {rss:.1} | {cpu:.2} | {standin:.2} |",
+            pct(whole),
+            pct(indexing)
         );
     }
 }

@@ -170,6 +170,12 @@ fn embedded_connector_lifecycle_and_jobs() {
     ok(&home, &["connectors", "create", "c1", "--service-type", "ndjson", "--index-name", "c1-index", "--name", "First"]);
     let shown = ok(&home, &["connectors", "show", "c1"]);
     assert!(shown.contains("c1-index") && shown.contains("First"), "{shown}");
+    // A service type syncdeck runs gets its fields at once, waiting for values.
+    let fields = json_of(&home, &["connectors", "config", "c1"]);
+    let keys: Vec<&str> = fields.as_array().unwrap().iter().filter_map(|f| f["key"].as_str()).collect();
+    assert_eq!(keys, ["path", "id_field"]);
+    assert!(shown.contains("needs_configuration"), "{shown}");
+    ok(&home, &["connectors", "set", "c1", "path=/tmp/orders.ndjson"]);
     let job = json_of(&home, &["jobs", "start", "c1", "--type", "incremental"]);
     let job_id = job["id"].as_str().unwrap().to_string();
     let listed = ok(&home, &["jobs", "list", "--connector", "c1"]);

@@ -24,6 +24,17 @@ pub async fn run(ctx: &mut Context, command: ConnectorsCommand) -> CliResult {
                 language: None,
             };
             let created = ctx.control.create_connector(&new).await.map_err(|e| CliError::from(e).context(format!("creating connector '{id}'")))?;
+            // A service type syncdeck runs gets its configuration fields now, as a connectors
+            // service would on its first tick, so `connectors set` works at once.
+            let schema = new.service_type.as_deref().and_then(|t| crate::sources::builtin().get(t));
+            if let Some(factory) = schema {
+                let update = ConfigurationUpdate::Replace(factory.default_configuration());
+                ctx.control.update_configuration(&created, &update).await.map_err(|e| CliError::from(e).context(format!("writing the configuration fields of '{created}'")))?;
+                ctx.control
+                    .update_status(&created, crate::model::ConnectorStatus::NeedsConfiguration)
+                    .await
+                    .map_err(|e| CliError::from(e).context(format!("setting the status of '{created}'")))?;
+            }
             ctx.out.either(&json!({"result": "created", "id": created}), || format!("connector '{created}' created"))?;
             Ok(())
         }
