@@ -311,11 +311,11 @@ fn write_json_str(body: &mut Vec<u8>, s: &str) {
     let mut copied = 0;
     let mut i = 0;
     while i < bytes.len() {
-        if let Some(chunk) = bytes.get(i..i + 8).and_then(|c| <[u8; 8]>::try_from(c).ok()) {
-            if !needs_escape(u64::from_le_bytes(chunk)) {
-                i += 8;
-                continue;
-            }
+        if let Some(chunk) = bytes.get(i..i + 8).and_then(|c| <[u8; 8]>::try_from(c).ok())
+            && !needs_escape(u64::from_le_bytes(chunk))
+        {
+            i += 8;
+            continue;
         }
         let byte = bytes[i];
         let escape = ESCAPE[byte as usize];
