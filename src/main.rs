@@ -32,7 +32,8 @@ fn run(cli: Cli) -> Result<(), CliError> {
         return Ok(());
     }
     let env = |name: &str| std::env::var(name).ok();
-    let paths = Paths::resolve(cli.global.config.clone(), &env).map_err(|e| CliError::usage(e.to_string()))?;
+    let paths = Paths::resolve(cli.global.config.clone(), &env)
+        .map_err(|e| CliError::usage(e.to_string()))?;
     let _log = syncdeck::logging::init(&paths.log_dir(), cli.global.log_level.as_deref())
         .map_err(|e| CliError::usage(format!("logging: {e}")))?;
     tracing::info!(version = env!("CARGO_PKG_VERSION"), command = ?cli.command.as_ref().map(command_name), "syncdeck starting");
@@ -42,27 +43,35 @@ fn run(cli: Cli) -> Result<(), CliError> {
         kibana_url: cli.global.kibana.clone(),
         read_only: cli.global.read_only,
     };
-    let loaded = config::load(&paths, &overrides, &env).map_err(|e| CliError::usage(e.to_string()))?;
+    let loaded =
+        config::load(&paths, &overrides, &env).map_err(|e| CliError::usage(e.to_string()))?;
     // No subcommand on a terminal opens the console; elsewhere (pipes, scripts) the overview.
-    let console = (cli.command.is_none() && !cli.global.json && std::io::stdout().is_terminal()).then(|| ConsoleOptions {
-        paths: paths.clone(),
-        overrides: overrides.clone(),
-        ui: loaded.ui.clone(),
-        profile_names: loaded.profile_names.clone(),
-        attach: cli.global.attach.clone(),
-        theme: cli.global.theme.clone(),
-        log_tail: Some(_log.tail()),
-    });
+    let console = (cli.command.is_none() && !cli.global.json && std::io::stdout().is_terminal())
+        .then(|| ConsoleOptions {
+            paths: paths.clone(),
+            overrides: overrides.clone(),
+            ui: loaded.ui.clone(),
+            profile_names: loaded.profile_names.clone(),
+            attach: cli.global.attach.clone(),
+            theme: cli.global.theme.clone(),
+            log_tail: Some(_log.tail()),
+        });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| CliError { code: EXIT_FAILED, message: format!("cannot start the runtime: {e}") })?;
+        .map_err(|e| CliError {
+            code: EXIT_FAILED,
+            message: format!("cannot start the runtime: {e}"),
+        })?;
     runtime.block_on(async move {
         let mut ctx = Context::build(loaded, paths, Output::stdout(cli.global.json))?;
         if let Some(options) = console {
             return syncdeck::console::run(ctx, options)
                 .await
-                .map_err(|e| CliError { code: EXIT_FAILED, message: format!("console: {e}") });
+                .map_err(|e| CliError {
+                    code: EXIT_FAILED,
+                    message: format!("console: {e}"),
+                });
         }
         let result = cli::run(&mut ctx, cli.command).await;
         if let Err(e) = &result {
@@ -86,4 +95,3 @@ fn command_name(c: &Command) -> &'static str {
         Command::Completions { .. } => "completions",
     }
 }
-

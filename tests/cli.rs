@@ -20,7 +20,9 @@ struct Home {
 
 impl Home {
     fn new() -> Self {
-        Self { dir: tempfile::tempdir().unwrap() }
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -83,7 +85,11 @@ fn run(cmd: &mut Command, args: &[&str]) -> Run {
 
 fn ok(home: &Home, args: &[&str]) -> String {
     let r = run(&mut home.cmd(), args);
-    assert_eq!(r.code, 0, "syncdeck {args:?} failed:\nstdout: {}\nstderr: {}", r.stdout, r.stderr);
+    assert_eq!(
+        r.code, 0,
+        "syncdeck {args:?} failed:\nstdout: {}\nstderr: {}",
+        r.stdout, r.stderr
+    );
     r.stdout
 }
 
@@ -95,7 +101,11 @@ fn json_of(home: &Home, args: &[&str]) -> Value {
 }
 
 fn stand_in_config(home: &Home, standin: &StandIn, extra: &str) -> PathBuf {
-    let nodes: Vec<String> = standin.es_urls().iter().map(|u| format!("\"{u}\"")).collect();
+    let nodes: Vec<String> = standin
+        .es_urls()
+        .iter()
+        .map(|u| format!("\"{u}\""))
+        .collect();
     home.write_config(&format!(
         "default_profile = \"test\"\n\
          [profiles.test]\n{extra}\n\
@@ -114,7 +124,10 @@ fn with_key(home: &Home) -> Command {
 
 /// Puts a configuration with a sensitive field on a connector through the real API.
 fn seed_sensitive_config(standin: &StandIn, connector: &str) {
-    let url = format!("{}/_connector/{connector}/_configuration", standin.es_urls()[0]);
+    let url = format!(
+        "{}/_connector/{connector}/_configuration",
+        standin.es_urls()[0]
+    );
     let body = json!({"configuration": {
         "host": {"label": "Host", "value": "db.internal", "type": "str", "display": "textbox", "order": 1,
                  "required": true, "sensitive": false, "default_value": null, "depends_on": [], "options": [],
@@ -127,7 +140,10 @@ fn seed_sensitive_config(standin: &StandIn, connector: &str) {
                   "required": true, "sensitive": true, "default_value": null, "depends_on": [], "options": [],
                   "tooltip": null, "ui_restrictions": [], "validations": []}
     }});
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let resp = reqwest::Client::new()
             .put(url)
@@ -141,12 +157,20 @@ fn seed_sensitive_config(standin: &StandIn, connector: &str) {
 }
 
 fn authed_standin(nodes: usize) -> StandIn {
-    StandIn::start_blocking(StandInOptions { nodes, auth: StandInAuth::ApiKey(API_KEY.to_string()), ..Default::default() })
+    StandIn::start_blocking(StandInOptions {
+        nodes,
+        auth: StandInAuth::ApiKey(API_KEY.to_string()),
+        ..Default::default()
+    })
 }
 
 fn ok_k(home: &Home, args: &[&str]) -> String {
     let r = run(&mut with_key(home), args);
-    assert_eq!(r.code, 0, "syncdeck {args:?} failed:\nstdout: {}\nstderr: {}", r.stdout, r.stderr);
+    assert_eq!(
+        r.code, 0,
+        "syncdeck {args:?} failed:\nstdout: {}\nstderr: {}",
+        r.stdout, r.stderr
+    );
     r.stdout
 }
 
@@ -167,23 +191,53 @@ fn embedded_default_shows_the_demo_connectors() {
 #[test]
 fn embedded_connector_lifecycle_and_jobs() {
     let home = Home::new();
-    ok(&home, &["connectors", "create", "c1", "--service-type", "ndjson", "--index-name", "c1-index", "--name", "First"]);
+    ok(
+        &home,
+        &[
+            "connectors",
+            "create",
+            "c1",
+            "--service-type",
+            "ndjson",
+            "--index-name",
+            "c1-index",
+            "--name",
+            "First",
+        ],
+    );
     let shown = ok(&home, &["connectors", "show", "c1"]);
-    assert!(shown.contains("c1-index") && shown.contains("First"), "{shown}");
+    assert!(
+        shown.contains("c1-index") && shown.contains("First"),
+        "{shown}"
+    );
     // A service type syncdeck runs gets its fields at once, waiting for values.
     let fields = json_of(&home, &["connectors", "config", "c1"]);
-    let keys: Vec<&str> = fields.as_array().unwrap().iter().filter_map(|f| f["key"].as_str()).collect();
+    let keys: Vec<&str> = fields
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["key"].as_str())
+        .collect();
     assert_eq!(keys, ["path", "id_field"]);
     assert!(shown.contains("needs_configuration"), "{shown}");
-    ok(&home, &["connectors", "set", "c1", "path=/tmp/orders.ndjson"]);
+    ok(
+        &home,
+        &["connectors", "set", "c1", "path=/tmp/orders.ndjson"],
+    );
     let job = json_of(&home, &["jobs", "start", "c1", "--type", "incremental"]);
     let job_id = job["id"].as_str().unwrap().to_string();
     let listed = ok(&home, &["jobs", "list", "--connector", "c1"]);
-    assert!(listed.contains(&job_id) && listed.contains("incremental") && listed.contains("pending"), "{listed}");
+    assert!(
+        listed.contains(&job_id) && listed.contains("incremental") && listed.contains("pending"),
+        "{listed}"
+    );
     let shown = json_of(&home, &["jobs", "show", &job_id]);
     assert_eq!(shown["status"], "pending");
     ok(&home, &["jobs", "cancel", &job_id]);
-    assert_eq!(json_of(&home, &["jobs", "show", &job_id])["status"], "canceled");
+    assert_eq!(
+        json_of(&home, &["jobs", "show", &job_id])["status"],
+        "canceled"
+    );
     let filtered = json_of(&home, &["jobs", "list", "--status", "canceled"]);
     assert_eq!(filtered["results"].as_array().unwrap().len(), 1);
     ok(&home, &["connectors", "delete", "c1", "--hard"]);
@@ -196,16 +250,37 @@ fn embedded_connector_lifecycle_and_jobs() {
 fn set_validates_before_sending_and_names_field_and_rule() {
     let home = Home::new();
     let before = json_of(&home, &["connectors", "config", "demo-generator"]);
-    let r = run(&mut home.cmd(), &["connectors", "set", "demo-generator", "count=lots"]);
+    let r = run(
+        &mut home.cmd(),
+        &["connectors", "set", "demo-generator", "count=lots"],
+    );
     assert_eq!(r.code, 1, "{}", r.stderr);
-    assert!(r.stderr.contains("count") && r.stderr.contains("type") && r.stderr.contains("nothing saved"), "{}", r.stderr);
-    let r = run(&mut home.cmd(), &["connectors", "set", "demo-generator", "no_such_field=1"]);
+    assert!(
+        r.stderr.contains("count")
+            && r.stderr.contains("type")
+            && r.stderr.contains("nothing saved"),
+        "{}",
+        r.stderr
+    );
+    let r = run(
+        &mut home.cmd(),
+        &["connectors", "set", "demo-generator", "no_such_field=1"],
+    );
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("no_such_field"), "{}", r.stderr);
-    assert_eq!(json_of(&home, &["connectors", "config", "demo-generator"]), before, "a rejected set changed something");
+    assert_eq!(
+        json_of(&home, &["connectors", "config", "demo-generator"]),
+        before,
+        "a rejected set changed something"
+    );
     ok(&home, &["connectors", "set", "demo-generator", "count=123"]);
     let after = json_of(&home, &["connectors", "config", "demo-generator"]);
-    let count = after.as_array().unwrap().iter().find(|f| f["key"] == "count").unwrap();
+    let count = after
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["key"] == "count")
+        .unwrap();
     assert_eq!(count["value"], 123);
 }
 
@@ -218,11 +293,39 @@ fn stand_in_commands_end_to_end() {
     let check = ok_k(&home, &["check"]);
     assert!(check.contains("green"), "{check}");
     for url in standin.es_urls() {
-        assert!(check.contains(url.trim_start_matches("http://")), "{url} missing from:\n{check}");
+        assert!(
+            check.contains(url.trim_start_matches("http://")),
+            "{url} missing from:\n{check}"
+        );
     }
-    ok_k(&home, &["connectors", "create", "pg", "--service-type", "postgresql", "--index-name", "search-pg"]);
-    ok_k(&home, &["connectors", "create", "fs", "--service-type", "directory", "--index-name", "search-fs"]);
-    let list = ok_k(&home, &["connectors", "list", "--service-type", "postgresql"]);
+    ok_k(
+        &home,
+        &[
+            "connectors",
+            "create",
+            "pg",
+            "--service-type",
+            "postgresql",
+            "--index-name",
+            "search-pg",
+        ],
+    );
+    ok_k(
+        &home,
+        &[
+            "connectors",
+            "create",
+            "fs",
+            "--service-type",
+            "directory",
+            "--index-name",
+            "search-fs",
+        ],
+    );
+    let list = ok_k(
+        &home,
+        &["connectors", "list", "--service-type", "postgresql"],
+    );
     assert!(list.contains("pg") && !list.contains("search-fs"), "{list}");
     seed_sensitive_config(&standin, "pg");
     ok_k(&home, &["connectors", "set", "pg", "port=6543", "host=db2"]);
@@ -230,10 +333,20 @@ fn stand_in_commands_end_to_end() {
     assert_eq!(doc["configuration"]["port"]["value"], 6543);
     assert_eq!(doc["configuration"]["host"]["value"], "db2");
     assert_eq!(doc["status"], "configured");
-    let r = run(&mut with_key(&home), &["connectors", "set", "pg", "port=70000"]);
+    let r = run(
+        &mut with_key(&home),
+        &["connectors", "set", "pg", "port=70000"],
+    );
     assert_eq!(r.code, 1);
-    assert!(r.stderr.contains("port") && r.stderr.contains("less_than"), "{}", r.stderr);
-    assert_eq!(standin.connector("pg").unwrap()["configuration"]["port"]["value"], 6543);
+    assert!(
+        r.stderr.contains("port") && r.stderr.contains("less_than"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        standin.connector("pg").unwrap()["configuration"]["port"]["value"],
+        6543
+    );
 
     let job = json_of_k(&home, &["jobs", "start", "pg"]);
     let job_id = job["id"].as_str().unwrap();
@@ -248,14 +361,39 @@ fn stand_in_commands_end_to_end() {
     // Kibana.
     let types = ok_k(&home, &["kibana", "types"]);
     assert!(types.contains(".index"), "{types}");
-    let created = json_of_k(&home, &["kibana", "create-index", "audit", "--index", "audit-log", "--refresh"]);
+    let created = json_of_k(
+        &home,
+        &[
+            "kibana",
+            "create-index",
+            "audit",
+            "--index",
+            "audit-log",
+            "--refresh",
+        ],
+    );
     let kid = created["id"].as_str().unwrap().to_string();
     let listed = ok_k(&home, &["kibana", "list"]);
-    assert!(listed.contains("audit") && listed.contains("audit-log"), "{listed}");
-    ok_k(&home, &["kibana", "execute", &kid, "--doc", r#"{"message":"hello"}"#]);
+    assert!(
+        listed.contains("audit") && listed.contains("audit-log"),
+        "{listed}"
+    );
+    ok_k(
+        &home,
+        &["kibana", "execute", &kid, "--doc", r#"{"message":"hello"}"#],
+    );
     let ndjson = home.path("docs.ndjson");
     std::fs::write(&ndjson, "{\"message\":\"a\"}\n{\"message\":\"b\"}\n").unwrap();
-    ok_k(&home, &["kibana", "execute", &kid, "--file", ndjson.to_str().unwrap()]);
+    ok_k(
+        &home,
+        &[
+            "kibana",
+            "execute",
+            &kid,
+            "--file",
+            ndjson.to_str().unwrap(),
+        ],
+    );
     assert_eq!(standin.index_docs("audit-log").len(), 3);
     ok_k(&home, &["kibana", "delete", &kid]);
     let r = run(&mut with_key(&home), &["kibana", "delete", &kid]);
@@ -274,12 +412,34 @@ fn read_only_refuses_every_mutation() {
     let standin = authed_standin(1);
     let home = Home::new();
     stand_in_config(&home, &standin, "");
-    ok_k(&home, &["connectors", "create", "ro", "--service-type", "directory", "--index-name", "ro-index"]);
+    ok_k(
+        &home,
+        &[
+            "connectors",
+            "create",
+            "ro",
+            "--service-type",
+            "directory",
+            "--index-name",
+            "ro-index",
+        ],
+    );
     seed_sensitive_config(&standin, "ro");
-    let job = json_of_k(&home, &["jobs", "start", "ro"])["id"].as_str().unwrap().to_string();
+    let job = json_of_k(&home, &["jobs", "start", "ro"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let before = standin.connector("ro").unwrap();
     let mutations: Vec<Vec<&str>> = vec![
-        vec!["connectors", "create", "x", "--service-type", "directory", "--index-name", "x"],
+        vec![
+            "connectors",
+            "create",
+            "x",
+            "--service-type",
+            "directory",
+            "--index-name",
+            "x",
+        ],
         vec!["connectors", "delete", "ro"],
         vec!["connectors", "set", "ro", "port=1"],
         vec!["jobs", "start", "ro"],
@@ -298,8 +458,16 @@ fn read_only_refuses_every_mutation() {
                 all.push("--read-only");
             }
             let r = run(&mut with_key(&home), &all);
-            assert_eq!(r.code, 1, "{how}: {all:?} was not refused: {}{}", r.stdout, r.stderr);
-            assert!(r.stderr.contains("read-only"), "{how}: {all:?}: {}", r.stderr);
+            assert_eq!(
+                r.code, 1,
+                "{how}: {all:?} was not refused: {}{}",
+                r.stdout, r.stderr
+            );
+            assert!(
+                r.stderr.contains("read-only"),
+                "{how}: {all:?}: {}",
+                r.stderr
+            );
         }
     }
     assert_eq!(standin.connector("ro").unwrap(), before);
@@ -316,14 +484,26 @@ fn exit_codes_for_unreachable_and_config_errors() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let r = run(&mut home.cmd(), &["--es", &format!("http://127.0.0.1:{port}"), "connectors", "list"]);
+    let r = run(
+        &mut home.cmd(),
+        &[
+            "--es",
+            &format!("http://127.0.0.1:{port}"),
+            "connectors",
+            "list",
+        ],
+    );
     assert_eq!(r.code, 3, "{}{}", r.stdout, r.stderr);
     assert!(r.stderr.contains("unreachable"), "{}", r.stderr);
 
     let path = home.write_config("[profiles.p]\nread_only = maybe\n");
     let r = run(&mut home.cmd(), &["connectors", "list"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
-    assert!(r.stderr.contains(path.to_str().unwrap()) && r.stderr.contains(":2"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(path.to_str().unwrap()) && r.stderr.contains(":2"),
+        "{}",
+        r.stderr
+    );
 
     let r = run(&mut home.cmd(), &["connectors", "frobnicate"]);
     assert_eq!(r.code, 2);
@@ -333,7 +513,10 @@ fn exit_codes_for_unreachable_and_config_errors() {
 fn completions_print_a_script() {
     let home = Home::new();
     let out = ok(&home, &["completions", "bash"]);
-    assert!(out.contains("syncdeck") && out.contains("connectors"), "{out}");
+    assert!(
+        out.contains("syncdeck") && out.contains("connectors"),
+        "{out}"
+    );
 }
 
 /// Seeds a recognisable API key and sensitive configuration value, runs every command, and
@@ -343,10 +526,30 @@ fn no_secret_reaches_output_or_log_without_reveal() {
     let standin = authed_standin(2);
     let home = Home::new();
     stand_in_config(&home, &standin, "");
-    ok_k(&home, &["connectors", "create", "sec", "--service-type", "postgresql", "--index-name", "sec-index"]);
+    ok_k(
+        &home,
+        &[
+            "connectors",
+            "create",
+            "sec",
+            "--service-type",
+            "postgresql",
+            "--index-name",
+            "sec-index",
+        ],
+    );
     seed_sensitive_config(&standin, "sec");
-    let job = json_of_k(&home, &["jobs", "start", "sec"])["id"].as_str().unwrap().to_string();
-    let kid = json_of_k(&home, &["kibana", "create-index", "k", "--index", "k-index"])["id"].as_str().unwrap().to_string();
+    let job = json_of_k(&home, &["jobs", "start", "sec"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let kid = json_of_k(
+        &home,
+        &["kibana", "create-index", "k", "--index", "k-index"],
+    )["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let commands: Vec<Vec<&str>> = vec![
         vec![],
         vec!["check"],
@@ -370,16 +573,26 @@ fn no_secret_reaches_output_or_log_without_reveal() {
             }
             let r = run(&mut with_key(&home), &all);
             for secret in [API_KEY, SENSITIVE_VALUE] {
-                assert!(!r.stdout.contains(secret) && !r.stderr.contains(secret), "{all:?} leaked a secret:\n{}{}", r.stdout, r.stderr);
+                assert!(
+                    !r.stdout.contains(secret) && !r.stderr.contains(secret),
+                    "{all:?} leaked a secret:\n{}{}",
+                    r.stdout,
+                    r.stderr
+                );
             }
         }
     }
     let log = home.log_text();
     assert!(log.len() > 100, "the log file was not written: {log}");
-    assert!(!log.contains(API_KEY) && !log.contains(SENSITIVE_VALUE), "the log leaked a secret");
+    assert!(
+        !log.contains(API_KEY) && !log.contains(SENSITIVE_VALUE),
+        "the log leaked a secret"
+    );
     // And --reveal does reveal (the mask is not a broken value).
     let revealed = ok_k(&home, &["connectors", "config", "sec", "--reveal"]);
     assert!(revealed.contains(SENSITIVE_VALUE), "{revealed}");
-    assert!(!home.log_text().contains(SENSITIVE_VALUE), "reveal wrote the value to the log");
+    assert!(
+        !home.log_text().contains(SENSITIVE_VALUE),
+        "reveal wrote the value to the log"
+    );
 }
-

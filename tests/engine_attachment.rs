@@ -18,29 +18,70 @@ async fn attachments_become_body_text_and_failures_are_recorded() {
     let (engine, backend, dlq) = embedded_engine("attach-worker");
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("docs.ndjson");
-    let text = base64::engine::general_purpose::STANDARD.encode("the quarterly runbook, in plain text");
-    let broken_pdf = base64::engine::general_purpose::STANDARD.encode(b"%PDF-1.7 this is not really a pdf");
+    let text =
+        base64::engine::general_purpose::STANDARD.encode("the quarterly runbook, in plain text");
+    let broken_pdf =
+        base64::engine::general_purpose::STANDARD.encode(b"%PDF-1.7 this is not really a pdf");
     let lines = [
         json!({"id": "a", "title": "plain", "_attachment": text}),
         json!({"id": "b", "title": "broken", "_attachment": broken_pdf}),
         json!({"id": "c", "title": "none"}),
     ];
-    std::fs::write(&path, lines.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
-    let id = create_connector(&backend, "att", "att-index", &NdjsonFactory, json!({"path": path.to_str().unwrap()})).await;
-    let job = syncdeck::backend::ControlPlane::create_sync_job(&backend, &id, JobType::Full, TriggerMethod::OnDemand)
+    std::fs::write(
+        &path,
+        lines.iter().map(|l| format!("{l}\n")).collect::<String>(),
+    )
+    .unwrap();
+    let id = create_connector(
+        &backend,
+        "att",
+        "att-index",
+        &NdjsonFactory,
+        json!({"path": path.to_str().unwrap()}),
+    )
+    .await;
+    let job = syncdeck::backend::ControlPlane::create_sync_job(
+        &backend,
+        &id,
+        JobType::Full,
+        TriggerMethod::OnDemand,
+    )
+    .await
+    .unwrap();
+    let report = engine
+        .run_job(&job, &CancellationToken::new())
         .await
         .unwrap();
-    let report = engine.run_job(&job, &CancellationToken::new()).await.unwrap();
     assert_eq!(report.counters.indexed, 3, "{report:?}");
     assert!(dlq.list(&Default::default()).unwrap().is_empty());
 
-    let a = backend.get_document("att-index", "a").await.unwrap().unwrap();
+    let a = backend
+        .get_document("att-index", "a")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(a["body"], "the quarterly runbook, in plain text");
     assert!(a.get("_attachment").is_none(), "{a}");
-    let b = backend.get_document("att-index", "b").await.unwrap().unwrap();
+    let b = backend
+        .get_document("att-index", "b")
+        .await
+        .unwrap()
+        .unwrap();
     assert!(b.get("_attachment").is_none(), "{b}");
-    assert!(b["_extraction_error"].as_str().is_some_and(|e| !e.is_empty()), "{b}");
+    assert!(
+        b["_extraction_error"]
+            .as_str()
+            .is_some_and(|e| !e.is_empty()),
+        "{b}"
+    );
     assert_eq!(b["title"], "broken");
-    let c = backend.get_document("att-index", "c").await.unwrap().unwrap();
-    assert!(c.get("body").is_none() && c.get("_extraction_error").is_none(), "{c}");
+    let c = backend
+        .get_document("att-index", "c")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        c.get("body").is_none() && c.get("_extraction_error").is_none(),
+        "{c}"
+    );
 }

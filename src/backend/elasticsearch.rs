@@ -248,7 +248,10 @@ impl ControlPlane for ElasticsearchBackend {
             }
             _ => {}
         }
-        self.client.connector_docs().update_job(id, &doc, None).await?;
+        self.client
+            .connector_docs()
+            .update_job(id, &doc, None)
+            .await?;
         Ok(())
     }
 
@@ -259,7 +262,11 @@ impl ControlPlane for ElasticsearchBackend {
         let docs = self.client.connector_docs();
         let current = docs.get_connector(connector_id).await?;
         let acl = job_type == JobType::AccessControl;
-        let status = if acl { current.doc.last_access_control_sync_status } else { current.doc.last_sync_status };
+        let status = if acl {
+            current.doc.last_access_control_sync_status
+        } else {
+            current.doc.last_sync_status
+        };
         if status == Some(JobStatus::InProgress) {
             return Ok(false);
         }
@@ -268,7 +275,10 @@ impl ControlPlane for ElasticsearchBackend {
         } else {
             json!({"status": "connected", "error": null, "last_sync_status": "in_progress", "last_sync_error": null})
         };
-        match docs.update_connector(connector_id, &marks, Some(current.version)).await {
+        match docs
+            .update_connector(connector_id, &marks, Some(current.version))
+            .await
+        {
             Ok(_) => Ok(true),
             Err(e) if e.is_conflict() => Ok(false),
             Err(e) => Err(e.into()),

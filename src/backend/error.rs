@@ -13,7 +13,11 @@ pub enum BackendError {
     Conflict(String),
     /// 400 and other rejections, with the server's error type and reason.
     #[error("{kind}: {reason}")]
-    Rejected { status: u16, kind: String, reason: String },
+    Rejected {
+        status: u16,
+        kind: String,
+        reason: String,
+    },
     /// 401/403.
     #[error("not authorised: {0}")]
     Unauthorized(String),

@@ -119,9 +119,19 @@ pub trait ControlPlane: Send + Sync {
     /// `Some` sets status `error`; `None` clears the error and sets `connected`.
     async fn update_error(&self, id: &str, error: Option<&str>) -> Result<()>;
     /// Replaces the draft basic rules (the DEFAULT rule is re-appended by the server).
-    async fn update_filtering(&self, id: &str, rules: &[FilteringRule], advanced: Option<&Value>) -> Result<()>;
+    async fn update_filtering(
+        &self,
+        id: &str,
+        rules: &[FilteringRule],
+        advanced: Option<&Value>,
+    ) -> Result<()>;
     async fn update_scheduling(&self, id: &str, scheduling: &Scheduling) -> Result<()>;
-    async fn update_name(&self, id: &str, name: Option<&str>, description: Option<&str>) -> Result<()>;
+    async fn update_name(
+        &self,
+        id: &str,
+        name: Option<&str>,
+        description: Option<&str>,
+    ) -> Result<()>;
     async fn update_index_name(&self, id: &str, index_name: Option<&str>) -> Result<()>;
     async fn update_pipeline(&self, id: &str, pipeline: &Pipeline) -> Result<()>;
     async fn update_service_type(&self, id: &str, service_type: &str) -> Result<()>;
@@ -130,10 +140,20 @@ pub trait ControlPlane: Send + Sync {
     async fn list_sync_jobs(&self, query: &SyncJobQuery) -> Result<Page<SyncJob>>;
     async fn get_sync_job(&self, id: &str) -> Result<SyncJob>;
     /// Creates a pending job for a connector; returns the job id.
-    async fn create_sync_job(&self, connector_id: &str, job_type: JobType, trigger: TriggerMethod) -> Result<String>;
+    async fn create_sync_job(
+        &self,
+        connector_id: &str,
+        job_type: JobType,
+        trigger: TriggerMethod,
+    ) -> Result<String>;
     async fn cancel_sync_job(&self, id: &str) -> Result<()>;
     async fn delete_sync_job(&self, id: &str) -> Result<()>;
-    async fn claim_sync_job(&self, id: &str, worker_hostname: &str, sync_cursor: Option<&Value>) -> Result<()>;
+    async fn claim_sync_job(
+        &self,
+        id: &str,
+        worker_hostname: &str,
+        sync_cursor: Option<&Value>,
+    ) -> Result<()>;
     async fn check_in_sync_job(&self, id: &str) -> Result<()>;
     async fn update_sync_job_stats(&self, id: &str, stats: &SyncStats) -> Result<()>;
     async fn set_sync_job_error(&self, id: &str, error: &str) -> Result<()>;
@@ -142,7 +162,9 @@ pub trait ControlPlane: Send + Sync {
     /// (the API has no endpoint for `completed`, nor for `canceling` → `canceled`).
     async fn finish_sync_job(&self, id: &str, finish: &JobFinish) -> Result<()> {
         let _ = (id, finish);
-        Err(BackendError::Other("finishing sync jobs is not supported by this backend".into()))
+        Err(BackendError::Other(
+            "finishing sync jobs is not supported by this backend".into(),
+        ))
     }
 
     /// The start guard of PROTOCOL §5.4: marks the connector's last sync (of the job type's

@@ -21,11 +21,17 @@ pub struct ReadOnly {
 
 impl ReadOnly {
     pub fn new(inner: Arc<dyn ControlPlane>, profile: impl Into<String>) -> Self {
-        Self { inner, profile: profile.into() }
+        Self {
+            inner,
+            profile: profile.into(),
+        }
     }
 
     fn refuse<T>(&self, action: &str) -> Result<T> {
-        Err(BackendError::ReadOnly { profile: self.profile.clone(), action: action.to_string() })
+        Err(BackendError::ReadOnly {
+            profile: self.profile.clone(),
+            action: action.to_string(),
+        })
     }
 }
 
@@ -61,7 +67,12 @@ impl ControlPlane for ReadOnly {
     async fn update_error(&self, _: &str, _: Option<&str>) -> Result<()> {
         self.refuse("update error")
     }
-    async fn update_filtering(&self, _: &str, _: &[FilteringRule], _: Option<&Value>) -> Result<()> {
+    async fn update_filtering(
+        &self,
+        _: &str,
+        _: &[FilteringRule],
+        _: Option<&Value>,
+    ) -> Result<()> {
         self.refuse("update filtering")
     }
     async fn update_scheduling(&self, _: &str, _: &Scheduling) -> Result<()> {

@@ -231,7 +231,8 @@ pub struct ServeArgs {
 }
 
 fn parse_duration_arg(text: &str) -> Result<std::time::Duration, String> {
-    crate::config::parse_duration(text).ok_or_else(|| format!("'{text}' is not a duration (e.g. 500ms, 30s, 5m)"))
+    crate::config::parse_duration(text)
+        .ok_or_else(|| format!("'{text}' is not a duration (e.g. 500ms, 30s, 5m)"))
 }
 
 #[derive(Debug, Subcommand)]
@@ -267,7 +268,11 @@ pub struct DlqListArgs {
 #[derive(Debug, Clone, Default, Args)]
 pub struct DlqSelectArgs {
     /// Dead letter ids.
-    #[arg(value_name = "ID", required_unless_present = "all", conflicts_with = "all")]
+    #[arg(
+        value_name = "ID",
+        required_unless_present = "all",
+        conflicts_with = "all"
+    )]
     pub ids: Vec<i64>,
     /// Every dead letter (of --connector, when given).
     #[arg(long)]
@@ -357,7 +362,15 @@ mod tests {
 
     #[test]
     fn global_flags_anywhere() {
-        let cli = parse(&["connectors", "list", "--json", "--es", "http://a:9200", "--es", "http://b:9200"]);
+        let cli = parse(&[
+            "connectors",
+            "list",
+            "--json",
+            "--es",
+            "http://a:9200",
+            "--es",
+            "http://b:9200",
+        ]);
         assert!(cli.global.json);
         assert_eq!(cli.global.es, ["http://a:9200", "http://b:9200"]);
     }
@@ -366,7 +379,10 @@ mod tests {
     fn jobs_start_type() {
         let cli = parse(&["jobs", "start", "c1", "--type", "access-control"]);
         match cli.command {
-            Some(Command::Jobs(JobsCommand::Start { connector, job_type })) => {
+            Some(Command::Jobs(JobsCommand::Start {
+                connector,
+                job_type,
+            })) => {
                 assert_eq!(connector, "c1");
                 assert_eq!(JobType::from(job_type), JobType::AccessControl);
             }
@@ -378,7 +394,9 @@ mod tests {
     fn kibana_execute_needs_doc_or_file() {
         let none = Cli::try_parse_from(["syncdeck", "kibana", "execute", "x"]);
         assert!(none.is_err());
-        let both = Cli::try_parse_from(["syncdeck", "kibana", "execute", "x", "--doc", "{}", "--file", "f"]);
+        let both = Cli::try_parse_from([
+            "syncdeck", "kibana", "execute", "x", "--doc", "{}", "--file", "f",
+        ]);
         assert!(both.is_err());
     }
 
@@ -386,13 +404,23 @@ mod tests {
     fn dlq_selection_needs_ids_or_all() {
         assert!(Cli::try_parse_from(["syncdeck", "dlq", "retry"]).is_err());
         assert!(Cli::try_parse_from(["syncdeck", "dlq", "retry", "1", "--all"]).is_err());
-        assert!(Cli::try_parse_from(["syncdeck", "dlq", "retry", "--all", "--connector", "c"]).is_ok());
+        assert!(
+            Cli::try_parse_from(["syncdeck", "dlq", "retry", "--all", "--connector", "c"]).is_ok()
+        );
         assert!(Cli::try_parse_from(["syncdeck", "dlq", "drop", "3", "4", "--yes"]).is_ok());
     }
 
     #[test]
     fn serve_parses_listen_and_idle() {
-        let cli = parse(&["serve", "--listen", "127.0.0.1:9464", "--idle", "500ms", "--connector", "a"]);
+        let cli = parse(&[
+            "serve",
+            "--listen",
+            "127.0.0.1:9464",
+            "--idle",
+            "500ms",
+            "--connector",
+            "a",
+        ]);
         match cli.command {
             Some(Command::Serve(args)) => {
                 assert_eq!(args.idle, std::time::Duration::from_millis(500));

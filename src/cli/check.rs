@@ -50,7 +50,11 @@ pub async fn run(ctx: &mut Context) -> CliResult {
             }
         }
         for node in es.client().transport().pool_snapshot() {
-            nodes.push(NodeLine { url: node.url.to_string(), alive: node.alive, failures: node.failures });
+            nodes.push(NodeLine {
+                url: node.url.to_string(),
+                alive: node.alive,
+                failures: node.failures,
+            });
         }
     }
     let kibana = match &ctx.kibana {
@@ -62,14 +66,24 @@ pub async fn run(ctx: &mut Context) -> CliResult {
                 level: Some(status.level.clone()),
                 error: None,
             },
-            Err(e) => KibanaLine { url: k.base_url().to_string(), version: None, level: None, error: Some(e.to_string()) },
+            Err(e) => KibanaLine {
+                url: k.base_url().to_string(),
+                version: None,
+                level: None,
+                error: Some(e.to_string()),
+            },
         }),
     };
     let report = CheckReport {
         syncdeck: env!("CARGO_PKG_VERSION").to_string(),
         profile: ctx.profile.name.clone(),
         read_only: ctx.profile.read_only,
-        backend: if ctx.elasticsearch.is_some() { "elasticsearch" } else { "embedded" }.to_string(),
+        backend: if ctx.elasticsearch.is_some() {
+            "elasticsearch"
+        } else {
+            "embedded"
+        }
+        .to_string(),
         cluster,
         cluster_error,
         nodes,
@@ -87,18 +101,32 @@ pub async fn run(ctx: &mut Context) -> CliResult {
 }
 
 fn render(r: &CheckReport) -> String {
-    let profile = if r.read_only { format!("{} (read-only)", r.profile) } else { r.profile.clone() };
+    let profile = if r.read_only {
+        format!("{} (read-only)", r.profile)
+    } else {
+        r.profile.clone()
+    };
     let cluster = match (&r.cluster, &r.cluster_error) {
-        (Some(c), _) => format!("{} {} — health {}, {} node(s) — {}", c.cluster_name, c.version, c.health, c.number_of_nodes, c.location),
+        (Some(c), _) => format!(
+            "{} {} — health {}, {} node(s) — {}",
+            c.cluster_name, c.version, c.health, c.number_of_nodes, c.location
+        ),
         (None, Some(e)) => format!("unreachable: {e}"),
         (None, None) => "-".to_string(),
     };
     let kibana = match &r.kibana {
         None => "not configured".to_string(),
-        Some(KibanaLine { url, version: Some(v), level, .. }) => {
+        Some(KibanaLine {
+            url,
+            version: Some(v),
+            level,
+            ..
+        }) => {
             format!("{v} {} ({url})", level.as_deref().unwrap_or("unknown"))
         }
-        Some(KibanaLine { url, error, .. }) => format!("unreachable ({url}): {}", error.as_deref().unwrap_or("?")),
+        Some(KibanaLine { url, error, .. }) => {
+            format!("unreachable ({url}): {}", error.as_deref().unwrap_or("?"))
+        }
     };
     let mut text = details(&[
         ("syncdeck", r.syncdeck.clone()),
@@ -110,7 +138,11 @@ fn render(r: &CheckReport) -> String {
     if !r.nodes.is_empty() {
         let mut t = Table::new(&["NODE", "STATE", "FAILURES"]);
         for n in &r.nodes {
-            t.row(vec![n.url.clone(), if n.alive { "alive" } else { "dead" }.to_string(), n.failures.to_string()]);
+            t.row(vec![
+                n.url.clone(),
+                if n.alive { "alive" } else { "dead" }.to_string(),
+                n.failures.to_string(),
+            ]);
         }
         text.push('\n');
         text.push_str(&t.render());

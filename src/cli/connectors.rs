@@ -13,7 +13,13 @@ pub async fn run(ctx: &mut Context, command: ConnectorsCommand) -> CliResult {
     match command {
         ConnectorsCommand::List(args) => list(ctx, args).await,
         ConnectorsCommand::Show { id } => show(ctx, &id).await,
-        ConnectorsCommand::Create { id, service_type, index_name, name, description } => {
+        ConnectorsCommand::Create {
+            id,
+            service_type,
+            index_name,
+            name,
+            description,
+        } => {
             let new = NewConnector {
                 id: Some(id.clone()),
                 name,
@@ -23,28 +29,57 @@ pub async fn run(ctx: &mut Context, command: ConnectorsCommand) -> CliResult {
                 is_native: Some(false),
                 language: None,
             };
-            let created = ctx.control.create_connector(&new).await.map_err(|e| CliError::from(e).context(format!("creating connector '{id}'")))?;
+            let created = ctx
+                .control
+                .create_connector(&new)
+                .await
+                .map_err(|e| CliError::from(e).context(format!("creating connector '{id}'")))?;
             // A service type syncdeck runs gets its configuration fields now, as a connectors
             // service would on its first tick, so `connectors set` works at once.
-            let schema = new.service_type.as_deref().and_then(|t| crate::sources::builtin().get(t));
+            let schema = new
+                .service_type
+                .as_deref()
+                .and_then(|t| crate::sources::builtin().get(t));
             if let Some(factory) = schema {
                 let update = ConfigurationUpdate::Replace(factory.default_configuration());
-                ctx.control.update_configuration(&created, &update).await.map_err(|e| CliError::from(e).context(format!("writing the configuration fields of '{created}'")))?;
+                ctx.control
+                    .update_configuration(&created, &update)
+                    .await
+                    .map_err(|e| {
+                        CliError::from(e)
+                            .context(format!("writing the configuration fields of '{created}'"))
+                    })?;
                 ctx.control
                     .update_status(&created, crate::model::ConnectorStatus::NeedsConfiguration)
                     .await
-                    .map_err(|e| CliError::from(e).context(format!("setting the status of '{created}'")))?;
+                    .map_err(|e| {
+                        CliError::from(e).context(format!("setting the status of '{created}'"))
+                    })?;
             }
-            ctx.out.either(&json!({"result": "created", "id": created}), || format!("connector '{created}' created"))?;
+            ctx.out
+                .either(&json!({"result": "created", "id": created}), || {
+                    format!("connector '{created}' created")
+                })?;
             Ok(())
         }
-        ConnectorsCommand::Delete { id, hard, delete_sync_jobs } => {
+        ConnectorsCommand::Delete {
+            id,
+            hard,
+            delete_sync_jobs,
+        } => {
             ctx.control
                 .delete_connector(&id, hard, delete_sync_jobs)
                 .await
                 .map_err(|e| CliError::from(e).context(format!("deleting connector '{id}'")))?;
-            let how = if hard { "deleted" } else { "deleted (soft; --hard removes the document)" };
-            ctx.out.either(&json!({"acknowledged": true, "id": id}), || format!("connector '{id}' {how}"))?;
+            let how = if hard {
+                "deleted"
+            } else {
+                "deleted (soft; --hard removes the document)"
+            };
+            ctx.out
+                .either(&json!({"acknowledged": true, "id": id}), || {
+                    format!("connector '{id}' {how}")
+                })?;
             Ok(())
         }
         ConnectorsCommand::Config { id, reveal } => config(ctx, &id, reveal).await,
@@ -80,7 +115,10 @@ async fn list(ctx: &mut Context, args: ConnectorListArgs) -> CliResult {
         }
         all
     };
-    let page = Page { count: page.count, results: page.results.iter().map(Connector::masked).collect() };
+    let page = Page {
+        count: page.count,
+        results: page.results.iter().map(Connector::masked).collect(),
+    };
     ctx.out.either(&page, || connectors_table(&page.results))?;
     Ok(())
 }
@@ -89,7 +127,16 @@ pub fn connectors_table(connectors: &[Connector]) -> String {
     if connectors.is_empty() {
         return "no connectors".to_string();
     }
-    let mut table = Table::new(&["ID", "NAME", "SERVICE", "INDEX", "STATUS", "LAST SYNC", "SYNCED", "SCHEDULE"]);
+    let mut table = Table::new(&[
+        "ID",
+        "NAME",
+        "SERVICE",
+        "INDEX",
+        "STATUS",
+        "LAST SYNC",
+        "SYNCED",
+        "SCHEDULE",
+    ]);
     for c in connectors {
         table.row(vec![
             c.id.clone(),
@@ -98,7 +145,9 @@ pub fn connectors_table(connectors: &[Connector]) -> String {
             or_dash(c.index_name.as_deref()),
             c.status.to_string(),
             or_dash(c.last_sync_status),
-            c.last_synced.map(|t| t.0.format("%Y-%m-%d %H:%M").to_string()).unwrap_or_else(|| "-".into()),
+            c.last_synced
+                .map(|t| t.0.format("%Y-%m-%d %H:%M").to_string())
+                .unwrap_or_else(|| "-".into()),
             schedule_text(c),
         ]);
     }
@@ -117,19 +166,32 @@ fn schedule_text(c: &Connector) -> String {
     if s.access_control.enabled {
         parts.push(format!("acl {}", s.access_control.interval));
     }
-    if parts.is_empty() { "off".to_string() } else { parts.join("; ") }
+    if parts.is_empty() {
+        "off".to_string()
+    } else {
+        parts.join("; ")
+    }
 }
 
 async fn show(ctx: &mut Context, id: &str) -> CliResult {
-    let connector = ctx.control.get_connector(id).await.map_err(|e| CliError::from(e).context(format!("connector '{id}'")))?;
+    let connector = ctx
+        .control
+        .get_connector(id)
+        .await
+        .map_err(|e| CliError::from(e).context(format!("connector '{id}'")))?;
     let jobs = ctx
         .control
-        .list_sync_jobs(&SyncJobQuery { connector_id: Some(id.to_string()), size: Some(5), ..Default::default() })
+        .list_sync_jobs(&SyncJobQuery {
+            connector_id: Some(id.to_string()),
+            size: Some(5),
+            ..Default::default()
+        })
         .await?;
     if ctx.out.json {
         // The JSON form masks sensitive values too: --reveal exists only on `config`.
         let jobs: Vec<SyncJob> = jobs.results.iter().map(SyncJob::masked).collect();
-        ctx.out.json(&json!({"connector": connector.masked(), "latest_jobs": jobs}))?;
+        ctx.out
+            .json(&json!({"connector": connector.masked(), "latest_jobs": jobs}))?;
         return Ok(());
     }
     ctx.out.text(&show_text(&connector, &jobs.results))?;
@@ -148,17 +210,50 @@ fn show_text(c: &Connector, jobs: &[SyncJob]) -> String {
         ("Error", or_dash(c.error.as_deref())),
         ("Native", c.is_native.to_string()),
         ("Last seen", or_dash(c.last_seen)),
-        ("Last sync", format!("{} at {}", or_dash(c.last_sync_status), or_dash(c.last_synced))),
+        (
+            "Last sync",
+            format!(
+                "{} at {}",
+                or_dash(c.last_sync_status),
+                or_dash(c.last_synced)
+            ),
+        ),
         ("Last sync error", or_dash(c.last_sync_error.as_deref())),
-        ("Indexed / deleted", format!("{} / {}", or_dash(c.last_indexed_document_count), or_dash(c.last_deleted_document_count))),
-        ("Pipeline", format!(
-            "{} (extract binary: {}, reduce whitespace: {}, ML inference: {})",
-            pipeline.name, pipeline.extract_binary_content, pipeline.reduce_whitespace, pipeline.run_ml_inference
-        )),
+        (
+            "Indexed / deleted",
+            format!(
+                "{} / {}",
+                or_dash(c.last_indexed_document_count),
+                or_dash(c.last_deleted_document_count)
+            ),
+        ),
+        (
+            "Pipeline",
+            format!(
+                "{} (extract binary: {}, reduce whitespace: {}, ML inference: {})",
+                pipeline.name,
+                pipeline.extract_binary_content,
+                pipeline.reduce_whitespace,
+                pipeline.run_ml_inference
+            ),
+        ),
         ("Schedule full", schedule_line(&c.scheduling.full)),
-        ("Schedule incremental", schedule_line(&c.scheduling.incremental)),
-        ("Schedule access control", schedule_line(&c.scheduling.access_control)),
-        ("Configuration", format!("{} fields (see `connectors config {}`)", c.configuration.0.len(), c.id)),
+        (
+            "Schedule incremental",
+            schedule_line(&c.scheduling.incremental),
+        ),
+        (
+            "Schedule access control",
+            schedule_line(&c.scheduling.access_control),
+        ),
+        (
+            "Configuration",
+            format!(
+                "{} fields (see `connectors config {}`)",
+                c.configuration.0.len(),
+                c.id
+            ),
+        ),
     ]);
     text.push_str("\nFiltering rules (active):\n");
     match c.active_filtering() {
@@ -170,13 +265,20 @@ fn show_text(c: &Connector, jobs: &[SyncJob]) -> String {
                     r.id.clone(),
                     format!("{:?}", r.policy).to_lowercase(),
                     r.field.clone(),
-                    serde_json::to_value(r.rule).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
+                    serde_json::to_value(r.rule)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default(),
                     r.value.clone(),
                 ]);
             }
             text.push_str(&indent(&table.render()));
-            if !rules.advanced_snippet.value.is_null() && rules.advanced_snippet.value != json!({}) {
-                text.push_str(&format!("  advanced snippet: {}\n", rules.advanced_snippet.value));
+            if !rules.advanced_snippet.value.is_null() && rules.advanced_snippet.value != json!({})
+            {
+                text.push_str(&format!(
+                    "  advanced snippet: {}\n",
+                    rules.advanced_snippet.value
+                ));
             }
         }
         _ => text.push_str("  none\n"),
@@ -199,7 +301,11 @@ fn indent(text: &str) -> String {
 }
 
 async fn config(ctx: &mut Context, id: &str, reveal: bool) -> CliResult {
-    let connector = ctx.control.get_connector(id).await.map_err(|e| CliError::from(e).context(format!("connector '{id}'")))?;
+    let connector = ctx
+        .control
+        .get_connector(id)
+        .await
+        .map_err(|e| CliError::from(e).context(format!("connector '{id}'")))?;
     if reveal {
         tracing::info!(connector = id, "configuration revealed on the command line");
     }
@@ -208,7 +314,11 @@ async fn config(ctx: &mut Context, id: &str, reveal: bool) -> CliResult {
         let rows: Vec<Value> = fields
             .iter()
             .map(|(key, f)| {
-                let value = if f.sensitive && !reveal { Value::String(f.display_value(false)) } else { f.value.clone() };
+                let value = if f.sensitive && !reveal {
+                    Value::String(f.display_value(false))
+                } else {
+                    f.value.clone()
+                };
                 json!({
                     "key": key, "label": f.display_label(key), "type": f.field_type.as_str(),
                     "value": value, "required": f.required, "sensitive": f.sensitive,
@@ -220,7 +330,8 @@ async fn config(ctx: &mut Context, id: &str, reveal: bool) -> CliResult {
         return Ok(());
     }
     if fields.is_empty() {
-        ctx.out.text(&format!("connector '{id}' has no configuration fields yet"))?;
+        ctx.out
+            .text(&format!("connector '{id}' has no configuration fields yet"))?;
         return Ok(());
     }
     let mut table = Table::new(&["LABEL", "KEY", "TYPE", "VALUE", "REQUIRED", "SENSITIVE"]);
@@ -247,13 +358,20 @@ fn yes_no(b: bool) -> String {
 }
 
 async fn set(ctx: &mut Context, id: &str, assignments: &[String]) -> CliResult {
-    let connector = ctx.control.get_connector(id).await.map_err(|e| CliError::from(e).context(format!("connector '{id}'")))?;
+    let connector = ctx
+        .control
+        .get_connector(id)
+        .await
+        .map_err(|e| CliError::from(e).context(format!("connector '{id}'")))?;
     let mut values = Map::new();
     let mut problems = Vec::new();
     for text in assignments {
         let (key, raw) = parse_assignment(text).map_err(CliError::usage)?;
         match connector.configuration.get(&key) {
-            None => problems.push(format!("{key}: no such field (known: {})", known_keys(&connector))),
+            None => problems.push(format!(
+                "{key}: no such field (known: {})",
+                known_keys(&connector)
+            )),
             Some(field) => match parse_input(&key, field, &raw) {
                 Ok(v) => {
                     values.insert(key, v);
@@ -263,7 +381,10 @@ async fn set(ctx: &mut Context, id: &str, assignments: &[String]) -> CliResult {
         }
     }
     if problems.is_empty() {
-        problems = validate_update(&connector.configuration, &values).iter().map(ToString::to_string).collect();
+        problems = validate_update(&connector.configuration, &values)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
     }
     if !problems.is_empty() {
         return Err(CliError::failed(format!(
@@ -276,13 +397,23 @@ async fn set(ctx: &mut Context, id: &str, assignments: &[String]) -> CliResult {
         .await
         .map_err(|e| CliError::from(e).context(format!("saving configuration of '{id}'")))?;
     let keys: Vec<_> = values.keys().cloned().collect();
-    ctx.out.either(&json!({"result": "updated", "id": id, "keys": keys}), || {
-        format!("connector '{id}': updated {}", keys.join(", "))
-    })?;
+    ctx.out.either(
+        &json!({"result": "updated", "id": id, "keys": keys}),
+        || format!("connector '{id}': updated {}", keys.join(", ")),
+    )?;
     Ok(())
 }
 
 fn known_keys(c: &Connector) -> String {
-    let keys: Vec<_> = c.configuration.fields_in_order().into_iter().map(|(k, _)| k).collect();
-    if keys.is_empty() { "none".to_string() } else { keys.join(", ") }
+    let keys: Vec<_> = c
+        .configuration
+        .fields_in_order()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    if keys.is_empty() {
+        "none".to_string()
+    } else {
+        keys.join(", ")
+    }
 }

@@ -29,32 +29,45 @@ impl Context {
     /// seeded with the demo connectors on first use) only when no cluster is configured.
     pub fn build(loaded: LoadedConfig, paths: Paths, out: Output) -> CliResult<Self> {
         let profile = loaded.profile;
-        let (control, documents, elasticsearch): (Arc<dyn ControlPlane>, Arc<dyn DocumentStore>, _) =
-            match &profile.elasticsearch {
-                Some(settings) => {
-                    let backend = ElasticsearchBackend::new(settings).map_err(|e| {
-                        CliError { code: EXIT_USAGE, message: format!("profile '{}': {e}", profile.name) }
-                    })?;
-                    let backend = Arc::new(backend);
-                    (backend.clone(), backend.clone(), Some(backend))
-                }
-                None => {
-                    let backend = Arc::new(open_embedded(&paths)?);
-                    (backend.clone(), backend, None)
-                }
-            };
+        let (control, documents, elasticsearch): (
+            Arc<dyn ControlPlane>,
+            Arc<dyn DocumentStore>,
+            _,
+        ) = match &profile.elasticsearch {
+            Some(settings) => {
+                let backend = ElasticsearchBackend::new(settings).map_err(|e| CliError {
+                    code: EXIT_USAGE,
+                    message: format!("profile '{}': {e}", profile.name),
+                })?;
+                let backend = Arc::new(backend);
+                (backend.clone(), backend.clone(), Some(backend))
+            }
+            None => {
+                let backend = Arc::new(open_embedded(&paths)?);
+                (backend.clone(), backend, None)
+            }
+        };
         let control: Arc<dyn ControlPlane> = if profile.read_only {
             Arc::new(ReadOnly::new(control, profile.name.clone()))
         } else {
             control
         };
         let kibana = match &profile.kibana {
-            Some(settings) => Some(Kibana::new(settings).map_err(|e| {
-                CliError { code: EXIT_USAGE, message: format!("profile '{}': kibana: {e}", profile.name) }
+            Some(settings) => Some(Kibana::new(settings).map_err(|e| CliError {
+                code: EXIT_USAGE,
+                message: format!("profile '{}': kibana: {e}", profile.name),
             })?),
             None => None,
         };
-        Ok(Self { profile, paths, control, documents, elasticsearch, kibana, out })
+        Ok(Self {
+            profile,
+            paths,
+            control,
+            documents,
+            elasticsearch,
+            kibana,
+            out,
+        })
     }
 
     /// The Kibana client, or a usage error saying how to configure one.
@@ -85,8 +98,9 @@ impl Context {
 pub fn open_embedded(paths: &Paths) -> CliResult<EmbeddedBackend> {
     let db = paths.embedded_db();
     if let Some(dir) = db.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| CliError::failed(format!("cannot create data dir '{}': {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|e| {
+            CliError::failed(format!("cannot create data dir '{}': {e}", dir.display()))
+        })?;
     }
     let backend = EmbeddedBackend::open(&db)
         .map_err(|e| CliError::failed(format!("embedded store '{}': {e}", db.display())))?;
@@ -106,7 +120,16 @@ pub fn unreachable_hint(e: CliError, profile: &ResolvedProfile) -> CliError {
     let nodes = profile
         .elasticsearch
         .as_ref()
-        .map(|es| es.nodes.iter().map(|u| u.as_str().trim_end_matches('/').to_string()).collect::<Vec<_>>().join(", "))
+        .map(|es| {
+            es.nodes
+                .iter()
+                .map(|u| u.as_str().trim_end_matches('/').to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
         .unwrap_or_default();
-    CliError { code: EXIT_UNREACHABLE, message: format!("{} (profile '{}', nodes: {nodes})", e.message, profile.name) }
+    CliError {
+        code: EXIT_UNREACHABLE,
+        message: format!("{} (profile '{}', nodes: {nodes})", e.message, profile.name),
+    }
 }

@@ -22,14 +22,19 @@ use tokio_util::sync::CancellationToken;
 /// This worker's name in `worker_hostname`: the host, and the process so that several
 /// workers on one host are told apart.
 pub fn worker_name() -> String {
-    format!("{}/{}", gethostname::gethostname().to_string_lossy(), std::process::id())
+    format!(
+        "{}/{}",
+        gethostname::gethostname().to_string_lossy(),
+        std::process::id()
+    )
 }
 
 pub fn open_dlq(ctx: &Context) -> CliResult<Arc<DeadLetterStore>> {
     let path = ctx.paths.dlq_db();
     if let Some(dir) = path.parent() {
-        crate::paths::create_private_dir(dir)
-            .map_err(|e| CliError::failed(format!("cannot create data dir '{}': {e}", dir.display())))?;
+        crate::paths::create_private_dir(dir).map_err(|e| {
+            CliError::failed(format!("cannot create data dir '{}': {e}", dir.display()))
+        })?;
     }
     DeadLetterStore::open(&path, ctx.profile.engine.dlq_max_entries)
         .map(Arc::new)
@@ -53,7 +58,10 @@ pub async fn termination() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
             let _ = tokio::signal::ctrl_c().await;
             return;
         };
@@ -78,7 +86,9 @@ pub async fn sync(ctx: &mut Context, connector: &str, job_type: SyncTypeArg) -> 
         .control
         .create_sync_job(connector, job_type, TriggerMethod::OnDemand)
         .await
-        .map_err(|e| CliError::from(e).context(format!("starting a {job_type} sync of '{connector}'")))?;
+        .map_err(|e| {
+            CliError::from(e).context(format!("starting a {job_type} sync of '{connector}'"))
+        })?;
     let shutdown = CancellationToken::new();
     let runner = {
         let engine = engine.clone();
@@ -89,7 +99,11 @@ pub async fn sync(ctx: &mut Context, connector: &str, job_type: SyncTypeArg) -> 
     let live = engine.live();
     let json = ctx.out.json;
     let bar = !json && std::io::stderr().is_terminal();
-    let mut interval = tokio::time::interval(if json { Duration::from_secs(1) } else { Duration::from_millis(200) });
+    let mut interval = tokio::time::interval(if json {
+        Duration::from_secs(1)
+    } else {
+        Duration::from_millis(200)
+    });
     let mut canceling = false;
     let term = termination();
     tokio::pin!(term);
@@ -123,7 +137,10 @@ pub async fn sync(ctx: &mut Context, connector: &str, job_type: SyncTypeArg) -> 
         .map_err(|e| CliError::failed(format!("the sync task failed: {e}")))?
         .map_err(|e| CliError::failed(e.to_string()).context(format!("sync of '{connector}'")))?;
     let final_snapshot = live.progress(&job_id).map(|p| p.snapshot());
-    ctx.out.either(&json!({"report": report, "final": final_snapshot}), || summary_text(&report))?;
+    ctx.out
+        .either(&json!({"report": report, "final": final_snapshot}), || {
+            summary_text(&report)
+        })?;
     match &report.end {
         JobEnd::Completed if report.counters.dead_lettered > 0 => Err(CliError {
             code: EXIT_DEAD_LETTERS,
@@ -133,10 +150,22 @@ pub async fn sync(ctx: &mut Context, connector: &str, job_type: SyncTypeArg) -> 
             ),
         }),
         JobEnd::Completed => Ok(()),
-        JobEnd::Failed { error } => Err(CliError::failed(format!("sync job '{}' failed: {error}", report.job_id))),
-        JobEnd::Canceled => Err(CliError::failed(format!("sync job '{}' was canceled", report.job_id))),
-        JobEnd::Suspended => Err(CliError::failed(format!("sync job '{}' was suspended", report.job_id))),
-        JobEnd::Skipped { reason } => Err(CliError::failed(format!("sync job '{}' did not run: {reason}", report.job_id))),
+        JobEnd::Failed { error } => Err(CliError::failed(format!(
+            "sync job '{}' failed: {error}",
+            report.job_id
+        ))),
+        JobEnd::Canceled => Err(CliError::failed(format!(
+            "sync job '{}' was canceled",
+            report.job_id
+        ))),
+        JobEnd::Suspended => Err(CliError::failed(format!(
+            "sync job '{}' was suspended",
+            report.job_id
+        ))),
+        JobEnd::Skipped { reason } => Err(CliError::failed(format!(
+            "sync job '{}' did not run: {reason}",
+            report.job_id
+        ))),
     }
 }
 
@@ -147,12 +176,23 @@ fn draw_bar(s: &ProgressSnapshot) {
         Some(total) if total > 0 => {
             let ratio = (done as f64 / total as f64).min(1.0);
             let filled = (ratio * 24.0) as usize;
-            (format!("[{}{}]", "#".repeat(filled), ".".repeat(24 - filled)), format!("{:>3.0}%", ratio * 100.0))
+            (
+                format!("[{}{}]", "#".repeat(filled), ".".repeat(24 - filled)),
+                format!("{:>3.0}%", ratio * 100.0),
+            )
         }
         _ => ("[........................]".to_string(), "  ?%".to_string()),
     };
-    let eta = s.eta_ms.map(|ms| format!(" ETA {}s", ms / 1000)).unwrap_or_default();
-    let breaker = s.breaker.as_ref().and_then(|b| b.get("state")).and_then(|v| v.as_str()).unwrap_or("closed");
+    let eta = s
+        .eta_ms
+        .map(|ms| format!(" ETA {}s", ms / 1000))
+        .unwrap_or_default();
+    let breaker = s
+        .breaker
+        .as_ref()
+        .and_then(|b| b.get("state"))
+        .and_then(|v| v.as_str())
+        .unwrap_or("closed");
     let mut err = std::io::stderr();
     let _ = write!(
         err,
@@ -188,9 +228,15 @@ fn summary_text(r: &JobReport) -> String {
         ("skipped", c.skipped.to_string()),
         ("dead-lettered", c.dead_lettered.to_string()),
         ("item retries", c.retried.to_string()),
-        ("bulk requests", format!("{} ({} failed)", c.bulk_requests, c.bulk_failures)),
+        (
+            "bulk requests",
+            format!("{} ({} failed)", c.bulk_requests, c.bulk_failures),
+        ),
         ("in index", or_dash(r.total_document_count)),
-        ("elapsed", format!("{secs:.1}s ({:.0} docs/s)", c.handled() as f64 / secs)),
+        (
+            "elapsed",
+            format!("{secs:.1}s ({:.0} docs/s)", c.handled() as f64 / secs),
+        ),
     ])
 }
 
@@ -200,9 +246,15 @@ pub async fn serve(ctx: &mut Context, args: ServeArgs) -> CliResult {
     let engine = build_engine(ctx)?;
     let shutdown = CancellationToken::new();
     if let Some(addr) = args.listen {
-        let (bound, _) = status::start(addr, engine.live(), engine.deps().dlq.clone(), engine.deps().worker.clone(), shutdown.clone())
-            .await
-            .map_err(|e| CliError::usage(format!("--listen {addr}: {e}")))?;
+        let (bound, _) = status::start(
+            addr,
+            engine.live(),
+            engine.deps().dlq.clone(),
+            engine.deps().worker.clone(),
+            shutdown.clone(),
+        )
+        .await
+        .map_err(|e| CliError::usage(format!("--listen {addr}: {e}")))?;
         eprintln!("status on http://{bound}/status and http://{bound}/metrics");
         tracing::info!(%bound, "status endpoint listening");
     }
@@ -240,7 +292,11 @@ pub async fn dlq(ctx: &mut Context, command: DlqCommand) -> CliResult {
             let entry = store
                 .get(id)
                 .map_err(|e| CliError::failed(e.to_string()))?
-                .ok_or_else(|| CliError::failed(format!("dead letter {id} not found (it may have been retried or dropped)")))?;
+                .ok_or_else(|| {
+                    CliError::failed(format!(
+                        "dead letter {id} not found (it may have been retried or dropped)"
+                    ))
+                })?;
             ctx.out.either(&entry, || {
                 let mut text = details(&[
                     ("id", entry.id.to_string()),
@@ -265,50 +321,93 @@ pub async fn dlq(ctx: &mut Context, command: DlqCommand) -> CliResult {
             ctx.ensure_writable("retry dead letters")?;
             let entries = selected(&store, &select)?;
             if entries.is_empty() {
-                ctx.out.either(&json!({"succeeded": [], "failed": []}), || "no dead letters selected".to_string())?;
+                ctx.out
+                    .either(&json!({"succeeded": [], "failed": []}), || {
+                        "no dead letters selected".to_string()
+                    })?;
                 return Ok(());
             }
             let cancel = CancellationToken::new();
-            let report = retry_dead_letters(ctx.documents.clone(), store.clone(), entries, &ctx.profile.engine, &ctx.profile.breaker, &cancel)
-                .await
-                .map_err(|e| CliError::failed(e.to_string()))?;
+            let report = retry_dead_letters(
+                ctx.documents.clone(),
+                store.clone(),
+                entries,
+                &ctx.profile.engine,
+                &ctx.profile.breaker,
+                &cancel,
+            )
+            .await
+            .map_err(|e| CliError::failed(e.to_string()))?;
             ctx.out.either(&report, || {
-                let mut text = format!("{} indexed and removed, {} failed again\n", report.succeeded.len(), report.failed.len());
+                let mut text = format!(
+                    "{} indexed and removed, {} failed again\n",
+                    report.succeeded.len(),
+                    report.failed.len()
+                );
                 for (id, reason) in &report.failed {
                     text.push_str(&format!("  {id}: {}\n", ellipsize(reason, 100)));
                 }
                 text
             })?;
-            if report.failed.is_empty() { Ok(()) } else { Err(CliError::failed(format!("{} dead letter(s) failed again", report.failed.len()))) }
+            if report.failed.is_empty() {
+                Ok(())
+            } else {
+                Err(CliError::failed(format!(
+                    "{} dead letter(s) failed again",
+                    report.failed.len()
+                )))
+            }
         }
         DlqCommand::Drop { select, yes } => {
             ctx.ensure_writable("drop dead letters")?;
             if !yes {
-                return Err(CliError::usage("dropping dead letters loses those documents from the queue; add --yes to confirm"));
+                return Err(CliError::usage(
+                    "dropping dead letters loses those documents from the queue; add --yes to confirm",
+                ));
             }
             let removed = if select.all {
-                let filter = DlqFilter { connector_id: select.connector.clone(), ..Default::default() };
+                let filter = DlqFilter {
+                    connector_id: select.connector.clone(),
+                    ..Default::default()
+                };
                 store.remove_all(&filter)
             } else {
                 store.remove(&select.ids)
             }
             .map_err(|e| CliError::failed(e.to_string()))?;
-            ctx.out.either(&json!({"dropped": removed}), || format!("{removed} dead letter(s) dropped"))?;
+            ctx.out.either(&json!({"dropped": removed}), || {
+                format!("{removed} dead letter(s) dropped")
+            })?;
             Ok(())
         }
     }
 }
 
-fn selected(store: &DeadLetterStore, select: &DlqSelectArgs) -> CliResult<Vec<crate::model::DeadLetter>> {
+fn selected(
+    store: &DeadLetterStore,
+    select: &DlqSelectArgs,
+) -> CliResult<Vec<crate::model::DeadLetter>> {
     if select.all {
-        let filter = DlqFilter { connector_id: select.connector.clone(), ..Default::default() };
-        return store.list(&filter).map_err(|e| CliError::failed(e.to_string()));
+        let filter = DlqFilter {
+            connector_id: select.connector.clone(),
+            ..Default::default()
+        };
+        return store
+            .list(&filter)
+            .map_err(|e| CliError::failed(e.to_string()));
     }
     let mut out = Vec::new();
     for id in &select.ids {
-        match store.get(*id).map_err(|e| CliError::failed(e.to_string()))? {
+        match store
+            .get(*id)
+            .map_err(|e| CliError::failed(e.to_string()))?
+        {
             Some(entry) => out.push(entry),
-            None => return Err(CliError::failed(format!("dead letter {id} not found (it may have been retried or dropped)"))),
+            None => {
+                return Err(CliError::failed(format!(
+                    "dead letter {id} not found (it may have been retried or dropped)"
+                )));
+            }
         }
     }
     Ok(out)
@@ -322,31 +421,48 @@ fn dlq_list(ctx: &mut Context, store: &DeadLetterStore, args: DlqListArgs) -> Cl
         limit: Some(args.limit),
         ..Default::default()
     };
-    let entries = store.list(&filter).map_err(|e| CliError::failed(e.to_string()))?;
-    let total = store.count(&filter).map_err(|e| CliError::failed(e.to_string()))?;
-    ctx.out.either(&json!({"count": total, "results": entries}), || {
-        if entries.is_empty() {
-            return "no dead letters".to_string();
-        }
-        let mut t = Table::new(&["ID", "CONNECTOR", "JOB", "DOCUMENT", "ERROR", "ATTEMPTS", "LAST FAILURE", "REASON"]);
-        for e in &entries {
-            t.row(vec![
-                e.id.to_string(),
-                e.connector_id.clone(),
-                ellipsize(&e.job_id, 12),
-                ellipsize(&e.doc_id, 32),
-                e.error_type.clone(),
-                e.attempts.to_string(),
-                e.last_failed_at.0.format("%Y-%m-%d %H:%M:%S").to_string(),
-                ellipsize(&e.reason, 60),
+    let entries = store
+        .list(&filter)
+        .map_err(|e| CliError::failed(e.to_string()))?;
+    let total = store
+        .count(&filter)
+        .map_err(|e| CliError::failed(e.to_string()))?;
+    ctx.out
+        .either(&json!({"count": total, "results": entries}), || {
+            if entries.is_empty() {
+                return "no dead letters".to_string();
+            }
+            let mut t = Table::new(&[
+                "ID",
+                "CONNECTOR",
+                "JOB",
+                "DOCUMENT",
+                "ERROR",
+                "ATTEMPTS",
+                "LAST FAILURE",
+                "REASON",
             ]);
-        }
-        let mut text = t.render();
-        if total > entries.len() as u64 {
-            text.push_str(&format!("({} of {total}; --limit for more)\n", entries.len()));
-        }
-        text
-    })?;
+            for e in &entries {
+                t.row(vec![
+                    e.id.to_string(),
+                    e.connector_id.clone(),
+                    ellipsize(&e.job_id, 12),
+                    ellipsize(&e.doc_id, 32),
+                    e.error_type.clone(),
+                    e.attempts.to_string(),
+                    e.last_failed_at.0.format("%Y-%m-%d %H:%M:%S").to_string(),
+                    ellipsize(&e.reason, 60),
+                ]);
+            }
+            let mut text = t.render();
+            if total > entries.len() as u64 {
+                text.push_str(&format!(
+                    "({} of {total}; --limit for more)\n",
+                    entries.len()
+                ));
+            }
+            text
+        })?;
     Ok(())
 }
 
@@ -376,9 +492,21 @@ pub fn sources(ctx: &mut Context) -> CliResult {
                 "{} — {}{}\n",
                 f.service_type(),
                 f.display_name(),
-                if f.supports_incremental() { " (incremental)" } else { "" }
+                if f.supports_incremental() {
+                    " (incremental)"
+                } else {
+                    ""
+                }
             ));
-            let mut t = Table::new(&["KEY", "LABEL", "TYPE", "DEFAULT", "REQUIRED", "SENSITIVE", "HELP"]);
+            let mut t = Table::new(&[
+                "KEY",
+                "LABEL",
+                "TYPE",
+                "DEFAULT",
+                "REQUIRED",
+                "SENSITIVE",
+                "HELP",
+            ]);
             for (key, field) in f.default_configuration().fields_in_order() {
                 t.row(vec![
                     key.to_string(),

@@ -19,16 +19,25 @@ pub struct CliError {
 
 impl CliError {
     pub fn failed(message: impl Into<String>) -> Self {
-        Self { code: EXIT_FAILED, message: message.into() }
+        Self {
+            code: EXIT_FAILED,
+            message: message.into(),
+        }
     }
 
     pub fn usage(message: impl Into<String>) -> Self {
-        Self { code: EXIT_USAGE, message: message.into() }
+        Self {
+            code: EXIT_USAGE,
+            message: message.into(),
+        }
     }
 
     /// Adds what was being done in front of the message.
     pub fn context(self, what: impl fmt::Display) -> Self {
-        Self { code: self.code, message: format!("{what}: {}", self.message) }
+        Self {
+            code: self.code,
+            message: format!("{what}: {}", self.message),
+        }
     }
 }
 
@@ -46,7 +55,10 @@ impl From<BackendError> for CliError {
             BackendError::Unreachable(_) => EXIT_UNREACHABLE,
             _ => EXIT_FAILED,
         };
-        Self { code, message: e.to_string() }
+        Self {
+            code,
+            message: e.to_string(),
+        }
     }
 }
 

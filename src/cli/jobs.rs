@@ -12,26 +12,43 @@ pub async fn run(ctx: &mut Context, command: JobsCommand) -> CliResult {
     match command {
         JobsCommand::List(args) => list(ctx, args).await,
         JobsCommand::Show { id } => {
-            let job = ctx.control.get_sync_job(&id).await.map_err(|e| CliError::from(e).context(format!("sync job '{id}'")))?.masked();
+            let job = ctx
+                .control
+                .get_sync_job(&id)
+                .await
+                .map_err(|e| CliError::from(e).context(format!("sync job '{id}'")))?
+                .masked();
             ctx.out.either(&job, || show_text(&job))?;
             Ok(())
         }
-        JobsCommand::Start { connector, job_type } => {
+        JobsCommand::Start {
+            connector,
+            job_type,
+        } => {
             let job_type = JobType::from(job_type);
             let id = ctx
                 .control
                 .create_sync_job(&connector, job_type, TriggerMethod::OnDemand)
                 .await
-                .map_err(|e| CliError::from(e).context(format!("starting a {job_type} sync of '{connector}'")))?;
+                .map_err(|e| {
+                    CliError::from(e)
+                        .context(format!("starting a {job_type} sync of '{connector}'"))
+                })?;
             ctx.out.either(&json!({"id": id, "connector_id": connector, "job_type": job_type}), || {
                 format!("{job_type} sync job '{id}' created for connector '{connector}' (pending until a connectors service claims it)")
             })?;
             Ok(())
         }
         JobsCommand::Cancel { id } => {
-            ctx.control.cancel_sync_job(&id).await.map_err(|e| CliError::from(e).context(format!("canceling sync job '{id}'")))?;
+            ctx.control
+                .cancel_sync_job(&id)
+                .await
+                .map_err(|e| CliError::from(e).context(format!("canceling sync job '{id}'")))?;
             let job = ctx.control.get_sync_job(&id).await?;
-            ctx.out.either(&json!({"id": id, "status": job.status}), || format!("sync job '{id}' is now {}", job.status))?;
+            ctx.out
+                .either(&json!({"id": id, "status": job.status}), || {
+                    format!("sync job '{id}' is now {}", job.status)
+                })?;
             Ok(())
         }
     }
@@ -46,7 +63,10 @@ async fn list(ctx: &mut Context, args: JobListArgs) -> CliResult {
         job_types: args.job_type.into_iter().map(Into::into).collect(),
     };
     let page = ctx.control.list_sync_jobs(&query).await?;
-    let page = crate::model::Page { count: page.count, results: page.results.iter().map(SyncJob::masked).collect() };
+    let page = crate::model::Page {
+        count: page.count,
+        results: page.results.iter().map(SyncJob::masked).collect(),
+    };
     ctx.out.either(&page, || {
         let mut text = jobs_table(&page.results);
         if page.count > page.results.len() as u64 + query.from {
@@ -68,7 +88,18 @@ pub fn jobs_table(jobs: &[SyncJob]) -> String {
     }
     let now = Timestamp::now();
     let mut table = Table::new(&[
-        "ID", "CONNECTOR", "TYPE", "TRIGGER", "STATUS", "INDEXED", "DELETED", "TOTAL", "VOLUME", "STARTED", "DURATION", "WORKER",
+        "ID",
+        "CONNECTOR",
+        "TYPE",
+        "TRIGGER",
+        "STATUS",
+        "INDEXED",
+        "DELETED",
+        "TOTAL",
+        "VOLUME",
+        "STARTED",
+        "DURATION",
+        "WORKER",
     ]);
     for j in jobs {
         table.row(vec![
@@ -81,8 +112,12 @@ pub fn jobs_table(jobs: &[SyncJob]) -> String {
             j.deleted_document_count.to_string(),
             or_dash(j.total_document_count),
             format!("{} MiB", j.indexed_document_volume),
-            j.started_at.map(|t| t.0.format("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_else(|| "-".into()),
-            j.duration(now).map(format_duration).unwrap_or_else(|| "-".into()),
+            j.started_at
+                .map(|t| t.0.format("%Y-%m-%d %H:%M:%S").to_string())
+                .unwrap_or_else(|| "-".into()),
+            j.duration(now)
+                .map(format_duration)
+                .unwrap_or_else(|| "-".into()),
             or_dash(j.worker_hostname.as_deref()),
         ]);
     }
@@ -119,7 +154,12 @@ fn show_text(j: &SyncJob) -> String {
         ("Cancel requested", or_dash(j.cancelation_requested_at)),
         ("Canceled", or_dash(j.canceled_at)),
         ("Last seen", or_dash(j.last_seen)),
-        ("Duration", j.duration(Timestamp::now()).map(format_duration).unwrap_or_else(|| "-".into())),
+        (
+            "Duration",
+            j.duration(Timestamp::now())
+                .map(format_duration)
+                .unwrap_or_else(|| "-".into()),
+        ),
         ("Indexed", j.indexed_document_count.to_string()),
         ("Deleted", j.deleted_document_count.to_string()),
         ("Total in index", or_dash(j.total_document_count)),

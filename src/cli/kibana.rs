@@ -16,7 +16,10 @@ impl From<KibanaError> for CliError {
             KibanaError::Unreachable { .. } => EXIT_UNREACHABLE,
             _ => EXIT_FAILED,
         };
-        CliError { code, message: format!("kibana: {e}") }
+        CliError {
+            code,
+            message: format!("kibana: {e}"),
+        }
     }
 }
 
@@ -52,41 +55,74 @@ pub async fn run(ctx: &mut Context, command: KibanaCommand) -> CliResult {
                         c.id.clone(),
                         c.name.clone(),
                         c.connector_type_id.clone(),
-                        or_dash(c.config.as_ref().and_then(|cfg| cfg.get("index")).and_then(Value::as_str)),
-                        if flags.is_empty() { "ok".to_string() } else { flags.join(", ") },
+                        or_dash(
+                            c.config
+                                .as_ref()
+                                .and_then(|cfg| cfg.get("index"))
+                                .and_then(Value::as_str),
+                        ),
+                        if flags.is_empty() {
+                            "ok".to_string()
+                        } else {
+                            flags.join(", ")
+                        },
                     ]);
                 }
                 t.render()
             })?;
             Ok(())
         }
-        KibanaCommand::CreateIndex { name, index, refresh, execution_time_field } => {
+        KibanaCommand::CreateIndex {
+            name,
+            index,
+            refresh,
+            execution_time_field,
+        } => {
             ctx.ensure_writable("create Kibana connector")?;
             let created = ctx
                 .kibana()?
                 .create_index_connector(&name, &index, refresh, execution_time_field.as_deref())
                 .await?;
-            ctx.out.either(&created, || format!("index connector '{}' created (id {})", created.name, created.id))?;
+            ctx.out.either(&created, || {
+                format!(
+                    "index connector '{}' created (id {})",
+                    created.name, created.id
+                )
+            })?;
             Ok(())
         }
-        KibanaCommand::Execute { id, doc, file, index_override } => {
+        KibanaCommand::Execute {
+            id,
+            doc,
+            file,
+            index_override,
+        } => {
             ctx.ensure_writable("execute Kibana connector")?;
             let documents = match (doc, file) {
                 (Some(doc), _) => documents_from_json(&doc)?,
                 (None, Some(path)) => documents_from_ndjson(&path)?,
                 (None, None) => return Err(CliError::usage("give --doc JSON or --file NDJSON")),
             };
-            let result = ctx.kibana()?.execute_index(&id, &documents, index_override.as_deref()).await?;
+            let result = ctx
+                .kibana()?
+                .execute_index(&id, &documents, index_override.as_deref())
+                .await?;
             if let Some(failure) = result.failure() {
-                return Err(CliError::failed(format!("kibana connector '{id}': {failure}")));
+                return Err(CliError::failed(format!(
+                    "kibana connector '{id}': {failure}"
+                )));
             }
-            ctx.out.either(&result, || format!("{} document(s) sent through '{id}'", documents.len()))?;
+            ctx.out.either(&result, || {
+                format!("{} document(s) sent through '{id}'", documents.len())
+            })?;
             Ok(())
         }
         KibanaCommand::Delete { id } => {
             ctx.ensure_writable("delete Kibana connector")?;
             ctx.kibana()?.delete_connector(&id).await?;
-            ctx.out.either(&json!({"deleted": id}), || format!("kibana connector '{id}' deleted"))?;
+            ctx.out.either(&json!({"deleted": id}), || {
+                format!("kibana connector '{id}' deleted")
+            })?;
             Ok(())
         }
     }
@@ -94,11 +130,14 @@ pub async fn run(ctx: &mut Context, command: KibanaCommand) -> CliResult {
 
 /// `--doc`: one object, or an array of objects.
 fn documents_from_json(text: &str) -> CliResult<Vec<Value>> {
-    let value: Value = serde_json::from_str(text).map_err(|e| CliError::usage(format!("--doc is not JSON: {e}")))?;
+    let value: Value = serde_json::from_str(text)
+        .map_err(|e| CliError::usage(format!("--doc is not JSON: {e}")))?;
     match value {
         Value::Object(_) => Ok(vec![value]),
         Value::Array(items) if items.iter().all(Value::is_object) => Ok(items),
-        _ => Err(CliError::usage("--doc must be a JSON object or an array of objects")),
+        _ => Err(CliError::usage(
+            "--doc must be a JSON object or an array of objects",
+        )),
     }
 }
 
@@ -106,25 +145,40 @@ fn documents_from_json(text: &str) -> CliResult<Vec<Value>> {
 fn documents_from_ndjson(path: &Path) -> CliResult<Vec<Value>> {
     let text = if path == Path::new("-") {
         let mut text = String::new();
-        std::io::stdin().read_to_string(&mut text).map_err(|e| CliError::failed(format!("reading stdin: {e}")))?;
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| CliError::failed(format!("reading stdin: {e}")))?;
         text
     } else {
-        std::fs::read_to_string(path).map_err(|e| CliError::usage(format!("'{}': {e}", path.display())))?
+        std::fs::read_to_string(path)
+            .map_err(|e| CliError::usage(format!("'{}': {e}", path.display())))?
     };
     let mut documents = Vec::new();
     for (n, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
-        let value: Value = serde_json::from_str(line)
-            .map_err(|e| CliError::usage(format!("'{}' line {}: not JSON: {e}", path.display(), n + 1)))?;
+        let value: Value = serde_json::from_str(line).map_err(|e| {
+            CliError::usage(format!(
+                "'{}' line {}: not JSON: {e}",
+                path.display(),
+                n + 1
+            ))
+        })?;
         if !value.is_object() {
-            return Err(CliError::usage(format!("'{}' line {}: not a JSON object", path.display(), n + 1)));
+            return Err(CliError::usage(format!(
+                "'{}' line {}: not a JSON object",
+                path.display(),
+                n + 1
+            )));
         }
         documents.push(value);
     }
     if documents.is_empty() {
-        return Err(CliError::usage(format!("'{}' holds no documents", path.display())));
+        return Err(CliError::usage(format!(
+            "'{}' holds no documents",
+            path.display()
+        )));
     }
     Ok(documents)
 }
@@ -136,7 +190,10 @@ mod tests {
     #[test]
     fn doc_accepts_object_or_array_of_objects() {
         assert_eq!(documents_from_json(r#"{"a":1}"#).unwrap().len(), 1);
-        assert_eq!(documents_from_json(r#"[{"a":1},{"b":2}]"#).unwrap().len(), 2);
+        assert_eq!(
+            documents_from_json(r#"[{"a":1},{"b":2}]"#).unwrap().len(),
+            2
+        );
         assert!(documents_from_json("[1]").is_err());
         assert!(documents_from_json("nope").is_err());
     }

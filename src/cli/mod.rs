@@ -34,7 +34,10 @@ pub async fn run(ctx: &mut Context, command: Option<Command>) -> CliResult {
         Some(Command::Connectors(c)) => connectors::run(ctx, c).await,
         Some(Command::Jobs(c)) => jobs::run(ctx, c).await,
         Some(Command::Kibana(c)) => kibana::run(ctx, c).await,
-        Some(Command::Sync { connector, job_type }) => engine::sync(ctx, &connector, job_type).await,
+        Some(Command::Sync {
+            connector,
+            job_type,
+        }) => engine::sync(ctx, &connector, job_type).await,
         Some(Command::Serve(args)) => engine::serve(ctx, args).await,
         Some(Command::Dlq(c)) => engine::dlq(ctx, c).await,
         Some(Command::Sources) => engine::sources(ctx),
@@ -59,6 +62,10 @@ async fn overview(ctx: &mut Context) -> CliResult {
     if !ctx.out.json {
         ctx.out.text("")?;
     }
-    connectors::run(ctx, args::ConnectorsCommand::List(ConnectorListArgs::default())).await?;
+    connectors::run(
+        ctx,
+        args::ConnectorsCommand::List(ConnectorListArgs::default()),
+    )
+    .await?;
     checked
 }

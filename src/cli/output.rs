@@ -14,7 +14,10 @@ pub struct Table {
 
 impl Table {
     pub fn new(headers: &[&str]) -> Self {
-        Self { headers: headers.iter().map(|h| h.to_string()).collect(), rows: Vec::new() }
+        Self {
+            headers: headers.iter().map(|h| h.to_string()).collect(),
+            rows: Vec::new(),
+        }
     }
 
     pub fn row(&mut self, cells: Vec<String>) {
@@ -55,7 +58,11 @@ impl Table {
 
 /// A key/value listing for `show` commands.
 pub fn details(pairs: &[(&str, String)]) -> String {
-    let width = pairs.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(0);
+    let width = pairs
+        .iter()
+        .map(|(k, _)| k.chars().count())
+        .max()
+        .unwrap_or(0);
     pairs
         .iter()
         .map(|(k, v)| format!("{k:<width$}  {v}\n"))
@@ -70,12 +77,18 @@ pub struct Output {
 
 impl Output {
     pub fn stdout(json: bool) -> Self {
-        Self { json, out: Box::new(io::stdout()) }
+        Self {
+            json,
+            out: Box::new(io::stdout()),
+        }
     }
 
     /// An output into a shared buffer, for tests.
     pub fn buffer(json: bool, buffer: std::sync::Arc<std::sync::Mutex<Vec<u8>>>) -> Self {
-        Self { json, out: Box::new(SharedBuffer(buffer)) }
+        Self {
+            json,
+            out: Box::new(SharedBuffer(buffer)),
+        }
     }
 
     pub fn text(&mut self, text: &str) -> io::Result<()> {
@@ -100,8 +113,16 @@ impl Output {
     }
 
     /// JSON with `--json`, else the human rendering.
-    pub fn either<T: Serialize + ?Sized>(&mut self, value: &T, human: impl FnOnce() -> String) -> io::Result<()> {
-        if self.json { self.json(value) } else { self.text(&human()) }
+    pub fn either<T: Serialize + ?Sized>(
+        &mut self,
+        value: &T,
+        human: impl FnOnce() -> String,
+    ) -> io::Result<()> {
+        if self.json {
+            self.json(value)
+        } else {
+            self.text(&human())
+        }
     }
 }
 
@@ -109,7 +130,10 @@ struct SharedBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
 
 impl Write for SharedBuffer {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let mut guard = self.0.lock().map_err(|_| io::Error::other("buffer poisoned"))?;
+        let mut guard = self
+            .0
+            .lock()
+            .map_err(|_| io::Error::other("buffer poisoned"))?;
         guard.extend_from_slice(buf);
         Ok(buf.len())
     }
@@ -129,7 +153,9 @@ pub fn ellipsize(text: &str, max: usize) -> String {
 
 /// `-` for a missing value.
 pub fn or_dash<T: ToString>(value: Option<T>) -> String {
-    value.map(|v| v.to_string()).unwrap_or_else(|| "-".to_string())
+    value
+        .map(|v| v.to_string())
+        .unwrap_or_else(|| "-".to_string())
 }
 
 #[cfg(test)]

@@ -25,7 +25,10 @@ pub enum Auth {
     None,
     /// The encoded API key (base64 of `id:key`), sent as `Authorization: ApiKey <key>`.
     ApiKey(Secret),
-    Basic { username: String, password: Secret },
+    Basic {
+        username: String,
+        password: Secret,
+    },
     Bearer(Secret),
 }
 
@@ -77,7 +80,11 @@ pub struct TlsSettings {
 
 impl Default for TlsSettings {
     fn default() -> Self {
-        Self { ca_file: None, verify: true, fingerprint: None }
+        Self {
+            ca_file: None,
+            verify: true,
+            fingerprint: None,
+        }
     }
 }
 

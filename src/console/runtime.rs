@@ -206,7 +206,9 @@ impl Console {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
         let mut stop = Box::pin(stop_signal());
-        let mut last_draw = Instant::now().checked_sub(FRAME_INTERVAL).unwrap_or_else(Instant::now);
+        let mut last_draw = Instant::now()
+            .checked_sub(FRAME_INTERVAL)
+            .unwrap_or_else(Instant::now);
         loop {
             let mut next_draw = None;
             if self.state.dirty {

@@ -53,7 +53,11 @@ struct Building {
 
 impl Building {
     fn new(capacity: usize, items: usize) -> Self {
-        Self { body: Vec::with_capacity(capacity), items: Vec::with_capacity(items), created: Instant::now() }
+        Self {
+            body: Vec::with_capacity(capacity),
+            items: Vec::with_capacity(items),
+            created: Instant::now(),
+        }
     }
 
     fn is_empty(&self) -> bool {
@@ -62,7 +66,6 @@ impl Building {
 }
 
 impl Batch {
-
     pub fn len(&self) -> usize {
         self.items.len()
     }
@@ -83,7 +86,8 @@ impl Batch {
         let mut out = Building::new(size, items.len());
         for item in items {
             let start = out.body.len();
-            out.body.extend_from_slice(self.body.get(item.start..item.end).unwrap_or_default());
+            out.body
+                .extend_from_slice(self.body.get(item.start..item.end).unwrap_or_default());
             let shift = |pos: usize| pos - item.start + start;
             out.items.push(BatchItem {
                 id: item.id.clone(),
@@ -94,7 +98,12 @@ impl Batch {
                 attempts: item.attempts + 1,
             });
         }
-        Batch { seq, body: Bytes::from(out.body), items: out.items, created: Instant::now() }
+        Batch {
+            seq,
+            body: Bytes::from(out.body),
+            items: out.items,
+            created: Instant::now(),
+        }
     }
 }
 
@@ -131,7 +140,12 @@ impl BatchBuilder {
             None => Vec::new(),
         };
         let capacity = limits.max_bytes.min(FIRST_BODY_CAPACITY);
-        Self { limits, pipeline_fields, current: Building::new(capacity, 0), next_seq: 1 }
+        Self {
+            limits,
+            pipeline_fields,
+            current: Building::new(capacity, 0),
+            next_seq: 1,
+        }
     }
 
     /// Bytes in the batch being built.
@@ -150,7 +164,12 @@ impl BatchBuilder {
 
     /// Adds an `index` action with the whole document. Returns a full batch when the limits
     /// were reached (the document is then in the next batch).
-    pub fn push_index(&mut self, id: String, timestamp: Option<&str>, fields: &mut Map<String, Value>) -> Option<Batch> {
+    pub fn push_index(
+        &mut self,
+        id: String,
+        timestamp: Option<&str>,
+        fields: &mut Map<String, Value>,
+    ) -> Option<Batch> {
         let mark = self.current.body.len();
         let item_start = mark;
         write_action(&mut self.current.body, "index", &id);
@@ -203,9 +222,22 @@ impl BatchBuilder {
         self.finish_item(id, BulkOp::Delete, item_start, end)
     }
 
-    fn finish_item(&mut self, id: String, op: BulkOp, start: usize, source_start: usize) -> Option<Batch> {
+    fn finish_item(
+        &mut self,
+        id: String,
+        op: BulkOp,
+        start: usize,
+        source_start: usize,
+    ) -> Option<Batch> {
         let end = self.current.body.len();
-        let item = BatchItem { id, op, start, source_start, end, attempts: 0 };
+        let item = BatchItem {
+            id,
+            op,
+            start,
+            source_start,
+            end,
+            attempts: 0,
+        };
         let over_bytes = end > self.limits.max_bytes && !self.current.items.is_empty();
         if over_bytes {
             // This document does not fit: cut before it and start the next batch with it.
@@ -223,7 +255,9 @@ impl BatchBuilder {
             return Some(full);
         }
         self.current.items.push(item);
-        if self.current.items.len() >= self.limits.max_docs || self.current.body.len() >= self.limits.max_bytes {
+        if self.current.items.len() >= self.limits.max_docs
+            || self.current.body.len() >= self.limits.max_bytes
+        {
             return Some(self.take_current());
         }
         None
@@ -245,9 +279,16 @@ impl BatchBuilder {
         let seq = self.next_seq();
         // The next body is likely the size of this one: reserve that and an eighth more.
         let (used, docs) = (self.current.body.len(), self.current.items.len());
-        let capacity = (used + used / 8).min(self.limits.max_bytes).min(MAX_BODY_CAPACITY);
+        let capacity = (used + used / 8)
+            .min(self.limits.max_bytes)
+            .min(MAX_BODY_CAPACITY);
         let done = std::mem::replace(&mut self.current, Building::new(capacity, docs));
-        Batch { seq, body: Bytes::from(done.body), items: done.items, created: done.created }
+        Batch {
+            seq,
+            body: Bytes::from(done.body),
+            items: done.items,
+            created: done.created,
+        }
     }
 }
 
@@ -299,7 +340,9 @@ const fn needs_escape(word: u64) -> bool {
     const fn has_less(x: u64, n: u64) -> bool {
         x.wrapping_sub(ONES * n) & !x & HIGHS != 0
     }
-    has_less(word, 0x20) || has_less(word ^ (ONES * b'"' as u64), 1) || has_less(word ^ (ONES * b'\\' as u64), 1)
+    has_less(word, 0x20)
+        || has_less(word ^ (ONES * b'"' as u64), 1)
+        || has_less(word ^ (ONES * b'\\' as u64), 1)
 }
 
 /// A JSON string, byte for byte as `serde_json` writes it, eight plain bytes at a time: most
@@ -311,7 +354,9 @@ fn write_json_str(body: &mut Vec<u8>, s: &str) {
     let mut copied = 0;
     let mut i = 0;
     while i < bytes.len() {
-        if let Some(chunk) = bytes.get(i..i + 8).and_then(|c| <[u8; 8]>::try_from(c).ok())
+        if let Some(chunk) = bytes
+            .get(i..i + 8)
+            .and_then(|c| <[u8; 8]>::try_from(c).ok())
             && !needs_escape(u64::from_le_bytes(chunk))
         {
             i += 8;
@@ -399,17 +444,32 @@ mod tests {
     }
 
     fn limits(docs: usize, bytes: usize) -> BatchLimits {
-        BatchLimits { max_docs: docs, max_bytes: bytes }
+        BatchLimits {
+            max_docs: docs,
+            max_bytes: bytes,
+        }
     }
 
     fn lines(batch: &Batch) -> Vec<Value> {
-        batch.body.split(|b| *b == b'\n').filter(|l| !l.is_empty()).map(|l| serde_json::from_slice(l).unwrap()).collect()
+        batch
+            .body
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_slice(l).unwrap())
+            .collect()
     }
 
     #[test]
     fn index_lines_carry_id_timestamp_and_pipeline_flags() {
         let mut b = BatchBuilder::new(limits(10, 1 << 20), Some(&Pipeline::default()));
-        assert!(b.push_index("a\"1".into(), Some("2024-01-01T00:00:00Z"), &mut fields(json!({"x": 1, "id": "dup"}))).is_none());
+        assert!(
+            b.push_index(
+                "a\"1".into(),
+                Some("2024-01-01T00:00:00Z"),
+                &mut fields(json!({"x": 1, "id": "dup"}))
+            )
+            .is_none()
+        );
         assert!(b.push_index("b".into(), None, &mut Map::new()).is_none());
         let batch = b.flush().unwrap();
         let l = lines(&batch);
@@ -437,13 +497,24 @@ mod tests {
         let mut b = BatchBuilder::new(limits(1000, 200), None);
         let mut cut = Vec::new();
         for i in 0..10 {
-            cut.extend(b.push_index(format!("d{i}"), None, &mut fields(json!({"pad": "x".repeat(60)}))));
+            cut.extend(b.push_index(
+                format!("d{i}"),
+                None,
+                &mut fields(json!({"pad": "x".repeat(60)})),
+            ));
         }
         cut.extend(b.flush());
-        let ids: Vec<String> = cut.iter().flat_map(|b| b.items.iter().map(|i| i.id.clone())).collect();
+        let ids: Vec<String> = cut
+            .iter()
+            .flat_map(|b| b.items.iter().map(|i| i.id.clone()))
+            .collect();
         assert_eq!(ids, (0..10).map(|i| format!("d{i}")).collect::<Vec<_>>());
         for batch in &cut {
-            assert!(batch.body.len() <= 200 || batch.len() == 1, "batch of {} bytes", batch.body.len());
+            assert!(
+                batch.body.len() <= 200 || batch.len() == 1,
+                "batch of {} bytes",
+                batch.body.len()
+            );
             for (item, pair) in batch.items.iter().zip(lines(batch).chunks(2)) {
                 assert_eq!(pair[0]["index"]["_id"], item.id.as_str());
                 assert_eq!(pair[1]["id"], item.id.as_str());
@@ -481,8 +552,21 @@ mod tests {
 
     #[test]
     fn strings_are_escaped_exactly_as_serde_json_does() {
-        let mut samples: Vec<String> = (0u8..=0x7f).map(|b| format!("ab{}cdefghij{}", b as char, b as char)).collect();
-        samples.extend(["", "\"", "\\", "12345678", "1234567\"", "é ü 日本語 \u{1F600}", "\u{7f}\u{80}\u{2028}"].map(String::from));
+        let mut samples: Vec<String> = (0u8..=0x7f)
+            .map(|b| format!("ab{}cdefghij{}", b as char, b as char))
+            .collect();
+        samples.extend(
+            [
+                "",
+                "\"",
+                "\\",
+                "12345678",
+                "1234567\"",
+                "é ü 日本語 \u{1F600}",
+                "\u{7f}\u{80}\u{2028}",
+            ]
+            .map(String::from),
+        );
         samples.push("plain text that is long enough for several eight-byte words".repeat(3));
         for s in &samples {
             let mut out = Vec::new();

@@ -77,7 +77,11 @@ pub async fn run(
     let index = parts.sink.settings().index.clone();
     let full = settings.mode == SyncMode::Full;
     parts.progress.set_total_hint(source.total_hint().await);
-    let existing = if full { Some(ExistingDocs::load(parts.store.as_ref(), &index).await?) } else { None };
+    let existing = if full {
+        Some(ExistingDocs::load(parts.store.as_ref(), &index).await?)
+    } else {
+        None
+    };
 
     let work = cancel.child_token();
     let (item_tx, mut item_rx) = ItemSender::channel(1024);
@@ -92,7 +96,10 @@ pub async fn run(
 
     let workers = Workers::start(&parts, &settings.engine, work.clone());
     parts.progress.set_phase(Phase::Extracting);
-    let limits = BatchLimits { max_docs: settings.engine.batch_max_docs, max_bytes: settings.engine.batch_max_bytes };
+    let limits = BatchLimits {
+        max_docs: settings.engine.batch_max_docs,
+        max_bytes: settings.engine.batch_max_bytes,
+    };
     let mut builder = BatchBuilder::new(limits, settings.pipeline.as_ref());
     let mut seen = SeenIds::default();
     let mut skipped = 0u64;
@@ -121,7 +128,17 @@ pub async fn run(
                 SourceItem::Upsert(doc) => {
                     seen_count += 1;
                     parts.progress.add_seen(1);
-                    if let Some(batch) = upsert(doc, &settings, existing.as_ref(), &mut seen, &mut skipped, &mut builder, &parts.progress).await {
+                    if let Some(batch) = upsert(
+                        doc,
+                        &settings,
+                        existing.as_ref(),
+                        &mut seen,
+                        &mut skipped,
+                        &mut builder,
+                        &parts.progress,
+                    )
+                    .await
+                    {
                         workers.send(batch).await?;
                     }
                 }
@@ -139,8 +156,14 @@ pub async fn run(
                         workers.send(batch).await?;
                     }
                 }
-                SourceItem::Invalid { id, reason, mut raw } => {
-                    if let Some(t) = &settings.transform { t.apply_to_raw(&mut raw); }
+                SourceItem::Invalid {
+                    id,
+                    reason,
+                    mut raw,
+                } => {
+                    if let Some(t) = &settings.transform {
+                        t.apply_to_raw(&mut raw);
+                    }
                     seen_count += 1;
                     parts.progress.add_seen(1);
                     dead_letter_invalid(&parts, &index, id, reason, raw).await?;
@@ -183,11 +206,23 @@ pub async fn run(
     };
     if full {
         parts.progress.set_phase(Phase::Deleting);
-        let deleted = delete_unseen(&parts, &settings, seen.finish(), &index, cancel.child_token()).await?;
+        let deleted = delete_unseen(
+            &parts,
+            &settings,
+            seen.finish(),
+            &index,
+            cancel.child_token(),
+        )
+        .await?;
         delivered.deleted += deleted.deleted;
         delivered.dead_lettered += deleted.dead_lettered;
     }
-    Ok(PipelineOutcome { delivered, cursor, seen: seen_count, skipped })
+    Ok(PipelineOutcome {
+        delivered,
+        cursor,
+        seen: seen_count,
+        skipped,
+    })
 }
 
 /// Handles one whole document: sync rules, the unchanged skip, lazy content, serialisation.
@@ -200,36 +235,48 @@ async fn upsert(
     builder: &mut BatchBuilder,
     progress: &Progress,
 ) -> Option<Batch> {
-    if let Some(rules) = &settings.rules {
-        if !rules.should_index(&doc.fields) {
+    if let Some(rules) = &settings.rules
+        && !rules.should_index(&doc.fields) {
             // Excluded documents are not "seen": a full sync removes them from the index.
             *skipped += 1;
             progress.add_skipped(1);
             return None;
         }
-    }
     seen.insert(&doc.id);
-    if let (Some(existing), Some(ts)) = (existing, doc.timestamp.as_deref()) {
-        if existing.unchanged(&doc.id, ts) {
+    if let (Some(existing), Some(ts)) = (existing, doc.timestamp.as_deref())
+        && existing.unchanged(&doc.id, ts) {
             *skipped += 1;
             progress.add_skipped(1);
             return None;
         }
-    }
     if let Some(fetch) = doc.content.take() {
         match fetch().await {
             Ok(content) => doc.fields.extend(content),
             Err(e) => {
                 // Indexed without its content, the reason on the document: nothing is lost.
-                doc.fields.insert("_extraction_error".to_string(), Value::String(e.to_string()));
+                doc.fields.insert(
+                    "_extraction_error".to_string(),
+                    Value::String(e.to_string()),
+                );
             }
         }
     }
     // A binary attachment becomes body text here when the connector's pipeline asks for it
     // (the framework's `extract_binary_content`); a failure is recorded on the document.
-    let extract = settings.pipeline.as_ref().is_none_or(|p| p.extract_binary_content);
-    if extract && doc.fields.contains_key(crate::sources::extract::ATTACHMENT_FIELD) {
-        crate::sources::extract::extract_attachment(&mut doc.fields, &crate::sources::extract::ExtractLimits::default()).await;
+    let extract = settings
+        .pipeline
+        .as_ref()
+        .is_none_or(|p| p.extract_binary_content);
+    if extract
+        && doc
+            .fields
+            .contains_key(crate::sources::extract::ATTACHMENT_FIELD)
+    {
+        crate::sources::extract::extract_attachment(
+            &mut doc.fields,
+            &crate::sources::extract::ExtractLimits::default(),
+        )
+        .await;
     }
     super::transform::apply(settings.transform.as_ref(), &mut doc.fields);
     builder.push_index(doc.id, doc.timestamp.as_deref(), &mut doc.fields)
@@ -258,8 +305,17 @@ async fn dead_letter_invalid(
         .await
         .map_err(|e| SinkError::DeadLetterQueue(super::dlq::DlqError::Internal(e.to_string())))?
         .map_err(SinkError::from)?;
-    parts.progress.add_batch(&BatchTally { dead_lettered: 1, ..Default::default() });
-    parts.progress.push_outcomes([DocOutcome { id, outcome: Outcome::DeadLettered, bytes: 0, latency_ms: 0, reason: Some(reason) }]);
+    parts.progress.add_batch(&BatchTally {
+        dead_lettered: 1,
+        ..Default::default()
+    });
+    parts.progress.push_outcomes([DocOutcome {
+        id,
+        outcome: Outcome::DeadLettered,
+        bytes: 0,
+        latency_ms: 0,
+        reason: Some(reason),
+    }]);
     Ok(())
 }
 
@@ -271,14 +327,24 @@ async fn delete_unseen(
     index: &str,
     cancel: CancellationToken,
 ) -> Result<Delivered, PipelineError> {
-    let scan_error = |source| PipelineError::Scan { index: index.to_string(), source };
+    let scan_error = |source| PipelineError::Scan {
+        index: index.to_string(),
+        source,
+    };
     if !parts.store.index_exists(index).await.map_err(scan_error)? {
         return Ok(Delivered::default());
     }
     let workers = Workers::start(parts, &settings.engine, cancel.clone());
-    let limits = BatchLimits { max_docs: settings.engine.batch_max_docs, max_bytes: settings.engine.batch_max_bytes };
+    let limits = BatchLimits {
+        max_docs: settings.engine.batch_max_docs,
+        max_bytes: settings.engine.batch_max_bytes,
+    };
     let mut builder = BatchBuilder::new(limits, None);
-    let mut scan = parts.store.scan_ids(index, 1000).await.map_err(scan_error)?;
+    let mut scan = parts
+        .store
+        .scan_ids(index, 1000)
+        .await
+        .map_err(scan_error)?;
     let scanned = async {
         while let Some(page) = scan.next_page().await.map_err(scan_error)? {
             for meta in seen.unseen(page) {
@@ -325,7 +391,9 @@ impl Buckets {
         if len < 64 || len > u32::MAX as usize {
             return Self::default();
         }
-        let bits = (usize::BITS - 1 - len.leading_zeros()).saturating_sub(2).clamp(1, 30);
+        let bits = (usize::BITS - 1 - len.leading_zeros())
+            .saturating_sub(2)
+            .clamp(1, 30);
         let shift = 64 - bits;
         let buckets = 1usize << bits;
         let mut starts = Vec::with_capacity(buckets + 1);
@@ -383,15 +451,23 @@ impl SeenIds {
     fn contains_hash(&self, hash: u64) -> bool {
         debug_assert!(self.sorted);
         let range = self.buckets.range(hash, self.hashes.len());
-        self.hashes.get(range).is_some_and(|near| near.binary_search(&hash).is_ok())
+        self.hashes
+            .get(range)
+            .is_some_and(|near| near.binary_search(&hash).is_ok())
     }
 
     /// The documents of a scanned page this sync did not see. The whole page is hashed
     /// before any lookup, so the lookups' cache misses overlap instead of queueing.
     fn unseen(&self, page: Vec<DocMeta>) -> Vec<DocMeta> {
         let hashes: Vec<u64> = page.iter().map(|meta| id_hash(&meta.id)).collect();
-        let seen: Vec<bool> = hashes.iter().map(|hash| self.contains_hash(*hash)).collect();
-        page.into_iter().zip(seen).filter_map(|(meta, seen)| (!seen).then_some(meta)).collect()
+        let seen: Vec<bool> = hashes
+            .iter()
+            .map(|hash| self.contains_hash(*hash))
+            .collect();
+        page.into_iter()
+            .zip(seen)
+            .filter_map(|(meta, seen)| (!seen).then_some(meta))
+            .collect()
     }
 }
 
@@ -404,10 +480,16 @@ struct ExistingDocs {
 
 impl ExistingDocs {
     async fn load(store: &dyn DocumentStore, index: &str) -> Result<Self, PipelineError> {
-        let scan_error = |source| PipelineError::Scan { index: index.to_string(), source };
+        let scan_error = |source| PipelineError::Scan {
+            index: index.to_string(),
+            source,
+        };
         let mut entries = Vec::new();
         if !store.index_exists(index).await.map_err(scan_error)? {
-            return Ok(Self { entries, buckets: Buckets::default() });
+            return Ok(Self {
+                entries,
+                buckets: Buckets::default(),
+            });
         }
         let mut scan = store.scan_ids(index, 1000).await.map_err(scan_error)?;
         let result = async {
@@ -432,7 +514,10 @@ impl ExistingDocs {
 
     fn unchanged(&self, id: &str, timestamp: &str) -> bool {
         let key = id_hash(id);
-        let Some(near) = self.entries.get(self.buckets.range(key, self.entries.len())) else {
+        let Some(near) = self
+            .entries
+            .get(self.buckets.range(key, self.entries.len()))
+        else {
             return false;
         };
         match near.binary_search_by_key(&key, |(k, _)| *k) {
@@ -485,11 +570,15 @@ const PERMIT_BYTES: usize = 1024;
 impl Workers {
     fn start(parts: &PipelineParts, engine: &EngineSettings, cancel: CancellationToken) -> Self {
         let n = engine.max_in_flight.max(1);
-        let total_permits = (engine.queue_max_bytes / PERMIT_BYTES).clamp(1, u32::MAX as usize >> 4) as u32;
+        let total_permits =
+            (engine.queue_max_bytes / PERMIT_BYTES).clamp(1, u32::MAX as usize >> 4) as u32;
         let bytes = Arc::new(Semaphore::new(total_permits as usize));
         let (tx, rx) = mpsc::channel::<(Batch, tokio::sync::OwnedSemaphorePermit)>(n * 2);
         let rx = Arc::new(tokio::sync::Mutex::new(rx));
-        let state = Arc::new(Mutex::new(CheckpointState { out: parts.checkpoints.clone(), ..Default::default() }));
+        let state = Arc::new(Mutex::new(CheckpointState {
+            out: parts.checkpoints.clone(),
+            ..Default::default()
+        }));
         let handles = (0..n)
             .map(|_| {
                 let rx = rx.clone();
@@ -544,13 +633,25 @@ impl Workers {
                 })
             })
             .collect();
-        Self { tx: Some(tx), handles, bytes, total_permits, state, progress: parts.progress.clone() }
+        Self {
+            tx: Some(tx),
+            handles,
+            bytes,
+            total_permits,
+            state,
+            progress: parts.progress.clone(),
+        }
     }
 
     /// Queues a batch, waiting while the queue holds its byte bound (backpressure).
     async fn send(&self, batch: Batch) -> Result<(), PipelineError> {
         let kib = (batch.body.len() / PERMIT_BYTES + 1).min(self.total_permits as usize) as u32;
-        let permit = self.bytes.clone().acquire_many_owned(kib).await.map_err(|_| PipelineError::Canceled)?;
+        let permit = self
+            .bytes
+            .clone()
+            .acquire_many_owned(kib)
+            .await
+            .map_err(|_| PipelineError::Canceled)?;
         {
             let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
             s.in_flight.insert(batch.seq);
@@ -559,8 +660,12 @@ impl Workers {
             s.queued_docs += batch.len() as u64;
             self.progress.set_queue(s.queued_bytes, s.queued_docs);
         }
-        let Some(tx) = &self.tx else { return Err(PipelineError::Canceled) };
-        tx.send((batch, permit)).await.map_err(|_| PipelineError::Canceled)
+        let Some(tx) = &self.tx else {
+            return Err(PipelineError::Canceled);
+        };
+        tx.send((batch, permit))
+            .await
+            .map_err(|_| PipelineError::Canceled)
     }
 
     /// Registers a cursor that becomes safe once every batch sent so far is settled.
@@ -590,7 +695,9 @@ impl Workers {
                     }
                 }
                 Err(e) => {
-                    first_error.get_or_insert(SinkError::DeadLetterQueue(super::dlq::DlqError::Internal(format!("a sink worker failed: {e}"))));
+                    first_error.get_or_insert(SinkError::DeadLetterQueue(
+                        super::dlq::DlqError::Internal(format!("a sink worker failed: {e}")),
+                    ));
                 }
             }
         }
@@ -600,7 +707,6 @@ impl Workers {
         }
     }
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -616,33 +722,55 @@ mod tests {
                 seen.insert(&format!("doc-{i}"));
             }
             let seen = seen.finish();
-            assert!((0..n).all(|i| seen.contains(&format!("doc-{i}"))), "{n} ids");
-            assert!(!(0..1000).any(|i| seen.contains(&format!("other-{i}"))), "{n} ids");
+            assert!(
+                (0..n).all(|i| seen.contains(&format!("doc-{i}"))),
+                "{n} ids"
+            );
+            assert!(
+                !(0..1000).any(|i| seen.contains(&format!("other-{i}"))),
+                "{n} ids"
+            );
             // Page order is kept; only ids not seen come back.
             let scanned = [3usize, 70_000, 5, 80_000];
-            let page = scanned.map(|i| DocMeta { id: format!("doc-{i}"), timestamp: None }).to_vec();
+            let page = scanned
+                .map(|i| DocMeta {
+                    id: format!("doc-{i}"),
+                    timestamp: None,
+                })
+                .to_vec();
             let unseen: Vec<String> = seen.unseen(page).into_iter().map(|m| m.id).collect();
-            let expected: Vec<String> = scanned.iter().filter(|i| **i >= n).map(|i| format!("doc-{i}")).collect();
+            let expected: Vec<String> = scanned
+                .iter()
+                .filter(|i| **i >= n)
+                .map(|i| format!("doc-{i}"))
+                .collect();
             assert_eq!(unseen, expected, "{n} ids");
         }
     }
 
     #[test]
     fn buckets_cover_the_extremes_of_the_hash_space() {
-        let mut hashes: Vec<u64> = (0..1000u64).map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15)).collect();
+        let mut hashes: Vec<u64> = (0..1000u64)
+            .map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+            .collect();
         hashes.extend([0, 1, u64::MAX - 1, u64::MAX]);
         hashes.sort_unstable();
         hashes.dedup();
         let buckets = Buckets::new(hashes.iter().copied());
         assert!(!buckets.starts.is_empty());
         for (i, hash) in hashes.iter().enumerate() {
-            assert!(buckets.range(*hash, hashes.len()).contains(&i), "hash {hash:#x}");
+            assert!(
+                buckets.range(*hash, hashes.len()).contains(&i),
+                "hash {hash:#x}"
+            );
         }
     }
 
     #[test]
     fn existing_docs_skip_only_unchanged_timestamps() {
-        let mut entries: Vec<(u64, u64)> = (0..500).map(|i| (id_hash(&format!("doc-{i}")), id_hash(&format!("t{i}")))).collect();
+        let mut entries: Vec<(u64, u64)> = (0..500)
+            .map(|i| (id_hash(&format!("doc-{i}")), id_hash(&format!("t{i}"))))
+            .collect();
         entries.sort_unstable();
         let buckets = Buckets::new(entries.iter().map(|(id, _)| *id));
         let existing = ExistingDocs { entries, buckets };

@@ -181,7 +181,11 @@ pub struct ProgressSnapshot {
 }
 
 impl Progress {
-    pub fn new(job_id: impl Into<String>, connector_id: impl Into<String>, index: impl Into<String>) -> Self {
+    pub fn new(
+        job_id: impl Into<String>,
+        connector_id: impl Into<String>,
+        index: impl Into<String>,
+    ) -> Self {
         Self {
             job_id: job_id.into(),
             connector_id: connector_id.into(),
@@ -216,7 +220,8 @@ impl Progress {
         c.indexed.fetch_add(b.indexed, Ordering::Relaxed);
         c.updated.fetch_add(b.updated, Ordering::Relaxed);
         c.deleted.fetch_add(b.deleted, Ordering::Relaxed);
-        c.dead_lettered.fetch_add(b.dead_lettered, Ordering::Relaxed);
+        c.dead_lettered
+            .fetch_add(b.dead_lettered, Ordering::Relaxed);
         c.retried.fetch_add(b.retried, Ordering::Relaxed);
         c.bytes.fetch_add(b.bytes, Ordering::Relaxed);
     }
@@ -224,8 +229,13 @@ impl Progress {
     pub fn bulk_done(&self, latency: Duration, failed: bool) {
         self.counters.bulk_requests.fetch_add(1, Ordering::Relaxed);
         let ms = latency.as_millis() as u64;
-        self.counters.latency_sum_ms.fetch_add(ms, Ordering::Relaxed);
-        let bucket = LATENCY_BUCKETS_MS.iter().position(|b| ms <= *b).unwrap_or(LATENCY_BUCKETS_MS.len());
+        self.counters
+            .latency_sum_ms
+            .fetch_add(ms, Ordering::Relaxed);
+        let bucket = LATENCY_BUCKETS_MS
+            .iter()
+            .position(|b| ms <= *b)
+            .unwrap_or(LATENCY_BUCKETS_MS.len());
         self.counters.latency_buckets[bucket].fetch_add(1, Ordering::Relaxed);
         if failed {
             self.counters.bulk_failures.fetch_add(1, Ordering::Relaxed);
@@ -235,11 +245,16 @@ impl Progress {
     /// One more (`1`) or one fewer (`-1`) bulk request in flight.
     pub fn set_in_flight_delta(&self, delta: i64) {
         if delta >= 0 {
-            self.counters.in_flight.fetch_add(delta as u64, Ordering::Relaxed);
+            self.counters
+                .in_flight
+                .fetch_add(delta as u64, Ordering::Relaxed);
         } else {
-            let _ = self.counters.in_flight.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
-                Some(v.saturating_sub(delta.unsigned_abs()))
-            });
+            let _ =
+                self.counters
+                    .in_flight
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                        Some(v.saturating_sub(delta.unsigned_abs()))
+                    });
         }
     }
 
@@ -297,7 +312,11 @@ impl Progress {
 
     /// Bulk requests per latency bucket (not cumulative), `LATENCY_BUCKETS_MS` then the rest.
     pub fn latency_histogram(&self) -> Vec<u64> {
-        self.counters.latency_buckets.iter().map(|b| b.load(Ordering::Relaxed)).collect()
+        self.counters
+            .latency_buckets
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .collect()
     }
 
     /// Sum of bulk request latencies in milliseconds.
@@ -312,7 +331,8 @@ impl Progress {
         if let Some((at, before)) = slow.last_sample {
             let secs = now.saturating_duration_since(at).as_secs_f64();
             if secs > 0.0 {
-                let docs = (counters.handled() + counters.deleted) - (before.handled() + before.deleted);
+                let docs =
+                    (counters.handled() + counters.deleted) - (before.handled() + before.deleted);
                 let sample = RateSample {
                     docs_per_sec: docs as f64 / secs,
                     bytes_per_sec: counters.bytes.saturating_sub(before.bytes) as f64 / secs,
@@ -356,7 +376,8 @@ impl Progress {
             docs_per_sec: last.docs_per_sec,
             bytes_per_sec: last.bytes_per_sec,
             avg_docs_per_sec: avg,
-            avg_bulk_latency_ms: self.counters.latency_sum_ms.load(Ordering::Relaxed) as f64 / requests as f64,
+            avg_bulk_latency_ms: self.counters.latency_sum_ms.load(Ordering::Relaxed) as f64
+                / requests as f64,
             eta_ms,
             rates: slow.rates.iter().copied().collect(),
             breaker: slow.breaker.clone(),
@@ -366,7 +387,9 @@ impl Progress {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Slow> {
         // A reader that panicked while holding the lock must not stop the sync.
-        self.slow.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.slow
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -392,10 +415,21 @@ mod tests {
         p.add_seen(10);
         let t0 = Instant::now();
         p.sample(t0);
-        p.add_batch(&BatchTally { indexed: 8, dead_lettered: 2, bytes: 1000, ..Default::default() });
+        p.add_batch(&BatchTally {
+            indexed: 8,
+            dead_lettered: 2,
+            bytes: 1000,
+            ..Default::default()
+        });
         p.sample(t0 + Duration::from_secs(2));
         for i in 0..(RECENT_CAPACITY + 5) {
-            p.push_outcomes([DocOutcome { id: format!("d{i}"), outcome: Outcome::Indexed, bytes: 1, latency_ms: 1, reason: None }]);
+            p.push_outcomes([DocOutcome {
+                id: format!("d{i}"),
+                outcome: Outcome::Indexed,
+                bytes: 1,
+                latency_ms: 1,
+                reason: None,
+            }]);
         }
         let s = p.snapshot();
         assert_eq!(s.counters.handled(), 10);

@@ -57,7 +57,12 @@ pub async fn retry_dead_letters(
             shared_breaker.clone(),
             progress,
             // A hand retry of known-bad documents must not trip on their error rate.
-            ErrorMonitor::new(MonitorSettings { max_consecutive: u32::MAX, max_total: u64::MAX, max_rate: 1.1, ..MonitorSettings::default() }),
+            ErrorMonitor::new(MonitorSettings {
+                max_consecutive: u32::MAX,
+                max_total: u64::MAX,
+                max_rate: 1.1,
+                ..MonitorSettings::default()
+            }),
             SinkSettings {
                 connector_id: String::new(),
                 job_id: String::new(),
@@ -69,7 +74,10 @@ pub async fn retry_dead_letters(
                 retry_max: engine.retry_max,
             },
         );
-        let limits = BatchLimits { max_docs: engine.batch_max_docs, max_bytes: engine.batch_max_bytes };
+        let limits = BatchLimits {
+            max_docs: engine.batch_max_docs,
+            max_bytes: engine.batch_max_bytes,
+        };
         let mut builder = BatchBuilder::new(limits, None);
         let mut batches = Vec::new();
         // Several entries of one document id cannot be told apart in a batch: the queue
@@ -89,16 +97,26 @@ pub async fn retry_dead_letters(
         for batch in batches {
             let sent: Vec<String> = batch.items.iter().map(|i| i.id.clone()).collect();
             let (_, failed) = sink.deliver_with(batch, cancel, OnFailure::Report).await?;
-            let failed_ids: HashMap<&str, &super::sink::FailedItem> = failed.iter().map(|f| (f.id.as_str(), f)).collect();
+            let failed_ids: HashMap<&str, &super::sink::FailedItem> =
+                failed.iter().map(|f| (f.id.as_str(), f)).collect();
             let mut ok = Vec::new();
             for doc_id in &sent {
-                let Some(&entry_id) = ids.get(doc_id) else { continue };
+                let Some(&entry_id) = ids.get(doc_id) else {
+                    continue;
+                };
                 match failed_ids.get(doc_id.as_str()) {
                     Some(f) => {
-                        let (dlq, kind, reason, status) = (dlq.clone(), f.error_type.clone(), f.reason.clone(), f.status);
-                        tokio::task::spawn_blocking(move || dlq.record_failure(entry_id, &kind, &reason, status))
-                            .await
-                            .map_err(|e| DlqError::Internal(e.to_string()))??;
+                        let (dlq, kind, reason, status) = (
+                            dlq.clone(),
+                            f.error_type.clone(),
+                            f.reason.clone(),
+                            f.status,
+                        );
+                        tokio::task::spawn_blocking(move || {
+                            dlq.record_failure(entry_id, &kind, &reason, status)
+                        })
+                        .await
+                        .map_err(|e| DlqError::Internal(e.to_string()))??;
                         report.failed.push((entry_id, f.reason.clone()));
                     }
                     None => ok.push(entry_id),
@@ -106,7 +124,9 @@ pub async fn retry_dead_letters(
             }
             let dlq2 = dlq.clone();
             let removing = ok.clone();
-            tokio::task::spawn_blocking(move || dlq2.remove(&removing)).await.map_err(|e| DlqError::Internal(e.to_string()))??;
+            tokio::task::spawn_blocking(move || dlq2.remove(&removing))
+                .await
+                .map_err(|e| DlqError::Internal(e.to_string()))??;
             report.succeeded.extend(ok);
         }
     }

@@ -12,8 +12,8 @@ use super::pipeline::{self, PipelineError, PipelineOutcome, PipelineParts, Pipel
 use super::progress::{Counters, Phase, Progress, ProgressSnapshot};
 use super::sink::{Sink, SinkSettings};
 use crate::backend::{BackendError, ControlPlane, DocumentStore, JobFinish, LastSync};
-use crate::model::SyncStats;
 use crate::config::{BreakerSettings, EngineSettings};
+use crate::model::SyncStats;
 use crate::model::validate::validate_field;
 use crate::model::{JobStatus, JobType, SyncJob, Timestamp, TriggerMethod};
 use crate::sources::{DataSource, Registry, SyncMode};
@@ -42,12 +42,16 @@ pub struct EngineDeps {
 #[serde(tag = "end", rename_all = "snake_case")]
 pub enum JobEnd {
     Completed,
-    Failed { error: String },
+    Failed {
+        error: String,
+    },
     Canceled,
     /// Stopped by a shutdown; a worker picks it up again.
     Suspended,
     /// Not run: another worker has it, or it was no longer pending.
-    Skipped { reason: String },
+    Skipped {
+        reason: String,
+    },
 }
 
 /// The summary of one job.
@@ -85,7 +89,10 @@ struct LiveJob {
 
 impl LiveJobs {
     pub fn snapshots(&self) -> Vec<ProgressSnapshot> {
-        self.lock().values().map(|j| j.progress.snapshot()).collect()
+        self.lock()
+            .values()
+            .map(|j| j.progress.snapshot())
+            .collect()
     }
 
     pub fn progress(&self, job_id: &str) -> Option<Arc<Progress>> {
@@ -108,7 +115,11 @@ impl LiveJobs {
 
     /// Finished jobs stay visible until a newer one of the same connector replaces them.
     fn retire_older(&self, connector_id: &str, keep: &str) {
-        self.lock().retain(|id, j| id == keep || j.progress.connector_id != connector_id || !j.progress.snapshot().phase.is_done());
+        self.lock().retain(|id, j| {
+            id == keep
+                || j.progress.connector_id != connector_id
+                || !j.progress.snapshot().phase.is_done()
+        });
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, LiveJob>> {
@@ -133,7 +144,10 @@ enum StopReason {
 
 impl Engine {
     pub fn new(deps: EngineDeps) -> Self {
-        Self { deps, live: Arc::new(LiveJobs::default()) }
+        Self {
+            deps,
+            live: Arc::new(LiveJobs::default()),
+        }
     }
 
     pub fn deps(&self) -> &EngineDeps {
@@ -145,13 +159,26 @@ impl Engine {
     }
 
     /// `syncdeck sync`: creates an on-demand job for a connector and runs it here.
-    pub async fn sync_once(&self, connector_id: &str, job_type: JobType, shutdown: &CancellationToken) -> Result<JobReport, EngineError> {
-        let job_id = self.deps.control.create_sync_job(connector_id, job_type, TriggerMethod::OnDemand).await?;
+    pub async fn sync_once(
+        &self,
+        connector_id: &str,
+        job_type: JobType,
+        shutdown: &CancellationToken,
+    ) -> Result<JobReport, EngineError> {
+        let job_id = self
+            .deps
+            .control
+            .create_sync_job(connector_id, job_type, TriggerMethod::OnDemand)
+            .await?;
         self.run_job(&job_id, shutdown).await
     }
 
     /// Claims and runs one job. `shutdown` suspends it (the job can be resumed).
-    pub async fn run_job(&self, job_id: &str, shutdown: &CancellationToken) -> Result<JobReport, EngineError> {
+    pub async fn run_job(
+        &self,
+        job_id: &str,
+        shutdown: &CancellationToken,
+    ) -> Result<JobReport, EngineError> {
         let control = &self.deps.control;
         let job = control.get_sync_job(job_id).await?;
         let connector_id = job.connector.id.clone();
@@ -168,7 +195,10 @@ impl Engine {
         if !matches!(job.status, JobStatus::Pending | JobStatus::Suspended) {
             return Ok(skipped(format!("the job is {}", job.status)));
         }
-        if !control.mark_sync_started(&connector_id, job.job_type).await? {
+        if !control
+            .mark_sync_started(&connector_id, job.job_type)
+            .await?
+        {
             return Ok(skipped("another worker is syncing this connector".into()));
         }
         // Another worker may have run the job between the read above and the guard, and
@@ -176,11 +206,13 @@ impl Engine {
         match control.get_sync_job(job_id).await {
             Ok(current) if matches!(current.status, JobStatus::Pending | JobStatus::Suspended) => {}
             Ok(current) => {
-                self.release_guard(job_id, &connector_id, job.job_type).await;
+                self.release_guard(job_id, &connector_id, job.job_type)
+                    .await;
                 return Ok(skipped(format!("the job is {}", current.status)));
             }
             Err(e) => {
-                self.release_guard(job_id, &connector_id, job.job_type).await;
+                self.release_guard(job_id, &connector_id, job.job_type)
+                    .await;
                 return Err(e.into());
             }
         }
@@ -190,18 +222,27 @@ impl Engine {
         if job.job_type == JobType::Incremental && job.connector.sync_cursor.is_none() {
             match control.get_connector(&connector_id).await {
                 Ok(connector) => job.connector.sync_cursor = connector.sync_cursor,
-                Err(e) => tracing::warn!(connector = %connector_id, error = %e, "could not read the saved cursor"),
+                Err(e) => {
+                    tracing::warn!(connector = %connector_id, error = %e, "could not read the saved cursor")
+                }
             }
         }
-        let cursor = (job.job_type == JobType::Incremental).then(|| job.connector.sync_cursor.clone()).flatten();
-        match control.claim_sync_job(job_id, &self.deps.worker, cursor.as_ref()).await {
+        let cursor = (job.job_type == JobType::Incremental)
+            .then(|| job.connector.sync_cursor.clone())
+            .flatten();
+        match control
+            .claim_sync_job(job_id, &self.deps.worker, cursor.as_ref())
+            .await
+        {
             Ok(()) => {}
             Err(BackendError::Conflict(reason)) => {
-                self.release_guard(job_id, &connector_id, job.job_type).await;
+                self.release_guard(job_id, &connector_id, job.job_type)
+                    .await;
                 return Ok(skipped(format!("claimed by another worker: {reason}")));
             }
             Err(e) => {
-                self.release_guard(job_id, &connector_id, job.job_type).await;
+                self.release_guard(job_id, &connector_id, job.job_type)
+                    .await;
                 return Err(e.into());
             }
         }
@@ -209,10 +250,18 @@ impl Engine {
         let started = Instant::now();
         let progress = Arc::new(Progress::new(job_id, &connector_id, &index));
         let job_cancel = shutdown.child_token();
-        self.live.insert(job_id, LiveJob { progress: progress.clone(), cancel: job_cancel.clone() });
+        self.live.insert(
+            job_id,
+            LiveJob {
+                progress: progress.clone(),
+                cancel: job_cancel.clone(),
+            },
+        );
         self.live.retire_older(&connector_id, job_id);
         let stop = Arc::new(Mutex::new(None::<StopReason>));
-        let outcome = self.execute(&job, progress.clone(), job_cancel.clone(), stop.clone()).await;
+        let outcome = self
+            .execute(&job, progress.clone(), job_cancel.clone(), stop.clone())
+            .await;
         let stop_reason = stop.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let end = match (&outcome, stop_reason) {
             (Ok(_), _) => JobEnd::Completed,
@@ -222,7 +271,9 @@ impl Engine {
             (Err(_), Some(StopReason::Stalled(reason))) => JobEnd::Failed { error: reason },
             (Err(e), None) => JobEnd::Failed { error: e.clone() },
         };
-        let total = self.finish(&job, &end, &progress, outcome.as_ref().ok()).await;
+        let total = self
+            .finish(&job, &end, &progress, outcome.as_ref().ok())
+            .await;
         progress.set_phase(match &end {
             JobEnd::Completed => Phase::Completed,
             JobEnd::Canceled | JobEnd::Suspended | JobEnd::Skipped { .. } => Phase::Canceled,
@@ -274,7 +325,9 @@ impl Engine {
             },
         ));
         let rules = match job.connector.filtering.as_ref() {
-            Some(f) => Some(RuleEngine::new(&f.rules).map_err(|e| format!("invalid sync rules: {e}"))?),
+            Some(f) => {
+                Some(RuleEngine::new(&f.rules).map_err(|e| format!("invalid sync rules: {e}"))?)
+            }
             None => None,
         };
         let (checkpoint_tx, checkpoint_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -290,7 +343,10 @@ impl Engine {
             mode,
             rules,
             pipeline: job.connector.pipeline.clone(),
-            transform: super::transform::FieldTransform::new(&settings.exclude_fields, &settings.hash_fields),
+            transform: super::transform::FieldTransform::new(
+                &settings.exclude_fields,
+                &settings.hash_fields,
+            ),
         };
         let heartbeat = tokio::spawn(heartbeat(
             self.clone(),
@@ -316,7 +372,10 @@ impl Engine {
     }
 
     /// The source, the sync mode and the index, from the job's snapshot.
-    async fn prepare(&self, job: &SyncJob) -> Result<(Box<dyn DataSource>, SyncMode, String), String> {
+    async fn prepare(
+        &self,
+        job: &SyncJob,
+    ) -> Result<(Box<dyn DataSource>, SyncMode, String), String> {
         let index = job
             .connector
             .index_name
@@ -344,13 +403,18 @@ impl Engine {
         if !issues.is_empty() {
             return Err(format!("invalid configuration: {}", issues.join("; ")));
         }
-        factory.validate(config).map_err(|e| format!("invalid configuration: {e}"))?;
+        factory
+            .validate(config)
+            .map_err(|e| format!("invalid configuration: {e}"))?;
         let mut source = factory.create(config).map_err(|e| e.to_string())?;
-        source.ping().await.map_err(|e| format!("the source is not reachable: {e}"))?;
+        source
+            .ping()
+            .await
+            .map_err(|e| format!("the source is not reachable: {e}"))?;
         let mode = match job.job_type {
-            JobType::Incremental if factory.supports_incremental() => {
-                SyncMode::Incremental { cursor: job.connector.sync_cursor.clone() }
-            }
+            JobType::Incremental if factory.supports_incremental() => SyncMode::Incremental {
+                cursor: job.connector.sync_cursor.clone(),
+            },
             // Sources without their own incremental mode get a full listing (unchanged
             // documents are skipped by their timestamps).
             _ => SyncMode::Full,
@@ -360,7 +424,13 @@ impl Engine {
 
     /// Writes the final job document and the connector's last-sync fields. Returns the
     /// index's document count when it could be read.
-    async fn finish(&self, job: &SyncJob, end: &JobEnd, progress: &Progress, outcome: Option<&PipelineOutcome>) -> Option<u64> {
+    async fn finish(
+        &self,
+        job: &SyncJob,
+        end: &JobEnd,
+        progress: &Progress,
+        outcome: Option<&PipelineOutcome>,
+    ) -> Option<u64> {
         if let JobEnd::Skipped { reason } = end {
             tracing::warn!(job = %job.id, %reason, "job lost to another worker; leaving it alone");
             return None;
@@ -408,11 +478,10 @@ impl Engine {
             last.last_sync_error = Some(error.clone());
         }
         // The cursor is saved only after a completed content sync.
-        if status == JobStatus::Completed && !acl {
-            if let Some(cursor) = outcome.and_then(|o| o.cursor.clone()) {
+        if status == JobStatus::Completed && !acl
+            && let Some(cursor) = outcome.and_then(|o| o.cursor.clone()) {
                 last.sync_cursor = Some(cursor);
             }
-        }
         if let Err(e) = control.update_last_sync(&job.connector.id, &last).await {
             tracing::error!(connector = %job.connector.id, error = %e, "could not write the connector's last sync");
         }
@@ -420,7 +489,10 @@ impl Engine {
             JobEnd::Failed { error } => Some(error.as_str()),
             _ => None,
         };
-        if let Err(e) = control.update_error(&job.connector.id, connector_error).await {
+        if let Err(e) = control
+            .update_error(&job.connector.id, connector_error)
+            .await
+        {
             tracing::warn!(connector = %job.connector.id, error = %e, "could not update the connector's status");
         }
         tracing::info!(job = %job.id, connector = %job.connector.id, status = %status, indexed = finish.indexed_document_count,
@@ -444,7 +516,12 @@ impl Engine {
             last.last_sync_status = Some(status);
             last.last_sync_error = Some(error);
         }
-        if let Err(e) = self.deps.control.update_last_sync(connector_id, &last).await {
+        if let Err(e) = self
+            .deps
+            .control
+            .update_last_sync(connector_id, &last)
+            .await
+        {
             tracing::warn!(connector = connector_id, error = %e, "could not release the sync guard");
         }
     }
@@ -453,7 +530,9 @@ impl Engine {
     /// retry budget (breaker open limit plus every item retry at the longest delay).
     pub fn stall_budget(&self) -> Duration {
         let s = &self.deps.settings;
-        self.deps.breaker.max_open + s.retry_max * (s.item_max_retries + 1) + Duration::from_secs(60)
+        self.deps.breaker.max_open
+            + s.retry_max * (s.item_max_retries + 1)
+            + Duration::from_secs(60)
     }
 }
 
@@ -502,10 +581,15 @@ async fn heartbeat(
             progress.set_breaker(snapshot);
         }
         let counters = progress.counters();
-        if counters.handled() + counters.deleted != last_progress.1.handled() + last_progress.1.deleted {
+        if counters.handled() + counters.deleted
+            != last_progress.1.handled() + last_progress.1.deleted
+        {
             last_progress = (now, counters);
         } else if now.duration_since(last_progress.0) > budget {
-            set_stop(StopReason::Stalled(format!("no progress for {}s (the whole retry budget)", budget.as_secs())));
+            set_stop(StopReason::Stalled(format!(
+                "no progress for {}s (the whole retry budget)",
+                budget.as_secs()
+            )));
             return;
         }
         if now.duration_since(last_stats) >= settings.stats_interval {
@@ -531,12 +615,18 @@ async fn heartbeat(
                     return;
                 }
                 Ok(job) if job.status != JobStatus::InProgress => {
-                    set_stop(StopReason::Lost(format!("the job became {} elsewhere", job.status)));
+                    set_stop(StopReason::Lost(format!(
+                        "the job became {} elsewhere",
+                        job.status
+                    )));
                     return;
                 }
                 Ok(job) if job.worker_hostname.as_deref().is_some_and(|w| w != worker) => {
                     // Elasticsearch accepts a second claim: notice we lost the race.
-                    set_stop(StopReason::Lost(format!("claimed by '{}'", job.worker_hostname.unwrap_or_default())));
+                    set_stop(StopReason::Lost(format!(
+                        "claimed by '{}'",
+                        job.worker_hostname.unwrap_or_default()
+                    )));
                     return;
                 }
                 Ok(_) => {

@@ -52,7 +52,11 @@ pub struct ServeSummary {
 
 /// Runs the service until `shutdown` (running jobs are then suspended, their in-flight bulk
 /// requests finished) or `max_ticks`.
-pub async fn serve(engine: &Engine, options: &ServeOptions, shutdown: CancellationToken) -> ServeSummary {
+pub async fn serve(
+    engine: &Engine,
+    options: &ServeOptions,
+    shutdown: CancellationToken,
+) -> ServeSummary {
     let mut summary = ServeSummary::default();
     let mut running: JoinSet<Result<JobReport, String>> = JoinSet::new();
     let mut running_connectors: HashMap<String, String> = HashMap::new();
@@ -63,7 +67,17 @@ pub async fn serve(engine: &Engine, options: &ServeOptions, shutdown: Cancellati
         match served_connectors(engine, options).await {
             Ok(connectors) => {
                 for connector in &connectors {
-                    if let Err(e) = tend(engine, options, connector, &mut last_check_in, previous_tick, now, &mut summary).await {
+                    if let Err(e) = tend(
+                        engine,
+                        options,
+                        connector,
+                        &mut last_check_in,
+                        previous_tick,
+                        now,
+                        &mut summary,
+                    )
+                    .await
+                    {
                         tracing::warn!(connector = %connector.id, error = %e, "connector tick failed");
                     }
                 }
@@ -71,7 +85,16 @@ pub async fn serve(engine: &Engine, options: &ServeOptions, shutdown: Cancellati
                     Ok(n) => summary.reaped += n,
                     Err(e) => tracing::warn!(error = %e, "cleaning up idle jobs failed"),
                 }
-                if let Err(e) = pick_up(engine, options, &connectors, &mut running, &mut running_connectors, &shutdown).await {
+                if let Err(e) = pick_up(
+                    engine,
+                    options,
+                    &connectors,
+                    &mut running,
+                    &mut running_connectors,
+                    &shutdown,
+                )
+                .await
+                {
                     tracing::warn!(error = %e, "picking up jobs failed");
                 }
             }
@@ -118,17 +141,25 @@ fn collect(
 }
 
 /// Every page of the connectors this service serves.
-async fn served_connectors(engine: &Engine, options: &ServeOptions) -> Result<Vec<Connector>, BackendError> {
+async fn served_connectors(
+    engine: &Engine,
+    options: &ServeOptions,
+) -> Result<Vec<Connector>, BackendError> {
     let control = &engine.deps().control;
     let registry = &engine.deps().registry;
-    let mut query = ConnectorQuery { size: Some(100), ..Default::default() };
+    let mut query = ConnectorQuery {
+        size: Some(100),
+        ..Default::default()
+    };
     let mut out = Vec::new();
     loop {
         let page = control.list_connectors(&query).await?;
         let got = page.results.len() as u64;
         for c in page.results {
             let wanted = if options.connector_ids.is_empty() {
-                c.service_type.as_deref().is_some_and(|t| registry.get(t).is_some())
+                c.service_type
+                    .as_deref()
+                    .is_some_and(|t| registry.get(t).is_some())
             } else {
                 options.connector_ids.contains(&c.id)
             };
@@ -154,25 +185,42 @@ async fn tend(
     summary: &mut ServeSummary,
 ) -> Result<(), BackendError> {
     let control = &engine.deps().control;
-    let due_heartbeat = last_check_in.get(&connector.id).is_none_or(|t| t.elapsed() >= options.heartbeat);
+    let due_heartbeat = last_check_in
+        .get(&connector.id)
+        .is_none_or(|t| t.elapsed() >= options.heartbeat);
     if due_heartbeat {
         control.check_in_connector(&connector.id).await?;
         last_check_in.insert(connector.id.clone(), Instant::now());
     }
-    let Some(factory) = connector.service_type.as_deref().and_then(|t| engine.deps().registry.get(t)) else {
+    let Some(factory) = connector
+        .service_type
+        .as_deref()
+        .and_then(|t| engine.deps().registry.get(t))
+    else {
         return Ok(());
     };
     // Prepare: an empty configuration gets the source's schema.
     if connector.configuration.is_empty() {
         control
-            .update_configuration(&connector.id, &ConfigurationUpdate::Replace(factory.default_configuration()))
+            .update_configuration(
+                &connector.id,
+                &ConfigurationUpdate::Replace(factory.default_configuration()),
+            )
             .await?;
-        if connector.status.can_become(ConnectorStatus::NeedsConfiguration) {
-            control.update_status(&connector.id, ConnectorStatus::NeedsConfiguration).await?;
+        if connector
+            .status
+            .can_become(ConnectorStatus::NeedsConfiguration)
+        {
+            control
+                .update_status(&connector.id, ConnectorStatus::NeedsConfiguration)
+                .await?;
         }
         return Ok(());
     }
-    if matches!(connector.status, ConnectorStatus::Created | ConnectorStatus::NeedsConfiguration) {
+    if matches!(
+        connector.status,
+        ConnectorStatus::Created | ConnectorStatus::NeedsConfiguration
+    ) {
         return Ok(());
     }
     // Validate and ping; the result is the connector's status.
@@ -189,7 +237,10 @@ async fn tend(
         Err(format!("invalid configuration: {e}"))
     } else {
         match factory.create(config) {
-            Ok(mut source) => source.ping().await.map_err(|e| format!("the source is not reachable: {e}")),
+            Ok(mut source) => source
+                .ping()
+                .await
+                .map_err(|e| format!("the source is not reachable: {e}")),
             Err(e) => Err(e.to_string()),
         }
     };
@@ -208,11 +259,21 @@ async fn tend(
     }
     // Schedule: incremental (when the source supports it), then full.
     let kinds = [
-        (JobType::Incremental, &connector.scheduling.incremental, connector.last_incremental_sync_scheduled_at),
-        (JobType::Full, &connector.scheduling.full, connector.last_sync_scheduled_at),
+        (
+            JobType::Incremental,
+            &connector.scheduling.incremental,
+            connector.last_incremental_sync_scheduled_at,
+        ),
+        (
+            JobType::Full,
+            &connector.scheduling.full,
+            connector.last_sync_scheduled_at,
+        ),
     ];
     for (job_type, schedule, last) in kinds {
-        if !schedule.enabled || (job_type == JobType::Incremental && !factory.supports_incremental()) {
+        if !schedule.enabled
+            || (job_type == JobType::Incremental && !factory.supports_incremental())
+        {
             continue;
         }
         let parsed = match Schedule::parse(&schedule.interval) {
@@ -222,14 +283,18 @@ async fn tend(
                 continue;
             }
         };
-        let Some(next) = is_due(&parsed, last.map(|t| t.0), previous_tick, now) else { continue };
+        let Some(next) = is_due(&parsed, last.map(|t| t.0), previous_tick, now) else {
+            continue;
+        };
         let mut mark = LastSync::default();
         match job_type {
             JobType::Incremental => mark.last_incremental_sync_scheduled_at = Some(Timestamp(next)),
             _ => mark.last_sync_scheduled_at = Some(Timestamp(next)),
         }
         control.update_last_sync(&connector.id, &mark).await?;
-        let id = control.create_sync_job(&connector.id, job_type, TriggerMethod::Scheduled).await?;
+        let id = control
+            .create_sync_job(&connector.id, job_type, TriggerMethod::Scheduled)
+            .await?;
         summary.scheduled += 1;
         tracing::info!(connector = %connector.id, job = %id, %job_type, "scheduled sync job created");
     }
@@ -248,7 +313,9 @@ async fn pick_up(
     let control = &engine.deps().control;
     let mut candidates = BTreeMap::new();
     for connector in connectors {
-        if running_connectors.contains_key(&connector.id) || connector.last_sync_status == Some(JobStatus::InProgress) {
+        if running_connectors.contains_key(&connector.id)
+            || connector.last_sync_status == Some(JobStatus::InProgress)
+        {
             continue;
         }
         for status in [JobStatus::Pending, JobStatus::Suspended] {
@@ -276,7 +343,10 @@ async fn pick_up(
         let engine = engine.clone();
         let shutdown = shutdown.clone();
         running.spawn(async move {
-            let report = engine.run_job(&job_id, &shutdown).await.map_err(|e| format!("job '{job_id}': {e}"))?;
+            let report = engine
+                .run_job(&job_id, &shutdown)
+                .await
+                .map_err(|e| format!("job '{job_id}': {e}"))?;
             if let JobEnd::Skipped { reason } = &report.end {
                 tracing::info!(job = %job_id, %reason, "job skipped");
             }
@@ -289,12 +359,18 @@ async fn pick_up(
 /// Fails jobs whose worker stopped checking in (PROTOCOL §5.7).
 async fn reap_idle(engine: &Engine, connectors: &[Connector]) -> Result<u64, BackendError> {
     let control = &engine.deps().control;
-    let limit = chrono::Duration::from_std(engine.deps().settings.idle_job_timeout).unwrap_or(chrono::Duration::seconds(300));
+    let limit = chrono::Duration::from_std(engine.deps().settings.idle_job_timeout)
+        .unwrap_or(chrono::Duration::seconds(300));
     let now = Timestamp::now().0;
     let mut reaped = 0;
     for connector in connectors {
         for status in [JobStatus::InProgress, JobStatus::Canceling] {
-            let query = SyncJobQuery { connector_id: Some(connector.id.clone()), status: Some(status), size: Some(100), ..Default::default() };
+            let query = SyncJobQuery {
+                connector_id: Some(connector.id.clone()),
+                status: Some(status),
+                size: Some(100),
+                ..Default::default()
+            };
             for job in control.list_sync_jobs(&query).await?.results {
                 let seen = job.last_seen.or(job.started_at).map(|t| t.0);
                 if seen.is_some_and(|t| now - t <= limit) {
@@ -305,7 +381,10 @@ async fn reap_idle(engine: &Engine, connectors: &[Connector]) -> Result<u64, Bac
                     tracing::warn!(job = %job.id, error = %e, "could not fail an idle job");
                     continue;
                 }
-                let mut last = LastSync { last_synced: Some(Timestamp::now()), ..Default::default() };
+                let mut last = LastSync {
+                    last_synced: Some(Timestamp::now()),
+                    ..Default::default()
+                };
                 last.last_sync_status = Some(JobStatus::Error);
                 last.last_sync_error = Some(Some(message.to_string()));
                 control.update_last_sync(&connector.id, &last).await?;

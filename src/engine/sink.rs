@@ -94,7 +94,11 @@ enum Classified {
     /// Try the same items again (after the breaker allows it).
     Retry(String),
     /// Every item fails for this reason.
-    FailAll { error_type: String, reason: String, status: Option<u16> },
+    FailAll {
+        error_type: String,
+        reason: String,
+        status: Option<u16>,
+    },
     Fatal(SinkError),
 }
 
@@ -124,11 +128,17 @@ impl Sink {
     /// nothing the source sent is lost when one worker's error ends the job. The first
     /// reason wins.
     pub fn abort(&self, reason: String) {
-        self.aborted.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(reason);
+        self.aborted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert(reason);
     }
 
     fn abort_reason(&self) -> Option<String> {
-        self.aborted.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.aborted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn breaker(&self) -> &SharedBreaker {
@@ -141,8 +151,14 @@ impl Sink {
 
     /// Sends a batch until every item is settled. Items that fail end in the dead-letter
     /// queue (committed) before this returns.
-    pub async fn deliver(&self, batch: Batch, cancel: &CancellationToken) -> Result<Delivered, SinkError> {
-        let (delivered, _) = self.deliver_with(batch, cancel, OnFailure::DeadLetter).await?;
+    pub async fn deliver(
+        &self,
+        batch: Batch,
+        cancel: &CancellationToken,
+    ) -> Result<Delivered, SinkError> {
+        let (delivered, _) = self
+            .deliver_with(batch, cancel, OnFailure::DeadLetter)
+            .await?;
         Ok(delivered)
     }
 
@@ -171,7 +187,15 @@ impl Sink {
                 Err(e @ BreakerError::OpenTooLong { .. }) => {
                     let reason = e.to_string();
                     let failed = all_failed(&pending, "circuit_breaker_open", &reason, None);
-                    self.settle_failures(&pending, failed, on_failure, &mut total, &mut failed_out, Duration::ZERO).await?;
+                    self.settle_failures(
+                        &pending,
+                        failed,
+                        on_failure,
+                        &mut total,
+                        &mut failed_out,
+                        Duration::ZERO,
+                    )
+                    .await?;
                     return Err(SinkError::BreakerOpenTooLong(reason));
                 }
             };
@@ -203,9 +227,20 @@ impl Sink {
                                 request_attempts += 1;
                             }
                             if request_attempts >= self.settings.request_max_attempts {
-                                let reason = format!("bulk request failed {request_attempts} times: {reason}");
-                                let failed = all_failed(&pending, "bulk_request_failed", &reason, None);
-                                self.settle_failures(&pending, failed, on_failure, &mut total, &mut failed_out, latency).await?;
+                                let reason = format!(
+                                    "bulk request failed {request_attempts} times: {reason}"
+                                );
+                                let failed =
+                                    all_failed(&pending, "bulk_request_failed", &reason, None);
+                                self.settle_failures(
+                                    &pending,
+                                    failed,
+                                    on_failure,
+                                    &mut total,
+                                    &mut failed_out,
+                                    latency,
+                                )
+                                .await?;
                                 return Ok((total, failed_out));
                             }
                             tracing::warn!(job = %self.settings.job_id, attempt = request_attempts, error = %reason, "bulk request failed; retrying");
@@ -214,25 +249,53 @@ impl Sink {
                             }
                             continue;
                         }
-                        Classified::FailAll { error_type, reason, status } => {
+                        Classified::FailAll {
+                            error_type,
+                            reason,
+                            status,
+                        } => {
                             // The cluster answered: it is up, the request was the problem.
                             guard.success();
                             let failed = all_failed(&pending, &error_type, &reason, status);
-                            self.settle_failures(&pending, failed, on_failure, &mut total, &mut failed_out, latency).await?;
+                            self.settle_failures(
+                                &pending,
+                                failed,
+                                on_failure,
+                                &mut total,
+                                &mut failed_out,
+                                latency,
+                            )
+                            .await?;
                             return Ok((total, failed_out));
                         }
                         Classified::Fatal(err) => {
                             guard.success();
                             // The job ends here; its documents wait in the queue, not lost.
-                            let failed = all_failed(&pending, "bulk_refused", &err.to_string(), None);
-                            self.settle_failures(&pending, failed, on_failure, &mut total, &mut failed_out, latency).await?;
+                            let failed =
+                                all_failed(&pending, "bulk_refused", &err.to_string(), None);
+                            self.settle_failures(
+                                &pending,
+                                failed,
+                                on_failure,
+                                &mut total,
+                                &mut failed_out,
+                                latency,
+                            )
+                            .await?;
                             return Err(err);
                         }
                     }
                 }
             };
             let retry = self
-                .settle_response(&pending, &response.items, latency, on_failure, &mut total, &mut failed_out)
+                .settle_response(
+                    &pending,
+                    &response.items,
+                    latency,
+                    on_failure,
+                    &mut total,
+                    &mut failed_out,
+                )
                 .await?;
             if retry.is_empty() {
                 return Ok((total, failed_out));
@@ -260,7 +323,15 @@ impl Sink {
         };
         let reason = format!("not sent: the sync stopped: {reason}");
         let failed = all_failed(pending, "sync_stopped", &reason, None);
-        self.settle_failures(pending, failed, on_failure, &mut total, &mut failed_out, Duration::ZERO).await?;
+        self.settle_failures(
+            pending,
+            failed,
+            on_failure,
+            &mut total,
+            &mut failed_out,
+            Duration::ZERO,
+        )
+        .await?;
         Ok((total, failed_out))
     }
 
@@ -283,7 +354,15 @@ impl Sink {
             let bytes = item.source_len() as u64;
             let Some(answer) = items.get(position) else {
                 // A short answer: treat the missing items as transient failures.
-                retry_or_fail(item, "missing_item", "the bulk response did not mention this item", None, self.settings.item_max_retries, &mut retry, &mut failed);
+                retry_or_fail(
+                    item,
+                    "missing_item",
+                    "the bulk response did not mention this item",
+                    None,
+                    self.settings.item_max_retries,
+                    &mut retry,
+                    &mut failed,
+                );
                 continue;
             };
             let outcome = match (answer.status, item.op) {
@@ -319,18 +398,37 @@ impl Sink {
                     if is_transient_status(status) {
                         tally.retried += 1;
                         if outcomes.len() < RECENT_PER_BATCH {
-                            outcomes.push(DocOutcome { id: item.id.clone(), outcome: Outcome::Retried, bytes, latency_ms, reason: Some(reason.clone()) });
+                            outcomes.push(DocOutcome {
+                                id: item.id.clone(),
+                                outcome: Outcome::Retried,
+                                bytes,
+                                latency_ms,
+                                reason: Some(reason.clone()),
+                            });
                         }
                     }
-                    retry_or_fail(item, &kind, &reason, Some(status), self.settings.item_max_retries, &mut retry, &mut failed);
+                    retry_or_fail(
+                        item,
+                        &kind,
+                        &reason,
+                        Some(status),
+                        self.settings.item_max_retries,
+                        &mut retry,
+                        &mut failed,
+                    );
                     None
                 }
             };
-            if let Some(outcome) = outcome {
-                if outcomes.len() < RECENT_PER_BATCH {
-                    outcomes.push(DocOutcome { id: item.id.clone(), outcome, bytes, latency_ms, reason: None });
+            if let Some(outcome) = outcome
+                && outcomes.len() < RECENT_PER_BATCH {
+                    outcomes.push(DocOutcome {
+                        id: item.id.clone(),
+                        outcome,
+                        bytes,
+                        latency_ms,
+                        reason: None,
+                    });
                 }
-            }
         }
         let successes = (tally.indexed + tally.updated) as usize;
         total.indexed += tally.indexed;
@@ -340,15 +438,20 @@ impl Sink {
         self.progress.push_outcomes(outcomes);
         let monitor_result = {
             let mut monitor = self.monitor.lock().unwrap_or_else(|p| p.into_inner());
-            let errors: Vec<(String, String)> = failed.iter().map(|(i, f): &(BatchItem, FailedItem)| (i.id.clone(), f.reason.clone())).collect();
+            let errors: Vec<(String, String)> = failed
+                .iter()
+                .map(|(i, f): &(BatchItem, FailedItem)| (i.id.clone(), f.reason.clone()))
+                .collect();
             monitor.record_batch(successes, &errors)
         };
-        self.settle_failures_items(batch, failed, on_failure, total, failed_out, latency).await?;
+        self.settle_failures_items(batch, failed, on_failure, total, failed_out, latency)
+            .await?;
         if let Err(tripped) = monitor_result {
             // The job fails: the items that were to be retried go to the queue, not away.
             let reason = format!("not retried: the sync stopped: {tripped}");
             let unsent = items_failed(&retry, "sync_stopped", &reason, None);
-            self.settle_failures_items(batch, unsent, on_failure, total, failed_out, latency).await?;
+            self.settle_failures_items(batch, unsent, on_failure, total, failed_out, latency)
+                .await?;
             return Err(tripped.into());
         }
         Ok(retry)
@@ -363,7 +466,8 @@ impl Sink {
         failed_out: &mut Vec<FailedItem>,
         latency: Duration,
     ) -> Result<(), SinkError> {
-        self.settle_failures_items(batch, failed, on_failure, total, failed_out, latency).await
+        self.settle_failures_items(batch, failed, on_failure, total, failed_out, latency)
+            .await
     }
 
     /// Dead-letters (committed) or reports failed items, then counts them.
@@ -413,7 +517,10 @@ impl Sink {
             .collect();
         let count = failed.len() as u64;
         total.dead_lettered += count;
-        self.progress.add_batch(&BatchTally { dead_lettered: count, ..Default::default() });
+        self.progress.add_batch(&BatchTally {
+            dead_lettered: count,
+            ..Default::default()
+        });
         self.progress.push_outcomes(outcomes);
         if on_failure == OnFailure::Report {
             failed_out.extend(failed.into_iter().map(|(_, f)| f));
@@ -483,21 +590,41 @@ fn retry_or_fail(
     };
     failed.push((
         item.clone(),
-        FailedItem { id: item.id.clone(), error_type: kind.to_string(), reason, status },
+        FailedItem {
+            id: item.id.clone(),
+            error_type: kind.to_string(),
+            reason,
+            status,
+        },
     ));
 }
 
-fn all_failed(batch: &Batch, kind: &str, reason: &str, status: Option<u16>) -> Vec<(BatchItem, FailedItem)> {
+fn all_failed(
+    batch: &Batch,
+    kind: &str,
+    reason: &str,
+    status: Option<u16>,
+) -> Vec<(BatchItem, FailedItem)> {
     items_failed(&batch.items, kind, reason, status)
 }
 
-fn items_failed(items: &[BatchItem], kind: &str, reason: &str, status: Option<u16>) -> Vec<(BatchItem, FailedItem)> {
+fn items_failed(
+    items: &[BatchItem],
+    kind: &str,
+    reason: &str,
+    status: Option<u16>,
+) -> Vec<(BatchItem, FailedItem)> {
     items
         .iter()
         .map(|item| {
             (
                 item.clone(),
-                FailedItem { id: item.id.clone(), error_type: kind.to_string(), reason: reason.to_string(), status },
+                FailedItem {
+                    id: item.id.clone(),
+                    error_type: kind.to_string(),
+                    reason: reason.to_string(),
+                    status,
+                },
             )
         })
         .collect()
@@ -506,25 +633,45 @@ fn items_failed(items: &[BatchItem], kind: &str, reason: &str, status: Option<u1
 /// The document as stored in the dead-letter queue: its JSON source, or `null` for deletes.
 fn document_text(batch: &Batch, item: &BatchItem) -> String {
     let source = batch.source_of(item);
-    if source.is_empty() { "null".to_string() } else { String::from_utf8_lossy(source).into_owned() }
+    if source.is_empty() {
+        "null".to_string()
+    } else {
+        String::from_utf8_lossy(source).into_owned()
+    }
 }
 
 fn classify(e: &BackendError) -> Classified {
     match e {
         BackendError::Unreachable(reason) => Classified::Retry(reason.clone()),
         BackendError::Other(reason) => Classified::Retry(reason.clone()),
-        BackendError::Rejected { status, kind, reason } if is_transient_status(*status) => {
+        BackendError::Rejected {
+            status,
+            kind,
+            reason,
+        } if is_transient_status(*status) => {
             Classified::Retry(format!("{status} {kind}: {reason}"))
         }
-        BackendError::Rejected { status: 413, kind, reason } => Classified::FailAll {
+        BackendError::Rejected {
+            status: 413,
+            kind,
+            reason,
+        } => Classified::FailAll {
             error_type: kind.clone(),
             reason: format!("request too large: {reason}"),
             status: Some(413),
         },
-        BackendError::Rejected { status, kind, reason } => {
-            Classified::FailAll { error_type: kind.clone(), reason: reason.clone(), status: Some(*status) }
+        BackendError::Rejected {
+            status,
+            kind,
+            reason,
+        } => Classified::FailAll {
+            error_type: kind.clone(),
+            reason: reason.clone(),
+            status: Some(*status),
+        },
+        BackendError::Unauthorized(reason) => {
+            Classified::Fatal(SinkError::Unauthorized(reason.clone()))
         }
-        BackendError::Unauthorized(reason) => Classified::Fatal(SinkError::Unauthorized(reason.clone())),
         BackendError::NotFound(reason) | BackendError::Conflict(reason) => Classified::FailAll {
             error_type: "bulk_rejected".to_string(),
             reason: reason.clone(),

@@ -44,7 +44,9 @@ pub async fn start(
     if !addr.ip().is_loopback() {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
-            format!("--listen must be a loopback address (127.0.0.1 or [::1]), not '{addr}': the status endpoint has no authentication"),
+            format!(
+                "--listen must be a loopback address (127.0.0.1 or [::1]), not '{addr}': the status endpoint has no authentication"
+            ),
         ));
     }
     let listener = tokio::net::TcpListener::bind(addr).await?;
@@ -54,7 +56,9 @@ pub async fn start(
         .route("/metrics", get(metrics))
         .with_state(AppState { live, dlq, worker });
     let handle = tokio::spawn(async move {
-        let served = axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await;
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await;
         if let Err(e) = served {
             tracing::error!(error = %e, "status endpoint stopped");
         }
@@ -73,16 +77,30 @@ async fn status(State(state): State<AppState>) -> Response {
 
 async fn metrics(State(state): State<AppState>) -> Response {
     let dlq = state.dlq.clone();
-    let dlq_stats = tokio::task::spawn_blocking(move || dlq.stats()).await.ok().and_then(Result::ok);
+    let dlq_stats = tokio::task::spawn_blocking(move || dlq.stats())
+        .await
+        .ok()
+        .and_then(Result::ok);
     let mut text = String::new();
     render_metrics(&mut text, &state.live, dlq_stats.as_ref());
-    (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
 }
 
 /// Prometheus text exposition of the live jobs and the dead-letter queue.
 pub fn render_metrics(out: &mut String, live: &LiveJobs, dlq: Option<&super::dlq::DlqStats>) {
     let snapshots = live.snapshots();
-    let _ = writeln!(out, "# HELP syncdeck_documents_total Documents by outcome, per connector and job.");
+    let _ = writeln!(
+        out,
+        "# HELP syncdeck_documents_total Documents by outcome, per connector and job."
+    );
     let _ = writeln!(out, "# TYPE syncdeck_documents_total counter");
     for s in &snapshots {
         let c = &s.counters;
@@ -95,34 +113,77 @@ pub fn render_metrics(out: &mut String, live: &LiveJobs, dlq: Option<&super::dlq
             ("retried", c.retried),
             ("skipped", c.skipped),
         ] {
-            let _ = writeln!(out, "syncdeck_documents_total{{{},outcome=\"{outcome}\"}} {n}", labels(s));
+            let _ = writeln!(
+                out,
+                "syncdeck_documents_total{{{},outcome=\"{outcome}\"}} {n}",
+                labels(s)
+            );
         }
     }
-    let _ = writeln!(out, "# HELP syncdeck_bytes_total Bytes of document bodies sent.");
+    let _ = writeln!(
+        out,
+        "# HELP syncdeck_bytes_total Bytes of document bodies sent."
+    );
     let _ = writeln!(out, "# TYPE syncdeck_bytes_total counter");
     for s in &snapshots {
-        let _ = writeln!(out, "syncdeck_bytes_total{{{}}} {}", labels(s), s.counters.bytes);
+        let _ = writeln!(
+            out,
+            "syncdeck_bytes_total{{{}}} {}",
+            labels(s),
+            s.counters.bytes
+        );
     }
-    let _ = writeln!(out, "# HELP syncdeck_bulk_latency_seconds Bulk request latency.");
+    let _ = writeln!(
+        out,
+        "# HELP syncdeck_bulk_latency_seconds Bulk request latency."
+    );
     let _ = writeln!(out, "# TYPE syncdeck_bulk_latency_seconds histogram");
     for job_id in live.job_ids() {
-        let Some(p) = live.progress(&job_id) else { continue };
+        let Some(p) = live.progress(&job_id) else {
+            continue;
+        };
         let s = p.snapshot();
         let histogram = p.latency_histogram();
         let mut cumulative = 0;
         for (i, bound) in LATENCY_BUCKETS_MS.iter().enumerate() {
             cumulative += histogram.get(i).copied().unwrap_or(0);
-            let _ = writeln!(out, "syncdeck_bulk_latency_seconds_bucket{{{},le=\"{}\"}} {cumulative}", labels(&s), *bound as f64 / 1000.0);
+            let _ = writeln!(
+                out,
+                "syncdeck_bulk_latency_seconds_bucket{{{},le=\"{}\"}} {cumulative}",
+                labels(&s),
+                *bound as f64 / 1000.0
+            );
         }
         cumulative += histogram.last().copied().unwrap_or(0);
-        let _ = writeln!(out, "syncdeck_bulk_latency_seconds_bucket{{{},le=\"+Inf\"}} {cumulative}", labels(&s));
-        let _ = writeln!(out, "syncdeck_bulk_latency_seconds_sum{{{}}} {}", labels(&s), p.latency_sum_ms() as f64 / 1000.0);
-        let _ = writeln!(out, "syncdeck_bulk_latency_seconds_count{{{}}} {cumulative}", labels(&s));
+        let _ = writeln!(
+            out,
+            "syncdeck_bulk_latency_seconds_bucket{{{},le=\"+Inf\"}} {cumulative}",
+            labels(&s)
+        );
+        let _ = writeln!(
+            out,
+            "syncdeck_bulk_latency_seconds_sum{{{}}} {}",
+            labels(&s),
+            p.latency_sum_ms() as f64 / 1000.0
+        );
+        let _ = writeln!(
+            out,
+            "syncdeck_bulk_latency_seconds_count{{{}}} {cumulative}",
+            labels(&s)
+        );
     }
-    let _ = writeln!(out, "# HELP syncdeck_breaker_state Circuit breaker state (0 closed, 1 half-open, 2 open).");
+    let _ = writeln!(
+        out,
+        "# HELP syncdeck_breaker_state Circuit breaker state (0 closed, 1 half-open, 2 open)."
+    );
     let _ = writeln!(out, "# TYPE syncdeck_breaker_state gauge");
     for s in &snapshots {
-        let state = s.breaker.as_ref().and_then(|b| b.get("state")).and_then(|v| v.as_str()).unwrap_or("closed");
+        let state = s
+            .breaker
+            .as_ref()
+            .and_then(|b| b.get("state"))
+            .and_then(|v| v.as_str())
+            .unwrap_or("closed");
         let value = match state {
             "open" => 2,
             "half_open" => 1,
@@ -130,26 +191,48 @@ pub fn render_metrics(out: &mut String, live: &LiveJobs, dlq: Option<&super::dlq
         };
         let _ = writeln!(out, "syncdeck_breaker_state{{{}}} {value}", labels(s));
     }
-    let _ = writeln!(out, "# HELP syncdeck_in_flight_requests Bulk requests in flight.");
+    let _ = writeln!(
+        out,
+        "# HELP syncdeck_in_flight_requests Bulk requests in flight."
+    );
     let _ = writeln!(out, "# TYPE syncdeck_in_flight_requests gauge");
     for s in &snapshots {
-        let _ = writeln!(out, "syncdeck_in_flight_requests{{{}}} {}", labels(s), s.in_flight);
+        let _ = writeln!(
+            out,
+            "syncdeck_in_flight_requests{{{}}} {}",
+            labels(s),
+            s.in_flight
+        );
     }
-    let _ = writeln!(out, "# HELP syncdeck_dead_letters Entries in the dead-letter queue, per connector.");
+    let _ = writeln!(
+        out,
+        "# HELP syncdeck_dead_letters Entries in the dead-letter queue, per connector."
+    );
     let _ = writeln!(out, "# TYPE syncdeck_dead_letters gauge");
     if let Some(stats) = dlq {
         for (connector, n) in &stats.by_connector {
-            let _ = writeln!(out, "syncdeck_dead_letters{{connector=\"{}\"}} {n}", escape(connector));
+            let _ = writeln!(
+                out,
+                "syncdeck_dead_letters{{connector=\"{}\"}} {n}",
+                escape(connector)
+            );
         }
         let _ = writeln!(out, "syncdeck_dead_letters_total {}", stats.total);
     }
 }
 
 fn labels(s: &ProgressSnapshot) -> String {
-    format!("connector=\"{}\",job=\"{}\",index=\"{}\"", escape(&s.connector_id), escape(&s.job_id), escape(&s.index))
+    format!(
+        "connector=\"{}\",job=\"{}\",index=\"{}\"",
+        escape(&s.connector_id),
+        escape(&s.job_id),
+        escape(&s.index)
+    )
 }
 
 /// Label values escape backslash, quote and newline.
 fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }

@@ -27,7 +27,12 @@ impl Configuration {
     /// Fields sorted by `order`, then key: the order of the form.
     pub fn fields_in_order(&self) -> Vec<(&str, &ConfigField)> {
         let mut fields: Vec<_> = self.0.iter().map(|(k, f)| (k.as_str(), f)).collect();
-        fields.sort_by(|a, b| a.1.order.unwrap_or(1).cmp(&b.1.order.unwrap_or(1)).then(a.0.cmp(b.0)));
+        fields.sort_by(|a, b| {
+            a.1.order
+                .unwrap_or(1)
+                .cmp(&b.1.order.unwrap_or(1))
+                .then(a.0.cmp(b.0))
+        });
         fields
     }
 
@@ -173,7 +178,11 @@ impl Default for ConfigField {
 impl ConfigField {
     /// The label shown to people: the framework falls back to the key in upper case.
     pub fn display_label(&self, key: &str) -> String {
-        if self.label.trim().is_empty() { key.to_uppercase() } else { self.label.clone() }
+        if self.label.trim().is_empty() {
+            key.to_uppercase()
+        } else {
+            self.label.clone()
+        }
     }
 
     /// The value as text for display, masked when the field is sensitive and not revealed.
@@ -291,7 +300,8 @@ mod tests {
 
     #[test]
     fn missing_keys_get_framework_defaults_and_unknown_keys_survive() {
-        let f: ConfigField = serde_json::from_value(json!({"label": "Host", "future_key": 7})).unwrap();
+        let f: ConfigField =
+            serde_json::from_value(json!({"label": "Host", "future_key": 7})).unwrap();
         assert_eq!(f.value, json!(""));
         assert!(f.required);
         assert!(!f.sensitive);

@@ -84,7 +84,10 @@ impl Connector {
 
     /// A copy with sensitive configuration values masked, for output.
     pub fn masked(&self) -> Connector {
-        Connector { configuration: self.configuration.masked(), ..self.clone() }
+        Connector {
+            configuration: self.configuration.masked(),
+            ..self.clone()
+        }
     }
 
     /// The pipeline settings, with the framework's defaults when absent.
@@ -150,7 +153,10 @@ impl ConnectorStatus {
             (self, next),
             (Created, NeedsConfiguration | Error)
                 | (NeedsConfiguration, Configured | Error)
-                | (Configured, NeedsConfiguration | Configured | Connected | Error)
+                | (
+                    Configured,
+                    NeedsConfiguration | Configured | Connected | Error
+                )
                 | (Connected, Connected | Configured | Error)
                 | (Error, Connected | Configured | Error)
         )
@@ -198,7 +204,10 @@ fn default_interval() -> String {
 
 impl Default for ScheduleConfig {
     fn default() -> Self {
-        Self { enabled: false, interval: default_interval() }
+        Self {
+            enabled: false,
+            interval: default_interval(),
+        }
     }
 }
 
@@ -251,7 +260,10 @@ pub struct Features {
 
 impl Features {
     fn flag(v: &Option<Value>) -> bool {
-        v.as_ref().and_then(|v| v.get("enabled")).and_then(Value::as_bool).unwrap_or(false)
+        v.as_ref()
+            .and_then(|v| v.get("enabled"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
     }
 
     pub fn incremental_sync_enabled(&self) -> bool {
@@ -274,12 +286,16 @@ mod tests {
         assert!(!Created.can_become(Connected));
         assert!(Error.can_become(Connected));
         assert!(!Connected.can_become(NeedsConfiguration));
-        assert_eq!("needs_configuration".parse::<ConnectorStatus>(), Ok(NeedsConfiguration));
+        assert_eq!(
+            "needs_configuration".parse::<ConnectorStatus>(),
+            Ok(NeedsConfiguration)
+        );
     }
 
     #[test]
     fn minimal_document_reads_with_defaults() {
-        let c: Connector = serde_json::from_str(r#"{"id":"a","index_name":null,"filtering":null}"#).unwrap();
+        let c: Connector =
+            serde_json::from_str(r#"{"id":"a","index_name":null,"filtering":null}"#).unwrap();
         assert_eq!(c.status, ConnectorStatus::Created);
         assert_eq!(c.scheduling.full.interval, "0 0 0 * * ?");
         assert_eq!(c.pipeline_or_default().name, "search-default-ingestion");

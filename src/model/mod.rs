@@ -13,9 +13,8 @@ mod timestamp;
 pub mod validate;
 
 pub use config_field::{
-    is_empty_value, loosely_equal, value_text,
     ConfigField, Configuration, Dependency, DisplayType, FieldType, SelectOption, Validation,
-    ValidationType,
+    ValidationType, is_empty_value, loosely_equal, value_text,
 };
 pub use connector::{
     Connector, ConnectorStatus, Features, NewConnector, Pipeline, ScheduleConfig, Scheduling,
@@ -25,9 +24,7 @@ pub use filtering::{
     AdvancedSnippet, FilteringConfig, FilteringRule, FilteringRules, FilteringValidation,
     FilteringValidationError, FilteringValidationState, RulePolicy, RuleType,
 };
-pub use sync_job::{
-    JobStatus, JobType, SyncJob, SyncJobConnector, SyncStats, TriggerMethod,
-};
+pub use sync_job::{JobStatus, JobType, SyncJob, SyncJobConnector, SyncStats, TriggerMethod};
 pub use timestamp::Timestamp;
 
 /// One page of a paged list (`{count, results}` in the connector APIs).
@@ -44,6 +41,9 @@ pub struct Page<T> {
 
 impl<T> Default for Page<T> {
     fn default() -> Self {
-        Self { count: 0, results: Vec::new() }
+        Self {
+            count: 0,
+            results: Vec::new(),
+        }
     }
 }

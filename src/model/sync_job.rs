@@ -181,8 +181,14 @@ mod tests {
 
     #[test]
     fn enums_use_the_protocol_spelling() {
-        assert_eq!(serde_json::to_string(&JobStatus::Canceling).unwrap(), "\"canceling\"");
-        assert_eq!("access_control".parse::<JobType>(), Ok(JobType::AccessControl));
+        assert_eq!(
+            serde_json::to_string(&JobStatus::Canceling).unwrap(),
+            "\"canceling\""
+        );
+        assert_eq!(
+            "access_control".parse::<JobType>(),
+            Ok(JobType::AccessControl)
+        );
         assert!("cancelled".parse::<JobStatus>().is_err());
         assert!(JobStatus::Pending.can_become(JobStatus::Canceled));
         assert!(!JobStatus::Completed.can_become(JobStatus::Error));

@@ -79,7 +79,10 @@ mod tests {
         let c: Timestamp = serde_json::from_str("\"2024-05-01T10:00:00\"").unwrap();
         assert_eq!(a, b);
         assert_eq!(a, c);
-        assert_eq!(serde_json::to_string(&a).unwrap(), "\"2024-05-01T10:00:00.000Z\"");
+        assert_eq!(
+            serde_json::to_string(&a).unwrap(),
+            "\"2024-05-01T10:00:00.000Z\""
+        );
         assert!(serde_json::from_str::<Timestamp>("\"yesterday\"").is_err());
     }
 }

@@ -25,13 +25,21 @@ impl fmt::Display for FieldIssue {
 }
 
 fn issue(key: &str, rule: &str, message: impl Into<String>) -> FieldIssue {
-    FieldIssue { key: key.to_string(), rule: rule.to_string(), message: message.into() }
+    FieldIssue {
+        key: key.to_string(),
+        rule: rule.to_string(),
+        message: message.into(),
+    }
 }
 
 /// Parses text typed by a person (`key=value` on the command line, a form input) into the
 /// JSON value the field's type asks for. Sensitive values never appear in the message.
 pub fn parse_input(key: &str, field: &ConfigField, raw: &str) -> Result<Value, FieldIssue> {
-    let shown = if field.sensitive { "the value".to_string() } else { format!("'{raw}'") };
+    let shown = if field.sensitive {
+        "the value".to_string()
+    } else {
+        format!("'{raw}'")
+    };
     match field.field_type {
         FieldType::Int => {
             let trimmed = raw.trim();
@@ -46,7 +54,11 @@ pub fn parse_input(key: &str, field: &ConfigField, raw: &str) -> Result<Value, F
         FieldType::Bool => match raw.trim().to_ascii_lowercase().as_str() {
             "true" | "yes" | "on" | "1" => Ok(Value::Bool(true)),
             "false" | "no" | "off" | "0" => Ok(Value::Bool(false)),
-            _ => Err(issue(key, "type", format!("{shown} is not a boolean (true/false)"))),
+            _ => Err(issue(
+                key,
+                "type",
+                format!("{shown} is not a boolean (true/false)"),
+            )),
         },
         FieldType::List => Ok(Value::Array(
             raw.split(',')
@@ -68,7 +80,11 @@ pub fn validate_update(config: &Configuration, values: &Map<String, Value>) -> V
         .filter(|k| config.get(k).is_none())
         .map(|k| {
             let known: Vec<_> = config.0.keys().map(String::as_str).collect();
-            issue(k, "unknown", format!("no such field; known fields: {}", known.join(", ")))
+            issue(
+                k,
+                "unknown",
+                format!("no such field; known fields: {}", known.join(", ")),
+            )
         })
         .collect();
     if !issues.is_empty() {
@@ -117,7 +133,11 @@ pub fn validate_field(config: &Configuration, key: &str) -> Vec<FieldIssue> {
         let allowed = field.options.iter().any(|o| loosely_equal(&o.value, value));
         if !allowed {
             let names: Vec<_> = field.options.iter().map(|o| value_text(&o.value)).collect();
-            issues.push(issue(key, "options", format!("'{label}' must be one of: {}", names.join(", "))));
+            issues.push(issue(
+                key,
+                "options",
+                format!("'{label}' must be one of: {}", names.join(", ")),
+            ));
         }
     }
     for rule in &field.validations {
@@ -134,7 +154,13 @@ fn check_required(config: &Configuration, key: &str) -> Option<FieldIssue> {
         return None;
     }
     let empty = config.effective_value(key).is_none_or(is_empty_value);
-    empty.then(|| issue(key, "required", format!("'{}' cannot be empty", field.display_label(key))))
+    empty.then(|| {
+        issue(
+            key,
+            "required",
+            format!("'{}' cannot be empty", field.display_label(key)),
+        )
+    })
 }
 
 fn check_type(key: &str, field: &ConfigField, value: &Value) -> Option<FieldIssue> {
@@ -145,7 +171,13 @@ fn check_type(key: &str, field: &ConfigField, value: &Value) -> Option<FieldIssu
         FieldType::List => matches!(value, Value::Array(_) | Value::String(_)),
         FieldType::Str | FieldType::Unknown => true,
     };
-    (!ok).then(|| issue(key, "type", format!("'{label}' must be of type {}", field.field_type.as_str())))
+    (!ok).then(|| {
+        issue(
+            key,
+            "type",
+            format!("'{label}' must be of type {}", field.field_type.as_str()),
+        )
+    })
 }
 
 fn check_rule(
@@ -156,7 +188,11 @@ fn check_rule(
     kind: ValidationType,
     constraint: &Value,
 ) -> Option<FieldIssue> {
-    let shown = if field.sensitive { "value".to_string() } else { format!("value '{}'", value_text(value)) };
+    let shown = if field.sensitive {
+        "value".to_string()
+    } else {
+        format!("value '{}'", value_text(value))
+    };
     match kind {
         ValidationType::LessThan | ValidationType::GreaterThan => {
             let limit = as_number(constraint)?;
@@ -171,7 +207,13 @@ fn check_rule(
             } else {
                 (measured > limit, "greater", "greater_than")
             };
-            (!ok).then(|| issue(key, rule, format!("'{label}' {shown} should be {word} than {constraint}")))
+            (!ok).then(|| {
+                issue(
+                    key,
+                    rule,
+                    format!("'{label}' {shown} should be {word} than {constraint}"),
+                )
+            })
         }
         ValidationType::ListType => {
             let expected = constraint.as_str().unwrap_or("str");
@@ -180,7 +222,14 @@ fn check_rule(
                 _ => !item.is_string(),
             });
             bad.map(|item| {
-                issue(key, "list_type", format!("'{label}' item '{}' is not of type {expected}", value_text(&item)))
+                issue(
+                    key,
+                    "list_type",
+                    format!(
+                        "'{label}' item '{}' is not of type {expected}",
+                        value_text(&item)
+                    ),
+                )
             })
         }
         ValidationType::IncludedIn => {
@@ -190,11 +239,21 @@ fn check_rule(
             } else {
                 vec![value.clone()]
             };
-            let bad = items.into_iter().find(|item| !allowed.iter().any(|a| loosely_equal(a, item)));
+            let bad = items
+                .into_iter()
+                .find(|item| !allowed.iter().any(|a| loosely_equal(a, item)));
             bad.map(|item| {
                 let names: Vec<_> = allowed.iter().map(value_text).collect();
-                let what = if field.sensitive { "value".to_string() } else { format!("'{}'", value_text(&item)) };
-                issue(key, "included_in", format!("'{label}' {what} is not one of: {}", names.join(", ")))
+                let what = if field.sensitive {
+                    "value".to_string()
+                } else {
+                    format!("'{}'", value_text(&item))
+                };
+                issue(
+                    key,
+                    "included_in",
+                    format!("'{label}' {what} is not one of: {}", names.join(", ")),
+                )
             })
         }
         ValidationType::Regex => {
@@ -202,10 +261,22 @@ fn check_rule(
             let anchored = format!("^(?:{pattern})$");
             let re = match regex::Regex::new(&anchored) {
                 Ok(re) => re,
-                Err(_) => return Some(issue(key, "regex", format!("'{label}' has an invalid regex '{pattern}'"))),
+                Err(_) => {
+                    return Some(issue(
+                        key,
+                        "regex",
+                        format!("'{label}' has an invalid regex '{pattern}'"),
+                    ));
+                }
             };
             let text = value_text(value);
-            (!re.is_match(&text)).then(|| issue(key, "regex", format!("'{label}' {shown} does not match '{pattern}'")))
+            (!re.is_match(&text)).then(|| {
+                issue(
+                    key,
+                    "regex",
+                    format!("'{label}' {shown} does not match '{pattern}'"),
+                )
+            })
         }
         ValidationType::Unknown => None,
     }
@@ -240,7 +311,11 @@ fn list_items(v: &Value) -> Vec<Value> {
             .split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty())
-            .map(|s| s.parse::<i64>().map(Value::from).unwrap_or_else(|_| Value::String(s.to_string())))
+            .map(|s| {
+                s.parse::<i64>()
+                    .map(Value::from)
+                    .unwrap_or_else(|_| Value::String(s.to_string()))
+            })
             .collect(),
         other => vec![other.clone()],
     }
@@ -270,12 +345,18 @@ mod tests {
     }
 
     fn update(pairs: &[(&str, Value)]) -> Vec<FieldIssue> {
-        let values: Map<String, Value> = pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+        let values: Map<String, Value> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
         validate_update(&config(), &values)
     }
 
     fn rules(issues: &[FieldIssue]) -> Vec<(String, String)> {
-        issues.iter().map(|i| (i.key.clone(), i.rule.clone())).collect()
+        issues
+            .iter()
+            .map(|i| (i.key.clone(), i.rule.clone()))
+            .collect()
     }
 
     #[test]
@@ -285,31 +366,65 @@ mod tests {
 
     #[test]
     fn each_rule_is_named() {
-        assert_eq!(rules(&update(&[("port", json!(70000))])), [("port".into(), "less_than".into())]);
-        assert_eq!(rules(&update(&[("port", json!(0))])), [("port".into(), "greater_than".into())]);
-        assert_eq!(rules(&update(&[("port", json!("x"))])), [("port".into(), "type".into())]);
-        assert_eq!(rules(&update(&[("mode", json!("turbo"))])), [("mode".into(), "options".into())]);
-        assert_eq!(rules(&update(&[("tables", json!(["a", "c"]))])), [("tables".into(), "included_in".into())]);
+        assert_eq!(
+            rules(&update(&[("port", json!(70000))])),
+            [("port".into(), "less_than".into())]
+        );
+        assert_eq!(
+            rules(&update(&[("port", json!(0))])),
+            [("port".into(), "greater_than".into())]
+        );
+        assert_eq!(
+            rules(&update(&[("port", json!("x"))])),
+            [("port".into(), "type".into())]
+        );
+        assert_eq!(
+            rules(&update(&[("mode", json!("turbo"))])),
+            [("mode".into(), "options".into())]
+        );
+        assert_eq!(
+            rules(&update(&[("tables", json!(["a", "c"]))])),
+            [("tables".into(), "included_in".into())]
+        );
         assert_eq!(
             rules(&update(&[("tables", json!([1]))])),
-            [("tables".into(), "list_type".into()), ("tables".into(), "included_in".into())]
+            [
+                ("tables".into(), "list_type".into()),
+                ("tables".into(), "included_in".into())
+            ]
         );
-        assert_eq!(rules(&update(&[("code", json!("ab"))])), [("code".into(), "regex".into())]);
-        assert_eq!(rules(&update(&[("host", json!(""))])), [("host".into(), "required".into())]);
-        assert_eq!(rules(&update(&[("nope", json!(1))])), [("nope".into(), "unknown".into())]);
+        assert_eq!(
+            rules(&update(&[("code", json!("ab"))])),
+            [("code".into(), "regex".into())]
+        );
+        assert_eq!(
+            rules(&update(&[("host", json!(""))])),
+            [("host".into(), "required".into())]
+        );
+        assert_eq!(
+            rules(&update(&[("nope", json!(1))])),
+            [("nope".into(), "unknown".into())]
+        );
     }
 
     #[test]
     fn depends_on_makes_a_field_required_only_when_it_applies() {
         assert!(update(&[("ca", json!(""))]).is_empty());
-        assert_eq!(rules(&update(&[("use_ssl", json!(true))])), [("ca".into(), "required".into())]);
+        assert_eq!(
+            rules(&update(&[("use_ssl", json!(true))])),
+            [("ca".into(), "required".into())]
+        );
     }
 
     #[test]
     fn sensitive_values_never_appear_in_messages() {
         let issues = update(&[("secret", json!("NOT-LOWER-9"))]);
         assert_eq!(rules(&issues), [("secret".into(), "regex".into())]);
-        assert!(!issues[0].message.contains("NOT-LOWER-9"), "{}", issues[0].message);
+        assert!(
+            !issues[0].message.contains("NOT-LOWER-9"),
+            "{}",
+            issues[0].message
+        );
         let field = config().get("secret").unwrap().clone();
         let mut int_field = field.clone();
         int_field.field_type = FieldType::Int;
@@ -320,9 +435,18 @@ mod tests {
     #[test]
     fn parse_input_follows_the_type() {
         let c = config();
-        assert_eq!(parse_input("port", c.get("port").unwrap(), "9200").unwrap(), json!(9200));
-        assert_eq!(parse_input("use_ssl", c.get("use_ssl").unwrap(), "yes").unwrap(), json!(true));
-        assert_eq!(parse_input("tables", c.get("tables").unwrap(), "a, b,").unwrap(), json!(["a", "b"]));
+        assert_eq!(
+            parse_input("port", c.get("port").unwrap(), "9200").unwrap(),
+            json!(9200)
+        );
+        assert_eq!(
+            parse_input("use_ssl", c.get("use_ssl").unwrap(), "yes").unwrap(),
+            json!(true)
+        );
+        assert_eq!(
+            parse_input("tables", c.get("tables").unwrap(), "a, b,").unwrap(),
+            json!(["a", "b"])
+        );
         assert!(parse_input("port", c.get("port").unwrap(), "9k").is_err());
     }
 }

@@ -55,13 +55,20 @@ impl std::fmt::Debug for Document {
 
 impl Document {
     pub fn new(id: impl Into<String>, fields: Map<String, Value>) -> Self {
-        Self { id: id.into(), timestamp: None, fields, content: None }
+        Self {
+            id: id.into(),
+            timestamp: None,
+            fields,
+            content: None,
+        }
     }
 }
 
 /// A deferred content fetch.
-pub type LazyContent =
-    Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = Result<Map<String, Value>, SourceError>> + Send>> + Send>;
+pub type LazyContent = Box<
+    dyn FnOnce() -> Pin<Box<dyn Future<Output = Result<Map<String, Value>, SourceError>> + Send>>
+        + Send,
+>;
 
 /// What a source yields.
 #[derive(Debug)]
@@ -75,7 +82,11 @@ pub enum SourceItem {
     /// Something the source could read but not turn into a document (a line that is not
     /// JSON, a record without an id). It goes to the dead-letter queue with its reason and
     /// the sync goes on.
-    Invalid { id: String, reason: String, raw: Value },
+    Invalid {
+        id: String,
+        reason: String,
+        raw: Value,
+    },
     /// A resumable position: persisted as the connector's cursor only once every item sent
     /// before it has been handled (indexed or dead-lettered).
     Checkpoint(Value),
@@ -86,7 +97,9 @@ pub enum SourceItem {
 pub enum SyncMode {
     Full,
     /// The cursor the previous successful sync saved.
-    Incremental { cursor: Option<Value> },
+    Incremental {
+        cursor: Option<Value>,
+    },
 }
 
 #[derive(Debug, Error)]
@@ -165,7 +178,10 @@ pub trait SourceFactory: Send + Sync {
         match snippet {
             Value::Null => Vec::new(),
             Value::Object(m) if m.is_empty() => Vec::new(),
-            _ => vec![format!("{} does not support advanced sync rules", self.service_type())],
+            _ => vec![format!(
+                "{} does not support advanced sync rules",
+                self.service_type()
+            )],
         }
     }
     fn create(&self, config: &Configuration) -> Result<Box<dyn DataSource>, SourceError>;
