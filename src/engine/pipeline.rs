@@ -236,19 +236,21 @@ async fn upsert(
     progress: &Progress,
 ) -> Option<Batch> {
     if let Some(rules) = &settings.rules
-        && !rules.should_index(&doc.fields) {
-            // Excluded documents are not "seen": a full sync removes them from the index.
-            *skipped += 1;
-            progress.add_skipped(1);
-            return None;
-        }
+        && !rules.should_index(&doc.fields)
+    {
+        // Excluded documents are not "seen": a full sync removes them from the index.
+        *skipped += 1;
+        progress.add_skipped(1);
+        return None;
+    }
     seen.insert(&doc.id);
     if let (Some(existing), Some(ts)) = (existing, doc.timestamp.as_deref())
-        && existing.unchanged(&doc.id, ts) {
-            *skipped += 1;
-            progress.add_skipped(1);
-            return None;
-        }
+        && existing.unchanged(&doc.id, ts)
+    {
+        *skipped += 1;
+        progress.add_skipped(1);
+        return None;
+    }
     if let Some(fetch) = doc.content.take() {
         match fetch().await {
             Ok(content) => doc.fields.extend(content),

@@ -478,10 +478,12 @@ impl Engine {
             last.last_sync_error = Some(error.clone());
         }
         // The cursor is saved only after a completed content sync.
-        if status == JobStatus::Completed && !acl
-            && let Some(cursor) = outcome.and_then(|o| o.cursor.clone()) {
-                last.sync_cursor = Some(cursor);
-            }
+        if status == JobStatus::Completed
+            && !acl
+            && let Some(cursor) = outcome.and_then(|o| o.cursor.clone())
+        {
+            last.sync_cursor = Some(cursor);
+        }
         if let Err(e) = control.update_last_sync(&job.connector.id, &last).await {
             tracing::error!(connector = %job.connector.id, error = %e, "could not write the connector's last sync");
         }

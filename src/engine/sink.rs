@@ -420,15 +420,16 @@ impl Sink {
                 }
             };
             if let Some(outcome) = outcome
-                && outcomes.len() < RECENT_PER_BATCH {
-                    outcomes.push(DocOutcome {
-                        id: item.id.clone(),
-                        outcome,
-                        bytes,
-                        latency_ms,
-                        reason: None,
-                    });
-                }
+                && outcomes.len() < RECENT_PER_BATCH
+            {
+                outcomes.push(DocOutcome {
+                    id: item.id.clone(),
+                    outcome,
+                    bytes,
+                    latency_ms,
+                    reason: None,
+                });
+            }
         }
         let successes = (tally.indexed + tally.updated) as usize;
         total.indexed += tally.indexed;
