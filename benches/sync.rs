@@ -61,6 +61,11 @@ fn main() -> ExitCode {
     let result = match role.as_str() {
         "standin" => standin_role(),
         "bulk" => runtime().and_then(|rt| rt.block_on(bulk_role())),
+        "engine" if std::env::var("XCT").is_ok() => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())
+            .and_then(|rt| rt.block_on(engine_role())),
         "engine" => runtime().and_then(|rt| rt.block_on(engine_role())),
         _ => runtime().and_then(|rt| rt.block_on(parent())),
     };
@@ -319,6 +324,8 @@ struct EngineReport {
     /// Until the last document was indexed (before the full sync's deletion scan).
     index_seconds: f64,
     index_docs_per_sec: f64,
+    /// CPU per document until the last one was indexed.
+    index_cpu_us_per_doc: f64,
     peak_rss_mib: f64,
     cpu_seconds: f64,
     cpu_us_per_doc: f64,
@@ -369,7 +376,7 @@ async fn engine_role() -> BenchResult<()> {
         if index_done.is_none()
             && phase.is_some_and(|p| !matches!(p, Phase::Starting | Phase::Extracting))
         {
-            index_done = Some(started.elapsed());
+            index_done = Some((started.elapsed(), cpu_seconds("self") - cpu_before));
         }
     }
     let report = run
@@ -388,7 +395,8 @@ async fn engine_role() -> BenchResult<()> {
             c.indexed + c.updated
         ));
     }
-    let index_seconds = index_done.map_or(seconds, |d| d.as_secs_f64());
+    let (index_seconds, index_cpu) =
+        index_done.map_or((seconds, cpu), |(d, cpu)| (d.as_secs_f64(), cpu));
     let out = EngineReport {
         docs,
         indexed: c.indexed + c.updated,
@@ -397,6 +405,7 @@ async fn engine_role() -> BenchResult<()> {
         docs_per_sec: docs as f64 / seconds,
         index_seconds,
         index_docs_per_sec: docs as f64 / index_seconds,
+        index_cpu_us_per_doc: index_cpu * 1e6 / docs as f64,
         peak_rss_mib: peak_rss_mib(),
         cpu_seconds: cpu,
         cpu_us_per_doc: cpu * 1e6 / docs as f64,
@@ -569,6 +578,8 @@ fn load_average() -> String {
 #[derive(Default)]
 struct Runs {
     loops: Vec<LoopReport>,
+    /// The stand-in's CPU per document during each loop run.
+    loop_standin_cpu: Vec<f64>,
     engines: Vec<EngineReport>,
     /// The stand-in's CPU per document during each engine run.
     standin_cpu: Vec<f64>,
@@ -607,8 +618,12 @@ async fn parent() -> BenchResult<()> {
                 (DOCS, docs.to_string()),
                 (INDEX, prefix.clone()),
             ];
+            let standin_cpu = cpu_seconds(&standin_pid);
             let plain: LoopReport =
                 RoleChild::spawn("bulk", &vars, false)?.report("plain bulk loop")?;
+            let loop_cpu = cpu_seconds(&standin_pid) - standin_cpu;
+            runs.loop_standin_cpu
+                .push(loop_cpu * 1e6 / plain.docs as f64);
             for pass in 0..plain.indices {
                 drop_index(&client, &url, &format!("{prefix}-{pass}")).await?;
             }
@@ -649,26 +664,33 @@ fn print_table(all: &[(u64, Runs)], cores: usize, load_before: &str, load_after:
     let in_flight = EngineSettings::default().max_in_flight;
     println!();
     println!(
-        "1 KB documents, {in_flight} bulk requests in flight, {cores} cores shared by engine and stand-in (load {load_before} → {load_after})"
+        "1 KB documents, {in_flight} bulk requests in flight, {cores} cores shared by the engine and the stand-in (load {load_before} → {load_after})."
     );
     println!(
-        "best docs/s, highest peak RSS and median CPU of each size's runs; \"indexing\" ends before the full sync's id scan"
+        "Best docs/s, highest peak RSS and median CPU of each size's runs; \"indexing\" ends when the last document is indexed, before the full sync's id scan."
     );
     println!();
     println!(
-        "| documents | plain loop docs/s | engine docs/s (whole sync) | % of loop | engine docs/s (indexing) | % of loop | peak RSS (MiB) | engine CPU µs/doc | stand-in CPU µs/doc |"
+        "| documents | plain loop docs/s | engine docs/s, whole sync | engine docs/s, indexing | engine peak RSS | engine CPU/doc, whole sync (indexing) | stand-in CPU/doc, loop / engine run |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
     for (docs, runs) in all {
         let plain = best(runs.loops.iter().map(|r| r.docs_per_sec));
         let whole = best(runs.engines.iter().map(|r| r.docs_per_sec));
         let indexing = best(runs.engines.iter().map(|r| r.index_docs_per_sec));
         let rss = best(runs.engines.iter().map(|r| r.peak_rss_mib));
         let cpu = median(runs.engines.iter().map(|r| r.cpu_us_per_doc).collect());
-        let standin = median(runs.standin_cpu.clone());
+        let index_cpu = median(
+            runs.engines
+                .iter()
+                .map(|r| r.index_cpu_us_per_doc)
+                .collect(),
+        );
+        let loop_standin = median(runs.loop_standin_cpu.clone());
+        let engine_standin = median(runs.standin_cpu.clone());
         let pct = |v: f64| if plain > 0.0 { v / plain * 100.0 } else { 0.0 };
         println!(
-            "| {docs} | {plain:.0} | {whole:.0} | {:.0}% | {indexing:.0} | {:.0}% | {rss:.1} | {cpu:.2} | {standin:.2} |",
+            "| {docs} | {plain:.0} | {whole:.0} ({:.0}%) | {indexing:.0} ({:.0}%) | {rss:.1} MiB | {cpu:.2} µs ({index_cpu:.2} µs) | {loop_standin:.2} µs / {engine_standin:.2} µs |",
             pct(whole),
             pct(indexing)
         );

@@ -85,3 +85,43 @@ async fn attachments_become_body_text_and_failures_are_recorded() {
         "{c}"
     );
 }
+
+/// Advanced sync rules go to the source unchanged; a source that cannot apply them fails the
+/// job up front, naming them, instead of silently syncing everything.
+#[tokio::test]
+async fn unsupported_advanced_rules_fail_the_job_before_any_document() {
+    let (engine, backend, _dlq) = embedded_engine("rules-worker");
+    let id = engine_util::generator_connector(&backend, "adv", "adv-index", 50, 0, 0).await;
+    let control: &dyn syncdeck::backend::ControlPlane = &backend;
+    control
+        .update_filtering(&id, &[], Some(&json!({"query": {"match": {"title": "x"}}})))
+        .await
+        .unwrap();
+    backend
+        .update_filtering_validation(&id, &syncdeck::model::FilteringValidation::default())
+        .await
+        .unwrap();
+    backend.activate_filtering(&id).await.unwrap();
+    let job = control
+        .create_sync_job(&id, JobType::Full, TriggerMethod::OnDemand)
+        .await
+        .unwrap();
+    let report = engine
+        .run_job(&job, &CancellationToken::new())
+        .await
+        .unwrap();
+    match &report.end {
+        syncdeck::engine::runner::JobEnd::Failed { error } => {
+            assert!(
+                error.contains("advanced sync rules") && error.contains("generator"),
+                "{error}"
+            )
+        }
+        other => panic!("expected a failed job, got {other:?}"),
+    }
+    assert_eq!(report.counters.seen, 0);
+    assert_eq!(
+        control.get_sync_job(&job).await.unwrap().status,
+        syncdeck::model::JobStatus::Error
+    );
+}

@@ -261,11 +261,18 @@ async fn every_document_is_accounted_for_through_a_storm_of_faults() {
         letters.len(),
         "a document was dead-lettered twice"
     );
-    // Every id exactly once: in the index or in the queue.
-    assert!(
-        indexed.is_disjoint(&queued),
-        "documents both indexed and dead-lettered"
-    );
+    // Every id in the index or in the queue. Both only where the outcome was truly unknown:
+    // a request whose response was cut short may have been applied, and its retry then met
+    // 429s until the item gave up. Such a dead letter is a harmless duplicate (a retry
+    // indexes the same document again); it is never a poisoned one.
+    let both: BTreeSet<String> = indexed.intersection(&queued).cloned().collect();
+    for id in &both {
+        let letter = letters.iter().find(|l| &l.doc_id == id).unwrap();
+        assert!(
+            !poisoned.contains(id) && letter.reason.starts_with("gave up after"),
+            "{id} both indexed and dead-lettered: {letter:?}"
+        );
+    }
     assert_ids(
         &indexed.union(&queued).cloned().collect(),
         &all_ids(COUNT),
@@ -274,7 +281,11 @@ async fn every_document_is_accounted_for_through_a_storm_of_faults() {
     // `updated`: sent again after a cut response, so already in the index.
     assert_eq!(
         (c.seen, c.indexed + c.updated, c.dead_lettered),
-        (COUNT, indexed.len() as u64, queued.len() as u64),
+        (
+            COUNT,
+            (indexed.len() - both.len()) as u64,
+            queued.len() as u64
+        ),
         "{c:?}"
     );
     // Each poisoned document for its mapping error; a good one only if it met a 429 on every
@@ -316,7 +327,7 @@ async fn every_document_is_accounted_for_through_a_storm_of_faults() {
     let n = indexed.len() as u64;
     assert_eq!(
         (job.indexed_document_count, job.total_document_count),
-        (n, Some(n))
+        (n - both.len() as u64, Some(n))
     );
 }
 

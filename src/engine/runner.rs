@@ -406,6 +406,21 @@ impl Engine {
         factory
             .validate(config)
             .map_err(|e| format!("invalid configuration: {e}"))?;
+        // Advanced sync rules go to the source unchanged; it says whether it can apply them.
+        if let Some(snippet) = job
+            .connector
+            .filtering
+            .as_ref()
+            .map(|f| &f.advanced_snippet.value)
+        {
+            let problems = factory.validate_advanced_rules(snippet);
+            if !problems.is_empty() {
+                return Err(format!(
+                    "invalid advanced sync rules: {}",
+                    problems.join("; ")
+                ));
+            }
+        }
         let mut source = factory.create(config).map_err(|e| e.to_string())?;
         source
             .ping()
