@@ -61,11 +61,6 @@ fn main() -> ExitCode {
     let result = match role.as_str() {
         "standin" => standin_role(),
         "bulk" => runtime().and_then(|rt| rt.block_on(bulk_role())),
-        "engine" if std::env::var("XCT").is_ok() => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())
-            .and_then(|rt| rt.block_on(engine_role())),
         "engine" => runtime().and_then(|rt| rt.block_on(engine_role())),
         _ => runtime().and_then(|rt| rt.block_on(parent())),
     };
