@@ -35,7 +35,6 @@ use syncdeck::backend::{ConfigurationUpdate, ControlPlane, DocumentStore};
 use syncdeck::config::{BreakerSettings, EngineSettings, EsSettings};
 use syncdeck::engine::batch::{BatchBuilder, BatchLimits};
 use syncdeck::engine::dlq::DeadLetterStore;
-use syncdeck::engine::progress::Phase;
 use syncdeck::engine::runner::{Engine, EngineDeps, JobEnd};
 use syncdeck::model::{JobType, NewConnector, TriggerMethod};
 use syncdeck::sources::{self, GeneratorSettings, GeneratorSource, SourceFactory};
@@ -95,9 +94,10 @@ fn env_docs() -> BenchResult<u64> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Measurements of this process, from /proc.
+// Measurements of a process, from /proc.
 
-/// User + system CPU seconds of this process (all threads, living and gone).
+/// User + system CPU seconds of process `pid` (`self` for this one), all threads, living and
+/// gone.
 fn cpu_seconds(pid: &str) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the command name (which may hold spaces) start at the state, field 3;
@@ -362,15 +362,20 @@ async fn engine_role() -> BenchResult<()> {
         let (engine, job_id, shutdown) = (engine.clone(), job_id.clone(), shutdown.clone());
         tokio::spawn(async move { engine.run_job(&job_id, &shutdown).await })
     };
-    // Notes when indexing ended, from the job's live progress (a cheap read every 10 ms).
+    // Notes when the last document was indexed, from the job's live counters (atomics, read
+    // every 5 ms; a snapshot would clone the recent-documents list each time).
     let live = engine.live();
     let mut index_done = None;
     while !run.is_finished() {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        let phase = live.progress(&job_id).map(|p| p.snapshot().phase);
-        if index_done.is_none()
-            && phase.is_some_and(|p| !matches!(p, Phase::Starting | Phase::Extracting))
-        {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        if index_done.is_some() {
+            continue;
+        }
+        let settled = live.progress(&job_id).map_or(0, |p| {
+            let c = p.counters();
+            c.indexed + c.updated + c.dead_lettered + c.skipped
+        });
+        if settled >= docs {
             index_done = Some((started.elapsed(), cpu_seconds("self") - cpu_before));
         }
     }
@@ -641,11 +646,12 @@ async fn parent() -> BenchResult<()> {
                 .push((cpu_seconds(&standin_pid) - standin_cpu) * 1e6 / docs as f64);
             drop_index(&client, &url, &index).await?;
             eprintln!(
-                "  engine, {docs} docs: {:.0} docs/s ({:.0} indexing), {:.1} MiB, {:.2} µs/doc",
+                "  engine, {docs} docs: {:.0} docs/s ({:.0} indexing), {:.1} MiB, {:.2} µs/doc ({:.2} indexing)",
                 engine.docs_per_sec,
                 engine.index_docs_per_sec,
                 engine.peak_rss_mib,
-                engine.cpu_us_per_doc
+                engine.cpu_us_per_doc,
+                engine.index_cpu_us_per_doc
             );
             runs.engines.push(engine);
         }
