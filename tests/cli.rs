@@ -596,3 +596,119 @@ fn no_secret_reaches_output_or_log_without_reveal() {
         "reveal wrote the value to the log"
     );
 }
+
+/// Every local source syncs through the real `syncdeck sync` command into both backends:
+/// the embedded default and the stand-in cluster. (`http_api` needs a live mock API and is
+/// synced through the engine into both backends in tests/http_api.rs.)
+#[test]
+fn sync_command_runs_each_source_into_both_backends() {
+    let standin = authed_standin(1);
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/airbyte/fake_source.py"
+    );
+    for cluster in [false, true] {
+        let home = Home::new();
+        if cluster {
+            stand_in_config(&home, &standin, "");
+        }
+        let data = home.path("input");
+        std::fs::create_dir_all(data.join("docs")).unwrap();
+        std::fs::write(data.join("docs/a.md"), "# Runbook\nRestart the worker.").unwrap();
+        std::fs::write(data.join("docs/b.txt"), "plain notes").unwrap();
+        let ndjson = data.join("orders.ndjson");
+        std::fs::write(
+            &ndjson,
+            "{\"id\":\"o1\",\"total\":5}\nnot json\n{\"id\":\"o2\",\"total\":7}\n",
+        )
+        .unwrap();
+        let tag = if cluster { "es" } else { "emb" };
+        let cases: Vec<(&str, &str, Vec<String>, u64, u64, i32)> = vec![
+            (
+                "generator",
+                "gen",
+                vec!["count=50".into(), "rate=0".into(), "poison_every=0".into()],
+                50,
+                0,
+                0,
+            ),
+            (
+                "ndjson",
+                "nd",
+                vec![format!("path={}", ndjson.display())],
+                2,
+                1,
+                4,
+            ),
+            (
+                "directory",
+                "dir",
+                vec![format!("path={}", data.join("docs").display())],
+                2,
+                0,
+                0,
+            ),
+            (
+                "external",
+                "ext",
+                vec![
+                    "command=python3".into(),
+                    format!("args={script}"),
+                    "stream=users".into(),
+                    r#"config={"count": 4, "token": "t", "mode": "normal"}"#.into(),
+                ],
+                4,
+                0,
+                0,
+            ),
+        ];
+        for (service, name, values, indexed, dead, code) in cases {
+            let id = format!("{name}-{tag}");
+            let index = format!("{name}-{tag}-index");
+            ok_k(
+                &home,
+                &[
+                    "connectors",
+                    "create",
+                    &id,
+                    "--service-type",
+                    service,
+                    "--index-name",
+                    &index,
+                ],
+            );
+            let mut set = vec!["connectors", "set", id.as_str()];
+            set.extend(values.iter().map(String::as_str));
+            ok_k(&home, &set);
+            let r = run(&mut with_key(&home), &["sync", &id, "--json"]);
+            assert_eq!(r.code, code, "{service} on {tag}: {}{}", r.stdout, r.stderr);
+            // Progress lines come first, one compact JSON each; the summary is the last document.
+            let at = r
+                .stdout
+                .rfind("{\n  \"report\"")
+                .unwrap_or_else(|| panic!("{service} on {tag}: no summary: {}", r.stdout));
+            let summary: Value = serde_json::from_str(&r.stdout[at..]).unwrap();
+            let report = &summary["report"];
+            assert_eq!(report["end"], "completed", "{service} on {tag}: {summary}");
+            assert_eq!(
+                report["counters"]["indexed"], indexed,
+                "{service} on {tag}: {summary}"
+            );
+            assert_eq!(
+                report["counters"]["dead_lettered"], dead,
+                "{service} on {tag}: {summary}"
+            );
+            assert_eq!(
+                report["total_document_count"], indexed,
+                "{service} on {tag}: {summary}"
+            );
+            if cluster {
+                assert_eq!(
+                    standin.index_docs(&index).len() as u64,
+                    indexed,
+                    "{service}: stand-in index"
+                );
+            }
+        }
+    }
+}
