@@ -597,6 +597,9 @@ fn no_secret_reaches_output_or_log_without_reveal() {
     );
 }
 
+/// (service type, connector name, `key=value` settings, indexed, dead-lettered, exit code)
+type SourceCase = (&'static str, &'static str, Vec<String>, u64, u64, i32);
+
 /// Every local source syncs through the real `syncdeck sync` command into both backends:
 /// the embedded default and the stand-in cluster. (`http_api` needs a live mock API and is
 /// synced through the engine into both backends in tests/http_api.rs.)
@@ -623,7 +626,7 @@ fn sync_command_runs_each_source_into_both_backends() {
         )
         .unwrap();
         let tag = if cluster { "es" } else { "emb" };
-        let cases: Vec<(&str, &str, Vec<String>, u64, u64, i32)> = vec![
+        let cases: Vec<SourceCase> = vec![
             (
                 "generator",
                 "gen",
