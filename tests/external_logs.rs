@@ -92,6 +92,7 @@ async fn the_programs_logs_stderr_and_errors_never_show_the_secret() {
         .with_ansi(false)
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
+    tracing::callsite::rebuild_interest_cache();
 
     for mode in ["normal", "trace", "crash"] {
         let mut src = source(&fake(json!({"mode": mode}), &[("stream", json!("users"))]));

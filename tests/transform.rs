@@ -281,23 +281,32 @@ impl Buffer {
     }
 }
 
-/// Runs `test` on a current-thread runtime (so every task logs on this thread) under a
-/// subscriber that records every event at every level; returns what was logged.
+/// Runs `test` under a subscriber that records every event at every level; returns what was
+/// logged meanwhile. The subscriber is the process-wide default, installed once: a scoped one
+/// misses events from other threads (`spawn_blocking`) and races tracing's callsite interest
+/// cache when other tests log at the same time. Captures run one at a time; events of other
+/// tests running meanwhile only make the check stricter.
 fn logged<F: std::future::Future<Output = ()>>(test: impl FnOnce() -> F) -> String {
-    let buffer = Buffer::default();
-    let writer = buffer.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .finish();
-    tracing::subscriber::with_default(subscriber, || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a runtime");
-        runtime.block_on(test());
+    static BUFFER: std::sync::OnceLock<Buffer> = std::sync::OnceLock::new();
+    static CAPTURE: Mutex<()> = Mutex::new(());
+    let buffer = BUFFER.get_or_init(|| {
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
+        buffer
     });
+    let _one = CAPTURE.lock().unwrap_or_else(|p| p.into_inner());
+    buffer.0.lock().unwrap().clear();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(test());
     buffer.text()
 }
 
