@@ -261,6 +261,49 @@ impl Where {
     fn params(&self) -> &[rusqlite::types::Value] {
         &self.params
     }
+
+    /// One page of JSON documents from `table` matching these clauses, with the total count:
+    /// the shared body of the connector and sync-job lists. `order` is the ORDER BY clause;
+    /// `what` names a document in errors ("connector", "sync job").
+    fn page<T: serde::de::DeserializeOwned>(
+        &self,
+        conn: &rusqlite::Connection,
+        table: &str,
+        order: &str,
+        size: u64,
+        from: u64,
+        what: &str,
+    ) -> Result<crate::model::Page<T>> {
+        use rusqlite::params_from_iter;
+        let count: i64 = conn
+            .query_row(
+                &format!("SELECT COUNT(*) FROM {table}{}", self.sql()),
+                params_from_iter(self.params()),
+                |row| row.get(0),
+            )
+            .map_err(db_err)?;
+        let sql = format!(
+            "SELECT id, doc FROM {table}{} ORDER BY {order} LIMIT {} OFFSET {}",
+            self.sql(),
+            connectors::sql_int(size),
+            connectors::sql_int(from),
+        );
+        let mut statement = conn.prepare(&sql).map_err(db_err)?;
+        let rows = statement
+            .query_map(params_from_iter(self.params()), |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+            })
+            .map_err(db_err)?;
+        let mut results = Vec::new();
+        for row in rows {
+            let (id, doc) = row.map_err(db_err)?;
+            results.push(from_json(&doc, &format!("{what} '{id}'"))?);
+        }
+        Ok(crate::model::Page {
+            count: u64::try_from(count).unwrap_or(0),
+            results,
+        })
+    }
 }
 
 #[async_trait]

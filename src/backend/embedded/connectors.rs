@@ -11,7 +11,7 @@ use crate::model::{
     FilteringValidation, FilteringValidationState, JobStatus, JobType, NewConnector, Page,
     Pipeline, Scheduling, Timestamp,
 };
-use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Map, Value};
 
 /// The page size Elasticsearch uses when none is given.
@@ -505,34 +505,14 @@ pub(super) fn list(conn: &Connection, query: &ConnectorQuery) -> Result<Page<Con
             vec![pattern.clone().into(), pattern.clone().into(), pattern.into()],
         );
     }
-    let count: i64 = conn
-        .query_row(
-            &format!("SELECT COUNT(*) FROM connectors{}", filter.sql()),
-            params_from_iter(filter.params()),
-            |row| row.get(0),
-        )
-        .map_err(db_err)?;
-    let sql = format!(
-        "SELECT id, doc FROM connectors{} ORDER BY index_name IS NULL, index_name, id LIMIT {} OFFSET {}",
-        filter.sql(),
-        sql_int(query.size.unwrap_or(DEFAULT_PAGE_SIZE)),
-        sql_int(query.from),
-    );
-    let mut statement = conn.prepare(&sql).map_err(db_err)?;
-    let rows = statement
-        .query_map(params_from_iter(filter.params()), |row| {
-            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
-        })
-        .map_err(db_err)?;
-    let mut results = Vec::new();
-    for row in rows {
-        let (id, doc) = row.map_err(db_err)?;
-        results.push(from_json(&doc, &format!("connector '{id}'"))?);
-    }
-    Ok(Page {
-        count: u64::try_from(count).unwrap_or(0),
-        results,
-    })
+    filter.page(
+        conn,
+        "connectors",
+        "index_name IS NULL, index_name, id",
+        query.size.unwrap_or(DEFAULT_PAGE_SIZE),
+        query.from,
+        "connector",
+    )
 }
 
 /// Escapes `%`, `_` and `\` for a `LIKE … ESCAPE '\'` pattern.

@@ -3,13 +3,13 @@
 //! semantics, delete and the paged list. Every function takes a connection the caller has
 //! already put in the right transaction; none opens its own.
 
-use super::connectors::{self, sql_int};
+use super::connectors;
 use super::{Where, db_err, from_json, new_id, status_exception, to_json};
 use crate::backend::{BackendError, JobFinish, Result, SyncJobQuery};
 use crate::model::{
     JobStatus, JobType, Page, SyncJob, SyncJobConnector, SyncStats, Timestamp, TriggerMethod,
 };
-use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Map, Value};
 
 const DEFAULT_PAGE_SIZE: u64 = 100;
@@ -254,32 +254,12 @@ pub(super) fn list(conn: &Connection, query: &SyncJobQuery) -> Result<Page<SyncJ
         .map(|t| t.as_str().to_string())
         .collect();
     filter.any_of("job_type", &job_types);
-    let count: i64 = conn
-        .query_row(
-            &format!("SELECT COUNT(*) FROM sync_jobs{}", filter.sql()),
-            params_from_iter(filter.params()),
-            |row| row.get(0),
-        )
-        .map_err(db_err)?;
-    let sql = format!(
-        "SELECT id, doc FROM sync_jobs{} ORDER BY created_at DESC, seq DESC LIMIT {} OFFSET {}",
-        filter.sql(),
-        sql_int(query.size.unwrap_or(DEFAULT_PAGE_SIZE)),
-        sql_int(query.from),
-    );
-    let mut statement = conn.prepare(&sql).map_err(db_err)?;
-    let rows = statement
-        .query_map(params_from_iter(filter.params()), |row| {
-            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
-        })
-        .map_err(db_err)?;
-    let mut results = Vec::new();
-    for row in rows {
-        let (id, doc) = row.map_err(db_err)?;
-        results.push(from_json(&doc, &format!("sync job '{id}'"))?);
-    }
-    Ok(Page {
-        count: u64::try_from(count).unwrap_or(0),
-        results,
-    })
+    filter.page(
+        conn,
+        "sync_jobs",
+        "created_at DESC, seq DESC",
+        query.size.unwrap_or(DEFAULT_PAGE_SIZE),
+        query.from,
+        "sync job",
+    )
 }
