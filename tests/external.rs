@@ -7,6 +7,10 @@
 
 #[path = "support/engine_util.rs"]
 mod engine_util;
+#[path = "support/external_util.rs"]
+mod external_util;
+
+use external_util::{TOKEN, fake, run, script, source};
 
 use engine_util::{create_connector, dead_letters, embedded_engine, store_ids};
 use serde_json::{Map, Value, json};
@@ -15,65 +19,13 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use syncdeck::backend::{ConfigurationUpdate, ControlPlane, DocumentStore};
 use syncdeck::engine::runner::JobEnd;
-use syncdeck::model::{Configuration, DisplayType, FieldType, JobType, TriggerMethod};
+use syncdeck::model::{DisplayType, FieldType, JobType, TriggerMethod};
 use syncdeck::secret::MASK;
 use syncdeck::sources::{
-    DataSource, Document, ExternalFactory, ExternalSource, ItemSender, SourceError, SourceFactory,
-    SourceItem, SyncMode, spec_fields,
+    DataSource, Document, EXTERNAL_INHERITED_ENV, ExternalFactory, ItemSender, SourceError,
+    SourceFactory, SourceItem, SyncMode, spec_fields,
 };
 use tokio_util::sync::CancellationToken;
-
-const TOKEN: &str = "tok-hunter2-secret";
-
-fn script() -> String {
-    concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/airbyte/fake_source.py"
-    )
-    .to_string()
-}
-
-/// The fake program with this config JSON, the secret token, and extra field values.
-fn fake(config: Value, extra: &[(&str, Value)]) -> Configuration {
-    let mut c = ExternalFactory.default_configuration();
-    let mut set = |key: &str, value: Value| {
-        c.0.get_mut(key)
-            .unwrap_or_else(|| panic!("no field {key}"))
-            .value = value;
-    };
-    set("command", json!("python3"));
-    set("args", json!([script()]));
-    set("secret_env", json!(format!("FAKE_TOKEN={TOKEN}")));
-    set("config", json!(config.to_string()));
-    set("timeout", json!(20));
-    for (key, value) in extra {
-        set(key, value.clone());
-    }
-    c
-}
-
-fn source(config: &Configuration) -> ExternalSource {
-    ExternalFactory
-        .validate(config)
-        .expect("valid configuration");
-    ExternalSource::from_config(config).expect("source")
-}
-
-async fn run(
-    source: &mut ExternalSource,
-    mode: SyncMode,
-) -> (Vec<SourceItem>, Result<Option<Value>, SourceError>) {
-    let (tx, mut rx) = ItemSender::channel(16);
-    let drain = async move {
-        let mut items = Vec::new();
-        while let Some(item) = rx.recv().await {
-            items.push(item);
-        }
-        items
-    };
-    let (result, items) = tokio::join!(source.run(mode, tx), drain);
-    (items, result)
-}
 
 fn upserts(items: &[SourceItem]) -> Vec<&Document> {
     items
@@ -494,34 +446,6 @@ async fn an_incremental_read_resumes_from_the_saved_state() {
     assert!(ExternalFactory.supports_incremental());
 }
 
-/// Variables of syncdeck's environment a program may see (see `process.rs`).
-const PASSED_ON: [&str; 24] = [
-    "PATH",
-    "HOME",
-    "USER",
-    "LOGNAME",
-    "SHELL",
-    "LANG",
-    "LC_ALL",
-    "LC_CTYPE",
-    "TZ",
-    "TMPDIR",
-    "VIRTUAL_ENV",
-    "PYTHONPATH",
-    "PYTHONHOME",
-    "PYTHONUNBUFFERED",
-    "SSL_CERT_FILE",
-    "SSL_CERT_DIR",
-    "REQUESTS_CA_BUNDLE",
-    "CURL_CA_BUNDLE",
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "NO_PROXY",
-    "http_proxy",
-    "https_proxy",
-    "no_proxy",
-];
-
 /// The interpreter itself, not a wrapper (pyenv's shim adds variables of its own).
 fn real_python() -> String {
     let out = std::process::Command::new("python3")
@@ -604,8 +528,9 @@ async fn the_program_gets_private_files_the_catalog_the_state_and_only_its_own_e
     for name in ["FAKE_TOKEN", "GREETING", "PATH"] {
         assert!(env.contains(name), "{name} missing from {env:?}");
     }
-    let allowed =
-        |name: &str| PASSED_ON.contains(&name) || name == "FAKE_TOKEN" || name == "GREETING";
+    let allowed = |name: &str| {
+        EXTERNAL_INHERITED_ENV.contains(&name) || name == "FAKE_TOKEN" || name == "GREETING"
+    };
     let leaked: Vec<&String> = env.iter().filter(|name| !allowed(name)).collect();
     assert!(leaked.is_empty(), "not passed on by syncdeck: {leaked:?}");
     let ours: Vec<String> = std::env::vars()

@@ -2,66 +2,14 @@
 //! captured subscriber is thread-scoped, and tracing's callsite interest cache can skip a
 //! scoped subscriber's events while other tests log on other threads at the same time.
 
-use serde_json::{Value, json};
+#[path = "support/external_util.rs"]
+mod external_util;
+
+use external_util::{TOKEN, fake, run, source};
+use serde_json::json;
 use std::sync::{Arc, Mutex};
-use syncdeck::model::Configuration;
 use syncdeck::secret::MASK;
-use syncdeck::sources::{
-    DataSource, ExternalFactory, ExternalSource, ItemSender, SourceError, SourceFactory,
-    SourceItem, SyncMode,
-};
-
-const TOKEN: &str = "tok-hunter2-secret";
-
-fn script() -> String {
-    concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/airbyte/fake_source.py"
-    )
-    .to_string()
-}
-
-/// The fake program with this config JSON, the secret token, and extra field values.
-fn fake(config: Value, extra: &[(&str, Value)]) -> Configuration {
-    let mut c = ExternalFactory.default_configuration();
-    let mut set = |key: &str, value: Value| {
-        c.0.get_mut(key)
-            .unwrap_or_else(|| panic!("no field {key}"))
-            .value = value;
-    };
-    set("command", json!("python3"));
-    set("args", json!([script()]));
-    set("secret_env", json!(format!("FAKE_TOKEN={TOKEN}")));
-    set("config", json!(config.to_string()));
-    set("timeout", json!(20));
-    for (key, value) in extra {
-        set(key, value.clone());
-    }
-    c
-}
-
-fn source(config: &Configuration) -> ExternalSource {
-    ExternalFactory
-        .validate(config)
-        .expect("valid configuration");
-    ExternalSource::from_config(config).expect("source")
-}
-
-async fn run(
-    source: &mut ExternalSource,
-    mode: SyncMode,
-) -> (Vec<SourceItem>, Result<Option<Value>, SourceError>) {
-    let (tx, mut rx) = ItemSender::channel(16);
-    let drain = async move {
-        let mut items = Vec::new();
-        while let Some(item) = rx.recv().await {
-            items.push(item);
-        }
-        items
-    };
-    let (result, items) = tokio::join!(source.run(mode, tx), drain);
-    (items, result)
-}
+use syncdeck::sources::{DataSource, SyncMode};
 
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);

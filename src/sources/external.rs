@@ -9,6 +9,8 @@
 //! module must not know about the engine, Elasticsearch or the dead-letter queue.
 
 mod process;
+
+pub use process::INHERITED_ENV;
 mod protocol;
 mod spec;
 

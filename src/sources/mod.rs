@@ -16,7 +16,9 @@ mod registry;
 
 pub use builtin::builtin;
 pub use directory::DirectoryFactory;
-pub use external::{ExternalFactory, ExternalSource, spec_fields};
+pub use external::{
+    ExternalFactory, ExternalSource, INHERITED_ENV as EXTERNAL_INHERITED_ENV, spec_fields,
+};
 pub use generator::{GeneratorFactory, GeneratorSettings, GeneratorSource, POISON_VALUE};
 pub use http_api::HttpApiFactory;
 pub use ndjson::NdjsonFactory;

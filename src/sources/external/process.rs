@@ -27,7 +27,7 @@ const EXIT_GRACE: Duration = Duration::from_secs(2);
 
 /// Variables of syncdeck's own environment a connector program gets; nothing else leaks
 /// (syncdeck's environment may hold its own credentials).
-const INHERITED_ENV: [&str; 24] = [
+pub const INHERITED_ENV: [&str; 24] = [
     "PATH",
     "HOME",
     "USER",
