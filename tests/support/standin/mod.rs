@@ -458,6 +458,9 @@ async fn node_loop(
         .and_then(|l| l.local_addr().ok())
         .map_or(0, |a| a.port());
     let (kill_tx, _) = watch::channel(0u64);
+    // Connection tasks are tracked so `node_down` acks only once every open connection is
+    // really closed; acking on the signal alone let a pooled request slip through (flaky CI).
+    let mut conns = tokio::task::JoinSet::new();
     let mut dropping = false;
     loop {
         tokio::select! {
@@ -465,6 +468,7 @@ async fn node_loop(
                 None => return,
                 Some(NodeCmd::Down(mode, ack)) => {
                     kill_tx.send_modify(|g| *g += 1);
+                    while conns.join_next().await.is_some() {}
                     match mode {
                         NodeDownMode::Refuse => listener = None,
                         NodeDownMode::Drop => dropping = true,
@@ -485,13 +489,14 @@ async fn node_loop(
             },
             accepted = accept(&listener) => {
                 let Ok((stream, _)) = accepted else { continue };
+                while conns.try_join_next().is_some() {}
                 if dropping {
                     tokio::spawn(drop_connection(stream));
                     continue;
                 }
                 let mut kill = kill_tx.subscribe();
                 let shared = shared.clone();
-                tokio::spawn(async move {
+                conns.spawn(async move {
                     let _ = stream.set_nodelay(true);
                     let svc = service_fn(move |req| {
                         let shared = shared.clone();
