@@ -2195,3 +2195,304 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// `(index, id, sort)` of each hit: what paging must reproduce exactly.
+fn hit_keys(r: &Value) -> Vec<(String, String, Value)> {
+    r["hits"]["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["_index"].as_str().unwrap().to_owned(),
+                h["_id"].as_str().unwrap().to_owned(),
+                h["sort"].clone(),
+            )
+        })
+        .collect()
+}
+
+/// Two indices holding the same ids, with a numeric, a text, a mixed-type and a date field.
+fn seed_two_indices(s: &StandIn) {
+    for index in ["pa", "pb"] {
+        for i in 0..8 {
+            let m = if i % 2 == 0 {
+                json!(i)
+            } else {
+                json!(format!("s{i}"))
+            };
+            s.put_doc(
+                index,
+                &format!("x{i}"),
+                json!({"g": i % 3, "n": i, "t": format!("v{}", 7 - i), "m": m, "d": format!("2024-01-0{}", i + 1)}),
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn pit_over_two_indices_pages_like_a_live_search() {
+    let s = StandIn::start(StandInOptions::default()).await;
+    let es = Es::new(&s);
+    seed_two_indices(&s);
+    let (st, r) = es.post("/pa,pb/_pit?keep_alive=1m", json!({})).await;
+    assert_eq!(st, 200);
+    let pit = r["id"].as_str().unwrap().to_owned();
+    // (query, sort as sent with the PIT, `sort` of the equivalent live search: the PIT adds the
+    // `_shard_doc` tiebreaker, and `_shard_doc` ranks match while nothing is written).
+    let all = json!({"match_all": {}});
+    let cases = [
+        (
+            json!({"range": {"n": {"gte": 1}}}),
+            json!([{"g": "asc"}]),
+            json!([{"g": "asc"}, "_shard_doc"]),
+        ),
+        (
+            all.clone(),
+            json!([{"g": "desc"}, {"t": "asc"}]),
+            json!([{"g": "desc"}, {"t": "asc"}, "_shard_doc"]),
+        ),
+        (
+            all.clone(),
+            json!([{"m": "asc"}]),
+            json!([{"m": "asc"}, "_shard_doc"]),
+        ),
+        (
+            all.clone(),
+            json!([{"_id": "asc"}]),
+            json!([{"_id": "asc"}, "_shard_doc"]),
+        ),
+        (
+            json!({"range": {"d": {"lte": "now"}}}),
+            json!([{"n": "desc"}]),
+            json!([{"n": "desc"}, "_shard_doc"]),
+        ),
+        (
+            json!({"term": {"g": 1}}),
+            Value::Null,
+            json!([{"_score": "desc"}, "_shard_doc"]),
+        ),
+        (all.clone(), json!(["_shard_doc"]), json!(["_shard_doc"])),
+    ];
+    let mut after: Vec<Option<Value>> = vec![None; cases.len()];
+    let mut seen = vec![0usize; cases.len()];
+    let mut done = vec![false; cases.len()];
+    // Cases take turns page by page, so a view cached for one is never reused by another.
+    for _round in 0..10 {
+        for (c, (query, pit_sort, live_sort)) in cases.iter().enumerate() {
+            if done[c] {
+                continue;
+            }
+            let mut q = json!({"size": 3, "query": query, "pit": {"id": pit, "keep_alive": "1m"}});
+            let mut live = json!({"size": 3, "query": query, "sort": live_sort});
+            if !pit_sort.is_null() {
+                q["sort"] = pit_sort.clone();
+            }
+            if let Some(a) = &after[c] {
+                q["search_after"] = a.clone();
+                live["search_after"] = a.clone();
+            }
+            let (st, got) = es.post("/_search", q).await;
+            assert_eq!(st, 200, "{got}");
+            let (st, want) = es.post("/pa,pb/_search", live).await;
+            assert_eq!(st, 200, "{want}");
+            let hits = hit_keys(&got);
+            assert_eq!(hits, hit_keys(&want), "case {c}, after {:?}", after[c]);
+            assert_eq!(got["hits"]["total"], want["hits"]["total"], "case {c}");
+            match hits.last() {
+                None => done[c] = true,
+                Some((_, _, sort)) => after[c] = Some(sort.clone()),
+            }
+            seen[c] += hits.len();
+        }
+    }
+    assert!(done.iter().all(|d| *d), "paging does not end: {done:?}");
+    // Where the sort is a total order, each match is read exactly once. The mixed-type field
+    // (2) and `_id` across indices (3) revisit hits, exactly as the live search does.
+    for (c, want) in [(0, 14), (1, 16), (4, 16), (5, 6), (6, 16)] {
+        assert_eq!(seen[c], want, "case {c}");
+    }
+}
+
+#[tokio::test]
+async fn scroll_across_indices_keeps_the_sorted_order() {
+    let s = StandIn::start(StandInOptions::default()).await;
+    let es = Es::new(&s);
+    seed_two_indices(&s);
+    let sort = json!([{"g": "desc"}, {"_id": "asc"}]);
+    let (st, once) = es
+        .post(
+            "/pa,pb/_search",
+            json!({"sort": sort, "size": 100, "from": 2}),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let want = hit_keys(&once);
+    assert_eq!(want.len(), 14);
+    let (st, r) = es
+        .post(
+            "/pa,pb/_search?scroll=1m",
+            json!({"sort": sort, "size": 5, "from": 2}),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let sid = r["_scroll_id"].as_str().unwrap().to_owned();
+    let mut got = hit_keys(&r);
+    for _ in 0..10 {
+        let (st, r) = es
+            .post("/_search/scroll", json!({"scroll": "1m", "scroll_id": sid}))
+            .await;
+        assert_eq!(st, 200);
+        let page = hit_keys(&r);
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 5);
+        got.extend(page);
+    }
+    assert_eq!(got, want);
+    let (st, _) = es
+        .req("DELETE", "/_search/scroll", Some(json!({"scroll_id": sid})))
+        .await;
+    assert_eq!(st, 200);
+}
+
+/// `filter_path`, replayed from the documented bulk example: `POST /_bulk?filter_path=items.*.error`
+/// answers with the two failed updates only, shaped like BulkResponseExample3.
+#[tokio::test]
+async fn filter_path_follows_the_documented_bulk_example() {
+    let dir = fixtures().join("bulk");
+    let request = load_yaml(&dir.join("request/BulkRequestExample3.yaml"));
+    let Some(Err(text)) = example_value(&request) else {
+        panic!("the example request is NDJSON text")
+    };
+    let mut nd = String::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        nd.push_str(&serde_json::from_str::<Value>(line).unwrap().to_string());
+        nd.push('\n');
+    }
+    let response = load_yaml(&dir.join("response/BulkResponseExample3.yaml"));
+    let Some(Err(text)) = example_value(&response) else {
+        panic!("the example response is JSON text")
+    };
+    let documented: Value = serde_json::from_str(&text).unwrap();
+
+    let s = StandIn::start(StandInOptions::default()).await;
+    let url = format!("{}/_bulk?filter_path=items.*.error", s.es_urls()[0]);
+    let resp = client()
+        .post(&url)
+        .header("content-type", "application/x-ndjson")
+        .body(nd.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let body: Value = resp.json().await.unwrap();
+    let shape = |v: &Value| -> Vec<(String, Vec<String>)> {
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|item| {
+                let (op, inner) = item.as_object().unwrap().iter().next().unwrap();
+                let mut keys: Vec<String> = inner["error"]
+                    .as_object()
+                    .unwrap()
+                    .keys()
+                    .cloned()
+                    .collect();
+                keys.sort();
+                assert_eq!(
+                    inner.as_object().unwrap().len(),
+                    1,
+                    "only 'error' is kept: {item}"
+                );
+                (op.clone(), keys)
+            })
+            .collect()
+    };
+    assert_eq!(body.as_object().unwrap().len(), 1, "{body}");
+    assert_eq!(shape(&body), shape(&documented), "{body}");
+    for (got, want) in body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(documented["items"].as_array().unwrap())
+    {
+        assert_eq!(
+            got["update"]["error"]["type"],
+            want["update"]["error"]["type"]
+        );
+        assert_eq!(
+            got["update"]["error"]["reason"],
+            want["update"]["error"]["reason"]
+        );
+    }
+
+    // What a bulk client keeps: every item answers with its status, so positions hold.
+    let url = format!(
+        "{}/_bulk?filter_path=errors,took,items.*.status,items.*.result,items.*.error.type,items.*.error.reason",
+        s.es_urls()[0]
+    );
+    let (status, body) = {
+        let resp = client()
+            .post(&url)
+            .header("content-type", "application/x-ndjson")
+            .body(nd)
+            .send()
+            .await
+            .unwrap();
+        (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
+    };
+    assert_eq!(status, 200);
+    assert_eq!(body["errors"], true);
+    assert!(body["took"].is_u64());
+    let items = body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 3, "{body}");
+    assert_eq!(
+        items[0],
+        json!({"update": {"status": 404, "error": {"type": "document_missing_exception", "reason": "[5]: document missing"}}})
+    );
+    // `7` was created by the first request; a second `create` conflicts.
+    assert_eq!(items[2]["create"]["status"], 409, "{body}");
+    assert_eq!(items[2]["create"].as_object().unwrap().len(), 2, "{body}");
+
+    // Other APIs are filtered after the fact; errors never are.
+    let (status, body) = call(
+        &client(),
+        Method::GET,
+        &format!("{}/?filter_path=version.number,tagline", s.es_urls()[0]),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(body.as_object().unwrap().len(), 2, "{body}");
+    assert!(
+        body["version"]["number"].is_string() && body["version"].as_object().unwrap().len() == 1,
+        "{body}"
+    );
+    let (status, body) = call(
+        &client(),
+        Method::GET,
+        &format!("{}/index1/_doc/nope?filter_path=found", s.es_urls()[0]),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["found"].clone()),
+        (404, json!(false)),
+        "{body}"
+    );
+    let (status, body) = call(
+        &client(),
+        Method::GET,
+        &format!("{}/missing/_search?filter_path=hits", s.es_urls()[0]),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["type"].clone()),
+        (404, json!("index_not_found_exception")),
+        "{body}"
+    );
+}

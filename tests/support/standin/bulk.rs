@@ -14,6 +14,7 @@ use serde::de::IgnoredAny;
 use serde_json::{Map, Value, json};
 
 use super::docs::{UPDATE_FIELDS, apply_update, doc_exists_conflict, id_problem, rejected};
+use super::filter_path::{FilterPath, Sel};
 use super::http::{
     EsError, Reply, Req, check_fields, is_blank, new_id, push_num, push_raw, push_str, push_value,
 };
@@ -419,49 +420,136 @@ fn execute<'a>(cluster: &mut Cluster, op: Op<'a>) -> (Op<'a>, Result<Written, Es
     (op, result)
 }
 
-fn write_item(out: &mut Vec<u8>, op: &Op, result: &Result<Written, EsError>, forced_refresh: bool) {
+/// The fields of a bulk item, in the order Elasticsearch writes them.
+const FIELDS: [&str; 10] = [
+    "_index",
+    "_id",
+    "_version",
+    "result",
+    "_shards",
+    "forced_refresh",
+    "_seq_no",
+    "_primary_term",
+    "status",
+    "error",
+];
+const KINDS: [Kind; 4] = [Kind::Index, Kind::Create, Kind::Update, Kind::Delete];
+
+/// What `filter_path` keeps of each item field, worked out once per request (not per item).
+struct ItemFilter<'f> {
+    filter: &'f FilterPath,
+    sel: [[Sel; FIELDS.len()]; KINDS.len()],
+}
+
+impl<'f> ItemFilter<'f> {
+    fn new(filter: &'f FilterPath) -> Self {
+        let sel =
+            KINDS.map(|kind| FIELDS.map(|field| filter.select(&["items", kind.name(), field])));
+        Self { filter, sel }
+    }
+}
+
+/// Writes an item's fields, skipping what the filter drops.
+struct ItemWriter<'a, 'f> {
+    out: &'a mut Vec<u8>,
+    filter: Option<&'a ItemFilter<'f>>,
+    kind: usize,
+    written: usize,
+}
+
+impl ItemWriter<'_, '_> {
+    fn sel(&self, field: usize) -> Sel {
+        self.filter.map_or(Sel::All, |f| f.sel[self.kind][field])
+    }
+
+    fn key(&mut self, field: usize) {
+        push_raw(self.out, if self.written == 0 { "\"" } else { ",\"" });
+        push_raw(self.out, FIELDS[field]);
+        push_raw(self.out, "\":");
+        self.written += 1;
+    }
+
+    /// A field whose value is a scalar: kept or not.
+    fn scalar(&mut self, field: usize, write: impl FnOnce(&mut Vec<u8>)) {
+        if self.sel(field) != Sel::None {
+            self.key(field);
+            write(self.out);
+        }
+    }
+
+    /// A field whose value is an object, filtered inside when the filter reaches into it.
+    fn object(&mut self, field: usize, value: impl FnOnce() -> Value) {
+        match (self.sel(field), self.filter) {
+            (Sel::None, _) => {}
+            (Sel::Partial, Some(f)) => {
+                let path = ["items", KINDS[self.kind].name(), FIELDS[field]];
+                if let Some(kept) = f.filter.apply_at(&path, value()) {
+                    self.key(field);
+                    push_value(self.out, &kept);
+                }
+            }
+            _ => {
+                self.key(field);
+                push_value(self.out, &value());
+            }
+        }
+    }
+}
+
+/// Writes one item; `false` (and nothing written) when the filter keeps none of it.
+fn write_item(
+    out: &mut Vec<u8>,
+    op: &Op,
+    result: &Result<Written, EsError>,
+    forced_refresh: bool,
+    filter: Option<&ItemFilter>,
+) -> bool {
+    let start = out.len();
     push_raw(out, "{\"");
     push_raw(out, op.kind.name());
-    push_raw(out, "\":{\"_index\":");
-    push_str(out, &op.index);
-    push_raw(out, ",\"_id\":");
-    match &op.id {
-        Some(id) => push_str(out, id),
-        None => push_raw(out, "null"),
-    }
+    push_raw(out, "\":{");
+    let kind = KINDS
+        .iter()
+        .position(|k| k.name() == op.kind.name())
+        .unwrap_or(0);
+    let mut w = ItemWriter {
+        out,
+        filter,
+        kind,
+        written: 0,
+    };
+    w.scalar(0, |o| push_str(o, &op.index));
+    w.scalar(1, |o| match &op.id {
+        Some(id) => push_str(o, id),
+        None => push_raw(o, "null"),
+    });
     match result {
-        Ok(w) => {
-            push_raw(out, ",\"_version\":");
-            push_num(out, w.version);
-            push_raw(out, ",\"result\":");
-            push_str(out, w.result);
-            if w.result == "noop" {
-                push_raw(
-                    out,
-                    ",\"_shards\":{\"total\":0,\"successful\":0,\"failed\":0}",
-                );
-            } else {
-                push_raw(
-                    out,
-                    ",\"_shards\":{\"total\":2,\"successful\":1,\"failed\":0}",
-                );
-            }
+        Ok(wr) => {
+            w.scalar(2, |o| push_num(o, wr.version));
+            w.scalar(3, |o| push_str(o, wr.result));
+            let shards = if wr.result == "noop" { 0 } else { 2 };
+            w.object(
+                4,
+                || json!({"total": shards, "successful": shards / 2, "failed": 0}),
+            );
             if forced_refresh {
-                push_raw(out, ",\"forced_refresh\":true");
+                w.scalar(5, |o| push_raw(o, "true"));
             }
-            push_raw(out, ",\"_seq_no\":");
-            push_num(out, w.seq_no);
-            push_raw(out, ",\"_primary_term\":1,\"status\":");
-            push_num(out, u64::from(w.status()));
+            w.scalar(6, |o| push_num(o, wr.seq_no));
+            w.scalar(7, |o| push_raw(o, "1"));
+            w.scalar(8, |o| push_num(o, u64::from(wr.status())));
         }
         Err(e) => {
-            push_raw(out, ",\"status\":");
-            push_num(out, u64::from(e.status));
-            push_raw(out, ",\"error\":");
-            push_value(out, &e.cause_json());
+            w.scalar(8, |o| push_num(o, u64::from(e.status)));
+            w.object(9, || e.cause_json());
         }
     }
+    if w.written == 0 {
+        out.truncate(start);
+        return false;
+    }
     push_raw(out, "}}");
+    true
 }
 
 /// `POST|PUT [/{index}]/_bulk`.
@@ -493,27 +581,64 @@ pub(crate) fn bulk(shared: &Shared, req: &Req, path_index: Option<&str>) -> Resu
             }
         }
     }
+    let filter = FilterPath::parse(req.param("filter_path"));
+    let item_filter = filter.as_ref().map(ItemFilter::new);
     let mut items = Vec::with_capacity(ops.len() * 180);
     let mut errors = false;
+    let mut any_item = false;
     {
         let mut cluster = lock(&shared.cluster);
-        for (i, op) in ops.into_iter().enumerate() {
+        for op in ops {
             let (op, result) = execute(&mut cluster, op);
             errors |= result.is_err();
-            if i > 0 {
+            let mark = items.len();
+            if any_item {
                 items.push(b',');
             }
-            write_item(&mut items, &op, &result, forced_refresh);
+            if write_item(
+                &mut items,
+                &op,
+                &result,
+                forced_refresh,
+                item_filter.as_ref(),
+            ) {
+                any_item = true;
+            } else {
+                items.truncate(mark);
+            }
         }
     }
+    // The top level, filtered like the items: what the filter empties is left out.
+    let keep = |field: &str| {
+        filter
+            .as_ref()
+            .is_none_or(|f| f.select(&[field]) != Sel::None)
+    };
     let mut out = Vec::with_capacity(items.len() + 64);
-    push_raw(&mut out, "{\"took\":");
-    push_num(&mut out, started.elapsed().as_millis() as u64);
-    push_raw(&mut out, ",\"errors\":");
-    push_raw(&mut out, if errors { "true" } else { "false" });
-    push_raw(&mut out, ",\"items\":[");
-    out.extend_from_slice(&items);
-    push_raw(&mut out, "]}");
+    let mut sep = "{";
+    if keep("took") {
+        push_raw(&mut out, sep);
+        push_raw(&mut out, "\"took\":");
+        push_num(&mut out, started.elapsed().as_millis() as u64);
+        sep = ",";
+    }
+    if keep("errors") {
+        push_raw(&mut out, sep);
+        push_raw(&mut out, "\"errors\":");
+        push_raw(&mut out, if errors { "true" } else { "false" });
+        sep = ",";
+    }
+    if keep("items") && (any_item || filter.is_none()) {
+        push_raw(&mut out, sep);
+        push_raw(&mut out, "\"items\":[");
+        out.extend_from_slice(&items);
+        push_raw(&mut out, "]");
+        sep = ",";
+    }
+    if sep == "{" {
+        push_raw(&mut out, "{");
+    }
+    push_raw(&mut out, "}");
     Ok(Reply::raw_json(200, out))
 }
 
@@ -541,7 +666,7 @@ pub(crate) fn index_documents(
         let (op, result) = execute(cluster, op);
         errors |= result.is_err();
         let mut buf = Vec::new();
-        write_item(&mut buf, &op, &result, false);
+        write_item(&mut buf, &op, &result, false, None);
         items.push(serde_json::from_slice::<Value>(&buf).unwrap_or(Value::Null));
     }
     Ok(json!({

@@ -15,6 +15,7 @@ use hyper::header::{ACCEPT, ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, C
 use hyper::{HeaderMap, Method, Request, Response};
 use serde_json::{Value, json};
 
+use super::filter_path::FilterPath;
 use super::http::{EsError, Reply, Req, check_fields, optional_object_body, uri_of};
 use super::state::Index;
 use super::{
@@ -158,9 +159,30 @@ fn handle(
     };
     let req = Req::new(method, path, raw_query, headers, body);
     match route(shared, node, &req) {
-        Ok(r) => r,
+        Ok(r) => filter_reply(&req, r),
         Err(e) => e.reply(),
     }
+}
+
+/// Applies `filter_path` to a JSON answer, unless it is an error (Elasticsearch builds error
+/// bodies unfiltered). `_bulk` filters while it writes.
+fn filter_reply(req: &Req, mut reply: Reply) -> Reply {
+    let Some(filter) = FilterPath::parse(req.param("filter_path")) else {
+        return reply;
+    };
+    if reply.content_type != Some("application/json")
+        || req.segs.last().is_some_and(|s| s == "_bulk")
+    {
+        return reply;
+    }
+    let Ok(value) = serde_json::from_slice::<Value>(&reply.body) else {
+        return reply;
+    };
+    if reply.status >= 400 && value.get("error").is_some() {
+        return reply;
+    }
+    reply.body = serde_json::to_vec(&filter.apply(value)).unwrap_or_default();
+    reply
 }
 
 pub(crate) fn gunzip_if_needed(headers: &HeaderMap, raw: Bytes) -> Result<Bytes, EsError> {

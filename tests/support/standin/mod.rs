@@ -14,6 +14,7 @@ mod cron;
 mod docs;
 mod es;
 mod faults;
+mod filter_path;
 mod http;
 mod kibana;
 mod query;

@@ -4,8 +4,11 @@
 //!
 //! There is no relevance: every hit scores 1.0. Storage order (index name, then `_id`) is the
 //! `_doc`/`_shard_doc` order, which lets a match-all scan sorted by `_id` or `_shard_doc` page
-//! through a point in time by binary search instead of re-sorting the whole index per page.
+//! through a point in time by binary search instead of re-sorting the whole index per page. Any
+//! other search over a point in time filters and sorts the snapshot once and keeps the result
+//! with it (`PitView`), so each further page costs its own size, not the snapshot's.
 
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::ops::Bound as RangeBound;
 use std::sync::Arc;
@@ -17,7 +20,9 @@ use super::http::{
     EsError, Reply, Req, new_id, optional_object_body, parse_time, push_num, push_raw, push_str,
     push_value,
 };
-use super::query::{Query, SortKey, SourceFilter, cmp_sort, compile, parse_sort, sort_value};
+use super::query::{
+    Query, SortKey, SourceFilter, cmp_sort, compile, parse_date, parse_sort, sort_value,
+};
 use super::state::{Cluster, Doc, Index, Pit, Scroll, SnapDoc};
 use super::{Shared, lock};
 
@@ -221,9 +226,11 @@ struct Hit {
     sort: Vec<Value>,
 }
 
-/// Where a search reads from: a frozen point in time, or live indices.
+/// Where a search reads from: a frozen point in time read in storage order, a point in time read
+/// through its filtered and sorted view, or live indices.
 enum Target {
     Snap(Arc<Vec<SnapDoc>>),
+    View(Arc<PitView>),
     Live(Vec<String>),
 }
 
@@ -246,6 +253,19 @@ fn is_constant_or_natural(k: &SortKey) -> bool {
     k.field == "_score" || k.is_natural()
 }
 
+/// Whether a match-all search can walk storage order instead of filtering and sorting. `_id`
+/// order is storage order only within one index.
+fn takes_natural_path(single_index: bool, sr: &SearchReq, keys: &[SortKey]) -> bool {
+    sr.query.is_all()
+        && sr.post_filter.is_none()
+        && keys.iter().all(is_constant_or_natural)
+        && (single_index
+            || keys
+                .iter()
+                .find(|k| k.field != "_score")
+                .is_none_or(|k| k.field != "_id"))
+}
+
 /// Runs the query; returns all hits after `search_after`, in order, limited to `limit`, and the
 /// total number of matches (before `search_after`, as ES reports it).
 fn run(
@@ -255,24 +275,14 @@ fn run(
     keys: &[SortKey],
     limit: usize,
 ) -> (Vec<Hit>, usize) {
-    let single_index = match target {
-        Target::Live(names) => names.len() == 1,
-        Target::Snap(docs) => docs
-            .first()
-            .is_none_or(|f| docs.iter().all(|d| d.index == f.index)),
-    };
-    let natural = sr.query.is_all()
-        && sr.post_filter.is_none()
-        && keys.iter().all(is_constant_or_natural)
-        && (single_index
-            || keys
-                .iter()
-                .find(|k| k.field != "_score")
-                .is_none_or(|k| k.field != "_id"));
-    if natural {
-        return run_natural(cluster, target, sr, keys, limit);
+    match target {
+        Target::Snap(docs) => run_snap_natural(docs, sr, keys, limit),
+        Target::View(view) => view.page(sr, keys, limit),
+        Target::Live(names) if takes_natural_path(names.len() == 1, sr, keys) => {
+            run_live_natural(cluster, names, sr, keys, limit)
+        }
+        Target::Live(names) => run_generic(cluster, names, sr, keys, limit),
     }
-    run_generic(cluster, target, sr, keys, limit)
 }
 
 /// Binary search for the first position whose tuple sorts after `after`.
@@ -289,54 +299,56 @@ fn first_after(len: usize, is_after: impl Fn(usize) -> bool) -> usize {
     lo
 }
 
-fn run_natural(
-    cluster: &Cluster,
-    target: &Target,
+fn run_snap_natural(
+    docs: &[SnapDoc],
     sr: &SearchReq,
     keys: &[SortKey],
     limit: usize,
 ) -> (Vec<Hit>, usize) {
-    match target {
-        Target::Snap(docs) => {
-            let start = match &sr.search_after {
-                None => 0,
-                Some(after) => first_after(docs.len(), |i| {
-                    let d = &docs[i];
-                    let t = tuple(keys, &d.index, &d.id, i as u64, None);
-                    cmp_sort(&t, after, keys) == std::cmp::Ordering::Greater
-                }),
-            };
-            let hits = docs[start.min(docs.len())..]
-                .iter()
-                .enumerate()
-                .take(limit)
-                .map(|(off, d)| Hit {
-                    index: d.index.clone(),
-                    id: d.id.clone(),
-                    doc: d.doc.clone(),
-                    sort: tuple(keys, &d.index, &d.id, (start + off) as u64, None),
-                })
-                .collect();
-            (hits, docs.len())
+    let start = match &sr.search_after {
+        None => 0,
+        Some(after) => first_after(docs.len(), |i| {
+            let d = &docs[i];
+            let t = tuple(keys, &d.index, &d.id, i as u64, None);
+            cmp_sort(&t, after, keys) == Ordering::Greater
+        }),
+    };
+    let hits = docs[start.min(docs.len())..]
+        .iter()
+        .enumerate()
+        .take(limit)
+        .map(|(off, d)| Hit {
+            index: d.index.clone(),
+            id: d.id.clone(),
+            doc: d.doc.clone(),
+            sort: tuple(keys, &d.index, &d.id, (start + off) as u64, None),
+        })
+        .collect();
+    (hits, docs.len())
+}
+
+fn run_live_natural(
+    cluster: &Cluster,
+    names: &[String],
+    sr: &SearchReq,
+    keys: &[SortKey],
+    limit: usize,
+) -> (Vec<Hit>, usize) {
+    let mut hits = Vec::new();
+    let mut total = 0;
+    let mut rank_base = 0u64;
+    for name in names {
+        let Some(idx) = cluster.indices.get(name) else {
+            continue;
+        };
+        total += idx.docs.len();
+        let index: Arc<str> = Arc::from(name.as_str());
+        if hits.len() < limit {
+            collect_live_natural(idx, &index, rank_base, sr, keys, limit, &mut hits);
         }
-        Target::Live(names) => {
-            let mut hits = Vec::new();
-            let mut total = 0;
-            let mut rank_base = 0u64;
-            for name in names {
-                let Some(idx) = cluster.indices.get(name) else {
-                    continue;
-                };
-                total += idx.docs.len();
-                let index: Arc<str> = Arc::from(name.as_str());
-                if hits.len() < limit {
-                    collect_live_natural(idx, &index, rank_base, sr, keys, limit, &mut hits);
-                }
-                rank_base += idx.docs.len() as u64;
-            }
-            (hits, total)
-        }
+        rank_base += idx.docs.len() as u64;
     }
+    (hits, total)
 }
 
 fn collect_live_natural(
@@ -412,64 +424,228 @@ fn collect_live_natural(
     }
 }
 
-fn run_generic(
-    cluster: &Cluster,
-    target: &Target,
-    sr: &SearchReq,
-    keys: &[SortKey],
-    limit: usize,
-) -> (Vec<Hit>, usize) {
-    let needs_src = sr.query.needs_source()
-        || sr.post_filter.as_ref().is_some_and(Query::needs_source)
-        || needs_src_for_sort(keys);
-    let mut hits: Vec<Hit> = Vec::new();
-    let mut visit = |index: &Arc<str>, id: &str, d: &Doc, rank: u64| {
-        let src = needs_src.then(|| d.json());
+/// Gathers the hits of a query, visited in storage order, into hit order.
+struct Collector<'a> {
+    sr: &'a SearchReq,
+    keys: &'a [SortKey],
+    needs_src: bool,
+    hits: Vec<Hit>,
+}
+
+impl<'a> Collector<'a> {
+    fn new(sr: &'a SearchReq, keys: &'a [SortKey]) -> Collector<'a> {
+        let needs_src = sr.query.needs_source()
+            || sr.post_filter.as_ref().is_some_and(Query::needs_source)
+            || needs_src_for_sort(keys);
+        Collector {
+            sr,
+            keys,
+            needs_src,
+            hits: Vec::new(),
+        }
+    }
+
+    fn visit(&mut self, index: &Arc<str>, id: &str, d: &Doc, rank: u64) {
+        let src = self.needs_src.then(|| d.json());
         let src_ref = src.as_ref().unwrap_or(&Value::Null);
-        let ok = sr.query.matches(index, id, src_ref)
-            && sr
+        let ok = self.sr.query.matches(index, id, src_ref)
+            && self
+                .sr
                 .post_filter
                 .as_ref()
                 .is_none_or(|f| f.matches(index, id, src_ref));
         if ok {
-            hits.push(Hit {
+            self.hits.push(Hit {
                 index: index.clone(),
                 id: id.to_owned(),
                 doc: d.clone(),
-                sort: tuple(keys, index, id, rank, src.as_ref()),
+                sort: tuple(self.keys, index, id, rank, src.as_ref()),
             });
         }
-    };
-    match target {
-        Target::Snap(docs) => {
-            for (rank, d) in docs.iter().enumerate() {
-                visit(&d.index, &d.id, &d.doc, rank as u64);
-            }
+    }
+
+    /// Every match, sorted (stable: ties keep storage order, like ES's implicit doc-order
+    /// tiebreak); natural keys keep storage order as is.
+    fn finish(self) -> Vec<Hit> {
+        let mut hits = self.hits;
+        if !self.keys.iter().all(is_constant_or_natural) {
+            hits.sort_by(|a, b| cmp_sort(&a.sort, &b.sort, self.keys));
         }
-        Target::Live(names) => {
-            let mut rank = 0u64;
-            for name in names {
-                let Some(idx) = cluster.indices.get(name) else {
-                    continue;
-                };
-                let index: Arc<str> = Arc::from(name.as_str());
-                for (id, d) in &idx.docs {
-                    visit(&index, id, d, rank);
-                    rank += 1;
-                }
-            }
+        hits
+    }
+}
+
+fn run_generic(
+    cluster: &Cluster,
+    names: &[String],
+    sr: &SearchReq,
+    keys: &[SortKey],
+    limit: usize,
+) -> (Vec<Hit>, usize) {
+    let mut collector = Collector::new(sr, keys);
+    let mut rank = 0u64;
+    for name in names {
+        let Some(idx) = cluster.indices.get(name) else {
+            continue;
+        };
+        let index: Arc<str> = Arc::from(name.as_str());
+        for (id, d) in &idx.docs {
+            collector.visit(&index, id, d, rank);
+            rank += 1;
         }
     }
+    let mut hits = collector.finish();
     let total = hits.len();
-    if !keys.iter().all(is_constant_or_natural) {
-        // Stable: ties keep storage order, like ES's implicit doc-order tiebreak.
-        hits.sort_by(|a, b| cmp_sort(&a.sort, &b.sort, keys));
-    }
     if let Some(after) = &sr.search_after {
-        hits.retain(|h| cmp_sort(&h.sort, after, keys) == std::cmp::Ordering::Greater);
+        hits.retain(|h| cmp_sort(&h.sort, after, keys) == Ordering::Greater);
     }
     hits.truncate(limit);
     (hits, total)
+}
+
+/// How one sort key compares its non-null values (see `query::cmp_values`). Within one class the
+/// comparison is a total order; across classes it is not (e.g. date strings against other
+/// strings), so binary search is only trusted when every value shares one class.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ValueClass {
+    /// No non-null value: every comparison against the key is the same.
+    Null,
+    Number,
+    Date,
+    Text,
+    Bool,
+}
+
+fn value_class(v: &Value) -> Option<ValueClass> {
+    match v {
+        Value::Null => Some(ValueClass::Null),
+        Value::Number(n) => n
+            .as_f64()
+            .filter(|f| f.is_finite())
+            .map(|_| ValueClass::Number),
+        Value::String(s) if parse_date(s).is_some() => Some(ValueClass::Date),
+        Value::String(_) => Some(ValueClass::Text),
+        Value::Bool(_) => Some(ValueClass::Bool),
+        Value::Array(_) | Value::Object(_) => None,
+    }
+}
+
+/// The per-key classes of `hits`, when they are sorted under `keys` and every key's values share
+/// one class; `None` otherwise.
+fn key_classes(hits: &[Hit], keys: &[SortKey]) -> Option<Vec<ValueClass>> {
+    let mut classes = vec![ValueClass::Null; keys.len()];
+    for h in hits {
+        for (i, class) in classes.iter_mut().enumerate() {
+            let c = value_class(h.sort.get(i).unwrap_or(&Value::Null))?;
+            match (*class, c) {
+                (_, ValueClass::Null) => {}
+                (ValueClass::Null, c) => *class = c,
+                (have, c) if have == c => {}
+                _ => return None,
+            }
+        }
+    }
+    let sorted = hits
+        .windows(2)
+        .all(|w| cmp_sort(&w[0].sort, &w[1].sort, keys) != Ordering::Greater);
+    sorted.then_some(classes)
+}
+
+/// A point in time's hits for one query and sort, computed once and paged through by
+/// `search_after`.
+pub(crate) struct PitView {
+    /// The query, post filter and sort keys the view was built for.
+    signature: String,
+    /// Every match, in hit order.
+    hits: Vec<Hit>,
+    /// Set when `hits` is sorted with one value class per key: the hits after a `search_after`
+    /// whose values have the same classes are then a suffix of `hits`, found by binary search.
+    classes: Option<Vec<ValueClass>>,
+}
+
+impl PitView {
+    fn build(docs: &[SnapDoc], sr: &SearchReq, keys: &[SortKey], signature: String) -> PitView {
+        let mut collector = Collector::new(sr, keys);
+        for (rank, d) in docs.iter().enumerate() {
+            collector.visit(&d.index, &d.id, &d.doc, rank as u64);
+        }
+        let hits = collector.finish();
+        let classes = key_classes(&hits, keys);
+        PitView {
+            signature,
+            hits,
+            classes,
+        }
+    }
+
+    /// Whether the hits after `after` are a suffix of `hits`.
+    fn is_suffix_after(&self, after: &[Value]) -> bool {
+        let Some(classes) = &self.classes else {
+            return false;
+        };
+        classes.iter().enumerate().all(|(i, class)| {
+            let c = value_class(after.get(i).unwrap_or(&Value::Null));
+            *class == ValueClass::Null || c == Some(ValueClass::Null) || c == Some(*class)
+        })
+    }
+
+    /// Same answer as `run_generic` over the snapshot, without filtering and sorting it again.
+    fn page(&self, sr: &SearchReq, keys: &[SortKey], limit: usize) -> (Vec<Hit>, usize) {
+        let total = self.hits.len();
+        let Some(after) = &sr.search_after else {
+            return (self.hits.iter().take(limit).map(clone_hit).collect(), total);
+        };
+        let is_after = |h: &Hit| cmp_sort(&h.sort, after, keys) == Ordering::Greater;
+        let hits = if self.is_suffix_after(after) {
+            let start = self.hits.partition_point(|h| !is_after(h));
+            self.hits[start..]
+                .iter()
+                .take(limit)
+                .map(clone_hit)
+                .collect()
+        } else {
+            self.hits
+                .iter()
+                .filter(|h| is_after(h))
+                .take(limit)
+                .map(clone_hit)
+                .collect()
+        };
+        (hits, total)
+    }
+}
+
+/// What a cached `PitView` is keyed by; `None` when the query must be evaluated on every page
+/// because it holds date math (`now…` resolves when the query compiles).
+fn view_signature(body: &Map<String, Value>, req: &Req, keys: &[SortKey]) -> Option<String> {
+    let keys: Vec<Value> = keys
+        .iter()
+        .map(|k| json!([k.field, k.desc, k.missing_first]))
+        .collect();
+    let sig = json!([
+        body.get("query"),
+        req.param("q"),
+        body.get("post_filter"),
+        keys
+    ])
+    .to_string();
+    (!sig.contains("\"now")).then_some(sig)
+}
+
+/// The point in time's view for this search: the cached one when it was built for the same
+/// query and sort, else a new one (cached unless it cannot be reused).
+fn pit_view(pit: &mut Pit, sr: &SearchReq, keys: &[SortKey], sig: Option<String>) -> Arc<PitView> {
+    if let (Some(sig), Some(view)) = (&sig, &pit.view)
+        && view.signature == *sig
+    {
+        return view.clone();
+    }
+    let cacheable = sig.is_some();
+    let view = Arc::new(PitView::build(&pit.docs, sr, keys, sig.unwrap_or_default()));
+    if cacheable {
+        pit.view = Some(view.clone());
+    }
+    view
 }
 
 fn snapshot(cluster: &Cluster, names: &[String]) -> Vec<SnapDoc> {
@@ -650,7 +826,13 @@ pub(crate) fn search(
             if !keys.iter().any(|k| k.field == "_shard_doc") {
                 keys.push(SortKey::new("_shard_doc", false));
             }
-            (Target::Snap(pit.docs.clone()), Some(id.clone()))
+            let target = if takes_natural_path(pit.single_index, &sr, &keys) {
+                Target::Snap(pit.docs.clone())
+            } else {
+                let sig = view_signature(&body, req, &keys);
+                Target::View(pit_view(pit, &sr, &keys, sig))
+            };
+            (target, Some(id.clone()))
         }
         None => {
             let ignore = req.flag("ignore_unavailable");
@@ -669,16 +851,19 @@ pub(crate) fn search(
             .take(sr.size)
             .map(clone_hit)
             .collect();
-        let rest: Vec<SnapDoc> = hits
-            .iter()
+        // Moved, not cloned: the scroll keeps every remaining hit.
+        let (rest, sorts): (Vec<SnapDoc>, Vec<Vec<Value>>) = hits
+            .into_iter()
             .skip(sr.from)
-            .map(|h| SnapDoc {
-                index: h.index.clone(),
-                id: h.id.clone(),
-                doc: h.doc.clone(),
+            .map(|h| {
+                let doc = SnapDoc {
+                    index: h.index,
+                    id: h.id,
+                    doc: h.doc,
+                };
+                (doc, h.sort)
             })
-            .collect();
-        let sorts: Vec<Vec<Value>> = hits.iter().skip(sr.from).map(|h| h.sort.clone()).collect();
+            .unzip();
         cluster.scrolls.insert(
             scroll_id.clone(),
             Scroll {
@@ -894,11 +1079,17 @@ pub(crate) fn open_pit(shared: &Shared, req: &Req, expr: &str) -> Result<Reply, 
     cluster.drop_expired();
     let names = cluster.resolve(expr, req.flag("ignore_unavailable"))?;
     let docs = snapshot(&cluster, &names);
+    // Once here rather than on every page: a scan reads many pages of a large snapshot.
+    let single_index = docs
+        .first()
+        .is_none_or(|f| docs.iter().all(|d| d.index == f.index));
     let id = format!("{}{}AAAA==", new_id(), new_id());
     cluster.pits.insert(
         id.clone(),
         Pit {
             docs: Arc::new(docs),
+            single_index,
+            view: None,
             expires: Instant::now() + keep,
         },
     );

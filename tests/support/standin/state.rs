@@ -194,6 +194,11 @@ pub(crate) struct SnapDoc {
 
 pub(crate) struct Pit {
     pub docs: Arc<Vec<SnapDoc>>,
+    /// Whether every document of `docs` belongs to one index; computed once, at open.
+    pub single_index: bool,
+    /// The filtered, sorted hits of the last search that could not read `docs` in storage
+    /// order, kept so its next pages do not filter and sort the whole snapshot again.
+    pub view: Option<Arc<super::search::PitView>>,
     pub expires: Instant,
 }
 
