@@ -9,8 +9,8 @@ use super::{
 use crate::config::EsSettings;
 use crate::elastic::{self, Elasticsearch};
 use crate::model::{
-    Connector, ConnectorStatus, FilteringRule, JobStatus, JobType, NewConnector, Page, Pipeline,
-    Scheduling, SyncJob, SyncStats, Timestamp, TriggerMethod,
+    Connector, ConnectorStatus, FilteringRule, FilteringValidation, JobStatus, JobType,
+    NewConnector, Page, Pipeline, Scheduling, SyncJob, SyncStats, Timestamp, TriggerMethod,
 };
 use async_trait::async_trait;
 use serde_json::{Value, json};
@@ -120,6 +120,22 @@ impl ControlPlane for ElasticsearchBackend {
             .connectors()
             .update_filtering(id, Some(rules), advanced)
             .await?)
+    }
+
+    async fn update_filtering_validation(
+        &self,
+        id: &str,
+        validation: &FilteringValidation,
+    ) -> Result<()> {
+        Ok(self
+            .client
+            .connectors()
+            .update_filtering_validation(id, validation)
+            .await?)
+    }
+
+    async fn activate_filtering(&self, id: &str) -> Result<()> {
+        Ok(self.client.connectors().activate_filtering(id).await?)
     }
 
     async fn update_scheduling(&self, id: &str, scheduling: &Scheduling) -> Result<()> {

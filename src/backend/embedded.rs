@@ -27,8 +27,8 @@ use super::{
     ControlPlane, DocumentStore, IdScan, JobFinish, LastSync, Result, SyncJobQuery,
 };
 use crate::model::{
-    Connector, ConnectorStatus, FilteringRule, FilteringValidation, JobType, NewConnector, Page,
-    Pipeline, Scheduling, SyncJob, SyncStats, TriggerMethod,
+    Connector, ConnectorStatus, Features, FilteringRule, FilteringValidation, JobType,
+    NewConnector, Page, Pipeline, Scheduling, SyncJob, SyncStats, TriggerMethod,
 };
 use async_trait::async_trait;
 use base64::Engine as _;
@@ -116,6 +116,13 @@ impl EmbeddedBackend {
     pub async fn activate_filtering(&self, id: &str) -> Result<()> {
         let id = id.to_owned();
         self.write(move |tx| connectors::activate_filtering(tx, &id))
+            .await
+    }
+
+    /// Merges `features` into the connector's (`_features`): only the flags given change.
+    pub async fn update_features(&self, id: &str, features: &Features) -> Result<()> {
+        let (id, features) = (id.to_owned(), features.clone());
+        self.write(move |tx| connectors::update_features(tx, &id, features))
             .await
     }
 
@@ -372,6 +379,18 @@ impl ControlPlane for EmbeddedBackend {
         let (id, rules, advanced) = (id.to_owned(), rules.to_vec(), advanced.cloned());
         self.write(move |tx| connectors::update_filtering(tx, &id, rules, advanced))
             .await
+    }
+
+    async fn update_filtering_validation(
+        &self,
+        id: &str,
+        validation: &FilteringValidation,
+    ) -> Result<()> {
+        EmbeddedBackend::update_filtering_validation(self, id, validation).await
+    }
+
+    async fn activate_filtering(&self, id: &str) -> Result<()> {
+        EmbeddedBackend::activate_filtering(self, id).await
     }
 
     async fn update_scheduling(&self, id: &str, scheduling: &Scheduling) -> Result<()> {

@@ -7,8 +7,8 @@ use super::{
     Result, SyncJobQuery,
 };
 use crate::model::{
-    Connector, ConnectorStatus, FilteringRule, JobType, NewConnector, Page, Pipeline, Scheduling,
-    SyncJob, SyncStats, TriggerMethod,
+    Connector, ConnectorStatus, FilteringRule, FilteringValidation, JobType, NewConnector, Page,
+    Pipeline, Scheduling, SyncJob, SyncStats, TriggerMethod,
 };
 use async_trait::async_trait;
 use serde_json::Value;
@@ -74,6 +74,12 @@ impl ControlPlane for ReadOnly {
         _: Option<&Value>,
     ) -> Result<()> {
         self.refuse("update filtering")
+    }
+    async fn update_filtering_validation(&self, _: &str, _: &FilteringValidation) -> Result<()> {
+        self.refuse("update filtering validation")
+    }
+    async fn activate_filtering(&self, _: &str) -> Result<()> {
+        self.refuse("activate filtering")
     }
     async fn update_scheduling(&self, _: &str, _: &Scheduling) -> Result<()> {
         self.refuse("update scheduling")

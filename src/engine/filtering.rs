@@ -1,9 +1,13 @@
 //! Basic sync rules, as the connectors framework applies them (PROTOCOL.md §6 "Sync rules"):
-//! [`RuleEngine`] decides per document whether it is indexed, and [`validate_rules`] checks a
-//! draft rule list before it is activated. Pure functions over rules and document fields; no
-//! I/O, and nothing here knows where documents come from or go.
+//! [`RuleEngine`] decides per document whether it is indexed, [`validate_rules`] checks a
+//! draft rule list, and [`validate_draft`] turns a whole draft (rules and advanced snippet)
+//! into the `FilteringValidation` a service writes before activating it. Pure functions over
+//! rules and document fields; no I/O, and nothing here knows where documents come from or go.
 
-use crate::model::{FilteringRule, FilteringValidationError, RulePolicy, RuleType, Timestamp};
+use crate::model::{
+    Features, FilteringRule, FilteringRules, FilteringValidation, FilteringValidationError,
+    FilteringValidationState, RulePolicy, RuleType, Timestamp,
+};
 use regex::Regex;
 use serde_json::{Map, Value};
 use std::cmp::Ordering;
@@ -174,6 +178,101 @@ fn parse_date(text: &str) -> Option<Timestamp> {
 // Regexes that match everything: only DEFAULT may be one, as in the framework.
 const MATCH_ALL_REGEXES: [&str; 6] = [".*", "(.*)", "^.*", "^(.*)", ".*$", "^.*$"];
 
+/// The id the framework gives errors about the advanced snippet.
+pub const ADVANCED_SNIPPET_ID: &str = "advanced_snippet";
+
+/// Whether the connector's sync rules feature is on, as the framework reads it: basic or
+/// advanced rules (`sync_rules.{basic,advanced}.enabled`, or the legacy `filtering_rules` /
+/// `filtering_advanced_config` flags). Absent `features` count as on: the framework's
+/// prepare step writes the source's features, where basic rules are on, before it ever
+/// validates a draft, and syncdeck writes none.
+pub fn sync_rules_enabled(features: Option<&Features>) -> bool {
+    let Some(features) = features else {
+        return true;
+    };
+    let nested = |kind: &str| {
+        features
+            .sync_rules
+            .as_ref()
+            .and_then(|r| r.get(kind))
+            .and_then(|k| k.get("enabled"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    };
+    let legacy = |key: &str| {
+        features
+            .extra
+            .get(key)
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    };
+    nested("basic")
+        || nested("advanced")
+        || legacy("filtering_rules")
+        || legacy("filtering_advanced_config")
+}
+
+/// Validates a draft before activation, as the framework's `FilteringValidator` does: every
+/// basic rule ([`validate_rules`], plus the DEFAULT rule's place), then the advanced snippet,
+/// when there is one, through `advanced` (the source's own check; its messages become one
+/// error with the id `advanced_snippet`). `valid` with no errors, or `invalid` with them.
+pub fn validate_draft(
+    draft: &FilteringRules,
+    advanced: impl FnOnce(&Value) -> Vec<String>,
+) -> FilteringValidation {
+    let mut errors = validate_rules(&draft.rules);
+    errors.extend(default_rule_problem(&draft.rules));
+    if has_advanced_rules(&draft.advanced_snippet.value) {
+        let messages = advanced(&draft.advanced_snippet.value);
+        if !messages.is_empty() {
+            errors.push(FilteringValidationError {
+                ids: vec![ADVANCED_SNIPPET_ID.to_string()],
+                messages,
+            });
+        }
+    }
+    let state = if errors.is_empty() {
+        FilteringValidationState::Valid
+    } else {
+        FilteringValidationState::Invalid
+    };
+    FilteringValidation { state, errors }
+}
+
+// The framework's `has_advanced_rules`: a snippet value that is neither null nor empty.
+fn has_advanced_rules(value: &Value) -> bool {
+    match value {
+        Value::Null => false,
+        Value::Object(m) => !m.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::String(s) => !s.is_empty(),
+        _ => true,
+    }
+}
+
+// Elasticsearch keeps the catch-all rule last with the highest order (PROTOCOL §6); a list
+// where it sits elsewhere was written around `_filtering`, and Kibana would show rules after
+// it that look shadowed but do apply.
+fn default_rule_problem(rules: &[FilteringRule]) -> Option<FilteringValidationError> {
+    let position = rules.iter().position(FilteringRule::is_default)?;
+    let default = &rules[position];
+    let last = position + 1 == rules.len();
+    let highest = rules
+        .iter()
+        .filter(|r| !r.is_default())
+        .all(|r| r.order < default.order);
+    if last && highest {
+        return None;
+    }
+    Some(rule_error(
+        vec![default.id.clone()],
+        format!(
+            "Rule '{}': the catch-all rule must be the last rule, with the highest order.",
+            default.id
+        ),
+    ))
+}
+
 /// Problems with a draft rule list, empty when it may be activated. Each error names the ids
 /// of the rules concerned.
 pub fn validate_rules(rules: &[FilteringRule]) -> Vec<FilteringValidationError> {
@@ -194,6 +293,12 @@ fn rule_error(ids: Vec<String>, message: String) -> FilteringValidationError {
 fn rule_problem(rule: &FilteringRule) -> Option<FilteringValidationError> {
     let id = &rule.id;
     let error = |message: String| Some(rule_error(vec![id.clone()], message));
+    if id.trim().is_empty() {
+        return error(format!(
+            "A rule on field '{}' has no id; every rule needs one.",
+            rule.field
+        ));
+    }
     if rule.field.trim().is_empty() {
         return error(format!("Rule '{id}': the field is missing."));
     }
@@ -483,5 +588,155 @@ mod tests {
         assert!(errors[2].messages[0].contains("value is missing"));
         assert!(errors[3].messages[0].contains("not a valid regular expression"));
         assert!(errors[4].messages[0].contains("duplicates"));
+    }
+
+    fn draft(rules: Vec<FilteringRule>, snippet: Value) -> FilteringRules {
+        FilteringRules {
+            rules,
+            advanced_snippet: crate::model::AdvancedSnippet {
+                value: snippet,
+                ..Default::default()
+            },
+            validation: FilteringValidation {
+                state: FilteringValidationState::Edited,
+                errors: Vec::new(),
+            },
+        }
+    }
+
+    fn default_at(order: i64) -> FilteringRule {
+        FilteringRule {
+            order,
+            ..FilteringRule::default_rule()
+        }
+    }
+
+    fn no_advanced_check(_: &Value) -> Vec<String> {
+        panic!("the advanced check must not run without a snippet")
+    }
+
+    #[test]
+    fn a_good_draft_is_valid_without_asking_the_source() {
+        let rules = vec![
+            rule("a", RulePolicy::Include, "f", RuleType::Regex, "abc.*", 1),
+            rule(
+                "b",
+                RulePolicy::Exclude,
+                "n",
+                RuleType::LessThan,
+                "2024-01-01",
+                2,
+            ),
+            default_at(3),
+        ];
+        for empty in [json!({}), Value::Null] {
+            let validation = validate_draft(&draft(rules.clone(), empty), no_advanced_check);
+            assert_eq!(
+                validation,
+                FilteringValidation {
+                    state: FilteringValidationState::Valid,
+                    errors: vec![]
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn a_bad_regex_makes_the_draft_invalid_naming_the_rule() {
+        let rules = vec![
+            rule("ok", RulePolicy::Include, "f", RuleType::Equals, "x", 1),
+            rule(
+                "broken",
+                RulePolicy::Exclude,
+                "path",
+                RuleType::Regex,
+                "docs/(",
+                2,
+            ),
+            default_at(3),
+        ];
+        let validation = validate_draft(&draft(rules, json!({})), no_advanced_check);
+        assert_eq!(validation.state, FilteringValidationState::Invalid);
+        assert_eq!(validation.errors.len(), 1, "{validation:?}");
+        assert_eq!(validation.errors[0].ids, ["broken"]);
+        let message = &validation.errors[0].messages[0];
+        assert!(
+            message.starts_with("Rule 'broken': 'docs/(' is not a valid regular expression"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn the_source_judges_the_advanced_snippet() {
+        let snippet = json!({"query": {"match_all": {}}});
+        let mut seen = None;
+        let validation = validate_draft(&draft(vec![default_at(0)], snippet.clone()), |v| {
+            seen = Some(v.clone());
+            vec!["no queries here".into(), "really".into()]
+        });
+        assert_eq!(seen, Some(snippet));
+        assert_eq!(validation.state, FilteringValidationState::Invalid);
+        assert_eq!(
+            validation.errors,
+            [FilteringValidationError {
+                ids: vec![ADVANCED_SNIPPET_ID.into()],
+                messages: vec!["no queries here".into(), "really".into()],
+            }]
+        );
+        let accepted = validate_draft(&draft(vec![], json!([{"q": 1}])), |_| Vec::new());
+        assert_eq!(accepted.state, FilteringValidationState::Valid);
+    }
+
+    #[test]
+    fn the_default_rule_must_come_last_with_the_highest_order() {
+        let a = rule("a", RulePolicy::Include, "f", RuleType::Equals, "x", 5);
+        for rules in [
+            vec![default_at(9), a.clone()],
+            vec![a.clone(), default_at(5)],
+        ] {
+            let validation = validate_draft(&draft(rules, json!({})), no_advanced_check);
+            assert_eq!(validation.state, FilteringValidationState::Invalid);
+            assert_eq!(validation.errors[0].ids, ["DEFAULT"], "{validation:?}");
+            assert!(validation.errors[0].messages[0].contains("must be the last rule"));
+        }
+        let without_default = validate_draft(&draft(vec![a], json!({})), no_advanced_check);
+        assert_eq!(without_default.state, FilteringValidationState::Valid);
+    }
+
+    #[test]
+    fn a_rule_without_an_id_is_invalid() {
+        let rules = [rule(
+            "",
+            RulePolicy::Include,
+            "title",
+            RuleType::Equals,
+            "x",
+            1,
+        )];
+        let errors = validate_rules(&rules);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].messages[0].contains("on field 'title' has no id"));
+    }
+
+    #[test]
+    fn sync_rules_are_enabled_by_basic_advanced_or_legacy_flags() {
+        let features = |v: Value| serde_json::from_value::<Features>(v).unwrap();
+        assert!(
+            sync_rules_enabled(None),
+            "no features written: the source default"
+        );
+        let off = features(
+            json!({"sync_rules": {"basic": {"enabled": false}, "advanced": {"enabled": false}}}),
+        );
+        assert!(!sync_rules_enabled(Some(&off)));
+        assert!(!sync_rules_enabled(Some(&features(json!({})))));
+        for on in [
+            json!({"sync_rules": {"basic": {"enabled": true}, "advanced": {"enabled": false}}}),
+            json!({"sync_rules": {"advanced": {"enabled": true}}}),
+            json!({"filtering_rules": true}),
+            json!({"filtering_advanced_config": true}),
+        ] {
+            assert!(sync_rules_enabled(Some(&features(on.clone()))), "{on}");
+        }
     }
 }

@@ -1,14 +1,21 @@
 //! `serve`: the connectors-service loop (PROTOCOL §5). Every tick it checks in the served
-//! connectors, prepares and validates them, creates scheduled jobs from their cron schedules,
-//! picks up pending jobs (oldest first) up to the concurrency limit, and fails jobs whose
-//! worker stopped checking in. Any number of `serve` processes can share one cluster: claims
+//! connectors, prepares and validates them, validates and activates edited draft sync rules,
+//! creates scheduled jobs from their cron schedules, picks up pending jobs (oldest first) up
+//! to the concurrency limit, and fails jobs whose worker stopped checking in. Any number of `serve` processes can share one cluster: claims
 //! and the start guard make each job run on exactly one of them.
 
+use super::filtering::{sync_rules_enabled, validate_draft};
 use super::runner::{Engine, JobEnd, JobReport};
 use super::schedule::{Schedule, is_due};
-use crate::backend::{BackendError, ConfigurationUpdate, ConnectorQuery, LastSync, SyncJobQuery};
+use crate::backend::{
+    BackendError, ConfigurationUpdate, ConnectorQuery, ControlPlane, LastSync, SyncJobQuery,
+};
 use crate::model::validate::validate_field;
-use crate::model::{Connector, ConnectorStatus, JobStatus, JobType, Timestamp, TriggerMethod};
+use crate::model::{
+    Connector, ConnectorStatus, FilteringValidationState, JobStatus, JobType, Timestamp,
+    TriggerMethod,
+};
+use crate::sources::SourceFactory;
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
@@ -244,6 +251,14 @@ async fn tend(
             Err(e) => Err(e.to_string()),
         }
     };
+    // As in the framework, a failure to validate or activate the draft (not an invalid draft)
+    // counts against the connector like a failed ping.
+    let verdict = match verdict {
+        Ok(()) => settle_draft_rules(control.as_ref(), factory.as_ref(), connector)
+            .await
+            .map_err(|e| format!("validating the draft sync rules failed: {e}")),
+        Err(reason) => Err(reason),
+    };
     match verdict {
         Ok(()) => {
             if connector.status != ConnectorStatus::Connected || connector.error.is_some() {
@@ -298,6 +313,39 @@ async fn tend(
         summary.scheduled += 1;
         tracing::info!(connector = %connector.id, job = %id, %job_type, "scheduled sync job created");
     }
+    Ok(())
+}
+
+/// PROTOCOL §5.2 step 4: with sync rules on and the draft `edited`, validate the draft (basic
+/// rules here, the advanced snippet by the source), write the result, and activate the draft
+/// when it is valid. An invalid draft is only reported on the draft: the connector stays as
+/// it is and jobs keep the active rules.
+async fn settle_draft_rules(
+    control: &dyn ControlPlane,
+    factory: &dyn SourceFactory,
+    connector: &Connector,
+) -> Result<(), BackendError> {
+    if !sync_rules_enabled(connector.features.as_ref()) {
+        return Ok(());
+    }
+    let Some(filtering) = connector.filtering.first() else {
+        return Ok(());
+    };
+    if filtering.draft.validation.state != FilteringValidationState::Edited {
+        return Ok(());
+    }
+    let validation = validate_draft(&filtering.draft, |snippet| {
+        factory.validate_advanced_rules(snippet)
+    });
+    control
+        .update_filtering_validation(&connector.id, &validation)
+        .await?;
+    if validation.state != FilteringValidationState::Valid {
+        tracing::warn!(connector = %connector.id, errors = ?validation.errors, "draft sync rules are invalid");
+        return Ok(());
+    }
+    control.activate_filtering(&connector.id).await?;
+    tracing::info!(connector = %connector.id, "draft sync rules validated and activated");
     Ok(())
 }
 

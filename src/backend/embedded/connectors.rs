@@ -7,9 +7,9 @@ use super::documents::validate_index_name;
 use super::{Where, db_err, from_json, new_id, status_exception, to_json};
 use crate::backend::{BackendError, ConfigurationUpdate, ConnectorQuery, LastSync, Result};
 use crate::model::{
-    AdvancedSnippet, Connector, ConnectorStatus, FilteringConfig, FilteringRule, FilteringRules,
-    FilteringValidation, FilteringValidationState, JobStatus, JobType, NewConnector, Page,
-    Pipeline, Scheduling, Timestamp,
+    AdvancedSnippet, Connector, ConnectorStatus, Features, FilteringConfig, FilteringRule,
+    FilteringRules, FilteringValidation, FilteringValidationState, JobStatus, JobType,
+    NewConnector, Page, Pipeline, Scheduling, Timestamp,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Map, Value};
@@ -331,6 +331,40 @@ pub(super) fn activate_filtering(conn: &Connection, id: &str) -> Result<()> {
         }
         Ok(())
     })
+}
+
+/// `_features`: merged into the current features the way an Elasticsearch partial update
+/// merges objects, so `{sync_rules: {basic: {enabled: true}}}` leaves the other flags alone.
+pub(super) fn update_features(conn: &Connection, id: &str, features: Features) -> Result<()> {
+    modify(conn, id, |c| {
+        let mut merged = serde_json::to_value(c.features.take().unwrap_or_default())
+            .map_err(|e| BackendError::Other(format!("connector '{id}': features: {e}")))?;
+        let update = serde_json::to_value(features)
+            .map_err(|e| BackendError::Other(format!("connector '{id}': features: {e}")))?;
+        merge_objects(&mut merged, update);
+        c.features =
+            Some(serde_json::from_value(merged).map_err(|e| {
+                BackendError::Other(format!("connector '{id}': merged features: {e}"))
+            })?);
+        Ok(())
+    })
+}
+
+/// Objects merge key by key, recursively; anything else replaces.
+fn merge_objects(target: &mut Value, update: Value) {
+    match (target, update) {
+        (Value::Object(target), Value::Object(update)) => {
+            for (key, value) in update {
+                match target.get_mut(&key) {
+                    Some(slot) => merge_objects(slot, value),
+                    None => {
+                        target.insert(key, value);
+                    }
+                }
+            }
+        }
+        (target, update) => *target = update,
+    }
 }
 
 /// `_scheduling`, with the cron check Elasticsearch does (Quartz: 6 or 7 fields).
