@@ -7,19 +7,12 @@ mod console_fixtures;
 
 use console_fixtures::*;
 use crossterm::event::KeyCode;
-use std::sync::Arc;
-use std::time::Duration;
-use syncdeck::backend::embedded::EmbeddedBackend;
-use syncdeck::backend::{ConfigurationUpdate, ControlPlane, DocumentStore};
-use syncdeck::console::app::{Action, AppState, update};
+use syncdeck::backend::ConfigurationUpdate;
+use syncdeck::console::app::{Action, update};
 use syncdeck::console::effect::Effect;
-use syncdeck::console::io::{Handles, perform};
-use syncdeck::engine::dlq::DeadLetterStore;
-use syncdeck::engine::runner::{Engine, EngineDeps};
 use syncdeck::logging::LogTail;
 use syncdeck::model::{Configuration, NewConnector};
-use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
-use tokio_util::sync::CancellationToken;
+use tokio::sync::mpsc::unbounded_channel;
 use tracing_subscriber::layer::SubscriberExt;
 
 fn secret_config() -> Configuration {
@@ -28,25 +21,6 @@ fn secret_config() -> Configuration {
         "password": {"label": "Password", "order": 2, "sensitive": true, "value": SECRET}
     }))
     .unwrap()
-}
-
-/// Runs effects until `update` stops asking for more I/O that answers; returns the actions
-/// seen, applied.
-async fn pump(
-    state: &mut AppState,
-    handles: &Arc<Handles>,
-    rx: &mut UnboundedReceiver<Action>,
-    effects: Vec<Effect>,
-    tx: &tokio::sync::mpsc::UnboundedSender<Action>,
-) {
-    for e in effects {
-        perform(handles, e, tx);
-    }
-    while let Ok(Some(action)) = tokio::time::timeout(Duration::from_millis(500), rx.recv()).await {
-        for e in update(state, action) {
-            perform(handles, e, tx);
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -58,9 +32,7 @@ async fn a_revealed_and_saved_secret_never_reaches_the_log() {
     tracing::subscriber::set_global_default(subscriber).unwrap();
 
     let dir = tempfile::tempdir().unwrap();
-    let backend = Arc::new(EmbeddedBackend::open(&dir.path().join("embedded.sqlite3")).unwrap());
-    let control: Arc<dyn ControlPlane> = backend.clone();
-    let documents: Arc<dyn DocumentStore> = backend.clone();
+    let handles = embedded_handles(&dir.path().join("embedded.sqlite3"), Some(tail.clone()));
     let new = NewConnector {
         id: Some("pg".into()),
         name: Some("Orders".into()),
@@ -68,36 +40,12 @@ async fn a_revealed_and_saved_secret_never_reaches_the_log() {
         service_type: Some("postgresql".into()),
         ..Default::default()
     };
-    control.create_connector(&new).await.unwrap();
-    control
+    handles.control.create_connector(&new).await.unwrap();
+    handles
+        .control
         .update_configuration("pg", &ConfigurationUpdate::Replace(secret_config()))
         .await
         .unwrap();
-    let dlq = Arc::new(DeadLetterStore::open_in_memory(100).unwrap());
-    let engine = Engine::new(EngineDeps {
-        control: control.clone(),
-        store: documents.clone(),
-        dlq: dlq.clone(),
-        registry: syncdeck::sources::builtin(),
-        settings: Default::default(),
-        breaker: Default::default(),
-        worker: "test".into(),
-    });
-    let handles = Arc::new(Handles {
-        profile_name: "embedded".into(),
-        control,
-        documents,
-        elasticsearch: None,
-        kibana: None,
-        dlq,
-        registry: syncdeck::sources::builtin(),
-        engine,
-        engine_settings: Default::default(),
-        breaker_settings: Default::default(),
-        log_tail: Some(tail.clone()),
-        http: reqwest::Client::new(),
-        shutdown: CancellationToken::new(),
-    });
     let (tx, mut rx) = unbounded_channel();
     let mut state = new_state(false, (100, 30));
     let fx = update(&mut state, Action::Tick(now()));

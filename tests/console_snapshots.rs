@@ -29,6 +29,26 @@ fn open_editor(s: &mut AppState) {
     s.toasts.clear();
 }
 
+/// An `external` connector's editor after its program's spec was loaded (unsaved).
+fn open_spec_editor(s: &mut AppState) {
+    apply(
+        s,
+        [Action::EditorLoaded {
+            id: "ext".into(),
+            result: Ok(external_connector()),
+        }],
+    );
+    apply(s, [ctrl('l')]);
+    apply(
+        s,
+        [Action::SpecLoaded {
+            connector_id: "ext".into(),
+            result: Ok(external_spec()),
+        }],
+    );
+    s.toasts.clear();
+}
+
 const CASES: &[Case] = &[
     Case {
         name: "connectors",
@@ -161,6 +181,11 @@ const CASES: &[Case] = &[
             );
             s.toasts.clear();
         },
+    },
+    Case {
+        name: "editor_spec",
+        read_only: false,
+        setup: open_spec_editor,
     },
     Case {
         name: "help",

@@ -872,3 +872,112 @@ fn mouse_wheel_moves_and_resize_redraws() {
     apply(&mut s, [Action::Resize(120, 40)]);
     assert!(s.dirty && s.size == (120, 40));
 }
+
+fn open_external_editor(s: &mut syncdeck::console::app::AppState) {
+    apply(
+        s,
+        [Action::EditorLoaded {
+            id: "ext".into(),
+            result: Ok(external_connector()),
+        }],
+    );
+    assert!(s.editor().is_some_and(|e| e.is_external()));
+}
+
+#[test]
+fn the_load_spec_key_asks_for_the_typed_program_and_merges_its_answer() {
+    use syncdeck::console::editor::SpecStatus;
+    // Another service type has no spec: nothing runs.
+    let mut s = loaded_state(false, (80, 24));
+    open_editor(&mut s);
+    assert!(apply(&mut s, [ctrl('l')]).is_empty());
+    assert!(
+        last_toast(&s).contains("only 'external' connectors"),
+        "{}",
+        last_toast(&s)
+    );
+
+    let mut s = loaded_state(false, (80, 24));
+    open_external_editor(&mut s);
+    // The command as typed, unsaved, is the one that runs.
+    let fx = apply(&mut s, [ch('3'), ctrl('l')]);
+    match fx.as_slice() {
+        [
+            Effect::LoadSpec {
+                connector_id,
+                configuration,
+            },
+        ] => {
+            assert_eq!(connector_id, "ext");
+            assert_eq!(configuration.get("command").unwrap().value, "python33");
+            assert_eq!(
+                configuration.get("secret_env").unwrap().value,
+                format!("API_TOKEN={SECRET}")
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(s.editor().unwrap().spec_status, Some(SpecStatus::Running));
+    // A failure is shown and changes nothing; the next keystroke clears it.
+    apply(
+        &mut s,
+        [Action::SpecLoaded {
+            connector_id: "ext".into(),
+            result: Err("cannot run 'python33': No such file or directory".into()),
+        }],
+    );
+    let e = s.editor().unwrap();
+    assert!(matches!(&e.spec_status, Some(SpecStatus::Failed(why)) if why.contains("python33")));
+    assert!(!e.schema_changed);
+    assert!(last_toast(&s).contains("spec of 'ext' not loaded"));
+    apply(&mut s, [key(KeyCode::Backspace)]);
+    assert_eq!(s.editor().unwrap().spec_status, None);
+    // An answer for another connector's editor is not merged here.
+    apply(
+        &mut s,
+        [Action::SpecLoaded {
+            connector_id: "other".into(),
+            result: Ok(external_spec()),
+        }],
+    );
+    assert!(!s.editor().unwrap().schema_changed);
+    // The answer is merged, unsaved; closing asks first.
+    apply(&mut s, [ctrl('l')]);
+    apply(
+        &mut s,
+        [Action::SpecLoaded {
+            connector_id: "ext".into(),
+            result: Ok(external_spec()),
+        }],
+    );
+    let e = s.editor().unwrap();
+    assert!(e.schema_changed && e.fields.iter().any(|f| f.key == "config.token"));
+    assert!(
+        last_toast(&s).contains("added 3 field(s)"),
+        "{}",
+        last_toast(&s)
+    );
+    apply(&mut s, [key(KeyCode::Esc)]);
+    assert_eq!(
+        confirm_action(&s),
+        Some(ConfirmAction::DiscardEdits { quit: false })
+    );
+}
+
+#[test]
+fn a_read_only_profile_loads_no_spec_and_help_lists_the_key() {
+    let mut s = loaded_state(true, (80, 24));
+    open_external_editor(&mut s);
+    assert!(apply(&mut s, [ctrl('l')]).is_empty());
+    assert!(last_toast(&s).contains("read-only"), "{}", last_toast(&s));
+    assert_eq!(s.editor().unwrap().spec_status, None);
+    let help = syncdeck::console::views::help::entries(
+        &Keymap::defaults(),
+        syncdeck::console::keymap::KeyContext::Editor,
+    );
+    assert!(
+        help.iter()
+            .any(|(keys, desc, _)| keys == "ctrl-l" && desc.contains("spec")),
+        "{help:?}"
+    );
+}

@@ -128,6 +128,15 @@ pub enum ConnectorsCommand {
         #[arg(required = true, value_name = "KEY=VALUE")]
         assignments: Vec<String>,
     },
+    /// Run an `external` connector's program with `spec` and add the fields it describes
+    /// (`config.<property>`, secrets sensitive) to the configuration; values already set
+    /// are kept. Run it again after changing `command`, `args` or the program's version.
+    Spec {
+        id: String,
+        /// Show what the spec would add without saving anything.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Debug, Clone, Default, Args)]
@@ -429,6 +438,18 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn connectors_spec_takes_an_id_and_dry_run() {
+        match parse(&["connectors", "spec", "ext", "--dry-run"]).command {
+            Some(Command::Connectors(ConnectorsCommand::Spec { id, dry_run })) => {
+                assert_eq!(id, "ext");
+                assert!(dry_run);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(Cli::try_parse_from(["syncdeck", "connectors", "spec"]).is_err());
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! `syncdeck connectors ...`: list, show, create, delete, config, set.
+//! `syncdeck connectors ...`: list, show, create, delete, config, set, spec.
 
 use super::args::{ConnectorListArgs, ConnectorsCommand, parse_assignment};
 use super::context::Context;
@@ -6,7 +6,8 @@ use super::error::{CliError, CliResult};
 use super::output::{Table, details, ellipsize, or_dash};
 use crate::backend::{ConfigurationUpdate, ConnectorQuery, SyncJobQuery};
 use crate::model::validate::{parse_input, validate_update};
-use crate::model::{Connector, NewConnector, Page, SyncJob};
+use crate::model::{ConfigField, Connector, NewConnector, Page, SyncJob, is_empty_value};
+use crate::sources::{ExternalFactory, SourceError};
 use serde_json::{Map, Value, json};
 
 pub async fn run(ctx: &mut Context, command: ConnectorsCommand) -> CliResult {
@@ -84,6 +85,7 @@ pub async fn run(ctx: &mut Context, command: ConnectorsCommand) -> CliResult {
         }
         ConnectorsCommand::Config { id, reveal } => config(ctx, &id, reveal).await,
         ConnectorsCommand::Set { id, assignments } => set(ctx, &id, &assignments).await,
+        ConnectorsCommand::Spec { id, dry_run } => spec(ctx, &id, dry_run).await,
     }
 }
 
@@ -415,5 +417,138 @@ fn known_keys(c: &Connector) -> String {
         "none".to_string()
     } else {
         keys.join(", ")
+    }
+}
+
+/// `connectors spec ID`: runs the `external` connector's program with `spec` (its own
+/// command, arguments and environments) and saves the spec's fields merged into the
+/// configuration; with `--dry-run` only shows them.
+async fn spec(ctx: &mut Context, id: &str, dry_run: bool) -> CliResult {
+    if !dry_run {
+        // Refused before the program runs: its answer could not be saved anyway.
+        ctx.ensure_writable("load a connector's fields from its spec")?;
+    }
+    let connector = ctx
+        .control
+        .get_connector(id)
+        .await
+        .map_err(|e| CliError::from(e).context(format!("connector '{id}'")))?;
+    let service_type = connector.service_type.as_deref().unwrap_or("");
+    if service_type != "external" {
+        return Err(CliError::usage(format!(
+            "connector '{id}' has service type '{service_type}'; only 'external' connectors \
+             run a program that has a spec"
+        )));
+    }
+    let loaded = ExternalFactory::load_spec(&connector.configuration)
+        .await
+        .map_err(|e| spec_error(id, e))?;
+    let merge = ExternalFactory::merge_spec(&connector.configuration, &loaded);
+    let save = !dry_run && merge.changed();
+    if save {
+        ctx.control
+            .update_configuration(
+                id,
+                &ConfigurationUpdate::Replace(merge.configuration.clone()),
+            )
+            .await
+            .map_err(|e| CliError::from(e).context(format!("saving configuration of '{id}'")))?;
+        tracing::info!(connector = id, added = ?merge.added, updated = ?merge.updated, "configuration fields loaded from the spec");
+    }
+    let result = match (dry_run, save) {
+        (true, _) => "dry_run",
+        (false, true) => "updated",
+        (false, false) => "unchanged",
+    };
+    let fields: Vec<(&str, &ConfigField)> = merge
+        .configuration
+        .fields_in_order()
+        .into_iter()
+        .filter(|(key, _)| key.starts_with("config."))
+        .collect();
+    let state = |key: &str| {
+        let has = |keys: &[String]| keys.iter().any(|k| k == key);
+        if has(&merge.added) {
+            "added"
+        } else if has(&merge.updated) {
+            "updated"
+        } else if has(&merge.not_in_spec) {
+            "not in spec"
+        } else {
+            "kept"
+        }
+    };
+    let rows: Vec<Value> = fields
+        .iter()
+        .map(|(key, f)| {
+            json!({
+                "key": key, "label": f.display_label(key), "type": f.field_type.as_str(),
+                "value": shown_value(f), "default": if f.sensitive { Value::Null } else { f.default_value.clone() },
+                "required": f.required, "sensitive": f.sensitive, "state": state(key),
+            })
+        })
+        .collect();
+    let document = json!({
+        "result": result, "id": id, "added": merge.added, "updated": merge.updated,
+        "not_in_spec": merge.not_in_spec, "fields": rows,
+    });
+    ctx.out.either(&document, || {
+        let outcome = match result {
+            "dry_run" => "dry run, nothing saved",
+            "updated" => "saved",
+            _ => "nothing to save",
+        };
+        let mut text = format!("connector '{id}': {} ({outcome})\n", merge.summary());
+        if fields.is_empty() {
+            text.push_str("the spec describes no field of a simple type; set the program's configuration in 'config' (JSON)\n");
+            return text;
+        }
+        let mut table = Table::new(&["KEY", "LABEL", "TYPE", "VALUE", "REQUIRED", "SENSITIVE", "STATE"]);
+        for (key, f) in &fields {
+            table.row(vec![
+                key.to_string(),
+                ellipsize(&f.display_label(key), 32),
+                f.field_type.as_str().to_string(),
+                ellipsize(&f.display_value(false), 40),
+                yes_no(f.required),
+                yes_no(f.sensitive),
+                state(key).to_string(),
+            ]);
+        }
+        text.push_str(&table.render());
+        let missing: Vec<&str> = fields
+            .iter()
+            .filter(|(_, f)| f.required && is_empty_value(&f.value))
+            .map(|(key, _)| *key)
+            .collect();
+        if !missing.is_empty() {
+            text.push_str(&format!(
+                "required and empty: {}; set them with `syncdeck connectors set {id} KEY=VALUE`\n",
+                missing.join(", ")
+            ));
+        }
+        text
+    })?;
+    Ok(())
+}
+
+/// A field's value for output: sensitive values masked.
+fn shown_value(f: &ConfigField) -> Value {
+    if f.sensitive {
+        Value::String(f.display_value(false))
+    } else {
+        f.value.clone()
+    }
+}
+
+/// A configuration problem (no command, a bad environment line) is the operator's to fix
+/// (exit 2); a program that cannot run or answers badly is a failure (exit 1).
+fn spec_error(id: &str, e: SourceError) -> CliError {
+    let what = format!("loading the spec of connector '{id}'");
+    match e {
+        SourceError::Config { ref field, .. } => CliError::usage(format!(
+            "{what}: {e} (set it with `syncdeck connectors set {id} {field}=VALUE`)"
+        )),
+        other => CliError::failed(format!("{what}: {other}")),
     }
 }

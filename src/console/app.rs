@@ -4,7 +4,7 @@
 //! something visible changed, so the runtime draws only then.
 
 use super::command::{self, ConsoleCommand};
-use super::editor::ConfigEditor;
+use super::editor::{ConfigEditor, SpecStatus};
 use super::effect::Effect;
 use super::form::{Form, FormPurpose};
 use super::keymap::{Command, KeyChord, KeyContext, Keymap};
@@ -14,7 +14,9 @@ use crate::backend::{ClusterSummary, SyncJobQuery};
 use crate::engine::progress::ProgressSnapshot;
 use crate::engine::status::StatusDocument;
 use crate::kibana::{ActionConnector, KibanaStatus};
-use crate::model::{Connector, DeadLetter, JobStatus, JobType, NewConnector, SyncJob, Timestamp};
+use crate::model::{
+    Configuration, Connector, DeadLetter, JobStatus, JobType, NewConnector, SyncJob, Timestamp,
+};
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEvent, MouseEventKind};
 use std::collections::BTreeSet;
 
@@ -558,6 +560,11 @@ pub enum Action {
     ConfigSaved {
         connector_id: String,
         result: Result<usize, String>,
+    },
+    /// The fields of an `external` connector's spec (`Effect::LoadSpec`).
+    SpecLoaded {
+        connector_id: String,
+        result: Result<Configuration, String>,
     },
     ConnectorCreated(String),
     ConnectorDeleted(String),
@@ -1134,6 +1141,7 @@ fn editor_key(state: &mut AppState, key: KeyEvent) -> Vec<Effect> {
             Vec::new()
         }
         Some(Command::Save) => save_editor(state),
+        Some(Command::LoadSpec) => load_spec(state),
         _ => {
             // Enter in a one-line field moves on, like Tab.
             if key.code == KeyCode::Enter
@@ -1181,6 +1189,9 @@ fn save_editor(state: &mut AppState) -> Vec<Effect> {
     if editor.saving {
         return Vec::new();
     }
+    if editor.schema_changed {
+        return save_editor_schema(state);
+    }
     match editor.prepare_save() {
         Err(problems) => {
             let first = problems.first().cloned().unwrap_or_default();
@@ -1204,6 +1215,115 @@ fn save_editor(state: &mut AppState) -> Vec<Effect> {
                 connector_id,
                 values,
             }]
+        }
+    }
+}
+
+/// After a spec load the cluster does not know the new fields yet: the whole configuration
+/// goes, schema and values.
+fn save_editor_schema(state: &mut AppState) -> Vec<Effect> {
+    let Some(editor) = state.editor() else {
+        return Vec::new();
+    };
+    match editor.prepare_schema_save() {
+        Err(problems) => {
+            let first = problems.first().cloned().unwrap_or_default();
+            toast(
+                state,
+                ToastLevel::Warn,
+                format!("not saved: {} problem(s); {first}", problems.len()),
+            );
+            Vec::new()
+        }
+        Ok((configuration, changes)) => {
+            let connector_id = editor.connector_id.clone();
+            if let Some(e) = state.editor_mut() {
+                e.saving = true;
+            }
+            vec![Effect::SaveConfigSchema {
+                connector_id,
+                configuration,
+                changes,
+            }]
+        }
+    }
+}
+
+/// Asks for the spec of the program the form names now (unsaved edits included), so an
+/// operator can change `command` and load its fields before saving anything.
+fn load_spec(state: &mut AppState) -> Vec<Effect> {
+    if state.profile.read_only {
+        toast(
+            state,
+            ToastLevel::Warn,
+            format!("refused: profile '{}' is read-only", state.profile.name),
+        );
+        return Vec::new();
+    }
+    let Some(editor) = state.editor() else {
+        return Vec::new();
+    };
+    if !editor.is_external() {
+        let service = editor.service_type.clone().unwrap_or_default();
+        toast(
+            state,
+            ToastLevel::Info,
+            format!(
+                "only 'external' connectors run a program that has a spec (this one is '{service}')"
+            ),
+        );
+        return Vec::new();
+    }
+    if editor.spec_status == Some(SpecStatus::Running) {
+        return Vec::new();
+    }
+    let connector_id = editor.connector_id.clone();
+    let (configuration, _) = editor.working();
+    if let Some(e) = state.editor_mut() {
+        e.spec_status = Some(SpecStatus::Running);
+    }
+    vec![Effect::LoadSpec {
+        connector_id,
+        configuration,
+    }]
+}
+
+/// The spec's fields arrived: merged into the form if its editor is still open.
+fn on_spec_loaded(state: &mut AppState, connector_id: &str, result: Result<Configuration, String>) {
+    state.dirty = true;
+    let save_key = state
+        .keymap
+        .key_for(KeyContext::Editor, Command::Save)
+        .map(|k| k.to_string())
+        .unwrap_or_else(|| "save".to_string());
+    let editor = match state.screens.last_mut() {
+        Some(Screen::Editor(e)) if e.connector_id == connector_id => Some(e),
+        _ => None,
+    };
+    match (result, editor) {
+        (Ok(spec), Some(e)) => {
+            let outcome = e.merge_spec(&spec);
+            let text = if outcome.changed {
+                format!(
+                    "spec loaded: {}; review, then {save_key} saves",
+                    outcome.summary
+                )
+            } else {
+                format!("spec loaded: {}", outcome.summary)
+            };
+            e.spec_status = Some(SpecStatus::Loaded(text.clone()));
+            toast(state, ToastLevel::Info, text);
+        }
+        (Ok(_), None) => {}
+        (Err(error), editor) => {
+            if let Some(e) = editor {
+                e.spec_status = Some(SpecStatus::Failed(error.clone()));
+            }
+            toast(
+                state,
+                ToastLevel::Error,
+                format!("spec of '{connector_id}' not loaded: {error}"),
+            );
         }
     }
 }
@@ -1381,6 +1501,7 @@ pub fn run_command(state: &mut AppState, command: Command) -> Vec<Effect> {
         | Command::PrevField
         | Command::Save
         | Command::Reveal
+        | Command::LoadSpec
         | Command::Confirm
         | Command::Unbind => Vec::new(),
     }
@@ -2047,6 +2168,10 @@ fn on_result(state: &mut AppState, action: Action) -> Vec<Effect> {
                 }
             }
         }
+        Action::SpecLoaded {
+            connector_id,
+            result,
+        } => on_spec_loaded(state, &connector_id, result),
         Action::ConnectorCreated(id) => {
             if matches!(state.modal, Some(Modal::Form(ref f)) if f.purpose == FormPurpose::NewConnector)
             {

@@ -2,13 +2,16 @@
 //! kind the field's display asks for (textbox, textarea, numeric, toggle, dropdown), with
 //! `depends_on` deciding which fields show, validation (`model::validate`) on every edit,
 //! and the changed values for a save. Sensitive text inputs mask their characters; a reveal
-//! shows one field until the cursor leaves it. No I/O; no `Debug` that could print a value.
+//! shows one field until the cursor leaves it. An `external` connector's form can take the
+//! fields of its program's spec (merged by `ExternalFactory::merge_spec`, unsaved until the
+//! operator saves). No I/O; no `Debug` that could print a value.
 
 use crate::model::validate::{parse_input, validate_field, validate_update};
 use crate::model::{
     ConfigField, Configuration, Connector, DisplayType, FieldType, SelectOption, is_empty_value,
     loosely_equal, value_text,
 };
+use crate::sources::ExternalFactory;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui_textarea::TextArea;
 use serde_json::{Map, Value};
@@ -44,6 +47,26 @@ impl FieldInput {
     }
 }
 
+/// Where loading the fields of an `external` connector's spec stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SpecStatus {
+    /// The program runs.
+    Running,
+    /// What the merge did (field keys only, never values).
+    Loaded(String),
+    /// Why it failed (the program's output in it has secrets masked).
+    Failed(String),
+}
+
+/// What a spec load did to the form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpecOutcome {
+    /// Fields were added or redefined.
+    pub changed: bool,
+    /// For people: the keys added, redefined and kept (never values).
+    pub summary: String,
+}
+
 /// One field of the form.
 #[derive(Clone)]
 pub struct EditorField {
@@ -71,6 +94,13 @@ pub struct ConfigEditor {
     pub saving: bool,
     /// The server's answer to the last failed save.
     pub server_error: Option<String>,
+    /// The connector's service type (`external` connectors can load their spec).
+    pub service_type: Option<String>,
+    /// The last spec load, shown until the next edit.
+    pub spec_status: Option<SpecStatus>,
+    /// A spec added or redefined fields that are not saved yet: the save sends the whole
+    /// configuration, schema included.
+    pub schema_changed: bool,
 }
 
 impl fmt::Debug for ConfigEditor {
@@ -161,6 +191,9 @@ impl ConfigEditor {
             issues: BTreeMap::new(),
             saving: false,
             server_error: None,
+            service_type: connector.service_type.clone(),
+            spec_status: None,
+            schema_changed: false,
         };
         editor.revalidate();
         editor.focus = editor.shown().first().copied().unwrap_or(0);
@@ -194,10 +227,31 @@ impl ConfigEditor {
         }
     }
 
+    /// Whether the connector runs a program that has a spec.
+    pub fn is_external(&self) -> bool {
+        self.service_type.as_deref() == Some("external")
+    }
+
+    /// The fields as the form defines them now (a loaded spec included), with their saved
+    /// values.
+    fn base(&self) -> Configuration {
+        Configuration(
+            self.fields
+                .iter()
+                .map(|f| (f.key.clone(), f.field.clone()))
+                .collect(),
+        )
+    }
+
+    /// Whether a field came with a spec load and is not saved yet.
+    pub fn is_new(&self, key: &str) -> bool {
+        !self.original.0.contains_key(key)
+    }
+
     /// The configuration with every input applied (inputs that do not parse keep the saved
     /// value), and the parse problems by key.
     pub fn working(&self) -> (Configuration, BTreeMap<String, String>) {
-        let mut config = self.original.clone();
+        let mut config = self.base();
         let mut problems = BTreeMap::new();
         for (i, f) in self.fields.iter().enumerate() {
             match self.current_value(i) {
@@ -239,7 +293,8 @@ impl ConfigEditor {
     }
 
     pub fn is_dirty(&self) -> bool {
-        !self.changes().is_empty()
+        self.schema_changed
+            || !self.changes().is_empty()
             || self
                 .fields
                 .iter()
@@ -287,11 +342,81 @@ impl ConfigEditor {
                 .collect());
         }
         let changes = self.changes();
-        let issues = validate_update(&self.original, &changes);
+        let issues = validate_update(&self.base(), &changes);
         if !issues.is_empty() {
             return Err(issues.iter().map(ToString::to_string).collect());
         }
         Ok(changes)
+    }
+
+    /// After a spec load: the whole configuration to save (schema and values) and how many
+    /// values and fields it changes, or the problems that prevent the save.
+    pub fn prepare_schema_save(&self) -> Result<(Configuration, usize), Vec<String>> {
+        let changes = self.prepare_save()?;
+        let (config, _) = self.working();
+        let redefined = config
+            .0
+            .iter()
+            .filter(|(key, field)| {
+                self.original.get(key).is_none_or(|saved| {
+                    ConfigField {
+                        value: saved.value.clone(),
+                        ..(*field).clone()
+                    } != *saved
+                })
+            })
+            .filter(|(key, _)| !changes.contains_key(*key))
+            .count();
+        Ok((config, changes.len() + redefined))
+    }
+
+    /// Lays the fields of a spec over the form (see `ExternalFactory::merge_spec`): what is
+    /// typed stays, new fields come with their defaults and take the focus. Nothing is saved.
+    pub fn merge_spec(&mut self, spec: &Configuration) -> SpecOutcome {
+        let (working, _) = self.working();
+        let merge = ExternalFactory::merge_spec(&working, spec);
+        let outcome = SpecOutcome {
+            changed: merge.changed(),
+            summary: merge.summary(),
+        };
+        if !merge.changed() {
+            return outcome;
+        }
+        let focused = self.fields.get(self.focus).map(|f| f.key.clone());
+        let mut old: BTreeMap<String, EditorField> =
+            self.fields.drain(..).map(|f| (f.key.clone(), f)).collect();
+        self.fields = merge
+            .configuration
+            .fields_in_order()
+            .into_iter()
+            .map(|(key, field)| match old.remove(key) {
+                // An unchanged definition keeps its input as it is (cursor, unparsed text).
+                Some(kept) if !merge.updated.iter().any(|k| k == key) => kept,
+                // A redefined one keeps its saved value, so the change still shows.
+                Some(kept) => EditorField {
+                    key: key.to_string(),
+                    field: ConfigField {
+                        value: kept.field.value,
+                        ..field.clone()
+                    },
+                    input: input_for(field),
+                },
+                None => EditorField {
+                    key: key.to_string(),
+                    field: field.clone(),
+                    input: input_for(field),
+                },
+            })
+            .collect();
+        self.revealed = None;
+        self.schema_changed = true;
+        self.server_error = None;
+        let target = merge.added.first().cloned().or(focused);
+        self.focus = target
+            .and_then(|key| self.fields.iter().position(|f| f.key == key))
+            .unwrap_or(0);
+        self.revalidate();
+        outcome
     }
 
     /// The save went through: what is on screen is now the saved configuration.
@@ -305,6 +430,7 @@ impl ConfigEditor {
         self.original = config;
         self.saving = false;
         self.server_error = None;
+        self.schema_changed = false;
     }
 
     /// Moves the focus among shown fields; hides a revealed value.
@@ -372,6 +498,9 @@ impl ConfigEditor {
         let changed = edit_input(&mut f.input, key);
         if changed {
             self.server_error = None;
+            if self.spec_status != Some(SpecStatus::Running) {
+                self.spec_status = None;
+            }
             self.revalidate();
         }
         changed
@@ -533,6 +662,79 @@ mod tests {
         assert!(masked(&e) && e.revealed.is_none());
         let printed = format!("{e:?}");
         assert!(!printed.contains("s3cr3t"), "{printed}");
+    }
+
+    fn external() -> Connector {
+        use crate::sources::SourceFactory;
+        let mut configuration = crate::sources::ExternalFactory.default_configuration();
+        if let Some(f) = configuration.0.get_mut("command") {
+            f.value = json!("prog");
+        }
+        Connector {
+            id: "ext".into(),
+            service_type: Some("external".into()),
+            configuration,
+            ..serde_json::from_value(json!({"id": "ext"})).unwrap()
+        }
+    }
+
+    /// Fields as `ExternalFactory::load_spec` gives them: the generic ones and `config.*`.
+    fn spec() -> Configuration {
+        use crate::sources::SourceFactory;
+        let mut spec = crate::sources::ExternalFactory.default_configuration();
+        let extra: Configuration = serde_json::from_value(json!({
+            "config.count": {"label": "Records", "order": 20, "type": "int", "display": "numeric",
+                             "value": 3, "default_value": 3, "required": false},
+            "config.token": {"label": "API token", "order": 21, "sensitive": true, "value": ""}
+        }))
+        .unwrap();
+        spec.0.extend(extra.0);
+        spec
+    }
+
+    #[test]
+    fn a_spec_adds_its_fields_to_the_form_and_keeps_what_was_typed() {
+        let mut e = ConfigEditor::new(&external());
+        assert!(e.is_external() && !e.is_dirty());
+        assert_eq!(e.fields[e.focus].key, "command");
+        type_text(&mut e, "2");
+        let outcome = e.merge_spec(&spec());
+        assert!(outcome.changed, "{outcome:?}");
+        assert!(
+            outcome
+                .summary
+                .starts_with("added 2 field(s): config.count, config.token"),
+            "{}",
+            outcome.summary
+        );
+        let keys: Vec<&str> = e.fields.iter().map(|f| f.key.as_str()).collect();
+        assert_eq!(&keys[keys.len() - 2..], ["config.count", "config.token"]);
+        assert_eq!(e.fields[e.focus].key, "config.count", "the first new field");
+        assert!(e.is_new("config.token") && !e.is_new("command"));
+        assert_eq!(
+            e.current_value(0).unwrap(),
+            json!("prog2"),
+            "the typed command stays"
+        );
+        assert!(e.schema_changed && e.is_dirty());
+        assert!(
+            e.issues.contains_key("config.token"),
+            "a required secret starts empty"
+        );
+        assert!(e.prepare_schema_save().is_err(), "required, as any save");
+        e.move_focus(1);
+        type_text(&mut e, "t0ken-value");
+        let (saved, changes) = e.prepare_schema_save().unwrap();
+        assert_eq!(changes, 3, "command, the token, and the new count");
+        assert_eq!(saved.0["config.token"].value, "t0ken-value");
+        assert_eq!(saved.0["command"].value, "prog2");
+        assert_eq!(saved.0["config.count"].value, 3);
+        assert!(saved.0["config.token"].sensitive);
+        e.mark_saved();
+        assert!(!e.is_dirty() && !e.is_new("config.token"));
+        // The same spec again changes nothing.
+        let again = e.merge_spec(&spec());
+        assert!(!again.changed && !e.schema_changed, "{again:?}");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! `Action`s. `Debug` never prints configuration values: they may be secrets.
 
 use crate::backend::SyncJobQuery;
-use crate::model::{JobType, NewConnector};
+use crate::model::{Configuration, JobType, NewConnector};
 use serde_json::{Map, Value};
 use std::fmt;
 
@@ -46,6 +46,20 @@ pub enum Effect {
         connector_id: String,
         values: Map<String, Value>,
     },
+    /// Saves a whole configuration, schema and values (`ConfigurationUpdate::Replace`):
+    /// after a spec added fields the cluster does not know yet. `changes` is what the
+    /// answer reports as saved.
+    SaveConfigSchema {
+        connector_id: String,
+        configuration: Configuration,
+        changes: usize,
+    },
+    /// Runs an `external` connector's program with `spec`, as `configuration` (the editor's
+    /// form, unsaved edits included) names it; answers with the spec's fields.
+    LoadSpec {
+        connector_id: String,
+        configuration: Configuration,
+    },
     /// Creates a connector and gives it its service type's configuration schema.
     CreateConnector(NewConnector),
     DeleteConnector(String),
@@ -83,6 +97,22 @@ impl fmt::Debug for Effect {
                     .field("keys", &keys)
                     .finish_non_exhaustive()
             }
+            Self::SaveConfigSchema {
+                connector_id,
+                configuration,
+                changes,
+            } => {
+                let keys: Vec<&String> = configuration.0.keys().collect();
+                f.debug_struct("SaveConfigSchema")
+                    .field("connector_id", connector_id)
+                    .field("keys", &keys)
+                    .field("changes", changes)
+                    .finish_non_exhaustive()
+            }
+            Self::LoadSpec { connector_id, .. } => f
+                .debug_struct("LoadSpec")
+                .field("connector_id", connector_id)
+                .finish_non_exhaustive(),
             Self::Copy(text) => f
                 .debug_tuple("Copy")
                 .field(&format_args!("{} bytes", text.len()))
@@ -162,5 +192,27 @@ mod tests {
             printed.contains("api_token") && !printed.contains("hunter2"),
             "{printed}"
         );
+        let configuration: Configuration = serde_json::from_value(serde_json::json!({
+            "secret_env": {"sensitive": true, "value": "TOKEN=hunter2-secret"},
+            "command": {"value": "hunter2-in-a-command"}
+        }))
+        .unwrap();
+        for e in [
+            Effect::SaveConfigSchema {
+                connector_id: "c".into(),
+                configuration: configuration.clone(),
+                changes: 1,
+            },
+            Effect::LoadSpec {
+                connector_id: "c".into(),
+                configuration,
+            },
+        ] {
+            let printed = format!("{e:?}");
+            assert!(
+                printed.contains("\"c\"") && !printed.contains("hunter2"),
+                "{printed}"
+            );
+        }
     }
 }

@@ -19,8 +19,8 @@ use crate::engine::runner::{Engine, JobEnd};
 use crate::engine::status::StatusDocument;
 use crate::kibana::Kibana;
 use crate::logging::LogTail;
-use crate::model::{JobStatus, Page, TriggerMethod};
-use crate::sources::Registry;
+use crate::model::{Configuration, JobStatus, Page, TriggerMethod};
+use crate::sources::{ExternalFactory, Registry};
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -324,6 +324,32 @@ async fn run(h: &Arc<Handles>, effect: Effect, tx: &UnboundedSender<Action>) -> 
                 result: result.map(|()| n).map_err(|e| e.to_string()),
             }
         }
+        Effect::SaveConfigSchema {
+            connector_id,
+            configuration,
+            changes,
+        } => {
+            let keys: Vec<String> = configuration.0.keys().cloned().collect();
+            let result = control
+                .update_configuration(&connector_id, &ConfigurationUpdate::Replace(configuration))
+                .await;
+            match &result {
+                Ok(()) => {
+                    tracing::info!(connector = %connector_id, ?keys, "console: configuration saved with its schema")
+                }
+                Err(e) => {
+                    tracing::warn!(connector = %connector_id, error = %e, "console: configuration not saved")
+                }
+            }
+            Action::ConfigSaved {
+                connector_id,
+                result: result.map(|()| changes).map_err(|e| e.to_string()),
+            }
+        }
+        Effect::LoadSpec {
+            connector_id,
+            configuration,
+        } => load_spec(connector_id, configuration).await,
         Effect::CreateConnector(new) => {
             let id = match control.create_connector(&new).await {
                 Ok(id) => id,
@@ -517,4 +543,20 @@ async fn attached(http: &reqwest::Client, addr: &str) -> Result<StatusDocument, 
         .json::<StatusDocument>()
         .await
         .map_err(|e| format!("'{url}' did not answer a status document: {e}"))
+}
+
+/// Runs an `external` connector's program with `spec` as `configuration` names it and
+/// answers with the fields it describes (`Effect::LoadSpec`). Public so tests can drive it
+/// without a backend: it needs none.
+pub async fn load_spec(connector_id: String, configuration: Configuration) -> Action {
+    let result = ExternalFactory::load_spec(&configuration)
+        .await
+        .map_err(|e| fail(&format!("loading the spec of '{connector_id}'"), e));
+    if let Ok(spec) = &result {
+        tracing::info!(connector = %connector_id, fields = spec.0.len(), "console: spec loaded");
+    }
+    Action::SpecLoaded {
+        connector_id,
+        result,
+    }
 }

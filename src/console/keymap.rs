@@ -55,6 +55,8 @@ pub enum Command {
     PrevField,
     Save,
     Reveal,
+    /// Editor of an `external` connector: run the program's `spec` and add its fields.
+    LoadSpec,
     Confirm,
     /// Removes a default binding (user files only).
     Unbind,
@@ -76,6 +78,7 @@ impl Command {
                 | Self::Drop
                 | Self::Execute
                 | Self::Save
+                | Self::LoadSpec
         )
     }
 }

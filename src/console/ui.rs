@@ -205,7 +205,7 @@ pub fn current_hints(state: &AppState) -> (KeyContext, &'static [Hint]) {
         Some(Screen::ConnectorDetail(_)) => detail::CONNECTOR_HINTS,
         Some(Screen::JobDetail { .. }) => detail::JOB_HINTS,
         Some(Screen::DeadLetterDetail { .. }) => detail::DEAD_LETTER_HINTS,
-        Some(Screen::Editor(_)) => config_editor::HINTS,
+        Some(Screen::Editor(e)) => config_editor::hints(e),
         None => view_for(state.view).hints(),
     };
     (context, hints)

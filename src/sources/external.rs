@@ -5,8 +5,10 @@
 //! read as protocol lines with backpressure (no line is read while the engine's channel is
 //! full, so the pipe fills and the program blocks); records become documents, `STATE`
 //! messages checkpoints and the cursor, bad lines dead letters. The protocol lives in
-//! `protocol`, the child process in `process`, the spec-to-fields mapping in `spec`. This
-//! module must not know about the engine, Elasticsearch or the dead-letter queue.
+//! `protocol`, the child process in `process`, the spec-to-fields mapping in `spec`; the
+//! merge of a spec's fields into a connector's configuration (for the CLI and the console)
+//! is [`ExternalFactory::merge_spec`]. This module must not know about the engine,
+//! Elasticsearch or the dead-letter queue.
 
 mod process;
 
@@ -127,7 +129,122 @@ pub async fn spec_fields(
         redactor: Redactor::default(),
     };
     let timeout = Duration::from_secs(DEFAULT_TIMEOUT_SECS as u64);
-    let spec = one_shot(&program, "spec", &[], timeout, |m| match m {
+    let mut config = configuration_from_spec(&run_spec(&program, timeout).await?);
+    let set = |config: &mut Configuration, key: &str, value: Value| {
+        if let Some(field) = config.0.get_mut(key) {
+            field.value = value;
+        }
+    };
+    set(&mut config, "command", Value::from(command));
+    set(&mut config, "args", Value::from(args.to_vec()));
+    let env_text: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    set(&mut config, "env", Value::from(env_text.join("\n")));
+    Ok(config)
+}
+
+impl ExternalFactory {
+    /// Runs `spec` with the program a connector's configuration names (its `command`,
+    /// `args`, `env` and `secret_env`, within its `timeout`) and returns the fields the spec
+    /// describes, with their defaults: the generic fields, then the `config.<property>`
+    /// ones. Secrets are masked in whatever the program writes that reaches an error or a
+    /// log. Merge the result into the connector's configuration with [`Self::merge_spec`].
+    pub async fn load_spec(config: &Configuration) -> Result<Configuration, SourceError> {
+        let program = program_from_config(config)?;
+        let timeout = int_at_least(config, "timeout", DEFAULT_TIMEOUT_SECS, 1)?;
+        let spec = run_spec(&program, Duration::from_secs(timeout as u64)).await?;
+        Ok(configuration_from_spec(&spec))
+    }
+
+    /// Lays the fields of a spec (from [`Self::load_spec`]) over a connector's
+    /// configuration: new fields are added with their defaults; fields already there keep
+    /// their values and take the spec's definition (label, type, validations...), but never
+    /// stop being sensitive; `config.*` fields the spec no longer names are kept, so no value
+    /// is lost. The CLI and the console both merge through here.
+    pub fn merge_spec(current: &Configuration, spec: &Configuration) -> SpecMerge {
+        let mut merge = SpecMerge {
+            configuration: current.clone(),
+            ..SpecMerge::default()
+        };
+        for (key, field) in spec.fields_in_order() {
+            let Some(old) = current.get(key) else {
+                merge.configuration.0.insert(key.to_string(), field.clone());
+                merge.added.push(key.to_string());
+                continue;
+            };
+            let mut new = field.clone();
+            new.value = old.value.clone();
+            new.sensitive |= old.sensitive;
+            // What this version does not know of the stored field is written back as it was.
+            new.extra = old.extra.clone();
+            if new != *old {
+                merge.configuration.0.insert(key.to_string(), new);
+                merge.updated.push(key.to_string());
+            }
+        }
+        merge.not_in_spec = current
+            .0
+            .keys()
+            .filter(|k| k.starts_with(spec::SPEC_PREFIX) && !spec.0.contains_key(*k))
+            .cloned()
+            .collect();
+        merge
+    }
+}
+
+/// What [`ExternalFactory::merge_spec`] did. `Debug` masks sensitive values, as the
+/// configuration's own does.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SpecMerge {
+    /// The configuration with the spec's fields laid over it.
+    pub configuration: Configuration,
+    /// Keys of the fields the spec added, in form order.
+    pub added: Vec<String>,
+    /// Keys of the fields whose definition the spec changed (their values are kept).
+    pub updated: Vec<String>,
+    /// `config.*` keys the spec no longer names; kept as they were.
+    pub not_in_spec: Vec<String>,
+}
+
+impl SpecMerge {
+    /// Whether the configuration changed at all.
+    pub fn changed(&self) -> bool {
+        !self.added.is_empty() || !self.updated.is_empty()
+    }
+
+    /// One line for people: what was added and changed, or that nothing was.
+    pub fn summary(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.added.is_empty() {
+            parts.push(format!(
+                "added {} field(s): {}",
+                self.added.len(),
+                self.added.join(", ")
+            ));
+        }
+        if !self.updated.is_empty() {
+            parts.push(format!(
+                "updated {} field(s): {}",
+                self.updated.len(),
+                self.updated.join(", ")
+            ));
+        }
+        if parts.is_empty() {
+            parts.push("the configuration already has every field of the spec".to_string());
+        }
+        if !self.not_in_spec.is_empty() {
+            parts.push(format!(
+                "kept {} field(s) the spec no longer names: {}",
+                self.not_in_spec.len(),
+                self.not_in_spec.join(", ")
+            ));
+        }
+        parts.join("; ")
+    }
+}
+
+/// Runs `spec` to the end and returns the spec object of its `SPEC` message.
+async fn run_spec(program: &Program, timeout: Duration) -> Result<Value, SourceError> {
+    one_shot(program, "spec", &[], timeout, |m| match m {
         Message::Spec(spec) => Some(spec),
         _ => None,
     })
@@ -138,19 +255,15 @@ pub async fn spec_fields(
             "{} wrote no SPEC message",
             program.describe("spec")
         ))
-    })?;
+    })
+}
+
+/// The generic fields with their defaults, then one field per simple property of the
+/// spec; the properties that cannot be fields are named in the `config` field's tooltip.
+fn configuration_from_spec(spec: &Value) -> Configuration {
     let mut config = generic_configuration();
-    let set = |config: &mut Configuration, key: &str, value: Value| {
-        if let Some(field) = config.0.get_mut(key) {
-            field.value = value;
-        }
-    };
-    set(&mut config, "command", Value::from(command));
-    set(&mut config, "args", Value::from(args.to_vec()));
-    let env_text: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    set(&mut config, "env", Value::from(env_text.join("\n")));
     let first = config.0.len() as i64 + 1;
-    let (fields, skipped) = spec::fields_from_spec(&spec, first);
+    let (fields, skipped) = spec::fields_from_spec(spec, first);
     if !skipped.is_empty()
         && let Some(field) = config.0.get_mut("config")
     {
@@ -160,7 +273,27 @@ pub async fn spec_fields(
         ));
     }
     config.0.extend(fields);
-    Ok(config)
+    config
+}
+
+/// The program a configuration names: `command`, `args`, and `env` with `secret_env`; the
+/// secret values and those of sensitive fields are masked in what it writes.
+fn program_from_config(config: &Configuration) -> Result<Program, SourceError> {
+    let command = str_setting(config, "command", "");
+    if command.is_empty() {
+        return Err(config_error("command", "a program to run is required"));
+    }
+    let mut env = parse_env(&str_setting(config, "env", ""), "env")?;
+    let secret_env = parse_env(&str_setting(config, "secret_env", ""), "secret_env")?;
+    let mut secrets: Vec<Secret> = secret_env.iter().map(|(_, v)| v.clone()).collect();
+    env.extend(secret_env);
+    secrets.extend(sensitive_values(config));
+    Ok(Program {
+        command,
+        args: list_setting(config, "args"),
+        env,
+        redactor: Redactor::new(secrets),
+    })
 }
 
 /// Everything needed to run the program, checked once.
@@ -175,27 +308,14 @@ struct ExternalSettings {
 
 impl ExternalSettings {
     fn from_config(config: &Configuration) -> Result<Self, SourceError> {
-        let command = str_setting(config, "command", "");
-        if command.is_empty() {
-            return Err(config_error("command", "a program to run is required"));
-        }
-        let mut env = parse_env(&str_setting(config, "env", ""), "env")?;
-        let secret_env = parse_env(&str_setting(config, "secret_env", ""), "secret_env")?;
-        let mut secrets: Vec<Secret> = secret_env.iter().map(|(_, v)| v.clone()).collect();
-        env.extend(secret_env);
-        secrets.extend(sensitive_values(config));
+        let program = program_from_config(config)?;
         let mut json = parse_config_json(&str_setting(config, "config", "{}"))?;
         spec::overlay_spec_values(config, &mut json)
             .map_err(|(key, reason)| config_error(&key, reason))?;
         let id_field = str_setting(config, "id_field", "");
         let timeout = int_at_least(config, "timeout", DEFAULT_TIMEOUT_SECS, 1)?;
         Ok(Self {
-            program: Program {
-                command,
-                args: list_setting(config, "args"),
-                env,
-                redactor: Redactor::new(secrets),
-            },
+            program,
             config: json,
             streams: list_setting(config, "stream"),
             id_field: (!id_field.is_empty()).then_some(id_field),
@@ -758,6 +878,7 @@ impl PrivateFiles {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::ConfigField;
     use serde_json::json;
 
     fn config(values: &[(&str, Value)]) -> Configuration {
@@ -839,5 +960,110 @@ mod tests {
                 .starts_with("configuration field 'config': not valid JSON")
         );
         assert!(err(&[("timeout", json!(0))]).contains("'timeout'"));
+    }
+
+    fn spec_config() -> Configuration {
+        configuration_from_spec(&json!({"connectionSpecification": {
+            "required": ["token"],
+            "properties": {
+                "count": {"type": "integer", "title": "Records", "default": 3, "order": 0},
+                "token": {"type": "string", "airbyte_secret": true, "order": 1},
+                "nested": {"type": "object"}
+            }
+        }}))
+    }
+
+    #[test]
+    fn a_merge_adds_new_fields_with_their_defaults_and_keeps_every_value() {
+        let mut current = config(&[("command", json!("prog")), ("timeout", json!(30))]);
+        current.0.insert(
+            "config.count".into(),
+            ConfigField {
+                label: "Old label".into(),
+                value: json!(7),
+                field_type: FieldType::Int,
+                ..ConfigField::default()
+            },
+        );
+        current.0.insert(
+            "config.gone".into(),
+            ConfigField {
+                value: json!("keep me"),
+                ..ConfigField::default()
+            },
+        );
+        let merge = ExternalFactory::merge_spec(&current, &spec_config());
+        let merged = &merge.configuration;
+        assert_eq!(merge.added, ["config.token"]);
+        assert_eq!(merge.updated, ["config", "config.count"]);
+        assert_eq!(merge.not_in_spec, ["config.gone"]);
+        assert!(merge.changed());
+        // Values stay; definitions come from the spec.
+        assert_eq!(merged.0["command"].value, "prog");
+        assert_eq!(merged.0["timeout"].value, 30);
+        let count = &merged.0["config.count"];
+        assert_eq!((count.label.as_str(), &count.value), ("Records", &json!(7)));
+        assert_eq!(merged.0["config.gone"].value, "keep me");
+        assert!(
+            merged.0["config"]
+                .tooltip
+                .as_deref()
+                .is_some_and(|t| t.contains("nested"))
+        );
+        // A new field comes with its default; a secret one is sensitive and empty.
+        let token = &merged.0["config.token"];
+        assert!(token.sensitive && token.required && token.value == "");
+        let summary = merge.summary();
+        assert!(
+            summary.starts_with("added 1 field(s): config.token; updated 2 field(s)"),
+            "{summary}"
+        );
+        assert!(summary.contains("config.gone"), "{summary}");
+    }
+
+    #[test]
+    fn a_second_merge_changes_nothing_and_sensitivity_is_never_lost() {
+        let spec = spec_config();
+        let first = ExternalFactory::merge_spec(&generic_configuration(), &spec);
+        assert!(first.added.contains(&"config.count".to_string()));
+        let mut current = first.configuration;
+        current.0.get_mut("config.token").unwrap().value = json!("s3cret-value");
+        // A field the operator made sensitive stays so, whatever a later spec says.
+        current.0.get_mut("config.count").unwrap().sensitive = true;
+        let again = ExternalFactory::merge_spec(&current, &spec);
+        assert!(!again.changed(), "{:?}", again.updated);
+        assert_eq!(again.configuration, current);
+        assert_eq!(
+            again.summary(),
+            "the configuration already has every field of the spec"
+        );
+        assert!(!format!("{again:?}").contains("s3cret-value"));
+    }
+
+    #[test]
+    fn the_program_comes_from_command_args_and_both_environments() {
+        let c = config(&[
+            ("command", json!("python3")),
+            ("args", json!(["main.py"])),
+            ("env", json!("A=1")),
+            ("secret_env", json!("TOKEN=hunter22")),
+            // A broken config JSON does not stop a spec: only the program matters there.
+            ("config", json!("{oops")),
+        ]);
+        let program = program_from_config(&c).unwrap();
+        assert_eq!(
+            (program.command.as_str(), program.args.as_slice()),
+            ("python3", &["main.py".to_string()][..])
+        );
+        assert_eq!(program.env.len(), 2);
+        assert_eq!(
+            program.redactor.redact("hunter22"),
+            crate::secret::MASK.to_string()
+        );
+        let err = program_from_config(&generic_configuration()).err().unwrap();
+        assert_eq!(
+            err.to_string(),
+            "configuration field 'command': a program to run is required"
+        );
     }
 }

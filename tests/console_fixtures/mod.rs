@@ -450,3 +450,101 @@ pub fn emphasis(buffer: &Buffer) -> String {
     }
     out
 }
+
+/// The console's real effect runner over an embedded backend in `db`: this process's engine
+/// with the built-in sources, an in-memory dead-letter queue, and `log_tail` for the Logs
+/// view.
+pub fn embedded_handles(
+    db: &std::path::Path,
+    log_tail: Option<syncdeck::logging::LogTail>,
+) -> std::sync::Arc<syncdeck::console::io::Handles> {
+    use std::sync::Arc;
+    use syncdeck::backend::{ControlPlane, DocumentStore};
+    let backend = Arc::new(syncdeck::backend::embedded::EmbeddedBackend::open(db).unwrap());
+    let control: Arc<dyn ControlPlane> = backend.clone();
+    let documents: Arc<dyn DocumentStore> = backend;
+    let dlq = Arc::new(syncdeck::engine::dlq::DeadLetterStore::open_in_memory(100).unwrap());
+    let engine = syncdeck::engine::runner::Engine::new(syncdeck::engine::runner::EngineDeps {
+        control: control.clone(),
+        store: documents.clone(),
+        dlq: dlq.clone(),
+        registry: syncdeck::sources::builtin(),
+        settings: Default::default(),
+        breaker: Default::default(),
+        worker: "test".into(),
+    });
+    Arc::new(syncdeck::console::io::Handles {
+        profile_name: "embedded".into(),
+        control,
+        documents,
+        elasticsearch: None,
+        kibana: None,
+        dlq,
+        registry: syncdeck::sources::builtin(),
+        engine,
+        engine_settings: Default::default(),
+        breaker_settings: Default::default(),
+        log_tail,
+        http: reqwest::Client::new(),
+        shutdown: tokio_util::sync::CancellationToken::new(),
+    })
+}
+
+/// Performs `effects` through the real runner and applies their answers (performing what
+/// those ask for in turn) until none arrives for half a second.
+pub async fn pump(
+    state: &mut AppState,
+    handles: &std::sync::Arc<syncdeck::console::io::Handles>,
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<Action>,
+    effects: Vec<Effect>,
+    tx: &tokio::sync::mpsc::UnboundedSender<Action>,
+) {
+    use syncdeck::console::io::perform;
+    for e in effects {
+        perform(handles, e, tx);
+    }
+    let quiet = std::time::Duration::from_millis(500);
+    while let Ok(Some(action)) = tokio::time::timeout(quiet, rx.recv()).await {
+        for e in update(state, action) {
+            perform(handles, e, tx);
+        }
+    }
+}
+
+/// An `external` connector (not in the loaded table): the generic fields, a program, and a
+/// secret environment holding [`SECRET`].
+pub fn external_connector() -> Connector {
+    use syncdeck::sources::{ExternalFactory, SourceFactory};
+    let mut configuration = ExternalFactory.default_configuration();
+    for (key, value) in [
+        ("command", json!("python3")),
+        ("args", json!(["main.py"])),
+        ("secret_env", json!(format!("API_TOKEN={SECRET}"))),
+    ] {
+        configuration.0.get_mut(key).unwrap().value = value;
+    }
+    let mut connector: Connector = serde_json::from_value(json!({
+        "id": "ext", "name": "Fake Airbyte", "service_type": "external", "index_name": "search-ext"
+    }))
+    .unwrap();
+    connector.configuration = configuration;
+    connector
+}
+
+/// What loading the spec of [`external_connector`]'s program gives: the generic fields and
+/// three `config.*` ones, a secret among them.
+pub fn external_spec() -> syncdeck::model::Configuration {
+    use syncdeck::sources::{ExternalFactory, SourceFactory};
+    let mut spec = ExternalFactory.default_configuration();
+    let fields: syncdeck::model::Configuration = serde_json::from_value(json!({
+        "config.count": {"label": "Records", "order": 9, "type": "int", "display": "numeric",
+                         "value": 3, "default_value": 3, "required": false, "tooltip": "Records per stream"},
+        "config.token": {"label": "API token", "order": 10, "sensitive": true, "value": ""},
+        "config.mode": {"label": "Mode", "order": 11, "display": "dropdown", "value": "normal",
+                        "default_value": "normal", "required": false,
+                        "options": [{"label": "normal", "value": "normal"}, {"label": "garbage", "value": "garbage"}]}
+    }))
+    .unwrap();
+    spec.0.extend(fields.0);
+    spec
+}

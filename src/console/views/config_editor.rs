@@ -1,9 +1,10 @@
 //! The configuration editor screen, and the inputs it shares with the small forms: labels
 //! with required markers, tooltips, the right input per display type, masked sensitive
-//! values, validation messages under each field, and the server's answer to a failed save.
+//! values, validation messages under each field, the server's answer to a failed save, and
+//! for `external` connectors where loading the program's spec stands.
 
 use super::{Hint, hint};
-use crate::console::editor::{ConfigEditor, FieldInput};
+use crate::console::editor::{ConfigEditor, FieldInput, SpecStatus};
 use crate::console::keymap::Command;
 use crate::console::theme::Theme;
 use crate::model::{ConfigField, value_text};
@@ -22,6 +23,25 @@ pub const HINTS: &[Hint] = &[
     hint(Command::Reveal, "reveal"),
     hint(Command::Back, "close"),
 ];
+
+/// The hints of an `external` connector's editor: loading the spec comes second.
+pub const EXTERNAL_HINTS: &[Hint] = &[
+    hint(Command::Save, "save"),
+    hint(Command::LoadSpec, "load spec"),
+    hint(Command::NextField, "next field"),
+    hint(Command::PrevField, "previous"),
+    hint(Command::Reveal, "reveal"),
+    hint(Command::Back, "close"),
+];
+
+/// The footer hints for an editor.
+pub fn hints(editor: &ConfigEditor) -> &'static [Hint] {
+    if editor.is_external() {
+        EXTERNAL_HINTS
+    } else {
+        HINTS
+    }
+}
 
 /// Lines an input takes.
 pub fn input_height(input: &FieldInput) -> u16 {
@@ -91,6 +111,7 @@ fn label_line(
     input: &FieldInput,
     focused: bool,
     changed: bool,
+    new: bool,
     theme: &Theme,
 ) -> Line<'static> {
     let mut spans = vec![
@@ -104,7 +125,9 @@ fn label_line(
     if field.sensitive {
         spans.push(Span::styled(" (sensitive)", theme.dim));
     }
-    if changed {
+    if new {
+        spans.push(Span::styled(" (new)", theme.accent));
+    } else if changed {
         spans.push(Span::styled(" (changed)", theme.accent));
     }
     Line::from(spans)
@@ -140,6 +163,12 @@ impl ConfigEditorView {
                 theme.warn,
             ));
         }
+        if editor.schema_changed {
+            title.push(Span::styled("fields from the spec unsaved ", theme.warn));
+        }
+        if editor.spec_status == Some(SpecStatus::Running) {
+            title.push(Span::styled("running spec… ", theme.info));
+        }
         if editor.saving {
             title.push(Span::styled("saving… ", theme.info));
         }
@@ -158,6 +187,26 @@ impl ConfigEditorView {
             };
             frame.render_widget(
                 super::detail::wrapped(format!("not saved: {error}"), theme),
+                top,
+            );
+            inner.y += top.height;
+            inner.height -= top.height;
+        }
+        let spec_line = match &editor.spec_status {
+            Some(SpecStatus::Loaded(text)) => Some((text.clone(), theme.info)),
+            Some(SpecStatus::Failed(error)) => {
+                Some((format!("spec not loaded: {error}"), theme.danger))
+            }
+            _ => None,
+        };
+        if let Some((text, style)) = spec_line {
+            let top = Rect {
+                height: 2.min(inner.height),
+                ..inner
+            };
+            frame.render_widget(
+                Paragraph::new(Line::styled(text, style))
+                    .wrap(ratatui::widgets::Wrap { trim: true }),
                 top,
             );
             inner.y += top.height;
@@ -215,7 +264,13 @@ impl ConfigEditorView {
         let mut y = area.y;
         frame.render_widget(
             Paragraph::new(label_line(
-                &f.key, &f.field, &f.input, focused, changed, theme,
+                &f.key,
+                &f.field,
+                &f.input,
+                focused,
+                changed,
+                editor.is_new(&f.key),
+                theme,
             )),
             Rect {
                 y,
