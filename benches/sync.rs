@@ -33,6 +33,7 @@ use serde::{Deserialize, Serialize};
 use syncdeck::backend::elasticsearch::ElasticsearchBackend;
 use syncdeck::backend::{ConfigurationUpdate, ControlPlane, DocumentStore};
 use syncdeck::config::{BreakerSettings, EngineSettings, EsSettings};
+use syncdeck::elastic::documents::BULK_FILTER_PATH;
 use syncdeck::engine::batch::{BatchBuilder, BatchLimits};
 use syncdeck::engine::dlq::DeadLetterStore;
 use syncdeck::engine::runner::{Engine, EngineDeps, JobEnd};
@@ -235,7 +236,13 @@ async fn bulk_role() -> BenchResult<()> {
     let plan = Arc::new(plan);
     let urls: Arc<Vec<String>> = Arc::new(
         (0..indices)
-            .map(|pass| format!("{url}/{prefix}-{pass}/_bulk"))
+            // The same request line the engine sends, lean answer included.
+            .map(|pass| {
+                format!(
+                    "{url}/{prefix}-{pass}/_bulk?filter_path={}",
+                    BULK_FILTER_PATH.replace(',', "%2C")
+                )
+            })
             .collect(),
     );
     let next = Arc::new(AtomicUsize::new(0));

@@ -1033,7 +1033,8 @@ async fn bulk_reports_each_item_in_request_order() {
                 i.op,
                 i.status,
                 i.result
-                    .clone()
+                    .as_deref()
+                    .map(str::to_string)
                     .unwrap_or_else(|| i.error.as_ref().unwrap().kind.clone()),
             )
         })

@@ -14,8 +14,8 @@ pub use error::BackendError;
 pub use read_only::ReadOnly;
 
 use crate::model::{
-    Configuration, Connector, ConnectorStatus, FilteringRule, JobStatus, JobType, NewConnector,
-    Page, Pipeline, Scheduling, SyncJob, SyncStats, TriggerMethod,
+    Configuration, Connector, ConnectorStatus, FilteringRule, FilteringValidation, JobStatus,
+    JobType, NewConnector, Page, Pipeline, Scheduling, SyncJob, SyncStats, TriggerMethod,
 };
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -125,6 +125,25 @@ pub trait ControlPlane: Send + Sync {
         rules: &[FilteringRule],
         advanced: Option<&Value>,
     ) -> Result<()>;
+    /// Writes the validation result of the draft rules (`_filtering/_validation`), which a
+    /// connectors service does for a draft in state `edited` (PROTOCOL §5.2).
+    async fn update_filtering_validation(
+        &self,
+        id: &str,
+        validation: &FilteringValidation,
+    ) -> Result<()> {
+        let _ = (id, validation);
+        Err(BackendError::Other(
+            "writing the sync rules validation is not supported by this backend".into(),
+        ))
+    }
+    /// Makes the draft rules the active ones (`_filtering/_activate`), once validated.
+    async fn activate_filtering(&self, id: &str) -> Result<()> {
+        let _ = id;
+        Err(BackendError::Other(
+            "activating sync rules is not supported by this backend".into(),
+        ))
+    }
     async fn update_scheduling(&self, id: &str, scheduling: &Scheduling) -> Result<()>;
     async fn update_name(
         &self,
@@ -242,10 +261,13 @@ pub enum BulkOp {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BulkItem {
     pub op: BulkOp,
+    /// Empty when the answer leaves it out (syncdeck's `_bulk` requests ask for a lean answer;
+    /// items match actions by position).
     pub id: String,
     pub status: u16,
-    /// `created`, `updated`, `deleted`, `not_found`, `noop` when the item succeeded.
-    pub result: Option<String>,
+    /// `created`, `updated`, `deleted`, `not_found`, `noop` when the item succeeded; a
+    /// borrowed constant for those, so a million items cost no allocation.
+    pub result: Option<std::borrow::Cow<'static, str>>,
     pub error: Option<ItemError>,
 }
 

@@ -9,40 +9,54 @@ use crate::backend::{
 };
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
+use std::borrow::Cow;
 use std::sync::Arc;
 
 /// How long a PIT stays open between two pages of an id scan.
 pub const PIT_KEEP_ALIVE: &str = "2m";
 
-/// The wire shape of a bulk answer; only what [`BulkResponse`] keeps is read.
+/// What syncdeck asks `_bulk` to answer with (`filter_path`): per item only its status,
+/// result and error type and reason, not the index, id, version, shards and sequence numbers.
+/// It cuts the answer to about a fifth, and the client's parsing with it. Every item keeps
+/// its `status`, so items still match actions by position; [`BulkItem::id`] stays empty.
+pub const BULK_FILTER_PATH: &str =
+    "took,errors,items.*.status,items.*.result,items.*.error.type,items.*.error.reason";
+
+/// The wire shape of a bulk answer; only what [`BulkResponse`] keeps is read, and strings
+/// are borrowed from the answer until kept.
 #[derive(Deserialize)]
-struct RawBulk {
+struct RawBulk<'a> {
     #[serde(default)]
     took: u64,
     #[serde(default)]
     errors: bool,
-    #[serde(default)]
-    items: Vec<RawItem>,
+    #[serde(default, borrow)]
+    items: Vec<RawItem<'a>>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "snake_case")]
-enum RawItem {
-    Index(RawItemBody),
-    Create(RawItemBody),
-    Update(RawItemBody),
-    Delete(RawItemBody),
+enum RawItem<'a> {
+    #[serde(borrow)]
+    Index(RawItemBody<'a>),
+    #[serde(borrow)]
+    Create(RawItemBody<'a>),
+    #[serde(borrow)]
+    Update(RawItemBody<'a>),
+    #[serde(borrow)]
+    Delete(RawItemBody<'a>),
 }
 
 #[derive(Deserialize)]
-struct RawItemBody {
-    #[serde(rename = "_id", default)]
-    id: Option<String>,
+struct RawItemBody<'a> {
+    #[serde(rename = "_id", default, borrow)]
+    id: Option<Cow<'a, str>>,
     #[serde(default)]
     status: u16,
-    #[serde(default)]
-    result: Option<String>,
+    #[serde(default, borrow)]
+    result: Option<Cow<'a, str>>,
     #[serde(default)]
     error: Option<RawItemError>,
 }
@@ -55,8 +69,20 @@ struct RawItemError {
     reason: Option<String>,
 }
 
-impl From<RawItem> for BulkItem {
-    fn from(raw: RawItem) -> Self {
+/// The results Elasticsearch documents for a write, kept without an allocation.
+fn item_result(result: Cow<'_, str>) -> Cow<'static, str> {
+    match &*result {
+        "created" => Cow::Borrowed("created"),
+        "updated" => Cow::Borrowed("updated"),
+        "deleted" => Cow::Borrowed("deleted"),
+        "not_found" => Cow::Borrowed("not_found"),
+        "noop" => Cow::Borrowed("noop"),
+        other => Cow::Owned(other.to_string()),
+    }
+}
+
+impl From<RawItem<'_>> for BulkItem {
+    fn from(raw: RawItem<'_>) -> Self {
         let (op, body) = match raw {
             RawItem::Index(body) => (BulkOp::Index, body),
             RawItem::Create(body) => (BulkOp::Create, body),
@@ -65,9 +91,9 @@ impl From<RawItem> for BulkItem {
         };
         BulkItem {
             op,
-            id: body.id.unwrap_or_default(),
+            id: body.id.map(Cow::into_owned).unwrap_or_default(),
             status: body.status,
-            result: body.result,
+            result: body.result.map(item_result),
             error: body.error.map(|e| ItemError {
                 kind: e.kind,
                 reason: e.reason.unwrap_or_default(),
@@ -180,54 +206,74 @@ struct PitAnswer {
     id: String,
 }
 
-/// One page of an id scan, reading only what the scan uses: a full sync reads every id of
-/// the index, and [`SearchResponse`]'s flattened extras would make serde buffer each hit
-/// and build a map of its source first.
-#[derive(Deserialize)]
-struct ScanAnswer {
-    #[serde(default)]
-    pit_id: Option<String>,
-    hits: ScanHits,
-}
+/// What an id-scan page asks `_search` to answer with (`filter_path`): the PIT id and, per
+/// hit, `_id`, `_source` (already limited to `id` and `_timestamp`) and `sort`; not the index
+/// name, score and shard totals repeated on every page.
+pub const SCAN_FILTER_PATH: &str = "pit_id,hits.hits._id,hits.hits._source,hits.hits.sort";
 
+/// One page of an id scan, reading only what the scan uses and borrowing from the answer: a
+/// full sync reads every id of the index. A page with no hits has no `hits` at all once
+/// filtered.
 #[derive(Deserialize)]
-struct ScanHits {
-    #[serde(default)]
-    hits: Vec<ScanHit>,
-}
-
-#[derive(Deserialize)]
-struct ScanHit {
-    #[serde(rename = "_id")]
-    id: String,
-    #[serde(rename = "_source", default)]
-    source: Option<ScanSource>,
-    #[serde(default)]
-    sort: Option<Value>,
+struct ScanAnswer<'a> {
+    #[serde(default, borrow)]
+    pit_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    hits: ScanHits<'a>,
 }
 
 #[derive(Default, Deserialize)]
-struct ScanSource {
-    #[serde(default)]
-    id: Option<Value>,
-    #[serde(rename = "_timestamp", default)]
-    timestamp: Option<Value>,
+struct ScanHits<'a> {
+    #[serde(default, borrow)]
+    hits: Vec<ScanHit<'a>>,
 }
 
-/// A hit of an id scan as [`DocMeta`]: the body `id` (the source's id), falling back to
-/// `_id` like the framework does.
-fn scan_meta(hit: ScanHit) -> DocMeta {
+#[derive(Deserialize)]
+struct ScanHit<'a> {
+    #[serde(rename = "_id", borrow)]
+    id: Cow<'a, str>,
+    #[serde(rename = "_source", default, borrow)]
+    source: Option<ScanSource<'a>>,
+    /// Kept as text: only the last hit's is ever read.
+    #[serde(default, borrow)]
+    sort: Option<&'a RawValue>,
+}
+
+#[derive(Default, Deserialize)]
+struct ScanSource<'a> {
+    #[serde(default, borrow)]
+    id: Option<&'a RawValue>,
+    #[serde(rename = "_timestamp", default, borrow)]
+    timestamp: Option<&'a RawValue>,
+}
+
+/// A JSON value as the text of a field: strings unquoted, `null` as `None`, anything else as
+/// its JSON.
+fn raw_text(raw: &RawValue) -> Option<String> {
+    let text = raw.get();
+    if text == "null" {
+        return None;
+    }
+    if text.starts_with('"') {
+        return serde_json::from_str::<Cow<'_, str>>(text)
+            .ok()
+            .map(Cow::into_owned);
+    }
+    Some(text.to_string())
+}
+
+/// A hit of an id scan as [`DocMeta`]: the body `id` (the source's id) when it is a string,
+/// falling back to `_id` like the framework does.
+fn scan_meta(hit: ScanHit<'_>) -> DocMeta {
     let source = hit.source.unwrap_or_default();
-    let id = match source.id {
-        Some(Value::String(id)) => id,
-        _ => hit.id,
+    let id = match source.id.filter(|raw| raw.get().starts_with('"')) {
+        Some(raw) => raw_text(raw).unwrap_or_else(|| hit.id.into_owned()),
+        None => hit.id.into_owned(),
     };
-    let timestamp = match source.timestamp {
-        Some(Value::String(t)) => Some(t),
-        Some(Value::Null) | None => None,
-        Some(other) => Some(other.to_string()),
-    };
-    DocMeta { id, timestamp }
+    DocMeta {
+        id,
+        timestamp: source.timestamp.and_then(raw_text),
+    }
 }
 
 /// The document API family.
@@ -249,7 +295,7 @@ impl<'a> Documents<'a> {
         } else {
             path(&[&request.index, "_bulk"])
         };
-        let mut params = Vec::new();
+        let mut params = vec![("filter_path", BULK_FILTER_PATH.to_string())];
         if let Some(pipeline) = request.pipeline.as_deref().filter(|p| !p.is_empty()) {
             params.push(("pipeline", pipeline.to_string()));
         }
@@ -428,35 +474,39 @@ impl PitScan {
             body["search_after"] = after.clone();
         }
         let encoded = Transport::encode("/_search", &body)?;
-        let answer: ScanAnswer = self
+        let params = [("filter_path", SCAN_FILTER_PATH.to_string())];
+        let response = self
             .transport
-            .request(Method::POST, "/_search", &[], Some(encoded))
+            .send(Method::POST, "/_search", &params, Some(encoded))
             .await?;
+        let decode = |reason: String| Error::Decode {
+            url_path: "/_search".to_string(),
+            reason,
+        };
+        let answer: ScanAnswer<'_> = serde_json::from_slice(&response.body)
+            .map_err(|e| decode(format!("unexpected JSON: {e}")))?;
         if let Some(new_pit) = answer.pit_id {
-            self.pit = Some(new_pit);
+            self.pit = Some(new_pit.into_owned());
         }
         let hits = answer.hits.hits;
         if hits.len() < self.page_size {
             self.done = true;
         }
         if let Some(last) = hits.last() {
-            match &last.sort {
-                Some(sort) => self.search_after = Some(sort.clone()),
-                None => {
-                    return Err(Error::Decode {
-                        url_path: "/_search".to_string(),
-                        reason: "a PIT search hit came without 'sort' values".to_string(),
-                    });
-                }
-            }
+            let sort = last
+                .sort
+                .and_then(|raw| serde_json::from_str::<Value>(raw.get()).ok())
+                .ok_or_else(|| decode("a PIT search hit came without 'sort' values".into()))?;
+            self.search_after = Some(sort);
         }
+        let page: Vec<DocMeta> = hits.into_iter().map(scan_meta).collect();
         if self.done {
             self.close_pit().await?;
         }
-        if hits.is_empty() {
+        if page.is_empty() {
             return Ok(None);
         }
-        Ok(Some(hits.into_iter().map(scan_meta).collect()))
+        Ok(Some(page))
     }
 
     /// Closes the PIT (`DELETE /_pit`); safe to call more than once. A PIT that already
@@ -534,24 +584,45 @@ mod tests {
 
     #[test]
     fn scan_hit_prefers_the_body_id() {
-        let hit: ScanHit = serde_json::from_value(
-            json!({"_id":"h","_source":{"id":"long-id","_timestamp":"t"},"sort":[1]}),
-        )
-        .unwrap();
+        let meta = |text: &str| scan_meta(serde_json::from_str::<ScanHit>(text).unwrap());
         assert_eq!(
-            scan_meta(hit),
+            meta(r#"{"_id":"h","_source":{"id":"long-id","_timestamp":"t"},"sort":[1]}"#),
             DocMeta {
                 id: "long-id".into(),
                 timestamp: Some("t".into())
             }
         );
-        let hit: ScanHit = serde_json::from_value(json!({"_id":"h","_source":{}})).unwrap();
         assert_eq!(
-            scan_meta(hit),
+            meta(r#"{"_id":"h","_source":{}}"#),
             DocMeta {
                 id: "h".into(),
                 timestamp: None
             }
         );
+        // Escapes are decoded; a non-string id falls back to `_id`; a non-string timestamp
+        // is kept as its JSON.
+        assert_eq!(
+            meta(r#"{"_id":"h","_source":{"id":"a\"b\u00e9","_timestamp":null}}"#),
+            DocMeta {
+                id: "a\"bé".into(),
+                timestamp: None
+            }
+        );
+        assert_eq!(
+            meta(r#"{"_id":"h","_source":{"id":7,"_timestamp":1700000000}}"#),
+            DocMeta {
+                id: "h".into(),
+                timestamp: Some("1700000000".into())
+            }
+        );
+    }
+
+    #[test]
+    fn an_empty_filtered_page_has_no_hits() {
+        let answer: ScanAnswer = serde_json::from_str(r#"{"pit_id":"p"}"#).unwrap();
+        assert!(answer.hits.hits.is_empty());
+        assert_eq!(answer.pit_id.as_deref(), Some("p"));
+        let answer: ScanAnswer = serde_json::from_str("{}").unwrap();
+        assert!(answer.hits.hits.is_empty() && answer.pit_id.is_none());
     }
 }

@@ -332,44 +332,45 @@ const ESCAPE: [u8; 256] = {
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
-/// Whether any of the eight bytes of `word` needs escaping: a control byte, `"` or `\`.
-/// (Bit tricks from "Bit Twiddling Hacks": `has_less(x, n)`, exact for n <= 128.)
-const fn needs_escape(word: u64) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    const fn has_less(x: u64, n: u64) -> bool {
-        x.wrapping_sub(ONES * n) & !x & HIGHS != 0
-    }
-    has_less(word, 0x20)
-        || has_less(word ^ (ONES * b'"' as u64), 1)
-        || has_less(word ^ (ONES * b'\\' as u64), 1)
+/// Whether any byte of `chunk` needs escaping (a control byte, `"` or `\\`). Written
+/// without early exits so the compiler turns it into a few vector compares.
+fn chunk_needs_escape(chunk: &[u8; 32]) -> bool {
+    chunk.iter().fold(false, |acc, &b| {
+        acc | (b < 0x20) | (b == b'"') | (b == b'\\')
+    })
 }
 
-/// A JSON string, byte for byte as `serde_json` writes it, eight plain bytes at a time: most
-/// of a document's bytes are text that needs no escaping.
+/// The position of the first byte at or after `from` that needs escaping, or `bytes.len()`.
+/// Thirty-two bytes a step: most of a document is plain text.
+fn next_escape(bytes: &[u8], from: usize) -> usize {
+    let rest = bytes.get(from..).unwrap_or_default();
+    let mut chunks = rest.chunks_exact(32);
+    let mut at = from;
+    for chunk in chunks.by_ref() {
+        if chunk.try_into().is_ok_and(chunk_needs_escape) {
+            break;
+        }
+        at += 32;
+    }
+    // The chunk with a hit, or the tail, byte by byte.
+    let tail = bytes.get(at..).unwrap_or_default();
+    tail.iter()
+        .position(|&b| ESCAPE[b as usize] != 0)
+        .map_or(bytes.len(), |i| at + i)
+}
+
+/// A JSON string, byte for byte as `serde_json` writes it, copying the runs that need no
+/// escaping whole.
 fn write_json_str(body: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
     body.reserve(bytes.len() + 2);
     body.push(b'"');
     let mut copied = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        if let Some(chunk) = bytes
-            .get(i..i + 8)
-            .and_then(|c| <[u8; 8]>::try_from(c).ok())
-            && !needs_escape(u64::from_le_bytes(chunk))
-        {
-            i += 8;
-            continue;
-        }
-        let byte = bytes[i];
+    loop {
+        let at = next_escape(bytes, copied);
+        body.extend_from_slice(bytes.get(copied..at).unwrap_or_default());
+        let Some(&byte) = bytes.get(at) else { break };
         let escape = ESCAPE[byte as usize];
-        i += 1;
-        if escape == 0 {
-            continue;
-        }
-        body.extend_from_slice(&bytes[copied..i - 1]);
-        copied = i;
         body.push(b'\\');
         if escape == b'u' {
             body.extend_from_slice(b"u00");
@@ -378,8 +379,8 @@ fn write_json_str(body: &mut Vec<u8>, s: &str) {
         } else {
             body.push(escape);
         }
+        copied = at + 1;
     }
-    body.extend_from_slice(&bytes[copied..]);
     body.push(b'"');
 }
 
@@ -568,6 +569,15 @@ mod tests {
             .map(String::from),
         );
         samples.push("plain text that is long enough for several eight-byte words".repeat(3));
+        // An escape at every position of a string spanning several 32-byte steps.
+        let long = "0123456789abcdefghijklmnopqrstuvwxyz".repeat(3);
+        for at in 0..long.len() {
+            for c in ['"', '\\', '\n', '\u{1}', '\u{1f}', 'é'] {
+                let mut s = long.clone();
+                s.replace_range(at..at + 1, &c.to_string());
+                samples.push(s);
+            }
+        }
         for s in &samples {
             let mut out = Vec::new();
             write_json_str(&mut out, s);

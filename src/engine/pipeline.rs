@@ -16,7 +16,6 @@ use crate::model::Pipeline;
 use crate::sources::{DataSource, Document, ItemSender, SourceError, SourceItem, SyncMode};
 use serde_json::Value;
 use std::collections::{BTreeSet, VecDeque};
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex};
 use thiserror::Error;
 use tokio::sync::{Semaphore, mpsc};
@@ -369,10 +368,11 @@ async fn delete_unseen(
     Ok(delivered)
 }
 
+/// A 64-bit hash of an id (or timestamp). foldhash with a fixed seed: several times cheaper
+/// than SipHash on short strings, and as good at keeping a million ids apart.
 fn id_hash(id: &str) -> u64 {
-    let mut h = DefaultHasher::new();
-    id.hash(&mut h);
-    h.finish()
+    use std::hash::BuildHasher;
+    foldhash::quality::FixedState::with_seed(0x05ee_d1d5).hash_one(id)
 }
 
 /// Where each run of sorted 64-bit hashes sharing their top bits starts, about four hashes a
