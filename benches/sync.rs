@@ -56,6 +56,10 @@ const SEED: u64 = 42;
 
 type BenchResult<T> = Result<T, String>;
 
+// The allocator the `syncdeck` binary uses, so the engine role measures what users run.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let role = std::env::var(ROLE).unwrap_or_default();
     let result = match role.as_str() {
@@ -219,7 +223,11 @@ async fn bulk_role() -> BenchResult<()> {
     let bodies = Arc::new(build_bodies(docs.min(LOOP_CHUNK_DOCS)));
     let (plan, planned) = loop_plan(&bodies, docs);
     let indices = plan.last().map_or(0, |(pass, _)| pass + 1);
-    let client = reqwest::Client::new();
+    // Like the engine's default transport: answers not gzipped.
+    let client = reqwest::Client::builder()
+        .no_gzip()
+        .build()
+        .map_err(|e| e.to_string())?;
     for pass in 0..indices {
         let created = client
             .put(format!("{url}/{prefix}-{pass}"))

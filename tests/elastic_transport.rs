@@ -529,6 +529,17 @@ async fn gzip_request_bodies_are_accepted() {
         .await
         .unwrap();
     assert_eq!(es.connectors().get("gz").await.unwrap().name, big);
+    let asked = |log: &[support::RequestRecord]| {
+        log.last()
+            .and_then(|r| r.header("accept-encoding").map(str::to_string))
+    };
+    assert!(asked(&standin.requests()).is_some_and(|v| v.contains("gzip")));
+
+    // Off (the default), answers are not asked to be compressed.
+    s.gzip = false;
+    let plain = client(&s);
+    plain.connectors().get("gz").await.unwrap();
+    assert_eq!(asked(&standin.requests()), None);
 }
 
 #[tokio::test]

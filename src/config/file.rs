@@ -101,7 +101,7 @@ pub struct ElasticsearchFile {
     pub max_retries: Option<u32>,
     /// Retry requests that timed out too (default `false`: they may have been applied).
     pub retry_on_timeout: Option<bool>,
-    /// Gzip request bodies (default `false`).
+    /// Gzip request bodies and accept gzipped answers (default `false`).
     pub gzip: Option<bool>,
     /// Major version of the REST API compatibility headers: 8 or 9 (default 8).
     pub compatible_with: Option<u8>,

@@ -9,7 +9,6 @@ use crate::backend::{
 };
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -234,46 +233,112 @@ struct ScanHit<'a> {
     id: Cow<'a, str>,
     #[serde(rename = "_source", default, borrow)]
     source: Option<ScanSource<'a>>,
-    /// Kept as text: only the last hit's is ever read.
-    #[serde(default, borrow)]
-    sort: Option<&'a RawValue>,
+    #[serde(default)]
+    sort: Option<Vec<Value>>,
 }
 
 #[derive(Default, Deserialize)]
 struct ScanSource<'a> {
     #[serde(default, borrow)]
-    id: Option<&'a RawValue>,
+    id: Option<FieldText<'a>>,
     #[serde(rename = "_timestamp", default, borrow)]
-    timestamp: Option<&'a RawValue>,
+    timestamp: Option<FieldText<'a>>,
 }
 
-/// A JSON value as the text of a field: strings unquoted, `null` as `None`, anything else as
-/// its JSON.
-fn raw_text(raw: &RawValue) -> Option<String> {
-    let text = raw.get();
-    if text == "null" {
-        return None;
+/// A `_source` field read as text without building a `Value`: strings borrowed when they
+/// have no escapes, numbers and booleans as their JSON, anything else skipped.
+enum FieldText<'a> {
+    Str(Cow<'a, str>),
+    Other(String),
+    Null,
+    Skipped,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for FieldText<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        d.deserialize_any(FieldTextVisitor)
     }
-    if text.starts_with('"') {
-        return serde_json::from_str::<Cow<'_, str>>(text)
-            .ok()
-            .map(Cow::into_owned);
+}
+
+struct FieldTextVisitor;
+
+impl<'de> serde::de::Visitor<'de> for FieldTextVisitor {
+    type Value = FieldText<'de>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
     }
-    Some(text.to_string())
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> std::result::Result<Self::Value, E> {
+        Ok(FieldText::Str(Cow::Borrowed(v)))
+    }
+
+    fn visit_str<E>(self, v: &str) -> std::result::Result<Self::Value, E> {
+        Ok(FieldText::Str(Cow::Owned(v.to_string())))
+    }
+
+    fn visit_string<E>(self, v: String) -> std::result::Result<Self::Value, E> {
+        Ok(FieldText::Str(Cow::Owned(v)))
+    }
+
+    fn visit_bool<E>(self, v: bool) -> std::result::Result<Self::Value, E> {
+        Ok(FieldText::Other(v.to_string()))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> std::result::Result<Self::Value, E> {
+        Ok(FieldText::Other(v.to_string()))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> std::result::Result<Self::Value, E> {
+        Ok(FieldText::Other(v.to_string()))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> std::result::Result<Self::Value, E> {
+        Ok(FieldText::Other(Value::from(v).to_string()))
+    }
+
+    fn visit_unit<E>(self) -> std::result::Result<Self::Value, E> {
+        Ok(FieldText::Null)
+    }
+
+    fn visit_none<E>(self) -> std::result::Result<Self::Value, E> {
+        Ok(FieldText::Null)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> std::result::Result<Self::Value, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(FieldText::Skipped)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<Self::Value, A::Error> {
+        while map
+            .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+            .is_some()
+        {}
+        Ok(FieldText::Skipped)
+    }
 }
 
 /// A hit of an id scan as [`DocMeta`]: the body `id` (the source's id) when it is a string,
 /// falling back to `_id` like the framework does.
 fn scan_meta(hit: ScanHit<'_>) -> DocMeta {
     let source = hit.source.unwrap_or_default();
-    let id = match source.id.filter(|raw| raw.get().starts_with('"')) {
-        Some(raw) => raw_text(raw).unwrap_or_else(|| hit.id.into_owned()),
-        None => hit.id.into_owned(),
+    let id = match source.id {
+        Some(FieldText::Str(id)) => id.into_owned(),
+        _ => hit.id.into_owned(),
     };
-    DocMeta {
-        id,
-        timestamp: source.timestamp.and_then(raw_text),
-    }
+    let timestamp = match source.timestamp {
+        Some(FieldText::Str(t)) => Some(t.into_owned()),
+        Some(FieldText::Other(t)) => Some(t),
+        Some(FieldText::Null | FieldText::Skipped) | None => None,
+    };
+    DocMeta { id, timestamp }
 }
 
 /// The document API family.
@@ -495,9 +560,9 @@ impl PitScan {
         if let Some(last) = hits.last() {
             let sort = last
                 .sort
-                .and_then(|raw| serde_json::from_str::<Value>(raw.get()).ok())
+                .clone()
                 .ok_or_else(|| decode("a PIT search hit came without 'sort' values".into()))?;
-            self.search_after = Some(sort);
+            self.search_after = Some(Value::Array(sort));
         }
         let page: Vec<DocMeta> = hits.into_iter().map(scan_meta).collect();
         if self.done {

@@ -12,28 +12,37 @@ use serde_json::{Map, Value};
 enum Seg {
     /// `**`: any number of levels, none included.
     AnyDepth,
-    Name(GlobMatcher),
+    /// `*`: any one key.
+    Any,
+    /// A name without wildcards (most are: compared, not compiled).
+    Literal(String),
+    /// A name with `*` inside (`host*`).
+    Glob(GlobMatcher),
     /// A pattern the glob engine refused: matches nothing rather than everything.
     Never,
 }
 
 impl Seg {
     fn parse(raw: &str) -> Seg {
-        if raw == "**" {
-            return Seg::AnyDepth;
+        match raw {
+            "**" => return Seg::AnyDepth,
+            "*" => return Seg::Any,
+            _ if !raw.contains('*') => return Seg::Literal(raw.to_string()),
+            _ => {}
         }
         // Only `*` is special to Elasticsearch; everything else is literal.
         let escaped = globset::escape(raw).replace("[*]", "*");
         match Glob::new(&escaped) {
-            Ok(glob) => Seg::Name(glob.compile_matcher()),
+            Ok(glob) => Seg::Glob(glob.compile_matcher()),
             Err(_) => Seg::Never,
         }
     }
 
     fn matches(&self, key: &str) -> bool {
         match self {
-            Seg::AnyDepth => true,
-            Seg::Name(m) => m.is_match(key),
+            Seg::AnyDepth | Seg::Any => true,
+            Seg::Literal(name) => name == key,
+            Seg::Glob(m) => m.is_match(key),
             Seg::Never => false,
         }
     }
@@ -246,6 +255,14 @@ mod tests {
         );
         assert_eq!(filter("nothing", json!({"a": 1})), json!({}));
         assert_eq!(filter("a*", json!({"ab": 1, "b": 2})), json!({"ab": 1}));
+        assert_eq!(
+            filter("*b", json!({"ab": 1, "b": 2, "ba": 3})),
+            json!({"ab": 1, "b": 2})
+        );
+        assert_eq!(
+            filter("a.b?", json!({"a": {"b?": 1, "bc": 2}})),
+            json!({"a": {"b?": 1}})
+        );
         assert_eq!(
             filter("a.**", json!({"a": {"b": {"c": 1}}, "d": 2})),
             json!({"a": {"b": {"c": 1}}})
