@@ -331,47 +331,47 @@ fn rfc3339_millis(secs: i64) -> String {
     out
 }
 
-/// Each word followed by a space, padded to 16 bytes, and its length with the space: the
-/// filler copies a fixed 16 bytes a word (the longest word is 13 bytes).
-const PADDED_WORDS: [([u8; 16], usize); 64] = {
-    let mut table = [([0u8; 16], 0usize); 64];
-    let mut w = 0;
-    while w < WORDS.len() {
-        let word = WORDS[w].as_bytes();
-        let mut i = 0;
-        while i < word.len() {
-            table[w].0[i] = word[i];
-            i += 1;
-        }
-        table[w].0[word.len()] = b' ';
-        table[w].1 = word.len() + 1;
-        w += 1;
-    }
-    table
-};
+/// The bytes of word text the filler slices documents from: large enough that documents
+/// rarely share a body, small enough to stay in cache.
+const POOL_BYTES: usize = 64 * 1024;
 
-// Words separated by spaces, exactly `target` bytes long (the last word may be cut): the
-// first `target` bytes of `w1 w2 w3 …`.
-fn filler(rng: &mut Rng, target: usize) -> String {
-    // Room for the last word's full 16-byte copy past `target`.
-    let mut body = vec![0u8; target + 16];
-    let mut len = 0;
-    while len < target {
-        // One random number picks ten words.
-        let mut bits = rng.next();
-        for _ in 0..10 {
-            if len >= target {
-                break;
+/// `w1 w2 w3 …`, words drawn by a fixed generator, built once: a document's body is then one
+/// slice of it (one copy, no per-word work, no UTF-8 check: the pool is a `String`).
+fn word_pool() -> &'static str {
+    static POOL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        let mut rng = Rng(0x0f11_1e55);
+        let mut pool = String::with_capacity(POOL_BYTES + 16);
+        while pool.len() < POOL_BYTES {
+            let mut bits = rng.next();
+            for _ in 0..10 {
+                pool.push_str(WORDS[(bits & 63) as usize]);
+                pool.push(' ');
+                bits >>= 6;
             }
-            let (word, word_len) = &PADDED_WORDS[(bits & 63) as usize];
-            body[len..len + 16].copy_from_slice(word);
-            len += word_len;
-            bits >>= 6;
         }
+        pool
+    })
+}
+
+// Words separated by spaces, exactly `target` bytes long (the last word may be cut): the pool
+// from a word start the document's generator picks, wrapping round when it runs out.
+fn filler(rng: &mut Rng, target: usize) -> String {
+    let pool = word_pool();
+    let mut body = String::with_capacity(target);
+    let mut from = (rng.next() % pool.len() as u64) as usize;
+    // Start on a word: just after the next space (words are at most 13 bytes).
+    from = pool
+        .get(from..)
+        .and_then(|rest| rest.find(' '))
+        .map_or(0, |i| from + i + 1);
+    while body.len() < target {
+        let rest = pool.get(from..).unwrap_or_default();
+        let take = rest.len().min(target - body.len());
+        body.push_str(rest.get(..take).unwrap_or_default());
+        from = 0;
     }
-    body.truncate(target);
-    // Every word is ASCII.
-    String::from_utf8(body).unwrap_or_default()
+    body
 }
 
 fn decimal_len(n: i64) -> usize {
@@ -492,22 +492,24 @@ mod tests {
     }
 
     #[test]
-    fn filler_is_the_word_stream_cut_to_size() {
-        for target in [0, 1, 5, 13, 14, 100, 1000] {
+    fn filler_is_whole_words_cut_to_size() {
+        let words: std::collections::HashSet<&str> = WORDS.into_iter().collect();
+        for target in [0, 1, 5, 13, 14, 100, 1000, POOL_BYTES + 100] {
             let body = filler(&mut Rng::for_document(7, 3), target);
             assert_eq!(body.len(), target);
-            let mut rng = Rng::for_document(7, 3);
-            let mut stream = String::new();
-            while stream.len() < target + 20 {
-                let mut bits = rng.next();
-                for _ in 0..10 {
-                    stream.push_str(WORDS[(bits & 63) as usize]);
-                    stream.push(' ');
-                    bits >>= 6;
+            assert_eq!(body, filler(&mut Rng::for_document(7, 3), target));
+            let parts: Vec<&str> = body.split(' ').collect();
+            // Every word but the last (which may be cut) is a whole word of the list.
+            if let Some((_, whole)) = parts.split_last() {
+                for word in whole {
+                    assert!(words.contains(word), "{word:?} in {body:?}");
                 }
             }
-            assert_eq!(body, stream[..target]);
         }
+        // Documents get different bodies.
+        let a = filler(&mut Rng::for_document(7, 3), 200);
+        let b = filler(&mut Rng::for_document(7, 4), 200);
+        assert_ne!(a, b);
     }
 
     #[test]
