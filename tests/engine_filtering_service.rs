@@ -1,7 +1,7 @@
 //! The `serve` loop and draft sync rules (PROTOCOL §5.2 step 4), on both backends: one tick
 //! validates an `edited` draft, writes `_filtering/_validation`, and activates it when valid.
-//! An invalid draft is reported on the draft only; with the sync rules feature off the draft
-//! is left alone. The read-only wrapper refuses both writes.
+//! An invalid draft is reported on the draft only. A served connector's features follow its
+//! source. The read-only wrapper refuses the writes.
 
 #[path = "support/engine_util.rs"]
 mod engine_util;
@@ -247,9 +247,10 @@ async fn elasticsearch_an_invalid_draft_is_reported_and_not_activated() {
     invalid_draft_is_reported(engine, backend).await;
 }
 
-// 3. With the sync rules feature off, the draft is not touched. ----------------------------
+// 3. Features follow the source (PROTOCOL §5.2, prepare): a connector with sync rules off
+// gets them on in its first tick, and a draft edited meanwhile is settled in that tick. ----
 
-async fn disabled_feature_leaves_the_draft(engine: Engine, backend: Backend) {
+async fn features_follow_the_source(engine: Engine, backend: Backend) {
     let id = connector(&backend, "rules-off", false).await;
     let rules = [rule("no-alpha", "category", RuleType::Equals, "alpha", 1)];
     backend
@@ -257,31 +258,48 @@ async fn disabled_feature_leaves_the_draft(engine: Engine, backend: Backend) {
         .update_filtering(&id, &rules, None)
         .await
         .unwrap();
-    let before = get(&backend, &id).await;
 
     one_tick(&engine, &id).await;
 
     let c = get(&backend, &id).await;
-    assert_eq!(c.filtering, before.filtering, "filtering untouched");
-    assert_eq!(draft(&c).validation.state, FilteringValidationState::Edited);
-    assert_eq!(rule_ids(active(&c)), ["DEFAULT"]);
+    let features = serde_json::to_value(c.features.clone().unwrap()).unwrap();
     assert_eq!(
-        c.status,
-        ConnectorStatus::Connected,
-        "the tick itself ran: {c:#?}"
+        (
+            features["sync_rules"]["basic"]["enabled"].clone(),
+            features["sync_rules"]["advanced"]["enabled"].clone(),
+            features["incremental_sync"]["enabled"].clone(),
+        ),
+        (json!(true), json!(false), json!(false)),
+        "the generator's features: {features}"
     );
+    assert_eq!(draft(&c).validation.state, FilteringValidationState::Valid);
+    assert_eq!(rule_ids(active(&c)), ["no-alpha", "DEFAULT"]);
+    assert_eq!(c.status, ConnectorStatus::Connected, "{c:#?}");
+
+    // Features already right are not written again.
+    one_tick(&engine, &id).await;
+    if let Backend::Es(_, standin) = &backend {
+        let writes = standin
+            .requests()
+            .iter()
+            .filter(|r| r.path.ends_with("/_features"))
+            .count();
+        // One by the test's set-up, one by the first tick.
+        assert_eq!(writes, 2);
+    }
+    assert_eq!(get(&backend, &id).await.features, c.features);
 }
 
 #[tokio::test]
-async fn embedded_with_sync_rules_off_the_draft_is_untouched() {
+async fn embedded_features_follow_the_source() {
     let (engine, backend) = embedded("rules-off");
-    disabled_feature_leaves_the_draft(engine, backend).await;
+    features_follow_the_source(engine, backend).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn elasticsearch_with_sync_rules_off_the_draft_is_untouched() {
+async fn elasticsearch_features_follow_the_source() {
     let (engine, backend) = elasticsearch("rules-off").await;
-    disabled_feature_leaves_the_draft(engine, backend).await;
+    features_follow_the_source(engine, backend).await;
 }
 
 // More cases on one backend each. --------------------------------------------------------
@@ -393,12 +411,17 @@ async fn read_only_refuses_validation_and_activation() {
             .await
             .unwrap_err(),
         read_only.activate_filtering(&id).await.unwrap_err(),
+        read_only
+            .update_features(&id, &Features::default())
+            .await
+            .unwrap_err(),
     ];
 
-    for (err, action) in refused
-        .iter()
-        .zip(["update filtering validation", "activate filtering"])
-    {
+    for (err, action) in refused.iter().zip([
+        "update filtering validation",
+        "activate filtering",
+        "update features",
+    ]) {
         match err {
             BackendError::ReadOnly { profile, action: a } => {
                 assert_eq!((profile.as_str(), a.as_str()), ("prod", action));

@@ -393,6 +393,10 @@ impl ControlPlane for EmbeddedBackend {
         EmbeddedBackend::activate_filtering(self, id).await
     }
 
+    async fn update_features(&self, id: &str, features: &Features) -> Result<()> {
+        EmbeddedBackend::update_features(self, id, features).await
+    }
+
     async fn update_scheduling(&self, id: &str, scheduling: &Scheduling) -> Result<()> {
         let (id, scheduling) = (id.to_owned(), scheduling.clone());
         self.write(move |tx| connectors::update_scheduling(tx, &id, scheduling))

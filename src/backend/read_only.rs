@@ -6,6 +6,7 @@ use super::{
     BackendError, ClusterSummary, ConfigurationUpdate, ConnectorQuery, ControlPlane, LastSync,
     Result, SyncJobQuery,
 };
+use crate::model::Features;
 use crate::model::{
     Connector, ConnectorStatus, FilteringRule, FilteringValidation, JobType, NewConnector, Page,
     Pipeline, Scheduling, SyncJob, SyncStats, TriggerMethod,
@@ -80,6 +81,9 @@ impl ControlPlane for ReadOnly {
     }
     async fn activate_filtering(&self, _: &str) -> Result<()> {
         self.refuse("activate filtering")
+    }
+    async fn update_features(&self, _: &str, _: &Features) -> Result<()> {
+        self.refuse("update features")
     }
     async fn update_scheduling(&self, _: &str, _: &Scheduling) -> Result<()> {
         self.refuse("update scheduling")

@@ -12,7 +12,7 @@ use crate::backend::{
 };
 use crate::model::validate::validate_field;
 use crate::model::{
-    Connector, ConnectorStatus, FilteringValidationState, JobStatus, JobType, Timestamp,
+    Connector, ConnectorStatus, Features, FilteringValidationState, JobStatus, JobType, Timestamp,
     TriggerMethod,
 };
 use crate::sources::SourceFactory;
@@ -206,7 +206,9 @@ async fn tend(
     else {
         return Ok(());
     };
-    // Prepare: an empty configuration gets the source's schema.
+    // Prepare: the connector's features follow its source, so Kibana offers what it can do.
+    let features = sync_features(control.as_ref(), factory.as_ref(), connector).await?;
+    // An empty configuration gets the source's schema.
     if connector.configuration.is_empty() {
         control
             .update_configuration(
@@ -254,7 +256,7 @@ async fn tend(
     // As in the framework, a failure to validate or activate the draft (not an invalid draft)
     // counts against the connector like a failed ping.
     let verdict = match verdict {
-        Ok(()) => settle_draft_rules(control.as_ref(), factory.as_ref(), connector)
+        Ok(()) => settle_draft_rules(control.as_ref(), factory.as_ref(), connector, &features)
             .await
             .map_err(|e| format!("validating the draft sync rules failed: {e}")),
         Err(reason) => Err(reason),
@@ -320,12 +322,47 @@ async fn tend(
 /// rules here, the advanced snippet by the source), write the result, and activate the draft
 /// when it is valid. An invalid draft is only reported on the draft: the connector stays as
 /// it is and jobs keep the active rules.
+/// The features a source gives its connector: basic sync rules always, advanced rules never
+/// (no built-in source has them), incremental sync when the source has its own mode.
+pub fn source_features(factory: &dyn SourceFactory) -> Features {
+    Features {
+        incremental_sync: Some(serde_json::json!({ "enabled": factory.supports_incremental() })),
+        sync_rules: Some(serde_json::json!({
+            "basic": { "enabled": true },
+            "advanced": { "enabled": false },
+        })),
+        ..Default::default()
+    }
+}
+
+/// Writes the source's features when the connector's differ (only those flags: document-level
+/// security and the rest are left as they are). Returns the connector's features after it.
+async fn sync_features(
+    control: &dyn ControlPlane,
+    factory: &dyn SourceFactory,
+    connector: &Connector,
+) -> Result<Features, BackendError> {
+    let wanted = source_features(factory);
+    let mut current = connector.features.clone().unwrap_or_default();
+    if current.incremental_sync == wanted.incremental_sync
+        && current.sync_rules == wanted.sync_rules
+    {
+        return Ok(current);
+    }
+    control.update_features(&connector.id, &wanted).await?;
+    tracing::info!(connector = %connector.id, "features set from the source");
+    current.incremental_sync = wanted.incremental_sync;
+    current.sync_rules = wanted.sync_rules;
+    Ok(current)
+}
+
 async fn settle_draft_rules(
     control: &dyn ControlPlane,
     factory: &dyn SourceFactory,
     connector: &Connector,
+    features: &Features,
 ) -> Result<(), BackendError> {
-    if !sync_rules_enabled(connector.features.as_ref()) {
+    if !sync_rules_enabled(Some(features)) {
         return Ok(());
     }
     let Some(filtering) = connector.filtering.first() else {
