@@ -1009,6 +1009,26 @@ async fn the_scan_prefers_the_body_id_over_the_hashed_doc_id() {
     ids.sort();
     assert_eq!(ids, ["plain", "the-long-original-id"]);
     scan.close_pit().await.unwrap();
+
+    // A bare scan reads `_id`s alone: the cluster is asked for no source at all.
+    standin.clear_requests();
+    let mut bare = es.documents().scan_bare_ids("hashed", 10).await.unwrap();
+    let page = bare.next().await.unwrap().unwrap();
+    let mut ids: Vec<(String, Option<String>)> =
+        page.into_iter().map(|m| (m.id, m.timestamp)).collect();
+    ids.sort();
+    assert_eq!(
+        ids,
+        [("md5-of-long-id".into(), None), ("plain".into(), None)]
+    );
+    let search = standin
+        .requests()
+        .into_iter()
+        .find(|r| r.path == "/_search")
+        .unwrap();
+    assert!(search.query.starts_with("filter_path="), "{}", search.query);
+    assert!(!search.query.contains("_source"), "{}", search.query);
+    assert!(bare.next().await.unwrap().is_none());
 }
 
 #[tokio::test]

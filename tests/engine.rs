@@ -1194,3 +1194,60 @@ async fn the_status_endpoint_shows_live_jobs_and_metrics() {
     stop.cancel();
     server.await.unwrap();
 }
+
+// Ids over 512 bytes are indexed under their hash; the deletion pass reads `_id`s, so a
+// re-sync keeps such a document instead of deleting it as unseen. ----------------------
+
+async fn long_ids_survive_a_resync(engine: &Engine, store: &dyn DocumentStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("docs.ndjson");
+    let long = "l".repeat(600);
+    std::fs::write(
+        &path,
+        format!("{{\"id\":\"{long}\",\"n\":1}}\n{{\"id\":\"short\",\"n\":2}}\n"),
+    )
+    .unwrap();
+    let control = engine.deps().control.clone();
+    let id = create_connector(
+        control.as_ref(),
+        "long-ids",
+        "long-ids",
+        &syncdeck::sources::NdjsonFactory,
+        json!({"path": path.to_str().unwrap()}),
+    )
+    .await;
+    for round in 0..2 {
+        let (_, report) = run(engine, &id, JobType::Full).await;
+        assert_completed(&report);
+        assert_eq!(
+            (
+                report.counters.indexed + report.counters.updated,
+                report.counters.deleted
+            ),
+            (2, 0),
+            "round {round}: {report:#?}"
+        );
+    }
+    store.refresh("long-ids").await.unwrap();
+    let hashed = syncdeck::engine::batch::hash_id(&long);
+    let expected: BTreeSet<String> = [hashed, "short".to_string()].into();
+    let mut scan = store.scan_bare_ids("long-ids", 10).await.unwrap();
+    let mut ids = BTreeSet::new();
+    while let Some(page) = scan.next_page().await.unwrap() {
+        ids.extend(page.into_iter().map(|m| m.id));
+    }
+    assert_ids(&ids, &expected, "_ids of index long-ids");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn elasticsearch_long_ids_survive_a_resync() {
+    let standin = standin(1).await;
+    let (engine, es, _dlq) = es_engine(&standin, "worker-long");
+    long_ids_survive_a_resync(&engine, es.as_ref()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_long_ids_survive_a_resync() {
+    let (engine, backend, _dlq) = embedded_engine("worker-long");
+    long_ids_survive_a_resync(&engine, &backend).await;
+}

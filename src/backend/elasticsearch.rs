@@ -8,6 +8,7 @@ use super::{
 };
 use crate::config::EsSettings;
 use crate::elastic::{self, Elasticsearch};
+use crate::model::Features;
 use crate::model::{
     Connector, ConnectorStatus, FilteringRule, FilteringValidation, JobStatus, JobType,
     NewConnector, Page, Pipeline, Scheduling, SyncJob, SyncStats, Timestamp, TriggerMethod,
@@ -136,6 +137,14 @@ impl ControlPlane for ElasticsearchBackend {
 
     async fn activate_filtering(&self, id: &str) -> Result<()> {
         Ok(self.client.connectors().activate_filtering(id).await?)
+    }
+
+    async fn update_features(&self, id: &str, features: &Features) -> Result<()> {
+        Ok(self
+            .client
+            .connectors()
+            .update_features(id, features)
+            .await?)
     }
 
     async fn update_scheduling(&self, id: &str, scheduling: &Scheduling) -> Result<()> {
@@ -327,6 +336,15 @@ impl DocumentStore for ElasticsearchBackend {
 
     async fn scan_ids(&self, index: &str, page_size: usize) -> Result<Box<dyn IdScan>> {
         let scan = self.client.documents().scan_ids(index, page_size).await?;
+        Ok(Box::new(scan))
+    }
+
+    async fn scan_bare_ids(&self, index: &str, page_size: usize) -> Result<Box<dyn IdScan>> {
+        let scan = self
+            .client
+            .documents()
+            .scan_bare_ids(index, page_size)
+            .await?;
         Ok(Box::new(scan))
     }
 

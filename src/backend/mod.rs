@@ -13,6 +13,7 @@ mod read_only;
 pub use error::BackendError;
 pub use read_only::ReadOnly;
 
+use crate::model::Features;
 use crate::model::{
     Configuration, Connector, ConnectorStatus, FilteringRule, FilteringValidation, JobStatus,
     JobType, NewConnector, Page, Pipeline, Scheduling, SyncJob, SyncStats, TriggerMethod,
@@ -142,6 +143,14 @@ pub trait ControlPlane: Send + Sync {
         let _ = id;
         Err(BackendError::Other(
             "activating sync rules is not supported by this backend".into(),
+        ))
+    }
+    /// Merges `features` into the connector's (`_features`): only the flags given change. A
+    /// connectors service writes what its source supports (PROTOCOL §5.2, prepare).
+    async fn update_features(&self, id: &str, features: &Features) -> Result<()> {
+        let _ = (id, features);
+        Err(BackendError::Other(
+            "writing connector features is not supported by this backend".into(),
         ))
     }
     async fn update_scheduling(&self, id: &str, scheduling: &Scheduling) -> Result<()>;
@@ -305,6 +314,11 @@ pub trait DocumentStore: Send + Sync {
     async fn index_exists(&self, index: &str) -> Result<bool>;
     async fn bulk(&self, request: &BulkRequest) -> Result<BulkResponse>;
     async fn scan_ids(&self, index: &str, page_size: usize) -> Result<Box<dyn IdScan>>;
+    /// A scan of the documents' `_id`s alone, with no timestamps: what a full sync's deletion
+    /// pass needs, and cheaper for the cluster (no `_source` is read).
+    async fn scan_bare_ids(&self, index: &str, page_size: usize) -> Result<Box<dyn IdScan>> {
+        self.scan_ids(index, page_size).await
+    }
     async fn count(&self, index: &str) -> Result<u64>;
     async fn get_document(&self, index: &str, id: &str) -> Result<Option<Value>>;
     async fn delete_document(&self, index: &str, id: &str) -> Result<bool>;

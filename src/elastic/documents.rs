@@ -210,6 +210,9 @@ struct PitAnswer {
 /// name, score and shard totals repeated on every page.
 pub const SCAN_FILTER_PATH: &str = "pit_id,hits.hits._id,hits.hits._source,hits.hits.sort";
 
+/// The same for a scan of `_id`s alone (no `_source` is read at all).
+pub const BARE_SCAN_FILTER_PATH: &str = "pit_id,hits.hits._id,hits.hits.sort";
+
 /// One page of an id scan, reading only what the scan uses and borrowing from the answer: a
 /// full sync reads every id of the index. A page with no hits has no `hits` at all once
 /// filtered.
@@ -392,7 +395,13 @@ impl<'a> Documents<'a> {
     /// Opens a PIT on `index` and returns a scan over its ids, `page_size` per page. A
     /// missing index scans as empty.
     pub async fn scan_ids(&self, index: &str, page_size: usize) -> Result<PitScan> {
-        PitScan::open(Arc::clone(self.transport), index, page_size).await
+        PitScan::open(Arc::clone(self.transport), index, page_size, true).await
+    }
+
+    /// Like [`Documents::scan_ids`], reading `_id`s only (`_source: false`): the cluster
+    /// loads no document source, and [`DocMeta::id`] is the `_id`.
+    pub async fn scan_bare_ids(&self, index: &str, page_size: usize) -> Result<PitScan> {
+        PitScan::open(Arc::clone(self.transport), index, page_size, false).await
     }
 
     /// `GET /{index}/_count`.
@@ -480,7 +489,7 @@ impl<'a> Documents<'a> {
 }
 
 /// An id scan over one index: PIT + `search_after`, sorted by `_shard_doc`, `_source`
-/// limited to `id` and `_timestamp`. The PIT is closed when the last page has been read or
+/// limited to `id` and `_timestamp` (or none at all, for a scan of `_id`s). The PIT is closed when the last page has been read or
 /// on [`IdScan::close`]; a scan dropped early leaves it to expire after
 /// [`PIT_KEEP_ALIVE`].
 pub struct PitScan {
@@ -489,6 +498,8 @@ pub struct PitScan {
     pit: Option<String>,
     search_after: Option<Value>,
     page_size: usize,
+    /// Whether pages read `id` and `_timestamp` from `_source`.
+    with_source: bool,
     done: bool,
 }
 
@@ -502,7 +513,12 @@ impl std::fmt::Debug for PitScan {
 }
 
 impl PitScan {
-    async fn open(transport: Arc<Transport>, index: &str, page_size: usize) -> Result<Self> {
+    async fn open(
+        transport: Arc<Transport>,
+        index: &str,
+        page_size: usize,
+        with_source: bool,
+    ) -> Result<Self> {
         let url = path(&[index, "_pit"]);
         let params = [("keep_alive", PIT_KEEP_ALIVE.to_string())];
         let opened = transport
@@ -520,6 +536,7 @@ impl PitScan {
             pit,
             search_after: None,
             page_size: page_size.max(1),
+            with_source,
         })
     }
 
@@ -528,9 +545,14 @@ impl PitScan {
         let Some(pit) = self.pit.clone().filter(|_| !self.done) else {
             return Ok(None);
         };
+        let source = if self.with_source {
+            json!(["id", "_timestamp"])
+        } else {
+            json!(false)
+        };
         let mut body = json!({
             "size": self.page_size,
-            "_source": ["id", "_timestamp"],
+            "_source": source,
             "sort": [{ "_shard_doc": "asc" }],
             "pit": { "id": pit, "keep_alive": PIT_KEEP_ALIVE },
             "track_total_hits": false,
@@ -539,7 +561,12 @@ impl PitScan {
             body["search_after"] = after.clone();
         }
         let encoded = Transport::encode("/_search", &body)?;
-        let params = [("filter_path", SCAN_FILTER_PATH.to_string())];
+        let filter = if self.with_source {
+            SCAN_FILTER_PATH
+        } else {
+            BARE_SCAN_FILTER_PATH
+        };
+        let params = [("filter_path", filter.to_string())];
         let response = self
             .transport
             .send(Method::POST, "/_search", &params, Some(encoded))

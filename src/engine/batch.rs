@@ -297,12 +297,17 @@ fn write_action(body: &mut Vec<u8>, op: &str, id: &str) {
     body.extend_from_slice(b"{\"");
     body.extend_from_slice(op.as_bytes());
     body.extend_from_slice(b"\":{\"_id\":");
-    if id.len() > MAX_ID_BYTES {
-        write_json_str(body, &hash_id(id));
-    } else {
-        write_json_str(body, id);
-    }
+    write_json_str(body, &bulk_id(id));
     body.extend_from_slice(b"}}\n");
+}
+
+/// The `_id` a source id is indexed under: itself, or its hash when over 512 bytes.
+pub fn bulk_id(id: &str) -> std::borrow::Cow<'_, str> {
+    if id.len() > MAX_ID_BYTES {
+        std::borrow::Cow::Owned(hash_id(id))
+    } else {
+        std::borrow::Cow::Borrowed(id)
+    }
 }
 
 /// The `_id` used for an id over 512 bytes.

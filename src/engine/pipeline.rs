@@ -1,11 +1,11 @@
 //! One sync's data path: source → extractor (sync rules, unchanged-document skip, lazy
 //! content, serialisation into bulk bodies) → a queue bounded in bytes → N sink workers.
 //! A full sync then deletes the documents the source no longer has, streaming the index's ids
-//! page by page. Checkpoints from the source are released only once every item sent before
+//! (`_id`s only) page by page. Checkpoints from the source are released only once every item sent before
 //! them is settled. Memory stays flat whatever the size of the source: the only per-document
 //! state kept for the whole sync is one 64-bit hash of each id seen.
 
-use super::batch::{Batch, BatchBuilder, BatchLimits};
+use super::batch::{Batch, BatchBuilder, BatchLimits, bulk_id};
 use super::dlq::{DeadLetterStore, NewDeadLetter};
 use super::filtering::RuleEngine;
 use super::progress::{BatchTally, DocOutcome, Outcome, Phase, Progress};
@@ -145,7 +145,7 @@ pub async fn run(
                     super::transform::apply(settings.transform.as_ref(), &mut doc.fields);
                     seen_count += 1;
                     parts.progress.add_seen(1);
-                    seen.insert(&doc.id);
+                    seen.insert(&bulk_id(&doc.id));
                     if let Some(batch) = builder.push_update(doc.id, &doc.fields) {
                         workers.send(batch).await?;
                     }
@@ -242,7 +242,7 @@ async fn upsert(
         progress.add_skipped(1);
         return None;
     }
-    seen.insert(&doc.id);
+    seen.insert(&bulk_id(&doc.id));
     if let (Some(existing), Some(ts)) = (existing, doc.timestamp.as_deref())
         && existing.unchanged(&doc.id, ts)
     {
@@ -343,7 +343,7 @@ async fn delete_unseen(
     let mut builder = BatchBuilder::new(limits, None);
     let mut scan = parts
         .store
-        .scan_ids(index, 1000)
+        .scan_bare_ids(index, 1000)
         .await
         .map_err(scan_error)?;
     let scanned = async {
@@ -422,8 +422,9 @@ impl Buckets {
     }
 }
 
-/// Hashes of the ids a sync saw: 8 bytes a document, sorted once at the end. A collision
-/// can only keep a stale document (never delete a live one).
+/// Hashes of the ids a sync saw, in their `_id` form ([`bulk_id`]): 8 bytes a document,
+/// sorted once at the end. The deletion pass then reads `_id`s alone, so the cluster loads
+/// no document source. A collision can only keep a stale document (never delete a live one).
 #[derive(Default)]
 struct SeenIds {
     hashes: Vec<u64>,
