@@ -56,10 +56,6 @@ const SEED: u64 = 42;
 
 type BenchResult<T> = Result<T, String>;
 
-// The allocator the `syncdeck` binary uses, so the engine role measures what users run.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let role = std::env::var(ROLE).unwrap_or_default();
     let result = match role.as_str() {

@@ -11,12 +11,6 @@ use syncdeck::config::{self, Overrides};
 use syncdeck::console::ConsoleOptions;
 use syncdeck::paths::Paths;
 
-// mimalloc instead of glibc's malloc: a sync allocates and frees a few 1 KB strings per
-// document across threads, and glibc's slow path for those was a fifth of the engine's CPU
-// (callgrind); with mimalloc the engine needs ~40% less CPU per document (README, benchmarks).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {

@@ -14,6 +14,7 @@ use crate::backend::{BackendError, DocMeta, DocumentStore};
 use crate::config::EngineSettings;
 use crate::model::Pipeline;
 use crate::sources::{DataSource, Document, ItemSender, SourceError, SourceItem, SyncMode};
+use futures_util::FutureExt;
 use serde_json::Value;
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -83,15 +84,22 @@ pub async fn run(
     };
 
     let work = cancel.child_token();
-    let (item_tx, mut item_rx) = ItemSender::channel(1024);
+    // A short channel: documents are freed soon after they are made, so the allocator serves
+    // them from its per-thread cache (1024 in flight pushed them to its slow path).
+    let (item_tx, mut item_rx) = ItemSender::channel(16);
     let source_cancel = work.clone();
     let mode = settings.mode.clone();
-    let source_task = tokio::spawn(async move {
+    // The source runs in this task, beside the extractor, not in a task of its own: each
+    // document is then allocated and freed on one thread, which keeps the allocator's
+    // per-thread caches warm and memory flat. A panicking source fails the sync, as a
+    // panicking task did.
+    let source_run = std::panic::AssertUnwindSafe(async move {
         tokio::select! {
             result = source.run(mode, item_tx) => result,
             _ = source_cancel.cancelled() => Err(SourceError::Stopped),
         }
-    });
+    })
+    .catch_unwind();
 
     let workers = Workers::start(&parts, &settings.engine, work.clone());
     parts.progress.set_phase(Phase::Extracting);
@@ -106,90 +114,99 @@ pub async fn run(
     let linger = settings.engine.batch_linger;
 
     let extract = async {
-        loop {
-            let item = match builder.pending_since() {
-                Some(since) => {
-                    let deadline = tokio::time::Instant::from_std(since + linger);
-                    match tokio::time::timeout_at(deadline, item_rx.recv()).await {
-                        Ok(item) => item,
-                        Err(_) => {
-                            if let Some(batch) = builder.flush() {
-                                workers.send(batch).await?;
+        let extracted = async {
+            loop {
+                let item = match builder.pending_since() {
+                    Some(since) => {
+                        let deadline = tokio::time::Instant::from_std(since + linger);
+                        match tokio::time::timeout_at(deadline, item_rx.recv()).await {
+                            Ok(item) => item,
+                            Err(_) => {
+                                if let Some(batch) = builder.flush() {
+                                    workers.send(batch).await?;
+                                }
+                                continue;
                             }
-                            continue;
                         }
                     }
-                }
-                None => item_rx.recv().await,
-            };
-            let Some(item) = item else { break };
-            match item {
-                SourceItem::Upsert(doc) => {
-                    seen_count += 1;
-                    parts.progress.add_seen(1);
-                    if let Some(batch) = upsert(
-                        doc,
-                        &settings,
-                        existing.as_ref(),
-                        &mut seen,
-                        &mut skipped,
-                        &mut builder,
-                        &parts.progress,
-                    )
-                    .await
-                    {
-                        workers.send(batch).await?;
+                    None => item_rx.recv().await,
+                };
+                let Some(item) = item else { break };
+                match item {
+                    SourceItem::Upsert(doc) => {
+                        seen_count += 1;
+                        parts.progress.add_seen(1);
+                        if let Some(batch) = upsert(
+                            doc,
+                            &settings,
+                            existing.as_ref(),
+                            &mut seen,
+                            &mut skipped,
+                            &mut builder,
+                            &parts.progress,
+                        )
+                        .await
+                        {
+                            workers.send(batch).await?;
+                        }
                     }
-                }
-                SourceItem::Update(mut doc) => {
-                    super::transform::apply(settings.transform.as_ref(), &mut doc.fields);
-                    seen_count += 1;
-                    parts.progress.add_seen(1);
-                    seen.insert(&bulk_id(&doc.id));
-                    if let Some(batch) = builder.push_update(doc.id, &doc.fields) {
-                        workers.send(batch).await?;
+                    SourceItem::Update(mut doc) => {
+                        super::transform::apply(settings.transform.as_ref(), &mut doc.fields);
+                        seen_count += 1;
+                        parts.progress.add_seen(1);
+                        seen.insert(&bulk_id(&doc.id));
+                        if let Some(batch) = builder.push_update(doc.id, &doc.fields) {
+                            workers.send(batch).await?;
+                        }
                     }
-                }
-                SourceItem::Delete(id) => {
-                    if let Some(batch) = builder.push_delete(id) {
-                        workers.send(batch).await?;
+                    SourceItem::Delete(id) => {
+                        if let Some(batch) = builder.push_delete(id) {
+                            workers.send(batch).await?;
+                        }
                     }
-                }
-                SourceItem::Invalid {
-                    id,
-                    reason,
-                    mut raw,
-                } => {
-                    if let Some(t) = &settings.transform {
-                        t.apply_to_raw(&mut raw);
+                    SourceItem::Invalid {
+                        id,
+                        reason,
+                        mut raw,
+                    } => {
+                        if let Some(t) = &settings.transform {
+                            t.apply_to_raw(&mut raw);
+                        }
+                        seen_count += 1;
+                        parts.progress.add_seen(1);
+                        dead_letter_invalid(&parts, &index, id, reason, raw).await?;
                     }
-                    seen_count += 1;
-                    parts.progress.add_seen(1);
-                    dead_letter_invalid(&parts, &index, id, reason, raw).await?;
-                }
-                SourceItem::Checkpoint(cursor) => {
-                    if let Some(batch) = builder.flush() {
-                        workers.send(batch).await?;
+                    SourceItem::Checkpoint(cursor) => {
+                        if let Some(batch) = builder.flush() {
+                            workers.send(batch).await?;
+                        }
+                        workers.checkpoint(cursor);
                     }
-                    workers.checkpoint(cursor);
                 }
             }
+            if let Some(batch) = builder.flush() {
+                workers.send(batch).await?;
+            }
+            Ok::<(), PipelineError>(())
         }
-        if let Some(batch) = builder.flush() {
-            workers.send(batch).await?;
+        .await;
+        if extracted.is_err() {
+            // Stop the source; it may be waiting for room in the channel.
+            work.cancel();
         }
-        Ok::<(), PipelineError>(())
+        // A source still sending learns that nobody listens.
+        item_rx.close();
+        extracted
     };
-    let extracted = extract.await;
-    if extracted.is_err() {
-        // Stop the source; it may be waiting for room in the channel.
-        work.cancel();
-    }
-    drop(item_rx);
-    let source_result = match source_task.await {
-        Ok(result) => result,
-        Err(e) => Err(SourceError::Failed(format!("the source task failed: {e}"))),
-    };
+    let (extracted, source_result) = tokio::join!(extract, source_run);
+    let source_result = source_result.unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(SourceError::Failed(format!("the source panicked: {what}")))
+    });
     // Whatever happened, let queued batches finish (or fail) before deciding.
     let delivered = workers.finish().await;
     if cancel.is_cancelled() {
