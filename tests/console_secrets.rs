@@ -10,10 +10,8 @@ use crossterm::event::KeyCode;
 use syncdeck::backend::ConfigurationUpdate;
 use syncdeck::console::app::{Action, update};
 use syncdeck::console::effect::Effect;
-use syncdeck::logging::LogTail;
 use syncdeck::model::{Configuration, NewConnector};
 use tokio::sync::mpsc::unbounded_channel;
-use tracing_subscriber::layer::SubscriberExt;
 
 fn secret_config() -> Configuration {
     serde_json::from_value(serde_json::json!({
@@ -25,14 +23,8 @@ fn secret_config() -> Configuration {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revealed_and_saved_secret_never_reaches_the_log() {
-    let tail = LogTail::new(10_000);
-    let subscriber = tracing_subscriber::registry()
-        .with(tracing_subscriber::EnvFilter::new("trace"))
-        .with(syncdeck::logging::tail_layer(tail.clone()));
-    tracing::subscriber::set_global_default(subscriber).unwrap();
-
     let dir = tempfile::tempdir().unwrap();
-    let handles = embedded_handles(&dir.path().join("embedded.sqlite3"), Some(tail.clone()));
+    let (tail, handles) = traced_embedded_handles(&dir.path().join("embedded.sqlite3"));
     let new = NewConnector {
         id: Some("pg".into()),
         name: Some("Orders".into()),

@@ -16,11 +16,9 @@ use syncdeck::backend::ConfigurationUpdate;
 use syncdeck::console::app::{Action, AppState, update};
 use syncdeck::console::editor::SpecStatus;
 use syncdeck::console::effect::Effect;
-use syncdeck::logging::LogTail;
 use syncdeck::model::NewConnector;
 use syncdeck::sources::{ExternalFactory, SourceFactory};
 use tokio::sync::mpsc::unbounded_channel;
-use tracing_subscriber::layer::SubscriberExt;
 
 /// What the operator types into the program's secret field.
 const TYPED_SECRET: &str = "typed-Secret-value-31337";
@@ -40,14 +38,8 @@ fn screen(s: &AppState) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_load_key_merges_the_programs_spec_into_the_form_and_the_save_keeps_it() {
-    let tail = LogTail::new(10_000);
-    let subscriber = tracing_subscriber::registry()
-        .with(tracing_subscriber::EnvFilter::new("trace"))
-        .with(syncdeck::logging::tail_layer(tail.clone()));
-    tracing::subscriber::set_global_default(subscriber).unwrap();
-
     let dir = tempfile::tempdir().unwrap();
-    let handles = embedded_handles(&dir.path().join("embedded.sqlite3"), Some(tail.clone()));
+    let (tail, handles) = traced_embedded_handles(&dir.path().join("embedded.sqlite3"));
     let new = NewConnector {
         id: Some("ext".into()),
         name: Some("Fake Airbyte".into()),

@@ -1174,13 +1174,21 @@ fn editor_key(state: &mut AppState, key: KeyEvent) -> Vec<Effect> {
     }
 }
 
+/// On a read-only profile, says so and returns `true`: the caller does nothing.
+fn refuse_if_read_only(state: &mut AppState) -> bool {
+    if !state.profile.read_only {
+        return false;
+    }
+    toast(
+        state,
+        ToastLevel::Warn,
+        format!("refused: profile '{}' is read-only", state.profile.name),
+    );
+    true
+}
+
 fn save_editor(state: &mut AppState) -> Vec<Effect> {
-    if state.profile.read_only {
-        toast(
-            state,
-            ToastLevel::Warn,
-            format!("refused: profile '{}' is read-only", state.profile.name),
-        );
+    if refuse_if_read_only(state) {
         return Vec::new();
     }
     let Some(editor) = state.editor() else {
@@ -1252,12 +1260,7 @@ fn save_editor_schema(state: &mut AppState) -> Vec<Effect> {
 /// Asks for the spec of the program the form names now (unsaved edits included), so an
 /// operator can change `command` and load its fields before saving anything.
 fn load_spec(state: &mut AppState) -> Vec<Effect> {
-    if state.profile.read_only {
-        toast(
-            state,
-            ToastLevel::Warn,
-            format!("refused: profile '{}' is read-only", state.profile.name),
-        );
+    if refuse_if_read_only(state) {
         return Vec::new();
     }
     let Some(editor) = state.editor() else {
@@ -1371,12 +1374,7 @@ fn on_mouse(state: &mut AppState, m: MouseEvent) -> Vec<Effect> {
 
 /// Runs one command of the keymap.
 pub fn run_command(state: &mut AppState, command: Command) -> Vec<Effect> {
-    if command.is_mutating() && state.profile.read_only {
-        toast(
-            state,
-            ToastLevel::Warn,
-            format!("refused: profile '{}' is read-only", state.profile.name),
-        );
+    if command.is_mutating() && refuse_if_read_only(state) {
         return Vec::new();
     }
     state.dirty = true;

@@ -454,6 +454,24 @@ pub fn emphasis(buffer: &Buffer) -> String {
 /// The console's real effect runner over an embedded backend in `db`: this process's engine
 /// with the built-in sources, an in-memory dead-letter queue, and `log_tail` for the Logs
 /// view.
+/// Sends every log event of the process (all levels) into a tail the test can read, and
+/// opens embedded handles that log there too. Once per test binary: the subscriber is global.
+pub fn traced_embedded_handles(
+    db: &std::path::Path,
+) -> (
+    syncdeck::logging::LogTail,
+    std::sync::Arc<syncdeck::console::io::Handles>,
+) {
+    use tracing_subscriber::layer::SubscriberExt;
+    let tail = syncdeck::logging::LogTail::new(10_000);
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_subscriber::EnvFilter::new("trace"))
+        .with(syncdeck::logging::tail_layer(tail.clone()));
+    tracing::subscriber::set_global_default(subscriber).expect("one global subscriber");
+    let handles = embedded_handles(db, Some(tail.clone()));
+    (tail, handles)
+}
+
 pub fn embedded_handles(
     db: &std::path::Path,
     log_tail: Option<syncdeck::logging::LogTail>,

@@ -121,41 +121,9 @@ impl FilterPath {
         (next, done)
     }
 
-    /// What the filter keeps of the field at `path` (object keys; array levels are skipped).
-    pub fn select(&self, path: &[&str]) -> Sel {
-        let mut inc = Self::start(&self.include);
-        let mut exc = Self::start(&self.exclude);
-        let mut included = self.include.is_empty();
-        for key in path {
-            if !included {
-                let (next, done) = Self::step(&self.include, &inc, key);
-                inc = next;
-                included = done;
-                if !included && inc.is_empty() {
-                    return Sel::None;
-                }
-            }
-            let (next, done) = Self::step(&self.exclude, &exc, key);
-            if done {
-                return Sel::None;
-            }
-            exc = next;
-        }
-        if included && exc.is_empty() {
-            Sel::All
-        } else {
-            Sel::Partial
-        }
-    }
-
-    /// Filters a whole answer.
-    pub fn apply(&self, value: Value) -> Value {
-        self.apply_at(&[], value)
-            .unwrap_or_else(|| Value::Object(Map::new()))
-    }
-
-    /// Filters the value found at `path`; `None` when nothing of it is kept.
-    pub fn apply_at(&self, path: &[&str], value: Value) -> Option<Value> {
+    /// Follows `path` (object keys; array levels are skipped) from the root: the filters'
+    /// states below it and whether an inclusion ended on it; `None` when an exclusion did.
+    fn descend(&self, path: &[&str]) -> Option<(States, States, bool)> {
         let mut inc = Self::start(&self.include);
         let mut exc = Self::start(&self.exclude);
         let mut included = self.include.is_empty();
@@ -171,6 +139,28 @@ impl FilterPath {
             }
             exc = next;
         }
+        Some((inc, exc, included))
+    }
+
+    /// What the filter keeps of the field at `path`.
+    pub fn select(&self, path: &[&str]) -> Sel {
+        match self.descend(path) {
+            None => Sel::None,
+            Some((_, exc, true)) if exc.is_empty() => Sel::All,
+            Some((inc, _, false)) if inc.is_empty() => Sel::None,
+            Some(_) => Sel::Partial,
+        }
+    }
+
+    /// Filters a whole answer.
+    pub fn apply(&self, value: Value) -> Value {
+        self.apply_at(&[], value)
+            .unwrap_or_else(|| Value::Object(Map::new()))
+    }
+
+    /// Filters the value found at `path`; `None` when nothing of it is kept.
+    pub fn apply_at(&self, path: &[&str], value: Value) -> Option<Value> {
+        let (inc, exc, included) = self.descend(path)?;
         self.walk(value, &inc, &exc, included)
     }
 
