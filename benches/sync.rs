@@ -18,6 +18,11 @@
 //! prints the best throughput, the highest peak RSS and the median CPU per document. Sizes
 //! come from `SYNCDECK_BENCH_SIZES` (default `100000,1000000`); for a quick run:
 //! `SYNCDECK_BENCH_SIZES=100000 SYNCDECK_BENCH_REPEATS=1 cargo bench --bench sync`.
+//!
+//! It all runs twice: with every process free to use every core (shared), then, where
+//! `taskset` and two cores are there, with the stand-in alone on CPU 1 and the loop or the
+//! engine alone on CPU 0 (pinned), which shows which side is the bottleneck without one taking
+//! CPU from the other. `SYNCDECK_BENCH_PIN=0` skips the pinned runs.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -47,6 +52,7 @@ const DOCS: &str = "SYNCDECK_BENCH_DOCS";
 const INDEX: &str = "SYNCDECK_BENCH_INDEX";
 const SIZES: &str = "SYNCDECK_BENCH_SIZES";
 const REPEATS: &str = "SYNCDECK_BENCH_REPEATS";
+const PIN: &str = "SYNCDECK_BENCH_PIN";
 const DEFAULT_SIZES: &str = "100000,1000000";
 const DEFAULT_REPEATS: usize = 3;
 /// The plain loop builds bodies for at most this many documents and replays them.
@@ -476,9 +482,22 @@ struct RoleChild {
 }
 
 impl RoleChild {
-    fn spawn(role: &str, vars: &[(&str, String)], keep_stdin: bool) -> BenchResult<Self> {
+    /// Starts this binary in `role`, on CPU `cpu` alone when given (through `taskset`).
+    fn spawn(
+        role: &str,
+        vars: &[(&str, String)],
+        keep_stdin: bool,
+        cpu: Option<usize>,
+    ) -> BenchResult<Self> {
         let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
-        let mut cmd = Command::new(exe);
+        let mut cmd = match cpu {
+            Some(cpu) => {
+                let mut cmd = Command::new("taskset");
+                cmd.arg("-c").arg(cpu.to_string()).arg(exe);
+                cmd
+            }
+            None => Command::new(exe),
+        };
         cmd.env(ROLE, role)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
@@ -605,22 +624,73 @@ fn median(mut values: Vec<f64>) -> f64 {
     values.get(values.len() / 2).copied().unwrap_or(0.0)
 }
 
+/// How the processes share the machine's CPUs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Placement {
+    /// Every process on every core, as on a small box running both.
+    Shared,
+    /// The stand-in alone on CPU 1, the loop or the engine alone on CPU 0: whichever is the
+    /// bottleneck shows, without one taking CPU from the other.
+    Pinned,
+}
+
+impl Placement {
+    fn standin_cpu(self) -> Option<usize> {
+        (self == Placement::Pinned).then_some(1)
+    }
+
+    fn client_cpu(self) -> Option<usize> {
+        (self == Placement::Pinned).then_some(0)
+    }
+}
+
+/// Pinned runs need two cores and `taskset`; `SYNCDECK_BENCH_PIN=0` skips them.
+fn placements(cores: usize) -> Vec<Placement> {
+    let wanted = std::env::var(PIN).map_or(true, |v| v != "0");
+    let taskset = Command::new("taskset")
+        .arg("-V")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if wanted && taskset && cores >= 2 {
+        vec![Placement::Shared, Placement::Pinned]
+    } else {
+        vec![Placement::Shared]
+    }
+}
+
 async fn parent() -> BenchResult<()> {
     let (sizes, repeats) = (sizes()?, repeats()?);
-    let mut standin = RoleChild::spawn("standin", &[], true)?;
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    for placement in placements(cores) {
+        let load_before = load_average();
+        let all = measure(placement, &sizes, repeats, cores, &load_before).await?;
+        print_table(placement, &all, cores, &load_before, &load_average());
+    }
+    Ok(())
+}
+
+async fn measure(
+    placement: Placement,
+    sizes: &[u64],
+    repeats: usize,
+    cores: usize,
+    load_before: &str,
+) -> BenchResult<Vec<(u64, Runs)>> {
+    let mut standin = RoleChild::spawn("standin", &[], true, placement.standin_cpu())?;
     let url = standin.first_line()?;
     if !url.starts_with("http://") {
         return Err(format!("the stand-in printed '{url}' instead of its URL"));
     }
     let standin_pid = standin.pid();
     let client = reqwest::Client::new();
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let load_before = load_average();
     eprintln!(
-        "stand-in at {url}; sizes {sizes:?}, {repeats} run(s) each; {cores} cores, load {load_before}"
+        "{placement:?}: stand-in at {url}; sizes {sizes:?}, {repeats} run(s) each; {cores} cores, load {load_before}"
     );
+    let cpu = placement.client_cpu();
     let mut all = Vec::new();
-    for &docs in &sizes {
+    for &docs in sizes {
         let mut runs = Runs::default();
         for rep in 0..repeats {
             let prefix = format!("bench-loop-{docs}-{rep}");
@@ -631,7 +701,7 @@ async fn parent() -> BenchResult<()> {
             ];
             let standin_cpu = cpu_seconds(&standin_pid);
             let plain: LoopReport =
-                RoleChild::spawn("bulk", &vars, false)?.report("plain bulk loop")?;
+                RoleChild::spawn("bulk", &vars, false, cpu)?.report("plain bulk loop")?;
             let loop_cpu = cpu_seconds(&standin_pid) - standin_cpu;
             runs.loop_standin_cpu
                 .push(loop_cpu * 1e6 / plain.docs as f64);
@@ -652,7 +722,7 @@ async fn parent() -> BenchResult<()> {
                 (INDEX, index.clone()),
             ];
             let engine: EngineReport =
-                RoleChild::spawn("engine", &vars, false)?.report("engine")?;
+                RoleChild::spawn("engine", &vars, false, cpu)?.report("engine")?;
             runs.standin_cpu
                 .push((cpu_seconds(&standin_pid) - standin_cpu) * 1e6 / docs as f64);
             drop_index(&client, &url, &index).await?;
@@ -668,15 +738,27 @@ async fn parent() -> BenchResult<()> {
         }
         all.push((docs, runs));
     }
-    print_table(&all, cores, &load_before, &load_average());
-    Ok(())
+    drop(standin);
+    Ok(all)
 }
 
-fn print_table(all: &[(u64, Runs)], cores: usize, load_before: &str, load_after: &str) {
+fn print_table(
+    placement: Placement,
+    all: &[(u64, Runs)],
+    cores: usize,
+    load_before: &str,
+    load_after: &str,
+) {
     let in_flight = EngineSettings::default().max_in_flight;
+    let how = match placement {
+        Placement::Shared => format!("{cores} cores shared by the engine and the stand-in"),
+        Placement::Pinned => {
+            "the stand-in alone on CPU 1, the loop or the engine alone on CPU 0".to_string()
+        }
+    };
     println!();
     println!(
-        "1 KB documents, {in_flight} bulk requests in flight, {cores} cores shared by the engine and the stand-in (load {load_before} → {load_after})."
+        "{placement:?}: 1 KB documents, {in_flight} bulk requests in flight, {how} (load {load_before} → {load_after})."
     );
     println!(
         "Best docs/s (with its share of the best loop), highest peak RSS and median CPU of each size's runs; \"indexing\" ends when the last document is indexed, before the full sync's id scan; \"paired\" is the median, over the repeats, of each engine run's indexing docs/s over the loop run just before it."
