@@ -1251,3 +1251,147 @@ async fn embedded_long_ids_survive_a_resync() {
     let (engine, backend, _dlq) = embedded_engine("worker-long");
     long_ids_survive_a_resync(&engine, &backend).await;
 }
+
+// A document stored under an `_id` that is not the one this sync would give it (another
+// tool's index) is re-indexed under ours, never skipped and then deleted. ---------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_document_stored_under_another_id_is_reindexed_not_lost() {
+    let standin = standin(1).await;
+    // `doc-0` exactly as the generator makes it (same timestamp), under a foreign `_id`.
+    standin.put_doc(
+        "foreign",
+        "not-doc-0",
+        json!({"id": "doc-0", "_timestamp": "2024-01-01T00:00:00.000Z", "title": "old"}),
+    );
+    let (engine, es, _dlq) = es_engine(&standin, "worker-foreign");
+    let id = generator_connector(es.as_ref(), "foreign", "foreign", 2, 0, 0).await;
+
+    let (_, report) = run(&engine, &id, JobType::Full).await;
+
+    assert_completed(&report);
+    assert_eq!(
+        (report.counters.indexed, report.counters.deleted),
+        (2, 1),
+        "{report:#?}"
+    );
+    assert_ids(
+        &standin_ids(&standin, "foreign"),
+        &all_ids(2),
+        "index foreign",
+    );
+}
+
+// The source runs in the extractor's task: a source that fails or panics part-way fails the
+// job with its reason, and a failed extraction deletes nothing. ------------------------
+
+/// Sends `count` generator documents, then fails (`seed` 1) or panics (`seed` 2).
+struct BreakingFactory;
+
+struct BreakingSource {
+    count: u64,
+    panic: bool,
+}
+
+impl syncdeck::sources::SourceFactory for BreakingFactory {
+    fn service_type(&self) -> &'static str {
+        "breaking"
+    }
+    fn display_name(&self) -> &'static str {
+        "Fails part-way"
+    }
+    fn default_configuration(&self) -> syncdeck::model::Configuration {
+        syncdeck::sources::GeneratorFactory.default_configuration()
+    }
+    fn create(
+        &self,
+        config: &syncdeck::model::Configuration,
+    ) -> Result<Box<dyn syncdeck::sources::DataSource>, syncdeck::sources::SourceError> {
+        let settings = syncdeck::sources::GeneratorSettings::from_config(config)?;
+        Ok(Box::new(BreakingSource {
+            count: settings.count,
+            panic: settings.seed == 2,
+        }))
+    }
+}
+
+#[async_trait::async_trait]
+impl syncdeck::sources::DataSource for BreakingSource {
+    async fn ping(&mut self) -> Result<(), syncdeck::sources::SourceError> {
+        Ok(())
+    }
+    async fn run(
+        &mut self,
+        _mode: syncdeck::sources::SyncMode,
+        out: syncdeck::sources::ItemSender,
+    ) -> Result<Option<Value>, syncdeck::sources::SourceError> {
+        let docs = generator(self.count, 0);
+        for i in 0..self.count {
+            out.send(syncdeck::sources::SourceItem::Upsert(docs.document(i)))
+                .await?;
+        }
+        if self.panic {
+            panic!("the breaking source gave up");
+        }
+        Err(syncdeck::sources::SourceError::Failed(
+            "the breaking source gave up".into(),
+        ))
+    }
+}
+
+async fn breaking_sync(seed: u64) -> (JobReport, BTreeSet<String>) {
+    let standin = standin(1).await;
+    standin.put_doc("breaking", "stale", json!({"id": "stale", "title": "old"}));
+    let es = es_backend(&standin.es_urls());
+    let mut registry = syncdeck::sources::builtin();
+    registry.register(Arc::new(BreakingFactory));
+    let engine = engine(
+        es.clone(),
+        es.clone(),
+        memory_dlq(),
+        registry,
+        "worker-breaking",
+    );
+    let id = create_connector(
+        es.as_ref(),
+        "breaking",
+        "breaking",
+        &BreakingFactory,
+        json!({"count": 40, "seed": seed, "doc_bytes": 256}),
+    )
+    .await;
+    let (_, report) = run(&engine, &id, JobType::Full).await;
+    (report, standin_ids(&standin, "breaking"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_failing_part_way_fails_the_job_and_deletes_nothing() {
+    let (report, ids) = breaking_sync(1).await;
+    match &report.end {
+        JobEnd::Failed { error } => assert!(error.contains("gave up"), "{error}"),
+        other => panic!("expected a failed job, got {other:?}"),
+    }
+    assert!(
+        ids.contains("stale"),
+        "a failed extraction deleted: {ids:?}"
+    );
+    assert_eq!(report.counters.deleted, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_source_fails_the_job_with_its_message() {
+    let (report, ids) = breaking_sync(2).await;
+    match &report.end {
+        JobEnd::Failed { error } => {
+            assert!(
+                error.contains("panicked") && error.contains("gave up"),
+                "{error}"
+            )
+        }
+        other => panic!("expected a failed job, got {other:?}"),
+    }
+    assert!(
+        ids.contains("stale"),
+        "a failed extraction deleted: {ids:?}"
+    );
+}

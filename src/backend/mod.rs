@@ -293,6 +293,9 @@ pub struct DocMeta {
     pub id: String,
     /// The `_timestamp` body field, when the document has one.
     pub timestamp: Option<String>,
+    /// The document's `_id`, when it is not `id` (a body id that a scan preferred to it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stored_id: Option<String>,
 }
 
 /// A cursor over every id of an index, page by page, so a full sync never loads all ids at

@@ -332,16 +332,22 @@ impl<'de> serde::de::Visitor<'de> for FieldTextVisitor {
 /// falling back to `_id` like the framework does.
 fn scan_meta(hit: ScanHit<'_>) -> DocMeta {
     let source = hit.source.unwrap_or_default();
-    let id = match source.id {
-        Some(FieldText::Str(id)) => id.into_owned(),
-        _ => hit.id.into_owned(),
+    let (id, stored_id) = match source.id {
+        Some(FieldText::Str(body)) if body != hit.id => {
+            (body.into_owned(), Some(hit.id.into_owned()))
+        }
+        _ => (hit.id.into_owned(), None),
     };
     let timestamp = match source.timestamp {
         Some(FieldText::Str(t)) => Some(t.into_owned()),
         Some(FieldText::Other(t)) => Some(t),
         Some(FieldText::Null | FieldText::Skipped) | None => None,
     };
-    DocMeta { id, timestamp }
+    DocMeta {
+        id,
+        timestamp,
+        stored_id,
+    }
 }
 
 /// The document API family.
@@ -681,14 +687,16 @@ mod tests {
             meta(r#"{"_id":"h","_source":{"id":"long-id","_timestamp":"t"},"sort":[1]}"#),
             DocMeta {
                 id: "long-id".into(),
-                timestamp: Some("t".into())
+                timestamp: Some("t".into()),
+                stored_id: Some("h".into()),
             }
         );
         assert_eq!(
             meta(r#"{"_id":"h","_source":{}}"#),
             DocMeta {
                 id: "h".into(),
-                timestamp: None
+                timestamp: None,
+                stored_id: None,
             }
         );
         // Escapes are decoded; a non-string id falls back to `_id`; a non-string timestamp
@@ -697,14 +705,16 @@ mod tests {
             meta(r#"{"_id":"h","_source":{"id":"a\"b\u00e9","_timestamp":null}}"#),
             DocMeta {
                 id: "a\"bé".into(),
-                timestamp: None
+                timestamp: None,
+                stored_id: Some("h".into()),
             }
         );
         assert_eq!(
             meta(r#"{"_id":"h","_source":{"id":7,"_timestamp":1700000000}}"#),
             DocMeta {
                 id: "h".into(),
-                timestamp: Some("1700000000".into())
+                timestamp: Some("1700000000".into()),
+                stored_id: None,
             }
         );
     }

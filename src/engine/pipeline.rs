@@ -515,7 +515,14 @@ impl ExistingDocs {
         let result = async {
             while let Some(page) = scan.next_page().await.map_err(scan_error)? {
                 for meta in page {
-                    if let Some(ts) = meta.timestamp {
+                    // Only a document stored under the `_id` this sync would give it can be
+                    // skipped as unchanged: the deletion pass compares `_id`s, and would
+                    // otherwise delete a document this pass left alone.
+                    let ours = meta
+                        .stored_id
+                        .as_deref()
+                        .is_none_or(|stored| stored == bulk_id(&meta.id));
+                    if let (true, Some(ts)) = (ours, meta.timestamp) {
                         entries.push((id_hash(&meta.id), id_hash(&ts)));
                     }
                 }
@@ -756,6 +763,7 @@ mod tests {
                 .map(|i| DocMeta {
                     id: format!("doc-{i}"),
                     timestamp: None,
+                    stored_id: None,
                 })
                 .to_vec();
             let unseen: Vec<String> = seen.unseen(page).into_iter().map(|m| m.id).collect();

@@ -207,7 +207,14 @@ async fn tend(
         return Ok(());
     };
     // Prepare: the connector's features follow its source, so Kibana offers what it can do.
-    let features = sync_features(control.as_ref(), factory.as_ref(), connector).await?;
+    // A failed write (a missing privilege, a blip) must not stop the rest of the tick.
+    let features = match sync_features(control.as_ref(), factory.as_ref(), connector).await {
+        Ok(features) => features,
+        Err(e) => {
+            tracing::warn!(connector = %connector.id, error = %e, "setting the connector's features failed");
+            connector.features.clone().unwrap_or_default()
+        }
+    };
     // An empty configuration gets the source's schema.
     if connector.configuration.is_empty() {
         control
@@ -318,10 +325,6 @@ async fn tend(
     Ok(())
 }
 
-/// PROTOCOL §5.2 step 4: with sync rules on and the draft `edited`, validate the draft (basic
-/// rules here, the advanced snippet by the source), write the result, and activate the draft
-/// when it is valid. An invalid draft is only reported on the draft: the connector stays as
-/// it is and jobs keep the active rules.
 /// The features a source gives its connector: basic sync rules always, advanced rules never
 /// (no built-in source has them), incremental sync when the source has its own mode.
 pub fn source_features(factory: &dyn SourceFactory) -> Features {
@@ -356,6 +359,10 @@ async fn sync_features(
     Ok(current)
 }
 
+/// PROTOCOL §5.2 step 4: with sync rules on and the draft `edited`, validate the draft (basic
+/// rules here, the advanced snippet by the source), write the result, and activate the draft
+/// when it is valid. An invalid draft is only reported on the draft: the connector stays as
+/// it is and jobs keep the active rules.
 async fn settle_draft_rules(
     control: &dyn ControlPlane,
     factory: &dyn SourceFactory,

@@ -204,6 +204,7 @@ fn page_after(
             Ok(DocMeta {
                 id: row.get(0)?,
                 timestamp: row.get(1)?,
+                stored_id: None,
             })
         })
         .map_err(db_err)?;
