@@ -647,8 +647,9 @@ impl Placement {
 /// Pinned runs need two cores and `taskset`; `SYNCDECK_BENCH_PIN=0` skips them.
 fn placements(cores: usize) -> Vec<Placement> {
     let wanted = std::env::var(PIN).map_or(true, |v| v != "0");
+    // Both CPUs must be ours to pin to (a cgroup may allow fewer).
     let taskset = Command::new("taskset")
-        .arg("-V")
+        .args(["-c", "1", "true"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()

@@ -1028,6 +1028,13 @@ async fn the_scan_prefers_the_body_id_over_the_hashed_doc_id() {
         .unwrap();
     // Lean answer asked for; and no source came back (`md5-of-long-id` has a `_timestamp`).
     assert!(search.query.starts_with("filter_path="), "{}", search.query);
+    assert!(
+        search
+            .query
+            .ends_with("&allow_partial_search_results=false"),
+        "a partial page must fail the scan, not end it: {}",
+        search.query
+    );
     assert!(bare.next().await.unwrap().is_none());
 }
 

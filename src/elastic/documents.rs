@@ -572,7 +572,12 @@ impl PitScan {
         } else {
             BARE_SCAN_FILTER_PATH
         };
-        let params = [("filter_path", filter.to_string())];
+        // A page missing a failed shard's hits would end the scan early without a word (the
+        // lean answer has no `_shards`): better an error than a partial deletion pass.
+        let params = [
+            ("filter_path", filter.to_string()),
+            ("allow_partial_search_results", "false".to_string()),
+        ];
         let response = self
             .transport
             .send(Method::POST, "/_search", &params, Some(encoded))
