@@ -212,6 +212,12 @@ pub async fn run(
     if cancel.is_cancelled() {
         return Err(PipelineError::Canceled);
     }
+    // The extractor's own failure (a dead-letter write, say) is the cause; its "workers gone"
+    // (`Canceled`) only echoes the workers' error, which then names the cause.
+    let extracted = match extracted {
+        Err(e) if !matches!(e, PipelineError::Canceled) => return Err(e),
+        other => other,
+    };
     let mut delivered = delivered?;
     extracted?;
     let cursor = match source_result {

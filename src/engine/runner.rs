@@ -348,6 +348,7 @@ impl Engine {
                 &settings.hash_fields,
             ),
         };
+        let beat_done = CancellationToken::new();
         let heartbeat = tokio::spawn(heartbeat(
             self.clone(),
             job.id.clone(),
@@ -357,9 +358,13 @@ impl Engine {
             cancel.clone(),
             stop,
             checkpoint_rx,
+            beat_done.clone(),
         ));
         let result = pipeline::run(source, parts, pipeline_settings, cancel.clone()).await;
-        heartbeat.abort();
+        // Stopped, not aborted: a checkpoint being written must land before the final cursor
+        // does (an aborted write to the embedded store still finishes, later, and won).
+        beat_done.cancel();
+        let _ = heartbeat.await;
         // The heartbeat samples the breaker once a second: keep how it ended, not a
         // snapshot up to a second old.
         if let Ok(snapshot) = serde_json::to_value(breaker.snapshot()) {
@@ -566,6 +571,7 @@ async fn heartbeat(
     cancel: CancellationToken,
     stop: Arc<Mutex<Option<StopReason>>>,
     mut checkpoints: tokio::sync::mpsc::UnboundedReceiver<serde_json::Value>,
+    done: CancellationToken,
 ) {
     let control = engine.deps.control.clone();
     let settings = engine.deps.settings.clone();
@@ -583,6 +589,8 @@ async fn heartbeat(
     };
     loop {
         tokio::select! {
+            biased;
+            _ = done.cancelled() => return,
             _ = tick.tick() => {}
             Some(cursor) = checkpoints.recv() => {
                 let last = LastSync { sync_cursor: Some(cursor), ..Default::default() };
