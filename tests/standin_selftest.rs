@@ -2366,11 +2366,12 @@ async fn filter_path_follows_the_documented_bulk_example() {
     let Some(Err(text)) = example_value(&request) else {
         panic!("the example request is NDJSON text")
     };
-    let mut nd = String::new();
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        nd.push_str(&serde_json::from_str::<Value>(line).unwrap().to_string());
-        nd.push('\n');
-    }
+    let lines: Vec<Value> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let nd = ndjson(&lines);
     let response = load_yaml(&dir.join("response/BulkResponseExample3.yaml"));
     let Some(Err(text)) = example_value(&response) else {
         panic!("the example response is JSON text")
@@ -2378,16 +2379,11 @@ async fn filter_path_follows_the_documented_bulk_example() {
     let documented: Value = serde_json::from_str(&text).unwrap();
 
     let s = StandIn::start(StandInOptions::default()).await;
-    let url = format!("{}/_bulk?filter_path=items.*.error", s.es_urls()[0]);
-    let resp = client()
-        .post(&url)
-        .header("content-type", "application/x-ndjson")
-        .body(nd.clone())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 200);
-    let body: Value = resp.json().await.unwrap();
+    let es = Es::new(&s);
+    let (status, body) = es
+        .bulk("/_bulk?filter_path=items.*.error", nd.clone())
+        .await;
+    assert_eq!(status, 200);
     let shape = |v: &Value| -> Vec<(String, Vec<String>)> {
         v["items"]
             .as_array()
@@ -2430,20 +2426,12 @@ async fn filter_path_follows_the_documented_bulk_example() {
     }
 
     // What a bulk client keeps: every item answers with its status, so positions hold.
-    let url = format!(
-        "{}/_bulk?filter_path=errors,took,items.*.status,items.*.result,items.*.error.type,items.*.error.reason",
-        s.es_urls()[0]
-    );
-    let (status, body) = {
-        let resp = client()
-            .post(&url)
-            .header("content-type", "application/x-ndjson")
-            .body(nd)
-            .send()
-            .await
-            .unwrap();
-        (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
-    };
+    let (status, body) = es
+        .bulk(
+            "/_bulk?filter_path=errors,took,items.*.status,items.*.result,items.*.error.type,items.*.error.reason",
+            nd,
+        )
+        .await;
     assert_eq!(status, 200);
     assert_eq!(body["errors"], true);
     assert!(body["took"].is_u64());
@@ -2458,41 +2446,23 @@ async fn filter_path_follows_the_documented_bulk_example() {
     assert_eq!(items[2]["create"].as_object().unwrap().len(), 2, "{body}");
 
     // Other APIs are filtered after the fact; errors never are.
-    let (status, body) = call(
-        &client(),
-        Method::GET,
-        &format!("{}/?filter_path=version.number,tagline", s.es_urls()[0]),
-        None,
-    )
-    .await;
+    let (status, body) = es.get("/?filter_path=version.number,tagline").await;
     assert_eq!(status, 200);
     assert_eq!(body.as_object().unwrap().len(), 2, "{body}");
     assert!(
         body["version"]["number"].is_string() && body["version"].as_object().unwrap().len() == 1,
         "{body}"
     );
-    let (status, body) = call(
-        &client(),
-        Method::GET,
-        &format!("{}/index1/_doc/nope?filter_path=found", s.es_urls()[0]),
-        None,
-    )
-    .await;
+    let (status, body) = es.get("/index1/_doc/nope?filter_path=found").await;
     assert_eq!(
         (status, body["found"].clone()),
         (404, json!(false)),
         "{body}"
     );
-    let (status, body) = call(
-        &client(),
-        Method::GET,
-        &format!("{}/missing/_search?filter_path=hits", s.es_urls()[0]),
-        None,
-    )
-    .await;
+    let (status, body) = es.get("/missing/_search?filter_path=hits").await;
     assert_eq!(
-        (status, body["error"]["type"].clone()),
-        (404, json!("index_not_found_exception")),
+        (status, err_type(&body)),
+        (404, "index_not_found_exception"),
         "{body}"
     );
 }
