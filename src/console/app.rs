@@ -1201,30 +1201,41 @@ fn save_editor(state: &mut AppState) -> Vec<Effect> {
         return save_editor_schema(state);
     }
     match editor.prepare_save() {
-        Err(problems) => {
-            let first = problems.first().cloned().unwrap_or_default();
-            toast(
-                state,
-                ToastLevel::Warn,
-                format!("not saved: {} problem(s); {first}", problems.len()),
-            );
-            Vec::new()
-        }
+        Err(problems) => not_saved(state, &problems),
         Ok(values) if values.is_empty() => {
             toast(state, ToastLevel::Info, "nothing changed");
             Vec::new()
         }
         Ok(values) => {
             let connector_id = editor.connector_id.clone();
-            if let Some(e) = state.editor_mut() {
-                e.saving = true;
-            }
-            vec![Effect::SaveConfig {
-                connector_id,
-                values,
-            }]
+            start_saving(
+                state,
+                Effect::SaveConfig {
+                    connector_id,
+                    values,
+                },
+            )
         }
     }
+}
+
+/// Says why the form was not saved: how many problems, and the first.
+fn not_saved(state: &mut AppState, problems: &[String]) -> Vec<Effect> {
+    let first = problems.first().cloned().unwrap_or_default();
+    toast(
+        state,
+        ToastLevel::Warn,
+        format!("not saved: {} problem(s); {first}", problems.len()),
+    );
+    Vec::new()
+}
+
+/// Marks the editor as saving (a second save waits for the answer) and sends `save`.
+fn start_saving(state: &mut AppState, save: Effect) -> Vec<Effect> {
+    if let Some(e) = state.editor_mut() {
+        e.saving = true;
+    }
+    vec![save]
 }
 
 /// After a spec load the cluster does not know the new fields yet: the whole configuration
@@ -1234,25 +1245,17 @@ fn save_editor_schema(state: &mut AppState) -> Vec<Effect> {
         return Vec::new();
     };
     match editor.prepare_schema_save() {
-        Err(problems) => {
-            let first = problems.first().cloned().unwrap_or_default();
-            toast(
-                state,
-                ToastLevel::Warn,
-                format!("not saved: {} problem(s); {first}", problems.len()),
-            );
-            Vec::new()
-        }
+        Err(problems) => not_saved(state, &problems),
         Ok((configuration, changes)) => {
             let connector_id = editor.connector_id.clone();
-            if let Some(e) = state.editor_mut() {
-                e.saving = true;
-            }
-            vec![Effect::SaveConfigSchema {
-                connector_id,
-                configuration,
-                changes,
-            }]
+            start_saving(
+                state,
+                Effect::SaveConfigSchema {
+                    connector_id,
+                    configuration,
+                    changes,
+                },
+            )
         }
     }
 }
