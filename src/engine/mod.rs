@@ -6,6 +6,7 @@
 
 pub mod batch;
 pub mod breaker;
+pub mod cleanup;
 pub mod dlq;
 pub mod filtering;
 pub mod monitor;
