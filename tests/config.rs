@@ -225,6 +225,87 @@ fn batch_over_the_bulk_limit() {
 }
 
 #[test]
+fn retry_settings_that_once_overflowed_are_refused_naming_the_field() {
+    assert_eq!(
+        error_of("retry_overflow.toml"),
+        at(
+            "retry_overflow.toml",
+            3,
+            "profiles.prod.engine.retry_max",
+            "'5000000000h' is too long: use at most 30d"
+        )
+    );
+}
+
+#[test]
+fn counts_beyond_their_bounds_are_refused_naming_the_field() {
+    assert_eq!(
+        error_of("item_retries_huge.toml"),
+        at(
+            "item_retries_huge.toml",
+            2,
+            "profiles.prod.engine.item_max_retries",
+            "'4000000000' is too large: use at most 100"
+        )
+    );
+    assert_eq!(
+        error_of("max_in_flight_huge.toml"),
+        at(
+            "max_in_flight_huge.toml",
+            2,
+            "profiles.prod.engine.max_in_flight",
+            "'100000' is too large: use at most 128"
+        )
+    );
+    assert_eq!(
+        error_of("max_retries_huge.toml"),
+        at(
+            "max_retries_huge.toml",
+            3,
+            "profiles.prod.elasticsearch.max_retries",
+            "'10000000' is too large: use at most 1000"
+        )
+    );
+    assert_eq!(
+        error_of("response_bytes_tiny.toml"),
+        at(
+            "response_bytes_tiny.toml",
+            3,
+            "profiles.prod.elasticsearch.max_response_bytes",
+            "'1KB' is too small: use at least 64KB"
+        )
+    );
+}
+
+/// The configuration that panicked `runner::heartbeat` now stops `syncdeck` at load: exit 2,
+/// the file, line and field on stderr, no panic.
+#[test]
+fn the_binary_exits_2_naming_the_field_for_the_overflowing_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::copy(fixture("retry_overflow.toml"), &config).unwrap();
+    let output = assert_cmd::Command::cargo_bin("syncdeck")
+        .unwrap()
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", dir.path())
+        .env("SYNCDECK_CONFIG", &config)
+        .env("SYNCDECK_DATA_DIR", dir.path().join("data"))
+        .env("SYNCDECK_STATE_DIR", dir.path().join("state"))
+        .args(["connectors", "list"])
+        .timeout(std::time::Duration::from_secs(60))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("config.toml:3") && stderr.contains("profiles.prod.engine.retry_max"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
 fn username_without_password() {
     assert_eq!(
         error_of("username_without_password.toml"),
@@ -318,6 +399,7 @@ fn expected_prod() -> ResolvedProfile {
         compatible_with: 9,
         dead_backoff_base: Duration::from_secs(2),
         dead_backoff_max: Duration::from_secs(60),
+        max_response_bytes: 128 << 20,
     };
     let kibana = KibanaSettings {
         url: Url::parse("https://kibana:5601").unwrap(),
@@ -333,6 +415,7 @@ fn expected_prod() -> ResolvedProfile {
         max_in_flight: 2,
         queue_max_bytes: 8 << 20,
         item_max_retries: 3,
+        item_retry_budget: Duration::from_secs(120),
         retry_base: Duration::from_millis(100),
         retry_max: Duration::from_secs(5),
         dlq_max_entries: 5000,
@@ -731,6 +814,45 @@ fn load_fuzzed(text: &str) {
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Any numbers in the engine and client limits either load or are refused by name, and
+    /// what loads never overflows the engine's budget arithmetic.
+    #[test]
+    fn any_limits_load_or_are_refused_and_never_overflow(
+        in_flight in any::<u64>(),
+        item_retries in any::<u32>(),
+        max_retries in any::<u32>(),
+        retry_max_h in any::<u64>(),
+        budget_ms in any::<u64>(),
+        backoff_ms in any::<u64>(),
+    ) {
+        let text = format!(
+            "[profiles.p.elasticsearch]\nnodes = [\"http://127.0.0.1:9200\"]\n\
+             max_retries = {max_retries}\ndead_backoff_max = \"{backoff_ms}ms\"\n\
+             [profiles.p.engine]\nmax_in_flight = {}\nitem_max_retries = {item_retries}\n\
+             retry_max = \"{retry_max_h}h\"\nitem_retry_budget = \"{budget_ms}ms\"\n",
+            in_flight % (i64::MAX as u64)
+        );
+        let source = fixtures().join("fuzzed.toml");
+        match config::load_str(&text, &source, &Overrides::default(), &fuzz_env) {
+            Ok(loaded) => {
+                let engine = &loaded.profile.engine;
+                let es = loaded.profile.elasticsearch.as_ref().unwrap();
+                prop_assert!(engine.max_in_flight <= 128 && es.max_retries <= 1000);
+                let budget = config::saturating_budget(
+                    engine.retry_max,
+                    engine.item_max_retries.saturating_add(1),
+                    engine.item_retry_budget,
+                );
+                prop_assert!(budget < std::time::Duration::from_secs(4000 * 24 * 3600));
+            }
+            Err(err) => {
+                let text = err.to_string();
+                prop_assert!(text.starts_with(&source.display().to_string()), "{}", text);
+                prop_assert!(text.contains("profiles.p."), "{}", text);
+            }
+        }
+    }
 
     #[test]
     fn arbitrary_text_never_panics(text in "\\PC{0,400}") {

@@ -1,6 +1,7 @@
 //! The Elasticsearch transport against the stand-in cluster: round-robin, failover, dead-node
 //! backoff and resurrection, retry limits, 429 backoff, never-retried statuses, auth, media
-//! types, the product check, sniffing, gzip, broken answers and timeouts. Assertions count
+//! types, the product check, sniffing, gzip, broken and unreadable answers, answer size
+//! bounds, waiting on a dead cluster without flooding the log, and timeouts. Assertions count
 //! requests (the stand-in's log) and read the pool snapshot; none depends on timing.
 
 mod support;
@@ -182,7 +183,10 @@ async fn retries_stop_after_max_retries() {
 #[tokio::test]
 async fn bad_gateway_unavailable_and_gateway_timeout_go_to_another_node() {
     let standin = standin(3).await;
-    let es = client(&settings(&standin.es_urls()));
+    // Every node fails once, so the fourth attempt waits for the first to rest its backoff.
+    let mut s = settings(&standin.es_urls());
+    s.dead_backoff_base = Duration::from_millis(50);
+    let es = client(&s);
     standin.faults().fail_requests(None, vec![502, 503, 504]);
     es.cluster().info().await.unwrap();
     let hit = nodes_hit(&standin);
@@ -571,16 +575,133 @@ async fn a_truncated_answer_counts_as_a_broken_connection_and_is_retried() {
 }
 
 #[tokio::test]
-async fn a_malformed_answer_is_a_decode_error_naming_the_path() {
+async fn an_unreadable_answer_to_a_read_is_retried_and_to_a_write_is_a_decode_error() {
     let standin = standin(2).await;
     let es = client(&settings(&standin.es_urls()));
+    // A read: asked again (here of the other node), and answered.
     standin.faults().malformed_next(1);
+    es.cluster().health().await.unwrap();
+    assert_eq!(standin.requests().len(), 2);
+
+    // Every read garbled: retried up to max_retries, then the error names the path.
+    standin.clear_requests();
+    standin.faults().read_fault_ratio(1.0);
     let err = es.cluster().health().await.unwrap_err();
-    let Error::Decode { url_path, .. } = &err else {
+    standin.faults().read_fault_ratio(0.0);
+    let Error::Decode { url_path, reason } = &err else {
         panic!("{err:?}")
     };
     assert_eq!(url_path, "/_cluster/health");
+    assert!(reason.contains("unexpected JSON"), "{reason}");
+    assert_eq!(standin.requests().len(), 4, "1 + max_retries (3)");
+
+    // A write is never sent twice for an unreadable answer: it may have taken effect.
+    standin.clear_requests();
+    standin.faults().malformed_next(1);
+    let new = NewConnector {
+        id: Some("w1".into()),
+        name: Some("n".into()),
+        ..Default::default()
+    };
+    let err = es.connectors().create(&new).await.unwrap_err();
+    assert!(matches!(err, Error::Decode { .. }), "{err:?}");
     assert_eq!(standin.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn an_answer_over_max_response_bytes_is_refused_unread_and_not_retried() {
+    let standin = standin(2).await;
+    let es = client(&settings(&standin.es_urls()));
+    let new = NewConnector {
+        id: Some("big".into()),
+        name: Some("x".repeat(100_000)),
+        ..Default::default()
+    };
+    es.connectors().create(&new).await.unwrap();
+    let mut s = settings(&standin.es_urls());
+    s.max_response_bytes = 64 * 1024;
+    let small = client(&s);
+    standin.clear_requests();
+    let err = small.connectors().get("big").await.unwrap_err();
+    assert!(
+        matches!(err, Error::TooLarge { limit: 65536, .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("max_response_bytes"), "{err}");
+    assert_eq!(
+        standin.requests().len(),
+        1,
+        "refused at once, never retried"
+    );
+    // Below the bound, the same answer is read.
+    assert_eq!(es.connectors().get("big").await.unwrap().id, "big");
+}
+
+/// A log sink for one test: everything written, shared with the test.
+#[derive(Clone, Default)]
+struct LogBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl LogBuffer {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+#[tokio::test]
+async fn with_every_node_dead_retries_wait_and_warnings_do_not_flood_the_log() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    // A dead node that can be counted: it accepts each connection and hangs up at once.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let server = {
+        let accepted = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                accepted.fetch_add(1, Ordering::SeqCst);
+                drop(socket);
+            }
+        })
+    };
+    let log = LogBuffer::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer({
+            let log = log.clone();
+            move || log.clone()
+        })
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let mut s = settings(&[format!("http://{addr}")]);
+    s.max_retries = 10_000_000;
+    s.dead_backoff_base = Duration::from_millis(20);
+    s.dead_backoff_max = Duration::from_millis(200);
+    let es = client(&s);
+    let run = tokio::time::timeout(Duration::from_secs(2), es.cluster().info()).await;
+    assert!(run.is_err(), "a dead node answered: {run:?}");
+    server.abort();
+    let attempts = accepted.load(Ordering::SeqCst);
+    // Waiting out the dead-node backoff (20, 40, 80, 160, then 200 ms): about 14 attempts in
+    // the 2 s; without the wait it was thousands.
+    assert!((3..=40).contains(&attempts), "{attempts} attempts");
+    let text = log.text();
+    let warnings = text.lines().filter(|l| l.contains("node failed")).count();
+    // The first warning, then at most one per 10 s with a count of the ones held back.
+    assert!((1..=2).contains(&warnings), "{warnings} warnings:\n{text}");
+    assert!(text.lines().count() <= 5, "{text}");
 }
 
 #[tokio::test]

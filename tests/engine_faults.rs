@@ -1,8 +1,10 @@
 //! The engine under cluster faults, against the stand-in: a circuit breaker that opens and
 //! closes again, a cluster that stays down past the breaker's limit, and one long sync through
-//! a node outage, per-item 429s, 5xx bursts, cut responses and mapping rejections. Afterwards
-//! every source document is accounted for, id by id: in the index, or in the dead-letter
-//! queue with its reason.
+//! a node outage, per-item 429s, 5xx bursts, cut responses, unreadable answers to reads and
+//! mapping rejections. Afterwards every source document is accounted for, id by id: in the
+//! index, or in the dead-letter queue with its reason. Also: full syncs through garbled read
+//! answers, half the items refused with 429, and a `syncdeck sync` whose bulk requests hang,
+//! ended promptly by SIGTERM.
 
 #[path = "support/engine_util.rs"]
 mod engine_util;
@@ -227,7 +229,8 @@ async fn every_document_is_accounted_for_through_a_storm_of_faults() {
     let id = generator_connector(es.as_ref(), "storm", "storm", COUNT, POISON_EVERY, 8000).await;
     let (job_id, task) = start(&engine, &id).await;
 
-    // Faults arrive in stages while documents flow.
+    // Faults arrive in stages while documents flow; reads are garbled throughout.
+    faults.read_fault_ratio(0.02);
     wait_indexed(&engine, &job_id, 1000).await;
     faults.item_429_ratio(0.2);
     faults.fail_requests(None, vec![503, 503, 503]);
@@ -379,4 +382,203 @@ async fn too_many_document_errors_fail_the_job_and_every_sent_document_is_accoun
         .await
         .unwrap();
     assert_eq!(job.status, syncdeck::model::JobStatus::Error);
+}
+
+// Issue 10, items 4 and 5. ------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreadable_answers_to_reads_are_retried_and_full_syncs_complete() {
+    const COUNT: u64 = 3000;
+    let standin = standin(1).await;
+    let faults = standin.faults();
+    let es = es_backend(&standin.es_urls());
+    let dlq = memory_dlq();
+    let engine = engine_with(
+        es.clone(),
+        es.clone(),
+        dlq.clone(),
+        marking_registry(),
+        "worker-reads",
+        fast_settings(),
+        fast_breaker(),
+    );
+    let id = generator_connector(es.as_ref(), "reads", "reads", COUNT, 0, 0).await;
+    // 2% as reported, then far more; the second and third syncs find a full index, so they
+    // scan its ids (PIT, pages of `_search`) where the garbled answers used to end them.
+    for ratio in [0.02, 0.05, 0.25] {
+        faults.read_fault_ratio(ratio);
+        let before = faults.read_faults();
+        let (job_id, task) = start(&engine, &id).await;
+        let report = tokio::time::timeout(LIMIT, task)
+            .await
+            .expect("the job ends")
+            .unwrap();
+        faults.read_fault_ratio(0.0);
+        assert_eq!(report.end, JobEnd::Completed, "at {ratio}: {report:#?}");
+        assert!(
+            faults.read_faults() > before,
+            "at {ratio}: no read was garbled"
+        );
+        assert_eq!(report.counters.dead_lettered, 0, "{:?}", report.counters);
+        assert_ids(&standin_ids(&standin, "reads"), &all_ids(COUNT), "index");
+        assert_eq!(standin.sync_job(&job_id).unwrap()["status"], "completed");
+    }
+    assert!(dead_letters(&dlq).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_the_items_refused_with_429_the_sync_completes_and_loses_nothing() {
+    const COUNT: u64 = 10_000;
+    let standin = standin(1).await;
+    let faults = standin.faults();
+    faults.item_429_ratio(0.5);
+    let es = es_backend(&standin.es_urls());
+    let dlq = memory_dlq();
+    let engine = engine_with(
+        es.clone(),
+        es.clone(),
+        dlq.clone(),
+        marking_registry(),
+        "worker-429",
+        fast_settings(),
+        fast_breaker(),
+    );
+    let id = generator_connector(es.as_ref(), "busy", "busy", COUNT, 0, 0).await;
+    let (job_id, task) = start(&engine, &id).await;
+    let report = tokio::time::timeout(LIMIT, task)
+        .await
+        .expect("the job ends")
+        .unwrap();
+    faults.clear();
+
+    // Back-pressure is not a document error: no monitor trip, no dead letter, nothing lost.
+    assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
+    let c = report.counters;
+    assert_eq!(
+        (c.seen, c.indexed, c.dead_lettered),
+        (COUNT, COUNT, 0),
+        "{c:?}"
+    );
+    assert!(c.retried >= COUNT / 2, "the 429s did not bite: {c:?}");
+    assert_ids(&standin_ids(&standin, "busy"), &all_ids(COUNT), "index");
+    assert!(dead_letters(&dlq).is_empty());
+    assert_eq!(standin.sync_job(&job_id).unwrap()["status"], "completed");
+}
+
+// Issue 10, item 12. ------------------------------------------------------------------------
+
+fn binary() -> std::path::PathBuf {
+    assert_cmd::Command::cargo_bin("syncdeck")
+        .expect("the syncdeck binary")
+        .get_program()
+        .into()
+}
+
+#[test]
+fn sigterm_ends_a_sync_whose_bulk_requests_hang_promptly_and_the_job_is_canceled() {
+    use std::process::{Command, Stdio};
+    use std::time::Instant;
+    const BOUND: Duration = Duration::from_secs(8);
+    let standin = StandIn::start_blocking(StandInOptions {
+        nodes: 1,
+        kibana: false,
+        ..Default::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    // A request timeout far above the bound: only cancellation can end the hung request.
+    let config = format!(
+        "default_profile = \"x\"\n\
+         [profiles.x.elasticsearch]\nnodes = [\"{}\"]\nrequest_timeout = \"120s\"\n\
+         [profiles.x.engine]\nbatch_max_docs = 50\nmax_in_flight = 2\nbatch_linger = \"20ms\"\n\
+         check_interval = \"200ms\"\n",
+        standin.es_urls()[0]
+    );
+    std::fs::write(dir.path().join("config.toml"), config).unwrap();
+    let source = dir.path().join("source.ndjson");
+    let lines: String = (0..2000)
+        .map(|i| format!("{{\"id\":\"doc-{i}\",\"n\":{i}}}\n"))
+        .collect();
+    std::fs::write(&source, lines).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let es = es_backend(&standin.es_urls());
+    let connector = rt.block_on(create_connector(
+        es.as_ref(),
+        "hang",
+        "hang",
+        &syncdeck::sources::NdjsonFactory,
+        serde_json::json!({"path": source.to_string_lossy()}),
+    ));
+    let faults = standin.faults();
+    faults.hang_bulk(true);
+    let err_path = dir.path().join("sync.err");
+    let mut child = Command::new(binary())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", dir.path())
+        .env("SYNCDECK_CONFIG", dir.path().join("config.toml"))
+        .env("SYNCDECK_DATA_DIR", dir.path().join("data"))
+        .env("SYNCDECK_STATE_DIR", dir.path().join("state"))
+        .env("SYNCDECK_LOG", "info")
+        .args(["sync", &connector])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .spawn()
+        .unwrap();
+    let output = || std::fs::read_to_string(&err_path).unwrap_or_default();
+    // Wait until a bulk request is on the wire (and held there).
+    let waiting = Instant::now();
+    while !standin
+        .requests()
+        .iter()
+        .any(|r| r.path.ends_with("/_bulk"))
+    {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "sync ended before any bulk request ({status}):\n{}",
+                output()
+            );
+        }
+        assert!(waiting.elapsed() < LIMIT, "no bulk request was sent");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    let signaled = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if signaled.elapsed() > LIMIT {
+            let _ = child.kill();
+            faults.hang_bulk(false);
+            panic!("sync still running {LIMIT:?} after SIGTERM:\n{}", output());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let took = signaled.elapsed();
+    faults.hang_bulk(false);
+    assert!(
+        took < BOUND,
+        "sync took {took:?} to end after SIGTERM (bound {BOUND:?}): a hung bulk request held it:\n{}",
+        output()
+    );
+    assert_eq!(status.code(), Some(1), "{}", output());
+    assert!(output().contains("was canceled"), "{}", output());
+    let jobs = rt
+        .block_on(es.list_sync_jobs(&syncdeck::backend::SyncJobQuery {
+            connector_id: Some(connector.clone()),
+            ..Default::default()
+        }))
+        .unwrap()
+        .results;
+    assert_eq!(jobs.len(), 1);
+    let job = standin.sync_job(&jobs[0].id).unwrap();
+    assert_eq!(job["status"], "canceled", "{job:#}");
 }

@@ -23,6 +23,23 @@ use std::time::Duration;
 /// The largest bulk request body Elasticsearch accepts by default (`http.max_content_length`).
 const MAX_BATCH_BYTES: u64 = 100 << 20;
 
+/// The longest any duration of the file may be. Far beyond any sane setting, and small
+/// enough that sums and products of a few of them (retry budgets, backoffs) stay exact.
+const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// Bulk requests in flight at most: each holds a batch in memory and a connection, and a
+/// cluster rejects far fewer concurrent bulks long before this.
+const MAX_IN_FLIGHT: usize = 128;
+
+/// Retries of one Elasticsearch request at most: each may wait up to `dead_backoff_max`.
+const MAX_REQUEST_RETRIES: u32 = 1000;
+
+/// Retries of one document (non-429 transient errors) at most.
+const MAX_ITEM_RETRIES: u32 = 100;
+
+/// The smallest `max_response_bytes`: a bulk answer of a full batch must fit.
+const MIN_RESPONSE_BYTES: u64 = 64 << 10;
+
 /// What checking needs to know about the file.
 pub struct Ctx<'a> {
     /// The file, for messages; `None` when there is none.
@@ -294,13 +311,20 @@ fn check_es(
             raw.request_timeout,
             defaults.request_timeout,
         )?,
-        max_retries: raw.max_retries.unwrap_or(defaults.max_retries),
+        max_retries: at_most(
+            ctx,
+            &path,
+            "max_retries",
+            raw.max_retries.unwrap_or(defaults.max_retries),
+            MAX_REQUEST_RETRIES,
+        )?,
         retry_on_timeout: raw.retry_on_timeout.unwrap_or(defaults.retry_on_timeout),
         sniff: check_sniff(ctx, &path.key("sniff"), raw.sniff.unwrap_or_default())?,
         gzip: raw.gzip.unwrap_or(defaults.gzip),
         compatible_with,
         dead_backoff_base,
         dead_backoff_max,
+        max_response_bytes: response_bytes(ctx, &path, raw.max_response_bytes)?,
     };
     Ok(EsDraft {
         path,
@@ -502,13 +526,24 @@ fn check_engine(
             d.batch_max_bytes,
             MAX_BATCH_BYTES,
         )?,
-        batch_linger: raw.batch_linger.map_or(d.batch_linger, |v| v.0),
-        max_in_flight: at_least_one(
+        batch_linger: not_too_long(
+            ctx,
+            path,
+            "batch_linger",
+            raw.batch_linger.map_or(d.batch_linger, |v| v.0),
+        )?,
+        max_in_flight: at_most(
             ctx,
             path,
             "max_in_flight",
-            raw.max_in_flight,
-            d.max_in_flight,
+            at_least_one(
+                ctx,
+                path,
+                "max_in_flight",
+                raw.max_in_flight,
+                d.max_in_flight,
+            )?,
+            MAX_IN_FLIGHT,
         )?,
         queue_max_bytes: size(
             ctx,
@@ -518,7 +553,20 @@ fn check_engine(
             d.queue_max_bytes,
             u64::MAX,
         )?,
-        item_max_retries: raw.item_max_retries.unwrap_or(d.item_max_retries),
+        item_max_retries: at_most(
+            ctx,
+            path,
+            "item_max_retries",
+            raw.item_max_retries.unwrap_or(d.item_max_retries),
+            MAX_ITEM_RETRIES,
+        )?,
+        item_retry_budget: positive(
+            ctx,
+            path,
+            "item_retry_budget",
+            raw.item_retry_budget,
+            d.item_retry_budget,
+        )?,
         retry_base,
         retry_max,
         dlq_max_entries: at_least_one(
@@ -639,7 +687,65 @@ fn positive(
     if value.is_zero() {
         return Err(ctx.err(&section.key(key), "must be longer than 0s"));
     }
+    not_too_long(ctx, section, key, value)
+}
+
+/// A duration of at most [`MAX_DURATION`].
+fn not_too_long(
+    ctx: &Ctx<'_>,
+    section: &FieldPath,
+    key: &str,
+    value: Duration,
+) -> Result<Duration, ConfigError> {
+    if value > MAX_DURATION {
+        let reason = format!(
+            "'{}' is too long: use at most {}",
+            super::units::format_duration(value),
+            super::units::format_duration(MAX_DURATION)
+        );
+        return Err(ctx.err(&section.key(key), reason));
+    }
     Ok(value)
+}
+
+/// A count of at most `max`.
+fn at_most<T>(
+    ctx: &Ctx<'_>,
+    section: &FieldPath,
+    key: &str,
+    value: T,
+    max: T,
+) -> Result<T, ConfigError>
+where
+    T: Copy + PartialOrd + std::fmt::Display,
+{
+    if value > max {
+        let reason = format!("'{value}' is too large: use at most {max}");
+        return Err(ctx.err(&section.key(key), reason));
+    }
+    Ok(value)
+}
+
+/// `max_response_bytes`: at least [`MIN_RESPONSE_BYTES`], at most what a `usize` holds.
+fn response_bytes(
+    ctx: &Ctx<'_>,
+    section: &FieldPath,
+    value: Option<ByteSize>,
+) -> Result<usize, ConfigError> {
+    let Some(ByteSize(bytes)) = value else {
+        return Ok(super::profile::DEFAULT_MAX_RESPONSE_BYTES);
+    };
+    let path = section.key("max_response_bytes");
+    if bytes < MIN_RESPONSE_BYTES {
+        let reason = format!(
+            "'{}' is too small: use at least {}",
+            format_size(bytes),
+            format_size(MIN_RESPONSE_BYTES)
+        );
+        return Err(ctx.err(&path, reason));
+    }
+    usize::try_from(bytes)
+        .map_err(|_| ctx.err(&path, format!("'{}' is too large", format_size(bytes))))
 }
 
 /// `lower` must not be longer than `upper`.

@@ -109,6 +109,9 @@ pub struct ElasticsearchFile {
     pub dead_backoff_base: Option<DurationValue>,
     /// …up to this (default `"30s"`).
     pub dead_backoff_max: Option<DurationValue>,
+    /// The largest answer read from a node (default `"256MB"`); a larger one fails the
+    /// request with a clear error instead of filling memory.
+    pub max_response_bytes: Option<ByteSize>,
     /// TLS settings.
     pub tls: Option<TlsFile>,
     /// Node discovery.
@@ -178,6 +181,9 @@ pub struct EngineFile {
     pub queue_max_bytes: Option<ByteSize>,
     /// Retries of a document that failed with a retryable error (default 5; 0 disables).
     pub item_max_retries: Option<u32>,
+    /// How long a document refused with 429 (the cluster is overloaded) keeps being retried
+    /// before it is dead-lettered (default `"5m"`).
+    pub item_retry_budget: Option<DurationValue>,
     /// First retry backoff (default `"200ms"`), doubled per attempt…
     pub retry_base: Option<DurationValue>,
     /// …up to this (default `"10s"`).

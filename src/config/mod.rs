@@ -27,6 +27,8 @@ pub use profile::{
     Auth, BreakerSettings, EngineSettings, EsSettings, KibanaSettings, ResolvedProfile,
     SniffSettings, TlsSettings,
 };
+pub use profile::{DEFAULT_ITEM_RETRY_BUDGET, DEFAULT_MAX_RESPONSE_BYTES};
+pub use units::{format_duration, saturating_budget};
 pub use units::{parse_duration, parse_size};
 
 use crate::paths::Paths;

@@ -47,7 +47,17 @@ pub struct EsSettings {
     /// Dead-node backoff: a failing node is dead for `min(base × 2^(failures−1), max)`.
     pub dead_backoff_base: Duration,
     pub dead_backoff_max: Duration,
+    /// The largest answer read from a node, in bytes (after gzip decoding).
+    pub max_response_bytes: usize,
 }
+
+/// The default bound on one Elasticsearch answer: 256 MiB. Our requests ask for small
+/// answers (bulk answers filtered to errors, pages of 1000 ids), so this only stops a broken
+/// or hostile node; it still fits a 1000-hit page of 250 KB documents.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 256 << 20;
+
+/// The default time an item refused with 429 keeps being retried before it is dead-lettered.
+pub const DEFAULT_ITEM_RETRY_BUDGET: Duration = Duration::from_secs(300);
 
 impl EsSettings {
     /// Defaults for a list of nodes.
@@ -64,6 +74,7 @@ impl EsSettings {
             compatible_with: 8,
             dead_backoff_base: Duration::from_secs(1),
             dead_backoff_max: Duration::from_secs(30),
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
         }
     }
 }
@@ -116,6 +127,9 @@ pub struct EngineSettings {
     /// Bound of the extractor → batcher queue, in bytes.
     pub queue_max_bytes: usize,
     pub item_max_retries: u32,
+    /// How long an item refused with 429 (back-pressure) keeps being retried before it is
+    /// dead-lettered; `item_max_retries` counts only the other transient item errors.
+    pub item_retry_budget: Duration,
     pub retry_base: Duration,
     pub retry_max: Duration,
     pub dlq_max_entries: u64,
@@ -135,6 +149,7 @@ impl Default for EngineSettings {
             max_in_flight: 4,
             queue_max_bytes: 16 * 1024 * 1024,
             item_max_retries: 5,
+            item_retry_budget: DEFAULT_ITEM_RETRY_BUDGET,
             retry_base: Duration::from_millis(200),
             retry_max: Duration::from_secs(10),
             dlq_max_entries: 1_000_000,

@@ -84,6 +84,31 @@ pub fn format_size(bytes: u64) -> String {
     format!("{bytes}B")
 }
 
+/// Formats a duration the way the file accepts it, in its largest whole unit (`30d`, `90s`,
+/// `1500ms`). Sub-millisecond parts are dropped.
+pub fn format_duration(d: Duration) -> String {
+    const UNITS: [(u128, &str); 4] = [
+        (86_400_000, "d"),
+        (3_600_000, "h"),
+        (60_000, "m"),
+        (1_000, "s"),
+    ];
+    let millis = d.as_millis();
+    for (factor, unit) in UNITS {
+        if millis >= factor && millis.is_multiple_of(factor) {
+            return format!("{}{unit}", millis / factor);
+        }
+    }
+    format!("{millis}ms")
+}
+
+/// `base × factor + extra`, saturating at `Duration::MAX` instead of panicking: the
+/// engine's budgets are built from configured durations and counts, and no setting may
+/// crash a running job.
+pub fn saturating_budget(base: Duration, factor: u32, extra: Duration) -> Duration {
+    base.saturating_mul(factor).saturating_add(extra)
+}
+
 /// A duration field of the file, e.g. `request_timeout = "30s"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DurationValue(pub Duration);
@@ -172,6 +197,32 @@ impl Visitor<'_> for SizeVisitor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_format_in_their_largest_unit() {
+        assert_eq!(format_duration(Duration::from_secs(30 * 86_400)), "30d");
+        assert_eq!(format_duration(Duration::from_secs(7200)), "2h");
+        assert_eq!(format_duration(Duration::from_secs(90)), "90s");
+        assert_eq!(format_duration(Duration::from_millis(1500)), "1500ms");
+        assert_eq!(format_duration(Duration::ZERO), "0ms");
+        for text in ["30d", "2h", "90s", "1500ms", "5m"] {
+            let d = parse_duration(text).unwrap();
+            assert_eq!(parse_duration(&format_duration(d)), Some(d));
+        }
+    }
+
+    #[test]
+    fn budgets_saturate_instead_of_overflowing() {
+        let huge = Duration::from_secs(5_000_000_000 * 3600);
+        assert_eq!(
+            saturating_budget(huge, 4_000_000_001, Duration::from_secs(60)),
+            Duration::MAX
+        );
+        assert_eq!(
+            saturating_budget(Duration::from_secs(2), 3, Duration::from_secs(1)),
+            Duration::from_secs(7)
+        );
+    }
 
     #[test]
     fn durations() {

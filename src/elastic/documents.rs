@@ -330,6 +330,31 @@ impl<'de> serde::de::Visitor<'de> for FieldTextVisitor {
 
 /// A hit of an id scan as [`DocMeta`]: the body `id` (the source's id) when it is a string,
 /// falling back to `_id` like the framework does.
+/// One page of a PIT scan: the new PIT id, the documents, and the last hit's sort values
+/// (`None` for an empty page).
+type ScanPage = (Option<String>, Vec<DocMeta>, Option<Vec<Value>>);
+
+/// Reads one page of a PIT scan. Fails with [`Error::Decode`] on an answer that is not one.
+fn read_scan_page(body: &[u8]) -> Result<ScanPage> {
+    let decode = |reason: String| Error::Decode {
+        url_path: "/_search".to_string(),
+        reason,
+    };
+    let answer: ScanAnswer<'_> =
+        serde_json::from_slice(body).map_err(|e| decode(format!("unexpected JSON: {e}")))?;
+    let mut hits = answer.hits.hits;
+    let last_sort = match hits.last_mut() {
+        Some(last) => Some(
+            last.sort
+                .take()
+                .ok_or_else(|| decode("a PIT search hit came without 'sort' values".into()))?,
+        ),
+        None => None,
+    };
+    let pit = answer.pit_id.map(Cow::into_owned);
+    Ok((pit, hits.into_iter().map(scan_meta).collect(), last_sort))
+}
+
 fn scan_meta(hit: ScanHit<'_>) -> DocMeta {
     let source = hit.source.unwrap_or_default();
     let (id, stored_id) = match source.id {
@@ -578,31 +603,27 @@ impl PitScan {
             ("filter_path", filter.to_string()),
             ("allow_partial_search_results", "false".to_string()),
         ];
-        let response = self
+        // Parsed inside the transport's retry loop: a page is an idempotent read, so a
+        // garbled or cut answer is asked for again instead of failing the whole scan.
+        let (new_pit, page, last_sort) = self
             .transport
-            .send(Method::POST, "/_search", &params, Some(encoded))
+            .send_with(
+                Method::POST,
+                "/_search",
+                &params,
+                Some(encoded),
+                |response| read_scan_page(&response.body),
+            )
             .await?;
-        let decode = |reason: String| Error::Decode {
-            url_path: "/_search".to_string(),
-            reason,
-        };
-        let answer: ScanAnswer<'_> = serde_json::from_slice(&response.body)
-            .map_err(|e| decode(format!("unexpected JSON: {e}")))?;
-        if let Some(new_pit) = answer.pit_id {
-            self.pit = Some(new_pit.into_owned());
+        if let Some(new_pit) = new_pit {
+            self.pit = Some(new_pit);
         }
-        let hits = answer.hits.hits;
-        if hits.len() < self.page_size {
+        if page.len() < self.page_size {
             self.done = true;
         }
-        if let Some(last) = hits.last() {
-            let sort = last
-                .sort
-                .clone()
-                .ok_or_else(|| decode("a PIT search hit came without 'sort' values".into()))?;
+        if let Some(sort) = last_sort {
             self.search_after = Some(Value::Array(sort));
         }
-        let page: Vec<DocMeta> = hits.into_iter().map(scan_meta).collect();
         if self.done {
             self.close_pit().await?;
         }
@@ -646,6 +667,58 @@ impl IdScan for PitScan {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// A bulk answer of `n` items, each with one of the shapes a cluster sends.
+    fn bulk_answer(statuses: &[u16]) -> String {
+        let items: Vec<String> = statuses
+            .iter()
+            .enumerate()
+            .map(|(i, status)| match status {
+                200..=299 => format!(r#"{{"index":{{"_id":"{i}","status":{status},"result":"created"}}}}"#),
+                _ => format!(
+                    r#"{{"create":{{"_id":"{i}","status":{status},"error":{{"type":"t{i}","reason":"r"}}}}}}"#
+                ),
+            })
+            .collect();
+        format!(
+            r#"{{"took":1,"errors":true,"items":[{}]}}"#,
+            items.join(",")
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        /// Whatever bytes arrive, the bulk-answer parser returns, never panics.
+        #[test]
+        fn the_bulk_answer_parser_never_panics_on_any_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            let _ = parse_bulk_response(&bytes);
+        }
+
+        /// A real answer cut anywhere, or with a byte changed anywhere, parses to an error or
+        /// to at most as many items as were sent; an intact one keeps every status.
+        #[test]
+        fn the_bulk_answer_parser_survives_cut_and_flipped_answers(
+            statuses in proptest::collection::vec(prop_oneof![Just(200u16), Just(201), Just(400), Just(429), Just(503)], 0..40),
+            cut in any::<usize>(),
+            flip in proptest::option::of((any::<usize>(), any::<u8>())),
+        ) {
+            let text = bulk_answer(&statuses);
+            let parsed = parse_bulk_response(text.as_bytes()).unwrap();
+            let got: Vec<u16> = parsed.items.iter().map(|i| i.status).collect();
+            prop_assert_eq!(&got, &statuses);
+            let mut bytes = text.into_bytes();
+            if let Some((at, byte)) = flip {
+                let len = bytes.len();
+                bytes[at % len] = byte;
+            }
+            bytes.truncate(cut % (bytes.len() + 1));
+            if let Ok(parsed) = parse_bulk_response(&bytes) {
+                prop_assert!(parsed.items.len() <= statuses.len());
+            }
+        }
+    }
 
     #[test]
     fn bulk_items_keep_op_id_status_result_and_error() {

@@ -33,6 +33,12 @@ pub enum Error {
     /// The answer could not be read or did not have the expected shape.
     #[error("could not read the answer to '{url_path}': {reason}")]
     Decode { url_path: String, reason: String },
+    /// The answer was larger than `max_response_bytes`; reading stopped there.
+    #[error(
+        "the answer to '{url_path}' is larger than {limit} bytes ('max_response_bytes' in the \
+         profile's [elasticsearch] section); it was not read"
+    )]
+    TooLarge { url_path: String, limit: usize },
     /// A 2xx answer without `X-Elastic-Product: Elasticsearch`: not Elasticsearch, or a proxy
     /// in the way.
     #[error(

@@ -90,6 +90,20 @@ impl NodePool {
         Some(node.url.clone())
     }
 
+    /// How long until some node may be tried again when every node is dead; `None` when one
+    /// is alive (or the pool is empty): a retry waits this long rather than forcing a dead
+    /// node back at once.
+    pub fn wait_for_live(&self, now: Instant) -> Option<Duration> {
+        if self.nodes.is_empty() || self.nodes.iter().any(|node| node.is_alive(now)) {
+            return None;
+        }
+        self.nodes
+            .iter()
+            .filter_map(|node| node.dead_until)
+            .min()
+            .map(|until| until.saturating_duration_since(now))
+    }
+
     /// Records a failure and returns how long the node is now dead for.
     pub fn mark_dead(&mut self, url: &Url, now: Instant) -> Option<Duration> {
         let (base, max) = (self.backoff_base, self.backoff_max);
@@ -97,7 +111,10 @@ impl NodePool {
         node.failures = node.failures.saturating_add(1);
         let factor = 2u32.saturating_pow(node.failures - 1);
         let backoff = base.saturating_mul(factor).min(max);
-        node.dead_until = Some(now + backoff);
+        // A clock near its end cannot overflow: the node then stays dead "forever" (a year).
+        node.dead_until = now
+            .checked_add(backoff)
+            .or_else(|| now.checked_add(Duration::from_secs(365 * 24 * 3600)));
         Some(backoff)
     }
 
@@ -248,6 +265,23 @@ mod tests {
         assert!(!snap[0].alive);
         assert!(snap[1].alive);
         assert_eq!(p.sniff_order(now), vec![all[2].clone(), all[1].clone()]);
+    }
+
+    #[test]
+    fn a_retry_waits_for_the_soonest_dead_node() {
+        let now = Instant::now();
+        let mut p = pool(2);
+        let all = urls(2);
+        assert_eq!(p.wait_for_live(now), None);
+        p.mark_dead(&all[0], now);
+        assert_eq!(p.wait_for_live(now), None, "one node is still alive");
+        p.mark_dead(&all[1], now);
+        p.mark_dead(&all[1], now);
+        assert_eq!(p.wait_for_live(now), Some(Duration::from_secs(1)));
+        let later = now + Duration::from_millis(400);
+        assert_eq!(p.wait_for_live(later), Some(Duration::from_millis(600)));
+        assert_eq!(p.wait_for_live(now + Duration::from_secs(1)), None);
+        assert_eq!(pool(0).wait_for_live(now), None);
     }
 
     #[test]

@@ -14,9 +14,16 @@
 //!   connection like any other, since a cut can also land before the status line and the two
 //!   cannot be told apart reliably; the node is marked dead and the request retried. When
 //!   retries run out after a cut body, the error is [`Error::Decode`] ("cut short");
-//! - a complete answer that is not what was expected (not JSON, wrong shape):
-//!   [`Error::Decode`] at once, not retried: the same node or its peers would answer the same,
-//!   and the request has taken effect.
+//! - a complete answer that is not what was expected (not JSON, wrong shape): on an
+//!   idempotent read (GET, HEAD, `_search`, `_count`, PIT open and close, `_mget`; see
+//!   [`is_idempotent_read`]) it is retried after a short backoff like any other transient
+//!   fault, since a proxy or a dying node can garble one answer and the next one be fine;
+//!   on a write it is [`Error::Decode`] at once: the request has taken effect, and sending
+//!   it again is not ours to decide;
+//! - an answer larger than `max_response_bytes`: [`Error::TooLarge`] at once, read no further;
+//! - with every node dead, a retry waits for the one due soonest (the pool's dead-node
+//!   backoff, at most `dead_backoff_max`) instead of hammering it; repeated warnings about
+//!   the same node are rate-limited in the log ([`WarnGate`]).
 //!
 //! Retrying after a broken connection can repeat a request the node already carried out, as
 //! the official clients do. Most writes tolerate it (bulk items carry ids, document updates are
@@ -36,6 +43,7 @@ use bytes::Bytes;
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::collections::HashMap;
 use std::fmt;
 use std::io::Write as _;
 use std::sync::{Mutex, MutexGuard};
@@ -198,6 +206,9 @@ impl TransportBuilder<'_> {
             json_type,
             ndjson_type,
             request_timeout: s.request_timeout,
+            max_response_bytes: s.max_response_bytes,
+            dead_backoff_max: s.dead_backoff_max,
+            warnings: WarnGate::new(WARN_EVERY),
             max_retries: s.max_retries,
             retry_on_timeout: s.retry_on_timeout,
             gzip: s.gzip,
@@ -232,6 +243,12 @@ pub struct Transport {
     json_type: HeaderValue,
     ndjson_type: HeaderValue,
     request_timeout: Duration,
+    /// The largest answer body read (after gzip decoding).
+    max_response_bytes: usize,
+    /// The longest a retry waits for a dead node.
+    dead_backoff_max: Duration,
+    /// Keeps a dead cluster from flooding the log with one warning per attempt.
+    warnings: WarnGate,
     max_retries: u32,
     retry_on_timeout: bool,
     gzip: bool,
@@ -306,7 +323,8 @@ impl Transport {
         })
     }
 
-    /// Sends a request and parses the JSON answer into `T`.
+    /// Sends a request and parses the JSON answer into `T`. On an idempotent read (see
+    /// [`is_idempotent_read`]) an answer that does not parse is retried like a transient fault.
     pub async fn request<T: DeserializeOwned>(
         &self,
         method: Method,
@@ -314,11 +332,14 @@ impl Transport {
         query: &[(&str, String)],
         body: Option<Body>,
     ) -> Result<T> {
-        self.send(method, path, query, body).await?.json()
+        self.send_with(method, path, query, body, |response| response.json())
+            .await
     }
 
     /// Sends a request with the retry policy of the module docs. `path` is already encoded
-    /// (see [`path`]); `query` values are encoded here.
+    /// (see [`path`]); `query` values are encoded here. The body is not looked at: callers
+    /// of idempotent reads that parse it themselves use [`Transport::send_with`], so a
+    /// garbled answer is retried.
     pub async fn send(
         &self,
         method: Method,
@@ -326,16 +347,35 @@ impl Transport {
         query: &[(&str, String)],
         body: Option<Body>,
     ) -> Result<Response> {
+        self.send_with(method, path, query, body, Ok).await
+    }
+
+    /// Sends a request and reads its answer with `read`. When the request is an idempotent
+    /// read and `read` fails with [`Error::Decode`] (an answer cut short, not JSON, the wrong
+    /// shape), the request is sent again after a backoff, within `max_retries`; otherwise
+    /// `read`'s error is returned as is.
+    pub async fn send_with<T>(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<Body>,
+        mut read: impl FnMut(Response) -> Result<T>,
+    ) -> Result<T> {
         self.sniff_if_due().await;
         let body = match body {
             Some(body) if self.gzip => Some(gzip_body(path, body)?),
             other => other.map(|b| (b, false)),
         };
+        let idempotent = is_idempotent_read(&method, path);
         let query = encode_query(query);
         let mut throttle: Option<ExponentialBackoff> = None;
         let mut attempts: u32 = 0;
         loop {
-            attempts += 1;
+            attempts = attempts.saturating_add(1);
+            if attempts > 1 {
+                self.wait_for_a_live_node().await;
+            }
             let node = self.pool().select(Instant::now()).ok_or(Error::NoNodes)?;
             let attempt = self
                 .attempt(&node, &method, path, &query, body.as_ref())
@@ -344,7 +384,22 @@ impl Transport {
             match attempt {
                 Attempt::Done(response) => {
                     self.pool().mark_live(&node);
-                    return Ok(response);
+                    let error = match read(response) {
+                        Ok(value) => return Ok(value),
+                        Err(e) => e,
+                    };
+                    if !(idempotent && retries_left && matches!(error, Error::Decode { .. })) {
+                        return Err(error);
+                    }
+                    let delay = throttle
+                        .get_or_insert_with(|| self.throttle.build())
+                        .next()
+                        .unwrap_or(self.request_timeout);
+                    let node = display_url(&node);
+                    if let Some(suppressed) = self.warnings.pass(&format!("decode {node}")) {
+                        tracing::warn!(node = %node, path, error = %error, ?delay, suppressed, "unreadable answer to a read; retrying");
+                    }
+                    tokio::time::sleep(delay).await;
                 }
                 Attempt::Final(error) => {
                     self.pool().mark_live(&node);
@@ -369,7 +424,10 @@ impl Transport {
                 }
                 Attempt::NodeFailed { reason, cut } => {
                     let dead_for = self.pool().mark_dead(&node, Instant::now());
-                    tracing::warn!(node = %display_url(&node), path, %reason, ?dead_for, "Elasticsearch node failed");
+                    let shown = display_url(&node);
+                    if let Some(suppressed) = self.warnings.pass(&format!("failed {shown}")) {
+                        tracing::warn!(node = %shown, path, %reason, ?dead_for, suppressed, "Elasticsearch node failed");
+                    }
                     if !retries_left {
                         return Err(cut.unwrap_or(Error::Unreachable {
                             attempts,
@@ -381,6 +439,15 @@ impl Transport {
                     }
                 }
             }
+        }
+    }
+
+    /// Before a retry: when every node is dead, sleeps until the one due soonest may be tried
+    /// again (at most `dead_backoff_max`), so a dead cluster is not hammered in a tight loop.
+    async fn wait_for_a_live_node(&self) {
+        let wait = self.pool().wait_for_live(Instant::now());
+        if let Some(wait) = wait {
+            tokio::time::sleep(wait.min(self.dead_backoff_max)).await;
         }
     }
 
@@ -423,10 +490,18 @@ impl Transport {
         };
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        let bytes = match response.bytes().await {
+        let bytes = match read_limited(response, self.max_response_bytes).await {
             Ok(bytes) => bytes,
-            Err(e) if e.is_timeout() => return self.timeout_outcome(&node_name, path),
-            Err(e) => {
+            Err(ReadFailure::TooLarge) => {
+                return Attempt::Final(Error::TooLarge {
+                    url_path: path.to_string(),
+                    limit: self.max_response_bytes,
+                });
+            }
+            Err(ReadFailure::Http(e)) if e.is_timeout() => {
+                return self.timeout_outcome(&node_name, path);
+            }
+            Err(ReadFailure::Http(e)) => {
                 let reason = format!(
                     "the answer from '{node_name}' was cut short ({})",
                     describe(&e)
@@ -460,7 +535,9 @@ impl Transport {
     }
 
     fn timeout_outcome(&self, node: &str, path: &str) -> Attempt {
-        tracing::warn!(node, path, timeout = ?self.request_timeout, "Elasticsearch request timed out");
+        if let Some(suppressed) = self.warnings.pass(&format!("timeout {node}")) {
+            tracing::warn!(node, path, timeout = ?self.request_timeout, suppressed, "Elasticsearch request timed out");
+        }
         if self.retry_on_timeout {
             Attempt::NodeFailed {
                 reason: format!("'{node}': timed out after {:?}", self.request_timeout),
@@ -562,6 +639,116 @@ impl Transport {
             return Ok(urls);
         }
         Err(last)
+    }
+}
+
+/// Whether a request only reads, so sending it twice does no harm: GET and HEAD, searches,
+/// counts, multi-gets, and opening or closing a point in time (an extra PIT expires on its
+/// own; closing one twice answers 404, which the caller accepts). Everything else is a write
+/// and keeps the stricter rules of the module docs.
+pub fn is_idempotent_read(method: &Method, path: &str) -> bool {
+    if *method == Method::GET || *method == Method::HEAD {
+        return true;
+    }
+    let last = path.trim_end_matches('/').rsplit('/').next().unwrap_or("");
+    if *method == Method::POST {
+        return matches!(
+            last,
+            "_search" | "_count" | "_pit" | "_mget" | "_field_caps"
+        );
+    }
+    *method == Method::DELETE && path.trim_end_matches('/') == "/_pit"
+}
+
+enum ReadFailure {
+    TooLarge,
+    Http(reqwest::Error),
+}
+
+/// Reads a body chunk by chunk and stops as soon as it passes `limit` bytes (decoded), so
+/// a hostile or broken node cannot make us buffer gigabytes. A `Content-Length` over the
+/// limit is refused before reading anything.
+async fn read_limited(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> std::result::Result<Bytes, ReadFailure> {
+    let declared = response.content_length().unwrap_or(0);
+    if usize::try_from(declared).map_or(true, |n| n > limit) {
+        return Err(ReadFailure::TooLarge);
+    }
+    let declared = declared as usize;
+    let mut first: Option<Bytes> = None;
+    let mut buf: Vec<u8> = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(ReadFailure::Http)? {
+        let held = first.as_ref().map_or(buf.len(), Bytes::len);
+        if held.saturating_add(chunk.len()) > limit {
+            return Err(ReadFailure::TooLarge);
+        }
+        // The common single-chunk answer is kept without a copy.
+        if let Some(only) = first.take() {
+            buf.reserve(declared.max(only.len() + chunk.len()));
+            buf.extend_from_slice(&only);
+            buf.extend_from_slice(&chunk);
+        } else if buf.is_empty() {
+            first = Some(chunk);
+        } else {
+            buf.extend_from_slice(&chunk);
+        }
+    }
+    Ok(first.unwrap_or_else(|| Bytes::from(buf)))
+}
+
+/// How often a repeated warning (same kind, same node) is written: once, then at most once
+/// per this period, with the number suppressed in between.
+const WARN_EVERY: Duration = Duration::from_secs(10);
+
+/// Rate-limits repeated warnings by key: a cluster that is down produces one warning per
+/// attempt, and with a large `max_retries` that flooded the log with hundreds of megabytes.
+/// The first warning of a key passes; later ones pass at most once per `every`, carrying how
+/// many were suppressed since.
+pub struct WarnGate {
+    every: Duration,
+    seen: Mutex<HashMap<String, (Instant, u64)>>,
+}
+
+/// More distinct keys than this and the gate forgets them all (nodes come and go by sniffing).
+const WARN_KEYS: usize = 256;
+
+impl WarnGate {
+    pub fn new(every: Duration) -> Self {
+        Self {
+            every,
+            seen: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// `Some(suppressed)` when a warning for `key` should be written now, with the number of
+    /// warnings for it held back since the last one; `None` to hold this one back.
+    pub fn pass(&self, key: &str) -> Option<u64> {
+        self.pass_at(key, Instant::now())
+    }
+
+    fn pass_at(&self, key: &str, now: Instant) -> Option<u64> {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.len() > WARN_KEYS && !seen.contains_key(key) {
+            seen.clear();
+        }
+        match seen.get_mut(key) {
+            None => {
+                seen.insert(key.to_string(), (now, 0));
+                Some(0)
+            }
+            Some((last, held)) if now.saturating_duration_since(*last) >= self.every => {
+                let suppressed = *held;
+                *last = now;
+                *held = 0;
+                Some(suppressed)
+            }
+            Some((_, held)) => {
+                *held = held.saturating_add(1);
+                None
+            }
+        }
     }
 }
 
@@ -818,6 +1005,35 @@ fn describe(e: &reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_are_told_from_writes() {
+        assert!(is_idempotent_read(&Method::GET, "/_connector/abc"));
+        assert!(is_idempotent_read(&Method::HEAD, "/idx"));
+        assert!(is_idempotent_read(&Method::POST, "/_search"));
+        assert!(is_idempotent_read(&Method::POST, "/idx/_search"));
+        assert!(is_idempotent_read(&Method::POST, "/idx/_count"));
+        assert!(is_idempotent_read(&Method::POST, "/idx/_pit"));
+        assert!(is_idempotent_read(&Method::DELETE, "/_pit"));
+        assert!(!is_idempotent_read(&Method::POST, "/idx/_bulk"));
+        assert!(!is_idempotent_read(&Method::POST, "/_connector/_sync_job"));
+        assert!(!is_idempotent_read(&Method::PUT, "/_connector/x/_check_in"));
+        assert!(!is_idempotent_read(&Method::DELETE, "/idx"));
+        assert!(!is_idempotent_read(&Method::POST, "/idx/_delete_by_query"));
+    }
+
+    #[test]
+    fn repeated_warnings_are_held_back_and_counted() {
+        let gate = WarnGate::new(Duration::from_secs(10));
+        let t0 = Instant::now();
+        assert_eq!(gate.pass_at("a", t0), Some(0));
+        for i in 1..=1000u64 {
+            assert_eq!(gate.pass_at("a", t0 + Duration::from_millis(i)), None);
+        }
+        assert_eq!(gate.pass_at("b", t0), Some(0), "other keys are independent");
+        assert_eq!(gate.pass_at("a", t0 + Duration::from_secs(11)), Some(1000));
+        assert_eq!(gate.pass_at("a", t0 + Duration::from_secs(12)), None);
+    }
 
     #[test]
     fn path_segments_are_encoded() {

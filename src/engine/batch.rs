@@ -27,6 +27,9 @@ pub struct BatchItem {
     pub end: usize,
     /// How many times this item was sent before.
     pub attempts: u32,
+    /// When the cluster first refused this item with 429 (back-pressure): its retries are
+    /// bounded by a time budget from then, not by `attempts`.
+    pub throttled_since: Option<Instant>,
 }
 
 impl BatchItem {
@@ -95,7 +98,8 @@ impl Batch {
                 start,
                 source_start: shift(item.source_start),
                 end: shift(item.end),
-                attempts: item.attempts + 1,
+                attempts: item.attempts.saturating_add(1),
+                throttled_since: item.throttled_since,
             });
         }
         Batch {
@@ -237,6 +241,7 @@ impl BatchBuilder {
             source_start,
             end,
             attempts: 0,
+            throttled_since: None,
         };
         let over_bytes = end > self.limits.max_bytes && !self.current.items.is_empty();
         if over_bytes {

@@ -1,6 +1,9 @@
 //! The circuit breaker in front of one sink's bulk requests: `Breaker`, a closed / open /
 //! half-open state machine over whole-request outcomes, and `SharedBreaker`, its thread-safe
 //! wrapper whose `acquire` waits while the breaker is open (the sink's backpressure).
+//! Beside it, [`InFlightLimit`]: the request slots of one sink, fewer while the cluster
+//! refuses items with 429 (back-pressure that is not failure), as many as allowed again once
+//! it stops.
 //!
 //! `Breaker` takes the time as an argument and never sleeps, so its tests need no clock. It
 //! only counts what it is told: the sink decides what a failure is (connection error, 5xx,
@@ -578,6 +581,175 @@ impl Drop for BreakerGuard {
     }
 }
 
+/// The bulk request slots of one sink, with additive-increase / multiplicative-decrease
+/// sizing, as TCP, Logstash and the Python client's `streaming_bulk` back off: every answer
+/// whose items met 429s halves the limit (at most once per round of requests in flight),
+/// every `limit` clean answers in a row raise it by one, up to `max`. A request holds its
+/// slot only while it is on the wire: backoffs are waited out without one. Cheap to clone.
+#[derive(Clone)]
+pub struct InFlightLimit {
+    shared: Arc<LimitShared>,
+}
+
+struct LimitShared {
+    state: Mutex<LimitState>,
+    /// Woken when a slot is freed or the limit grows.
+    freed: Notify,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct LimitState {
+    max: usize,
+    limit: usize,
+    in_use: usize,
+    /// Clean answers since the last change of the limit.
+    clean: usize,
+    /// Answers since the last cut; a new cut needs a full round (`limit` answers), so
+    /// concurrent answers of one overload halve the limit once, not once each.
+    since_cut: usize,
+    cuts: u64,
+}
+
+/// A view of an [`InFlightLimit`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct LimitSnapshot {
+    /// Requests allowed in flight now.
+    pub limit: usize,
+    /// The configured `max_in_flight`.
+    pub max: usize,
+    /// Requests in flight.
+    pub in_use: usize,
+    /// How many times 429s cut the limit.
+    pub cuts: u64,
+}
+
+impl InFlightLimit {
+    /// `max` slots (at least 1), all available.
+    pub fn new(max: usize) -> Self {
+        let max = max.max(1);
+        Self {
+            shared: Arc::new(LimitShared {
+                state: Mutex::new(LimitState {
+                    max,
+                    limit: max,
+                    in_use: 0,
+                    clean: 0,
+                    since_cut: max,
+                    cuts: 0,
+                }),
+                freed: Notify::new(),
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, LimitState> {
+        self.shared
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Changes the most slots (the limit follows, keeping any cut in proportion).
+    pub fn set_max(&self, max: usize) {
+        let max = max.max(1);
+        {
+            let mut s = self.lock();
+            s.limit = if s.limit == s.max {
+                max
+            } else {
+                s.limit.min(max)
+            };
+            s.max = max;
+        }
+        self.shared.freed.notify_waiters();
+    }
+
+    /// Waits for a free slot; the slot is freed when the returned guard drops.
+    pub async fn acquire(&self) -> SlotGuard {
+        loop {
+            let freed = self.shared.freed.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            {
+                let mut s = self.lock();
+                if s.in_use < s.limit {
+                    s.in_use += 1;
+                    return SlotGuard {
+                        shared: Arc::clone(&self.shared),
+                    };
+                }
+            }
+            freed.await;
+        }
+    }
+
+    /// Records one answered bulk request: whether any of its items met a 429.
+    pub fn report(&self, throttled: bool) {
+        let grew = {
+            let mut s = self.lock();
+            s.since_cut = s.since_cut.saturating_add(1);
+            if throttled {
+                s.clean = 0;
+                if s.since_cut >= s.limit && s.limit > 1 {
+                    s.limit = (s.limit / 2).max(1);
+                    s.since_cut = 0;
+                    s.cuts += 1;
+                }
+                false
+            } else {
+                s.clean += 1;
+                if s.clean >= s.limit && s.limit < s.max {
+                    s.limit += 1;
+                    s.clean = 0;
+                    true
+                } else {
+                    false
+                }
+            }
+        };
+        if grew {
+            self.shared.freed.notify_waiters();
+        }
+    }
+
+    pub fn snapshot(&self) -> LimitSnapshot {
+        let s = self.lock();
+        LimitSnapshot {
+            limit: s.limit,
+            max: s.max,
+            in_use: s.in_use,
+            cuts: s.cuts,
+        }
+    }
+}
+
+impl fmt::Debug for InFlightLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InFlightLimit")
+            .field("state", &*self.lock())
+            .finish()
+    }
+}
+
+/// One request slot of an [`InFlightLimit`], freed on drop.
+pub struct SlotGuard {
+    shared: Arc<LimitShared>,
+}
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        {
+            let mut s = self
+                .shared
+                .state
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            s.in_use = s.in_use.saturating_sub(1);
+        }
+        self.shared.freed.notify_waiters();
+    }
+}
+
 /// Tokio's clock (paused in tests), as a std `Instant` for the breaker.
 fn clock() -> Instant {
     tokio::time::Instant::now().into_std()
@@ -587,6 +759,64 @@ fn clock() -> Instant {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[tokio::test]
+    async fn throttled_answers_halve_the_slots_and_clean_ones_grow_them_back() {
+        let limit = InFlightLimit::new(8);
+        assert_eq!(limit.snapshot().limit, 8);
+        limit.report(true);
+        assert_eq!(limit.snapshot().limit, 4);
+        // Answers of the same round (requests sent before the cut) do not cut again.
+        for _ in 0..3 {
+            limit.report(true);
+        }
+        assert_eq!(limit.snapshot().limit, 4);
+        limit.report(true);
+        assert_eq!(limit.snapshot().limit, 2);
+        for _ in 0..2 {
+            limit.report(true);
+        }
+        limit.report(true);
+        assert_eq!(limit.snapshot().limit, 1, "never below one");
+        for _ in 0..10 {
+            limit.report(true);
+        }
+        assert_eq!(limit.snapshot().limit, 1);
+        // Grow by one per `limit` clean answers: 1 → 2 after 1, → 3 after 2 more, ...
+        let mut answers = 0;
+        while limit.snapshot().limit < 8 {
+            limit.report(false);
+            answers += 1;
+            assert!(answers < 100, "{:?}", limit.snapshot());
+        }
+        assert_eq!(answers, 1 + 2 + 3 + 4 + 5 + 6 + 7);
+        limit.report(false);
+        assert_eq!(limit.snapshot().limit, 8, "never above max");
+        assert_eq!(limit.snapshot().cuts, 3);
+    }
+
+    #[tokio::test]
+    async fn a_slot_is_held_until_its_guard_drops() {
+        let limit = InFlightLimit::new(2);
+        let a = limit.acquire().await;
+        let _b = limit.acquire().await;
+        assert_eq!(limit.snapshot().in_use, 2);
+        let waiting = {
+            let limit = limit.clone();
+            tokio::spawn(async move {
+                let _c = limit.acquire().await;
+            })
+        };
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        drop(a);
+        tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("a freed slot wakes a waiter")
+            .unwrap();
+        limit.set_max(1);
+        assert_eq!(limit.snapshot().limit, 1);
+    }
 
     fn settings() -> BreakerSettings {
         BreakerSettings {

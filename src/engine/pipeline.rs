@@ -602,7 +602,9 @@ const PERMIT_BYTES: usize = 1024;
 
 impl Workers {
     fn start(parts: &PipelineParts, engine: &EngineSettings, cancel: CancellationToken) -> Self {
-        let n = engine.max_in_flight.max(1);
+        // More deliveries than request slots: a batch waiting out a backoff holds no slot.
+        parts.sink.configure(engine);
+        let n = super::sink::deliveries_for(engine.max_in_flight);
         let total_permits =
             (engine.queue_max_bytes / PERMIT_BYTES).clamp(1, u32::MAX as usize >> 4) as u32;
         let bytes = Arc::new(Semaphore::new(total_permits as usize));

@@ -552,9 +552,16 @@ impl Engine {
     /// retry budget (breaker open limit plus every item retry at the longest delay).
     pub fn stall_budget(&self) -> Duration {
         let s = &self.deps.settings;
-        self.deps.breaker.max_open
-            + s.retry_max * (s.item_max_retries + 1)
-            + Duration::from_secs(60)
+        // Saturating: the durations and counts come from the configuration file, and no
+        // value there may crash a running job (a panic here once did).
+        let item_retries = crate::config::saturating_budget(
+            s.retry_max,
+            s.item_max_retries.saturating_add(1),
+            Duration::ZERO,
+        )
+        .max(s.item_retry_budget);
+        crate::config::saturating_budget(self.deps.breaker.max_open, 1, item_retries)
+            .saturating_add(Duration::from_secs(60))
     }
 }
 

@@ -1,17 +1,25 @@
 //! The bulk sink: sends [`Batch`]es to a [`DocumentStore`] and sees every item through to an
 //! end — indexed, or dead-lettered with its reason and committed to disk before it counts as
 //! handled. Whole-request failures (unreachable, 5xx, 429, timeouts) go through the circuit
-//! breaker and are retried; item failures are retried when transient (429, 5xx) with
-//! exponential backoff and jitter, a capped number of times, and dead-lettered when permanent
-//! (mapping errors, invalid ids) or exhausted. Never retries forever.
+//! breaker and are retried; item failures are retried when transient, and dead-lettered when
+//! permanent (mapping errors, invalid ids) or exhausted. Never retries forever.
+//!
+//! Item 429s are back-pressure, not document errors: the items are sent again in a later,
+//! smaller batch, for as long as `item_retry_budget` allows (a time, not a count), and never
+//! count toward the error monitor. Other transient item errors (5xx, a missing item) keep a
+//! count, `item_max_retries`. A batch's backoff (one iterator per batch, exponential with
+//! jitter) is waited out without a request slot: the sink's [`InFlightLimit`] is held only
+//! while a request is on the wire, so other batches keep flowing; answers with 429s shrink
+//! the number of slots, clean answers grow it back. The pipeline runs more deliveries than
+//! slots ([`deliveries_for`]) so that waiting batches do not idle the slots.
 
 use super::batch::{Batch, BatchItem};
-use super::breaker::{BreakerError, SharedBreaker};
+use super::breaker::{BreakerError, InFlightLimit, SharedBreaker};
 use super::dlq::{DeadLetterStore, DlqError, NewDeadLetter};
 use super::monitor::{ErrorMonitor, MonitorTripped};
 use super::progress::{BatchTally, DocOutcome, Outcome, Progress};
 use crate::backend::{BackendError, BulkItem, BulkOp, BulkRequest, DocumentStore};
-use backon::BackoffBuilder;
+use backon::{BackoffBuilder, ExponentialBackoff};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -88,6 +96,17 @@ pub struct Sink {
     seq: AtomicU64,
     /// Why the sync was given up, once it was (see [`Sink::abort`]).
     aborted: Mutex<Option<String>>,
+    /// Request slots, shared by every delivery of this sink.
+    slots: InFlightLimit,
+    /// How long a 429-refused item keeps being retried.
+    item_retry_budget: Mutex<Duration>,
+}
+
+/// How many deliveries the pipeline runs for `max_in_flight` request slots: batches waiting
+/// out a backoff hold no slot, so a few more deliveries than slots keep every slot busy
+/// while some batches wait. The queue in front of them stays bounded in bytes.
+pub fn deliveries_for(max_in_flight: usize) -> usize {
+    max_in_flight.max(1).saturating_mul(4)
 }
 
 enum Classified {
@@ -120,7 +139,37 @@ impl Sink {
             settings,
             seq: AtomicU64::new(1 << 40),
             aborted: Mutex::new(None),
+            slots: InFlightLimit::new(crate::config::EngineSettings::default().max_in_flight),
+            item_retry_budget: Mutex::new(crate::config::DEFAULT_ITEM_RETRY_BUDGET),
         }
+    }
+
+    /// Applies the engine settings that size the sink: `max_in_flight` request slots and the
+    /// `item_retry_budget` of 429-refused items. Until called, the defaults apply.
+    pub fn configure(&self, engine: &crate::config::EngineSettings) {
+        self.slots.set_max(engine.max_in_flight);
+        *self
+            .item_retry_budget
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = engine.item_retry_budget;
+    }
+
+    /// The request slots, for progress and tests.
+    pub fn in_flight_limit(&self) -> &InFlightLimit {
+        &self.slots
+    }
+
+    fn retry_budget(&self) -> Duration {
+        *self
+            .item_retry_budget
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// This batch's backoff: exponential from `retry_base` to `retry_max`, with jitter,
+    /// endless (the callers bound the attempts).
+    fn backoff(&self) -> ExponentialBackoff {
+        batch_backoff(self.settings.retry_base, self.settings.retry_max)
     }
 
     /// Gives up on the sync: from now on, a delivery stopped by the cancellation token
@@ -173,11 +222,24 @@ impl Sink {
         let mut failed_out = Vec::new();
         let mut pending = batch;
         let mut request_attempts = 0u32;
-        let mut item_round = 0u32;
+        // One backoff per batch, kept across its rounds, so its delays keep growing.
+        let mut backoff = self.backoff();
+        let mut wait = Duration::ZERO;
         loop {
+            // The wait holds no request slot: other batches use the slots meanwhile.
+            if !wait.is_zero() {
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = cancel.cancelled() => return self.abandon(&pending, on_failure, total, failed_out).await,
+                }
+            }
             if cancel.is_cancelled() {
                 return self.abandon(&pending, on_failure, total, failed_out).await;
             }
+            let slot = tokio::select! {
+                slot = self.slots.acquire() => slot,
+                _ = cancel.cancelled() => return self.abandon(&pending, on_failure, total, failed_out).await,
+            };
             let permit = tokio::select! {
                 permit = self.breaker.acquire() => permit,
                 _ = cancel.cancelled() => return self.abandon(&pending, on_failure, total, failed_out).await,
@@ -209,8 +271,27 @@ impl Sink {
             };
             self.progress.set_in_flight_delta(1);
             let started = Instant::now();
-            let result = self.store.bulk(&request).await;
+            let result = {
+                let bulk = self.store.bulk(&request);
+                tokio::pin!(bulk);
+                tokio::select! {
+                    result = &mut bulk => result,
+                    _ = cancel.cancelled() => {
+                        if self.abort_reason().is_none() {
+                            // Canceled (SIGTERM, a cancel request): drop the request now
+                            // rather than wait for a cluster that may never answer.
+                            self.progress.set_in_flight_delta(-1);
+                            return Err(SinkError::Canceled);
+                        }
+                        // A sync given up on still settles what it sent: the answer says
+                        // which items were indexed, so none ends both indexed and
+                        // dead-lettered.
+                        bulk.await
+                    }
+                }
+            };
             let latency = started.elapsed();
+            drop(slot);
             self.progress.set_in_flight_delta(-1);
             let response = match result {
                 Ok(response) => {
@@ -244,9 +325,7 @@ impl Sink {
                                 return Ok((total, failed_out));
                             }
                             tracing::warn!(job = %self.settings.job_id, attempt = request_attempts, error = %reason, "bulk request failed; retrying");
-                            if self.pause(request_attempts, cancel).await.is_err() {
-                                return self.abandon(&pending, on_failure, total, failed_out).await;
-                            }
+                            wait = backoff.next().unwrap_or(self.settings.retry_max);
                             continue;
                         }
                         Classified::FailAll {
@@ -287,7 +366,7 @@ impl Sink {
                     }
                 }
             };
-            let retry = self
+            let settled = self
                 .settle_response(
                     &pending,
                     &response.items,
@@ -297,15 +376,14 @@ impl Sink {
                     &mut failed_out,
                 )
                 .await?;
-            if retry.is_empty() {
+            self.slots.report(settled.throttled > 0);
+            if settled.retry.is_empty() {
                 return Ok((total, failed_out));
             }
-            item_round += 1;
+            // The items to retry become a later, smaller batch of their own.
             let seq = self.seq.fetch_add(1, Ordering::Relaxed);
-            pending = pending.subset(seq, &retry);
-            if self.pause(item_round, cancel).await.is_err() {
-                return self.abandon(&pending, on_failure, total, failed_out).await;
-            }
+            pending = pending.subset(seq, &settled.retry);
+            wait = backoff.next().unwrap_or(self.settings.retry_max);
         }
     }
 
@@ -335,7 +413,8 @@ impl Sink {
         Ok((total, failed_out))
     }
 
-    /// Settles the items of one answered bulk request; returns the items to send again.
+    /// Settles the items of one answered bulk request; returns the items to send again and
+    /// how many met a 429.
     async fn settle_response(
         &self,
         batch: &Batch,
@@ -344,10 +423,16 @@ impl Sink {
         on_failure: OnFailure,
         total: &mut Delivered,
         failed_out: &mut Vec<FailedItem>,
-    ) -> Result<Vec<BatchItem>, SinkError> {
+    ) -> Result<Settled, SinkError> {
         let mut tally = BatchTally::default();
         let mut retry = Vec::new();
         let mut failed = Vec::new();
+        let mut throttled = 0usize;
+        let limits = RetryLimits {
+            max_retries: self.settings.item_max_retries,
+            budget: self.retry_budget(),
+            now: Instant::now(),
+        };
         let mut outcomes = Vec::with_capacity(recent_budget(batch.len()));
         let latency_ms = latency.as_millis() as u64;
         for (position, item) in batch.items.iter().enumerate() {
@@ -359,7 +444,7 @@ impl Sink {
                     "missing_item",
                     "the bulk response did not mention this item",
                     None,
-                    self.settings.item_max_retries,
+                    &limits,
                     &mut retry,
                     &mut failed,
                 );
@@ -395,6 +480,9 @@ impl Sink {
                         .as_ref()
                         .map(|e| (e.kind.clone(), e.reason.clone()))
                         .unwrap_or_else(|| ("unknown".to_string(), format!("status {status}")));
+                    if status == 429 {
+                        throttled += 1;
+                    }
                     if is_transient_status(status) {
                         tally.retried += 1;
                         if outcomes.len() < RECENT_PER_BATCH {
@@ -412,7 +500,7 @@ impl Sink {
                         &kind,
                         &reason,
                         Some(status),
-                        self.settings.item_max_retries,
+                        &limits,
                         &mut retry,
                         &mut failed,
                     );
@@ -431,6 +519,9 @@ impl Sink {
                 });
             }
         }
+        // Every item of `batch` that succeeded is settled at this point (those without an
+        // entry in `retry` or `failed`): the place for work that follows a document's
+        // successful indexing.
         let successes = (tally.indexed + tally.updated) as usize;
         total.indexed += tally.indexed;
         total.updated += tally.updated;
@@ -439,8 +530,11 @@ impl Sink {
         self.progress.push_outcomes(outcomes);
         let monitor_result = {
             let mut monitor = self.monitor.lock().unwrap_or_else(|p| p.into_inner());
+            // A 429 is the cluster's back-pressure, not a fault of the document: even one
+            // whose retry budget ran out does not make the job's documents look bad.
             let errors: Vec<(String, String)> = failed
                 .iter()
+                .filter(|(_, f): &&(BatchItem, FailedItem)| f.status != Some(429))
                 .map(|(i, f): &(BatchItem, FailedItem)| (i.id.clone(), f.reason.clone()))
                 .collect();
             monitor.record_batch(successes, &errors)
@@ -455,7 +549,7 @@ impl Sink {
                 .await?;
             return Err(tripped.into());
         }
-        Ok(retry)
+        Ok(Settled { retry, throttled })
     }
 
     async fn settle_failures(
@@ -528,15 +622,6 @@ impl Sink {
         }
         Ok(())
     }
-
-    /// Exponential backoff with jitter before attempt `n` (1-based), cancellable.
-    async fn pause(&self, n: u32, cancel: &CancellationToken) -> Result<(), SinkError> {
-        let delay = backoff_delay(self.settings.retry_base, self.settings.retry_max, n);
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => Ok(()),
-            _ = cancel.cancelled() => Err(SinkError::Canceled),
-        }
-    }
 }
 
 /// At most this many outcomes per batch go to the live list: it shows a few hundred anyway,
@@ -547,27 +632,37 @@ fn recent_budget(n: usize) -> usize {
     n.min(RECENT_PER_BATCH)
 }
 
-/// The `n`th delay (1-based) of an exponential backoff with jitter, from `backon`.
-pub fn backoff_delay(base: Duration, max: Duration, n: u32) -> Duration {
-    let mut delays = backon::ExponentialBuilder::default()
+/// One batch's backoff: exponential from `base` to `max` with jitter, endless (the callers
+/// bound the attempts).
+fn batch_backoff(base: Duration, max: Duration) -> ExponentialBackoff {
+    backon::ExponentialBuilder::default()
         .with_min_delay(base)
         .with_max_delay(max)
         .with_factor(2.0)
         .with_jitter()
-        .with_max_times(n as usize + 1)
-        .build();
-    let mut last = base;
-    for _ in 0..n.max(1) {
-        match delays.next() {
-            Some(d) => last = d,
-            None => break,
-        }
-    }
-    last.min(max.saturating_mul(2))
+        .without_max_times()
+        .build()
 }
 
 fn is_transient_status(status: u16) -> bool {
     status == 429 || (500..=599).contains(&status)
+}
+
+/// What one answered request left to do.
+struct Settled {
+    /// Items to send again.
+    retry: Vec<BatchItem>,
+    /// Items that met a 429.
+    throttled: usize,
+}
+
+/// How far an item's retries may go, as of one answer.
+struct RetryLimits {
+    /// Transient errors other than 429.
+    max_retries: u32,
+    /// 429s: the time since the item's first 429.
+    budget: Duration,
+    now: Instant,
 }
 
 fn retry_or_fail(
@@ -575,29 +670,51 @@ fn retry_or_fail(
     kind: &str,
     reason: &str,
     status: Option<u16>,
-    max_retries: u32,
+    limits: &RetryLimits,
     retry: &mut Vec<BatchItem>,
     failed: &mut Vec<(BatchItem, FailedItem)>,
 ) {
     let transient = status.is_none_or(is_transient_status);
-    if transient && item.attempts < max_retries {
+    if status == Some(429) {
+        let since = item.throttled_since.unwrap_or(limits.now);
+        let waited = limits.now.saturating_duration_since(since);
+        if waited < limits.budget {
+            let mut again = item.clone();
+            again.throttled_since = Some(since);
+            retry.push(again);
+            return;
+        }
+        let reason = format!(
+            "gave up after {} attempts over {}s of 429s ('item_retry_budget' is {}): {reason}",
+            item.attempts.saturating_add(1),
+            waited.as_secs(),
+            crate::config::format_duration(limits.budget)
+        );
+        failed.push((item.clone(), failed_item(item, kind, reason, status)));
+        return;
+    }
+    if transient && item.attempts < limits.max_retries {
         retry.push(item.clone());
         return;
     }
     let reason = if transient {
-        format!("gave up after {} attempts: {reason}", item.attempts + 1)
+        format!(
+            "gave up after {} attempts: {reason}",
+            item.attempts.saturating_add(1)
+        )
     } else {
         reason.to_string()
     };
-    failed.push((
-        item.clone(),
-        FailedItem {
-            id: item.id.clone(),
-            error_type: kind.to_string(),
-            reason,
-            status,
-        },
-    ));
+    failed.push((item.clone(), failed_item(item, kind, reason, status)));
+}
+
+fn failed_item(item: &BatchItem, kind: &str, reason: String, status: Option<u16>) -> FailedItem {
+    FailedItem {
+        id: item.id.clone(),
+        error_type: kind.to_string(),
+        reason,
+        status,
+    }
 }
 
 fn all_failed(
@@ -687,13 +804,91 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_grows_and_is_capped() {
+    fn a_batch_backoff_grows_is_capped_and_never_ends() {
         let base = Duration::from_millis(100);
         let max = Duration::from_secs(2);
-        for n in 1..12 {
-            let d = backoff_delay(base, max, n);
-            assert!(d <= max * 2, "attempt {n}: {d:?}");
+        let delays: Vec<Duration> = batch_backoff(base, max).take(50).collect();
+        assert_eq!(delays.len(), 50, "the backoff must not run out");
+        for d in &delays {
+            // Jitter adds up to one more delay.
+            assert!(*d >= base && *d <= max * 2, "{d:?}");
         }
-        assert!(backoff_delay(base, max, 1) >= base);
+        assert!(delays[10] >= max, "{delays:?}");
+    }
+
+    fn item(attempts: u32, throttled_since: Option<Instant>) -> BatchItem {
+        BatchItem {
+            id: "d1".into(),
+            op: BulkOp::Index,
+            start: 0,
+            source_start: 0,
+            end: 0,
+            attempts,
+            throttled_since,
+        }
+    }
+
+    #[test]
+    fn a_429_is_retried_until_its_time_budget_not_a_count() {
+        let now = Instant::now();
+        let limits = RetryLimits {
+            max_retries: 2,
+            budget: Duration::from_secs(300),
+            now,
+        };
+        let (mut retry, mut failed) = (Vec::new(), Vec::new());
+        // Far past the count, well within the budget: retried, and the clock starts.
+        retry_or_fail(
+            &item(50, None),
+            "es_rejected_execution_exception",
+            "busy",
+            Some(429),
+            &limits,
+            &mut retry,
+            &mut failed,
+        );
+        assert_eq!(retry.len(), 1);
+        assert_eq!(retry[0].throttled_since, Some(now));
+        // A 503 item still has its count.
+        retry_or_fail(
+            &item(2, None),
+            "unavailable",
+            "down",
+            Some(503),
+            &limits,
+            &mut retry,
+            &mut failed,
+        );
+        assert_eq!(failed.len(), 1);
+        assert!(
+            failed[0].1.reason.starts_with("gave up after 3 attempts"),
+            "{:?}",
+            failed[0].1
+        );
+        // Past the budget: dead-lettered, saying why.
+        let old = now.checked_sub(Duration::from_secs(301)).unwrap_or(now);
+        let limits = RetryLimits {
+            budget: now
+                .saturating_duration_since(old)
+                .min(Duration::from_secs(300)),
+            ..limits
+        };
+        retry_or_fail(
+            &item(7, Some(old)),
+            "es_rejected_execution_exception",
+            "busy",
+            Some(429),
+            &limits,
+            &mut retry,
+            &mut failed,
+        );
+        assert_eq!(retry.len(), 1);
+        assert_eq!(failed.len(), 2);
+        assert!(
+            failed[1].1.reason.contains("item_retry_budget"),
+            "{:?}",
+            failed[1].1
+        );
+        assert_eq!(failed[1].1.status, Some(429));
     }
 }

@@ -76,7 +76,17 @@ pub(crate) async fn serve(
         let reply = kibana::serve(&shared, parts.method, &path, &raw_query, parts.headers, raw);
         return finish(reply, None, gzip_ok, false, false);
     }
-    let plan = lock(&shared.faults).plan(node);
+    if path.trim_end_matches('/').ends_with("/_bulk") {
+        // A wedged node: hold the request without an answer while the fault is on.
+        let started = std::time::Instant::now();
+        while lock(&shared.faults).bulk_hangs()
+            && started.elapsed() < std::time::Duration::from_secs(600)
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+    let read = is_read(&parts.method, &path);
+    let plan = lock(&shared.faults).plan(node, read);
     if !plan.latency.is_zero() {
         tokio::time::sleep(plan.latency).await;
     }
@@ -106,7 +116,26 @@ pub(crate) async fn serve(
             ),
         }
     };
+    let reply = if plan.cut_json && reply.status == 200 && reply.body.len() > 1 {
+        let mut reply = reply;
+        let half = reply.body.len() / 2;
+        reply.body.truncate(half);
+        reply
+    } else {
+        reply
+    };
     finish(reply, compat, gzip_ok, plan.truncate, true)
+}
+
+/// Whether a request only reads: what the read-fault ratio applies to. HEAD is left out: its
+/// answer has no body to garble.
+fn is_read(method: &hyper::Method, path: &str) -> bool {
+    if method == hyper::Method::GET {
+        return true;
+    }
+    let last = path.trim_end_matches('/').rsplit('/').next().unwrap_or("");
+    (method == hyper::Method::POST && matches!(last, "_search" | "_count" | "_pit"))
+        || (method == hyper::Method::DELETE && path.trim_end_matches('/') == "/_pit")
 }
 
 /// Reads the whole request body into one buffer sized from `Content-Length` (a 5 MB `_bulk`

@@ -26,6 +26,10 @@ pub(crate) struct FaultState {
     latency: Duration,
     truncate_next: usize,
     malformed_next: usize,
+    read_fault_ratio: f64,
+    read_fault_acc: f64,
+    read_faults: u64,
+    hang_bulk: bool,
     pub reject_field: Option<String>,
 }
 
@@ -38,22 +42,59 @@ pub(crate) struct Plan {
     pub truncate: bool,
     /// Do not execute; answer 200 with a body that is not JSON.
     pub malformed: bool,
+    /// Execute, then send only the first half of the answer, with a `Content-Length` that
+    /// matches it: a complete HTTP answer whose JSON ends early (a proxy's cut buffer).
+    pub cut_json: bool,
 }
 
 impl FaultState {
-    pub fn plan(&mut self, node: usize) -> Plan {
+    /// Whether `_bulk` requests are held without an answer (see [`Faults::hang_bulk`]).
+    pub fn bulk_hangs(&self) -> bool {
+        self.hang_bulk
+    }
+}
+
+impl FaultState {
+    /// The plan for one request; `read` says whether it only reads (GET, HEAD, `_search`,
+    /// `_count`, PIT open and close), which the read-fault ratio applies to.
+    pub fn plan(&mut self, node: usize, read: bool) -> Plan {
         let fail = self
             .fail_node
             .get_mut(&node)
             .and_then(VecDeque::pop_front)
             .or_else(|| self.fail_any.pop_front());
-        let malformed = fail.is_none() && take_one(&mut self.malformed_next);
+        let mut malformed = fail.is_none() && take_one(&mut self.malformed_next);
         let truncate = fail.is_none() && !malformed && take_one(&mut self.truncate_next);
+        let mut cut_json = false;
+        if fail.is_none() && !malformed && !truncate && read && self.read_fault() {
+            // Alternate the two ways an answer arrives unreadable.
+            self.read_faults += 1;
+            if self.read_faults % 2 == 1 {
+                cut_json = true;
+            } else {
+                malformed = true;
+            }
+        }
         Plan {
             latency: self.latency,
             fail,
             truncate,
             malformed,
+            cut_json,
+        }
+    }
+
+    /// Whether the next read gets an unreadable answer, spread evenly like `reject_429`.
+    fn read_fault(&mut self) -> bool {
+        if self.read_fault_ratio <= 0.0 {
+            return false;
+        }
+        self.read_fault_acc += self.read_fault_ratio;
+        if self.read_fault_acc >= 1.0 - 1e-9 {
+            self.read_fault_acc -= 1.0;
+            true
+        } else {
+            false
         }
     }
 
@@ -135,6 +176,28 @@ impl Faults {
     /// The next `n` requests are not executed and get a 200 whose body is not JSON.
     pub fn malformed_next(&self, n: usize) {
         lock(&self.shared.faults).malformed_next = n;
+    }
+
+    /// The fraction of reads (0.0..=1.0: GET, HEAD, `_search`, `_count`, PIT open and close)
+    /// whose 200 answer arrives unreadable: alternately cut in half (a complete HTTP answer
+    /// whose JSON ends early) and an HTML page instead of JSON. Writes are never touched.
+    /// 0.0 turns it off.
+    pub fn read_fault_ratio(&self, ratio: f64) {
+        let mut f = lock(&self.shared.faults);
+        f.read_fault_ratio = ratio.clamp(0.0, 1.0);
+        f.read_fault_acc = 0.0;
+    }
+
+    /// While on, `_bulk` requests get no answer at all: the node holds them (as an overloaded
+    /// or wedged node does) until this is turned off again or ten minutes pass. Every other
+    /// request is served as usual.
+    pub fn hang_bulk(&self, on: bool) {
+        lock(&self.shared.faults).hang_bulk = on;
+    }
+
+    /// How many reads got an unreadable answer so far.
+    pub fn read_faults(&self) -> u64 {
+        lock(&self.shared.faults).read_faults
     }
 
     /// Documents (in `_bulk` and the index/update APIs) with this top-level field get a 400
