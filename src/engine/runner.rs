@@ -269,6 +269,9 @@ impl Engine {
             (Err(_), Some(StopReason::Canceled)) => JobEnd::Canceled,
             (Err(_), Some(StopReason::Lost(reason))) => JobEnd::Skipped { reason },
             (Err(_), Some(StopReason::Stalled(reason))) => JobEnd::Failed { error: reason },
+            // Stopped through `LiveJobs::stop` (SIGTERM, Ctrl-C, the console) before the
+            // heartbeat saw the job `canceling`: a cancellation all the same.
+            (Err(_), None) if job_cancel.is_cancelled() => JobEnd::Canceled,
             (Err(e), None) => JobEnd::Failed { error: e.clone() },
         };
         let total = self
