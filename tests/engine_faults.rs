@@ -481,111 +481,188 @@ fn binary() -> std::path::PathBuf {
         .into()
 }
 
+/// A `syncdeck sync` of `connector` in its own home, to be ended by SIGTERM.
+struct HungSync {
+    dir: tempfile::TempDir,
+    rt: tokio::runtime::Runtime,
+    es: Arc<ElasticsearchBackend>,
+}
+
+impl HungSync {
+    fn new(standin: &StandIn) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        // A request timeout far above the bound: only cancellation can end a hung request.
+        let config = format!(
+            "default_profile = \"x\"\n\
+             [profiles.x.elasticsearch]\nnodes = [\"{}\"]\nrequest_timeout = \"120s\"\n\
+             [profiles.x.engine]\nbatch_max_docs = 50\nmax_in_flight = 2\nbatch_linger = \"20ms\"\n\
+             check_interval = \"200ms\"\n",
+            standin.es_urls()[0]
+        );
+        std::fs::write(dir.path().join("config.toml"), config).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let es = es_backend(&standin.es_urls());
+        Self { dir, rt, es }
+    }
+
+    fn connector(
+        &self,
+        id: &str,
+        factory: &dyn syncdeck::sources::SourceFactory,
+        values: Value,
+    ) -> String {
+        self.rt
+            .block_on(create_connector(self.es.as_ref(), id, id, factory, values))
+    }
+
+    /// Runs `syncdeck sync CONNECTOR`, waits until `hung` says a request is held, sends
+    /// SIGTERM and returns how long the process took to end, its exit code and its stderr.
+    fn run_and_terminate(
+        &self,
+        connector: &str,
+        mut hung: impl FnMut() -> bool,
+    ) -> (Duration, Option<i32>, String) {
+        use std::process::{Command, Stdio};
+        use std::time::Instant;
+        let err_path = self.dir.path().join("sync.err");
+        let mut child = Command::new(binary())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", self.dir.path())
+            .env("SYNCDECK_CONFIG", self.dir.path().join("config.toml"))
+            .env("SYNCDECK_DATA_DIR", self.dir.path().join("data"))
+            .env("SYNCDECK_STATE_DIR", self.dir.path().join("state"))
+            .env("SYNCDECK_LOG", "info")
+            .args(["sync", connector])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&err_path).unwrap())
+            .spawn()
+            .unwrap();
+        let output = || std::fs::read_to_string(&err_path).unwrap_or_default();
+        let waiting = Instant::now();
+        while !hung() {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "sync ended before its request hung ({status}):\n{}",
+                    output()
+                );
+            }
+            assert!(waiting.elapsed() < LIMIT, "no request hung:\n{}", output());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // Let the held request settle into its wait.
+        std::thread::sleep(Duration::from_millis(200));
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        let signaled = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if signaled.elapsed() > LIMIT {
+                let _ = child.kill();
+                panic!("sync still running {LIMIT:?} after SIGTERM:\n{}", output());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        (signaled.elapsed(), status.code(), output())
+    }
+
+    fn job_status(&self, standin: &StandIn, connector: &str) -> Value {
+        let jobs = self
+            .rt
+            .block_on(self.es.list_sync_jobs(&syncdeck::backend::SyncJobQuery {
+                connector_id: Some(connector.to_string()),
+                ..Default::default()
+            }))
+            .unwrap()
+            .results;
+        assert_eq!(jobs.len(), 1);
+        standin.sync_job(&jobs[0].id).unwrap()["status"].clone()
+    }
+}
+
+/// How long a sync may take to end after SIGTERM: generous for a loaded machine, far below
+/// the 120 s request timeout that held it before.
+const SIGTERM_BOUND: Duration = Duration::from_secs(8);
+
 #[test]
 fn sigterm_ends_a_sync_whose_bulk_requests_hang_promptly_and_the_job_is_canceled() {
-    use std::process::{Command, Stdio};
-    use std::time::Instant;
-    const BOUND: Duration = Duration::from_secs(8);
     let standin = StandIn::start_blocking(StandInOptions {
         nodes: 1,
         kibana: false,
         ..Default::default()
     });
-    let dir = tempfile::tempdir().unwrap();
-    // A request timeout far above the bound: only cancellation can end the hung request.
-    let config = format!(
-        "default_profile = \"x\"\n\
-         [profiles.x.elasticsearch]\nnodes = [\"{}\"]\nrequest_timeout = \"120s\"\n\
-         [profiles.x.engine]\nbatch_max_docs = 50\nmax_in_flight = 2\nbatch_linger = \"20ms\"\n\
-         check_interval = \"200ms\"\n",
-        standin.es_urls()[0]
-    );
-    std::fs::write(dir.path().join("config.toml"), config).unwrap();
-    let source = dir.path().join("source.ndjson");
+    let sync = HungSync::new(&standin);
+    let source = sync.dir.path().join("source.ndjson");
     let lines: String = (0..2000)
         .map(|i| format!("{{\"id\":\"doc-{i}\",\"n\":{i}}}\n"))
         .collect();
     std::fs::write(&source, lines).unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let es = es_backend(&standin.es_urls());
-    let connector = rt.block_on(create_connector(
-        es.as_ref(),
-        "hang",
+    let connector = sync.connector(
         "hang",
         &syncdeck::sources::NdjsonFactory,
         serde_json::json!({"path": source.to_string_lossy()}),
-    ));
+    );
     let faults = standin.faults();
     faults.hang_bulk(true);
-    let err_path = dir.path().join("sync.err");
-    let mut child = Command::new(binary())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", dir.path())
-        .env("SYNCDECK_CONFIG", dir.path().join("config.toml"))
-        .env("SYNCDECK_DATA_DIR", dir.path().join("data"))
-        .env("SYNCDECK_STATE_DIR", dir.path().join("state"))
-        .env("SYNCDECK_LOG", "info")
-        .args(["sync", &connector])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&err_path).unwrap())
-        .spawn()
-        .unwrap();
-    let output = || std::fs::read_to_string(&err_path).unwrap_or_default();
-    // Wait until a bulk request is on the wire (and held there).
-    let waiting = Instant::now();
-    while !standin
-        .requests()
-        .iter()
-        .any(|r| r.path.ends_with("/_bulk"))
-    {
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!(
-                "sync ended before any bulk request ({status}):\n{}",
-                output()
-            );
-        }
-        assert!(waiting.elapsed() < LIMIT, "no bulk request was sent");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    std::thread::sleep(Duration::from_millis(200));
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status();
-    let signaled = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if signaled.elapsed() > LIMIT {
-            let _ = child.kill();
-            faults.hang_bulk(false);
-            panic!("sync still running {LIMIT:?} after SIGTERM:\n{}", output());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let took = signaled.elapsed();
+    let (took, code, output) = sync.run_and_terminate(&connector, || {
+        standin
+            .requests()
+            .iter()
+            .any(|r| r.path.ends_with("/_bulk"))
+    });
     faults.hang_bulk(false);
     assert!(
-        took < BOUND,
-        "sync took {took:?} to end after SIGTERM (bound {BOUND:?}): a hung bulk request held it:\n{}",
-        output()
+        took < SIGTERM_BOUND,
+        "sync took {took:?} to end after SIGTERM (bound {SIGTERM_BOUND:?}): a hung bulk request held it:\n{output}"
     );
-    assert_eq!(status.code(), Some(1), "{}", output());
-    assert!(output().contains("was canceled"), "{}", output());
-    let jobs = rt
-        .block_on(es.list_sync_jobs(&syncdeck::backend::SyncJobQuery {
-            connector_id: Some(connector.clone()),
-            ..Default::default()
-        }))
-        .unwrap()
-        .results;
-    assert_eq!(jobs.len(), 1);
-    let job = standin.sync_job(&jobs[0].id).unwrap();
-    assert_eq!(job["status"], "canceled", "{job:#}");
+    assert_eq!(code, Some(1), "{output}");
+    assert!(output.contains("was canceled"), "{output}");
+    assert_eq!(sync.job_status(&standin, &connector), "canceled");
+}
+
+#[test]
+fn sigterm_ends_a_sync_whose_source_server_never_answers_promptly() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let standin = StandIn::start_blocking(StandInOptions {
+        nodes: 1,
+        kibana: false,
+        ..Default::default()
+    });
+    // An API that accepts connections and never says a word.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    {
+        let accepted = accepted.clone();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for socket in listener.incoming().flatten() {
+                accepted.fetch_add(1, Ordering::SeqCst);
+                held.push(socket);
+            }
+        });
+    }
+    let sync = HungSync::new(&standin);
+    let connector = sync.connector(
+        "silent",
+        &syncdeck::sources::HttpApiFactory,
+        serde_json::json!({"url": format!("http://{addr}/items"), "items_path": "/items"}),
+    );
+    let (took, code, output) =
+        sync.run_and_terminate(&connector, || accepted.load(Ordering::SeqCst) > 0);
+    assert!(
+        took < SIGTERM_BOUND,
+        "sync took {took:?} to end after SIGTERM (bound {SIGTERM_BOUND:?}): a hung source request held it:\n{output}"
+    );
+    assert_eq!(code, Some(1), "{output}");
+    assert!(output.contains("was canceled"), "{output}");
+    assert_eq!(sync.job_status(&standin, &connector), "canceled");
 }

@@ -76,9 +76,17 @@ pub async fn run(
 ) -> Result<PipelineOutcome, PipelineError> {
     let index = parts.sink.settings().index.clone();
     let full = settings.mode == SyncMode::Full;
-    parts.progress.set_total_hint(source.total_hint().await);
+    // Both talk to the outside (the source, the cluster): a cancel must not wait for them.
+    let hint = tokio::select! {
+        hint = source.total_hint() => hint,
+        _ = cancel.cancelled() => return Err(PipelineError::Canceled),
+    };
+    parts.progress.set_total_hint(hint);
     let existing = if full {
-        Some(ExistingDocs::load(parts.store.as_ref(), &index).await?)
+        tokio::select! {
+            loaded = ExistingDocs::load(parts.store.as_ref(), &index) => Some(loaded?),
+            _ = cancel.cancelled() => return Err(PipelineError::Canceled),
+        }
     } else {
         None
     };
@@ -370,7 +378,12 @@ async fn delete_unseen(
         .await
         .map_err(scan_error)?;
     let scanned = async {
-        while let Some(page) = scan.next_page().await.map_err(scan_error)? {
+        loop {
+            let page = tokio::select! {
+                page = scan.next_page() => page.map_err(scan_error)?,
+                _ = cancel.cancelled() => return Err(PipelineError::Canceled),
+            };
+            let Some(page) = page else { break };
             for meta in seen.unseen(page) {
                 if let Some(batch) = builder.push_delete(meta.id) {
                     workers.send(batch).await?;

@@ -304,7 +304,12 @@ impl Engine {
         cancel: CancellationToken,
         stop: Arc<Mutex<Option<StopReason>>>,
     ) -> Result<PipelineOutcome, String> {
-        let (source, mode, index) = self.prepare(job).await?;
+        // Building and pinging the source talks to it: a source that never answers must not
+        // hold a canceled job (SIGTERM) until some timeout.
+        let (source, mode, index) = tokio::select! {
+            prepared = self.prepare(job) => prepared?,
+            _ = cancel.cancelled() => return Err("the sync was canceled".to_string()),
+        };
         if let Err(e) = self.deps.store.ensure_index(&index, None).await {
             return Err(format!("cannot create index '{index}': {e}"));
         }
