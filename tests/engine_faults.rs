@@ -666,3 +666,49 @@ fn sigterm_ends_a_sync_whose_source_server_never_answers_promptly() {
     assert!(output.contains("was canceled"), "{output}");
     assert_eq!(sync.job_status(&standin, &connector), "canceled");
 }
+
+/// Issue 12's figure: a 20k-document sync with 20% and 10% of items refused with 429, against
+/// the same sync clean, with the engine's default retry settings. A measurement, not a test:
+/// `cargo test --release --test engine_faults -- --ignored --nocapture measure_429_cost`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn measure_429_cost() {
+    const COUNT: u64 = 20_000;
+    let mut rows = Vec::new();
+    for ratio in [0.0, 0.1, 0.2] {
+        let standin = standin(1).await;
+        standin.faults().item_429_ratio(ratio);
+        let es = es_backend(&standin.es_urls());
+        let dlq = memory_dlq();
+        let settings = syncdeck::config::EngineSettings {
+            stats_interval: Duration::from_millis(500),
+            check_interval: Duration::from_millis(500),
+            ..syncdeck::config::EngineSettings::default()
+        };
+        let engine = engine_with(
+            es.clone(),
+            es.clone(),
+            dlq.clone(),
+            marking_registry(),
+            "worker-measure",
+            settings,
+            syncdeck::config::BreakerSettings::default(),
+        );
+        let id = generator_connector(es.as_ref(), "m", "m", COUNT, 0, 0).await;
+        let started = std::time::Instant::now();
+        let (_, task) = start(&engine, &id).await;
+        let report = task.await.unwrap();
+        let took = started.elapsed();
+        assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
+        assert_eq!(report.counters.dead_lettered, 0);
+        rows.push((ratio, took));
+    }
+    let clean = rows[0].1.as_secs_f64();
+    for (ratio, took) in rows {
+        println!(
+            "429 ratio {ratio:.2}: {:.2} s, {:.1}x clean",
+            took.as_secs_f64(),
+            took.as_secs_f64() / clean
+        );
+    }
+}
