@@ -339,6 +339,8 @@ fn expected_prod() -> ResolvedProfile {
         stats_interval: Duration::from_secs(15),
         check_interval: Duration::from_secs(3),
         idle_job_timeout: Duration::from_secs(600),
+        heartbeat: Duration::from_secs(300),
+        job_cleanup_interval: Duration::from_secs(300),
         exclude_fields: vec!["_attachment".into()],
         hash_fields: vec!["email".into()],
     };

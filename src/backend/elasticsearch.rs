@@ -4,7 +4,8 @@
 
 use super::{
     BackendError, BulkRequest, BulkResponse, ClusterSummary, ConfigurationUpdate, ConnectorQuery,
-    ControlPlane, DocumentStore, IdScan, JobFinish, LastSync, Result, SyncJobQuery,
+    ControlPlane, DocumentStore, IdScan, JobFilter, JobFinish, LastSync, Result, ScheduleMark,
+    SyncJobQuery, schedule_mark, scheduled_at,
 };
 use crate::config::EsSettings;
 use crate::elastic::{self, Elasticsearch};
@@ -280,6 +281,33 @@ impl ControlPlane for ElasticsearchBackend {
         Ok(())
     }
 
+    async fn search_sync_jobs(&self, filter: &JobFilter) -> Result<Vec<SyncJob>> {
+        self.search_jobs_direct(filter).await
+    }
+
+    async fn merge_configuration(
+        &self,
+        id: &str,
+        fields: &serde_json::Map<String, Value>,
+    ) -> Result<()> {
+        self.client
+            .connector_docs()
+            .update_connector(id, &json!({ "configuration": fields }), None)
+            .await?;
+        Ok(())
+    }
+
+    async fn mark_sync_scheduled(
+        &self,
+        connector_id: &str,
+        job_type: JobType,
+        since: Timestamp,
+        at: Timestamp,
+    ) -> Result<ScheduleMark> {
+        self.mark_scheduled_guarded(connector_id, job_type, since, at)
+            .await
+    }
+
     /// PROTOCOL §5.4: read the connector with its seq_no, refuse when its last sync is in
     /// progress, and write the start marks guarded by that seq_no; a 409 means another worker
     /// won the race.
@@ -308,6 +336,64 @@ impl ControlPlane for ElasticsearchBackend {
             Err(e) if e.is_conflict() => Ok(false),
             Err(e) => Err(e.into()),
         }
+    }
+}
+
+/// How often a scheduler re-reads a connector after losing a guarded write to another writer
+/// before giving up for this tick.
+const SCHEDULE_RETRIES: usize = 5;
+
+impl ElasticsearchBackend {
+    /// The connector indices searched directly, as the Python service does (the `_sync_job`
+    /// list takes one connector id only). Pages of 1000, so an idle service costs one request
+    /// for up to 1000 jobs.
+    async fn search_jobs_direct(&self, filter: &JobFilter) -> Result<Vec<SyncJob>> {
+        let search = elastic::connector_docs::JobSearch {
+            statuses: filter.statuses.clone(),
+            connector_ids: filter.connector_ids.clone(),
+            job_types: filter.job_types.clone(),
+            size: filter.size,
+        };
+        let docs = self.client.connector_docs();
+        let jobs = match filter.seen_before {
+            Some(before) => {
+                docs.search_jobs_seen_before(&search, &before.to_string())
+                    .await?
+            }
+            None => docs.search_jobs(&search).await?,
+        };
+        Ok(jobs)
+    }
+
+    /// [`ControlPlane::mark_sync_scheduled`]: read with seq_no, decide, write guarded; a 409
+    /// means another writer changed the connector meanwhile, so read and decide again.
+    async fn mark_scheduled_guarded(
+        &self,
+        connector_id: &str,
+        job_type: JobType,
+        since: Timestamp,
+        at: Timestamp,
+    ) -> Result<ScheduleMark> {
+        let docs = self.client.connector_docs();
+        for _ in 0..SCHEDULE_RETRIES {
+            let current = docs.get_connector(connector_id).await?;
+            if scheduled_at(&current.doc, job_type).is_some_and(|last| last > since) {
+                return Ok(ScheduleMark::Taken);
+            }
+            let mark = schedule_mark(job_type, at);
+            match docs
+                .update_connector(connector_id, &mark, Some(current.version))
+                .await
+            {
+                Ok(_) => return Ok(ScheduleMark::Won),
+                Err(e) if e.is_conflict() => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(BackendError::Conflict(format!(
+            "connector '{connector_id}' kept changing while its scheduled sync was marked \
+             ({SCHEDULE_RETRIES} tries); the next tick tries again"
+        )))
     }
 }
 

@@ -24,7 +24,8 @@ pub use demo::demo_corpus_dir;
 
 use super::{
     BackendError, BulkRequest, BulkResponse, ClusterSummary, ConfigurationUpdate, ConnectorQuery,
-    ControlPlane, DocumentStore, IdScan, JobFinish, LastSync, Result, SyncJobQuery,
+    ControlPlane, DocumentStore, IdScan, JobFilter, JobFinish, LastSync, Result, ScheduleMark,
+    SyncJobQuery,
 };
 use crate::model::{
     Connector, ConnectorStatus, Features, FilteringRule, FilteringValidation, JobType,
@@ -506,6 +507,36 @@ impl ControlPlane for EmbeddedBackend {
         let (id, finish) = (id.to_owned(), finish.clone());
         self.write(move |tx| sync_jobs::finish(tx, &id, finish))
             .await
+    }
+
+    async fn merge_configuration(
+        &self,
+        id: &str,
+        fields: &serde_json::Map<String, Value>,
+    ) -> Result<()> {
+        let (id, fields) = (id.to_owned(), fields.clone());
+        self.write(move |tx| connectors::merge_configuration(tx, &id, fields))
+            .await
+    }
+
+    async fn search_sync_jobs(&self, filter: &JobFilter) -> Result<Vec<SyncJob>> {
+        let filter = filter.clone();
+        self.read(move |conn| sync_jobs::search(conn, &filter))
+            .await
+    }
+
+    async fn mark_sync_scheduled(
+        &self,
+        connector_id: &str,
+        job_type: JobType,
+        since: crate::model::Timestamp,
+        at: crate::model::Timestamp,
+    ) -> Result<ScheduleMark> {
+        let connector_id = connector_id.to_owned();
+        self.write(move |tx| {
+            connectors::mark_sync_scheduled(tx, &connector_id, job_type, since, at)
+        })
+        .await
     }
 
     async fn mark_sync_started(&self, connector_id: &str, job_type: JobType) -> Result<bool> {

@@ -237,6 +237,14 @@ pub struct ServeArgs {
     /// Sync jobs run at once.
     #[arg(long, default_value_t = 1)]
     pub max_concurrent: usize,
+    /// How often each served connector is checked in (default: the profile's
+    /// `engine.heartbeat`, 5m).
+    #[arg(long, value_parser = parse_duration_arg)]
+    pub heartbeat: Option<std::time::Duration>,
+    /// Time between two cleanups of abandoned jobs (default: the profile's
+    /// `engine.job_cleanup_interval`, 5m).
+    #[arg(long, value_parser = parse_duration_arg)]
+    pub job_cleanup_interval: Option<std::time::Duration>,
 }
 
 fn parse_duration_arg(text: &str) -> Result<std::time::Duration, String> {

@@ -258,9 +258,14 @@ pub async fn serve(ctx: &mut Context, args: ServeArgs) -> CliResult {
         eprintln!("status on http://{bound}/status and http://{bound}/metrics");
         tracing::info!(%bound, "status endpoint listening");
     }
+    let settings = &engine.deps().settings;
     let options = ServeOptions {
         connector_ids: args.connectors,
         idle: args.idle,
+        heartbeat: args.heartbeat.unwrap_or(settings.heartbeat),
+        job_cleanup_interval: args
+            .job_cleanup_interval
+            .unwrap_or(settings.job_cleanup_interval),
         max_concurrent_syncs: args.max_concurrent,
         ..Default::default()
     };
@@ -273,8 +278,8 @@ pub async fn serve(ctx: &mut Context, args: ServeArgs) -> CliResult {
     });
     let summary = service::serve(&engine, &options, shutdown).await;
     let jobs: Vec<_> = summary.jobs.iter().map(|r| json!({"job": r.job_id, "connector": r.connector_id, "end": r.end, "indexed": r.counters.indexed + r.counters.updated, "dead_lettered": r.counters.dead_lettered})).collect();
-    ctx.out.either(&json!({"ticks": summary.ticks, "scheduled": summary.scheduled, "reaped": summary.reaped, "jobs": jobs}), || {
-        let mut text = format!("stopped after {} tick(s): {} job(s) run, {} scheduled, {} idle job(s) failed\n", summary.ticks, summary.jobs.len(), summary.scheduled, summary.reaped);
+    ctx.out.either(&json!({"ticks": summary.ticks, "scheduled": summary.scheduled, "reaped": summary.reaped, "orphaned": summary.orphaned, "jobs": jobs}), || {
+        let mut text = format!("stopped after {} tick(s): {} job(s) run, {} scheduled, {} idle job(s) failed ({} of deleted connectors)\n", summary.ticks, summary.jobs.len(), summary.scheduled, summary.reaped + summary.orphaned, summary.orphaned);
         for r in &summary.jobs {
             text.push_str(&format!("  {}  {}  {}\n", r.job_id, r.connector_id, summary_text(r).lines().nth(3).unwrap_or_default().trim()));
         }
