@@ -15,8 +15,9 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
 use support::{StandIn, StandInOptions};
-use syncdeck::backend::ControlPlane;
 use syncdeck::backend::elasticsearch::ElasticsearchBackend;
+use syncdeck::backend::embedded::EmbeddedBackend;
+use syncdeck::backend::{ControlPlane, SyncJobQuery};
 use syncdeck::engine::cleanup::IDLE_JOB_ERROR;
 use syncdeck::engine::runner::Engine;
 use syncdeck::engine::service::{ServeOptions, ServeSummary, serve};
@@ -553,6 +554,58 @@ async fn an_invalid_cron_is_the_connectors_error() {
         .collect();
     assert!(writes.is_empty(), "{writes:?}");
     assert_eq!(standin.connector(&id).unwrap()["status"], "error");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_services_on_one_embedded_store_create_one_job_per_due_tick() {
+    let backend = EmbeddedBackend::open_in_memory().unwrap();
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let name = format!("cron-{i}");
+        let id = generator_connector(&backend, &name, &name, 5, 0, 0).await;
+        backend
+            .update_scheduling(&id, &every_minute())
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    away_from_the_minute(15).await;
+    let since = chrono::Utc::now() - chrono::Duration::minutes(2);
+    let options = ServeOptions {
+        scheduled_since: Some(since),
+        max_concurrent_syncs: 3,
+        ..ticks(6)
+    };
+    let worker = |name: &str| {
+        engine(
+            Arc::new(backend.clone()),
+            Arc::new(backend.clone()),
+            memory_dlq(),
+            marking_registry(),
+            name,
+        )
+    };
+    let (a, b) = (worker("sched-a"), worker("sched-b"));
+
+    let (sa, sb) = tokio::join!(run(&a, &options), run(&b, &options));
+
+    assert_eq!(
+        sa.scheduled + sb.scheduled,
+        ids.len() as u64,
+        "{sa:?} {sb:?}"
+    );
+    for id in &ids {
+        let query = SyncJobQuery {
+            connector_id: Some(id.clone()),
+            ..Default::default()
+        };
+        let jobs = backend.list_sync_jobs(&query).await.unwrap().results;
+        let scheduled = jobs
+            .iter()
+            .filter(|j| j.trigger_method == TriggerMethod::Scheduled)
+            .count();
+        assert_eq!(scheduled, 1, "connector {id}: {jobs:?}");
+    }
 }
 
 // 6. Idle cost. ------------------------------------------------------------------------------

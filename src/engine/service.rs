@@ -700,3 +700,35 @@ async fn end_if_abandoned(
     }
     Ok(Some(connector_exists))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sources;
+
+    #[test]
+    fn runnable_needs_a_source_here_and_a_job_type_it_supports() {
+        let registry = sources::builtin();
+        for job_type in [JobType::Full, JobType::Incremental] {
+            assert!(
+                runnable(&registry, Some("generator"), job_type),
+                "{job_type}"
+            );
+            assert!(!runnable(&registry, Some("mysql"), job_type), "{job_type}");
+            assert!(!runnable(&registry, None, job_type), "{job_type}");
+        }
+        // No source here implements document-level security.
+        for factory in registry.factories() {
+            assert!(!runnable(
+                &registry,
+                Some(factory.service_type()),
+                JobType::AccessControl
+            ));
+        }
+        assert!(!runnable(
+            &Registry::empty(),
+            Some("generator"),
+            JobType::Full
+        ));
+    }
+}
