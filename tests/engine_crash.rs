@@ -41,6 +41,7 @@ impl Home {
              [profiles.x.elasticsearch]\nnodes = [\"{}\"]\nrequest_timeout = \"10s\"\ndead_backoff_base = \"50ms\"\n\
              [profiles.x.engine]\nbatch_max_docs = 20\nmax_in_flight = 1\nbatch_linger = \"20ms\"\nretry_base = \"5ms\"\n\
              retry_max = \"50ms\"\nstats_interval = \"200ms\"\ncheck_interval = \"200ms\"\nidle_job_timeout = \"3s\"\n\
+             job_cleanup_interval = \"500ms\"\n\
              [profiles.x.breaker]\nopen_for = \"100ms\"\nmax_open = \"10s\"\n",
             standin.es_urls()[0]
         );
