@@ -130,6 +130,20 @@ pub async fn serve(
     };
     loop {
         let tick_start = Utc::now();
+        // Cleanup first: a connector freed from a dead job is served in this same tick.
+        if memory
+            .last_cleanup
+            .is_none_or(|t| t.elapsed() >= options.job_cleanup_interval)
+        {
+            memory.last_cleanup = Some(Instant::now());
+            match clean_up(engine).await {
+                Ok(done) => {
+                    summary.reaped += done.idle;
+                    summary.orphaned += done.orphaned;
+                }
+                Err(e) => tracing::warn!(error = %e, "cleaning up abandoned jobs failed"),
+            }
+        }
         match served_connectors(engine, options).await {
             Ok(connectors) => {
                 for connector in &connectors {
@@ -153,19 +167,6 @@ pub async fn serve(
                 }
             }
             Err(e) => tracing::warn!(error = %e, "listing served connectors failed"),
-        }
-        if memory
-            .last_cleanup
-            .is_none_or(|t| t.elapsed() >= options.job_cleanup_interval)
-        {
-            memory.last_cleanup = Some(Instant::now());
-            match clean_up(engine).await {
-                Ok(done) => {
-                    summary.reaped += done.idle;
-                    summary.orphaned += done.orphaned;
-                }
-                Err(e) => tracing::warn!(error = %e, "cleaning up abandoned jobs failed"),
-            }
         }
         memory.previous_tick = tick_start;
         summary.ticks += 1;
