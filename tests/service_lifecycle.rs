@@ -422,6 +422,39 @@ async fn a_live_job_is_never_reaped_even_when_its_connector_is_gone() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedded_store_cleans_up_idle_jobs_too() {
+    let backend = EmbeddedBackend::open_in_memory().unwrap();
+    let id = generator_connector(&backend, "emb-idle", "emb-idle", 5, 0, 0).await;
+    let job = backend
+        .create_sync_job(&id, JobType::Full, TriggerMethod::OnDemand)
+        .await
+        .unwrap();
+    assert!(backend.mark_sync_started(&id, JobType::Full).await.unwrap());
+    backend.claim_sync_job(&job, "ghost", None).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut settings = fast_settings();
+    settings.idle_job_timeout = Duration::from_millis(300);
+    let engine = engine_with(
+        Arc::new(backend.clone()),
+        Arc::new(backend.clone()),
+        memory_dlq(),
+        marking_registry(),
+        "reaper",
+        settings,
+        fast_breaker(),
+    );
+
+    let summary = run(&engine, &ticks(1)).await;
+
+    assert_eq!(summary.reaped, 1, "{summary:?}");
+    let j = backend.get_sync_job(&job).await.unwrap();
+    assert_eq!(j.error.as_deref(), Some(IDLE_JOB_ERROR), "{j:?}");
+    assert!(j.completed_at.is_some(), "{j:?}");
+    let c = backend.get_connector(&id).await.unwrap();
+    assert_eq!(c.last_sync_error.as_deref(), Some(IDLE_JOB_ERROR), "{c:?}");
+}
+
 // 5. Scheduling. -----------------------------------------------------------------------------
 
 /// Waits, if needed, until the wall clock is at least `margin` seconds before the next
