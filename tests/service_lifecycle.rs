@@ -218,6 +218,46 @@ async fn a_partial_configuration_is_merged_with_the_sources_fields() {
     assert_eq!(merges, 1, "one merge, in the first tick");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedded_store_merges_a_partial_configuration_too() {
+    use syncdeck::backend::ConfigurationUpdate;
+    use syncdeck::sources::{GeneratorFactory, SourceFactory};
+    let backend = EmbeddedBackend::open_in_memory().unwrap();
+    let id = generator_connector(&backend, "emb-partial", "emb-partial", 5, 0, 0).await;
+    let mut partial = GeneratorFactory.default_configuration();
+    partial.0.retain(|key, _| key == "count" || key == "seed");
+    partial.0.get_mut("count").unwrap().value = json!(5);
+    partial.0.get_mut("seed").unwrap().sensitive = true;
+    backend
+        .update_configuration(&id, &ConfigurationUpdate::Replace(partial))
+        .await
+        .unwrap();
+    let (engine, _) = {
+        let engine = engine(
+            Arc::new(backend.clone()),
+            Arc::new(backend.clone()),
+            memory_dlq(),
+            marking_registry(),
+            "merger",
+        );
+        (engine, ())
+    };
+
+    run(&engine, &ticks(1)).await;
+
+    let c = backend.get_connector(&id).await.unwrap();
+    let config = &c.configuration;
+    assert_eq!(config.get("count").unwrap().value, json!(5));
+    assert!(config.get("seed").unwrap().sensitive);
+    assert_eq!(config.get("doc_bytes").unwrap().value, json!(1024));
+    assert!(config.get("api_token").unwrap().sensitive);
+    assert_eq!(
+        c.status,
+        syncdeck::model::ConnectorStatus::Connected,
+        "{c:?}"
+    );
+}
+
 // 3. Features. -------------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
