@@ -341,6 +341,7 @@ fn expected_prod() -> ResolvedProfile {
         idle_job_timeout: Duration::from_secs(600),
         exclude_fields: vec!["_attachment".into()],
         hash_fields: vec!["email".into()],
+        skip_unchanged: false,
     };
     let breaker = BreakerSettings {
         window: 10,

@@ -513,6 +513,27 @@ impl ControlPlane for EmbeddedBackend {
         self.write(move |tx| connectors::mark_sync_started(tx, &connector_id, job_type))
             .await
     }
+
+    async fn try_start_guard(
+        &self,
+        connector_id: &str,
+        job_type: JobType,
+    ) -> Result<super::GuardAttempt> {
+        let connector_id = connector_id.to_owned();
+        self.write(move |tx| connectors::try_start_guard(tx, &connector_id, job_type))
+            .await
+    }
+
+    async fn restore_last_sync(
+        &self,
+        connector_id: &str,
+        job_type: JobType,
+        prior: &super::PriorSync,
+    ) -> Result<()> {
+        let (connector_id, prior) = (connector_id.to_owned(), prior.clone());
+        self.write(move |tx| connectors::restore_last_sync(tx, &connector_id, job_type, &prior))
+            .await
+    }
 }
 
 #[async_trait]

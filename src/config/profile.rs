@@ -124,6 +124,9 @@ pub struct EngineSettings {
     pub idle_job_timeout: Duration,
     pub exclude_fields: Vec<String>,
     pub hash_fields: Vec<String>,
+    /// Full syncs skip documents whose `_timestamp` the index already has (incremental
+    /// syncs always do). Off by default, as in the Python service.
+    pub skip_unchanged: bool,
 }
 
 impl Default for EngineSettings {
@@ -143,6 +146,7 @@ impl Default for EngineSettings {
             idle_job_timeout: Duration::from_secs(300),
             exclude_fields: Vec::new(),
             hash_fields: Vec::new(),
+            skip_unchanged: false,
         }
     }
 }

@@ -1,4 +1,4 @@
-//! One sync's data path: source → extractor (sync rules, unchanged-document skip, lazy
+//! One sync's data path: source → extractor (sync rules, unchanged-document skip when asked, lazy
 //! content, serialisation into bulk bodies) → a queue bounded in bytes → N sink workers.
 //! A full sync then deletes the documents the source no longer has, streaming the index's ids
 //! (`_id`s only) page by page. Checkpoints from the source are released only once every item sent before
@@ -32,6 +32,10 @@ pub struct PipelineSettings {
     pub pipeline: Option<Pipeline>,
     /// Field blocking and hashing, applied before serialisation (index and DLQ alike).
     pub transform: Option<super::transform::FieldTransform>,
+    /// Whether a full listing skips documents whose `_timestamp` the index already has. The
+    /// Python service does so only in incremental syncs; a full sync sends every document,
+    /// so that mapping and ingest-pipeline changes reach them all.
+    pub skip_unchanged: bool,
 }
 
 /// The result of a pipeline that ran to the end.
@@ -77,8 +81,12 @@ pub async fn run(
     let index = parts.sink.settings().index.clone();
     let full = settings.mode == SyncMode::Full;
     parts.progress.set_total_hint(source.total_hint().await);
-    let existing = if full {
-        Some(ExistingDocs::load(parts.store.as_ref(), &index).await?)
+    let existing = if full && settings.skip_unchanged {
+        // The id scan of a large index takes a while: a cancel must not wait for it.
+        tokio::select! {
+            loaded = ExistingDocs::load(parts.store.as_ref(), &index) => Some(loaded?),
+            _ = cancel.cancelled() => return Err(PipelineError::Canceled),
+        }
     } else {
         None
     };
