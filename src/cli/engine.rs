@@ -8,10 +8,10 @@ use super::output::{Table, details, ellipsize, or_dash};
 use crate::engine::dlq::{DeadLetterStore, DlqFilter};
 use crate::engine::progress::ProgressSnapshot;
 use crate::engine::retry::retry_dead_letters;
-use crate::engine::runner::{Engine, EngineDeps, JobEnd, JobReport};
+use crate::engine::runner::{Engine, EngineDeps, EngineError, JobEnd, JobReport};
 use crate::engine::service::{self, ServeOptions};
 use crate::engine::status;
-use crate::model::{JobType, TriggerMethod};
+use crate::model::JobType;
 use crate::sources;
 use serde_json::json;
 use std::io::{IsTerminal, Write};
@@ -19,15 +19,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// This worker's name in `worker_hostname`: the host, and the process so that several
-/// workers on one host are told apart.
-pub fn worker_name() -> String {
-    format!(
-        "{}/{}",
-        gethostname::gethostname().to_string_lossy(),
-        std::process::id()
-    )
-}
+/// This worker's name in `worker_hostname` (the engine owns it: the lease checks read it).
+pub use crate::engine::lease::worker_name;
 
 pub fn open_dlq(ctx: &Context) -> CliResult<Arc<DeadLetterStore>> {
     let path = ctx.paths.dlq_db();
@@ -77,17 +70,23 @@ pub async fn termination() {
 }
 
 /// `syncdeck sync CONNECTOR`: create, claim and run one job here. Exit 0 when every document
-/// was indexed, 4 when the job completed with dead letters, 1 when it failed.
+/// was indexed, 4 when the job completed with dead letters, 1 when it failed or was refused.
+/// A connector this engine cannot run is refused before any job exists; a start refused
+/// after (a live worker holds the guard) deletes its job. An orphan holding the guard (its
+/// process died, or its lease ran out) is ended first, with its counts kept.
 pub async fn sync(ctx: &mut Context, connector: &str, job_type: SyncTypeArg) -> CliResult {
     ctx.ensure_writable("run a sync")?;
     let engine = build_engine(ctx)?;
     let job_type = JobType::from(job_type);
-    let job_id = ctx
-        .control
-        .create_sync_job(connector, job_type, TriggerMethod::OnDemand)
+    let job_id = engine
+        .create_job_to_run(connector, job_type)
         .await
         .map_err(|e| {
-            CliError::from(e).context(format!("starting a {job_type} sync of '{connector}'"))
+            let what = format!("starting a {job_type} sync of '{connector}'");
+            match e {
+                EngineError::Backend(b) => CliError::from(b).context(what),
+                other => CliError::failed(other.to_string()).context(what),
+            }
         })?;
     let shutdown = CancellationToken::new();
     let runner = {
@@ -112,6 +111,11 @@ pub async fn sync(ctx: &mut Context, connector: &str, job_type: SyncTypeArg) -> 
         tokio::select! {
             done = &mut runner => break done,
             _ = interval.tick() => {
+                // A signal that came while the job was being guarded and claimed stops it as
+                // soon as it runs.
+                if canceling {
+                    live.stop(&job_id);
+                }
                 if let Some(p) = live.progress(&job_id) {
                     let s = p.snapshot();
                     if json {
@@ -122,10 +126,13 @@ pub async fn sync(ctx: &mut Context, connector: &str, job_type: SyncTypeArg) -> 
                 }
             }
             _ = &mut term, if !canceling => {
-                // First Ctrl-C: cancel the job cleanly (it ends `canceled`).
+                // SIGINT or SIGTERM, in any phase: cancel the job cleanly (it ends `canceled`);
+                // the loop goes on until the runner has written the job's end.
                 canceling = true;
                 eprintln!("\ncanceling sync job '{job_id}'…");
-                let _ = ctx.control.cancel_sync_job(&job_id).await;
+                if let Err(e) = ctx.control.cancel_sync_job(&job_id).await {
+                    tracing::warn!(job = %job_id, error = %e, "could not request the cancel");
+                }
                 live.stop(&job_id);
             }
         }
@@ -136,11 +143,12 @@ pub async fn sync(ctx: &mut Context, connector: &str, job_type: SyncTypeArg) -> 
     let report = report
         .map_err(|e| CliError::failed(format!("the sync task failed: {e}")))?
         .map_err(|e| CliError::failed(e.to_string()).context(format!("sync of '{connector}'")))?;
+    let discarded = engine.discard_unstarted(&report).await;
     let final_snapshot = live.progress(&job_id).map(|p| p.snapshot());
-    ctx.out
-        .either(&json!({"report": report, "final": final_snapshot}), || {
-            summary_text(&report)
-        })?;
+    ctx.out.either(
+        &json!({"report": report, "final": final_snapshot, "job_deleted": discarded}),
+        || summary_text(&report),
+    )?;
     match &report.end {
         JobEnd::Completed if report.counters.dead_lettered > 0 => Err(CliError {
             code: EXIT_DEAD_LETTERS,
@@ -161,6 +169,10 @@ pub async fn sync(ctx: &mut Context, connector: &str, job_type: SyncTypeArg) -> 
         JobEnd::Suspended => Err(CliError::failed(format!(
             "sync job '{}' was suspended",
             report.job_id
+        ))),
+        JobEnd::Skipped { reason } if discarded => Err(CliError::failed(format!(
+            "the sync of '{}' did not start: {reason} (its job was deleted)",
+            report.connector_id
         ))),
         JobEnd::Skipped { reason } => Err(CliError::failed(format!(
             "sync job '{}' did not run: {reason}",

@@ -12,6 +12,7 @@ use super::live::{self, NodeRow};
 use super::table::{Cursor, TableData, TableRow};
 use crate::backend::{ClusterSummary, SyncJobQuery};
 use crate::engine::progress::ProgressSnapshot;
+use crate::engine::runner::runnable;
 use crate::engine::status::StatusDocument;
 use crate::kibana::{ActionConnector, KibanaStatus};
 use crate::model::{
@@ -1817,7 +1818,25 @@ fn start_sync(state: &mut AppState) -> Vec<Effect> {
     } else {
         c.name.clone()
     };
-    let form = Form::start_sync(&c.id, &name, state.profile.can_queue());
+    // Claim only what this engine can run: another connector's job is only queued, for the
+    // connectors service that serves it (the engine's own rule, over the registry's types).
+    let available: Vec<&str> = state
+        .service_types
+        .iter()
+        .map(|t| t.service_type.as_str())
+        .collect();
+    let form = match runnable(&available, c.service_type.as_deref(), JobType::Full) {
+        Ok(()) => Form::start_sync(&c.id, &name, state.profile.can_queue()),
+        Err(why) if state.profile.can_queue() => Form::queue_sync(&c.id, &name, &why),
+        Err(why) => {
+            toast(
+                state,
+                ToastLevel::Warn,
+                format!("cannot sync '{}' here: {why}", c.id),
+            );
+            return Vec::new();
+        }
+    };
     state.modal = Some(Modal::Form(Box::new(form)));
     Vec::new()
 }

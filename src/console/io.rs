@@ -14,6 +14,7 @@ use crate::backend::{
 use crate::cli::Context;
 use crate::config::{BreakerSettings, EngineSettings};
 use crate::engine::dlq::{DeadLetterStore, DlqFilter};
+use crate::engine::lease;
 use crate::engine::retry::retry_dead_letters;
 use crate::engine::runner::{Engine, JobEnd};
 use crate::engine::status::StatusDocument;
@@ -277,10 +278,19 @@ async fn run(h: &Arc<Handles>, effect: Effect, tx: &UnboundedSender<Action>) -> 
             job_type,
             run_here,
         } => {
-            let job_id = match control
-                .create_sync_job(&connector_id, job_type, TriggerMethod::OnDemand)
-                .await
-            {
+            // Run here only what this engine can run (refused with the reason, no job made).
+            let created = if run_here {
+                h.engine
+                    .create_job_to_run(&connector_id, job_type)
+                    .await
+                    .map_err(|e| e.to_string())
+            } else {
+                control
+                    .create_sync_job(&connector_id, job_type, TriggerMethod::OnDemand)
+                    .await
+                    .map_err(|e| e.to_string())
+            };
+            let job_id = match created {
                 Ok(id) => id,
                 Err(e) => return Some(failed(&format!("starting a sync of '{connector_id}'"), e)),
             };
@@ -296,7 +306,13 @@ async fn run(h: &Arc<Handles>, effect: Effect, tx: &UnboundedSender<Action>) -> 
         }
         Effect::CancelJob(id) => match control.cancel_sync_job(&id).await {
             Ok(()) => {
-                h.engine.live().stop(&id);
+                if !h.engine.live().stop(&id) {
+                    // Not ours: when no worker will end it, end it here (`canceled`).
+                    let timeout = h.engine.deps().settings.idle_job_timeout;
+                    if let Err(e) = lease::complete_orphaned_cancel(control, &id, timeout).await {
+                        return Some(failed(&format!("canceling job {id}"), e));
+                    }
+                }
                 tracing::info!(job = %id, "console: cancel requested");
                 Action::JobCanceled(id)
             }
