@@ -462,6 +462,12 @@ fn spawn_job(h: &Arc<Handles>, job_id: String, tx: UnboundedSender<Action>) {
     let shutdown = h.shutdown.clone();
     tokio::spawn(async move {
         let report = engine.run_job(&job_id, &shutdown).await;
+        // A start refused once its job existed (a live worker holds the guard) leaves no job.
+        if let Ok(r) = &report
+            && engine.discard_unstarted(r).await
+        {
+            tracing::info!(job = %job_id, "console: the refused start's job was deleted");
+        }
         let (summary, ok) = match report {
             Ok(r) => {
                 let c = &r.counters;
