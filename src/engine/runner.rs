@@ -387,14 +387,16 @@ impl Engine {
             .execute(&job, progress.clone(), job_cancel.clone(), stop.clone())
             .await;
         let stop_reason = stop.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        // A vanished job or connector decides the end even of a pipeline that got to its
+        // end meanwhile: the writes that follow are those of a vanished one.
         let end = match (&outcome, &stop_reason) {
-            (Ok(_), _) => JobEnd::Completed,
-            (Err(_), Some(StopReason::JobGone)) => JobEnd::Failed {
+            (_, Some(StopReason::JobGone)) => JobEnd::Failed {
                 error: cleanup::JOB_NOT_FOUND_ERROR.to_string(),
             },
-            (Err(_), Some(StopReason::ConnectorGone)) => JobEnd::Failed {
+            (_, Some(StopReason::ConnectorGone)) => JobEnd::Failed {
                 error: format!("the connector '{connector_id}' was deleted while the job ran"),
             },
+            (Ok(_), _) => JobEnd::Completed,
             (Err(_), _) if shutdown.is_cancelled() => JobEnd::Suspended,
             (Err(_), Some(StopReason::Canceled)) => JobEnd::Canceled,
             (Err(_), Some(StopReason::Lost(reason))) => JobEnd::Skipped {
@@ -475,6 +477,9 @@ impl Engine {
                     None,
                 )
                 .await?;
+                // Another worker may win the guard now and be between its guard and its
+                // claim: a guard seen without a holder again gets its own re-check.
+                holderless_checked = false;
                 continue;
             }
             let now = Timestamp::now();
