@@ -637,3 +637,45 @@ async fn cancelling_an_orphaned_job_ends_it_canceled() {
         .unwrap();
     assert_eq!(job.status.to_string(), "canceling");
 }
+
+// The embedded store keeps the same lease. ---------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedded_store_gives_the_guard_back_with_its_nulls_and_lets_it_be_taken_over() {
+    let (engine, backend, _dlq) = embedded_engine("worker-embedded");
+    let id = generator_connector(&backend, "emb", "emb", 10, 0, 0).await;
+
+    let prior = match backend.try_start_guard(&id, JobType::Full).await.unwrap() {
+        GuardAttempt::Taken(prior) => prior,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(prior.status, None);
+    assert_eq!(
+        backend.try_start_guard(&id, JobType::Full).await.unwrap(),
+        GuardAttempt::Held
+    );
+    backend
+        .restore_last_sync(&id, JobType::Full, &prior)
+        .await
+        .unwrap();
+    let c = backend.get_connector(&id).await.unwrap();
+    assert_eq!(
+        (c.last_sync_status, c.status),
+        (None, prior.connector_status)
+    );
+
+    // A guard left by a process that died before claiming: taken over after a re-check.
+    backend
+        .update_last_sync(
+            &id,
+            &LastSync {
+                last_sync_status: Some(syncdeck::model::JobStatus::InProgress),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let (_, report) = run(&engine, &id, JobType::Full).await;
+    assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
+    assert_eq!(report.counters.indexed, 10);
+}
