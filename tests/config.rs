@@ -107,6 +107,19 @@ fn bad_duration() {
 }
 
 #[test]
+fn skip_unchanged_must_be_a_boolean() {
+    assert_eq!(
+        error_of("skip_unchanged_not_bool.toml"),
+        at(
+            "skip_unchanged_not_bool.toml",
+            6,
+            "profiles.local.engine.skip_unchanged",
+            "invalid type: string \"yes\", expected a boolean"
+        )
+    );
+}
+
+#[test]
 fn bad_url() {
     assert_eq!(
         error_of("bad_url.toml"),
