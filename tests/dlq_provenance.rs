@@ -279,7 +279,7 @@ fn an_old_database_is_migrated_in_place_with_entries_of_unknown_origin() {
         reason: "y".into(),
         status: None,
     };
-    let id = dlq.append_batch(&[new.clone()]).unwrap()[0];
+    let id = dlq.append_batch(std::slice::from_ref(&new)).unwrap()[0];
     assert!(!all.iter().any(|e| e.id == id));
     assert_eq!(dlq.count(&open_only("zk-HjQtYQGyL3NFSSu7InA")).unwrap(), 1);
     assert_eq!(dlq.count(&open_only(Origin::UNKNOWN)).unwrap(), 2);

@@ -57,8 +57,8 @@ pub enum RetryError {
     )]
     WrongCluster {
         id: i64,
-        entry: Origin,
-        target: Origin,
+        entry: Box<Origin>,
+        target: Box<Origin>,
     },
     /// An entry's cluster is not known (written before syncdeck recorded clusters).
     #[error(
@@ -67,7 +67,7 @@ pub enum RetryError {
          --all-clusters` shows its document, `syncdeck dlq drop {id} --yes` removes it \
          (nothing was sent)"
     )]
-    UnknownOrigin { id: i64, target: Origin },
+    UnknownOrigin { id: i64, target: Box<Origin> },
     /// An entry is no longer open.
     #[error("dead letter {id} is {state} ({why}): there is nothing to retry (nothing was sent)")]
     Closed {
@@ -82,7 +82,7 @@ pub fn check_entries(dlq: &DeadLetterStore, entries: &[DeadLetter]) -> Result<()
     if !dlq.is_bound() {
         return Err(RetryError::Unbound);
     }
-    let target = dlq.origin();
+    let target = Box::new(dlq.origin());
     for entry in entries {
         if entry.origin.is_unknown() {
             return Err(RetryError::UnknownOrigin {
@@ -93,7 +93,7 @@ pub fn check_entries(dlq: &DeadLetterStore, entries: &[DeadLetter]) -> Result<()
         if entry.origin.cluster_uuid != target.cluster_uuid {
             return Err(RetryError::WrongCluster {
                 id: entry.id,
-                entry: entry.origin.clone(),
+                entry: Box::new(entry.origin.clone()),
                 target,
             });
         }
