@@ -5,6 +5,7 @@
 //! later sync, a retry that finds a newer version in the index and leaves it alone, and a
 //! corrupt ndjson line that no longer deletes the document it hid.
 
+mod console_fixtures;
 #[path = "support/engine_util.rs"]
 mod engine_util;
 mod support;
@@ -713,4 +714,114 @@ fn entries_of_unknown_origin_are_hinted_at_and_listed_with_all_clusters() {
     assert!(r.stderr.contains("unknown origin"), "{}", r.stderr);
     let dropped = ok_json(&home, &["dlq", "drop", &id, "--yes"]);
     assert_eq!(dropped["dropped"], 1);
+}
+
+#[test]
+fn the_sync_summary_says_why_nothing_was_deleted() {
+    let home = tempfile::tempdir().unwrap();
+    let input = home.path().join("k.ndjson");
+    std::fs::write(&input, "{\"id\":\"k1\",\"n\":1}\n{\"id\":\"k2\",\"n\":2}\n").unwrap();
+    let path = format!("path={}", input.display());
+    for args in [
+        vec![
+            "connectors",
+            "create",
+            "k",
+            "--service-type",
+            "ndjson",
+            "--index-name",
+            "k",
+        ],
+        vec!["connectors", "set", "k", &path],
+        vec!["sync", "k"],
+    ] {
+        let r = syncdeck(home.path(), &args);
+        assert_eq!(r.code, 0, "{args:?}: {}{}", r.stdout, r.stderr);
+    }
+    std::fs::write(
+        &input,
+        "{\"id\":\"k1\",\"n\":1}\n{\"id\":\"k2\",\"n\":2,}\n",
+    )
+    .unwrap();
+    let r = syncdeck(home.path(), &["sync", "k"]);
+    assert_eq!(
+        r.code, 4,
+        "the bad line is a dead letter: {}{}",
+        r.stdout, r.stderr
+    );
+    assert!(
+        r.stdout
+            .contains("nothing deleted: the source reported 1 unreadable record"),
+        "{}",
+        r.stdout
+    );
+    let deleted = r
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("deleted"))
+        .unwrap_or_default();
+    assert!(deleted.trim_end().ends_with(" 0"), "{deleted}");
+    let jobs = ok_json(&home, &["jobs", "list", "--connector", "k"]);
+    let latest = &jobs["results"][0];
+    assert_eq!(latest["deleted_document_count"], 0, "{latest:#}");
+    assert!(
+        latest["metadata"]["deletions_skipped"]
+            .as_str()
+            .is_some_and(|why| why.contains("unreadable")),
+        "{latest:#}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_shows_its_clusters_queue_and_names_it() {
+    use console_fixtures::{ch, draw, embedded_handles, new_state, pump, text, theme};
+    use syncdeck::console::effect::Effect;
+    let dir = tempfile::tempdir().unwrap();
+    let handles = embedded_handles(&dir.path().join("embedded.sqlite3"), None);
+    let letter = |doc: &str| NewDeadLetter {
+        connector_id: "c".into(),
+        job_id: "j".into(),
+        index: "i".into(),
+        doc_id: doc.into(),
+        document: "{}".into(),
+        error_type: "x".into(),
+        reason: "y".into(),
+        status: None,
+    };
+    // One of unknown origin (an unbound handle), one of another cluster, one of this one.
+    handles.dlq.append_batch(&[letter("from-before")]).unwrap();
+    handles.dlq.bind(&ClusterId {
+        uuid: "zk-HjQtYQGyL3NFSSu7InA".into(),
+        name: "prod".into(),
+    });
+    handles.dlq.append_batch(&[letter("from-prod")]).unwrap();
+    bind_cluster(&handles.dlq, handles.control.as_ref())
+        .await
+        .unwrap();
+    handles.dlq.append_batch(&[letter("from-here")]).unwrap();
+
+    let mut state = new_state(false, (160, 48));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let effects = console_fixtures::apply(&mut state, [ch('5')]);
+    assert!(effects.contains(&Effect::LoadDeadLetters), "{effects:?}");
+    pump(&mut state, &handles, &mut rx, effects, &tx).await;
+    let docs: Vec<&str> = state
+        .dead_letters
+        .all()
+        .iter()
+        .map(|d| d.doc_id.as_str())
+        .collect();
+    assert_eq!(docs, ["from-here"]);
+    assert_eq!(state.dlq_total, 1);
+    assert_eq!(state.dlq_unknown, 1);
+    let screen = text(&draw(&state, &theme("default")));
+    assert!(
+        screen.contains("Dead letters of 'embedded' (embedded:"),
+        "{screen}"
+    );
+    assert!(screen.contains("1 of unknown origin"), "{screen}");
+    assert!(
+        !screen.contains("from-prod") && !screen.contains("from-before"),
+        "{screen}"
+    );
 }
