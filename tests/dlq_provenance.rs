@@ -824,4 +824,12 @@ async fn the_console_shows_its_clusters_queue_and_names_it() {
         !screen.contains("from-prod") && !screen.contains("from-before"),
         "{screen}"
     );
+    // Another profile may be another cluster: the name goes until its queue has loaded.
+    console_fixtures::apply(
+        &mut state,
+        [syncdeck::console::app::Action::ProfileChanged(
+            console_fixtures::profile(false),
+        )],
+    );
+    assert_eq!((state.dlq_cluster.clone(), state.dlq_unknown), (None, 0));
 }

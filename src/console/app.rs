@@ -2372,6 +2372,9 @@ fn reset_for_profile(state: &mut AppState, profile: ProfileInfo) {
     state.pool = Fetched::default();
     state.dead_letters = TableData::default();
     state.dlq_total = 0;
+    // Another profile may be another cluster: its queue is named once it has loaded.
+    state.dlq_cluster = None;
+    state.dlq_unknown = 0;
     state.marked.clear();
     state.dlq_busy = false;
     state.kibana = TableData::default();
