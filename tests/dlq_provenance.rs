@@ -833,3 +833,62 @@ async fn the_console_shows_its_clusters_queue_and_names_it() {
     );
     assert_eq!((state.dlq_cluster.clone(), state.dlq_unknown), (None, 0));
 }
+
+#[test]
+fn dlq_retry_reports_superseded_entries_in_its_table() {
+    let a = StandIn::start_blocking(StandInOptions {
+        kibana: false,
+        ..Default::default()
+    });
+    let home = tempfile::tempdir().unwrap();
+    write_config(home.path(), &a, &a);
+    let dlq = DeadLetterStore::open(&home.path().join("data").join("dead-letters.sqlite3"), 100)
+        .unwrap()
+        .with_profile("alpha");
+    dlq.bind(&ClusterId {
+        uuid: a.cluster_uuid(),
+        name: a.cluster_name(),
+    });
+    let id = dlq
+        .append_batch(&[NewDeadLetter {
+            connector_id: "c".into(),
+            job_id: "job-1".into(),
+            index: "docs".into(),
+            doc_id: "d43".into(),
+            document: json!({"id": "d43", "_timestamp": "2024-01-01T00:00:00Z", "v": 1})
+                .to_string(),
+            error_type: "document_parsing_exception".into(),
+            reason: "failed to parse".into(),
+            status: Some(400),
+        }])
+        .unwrap()[0];
+    drop(dlq);
+    a.put_doc(
+        "docs",
+        "d43",
+        json!({"id": "d43", "_timestamp": "2024-05-01T00:00:00Z", "v": 2}),
+    );
+    let r = syncdeck(home.path(), &["dlq", "retry", "--all"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout
+            .contains("0 indexed and resolved, 0 failed again, 1 superseded"),
+        "{}",
+        r.stdout
+    );
+    let row = r
+        .stdout
+        .lines()
+        .find(|l| l.starts_with(&id.to_string()))
+        .unwrap_or_default();
+    assert!(
+        row.contains("superseded") && row.contains("2024-05-01T00:00:00Z"),
+        "{}",
+        r.stdout
+    );
+    let docs: std::collections::BTreeMap<String, Value> =
+        a.index_docs("docs").into_iter().collect();
+    assert_eq!(docs["d43"]["v"], 2);
+    let history = ok_json(&home, &["dlq", "list", "--resolved"]);
+    assert_eq!(history["results"][0]["state"], "superseded", "{history:#}");
+}
