@@ -344,6 +344,7 @@ fn dead_letters_mark_retry_and_drop() {
         [Action::DeadLettersRetried {
             succeeded: vec![1],
             failed: vec![(2, "mapper_parsing_exception: still bad".into())],
+            superseded: vec![],
         }],
     );
     assert_eq!(fx, [Effect::LoadDeadLetters]);

@@ -70,6 +70,22 @@ impl ControlPlane for ElasticsearchBackend {
         })
     }
 
+    /// `cluster_uuid` from `GET /`. A cluster that has not formed yet answers `_na_`: that
+    /// is no identity, and writing dead letters under it would mix clusters.
+    async fn cluster_id(&self) -> Result<super::ClusterId> {
+        let info = self.client.cluster().info().await?;
+        match info.cluster_uuid {
+            Some(uuid) if !uuid.is_empty() && uuid != "_na_" => Ok(super::ClusterId {
+                uuid,
+                name: info.cluster_name,
+            }),
+            _ => Err(BackendError::Other(format!(
+                "cluster '{}' did not say its cluster_uuid (GET /): it may not have formed yet",
+                info.cluster_name
+            ))),
+        }
+    }
+
     async fn list_connectors(&self, query: &ConnectorQuery) -> Result<Page<Connector>> {
         Ok(self.client.connectors().list(query).await?)
     }

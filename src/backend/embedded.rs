@@ -48,6 +48,9 @@ struct Inner {
     conn: Mutex<Connection>,
     /// `None` for an in-memory database.
     path: Option<PathBuf>,
+    /// This store's [`ClusterId`](super::ClusterId) key: `embedded:` and its path, or a
+    /// number of its own for an in-memory store (two of them are two clusters).
+    identity: String,
 }
 
 impl fmt::Debug for EmbeddedBackend {
@@ -73,10 +76,25 @@ impl EmbeddedBackend {
     }
 
     fn wrap(conn: Connection, path: Option<PathBuf>) -> Self {
+        static MEMORY_STORES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let identity = match &path {
+            // The same file reached by another relative path is the same store.
+            Some(path) => format!(
+                "embedded:{}",
+                std::fs::canonicalize(path)
+                    .unwrap_or_else(|_| path.clone())
+                    .display()
+            ),
+            None => format!(
+                "embedded::memory:{}",
+                MEMORY_STORES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            ),
+        };
         Self {
             inner: Arc::new(Inner {
                 conn: Mutex::new(conn),
                 path,
+                identity,
             }),
         }
     }
@@ -323,6 +341,13 @@ impl ControlPlane for EmbeddedBackend {
             health: "n/a".into(),
             number_of_nodes: 1,
             location: self.location(),
+        })
+    }
+
+    async fn cluster_id(&self) -> Result<super::ClusterId> {
+        Ok(super::ClusterId {
+            uuid: self.inner.identity.clone(),
+            name: "embedded".into(),
         })
     }
 

@@ -98,11 +98,32 @@ pub struct ClusterSummary {
     pub location: String,
 }
 
+/// Which cluster this is, told apart from every other: what the dead-letter queue records as
+/// an entry's provenance, so that an entry is only ever retried into the cluster it came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterId {
+    /// Stable key: Elasticsearch's `cluster_uuid` (from `GET /`), or `embedded:` and the
+    /// embedded store's path.
+    pub uuid: String,
+    /// For display: the `cluster_name`, or `embedded`.
+    pub name: String,
+}
+
 /// The control plane: connectors and sync jobs, as the connector protocol defines them.
 /// Every method maps one protocol call; errors keep the server's type and reason.
 #[async_trait]
 pub trait ControlPlane: Send + Sync {
     async fn cluster(&self) -> Result<ClusterSummary>;
+
+    /// This cluster's identity (one `GET /` on Elasticsearch). The default derives one from
+    /// [`ControlPlane::cluster`], for wrappers that only forward that.
+    async fn cluster_id(&self) -> Result<ClusterId> {
+        let summary = self.cluster().await?;
+        Ok(ClusterId {
+            uuid: format!("{}:{}", summary.backend, summary.location),
+            name: summary.cluster_name,
+        })
+    }
 
     /// Whether mutations are refused (read-only profile).
     fn read_only(&self) -> bool {

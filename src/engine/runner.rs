@@ -611,6 +611,7 @@ impl Engine {
         if let Err(e) = ensured {
             return Err(format!("cannot create index '{index}': {e}"));
         }
+        super::dlq::bind_cluster(&self.deps.dlq, self.deps.control.as_ref()).await?;
         let settings = &self.deps.settings;
         let sink = Arc::new(Sink::new(
             self.deps.store.clone(),
@@ -768,6 +769,20 @@ impl Engine {
             indexed_document_volume: (counters.bytes as f64 / 1_048_576.0).round() as u64,
             total_document_count: total,
         };
+        // Written while the job is still running, with the final counts, before its end.
+        if let Some(metadata) = outcome.and_then(|o| o.job_metadata()) {
+            let stats = SyncStats {
+                indexed_document_count: finish.indexed_document_count,
+                deleted_document_count: finish.deleted_document_count,
+                indexed_document_volume: finish.indexed_document_volume,
+                total_document_count: total,
+                last_seen: None,
+                metadata: Some(metadata),
+            };
+            if let Err(e) = control.update_sync_job_stats(&job.id, &stats).await {
+                tracing::warn!(job = %job.id, error = %e, "could not write the job's metadata");
+            }
+        }
         if let Err(e) = control.finish_sync_job(&job.id, &finish).await {
             tracing::error!(job = %job.id, error = %e, "could not write the job's final status");
         }
