@@ -71,6 +71,22 @@ impl ControlPlane for ElasticsearchBackend {
         })
     }
 
+    /// `cluster_uuid` from `GET /`. A cluster that has not formed yet answers `_na_`: that
+    /// is no identity, and writing dead letters under it would mix clusters.
+    async fn cluster_id(&self) -> Result<super::ClusterId> {
+        let info = self.client.cluster().info().await?;
+        match info.cluster_uuid {
+            Some(uuid) if !uuid.is_empty() && uuid != "_na_" => Ok(super::ClusterId {
+                uuid,
+                name: info.cluster_name,
+            }),
+            _ => Err(BackendError::Other(format!(
+                "cluster '{}' did not say its cluster_uuid (GET /): it may not have formed yet",
+                info.cluster_name
+            ))),
+        }
+    }
+
     async fn list_connectors(&self, query: &ConnectorQuery) -> Result<Page<Connector>> {
         Ok(self.client.connectors().list(query).await?)
     }
@@ -336,6 +352,62 @@ impl ControlPlane for ElasticsearchBackend {
             Err(e) if e.is_conflict() => Ok(false),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// [`Self::mark_sync_started`], saying what it replaced, and a 409 apart from a held guard.
+    async fn try_start_guard(
+        &self,
+        connector_id: &str,
+        job_type: JobType,
+    ) -> Result<super::GuardAttempt> {
+        let docs = self.client.connector_docs();
+        let current = docs.get_connector(connector_id).await?;
+        let prior = super::PriorSync::of(&current.doc, job_type);
+        if prior.status == Some(JobStatus::InProgress) {
+            return Ok(super::GuardAttempt::Held);
+        }
+        let marks = if job_type == JobType::AccessControl {
+            json!({"status": "connected", "error": null, "last_access_control_sync_status": "in_progress", "last_access_control_sync_error": null})
+        } else {
+            json!({"status": "connected", "error": null, "last_sync_status": "in_progress", "last_sync_error": null})
+        };
+        match docs
+            .update_connector(connector_id, &marks, Some(current.version))
+            .await
+        {
+            Ok(_) => Ok(super::GuardAttempt::Taken(prior)),
+            Err(e) if e.is_conflict() => Ok(super::GuardAttempt::Conflict),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A direct update of the connector document, as the Python service writes it, so the
+    /// `null`s of a connector that had never synced are written back too.
+    async fn restore_last_sync(
+        &self,
+        connector_id: &str,
+        job_type: JobType,
+        prior: &super::PriorSync,
+    ) -> Result<()> {
+        let (status_key, error_key) = if job_type == JobType::AccessControl {
+            (
+                "last_access_control_sync_status",
+                "last_access_control_sync_error",
+            )
+        } else {
+            ("last_sync_status", "last_sync_error")
+        };
+        let doc = json!({
+            status_key: prior.status,
+            error_key: prior.error,
+            "status": prior.connector_status,
+            "error": prior.connector_error,
+        });
+        self.client
+            .connector_docs()
+            .update_connector(connector_id, &doc, None)
+            .await?;
+        Ok(())
     }
 }
 

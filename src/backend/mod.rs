@@ -122,11 +122,32 @@ pub struct ClusterSummary {
     pub location: String,
 }
 
+/// Which cluster this is, told apart from every other: what the dead-letter queue records as
+/// an entry's provenance, so that an entry is only ever retried into the cluster it came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterId {
+    /// Stable key: Elasticsearch's `cluster_uuid` (from `GET /`), or `embedded:` and the
+    /// embedded store's path.
+    pub uuid: String,
+    /// For display: the `cluster_name`, or `embedded`.
+    pub name: String,
+}
+
 /// The control plane: connectors and sync jobs, as the connector protocol defines them.
 /// Every method maps one protocol call; errors keep the server's type and reason.
 #[async_trait]
 pub trait ControlPlane: Send + Sync {
     async fn cluster(&self) -> Result<ClusterSummary>;
+
+    /// This cluster's identity (one `GET /` on Elasticsearch). The default derives one from
+    /// [`ControlPlane::cluster`], for wrappers that only forward that.
+    async fn cluster_id(&self) -> Result<ClusterId> {
+        let summary = self.cluster().await?;
+        Ok(ClusterId {
+            uuid: format!("{}:{}", summary.backend, summary.location),
+            name: summary.cluster_name,
+        })
+    }
 
     /// Whether mutations are refused (read-only profile).
     fn read_only(&self) -> bool {
@@ -246,6 +267,54 @@ pub trait ControlPlane: Send + Sync {
         Ok(true)
     }
 
+    /// One attempt at the start guard that says why it failed and what it replaced:
+    /// [`GuardAttempt::Held`] when the connector's last sync of the job type's kind is already
+    /// `in_progress`, [`GuardAttempt::Conflict`] when the connector changed between the read and
+    /// the guarded write (retry with a fresh read), and [`GuardAttempt::Taken`] with the last
+    /// sync it overwrote, so a start that does not happen can put it back.
+    async fn try_start_guard(&self, connector_id: &str, job_type: JobType) -> Result<GuardAttempt> {
+        let connector = self.get_connector(connector_id).await?;
+        let prior = PriorSync::of(&connector, job_type);
+        if prior.status == Some(JobStatus::InProgress) {
+            return Ok(GuardAttempt::Held);
+        }
+        Ok(if self.mark_sync_started(connector_id, job_type).await? {
+            GuardAttempt::Taken(prior)
+        } else {
+            GuardAttempt::Conflict
+        })
+    }
+
+    /// Puts back what a start guard replaced, for a start that did not happen: the last sync
+    /// of the job type's kind and the connector's status and error. Backends that cannot
+    /// write `null` there fall back to `canceled` when the connector had never synced, so the
+    /// guard is released all the same.
+    async fn restore_last_sync(
+        &self,
+        connector_id: &str,
+        job_type: JobType,
+        prior: &PriorSync,
+    ) -> Result<()> {
+        let status = prior.status.unwrap_or(JobStatus::Canceled);
+        let mut last = LastSync::default();
+        match job_type {
+            JobType::AccessControl => {
+                last.last_access_control_sync_status = Some(status);
+                last.last_access_control_sync_error = Some(prior.error.clone());
+            }
+            _ => {
+                last.last_sync_status = Some(status);
+                last.last_sync_error = Some(prior.error.clone());
+            }
+        }
+        self.update_last_sync(connector_id, &last).await?;
+        match (&prior.connector_error, prior.connector_status) {
+            (Some(error), _) => self.update_error(connector_id, Some(error)).await,
+            (None, ConnectorStatus::Connected) => Ok(()),
+            (None, status) => self.update_status(connector_id, status).await,
+        }
+    }
+
     /// Deep-merges `fields` (configuration key → field object, whole or partial) into the
     /// connector's configuration with a direct document update, as the Python service's
     /// `prepare` writes it: the status stays as it is, and whatever the document holds that
@@ -325,6 +394,45 @@ pub trait ControlPlane: Send + Sync {
             .await?;
         Ok(ScheduleMark::Won)
     }
+}
+
+/// What a connector said before a start guard replaced it: its last sync of the guarded kind
+/// and its own status and error (the guard clears them, as the Python service's `sync_starts`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PriorSync {
+    pub status: Option<JobStatus>,
+    pub error: Option<String>,
+    pub connector_status: ConnectorStatus,
+    pub connector_error: Option<String>,
+}
+
+impl PriorSync {
+    pub fn of(connector: &Connector, job_type: JobType) -> Self {
+        let (status, error) = match job_type {
+            JobType::AccessControl => (
+                connector.last_access_control_sync_status,
+                connector.last_access_control_sync_error.clone(),
+            ),
+            _ => (
+                connector.last_sync_status,
+                connector.last_sync_error.clone(),
+            ),
+        };
+        Self {
+            status,
+            error,
+            connector_status: connector.status,
+            connector_error: connector.error.clone(),
+        }
+    }
+}
+
+/// The outcome of one start-guard attempt (see [`ControlPlane::try_start_guard`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum GuardAttempt {
+    Taken(PriorSync),
+    Held,
+    Conflict,
 }
 
 /// The connector's `last_*_scheduled_at` of a job type's kind.

@@ -41,6 +41,9 @@ impl ControlPlane for ReadOnly {
     async fn cluster(&self) -> Result<ClusterSummary> {
         self.inner.cluster().await
     }
+    async fn cluster_id(&self) -> Result<super::ClusterId> {
+        self.inner.cluster_id().await
+    }
     fn read_only(&self) -> bool {
         true
     }

@@ -559,6 +559,7 @@ fn check_engine(
         )?,
         exclude_fields: field_names(ctx, &path.key("exclude_fields"), raw.exclude_fields)?,
         hash_fields: field_names(ctx, &path.key("hash_fields"), raw.hash_fields)?,
+        skip_unchanged: raw.skip_unchanged.unwrap_or(d.skip_unchanged),
     })
 }
 

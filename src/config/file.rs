@@ -199,6 +199,9 @@ pub struct EngineFile {
     pub exclude_fields: Option<Vec<String>>,
     /// Document fields replaced by their SHA-256 before indexing.
     pub hash_fields: Option<Vec<String>>,
+    /// Full syncs skip documents whose `_timestamp` is unchanged (default false). Faster, but a
+    /// mapping or ingest-pipeline change then never reaches the skipped documents.
+    pub skip_unchanged: Option<bool>,
 }
 
 /// `[profiles.NAME.breaker]`: the circuit breaker in front of bulk requests.

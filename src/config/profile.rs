@@ -128,6 +128,9 @@ pub struct EngineSettings {
     pub job_cleanup_interval: Duration,
     pub exclude_fields: Vec<String>,
     pub hash_fields: Vec<String>,
+    /// Full syncs skip documents whose `_timestamp` the index already has (incremental
+    /// syncs always do). Off by default, as in the Python service.
+    pub skip_unchanged: bool,
 }
 
 impl Default for EngineSettings {
@@ -149,6 +152,7 @@ impl Default for EngineSettings {
             job_cleanup_interval: Duration::from_secs(300),
             exclude_fields: Vec::new(),
             hash_fields: Vec::new(),
+            skip_unchanged: false,
         }
     }
 }

@@ -515,6 +515,44 @@ pub(super) fn mark_sync_started(conn: &Connection, id: &str, job_type: JobType) 
     })
 }
 
+/// [`mark_sync_started`], saying what it replaced (one transaction: no conflict can happen).
+pub(super) fn try_start_guard(
+    conn: &Connection,
+    id: &str,
+    job_type: JobType,
+) -> Result<crate::backend::GuardAttempt> {
+    let prior = crate::backend::PriorSync::of(&get(conn, id)?, job_type);
+    Ok(if mark_sync_started(conn, id, job_type)? {
+        crate::backend::GuardAttempt::Taken(prior)
+    } else {
+        crate::backend::GuardAttempt::Held
+    })
+}
+
+/// Puts back what a start guard replaced, `null`s included.
+pub(super) fn restore_last_sync(
+    conn: &Connection,
+    id: &str,
+    job_type: JobType,
+    prior: &crate::backend::PriorSync,
+) -> Result<()> {
+    modify(conn, id, |c| {
+        match job_type {
+            JobType::AccessControl => {
+                c.last_access_control_sync_status = prior.status;
+                c.last_access_control_sync_error = prior.error.clone();
+            }
+            _ => {
+                c.last_sync_status = prior.status;
+                c.last_sync_error = prior.error.clone();
+            }
+        }
+        c.status = prior.connector_status;
+        c.error = prior.connector_error.clone();
+        Ok(())
+    })
+}
+
 fn set_some<T>(slot: &mut Option<T>, value: Option<T>) {
     if value.is_some() {
         *slot = value;
