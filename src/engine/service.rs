@@ -86,20 +86,15 @@ pub struct ServeSummary {
     pub orphaned: u64,
 }
 
-/// Whether this engine can run a job of `job_type` for a connector of `service_type`: the
+/// Whether this engine can run a job of `job_type` for a connector of `service_type`, by the
+/// one rule of [`super::runner::runnable`] (shared with `sync` and the console): the
 /// service type has a source here, and the job type is one the source supports. Content
 /// syncs (full and incremental: a source without its own incremental mode gets a full
 /// listing, as the runner does) run for every source; access-control syncs for none, as no
 /// source here implements document-level security. A job that fails this is left `pending`
 /// for a service that can run it.
 pub fn runnable(registry: &Registry, service_type: Option<&str>, job_type: JobType) -> bool {
-    let Some(_factory) = service_type.and_then(|t| registry.get(t)) else {
-        return false;
-    };
-    match job_type {
-        JobType::Full | JobType::Incremental => true,
-        JobType::AccessControl => false,
-    }
+    super::runner::runnable(&registry.service_types(), service_type, job_type).is_ok()
 }
 
 /// What a service remembers between ticks.
