@@ -100,6 +100,8 @@ pub struct Sink {
     slots: InFlightLimit,
     /// How long a 429-refused item keeps being retried.
     item_retry_budget: Mutex<Duration>,
+    /// Resolves the index's open dead letters as their documents get written.
+    resolver: super::dlq::Resolver,
 }
 
 /// How many deliveries the pipeline runs for `max_in_flight` request slots: batches waiting
@@ -132,6 +134,7 @@ impl Sink {
         settings: SinkSettings,
     ) -> Self {
         Self {
+            resolver: super::dlq::Resolver::new(dlq.clone(), &settings.index, &settings.job_id),
             store,
             dlq,
             breaker,
@@ -529,6 +532,10 @@ impl Sink {
         total.deleted += tally.deleted;
         self.progress.add_batch(&tally);
         self.progress.push_outcomes(outcomes);
+        if self.resolver.is_active().await {
+            let (indexed, deleted) = written_ids(batch, items);
+            self.resolver.written(indexed, deleted).await;
+        }
         let monitor_result = {
             let mut monitor = self.monitor.lock().unwrap_or_else(|p| p.into_inner());
             // A 429 is the cluster's back-pressure, not a fault of the document: even one
@@ -747,6 +754,20 @@ fn items_failed(
             )
         })
         .collect()
+}
+
+/// The ids of the items an answer says were indexed, and those it says were deleted (the
+/// dead letters of both are moot).
+fn written_ids(batch: &Batch, items: &[BulkItem]) -> (Vec<String>, Vec<String>) {
+    let (mut indexed, mut deleted) = (Vec::new(), Vec::new());
+    for (item, answer) in batch.items.iter().zip(items) {
+        match (answer.status, item.op) {
+            (200..=299 | 404, BulkOp::Delete) => deleted.push(item.id.clone()),
+            (200..=299, _) | (409, BulkOp::Create) => indexed.push(item.id.clone()),
+            _ => {}
+        }
+    }
+    (indexed, deleted)
 }
 
 /// The document as stored in the dead-letter queue: its JSON source, or `null` for deletes.
