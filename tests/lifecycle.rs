@@ -679,3 +679,73 @@ async fn the_embedded_store_gives_the_guard_back_with_its_nulls_and_lets_it_be_t
     assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
     assert_eq!(report.counters.indexed, 10);
 }
+
+/// Two parties that see one orphan at once (two starts, or a start and a reaper): only the one
+/// whose end lands writes the connector, so the other never clears a guard taken since.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_orphan_seen_by_two_parties_is_ended_once_and_a_newer_guard_survives() {
+    let standin = standin().await;
+    let es = guarded_connector(&standin, "raced").await;
+    let stale = orphan(&standin, &es, "raced", "elsewhere/78", 3600, "in_progress").await;
+    // Both parties read the orphan before either ends it.
+    let seen_by_first = es.get_sync_job(&stale).await.unwrap();
+    let seen_by_second = seen_by_first.clone();
+
+    let first = syncdeck::engine::cleanup::end_abandoned_job(
+        es.as_ref(),
+        &seen_by_first,
+        syncdeck::model::JobStatus::Error,
+        Some("gone"),
+    )
+    .await
+    .unwrap();
+    assert!(first, "the first end lands");
+    // The first party takes the guard for its own job.
+    edit_doc(&standin, CONNECTORS, "raced", |d| {
+        d["last_sync_status"] = json!("in_progress");
+    });
+
+    let second = syncdeck::engine::cleanup::end_abandoned_job(
+        es.as_ref(),
+        &seen_by_second,
+        syncdeck::model::JobStatus::Error,
+        Some("gone"),
+    )
+    .await
+    .unwrap();
+
+    assert!(!second, "the second end sees the job changed and writes nothing");
+    assert_eq!(
+        standin.connector("raced").unwrap()["last_sync_status"],
+        "in_progress",
+        "the newer guard is kept"
+    );
+    assert_orphan_ended(&standin, &stale, "error", Some("gone"));
+}
+
+/// An orphan that checks in again between the read and the end (its worker was only slow) is
+/// left running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_orphan_that_checks_in_after_the_read_is_not_ended() {
+    let standin = standin().await;
+    let es = guarded_connector(&standin, "revived").await;
+    let job = orphan(&standin, &es, "revived", "elsewhere/79", 3600, "in_progress").await;
+    let read = es.get_sync_job(&job).await.unwrap();
+    es.check_in_sync_job(&job).await.unwrap();
+
+    let ended = syncdeck::engine::cleanup::end_abandoned_job(
+        es.as_ref(),
+        &read,
+        syncdeck::model::JobStatus::Error,
+        Some("gone"),
+    )
+    .await
+    .unwrap();
+
+    assert!(!ended);
+    assert_eq!(standin.sync_job(&job).unwrap()["status"], "in_progress");
+    assert_eq!(
+        standin.connector("revived").unwrap()["last_sync_status"],
+        "in_progress"
+    );
+}

@@ -447,7 +447,8 @@ async fn a_live_job_is_never_reaped_even_when_its_connector_is_gone() {
         es.check_in_sync_job(job).await.unwrap();
     }
 
-    let engine = es_engine(&es, "reaper", Duration::from_secs(2));
+    // A lease far longer than the test: a loaded machine must not make the check-in stale.
+    let engine = es_engine(&es, "reaper", Duration::from_secs(60));
     let summary = run(&engine, &ticks(1)).await;
 
     assert_eq!((summary.reaped, summary.orphaned), (0, 0), "{summary:?}");

@@ -270,31 +270,33 @@ impl ControlPlane for ElasticsearchBackend {
     /// The framework ends a job with a direct `_update` of its document (PROTOCOL §5.6): the
     /// API has no endpoint for `completed`, nor for `canceling` → `canceled`.
     async fn finish_sync_job(&self, id: &str, finish: &JobFinish) -> Result<()> {
-        let now = Timestamp::now();
-        let mut doc = json!({
-            "status": finish.status,
-            "error": finish.error,
-            "indexed_document_count": finish.indexed_document_count,
-            "deleted_document_count": finish.deleted_document_count,
-            "indexed_document_volume": finish.indexed_document_volume,
-            "last_seen": now,
-        });
-        if let Some(total) = finish.total_document_count {
-            doc["total_document_count"] = json!(total);
-        }
-        match finish.status {
-            JobStatus::Completed | JobStatus::Error => doc["completed_at"] = json!(now),
-            JobStatus::Canceled => {
-                doc["completed_at"] = json!(now);
-                doc["canceled_at"] = json!(now);
-            }
-            _ => {}
-        }
         self.client
             .connector_docs()
-            .update_job(id, &doc, None)
+            .update_job(id, &finish_doc(finish), None)
             .await?;
         Ok(())
+    }
+
+    /// A real-time read of the job with its `_seq_no`, then the final write guarded by it: a
+    /// 409 means another party wrote the job in between.
+    async fn finish_sync_job_if_unchanged(
+        &self,
+        expected: &SyncJob,
+        finish: &JobFinish,
+    ) -> Result<bool> {
+        let docs = self.client.connector_docs();
+        let current = docs.get_job(&expected.id).await?;
+        if !crate::backend::same_job_state(&current.doc, expected) {
+            return Ok(false);
+        }
+        match docs
+            .update_job(&expected.id, &finish_doc(finish), Some(current.version))
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if e.is_conflict() => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 
     async fn search_sync_jobs(&self, filter: &JobFilter) -> Result<Vec<SyncJob>> {
@@ -525,4 +527,29 @@ impl DocumentStore for ElasticsearchBackend {
             .await
             .map_err(BackendError::from)
     }
+}
+
+/// The job document's final fields, as the framework writes them (`SyncJob._terminate`).
+fn finish_doc(finish: &JobFinish) -> Value {
+    let now = Timestamp::now();
+    let mut doc = json!({
+        "status": finish.status,
+        "error": finish.error,
+        "indexed_document_count": finish.indexed_document_count,
+        "deleted_document_count": finish.deleted_document_count,
+        "indexed_document_volume": finish.indexed_document_volume,
+        "last_seen": now,
+    });
+    if let Some(total) = finish.total_document_count {
+        doc["total_document_count"] = json!(total);
+    }
+    match finish.status {
+        JobStatus::Completed | JobStatus::Error => doc["completed_at"] = json!(now),
+        JobStatus::Canceled => {
+            doc["completed_at"] = json!(now);
+            doc["canceled_at"] = json!(now);
+        }
+        _ => {}
+    }
+    doc
 }

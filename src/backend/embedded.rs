@@ -534,6 +534,23 @@ impl ControlPlane for EmbeddedBackend {
             .await
     }
 
+    async fn finish_sync_job_if_unchanged(
+        &self,
+        expected: &SyncJob,
+        finish: &JobFinish,
+    ) -> Result<bool> {
+        let (expected, finish) = (expected.clone(), finish.clone());
+        self.write(move |tx| {
+            let current = sync_jobs::get(tx, &expected.id)?;
+            if !super::same_job_state(&current, &expected) {
+                return Ok(false);
+            }
+            sync_jobs::finish(tx, &expected.id, finish)?;
+            Ok(true)
+        })
+        .await
+    }
+
     async fn merge_configuration(
         &self,
         id: &str,

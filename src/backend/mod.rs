@@ -240,6 +240,26 @@ pub trait ControlPlane: Send + Sync {
         ))
     }
 
+    /// Ends the job as [`Self::finish_sync_job`] does, but only when its document is still as
+    /// `expected` was read (same status and last check-in): the compare-and-set that makes
+    /// ending an orphan safe when two workers, or a worker and a reaper, see it at once.
+    /// `Ok(false)`: the job changed (another party ended it, or its worker checked in): leave
+    /// it, and its connector, alone. Elasticsearch guards the write with the `_seq_no` of a
+    /// real-time read; the embedded store does it in one transaction. This default reads and
+    /// writes unguarded, for backends with no such guard.
+    async fn finish_sync_job_if_unchanged(
+        &self,
+        expected: &SyncJob,
+        finish: &JobFinish,
+    ) -> Result<bool> {
+        let current = self.get_sync_job(&expected.id).await?;
+        if !same_job_state(&current, expected) {
+            return Ok(false);
+        }
+        self.finish_sync_job(&expected.id, finish).await?;
+        Ok(true)
+    }
+
     /// The start guard of PROTOCOL §5.4: marks the connector's last sync (of the job type's
     /// kind) as `in_progress` unless it already is, atomically (seq_no-guarded on
     /// Elasticsearch). `Ok(false)`: another worker got there first; leave the job alone.
@@ -453,6 +473,12 @@ pub fn schedule_mark(job_type: JobType, at: crate::model::Timestamp) -> LastSync
         JobType::AccessControl => last.last_access_control_sync_scheduled_at = Some(at),
     }
     last
+}
+
+/// Whether a job is still in the state it was read in, for
+/// [`ControlPlane::finish_sync_job_if_unchanged`]: its status and its last check-in.
+pub fn same_job_state(current: &SyncJob, expected: &SyncJob) -> bool {
+    current.status == expected.status && current.last_seen == expected.last_seen
 }
 
 /// The final write of a job (see [`ControlPlane::finish_sync_job`]).

@@ -136,6 +136,13 @@ impl ControlPlane for ReadOnly {
     async fn finish_sync_job(&self, _: &str, _: &super::JobFinish) -> Result<()> {
         self.refuse("finish sync job")
     }
+    async fn finish_sync_job_if_unchanged(
+        &self,
+        _: &SyncJob,
+        _: &super::JobFinish,
+    ) -> Result<bool> {
+        self.refuse("finish sync job")
+    }
     async fn mark_sync_started(&self, _: &str, _: JobType) -> Result<bool> {
         self.refuse("start sync")
     }

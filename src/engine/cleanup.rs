@@ -20,13 +20,19 @@ pub const UNKNOWN_ERROR: &str = "unknown error";
 /// Ends `job` as `status` (`error`, `canceled` or `suspended`) with `error`, keeping the counts
 /// it last reported, then writes its connector's last-sync fields. A connector that no longer
 /// exists is not an error: the job is still ended (Python's orphaned-job cleanup).
+/// `job` is the job as the caller read it: the end is written only when the job is still so
+/// (compare-and-set), and only the party whose end landed writes the connector, so two parties
+/// ending one orphan at once never clear a guard a third one has taken since. `Ok(false)`: the
+/// job changed meanwhile, and nothing was written.
 pub async fn end_abandoned_job(
     control: &dyn ControlPlane,
     job: &SyncJob,
     status: JobStatus,
     error: Option<&str>,
-) -> Result<(), BackendError> {
-    end_orphaned_job(control, job, status, error).await?;
+) -> Result<bool, BackendError> {
+    if !end_orphaned_job(control, job, status, error).await? {
+        return Ok(false);
+    }
     let counts = status
         .is_terminal()
         .then_some((job.indexed_document_count, job.deleted_document_count));
@@ -40,19 +46,20 @@ pub async fn end_abandoned_job(
     )
     .await
     {
-        Ok(()) | Err(BackendError::NotFound(_)) => Ok(()),
+        Ok(()) | Err(BackendError::NotFound(_)) => Ok(true),
         Err(e) => Err(e),
     }
 }
 
-/// Ends `job` as [`end_abandoned_job`] does, without writing to its connector: for a job
-/// whose connector is gone (Python's orphaned-job cleanup writes only the job).
+/// Ends `job` as [`end_abandoned_job`] does (compare-and-set on the job as read), without
+/// writing to its connector: for a job whose connector is gone (Python's orphaned-job cleanup
+/// writes only the job). `Ok(false)`: the job changed meanwhile, and nothing was written.
 pub async fn end_orphaned_job(
     control: &dyn ControlPlane,
     job: &SyncJob,
     status: JobStatus,
     error: Option<&str>,
-) -> Result<(), BackendError> {
+) -> Result<bool, BackendError> {
     let finish = JobFinish {
         status,
         error: error.map(str::to_string),
@@ -61,7 +68,7 @@ pub async fn end_orphaned_job(
         indexed_document_volume: job.indexed_document_volume,
         total_document_count: job.total_document_count,
     };
-    control.finish_sync_job(&job.id, &finish).await
+    control.finish_sync_job_if_unchanged(job, &finish).await
 }
 
 /// The connector side of a job's end (Python's `Connector.sync_done`): the `last_*` fields of

@@ -7,7 +7,7 @@
 //! `engine::cleanup`'s, taking the guard the runner's. [`complete_orphaned_cancel`] applies them
 //! to a cancel, for `jobs cancel` and the console alike.
 
-use crate::backend::{BackendError, ControlPlane, JobFinish};
+use crate::backend::{BackendError, ControlPlane};
 use crate::model::{JobStatus, SyncJob, Timestamp};
 use std::time::Duration;
 
@@ -139,15 +139,7 @@ pub async fn complete_orphaned_cancel(
     tracing::info!(job = %job.id, %reason, "ending the canceled job here: no worker will");
     if holds_no_guard(&job) {
         // Nobody runs it, so the connector's last sync is another job's: leave it.
-        let finish = JobFinish {
-            status: JobStatus::Canceled,
-            error: None,
-            indexed_document_count: job.indexed_document_count,
-            deleted_document_count: job.deleted_document_count,
-            indexed_document_volume: job.indexed_document_volume,
-            total_document_count: job.total_document_count,
-        };
-        control.finish_sync_job(&job.id, &finish).await?;
+        super::cleanup::end_orphaned_job(control, &job, JobStatus::Canceled, None).await?;
     } else {
         super::cleanup::end_abandoned_job(control, &job, JobStatus::Canceled, None).await?;
     }

@@ -549,7 +549,9 @@ impl Engine {
         self.deps
             .settings
             .check_interval
-            .clamp(Duration::from_millis(500), Duration::from_secs(5))
+            // Longer than Elasticsearch's default refresh (1 s): a claim made meanwhile must be
+            // visible to the holder search before the guard is called holderless.
+            .clamp(Duration::from_secs(2), Duration::from_secs(5))
     }
 
     /// Runs the job while the heartbeat task watches it: from the start, so that a cancel, a

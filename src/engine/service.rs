@@ -687,11 +687,21 @@ async fn end_if_abandoned(
         Err(BackendError::NotFound(_)) => false,
         Err(e) => return Err(e),
     };
+    // A job that changed since the read above (its worker checked in, or another party ended
+    // it) is left alone: the end is a compare-and-set on the job.
     if connector_exists {
-        cleanup::end_abandoned_job(control, &job, JobStatus::Error, Some(IDLE_JOB_ERROR)).await?;
+        if !cleanup::end_abandoned_job(control, &job, JobStatus::Error, Some(IDLE_JOB_ERROR))
+            .await?
+        {
+            return Ok(None);
+        }
         tracing::warn!(job = %job.id, connector = %job.connector.id, "idle job marked as error");
     } else {
-        cleanup::end_orphaned_job(control, &job, JobStatus::Error, Some(IDLE_JOB_ERROR)).await?;
+        if !cleanup::end_orphaned_job(control, &job, JobStatus::Error, Some(IDLE_JOB_ERROR))
+            .await?
+        {
+            return Ok(None);
+        }
         tracing::warn!(job = %job.id, connector = %job.connector.id, "idle job of a deleted connector marked as error");
     }
     Ok(Some(connector_exists))
