@@ -37,6 +37,7 @@ pub fn open_dlq(ctx: &Context) -> CliResult<Arc<DeadLetterStore>> {
         })?;
     }
     DeadLetterStore::open(&path, ctx.profile.engine.dlq_max_entries)
+        .map(|s| s.with_max_document_bytes(ctx.profile.engine.dlq_max_document_bytes))
         .map(Arc::new)
         .map_err(|e| CliError::failed(e.to_string()))
 }

@@ -15,7 +15,9 @@ mod error;
 mod pagination;
 
 use self::auth::{Auth, OAuth2};
-use self::client::{ApiClient, ClientSettings, RetryPolicy};
+use self::client::{
+    ApiClient, ClientSettings, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_ERROR_BODY_BYTES, RetryPolicy,
+};
 use self::error::HttpApiError;
 use self::pagination::{PageView, Pagination, with_param};
 use super::builtin::{FieldBuilder, configuration, field, int_at_least, str_setting};
@@ -80,6 +82,7 @@ impl SourceFactory for HttpApiFactory {
     }
 
     fn create(&self, config: &Configuration) -> Result<Box<dyn DataSource>, SourceError> {
+        super::register_sensitive(config);
         let settings = Settings::from_config(config)?;
         let client = ApiClient::new(settings.client)?;
         Ok(Box::new(HttpApiSource {
@@ -204,6 +207,12 @@ fn limit_fields() -> Vec<FieldBuilder> {
         field("retry_delay_ms", "First retry delay (ms)").int(500).greater_than(0),
         field("timeout_seconds", "Request timeout (seconds)").int(30).greater_than(-1)
             .tooltip("How long one request may take; 0 waits as long as the server does."),
+        field("max_response_bytes", "Largest answer (bytes)")
+            .int(DEFAULT_MAX_BODY_BYTES as i64).greater_than(0)
+            .tooltip("A page or token answer larger than this ends the sync unread."),
+        field("max_error_body_bytes", "Error answer read (bytes)")
+            .int(DEFAULT_MAX_ERROR_BODY_BYTES as i64).greater_than(0)
+            .tooltip("How much of an error answer is read to say why; the rest is not downloaded."),
     ]
 }
 
@@ -322,6 +331,12 @@ fn positive(config: &Configuration, key: &str, default: i64, min: i64) -> Result
     Ok(int_at_least(config, key, default, min)? as u64)
 }
 
+/// A byte bound setting: at least 1, at most what this machine can address.
+fn byte_limit(config: &Configuration, key: &str, default: usize) -> Result<usize, SourceError> {
+    let n = positive(config, key, default as i64, 1)?;
+    usize::try_from(n).map_err(|_| config_error(key, format!("'{n}' is too large")))
+}
+
 impl Settings {
     fn from_config(config: &Configuration) -> Result<Self, SourceError> {
         let url = http_url(config, "url")?;
@@ -395,7 +410,17 @@ impl Settings {
                 .filter(|s| *s > 0)
                 .map(Duration::from_secs),
             header_secrets,
+            max_body_bytes: byte_limit(config, "max_response_bytes", DEFAULT_MAX_BODY_BYTES)?,
+            max_error_body_bytes: byte_limit(
+                config,
+                "max_error_body_bytes",
+                DEFAULT_MAX_ERROR_BODY_BYTES,
+            )?,
         };
+        let mut client = client;
+        if let Auth::OAuth2(o) = &mut client.auth {
+            o.max_body_bytes = client.max_body_bytes;
+        }
         Ok(Self { client, run })
     }
 }
@@ -499,10 +524,13 @@ fn auth(config: &Configuration) -> Result<Auth, SourceError> {
             param: param(config, "api_key_param", "api_key")?,
             key: required_secret(config, "api_key", "an API key")?,
         },
-        "basic" => Auth::Basic {
-            username: required(config, "username", "a user name")?,
-            password: secret(config, "password"),
-        },
+        "basic" => {
+            let username = required(config, "username", "a user name")?;
+            let password = secret(config, "password");
+            // The header carries base64 of `user:password`: mask that form whole.
+            crate::secret::mask::register_basic(&username, password.expose());
+            Auth::Basic { username, password }
+        }
         "bearer" => Auth::Bearer {
             token: required_secret(config, "token", "a token")?,
         },
@@ -596,6 +624,18 @@ impl DataSource for HttpApiSource {
                     reason: bad.reason,
                 })?;
             let had_items = view.items > 0;
+            // One page past `max_pages` is read only to see that the API is done: many APIs
+            // end with an empty page. One with items means there really are more.
+            if pages > self.run.max_pages {
+                if had_items {
+                    return Err(HttpApiError::TooManyPages {
+                        max_pages: self.run.max_pages,
+                        url: shown,
+                    }
+                    .into());
+                }
+                break;
+            }
             for (index, item) in page_items.into_iter().enumerate() {
                 out.send(self.item(item, pages, index, &mut cursor)).await?;
             }
@@ -604,13 +644,6 @@ impl DataSource for HttpApiSource {
             }
             let Some(next) = next else { break };
             self.check_next(&url, &next, &shown)?;
-            if pages >= self.run.max_pages {
-                return Err(HttpApiError::TooManyPages {
-                    max_pages: self.run.max_pages,
-                    url: shown,
-                }
-                .into());
-            }
             url = next;
         }
         Ok(self.cursor_json(&cursor))
