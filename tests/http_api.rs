@@ -229,8 +229,9 @@ async fn page_numbers_can_start_at_zero_without_a_size_parameter() {
     let out = run(source(&merge(base(&mock), values)).as_mut(), SyncMode::Full).await;
     assert!(out.error().contains("'max_pages'"), "{}", out.error());
     let requests = mock.requests();
-    assert_eq!(params(&requests, "page"), some(&["0", "1", "2"]));
-    assert_eq!(params(&requests, "per_page"), [None, None, None]);
+    // The fourth request looks whether the API is done after `max_pages`: it is not.
+    assert_eq!(params(&requests, "page"), some(&["0", "1", "2", "3"]));
+    assert_eq!(params(&requests, "per_page"), [None, None, None, None]);
 }
 
 #[tokio::test]
