@@ -733,3 +733,62 @@ fn a_panic_is_logged_with_its_secrets_masked() {
         &leak_forms("panic-s3cret-value-77", "svc-a"),
     );
 }
+
+// ---------------------------------------------------------------------------------- TLS
+
+/// An HTTPS node with a self-signed certificate no default trust accepts.
+fn untrusted_tls_node() -> String {
+    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    let generated = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+        generated.signing_key.serialize_der(),
+    ));
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![generated.cert.der().clone()], key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let url = format!("https://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            while let Ok(Ok((tcp, _))) =
+                tokio::time::timeout(Duration::from_secs(120), listener.accept()).await
+            {
+                let acceptor = acceptor.clone();
+                // The handshake is refused by the client: nothing more to do.
+                tokio::spawn(async move {
+                    let _ = acceptor.accept(tcp).await;
+                });
+            }
+        });
+    });
+    url
+}
+
+#[test]
+fn a_certificate_that_fails_verification_is_not_called_unreachable() {
+    let home = Home::new();
+    home.stand_in_config(&untrusted_tls_node());
+    for args in [&["check"][..], &["connectors", "list"][..]] {
+        let r = run(&home, args);
+        // Exit 1, not 3: retrying cannot help, the trust settings (tls.ca_file,
+        // tls.fingerprint) must change; and the words agree with the code.
+        assert_eq!(r.code, 1, "{args:?}: {}", r.all());
+        assert!(r.all().contains("certificate"), "{args:?}: {}", r.all());
+        assert!(
+            !r.all().to_lowercase().contains("unreachable"),
+            "{args:?}: {}",
+            r.all()
+        );
+    }
+}
