@@ -25,6 +25,7 @@ use super::{DataSource, Document, ItemSender, SourceError, SourceFactory, Source
 use crate::model::{Configuration, DisplayType, Validation, ValidationType};
 use crate::secret::Secret;
 use async_trait::async_trait;
+use base64::Engine as _;
 use bytes::Bytes;
 use reqwest::Method;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
@@ -464,13 +465,44 @@ fn parse_headers(
                 format!("line {n}: the value of '{name}' is not a valid header value"),
             )
         })?;
-        if sensitive {
+        if sensitive || carries_credentials(&header) {
             value.set_sensitive(true);
-            secrets.push(Secret::new(value.to_str().unwrap_or_default()));
+            let text = value.to_str().unwrap_or_default();
+            secrets.push(Secret::new(text));
+            // `Bearer <token>`, `Basic <base64>`: the credential alone is masked too (an
+            // API may echo just the token), and so is what a basic one decodes to.
+            if let Some((_, credential)) = text.split_once(' ') {
+                secrets.push(Secret::new(credential.trim()));
+                let decoded = base64::engine::general_purpose::STANDARD.decode(credential.trim());
+                if let Some((user, password)) = decoded
+                    .ok()
+                    .and_then(|d| String::from_utf8(d).ok())
+                    .and_then(|d| {
+                        d.split_once(':')
+                            .map(|(u, p)| (u.to_string(), p.to_string()))
+                    })
+                {
+                    crate::secret::mask::register_basic(&user, &password);
+                }
+            }
         }
         headers.append(header, value);
     }
     Ok(secrets)
+}
+
+/// Headers that carry credentials even when written among the plain `headers`: their values
+/// are masked like `secret_headers`.
+fn carries_credentials(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "authorization"
+            | "proxy-authorization"
+            | "cookie"
+            | "x-api-key"
+            | "api-key"
+            | "x-auth-token"
+    )
 }
 
 fn pagination(config: &Configuration) -> Result<Pagination, SourceError> {
@@ -885,6 +917,30 @@ mod tests {
                 .to_string()
                 .contains("'url'")
         );
+    }
+
+    #[test]
+    fn credentials_in_plain_headers_are_masked_with_their_derived_forms() {
+        use base64::engine::general_purpose::STANDARD;
+        let basic = STANDARD.encode("hdr-user:hdr-pa55word-1");
+        let text = format!(
+            "Authorization: Basic {basic}\nX-Api-Key: plain-hdr-key-99\nAccept-Language: en"
+        );
+        let mut headers = HeaderMap::new();
+        parse_headers(&text, "headers", false, &mut headers).unwrap();
+        let echoed = format!(
+            "saw {basic} and plain-hdr-key-99 and hdr-pa55word-1 and {}, lang en",
+            STANDARD.encode("hdr-pa55word-1")
+        );
+        let shown = crate::secret::masked(&echoed);
+        assert_eq!(
+            shown,
+            format!(
+                "saw {m} and {m} and {m} and {m}, lang en",
+                m = crate::secret::MASK
+            )
+        );
+        assert!(headers["authorization"].is_sensitive());
     }
 
     #[test]
