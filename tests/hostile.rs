@@ -792,3 +792,68 @@ fn a_certificate_that_fails_verification_is_not_called_unreachable() {
         );
     }
 }
+
+// ------------------------------------------------------------------------- measurements
+
+/// Peak resident memory of this process so far, in MiB (`VmHWM`).
+fn peak_rss_mib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb / 1024)
+}
+
+/// The memory the hostile inputs of issue 10 cost, for README (peaks only grow, so the
+/// smallest comes first). Run alone:
+/// `cargo test --release --test hostile -- --ignored --nocapture rss`.
+#[tokio::test]
+#[ignore = "a measurement; run alone, its numbers are in README"]
+async fn rss_of_hostile_inputs() {
+    println!("start: peak RSS {} MiB", peak_rss_mib());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("line.ndjson");
+    {
+        use std::io::Write;
+        let mut file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+        file.write_all(b"{\"id\":\"big\",\"blob\":\"").unwrap();
+        let chunk = vec![b'y'; 1 << 20];
+        for _ in 0..100 {
+            file.write_all(&chunk).unwrap();
+        }
+        file.write_all(b"\"}\n{\"id\":\"after\"}\n").unwrap();
+    }
+    let (items, result) = run_source(ndjson_source(&path, 16 << 20).as_mut()).await;
+    result.unwrap();
+    assert_eq!(items.len(), 2);
+    println!(
+        "ndjson with one 100 MB line: peak RSS {} MiB",
+        peak_rss_mib()
+    );
+    let flood404 = flood("404 Not Found").await;
+    let mut source =
+        http_source(json!({"url": format!("{}/items", flood404.url), "max_retries": 0}));
+    let (_, result) = run_source(source.as_mut()).await;
+    assert!(result.is_err());
+    println!(
+        "http_api 404 with a 1 GiB body: peak RSS {} MiB",
+        peak_rss_mib()
+    );
+
+    let flood200 = flood("200 OK").await;
+    let mut source = http_source(json!({
+        "url": format!("{}/items", flood200.url),
+        "max_retries": 0,
+        "auth": "oauth2_client_credentials",
+        "token_url": format!("{}/oauth/token", flood200.url),
+        "client_id": "id",
+        "client_secret": "client-s3cret-value",
+    }));
+    let (_, result) = run_source(source.as_mut()).await;
+    assert!(result.is_err());
+    println!(
+        "OAuth token answer of 1 GiB (default max_response_bytes): peak RSS {} MiB",
+        peak_rss_mib()
+    );
+}
