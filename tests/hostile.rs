@@ -857,3 +857,27 @@ async fn rss_of_hostile_inputs() {
         peak_rss_mib()
     );
 }
+
+#[test]
+fn a_document_id_with_escape_sequences_is_shown_escaped_by_the_cli() {
+    use syncdeck::engine::dlq::{DeadLetterStore, NewDeadLetter};
+    let home = Home::new();
+    let store = DeadLetterStore::open(&home.path("data").join("dead-letters.sqlite3"), 100)
+        .expect("the dead-letter store");
+    store
+        .append_batch(&[NewDeadLetter {
+            connector_id: "c1".into(),
+            job_id: "j1".into(),
+            index: "i1".into(),
+            doc_id: "d\u{1b}]0;pwned\u{7}\u{1b}[2J".into(),
+            document: "{\"a\":1}".into(),
+            error_type: "mapper_parsing_exception".into(),
+            reason: "bad \u{1b}[31mred".into(),
+            status: Some(400),
+        }])
+        .unwrap();
+    drop(store);
+    let listed = ok(&home, &["dlq", "list"]);
+    assert!(!listed.contains('\u{1b}') && !listed.contains('\u{7}'), "{listed:?}");
+    assert!(listed.contains("d\\x1b]0;pwned\\x07"), "{listed}");
+}
