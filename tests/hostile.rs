@@ -878,6 +878,9 @@ fn a_document_id_with_escape_sequences_is_shown_escaped_by_the_cli() {
         .unwrap();
     drop(store);
     let listed = ok(&home, &["dlq", "list"]);
-    assert!(!listed.contains('\u{1b}') && !listed.contains('\u{7}'), "{listed:?}");
+    assert!(
+        !listed.contains('\u{1b}') && !listed.contains('\u{7}'),
+        "{listed:?}"
+    );
     assert!(listed.contains("d\\x1b]0;pwned\\x07"), "{listed}");
 }

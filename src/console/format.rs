@@ -83,10 +83,12 @@ pub fn rate(per_sec: f64) -> String {
     }
 }
 
-/// Remote text (a job's error, a document id, an API's answer) for the screen: control
-/// characters shown escaped (`\x1b[2J`), never obeyed nor silently dropped.
+/// Remote text (a job's error, a document id, an API's answer) for one line of the screen:
+/// line breaks and tabs become spaces, other control characters are shown escaped
+/// (`\x1b[2J`), never obeyed nor silently dropped.
 pub fn safe(text: &str) -> String {
-    crate::text::terminal_safe(text, crate::text::Keep::Nothing).into_owned()
+    let flat = text.replace(['\n', '\t'], " ");
+    crate::text::terminal_safe(&flat, crate::text::Keep::Nothing).into_owned()
 }
 
 /// Cuts `text` to `width` display columns, ending with `…` when cut; control characters
@@ -160,6 +162,7 @@ mod tests {
     #[test]
     fn remote_text_is_escaped() {
         assert_eq!(safe("a\u{1b}[2Jb"), "a\\x1b[2Jb");
+        assert_eq!(safe("two\nlines\tand\r"), "two lines and\\x0d");
         assert_eq!(first_line("x\u{1b}]0;t\u{7}\nrest"), "x\\x1b]0;t\\x07");
         assert_eq!(ellipsize("\u{1b}[2Jabcdef", 6), "\\x1b[…");
     }
