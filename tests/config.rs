@@ -107,6 +107,19 @@ fn bad_duration() {
 }
 
 #[test]
+fn skip_unchanged_must_be_a_boolean() {
+    assert_eq!(
+        error_of("skip_unchanged_not_bool.toml"),
+        at(
+            "skip_unchanged_not_bool.toml",
+            6,
+            "profiles.local.engine.skip_unchanged",
+            "invalid type: string \"yes\", expected a boolean"
+        )
+    );
+}
+
+#[test]
 fn bad_url() {
     assert_eq!(
         error_of("bad_url.toml"),
@@ -340,8 +353,11 @@ fn expected_prod() -> ResolvedProfile {
         stats_interval: Duration::from_secs(15),
         check_interval: Duration::from_secs(3),
         idle_job_timeout: Duration::from_secs(600),
+        heartbeat: Duration::from_secs(300),
+        job_cleanup_interval: Duration::from_secs(300),
         exclude_fields: vec!["_attachment".into()],
         hash_fields: vec!["email".into()],
+        skip_unchanged: false,
     };
     let breaker = BreakerSettings {
         window: 10,

@@ -158,10 +158,15 @@ fn seed_connector(standin: &StandIn) {
     });
 }
 
-fn seed_dead_letter(home: &Path) {
+/// A dead letter of the stand-in's cluster (the console shows its profile's cluster only).
+fn seed_dead_letter(home: &Path, standin: &StandIn) {
     let dir = home.join("data");
     std::fs::create_dir_all(&dir).unwrap();
     let dlq = DeadLetterStore::open(&dir.join("dead-letters.sqlite3"), 10_000).unwrap();
+    dlq.bind(&syncdeck::backend::ClusterId {
+        uuid: standin.cluster_uuid(),
+        name: standin.cluster_name(),
+    });
     dlq.append_batch(&[NewDeadLetter {
         connector_id: "gen".into(),
         job_id: "job-before".into(),
@@ -194,7 +199,7 @@ fn start_watch_breaker_retry_quit_and_restore() {
     let home = tempfile::tempdir().unwrap();
     write_config(home.path(), &standin);
     seed_connector(&standin);
-    seed_dead_letter(home.path());
+    seed_dead_letter(home.path(), &standin);
     let mut term = spawn_console(home.path());
 
     term.wait_for("the connectors view", |s| {
@@ -229,7 +234,7 @@ fn start_watch_breaker_retry_quit_and_restore() {
     term.wait_for("the dead letter", |s| s.contains("dl-retry-me"));
     term.send("r");
     term.wait_for("the retry to finish", |s| {
-        s.contains("1 indexed and removed") || !s.contains("dl-retry-me")
+        s.contains("1 indexed and resolved") || !s.contains("dl-retry-me")
     });
     let deadline = Instant::now() + WAIT;
     while standin.index_docs("e2e-retry").is_empty() && Instant::now() < deadline {

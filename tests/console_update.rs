@@ -162,19 +162,37 @@ fn enter_opens_detail_and_esc_goes_back() {
 #[test]
 fn start_sync_runs_here_or_queues() {
     let mut s = loaded_state(false, (80, 24));
+    // 'pg-orders' is a postgresql connector, which this engine cannot run: only queued.
     let fx = apply(&mut s, [ch('s')]);
     assert!(fx.is_empty());
-    assert!(matches!(s.modal, Some(Modal::Form(_))));
-    let fx = apply(&mut s, [key(KeyCode::Enter)]);
+    match &s.modal {
+        Some(Modal::Form(form)) => {
+            assert!(form.title.starts_with("Queue a sync"), "{}", form.title);
+            let help = form.fields[1].help.clone().unwrap_or_default();
+            assert!(help.contains("'postgresql'"), "{help}");
+        }
+        _ => panic!("no start dialog"),
+    }
+    let fx = apply(&mut s, [key(KeyCode::Right), key(KeyCode::Enter)]);
     assert_eq!(
         fx,
         [Effect::StartSync {
             connector_id: "pg-orders".into(),
+            job_type: JobType::Incremental,
+            run_here: false
+        }]
+    );
+    assert!(s.modal.is_none());
+    // 'demo-generator' runs here by default.
+    let fx = apply(&mut s, [ch('j'), ch('s'), key(KeyCode::Enter)]);
+    assert_eq!(
+        fx,
+        [Effect::StartSync {
+            connector_id: "demo-generator".into(),
             job_type: JobType::Full,
             run_here: true
         }]
     );
-    assert!(s.modal.is_none());
     // Incremental, queue only.
     let fx = apply(
         &mut s,
@@ -189,7 +207,7 @@ fn start_sync_runs_here_or_queues() {
     assert_eq!(
         fx,
         [Effect::StartSync {
-            connector_id: "pg-orders".into(),
+            connector_id: "demo-generator".into(),
             job_type: JobType::Incremental,
             run_here: false
         }]
@@ -326,6 +344,7 @@ fn dead_letters_mark_retry_and_drop() {
         [Action::DeadLettersRetried {
             succeeded: vec![1],
             failed: vec![(2, "mapper_parsing_exception: still bad".into())],
+            superseded: vec![],
         }],
     );
     assert_eq!(fx, [Effect::LoadDeadLetters]);

@@ -1,10 +1,12 @@
 //! The dead-letter queue on a real file: persistence, permissions, two stores sharing one file,
-//! and a process that dies abruptly after its commits.
+//! a process that dies abruptly after its commits, and the life of an entry per cluster
+//! (resolved by a later write, reopened by a later failure, history within the bound).
 
 use serde_json::json;
 use std::path::Path;
 use std::process::Command;
 use syncdeck::engine::dlq::{DeadLetterStore, DlqFilter, NewDeadLetter};
+use syncdeck::model::DeadLetterState;
 
 /// Set in the child process of `committed_entries_survive_an_abort`: the database to write.
 const CHILD_ENV: &str = "SYNCDECK_DLQ_CRASH_CHILD";
@@ -172,4 +174,123 @@ fn committed_entries_survive_an_abort() {
     }
     assert!(dir.path().join("dlq.sqlite-wal").exists());
     assert_eq!(total(&path), (CHILD_BATCHES * CHILD_BATCH_SIZE) as u64);
+}
+
+fn bound(path: &Path, max: u64, uuid: &str) -> DeadLetterStore {
+    let dlq = DeadLetterStore::open(path, max).unwrap();
+    dlq.bind(&syncdeck::backend::ClusterId {
+        uuid: uuid.to_string(),
+        name: format!("name of {uuid}"),
+    });
+    dlq
+}
+
+fn open_of(uuid: &str) -> DlqFilter {
+    DlqFilter {
+        cluster: Some(uuid.to_string()),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn resolving_touches_only_the_bound_cluster_and_that_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dlq.sqlite");
+    let a = bound(&path, 100, "cluster-a");
+    let b = bound(&path, 100, "cluster-b");
+    a.append_batch(&[entry("c1", "x"), entry("c1", "y")])
+        .unwrap();
+    let mut other_index = entry("c1", "x");
+    other_index.index = "search-other".to_string();
+    a.append_batch(&[other_index]).unwrap();
+    b.append_batch(&[entry("c1", "x")]).unwrap();
+    assert!(a.has_open("search-docs").unwrap());
+    assert!(!a.has_open("search-none").unwrap());
+
+    let resolved = a
+        .resolve_documents(
+            "search-docs",
+            &["x".to_string(), "z".to_string()],
+            "indexed by job j",
+        )
+        .unwrap();
+    assert_eq!(resolved, 1);
+    let open: Vec<(String, String)> = a
+        .list(&DlqFilter::default())
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.origin.cluster_uuid, format!("{}/{}", e.index, e.doc_id)))
+        .collect();
+    assert_eq!(open.len(), 3, "{open:?}");
+    assert!(!open.contains(&("cluster-a".into(), "search-docs/x".into())));
+    assert!(open.contains(&("cluster-b".into(), "search-docs/x".into())));
+    assert!(open.contains(&("cluster-a".into(), "search-other/x".into())));
+    // Resolving again finds nothing open.
+    assert_eq!(
+        a.resolve_documents("search-docs", &["x".to_string()], "again")
+            .unwrap(),
+        0
+    );
+    let history = a
+        .list(&DlqFilter {
+            include_closed: true,
+            ..open_of("cluster-a")
+        })
+        .unwrap();
+    let x = history
+        .iter()
+        .find(|e| e.index == "search-docs" && e.doc_id == "x")
+        .unwrap();
+    assert_eq!(x.state, DeadLetterState::Resolved);
+    assert_eq!(x.resolution.as_deref(), Some("indexed by job j"));
+    assert_eq!(
+        a.stats().unwrap().total,
+        3,
+        "the bound counts open entries only"
+    );
+}
+
+#[test]
+fn a_document_failing_after_resolution_opens_a_new_entry_beside_its_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let dlq = bound(&dir.path().join("dlq.sqlite"), 100, "c");
+    let first = dlq.append_batch(&[entry("c1", "a")]).unwrap()[0];
+    dlq.resolve_documents("search-docs", &["a".to_string()], "indexed")
+        .unwrap();
+    let second = dlq.append_batch(&[entry("c1", "a")]).unwrap()[0];
+    assert_ne!(first, second);
+    let fresh = dlq.get(second).unwrap().unwrap();
+    assert_eq!((fresh.attempts, fresh.state), (1, DeadLetterState::Open));
+    assert_eq!(
+        dlq.get(first).unwrap().unwrap().state,
+        DeadLetterState::Resolved
+    );
+    // The open one still dedupes.
+    assert_eq!(dlq.append_batch(&[entry("c1", "a")]).unwrap()[0], second);
+}
+
+#[test]
+fn history_is_kept_within_the_bound_oldest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let dlq = bound(&dir.path().join("dlq.sqlite"), 2, "c");
+    for doc in ["a", "b", "c"] {
+        let id = dlq.append_batch(&[entry("c1", doc)]).unwrap()[0];
+        std::thread::sleep(std::time::Duration::from_millis(3));
+        dlq.close(&[id], DeadLetterState::Superseded, "newer in the index")
+            .unwrap();
+    }
+    let history: Vec<String> = dlq
+        .list(&DlqFilter {
+            include_closed: true,
+            ..Default::default()
+        })
+        .unwrap()
+        .into_iter()
+        .map(|e| e.doc_id)
+        .collect();
+    assert_eq!(history, ["c", "b"], "the oldest closed entry went");
+    assert_eq!(dlq.count(&DlqFilter::default()).unwrap(), 0);
+    // History never blocks new dead letters.
+    dlq.append_batch(&[entry("c1", "d"), entry("c1", "e")])
+        .unwrap();
 }

@@ -323,12 +323,13 @@ async fn full_sync_deletes_more_than_ten_thousand_stale_documents_by_pit_pages()
         .count();
     let searches = requests.iter().filter(|r| r.path == "/_search").count();
     assert!(
-        pit_opens >= 2 && pit_closes >= 2,
+        pit_opens >= 1 && pit_closes == pit_opens,
         "PIT opened {pit_opens} and closed {pit_closes} times"
     );
-    // Two passes (unchanged check, then deletions) over more than 12,000 ids, a page of at
-    // most 1,000 at a time: the index is never read past 10,000 hits in one search.
-    assert!(searches >= 24, "only {searches} search pages");
+    // The deletion pass (a full sync does not look for unchanged documents) over more than
+    // 12,000 ids, a page of at most 1,000 at a time: the index is never read past 10,000 hits
+    // in one search.
+    assert!(searches >= 12, "only {searches} search pages");
 }
 
 // 4. ---------------------------------------------------------------------------------------
@@ -336,7 +337,17 @@ async fn full_sync_deletes_more_than_ten_thousand_stale_documents_by_pit_pages()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_full_sync_skips_unchanged_generator_documents() {
     let standin = standin(1).await;
-    let (engine, es, _dlq) = es_engine(&standin, "worker-skip");
+    let es = es_backend(&standin.es_urls());
+    // Full syncs send every document unless the profile opts in to the skip.
+    let engine = engine_with(
+        es.clone(),
+        es.clone(),
+        memory_dlq(),
+        marking_registry(),
+        "worker-skip",
+        skipping_settings(),
+        fast_breaker(),
+    );
     let id = generator_connector(es.as_ref(), "same", "same", 1500, 0, 0).await;
 
     let (_, first) = run(&engine, &id, JobType::Full).await;
@@ -369,6 +380,14 @@ async fn a_second_full_sync_skips_unchanged_generator_documents() {
     );
 }
 
+/// Fast settings with `skip_unchanged` on, for full syncs that skip unchanged documents.
+fn skipping_settings() -> syncdeck::config::EngineSettings {
+    syncdeck::config::EngineSettings {
+        skip_unchanged: true,
+        ..fast_settings()
+    }
+}
+
 fn write_file(root: &Path, name: &str, text: &str) {
     std::fs::write(root.join(name), text).unwrap();
 }
@@ -387,7 +406,16 @@ async fn unchanged_files_are_skipped_without_reading_their_content() {
             &format!("original text {i}"),
         );
     }
-    let (engine, backend, _dlq) = embedded_engine("worker-dir");
+    let (_, backend, _dlq) = embedded_engine("worker-dir");
+    let engine = engine_with(
+        Arc::new(backend.clone()),
+        Arc::new(backend.clone()),
+        memory_dlq(),
+        syncdeck::sources::builtin(),
+        "worker-dir",
+        skipping_settings(),
+        fast_breaker(),
+    );
     let values = json!({"path": dir.path().to_string_lossy()});
     let id = create_connector(&backend, "dir", "files", &DirectoryFactory, values).await;
 
@@ -538,10 +566,9 @@ async fn active_exclude_rules_keep_documents_out_and_delete_them_on_a_full_sync(
     es.update_filtering(&id, &rules, None).await.unwrap();
     // A draft alone changes nothing: jobs use the active rules.
     let (_, draft_only) = run(&engine, &id, JobType::Full).await;
-    assert_eq!(
-        (draft_only.counters.deleted, draft_only.counters.skipped),
-        (0, 400)
-    );
+    let c = &draft_only.counters;
+    // A full sync sends every document again (no unchanged skip), none excluded.
+    assert_eq!((c.deleted, c.skipped, c.indexed + c.updated), (0, 0, 400));
     // What a connectors service does with an edited draft (PROTOCOL §5.2): validate, activate.
     let connectors = es.client().connectors();
     connectors

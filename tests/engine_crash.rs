@@ -2,6 +2,10 @@
 //! against the stand-in and is killed mid-way; a `syncdeck serve` worker then reaps the dead
 //! job (`error`, "has not seen any update"), runs a new job, and afterwards every source
 //! document is in the index or in the dead-letter queue the killed process shared.
+//! The lifecycle around a dead `sync` process, with the real binary: a second `sync` takes over
+//! the guard of the killed one at once (its process is provably gone), keeping the dead job's
+//! counts; `jobs cancel` of the dead job completes; SIGTERM while the job is still `starting`
+//! ends it within seconds; and a connector this engine cannot run is refused with no job made.
 
 #[path = "support/engine_util.rs"]
 mod engine_util;
@@ -16,7 +20,7 @@ use std::time::{Duration, Instant};
 use support::{StandIn, StandInOptions};
 use syncdeck::backend::{ControlPlane, SyncJobQuery};
 use syncdeck::engine::dlq::{DeadLetterStore, DlqFilter};
-use syncdeck::sources::NdjsonFactory;
+use syncdeck::sources::{GeneratorFactory, HttpApiFactory, NdjsonFactory};
 
 const COUNT: u64 = 3000;
 const POISON_EVERY: u64 = 50;
@@ -35,12 +39,19 @@ struct Home {
 
 impl Home {
     fn new(standin: &StandIn) -> Home {
+        Home::with_idle_timeout(standin, "3s")
+    }
+
+    /// `idle_job_timeout` long enough (say `"10m"`) that only a provably dead process lets
+    /// a guard be taken over.
+    fn with_idle_timeout(standin: &StandIn, idle: &str) -> Home {
         let dir = tempfile::tempdir().unwrap();
         let config = format!(
             "default_profile = \"x\"\n\
              [profiles.x.elasticsearch]\nnodes = [\"{}\"]\nrequest_timeout = \"10s\"\ndead_backoff_base = \"50ms\"\n\
              [profiles.x.engine]\nbatch_max_docs = 20\nmax_in_flight = 1\nbatch_linger = \"20ms\"\nretry_base = \"5ms\"\n\
-             retry_max = \"50ms\"\nstats_interval = \"200ms\"\ncheck_interval = \"200ms\"\nidle_job_timeout = \"3s\"\n\
+             retry_max = \"50ms\"\nstats_interval = \"200ms\"\ncheck_interval = \"200ms\"\nidle_job_timeout = \"{idle}\"\n\
+             job_cleanup_interval = \"500ms\"\n\
              [profiles.x.breaker]\nopen_for = \"100ms\"\nmax_open = \"10s\"\n",
             standin.es_urls()[0]
         );
@@ -266,4 +277,205 @@ fn a_sync_killed_midway_is_reaped_and_the_next_sync_loses_nothing() {
     );
     let doc = standin.connector(&connector).unwrap();
     assert_eq!(doc["last_sync_status"], "completed", "{doc:#}");
+}
+
+/// A generator connector of 3000 documents at 300 a second, and a `sync` of it killed with
+/// SIGKILL once the job has reported stats. Returns the dead job's id.
+fn killed_sync(home: &Home, standin: &StandIn, rt: &tokio::runtime::Runtime, id: &str) -> String {
+    let es = es_backend(&standin.es_urls());
+    let values = json!({"count": 3000, "rate": 300, "doc_bytes": 256, "poison_every": 0});
+    let connector = rt.block_on(create_connector(
+        es.as_ref(),
+        id,
+        id,
+        &GeneratorFactory,
+        values,
+    ));
+    let mut sync = home.spawn("killed", &["sync", &connector]);
+    let job_id = std::cell::RefCell::new(String::new());
+    wait_for("the job's first stats", || {
+        if let Ok(Some(status)) = sync.try_wait() {
+            panic!("sync ended early ({status}):\n{}", home.output_of("killed"));
+        }
+        let jobs = rt.block_on(jobs_of(es.as_ref(), &connector));
+        match jobs.first() {
+            Some(j) if j.indexed_document_count > 0 => {
+                *job_id.borrow_mut() = j.id.clone();
+                true
+            }
+            _ => false,
+        }
+    });
+    sync.kill().unwrap();
+    sync.wait().unwrap();
+    let job_id = job_id.into_inner();
+    assert_eq!(standin.sync_job(&job_id).unwrap()["status"], "in_progress");
+    job_id
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+async fn jobs_of(es: &dyn ControlPlane, connector: &str) -> Vec<syncdeck::model::SyncJob> {
+    let query = SyncJobQuery {
+        connector_id: Some(connector.to_string()),
+        ..Default::default()
+    };
+    es.list_sync_jobs(&query).await.unwrap().results
+}
+
+fn one_node() -> StandIn {
+    StandIn::start_blocking(StandInOptions {
+        nodes: 1,
+        kibana: false,
+        ..Default::default()
+    })
+}
+
+#[test]
+fn a_second_sync_takes_over_from_a_killed_one_and_keeps_its_counts() {
+    let standin = one_node();
+    let home = Home::with_idle_timeout(&standin, "10m");
+    let rt = runtime();
+    let dead = killed_sync(&home, &standin, &rt, "killed");
+    let kept = standin.sync_job(&dead).unwrap()["indexed_document_count"].clone();
+
+    let second = home.cmd(&["sync", "killed"]).output().unwrap();
+
+    assert!(
+        second.status.success(),
+        "the second sync failed:\n{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    let orphan = standin.sync_job(&dead).unwrap();
+    assert_eq!(orphan["status"], "error", "{orphan:#}");
+    assert!(
+        orphan["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("is gone"),
+        "{orphan:#}"
+    );
+    assert_eq!(
+        orphan["indexed_document_count"], kept,
+        "its counts are kept"
+    );
+    assert!(orphan["completed_at"].is_string());
+    let es = es_backend(&standin.es_urls());
+    let jobs = rt.block_on(jobs_of(es.as_ref(), "killed"));
+    assert_eq!(
+        jobs.len(),
+        2,
+        "the dead job and the new one, nothing pending: {jobs:#?}"
+    );
+    assert!(jobs.iter().all(|j| j.status.to_string() != "pending"));
+    assert_eq!(standin.doc_count("killed"), 3000);
+    let doc = standin.connector("killed").unwrap();
+    assert_eq!(doc["last_sync_status"], "completed", "{doc:#}");
+}
+
+#[test]
+fn cancelling_a_killed_sync_job_completes() {
+    let standin = one_node();
+    let home = Home::with_idle_timeout(&standin, "10m");
+    let rt = runtime();
+    let dead = killed_sync(&home, &standin, &rt, "cancelme");
+
+    let out = home
+        .cmd(&["jobs", "cancel", &dead, "--json"])
+        .output()
+        .unwrap();
+
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(said["status"], "canceled", "{said}");
+    let job = standin.sync_job(&dead).unwrap();
+    assert_eq!(job["status"], "canceled", "{job:#}");
+    assert!(
+        job["indexed_document_count"].as_u64().unwrap() > 0,
+        "{job:#}"
+    );
+    let doc = standin.connector("cancelme").unwrap();
+    assert_eq!(doc["last_sync_status"], "canceled", "{doc:#}");
+}
+
+#[test]
+fn sigterm_while_starting_ends_the_job_within_seconds() {
+    let standin = one_node();
+    let home = Home::with_idle_timeout(&standin, "10m");
+    let rt = runtime();
+    // A source that never answers its ping: the job stays `starting` until stopped.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/items", silent.local_addr().unwrap());
+    let es = es_backend(&standin.es_urls());
+    let values = json!({"url": url, "timeout_seconds": 600});
+    let connector = rt.block_on(create_connector(
+        es.as_ref(),
+        "silent",
+        "silent",
+        &HttpApiFactory,
+        values,
+    ));
+    let mut sync = home.spawn("starting", &["sync", &connector]);
+    let job = std::cell::RefCell::new(String::new());
+    wait_for("the job to be claimed", || {
+        let jobs = rt.block_on(jobs_of(es.as_ref(), &connector));
+        match jobs.first() {
+            Some(j) if j.status.to_string() == "in_progress" => {
+                *job.borrow_mut() = j.id.clone();
+                true
+            }
+            _ => false,
+        }
+    });
+    let job = job.into_inner();
+    // Let it reach the ping.
+    std::thread::sleep(Duration::from_millis(300));
+
+    let status = terminate(&mut sync);
+
+    assert_eq!(status.code(), Some(1), "{}", home.output_of("starting"));
+    let stored = standin.sync_job(&job).unwrap();
+    let end = stored["status"].as_str().unwrap_or_default().to_string();
+    assert!(end == "canceled" || end == "suspended", "{stored:#}");
+    let doc = standin.connector(&connector).unwrap();
+    assert_eq!(doc["last_sync_status"], end.as_str(), "{doc:#}");
+    drop(silent);
+}
+
+#[test]
+fn sync_refuses_a_connector_this_engine_cannot_run_and_makes_no_job() {
+    let standin = one_node();
+    let home = Home::new(&standin);
+    let rt = runtime();
+    let es = es_backend(&standin.es_urls());
+    let new = syncdeck::model::NewConnector {
+        id: Some("orders".into()),
+        index_name: Some("search-orders".into()),
+        service_type: Some("mysql".into()),
+        is_native: Some(false),
+        ..Default::default()
+    };
+    rt.block_on(es.create_connector(&new)).unwrap();
+
+    let out = home.cmd(&["sync", "orders"]).output().unwrap();
+
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("'mysql'") && stderr.contains("generator"),
+        "{stderr}"
+    );
+    assert!(rt.block_on(jobs_of(es.as_ref(), "orders")).is_empty());
+    let doc = standin.connector("orders").unwrap();
+    assert_eq!(doc["status"], "created", "{doc:#}");
+    assert_eq!(doc["last_sync_status"], Value::Null, "{doc:#}");
 }

@@ -435,3 +435,45 @@ async fn read_only_refuses_validation_and_activation() {
         "nothing reached the backend"
     );
 }
+
+#[tokio::test]
+async fn read_only_refuses_the_schedule_mark_and_the_configuration_merge_but_searches() {
+    use syncdeck::backend::JobFilter;
+    use syncdeck::model::{JobStatus, Timestamp};
+    let inner = EmbeddedBackend::open_in_memory().unwrap();
+    let id = generator_connector(&inner, "ro-serve", "ro-serve", 10, 0, 0).await;
+    let job = inner
+        .create_sync_job(&id, JobType::Full, TriggerMethod::OnDemand)
+        .await
+        .unwrap();
+    let before = inner.get_connector(&id).await.unwrap();
+    let read_only = ReadOnly::new(Arc::new(inner.clone()), "prod");
+
+    let mark = read_only
+        .mark_sync_scheduled(&id, JobType::Full, Timestamp::now(), Timestamp::now())
+        .await
+        .unwrap_err();
+    let merge = read_only
+        .merge_configuration(&id, &serde_json::Map::new())
+        .await
+        .unwrap_err();
+    for (err, action) in [(mark, "schedule sync"), (merge, "update configuration")] {
+        match err {
+            BackendError::ReadOnly { action: a, .. } => assert_eq!(a, action),
+            other => panic!("expected a read-only refusal, got {other:?}"),
+        }
+    }
+    assert_eq!(inner.get_connector(&id).await.unwrap(), before);
+    let found = read_only
+        .search_sync_jobs(&JobFilter {
+            connector_ids: vec![id.clone()],
+            statuses: vec![JobStatus::Pending],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        found.iter().map(|j| j.id.clone()).collect::<Vec<_>>(),
+        [job]
+    );
+}

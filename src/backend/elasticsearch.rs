@@ -4,7 +4,8 @@
 
 use super::{
     BackendError, BulkRequest, BulkResponse, ClusterSummary, ConfigurationUpdate, ConnectorQuery,
-    ControlPlane, DocumentStore, IdScan, JobFinish, LastSync, Result, SyncJobQuery,
+    ControlPlane, DocumentStore, IdScan, JobFilter, JobFinish, LastSync, Result, ScheduleMark,
+    SyncJobQuery, schedule_mark, scheduled_at,
 };
 use crate::config::EsSettings;
 use crate::elastic::{self, Elasticsearch};
@@ -68,6 +69,22 @@ impl ControlPlane for ElasticsearchBackend {
             number_of_nodes,
             location: self.client.transport().node_urls().join(", "),
         })
+    }
+
+    /// `cluster_uuid` from `GET /`. A cluster that has not formed yet answers `_na_`: that
+    /// is no identity, and writing dead letters under it would mix clusters.
+    async fn cluster_id(&self) -> Result<super::ClusterId> {
+        let info = self.client.cluster().info().await?;
+        match info.cluster_uuid {
+            Some(uuid) if !uuid.is_empty() && uuid != "_na_" => Ok(super::ClusterId {
+                uuid,
+                name: info.cluster_name,
+            }),
+            _ => Err(BackendError::Other(format!(
+                "cluster '{}' did not say its cluster_uuid (GET /): it may not have formed yet",
+                info.cluster_name
+            ))),
+        }
     }
 
     async fn list_connectors(&self, query: &ConnectorQuery) -> Result<Page<Connector>> {
@@ -280,6 +297,33 @@ impl ControlPlane for ElasticsearchBackend {
         Ok(())
     }
 
+    async fn search_sync_jobs(&self, filter: &JobFilter) -> Result<Vec<SyncJob>> {
+        self.search_jobs_direct(filter).await
+    }
+
+    async fn merge_configuration(
+        &self,
+        id: &str,
+        fields: &serde_json::Map<String, Value>,
+    ) -> Result<()> {
+        self.client
+            .connector_docs()
+            .update_connector(id, &json!({ "configuration": fields }), None)
+            .await?;
+        Ok(())
+    }
+
+    async fn mark_sync_scheduled(
+        &self,
+        connector_id: &str,
+        job_type: JobType,
+        since: Timestamp,
+        at: Timestamp,
+    ) -> Result<ScheduleMark> {
+        self.mark_scheduled_guarded(connector_id, job_type, since, at)
+            .await
+    }
+
     /// PROTOCOL §5.4: read the connector with its seq_no, refuse when its last sync is in
     /// progress, and write the start marks guarded by that seq_no; a 409 means another worker
     /// won the race.
@@ -308,6 +352,120 @@ impl ControlPlane for ElasticsearchBackend {
             Err(e) if e.is_conflict() => Ok(false),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// [`Self::mark_sync_started`], saying what it replaced, and a 409 apart from a held guard.
+    async fn try_start_guard(
+        &self,
+        connector_id: &str,
+        job_type: JobType,
+    ) -> Result<super::GuardAttempt> {
+        let docs = self.client.connector_docs();
+        let current = docs.get_connector(connector_id).await?;
+        let prior = super::PriorSync::of(&current.doc, job_type);
+        if prior.status == Some(JobStatus::InProgress) {
+            return Ok(super::GuardAttempt::Held);
+        }
+        let marks = if job_type == JobType::AccessControl {
+            json!({"status": "connected", "error": null, "last_access_control_sync_status": "in_progress", "last_access_control_sync_error": null})
+        } else {
+            json!({"status": "connected", "error": null, "last_sync_status": "in_progress", "last_sync_error": null})
+        };
+        match docs
+            .update_connector(connector_id, &marks, Some(current.version))
+            .await
+        {
+            Ok(_) => Ok(super::GuardAttempt::Taken(prior)),
+            Err(e) if e.is_conflict() => Ok(super::GuardAttempt::Conflict),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A direct update of the connector document, as the Python service writes it, so the
+    /// `null`s of a connector that had never synced are written back too.
+    async fn restore_last_sync(
+        &self,
+        connector_id: &str,
+        job_type: JobType,
+        prior: &super::PriorSync,
+    ) -> Result<()> {
+        let (status_key, error_key) = if job_type == JobType::AccessControl {
+            (
+                "last_access_control_sync_status",
+                "last_access_control_sync_error",
+            )
+        } else {
+            ("last_sync_status", "last_sync_error")
+        };
+        let doc = json!({
+            status_key: prior.status,
+            error_key: prior.error,
+            "status": prior.connector_status,
+            "error": prior.connector_error,
+        });
+        self.client
+            .connector_docs()
+            .update_connector(connector_id, &doc, None)
+            .await?;
+        Ok(())
+    }
+}
+
+/// How often a scheduler re-reads a connector after losing a guarded write to another writer
+/// before giving up for this tick.
+const SCHEDULE_RETRIES: usize = 5;
+
+impl ElasticsearchBackend {
+    /// The connector indices searched directly, as the Python service does (the `_sync_job`
+    /// list takes one connector id only). Pages of 1000, so an idle service costs one request
+    /// for up to 1000 jobs.
+    async fn search_jobs_direct(&self, filter: &JobFilter) -> Result<Vec<SyncJob>> {
+        let search = elastic::connector_docs::JobSearch {
+            statuses: filter.statuses.clone(),
+            connector_ids: filter.connector_ids.clone(),
+            job_types: filter.job_types.clone(),
+            size: filter.size,
+        };
+        let docs = self.client.connector_docs();
+        let jobs = match filter.seen_before {
+            Some(before) => {
+                docs.search_jobs_seen_before(&search, &before.to_string())
+                    .await?
+            }
+            None => docs.search_jobs(&search).await?,
+        };
+        Ok(jobs)
+    }
+
+    /// [`ControlPlane::mark_sync_scheduled`]: read with seq_no, decide, write guarded; a 409
+    /// means another writer changed the connector meanwhile, so read and decide again.
+    async fn mark_scheduled_guarded(
+        &self,
+        connector_id: &str,
+        job_type: JobType,
+        since: Timestamp,
+        at: Timestamp,
+    ) -> Result<ScheduleMark> {
+        let docs = self.client.connector_docs();
+        for _ in 0..SCHEDULE_RETRIES {
+            let current = docs.get_connector(connector_id).await?;
+            if scheduled_at(&current.doc, job_type).is_some_and(|last| last > since) {
+                return Ok(ScheduleMark::Taken);
+            }
+            let mark = schedule_mark(job_type, at);
+            match docs
+                .update_connector(connector_id, &mark, Some(current.version))
+                .await
+            {
+                Ok(_) => return Ok(ScheduleMark::Won),
+                Err(e) if e.is_conflict() => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(BackendError::Conflict(format!(
+            "connector '{connector_id}' kept changing while its scheduled sync was marked \
+             ({SCHEDULE_RETRIES} tries); the next tick tries again"
+        )))
     }
 }
 

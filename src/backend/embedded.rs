@@ -24,7 +24,8 @@ pub use demo::demo_corpus_dir;
 
 use super::{
     BackendError, BulkRequest, BulkResponse, ClusterSummary, ConfigurationUpdate, ConnectorQuery,
-    ControlPlane, DocumentStore, IdScan, JobFinish, LastSync, Result, SyncJobQuery,
+    ControlPlane, DocumentStore, IdScan, JobFilter, JobFinish, LastSync, Result, ScheduleMark,
+    SyncJobQuery,
 };
 use crate::model::{
     Connector, ConnectorStatus, Features, FilteringRule, FilteringValidation, JobType,
@@ -48,6 +49,9 @@ struct Inner {
     conn: Mutex<Connection>,
     /// `None` for an in-memory database.
     path: Option<PathBuf>,
+    /// This store's [`ClusterId`](super::ClusterId) key: `embedded:` and its path, or a
+    /// number of its own for an in-memory store (two of them are two clusters).
+    identity: String,
 }
 
 impl fmt::Debug for EmbeddedBackend {
@@ -73,10 +77,25 @@ impl EmbeddedBackend {
     }
 
     fn wrap(conn: Connection, path: Option<PathBuf>) -> Self {
+        static MEMORY_STORES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let identity = match &path {
+            // The same file reached by another relative path is the same store.
+            Some(path) => format!(
+                "embedded:{}",
+                std::fs::canonicalize(path)
+                    .unwrap_or_else(|_| path.clone())
+                    .display()
+            ),
+            None => format!(
+                "embedded::memory:{}",
+                MEMORY_STORES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            ),
+        };
         Self {
             inner: Arc::new(Inner {
                 conn: Mutex::new(conn),
                 path,
+                identity,
             }),
         }
     }
@@ -326,6 +345,13 @@ impl ControlPlane for EmbeddedBackend {
         })
     }
 
+    async fn cluster_id(&self) -> Result<super::ClusterId> {
+        Ok(super::ClusterId {
+            uuid: self.inner.identity.clone(),
+            name: "embedded".into(),
+        })
+    }
+
     async fn list_connectors(&self, query: &ConnectorQuery) -> Result<Page<Connector>> {
         let query = query.clone();
         self.read(move |conn| connectors::list(conn, &query)).await
@@ -508,9 +534,60 @@ impl ControlPlane for EmbeddedBackend {
             .await
     }
 
+    async fn merge_configuration(
+        &self,
+        id: &str,
+        fields: &serde_json::Map<String, Value>,
+    ) -> Result<()> {
+        let (id, fields) = (id.to_owned(), fields.clone());
+        self.write(move |tx| connectors::merge_configuration(tx, &id, fields))
+            .await
+    }
+
+    async fn search_sync_jobs(&self, filter: &JobFilter) -> Result<Vec<SyncJob>> {
+        let filter = filter.clone();
+        self.read(move |conn| sync_jobs::search(conn, &filter))
+            .await
+    }
+
+    async fn mark_sync_scheduled(
+        &self,
+        connector_id: &str,
+        job_type: JobType,
+        since: crate::model::Timestamp,
+        at: crate::model::Timestamp,
+    ) -> Result<ScheduleMark> {
+        let connector_id = connector_id.to_owned();
+        self.write(move |tx| {
+            connectors::mark_sync_scheduled(tx, &connector_id, job_type, since, at)
+        })
+        .await
+    }
+
     async fn mark_sync_started(&self, connector_id: &str, job_type: JobType) -> Result<bool> {
         let connector_id = connector_id.to_owned();
         self.write(move |tx| connectors::mark_sync_started(tx, &connector_id, job_type))
+            .await
+    }
+
+    async fn try_start_guard(
+        &self,
+        connector_id: &str,
+        job_type: JobType,
+    ) -> Result<super::GuardAttempt> {
+        let connector_id = connector_id.to_owned();
+        self.write(move |tx| connectors::try_start_guard(tx, &connector_id, job_type))
+            .await
+    }
+
+    async fn restore_last_sync(
+        &self,
+        connector_id: &str,
+        job_type: JobType,
+        prior: &super::PriorSync,
+    ) -> Result<()> {
+        let (connector_id, prior) = (connector_id.to_owned(), prior.clone());
+        self.write(move |tx| connectors::restore_last_sync(tx, &connector_id, job_type, &prior))
             .await
     }
 }

@@ -48,6 +48,30 @@ pub struct SyncJobQuery {
     pub job_types: Vec<JobType>,
 }
 
+/// Filters of a sync-job search across many connectors: the service loop's pick-up and
+/// cleanup queries (PROTOCOL §5.3, §5.7), one request whatever the number of connectors
+/// (`GET _connector/_sync_job` takes one connector id only). Every non-empty list must match.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JobFilter {
+    /// Jobs of these connectors; empty: of any connector.
+    pub connector_ids: Vec<String>,
+    pub statuses: Vec<JobStatus>,
+    pub job_types: Vec<JobType>,
+    /// Only jobs whose `last_seen` is at or before this instant (idle jobs).
+    pub seen_before: Option<crate::model::Timestamp>,
+    /// At most this many jobs (100 when `None`).
+    pub size: Option<u64>,
+}
+
+/// What [`ControlPlane::mark_sync_scheduled`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScheduleMark {
+    /// This worker wrote `last_*_scheduled_at`: it creates the job.
+    Won,
+    /// Another worker scheduled this kind after `since`: create nothing.
+    Taken,
+}
+
 /// A configuration update: a whole new schema, or new values for existing keys.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ConfigurationUpdate {
@@ -98,11 +122,32 @@ pub struct ClusterSummary {
     pub location: String,
 }
 
+/// Which cluster this is, told apart from every other: what the dead-letter queue records as
+/// an entry's provenance, so that an entry is only ever retried into the cluster it came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterId {
+    /// Stable key: Elasticsearch's `cluster_uuid` (from `GET /`), or `embedded:` and the
+    /// embedded store's path.
+    pub uuid: String,
+    /// For display: the `cluster_name`, or `embedded`.
+    pub name: String,
+}
+
 /// The control plane: connectors and sync jobs, as the connector protocol defines them.
 /// Every method maps one protocol call; errors keep the server's type and reason.
 #[async_trait]
 pub trait ControlPlane: Send + Sync {
     async fn cluster(&self) -> Result<ClusterSummary>;
+
+    /// This cluster's identity (one `GET /` on Elasticsearch). The default derives one from
+    /// [`ControlPlane::cluster`], for wrappers that only forward that.
+    async fn cluster_id(&self) -> Result<ClusterId> {
+        let summary = self.cluster().await?;
+        Ok(ClusterId {
+            uuid: format!("{}:{}", summary.backend, summary.location),
+            name: summary.cluster_name,
+        })
+    }
 
     /// Whether mutations are refused (read-only profile).
     fn read_only(&self) -> bool {
@@ -221,6 +266,193 @@ pub trait ControlPlane: Send + Sync {
         self.update_last_sync(connector_id, &last).await?;
         Ok(true)
     }
+
+    /// One attempt at the start guard that says why it failed and what it replaced:
+    /// [`GuardAttempt::Held`] when the connector's last sync of the job type's kind is already
+    /// `in_progress`, [`GuardAttempt::Conflict`] when the connector changed between the read and
+    /// the guarded write (retry with a fresh read), and [`GuardAttempt::Taken`] with the last
+    /// sync it overwrote, so a start that does not happen can put it back.
+    async fn try_start_guard(&self, connector_id: &str, job_type: JobType) -> Result<GuardAttempt> {
+        let connector = self.get_connector(connector_id).await?;
+        let prior = PriorSync::of(&connector, job_type);
+        if prior.status == Some(JobStatus::InProgress) {
+            return Ok(GuardAttempt::Held);
+        }
+        Ok(if self.mark_sync_started(connector_id, job_type).await? {
+            GuardAttempt::Taken(prior)
+        } else {
+            GuardAttempt::Conflict
+        })
+    }
+
+    /// Puts back what a start guard replaced, for a start that did not happen: the last sync
+    /// of the job type's kind and the connector's status and error. Backends that cannot
+    /// write `null` there fall back to `canceled` when the connector had never synced, so the
+    /// guard is released all the same.
+    async fn restore_last_sync(
+        &self,
+        connector_id: &str,
+        job_type: JobType,
+        prior: &PriorSync,
+    ) -> Result<()> {
+        let status = prior.status.unwrap_or(JobStatus::Canceled);
+        let mut last = LastSync::default();
+        match job_type {
+            JobType::AccessControl => {
+                last.last_access_control_sync_status = Some(status);
+                last.last_access_control_sync_error = Some(prior.error.clone());
+            }
+            _ => {
+                last.last_sync_status = Some(status);
+                last.last_sync_error = Some(prior.error.clone());
+            }
+        }
+        self.update_last_sync(connector_id, &last).await?;
+        match (&prior.connector_error, prior.connector_status) {
+            (Some(error), _) => self.update_error(connector_id, Some(error)).await,
+            (None, ConnectorStatus::Connected) => Ok(()),
+            (None, status) => self.update_status(connector_id, status).await,
+        }
+    }
+
+    /// Deep-merges `fields` (configuration key → field object, whole or partial) into the
+    /// connector's configuration with a direct document update, as the Python service's
+    /// `prepare` writes it: the status stays as it is, and whatever the document holds that
+    /// `fields` does not name (other fields, properties this version does not know) stays.
+    /// The `_configuration` endpoint would set `configured` and re-parse every field.
+    async fn merge_configuration(&self, id: &str, fields: &Map<String, Value>) -> Result<()> {
+        let _ = (id, fields);
+        Err(BackendError::Other(
+            "merging configuration fields is not supported by this backend".into(),
+        ))
+    }
+
+    /// Sync jobs matching `filter` across connectors, oldest `created_at` first: one search
+    /// on Elasticsearch and the embedded store, whatever the number of connectors. This
+    /// default pages through [`Self::list_sync_jobs`] per connector and status, for backends
+    /// with no search of their own.
+    async fn search_sync_jobs(&self, filter: &JobFilter) -> Result<Vec<SyncJob>> {
+        let connectors: Vec<Option<String>> = if filter.connector_ids.is_empty() {
+            vec![None]
+        } else {
+            filter.connector_ids.iter().cloned().map(Some).collect()
+        };
+        let statuses: Vec<Option<JobStatus>> = if filter.statuses.is_empty() {
+            vec![None]
+        } else {
+            filter.statuses.iter().copied().map(Some).collect()
+        };
+        let mut found = Vec::new();
+        for connector_id in &connectors {
+            for status in &statuses {
+                let mut query = SyncJobQuery {
+                    connector_id: connector_id.clone(),
+                    status: *status,
+                    job_types: filter.job_types.clone(),
+                    size: Some(100),
+                    ..Default::default()
+                };
+                loop {
+                    let page = self.list_sync_jobs(&query).await?;
+                    let got = page.results.len() as u64;
+                    found.extend(page.results.into_iter().filter(|job| {
+                        filter
+                            .seen_before
+                            .is_none_or(|before| job.last_seen.is_some_and(|seen| seen <= before))
+                    }));
+                    query.from += got;
+                    if got == 0 || query.from >= page.count {
+                        break;
+                    }
+                }
+            }
+        }
+        found.sort_by_key(|job| job.created_at.map(|t| t.millis()).unwrap_or(i64::MAX));
+        found.truncate(usize::try_from(filter.size.unwrap_or(100)).unwrap_or(usize::MAX));
+        Ok(found)
+    }
+
+    /// The scheduler's write (PROTOCOL §5.2, the Python service's `_should_schedule`): sets
+    /// the connector's `last_sync_scheduled_at` (or the incremental / access-control one, by
+    /// `job_type`) to `at`, unless another worker already scheduled that kind after `since`
+    /// (this worker's previous tick). Elasticsearch re-reads the connector with its
+    /// `_seq_no`/`_primary_term` and writes guarded by them, retrying a 409 from the re-read;
+    /// the embedded store does it in one transaction. Exactly one worker wins a due tick.
+    /// This default reads and writes unguarded, for backends with no such guard.
+    async fn mark_sync_scheduled(
+        &self,
+        connector_id: &str,
+        job_type: JobType,
+        since: crate::model::Timestamp,
+        at: crate::model::Timestamp,
+    ) -> Result<ScheduleMark> {
+        let connector = self.get_connector(connector_id).await?;
+        if scheduled_at(&connector, job_type).is_some_and(|last| last > since) {
+            return Ok(ScheduleMark::Taken);
+        }
+        self.update_last_sync(connector_id, &schedule_mark(job_type, at))
+            .await?;
+        Ok(ScheduleMark::Won)
+    }
+}
+
+/// What a connector said before a start guard replaced it: its last sync of the guarded kind
+/// and its own status and error (the guard clears them, as the Python service's `sync_starts`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PriorSync {
+    pub status: Option<JobStatus>,
+    pub error: Option<String>,
+    pub connector_status: ConnectorStatus,
+    pub connector_error: Option<String>,
+}
+
+impl PriorSync {
+    pub fn of(connector: &Connector, job_type: JobType) -> Self {
+        let (status, error) = match job_type {
+            JobType::AccessControl => (
+                connector.last_access_control_sync_status,
+                connector.last_access_control_sync_error.clone(),
+            ),
+            _ => (
+                connector.last_sync_status,
+                connector.last_sync_error.clone(),
+            ),
+        };
+        Self {
+            status,
+            error,
+            connector_status: connector.status,
+            connector_error: connector.error.clone(),
+        }
+    }
+}
+
+/// The outcome of one start-guard attempt (see [`ControlPlane::try_start_guard`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum GuardAttempt {
+    Taken(PriorSync),
+    Held,
+    Conflict,
+}
+
+/// The connector's `last_*_scheduled_at` of a job type's kind.
+pub fn scheduled_at(connector: &Connector, job_type: JobType) -> Option<crate::model::Timestamp> {
+    match job_type {
+        JobType::Full => connector.last_sync_scheduled_at,
+        JobType::Incremental => connector.last_incremental_sync_scheduled_at,
+        JobType::AccessControl => connector.last_access_control_sync_scheduled_at,
+    }
+}
+
+/// The `last_*_scheduled_at` write of a job type's kind.
+pub fn schedule_mark(job_type: JobType, at: crate::model::Timestamp) -> LastSync {
+    let mut last = LastSync::default();
+    match job_type {
+        JobType::Full => last.last_sync_scheduled_at = Some(at),
+        JobType::Incremental => last.last_incremental_sync_scheduled_at = Some(at),
+        JobType::AccessControl => last.last_access_control_sync_scheduled_at = Some(at),
+    }
+    last
 }
 
 /// The final write of a job (see [`ControlPlane::finish_sync_job`]).

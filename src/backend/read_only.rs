@@ -41,6 +41,9 @@ impl ControlPlane for ReadOnly {
     async fn cluster(&self) -> Result<ClusterSummary> {
         self.inner.cluster().await
     }
+    async fn cluster_id(&self) -> Result<super::ClusterId> {
+        self.inner.cluster_id().await
+    }
     fn read_only(&self) -> bool {
         true
     }
@@ -135,5 +138,20 @@ impl ControlPlane for ReadOnly {
     }
     async fn mark_sync_started(&self, _: &str, _: JobType) -> Result<bool> {
         self.refuse("start sync")
+    }
+    async fn merge_configuration(&self, _: &str, _: &serde_json::Map<String, Value>) -> Result<()> {
+        self.refuse("update configuration")
+    }
+    async fn search_sync_jobs(&self, filter: &super::JobFilter) -> Result<Vec<SyncJob>> {
+        self.inner.search_sync_jobs(filter).await
+    }
+    async fn mark_sync_scheduled(
+        &self,
+        _: &str,
+        _: JobType,
+        _: crate::model::Timestamp,
+        _: crate::model::Timestamp,
+    ) -> Result<super::ScheduleMark> {
+        self.refuse("schedule sync")
     }
 }

@@ -240,6 +240,14 @@ pub struct ServeArgs {
     /// Sync jobs run at once.
     #[arg(long, default_value_t = 1)]
     pub max_concurrent: usize,
+    /// How often each served connector is checked in (default: the profile's
+    /// `engine.heartbeat`, 5m).
+    #[arg(long, value_parser = parse_duration_arg)]
+    pub heartbeat: Option<std::time::Duration>,
+    /// Time between two cleanups of abandoned jobs (default: the profile's
+    /// `engine.job_cleanup_interval`, 5m).
+    #[arg(long, value_parser = parse_duration_arg)]
+    pub job_cleanup_interval: Option<std::time::Duration>,
 }
 
 fn parse_duration_arg(text: &str) -> Result<std::time::Duration, String> {
@@ -249,11 +257,17 @@ fn parse_duration_arg(text: &str) -> Result<std::time::Duration, String> {
 
 #[derive(Debug, Subcommand)]
 pub enum DlqCommand {
-    /// List dead letters, newest failure first.
+    /// List the open dead letters of the profile's cluster, newest failure first.
     List(DlqListArgs),
-    /// Show one dead letter with its document.
-    Show { id: i64 },
-    /// Send dead letters again; those indexed leave the queue.
+    /// Show one dead letter of the profile's cluster with its document.
+    Show {
+        id: i64,
+        /// Show it whatever cluster it came from.
+        #[arg(long)]
+        all_clusters: bool,
+    },
+    /// Send dead letters of the profile's cluster again; those indexed are resolved, those
+    /// the index holds a newer version of are superseded (not sent).
     Retry(DlqSelectArgs),
     /// Remove dead letters for good.
     Drop {
@@ -275,6 +289,12 @@ pub struct DlqListArgs {
     pub error_type: Option<String>,
     #[arg(long, default_value_t = 100)]
     pub limit: u64,
+    /// Every cluster's entries (and those of unknown origin), with their cluster; read-only.
+    #[arg(long)]
+    pub all_clusters: bool,
+    /// Also the history: entries resolved by a later write, and superseded ones.
+    #[arg(long)]
+    pub resolved: bool,
 }
 
 #[derive(Debug, Clone, Default, Args)]
@@ -286,7 +306,7 @@ pub struct DlqSelectArgs {
         conflicts_with = "all"
     )]
     pub ids: Vec<i64>,
-    /// Every dead letter (of --connector, when given).
+    /// Every open dead letter of the profile's cluster (of --connector, when given).
     #[arg(long)]
     pub all: bool,
     #[arg(long, value_name = "ID", requires = "all")]
@@ -420,6 +440,15 @@ mod tests {
             Cli::try_parse_from(["syncdeck", "dlq", "retry", "--all", "--connector", "c"]).is_ok()
         );
         assert!(Cli::try_parse_from(["syncdeck", "dlq", "drop", "3", "4", "--yes"]).is_ok());
+        assert!(
+            Cli::try_parse_from(["syncdeck", "dlq", "list", "--all-clusters", "--resolved"])
+                .is_ok()
+        );
+        assert!(Cli::try_parse_from(["syncdeck", "dlq", "show", "3", "--all-clusters"]).is_ok());
+        // Everything across clusters is read-only: retry and drop have no such flag.
+        assert!(
+            Cli::try_parse_from(["syncdeck", "dlq", "retry", "--all", "--all-clusters"]).is_err()
+        );
     }
 
     #[test]

@@ -5,13 +5,13 @@ use super::args::{DlqCommand, DlqListArgs, DlqSelectArgs, ServeArgs, SyncTypeArg
 use super::context::Context;
 use super::error::{CliError, CliResult, EXIT_DEAD_LETTERS};
 use super::output::{Table, details, ellipsize, or_dash};
-use crate::engine::dlq::{DeadLetterStore, DlqFilter};
+use crate::engine::dlq::{DeadLetterStore, DlqFilter, bind_cluster};
 use crate::engine::progress::ProgressSnapshot;
 use crate::engine::retry::retry_dead_letters;
-use crate::engine::runner::{Engine, EngineDeps, JobEnd, JobReport};
+use crate::engine::runner::{Engine, EngineDeps, EngineError, JobEnd, JobReport};
 use crate::engine::service::{self, ServeOptions};
 use crate::engine::status;
-use crate::model::{JobType, TriggerMethod};
+use crate::model::{JobType, Origin};
 use crate::sources;
 use serde_json::json;
 use std::io::{IsTerminal, Write};
@@ -19,15 +19,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// This worker's name in `worker_hostname`: the host, and the process so that several
-/// workers on one host are told apart.
-pub fn worker_name() -> String {
-    format!(
-        "{}/{}",
-        gethostname::gethostname().to_string_lossy(),
-        std::process::id()
-    )
-}
+/// This worker's name in `worker_hostname` (the engine owns it: the lease checks read it).
+pub use crate::engine::lease::worker_name;
 
 pub fn open_dlq(ctx: &Context) -> CliResult<Arc<DeadLetterStore>> {
     let path = ctx.paths.dlq_db();
@@ -37,8 +30,13 @@ pub fn open_dlq(ctx: &Context) -> CliResult<Arc<DeadLetterStore>> {
         })?;
     }
     DeadLetterStore::open(&path, ctx.profile.engine.dlq_max_entries)
-        .map(|s| s.with_max_document_bytes(ctx.profile.engine.dlq_max_document_bytes))
-        .map(Arc::new)
+        .map(|store| {
+            Arc::new(
+                store
+                    .with_profile(&ctx.profile.name)
+                    .with_max_document_bytes(ctx.profile.engine.dlq_max_document_bytes),
+            )
+        })
         .map_err(|e| CliError::failed(e.to_string()))
 }
 
@@ -78,17 +76,23 @@ pub async fn termination() {
 }
 
 /// `syncdeck sync CONNECTOR`: create, claim and run one job here. Exit 0 when every document
-/// was indexed, 4 when the job completed with dead letters, 1 when it failed.
+/// was indexed, 4 when the job completed with dead letters, 1 when it failed or was refused.
+/// A connector this engine cannot run is refused before any job exists; a start refused
+/// after (a live worker holds the guard) deletes its job. An orphan holding the guard (its
+/// process died, or its lease ran out) is ended first, with its counts kept.
 pub async fn sync(ctx: &mut Context, connector: &str, job_type: SyncTypeArg) -> CliResult {
     ctx.ensure_writable("run a sync")?;
     let engine = build_engine(ctx)?;
     let job_type = JobType::from(job_type);
-    let job_id = ctx
-        .control
-        .create_sync_job(connector, job_type, TriggerMethod::OnDemand)
+    let job_id = engine
+        .create_job_to_run(connector, job_type)
         .await
         .map_err(|e| {
-            CliError::from(e).context(format!("starting a {job_type} sync of '{connector}'"))
+            let what = format!("starting a {job_type} sync of '{connector}'");
+            match e {
+                EngineError::Backend(b) => CliError::from(b).context(what),
+                other => CliError::failed(other.to_string()).context(what),
+            }
         })?;
     let shutdown = CancellationToken::new();
     let runner = {
@@ -113,6 +117,11 @@ pub async fn sync(ctx: &mut Context, connector: &str, job_type: SyncTypeArg) -> 
         tokio::select! {
             done = &mut runner => break done,
             _ = interval.tick() => {
+                // A signal that came while the job was being guarded and claimed stops it as
+                // soon as it runs.
+                if canceling {
+                    live.stop(&job_id);
+                }
                 if let Some(p) = live.progress(&job_id) {
                     let s = p.snapshot();
                     if json {
@@ -123,10 +132,13 @@ pub async fn sync(ctx: &mut Context, connector: &str, job_type: SyncTypeArg) -> 
                 }
             }
             _ = &mut term, if !canceling => {
-                // First Ctrl-C: cancel the job cleanly (it ends `canceled`).
+                // SIGINT or SIGTERM, in any phase: cancel the job cleanly (it ends `canceled`);
+                // the loop goes on until the runner has written the job's end.
                 canceling = true;
                 eprintln!("\ncanceling sync job '{job_id}'…");
-                let _ = ctx.control.cancel_sync_job(&job_id).await;
+                if let Err(e) = ctx.control.cancel_sync_job(&job_id).await {
+                    tracing::warn!(job = %job_id, error = %e, "could not request the cancel");
+                }
                 live.stop(&job_id);
             }
         }
@@ -137,11 +149,19 @@ pub async fn sync(ctx: &mut Context, connector: &str, job_type: SyncTypeArg) -> 
     let report = report
         .map_err(|e| CliError::failed(format!("the sync task failed: {e}")))?
         .map_err(|e| CliError::failed(e.to_string()).context(format!("sync of '{connector}'")))?;
+    let discarded = engine.discard_unstarted(&report).await;
     let final_snapshot = live.progress(&job_id).map(|p| p.snapshot());
-    ctx.out
-        .either(&json!({"report": report, "final": final_snapshot}), || {
-            summary_text(&report)
-        })?;
+    let deletions_skipped = deletions_skipped(ctx, &report.job_id).await;
+    ctx.out.either(
+        &json!({"report": report, "final": final_snapshot, "job_deleted": discarded, "deletions_skipped": deletions_skipped}),
+        || {
+            let mut text = summary_text(&report);
+            if let Some(why) = &deletions_skipped {
+                text.push_str(&format!("nothing deleted: {why}\n"));
+            }
+            text
+        },
+    )?;
     match &report.end {
         JobEnd::Completed if report.counters.dead_lettered > 0 => Err(CliError {
             code: EXIT_DEAD_LETTERS,
@@ -163,11 +183,24 @@ pub async fn sync(ctx: &mut Context, connector: &str, job_type: SyncTypeArg) -> 
             "sync job '{}' was suspended",
             report.job_id
         ))),
+        JobEnd::Skipped { reason } if discarded => Err(CliError::failed(format!(
+            "the sync of '{}' did not start: {reason} (its job was deleted)",
+            report.connector_id
+        ))),
         JobEnd::Skipped { reason } => Err(CliError::failed(format!(
             "sync job '{}' did not run: {reason}",
             report.job_id
         ))),
     }
+}
+
+/// Why the job deleted nothing, as the engine wrote it into the job's `metadata`.
+async fn deletions_skipped(ctx: &Context, job_id: &str) -> Option<String> {
+    let job = ctx.control.get_sync_job(job_id).await.ok()?;
+    job.metadata
+        .get("deletions_skipped")
+        .and_then(|v| v.as_str())
+        .map(str::to_string)
 }
 
 fn draw_bar(s: &ProgressSnapshot) {
@@ -259,9 +292,14 @@ pub async fn serve(ctx: &mut Context, args: ServeArgs) -> CliResult {
         eprintln!("status on http://{bound}/status and http://{bound}/metrics");
         tracing::info!(%bound, "status endpoint listening");
     }
+    let settings = &engine.deps().settings;
     let options = ServeOptions {
         connector_ids: args.connectors,
         idle: args.idle,
+        heartbeat: args.heartbeat.unwrap_or(settings.heartbeat),
+        job_cleanup_interval: args
+            .job_cleanup_interval
+            .unwrap_or(settings.job_cleanup_interval),
         max_concurrent_syncs: args.max_concurrent,
         ..Default::default()
     };
@@ -274,8 +312,8 @@ pub async fn serve(ctx: &mut Context, args: ServeArgs) -> CliResult {
     });
     let summary = service::serve(&engine, &options, shutdown).await;
     let jobs: Vec<_> = summary.jobs.iter().map(|r| json!({"job": r.job_id, "connector": r.connector_id, "end": r.end, "indexed": r.counters.indexed + r.counters.updated, "dead_lettered": r.counters.dead_lettered})).collect();
-    ctx.out.either(&json!({"ticks": summary.ticks, "scheduled": summary.scheduled, "reaped": summary.reaped, "jobs": jobs}), || {
-        let mut text = format!("stopped after {} tick(s): {} job(s) run, {} scheduled, {} idle job(s) failed\n", summary.ticks, summary.jobs.len(), summary.scheduled, summary.reaped);
+    ctx.out.either(&json!({"ticks": summary.ticks, "scheduled": summary.scheduled, "reaped": summary.reaped, "orphaned": summary.orphaned, "jobs": jobs}), || {
+        let mut text = format!("stopped after {} tick(s): {} job(s) run, {} scheduled, {} idle job(s) failed ({} of deleted connectors)\n", summary.ticks, summary.jobs.len(), summary.scheduled, summary.reaped + summary.orphaned, summary.orphaned);
         for r in &summary.jobs {
             text.push_str(&format!("  {}  {}  {}\n", r.job_id, r.connector_id, summary_text(r).lines().nth(3).unwrap_or_default().trim()));
         }
@@ -284,23 +322,41 @@ pub async fn serve(ctx: &mut Context, args: ServeArgs) -> CliResult {
     Ok(())
 }
 
-/// `syncdeck dlq ...`
+/// `syncdeck dlq ...`: every command acts on the profile's cluster's entries only (the
+/// queue is shared by every profile); `list --all-clusters` and `show --all-clusters` read
+/// everything.
 pub async fn dlq(ctx: &mut Context, command: DlqCommand) -> CliResult {
     let store = open_dlq(ctx)?;
     match command {
-        DlqCommand::List(args) => dlq_list(ctx, &store, args),
-        DlqCommand::Show { id } => {
-            let entry = store
-                .get(id)
-                .map_err(|e| CliError::failed(e.to_string()))?
-                .ok_or_else(|| {
-                    CliError::failed(format!(
-                        "dead letter {id} not found (it may have been retried or dropped)"
-                    ))
-                })?;
+        DlqCommand::List(args) => {
+            if !args.all_clusters {
+                bind_dlq(ctx, &store).await?;
+            }
+            dlq_list(ctx, &store, args)
+        }
+        DlqCommand::Show { id, all_clusters } => {
+            let entry = find_entry(&store, id)?;
+            if !all_clusters {
+                bind_dlq(ctx, &store).await?;
+                let current = store.origin();
+                if entry.origin.cluster_uuid != current.cluster_uuid {
+                    return Err(CliError::failed(format!(
+                        "dead letter {id} came from {}, not from this profile's cluster {current}; \
+                         add --all-clusters to show it anyway",
+                        origin_text(&entry.origin)
+                    )));
+                }
+            }
             ctx.out.either(&entry, || {
-                let mut text = details(&[
+                let mut pairs = vec![
                     ("id", entry.id.to_string()),
+                    ("cluster", origin_text(&entry.origin)),
+                    ("state", entry.state.to_string()),
+                ];
+                if let Some(why) = &entry.resolution {
+                    pairs.push(("resolution", why.clone()));
+                }
+                pairs.extend([
                     ("connector", entry.connector_id.clone()),
                     ("job", entry.job_id.clone()),
                     ("index", entry.index.clone()),
@@ -312,6 +368,7 @@ pub async fn dlq(ctx: &mut Context, command: DlqCommand) -> CliResult {
                     ("first failed", entry.first_failed_at.to_string()),
                     ("last failed", entry.last_failed_at.to_string()),
                 ]);
+                let mut text = details(&pairs);
                 text.push_str("\ndocument:\n");
                 text.push_str(&serde_json::to_string_pretty(&entry.document).unwrap_or_default());
                 text
@@ -320,12 +377,13 @@ pub async fn dlq(ctx: &mut Context, command: DlqCommand) -> CliResult {
         }
         DlqCommand::Retry(select) => {
             ctx.ensure_writable("retry dead letters")?;
+            bind_dlq(ctx, &store).await?;
             let entries = selected(&store, &select)?;
             if entries.is_empty() {
-                ctx.out
-                    .either(&json!({"succeeded": [], "failed": []}), || {
-                        "no dead letters selected".to_string()
-                    })?;
+                ctx.out.either(
+                    &json!({"succeeded": [], "failed": [], "superseded": []}),
+                    || "no dead letters selected".to_string(),
+                )?;
                 return Ok(());
             }
             let cancel = CancellationToken::new();
@@ -341,12 +399,20 @@ pub async fn dlq(ctx: &mut Context, command: DlqCommand) -> CliResult {
             .map_err(|e| CliError::failed(e.to_string()))?;
             ctx.out.either(&report, || {
                 let mut text = format!(
-                    "{} indexed and removed, {} failed again\n",
+                    "{} indexed and resolved, {} failed again, {} superseded (not sent: the index holds a newer version)\n",
                     report.succeeded.len(),
-                    report.failed.len()
+                    report.failed.len(),
+                    report.superseded.len()
                 );
+                let mut t = Table::new(&["ID", "RESULT", "WHY"]);
                 for (id, reason) in &report.failed {
-                    text.push_str(&format!("  {id}: {}\n", ellipsize(reason, 100)));
+                    t.row(vec![id.to_string(), "failed".into(), ellipsize(reason, 100)]);
+                }
+                for (id, why) in &report.superseded {
+                    t.row(vec![id.to_string(), "superseded".into(), ellipsize(why, 100)]);
+                }
+                if !report.failed.is_empty() || !report.superseded.is_empty() {
+                    text.push_str(&t.render());
                 }
                 text
             })?;
@@ -366,13 +432,30 @@ pub async fn dlq(ctx: &mut Context, command: DlqCommand) -> CliResult {
                     "dropping dead letters loses those documents from the queue; add --yes to confirm",
                 ));
             }
+            bind_dlq(ctx, &store).await?;
+            let current = store.origin();
             let removed = if select.all {
                 let filter = DlqFilter {
+                    cluster: Some(current.cluster_uuid.clone()),
                     connector_id: select.connector.clone(),
                     ..Default::default()
                 };
                 store.remove_all(&filter)
             } else {
+                // Dropping writes nothing into a cluster, so entries of unknown origin may go
+                // too: it is the way to clear them. Another cluster's entries may not.
+                for id in &select.ids {
+                    let entry = find_entry(&store, *id)?;
+                    if !entry.origin.is_unknown()
+                        && entry.origin.cluster_uuid != current.cluster_uuid
+                    {
+                        return Err(CliError::failed(format!(
+                            "dead letter {id} came from {}, not from this profile's cluster \
+                             {current}: drop it with a profile of its own cluster (nothing was dropped)",
+                            origin_text(&entry.origin)
+                        )));
+                    }
+                }
                 store.remove(&select.ids)
             }
             .map_err(|e| CliError::failed(e.to_string()))?;
@@ -384,12 +467,44 @@ pub async fn dlq(ctx: &mut Context, command: DlqCommand) -> CliResult {
     }
 }
 
+/// Binds the queue to the profile's cluster (a `GET /` on Elasticsearch).
+async fn bind_dlq(ctx: &Context, store: &DeadLetterStore) -> CliResult {
+    bind_cluster(store, ctx.control.as_ref())
+        .await
+        .map_err(|e| {
+            CliError::failed(format!(
+                "{e}; `syncdeck dlq list --all-clusters` lists every entry without asking the cluster"
+            ))
+        })
+}
+
+/// `cluster 'name' (uuid), profile 'p'`, or `an unknown cluster`.
+fn origin_text(origin: &Origin) -> String {
+    if origin.is_unknown() {
+        "an unknown cluster (written before syncdeck recorded clusters)".to_string()
+    } else {
+        format!("cluster {origin}")
+    }
+}
+
+fn find_entry(store: &DeadLetterStore, id: i64) -> CliResult<crate::model::DeadLetter> {
+    store
+        .get(id)
+        .map_err(|e| CliError::failed(e.to_string()))?
+        .ok_or_else(|| {
+            CliError::failed(format!(
+                "dead letter {id} not found (it may have been dropped)"
+            ))
+        })
+}
+
 fn selected(
     store: &DeadLetterStore,
     select: &DlqSelectArgs,
 ) -> CliResult<Vec<crate::model::DeadLetter>> {
     if select.all {
         let filter = DlqFilter {
+            cluster: Some(store.origin().cluster_uuid),
             connector_id: select.connector.clone(),
             ..Default::default()
         };
@@ -397,44 +512,51 @@ fn selected(
             .list(&filter)
             .map_err(|e| CliError::failed(e.to_string()));
     }
-    let mut out = Vec::new();
-    for id in &select.ids {
-        match store
-            .get(*id)
-            .map_err(|e| CliError::failed(e.to_string()))?
-        {
-            Some(entry) => out.push(entry),
-            None => {
-                return Err(CliError::failed(format!(
-                    "dead letter {id} not found (it may have been retried or dropped)"
-                )));
-            }
-        }
-    }
-    Ok(out)
+    select.ids.iter().map(|id| find_entry(store, *id)).collect()
 }
 
 fn dlq_list(ctx: &mut Context, store: &DeadLetterStore, args: DlqListArgs) -> CliResult {
+    let current = (!args.all_clusters).then(|| store.origin());
     let filter = DlqFilter {
+        cluster: current.as_ref().map(|o| o.cluster_uuid.clone()),
+        include_closed: args.resolved,
         connector_id: args.connector,
         job_id: args.job,
         error_type: args.error_type,
         limit: Some(args.limit),
         ..Default::default()
     };
-    let entries = store
-        .list(&filter)
-        .map_err(|e| CliError::failed(e.to_string()))?;
-    let total = store
-        .count(&filter)
-        .map_err(|e| CliError::failed(e.to_string()))?;
-    ctx.out
-        .either(&json!({"count": total, "results": entries}), || {
-            if entries.is_empty() {
-                return "no dead letters".to_string();
+    let failed = |e: crate::engine::dlq::DlqError| CliError::failed(e.to_string());
+    let entries = store.list(&filter).map_err(failed)?;
+    let total = store.count(&filter).map_err(failed)?;
+    // Entries from before provenance belong to no cluster: say they exist and how to see them.
+    let unknown = match &current {
+        Some(_) => store
+            .count(&DlqFilter {
+                cluster: Some(Origin::UNKNOWN.to_string()),
+                ..Default::default()
+            })
+            .map_err(failed)?,
+        None => 0,
+    };
+    let json =
+        json!({"cluster": current, "count": total, "unknown_origin": unknown, "results": entries});
+    ctx.out.either(&json, || {
+        let mut text = match &current {
+            Some(origin) => format!("dead letters of cluster {origin}\n"),
+            None => "dead letters of every cluster (read-only)\n".to_string(),
+        };
+        if entries.is_empty() {
+            text.push_str("no dead letters\n");
+        } else {
+            let mut headers = vec!["ID"];
+            if current.is_none() {
+                headers.push("CLUSTER");
             }
-            let mut t = Table::new(&[
-                "ID",
+            if args.resolved {
+                headers.push("STATE");
+            }
+            headers.extend([
                 "CONNECTOR",
                 "JOB",
                 "DOCUMENT",
@@ -443,28 +565,55 @@ fn dlq_list(ctx: &mut Context, store: &DeadLetterStore, args: DlqListArgs) -> Cl
                 "LAST FAILURE",
                 "REASON",
             ]);
+            let mut t = Table::new(&headers);
             for e in &entries {
-                t.row(vec![
-                    e.id.to_string(),
+                let mut row = vec![e.id.to_string()];
+                if current.is_none() {
+                    row.push(cluster_cell(&e.origin));
+                }
+                if args.resolved {
+                    row.push(e.state.to_string());
+                }
+                row.extend([
                     e.connector_id.clone(),
                     ellipsize(&e.job_id, 12),
                     ellipsize(&e.doc_id, 32),
                     e.error_type.clone(),
                     e.attempts.to_string(),
                     e.last_failed_at.0.format("%Y-%m-%d %H:%M:%S").to_string(),
-                    ellipsize(&e.reason, 60),
+                    ellipsize(e.resolution.as_deref().unwrap_or(&e.reason), 60),
                 ]);
+                t.row(row);
             }
-            let mut text = t.render();
+            text.push_str(&t.render());
             if total > entries.len() as u64 {
                 text.push_str(&format!(
                     "({} of {total}; --limit for more)\n",
                     entries.len()
                 ));
             }
-            text
-        })?;
+        }
+        if unknown > 0 {
+            text.push_str(&format!(
+                "{unknown} dead letter(s) of unknown origin (written before syncdeck recorded \
+                 clusters) are not shown: `syncdeck dlq list --all-clusters` lists them\n"
+            ));
+        }
+        text
+    })?;
     Ok(())
+}
+
+/// The cluster column of `--all-clusters`: its name, and enough of its key to tell two apart.
+fn cluster_cell(origin: &Origin) -> String {
+    if origin.is_unknown() {
+        return Origin::UNKNOWN.to_string();
+    }
+    format!(
+        "{} ({})",
+        origin.cluster_name,
+        ellipsize(&origin.cluster_uuid, 24)
+    )
 }
 
 /// `syncdeck sources`: the built-in service types and their fields.

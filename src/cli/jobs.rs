@@ -5,6 +5,7 @@ use super::context::Context;
 use super::error::{CliError, CliResult};
 use super::output::{Table, details, ellipsize, or_dash};
 use crate::backend::SyncJobQuery;
+use crate::engine::lease;
 use crate::model::{JobType, SyncJob, Timestamp, TriggerMethod};
 use serde_json::json;
 
@@ -44,7 +45,15 @@ pub async fn run(ctx: &mut Context, command: JobsCommand) -> CliResult {
                 .cancel_sync_job(&id)
                 .await
                 .map_err(|e| CliError::from(e).context(format!("canceling sync job '{id}'")))?;
-            let job = ctx.control.get_sync_job(&id).await?;
+            // A job whose worker is gone (or that no worker claimed) would stay `canceling`
+            // for good: end it here.
+            let job = lease::complete_orphaned_cancel(
+                ctx.control.as_ref(),
+                &id,
+                ctx.profile.engine.idle_job_timeout,
+            )
+            .await
+            .map_err(|e| CliError::from(e).context(format!("canceling sync job '{id}'")))?;
             ctx.out
                 .either(&json!({"id": id, "status": job.status}), || {
                     format!("sync job '{id}' is now {}", job.status)

@@ -557,8 +557,17 @@ fn check_engine(
             raw.idle_job_timeout,
             d.idle_job_timeout,
         )?,
+        heartbeat: positive(ctx, path, "heartbeat", raw.heartbeat, d.heartbeat)?,
+        job_cleanup_interval: positive(
+            ctx,
+            path,
+            "job_cleanup_interval",
+            raw.job_cleanup_interval,
+            d.job_cleanup_interval,
+        )?,
         exclude_fields: field_names(ctx, &path.key("exclude_fields"), raw.exclude_fields)?,
         hash_fields: field_names(ctx, &path.key("hash_fields"), raw.hash_fields)?,
+        skip_unchanged: raw.skip_unchanged.unwrap_or(d.skip_unchanged),
     })
 }
 

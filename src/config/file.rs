@@ -193,10 +193,18 @@ pub struct EngineFile {
     pub check_interval: Option<DurationValue>,
     /// A job with no progress for this long is failed (default `"5m"`).
     pub idle_job_timeout: Option<DurationValue>,
+    /// How often `serve` checks in each connector it serves (default `"5m"`, as Elastic's
+    /// connectors service).
+    pub heartbeat: Option<DurationValue>,
+    /// Time between two cleanups of abandoned jobs by `serve` (default `"5m"`).
+    pub job_cleanup_interval: Option<DurationValue>,
     /// Document fields never sent to the index.
     pub exclude_fields: Option<Vec<String>>,
     /// Document fields replaced by their SHA-256 before indexing.
     pub hash_fields: Option<Vec<String>>,
+    /// Full syncs skip documents whose `_timestamp` is unchanged (default false). Faster, but a
+    /// mapping or ingest-pipeline change then never reaches the skipped documents.
+    pub skip_unchanged: Option<bool>,
 }
 
 /// `[profiles.NAME.breaker]`: the circuit breaker in front of bulk requests.

@@ -124,8 +124,15 @@ pub struct EngineSettings {
     pub stats_interval: Duration,
     pub check_interval: Duration,
     pub idle_job_timeout: Duration,
+    /// `serve`: how often a connector is checked in (its `last_seen`).
+    pub heartbeat: Duration,
+    /// `serve`: time between two cleanups of abandoned jobs.
+    pub job_cleanup_interval: Duration,
     pub exclude_fields: Vec<String>,
     pub hash_fields: Vec<String>,
+    /// Full syncs skip documents whose `_timestamp` the index already has (incremental
+    /// syncs always do). Off by default, as in the Python service.
+    pub skip_unchanged: bool,
 }
 
 impl Default for EngineSettings {
@@ -144,8 +151,11 @@ impl Default for EngineSettings {
             stats_interval: Duration::from_secs(10),
             check_interval: Duration::from_secs(5),
             idle_job_timeout: Duration::from_secs(300),
+            heartbeat: Duration::from_secs(300),
+            job_cleanup_interval: Duration::from_secs(300),
             exclude_fields: Vec::new(),
             hash_fields: Vec::new(),
+            skip_unchanged: false,
         }
     }
 }

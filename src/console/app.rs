@@ -12,6 +12,7 @@ use super::live::{self, NodeRow};
 use super::table::{Cursor, TableData, TableRow};
 use crate::backend::{ClusterSummary, SyncJobQuery};
 use crate::engine::progress::ProgressSnapshot;
+use crate::engine::runner::runnable;
 use crate::engine::status::StatusDocument;
 use crate::kibana::{ActionConnector, KibanaStatus};
 use crate::model::{
@@ -390,6 +391,10 @@ pub struct AppState {
     pub dead_letters: TableData<DeadLetter>,
     /// Dead letters in the queue (the table holds at most a page of them).
     pub dlq_total: u64,
+    /// Whose queue the Dead letters view shows: the profile's cluster, once known.
+    pub dlq_cluster: Option<String>,
+    /// Open dead letters of unknown origin (not shown: they belong to no known cluster).
+    pub dlq_unknown: u64,
     pub marked: BTreeSet<i64>,
     /// A retry or drop is in flight.
     pub dlq_busy: bool,
@@ -428,6 +433,8 @@ impl AppState {
             pool: Fetched::default(),
             dead_letters: TableData::default(),
             dlq_total: 0,
+            dlq_cluster: None,
+            dlq_unknown: 0,
             marked: BTreeSet::new(),
             dlq_busy: false,
             kibana: TableData::default(),
@@ -540,6 +547,12 @@ pub enum Action {
     /// `None`: the profile has no node pool (embedded store).
     PoolLoaded(Result<Option<Vec<NodeRow>>, String>),
     DeadLettersLoaded(Result<(Vec<DeadLetter>, u64), String>),
+    /// Whose queue the loaded dead letters are: the cluster's label, and how many entries of
+    /// unknown origin exist besides.
+    DeadLetterScope {
+        cluster: String,
+        unknown: u64,
+    },
     KibanaLoaded(Result<Vec<ActionConnector>, String>),
     LogsLoaded {
         lines: Vec<String>,
@@ -571,6 +584,8 @@ pub enum Action {
     DeadLettersRetried {
         succeeded: Vec<i64>,
         failed: Vec<(i64, String)>,
+        /// Not sent: the index holds a newer version (with what was compared).
+        superseded: Vec<(i64, String)>,
     },
     DeadLettersDropped(u64),
     KibanaCreated(String),
@@ -1817,7 +1832,25 @@ fn start_sync(state: &mut AppState) -> Vec<Effect> {
     } else {
         c.name.clone()
     };
-    let form = Form::start_sync(&c.id, &name, state.profile.can_queue());
+    // Claim only what this engine can run: another connector's job is only queued, for the
+    // connectors service that serves it (the engine's own rule, over the registry's types).
+    let available: Vec<&str> = state
+        .service_types
+        .iter()
+        .map(|t| t.service_type.as_str())
+        .collect();
+    let form = match runnable(&available, c.service_type.as_deref(), JobType::Full) {
+        Ok(()) => Form::start_sync(&c.id, &name, state.profile.can_queue()),
+        Err(why) if state.profile.can_queue() => Form::queue_sync(&c.id, &name, &why),
+        Err(why) => {
+            toast(
+                state,
+                ToastLevel::Warn,
+                format!("cannot sync '{}' here: {why}", c.id),
+            );
+            return Vec::new();
+        }
+    };
     state.modal = Some(Modal::Form(Box::new(form)));
     Vec::new()
 }
@@ -2007,6 +2040,12 @@ fn on_result(state: &mut AppState, action: Action) -> Vec<Effect> {
         Action::KibanaLoaded(result) => {
             load_table(state, |s| &mut s.kibana, result, "Kibana connectors")
         }
+        Action::DeadLetterScope { cluster, unknown } => {
+            state.dirty |=
+                state.dlq_cluster.as_ref() != Some(&cluster) || state.dlq_unknown != unknown;
+            state.dlq_cluster = Some(cluster);
+            state.dlq_unknown = unknown;
+        }
         Action::DeadLettersLoaded(result) => {
             let total = result.as_ref().map(|(_, t)| *t).ok();
             load_table(
@@ -2192,12 +2231,16 @@ fn on_result(state: &mut AppState, action: Action) -> Vec<Effect> {
             toast(state, ToastLevel::Info, format!("connector '{id}' deleted"));
             return refresh_now(state);
         }
-        Action::DeadLettersRetried { succeeded, failed } => {
+        Action::DeadLettersRetried {
+            succeeded,
+            failed,
+            superseded,
+        } => {
             state.dlq_busy = false;
-            for id in &succeeded {
-                state.marked.remove(id);
-            }
-            if matches!(state.screens.last(), Some(Screen::DeadLetterDetail { id, .. }) if succeeded.contains(id))
+            let closed =
+                |id: &i64| succeeded.contains(id) || superseded.iter().any(|(s, _)| s == id);
+            state.marked.retain(|id| !closed(id));
+            if matches!(state.screens.last(), Some(Screen::DeadLetterDetail { id, .. }) if closed(id))
             {
                 state.screens.pop();
             }
@@ -2207,12 +2250,18 @@ fn on_result(state: &mut AppState, action: Action) -> Vec<Effect> {
                 ToastLevel::Warn
             };
             let mut text = format!(
-                "{} indexed and removed, {} failed again",
+                "{} indexed and resolved, {} failed again",
                 succeeded.len(),
                 failed.len()
             );
             if let Some((id, reason)) = failed.first() {
                 text.push_str(&format!(" ({id}: {})", super::format::first_line(reason)));
+            }
+            if !superseded.is_empty() {
+                text.push_str(&format!(
+                    ", {} superseded: not sent, the index holds a newer version",
+                    superseded.len()
+                ));
             }
             toast(state, level, text);
             state.dead_letters.loading = true;
@@ -2342,6 +2391,9 @@ fn reset_for_profile(state: &mut AppState, profile: ProfileInfo) {
     state.pool = Fetched::default();
     state.dead_letters = TableData::default();
     state.dlq_total = 0;
+    // Another profile may be another cluster: its queue is named once it has loaded.
+    state.dlq_cluster = None;
+    state.dlq_unknown = 0;
     state.marked.clear();
     state.dlq_busy = false;
     state.kibana = TableData::default();

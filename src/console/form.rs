@@ -114,6 +114,32 @@ impl Form {
         )
     }
 
+    /// For a connector this console's engine cannot run (`why`): full or incremental, and
+    /// only queued, for the connectors service that serves it.
+    pub fn queue_sync(connector_id: &str, connector_name: &str, why: &str) -> Self {
+        let help = format!("Not here: {why}");
+        let fields = vec![
+            field(
+                "Sync type",
+                None,
+                choice(&[("Full", "full"), ("Incremental", "incremental")], 0),
+            ),
+            field(
+                "Run",
+                Some(&help),
+                choice(&[("Queue for another service", "queue")], 0),
+            ),
+        ];
+        Self::new(
+            FormPurpose::StartSync {
+                connector_id: connector_id.into(),
+                connector_name: connector_name.into(),
+            },
+            format!("Queue a sync of '{connector_name}'"),
+            fields,
+        )
+    }
+
     /// `service_types`: (service type, display name) from the registry.
     pub fn new_connector(service_types: &[(String, String)]) -> Self {
         let options: Vec<(&str, &str)> = service_types

@@ -13,13 +13,14 @@ use crate::backend::{
 };
 use crate::cli::Context;
 use crate::config::{BreakerSettings, EngineSettings};
-use crate::engine::dlq::{DeadLetterStore, DlqFilter};
+use crate::engine::dlq::{DeadLetterStore, DlqFilter, bind_cluster};
+use crate::engine::lease;
 use crate::engine::retry::retry_dead_letters;
 use crate::engine::runner::{Engine, JobEnd};
 use crate::engine::status::StatusDocument;
 use crate::kibana::Kibana;
 use crate::logging::LogTail;
-use crate::model::{Configuration, JobStatus, Page, TriggerMethod};
+use crate::model::{Configuration, JobStatus, Origin, Page, TriggerMethod};
 use crate::sources::{ExternalFactory, Registry};
 use serde_json::Value;
 use std::sync::Arc;
@@ -246,24 +247,7 @@ async fn run(h: &Arc<Handles>, effect: Effect, tx: &UnboundedSender<Action>) -> 
             )
         }
         Effect::PollAttached(addr) => Action::AttachedLoaded(attached(&h.http, &addr).await),
-        Effect::LoadDeadLetters => {
-            let dlq = h.dlq.clone();
-            Action::DeadLettersLoaded(
-                blocking("listing dead letters", move || {
-                    let rows = dlq
-                        .list(&DlqFilter {
-                            limit: Some(DLQ_PAGE),
-                            ..Default::default()
-                        })
-                        .map_err(|e| e.to_string())?;
-                    let total = dlq
-                        .count(&DlqFilter::default())
-                        .map_err(|e| e.to_string())?;
-                    Ok((rows, total))
-                })
-                .await,
-            )
-        }
+        Effect::LoadDeadLetters => load_dead_letters(h, tx).await,
         Effect::LoadKibanaConnectors => match &h.kibana {
             Some(k) => Action::KibanaLoaded(
                 k.connectors()
@@ -277,10 +261,19 @@ async fn run(h: &Arc<Handles>, effect: Effect, tx: &UnboundedSender<Action>) -> 
             job_type,
             run_here,
         } => {
-            let job_id = match control
-                .create_sync_job(&connector_id, job_type, TriggerMethod::OnDemand)
-                .await
-            {
+            // Run here only what this engine can run (refused with the reason, no job made).
+            let created = if run_here {
+                h.engine
+                    .create_job_to_run(&connector_id, job_type)
+                    .await
+                    .map_err(|e| e.to_string())
+            } else {
+                control
+                    .create_sync_job(&connector_id, job_type, TriggerMethod::OnDemand)
+                    .await
+                    .map_err(|e| e.to_string())
+            };
+            let job_id = match created {
                 Ok(id) => id,
                 Err(e) => return Some(failed(&format!("starting a sync of '{connector_id}'"), e)),
             };
@@ -296,7 +289,13 @@ async fn run(h: &Arc<Handles>, effect: Effect, tx: &UnboundedSender<Action>) -> 
         }
         Effect::CancelJob(id) => match control.cancel_sync_job(&id).await {
             Ok(()) => {
-                h.engine.live().stop(&id);
+                if !h.engine.live().stop(&id) {
+                    // Not ours: when no worker will end it, end it here (`canceled`).
+                    let timeout = h.engine.deps().settings.idle_job_timeout;
+                    if let Err(e) = lease::complete_orphaned_cancel(control, &id, timeout).await {
+                        return Some(failed(&format!("canceling job {id}"), e));
+                    }
+                }
                 tracing::info!(job = %id, "console: cancel requested");
                 Action::JobCanceled(id)
             }
@@ -446,6 +445,12 @@ fn spawn_job(h: &Arc<Handles>, job_id: String, tx: UnboundedSender<Action>) {
     let shutdown = h.shutdown.clone();
     tokio::spawn(async move {
         let report = engine.run_job(&job_id, &shutdown).await;
+        // A start refused once its job existed (a live worker holds the guard) leaves no job.
+        if let Ok(r) = &report
+            && engine.discard_unstarted(r).await
+        {
+            tracing::info!(job = %job_id, "console: the refused start's job was deleted");
+        }
         let (summary, ok) = match report {
             Ok(r) => {
                 let c = &r.counters;
@@ -482,6 +487,47 @@ fn spawn_job(h: &Arc<Handles>, job_id: String, tx: UnboundedSender<Action>) {
     });
 }
 
+/// The profile's cluster's open dead letters: the queue is shared by every profile, so the
+/// handle is bound to the cluster first (and the view told whose queue it shows).
+async fn load_dead_letters(h: &Arc<Handles>, tx: &UnboundedSender<Action>) -> Action {
+    if let Err(e) = bind_cluster(&h.dlq, h.control.as_ref()).await {
+        return Action::DeadLettersLoaded(Err(fail("listing dead letters", e)));
+    }
+    let dlq = h.dlq.clone();
+    let loaded = blocking("listing dead letters", move || {
+        let origin = dlq.origin();
+        let mine = DlqFilter {
+            cluster: Some(origin.cluster_uuid.clone()),
+            ..Default::default()
+        };
+        let rows = dlq
+            .list(&DlqFilter {
+                limit: Some(DLQ_PAGE),
+                ..mine.clone()
+            })
+            .map_err(|e| e.to_string())?;
+        let total = dlq.count(&mine).map_err(|e| e.to_string())?;
+        let unknown = dlq
+            .count(&DlqFilter {
+                cluster: Some(Origin::UNKNOWN.to_string()),
+                ..Default::default()
+            })
+            .map_err(|e| e.to_string())?;
+        Ok((rows, total, origin, unknown))
+    })
+    .await;
+    match loaded {
+        Ok((rows, total, origin, unknown)) => {
+            let _ = tx.send(Action::DeadLetterScope {
+                cluster: origin.to_string(),
+                unknown,
+            });
+            Action::DeadLettersLoaded(Ok((rows, total)))
+        }
+        Err(e) => Action::DeadLettersLoaded(Err(e)),
+    }
+}
+
 async fn retry(h: &Arc<Handles>, ids: Vec<i64>) -> Action {
     let dlq = h.dlq.clone();
     let entries = match blocking("reading dead letters", move || {
@@ -503,6 +549,9 @@ async fn retry(h: &Arc<Handles>, ids: Vec<i64>) -> Action {
             };
         }
     };
+    if let Err(e) = bind_cluster(&h.dlq, h.control.as_ref()).await {
+        return failed("retrying dead letters", e);
+    }
     let cancel = h.shutdown.child_token();
     match retry_dead_letters(
         h.documents.clone(),
@@ -518,11 +567,13 @@ async fn retry(h: &Arc<Handles>, ids: Vec<i64>) -> Action {
             tracing::info!(
                 succeeded = report.succeeded.len(),
                 failed = report.failed.len(),
+                superseded = report.superseded.len(),
                 "console: dead letters retried"
             );
             Action::DeadLettersRetried {
                 succeeded: report.succeeded,
                 failed: report.failed,
+                superseded: report.superseded,
             }
         }
         Err(e) => failed("retrying dead letters", e),

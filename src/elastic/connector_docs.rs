@@ -133,6 +133,32 @@ impl<'a> ConnectorDocs<'a> {
         self.search(SYNC_JOBS_INDEX, &body).await
     }
 
+    /// Like [`Self::search_jobs`], limited to jobs whose `last_seen` is at or before
+    /// `seen_before` (an ISO-8601 instant or date math such as `now-300s`): the idle-job query
+    /// of a connectors service's cleanup (§5.7).
+    pub async fn search_jobs_seen_before(
+        &self,
+        search: &JobSearch,
+        seen_before: &str,
+    ) -> Result<Vec<SyncJob>> {
+        let mut filters = vec![json!({ "range": { "last_seen": { "lte": seen_before } } })];
+        if !search.statuses.is_empty() {
+            filters.push(json!({ "terms": { "status": search.statuses } }));
+        }
+        if !search.connector_ids.is_empty() {
+            filters.push(json!({ "terms": { "connector.id": search.connector_ids } }));
+        }
+        if !search.job_types.is_empty() {
+            filters.push(json!({ "terms": { "job_type": search.job_types } }));
+        }
+        let body = json!({
+            "size": search.size.unwrap_or(100),
+            "query": { "bool": { "filter": filters } },
+            "sort": [{ "created_at": { "order": "asc" } }],
+        });
+        self.search(SYNC_JOBS_INDEX, &body).await
+    }
+
     /// Connectors not deleted whose id is in `ids` or whose service type is in
     /// `service_types` (the served-connectors query of §5.1). A missing index is empty.
     pub async fn search_connectors(

@@ -26,15 +26,7 @@ pub async fn end_abandoned_job(
     status: JobStatus,
     error: Option<&str>,
 ) -> Result<(), BackendError> {
-    let finish = JobFinish {
-        status,
-        error: error.map(str::to_string),
-        indexed_document_count: job.indexed_document_count,
-        deleted_document_count: job.deleted_document_count,
-        indexed_document_volume: job.indexed_document_volume,
-        total_document_count: job.total_document_count,
-    };
-    control.finish_sync_job(&job.id, &finish).await?;
+    end_orphaned_job(control, job, status, error).await?;
     let counts = status
         .is_terminal()
         .then_some((job.indexed_document_count, job.deleted_document_count));
@@ -51,6 +43,25 @@ pub async fn end_abandoned_job(
         Ok(()) | Err(BackendError::NotFound(_)) => Ok(()),
         Err(e) => Err(e),
     }
+}
+
+/// Ends `job` as [`end_abandoned_job`] does, without writing to its connector: for a job
+/// whose connector is gone (Python's orphaned-job cleanup writes only the job).
+pub async fn end_orphaned_job(
+    control: &dyn ControlPlane,
+    job: &SyncJob,
+    status: JobStatus,
+    error: Option<&str>,
+) -> Result<(), BackendError> {
+    let finish = JobFinish {
+        status,
+        error: error.map(str::to_string),
+        indexed_document_count: job.indexed_document_count,
+        deleted_document_count: job.deleted_document_count,
+        indexed_document_volume: job.indexed_document_volume,
+        total_document_count: job.total_document_count,
+    };
+    control.finish_sync_job(&job.id, &finish).await
 }
 
 /// The connector side of a job's end (Python's `Connector.sync_done`): the `last_*` fields of

@@ -1,31 +1,38 @@
 //! The durable dead-letter queue: `DeadLetterStore`, one SQLite file in the data dir holding the
-//! documents the sink could not index, with their reason, until an operator retries or drops
-//! them. Local in both backend modes (it is the operator's safety net, not the cluster's).
+//! documents the sink could not index, with their reason and the cluster they were meant for,
+//! until an operator retries or drops them, or a later write of the same document resolves
+//! them. Local in both backend modes (it is the operator's safety net, not the cluster's), and
+//! shared by every profile: each entry records its cluster ([`Origin`]), so a profile sees and
+//! retries only its own cluster's entries.
 //!
 //! An append is committed (WAL, `synchronous=FULL`) before the sink counts its documents as
 //! handled, so neither a crash nor a power cut loses a document. The store is bounded: a batch
-//! that would exceed the bound is refused whole, with an error, never silently dropped.
+//! that would exceed the bound of open entries is refused whole, with an error, never silently
+//! dropped. Entries that stop being open (resolved, superseded) are kept as history, the
+//! oldest pruned past the same bound.
 //!
 //! Owns only its database file; knows nothing of HTTP, the sink's retry policy or the UIs.
-//! Retrying is the sink's job: it reads entries here, re-sends them, then calls [`remove`] or
-//! [`record_failure`].
+//! Retrying is `engine::retry`: it reads entries here, re-sends them, then calls [`close`] or
+//! [`record_failure`]. The sink calls a [`Resolver`] after each answered batch.
 //!
-//! [`remove`]: DeadLetterStore::remove
+//! [`close`]: DeadLetterStore::close
 //! [`record_failure`]: DeadLetterStore::record_failure
 
-use crate::model::{DeadLetter, Timestamp};
+use crate::backend::{ClusterId, ControlPlane};
+use crate::model::{DeadLetter, DeadLetterState, Origin, Timestamp};
 use crate::secret::mask::{masked, storable_document};
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params, params_from_iter};
 use serde::Serialize;
 use serde_json::Value;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 use thiserror::Error;
 
 /// The schema version this build writes; bump it and add a step to `migrate` on change.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 /// How long a write waits for another process (the console, a `serve` worker) to finish.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -64,24 +71,68 @@ CREATE TRIGGER IF NOT EXISTS dead_letters_count_delete AFTER DELETE ON dead_lett
     BEGIN UPDATE entry_count SET total = total - 1 WHERE one = 1; END;
 ";
 
-/// Insert, or update the entry already dead-lettered for the same (connector, index, doc id).
-/// `attempts` tells the two apart afterwards: a fresh row has 1.
+/// Version 2: provenance and history. Existing entries become cluster `unknown`, `open`.
+/// One open entry per (cluster, index, doc id, connector); closed entries are history, so the
+/// dedupe key is a partial index over open ones. `total` now counts open entries (the bound),
+/// `closed` the history.
+const SCHEMA_V2: &str = "
+ALTER TABLE dead_letters ADD COLUMN cluster_uuid TEXT NOT NULL DEFAULT 'unknown';
+ALTER TABLE dead_letters ADD COLUMN cluster_name TEXT NOT NULL DEFAULT 'unknown';
+ALTER TABLE dead_letters ADD COLUMN profile TEXT;
+ALTER TABLE dead_letters ADD COLUMN state TEXT NOT NULL DEFAULT 'open';
+ALTER TABLE dead_letters ADD COLUMN resolved_at INTEGER;
+ALTER TABLE dead_letters ADD COLUMN resolution TEXT;
+DROP INDEX IF EXISTS dead_letters_by_key;
+CREATE UNIQUE INDEX dead_letters_open_by_doc
+    ON dead_letters(cluster_uuid, idx, doc_id, connector_id) WHERE state = 'open';
+CREATE INDEX dead_letters_by_cluster ON dead_letters(cluster_uuid, state);
+CREATE INDEX dead_letters_closed_by_time ON dead_letters(resolved_at, id) WHERE state != 'open';
+ALTER TABLE entry_count ADD COLUMN closed INTEGER NOT NULL DEFAULT 0;
+DROP TRIGGER IF EXISTS dead_letters_count_insert;
+DROP TRIGGER IF EXISTS dead_letters_count_delete;
+CREATE TRIGGER dead_letters_count_insert AFTER INSERT ON dead_letters
+    BEGIN UPDATE entry_count SET total = total + (new.state = 'open'),
+                                 closed = closed + (new.state != 'open') WHERE one = 1; END;
+CREATE TRIGGER dead_letters_count_delete AFTER DELETE ON dead_letters
+    BEGIN UPDATE entry_count SET total = total - (old.state = 'open'),
+                                 closed = closed - (old.state != 'open') WHERE one = 1; END;
+CREATE TRIGGER dead_letters_count_state AFTER UPDATE OF state ON dead_letters
+    WHEN old.state != new.state
+    BEGIN UPDATE entry_count
+          SET total = total - (old.state = 'open') + (new.state = 'open'),
+              closed = closed - (old.state != 'open') + (new.state != 'open') WHERE one = 1; END;
+UPDATE entry_count SET
+    total = (SELECT COUNT(*) FROM dead_letters WHERE state = 'open'),
+    closed = (SELECT COUNT(*) FROM dead_letters WHERE state != 'open')
+WHERE one = 1;
+";
+
+/// Insert, or update the open entry already dead-lettered for the same (cluster, index, doc
+/// id, connector). `attempts` tells the two apart afterwards: a fresh row has 1.
 const UPSERT: &str = "
 INSERT INTO dead_letters (connector_id, job_id, idx, doc_id, document, error_type, reason,
-                          status, attempts, first_failed_at, last_failed_at)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 1, ?9, ?9)
-ON CONFLICT (connector_id, idx, doc_id) DO UPDATE SET
+                          status, attempts, first_failed_at, last_failed_at,
+                          cluster_uuid, cluster_name, profile)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 1, ?9, ?9, ?10, ?11, ?12)
+ON CONFLICT (cluster_uuid, idx, doc_id, connector_id) WHERE state = 'open' DO UPDATE SET
     job_id = excluded.job_id,
     document = excluded.document,
     error_type = excluded.error_type,
     reason = excluded.reason,
     status = excluded.status,
     attempts = attempts + 1,
-    last_failed_at = excluded.last_failed_at
+    last_failed_at = excluded.last_failed_at,
+    cluster_name = excluded.cluster_name,
+    profile = excluded.profile
 RETURNING id, attempts";
 
 const COLUMNS: &str = "id, connector_id, job_id, idx, doc_id, document, error_type, reason, \
-                       status, attempts, first_failed_at, last_failed_at";
+                       status, attempts, first_failed_at, last_failed_at, cluster_uuid, \
+                       cluster_name, profile, state, resolved_at, resolution";
+
+/// How many ids one `IN (...)` lookup carries (SQLite allows far more; this keeps each
+/// statement small).
+const LOOKUP_CHUNK: usize = 500;
 
 /// What can go wrong with the dead-letter queue; every variant names the database.
 #[derive(Debug, Error)]
@@ -164,7 +215,8 @@ pub enum DlqError {
     Internal(String),
 }
 
-/// A document to dead-letter, as the sink has it after a permanent per-item failure.
+/// A document to dead-letter, as the sink has it after a permanent per-item failure. Its
+/// cluster is the store's (see [`DeadLetterStore::bind`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewDeadLetter {
     /// The connector whose sync produced the document.
@@ -185,9 +237,15 @@ pub struct NewDeadLetter {
     pub status: Option<u16>,
 }
 
-/// Which entries to list, count or remove. Empty fields match everything.
+/// Which entries to list, count or remove. Empty fields match everything, except that only
+/// open entries match unless `include_closed` is set.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DlqFilter {
+    /// Only entries of this cluster (`Origin::cluster_uuid`; `unknown` for entries of
+    /// unknown origin). `None`: every cluster.
+    pub cluster: Option<String>,
+    /// Also resolved and superseded entries (history).
+    pub include_closed: bool,
     /// Only entries of this connector.
     pub connector_id: Option<String>,
     /// Only entries whose last failure came from this job.
@@ -202,23 +260,28 @@ pub struct DlqFilter {
     pub offset: u64,
 }
 
-/// Totals for `/metrics` and the console, largest groups first.
+/// Totals of open entries for `/metrics` and the console, largest groups first.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct DlqStats {
-    /// Number of entries in the store.
+    /// Number of open entries in the store.
     pub total: u64,
-    /// Entries per connector id.
+    /// Open entries per connector id.
     pub by_connector: Vec<(String, u64)>,
-    /// Entries per error type.
+    /// Open entries per error type.
     pub by_error_type: Vec<(String, u64)>,
 }
 
 /// The dead-letter queue. `Send + Sync`; share it in an `Arc` and call it from async code
 /// through `spawn_blocking` (every call is a short transaction on one connection).
+///
+/// A handle is bound to the cluster its backend points at ([`bind`](Self::bind)): appends
+/// are stamped with it, and [`Resolver`]s and retries act on its entries only. An unbound
+/// handle stamps `unknown`.
 pub struct DeadLetterStore {
     conn: Mutex<Connection>,
     path: PathBuf,
     max_entries: u64,
+    origin: Mutex<Origin>,
     /// A document larger than this is stored as its size and a preview.
     max_document_bytes: usize,
 }
@@ -231,13 +294,14 @@ impl fmt::Debug for DeadLetterStore {
         f.debug_struct("DeadLetterStore")
             .field("path", &self.path)
             .field("max_entries", &self.max_entries)
+            .field("origin", &self.origin())
             .finish()
     }
 }
 
 impl DeadLetterStore {
     /// Opens (or creates, with mode 0600, and its directory) the store at `path`, holding at
-    /// most `max_entries` entries.
+    /// most `max_entries` open entries (and as many closed ones as history).
     pub fn open(path: &Path, max_entries: u64) -> Result<Self, DlqError> {
         let io = |action, source| DlqError::Io {
             action,
@@ -275,6 +339,7 @@ impl DeadLetterStore {
             conn: Mutex::new(conn),
             path,
             max_entries,
+            origin: Mutex::new(Origin::unknown()),
             max_document_bytes: DEFAULT_MAX_DOCUMENT_BYTES,
         })
     }
@@ -283,6 +348,30 @@ impl DeadLetterStore {
     pub fn with_max_document_bytes(mut self, bytes: usize) -> Self {
         self.max_document_bytes = bytes.max(1);
         self
+    }
+
+    /// Names the profile this handle serves, recorded with each entry for display.
+    pub fn with_profile(self, profile: &str) -> Self {
+        self.lock_origin().profile = Some(profile.to_string());
+        self
+    }
+
+    /// Binds the handle to a cluster: what appends record, and what retries may write into.
+    /// Binding again follows the backend (a cluster rebuilt behind the same URL is another).
+    pub fn bind(&self, cluster: &ClusterId) {
+        let mut origin = self.lock_origin();
+        origin.cluster_uuid = cluster.uuid.clone();
+        origin.cluster_name = cluster.name.clone();
+    }
+
+    /// Whether [`bind`](Self::bind) was called.
+    pub fn is_bound(&self) -> bool {
+        !self.lock_origin().is_unknown()
+    }
+
+    /// The cluster (and profile) this handle serves; `unknown` until bound.
+    pub fn origin(&self) -> Origin {
+        self.lock_origin().clone()
     }
 
     /// The database file (`:memory:` for an in-memory store).
@@ -295,10 +384,11 @@ impl DeadLetterStore {
         self.max_entries
     }
 
-    /// Stores a batch in one durable transaction and returns the entry id of each document, in
-    /// order. A document already dead-lettered for the same (connector, index, doc id) updates
-    /// that entry (attempts + 1). Fails whole with [`DlqError::Full`] if the new entries would
-    /// exceed the bound.
+    /// Stores a batch in one durable transaction, stamped with this handle's cluster, and
+    /// returns the entry id of each document, in order. A document already dead-lettered (and
+    /// still open) for the same (cluster, index, doc id, connector) updates that entry
+    /// (attempts + 1). Fails whole with [`DlqError::Full`] if the new entries would exceed the
+    /// bound.
     pub fn append_batch(&self, entries: &[NewDeadLetter]) -> Result<Vec<i64>, DlqError> {
         if entries.is_empty() {
             return Ok(Vec::new());
@@ -316,6 +406,7 @@ impl DeadLetterStore {
         for entry in entries {
             self.check_json(entry)?;
         }
+        let origin = self.origin();
         let now = Timestamp::now().millis();
         let mut conn = self.lock();
         let tx = conn
@@ -338,7 +429,10 @@ impl DeadLetterStore {
                             e.error_type,
                             e.reason,
                             e.status,
-                            now
+                            now,
+                            origin.cluster_uuid,
+                            origin.cluster_name,
+                            origin.profile,
                         ],
                         |row| Ok((row.get(0)?, row.get(1)?)),
                     )
@@ -388,7 +482,7 @@ impl DeadLetterStore {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
-    /// One entry by id.
+    /// One entry by id, whatever its cluster and state.
     pub fn get(&self, id: i64) -> Result<Option<DeadLetter>, DlqError> {
         let sql = format!("SELECT {COLUMNS} FROM dead_letters WHERE id = ?1");
         let conn = self.lock();
@@ -420,7 +514,7 @@ impl DeadLetterStore {
     }
 
     /// Removes every entry matching `filter` (limit and offset ignored; an empty filter removes
-    /// all) and returns how many were removed.
+    /// all open entries) and returns how many were removed.
     pub fn remove_all(&self, filter: &DlqFilter) -> Result<u64, DlqError> {
         let clause = Where::from(filter);
         let sql = format!("DELETE FROM dead_letters{}", clause.sql);
@@ -458,7 +552,97 @@ impl DeadLetterStore {
         Ok(())
     }
 
-    /// Totals per connector and per error type.
+    /// Closes open entries by id (`resolved` or `superseded`, with why), keeping them as
+    /// history; returns how many were open. Entries already closed are left as they are.
+    pub fn close(
+        &self,
+        ids: &[i64],
+        state: DeadLetterState,
+        resolution: &str,
+    ) -> Result<u64, DlqError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let now = Timestamp::now().millis();
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(self.sqlite())?;
+        let mut closed = 0;
+        {
+            let mut update = tx
+                .prepare_cached(
+                    "UPDATE dead_letters SET state = ?2, resolved_at = ?3, resolution = ?4
+                     WHERE id = ?1 AND state = 'open'",
+                )
+                .map_err(self.sqlite())?;
+            for id in ids {
+                closed += update
+                    .execute(params![id, state.as_str(), now, resolution])
+                    .map_err(self.sqlite())?;
+            }
+        }
+        self.prune_history(&tx).map_err(self.sqlite())?;
+        tx.commit().map_err(self.sqlite())?;
+        Ok(closed as u64)
+    }
+
+    /// Whether this handle's cluster has open entries for `index`: the sink asks once, so a
+    /// sync of an index with no dead letters never looks again.
+    pub fn has_open(&self, index: &str) -> Result<bool, DlqError> {
+        let cluster = self.origin().cluster_uuid;
+        let conn = self.lock();
+        let found: Option<i64> = conn
+            .query_row(
+                "SELECT 1 FROM dead_letters
+                 WHERE cluster_uuid = ?1 AND state = 'open' AND idx = ?2 LIMIT 1",
+                params![cluster, index],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(self.sqlite())?;
+        Ok(found.is_some())
+    }
+
+    /// Resolves this handle's cluster's open entries for these documents of `index` (they
+    /// were just written), with `resolution` as the why; returns how many. Reads first and
+    /// writes only when something matches, so a batch with nothing to resolve costs no
+    /// commit.
+    pub fn resolve_documents(
+        &self,
+        index: &str,
+        doc_ids: &[String],
+        resolution: &str,
+    ) -> Result<u64, DlqError> {
+        if doc_ids.is_empty() {
+            return Ok(0);
+        }
+        let cluster = self.origin().cluster_uuid;
+        let mut matched: Vec<i64> = Vec::new();
+        {
+            let conn = self.lock();
+            for chunk in doc_ids.chunks(LOOKUP_CHUNK) {
+                let marks = vec!["?"; chunk.len()].join(",");
+                let sql = format!(
+                    "SELECT id FROM dead_letters
+                     WHERE cluster_uuid = ? AND idx = ? AND state = 'open' AND doc_id IN ({marks})"
+                );
+                let mut stmt = conn.prepare_cached(&sql).map_err(self.sqlite())?;
+                let params = [cluster.as_str(), index]
+                    .into_iter()
+                    .chain(chunk.iter().map(String::as_str));
+                let rows = stmt
+                    .query_map(params_from_iter(params), |row| row.get::<_, i64>(0))
+                    .map_err(self.sqlite())?;
+                for id in rows {
+                    matched.push(id.map_err(self.sqlite())?);
+                }
+            }
+        }
+        self.close(&matched, DeadLetterState::Resolved, resolution)
+    }
+
+    /// Totals of open entries per connector and per error type.
     pub fn stats(&self) -> Result<DlqStats, DlqError> {
         let conn = self.lock();
         let total = entry_count(&conn).map_err(self.sqlite())?;
@@ -469,6 +653,28 @@ impl DeadLetterStore {
             by_connector,
             by_error_type,
         })
+    }
+
+    /// Keeps the history within the bound: past it, the oldest closed entries go.
+    fn prune_history(&self, conn: &Connection) -> rusqlite::Result<()> {
+        let closed: i64 =
+            conn.query_row("SELECT closed FROM entry_count WHERE one = 1", [], |row| {
+                row.get(0)
+            })?;
+        let excess = closed.saturating_sub(clamp_i64(self.max_entries));
+        if excess > 0 {
+            conn.execute(
+                "DELETE FROM dead_letters WHERE id IN (
+                     SELECT id FROM dead_letters WHERE state != 'open'
+                     ORDER BY resolved_at, id LIMIT ?1)",
+                [excess],
+            )?;
+        }
+        Ok(())
+    }
+
+    fn lock_origin(&self) -> MutexGuard<'_, Origin> {
+        self.origin.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
@@ -493,6 +699,105 @@ impl DeadLetterStore {
                 reason: e.to_string(),
                 path: self.path.clone(),
             }),
+        }
+    }
+}
+
+/// Binds `dlq` to the cluster `control` points at (one `GET /` on Elasticsearch), before a
+/// job or a retry writes anything. When the cluster cannot say who it is, a handle already
+/// bound keeps its binding (the identity of a cluster does not change between two jobs);
+/// an unbound one fails, rather than stamp dead letters `unknown`.
+pub async fn bind_cluster(dlq: &DeadLetterStore, control: &dyn ControlPlane) -> Result<(), String> {
+    match control.cluster_id().await {
+        Ok(cluster) => {
+            dlq.bind(&cluster);
+            Ok(())
+        }
+        Err(e) if dlq.is_bound() => {
+            tracing::warn!(error = %e, origin = %dlq.origin(), "could not read the cluster's identity; keeping the one known");
+            Ok(())
+        }
+        Err(e) => Err(format!(
+            "cannot tell which cluster this is, so dead letters could not record where they \
+             belong: {e}"
+        )),
+    }
+}
+
+/// Resolves the open dead letters of one index as a sink writes its documents, so an entry
+/// never outlives a later successful write of the same document (and a retry of it can never
+/// put the old version back). Looks at the queue only when the index has open entries, asked
+/// once per sink.
+pub struct Resolver {
+    dlq: Arc<DeadLetterStore>,
+    index: String,
+    job_id: String,
+    /// 0: not asked yet; 1: nothing open for the index; 2: something open.
+    active: AtomicU8,
+}
+
+impl Resolver {
+    pub fn new(dlq: Arc<DeadLetterStore>, index: &str, job_id: &str) -> Self {
+        Self {
+            dlq,
+            index: index.to_string(),
+            job_id: job_id.to_string(),
+            active: AtomicU8::new(0),
+        }
+    }
+
+    /// Whether the index had open entries when first asked.
+    pub async fn is_active(&self) -> bool {
+        match self.active.load(Ordering::Relaxed) {
+            1 => return false,
+            2 => return true,
+            _ => {}
+        }
+        let (dlq, index) = (self.dlq.clone(), self.index.clone());
+        let open = match tokio::task::spawn_blocking(move || dlq.has_open(&index)).await {
+            Ok(Ok(open)) => open,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, index = %self.index, "could not look for open dead letters");
+                false
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, index = %self.index, "could not look for open dead letters");
+                false
+            }
+        };
+        self.active
+            .store(if open { 2 } else { 1 }, Ordering::Relaxed);
+        open
+    }
+
+    /// Resolves the open entries of documents just indexed or deleted. Bookkeeping, never
+    /// fatal: a failure is logged, and the entry stays open (a retry then still checks the
+    /// index before writing).
+    pub async fn written(&self, indexed: Vec<String>, deleted: Vec<String>) {
+        let by = if self.job_id.is_empty() {
+            "a retry of its dead letter".to_string()
+        } else {
+            format!("sync job '{}'", self.job_id)
+        };
+        for (ids, how) in [(indexed, "indexed"), (deleted, "deleted")] {
+            if ids.is_empty() {
+                continue;
+            }
+            let (dlq, index) = (self.dlq.clone(), self.index.clone());
+            let resolution = format!("{how} by {by}");
+            let result = tokio::task::spawn_blocking(move || {
+                dlq.resolve_documents(&index, &ids, &resolution)
+            })
+            .await;
+            match result {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, index = %self.index, "could not resolve dead letters")
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, index = %self.index, "could not resolve dead letters")
+                }
+            }
         }
     }
 }
@@ -527,7 +832,8 @@ fn configure(conn: &Connection, file: bool) -> rusqlite::Result<()> {
 }
 
 /// Brings the schema to [`SCHEMA_VERSION`] inside an immediate transaction, so two processes
-/// opening a new file at once do not both create it.
+/// opening a new file at once do not both create it. Each version's step runs in turn, so a
+/// new file and an old one end in the same schema.
 fn migrate(conn: &mut Connection, path: &Path) -> Result<(), DlqError> {
     let sqlite = |source| DlqError::Sqlite {
         path: path.to_path_buf(),
@@ -549,6 +855,9 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), DlqError> {
     if version < 1 {
         tx.execute_batch(SCHEMA_V1).map_err(sqlite)?;
     }
+    if version < 2 {
+        tx.execute_batch(SCHEMA_V2).map_err(sqlite)?;
+    }
     if version != SCHEMA_VERSION {
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(sqlite)?;
@@ -556,6 +865,7 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), DlqError> {
     tx.commit().map_err(sqlite)
 }
 
+/// Open entries (the bound counts only those).
 fn entry_count(conn: &Connection) -> rusqlite::Result<u64> {
     let n: i64 = conn.query_row("SELECT total FROM entry_count WHERE one = 1", [], |row| {
         row.get(0)
@@ -566,7 +876,8 @@ fn entry_count(conn: &Connection) -> rusqlite::Result<u64> {
 /// `column` is one of our own column names, never user input.
 fn group_counts(conn: &Connection, column: &str) -> rusqlite::Result<Vec<(String, u64)>> {
     let sql = format!(
-        "SELECT {column}, COUNT(*) AS n FROM dead_letters GROUP BY {column} ORDER BY n DESC, {column}"
+        "SELECT {column}, COUNT(*) AS n FROM dead_letters WHERE state = 'open' \
+         GROUP BY {column} ORDER BY n DESC, {column}"
     );
     let mut stmt = conn.prepare(&sql)?;
     let rows = stmt.query_map([], |row| {
@@ -579,6 +890,8 @@ fn group_counts(conn: &Connection, column: &str) -> rusqlite::Result<Vec<(String
 fn read_entry(row: &Row<'_>) -> rusqlite::Result<DeadLetter> {
     let document: String = row.get(5)?;
     let attempts: i64 = row.get(9)?;
+    let state: String = row.get(15)?;
+    let resolved_at: Option<i64> = row.get(16)?;
     Ok(DeadLetter {
         id: row.get(0)?,
         connector_id: row.get(1)?,
@@ -593,6 +906,14 @@ fn read_entry(row: &Row<'_>) -> rusqlite::Result<DeadLetter> {
         attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
         first_failed_at: millis(row.get(10)?),
         last_failed_at: millis(row.get(11)?),
+        origin: Origin {
+            cluster_uuid: row.get(12)?,
+            cluster_name: row.get(13)?,
+            profile: row.get(14)?,
+        },
+        state: DeadLetterState::parse(&state),
+        resolved_at: resolved_at.map(millis),
+        resolution: row.get(17)?,
     })
 }
 
@@ -614,7 +935,11 @@ impl From<&DlqFilter> for Where {
     fn from(filter: &DlqFilter) -> Self {
         let mut clauses: Vec<String> = Vec::new();
         let mut params = Vec::new();
+        if !filter.include_closed {
+            clauses.push("state = 'open'".to_string());
+        }
         let exact = [
+            ("cluster_uuid", &filter.cluster),
             ("connector_id", &filter.connector_id),
             ("job_id", &filter.job_id),
             ("error_type", &filter.error_type),

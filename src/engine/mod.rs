@@ -9,6 +9,7 @@ pub mod breaker;
 pub mod cleanup;
 pub mod dlq;
 pub mod filtering;
+pub mod lease;
 pub mod monitor;
 pub mod pipeline;
 pub mod progress;

@@ -1,4 +1,4 @@
-//! One sync's data path: source → extractor (sync rules, unchanged-document skip, lazy
+//! One sync's data path: source → extractor (sync rules, unchanged-document skip when asked, lazy
 //! content, serialisation into bulk bodies) → a queue bounded in bytes → N sink workers.
 //! A full sync then deletes the documents the source no longer has, streaming the index's ids
 //! (`_id`s only) page by page. Checkpoints from the source are released only once every item sent before
@@ -32,6 +32,10 @@ pub struct PipelineSettings {
     pub pipeline: Option<Pipeline>,
     /// Field blocking and hashing, applied before serialisation (index and DLQ alike).
     pub transform: Option<super::transform::FieldTransform>,
+    /// Whether a full listing skips documents whose `_timestamp` the index already has. The
+    /// Python service does so only in incremental syncs; a full sync sends every document,
+    /// so that mapping and ingest-pipeline changes reach them all.
+    pub skip_unchanged: bool,
 }
 
 /// The result of a pipeline that ran to the end.
@@ -43,6 +47,22 @@ pub struct PipelineOutcome {
     /// Documents the source sent.
     pub seen: u64,
     pub skipped: u64,
+    /// Records the source could not read (dead-lettered as `source_invalid`).
+    pub unreadable: u64,
+    /// Why a full sync deleted nothing, when it did not dare to.
+    pub deletions_skipped: Option<String>,
+}
+
+impl PipelineOutcome {
+    /// What the job's `metadata` in the cluster should say about this sync (the framework's
+    /// free-form field), when there is something to say.
+    pub fn job_metadata(&self) -> Option<serde_json::Map<String, Value>> {
+        let reason = self.deletions_skipped.as_ref()?;
+        let mut metadata = serde_json::Map::new();
+        metadata.insert("deletions_skipped".into(), Value::String(reason.clone()));
+        metadata.insert("unreadable_records".into(), Value::from(self.unreadable));
+        Some(metadata)
+    }
 }
 
 #[derive(Debug, Error)]
@@ -77,8 +97,12 @@ pub async fn run(
     let index = parts.sink.settings().index.clone();
     let full = settings.mode == SyncMode::Full;
     parts.progress.set_total_hint(source.total_hint().await);
-    let existing = if full {
-        Some(ExistingDocs::load(parts.store.as_ref(), &index).await?)
+    let existing = if full && settings.skip_unchanged {
+        // The id scan of a large index takes a while: a cancel must not wait for it.
+        tokio::select! {
+            loaded = ExistingDocs::load(parts.store.as_ref(), &index) => Some(loaded?),
+            _ = cancel.cancelled() => return Err(PipelineError::Canceled),
+        }
     } else {
         None
     };
@@ -111,6 +135,7 @@ pub async fn run(
     let mut seen = SeenIds::default();
     let mut skipped = 0u64;
     let mut seen_count = 0u64;
+    let mut unreadable = 0u64;
     let linger = settings.engine.batch_linger;
 
     let extract = async {
@@ -173,6 +198,7 @@ pub async fn run(
                             t.apply_to_raw(&mut raw);
                         }
                         seen_count += 1;
+                        unreadable += 1;
                         parts.progress.add_seen(1);
                         dead_letter_invalid(&parts, &index, id, reason, raw).await?;
                     }
@@ -226,7 +252,19 @@ pub async fn run(
         // A failed extraction deletes nothing (as the framework does).
         Err(e) => return Err(PipelineError::Source(e)),
     };
-    if full {
+    // Deleting is deciding that the source no longer has a document: only a read that
+    // completed cleanly knows that. A record the source could not read may be any indexed
+    // document (its id is lost with it), so then nothing is deleted.
+    let deletions_skipped = (full && unreadable > 0).then(|| {
+        format!(
+            "the source reported {unreadable} unreadable record(s) (dead-lettered as \
+             source_invalid); a full sync deletes only after a clean read, so nothing was deleted"
+        )
+    });
+    if let Some(reason) = &deletions_skipped {
+        tracing::warn!(index = %index, unreadable, "{reason}");
+    }
+    if full && deletions_skipped.is_none() {
         parts.progress.set_phase(Phase::Deleting);
         let deleted = delete_unseen(
             &parts,
@@ -244,6 +282,8 @@ pub async fn run(
         cursor,
         seen: seen_count,
         skipped,
+        unreadable,
+        deletions_skipped,
     })
 }
 

@@ -5,19 +5,25 @@
 //! last-sync fields. [`LiveJobs`] exposes the progress of running jobs to UIs.
 
 use super::breaker::SharedBreaker;
+use super::cleanup;
 use super::dlq::DeadLetterStore;
 use super::filtering::RuleEngine;
+use super::lease;
 use super::monitor::{ErrorMonitor, MonitorSettings};
 use super::pipeline::{self, PipelineError, PipelineOutcome, PipelineParts, PipelineSettings};
 use super::progress::{Counters, Phase, Progress, ProgressSnapshot};
 use super::sink::{Sink, SinkSettings};
-use crate::backend::{BackendError, ControlPlane, DocumentStore, JobFinish, LastSync};
+use crate::backend::{
+    BackendError, ControlPlane, DocumentStore, GuardAttempt, JobFinish, LastSync, PriorSync,
+    SyncJobQuery,
+};
 use crate::config::{BreakerSettings, EngineSettings};
 use crate::model::SyncStats;
 use crate::model::validate::validate_field;
-use crate::model::{JobStatus, JobType, SyncJob, Timestamp, TriggerMethod};
+use crate::model::{Connector, JobStatus, JobType, SyncJob, Timestamp, TriggerMethod};
 use crate::sources::{DataSource, Registry, SyncMode};
 use serde::Serialize;
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -73,6 +79,9 @@ pub enum EngineError {
     Backend(#[from] BackendError),
     #[error("{0}")]
     Invalid(String),
+    /// This engine cannot run the connector (see [`Engine::can_run`]); nothing was created.
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// The jobs this process is running, for consoles and `/status`.
@@ -85,6 +94,7 @@ pub struct LiveJobs {
 struct LiveJob {
     progress: Arc<Progress>,
     cancel: CancellationToken,
+    stop: Arc<Mutex<Option<StopReason>>>,
 }
 
 impl LiveJobs {
@@ -106,7 +116,17 @@ impl LiveJobs {
     /// Stops a job of this process at once (the cluster-side cancel goes through
     /// `cancel_sync_job`; this is for the local engine's own stop button).
     pub fn stop(&self, job_id: &str) -> bool {
-        self.lock().get(job_id).map(|j| j.cancel.cancel()).is_some()
+        self.lock()
+            .get(job_id)
+            .map(|j| {
+                // A stop asked for here is a cancel: the job ends `canceled`, not `error`.
+                j.stop
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get_or_insert(StopReason::Canceled);
+                j.cancel.cancel()
+            })
+            .is_some()
     }
 
     fn insert(&self, id: &str, job: LiveJob) {
@@ -127,6 +147,34 @@ impl LiveJobs {
     }
 }
 
+/// The rule behind [`Engine::can_run`], over the service types an engine's registry has (the
+/// console holds that list without an engine): the service type is among them, and the job
+/// type is one its source supports (no built-in source syncs access control).
+pub fn runnable<S: AsRef<str>>(
+    available: &[S],
+    service_type: Option<&str>,
+    job_type: JobType,
+) -> Result<(), String> {
+    let Some(service_type) = service_type.filter(|s| !s.is_empty()) else {
+        return Err("it has no service type, so no source can sync it".into());
+    };
+    if !available.iter().any(|a| a.as_ref() == service_type) {
+        let names: Vec<&str> = available.iter().map(AsRef::as_ref).collect();
+        return Err(format!(
+            "service type '{service_type}' is not one this engine runs (it has: {}); \
+             queue the job for the connectors service that serves it",
+            names.join(", ")
+        ));
+    }
+    if job_type == JobType::AccessControl {
+        return Err(format!(
+            "this engine's '{service_type}' source has no access-control sync; \
+             queue the job for the connectors service that serves it"
+        ));
+    }
+    Ok(())
+}
+
 /// The engine: runs jobs against a backend.
 #[derive(Clone)]
 pub struct Engine {
@@ -140,7 +188,15 @@ enum StopReason {
     Canceled,
     Lost(String),
     Stalled(String),
+    /// The job document was deleted while the job ran.
+    JobGone,
+    /// The connector was deleted while the job ran.
+    ConnectorGone,
 }
+
+/// How many times a start tries the guard (409s, takeovers, a holderless re-check) before it
+/// gives up, as the Python service's `with_concurrency_control` bounds its retries.
+const GUARD_ATTEMPTS: u32 = 6;
 
 impl Engine {
     pub fn new(deps: EngineDeps) -> Self {
@@ -165,12 +221,66 @@ impl Engine {
         job_type: JobType,
         shutdown: &CancellationToken,
     ) -> Result<JobReport, EngineError> {
-        let job_id = self
-            .deps
-            .control
+        let job_id = self.create_job_to_run(connector_id, job_type).await?;
+        let report = self.run_job(&job_id, shutdown).await?;
+        self.discard_unstarted(&report).await;
+        Ok(report)
+    }
+
+    /// Creates an on-demand job for a connector this engine can run ([`Self::can_run`]); for
+    /// any other, refuses with the reason and creates nothing.
+    pub async fn create_job_to_run(
+        &self,
+        connector_id: &str,
+        job_type: JobType,
+    ) -> Result<String, EngineError> {
+        let control = &self.deps.control;
+        let connector = control.get_connector(connector_id).await?;
+        self.can_run(&connector, job_type)
+            .map_err(EngineError::Refused)?;
+        Ok(control
             .create_sync_job(connector_id, job_type, TriggerMethod::OnDemand)
-            .await?;
-        self.run_job(&job_id, shutdown).await
+            .await?)
+    }
+
+    /// A start refused after its job was created leaves no job behind: a job that did not run
+    /// here and is still `pending` is deleted. Returns whether it was.
+    pub async fn discard_unstarted(&self, report: &JobReport) -> bool {
+        if !matches!(report.end, JobEnd::Skipped { .. }) {
+            return false;
+        }
+        let control = &self.deps.control;
+        match control.get_sync_job(&report.job_id).await {
+            Ok(job) if job.status == JobStatus::Pending => {
+                match control.delete_sync_job(&report.job_id).await {
+                    Ok(()) => true,
+                    Err(e) => {
+                        tracing::warn!(job = %report.job_id, error = %e, "could not delete a job that did not run");
+                        false
+                    }
+                }
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether this engine can run a `job_type` job of `connector`: its service type is in the
+    /// registry, and the job type is one its source supports. `Err` says why, naming the
+    /// service type and what this engine has, for the operator: such a job is left `pending`
+    /// for the connectors service that can run it. The one rule for `sync`, the console and
+    /// `serve`.
+    pub fn can_run(&self, connector: &Connector, job_type: JobType) -> Result<(), String> {
+        self.can_run_service(connector.service_type.as_deref(), job_type)
+            .map_err(|why| format!("connector '{}': {why}", connector.id))
+    }
+
+    /// [`Self::can_run`] from a service type alone (a job's connector snapshot has one too).
+    pub fn can_run_service(
+        &self,
+        service_type: Option<&str>,
+        job_type: JobType,
+    ) -> Result<(), String> {
+        runnable(&self.deps.registry.service_types(), service_type, job_type)
     }
 
     /// Claims and runs one job. `shutdown` suspends it (the job can be resumed).
@@ -195,23 +305,27 @@ impl Engine {
         if !matches!(job.status, JobStatus::Pending | JobStatus::Suspended) {
             return Ok(skipped(format!("the job is {}", job.status)));
         }
-        if !control
-            .mark_sync_started(&connector_id, job.job_type)
-            .await?
+        // A job this engine cannot run is left alone, guard and connector untouched, for the
+        // service that can (as the Python service leaves it `pending`).
+        if let Err(why) = self.can_run_service(job.connector.service_type.as_deref(), job.job_type)
         {
-            return Ok(skipped("another worker is syncing this connector".into()));
+            return Ok(skipped(format!("connector '{connector_id}': {why}")));
         }
+        let prior = match self.take_guard(&job).await? {
+            Ok(prior) => prior,
+            Err(refused) => return Ok(skipped(refused)),
+        };
         // Another worker may have run the job between the read above and the guard, and
         // Elasticsearch would accept a second claim: look again before claiming.
         match control.get_sync_job(job_id).await {
             Ok(current) if matches!(current.status, JobStatus::Pending | JobStatus::Suspended) => {}
             Ok(current) => {
-                self.release_guard(job_id, &connector_id, job.job_type)
+                self.release_guard(job_id, &connector_id, job.job_type, &prior)
                     .await;
                 return Ok(skipped(format!("the job is {}", current.status)));
             }
             Err(e) => {
-                self.release_guard(job_id, &connector_id, job.job_type)
+                self.release_guard(job_id, &connector_id, job.job_type, &prior)
                     .await;
                 return Err(e.into());
             }
@@ -227,6 +341,15 @@ impl Engine {
                 }
             }
         }
+        // A full sync writes a `null` cursor (Python's `sync_done`): no cursor at all.
+        if job
+            .connector
+            .sync_cursor
+            .as_ref()
+            .is_some_and(Value::is_null)
+        {
+            job.connector.sync_cursor = None;
+        }
         let cursor = (job.job_type == JobType::Incremental)
             .then(|| job.connector.sync_cursor.clone())
             .flatten();
@@ -236,12 +359,12 @@ impl Engine {
         {
             Ok(()) => {}
             Err(BackendError::Conflict(reason)) => {
-                self.release_guard(job_id, &connector_id, job.job_type)
+                self.release_guard(job_id, &connector_id, job.job_type, &prior)
                     .await;
                 return Ok(skipped(format!("claimed by another worker: {reason}")));
             }
             Err(e) => {
-                self.release_guard(job_id, &connector_id, job.job_type)
+                self.release_guard(job_id, &connector_id, job.job_type, &prior)
                     .await;
                 return Err(e.into());
             }
@@ -250,30 +373,51 @@ impl Engine {
         let started = Instant::now();
         let progress = Arc::new(Progress::new(job_id, &connector_id, &index));
         let job_cancel = shutdown.child_token();
+        let stop = Arc::new(Mutex::new(None::<StopReason>));
         self.live.insert(
             job_id,
             LiveJob {
                 progress: progress.clone(),
                 cancel: job_cancel.clone(),
+                stop: stop.clone(),
             },
         );
         self.live.retire_older(&connector_id, job_id);
-        let stop = Arc::new(Mutex::new(None::<StopReason>));
         let outcome = self
             .execute(&job, progress.clone(), job_cancel.clone(), stop.clone())
             .await;
         let stop_reason = stop.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let end = match (&outcome, stop_reason) {
+        // A vanished job or connector decides the end even of a pipeline that got to its
+        // end meanwhile: the writes that follow are those of a vanished one.
+        let end = match (&outcome, &stop_reason) {
+            (_, Some(StopReason::JobGone)) => JobEnd::Failed {
+                error: cleanup::JOB_NOT_FOUND_ERROR.to_string(),
+            },
+            (_, Some(StopReason::ConnectorGone)) => JobEnd::Failed {
+                error: format!("the connector '{connector_id}' was deleted while the job ran"),
+            },
             (Ok(_), _) => JobEnd::Completed,
             (Err(_), _) if shutdown.is_cancelled() => JobEnd::Suspended,
             (Err(_), Some(StopReason::Canceled)) => JobEnd::Canceled,
-            (Err(_), Some(StopReason::Lost(reason))) => JobEnd::Skipped { reason },
-            (Err(_), Some(StopReason::Stalled(reason))) => JobEnd::Failed { error: reason },
+            (Err(_), Some(StopReason::Lost(reason))) => JobEnd::Skipped {
+                reason: reason.clone(),
+            },
+            (Err(_), Some(StopReason::Stalled(reason))) => JobEnd::Failed {
+                error: reason.clone(),
+            },
             (Err(e), None) => JobEnd::Failed { error: e.clone() },
         };
-        let total = self
-            .finish(&job, &end, &progress, outcome.as_ref().ok())
-            .await;
+        let total = match &stop_reason {
+            Some(StopReason::JobGone | StopReason::ConnectorGone) => {
+                self.finish_vanished(&job, &end, &progress, stop_reason.as_ref())
+                    .await;
+                None
+            }
+            _ => {
+                self.finish(&job, &end, &progress, outcome.as_ref().ok())
+                    .await
+            }
+        };
         progress.set_phase(match &end {
             JobEnd::Completed => Phase::Completed,
             JobEnd::Canceled | JobEnd::Suspended | JobEnd::Skipped { .. } => Phase::Canceled,
@@ -293,7 +437,120 @@ impl Engine {
         })
     }
 
-    /// Builds the source and runs the pipeline while the heartbeat task watches the job.
+    /// Takes the connector's start guard for `job` (PROTOCOL §5.4). A 409 is retried with a
+    /// fresh read. A guard held by a job whose worker is gone (provably dead, or silent past
+    /// its lease) is taken over: the orphan is ended through `cleanup` (`error` with the reason,
+    /// its last counts kept; a `canceling` orphan ends `canceled`), then the guard is taken as
+    /// usual, seq_no-guarded. A guard no job holds, after a short re-check, was set by a
+    /// process that died between guard and claim, and is taken over the same way.
+    /// `Ok(Err(reason))`: a live worker holds it, or it stayed contended.
+    async fn take_guard(&self, job: &SyncJob) -> Result<Result<PriorSync, String>, BackendError> {
+        let control = &self.deps.control;
+        let connector_id = &job.connector.id;
+        let mut holderless_checked = false;
+        for attempt in 0..GUARD_ATTEMPTS {
+            match control.try_start_guard(connector_id, job.job_type).await? {
+                GuardAttempt::Taken(prior) => return Ok(Ok(prior)),
+                GuardAttempt::Conflict => {
+                    tracing::debug!(connector = %connector_id, attempt, "start guard conflict; reading again");
+                    tokio::time::sleep(Duration::from_millis(20 << attempt)).await;
+                    continue;
+                }
+                GuardAttempt::Held => {}
+            }
+            let holders = self.guard_holders(job).await?;
+            if holders.is_empty() {
+                if !holderless_checked {
+                    // The holder may be between its guard and its claim: give it that time.
+                    holderless_checked = true;
+                    tokio::time::sleep(self.holderless_recheck()).await;
+                    continue;
+                }
+                let reason = "the worker that set this guard never claimed a job (it stopped between the guard and the claim)";
+                tracing::warn!(connector = %connector_id, "taking over a start guard no job holds");
+                cleanup::write_connector_outcome(
+                    control.as_ref(),
+                    connector_id,
+                    Some(job.job_type),
+                    JobStatus::Error,
+                    Some(reason),
+                    None,
+                )
+                .await?;
+                // Another worker may win the guard now and be between its guard and its
+                // claim: a guard seen without a holder again gets its own re-check.
+                holderless_checked = false;
+                continue;
+            }
+            let now = Timestamp::now();
+            let timeout = self.deps.settings.idle_job_timeout;
+            let mut orphans = Vec::new();
+            for holder in &holders {
+                match lease::abandoned(holder, now, timeout) {
+                    Some(reason) => orphans.push((holder, reason)),
+                    None => {
+                        return Ok(Err(format!(
+                            "another worker is syncing this connector (job '{}' on '{}', last check-in {})",
+                            holder.id,
+                            holder
+                                .worker_hostname
+                                .as_deref()
+                                .unwrap_or("an unknown worker"),
+                            lease::last_sign_of_life(holder)
+                                .map(|t| t.0.format("%H:%M:%S UTC").to_string())
+                                .unwrap_or_else(|| "never".into())
+                        )));
+                    }
+                }
+            }
+            for (orphan, reason) in orphans {
+                let (status, error) = if orphan.status == JobStatus::Canceling {
+                    (JobStatus::Canceled, None)
+                } else {
+                    (JobStatus::Error, Some(reason.as_str()))
+                };
+                tracing::warn!(job = %orphan.id, connector = %connector_id, %reason, %status, "taking over the start guard of an orphaned job");
+                cleanup::end_abandoned_job(control.as_ref(), orphan, status, error).await?;
+            }
+        }
+        Ok(Err(format!(
+            "the start guard of connector '{connector_id}' stayed contended after {GUARD_ATTEMPTS} tries; try again"
+        )))
+    }
+
+    /// The jobs that may hold the guard of `job`'s kind: running or canceling jobs of its
+    /// connector, other than itself.
+    async fn guard_holders(&self, job: &SyncJob) -> Result<Vec<SyncJob>, BackendError> {
+        let job_types = match job.job_type {
+            JobType::AccessControl => vec![JobType::AccessControl],
+            _ => vec![JobType::Full, JobType::Incremental],
+        };
+        let mut holders = Vec::new();
+        for status in [JobStatus::InProgress, JobStatus::Canceling] {
+            let query = SyncJobQuery {
+                connector_id: Some(job.connector.id.clone()),
+                status: Some(status),
+                job_types: job_types.clone(),
+                size: Some(100),
+                ..Default::default()
+            };
+            let page = self.deps.control.list_sync_jobs(&query).await?;
+            holders.extend(page.results.into_iter().filter(|j| j.id != job.id));
+        }
+        Ok(holders)
+    }
+
+    /// How long a guard with no holder job is given to show one: a worker claims its job a
+    /// request or two after its guard.
+    fn holderless_recheck(&self) -> Duration {
+        self.deps
+            .settings
+            .check_interval
+            .clamp(Duration::from_millis(500), Duration::from_secs(5))
+    }
+
+    /// Runs the job while the heartbeat task watches it: from the start, so that a cancel, a
+    /// deleted job or connector, and check-ins are handled while the source is prepared too.
     async fn execute(
         &self,
         job: &SyncJob,
@@ -301,11 +558,60 @@ impl Engine {
         cancel: CancellationToken,
         stop: Arc<Mutex<Option<StopReason>>>,
     ) -> Result<PipelineOutcome, String> {
-        let (source, mode, index) = self.prepare(job).await?;
-        if let Err(e) = self.deps.store.ensure_index(&index, None).await {
+        let breaker = SharedBreaker::new(self.deps.breaker.clone());
+        let (checkpoint_tx, checkpoint_rx) = tokio::sync::mpsc::unbounded_channel();
+        let beat_done = CancellationToken::new();
+        let heartbeat = tokio::spawn(heartbeat(
+            self.clone(),
+            job.id.clone(),
+            job.connector.id.clone(),
+            progress.clone(),
+            breaker.clone(),
+            cancel.clone(),
+            stop,
+            checkpoint_rx,
+            beat_done.clone(),
+        ));
+        let result = self
+            .prepare_and_run(job, &progress, &cancel, &breaker, checkpoint_tx)
+            .await;
+        // Stopped, not aborted: a checkpoint being written must land before the final cursor
+        // does (an aborted write to the embedded store still finishes, later, and won).
+        beat_done.cancel();
+        let _ = heartbeat.await;
+        // The heartbeat samples the breaker once a second: keep how it ended, not a
+        // snapshot up to a second old.
+        if let Ok(snapshot) = serde_json::to_value(breaker.snapshot()) {
+            progress.set_breaker(snapshot);
+        }
+        result
+    }
+
+    /// Builds the source and runs the pipeline. Every wait before the pipeline (validation,
+    /// ping, index creation) gives way to `cancel`, so a SIGTERM while `starting` ends the job
+    /// within seconds.
+    async fn prepare_and_run(
+        &self,
+        job: &SyncJob,
+        progress: &Arc<Progress>,
+        cancel: &CancellationToken,
+        breaker: &SharedBreaker,
+        checkpoint_tx: tokio::sync::mpsc::UnboundedSender<Value>,
+    ) -> Result<PipelineOutcome, String> {
+        const CANCELED: &str = "the sync was canceled";
+        let prepared = tokio::select! {
+            prepared = self.prepare(job) => prepared?,
+            _ = cancel.cancelled() => return Err(CANCELED.into()),
+        };
+        let (source, mode, index) = prepared;
+        let ensured = tokio::select! {
+            ensured = self.deps.store.ensure_index(&index, None) => ensured,
+            _ = cancel.cancelled() => return Err(CANCELED.into()),
+        };
+        if let Err(e) = ensured {
             return Err(format!("cannot create index '{index}': {e}"));
         }
-        let breaker = SharedBreaker::new(self.deps.breaker.clone());
+        super::dlq::bind_cluster(&self.deps.dlq, self.deps.control.as_ref()).await?;
         let settings = &self.deps.settings;
         let sink = Arc::new(Sink::new(
             self.deps.store.clone(),
@@ -330,7 +636,6 @@ impl Engine {
             }
             None => None,
         };
-        let (checkpoint_tx, checkpoint_rx) = tokio::sync::mpsc::unbounded_channel();
         let parts = PipelineParts {
             store: self.deps.store.clone(),
             sink,
@@ -347,33 +652,17 @@ impl Engine {
                 &settings.exclude_fields,
                 &settings.hash_fields,
             ),
+            // Python skips unchanged documents only in incremental syncs (a full listing of a
+            // source without its own incremental mode); a full sync sends everything, unless
+            // the profile opts in.
+            skip_unchanged: job.job_type == JobType::Incremental || settings.skip_unchanged,
         };
-        let beat_done = CancellationToken::new();
-        let heartbeat = tokio::spawn(heartbeat(
-            self.clone(),
-            job.id.clone(),
-            job.connector.id.clone(),
-            progress.clone(),
-            breaker.clone(),
-            cancel.clone(),
-            stop,
-            checkpoint_rx,
-            beat_done.clone(),
-        ));
-        let result = pipeline::run(source, parts, pipeline_settings, cancel.clone()).await;
-        // Stopped, not aborted: a checkpoint being written must land before the final cursor
-        // does (an aborted write to the embedded store still finishes, later, and won).
-        beat_done.cancel();
-        let _ = heartbeat.await;
-        // The heartbeat samples the breaker once a second: keep how it ended, not a
-        // snapshot up to a second old.
-        if let Ok(snapshot) = serde_json::to_value(breaker.snapshot()) {
-            progress.set_breaker(snapshot);
-        }
-        result.map_err(|e| match e {
-            PipelineError::Canceled => "the sync was canceled".to_string(),
-            other => other.to_string(),
-        })
+        pipeline::run(source, parts, pipeline_settings, cancel.clone())
+            .await
+            .map_err(|e| match e {
+                PipelineError::Canceled => CANCELED.to_string(),
+                other => other.to_string(),
+            })
     }
 
     /// The source, the sync mode and the index, from the job's snapshot.
@@ -480,6 +769,20 @@ impl Engine {
             indexed_document_volume: (counters.bytes as f64 / 1_048_576.0).round() as u64,
             total_document_count: total,
         };
+        // Written while the job is still running, with the final counts, before its end.
+        if let Some(metadata) = outcome.and_then(|o| o.job_metadata()) {
+            let stats = SyncStats {
+                indexed_document_count: finish.indexed_document_count,
+                deleted_document_count: finish.deleted_document_count,
+                indexed_document_volume: finish.indexed_document_volume,
+                total_document_count: total,
+                last_seen: None,
+                metadata: Some(metadata),
+            };
+            if let Err(e) = control.update_sync_job_stats(&job.id, &stats).await {
+                tracing::warn!(job = %job.id, error = %e, "could not write the job's metadata");
+            }
+        }
         if let Err(e) = control.finish_sync_job(&job.id, &finish).await {
             tracing::error!(job = %job.id, error = %e, "could not write the job's final status");
         }
@@ -497,12 +800,14 @@ impl Engine {
             last.last_sync_status = Some(status);
             last.last_sync_error = Some(error.clone());
         }
-        // The cursor is saved only after a completed content sync.
-        if status == JobStatus::Completed
-            && !acl
-            && let Some(cursor) = outcome.and_then(|o| o.cursor.clone())
-        {
-            last.sync_cursor = Some(cursor);
+        // The cursor is saved only after a completed content sync, and then always: a sync
+        // whose source gave none resets it to `null`, as the Python service's `sync_done`.
+        if status == JobStatus::Completed && !acl {
+            last.sync_cursor = Some(
+                outcome
+                    .and_then(|o| o.cursor.clone())
+                    .unwrap_or(Value::Null),
+            );
         }
         if let Err(e) = control.update_last_sync(&job.connector.id, &last).await {
             tracing::error!(connector = %job.connector.id, error = %e, "could not write the connector's last sync");
@@ -522,28 +827,91 @@ impl Engine {
         total
     }
 
-    /// Undoes the start guard when the job will not run here, so the connector is not stuck
-    /// `in_progress`. The guard overwrote the connector's last sync: when the job has ended
-    /// (another worker ran it), its outcome is what that worker wrote there, so put it back.
-    async fn release_guard(&self, job_id: &str, connector_id: &str, job_type: JobType) {
-        let (status, error) = match self.deps.control.get_sync_job(job_id).await {
-            Ok(job) if job.status.is_terminal() => (job.status, job.error),
-            _ => (JobStatus::Canceled, None),
-        };
-        let mut last = LastSync::default();
-        if job_type == JobType::AccessControl {
-            last.last_access_control_sync_status = Some(status);
-            last.last_access_control_sync_error = Some(error);
-        } else {
-            last.last_sync_status = Some(status);
-            last.last_sync_error = Some(error);
+    /// Ends a job whose job document or connector vanished while it ran, as the Python
+    /// service does: a deleted job leaves its connector `error` with "Couldn't find the job"
+    /// (for the job's kind only, so the guard of a running job of the other kind is left
+    /// alone); a deleted connector gets nothing, and the job, if still there, fails.
+    async fn finish_vanished(
+        &self,
+        job: &SyncJob,
+        end: &JobEnd,
+        progress: &Progress,
+        reason: Option<&StopReason>,
+    ) {
+        let control = self.deps.control.as_ref();
+        let counters = progress.counters();
+        progress.set_phase(Phase::Finishing);
+        match reason {
+            Some(StopReason::JobGone) => {
+                tracing::warn!(job = %job.id, connector = %job.connector.id, "the job was deleted while it ran");
+                if let Err(e) = cleanup::write_connector_outcome(
+                    control,
+                    &job.connector.id,
+                    Some(job.job_type),
+                    JobStatus::Error,
+                    Some(cleanup::JOB_NOT_FOUND_ERROR),
+                    None,
+                )
+                .await
+                {
+                    tracing::warn!(connector = %job.connector.id, error = %e, "could not write the connector's last sync");
+                }
+            }
+            _ => {
+                tracing::warn!(job = %job.id, connector = %job.connector.id, "the connector was deleted while the job ran");
+                let error = match end {
+                    JobEnd::Failed { error } => Some(error.clone()),
+                    _ => None,
+                };
+                let finish = JobFinish {
+                    status: JobStatus::Error,
+                    error,
+                    indexed_document_count: counters.indexed + counters.updated,
+                    deleted_document_count: counters.deleted,
+                    indexed_document_volume: (counters.bytes as f64 / 1_048_576.0).round() as u64,
+                    total_document_count: None,
+                };
+                match control.finish_sync_job(&job.id, &finish).await {
+                    Ok(()) | Err(BackendError::NotFound(_)) => {}
+                    Err(e) => {
+                        tracing::warn!(job = %job.id, error = %e, "could not write the job's final status")
+                    }
+                }
+            }
         }
-        if let Err(e) = self
-            .deps
-            .control
-            .update_last_sync(connector_id, &last)
-            .await
-        {
+    }
+
+    /// Undoes the start guard when the job will not run here, so the connector is not stuck
+    /// `in_progress`. When the job has ended (another worker ran it), its outcome is what that
+    /// worker wrote on the connector, so that goes back; otherwise what the connector said
+    /// before the guard (`prior`), never a `canceled` for a job that did not run.
+    async fn release_guard(
+        &self,
+        job_id: &str,
+        connector_id: &str,
+        job_type: JobType,
+        prior: &PriorSync,
+    ) {
+        let control = &self.deps.control;
+        let result = match control.get_sync_job(job_id).await {
+            Ok(job) if job.status.is_terminal() => {
+                let mut last = LastSync::default();
+                if job_type == JobType::AccessControl {
+                    last.last_access_control_sync_status = Some(job.status);
+                    last.last_access_control_sync_error = Some(job.error);
+                } else {
+                    last.last_sync_status = Some(job.status);
+                    last.last_sync_error = Some(job.error);
+                }
+                control.update_last_sync(connector_id, &last).await
+            }
+            _ => {
+                control
+                    .restore_last_sync(connector_id, job_type, prior)
+                    .await
+            }
+        };
+        if let Err(e) = result {
             tracing::warn!(connector = connector_id, error = %e, "could not release the sync guard");
         }
     }
@@ -633,6 +1001,21 @@ async fn heartbeat(
         }
         if now.duration_since(last_check) >= settings.check_interval {
             last_check = now;
+            // Python's `check_job`: the connector first, then the job.
+            match control.get_connector(&connector_id).await {
+                Err(BackendError::NotFound(_)) => {
+                    set_stop(StopReason::ConnectorGone);
+                    return;
+                }
+                Ok(c) if c.deleted => {
+                    set_stop(StopReason::ConnectorGone);
+                    return;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(connector = %connector_id, error = %e, "could not check the connector")
+                }
+            }
             match control.get_sync_job(&job_id).await {
                 Ok(job) if job.status == JobStatus::Canceling => {
                     tracing::info!(job = %job_id, "cancellation requested");
@@ -658,7 +1041,7 @@ async fn heartbeat(
                     let _ = control.check_in_sync_job(&job_id).await;
                 }
                 Err(BackendError::NotFound(_)) => {
-                    set_stop(StopReason::Lost("the job was deleted".into()));
+                    set_stop(StopReason::JobGone);
                     return;
                 }
                 Err(e) => tracing::warn!(job = %job_id, error = %e, "could not check the job"),

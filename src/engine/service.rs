@@ -1,37 +1,61 @@
-//! `serve`: the connectors-service loop (PROTOCOL §5). Every tick it checks in the served
-//! connectors, prepares and validates them, validates and activates edited draft sync rules,
-//! creates scheduled jobs from their cron schedules, picks up pending jobs (oldest first) up
-//! to the concurrency limit, and fails jobs whose worker stopped checking in. Any number of `serve` processes can share one cluster: claims
-//! and the start guard make each job run on exactly one of them.
+//! `serve`: the connectors-service loop (PROTOCOL §5), as Elastic's Python service runs it,
+//! so both can serve one cluster side by side. Every tick it lists the connectors it can run
+//! (one request), checks each in when its `heartbeat` is due, prepares it (configuration
+//! merged with the source's fields, features written once per real change), validates it,
+//! settles edited draft sync rules, creates scheduled jobs (the `last_*_scheduled_at` write
+//! guarded, so one job per due tick among any number of services), and picks up pending jobs
+//! it can run (one search for all its connectors), oldest first, up to the concurrency limit.
+//! On its own interval it ends abandoned jobs of the whole cluster ([`clean_up`]). It never
+//! claims a job it cannot run nor writes to a connector it does not serve: those are left to
+//! the service that can.
+//!
+//! Idle cost: two requests a tick whatever the number of connectors (the connector list and
+//! the pending-job search), plus one check-in per connector per `heartbeat` and one search
+//! per `job_cleanup_interval`. A running job watches its own cancellation (the runner).
 
+use super::cleanup::{self, IDLE_JOB_ERROR};
 use super::filtering::{sync_rules_enabled, validate_draft};
 use super::runner::{Engine, JobEnd, JobReport};
 use super::schedule::{Schedule, is_due};
 use crate::backend::{
-    BackendError, ConfigurationUpdate, ConnectorQuery, ControlPlane, LastSync, SyncJobQuery,
+    BackendError, ConfigurationUpdate, ConnectorQuery, ControlPlane, JobFilter, ScheduleMark,
+    scheduled_at,
 };
 use crate::model::validate::validate_field;
 use crate::model::{
-    Connector, ConnectorStatus, Features, FilteringValidationState, JobStatus, JobType, Timestamp,
-    TriggerMethod,
+    Configuration, Connector, ConnectorStatus, Features, FilteringValidationState, JobStatus,
+    JobType, SyncJob, Timestamp, TriggerMethod,
 };
-use crate::sources::SourceFactory;
-use std::collections::{BTreeMap, HashMap};
+use crate::sources::{ExternalFactory, Registry, SourceFactory};
+use chrono::{DateTime, Utc};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+/// Connectors and jobs read per request: an idle service costs one request per list up to
+/// this many (Elasticsearch's default result window is 10 000).
+const PAGE_SIZE: u64 = 1000;
+
 /// How a service runs.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
-    /// Serve only these connectors; empty: every connector whose service type this engine
-    /// has a source for.
+    /// Serve only these connectors (still only those whose service type this engine has a
+    /// source for); empty: every such connector.
     pub connector_ids: Vec<String>,
     /// Time between ticks (the framework's `idling`, 30 s).
     pub idle: Duration,
-    /// Connector heartbeat (`_check_in`) period.
+    /// Connector check-in (`_check_in`) period: a connector is checked in when its
+    /// `last_seen` is older than this (the Python service's `heartbeat`, 300 s).
     pub heartbeat: Duration,
+    /// Time between two cleanups of abandoned jobs (the Python service's
+    /// `job_cleanup_interval`, 300 s). The first tick cleans up too.
+    pub job_cleanup_interval: Duration,
     pub max_concurrent_syncs: usize,
+    /// The instant the scheduler counts from on its first tick (the Python service's first
+    /// `last_wake_up_time`); `None`: when `serve` starts. A schedule due between this and the
+    /// first tick creates its job on that tick.
+    pub scheduled_since: Option<DateTime<Utc>>,
     /// Stop after this many ticks (tests); `None` runs until shutdown.
     pub max_ticks: Option<u64>,
 }
@@ -42,7 +66,9 @@ impl Default for ServeOptions {
             connector_ids: Vec::new(),
             idle: Duration::from_secs(30),
             heartbeat: Duration::from_secs(300),
+            job_cleanup_interval: Duration::from_secs(300),
             max_concurrent_syncs: 1,
+            scheduled_since: None,
             max_ticks: None,
         }
     }
@@ -54,7 +80,32 @@ pub struct ServeSummary {
     pub ticks: u64,
     pub jobs: Vec<JobReport>,
     pub scheduled: u64,
+    /// Idle jobs of existing connectors ended as `error`.
     pub reaped: u64,
+    /// Idle jobs whose connector is gone, ended as `error`.
+    pub orphaned: u64,
+}
+
+/// Whether this engine can run a job of `job_type` for a connector of `service_type`, by the
+/// one rule of [`super::runner::runnable`] (shared with `sync` and the console): the
+/// service type has a source here, and the job type is one the source supports. Content
+/// syncs (full and incremental: a source without its own incremental mode gets a full
+/// listing, as the runner does) run for every source; access-control syncs for none, as no
+/// source here implements document-level security. A job that fails this is left `pending`
+/// for a service that can run it.
+pub fn runnable(registry: &Registry, service_type: Option<&str>, job_type: JobType) -> bool {
+    super::runner::runnable(&registry.service_types(), service_type, job_type).is_ok()
+}
+
+/// What a service remembers between ticks.
+struct Memory {
+    /// Per connector, the source features this process last wrote or found in place: they
+    /// are written again only when the source's change, never because another writer set
+    /// different ones (that would flip-flop with it).
+    features: HashMap<String, Features>,
+    /// The start of the previous tick (the scheduler's `last_wake_up_time`).
+    previous_tick: DateTime<Utc>,
+    last_cleanup: Option<Instant>,
 }
 
 /// Runs the service until `shutdown` (running jobs are then suspended, their in-flight bulk
@@ -67,30 +118,35 @@ pub async fn serve(
     let mut summary = ServeSummary::default();
     let mut running: JoinSet<Result<JobReport, String>> = JoinSet::new();
     let mut running_connectors: HashMap<String, String> = HashMap::new();
-    let mut last_check_in: HashMap<String, Instant> = HashMap::new();
-    let mut previous_tick = Timestamp::now().0;
+    let mut memory = Memory {
+        features: HashMap::new(),
+        previous_tick: options.scheduled_since.unwrap_or_else(Utc::now),
+        last_cleanup: None,
+    };
     loop {
-        let now = Timestamp::now().0;
+        let tick_start = Utc::now();
+        // Cleanup first: a connector freed from a dead job is served in this same tick.
+        if memory
+            .last_cleanup
+            .is_none_or(|t| t.elapsed() >= options.job_cleanup_interval)
+        {
+            memory.last_cleanup = Some(Instant::now());
+            match clean_up(engine).await {
+                Ok(done) => {
+                    summary.reaped += done.idle;
+                    summary.orphaned += done.orphaned;
+                }
+                Err(e) => tracing::warn!(error = %e, "cleaning up abandoned jobs failed"),
+            }
+        }
         match served_connectors(engine, options).await {
             Ok(connectors) => {
                 for connector in &connectors {
-                    if let Err(e) = tend(
-                        engine,
-                        options,
-                        connector,
-                        &mut last_check_in,
-                        previous_tick,
-                        now,
-                        &mut summary,
-                    )
-                    .await
+                    if let Err(e) =
+                        tend(engine, options, connector, &mut memory, &mut summary).await
                     {
                         tracing::warn!(connector = %connector.id, error = %e, "connector tick failed");
                     }
-                }
-                match reap_idle(engine, &connectors).await {
-                    Ok(n) => summary.reaped += n,
-                    Err(e) => tracing::warn!(error = %e, "cleaning up idle jobs failed"),
                 }
                 if let Err(e) = pick_up(
                     engine,
@@ -107,7 +163,7 @@ pub async fn serve(
             }
             Err(e) => tracing::warn!(error = %e, "listing served connectors failed"),
         }
-        previous_tick = now;
+        memory.previous_tick = tick_start;
         summary.ticks += 1;
         if options.max_ticks.is_some_and(|max| summary.ticks >= max) {
             break;
@@ -147,33 +203,39 @@ fn collect(
     }
 }
 
-/// Every page of the connectors this service serves.
+/// The connectors this service serves: not deleted, of a service type it has a source for
+/// (filtered by the cluster, so one request whatever else the cluster holds), and among
+/// `connector_ids` when given.
 async fn served_connectors(
     engine: &Engine,
     options: &ServeOptions,
 ) -> Result<Vec<Connector>, BackendError> {
     let control = &engine.deps().control;
     let registry = &engine.deps().registry;
+    let service_types: Vec<String> = registry
+        .service_types()
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    if service_types.is_empty() {
+        return Ok(Vec::new());
+    }
     let mut query = ConnectorQuery {
-        size: Some(100),
+        size: Some(PAGE_SIZE),
+        service_types,
         ..Default::default()
     };
     let mut out = Vec::new();
     loop {
         let page = control.list_connectors(&query).await?;
         let got = page.results.len() as u64;
-        for c in page.results {
-            let wanted = if options.connector_ids.is_empty() {
-                c.service_type
+        out.extend(page.results.into_iter().filter(|c| {
+            !c.deleted
+                && c.service_type
                     .as_deref()
                     .is_some_and(|t| registry.get(t).is_some())
-            } else {
-                options.connector_ids.contains(&c.id)
-            };
-            if wanted && !c.deleted {
-                out.push(c);
-            }
-        }
+                && (options.connector_ids.is_empty() || options.connector_ids.contains(&c.id))
+        }));
         query.from += got;
         if got == 0 || query.from >= page.count {
             return Ok(out);
@@ -186,19 +248,10 @@ async fn tend(
     engine: &Engine,
     options: &ServeOptions,
     connector: &Connector,
-    last_check_in: &mut HashMap<String, Instant>,
-    previous_tick: chrono::DateTime<chrono::Utc>,
-    now: chrono::DateTime<chrono::Utc>,
+    memory: &mut Memory,
     summary: &mut ServeSummary,
 ) -> Result<(), BackendError> {
     let control = &engine.deps().control;
-    let due_heartbeat = last_check_in
-        .get(&connector.id)
-        .is_none_or(|t| t.elapsed() >= options.heartbeat);
-    if due_heartbeat {
-        control.check_in_connector(&connector.id).await?;
-        last_check_in.insert(connector.id.clone(), Instant::now());
-    }
     let Some(factory) = connector
         .service_type
         .as_deref()
@@ -206,16 +259,31 @@ async fn tend(
     else {
         return Ok(());
     };
+    let heartbeat =
+        chrono::Duration::from_std(options.heartbeat).unwrap_or(chrono::Duration::seconds(300));
+    if connector
+        .last_seen
+        .is_none_or(|seen| Utc::now() - seen.0 > heartbeat)
+    {
+        control.check_in_connector(&connector.id).await?;
+    }
     // Prepare: the connector's features follow its source, so Kibana offers what it can do.
     // A failed write (a missing privilege, a blip) must not stop the rest of the tick.
-    let features = match sync_features(control.as_ref(), factory.as_ref(), connector).await {
+    let features = match sync_features(
+        control.as_ref(),
+        factory.as_ref(),
+        connector,
+        &mut memory.features,
+    )
+    .await
+    {
         Ok(features) => features,
         Err(e) => {
             tracing::warn!(connector = %connector.id, error = %e, "setting the connector's features failed");
             connector.features.clone().unwrap_or_default()
         }
     };
-    // An empty configuration gets the source's schema.
+    // An empty configuration gets the source's schema and waits for values.
     if connector.configuration.is_empty() {
         control
             .update_configuration(
@@ -233,6 +301,7 @@ async fn tend(
         }
         return Ok(());
     }
+    let config = merge_configuration(control.as_ref(), factory.as_ref(), connector).await?;
     if matches!(
         connector.status,
         ConnectorStatus::Created | ConnectorStatus::NeedsConfiguration
@@ -240,26 +309,7 @@ async fn tend(
         return Ok(());
     }
     // Validate and ping; the result is the connector's status.
-    let config = &connector.configuration;
-    let issues: Vec<String> = config
-        .fields_in_order()
-        .into_iter()
-        .flat_map(|(key, _)| validate_field(config, key))
-        .map(|i| i.to_string())
-        .collect();
-    let verdict = if !issues.is_empty() {
-        Err(format!("invalid configuration: {}", issues.join("; ")))
-    } else if let Err(e) = factory.validate(config) {
-        Err(format!("invalid configuration: {e}"))
-    } else {
-        match factory.create(config) {
-            Ok(mut source) => source
-                .ping()
-                .await
-                .map_err(|e| format!("the source is not reachable: {e}")),
-            Err(e) => Err(e.to_string()),
-        }
-    };
+    let verdict = check_source(factory.as_ref(), &config).await;
     // As in the framework, a failure to validate or activate the draft (not an invalid draft)
     // counts against the connector like a failed ping.
     let verdict = match verdict {
@@ -268,54 +318,46 @@ async fn tend(
             .map_err(|e| format!("validating the draft sync rules failed: {e}")),
         Err(reason) => Err(reason),
     };
-    match verdict {
-        Ok(()) => {
+    if let Err(reason) = verdict {
+        if connector.status != ConnectorStatus::Error
+            || connector.error.as_deref() != Some(reason.as_str())
+        {
+            control.update_error(&connector.id, Some(&reason)).await?;
+        }
+        return Ok(());
+    }
+    // Schedules are read before the status is written: a schedule that cannot run is the
+    // connector's error (as the Python service has it), written once rather than cleared
+    // and set again every tick.
+    let plan = due_schedules(factory.as_ref(), connector, &features, memory.previous_tick);
+    match &plan.error {
+        Some(reason) => {
+            if connector.status != ConnectorStatus::Error
+                || connector.error.as_deref() != Some(reason.as_str())
+            {
+                tracing::warn!(connector = %connector.id, error = %reason, "invalid schedule");
+                control.update_error(&connector.id, Some(reason)).await?;
+            }
+        }
+        None => {
             if connector.status != ConnectorStatus::Connected || connector.error.is_some() {
                 control.update_error(&connector.id, None).await?;
             }
         }
-        Err(reason) => {
-            if connector.error.as_deref() != Some(reason.as_str()) {
-                control.update_error(&connector.id, Some(&reason)).await?;
-            }
-            return Ok(());
-        }
     }
-    // Schedule: incremental (when the source supports it), then full.
-    let kinds = [
-        (
-            JobType::Incremental,
-            &connector.scheduling.incremental,
-            connector.last_incremental_sync_scheduled_at,
-        ),
-        (
-            JobType::Full,
-            &connector.scheduling.full,
-            connector.last_sync_scheduled_at,
-        ),
-    ];
-    for (job_type, schedule, last) in kinds {
-        if !schedule.enabled
-            || (job_type == JobType::Incremental && !factory.supports_incremental())
-        {
+    for (job_type, at) in plan.due {
+        let mark = control
+            .mark_sync_scheduled(
+                &connector.id,
+                job_type,
+                Timestamp(memory.previous_tick),
+                Timestamp(at),
+            )
+            .await?;
+        if mark == ScheduleMark::Taken {
+            tracing::debug!(connector = %connector.id, %job_type, "another service scheduled this sync");
             continue;
         }
-        let parsed = match Schedule::parse(&schedule.interval) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(connector = %connector.id, error = %e, "invalid schedule");
-                continue;
-            }
-        };
-        let Some(next) = is_due(&parsed, last.map(|t| t.0), previous_tick, now) else {
-            continue;
-        };
-        let mut mark = LastSync::default();
-        match job_type {
-            JobType::Incremental => mark.last_incremental_sync_scheduled_at = Some(Timestamp(next)),
-            _ => mark.last_sync_scheduled_at = Some(Timestamp(next)),
-        }
-        control.update_last_sync(&connector.id, &mark).await?;
         let id = control
             .create_sync_job(&connector.id, job_type, TriggerMethod::Scheduled)
             .await?;
@@ -323,6 +365,111 @@ async fn tend(
         tracing::info!(connector = %connector.id, job = %id, %job_type, "scheduled sync job created");
     }
     Ok(())
+}
+
+/// Validates the configuration (per-field rules, then the source's) and pings the source.
+async fn check_source(factory: &dyn SourceFactory, config: &Configuration) -> Result<(), String> {
+    let issues: Vec<String> = config
+        .fields_in_order()
+        .into_iter()
+        .flat_map(|(key, _)| validate_field(config, key))
+        .map(|i| i.to_string())
+        .collect();
+    if !issues.is_empty() {
+        return Err(format!("invalid configuration: {}", issues.join("; ")));
+    }
+    if let Err(e) = factory.validate(config) {
+        return Err(format!("invalid configuration: {e}"));
+    }
+    match factory.create(config) {
+        Ok(mut source) => source
+            .ping()
+            .await
+            .map_err(|e| format!("the source is not reachable: {e}")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// The configuration merge of the Python service's `prepare` (`validated_doc`): when the
+/// connector lacks fields of its source, they are added with their defaults, and the fields
+/// there take the source's definition but keep their value, their sensitivity (never
+/// lowered) and what this version does not know of them; fields the source does not name
+/// stay. One merge for the whole crate: [`ExternalFactory::merge_spec`]. Like the
+/// reference, nothing is written when no field is missing (a definition that merely differs
+/// is left alone, so two services with different versions of a source never take turns
+/// rewriting it), and the write is a direct document update that leaves the status and every
+/// other field as they are. Returns the configuration to validate.
+async fn merge_configuration(
+    control: &dyn ControlPlane,
+    factory: &dyn SourceFactory,
+    connector: &Connector,
+) -> Result<Configuration, BackendError> {
+    let merge =
+        ExternalFactory::merge_spec(&connector.configuration, &factory.default_configuration());
+    if merge.added.is_empty() {
+        return Ok(connector.configuration.clone());
+    }
+    let mut fields = serde_json::Map::new();
+    for key in merge.added.iter().chain(&merge.updated) {
+        let Some(field) = merge.configuration.get(key) else {
+            continue;
+        };
+        let Ok(mut value) = serde_json::to_value(field) else {
+            continue;
+        };
+        // An existing field's value is never written back: an edit made meanwhile stays.
+        if merge.updated.contains(key)
+            && let Some(object) = value.as_object_mut()
+        {
+            object.remove("value");
+        }
+        fields.insert(key.clone(), value);
+    }
+    control.merge_configuration(&connector.id, &fields).await?;
+    tracing::info!(connector = %connector.id, added = ?merge.added, "configuration fields added from the source");
+    Ok(merge.configuration)
+}
+
+/// The schedules due at this tick, or the reason one cannot run.
+#[derive(Debug, Default)]
+struct SchedulePlan {
+    due: Vec<(JobType, DateTime<Utc>)>,
+    error: Option<String>,
+}
+
+/// Which scheduled syncs are due: the kinds the Python service would schedule that this
+/// engine can run (incremental when both the connector's feature and the source allow it,
+/// then full; access control never here), each by the reference's rule ([`is_due`]).
+fn due_schedules(
+    factory: &dyn SourceFactory,
+    connector: &Connector,
+    features: &Features,
+    previous_tick: DateTime<Utc>,
+) -> SchedulePlan {
+    let mut plan = SchedulePlan::default();
+    let kinds = [
+        (JobType::Incremental, &connector.scheduling.incremental),
+        (JobType::Full, &connector.scheduling.full),
+    ];
+    for (job_type, schedule) in kinds {
+        if !schedule.enabled
+            || (job_type == JobType::Incremental
+                && !(factory.supports_incremental() && features.incremental_sync_enabled()))
+        {
+            continue;
+        }
+        let last = scheduled_at(connector, job_type).map(|t| t.0);
+        let due = Schedule::parse(&schedule.interval)
+            .and_then(|parsed| is_due(&parsed, last, previous_tick, Utc::now()));
+        match due {
+            Ok(Some(at)) => plan.due.push((job_type, at)),
+            Ok(None) => {}
+            Err(e) => {
+                plan.error.get_or_insert(e.to_string());
+            }
+        }
+    }
+    plan
 }
 
 /// The features a source gives its connector: basic sync rules always, advanced rules never
@@ -338,25 +485,35 @@ pub fn source_features(factory: &dyn SourceFactory) -> Features {
     }
 }
 
-/// Writes the source's features when the connector's differ (only those flags: document-level
-/// security and the rest are left as they are). Returns the connector's features after it.
+/// Writes the source's features (only those flags: document-level security and the rest are
+/// left as they are) when the connector has none, or differs from them and this process has
+/// not yet written or found these features on it: once per connector and per change of the
+/// source. A different value set later by another writer (Kibana, another service) is left
+/// as it is, so two services never take turns rewriting it. Returns the connector's
+/// features after it.
 async fn sync_features(
     control: &dyn ControlPlane,
     factory: &dyn SourceFactory,
     connector: &Connector,
+    written: &mut HashMap<String, Features>,
 ) -> Result<Features, BackendError> {
     let wanted = source_features(factory);
-    let mut current = connector.features.clone().unwrap_or_default();
-    if current.incremental_sync == wanted.incremental_sync
-        && current.sync_rules == wanted.sync_rules
-    {
-        return Ok(current);
+    let current = connector.features.clone();
+    let agrees = current.as_ref().is_some_and(|c| {
+        c.incremental_sync == wanted.incremental_sync && c.sync_rules == wanted.sync_rules
+    });
+    let known = written.get(&connector.id) == Some(&wanted);
+    if agrees || (known && current.is_some()) {
+        written.insert(connector.id.clone(), wanted);
+        return Ok(current.unwrap_or_default());
     }
     control.update_features(&connector.id, &wanted).await?;
     tracing::info!(connector = %connector.id, "features set from the source");
-    current.incremental_sync = wanted.incremental_sync;
-    current.sync_rules = wanted.sync_rules;
-    Ok(current)
+    let mut after = current.unwrap_or_default();
+    after.incremental_sync = wanted.incremental_sync.clone();
+    after.sync_rules = wanted.sync_rules.clone();
+    written.insert(connector.id.clone(), wanted);
+    Ok(after)
 }
 
 /// PROTOCOL §5.2 step 4: with sync rules on and the draft `edited`, validate the draft (basic
@@ -393,7 +550,8 @@ async fn settle_draft_rules(
     Ok(())
 }
 
-/// Starts pending (and suspended) jobs of served connectors, oldest first.
+/// Starts pending (and suspended) jobs of served connectors that this engine can run, oldest
+/// first: one search for all of them. Jobs it cannot run are not touched.
 async fn pick_up(
     engine: &Engine,
     options: &ServeOptions,
@@ -402,38 +560,55 @@ async fn pick_up(
     running_connectors: &mut HashMap<String, String>,
     shutdown: &CancellationToken,
 ) -> Result<(), BackendError> {
-    let control = &engine.deps().control;
-    let mut candidates = BTreeMap::new();
-    for connector in connectors {
-        if running_connectors.contains_key(&connector.id)
-            || connector.last_sync_status == Some(JobStatus::InProgress)
-        {
-            continue;
-        }
-        for status in [JobStatus::Pending, JobStatus::Suspended] {
-            let query = SyncJobQuery {
-                connector_id: Some(connector.id.clone()),
-                status: Some(status),
-                job_types: vec![JobType::Full, JobType::Incremental],
-                size: Some(100),
-                ..Default::default()
-            };
-            for job in control.list_sync_jobs(&query).await?.results {
-                let created = job.created_at.map(|t| t.millis()).unwrap_or(i64::MAX);
-                candidates.insert((created, job.id.clone()), job.connector.id.clone());
-            }
-        }
+    if running.len() >= options.max_concurrent_syncs.max(1) || shutdown.is_cancelled() {
+        return Ok(());
     }
-    for ((_, job_id), connector_id) in candidates {
+    let service_types: HashMap<&str, Option<&str>> = connectors
+        .iter()
+        .filter(|c| {
+            !running_connectors.contains_key(&c.id)
+                && c.last_sync_status != Some(JobStatus::InProgress)
+        })
+        .map(|c| (c.id.as_str(), c.service_type.as_deref()))
+        .collect();
+    if service_types.is_empty() {
+        // An empty list would mean "every connector" to the search.
+        return Ok(());
+    }
+    let registry = &engine.deps().registry;
+    let filter = JobFilter {
+        connector_ids: service_types.keys().map(|id| id.to_string()).collect(),
+        statuses: vec![JobStatus::Pending, JobStatus::Suspended],
+        job_types: [JobType::Full, JobType::Incremental, JobType::AccessControl]
+            .into_iter()
+            .filter(|t| {
+                registry
+                    .factories()
+                    .any(|f| runnable(registry, Some(f.service_type()), *t))
+            })
+            .collect(),
+        size: Some(PAGE_SIZE),
+        ..Default::default()
+    };
+    if filter.job_types.is_empty() {
+        return Ok(());
+    }
+    let jobs = engine.deps().control.search_sync_jobs(&filter).await?;
+    for job in jobs {
         if running.len() >= options.max_concurrent_syncs.max(1) || shutdown.is_cancelled() {
             break;
         }
-        if running_connectors.contains_key(&connector_id) {
+        let connector_id = job.connector.id.clone();
+        let service_type = service_types.get(connector_id.as_str()).copied().flatten();
+        if running_connectors.contains_key(&connector_id)
+            || !runnable(registry, service_type, job.job_type)
+        {
             continue;
         }
-        running_connectors.insert(connector_id, job_id.clone());
+        running_connectors.insert(connector_id, job.id.clone());
         let engine = engine.clone();
         let shutdown = shutdown.clone();
+        let job_id = job.id;
         running.spawn(async move {
             let report = engine
                 .run_job(&job_id, &shutdown)
@@ -448,43 +623,108 @@ async fn pick_up(
     Ok(())
 }
 
-/// Fails jobs whose worker stopped checking in (PROTOCOL §5.7).
-async fn reap_idle(engine: &Engine, connectors: &[Connector]) -> Result<u64, BackendError> {
-    let control = &engine.deps().control;
-    let limit = chrono::Duration::from_std(engine.deps().settings.idle_job_timeout)
+/// What one cleanup ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Cleanup {
+    /// Idle jobs of existing connectors.
+    pub idle: u64,
+    /// Idle jobs whose connector is gone (deleted or soft-deleted).
+    pub orphaned: u64,
+}
+
+/// The Python service's job cleanup (`job_cleanup.py`), over every connector of the cluster:
+/// jobs `in_progress` or `canceling` whose `last_seen` is older than `idle_job_timeout` end
+/// as `error` ("The job has not seen any update for some time.") with `completed_at` and the
+/// counts of their last stats, and their connector gets the `last_*` (or
+/// `last_access_control_*`) fields of the job's kind and the error. A job whose connector is
+/// gone is ended the same way with no connector write. A job is read again just before it is
+/// ended and left alone if it checked in meanwhile: a live job's lease is never taken. (The
+/// reference ends orphaned jobs whatever their `last_seen`; here their lease is honoured too,
+/// so a job still running when its connector is deleted ends by its own runner.)
+pub async fn clean_up(engine: &Engine) -> Result<Cleanup, BackendError> {
+    let control = engine.deps().control.as_ref();
+    let timeout = chrono::Duration::from_std(engine.deps().settings.idle_job_timeout)
         .unwrap_or(chrono::Duration::seconds(300));
-    let now = Timestamp::now().0;
-    let mut reaped = 0;
-    for connector in connectors {
-        for status in [JobStatus::InProgress, JobStatus::Canceling] {
-            let query = SyncJobQuery {
-                connector_id: Some(connector.id.clone()),
-                status: Some(status),
-                size: Some(100),
-                ..Default::default()
-            };
-            for job in control.list_sync_jobs(&query).await?.results {
-                let seen = job.last_seen.or(job.started_at).map(|t| t.0);
-                if seen.is_some_and(|t| now - t <= limit) {
-                    continue;
-                }
-                let message = "The job has not seen any update for some time.";
-                if let Err(e) = control.set_sync_job_error(&job.id, message).await {
-                    tracing::warn!(job = %job.id, error = %e, "could not fail an idle job");
-                    continue;
-                }
-                let mut last = LastSync {
-                    last_synced: Some(Timestamp::now()),
-                    ..Default::default()
-                };
-                last.last_sync_status = Some(JobStatus::Error);
-                last.last_sync_error = Some(Some(message.to_string()));
-                control.update_last_sync(&connector.id, &last).await?;
-                control.update_error(&connector.id, Some(message)).await?;
-                reaped += 1;
-                tracing::warn!(job = %job.id, connector = %connector.id, "idle job marked as error");
-            }
+    let filter = JobFilter {
+        statuses: vec![JobStatus::InProgress, JobStatus::Canceling],
+        seen_before: Some(Timestamp(Utc::now() - timeout)),
+        size: Some(PAGE_SIZE),
+        ..Default::default()
+    };
+    let mut done = Cleanup::default();
+    for candidate in control.search_sync_jobs(&filter).await? {
+        match end_if_abandoned(control, &candidate.id, timeout).await {
+            Ok(Some(true)) => done.idle += 1,
+            Ok(Some(false)) => done.orphaned += 1,
+            Ok(None) => {}
+            Err(e) => tracing::warn!(job = %candidate.id, error = %e, "could not end an idle job"),
         }
     }
-    Ok(reaped)
+    Ok(done)
+}
+
+/// Ends one job if it is still abandoned: `Some(true)` with its connector's outcome written,
+/// `Some(false)` when its connector is gone, `None` when it is live again or already ended.
+async fn end_if_abandoned(
+    control: &dyn ControlPlane,
+    job_id: &str,
+    timeout: chrono::Duration,
+) -> Result<Option<bool>, BackendError> {
+    let job: SyncJob = match control.get_sync_job(job_id).await {
+        Ok(job) => job,
+        Err(BackendError::NotFound(_)) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let idle = matches!(job.status, JobStatus::InProgress | JobStatus::Canceling)
+        && job
+            .last_seen
+            .is_none_or(|seen| Utc::now() - seen.0 > timeout);
+    if !idle {
+        return Ok(None);
+    }
+    let connector_exists = match control.get_connector(&job.connector.id).await {
+        Ok(connector) => !connector.deleted,
+        Err(BackendError::NotFound(_)) => false,
+        Err(e) => return Err(e),
+    };
+    if connector_exists {
+        cleanup::end_abandoned_job(control, &job, JobStatus::Error, Some(IDLE_JOB_ERROR)).await?;
+        tracing::warn!(job = %job.id, connector = %job.connector.id, "idle job marked as error");
+    } else {
+        cleanup::end_orphaned_job(control, &job, JobStatus::Error, Some(IDLE_JOB_ERROR)).await?;
+        tracing::warn!(job = %job.id, connector = %job.connector.id, "idle job of a deleted connector marked as error");
+    }
+    Ok(Some(connector_exists))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sources;
+
+    #[test]
+    fn runnable_needs_a_source_here_and_a_job_type_it_supports() {
+        let registry = sources::builtin();
+        for job_type in [JobType::Full, JobType::Incremental] {
+            assert!(
+                runnable(&registry, Some("generator"), job_type),
+                "{job_type}"
+            );
+            assert!(!runnable(&registry, Some("mysql"), job_type), "{job_type}");
+            assert!(!runnable(&registry, None, job_type), "{job_type}");
+        }
+        // No source here implements document-level security.
+        for factory in registry.factories() {
+            assert!(!runnable(
+                &registry,
+                Some(factory.service_type()),
+                JobType::AccessControl
+            ));
+        }
+        assert!(!runnable(
+            &Registry::empty(),
+            Some("generator"),
+            JobType::Full
+        ));
+    }
 }

@@ -88,6 +88,8 @@ pub struct Sink {
     seq: AtomicU64,
     /// Why the sync was given up, once it was (see [`Sink::abort`]).
     aborted: Mutex<Option<String>>,
+    /// Resolves the index's open dead letters as their documents get written.
+    resolver: super::dlq::Resolver,
 }
 
 enum Classified {
@@ -112,6 +114,7 @@ impl Sink {
         settings: SinkSettings,
     ) -> Self {
         Self {
+            resolver: super::dlq::Resolver::new(dlq.clone(), &settings.index, &settings.job_id),
             store,
             dlq,
             breaker,
@@ -437,6 +440,10 @@ impl Sink {
         total.deleted += tally.deleted;
         self.progress.add_batch(&tally);
         self.progress.push_outcomes(outcomes);
+        if self.resolver.is_active().await {
+            let (indexed, deleted) = written_ids(batch, items);
+            self.resolver.written(indexed, deleted).await;
+        }
         let monitor_result = {
             let mut monitor = self.monitor.lock().unwrap_or_else(|p| p.into_inner());
             let errors: Vec<(String, String)> = failed
@@ -629,6 +636,20 @@ fn items_failed(
             )
         })
         .collect()
+}
+
+/// The ids of the items an answer says were indexed, and those it says were deleted (the
+/// dead letters of both are moot).
+fn written_ids(batch: &Batch, items: &[BulkItem]) -> (Vec<String>, Vec<String>) {
+    let (mut indexed, mut deleted) = (Vec::new(), Vec::new());
+    for (item, answer) in batch.items.iter().zip(items) {
+        match (answer.status, item.op) {
+            (200..=299 | 404, BulkOp::Delete) => deleted.push(item.id.clone()),
+            (200..=299, _) | (409, BulkOp::Create) => indexed.push(item.id.clone()),
+            _ => {}
+        }
+    }
+    (indexed, deleted)
 }
 
 /// The document as stored in the dead-letter queue: its JSON source, or `null` for deletes.

@@ -19,7 +19,7 @@ pub use config_field::{
 pub use connector::{
     Connector, ConnectorStatus, Features, NewConnector, Pipeline, ScheduleConfig, Scheduling,
 };
-pub use dead_letter::DeadLetter;
+pub use dead_letter::{DeadLetter, DeadLetterState, Origin};
 pub use filtering::{
     AdvancedSnippet, FilteringConfig, FilteringRule, FilteringRules, FilteringValidation,
     FilteringValidationError, FilteringValidationState, RulePolicy, RuleType,

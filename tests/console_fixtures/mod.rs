@@ -327,6 +327,10 @@ pub fn dead_letters() -> Vec<DeadLetter> {
             attempts: i as u32,
             first_failed_at: ts("2024-05-01T06:59:00Z"),
             last_failed_at: ts(&format!("2024-05-01T09:5{i}:00Z")),
+            origin: Default::default(),
+            state: Default::default(),
+            resolved_at: None,
+            resolution: None,
         })
         .collect()
 }

@@ -515,6 +515,44 @@ pub(super) fn mark_sync_started(conn: &Connection, id: &str, job_type: JobType) 
     })
 }
 
+/// [`mark_sync_started`], saying what it replaced (one transaction: no conflict can happen).
+pub(super) fn try_start_guard(
+    conn: &Connection,
+    id: &str,
+    job_type: JobType,
+) -> Result<crate::backend::GuardAttempt> {
+    let prior = crate::backend::PriorSync::of(&get(conn, id)?, job_type);
+    Ok(if mark_sync_started(conn, id, job_type)? {
+        crate::backend::GuardAttempt::Taken(prior)
+    } else {
+        crate::backend::GuardAttempt::Held
+    })
+}
+
+/// Puts back what a start guard replaced, `null`s included.
+pub(super) fn restore_last_sync(
+    conn: &Connection,
+    id: &str,
+    job_type: JobType,
+    prior: &crate::backend::PriorSync,
+) -> Result<()> {
+    modify(conn, id, |c| {
+        match job_type {
+            JobType::AccessControl => {
+                c.last_access_control_sync_status = prior.status;
+                c.last_access_control_sync_error = prior.error.clone();
+            }
+            _ => {
+                c.last_sync_status = prior.status;
+                c.last_sync_error = prior.error.clone();
+            }
+        }
+        c.status = prior.connector_status;
+        c.error = prior.connector_error.clone();
+        Ok(())
+    })
+}
+
 fn set_some<T>(slot: &mut Option<T>, value: Option<T>) {
     if value.is_some() {
         *slot = value;
@@ -564,4 +602,48 @@ fn escape_like(text: &str) -> String {
 /// A page bound as SQL text: clamped to SQLite's integer range.
 pub(super) fn sql_int(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// The scheduler's mark (`ControlPlane::mark_sync_scheduled`), in the caller's transaction:
+/// `Taken` when another worker scheduled this kind after `since`, else `at` is written.
+pub(super) fn mark_sync_scheduled(
+    conn: &Connection,
+    id: &str,
+    job_type: JobType,
+    since: Timestamp,
+    at: Timestamp,
+) -> Result<crate::backend::ScheduleMark> {
+    use crate::backend::{ScheduleMark, scheduled_at};
+    modify(conn, id, |c| {
+        if scheduled_at(c, job_type).is_some_and(|last| last > since) {
+            return Ok(ScheduleMark::Taken);
+        }
+        match job_type {
+            JobType::Full => c.last_sync_scheduled_at = Some(at),
+            JobType::Incremental => c.last_incremental_sync_scheduled_at = Some(at),
+            JobType::AccessControl => c.last_access_control_sync_scheduled_at = Some(at),
+        }
+        Ok(ScheduleMark::Won)
+    })
+}
+
+/// `ControlPlane::merge_configuration`: the fields deep-merged into the stored configuration,
+/// status untouched.
+pub(super) fn merge_configuration(
+    conn: &Connection,
+    id: &str,
+    fields: Map<String, Value>,
+) -> Result<()> {
+    modify(conn, id, |c| {
+        let mut configuration = serde_json::to_value(&c.configuration)
+            .map_err(|e| BackendError::Other(format!("cannot serialise a configuration: {e}")))?;
+        merge_objects(&mut configuration, Value::Object(fields));
+        c.configuration =
+            serde_json::from_value(configuration).map_err(|e| BackendError::Rejected {
+                status: 400,
+                kind: "x_content_parse_exception".into(),
+                reason: format!("[connector_configuration] failed to parse the merged fields: {e}"),
+            })?;
+        Ok(())
+    })
 }

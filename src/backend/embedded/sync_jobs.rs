@@ -5,7 +5,7 @@
 
 use super::connectors;
 use super::{Where, db_err, from_json, new_id, status_exception, to_json};
-use crate::backend::{BackendError, JobFinish, Result, SyncJobQuery};
+use crate::backend::{BackendError, JobFilter, JobFinish, Result, SyncJobQuery};
 use crate::model::{
     JobStatus, JobType, Page, SyncJob, SyncJobConnector, SyncStats, Timestamp, TriggerMethod,
 };
@@ -262,4 +262,50 @@ pub(super) fn list(conn: &Connection, query: &SyncJobQuery) -> Result<Page<SyncJ
         query.from,
         "sync job",
     )
+}
+
+/// Jobs matching a cross-connector filter, oldest `created_at` first (the service loop's
+/// pick-up and cleanup queries). `last_seen` lives in the document only, so the idle bound is
+/// applied to the rows the indexed columns selected.
+pub(super) fn search(conn: &Connection, filter: &JobFilter) -> Result<Vec<SyncJob>> {
+    let mut clauses = Where::default();
+    clauses.any_of("connector_id", &filter.connector_ids);
+    let statuses: Vec<String> = filter
+        .statuses
+        .iter()
+        .map(|s| s.as_str().to_string())
+        .collect();
+    clauses.any_of("status", &statuses);
+    let job_types: Vec<String> = filter
+        .job_types
+        .iter()
+        .map(|t| t.as_str().to_string())
+        .collect();
+    clauses.any_of("job_type", &job_types);
+    let sql = format!(
+        "SELECT id, doc FROM sync_jobs{} ORDER BY created_at ASC, seq ASC",
+        clauses.sql()
+    );
+    let mut statement = conn.prepare(&sql).map_err(db_err)?;
+    let rows = statement
+        .query_map(rusqlite::params_from_iter(clauses.params()), |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+        })
+        .map_err(db_err)?;
+    let limit = usize::try_from(filter.size.unwrap_or(DEFAULT_PAGE_SIZE)).unwrap_or(usize::MAX);
+    let mut found = Vec::new();
+    for row in rows {
+        let (id, doc) = row.map_err(db_err)?;
+        let job: SyncJob = from_json(&doc, &format!("sync job '{id}'"))?;
+        let idle = filter
+            .seen_before
+            .is_none_or(|before| job.last_seen.is_some_and(|seen| seen <= before));
+        if idle {
+            found.push(job);
+            if found.len() >= limit {
+                break;
+            }
+        }
+    }
+    Ok(found)
 }

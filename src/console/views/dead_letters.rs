@@ -1,5 +1,6 @@
-//! The Dead letters view: connector, job, document id, error type, attempts, last failure;
-//! space marks rows for a retry or drop of several at once.
+//! The Dead letters view: the open dead letters of the profile's cluster (the header names
+//! it), with connector, job, document id, error type, attempts, last failure; space marks
+//! rows for a retry or drop of several at once.
 
 use super::{Hint, View, hint, stale_label};
 use crate::console::app::AppState;
@@ -61,6 +62,15 @@ impl View for DeadLettersView {
     fn render(&self, frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
         let data = &state.dead_letters;
         let mut badges = Vec::new();
+        if state.dlq_unknown > 0 {
+            badges.push(Span::styled(
+                format!(
+                    "{} of unknown origin not shown (syncdeck dlq list --all-clusters) ",
+                    count(state.dlq_unknown)
+                ),
+                theme.warn,
+            ));
+        }
         if state.dlq_total > data.all().len() as u64 {
             badges.push(Span::styled(
                 format!("of {} in the queue ", count(state.dlq_total)),
@@ -81,8 +91,12 @@ impl View for DeadLettersView {
         } else {
             "the dead-letter queue is empty"
         };
+        let title = match &state.dlq_cluster {
+            Some(cluster) => format!("Dead letters of {cluster}"),
+            None => "Dead letters".to_string(),
+        };
         let spec = TableSpec {
-            title: "Dead letters",
+            title: &title,
             columns: &COLUMNS,
             badges,
             stale: stale_label(state, data.loaded_at, data.error.as_ref()),

@@ -387,7 +387,12 @@ pub(crate) fn update_doc(
             return Err(e);
         }
     }
+    let raced = cond.is_some() && lock(&shared.faults).race_guarded_update();
     let mut cluster = lock(&shared.cluster);
+    if raced && let Some(current) = cluster.doc(index, id).map(|d| d.json()) {
+        // The other writer: the same document again, under a new seq_no.
+        cluster.put_json(index, id, &current);
+    }
     let idx = cluster.index_for_write(index)?;
     let w = apply_update(idx, index, id, &body, cond)?;
     Ok(Reply::json(

@@ -27,6 +27,7 @@ pub(crate) struct FaultState {
     truncate_next: usize,
     malformed_next: usize,
     pub reject_field: Option<String>,
+    race_guarded_updates: usize,
 }
 
 /// What happens to one request, decided when it arrives.
@@ -70,6 +71,13 @@ impl FaultState {
         } else {
             false
         }
+    }
+}
+
+impl FaultState {
+    /// Whether this guarded (`if_seq_no`) update loses a race to another writer.
+    pub fn race_guarded_update(&mut self) -> bool {
+        take_one(&mut self.race_guarded_updates)
     }
 }
 
@@ -141,6 +149,13 @@ impl Faults {
     /// `document_parsing_exception`, like a mapping conflict.
     pub fn reject_field(&self, name: Option<String>) {
         lock(&self.shared.faults).reject_field = name;
+    }
+
+    /// The next `n` document updates guarded by `if_seq_no` lose a race: another writer
+    /// changes the document just before each is applied, so it gets the 409
+    /// `version_conflict_engine_exception` a real concurrent write would cause.
+    pub fn race_guarded_updates(&self, n: usize) {
+        lock(&self.shared.faults).race_guarded_updates = n;
     }
 
     /// All faults off, all nodes up.

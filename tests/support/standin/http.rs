@@ -380,6 +380,13 @@ pub(crate) fn new_id() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// A cluster's `cluster_uuid` as Elasticsearch makes it: 16 random bytes in URL-safe base64,
+/// 22 characters (`zk-HjQtYQGyL3NFSSu7InA` in the `GET /` examples).
+pub(crate) fn new_cluster_uuid() -> String {
+    let bytes: [u8; 16] = rand::random();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
 /// A random UUID v4 string, the shape of Kibana's saved-object ids.
 pub(crate) fn new_uuid() -> String {
     let mut b: [u8; 16] = rand::random();

@@ -248,6 +248,16 @@ impl StandIn {
         format!("http://127.0.0.1:{port}")
     }
 
+    /// The `cluster_uuid` of `GET /`: random per stand-in, so two stand-ins are two clusters.
+    pub fn cluster_uuid(&self) -> String {
+        self.shared.cluster_uuid.clone()
+    }
+
+    /// The `cluster_name` of `GET /`.
+    pub fn cluster_name(&self) -> String {
+        es::CLUSTER_NAME.to_string()
+    }
+
     pub fn faults(&self) -> Faults {
         Faults {
             shared: self.shared.clone(),
@@ -417,7 +427,7 @@ async fn boot(mut opts: StandInOptions) -> Ready {
         log: Mutex::new(VecDeque::new()),
         nodes,
         node_cmds: cmd_txs,
-        cluster_uuid: http::new_id(),
+        cluster_uuid: http::new_cluster_uuid(),
         kibana_uuid: http::new_uuid(),
     });
     for (i, (l, rx)) in listeners.into_iter().zip(cmd_rxs).enumerate() {

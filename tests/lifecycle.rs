@@ -1,0 +1,681 @@
+//! Every sync-job lifecycle ends in a state Elastic's connectors service and Kibana understand,
+//! against the stand-in cluster: an unrunnable connector is refused with no job made, a full
+//! sync sends every document (skipping unchanged ones only when asked) and resets the cursor,
+//! a deleted job or connector stops the run and leaves what the Python service leaves, and the
+//! start guard is a lease: taken over from an expired or provably dead holder, or from nobody,
+//! retried on a 409, and given back as it was when the start does not happen. A cancel of an
+//! orphaned job completes.
+
+#[path = "support/engine_util.rs"]
+mod engine_util;
+mod support;
+
+use engine_util::*;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+use support::{StandIn, StandInOptions};
+use syncdeck::backend::elasticsearch::ElasticsearchBackend;
+use syncdeck::backend::{
+    BackendError, ClusterSummary, ConfigurationUpdate, ConnectorQuery, ControlPlane, GuardAttempt,
+    JobFinish, LastSync, PriorSync, Result as BResult, SyncJobQuery,
+};
+use syncdeck::config::EngineSettings;
+use syncdeck::engine::cleanup::JOB_NOT_FOUND_ERROR;
+use syncdeck::engine::lease;
+use syncdeck::engine::runner::{Engine, EngineError, JobEnd, JobReport};
+use syncdeck::model::{
+    Connector, ConnectorStatus, FilteringRule, JobType, NewConnector, Page, Pipeline, Scheduling,
+    SyncJob, SyncStats, TriggerMethod,
+};
+use tokio_util::sync::CancellationToken;
+
+const LIMIT: Duration = Duration::from_secs(30);
+const CONNECTORS: &str = ".elastic-connectors";
+const JOBS: &str = ".elastic-connectors-sync-jobs";
+
+async fn standin() -> StandIn {
+    StandIn::start(StandInOptions {
+        nodes: 1,
+        kibana: false,
+        ..Default::default()
+    })
+    .await
+}
+
+fn es_engine_with(standin: &StandIn, worker: &str, settings: EngineSettings) -> Engine {
+    let es = es_backend(&standin.es_urls());
+    engine_with(
+        es.clone(),
+        es,
+        memory_dlq(),
+        marking_registry(),
+        worker,
+        settings,
+        fast_breaker(),
+    )
+}
+
+async fn run(engine: &Engine, connector: &str, job_type: JobType) -> (String, JobReport) {
+    let control = &engine.deps().control;
+    let job = control
+        .create_sync_job(connector, job_type, TriggerMethod::OnDemand)
+        .await
+        .expect("create job");
+    let report = engine
+        .run_job(&job, &CancellationToken::new())
+        .await
+        .expect("run job");
+    (job, report)
+}
+
+/// Rewrites a stored document of the stand-in: `change` edits its JSON (what another process
+/// left behind, written straight to the index as the Python service does).
+fn edit_doc(standin: &StandIn, index: &str, id: &str, change: impl FnOnce(&mut Value)) {
+    let mut doc = match index {
+        CONNECTORS => standin.connector(id),
+        _ => standin.sync_job(id),
+    }
+    .expect("stored document");
+    doc.as_object_mut().expect("object").remove("id");
+    change(&mut doc);
+    standin.put_doc(index, id, doc);
+}
+
+fn iso_ago(secs: i64) -> String {
+    (chrono::Utc::now() - chrono::Duration::seconds(secs))
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
+}
+
+/// A job of `connector` left `in_progress` by `worker`, last seen `seen_secs_ago`, with counts
+/// from its last stats report; the connector's guard set as that worker left it.
+async fn orphan(
+    standin: &StandIn,
+    es: &ElasticsearchBackend,
+    connector: &str,
+    worker: &str,
+    seen_secs_ago: i64,
+    status: &str,
+) -> String {
+    let id = es
+        .create_sync_job(connector, JobType::Full, TriggerMethod::OnDemand)
+        .await
+        .unwrap();
+    edit_doc(standin, JOBS, &id, |d| {
+        d["status"] = json!(status);
+        d["worker_hostname"] = json!(worker);
+        d["started_at"] = json!(iso_ago(seen_secs_ago + 5));
+        d["last_seen"] = json!(iso_ago(seen_secs_ago));
+        d["indexed_document_count"] = json!(42);
+        d["deleted_document_count"] = json!(3);
+        d["indexed_document_volume"] = json!(1);
+    });
+    edit_doc(standin, CONNECTORS, connector, |d| {
+        d["last_sync_status"] = json!("in_progress");
+    });
+    id
+}
+
+fn this_host() -> String {
+    let name = lease::worker_name();
+    lease::parse_worker(&name).expect("host/pid").0.to_string()
+}
+
+/// `host/pid` of a process of this host that has exited.
+fn dead_worker() -> String {
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    format!("{}/{pid}", this_host())
+}
+
+async fn jobs_of(es: &dyn ControlPlane, connector: &str) -> Vec<SyncJob> {
+    let query = SyncJobQuery {
+        connector_id: Some(connector.to_string()),
+        ..Default::default()
+    };
+    es.list_sync_jobs(&query).await.unwrap().results
+}
+
+// Claim only what you can run. ---------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unrunnable_connector_is_refused_with_no_job_and_its_pending_jobs_left_alone() {
+    let standin = standin().await;
+    let engine = es_engine_with(&standin, "worker-mysql", fast_settings());
+    let es = es_backend(&standin.es_urls());
+    let id = es
+        .create_connector(&NewConnector {
+            id: Some("orders".into()),
+            index_name: Some("search-orders".into()),
+            service_type: Some("mysql".into()),
+            is_native: Some(false),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let before = standin.connector(&id).unwrap();
+
+    let refused = engine
+        .sync_once(&id, JobType::Full, &CancellationToken::new())
+        .await;
+    match refused {
+        Err(EngineError::Refused(why)) => {
+            assert!(why.contains("'mysql'"), "{why}");
+            assert!(why.contains("generator"), "names what it has: {why}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert!(jobs_of(es.as_ref(), &id).await.is_empty(), "no job made");
+
+    // A job queued elsewhere for it is not claimed, and the connector is not touched.
+    let (job, report) = run(&engine, &id, JobType::Full).await;
+    assert!(
+        matches!(&report.end, JobEnd::Skipped { reason } if reason.contains("mysql")),
+        "{report:#?}"
+    );
+    assert_eq!(standin.sync_job(&job).unwrap()["status"], "pending");
+    let after = standin.connector(&id).unwrap();
+    for key in ["status", "error", "last_sync_status", "last_sync_error"] {
+        assert_eq!(after[key], before[key], "{key}: {after:#}");
+    }
+
+    // An access-control sync is refused too: no source of this engine has one.
+    let gen_id = generator_connector(es.as_ref(), "gen-acl", "gen-acl", 5, 0, 0).await;
+    let refused = engine
+        .sync_once(&gen_id, JobType::AccessControl, &CancellationToken::new())
+        .await;
+    assert!(
+        matches!(&refused, Err(EngineError::Refused(why)) if why.contains("access-control")),
+        "{refused:?}"
+    );
+    assert!(jobs_of(es.as_ref(), &gen_id).await.is_empty());
+}
+
+// Full and incremental, as the Python service means them. -----------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_sync_sends_every_document_unless_skip_unchanged_is_on() {
+    let standin = standin().await;
+    let engine = es_engine_with(&standin, "worker-full", fast_settings());
+    let es = es_backend(&standin.es_urls());
+    let id = generator_connector(es.as_ref(), "same", "same", 300, 0, 0).await;
+
+    let (_, first) = run(&engine, &id, JobType::Full).await;
+    assert_eq!(first.end, JobEnd::Completed);
+    assert_eq!(first.counters.indexed, 300);
+    let (job, second) = run(&engine, &id, JobType::Full).await;
+    assert_eq!(second.end, JobEnd::Completed);
+    let c = &second.counters;
+    assert_eq!((c.indexed + c.updated, c.skipped), (300, 0), "{c:?}");
+    assert_eq!(
+        standin.sync_job(&job).unwrap()["indexed_document_count"],
+        300
+    );
+
+    let skipping = es_engine_with(
+        &standin,
+        "worker-skip",
+        EngineSettings {
+            skip_unchanged: true,
+            ..fast_settings()
+        },
+    );
+    let (_, third) = run(&skipping, &id, JobType::Full).await;
+    let c = &third.counters;
+    assert_eq!((c.indexed + c.updated, c.skipped), (0, 300), "{c:?}");
+    // An incremental sync of a source without its own incremental mode skips them too.
+    let (_, fourth) = run(&engine, &id, JobType::Incremental).await;
+    let c = &fourth.counters;
+    assert_eq!((c.indexed + c.updated, c.skipped), (0, 300), "{c:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_sync_resets_the_cursor_when_the_source_gives_none() {
+    let standin = standin().await;
+    let engine = es_engine_with(&standin, "worker-cursor", fast_settings());
+    let es = es_backend(&standin.es_urls());
+    let id = generator_connector(es.as_ref(), "cur", "cur", 10, 0, 0).await;
+    es.update_last_sync(
+        &id,
+        &LastSync {
+            sync_cursor: Some(json!({"left_by": "an older sync"})),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let (_, report) = run(&engine, &id, JobType::Full).await;
+    assert_eq!(report.end, JobEnd::Completed);
+    let doc = standin.connector(&id).unwrap();
+    assert_eq!(doc["sync_cursor"], Value::Null, "{doc:#}");
+    assert_eq!(doc["last_sync_status"], "completed");
+}
+
+// A vanishing job or connector. ------------------------------------------------------------
+
+/// A slow generator connector (20 documents a second) and its job running on `engine`, once
+/// the first documents are in.
+async fn running_job(
+    standin: &StandIn,
+    engine: &Engine,
+    id: &str,
+) -> (
+    String,
+    tokio::task::JoinHandle<Result<JobReport, EngineError>>,
+) {
+    let es = es_backend(&standin.es_urls());
+    generator_connector(es.as_ref(), id, id, 2000, 0, 20).await;
+    let job = es
+        .create_sync_job(id, JobType::Full, TriggerMethod::OnDemand)
+        .await
+        .unwrap();
+    let handle = {
+        let (engine, job) = (engine.clone(), job.clone());
+        tokio::spawn(async move { engine.run_job(&job, &CancellationToken::new()).await })
+    };
+    wait_for("the first documents", LIMIT, || standin.doc_count(id) >= 5).await;
+    (job, handle)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_deleted_mid_run_stops_and_leaves_its_connector_in_error() {
+    let standin = standin().await;
+    let engine = es_engine_with(&standin, "worker-del-job", fast_settings());
+    let es = es_backend(&standin.es_urls());
+    let (job, handle) = running_job(&standin, &engine, "deljob").await;
+
+    es.delete_sync_job(&job).await.unwrap();
+    let report = tokio::time::timeout(LIMIT, handle)
+        .await
+        .expect("the job noticed within one check-in")
+        .unwrap()
+        .unwrap();
+
+    assert_eq!(
+        report.end,
+        JobEnd::Failed {
+            error: JOB_NOT_FOUND_ERROR.into()
+        }
+    );
+    assert!(standin.doc_count("deljob") < 2000, "the source was stopped");
+    let doc = standin.connector("deljob").unwrap();
+    assert_eq!(doc["last_sync_status"], "error", "{doc:#}");
+    assert_eq!(doc["last_sync_error"], JOB_NOT_FOUND_ERROR);
+    assert_eq!(doc["status"], "error");
+    assert!(
+        standin.sync_job(&job).is_none(),
+        "nothing wrote the job back"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connector_deleted_mid_run_stops_the_job_and_writes_nothing_on_it() {
+    let standin = standin().await;
+    let engine = es_engine_with(&standin, "worker-del-conn", fast_settings());
+    let es = es_backend(&standin.es_urls());
+    let (job, handle) = running_job(&standin, &engine, "delconn").await;
+
+    es.delete_connector("delconn", false, false).await.unwrap();
+    let before = standin.connector("delconn").unwrap();
+    let report = tokio::time::timeout(LIMIT, handle)
+        .await
+        .expect("the job noticed within one check-in")
+        .unwrap()
+        .unwrap();
+
+    assert!(
+        matches!(&report.end, JobEnd::Failed { error } if error.contains("deleted")),
+        "{report:#?}"
+    );
+    assert!(
+        standin.doc_count("delconn") < 2000,
+        "the source was stopped"
+    );
+    let stored = standin.sync_job(&job).unwrap();
+    assert_eq!(stored["status"], "error", "{stored:#}");
+    assert!(stored["indexed_document_count"].as_u64().unwrap() > 0);
+    let after = standin.connector("delconn").unwrap();
+    assert_eq!(after, before, "the deleted connector was left as it was");
+}
+
+// The start guard is a lease. ----------------------------------------------------------------
+
+async fn guarded_connector(standin: &StandIn, id: &str) -> Arc<ElasticsearchBackend> {
+    let es = es_backend(&standin.es_urls());
+    generator_connector(es.as_ref(), id, id, 20, 0, 0).await;
+    es
+}
+
+fn assert_orphan_ended(standin: &StandIn, orphan: &str, status: &str, reason_has: Option<&str>) {
+    let doc = standin.sync_job(orphan).unwrap();
+    assert_eq!(doc["status"], status, "{doc:#}");
+    assert!(doc["completed_at"].is_string(), "{doc:#}");
+    assert_eq!(
+        (
+            &doc["indexed_document_count"],
+            &doc["deleted_document_count"]
+        ),
+        (&json!(42), &json!(3)),
+        "its last counts are kept"
+    );
+    if let Some(needle) = reason_has {
+        let error = doc["error"].as_str().unwrap_or_default();
+        assert!(error.contains(needle), "{error}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_lease_is_taken_over_and_the_orphan_keeps_its_counts() {
+    let standin = standin().await;
+    let es = guarded_connector(&standin, "expired").await;
+    let stale = orphan(
+        &standin,
+        &es,
+        "expired",
+        "elsewhere/77",
+        3600,
+        "in_progress",
+    )
+    .await;
+    let engine = es_engine_with(&standin, "worker-next", fast_settings());
+
+    let (_, report) = run(&engine, "expired", JobType::Full).await;
+
+    assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
+    assert_orphan_ended(&standin, &stale, "error", Some("elsewhere/77"));
+    assert_eq!(
+        standin.connector("expired").unwrap()["last_sync_status"],
+        "completed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provably_dead_holder_is_taken_over_at_once_and_a_live_one_is_not() {
+    let standin = standin().await;
+    let es = guarded_connector(&standin, "dead").await;
+    let dead = dead_worker();
+    // Seen a second ago: only its missing process gives it away.
+    let stale = orphan(&standin, &es, "dead", &dead, 1, "in_progress").await;
+    let engine = es_engine_with(&standin, "worker-next", fast_settings());
+
+    let (_, report) = run(&engine, "dead", JobType::Full).await;
+    assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
+    assert_orphan_ended(&standin, &stale, "error", Some(&dead));
+
+    // A holder on another host that checked in a second ago keeps its guard; the refused start
+    // leaves no job behind.
+    let es2 = guarded_connector(&standin, "alive").await;
+    let live = orphan(&standin, &es2, "alive", "elsewhere/77", 1, "in_progress").await;
+    let refused = engine
+        .sync_once("alive", JobType::Full, &CancellationToken::new())
+        .await
+        .unwrap();
+    assert!(
+        matches!(&refused.end, JobEnd::Skipped { reason } if reason.contains("another worker")),
+        "{refused:#?}"
+    );
+    let jobs = jobs_of(es2.as_ref(), "alive").await;
+    assert_eq!(
+        jobs.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(),
+        [live.as_str()]
+    );
+    assert_eq!(standin.sync_job(&live).unwrap()["status"], "in_progress");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canceling_orphan_ends_canceled_and_a_guard_nobody_holds_is_taken_over() {
+    let standin = standin().await;
+    let es = guarded_connector(&standin, "canc").await;
+    let stale = orphan(&standin, &es, "canc", &dead_worker(), 1, "canceling").await;
+    let engine = es_engine_with(&standin, "worker-next", fast_settings());
+    let (_, report) = run(&engine, "canc", JobType::Full).await;
+    assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
+    assert_orphan_ended(&standin, &stale, "canceled", None);
+
+    // A guard set by a process that died between its guard and its claim: no job holds it.
+    let _ = guarded_connector(&standin, "nobody").await;
+    edit_doc(&standin, CONNECTORS, "nobody", |d| {
+        d["last_sync_status"] = json!("in_progress");
+    });
+    let (_, report) = run(&engine, "nobody", JobType::Full).await;
+    assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conflict_on_the_start_guard_is_retried() {
+    let standin = standin().await;
+    let _ = guarded_connector(&standin, "race").await;
+    let engine = es_engine_with(&standin, "worker-race", fast_settings());
+    // Another writer changes the connector just before each of the first two guard writes.
+    standin.faults().race_guarded_updates(2);
+    let (_, report) = run(&engine, "race", JobType::Full).await;
+    assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
+    assert_eq!(report.counters.indexed, 20);
+}
+
+/// A control plane whose every claim is lost to another worker.
+struct ClaimLost {
+    inner: Arc<ElasticsearchBackend>,
+}
+
+#[async_trait::async_trait]
+impl ControlPlane for ClaimLost {
+    async fn cluster(&self) -> BResult<ClusterSummary> {
+        self.inner.cluster().await
+    }
+    async fn list_connectors(&self, q: &ConnectorQuery) -> BResult<Page<Connector>> {
+        self.inner.list_connectors(q).await
+    }
+    async fn get_connector(&self, id: &str) -> BResult<Connector> {
+        self.inner.get_connector(id).await
+    }
+    async fn create_connector(&self, new: &NewConnector) -> BResult<String> {
+        self.inner.create_connector(new).await
+    }
+    async fn delete_connector(&self, id: &str, hard: bool, jobs: bool) -> BResult<()> {
+        self.inner.delete_connector(id, hard, jobs).await
+    }
+    async fn check_in_connector(&self, id: &str) -> BResult<()> {
+        self.inner.check_in_connector(id).await
+    }
+    async fn update_configuration(&self, id: &str, u: &ConfigurationUpdate) -> BResult<()> {
+        self.inner.update_configuration(id, u).await
+    }
+    async fn update_status(&self, id: &str, status: ConnectorStatus) -> BResult<()> {
+        self.inner.update_status(id, status).await
+    }
+    async fn update_error(&self, id: &str, error: Option<&str>) -> BResult<()> {
+        self.inner.update_error(id, error).await
+    }
+    async fn update_filtering(
+        &self,
+        id: &str,
+        rules: &[FilteringRule],
+        advanced: Option<&Value>,
+    ) -> BResult<()> {
+        self.inner.update_filtering(id, rules, advanced).await
+    }
+    async fn update_scheduling(&self, id: &str, s: &Scheduling) -> BResult<()> {
+        self.inner.update_scheduling(id, s).await
+    }
+    async fn update_name(
+        &self,
+        id: &str,
+        name: Option<&str>,
+        description: Option<&str>,
+    ) -> BResult<()> {
+        self.inner.update_name(id, name, description).await
+    }
+    async fn update_index_name(&self, id: &str, index: Option<&str>) -> BResult<()> {
+        self.inner.update_index_name(id, index).await
+    }
+    async fn update_pipeline(&self, id: &str, p: &Pipeline) -> BResult<()> {
+        self.inner.update_pipeline(id, p).await
+    }
+    async fn update_service_type(&self, id: &str, t: &str) -> BResult<()> {
+        self.inner.update_service_type(id, t).await
+    }
+    async fn update_last_sync(&self, id: &str, last: &LastSync) -> BResult<()> {
+        self.inner.update_last_sync(id, last).await
+    }
+    async fn list_sync_jobs(&self, q: &SyncJobQuery) -> BResult<Page<SyncJob>> {
+        self.inner.list_sync_jobs(q).await
+    }
+    async fn get_sync_job(&self, id: &str) -> BResult<SyncJob> {
+        self.inner.get_sync_job(id).await
+    }
+    async fn create_sync_job(&self, c: &str, t: JobType, m: TriggerMethod) -> BResult<String> {
+        self.inner.create_sync_job(c, t, m).await
+    }
+    async fn cancel_sync_job(&self, id: &str) -> BResult<()> {
+        self.inner.cancel_sync_job(id).await
+    }
+    async fn delete_sync_job(&self, id: &str) -> BResult<()> {
+        self.inner.delete_sync_job(id).await
+    }
+    async fn claim_sync_job(&self, _: &str, _: &str, _: Option<&Value>) -> BResult<()> {
+        Err(BackendError::Conflict("claimed by worker-elsewhere".into()))
+    }
+    async fn check_in_sync_job(&self, id: &str) -> BResult<()> {
+        self.inner.check_in_sync_job(id).await
+    }
+    async fn update_sync_job_stats(&self, id: &str, stats: &SyncStats) -> BResult<()> {
+        self.inner.update_sync_job_stats(id, stats).await
+    }
+    async fn set_sync_job_error(&self, id: &str, error: &str) -> BResult<()> {
+        self.inner.set_sync_job_error(id, error).await
+    }
+    async fn finish_sync_job(&self, id: &str, finish: &JobFinish) -> BResult<()> {
+        self.inner.finish_sync_job(id, finish).await
+    }
+    async fn mark_sync_started(&self, connector_id: &str, job_type: JobType) -> BResult<bool> {
+        self.inner.mark_sync_started(connector_id, job_type).await
+    }
+    async fn try_start_guard(
+        &self,
+        connector_id: &str,
+        job_type: JobType,
+    ) -> BResult<GuardAttempt> {
+        self.inner.try_start_guard(connector_id, job_type).await
+    }
+    async fn restore_last_sync(
+        &self,
+        connector_id: &str,
+        job_type: JobType,
+        prior: &PriorSync,
+    ) -> BResult<()> {
+        self.inner
+            .restore_last_sync(connector_id, job_type, prior)
+            .await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_that_does_not_happen_gives_the_guard_back_as_it_was() {
+    let standin = standin().await;
+    let es = guarded_connector(&standin, "giveback").await;
+    let losing = engine(
+        Arc::new(ClaimLost { inner: es.clone() }),
+        es.clone(),
+        memory_dlq(),
+        marking_registry(),
+        "worker-losing",
+    );
+
+    // Never synced: the guard's `in_progress` goes back to nothing, not to `canceled`.
+    let (_, report) = run(&losing, "giveback", JobType::Full).await;
+    assert!(matches!(report.end, JobEnd::Skipped { .. }), "{report:#?}");
+    let doc = standin.connector("giveback").unwrap();
+    assert_eq!(doc["last_sync_status"], Value::Null, "{doc:#}");
+
+    // After a completed sync, that is what it says again.
+    let winning = es_engine_with(&standin, "worker-winning", fast_settings());
+    let (_, done) = run(&winning, "giveback", JobType::Full).await;
+    assert_eq!(done.end, JobEnd::Completed);
+    let (_, report) = run(&losing, "giveback", JobType::Full).await;
+    assert!(matches!(report.end, JobEnd::Skipped { .. }));
+    let doc = standin.connector("giveback").unwrap();
+    assert_eq!(doc["last_sync_status"], "completed", "{doc:#}");
+    assert_eq!(doc["status"], "connected", "{doc:#}");
+}
+
+// Cancelling an orphan completes. -------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_an_orphaned_job_ends_it_canceled() {
+    let standin = standin().await;
+    let es = guarded_connector(&standin, "cancel").await;
+    let stale = orphan(&standin, &es, "cancel", &dead_worker(), 1, "in_progress").await;
+    es.cancel_sync_job(&stale).await.unwrap();
+    assert_eq!(standin.sync_job(&stale).unwrap()["status"], "canceling");
+
+    let job = lease::complete_orphaned_cancel(es.as_ref(), &stale, Duration::from_secs(300))
+        .await
+        .unwrap();
+
+    assert_eq!(job.status.to_string(), "canceled");
+    assert_orphan_ended(&standin, &stale, "canceled", None);
+    let doc = standin.connector("cancel").unwrap();
+    assert_eq!(doc["last_sync_status"], "canceled", "{doc:#}");
+
+    // A live worker's job is left to that worker.
+    let es2 = guarded_connector(&standin, "cancel-live").await;
+    let live = orphan(
+        &standin,
+        &es2,
+        "cancel-live",
+        "elsewhere/77",
+        1,
+        "in_progress",
+    )
+    .await;
+    es2.cancel_sync_job(&live).await.unwrap();
+    let job = lease::complete_orphaned_cancel(es2.as_ref(), &live, Duration::from_secs(300))
+        .await
+        .unwrap();
+    assert_eq!(job.status.to_string(), "canceling");
+}
+
+// The embedded store keeps the same lease. ---------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedded_store_gives_the_guard_back_with_its_nulls_and_lets_it_be_taken_over() {
+    let (engine, backend, _dlq) = embedded_engine("worker-embedded");
+    let id = generator_connector(&backend, "emb", "emb", 10, 0, 0).await;
+
+    let prior = match backend.try_start_guard(&id, JobType::Full).await.unwrap() {
+        GuardAttempt::Taken(prior) => prior,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(prior.status, None);
+    assert_eq!(
+        backend.try_start_guard(&id, JobType::Full).await.unwrap(),
+        GuardAttempt::Held
+    );
+    backend
+        .restore_last_sync(&id, JobType::Full, &prior)
+        .await
+        .unwrap();
+    let c = backend.get_connector(&id).await.unwrap();
+    assert_eq!(
+        (c.last_sync_status, c.status),
+        (None, prior.connector_status)
+    );
+
+    // A guard left by a process that died before claiming: taken over after a re-check.
+    backend
+        .update_last_sync(
+            &id,
+            &LastSync {
+                last_sync_status: Some(syncdeck::model::JobStatus::InProgress),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let (_, report) = run(&engine, &id, JobType::Full).await;
+    assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
+    assert_eq!(report.counters.indexed, 10);
+}
