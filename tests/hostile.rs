@@ -877,7 +877,8 @@ fn a_document_id_with_escape_sequences_is_shown_escaped_by_the_cli() {
         }])
         .unwrap();
     drop(store);
-    let listed = ok(&home, &["dlq", "list"]);
+    // Written without a cluster: listed with the entries of every cluster.
+    let listed = ok(&home, &["dlq", "list", "--all-clusters"]);
     assert!(
         !listed.contains('\u{1b}') && !listed.contains('\u{7}'),
         "{listed:?}"
