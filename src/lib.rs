@@ -25,4 +25,5 @@ pub mod model;
 pub mod paths;
 pub mod secret;
 pub mod sources;
+pub mod text;
 pub mod tls;

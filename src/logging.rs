@@ -1,7 +1,9 @@
 //! Logging set-up: `tracing` events go to a daily rolling file in the log directory (through a
 //! background writer) and to an in-memory [`LogTail`] for the console's Logs view. Nothing is
 //! ever written to stdout or stderr: the terminal belongs to the UI and to command output.
-//! Called once, from `main`; no other module installs a subscriber.
+//! Called once, from `main`; no other module installs a subscriber. Every line passes
+//! through the masker ([`crate::secret::mask`]) on its way to the file and the tail, and
+//! [`install_panic_hook`] sends panics there too, masked.
 
 use crate::paths::create_private_dir;
 use std::collections::VecDeque;
@@ -81,7 +83,11 @@ pub fn init(log_dir: &Path, level: Option<&str>) -> Result<LogGuard, LoggingErro
     let tail = LogTail::new(TAIL_LINES);
     tracing_subscriber::registry()
         .with(filter)
-        .with(fmt::layer().with_writer(file_writer).with_ansi(false))
+        .with(
+            fmt::layer()
+                .with_writer(Masking(file_writer))
+                .with_ansi(false),
+        )
         .with(tail_layer(tail.clone()))
         .try_init()
         .map_err(|_| LoggingError::AlreadyInitialised)?;
@@ -97,6 +103,70 @@ where
     S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
 {
     fmt::layer().with_writer(tail).with_ansi(false)
+}
+
+/// Sends panics to the log (and a short note to stderr), secrets masked. The default hook
+/// would print the message as is, and only to stderr, which a service's supervisor may drop.
+/// Installed from `main` after logging is set up; the console chains its own hook to it.
+pub fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let report = panic_report(info);
+        tracing::error!(panic = %report, "syncdeck panicked");
+        eprintln!(
+            "syncdeck: {}",
+            crate::text::terminal_safe(&report, crate::text::Keep::Layout)
+        );
+    }));
+}
+
+/// What a panic says, with the thread it happened on, masked.
+pub fn panic_report(info: &std::panic::PanicHookInfo<'_>) -> String {
+    let thread = std::thread::current();
+    let name = thread.name().unwrap_or("unnamed");
+    crate::secret::masked(format!("thread '{name}' {info}"))
+}
+
+/// A `MakeWriter` whose writers collect one event and write it masked, in one piece.
+#[derive(Debug, Clone)]
+pub struct Masking<M>(pub M);
+
+impl<'a, M: MakeWriter<'a>> MakeWriter<'a> for Masking<M> {
+    type Writer = MaskingWriter<M::Writer>;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        MaskingWriter {
+            inner: self.0.make_writer(),
+            buf: Vec::new(),
+        }
+    }
+}
+
+/// Collects one event's bytes; on drop, masks them and hands them to the inner writer.
+#[derive(Debug)]
+pub struct MaskingWriter<W: io::Write> {
+    inner: W,
+    buf: Vec<u8>,
+}
+
+impl<W: io::Write> io::Write for MaskingWriter<W> {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<W: io::Write> Drop for MaskingWriter<W> {
+    fn drop(&mut self) {
+        let text = String::from_utf8_lossy(&self.buf);
+        let masked = crate::secret::mask(&text);
+        // A log write that fails has nowhere to be reported.
+        let _ = self.inner.write_all(masked.as_bytes());
+        let _ = self.inner.flush();
+    }
 }
 
 fn non_empty(value: Option<&str>) -> Option<&str> {
@@ -208,6 +278,7 @@ impl io::Write for TailWriter {
 impl Drop for TailWriter {
     fn drop(&mut self) {
         let text = String::from_utf8_lossy(&self.buf);
+        let text = crate::secret::mask(&text);
         for line in text.lines().filter(|l| !l.is_empty()) {
             self.tail.push(line);
         }

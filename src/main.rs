@@ -16,11 +16,17 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            // A closed stdout (`syncdeck ... | head`) is not a failure.
-            if e.message.contains("Broken pipe") {
+            // A closed stdout (`syncdeck ... | head`) is not a failure. Only a write to stdout
+            // that failed with EPIPE counts: a broken connection to a cluster is an error.
+            if syncdeck::cli::output::stdout_closed() {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("syncdeck: {}", e.message);
+            // The message may quote a server or a program: no secret, no escape sequence.
+            let message = syncdeck::secret::mask(&e.message);
+            eprintln!(
+                "syncdeck: {}",
+                syncdeck::text::terminal_safe(&message, syncdeck::text::Keep::Layout)
+            );
             ExitCode::from(e.code)
         }
     }
@@ -36,6 +42,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         .map_err(|e| CliError::usage(e.to_string()))?;
     let _log = syncdeck::logging::init(&paths.log_dir(), cli.global.log_level.as_deref())
         .map_err(|e| CliError::usage(format!("logging: {e}")))?;
+    syncdeck::logging::install_panic_hook();
     tracing::info!(version = env!("CARGO_PKG_VERSION"), command = ?cli.command.as_ref().map(command_name), "syncdeck starting");
     let overrides = Overrides {
         profile: cli.global.profile.clone(),

@@ -2,6 +2,13 @@
 //! configuration values) lives in while in memory. Its `Debug`, `Display` and `Serialize`
 //! print a mask, so no log line, panic message or snapshot can show it by accident; the only
 //! way to the plain text is the explicit [`Secret::expose`].
+//!
+//! Making a `Secret` also registers it with the [`mask`] module, which scrubs it (and its
+//! base64 and URL-encoded forms) from every string that leaves the process.
+
+pub mod mask;
+
+pub use mask::{mask, masked};
 
 use secrecy::{ExposeSecret, SecretString};
 use std::fmt;
@@ -16,7 +23,9 @@ pub struct Secret(SecretString);
 
 impl Secret {
     pub fn new(value: impl Into<String>) -> Self {
-        Self(SecretString::from(value.into()))
+        let value = value.into();
+        mask::register(&value);
+        Self(SecretString::from(value))
     }
 
     /// The plain text. Call only where the value must leave the process (an HTTP header,

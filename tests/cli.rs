@@ -218,7 +218,7 @@ fn embedded_connector_lifecycle_and_jobs() {
         .iter()
         .filter_map(|f| f["key"].as_str())
         .collect();
-    assert_eq!(keys, ["path", "id_field"]);
+    assert_eq!(keys, ["path", "id_field", "max_line_bytes"]);
     assert!(shown.contains("needs_configuration"), "{shown}");
     ok(
         &home,

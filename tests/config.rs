@@ -432,6 +432,7 @@ fn expected_prod() -> ResolvedProfile {
         retry_base: Duration::from_millis(100),
         retry_max: Duration::from_secs(5),
         dlq_max_entries: 5000,
+        dlq_max_document_bytes: syncdeck::engine::dlq::DEFAULT_MAX_DOCUMENT_BYTES,
         stats_interval: Duration::from_secs(15),
         check_interval: Duration::from_secs(3),
         idle_job_timeout: Duration::from_secs(600),

@@ -446,3 +446,30 @@ async fn the_directory_source_extracts_binary_files_and_keeps_broken_ones() {
         bodies["broken.pptx"]
     );
 }
+
+#[tokio::test]
+async fn a_corrupt_pdf_gets_its_extraction_error_and_a_blank_one_does_not() {
+    let good = String::from_utf8(pdf(&["Hello PDF world", "Second page"])).unwrap();
+    let corrupt = [
+        (
+            "a garbled content stream",
+            good.replace("BT /F1 18 Tf", "\x00\x01\x02garbage((("),
+        ),
+        (
+            "an empty page tree",
+            good.replace("/Kids [4 0 R 6 0 R] /Count 2", "/Kids [] /Count 0"),
+        ),
+        (
+            "pages that do not exist",
+            good.replace("/Kids [4 0 R 6 0 R]", "/Kids [40 0 R 60 0 R]"),
+        ),
+    ];
+    for (what, bytes) in corrupt {
+        let fields = with_attachment(json!({"_attachment": b64(bytes.as_bytes())})).await;
+        let error = fields["_extraction_error"].as_str().unwrap_or_default();
+        assert!(error.starts_with("not valid PDF"), "{what}: {fields:?}");
+        assert!(!fields.contains_key("body"), "{what}: {fields:?}");
+    }
+    // A page without text (a blank or scanned page) is no error.
+    assert_eq!(text(&pdf(&[""]), "application/pdf").unwrap(), "");
+}

@@ -229,8 +229,9 @@ async fn page_numbers_can_start_at_zero_without_a_size_parameter() {
     let out = run(source(&merge(base(&mock), values)).as_mut(), SyncMode::Full).await;
     assert!(out.error().contains("'max_pages'"), "{}", out.error());
     let requests = mock.requests();
-    assert_eq!(params(&requests, "page"), some(&["0", "1", "2"]));
-    assert_eq!(params(&requests, "per_page"), [None, None, None]);
+    // The fourth request looks whether the API is done after `max_pages`: it is not.
+    assert_eq!(params(&requests, "page"), some(&["0", "1", "2", "3"]));
+    assert_eq!(params(&requests, "per_page"), [None, None, None, None]);
 }
 
 #[tokio::test]
@@ -244,8 +245,35 @@ async fn max_pages_fails_a_sync_that_would_read_more_instead_of_looping() {
         err.contains("after 2 pages") && err.contains("'max_pages'"),
         "{err}"
     );
-    assert_eq!(mock.requests().len(), 2);
+    // The third request only looks whether the API is done: it is not, so nothing of it is
+    // yielded and the sync fails.
+    assert_eq!(mock.requests().len(), 3);
     assert_eq!(out.ids, ids(0..20), "the pages read were yielded");
+}
+
+#[tokio::test]
+async fn exactly_max_pages_pages_and_the_final_empty_page_succeed() {
+    for (paging, values) in [
+        (
+            Paging::PageNumber,
+            json!({"pagination": "page_number", "page_size_param": "per_page", "page_size": 10}),
+        ),
+        (
+            Paging::OffsetLimit,
+            json!({"pagination": "offset_limit", "limit": 10}),
+        ),
+    ] {
+        let mock = mock(items(0..20), paging, MockAuth::None).await;
+        let values = merge(merge(base(&mock), values), json!({"max_pages": 2}));
+        let out = run(source(&values).as_mut(), SyncMode::Full).await;
+        assert!(out.result.is_ok(), "{paging:?}: {:?}", out.result.err());
+        assert_eq!(out.ids, ids(0..20), "{paging:?}");
+        assert_eq!(
+            mock.requests().len(),
+            3,
+            "{paging:?}: two pages and the empty one"
+        );
+    }
 }
 
 #[tokio::test]

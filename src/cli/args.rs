@@ -214,6 +214,9 @@ pub enum KibanaCommand {
         /// An NDJSON file of documents (`-` for stdin).
         #[arg(long)]
         file: Option<PathBuf>,
+        /// Refuse a `--file` larger than this many bytes (it is read whole to send it).
+        #[arg(long, default_value_t = crate::cli::kibana::DEFAULT_MAX_FILE_BYTES)]
+        max_file_bytes: u64,
         /// Write to this index instead of the connector's.
         #[arg(long)]
         index_override: Option<String>,

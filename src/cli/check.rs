@@ -111,7 +111,9 @@ fn render(r: &CheckReport) -> String {
             "{} {} — health {}, {} node(s) — {}",
             c.cluster_name, c.version, c.health, c.number_of_nodes, c.location
         ),
-        (None, Some(e)) => format!("unreachable: {e}"),
+        // The error says what kind it is ("cluster unreachable: …" only when no node
+        // answered, a certificate that failed verification as such), matching the exit code.
+        (None, Some(e)) => e.clone(),
         (None, None) => "-".to_string(),
     };
     let kibana = match &r.kibana {

@@ -30,7 +30,13 @@ pub fn open_dlq(ctx: &Context) -> CliResult<Arc<DeadLetterStore>> {
         })?;
     }
     DeadLetterStore::open(&path, ctx.profile.engine.dlq_max_entries)
-        .map(|store| Arc::new(store.with_profile(&ctx.profile.name)))
+        .map(|store| {
+            Arc::new(
+                store
+                    .with_profile(&ctx.profile.name)
+                    .with_max_document_bytes(ctx.profile.engine.dlq_max_document_bytes),
+            )
+        })
         .map_err(|e| CliError::failed(e.to_string()))
 }
 

@@ -95,12 +95,13 @@ pub async fn run(ctx: &mut Context, command: KibanaCommand) -> CliResult {
             id,
             doc,
             file,
+            max_file_bytes,
             index_override,
         } => {
             ctx.ensure_writable("execute Kibana connector")?;
             let documents = match (doc, file) {
                 (Some(doc), _) => documents_from_json(&doc)?,
-                (None, Some(path)) => documents_from_ndjson(&path)?,
+                (None, Some(path)) => documents_from_ndjson(&path, max_file_bytes)?,
                 (None, None) => return Err(CliError::usage("give --doc JSON or --file NDJSON")),
             };
             let result = ctx
@@ -141,18 +142,32 @@ fn documents_from_json(text: &str) -> CliResult<Vec<Value>> {
     }
 }
 
-/// `--file`: NDJSON, one object per line; blank lines skipped; `-` reads stdin.
-fn documents_from_ndjson(path: &Path) -> CliResult<Vec<Value>> {
-    let text = if path == Path::new("-") {
-        let mut text = String::new();
+/// The default of `kibana execute --max-file-bytes`.
+pub const DEFAULT_MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// `--file`: NDJSON, one object per line; blank lines skipped; `-` reads stdin. At most
+/// `max_bytes` are read: a larger file is refused before it fills memory.
+fn documents_from_ndjson(path: &Path, max_bytes: u64) -> CliResult<Vec<Value>> {
+    let mut bytes = Vec::new();
+    let read = if path == Path::new("-") {
         std::io::stdin()
-            .read_to_string(&mut text)
-            .map_err(|e| CliError::failed(format!("reading stdin: {e}")))?;
-        text
+            .take(max_bytes.saturating_add(1))
+            .read_to_end(&mut bytes)
+            .map_err(|e| CliError::failed(format!("reading stdin: {e}")))
     } else {
-        std::fs::read_to_string(path)
-            .map_err(|e| CliError::usage(format!("'{}': {e}", path.display())))?
+        std::fs::File::open(path)
+            .and_then(|f| f.take(max_bytes.saturating_add(1)).read_to_end(&mut bytes))
+            .map_err(|e| CliError::usage(format!("'{}': {e}", path.display())))
     };
+    read?;
+    if bytes.len() as u64 > max_bytes {
+        return Err(CliError::usage(format!(
+            "'{}' is larger than --max-file-bytes = {max_bytes} bytes; split it or raise the limit",
+            path.display()
+        )));
+    }
+    let text = String::from_utf8(bytes)
+        .map_err(|_| CliError::usage(format!("'{}' is not UTF-8 text", path.display())))?;
     let mut documents = Vec::new();
     for (n, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
@@ -203,7 +218,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("docs.ndjson");
         std::fs::write(&path, "{\"a\":1}\n\n{oops}\n").unwrap();
-        let err = documents_from_ndjson(&path).unwrap_err();
+        let err = documents_from_ndjson(&path, DEFAULT_MAX_FILE_BYTES).unwrap_err();
         assert!(err.message.contains("line 3"), "{}", err.message);
+    }
+
+    #[test]
+    fn a_file_over_the_bound_is_refused_unread() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.ndjson");
+        std::fs::write(&path, "{\"a\":1}\n".repeat(100)).unwrap();
+        let err = documents_from_ndjson(&path, 64).unwrap_err();
+        assert!(
+            err.message.contains("--max-file-bytes = 64"),
+            "{}",
+            err.message
+        );
+        assert_eq!(err.code, crate::cli::error::EXIT_USAGE);
+        assert_eq!(documents_from_ndjson(&path, 800).unwrap().len(), 100);
     }
 }

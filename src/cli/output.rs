@@ -1,9 +1,49 @@
 //! How the CLI prints: aligned human tables by default, JSON with `--json`. Everything goes
 //! through [`Output`], which turns a closed pipe (`syncdeck ... --json | head`) into a quiet
-//! success instead of a panic.
+//! success instead of a panic: a write to stdout that fails with `EPIPE` is remembered
+//! ([`stdout_closed`]), so `main` tells it from any other broken pipe. Human text is shown
+//! with control characters escaped ([`crate::text::terminal_safe`]): cells, details and
+//! messages quote remote text (an API's error, a job's error, a document id).
 
+use crate::text::{Keep, terminal_safe};
 use serde::Serialize;
 use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// Whether a write to the process's stdout failed because its reader went away (`EPIPE`).
+pub fn stdout_closed() -> bool {
+    STDOUT_CLOSED.load(Ordering::Relaxed)
+}
+
+/// The process's stdout, noting a closed pipe.
+struct Stdout(io::Stdout);
+
+impl Stdout {
+    fn note<T>(result: io::Result<T>) -> io::Result<T> {
+        if let Err(e) = &result
+            && e.kind() == io::ErrorKind::BrokenPipe
+        {
+            STDOUT_CLOSED.store(true, Ordering::Relaxed);
+        }
+        result
+    }
+}
+
+impl Write for Stdout {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        Self::note(self.0.write(buf))
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        Self::note(self.0.write_all(buf))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Self::note(self.0.flush())
+    }
+}
 
 /// A table of text cells with a header row.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -24,11 +64,20 @@ impl Table {
         self.rows.push(cells);
     }
 
-    /// Renders with two spaces between columns, the last column unpadded.
+    /// Renders with two spaces between columns, the last column unpadded. Cells are shown
+    /// with every control character escaped, so one cell stays on one line.
     pub fn render(&self) -> String {
-        let columns = self.headers.len();
-        let mut widths: Vec<usize> = self.headers.iter().map(|h| h.chars().count()).collect();
-        for row in &self.rows {
+        let safe = |cells: &[String]| -> Vec<String> {
+            cells
+                .iter()
+                .map(|c| terminal_safe(c, Keep::Nothing).into_owned())
+                .collect()
+        };
+        let headers = safe(&self.headers);
+        let rows: Vec<Vec<String>> = self.rows.iter().map(|r| safe(r)).collect();
+        let columns = headers.len();
+        let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+        for row in &rows {
             for (i, cell) in row.iter().enumerate().take(columns) {
                 widths[i] = widths[i].max(cell.chars().count());
             }
@@ -48,8 +97,8 @@ impl Table {
             out.push_str(text.trim_end());
             out.push('\n');
         };
-        line(&self.headers);
-        for row in &self.rows {
+        line(&headers);
+        for row in &rows {
             line(row);
         }
         out
@@ -65,7 +114,7 @@ pub fn details(pairs: &[(&str, String)]) -> String {
         .unwrap_or(0);
     pairs
         .iter()
-        .map(|(k, v)| format!("{k:<width$}  {v}\n"))
+        .map(|(k, v)| format!("{k:<width$}  {}\n", terminal_safe(v, Keep::Layout)))
         .collect()
 }
 
@@ -79,7 +128,7 @@ impl Output {
     pub fn stdout(json: bool) -> Self {
         Self {
             json,
-            out: Box::new(io::stdout()),
+            out: Box::new(Stdout(io::stdout())),
         }
     }
 
@@ -91,7 +140,9 @@ impl Output {
         }
     }
 
+    /// Human text: control characters other than newline and tab are escaped.
     pub fn text(&mut self, text: &str) -> io::Result<()> {
+        let text = terminal_safe(text, Keep::Layout);
         self.out.write_all(text.as_bytes())?;
         if !text.ends_with('\n') {
             self.out.write_all(b"\n")?;
@@ -168,6 +219,24 @@ mod tests {
         t.row(vec!["a".into(), "first".into()]);
         t.row(vec!["long-id".into(), "x".into()]);
         assert_eq!(t.render(), "ID       NAME\na        first\nlong-id  x\n");
+    }
+
+    #[test]
+    fn cells_details_and_text_escape_control_characters() {
+        let hostile = "d1\u{1b}]0;owned\u{7}\u{1b}[2J";
+        let mut t = Table::new(&["ID", "NAME"]);
+        t.row(vec![hostile.into(), "x\ny".into()]);
+        let out = t.render();
+        assert!(!out.contains('\u{1b}') && !out.contains('\u{7}'), "{out:?}");
+        assert_eq!(out.lines().count(), 2, "{out:?}");
+        assert!(out.contains("d1\\x1b]0;owned\\x07\\x1b[2J"), "{out:?}");
+        let d = details(&[("error", format!("bad\n{hostile}"))]);
+        assert!(!d.contains('\u{1b}') && d.contains("bad\n"), "{d:?}");
+        let buffer = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut o = Output::buffer(false, buffer.clone());
+        o.text(hostile).unwrap();
+        let written = String::from_utf8(buffer.lock().unwrap().clone()).unwrap();
+        assert!(!written.contains('\u{1b}'), "{written:?}");
     }
 
     #[test]

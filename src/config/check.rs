@@ -576,6 +576,14 @@ fn check_engine(
             raw.dlq_max_entries,
             d.dlq_max_entries,
         )?,
+        dlq_max_document_bytes: size(
+            ctx,
+            path,
+            "dlq_max_document_bytes",
+            raw.dlq_max_document_bytes,
+            d.dlq_max_document_bytes,
+            u64::MAX,
+        )?,
         stats_interval: positive(
             ctx,
             path,

@@ -190,6 +190,9 @@ pub struct EngineFile {
     pub retry_max: Option<DurationValue>,
     /// Most entries kept in the dead-letter queue (default 1000000).
     pub dlq_max_entries: Option<u64>,
+    /// Largest document a dead letter stores whole (default `"1MiB"`); a larger one is stored
+    /// as its size and a 1 KB preview.
+    pub dlq_max_document_bytes: Option<ByteSize>,
     /// How often a running job reports its stats (default `"10s"`).
     pub stats_interval: Option<DurationValue>,
     /// How often the runner checks in and looks for cancellation (default `"5s"`).

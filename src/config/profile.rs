@@ -133,6 +133,8 @@ pub struct EngineSettings {
     pub retry_base: Duration,
     pub retry_max: Duration,
     pub dlq_max_entries: u64,
+    /// A dead letter's document larger than this is stored as its size and a preview.
+    pub dlq_max_document_bytes: usize,
     pub stats_interval: Duration,
     pub check_interval: Duration,
     pub idle_job_timeout: Duration,
@@ -160,6 +162,7 @@ impl Default for EngineSettings {
             retry_base: Duration::from_millis(200),
             retry_max: Duration::from_secs(10),
             dlq_max_entries: 1_000_000,
+            dlq_max_document_bytes: crate::engine::dlq::DEFAULT_MAX_DOCUMENT_BYTES,
             stats_interval: Duration::from_secs(10),
             check_interval: Duration::from_secs(5),
             idle_job_timeout: Duration::from_secs(300),

@@ -1,6 +1,7 @@
 //! How numbers, sizes and times read in the console: relative times against a given `now`
 //! (never the clock, so snapshots are stable), durations, byte sizes, counts, truncation.
-//! Pure functions of their arguments.
+//! Pure functions of their arguments. Text from outside is made terminal-safe here
+//! ([`safe`]), with the same function the CLI uses.
 
 use crate::model::Timestamp;
 use unicode_width::UnicodeWidthStr;
@@ -82,8 +83,18 @@ pub fn rate(per_sec: f64) -> String {
     }
 }
 
-/// Cuts `text` to `width` display columns, ending with `…` when cut.
+/// Remote text (a job's error, a document id, an API's answer) for one line of the screen:
+/// line breaks and tabs become spaces, other control characters are shown escaped
+/// (`\x1b[2J`), never obeyed nor silently dropped.
+pub fn safe(text: &str) -> String {
+    let flat = text.replace(['\n', '\t'], " ");
+    crate::text::terminal_safe(&flat, crate::text::Keep::Nothing).into_owned()
+}
+
+/// Cuts `text` to `width` display columns, ending with `…` when cut; control characters
+/// are escaped first ([`safe`]).
 pub fn ellipsize(text: &str, width: usize) -> String {
+    let text = &safe(text);
     if text.width() <= width {
         return text.to_string();
     }
@@ -110,9 +121,9 @@ pub fn datetime(t: Option<Timestamp>) -> String {
         .unwrap_or_else(|| "—".to_string())
 }
 
-/// The first line of a message, for table cells.
-pub fn first_line(text: &str) -> &str {
-    text.lines().next().unwrap_or("")
+/// The first line of a message, for table cells, control characters escaped.
+pub fn first_line(text: &str) -> String {
+    safe(text.lines().next().unwrap_or(""))
 }
 
 #[cfg(test)]
@@ -146,5 +157,13 @@ mod tests {
         assert_eq!(rate(1234.4), "1,234/s");
         assert_eq!(ellipsize("abcdef", 4), "abc…");
         assert_eq!(ellipsize("abc", 4), "abc");
+    }
+
+    #[test]
+    fn remote_text_is_escaped() {
+        assert_eq!(safe("a\u{1b}[2Jb"), "a\\x1b[2Jb");
+        assert_eq!(safe("two\nlines\tand\r"), "two lines and\\x0d");
+        assert_eq!(first_line("x\u{1b}]0;t\u{7}\nrest"), "x\\x1b]0;t\\x07");
+        assert_eq!(ellipsize("\u{1b}[2Jabcdef", 6), "\\x1b[…");
     }
 }

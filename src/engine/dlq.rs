@@ -20,6 +20,7 @@
 
 use crate::backend::{ClusterId, ControlPlane};
 use crate::model::{DeadLetter, DeadLetterState, Origin, Timestamp};
+use crate::secret::mask::{masked, storable_document};
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params, params_from_iter};
 use serde::Serialize;
 use serde_json::Value;
@@ -281,7 +282,12 @@ pub struct DeadLetterStore {
     path: PathBuf,
     max_entries: u64,
     origin: Mutex<Origin>,
+    /// A document larger than this is stored as its size and a preview.
+    max_document_bytes: usize,
 }
+
+/// The default of the profile's `dlq_max_document_bytes`.
+pub const DEFAULT_MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
 
 impl fmt::Debug for DeadLetterStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -334,7 +340,14 @@ impl DeadLetterStore {
             path,
             max_entries,
             origin: Mutex::new(Origin::unknown()),
+            max_document_bytes: DEFAULT_MAX_DOCUMENT_BYTES,
         })
+    }
+
+    /// Stores documents larger than `bytes` as their size and a preview.
+    pub fn with_max_document_bytes(mut self, bytes: usize) -> Self {
+        self.max_document_bytes = bytes.max(1);
+        self
     }
 
     /// Names the profile this handle serves, recorded with each entry for display.
@@ -380,6 +393,16 @@ impl DeadLetterStore {
         if entries.is_empty() {
             return Ok(Vec::new());
         }
+        // What reaches the disk: no secret, and no document past the size bound.
+        let entries: &[NewDeadLetter] = &entries
+            .iter()
+            .map(|e| NewDeadLetter {
+                doc_id: masked(&e.doc_id),
+                document: storable_document(&e.document, self.max_document_bytes),
+                reason: masked(&e.reason),
+                ..e.clone()
+            })
+            .collect::<Vec<_>>();
         for entry in entries {
             self.check_json(entry)?;
         }

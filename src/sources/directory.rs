@@ -57,6 +57,7 @@ impl SourceFactory for DirectoryFactory {
     }
 
     fn create(&self, config: &Configuration) -> Result<Box<dyn DataSource>, SourceError> {
+        super::register_sensitive(config);
         Ok(Box::new(DirectorySource {
             settings: DirectorySettings::from_config(config)?,
         }))

@@ -35,8 +35,8 @@ const DEFAULT_TIMEOUT_SECS: i64 = 600;
 /// How long the program may take to exit once its output has ended.
 const EXIT_WAIT: Duration = Duration::from_secs(10);
 
-/// The longest part of a bad line kept in its dead letter.
-const MAX_RAW_BYTES: usize = 64 * 1024;
+/// The longest part of a bad line (and of the reason quoting it) kept in its dead letter.
+const MAX_RAW_BYTES: usize = 1024;
 
 /// Builds `external` sources.
 pub struct ExternalFactory;
@@ -63,6 +63,7 @@ impl SourceFactory for ExternalFactory {
     }
 
     fn create(&self, config: &Configuration) -> Result<Box<dyn DataSource>, SourceError> {
+        super::register_sensitive(config);
         Ok(Box::new(ExternalSource::from_config(config)?))
     }
 }
@@ -724,13 +725,32 @@ impl ReadLoop<'_> {
     }
 }
 
+/// The dead letter of a stdout line that is no usable message. The program may print
+/// anything there (a debug line with its token), so only a masked preview of the line is
+/// kept, with its size, never the line itself.
 fn invalid(number: u64, reason: String, bytes: &[u8]) -> SourceItem {
-    let kept = &bytes[..bytes.len().min(MAX_RAW_BYTES)];
+    use crate::secret::mask::masked;
+    // Masked before it is cut, so that a cut cannot split a secret the masker would know.
+    let scanned = String::from_utf8_lossy(&bytes[..bytes.len().min(64 * MAX_RAW_BYTES)]);
+    let shown = preview_of(&masked(&scanned), MAX_RAW_BYTES);
+    let reason = preview_of(
+        &masked(preview_of(&reason, 64 * MAX_RAW_BYTES)),
+        MAX_RAW_BYTES,
+    );
+    let raw = if bytes.len() > MAX_RAW_BYTES {
+        serde_json::json!({ "preview": shown, "size_bytes": bytes.len() })
+    } else {
+        Value::String(shown)
+    };
     SourceItem::Invalid {
         id: format!("line-{number}"),
         reason: format!("line {number}: {reason}"),
-        raw: Value::String(String::from_utf8_lossy(kept).into_owned()),
+        raw,
     }
+}
+
+fn preview_of(text: &str, max: usize) -> String {
+    crate::secret::mask::preview(text, max).to_string()
 }
 
 fn message_kind(message: &Message) -> &str {

@@ -136,6 +136,7 @@ impl SourceFactory for GeneratorFactory {
     }
 
     fn create(&self, config: &Configuration) -> Result<Box<dyn DataSource>, SourceError> {
+        super::register_sensitive(config);
         Ok(Box::new(GeneratorSource::new(
             GeneratorSettings::from_config(config)?,
         )))

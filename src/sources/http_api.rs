@@ -15,7 +15,9 @@ mod error;
 mod pagination;
 
 use self::auth::{Auth, OAuth2};
-use self::client::{ApiClient, ClientSettings, RetryPolicy};
+use self::client::{
+    ApiClient, ClientSettings, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_ERROR_BODY_BYTES, RetryPolicy,
+};
 use self::error::HttpApiError;
 use self::pagination::{PageView, Pagination, with_param};
 use super::builtin::{FieldBuilder, configuration, field, int_at_least, str_setting};
@@ -23,6 +25,7 @@ use super::{DataSource, Document, ItemSender, SourceError, SourceFactory, Source
 use crate::model::{Configuration, DisplayType, Validation, ValidationType};
 use crate::secret::Secret;
 use async_trait::async_trait;
+use base64::Engine as _;
 use bytes::Bytes;
 use reqwest::Method;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
@@ -80,6 +83,7 @@ impl SourceFactory for HttpApiFactory {
     }
 
     fn create(&self, config: &Configuration) -> Result<Box<dyn DataSource>, SourceError> {
+        super::register_sensitive(config);
         let settings = Settings::from_config(config)?;
         let client = ApiClient::new(settings.client)?;
         Ok(Box::new(HttpApiSource {
@@ -204,6 +208,12 @@ fn limit_fields() -> Vec<FieldBuilder> {
         field("retry_delay_ms", "First retry delay (ms)").int(500).greater_than(0),
         field("timeout_seconds", "Request timeout (seconds)").int(30).greater_than(-1)
             .tooltip("How long one request may take; 0 waits as long as the server does."),
+        field("max_response_bytes", "Largest answer (bytes)")
+            .int(DEFAULT_MAX_BODY_BYTES as i64).greater_than(0)
+            .tooltip("A page or token answer larger than this ends the sync unread."),
+        field("max_error_body_bytes", "Error answer read (bytes)")
+            .int(DEFAULT_MAX_ERROR_BODY_BYTES as i64).greater_than(0)
+            .tooltip("How much of an error answer is read to say why; the rest is not downloaded."),
     ]
 }
 
@@ -322,6 +332,12 @@ fn positive(config: &Configuration, key: &str, default: i64, min: i64) -> Result
     Ok(int_at_least(config, key, default, min)? as u64)
 }
 
+/// A byte bound setting: at least 1, at most what this machine can address.
+fn byte_limit(config: &Configuration, key: &str, default: usize) -> Result<usize, SourceError> {
+    let n = positive(config, key, default as i64, 1)?;
+    usize::try_from(n).map_err(|_| config_error(key, format!("'{n}' is too large")))
+}
+
 impl Settings {
     fn from_config(config: &Configuration) -> Result<Self, SourceError> {
         let url = http_url(config, "url")?;
@@ -395,7 +411,17 @@ impl Settings {
                 .filter(|s| *s > 0)
                 .map(Duration::from_secs),
             header_secrets,
+            max_body_bytes: byte_limit(config, "max_response_bytes", DEFAULT_MAX_BODY_BYTES)?,
+            max_error_body_bytes: byte_limit(
+                config,
+                "max_error_body_bytes",
+                DEFAULT_MAX_ERROR_BODY_BYTES,
+            )?,
         };
+        let mut client = client;
+        if let Auth::OAuth2(o) = &mut client.auth {
+            o.max_body_bytes = client.max_body_bytes;
+        }
         Ok(Self { client, run })
     }
 }
@@ -439,13 +465,44 @@ fn parse_headers(
                 format!("line {n}: the value of '{name}' is not a valid header value"),
             )
         })?;
-        if sensitive {
+        if sensitive || carries_credentials(&header) {
             value.set_sensitive(true);
-            secrets.push(Secret::new(value.to_str().unwrap_or_default()));
+            let text = value.to_str().unwrap_or_default();
+            secrets.push(Secret::new(text));
+            // `Bearer <token>`, `Basic <base64>`: the credential alone is masked too (an
+            // API may echo just the token), and so is what a basic one decodes to.
+            if let Some((_, credential)) = text.split_once(' ') {
+                secrets.push(Secret::new(credential.trim()));
+                let decoded = base64::engine::general_purpose::STANDARD.decode(credential.trim());
+                if let Some((user, password)) = decoded
+                    .ok()
+                    .and_then(|d| String::from_utf8(d).ok())
+                    .and_then(|d| {
+                        d.split_once(':')
+                            .map(|(u, p)| (u.to_string(), p.to_string()))
+                    })
+                {
+                    crate::secret::mask::register_basic(&user, &password);
+                }
+            }
         }
         headers.append(header, value);
     }
     Ok(secrets)
+}
+
+/// Headers that carry credentials even when written among the plain `headers`: their values
+/// are masked like `secret_headers`.
+fn carries_credentials(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "authorization"
+            | "proxy-authorization"
+            | "cookie"
+            | "x-api-key"
+            | "api-key"
+            | "x-auth-token"
+    )
 }
 
 fn pagination(config: &Configuration) -> Result<Pagination, SourceError> {
@@ -499,10 +556,13 @@ fn auth(config: &Configuration) -> Result<Auth, SourceError> {
             param: param(config, "api_key_param", "api_key")?,
             key: required_secret(config, "api_key", "an API key")?,
         },
-        "basic" => Auth::Basic {
-            username: required(config, "username", "a user name")?,
-            password: secret(config, "password"),
-        },
+        "basic" => {
+            let username = required(config, "username", "a user name")?;
+            let password = secret(config, "password");
+            // The header carries base64 of `user:password`: mask that form whole.
+            crate::secret::mask::register_basic(&username, password.expose());
+            Auth::Basic { username, password }
+        }
         "bearer" => Auth::Bearer {
             token: required_secret(config, "token", "a token")?,
         },
@@ -596,6 +656,18 @@ impl DataSource for HttpApiSource {
                     reason: bad.reason,
                 })?;
             let had_items = view.items > 0;
+            // One page past `max_pages` is read only to see that the API is done: many APIs
+            // end with an empty page. One with items means there really are more.
+            if pages > self.run.max_pages {
+                if had_items {
+                    return Err(HttpApiError::TooManyPages {
+                        max_pages: self.run.max_pages,
+                        url: shown,
+                    }
+                    .into());
+                }
+                break;
+            }
             for (index, item) in page_items.into_iter().enumerate() {
                 out.send(self.item(item, pages, index, &mut cursor)).await?;
             }
@@ -604,13 +676,6 @@ impl DataSource for HttpApiSource {
             }
             let Some(next) = next else { break };
             self.check_next(&url, &next, &shown)?;
-            if pages >= self.run.max_pages {
-                return Err(HttpApiError::TooManyPages {
-                    max_pages: self.run.max_pages,
-                    url: shown,
-                }
-                .into());
-            }
             url = next;
         }
         Ok(self.cursor_json(&cursor))
@@ -852,6 +917,30 @@ mod tests {
                 .to_string()
                 .contains("'url'")
         );
+    }
+
+    #[test]
+    fn credentials_in_plain_headers_are_masked_with_their_derived_forms() {
+        use base64::engine::general_purpose::STANDARD;
+        let basic = STANDARD.encode("hdr-user:hdr-pa55word-1");
+        let text = format!(
+            "Authorization: Basic {basic}\nX-Api-Key: plain-hdr-key-99\nAccept-Language: en"
+        );
+        let mut headers = HeaderMap::new();
+        parse_headers(&text, "headers", false, &mut headers).unwrap();
+        let echoed = format!(
+            "saw {basic} and plain-hdr-key-99 and hdr-pa55word-1 and {}, lang en",
+            STANDARD.encode("hdr-pa55word-1")
+        );
+        let shown = crate::secret::masked(&echoed);
+        assert_eq!(
+            shown,
+            format!(
+                "saw {m} and {m} and {m} and {m}, lang en",
+                m = crate::secret::MASK
+            )
+        );
+        assert!(headers["authorization"].is_sensitive());
     }
 
     #[test]

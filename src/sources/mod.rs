@@ -11,6 +11,7 @@ mod external;
 pub mod extract;
 mod generator;
 mod http_api;
+mod lines;
 mod ndjson;
 mod registry;
 
@@ -107,17 +108,33 @@ pub enum SyncMode {
 #[derive(Debug, Error)]
 pub enum SourceError {
     /// The configuration is wrong; names the field.
-    #[error("configuration field '{field}': {reason}")]
+    #[error("configuration field '{field}': {}", crate::secret::mask(.reason))]
     Config { field: String, reason: String },
-    /// The source cannot be reached or read.
-    #[error("{0}")]
+    /// The source cannot be reached or read. Shown with every known secret masked, whatever
+    /// the text quotes (an API's answer, a program's stderr).
+    #[error("{}", crate::secret::mask(.0))]
     Unavailable(String),
-    /// Reading failed part-way.
-    #[error("{0}")]
+    /// Reading failed part-way; masked like `Unavailable`.
+    #[error("{}", crate::secret::mask(.0))]
     Failed(String),
     /// The engine stopped listening (the job was canceled or failed).
     #[error("the sync was stopped")]
     Stopped,
+}
+
+/// Makes the masker know every sensitive value of a connector's configuration (as text),
+/// so that no error, log line or dead letter of its sync can show one. Called by each
+/// factory's `create`, before the source can say anything.
+pub(crate) fn register_sensitive(config: &Configuration) {
+    for field in config.0.values().filter(|f| f.sensitive) {
+        for value in [&field.value, &field.default_value] {
+            match value {
+                Value::String(s) => crate::secret::mask::register(s.trim()),
+                Value::Null => {}
+                other => crate::secret::mask::register(&other.to_string()),
+            }
+        }
+    }
 }
 
 /// The sending half of the source → engine channel.

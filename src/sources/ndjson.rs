@@ -1,15 +1,22 @@
 //! The `ndjson` source: one JSON object per line, from a file or standard input (`-`). Lines
 //! are read one at a time, never the whole file. A line that cannot become a document (not
 //! JSON, not an object, no id) is yielded as `SourceItem::Invalid` naming its line number, and
-//! the sync goes on.
+//! the sync goes on. So is a line longer than `max_line_bytes`, with a 1 KB preview: its rest
+//! is skipped as it streams by, never held whole.
 
-use super::builtin::{configuration, field, str_setting};
+use super::builtin::{configuration, field, int_at_least, str_setting};
+use super::lines::LineReader;
 use super::{DataSource, Document, ItemSender, SourceError, SourceFactory, SourceItem, SyncMode};
 use crate::model::Configuration;
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 use std::path::PathBuf;
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, BufReader};
+use tokio::io::AsyncRead;
+
+/// The default of `max_line_bytes`.
+pub const DEFAULT_MAX_LINE_BYTES: usize = 16 * 1024 * 1024;
+/// How much of a line that is too long its dead letter keeps.
+pub const LINE_PREVIEW_BYTES: usize = 1024;
 
 /// Builds `ndjson` sources.
 pub struct NdjsonFactory;
@@ -31,6 +38,12 @@ impl SourceFactory for NdjsonFactory {
             field("id_field", "Id field")
                 .text("id")
                 .tooltip("The field of each object that holds its id."),
+            field("max_line_bytes", "Longest line (bytes)")
+                .int(DEFAULT_MAX_LINE_BYTES as i64)
+                .tooltip(
+                    "A longer line is dead-lettered with its line number and a 1 KB preview; \
+                     reading goes on.",
+                ),
         ])
     }
 
@@ -39,6 +52,7 @@ impl SourceFactory for NdjsonFactory {
     }
 
     fn create(&self, config: &Configuration) -> Result<Box<dyn DataSource>, SourceError> {
+        super::register_sensitive(config);
         Ok(Box::new(NdjsonSource {
             settings: NdjsonSettings::from_config(config)?,
         }))
@@ -50,6 +64,7 @@ struct NdjsonSettings {
     /// `None` reads standard input.
     path: Option<PathBuf>,
     id_field: String,
+    max_line_bytes: usize,
 }
 
 impl NdjsonSettings {
@@ -68,7 +83,16 @@ impl NdjsonSettings {
             id_field
         };
         let path = (path != "-").then(|| PathBuf::from(path));
-        Ok(Self { path, id_field })
+        let max = int_at_least(config, "max_line_bytes", DEFAULT_MAX_LINE_BYTES as i64, 1)?;
+        let max_line_bytes = usize::try_from(max).map_err(|_| SourceError::Config {
+            field: "max_line_bytes".into(),
+            reason: format!("'{max}' is too large"),
+        })?;
+        Ok(Self {
+            path,
+            id_field,
+            max_line_bytes,
+        })
     }
 }
 
@@ -101,22 +125,15 @@ impl DataSource for NdjsonSource {
         _mode: SyncMode,
         out: ItemSender,
     ) -> Result<Option<Value>, SourceError> {
-        match &self.settings.path {
-            None => {
-                read_lines(
-                    BufReader::new(tokio::io::stdin()),
-                    "standard input",
-                    &self.settings.id_field,
-                    &out,
-                )
-                .await
-            }
+        let settings = &self.settings;
+        match &settings.path {
+            None => read_lines(tokio::io::stdin(), "standard input", settings, &out).await,
             Some(path) => {
                 let file = tokio::fs::File::open(path)
                     .await
                     .map_err(|e| unavailable(path, &e))?;
                 let name = format!("'{}'", path.display());
-                read_lines(BufReader::new(file), &name, &self.settings.id_field, &out).await
+                read_lines(file, &name, settings, &out).await
             }
         }?;
         Ok(None)
@@ -127,27 +144,51 @@ fn unavailable(path: &std::path::Path, e: &std::io::Error) -> SourceError {
     SourceError::Unavailable(format!("cannot read '{}': {e}", path.display()))
 }
 
-async fn read_lines<R: AsyncBufRead + Unpin>(
-    mut reader: R,
+async fn read_lines<R: AsyncRead + Unpin>(
+    reader: R,
     name: &str,
-    id_field: &str,
+    settings: &NdjsonSettings,
     out: &ItemSender,
 ) -> Result<(), SourceError> {
-    let mut buf = Vec::new();
+    let mut lines = LineReader::new(reader, settings.max_line_bytes);
     let mut number = 0u64;
     loop {
-        buf.clear();
-        let read = reader
-            .read_until(b'\n', &mut buf)
+        let more = lines
+            .read_line()
             .await
             .map_err(|e| SourceError::Failed(format!("reading {name} after line {number}: {e}")))?;
-        if read == 0 {
+        if !more {
             return Ok(());
         }
         number += 1;
-        if let Some(item) = parse_line(&buf, number, id_field) {
+        let item = if lines.len > settings.max_line_bytes {
+            Some(too_long(
+                &lines.buf,
+                lines.len,
+                number,
+                settings.max_line_bytes,
+            ))
+        } else {
+            parse_line(&lines.buf, number, &settings.id_field)
+        };
+        if let Some(item) = item {
             out.send(item).await?;
         }
+    }
+}
+
+/// The dead letter of a line longer than `max` bytes: its number, length and first bytes.
+fn too_long(start: &[u8], len: usize, number: u64, max: usize) -> SourceItem {
+    let kept = &start[..start.len().min(LINE_PREVIEW_BYTES)];
+    let preview = String::from_utf8_lossy(kept);
+    SourceItem::Invalid {
+        id: format!("line-{number}"),
+        reason: format!(
+            "line {number}: the line is {len} bytes, over max_line_bytes = {max}; only its \
+             first {} bytes are kept as a preview",
+            kept.len()
+        ),
+        raw: serde_json::json!({ "preview": preview, "size_bytes": len }),
     }
 }
 
@@ -248,5 +289,58 @@ mod tests {
         assert!(err.contains("'path'"), "{err}");
         config.0.get_mut("path").unwrap().value = Value::from("-");
         assert!(NdjsonFactory.validate(&config).is_ok());
+    }
+
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            /// Any file: every non-blank line becomes exactly one item, a line over the
+            /// bound is dead-lettered with a preview no longer than 1 KB, and nothing panics.
+            #[test]
+            fn every_line_is_one_item_and_long_ones_are_previews(
+                lines in proptest::collection::vec(
+                    prop_oneof![
+                        "\\PC{0,40}",
+                        "[a-z]{0,8}".prop_map(|id| format!("{{\"id\":\"{id}\"}}")),
+                        Just(String::new()),
+                        (1usize..3000).prop_map(|n| format!("{{\"id\":\"x\",\"b\":\"{}\"}}", "z".repeat(n))),
+                    ],
+                    0..40,
+                ),
+                max in 16usize..2048,
+            ) {
+                let text = lines.join("\n");
+                let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+                let settings = NdjsonSettings { path: None, id_field: "id".into(), max_line_bytes: max };
+                let items = rt.block_on(async {
+                    let (tx, mut rx) = ItemSender::channel(100_000);
+                    read_lines(text.as_bytes(), "fuzz", &settings, &tx).await.unwrap();
+                    drop(tx);
+                    let mut items = Vec::new();
+                    while let Some(item) = rx.recv().await {
+                        items.push(item);
+                    }
+                    items
+                });
+                // A line over the bound is dead-lettered unread, even if it is only spaces.
+                let expected = text
+                    .split('\n')
+                    .filter(|l| !l.trim().is_empty() || l.len() > max)
+                    .count();
+                prop_assert_eq!(items.len(), expected);
+                for item in &items {
+                    if let SourceItem::Invalid { raw, .. } = item {
+                        prop_assert!(raw.to_string().len() <= 2 * LINE_PREVIEW_BYTES + 64 || raw.is_string());
+                        if let Some(p) = raw.get("preview") {
+                            prop_assert!(p.as_str().is_some_and(|p| p.len() <= LINE_PREVIEW_BYTES + 3));
+                        }
+                    }
+                }
+            }
+        }
     }
 }

@@ -44,7 +44,7 @@ fn section<'a>(title: &str, theme: &Theme) -> Vec<Line<'a>> {
 fn kv<'a>(key: &str, value: impl Into<String>, theme: &Theme) -> Line<'a> {
     Line::from(vec![
         Span::styled(format!("  {key:<21} "), theme.dim),
-        Span::styled(value.into(), theme.text),
+        Span::styled(crate::console::format::safe(&value.into()), theme.text),
     ])
 }
 
@@ -192,7 +192,7 @@ fn overview_lines(
     if let Some(e) = c.error.as_ref().or(c.last_sync_error.as_ref()) {
         lines.push(Line::from(vec![
             Span::styled(format!("  {:<22}", "error"), theme.dim),
-            Span::styled(e.clone(), theme.danger),
+            Span::styled(crate::console::format::safe(e), theme.danger),
         ]));
     }
     if let Some(e) = &d.error {
@@ -399,10 +399,12 @@ fn job_lines(j: &SyncJob, state: &AppState, theme: &Theme) -> Vec<Line<'static>>
     ];
     if let Some(e) = &j.error {
         lines.extend(section("Error", theme));
-        lines.extend(
-            e.lines()
-                .map(|l| Line::styled(format!("  {l}"), theme.danger)),
-        );
+        lines.extend(e.lines().map(|l| {
+            Line::styled(
+                format!("  {}", crate::console::format::safe(l)),
+                theme.danger,
+            )
+        }));
     }
     lines
 }

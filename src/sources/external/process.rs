@@ -4,6 +4,7 @@
 //! program is dropped, times out or is cancelled. Knows nothing of the Airbyte protocol.
 
 use crate::secret::{MASK, Secret};
+use crate::sources::lines::LineReader;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use std::borrow::Cow;
@@ -11,7 +12,6 @@ use std::collections::VecDeque;
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, ChildStdout, Command};
 
 /// The longest stdout line kept; the rest of a longer line is dropped and the line reported
@@ -81,7 +81,11 @@ impl Redactor {
                 out = Cow::Owned(out.replace(secret.expose(), MASK));
             }
         }
-        out
+        // The process-wide masker knows the derived forms (base64, URL-encoded) too.
+        match crate::secret::mask(&out) {
+            Cow::Borrowed(_) => out,
+            Cow::Owned(masked) => Cow::Owned(masked),
+        }
     }
 }
 
@@ -278,58 +282,6 @@ pub(crate) fn stderr_suffix(lines: &[String]) -> String {
     format!("; last stderr lines:\n{}", lines.join("\n"))
 }
 
-/// Reads lines with a bound on each: a longer line keeps its first `max` bytes and its full
-/// length. Partial state lives in the reader, so a dropped `read_line` loses nothing.
-struct LineReader<R> {
-    inner: BufReader<R>,
-    buf: Vec<u8>,
-    /// Length of the current line, including dropped bytes.
-    len: usize,
-    /// The current line is complete; the next call starts a new one.
-    done: bool,
-    max: usize,
-}
-
-impl<R: AsyncRead + Unpin> LineReader<R> {
-    fn new(inner: R, max: usize) -> Self {
-        Self {
-            inner: BufReader::new(inner),
-            buf: Vec::new(),
-            len: 0,
-            done: false,
-            max,
-        }
-    }
-
-    /// `true` when a line is in `buf` (the last one may lack its newline), `false` at EOF.
-    async fn read_line(&mut self) -> std::io::Result<bool> {
-        if self.done {
-            self.buf.clear();
-            self.len = 0;
-            self.done = false;
-        }
-        loop {
-            let chunk = self.inner.fill_buf().await?;
-            if chunk.is_empty() {
-                self.done = true;
-                return Ok(self.len > 0);
-            }
-            let newline = chunk.iter().position(|&b| b == b'\n');
-            let part = &chunk[..newline.unwrap_or(chunk.len())];
-            let room = self.max.saturating_sub(self.buf.len());
-            self.buf.extend_from_slice(&part[..part.len().min(room)]);
-            self.len += part.len();
-            let used = newline.map_or(chunk.len(), |i| i + 1);
-            // No await between reading the chunk and consuming it: cancellation-safe.
-            self.inner.consume(used);
-            if newline.is_some() {
-                self.done = true;
-                return Ok(true);
-            }
-        }
-    }
-}
-
 /// The last lines of stderr, read by a task of their own so a chatty program never blocks
 /// on a full stderr pipe. Each line is also logged at debug level, secrets masked.
 struct StderrTail {
@@ -399,19 +351,5 @@ mod tests {
             r.redact("a token-123-extra and token-123 abc"),
             format!("a {MASK} and {MASK} abc")
         );
-    }
-
-    #[tokio::test]
-    async fn long_lines_are_cut_and_their_length_kept() {
-        let input: &[u8] = b"short\n0123456789abcdef\nlast";
-        let mut reader = LineReader::new(input, 8);
-        assert!(reader.read_line().await.unwrap());
-        assert_eq!((reader.buf.as_slice(), reader.len), (&b"short"[..], 5));
-        assert!(reader.read_line().await.unwrap());
-        assert_eq!((reader.buf.as_slice(), reader.len), (&b"01234567"[..], 16));
-        assert!(reader.read_line().await.unwrap());
-        assert_eq!(reader.buf, b"last");
-        assert!(!reader.read_line().await.unwrap());
-        assert!(!reader.read_line().await.unwrap());
     }
 }

@@ -508,4 +508,71 @@ mod tests {
         assert_eq!(full.configured()["sync_mode"], "full_refresh");
         assert!(Stream::from_value(json!({"no": "name"})).is_none());
     }
+
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Any JSON value, a few levels deep.
+        fn json_value() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::from),
+                any::<i64>().prop_map(Value::from),
+                any::<f64>()
+                    .prop_filter("finite", |f| f.is_finite())
+                    .prop_map(Value::from),
+                "\\PC{0,16}".prop_map(Value::from),
+            ];
+            leaf.prop_recursive(4, 64, 8, |inner| {
+                prop_oneof![
+                    proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::from),
+                    proptest::collection::btree_map("[a-zA-Z_]{1,12}", inner, 0..6)
+                        .prop_map(|m| Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        const KINDS: [&str; 9] = [
+            "RECORD",
+            "STATE",
+            "LOG",
+            "TRACE",
+            "CONNECTION_STATUS",
+            "SPEC",
+            "CATALOG",
+            "CONTROL",
+            "",
+        ];
+        const KEYS: [&str; 8] = [
+            "record",
+            "state",
+            "log",
+            "trace",
+            "connectionStatus",
+            "spec",
+            "catalog",
+            "control",
+        ];
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            /// Arbitrary bytes never panic the parser.
+            #[test]
+            fn any_bytes_are_a_message_or_a_reason(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+                let _ = parse_message(&bytes);
+            }
+
+            /// Messages of every type with arbitrary bodies: a message or a reason, never a
+            /// panic, and a reason stays short whatever the line holds.
+            #[test]
+            fn envelopes_with_arbitrary_bodies(kind in 0..KINDS.len(), key in 0..KEYS.len(), body in json_value()) {
+                let line = serde_json::json!({"type": KINDS[kind], KEYS[key]: body}).to_string();
+                if let Err(reason) = parse_message(line.as_bytes()) {
+                    prop_assert!(reason.len() < 1024 + line.len());
+                }
+            }
+        }
+    }
 }

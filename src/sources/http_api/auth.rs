@@ -3,6 +3,7 @@
 //! and fetched again before it expires or once after a 401. Every credential is a [`Secret`];
 //! nothing here logs or formats one. Sending API requests is `client.rs`'s job, not this one.
 
+use super::client::{Bounded, read_bounded};
 use super::error::{HttpApiError, masked_url, secret_free};
 use crate::secret::Secret;
 use reqwest::header::{ACCEPT, HeaderName, HeaderValue};
@@ -28,6 +29,8 @@ pub(crate) struct OAuth2 {
     pub client_id: String,
     pub client_secret: Secret,
     pub scope: String,
+    /// `max_response_bytes`: a token answer larger than this is refused unread.
+    pub max_body_bytes: usize,
     cached: Option<CachedToken>,
 }
 
@@ -47,6 +50,7 @@ impl OAuth2 {
             client_id,
             client_secret,
             scope,
+            max_body_bytes: super::client::DEFAULT_MAX_BODY_BYTES,
             cached: None,
         }
     }
@@ -91,7 +95,17 @@ impl OAuth2 {
                 ))
             })?;
         let status = response.status();
-        let body = response.bytes().await.unwrap_or_default();
+        let body = match read_bounded(response, self.max_body_bytes).await {
+            Ok(Bounded::Whole(body)) => body,
+            Ok(Bounded::Cut(_)) => {
+                return Err(fail(format!(
+                    "answered {status} with more than max_response_bytes = {} bytes; the rest \
+                     was not read",
+                    self.max_body_bytes
+                )));
+            }
+            Err(_) => Vec::new(),
+        };
         let json: Option<Value> = serde_json::from_slice(&body).ok();
         if !status.is_success() {
             // RFC 6749 §5.2: `error` and `error_description` say why; never echo the rest.

@@ -26,8 +26,12 @@ use url::Url;
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 /// The longest backoff between two attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
-/// One page's body may not be larger than this.
-const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+/// The default of `max_response_bytes`: one page's body (or a token answer) may not be
+/// larger than this.
+pub(crate) const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+/// The default of `max_error_body_bytes`: how much of an error answer is read to say why;
+/// the rest is never downloaded.
+pub(crate) const DEFAULT_MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
 /// Redirects are followed this many times, within the API's origin only.
 const MAX_REDIRECTS: usize = 5;
 
@@ -52,6 +56,10 @@ pub(crate) struct ClientSettings {
     pub timeout: Option<Duration>,
     /// Values of `secret_headers`, scrubbed from error texts like the credentials.
     pub header_secrets: Vec<Secret>,
+    /// `max_response_bytes`: the largest successful answer read.
+    pub max_body_bytes: usize,
+    /// `max_error_body_bytes`: how much of an error answer is read.
+    pub max_error_body_bytes: usize,
 }
 
 /// A successful answer.
@@ -100,6 +108,8 @@ pub(crate) struct ApiClient {
     limiter: Option<Limiter>,
     retry: RetryPolicy,
     header_secrets: Vec<Secret>,
+    max_body_bytes: usize,
+    max_error_body_bytes: usize,
 }
 
 impl ApiClient {
@@ -135,6 +145,8 @@ impl ApiClient {
             limiter,
             retry: settings.retry,
             header_secrets: settings.header_secrets,
+            max_body_bytes: settings.max_body_bytes,
+            max_error_body_bytes: settings.max_error_body_bytes,
         })
     }
 
@@ -272,28 +284,22 @@ impl ApiClient {
     async fn read_json(&self, mut response: Response, shown: &str) -> Attempt {
         let status = response.status();
         let headers = std::mem::take(response.headers_mut());
-        let mut body = Vec::new();
-        loop {
-            match response.chunk().await {
-                Ok(Some(chunk)) => {
-                    if body.len() + chunk.len() > MAX_BODY_BYTES {
-                        return Attempt::Fail(HttpApiError::TooLarge {
-                            method: self.method.clone(),
-                            url: shown.to_string(),
-                            limit_mib: MAX_BODY_BYTES >> 20,
-                        });
-                    }
-                    body.extend_from_slice(&chunk);
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    return Attempt::Retry {
-                        reason: self.scrub(&transport_reason(e)),
-                        after: None,
-                    };
-                }
+        let body = match read_bounded(response, self.max_body_bytes).await {
+            Ok(Bounded::Whole(body)) => body,
+            Ok(Bounded::Cut(_)) => {
+                return Attempt::Fail(HttpApiError::TooLarge {
+                    method: self.method.clone(),
+                    url: shown.to_string(),
+                    limit: self.max_body_bytes,
+                });
             }
-        }
+            Err(e) => {
+                return Attempt::Retry {
+                    reason: self.scrub(&transport_reason(e)),
+                    after: None,
+                };
+            }
+        };
         match serde_json::from_slice::<Value>(&body) {
             Ok(body) => Attempt::Done(Fetched {
                 status,
@@ -308,14 +314,27 @@ impl ApiClient {
         }
     }
 
-    // ": <what the body says>", scrubbed, or nothing.
+    // ": <what the body says>", scrubbed, or nothing. Reads at most `max_error_body_bytes`:
+    // an error page can be as large as a server cares to make it.
     async fn error_detail(&self, response: Response) -> String {
-        let body = response.bytes().await.unwrap_or_default();
+        let (body, cut) = match read_bounded(response, self.max_error_body_bytes).await {
+            Ok(Bounded::Whole(body)) => (body, false),
+            Ok(Bounded::Cut(start)) => (start, true),
+            Err(_) => (Vec::new(), false),
+        };
         let text = self.scrub(&snippet(&body));
-        if text.is_empty() {
+        let rest = if cut {
+            format!(
+                " (the answer is longer than max_error_body_bytes = {}; the rest was not read)",
+                self.max_error_body_bytes
+            )
+        } else {
+            String::new()
+        };
+        if text.is_empty() && rest.is_empty() {
             String::new()
         } else {
-            format!(": {text}")
+            format!(": {text}{rest}")
         }
     }
 
@@ -331,8 +350,35 @@ impl ApiClient {
     fn scrub(&self, text: &str) -> String {
         let secrets = self.auth.secrets();
         let all: Vec<&Secret> = secrets.iter().chain(&self.header_secrets).collect();
-        secret_free(text, &all)
+        // The process-wide masker also knows the derived forms (the basic-auth header's
+        // base64, the bearer token URL-encoded) and every other secret of the job.
+        crate::secret::masked(secret_free(text, &all))
     }
+}
+
+/// A body read up to a limit.
+pub(crate) enum Bounded {
+    Whole(Vec<u8>),
+    /// The body was longer than the limit: its first `limit` bytes. The rest was not read;
+    /// dropping the response closes the connection instead of downloading it.
+    Cut(Vec<u8>),
+}
+
+/// Reads `response`'s body chunk by chunk, stopping at `limit` bytes.
+pub(crate) async fn read_bounded(
+    mut response: Response,
+    limit: usize,
+) -> Result<Bounded, reqwest::Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        let room = limit - body.len();
+        if chunk.len() > room {
+            body.extend_from_slice(&chunk[..room]);
+            return Ok(Bounded::Cut(body));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Bounded::Whole(body))
 }
 
 fn same_origin_redirects() -> reqwest::redirect::Policy {

@@ -46,11 +46,14 @@ pub(crate) enum HttpApiError {
         path: String,
         found: &'static str,
     },
-    #[error("{method} {url}: the response is larger than {limit_mib} MiB")]
+    #[error(
+        "{method} {url}: the response is larger than max_response_bytes = {limit}; it was not \
+         read further"
+    )]
     TooLarge {
         method: Method,
         url: String,
-        limit_mib: usize,
+        limit: usize,
     },
     #[error("the OAuth2 token endpoint {url} {reason}")]
     Token { url: String, reason: String },
