@@ -285,7 +285,7 @@ fn counts_beyond_their_bounds_are_refused_naming_the_field() {
             "response_bytes_tiny.toml",
             3,
             "profiles.prod.elasticsearch.max_response_bytes",
-            "'1KB' is too small: use at least 64KB"
+            "'1KB' is too small: use at least 16MB"
         )
     );
 }

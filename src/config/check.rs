@@ -37,8 +37,10 @@ const MAX_REQUEST_RETRIES: u32 = 1000;
 /// Retries of one document (non-429 transient errors) at most.
 const MAX_ITEM_RETRIES: u32 = 100;
 
-/// The smallest `max_response_bytes`: a bulk answer of a full batch must fit.
-const MIN_RESPONSE_BYTES: u64 = 64 << 10;
+/// The smallest `max_response_bytes`: a bulk answer of a full batch must fit, errors included
+/// (a few hundred bytes an item, times `batch_max_docs`). A bulk whose answer is refused for
+/// its size has taken effect all the same, so a bound it can reach would re-send it.
+const MIN_RESPONSE_BYTES: u64 = 16 << 20;
 
 /// What checking needs to know about the file.
 pub struct Ctx<'a> {
