@@ -493,6 +493,25 @@ mod tests {
             "2024-03-05T01:00:00",
         ),
         ("0 5-1 * * * ?", "2024-03-05T00:00:30", "ERR"),
+        // Rows where croner, given the text as is, would answer otherwise: it rejects a
+        // range ending past the field (`61`) even when no step lands there, counts a weekday
+        // `*/2` from Sunday (0) where tzcron counts from Monday (1), and reads `SUN-TUE` as
+        // 0-2 where tzcron's 7-2 is empty, so every day.
+        (
+            "0 55-61/10 * * * ?",
+            "2024-03-05T00:00:30",
+            "2024-03-05T00:55:00",
+        ),
+        (
+            "0 0 12 ? * */2",
+            "2024-03-05T00:00:30",
+            "2024-03-06T12:00:00",
+        ),
+        (
+            "0 0 12 ? * SUN-TUE",
+            "2024-03-06T00:00:30",
+            "2024-03-06T12:00:00",
+        ),
         // The year.
         (
             "0 0 8 1 1 ? 2030",
