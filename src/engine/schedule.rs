@@ -14,8 +14,16 @@
 //! - `a/n` steps from `a` up to `a` only (`0/5` is minute 0), while `*/n` steps over the whole
 //!   range; `L`, `W` and `#` are not understood (`2#1` reads as `2`, `L` is an error);
 //! - the next run is the first whole minute at or after the given time.
+//!
+//! Parsing the fields and searching for the next run are croner's. This module only rewrites
+//! tzcron's lax text into croner's strict syntax first ([`Field::translate`]): each item is
+//! read as tzcron reads it and written back as plain numbers and `a-b/n` ranges, which mean
+//! the same in both; croner is told to need day-of-month and day-of-week together and is
+//! given the fixed second 0.
 
-use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Timelike, Utc};
+use chrono::{DateTime, Datelike, Duration, Timelike, Utc};
+use croner::Cron;
+use croner::parser::{CronParser, Seconds, Year};
 use std::fmt;
 use thiserror::Error;
 
@@ -29,24 +37,13 @@ pub enum ScheduleError {
 /// reports it on the connector.
 pub const PAST_YEAR: &str = "Valid time already past";
 
-/// How far ahead a schedule is searched: 400 years hold every calendar (leap days on a given
-/// weekday included), so a schedule with no match in them never fires.
-const SEARCH_YEARS: i32 = 400;
-
-/// A parsed schedule. Each field is a set of allowed values; an empty set allows every value.
+/// A parsed schedule: the expression as given, and croner's reading of its translation.
 #[derive(Clone)]
 pub struct Schedule {
     expr: String,
-    /// Bit `m` for minute `m` (0–59); never empty.
-    minutes: u64,
-    /// Bit `h` for hour `h` (0–23).
-    hours: u32,
-    /// Bit `d` for day of month `d` (1–31).
-    days: u32,
-    /// Bit `m` for month `m` (1–12).
-    months: u16,
-    /// Bit `d` for weekday `d`, 0 = Monday … 6 = Sunday.
-    weekdays: u8,
+    cron: Cron,
+    /// The year field, kept to tell a schedule whose year has passed from one that never
+    /// fires (croner reports both as a search that found nothing).
     year: Option<i32>,
 }
 
@@ -62,11 +59,11 @@ impl fmt::Display for Schedule {
     }
 }
 
-/// One field's grammar: its range and its name replacements (upper case).
+/// One field as tzcron reads it: its range and its name replacements (upper case).
 struct Field {
     name: &'static str,
-    min: u32,
-    max: u32,
+    min: u64,
+    max: u64,
     names: &'static [(&'static str, &'static str)],
 }
 
@@ -107,6 +104,8 @@ const MONTH: Field = Field {
         ("DEC", "12"),
     ],
 };
+/// tzcron's 1 = MON … 7 = SUN is also croner's default numbering (where 7 is Sunday as 0
+/// is), so weekday numbers pass through unchanged.
 const DAY_OF_WEEK: Field = Field {
     name: "day-of-week",
     min: 1,
@@ -123,73 +122,64 @@ const DAY_OF_WEEK: Field = Field {
 };
 
 impl Field {
-    /// The values of a field (`*`, or comma-separated items), as a bit set; `None` for `*`.
-    fn parse(&self, text: &str) -> Result<Option<u64>, String> {
+    /// The field (`*`, or comma-separated items) in croner's syntax; `None` when tzcron
+    /// lets it allow every value (`*`, or only empty ranges, which tzcron leaves out).
+    fn translate(&self, text: &str) -> Result<Option<String>, String> {
         if text == "*" {
             return Ok(None);
         }
-        let mut bits = 0u64;
+        let mut items = Vec::new();
         for item in text.split(',') {
-            for value in self.item(item)? {
-                bits |= 1 << value;
-            }
+            items.extend(self.item(item)?);
         }
-        Ok(Some(bits))
+        Ok((!items.is_empty()).then(|| items.join(",")))
     }
 
-    /// One item: `N`, `N-M`, `*`, each optionally `/STEP`. Like the reference, the item
-    /// only has to start with that (a trailing `#1` or `x` is ignored), `N/STEP` stays at
-    /// `N`, and `N-M` with `M < N` is empty.
-    fn item(&self, item: &str) -> Result<Vec<u32>, String> {
+    /// One item, read as tzcron reads it: `N`, `N-M` or `*`, each optionally `/STEP`, at the
+    /// start of the item (a trailing `#1` or `x` is ignored); `*-N` is still `*`, `N/STEP`
+    /// stays at `N`, and `N-M` with `M < N` is empty (`None`). Written back as `N` or
+    /// `N-LAST/STEP` with `LAST` the last value the step reaches, because croner rejects a
+    /// range that ends past the field even when no step lands there, and starts a weekday
+    /// `*` at 0 (Sunday) where tzcron starts at 1.
+    fn item(&self, item: &str) -> Result<Option<String>, String> {
         let mut text = item.to_ascii_uppercase();
         for (name, number) in self.names {
             text = text.replace(name, number);
         }
-        let mut rest = text.as_str();
-        let (start, end) = if let Some(after) = rest.strip_prefix('*') {
-            rest = after;
-            // `*-N` still means the whole range.
-            if let Some(after) = rest.strip_prefix('-')
-                && let Some((_, after)) = leading_number(after)
-            {
-                rest = after;
-            }
-            (u64::from(self.min), u64::from(self.max))
+        let (start, end, rest) = if let Some(rest) = text.strip_prefix('*') {
+            let rest = match rest.strip_prefix('-').and_then(leading_number) {
+                Some((_, after)) => after,
+                None => rest,
+            };
+            (self.min, self.max, rest)
         } else {
-            let Some((start, after)) = leading_number(rest) else {
-                return Err(format!("invalid {} '{item}'", self.name));
-            };
-            rest = after;
-            let end = match rest.strip_prefix('-').and_then(leading_number) {
-                Some((end, after)) => {
-                    rest = after;
-                    end
-                }
-                None => start,
-            };
-            (start, end)
+            let (start, rest) =
+                leading_number(&text).ok_or_else(|| format!("invalid {} '{item}'", self.name))?;
+            match rest.strip_prefix('-').and_then(leading_number) {
+                Some((end, after)) => (start, end, after),
+                None => (start, start, rest),
+            }
         };
         let step = match rest.strip_prefix('/').and_then(leading_number) {
             Some((0, _)) => return Err(format!("invalid {} '{item}': a step of 0", self.name)),
             Some((step, _)) => step,
             None => 1,
         };
-        let mut values = Vec::new();
-        let mut value = start;
-        while value <= end {
-            if value < u64::from(self.min) || value > u64::from(self.max) {
-                return Err(format!(
-                    "{} '{item}' is out of range {}-{}",
-                    self.name, self.min, self.max
-                ));
-            }
-            values.push(value as u32);
-            match value.checked_add(step) {
-                Some(next) => value = next,
-                None => break,
-            }
+        if end < start {
+            return Ok(None);
         }
-        Ok(values)
+        let last = end - (end - start) % step;
+        if start < self.min || last > self.max {
+            return Err(format!(
+                "{} '{item}' is out of range {}-{}",
+                self.name, self.min, self.max
+            ));
+        }
+        Ok(Some(match step {
+            _ if start == last => start.to_string(),
+            1 => format!("{start}-{last}"),
+            _ => format!("{start}-{last}/{step}"),
+        }))
     }
 }
 
@@ -204,6 +194,8 @@ fn leading_number(text: &str) -> Option<(u64, &str)> {
 }
 
 /// A day-of-week written as a plain number is Quartz's (1 = SUN); tzcron counts from Monday.
+/// Done here rather than with croner's Quartz numbering because only a plain number is
+/// converted (and any number is, `0`, `8` and `9` included), while ranges and lists are not.
 fn quartz_weekday(text: &str) -> Result<String, String> {
     if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
         return Ok(text.to_string());
@@ -224,8 +216,8 @@ impl Schedule {
             return Err(invalid("the expression is empty".into()));
         }
         // Split on single spaces as the reference does (two spaces make an empty field);
-        // fields after the year are ignored there too.
-        let fields: Vec<&str> = expr.split(' ').collect();
+        // fields after the year are ignored there too. `?` means `*` in every field there.
+        let fields: Vec<String> = expr.split(' ').map(|f| f.replace('?', "*")).collect();
         if fields.len() < 6 {
             return Err(invalid(format!(
                 "{} fields given; expected 'sec min hour day-of-month month day-of-week [year]', \
@@ -233,37 +225,57 @@ impl Schedule {
                 fields.len()
             )));
         }
-        let any = |text: &str| text.replace('?', "*");
-        let weekday = quartz_weekday(fields[5]).map_err(&invalid)?;
-        let year = match fields.get(6).map(|y| any(y)) {
-            None => None,
-            Some(y) if y.is_empty() || y == "*" => None,
-            Some(y) => Some(
-                y.parse::<i32>()
-                    .map_err(|_| invalid(format!("invalid year '{y}': give '*' or one year")))?,
-            ),
+        let year = match fields.get(6).map(String::as_str) {
+            None | Some("" | "*") => None,
+            Some(y) => {
+                let year = y
+                    .parse::<i32>()
+                    .map_err(|_| invalid(format!("invalid year '{y}': give '*' or one year")))?;
+                if !(croner::YEAR_LOWER_LIMIT..=croner::YEAR_UPPER_LIMIT).contains(&year) {
+                    return Err(invalid(format!(
+                        "year {year} is out of range {}-{}",
+                        croner::YEAR_LOWER_LIMIT,
+                        croner::YEAR_UPPER_LIMIT
+                    )));
+                }
+                Some(year)
+            }
         };
-        let set = |field: &Field, text: &str| -> Result<u64, ScheduleError> {
+        let part = |field: &Field, text: &str| -> Result<String, ScheduleError> {
             if text.is_empty() {
                 return Err(invalid(format!("the {} field is empty", field.name)));
             }
-            Ok(field.parse(&any(text)).map_err(&invalid)?.unwrap_or(0))
+            Ok(field
+                .translate(text)
+                .map_err(&invalid)?
+                .unwrap_or_else(|| "*".into()))
         };
-        let minutes = match set(&MINUTE, fields[1])? {
-            0 if any(fields[1]) != "*" => {
-                return Err(invalid("the minute field allows no minute".into()));
-            }
-            0 => u64::MAX >> 4,
-            bits => bits,
-        };
+        let minutes = part(&MINUTE, &fields[1])?;
+        // Only in the minute field does a field of empty ranges fail there (the other
+        // fields then allow every value).
+        if minutes == "*" && fields[1] != "*" {
+            return Err(invalid("the minute field allows no minute".into()));
+        }
+        let weekday = quartz_weekday(&fields[5]).map_err(&invalid)?;
+        let pattern = format!(
+            "0 {minutes} {} {} {} {} {}",
+            part(&HOUR, &fields[2])?,
+            part(&DAY_OF_MONTH, &fields[3])?,
+            part(&MONTH, &fields[4])?,
+            part(&DAY_OF_WEEK, &weekday)?,
+            year.map_or_else(|| "*".to_string(), |y| y.to_string()),
+        );
+        let cron = CronParser::builder()
+            .seconds(Seconds::Required)
+            .year(Year::Required)
+            // tzcron (through dateutil's rrule) needs both days when both are given.
+            .dom_and_dow(true)
+            .build()
+            .parse(&pattern)
+            .map_err(|e| invalid(format!("'{pattern}': {e}")))?;
         Ok(Schedule {
             expr: expr.to_string(),
-            minutes,
-            hours: set(&HOUR, fields[2])? as u32,
-            days: set(&DAY_OF_MONTH, fields[3])? as u32,
-            months: set(&MONTH, fields[4])? as u16,
-            // tzcron's 1 = MON … 7 = SUN, to bit 0 = Monday.
-            weekdays: (set(&DAY_OF_WEEK, &weekday)? >> 1) as u8,
+            cron,
             year,
         })
     }
@@ -272,25 +284,16 @@ impl Schedule {
         &self.expr
     }
 
-    fn day_matches(&self, date: NaiveDate) -> bool {
-        let allows = |bits: u64, value: u32| bits == 0 || bits & (1 << value) != 0;
-        allows(u64::from(self.months), date.month())
-            && allows(u64::from(self.days), date.day())
-            && allows(
-                u64::from(self.weekdays),
-                date.weekday().num_days_from_monday(),
-            )
-    }
-
     /// The first time at or after `t`, on a whole minute, that the schedule fires (the
     /// reference's `next_run`). An error when its year has passed ([`PAST_YEAR`]) or when
     /// no date ever matches (`0 0 0 30 2 ?`).
     pub fn next_run(&self, t: DateTime<Utc>) -> Result<DateTime<Utc>, ScheduleError> {
-        let error = |reason: &str| ScheduleError::Invalid {
+        let error = |reason: String| ScheduleError::Invalid {
             expr: self.expr.clone(),
-            reason: reason.to_string(),
+            reason,
         };
-        // The first whole minute at or after `t`.
+        // The first whole minute at or after `t`: croner would match 10:00:00 for
+        // 10:00:00.5, the reference does not.
         let floor = t
             .with_second(0)
             .and_then(|m| m.with_nanosecond(0))
@@ -300,45 +303,19 @@ impl Schedule {
         } else {
             floor
         };
-        let mut date = start.date_naive();
-        let last_year = start.year() + SEARCH_YEARS;
-        while date.year() <= last_year {
-            if let Some(year) = self.year {
-                if date.year() > year {
-                    return Err(error(PAST_YEAR));
-                }
-                if date.year() < year {
-                    date = NaiveDate::from_ymd_opt(year, 1, 1).ok_or_else(|| error(PAST_YEAR))?;
-                    continue;
-                }
-            }
-            if self.day_matches(date) {
-                let first_day = date == start.date_naive();
-                for hour in 0..24u32 {
-                    if self.hours != 0 && self.hours & (1 << hour) == 0 {
-                        continue;
-                    }
-                    if first_day && hour < start.hour() {
-                        continue;
-                    }
-                    for minute in 0..60u32 {
-                        if self.minutes & (1 << minute) == 0 {
-                            continue;
-                        }
-                        if first_day && hour == start.hour() && minute < start.minute() {
-                            continue;
-                        }
-                        if let Some(at) = date.and_hms_opt(hour, minute, 0) {
-                            return Ok(Utc.from_utc_datetime(&at));
-                        }
-                    }
-                }
-            }
-            date = date
-                .succ_opt()
-                .ok_or_else(|| error("the schedule never fires"))?;
+        match self.year {
+            // Checked first so croner does not walk every year up to its limit to say so.
+            Some(year) if year < start.year() => Err(error(PAST_YEAR.into())),
+            // A schedule bound to a year that finds nothing has run out of that year.
+            Some(_) => self
+                .cron
+                .find_next_occurrence(&start, true)
+                .map_err(|_| error(PAST_YEAR.into())),
+            None => self
+                .cron
+                .find_next_occurrence(&start, true)
+                .map_err(|e| error(format!("the schedule never fires ({e})"))),
         }
-        Err(error("the schedule never fires"))
     }
 }
 
@@ -363,6 +340,7 @@ pub fn is_due(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::TimeZone;
 
     fn parse_time(text: &str) -> DateTime<Utc> {
         let naive = chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
@@ -515,6 +493,25 @@ mod tests {
             "2024-03-05T01:00:00",
         ),
         ("0 5-1 * * * ?", "2024-03-05T00:00:30", "ERR"),
+        // Rows where croner, given the text as is, would answer otherwise: it rejects a
+        // range ending past the field (`61`) even when no step lands there, counts a weekday
+        // `*/2` from Sunday (0) where tzcron counts from Monday (1), and reads `SUN-TUE` as
+        // 0-2 where tzcron's 7-2 is empty, so every day.
+        (
+            "0 55-61/10 * * * ?",
+            "2024-03-05T00:00:30",
+            "2024-03-05T00:55:00",
+        ),
+        (
+            "0 0 12 ? * */2",
+            "2024-03-05T00:00:30",
+            "2024-03-06T12:00:00",
+        ),
+        (
+            "0 0 12 ? * SUN-TUE",
+            "2024-03-06T00:00:30",
+            "2024-03-06T12:00:00",
+        ),
         // The year.
         (
             "0 0 8 1 1 ? 2030",
