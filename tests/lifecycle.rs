@@ -714,7 +714,10 @@ async fn an_orphan_seen_by_two_parties_is_ended_once_and_a_newer_guard_survives(
     .await
     .unwrap();
 
-    assert!(!second, "the second end sees the job changed and writes nothing");
+    assert!(
+        !second,
+        "the second end sees the job changed and writes nothing"
+    );
     assert_eq!(
         standin.connector("raced").unwrap()["last_sync_status"],
         "in_progress",
@@ -729,7 +732,15 @@ async fn an_orphan_seen_by_two_parties_is_ended_once_and_a_newer_guard_survives(
 async fn an_orphan_that_checks_in_after_the_read_is_not_ended() {
     let standin = standin().await;
     let es = guarded_connector(&standin, "revived").await;
-    let job = orphan(&standin, &es, "revived", "elsewhere/79", 3600, "in_progress").await;
+    let job = orphan(
+        &standin,
+        &es,
+        "revived",
+        "elsewhere/79",
+        3600,
+        "in_progress",
+    )
+    .await;
     let read = es.get_sync_job(&job).await.unwrap();
     es.check_in_sync_job(&job).await.unwrap();
 

@@ -697,8 +697,7 @@ async fn end_if_abandoned(
         }
         tracing::warn!(job = %job.id, connector = %job.connector.id, "idle job marked as error");
     } else {
-        if !cleanup::end_orphaned_job(control, &job, JobStatus::Error, Some(IDLE_JOB_ERROR))
-            .await?
+        if !cleanup::end_orphaned_job(control, &job, JobStatus::Error, Some(IDLE_JOB_ERROR)).await?
         {
             return Ok(None);
         }
