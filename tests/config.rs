@@ -280,6 +280,16 @@ fn counts_beyond_their_bounds_are_refused_naming_the_field() {
         )
     );
     assert_eq!(
+        error_of("idle_shorter_than_check_ins.toml"),
+        at(
+            "idle_shorter_than_check_ins.toml",
+            7,
+            "profiles.prod.engine.idle_job_timeout",
+            "'20s' is too short: use at least 3 × check_interval (30s), or the jobs of live \
+             workers are taken for dead"
+        )
+    );
+    assert_eq!(
         error_of("response_bytes_tiny.toml"),
         at(
             "response_bytes_tiny.toml",

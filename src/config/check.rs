@@ -512,6 +512,31 @@ fn check_engine(
         ("retry_base", retry_base),
         ("retry_max", retry_max),
     )?;
+    let check_interval = positive(
+        ctx,
+        path,
+        "check_interval",
+        raw.check_interval,
+        d.check_interval,
+    )?;
+    let idle_job_timeout = positive(
+        ctx,
+        path,
+        "idle_job_timeout",
+        raw.idle_job_timeout,
+        d.idle_job_timeout,
+    )?;
+    // A lease shorter than a few check-ins would let a start or a reaper end a job whose
+    // worker is alive and only between two check-ins.
+    if idle_job_timeout < check_interval.saturating_mul(3) {
+        let reason = format!(
+            "'{}' is too short: use at least 3 × check_interval ({}), or the jobs of live \
+             workers are taken for dead",
+            super::units::format_duration(idle_job_timeout),
+            super::units::format_duration(check_interval.saturating_mul(3))
+        );
+        return Err(ctx.err(&path.key("idle_job_timeout"), reason));
+    }
     Ok(EngineSettings {
         batch_max_docs: at_least_one(
             ctx,
@@ -593,20 +618,8 @@ fn check_engine(
             raw.stats_interval,
             d.stats_interval,
         )?,
-        check_interval: positive(
-            ctx,
-            path,
-            "check_interval",
-            raw.check_interval,
-            d.check_interval,
-        )?,
-        idle_job_timeout: positive(
-            ctx,
-            path,
-            "idle_job_timeout",
-            raw.idle_job_timeout,
-            d.idle_job_timeout,
-        )?,
+        check_interval,
+        idle_job_timeout,
         heartbeat: positive(ctx, path, "heartbeat", raw.heartbeat, d.heartbeat)?,
         job_cleanup_interval: positive(
             ctx,

@@ -151,6 +151,8 @@ pub async fn retry_dead_letters(
                 retry_max: engine.retry_max,
             },
         );
+        // The profile's request slots and 429 budget, as a sync's sink has them.
+        sink.configure(engine);
         let limits = BatchLimits {
             max_docs: engine.batch_max_docs,
             max_bytes: engine.batch_max_bytes,

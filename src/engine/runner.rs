@@ -410,6 +410,15 @@ impl Engine {
             (Err(_), None) if job_cancel.is_cancelled() => JobEnd::Canceled,
             (Err(e), None) => JobEnd::Failed { error: e.clone() },
         };
+        // The reason goes to the job's and the connector's `error` in the cluster, the log and
+        // the screen: whatever its origin, no secret of the job (nor a derived form) goes
+        // with it.
+        let end = match end {
+            JobEnd::Failed { error } => JobEnd::Failed {
+                error: crate::secret::masked(&error),
+            },
+            other => other,
+        };
         let total = match &stop_reason {
             Some(StopReason::JobGone | StopReason::ConnectorGone) => {
                 self.finish_vanished(&job, &end, &progress, stop_reason.as_ref())
