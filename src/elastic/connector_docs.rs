@@ -115,22 +115,7 @@ impl<'a> ConnectorDocs<'a> {
     /// Jobs matching the filters, oldest `created_at` first (the pick-up query of §5.3).
     /// A missing jobs index is an empty result.
     pub async fn search_jobs(&self, search: &JobSearch) -> Result<Vec<SyncJob>> {
-        let mut filters = Vec::new();
-        if !search.statuses.is_empty() {
-            filters.push(json!({ "terms": { "status": search.statuses } }));
-        }
-        if !search.connector_ids.is_empty() {
-            filters.push(json!({ "terms": { "connector.id": search.connector_ids } }));
-        }
-        if !search.job_types.is_empty() {
-            filters.push(json!({ "terms": { "job_type": search.job_types } }));
-        }
-        let body = json!({
-            "size": search.size.unwrap_or(100),
-            "query": { "bool": { "filter": filters } },
-            "sort": [{ "created_at": { "order": "asc" } }],
-        });
-        self.search(SYNC_JOBS_INDEX, &body).await
+        self.search_jobs_in(search, None).await
     }
 
     /// Like [`Self::search_jobs`], limited to jobs whose `last_seen` is at or before
@@ -141,7 +126,18 @@ impl<'a> ConnectorDocs<'a> {
         search: &JobSearch,
         seen_before: &str,
     ) -> Result<Vec<SyncJob>> {
-        let mut filters = vec![json!({ "range": { "last_seen": { "lte": seen_before } } })];
+        self.search_jobs_in(search, Some(seen_before)).await
+    }
+
+    async fn search_jobs_in(
+        &self,
+        search: &JobSearch,
+        seen_before: Option<&str>,
+    ) -> Result<Vec<SyncJob>> {
+        let mut filters = Vec::new();
+        if let Some(seen_before) = seen_before {
+            filters.push(json!({ "range": { "last_seen": { "lte": seen_before } } }));
+        }
         if !search.statuses.is_empty() {
             filters.push(json!({ "terms": { "status": search.statuses } }));
         }

@@ -147,6 +147,26 @@ impl LiveJobs {
     }
 }
 
+/// A connector's configuration checked as a connectors service checks it before it syncs or
+/// pings: each field's own rules (type, required, `validations`), then the source's.
+pub fn validate_configuration(
+    factory: &dyn crate::sources::SourceFactory,
+    config: &crate::model::Configuration,
+) -> Result<(), String> {
+    let issues: Vec<String> = config
+        .fields_in_order()
+        .into_iter()
+        .flat_map(|(key, _)| validate_field(config, key))
+        .map(|i| i.to_string())
+        .collect();
+    if !issues.is_empty() {
+        return Err(format!("invalid configuration: {}", issues.join("; ")));
+    }
+    factory
+        .validate(config)
+        .map_err(|e| format!("invalid configuration: {e}"))
+}
+
 /// The rule behind [`Engine::can_run`], over the service types an engine's registry has (the
 /// console holds that list without an engine): the service type is among them, and the job
 /// type is one its source supports (no built-in source syncs access control).
@@ -702,18 +722,7 @@ impl Engine {
             )
         })?;
         let config = &job.connector.configuration;
-        let issues: Vec<String> = config
-            .fields_in_order()
-            .into_iter()
-            .flat_map(|(key, _)| validate_field(config, key))
-            .map(|i| i.to_string())
-            .collect();
-        if !issues.is_empty() {
-            return Err(format!("invalid configuration: {}", issues.join("; ")));
-        }
-        factory
-            .validate(config)
-            .map_err(|e| format!("invalid configuration: {e}"))?;
+        validate_configuration(factory.as_ref(), config)?;
         // Advanced sync rules go to the source unchanged; it says whether it can apply them.
         if let Some(snippet) = job
             .connector

@@ -21,7 +21,6 @@ use crate::backend::{
     BackendError, ConfigurationUpdate, ConnectorQuery, ControlPlane, JobFilter, ScheduleMark,
     scheduled_at,
 };
-use crate::model::validate::validate_field;
 use crate::model::{
     Configuration, Connector, ConnectorStatus, Features, FilteringValidationState, JobStatus,
     JobType, SyncJob, Timestamp, TriggerMethod,
@@ -369,18 +368,7 @@ async fn tend(
 
 /// Validates the configuration (per-field rules, then the source's) and pings the source.
 async fn check_source(factory: &dyn SourceFactory, config: &Configuration) -> Result<(), String> {
-    let issues: Vec<String> = config
-        .fields_in_order()
-        .into_iter()
-        .flat_map(|(key, _)| validate_field(config, key))
-        .map(|i| i.to_string())
-        .collect();
-    if !issues.is_empty() {
-        return Err(format!("invalid configuration: {}", issues.join("; ")));
-    }
-    if let Err(e) = factory.validate(config) {
-        return Err(format!("invalid configuration: {e}"));
-    }
+    super::runner::validate_configuration(factory, config)?;
     match factory.create(config) {
         Ok(mut source) => source
             .ping()
