@@ -459,7 +459,8 @@ pub fn emphasis(buffer: &Buffer) -> String {
 /// with the built-in sources, an in-memory dead-letter queue, and `log_tail` for the Logs
 /// view.
 /// Sends every log event of the process (all levels) into a tail the test can read, and
-/// opens embedded handles that log there too. Once per test binary: the subscriber is global.
+/// opens embedded handles that log there too. Once per process: the subscriber is global, so
+/// the calling test runs in a process of its own (`support::own_process`).
 pub fn traced_embedded_handles(
     db: &std::path::Path,
 ) -> (

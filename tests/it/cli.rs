@@ -2,7 +2,7 @@
 //! embedded default, checking output, exit codes, read-only refusal and that no secret ever
 //! reaches the output or the log without `--reveal`.
 
-mod support;
+use crate::support;
 
 use assert_cmd::Command;
 use serde_json::{Value, json};

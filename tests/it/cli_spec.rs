@@ -4,8 +4,7 @@
 //! `--dry-run` saves nothing, a read-only profile is refused, errors name the program and
 //! exit as the CLI's error module says, and no secret reaches the output or the log.
 
-#[path = "support/external_util.rs"]
-mod external_util;
+use crate::external_util;
 
 use assert_cmd::Command;
 use external_util::{TOKEN, script};

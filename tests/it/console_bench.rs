@@ -1,5 +1,5 @@
 //! Console cost figures (ignored by default; run with
-//! `cargo test --release --test console_bench -- --ignored --nocapture`):
+//! `cargo test --release --test it console_bench:: -- --ignored --nocapture`):
 //! - render time per frame of the Sync jobs and Dead letters views with 100,000 rows
 //!   (target < 1 ms: only the visible window is formatted);
 //! - bytes written to the terminal per second during a live sync at 80×24, through the real
@@ -9,7 +9,7 @@
 //! They print figures rather than assert timings (no timing assertions in tests); the README
 //! carries the numbers.
 
-mod console_fixtures;
+use crate::console_fixtures;
 
 use console_fixtures::*;
 use ratatui::Terminal;

@@ -3,7 +3,7 @@
 //! watches it progress, opens the breaker view, retries a dead letter, quits, and checks the
 //! terminal was restored (alternate screen left, cursor shown). Every wait is bounded.
 
-mod support;
+use crate::support;
 
 use portable_pty::{CommandBuilder, PtySize, native_pty_system};
 use serde_json::json;

@@ -4,7 +4,7 @@
 //! and every monochrome buffer for colour (there must be none: emphasis is bold, reverse and
 //! underline, which its snapshot shows as a second grid).
 
-mod console_fixtures;
+use crate::console_fixtures;
 
 use console_fixtures::*;
 use crossterm::event::KeyCode;

@@ -5,9 +5,8 @@
 //! the form, unsaved and marked new, and the save writes them with their sensitivity. The
 //! secret environment and a typed secret never reach the screen or the log.
 
-mod console_fixtures;
-#[path = "support/external_util.rs"]
-mod external_util;
+use crate::console_fixtures;
+use crate::external_util;
 
 use console_fixtures::*;
 use crossterm::event::KeyCode;
@@ -38,6 +37,12 @@ fn screen(s: &AppState) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_load_key_merges_the_programs_spec_into_the_form_and_the_save_keeps_it() {
+    if crate::support::own_process::ran_in_child(
+        module_path!(),
+        "the_load_key_merges_the_programs_spec_into_the_form_and_the_save_keeps_it",
+    ) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let (tail, handles) = traced_embedded_handles(&dir.path().join("embedded.sqlite3"));
     let new = NewConnector {

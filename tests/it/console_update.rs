@@ -3,7 +3,7 @@
 //! confirmations, read-only refusal, the editor's save and unsaved-changes guard, dead-letter
 //! marking and retry, refresh timing, toasts and errors.
 
-mod console_fixtures;
+use crate::console_fixtures;
 
 use console_fixtures::*;
 use crossterm::event::KeyCode;

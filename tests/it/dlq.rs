@@ -156,7 +156,12 @@ fn committed_entries_survive_an_abort() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("dlq.sqlite");
     let status = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "crash_child", "--test-threads=1", "--nocapture"])
+        .args([
+            "--exact",
+            &crate::support::own_process::test_name(module_path!(), "crash_child"),
+            "--test-threads=1",
+            "--nocapture",
+        ])
         .env(CHILD_ENV, &path)
         .output()
         .unwrap()

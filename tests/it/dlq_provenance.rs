@@ -5,10 +5,9 @@
 //! later sync, a retry that finds a newer version in the index and leaves it alone, and a
 //! corrupt ndjson line that no longer deletes the document it hid.
 
-mod console_fixtures;
-#[path = "support/engine_util.rs"]
-mod engine_util;
-mod support;
+use crate::console_fixtures;
+use crate::engine_util;
+use crate::support;
 
 use assert_cmd::Command;
 use engine_util::*;

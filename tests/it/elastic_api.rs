@@ -3,7 +3,7 @@
 //! helpers, bulk with per-item results, the PIT id scan, single documents, indices, and the
 //! same through the backend's `ControlPlane` and `DocumentStore` traits.
 
-mod support;
+use crate::support;
 
 use serde_json::{Value, json};
 use std::collections::HashSet;

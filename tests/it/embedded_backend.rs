@@ -1492,7 +1492,7 @@ async fn a_clone_shares_the_store_and_works_from_many_tasks() {
     );
 }
 
-/// Run by hand: `cargo test --test embedded_backend -- --ignored --nocapture bulk_throughput`.
+/// Run by hand: `cargo test --test it embedded_backend::bulk_throughput -- --ignored --nocapture`.
 #[tokio::test]
 #[ignore = "a throughput measurement, run by hand"]
 async fn bulk_throughput() {

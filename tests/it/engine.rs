@@ -5,9 +5,8 @@
 //! `serve` workers sharing connectors, dead-letter retries and the status endpoint. Every
 //! outcome is counted document by document.
 
-#[path = "support/engine_util.rs"]
-mod engine_util;
-mod support;
+use crate::engine_util;
+use crate::support;
 
 use engine_util::*;
 use serde_json::{Value, json};
@@ -15,21 +14,18 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
+use support::forwarding::{Forwarding, Hooks};
 use support::{StandIn, StandInOptions};
 use syncdeck::backend::elasticsearch::ElasticsearchBackend;
-use syncdeck::backend::{
-    ClusterSummary, ConfigurationUpdate, ConnectorQuery, ControlPlane, DocumentStore, JobFinish,
-    LastSync, Result as BResult, SyncJobQuery,
-};
+use syncdeck::backend::{ControlPlane, DocumentStore, GuardAttempt, Result as BResult};
 use syncdeck::engine::dlq::{DeadLetterStore, DlqFilter};
 use syncdeck::engine::retry::retry_dead_letters;
 use syncdeck::engine::runner::{Engine, JobEnd, JobReport};
 use syncdeck::engine::service::{ServeOptions, serve};
 use syncdeck::engine::status;
 use syncdeck::model::{
-    Connector, ConnectorStatus, FilteringRule, FilteringValidation, JobStatus, JobType,
-    NewConnector, Page, Pipeline, RulePolicy, RuleType, Scheduling, SyncJob, SyncStats, Timestamp,
-    TriggerMethod,
+    ConnectorStatus, FilteringRule, FilteringValidation, JobStatus, JobType, RulePolicy, RuleType,
+    Timestamp, TriggerMethod,
 };
 use syncdeck::sources::DirectoryFactory;
 use tokio_util::sync::CancellationToken;
@@ -870,108 +866,24 @@ async fn two_serve_workers_run_every_job_exactly_once() {
     assert!(others.is_empty(), "{others:#?}");
 }
 
-/// A control plane that holds `mark_sync_started` (the start guard) until told to go on:
-/// a worker that read a pending job, then stalled while another worker ran it to the end.
+/// Hooks that hold the start guard until told to go on: a worker that read a pending job,
+/// then stalled while another worker ran it to the end.
 struct StalledGuard {
-    inner: Arc<ElasticsearchBackend>,
     reached: tokio::sync::Notify,
     proceed: tokio::sync::Notify,
 }
 
 #[async_trait::async_trait]
-impl ControlPlane for StalledGuard {
-    async fn cluster(&self) -> BResult<ClusterSummary> {
-        self.inner.cluster().await
-    }
-    async fn list_connectors(&self, q: &ConnectorQuery) -> BResult<Page<Connector>> {
-        self.inner.list_connectors(q).await
-    }
-    async fn get_connector(&self, id: &str) -> BResult<Connector> {
-        self.inner.get_connector(id).await
-    }
-    async fn create_connector(&self, new: &NewConnector) -> BResult<String> {
-        self.inner.create_connector(new).await
-    }
-    async fn delete_connector(&self, id: &str, hard: bool, jobs: bool) -> BResult<()> {
-        self.inner.delete_connector(id, hard, jobs).await
-    }
-    async fn check_in_connector(&self, id: &str) -> BResult<()> {
-        self.inner.check_in_connector(id).await
-    }
-    async fn update_configuration(&self, id: &str, u: &ConfigurationUpdate) -> BResult<()> {
-        self.inner.update_configuration(id, u).await
-    }
-    async fn update_status(&self, id: &str, status: ConnectorStatus) -> BResult<()> {
-        self.inner.update_status(id, status).await
-    }
-    async fn update_error(&self, id: &str, error: Option<&str>) -> BResult<()> {
-        self.inner.update_error(id, error).await
-    }
-    async fn update_filtering(
+impl Hooks for StalledGuard {
+    async fn try_start_guard(
         &self,
-        id: &str,
-        rules: &[FilteringRule],
-        advanced: Option<&Value>,
-    ) -> BResult<()> {
-        self.inner.update_filtering(id, rules, advanced).await
-    }
-    async fn update_scheduling(&self, id: &str, s: &Scheduling) -> BResult<()> {
-        self.inner.update_scheduling(id, s).await
-    }
-    async fn update_name(
-        &self,
-        id: &str,
-        name: Option<&str>,
-        description: Option<&str>,
-    ) -> BResult<()> {
-        self.inner.update_name(id, name, description).await
-    }
-    async fn update_index_name(&self, id: &str, index: Option<&str>) -> BResult<()> {
-        self.inner.update_index_name(id, index).await
-    }
-    async fn update_pipeline(&self, id: &str, p: &Pipeline) -> BResult<()> {
-        self.inner.update_pipeline(id, p).await
-    }
-    async fn update_service_type(&self, id: &str, t: &str) -> BResult<()> {
-        self.inner.update_service_type(id, t).await
-    }
-    async fn update_last_sync(&self, id: &str, last: &LastSync) -> BResult<()> {
-        self.inner.update_last_sync(id, last).await
-    }
-    async fn list_sync_jobs(&self, q: &SyncJobQuery) -> BResult<Page<SyncJob>> {
-        self.inner.list_sync_jobs(q).await
-    }
-    async fn get_sync_job(&self, id: &str) -> BResult<SyncJob> {
-        self.inner.get_sync_job(id).await
-    }
-    async fn create_sync_job(&self, c: &str, t: JobType, m: TriggerMethod) -> BResult<String> {
-        self.inner.create_sync_job(c, t, m).await
-    }
-    async fn cancel_sync_job(&self, id: &str) -> BResult<()> {
-        self.inner.cancel_sync_job(id).await
-    }
-    async fn delete_sync_job(&self, id: &str) -> BResult<()> {
-        self.inner.delete_sync_job(id).await
-    }
-    async fn claim_sync_job(&self, id: &str, worker: &str, cursor: Option<&Value>) -> BResult<()> {
-        self.inner.claim_sync_job(id, worker, cursor).await
-    }
-    async fn check_in_sync_job(&self, id: &str) -> BResult<()> {
-        self.inner.check_in_sync_job(id).await
-    }
-    async fn update_sync_job_stats(&self, id: &str, stats: &SyncStats) -> BResult<()> {
-        self.inner.update_sync_job_stats(id, stats).await
-    }
-    async fn set_sync_job_error(&self, id: &str, error: &str) -> BResult<()> {
-        self.inner.set_sync_job_error(id, error).await
-    }
-    async fn finish_sync_job(&self, id: &str, finish: &JobFinish) -> BResult<()> {
-        self.inner.finish_sync_job(id, finish).await
-    }
-    async fn mark_sync_started(&self, connector_id: &str, job_type: JobType) -> BResult<bool> {
+        inner: &dyn ControlPlane,
+        connector_id: &str,
+        job_type: JobType,
+    ) -> BResult<GuardAttempt> {
         self.reached.notify_one();
         self.proceed.notified().await;
-        self.inner.mark_sync_started(connector_id, job_type).await
+        inner.try_start_guard(connector_id, job_type).await
     }
 }
 
@@ -984,11 +896,13 @@ async fn a_worker_that_stalled_before_the_guard_leaves_a_finished_job_alone() {
         .create_sync_job(&id, JobType::Full, TriggerMethod::OnDemand)
         .await
         .unwrap();
-    let gate = Arc::new(StalledGuard {
-        inner: es.clone(),
-        reached: Default::default(),
-        proceed: Default::default(),
-    });
+    let gate = Arc::new(Forwarding::new(
+        es.clone(),
+        StalledGuard {
+            reached: Default::default(),
+            proceed: Default::default(),
+        },
+    ));
     let late = engine(
         gate.clone(),
         es.clone(),
@@ -1009,7 +923,7 @@ async fn a_worker_that_stalled_before_the_guard_leaves_a_finished_job_alone() {
         let job_id = job_id.clone();
         tokio::spawn(async move { late.run_job(&job_id, &CancellationToken::new()).await })
     };
-    tokio::time::timeout(LIMIT, gate.reached.notified())
+    tokio::time::timeout(LIMIT, gate.hooks.reached.notified())
         .await
         .expect("the late worker reached its guard");
     let report = quick
@@ -1018,7 +932,7 @@ async fn a_worker_that_stalled_before_the_guard_leaves_a_finished_job_alone() {
         .unwrap();
     assert_completed(&report);
     standin.clear_requests();
-    gate.proceed.notify_one();
+    gate.hooks.proceed.notify_one();
     let late_report = tokio::time::timeout(LIMIT, late_run)
         .await
         .unwrap()

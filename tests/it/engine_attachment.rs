@@ -2,8 +2,7 @@
 //! `body` text in the pipeline when the connector's pipeline asks for binary extraction, and
 //! an attachment that cannot be extracted is indexed without text, its error recorded.
 
-#[path = "support/engine_util.rs"]
-mod engine_util;
+use crate::engine_util;
 
 use base64::Engine as _;
 use engine_util::{create_connector, embedded_engine};

@@ -7,9 +7,8 @@
 //! counts; `jobs cancel` of the dead job completes; SIGTERM while the job is still `starting`
 //! ends it within seconds; and a connector this engine cannot run is refused with no job made.
 
-#[path = "support/engine_util.rs"]
-mod engine_util;
-mod support;
+use crate::engine_util;
+use crate::support;
 
 use engine_util::{create_connector, es_backend};
 use serde_json::{Value, json};

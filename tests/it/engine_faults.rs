@@ -6,9 +6,8 @@
 //! answers, half the items refused with 429, and a `syncdeck sync` whose bulk requests hang,
 //! ended promptly by SIGTERM.
 
-#[path = "support/engine_util.rs"]
-mod engine_util;
-mod support;
+use crate::engine_util;
+use crate::support;
 
 use engine_util::*;
 use serde_json::Value;
@@ -669,7 +668,7 @@ fn sigterm_ends_a_sync_whose_source_server_never_answers_promptly() {
 
 /// Issue 12's figure: a 20k-document sync with 20% and 10% of items refused with 429, against
 /// the same sync clean, with the engine's default retry settings. A measurement, not a test:
-/// `cargo test --release --test engine_faults -- --ignored --nocapture measure_429_cost`.
+/// `cargo test --release --test it engine_faults::measure_429_cost -- --ignored --nocapture`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore]
 async fn measure_429_cost() {

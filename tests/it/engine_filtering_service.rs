@@ -3,9 +3,8 @@
 //! An invalid draft is reported on the draft only. A served connector's features follow its
 //! source. The read-only wrapper refuses the writes.
 
-#[path = "support/engine_util.rs"]
-mod engine_util;
-mod support;
+use crate::engine_util;
+use crate::support;
 
 use engine_util::*;
 use serde_json::{Value, json};

@@ -5,10 +5,8 @@
 //! end to end through the engine into the embedded backend, and a published Airbyte source
 //! (`source-faker`) when it is installed. The throughput benchmark is an ignored test.
 
-#[path = "support/engine_util.rs"]
-mod engine_util;
-#[path = "support/external_util.rs"]
-mod external_util;
+use crate::engine_util;
+use crate::external_util;
 
 use external_util::{TOKEN, fake, run, script, source};
 
@@ -726,7 +724,7 @@ async fn source_faker_from_pypi_when_installed() {
 
 // --------------------------------------------------------------------------- benchmark
 
-/// `cargo test --release --test external -- --ignored --nocapture bench`: 100k records from a
+/// `cargo test --release --test it external::bench -- --ignored --nocapture`: 100k records from a
 /// fast program through the source into a counting receiver.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore]

@@ -5,9 +5,8 @@
 //! (also after a crash between pages), and syncs through the engine into the embedded backend
 //! and the stand-in.
 
-#[path = "support/engine_util.rs"]
-mod engine_util;
-mod support;
+use crate::engine_util;
+use crate::support;
 
 use engine_util::*;
 use serde_json::{Value, json};

@@ -1,7 +1,7 @@
 //! The Kibana client against the stand-in's Kibana: status, connector types, the connector
 //! life cycle with `.index` execution, spaces, authentication, health flags and `kbn-xsrf`.
 
-mod support;
+use crate::support;
 
 use serde_json::{Value, json};
 use std::time::Duration;

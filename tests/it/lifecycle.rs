@@ -6,28 +6,24 @@
 //! retried on a 409, and given back as it was when the start does not happen. A cancel of an
 //! orphaned job completes.
 
-#[path = "support/engine_util.rs"]
-mod engine_util;
-mod support;
+use crate::engine_util;
+use crate::support;
 
 use engine_util::*;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
+use support::forwarding::{Forwarding, Hooks};
 use support::{StandIn, StandInOptions};
 use syncdeck::backend::elasticsearch::ElasticsearchBackend;
 use syncdeck::backend::{
-    BackendError, ClusterSummary, ConfigurationUpdate, ConnectorQuery, ControlPlane, GuardAttempt,
-    JobFinish, LastSync, PriorSync, Result as BResult, SyncJobQuery,
+    BackendError, ControlPlane, GuardAttempt, LastSync, Result as BResult, SyncJobQuery,
 };
 use syncdeck::config::EngineSettings;
 use syncdeck::engine::cleanup::JOB_NOT_FOUND_ERROR;
 use syncdeck::engine::lease;
 use syncdeck::engine::runner::{Engine, EngineError, JobEnd, JobReport};
-use syncdeck::model::{
-    Connector, ConnectorStatus, FilteringRule, JobType, NewConnector, Page, Pipeline, Scheduling,
-    SyncJob, SyncStats, TriggerMethod,
-};
+use syncdeck::model::{JobType, NewConnector, SyncJob, TriggerMethod};
 use tokio_util::sync::CancellationToken;
 
 const LIMIT: Duration = Duration::from_secs(30);
@@ -456,119 +452,18 @@ async fn a_conflict_on_the_start_guard_is_retried() {
 }
 
 /// A control plane whose every claim is lost to another worker.
-struct ClaimLost {
-    inner: Arc<ElasticsearchBackend>,
-}
+struct ClaimLost;
 
 #[async_trait::async_trait]
-impl ControlPlane for ClaimLost {
-    async fn cluster(&self) -> BResult<ClusterSummary> {
-        self.inner.cluster().await
-    }
-    async fn list_connectors(&self, q: &ConnectorQuery) -> BResult<Page<Connector>> {
-        self.inner.list_connectors(q).await
-    }
-    async fn get_connector(&self, id: &str) -> BResult<Connector> {
-        self.inner.get_connector(id).await
-    }
-    async fn create_connector(&self, new: &NewConnector) -> BResult<String> {
-        self.inner.create_connector(new).await
-    }
-    async fn delete_connector(&self, id: &str, hard: bool, jobs: bool) -> BResult<()> {
-        self.inner.delete_connector(id, hard, jobs).await
-    }
-    async fn check_in_connector(&self, id: &str) -> BResult<()> {
-        self.inner.check_in_connector(id).await
-    }
-    async fn update_configuration(&self, id: &str, u: &ConfigurationUpdate) -> BResult<()> {
-        self.inner.update_configuration(id, u).await
-    }
-    async fn update_status(&self, id: &str, status: ConnectorStatus) -> BResult<()> {
-        self.inner.update_status(id, status).await
-    }
-    async fn update_error(&self, id: &str, error: Option<&str>) -> BResult<()> {
-        self.inner.update_error(id, error).await
-    }
-    async fn update_filtering(
+impl Hooks for ClaimLost {
+    async fn claim_sync_job(
         &self,
-        id: &str,
-        rules: &[FilteringRule],
-        advanced: Option<&Value>,
+        _: &dyn ControlPlane,
+        _: &str,
+        _: &str,
+        _: Option<&Value>,
     ) -> BResult<()> {
-        self.inner.update_filtering(id, rules, advanced).await
-    }
-    async fn update_scheduling(&self, id: &str, s: &Scheduling) -> BResult<()> {
-        self.inner.update_scheduling(id, s).await
-    }
-    async fn update_name(
-        &self,
-        id: &str,
-        name: Option<&str>,
-        description: Option<&str>,
-    ) -> BResult<()> {
-        self.inner.update_name(id, name, description).await
-    }
-    async fn update_index_name(&self, id: &str, index: Option<&str>) -> BResult<()> {
-        self.inner.update_index_name(id, index).await
-    }
-    async fn update_pipeline(&self, id: &str, p: &Pipeline) -> BResult<()> {
-        self.inner.update_pipeline(id, p).await
-    }
-    async fn update_service_type(&self, id: &str, t: &str) -> BResult<()> {
-        self.inner.update_service_type(id, t).await
-    }
-    async fn update_last_sync(&self, id: &str, last: &LastSync) -> BResult<()> {
-        self.inner.update_last_sync(id, last).await
-    }
-    async fn list_sync_jobs(&self, q: &SyncJobQuery) -> BResult<Page<SyncJob>> {
-        self.inner.list_sync_jobs(q).await
-    }
-    async fn get_sync_job(&self, id: &str) -> BResult<SyncJob> {
-        self.inner.get_sync_job(id).await
-    }
-    async fn create_sync_job(&self, c: &str, t: JobType, m: TriggerMethod) -> BResult<String> {
-        self.inner.create_sync_job(c, t, m).await
-    }
-    async fn cancel_sync_job(&self, id: &str) -> BResult<()> {
-        self.inner.cancel_sync_job(id).await
-    }
-    async fn delete_sync_job(&self, id: &str) -> BResult<()> {
-        self.inner.delete_sync_job(id).await
-    }
-    async fn claim_sync_job(&self, _: &str, _: &str, _: Option<&Value>) -> BResult<()> {
         Err(BackendError::Conflict("claimed by worker-elsewhere".into()))
-    }
-    async fn check_in_sync_job(&self, id: &str) -> BResult<()> {
-        self.inner.check_in_sync_job(id).await
-    }
-    async fn update_sync_job_stats(&self, id: &str, stats: &SyncStats) -> BResult<()> {
-        self.inner.update_sync_job_stats(id, stats).await
-    }
-    async fn set_sync_job_error(&self, id: &str, error: &str) -> BResult<()> {
-        self.inner.set_sync_job_error(id, error).await
-    }
-    async fn finish_sync_job(&self, id: &str, finish: &JobFinish) -> BResult<()> {
-        self.inner.finish_sync_job(id, finish).await
-    }
-    async fn mark_sync_started(&self, connector_id: &str, job_type: JobType) -> BResult<bool> {
-        self.inner.mark_sync_started(connector_id, job_type).await
-    }
-    async fn try_start_guard(
-        &self,
-        connector_id: &str,
-        job_type: JobType,
-    ) -> BResult<GuardAttempt> {
-        self.inner.try_start_guard(connector_id, job_type).await
-    }
-    async fn restore_last_sync(
-        &self,
-        connector_id: &str,
-        job_type: JobType,
-        prior: &PriorSync,
-    ) -> BResult<()> {
-        self.inner
-            .restore_last_sync(connector_id, job_type, prior)
-            .await
     }
 }
 
@@ -577,7 +472,7 @@ async fn a_start_that_does_not_happen_gives_the_guard_back_as_it_was() {
     let standin = standin().await;
     let es = guarded_connector(&standin, "giveback").await;
     let losing = engine(
-        Arc::new(ClaimLost { inner: es.clone() }),
+        Arc::new(Forwarding::new(es.clone(), ClaimLost)),
         es.clone(),
         memory_dlq(),
         marking_registry(),

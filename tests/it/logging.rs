@@ -1,11 +1,17 @@
-//! Logging end to end, in its own test binary because `init` installs the process-wide
-//! subscriber once: events reach the rolling file and the in-memory tail, filtered by level,
+//! Logging end to end, in a process of its own (`own_process`) because `init` installs the
+//! process-wide subscriber once: events reach the rolling file and the in-memory tail, filtered by level,
 //! and never the terminal.
 
 use syncdeck::logging::{self, LoggingError};
 
 #[test]
 fn init_writes_filtered_events_to_the_file_and_the_tail() {
+    if crate::support::own_process::ran_in_child(
+        module_path!(),
+        "init_writes_filtered_events_to_the_file_and_the_tail",
+    ) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let log_dir = dir.path().join("state/logs");
     let guard = logging::init(&log_dir, Some("info")).unwrap();

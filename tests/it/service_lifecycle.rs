@@ -6,9 +6,8 @@
 //! on the connector, and costs the cluster the same number of requests per idle tick
 //! whatever the number of connectors.
 
-#[path = "support/engine_util.rs"]
-mod engine_util;
-mod support;
+use crate::engine_util;
+use crate::support;
 
 use engine_util::*;
 use serde_json::{Value, json};
@@ -500,12 +499,26 @@ async fn the_embedded_store_cleans_up_idle_jobs_too() {
 
 /// Waits, if needed, until the wall clock is at least `margin` seconds before the next
 /// minute, so a test does not straddle a schedule's next minute.
-async fn away_from_the_minute(margin: u32) {
+/// A daily schedule that fired once, on the whole minute a minute or two ago, and fires next
+/// a day later: exactly one due time in a service's first tick with `scheduled_since` of
+/// [`since_before_it`], and none after it, whenever the test runs. A schedule of every minute
+/// would need the test to wait out a minute boundary to have one due time.
+fn fired_a_minute_ago() -> Scheduling {
     use chrono::Timelike;
-    let second = chrono::Utc::now().second();
-    if second + margin >= 60 {
-        tokio::time::sleep(Duration::from_secs(u64::from(61 - second))).await;
+    let at = chrono::Utc::now() - chrono::Duration::minutes(1);
+    Scheduling {
+        full: ScheduleConfig {
+            enabled: true,
+            interval: format!("0 {} {} * * ?", at.minute(), at.hour()),
+        },
+        ..Default::default()
     }
+}
+
+/// A previous tick before the time [`fired_a_minute_ago`] fired (it fired less than two
+/// minutes ago; a minute more of margin for a slow set-up).
+fn since_before_it() -> chrono::DateTime<chrono::Utc> {
+    chrono::Utc::now() - chrono::Duration::minutes(3)
 }
 
 fn every_minute() -> Scheduling {
@@ -531,15 +544,15 @@ async fn two_services_create_exactly_one_job_per_due_tick() {
     let standin = standin().await;
     let setup = es_backend(&standin.es_urls());
     let mut ids = Vec::new();
+    let scheduling = fired_a_minute_ago();
     for i in 0..5 {
         let name = format!("cron-{i}");
         let id = generator_connector(setup.as_ref(), &name, &name, 5, 0, 0).await;
-        setup.update_scheduling(&id, &every_minute()).await.unwrap();
+        setup.update_scheduling(&id, &scheduling).await.unwrap();
         ids.push(id);
     }
-    away_from_the_minute(15).await;
-    // Both started a little while ago: the minute just passed is due on their first tick.
-    let since = chrono::Utc::now() - chrono::Duration::minutes(2);
+    // Both started a little while ago: the time it fired is due on their first tick.
+    let since = since_before_it();
     let options = ServeOptions {
         scheduled_since: Some(since),
         max_concurrent_syncs: 5,
@@ -634,17 +647,14 @@ async fn an_invalid_cron_is_the_connectors_error() {
 async fn two_services_on_one_embedded_store_create_one_job_per_due_tick() {
     let backend = EmbeddedBackend::open_in_memory().unwrap();
     let mut ids = Vec::new();
+    let scheduling = fired_a_minute_ago();
     for i in 0..3 {
         let name = format!("cron-{i}");
         let id = generator_connector(&backend, &name, &name, 5, 0, 0).await;
-        backend
-            .update_scheduling(&id, &every_minute())
-            .await
-            .unwrap();
+        backend.update_scheduling(&id, &scheduling).await.unwrap();
         ids.push(id);
     }
-    away_from_the_minute(15).await;
-    let since = chrono::Utc::now() - chrono::Duration::minutes(2);
+    let since = since_before_it();
     let options = ServeOptions {
         scheduled_since: Some(since),
         max_concurrent_syncs: 3,

@@ -250,7 +250,7 @@ fn generator_marks_its_token_sensitive() {
 }
 
 /// Throughput of document generation alone, for the report: `cargo test --release --test
-/// sources -- --ignored --nocapture generator_throughput`.
+/// it sources::generator_throughput -- --ignored --nocapture`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore]
 async fn generator_throughput() {

@@ -3,7 +3,7 @@
 //! point-in-time paging over 25k documents, and a replay of every official request example under
 //! `tests/fixtures/es-examples/`, checked against the documented response shapes.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::path::Path;

@@ -1,8 +1,8 @@
 //! Helpers shared by the engine's integration tests (`tests/engine*.rs`): engines with short
 //! intervals, backends over the stand-in, generator connectors, a generator that marks its
 //! poisoned documents (the stand-in rejects by field name, not by mapping), and readers of
-//! what ended up in an index or the dead-letter queue. Included with
-//! `#[path = "support/engine_util.rs"] mod engine_util;`, so each test binary uses only part.
+//! what ended up in an index or the dead-letter queue. Declared once in `tests/it/main.rs`;
+//! each test module uses only part.
 #![allow(dead_code)]
 
 use async_trait::async_trait;

@@ -1,4 +1,4 @@
-//! Shared by the `external` source's test binaries: the project's fake Airbyte program
+//! Shared by the `external` source's test modules: the project's fake Airbyte program
 //! (tests/fixtures/airbyte/fake_source.py), a configuration for it, and a drained run.
 #![allow(dead_code)]
 
