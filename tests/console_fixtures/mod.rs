@@ -534,6 +534,25 @@ pub async fn pump(
     }
 }
 
+/// Like [`pump`], but keeps pumping (up to a minute) until `done` holds: a quiet half
+/// second is not proof of an answer when the effect spawns a program on a loaded machine.
+pub async fn pump_until(
+    state: &mut AppState,
+    handles: &std::sync::Arc<syncdeck::console::io::Handles>,
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<Action>,
+    effects: Vec<Effect>,
+    tx: &tokio::sync::mpsc::UnboundedSender<Action>,
+    done: impl Fn(&AppState) -> bool,
+) {
+    pump(state, handles, rx, effects, tx).await;
+    for _ in 0..120 {
+        if done(state) {
+            return;
+        }
+        pump(state, handles, rx, Vec::new(), tx).await;
+    }
+}
+
 /// An `external` connector (not in the loaded table): the generic fields, a program, and a
 /// secret environment holding [`SECRET`].
 pub fn external_connector() -> Connector {

@@ -90,7 +90,13 @@ async fn the_load_key_merges_the_programs_spec_into_the_form_and_the_save_keeps_
         update(&mut state, ctrl('l')).is_empty(),
         "one load at a time"
     );
-    pump(&mut state, &handles, &mut rx, fx, &tx).await;
+    pump_until(&mut state, &handles, &mut rx, fx, &tx, |s| {
+        !matches!(
+            s.editor().and_then(|e| e.spec_status.as_ref()),
+            Some(SpecStatus::Running)
+        )
+    })
+    .await;
     let e = state.editor().unwrap();
     match &e.spec_status {
         Some(SpecStatus::Failed(why)) => {
@@ -109,7 +115,13 @@ async fn the_load_key_merges_the_programs_spec_into_the_form_and_the_save_keeps_
         let _ = update(&mut state, ch(c));
     }
     let fx = update(&mut state, ctrl('l'));
-    pump(&mut state, &handles, &mut rx, fx, &tx).await;
+    pump_until(&mut state, &handles, &mut rx, fx, &tx, |s| {
+        !matches!(
+            s.editor().and_then(|e| e.spec_status.as_ref()),
+            Some(SpecStatus::Running)
+        )
+    })
+    .await;
     let e = state.editor().unwrap();
     assert!(
         matches!(&e.spec_status, Some(SpecStatus::Loaded(text)) if text.contains("added 6 field(s)")),
