@@ -870,7 +870,7 @@ async fn two_serve_workers_run_every_job_exactly_once() {
     assert!(others.is_empty(), "{others:#?}");
 }
 
-/// A control plane that holds `mark_sync_started` (the start guard) until told to go on:
+/// A control plane that holds `try_start_guard` (the start guard) until told to go on:
 /// a worker that read a pending job, then stalled while another worker ran it to the end.
 struct StalledGuard {
     inner: Arc<ElasticsearchBackend>,
@@ -968,10 +968,14 @@ impl ControlPlane for StalledGuard {
     async fn finish_sync_job(&self, id: &str, finish: &JobFinish) -> BResult<()> {
         self.inner.finish_sync_job(id, finish).await
     }
-    async fn mark_sync_started(&self, connector_id: &str, job_type: JobType) -> BResult<bool> {
+    async fn try_start_guard(
+        &self,
+        connector_id: &str,
+        job_type: JobType,
+    ) -> BResult<syncdeck::backend::GuardAttempt> {
         self.reached.notify_one();
         self.proceed.notified().await;
-        self.inner.mark_sync_started(connector_id, job_type).await
+        self.inner.try_start_guard(connector_id, job_type).await
     }
 }
 
@@ -1067,6 +1071,7 @@ async fn retrying_dead_letters_keeps_failures_and_removes_successes() {
     let entries = dlq.list(&DlqFilter::default()).unwrap();
     let again = retry_dead_letters(
         es.clone(),
+        es.as_ref(),
         dlq.clone(),
         entries,
         &settings,
@@ -1094,6 +1099,7 @@ async fn retrying_dead_letters_keeps_failures_and_removes_successes() {
     standin.faults().reject_field(None);
     let fixed = retry_dead_letters(
         es.clone(),
+        es.as_ref(),
         dlq.clone(),
         entries,
         &settings,

@@ -18,8 +18,8 @@ use super::filtering::{sync_rules_enabled, validate_draft};
 use super::runner::{Engine, JobEnd, JobReport};
 use super::schedule::{Schedule, is_due};
 use crate::backend::{
-    BackendError, ConfigurationUpdate, ConnectorQuery, ControlPlane, JobFilter, ScheduleMark,
-    scheduled_at,
+    BackendError, ConfigurationUpdate, ConnectorQuery, ControlPlane, JobFilter, PriorSync,
+    ScheduleMark, scheduled_at,
 };
 use crate::model::{
     Configuration, Connector, ConnectorStatus, Features, FilteringValidationState, JobStatus,
@@ -551,13 +551,16 @@ async fn pick_up(
     if running.len() >= options.max_concurrent_syncs.max(1) || shutdown.is_cancelled() {
         return Ok(());
     }
-    let service_types: HashMap<&str, Option<&str>> = connectors
+    // Connectors whose guard is held stay in: a holder that is provably dead (or past its
+    // lease) is taken over at once, as `sync` does, rather than after the cleanup's lease.
+    let by_id: HashMap<&str, &Connector> = connectors
         .iter()
-        .filter(|c| {
-            !running_connectors.contains_key(&c.id)
-                && c.last_sync_status != Some(JobStatus::InProgress)
-        })
-        .map(|c| (c.id.as_str(), c.service_type.as_deref()))
+        .filter(|c| !running_connectors.contains_key(&c.id))
+        .map(|c| (c.id.as_str(), c))
+        .collect();
+    let service_types: HashMap<&str, Option<&str>> = by_id
+        .iter()
+        .map(|(id, c)| (*id, c.service_type.as_deref()))
         .collect();
     if service_types.is_empty() {
         // An empty list would mean "every connector" to the search.
@@ -591,6 +594,13 @@ async fn pick_up(
         if running_connectors.contains_key(&connector_id)
             || !runnable(registry, service_type, job.job_type)
         {
+            continue;
+        }
+        let held = by_id
+            .get(connector_id.as_str())
+            .is_some_and(|c| PriorSync::of(c, job.job_type).status == Some(JobStatus::InProgress));
+        // A live holder keeps its guard: leave the job for a later tick, without a start.
+        if held && !engine.guard_takeover_due(&job).await? {
             continue;
         }
         running_connectors.insert(connector_id, job.id.clone());
