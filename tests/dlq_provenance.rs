@@ -679,6 +679,78 @@ async fn a_corrupt_line_in_a_full_sync_deletes_nothing_and_says_why() {
     assert_eq!(standin.doc_count("kdocs"), 2);
 }
 
+/// A `directory` entry that exists but cannot be read is an unreadable record too: its
+/// document is not deleted by a full sync, and the job says why. (Tests run as root, which
+/// reads any file whatever its mode: the entry's path is made longer than the system's
+/// PATH_MAX, a real `ENAMETOOLONG`, by moving the tree under a deep folder.)
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_entry_that_cannot_be_read_deletes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let standin = standin().await;
+    let es = es_backend(&standin.es_urls());
+    let dlq = memory_dlq();
+    let engine = engine(es.clone(), es.clone(), dlq.clone(), sources::builtin(), "w");
+    let long_name = "n".repeat(250);
+    let short = dir.path().join("x");
+    std::fs::create_dir_all(short.join("sub")).unwrap();
+    std::fs::write(short.join("sub").join(&long_name), "kept").unwrap();
+    std::fs::write(short.join("sub/ok.txt"), "fine").unwrap();
+    std::fs::write(short.join("gone.txt"), "leaves").unwrap();
+    // The connector's path is a link, so the tree can move under it.
+    let link = dir.path().join("root");
+    std::os::unix::fs::symlink(&short, &link).unwrap();
+    create_connector(
+        es.as_ref(),
+        "dir",
+        "ddocs",
+        &sources::DirectoryFactory,
+        json!({"path": link.display().to_string()}),
+    )
+    .await;
+    run(&engine, "dir").await;
+    assert_eq!(standin.doc_count("ddocs"), 3);
+
+    // `gone.txt` really leaves; the tree moves 3,900 bytes deep, where `sub` still lists but
+    // its long entry's path (4,157 bytes) cannot be read.
+    let mut deep = dir.path().to_path_buf();
+    while deep.as_os_str().len() + 201 < 3900 {
+        deep.push("d".repeat(200));
+    }
+    let last = 3900 - deep.as_os_str().len() - 1;
+    deep.push("e".repeat(last));
+    std::fs::create_dir_all(&deep).unwrap();
+    std::fs::remove_file(short.join("gone.txt")).unwrap();
+    std::fs::rename(&short, deep.join("x")).unwrap();
+    std::fs::remove_file(&link).unwrap();
+    std::os::unix::fs::symlink(deep.join("x"), &link).unwrap();
+
+    let report = run(&engine, "dir").await;
+    assert_eq!(report.counters.deleted, 0, "{report:#?}");
+    assert_eq!(report.counters.dead_lettered, 1, "{report:#?}");
+    let ids: std::collections::BTreeSet<String> = standin
+        .index_docs("ddocs")
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    let expected: std::collections::BTreeSet<String> = [
+        "gone.txt".to_string(),
+        "sub/ok.txt".into(),
+        format!("sub/{long_name}"),
+    ]
+    .into();
+    assert_eq!(ids, expected, "nothing deleted on an incomplete read");
+    let letters = dead_letters(&dlq);
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].error_type, "source_invalid");
+    assert_eq!(letters[0].doc_id, format!("unreadable:sub/{long_name}"));
+    let job = standin.sync_job(&report.job_id).expect("job document");
+    let why = job["metadata"]["deletions_skipped"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(why.contains("1 unreadable record"), "{job:#}");
+}
+
 // The `dlq` commands, through the real binary -------------------------------------------------
 
 fn cli(home: &Path) -> Command {
