@@ -348,7 +348,6 @@ impl Engine {
             Ok(prior) => prior,
             Err(refused) => return Ok(skipped(refused)),
         };
-
         // Another worker may have run the job between the read above and the guard, and
         // Elasticsearch would accept a second claim: look again before claiming.
         match control.get_sync_job(job_id).await {

@@ -585,6 +585,9 @@ async fn pick_up(
         return Ok(());
     }
     let jobs = engine.deps().control.search_sync_jobs(&filter).await?;
+    // Per connector (and guard kind), whether its held guard may be taken over: asked once
+    // a tick, however many jobs wait behind it.
+    let mut takeover_due: HashMap<(String, bool), bool> = HashMap::new();
     for job in jobs {
         if running.len() >= options.max_concurrent_syncs.max(1) || shutdown.is_cancelled() {
             break;
@@ -600,8 +603,19 @@ async fn pick_up(
             .get(connector_id.as_str())
             .is_some_and(|c| PriorSync::of(c, job.job_type).status == Some(JobStatus::InProgress));
         // A live holder keeps its guard: leave the job for a later tick, without a start.
-        if held && !engine.guard_takeover_due(&job).await? {
-            continue;
+        if held {
+            let key = (connector_id.clone(), job.job_type == JobType::AccessControl);
+            let due = match takeover_due.get(&key) {
+                Some(due) => *due,
+                None => {
+                    let due = engine.guard_takeover_due(&job).await?;
+                    takeover_due.insert(key, due);
+                    due
+                }
+            };
+            if !due {
+                continue;
+            }
         }
         running_connectors.insert(connector_id, job.id.clone());
         let engine = engine.clone();
