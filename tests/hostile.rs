@@ -953,8 +953,13 @@ fn a_secret_echoed_in_a_job_error_or_a_document_id_is_masked_on_stdout() {
     let job = started["id"].as_str().unwrap().to_string();
     let mut doc = standin.sync_job(&job).unwrap();
     doc.as_object_mut().unwrap().remove("id");
+    // The job's own connector secret too (its snapshot's sensitive value), echoed in the error.
+    let token = "job-snapshot-token-5d1c";
+    doc["connector"]["configuration"] = json!({
+        "token": {"label": "Token", "sensitive": true, "value": token, "type": "str"}
+    });
     doc["error"] = json!(format!(
-        "401 from the cluster: ApiKey {API_KEY} was refused"
+        "401 from the cluster: ApiKey {API_KEY} was refused; source said {token}"
     ));
     standin.put_doc(".elastic-connectors-sync-jobs", &job, doc);
 
@@ -983,6 +988,7 @@ fn a_secret_echoed_in_a_job_error_or_a_document_id_is_masked_on_stdout() {
     ] {
         let out = ok(&home, &args);
         assert_no_leak(&format!("{args:?}"), &out, &forms[..1]);
+        assert!(!out.contains(token), "{args:?}: {out}");
         assert!(out.contains(MASK), "{args:?}: {out}");
     }
 }
