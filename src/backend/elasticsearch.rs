@@ -299,6 +299,25 @@ impl ControlPlane for ElasticsearchBackend {
         }
     }
 
+    /// A real-time read of the job with its `_seq_no`, then a delete guarded by it: a 409
+    /// means a worker wrote the job (claimed it) in between.
+    async fn delete_sync_job_if_unchanged(&self, expected: &SyncJob) -> Result<bool> {
+        let docs = self.client.connector_docs();
+        let current = match docs.get_job(&expected.id).await {
+            Ok(current) => current,
+            Err(e) if e.is_not_found() => return Ok(false),
+            Err(e) => return Err(e.into()),
+        };
+        if !crate::backend::same_job_state(&current.doc, expected) {
+            return Ok(false);
+        }
+        match docs.delete_job(&expected.id, current.version).await {
+            Ok(()) => Ok(true),
+            Err(e) if e.is_conflict() || e.is_not_found() => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     async fn search_sync_jobs(&self, filter: &JobFilter) -> Result<Vec<SyncJob>> {
         self.search_jobs_direct(filter).await
     }
@@ -328,35 +347,7 @@ impl ControlPlane for ElasticsearchBackend {
 
     /// PROTOCOL §5.4: read the connector with its seq_no, refuse when its last sync is in
     /// progress, and write the start marks guarded by that seq_no; a 409 means another worker
-    /// won the race.
-    async fn mark_sync_started(&self, connector_id: &str, job_type: JobType) -> Result<bool> {
-        let docs = self.client.connector_docs();
-        let current = docs.get_connector(connector_id).await?;
-        let acl = job_type == JobType::AccessControl;
-        let status = if acl {
-            current.doc.last_access_control_sync_status
-        } else {
-            current.doc.last_sync_status
-        };
-        if status == Some(JobStatus::InProgress) {
-            return Ok(false);
-        }
-        let marks = if acl {
-            json!({"status": "connected", "error": null, "last_access_control_sync_status": "in_progress", "last_access_control_sync_error": null})
-        } else {
-            json!({"status": "connected", "error": null, "last_sync_status": "in_progress", "last_sync_error": null})
-        };
-        match docs
-            .update_connector(connector_id, &marks, Some(current.version))
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e) if e.is_conflict() => Ok(false),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// [`Self::mark_sync_started`], saying what it replaced, and a 409 apart from a held guard.
+    /// won the race ([`super::GuardAttempt::Conflict`]).
     async fn try_start_guard(
         &self,
         connector_id: &str,

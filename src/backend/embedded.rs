@@ -551,6 +551,23 @@ impl ControlPlane for EmbeddedBackend {
         .await
     }
 
+    async fn delete_sync_job_if_unchanged(&self, expected: &SyncJob) -> Result<bool> {
+        let expected = expected.clone();
+        self.write(move |tx| {
+            let current = match sync_jobs::get(tx, &expected.id) {
+                Ok(current) => current,
+                Err(BackendError::NotFound(_)) => return Ok(false),
+                Err(e) => return Err(e),
+            };
+            if !super::same_job_state(&current, &expected) {
+                return Ok(false);
+            }
+            sync_jobs::delete(tx, &expected.id)?;
+            Ok(true)
+        })
+        .await
+    }
+
     async fn merge_configuration(
         &self,
         id: &str,
@@ -579,12 +596,6 @@ impl ControlPlane for EmbeddedBackend {
             connectors::mark_sync_scheduled(tx, &connector_id, job_type, since, at)
         })
         .await
-    }
-
-    async fn mark_sync_started(&self, connector_id: &str, job_type: JobType) -> Result<bool> {
-        let connector_id = connector_id.to_owned();
-        self.write(move |tx| connectors::mark_sync_started(tx, &connector_id, job_type))
-            .await
     }
 
     async fn try_start_guard(

@@ -260,17 +260,47 @@ pub trait ControlPlane: Send + Sync {
         Ok(true)
     }
 
-    /// The start guard of PROTOCOL §5.4: marks the connector's last sync (of the job type's
-    /// kind) as `in_progress` unless it already is, atomically (seq_no-guarded on
-    /// Elasticsearch). `Ok(false)`: another worker got there first; leave the job alone.
-    async fn mark_sync_started(&self, connector_id: &str, job_type: JobType) -> Result<bool> {
-        let connector = self.get_connector(connector_id).await?;
-        let current = match job_type {
-            JobType::AccessControl => connector.last_access_control_sync_status,
-            _ => connector.last_sync_status,
+    /// Deletes the job only when its document is still as `expected` was read (same status
+    /// and last check-in): a job a worker claimed meanwhile is never deleted. `Ok(false)`:
+    /// it changed or is gone; nothing was deleted. Elasticsearch guards the delete with the
+    /// `_seq_no` of a real-time read; the embedded store does it in one transaction. This
+    /// default reads and deletes unguarded, for backends with no such guard.
+    async fn delete_sync_job_if_unchanged(&self, expected: &SyncJob) -> Result<bool> {
+        let current = match self.get_sync_job(&expected.id).await {
+            Ok(current) => current,
+            Err(BackendError::NotFound(_)) => return Ok(false),
+            Err(e) => return Err(e),
         };
-        if current == Some(JobStatus::InProgress) {
+        if !same_job_state(&current, expected) {
             return Ok(false);
+        }
+        self.delete_sync_job(&expected.id).await?;
+        Ok(true)
+    }
+
+    /// The start guard of PROTOCOL §5.4: marks the connector's last sync (of the job type's
+    /// kind) as `in_progress` unless it already is. `Ok(false)`: another worker got there
+    /// first; leave the job alone. A shorthand for [`Self::try_start_guard`], the one
+    /// primitive backends implement.
+    async fn mark_sync_started(&self, connector_id: &str, job_type: JobType) -> Result<bool> {
+        Ok(matches!(
+            self.try_start_guard(connector_id, job_type).await?,
+            GuardAttempt::Taken(_)
+        ))
+    }
+
+    /// One attempt at the start guard that says why it failed and what it replaced:
+    /// [`GuardAttempt::Held`] when the connector's last sync of the job type's kind is already
+    /// `in_progress`, [`GuardAttempt::Conflict`] when the connector changed between the read and
+    /// the guarded write (retry with a fresh read), and [`GuardAttempt::Taken`] with the last
+    /// sync it overwrote, so a start that does not happen can put it back. Elasticsearch
+    /// guards the write with `if_seq_no` and the embedded store does it in one transaction;
+    /// this default reads and writes unguarded, for backends with no such guard.
+    async fn try_start_guard(&self, connector_id: &str, job_type: JobType) -> Result<GuardAttempt> {
+        let connector = self.get_connector(connector_id).await?;
+        let prior = PriorSync::of(&connector, job_type);
+        if prior.status == Some(JobStatus::InProgress) {
+            return Ok(GuardAttempt::Held);
         }
         let mut last = LastSync::default();
         match job_type {
@@ -284,25 +314,7 @@ pub trait ControlPlane: Send + Sync {
             }
         }
         self.update_last_sync(connector_id, &last).await?;
-        Ok(true)
-    }
-
-    /// One attempt at the start guard that says why it failed and what it replaced:
-    /// [`GuardAttempt::Held`] when the connector's last sync of the job type's kind is already
-    /// `in_progress`, [`GuardAttempt::Conflict`] when the connector changed between the read and
-    /// the guarded write (retry with a fresh read), and [`GuardAttempt::Taken`] with the last
-    /// sync it overwrote, so a start that does not happen can put it back.
-    async fn try_start_guard(&self, connector_id: &str, job_type: JobType) -> Result<GuardAttempt> {
-        let connector = self.get_connector(connector_id).await?;
-        let prior = PriorSync::of(&connector, job_type);
-        if prior.status == Some(JobStatus::InProgress) {
-            return Ok(GuardAttempt::Held);
-        }
-        Ok(if self.mark_sync_started(connector_id, job_type).await? {
-            GuardAttempt::Taken(prior)
-        } else {
-            GuardAttempt::Conflict
-        })
+        Ok(GuardAttempt::Taken(prior))
     }
 
     /// Puts back what a start guard replaced, for a start that did not happen: the last sync

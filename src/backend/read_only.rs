@@ -136,6 +136,9 @@ impl ControlPlane for ReadOnly {
     async fn finish_sync_job(&self, _: &str, _: &super::JobFinish) -> Result<()> {
         self.refuse("finish sync job")
     }
+    async fn delete_sync_job_if_unchanged(&self, _: &SyncJob) -> Result<bool> {
+        self.refuse("delete sync job")
+    }
     async fn finish_sync_job_if_unchanged(
         &self,
         _: &SyncJob,
@@ -143,7 +146,7 @@ impl ControlPlane for ReadOnly {
     ) -> Result<bool> {
         self.refuse("finish sync job")
     }
-    async fn mark_sync_started(&self, _: &str, _: JobType) -> Result<bool> {
+    async fn try_start_guard(&self, _: &str, _: JobType) -> Result<super::GuardAttempt> {
         self.refuse("start sync")
     }
     async fn merge_configuration(&self, _: &str, _: &serde_json::Map<String, Value>) -> Result<()> {

@@ -310,6 +310,7 @@ async fn config(ctx: &mut Context, id: &str, reveal: bool) -> CliResult {
         .map_err(|e| CliError::from(e).context(format!("connector '{id}'")))?;
     if reveal {
         tracing::info!(connector = id, "configuration revealed on the command line");
+        ctx.out.reveal_secrets();
     }
     let fields = connector.configuration.fields_in_order();
     if ctx.out.json {

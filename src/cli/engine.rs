@@ -389,6 +389,7 @@ pub async fn dlq(ctx: &mut Context, command: DlqCommand) -> CliResult {
             let cancel = CancellationToken::new();
             let report = retry_dead_letters(
                 ctx.documents.clone(),
+                ctx.control.as_ref(),
                 store.clone(),
                 entries,
                 &ctx.profile.engine,

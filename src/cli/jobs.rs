@@ -17,8 +17,11 @@ pub async fn run(ctx: &mut Context, command: JobsCommand) -> CliResult {
                 .control
                 .get_sync_job(&id)
                 .await
-                .map_err(|e| CliError::from(e).context(format!("sync job '{id}'")))?
-                .masked();
+                .map_err(|e| CliError::from(e).context(format!("sync job '{id}'")))?;
+            // The job's own secrets join the masker, so its `error` (written by whichever
+            // service ran it) cannot show one on stdout.
+            crate::sources::register_sensitive(&job.connector.configuration);
+            let job = job.masked();
             ctx.out.either(&job, || show_text(&job))?;
             Ok(())
         }
@@ -72,6 +75,9 @@ async fn list(ctx: &mut Context, args: JobListArgs) -> CliResult {
         job_types: args.job_type.into_iter().map(Into::into).collect(),
     };
     let page = ctx.control.list_sync_jobs(&query).await?;
+    for job in &page.results {
+        crate::sources::register_sensitive(&job.connector.configuration);
+    }
     let page = crate::model::Page {
         count: page.count,
         results: page.results.iter().map(SyncJob::masked).collect(),

@@ -3,7 +3,10 @@
 //! success instead of a panic: a write to stdout that fails with `EPIPE` is remembered
 //! ([`stdout_closed`]), so `main` tells it from any other broken pipe. Human text is shown
 //! with control characters escaped ([`crate::text::terminal_safe`]): cells, details and
-//! messages quote remote text (an API's error, a job's error, a document id).
+//! messages quote remote text (an API's error, a job's error, a document id). Both human text
+//! and JSON go through the masker ([`crate::secret::mask`]) first, so a secret of the running
+//! profile or job that a remote text echoes (a job's `error`, a document id) is shown masked,
+//! whatever wrote it; only a command that asks for values (`--reveal`) turns that off.
 
 use crate::text::{Keep, terminal_safe};
 use serde::Serialize;
@@ -121,6 +124,8 @@ pub fn details(pairs: &[(&str, String)]) -> String {
 /// The CLI's stdout.
 pub struct Output {
     pub json: bool,
+    /// Secrets are shown as they are (`--reveal`), not masked.
+    reveal: bool,
     out: Box<dyn Write + Send>,
 }
 
@@ -128,6 +133,7 @@ impl Output {
     pub fn stdout(json: bool) -> Self {
         Self {
             json,
+            reveal: false,
             out: Box::new(Stdout(io::stdout())),
         }
     }
@@ -136,13 +142,26 @@ impl Output {
     pub fn buffer(json: bool, buffer: std::sync::Arc<std::sync::Mutex<Vec<u8>>>) -> Self {
         Self {
             json,
+            reveal: false,
             out: Box::new(SharedBuffer(buffer)),
         }
     }
 
-    /// Human text: control characters other than newline and tab are escaped.
+    /// From now on, secrets are written as they are: for the one command that asks for
+    /// them (`connectors config --reveal`).
+    pub fn reveal_secrets(&mut self) {
+        self.reveal = true;
+    }
+
+    /// Human text: known secrets masked (unless revealing), control characters other than
+    /// newline and tab escaped.
     pub fn text(&mut self, text: &str) -> io::Result<()> {
-        let text = terminal_safe(text, Keep::Layout);
+        let text = if self.reveal {
+            std::borrow::Cow::Borrowed(text)
+        } else {
+            crate::secret::mask::mask(text)
+        };
+        let text = terminal_safe(&text, Keep::Layout);
         self.out.write_all(text.as_bytes())?;
         if !text.ends_with('\n') {
             self.out.write_all(b"\n")?;
@@ -151,16 +170,28 @@ impl Output {
     }
 
     pub fn json<T: Serialize + ?Sized>(&mut self, value: &T) -> io::Result<()> {
-        serde_json::to_writer_pretty(&mut self.out, value).map_err(io::Error::other)?;
+        let value = self.masked_json(value)?;
+        serde_json::to_writer_pretty(&mut self.out, &value).map_err(io::Error::other)?;
         self.out.write_all(b"\n")?;
         self.out.flush()
     }
 
     /// One compact JSON document on one line (progress streams).
     pub fn json_line<T: Serialize + ?Sized>(&mut self, value: &T) -> io::Result<()> {
-        serde_json::to_writer(&mut self.out, value).map_err(io::Error::other)?;
+        let value = self.masked_json(value)?;
+        serde_json::to_writer(&mut self.out, &value).map_err(io::Error::other)?;
         self.out.write_all(b"\n")?;
         self.out.flush()
+    }
+
+    /// `value` as JSON, every string (and key) in it masked unless revealing. Key order is
+    /// kept (serde_json's `preserve_order`).
+    fn masked_json<T: Serialize + ?Sized>(&self, value: &T) -> io::Result<serde_json::Value> {
+        let mut value = serde_json::to_value(value).map_err(io::Error::other)?;
+        if !self.reveal {
+            crate::secret::mask::mask_json(&mut value);
+        }
+        Ok(value)
     }
 
     /// JSON with `--json`, else the human rendering.
@@ -237,6 +268,38 @@ mod tests {
         o.text(hostile).unwrap();
         let written = String::from_utf8(buffer.lock().unwrap().clone()).unwrap();
         assert!(!written.contains('\u{1b}'), "{written:?}");
+    }
+
+    #[test]
+    fn known_secrets_are_masked_in_text_and_json_unless_revealed() {
+        let secret = "output-test-secret-7f3a9c";
+        crate::secret::mask::register(secret);
+        let buffer = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let written = |buffer: &std::sync::Arc<std::sync::Mutex<Vec<u8>>>| {
+            String::from_utf8(std::mem::take(&mut *buffer.lock().unwrap())).unwrap()
+        };
+        let mut o = Output::buffer(false, buffer.clone());
+        o.text(&format!("job error: token {secret} refused"))
+            .unwrap();
+        let text = written(&buffer);
+        assert!(
+            !text.contains(secret) && text.contains(crate::secret::MASK),
+            "{text}"
+        );
+        let mut j = Output::buffer(true, buffer.clone());
+        j.json(&serde_json::json!({"b": secret, "a": [secret]}))
+            .unwrap();
+        let json = written(&buffer);
+        assert!(!json.contains(secret), "{json}");
+        assert!(
+            json.find("\"b\"") < json.find("\"a\""),
+            "order kept: {json}"
+        );
+        j.json_line(&serde_json::json!({"id": secret})).unwrap();
+        assert!(!written(&buffer).contains(secret));
+        o.reveal_secrets();
+        o.text(secret).unwrap();
+        assert!(written(&buffer).contains(secret));
     }
 
     #[test]

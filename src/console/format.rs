@@ -84,10 +84,11 @@ pub fn rate(per_sec: f64) -> String {
 }
 
 /// Remote text (a job's error, a document id, an API's answer) for one line of the screen:
-/// line breaks and tabs become spaces, other control characters are shown escaped
-/// (`\x1b[2J`), never obeyed nor silently dropped.
+/// every secret the masker knows is masked (whatever wrote the text), line breaks and tabs
+/// become spaces, other control characters are shown escaped (`\x1b[2J`), never obeyed nor
+/// silently dropped.
 pub fn safe(text: &str) -> String {
-    let flat = text.replace(['\n', '\t'], " ");
+    let flat = crate::secret::mask::mask(text).replace(['\n', '\t'], " ");
     crate::text::terminal_safe(&flat, crate::text::Keep::Nothing).into_owned()
 }
 

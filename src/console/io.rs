@@ -555,6 +555,7 @@ async fn retry(h: &Arc<Handles>, ids: Vec<i64>) -> Action {
     let cancel = h.shutdown.child_token();
     match retry_dead_letters(
         h.documents.clone(),
+        h.control.as_ref(),
         h.dlq.clone(),
         entries,
         &h.engine_settings,

@@ -112,6 +112,21 @@ impl<'a> ConnectorDocs<'a> {
         self.update(SYNC_JOBS_INDEX, id, doc, guard).await
     }
 
+    /// `DELETE /.elastic-connectors-sync-jobs/_doc/{id}` only if the job is still at `guard`
+    /// (else `Error::Api { status: 409, .. }`): the `_connector` API's delete has no guard.
+    pub async fn delete_job(&self, id: &str, guard: SeqNo) -> Result<()> {
+        let url = path(&[SYNC_JOBS_INDEX, "_doc", id]);
+        let params = [
+            ("if_seq_no", guard.seq_no.to_string()),
+            ("if_primary_term", guard.primary_term.to_string()),
+        ];
+        let _: WriteResponse = self
+            .transport
+            .request(Method::DELETE, &url, &params, None)
+            .await?;
+        Ok(())
+    }
+
     /// Jobs matching the filters, oldest `created_at` first (the pick-up query of §5.3).
     /// A missing jobs index is an empty result.
     pub async fn search_jobs(&self, search: &JobSearch) -> Result<Vec<SyncJob>> {

@@ -26,7 +26,6 @@ use serde::Serialize;
 use serde_json::Value;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 use thiserror::Error;
@@ -587,16 +586,17 @@ impl DeadLetterStore {
         Ok(closed as u64)
     }
 
-    /// Whether this handle's cluster has open entries for `index`: the sink asks once, so a
-    /// sync of an index with no dead letters never looks again.
-    pub fn has_open(&self, index: &str) -> Result<bool, DlqError> {
+    /// Whether this handle's cluster has open entries of `connector_id` for `index`: one
+    /// lookup in the open-entry index, so a sink can ask after every batch.
+    pub fn has_open(&self, connector_id: &str, index: &str) -> Result<bool, DlqError> {
         let cluster = self.origin().cluster_uuid;
         let conn = self.lock();
         let found: Option<i64> = conn
             .query_row(
                 "SELECT 1 FROM dead_letters
-                 WHERE cluster_uuid = ?1 AND state = 'open' AND idx = ?2 LIMIT 1",
-                params![cluster, index],
+                 WHERE cluster_uuid = ?1 AND state = 'open' AND idx = ?2 AND connector_id = ?3
+                 LIMIT 1",
+                params![cluster, index, connector_id],
                 |row| row.get(0),
             )
             .optional()
@@ -604,12 +604,14 @@ impl DeadLetterStore {
         Ok(found.is_some())
     }
 
-    /// Resolves this handle's cluster's open entries for these documents of `index` (they
-    /// were just written), with `resolution` as the why; returns how many. Reads first and
-    /// writes only when something matches, so a batch with nothing to resolve costs no
-    /// commit.
+    /// Resolves this handle's cluster's open entries of `connector_id` for these documents
+    /// of `index` (that connector just wrote them), with `resolution` as the why; returns how
+    /// many. Another connector's entry for the same id is its own version of the document:
+    /// this write does not resolve it. Reads first and writes only when something matches,
+    /// so a batch with nothing to resolve costs no commit.
     pub fn resolve_documents(
         &self,
+        connector_id: &str,
         index: &str,
         doc_ids: &[String],
         resolution: &str,
@@ -625,10 +627,11 @@ impl DeadLetterStore {
                 let marks = vec!["?"; chunk.len()].join(",");
                 let sql = format!(
                     "SELECT id FROM dead_letters
-                     WHERE cluster_uuid = ? AND idx = ? AND state = 'open' AND doc_id IN ({marks})"
+                     WHERE cluster_uuid = ? AND idx = ? AND connector_id = ? AND state = 'open'
+                       AND doc_id IN ({marks})"
                 );
                 let mut stmt = conn.prepare_cached(&sql).map_err(self.sqlite())?;
-                let params = [cluster.as_str(), index]
+                let params = [cluster.as_str(), index, connector_id]
                     .into_iter()
                     .chain(chunk.iter().map(String::as_str));
                 let rows = stmt
@@ -724,37 +727,42 @@ pub async fn bind_cluster(dlq: &DeadLetterStore, control: &dyn ControlPlane) -> 
     }
 }
 
-/// Resolves the open dead letters of one index as a sink writes its documents, so an entry
-/// never outlives a later successful write of the same document (and a retry of it can never
-/// put the old version back). Looks at the queue only when the index has open entries, asked
-/// once per sink.
+/// Resolves the open dead letters of one connector's documents in one index as its sink
+/// writes them, so an entry never outlives a later successful write of the same document by
+/// the same connector (and a retry of it can never put the old version back). Asked after
+/// every answered batch whether the index has open entries of the connector (one indexed
+/// lookup), so entries that appear while the job runs (a document of this very job
+/// dead-lettered, then written or deleted again; another process's) are seen too. A sink
+/// with no connector (a hand retry, which closes the entries it sends itself) resolves
+/// nothing.
 pub struct Resolver {
     dlq: Arc<DeadLetterStore>,
+    connector_id: String,
     index: String,
     job_id: String,
-    /// 0: not asked yet; 1: nothing open for the index; 2: something open.
-    active: AtomicU8,
 }
 
 impl Resolver {
-    pub fn new(dlq: Arc<DeadLetterStore>, index: &str, job_id: &str) -> Self {
+    pub fn new(dlq: Arc<DeadLetterStore>, connector_id: &str, index: &str, job_id: &str) -> Self {
         Self {
             dlq,
+            connector_id: connector_id.to_string(),
             index: index.to_string(),
             job_id: job_id.to_string(),
-            active: AtomicU8::new(0),
         }
     }
 
-    /// Whether the index had open entries when first asked.
+    /// Whether the index has open entries of this connector now.
     pub async fn is_active(&self) -> bool {
-        match self.active.load(Ordering::Relaxed) {
-            1 => return false,
-            2 => return true,
-            _ => {}
+        if self.connector_id.is_empty() {
+            return false;
         }
-        let (dlq, index) = (self.dlq.clone(), self.index.clone());
-        let open = match tokio::task::spawn_blocking(move || dlq.has_open(&index)).await {
+        let (dlq, connector, index) = (
+            self.dlq.clone(),
+            self.connector_id.clone(),
+            self.index.clone(),
+        );
+        match tokio::task::spawn_blocking(move || dlq.has_open(&connector, &index)).await {
             Ok(Ok(open)) => open,
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, index = %self.index, "could not look for open dead letters");
@@ -764,18 +772,18 @@ impl Resolver {
                 tracing::warn!(error = %e, index = %self.index, "could not look for open dead letters");
                 false
             }
-        };
-        self.active
-            .store(if open { 2 } else { 1 }, Ordering::Relaxed);
-        open
+        }
     }
 
     /// Resolves the open entries of documents just indexed or deleted. Bookkeeping, never
     /// fatal: a failure is logged, and the entry stays open (a retry then still checks the
     /// index before writing).
     pub async fn written(&self, indexed: Vec<String>, deleted: Vec<String>) {
+        if self.connector_id.is_empty() {
+            return;
+        }
         let by = if self.job_id.is_empty() {
-            "a retry of its dead letter".to_string()
+            format!("connector '{}'", self.connector_id)
         } else {
             format!("sync job '{}'", self.job_id)
         };
@@ -783,10 +791,14 @@ impl Resolver {
             if ids.is_empty() {
                 continue;
             }
-            let (dlq, index) = (self.dlq.clone(), self.index.clone());
+            let (dlq, connector, index) = (
+                self.dlq.clone(),
+                self.connector_id.clone(),
+                self.index.clone(),
+            );
             let resolution = format!("{how} by {by}");
             let result = tokio::task::spawn_blocking(move || {
-                dlq.resolve_documents(&index, &ids, &resolution)
+                dlq.resolve_documents(&connector, &index, &ids, &resolution)
             })
             .await;
             match result {

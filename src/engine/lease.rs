@@ -2,31 +2,84 @@
 //! (`last_sync_status` or `last_access_control_sync_status` = `in_progress`) belongs to a job;
 //! the job's check-ins (`last_seen`, else `started_at`) are its lease. A guard may be taken over
 //! when the lease expired (the Python service's idle threshold, `idle_job_timeout`), or at once
-//! when the holder's worker is provably dead: `worker_hostname` is `host/pid`, names this host,
-//! and no process has that pid. The predicates only decide; ending an orphan is
-//! `engine::cleanup`'s, taking the guard the runner's. [`complete_orphaned_cancel`] applies them
-//! to a cancel, for `jobs cancel` and the console alike.
+//! when the holder's worker is provably dead: `worker_hostname` is `host/pid@space`, names this
+//! host *and* this process space (pid namespace and boot, see [`process_space`]), and no process
+//! has that pid. The predicates only decide; ending an orphan is `engine::cleanup`'s, taking the
+//! guard the runner's. [`complete_orphaned_cancel`] applies them to a cancel, for `jobs cancel`
+//! and the console alike.
 
 use crate::backend::{BackendError, ControlPlane};
 use crate::model::{JobStatus, SyncJob, Timestamp};
+use std::sync::OnceLock;
 use std::time::Duration;
 
-/// This worker's name in `worker_hostname`: the host, and the process, so that several workers
-/// on one host are told apart and a dead one can be recognised (see [`is_provably_dead`]).
+/// This worker's name in `worker_hostname`: the host, the process and the process space, so
+/// that several workers on one host are told apart and a dead one can be recognised (see
+/// [`is_provably_dead`]). Readable: `box/4242@4026531836.b3734faa`.
 pub fn worker_name() -> String {
-    format!("{}/{}", this_host(), std::process::id())
+    worker_name_for(std::process::id())
+}
+
+/// The name a process `pid` of this host and this process space has in `worker_hostname`
+/// (this worker's own name for its own pid). Without a known process space, `host/pid`: a
+/// name no one can ever call provably dead.
+pub fn worker_name_for(pid: u32) -> String {
+    match process_space() {
+        Some(space) => format!("{}/{pid}@{space}", this_host()),
+        None => format!("{}/{pid}", this_host()),
+    }
 }
 
 fn this_host() -> String {
     gethostname::gethostname().to_string_lossy().into_owned()
 }
 
-/// `host/pid` → (host, pid). Other shapes (the Python service writes a bare hostname) say
-/// nothing about the process.
-pub fn parse_worker(worker: &str) -> Option<(&str, u32)> {
-    let (host, pid) = worker.rsplit_once('/')?;
+/// Where a pid means one process: the pid namespace's inode (`/proc/self/ns/pid`) and the
+/// start of the machine's boot id (`/proc/sys/kernel/random/boot_id`). Hostnames are not
+/// unique: containers that share one but not a pid namespace, or two machines named alike,
+/// would otherwise take each other's live workers for dead. `None` where either is unknown.
+pub fn process_space() -> Option<&'static str> {
+    static SPACE: OnceLock<Option<String>> = OnceLock::new();
+    SPACE.get_or_init(read_process_space).as_deref()
+}
+
+#[cfg(target_os = "linux")]
+fn read_process_space() -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let namespace = std::fs::metadata("/proc/self/ns/pid").ok()?.ino();
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    let boot: String = boot
+        .chars()
+        .filter(char::is_ascii_hexdigit)
+        .take(8)
+        .collect();
+    (boot.len() == 8).then(|| format!("{namespace}.{boot}"))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn read_process_space() -> Option<String> {
+    None
+}
+
+/// One parsed `worker_hostname`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkerName<'a> {
+    pub host: &'a str,
+    pub pid: u32,
+    /// The process space (`@…`); `None` in names written before it was recorded.
+    pub space: Option<&'a str>,
+}
+
+/// `host/pid[@space]` → its parts. Other shapes (the Python service writes a bare hostname)
+/// say nothing about the process.
+pub fn parse_worker(worker: &str) -> Option<WorkerName<'_>> {
+    let (rest, space) = match worker.rsplit_once('@') {
+        Some((rest, space)) if !space.is_empty() && !space.contains('/') => (rest, Some(space)),
+        _ => (worker, None),
+    };
+    let (host, pid) = rest.rsplit_once('/')?;
     let pid: u32 = pid.parse().ok()?;
-    (!host.is_empty() && pid > 0).then_some((host, pid))
+    (!host.is_empty() && pid > 0).then_some(WorkerName { host, pid, space })
 }
 
 /// Whether a process with this pid exists on this host. `kill(pid, 0)` sends nothing: it only
@@ -48,15 +101,34 @@ pub fn pid_alive(_pid: u32) -> bool {
     true
 }
 
-/// Whether `worker` names a process of this host that no longer runs. A worker on another
-/// host, a name without a pid, or this very process are never provably dead.
+/// Whether `worker` names a process of this host and process space that no longer runs. A
+/// worker on another host or in another process space, a name without a pid or without a
+/// process space (older names: their lease decides), or this very process are never
+/// provably dead.
 pub fn is_provably_dead(worker: &str) -> bool {
-    is_dead_on(worker, &this_host(), std::process::id(), pid_alive)
+    let Some(space) = process_space() else {
+        return false;
+    };
+    let here = Here {
+        host: &this_host(),
+        space,
+        pid: std::process::id(),
+    };
+    is_dead_on(worker, &here, pid_alive)
 }
 
-fn is_dead_on(worker: &str, host: &str, own_pid: u32, alive: impl Fn(u32) -> bool) -> bool {
+/// Where the asking process runs.
+struct Here<'a> {
+    host: &'a str,
+    space: &'a str,
+    pid: u32,
+}
+
+fn is_dead_on(worker: &str, here: &Here<'_>, alive: impl Fn(u32) -> bool) -> bool {
     match parse_worker(worker) {
-        Some((h, pid)) => h == host && pid != own_pid && !alive(pid),
+        Some(w) => {
+            w.host == here.host && w.space == Some(here.space) && w.pid != here.pid && !alive(w.pid)
+        }
         None => false,
     }
 }
@@ -86,7 +158,7 @@ pub fn abandoned(job: &SyncJob, now: Timestamp, timeout: Duration) -> Option<Str
     if !worker.is_empty() && is_provably_dead(worker) {
         return Some(format!(
             "the worker '{worker}' that ran this job is gone (no process {} on this host)",
-            parse_worker(worker).map(|(_, p)| p).unwrap_or_default()
+            parse_worker(worker).map(|w| w.pid).unwrap_or_default()
         ));
     }
     if lease_expired(job, now, timeout) {
@@ -186,35 +258,63 @@ mod tests {
     }
 
     #[test]
-    fn worker_names_parse_as_host_and_pid() {
-        assert_eq!(parse_worker("box/42"), Some(("box", 42)));
-        assert_eq!(parse_worker("a/b/7"), Some(("a/b", 7)));
+    fn worker_names_parse_as_host_pid_and_space() {
+        let w = |host, pid, space| Some(WorkerName { host, pid, space });
+        assert_eq!(parse_worker("box/42"), w("box", 42, None));
+        assert_eq!(parse_worker("a/b/7"), w("a/b", 7, None));
+        assert_eq!(
+            parse_worker("box/42@123.abcd"),
+            w("box", 42, Some("123.abcd"))
+        );
+        assert_eq!(parse_worker("a@b/42"), w("a@b", 42, None));
+        assert_eq!(parse_worker("box/42@"), None);
         assert_eq!(parse_worker("box"), None);
         assert_eq!(parse_worker("box/0"), None);
         assert_eq!(parse_worker("/42"), None);
         assert_eq!(parse_worker("box/x"), None);
         let name = worker_name();
-        let (host, pid) = parse_worker(&name).expect("our own name parses");
-        assert_eq!((host, pid), (this_host().as_str(), std::process::id()));
+        let ours = parse_worker(&name).expect("our own name parses");
+        assert_eq!(
+            (ours.host, ours.pid, ours.space),
+            (this_host().as_str(), std::process::id(), process_space())
+        );
     }
 
     #[test]
-    fn only_a_gone_process_of_this_host_is_dead() {
+    fn only_a_gone_process_of_this_host_and_space_is_dead() {
         let dead = |_| false;
         let alive = |_| true;
-        assert!(is_dead_on("box/42", "box", 1, dead));
-        assert!(!is_dead_on("box/42", "box", 1, alive));
-        assert!(!is_dead_on("other/42", "box", 1, dead), "another host");
-        assert!(!is_dead_on("box/1", "box", 1, dead), "this process");
+        let here = Here {
+            host: "box",
+            space: "9.abc",
+            pid: 1,
+        };
+        assert!(is_dead_on("box/42@9.abc", &here, dead));
+        assert!(!is_dead_on("box/42@9.abc", &here, alive));
+        assert!(!is_dead_on("other/42@9.abc", &here, dead), "another host");
         assert!(
-            !is_dead_on("box", "box", 1, dead),
+            !is_dead_on("box/42@8.abc", &here, dead),
+            "another pid namespace on a host of the same name"
+        );
+        assert!(!is_dead_on("box/42@9.abd", &here, dead), "another boot");
+        assert!(
+            !is_dead_on("box/42", &here, dead),
+            "an older name without a space: its lease decides"
+        );
+        assert!(!is_dead_on("box/1@9.abc", &here, dead), "this process");
+        assert!(
+            !is_dead_on("box", &here, dead),
             "no pid (the Python service)"
         );
     }
 
-    #[cfg(unix)]
+    #[cfg(target_os = "linux")]
     #[test]
     fn a_reaped_child_is_not_alive_and_we_are() {
+        assert!(
+            process_space().is_some(),
+            "linux has a pid namespace and a boot id"
+        );
         assert!(pid_alive(std::process::id()));
         let mut child = std::process::Command::new("true")
             .spawn()
@@ -222,7 +322,14 @@ mod tests {
         let pid = child.id();
         child.wait().expect("wait");
         assert!(!pid_alive(pid));
-        assert!(is_provably_dead(&format!("{}/{pid}", this_host())));
+        assert!(is_provably_dead(&worker_name_for(pid)));
+        // The same dead pid named the older way, or from another pid namespace: not provably
+        // dead (a container sharing the hostname may run it).
+        assert!(!is_provably_dead(&format!("{}/{pid}", this_host())));
+        assert!(!is_provably_dead(&format!(
+            "{}/{pid}@1.00000000",
+            this_host()
+        )));
         assert!(!is_provably_dead(&worker_name()));
     }
 

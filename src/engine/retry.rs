@@ -4,8 +4,19 @@
 //!
 //! Two guards come first, so a retry can never damage data: every entry must come from the
 //! cluster the queue handle is bound to (an entry is never written into another cluster, nor
-//! one of unknown origin into any), and an entry whose document the index already holds in a
-//! newer version (a later `_timestamp`) is marked `superseded` and not sent.
+//! one of unknown origin into any), and an entry the index holds newer data for is marked
+//! `superseded` and not sent:
+//! - a document with a `_timestamp`: the indexed version has a later one;
+//! - a document without one, or a delete: a full sync of the entry's connector into its index
+//!   started after the entry last failed, and completed. That sync read the whole source after
+//!   the failure, and wrote the document (a newer version), failed it again (which would have
+//!   refreshed the entry, so it would not count), or deleted it as gone: either way what the
+//!   index holds is newer than the entry. (Incremental syncs do not count: one that did not
+//!   touch the document left the version before the failure in place.)
+//!
+//! Entries of several connectors for one document id in one index are one document: only the
+//! one that failed last (the newest write) is sent, and once it is written the others are
+//! `superseded` by it; each entry is resolved only by a write of its own.
 
 use super::batch::{BatchBuilder, BatchLimits};
 use super::breaker::SharedBreaker;
@@ -13,9 +24,9 @@ use super::dlq::{DeadLetterStore, DlqError};
 use super::monitor::{ErrorMonitor, MonitorSettings};
 use super::progress::Progress;
 use super::sink::{OnFailure, Sink, SinkError, SinkSettings};
-use crate::backend::DocumentStore;
+use crate::backend::{ControlPlane, DocumentStore, SyncJobQuery};
 use crate::config::{BreakerSettings, EngineSettings};
-use crate::model::{DeadLetter, DeadLetterState, Origin};
+use crate::model::{DeadLetter, DeadLetterState, JobStatus, JobType, Origin, SyncJob};
 use futures_util::StreamExt;
 use serde::Serialize;
 use serde_json::Value;
@@ -109,9 +120,11 @@ pub fn check_entries(dlq: &DeadLetterStore, entries: &[DeadLetter]) -> Result<()
 }
 
 /// Sends these dead letters again, index by index, after [`check_entries`] and the
-/// newer-version check.
+/// newer-version checks (the index through `store`, the connectors' sync jobs through
+/// `control`).
 pub async fn retry_dead_letters(
     store: Arc<dyn DocumentStore>,
+    control: &dyn ControlPlane,
     dlq: Arc<DeadLetterStore>,
     entries: Vec<DeadLetter>,
     engine: &EngineSettings,
@@ -120,7 +133,8 @@ pub async fn retry_dead_letters(
 ) -> Result<RetryReport, RetryError> {
     check_entries(&dlq, &entries)?;
     let mut report = RetryReport::default();
-    let entries = skip_superseded(store.as_ref(), &dlq, entries, &mut report).await?;
+    let entries = skip_superseded(store.as_ref(), control, &dlq, entries, &mut report).await?;
+    let (entries, shadowed) = newest_per_document(entries);
     let mut by_index: BTreeMap<String, Vec<DeadLetter>> = BTreeMap::new();
     for entry in entries {
         by_index.entry(entry.index.clone()).or_default().push(entry);
@@ -159,16 +173,10 @@ pub async fn retry_dead_letters(
         };
         let mut builder = BatchBuilder::new(limits, None);
         let mut batches = Vec::new();
-        // Several entries of one document id cannot be told apart in a batch: the queue
-        // keeps one open entry per (cluster, index, doc id, connector), and entries of two
-        // connectors for one document are the same write.
+        // One entry per document id here (see `newest_per_document`).
         let mut ids: HashMap<String, Vec<i64>> = HashMap::new();
         for entry in &entries {
-            let same = ids.entry(entry.doc_id.clone()).or_default();
-            same.push(entry.id);
-            if same.len() > 1 {
-                continue;
-            }
+            ids.entry(entry.doc_id.clone()).or_default().push(entry.id);
             let cut = if entry.document.is_null() {
                 builder.push_delete(entry.doc_id.clone())
             } else {
@@ -223,26 +231,123 @@ pub async fn retry_dead_letters(
             report.succeeded.extend(ok);
         }
     }
+    close_shadowed(&dlq, shadowed, &mut report).await?;
     Ok(report)
 }
 
-/// Reads back, from the index, the documents whose dead letter carries a `_timestamp`, and
-/// marks `superseded` (without sending) every entry the index holds a newer version of.
-/// A document that cannot be read back is not sent either: it is reported as failed, its
-/// entry left as it was.
+/// An entry left out because another entry of the same document (index and id) failed
+/// later: the one sent.
+struct Shadowed {
+    entry: DeadLetter,
+    by: DeadLetter,
+}
+
+/// Keeps, per (index, document id), the entry that failed last (then the highest id); the
+/// others are returned with the entry that shadows them.
+fn newest_per_document(entries: Vec<DeadLetter>) -> (Vec<DeadLetter>, Vec<Shadowed>) {
+    let mut newest: BTreeMap<(String, String), DeadLetter> = BTreeMap::new();
+    let mut older = Vec::new();
+    for entry in entries {
+        let key = (entry.index.clone(), entry.doc_id.clone());
+        match newest.remove(&key) {
+            None => {
+                newest.insert(key, entry);
+            }
+            Some(kept) => {
+                let (keep, drop) =
+                    if (entry.last_failed_at, entry.id) > (kept.last_failed_at, kept.id) {
+                        (entry, kept)
+                    } else {
+                        (kept, entry)
+                    };
+                older.push(drop);
+                newest.insert(key, keep);
+            }
+        }
+    }
+    let shadowed = older
+        .into_iter()
+        .filter_map(|entry| {
+            let by = newest
+                .get(&(entry.index.clone(), entry.doc_id.clone()))?
+                .clone();
+            Some(Shadowed { entry, by })
+        })
+        .collect();
+    (newest.into_values().collect(), shadowed)
+}
+
+/// An entry shadowed by a newer one of the same document is superseded once that one was
+/// written; while it was not, the entry stays open, not sent.
+async fn close_shadowed(
+    dlq: &Arc<DeadLetterStore>,
+    shadowed: Vec<Shadowed>,
+    report: &mut RetryReport,
+) -> Result<(), RetryError> {
+    for Shadowed { entry, by } in shadowed {
+        if !report.succeeded.contains(&by.id) {
+            report.failed.push((
+                entry.id,
+                format!(
+                    "not sent: dead letter {} of the same document (connector '{}'), which failed \
+                     later, was not written",
+                    by.id, by.connector_id
+                ),
+            ));
+            continue;
+        }
+        let why = format!(
+            "the index holds a newer write of this document: dead letter {} of connector '{}', \
+             which failed later, was retried",
+            by.id, by.connector_id
+        );
+        let (dlq, id, reason) = (dlq.clone(), entry.id, why.clone());
+        tokio::task::spawn_blocking(move || dlq.close(&[id], DeadLetterState::Superseded, &reason))
+            .await
+            .map_err(|e| DlqError::Internal(e.to_string()))??;
+        report.superseded.push((entry.id, why));
+    }
+    Ok(())
+}
+
+/// Marks `superseded` (without sending) every entry the index holds newer data for (see
+/// the module doc): documents with a `_timestamp` are read back from the index; the others,
+/// and deletes, are compared with the completed full syncs of their connector. An entry
+/// that cannot be compared is not sent either: it is reported as failed, left as it was.
 async fn skip_superseded(
     store: &dyn DocumentStore,
+    control: &dyn ControlPlane,
     dlq: &Arc<DeadLetterStore>,
     entries: Vec<DeadLetter>,
     report: &mut RetryReport,
 ) -> Result<Vec<DeadLetter>, RetryError> {
+    let mut full_syncs: HashMap<String, Result<Vec<SyncJob>, String>> = HashMap::new();
+    for entry in &entries {
+        if entry_timestamp(&entry.document).is_none()
+            && !full_syncs.contains_key(&entry.connector_id)
+        {
+            let jobs = completed_full_syncs(control, &entry.connector_id).await;
+            full_syncs.insert(entry.connector_id.clone(), jobs);
+        }
+    }
+    let full_syncs = &full_syncs;
     let checks = futures_util::stream::iter(entries.into_iter().map(|entry| async move {
         let verdict = match entry_timestamp(&entry.document) {
-            None => Ok(None),
+            None => match full_syncs.get(&entry.connector_id) {
+                Some(Ok(jobs)) => Ok(later_full_sync(&entry, jobs)),
+                Some(Err(e)) => Err(format!(
+                    "not sent: could not read the sync jobs of connector '{}' to compare: {e}",
+                    entry.connector_id
+                )),
+                None => Ok(None),
+            },
             Some(ours) => store
                 .get_document(&entry.index, &entry.doc_id)
                 .await
-                .map(|current| newer_version(ours, current.as_ref())),
+                .map(|current| newer_version(ours, current.as_ref()))
+                .map_err(|e| {
+                    format!("not sent: could not read the indexed version to compare: {e}")
+                }),
         };
         (entry, verdict)
     }))
@@ -255,10 +360,7 @@ async fn skip_superseded(
         match verdict {
             Ok(None) => keep.push(entry),
             Ok(Some(why)) => superseded.push((entry.id, why)),
-            Err(e) => report.failed.push((
-                entry.id,
-                format!("not sent: could not read the indexed version to compare: {e}"),
-            )),
+            Err(why) => report.failed.push((entry.id, why)),
         }
     }
     for (id, why) in &superseded {
@@ -269,6 +371,58 @@ async fn skip_superseded(
     }
     report.superseded.extend(superseded);
     Ok(keep)
+}
+
+/// How many of a connector's latest completed full syncs are looked at.
+const FULL_SYNCS_LOOKED_AT: u64 = 20;
+
+/// The connector's latest completed full syncs (the list is newest first).
+async fn completed_full_syncs(
+    control: &dyn ControlPlane,
+    connector_id: &str,
+) -> Result<Vec<SyncJob>, String> {
+    if connector_id.is_empty() {
+        return Ok(Vec::new());
+    }
+    let query = SyncJobQuery {
+        connector_id: Some(connector_id.to_string()),
+        status: Some(JobStatus::Completed),
+        job_types: vec![JobType::Full],
+        size: Some(FULL_SYNCS_LOOKED_AT),
+        ..Default::default()
+    };
+    match control.list_sync_jobs(&query).await {
+        Ok(page) => Ok(page.results),
+        Err(e) if e.is_not_found() => Ok(Vec::new()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// `Some(why)` when one of `jobs` (completed full syncs of the entry's connector) wrote the
+/// entry's index and started after the entry last failed.
+fn later_full_sync(entry: &DeadLetter, jobs: &[SyncJob]) -> Option<String> {
+    let job = jobs.iter().find(|job| {
+        job.status == JobStatus::Completed
+            && job.job_type == JobType::Full
+            && job.connector.index_name.as_deref() == Some(entry.index.as_str())
+            && job.started_at.is_some_and(|t| t > entry.last_failed_at)
+    })?;
+    let when = |t: Option<crate::model::Timestamp>| {
+        t.map(|t| t.0.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+            .unwrap_or_default()
+    };
+    let what = if entry.document.is_null() {
+        "delete"
+    } else {
+        "document (it has no _timestamp to compare)"
+    };
+    Some(format!(
+        "the index holds newer data: full sync job '{}' started at {} after this {what} last \
+         failed at {}, and completed; it wrote or deleted the document as the source then had it",
+        job.id,
+        when(job.started_at),
+        when(Some(entry.last_failed_at)),
+    ))
 }
 
 fn entry_timestamp(document: &Value) -> Option<&str> {

@@ -214,6 +214,17 @@ enum StopReason {
     ConnectorGone,
 }
 
+/// Why a start that a shutdown (SIGTERM, Ctrl-C) overtook did not happen.
+const SHUT_DOWN_BEFORE_START: &str = "shutting down: the job was not started";
+
+/// Sleeps for `wait`, or until `shutdown`, whichever comes first.
+async fn pause(wait: Duration, shutdown: &CancellationToken) {
+    tokio::select! {
+        _ = tokio::time::sleep(wait) => {}
+        _ = shutdown.cancelled() => {}
+    }
+}
+
 /// How many times a start tries the guard (409s, takeovers, a holderless re-check) before it
 /// gives up, as the Python service's `with_concurrency_control` bounds its retries.
 const GUARD_ATTEMPTS: u32 = 6;
@@ -264,7 +275,9 @@ impl Engine {
     }
 
     /// A start refused after its job was created leaves no job behind: a job that did not run
-    /// here and is still `pending` is deleted. Returns whether it was.
+    /// here and is still `pending` is deleted. The delete is guarded by what was read (see
+    /// [`ControlPlane::delete_sync_job_if_unchanged`]), so a job another worker claimed
+    /// meanwhile is never deleted. Returns whether it was.
     pub async fn discard_unstarted(&self, report: &JobReport) -> bool {
         if !matches!(report.end, JobEnd::Skipped { .. }) {
             return false;
@@ -272,8 +285,8 @@ impl Engine {
         let control = &self.deps.control;
         match control.get_sync_job(&report.job_id).await {
             Ok(job) if job.status == JobStatus::Pending => {
-                match control.delete_sync_job(&report.job_id).await {
-                    Ok(()) => true,
+                match control.delete_sync_job_if_unchanged(&job).await {
+                    Ok(deleted) => deleted,
                     Err(e) => {
                         tracing::warn!(job = %report.job_id, error = %e, "could not delete a job that did not run");
                         false
@@ -331,7 +344,7 @@ impl Engine {
         {
             return Ok(skipped(format!("connector '{connector_id}': {why}")));
         }
-        let prior = match self.take_guard(&job).await? {
+        let prior = match self.take_guard(&job, shutdown).await? {
             Ok(prior) => prior,
             Err(refused) => return Ok(skipped(refused)),
         };
@@ -373,6 +386,13 @@ impl Engine {
         let cursor = (job.job_type == JobType::Incremental)
             .then(|| job.connector.sync_cursor.clone())
             .flatten();
+        // A shutdown while the guard was taken: give it back rather than claim a job that
+        // would only be suspended at once.
+        if shutdown.is_cancelled() {
+            self.release_guard(job_id, &connector_id, job.job_type, &prior)
+                .await;
+            return Ok(skipped(SHUT_DOWN_BEFORE_START.to_string()));
+        }
         match control
             .claim_sync_job(job_id, &self.deps.worker, cursor.as_ref())
             .await
@@ -475,17 +495,25 @@ impl Engine {
     /// its last counts kept; a `canceling` orphan ends `canceled`), then the guard is taken as
     /// usual, seq_no-guarded. A guard no job holds, after a short re-check, was set by a
     /// process that died between guard and claim, and is taken over the same way.
-    /// `Ok(Err(reason))`: a live worker holds it, or it stayed contended.
-    async fn take_guard(&self, job: &SyncJob) -> Result<Result<PriorSync, String>, BackendError> {
+    /// `Ok(Err(reason))`: a live worker holds it, it stayed contended, or `shutdown` came
+    /// first (its waits end at once, and nothing is taken over after it).
+    async fn take_guard(
+        &self,
+        job: &SyncJob,
+        shutdown: &CancellationToken,
+    ) -> Result<Result<PriorSync, String>, BackendError> {
         let control = &self.deps.control;
         let connector_id = &job.connector.id;
         let mut holderless_checked = false;
         for attempt in 0..GUARD_ATTEMPTS {
+            if shutdown.is_cancelled() {
+                return Ok(Err(SHUT_DOWN_BEFORE_START.to_string()));
+            }
             match control.try_start_guard(connector_id, job.job_type).await? {
                 GuardAttempt::Taken(prior) => return Ok(Ok(prior)),
                 GuardAttempt::Conflict => {
                     tracing::debug!(connector = %connector_id, attempt, "start guard conflict; reading again");
-                    tokio::time::sleep(Duration::from_millis(20 << attempt)).await;
+                    pause(Duration::from_millis(20 << attempt), shutdown).await;
                     continue;
                 }
                 GuardAttempt::Held => {}
@@ -495,8 +523,11 @@ impl Engine {
                 if !holderless_checked {
                     // The holder may be between its guard and its claim: give it that time.
                     holderless_checked = true;
-                    tokio::time::sleep(self.holderless_recheck()).await;
+                    pause(self.holderless_recheck(), shutdown).await;
                     continue;
+                }
+                if shutdown.is_cancelled() {
+                    return Ok(Err(SHUT_DOWN_BEFORE_START.to_string()));
                 }
                 let reason = "the worker that set this guard never claimed a job (it stopped between the guard and the claim)";
                 tracing::warn!(connector = %connector_id, "taking over a start guard no job holds");
@@ -535,6 +566,9 @@ impl Engine {
                     }
                 }
             }
+            if shutdown.is_cancelled() {
+                return Ok(Err(SHUT_DOWN_BEFORE_START.to_string()));
+            }
             for (orphan, reason) in orphans {
                 let (status, error) = if orphan.status == JobStatus::Canceling {
                     (JobStatus::Canceled, None)
@@ -548,6 +582,19 @@ impl Engine {
         Ok(Err(format!(
             "the start guard of connector '{connector_id}' stayed contended after {GUARD_ATTEMPTS} tries; try again"
         )))
+    }
+
+    /// Whether a start of `job` would take its connector's held guard over: no job holds it
+    /// (its setter died between guard and claim), or every holder is abandoned (provably
+    /// dead, or silent past its lease). `serve` asks before starting a job whose guard is
+    /// held, so it takes over at once as `sync` does, and leaves a live holder alone.
+    pub async fn guard_takeover_due(&self, job: &SyncJob) -> Result<bool, BackendError> {
+        let now = Timestamp::now();
+        let timeout = self.deps.settings.idle_job_timeout;
+        let holders = self.guard_holders(job).await?;
+        Ok(holders
+            .iter()
+            .all(|holder| lease::abandoned(holder, now, timeout).is_some()))
     }
 
     /// The jobs that may hold the guard of `job`'s kind: running or canceling jobs of its

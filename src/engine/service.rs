@@ -18,8 +18,8 @@ use super::filtering::{sync_rules_enabled, validate_draft};
 use super::runner::{Engine, JobEnd, JobReport};
 use super::schedule::{Schedule, is_due};
 use crate::backend::{
-    BackendError, ConfigurationUpdate, ConnectorQuery, ControlPlane, JobFilter, ScheduleMark,
-    scheduled_at,
+    BackendError, ConfigurationUpdate, ConnectorQuery, ControlPlane, JobFilter, PriorSync,
+    ScheduleMark, scheduled_at,
 };
 use crate::model::{
     Configuration, Connector, ConnectorStatus, Features, FilteringValidationState, JobStatus,
@@ -551,13 +551,16 @@ async fn pick_up(
     if running.len() >= options.max_concurrent_syncs.max(1) || shutdown.is_cancelled() {
         return Ok(());
     }
-    let service_types: HashMap<&str, Option<&str>> = connectors
+    // Connectors whose guard is held stay in: a holder that is provably dead (or past its
+    // lease) is taken over at once, as `sync` does, rather than after the cleanup's lease.
+    let by_id: HashMap<&str, &Connector> = connectors
         .iter()
-        .filter(|c| {
-            !running_connectors.contains_key(&c.id)
-                && c.last_sync_status != Some(JobStatus::InProgress)
-        })
-        .map(|c| (c.id.as_str(), c.service_type.as_deref()))
+        .filter(|c| !running_connectors.contains_key(&c.id))
+        .map(|c| (c.id.as_str(), c))
+        .collect();
+    let service_types: HashMap<&str, Option<&str>> = by_id
+        .iter()
+        .map(|(id, c)| (*id, c.service_type.as_deref()))
         .collect();
     if service_types.is_empty() {
         // An empty list would mean "every connector" to the search.
@@ -582,6 +585,9 @@ async fn pick_up(
         return Ok(());
     }
     let jobs = engine.deps().control.search_sync_jobs(&filter).await?;
+    // Per connector (and guard kind), whether its held guard may be taken over: asked once
+    // a tick, however many jobs wait behind it.
+    let mut takeover_due: HashMap<(String, bool), bool> = HashMap::new();
     for job in jobs {
         if running.len() >= options.max_concurrent_syncs.max(1) || shutdown.is_cancelled() {
             break;
@@ -592,6 +598,24 @@ async fn pick_up(
             || !runnable(registry, service_type, job.job_type)
         {
             continue;
+        }
+        let held = by_id
+            .get(connector_id.as_str())
+            .is_some_and(|c| PriorSync::of(c, job.job_type).status == Some(JobStatus::InProgress));
+        // A live holder keeps its guard: leave the job for a later tick, without a start.
+        if held {
+            let key = (connector_id.clone(), job.job_type == JobType::AccessControl);
+            let due = match takeover_due.get(&key) {
+                Some(due) => *due,
+                None => {
+                    let due = engine.guard_takeover_due(&job).await?;
+                    takeover_due.insert(key, due);
+                    due
+                }
+            };
+            if !due {
+                continue;
+            }
         }
         running_connectors.insert(connector_id, job.id.clone());
         let engine = engine.clone();

@@ -134,7 +134,12 @@ impl Sink {
         settings: SinkSettings,
     ) -> Self {
         Self {
-            resolver: super::dlq::Resolver::new(dlq.clone(), &settings.index, &settings.job_id),
+            resolver: super::dlq::Resolver::new(
+                dlq.clone(),
+                &settings.connector_id,
+                &settings.index,
+                &settings.job_id,
+            ),
             store,
             dlq,
             breaker,

@@ -3,6 +3,11 @@
 //! engine pays for reading a file only when it decides to index it. Incremental syncs yield
 //! only files modified after the saved cursor (`{"mtime": "<ISO-8601>"}`). Symbolic links are
 //! followed only to files inside the root. Extraction itself lives in `extract`.
+//!
+//! A folder or entry that exists but cannot be read (permissions, a symlink loop, a path too
+//! long for the system) is yielded as `SourceItem::Invalid` (id `unreadable:<path>`), never
+//! only logged: its documents are unknown, so a full sync must not delete them. One that
+//! vanished between listing and reading (or a link whose target is gone) is simply gone.
 
 use super::builtin::{bool_setting, configuration, field, str_setting};
 use super::extract::{self, ExtractError, ExtractLimits};
@@ -221,9 +226,7 @@ impl Walk<'_> {
             if let Visit::Dir = self.visit(&path).await? {
                 match list_dir(&path).await {
                     Ok(children) => open.push(children.into_iter()),
-                    Err(e) => {
-                        tracing::warn!(dir = %path.display(), error = %e, "directory source: skipping unreadable folder")
-                    }
+                    Err(e) => self.unreadable(&path, "folder", &e).await?,
                 }
             }
         }
@@ -234,7 +237,7 @@ impl Walk<'_> {
         let metadata = match tokio::fs::symlink_metadata(path).await {
             Ok(m) => m,
             Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "directory source: skipping unreadable entry");
+                self.unreadable(path, "entry", &e).await?;
                 return Ok(Visit::Done);
             }
         };
@@ -243,8 +246,17 @@ impl Walk<'_> {
         }
         let metadata = if metadata.file_type().is_symlink() {
             match self.link_target(path).await {
-                Some(m) => m,
-                None => return Ok(Visit::Done),
+                Ok(Some(m)) => m,
+                Ok(None) => return Ok(Visit::Done),
+                Err(e) => {
+                    // A link names its document: one the globs leave out is no loss.
+                    let wanted = relative_path(&self.root, path)
+                        .is_none_or(|relative| self.settings.wants(&relative));
+                    if wanted {
+                        self.unreadable(path, "link", &e).await?;
+                    }
+                    return Ok(Visit::Done);
+                }
             }
         } else {
             metadata
@@ -256,15 +268,49 @@ impl Walk<'_> {
     }
 
     // Metadata of a link's target when it is a file inside the root. Links to folders are
-    // not followed, so a cycle cannot make the walk endless.
-    async fn link_target(&self, path: &Path) -> Option<std::fs::Metadata> {
-        let target = tokio::fs::canonicalize(path).await.ok()?;
+    // not followed, so a cycle cannot make the walk endless. `Err` when the link cannot be
+    // resolved (a loop, say); a link to nothing (its target deleted) is `Ok(None)`.
+    async fn link_target(&self, path: &Path) -> std::io::Result<Option<std::fs::Metadata>> {
+        let target = tokio::fs::canonicalize(path).await;
+        let target = match target {
+            Ok(target) => target,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
         if !target.starts_with(&self.root) {
             tracing::debug!(path = %path.display(), "directory source: link leaves the folder; skipped");
-            return None;
+            return Ok(None);
         }
-        let metadata = tokio::fs::metadata(&target).await.ok()?;
-        metadata.is_file().then_some(metadata)
+        match tokio::fs::metadata(&target).await {
+            Ok(metadata) => Ok(metadata.is_file().then_some(metadata)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A folder or entry that could not be read: its documents are unknown, so it becomes an
+    /// `Invalid` item (a dead letter, and a full sync that deletes nothing). One that vanished
+    /// since it was listed is gone, not unreadable.
+    async fn unreadable(
+        &self,
+        path: &Path,
+        what: &str,
+        error: &std::io::Error,
+    ) -> Result<(), SourceError> {
+        if error.kind() == std::io::ErrorKind::NotFound {
+            tracing::debug!(path = %path.display(), "directory source: gone since it was listed");
+            return Ok(());
+        }
+        let relative =
+            relative_path(&self.root, path).unwrap_or_else(|| path.display().to_string());
+        tracing::warn!(path = %path.display(), %error, "directory source: unreadable {what}");
+        self.out
+            .send(SourceItem::Invalid {
+                id: format!("unreadable:{relative}"),
+                reason: format!("cannot read the {what} '{relative}': {error}"),
+                raw: json!({ "path": path.to_string_lossy(), "relative": relative, "error": error.to_string() }),
+            })
+            .await
     }
 
     async fn file(&mut self, path: &Path, metadata: &std::fs::Metadata) -> Result<(), SourceError> {
@@ -276,10 +322,7 @@ impl Walk<'_> {
         }
         let mtime = match metadata.modified() {
             Ok(t) => DateTime::<Utc>::from(t),
-            Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "directory source: no modification time; skipped");
-                return Ok(());
-            }
+            Err(e) => return self.unreadable(path, "file", &e).await,
         };
         self.newest = self.newest.max(Some(mtime));
         if self.since.is_some_and(|since| mtime <= since) {

@@ -5,7 +5,8 @@
 use serde_json::json;
 use std::path::Path;
 use std::process::Command;
-use syncdeck::engine::dlq::{DeadLetterStore, DlqFilter, NewDeadLetter};
+use std::sync::Arc;
+use syncdeck::engine::dlq::{DeadLetterStore, DlqFilter, NewDeadLetter, Resolver};
 use syncdeck::model::DeadLetterState;
 
 /// Set in the child process of `committed_entries_survive_an_abort`: the database to write.
@@ -209,11 +210,13 @@ fn resolving_touches_only_the_bound_cluster_and_that_index() {
     other_index.index = "search-other".to_string();
     a.append_batch(&[other_index]).unwrap();
     b.append_batch(&[entry("c1", "x")]).unwrap();
-    assert!(a.has_open("search-docs").unwrap());
-    assert!(!a.has_open("search-none").unwrap());
+    assert!(a.has_open("c1", "search-docs").unwrap());
+    assert!(!a.has_open("c1", "search-none").unwrap());
+    assert!(!a.has_open("c2", "search-docs").unwrap());
 
     let resolved = a
         .resolve_documents(
+            "c1",
             "search-docs",
             &["x".to_string(), "z".to_string()],
             "indexed by job j",
@@ -232,7 +235,7 @@ fn resolving_touches_only_the_bound_cluster_and_that_index() {
     assert!(open.contains(&("cluster-a".into(), "search-other/x".into())));
     // Resolving again finds nothing open.
     assert_eq!(
-        a.resolve_documents("search-docs", &["x".to_string()], "again")
+        a.resolve_documents("c1", "search-docs", &["x".to_string()], "again")
             .unwrap(),
         0
     );
@@ -255,12 +258,72 @@ fn resolving_touches_only_the_bound_cluster_and_that_index() {
     );
 }
 
+/// A write by one connector resolves its own entry for a document, never another
+/// connector's entry for the same id in the same index (that one is its own version).
+#[tokio::test]
+async fn a_write_resolves_only_its_own_connectors_entry_for_a_document() {
+    let dir = tempfile::tempdir().unwrap();
+    let dlq = Arc::new(bound(&dir.path().join("dlq.sqlite"), 100, "c"));
+    let ids = dlq
+        .append_batch(&[entry("c1", "shared"), entry("c2", "shared")])
+        .unwrap();
+    let resolver = Resolver::new(dlq.clone(), "c1", "search-docs", "job-1");
+    assert!(resolver.is_active().await);
+    resolver
+        .written(vec!["shared".to_string()], Vec::new())
+        .await;
+    assert_eq!(
+        dlq.get(ids[0]).unwrap().unwrap().state,
+        DeadLetterState::Resolved
+    );
+    let other = dlq.get(ids[1]).unwrap().unwrap();
+    assert_eq!(other.state, DeadLetterState::Open, "{other:?}");
+    // A sink without a connector (a hand retry closes what it sends itself) resolves nothing.
+    let anonymous = Resolver::new(dlq.clone(), "", "search-docs", "");
+    assert!(!anonymous.is_active().await);
+    anonymous
+        .written(vec!["shared".to_string()], Vec::new())
+        .await;
+    assert_eq!(
+        dlq.get(ids[1]).unwrap().unwrap().state,
+        DeadLetterState::Open
+    );
+}
+
+/// What the sink does after each answered batch.
+async fn after_batch(resolver: &Resolver, indexed: &[&str], deleted: &[&str]) {
+    if resolver.is_active().await {
+        let owned = |ids: &[&str]| ids.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        resolver.written(owned(indexed), owned(deleted)).await;
+    }
+}
+
+/// An entry that appears while the job runs (here: after the sink first asked, with nothing
+/// open then) is resolved by a later write of its document, as the sink asks after every
+/// batch.
+#[tokio::test]
+async fn the_resolver_sees_entries_that_appear_during_the_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let dlq = Arc::new(bound(&dir.path().join("dlq.sqlite"), 100, "c"));
+    let resolver = Resolver::new(dlq.clone(), "c1", "search-docs", "job-1");
+    after_batch(&resolver, &["first"], &[]).await;
+    // The job's own update of `late` is dead-lettered, then its delete goes through.
+    let late = dlq.append_batch(&[entry("c1", "late")]).unwrap()[0];
+    after_batch(&resolver, &[], &["late"]).await;
+    let closed = dlq.get(late).unwrap().unwrap();
+    assert_eq!(closed.state, DeadLetterState::Resolved, "{closed:?}");
+    assert_eq!(
+        closed.resolution.as_deref(),
+        Some("deleted by sync job 'job-1'")
+    );
+}
+
 #[test]
 fn a_document_failing_after_resolution_opens_a_new_entry_beside_its_history() {
     let dir = tempfile::tempdir().unwrap();
     let dlq = bound(&dir.path().join("dlq.sqlite"), 100, "c");
     let first = dlq.append_batch(&[entry("c1", "a")]).unwrap()[0];
-    dlq.resolve_documents("search-docs", &["a".to_string()], "indexed")
+    dlq.resolve_documents("c1", "search-docs", &["a".to_string()], "indexed")
         .unwrap();
     let second = dlq.append_batch(&[entry("c1", "a")]).unwrap()[0];
     assert_ne!(first, second);

@@ -163,6 +163,7 @@ async fn two_clusters_keep_their_own_dead_letters_and_refuse_each_others_retries
     for (engine, dlq) in [(engine_b, dlq_b), (engine_e, dlq_e)] {
         let err = retry_dead_letters(
             engine.deps().store.clone(),
+            engine.deps().control.as_ref(),
             dlq.clone(),
             vec![in_a.clone()],
             &settings,
@@ -188,6 +189,7 @@ async fn two_clusters_keep_their_own_dead_letters_and_refuse_each_others_retries
     // Through its own cluster the retry goes, and resolves the entry (kept as history).
     let report = retry_dead_letters(
         es_backend(&a.es_urls()),
+        es_backend(&a.es_urls()).as_ref(),
         dlq_a.clone(),
         vec![in_a.clone()],
         &settings,
@@ -300,12 +302,14 @@ fn an_old_database_is_migrated_in_place_with_entries_of_unknown_origin() {
     let known = again.get(id).unwrap().unwrap();
     assert_eq!(known.origin.profile.as_deref(), Some("p"));
     let unknown = all[0].clone();
-    let embedded = EmbeddedBackend::open_in_memory().unwrap();
+    let embedded = Arc::new(EmbeddedBackend::open_in_memory().unwrap());
     let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(bind_cluster(&again, &embedded)).unwrap();
+    rt.block_on(bind_cluster(&again, embedded.as_ref()))
+        .unwrap();
     let err = rt
         .block_on(retry_dead_letters(
-            Arc::new(embedded),
+            embedded.clone(),
+            embedded.as_ref(),
             Arc::new(again),
             vec![unknown],
             &fast_settings(),
@@ -426,6 +430,7 @@ async fn a_retry_leaves_a_newer_indexed_version_alone_and_says_superseded() {
     let entries = dlq.list(&DlqFilter::default()).unwrap();
     let report = retry_dead_letters(
         es.clone(),
+        es.as_ref(),
         dlq.clone(),
         entries,
         &fast_settings(),
@@ -453,6 +458,165 @@ async fn a_retry_leaves_a_newer_indexed_version_alone_and_says_superseded() {
     // The JSON report scripts read says so too.
     let json = serde_json::to_value(&report).unwrap();
     assert_eq!(json["superseded"][0][0], ids[0]);
+}
+
+fn untimed(connector: &str, id: &str, document: Value) -> NewDeadLetter {
+    NewDeadLetter {
+        connector_id: connector.into(),
+        job_id: "job-1".into(),
+        index: "docs".into(),
+        doc_id: id.into(),
+        document: document.to_string(),
+        error_type: "document_parsing_exception".into(),
+        reason: "failed to parse".into(),
+        status: Some(400),
+    }
+}
+
+async fn retry_all(
+    es: &Arc<syncdeck::backend::elasticsearch::ElasticsearchBackend>,
+    dlq: &Arc<DeadLetterStore>,
+    entries: Vec<syncdeck::model::DeadLetter>,
+) -> syncdeck::engine::retry::RetryReport {
+    retry_dead_letters(
+        es.clone(),
+        es.as_ref(),
+        dlq.clone(),
+        entries,
+        &fast_settings(),
+        &fast_breaker(),
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap()
+}
+
+/// A document without `_timestamp`, and a delete, have nothing to compare in the index: a
+/// full sync of their connector that started after they failed, and completed, is what says
+/// the index holds newer data. Then they are superseded and not sent; an entry with no such
+/// sync after it is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_without_timestamps_leaves_what_a_later_full_sync_wrote_alone() {
+    let standin = standin().await;
+    let es = es_backend(&standin.es_urls());
+    let dlq = memory_dlq();
+    bind_cluster(&dlq, es.as_ref()).await.unwrap();
+    let connector = generator_connector(es.as_ref(), "c", "docs", 1, 0, 0).await;
+    es.ensure_index("docs", None).await.unwrap();
+    let ids = dlq
+        .append_batch(&[
+            untimed(&connector, "d1", json!({"id": "d1", "v": 1})),
+            untimed(&connector, "d2", Value::Null),
+            untimed("quiet", "d3", json!({"id": "d3", "v": 1})),
+        ])
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    // A later full sync of `c` wrote d1 and d2 again (the source has them back) and
+    // completed; nothing has synced for `quiet` since.
+    let job = es
+        .create_sync_job(&connector, JobType::Full, TriggerMethod::OnDemand)
+        .await
+        .unwrap();
+    es.claim_sync_job(&job, "w", None).await.unwrap();
+    for id in ["d1", "d2"] {
+        standin.put_doc("docs", id, json!({"id": id, "v": 3}));
+    }
+    let finish = syncdeck::backend::JobFinish {
+        status: syncdeck::model::JobStatus::Completed,
+        error: None,
+        indexed_document_count: 2,
+        deleted_document_count: 0,
+        indexed_document_volume: 1,
+        total_document_count: Some(2),
+    };
+    es.finish_sync_job(&job, &finish).await.unwrap();
+    standin.put_doc("docs", "d3", json!({"id": "d3", "v": 0}));
+
+    let report = retry_all(&es, &dlq, dlq.list(&DlqFilter::default()).unwrap()).await;
+
+    assert_eq!(report.succeeded, [ids[2]], "{report:?}");
+    let superseded: Vec<i64> = report.superseded.iter().map(|(id, _)| *id).collect();
+    assert_eq!(superseded.len(), 2, "{report:?}");
+    assert!(superseded.contains(&ids[0]) && superseded.contains(&ids[1]));
+    assert!(report.superseded[0].1.contains(&job), "{report:?}");
+    let docs: std::collections::BTreeMap<String, Value> =
+        standin.index_docs("docs").into_iter().collect();
+    assert_eq!(docs["d1"]["v"], 3, "the newer write survives");
+    assert_eq!(
+        docs["d2"]["v"], 3,
+        "the delete did not remove a newer write"
+    );
+    assert_eq!(docs["d3"]["v"], 1, "no later sync: the entry is sent");
+    for id in &ids[..2] {
+        assert_eq!(
+            dlq.get(*id).unwrap().unwrap().state,
+            DeadLetterState::Superseded
+        );
+    }
+}
+
+/// Two connectors' entries for one id in one index: a retry of one resolves that one only;
+/// a retry of both sends the one that failed last and supersedes the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_resolves_only_the_entries_it_wrote_for_a_shared_document() {
+    let standin = standin().await;
+    let es = es_backend(&standin.es_urls());
+    let dlq = memory_dlq();
+    bind_cluster(&dlq, es.as_ref()).await.unwrap();
+    es.ensure_index("docs", None).await.unwrap();
+    let first = dlq
+        .append_batch(&[untimed(
+            "c1",
+            "shared",
+            json!({"id": "shared", "from": "c1"}),
+        )])
+        .unwrap()[0];
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let second = dlq
+        .append_batch(&[untimed(
+            "c2",
+            "shared",
+            json!({"id": "shared", "from": "c2"}),
+        )])
+        .unwrap()[0];
+
+    let report = retry_all(&es, &dlq, vec![dlq.get(first).unwrap().unwrap()]).await;
+    assert_eq!(report.succeeded, [first], "{report:?}");
+    let other = dlq.get(second).unwrap().unwrap();
+    assert_eq!(other.state, DeadLetterState::Open, "{other:?}");
+
+    // Both again: c1's is reopened by a new failure; c2's failed later, so it is the write.
+    let reopened = dlq
+        .append_batch(&[untimed(
+            "c1",
+            "shared",
+            json!({"id": "shared", "from": "c1"}),
+        )])
+        .unwrap()[0];
+    let mut entries = vec![dlq.get(reopened).unwrap().unwrap(), other];
+    // c2's entry failed later than c1's first failure, but c1 has failed again since: make
+    // c2's the newest by failing it again too.
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    dlq.record_failure(
+        second,
+        "document_parsing_exception",
+        "failed again",
+        Some(400),
+    )
+    .unwrap();
+    entries[1] = dlq.get(second).unwrap().unwrap();
+    let report = retry_all(&es, &dlq, entries).await;
+    assert_eq!(report.succeeded, [second], "{report:?}");
+    assert_eq!(report.superseded.len(), 1, "{report:?}");
+    assert_eq!(report.superseded[0].0, reopened);
+    assert!(report.superseded[0].1.contains("c2"), "{report:?}");
+    let docs: std::collections::BTreeMap<String, Value> =
+        standin.index_docs("docs").into_iter().collect();
+    assert_eq!(docs["shared"]["from"], "c2");
+    assert_eq!(
+        dlq.get(reopened).unwrap().unwrap().state,
+        DeadLetterState::Superseded
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -512,6 +676,78 @@ async fn a_corrupt_line_in_a_full_sync_deletes_nothing_and_says_why() {
         "{job:#}"
     );
     assert_eq!(standin.doc_count("kdocs"), 2);
+}
+
+/// A `directory` entry that exists but cannot be read is an unreadable record too: its
+/// document is not deleted by a full sync, and the job says why. (Tests run as root, which
+/// reads any file whatever its mode: the entry's path is made longer than the system's
+/// PATH_MAX, a real `ENAMETOOLONG`, by moving the tree under a deep folder.)
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_entry_that_cannot_be_read_deletes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let standin = standin().await;
+    let es = es_backend(&standin.es_urls());
+    let dlq = memory_dlq();
+    let engine = engine(es.clone(), es.clone(), dlq.clone(), sources::builtin(), "w");
+    let long_name = "n".repeat(250);
+    let short = dir.path().join("x");
+    std::fs::create_dir_all(short.join("sub")).unwrap();
+    std::fs::write(short.join("sub").join(&long_name), "kept").unwrap();
+    std::fs::write(short.join("sub/ok.txt"), "fine").unwrap();
+    std::fs::write(short.join("gone.txt"), "leaves").unwrap();
+    // The connector's path is a link, so the tree can move under it.
+    let link = dir.path().join("root");
+    std::os::unix::fs::symlink(&short, &link).unwrap();
+    create_connector(
+        es.as_ref(),
+        "dir",
+        "ddocs",
+        &sources::DirectoryFactory,
+        json!({"path": link.display().to_string()}),
+    )
+    .await;
+    run(&engine, "dir").await;
+    assert_eq!(standin.doc_count("ddocs"), 3);
+
+    // `gone.txt` really leaves; the tree moves 3,900 bytes deep, where `sub` still lists but
+    // its long entry's path (4,157 bytes) cannot be read.
+    let mut deep = dir.path().to_path_buf();
+    while deep.as_os_str().len() + 201 < 3900 {
+        deep.push("d".repeat(200));
+    }
+    let last = 3900 - deep.as_os_str().len() - 1;
+    deep.push("e".repeat(last));
+    std::fs::create_dir_all(&deep).unwrap();
+    std::fs::remove_file(short.join("gone.txt")).unwrap();
+    std::fs::rename(&short, deep.join("x")).unwrap();
+    std::fs::remove_file(&link).unwrap();
+    std::os::unix::fs::symlink(deep.join("x"), &link).unwrap();
+
+    let report = run(&engine, "dir").await;
+    assert_eq!(report.counters.deleted, 0, "{report:#?}");
+    assert_eq!(report.counters.dead_lettered, 1, "{report:#?}");
+    let ids: std::collections::BTreeSet<String> = standin
+        .index_docs("ddocs")
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    let expected: std::collections::BTreeSet<String> = [
+        "gone.txt".to_string(),
+        "sub/ok.txt".into(),
+        format!("sub/{long_name}"),
+    ]
+    .into();
+    assert_eq!(ids, expected, "nothing deleted on an incomplete read");
+    let letters = dead_letters(&dlq);
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].error_type, "source_invalid");
+    assert_eq!(letters[0].doc_id, format!("unreadable:sub/{long_name}"));
+    let job = standin.sync_job(&report.job_id).expect("job document");
+    let why = job["metadata"]["deletions_skipped"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(why.contains("1 unreadable record"), "{job:#}");
 }
 
 // The `dlq` commands, through the real binary -------------------------------------------------

@@ -17,7 +17,7 @@ use std::time::Duration;
 use support::forwarding::{Forwarding, Hooks};
 use support::{StandIn, StandInOptions};
 use syncdeck::backend::elasticsearch::ElasticsearchBackend;
-use syncdeck::backend::{ControlPlane, DocumentStore, GuardAttempt, PriorSync, Result as BResult};
+use syncdeck::backend::{ControlPlane, DocumentStore, GuardAttempt, Result as BResult};
 use syncdeck::engine::dlq::{DeadLetterStore, DlqFilter};
 use syncdeck::engine::retry::retry_dead_letters;
 use syncdeck::engine::runner::{Engine, JobEnd, JobReport};
@@ -866,10 +866,8 @@ async fn two_serve_workers_run_every_job_exactly_once() {
     assert!(others.is_empty(), "{others:#?}");
 }
 
-/// Hooks that hold the start guard (`mark_sync_started`) until told to go on: a worker that
-/// read a pending job and its connector, then stalled while another worker ran it to the end.
-/// The guard attempt is the trait's default one (read, then the guarded write), so what the
-/// late worker read before the stall is stale when it goes on.
+/// Hooks that hold the start guard (`try_start_guard`) until told to go on: a worker that
+/// read a pending job, then stalled while another worker ran it to the end.
 struct StalledGuard {
     reached: tokio::sync::Notify,
     proceed: tokio::sync::Notify,
@@ -883,18 +881,9 @@ impl Hooks for StalledGuard {
         connector_id: &str,
         job_type: JobType,
     ) -> BResult<GuardAttempt> {
-        let connector = inner.get_connector(connector_id).await?;
-        let prior = PriorSync::of(&connector, job_type);
-        if prior.status == Some(JobStatus::InProgress) {
-            return Ok(GuardAttempt::Held);
-        }
         self.reached.notify_one();
         self.proceed.notified().await;
-        Ok(if inner.mark_sync_started(connector_id, job_type).await? {
-            GuardAttempt::Taken(prior)
-        } else {
-            GuardAttempt::Conflict
-        })
+        inner.try_start_guard(connector_id, job_type).await
     }
 }
 
@@ -992,6 +981,7 @@ async fn retrying_dead_letters_keeps_failures_and_removes_successes() {
     let entries = dlq.list(&DlqFilter::default()).unwrap();
     let again = retry_dead_letters(
         es.clone(),
+        es.as_ref(),
         dlq.clone(),
         entries,
         &settings,
@@ -1019,6 +1009,7 @@ async fn retrying_dead_letters_keeps_failures_and_removes_successes() {
     standin.faults().reject_field(None);
     let fixed = retry_dead_letters(
         es.clone(),
+        es.as_ref(),
         dlq.clone(),
         entries,
         &settings,

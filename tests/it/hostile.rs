@@ -635,6 +635,47 @@ fn the_console_shows_escape_sequences_in_remote_text_instead_of_dropping_them() 
     }
 }
 
+/// A secret this process knows (here registered as a profile's or a job's would be), echoed by
+/// remote text, is masked on the console screen: in a job's error and in a document id, in
+/// the list and in the detail.
+#[test]
+fn the_console_masks_a_known_secret_in_remote_text() {
+    use console_fixtures::*;
+    use crossterm::event::KeyCode;
+    use syncdeck::console::app::Action;
+    let secret = "console-echo-secret-41b7e2";
+    syncdeck::secret::mask::register(secret);
+    let theme = theme("default");
+    let mut s = loaded_state(false, (160, 48));
+    let mut jobs = jobs();
+    for j in &mut jobs {
+        j.error = Some(format!("refused token {secret}"));
+    }
+    apply(&mut s, [Action::JobsLoaded(Ok(jobs))]);
+    apply(
+        &mut s,
+        [ch('2'), ch('j'), ch('j'), ch('j'), key(KeyCode::Enter)],
+    );
+    let job = text(&draw(&s, &theme));
+    assert!(job.contains(&format!("refused token {MASK}")), "{job}");
+
+    let mut s2 = loaded_state(false, (160, 48));
+    let mut letters = dead_letters();
+    for d in &mut letters {
+        d.doc_id = format!("doc-{secret}");
+    }
+    apply(&mut s2, [Action::DeadLettersLoaded(Ok((letters, 3)))]);
+    apply(&mut s2, [ch('5')]);
+    let list = text(&draw(&s2, &theme));
+    apply(&mut s2, [key(KeyCode::Enter)]);
+    let letter = text(&draw(&s2, &theme));
+    for screen in [&job, &list, &letter] {
+        assert!(!screen.contains(secret), "{screen}");
+    }
+    assert!(list.contains(&format!("doc-{MASK}")), "{list}");
+    assert!(letter.contains(&format!("doc-{MASK}")), "{letter}");
+}
+
 // ------------------------------------------------------------------------- closed pipes
 
 #[test]
@@ -890,4 +931,70 @@ fn a_document_id_with_escape_sequences_is_shown_escaped_by_the_cli() {
         "{listed:?}"
     );
     assert!(listed.contains("d\\x1b]0;pwned\\x07"), "{listed}");
+}
+
+/// A secret of the running profile that remote text echoes (a job's `error` written by another
+/// service, a dead letter's document id written before masking reached it) is shown masked on
+/// stdout, in human and JSON output alike.
+#[test]
+fn a_secret_echoed_in_a_job_error_or_a_document_id_is_masked_on_stdout() {
+    use syncdeck::engine::dlq::{DeadLetterStore, NewDeadLetter};
+    let standin = standin();
+    let home = Home::new();
+    home.stand_in_config(&standin.es_urls()[0]);
+    ok(
+        &home,
+        &[
+            "connectors",
+            "create",
+            "echo",
+            "--service-type",
+            "ndjson",
+            "--index-name",
+            "echo-index",
+        ],
+    );
+    let started: Value =
+        serde_json::from_str(&ok(&home, &["jobs", "start", "echo", "--json"])).unwrap();
+    let job = started["id"].as_str().unwrap().to_string();
+    let mut doc = standin.sync_job(&job).unwrap();
+    doc.as_object_mut().unwrap().remove("id");
+    // The job's own connector secret too (its snapshot's sensitive value), echoed in the error.
+    let token = "job-snapshot-token-5d1c";
+    doc["connector"]["configuration"] = json!({
+        "token": {"label": "Token", "sensitive": true, "value": token, "type": "str"}
+    });
+    doc["error"] = json!(format!(
+        "401 from the cluster: ApiKey {API_KEY} was refused; source said {token}"
+    ));
+    standin.put_doc(".elastic-connectors-sync-jobs", &job, doc);
+
+    let store = DeadLetterStore::open(&home.path("data").join("dead-letters.sqlite3"), 100)
+        .expect("the dead-letter store");
+    store
+        .append_batch(&[NewDeadLetter {
+            connector_id: "echo".into(),
+            job_id: job.clone(),
+            index: "echo-index".into(),
+            doc_id: format!("doc-{API_KEY}"),
+            document: "{\"a\":1}".into(),
+            error_type: "mapper_parsing_exception".into(),
+            reason: format!("rejected {API_KEY}"),
+            status: Some(400),
+        }])
+        .unwrap();
+    drop(store);
+
+    let forms = leak_forms(API_KEY, "elastic");
+    for args in [
+        vec!["jobs", "show", job.as_str()],
+        vec!["jobs", "show", job.as_str(), "--json"],
+        vec!["dlq", "list", "--all-clusters"],
+        vec!["dlq", "list", "--all-clusters", "--json"],
+    ] {
+        let out = ok(&home, &args);
+        assert_no_leak(&format!("{args:?}"), &out, &forms[..1]);
+        assert!(!out.contains(token), "{args:?}: {out}");
+        assert!(out.contains(MASK), "{args:?}: {out}");
+    }
 }

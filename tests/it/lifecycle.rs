@@ -115,15 +115,23 @@ async fn orphan(
 
 fn this_host() -> String {
     let name = lease::worker_name();
-    lease::parse_worker(&name).expect("host/pid").0.to_string()
+    lease::parse_worker(&name)
+        .expect("host/pid")
+        .host
+        .to_string()
 }
 
-/// `host/pid` of a process of this host that has exited.
-fn dead_worker() -> String {
+/// The pid of a process of this host that has exited.
+fn dead_pid() -> u32 {
     let mut child = std::process::Command::new("true").spawn().unwrap();
     let pid = child.id();
     child.wait().unwrap();
-    format!("{}/{pid}", this_host())
+    pid
+}
+
+/// `host/pid@space` of a process of this host and process space that has exited.
+fn dead_worker() -> String {
+    lease::worker_name_for(dead_pid())
 }
 
 async fn jobs_of(es: &dyn ControlPlane, connector: &str) -> Vec<SyncJob> {
@@ -420,6 +428,42 @@ async fn a_provably_dead_holder_is_taken_over_at_once_and_a_live_one_is_not() {
     assert_eq!(standin.sync_job(&live).unwrap()["status"], "in_progress");
 }
 
+/// A hostname is not unique: a container sharing it, in another pid namespace, may run the
+/// pid. A dead pid named without this process space (an older name, or another namespace's)
+/// is left to its lease: refused while it checks in, taken over once the lease ran out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_pid_of_another_process_space_waits_for_its_lease() {
+    let standin = standin().await;
+    let engine = es_engine_with(&standin, "worker-next", fast_settings());
+    let pid = dead_pid();
+    let foreign = [
+        format!("{}/{pid}", this_host()),
+        format!("{}/{pid}@1.00000000", this_host()),
+    ];
+    for (n, worker) in foreign.iter().enumerate() {
+        let connector = format!("space{n}");
+        let es = guarded_connector(&standin, &connector).await;
+        let holder = orphan(&standin, &es, &connector, worker, 1, "in_progress").await;
+        let refused = engine
+            .sync_once(&connector, JobType::Full, &CancellationToken::new())
+            .await
+            .unwrap();
+        assert!(
+            matches!(&refused.end, JobEnd::Skipped { reason } if reason.contains("another worker")),
+            "{worker}: {refused:#?}"
+        );
+        assert_eq!(standin.sync_job(&holder).unwrap()["status"], "in_progress");
+        // The lease runs out: now it is taken over.
+        edit_doc(&standin, JOBS, &holder, |d| {
+            d["last_seen"] = json!(iso_ago(3600));
+            d["started_at"] = json!(iso_ago(3605));
+        });
+        let (_, report) = run(&engine, &connector, JobType::Full).await;
+        assert_eq!(report.end, JobEnd::Completed, "{worker}: {report:#?}");
+        assert_orphan_ended(&standin, &holder, "error", Some("has not checked in"));
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_canceling_orphan_ends_canceled_and_a_guard_nobody_holds_is_taken_over() {
     let standin = standin().await;
@@ -439,6 +483,54 @@ async fn a_canceling_orphan_ends_canceled_and_a_guard_nobody_holds_is_taken_over
     assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
 }
 
+/// SIGTERM (the shutdown token) while a start waits out a guard's re-check ends the wait: the
+/// start gives up without taking the guard over, and `sync` leaves no job behind. Before the
+/// wait, or during it, the outcome is the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_during_the_guard_wait_ends_the_start_without_a_takeover() {
+    let standin = standin().await;
+    // The longest re-check there is (5 s), so the shutdown lands inside it.
+    let settings = EngineSettings {
+        check_interval: Duration::from_secs(5),
+        ..fast_settings()
+    };
+    let engine = es_engine_with(&standin, "worker-term", settings);
+    for (n, early) in [true, false].into_iter().enumerate() {
+        let connector = format!("term{n}");
+        let es = guarded_connector(&standin, &connector).await;
+        edit_doc(&standin, CONNECTORS, &connector, |d| {
+            d["last_sync_status"] = json!("in_progress");
+        });
+        let shutdown = CancellationToken::new();
+        if early {
+            shutdown.cancel();
+        } else {
+            let later = shutdown.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                later.cancel();
+            });
+        }
+        let report = tokio::time::timeout(
+            LIMIT,
+            engine.sync_once(&connector, JobType::Full, &shutdown),
+        )
+        .await
+        .expect("the start ends")
+        .unwrap();
+        assert!(
+            matches!(&report.end, JobEnd::Skipped { reason } if reason.contains("shutting down")),
+            "{report:#?}"
+        );
+        let doc = standin.connector(&connector).unwrap();
+        assert_eq!(
+            doc["last_sync_status"], "in_progress",
+            "not taken over: {doc:#}"
+        );
+        assert!(jobs_of(es.as_ref(), &connector).await.is_empty());
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_conflict_on_the_start_guard_is_retried() {
     let standin = standin().await;
@@ -451,8 +543,12 @@ async fn a_conflict_on_the_start_guard_is_retried() {
     assert_eq!(report.counters.indexed, 20);
 }
 
-/// A control plane whose every claim is lost to another worker.
-struct ClaimLost;
+/// A control plane whose every claim is lost to another worker. With `claimed_after_read`,
+/// a pending job read through it is claimed by another worker just after the read (the
+/// answer is the read from before): the race a refused start's clean-up must not lose.
+struct ClaimLost {
+    claimed_after_read: bool,
+}
 
 #[async_trait::async_trait]
 impl Hooks for ClaimLost {
@@ -465,6 +561,13 @@ impl Hooks for ClaimLost {
     ) -> BResult<()> {
         Err(BackendError::Conflict("claimed by worker-elsewhere".into()))
     }
+    async fn get_sync_job(&self, inner: &dyn ControlPlane, id: &str) -> BResult<SyncJob> {
+        let job = inner.get_sync_job(id).await?;
+        if self.claimed_after_read && job.status == syncdeck::model::JobStatus::Pending {
+            inner.claim_sync_job(id, "worker-elsewhere", None).await?;
+        }
+        Ok(job)
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -472,7 +575,12 @@ async fn a_start_that_does_not_happen_gives_the_guard_back_as_it_was() {
     let standin = standin().await;
     let es = guarded_connector(&standin, "giveback").await;
     let losing = engine(
-        Arc::new(Forwarding::new(es.clone(), ClaimLost)),
+        Arc::new(Forwarding::new(
+            es.clone(),
+            ClaimLost {
+                claimed_after_read: false,
+            },
+        )),
         es.clone(),
         memory_dlq(),
         marking_registry(),
@@ -494,6 +602,61 @@ async fn a_start_that_does_not_happen_gives_the_guard_back_as_it_was() {
     let doc = standin.connector("giveback").unwrap();
     assert_eq!(doc["last_sync_status"], "completed", "{doc:#}");
     assert_eq!(doc["status"], "connected", "{doc:#}");
+}
+
+/// A refused start deletes its job only if nobody claimed it meanwhile: the delete is
+/// guarded by the read, so a job another worker claimed between the read and the delete
+/// stays, and runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_start_never_deletes_a_job_claimed_meanwhile() {
+    let standin = standin().await;
+    let es = guarded_connector(&standin, "claimed").await;
+    let racing = engine(
+        Arc::new(Forwarding::new(
+            es.clone(),
+            ClaimLost {
+                claimed_after_read: true,
+            },
+        )),
+        es.clone(),
+        memory_dlq(),
+        marking_registry(),
+        "worker-refused",
+    );
+    let job = es
+        .create_sync_job("claimed", JobType::Full, TriggerMethod::OnDemand)
+        .await
+        .unwrap();
+    let refused = JobReport {
+        job_id: job.clone(),
+        connector_id: "claimed".into(),
+        index: "claimed".into(),
+        end: JobEnd::Skipped {
+            reason: "refused".into(),
+        },
+        counters: Default::default(),
+        total_document_count: None,
+        elapsed_ms: 0,
+    };
+    assert!(!racing.discard_unstarted(&refused).await);
+    let doc = standin
+        .sync_job(&job)
+        .expect("the claimed job is still there");
+    assert_eq!(doc["status"], "in_progress", "{doc:#}");
+    assert_eq!(doc["worker_hostname"], "worker-elsewhere", "{doc:#}");
+
+    // Unclaimed, it is deleted as before.
+    let plain = es_engine_with(&standin, "worker-refused", fast_settings());
+    let job = es
+        .create_sync_job("claimed", JobType::Full, TriggerMethod::OnDemand)
+        .await
+        .unwrap();
+    let refused = JobReport {
+        job_id: job.clone(),
+        ..refused
+    };
+    assert!(plain.discard_unstarted(&refused).await);
+    assert!(standin.sync_job(&job).is_none());
 }
 
 // Cancelling an orphan completes. -------------------------------------------------------------

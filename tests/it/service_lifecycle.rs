@@ -462,6 +462,68 @@ async fn a_live_job_is_never_reaped_even_when_its_connector_is_gone() {
     );
 }
 
+/// A holder whose worker is provably dead (this host and process space, no such process) is
+/// taken over by `serve` at once, as `sync` does, long before its lease or the cleanup would
+/// end it; a live holder's queued job waits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_takes_over_a_provably_dead_holder_at_once_and_leaves_a_live_one() {
+    let standin = standin().await;
+    let es = es_backend(&standin.es_urls());
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    let dead = syncdeck::engine::lease::worker_name_for(pid);
+    let mut queued = Vec::new();
+    let mut holders = Vec::new();
+    for (name, worker) in [
+        ("dead-holder", dead.as_str()),
+        ("live-holder", "elsewhere/7"),
+    ] {
+        let id = generator_connector(es.as_ref(), name, name, 5, 0, 0).await;
+        let holder = es
+            .create_sync_job(&id, JobType::Full, TriggerMethod::OnDemand)
+            .await
+            .unwrap();
+        assert!(es.mark_sync_started(&id, JobType::Full).await.unwrap());
+        es.claim_sync_job(&holder, worker, None).await.unwrap();
+        es.check_in_sync_job(&holder).await.unwrap();
+        holders.push(holder);
+        queued.push(
+            es.create_sync_job(&id, JobType::Full, TriggerMethod::OnDemand)
+                .await
+                .unwrap(),
+        );
+    }
+
+    // A lease and a cleanup interval far longer than the test: only the dead pid can free it.
+    let engine = es_engine(&es, "server", Duration::from_secs(600));
+    let options = ServeOptions {
+        job_cleanup_interval: Duration::from_secs(3600),
+        ..ticks(3)
+    };
+    let summary = run(&engine, &options).await;
+
+    assert_eq!((summary.reaped, summary.orphaned), (0, 0), "{summary:?}");
+    let orphan = standin.sync_job(&holders[0]).unwrap();
+    assert_eq!(orphan["status"], "error", "{orphan:#}");
+    assert!(
+        orphan["error"].as_str().unwrap_or_default().contains(&dead),
+        "{orphan:#}"
+    );
+    let job = standin.sync_job(&queued[0]).unwrap();
+    assert_eq!(job["status"], "completed", "{job:#}");
+    assert_eq!(
+        standin.connector("dead-holder").unwrap()["last_sync_status"],
+        "completed"
+    );
+    // The live holder keeps its guard, and its queued job stays queued.
+    assert_eq!(
+        standin.sync_job(&holders[1]).unwrap()["status"],
+        "in_progress"
+    );
+    assert_eq!(standin.sync_job(&queued[1]).unwrap()["status"], "pending");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_embedded_store_cleans_up_idle_jobs_too() {
     let backend = EmbeddedBackend::open_in_memory().unwrap();

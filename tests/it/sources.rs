@@ -648,6 +648,88 @@ async fn directory_follows_links_only_to_files_inside_the_root() {
     assert_eq!(ids(&listed), ["alias.txt", "deep/a/b/c.txt", "notes.txt"]);
 }
 
+/// What a walk yielded as unreadable: (id, reason).
+fn unreadable(items: &[SourceItem]) -> Vec<(&str, &str)> {
+    items
+        .iter()
+        .filter_map(|item| match item {
+            SourceItem::Invalid { id, reason, .. } => Some((id.as_str(), reason.as_str())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn upserted(items: &[SourceItem]) -> Vec<&str> {
+    items
+        .iter()
+        .filter_map(|item| match item {
+            SourceItem::Upsert(doc) => Some(doc.id.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// An entry that exists but cannot be read is an `Invalid` item (so a full sync deletes
+/// nothing), not a silent skip. Tests run as root, which reads any file whatever its mode:
+/// here the entry's path is past the system's PATH_MAX (4096), a real `ENAMETOOLONG`, while
+/// its folder (a shorter path) still lists.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn directory_yields_an_entry_it_cannot_read_as_invalid() {
+    let tmp = tempfile::tempdir().unwrap();
+    let long_name = "n".repeat(250);
+    let short = tmp.path().join("x");
+    write(&short, &format!("sub/{long_name}"), b"kept");
+    write(&short, "sub/ok.txt", b"fine");
+    // Moved under a folder 3,900 bytes deep: `sub` is 3,906 bytes, its long entry 4,157.
+    let mut deep = tmp.path().to_path_buf();
+    while deep.as_os_str().len() + 201 < 3900 {
+        deep.push("d".repeat(200));
+    }
+    let last = 3900 - deep.as_os_str().len() - 1;
+    deep.push("e".repeat(last));
+    std::fs::create_dir_all(&deep).unwrap();
+    let root = deep.join("x");
+    std::fs::rename(&short, &root).unwrap();
+
+    let mut src = directory(&root, &[("extract_content", json!(false))]);
+    let (items, result) = run(&mut src, SyncMode::Full).await;
+    result.unwrap();
+    assert_eq!(upserted(&items), ["sub/ok.txt"]);
+    let bad = unreadable(&items);
+    assert_eq!(bad.len(), 1, "{bad:?}");
+    assert_eq!(bad[0].0, format!("unreadable:sub/{long_name}"));
+    assert!(bad[0].1.contains("name too long"), "{}", bad[0].1);
+}
+
+/// A symlink loop cannot be resolved: unreadable. A link whose target was deleted names a
+/// document that is gone: nothing is yielded for it, so a full sync deletes its document.
+#[cfg(unix)]
+#[tokio::test]
+async fn directory_yields_a_link_loop_as_invalid_and_a_dangling_link_as_gone() {
+    let tree = tempfile::tempdir().unwrap();
+    let root = tree.path();
+    write(root, "a.txt", b"fine");
+    std::os::unix::fs::symlink(root.join("loop-b.txt"), root.join("loop-a.txt")).unwrap();
+    std::os::unix::fs::symlink(root.join("loop-a.txt"), root.join("loop-b.txt")).unwrap();
+    std::os::unix::fs::symlink(root.join("deleted.txt"), root.join("dangling.txt")).unwrap();
+    // Left out by the globs: no loss, nothing to say.
+    std::os::unix::fs::symlink(root.join("loop-c.md"), root.join("loop-c.md")).unwrap();
+
+    let mut src = directory(
+        root,
+        &[
+            ("include", json!("*.txt")),
+            ("extract_content", json!(false)),
+        ],
+    );
+    let (items, result) = run(&mut src, SyncMode::Full).await;
+    result.unwrap();
+    assert_eq!(upserted(&items), ["a.txt"]);
+    let ids: Vec<&str> = unreadable(&items).iter().map(|(id, _)| *id).collect();
+    assert_eq!(ids, ["unreadable:loop-a.txt", "unreadable:loop-b.txt"]);
+}
+
 #[tokio::test]
 async fn directory_validation_names_the_field_and_path() {
     let dir = tempfile::tempdir().unwrap();

@@ -22,6 +22,10 @@ use syncdeck::model::{
 /// needs to intercept another method.
 #[async_trait]
 pub trait Hooks: Send + Sync {
+    async fn get_sync_job(&self, inner: &dyn ControlPlane, id: &str) -> Result<SyncJob> {
+        inner.get_sync_job(id).await
+    }
+
     async fn claim_sync_job(
         &self,
         inner: &dyn ControlPlane,
@@ -146,7 +150,7 @@ impl<H: Hooks> ControlPlane for Forwarding<H> {
         self.inner.list_sync_jobs(query).await
     }
     async fn get_sync_job(&self, id: &str) -> Result<SyncJob> {
-        self.inner.get_sync_job(id).await
+        self.hooks.get_sync_job(self.inner.as_ref(), id).await
     }
     async fn create_sync_job(
         &self,
@@ -163,6 +167,9 @@ impl<H: Hooks> ControlPlane for Forwarding<H> {
     }
     async fn delete_sync_job(&self, id: &str) -> Result<()> {
         self.inner.delete_sync_job(id).await
+    }
+    async fn delete_sync_job_if_unchanged(&self, expected: &SyncJob) -> Result<bool> {
+        self.inner.delete_sync_job_if_unchanged(expected).await
     }
     async fn claim_sync_job(
         &self,

@@ -48,7 +48,7 @@ fn cells(d: &DeadLetter, state: &AppState, theme: &Theme) -> Vec<Cell<'static>> 
         Cell::from(Span::styled(d.id.to_string(), theme.dim)),
         Cell::from(d.connector_id.clone()),
         Cell::from(Span::styled(d.job_id.clone(), theme.dim)),
-        Cell::from(d.doc_id.clone()),
+        Cell::from(crate::console::format::safe(&d.doc_id)),
         Cell::from(Span::styled(d.error_type.clone(), theme.danger)),
         Cell::from(d.attempts.to_string()),
         Cell::from(Span::styled(
