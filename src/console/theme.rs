@@ -467,6 +467,40 @@ fn nearest_ansi16(r: u8, g: u8, b: u8) -> Color {
         .unwrap_or(Color::Reset)
 }
 
+/// The colour a terminal draws for `color`: true colour as is, xterm-256 from its table,
+/// the 16 ANSI colours from a common palette (terminals vary here). `None` for `Reset`, the
+/// terminal's own default.
+pub fn rgb(color: Color) -> Option<(u8, u8, u8)> {
+    match color {
+        Color::Reset => None,
+        Color::Rgb(r, g, b) => Some((r, g, b)),
+        Color::Indexed(i) => Some(xterm_rgb(i)),
+        named => ANSI16
+            .iter()
+            .find(|(c, _)| *c == named)
+            .map(|(_, rgb)| *rgb),
+    }
+}
+
+/// The WCAG contrast ratio of two colours: 1 (the same) to 21 (black on white).
+pub fn contrast(a: (u8, u8, u8), b: (u8, u8, u8)) -> f64 {
+    fn channel(c: u8) -> f64 {
+        let c = f64::from(c) / 255.0;
+        if c <= 0.039_28 {
+            c / 12.92
+        } else {
+            ((c + 0.055) / 1.055).powf(2.4)
+        }
+    }
+    let lum =
+        |(r, g, b): (u8, u8, u8)| 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b);
+    let (hi, lo) = {
+        let (x, y) = (lum(a), lum(b));
+        if x > y { (x, y) } else { (y, x) }
+    };
+    (hi + 0.05) / (lo + 0.05)
+}
+
 /// The theme names on offer: the shipped ones, then user files in `dir` (`*.toml`).
 pub fn available(dir: Option<&Path>) -> Vec<String> {
     let mut names: Vec<String> = BUILTIN.iter().map(|(n, _)| n.to_string()).collect();

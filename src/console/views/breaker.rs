@@ -5,7 +5,7 @@
 
 use super::{Hint, View, hint, stale_label};
 use crate::console::app::AppState;
-use crate::console::format::{duration_ms, ellipsize, short_secs};
+use crate::console::format::{duration_ms, short_secs, wrap};
 use crate::console::keymap::Command;
 use crate::console::live::BreakerView;
 use crate::console::theme::Theme;
@@ -179,19 +179,28 @@ fn render_breaker(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme
     if b.last_errors.is_empty() {
         error_lines.push(Line::styled("none", theme.dim));
     }
-    let width = errors.width.saturating_sub(10) as usize;
-    for e in b
-        .last_errors
-        .iter()
-        .take(errors.height.saturating_sub(1) as usize)
-    {
-        error_lines.push(Line::from(vec![
-            Span::styled(
-                format!("{:>6} ago  ", short_secs(e.ago_ms / 1000)),
-                theme.dim,
-            ),
-            Span::styled(ellipsize(&e.reason, width), theme.danger),
-        ]));
+    // Each reason whole, wrapped beside its age, newest first, as many as fit.
+    let width = errors.width.saturating_sub(12) as usize;
+    for e in &b.last_errors {
+        for (i, part) in wrap(&e.reason, width).into_iter().enumerate() {
+            let age = if i == 0 {
+                format!("{:>6} ago  ", short_secs(e.ago_ms / 1000))
+            } else {
+                " ".repeat(12)
+            };
+            error_lines.push(Line::from(vec![
+                Span::styled(age, theme.dim),
+                Span::styled(part, theme.danger),
+            ]));
+        }
+    }
+    if error_lines.len() > errors.height as usize {
+        let hidden = error_lines.len() - errors.height as usize + 1;
+        error_lines.truncate(errors.height.saturating_sub(1) as usize);
+        error_lines.push(Line::styled(
+            format!("… {hidden} more line(s); a taller terminal shows them"),
+            theme.dim,
+        ));
     }
     frame.render_widget(Paragraph::new(error_lines), errors);
 }

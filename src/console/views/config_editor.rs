@@ -7,6 +7,7 @@ use super::{Hint, hint};
 use crate::console::editor::{ConfigEditor, FieldInput, SpecStatus};
 use crate::console::keymap::Command;
 use crate::console::theme::Theme;
+use crate::console::widgets::masked_field;
 use crate::model::{ConfigField, value_text};
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -61,6 +62,10 @@ pub fn render_input(
     theme: &Theme,
 ) {
     match input {
+        FieldInput::Line(t) | FieldInput::Lines(t) if t.mask_char().is_some() => {
+            let empty = t.lines().iter().all(|l| l.is_empty());
+            masked_field::render_masked(frame, area, empty, focused, placeholder, theme);
+        }
         FieldInput::Line(t) | FieldInput::Lines(t) => {
             // The stored input keeps its text; styles are the theme's, set on a copy.
             let mut t = t.clone();

@@ -3,6 +3,7 @@
 
 use super::{Hint, View, hint};
 use crate::console::app::AppState;
+use crate::console::format::wrap;
 use crate::console::keymap::Command;
 use crate::console::theme::Theme;
 use ratatui::Frame;
@@ -40,6 +41,36 @@ fn trim_date(line: &str, narrow: bool) -> &str {
     if narrow && dated { &line[11..] } else { line }
 }
 
+/// The newest of `lines` that fit in `area`, each wrapped whole (continuations indented),
+/// oldest at the top.
+fn wrapped_tail(lines: &[&str], area: Rect, narrow: bool, theme: &Theme) -> Vec<Line<'static>> {
+    let height = area.height as usize;
+    let width = area.width as usize;
+    let mut out: Vec<Line<'static>> = Vec::new();
+    for l in lines.iter().rev() {
+        if out.len() >= height {
+            break;
+        }
+        let style = line_style(l, theme);
+        let mut parts = wrap(trim_date(l, narrow), width);
+        // Continuations sit two columns in, so each log line's start stands out.
+        if parts.len() > 1 {
+            let rest = parts.split_off(1).join(" ");
+            parts.extend(
+                wrap(&rest, width.saturating_sub(2).max(1))
+                    .into_iter()
+                    .map(|p| format!("  {p}")),
+            );
+        }
+        for part in parts.into_iter().rev() {
+            out.push(Line::styled(part, style));
+        }
+    }
+    out.truncate(height);
+    out.reverse();
+    out
+}
+
 impl View for LogsView {
     fn render(&self, frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
         let lines = state.logs.visible();
@@ -64,21 +95,18 @@ impl View for LogsView {
             .title_bottom(Line::styled(status, theme.dim).right_aligned());
         let inner = block.inner(area);
         frame.render_widget(block, area);
-        let height = inner.height as usize;
-        let end = lines.len().saturating_sub(state.logs.scroll_back);
-        let start = end.saturating_sub(height);
-        let narrow = inner.width < 120;
-        let shown: Vec<Line> = lines[start..end]
-            .iter()
-            .map(|l| Line::styled(trim_date(l, narrow).to_string(), line_style(l, theme)))
-            .collect();
-        if shown.is_empty() {
-            frame.render_widget(
-                Paragraph::new(Line::styled("no log lines yet", theme.dim)),
-                inner,
-            );
+        if lines.is_empty() {
+            let text = if state.logs.lines.is_empty() {
+                "no log lines yet".to_string()
+            } else {
+                format!("no log line matches /{}", state.logs.filter)
+            };
+            frame.render_widget(Paragraph::new(Line::styled(text, theme.dim)), inner);
             return;
         }
+        let end = lines.len().saturating_sub(state.logs.scroll_back);
+        let narrow = inner.width < 120;
+        let shown = wrapped_tail(&lines[..end], inner, narrow, theme);
         frame.render_widget(Paragraph::new(shown), inner);
     }
 
