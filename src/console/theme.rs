@@ -460,8 +460,19 @@ const ANSI16: [(Color, (u8, u8, u8)); 16] = [
 ];
 
 fn nearest_ansi16(r: u8, g: u8, b: u8) -> Color {
+    // A clearly coloured source keeps a hue: by distance alone a light blue lands on grey
+    // (index 7), the grey text takes too, and a status vanished into the selection.
+    let (max, min) = (r.max(g).max(b), r.min(g).min(b));
+    let chromatic = max >= 100 && u32::from(max - min) * 10 >= u32::from(max) * 3;
+    let grey = |c: &Color| {
+        matches!(
+            c,
+            Color::Black | Color::Gray | Color::DarkGray | Color::White
+        )
+    };
     ANSI16
         .iter()
+        .filter(|(c, _)| !chromatic || !grey(c))
         .min_by_key(|(_, rgb)| dist((r, g, b), *rgb))
         .map(|(c, _)| *c)
         .unwrap_or(Color::Reset)
@@ -590,6 +601,15 @@ mod tests {
         assert_eq!(
             downgrade(Color::Rgb(250, 250, 250), ColorDepth::Ansi16),
             Color::White
+        );
+        // A light blue stays a blue, not the grey that plain text also becomes.
+        assert_eq!(
+            downgrade(Color::Rgb(0x7d, 0xcf, 0xff), ColorDepth::Ansi16),
+            Color::LightCyan
+        );
+        assert_eq!(
+            downgrade(Color::Rgb(0x1a, 0x1b, 0x26), ColorDepth::Ansi16),
+            Color::Black
         );
         assert_eq!(
             downgrade(Color::Rgb(1, 2, 3), ColorDepth::TrueColor),

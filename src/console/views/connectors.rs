@@ -14,17 +14,17 @@ use ratatui::text::Span;
 
 pub struct ConnectorsView;
 
-/// At 80 columns: name, id, status, last sync and index; wider, the service, sync time and
-/// schedule join and the name grows to its length.
+/// At 80 columns: name, id, status, last sync and index, the name taking what is left;
+/// wider, the service, sync time and schedule join and the name grows to its length.
 const COLUMNS: [Column; 8] = [
-    Column::grow("NAME", 14, 0),
+    Column::grow("NAME", 12, 0).comfort(20),
     Column::new("ID", 12, 0),
-    Column::new("SERVICE", 8, 3),
+    Column::new("SERVICE", 8, 4),
     Column::new("INDEX", 12, 2),
     Column::new("STATUS", 10, 0).max(12),
     Column::new("LAST SYNC", 9, 1).max(11),
-    Column::new("SYNCED", 8, 3),
-    Column::grow("SCHEDULE", 12, 4).max(30),
+    Column::new("SYNCED", 8, 4),
+    Column::grow("SCHEDULE", 12, 5).max(30),
 ];
 
 const HINTS: &[Hint] = &[

@@ -17,15 +17,18 @@ pub struct DeadLettersView;
 
 /// At 80 columns: the mark, connector, document, error type, last failure and as much of
 /// the reason as fits; wider, ids and tries join and the reason takes the room.
+/// At 80 columns: the mark, connector and document whole, the last failure, and the error
+/// type and reason sharing the rest; wider, tries, ids and the job join and the reason
+/// takes the room.
 const COLUMNS: [Column; 9] = [
     Column::new(" ", 1, 0),
-    Column::new("ID", 4, 3).max(8),
+    Column::new("ID", 4, 4).max(8),
     Column::new("CONNECTOR", 12, 0),
-    Column::new("JOB", 12, 3),
-    Column::grow("DOCUMENT", 10, 0).max(60),
-    Column::new("ERROR", 12, 1).max(36),
+    Column::new("JOB", 12, 4),
+    Column::new("DOCUMENT", 10, 0).max(60),
+    Column::grow("ERROR", 12, 2).max(36),
     Column::grow("REASON", 12, 1).max(400),
-    Column::new("TRIES", 5, 2),
+    Column::new("TRIES", 5, 3),
     Column::new("FAILED", 7, 1),
 ];
 

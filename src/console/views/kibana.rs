@@ -15,12 +15,12 @@ use ratatui::widgets::{Block, Paragraph};
 pub struct KibanaView;
 
 const COLUMNS: [Column; 6] = [
-    Column::grow("NAME", 14, 0),
+    Column::grow("NAME", 12, 0).comfort(20),
     Column::new("ID", 12, 3),
     Column::new("TYPE", 8, 0).max(24),
     Column::new("INDEX", 12, 1),
     Column::new("USED BY", 7, 4),
-    Column::grow("HEALTH", 12, 0).max(60),
+    Column::new("HEALTH", 8, 0).max(60),
 ];
 
 const HINTS: &[Hint] = &[

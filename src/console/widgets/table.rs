@@ -32,6 +32,9 @@ pub struct Column {
     /// room left once every column that fits is in. Other columns (ids, statuses) take
     /// their content's width up front, so they never read ambiguously cut.
     pub grow: bool,
+    /// What a growing column takes (when its content needs it) before less important
+    /// columns come in; the rest of its growth waits until they are in.
+    pub comfort: u16,
     pub priority: u8,
 }
 
@@ -42,6 +45,7 @@ impl Column {
             width,
             max: 40,
             grow: false,
+            comfort: width,
             priority,
         }
     }
@@ -52,6 +56,7 @@ impl Column {
             width,
             max: 120,
             grow: true,
+            comfort: width,
             priority,
         }
     }
@@ -59,6 +64,12 @@ impl Column {
     /// The same column, growing to at most `max` columns.
     pub const fn max(mut self, max: u16) -> Self {
         self.max = max;
+        self
+    }
+
+    /// The same growing column, taking up to `comfort` columns in the first pass.
+    pub const fn comfort(mut self, comfort: u16) -> Self {
+        self.comfort = comfort;
         self
     }
 }
@@ -79,7 +90,8 @@ pub fn fitting(columns: &[Column], width: u16) -> Vec<usize> {
 /// The columns drawn and their widths, in their original order, for `rows` (one cell text
 /// per column) in `width` columns of space:
 /// 1. by priority, each column takes its content's width (within its range; a growing
-///    column its narrowest), or its narrowest if only that fits, or is left out;
+///    column at most its comfort width), or its narrowest if only that fits, or is left
+///    out;
 /// 2. the room left widens the columns that had to take their narrowest, by priority;
 /// 3. what is still left grows the growing columns, evenly, up to their content.
 ///
@@ -106,7 +118,7 @@ pub fn layout(columns: &[Column], rows: &[Vec<CellText>], width: u16) -> Vec<(us
     for &i in &order {
         let gap = u16::from(!kept.is_empty());
         let first = if columns[i].grow {
-            columns[i].width
+            want[i].min(columns[i].comfort.max(columns[i].width))
         } else {
             want[i]
         };
@@ -332,6 +344,23 @@ mod tests {
         assert_eq!(layout(&cols, &rows, 120), [(0, 29), (1, 16), (2, 10)]);
         // Too narrow for the id's content: its narrowest.
         assert_eq!(layout(&cols, &rows, 17), [(0, 8), (1, 8)]);
+    }
+
+    #[test]
+    fn a_name_takes_its_comfort_before_less_important_columns() {
+        let cols = [
+            Column::grow("NAME", 8, 0).comfort(12),
+            Column::new("ID", 8, 0),
+            Column::new("SERVICE", 8, 3),
+        ];
+        let rows = [row(&[
+            "Seed connector 3 (postgresql)",
+            "seed-connector-3",
+            "postgresql",
+        ])];
+        // 12 + 16 leaves no room for the service at its narrowest.
+        assert_eq!(layout(&cols, &rows, 36), [(0, 19), (1, 16)]);
+        assert_eq!(layout(&cols, &rows, 38), [(0, 12), (1, 16), (2, 8)]);
     }
 
     #[test]
