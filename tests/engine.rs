@@ -1422,3 +1422,25 @@ async fn a_panicking_source_fails_the_job_with_its_message() {
         "a failed extraction deleted: {ids:?}"
     );
 }
+
+/// The live view's "latest documents" are the newest: a batch larger than what the list
+/// takes from it gives its last documents, not its first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_list_of_documents_ends_with_the_newest() {
+    let (engine, backend, _dlq) = embedded_engine("worker-recent");
+    let id = generator_connector(&backend, "recent", "recent", 300, 0, 0).await;
+    let (job_id, report) = run(&engine, &id, JobType::Full).await;
+    assert_completed(&report);
+    let snapshot = engine
+        .live()
+        .progress(&job_id)
+        .expect("the finished job's progress stays")
+        .snapshot();
+    let last = snapshot.recent.last().map(|d| d.id.as_str());
+    assert_eq!(
+        last,
+        Some("doc-299"),
+        "{:?}",
+        snapshot.recent.iter().map(|d| &d.id).collect::<Vec<_>>()
+    );
+}
