@@ -36,6 +36,29 @@ fn screen(s: &AppState) -> String {
     shown
 }
 
+/// Waits (bounded, generously: a loaded machine starts python slowly) until the spec's
+/// program has answered, applying what arrives meanwhile.
+async fn spec_settled(
+    state: &mut AppState,
+    handles: &std::sync::Arc<syncdeck::console::io::Handles>,
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<Action>,
+    tx: &tokio::sync::mpsc::UnboundedSender<Action>,
+) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    while state
+        .editor()
+        .is_some_and(|e| e.spec_status == Some(SpecStatus::Running))
+    {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(action)) => {
+                let fx = update(state, action);
+                pump(state, handles, rx, fx, tx).await;
+            }
+            _ => break,
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_load_key_merges_the_programs_spec_into_the_form_and_the_save_keeps_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -86,6 +109,7 @@ async fn the_load_key_merges_the_programs_spec_into_the_form_and_the_save_keeps_
         "one load at a time"
     );
     pump(&mut state, &handles, &mut rx, fx, &tx).await;
+    spec_settled(&mut state, &handles, &mut rx, &tx).await;
     let e = state.editor().unwrap();
     match &e.spec_status {
         Some(SpecStatus::Failed(why)) => {
@@ -105,6 +129,7 @@ async fn the_load_key_merges_the_programs_spec_into_the_form_and_the_save_keeps_
     }
     let fx = update(&mut state, ctrl('l'));
     pump(&mut state, &handles, &mut rx, fx, &tx).await;
+    spec_settled(&mut state, &handles, &mut rx, &tx).await;
     let e = state.editor().unwrap();
     assert!(
         matches!(&e.spec_status, Some(SpecStatus::Loaded(text)) if text.contains("added 6 field(s)")),
