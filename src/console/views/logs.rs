@@ -71,6 +71,23 @@ fn wrapped_tail(lines: &[&str], area: Rect, narrow: bool, theme: &Theme) -> Vec<
     out
 }
 
+/// One log line whole, for the line detail (opened from the Logs view): wrapped inside a
+/// bordered box, its date kept, in its level's style, scrolled down by `scroll` lines.
+pub fn render_line_detail(frame: &mut Frame, area: Rect, line: &str, scroll: u16, theme: &Theme) {
+    let block = Block::bordered()
+        .border_style(theme.border_focus)
+        .title(Span::styled(" Log line ", theme.title));
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let style = line_style(line, theme);
+    let lines: Vec<Line> = wrap(line, inner.width as usize)
+        .into_iter()
+        .map(|l| Line::styled(l, style))
+        .collect();
+    let max = (lines.len() as u16).saturating_sub(inner.height);
+    frame.render_widget(Paragraph::new(lines).scroll((scroll.min(max), 0)), inner);
+}
+
 impl View for LogsView {
     fn render(&self, frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
         let lines = state.logs.visible();
@@ -112,5 +129,37 @@ impl View for LogsView {
 
     fn hints(&self) -> &'static [Hint] {
         HINTS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::console::theme::ColorDepth;
+    use ratatui::buffer::Buffer;
+    use ratatui::style::Style;
+
+    #[test]
+    fn a_log_line_shows_whole_in_its_detail() {
+        let theme = Theme::builtin("default", ColorDepth::TrueColor).unwrap();
+        let line = "2024-05-01T09:59:52.000Z ERROR dlq: document dead-lettered id=doc-999";
+        let mut terminal =
+            ratatui::Terminal::new(ratatui::backend::TestBackend::new(30, 6)).unwrap();
+        terminal
+            .draw(|f| render_line_detail(f, f.area(), line, 0, &theme))
+            .unwrap();
+        let mut buffer = terminal.backend().buffer().clone();
+        assert_eq!(buffer[(1, 1)].fg, theme.danger.fg.unwrap());
+        buffer.set_style(buffer.area, Style::reset());
+        let mut expected = Buffer::with_lines([
+            "┌ Log line ──────────────────┐",
+            "│2024-05-01T09:59:52.000Z    │",
+            "│ERROR dlq: document         │",
+            "│dead-lettered id=doc-999    │",
+            "│                            │",
+            "└────────────────────────────┘",
+        ]);
+        expected.set_style(expected.area, Style::reset());
+        assert_eq!(buffer, expected);
     }
 }
