@@ -1426,7 +1426,7 @@ async fn a_panicking_source_fails_the_job_with_its_message() {
 /// The live view's "latest documents" are the newest: a batch larger than what the list
 /// takes from it gives its last documents, not its first.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_live_list_of_documents_ends_with_the_newest() {
+async fn the_live_list_of_documents_holds_the_newest() {
     let (engine, backend, _dlq) = embedded_engine("worker-recent");
     let id = generator_connector(&backend, "recent", "recent", 300, 0, 0).await;
     let (job_id, report) = run(&engine, &id, JobType::Full).await;
@@ -1436,11 +1436,8 @@ async fn the_live_list_of_documents_ends_with_the_newest() {
         .progress(&job_id)
         .expect("the finished job's progress stays")
         .snapshot();
-    let last = snapshot.recent.last().map(|d| d.id.as_str());
-    assert_eq!(
-        last,
-        Some("doc-299"),
-        "{:?}",
-        snapshot.recent.iter().map(|d| &d.id).collect::<Vec<_>>()
-    );
+    // Batches may settle out of order (several in flight), so the newest document is in
+    // the list, not necessarily at its end; the sink used to keep each batch's first 64.
+    let ids: Vec<&str> = snapshot.recent.iter().map(|d| d.id.as_str()).collect();
+    assert!(ids.contains(&"doc-299"), "{ids:?}");
 }
