@@ -14,8 +14,8 @@ use ratatui::text::Span;
 
 pub struct JobsView;
 
-/// At 80 columns: id, connector, status, indexed, started and duration, ids whole; wider,
-/// type, counts, volume, trigger and worker join.
+/// At 80 columns: id and connector whole, type, status, indexed and started; wider, the
+/// duration, counts, volume, trigger and worker join, and the worker grows to its length.
 const COLUMNS: [Column; 12] = [
     Column::new("ID", 12, 0),
     Column::new("CONNECTOR", 12, 0),
