@@ -1780,19 +1780,8 @@ fn copy(state: &mut AppState) -> Vec<Effect> {
         }
     };
     match text {
-        Some(text) => {
-            let what = if text.len() > 60 {
-                format!("{} bytes", text.len())
-            } else {
-                format!("'{text}'")
-            };
-            toast(
-                state,
-                ToastLevel::Info,
-                format!("copied {what} to the clipboard"),
-            );
-            vec![Effect::Copy(text)]
-        }
+        // The runtime says "copied" once the terminal took the sequence.
+        Some(text) => vec![Effect::Copy(text)],
         None => {
             toast(state, ToastLevel::Info, "nothing selected to copy");
             Vec::new()

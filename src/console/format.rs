@@ -3,7 +3,7 @@
 //! Pure functions of their arguments. Text from outside is made terminal-safe here
 //! ([`safe`]), with the same function the CLI uses.
 
-use crate::model::Timestamp;
+use crate::model::{JobStatus, SyncJob, Timestamp};
 use unicode_width::UnicodeWidthStr;
 
 /// `12s ago`, `5m ago`, `3h ago`, `2d ago`; `in 5s` for the future; `—` for none.
@@ -116,6 +116,64 @@ pub fn ellipsize(text: &str, width: usize) -> String {
     out
 }
 
+/// How long a job has run: to its completion, to `now` while it runs, to its last check-in
+/// once suspended (it stopped there and is not running); `—` before it started.
+pub fn job_duration(job: &SyncJob, now: Timestamp) -> String {
+    let Some(start) = job.started_at else {
+        return "—".to_string();
+    };
+    let end = match (job.completed_at.or(job.canceled_at), job.status) {
+        (Some(end), _) => end,
+        (None, JobStatus::Suspended) => job.last_seen.unwrap_or(start),
+        (None, _) => now,
+    };
+    duration_ms((end.0 - start.0).num_milliseconds().max(0) as u64)
+}
+
+/// Remote text as lines of at most `width` display columns, for detail views that show it
+/// whole: its own line breaks kept, words moved to the next line, a word longer than a line
+/// cut across lines; control characters escaped ([`safe`]). At least one line.
+pub fn wrap(text: &str, width: usize) -> Vec<String> {
+    let width = width.max(1);
+    let mut out = Vec::new();
+    for raw in text.lines() {
+        let line = safe(raw);
+        let mut current = String::new();
+        let mut used = 0;
+        for word in line.split(' ') {
+            let w = word.width();
+            let gap = usize::from(!current.is_empty());
+            if used + gap + w <= width {
+                if gap == 1 {
+                    current.push(' ');
+                }
+                current.push_str(word);
+                used += gap + w;
+                continue;
+            }
+            if !current.is_empty() {
+                out.push(std::mem::take(&mut current));
+                used = 0;
+            }
+            // A word longer than the line goes across lines.
+            for c in word.chars() {
+                let cw = unicode_width::UnicodeWidthChar::width(c).unwrap_or(0);
+                if used + cw > width && !current.is_empty() {
+                    out.push(std::mem::take(&mut current));
+                    used = 0;
+                }
+                current.push(c);
+                used += cw;
+            }
+        }
+        out.push(current);
+    }
+    if out.is_empty() {
+        out.push(String::new());
+    }
+    out
+}
+
 /// A timestamp as `2024-05-01 10:00:00`.
 pub fn datetime(t: Option<Timestamp>) -> String {
     t.map(|t| t.0.format("%Y-%m-%d %H:%M:%S").to_string())
@@ -158,6 +216,60 @@ mod tests {
         assert_eq!(rate(1234.4), "1,234/s");
         assert_eq!(ellipsize("abcdef", 4), "abc…");
         assert_eq!(ellipsize("abc", 4), "abc");
+    }
+
+    #[test]
+    fn cells_are_cut_by_display_width_with_an_ellipsis() {
+        assert_eq!(ellipsize("seed-connector-0", 14), "seed-connecto…");
+        assert_eq!(ellipsize("seed-connector-0", 16), "seed-connector-0");
+        // Wide characters count two columns and are never split.
+        assert_eq!(ellipsize("日本語のテキスト", 7), "日本語…");
+        assert_eq!(ellipsize("日本語", 6), "日本語");
+        assert_eq!(ellipsize("abc", 1), "…");
+        assert_eq!(ellipsize("abc", 0), "");
+    }
+
+    #[test]
+    fn long_text_wraps_at_words_and_keeps_every_character() {
+        let reason =
+            "[1:2] failed to parse field [value] of type [long] in document with id 'doc-999'";
+        let lines = wrap(reason, 20);
+        assert!(lines.iter().all(|l| l.width() <= 20), "{lines:?}");
+        assert_eq!(lines.join(" "), reason);
+        assert_eq!(lines[0], "[1:2] failed to");
+        assert_eq!(wrap("abcdefghij", 4), ["abcd", "efgh", "ij"]);
+        assert_eq!(wrap("one\ntwo", 10), ["one", "two"]);
+        assert_eq!(wrap("", 10), [""]);
+        assert_eq!(wrap("a\u{1b}[2J", 80), ["a\\x1b[2J"]);
+    }
+
+    #[test]
+    fn a_job_runs_from_its_start_and_a_suspended_one_stops_at_its_last_check_in() {
+        let job = |status: &str, started: Option<&str>, last_seen: &str| -> SyncJob {
+            serde_json::from_value(serde_json::json!({
+                "id": "j", "connector": {"id": "c"}, "status": status,
+                "created_at": "2024-05-01T09:00:00Z", "started_at": started,
+                "last_seen": last_seen,
+            }))
+            .unwrap()
+        };
+        let now = ts("2024-05-01T10:00:00Z");
+        let running = job(
+            "in_progress",
+            Some("2024-05-01T09:59:00Z"),
+            "2024-05-01T09:59:58Z",
+        );
+        assert_eq!(job_duration(&running, now), "1m00s");
+        let suspended = job(
+            "suspended",
+            Some("2024-05-01T09:30:00Z"),
+            "2024-05-01T09:40:00Z",
+        );
+        assert_eq!(job_duration(&suspended, now), "10m00s");
+        let later = ts("2024-05-02T10:00:00Z");
+        assert_eq!(job_duration(&suspended, later), "10m00s", "frozen");
+        let pending = job("pending", None, "2024-05-01T09:00:00Z");
+        assert_eq!(job_duration(&pending, now), "—");
     }
 
     #[test]

@@ -21,7 +21,7 @@ use crossterm::event::{Event, EventStream};
 use futures_util::StreamExt;
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
-use std::io::{self, Stdout, Write};
+use std::io::{self, Stdout};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -281,29 +281,13 @@ impl Console {
     ) {
         match effect {
             Effect::Quit => self.state.quit = true,
+            // Said only once written: a failed write copied nothing.
             Effect::Copy(text) => {
-                let (mut sequence, cut) = clipboard::osc52(&text);
-                if self.in_tmux {
-                    sequence = clipboard::tmux_wrap(&sequence);
-                }
-                let writer = terminal.backend_mut();
-                if writer
-                    .write_all(sequence.as_bytes())
-                    .and_then(|()| writer.flush())
-                    .is_err()
-                {
-                    super::app::toast(
-                        &mut self.state,
-                        ToastLevel::Error,
-                        "could not write to the terminal",
-                    );
-                }
-                if cut {
-                    super::app::toast(
-                        &mut self.state,
-                        ToastLevel::Warn,
-                        format!("copied only the first {} bytes", clipboard::MAX_BYTES),
-                    );
+                match clipboard::send(terminal.backend_mut(), &text, self.in_tmux) {
+                    Ok(sent) => {
+                        super::app::toast(&mut self.state, ToastLevel::Info, sent.message())
+                    }
+                    Err(e) => super::app::toast(&mut self.state, ToastLevel::Error, e.to_string()),
                 }
             }
             Effect::SetMouse(on) => {

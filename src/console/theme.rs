@@ -460,11 +460,56 @@ const ANSI16: [(Color, (u8, u8, u8)); 16] = [
 ];
 
 fn nearest_ansi16(r: u8, g: u8, b: u8) -> Color {
+    // A clearly coloured source keeps a hue: by distance alone a light blue lands on grey
+    // (index 7), the grey text takes too, and a status vanished into the selection.
+    let (max, min) = (r.max(g).max(b), r.min(g).min(b));
+    let chromatic = max >= 100 && u32::from(max - min) * 10 >= u32::from(max) * 3;
+    let grey = |c: &Color| {
+        matches!(
+            c,
+            Color::Black | Color::Gray | Color::DarkGray | Color::White
+        )
+    };
     ANSI16
         .iter()
+        .filter(|(c, _)| !chromatic || !grey(c))
         .min_by_key(|(_, rgb)| dist((r, g, b), *rgb))
         .map(|(c, _)| *c)
         .unwrap_or(Color::Reset)
+}
+
+/// The colour a terminal draws for `color`: true colour as is, xterm-256 from its table,
+/// the 16 ANSI colours from a common palette (terminals vary here). `None` for `Reset`, the
+/// terminal's own default.
+pub fn rgb(color: Color) -> Option<(u8, u8, u8)> {
+    match color {
+        Color::Reset => None,
+        Color::Rgb(r, g, b) => Some((r, g, b)),
+        Color::Indexed(i) => Some(xterm_rgb(i)),
+        named => ANSI16
+            .iter()
+            .find(|(c, _)| *c == named)
+            .map(|(_, rgb)| *rgb),
+    }
+}
+
+/// The WCAG contrast ratio of two colours: 1 (the same) to 21 (black on white).
+pub fn contrast(a: (u8, u8, u8), b: (u8, u8, u8)) -> f64 {
+    fn channel(c: u8) -> f64 {
+        let c = f64::from(c) / 255.0;
+        if c <= 0.039_28 {
+            c / 12.92
+        } else {
+            ((c + 0.055) / 1.055).powf(2.4)
+        }
+    }
+    let lum =
+        |(r, g, b): (u8, u8, u8)| 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b);
+    let (hi, lo) = {
+        let (x, y) = (lum(a), lum(b));
+        if x > y { (x, y) } else { (y, x) }
+    };
+    (hi + 0.05) / (lo + 0.05)
 }
 
 /// The theme names on offer: the shipped ones, then user files in `dir` (`*.toml`).
@@ -556,6 +601,15 @@ mod tests {
         assert_eq!(
             downgrade(Color::Rgb(250, 250, 250), ColorDepth::Ansi16),
             Color::White
+        );
+        // A light blue stays a blue, not the grey that plain text also becomes.
+        assert_eq!(
+            downgrade(Color::Rgb(0x7d, 0xcf, 0xff), ColorDepth::Ansi16),
+            Color::LightCyan
+        );
+        assert_eq!(
+            downgrade(Color::Rgb(0x1a, 0x1b, 0x26), ColorDepth::Ansi16),
+            Color::Black
         );
         assert_eq!(
             downgrade(Color::Rgb(1, 2, 3), ColorDepth::TrueColor),

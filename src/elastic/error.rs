@@ -25,7 +25,9 @@ pub enum Error {
     },
     /// Every attempt failed on a node-level problem (connection refused or dropped, 502/503/504,
     /// timeouts with `retry_on_timeout`).
-    #[error("no Elasticsearch node answered after {attempts} attempt(s); last error: {last}")]
+    #[error(
+        "no Elasticsearch node could serve the request after {attempts} attempt(s); last error: {last}"
+    )]
     Unreachable { attempts: u32, last: String },
     /// A request timed out and timeouts are not retried (`retry_on_timeout` is off).
     #[error("request to '{node}' timed out after {after:?}")]
@@ -108,6 +110,40 @@ impl Error {
                 reason: raw_reason(body),
                 root_causes: Vec::new(),
             },
+        }
+    }
+}
+
+/// How an error answer reads when it is known where it came from: Elasticsearch's error
+/// object names its type and reason; anything else (a proxy's HTML page, an empty body)
+/// says only its status, and that Elasticsearch did not write it: a 502, 503 or 504 so
+/// answered comes from a proxy or load balancer in front of the node.
+pub fn describe_answer(status: u16, body: &[u8]) -> String {
+    let phrase = reqwest::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .map(|r| format!(" {r}"))
+        .unwrap_or_default();
+    let parsed = serde_json::from_slice::<ErrorBody>(body)
+        .ok()
+        .filter(|b| b.error.is_some());
+    match parsed {
+        Some(parsed) => match parsed.into_error(status) {
+            Error::Api { kind, reason, .. } => {
+                format!("Elasticsearch answered HTTP {status}{phrase}: {kind}: {reason}")
+            }
+            other => other.to_string(),
+        },
+        None => {
+            let from = if matches!(status, 502..=504) {
+                ", from a proxy or load balancer in front of Elasticsearch"
+            } else {
+                ""
+            };
+            format!(
+                "HTTP {status}{phrase}{from} (not an Elasticsearch error: {})",
+                raw_reason(body)
+            )
         }
     }
 }
@@ -253,6 +289,37 @@ mod tests {
         assert!(
             matches!(BackendError::from(e), BackendError::NotFound(r) if r == "connector [x] not found")
         );
+    }
+
+    #[test]
+    fn answers_are_worded_by_who_wrote_them() {
+        let proxy = describe_answer(502, b"<html><body>502 Bad Gateway</body></html>");
+        assert!(!proxy.contains("Elasticsearch refused"), "{proxy}");
+        assert!(
+            proxy.starts_with("HTTP 502 Bad Gateway, from a proxy or load balancer"),
+            "{proxy}"
+        );
+        assert!(
+            proxy.contains("not an Elasticsearch error: <html>"),
+            "{proxy}"
+        );
+        let empty = describe_answer(504, b"");
+        assert!(
+            empty.contains("HTTP 504 Gateway Timeout, from a proxy")
+                && empty.contains("empty body"),
+            "{empty}"
+        );
+        let es = describe_answer(
+            503,
+            br#"{"error":{"type":"cluster_block_exception","reason":"blocked by: [SERVICE_UNAVAILABLE/1/state not recovered]"},"status":503}"#,
+        );
+        assert_eq!(
+            es,
+            "Elasticsearch answered HTTP 503 Service Unavailable: cluster_block_exception: blocked by: [SERVICE_UNAVAILABLE/1/state not recovered]"
+        );
+        // A JSON body that is not an error object is not Elasticsearch's error either.
+        let other = describe_answer(503, br#"{"message":"upstream down"}"#);
+        assert!(other.contains("not an Elasticsearch error"), "{other}");
     }
 
     #[test]

@@ -766,13 +766,10 @@ fn classify(status: u16, headers: HeaderMap, body: Bytes, node: String, path: &s
             Err(e) => Attempt::Final(e),
         },
         429 => Attempt::Throttled(Error::from_response(status, &body)),
-        502..=504 => {
-            let error = Error::from_response(status, &body);
-            Attempt::NodeFailed {
-                reason: format!("'{node}' answered HTTP {status}: {error}"),
-                cut: None,
-            }
-        }
+        502..=504 => Attempt::NodeFailed {
+            reason: format!("'{node}': {}", super::error::describe_answer(status, &body)),
+            cut: None,
+        },
         _ => Attempt::Final(Error::from_response(status, &body)),
     }
 }

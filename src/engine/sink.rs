@@ -443,6 +443,9 @@ impl Sink {
             now: Instant::now(),
         };
         let mut outcomes = Vec::with_capacity(recent_budget(batch.len()));
+        // The batch's last documents, the newest: the live list is "latest documents".
+        let first_recent = batch.items.len().saturating_sub(RECENT_PER_BATCH);
+        let in_recent = |position: usize| position >= first_recent;
         let latency_ms = latency.as_millis() as u64;
         for (position, item) in batch.items.iter().enumerate() {
             let bytes = item.source_len() as u64;
@@ -494,7 +497,7 @@ impl Sink {
                     }
                     if is_transient_status(status) {
                         tally.retried += 1;
-                        if outcomes.len() < RECENT_PER_BATCH {
+                        if in_recent(position) {
                             outcomes.push(DocOutcome {
                                 id: item.id.clone(),
                                 outcome: Outcome::Retried,
@@ -517,7 +520,7 @@ impl Sink {
                 }
             };
             if let Some(outcome) = outcome
-                && outcomes.len() < RECENT_PER_BATCH
+                && in_recent(position)
             {
                 outcomes.push(DocOutcome {
                     id: item.id.clone(),

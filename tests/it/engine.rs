@@ -1338,3 +1338,22 @@ async fn a_panicking_source_fails_the_job_with_its_message() {
         "a failed extraction deleted: {ids:?}"
     );
 }
+
+/// The live view's "latest documents" are the newest: a batch larger than what the list
+/// takes from it gives its last documents, not its first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_list_of_documents_holds_the_newest() {
+    let (engine, backend, _dlq) = embedded_engine("worker-recent");
+    let id = generator_connector(&backend, "recent", "recent", 300, 0, 0).await;
+    let (job_id, report) = run(&engine, &id, JobType::Full).await;
+    assert_completed(&report);
+    let snapshot = engine
+        .live()
+        .progress(&job_id)
+        .expect("the finished job's progress stays")
+        .snapshot();
+    // Batches may settle out of order (several in flight), so the newest document is in
+    // the list, not necessarily at its end; the sink used to keep each batch's first 64.
+    let ids: Vec<&str> = snapshot.recent.iter().map(|d| d.id.as_str()).collect();
+    assert!(ids.contains(&"doc-299"), "{ids:?}");
+}

@@ -5,15 +5,17 @@
 
 use super::{Hint, View, hint, stale_label};
 use crate::console::app::AppState;
-use crate::console::format::{duration_ms, ellipsize, short_secs};
+use crate::console::format::{duration_ms, short_secs, wrap};
 use crate::console::keymap::Command;
 use crate::console::live::BreakerView;
 use crate::console::theme::Theme;
 use crate::console::widgets::bar::bar;
+use crate::console::widgets::table::{CellText, Column, render_rows};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Cell, Paragraph, Row, Table};
+use ratatui::widgets::{Block, Paragraph};
 
 pub struct BreakerPanel;
 
@@ -179,19 +181,28 @@ fn render_breaker(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme
     if b.last_errors.is_empty() {
         error_lines.push(Line::styled("none", theme.dim));
     }
-    let width = errors.width.saturating_sub(10) as usize;
-    for e in b
-        .last_errors
-        .iter()
-        .take(errors.height.saturating_sub(1) as usize)
-    {
-        error_lines.push(Line::from(vec![
-            Span::styled(
-                format!("{:>6} ago  ", short_secs(e.ago_ms / 1000)),
-                theme.dim,
-            ),
-            Span::styled(ellipsize(&e.reason, width), theme.danger),
-        ]));
+    // Each reason whole, wrapped beside its age, newest first, as many as fit.
+    let width = errors.width.saturating_sub(12) as usize;
+    for e in &b.last_errors {
+        for (i, part) in wrap(&e.reason, width).into_iter().enumerate() {
+            let age = if i == 0 {
+                format!("{:>6} ago  ", short_secs(e.ago_ms / 1000))
+            } else {
+                " ".repeat(12)
+            };
+            error_lines.push(Line::from(vec![
+                Span::styled(age, theme.dim),
+                Span::styled(part, theme.danger),
+            ]));
+        }
+    }
+    if error_lines.len() > errors.height as usize {
+        let hidden = error_lines.len() - errors.height as usize + 1;
+        error_lines.truncate(errors.height.saturating_sub(1) as usize);
+        error_lines.push(Line::styled(
+            format!("… {hidden} more line(s); a taller terminal shows them"),
+            theme.dim,
+        ));
     }
     frame.render_widget(Paragraph::new(error_lines), errors);
 }
@@ -226,7 +237,7 @@ fn render_pool(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
         }
         Some(Some(nodes)) => nodes,
     };
-    let rows: Vec<Row> = nodes
+    let rows: Vec<(Vec<CellText>, Style)> = nodes
         .iter()
         .map(|n| {
             let (label, style) = if n.alive {
@@ -234,30 +245,25 @@ fn render_pool(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
             } else {
                 ("○ dead", theme.danger)
             };
-            Row::new(vec![
-                Cell::from(n.url.clone()),
-                Cell::from(Span::styled(label, style)),
-                Cell::from(n.failures.to_string()),
-                Cell::from(
+            let cells = vec![
+                Span::raw(n.url.clone()),
+                Span::styled(label, style),
+                Span::raw(n.failures.to_string()),
+                Span::raw(
                     n.dead_for_ms
                         .map(|ms| format!("retry in {}", duration_ms(ms)))
                         .unwrap_or_else(|| "—".into()),
                 ),
-            ])
+            ];
+            (cells, theme.text)
         })
         .collect();
-    let header = Row::new(["NODE", "STATE", "FAILURES", "DEAD UNTIL"]).style(theme.table_header);
-    let widths = [
-        Constraint::Min(24),
-        Constraint::Length(8),
-        Constraint::Length(8),
-        Constraint::Length(18),
-    ];
-    frame.render_widget(
-        Table::new(rows, widths)
-            .header(header)
-            .column_spacing(1)
-            .style(theme.text),
-        inner,
-    );
+    render_rows(frame, inner, &POOL_COLUMNS, rows, None, theme);
 }
+
+const POOL_COLUMNS: [Column; 4] = [
+    Column::new("NODE", 16, 0).max(80),
+    Column::new("STATE", 7, 0),
+    Column::new("FAILURES", 8, 1),
+    Column::new("DEAD UNTIL", 10, 2).max(24),
+];

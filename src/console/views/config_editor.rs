@@ -7,6 +7,7 @@ use super::{Hint, hint};
 use crate::console::editor::{ConfigEditor, FieldInput, SpecStatus};
 use crate::console::keymap::Command;
 use crate::console::theme::Theme;
+use crate::console::widgets::masked_field;
 use crate::model::{ConfigField, value_text};
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -61,6 +62,10 @@ pub fn render_input(
     theme: &Theme,
 ) {
     match input {
+        FieldInput::Line(t) | FieldInput::Lines(t) if t.mask_char().is_some() => {
+            let empty = t.lines().iter().all(|l| l.is_empty());
+            masked_field::render_masked(frame, area, empty, focused, placeholder, theme);
+        }
         FieldInput::Line(t) | FieldInput::Lines(t) => {
             // The stored input keeps its text; styles are the theme's, set on a copy.
             let mut t = t.clone();
@@ -133,6 +138,13 @@ fn label_line(
     Line::from(spans)
 }
 
+/// Lines a message above the fields takes: all it needs, wrapped, up to a third of the
+/// editor (the fields stay in view), and at least two.
+fn message_height(text: &str, area: Rect) -> u16 {
+    let needed = crate::console::format::wrap(text, area.width as usize).len() as u16;
+    needed.min((area.height / 3).max(2)).min(area.height)
+}
+
 fn field_height(editor: &ConfigEditor, i: usize) -> u16 {
     let f = &editor.fields[i];
     let tooltip = u16::from(f.field.tooltip.as_deref().is_some_and(|t| !t.is_empty()));
@@ -181,14 +193,12 @@ impl ConfigEditorView {
         let mut inner = block.inner(area);
         frame.render_widget(block, area);
         if let Some(error) = &editor.server_error {
+            let text = format!("not saved: {error}");
             let top = Rect {
-                height: 2.min(inner.height),
+                height: message_height(&text, inner),
                 ..inner
             };
-            frame.render_widget(
-                super::detail::wrapped(format!("not saved: {error}"), theme),
-                top,
-            );
+            frame.render_widget(super::detail::wrapped(text, theme), top);
             inner.y += top.height;
             inner.height -= top.height;
         }
@@ -201,7 +211,7 @@ impl ConfigEditorView {
         };
         if let Some((text, style)) = spec_line {
             let top = Rect {
-                height: 2.min(inner.height),
+                height: message_height(&text, inner),
                 ..inner
             };
             frame.render_widget(

@@ -6,24 +6,25 @@ use crate::console::app::AppState;
 use crate::console::format::ago;
 use crate::console::keymap::Command;
 use crate::console::theme::Theme;
-use crate::console::widgets::table::{self, Column, TableSpec};
+use crate::console::widgets::table::{self, CellText, Column, TableSpec};
 use crate::model::{Connector, Scheduling};
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::Span;
-use ratatui::widgets::Cell;
 
 pub struct ConnectorsView;
 
+/// At 80 columns: name, id, status, last sync and index, the name taking what is left;
+/// wider, the service, sync time and schedule join and the name grows to its length.
 const COLUMNS: [Column; 8] = [
-    Column::grow("NAME", 16, 0),
-    Column::new("ID", 18, 3),
-    Column::new("SERVICE", 10, 1),
-    Column::new("INDEX", 18, 2),
-    Column::new("STATUS", 12, 0),
-    Column::new("LAST SYNC", 11, 0),
-    Column::new("SYNCED", 8, 1),
-    Column::new("SCHEDULE", 22, 4),
+    Column::grow("NAME", 12, 0).comfort(20),
+    Column::new("ID", 12, 0),
+    Column::new("SERVICE", 8, 4),
+    Column::new("INDEX", 12, 2),
+    Column::new("STATUS", 10, 0).max(12),
+    Column::new("LAST SYNC", 9, 1).max(11),
+    Column::new("SYNCED", 8, 4),
+    Column::grow("SCHEDULE", 12, 5).max(30),
 ];
 
 const HINTS: &[Hint] = &[
@@ -62,27 +63,24 @@ pub fn status_text(status: crate::model::ConnectorStatus) -> &'static str {
     }
 }
 
-fn cells(c: &Connector, state: &AppState, theme: &Theme) -> Vec<Cell<'static>> {
+fn cells(c: &Connector, state: &AppState, theme: &Theme) -> Vec<CellText> {
     let last = c
         .last_sync_status
         .map(|s| Span::styled(s.to_string(), theme.status(s)))
         .unwrap_or_else(|| Span::styled("never", theme.dim));
     vec![
-        Cell::from(if c.name.is_empty() {
+        Span::raw(if c.name.is_empty() {
             c.id.clone()
         } else {
             c.name.clone()
         }),
-        Cell::from(Span::styled(c.id.clone(), theme.dim)),
-        Cell::from(c.service_type.clone().unwrap_or_else(|| "—".into())),
-        Cell::from(c.index_name.clone().unwrap_or_else(|| "—".into())),
-        Cell::from(Span::styled(
-            status_text(c.status),
-            theme.connector_status(c.status),
-        )),
-        Cell::from(last),
-        Cell::from(Span::styled(ago(state.now, c.last_synced), theme.dim)),
-        Cell::from(schedule_text(&c.scheduling)),
+        Span::styled(c.id.clone(), theme.dim),
+        Span::raw(c.service_type.clone().unwrap_or_else(|| "—".into())),
+        Span::raw(c.index_name.clone().unwrap_or_else(|| "—".into())),
+        Span::styled(status_text(c.status), theme.connector_status(c.status)),
+        last,
+        Span::styled(ago(state.now, c.last_synced), theme.dim),
+        Span::raw(schedule_text(&c.scheduling)),
     ]
 }
 

@@ -7,24 +7,29 @@ use crate::console::app::AppState;
 use crate::console::format::{ago, count};
 use crate::console::keymap::Command;
 use crate::console::theme::Theme;
-use crate::console::widgets::table::{self, Column, TableSpec};
+use crate::console::widgets::table::{self, CellText, Column, TableSpec};
 use crate::model::DeadLetter;
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::Span;
-use ratatui::widgets::Cell;
 
 pub struct DeadLettersView;
 
-const COLUMNS: [Column; 8] = [
+/// At 80 columns: the mark, connector, document, error type, last failure and as much of
+/// the reason as fits; wider, ids and tries join and the reason takes the room.
+/// At 80 columns: the mark, connector and document whole, the last failure, and the error
+/// type and reason sharing the rest; wider, tries, ids and the job join and the reason
+/// takes the room.
+const COLUMNS: [Column; 9] = [
     Column::new(" ", 1, 0),
-    Column::new("ID", 6, 2),
-    Column::new("CONNECTOR", 14, 0),
-    Column::new("JOB", 20, 3),
-    Column::grow("DOCUMENT", 12, 0),
-    Column::new("ERROR", 26, 1),
-    Column::new("TRIES", 5, 2),
-    Column::new("LAST FAILURE", 12, 1),
+    Column::new("ID", 4, 4).max(8),
+    Column::new("CONNECTOR", 12, 0),
+    Column::new("JOB", 12, 4),
+    Column::new("DOCUMENT", 10, 0).max(60),
+    Column::grow("ERROR", 12, 2).max(36),
+    Column::grow("REASON", 12, 1).max(400),
+    Column::new("TRIES", 5, 3),
+    Column::new("FAILED", 7, 1),
 ];
 
 const HINTS: &[Hint] = &[
@@ -37,24 +42,22 @@ const HINTS: &[Hint] = &[
     hint(Command::Filter, "filter"),
 ];
 
-fn cells(d: &DeadLetter, state: &AppState, theme: &Theme) -> Vec<Cell<'static>> {
+fn cells(d: &DeadLetter, state: &AppState, theme: &Theme) -> Vec<CellText> {
     let mark = if state.marked.contains(&d.id) {
         "✔"
     } else {
         " "
     };
     vec![
-        Cell::from(Span::styled(mark, theme.row_marked)),
-        Cell::from(Span::styled(d.id.to_string(), theme.dim)),
-        Cell::from(d.connector_id.clone()),
-        Cell::from(Span::styled(d.job_id.clone(), theme.dim)),
-        Cell::from(crate::console::format::safe(&d.doc_id)),
-        Cell::from(Span::styled(d.error_type.clone(), theme.danger)),
-        Cell::from(d.attempts.to_string()),
-        Cell::from(Span::styled(
-            ago(state.now, Some(d.last_failed_at)),
-            theme.dim,
-        )),
+        Span::styled(mark, theme.row_marked),
+        Span::styled(d.id.to_string(), theme.dim),
+        Span::raw(d.connector_id.clone()),
+        Span::styled(d.job_id.clone(), theme.dim),
+        Span::raw(crate::console::format::safe(&d.doc_id)),
+        Span::styled(d.error_type.clone(), theme.danger),
+        Span::raw(crate::console::format::safe(&d.reason)),
+        Span::raw(d.attempts.to_string()),
+        Span::styled(ago(state.now, Some(d.last_failed_at)), theme.dim),
     ]
 }
 

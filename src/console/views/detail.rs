@@ -4,13 +4,14 @@
 
 use super::{Hint, hint};
 use crate::console::app::{AppState, ConnectorDetail};
-use crate::console::format::{ago, count, datetime, duration_ms};
+use crate::console::format::{ago, count, datetime, job_duration, wrap};
 use crate::console::keymap::Command;
 use crate::console::theme::Theme;
 use crate::console::widgets::masked_field;
 use crate::model::{Connector, DeadLetter, ScheduleConfig, SyncJob};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Wrap};
 
@@ -116,10 +117,16 @@ pub fn render_connector(
         );
         return;
     };
-    let mut left = overview_lines(c, d, state, theme);
-    let right = setup_lines(c, d, state, theme);
     // Wide terminals show the second half beside the first.
-    if area.width < 120 {
+    let wide = area.width >= 120;
+    let width = if wide {
+        (area.width.saturating_sub(2) / 2) as usize
+    } else {
+        area.width.saturating_sub(2) as usize
+    };
+    let mut left = overview_lines(c, d, state, width, theme);
+    let right = setup_lines(c, d, state, theme);
+    if !wide {
         left.extend(right);
         scrolled(frame, area, title, left, d.scroll, theme);
         return;
@@ -145,6 +152,7 @@ fn overview_lines(
     c: &Connector,
     d: &ConnectorDetail,
     state: &AppState,
+    width: usize,
     theme: &Theme,
 ) -> Vec<Line<'static>> {
     let mut lines = vec![
@@ -190,10 +198,14 @@ fn overview_lines(
         ),
     ];
     if let Some(e) = c.error.as_ref().or(c.last_sync_error.as_ref()) {
-        lines.push(Line::from(vec![
-            Span::styled(format!("  {:<22}", "error"), theme.dim),
-            Span::styled(crate::console::format::safe(e), theme.danger),
-        ]));
+        // Wrapped beside its label: the continuation lines keep the value column.
+        for (i, part) in wrap(e, width.saturating_sub(22)).into_iter().enumerate() {
+            let label = if i == 0 { "error" } else { "" };
+            lines.push(Line::from(vec![
+                Span::styled(format!("  {label:<22}"), theme.dim),
+                Span::styled(part, theme.danger),
+            ]));
+        }
     }
     if let Some(e) = &d.error {
         lines.push(Line::styled(
@@ -300,7 +312,7 @@ fn setup_lines(
                     "{:<12} {:>10} docs  {}",
                     j.job_type.to_string(),
                     count(j.indexed_document_count),
-                    ago(state.now, j.started_at.or(j.created_at))
+                    ago(state.now, j.started_at)
                 ),
                 theme.text,
             ),
@@ -333,17 +345,14 @@ pub fn render_job(
         frame,
         area,
         title,
-        job_lines(j, state, theme),
+        job_lines(j, state, text_width(area), theme),
         scroll,
         theme,
     );
 }
 
-fn job_lines(j: &SyncJob, state: &AppState, theme: &Theme) -> Vec<Line<'static>> {
-    let duration = j
-        .duration(state.now)
-        .map(|d| duration_ms(d.num_milliseconds().max(0) as u64))
-        .unwrap_or_else(|| "—".into());
+fn job_lines(j: &SyncJob, state: &AppState, width: usize, theme: &Theme) -> Vec<Line<'static>> {
+    let duration = job_duration(j, state.now);
     let mut lines = vec![
         kv("connector", j.connector.id.clone(), theme),
         kv(
@@ -399,14 +408,23 @@ fn job_lines(j: &SyncJob, state: &AppState, theme: &Theme) -> Vec<Line<'static>>
     ];
     if let Some(e) = &j.error {
         lines.extend(section("Error", theme));
-        lines.extend(e.lines().map(|l| {
-            Line::styled(
-                format!("  {}", crate::console::format::safe(l)),
-                theme.danger,
-            )
-        }));
+        lines.extend(indented(e, width, theme.danger));
     }
     lines
+}
+
+/// The width detail text wraps at inside `area`: its border and a two-column indent off.
+fn text_width(area: Rect) -> usize {
+    area.width.saturating_sub(4) as usize
+}
+
+/// Long remote text (an error, a reason, a document) wrapped to `width` and indented, so
+/// all of it reads, however long.
+fn indented(text: &str, width: usize, style: Style) -> Vec<Line<'static>> {
+    wrap(text, width)
+        .into_iter()
+        .map(|l| Line::styled(format!("  {l}"), style))
+        .collect()
 }
 
 pub fn render_dead_letter(
@@ -436,13 +454,18 @@ pub fn render_dead_letter(
         frame,
         area,
         title,
-        dead_letter_lines(d, state, theme),
+        dead_letter_lines(d, state, text_width(area), theme),
         scroll,
         theme,
     );
 }
 
-fn dead_letter_lines(d: &DeadLetter, state: &AppState, theme: &Theme) -> Vec<Line<'static>> {
+fn dead_letter_lines(
+    d: &DeadLetter,
+    state: &AppState,
+    width: usize,
+    theme: &Theme,
+) -> Vec<Line<'static>> {
     let mut lines = vec![
         kv("connector", d.connector_id.clone(), theme),
         kv("job", d.job_id.clone(), theme),
@@ -480,18 +503,10 @@ fn dead_letter_lines(d: &DeadLetter, state: &AppState, theme: &Theme) -> Vec<Lin
         ),
     ];
     lines.extend(section("Error", theme));
-    lines.extend(
-        d.reason
-            .lines()
-            .map(|l| Line::styled(format!("  {l}"), theme.danger)),
-    );
+    lines.extend(indented(&d.reason, width, theme.danger));
     lines.extend(section("Document", theme));
     let pretty = serde_json::to_string_pretty(&d.document).unwrap_or_default();
-    lines.extend(
-        pretty
-            .lines()
-            .map(|l| Line::styled(format!("  {l}"), theme.text)),
-    );
+    lines.extend(indented(&pretty, width, theme.text));
     lines
 }
 

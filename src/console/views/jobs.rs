@@ -3,31 +3,32 @@
 
 use super::{Hint, View, hint, stale_label};
 use crate::console::app::AppState;
-use crate::console::format::{ago, count, duration_ms};
+use crate::console::format::{ago, count, job_duration};
 use crate::console::keymap::Command;
 use crate::console::theme::Theme;
-use crate::console::widgets::table::{self, Column, TableSpec};
+use crate::console::widgets::table::{self, CellText, Column, TableSpec};
 use crate::model::SyncJob;
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::Span;
-use ratatui::widgets::Cell;
 
 pub struct JobsView;
 
+/// At 80 columns: id and connector whole, type, status, indexed and started; wider, the
+/// duration, counts, volume, trigger and worker join, and the worker grows to its length.
 const COLUMNS: [Column; 12] = [
-    Column::new("ID", 20, 0),
-    Column::grow("CONNECTOR", 14, 0),
-    Column::new("TYPE", 11, 2),
+    Column::new("ID", 12, 0),
+    Column::new("CONNECTOR", 12, 0),
+    Column::new("TYPE", 4, 2).max(14),
     Column::new("TRIGGER", 9, 5),
     Column::new("STATUS", 11, 0),
-    Column::new("INDEXED", 9, 1),
+    Column::new("INDEXED", 7, 1).max(12),
     Column::new("DELETED", 7, 3),
-    Column::new("TOTAL", 9, 3),
+    Column::new("TOTAL", 7, 3).max(12),
     Column::new("VOLUME", 7, 4),
     Column::new("STARTED", 8, 1),
     Column::new("DURATION", 8, 2),
-    Column::new("WORKER", 16, 5),
+    Column::grow("WORKER", 12, 5).max(60),
 ];
 
 const HINTS: &[Hint] = &[
@@ -39,34 +40,36 @@ const HINTS: &[Hint] = &[
     hint(Command::Help, "help"),
 ];
 
-fn cells(j: &SyncJob, state: &AppState, theme: &Theme) -> Vec<Cell<'static>> {
-    let duration = j
-        .duration(state.now)
-        .map(|d| duration_ms(d.num_milliseconds().max(0) as u64))
-        .unwrap_or_else(|| "—".into());
+fn cells(j: &SyncJob, state: &AppState, theme: &Theme) -> Vec<CellText> {
     vec![
-        Cell::from(Span::styled(j.id.clone(), theme.dim)),
-        Cell::from(j.connector.id.clone()),
-        Cell::from(j.job_type.to_string()),
-        Cell::from(j.trigger_method.to_string()),
-        Cell::from(Span::styled(j.status.to_string(), theme.status(j.status))),
-        Cell::from(count(j.indexed_document_count)),
-        Cell::from(count(j.deleted_document_count)),
-        Cell::from(
+        Span::styled(j.id.clone(), theme.dim),
+        Span::raw(j.connector.id.clone()),
+        Span::raw(j.job_type.to_string()),
+        Span::raw(j.trigger_method.to_string()),
+        Span::styled(j.status.to_string(), theme.status(j.status)),
+        Span::raw(count(j.indexed_document_count)),
+        Span::raw(count(j.deleted_document_count)),
+        Span::raw(
             j.total_document_count
                 .map(count)
                 .unwrap_or_else(|| "—".into()),
         ),
-        Cell::from(format!("{} MiB", j.indexed_document_volume)),
-        Cell::from(Span::styled(
-            ago(state.now, j.started_at.or(j.created_at)),
+        Span::raw(format!("{} MiB", j.indexed_document_volume)),
+        // A pending job has not started: its creation time would read as a start.
+        Span::styled(
+            j.started_at
+                .map(|t| ago(state.now, Some(t)))
+                .unwrap_or_else(|| "—".into()),
             theme.dim,
-        )),
-        Cell::from(duration),
-        Cell::from(Span::styled(
-            j.worker_hostname.clone().unwrap_or_else(|| "—".into()),
+        ),
+        Span::raw(job_duration(j, state.now)),
+        Span::styled(
+            j.worker_hostname
+                .clone()
+                .filter(|w| !w.is_empty())
+                .unwrap_or_else(|| "—".into()),
             theme.dim,
-        )),
+        ),
     ]
 }
 

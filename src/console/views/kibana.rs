@@ -5,22 +5,22 @@ use super::{Hint, View, hint, stale_label};
 use crate::console::app::AppState;
 use crate::console::keymap::Command;
 use crate::console::theme::Theme;
-use crate::console::widgets::table::{self, Column, TableSpec};
+use crate::console::widgets::table::{self, CellText, Column, TableSpec};
 use crate::kibana::ActionConnector;
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Cell, Paragraph};
+use ratatui::widgets::{Block, Paragraph};
 
 pub struct KibanaView;
 
 const COLUMNS: [Column; 6] = [
-    Column::grow("NAME", 16, 0),
-    Column::new("ID", 36, 3),
-    Column::new("TYPE", 12, 0),
-    Column::new("INDEX", 16, 1),
+    Column::grow("NAME", 12, 0).comfort(20),
+    Column::new("ID", 12, 3),
+    Column::new("TYPE", 8, 0).max(24),
+    Column::new("INDEX", 12, 1),
     Column::new("USED BY", 7, 4),
-    Column::new("HEALTH", 28, 0),
+    Column::new("HEALTH", 8, 0).max(60),
 ];
 
 const HINTS: &[Hint] = &[
@@ -32,7 +32,7 @@ const HINTS: &[Hint] = &[
     hint(Command::Help, "help"),
 ];
 
-fn cells(k: &ActionConnector, theme: &Theme) -> Vec<Cell<'static>> {
+fn cells(k: &ActionConnector, theme: &Theme) -> Vec<CellText> {
     let flags = k.health_flags();
     let health = if flags.is_empty() {
         Span::styled("ok", theme.ok)
@@ -40,16 +40,16 @@ fn cells(k: &ActionConnector, theme: &Theme) -> Vec<Cell<'static>> {
         Span::styled(flags.join(", "), theme.danger)
     };
     vec![
-        Cell::from(k.name.clone()),
-        Cell::from(Span::styled(k.id.clone(), theme.dim)),
-        Cell::from(k.connector_type_id.clone()),
-        Cell::from(k.index_name().unwrap_or("—").to_string()),
-        Cell::from(
+        Span::raw(k.name.clone()),
+        Span::styled(k.id.clone(), theme.dim),
+        Span::raw(k.connector_type_id.clone()),
+        Span::raw(k.index_name().unwrap_or("—").to_string()),
+        Span::raw(
             k.referenced_by_count
                 .map(|n| n.to_string())
                 .unwrap_or_else(|| "—".into()),
         ),
-        Cell::from(health),
+        health,
     ]
 }
 

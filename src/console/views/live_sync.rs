@@ -6,19 +6,19 @@
 
 use super::{Hint, View, hint};
 use crate::console::app::AppState;
-use crate::console::format::{bytes, count, duration_ms, ellipsize, rate};
+use crate::console::format::{bytes, count, duration_ms, job_duration, rate};
 use crate::console::keymap::Command;
 use crate::console::live::{LiveRow, LiveSource};
 use crate::console::theme::Theme;
 use crate::console::widgets::bar::bar;
-use crate::console::widgets::table::{Column, fitting, widths};
+use crate::console::widgets::table::{CellText, Column, render_rows};
 use crate::engine::progress::{Phase, ProgressSnapshot};
 use crate::model::SyncJob;
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Flex, Layout, Rect};
+use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Cell, Paragraph, Row, Sparkline, Table};
+use ratatui::widgets::{Block, Paragraph, Sparkline};
 
 pub struct LiveSyncView;
 
@@ -129,49 +129,28 @@ fn render_list(
     }
     let height = inner.height.saturating_sub(1) as usize;
     let (start, end) = state.live.cursor.window(rows.len(), height);
-    let keep = fitting(&LIST_COLUMNS, inner.width);
-    let body: Vec<Row> = rows[start..end]
+    let body: Vec<(Vec<CellText>, Style)> = rows[start..end]
         .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            let mut cells = list_cells(r, state, theme);
-            let picked: Vec<Cell> = keep
-                .iter()
-                .map(|&c| std::mem::take(&mut cells[c]))
-                .collect();
-            let style = if start + i == state.live.cursor.selected {
-                theme.row_selected
-            } else {
-                theme.text
-            };
-            Row::new(picked).style(style)
-        })
+        .map(|r| (list_cells(r, state, theme), theme.text))
         .collect();
-    let header = Row::new(keep.iter().map(|&c| LIST_COLUMNS[c].title)).style(theme.table_header);
-    let widths = widths(&LIST_COLUMNS, &keep, inner.width);
-    frame.render_widget(
-        Table::new(body, widths)
-            .header(header)
-            .column_spacing(1)
-            .flex(Flex::SpaceBetween),
-        inner,
-    );
+    let selected = state.live.cursor.selected.checked_sub(start);
+    render_rows(frame, inner, &LIST_COLUMNS, body, selected, theme);
 }
 
 const LIST_COLUMNS: [Column; 10] = [
-    Column::new("JOB", 20, 0),
-    Column::grow("CONNECTOR", 14, 0),
-    Column::new("WHERE", 12, 1),
+    Column::new("JOB", 12, 0),
+    Column::new("CONNECTOR", 12, 0),
+    Column::new("WHERE", 8, 1).max(48),
     Column::new("PHASE", 11, 0),
-    Column::new("DONE", 8, 0),
-    Column::new("DOCS/S", 8, 1),
-    Column::new("DLQ", 6, 3),
+    Column::new("DONE", 6, 0).max(12),
+    Column::new("DOCS/S", 6, 1).max(10),
+    Column::new("DLQ", 3, 3).max(10),
     Column::new("RETRIES", 7, 4),
-    Column::new("ELAPSED", 8, 2),
-    Column::new("ETA", 8, 3),
+    Column::new("ELAPSED", 7, 2),
+    Column::new("ETA", 5, 3).max(8),
 ];
 
-fn list_cells(r: &LiveRow<'_>, state: &AppState, theme: &Theme) -> Vec<Cell<'static>> {
+fn list_cells(r: &LiveRow<'_>, state: &AppState, theme: &Theme) -> Vec<CellText> {
     let (phase, phase_st, progress, speed, dlq, retries, elapsed, eta) = match (r.snapshot, r.job) {
         (Some(s), _) => (
             phase_text(s.phase).to_string(),
@@ -192,24 +171,22 @@ fn list_cells(r: &LiveRow<'_>, state: &AppState, theme: &Theme) -> Vec<Cell<'sta
             "—".to_string(),
             "—".to_string(),
             "—".to_string(),
-            j.duration(state.now)
-                .map(|d| duration_ms(d.num_milliseconds().max(0) as u64))
-                .unwrap_or_else(|| "—".into()),
+            job_duration(j, state.now),
             "—".to_string(),
         ),
         (None, None) => Default::default(),
     };
     vec![
-        Cell::from(Span::styled(r.job_id.to_string(), theme.dim)),
-        Cell::from(r.connector_id.to_string()),
-        Cell::from(r.source.label()),
-        Cell::from(Span::styled(phase, phase_st)),
-        Cell::from(progress),
-        Cell::from(speed),
-        Cell::from(dlq),
-        Cell::from(retries),
-        Cell::from(elapsed),
-        Cell::from(eta),
+        Span::styled(r.job_id.to_string(), theme.dim),
+        Span::raw(r.connector_id.to_string()),
+        Span::raw(r.source.label()),
+        Span::styled(phase, phase_st),
+        Span::raw(progress),
+        Span::raw(speed),
+        Span::raw(dlq),
+        Span::raw(retries),
+        Span::raw(elapsed),
+        Span::raw(eta),
     ]
 }
 
@@ -320,8 +297,12 @@ fn render_snapshot(
         ),
     ];
     if let Some(e) = &s.error {
+        // The whole error is in the job's detail and the log; here one line of it.
         lines.push(Line::styled(
-            format!("error: {}", crate::console::format::first_line(e)),
+            crate::console::format::ellipsize(
+                &format!("error: {}", crate::console::format::first_line(e)),
+                inner.width as usize,
+            ),
             theme.danger,
         ));
     }
@@ -376,6 +357,15 @@ fn render_sparklines(frame: &mut Frame, area: Rect, s: &ProgressSnapshot, theme:
     );
 }
 
+const DOC_COLUMNS: [Column; 5] = [
+    Column::new("OUTCOME", 7, 0).max(14),
+    Column::grow("ID", 12, 0).max(60),
+    Column::new("SIZE", 7, 2).max(10),
+    Column::new("LATENCY", 7, 1).max(10),
+    Column::grow("REASON", 12, 1).max(400),
+];
+
+/// The newest documents first (the snapshot lists them oldest first).
 fn render_docs(frame: &mut Frame, area: Rect, s: &ProgressSnapshot, theme: &Theme) {
     let block = Block::bordered()
         .border_style(theme.border)
@@ -383,23 +373,20 @@ fn render_docs(frame: &mut Frame, area: Rect, s: &ProgressSnapshot, theme: &Them
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let height = inner.height.saturating_sub(1) as usize;
-    let reason_width = inner.width.saturating_sub(14 + 28 + 9 + 8 + 4) as usize;
-    let rows: Vec<Row> = s
+    let rows: Vec<(Vec<CellText>, Style)> = s
         .recent
         .iter()
         .rev()
         .take(height)
         .map(|d| {
-            Row::new(vec![
-                Cell::from(Span::styled(d.outcome.as_str(), theme.outcome(d.outcome))),
-                Cell::from(d.id.clone()),
-                Cell::from(bytes(d.bytes)),
-                Cell::from(format!("{}ms", d.latency_ms)),
-                Cell::from(Span::styled(
-                    ellipsize(d.reason.as_deref().unwrap_or(""), reason_width),
-                    theme.dim,
-                )),
-            ])
+            let cells = vec![
+                Span::styled(d.outcome.as_str(), theme.outcome(d.outcome)),
+                Span::raw(d.id.clone()),
+                Span::raw(bytes(d.bytes)),
+                Span::raw(format!("{}ms", d.latency_ms)),
+                Span::styled(d.reason.clone().unwrap_or_default(), theme.dim),
+            ];
+            (cells, theme.text)
         })
         .collect();
     if rows.is_empty() {
@@ -409,21 +396,7 @@ fn render_docs(frame: &mut Frame, area: Rect, s: &ProgressSnapshot, theme: &Them
         );
         return;
     }
-    let header = Row::new(["OUTCOME", "ID", "SIZE", "LATENCY", "REASON"]).style(theme.table_header);
-    let widths = [
-        Constraint::Length(14),
-        Constraint::Length(28),
-        Constraint::Length(9),
-        Constraint::Length(8),
-        Constraint::Min(0),
-    ];
-    frame.render_widget(
-        Table::new(rows, widths)
-            .header(header)
-            .column_spacing(1)
-            .style(theme.text),
-        inner,
-    );
+    render_rows(frame, inner, &DOC_COLUMNS, rows, None, theme);
 }
 
 fn render_remote(

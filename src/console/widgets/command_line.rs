@@ -37,3 +37,65 @@ pub fn render(frame: &mut Frame, footer: Rect, line: &CommandLineState, theme: &
     frame.render_widget(Clear, above);
     frame.render_widget(Paragraph::new(content).style(theme.input), above);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::console::theme::ColorDepth;
+    use ratatui::buffer::Buffer;
+    use ratatui::style::{Modifier, Style};
+
+    fn draw(line: &CommandLineState) -> Buffer {
+        let theme = Theme::builtin("monochrome", ColorDepth::TrueColor).unwrap();
+        let mut terminal =
+            ratatui::Terminal::new(ratatui::backend::TestBackend::new(24, 3)).unwrap();
+        terminal
+            .draw(|f| {
+                let footer = Rect::new(0, 2, 24, 1);
+                render(f, footer, line, &theme)
+            })
+            .unwrap();
+        terminal.backend().buffer().clone()
+    }
+
+    fn text_of(buffer: &Buffer) -> Buffer {
+        let mut b = buffer.clone();
+        b.set_style(b.area, Style::reset());
+        b
+    }
+
+    #[test]
+    fn the_input_shows_its_cursor_and_candidates_above() {
+        let buffer = draw(&CommandLineState {
+            input: "log".into(),
+            candidates: vec!["logs".into(), "logout".into()],
+            error: None,
+        });
+        let mut expected = Buffer::with_lines([
+            "                        ",
+            " logs  logout           ",
+            ":log                    ",
+        ]);
+        expected.set_style(expected.area, Style::reset());
+        assert_eq!(text_of(&buffer), expected);
+        // The cursor is the reversed cell after the text.
+        assert!(buffer[(4, 2)].modifier.contains(Modifier::REVERSED));
+        assert!(!buffer[(3, 2)].modifier.contains(Modifier::REVERSED));
+    }
+
+    #[test]
+    fn an_error_replaces_the_candidates() {
+        let buffer = draw(&CommandLineState {
+            input: "xyz".into(),
+            candidates: vec!["logs".into()],
+            error: Some("unknown command 'xyz'".into()),
+        });
+        let mut expected = Buffer::with_lines([
+            "                        ",
+            " unknown command 'xyz'  ",
+            ":xyz                    ",
+        ]);
+        expected.set_style(expected.area, Style::reset());
+        assert_eq!(text_of(&buffer), expected);
+    }
+}
