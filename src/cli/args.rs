@@ -69,6 +69,7 @@ pub enum Command {
     Kibana(KibanaCommand),
     /// Run one sync of a connector on this process's engine, with live progress.
     Sync {
+        #[arg(allow_hyphen_values = true)]
         connector: String,
         #[arg(long = "type", value_enum, default_value_t = SyncTypeArg::Full)]
         job_type: SyncTypeArg,
@@ -92,9 +93,14 @@ pub enum ConnectorsCommand {
     /// List connectors.
     List(ConnectorListArgs),
     /// Show one connector with its filtering, pipeline, schedules and latest jobs.
-    Show { id: String },
+    Show {
+        // Elasticsearch ids are random and may start with `-`.
+        #[arg(allow_hyphen_values = true)]
+        id: String,
+    },
     /// Create a connector.
     Create {
+        #[arg(allow_hyphen_values = true)]
         id: String,
         #[arg(long, value_name = "TYPE")]
         service_type: String,
@@ -107,6 +113,7 @@ pub enum ConnectorsCommand {
     },
     /// Delete a connector (soft by default, as Elasticsearch does).
     Delete {
+        #[arg(allow_hyphen_values = true)]
         id: String,
         /// Remove the document instead of marking it deleted.
         #[arg(long)]
@@ -117,6 +124,7 @@ pub enum ConnectorsCommand {
     },
     /// Show the configuration as a table of fields; sensitive values are masked.
     Config {
+        #[arg(allow_hyphen_values = true)]
         id: String,
         /// Show sensitive values in clear text.
         #[arg(long)]
@@ -124,6 +132,7 @@ pub enum ConnectorsCommand {
     },
     /// Set configuration values: `key=value ...`, validated before anything is sent.
     Set {
+        #[arg(allow_hyphen_values = true)]
         id: String,
         #[arg(required = true, value_name = "KEY=VALUE")]
         assignments: Vec<String>,
@@ -132,6 +141,7 @@ pub enum ConnectorsCommand {
     /// (`config.<property>`, secrets sensitive) to the configuration; values already set
     /// are kept. Run it again after changing `command`, `args` or the program's version.
     Spec {
+        #[arg(allow_hyphen_values = true)]
         id: String,
         /// Show what the spec would add without saving anything.
         #[arg(long)]
@@ -163,20 +173,29 @@ pub enum JobsCommand {
     /// List sync jobs, newest first.
     List(JobListArgs),
     /// Show one sync job.
-    Show { id: String },
+    Show {
+        // Elasticsearch ids are random and may start with `-`.
+        #[arg(allow_hyphen_values = true)]
+        id: String,
+    },
     /// Start a sync job for a connector (a connectors service picks it up).
     Start {
+        #[arg(allow_hyphen_values = true)]
         connector: String,
         #[arg(long = "type", value_enum, default_value_t = JobTypeArg::Full)]
         job_type: JobTypeArg,
     },
     /// Cancel a sync job.
-    Cancel { id: String },
+    Cancel {
+        // Elasticsearch ids are random and may start with `-`.
+        #[arg(allow_hyphen_values = true)]
+        id: String,
+    },
 }
 
 #[derive(Debug, Clone, Default, Args)]
 pub struct JobListArgs {
-    #[arg(long, value_name = "ID")]
+    #[arg(allow_hyphen_values = true, long, value_name = "ID")]
     pub connector: Option<String>,
     #[arg(long, value_enum)]
     pub status: Option<JobStatusArg>,
@@ -207,6 +226,7 @@ pub enum KibanaCommand {
     },
     /// Execute an `.index` connector with documents.
     Execute {
+        #[arg(allow_hyphen_values = true)]
         id: String,
         /// One JSON document (an object or an array of objects).
         #[arg(long, conflicts_with = "file", required_unless_present = "file")]
@@ -222,14 +242,18 @@ pub enum KibanaCommand {
         index_override: Option<String>,
     },
     /// Delete an actions connector.
-    Delete { id: String },
+    Delete {
+        // Elasticsearch ids are random and may start with `-`.
+        #[arg(allow_hyphen_values = true)]
+        id: String,
+    },
 }
 
 #[derive(Debug, Clone, Default, Args)]
 pub struct ServeArgs {
     /// Serve only this connector (repeatable); default: every connector with a known
     /// service type.
-    #[arg(long = "connector", value_name = "ID")]
+    #[arg(allow_hyphen_values = true, long = "connector", value_name = "ID")]
     pub connectors: Vec<String>,
     /// Serve `/status` and `/metrics` on this loopback address, e.g. 127.0.0.1:9464.
     #[arg(long, value_name = "ADDR")]
@@ -281,9 +305,9 @@ pub enum DlqCommand {
 
 #[derive(Debug, Clone, Default, Args)]
 pub struct DlqListArgs {
-    #[arg(long, value_name = "ID")]
+    #[arg(allow_hyphen_values = true, long, value_name = "ID")]
     pub connector: Option<String>,
-    #[arg(long, value_name = "ID")]
+    #[arg(allow_hyphen_values = true, long, value_name = "ID")]
     pub job: Option<String>,
     #[arg(long, value_name = "TYPE")]
     pub error_type: Option<String>,
@@ -309,7 +333,7 @@ pub struct DlqSelectArgs {
     /// Every open dead letter of the profile's cluster (of --connector, when given).
     #[arg(long)]
     pub all: bool,
-    #[arg(long, value_name = "ID", requires = "all")]
+    #[arg(allow_hyphen_values = true, long, value_name = "ID", requires = "all")]
     pub connector: Option<String>,
 }
 
@@ -385,6 +409,33 @@ mod tests {
 
     fn parse(args: &[&str]) -> Cli {
         Cli::try_parse_from(std::iter::once("syncdeck").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn ids_may_start_with_a_hyphen() {
+        // Elasticsearch's random ids (base64url) start with `-` about one time in 64.
+        match parse(&["jobs", "show", "-0Tyx"]).command {
+            Some(Command::Jobs(JobsCommand::Show { id })) => assert_eq!(id, "-0Tyx"),
+            other => panic!("{other:?}"),
+        }
+        match parse(&["connectors", "delete", "-ab", "--hard"]).command {
+            Some(Command::Connectors(ConnectorsCommand::Delete { id, hard, .. })) => {
+                assert_eq!(id, "-ab");
+                assert!(hard);
+            }
+            other => panic!("{other:?}"),
+        }
+        match parse(&["dlq", "list", "--connector", "-c1"]).command {
+            Some(Command::Dlq(DlqCommand::List(args))) => {
+                assert_eq!(args.connector.as_deref(), Some("-c1"))
+            }
+            other => panic!("{other:?}"),
+        }
+        let help = Cli::try_parse_from(["syncdeck", "jobs", "show", "--help"]);
+        assert!(
+            matches!(&help, Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelp),
+            "{help:?}"
+        );
     }
 
     #[test]
