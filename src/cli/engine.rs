@@ -8,7 +8,7 @@ use super::output::{Table, details, ellipsize, or_dash};
 use crate::engine::dlq::{DeadLetterStore, DlqFilter, bind_cluster};
 use crate::engine::progress::ProgressSnapshot;
 use crate::engine::retry::retry_dead_letters;
-use crate::engine::runner::{Engine, EngineDeps, EngineError, JobEnd, JobReport};
+use crate::engine::runner::{Engine, EngineError, JobEnd, JobReport};
 use crate::engine::service::{self, ServeOptions};
 use crate::engine::status;
 use crate::model::{JobType, Origin};
@@ -22,34 +22,14 @@ use tokio_util::sync::CancellationToken;
 /// This worker's name in `worker_hostname` (the engine owns it: the lease checks read it).
 pub use crate::engine::lease::worker_name;
 
+/// The profile's dead-letter queue (see [`crate::engine::build::open_dlq`]).
 pub fn open_dlq(ctx: &Context) -> CliResult<Arc<DeadLetterStore>> {
-    let path = ctx.paths.dlq_db();
-    if let Some(dir) = path.parent() {
-        crate::paths::create_private_dir(dir).map_err(|e| {
-            CliError::failed(format!("cannot create data dir '{}': {e}", dir.display()))
-        })?;
-    }
-    DeadLetterStore::open(&path, ctx.profile.engine.dlq_max_entries)
-        .map(|store| {
-            Arc::new(
-                store
-                    .with_profile(&ctx.profile.name)
-                    .with_max_document_bytes(ctx.profile.engine.dlq_max_document_bytes),
-            )
-        })
-        .map_err(|e| CliError::failed(e.to_string()))
+    crate::engine::build::open_dlq(ctx).map_err(|e| CliError::failed(e.to_string()))
 }
 
+/// The context's engine (see [`crate::engine::build()`]).
 pub fn build_engine(ctx: &Context) -> CliResult<Engine> {
-    Ok(Engine::new(EngineDeps {
-        control: ctx.control.clone(),
-        store: ctx.documents.clone(),
-        dlq: open_dlq(ctx)?,
-        registry: sources::builtin(),
-        settings: ctx.profile.engine.clone(),
-        breaker: ctx.profile.breaker.clone(),
-        worker: worker_name(),
-    }))
+    crate::engine::build(ctx).map_err(|e| CliError::failed(e.to_string()))
 }
 
 /// Resolves on SIGINT or SIGTERM.

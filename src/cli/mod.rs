@@ -10,7 +10,8 @@ pub mod engine;
 pub mod error;
 mod jobs;
 mod kibana;
-pub mod output;
+/// How the CLI prints (shared with the console, so it lives outside `cli`).
+pub use crate::output;
 
 pub use args::{Cli, Command};
 pub use context::Context;

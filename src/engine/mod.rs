@@ -6,6 +6,7 @@
 
 pub mod batch;
 pub mod breaker;
+pub mod build;
 pub mod cleanup;
 pub mod dlq;
 pub mod filtering;
@@ -20,3 +21,5 @@ pub mod service;
 pub mod sink;
 pub mod status;
 pub mod transform;
+
+pub use build::build;

@@ -4,8 +4,8 @@
 //! only files modified after the saved cursor (`{"mtime": "<ISO-8601>"}`). Symbolic links are
 //! followed only to files inside the root. Extraction itself lives in `extract`.
 
-use super::builtin::{bool_setting, configuration, field, str_setting};
 use super::extract::{self, ExtractError, ExtractLimits};
+use super::fields::{bool_setting, configuration, field, str_setting};
 use super::{
     DataSource, Document, ItemSender, LazyContent, SourceError, SourceFactory, SourceItem, SyncMode,
 };
