@@ -29,6 +29,7 @@ pub mod output;
 pub mod paths;
 pub mod secret;
 pub mod sources;
+pub mod sqlite;
 pub mod text;
 pub mod tls;
 
