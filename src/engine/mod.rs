@@ -9,6 +9,7 @@ pub mod breaker;
 pub mod build;
 pub mod cleanup;
 pub mod dlq;
+pub mod events;
 pub mod filtering;
 pub mod lease;
 pub mod monitor;

@@ -437,7 +437,9 @@ impl Sink {
             budget: self.retry_budget(),
             now: Instant::now(),
         };
-        let mut outcomes = Vec::with_capacity(recent_budget(batch.len()));
+        // Every outcome when an events file wants them all, else the live list's share.
+        let budget = self.progress.outcome_budget(RECENT_PER_BATCH);
+        let mut outcomes = Vec::with_capacity(batch.len().min(budget));
         let latency_ms = latency.as_millis() as u64;
         for (position, item) in batch.items.iter().enumerate() {
             let bytes = item.source_len() as u64;
@@ -489,7 +491,7 @@ impl Sink {
                     }
                     if is_transient_status(status) {
                         tally.retried += 1;
-                        if outcomes.len() < RECENT_PER_BATCH {
+                        if outcomes.len() < budget {
                             outcomes.push(DocOutcome {
                                 id: item.id.clone(),
                                 outcome: Outcome::Retried,
@@ -512,7 +514,7 @@ impl Sink {
                 }
             };
             if let Some(outcome) = outcome
-                && outcomes.len() < RECENT_PER_BATCH
+                && outcomes.len() < budget
             {
                 outcomes.push(DocOutcome {
                     id: item.id.clone(),
@@ -531,7 +533,7 @@ impl Sink {
         total.updated += tally.updated;
         total.deleted += tally.deleted;
         self.progress.add_batch(&tally);
-        self.progress.push_outcomes(outcomes);
+        self.progress.record(outcomes).await;
         if self.resolver.is_active().await {
             let (indexed, deleted) = written_ids(batch, items);
             self.resolver.written(indexed, deleted).await;
@@ -609,7 +611,7 @@ impl Sink {
         let latency_ms = latency.as_millis() as u64;
         let outcomes: Vec<DocOutcome> = failed
             .iter()
-            .take(RECENT_PER_BATCH)
+            .take(self.progress.outcome_budget(RECENT_PER_BATCH))
             .map(|(item, f)| DocOutcome {
                 id: item.id.clone(),
                 outcome: Outcome::DeadLettered,
@@ -624,7 +626,7 @@ impl Sink {
             dead_lettered: count,
             ..Default::default()
         });
-        self.progress.push_outcomes(outcomes);
+        self.progress.record(outcomes).await;
         if on_failure == OnFailure::Report {
             failed_out.extend(failed.into_iter().map(|(_, f)| f));
         }
@@ -633,12 +635,8 @@ impl Sink {
 }
 
 /// At most this many outcomes per batch go to the live list: it shows a few hundred anyway,
-/// and this keeps the hot path from cloning every id.
+/// and this keeps the hot path from cloning every id (unless an events file wants them all).
 const RECENT_PER_BATCH: usize = 64;
-
-fn recent_budget(n: usize) -> usize {
-    n.min(RECENT_PER_BATCH)
-}
 
 /// One batch's backoff: exponential from `base` to `max` with jitter, endless (the callers
 /// bound the attempts).
