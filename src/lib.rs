@@ -6,6 +6,8 @@
 //! - [`elastic`] and [`kibana`]: HTTP clients for Elasticsearch and Kibana.
 //! - [`backend`]: the `ControlPlane` and `DocumentStore` traits, over Elasticsearch or the
 //!   embedded SQLite store.
+//! - [`context`] and [`output`]: what a command or the console runs against (the backends of
+//!   the resolved profile) and how the CLI prints; shared by `cli` and `console`.
 //! - [`cli`]: the headless commands, thin over the above.
 //!
 //! The binary (`main.rs`) only parses arguments, sets up logging and dispatches.
@@ -17,13 +19,19 @@ pub mod backend;
 pub mod cli;
 pub mod config;
 pub mod console;
+pub mod context;
 pub mod elastic;
 pub mod engine;
 pub mod kibana;
 pub mod logging;
 pub mod model;
+pub mod output;
 pub mod paths;
 pub mod secret;
 pub mod sources;
+pub mod sqlite;
 pub mod text;
 pub mod tls;
+
+#[cfg(test)]
+mod layering;

@@ -1,11 +1,12 @@
 //! The Elasticsearch backend: [`ControlPlane`] and [`DocumentStore`] over the
 //! [`Elasticsearch`] client, one protocol call per trait method, errors mapped through
-//! `From<elastic::Error> for BackendError`. Kibana-only features are not here.
+//! `From<elastic::Error> for BackendError` (here, so the client knows nothing of this layer),
+//! and the client's PIT scan as an [`IdScan`]. Kibana-only features are not here.
 
 use super::{
     BackendError, BulkRequest, BulkResponse, ClusterSummary, ConfigurationUpdate, ConnectorQuery,
-    ControlPlane, DocumentStore, IdScan, JobFilter, JobFinish, LastSync, Result, ScheduleMark,
-    SyncJobQuery, schedule_mark, scheduled_at,
+    ControlPlane, DocMeta, DocumentStore, IdScan, JobFilter, JobFinish, LastSync, Result,
+    ScheduleMark, SyncJobQuery, schedule_mark, scheduled_at,
 };
 use crate::config::EsSettings;
 use crate::elastic::{self, Elasticsearch};
@@ -543,4 +544,120 @@ fn finish_doc(finish: &JobFinish) -> Value {
         _ => {}
     }
     doc
+}
+
+/// How the backend's callers see the client's failures: a 404 is `NotFound`, a 409 a
+/// `Conflict`, node-level failures `Unreachable`; the server's type and reason are kept.
+impl From<elastic::Error> for BackendError {
+    fn from(e: elastic::Error) -> Self {
+        use elastic::Error;
+        match e {
+            Error::Api {
+                status: 404,
+                reason,
+                kind,
+                ..
+            } => BackendError::NotFound(if reason.is_empty() { kind } else { reason }),
+            Error::Api {
+                status: 409,
+                reason,
+                kind,
+                ..
+            } => BackendError::Conflict(if reason.is_empty() { kind } else { reason }),
+            Error::Api {
+                status: 401 | 403,
+                kind,
+                reason,
+                ..
+            } => BackendError::Unauthorized(format!("{kind}: {reason}")),
+            Error::Api {
+                status,
+                kind,
+                reason,
+                ..
+            } => BackendError::Rejected {
+                status,
+                kind,
+                reason,
+            },
+            e @ (Error::Unreachable { .. } | Error::Timeout { .. }) => {
+                BackendError::Unreachable(e.to_string())
+            }
+            other => BackendError::Other(other.to_string()),
+        }
+    }
+}
+
+#[async_trait]
+impl IdScan for elastic::documents::PitScan {
+    async fn next_page(&mut self) -> Result<Option<Vec<DocMeta>>> {
+        Ok(self.next().await?)
+    }
+
+    async fn close(&mut self) -> Result<()> {
+        Ok(self.close_pit().await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::elastic::Error;
+    use std::time::Duration;
+
+    #[test]
+    fn a_parsed_not_found_body_keeps_its_reason() {
+        let body = br#"{"error":{"root_cause":[{"type":"resource_not_found_exception","reason":"connector [x] not found"}],"type":"resource_not_found_exception","reason":"connector [x] not found"},"status":404}"#;
+        let e = Error::from_response(404, body);
+        assert!(
+            matches!(BackendError::from(e), BackendError::NotFound(r) if r == "connector [x] not found")
+        );
+    }
+
+    #[test]
+    fn maps_into_backend_errors() {
+        let api = |status: u16| Error::Api {
+            status,
+            kind: "k".into(),
+            reason: "r".into(),
+            root_causes: vec![],
+        };
+        assert!(matches!(
+            BackendError::from(api(409)),
+            BackendError::Conflict(_)
+        ));
+        assert!(matches!(
+            BackendError::from(api(401)),
+            BackendError::Unauthorized(_)
+        ));
+        assert!(matches!(
+            BackendError::from(api(403)),
+            BackendError::Unauthorized(_)
+        ));
+        assert!(matches!(
+            BackendError::from(api(400)),
+            BackendError::Rejected { status: 400, .. }
+        ));
+        let unreachable = Error::Unreachable {
+            attempts: 4,
+            last: "refused".into(),
+        };
+        assert!(matches!(
+            BackendError::from(unreachable),
+            BackendError::Unreachable(_)
+        ));
+        let timeout = Error::Timeout {
+            node: "n".into(),
+            after: Duration::from_secs(1),
+        };
+        assert!(matches!(
+            BackendError::from(timeout),
+            BackendError::Unreachable(_)
+        ));
+        let decode = Error::Decode {
+            url_path: "/".into(),
+            reason: "eof".into(),
+        };
+        assert!(matches!(BackendError::from(decode), BackendError::Other(_)));
+    }
 }

@@ -12,41 +12,23 @@ mod read_only;
 
 pub use error::BackendError;
 pub use read_only::ReadOnly;
+// The query and bulk types live in `model` (the `elastic` client uses them and must not
+// depend on this layer); re-exported so callers keep their `backend::` paths.
+pub use crate::model::{
+    BulkItem, BulkOp, BulkRequest, BulkResponse, ConfigurationUpdate, ConnectorQuery, DocMeta,
+    ItemError, LastSync, SyncJobQuery,
+};
 
 use crate::model::Features;
 use crate::model::{
-    Configuration, Connector, ConnectorStatus, FilteringRule, FilteringValidation, JobStatus,
-    JobType, NewConnector, Page, Pipeline, Scheduling, SyncJob, SyncStats, TriggerMethod,
+    Connector, ConnectorStatus, FilteringRule, FilteringValidation, JobStatus, JobType,
+    NewConnector, Page, Pipeline, Scheduling, SyncJob, SyncStats, TriggerMethod,
 };
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 pub type Result<T> = std::result::Result<T, BackendError>;
-
-/// Filters and paging of a connector list (`GET _connector`).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ConnectorQuery {
-    pub from: u64,
-    /// `None` means the server's default (100).
-    pub size: Option<u64>,
-    pub index_names: Vec<String>,
-    pub connector_names: Vec<String>,
-    pub service_types: Vec<String>,
-    /// Free-text query on name, description and index name.
-    pub query: Option<String>,
-    pub include_deleted: bool,
-}
-
-/// Filters and paging of a sync-job list (`GET _connector/_sync_job`).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct SyncJobQuery {
-    pub from: u64,
-    pub size: Option<u64>,
-    pub connector_id: Option<String>,
-    pub status: Option<JobStatus>,
-    pub job_types: Vec<JobType>,
-}
 
 /// Filters of a sync-job search across many connectors: the service loop's pick-up and
 /// cleanup queries (PROTOCOL §5.3, §5.7), one request whatever the number of connectors
@@ -70,42 +52,6 @@ pub enum ScheduleMark {
     Won,
     /// Another worker scheduled this kind after `since`: create nothing.
     Taken,
-}
-
-/// A configuration update: a whole new schema, or new values for existing keys.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ConfigurationUpdate {
-    Replace(Configuration),
-    Values(Map<String, Value>),
-}
-
-/// The `last_*` fields of a connector a worker writes when a job ends (`_last_sync`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct LastSync {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_sync_status: Option<JobStatus>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_sync_error: Option<Option<String>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_access_control_sync_status: Option<JobStatus>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_access_control_sync_error: Option<Option<String>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_synced: Option<crate::model::Timestamp>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_indexed_document_count: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_deleted_document_count: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_seen: Option<crate::model::Timestamp>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sync_cursor: Option<Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_sync_scheduled_at: Option<crate::model::Timestamp>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_incremental_sync_scheduled_at: Option<crate::model::Timestamp>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_access_control_sync_scheduled_at: Option<crate::model::Timestamp>,
 }
 
 /// A short description of the cluster for headers and `check`.
@@ -503,69 +449,6 @@ pub struct JobFinish {
     pub deleted_document_count: u64,
     pub indexed_document_volume: u64,
     pub total_document_count: Option<u64>,
-}
-
-/// One bulk request, already serialised as NDJSON by the caller (the engine serialises each
-/// document once, straight into this buffer).
-#[derive(Debug, Clone, Default)]
-pub struct BulkRequest {
-    /// The default index for action lines that name none.
-    pub index: String,
-    pub pipeline: Option<String>,
-    pub refresh: bool,
-    /// NDJSON: action line, then source line for index/create/update. `Bytes`, so the
-    /// sink can keep the body for retries and dead letters without copying it.
-    pub body: bytes::Bytes,
-    /// How many actions the body holds.
-    pub actions: usize,
-}
-
-/// The result of one bulk request, item by item in request order.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct BulkResponse {
-    pub took: u64,
-    pub errors: bool,
-    pub items: Vec<BulkItem>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BulkOp {
-    Index,
-    Create,
-    Update,
-    Delete,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct BulkItem {
-    pub op: BulkOp,
-    /// Empty when the answer leaves it out (syncdeck's `_bulk` requests ask for a lean answer;
-    /// items match actions by position).
-    pub id: String,
-    pub status: u16,
-    /// `created`, `updated`, `deleted`, `not_found`, `noop` when the item succeeded; a
-    /// borrowed constant for those, so a million items cost no allocation.
-    pub result: Option<std::borrow::Cow<'static, str>>,
-    pub error: Option<ItemError>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ItemError {
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub reason: String,
-}
-
-/// One document's metadata from an id scan.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DocMeta {
-    pub id: String,
-    /// The `_timestamp` body field, when the document has one.
-    pub timestamp: Option<String>,
-    /// The document's `_id`, when it is not `id` (a body id that a scan preferred to it).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stored_id: Option<String>,
 }
 
 /// A cursor over every id of an index, page by page, so a full sync never loads all ids at

@@ -73,6 +73,10 @@ pub enum Command {
         connector: String,
         #[arg(long = "type", value_enum, default_value_t = SyncTypeArg::Full)]
         job_type: SyncTypeArg,
+        /// Write every document's outcome to FILE as NDJSON (one line per document: id,
+        /// outcome, bytes, latency, masked reason); `--json` progress carries only the last few.
+        #[arg(long, value_name = "FILE")]
+        events: Option<std::path::PathBuf>,
     },
     /// Run as a connectors service until SIGINT/SIGTERM.
     Serve(ServeArgs),

@@ -6,15 +6,17 @@ use super::context::Context;
 use super::error::{CliError, CliResult, EXIT_DEAD_LETTERS};
 use super::output::{Table, details, ellipsize, or_dash};
 use crate::engine::dlq::{DeadLetterStore, DlqFilter, bind_cluster};
+use crate::engine::events::EventLog;
 use crate::engine::progress::ProgressSnapshot;
 use crate::engine::retry::retry_dead_letters;
-use crate::engine::runner::{Engine, EngineDeps, EngineError, JobEnd, JobReport};
+use crate::engine::runner::{Engine, EngineError, JobEnd, JobReport};
 use crate::engine::service::{self, ServeOptions};
 use crate::engine::status;
 use crate::model::{JobType, Origin};
 use crate::sources;
 use serde_json::json;
 use std::io::{IsTerminal, Write};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -22,34 +24,14 @@ use tokio_util::sync::CancellationToken;
 /// This worker's name in `worker_hostname` (the engine owns it: the lease checks read it).
 pub use crate::engine::lease::worker_name;
 
+/// The profile's dead-letter queue (see [`crate::engine::build::open_dlq`]).
 pub fn open_dlq(ctx: &Context) -> CliResult<Arc<DeadLetterStore>> {
-    let path = ctx.paths.dlq_db();
-    if let Some(dir) = path.parent() {
-        crate::paths::create_private_dir(dir).map_err(|e| {
-            CliError::failed(format!("cannot create data dir '{}': {e}", dir.display()))
-        })?;
-    }
-    DeadLetterStore::open(&path, ctx.profile.engine.dlq_max_entries)
-        .map(|store| {
-            Arc::new(
-                store
-                    .with_profile(&ctx.profile.name)
-                    .with_max_document_bytes(ctx.profile.engine.dlq_max_document_bytes),
-            )
-        })
-        .map_err(|e| CliError::failed(e.to_string()))
+    crate::engine::build::open_dlq(ctx).map_err(|e| CliError::failed(e.to_string()))
 }
 
+/// The context's engine (see [`crate::engine::build()`]).
 pub fn build_engine(ctx: &Context) -> CliResult<Engine> {
-    Ok(Engine::new(EngineDeps {
-        control: ctx.control.clone(),
-        store: ctx.documents.clone(),
-        dlq: open_dlq(ctx)?,
-        registry: sources::builtin(),
-        settings: ctx.profile.engine.clone(),
-        breaker: ctx.profile.breaker.clone(),
-        worker: worker_name(),
-    }))
+    crate::engine::build(ctx).map_err(|e| CliError::failed(e.to_string()))
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -80,9 +62,22 @@ pub async fn termination() {
 /// A connector this engine cannot run is refused before any job exists; a start refused
 /// after (a live worker holds the guard) deletes its job. An orphan holding the guard (its
 /// process died, or its lease ran out) is ended first, with its counts kept.
-pub async fn sync(ctx: &mut Context, connector: &str, job_type: SyncTypeArg) -> CliResult {
+///
+/// With `events`, every document's final outcome goes to that file as NDJSON (see
+/// [`crate::engine::events`]); a file that could not be written completely fails the command
+/// after the summary (exit 1), since its reader asked for every document.
+pub async fn sync(
+    ctx: &mut Context,
+    connector: &str,
+    job_type: SyncTypeArg,
+    events: Option<&Path>,
+) -> CliResult {
     ctx.ensure_writable("run a sync")?;
     let engine = build_engine(ctx)?;
+    let event_log = events
+        .map(EventLog::create)
+        .transpose()
+        .map_err(|e| CliError::failed(e.to_string()))?;
     let job_type = JobType::from(job_type);
     let job_id = engine
         .create_job_to_run(connector, job_type)
@@ -94,6 +89,10 @@ pub async fn sync(ctx: &mut Context, connector: &str, job_type: SyncTypeArg) -> 
                 other => CliError::failed(other.to_string()).context(what),
             }
         })?;
+    let live = engine.live();
+    if let Some(log) = &event_log {
+        live.attach_events(&job_id, log.sink());
+    }
     let shutdown = CancellationToken::new();
     let runner = {
         let engine = engine.clone();
@@ -101,7 +100,6 @@ pub async fn sync(ctx: &mut Context, connector: &str, job_type: SyncTypeArg) -> 
         let shutdown = shutdown.clone();
         tokio::spawn(async move { engine.run_job(&job_id, &shutdown).await })
     };
-    let live = engine.live();
     let json = ctx.out.json;
     let bar = !json && std::io::stderr().is_terminal();
     let mut interval = tokio::time::interval(if json {
@@ -125,7 +123,7 @@ pub async fn sync(ctx: &mut Context, connector: &str, job_type: SyncTypeArg) -> 
                 if let Some(p) = live.progress(&job_id) {
                     let s = p.snapshot();
                     if json {
-                        ctx.out.json_line(&json!({"progress": s}))?;
+                        ctx.out.json_line(&json!({"progress": s.record()}))?;
                     } else if bar {
                         draw_bar(&s);
                     }
@@ -146,22 +144,46 @@ pub async fn sync(ctx: &mut Context, connector: &str, job_type: SyncTypeArg) -> 
     if bar {
         eprintln!();
     }
+    // The job sends nothing more: its events file can be completed.
+    live.detach_events(&job_id);
+    let lost = live.progress(&job_id).map_or(0, |p| p.events_lost());
+    let events_written = match event_log {
+        Some(log) => Some(log.finish().await),
+        None => None,
+    };
     let report = report
         .map_err(|e| CliError::failed(format!("the sync task failed: {e}")))?
         .map_err(|e| CliError::failed(e.to_string()).context(format!("sync of '{connector}'")))?;
     let discarded = engine.discard_unstarted(&report).await;
-    let final_snapshot = live.progress(&job_id).map(|p| p.snapshot());
+    let final_record = live.progress(&job_id).map(|p| p.snapshot().record());
     let deletions_skipped = deletions_skipped(ctx, &report.job_id).await;
+    let events_json = match (events, &events_written) {
+        (Some(path), Some(Ok(lines))) => json!({"path": path, "lines": lines}),
+        (Some(path), Some(Err(e))) => json!({"path": path, "error": e.to_string()}),
+        _ => serde_json::Value::Null,
+    };
     ctx.out.either(
-        &json!({"report": report, "final": final_snapshot, "job_deleted": discarded, "deletions_skipped": deletions_skipped}),
+        &json!({"report": report, "final": final_record, "job_deleted": discarded, "deletions_skipped": deletions_skipped, "events": events_json}),
         || {
             let mut text = summary_text(&report);
             if let Some(why) = &deletions_skipped {
                 text.push_str(&format!("nothing deleted: {why}\n"));
             }
+            if let (Some(path), Some(Ok(lines))) = (events, &events_written) {
+                text.push_str(&format!("events: {lines} line(s) in '{}'\n", path.display()));
+            }
             text
         },
     )?;
+    match events_written {
+        Some(Err(e)) => return Err(CliError::failed(e.to_string())),
+        Some(Ok(_)) if lost > 0 => {
+            return Err(CliError::failed(format!(
+                "{lost} document outcome(s) did not reach the events file (its writer stopped)"
+            )));
+        }
+        _ => {}
+    }
     match &report.end {
         JobEnd::Completed if report.counters.dead_lettered > 0 => Err(CliError {
             code: EXIT_DEAD_LETTERS,

@@ -62,6 +62,20 @@ impl From<BackendError> for CliError {
     }
 }
 
+impl From<crate::context::ContextError> for CliError {
+    fn from(e: crate::context::ContextError) -> Self {
+        let code = if e.is_usage() {
+            EXIT_USAGE
+        } else {
+            EXIT_FAILED
+        };
+        Self {
+            code,
+            message: e.to_string(),
+        }
+    }
+}
+
 impl From<std::io::Error> for CliError {
     fn from(e: std::io::Error) -> Self {
         Self::failed(e.to_string())

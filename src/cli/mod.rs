@@ -10,7 +10,8 @@ pub mod engine;
 pub mod error;
 mod jobs;
 mod kibana;
-pub mod output;
+/// How the CLI prints (shared with the console, so it lives outside `cli`).
+pub use crate::output;
 
 pub use args::{Cli, Command};
 pub use context::Context;
@@ -37,7 +38,8 @@ pub async fn run(ctx: &mut Context, command: Option<Command>) -> CliResult {
         Some(Command::Sync {
             connector,
             job_type,
-        }) => engine::sync(ctx, &connector, job_type).await,
+            events,
+        }) => engine::sync(ctx, &connector, job_type, events.as_deref()).await,
         Some(Command::Serve(args)) => engine::serve(ctx, args).await,
         Some(Command::Dlq(c)) => engine::dlq(ctx, c).await,
         Some(Command::Sources) => engine::sources(ctx),

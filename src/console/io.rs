@@ -11,8 +11,8 @@ use crate::backend::elasticsearch::ElasticsearchBackend;
 use crate::backend::{
     ConfigurationUpdate, ConnectorQuery, ControlPlane, DocumentStore, SyncJobQuery,
 };
-use crate::cli::Context;
 use crate::config::{BreakerSettings, EngineSettings};
+use crate::context::Context;
 use crate::engine::dlq::{DeadLetterStore, DlqFilter, bind_cluster};
 use crate::engine::lease;
 use crate::engine::retry::retry_dead_letters;
@@ -56,7 +56,7 @@ pub struct Handles {
 impl Handles {
     /// Builds the engine the way `syncdeck sync` does, from a context.
     pub fn from_context(ctx: &Context, log_tail: Option<LogTail>) -> Result<Self, String> {
-        let engine = crate::cli::engine::build_engine(ctx).map_err(|e| e.message)?;
+        let engine = crate::engine::build(ctx).map_err(|e| e.to_string())?;
         let http = reqwest::Client::builder()
             .timeout(ATTACH_TIMEOUT)
             .build()

@@ -11,11 +11,11 @@ use super::keymap::Keymap;
 use super::terminal::TerminalGuard;
 use super::theme::{self, ColorDepth, Theme};
 use super::{clipboard, ui};
-use crate::cli::Context;
-use crate::cli::output::Output;
 use crate::config::{Overrides, UiSettings};
+use crate::context::Context;
 use crate::logging::LogTail;
 use crate::model::Timestamp;
+use crate::output::Output;
 use crate::paths::Paths;
 use crossterm::event::{Event, EventStream};
 use futures_util::StreamExt;
@@ -361,7 +361,7 @@ impl Console {
             let built = crate::config::load(&paths, &overrides, &env)
                 .map_err(|e| e.to_string())
                 .and_then(|loaded| {
-                    Context::build(loaded, paths, Output::stdout(false)).map_err(|e| e.message)
+                    Context::build(loaded, paths, Output::stdout(false)).map_err(|e| e.to_string())
                 })
                 .and_then(|ctx| Handles::from_context(&ctx, tail).map(|h| (h, profile_info(&ctx))));
             match built {

@@ -4,10 +4,9 @@
 
 use super::error::Result;
 use super::transport::{Body, Method, Transport, path};
-use crate::backend::{ConfigurationUpdate, ConnectorQuery, LastSync};
 use crate::model::{
-    Connector, ConnectorStatus, Features, FilteringConfig, FilteringRule, FilteringValidation,
-    NewConnector, Page, Pipeline, Scheduling,
+    ConfigurationUpdate, Connector, ConnectorQuery, ConnectorStatus, Features, FilteringConfig,
+    FilteringRule, FilteringValidation, LastSync, NewConnector, Page, Pipeline, Scheduling,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};

@@ -4,10 +4,7 @@
 
 use super::error::{Error, Result};
 use super::transport::{Body, Method, Transport, path};
-use crate::backend::{
-    self, BulkItem, BulkOp, BulkRequest, BulkResponse, DocMeta, IdScan, ItemError,
-};
-use async_trait::async_trait;
+use crate::model::{BulkItem, BulkOp, BulkRequest, BulkResponse, DocMeta, ItemError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use std::borrow::Cow;
@@ -650,17 +647,6 @@ impl PitScan {
             Err(e) if e.is_not_found() => Ok(()),
             Err(e) => Err(e),
         }
-    }
-}
-
-#[async_trait]
-impl IdScan for PitScan {
-    async fn next_page(&mut self) -> backend::Result<Option<Vec<DocMeta>>> {
-        Ok(self.next().await?)
-    }
-
-    async fn close(&mut self) -> backend::Result<()> {
-        Ok(self.close_pit().await?)
     }
 }
 

@@ -1,9 +1,8 @@
 //! `elastic::Error`: everything that can go wrong talking to Elasticsearch, with the server's
-//! error body (type, reason, root causes) kept intact, and its mapping into
-//! [`BackendError`]. Parsing of ES error bodies lives here; nothing here does I/O.
+//! error body (type, reason, root causes) kept intact. Parsing of ES error bodies lives here;
+//! nothing here does I/O. Its mapping into the backend's errors is `backend::elasticsearch`'s.
 //! Messages never carry headers, credentials or request bodies.
 
-use crate::backend::BackendError;
 use serde::Deserialize;
 use std::time::Duration;
 use thiserror::Error;
@@ -226,45 +225,6 @@ fn raw_reason(body: &[u8]) -> String {
     }
 }
 
-impl From<Error> for BackendError {
-    fn from(e: Error) -> Self {
-        match e {
-            Error::Api {
-                status: 404,
-                reason,
-                kind,
-                ..
-            } => BackendError::NotFound(if reason.is_empty() { kind } else { reason }),
-            Error::Api {
-                status: 409,
-                reason,
-                kind,
-                ..
-            } => BackendError::Conflict(if reason.is_empty() { kind } else { reason }),
-            Error::Api {
-                status: 401 | 403,
-                kind,
-                reason,
-                ..
-            } => BackendError::Unauthorized(format!("{kind}: {reason}")),
-            Error::Api {
-                status,
-                kind,
-                reason,
-                ..
-            } => BackendError::Rejected {
-                status,
-                kind,
-                reason,
-            },
-            e @ (Error::Unreachable { .. } | Error::Timeout { .. }) => {
-                BackendError::Unreachable(e.to_string())
-            }
-            other => BackendError::Other(other.to_string()),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -286,9 +246,6 @@ mod tests {
         assert_eq!(kind, "resource_not_found_exception");
         assert_eq!(reason, "connector [x] not found");
         assert_eq!(root_causes.len(), 1);
-        assert!(
-            matches!(BackendError::from(e), BackendError::NotFound(r) if r == "connector [x] not found")
-        );
     }
 
     #[test]
@@ -335,52 +292,5 @@ mod tests {
         assert!(reason.chars().count() <= MAX_RAW_REASON + 1);
         let e = Error::from_response(404, b"");
         assert!(e.is_not_found());
-    }
-
-    #[test]
-    fn maps_into_backend_errors() {
-        let api = |status: u16| Error::Api {
-            status,
-            kind: "k".into(),
-            reason: "r".into(),
-            root_causes: vec![],
-        };
-        assert!(matches!(
-            BackendError::from(api(409)),
-            BackendError::Conflict(_)
-        ));
-        assert!(matches!(
-            BackendError::from(api(401)),
-            BackendError::Unauthorized(_)
-        ));
-        assert!(matches!(
-            BackendError::from(api(403)),
-            BackendError::Unauthorized(_)
-        ));
-        assert!(matches!(
-            BackendError::from(api(400)),
-            BackendError::Rejected { status: 400, .. }
-        ));
-        let unreachable = Error::Unreachable {
-            attempts: 4,
-            last: "refused".into(),
-        };
-        assert!(matches!(
-            BackendError::from(unreachable),
-            BackendError::Unreachable(_)
-        ));
-        let timeout = Error::Timeout {
-            node: "n".into(),
-            after: Duration::from_secs(1),
-        };
-        assert!(matches!(
-            BackendError::from(timeout),
-            BackendError::Unreachable(_)
-        ));
-        let decode = Error::Decode {
-            url_path: "/".into(),
-            reason: "eof".into(),
-        };
-        assert!(matches!(BackendError::from(decode), BackendError::Other(_)));
     }
 }

@@ -5,7 +5,7 @@
 use super::connectors::DEFAULT_PAGE_SIZE;
 use super::error::Result;
 use super::transport::{Method, Transport, path};
-use crate::backend::SyncJobQuery;
+use crate::model::SyncJobQuery;
 use crate::model::{JobType, Page, SyncJob, SyncStats, TriggerMethod};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};

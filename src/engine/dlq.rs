@@ -21,20 +21,23 @@
 use crate::backend::{ClusterId, ControlPlane};
 use crate::model::{DeadLetter, DeadLetterState, Origin, Timestamp};
 use crate::secret::mask::{masked, storable_document};
+use crate::sqlite::{self, OpenError, Schema, Synchronous};
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params, params_from_iter};
 use serde::Serialize;
 use serde_json::Value;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
 use thiserror::Error;
 
-/// The schema version this build writes; bump it and add a step to `migrate` on change.
-const SCHEMA_VERSION: i64 = 2;
-
-/// How long a write waits for another process (the console, a `serve` worker) to finish.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// The schema, one step per version, opened through [`crate::sqlite`]. Add a step (never
+/// edit one) when it changes; an older file runs only the steps it lacks.
+const SCHEMA: Schema = Schema {
+    what: "dead-letter queue",
+    steps: &[SCHEMA_V1, SCHEMA_V2],
+    // FULL syncs the WAL at every commit: a committed dead letter survives a power cut.
+    synchronous: Synchronous::Full,
+};
 
 /// The location reported for an in-memory store.
 const MEMORY: &str = ":memory:";
@@ -302,45 +305,24 @@ impl DeadLetterStore {
     /// Opens (or creates, with mode 0600, and its directory) the store at `path`, holding at
     /// most `max_entries` open entries (and as many closed ones as history).
     pub fn open(path: &Path, max_entries: u64) -> Result<Self, DlqError> {
-        let io = |action, source| DlqError::Io {
-            action,
-            path: path.to_path_buf(),
-            source,
-        };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| io("create the directory of", e))?;
-        }
-        create_private_file(path).map_err(|e| io("create", e))?;
-        let sqlite = |source| DlqError::Sqlite {
-            path: path.to_path_buf(),
-            source,
-        };
-        let conn = Connection::open(path).map_err(sqlite)?;
-        configure(&conn, true).map_err(sqlite)?;
-        Self::ready(conn, path.to_path_buf(), max_entries)
+        let conn = sqlite::open_file(path, &SCHEMA).map_err(open_error)?;
+        Ok(Self::ready(conn, path.to_path_buf(), max_entries))
     }
 
     /// A private in-memory store, for tests.
     pub fn open_in_memory(max_entries: u64) -> Result<Self, DlqError> {
-        let path = PathBuf::from(MEMORY);
-        let sqlite = |source| DlqError::Sqlite {
-            path: path.clone(),
-            source,
-        };
-        let conn = Connection::open_in_memory().map_err(sqlite)?;
-        configure(&conn, false).map_err(sqlite)?;
-        Self::ready(conn, path, max_entries)
+        let conn = sqlite::open_memory(&SCHEMA).map_err(open_error)?;
+        Ok(Self::ready(conn, PathBuf::from(MEMORY), max_entries))
     }
 
-    fn ready(mut conn: Connection, path: PathBuf, max_entries: u64) -> Result<Self, DlqError> {
-        migrate(&mut conn, &path)?;
-        Ok(Self {
+    fn ready(conn: Connection, path: PathBuf, max_entries: u64) -> Self {
+        Self {
             conn: Mutex::new(conn),
             path,
             max_entries,
             origin: Mutex::new(Origin::unknown()),
             max_document_bytes: DEFAULT_MAX_DOCUMENT_BYTES,
-        })
+        }
     }
 
     /// Stores documents larger than `bytes` as their size and a preview.
@@ -814,67 +796,33 @@ impl Resolver {
     }
 }
 
-/// Creates an empty file readable by its owner only (documents may hold personal data).
-/// SQLite creates its `-wal` and `-shm` files with the database file's permissions.
-fn create_private_file(path: &Path) -> std::io::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
+/// The store's errors for a failed open, with the messages they always had.
+fn open_error(e: OpenError) -> DlqError {
+    match e {
+        OpenError::Io {
+            action,
+            path,
+            source,
+            ..
+        } => DlqError::Io {
+            action,
+            path,
+            source,
+        },
+        OpenError::Sqlite { path, source, .. } => DlqError::Sqlite { path, source },
+        OpenError::NewerSchema {
+            path, found, known, ..
+        } => DlqError::NewerSchema { path, found, known },
+        OpenError::Migration { path, source, .. } => match *source {
+            rusqlite_migration::Error::RusqliteError { err, .. } => {
+                DlqError::Sqlite { path, source: err }
+            }
+            other => DlqError::Internal(format!(
+                "dead-letter queue '{}': migrating the schema failed: {other}",
+                path.display()
+            )),
+        },
     }
-    match options.open(path) {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(e),
-    }
-}
-
-fn configure(conn: &Connection, file: bool) -> rusqlite::Result<()> {
-    conn.busy_timeout(BUSY_TIMEOUT)?;
-    if file {
-        // journal_mode answers with the new mode, so it must be read back.
-        let _mode: String =
-            conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
-    }
-    // FULL syncs the WAL at every commit: a committed dead letter survives a power cut.
-    conn.pragma_update(None, "synchronous", "FULL")?;
-    Ok(())
-}
-
-/// Brings the schema to [`SCHEMA_VERSION`] inside an immediate transaction, so two processes
-/// opening a new file at once do not both create it. Each version's step runs in turn, so a
-/// new file and an old one end in the same schema.
-fn migrate(conn: &mut Connection, path: &Path) -> Result<(), DlqError> {
-    let sqlite = |source| DlqError::Sqlite {
-        path: path.to_path_buf(),
-        source,
-    };
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(sqlite)?;
-    let version: i64 = tx
-        .pragma_query_value(None, "user_version", |row| row.get(0))
-        .map_err(sqlite)?;
-    if version > SCHEMA_VERSION {
-        return Err(DlqError::NewerSchema {
-            path: path.to_path_buf(),
-            found: version,
-            known: SCHEMA_VERSION,
-        });
-    }
-    if version < 1 {
-        tx.execute_batch(SCHEMA_V1).map_err(sqlite)?;
-    }
-    if version < 2 {
-        tx.execute_batch(SCHEMA_V2).map_err(sqlite)?;
-    }
-    if version != SCHEMA_VERSION {
-        tx.pragma_update(None, "user_version", SCHEMA_VERSION)
-            .map_err(sqlite)?;
-    }
-    tx.commit().map_err(sqlite)
 }
 
 /// Open entries (the bound counts only those).
@@ -994,6 +942,7 @@ fn escape_like(text: &str) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+    use std::time::Duration;
 
     fn entry(connector: &str, doc_id: &str) -> NewDeadLetter {
         NewDeadLetter {
@@ -1340,12 +1289,12 @@ mod tests {
         let path = dir.path().join("dlq.sqlite");
         drop(DeadLetterStore::open(&path, 10).unwrap());
         let conn = Connection::open(&path).unwrap();
-        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+        conn.pragma_update(None, "user_version", SCHEMA.version() + 1)
             .unwrap();
         drop(conn);
         let err = DeadLetterStore::open(&path, 10).unwrap_err();
         assert!(
-            matches!(err, DlqError::NewerSchema { found, .. } if found == SCHEMA_VERSION + 1),
+            matches!(err, DlqError::NewerSchema { found, .. } if found == SCHEMA.version() + 1),
             "{err}"
         );
         assert!(err.to_string().contains("dlq.sqlite"), "{err}");

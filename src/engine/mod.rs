@@ -6,8 +6,10 @@
 
 pub mod batch;
 pub mod breaker;
+pub mod build;
 pub mod cleanup;
 pub mod dlq;
+pub mod events;
 pub mod filtering;
 pub mod lease;
 pub mod monitor;
@@ -20,3 +22,5 @@ pub mod service;
 pub mod sink;
 pub mod status;
 pub mod transform;
+
+pub use build::build;

@@ -307,7 +307,7 @@ async fn upsert(
     {
         // Excluded documents are not "seen": a full sync removes them from the index.
         *skipped += 1;
-        progress.add_skipped(1);
+        progress.skip(&doc.id, "excluded by sync rules").await;
         return None;
     }
     seen.insert(&bulk_id(&doc.id));
@@ -315,7 +315,9 @@ async fn upsert(
         && existing.unchanged(&doc.id, ts)
     {
         *skipped += 1;
-        progress.add_skipped(1);
+        progress
+            .skip(&doc.id, "unchanged since the last sync")
+            .await;
         return None;
     }
     if let Some(fetch) = doc.content.take() {
@@ -378,13 +380,16 @@ async fn dead_letter_invalid(
         dead_lettered: 1,
         ..Default::default()
     });
-    parts.progress.push_outcomes([DocOutcome {
-        id,
-        outcome: Outcome::DeadLettered,
-        bytes: 0,
-        latency_ms: 0,
-        reason: Some(reason),
-    }]);
+    parts
+        .progress
+        .record(vec![DocOutcome {
+            id,
+            outcome: Outcome::DeadLettered,
+            bytes: 0,
+            latency_ms: 0,
+            reason: Some(reason),
+        }])
+        .await;
     Ok(())
 }
 

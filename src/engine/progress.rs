@@ -1,19 +1,27 @@
 //! Live progress of one sync: lock-free counters the pipeline bumps per batch, a ring buffer
 //! of the last few hundred per-document outcomes, per-second rate samples for sparklines, and
 //! [`ProgressSnapshot`]s that UIs (the console, `sync --watch`, `/status`) read at their own
-//! frame rate. The engine never waits for a reader.
+//! frame rate. The engine never waits for a reader. A [`ProgressRecord`] is the lean form of a
+//! snapshot that `sync --json` streams (at most [`RECORD_MAX_BYTES`]); the full per-document
+//! stream goes to an [`EventSink`] when one is attached (`sync --events FILE`).
 
+use super::events::EventSink;
 use crate::model::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// How many per-document outcomes a snapshot keeps.
 pub const RECENT_CAPACITY: usize = 300;
 /// How many one-second rate samples are kept (two minutes of sparkline).
 pub const RATE_SAMPLES: usize = 120;
+/// The most a serialised [`ProgressRecord`] takes, so a `--json` progress line (the record
+/// under a `"progress"` key) stays within 4 KiB whatever the ids and errors.
+pub const RECORD_MAX_BYTES: usize = 4096 - 64;
+/// How many of the latest outcomes a [`ProgressRecord`] carries.
+pub const RECORD_OUTCOMES: usize = 4;
 
 /// What happened to one document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -148,6 +156,11 @@ pub struct Progress {
     started: Instant,
     counters: AtomicCounters,
     slow: Mutex<Slow>,
+    /// Set while an event sink is attached: the sink's hot path reads it per batch.
+    has_events: AtomicBool,
+    events: Mutex<Option<EventSink>>,
+    /// Outcomes the event sink could not take (its writer was gone).
+    events_lost: AtomicU64,
 }
 
 /// What a reader sees.
@@ -203,6 +216,81 @@ impl Progress {
                 breaker: None,
                 finished_at: None,
             }),
+            has_events: AtomicBool::new(false),
+            events: Mutex::new(None),
+            events_lost: AtomicU64::new(0),
+        }
+    }
+
+    /// Sends every final per-document outcome of this job to `sink` as well.
+    pub fn with_events(self, sink: Option<EventSink>) -> Self {
+        self.has_events.store(sink.is_some(), Ordering::Relaxed);
+        *self.events.lock().unwrap_or_else(|p| p.into_inner()) = sink;
+        self
+    }
+
+    /// Whether every outcome is wanted (an event sink is attached), not only recent ones.
+    pub fn wants_every_outcome(&self) -> bool {
+        self.has_events.load(Ordering::Relaxed)
+    }
+
+    /// How many outcomes of one batch to collect: `recent` for the live list, or all of them
+    /// when an event sink wants every document.
+    pub fn outcome_budget(&self, recent: usize) -> usize {
+        if self.wants_every_outcome() {
+            usize::MAX
+        } else {
+            recent
+        }
+    }
+
+    /// Detaches the event sink (its file can then be finished). Later outcomes only reach
+    /// the live list.
+    pub fn close_events(&self) {
+        self.has_events.store(false, Ordering::Relaxed);
+        self.events.lock().unwrap_or_else(|p| p.into_inner()).take();
+    }
+
+    /// Outcomes that could not reach the event sink.
+    pub fn events_lost(&self) -> u64 {
+        self.events_lost.load(Ordering::Relaxed)
+    }
+
+    fn event_sink(&self) -> Option<EventSink> {
+        if !self.wants_every_outcome() {
+            return None;
+        }
+        self.events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Records a batch's outcomes: the live list keeps the latest, the event sink (when
+    /// attached) gets every final one. Waits while the event writer is behind.
+    pub async fn record(&self, outcomes: Vec<DocOutcome>) {
+        if let Some(sink) = self.event_sink() {
+            let lost = sink.send(&outcomes).await;
+            self.events_lost.fetch_add(lost, Ordering::Relaxed);
+        }
+        let keep = outcomes.len().saturating_sub(RECENT_CAPACITY);
+        self.push_outcomes(outcomes.into_iter().skip(keep));
+    }
+
+    /// A document skipped (excluded by sync rules, or unchanged): counted, and an event when a
+    /// sink is attached.
+    pub async fn skip(&self, id: &str, reason: &str) {
+        self.add_skipped(1);
+        if let Some(sink) = self.event_sink() {
+            let outcome = DocOutcome {
+                id: id.to_string(),
+                outcome: Outcome::Skipped,
+                bytes: 0,
+                latency_ms: 0,
+                reason: Some(reason.to_string()),
+            };
+            let lost = sink.send(std::slice::from_ref(&outcome)).await;
+            self.events_lost.fetch_add(lost, Ordering::Relaxed);
         }
     }
 
@@ -275,10 +363,16 @@ impl Progress {
     }
 
     pub fn set_phase(&self, phase: Phase) {
-        let mut slow = self.lock();
-        slow.phase = phase;
-        if phase.is_done() && slow.finished_at.is_none() {
-            slow.finished_at = Some(Instant::now());
+        {
+            let mut slow = self.lock();
+            slow.phase = phase;
+            if phase.is_done() && slow.finished_at.is_none() {
+                slow.finished_at = Some(Instant::now());
+            }
+        }
+        if phase.is_done() {
+            // A finished job sends nothing more: let its events file be finished.
+            self.close_events();
         }
     }
 
@@ -404,6 +498,127 @@ pub struct BatchTally {
     pub bytes: u64,
 }
 
+/// The lean form of a [`ProgressSnapshot`] that `sync --json` streams once a second:
+/// counters, rates, the breaker's state and the last [`RECORD_OUTCOMES`] outcomes, with ids,
+/// reasons and the error clipped (and masked), so that a record stays within
+/// [`RECORD_MAX_BYTES`]. The full per-document stream is `sync --events FILE`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProgressRecord {
+    pub job_id: String,
+    pub connector_id: String,
+    pub index: String,
+    pub started_at: Timestamp,
+    pub elapsed_ms: u64,
+    pub phase: Phase,
+    pub error: Option<String>,
+    pub counters: Counters,
+    pub total_hint: Option<u64>,
+    pub in_flight: u64,
+    pub queue_bytes: u64,
+    pub queue_docs: u64,
+    pub docs_per_sec: f64,
+    pub bytes_per_sec: f64,
+    pub avg_docs_per_sec: f64,
+    pub avg_bulk_latency_ms: f64,
+    pub eta_ms: Option<u64>,
+    /// `closed`, `open` or `half_open`, when the sink has a breaker.
+    pub breaker: Option<String>,
+    /// The latest outcomes, oldest first.
+    pub last: Vec<DocOutcome>,
+}
+
+/// Longest id, reason and error (in characters) a record keeps.
+const RECORD_ID_CHARS: usize = 160;
+const RECORD_REASON_CHARS: usize = 240;
+const RECORD_ERROR_CHARS: usize = 1000;
+
+fn clip(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut kept: String = text.chars().take(max.saturating_sub(1)).collect();
+    kept.push('…');
+    kept
+}
+
+impl ProgressSnapshot {
+    /// The lean record of this snapshot; its JSON never exceeds [`RECORD_MAX_BYTES`].
+    pub fn record(&self) -> ProgressRecord {
+        use crate::secret::mask::masked;
+        let skip = self.recent.len().saturating_sub(RECORD_OUTCOMES);
+        let last = self.recent[skip..]
+            .iter()
+            .map(|o| DocOutcome {
+                id: clip(&o.id, RECORD_ID_CHARS),
+                reason: o
+                    .reason
+                    .as_deref()
+                    .map(|r| clip(&masked(r), RECORD_REASON_CHARS)),
+                ..o.clone()
+            })
+            .collect();
+        let breaker = self
+            .breaker
+            .as_ref()
+            .and_then(|b| b.get("state"))
+            .and_then(|v| v.as_str())
+            .map(str::to_string);
+        let record = ProgressRecord {
+            job_id: self.job_id.clone(),
+            connector_id: self.connector_id.clone(),
+            index: self.index.clone(),
+            started_at: self.started_at,
+            elapsed_ms: self.elapsed_ms,
+            phase: self.phase,
+            error: self
+                .error
+                .as_deref()
+                .map(|e| clip(&masked(e), RECORD_ERROR_CHARS)),
+            counters: self.counters,
+            total_hint: self.total_hint,
+            in_flight: self.in_flight,
+            queue_bytes: self.queue_bytes,
+            queue_docs: self.queue_docs,
+            docs_per_sec: self.docs_per_sec,
+            bytes_per_sec: self.bytes_per_sec,
+            avg_docs_per_sec: self.avg_docs_per_sec,
+            avg_bulk_latency_ms: self.avg_bulk_latency_ms,
+            eta_ms: self.eta_ms,
+            breaker,
+            last,
+        };
+        record.fit(RECORD_MAX_BYTES)
+    }
+}
+
+impl ProgressRecord {
+    /// JSON length of the record.
+    pub fn json_len(&self) -> usize {
+        serde_json::to_vec(self)
+            .map(|v| v.len())
+            .unwrap_or(usize::MAX)
+    }
+
+    /// Sheds what is least needed until the JSON fits in `max` bytes: the oldest outcomes,
+    /// then the error's detail, then the tails of the connector id and index (ids that long,
+    /// escaped, are the only way left to exceed it).
+    fn fit(mut self, max: usize) -> Self {
+        while self.json_len() > max && !self.last.is_empty() {
+            self.last.remove(0);
+        }
+        if self.json_len() > max {
+            self.error = self.error.map(|e| clip(&e, 120));
+        }
+        if self.json_len() > max {
+            self.connector_id = clip(&self.connector_id, 64);
+            self.index = clip(&self.index, 64);
+            self.job_id = clip(&self.job_id, 64);
+            self.error = self.error.map(|e| clip(&e, 32));
+        }
+        self
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -441,5 +656,96 @@ mod tests {
         assert!(s.eta_ms.is_some());
         p.set_phase(Phase::Completed);
         assert_eq!(p.snapshot().eta_ms, None);
+    }
+
+    fn snapshot_with(recent: Vec<DocOutcome>, error: Option<String>) -> ProgressSnapshot {
+        let p = Progress::new("job-1", "connector", "index");
+        p.push_outcomes(recent);
+        if let Some(e) = error {
+            p.set_error(e);
+        }
+        p.set_breaker(serde_json::json!({"state": "half_open", "window": [1, 2, 3]}));
+        p.snapshot()
+    }
+
+    #[test]
+    fn a_record_carries_counters_rates_and_the_last_few_outcomes() {
+        let recent: Vec<DocOutcome> = (0..RECENT_CAPACITY)
+            .map(|i| DocOutcome {
+                id: format!("doc-{i}"),
+                outcome: Outcome::Indexed,
+                bytes: 100,
+                latency_ms: 5,
+                reason: None,
+            })
+            .collect();
+        let s = snapshot_with(recent, None);
+        // The full snapshot is what the record must not be: the whole recent list.
+        assert!(serde_json::to_vec(&s).unwrap().len() > 4096);
+        let r = s.record();
+        assert_eq!(r.last.len(), RECORD_OUTCOMES);
+        assert_eq!(
+            r.last[0].id,
+            format!("doc-{}", RECENT_CAPACITY - RECORD_OUTCOMES)
+        );
+        assert_eq!(r.breaker.as_deref(), Some("half_open"));
+        assert_eq!(r.counters, s.counters);
+        assert!(r.json_len() <= RECORD_MAX_BYTES);
+    }
+
+    #[test]
+    fn a_record_fits_whatever_the_ids_reasons_and_error() {
+        // Control characters escape to six bytes each in JSON: the worst case per character.
+        let huge = "\u{1}".repeat(5000);
+        let recent: Vec<DocOutcome> = (0..10)
+            .map(|i| DocOutcome {
+                id: format!("{i}{huge}"),
+                outcome: Outcome::DeadLettered,
+                bytes: 1,
+                latency_ms: 1,
+                reason: Some(huge.clone()),
+            })
+            .collect();
+        let p = Progress::new(huge.clone(), huge.clone(), huge.clone());
+        p.push_outcomes(recent);
+        p.set_error(huge.clone());
+        let r = p.snapshot().record();
+        assert!(r.json_len() <= RECORD_MAX_BYTES, "{}", r.json_len());
+        let line = serde_json::to_string(&serde_json::json!({ "progress": r })).unwrap();
+        assert!(line.len() <= 4096, "{}", line.len());
+    }
+
+    #[tokio::test]
+    async fn every_outcome_reaches_an_attached_sink_once_and_none_after_close() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.ndjson");
+        let log = crate::engine::events::EventLog::create(&path).unwrap();
+        let p = Progress::new("j", "c", "i").with_events(Some(log.sink()));
+        assert_eq!(p.outcome_budget(64), usize::MAX);
+        let batch: Vec<DocOutcome> = (0..1000)
+            .map(|i| DocOutcome {
+                id: format!("d{i}"),
+                outcome: Outcome::Indexed,
+                bytes: 1,
+                latency_ms: 1,
+                reason: None,
+            })
+            .collect();
+        p.record(batch).await;
+        p.skip("unchanged-1", "unchanged since the last sync").await;
+        assert_eq!(p.snapshot().recent.len(), RECENT_CAPACITY);
+        assert_eq!(p.counters().skipped, 1);
+        p.set_phase(Phase::Completed);
+        assert_eq!(p.outcome_budget(64), 64, "closed with the job");
+        p.skip("late", "after the end").await;
+        assert_eq!(log.finish().await.unwrap(), 1001);
+        assert_eq!(p.events_lost(), 0);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 1001);
+        assert!(
+            text.contains(r#""id":"unchanged-1","outcome":"skipped""#),
+            "{text}"
+        );
+        assert!(!text.contains(r#""id":"late""#), "{text}");
     }
 }

@@ -88,6 +88,8 @@ pub enum EngineError {
 #[derive(Default)]
 pub struct LiveJobs {
     jobs: Mutex<BTreeMap<String, LiveJob>>,
+    /// Event sinks attached to jobs not yet running (`sync --events`), taken when they start.
+    events: Mutex<BTreeMap<String, super::events::EventSink>>,
 }
 
 #[derive(Clone)]
@@ -127,6 +129,30 @@ impl LiveJobs {
                 j.cancel.cancel()
             })
             .is_some()
+    }
+
+    /// Sends every final outcome of job `job_id`, once it runs here, to `sink`.
+    pub fn attach_events(&self, job_id: &str, sink: super::events::EventSink) {
+        self.events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(job_id.to_string(), sink);
+    }
+
+    /// Detaches job `job_id`'s event sink, whether the job ran or not, so the events file
+    /// can be finished.
+    pub fn detach_events(&self, job_id: &str) {
+        self.take_events(job_id);
+        if let Some(progress) = self.progress(job_id) {
+            progress.close_events();
+        }
+    }
+
+    fn take_events(&self, job_id: &str) -> Option<super::events::EventSink> {
+        self.events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(job_id)
     }
 
     fn insert(&self, id: &str, job: LiveJob) {
@@ -411,7 +437,9 @@ impl Engine {
         }
         // From here on, any failure ends the job as `error`.
         let started = Instant::now();
-        let progress = Arc::new(Progress::new(job_id, &connector_id, &index));
+        let progress = Arc::new(
+            Progress::new(job_id, &connector_id, &index).with_events(self.live.take_events(job_id)),
+        );
         let job_cancel = shutdown.child_token();
         let stop = Arc::new(Mutex::new(None::<StopReason>));
         self.live.insert(

@@ -442,9 +442,11 @@ impl Sink {
             budget: self.retry_budget(),
             now: Instant::now(),
         };
-        let mut outcomes = Vec::with_capacity(recent_budget(batch.len()));
-        // The batch's last documents, the newest: the live list is "latest documents".
-        let first_recent = batch.items.len().saturating_sub(RECENT_PER_BATCH);
+        // Every outcome when an events file wants them all, else the live list's share: the
+        // batch's last documents, the newest (the live list is "latest documents").
+        let budget = self.progress.outcome_budget(RECENT_PER_BATCH);
+        let mut outcomes = Vec::with_capacity(batch.len().min(budget));
+        let first_recent = batch.items.len().saturating_sub(budget);
         let in_recent = |position: usize| position >= first_recent;
         let latency_ms = latency.as_millis() as u64;
         for (position, item) in batch.items.iter().enumerate() {
@@ -539,7 +541,7 @@ impl Sink {
         total.updated += tally.updated;
         total.deleted += tally.deleted;
         self.progress.add_batch(&tally);
-        self.progress.push_outcomes(outcomes);
+        self.progress.record(outcomes).await;
         if self.resolver.is_active().await {
             let (indexed, deleted) = written_ids(batch, items);
             self.resolver.written(indexed, deleted).await;
@@ -617,7 +619,7 @@ impl Sink {
         let latency_ms = latency.as_millis() as u64;
         let outcomes: Vec<DocOutcome> = failed
             .iter()
-            .take(RECENT_PER_BATCH)
+            .take(self.progress.outcome_budget(RECENT_PER_BATCH))
             .map(|(item, f)| DocOutcome {
                 id: item.id.clone(),
                 outcome: Outcome::DeadLettered,
@@ -632,7 +634,7 @@ impl Sink {
             dead_lettered: count,
             ..Default::default()
         });
-        self.progress.push_outcomes(outcomes);
+        self.progress.record(outcomes).await;
         if on_failure == OnFailure::Report {
             failed_out.extend(failed.into_iter().map(|(_, f)| f));
         }
@@ -641,12 +643,8 @@ impl Sink {
 }
 
 /// At most this many outcomes per batch go to the live list: it shows a few hundred anyway,
-/// and this keeps the hot path from cloning every id.
+/// and this keeps the hot path from cloning every id (unless an events file wants them all).
 const RECENT_PER_BATCH: usize = 64;
-
-fn recent_budget(n: usize) -> usize {
-    n.min(RECENT_PER_BATCH)
-}
 
 /// One batch's backoff: exponential from `base` to `max` with jitter, endless (the callers
 /// bound the attempts).

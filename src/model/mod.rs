@@ -3,15 +3,18 @@
 //! notes): every type tolerates missing and unknown fields, and keeps unknown fields so that a
 //! document read and written back loses nothing. No I/O here.
 
+mod bulk;
 mod config_field;
 mod connector;
 mod dead_letter;
 mod filtering;
+mod query;
 mod serde_util;
 mod sync_job;
 mod timestamp;
 pub mod validate;
 
+pub use bulk::{BulkItem, BulkOp, BulkRequest, BulkResponse, DocMeta, ItemError};
 pub use config_field::{
     ConfigField, Configuration, Dependency, DisplayType, FieldType, SelectOption, Validation,
     ValidationType, is_empty_value, loosely_equal, value_text,
@@ -24,6 +27,7 @@ pub use filtering::{
     AdvancedSnippet, FilteringConfig, FilteringRule, FilteringRules, FilteringValidation,
     FilteringValidationError, FilteringValidationState, RulePolicy, RuleType,
 };
+pub use query::{ConfigurationUpdate, ConnectorQuery, LastSync, SyncJobQuery};
 pub use sync_job::{JobStatus, JobType, SyncJob, SyncJobConnector, SyncStats, TriggerMethod};
 pub use timestamp::Timestamp;
 

@@ -9,8 +9,8 @@
 //! only logged: its documents are unknown, so a full sync must not delete them. One that
 //! vanished between listing and reading (or a link whose target is gone) is simply gone.
 
-use super::builtin::{bool_setting, configuration, field, str_setting};
 use super::extract::{self, ExtractError, ExtractLimits};
+use super::fields::{bool_setting, configuration, field, str_setting};
 use super::{
     DataSource, Document, ItemSender, LazyContent, SourceError, SourceFactory, SourceItem, SyncMode,
 };

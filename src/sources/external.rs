@@ -16,7 +16,7 @@ pub use process::INHERITED_ENV;
 mod protocol;
 mod spec;
 
-use super::builtin::{configuration, field, int_at_least, str_setting};
+use super::fields::{configuration, field, int_at_least, str_setting};
 use super::{DataSource, Document, ItemSender, SourceError, SourceFactory, SourceItem, SyncMode};
 use crate::model::{Configuration, DisplayType, FieldType};
 use crate::secret::Secret;

@@ -4,7 +4,7 @@
 //! documents the target mapping rejects (`poison_every`) to exercise the dead-letter queue.
 //! Cheap by design: well under a microsecond per document besides the allocations.
 
-use super::builtin::{configuration, field, int_at_least, int_setting};
+use super::fields::{configuration, field, int_at_least, int_setting};
 use super::{DataSource, Document, ItemSender, SourceError, SourceFactory, SourceItem, SyncMode};
 use crate::model::Configuration;
 use async_trait::async_trait;

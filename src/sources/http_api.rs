@@ -20,7 +20,7 @@ use self::client::{
 };
 use self::error::HttpApiError;
 use self::pagination::{PageView, Pagination, with_param};
-use super::builtin::{FieldBuilder, configuration, field, int_at_least, str_setting};
+use super::fields::{FieldBuilder, configuration, field, int_at_least, str_setting};
 use super::{DataSource, Document, ItemSender, SourceError, SourceFactory, SourceItem, SyncMode};
 use crate::model::{Configuration, DisplayType, Validation, ValidationType};
 use crate::secret::Secret;

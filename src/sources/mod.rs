@@ -9,6 +9,7 @@ mod builtin;
 mod directory;
 mod external;
 pub mod extract;
+mod fields;
 mod generator;
 mod http_api;
 mod lines;

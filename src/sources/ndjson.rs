@@ -4,7 +4,7 @@
 //! the sync goes on. So is a line longer than `max_line_bytes`, with a 1 KB preview: its rest
 //! is skipped as it streams by, never held whole.
 
-use super::builtin::{configuration, field, int_at_least, str_setting};
+use super::fields::{configuration, field, int_at_least, str_setting};
 use super::lines::LineReader;
 use super::{DataSource, Document, ItemSender, SourceError, SourceFactory, SourceItem, SyncMode};
 use crate::model::Configuration;

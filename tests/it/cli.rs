@@ -715,3 +715,94 @@ fn sync_command_runs_each_source_into_both_backends() {
         }
     }
 }
+
+/// A long `sync --json` of many documents keeps each progress line within 4 KiB (counters,
+/// rates and the last few outcomes, not the whole recent list), and `--events` writes every
+/// document of the sync exactly once, with its final outcome.
+#[test]
+fn sync_json_progress_stays_lean_and_events_hold_every_document_once() {
+    let home = Home::new();
+    // Paced at 2000 docs/s, so the sync runs for seconds and prints several progress lines;
+    // every 500th document is refused by the index's mapping (a dead letter with a reason).
+    ok(
+        &home,
+        &[
+            "connectors",
+            "set",
+            "demo-generator",
+            "count=6000",
+            "rate=2000",
+            "poison_every=500",
+            "doc_bytes=256",
+        ],
+    );
+    let events = home.path("events.ndjson");
+    let r = run(
+        &mut home.cmd(),
+        &[
+            "sync",
+            "demo-generator",
+            "--json",
+            "--events",
+            events.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(r.code, 4, "dead letters: {}{}", r.stdout, r.stderr);
+    for line in r.stdout.lines() {
+        assert!(line.len() <= 4096, "a {}-byte line: {line}", line.len());
+    }
+    let progress: Vec<Value> = r
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("{\"progress\""))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(progress.len() >= 2, "{}", r.stdout);
+    for p in &progress {
+        let p = &p["progress"];
+        assert!(p["counters"]["seen"].is_u64(), "{p}");
+        assert!(p["docs_per_sec"].is_number(), "{p}");
+        assert!(p.get("recent").is_none() && p.get("rates").is_none(), "{p}");
+        assert!(p["last"].as_array().unwrap().len() <= 4, "{p}");
+    }
+    let at = r.stdout.rfind("{\n  \"report\"").expect("a summary");
+    let summary: Value = serde_json::from_str(&r.stdout[at..]).unwrap();
+    let counters = &summary["report"]["counters"];
+    let indexed = counters["indexed"].as_u64().unwrap() + counters["updated"].as_u64().unwrap();
+    let dead = counters["dead_lettered"].as_u64().unwrap();
+    assert_eq!((indexed, dead), (5988, 12), "{summary}");
+    assert_eq!(summary["events"]["lines"], 6000, "{summary}");
+    assert!(summary["final"]["last"].as_array().unwrap().len() <= 4);
+
+    let text = std::fs::read_to_string(&events).unwrap();
+    let mut seen: std::collections::HashMap<String, u32> = std::collections::HashMap::new();
+    let mut by_outcome: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+    for line in text.lines() {
+        let e: Value = serde_json::from_str(line).unwrap_or_else(|err| panic!("{err}: {line}"));
+        *seen
+            .entry(e["id"].as_str().unwrap().to_string())
+            .or_default() += 1;
+        *by_outcome
+            .entry(e["outcome"].as_str().unwrap().to_string())
+            .or_default() += 1;
+        assert!(e["bytes"].is_u64() && e["latency_ms"].is_u64(), "{line}");
+        if e["outcome"] == "dead_lettered" {
+            assert!(
+                e["reason"].as_str().is_some_and(|r| !r.is_empty()),
+                "{line}"
+            );
+        }
+    }
+    assert_eq!(seen.len(), 6000, "every document has a line");
+    let twice: Vec<_> = seen.iter().filter(|(_, n)| **n != 1).collect();
+    assert!(
+        twice.is_empty(),
+        "documents with more than one line: {twice:?}"
+    );
+    assert_eq!(
+        by_outcome.get("indexed").copied().unwrap_or(0)
+            + by_outcome.get("updated").copied().unwrap_or(0),
+        indexed
+    );
+    assert_eq!(by_outcome.get("dead_lettered").copied(), Some(12));
+}

@@ -1,19 +1,19 @@
-//! Opening the embedded database: the file (created with mode 0600, since connector
-//! configurations hold secrets), the pragmas (WAL, `synchronous=NORMAL`, busy timeout) and the
-//! schema, versioned with `PRAGMA user_version`. Nothing here reads or writes documents.
+//! The embedded database's schema, one step per version (`PRAGMA user_version`), opened
+//! through [`crate::sqlite`] (private file, WAL, `synchronous=NORMAL`, busy timeout,
+//! migrations by `rusqlite_migration`). Nothing here reads or writes documents.
 
-use super::db_err;
 use crate::backend::{BackendError, Result};
-use rusqlite::{Connection, TransactionBehavior};
+use crate::sqlite::{self, OpenError, Schema, Synchronous};
+use rusqlite::Connection;
 use std::path::Path;
-use std::time::Duration;
 
-/// The schema version this build writes. Bump it and add a step to [`migrate`] when the
-/// schema changes.
-pub(super) const SCHEMA_VERSION: i64 = 1;
-
-/// How long a write waits for another process's write lock before giving up.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// The schema, one step per version. Add a step (never edit one) when the schema changes;
+/// a file at an older version runs only the steps it lacks.
+pub(super) const SCHEMA: Schema = Schema {
+    what: "embedded database",
+    steps: &[SCHEMA_V1],
+    synchronous: Synchronous::Normal,
+};
 
 /// Every table stores the whole document as JSON (so unknown fields survive) next to the
 /// columns it is filtered and sorted on.
@@ -59,85 +59,72 @@ CREATE UNIQUE INDEX IF NOT EXISTS documents_by_key ON documents(idx, id);
 
 /// Opens the database file, creating it (and its directory) when missing.
 pub(super) fn open_file(path: &Path) -> Result<Connection> {
-    let fail = |what: &str, e: &dyn std::fmt::Display| {
-        BackendError::Other(format!(
-            "cannot {what} the embedded database '{}': {e}",
-            path.display()
-        ))
-    };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| fail("create the directory of", &e))?;
-    }
-    create_private_file(path).map_err(|e| fail("create", &e))?;
-    let conn = Connection::open(path).map_err(|e| fail("open", &e))?;
-    configure(&conn, true).map_err(|e| fail("configure", &e))?;
-    migrate(conn, path)
+    sqlite::open_file(path, &SCHEMA).map_err(open_error)
 }
 
 /// A private in-memory database.
 pub(super) fn open_memory() -> Result<Connection> {
-    let conn = Connection::open_in_memory().map_err(db_err)?;
-    configure(&conn, false).map_err(db_err)?;
-    migrate(conn, Path::new(":memory:"))
+    sqlite::open_memory(&SCHEMA).map_err(open_error)
 }
 
-/// Creates an empty file readable by its owner only. SQLite creates its `-wal` and `-shm`
-/// files with the same permissions as the database file.
-fn create_private_file(path: &Path) -> std::io::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
+fn open_error(e: OpenError) -> BackendError {
+    let busy = e.sqlite_error().is_some_and(|inner| {
+        matches!(
+            inner.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+        )
+    });
+    if busy {
+        return BackendError::Other(format!(
+            "the embedded database is busy (another syncdeck process holds a write lock): {e}"
+        ));
     }
-    match options.open(path) {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(e),
-    }
+    BackendError::Other(e.to_string())
 }
 
-fn configure(conn: &Connection, file: bool) -> rusqlite::Result<()> {
-    conn.busy_timeout(BUSY_TIMEOUT)?;
-    if file {
-        // journal_mode answers with the new mode, so it must be read back.
-        let _mode: String =
-            conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
-    }
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
-    Ok(())
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Brings the schema to [`SCHEMA_VERSION`]. The version is checked again inside an immediate
-/// transaction, so two processes opening a new file at once do not both create it.
-fn migrate(mut conn: Connection, path: &Path) -> Result<Connection> {
-    let db_err = |e: rusqlite::Error| match db_err(e) {
-        BackendError::Other(reason) => {
-            BackendError::Other(format!("{reason} (in '{}')", path.display()))
+    #[test]
+    fn a_version_1_file_opens_in_place_with_its_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("embedded.sqlite3");
+        {
+            // As the hand-written opener of version 1 left it: schema, rows, user_version 1.
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(SCHEMA_V1).unwrap();
+            conn.execute(
+                "INSERT INTO documents (idx, id, ts, source) VALUES ('i', 'd1', NULL, '{}')",
+                [],
+            )
+            .unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
         }
-        other => other,
-    };
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(db_err)?;
-    let version: i64 = tx
-        .pragma_query_value(None, "user_version", |row| row.get(0))
-        .map_err(db_err)?;
-    if version > SCHEMA_VERSION {
-        return Err(BackendError::Other(format!(
-            "the embedded database '{}' was written by a newer syncdeck (schema version {version}; \
-             this build knows up to {SCHEMA_VERSION}): upgrade syncdeck or use another data dir",
-            path.display()
-        )));
+        let conn = open_file(&path).unwrap();
+        let n: i64 = conn
+            .query_row("SELECT COUNT(*) FROM documents WHERE idx = 'i'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(n, 1);
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA.version());
     }
-    if version < 1 {
-        tx.execute_batch(SCHEMA_V1).map_err(db_err)?;
+
+    #[test]
+    fn a_newer_file_is_refused_with_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("embedded.sqlite3");
+        drop(open_file(&path).unwrap());
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", SCHEMA.version() + 1)
+            .unwrap();
+        let err = open_file(&path).unwrap_err().to_string();
+        assert!(err.contains("written by a newer syncdeck"), "{err}");
+        assert!(err.contains("embedded.sqlite3"), "{err}");
     }
-    if version != SCHEMA_VERSION {
-        tx.pragma_update(None, "user_version", SCHEMA_VERSION)
-            .map_err(db_err)?;
-    }
-    tx.commit().map_err(db_err)?;
-    Ok(conn)
 }

@@ -12,6 +12,7 @@ use crate::text::{Keep, terminal_safe};
 use serde::Serialize;
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
+use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
 
@@ -68,7 +69,8 @@ impl Table {
     }
 
     /// Renders with two spaces between columns, the last column unpadded. Cells are shown
-    /// with every control character escaped, so one cell stays on one line.
+    /// with every control character escaped, so one cell stays on one line. Columns are
+    /// measured in terminal cells, not characters: a CJK character or an emoji takes two.
     pub fn render(&self) -> String {
         let safe = |cells: &[String]| -> Vec<String> {
             cells
@@ -79,10 +81,10 @@ impl Table {
         let headers = safe(&self.headers);
         let rows: Vec<Vec<String>> = self.rows.iter().map(|r| safe(r)).collect();
         let columns = headers.len();
-        let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+        let mut widths: Vec<usize> = headers.iter().map(|h| h.width()).collect();
         for row in &rows {
             for (i, cell) in row.iter().enumerate().take(columns) {
-                widths[i] = widths[i].max(cell.chars().count());
+                widths[i] = widths[i].max(cell.width());
             }
         }
         let mut out = String::new();
@@ -92,7 +94,7 @@ impl Table {
                 if i + 1 == columns {
                     text.push_str(cell);
                 } else {
-                    let pad = widths[i] - cell.chars().count();
+                    let pad = widths[i].saturating_sub(cell.width());
                     text.push_str(cell);
                     text.push_str(&" ".repeat(pad + 2));
                 }
@@ -110,14 +112,13 @@ impl Table {
 
 /// A key/value listing for `show` commands.
 pub fn details(pairs: &[(&str, String)]) -> String {
-    let width = pairs
-        .iter()
-        .map(|(k, _)| k.chars().count())
-        .max()
-        .unwrap_or(0);
+    let width = pairs.iter().map(|(k, _)| k.width()).max().unwrap_or(0);
     pairs
         .iter()
-        .map(|(k, v)| format!("{k:<width$}  {}\n", terminal_safe(v, Keep::Layout)))
+        .map(|(k, v)| {
+            let pad = " ".repeat(width.saturating_sub(k.width()));
+            format!("{k}{pad}  {}\n", terminal_safe(v, Keep::Layout))
+        })
         .collect()
 }
 
@@ -224,12 +225,23 @@ impl Write for SharedBuffer {
     }
 }
 
-/// Shortens an id or text for a table cell.
+/// Shortens an id or text for a table cell to at most `max` terminal cells, the cut marked
+/// with `…` (one cell). A wide character that would straddle the limit is left out whole.
 pub fn ellipsize(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
+    if text.width() <= max {
         return text.to_string();
     }
-    let kept: String = text.chars().take(max.saturating_sub(1)).collect();
+    let budget = max.saturating_sub(1);
+    let mut used = 0;
+    let mut kept = String::new();
+    for c in text.chars() {
+        let w = c.width().unwrap_or(0);
+        if used + w > budget {
+            break;
+        }
+        used += w;
+        kept.push(c);
+    }
     format!("{kept}…")
 }
 
@@ -303,8 +315,37 @@ mod tests {
     }
 
     #[test]
-    fn ellipsize_counts_chars() {
+    fn ellipsize_counts_terminal_cells() {
         assert_eq!(ellipsize("abcdef", 4), "abc…");
         assert_eq!(ellipsize("ab", 4), "ab");
+        // Each of these takes two cells: three cells of budget keep one, not three.
+        assert_eq!(ellipsize("日本語テキスト", 4), "日…");
+        assert_eq!(ellipsize("日本語テキスト", 5), "日本…");
+        assert_eq!(ellipsize("🚀🚀🚀", 6), "🚀🚀🚀");
+        assert_eq!(ellipsize("🚀🚀🚀", 5), "🚀🚀…");
+    }
+
+    #[test]
+    fn wide_characters_keep_columns_aligned() {
+        let mut t = Table::new(&["NAME", "STATUS"]);
+        t.row(vec!["日本語".into(), "ok".into()]);
+        t.row(vec!["rocket 🚀".into(), "ok".into()]);
+        t.row(vec!["plain".into(), "ok".into()]);
+        let out = t.render();
+        // Every STATUS cell starts in the same terminal column (two cells per wide char).
+        let starts: Vec<usize> = out
+            .lines()
+            .map(|l| {
+                let name_end = l.rfind("  ").expect("two spaces before the last column");
+                l[..name_end + 2].width()
+            })
+            .collect();
+        assert_eq!(starts, vec![11, 11, 11, 11], "{out}");
+        assert_eq!(
+            out,
+            "NAME       STATUS\n日本語     ok\nrocket 🚀  ok\nplain      ok\n"
+        );
+        let d = details(&[("名前", "x".into()), ("id", "y".into())]);
+        assert_eq!(d, "名前  x\nid    y\n");
     }
 }

@@ -1,0 +1,119 @@
+//! The layering rules of ARCHITECTURE.md ("Layers point one way"), checked on the source
+//! text so that a stray `use` cannot bring a cycle back: the `elastic` client knows nothing
+//! of `backend`, and the console reaches the engine through the engine's API, never through
+//! `cli`. Test-only; it reads `src/` and changes nothing.
+
+use std::path::{Path, PathBuf};
+
+/// Every `.rs` file under `dir`, recursively.
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let entries = std::fs::read_dir(&d).unwrap_or_else(|e| panic!("{}: {e}", d.display()));
+        for entry in entries {
+            let path = entry.expect("directory entry").path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|x| x == "rs") {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// `file:line: text` for every code line (comments aside) of the files of `module` (the
+/// directory `src/<module>/` and the file `src/<module>.rs`) that names a forbidden path.
+fn uses_of(module: &str, forbidden: &[&str]) -> Vec<String> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = rust_files(&src.join(module));
+    let single = src.join(format!("{module}.rs"));
+    if single.exists() {
+        files.push(single);
+    }
+    assert!(!files.is_empty(), "no source files for module '{module}'");
+    scan(&files, forbidden)
+}
+
+fn scan(files: &[PathBuf], forbidden: &[&str]) -> Vec<String> {
+    let mut found = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(file).expect("readable source");
+        for (n, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            if forbidden.iter().any(|f| code.contains(f)) {
+                found.push(format!("{}:{}: {}", file.display(), n + 1, line.trim()));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn the_elastic_client_does_not_import_the_backend_layer() {
+    let found = uses_of(
+        "elastic",
+        &[
+            "crate::backend",
+            "super::super::backend",
+            "crate::engine",
+            "crate::cli",
+            "crate::console",
+        ],
+    );
+    assert!(
+        found.is_empty(),
+        "elastic/ must not depend on backend/, engine/, cli/ or console/ (backend/elasticsearch.rs \
+         adapts it):\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn the_console_does_not_call_into_the_cli() {
+    let found = uses_of("console", &["crate::cli", "cli::"]);
+    assert!(
+        found.is_empty(),
+        "console/ must not use cli/ (shared pieces live in context, output and engine::build):\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn the_model_depends_on_nothing_above_it() {
+    let found = uses_of(
+        "model",
+        &[
+            "crate::backend",
+            "crate::elastic",
+            "crate::engine",
+            "crate::cli",
+            "crate::console",
+        ],
+    );
+    assert!(
+        found.is_empty(),
+        "model/ is the bottom layer:\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn the_check_sees_a_forbidden_use() {
+    // The scanner itself: a line that names the path is found, a comment is not.
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join("a.rs"),
+        "// crate::cli in a comment\nuse crate::cli::Context;\n",
+    )
+    .expect("write");
+    let files = rust_files(dir.path());
+    let found = scan(&files, &["crate::cli"]);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].ends_with(":2: use crate::cli::Context;"),
+        "{found:?}"
+    );
+}
