@@ -4,7 +4,7 @@
 //! Breaker view. Pure assembly from state.
 
 use crate::engine::progress::ProgressSnapshot;
-use crate::model::SyncJob;
+use crate::model::{SyncJob, Timestamp};
 use serde::{Deserialize, Serialize};
 
 /// Where a live row comes from.
@@ -36,6 +36,19 @@ pub struct LiveRow<'a> {
     pub source: LiveSource,
     pub snapshot: Option<&'a ProgressSnapshot>,
     pub job: Option<&'a SyncJob>,
+    /// A cluster job whose worker stopped checking in longer ago than the idle threshold:
+    /// shown as `stale`, not as live.
+    pub stale: bool,
+}
+
+/// Whether an active job's worker has not checked in for longer than `idle_secs` (its last
+/// check-in, else its start or creation). Ended jobs are never stale.
+pub fn is_stale(job: &SyncJob, now: Timestamp, idle_secs: i64) -> bool {
+    if !job.status.is_active() && job.status != crate::model::JobStatus::Suspended {
+        return false;
+    }
+    let seen = job.last_seen.or(job.started_at).or(job.created_at);
+    seen.is_some_and(|t| (now.0 - t.0).num_seconds() > idle_secs)
 }
 
 /// The rows, local first, then attached, then cluster jobs not already shown.
@@ -43,6 +56,8 @@ pub fn rows<'a>(
     local: &'a [ProgressSnapshot],
     attached: Option<(&str, &'a [ProgressSnapshot])>,
     active: &'a [SyncJob],
+    now: Timestamp,
+    idle_secs: i64,
 ) -> Vec<LiveRow<'a>> {
     let mut out: Vec<LiveRow<'a>> = local
         .iter()
@@ -52,6 +67,7 @@ pub fn rows<'a>(
             source: LiveSource::Here,
             snapshot: Some(s),
             job: None,
+            stale: false,
         })
         .collect();
     if let Some((addr, snapshots)) = attached {
@@ -65,6 +81,7 @@ pub fn rows<'a>(
                 source: LiveSource::Attached(addr.to_string()),
                 snapshot: Some(s),
                 job: None,
+                stale: false,
             });
         }
     }
@@ -81,6 +98,7 @@ pub fn rows<'a>(
             },
             snapshot: None,
             job: Some(job),
+            stale: is_stale(job, now, idle_secs),
         });
     }
     out
@@ -94,6 +112,17 @@ pub struct NodeRow {
     pub failures: u32,
     /// How long the node stays dead before it is tried again.
     pub dead_for_ms: Option<u64>,
+}
+
+impl From<&crate::engine::status::StatusNode> for NodeRow {
+    fn from(n: &crate::engine::status::StatusNode) -> Self {
+        Self {
+            url: n.url.clone(),
+            alive: n.alive,
+            failures: n.failures,
+            dead_for_ms: n.retry_in_ms,
+        }
+    }
 }
 
 /// The breaker snapshot fields the console shows (the engine serialises its

@@ -1,16 +1,20 @@
 //! Draws the whole console from state: header (profile, cluster, health, Kibana, breaker
-//! light, read-only badge), view tabs, the current view or screen, the footer (hints from
-//! the keymap, or the `:`/`/` input), then dialogs and toasts on top. Reads state only.
+//! light, read-only badge, attach state), view tabs (with the sort and drill-down scope),
+//! the current view or screen, toasts on their own lines above the footer (never over the
+//! table), the footer (hints from the keymap, or the `:`/`/` input), then dialogs on top.
+//! Reads state only.
 
-use super::app::{AppState, Modal, Screen, ViewId, current_filter};
+use super::app::{
+    AppState, AttachStatus, Modal, Screen, Toast, ToastLevel, ViewId, current_filter,
+};
 use super::form::Form;
 use super::keymap::{Command, KeyContext};
 use super::live::worst_breaker;
 use super::theme::Theme;
 use super::views::config_editor::{self, ConfigEditorView, input_height, render_input};
 use super::views::help::HelpView;
-use super::views::{Hint, detail, view_for};
-use super::widgets::{centered, command_line, confirm, toast};
+use super::views::{Hint, detail, messages, view_for};
+use super::widgets::{centered, command_line, confirm};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
@@ -20,19 +24,54 @@ use ratatui::widgets::{Block, BorderType, Clear, Paragraph};
 pub fn draw(frame: &mut Frame, state: &AppState, theme: &Theme) {
     let area = frame.area();
     frame.render_widget(Block::default().style(theme.text), area);
-    let [header, tabs, body, footer] = Layout::vertical([
+    // Toasts get lines of their own when there is room, so they never hide rows.
+    let toast_rows = if area.height >= 10 {
+        state.toasts.len().min(super::app::MAX_TOASTS) as u16
+    } else {
+        0
+    };
+    let [header, tabs, body, toasts, footer] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Length(1),
         Constraint::Min(3),
+        Constraint::Length(toast_rows),
         Constraint::Length(1),
     ])
     .areas(area);
     render_header(frame, header, state, theme);
     render_tabs(frame, tabs, state, theme);
     render_body(frame, body, state, theme);
+    render_toasts(frame, toasts, &state.toasts, theme);
     render_footer(frame, footer, state, theme);
     render_modal(frame, body, footer, state, theme);
-    toast::render(frame, body, &state.toasts, theme);
+}
+
+/// Toasts, newest lowest, one line each; a cut one says where its full text is.
+fn render_toasts(frame: &mut Frame, area: Rect, toasts: &[Toast], theme: &Theme) {
+    let skip = toasts.len().saturating_sub(area.height as usize);
+    for (i, toast) in toasts.iter().skip(skip).enumerate() {
+        let (style, mark) = match toast.level {
+            ToastLevel::Info => (theme.toast_info, "•"),
+            ToastLevel::Warn => (theme.toast_warn, "!"),
+            ToastLevel::Error => (theme.toast_error, "✖"),
+        };
+        let width = area.width as usize;
+        let full = format!(" {mark} {} ", toast.text);
+        let text = if unicode_width::UnicodeWidthStr::width(full.as_str()) > width {
+            let more = " (m: full text) ";
+            let cut = super::format::ellipsize(&full, width.saturating_sub(more.len()));
+            format!("{cut}{more}")
+        } else {
+            full
+        };
+        let line = Rect {
+            y: area.y + i as u16,
+            height: 1,
+            ..area
+        };
+        frame.render_widget(Clear, line);
+        frame.render_widget(Paragraph::new(Line::from(text)).style(style), line);
+    }
 }
 
 fn sep(theme: &Theme) -> Span<'static> {
@@ -117,7 +156,22 @@ fn render_header(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme)
     }
     if let Some(addr) = &state.settings.attach {
         spans.push(sep(theme));
-        spans.push(Span::styled(format!("attached {addr}"), theme.accent));
+        // Narrow terminals drop the address, never the state.
+        let at = if narrow {
+            "attach".to_string()
+        } else {
+            format!("attach {addr}")
+        };
+        let (text, style) = match state.attach_status() {
+            Some(AttachStatus::Attaching) | None => (format!("{at}: connecting…"), theme.dim),
+            Some(AttachStatus::Attached) => (format!("attached {addr}"), theme.accent),
+            Some(AttachStatus::Reconnecting) => (format!("{at}: reconnecting…"), theme.warn),
+            Some(AttachStatus::Unreachable { since }) => (
+                format!("{at}: ✖ unreachable since {}", since.0.format("%H:%M:%S")),
+                theme.danger,
+            ),
+        };
+        spans.push(Span::styled(text, style));
     }
     frame.render_widget(Paragraph::new(Line::from(spans)).style(theme.header), area);
 }
@@ -159,7 +213,25 @@ fn render_tabs(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
             },
         ));
     }
-    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+    frame.render_widget(Paragraph::new(Line::from(spans.clone())), area);
+    // The drill-down scope and the sort of this view, at the right of the tabs.
+    let facts: Vec<String> = [state.scope_label(), state.sort_label()]
+        .into_iter()
+        .flatten()
+        .collect();
+    if !facts.is_empty() && state.screens.is_empty() {
+        let text = format!(" {} ", facts.join(" · "));
+        let w = unicode_width::UnicodeWidthStr::width(text.as_str()) as u16;
+        let used: usize = spans.iter().map(|s| s.width()).sum();
+        if used as u16 + w <= area.width {
+            let right = Rect {
+                x: area.right() - w,
+                width: w,
+                ..area
+            };
+            frame.render_widget(Paragraph::new(Line::styled(text, theme.accent)), right);
+        }
+    }
 }
 
 fn render_body(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
@@ -173,6 +245,12 @@ fn render_body(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
         }
         Some(Screen::Editor(e)) => {
             ConfigEditorView.render(frame, area, e, state.profile.read_only, theme)
+        }
+        Some(Screen::Messages { scroll }) => {
+            messages::render_messages(frame, area, *scroll, state, theme)
+        }
+        Some(Screen::LogLine { text, scroll }) => {
+            messages::render_log_line(frame, area, text, *scroll, theme)
         }
         None => view_for(state.view).render(frame, area, state, theme),
     }
@@ -206,6 +284,8 @@ pub fn current_hints(state: &AppState) -> (KeyContext, &'static [Hint]) {
         Some(Screen::JobDetail { .. }) => detail::JOB_HINTS,
         Some(Screen::DeadLetterDetail { .. }) => detail::DEAD_LETTER_HINTS,
         Some(Screen::Editor(e)) => config_editor::hints(e),
+        Some(Screen::Messages { .. }) => messages::MESSAGES_HINTS,
+        Some(Screen::LogLine { .. }) => messages::LOG_LINE_HINTS,
         None => view_for(state.view).hints(),
     };
     (context, hints)

@@ -74,7 +74,7 @@ impl View for LogsView {
             .collect();
         if shown.is_empty() {
             frame.render_widget(
-                Paragraph::new(Line::styled("no log lines yet", theme.dim)),
+                Paragraph::new(Line::styled(state.logs.empty_text(), theme.dim)),
                 inner,
             );
             return;
@@ -86,3 +86,86 @@ impl View for LogsView {
         HINTS
     }
 }
+
+/// The Logs view's state: the tail's lines, where the view is scrolled, the filter, and
+/// whether long lines wrap.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LogsState {
+    pub lines: Vec<String>,
+    /// Lines appended since start (the tail's counter).
+    pub total: u64,
+    /// Lines scrolled back from the newest; 0 follows new lines.
+    pub scroll_back: usize,
+    pub filter: String,
+    /// Long lines wrap instead of being cut at the edge (`w`).
+    pub wrap: bool,
+}
+
+impl LogsState {
+    /// The lines the filter keeps.
+    pub fn visible(&self) -> Vec<&str> {
+        let needle = self.filter.to_lowercase();
+        self.lines
+            .iter()
+            .filter(|l| {
+                needle.is_empty() || crate::console::table::fuzzy_match(&needle, &l.to_lowercase())
+            })
+            .map(String::as_str)
+            .collect()
+    }
+
+    /// The selected line: the newest one shown, `scroll_back` lines up.
+    pub fn selected(&self) -> Option<String> {
+        let lines = self.visible();
+        lines
+            .len()
+            .checked_sub(1 + self.scroll_back)
+            .and_then(|i| lines.get(i))
+            .map(|l| l.to_string())
+    }
+
+    /// What to show when no line is: nothing logged yet, or nothing the filter keeps.
+    pub fn empty_text(&self) -> String {
+        if self.lines.is_empty() {
+            "no log lines yet".to_string()
+        } else {
+            format!(
+                "no line of {} matches '{}' (esc clears the filter)",
+                self.lines.len(),
+                self.filter
+            )
+        }
+    }
+
+    /// Stores newly read lines; returns whether anything changed. Keeps the view still when
+    /// scrolled back.
+    pub fn load(&mut self, lines: Vec<String>, total: u64) -> bool {
+        if total == self.total {
+            return false;
+        }
+        if self.scroll_back > 0 {
+            let added = total.saturating_sub(self.total) as usize;
+            self.scroll_back += added;
+        }
+        self.lines = lines;
+        self.total = total;
+        true
+    }
+}
+
+/// This view's part of `update`: the results of the effects it asked for, and its commands.
+/// Pure, like `update`: state in, effects out.
+pub(crate) mod update {
+    use crate::console::app::*;
+    use crate::console::effect::Effect;
+
+    /// The results of effects this view asked for.
+    pub(crate) fn on_result(state: &mut AppState, action: Action) -> Vec<Effect> {
+        if let Action::LogsLoaded { lines, total } = action {
+            state.dirty |= state.logs.load(lines, total);
+        }
+        Vec::new()
+    }
+}
+
+pub(crate) use update::*;
