@@ -38,8 +38,14 @@ pub fn draw(frame: &mut Frame, state: &AppState, theme: &Theme) {
         Constraint::Length(1),
     ])
     .areas(area);
-    render_header(frame, header, state, theme);
-    render_tabs(frame, tabs, state, theme);
+    let header_used = render_header(frame, header, state, theme);
+    let tabs_used = render_tabs(frame, tabs, state, theme);
+    render_facts(
+        frame,
+        [(header, header_used), (tabs, tabs_used)],
+        state,
+        theme,
+    );
     render_body(frame, body, state, theme);
     render_toasts(frame, toasts, &state.toasts, theme);
     render_footer(frame, footer, state, theme);
@@ -78,7 +84,8 @@ fn sep(theme: &Theme) -> Span<'static> {
     Span::styled(" │ ", theme.dim)
 }
 
-fn render_header(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
+/// Draws the header line; returns how many columns it used.
+fn render_header(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) -> u16 {
     let narrow = area.width < 100;
     // Narrow terminals keep the facts and drop the name.
     let mut spans = if narrow {
@@ -173,7 +180,9 @@ fn render_header(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme)
         };
         spans.push(Span::styled(text, style));
     }
+    let used: usize = spans.iter().map(|s| s.width()).sum();
     frame.render_widget(Paragraph::new(Line::from(spans)).style(theme.header), area);
+    used as u16
 }
 
 fn short_title(view: ViewId) -> &'static str {
@@ -188,7 +197,8 @@ fn short_title(view: ViewId) -> &'static str {
     }
 }
 
-fn render_tabs(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
+/// Draws the view tabs; returns how many columns they used.
+fn render_tabs(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) -> u16 {
     let narrow = area.width < 100;
     let mut spans = Vec::new();
     for (i, view) in ViewId::ALL.iter().enumerate() {
@@ -213,25 +223,44 @@ fn render_tabs(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
             },
         ));
     }
-    frame.render_widget(Paragraph::new(Line::from(spans.clone())), area);
-    // The drill-down scope and the sort of this view, at the right of the tabs.
+    let used: usize = spans.iter().map(|s| s.width()).sum();
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+    used as u16
+}
+
+/// The drill-down scope and the sort of the view (`job=… · sort STARTED↓`), at the right of
+/// the header line, or of the tabs when the header is full; cut to the room there is.
+fn render_facts(frame: &mut Frame, lines: [(Rect, u16); 2], state: &AppState, theme: &Theme) {
     let facts: Vec<String> = [state.scope_label(), state.sort_label()]
         .into_iter()
         .flatten()
         .collect();
-    if !facts.is_empty() && state.screens.is_empty() {
-        let text = format!(" {} ", facts.join(" · "));
-        let w = unicode_width::UnicodeWidthStr::width(text.as_str()) as u16;
-        let used: usize = spans.iter().map(|s| s.width()).sum();
-        if used as u16 + w <= area.width {
-            let right = Rect {
-                x: area.right() - w,
-                width: w,
-                ..area
-            };
-            frame.render_widget(Paragraph::new(Line::styled(text, theme.accent)), right);
-        }
+    if facts.is_empty() || !state.screens.is_empty() {
+        return;
     }
+    let text = format!(" {} ", facts.join(" · "));
+    let want = unicode_width::UnicodeWidthStr::width(text.as_str()) as u16;
+    let room = |(area, used): (Rect, u16)| area.width.saturating_sub(used + 1);
+    let (area, used) = lines
+        .into_iter()
+        .find(|l| room(*l) >= want)
+        .unwrap_or_else(|| {
+            lines
+                .into_iter()
+                .max_by_key(|l| room(*l))
+                .unwrap_or(lines[0])
+        });
+    let width = want.min(room((area, used)));
+    if width < 8 {
+        return;
+    }
+    let text = super::format::ellipsize(&text, width as usize);
+    let right = Rect {
+        x: area.right() - width,
+        width,
+        ..area
+    };
+    frame.render_widget(Paragraph::new(Line::styled(text, theme.accent)), right);
 }
 
 fn render_body(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
