@@ -1448,3 +1448,67 @@ fn jobs_of_workers_gone_quiet_are_stale_not_live() {
         .unwrap_or("");
     assert!(line.contains("stale"), "{screen}");
 }
+
+#[test]
+fn the_pool_keeps_dead_nodes_and_shows_the_attached_workers() {
+    // Bug 9: a node taken down disappeared; attached, the pool shown was the console's own.
+    let mut s = loaded_state(false, (120, 40));
+    let all = nodes();
+    let gone = all[0].url.clone();
+    let rest: Vec<_> = all.iter().skip(1).cloned().collect();
+    apply(&mut s, [Action::PoolLoaded(Ok(Some(rest)))]);
+    let pool = s.pool.value.clone().flatten().unwrap();
+    let kept = pool
+        .iter()
+        .find(|n| n.url == gone)
+        .expect("the node vanished");
+    assert!(!kept.alive, "a node that left the pool is listed as dead");
+    // Attached: the worker's pool, from its /status; the console's own is ignored.
+    s.settings.attach = Some("127.0.0.1:7777".into());
+    let worker_node = syncdeck::engine::status::StatusNode {
+        url: "http://worker-es:9200".into(),
+        alive: false,
+        failures: 3,
+        retry_in_ms: Some(4000),
+    };
+    apply(
+        &mut s,
+        [Action::AttachedLoaded(Ok(
+            syncdeck::engine::status::StatusDocument {
+                worker: "w".into(),
+                version: "0".into(),
+                jobs: Vec::new(),
+                pool: Some(vec![worker_node]),
+            },
+        ))],
+    );
+    apply(&mut s, [Action::PoolLoaded(Ok(Some(nodes())))]);
+    let pool = s.pool.value.clone().flatten().unwrap();
+    assert_eq!(pool.len(), 1, "{pool:?}");
+    assert_eq!(pool[0].url, "http://worker-es:9200");
+    assert_eq!(pool[0].dead_for_ms, Some(4000));
+    apply(&mut s, [ch('4')]);
+    let screen = text(&draw(&s, &theme("default")));
+    assert!(
+        screen.contains("worker-es") && screen.contains("dead"),
+        "{screen}"
+    );
+    // An older worker without a pool: said so, not the console's pool.
+    apply(
+        &mut s,
+        [Action::AttachedLoaded(Ok(
+            syncdeck::engine::status::StatusDocument {
+                worker: "w".into(),
+                version: "0.0.9".into(),
+                jobs: Vec::new(),
+                pool: None,
+            },
+        ))],
+    );
+    assert!(
+        s.pool
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("does not report its node pool"))
+    );
+}
