@@ -1512,3 +1512,30 @@ fn the_pool_keeps_dead_nodes_and_shows_the_attached_workers() {
             .is_some_and(|e| e.contains("does not report its node pool"))
     );
 }
+
+#[test]
+fn starting_says_what_it_is_doing() {
+    // Smaller bug: `starting` showed no progress for seconds.
+    let progress = syncdeck::engine::progress::Progress::new("job-s", "demo-generator", "idx");
+    progress.set_step("checking the configuration, pinging the source");
+    let snap = progress.snapshot();
+    assert_eq!(
+        snap.step.as_deref(),
+        Some("checking the configuration, pinging the source")
+    );
+    let mut s = loaded_state(false, (120, 40));
+    apply(&mut s, [Action::LiveLoaded(vec![snap]), ch('3')]);
+    while s.live_selected().map(|r| r.job_id) != Some("job-s") {
+        let before = s.live.cursor.selected;
+        apply(&mut s, [ch('j')]);
+        assert_ne!(before, s.live.cursor.selected, "job-s not in the Live view");
+    }
+    let screen = text(&draw(&s, &theme("default")));
+    assert!(
+        screen.contains("starting: checking the configuration"),
+        "{screen}"
+    );
+    // The step ends with the phase.
+    progress.set_phase(syncdeck::engine::progress::Phase::Extracting);
+    assert_eq!(progress.snapshot().step, None);
+}

@@ -133,6 +133,8 @@ struct Slow {
     rates: VecDeque<RateSample>,
     last_sample: Option<(Instant, Counters)>,
     phase: Phase,
+    /// What `starting` is doing now.
+    step: Option<&'static str>,
     error: Option<String>,
     total_hint: Option<u64>,
     breaker: Option<serde_json::Value>,
@@ -159,6 +161,10 @@ pub struct ProgressSnapshot {
     pub started_at: Timestamp,
     pub elapsed_ms: u64,
     pub phase: Phase,
+    /// What the job is doing while `starting` (checking and pinging the source, creating
+    /// the index, reading the source's size, scanning the index's ids): seconds can pass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
     pub error: Option<String>,
     pub counters: Counters,
     /// Documents the source said it has, when known.
@@ -200,6 +206,7 @@ impl Progress {
                 phase: Phase::Starting,
                 error: None,
                 total_hint: None,
+                step: None,
                 breaker: None,
                 finished_at: None,
             }),
@@ -274,9 +281,17 @@ impl Progress {
         }
     }
 
+    /// Says what `starting` is doing now (cleared when the phase moves on).
+    pub fn set_step(&self, step: &'static str) {
+        self.lock().step = Some(step);
+    }
+
     pub fn set_phase(&self, phase: Phase) {
         let mut slow = self.lock();
         slow.phase = phase;
+        if phase != Phase::Starting {
+            slow.step = None;
+        }
         if phase.is_done() && slow.finished_at.is_none() {
             slow.finished_at = Some(Instant::now());
         }
@@ -367,6 +382,7 @@ impl Progress {
             started_at: self.started_at,
             elapsed_ms: elapsed.as_millis() as u64,
             phase: slow.phase,
+            step: slow.step.map(str::to_string),
             error: slow.error.clone(),
             counters,
             total_hint: slow.total_hint,

@@ -633,11 +633,13 @@ impl Engine {
         checkpoint_tx: tokio::sync::mpsc::UnboundedSender<Value>,
     ) -> Result<PipelineOutcome, String> {
         const CANCELED: &str = "the sync was canceled";
+        progress.set_step("checking the configuration, pinging the source");
         let prepared = tokio::select! {
             prepared = self.prepare(job) => prepared?,
             _ = cancel.cancelled() => return Err(CANCELED.into()),
         };
         let (source, mode, index) = prepared;
+        progress.set_step("creating the index");
         let ensured = tokio::select! {
             ensured = self.deps.store.ensure_index(&index, None) => ensured,
             _ = cancel.cancelled() => return Err(CANCELED.into()),

@@ -261,6 +261,7 @@ pub fn snapshot(job_id: &str, handled: u64) -> ProgressSnapshot {
         started_at: ts("2024-05-01T09:59:30Z"),
         elapsed_ms: 12_300,
         phase: Phase::Extracting,
+        step: None,
         error: None,
         counters: Counters {
             seen: handled + 120,

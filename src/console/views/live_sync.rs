@@ -316,7 +316,7 @@ fn render_snapshot(
         Line::from(
             [
                 vec![
-                    Span::styled(phase_text(s.phase), phase_style(s.phase, theme)),
+                    Span::styled(phase_label(s), phase_style(s.phase, theme)),
                     Span::raw("  "),
                 ],
                 stat("elapsed ", duration_ms(s.elapsed_ms), theme),
@@ -651,3 +651,11 @@ pub(crate) mod update {
 }
 
 pub(crate) use update::*;
+
+/// The phase, with what `starting` is doing (`starting: pinging the source`).
+pub fn phase_label(s: &ProgressSnapshot) -> String {
+    match (&s.step, s.phase) {
+        (Some(step), Phase::Starting) => format!("{}: {step}", phase_text(s.phase)),
+        _ => phase_text(s.phase).to_string(),
+    }
+}
