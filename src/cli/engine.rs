@@ -221,12 +221,11 @@ fn draw_bar(s: &ProgressSnapshot) {
         .eta_ms
         .map(|ms| format!(" ETA {}s", ms / 1000))
         .unwrap_or_default();
-    let breaker = s
-        .breaker
-        .as_ref()
-        .and_then(|b| b.get("state"))
-        .and_then(|v| v.as_str())
-        .unwrap_or("closed");
+    let breaker = match s.breaker.as_ref().map(|b| b.state) {
+        Some(crate::engine::breaker::BreakerState::Open) => "open",
+        Some(crate::engine::breaker::BreakerState::HalfOpen) => "half_open",
+        Some(crate::engine::breaker::BreakerState::Closed) | None => "closed",
+    };
     let mut err = std::io::stderr();
     let _ = write!(
         err,

@@ -3,6 +3,7 @@
 //! [`ProgressSnapshot`]s that UIs (the console, `sync --watch`, `/status`) read at their own
 //! frame rate. The engine never waits for a reader.
 
+use super::breaker::BreakerSnapshot;
 use crate::model::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
@@ -137,7 +138,7 @@ struct Slow {
     step: Option<&'static str>,
     error: Option<String>,
     total_hint: Option<u64>,
-    breaker: Option<serde_json::Value>,
+    breaker: Option<BreakerSnapshot>,
     finished_at: Option<Instant>,
 }
 
@@ -181,8 +182,8 @@ pub struct ProgressSnapshot {
     /// Remaining time at the average rate, when the total is known.
     pub eta_ms: Option<u64>,
     pub rates: Vec<RateSample>,
-    /// The sink's circuit breaker, as its own snapshot type serialises it.
-    pub breaker: Option<serde_json::Value>,
+    /// The sink's circuit breaker.
+    pub breaker: Option<BreakerSnapshot>,
     pub recent: Vec<DocOutcome>,
 }
 
@@ -305,7 +306,7 @@ impl Progress {
         self.lock().total_hint = total;
     }
 
-    pub fn set_breaker(&self, breaker: serde_json::Value) {
+    pub fn set_breaker(&self, breaker: BreakerSnapshot) {
         self.lock().breaker = Some(breaker);
     }
 

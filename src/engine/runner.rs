@@ -615,9 +615,7 @@ impl Engine {
         let _ = heartbeat.await;
         // The heartbeat samples the breaker once a second: keep how it ended, not a
         // snapshot up to a second old.
-        if let Ok(snapshot) = serde_json::to_value(breaker.snapshot()) {
-            progress.set_breaker(snapshot);
-        }
+        progress.set_breaker(breaker.snapshot());
         result
     }
 
@@ -1002,9 +1000,7 @@ async fn heartbeat(
         }
         let now = Instant::now();
         progress.sample(now);
-        if let Ok(snapshot) = serde_json::to_value(breaker.snapshot()) {
-            progress.set_breaker(snapshot);
-        }
+        progress.set_breaker(breaker.snapshot());
         let counters = progress.counters();
         if counters.handled() + counters.deleted
             != last_progress.1.handled() + last_progress.1.deleted

@@ -214,16 +214,11 @@ pub fn render_metrics(out: &mut String, live: &LiveJobs, dlq: Option<&super::dlq
     );
     let _ = writeln!(out, "# TYPE syncdeck_breaker_state gauge");
     for s in &snapshots {
-        let state = s
-            .breaker
-            .as_ref()
-            .and_then(|b| b.get("state"))
-            .and_then(|v| v.as_str())
-            .unwrap_or("closed");
-        let value = match state {
-            "open" => 2,
-            "half_open" => 1,
-            _ => 0,
+        use super::breaker::BreakerState;
+        let value = match s.breaker.as_ref().map(|b| b.state) {
+            Some(BreakerState::Open) => 2,
+            Some(BreakerState::HalfOpen) => 1,
+            Some(BreakerState::Closed) | None => 0,
         };
         let _ = writeln!(out, "syncdeck_breaker_state{{{}}} {value}", labels(s));
     }

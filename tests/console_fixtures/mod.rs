@@ -285,7 +285,7 @@ pub fn snapshot(job_id: &str, handled: u64) -> ProgressSnapshot {
         avg_bulk_latency_ms: 18.4,
         eta_ms: Some(17_000),
         rates,
-        breaker: Some(breaker()),
+        breaker: serde_json::from_value(breaker()).ok(),
         recent,
     }
 }
