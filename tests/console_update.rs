@@ -1215,8 +1215,22 @@ fn logs_say_when_the_filter_matches_nothing_and_open_a_line_in_full() {
     }
     apply(&mut s, [key(KeyCode::Esc)]);
     assert!(!s.logs.wrap);
+    let long = format!(
+        "2024-05-01T09:59:59.000Z  WARN syncdeck: {} END",
+        "word ".repeat(30)
+    );
+    let mut lines = log_lines();
+    lines.push(long);
+    apply(&mut s, [Action::LogsLoaded { lines, total: 5 }, ch('G')]);
+    let cut = text(&draw(&s, &theme("default")));
+    assert!(!cut.contains("END"), "{cut}");
     apply(&mut s, [ch('w')]);
     assert!(s.logs.wrap);
+    let wrapped = text(&draw(&s, &theme("default")));
+    assert!(
+        wrapped.contains("END"),
+        "the wrapped line is whole:\n{wrapped}"
+    );
 }
 
 #[test]

@@ -79,6 +79,11 @@ impl View for LogsView {
             );
             return;
         }
+        if state.logs.wrap {
+            let wrapped = wrap_tail(&lines[..end], inner.width as usize, height, narrow, theme);
+            frame.render_widget(Paragraph::new(wrapped), inner);
+            return;
+        }
         frame.render_widget(Paragraph::new(shown), inner);
     }
 
@@ -169,3 +174,28 @@ pub(crate) mod update {
 }
 
 pub(crate) use update::*;
+
+/// The last `height` screen lines of `lines` wrapped to `width` (`w` on the Logs view): the
+/// newest line stays at the bottom, whole.
+fn wrap_tail(
+    lines: &[&str],
+    width: usize,
+    height: usize,
+    narrow: bool,
+    theme: &Theme,
+) -> Vec<Line<'static>> {
+    let mut out: Vec<Line<'static>> = Vec::new();
+    for l in lines.iter().rev() {
+        let style = line_style(l, theme);
+        let parts = super::messages::wrap_text(trim_date(l, narrow), width);
+        for part in parts.into_iter().rev() {
+            out.push(Line::styled(part, style));
+        }
+        if out.len() >= height {
+            break;
+        }
+    }
+    out.truncate(height);
+    out.reverse();
+    out
+}
