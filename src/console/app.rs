@@ -10,14 +10,14 @@ use super::form::{Form, FormPurpose};
 use super::keymap::{Command, KeyChord, KeyContext, Keymap};
 use super::live::{self, NodeRow};
 use super::sort::{self, Sort, SortColumn, SortKey, SortValue};
-use super::table::{Cursor, TableData, TableRow};
+use super::table::{TableData, TableRow};
 use super::views::{config_editor, connectors, dead_letters, jobs};
-use crate::backend::{ClusterSummary, SyncJobQuery};
+use crate::backend::ClusterSummary;
 use crate::engine::progress::ProgressSnapshot;
 use crate::engine::status::StatusDocument;
 use crate::kibana::{ActionConnector, KibanaStatus};
 use crate::model::{
-    Configuration, Connector, DeadLetter, JobStatus, JobType, NewConnector, SyncJob, Timestamp,
+    Configuration, Connector, DeadLetter, JobType, NewConnector, SyncJob, Timestamp,
 };
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEvent, MouseEventKind};
 use std::collections::BTreeSet;
@@ -356,38 +356,8 @@ pub enum Modal {
 
 pub use super::views::logs::LogsState;
 
-/// The Live view's data.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct LiveState {
-    /// This process's engine.
-    pub local: Vec<ProgressSnapshot>,
-    pub local_at: Option<Timestamp>,
-    /// `--attach`.
-    pub attached: Fetched<StatusDocument>,
-    /// Jobs in progress anywhere, from the cluster.
-    pub active: Fetched<Vec<SyncJob>>,
-    pub cursor: Cursor,
-    /// The selected job, kept across refreshes.
-    pub selected_job: Option<String>,
-}
-
-/// Filters of the Jobs view (sent to the server).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct JobsFilter {
-    pub status: Option<JobStatus>,
-    pub connector: Option<String>,
-}
-
-impl JobsFilter {
-    pub fn query(&self) -> SyncJobQuery {
-        SyncJobQuery {
-            size: Some(JOBS_PAGE),
-            status: self.status,
-            connector_id: self.connector.clone(),
-            ..Default::default()
-        }
-    }
-}
+pub use super::views::jobs::JobsFilter;
+pub use super::views::live_sync::LiveState;
 
 /// When each poll last went out.
 #[derive(Debug, Clone, Default, PartialEq)]

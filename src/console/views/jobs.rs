@@ -219,3 +219,21 @@ pub(crate) mod update {
 }
 
 pub(crate) use update::*;
+
+/// The Jobs view's filters (sent to the server: the table holds one page of jobs).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobsFilter {
+    pub status: Option<crate::model::JobStatus>,
+    pub connector: Option<String>,
+}
+
+impl JobsFilter {
+    pub fn query(&self) -> crate::backend::SyncJobQuery {
+        crate::backend::SyncJobQuery {
+            size: Some(crate::console::app::JOBS_PAGE),
+            status: self.status,
+            connector_id: self.connector.clone(),
+            ..Default::default()
+        }
+    }
+}

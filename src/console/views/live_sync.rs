@@ -659,3 +659,19 @@ pub fn phase_label(s: &ProgressSnapshot) -> String {
         _ => phase_text(s.phase).to_string(),
     }
 }
+
+/// The Live view's state: this engine's snapshots, the attached worker's `/status`, the
+/// cluster's running jobs, and the selection (kept by job id across refreshes).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LiveState {
+    /// This process's engine.
+    pub local: Vec<ProgressSnapshot>,
+    pub local_at: Option<crate::model::Timestamp>,
+    /// `--attach`.
+    pub attached: crate::console::app::Fetched<crate::engine::status::StatusDocument>,
+    /// Jobs in progress anywhere, from the cluster.
+    pub active: crate::console::app::Fetched<Vec<SyncJob>>,
+    pub cursor: crate::console::table::Cursor,
+    /// The selected job, kept across refreshes.
+    pub selected_job: Option<String>,
+}
