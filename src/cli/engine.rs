@@ -243,12 +243,11 @@ fn draw_bar(s: &ProgressSnapshot) {
         .eta_ms
         .map(|ms| format!(" ETA {}s", ms / 1000))
         .unwrap_or_default();
-    let breaker = s
-        .breaker
-        .as_ref()
-        .and_then(|b| b.get("state"))
-        .and_then(|v| v.as_str())
-        .unwrap_or("closed");
+    let breaker = match s.breaker.as_ref().map(|b| b.state) {
+        Some(crate::engine::breaker::BreakerState::Open) => "open",
+        Some(crate::engine::breaker::BreakerState::HalfOpen) => "half_open",
+        Some(crate::engine::breaker::BreakerState::Closed) | None => "closed",
+    };
     let mut err = std::io::stderr();
     let _ = write!(
         err,
@@ -302,11 +301,29 @@ pub async fn serve(ctx: &mut Context, args: ServeArgs) -> CliResult {
     let engine = build_engine(ctx)?;
     let shutdown = CancellationToken::new();
     if let Some(addr) = args.listen {
-        let (bound, _) = status::start(
+        // The worker's own node pool goes into `/status`: an attached console shows it.
+        let pool: Option<status::PoolSource> = ctx.elasticsearch.clone().map(|es| {
+            Arc::new(move || {
+                let now = std::time::Instant::now();
+                es.client()
+                    .transport()
+                    .pool_snapshot()
+                    .into_iter()
+                    .map(|n| status::StatusNode {
+                        retry_in_ms: n.retry_in(now).map(|d| d.as_millis() as u64),
+                        url: n.url,
+                        alive: n.alive,
+                        failures: n.failures,
+                    })
+                    .collect()
+            }) as status::PoolSource
+        });
+        let (bound, _) = status::start_with_pool(
             addr,
             engine.live(),
             engine.deps().dlq.clone(),
             engine.deps().worker.clone(),
+            pool,
             shutdown.clone(),
         )
         .await

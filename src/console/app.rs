@@ -4,19 +4,20 @@
 //! something visible changed, so the runtime draws only then.
 
 use super::command::{self, ConsoleCommand};
-use super::editor::{ConfigEditor, SpecStatus};
+use super::editor::ConfigEditor;
 use super::effect::Effect;
 use super::form::{Form, FormPurpose};
 use super::keymap::{Command, KeyChord, KeyContext, Keymap};
 use super::live::{self, NodeRow};
-use super::table::{Cursor, TableData, TableRow};
-use crate::backend::{ClusterSummary, SyncJobQuery};
+use super::sort::{self, Sort, SortColumn, SortKey, SortValue};
+use super::table::{TableData, TableRow};
+use super::views::{config_editor, connectors, dead_letters, jobs};
+use crate::backend::ClusterSummary;
 use crate::engine::progress::ProgressSnapshot;
-use crate::engine::runner::runnable;
 use crate::engine::status::StatusDocument;
 use crate::kibana::{ActionConnector, KibanaStatus};
 use crate::model::{
-    Configuration, Connector, DeadLetter, JobStatus, JobType, NewConnector, SyncJob, Timestamp,
+    Configuration, Connector, DeadLetter, JobType, NewConnector, SyncJob, Timestamp,
 };
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEvent, MouseEventKind};
 use std::collections::BTreeSet;
@@ -28,7 +29,12 @@ pub const ATTACH_POLL_MS: i64 = 1000;
 /// Sync jobs fetched per refresh (newest first).
 pub const JOBS_PAGE: u64 = 500;
 /// Toasts shown at once.
-pub const MAX_TOASTS: usize = 4;
+pub const MAX_TOASTS: usize = 3;
+/// Messages kept in the `:messages` history (the oldest go first).
+pub const MAX_MESSAGES: usize = 500;
+/// How long failed reads of an attached worker count as "reconnecting…" before the header
+/// says "unreachable since".
+pub const ATTACH_GRACE_SECS: i64 = 5;
 
 /// The main views, in tab order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -161,7 +167,7 @@ impl<T> Default for Fetched<T> {
 
 impl<T: PartialEq> Fetched<T> {
     /// Stores a result; returns whether anything visible changed.
-    fn set(&mut self, result: Result<T, String>, now: Timestamp) -> bool {
+    pub fn set(&mut self, result: Result<T, String>, now: Timestamp) -> bool {
         self.loading = false;
         self.at = Some(now);
         match result {
@@ -194,6 +200,42 @@ pub struct Toast {
     pub until: Timestamp,
 }
 
+/// One entry of the `:messages` history: every toast, in full, with when it was shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub level: ToastLevel,
+    pub text: String,
+    pub at: Timestamp,
+    /// How many times in a row it was shown.
+    pub repeats: u32,
+}
+
+/// A place along a drill-down path (Connectors › a connector's jobs › a job › its dead
+/// letters): what `esc` comes back to.
+#[derive(Debug, Clone)]
+pub struct Crumb {
+    pub view: ViewId,
+    pub screens: Vec<Screen>,
+    /// The Jobs view's connector filter there.
+    pub jobs_connector: Option<String>,
+    /// The Dead letters view's job scope there.
+    pub dlq_job: Option<String>,
+}
+
+/// What the header says about `--attach`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttachStatus {
+    /// No answer yet.
+    Attaching,
+    Attached,
+    /// The last read failed, after a success, for less than [`ATTACH_GRACE_SECS`].
+    Reconnecting,
+    /// Reads fail since then.
+    Unreachable {
+        since: Timestamp,
+    },
+}
+
 /// The detail of one connector.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConnectorDetail {
@@ -208,9 +250,24 @@ pub struct ConnectorDetail {
 #[derive(Debug, Clone)]
 pub enum Screen {
     ConnectorDetail(Box<ConnectorDetail>),
-    JobDetail { id: String, scroll: u16 },
-    DeadLetterDetail { id: i64, scroll: u16 },
+    JobDetail {
+        id: String,
+        scroll: u16,
+    },
+    DeadLetterDetail {
+        id: i64,
+        scroll: u16,
+    },
     Editor(Box<ConfigEditor>),
+    /// The history of toasts and errors (`:messages`).
+    Messages {
+        scroll: u16,
+    },
+    /// One log line in full, wrapped.
+    LogLine {
+        text: String,
+        scroll: u16,
+    },
 }
 
 /// What a yes/no dialog confirms; the dialog words itself from it.
@@ -257,7 +314,11 @@ impl ConfirmAction {
             ),
             Self::RetryDeadLetters(ids) => format!("Retry {} dead letters now?", ids.len()),
             Self::DeleteKibana { id, name } => format!("Delete Kibana connector '{name}' ({id})?"),
-            Self::DiscardEdits { .. } => "Discard the unsaved configuration changes?".to_string(),
+            // Quitting is about the whole console, closing the editor only about the form.
+            Self::DiscardEdits { quit: true } => "Quit syncdeck and discard the edits?".to_string(),
+            Self::DiscardEdits { quit: false } => {
+                "Discard the unsaved configuration changes?".to_string()
+            }
             Self::QuitWhileSyncing { jobs } => {
                 format!(
                     "{jobs} sync(s) run on this console's engine; quitting suspends them. Quit?"
@@ -293,61 +354,10 @@ pub enum Modal {
     Form(Box<Form>),
 }
 
-/// The Logs view.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct LogsState {
-    pub lines: Vec<String>,
-    /// Lines appended since start (the tail's counter).
-    pub total: u64,
-    /// Lines scrolled back from the newest; 0 follows new lines.
-    pub scroll_back: usize,
-    pub filter: String,
-}
+pub use super::views::logs::LogsState;
 
-impl LogsState {
-    /// The lines the filter keeps.
-    pub fn visible(&self) -> Vec<&str> {
-        let needle = self.filter.to_lowercase();
-        self.lines
-            .iter()
-            .filter(|l| needle.is_empty() || super::table::fuzzy_match(&needle, &l.to_lowercase()))
-            .map(String::as_str)
-            .collect()
-    }
-}
-
-/// The Live view's data.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct LiveState {
-    /// This process's engine.
-    pub local: Vec<ProgressSnapshot>,
-    pub local_at: Option<Timestamp>,
-    /// `--attach`.
-    pub attached: Fetched<StatusDocument>,
-    /// Jobs in progress anywhere, from the cluster.
-    pub active: Fetched<Vec<SyncJob>>,
-    pub cursor: Cursor,
-    /// The selected job, kept across refreshes.
-    pub selected_job: Option<String>,
-}
-
-/// Filters of the Jobs view (sent to the server).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct JobsFilter {
-    pub status: Option<JobStatus>,
-    pub connector: Option<String>,
-}
-
-impl JobsFilter {
-    pub fn query(&self) -> SyncJobQuery {
-        SyncJobQuery {
-            size: Some(JOBS_PAGE),
-            status: self.status,
-            connector_id: self.connector.clone(),
-            ..Default::default()
-        }
-    }
-}
+pub use super::views::jobs::JobsFilter;
+pub use super::views::live_sync::LiveState;
 
 /// When each poll last went out.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -401,6 +411,18 @@ pub struct AppState {
     pub kibana: TableData<ActionConnector>,
     pub logs: LogsState,
     pub toasts: Vec<Toast>,
+    /// Every toast and error shown, oldest first (`:messages`).
+    pub messages: Vec<Message>,
+    /// The drill-down path, outermost first: `esc` comes back along it.
+    pub path: Vec<Crumb>,
+    /// Open dead letters per job, for the job detail.
+    pub job_dead_letters: std::collections::BTreeMap<String, u64>,
+    /// The last answer of an attached worker, and since when its reads fail.
+    pub attach_ok_at: Option<Timestamp>,
+    pub attach_failing_since: Option<Timestamp>,
+    /// A job of another worker whose last check-in is older than this is `stale`, not
+    /// live (the profile's `idle_job_timeout`; the runtime sets it).
+    pub idle_job_timeout_secs: i64,
     pub timers: Timers,
     /// Something visible changed since the last draw.
     pub dirty: bool,
@@ -440,6 +462,12 @@ impl AppState {
             kibana: TableData::default(),
             logs: LogsState::default(),
             toasts: Vec::new(),
+            messages: Vec::new(),
+            path: Vec::new(),
+            job_dead_letters: std::collections::BTreeMap::new(),
+            attach_ok_at: None,
+            attach_failing_since: None,
+            idle_job_timeout_secs: 300,
             timers: Timers::default(),
             dirty: true,
             quit: false,
@@ -468,7 +496,7 @@ impl AppState {
         }
     }
 
-    fn editor_mut(&mut self) -> Option<&mut ConfigEditor> {
+    pub(crate) fn editor_mut(&mut self) -> Option<&mut ConfigEditor> {
         match self.screens.last_mut() {
             Some(Screen::Editor(e)) => Some(e),
             _ => None,
@@ -477,12 +505,72 @@ impl AppState {
 
     /// Rows of the Live view.
     pub fn live_rows(&self) -> Vec<live::LiveRow<'_>> {
+        // An unreachable worker's last answer is history, not live.
+        let reachable = !matches!(self.attach_status(), Some(AttachStatus::Unreachable { .. }));
         let attached = match (&self.settings.attach, &self.live.attached.value) {
-            (Some(addr), Some(doc)) => Some((addr.as_str(), doc.jobs.as_slice())),
+            (Some(addr), Some(doc)) if reachable => Some((addr.as_str(), doc.jobs.as_slice())),
             _ => None,
         };
         let active = self.live.active.value.as_deref().unwrap_or(&[]);
-        live::rows(&self.live.local, attached, active)
+        live::rows(
+            &self.live.local,
+            attached,
+            active,
+            self.now,
+            self.idle_job_timeout_secs,
+        )
+    }
+
+    /// The state of `--attach`, for the header (`None` when not attached).
+    pub fn attach_status(&self) -> Option<AttachStatus> {
+        self.settings.attach.as_ref()?;
+        Some(match (self.attach_failing_since, self.attach_ok_at) {
+            (None, None) => AttachStatus::Attaching,
+            (None, Some(_)) => AttachStatus::Attached,
+            (Some(since), Some(ok))
+                if ok <= since && (self.now.0 - since.0).num_seconds() < ATTACH_GRACE_SECS =>
+            {
+                AttachStatus::Reconnecting
+            }
+            (Some(since), _) => AttachStatus::Unreachable { since },
+        })
+    }
+
+    /// Whether a job of the cluster is `stale`: active, but its worker has not checked in
+    /// for longer than the idle threshold (it is most likely gone).
+    pub fn job_is_stale(&self, job: &SyncJob) -> bool {
+        live::is_stale(job, self.now, self.idle_job_timeout_secs)
+    }
+
+    /// The sortable columns of the current view.
+    pub fn sort_columns(&self) -> &'static [SortColumn] {
+        sort_columns(self.view)
+    }
+
+    /// The current view's sort, as the header shows it (`sort NAME↑`).
+    pub fn sort_label(&self) -> Option<String> {
+        let sort = match self.view {
+            ViewId::Connectors => self.connectors.sort(),
+            ViewId::Jobs => self.jobs.sort(),
+            ViewId::DeadLetters => self.dead_letters.sort(),
+            ViewId::Kibana => self.kibana.sort(),
+            _ => None,
+        }?;
+        Some(format!("sort {}", sort.label(self.sort_columns())))
+    }
+
+    /// Where the drill-down path stands, for the header: `connector=pg-orders`,
+    /// `job=job-1`.
+    pub fn scope_label(&self) -> Option<String> {
+        match self.view {
+            ViewId::Jobs => self
+                .jobs_filter
+                .connector
+                .as_ref()
+                .map(|c| format!("connector={c}")),
+            ViewId::DeadLetters => self.dead_letters.scope().map(|j| format!("job={j}")),
+            _ => None,
+        }
     }
 
     /// The selected row of the Live view.
@@ -516,8 +604,67 @@ impl AppState {
         }
     }
 
-    fn page(&self) -> isize {
+    pub(crate) fn page(&self) -> isize {
         (self.size.1 as isize - 9).max(1)
+    }
+}
+
+/// A mutation that can fail, named so the console words the failure and undoes what it
+/// set while the mutation ran (a busy dead-letter queue, a submitting form).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Operation {
+    StartSync {
+        connector_id: String,
+    },
+    CancelJob {
+        job_id: String,
+    },
+    CreateConnector,
+    /// The connector was created; giving it its service type's fields failed.
+    ConfigureConnector {
+        connector_id: String,
+    },
+    DeleteConnector {
+        connector_id: String,
+    },
+    RetryDeadLetters,
+    ReadDeadLetters,
+    DropDeadLetters,
+    KibanaCreate,
+    KibanaDelete {
+        id: String,
+    },
+}
+
+impl Operation {
+    /// Whether the dead-letter queue was busy with it.
+    pub fn is_dead_letters(&self) -> bool {
+        matches!(
+            self,
+            Self::RetryDeadLetters | Self::ReadDeadLetters | Self::DropDeadLetters
+        )
+    }
+}
+
+impl std::fmt::Display for Operation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::StartSync { connector_id } => write!(f, "starting a sync of '{connector_id}'"),
+            Self::CancelJob { job_id } => write!(f, "canceling job {job_id}"),
+            Self::CreateConnector => f.write_str("creating the connector"),
+            Self::ConfigureConnector { connector_id } => write!(
+                f,
+                "connector '{connector_id}' created, but giving it its configuration fields"
+            ),
+            Self::DeleteConnector { connector_id } => {
+                write!(f, "deleting connector '{connector_id}'")
+            }
+            Self::RetryDeadLetters => f.write_str("retrying dead letters"),
+            Self::ReadDeadLetters => f.write_str("reading dead letters"),
+            Self::DropDeadLetters => f.write_str("dropping dead letters"),
+            Self::KibanaCreate => f.write_str("creating the Kibana connector"),
+            Self::KibanaDelete { id } => write!(f, "deleting Kibana connector {id}"),
+        }
     }
 }
 
@@ -594,9 +741,14 @@ pub enum Action {
         result: Result<String, String>,
     },
     KibanaDeleted(String),
-    /// A mutation failed; `what` says which.
+    /// A job's open dead letters, for its detail.
+    DeadLettersCounted {
+        job_id: String,
+        result: Result<u64, String>,
+    },
+    /// A mutation failed; `op` says which.
     Failed {
-        what: String,
+        op: Operation,
         error: String,
     },
     ProfileChanged(ProfileInfo),
@@ -605,6 +757,7 @@ pub enum Action {
 }
 
 /// Applies one action; returns the effects to perform.
+#[must_use = "the effects must be performed"]
 pub fn update(state: &mut AppState, action: Action) -> Vec<Effect> {
     match action {
         Action::Key(key) => on_key(state, key),
@@ -654,10 +807,12 @@ fn on_tick(state: &mut AppState, now: Timestamp) -> Vec<Effect> {
         state.timers.live = Some(now);
         fx.push(Effect::PollLive);
     }
+    // The header shows the attach state everywhere, so the worker is read everywhere;
+    // faster while its jobs are watched.
+    let attach_every = if watching_live { ATTACH_POLL_MS } else { every };
     if let Some(addr) = state.settings.attach.clone()
-        && watching_live
         && !state.live.attached.loading
-        && due(state.timers.attach, now, ATTACH_POLL_MS)
+        && due(state.timers.attach, now, attach_every)
     {
         state.timers.attach = Some(now);
         state.live.attached.loading = true;
@@ -688,8 +843,12 @@ fn header_loads(state: &mut AppState) -> Vec<Effect> {
 /// The loads the current view (and screen) needs, skipping those in flight.
 fn view_loads(state: &mut AppState) -> Vec<Effect> {
     let mut fx = Vec::new();
-    if let Some(Screen::ConnectorDetail(d)) = state.screens.last() {
-        fx.push(Effect::LoadConnectorDetail(d.id.clone()));
+    match state.screens.last() {
+        Some(Screen::ConnectorDetail(d)) => fx.push(Effect::LoadConnectorDetail(d.id.clone())),
+        Some(Screen::JobDetail { id, .. }) => {
+            fx.push(Effect::CountDeadLetters { job_id: id.clone() })
+        }
+        _ => {}
     }
     if matches!(state.screens.last(), Some(Screen::Editor(_))) {
         // Never reload under someone's edits.
@@ -708,7 +867,8 @@ fn view_loads(state: &mut AppState) -> Vec<Effect> {
             state.live.active.loading = true;
             fx.push(Effect::LoadActiveJobs);
         }
-        ViewId::Breaker if !state.pool.loading => {
+        // An attached worker's pool comes with its `/status`.
+        ViewId::Breaker if !state.pool.loading && state.settings.attach.is_none() => {
             state.pool.loading = true;
             fx.push(Effect::LoadPool);
         }
@@ -740,6 +900,7 @@ pub fn toast(state: &mut AppState, level: ToastLevel, text: impl Into<String>) {
     };
     let until = Timestamp(state.now.0 + chrono::Duration::seconds(secs));
     state.dirty = true;
+    remember(state, level, &text);
     if let Some(t) = state.toasts.iter_mut().find(|t| t.text == text) {
         t.until = until;
         return;
@@ -747,6 +908,29 @@ pub fn toast(state: &mut AppState, level: ToastLevel, text: impl Into<String>) {
     state.toasts.push(Toast { level, text, until });
     if state.toasts.len() > MAX_TOASTS {
         state.toasts.remove(0);
+    }
+}
+
+/// Adds a message to the `:messages` history (a repeat of the last one is counted).
+fn remember(state: &mut AppState, level: ToastLevel, text: &str) {
+    let now = state.now;
+    if let Some(last) = state.messages.last_mut()
+        && last.text == text
+        && last.level == level
+    {
+        last.repeats += 1;
+        last.at = now;
+        return;
+    }
+    state.messages.push(Message {
+        level,
+        text: text.to_string(),
+        at: now,
+        repeats: 1,
+    });
+    if state.messages.len() > MAX_MESSAGES {
+        let extra = state.messages.len() - MAX_MESSAGES;
+        state.messages.drain(..extra);
     }
 }
 
@@ -766,7 +950,7 @@ fn on_key(state: &mut AppState, key: KeyEvent) -> Vec<Effect> {
         None => {}
     }
     if matches!(state.screens.last(), Some(Screen::Editor(_))) {
-        return editor_key(state, key);
+        return config_editor::editor_key(state, key);
     }
     let context = state.key_context();
     match state.keymap.lookup(context, chord) {
@@ -794,6 +978,12 @@ fn help_key(state: &mut AppState, chord: KeyChord, scroll: u16) -> Vec<Effect> {
 
 fn confirm_key(state: &mut AppState, chord: KeyChord, action: ConfirmAction) -> Vec<Effect> {
     state.dirty = true;
+    // Enter never answers: a habit key must not delete anything, even if a user keymap
+    // binds it.
+    if chord == KeyChord::plain(KeyCode::Enter) {
+        state.modal = Some(Modal::Confirm(action));
+        return Vec::new();
+    }
     match state.keymap.lookup_in(KeyContext::Confirm, chord) {
         Some(Command::Confirm) => confirmed(state, action),
         Some(Command::Back) => Vec::new(),
@@ -812,7 +1002,7 @@ fn confirmed(state: &mut AppState, action: ConfirmAction) -> Vec<Effect> {
             state.dlq_busy = true;
             vec![Effect::DropDeadLetters(ids)]
         }
-        ConfirmAction::RetryDeadLetters(ids) => start_retry(state, ids),
+        ConfirmAction::RetryDeadLetters(ids) => dead_letters::start_retry(state, ids),
         ConfirmAction::DeleteKibana { id, .. } => vec![Effect::KibanaDelete(id)],
         ConfirmAction::DiscardEdits { quit } => {
             state.screens.pop();
@@ -941,15 +1131,29 @@ fn run_console_command(state: &mut AppState, input: &str) -> Vec<Effect> {
             toast(state, ToastLevel::Info, text);
             vec![Effect::SetMouse(on)]
         }
-        Err(message) => {
-            state.modal = Some(Modal::CommandLine(CommandLineState {
-                input: input.to_string(),
-                candidates: Vec::new(),
-                error: Some(message),
-            }));
-            Vec::new()
+        Ok(ConsoleCommand::Messages) => open_messages(state),
+        Ok(ConsoleCommand::Sort { column, desc }) => {
+            match sort::find(state.sort_columns(), &column) {
+                Ok(c) => {
+                    set_sort(state, Some(Sort { key: c.key, desc }));
+                    Vec::new()
+                }
+                Err(message) => reopen_command_line(state, message),
+            }
         }
+        Ok(ConsoleCommand::ViewWith(view, arg)) => open_view_with(state, view, &arg),
+        // The prompt starts empty again, the error above it says what was wrong.
+        Err(message) => reopen_command_line(state, message),
     }
+}
+
+fn reopen_command_line(state: &mut AppState, message: String) -> Vec<Effect> {
+    state.modal = Some(Modal::CommandLine(CommandLineState {
+        input: String::new(),
+        candidates: Vec::new(),
+        error: Some(message),
+    }));
+    Vec::new()
 }
 
 fn filter_key(state: &mut AppState, key: KeyEvent) -> Vec<Effect> {
@@ -1101,96 +1305,8 @@ fn submit_form(state: &mut AppState, mut form: Box<Form>) -> Vec<Effect> {
     }
 }
 
-fn editor_key(state: &mut AppState, key: KeyEvent) -> Vec<Effect> {
-    let chord = KeyChord::from_event(&key);
-    let Some(editor) = state.editor() else {
-        return Vec::new();
-    };
-    let mut command = state.keymap.lookup_in(KeyContext::Editor, chord);
-    if editor.focus_is_multiline() && matches!(key.code, KeyCode::Up | KeyCode::Down) {
-        command = None;
-    }
-    if command.is_none() && chord.is_chord() {
-        command = state
-            .keymap
-            .lookup_in(KeyContext::Global, chord)
-            .filter(|c| matches!(c, Command::Quit | Command::Help));
-    }
-    state.dirty = true;
-    match command {
-        Some(Command::Back) => {
-            if state.editor().is_some_and(ConfigEditor::is_dirty) {
-                state.modal = Some(Modal::Confirm(ConfirmAction::DiscardEdits { quit: false }));
-            } else {
-                state.screens.pop();
-            }
-            Vec::new()
-        }
-        Some(Command::Quit) => request_quit(state),
-        Some(Command::Help) => {
-            state.modal = Some(Modal::Help { scroll: 0 });
-            Vec::new()
-        }
-        Some(Command::NextField) => {
-            if let Some(e) = state.editor_mut() {
-                e.move_focus(1);
-            }
-            Vec::new()
-        }
-        Some(Command::PrevField) => {
-            if let Some(e) = state.editor_mut() {
-                e.move_focus(-1);
-            }
-            Vec::new()
-        }
-        Some(Command::Reveal) => {
-            if let Some(e) = state.editor_mut()
-                && !e.toggle_reveal()
-            {
-                toast(
-                    state,
-                    ToastLevel::Info,
-                    "only sensitive text fields can be revealed",
-                );
-            }
-            Vec::new()
-        }
-        Some(Command::Save) => save_editor(state),
-        Some(Command::LoadSpec) => load_spec(state),
-        _ => {
-            // Enter in a one-line field moves on, like Tab.
-            if key.code == KeyCode::Enter
-                && let Some(e) = state.editor_mut()
-                && !e.focus_is_multiline()
-                && !matches!(
-                    e.fields.get(e.focus).map(|f| &f.input),
-                    Some(super::editor::FieldInput::Toggle(_))
-                )
-            {
-                e.move_focus(1);
-                return Vec::new();
-            }
-            if state.profile.read_only {
-                toast(
-                    state,
-                    ToastLevel::Warn,
-                    format!(
-                        "profile '{}' is read-only: the configuration cannot be changed",
-                        state.profile.name
-                    ),
-                );
-                return Vec::new();
-            }
-            if let Some(e) = state.editor_mut() {
-                e.input(key);
-            }
-            Vec::new()
-        }
-    }
-}
-
 /// On a read-only profile, says so and returns `true`: the caller does nothing.
-fn refuse_if_read_only(state: &mut AppState) -> bool {
+pub(crate) fn refuse_if_read_only(state: &mut AppState) -> bool {
     if !state.profile.read_only {
         return false;
     }
@@ -1200,153 +1316,6 @@ fn refuse_if_read_only(state: &mut AppState) -> bool {
         format!("refused: profile '{}' is read-only", state.profile.name),
     );
     true
-}
-
-fn save_editor(state: &mut AppState) -> Vec<Effect> {
-    if refuse_if_read_only(state) {
-        return Vec::new();
-    }
-    let Some(editor) = state.editor() else {
-        return Vec::new();
-    };
-    if editor.saving {
-        return Vec::new();
-    }
-    if editor.schema_changed {
-        return save_editor_schema(state);
-    }
-    match editor.prepare_save() {
-        Err(problems) => not_saved(state, &problems),
-        Ok(values) if values.is_empty() => {
-            toast(state, ToastLevel::Info, "nothing changed");
-            Vec::new()
-        }
-        Ok(values) => {
-            let connector_id = editor.connector_id.clone();
-            start_saving(
-                state,
-                Effect::SaveConfig {
-                    connector_id,
-                    values,
-                },
-            )
-        }
-    }
-}
-
-/// Says why the form was not saved: how many problems, and the first.
-fn not_saved(state: &mut AppState, problems: &[String]) -> Vec<Effect> {
-    let first = problems.first().cloned().unwrap_or_default();
-    toast(
-        state,
-        ToastLevel::Warn,
-        format!("not saved: {} problem(s); {first}", problems.len()),
-    );
-    Vec::new()
-}
-
-/// Marks the editor as saving (a second save waits for the answer) and sends `save`.
-fn start_saving(state: &mut AppState, save: Effect) -> Vec<Effect> {
-    if let Some(e) = state.editor_mut() {
-        e.saving = true;
-    }
-    vec![save]
-}
-
-/// After a spec load the cluster does not know the new fields yet: the whole configuration
-/// goes, schema and values.
-fn save_editor_schema(state: &mut AppState) -> Vec<Effect> {
-    let Some(editor) = state.editor() else {
-        return Vec::new();
-    };
-    match editor.prepare_schema_save() {
-        Err(problems) => not_saved(state, &problems),
-        Ok((configuration, changes)) => {
-            let connector_id = editor.connector_id.clone();
-            start_saving(
-                state,
-                Effect::SaveConfigSchema {
-                    connector_id,
-                    configuration,
-                    changes,
-                },
-            )
-        }
-    }
-}
-
-/// Asks for the spec of the program the form names now (unsaved edits included), so an
-/// operator can change `command` and load its fields before saving anything.
-fn load_spec(state: &mut AppState) -> Vec<Effect> {
-    if refuse_if_read_only(state) {
-        return Vec::new();
-    }
-    let Some(editor) = state.editor() else {
-        return Vec::new();
-    };
-    if !editor.is_external() {
-        let service = editor.service_type.clone().unwrap_or_default();
-        toast(
-            state,
-            ToastLevel::Info,
-            format!(
-                "only 'external' connectors run a program that has a spec (this one is '{service}')"
-            ),
-        );
-        return Vec::new();
-    }
-    if editor.spec_status == Some(SpecStatus::Running) {
-        return Vec::new();
-    }
-    let connector_id = editor.connector_id.clone();
-    let (configuration, _) = editor.working();
-    if let Some(e) = state.editor_mut() {
-        e.spec_status = Some(SpecStatus::Running);
-    }
-    vec![Effect::LoadSpec {
-        connector_id,
-        configuration,
-    }]
-}
-
-/// The spec's fields arrived: merged into the form if its editor is still open.
-fn on_spec_loaded(state: &mut AppState, connector_id: &str, result: Result<Configuration, String>) {
-    state.dirty = true;
-    let save_key = state
-        .keymap
-        .key_for(KeyContext::Editor, Command::Save)
-        .map(|k| k.to_string())
-        .unwrap_or_else(|| "save".to_string());
-    let editor = match state.screens.last_mut() {
-        Some(Screen::Editor(e)) if e.connector_id == connector_id => Some(e),
-        _ => None,
-    };
-    match (result, editor) {
-        (Ok(spec), Some(e)) => {
-            let outcome = e.merge_spec(&spec);
-            let text = if outcome.changed {
-                format!(
-                    "spec loaded: {}; review, then {save_key} saves",
-                    outcome.summary
-                )
-            } else {
-                format!("spec loaded: {}", outcome.summary)
-            };
-            e.spec_status = Some(SpecStatus::Loaded(text.clone()));
-            toast(state, ToastLevel::Info, text);
-        }
-        (Ok(_), None) => {}
-        (Err(error), editor) => {
-            if let Some(e) = editor {
-                e.spec_status = Some(SpecStatus::Failed(error.clone()));
-            }
-            toast(
-                state,
-                ToastLevel::Error,
-                format!("spec of '{connector_id}' not loaded: {error}"),
-            );
-        }
-    }
 }
 
 fn on_paste(state: &mut AppState, text: &str) -> Vec<Effect> {
@@ -1441,75 +1410,38 @@ pub fn run_command(state: &mut AppState, command: Command) -> Vec<Effect> {
         Command::Back => back(state),
         Command::Copy => copy(state),
         Command::Refresh => refresh_now(state),
-        Command::StartSync => start_sync(state),
-        Command::EditConfig => edit_config(state),
+        Command::StartSync => connectors::start_sync(state),
+        Command::EditConfig => connectors::edit_config(state),
         Command::NewConnector => new_item(state),
         Command::Delete => delete_item(state),
-        Command::CancelJob => cancel_job(state),
-        Command::StatusFilter => cycle_status_filter(state),
-        Command::ConnectorFilter => toggle_connector_filter(state),
-        Command::Mark => {
-            if let Some(id) = state.dead_letters.selected().map(|d| d.id)
-                && !state.marked.remove(&id)
-            {
-                state.marked.insert(id);
-            }
-            state.dead_letters.move_by(1);
-            Vec::new()
+        Command::CancelJob => jobs::cancel_job(state),
+        Command::StatusFilter => jobs::cycle_status_filter(state),
+        Command::ConnectorFilter => jobs::toggle_connector_filter(state),
+        Command::Mark | Command::MarkAll | Command::Retry | Command::RetryAll | Command::Drop => {
+            super::views::dead_letters::on_command(state, command)
         }
-        Command::MarkAll => {
-            let visible: BTreeSet<i64> = state.dead_letters.visible().map(|d| d.id).collect();
-            if !visible.is_empty() && visible.is_subset(&state.marked) {
-                state.marked.retain(|id| !visible.contains(id));
-            } else {
-                state.marked.extend(visible);
+        Command::Execute => super::views::kibana::execute(state),
+        Command::Messages => open_messages(state),
+        Command::WrapLines => {
+            if state.view == ViewId::Logs && state.screens.is_empty() {
+                state.logs.wrap = !state.logs.wrap;
             }
             Vec::new()
         }
-        Command::Retry => {
-            let ids = dead_letter_selection(state);
-            if ids.is_empty() {
-                toast(state, ToastLevel::Info, "no dead letter selected");
-                return Vec::new();
-            }
-            start_retry(state, ids)
-        }
-        Command::RetryAll => {
-            let ids: Vec<i64> = state.dead_letters.visible().map(|d| d.id).collect();
-            if ids.is_empty() {
-                toast(state, ToastLevel::Info, "no dead letters to retry");
-                return Vec::new();
-            }
-            state.modal = Some(Modal::Confirm(ConfirmAction::RetryDeadLetters(ids)));
-            Vec::new()
-        }
-        Command::Drop => {
-            let ids = dead_letter_selection(state);
-            if ids.is_empty() {
-                toast(state, ToastLevel::Info, "no dead letter selected");
-                return Vec::new();
-            }
-            state.modal = Some(Modal::Confirm(ConfirmAction::DropDeadLetters(ids)));
-            Vec::new()
-        }
-        Command::Execute => {
-            if state.view != ViewId::Kibana {
-                return Vec::new();
-            }
-            if let Some(k) = state.kibana.selected() {
-                if k.connector_type_id != crate::kibana::model::INDEX_CONNECTOR_TYPE {
-                    toast(
-                        state,
-                        ToastLevel::Info,
-                        format!(
-                            "only .index connectors can be executed here ('{}' is {})",
-                            k.name, k.connector_type_id
-                        ),
-                    );
-                    return Vec::new();
-                }
-                let form = Form::kibana_execute(&k.id, &k.name);
-                state.modal = Some(Modal::Form(Box::new(form)));
+        Command::ConnectorJobs => connector_jobs(state),
+        Command::JobDeadLetters => job_dead_letters(state),
+        Command::SortId
+        | Command::SortName
+        | Command::SortType
+        | Command::SortIndex
+        | Command::SortStatus
+        | Command::SortAge
+        | Command::SortConnector
+        | Command::SortJob
+        | Command::SortError
+        | Command::SortWorker => {
+            if let Some(key) = command.sort_key() {
+                sort_by_key(state, key);
             }
             Vec::new()
         }
@@ -1523,7 +1455,148 @@ pub fn run_command(state: &mut AppState, command: Command) -> Vec<Effect> {
     }
 }
 
-fn request_quit(state: &mut AppState) -> Vec<Effect> {
+fn open_messages(state: &mut AppState) -> Vec<Effect> {
+    state.dirty = true;
+    if !matches!(state.screens.last(), Some(Screen::Messages { .. })) {
+        // Newest at the bottom, shown first: scrolled to the end.
+        state.screens.push(Screen::Messages { scroll: u16::MAX });
+    }
+    Vec::new()
+}
+
+/// The sortable columns of a view.
+pub fn sort_columns(view: ViewId) -> &'static [SortColumn] {
+    match view {
+        ViewId::Connectors => sort::CONNECTORS,
+        ViewId::Jobs => sort::JOBS,
+        ViewId::DeadLetters => sort::DEAD_LETTERS,
+        ViewId::Kibana => sort::KIBANA,
+        ViewId::Live | ViewId::Breaker | ViewId::Logs => &[],
+    }
+}
+
+/// Shift + a column's letter: sorts by it, again reverses. Times start newest first.
+fn sort_by_key(state: &mut AppState, key: SortKey) {
+    if !state.screens.is_empty() {
+        return;
+    }
+    if !state.sort_columns().iter().any(|c| c.key == key) {
+        toast(
+            state,
+            ToastLevel::Info,
+            format!(
+                "the {} view cannot be sorted by {key:?}",
+                state.view.title()
+            ),
+        );
+        return;
+    }
+    let current = match state.view {
+        ViewId::Connectors => state.connectors.sort(),
+        ViewId::Jobs => state.jobs.sort(),
+        ViewId::DeadLetters => state.dead_letters.sort(),
+        ViewId::Kibana => state.kibana.sort(),
+        _ => None,
+    };
+    let desc = match current {
+        Some(s) if s.key == key => !s.desc,
+        _ => key == SortKey::Age,
+    };
+    set_sort(state, Some(Sort { key, desc }));
+}
+
+/// Sorts the current view's table; it stays sorted so across refreshes and view changes.
+fn set_sort(state: &mut AppState, sort: Option<Sort>) {
+    state.dirty = true;
+    match state.view {
+        ViewId::Connectors => state.connectors.set_sort(sort),
+        ViewId::Jobs => state.jobs.set_sort(sort),
+        ViewId::DeadLetters => state.dead_letters.set_sort(sort),
+        ViewId::Kibana => state.kibana.set_sort(sort),
+        ViewId::Live | ViewId::Breaker | ViewId::Logs => {}
+    }
+}
+
+/// Where the console stands now, to come back to.
+fn crumb(state: &AppState) -> Crumb {
+    Crumb {
+        view: state.view,
+        screens: state.screens.clone(),
+        jobs_connector: state.jobs_filter.connector.clone(),
+        dlq_job: state.dead_letters.scope().map(str::to_string),
+    }
+}
+
+/// Drill-down: the jobs of the selected (or shown) connector; esc comes back.
+fn connector_jobs(state: &mut AppState) -> Vec<Effect> {
+    let Some(c) = connectors::target_connector(state) else {
+        return Vec::new();
+    };
+    drill_to_jobs(state, c.id)
+}
+
+fn drill_to_jobs(state: &mut AppState, connector_id: String) -> Vec<Effect> {
+    if state.editor().is_some() {
+        return Vec::new();
+    }
+    let here = crumb(state);
+    state.path.push(here);
+    go_to(state, ViewId::Jobs);
+    if state.jobs_filter.connector.as_deref() != Some(connector_id.as_str()) {
+        state.jobs_filter.connector = Some(connector_id);
+        return jobs::reload_jobs(state);
+    }
+    Vec::new()
+}
+
+/// The job a command applies to: the job detail's, or the selected job (Jobs or Live).
+pub(crate) fn target_job(state: &AppState) -> Option<String> {
+    match (state.screens.last(), state.view) {
+        (Some(Screen::JobDetail { id, .. }), _) => Some(id.clone()),
+        (Some(_), _) => None,
+        (None, ViewId::Jobs) => state.jobs.selected().map(|j| j.id.clone()),
+        (None, ViewId::Live) => state.live_selected().map(|r| r.job_id.to_string()),
+        _ => None,
+    }
+}
+
+/// Drill-down: the dead letters of the selected (or shown) job; esc comes back.
+fn job_dead_letters(state: &mut AppState) -> Vec<Effect> {
+    let Some(job_id) = target_job(state) else {
+        return Vec::new();
+    };
+    drill_to_dead_letters(state, job_id)
+}
+
+fn drill_to_dead_letters(state: &mut AppState, job_id: String) -> Vec<Effect> {
+    let here = crumb(state);
+    state.path.push(here);
+    state.dead_letters.set_scope(Some(job_id));
+    go_to(state, ViewId::DeadLetters)
+}
+
+/// `:connectors ARG`, `:jobs ARG`, `:dlq ARG`: a known connector (jobs) or job (dead
+/// letters) drills down to it; anything else filters the view.
+fn open_view_with(state: &mut AppState, view: ViewId, arg: &str) -> Vec<Effect> {
+    let is_connector = |s: &AppState| s.connectors.all().iter().any(|c| c.id == arg);
+    let is_job = |s: &AppState| {
+        s.jobs.all().iter().any(|j| j.id == arg)
+            || s.dead_letters.all().iter().any(|d| d.job_id == arg)
+    };
+    match view {
+        ViewId::Jobs if is_connector(state) => drill_to_jobs(state, arg.to_string()),
+        ViewId::DeadLetters if is_job(state) => drill_to_dead_letters(state, arg.to_string()),
+        _ => {
+            let fx = switch_view(state, view);
+            if state.view == view && has_filter(state) {
+                set_filter(state, arg);
+            }
+            fx
+        }
+    }
+}
+
+pub(crate) fn request_quit(state: &mut AppState) -> Vec<Effect> {
     state.dirty = true;
     if state
         .screens
@@ -1546,7 +1619,8 @@ fn request_quit(state: &mut AppState) -> Vec<Effect> {
     vec![Effect::Quit]
 }
 
-/// Switches the main view; loads its data when it is older than a refresh.
+/// Switches the main view (a new place: the drill-down path and its scopes end, toasts of
+/// the old view go); loads its data when it is older than a refresh.
 pub fn switch_view(state: &mut AppState, view: ViewId) -> Vec<Effect> {
     if state.editor().is_some_and(ConfigEditor::is_dirty) {
         toast(
@@ -1556,7 +1630,15 @@ pub fn switch_view(state: &mut AppState, view: ViewId) -> Vec<Effect> {
         );
         return Vec::new();
     }
+    state.path.clear();
+    state.dead_letters.set_scope(None);
+    go_to(state, view)
+}
+
+/// Shows a main view, keeping the drill-down path.
+pub(crate) fn go_to(state: &mut AppState, view: ViewId) -> Vec<Effect> {
     state.dirty = true;
+    state.toasts.clear();
     state.screens.clear();
     state.view = view;
     let fresh = match view {
@@ -1582,7 +1664,7 @@ pub fn switch_view(state: &mut AppState, view: ViewId) -> Vec<Effect> {
     fx
 }
 
-fn refresh_now(state: &mut AppState) -> Vec<Effect> {
+pub(crate) fn refresh_now(state: &mut AppState) -> Vec<Effect> {
     state.timers.refresh = Some(state.now);
     let mut fx = view_loads(state);
     fx.extend(header_loads(state));
@@ -1590,7 +1672,7 @@ fn refresh_now(state: &mut AppState) -> Vec<Effect> {
     fx
 }
 
-fn has_filter(state: &AppState) -> bool {
+pub(crate) fn has_filter(state: &AppState) -> bool {
     matches!(
         state.view,
         ViewId::Connectors | ViewId::Jobs | ViewId::DeadLetters | ViewId::Kibana | ViewId::Logs
@@ -1609,7 +1691,7 @@ pub fn current_filter(state: &AppState) -> String {
     }
 }
 
-fn set_filter(state: &mut AppState, text: &str) {
+pub(crate) fn set_filter(state: &mut AppState, text: &str) {
     state.dirty = true;
     match state.view {
         ViewId::Connectors => state.connectors.set_filter(text),
@@ -1650,7 +1732,7 @@ fn scroll(value: u16, command: Command, page: isize) -> u16 {
 }
 
 /// Moves the selection (or scrolls a detail screen).
-fn nav(state: &mut AppState, command: Command) {
+pub(crate) fn nav(state: &mut AppState, command: Command) {
     state.dirty = true;
     let page = state.page();
     match state.screens.last_mut() {
@@ -1659,7 +1741,9 @@ fn nav(state: &mut AppState, command: Command) {
             return;
         }
         Some(Screen::JobDetail { scroll: s, .. })
-        | Some(Screen::DeadLetterDetail { scroll: s, .. }) => {
+        | Some(Screen::DeadLetterDetail { scroll: s, .. })
+        | Some(Screen::Messages { scroll: s })
+        | Some(Screen::LogLine { scroll: s, .. }) => {
             *s = scroll(*s, command, page);
             return;
         }
@@ -1724,8 +1808,18 @@ fn open_detail(state: &mut AppState) -> Vec<Effect> {
             vec![Effect::LoadConnectorDetail(id)]
         }
         ViewId::Jobs => {
-            if let Some(id) = state.jobs.selected().map(|j| j.id.clone()) {
-                state.screens.push(Screen::JobDetail { id, scroll: 0 });
+            let Some(id) = state.jobs.selected().map(|j| j.id.clone()) else {
+                return Vec::new();
+            };
+            state.screens.push(Screen::JobDetail {
+                id: id.clone(),
+                scroll: 0,
+            });
+            vec![Effect::CountDeadLetters { job_id: id }]
+        }
+        ViewId::Logs => {
+            if let Some(text) = state.logs.selected() {
+                state.screens.push(Screen::LogLine { text, scroll: 0 });
             }
             Vec::new()
         }
@@ -1745,6 +1839,9 @@ fn back(state: &mut AppState) -> Vec<Effect> {
     if state.screens.pop().is_some() {
         return Vec::new();
     }
+    if let Some(crumb) = state.path.pop() {
+        return restore(state, crumb);
+    }
     if !current_filter(state).is_empty() {
         set_filter(state, "");
     } else if state.view == ViewId::DeadLetters && !state.marked.is_empty() {
@@ -1753,12 +1850,29 @@ fn back(state: &mut AppState) -> Vec<Effect> {
     Vec::new()
 }
 
+/// Comes back to a place of the drill-down path.
+fn restore(state: &mut AppState, crumb: Crumb) -> Vec<Effect> {
+    let mut fx = go_to(state, crumb.view);
+    state.screens = crumb.screens;
+    state.dead_letters.set_scope(crumb.dlq_job);
+    if state.jobs_filter.connector != crumb.jobs_connector {
+        state.jobs_filter.connector = crumb.jobs_connector;
+        fx.retain(|e| !matches!(e, Effect::LoadJobs(_)));
+        fx.extend(jobs::reload_jobs(state));
+    }
+    fx
+}
+
 fn copy(state: &mut AppState) -> Vec<Effect> {
     let text = match (state.screens.last(), state.view) {
-        (Some(Screen::DeadLetterDetail { id, .. }), _) => dead_letter_document(state, *id),
+        (Some(Screen::DeadLetterDetail { id, .. }), _) => {
+            dead_letters::dead_letter_document(state, *id)
+        }
         (Some(Screen::ConnectorDetail(d)), _) => Some(d.id.clone()),
         (Some(Screen::JobDetail { id, .. }), _) => Some(id.clone()),
         (Some(Screen::Editor(e)), _) => Some(e.connector_id.clone()),
+        (Some(Screen::LogLine { text, .. }), _) => Some(text.clone()),
+        (Some(Screen::Messages { .. }), _) => state.messages.last().map(|m| m.text.clone()),
         (None, ViewId::Connectors) => state.connectors.selected().map(|c| c.id.clone()),
         (None, ViewId::Jobs) => state.jobs.selected().map(|j| j.id.clone()),
         (None, ViewId::Live | ViewId::Breaker) => {
@@ -1768,16 +1882,9 @@ fn copy(state: &mut AppState) -> Vec<Effect> {
             .dead_letters
             .selected()
             .map(|d| d.id)
-            .and_then(|id| dead_letter_document(state, id)),
+            .and_then(|id| dead_letters::dead_letter_document(state, id)),
         (None, ViewId::Kibana) => state.kibana.selected().map(|k| k.id.clone()),
-        (None, ViewId::Logs) => {
-            let lines = state.logs.visible();
-            lines
-                .len()
-                .checked_sub(1 + state.logs.scroll_back)
-                .and_then(|i| lines.get(i))
-                .map(|l| l.to_string())
-        }
+        (None, ViewId::Logs) => state.logs.selected(),
     };
     match text {
         // The runtime says "copied" once the terminal took the sequence.
@@ -1786,75 +1893,6 @@ fn copy(state: &mut AppState) -> Vec<Effect> {
             toast(state, ToastLevel::Info, "nothing selected to copy");
             Vec::new()
         }
-    }
-}
-
-fn dead_letter_document(state: &AppState, id: i64) -> Option<String> {
-    let entry = state.dead_letters.all().iter().find(|d| d.id == id)?;
-    serde_json::to_string_pretty(&entry.document).ok()
-}
-
-/// The connector the command applies to: the detail's, or the selected row's.
-fn target_connector(state: &AppState) -> Option<Connector> {
-    match state.screens.last() {
-        Some(Screen::ConnectorDetail(d)) => d.connector.clone(),
-        Some(_) => None,
-        None if state.view == ViewId::Connectors => state.connectors.selected().cloned(),
-        None => None,
-    }
-}
-
-fn start_sync(state: &mut AppState) -> Vec<Effect> {
-    let Some(c) = target_connector(state) else {
-        return Vec::new();
-    };
-    if c.index_name.as_deref().is_none_or(str::is_empty) {
-        toast(
-            state,
-            ToastLevel::Warn,
-            format!("connector '{}' has no index name", c.id),
-        );
-        return Vec::new();
-    }
-    let name = if c.name.is_empty() {
-        c.id.clone()
-    } else {
-        c.name.clone()
-    };
-    // Claim only what this engine can run: another connector's job is only queued, for the
-    // connectors service that serves it (the engine's own rule, over the registry's types).
-    let available: Vec<&str> = state
-        .service_types
-        .iter()
-        .map(|t| t.service_type.as_str())
-        .collect();
-    let form = match runnable(&available, c.service_type.as_deref(), JobType::Full) {
-        Ok(()) => Form::start_sync(&c.id, &name, state.profile.can_queue()),
-        Err(why) if state.profile.can_queue() => Form::queue_sync(&c.id, &name, &why),
-        Err(why) => {
-            toast(
-                state,
-                ToastLevel::Warn,
-                format!("cannot sync '{}' here: {why}", c.id),
-            );
-            return Vec::new();
-        }
-    };
-    state.modal = Some(Modal::Form(Box::new(form)));
-    Vec::new()
-}
-
-fn edit_config(state: &mut AppState) -> Vec<Effect> {
-    match target_connector(state) {
-        Some(c) => {
-            toast(
-                state,
-                ToastLevel::Info,
-                format!("opening the configuration of '{}'…", c.id),
-            );
-            vec![Effect::LoadConnectorForEdit(c.id)]
-        }
-        None => Vec::new(),
     }
 }
 
@@ -1888,10 +1926,12 @@ fn new_item(state: &mut AppState) -> Vec<Effect> {
 
 fn delete_item(state: &mut AppState) -> Vec<Effect> {
     let action = match state.view {
-        ViewId::Connectors => target_connector(state).map(|c| ConfirmAction::DeleteConnector {
-            name: c.name.clone(),
-            id: c.id,
-        }),
+        ViewId::Connectors => {
+            connectors::target_connector(state).map(|c| ConfirmAction::DeleteConnector {
+                name: c.name.clone(),
+                id: c.id,
+            })
+        }
         ViewId::Kibana if state.screens.is_empty() => {
             state
                 .kibana
@@ -1909,408 +1949,67 @@ fn delete_item(state: &mut AppState) -> Vec<Effect> {
     Vec::new()
 }
 
-fn cancel_job(state: &mut AppState) -> Vec<Effect> {
-    let target = match (state.screens.last(), state.view) {
-        (Some(Screen::JobDetail { id, .. }), _) => state
-            .jobs
-            .all()
-            .iter()
-            .find(|j| j.id == *id)
-            .map(|j| (j.id.clone(), j.connector.id.clone(), Some(j.status))),
-        (None, ViewId::Jobs) => state
-            .jobs
-            .selected()
-            .map(|j| (j.id.clone(), j.connector.id.clone(), Some(j.status))),
-        (None, ViewId::Live) => state.live_selected().map(|r| {
-            (
-                r.job_id.to_string(),
-                r.connector_id.to_string(),
-                r.job.map(|j| j.status),
-            )
-        }),
-        _ => None,
-    };
-    let Some((id, connector, status)) = target else {
-        return Vec::new();
-    };
-    if status.is_some_and(|s| s.is_terminal() || s == JobStatus::Canceling) {
-        toast(
-            state,
-            ToastLevel::Info,
-            format!(
-                "job {id} is already {}",
-                status.map(|s| s.as_str()).unwrap_or_default()
-            ),
-        );
-        return Vec::new();
-    }
-    state.modal = Some(Modal::Confirm(ConfirmAction::CancelJob { id, connector }));
-    Vec::new()
-}
-
-fn cycle_status_filter(state: &mut AppState) -> Vec<Effect> {
-    let all = JobStatus::ALL;
-    state.jobs_filter.status = match state.jobs_filter.status {
-        None => all.first().copied(),
-        Some(s) => all
-            .iter()
-            .position(|x| *x == s)
-            .and_then(|i| all.get(i + 1))
-            .copied(),
-    };
-    reload_jobs(state)
-}
-
-fn toggle_connector_filter(state: &mut AppState) -> Vec<Effect> {
-    state.jobs_filter.connector = match state.jobs_filter.connector {
-        Some(_) => None,
-        None => state.jobs.selected().map(|j| j.connector.id.clone()),
-    };
-    reload_jobs(state)
-}
-
-fn reload_jobs(state: &mut AppState) -> Vec<Effect> {
-    state.jobs.loading = true;
-    vec![Effect::LoadJobs(state.jobs_filter.query())]
-}
-
-/// The dead letters a retry or drop applies to: the detail's, the marked ones, or the
-/// selected one.
-fn dead_letter_selection(state: &AppState) -> Vec<i64> {
-    if let Some(Screen::DeadLetterDetail { id, .. }) = state.screens.last() {
-        return vec![*id];
-    }
-    if state.view != ViewId::DeadLetters || !state.screens.is_empty() {
-        return Vec::new();
-    }
-    if !state.marked.is_empty() {
-        return state.marked.iter().copied().collect();
-    }
-    state
-        .dead_letters
-        .selected()
-        .map(|d| vec![d.id])
-        .unwrap_or_default()
-}
-
-fn start_retry(state: &mut AppState, ids: Vec<i64>) -> Vec<Effect> {
-    if state.dlq_busy {
-        toast(
-            state,
-            ToastLevel::Info,
-            "a retry or drop is already running",
-        );
-        return Vec::new();
-    }
-    state.dlq_busy = true;
-    toast(
-        state,
-        ToastLevel::Info,
-        format!("retrying {} dead letter(s)…", ids.len()),
-    );
-    vec![Effect::RetryDeadLetters(ids)]
-}
-
 // ----- results ------------------------------------------------------------------------------
 
 fn on_result(state: &mut AppState, action: Action) -> Vec<Effect> {
     let now = state.now;
     match action {
+        action @ (Action::ConnectorsLoaded(..)
+        | Action::ConnectorDetailLoaded { .. }
+        | Action::ConnectorCreated(..)
+        | Action::ConnectorDeleted(..)) => {
+            return super::views::connectors::on_result(state, action);
+        }
+        action @ (Action::JobsLoaded(..)
+        | Action::JobCanceled(..)
+        | Action::DeadLettersCounted { .. }) => {
+            return super::views::jobs::on_result(state, action);
+        }
+        action @ (Action::KibanaLoaded(..)
+        | Action::KibanaCreated(..)
+        | Action::KibanaExecuted { .. }
+        | Action::KibanaDeleted(..)) => {
+            return super::views::kibana::on_result(state, action);
+        }
+        action @ (Action::DeadLetterScope { .. }
+        | Action::DeadLettersLoaded(..)
+        | Action::DeadLettersRetried { .. }
+        | Action::DeadLettersDropped(..)) => {
+            return super::views::dead_letters::on_result(state, action);
+        }
+        action @ (Action::ActiveJobsLoaded(..)
+        | Action::LiveLoaded(..)
+        | Action::AttachedLoaded(..)
+        | Action::SyncStarted { .. }
+        | Action::SyncFinished { .. }) => {
+            return super::views::live_sync::on_result(state, action);
+        }
+        action @ Action::PoolLoaded(..) => {
+            return super::views::breaker::on_result(state, action);
+        }
+        action @ Action::LogsLoaded { .. } => {
+            return super::views::logs::on_result(state, action);
+        }
+        action @ (Action::EditorLoaded { .. }
+        | Action::ConfigSaved { .. }
+        | Action::SpecLoaded { .. }) => {
+            return super::views::config_editor::on_result(state, action);
+        }
         Action::ClusterLoaded(result) => {
             state.dirty |= state.cluster.set(result, now);
         }
         Action::KibanaStatusLoaded(result) => {
             state.dirty |= state.kibana_status.set(result, now);
         }
-        Action::ConnectorsLoaded(result) => {
-            load_table(state, |s| &mut s.connectors, result, "connectors");
-        }
-        Action::JobsLoaded(result) => load_table(state, |s| &mut s.jobs, result, "sync jobs"),
-        Action::KibanaLoaded(result) => {
-            load_table(state, |s| &mut s.kibana, result, "Kibana connectors")
-        }
-        Action::DeadLetterScope { cluster, unknown } => {
-            state.dirty |=
-                state.dlq_cluster.as_ref() != Some(&cluster) || state.dlq_unknown != unknown;
-            state.dlq_cluster = Some(cluster);
-            state.dlq_unknown = unknown;
-        }
-        Action::DeadLettersLoaded(result) => {
-            let total = result.as_ref().map(|(_, t)| *t).ok();
-            load_table(
-                state,
-                |s| &mut s.dead_letters,
-                result.map(|(rows, _)| rows),
-                "dead letters",
-            );
-            if let Some(total) = total {
-                state.dlq_total = total;
-                let present: BTreeSet<i64> =
-                    state.dead_letters.all().iter().map(|d| d.id).collect();
-                state.marked.retain(|id| present.contains(id));
-            }
-        }
-        Action::ConnectorDetailLoaded { id, result } => {
-            if let Some(Screen::ConnectorDetail(d)) = state
-                .screens
-                .iter_mut()
-                .rev()
-                .find(|s| matches!(s, Screen::ConnectorDetail(d) if d.id == id))
-            {
-                match result {
-                    Ok((connector, jobs)) => {
-                        d.connector = Some(connector);
-                        d.jobs = jobs;
-                        d.error = None;
-                    }
-                    Err(e) => d.error = Some(e),
-                }
-                state.dirty = true;
-            }
-        }
-        Action::EditorLoaded { id, result } => match result {
-            Ok(connector) => {
-                if connector.configuration.is_empty() {
-                    toast(
-                        state,
-                        ToastLevel::Info,
-                        format!("connector '{id}' has no configuration fields yet"),
-                    );
-                    return Vec::new();
-                }
-                state
-                    .screens
-                    .push(Screen::Editor(Box::new(ConfigEditor::new(&connector))));
-                state.dirty = true;
-            }
-            Err(e) => toast(
-                state,
-                ToastLevel::Error,
-                format!("cannot open connector '{id}': {e}"),
-            ),
-        },
-        Action::ActiveJobsLoaded(result) => {
-            let changed = state.live.active.set(result, now);
-            state.dirty |= changed;
-            keep_live_selection(state);
-        }
-        Action::LiveLoaded(snapshots) => {
-            state.live.local_at = Some(now);
-            if state.live.local != snapshots {
-                state.live.local = snapshots;
-                state.dirty = true;
-                keep_live_selection(state);
-            }
-        }
-        Action::AttachedLoaded(result) => {
-            if let Err(e) = &result
-                && state.live.attached.error.as_ref() != Some(e)
-            {
-                toast(state, ToastLevel::Error, format!("attach: {e}"));
-            }
-            state.dirty |= state.live.attached.set(result, now);
-            keep_live_selection(state);
-        }
-        Action::PoolLoaded(result) => {
-            state.dirty |= state.pool.set(result, now);
-        }
-        Action::LogsLoaded { lines, total } => {
-            if total != state.logs.total {
-                // Keep the view still when scrolled back.
-                if state.logs.scroll_back > 0 {
-                    let added = total.saturating_sub(state.logs.total) as usize;
-                    state.logs.scroll_back += added;
-                }
-                state.logs.lines = lines;
-                state.logs.total = total;
-                state.dirty = true;
-            }
-        }
-        Action::SyncStarted {
-            connector_id,
-            job_id,
-            run_here,
-        } => {
-            if run_here {
-                toast(
-                    state,
-                    ToastLevel::Info,
-                    format!("sync job {job_id} of '{connector_id}' runs on this console's engine"),
-                );
-                let fx = switch_view(state, ViewId::Live);
-                state.live.selected_job = Some(job_id);
-                return fx;
-            }
-            toast(
-                state,
-                ToastLevel::Info,
-                format!("sync job {job_id} of '{connector_id}' queued for a connectors service"),
-            );
-            return refresh_now(state);
-        }
-        Action::SyncFinished { summary, ok, .. } => {
-            toast(
-                state,
-                if ok {
-                    ToastLevel::Info
-                } else {
-                    ToastLevel::Warn
-                },
-                summary,
-            );
-            let mut fx = vec![Effect::PollLive];
-            fx.extend(refresh_now(state));
-            return fx;
-        }
-        Action::JobCanceled(id) => {
-            toast(
-                state,
-                ToastLevel::Info,
-                format!("cancel requested for sync job {id}"),
-            );
-            return refresh_now(state);
-        }
-        Action::ConfigSaved {
-            connector_id,
-            result,
-        } => {
-            let editor_open = state
-                .editor()
-                .is_some_and(|e| e.connector_id == connector_id);
-            match result {
-                Ok(n) => {
-                    if editor_open && let Some(e) = state.editor_mut() {
-                        e.mark_saved();
-                    }
-                    toast(
-                        state,
-                        ToastLevel::Info,
-                        format!("saved {n} value(s) of '{connector_id}'"),
-                    );
-                }
-                Err(error) => {
-                    if editor_open && let Some(e) = state.editor_mut() {
-                        e.saving = false;
-                        e.server_error = Some(error.clone());
-                    }
-                    toast(state, ToastLevel::Error, format!("not saved: {error}"));
-                }
-            }
-        }
-        Action::SpecLoaded {
-            connector_id,
-            result,
-        } => on_spec_loaded(state, &connector_id, result),
-        Action::ConnectorCreated(id) => {
-            if matches!(state.modal, Some(Modal::Form(ref f)) if f.purpose == FormPurpose::NewConnector)
-            {
-                state.modal = None;
-            }
-            toast(state, ToastLevel::Info, format!("connector '{id}' created"));
-            let mut fx = refresh_now(state);
-            fx.retain(|e| *e != Effect::LoadConnectors);
-            state.connectors.loading = true;
-            fx.push(Effect::LoadConnectors);
-            return fx;
-        }
-        Action::ConnectorDeleted(id) => {
-            if matches!(state.screens.last(), Some(Screen::ConnectorDetail(d)) if d.id == id) {
-                state.screens.pop();
-            }
-            toast(state, ToastLevel::Info, format!("connector '{id}' deleted"));
-            return refresh_now(state);
-        }
-        Action::DeadLettersRetried {
-            succeeded,
-            failed,
-            superseded,
-        } => {
-            state.dlq_busy = false;
-            let closed =
-                |id: &i64| succeeded.contains(id) || superseded.iter().any(|(s, _)| s == id);
-            state.marked.retain(|id| !closed(id));
-            if matches!(state.screens.last(), Some(Screen::DeadLetterDetail { id, .. }) if closed(id))
-            {
-                state.screens.pop();
-            }
-            let level = if failed.is_empty() {
-                ToastLevel::Info
-            } else {
-                ToastLevel::Warn
-            };
-            let mut text = format!(
-                "{} indexed and resolved, {} failed again",
-                succeeded.len(),
-                failed.len()
-            );
-            if let Some((id, reason)) = failed.first() {
-                text.push_str(&format!(" ({id}: {})", super::format::first_line(reason)));
-            }
-            if !superseded.is_empty() {
-                text.push_str(&format!(
-                    ", {} superseded: not sent, the index holds a newer version",
-                    superseded.len()
-                ));
-            }
-            toast(state, level, text);
-            state.dead_letters.loading = true;
-            return vec![Effect::LoadDeadLetters];
-        }
-        Action::DeadLettersDropped(n) => {
-            state.dlq_busy = false;
-            if matches!(state.screens.last(), Some(Screen::DeadLetterDetail { .. })) {
-                state.screens.pop();
-            }
-            state.marked.clear();
-            toast(
-                state,
-                ToastLevel::Info,
-                format!("{n} dead letter(s) dropped"),
-            );
-            state.dead_letters.loading = true;
-            return vec![Effect::LoadDeadLetters];
-        }
-        Action::KibanaCreated(id) => {
-            state.modal = None;
-            toast(
-                state,
-                ToastLevel::Info,
-                format!("Kibana connector {id} created"),
-            );
-            state.kibana.loading = true;
-            return vec![Effect::LoadKibanaConnectors];
-        }
-        Action::KibanaExecuted { id, result } => match result {
-            Ok(message) => {
-                state.modal = None;
-                toast(state, ToastLevel::Info, format!("executed {id}: {message}"));
-            }
-            Err(error) => {
-                if let Some(Modal::Form(form)) = &mut state.modal {
-                    form.submitting = false;
-                    form.error = Some(error.clone());
-                }
-                toast(state, ToastLevel::Error, format!("execute {id}: {error}"));
-            }
-        },
-        Action::KibanaDeleted(id) => {
-            toast(
-                state,
-                ToastLevel::Info,
-                format!("Kibana connector {id} deleted"),
-            );
-            state.kibana.loading = true;
-            return vec![Effect::LoadKibanaConnectors];
-        }
-        Action::Failed { what, error } => {
+        Action::Failed { op, error } => {
             if let Some(Modal::Form(form)) = &mut state.modal {
                 form.submitting = false;
                 form.error = Some(error.clone());
             }
-            if what.contains("dead letter") {
+            if op.is_dead_letters() {
                 state.dlq_busy = false;
             }
-            toast(state, ToastLevel::Error, format!("{what}: {error}"));
+            toast(state, ToastLevel::Error, format!("{op}: {error}"));
         }
         Action::ProfileChanged(profile) => {
             let name = profile.name.clone();
@@ -2332,7 +2031,7 @@ fn on_result(state: &mut AppState, action: Action) -> Vec<Effect> {
     Vec::new()
 }
 
-fn load_table<T: TableRow + PartialEq>(
+pub(crate) fn load_table<T: TableRow + PartialEq>(
     state: &mut AppState,
     table: fn(&mut AppState) -> &mut TableData<T>,
     result: Result<Vec<T>, String>,
@@ -2358,18 +2057,18 @@ fn load_table<T: TableRow + PartialEq>(
     }
 }
 
-fn keep_live_selection(state: &mut AppState) {
-    let Some(id) = state.live.selected_job.clone() else {
-        return;
-    };
-    if let Some(pos) = state.live_rows().iter().position(|r| r.job_id == id) {
-        state.live.cursor.selected = pos;
-    }
-}
-
 fn reset_for_profile(state: &mut AppState, profile: ProfileInfo) {
+    // Sorts are the operator's, not the profile's: they stay.
+    let sorts = (
+        state.connectors.sort(),
+        state.jobs.sort(),
+        state.dead_letters.sort(),
+        state.kibana.sort(),
+    );
     state.profile = profile;
     state.screens.clear();
+    state.path.clear();
+    state.job_dead_letters.clear();
     state.modal = None;
     state.cluster = Fetched::default();
     state.kibana_status = Fetched::default();
@@ -2386,6 +2085,10 @@ fn reset_for_profile(state: &mut AppState, profile: ProfileInfo) {
     state.marked.clear();
     state.dlq_busy = false;
     state.kibana = TableData::default();
+    state.connectors.set_sort(sorts.0);
+    state.jobs.set_sort(sorts.1);
+    state.dead_letters.set_sort(sorts.2);
+    state.kibana.set_sort(sorts.3);
     state.timers = Timers::default();
     state.dirty = true;
 }
@@ -2406,6 +2109,23 @@ impl TableRow for Connector {
             self.status
         )
     }
+    fn sort_value(&self, key: SortKey) -> SortValue {
+        match key {
+            SortKey::Name => SortValue::text(&self.name),
+            SortKey::Id => SortValue::text(&self.id),
+            SortKey::Type => SortValue::opt_text(self.service_type.as_deref()),
+            SortKey::Index => SortValue::opt_text(self.index_name.as_deref()),
+            SortKey::Status => SortValue::text(self.status.to_string()),
+            SortKey::Age => time_value(self.last_synced),
+            _ => SortValue::Missing,
+        }
+    }
+}
+
+fn time_value(t: Option<Timestamp>) -> SortValue {
+    t.map_or(SortValue::Missing, |t| {
+        SortValue::Num(t.0.timestamp_millis())
+    })
 }
 
 impl TableRow for SyncJob {
@@ -2423,6 +2143,20 @@ impl TableRow for SyncJob {
             self.worker_hostname.as_deref().unwrap_or("")
         )
     }
+    fn sort_value(&self, key: SortKey) -> SortValue {
+        match key {
+            SortKey::Id => SortValue::text(&self.id),
+            SortKey::Connector => SortValue::text(&self.connector.id),
+            SortKey::Type => SortValue::text(self.job_type.to_string()),
+            SortKey::Status => SortValue::text(self.status.to_string()),
+            SortKey::Age => time_value(self.started_at.or(self.created_at)),
+            SortKey::Worker => SortValue::opt_text(self.worker_hostname.as_deref()),
+            _ => SortValue::Missing,
+        }
+    }
+    fn parent_id(&self) -> Option<&str> {
+        Some(&self.connector.id)
+    }
 }
 
 impl TableRow for DeadLetter {
@@ -2434,6 +2168,19 @@ impl TableRow for DeadLetter {
             "{} {} {} {} {} {}",
             self.connector_id, self.job_id, self.doc_id, self.error_type, self.index, self.reason
         )
+    }
+    fn sort_value(&self, key: SortKey) -> SortValue {
+        match key {
+            SortKey::Id => SortValue::Num(self.id),
+            SortKey::Connector => SortValue::text(&self.connector_id),
+            SortKey::Job => SortValue::text(&self.job_id),
+            SortKey::Error => SortValue::text(&self.error_type),
+            SortKey::Age => time_value(Some(self.last_failed_at)),
+            _ => SortValue::Missing,
+        }
+    }
+    fn parent_id(&self) -> Option<&str> {
+        Some(&self.job_id)
     }
 }
 
@@ -2449,5 +2196,14 @@ impl TableRow for ActionConnector {
             self.connector_type_id,
             self.index_name().unwrap_or("")
         )
+    }
+    fn sort_value(&self, key: SortKey) -> SortValue {
+        match key {
+            SortKey::Name => SortValue::text(&self.name),
+            SortKey::Id => SortValue::text(&self.id),
+            SortKey::Type => SortValue::text(&self.connector_type_id),
+            SortKey::Index => SortValue::opt_text(self.index_name()),
+            _ => SortValue::Missing,
+        }
     }
 }

@@ -1,4 +1,5 @@
-//! The `:` command line: parsing (`:jobs`, `:profile NAME`, `:theme NAME`, `:mouse`, `:q`) and
+//! The `:` command line: parsing (`:jobs [CONNECTOR_ID|FILTER]`, `:dlq [JOB_ID|FILTER]`,
+//! `:sort COLUMN [desc]`, `:messages`, `:profile NAME`, `:theme NAME`, `:mouse`, `:q`) and
 //! completion of command names, profile names and theme names. Pure text work.
 
 use super::app::ViewId;
@@ -7,6 +8,16 @@ use super::app::ViewId;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConsoleCommand {
     View(ViewId),
+    /// A view with an argument: a drill-down (`:jobs CONNECTOR_ID`, `:dlq JOB_ID`) or a
+    /// filter (`:connectors orders`).
+    ViewWith(ViewId, String),
+    /// `:sort COLUMN [desc|asc]`.
+    Sort {
+        column: String,
+        desc: bool,
+    },
+    /// `:messages`: the history of toasts and errors.
+    Messages,
     Profile(String),
     Theme(String),
     Help,
@@ -25,6 +36,8 @@ pub const WORDS: &[&str] = &[
     "dlq",
     "kibana",
     "logs",
+    "messages",
+    "sort",
     "profile",
     "theme",
     "mouse",
@@ -54,11 +67,43 @@ pub fn parse(input: &str) -> Result<ConsoleCommand, String> {
         return Err("type a command: connectors, jobs, live, breaker, dlq, kibana, logs, profile NAME, theme NAME, q".to_string());
     };
     let arg = words.next();
+    let rest: Vec<&str> = words.collect();
     let word = first.to_ascii_lowercase();
     if let Some(view) = view_word(&word) {
-        return Ok(ConsoleCommand::View(view));
+        return match arg {
+            None => Ok(ConsoleCommand::View(view)),
+            Some(_) if matches!(view, ViewId::Live | ViewId::Breaker) => {
+                Err(format!("':{word}' takes no argument"))
+            }
+            Some(a) => {
+                let mut text = a.to_string();
+                for w in &rest {
+                    text.push(' ');
+                    text.push_str(w);
+                }
+                Ok(ConsoleCommand::ViewWith(view, text))
+            }
+        };
     }
     match (word.as_str(), arg) {
+        ("messages" | "msg" | "messages!", _) => Ok(ConsoleCommand::Messages),
+        ("sort", Some(column)) => match rest.as_slice() {
+            [] | ["asc"] => Ok(ConsoleCommand::Sort {
+                column: column.to_string(),
+                desc: false,
+            }),
+            ["desc"] => Ok(ConsoleCommand::Sort {
+                column: column.to_string(),
+                desc: true,
+            }),
+            other => Err(format!(
+                "':sort COLUMN' takes desc or asc after the column, not '{}'",
+                other.join(" ")
+            )),
+        },
+        ("sort", None) => {
+            Err("':sort' needs a column: ':sort name', ':sort status desc'".to_string())
+        }
         ("q" | "q!" | "quit" | "exit", _) => Ok(ConsoleCommand::Quit),
         ("help" | "h", _) => Ok(ConsoleCommand::Help),
         ("refresh" | "r", _) => Ok(ConsoleCommand::Refresh),
@@ -163,6 +208,46 @@ mod tests {
         assert!(parse("mouse maybe").unwrap_err().contains("'maybe'"));
         assert!(parse("theme").unwrap_err().contains("theme name"));
         assert!(parse("frob").unwrap_err().contains("'frob'"));
+    }
+
+    #[test]
+    fn parses_drill_downs_sort_and_messages() {
+        assert_eq!(
+            parse("jobs pg-orders"),
+            Ok(ConsoleCommand::ViewWith(ViewId::Jobs, "pg-orders".into()))
+        );
+        assert_eq!(
+            parse("dlq job-1"),
+            Ok(ConsoleCommand::ViewWith(
+                ViewId::DeadLetters,
+                "job-1".into()
+            ))
+        );
+        assert_eq!(
+            parse("connectors orders db"),
+            Ok(ConsoleCommand::ViewWith(
+                ViewId::Connectors,
+                "orders db".into()
+            ))
+        );
+        assert!(parse("live x").is_err());
+        assert_eq!(
+            parse("sort status desc"),
+            Ok(ConsoleCommand::Sort {
+                column: "status".into(),
+                desc: true
+            })
+        );
+        assert_eq!(
+            parse("sort name"),
+            Ok(ConsoleCommand::Sort {
+                column: "name".into(),
+                desc: false
+            })
+        );
+        assert!(parse("sort name sideways").is_err());
+        assert!(parse("sort").is_err());
+        assert_eq!(parse("messages"), Ok(ConsoleCommand::Messages));
     }
 
     #[test]

@@ -28,6 +28,10 @@ pub enum Effect {
     /// The Elasticsearch node pool.
     LoadPool,
     LoadDeadLetters,
+    /// How many open dead letters a job left (its detail shows it).
+    CountDeadLetters {
+        job_id: String,
+    },
     LoadKibanaConnectors,
     /// New log lines when the tail's total moved past `known_total`.
     PollLogs {
@@ -136,6 +140,10 @@ impl fmt::Debug for Effect {
             Self::PollAttached(a) => f.debug_tuple("PollAttached").field(a).finish(),
             Self::LoadPool => f.write_str("LoadPool"),
             Self::LoadDeadLetters => f.write_str("LoadDeadLetters"),
+            Self::CountDeadLetters { job_id } => f
+                .debug_struct("CountDeadLetters")
+                .field("job_id", job_id)
+                .finish(),
             Self::LoadKibanaConnectors => f.write_str("LoadKibanaConnectors"),
             Self::PollLogs { known_total } => f
                 .debug_struct("PollLogs")

@@ -4,7 +4,7 @@
 //! so input never waits. Failures are logged (the Logs view shows them) and answered as
 //! actions (toasts), never panics. Configuration values are never logged.
 
-use super::app::Action;
+use super::app::{Action, Operation};
 use super::effect::Effect;
 use super::live::NodeRow;
 use crate::backend::elasticsearch::ElasticsearchBackend;
@@ -85,12 +85,9 @@ fn fail(what: &str, error: impl std::fmt::Display) -> String {
     error
 }
 
-fn failed(what: &str, error: impl std::fmt::Display) -> Action {
-    let error = fail(what, error);
-    Action::Failed {
-        what: what.to_string(),
-        error,
-    }
+fn failed(op: Operation, error: impl std::fmt::Display) -> Action {
+    let error = fail(&op.to_string(), error);
+    Action::Failed { op, error }
 }
 
 /// Performs one effect in the background. Effects the runtime owns (copy, quit, theme,
@@ -115,10 +112,20 @@ pub fn perform(handles: &Arc<Handles>, effect: Effect, tx: &UnboundedSender<Acti
             return;
         }
         Effect::LoadPool => {
-            let _ = tx.send(Action::PoolLoaded(Ok(handles
-                .elasticsearch
-                .as_ref()
-                .map(|es| pool_rows(es)))));
+            let Some(es) = handles.elasticsearch.clone() else {
+                let _ = tx.send(Action::PoolLoaded(Ok(None)));
+                return;
+            };
+            // Dead nodes are asked again first: one that came back shows alive now, not
+            // after its backoff or the next sniff.
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let revived = es.client().transport().recheck_dead_nodes().await;
+                if revived > 0 {
+                    tracing::info!(revived, "console: dead Elasticsearch nodes answer again");
+                }
+                let _ = tx.send(Action::PoolLoaded(Ok(Some(pool_rows(&es)))));
+            });
             return;
         }
         Effect::Copy(_)
@@ -248,6 +255,7 @@ async fn run(h: &Arc<Handles>, effect: Effect, tx: &UnboundedSender<Action>) -> 
         }
         Effect::PollAttached(addr) => Action::AttachedLoaded(attached(&h.http, &addr).await),
         Effect::LoadDeadLetters => load_dead_letters(h, tx).await,
+        Effect::CountDeadLetters { job_id } => count_dead_letters(h, job_id).await,
         Effect::LoadKibanaConnectors => match &h.kibana {
             Some(k) => Action::KibanaLoaded(
                 k.connectors()
@@ -275,7 +283,14 @@ async fn run(h: &Arc<Handles>, effect: Effect, tx: &UnboundedSender<Action>) -> 
             };
             let job_id = match created {
                 Ok(id) => id,
-                Err(e) => return Some(failed(&format!("starting a sync of '{connector_id}'"), e)),
+                Err(e) => {
+                    return Some(failed(
+                        Operation::StartSync {
+                            connector_id: connector_id.clone(),
+                        },
+                        e,
+                    ));
+                }
             };
             tracing::info!(connector = %connector_id, job = %job_id, %job_type, run_here, "console: sync job created");
             if run_here {
@@ -293,13 +308,13 @@ async fn run(h: &Arc<Handles>, effect: Effect, tx: &UnboundedSender<Action>) -> 
                     // Not ours: when no worker will end it, end it here (`canceled`).
                     let timeout = h.engine.deps().settings.idle_job_timeout;
                     if let Err(e) = lease::complete_orphaned_cancel(control, &id, timeout).await {
-                        return Some(failed(&format!("canceling job {id}"), e));
+                        return Some(failed(Operation::CancelJob { job_id: id }, e));
                     }
                 }
                 tracing::info!(job = %id, "console: cancel requested");
                 Action::JobCanceled(id)
             }
-            Err(e) => failed(&format!("canceling job {id}"), e),
+            Err(e) => failed(Operation::CancelJob { job_id: id }, e),
         },
         Effect::SaveConfig {
             connector_id,
@@ -352,7 +367,7 @@ async fn run(h: &Arc<Handles>, effect: Effect, tx: &UnboundedSender<Action>) -> 
         Effect::CreateConnector(new) => {
             let id = match control.create_connector(&new).await {
                 Ok(id) => id,
-                Err(e) => return Some(failed("creating the connector", e)),
+                Err(e) => return Some(failed(Operation::CreateConnector, e)),
             };
             tracing::info!(connector = %id, "console: connector created");
             if let Some(factory) = new.service_type.as_deref().and_then(|t| h.registry.get(t))
@@ -364,7 +379,7 @@ async fn run(h: &Arc<Handles>, effect: Effect, tx: &UnboundedSender<Action>) -> 
                     .await
             {
                 return Some(failed(
-                    &format!("connector '{id}' created, but giving it its configuration fields"),
+                    Operation::ConfigureConnector { connector_id: id },
                     e,
                 ));
             }
@@ -375,7 +390,7 @@ async fn run(h: &Arc<Handles>, effect: Effect, tx: &UnboundedSender<Action>) -> 
                 tracing::info!(connector = %id, "console: connector deleted");
                 Action::ConnectorDeleted(id)
             }
-            Err(e) => failed(&format!("deleting connector '{id}'"), e),
+            Err(e) => failed(Operation::DeleteConnector { connector_id: id }, e),
         },
         Effect::RetryDeadLetters(ids) => retry(h, ids).await,
         Effect::DropDeadLetters(ids) => {
@@ -390,7 +405,7 @@ async fn run(h: &Arc<Handles>, effect: Effect, tx: &UnboundedSender<Action>) -> 
                     Action::DeadLettersDropped(n)
                 }
                 Err(e) => Action::Failed {
-                    what: "dropping dead letters".into(),
+                    op: Operation::DropDeadLetters,
                     error: e,
                 },
             }
@@ -402,7 +417,7 @@ async fn run(h: &Arc<Handles>, effect: Effect, tx: &UnboundedSender<Action>) -> 
         } => match &h.kibana {
             Some(k) => match k.create_index_connector(&name, &index, refresh, None).await {
                 Ok(c) => Action::KibanaCreated(c.id),
-                Err(e) => failed("creating the Kibana connector", e),
+                Err(e) => failed(Operation::KibanaCreate, e),
             },
             None => return None,
         },
@@ -426,7 +441,7 @@ async fn run(h: &Arc<Handles>, effect: Effect, tx: &UnboundedSender<Action>) -> 
         Effect::KibanaDelete(id) => match &h.kibana {
             Some(k) => match k.delete_connector(&id).await {
                 Ok(()) => Action::KibanaDeleted(id),
-                Err(e) => failed(&format!("deleting Kibana connector {id}"), e),
+                Err(e) => failed(Operation::KibanaDelete { id }, e),
             },
             None => return None,
         },
@@ -528,6 +543,27 @@ async fn load_dead_letters(h: &Arc<Handles>, tx: &UnboundedSender<Action>) -> Ac
     }
 }
 
+/// A job's open dead letters of the profile's cluster.
+async fn count_dead_letters(h: &Arc<Handles>, job_id: String) -> Action {
+    if let Err(e) = bind_cluster(&h.dlq, h.control.as_ref()).await {
+        return Action::DeadLettersCounted {
+            job_id,
+            result: Err(fail("counting dead letters", e)),
+        };
+    }
+    let (dlq, id) = (h.dlq.clone(), job_id.clone());
+    let result = blocking("counting dead letters", move || {
+        let filter = DlqFilter {
+            cluster: Some(dlq.origin().cluster_uuid.clone()),
+            job_id: Some(id),
+            ..Default::default()
+        };
+        dlq.count(&filter).map_err(|e| e.to_string())
+    })
+    .await;
+    Action::DeadLettersCounted { job_id, result }
+}
+
 async fn retry(h: &Arc<Handles>, ids: Vec<i64>) -> Action {
     let dlq = h.dlq.clone();
     let entries = match blocking("reading dead letters", move || {
@@ -544,13 +580,13 @@ async fn retry(h: &Arc<Handles>, ids: Vec<i64>) -> Action {
         Ok(entries) => entries,
         Err(e) => {
             return Action::Failed {
-                what: "retrying dead letters".into(),
+                op: Operation::ReadDeadLetters,
                 error: e,
             };
         }
     };
     if let Err(e) = bind_cluster(&h.dlq, h.control.as_ref()).await {
-        return failed("retrying dead letters", e);
+        return failed(Operation::RetryDeadLetters, e);
     }
     let cancel = h.shutdown.child_token();
     match retry_dead_letters(
@@ -577,7 +613,7 @@ async fn retry(h: &Arc<Handles>, ids: Vec<i64>) -> Action {
                 superseded: report.superseded,
             }
         }
-        Err(e) => failed("retrying dead letters", e),
+        Err(e) => failed(Operation::RetryDeadLetters, e),
     }
 }
 

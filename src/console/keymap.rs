@@ -58,18 +58,36 @@ pub enum Command {
     /// Editor of an `external` connector: run the program's `spec` and add its fields.
     LoadSpec,
     Confirm,
+    /// The history of toasts and errors, in full.
+    Messages,
+    /// Logs: wrap long lines (again: cut them).
+    WrapLines,
+    /// A connector's sync jobs (drill-down; esc comes back).
+    ConnectorJobs,
+    /// A job's dead letters (drill-down; esc comes back).
+    JobDeadLetters,
+    SortId,
+    SortName,
+    SortType,
+    SortIndex,
+    SortStatus,
+    SortAge,
+    SortConnector,
+    SortJob,
+    SortError,
+    SortWorker,
     /// Removes a default binding (user files only).
     Unbind,
 }
 
 impl Command {
     /// Whether the command changes something on the cluster, Kibana or the dead-letter
-    /// queue: hidden and refused on a read-only profile.
+    /// queue: hidden and refused on a read-only profile. Opening the editor is not: a
+    /// read-only profile opens it to view.
     pub fn is_mutating(&self) -> bool {
         matches!(
             self,
             Self::StartSync
-                | Self::EditConfig
                 | Self::NewConnector
                 | Self::Delete
                 | Self::CancelJob
@@ -80,6 +98,24 @@ impl Command {
                 | Self::Save
                 | Self::LoadSpec
         )
+    }
+
+    /// The column a sort command sorts by.
+    pub fn sort_key(&self) -> Option<super::sort::SortKey> {
+        use super::sort::SortKey;
+        Some(match self {
+            Self::SortId => SortKey::Id,
+            Self::SortName => SortKey::Name,
+            Self::SortType => SortKey::Type,
+            Self::SortIndex => SortKey::Index,
+            Self::SortStatus => SortKey::Status,
+            Self::SortAge => SortKey::Age,
+            Self::SortConnector => SortKey::Connector,
+            Self::SortJob => SortKey::Job,
+            Self::SortError => SortKey::Error,
+            Self::SortWorker => SortKey::Worker,
+            _ => return None,
+        })
     }
 }
 

@@ -3,8 +3,9 @@
 //! other workers (only the counts the cluster reports). Also the node pool rows of the
 //! Breaker view. Pure assembly from state.
 
+use crate::engine::breaker::{BreakerSnapshot, BreakerState};
 use crate::engine::progress::ProgressSnapshot;
-use crate::model::SyncJob;
+use crate::model::{SyncJob, Timestamp};
 use serde::{Deserialize, Serialize};
 
 /// Where a live row comes from.
@@ -36,6 +37,19 @@ pub struct LiveRow<'a> {
     pub source: LiveSource,
     pub snapshot: Option<&'a ProgressSnapshot>,
     pub job: Option<&'a SyncJob>,
+    /// A cluster job whose worker stopped checking in longer ago than the idle threshold:
+    /// shown as `stale`, not as live.
+    pub stale: bool,
+}
+
+/// Whether an active job's worker has not checked in for longer than `idle_secs` (its last
+/// check-in, else its start or creation). Ended jobs are never stale.
+pub fn is_stale(job: &SyncJob, now: Timestamp, idle_secs: i64) -> bool {
+    if !job.status.is_active() && job.status != crate::model::JobStatus::Suspended {
+        return false;
+    }
+    let seen = job.last_seen.or(job.started_at).or(job.created_at);
+    seen.is_some_and(|t| (now.0 - t.0).num_seconds() > idle_secs)
 }
 
 /// The rows, local first, then attached, then cluster jobs not already shown.
@@ -43,6 +57,8 @@ pub fn rows<'a>(
     local: &'a [ProgressSnapshot],
     attached: Option<(&str, &'a [ProgressSnapshot])>,
     active: &'a [SyncJob],
+    now: Timestamp,
+    idle_secs: i64,
 ) -> Vec<LiveRow<'a>> {
     let mut out: Vec<LiveRow<'a>> = local
         .iter()
@@ -52,6 +68,7 @@ pub fn rows<'a>(
             source: LiveSource::Here,
             snapshot: Some(s),
             job: None,
+            stale: false,
         })
         .collect();
     if let Some((addr, snapshots)) = attached {
@@ -65,6 +82,7 @@ pub fn rows<'a>(
                 source: LiveSource::Attached(addr.to_string()),
                 snapshot: Some(s),
                 job: None,
+                stale: false,
             });
         }
     }
@@ -81,6 +99,7 @@ pub fn rows<'a>(
             },
             snapshot: None,
             job: Some(job),
+            stale: is_stale(job, now, idle_secs),
         });
     }
     out
@@ -96,10 +115,20 @@ pub struct NodeRow {
     pub dead_for_ms: Option<u64>,
 }
 
-/// The breaker snapshot fields the console shows (the engine serialises its
-/// `BreakerSnapshot` into progress snapshots as JSON).
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(default)]
+impl From<&crate::engine::status::StatusNode> for NodeRow {
+    fn from(n: &crate::engine::status::StatusNode) -> Self {
+        Self {
+            url: n.url.clone(),
+            alive: n.alive,
+            failures: n.failures,
+            dead_for_ms: n.retry_in_ms,
+        }
+    }
+}
+
+/// The breaker snapshot fields the console shows, copied from the engine's
+/// [`BreakerSnapshot`] with times in milliseconds.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct BreakerView {
     pub state: String,
     pub failure_rate: f64,
@@ -118,18 +147,56 @@ pub struct BreakerView {
     pub last_errors: Vec<RecentError>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct RecentError {
     pub reason: String,
     pub ago_ms: u64,
 }
 
 impl BreakerView {
+    /// The view of a snapshot's breaker: a field copy of the engine's typed snapshot (no
+    /// JSON is parsed while drawing).
     pub fn from_snapshot(s: &ProgressSnapshot) -> Option<Self> {
-        s.breaker
-            .as_ref()
-            .and_then(|v| serde_json::from_value(v.clone()).ok())
+        s.breaker.as_ref().map(Self::from)
+    }
+}
+
+/// `closed`, `open`, `half_open`: the state names the theme and the labels use.
+pub fn state_name(state: BreakerState) -> &'static str {
+    match state {
+        BreakerState::Closed => "closed",
+        BreakerState::Open => "open",
+        BreakerState::HalfOpen => "half_open",
+    }
+}
+
+impl From<&BreakerSnapshot> for BreakerView {
+    fn from(b: &BreakerSnapshot) -> Self {
+        let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        Self {
+            state: state_name(b.state).to_string(),
+            failure_rate: b.failure_rate,
+            threshold: b.threshold,
+            window_len: b.window_len as u64,
+            window_size: b.window_size as u64,
+            window_failures: b.window_failures as u64,
+            min_calls: b.min_calls as u64,
+            consecutive_failures: u64::from(b.consecutive_failures),
+            consecutive_threshold: u64::from(b.consecutive_threshold),
+            time_to_next_probe_ms: b.time_to_next_probe.map(ms),
+            probes_in_flight: u64::from(b.probes_in_flight),
+            times_opened: b.times_opened,
+            not_closed_for_ms: b.not_closed_for.map(ms),
+            max_open_ms: ms(b.max_open),
+            last_errors: b
+                .last_errors
+                .iter()
+                .map(|e| RecentError {
+                    reason: e.reason.clone(),
+                    ago_ms: ms(e.ago),
+                })
+                .collect(),
+        }
     }
 }
 
@@ -138,21 +205,15 @@ impl BreakerView {
 pub fn worst_breaker<'a>(
     snapshots: impl IntoIterator<Item = &'a ProgressSnapshot>,
 ) -> Option<String> {
-    let rank = |s: &str| match s {
-        "open" => 3,
-        "half_open" => 2,
-        "closed" => 1,
-        _ => 0,
+    let rank = |s: BreakerState| match s {
+        BreakerState::Open => 3,
+        BreakerState::HalfOpen => 2,
+        BreakerState::Closed => 1,
     };
     snapshots
         .into_iter()
         .filter(|s| !s.phase.is_done())
-        .filter_map(|s| {
-            s.breaker
-                .as_ref()?
-                .get("state")?
-                .as_str()
-                .map(str::to_string)
-        })
-        .max_by_key(|s| rank(s))
+        .filter_map(|s| s.breaker.as_ref().map(|b| b.state))
+        .max_by_key(|s| rank(*s))
+        .map(|s| state_name(s).to_string())
 }

@@ -19,6 +19,7 @@ pub mod io;
 pub mod keymap;
 pub mod live;
 pub mod runtime;
+pub mod sort;
 pub mod table;
 pub mod terminal;
 pub mod theme;

@@ -2,7 +2,8 @@
 //! effect results and SIGTERM/SIGHUP. Each action goes through `update`; the effects it
 //! returns run as tasks (`io`) or here (clipboard, theme, profile, mouse). A frame is drawn
 //! only when `update` marked something visible as changed, at most ten times a second, and
-//! ratatui sends only the cells that changed: no full-screen clears in steady state.
+//! ratatui sends only the cells that changed: no full-screen clears in steady state. A frame
+//! in which no cell changed writes nothing at all ([`QuietBackend`]): idle is 0 bytes.
 
 use super::app::{Action, AppState, Init, ProfileInfo, ServiceType, Settings, ToastLevel, update};
 use super::effect::Effect;
@@ -20,7 +21,9 @@ use crate::paths::Paths;
 use crossterm::event::{Event, EventStream};
 use futures_util::StreamExt;
 use ratatui::Terminal;
-use ratatui::backend::CrosstermBackend;
+use ratatui::backend::{Backend, ClearType, CrosstermBackend, WindowSize};
+use ratatui::buffer::Cell;
+use ratatui::layout::{Position, Size};
 use std::io::{self, Stdout};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -58,6 +61,100 @@ pub enum ConsoleError {
     #[error("{0}")]
     Setup(String),
 }
+
+/// A backend that writes nothing for a frame that changed nothing. ratatui's crossterm
+/// backend ends every `draw` with colour and attribute resets and `Terminal::draw` hides the
+/// cursor every frame, even when no cell changed: ~26 bytes a second of SGR resets while
+/// idle. This wrapper skips an empty draw and a cursor state that is already so.
+pub struct QuietBackend<B: Backend> {
+    inner: B,
+    cursor_hidden: Option<bool>,
+    cursor_at: Option<Position>,
+}
+
+impl<B: Backend> QuietBackend<B> {
+    pub fn new(inner: B) -> Self {
+        Self {
+            inner,
+            cursor_hidden: None,
+            cursor_at: None,
+        }
+    }
+
+    pub fn inner_mut(&mut self) -> &mut B {
+        &mut self.inner
+    }
+}
+
+impl<B: Backend> Backend for QuietBackend<B> {
+    type Error = B::Error;
+
+    fn draw<'a, I>(&mut self, content: I) -> Result<(), Self::Error>
+    where
+        I: Iterator<Item = (u16, u16, &'a Cell)>,
+    {
+        let mut content = content.peekable();
+        if content.peek().is_none() {
+            return Ok(());
+        }
+        // Drawing moves the terminal's cursor.
+        self.cursor_at = None;
+        self.inner.draw(content)
+    }
+
+    fn hide_cursor(&mut self) -> Result<(), Self::Error> {
+        if self.cursor_hidden == Some(true) {
+            return Ok(());
+        }
+        self.cursor_hidden = Some(true);
+        self.inner.hide_cursor()
+    }
+
+    fn show_cursor(&mut self) -> Result<(), Self::Error> {
+        if self.cursor_hidden == Some(false) {
+            return Ok(());
+        }
+        self.cursor_hidden = Some(false);
+        self.inner.show_cursor()
+    }
+
+    fn get_cursor_position(&mut self) -> Result<Position, Self::Error> {
+        self.inner.get_cursor_position()
+    }
+
+    fn set_cursor_position<P: Into<Position>>(&mut self, position: P) -> Result<(), Self::Error> {
+        let position = position.into();
+        if self.cursor_at == Some(position) {
+            return Ok(());
+        }
+        self.cursor_at = Some(position);
+        self.inner.set_cursor_position(position)
+    }
+
+    fn clear(&mut self) -> Result<(), Self::Error> {
+        self.cursor_at = None;
+        self.inner.clear()
+    }
+
+    fn clear_region(&mut self, clear_type: ClearType) -> Result<(), Self::Error> {
+        self.inner.clear_region(clear_type)
+    }
+
+    fn size(&self) -> Result<Size, Self::Error> {
+        self.inner.size()
+    }
+
+    fn window_size(&mut self) -> Result<WindowSize, Self::Error> {
+        self.inner.window_size()
+    }
+
+    fn flush(&mut self) -> Result<(), Self::Error> {
+        self.inner.flush()
+    }
+}
+
+/// The console's terminal: crossterm on stdout, quiet when nothing changed.
+type ConsoleTerminal = Terminal<QuietBackend<CrosstermBackend<Stdout>>>;
 
 /// Answers from tasks the runtime itself must apply (they replace runtime-owned things).
 enum Control {
@@ -153,7 +250,7 @@ pub async fn run(ctx: Context, options: ConsoleOptions) -> Result<(), ConsoleErr
         profiles: options.profile_names.clone(),
         attach: options.attach.clone(),
     };
-    let state = AppState::new(Init {
+    let mut state = AppState::new(Init {
         profile: profile_info(&ctx),
         settings,
         keymap,
@@ -161,6 +258,7 @@ pub async fn run(ctx: Context, options: ConsoleOptions) -> Result<(), ConsoleErr
         now: Timestamp::now(),
         size,
     });
+    state.idle_job_timeout_secs = ctx.profile.engine.idle_job_timeout.as_secs() as i64;
     let (tx, rx) = unbounded_channel();
     let (control_tx, control_rx) = unbounded_channel();
     let mut console = Console {
@@ -183,7 +281,7 @@ pub async fn run(ctx: Context, options: ConsoleOptions) -> Result<(), ConsoleErr
     let result = {
         // No `terminal.clear()`: it asks the terminal for the cursor position, which some
         // terminals answer slowly or never; the alternate screen starts blank anyway.
-        let mut terminal = Terminal::new(CrosstermBackend::new(io::stdout()))?;
+        let mut terminal = Terminal::new(QuietBackend::new(CrosstermBackend::new(io::stdout())))?;
         console
             .event_loop(&mut terminal, &mut guard, rx, control_rx)
             .await
@@ -197,7 +295,7 @@ pub async fn run(ctx: Context, options: ConsoleOptions) -> Result<(), ConsoleErr
 impl Console {
     async fn event_loop(
         &mut self,
-        terminal: &mut Terminal<CrosstermBackend<Stdout>>,
+        terminal: &mut ConsoleTerminal,
         guard: &mut TerminalGuard,
         mut rx: UnboundedReceiver<Action>,
         mut control_rx: UnboundedReceiver<Control>,
@@ -249,7 +347,7 @@ impl Console {
     fn on_event(
         &mut self,
         event: Event,
-        terminal: &mut Terminal<CrosstermBackend<Stdout>>,
+        terminal: &mut ConsoleTerminal,
         guard: &mut TerminalGuard,
     ) {
         let action = match event {
@@ -265,7 +363,7 @@ impl Console {
     fn dispatch(
         &mut self,
         action: Action,
-        terminal: &mut Terminal<CrosstermBackend<Stdout>>,
+        terminal: &mut ConsoleTerminal,
         guard: &mut TerminalGuard,
     ) {
         for effect in update(&mut self.state, action) {
@@ -276,14 +374,14 @@ impl Console {
     fn run_effect(
         &mut self,
         effect: Effect,
-        terminal: &mut Terminal<CrosstermBackend<Stdout>>,
+        terminal: &mut ConsoleTerminal,
         guard: &mut TerminalGuard,
     ) {
         match effect {
             Effect::Quit => self.state.quit = true,
             // Said only once written: a failed write copied nothing.
             Effect::Copy(text) => {
-                match clipboard::send(terminal.backend_mut(), &text, self.in_tmux) {
+                match clipboard::send(terminal.backend_mut().inner_mut(), &text, self.in_tmux) {
                     Ok(sent) => {
                         super::app::toast(&mut self.state, ToastLevel::Info, sent.message())
                     }
@@ -423,4 +521,64 @@ async fn stop_signal() {
     }
     #[cfg(not(unix))]
     std::future::pending::<()>().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ratatui::widgets::Paragraph;
+    use std::io::Write;
+    use std::sync::Mutex;
+
+    /// A writer that counts what reaches the terminal.
+    #[derive(Clone, Default)]
+    struct Counter(Arc<Mutex<usize>>);
+
+    impl Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            *self.0.lock().unwrap_or_else(|p| p.into_inner()) += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn written(counter: &Counter) -> usize {
+        *counter.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    #[test]
+    fn a_frame_that_changes_nothing_writes_nothing() {
+        let counter = Counter::default();
+        let backend = QuietBackend::new(CrosstermBackend::new(counter.clone()));
+        let mut terminal = Terminal::with_options(
+            backend,
+            ratatui::TerminalOptions {
+                viewport: ratatui::Viewport::Fixed(ratatui::layout::Rect::new(0, 0, 20, 2)),
+            },
+        )
+        .unwrap();
+        let mut text = "12s ago";
+        let frame = |terminal: &mut Terminal<_>, text: &str| {
+            terminal
+                .draw(|f| f.render_widget(Paragraph::new(text.to_string()), f.area()))
+                .unwrap();
+        };
+        frame(&mut terminal, text);
+        let first = written(&counter);
+        assert!(first > 0, "the first frame draws");
+        // The same frame ten times (a tick that changed nothing visible): 0 bytes.
+        for _ in 0..10 {
+            frame(&mut terminal, text);
+        }
+        assert_eq!(
+            written(&counter),
+            first,
+            "idle frames wrote to the terminal"
+        );
+        text = "13s ago";
+        frame(&mut terminal, text);
+        assert!(written(&counter) > first, "a changed cell is sent");
+    }
 }

@@ -3,6 +3,7 @@
 //! formats only the visible window: nothing here is per frame, and filtering runs once per
 //! keystroke or load, not per draw.
 
+use super::sort::{Sort, SortKey, SortValue};
 use crate::model::Timestamp;
 use std::cell::Cell;
 
@@ -12,6 +13,15 @@ pub trait TableRow {
     fn row_id(&self) -> String;
     /// The text the filter searches.
     fn haystack(&self) -> String;
+    /// The value a sort by `key` compares (`Missing` when the row has no such column).
+    fn sort_value(&self, _key: SortKey) -> SortValue {
+        SortValue::Missing
+    }
+    /// The id of what the row belongs to (a job's connector, a dead letter's job): a
+    /// drill-down scope keeps only the rows of one parent.
+    fn parent_id(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// The selected row and the first visible one. The offset is scroll memory the table widget
@@ -83,6 +93,10 @@ pub struct TableData<T> {
     keys: Vec<String>,
     filtered: Vec<usize>,
     filter: String,
+    /// The order of the kept rows; `None`: as loaded.
+    sort: Option<Sort>,
+    /// Only rows whose `parent_id` is this (a drill-down), before the filter.
+    scope: Option<String>,
     pub cursor: Cursor,
     /// When the rows were last loaded.
     pub loaded_at: Option<Timestamp>,
@@ -99,6 +113,8 @@ impl<T> Default for TableData<T> {
             keys: Vec::new(),
             filtered: Vec::new(),
             filter: String::new(),
+            sort: None,
+            scope: None,
             cursor: Cursor::default(),
             loaded_at: None,
             error: None,
@@ -138,23 +154,70 @@ impl<T: TableRow> TableData<T> {
         self.filter = filter.to_string();
         self.refilter();
         self.cursor.selected = keep
-            .and_then(|raw| self.filtered.binary_search(&raw).ok())
+            .and_then(|raw| self.filtered.iter().position(|&i| i == raw))
             .unwrap_or(0);
         self.clamp();
     }
 
     fn refilter(&mut self) {
         let needle = self.filter.to_lowercase();
-        self.filtered = if needle.trim().is_empty() {
-            (0..self.rows.len()).collect()
-        } else {
-            self.keys
+        let scope = self.scope.as_deref();
+        self.filtered = self
+            .keys
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| scope.is_none() || self.rows[*i].parent_id() == scope)
+            .filter(|(_, k)| needle.trim().is_empty() || fuzzy_match(&needle, k))
+            .map(|(i, _)| i)
+            .collect();
+        if let Some(sort) = self.sort {
+            let mut keyed: Vec<(SortValue, usize)> = self
+                .filtered
                 .iter()
-                .enumerate()
-                .filter(|(_, k)| fuzzy_match(&needle, k))
-                .map(|(i, _)| i)
-                .collect()
-        };
+                .map(|&i| (self.rows[i].sort_value(sort.key), i))
+                .collect();
+            // Stable: equal values keep the loaded order.
+            keyed.sort_by(|a, b| a.0.compare(&b.0, sort.desc));
+            self.filtered = keyed.into_iter().map(|(_, i)| i).collect();
+        }
+    }
+
+    /// Re-applies scope, filter and sort, keeping the selected row (by id) when it stays.
+    fn reorder(&mut self) {
+        let keep = self.selected().map(TableRow::row_id);
+        self.refilter();
+        self.cursor.selected = keep
+            .and_then(|id| {
+                self.filtered
+                    .iter()
+                    .position(|&i| self.rows[i].row_id() == id)
+            })
+            .unwrap_or(0);
+        self.clamp();
+    }
+
+    /// Sorts the kept rows (`None`: as loaded); the selected row stays selected.
+    pub fn set_sort(&mut self, sort: Option<Sort>) {
+        if self.sort != sort {
+            self.sort = sort;
+            self.reorder();
+        }
+    }
+
+    pub fn sort(&self) -> Option<Sort> {
+        self.sort
+    }
+
+    /// Keeps only the rows of one parent (`None`: all rows).
+    pub fn set_scope(&mut self, scope: Option<String>) {
+        if self.scope != scope {
+            self.scope = scope;
+            self.reorder();
+        }
+    }
+
+    pub fn scope(&self) -> Option<&str> {
+        self.scope.as_deref()
     }
 
     fn clamp(&mut self) {
@@ -245,6 +308,45 @@ mod tests {
         fn haystack(&self) -> String {
             self.0.to_string()
         }
+        fn sort_value(&self, _key: SortKey) -> SortValue {
+            SortValue::text(self.0)
+        }
+        fn parent_id(&self) -> Option<&str> {
+            self.0.get(..1)
+        }
+    }
+
+    #[test]
+    fn sort_and_scope_reorder_and_keep_the_selection() {
+        let mut t = TableData::default();
+        t.set_rows(vec![R("beta"), R("alpha"), R("gamma"), R("alps")], now());
+        t.move_by(1);
+        assert_eq!(t.selected().unwrap().0, "alpha");
+        t.set_sort(Some(Sort {
+            key: SortKey::Name,
+            desc: false,
+        }));
+        let order: Vec<_> = t.visible().map(|r| r.0).collect();
+        assert_eq!(order, ["alpha", "alps", "beta", "gamma"]);
+        assert_eq!(t.selected().unwrap().0, "alpha", "the selection follows");
+        t.set_sort(Some(Sort {
+            key: SortKey::Name,
+            desc: true,
+        }));
+        assert_eq!(t.get(0).unwrap().0, "gamma");
+        // A reload keeps the order; a scope keeps one parent's rows, then the filter applies.
+        t.set_rows(vec![R("alps"), R("delta"), R("alpha")], now());
+        assert_eq!(t.get(0).unwrap().0, "delta");
+        t.set_scope(Some("a".into()));
+        assert_eq!(
+            t.visible().map(|r| r.0).collect::<Vec<_>>(),
+            ["alps", "alpha"]
+        );
+        t.set_filter("ha");
+        assert_eq!(t.visible().map(|r| r.0).collect::<Vec<_>>(), ["alpha"]);
+        t.set_scope(None);
+        t.set_filter("");
+        assert_eq!(t.len(), 3);
     }
 
     fn now() -> Timestamp {

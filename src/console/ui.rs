@@ -1,16 +1,20 @@
 //! Draws the whole console from state: header (profile, cluster, health, Kibana, breaker
-//! light, read-only badge), view tabs, the current view or screen, the footer (hints from
-//! the keymap, or the `:`/`/` input), then dialogs and toasts on top. Reads state only.
+//! light, read-only badge, attach state), view tabs (with the sort and drill-down scope),
+//! the current view or screen, toasts on their own lines above the footer (never over the
+//! table), the footer (hints from the keymap, or the `:`/`/` input), then dialogs on top.
+//! Reads state only.
 
-use super::app::{AppState, Modal, Screen, ViewId, current_filter};
+use super::app::{
+    AppState, AttachStatus, Modal, Screen, Toast, ToastLevel, ViewId, current_filter,
+};
 use super::form::Form;
 use super::keymap::{Command, KeyContext};
 use super::live::worst_breaker;
 use super::theme::Theme;
 use super::views::config_editor::{self, ConfigEditorView, input_height, render_input};
 use super::views::help::HelpView;
-use super::views::{Hint, detail, view_for};
-use super::widgets::{centered, command_line, confirm, toast};
+use super::views::{Hint, detail, messages, view_for};
+use super::widgets::{centered, command_line, confirm};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
@@ -20,26 +24,68 @@ use ratatui::widgets::{Block, BorderType, Clear, Paragraph};
 pub fn draw(frame: &mut Frame, state: &AppState, theme: &Theme) {
     let area = frame.area();
     frame.render_widget(Block::default().style(theme.text), area);
-    let [header, tabs, body, footer] = Layout::vertical([
+    // Toasts get lines of their own when there is room, so they never hide rows.
+    let toast_rows = if area.height >= 10 {
+        state.toasts.len().min(super::app::MAX_TOASTS) as u16
+    } else {
+        0
+    };
+    let [header, tabs, body, toasts, footer] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Length(1),
         Constraint::Min(3),
+        Constraint::Length(toast_rows),
         Constraint::Length(1),
     ])
     .areas(area);
-    render_header(frame, header, state, theme);
-    render_tabs(frame, tabs, state, theme);
+    let header_used = render_header(frame, header, state, theme);
+    let tabs_used = render_tabs(frame, tabs, state, theme);
+    render_facts(
+        frame,
+        [(header, header_used), (tabs, tabs_used)],
+        state,
+        theme,
+    );
     render_body(frame, body, state, theme);
+    render_toasts(frame, toasts, &state.toasts, theme);
     render_footer(frame, footer, state, theme);
     render_modal(frame, body, footer, state, theme);
-    toast::render(frame, body, &state.toasts, theme);
+}
+
+/// Toasts, newest lowest, one line each; a cut one says where its full text is.
+fn render_toasts(frame: &mut Frame, area: Rect, toasts: &[Toast], theme: &Theme) {
+    let skip = toasts.len().saturating_sub(area.height as usize);
+    for (i, toast) in toasts.iter().skip(skip).enumerate() {
+        let (style, mark) = match toast.level {
+            ToastLevel::Info => (theme.toast_info, "•"),
+            ToastLevel::Warn => (theme.toast_warn, "!"),
+            ToastLevel::Error => (theme.toast_error, "✖"),
+        };
+        let width = area.width as usize;
+        let full = format!(" {mark} {} ", toast.text);
+        let text = if unicode_width::UnicodeWidthStr::width(full.as_str()) > width {
+            let more = " (m: full text) ";
+            let cut = super::format::ellipsize(&full, width.saturating_sub(more.len()));
+            format!("{cut}{more}")
+        } else {
+            full
+        };
+        let line = Rect {
+            y: area.y + i as u16,
+            height: 1,
+            ..area
+        };
+        frame.render_widget(Clear, line);
+        frame.render_widget(Paragraph::new(Line::from(text)).style(style), line);
+    }
 }
 
 fn sep(theme: &Theme) -> Span<'static> {
     Span::styled(" │ ", theme.dim)
 }
 
-fn render_header(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
+/// Draws the header line; returns how many columns it used.
+fn render_header(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) -> u16 {
     let narrow = area.width < 100;
     // Narrow terminals keep the facts and drop the name.
     let mut spans = if narrow {
@@ -117,9 +163,26 @@ fn render_header(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme)
     }
     if let Some(addr) = &state.settings.attach {
         spans.push(sep(theme));
-        spans.push(Span::styled(format!("attached {addr}"), theme.accent));
+        // Narrow terminals drop the address, never the state.
+        let at = if narrow {
+            "attach".to_string()
+        } else {
+            format!("attach {addr}")
+        };
+        let (text, style) = match state.attach_status() {
+            Some(AttachStatus::Attaching) | None => (format!("{at}: connecting…"), theme.dim),
+            Some(AttachStatus::Attached) => (format!("attached {addr}"), theme.accent),
+            Some(AttachStatus::Reconnecting) => (format!("{at}: reconnecting…"), theme.warn),
+            Some(AttachStatus::Unreachable { since }) => (
+                format!("{at}: ✖ unreachable since {}", since.0.format("%H:%M:%S")),
+                theme.danger,
+            ),
+        };
+        spans.push(Span::styled(text, style));
     }
+    let used: usize = spans.iter().map(|s| s.width()).sum();
     frame.render_widget(Paragraph::new(Line::from(spans)).style(theme.header), area);
+    used as u16
 }
 
 fn short_title(view: ViewId) -> &'static str {
@@ -134,7 +197,8 @@ fn short_title(view: ViewId) -> &'static str {
     }
 }
 
-fn render_tabs(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
+/// Draws the view tabs; returns how many columns they used.
+fn render_tabs(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) -> u16 {
     let narrow = area.width < 100;
     let mut spans = Vec::new();
     for (i, view) in ViewId::ALL.iter().enumerate() {
@@ -159,7 +223,44 @@ fn render_tabs(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
             },
         ));
     }
+    let used: usize = spans.iter().map(|s| s.width()).sum();
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
+    used as u16
+}
+
+/// The drill-down scope and the sort of the view (`job=… · sort STARTED↓`), at the right of
+/// the header line, or of the tabs when the header is full; cut to the room there is.
+fn render_facts(frame: &mut Frame, lines: [(Rect, u16); 2], state: &AppState, theme: &Theme) {
+    let facts: Vec<String> = [state.scope_label(), state.sort_label()]
+        .into_iter()
+        .flatten()
+        .collect();
+    if facts.is_empty() || !state.screens.is_empty() {
+        return;
+    }
+    let text = format!(" {} ", facts.join(" · "));
+    let want = unicode_width::UnicodeWidthStr::width(text.as_str()) as u16;
+    let room = |(area, used): (Rect, u16)| area.width.saturating_sub(used + 1);
+    let (area, used) = lines
+        .into_iter()
+        .find(|l| room(*l) >= want)
+        .unwrap_or_else(|| {
+            lines
+                .into_iter()
+                .max_by_key(|l| room(*l))
+                .unwrap_or(lines[0])
+        });
+    let width = want.min(room((area, used)));
+    if width < 8 {
+        return;
+    }
+    let text = super::format::ellipsize(&text, width as usize);
+    let right = Rect {
+        x: area.right() - width,
+        width,
+        ..area
+    };
+    frame.render_widget(Paragraph::new(Line::styled(text, theme.accent)), right);
 }
 
 fn render_body(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
@@ -173,6 +274,12 @@ fn render_body(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
         }
         Some(Screen::Editor(e)) => {
             ConfigEditorView.render(frame, area, e, state.profile.read_only, theme)
+        }
+        Some(Screen::Messages { scroll }) => {
+            messages::render_messages(frame, area, *scroll, state, theme)
+        }
+        Some(Screen::LogLine { text, scroll }) => {
+            messages::render_log_line(frame, area, text, *scroll, theme)
         }
         None => view_for(state.view).render(frame, area, state, theme),
     }
@@ -206,6 +313,8 @@ pub fn current_hints(state: &AppState) -> (KeyContext, &'static [Hint]) {
         Some(Screen::JobDetail { .. }) => detail::JOB_HINTS,
         Some(Screen::DeadLetterDetail { .. }) => detail::DEAD_LETTER_HINTS,
         Some(Screen::Editor(e)) => config_editor::hints(e),
+        Some(Screen::Messages { .. }) => messages::MESSAGES_HINTS,
+        Some(Screen::LogLine { .. }) => messages::LOG_LINE_HINTS,
         None => view_for(state.view).hints(),
     };
     (context, hints)

@@ -575,6 +575,43 @@ impl Transport {
         }
     }
 
+    /// Looks again at nodes the pool holds as dead, for whoever shows the pool (the
+    /// console's refresh): sniffs first when sniffing is on (a node that left the cluster
+    /// and came back re-enters the pool only by a sniff), then asks each dead node `GET /`
+    /// and marks those that answer alive. Without it a node that came back stays dead until
+    /// its backoff ends or a sniff runs. Returns how many nodes were revived.
+    pub async fn recheck_dead_nodes(&self) -> usize {
+        let sniffs =
+            self.sniff.on_start || self.sniff.on_node_failure || self.sniff.interval.is_some();
+        if sniffs && let Err(e) = self.sniff().await {
+            tracing::debug!(error = %e, "re-sniff for the pool view failed");
+        }
+        // Dead nodes, and nodes alive only because their backoff ran out (lazy
+        // resurrection: not yet asked).
+        let suspects: Vec<(Url, bool)> = self
+            .pool()
+            .snapshot(Instant::now())
+            .into_iter()
+            .filter(|n| !n.alive || n.failures > 0)
+            .filter_map(|n| Url::parse(&n.url).ok().map(|u| (u, n.alive)))
+            .collect();
+        let mut revived = 0;
+        for (node, counted_alive) in suspects {
+            match self.attempt(&node, &Method::GET, "/", "", None).await {
+                Attempt::Done(_) => {
+                    self.pool().mark_live(&node);
+                    revived += 1;
+                }
+                // Still down: a resurrected node is dead again (a dead one keeps its backoff).
+                Attempt::NodeFailed { .. } | Attempt::TimedOut if counted_alive => {
+                    self.pool().mark_dead(&node, Instant::now());
+                }
+                _ => {}
+            }
+        }
+        revived
+    }
+
     /// Sniffs now, waiting for a running sniff to end first. Returns how many nodes the pool
     /// holds afterwards; on failure the old pool is kept and the error returned.
     pub async fn sniff(&self) -> Result<usize> {

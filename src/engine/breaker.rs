@@ -10,7 +10,7 @@
 //! 429 or timeout on the whole request; never a per-item error). No I/O here.
 
 use crate::config::BreakerSettings;
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -34,7 +34,7 @@ const MAX_OPEN_FOR: Duration = Duration::from_secs(365 * 24 * 3600);
 const ABANDONED_PROBE: &str = "a probe request was abandoned before it reported an outcome";
 
 /// The breaker's state, as the console shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BreakerState {
     /// Requests flow; outcomes are counted.
@@ -43,6 +43,15 @@ pub enum BreakerState {
     Open,
     /// A few probe requests test whether the cluster recovered.
     HalfOpen,
+}
+
+impl BreakerSnapshot {
+    /// A fresh breaker's view, in `state`: for tests and fixtures that only need a state.
+    pub fn in_state(state: BreakerState) -> Self {
+        let mut snapshot = Breaker::new(BreakerSettings::default()).snapshot(Instant::now());
+        snapshot.state = state;
+        snapshot
+    }
 }
 
 impl fmt::Display for BreakerState {
@@ -67,17 +76,23 @@ pub enum Permit {
 }
 
 /// A recent whole-request failure, for the console.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RecentFailure {
     /// What went wrong, as the sink described it (cut to a few hundred characters).
     pub reason: String,
     /// How long ago it happened, relative to the snapshot.
-    #[serde(rename = "ago_ms", serialize_with = "millis")]
+    #[serde(
+        rename = "ago_ms",
+        serialize_with = "millis",
+        deserialize_with = "de_millis"
+    )]
     pub ago: Duration,
 }
 
-/// A point-in-time view of the breaker for the console and `/metrics`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A point-in-time view of the breaker for the console and `/metrics`. It travels in
+/// progress snapshots as itself (and over `/status` as JSON, read back into this type), so
+/// readers never parse it per frame.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BreakerSnapshot {
     /// The state (an open period that has ended already reads as half-open).
     pub state: BreakerState,
@@ -99,17 +114,29 @@ pub struct BreakerSnapshot {
     pub consecutive_threshold: u32,
     /// Time until a probe may be sent: `Some(0)` when one may go now, `None` when closed or
     /// every probe slot is taken.
-    #[serde(rename = "time_to_next_probe_ms", serialize_with = "opt_millis")]
+    #[serde(
+        rename = "time_to_next_probe_ms",
+        serialize_with = "opt_millis",
+        deserialize_with = "de_opt_millis"
+    )]
     pub time_to_next_probe: Option<Duration>,
     /// Probes sent and not yet reported.
     pub probes_in_flight: u32,
     /// How many times the breaker opened (including reopening after a failed probe).
     pub times_opened: u64,
     /// How long the breaker has been continuously open or half-open (`None` when closed).
-    #[serde(rename = "not_closed_for_ms", serialize_with = "opt_millis")]
+    #[serde(
+        rename = "not_closed_for_ms",
+        serialize_with = "opt_millis",
+        deserialize_with = "de_opt_millis"
+    )]
     pub not_closed_for: Option<Duration>,
     /// The longest it may stay so before the job fails.
-    #[serde(rename = "max_open_ms", serialize_with = "millis")]
+    #[serde(
+        rename = "max_open_ms",
+        serialize_with = "millis",
+        deserialize_with = "de_millis"
+    )]
     pub max_open: Duration,
     /// The last failures, newest first.
     pub last_errors: Vec<RecentFailure>,
@@ -420,6 +447,14 @@ fn opt_millis<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Err
         Some(d) => millis(d, s),
         None => s.serialize_none(),
     }
+}
+
+fn de_millis<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    u64::deserialize(d).map(Duration::from_millis)
+}
+
+fn de_opt_millis<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    Option::<u64>::deserialize(d).map(|ms| ms.map(Duration::from_millis))
 }
 
 /// The breaker shared by a sink's concurrent requests. Cheap to clone (clones share one

@@ -97,12 +97,14 @@ pub async fn run(
     let index = parts.sink.settings().index.clone();
     let full = settings.mode == SyncMode::Full;
     // Both talk to the outside (the source, the cluster): a cancel must not wait for them.
+    parts.progress.set_step("asking the source for its size");
     let hint = tokio::select! {
         hint = source.total_hint() => hint,
         _ = cancel.cancelled() => return Err(PipelineError::Canceled),
     };
     parts.progress.set_total_hint(hint);
     let existing = if full && settings.skip_unchanged {
+        parts.progress.set_step("scanning the index's ids");
         // The id scan of a large index takes a while: a cancel must not wait for it.
         tokio::select! {
             loaded = ExistingDocs::load(parts.store.as_ref(), &index) => Some(loaded?),

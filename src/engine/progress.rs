@@ -5,6 +5,7 @@
 //! snapshot that `sync --json` streams (at most [`RECORD_MAX_BYTES`]); the full per-document
 //! stream goes to an [`EventSink`] when one is attached (`sync --events FILE`).
 
+use super::breaker::BreakerSnapshot;
 use super::events::EventSink;
 use crate::model::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -141,9 +142,11 @@ struct Slow {
     rates: VecDeque<RateSample>,
     last_sample: Option<(Instant, Counters)>,
     phase: Phase,
+    /// What `starting` is doing now.
+    step: Option<&'static str>,
     error: Option<String>,
     total_hint: Option<u64>,
-    breaker: Option<serde_json::Value>,
+    breaker: Option<BreakerSnapshot>,
     finished_at: Option<Instant>,
 }
 
@@ -172,6 +175,10 @@ pub struct ProgressSnapshot {
     pub started_at: Timestamp,
     pub elapsed_ms: u64,
     pub phase: Phase,
+    /// What the job is doing while `starting` (checking and pinging the source, creating
+    /// the index, reading the source's size, scanning the index's ids): seconds can pass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
     pub error: Option<String>,
     pub counters: Counters,
     /// Documents the source said it has, when known.
@@ -188,8 +195,8 @@ pub struct ProgressSnapshot {
     /// Remaining time at the average rate, when the total is known.
     pub eta_ms: Option<u64>,
     pub rates: Vec<RateSample>,
-    /// The sink's circuit breaker, as its own snapshot type serialises it.
-    pub breaker: Option<serde_json::Value>,
+    /// The sink's circuit breaker.
+    pub breaker: Option<BreakerSnapshot>,
     pub recent: Vec<DocOutcome>,
 }
 
@@ -213,6 +220,7 @@ impl Progress {
                 phase: Phase::Starting,
                 error: None,
                 total_hint: None,
+                step: None,
                 breaker: None,
                 finished_at: None,
             }),
@@ -362,10 +370,18 @@ impl Progress {
         }
     }
 
+    /// Says what `starting` is doing now (cleared when the phase moves on).
+    pub fn set_step(&self, step: &'static str) {
+        self.lock().step = Some(step);
+    }
+
     pub fn set_phase(&self, phase: Phase) {
         {
             let mut slow = self.lock();
             slow.phase = phase;
+            if phase != Phase::Starting {
+                slow.step = None;
+            }
             if phase.is_done() && slow.finished_at.is_none() {
                 slow.finished_at = Some(Instant::now());
             }
@@ -384,7 +400,7 @@ impl Progress {
         self.lock().total_hint = total;
     }
 
-    pub fn set_breaker(&self, breaker: serde_json::Value) {
+    pub fn set_breaker(&self, breaker: BreakerSnapshot) {
         self.lock().breaker = Some(breaker);
     }
 
@@ -461,6 +477,7 @@ impl Progress {
             started_at: self.started_at,
             elapsed_ms: elapsed.as_millis() as u64,
             phase: slow.phase,
+            step: slow.step.map(str::to_string),
             error: slow.error.clone(),
             counters,
             total_hint: slow.total_hint,
@@ -557,12 +574,12 @@ impl ProgressSnapshot {
                 ..o.clone()
             })
             .collect();
+        // The state as it reads in JSON (`half_open`), as `/status` writes it.
         let breaker = self
             .breaker
             .as_ref()
-            .and_then(|b| b.get("state"))
-            .and_then(|v| v.as_str())
-            .map(str::to_string);
+            .and_then(|b| serde_json::to_value(b.state).ok())
+            .and_then(|v| v.as_str().map(str::to_string));
         let record = ProgressRecord {
             job_id: self.job_id.clone(),
             connector_id: self.connector_id.clone(),
@@ -664,7 +681,9 @@ mod tests {
         if let Some(e) = error {
             p.set_error(e);
         }
-        p.set_breaker(serde_json::json!({"state": "half_open", "window": [1, 2, 3]}));
+        p.set_breaker(crate::engine::breaker::BreakerSnapshot::in_state(
+            crate::engine::breaker::BreakerState::HalfOpen,
+        ));
         p.snapshot()
     }
 

@@ -690,9 +690,7 @@ impl Engine {
         let _ = heartbeat.await;
         // The heartbeat samples the breaker once a second: keep how it ended, not a
         // snapshot up to a second old.
-        if let Ok(snapshot) = serde_json::to_value(breaker.snapshot()) {
-            progress.set_breaker(snapshot);
-        }
+        progress.set_breaker(breaker.snapshot());
         result
     }
 
@@ -708,11 +706,13 @@ impl Engine {
         checkpoint_tx: tokio::sync::mpsc::UnboundedSender<Value>,
     ) -> Result<PipelineOutcome, String> {
         const CANCELED: &str = "the sync was canceled";
+        progress.set_step("checking the configuration, pinging the source");
         let prepared = tokio::select! {
             prepared = self.prepare(job) => prepared?,
             _ = cancel.cancelled() => return Err(CANCELED.into()),
         };
         let (source, mode, index) = prepared;
+        progress.set_step("creating the index");
         let ensured = tokio::select! {
             ensured = self.deps.store.ensure_index(&index, None) => ensured,
             _ = cancel.cancelled() => return Err(CANCELED.into()),
@@ -1075,9 +1075,7 @@ async fn heartbeat(
         }
         let now = Instant::now();
         progress.sample(now);
-        if let Ok(snapshot) = serde_json::to_value(breaker.snapshot()) {
-            progress.set_breaker(snapshot);
-        }
+        progress.set_breaker(breaker.snapshot());
         let counters = progress.counters();
         if counters.handled() + counters.deleted
             != last_progress.1.handled() + last_progress.1.deleted

@@ -29,13 +29,31 @@ pub struct StatusDocument {
     pub worker: String,
     pub version: String,
     pub jobs: Vec<ProgressSnapshot>,
+    /// The worker's Elasticsearch node pool (absent from older workers and without one), so
+    /// an attached console shows the worker's pool, not its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<Vec<StatusNode>>,
 }
+
+/// One node of a worker's pool, as `/status` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusNode {
+    pub url: String,
+    pub alive: bool,
+    pub failures: u32,
+    /// How long a dead node stays dead before it is tried again.
+    pub retry_in_ms: Option<u64>,
+}
+
+/// Reads the worker's node pool when `/status` is asked.
+pub type PoolSource = Arc<dyn Fn() -> Vec<StatusNode> + Send + Sync>;
 
 #[derive(Clone)]
 struct AppState {
     live: Arc<LiveJobs>,
     dlq: Arc<DeadLetterStore>,
     worker: String,
+    pool: Option<PoolSource>,
 }
 
 /// Binds `addr` (loopback only) and serves until `shutdown`. Returns the bound address
@@ -45,6 +63,18 @@ pub async fn start(
     live: Arc<LiveJobs>,
     dlq: Arc<DeadLetterStore>,
     worker: String,
+    shutdown: CancellationToken,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    start_with_pool(addr, live, dlq, worker, None, shutdown).await
+}
+
+/// [`start`], with the worker's node pool in `/status`.
+pub async fn start_with_pool(
+    addr: SocketAddr,
+    live: Arc<LiveJobs>,
+    dlq: Arc<DeadLetterStore>,
+    worker: String,
+    pool: Option<PoolSource>,
     shutdown: CancellationToken,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     if !addr.ip().is_loopback() {
@@ -60,7 +90,12 @@ pub async fn start(
     let app = Router::new()
         .route("/status", get(status))
         .route("/metrics", get(metrics))
-        .with_state(AppState { live, dlq, worker });
+        .with_state(AppState {
+            live,
+            dlq,
+            worker,
+            pool,
+        });
     let handle = tokio::spawn(async move {
         let served = axum::serve(listener, app)
             .with_graceful_shutdown(async move { shutdown.cancelled().await })
@@ -77,6 +112,7 @@ async fn status(State(state): State<AppState>) -> Response {
         worker: state.worker.clone(),
         version: env!("CARGO_PKG_VERSION").to_string(),
         jobs: state.live.snapshots(),
+        pool: state.pool.as_ref().map(|read| read()),
     };
     axum::Json(doc).into_response()
 }
@@ -259,17 +295,11 @@ impl Scrape {
             MetricType::Gauge,
         )?;
         for job in &self.jobs {
-            let state = job
-                .snapshot
-                .breaker
-                .as_ref()
-                .and_then(|b| b.get("state"))
-                .and_then(|v| v.as_str())
-                .unwrap_or("closed");
-            let value: i64 = match state {
-                "open" => 2,
-                "half_open" => 1,
-                _ => 0,
+            use super::breaker::BreakerState;
+            let value: i64 = match job.snapshot.breaker.as_ref().map(|b| b.state) {
+                Some(BreakerState::Open) => 2,
+                Some(BreakerState::HalfOpen) => 1,
+                Some(BreakerState::Closed) | None => 0,
             };
             let labels = job.labels();
             ConstGauge::new(value).encode(family.encode_family(&labels)?)?;
@@ -443,7 +473,9 @@ mod tests {
         p.bulk_done(Duration::from_millis(3), false);
         p.bulk_done(Duration::from_millis(40), false);
         p.bulk_done(Duration::from_secs(20), true);
-        p.set_breaker(serde_json::json!({"state": "open"}));
+        p.set_breaker(crate::engine::breaker::BreakerSnapshot::in_state(
+            crate::engine::breaker::BreakerState::Open,
+        ));
         let dlq = DlqStats {
             total: 7,
             by_connector: vec![("a".into(), 5), ("b".into(), 2)],

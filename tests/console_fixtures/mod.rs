@@ -261,6 +261,7 @@ pub fn snapshot(job_id: &str, handled: u64) -> ProgressSnapshot {
         started_at: ts("2024-05-01T09:59:30Z"),
         elapsed_ms: 12_300,
         phase: Phase::Extracting,
+        step: None,
         error: None,
         counters: Counters {
             seen: handled + 120,
@@ -284,7 +285,7 @@ pub fn snapshot(job_id: &str, handled: u64) -> ProgressSnapshot {
         avg_bulk_latency_ms: 18.4,
         eta_ms: Some(17_000),
         rates,
-        breaker: Some(breaker()),
+        breaker: serde_json::from_value(breaker()).ok(),
         recent,
     }
 }

@@ -1,7 +1,9 @@
 //! The console end to end: the real binary in a pseudo-terminal (portable-pty), its output
 //! parsed by a terminal emulator (vt100), against the stand-in cluster. Starts a sync and
 //! watches it progress, opens the breaker view, retries a dead letter, quits, and checks the
-//! terminal was restored (alternate screen left, cursor shown). Every wait is bounded.
+//! terminal was restored (alternate screen left, cursor shown). Also the operator's safety
+//! and navigation: enter never confirms, ctrl-c in the editor asks to quit, the `:messages`
+//! history, `:sort`, the drill-down path and back, and a failed attach. Every wait is bounded.
 
 use crate::support;
 
@@ -63,6 +65,10 @@ impl Drop for Term {
 }
 
 fn spawn_console(home: &Path) -> Term {
+    spawn_console_with(home, &[])
+}
+
+fn spawn_console_with(home: &Path, args: &[&str]) -> Term {
     let pty = native_pty_system()
         .openpty(PtySize {
             rows: 24,
@@ -72,6 +78,7 @@ fn spawn_console(home: &Path) -> Term {
         })
         .unwrap();
     let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_syncdeck"));
+    cmd.args(args);
     cmd.env_clear();
     cmd.env("PATH", std::env::var("PATH").unwrap_or_default());
     cmd.env("HOME", home);
@@ -334,4 +341,224 @@ fn a_pipe_still_gets_the_overview() {
         stdout.contains("demo-generator") && !stdout.contains("\x1b[?1049h"),
         "{stdout}"
     );
+}
+
+fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+fn backend(standin: &StandIn) -> ElasticsearchBackend {
+    let url = url::Url::parse(&standin.es_urls()[0]).unwrap();
+    ElasticsearchBackend::new(&EsSettings::new(vec![url])).unwrap()
+}
+
+/// Waits for the console to exit; returns whether it exited successfully.
+fn wait_exit(term: &mut Term) -> bool {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(status) = term.child.try_wait().unwrap() {
+            return status.success();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the console did not exit; the screen:\n{}",
+            term.contents()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Types a `:` command and runs it.
+fn command(term: &mut Term, text: &str) {
+    term.send(":");
+    term.send(text);
+    term.send("\r");
+}
+
+#[test]
+fn enter_does_not_confirm_a_delete_and_ctrl_c_in_the_editor_asks_to_quit() {
+    let standin = StandIn::start_blocking(StandInOptions {
+        kibana: false,
+        ..Default::default()
+    });
+    let home = tempfile::tempdir().unwrap();
+    write_config(home.path(), &standin);
+    seed_connector(&standin);
+    let mut term = spawn_console(home.path());
+    term.wait_for("the connectors view", |s| {
+        s.contains("Connectors [1]") && s.contains("Generated")
+    });
+    term.send("d");
+    term.wait_for("the delete question", |s| s.contains("Delete connector"));
+    // Enter, twice: nothing happens, the question stays.
+    term.send("\r");
+    term.send("\r");
+    std::thread::sleep(Duration::from_millis(500));
+    let screen = term.contents();
+    assert!(screen.contains("Delete connector"), "{screen}");
+    assert!(
+        block_on(backend(&standin).get_connector("gen")).is_ok(),
+        "enter deleted the connector"
+    );
+    term.send("n");
+    term.wait_for("the dialog to close", |s| !s.contains("Delete connector"));
+
+    // The editor: an edit, then ctrl-c asks about quitting the console; y quits.
+    term.send("e");
+    term.wait_for("the editor", |s| s.contains("Configuration of 'Generated'"));
+    term.send("9");
+    term.wait_for("the edit", |s| s.contains("unsaved change"));
+    term.send("\x03");
+    term.wait_for("the quit question", |s| {
+        s.contains("Quit syncdeck and discard the edits?")
+    });
+    term.send("y");
+    assert!(wait_exit(&mut term), "the console did not exit cleanly");
+}
+
+#[test]
+fn messages_sort_and_the_drill_down_path() {
+    let standin = StandIn::start_blocking(StandInOptions {
+        kibana: false,
+        ..Default::default()
+    });
+    let home = tempfile::tempdir().unwrap();
+    write_config(home.path(), &standin);
+    seed_connector(&standin);
+    let es = backend(&standin);
+    let job_id = block_on(async {
+        es.create_connector(&NewConnector {
+            id: Some("zz-second".into()),
+            name: Some("Second".into()),
+            index_name: Some("search-second".into()),
+            service_type: Some("generator".into()),
+            is_native: Some(false),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        es.create_sync_job(
+            "gen",
+            syncdeck::model::JobType::Full,
+            syncdeck::model::TriggerMethod::OnDemand,
+        )
+        .await
+        .unwrap()
+    });
+    let dir = home.path().join("data");
+    std::fs::create_dir_all(&dir).unwrap();
+    let dlq = DeadLetterStore::open(&dir.join("dead-letters.sqlite3"), 10_000).unwrap();
+    dlq.bind(&syncdeck::backend::ClusterId {
+        uuid: standin.cluster_uuid(),
+        name: standin.cluster_name(),
+    });
+    for (job, doc) in [
+        (job_id.as_str(), "dl-of-this-job"),
+        ("other-job", "dl-of-another"),
+    ] {
+        dlq.append_batch(&[NewDeadLetter {
+            connector_id: "gen".into(),
+            job_id: job.into(),
+            index: "search-gen".into(),
+            doc_id: doc.into(),
+            document: json!({"title": doc}).to_string(),
+            error_type: "document_parsing_exception".into(),
+            reason: "failed to parse field [value]".into(),
+            status: Some(400),
+        }])
+        .unwrap();
+    }
+    drop(dlq);
+    let mut term = spawn_console(home.path());
+    term.wait_for("the connectors view", |s| s.contains("Connectors [2]"));
+
+    // :messages holds a toast in full after it is gone.
+    command(&mut term, "profile nowhere");
+    term.wait_for("the toast", |s| s.contains("no profile 'nowhere'"));
+    term.send("2");
+    term.wait_for("the toast to leave with the view", |s| {
+        s.contains("Sync jobs") && !s.contains("no profile 'nowhere'")
+    });
+    command(&mut term, "messages");
+    term.wait_for("the history", |s| {
+        s.contains("Messages") && s.contains("no profile 'nowhere' (known: e2e")
+    });
+    term.send("\x1b");
+    term.send("1");
+
+    // :sort id desc: zz-second above gen, and the header says so.
+    command(&mut term, "sort id desc");
+    let screen = term.wait_for("the sort", |s| s.contains("sort ID↓"));
+    let row = |s: &str, what: &str| s.lines().position(|l| l.contains(what));
+    assert!(
+        row(&screen, "Second") < row(&screen, "Generated"),
+        "not sorted:\n{screen}"
+    );
+    term.send("I");
+    let screen = term.wait_for("the other direction", |s| s.contains("sort ID↑"));
+    assert!(
+        row(&screen, "Generated") < row(&screen, "Second"),
+        "{screen}"
+    );
+
+    // Drill down: the connector's jobs, the job, its dead letters; esc comes back.
+    term.send("o");
+    term.wait_for("gen's jobs", |s| {
+        s.contains("connector=gen") && s.contains("pending")
+    });
+    term.send("\r");
+    term.wait_for("the job detail with its dead letters", |s| {
+        s.contains(&format!("Sync job {job_id}")) && s.contains("1 open")
+    });
+    term.send("D");
+    term.wait_for("the job's dead letters", |s| {
+        s.contains(&format!("job={}", &job_id[..8]))
+            && s.contains("dl-of-this")
+            && !s.contains("dl-of-anoth")
+    });
+    term.send("\x1b");
+    term.wait_for("back to the job detail", |s| {
+        s.contains(&format!("Sync job {job_id}"))
+    });
+    term.send("\x1b");
+    term.wait_for("back to gen's jobs", |s| {
+        s.contains("connector=gen") && !s.contains(&format!("Sync job {job_id}"))
+    });
+    term.send("\x1b");
+    term.wait_for("back to the connectors", |s| {
+        s.contains("Connectors [2]") && !s.contains("connector=gen")
+    });
+    term.send("q");
+    assert!(wait_exit(&mut term));
+}
+
+#[test]
+fn attaching_to_a_dead_address_says_unreachable() {
+    let standin = StandIn::start_blocking(StandInOptions {
+        kibana: false,
+        ..Default::default()
+    });
+    let home = tempfile::tempdir().unwrap();
+    write_config(home.path(), &standin);
+    // A port nothing listens on: bound, then closed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut term = spawn_console_with(home.path(), &["--attach", &addr]);
+    let screen = term.wait_for("the attach state", |s| s.contains("unreachable since"));
+    assert!(!screen.contains("attached"), "{screen}");
+    // It stays after the toast is gone (it expires, and a view change clears it).
+    term.send("1");
+    term.wait_for("the state to stay without the toast", |s| {
+        s.contains("unreachable since") && s.contains("Connectors") && !s.contains("attach: '")
+    });
+    term.send("q");
+    assert!(wait_exit(&mut term));
 }

@@ -127,7 +127,7 @@ fn seed(s: &mut AppState) {
         })
         .collect();
     let mut live = snapshot("job-live-0001", 4200);
-    live.breaker = Some(json!({
+    live.breaker = serde_json::from_value(json!({
         "state": "open", "failure_rate": 0.8, "threshold": 0.5, "window_len": 20, "window_size": 50,
         "window_failures": 16, "min_calls": 10, "consecutive_failures": 7, "consecutive_threshold": 5,
         "time_to_next_probe_ms": 2500, "probes_in_flight": 0, "times_opened": 3, "not_closed_for_ms": 42000,
@@ -136,7 +136,8 @@ fn seed(s: &mut AppState) {
             {"reason": "no Elasticsearch node could serve the request after 3 attempt(s); last error: 'http://127.0.0.1:9201': HTTP 502 Bad Gateway, from a proxy or load balancer in front of Elasticsearch (not an Elasticsearch error: <html><body><h1>502 Bad Gateway</h1></body></html>)", "ago_ms": 4000},
             {"reason": "503 cluster_block_exception: blocked by: [SERVICE_UNAVAILABLE/1/state not recovered / initialized];", "ago_ms": 9000}
         ]
-    }));
+    }))
+    .expect("a breaker snapshot");
     let mut logs = log_lines();
     logs.push("2024-05-01T09:59:59.000Z ERROR syncdeck::engine::sink: bulk request failed; retrying in 2s reason=\"no Elasticsearch node could serve the request after 3 attempt(s); last error: 'http://127.0.0.1:9201': HTTP 502 Bad Gateway\" job=Mx8tXpMBrC0Wz8pL1x03 connector=seed-connector-3".into());
     let active: Vec<SyncJob> = jobs

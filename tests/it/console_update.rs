@@ -8,7 +8,9 @@ use crate::console_fixtures;
 use console_fixtures::*;
 use crossterm::event::KeyCode;
 use serde_json::json;
-use syncdeck::console::app::{Action, ConfirmAction, Modal, Screen, ToastLevel, ViewId, update};
+use syncdeck::console::app::{
+    Action, AttachStatus, ConfirmAction, Modal, Operation, Screen, ToastLevel, ViewId, update,
+};
 use syncdeck::console::effect::Effect;
 use syncdeck::console::keymap::Keymap;
 use syncdeck::model::{JobStatus, JobType, Timestamp};
@@ -231,7 +233,6 @@ fn a_read_only_profile_refuses_every_mutation() {
     let mut s = loaded_state(true, (80, 24));
     let attempts: Vec<(Option<char>, Vec<Action>)> = vec![
         (Some('1'), vec![ch('s')]),
-        (Some('1'), vec![ch('e')]),
         (Some('1'), vec![ch('n')]),
         (Some('1'), vec![ch('d')]),
         (Some('2'), vec![ch('c')]),
@@ -292,6 +293,8 @@ fn destructive_actions_ask_first() {
     // Cancel a running job; a finished one is not offered.
     apply(&mut s, [ch('2')]);
     let fx = apply(&mut s, [ch('c'), key(KeyCode::Enter)]);
+    assert!(fx.is_empty(), "enter must not confirm: {fx:?}");
+    let fx = apply(&mut s, [ch('y')]);
     assert_eq!(fx, [Effect::CancelJob("job-live-0001".into())]);
     apply(&mut s, [ch('j'), ch('j'), ch('c')]);
     assert!(s.modal.is_none());
@@ -626,7 +629,7 @@ fn ticks_refresh_on_the_interval_and_expire_toasts() {
     // Toasts expire; identical live data does not redraw.
     apply(&mut s, [Action::Notify(ToastLevel::Info, "hello".into())]);
     assert_eq!(s.toasts.len(), 1);
-    update(&mut s, at(20_000));
+    let _ = update(&mut s, at(20_000));
     assert!(s.toasts.is_empty());
     apply(&mut s, [Action::LiveLoaded(vec![snapshot("j", 100)])]);
     s.dirty = false;
@@ -684,7 +687,7 @@ fn errors_become_toasts_not_crashes() {
     apply(
         &mut s,
         [Action::Failed {
-            what: "creating the connector".into(),
+            op: Operation::CreateConnector,
             error: "conflict".into(),
         }],
     );
@@ -999,4 +1002,555 @@ fn a_read_only_profile_loads_no_spec_and_help_lists_the_key() {
             .any(|(keys, desc, _)| keys == "ctrl-l" && desc.contains("spec")),
         "{help:?}"
     );
+}
+
+// ----- issue 11: safety, messages, navigation, truth on screen -------------------------------
+
+#[test]
+fn enter_never_confirms_and_only_y_does() {
+    // Bug 4: Enter deleted a connector though the dialog offered only y and n.
+    let mut s = loaded_state(false, (80, 24));
+    let fx = apply(&mut s, [ch('d'), key(KeyCode::Enter), key(KeyCode::Enter)]);
+    assert!(fx.is_empty(), "enter answered the dialog: {fx:?}");
+    assert!(
+        matches!(
+            confirm_action(&s),
+            Some(ConfirmAction::DeleteConnector { .. })
+        ),
+        "the question stays open"
+    );
+    // Even a user keymap binding enter to confirm cannot make it answer.
+    s.keymap = Keymap::with_user(
+        "user.toml",
+        "confirm = [ { on = \"enter\", run = \"confirm\" } ]",
+    )
+    .unwrap();
+    assert!(apply(&mut s, [key(KeyCode::Enter)]).is_empty());
+    assert_eq!(
+        apply(&mut s, [ch('y')]),
+        [Effect::DeleteConnector("pg-orders".into())]
+    );
+    // Dead letters: drop asks, enter does nothing, n says no.
+    let mut s = loaded_state(false, (80, 24));
+    let fx = apply(&mut s, [ch('5'), ch('d'), key(KeyCode::Enter), ch('n')]);
+    assert!(fx.is_empty() && s.modal.is_none(), "{fx:?}");
+}
+
+#[test]
+fn ctrl_c_in_the_editor_asks_to_quit_not_to_close_the_form() {
+    // Bug 6: the question was the editor's "Discard the unsaved configuration changes?" and
+    // y then quit the whole console.
+    let mut s = loaded_state(false, (80, 24));
+    s.live.local.clear();
+    open_editor(&mut s);
+    apply(&mut s, [ch('x')]);
+    apply(&mut s, [ctrl('c')]);
+    let action = confirm_action(&s).unwrap();
+    assert_eq!(action.question(), "Quit syncdeck and discard the edits?");
+    // Esc keeps its editor-only meaning: it asks about the form, not about quitting.
+    apply(&mut s, [key(KeyCode::Esc)]);
+    assert!(s.modal.is_none() && s.editor().is_some());
+    apply(&mut s, [key(KeyCode::Esc)]);
+    let action = confirm_action(&s).unwrap();
+    assert_eq!(
+        action.question(),
+        "Discard the unsaved configuration changes?"
+    );
+    let fx = apply(&mut s, [ch('y')]);
+    assert!(fx.is_empty() && !s.quit && s.editor().is_none());
+    // Ctrl-c again, y quits.
+    open_editor(&mut s);
+    apply(&mut s, [ch('x'), ctrl('c')]);
+    assert_eq!(apply(&mut s, [ch('y')]), [Effect::Quit]);
+    assert!(s.quit);
+}
+
+#[test]
+fn a_read_only_profile_opens_the_editor_to_view() {
+    // Smaller bug: read-only refused `e` instead of opening the editor.
+    let mut s = loaded_state(true, (80, 24));
+    let fx = apply(&mut s, [ch('e')]);
+    assert_eq!(fx, [Effect::LoadConnectorForEdit("pg-orders".into())]);
+    apply(
+        &mut s,
+        [Action::EditorLoaded {
+            id: "pg-orders".into(),
+            result: Ok(connectors()[0].clone()),
+        }],
+    );
+    assert!(s.editor().is_some(), "the editor opens");
+    // Typing and saving stay refused.
+    s.toasts.clear();
+    apply(&mut s, [ch('x')]);
+    assert!(!s.editor().unwrap().is_dirty());
+    assert!(last_toast(&s).contains("read-only"), "{}", last_toast(&s));
+    assert!(apply(&mut s, [ctrl('s')]).is_empty());
+    apply(&mut s, [key(KeyCode::Esc)]);
+    assert!(s.editor().is_none() && s.modal.is_none());
+}
+
+#[test]
+fn messages_keep_every_toast_in_full() {
+    // Bug 3: toasts were cut mid-word with no history.
+    let mut s = loaded_state(false, (80, 24));
+    let long = format!(
+        "deleting connector 'pg-orders': {}",
+        "the cluster said no. ".repeat(12)
+    );
+    apply(
+        &mut s,
+        [
+            Action::Notify(ToastLevel::Info, "first".into()),
+            Action::Failed {
+                op: Operation::DeleteConnector {
+                    connector_id: "pg-orders".into(),
+                },
+                error: "the cluster said no. ".repeat(12),
+            },
+            Action::Notify(ToastLevel::Info, "first".into()),
+            Action::Notify(ToastLevel::Info, "first".into()),
+        ],
+    );
+    let texts: Vec<&str> = s.messages.iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(texts, ["first", long.as_str(), "first"]);
+    assert_eq!(
+        s.messages[2].repeats, 2,
+        "a repeat is counted, not stored twice"
+    );
+    // Toasts expire; the history stays.
+    let _ = update(
+        &mut s,
+        Action::Tick(Timestamp(now().0 + chrono::Duration::seconds(60))),
+    );
+    assert!(s.toasts.is_empty());
+    assert_eq!(s.messages.len(), 3);
+    // `m` and `:messages` open it; esc comes back.
+    apply(&mut s, [ch('m')]);
+    assert!(matches!(s.screen(), Some(Screen::Messages { .. })));
+    apply(&mut s, [key(KeyCode::Esc)]);
+    assert!(s.screen().is_none());
+    apply(&mut s, [ch(':')]);
+    for c in "messages".chars() {
+        apply(&mut s, [ch(c)]);
+    }
+    apply(&mut s, [key(KeyCode::Enter)]);
+    assert!(matches!(s.screen(), Some(Screen::Messages { .. })));
+    // The screen draws the long message whole, wrapped.
+    let screen = text(&draw(&s, &theme("default")));
+    let flat: String = screen
+        .replace('│', " ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        flat.contains(&long.split_whitespace().collect::<Vec<_>>().join(" ")),
+        "{screen}"
+    );
+}
+
+#[test]
+fn toasts_leave_with_the_view_and_never_cover_rows() {
+    // Smaller bug: toasts drew over the border and table rows, and stayed across views.
+    let mut s = loaded_state(false, (80, 24));
+    let before = text(&draw(&s, &theme("default")));
+    apply(
+        &mut s,
+        [Action::Notify(
+            ToastLevel::Warn,
+            "a warning about the cluster".into(),
+        )],
+    );
+    let with = text(&draw(&s, &theme("default")));
+    for row in ["Orders DB", "demo-generator"] {
+        let line = |t: &str| t.lines().find(|l| l.contains(row)).map(str::to_string);
+        assert_eq!(
+            line(&before),
+            line(&with),
+            "the toast covered the row {row}"
+        );
+    }
+    assert!(with.contains("a warning about the cluster"), "{with}");
+    apply(&mut s, [ch('2')]);
+    assert!(s.toasts.is_empty(), "a view change clears the toasts");
+    assert_eq!(
+        s.messages.last().unwrap().text,
+        "a warning about the cluster"
+    );
+}
+
+#[test]
+fn after_an_unknown_command_the_prompt_starts_empty() {
+    let mut s = loaded_state(false, (80, 24));
+    apply(
+        &mut s,
+        [ch(':'), ch('x'), ch('y'), ch('z'), key(KeyCode::Enter)],
+    );
+    match &s.modal {
+        Some(Modal::CommandLine(line)) => {
+            assert_eq!(line.input, "", "the old text stays in the prompt");
+            assert!(line.error.as_deref().unwrap_or("").contains("'xyz'"));
+        }
+        _ => panic!("the command line closed on an error"),
+    }
+    for c in "mouse".chars() {
+        apply(&mut s, [ch(c)]);
+    }
+    let fx = apply(&mut s, [key(KeyCode::Enter)]);
+    assert_eq!(fx, [Effect::SetMouse(true)]);
+}
+
+#[test]
+fn logs_say_when_the_filter_matches_nothing_and_open_a_line_in_full() {
+    let mut s = loaded_state(false, (80, 24));
+    apply(&mut s, [ch('7'), ch('/'), ch('z'), ch('q'), ch('x')]);
+    let screen = text(&draw(&s, &theme("default")));
+    assert!(!screen.contains("no log lines yet"), "{screen}");
+    assert!(screen.contains("matches 'zqx'"), "{screen}");
+    apply(&mut s, [key(KeyCode::Esc)]);
+    // Enter opens the selected (newest) line in full, wrapped; w toggles wrapping.
+    apply(&mut s, [ch('k'), key(KeyCode::Enter)]);
+    match s.screen() {
+        Some(Screen::LogLine { text, .. }) => assert!(text.contains("bulk request failed")),
+        _ => panic!("no line detail"),
+    }
+    apply(&mut s, [key(KeyCode::Esc)]);
+    // Long lines wrap by default; w cuts them at the edge, as `tail` would.
+    assert!(s.logs.wrap);
+    let long = format!(
+        "2024-05-01T09:59:59.000Z  WARN syncdeck: {} END",
+        "word ".repeat(30)
+    );
+    let mut lines = log_lines();
+    lines.push(long);
+    apply(&mut s, [Action::LogsLoaded { lines, total: 5 }, ch('G')]);
+    let wrapped = text(&draw(&s, &theme("default")));
+    assert!(
+        wrapped.contains("END"),
+        "the wrapped line is whole:\n{wrapped}"
+    );
+    apply(&mut s, [ch('w')]);
+    assert!(!s.logs.wrap);
+    let cut = text(&draw(&s, &theme("default")));
+    assert!(!cut.contains("END"), "{cut}");
+}
+
+#[test]
+fn sort_by_command_or_shift_letter_is_remembered_per_view() {
+    let mut s = loaded_state(false, (80, 24));
+    let names = |s: &syncdeck::console::app::AppState| -> Vec<String> {
+        s.connectors.visible().map(|c| c.id.clone()).collect()
+    };
+    apply(&mut s, [ch(':')]);
+    for c in "sort id desc".chars() {
+        apply(&mut s, [ch(c)]);
+    }
+    apply(&mut s, [key(KeyCode::Enter)]);
+    assert!(s.modal.is_none());
+    assert_eq!(names(&s), ["pg-orders", "demo-generator", "demo-directory"]);
+    assert_eq!(s.sort_label().as_deref(), Some("sort ID↓"));
+    // Shift + I again: the other direction.
+    apply(&mut s, [ch('I')]);
+    assert_eq!(names(&s), ["demo-directory", "demo-generator", "pg-orders"]);
+    assert_eq!(s.sort_label().as_deref(), Some("sort ID↑"));
+    // Another view has its own; coming back finds this one, also after a reload.
+    apply(&mut s, [ch('2'), ch('S')]);
+    assert_eq!(s.sort_label().as_deref(), Some("sort STATUS↑"));
+    assert_eq!(s.jobs.get(0).unwrap().status, JobStatus::Completed);
+    apply(
+        &mut s,
+        [ch('1'), Action::ConnectorsLoaded(Ok(connectors()))],
+    );
+    assert_eq!(s.sort_label().as_deref(), Some("sort ID↑"));
+    assert_eq!(names(&s), ["demo-directory", "demo-generator", "pg-orders"]);
+    // The header shows it.
+    let screen = text(&draw(&s, &theme("default")));
+    assert!(screen.contains("sort ID↑"), "{screen}");
+    // A column the view does not have is refused with the columns it has.
+    apply(&mut s, [ch(':')]);
+    for c in "sort worker".chars() {
+        apply(&mut s, [ch(c)]);
+    }
+    apply(&mut s, [key(KeyCode::Enter)]);
+    match &s.modal {
+        Some(Modal::CommandLine(line)) => {
+            let e = line.error.clone().unwrap_or_default();
+            assert!(e.contains("'worker'") && e.contains("last_sync"), "{e}");
+        }
+        _ => panic!("no error for an unknown column"),
+    }
+}
+
+#[test]
+fn drill_down_from_connector_to_jobs_to_job_to_dead_letters_and_back() {
+    let mut s = loaded_state(false, (80, 24));
+    apply(&mut s, [ch('j')]);
+    assert_eq!(selected_connector(&s), "demo-generator");
+    // o: the connector's jobs (the server filters them).
+    let fx = apply(&mut s, [ch('o')]);
+    assert_eq!(s.view, ViewId::Jobs);
+    assert_eq!(s.jobs_filter.connector.as_deref(), Some("demo-generator"));
+    assert!(
+        matches!(fx.as_slice(), [Effect::LoadJobs(q)] if q.connector_id.as_deref() == Some("demo-generator"))
+    );
+    assert_eq!(s.scope_label().as_deref(), Some("connector=demo-generator"));
+    let only: Vec<_> = jobs()
+        .into_iter()
+        .filter(|j| j.connector.id == "demo-generator")
+        .collect();
+    apply(&mut s, [Action::JobsLoaded(Ok(only))]);
+    // Enter on the error job: its detail, with its dead letters counted.
+    apply(&mut s, [ch('j')]);
+    let fx = apply(&mut s, [key(KeyCode::Enter)]);
+    assert_eq!(
+        fx,
+        [Effect::CountDeadLetters {
+            job_id: "job-err-0004".into()
+        }]
+    );
+    apply(
+        &mut s,
+        [Action::DeadLettersCounted {
+            job_id: "job-err-0004".into(),
+            result: Ok(3),
+        }],
+    );
+    let screen = text(&draw(&s, &theme("default")));
+    assert!(screen.contains("3 open"), "{screen}");
+    // D: that job's dead letters only.
+    apply(&mut s, [ch('D')]);
+    assert_eq!(s.view, ViewId::DeadLetters);
+    assert_eq!(s.dead_letters.scope(), Some("job-err-0004"));
+    assert_eq!(s.dead_letters.len(), 3);
+    // Back along the path: the job detail, the connector's jobs, the connectors.
+    apply(&mut s, [key(KeyCode::Esc)]);
+    assert_eq!(s.view, ViewId::Jobs);
+    assert!(matches!(s.screen(), Some(Screen::JobDetail { id, .. }) if id == "job-err-0004"));
+    assert_eq!(s.dead_letters.scope(), None);
+    apply(&mut s, [key(KeyCode::Esc)]);
+    assert!(s.screen().is_none() && s.view == ViewId::Jobs);
+    let fx = apply(&mut s, [key(KeyCode::Esc)]);
+    assert_eq!(s.view, ViewId::Connectors);
+    assert_eq!(
+        s.jobs_filter.connector, None,
+        "the drill-down's filter goes"
+    );
+    assert!(
+        fx.iter()
+            .any(|e| matches!(e, Effect::LoadJobs(q) if q.connector_id.is_none()))
+    );
+    assert_eq!(selected_connector(&s), "demo-generator");
+}
+
+#[test]
+fn view_commands_take_a_drill_down_or_a_filter() {
+    let mut s = loaded_state(false, (80, 24));
+    let run = |s: &mut syncdeck::console::app::AppState, text: &str| {
+        apply(s, [ch(':')]);
+        for c in text.chars() {
+            apply(s, [ch(c)]);
+        }
+        apply(s, [key(KeyCode::Enter)])
+    };
+    let fx = run(&mut s, "jobs pg-orders");
+    assert_eq!(s.view, ViewId::Jobs);
+    assert!(
+        matches!(fx.as_slice(), [Effect::LoadJobs(q)] if q.connector_id.as_deref() == Some("pg-orders"))
+    );
+    run(&mut s, "dlq job-err-0004");
+    assert_eq!(s.view, ViewId::DeadLetters);
+    assert_eq!(s.dead_letters.scope(), Some("job-err-0004"));
+    apply(&mut s, [key(KeyCode::Esc)]);
+    assert_eq!(s.view, ViewId::Jobs, "esc comes back along the path");
+    // Not a known id: a filter.
+    run(&mut s, "connectors orders");
+    assert_eq!(s.view, ViewId::Connectors);
+    assert_eq!(s.connectors.filter(), "orders");
+    assert_eq!(selected_connector(&s), "pg-orders");
+    // A plain view switch ends the path.
+    assert!(s.path.is_empty());
+}
+
+#[test]
+fn attach_shows_attached_reconnecting_and_unreachable_since() {
+    // Bug 8: attaching to a dead address looked connected once the toast faded.
+    let mut s = loaded_state(false, (160, 30));
+    s.settings.attach = Some("127.0.0.1:9".into());
+    assert_eq!(s.attach_status(), Some(AttachStatus::Attaching));
+    let fail = |s: &mut syncdeck::console::app::AppState| {
+        apply(
+            s,
+            [Action::AttachedLoaded(Err(
+                "'http://127.0.0.1:9/status': connection refused".into(),
+            ))],
+        )
+    };
+    fail(&mut s);
+    let since = s.now;
+    assert_eq!(s.attach_status(), Some(AttachStatus::Unreachable { since }));
+    // Long after the toast expired, the header still says so.
+    let later = Timestamp(now().0 + chrono::Duration::seconds(90));
+    let _ = update(&mut s, Action::Tick(later));
+    fail(&mut s);
+    assert!(s.toasts.is_empty());
+    assert_eq!(s.attach_status(), Some(AttachStatus::Unreachable { since }));
+    let screen = text(&draw(&s, &theme("default")));
+    assert!(screen.contains("unreachable since 10:00:00"), "{screen}");
+    assert!(!screen.contains("attached"), "{screen}");
+    // It answers: attached. It stops: reconnecting, then unreachable.
+    apply(
+        &mut s,
+        [Action::AttachedLoaded(Ok(
+            syncdeck::engine::status::StatusDocument {
+                worker: "w".into(),
+                version: "0".into(),
+                jobs: vec![snapshot("job-attached", 10)],
+                pool: None,
+            },
+        ))],
+    );
+    assert_eq!(s.attach_status(), Some(AttachStatus::Attached));
+    assert!(s.live_rows().iter().any(|r| r.job_id == "job-attached"));
+    let t = |secs| Action::Tick(Timestamp(later.0 + chrono::Duration::seconds(secs)));
+    let _ = update(&mut s, t(1));
+    fail(&mut s);
+    assert_eq!(s.attach_status(), Some(AttachStatus::Reconnecting));
+    let _ = update(&mut s, t(30));
+    assert!(matches!(
+        s.attach_status(),
+        Some(AttachStatus::Unreachable { .. })
+    ));
+    assert!(
+        !s.live_rows().iter().any(|r| r.job_id == "job-attached"),
+        "an unreachable worker's jobs are not shown as live"
+    );
+    // The worker is read on every view, not only on Live.
+    apply(&mut s, [ch('1')]);
+    s.live.attached.loading = false;
+    let fx = update(&mut s, t(60));
+    assert!(
+        fx.iter().any(|e| matches!(e, Effect::PollAttached(_))),
+        "{fx:?}"
+    );
+}
+
+#[test]
+fn jobs_of_workers_gone_quiet_are_stale_not_live() {
+    // Smaller bug: jobs of workers last seen 335 days ago were shown as live.
+    let mut s = loaded_state(false, (120, 30));
+    let mut old = jobs()[1].clone();
+    old.id = "job-ghost-0009".into();
+    old.last_seen = Some(ts("2023-06-01T10:00:00Z"));
+    old.started_at = Some(ts("2023-06-01T09:00:00Z"));
+    let mut active: Vec<_> = jobs()
+        .into_iter()
+        .filter(|j| j.status.is_active())
+        .collect();
+    active.push(old.clone());
+    apply(&mut s, [Action::ActiveJobsLoaded(Ok(active))]);
+    assert!(s.job_is_stale(&old));
+    assert!(
+        !s.job_is_stale(&jobs()[1]),
+        "a job seen two minutes ago is live"
+    );
+    let rows = s.live_rows();
+    let ghost = rows.iter().find(|r| r.job_id == "job-ghost-0009").unwrap();
+    assert!(ghost.stale);
+    apply(&mut s, [ch('3')]);
+    let screen = text(&draw(&s, &theme("default")));
+    let line = screen
+        .lines()
+        .find(|l| l.contains("job-ghost"))
+        .unwrap_or("");
+    assert!(line.contains("stale"), "{screen}");
+}
+
+#[test]
+fn the_pool_keeps_dead_nodes_and_shows_the_attached_workers() {
+    // Bug 9: a node taken down disappeared; attached, the pool shown was the console's own.
+    let mut s = loaded_state(false, (120, 40));
+    let all = nodes();
+    let gone = all[0].url.clone();
+    let rest: Vec<_> = all.iter().skip(1).cloned().collect();
+    apply(&mut s, [Action::PoolLoaded(Ok(Some(rest)))]);
+    let pool = s.pool.value.clone().flatten().unwrap();
+    let kept = pool
+        .iter()
+        .find(|n| n.url == gone)
+        .expect("the node vanished");
+    assert!(!kept.alive, "a node that left the pool is listed as dead");
+    // Attached: the worker's pool, from its /status; the console's own is ignored.
+    s.settings.attach = Some("127.0.0.1:7777".into());
+    let worker_node = syncdeck::engine::status::StatusNode {
+        url: "http://worker-es:9200".into(),
+        alive: false,
+        failures: 3,
+        retry_in_ms: Some(4000),
+    };
+    apply(
+        &mut s,
+        [Action::AttachedLoaded(Ok(
+            syncdeck::engine::status::StatusDocument {
+                worker: "w".into(),
+                version: "0".into(),
+                jobs: Vec::new(),
+                pool: Some(vec![worker_node]),
+            },
+        ))],
+    );
+    apply(&mut s, [Action::PoolLoaded(Ok(Some(nodes())))]);
+    let pool = s.pool.value.clone().flatten().unwrap();
+    assert_eq!(pool.len(), 1, "{pool:?}");
+    assert_eq!(pool[0].url, "http://worker-es:9200");
+    assert_eq!(pool[0].dead_for_ms, Some(4000));
+    apply(&mut s, [ch('4')]);
+    let screen = text(&draw(&s, &theme("default")));
+    assert!(
+        screen.contains("worker-es") && screen.contains("dead"),
+        "{screen}"
+    );
+    // An older worker without a pool: said so, not the console's pool.
+    apply(
+        &mut s,
+        [Action::AttachedLoaded(Ok(
+            syncdeck::engine::status::StatusDocument {
+                worker: "w".into(),
+                version: "0.0.9".into(),
+                jobs: Vec::new(),
+                pool: None,
+            },
+        ))],
+    );
+    assert!(
+        s.pool
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("does not report its node pool"))
+    );
+}
+
+#[test]
+fn starting_says_what_it_is_doing() {
+    // Smaller bug: `starting` showed no progress for seconds.
+    let progress = syncdeck::engine::progress::Progress::new("job-s", "demo-generator", "idx");
+    progress.set_step("checking the configuration, pinging the source");
+    let snap = progress.snapshot();
+    assert_eq!(
+        snap.step.as_deref(),
+        Some("checking the configuration, pinging the source")
+    );
+    let mut s = loaded_state(false, (120, 40));
+    apply(&mut s, [Action::LiveLoaded(vec![snap]), ch('3')]);
+    while s.live_selected().map(|r| r.job_id) != Some("job-s") {
+        let before = s.live.cursor.selected;
+        apply(&mut s, [ch('j')]);
+        assert_ne!(before, s.live.cursor.selected, "job-s not in the Live view");
+    }
+    let screen = text(&draw(&s, &theme("default")));
+    assert!(
+        screen.contains("starting: checking the configuration"),
+        "{screen}"
+    );
+    // The step ends with the phase.
+    progress.set_phase(syncdeck::engine::progress::Phase::Extracting);
+    assert_eq!(progress.snapshot().step, None);
 }

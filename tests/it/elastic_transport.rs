@@ -730,3 +730,27 @@ async fn timeouts_fail_at_once_unless_retry_on_timeout() {
     assert!(es.pool_snapshot().iter().all(|n| !n.alive));
     standin.faults().latency(Duration::ZERO);
 }
+
+#[tokio::test]
+async fn a_recheck_revives_a_node_that_came_back_before_its_backoff_ends() {
+    // Issue 11, bug 9: a node that came back stayed dead in the console's pool view until its
+    // backoff (here a minute) ran out, even after ctrl-r.
+    let standin = standin(3).await;
+    let es = client(&settings(&standin.es_urls()));
+    standin.faults().node_down(1, NodeDownMode::Refuse);
+    for _ in 0..3 {
+        es.cluster().info().await.unwrap();
+    }
+    assert!(!es.pool_snapshot()[1].alive);
+    // Still down: a recheck leaves it dead, its backoff untouched.
+    let until = es.pool_snapshot()[1].dead_until;
+    assert_eq!(es.transport().recheck_dead_nodes().await, 0);
+    assert!(!es.pool_snapshot()[1].alive);
+    assert_eq!(es.pool_snapshot()[1].dead_until, until);
+    assert_eq!(es.pool_snapshot()[1].failures, 1);
+    // Back: the next recheck (the console's refresh) shows it alive at once.
+    standin.faults().node_up(1);
+    assert_eq!(es.transport().recheck_dead_nodes().await, 1);
+    let pool = es.pool_snapshot();
+    assert!(pool[1].alive && pool[1].failures == 0, "{pool:?}");
+}

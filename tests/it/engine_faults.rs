@@ -92,6 +92,7 @@ fn breaker_json(engine: &Engine, job_id: &str) -> Value {
         .live()
         .progress(job_id)
         .and_then(|p| p.snapshot().breaker)
+        .and_then(|b| serde_json::to_value(b).ok())
         .unwrap_or(Value::Null)
 }
 

@@ -267,3 +267,46 @@ const POOL_COLUMNS: [Column; 4] = [
     Column::new("FAILURES", 8, 1),
     Column::new("DEAD UNTIL", 10, 2).max(24),
 ];
+
+/// This view's part of `update`: the results of the effects it asked for, and its commands.
+/// Pure, like `update`: state in, effects out.
+pub(crate) mod update {
+    use crate::console::app::*;
+    use crate::console::effect::Effect;
+    use crate::console::live::NodeRow;
+
+    /// The results of effects this view asked for.
+    pub(crate) fn on_result(state: &mut AppState, action: Action) -> Vec<Effect> {
+        // Attached, the pool shown is the worker's, from its `/status`.
+        if let Action::PoolLoaded(result) = action
+            && state.settings.attach.is_none()
+        {
+            let result = result.map(|rows| rows.map(|rows| keep_vanished(&state.pool, rows)));
+            state.dirty |= state.pool.set(result, state.now);
+        }
+        Vec::new()
+    }
+
+    /// A node that left the pool (a sniff drops a node that is down) stays listed as dead, so
+    /// the pool view does not lose it exactly when it matters.
+    pub(crate) fn keep_vanished(
+        before: &Fetched<Option<Vec<NodeRow>>>,
+        mut rows: Vec<NodeRow>,
+    ) -> Vec<NodeRow> {
+        let Some(Some(old)) = &before.value else {
+            return rows;
+        };
+        for node in old {
+            if !rows.iter().any(|n| n.url == node.url) {
+                rows.push(NodeRow {
+                    alive: false,
+                    dead_for_ms: None,
+                    ..node.clone()
+                });
+            }
+        }
+        rows
+    }
+}
+
+pub(crate) use update::*;

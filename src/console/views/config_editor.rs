@@ -332,3 +332,316 @@ impl ConfigEditorView {
         }
     }
 }
+
+/// This view's part of `update`: the results of the effects it asked for, and its commands.
+/// Pure, like `update`: state in, effects out.
+pub(crate) mod update {
+    use crate::console::app::*;
+    use crate::console::editor::{ConfigEditor, SpecStatus};
+    use crate::console::effect::Effect;
+    use crate::console::keymap::Command;
+    use crate::console::keymap::{KeyChord, KeyContext};
+    use crate::model::Configuration;
+    use crossterm::event::{KeyCode, KeyEvent};
+
+    /// The results of effects this view asked for.
+    pub(crate) fn on_result(state: &mut AppState, action: Action) -> Vec<Effect> {
+        match action {
+            Action::EditorLoaded { id, result } => match result {
+                Ok(connector) => {
+                    if connector.configuration.is_empty() {
+                        toast(
+                            state,
+                            ToastLevel::Info,
+                            format!("connector '{id}' has no configuration fields yet"),
+                        );
+                        return Vec::new();
+                    }
+                    state
+                        .screens
+                        .push(Screen::Editor(Box::new(ConfigEditor::new(&connector))));
+                    state.dirty = true;
+                }
+                Err(e) => toast(
+                    state,
+                    ToastLevel::Error,
+                    format!("cannot open connector '{id}': {e}"),
+                ),
+            },
+            Action::ConfigSaved {
+                connector_id,
+                result,
+            } => {
+                let editor_open = state
+                    .editor()
+                    .is_some_and(|e| e.connector_id == connector_id);
+                match result {
+                    Ok(n) => {
+                        if editor_open && let Some(e) = state.editor_mut() {
+                            e.mark_saved();
+                        }
+                        toast(
+                            state,
+                            ToastLevel::Info,
+                            format!("saved {n} value(s) of '{connector_id}'"),
+                        );
+                    }
+                    Err(error) => {
+                        if editor_open && let Some(e) = state.editor_mut() {
+                            e.saving = false;
+                            e.server_error = Some(error.clone());
+                        }
+                        toast(state, ToastLevel::Error, format!("not saved: {error}"));
+                    }
+                }
+            }
+            Action::SpecLoaded {
+                connector_id,
+                result,
+            } => on_spec_loaded(state, &connector_id, result),
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    pub(crate) fn editor_key(state: &mut AppState, key: KeyEvent) -> Vec<Effect> {
+        let chord = KeyChord::from_event(&key);
+        let Some(editor) = state.editor() else {
+            return Vec::new();
+        };
+        let mut command = state.keymap.lookup_in(KeyContext::Editor, chord);
+        if editor.focus_is_multiline() && matches!(key.code, KeyCode::Up | KeyCode::Down) {
+            command = None;
+        }
+        if command.is_none() && chord.is_chord() {
+            command = state
+                .keymap
+                .lookup_in(KeyContext::Global, chord)
+                .filter(|c| matches!(c, Command::Quit | Command::Help));
+        }
+        state.dirty = true;
+        match command {
+            Some(Command::Back) => {
+                if state.editor().is_some_and(ConfigEditor::is_dirty) {
+                    state.modal = Some(Modal::Confirm(ConfirmAction::DiscardEdits { quit: false }));
+                } else {
+                    state.screens.pop();
+                }
+                Vec::new()
+            }
+            Some(Command::Quit) => request_quit(state),
+            Some(Command::Help) => {
+                state.modal = Some(Modal::Help { scroll: 0 });
+                Vec::new()
+            }
+            Some(Command::NextField) => {
+                if let Some(e) = state.editor_mut() {
+                    e.move_focus(1);
+                }
+                Vec::new()
+            }
+            Some(Command::PrevField) => {
+                if let Some(e) = state.editor_mut() {
+                    e.move_focus(-1);
+                }
+                Vec::new()
+            }
+            Some(Command::Reveal) => {
+                if let Some(e) = state.editor_mut()
+                    && !e.toggle_reveal()
+                {
+                    toast(
+                        state,
+                        ToastLevel::Info,
+                        "only sensitive text fields can be revealed",
+                    );
+                }
+                Vec::new()
+            }
+            Some(Command::Save) => save_editor(state),
+            Some(Command::LoadSpec) => load_spec(state),
+            _ => {
+                // Enter in a one-line field moves on, like Tab.
+                if key.code == KeyCode::Enter
+                    && let Some(e) = state.editor_mut()
+                    && !e.focus_is_multiline()
+                    && !matches!(
+                        e.fields.get(e.focus).map(|f| &f.input),
+                        Some(crate::console::editor::FieldInput::Toggle(_))
+                    )
+                {
+                    e.move_focus(1);
+                    return Vec::new();
+                }
+                if state.profile.read_only {
+                    toast(
+                        state,
+                        ToastLevel::Warn,
+                        format!(
+                            "profile '{}' is read-only: the configuration cannot be changed",
+                            state.profile.name
+                        ),
+                    );
+                    return Vec::new();
+                }
+                if let Some(e) = state.editor_mut() {
+                    e.input(key);
+                }
+                Vec::new()
+            }
+        }
+    }
+
+    pub(crate) fn save_editor(state: &mut AppState) -> Vec<Effect> {
+        if refuse_if_read_only(state) {
+            return Vec::new();
+        }
+        let Some(editor) = state.editor() else {
+            return Vec::new();
+        };
+        if editor.saving {
+            return Vec::new();
+        }
+        if editor.schema_changed {
+            return save_editor_schema(state);
+        }
+        match editor.prepare_save() {
+            Err(problems) => not_saved(state, &problems),
+            Ok(values) if values.is_empty() => {
+                toast(state, ToastLevel::Info, "nothing changed");
+                Vec::new()
+            }
+            Ok(values) => {
+                let connector_id = editor.connector_id.clone();
+                start_saving(
+                    state,
+                    Effect::SaveConfig {
+                        connector_id,
+                        values,
+                    },
+                )
+            }
+        }
+    }
+
+    /// Says why the form was not saved: how many problems, and the first.
+    pub(crate) fn not_saved(state: &mut AppState, problems: &[String]) -> Vec<Effect> {
+        let first = problems.first().cloned().unwrap_or_default();
+        toast(
+            state,
+            ToastLevel::Warn,
+            format!("not saved: {} problem(s); {first}", problems.len()),
+        );
+        Vec::new()
+    }
+
+    /// Marks the editor as saving (a second save waits for the answer) and sends `save`.
+    pub(crate) fn start_saving(state: &mut AppState, save: Effect) -> Vec<Effect> {
+        if let Some(e) = state.editor_mut() {
+            e.saving = true;
+        }
+        vec![save]
+    }
+
+    /// After a spec load the cluster does not know the new fields yet: the whole configuration
+    /// goes, schema and values.
+    pub(crate) fn save_editor_schema(state: &mut AppState) -> Vec<Effect> {
+        let Some(editor) = state.editor() else {
+            return Vec::new();
+        };
+        match editor.prepare_schema_save() {
+            Err(problems) => not_saved(state, &problems),
+            Ok((configuration, changes)) => {
+                let connector_id = editor.connector_id.clone();
+                start_saving(
+                    state,
+                    Effect::SaveConfigSchema {
+                        connector_id,
+                        configuration,
+                        changes,
+                    },
+                )
+            }
+        }
+    }
+
+    /// Asks for the spec of the program the form names now (unsaved edits included), so an
+    /// operator can change `command` and load its fields before saving anything.
+    pub(crate) fn load_spec(state: &mut AppState) -> Vec<Effect> {
+        if refuse_if_read_only(state) {
+            return Vec::new();
+        }
+        let Some(editor) = state.editor() else {
+            return Vec::new();
+        };
+        if !editor.is_external() {
+            let service = editor.service_type.clone().unwrap_or_default();
+            toast(
+                state,
+                ToastLevel::Info,
+                format!(
+                    "only 'external' connectors run a program that has a spec (this one is '{service}')"
+                ),
+            );
+            return Vec::new();
+        }
+        if editor.spec_status == Some(SpecStatus::Running) {
+            return Vec::new();
+        }
+        let connector_id = editor.connector_id.clone();
+        let (configuration, _) = editor.working();
+        if let Some(e) = state.editor_mut() {
+            e.spec_status = Some(SpecStatus::Running);
+        }
+        vec![Effect::LoadSpec {
+            connector_id,
+            configuration,
+        }]
+    }
+
+    /// The spec's fields arrived: merged into the form if its editor is still open.
+    pub(crate) fn on_spec_loaded(
+        state: &mut AppState,
+        connector_id: &str,
+        result: Result<Configuration, String>,
+    ) {
+        state.dirty = true;
+        let save_key = state
+            .keymap
+            .key_for(KeyContext::Editor, Command::Save)
+            .map(|k| k.to_string())
+            .unwrap_or_else(|| "save".to_string());
+        let editor = match state.screens.last_mut() {
+            Some(Screen::Editor(e)) if e.connector_id == connector_id => Some(e),
+            _ => None,
+        };
+        match (result, editor) {
+            (Ok(spec), Some(e)) => {
+                let outcome = e.merge_spec(&spec);
+                let text = if outcome.changed {
+                    format!(
+                        "spec loaded: {}; review, then {save_key} saves",
+                        outcome.summary
+                    )
+                } else {
+                    format!("spec loaded: {}", outcome.summary)
+                };
+                e.spec_status = Some(SpecStatus::Loaded(text.clone()));
+                toast(state, ToastLevel::Info, text);
+            }
+            (Ok(_), None) => {}
+            (Err(error), editor) => {
+                if let Some(e) = editor {
+                    e.spec_status = Some(SpecStatus::Failed(error.clone()));
+                }
+                toast(
+                    state,
+                    ToastLevel::Error,
+                    format!("spec of '{connector_id}' not loaded: {error}"),
+                );
+            }
+        }
+    }
+}
+
+pub(crate) use update::*;

@@ -114,3 +114,127 @@ impl View for ConnectorsView {
         HINTS
     }
 }
+
+/// This view's part of `update`: the results of the effects it asked for, and its commands.
+/// Pure, like `update`: state in, effects out.
+pub(crate) mod update {
+    use crate::console::app::*;
+    use crate::console::effect::Effect;
+    use crate::console::form::{Form, FormPurpose};
+    use crate::engine::runner::runnable;
+    use crate::model::{Connector, JobType};
+
+    /// The results of effects this view asked for.
+    pub(crate) fn on_result(state: &mut AppState, action: Action) -> Vec<Effect> {
+        match action {
+            Action::ConnectorsLoaded(result) => {
+                load_table(state, |s| &mut s.connectors, result, "connectors");
+            }
+            Action::ConnectorDetailLoaded { id, result } => {
+                if let Some(Screen::ConnectorDetail(d)) = state
+                    .screens
+                    .iter_mut()
+                    .rev()
+                    .find(|s| matches!(s, Screen::ConnectorDetail(d) if d.id == id))
+                {
+                    match result {
+                        Ok((connector, jobs)) => {
+                            d.connector = Some(connector);
+                            d.jobs = jobs;
+                            d.error = None;
+                        }
+                        Err(e) => d.error = Some(e),
+                    }
+                    state.dirty = true;
+                }
+            }
+            Action::ConnectorCreated(id) => {
+                if matches!(state.modal, Some(Modal::Form(ref f)) if f.purpose == FormPurpose::NewConnector)
+                {
+                    state.modal = None;
+                }
+                toast(state, ToastLevel::Info, format!("connector '{id}' created"));
+                let mut fx = refresh_now(state);
+                fx.retain(|e| *e != Effect::LoadConnectors);
+                state.connectors.loading = true;
+                fx.push(Effect::LoadConnectors);
+                return fx;
+            }
+            Action::ConnectorDeleted(id) => {
+                if matches!(state.screens.last(), Some(Screen::ConnectorDetail(d)) if d.id == id) {
+                    state.screens.pop();
+                }
+                toast(state, ToastLevel::Info, format!("connector '{id}' deleted"));
+                return refresh_now(state);
+            }
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    /// The connector the command applies to: the detail's, or the selected row's.
+    pub(crate) fn target_connector(state: &AppState) -> Option<Connector> {
+        match state.screens.last() {
+            Some(Screen::ConnectorDetail(d)) => d.connector.clone(),
+            Some(_) => None,
+            None if state.view == ViewId::Connectors => state.connectors.selected().cloned(),
+            None => None,
+        }
+    }
+
+    pub(crate) fn start_sync(state: &mut AppState) -> Vec<Effect> {
+        let Some(c) = target_connector(state) else {
+            return Vec::new();
+        };
+        if c.index_name.as_deref().is_none_or(str::is_empty) {
+            toast(
+                state,
+                ToastLevel::Warn,
+                format!("connector '{}' has no index name", c.id),
+            );
+            return Vec::new();
+        }
+        let name = if c.name.is_empty() {
+            c.id.clone()
+        } else {
+            c.name.clone()
+        };
+        // Claim only what this engine can run: another connector's job is only queued, for the
+        // connectors service that serves it (the engine's own rule, over the registry's types).
+        let available: Vec<&str> = state
+            .service_types
+            .iter()
+            .map(|t| t.service_type.as_str())
+            .collect();
+        let form = match runnable(&available, c.service_type.as_deref(), JobType::Full) {
+            Ok(()) => Form::start_sync(&c.id, &name, state.profile.can_queue()),
+            Err(why) if state.profile.can_queue() => Form::queue_sync(&c.id, &name, &why),
+            Err(why) => {
+                toast(
+                    state,
+                    ToastLevel::Warn,
+                    format!("cannot sync '{}' here: {why}", c.id),
+                );
+                return Vec::new();
+            }
+        };
+        state.modal = Some(Modal::Form(Box::new(form)));
+        Vec::new()
+    }
+
+    pub(crate) fn edit_config(state: &mut AppState) -> Vec<Effect> {
+        match target_connector(state) {
+            Some(c) => {
+                toast(
+                    state,
+                    ToastLevel::Info,
+                    format!("opening the configuration of '{}'…", c.id),
+                );
+                vec![Effect::LoadConnectorForEdit(c.id)]
+            }
+            None => Vec::new(),
+        }
+    }
+}
+
+pub(crate) use update::*;

@@ -126,3 +126,189 @@ impl View for DeadLettersView {
         HINTS
     }
 }
+
+/// This view's part of `update`: the results of the effects it asked for, and its commands.
+/// Pure, like `update`: state in, effects out.
+pub(crate) mod update {
+    use crate::console::app::*;
+    use crate::console::effect::Effect;
+    use crate::console::keymap::Command;
+    use std::collections::BTreeSet;
+
+    /// The results of effects this view asked for.
+    pub(crate) fn on_result(state: &mut AppState, action: Action) -> Vec<Effect> {
+        match action {
+            Action::DeadLetterScope { cluster, unknown } => {
+                state.dirty |=
+                    state.dlq_cluster.as_ref() != Some(&cluster) || state.dlq_unknown != unknown;
+                state.dlq_cluster = Some(cluster);
+                state.dlq_unknown = unknown;
+            }
+            Action::DeadLettersLoaded(result) => {
+                let total = result.as_ref().map(|(_, t)| *t).ok();
+                load_table(
+                    state,
+                    |s| &mut s.dead_letters,
+                    result.map(|(rows, _)| rows),
+                    "dead letters",
+                );
+                if let Some(total) = total {
+                    state.dlq_total = total;
+                    let present: BTreeSet<i64> =
+                        state.dead_letters.all().iter().map(|d| d.id).collect();
+                    state.marked.retain(|id| present.contains(id));
+                }
+            }
+            Action::DeadLettersRetried {
+                succeeded,
+                failed,
+                superseded,
+            } => {
+                state.dlq_busy = false;
+                let closed =
+                    |id: &i64| succeeded.contains(id) || superseded.iter().any(|(s, _)| s == id);
+                state.marked.retain(|id| !closed(id));
+                if matches!(state.screens.last(), Some(Screen::DeadLetterDetail { id, .. }) if closed(id))
+                {
+                    state.screens.pop();
+                }
+                let level = if failed.is_empty() {
+                    ToastLevel::Info
+                } else {
+                    ToastLevel::Warn
+                };
+                let mut text = format!(
+                    "{} indexed and resolved, {} failed again",
+                    succeeded.len(),
+                    failed.len()
+                );
+                if let Some((id, reason)) = failed.first() {
+                    text.push_str(&format!(
+                        " ({id}: {})",
+                        crate::console::format::first_line(reason)
+                    ));
+                }
+                if !superseded.is_empty() {
+                    text.push_str(&format!(
+                        ", {} superseded: not sent, the index holds a newer version",
+                        superseded.len()
+                    ));
+                }
+                toast(state, level, text);
+                state.dead_letters.loading = true;
+                return vec![Effect::LoadDeadLetters];
+            }
+            Action::DeadLettersDropped(n) => {
+                state.dlq_busy = false;
+                if matches!(state.screens.last(), Some(Screen::DeadLetterDetail { .. })) {
+                    state.screens.pop();
+                }
+                state.marked.clear();
+                toast(
+                    state,
+                    ToastLevel::Info,
+                    format!("{n} dead letter(s) dropped"),
+                );
+                state.dead_letters.loading = true;
+                return vec![Effect::LoadDeadLetters];
+            }
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    pub(crate) fn dead_letter_document(state: &AppState, id: i64) -> Option<String> {
+        let entry = state.dead_letters.all().iter().find(|d| d.id == id)?;
+        serde_json::to_string_pretty(&entry.document).ok()
+    }
+
+    /// The dead letters a retry or drop applies to: the detail's, the marked ones, or the
+    /// selected one.
+    pub(crate) fn dead_letter_selection(state: &AppState) -> Vec<i64> {
+        if let Some(Screen::DeadLetterDetail { id, .. }) = state.screens.last() {
+            return vec![*id];
+        }
+        if state.view != ViewId::DeadLetters || !state.screens.is_empty() {
+            return Vec::new();
+        }
+        if !state.marked.is_empty() {
+            return state.marked.iter().copied().collect();
+        }
+        state
+            .dead_letters
+            .selected()
+            .map(|d| vec![d.id])
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn start_retry(state: &mut AppState, ids: Vec<i64>) -> Vec<Effect> {
+        if state.dlq_busy {
+            toast(
+                state,
+                ToastLevel::Info,
+                "a retry or drop is already running",
+            );
+            return Vec::new();
+        }
+        state.dlq_busy = true;
+        toast(
+            state,
+            ToastLevel::Info,
+            format!("retrying {} dead letter(s)…", ids.len()),
+        );
+        vec![Effect::RetryDeadLetters(ids)]
+    }
+
+    /// The dead-letter commands: mark, mark all, retry, retry all, drop.
+    pub(crate) fn on_command(state: &mut AppState, command: Command) -> Vec<Effect> {
+        match command {
+            Command::Mark => {
+                if let Some(id) = state.dead_letters.selected().map(|d| d.id)
+                    && !state.marked.remove(&id)
+                {
+                    state.marked.insert(id);
+                }
+                state.dead_letters.move_by(1);
+                Vec::new()
+            }
+            Command::MarkAll => {
+                let visible: BTreeSet<i64> = state.dead_letters.visible().map(|d| d.id).collect();
+                if !visible.is_empty() && visible.is_subset(&state.marked) {
+                    state.marked.retain(|id| !visible.contains(id));
+                } else {
+                    state.marked.extend(visible);
+                }
+                Vec::new()
+            }
+            Command::Retry => {
+                let ids = dead_letter_selection(state);
+                if ids.is_empty() {
+                    toast(state, ToastLevel::Info, "no dead letter selected");
+                    return Vec::new();
+                }
+                start_retry(state, ids)
+            }
+            Command::RetryAll => {
+                let ids: Vec<i64> = state.dead_letters.visible().map(|d| d.id).collect();
+                if ids.is_empty() {
+                    toast(state, ToastLevel::Info, "no dead letters to retry");
+                    return Vec::new();
+                }
+                state.modal = Some(Modal::Confirm(ConfirmAction::RetryDeadLetters(ids)));
+                Vec::new()
+            }
+            Command::Drop => {
+                let ids = dead_letter_selection(state);
+                if ids.is_empty() {
+                    toast(state, ToastLevel::Info, "no dead letter selected");
+                    return Vec::new();
+                }
+                state.modal = Some(Modal::Confirm(ConfirmAction::DropDeadLetters(ids)));
+                Vec::new()
+            }
+            _ => Vec::new(),
+        }
+    }
+}
+
+pub(crate) use update::*;

@@ -25,6 +25,7 @@ pub const CONNECTOR_HINTS: &[Hint] = &[
 
 pub const JOB_HINTS: &[Hint] = &[
     hint(Command::Back, "back"),
+    hint(Command::JobDeadLetters, "dead letters"),
     hint(Command::CancelJob, "cancel"),
     hint(Command::Copy, "copy id"),
     hint(Command::Down, "scroll"),
@@ -354,6 +355,7 @@ pub fn render_job(
 fn job_lines(j: &SyncJob, state: &AppState, width: usize, theme: &Theme) -> Vec<Line<'static>> {
     let duration = job_duration(j, state.now);
     let mut lines = vec![
+        kv("dead letters", job_dead_letters_text(j, state), theme),
         kv("connector", j.connector.id.clone(), theme),
         kv(
             "index",
@@ -513,4 +515,21 @@ fn dead_letter_lines(
 /// Wraps long error text in narrow terminals (used by the editor's server error).
 pub fn wrapped(text: String, theme: &Theme) -> Paragraph<'static> {
     Paragraph::new(Line::styled(text, theme.danger)).wrap(Wrap { trim: true })
+}
+
+/// `3 open (D lists them)` for the job detail; `counting…` until the count is in.
+fn job_dead_letters_text(j: &SyncJob, state: &AppState) -> String {
+    let key = state
+        .keymap
+        .key_for(
+            crate::console::keymap::KeyContext::Detail,
+            Command::JobDeadLetters,
+        )
+        .map(|k| k.to_string());
+    match (state.job_dead_letters.get(&j.id), key) {
+        (None, _) => "counting…".to_string(),
+        (Some(0), _) => "none".to_string(),
+        (Some(n), Some(k)) => format!("{n} open ({k} lists them)"),
+        (Some(n), None) => format!("{n} open"),
+    }
 }

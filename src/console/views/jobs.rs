@@ -46,7 +46,7 @@ fn cells(j: &SyncJob, state: &AppState, theme: &Theme) -> Vec<CellText> {
         Span::raw(j.connector.id.clone()),
         Span::raw(j.job_type.to_string()),
         Span::raw(j.trigger_method.to_string()),
-        Span::styled(j.status.to_string(), theme.status(j.status)),
+        status_span(j, state, theme),
         Span::raw(count(j.indexed_document_count)),
         Span::raw(count(j.deleted_document_count)),
         Span::raw(
@@ -108,5 +108,135 @@ impl View for JobsView {
 
     fn hints(&self) -> &'static [Hint] {
         HINTS
+    }
+}
+
+/// A job's status, or `stale` when its worker stopped checking in long ago (it is most
+/// likely gone, whatever the job document still says).
+pub fn status_span(j: &SyncJob, state: &AppState, theme: &Theme) -> Span<'static> {
+    if state.job_is_stale(j) {
+        Span::styled(format!("stale ({})", j.status), theme.stale)
+    } else {
+        Span::styled(j.status.to_string(), theme.status(j.status))
+    }
+}
+
+/// This view's part of `update`: the results of the effects it asked for, and its commands.
+/// Pure, like `update`: state in, effects out.
+pub(crate) mod update {
+    use crate::console::app::*;
+    use crate::console::effect::Effect;
+    use crate::model::JobStatus;
+
+    /// The results of effects this view asked for.
+    pub(crate) fn on_result(state: &mut AppState, action: Action) -> Vec<Effect> {
+        match action {
+            Action::JobsLoaded(result) => load_table(state, |s| &mut s.jobs, result, "sync jobs"),
+            Action::JobCanceled(id) => {
+                toast(
+                    state,
+                    ToastLevel::Info,
+                    format!("cancel requested for sync job {id}"),
+                );
+                return refresh_now(state);
+            }
+            Action::DeadLettersCounted { job_id, result } => match result {
+                Ok(n) => {
+                    state.dirty |= state.job_dead_letters.insert(job_id, n) != Some(n);
+                }
+                Err(e) => toast(
+                    state,
+                    ToastLevel::Warn,
+                    format!("dead letters of job {job_id} not counted: {e}"),
+                ),
+            },
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    pub(crate) fn cancel_job(state: &mut AppState) -> Vec<Effect> {
+        let target = match (state.screens.last(), state.view) {
+            (Some(Screen::JobDetail { id, .. }), _) => state
+                .jobs
+                .all()
+                .iter()
+                .find(|j| j.id == *id)
+                .map(|j| (j.id.clone(), j.connector.id.clone(), Some(j.status))),
+            (None, ViewId::Jobs) => state
+                .jobs
+                .selected()
+                .map(|j| (j.id.clone(), j.connector.id.clone(), Some(j.status))),
+            (None, ViewId::Live) => state.live_selected().map(|r| {
+                (
+                    r.job_id.to_string(),
+                    r.connector_id.to_string(),
+                    r.job.map(|j| j.status),
+                )
+            }),
+            _ => None,
+        };
+        let Some((id, connector, status)) = target else {
+            return Vec::new();
+        };
+        if status.is_some_and(|s| s.is_terminal() || s == JobStatus::Canceling) {
+            toast(
+                state,
+                ToastLevel::Info,
+                format!(
+                    "job {id} is already {}",
+                    status.map(|s| s.as_str()).unwrap_or_default()
+                ),
+            );
+            return Vec::new();
+        }
+        state.modal = Some(Modal::Confirm(ConfirmAction::CancelJob { id, connector }));
+        Vec::new()
+    }
+
+    pub(crate) fn cycle_status_filter(state: &mut AppState) -> Vec<Effect> {
+        let all = JobStatus::ALL;
+        state.jobs_filter.status = match state.jobs_filter.status {
+            None => all.first().copied(),
+            Some(s) => all
+                .iter()
+                .position(|x| *x == s)
+                .and_then(|i| all.get(i + 1))
+                .copied(),
+        };
+        reload_jobs(state)
+    }
+
+    pub(crate) fn toggle_connector_filter(state: &mut AppState) -> Vec<Effect> {
+        state.jobs_filter.connector = match state.jobs_filter.connector {
+            Some(_) => None,
+            None => state.jobs.selected().map(|j| j.connector.id.clone()),
+        };
+        reload_jobs(state)
+    }
+
+    pub(crate) fn reload_jobs(state: &mut AppState) -> Vec<Effect> {
+        state.jobs.loading = true;
+        vec![Effect::LoadJobs(state.jobs_filter.query())]
+    }
+}
+
+pub(crate) use update::*;
+
+/// The Jobs view's filters (sent to the server: the table holds one page of jobs).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobsFilter {
+    pub status: Option<crate::model::JobStatus>,
+    pub connector: Option<String>,
+}
+
+impl JobsFilter {
+    pub fn query(&self) -> crate::backend::SyncJobQuery {
+        crate::backend::SyncJobQuery {
+            size: Some(crate::console::app::JOBS_PAGE),
+            status: self.status,
+            connector_id: self.connector.clone(),
+            ..Default::default()
+        }
     }
 }

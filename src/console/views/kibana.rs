@@ -103,3 +103,79 @@ impl View for KibanaView {
         HINTS
     }
 }
+
+/// This view's part of `update`: the results of the effects it asked for, and its commands.
+/// Pure, like `update`: state in, effects out.
+pub(crate) mod update {
+    use crate::console::app::*;
+    use crate::console::effect::Effect;
+    use crate::console::form::Form;
+
+    /// The results of effects this view asked for.
+    pub(crate) fn on_result(state: &mut AppState, action: Action) -> Vec<Effect> {
+        match action {
+            Action::KibanaLoaded(result) => {
+                load_table(state, |s| &mut s.kibana, result, "Kibana connectors")
+            }
+            Action::KibanaCreated(id) => {
+                state.modal = None;
+                toast(
+                    state,
+                    ToastLevel::Info,
+                    format!("Kibana connector {id} created"),
+                );
+                state.kibana.loading = true;
+                return vec![Effect::LoadKibanaConnectors];
+            }
+            Action::KibanaExecuted { id, result } => match result {
+                Ok(message) => {
+                    state.modal = None;
+                    toast(state, ToastLevel::Info, format!("executed {id}: {message}"));
+                }
+                Err(error) => {
+                    if let Some(Modal::Form(form)) = &mut state.modal {
+                        form.submitting = false;
+                        form.error = Some(error.clone());
+                    }
+                    toast(state, ToastLevel::Error, format!("execute {id}: {error}"));
+                }
+            },
+            Action::KibanaDeleted(id) => {
+                toast(
+                    state,
+                    ToastLevel::Info,
+                    format!("Kibana connector {id} deleted"),
+                );
+                state.kibana.loading = true;
+                return vec![Effect::LoadKibanaConnectors];
+            }
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    /// `x`: execute the selected `.index` connector with a document typed in a form.
+    pub(crate) fn execute(state: &mut AppState) -> Vec<Effect> {
+        if state.view != ViewId::Kibana {
+            return Vec::new();
+        }
+        if let Some(k) = state.kibana.selected() {
+            if k.connector_type_id != crate::kibana::model::INDEX_CONNECTOR_TYPE {
+                toast(
+                    state,
+                    ToastLevel::Info,
+                    format!(
+                        "only .index connectors can be executed here ('{}' is {})",
+                        k.name, k.connector_type_id
+                    ),
+                );
+                return Vec::new();
+            }
+            let form = Form::kibana_execute(&k.id, &k.name);
+            state.modal = Some(Modal::Form(Box::new(form)));
+        }
+        Vec::new()
+    }
+}
+
+pub(crate) use update::*;

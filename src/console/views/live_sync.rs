@@ -113,7 +113,10 @@ fn render_list(
         } else {
             theme.accent
         };
-        title.push(Span::styled(format!("attached {addr} "), style));
+        title.push(Span::styled(
+            format!("{} {addr} ", attach_word(state)),
+            style,
+        ));
     }
     let block = Block::bordered()
         .border_style(theme.border)
@@ -163,6 +166,16 @@ fn list_cells(r: &LiveRow<'_>, state: &AppState, theme: &Theme) -> Vec<CellText>
             count(s.counters.retried),
             duration_ms(s.elapsed_ms),
             s.eta_ms.map(duration_ms).unwrap_or_else(|| "—".into()),
+        ),
+        (None, Some(j)) if r.stale => (
+            "stale".to_string(),
+            theme.stale,
+            count(j.indexed_document_count),
+            "—".to_string(),
+            "—".to_string(),
+            "—".to_string(),
+            "—".to_string(),
+            "—".to_string(),
         ),
         (None, Some(j)) => (
             j.status.to_string(),
@@ -280,7 +293,7 @@ fn render_snapshot(
         Line::from(
             [
                 vec![
-                    Span::styled(phase_text(s.phase), phase_style(s.phase, theme)),
+                    Span::styled(phase_label(s), phase_style(s.phase, theme)),
                     Span::raw("  "),
                 ],
                 stat("elapsed ", duration_ms(s.elapsed_ms), theme),
@@ -489,4 +502,149 @@ fn render_remote(
             .block(block),
         area,
     );
+}
+
+/// How the Live view's title names the attached worker: only `attached` when it answers.
+fn attach_word(state: &AppState) -> &'static str {
+    use crate::console::app::AttachStatus;
+    match state.attach_status() {
+        Some(AttachStatus::Attached) => "attached",
+        Some(AttachStatus::Reconnecting) => "reconnecting to",
+        Some(AttachStatus::Unreachable { .. }) => "unreachable:",
+        Some(AttachStatus::Attaching) | None => "attaching",
+    }
+}
+
+/// This view's part of `update`: the results of the effects it asked for, and its commands.
+/// Pure, like `update`: state in, effects out.
+pub(crate) mod update {
+    use crate::console::app::*;
+    use crate::console::effect::Effect;
+    use crate::console::live::NodeRow;
+
+    /// The results of effects this view asked for.
+    pub(crate) fn on_result(state: &mut AppState, action: Action) -> Vec<Effect> {
+        let now = state.now;
+        match action {
+            Action::ActiveJobsLoaded(result) => {
+                let changed = state.live.active.set(result, now);
+                state.dirty |= changed;
+                keep_live_selection(state);
+            }
+            Action::LiveLoaded(snapshots) => {
+                state.live.local_at = Some(now);
+                if state.live.local != snapshots {
+                    state.live.local = snapshots;
+                    state.dirty = true;
+                    keep_live_selection(state);
+                }
+            }
+            Action::AttachedLoaded(result) => {
+                let before = state.attach_status();
+                match &result {
+                    Ok(_) => {
+                        state.attach_ok_at = Some(now);
+                        state.attach_failing_since = None;
+                    }
+                    Err(e) => {
+                        if state.live.attached.error.as_ref() != Some(e) {
+                            toast(state, ToastLevel::Error, format!("attach: {e}"));
+                        }
+                        state.attach_failing_since.get_or_insert(now);
+                    }
+                }
+                if let Ok(doc) = &result {
+                    let pool = match &doc.pool {
+                        Some(nodes) => Ok(Some(nodes.iter().map(NodeRow::from).collect())),
+                        None => Err(format!(
+                            "worker '{}' (syncdeck {}) does not report its node pool",
+                            doc.worker, doc.version
+                        )),
+                    };
+                    state.dirty |= state.pool.set(pool, now);
+                }
+                state.dirty |=
+                    state.live.attached.set(result, now) || state.attach_status() != before;
+                keep_live_selection(state);
+            }
+            Action::SyncStarted {
+                connector_id,
+                job_id,
+                run_here,
+            } => {
+                if run_here {
+                    // The view changes first: a view change clears the old view's toasts.
+                    let fx = switch_view(state, ViewId::Live);
+                    toast(
+                        state,
+                        ToastLevel::Info,
+                        format!(
+                            "sync job {job_id} of '{connector_id}' runs on this console's engine"
+                        ),
+                    );
+                    state.live.selected_job = Some(job_id);
+                    return fx;
+                }
+                toast(
+                    state,
+                    ToastLevel::Info,
+                    format!(
+                        "sync job {job_id} of '{connector_id}' queued for a connectors service"
+                    ),
+                );
+                return refresh_now(state);
+            }
+            Action::SyncFinished { summary, ok, .. } => {
+                toast(
+                    state,
+                    if ok {
+                        ToastLevel::Info
+                    } else {
+                        ToastLevel::Warn
+                    },
+                    summary,
+                );
+                let mut fx = vec![Effect::PollLive];
+                fx.extend(refresh_now(state));
+                return fx;
+            }
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    pub(crate) fn keep_live_selection(state: &mut AppState) {
+        let Some(id) = state.live.selected_job.clone() else {
+            return;
+        };
+        if let Some(pos) = state.live_rows().iter().position(|r| r.job_id == id) {
+            state.live.cursor.selected = pos;
+        }
+    }
+}
+
+pub(crate) use update::*;
+
+/// The phase, with what `starting` is doing (`starting: pinging the source`).
+pub fn phase_label(s: &ProgressSnapshot) -> String {
+    match (&s.step, s.phase) {
+        (Some(step), Phase::Starting) => format!("{}: {step}", phase_text(s.phase)),
+        _ => phase_text(s.phase).to_string(),
+    }
+}
+
+/// The Live view's state: this engine's snapshots, the attached worker's `/status`, the
+/// cluster's running jobs, and the selection (kept by job id across refreshes).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LiveState {
+    /// This process's engine.
+    pub local: Vec<ProgressSnapshot>,
+    pub local_at: Option<crate::model::Timestamp>,
+    /// `--attach`.
+    pub attached: crate::console::app::Fetched<crate::engine::status::StatusDocument>,
+    /// Jobs in progress anywhere, from the cluster.
+    pub active: crate::console::app::Fetched<Vec<SyncJob>>,
+    pub cursor: crate::console::table::Cursor,
+    /// The selected job, kept across refreshes.
+    pub selected_job: Option<String>,
 }

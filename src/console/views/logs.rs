@@ -112,18 +112,25 @@ impl View for LogsView {
             .title_bottom(Line::styled(status, theme.dim).right_aligned());
         let inner = block.inner(area);
         frame.render_widget(block, area);
-        if lines.is_empty() {
-            let text = if state.logs.lines.is_empty() {
-                "no log lines yet".to_string()
-            } else {
-                format!("no log line matches /{}", state.logs.filter)
-            };
-            frame.render_widget(Paragraph::new(Line::styled(text, theme.dim)), inner);
+        let end = lines.len().saturating_sub(state.logs.scroll_back);
+        if end == 0 {
+            frame.render_widget(
+                Paragraph::new(Line::styled(state.logs.empty_text(), theme.dim)),
+                inner,
+            );
             return;
         }
-        let end = lines.len().saturating_sub(state.logs.scroll_back);
         let narrow = inner.width < 120;
-        let shown = wrapped_tail(&lines[..end], inner, narrow, theme);
+        let shown = if state.logs.wrap {
+            wrapped_tail(&lines[..end], inner, narrow, theme)
+        } else {
+            // `w` off: one screen line per log line, cut at the edge, as `tail` shows it.
+            let start = end.saturating_sub(inner.height as usize);
+            lines[start..end]
+                .iter()
+                .map(|l| Line::styled(trim_date(l, narrow).to_string(), line_style(l, theme)))
+                .collect()
+        };
         frame.render_widget(Paragraph::new(shown), inner);
     }
 
@@ -163,3 +170,98 @@ mod tests {
         assert_eq!(buffer, expected);
     }
 }
+
+/// The Logs view's state: the tail's lines, where the view is scrolled, the filter, and
+/// whether long lines wrap.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogsState {
+    pub lines: Vec<String>,
+    /// Lines appended since start (the tail's counter).
+    pub total: u64,
+    /// Lines scrolled back from the newest; 0 follows new lines.
+    pub scroll_back: usize,
+    pub filter: String,
+    /// Long lines wrap (the default) instead of being cut at the edge (`w` toggles).
+    pub wrap: bool,
+}
+
+impl Default for LogsState {
+    fn default() -> Self {
+        Self {
+            lines: Vec::new(),
+            total: 0,
+            scroll_back: 0,
+            filter: String::new(),
+            wrap: true,
+        }
+    }
+}
+
+impl LogsState {
+    /// The lines the filter keeps.
+    pub fn visible(&self) -> Vec<&str> {
+        let needle = self.filter.to_lowercase();
+        self.lines
+            .iter()
+            .filter(|l| {
+                needle.is_empty() || crate::console::table::fuzzy_match(&needle, &l.to_lowercase())
+            })
+            .map(String::as_str)
+            .collect()
+    }
+
+    /// The selected line: the newest one shown, `scroll_back` lines up.
+    pub fn selected(&self) -> Option<String> {
+        let lines = self.visible();
+        lines
+            .len()
+            .checked_sub(1 + self.scroll_back)
+            .and_then(|i| lines.get(i))
+            .map(|l| l.to_string())
+    }
+
+    /// What to show when no line is: nothing logged yet, or nothing the filter keeps.
+    pub fn empty_text(&self) -> String {
+        if self.lines.is_empty() {
+            "no log lines yet".to_string()
+        } else {
+            format!(
+                "no line of {} matches '{}' (esc clears the filter)",
+                self.lines.len(),
+                self.filter
+            )
+        }
+    }
+
+    /// Stores newly read lines; returns whether anything changed. Keeps the view still when
+    /// scrolled back.
+    pub fn load(&mut self, lines: Vec<String>, total: u64) -> bool {
+        if total == self.total {
+            return false;
+        }
+        if self.scroll_back > 0 {
+            let added = total.saturating_sub(self.total) as usize;
+            self.scroll_back += added;
+        }
+        self.lines = lines;
+        self.total = total;
+        true
+    }
+}
+
+/// This view's part of `update`: the results of the effects it asked for, and its commands.
+/// Pure, like `update`: state in, effects out.
+pub(crate) mod update {
+    use crate::console::app::*;
+    use crate::console::effect::Effect;
+
+    /// The results of effects this view asked for.
+    pub(crate) fn on_result(state: &mut AppState, action: Action) -> Vec<Effect> {
+        if let Action::LogsLoaded { lines, total } = action {
+            state.dirty |= state.logs.load(lines, total);
+        }
+        Vec::new()
+    }
+}
+
+pub(crate) use update::*;

@@ -12,6 +12,7 @@ pub mod jobs;
 pub mod kibana;
 pub mod live_sync;
 pub mod logs;
+pub mod messages;
 
 use super::app::{AppState, ViewId};
 use super::keymap::Command;
