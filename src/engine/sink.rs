@@ -559,11 +559,15 @@ impl Sink {
         let (delivered, failed, lost) = owner.take();
         match (failure, waited) {
             (Some(e), _) | (None, Err(e)) => Err(e),
-            (None, Ok(())) if lost > 0 => Err(if cancel.is_cancelled() {
-                SinkError::Canceled
-            } else {
-                SinkError::Lost(lost)
-            }),
+            // Dropped by a request that was canceled, or that failed with the error that
+            // ended the sync: that error, not this one, names the cause.
+            (None, Ok(())) if lost > 0 => {
+                Err(if cancel.is_cancelled() || self.abort_reason().is_some() {
+                    SinkError::Canceled
+                } else {
+                    SinkError::Lost(lost)
+                })
+            }
             (None, Ok(())) => Ok((delivered, failed)),
         }
     }
@@ -590,8 +594,12 @@ impl Sink {
             if let Some(reason) = self.abort_reason() {
                 let mine = self.queue.take_owned(owner);
                 if mine.is_empty() {
-                    // The rest is in requests on the wire (or about to be abandoned).
-                    changed.await;
+                    // The rest is in requests on the wire (or about to be abandoned), or is
+                    // being queued by one that answered just before the abort.
+                    tokio::select! {
+                        _ = &mut changed => {}
+                        _ = &mut queued => {}
+                    }
                 } else {
                     let reason = format!("not retried: the sync stopped: {reason}");
                     let failed = fail_all(mine, "sync_stopped", &reason, None);
