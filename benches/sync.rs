@@ -1,28 +1,38 @@
-//! The engine benchmark: `cargo bench --bench sync`. Syncs generated 1 KB documents into the
-//! stand-in cluster and reports, per size, the engine's documents per second next to what the
-//! stand-in accepts from a plain bulk loop in the same run, its peak RSS, and its CPU time per
-//! document (user + system of the engine process ÷ documents).
+//! The engine benchmark: `cargo bench --bench sync`. Syncs generated documents (1 KB by
+//! default) into the stand-in cluster and reports, per size, the engine's documents per second
+//! next to what the stand-in accepts from a plain bulk loop in the same run, for a fresh index
+//! and for a re-sync of the same documents into it; the engine's peak RSS of each; and its CPU
+//! time per document (user + system of the engine process ÷ documents). Then the cost of item
+//! 429s: the smallest size synced with 10% and 20% of bulk items refused with 429, against the
+//! same sync clean.
 //!
 //! Every part runs in its own process, re-executing this binary with `SYNCDECK_BENCH_ROLE`
 //! set, so RSS and CPU are the engine's alone:
-//! - `standin`: the stand-in from `tests/support`; prints its URL, serves until stdin closes;
+//! - `standin`: the stand-in from `tests/support`; prints its URL, serves until stdin closes,
+//!   and reads commands from stdin meanwhile (`item_429_ratio 0.2`);
 //! - `bulk`: the baseline, the generator's documents pre-built into the engine's bulk bodies
 //!   and sent by a plain reqwest loop with as many requests in flight as the engine keeps
 //!   (bodies for at most 100k documents are built; larger sizes replay them into further
-//!   indices, so the stand-in does the same work per document);
-//! - `engine`: one full sync (`Engine::run_job`) of a `generator` connector: extraction,
-//!   bulk indexing, then the full sync's scan of the index for ids to delete.
+//!   indices, so the stand-in does the same work per document); then the same again into
+//!   the same indices (the re-sync's shape: every document replaced);
+//! - `engine`: `SYNCDECK_BENCH_JOBS` full syncs (`Engine::run_job`) of one `generator`
+//!   connector: the first into a fresh index, the next ones re-syncs of the same documents.
+//!   Peak RSS (`VmHWM`) is reset between jobs (`/proc/self/clear_refs`), so each job's peak
+//!   is its own.
 //!
 //! The parent (no role) alternates loop and engine runs per size, `SYNCDECK_BENCH_REPEATS`
 //! times (default 3) so both see the same machine load, drops every index after its run, and
 //! prints the best throughput, the highest peak RSS and the median CPU per document. Sizes
-//! come from `SYNCDECK_BENCH_SIZES` (default `100000,1000000`); for a quick run:
-//! `SYNCDECK_BENCH_SIZES=100000 SYNCDECK_BENCH_REPEATS=1 cargo bench --bench sync`.
+//! come from `SYNCDECK_BENCH_SIZES` (default `100000,1000000`), document size from
+//! `SYNCDECK_BENCH_DOC_BYTES` (default 1024; the stand-in keeps every document in memory, so
+//! 5M documents want smaller ones: the engine's per-document state does not depend on it).
+//! For a quick run: `SYNCDECK_BENCH_SIZES=100000 SYNCDECK_BENCH_REPEATS=1 cargo bench --bench
+//! sync`. `SYNCDECK_BENCH_429=0` skips the 429 runs.
 //!
-//! It all runs twice: with every process free to use every core (shared), then, where
-//! `taskset` and two cores are there, with the stand-in alone on CPU 1 and the loop or the
-//! engine alone on CPU 0 (pinned), which shows which side is the bottleneck without one taking
-//! CPU from the other. `SYNCDECK_BENCH_PIN=0` skips the pinned runs.
+//! The throughput part runs twice: with every process free to use every core (shared), then,
+//! where `taskset` and two cores are there, with the stand-in alone on CPU 1 and the loop or
+//! the engine alone on CPU 0 (pinned), which shows which side is the bottleneck without one
+//! taking CPU from the other. `SYNCDECK_BENCH_PIN=0` skips the pinned runs.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -53,11 +63,14 @@ const INDEX: &str = "SYNCDECK_BENCH_INDEX";
 const SIZES: &str = "SYNCDECK_BENCH_SIZES";
 const REPEATS: &str = "SYNCDECK_BENCH_REPEATS";
 const PIN: &str = "SYNCDECK_BENCH_PIN";
+const JOBS: &str = "SYNCDECK_BENCH_JOBS";
+const DOC_BYTES_VAR: &str = "SYNCDECK_BENCH_DOC_BYTES";
+const RUN_429: &str = "SYNCDECK_BENCH_429";
 const DEFAULT_SIZES: &str = "100000,1000000";
 const DEFAULT_REPEATS: usize = 3;
 /// The plain loop builds bodies for at most this many documents and replays them.
 const LOOP_CHUNK_DOCS: u64 = 100_000;
-const DOC_BYTES: usize = 1024;
+const DEFAULT_DOC_BYTES: usize = 1024;
 const SEED: u64 = 42;
 
 type BenchResult<T> = Result<T, String>;
@@ -100,6 +113,19 @@ fn env_docs() -> BenchResult<u64> {
         .map_err(|_| format!("{DOCS} wants a number, got '{v}'"))
 }
 
+/// The generator's document size.
+fn doc_bytes() -> BenchResult<usize> {
+    match std::env::var(DOC_BYTES_VAR) {
+        Err(_) => Ok(DEFAULT_DOC_BYTES),
+        Ok(v) => v
+            .trim()
+            .parse()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| format!("{DOC_BYTES_VAR}: bad size '{v}'")),
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Measurements of a process, from /proc.
 
@@ -118,6 +144,11 @@ fn cpu_seconds(pid: &str) -> f64 {
             .unwrap_or(0.0)
     };
     (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Resets this process's peak RSS to its current RSS (Linux 4.0+; ignored elsewhere).
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
 /// Peak resident set size in MiB (`VmHWM`).
@@ -145,9 +176,18 @@ fn standin_role() -> BenchResult<()> {
         .ok_or("the stand-in has no node")?;
     println!("{url}");
     std::io::stdout().flush().map_err(|e| e.to_string())?;
-    // Serve until the parent closes our stdin (or dies).
-    let mut sink = Vec::new();
-    let _ = std::io::stdin().read_to_end(&mut sink);
+    // Serve until the parent closes our stdin (or dies); obey its commands meanwhile.
+    for line in std::io::stdin().lock().lines() {
+        let Ok(line) = line else { break };
+        let mut words = line.split_whitespace();
+        match (
+            words.next(),
+            words.next().and_then(|v| v.parse::<f64>().ok()),
+        ) {
+            (Some("item_429_ratio"), Some(ratio)) => standin.faults().item_429_ratio(ratio),
+            _ => eprintln!("bench (standin): unknown command '{line}'"),
+        }
+    }
     drop(standin);
     Ok(())
 }
@@ -164,11 +204,13 @@ struct LoopReport {
     seconds: f64,
     docs_per_sec: f64,
     cpu_us_per_doc: f64,
+    /// The same bodies again into the same indices (every document replaced).
+    resync_docs_per_sec: f64,
 }
 
 /// The same documents the generator yields, in the same bulk bodies the engine builds, with
 /// the number of documents in each.
-fn build_bodies(docs: u64) -> Vec<(Bytes, u64)> {
+fn build_bodies(docs: u64, doc_bytes: usize) -> Vec<(Bytes, u64)> {
     let settings = EngineSettings::default();
     let limits = BatchLimits {
         max_docs: settings.batch_max_docs,
@@ -176,7 +218,7 @@ fn build_bodies(docs: u64) -> Vec<(Bytes, u64)> {
     };
     let source = GeneratorSource::new(GeneratorSettings {
         count: docs,
-        doc_bytes: DOC_BYTES,
+        doc_bytes,
         seed: SEED,
         rate: 0,
         poison_every: 0,
@@ -222,7 +264,7 @@ async fn bulk_role() -> BenchResult<()> {
     let url = env_var(URL)?;
     let prefix = env_var(INDEX)?;
     let docs = env_docs()?;
-    let bodies = Arc::new(build_bodies(docs.min(LOOP_CHUNK_DOCS)));
+    let bodies = Arc::new(build_bodies(docs.min(LOOP_CHUNK_DOCS), doc_bytes()?));
     let (plan, planned) = loop_plan(&bodies, docs);
     let indices = plan.last().map_or(0, |(pass, _)| pass + 1);
     // Like the engine's default transport: answers not gzipped.
@@ -255,8 +297,34 @@ async fn bulk_role() -> BenchResult<()> {
             })
             .collect(),
     );
-    let next = Arc::new(AtomicUsize::new(0));
     let cpu_before = cpu_seconds("self");
+    let seconds = send_plan(&client, &bodies, &plan, &urls).await?;
+    let cpu = cpu_seconds("self") - cpu_before;
+    let resync_seconds = send_plan(&client, &bodies, &plan, &urls).await?;
+    let report = LoopReport {
+        docs: planned,
+        indices,
+        requests: plan.len(),
+        seconds,
+        docs_per_sec: planned as f64 / seconds,
+        cpu_us_per_doc: cpu * 1e6 / planned as f64,
+        resync_docs_per_sec: planned as f64 / resync_seconds,
+    };
+    println!(
+        "{}",
+        serde_json::to_string(&report).map_err(|e| e.to_string())?
+    );
+    Ok(())
+}
+
+/// Sends every body of the plan, as many in flight as the engine keeps; returns the seconds.
+async fn send_plan(
+    client: &reqwest::Client,
+    bodies: &Arc<Vec<(Bytes, u64)>>,
+    plan: &Arc<Vec<(u64, usize)>>,
+    urls: &Arc<Vec<String>>,
+) -> BenchResult<f64> {
+    let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let workers: Vec<_> = (0..EngineSettings::default().max_in_flight)
         .map(|_| {
@@ -283,21 +351,7 @@ async fn bulk_role() -> BenchResult<()> {
     for worker in workers {
         worker.await.map_err(|e| e.to_string())??;
     }
-    let seconds = started.elapsed().as_secs_f64();
-    let cpu = cpu_seconds("self") - cpu_before;
-    let report = LoopReport {
-        docs: planned,
-        indices,
-        requests: plan.len(),
-        seconds,
-        docs_per_sec: planned as f64 / seconds,
-        cpu_us_per_doc: cpu * 1e6 / planned as f64,
-    };
-    println!(
-        "{}",
-        serde_json::to_string(&report).map_err(|e| e.to_string())?
-    );
-    Ok(())
+    Ok(started.elapsed().as_secs_f64())
 }
 
 /// One `_bulk` request; any error (request or item) fails the loop.
@@ -329,15 +383,21 @@ async fn send_bulk(client: &reqwest::Client, url: &str, body: Bytes) -> BenchRes
 struct EngineReport {
     docs: u64,
     indexed: u64,
+    updated: u64,
+    deleted: u64,
     dead_lettered: u64,
-    /// The whole job: claim, extraction and indexing, the deletion scan, final status.
+    retried: u64,
+    bulk_requests: u64,
+    /// The whole job: claim, the id scan (re-syncs), extraction and indexing, deletions,
+    /// final status.
     seconds: f64,
     docs_per_sec: f64,
-    /// Until the last document was indexed (before the full sync's deletion scan).
+    /// Until the last document was indexed (before a full sync's deletions).
     index_seconds: f64,
     index_docs_per_sec: f64,
     /// CPU per document until the last one was indexed.
     index_cpu_us_per_doc: f64,
+    /// This job's peak RSS (the peak is reset before each job).
     peak_rss_mib: f64,
     cpu_seconds: f64,
     cpu_us_per_doc: f64,
@@ -347,6 +407,10 @@ async fn engine_role() -> BenchResult<()> {
     let url = env_var(URL)?;
     let index = env_var(INDEX)?;
     let docs = env_docs()?;
+    let jobs: usize = std::env::var(JOBS)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
     let node = url::Url::parse(&url).map_err(|e| format!("bad URL '{url}': {e}"))?;
     let backend = Arc::new(
         ElasticsearchBackend::new(&EsSettings::new(vec![node])).map_err(|e| e.to_string())?,
@@ -367,11 +431,29 @@ async fn engine_role() -> BenchResult<()> {
         worker: "bench".to_string(),
     });
     let connector_id = create_connector(control.as_ref(), &index, docs).await?;
+    let mut reports = Vec::new();
+    for _ in 0..jobs.max(1) {
+        reports.push(engine_job(&engine, control.as_ref(), &connector_id, docs).await?);
+    }
+    println!(
+        "{}",
+        serde_json::to_string(&reports).map_err(|e| e.to_string())?
+    );
+    Ok(())
+}
+
+/// One full sync of the connector, measured.
+async fn engine_job(
+    engine: &Engine,
+    control: &dyn ControlPlane,
+    connector_id: &str,
+    docs: u64,
+) -> BenchResult<EngineReport> {
     let job_id = control
-        .create_sync_job(&connector_id, JobType::Full, TriggerMethod::OnDemand)
+        .create_sync_job(connector_id, JobType::Full, TriggerMethod::OnDemand)
         .await
         .map_err(|e| e.to_string())?;
-
+    reset_peak_rss();
     let cpu_before = cpu_seconds("self");
     let started = Instant::now();
     let shutdown = CancellationToken::new();
@@ -406,18 +488,23 @@ async fn engine_role() -> BenchResult<()> {
         return Err(format!("the sync did not complete: {:?}", report.end));
     }
     let c = report.counters;
-    if c.indexed + c.updated != docs {
+    if c.indexed + c.updated + c.dead_lettered != docs {
         return Err(format!(
-            "{docs} documents generated but {} indexed",
-            c.indexed + c.updated
+            "{docs} documents generated but {} indexed and {} dead-lettered",
+            c.indexed + c.updated,
+            c.dead_lettered
         ));
     }
     let (index_seconds, index_cpu) =
         index_done.map_or((seconds, cpu), |(d, cpu)| (d.as_secs_f64(), cpu));
-    let out = EngineReport {
+    Ok(EngineReport {
         docs,
-        indexed: c.indexed + c.updated,
+        indexed: c.indexed,
+        updated: c.updated,
+        deleted: c.deleted,
         dead_lettered: c.dead_lettered,
+        retried: c.retried,
+        bulk_requests: c.bulk_requests,
         seconds,
         docs_per_sec: docs as f64 / seconds,
         index_seconds,
@@ -426,12 +513,7 @@ async fn engine_role() -> BenchResult<()> {
         peak_rss_mib: peak_rss_mib(),
         cpu_seconds: cpu,
         cpu_us_per_doc: cpu * 1e6 / docs as f64,
-    };
-    println!(
-        "{}",
-        serde_json::to_string(&out).map_err(|e| e.to_string())?
-    );
-    Ok(())
+    })
 }
 
 /// A `generator` connector of `docs` 1 KB documents, as fast as the cluster takes them.
@@ -454,7 +536,7 @@ async fn create_connector(
     let mut config = sources::GeneratorFactory.default_configuration();
     let values = [
         ("count", docs),
-        ("doc_bytes", DOC_BYTES as u64),
+        ("doc_bytes", doc_bytes()? as u64),
         ("seed", SEED),
         ("rate", 0),
         ("poison_every", 0),
@@ -542,6 +624,13 @@ impl RoleChild {
     fn pid(&self) -> String {
         self.child.id().to_string()
     }
+
+    /// Sends one command line to the child's stdin (the stand-in's faults).
+    fn command(&mut self, line: &str) -> BenchResult<()> {
+        let stdin = self.child.stdin.as_mut().ok_or("no stdin")?;
+        writeln!(stdin, "{line}").map_err(|e| e.to_string())?;
+        stdin.flush().map_err(|e| e.to_string())
+    }
 }
 
 impl Drop for RoleChild {
@@ -611,7 +700,9 @@ struct Runs {
     /// The stand-in's CPU per document during each loop run.
     loop_standin_cpu: Vec<f64>,
     engines: Vec<EngineReport>,
-    /// The stand-in's CPU per document during each engine run.
+    /// Each engine run's second job: a re-sync of the same documents.
+    resyncs: Vec<EngineReport>,
+    /// The stand-in's CPU per document during each engine run (fresh sync).
     standin_cpu: Vec<f64>,
 }
 
@@ -664,26 +755,115 @@ fn placements(cores: usize) -> Vec<Placement> {
 async fn parent() -> BenchResult<()> {
     let (sizes, repeats) = (sizes()?, repeats()?);
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let run_429 = std::env::var(RUN_429).map_or(true, |v| v != "0");
     for placement in placements(cores) {
         let load_before = load_average();
-        let all = measure(placement, &sizes, repeats, cores, &load_before).await?;
+        let mut standin = RoleChild::spawn("standin", &[], true, placement.standin_cpu())?;
+        let url = standin.first_line()?;
+        if !url.starts_with("http://") {
+            return Err(format!("the stand-in printed '{url}' instead of its URL"));
+        }
+        let all = measure(
+            placement,
+            &standin,
+            &url,
+            &sizes,
+            repeats,
+            cores,
+            &load_before,
+        )
+        .await?;
         print_table(placement, &all, cores, &load_before, &load_average());
+        if placement == Placement::Shared && run_429 {
+            let docs = sizes.first().copied().unwrap_or(100_000);
+            let load_before = load_average();
+            let runs = measure_429(&mut standin, &url, docs, repeats).await?;
+            print_429(docs, &runs, &load_before, &load_average());
+        }
     }
     Ok(())
 }
 
+/// The engine alone (one fresh sync each), clean and with 10% and 20% of bulk items refused
+/// with 429 by the stand-in, alternating so that all see the same machine load.
+async fn measure_429(
+    standin: &mut RoleChild,
+    url: &str,
+    docs: u64,
+    repeats: usize,
+) -> BenchResult<Vec<(f64, Vec<EngineReport>)>> {
+    let client = reqwest::Client::new();
+    let mut runs: Vec<(f64, Vec<EngineReport>)> =
+        [0.0, 0.1, 0.2].iter().map(|r| (*r, Vec::new())).collect();
+    for rep in 0..repeats {
+        for (ratio, reports) in runs.iter_mut() {
+            standin.command(&format!("item_429_ratio {ratio}"))?;
+            let index = format!("bench-429-{docs}-{rep}-{}", (*ratio * 100.0) as u32);
+            let vars = [
+                (URL, url.to_string()),
+                (DOCS, docs.to_string()),
+                (INDEX, index.clone()),
+            ];
+            let mut engine: Vec<EngineReport> =
+                RoleChild::spawn("engine", &vars, false, None)?.report("engine")?;
+            standin.command("item_429_ratio 0")?;
+            drop_index(&client, url, &index).await?;
+            let engine = engine.pop().ok_or("the engine reported no job")?;
+            eprintln!(
+                "  engine, {docs} docs, {:.0}% item 429s: {:.2} s, {} dead letters, {} bulk requests",
+                *ratio * 100.0,
+                engine.seconds,
+                engine.dead_lettered,
+                engine.bulk_requests
+            );
+            reports.push(engine);
+        }
+    }
+    Ok(runs)
+}
+
+fn print_429(docs: u64, runs: &[(f64, Vec<EngineReport>)], load_before: &str, load_after: &str) {
+    let fastest = |reports: &[EngineReport]| {
+        reports
+            .iter()
+            .map(|r| r.seconds)
+            .fold(f64::INFINITY, f64::min)
+    };
+    let clean = runs.first().map_or(f64::NAN, |(_, r)| fastest(r));
+    println!();
+    println!(
+        "Item 429s: {docs} documents, one fresh full sync each, the stand-in refusing a share of bulk items with 429 (load {load_before} → {load_after}). Fastest run of each; dead letters and requests of that run."
+    );
+    println!();
+    println!(
+        "| items refused | whole sync | × clean | dead letters | bulk requests | item retries |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|");
+    for (ratio, reports) in runs {
+        let t = fastest(reports);
+        let Some(run) = reports.iter().find(|r| r.seconds == t) else {
+            continue;
+        };
+        println!(
+            "| {:.0}% | {t:.2} s | {:.2}× | {} | {} | {} |",
+            ratio * 100.0,
+            t / clean,
+            run.dead_lettered,
+            run.bulk_requests,
+            run.retried
+        );
+    }
+}
+
 async fn measure(
     placement: Placement,
+    standin: &RoleChild,
+    url: &str,
     sizes: &[u64],
     repeats: usize,
     cores: usize,
     load_before: &str,
 ) -> BenchResult<Vec<(u64, Runs)>> {
-    let mut standin = RoleChild::spawn("standin", &[], true, placement.standin_cpu())?;
-    let url = standin.first_line()?;
-    if !url.starts_with("http://") {
-        return Err(format!("the stand-in printed '{url}' instead of its URL"));
-    }
     let standin_pid = standin.pid();
     let client = reqwest::Client::new();
     eprintln!(
@@ -696,50 +876,57 @@ async fn measure(
         for rep in 0..repeats {
             let prefix = format!("bench-loop-{docs}-{rep}");
             let vars = [
-                (URL, url.clone()),
+                (URL, url.to_string()),
                 (DOCS, docs.to_string()),
                 (INDEX, prefix.clone()),
             ];
             let standin_cpu = cpu_seconds(&standin_pid);
             let plain: LoopReport =
                 RoleChild::spawn("bulk", &vars, false, cpu)?.report("plain bulk loop")?;
+            // Both passes of the loop; the first is what the figure compares with.
             let loop_cpu = cpu_seconds(&standin_pid) - standin_cpu;
             runs.loop_standin_cpu
-                .push(loop_cpu * 1e6 / plain.docs as f64);
+                .push(loop_cpu * 1e6 / (2 * plain.docs) as f64);
             for pass in 0..plain.indices {
-                drop_index(&client, &url, &format!("{prefix}-{pass}")).await?;
+                drop_index(&client, url, &format!("{prefix}-{pass}")).await?;
             }
             eprintln!(
-                "  plain loop, {docs} docs: {:.0} docs/s",
-                plain.docs_per_sec
+                "  plain loop, {docs} docs: {:.0} docs/s fresh, {:.0} docs/s again",
+                plain.docs_per_sec, plain.resync_docs_per_sec
             );
             runs.loops.push(plain);
 
             let index = format!("bench-engine-{docs}-{rep}");
             let standin_cpu = cpu_seconds(&standin_pid);
             let vars = [
-                (URL, url.clone()),
+                (URL, url.to_string()),
                 (DOCS, docs.to_string()),
                 (INDEX, index.clone()),
+                (JOBS, "2".to_string()),
             ];
-            let engine: EngineReport =
+            let mut jobs: Vec<EngineReport> =
                 RoleChild::spawn("engine", &vars, false, cpu)?.report("engine")?;
             runs.standin_cpu
-                .push((cpu_seconds(&standin_pid) - standin_cpu) * 1e6 / docs as f64);
-            drop_index(&client, &url, &index).await?;
-            eprintln!(
-                "  engine, {docs} docs: {:.0} docs/s ({:.0} indexing), {:.1} MiB, {:.2} µs/doc ({:.2} indexing)",
-                engine.docs_per_sec,
-                engine.index_docs_per_sec,
-                engine.peak_rss_mib,
-                engine.cpu_us_per_doc,
-                engine.index_cpu_us_per_doc
-            );
+                .push((cpu_seconds(&standin_pid) - standin_cpu) * 1e6 / (2 * docs) as f64);
+            drop_index(&client, url, &index).await?;
+            let (Some(resync), Some(engine)) = (jobs.pop(), jobs.pop()) else {
+                return Err("the engine reported fewer than two jobs".to_string());
+            };
+            for (what, run) in [("fresh", &engine), ("re-sync", &resync)] {
+                eprintln!(
+                    "  engine {what}, {docs} docs: {:.0} docs/s ({:.0} indexing), {:.1} MiB, {:.2} µs/doc ({:.2} indexing)",
+                    run.docs_per_sec,
+                    run.index_docs_per_sec,
+                    run.peak_rss_mib,
+                    run.cpu_us_per_doc,
+                    run.index_cpu_us_per_doc
+                );
+            }
             runs.engines.push(engine);
+            runs.resyncs.push(resync);
         }
         all.push((docs, runs));
     }
-    drop(standin);
     Ok(all)
 }
 
@@ -757,46 +944,48 @@ fn print_table(
             "the stand-in alone on CPU 1, the loop or the engine alone on CPU 0".to_string()
         }
     };
+    let doc_bytes = doc_bytes().unwrap_or(DEFAULT_DOC_BYTES);
     println!();
     println!(
-        "{placement:?}: 1 KB documents, {in_flight} bulk requests in flight, {how} (load {load_before} → {load_after})."
+        "{placement:?}: {doc_bytes}-byte documents, {in_flight} bulk requests in flight, {how} (load {load_before} → {load_after})."
     );
     println!(
-        "Best docs/s (with its share of the best loop), highest peak RSS and median CPU of each size's runs; \"indexing\" ends when the last document is indexed, before the full sync's id scan; \"paired\" is the median, over the repeats, of each engine run's indexing docs/s over the loop run just before it."
+        "Best docs/s of each size's runs, with its share of the best loop run of the same shape; \"paired\" is the median, over the repeats, of each engine run's whole sync over the loop run just before it. Peak RSS is the highest, CPU/doc the median (whole sync; indexing alone in brackets). The stand-in's CPU/doc is over both jobs."
     );
     println!();
     println!(
-        "| documents | plain loop docs/s | engine docs/s, whole sync | engine docs/s, indexing | indexing / loop, paired | engine peak RSS | engine CPU/doc, whole sync (indexing) | stand-in CPU/doc, loop / engine run |"
+        "| documents | sync | plain loop docs/s | engine docs/s, whole sync | whole / loop, paired | engine docs/s, indexing | engine peak RSS | engine CPU/doc | stand-in CPU/doc, loop / engine |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|");
     for (docs, runs) in all {
-        let plain = best(runs.loops.iter().map(|r| r.docs_per_sec));
-        let whole = best(runs.engines.iter().map(|r| r.docs_per_sec));
-        let indexing = best(runs.engines.iter().map(|r| r.index_docs_per_sec));
-        let rss = best(runs.engines.iter().map(|r| r.peak_rss_mib));
-        let cpu = median(runs.engines.iter().map(|r| r.cpu_us_per_doc).collect());
-        let index_cpu = median(
-            runs.engines
-                .iter()
-                .map(|r| r.index_cpu_us_per_doc)
-                .collect(),
-        );
-        let loop_standin = median(runs.loop_standin_cpu.clone());
-        let engine_standin = median(runs.standin_cpu.clone());
-        let pct = |v: f64| if plain > 0.0 { v / plain * 100.0 } else { 0.0 };
-        // Each engine run against the loop run just before it: the two saw the same load.
-        let paired = median(
-            runs.loops
-                .iter()
-                .zip(&runs.engines)
-                .filter(|(l, _)| l.docs_per_sec > 0.0)
-                .map(|(l, e)| e.index_docs_per_sec / l.docs_per_sec * 100.0)
-                .collect(),
-        );
-        println!(
-            "| {docs} | {plain:.0} | {whole:.0} ({:.0}%) | {indexing:.0} ({:.0}%) | {paired:.0}% | {rss:.1} MiB | {cpu:.2} µs ({index_cpu:.2} µs) | {loop_standin:.2} µs / {engine_standin:.2} µs |",
-            pct(whole),
-            pct(indexing)
-        );
+        for (what, engines) in [("fresh", &runs.engines), ("re-sync", &runs.resyncs)] {
+            let loop_rate = |l: &LoopReport| match what {
+                "fresh" => l.docs_per_sec,
+                _ => l.resync_docs_per_sec,
+            };
+            let plain = best(runs.loops.iter().map(loop_rate));
+            let whole = best(engines.iter().map(|r| r.docs_per_sec));
+            let indexing = best(engines.iter().map(|r| r.index_docs_per_sec));
+            let rss = best(engines.iter().map(|r| r.peak_rss_mib));
+            let cpu = median(engines.iter().map(|r| r.cpu_us_per_doc).collect());
+            let index_cpu = median(engines.iter().map(|r| r.index_cpu_us_per_doc).collect());
+            let loop_standin = median(runs.loop_standin_cpu.clone());
+            let engine_standin = median(runs.standin_cpu.clone());
+            let pct = |v: f64| if plain > 0.0 { v / plain * 100.0 } else { 0.0 };
+            // Each engine run against the loop run just before it: the two saw the same load.
+            let paired = median(
+                runs.loops
+                    .iter()
+                    .zip(engines.iter())
+                    .filter(|(l, _)| loop_rate(l) > 0.0)
+                    .map(|(l, e)| e.docs_per_sec / loop_rate(l) * 100.0)
+                    .collect(),
+            );
+            println!(
+                "| {docs} | {what} | {plain:.0} | {whole:.0} ({:.0}%) | {paired:.0}% | {indexing:.0} ({:.0}%) | {rss:.1} MiB | {cpu:.2} µs ({index_cpu:.2} µs) | {loop_standin:.2} µs / {engine_standin:.2} µs |",
+                pct(whole),
+                pct(indexing)
+            );
+        }
     }
 }

@@ -1,16 +1,23 @@
 //! One sync's data path: source → extractor (sync rules, unchanged-document skip when asked, lazy
 //! content, serialisation into bulk bodies) → a queue bounded in bytes → N sink workers.
-//! A full sync then deletes the documents the source no longer has, streaming the index's ids
-//! (`_id`s only) page by page. Checkpoints from the source are released only once every item sent before
-//! them is settled. Memory stays flat whatever the size of the source: the only per-document
-//! state kept for the whole sync is one 64-bit hash of each id seen.
+//! Checkpoints from the source are released only once every item sent before them is settled.
+//!
+//! A full sync reads the index's ids once, before indexing (as the Python service does),
+//! into an [`IndexSnapshot`]: per document a 64-bit hash of its `_id` (sorted), a seen bit,
+//! and with `skip_unchanged` a 64-bit hash of its `_timestamp`; the `_id`s themselves go to an
+//! anonymous temporary file in scan order. Each document the source sends marks its bit; at
+//! the end the documents whose bit is clear are read back from the file and deleted, with no
+//! second pass over the index. An index that was missing or empty at the start is not scanned
+//! at all, and when every document was seen there is no deletion work. Documents others create
+//! in the index during the sync were not in the snapshot, so they are never deleted by it
+//! (the next full sync sees them); memory stays flat whatever the size of the source.
 
 use super::batch::{Batch, BatchBuilder, BatchLimits, bulk_id};
 use super::dlq::{DeadLetterStore, NewDeadLetter};
 use super::filtering::RuleEngine;
 use super::progress::{BatchTally, DocOutcome, Outcome, Phase, Progress};
 use super::sink::{Delivered, Sink, SinkError};
-use crate::backend::{BackendError, DocMeta, DocumentStore};
+use crate::backend::{BackendError, DocumentStore};
 use crate::config::EngineSettings;
 use crate::model::Pipeline;
 use crate::sources::{DataSource, Document, ItemSender, SourceError, SourceItem, SyncMode};
@@ -73,6 +80,11 @@ pub enum PipelineError {
     Sink(#[from] SinkError),
     #[error("reading existing documents of '{index}': {source}")]
     Scan { index: String, source: BackendError },
+    #[error("keeping the ids of '{index}' in a temporary file: {source}")]
+    Spill {
+        index: String,
+        source: std::io::Error,
+    },
     #[error("the sync was canceled")]
     Canceled,
 }
@@ -103,11 +115,13 @@ pub async fn run(
         _ = cancel.cancelled() => return Err(PipelineError::Canceled),
     };
     parts.progress.set_total_hint(hint);
-    let existing = if full && settings.skip_unchanged {
+    // A full sync's one pass over the index's ids: for the deletions at the end, and for the
+    // unchanged skip when asked. `None` when the index is missing or empty.
+    let mut snapshot = if full {
         parts.progress.set_step("scanning the index's ids");
         // The id scan of a large index takes a while: a cancel must not wait for it.
         tokio::select! {
-            loaded = ExistingDocs::load(parts.store.as_ref(), &index) => Some(loaded?),
+            loaded = IndexSnapshot::load(parts.store.as_ref(), &index, settings.skip_unchanged) => loaded?,
             _ = cancel.cancelled() => return Err(PipelineError::Canceled),
         }
     } else {
@@ -139,7 +153,6 @@ pub async fn run(
         max_bytes: settings.engine.batch_max_bytes,
     };
     let mut builder = BatchBuilder::new(limits, settings.pipeline.as_ref());
-    let mut seen = SeenIds::default();
     let mut skipped = 0u64;
     let mut seen_count = 0u64;
     let mut unreadable = 0u64;
@@ -171,8 +184,7 @@ pub async fn run(
                         if let Some(batch) = upsert(
                             doc,
                             &settings,
-                            existing.as_ref(),
-                            &mut seen,
+                            snapshot.as_mut(),
                             &mut skipped,
                             &mut builder,
                             &parts.progress,
@@ -186,7 +198,9 @@ pub async fn run(
                         super::transform::apply(settings.transform.as_ref(), &mut doc.fields);
                         seen_count += 1;
                         parts.progress.add_seen(1);
-                        seen.insert(&bulk_id(&doc.id));
+                        if let Some(snapshot) = snapshot.as_mut() {
+                            snapshot.observe(&doc.id, None);
+                        }
                         if let Some(batch) = builder.push_update(doc.id, &doc.fields) {
                             workers.send(batch).await?;
                         }
@@ -271,16 +285,10 @@ pub async fn run(
     if let Some(reason) = &deletions_skipped {
         tracing::warn!(index = %index, unreadable, "{reason}");
     }
-    if full && deletions_skipped.is_none() {
+    if let (Some(snapshot), None) = (snapshot, &deletions_skipped) {
         parts.progress.set_phase(Phase::Deleting);
-        let deleted = delete_unseen(
-            &parts,
-            &settings,
-            seen.finish(),
-            &index,
-            cancel.child_token(),
-        )
-        .await?;
+        let deleted =
+            delete_unseen(&parts, &settings, snapshot, &index, cancel.child_token()).await?;
         delivered.deleted += deleted.deleted;
         delivered.dead_lettered += deleted.dead_lettered;
     }
@@ -298,8 +306,7 @@ pub async fn run(
 async fn upsert(
     mut doc: Document,
     settings: &PipelineSettings,
-    existing: Option<&ExistingDocs>,
-    seen: &mut SeenIds,
+    snapshot: Option<&mut IndexSnapshot>,
     skipped: &mut u64,
     builder: &mut BatchBuilder,
     progress: &Progress,
@@ -312,9 +319,8 @@ async fn upsert(
         progress.skip(&doc.id, "excluded by sync rules").await;
         return None;
     }
-    seen.insert(&bulk_id(&doc.id));
-    if let (Some(existing), Some(ts)) = (existing, doc.timestamp.as_deref())
-        && existing.unchanged(&doc.id, ts)
+    if let Some(snapshot) = snapshot
+        && snapshot.observe(&doc.id, doc.timestamp.as_deref())
     {
         *skipped += 1;
         progress
@@ -395,43 +401,43 @@ async fn dead_letter_invalid(
     Ok(())
 }
 
-/// Full sync, last step: delete every indexed id the source did not send, streaming ids.
+/// Full sync, last step: delete the documents of the snapshot this sync did not see, reading
+/// their `_id`s back from the snapshot's file. Nothing stale, nothing to do.
 async fn delete_unseen(
     parts: &PipelineParts,
     settings: &PipelineSettings,
-    seen: SeenIds,
+    snapshot: IndexSnapshot,
     index: &str,
     cancel: CancellationToken,
 ) -> Result<Delivered, PipelineError> {
-    let scan_error = |source| PipelineError::Scan {
+    let spill_error = |source| PipelineError::Spill {
         index: index.to_string(),
         source,
     };
-    if !parts.store.index_exists(index).await.map_err(scan_error)? {
+    let (stale, spill) = snapshot.into_stale();
+    if stale.is_empty() {
         return Ok(Delivered::default());
     }
+    let mut ids = spill.into_reader().map_err(spill_error)?;
     let workers = Workers::start(parts, &settings.engine, cancel.clone());
     let limits = BatchLimits {
         max_docs: settings.engine.batch_max_docs,
         max_bytes: settings.engine.batch_max_bytes,
     };
     let mut builder = BatchBuilder::new(limits, None);
-    let mut scan = parts
-        .store
-        .scan_bare_ids(index, 1000)
-        .await
-        .map_err(scan_error)?;
-    let scanned = async {
+    let deleting = async {
         loop {
-            let page = tokio::select! {
-                page = scan.next_page() => page.map_err(scan_error)?,
-                _ = cancel.cancelled() => return Err(PipelineError::Canceled),
+            if cancel.is_cancelled() {
+                return Err(PipelineError::Canceled);
+            }
+            let Some(id) = ids.next_id().map_err(spill_error)? else {
+                break;
             };
-            let Some(page) = page else { break };
-            for meta in seen.unseen(page) {
-                if let Some(batch) = builder.push_delete(meta.id) {
-                    workers.send(batch).await?;
-                }
+            if !stale.contains_hash(id_hash(&id)) {
+                continue;
+            }
+            if let Some(batch) = builder.push_delete(id) {
+                workers.send(batch).await?;
             }
         }
         if let Some(batch) = builder.flush() {
@@ -440,11 +446,8 @@ async fn delete_unseen(
         Ok::<(), PipelineError>(())
     }
     .await;
-    if let Err(e) = scan.close().await {
-        tracing::warn!(error = %e, index, "closing the id scan failed");
-    }
     let delivered = workers.finish().await?;
-    scanned?;
+    deleting?;
     Ok(delivered)
 }
 
@@ -502,91 +505,159 @@ impl Buckets {
     }
 }
 
-/// Hashes of the ids a sync saw, in their `_id` form ([`bulk_id`]): 8 bytes a document,
-/// sorted once at the end. The deletion pass then reads `_id`s alone, so the cluster loads
-/// no document source. A collision can only keep a stale document (never delete a live one).
+/// A sorted set of 64-bit hashes with its [`Buckets`]. A collision can only keep a stale
+/// document (two ids that share a hash are both seen, or both stale), never delete a live one.
 #[derive(Default)]
-struct SeenIds {
+struct HashSet64 {
     hashes: Vec<u64>,
     buckets: Buckets,
-    sorted: bool,
 }
 
-impl SeenIds {
-    fn insert(&mut self, id: &str) {
-        self.hashes.push(id_hash(id));
-        self.sorted = false;
+impl HashSet64 {
+    /// `hashes` in any order, duplicates allowed.
+    fn new(mut hashes: Vec<u64>) -> Self {
+        hashes.sort_unstable();
+        hashes.dedup();
+        let buckets = Buckets::new(hashes.iter().copied());
+        Self { hashes, buckets }
     }
 
-    fn finish(mut self) -> Self {
-        self.hashes.sort_unstable();
-        self.hashes.dedup();
-        self.buckets = Buckets::new(self.hashes.iter().copied());
-        self.sorted = true;
-        self
-    }
-
-    #[cfg(test)]
-    fn contains(&self, id: &str) -> bool {
-        self.contains_hash(id_hash(id))
+    fn is_empty(&self) -> bool {
+        self.hashes.is_empty()
     }
 
     fn contains_hash(&self, hash: u64) -> bool {
-        debug_assert!(self.sorted);
         let range = self.buckets.range(hash, self.hashes.len());
         self.hashes
             .get(range)
             .is_some_and(|near| near.binary_search(&hash).is_ok())
     }
+}
 
-    /// The documents of a scanned page this sync did not see. The whole page is hashed
-    /// before any lookup, so the lookups' cache misses overlap instead of queueing.
-    fn unseen(&self, page: Vec<DocMeta>) -> Vec<DocMeta> {
-        let hashes: Vec<u64> = page.iter().map(|meta| id_hash(&meta.id)).collect();
-        let seen: Vec<bool> = hashes
-            .iter()
-            .map(|hash| self.contains_hash(*hash))
-            .collect();
-        page.into_iter()
-            .zip(seen)
-            .filter_map(|(meta, seen)| (!seen).then_some(meta))
-            .collect()
+/// `_timestamp` hash of a document the unchanged skip must not trust: none, or stored under
+/// an `_id` that is not the one this sync would give it.
+const NO_STAMP: u64 = 0;
+
+fn stamp_hash(timestamp: &str) -> u64 {
+    id_hash(timestamp).max(1)
+}
+
+/// The per-document keys of a snapshot, sorted by `_id` hash, without duplicates.
+enum SnapshotKeys {
+    /// `_id` hashes.
+    Bare(Vec<u64>),
+    /// `_id` hash and `_timestamp` hash ([`NO_STAMP`] when the skip must not trust it).
+    Stamped(Vec<(u64, u64)>),
+}
+
+impl SnapshotKeys {
+    fn len(&self) -> usize {
+        match self {
+            Self::Bare(keys) => keys.len(),
+            Self::Stamped(keys) => keys.len(),
+        }
+    }
+
+    fn key(&self, position: usize) -> Option<u64> {
+        match self {
+            Self::Bare(keys) => keys.get(position).copied(),
+            Self::Stamped(keys) => keys.get(position).map(|(key, _)| *key),
+        }
+    }
+
+    fn sort(&mut self) {
+        match self {
+            Self::Bare(keys) => {
+                keys.sort_unstable();
+                keys.dedup();
+            }
+            Self::Stamped(keys) => {
+                keys.sort_unstable_by_key(|(key, _)| *key);
+                // Two `_id`s sharing a hash: one entry, whose timestamp is trusted for neither.
+                keys.dedup_by(|later, kept| {
+                    let same = later.0 == kept.0;
+                    if same {
+                        kept.1 = NO_STAMP;
+                    }
+                    same
+                });
+            }
+        }
     }
 }
 
-/// What the index held before a full sync: id hash → `_timestamp` hash, to skip documents
-/// that did not change (and their content fetch).
-struct ExistingDocs {
-    entries: Vec<(u64, u64)>,
+/// What the index held when a full sync started (see the module docs): 8 bytes a document
+/// (16 with `skip_unchanged`), a bit for "seen", about a byte of bucket table, and the `_id`s
+/// on disk.
+struct IndexSnapshot {
+    keys: SnapshotKeys,
     buckets: Buckets,
+    /// One bit per entry of `keys`: the source sent that document.
+    seen: Vec<u64>,
+    spill: IdSpill,
 }
 
-impl ExistingDocs {
-    async fn load(store: &dyn DocumentStore, index: &str) -> Result<Self, PipelineError> {
+impl IndexSnapshot {
+    /// Scans the index once; `None` when it does not exist or holds nothing (a fresh index:
+    /// nothing to skip, nothing to delete). `with_stamps` reads each document's `_timestamp`
+    /// too, for the unchanged skip; without it the scan reads `_id`s alone.
+    async fn load(
+        store: &dyn DocumentStore,
+        index: &str,
+        with_stamps: bool,
+    ) -> Result<Option<Self>, PipelineError> {
         let scan_error = |source| PipelineError::Scan {
             index: index.to_string(),
             source,
         };
-        let mut entries = Vec::new();
+        let spill_error = |source| PipelineError::Spill {
+            index: index.to_string(),
+            source,
+        };
         if !store.index_exists(index).await.map_err(scan_error)? {
-            return Ok(Self {
-                entries,
-                buckets: Buckets::default(),
-            });
+            return Ok(None);
         }
-        let mut scan = store.scan_ids(index, 1000).await.map_err(scan_error)?;
+        let count = store.count(index).await.map_err(scan_error)?;
+        if count == 0 {
+            return Ok(None);
+        }
+        // The count is a good guess of the size (documents may come and go meanwhile).
+        let capacity = usize::try_from(count).unwrap_or(0).min(1 << 32);
+        let mut keys = if with_stamps {
+            SnapshotKeys::Stamped(Vec::with_capacity(capacity))
+        } else {
+            SnapshotKeys::Bare(Vec::with_capacity(capacity))
+        };
+        let mut spill = IdSpill::new().map_err(spill_error)?;
+        let mut scan = if with_stamps {
+            store.scan_ids(index, 1000).await
+        } else {
+            store.scan_bare_ids(index, 1000).await
+        }
+        .map_err(scan_error)?;
         let result = async {
             while let Some(page) = scan.next_page().await.map_err(scan_error)? {
                 for meta in page {
-                    // Only a document stored under the `_id` this sync would give it can be
-                    // skipped as unchanged: the deletion pass compares `_id`s, and would
-                    // otherwise delete a document this pass left alone.
-                    let ours = meta
-                        .stored_id
-                        .as_deref()
-                        .is_none_or(|stored| stored == bulk_id(&meta.id));
-                    if let (true, Some(ts)) = (ours, meta.timestamp) {
-                        entries.push((id_hash(&meta.id), id_hash(&ts)));
+                    // Deletions and the skip both go by `_id`: the one a bulk request names.
+                    let stored = meta.stored_id.as_deref().unwrap_or(&meta.id);
+                    spill.push(stored).map_err(spill_error)?;
+                    let key = id_hash(stored);
+                    match &mut keys {
+                        SnapshotKeys::Bare(keys) => keys.push(key),
+                        SnapshotKeys::Stamped(keys) => {
+                            // Only a document stored under the `_id` this sync would give it
+                            // can be skipped as unchanged: another one (a body id that is not
+                            // its `_id`) is re-indexed under ours, and the old one deleted.
+                            let ours = meta
+                                .stored_id
+                                .as_deref()
+                                .is_none_or(|stored| stored == bulk_id(&meta.id));
+                            let stamp = match (ours, meta.timestamp.as_deref()) {
+                                (true, Some(ts)) => stamp_hash(ts),
+                                _ => NO_STAMP,
+                            };
+                            keys.push((key, stamp));
+                        }
                     }
                 }
             }
@@ -597,23 +668,127 @@ impl ExistingDocs {
             tracing::warn!(error = %e, index, "closing the id scan failed");
         }
         result?;
-        entries.sort_unstable();
-        let buckets = Buckets::new(entries.iter().map(|(id, _)| *id));
-        Ok(Self { entries, buckets })
+        let spill = spill.finish().map_err(spill_error)?;
+        keys.sort();
+        if keys.len() == 0 {
+            return Ok(None);
+        }
+        let buckets = match &keys {
+            SnapshotKeys::Bare(k) => Buckets::new(k.iter().copied()),
+            SnapshotKeys::Stamped(k) => Buckets::new(k.iter().map(|(key, _)| *key)),
+        };
+        let seen = vec![0u64; keys.len().div_ceil(64)];
+        Ok(Some(Self {
+            keys,
+            buckets,
+            seen,
+            spill,
+        }))
     }
 
-    fn unchanged(&self, id: &str, timestamp: &str) -> bool {
-        let key = id_hash(id);
-        let Some(near) = self
-            .entries
-            .get(self.buckets.range(key, self.entries.len()))
-        else {
+    /// The position of an `_id` hash in `keys`.
+    fn position(&self, key: u64) -> Option<usize> {
+        let range = self.buckets.range(key, self.keys.len());
+        let start = range.start;
+        let found = match &self.keys {
+            SnapshotKeys::Bare(keys) => keys.get(range)?.binary_search(&key),
+            SnapshotKeys::Stamped(keys) => keys.get(range)?.binary_search_by_key(&key, |(k, _)| *k),
+        };
+        found.ok().map(|i| start + i)
+    }
+
+    /// The source sent document `id` (its source id) with this `_timestamp`: marks it seen,
+    /// and says whether the index already has it unchanged (only with stamps).
+    fn observe(&mut self, id: &str, timestamp: Option<&str>) -> bool {
+        let Some(position) = self.position(id_hash(&bulk_id(id))) else {
             return false;
         };
-        match near.binary_search_by_key(&key, |(k, _)| *k) {
-            Ok(i) => near.get(i).is_some_and(|(_, ts)| *ts == id_hash(timestamp)),
-            Err(_) => false,
+        if let Some(word) = self.seen.get_mut(position / 64) {
+            *word |= 1 << (position % 64);
         }
+        match (&self.keys, timestamp) {
+            (SnapshotKeys::Stamped(keys), Some(ts)) => keys
+                .get(position)
+                .is_some_and(|(_, stamp)| *stamp != NO_STAMP && *stamp == stamp_hash(ts)),
+            _ => false,
+        }
+    }
+
+    /// The `_id` hashes nobody saw, and the file of `_id`s.
+    fn into_stale(self) -> (HashSet64, IdSpill) {
+        let stale: Vec<u64> = (0..self.keys.len())
+            .filter(|&i| {
+                self.seen
+                    .get(i / 64)
+                    .is_none_or(|word| word & (1 << (i % 64)) == 0)
+            })
+            .filter_map(|i| self.keys.key(i))
+            .collect();
+        (HashSet64::new(stale), self.spill)
+    }
+}
+
+/// The `_id`s of a snapshot, in scan order, in an anonymous temporary file (gone when
+/// dropped, even after a crash): each a little-endian `u32` length and its bytes. A page of
+/// writes or reads is a memory copy into the buffer; the file system sees 1 MiB at a time.
+struct IdSpill {
+    writer: std::io::BufWriter<std::fs::File>,
+}
+
+/// Reads an [`IdSpill`] back.
+struct IdSpillReader {
+    reader: std::io::BufReader<std::fs::File>,
+}
+
+const SPILL_BUFFER: usize = 1 << 20;
+
+impl IdSpill {
+    fn new() -> std::io::Result<Self> {
+        let file = tempfile::tempfile()?;
+        Ok(Self {
+            writer: std::io::BufWriter::with_capacity(SPILL_BUFFER, file),
+        })
+    }
+
+    fn push(&mut self, id: &str) -> std::io::Result<()> {
+        use std::io::Write;
+        let len = u32::try_from(id.len())
+            .map_err(|_| std::io::Error::other(format!("an id of {} bytes", id.len())))?;
+        self.writer.write_all(&len.to_le_bytes())?;
+        self.writer.write_all(id.as_bytes())
+    }
+
+    /// Flushes what is buffered (the scan is over).
+    fn finish(mut self) -> std::io::Result<Self> {
+        use std::io::Write;
+        self.writer.flush()?;
+        Ok(self)
+    }
+
+    fn into_reader(self) -> std::io::Result<IdSpillReader> {
+        use std::io::Seek;
+        let mut file = self.writer.into_inner().map_err(|e| e.into_error())?;
+        file.rewind()?;
+        Ok(IdSpillReader {
+            reader: std::io::BufReader::with_capacity(SPILL_BUFFER, file),
+        })
+    }
+}
+
+impl IdSpillReader {
+    fn next_id(&mut self) -> std::io::Result<Option<String>> {
+        use std::io::Read;
+        let mut len = [0u8; 4];
+        match self.reader.read_exact(&mut len) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+            Err(e) => return Err(e),
+        }
+        let mut id = vec![0u8; u32::from_le_bytes(len) as usize];
+        self.reader.read_exact(&mut id)?;
+        String::from_utf8(id)
+            .map(Some)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
     }
 }
 
@@ -804,41 +979,125 @@ impl Workers {
 mod tests {
     use super::*;
 
-    #[test]
-    fn seen_ids_find_every_id_seen_and_no_other() {
-        for n in [0usize, 1, 63, 64, 65, 10_000] {
-            let mut seen = SeenIds::default();
-            for i in 0..n {
-                seen.insert(&format!("doc-{i}"));
-                // Duplicates are harmless.
-                seen.insert(&format!("doc-{i}"));
+    /// A snapshot of these `(_id, stamp)` entries, as [`IndexSnapshot::load`] builds it.
+    fn snapshot(entries: &[(String, Option<&str>)], stamped: bool) -> IndexSnapshot {
+        let mut spill = IdSpill::new().unwrap();
+        let mut keys = if stamped {
+            SnapshotKeys::Stamped(Vec::new())
+        } else {
+            SnapshotKeys::Bare(Vec::new())
+        };
+        for (id, ts) in entries {
+            spill.push(id).unwrap();
+            match &mut keys {
+                SnapshotKeys::Bare(k) => k.push(id_hash(id)),
+                SnapshotKeys::Stamped(k) => {
+                    k.push((id_hash(id), ts.map_or(NO_STAMP, stamp_hash)));
+                }
             }
-            let seen = seen.finish();
-            assert!(
-                (0..n).all(|i| seen.contains(&format!("doc-{i}"))),
-                "{n} ids"
-            );
-            assert!(
-                !(0..1000).any(|i| seen.contains(&format!("other-{i}"))),
-                "{n} ids"
-            );
-            // Page order is kept; only ids not seen come back.
-            let scanned = [3usize, 70_000, 5, 80_000];
-            let page = scanned
-                .map(|i| DocMeta {
-                    id: format!("doc-{i}"),
-                    timestamp: None,
-                    stored_id: None,
-                })
-                .to_vec();
-            let unseen: Vec<String> = seen.unseen(page).into_iter().map(|m| m.id).collect();
-            let expected: Vec<String> = scanned
-                .iter()
-                .filter(|i| **i >= n)
+        }
+        keys.sort();
+        let buckets = match &keys {
+            SnapshotKeys::Bare(k) => Buckets::new(k.iter().copied()),
+            SnapshotKeys::Stamped(k) => Buckets::new(k.iter().map(|(key, _)| *key)),
+        };
+        IndexSnapshot {
+            seen: vec![0; keys.len().div_ceil(64)],
+            keys,
+            buckets,
+            spill: spill.finish().unwrap(),
+        }
+    }
+
+    /// The `_id`s the deletion pass would delete, in file order.
+    fn stale_ids(snapshot: IndexSnapshot) -> Vec<String> {
+        let (stale, spill) = snapshot.into_stale();
+        let mut reader = spill.into_reader().unwrap();
+        let mut out = Vec::new();
+        while let Some(id) = reader.next_id().unwrap() {
+            if stale.contains_hash(id_hash(&id)) {
+                out.push(id);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_snapshot_deletes_exactly_the_documents_not_seen() {
+        for n in [1usize, 63, 64, 65, 10_000] {
+            let entries: Vec<(String, Option<&str>)> =
+                (0..n).map(|i| (format!("doc-{i}"), None)).collect();
+            let mut snapshot = snapshot(&entries, false);
+            // Every third document is seen (some twice), plus ids the index never had.
+            for i in (0..n).step_by(3) {
+                assert!(!snapshot.observe(&format!("doc-{i}"), Some("t")));
+                snapshot.observe(&format!("doc-{i}"), None);
+            }
+            for i in 0..100 {
+                snapshot.observe(&format!("new-{i}"), None);
+            }
+            let expected: Vec<String> = (0..n)
+                .filter(|i| i % 3 != 0)
                 .map(|i| format!("doc-{i}"))
                 .collect();
-            assert_eq!(unseen, expected, "{n} ids");
+            assert_eq!(stale_ids(snapshot), expected, "{n} ids");
         }
+    }
+
+    #[test]
+    fn a_snapshot_where_everything_was_seen_has_nothing_stale() {
+        let entries: Vec<(String, Option<&str>)> =
+            (0..5000).map(|i| (format!("doc-{i}"), None)).collect();
+        let mut snapshot = snapshot(&entries, false);
+        for i in 0..5000 {
+            snapshot.observe(&format!("doc-{i}"), None);
+        }
+        let (stale, _) = snapshot.into_stale();
+        assert!(stale.is_empty());
+    }
+
+    #[test]
+    fn long_ids_are_matched_by_their_bulk_id() {
+        let long = "l".repeat(600);
+        let entries = vec![
+            (crate::engine::batch::hash_id(&long), Some("t1")),
+            ("short".to_string(), Some("t2")),
+        ];
+        let mut snapshot = snapshot(&entries, true);
+        assert!(
+            snapshot.observe(&long, Some("t1")),
+            "unchanged under its hash"
+        );
+        assert!(stale_ids(snapshot) == vec!["short".to_string()]);
+    }
+
+    #[test]
+    fn a_snapshot_skips_only_unchanged_timestamps() {
+        let stamps: Vec<String> = (0..500).map(|i| format!("t{i}")).collect();
+        let mut entries: Vec<(String, Option<&str>)> = (0..500)
+            .map(|i| (format!("doc-{i}"), Some(stamps[i].as_str())))
+            .collect();
+        entries.push(("no-stamp".to_string(), None));
+        let mut snapshot = snapshot(&entries, true);
+        assert!((0..500).all(|i| snapshot.observe(&format!("doc-{i}"), Some(&format!("t{i}")))));
+        assert!(!snapshot.observe("doc-1", Some("t2")));
+        assert!(!snapshot.observe("doc-500", Some("t500")));
+        assert!(!snapshot.observe("no-stamp", Some("t1")));
+        assert!(!snapshot.observe("doc-1", None));
+        assert!(stale_ids(snapshot).is_empty());
+        // Without stamps nothing is ever unchanged.
+        let mut bare = self::snapshot(&entries, false);
+        assert!(!bare.observe("doc-1", Some("t1")));
+    }
+
+    #[test]
+    fn two_ids_sharing_a_hash_trust_neither_timestamp() {
+        let mut keys = SnapshotKeys::Stamped(vec![(7, 100), (3, 5), (7, 200)]);
+        keys.sort();
+        let SnapshotKeys::Stamped(keys) = keys else {
+            unreachable!()
+        };
+        assert_eq!(keys, vec![(3, 5), (7, NO_STAMP)]);
     }
 
     #[test]
@@ -847,28 +1106,11 @@ mod tests {
             .map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15))
             .collect();
         hashes.extend([0, 1, u64::MAX - 1, u64::MAX]);
-        hashes.sort_unstable();
-        hashes.dedup();
-        let buckets = Buckets::new(hashes.iter().copied());
-        assert!(!buckets.starts.is_empty());
-        for (i, hash) in hashes.iter().enumerate() {
-            assert!(
-                buckets.range(*hash, hashes.len()).contains(&i),
-                "hash {hash:#x}"
-            );
+        let set = HashSet64::new(hashes.clone());
+        assert!(!set.buckets.starts.is_empty());
+        for hash in &hashes {
+            assert!(set.contains_hash(*hash), "hash {hash:#x}");
         }
-    }
-
-    #[test]
-    fn existing_docs_skip_only_unchanged_timestamps() {
-        let mut entries: Vec<(u64, u64)> = (0..500)
-            .map(|i| (id_hash(&format!("doc-{i}")), id_hash(&format!("t{i}"))))
-            .collect();
-        entries.sort_unstable();
-        let buckets = Buckets::new(entries.iter().map(|(id, _)| *id));
-        let existing = ExistingDocs { entries, buckets };
-        assert!((0..500).all(|i| existing.unchanged(&format!("doc-{i}"), &format!("t{i}"))));
-        assert!(!existing.unchanged("doc-1", "t2"));
-        assert!(!existing.unchanged("doc-500", "t500"));
+        assert!(!set.contains_hash(2));
     }
 }

@@ -1,17 +1,25 @@
 //! The bulk sink: sends [`Batch`]es to a [`DocumentStore`] and sees every item through to an
 //! end — indexed, or dead-lettered with its reason and committed to disk before it counts as
 //! handled. Whole-request failures (unreachable, 5xx, 429, timeouts) go through the circuit
-//! breaker and are retried; item failures are retried when transient, and dead-lettered when
+//! breaker and are retried after the request's own backoff (one iterator per request, kept
+//! across its attempts); item failures are retried when transient, and dead-lettered when
 //! permanent (mapping errors, invalid ids) or exhausted. Never retries forever.
 //!
-//! Item 429s are back-pressure, not document errors: the items are sent again in a later,
-//! smaller batch, for as long as `item_retry_budget` allows (a time, not a count), and never
-//! count toward the error monitor. Other transient item errors (5xx, a missing item) keep a
-//! count, `item_max_retries`. A batch's backoff (one iterator per batch, exponential with
-//! jitter) is waited out without a request slot: the sink's [`InFlightLimit`] is held only
-//! while a request is on the wire, so other batches keep flowing; answers with 429s shrink
-//! the number of slots, clean answers grow it back. The pipeline runs more deliveries than
-//! slots ([`deliveries_for`]) so that waiting batches do not idle the slots.
+//! Items to retry do not stall their batch. An item refused with 429 (back-pressure) or a
+//! transient item error goes into the sink-wide [`RetryQueue`] with a short per-item delay,
+//! and from there rides along in a later request: a fresh batch with room to spare, or a
+//! retry batch of due items of any batch, sent by whichever delivery wakes first. Nothing
+//! waits while holding a request slot: the [`InFlightLimit`] is held only while a request
+//! is on the wire, so requests keep flowing while rejected items wait. The effective
+//! concurrency adapts: answers with 429s shrink the number of slots, clean answers grow it
+//! back. That, not the per-item delay, is what relieves an overloaded cluster: a retry never
+//! adds a request beyond the slots.
+//!
+//! Item 429s are retried for as long as `item_retry_budget` allows (a time, not a count), and
+//! never count toward the error monitor; other transient item errors (5xx, a missing item)
+//! keep a count, `item_max_retries`. A delivery ([`Sink::deliver`]) returns once every item
+//! of its batch is settled, whichever request settled it, with the counts of its own items:
+//! the pipeline's checkpoints and per-document accounting stay exact.
 
 use super::batch::{Batch, BatchItem};
 use super::breaker::{BreakerError, InFlightLimit, SharedBreaker};
@@ -20,10 +28,12 @@ use super::monitor::{ErrorMonitor, MonitorTripped};
 use super::progress::{BatchTally, DocOutcome, Outcome, Progress};
 use crate::backend::{BackendError, BulkItem, BulkOp, BulkRequest, DocumentStore};
 use backon::{BackoffBuilder, ExponentialBackoff};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use bytes::{Bytes, BytesMut};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 use thiserror::Error;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 /// Where a sink writes and how hard it tries.
@@ -33,9 +43,10 @@ pub struct SinkSettings {
     pub job_id: String,
     pub index: String,
     pub pipeline: Option<String>,
-    /// Retries of one item (429/5xx) before it is dead-lettered.
+    /// Retries of one item (5xx, a missing item) before it is dead-lettered; 429s have a time
+    /// budget instead.
     pub item_max_retries: u32,
-    /// Sends of one batch that failed as a whole (outside breaker probes) before its items
+    /// Sends of one request that failed as a whole (outside breaker probes) before its items
     /// are dead-lettered.
     pub request_max_attempts: u32,
     pub retry_base: Duration,
@@ -56,6 +67,9 @@ pub enum SinkError {
     Unauthorized(String),
     #[error("the sync was canceled")]
     Canceled,
+    /// Items were dropped unsettled without a cancellation: a bug, said rather than hidden.
+    #[error("{0} item(s) were neither indexed nor dead-lettered")]
+    Lost(usize),
 }
 
 /// What became of one batch.
@@ -65,6 +79,15 @@ pub struct Delivered {
     pub updated: u64,
     pub deleted: u64,
     pub dead_lettered: u64,
+}
+
+impl Delivered {
+    fn add(&mut self, other: &Delivered) {
+        self.indexed += other.indexed;
+        self.updated += other.updated;
+        self.deleted += other.deleted;
+        self.dead_lettered += other.dead_lettered;
+    }
 }
 
 /// An item that could not be indexed, for callers that handle failures themselves (retries
@@ -86,6 +109,14 @@ pub enum OnFailure {
     Report,
 }
 
+/// How many documents and bytes one request may carry (the engine's batch limits): a fresh
+/// batch takes due retries along only as far as these allow.
+#[derive(Debug, Clone, Copy)]
+struct RequestLimits {
+    max_docs: usize,
+    max_bytes: usize,
+}
+
 pub struct Sink {
     store: Arc<dyn DocumentStore>,
     dlq: Arc<DeadLetterStore>,
@@ -93,21 +124,23 @@ pub struct Sink {
     progress: Arc<Progress>,
     monitor: Mutex<ErrorMonitor>,
     settings: SinkSettings,
-    seq: AtomicU64,
     /// Why the sync was given up, once it was (see [`Sink::abort`]).
     aborted: Mutex<Option<String>>,
     /// Request slots, shared by every delivery of this sink.
     slots: InFlightLimit,
     /// How long a 429-refused item keeps being retried.
     item_retry_budget: Mutex<Duration>,
+    limits: Mutex<RequestLimits>,
+    /// Items waiting to be sent again.
+    queue: RetryQueue,
     /// Resolves the index's open dead letters as their documents get written.
     resolver: super::dlq::Resolver,
 }
 
-/// How many deliveries the pipeline runs for `max_in_flight` request slots: batches waiting
-/// out a backoff hold no slot, so many more deliveries than slots keep every slot busy while
-/// batches wait (under 20% item 429s a batch waits for several rounds). Memory stays bounded
-/// by the queue in front of them, which counts a batch's bytes until it is settled.
+/// How many deliveries the pipeline runs for `max_in_flight` request slots: a delivery whose
+/// items wait in the retry queue holds no slot, so more deliveries than slots keep every
+/// slot busy meanwhile. Memory stays bounded by the queue in front of them, which counts a
+/// batch's bytes until it is settled.
 pub fn deliveries_for(max_in_flight: usize) -> usize {
     max_in_flight.max(1).saturating_mul(16)
 }
@@ -124,6 +157,284 @@ enum Classified {
     Fatal(SinkError),
 }
 
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// One delivery's share of the sink: its items not settled yet, and what became of the
+/// others. Any request may settle its items; the delivery waits for the count to reach zero.
+struct Owner {
+    on_failure: OnFailure,
+    state: Mutex<OwnerState>,
+    /// Woken whenever one of its items is settled (or lost).
+    changed: Notify,
+}
+
+#[derive(Default)]
+struct OwnerState {
+    unsettled: usize,
+    delivered: Delivered,
+    failed: Vec<FailedItem>,
+    /// Items dropped unsettled (a request abandoned by a cancellation).
+    lost: usize,
+}
+
+impl Owner {
+    fn new(on_failure: OnFailure, items: usize) -> Arc<Self> {
+        Arc::new(Self {
+            on_failure,
+            state: Mutex::new(OwnerState {
+                unsettled: items,
+                ..OwnerState::default()
+            }),
+            changed: Notify::new(),
+        })
+    }
+
+    /// Counts `settled` items as settled, with these outcomes and failures.
+    fn settle(&self, settled: usize, delivered: &Delivered, failed: Vec<FailedItem>) {
+        {
+            let mut s = lock(&self.state);
+            s.unsettled = s.unsettled.saturating_sub(settled);
+            s.delivered.add(delivered);
+            s.failed.extend(failed);
+        }
+        self.changed.notify_waiters();
+    }
+
+    fn lose(&self) {
+        {
+            let mut s = lock(&self.state);
+            s.unsettled = s.unsettled.saturating_sub(1);
+            s.lost += 1;
+        }
+        self.changed.notify_waiters();
+    }
+
+    fn unsettled(&self) -> usize {
+        lock(&self.state).unsettled
+    }
+
+    fn take(&self) -> (Delivered, Vec<FailedItem>, usize) {
+        let mut s = lock(&self.state);
+        (s.delivered, std::mem::take(&mut s.failed), s.lost)
+    }
+}
+
+/// One item on its way: its lines of a bulk body and the delivery it belongs to. Dropped
+/// before it was settled (a request abandoned by a cancellation), it tells its owner.
+struct Rider {
+    owner: Arc<Owner>,
+    /// Offsets relative to `lines`.
+    item: BatchItem,
+    /// The item's action and source lines.
+    lines: Bytes,
+    settled: bool,
+}
+
+impl Rider {
+    /// The items of a batch, each with its lines of the batch's body.
+    fn of_batch(batch: Batch, owner: &Arc<Owner>) -> Vec<Rider> {
+        let body = batch.body;
+        batch
+            .items
+            .into_iter()
+            .map(|item| {
+                let start = item.start.min(body.len());
+                let end = item.end.clamp(start, body.len());
+                let lines = body.slice(start..end);
+                Rider {
+                    owner: Arc::clone(owner),
+                    item: BatchItem {
+                        start: 0,
+                        source_start: item.source_start.saturating_sub(start),
+                        end: end - start,
+                        ..item
+                    },
+                    lines,
+                    settled: false,
+                }
+            })
+            .collect()
+    }
+
+    fn len(&self) -> usize {
+        self.lines.len()
+    }
+
+    /// The JSON source (without its newline), for the dead-letter queue.
+    fn source(&self) -> &[u8] {
+        let end = self.item.end.saturating_sub(1).max(self.item.source_start);
+        self.lines
+            .get(self.item.source_start..end)
+            .unwrap_or_default()
+    }
+
+    fn document_text(&self) -> String {
+        let source = self.source();
+        if source.is_empty() {
+            "null".to_string()
+        } else {
+            String::from_utf8_lossy(source).into_owned()
+        }
+    }
+
+    /// Marks the rider settled (its owner is told by the caller) and returns its owner.
+    fn finish(mut self) -> Arc<Owner> {
+        self.settled = true;
+        Arc::clone(&self.owner)
+    }
+}
+
+impl Drop for Rider {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.owner.lose();
+        }
+    }
+}
+
+/// The items of one request and its body.
+struct Outgoing {
+    body: Bytes,
+    riders: Vec<Rider>,
+}
+
+impl Outgoing {
+    /// A fresh batch as it was built (no copy), with `extra` riders appended when given.
+    fn new(body: Bytes, riders: Vec<Rider>, extra: Vec<Rider>) -> Self {
+        if extra.is_empty() {
+            return Self { body, riders };
+        }
+        let size = body.len() + extra.iter().map(Rider::len).sum::<usize>();
+        let mut joined = BytesMut::with_capacity(size);
+        joined.extend_from_slice(&body);
+        for rider in &extra {
+            joined.extend_from_slice(&rider.lines);
+        }
+        let mut riders = riders;
+        riders.extend(extra);
+        Self {
+            body: joined.freeze(),
+            riders,
+        }
+    }
+
+    /// A request of riders alone (a retry batch).
+    fn of(riders: Vec<Rider>) -> Self {
+        Self::new(Bytes::new(), Vec::new(), riders)
+    }
+}
+
+/// The items waiting to be sent again, by when they are due. Every delivery with unsettled
+/// items wakes when the earliest is due, and the first takes what is due (oldest first, up
+/// to the request limits) into a retry batch; fresh batches take due items along when they
+/// have room.
+struct RetryQueue {
+    waiting: Mutex<BTreeMap<(Instant, u64), Rider>>,
+    next: std::sync::atomic::AtomicU64,
+    /// Woken when an item is queued.
+    queued: Notify,
+}
+
+impl RetryQueue {
+    fn new() -> Self {
+        Self {
+            waiting: Mutex::new(BTreeMap::new()),
+            next: std::sync::atomic::AtomicU64::new(0),
+            queued: Notify::new(),
+        }
+    }
+
+    fn push(&self, due: Instant, rider: Rider) {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        lock(&self.waiting).insert((due, n), rider);
+    }
+
+    fn wake(&self) {
+        self.queued.notify_waiters();
+    }
+
+    /// When the earliest item is due.
+    fn next_due(&self) -> Option<Instant> {
+        lock(&self.waiting).keys().next().map(|(due, _)| *due)
+    }
+
+    /// Due items, oldest first, up to `docs` items and `bytes` bytes (at least one item when
+    /// `at_least_one`).
+    fn take_due(&self, now: Instant, docs: usize, bytes: usize, at_least_one: bool) -> Vec<Rider> {
+        let mut waiting = lock(&self.waiting);
+        let mut out = Vec::new();
+        let mut size = 0usize;
+        while out.len() < docs {
+            let Some(entry) = waiting.first_entry() else {
+                break;
+            };
+            if entry.key().0 > now {
+                break;
+            }
+            let len = entry.get().len();
+            if size + len > bytes && !(at_least_one && out.is_empty()) {
+                break;
+            }
+            size += len;
+            out.push(entry.remove());
+        }
+        out
+    }
+
+    /// Every waiting item of this owner (its delivery stops).
+    fn take_owned(&self, owner: &Arc<Owner>) -> Vec<Rider> {
+        let mut waiting = lock(&self.waiting);
+        let keys: Vec<(Instant, u64)> = waiting
+            .iter()
+            .filter(|(_, rider)| Arc::ptr_eq(&rider.owner, owner))
+            .map(|(key, _)| *key)
+            .collect();
+        keys.iter().filter_map(|key| waiting.remove(key)).collect()
+    }
+}
+
+/// How long an item waits before it is sent again after its `attempts`-th failure: about one
+/// round trip of the request that refused it (bounded by `base`), half again as long after
+/// each further failure, at most `max`, with jitter so that refused items spread out. Short
+/// on purpose: the in-flight limit, not this delay, keeps an overloaded cluster from more
+/// requests; the delay only lets a round of requests pass before the item comes back.
+fn item_delay(attempts: u32, round_trip: Duration, base: Duration, max: Duration) -> Duration {
+    let first = round_trip.clamp(Duration::from_millis(1), base.max(Duration::from_millis(1)));
+    let grown = first.as_secs_f64() * 1.5f64.powi(attempts.saturating_sub(1).min(64) as i32);
+    let capped = grown.min(max.as_secs_f64().max(first.as_secs_f64()));
+    Duration::from_secs_f64(capped * rand::random_range(0.5..=1.0))
+}
+
+/// What one answered request left to do, per owner.
+#[derive(Default)]
+struct Credits {
+    owners: Vec<(Arc<Owner>, usize, Delivered)>,
+}
+
+impl Credits {
+    fn add(&mut self, owner: Arc<Owner>, delivered: Delivered) {
+        match self
+            .owners
+            .iter_mut()
+            .find(|(o, _, _)| Arc::ptr_eq(o, &owner))
+        {
+            Some((_, settled, d)) => {
+                *settled += 1;
+                d.add(&delivered);
+            }
+            None => self.owners.push((owner, 1, delivered)),
+        }
+    }
+
+    fn apply(self) {
+        for (owner, settled, delivered) in self.owners {
+            owner.settle(settled, &delivered, Vec::new());
+        }
+    }
+}
+
 impl Sink {
     pub fn new(
         store: Arc<dyn DocumentStore>,
@@ -133,6 +444,7 @@ impl Sink {
         monitor: ErrorMonitor,
         settings: SinkSettings,
     ) -> Self {
+        let engine = crate::config::EngineSettings::default();
         Self {
             resolver: super::dlq::Resolver::new(
                 dlq.clone(),
@@ -146,21 +458,27 @@ impl Sink {
             progress,
             monitor: Mutex::new(monitor),
             settings,
-            seq: AtomicU64::new(1 << 40),
             aborted: Mutex::new(None),
-            slots: InFlightLimit::new(crate::config::EngineSettings::default().max_in_flight),
+            slots: InFlightLimit::new(engine.max_in_flight),
             item_retry_budget: Mutex::new(crate::config::DEFAULT_ITEM_RETRY_BUDGET),
+            limits: Mutex::new(RequestLimits {
+                max_docs: engine.batch_max_docs,
+                max_bytes: engine.batch_max_bytes,
+            }),
+            queue: RetryQueue::new(),
         }
     }
 
-    /// Applies the engine settings that size the sink: `max_in_flight` request slots and the
-    /// `item_retry_budget` of 429-refused items. Until called, the defaults apply.
+    /// Applies the engine settings that size the sink: `max_in_flight` request slots, the
+    /// `item_retry_budget` of 429-refused items, and the batch limits a request keeps to.
+    /// Until called, the defaults apply.
     pub fn configure(&self, engine: &crate::config::EngineSettings) {
         self.slots.set_max(engine.max_in_flight);
-        *self
-            .item_retry_budget
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = engine.item_retry_budget;
+        *lock(&self.item_retry_budget) = engine.item_retry_budget;
+        *lock(&self.limits) = RequestLimits {
+            max_docs: engine.batch_max_docs.max(1),
+            max_bytes: engine.batch_max_bytes.max(1),
+        };
     }
 
     /// The request slots, for progress and tests.
@@ -169,34 +487,25 @@ impl Sink {
     }
 
     fn retry_budget(&self) -> Duration {
-        *self
-            .item_retry_budget
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        *lock(&self.item_retry_budget)
     }
 
-    /// This batch's backoff: exponential from `retry_base` to `retry_max`, with jitter,
-    /// endless (the callers bound the attempts).
+    /// One request's backoff after whole-request failures: exponential from `retry_base` to
+    /// `retry_max`, with jitter, endless (the callers bound the attempts).
     fn backoff(&self) -> ExponentialBackoff {
         batch_backoff(self.settings.retry_base, self.settings.retry_max)
     }
 
     /// Gives up on the sync: from now on, a delivery stopped by the cancellation token
-    /// dead-letters its unsettled items (with this reason) instead of dropping them, so
-    /// nothing the source sent is lost when one worker's error ends the job. The first
-    /// reason wins.
+    /// dead-letters its unsettled items (with this reason) instead of dropping them, and items
+    /// are no longer queued for retries, so nothing the source sent is lost when one worker's
+    /// error ends the job. The first reason wins.
     pub fn abort(&self, reason: String) {
-        self.aborted
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get_or_insert(reason);
+        lock(&self.aborted).get_or_insert(reason);
     }
 
     fn abort_reason(&self) -> Option<String> {
-        self.aborted
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        lock(&self.aborted).clone()
     }
 
     pub fn breaker(&self) -> &SharedBreaker {
@@ -227,46 +536,152 @@ impl Sink {
         cancel: &CancellationToken,
         on_failure: OnFailure,
     ) -> Result<(Delivered, Vec<FailedItem>), SinkError> {
-        let mut total = Delivered::default();
-        let mut failed_out = Vec::new();
-        let mut pending = batch;
+        if batch.is_empty() {
+            return Ok((Delivered::default(), Vec::new()));
+        }
+        let owner = Owner::new(on_failure, batch.len());
+        let (body, docs) = (batch.body.clone(), batch.len());
+        let riders = Rider::of_batch(batch, &owner);
+        // Due retries of any delivery ride along when the batch has room for them.
+        let limits = *lock(&self.limits);
+        let extra = self.queue.take_due(
+            Instant::now(),
+            limits.max_docs.saturating_sub(docs),
+            limits.max_bytes.saturating_sub(body.len()),
+            false,
+        );
+        let mut failure = None;
+        match self.send(Outgoing::new(body, riders, extra), cancel).await {
+            Ok(()) => {}
+            Err(SinkError::Canceled) => return Err(SinkError::Canceled),
+            Err(e) => {
+                // The sync ends: what this delivery still has queued is dead-lettered below.
+                self.abort(e.to_string());
+                failure = Some(e);
+            }
+        }
+        let waited = self.await_settled(&owner, cancel, limits).await;
+        let (delivered, failed, lost) = owner.take();
+        match (failure, waited) {
+            (Some(e), _) | (None, Err(e)) => Err(e),
+            // Dropped by a request that was canceled, or that failed with the error that
+            // ended the sync: that error, not this one, names the cause.
+            (None, Ok(())) if lost > 0 => {
+                Err(if cancel.is_cancelled() || self.abort_reason().is_some() {
+                    SinkError::Canceled
+                } else {
+                    SinkError::Lost(lost)
+                })
+            }
+            (None, Ok(())) => Ok((delivered, failed)),
+        }
+    }
+
+    /// Waits until every item of `owner` is settled, sending retry batches of due items
+    /// (its own and others') meanwhile. Once the sync is given up, its queued items are
+    /// dead-lettered and those on the wire awaited.
+    async fn await_settled(
+        &self,
+        owner: &Arc<Owner>,
+        cancel: &CancellationToken,
+        limits: RequestLimits,
+    ) -> Result<(), SinkError> {
+        let mut first_error = None;
+        loop {
+            let changed = owner.changed.notified();
+            let queued = self.queue.queued.notified();
+            tokio::pin!(changed, queued);
+            changed.as_mut().enable();
+            queued.as_mut().enable();
+            if owner.unsettled() == 0 {
+                return first_error.map_or(Ok(()), Err);
+            }
+            if let Some(reason) = self.abort_reason() {
+                let mine = self.queue.take_owned(owner);
+                if mine.is_empty() {
+                    // The rest is in requests on the wire (or about to be abandoned), or is
+                    // being queued by one that answered just before the abort.
+                    tokio::select! {
+                        _ = &mut changed => {}
+                        _ = &mut queued => {}
+                    }
+                } else {
+                    let reason = format!("not retried: the sync stopped: {reason}");
+                    let failed = fail_all(mine, "sync_stopped", &reason, None);
+                    if let Err(e) = self.settle_failures(failed, Duration::ZERO).await {
+                        first_error.get_or_insert(e);
+                    }
+                }
+                continue;
+            }
+            let due = self.queue.next_due();
+            let sleep = async {
+                match due {
+                    Some(due) => {
+                        tokio::time::sleep_until(tokio::time::Instant::from_std(due)).await
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = &mut changed => {}
+                _ = &mut queued => {}
+                _ = cancel.cancelled() => {
+                    if self.abort_reason().is_none() {
+                        return Err(SinkError::Canceled);
+                    }
+                }
+                _ = sleep => {
+                    let riders = self.queue.take_due(Instant::now(), limits.max_docs, limits.max_bytes, true);
+                    if riders.is_empty() {
+                        continue;
+                    }
+                    match self.send(Outgoing::of(riders), cancel).await {
+                        Ok(()) => {}
+                        Err(SinkError::Canceled) => return Err(SinkError::Canceled),
+                        Err(e) => {
+                            self.abort(e.to_string());
+                            first_error.get_or_insert(e);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends one request until it is answered, retrying whole-request failures after its
+    /// backoff (waited out without a request slot), then settles its items. Items that fail
+    /// are dead-lettered (or reported) before this returns; items to retry are queued.
+    async fn send(&self, request: Outgoing, cancel: &CancellationToken) -> Result<(), SinkError> {
+        let Outgoing { body, riders } = request;
         let mut request_attempts = 0u32;
-        // One backoff per batch, kept across its rounds, so its delays keep growing.
+        // One backoff per request, kept across its attempts, so its delays keep growing.
         let mut backoff = self.backoff();
         let mut wait = Duration::ZERO;
         loop {
-            // The wait holds no request slot: other batches use the slots meanwhile.
             if !wait.is_zero() {
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
-                    _ = cancel.cancelled() => return self.abandon(&pending, on_failure, total, failed_out).await,
+                    _ = cancel.cancelled() => return self.abandon(riders).await,
                 }
             }
             if cancel.is_cancelled() {
-                return self.abandon(&pending, on_failure, total, failed_out).await;
+                return self.abandon(riders).await;
             }
             let slot = tokio::select! {
                 slot = self.slots.acquire() => slot,
-                _ = cancel.cancelled() => return self.abandon(&pending, on_failure, total, failed_out).await,
+                _ = cancel.cancelled() => return self.abandon(riders).await,
             };
             let permit = tokio::select! {
                 permit = self.breaker.acquire() => permit,
-                _ = cancel.cancelled() => return self.abandon(&pending, on_failure, total, failed_out).await,
+                _ = cancel.cancelled() => return self.abandon(riders).await,
             };
             let guard = match permit {
                 Ok(guard) => guard,
                 Err(e @ BreakerError::OpenTooLong { .. }) => {
                     let reason = e.to_string();
-                    let failed = all_failed(&pending, "circuit_breaker_open", &reason, None);
-                    self.settle_failures(
-                        &pending,
-                        failed,
-                        on_failure,
-                        &mut total,
-                        &mut failed_out,
-                        Duration::ZERO,
-                    )
-                    .await?;
+                    let failed = fail_all(riders, "circuit_breaker_open", &reason, None);
+                    self.settle_failures(failed, Duration::ZERO).await?;
                     return Err(SinkError::BreakerOpenTooLong(reason));
                 }
             };
@@ -275,8 +690,8 @@ impl Sink {
                 index: self.settings.index.clone(),
                 pipeline: self.settings.pipeline.clone(),
                 refresh: false,
-                body: pending.body.clone(),
-                actions: pending.len(),
+                body: body.clone(),
+                actions: riders.len(),
             };
             self.progress.set_in_flight_delta(1);
             let started = Instant::now();
@@ -320,18 +735,9 @@ impl Sink {
                                 let reason = format!(
                                     "bulk request failed {request_attempts} times: {reason}"
                                 );
-                                let failed =
-                                    all_failed(&pending, "bulk_request_failed", &reason, None);
-                                self.settle_failures(
-                                    &pending,
-                                    failed,
-                                    on_failure,
-                                    &mut total,
-                                    &mut failed_out,
-                                    latency,
-                                )
-                                .await?;
-                                return Ok((total, failed_out));
+                                let failed = fail_all(riders, "bulk_request_failed", &reason, None);
+                                self.settle_failures(failed, latency).await?;
+                                return Ok(());
                             }
                             tracing::warn!(job = %self.settings.job_id, attempt = request_attempts, error = %reason, "bulk request failed; retrying");
                             wait = backoff.next().unwrap_or(self.settings.retry_max);
@@ -344,96 +750,49 @@ impl Sink {
                         } => {
                             // The cluster answered: it is up, the request was the problem.
                             guard.success();
-                            let failed = all_failed(&pending, &error_type, &reason, status);
-                            self.settle_failures(
-                                &pending,
-                                failed,
-                                on_failure,
-                                &mut total,
-                                &mut failed_out,
-                                latency,
-                            )
-                            .await?;
-                            return Ok((total, failed_out));
+                            let failed = fail_all(riders, &error_type, &reason, status);
+                            self.settle_failures(failed, latency).await?;
+                            return Ok(());
                         }
                         Classified::Fatal(err) => {
                             guard.success();
                             // The job ends here; its documents wait in the queue, not lost.
-                            let failed =
-                                all_failed(&pending, "bulk_refused", &err.to_string(), None);
-                            self.settle_failures(
-                                &pending,
-                                failed,
-                                on_failure,
-                                &mut total,
-                                &mut failed_out,
-                                latency,
-                            )
-                            .await?;
+                            let failed = fail_all(riders, "bulk_refused", &err.to_string(), None);
+                            self.settle_failures(failed, latency).await?;
                             return Err(err);
                         }
                     }
                 }
             };
-            let settled = self
-                .settle_response(
-                    &pending,
-                    &response.items,
-                    latency,
-                    on_failure,
-                    &mut total,
-                    &mut failed_out,
-                )
+            let throttled = self
+                .settle_response(riders, &response.items, latency)
                 .await?;
-            self.slots.report(settled.throttled > 0);
-            if settled.retry.is_empty() {
-                return Ok((total, failed_out));
-            }
-            // The items to retry become a later, smaller batch of their own.
-            let seq = self.seq.fetch_add(1, Ordering::Relaxed);
-            pending = pending.subset(seq, &settled.retry);
-            wait = backoff.next().unwrap_or(self.settings.retry_max);
+            self.slots.report(throttled > 0);
+            return Ok(());
         }
     }
 
-    /// The delivery was stopped with `pending` unsettled. A canceled job just stops; a sync
-    /// given up by [`Sink::abort`] dead-letters them first and counts them as handled.
-    async fn abandon(
-        &self,
-        pending: &Batch,
-        on_failure: OnFailure,
-        mut total: Delivered,
-        mut failed_out: Vec<FailedItem>,
-    ) -> Result<(Delivered, Vec<FailedItem>), SinkError> {
+    /// A request was stopped before it was answered. A canceled job just stops; a sync given
+    /// up by [`Sink::abort`] dead-letters its items first and counts them as handled.
+    async fn abandon(&self, riders: Vec<Rider>) -> Result<(), SinkError> {
         let Some(reason) = self.abort_reason() else {
             return Err(SinkError::Canceled);
         };
         let reason = format!("not sent: the sync stopped: {reason}");
-        let failed = all_failed(pending, "sync_stopped", &reason, None);
-        self.settle_failures(
-            pending,
-            failed,
-            on_failure,
-            &mut total,
-            &mut failed_out,
-            Duration::ZERO,
-        )
-        .await?;
-        Ok((total, failed_out))
+        let failed = fail_all(riders, "sync_stopped", &reason, None);
+        self.settle_failures(failed, Duration::ZERO).await
     }
 
-    /// Settles the items of one answered bulk request; returns the items to send again and
-    /// how many met a 429.
+    /// Settles the items of one answered bulk request: credits their owners, dead-letters
+    /// what failed, queues what is to be retried. Returns how many met a 429.
     async fn settle_response(
         &self,
-        batch: &Batch,
+        riders: Vec<Rider>,
         items: &[BulkItem],
         latency: Duration,
-        on_failure: OnFailure,
-        total: &mut Delivered,
-        failed_out: &mut Vec<FailedItem>,
-    ) -> Result<Settled, SinkError> {
+    ) -> Result<usize, SinkError> {
         let mut tally = BatchTally::default();
+        let mut credits = Credits::default();
         let mut retry = Vec::new();
         let mut failed = Vec::new();
         let mut throttled = 0usize;
@@ -442,51 +801,57 @@ impl Sink {
             budget: self.retry_budget(),
             now: Instant::now(),
         };
+        let resolving = self.resolver.is_active().await;
+        let (mut indexed_ids, mut deleted_ids) = (Vec::new(), Vec::new());
         // Every outcome when an events file wants them all, else the live list's share: the
-        // batch's last documents, the newest (the live list is "latest documents").
+        // request's last documents, the newest (the live list is "latest documents").
         let budget = self.progress.outcome_budget(RECENT_PER_BATCH);
-        let mut outcomes = Vec::with_capacity(batch.len().min(budget));
-        let first_recent = batch.items.len().saturating_sub(budget);
+        let mut outcomes = Vec::with_capacity(riders.len().min(budget));
+        let first_recent = riders.len().saturating_sub(budget);
         let in_recent = |position: usize| position >= first_recent;
         let latency_ms = latency.as_millis() as u64;
-        for (position, item) in batch.items.iter().enumerate() {
-            let bytes = item.source_len() as u64;
+        for (position, mut rider) in riders.into_iter().enumerate() {
+            let bytes = rider.item.source_len() as u64;
             let Some(answer) = items.get(position) else {
                 // A short answer: treat the missing items as transient failures.
-                retry_or_fail(
-                    item,
+                match retry_verdict(
+                    &mut rider.item,
                     "missing_item",
                     "the bulk response did not mention this item",
                     None,
                     &limits,
-                    &mut retry,
-                    &mut failed,
-                );
+                ) {
+                    Ok(()) => retry.push(rider),
+                    Err(f) => failed.push((rider, f)),
+                }
                 continue;
             };
-            let outcome = match (answer.status, item.op) {
-                (200..=299, BulkOp::Delete) => {
-                    if answer.result.as_deref() == Some("deleted") {
+            let mut done = Delivered::default();
+            let outcome = match (answer.status, rider.item.op) {
+                (200..=299 | 404, BulkOp::Delete) => {
+                    if answer.status != 404 && answer.result.as_deref() == Some("deleted") {
                         tally.deleted += 1;
+                        done.deleted += 1;
                     }
-                    Some(Outcome::Deleted)
+                    Outcome::Deleted
                 }
                 (200..=299, _) if answer.result.as_deref() == Some("updated") => {
                     tally.updated += 1;
                     tally.bytes += bytes;
-                    Some(Outcome::Updated)
+                    done.updated += 1;
+                    Outcome::Updated
                 }
                 (200..=299, _) => {
                     tally.indexed += 1;
                     tally.bytes += bytes;
-                    Some(Outcome::Indexed)
+                    done.indexed += 1;
+                    Outcome::Indexed
                 }
-                // Deleting what is already gone is what we wanted.
-                (404, BulkOp::Delete) => Some(Outcome::Deleted),
                 // `create` of a present document: already there.
                 (409, BulkOp::Create) => {
                     tally.indexed += 1;
-                    Some(Outcome::Indexed)
+                    done.indexed += 1;
+                    Outcome::Indexed
                 }
                 (status, _) => {
                     let (kind, reason) = answer
@@ -501,7 +866,7 @@ impl Sink {
                         tally.retried += 1;
                         if in_recent(position) {
                             outcomes.push(DocOutcome {
-                                id: item.id.clone(),
+                                id: rider.item.id.clone(),
                                 outcome: Outcome::Retried,
                                 bytes,
                                 latency_ms,
@@ -509,107 +874,112 @@ impl Sink {
                             });
                         }
                     }
-                    retry_or_fail(
-                        item,
-                        &kind,
-                        &reason,
-                        Some(status),
-                        &limits,
-                        &mut retry,
-                        &mut failed,
-                    );
-                    None
+                    match retry_verdict(&mut rider.item, &kind, &reason, Some(status), &limits) {
+                        Ok(()) => retry.push(rider),
+                        Err(f) => failed.push((rider, f)),
+                    }
+                    continue;
                 }
             };
-            if let Some(outcome) = outcome
-                && in_recent(position)
-            {
+            if in_recent(position) {
                 outcomes.push(DocOutcome {
-                    id: item.id.clone(),
+                    id: rider.item.id.clone(),
                     outcome,
                     bytes,
                     latency_ms,
                     reason: None,
                 });
             }
+            if resolving {
+                if rider.item.op == BulkOp::Delete {
+                    deleted_ids.push(rider.item.id.clone());
+                } else {
+                    indexed_ids.push(rider.item.id.clone());
+                }
+            }
+            credits.add(rider.finish(), done);
         }
-        // Every item of `batch` that succeeded is settled at this point (those without an
-        // entry in `retry` or `failed`): the place for work that follows a document's
-        // successful indexing.
         let successes = (tally.indexed + tally.updated) as usize;
-        total.indexed += tally.indexed;
-        total.updated += tally.updated;
-        total.deleted += tally.deleted;
         self.progress.add_batch(&tally);
         self.progress.record(outcomes).await;
-        if self.resolver.is_active().await {
-            let (indexed, deleted) = written_ids(batch, items);
-            self.resolver.written(indexed, deleted).await;
+        // Written documents make their open dead letters moot.
+        if resolving {
+            self.resolver.written(indexed_ids, deleted_ids).await;
         }
+        credits.apply();
         let monitor_result = {
-            let mut monitor = self.monitor.lock().unwrap_or_else(|p| p.into_inner());
+            let mut monitor = lock(&self.monitor);
             // A 429 is the cluster's back-pressure, not a fault of the document: even one
             // whose retry budget ran out does not make the job's documents look bad.
             let errors: Vec<(String, String)> = failed
                 .iter()
-                .filter(|(_, f): &&(BatchItem, FailedItem)| f.status != Some(429))
-                .map(|(i, f): &(BatchItem, FailedItem)| (i.id.clone(), f.reason.clone()))
+                .filter(|(_, f): &&(Rider, FailedItem)| f.status != Some(429))
+                .map(|(r, f): &(Rider, FailedItem)| (r.item.id.clone(), f.reason.clone()))
                 .collect();
             monitor.record_batch(successes, &errors)
         };
-        self.settle_failures_items(batch, failed, on_failure, total, failed_out, latency)
-            .await?;
+        self.settle_failures(failed, latency).await?;
         if let Err(tripped) = monitor_result {
             // The job fails: the items that were to be retried go to the queue, not away.
             let reason = format!("not retried: the sync stopped: {tripped}");
-            let unsent = items_failed(&retry, "sync_stopped", &reason, None);
-            self.settle_failures_items(batch, unsent, on_failure, total, failed_out, latency)
-                .await?;
+            let unsent = fail_all(retry, "sync_stopped", &reason, None);
+            self.settle_failures(unsent, latency).await?;
             return Err(tripped.into());
         }
-        Ok(Settled { retry, throttled })
+        self.requeue(retry, latency).await?;
+        Ok(throttled)
     }
 
+    /// Queues items for another attempt after their delay; once the sync is given up they
+    /// are dead-lettered instead.
+    async fn requeue(&self, retry: Vec<Rider>, round_trip: Duration) -> Result<(), SinkError> {
+        if retry.is_empty() {
+            return Ok(());
+        }
+        if let Some(reason) = self.abort_reason() {
+            let reason = format!("not retried: the sync stopped: {reason}");
+            let failed = fail_all(retry, "sync_stopped", &reason, None);
+            return self.settle_failures(failed, Duration::ZERO).await;
+        }
+        let now = Instant::now();
+        for mut rider in retry {
+            rider.item.attempts = rider.item.attempts.saturating_add(1);
+            let delay = item_delay(
+                rider.item.attempts,
+                round_trip,
+                self.settings.retry_base,
+                self.settings.retry_max,
+            );
+            self.queue.push(now + delay, rider);
+        }
+        self.queue.wake();
+        Ok(())
+    }
+
+    /// Dead-letters (committed) or reports failed items, then counts them for their owners.
     async fn settle_failures(
         &self,
-        batch: &Batch,
-        failed: Vec<(BatchItem, FailedItem)>,
-        on_failure: OnFailure,
-        total: &mut Delivered,
-        failed_out: &mut Vec<FailedItem>,
-        latency: Duration,
-    ) -> Result<(), SinkError> {
-        self.settle_failures_items(batch, failed, on_failure, total, failed_out, latency)
-            .await
-    }
-
-    /// Dead-letters (committed) or reports failed items, then counts them.
-    async fn settle_failures_items(
-        &self,
-        batch: &Batch,
-        failed: Vec<(BatchItem, FailedItem)>,
-        on_failure: OnFailure,
-        total: &mut Delivered,
-        failed_out: &mut Vec<FailedItem>,
+        failed: Vec<(Rider, FailedItem)>,
         latency: Duration,
     ) -> Result<(), SinkError> {
         if failed.is_empty() {
             return Ok(());
         }
-        if on_failure == OnFailure::DeadLetter {
-            let entries: Vec<NewDeadLetter> = failed
-                .iter()
-                .map(|(item, f)| NewDeadLetter {
-                    connector_id: self.settings.connector_id.clone(),
-                    job_id: self.settings.job_id.clone(),
-                    index: self.settings.index.clone(),
-                    doc_id: item.id.clone(),
-                    document: document_text(batch, item),
-                    error_type: f.error_type.clone(),
-                    reason: f.reason.clone(),
-                    status: f.status,
-                })
-                .collect();
+        let entries: Vec<NewDeadLetter> = failed
+            .iter()
+            .filter(|(rider, _)| rider.owner.on_failure == OnFailure::DeadLetter)
+            .map(|(rider, f)| NewDeadLetter {
+                connector_id: self.settings.connector_id.clone(),
+                job_id: self.settings.job_id.clone(),
+                index: self.settings.index.clone(),
+                doc_id: rider.item.id.clone(),
+                document: rider.document_text(),
+                error_type: f.error_type.clone(),
+                reason: f.reason.clone(),
+                status: f.status,
+            })
+            .collect();
+        if !entries.is_empty() {
             let dlq = self.dlq.clone();
             // The durability point: committed before the items count as handled.
             tokio::task::spawn_blocking(move || dlq.append_batch(&entries))
@@ -620,33 +990,42 @@ impl Sink {
         let outcomes: Vec<DocOutcome> = failed
             .iter()
             .take(self.progress.outcome_budget(RECENT_PER_BATCH))
-            .map(|(item, f)| DocOutcome {
-                id: item.id.clone(),
+            .map(|(rider, f)| DocOutcome {
+                id: rider.item.id.clone(),
                 outcome: Outcome::DeadLettered,
-                bytes: item.source_len() as u64,
+                bytes: rider.item.source_len() as u64,
                 latency_ms,
                 reason: Some(f.reason.clone()),
             })
             .collect();
         let count = failed.len() as u64;
-        total.dead_lettered += count;
         self.progress.add_batch(&BatchTally {
             dead_lettered: count,
             ..Default::default()
         });
         self.progress.record(outcomes).await;
-        if on_failure == OnFailure::Report {
-            failed_out.extend(failed.into_iter().map(|(_, f)| f));
+        let dead = Delivered {
+            dead_lettered: 1,
+            ..Delivered::default()
+        };
+        for (rider, f) in failed {
+            let owner = rider.finish();
+            let reported = match owner.on_failure {
+                OnFailure::Report => vec![f],
+                OnFailure::DeadLetter => Vec::new(),
+            };
+            owner.settle(1, &dead, reported);
         }
         Ok(())
     }
 }
 
-/// At most this many outcomes per batch go to the live list: it shows a few hundred anyway,
-/// and this keeps the hot path from cloning every id (unless an events file wants them all).
+/// At most this many outcomes per request go to the live list: it shows a few hundred
+/// anyway, and this keeps the hot path from cloning every id (unless an events file wants
+/// them all).
 const RECENT_PER_BATCH: usize = 64;
 
-/// One batch's backoff: exponential from `base` to `max` with jitter, endless (the callers
+/// One request's backoff: exponential from `base` to `max` with jitter, endless (the callers
 /// bound the attempts).
 fn batch_backoff(base: Duration, max: Duration) -> ExponentialBackoff {
     backon::ExponentialBuilder::default()
@@ -662,14 +1041,6 @@ fn is_transient_status(status: u16) -> bool {
     status == 429 || (500..=599).contains(&status)
 }
 
-/// What one answered request left to do.
-struct Settled {
-    /// Items to send again.
-    retry: Vec<BatchItem>,
-    /// Items that met a 429.
-    throttled: usize,
-}
-
 /// How far an item's retries may go, as of one answer.
 struct RetryLimits {
     /// Transient errors other than 429.
@@ -679,24 +1050,22 @@ struct RetryLimits {
     now: Instant,
 }
 
-fn retry_or_fail(
-    item: &BatchItem,
+/// Whether an item that failed this way is sent again (`Ok`, with its first 429 noted) or
+/// has failed for good.
+fn retry_verdict(
+    item: &mut BatchItem,
     kind: &str,
     reason: &str,
     status: Option<u16>,
     limits: &RetryLimits,
-    retry: &mut Vec<BatchItem>,
-    failed: &mut Vec<(BatchItem, FailedItem)>,
-) {
+) -> Result<(), FailedItem> {
     let transient = status.is_none_or(is_transient_status);
     if status == Some(429) {
         let since = item.throttled_since.unwrap_or(limits.now);
         let waited = limits.now.saturating_duration_since(since);
         if waited < limits.budget {
-            let mut again = item.clone();
-            again.throttled_since = Some(since);
-            retry.push(again);
-            return;
+            item.throttled_since = Some(since);
+            return Ok(());
         }
         let reason = format!(
             "gave up after {} attempts over {}s of 429s ('item_retry_budget' is {}): {reason}",
@@ -704,12 +1073,10 @@ fn retry_or_fail(
             waited.as_secs(),
             crate::config::format_duration(limits.budget)
         );
-        failed.push((item.clone(), failed_item(item, kind, reason, status)));
-        return;
+        return Err(failed_item(item, kind, reason, status));
     }
     if transient && item.attempts < limits.max_retries {
-        retry.push(item.clone());
-        return;
+        return Ok(());
     }
     let reason = if transient {
         format!(
@@ -719,7 +1086,7 @@ fn retry_or_fail(
     } else {
         reason.to_string()
     };
-    failed.push((item.clone(), failed_item(item, kind, reason, status)));
+    Err(failed_item(item, kind, reason, status))
 }
 
 fn failed_item(item: &BatchItem, kind: &str, reason: String, status: Option<u16>) -> FailedItem {
@@ -731,59 +1098,19 @@ fn failed_item(item: &BatchItem, kind: &str, reason: String, status: Option<u16>
     }
 }
 
-fn all_failed(
-    batch: &Batch,
+fn fail_all(
+    riders: Vec<Rider>,
     kind: &str,
     reason: &str,
     status: Option<u16>,
-) -> Vec<(BatchItem, FailedItem)> {
-    items_failed(&batch.items, kind, reason, status)
-}
-
-fn items_failed(
-    items: &[BatchItem],
-    kind: &str,
-    reason: &str,
-    status: Option<u16>,
-) -> Vec<(BatchItem, FailedItem)> {
-    items
-        .iter()
-        .map(|item| {
-            (
-                item.clone(),
-                FailedItem {
-                    id: item.id.clone(),
-                    error_type: kind.to_string(),
-                    reason: reason.to_string(),
-                    status,
-                },
-            )
+) -> Vec<(Rider, FailedItem)> {
+    riders
+        .into_iter()
+        .map(|rider| {
+            let f = failed_item(&rider.item, kind, reason.to_string(), status);
+            (rider, f)
         })
         .collect()
-}
-
-/// The ids of the items an answer says were indexed, and those it says were deleted (the
-/// dead letters of both are moot).
-fn written_ids(batch: &Batch, items: &[BulkItem]) -> (Vec<String>, Vec<String>) {
-    let (mut indexed, mut deleted) = (Vec::new(), Vec::new());
-    for (item, answer) in batch.items.iter().zip(items) {
-        match (answer.status, item.op) {
-            (200..=299 | 404, BulkOp::Delete) => deleted.push(item.id.clone()),
-            (200..=299, _) | (409, BulkOp::Create) => indexed.push(item.id.clone()),
-            _ => {}
-        }
-    }
-    (indexed, deleted)
-}
-
-/// The document as stored in the dead-letter queue: its JSON source, or `null` for deletes.
-fn document_text(batch: &Batch, item: &BatchItem) -> String {
-    let source = batch.source_of(item);
-    if source.is_empty() {
-        "null".to_string()
-    } else {
-        String::from_utf8_lossy(source).into_owned()
-    }
 }
 
 fn classify(e: &BackendError) -> Classified {
@@ -832,7 +1159,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_batch_backoff_grows_is_capped_and_never_ends() {
+    fn a_request_backoff_grows_is_capped_and_never_ends() {
         let base = Duration::from_millis(100);
         let max = Duration::from_secs(2);
         let delays: Vec<Duration> = batch_backoff(base, max).take(50).collect();
@@ -842,6 +1169,24 @@ mod tests {
             assert!(*d >= base && *d <= max * 2, "{d:?}");
         }
         assert!(delays[10] >= max, "{delays:?}");
+    }
+
+    #[test]
+    fn an_item_waits_about_a_round_trip_longer_each_time_within_its_bounds() {
+        let (base, max) = (Duration::from_millis(200), Duration::from_secs(10));
+        let rtt = Duration::from_millis(40);
+        for _ in 0..100 {
+            let first = item_delay(1, rtt, base, max);
+            assert!(first >= rtt / 2 && first <= rtt, "{first:?}");
+            // A slow round trip is bounded by `retry_base`.
+            let slow = item_delay(1, Duration::from_secs(5), base, max);
+            assert!(slow >= base / 2 && slow <= base, "{slow:?}");
+            // Half again as long per failure: ×1.5⁴ ≈ 5 by the fifth.
+            let fifth = item_delay(5, rtt, base, max);
+            assert!(fifth >= rtt * 2 && fifth <= rtt * 6, "{fifth:?}");
+            assert!(item_delay(200, rtt, base, max) <= max);
+            assert!(item_delay(1, Duration::ZERO, base, max) >= Duration::from_micros(500));
+        }
     }
 
     fn item(attempts: u32, throttled_since: Option<Instant>) -> BatchItem {
@@ -864,34 +1209,29 @@ mod tests {
             budget: Duration::from_secs(300),
             now,
         };
-        let (mut retry, mut failed) = (Vec::new(), Vec::new());
         // Far past the count, well within the budget: retried, and the clock starts.
-        retry_or_fail(
-            &item(50, None),
+        let mut throttled = item(50, None);
+        let verdict = retry_verdict(
+            &mut throttled,
             "es_rejected_execution_exception",
             "busy",
             Some(429),
             &limits,
-            &mut retry,
-            &mut failed,
         );
-        assert_eq!(retry.len(), 1);
-        assert_eq!(retry[0].throttled_since, Some(now));
+        assert!(verdict.is_ok());
+        assert_eq!(throttled.throttled_since, Some(now));
         // A 503 item still has its count.
-        retry_or_fail(
-            &item(2, None),
+        let failed = retry_verdict(
+            &mut item(2, None),
             "unavailable",
             "down",
             Some(503),
             &limits,
-            &mut retry,
-            &mut failed,
-        );
-        assert_eq!(failed.len(), 1);
+        )
+        .expect_err("out of retries");
         assert!(
-            failed[0].1.reason.starts_with("gave up after 3 attempts"),
-            "{:?}",
-            failed[0].1
+            failed.reason.starts_with("gave up after 3 attempts"),
+            "{failed:?}"
         );
         // Past the budget: dead-lettered, saying why.
         let old = now.checked_sub(Duration::from_secs(301)).unwrap_or(now);
@@ -901,22 +1241,106 @@ mod tests {
                 .min(Duration::from_secs(300)),
             ..limits
         };
-        retry_or_fail(
-            &item(7, Some(old)),
+        let failed = retry_verdict(
+            &mut item(7, Some(old)),
             "es_rejected_execution_exception",
             "busy",
             Some(429),
             &limits,
-            &mut retry,
-            &mut failed,
+        )
+        .expect_err("out of budget");
+        assert!(failed.reason.contains("item_retry_budget"), "{failed:?}");
+        assert_eq!(failed.status, Some(429));
+        // A permanent error is never retried.
+        assert!(retry_verdict(&mut item(0, None), "mapper", "bad", Some(400), &limits).is_err());
+    }
+
+    fn batch_of(ids: &[&str]) -> Batch {
+        let mut builder = super::super::batch::BatchBuilder::new(
+            super::super::batch::BatchLimits {
+                max_docs: 1000,
+                max_bytes: 1 << 20,
+            },
+            None,
         );
-        assert_eq!(retry.len(), 1);
-        assert_eq!(failed.len(), 2);
-        assert!(
-            failed[1].1.reason.contains("item_retry_budget"),
-            "{:?}",
-            failed[1].1
-        );
-        assert_eq!(failed[1].1.status, Some(429));
+        for id in ids {
+            let mut fields = serde_json::Map::new();
+            fields.insert("n".into(), serde_json::Value::from(id.len()));
+            assert!(
+                builder
+                    .push_index(id.to_string(), None, &mut fields)
+                    .is_none()
+            );
+        }
+        builder.flush().expect("a batch")
+    }
+
+    #[test]
+    fn riders_keep_their_lines_and_join_a_request_in_order() {
+        let owner = Owner::new(OnFailure::DeadLetter, 3);
+        let batch = batch_of(&["a", "b", "c"]);
+        let body = batch.body.clone();
+        let mut riders = Rider::of_batch(batch, &owner);
+        let joined: Vec<u8> = riders.iter().flat_map(|r| r.lines.to_vec()).collect();
+        assert_eq!(joined, body.to_vec());
+        assert_eq!(riders[1].source(), br#"{"id":"b","n":1}"#);
+        assert_eq!(riders[1].document_text(), r#"{"id":"b","n":1}"#);
+        // A retry batch of b then a: their lines, in that order.
+        let b = riders.remove(1);
+        let a = riders.remove(0);
+        let expected = [b.lines.to_vec(), a.lines.to_vec()].concat();
+        let out = Outgoing::of(vec![b, a]);
+        assert_eq!(out.body.to_vec(), expected);
+        assert_eq!(out.riders[0].item.id, "b");
+        // Dropped unsettled (a canceled request), they tell their owner.
+        drop(out);
+        drop(riders);
+        let (_, _, lost) = owner.take();
+        assert_eq!((owner.unsettled(), lost), (0, 3));
+    }
+
+    #[test]
+    fn the_retry_queue_hands_out_due_items_oldest_first_within_the_limits() {
+        let owner = Owner::new(OnFailure::DeadLetter, 4);
+        let other = Owner::new(OnFailure::DeadLetter, 1);
+        let now = Instant::now();
+        let queue = RetryQueue::new();
+        let mut riders = Rider::of_batch(batch_of(&["a", "b", "c", "d"]), &owner);
+        let size = riders[0].len();
+        let d = riders.pop().unwrap();
+        let c = riders.pop().unwrap();
+        let b = riders.pop().unwrap();
+        let a = riders.pop().unwrap();
+        queue.push(now + Duration::from_millis(2), b);
+        queue.push(now + Duration::from_millis(1), a);
+        queue.push(now + Duration::from_secs(60), c);
+        queue.push(now + Duration::from_millis(3), d);
+        let mut theirs = Rider::of_batch(batch_of(&["x"]), &other);
+        queue.push(now, theirs.pop().unwrap());
+        assert_eq!(queue.next_due(), Some(now));
+        let later = now + Duration::from_millis(10);
+        let ids = |riders: &[Rider]| -> Vec<String> {
+            riders.iter().map(|r| r.item.id.clone()).collect()
+        };
+        // Two by count.
+        let first = queue.take_due(later, 2, usize::MAX, false);
+        assert_eq!(ids(&first), ["x", "a"]);
+        // None by bytes, unless at least one is asked for.
+        assert!(queue.take_due(later, 10, size - 1, false).is_empty());
+        let one = queue.take_due(later, 10, size - 1, true);
+        assert_eq!(ids(&one), ["b"]);
+        // `c` is not due yet.
+        let rest = queue.take_due(later, 10, usize::MAX, false);
+        assert_eq!(ids(&rest), ["d"]);
+        assert_eq!(ids(&queue.take_owned(&other)), Vec::<String>::new());
+        let mine = queue.take_owned(&owner);
+        assert_eq!(ids(&mine), ["c"]);
+        assert_eq!(queue.next_due(), None);
+        for rider in first.into_iter().chain(one).chain(rest).chain(mine) {
+            let owner = rider.finish();
+            owner.settle(1, &Delivered::default(), Vec::new());
+        }
+        assert_eq!((owner.unsettled(), other.unsettled()), (0, 0));
+        assert_eq!(owner.take().2, 0, "nothing lost");
     }
 }

@@ -376,6 +376,121 @@ async fn a_second_full_sync_skips_unchanged_generator_documents() {
     );
 }
 
+/// The requests of an id scan: PIT opens and `_search` pages.
+fn scan_requests(standin: &StandIn) -> (usize, usize) {
+    let requests = standin.requests();
+    let pit_opens = requests
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/_pit"))
+        .count();
+    let searches = requests
+        .iter()
+        .filter(|r| r.path.ends_with("/_search"))
+        .count();
+    (pit_opens, searches)
+}
+
+// 4b. A full sync reads the index's ids once (before indexing) and deletes from that one
+// pass; a fresh index is not scanned at all. ---------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_sync_into_a_fresh_index_never_scans_it() {
+    let standin = standin(1).await;
+    let (engine, es, _dlq) = es_engine(&standin, "worker-fresh");
+    let id = generator_connector(es.as_ref(), "fresh", "fresh", 2500, 0, 0).await;
+    standin.clear_requests();
+
+    let (_, report) = run(&engine, &id, JobType::Full).await;
+
+    assert_completed(&report);
+    assert_eq!(
+        (report.counters.indexed, report.counters.deleted),
+        (2500, 0),
+        "{report:#?}"
+    );
+    assert_eq!(scan_requests(&standin), (0, 0), "no PIT, no search page");
+    assert_ids(
+        &standin_ids(&standin, "fresh"),
+        &all_ids(2500),
+        "index fresh",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_resync_reads_the_ids_once_and_deletes_what_the_source_no_longer_has() {
+    let standin = standin(1).await;
+    let es = es_backend(&standin.es_urls());
+    let engine = engine_with(
+        es.clone(),
+        es.clone(),
+        memory_dlq(),
+        marking_registry(),
+        "worker-once",
+        skipping_settings(),
+        fast_breaker(),
+    );
+    let id = generator_connector(es.as_ref(), "once", "once", 1500, 0, 0).await;
+    let (_, first) = run(&engine, &id, JobType::Full).await;
+    assert_eq!(first.counters.indexed, 1500);
+    for i in 0..2500 {
+        let id = format!("stale-{i}");
+        standin.put_doc(
+            "once",
+            &id,
+            json!({"id": id, "title": "gone from the source"}),
+        );
+    }
+    standin.clear_requests();
+
+    let (_, second) = run(&engine, &id, JobType::Full).await;
+
+    assert_completed(&second);
+    let c = second.counters;
+    assert_eq!(
+        (c.seen, c.indexed, c.skipped, c.deleted),
+        (1500, 0, 1500, 2500),
+        "{c:?}"
+    );
+    assert_ids(&standin_ids(&standin, "once"), &all_ids(1500), "index once");
+    // One PIT over 4,000 ids, 1,000 a page: four full pages and the empty one that ends it.
+    assert_eq!(scan_requests(&standin), (1, 5), "one pass over the ids");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn documents_others_write_during_a_full_sync_are_not_deleted_by_it() {
+    let standin = standin(1).await;
+    standin.put_doc("shared", "stale-0", json!({"id": "stale-0"}));
+    let (engine, es, _dlq) = es_engine(&standin, "worker-shared");
+    // Slow enough that another writer adds its document mid-sync.
+    let id = generator_connector(es.as_ref(), "shared", "shared", 600, 0, 2000).await;
+    let job_id = es
+        .create_sync_job(&id, JobType::Full, TriggerMethod::OnDemand)
+        .await
+        .unwrap();
+    let task = {
+        let (engine, job_id) = (engine.clone(), job_id.clone());
+        tokio::spawn(async move { engine.run_job(&job_id, &CancellationToken::new()).await })
+    };
+    let live = engine.live();
+    wait_for("documents indexed", LIMIT, || {
+        live.progress(&job_id)
+            .is_some_and(|p| p.counters().indexed >= 100)
+    })
+    .await;
+    standin.put_doc("shared", "theirs", json!({"id": "theirs"}));
+    let report = tokio::time::timeout(LIMIT, task)
+        .await
+        .expect("the job ends")
+        .unwrap()
+        .expect("run job");
+
+    assert_completed(&report);
+    assert_eq!(report.counters.deleted, 1, "{report:#?}");
+    let mut expected = all_ids(600);
+    expected.insert("theirs".to_string());
+    assert_ids(&standin_ids(&standin, "shared"), &expected, "index shared");
+}
+
 /// Fast settings with `skip_unchanged` on, for full syncs that skip unchanged documents.
 fn skipping_settings() -> syncdeck::config::EngineSettings {
     syncdeck::config::EngineSettings {
