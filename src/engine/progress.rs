@@ -4,8 +4,10 @@
 //! frame rate. The engine never waits for a reader.
 
 use crate::model::Timestamp;
+use crate::sources::SourceNotes;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -148,6 +150,8 @@ pub struct Progress {
     started: Instant,
     counters: AtomicCounters,
     slow: Mutex<Slow>,
+    /// The source's own report (tables, rows per table), for the job's metadata.
+    source_notes: Mutex<Option<Arc<dyn SourceNotes>>>,
 }
 
 /// What a reader sees.
@@ -203,7 +207,24 @@ impl Progress {
                 breaker: None,
                 finished_at: None,
             }),
+            source_notes: Mutex::new(None),
         }
+    }
+
+    /// Keeps the source's report, to be read by [`Progress::source_metadata`].
+    pub fn set_source_notes(&self, notes: Option<Arc<dyn SourceNotes>>) {
+        *self.source_notes.lock().unwrap_or_else(|p| p.into_inner()) = notes;
+    }
+
+    /// What the source reports about its sync so far, when it reports anything.
+    pub fn source_metadata(&self) -> Option<serde_json::Map<String, serde_json::Value>> {
+        let notes = self
+            .source_notes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()?;
+        let metadata = notes.metadata();
+        (!metadata.is_empty()).then_some(metadata)
     }
 
     pub fn add_seen(&self, n: u64) {
