@@ -763,7 +763,7 @@ impl MysqlSource {
             );
             out.send(SourceItem::Upsert(doc)).await?;
             rows_read += 1;
-            if rows_read % 10_000 == 0 {
+            if rows_read.is_multiple_of(10_000) {
                 self.notes.table(
                     &label,
                     "reading",
