@@ -8,8 +8,10 @@
 use super::breaker::BreakerSnapshot;
 use super::events::EventSink;
 use crate::model::Timestamp;
+use crate::sources::SourceNotes;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -164,6 +166,8 @@ pub struct Progress {
     events: Mutex<Option<EventSink>>,
     /// Outcomes the event sink could not take (its writer was gone).
     events_lost: AtomicU64,
+    /// The source's own report (tables, rows per table), for the job's metadata.
+    source_notes: Mutex<Option<Arc<dyn SourceNotes>>>,
 }
 
 /// What a reader sees.
@@ -227,6 +231,7 @@ impl Progress {
             has_events: AtomicBool::new(false),
             events: Mutex::new(None),
             events_lost: AtomicU64::new(0),
+            source_notes: Mutex::new(None),
         }
     }
 
@@ -300,6 +305,22 @@ impl Progress {
             let lost = sink.send(std::slice::from_ref(&outcome)).await;
             self.events_lost.fetch_add(lost, Ordering::Relaxed);
         }
+    }
+
+    /// Keeps the source's report, to be read by [`Progress::source_metadata`].
+    pub fn set_source_notes(&self, notes: Option<Arc<dyn SourceNotes>>) {
+        *self.source_notes.lock().unwrap_or_else(|p| p.into_inner()) = notes;
+    }
+
+    /// What the source reports about its sync so far, when it reports anything.
+    pub fn source_metadata(&self) -> Option<serde_json::Map<String, serde_json::Value>> {
+        let notes = self
+            .source_notes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()?;
+        let metadata = notes.metadata();
+        (!metadata.is_empty()).then_some(metadata)
     }
 
     pub fn add_seen(&self, n: u64) {

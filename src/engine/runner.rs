@@ -712,6 +712,7 @@ impl Engine {
             _ = cancel.cancelled() => return Err(CANCELED.into()),
         };
         let (source, mode, index) = prepared;
+        progress.set_source_notes(source.notes());
         progress.set_step("creating the index");
         let ensured = tokio::select! {
             ensured = self.deps.store.ensure_index(&index, None) => ensured,
@@ -813,7 +814,14 @@ impl Engine {
                 ));
             }
         }
-        let mut source = factory.create(config).map_err(|e| e.to_string())?;
+        let advanced = job
+            .connector
+            .filtering
+            .as_ref()
+            .map(|f| &f.advanced_snippet.value);
+        let mut source = factory
+            .create_for_sync(config, advanced)
+            .map_err(|e| e.to_string())?;
         source
             .ping()
             .await
@@ -868,7 +876,17 @@ impl Engine {
             total_document_count: total,
         };
         // Written while the job is still running, with the final counts, before its end.
-        if let Some(metadata) = outcome.and_then(|o| o.job_metadata()) {
+        let metadata = match (
+            outcome.and_then(|o| o.job_metadata()),
+            progress.source_metadata(),
+        ) {
+            (Some(mut ours), Some(source)) => {
+                ours.extend(source);
+                Some(ours)
+            }
+            (ours, source) => ours.or(source),
+        };
+        if let Some(metadata) = metadata {
             let stats = SyncStats {
                 indexed_document_count: finish.indexed_document_count,
                 deleted_document_count: finish.deleted_document_count,
@@ -1096,7 +1114,8 @@ async fn heartbeat(
                 indexed_document_volume: (counters.bytes as f64 / 1_048_576.0).round() as u64,
                 total_document_count: None,
                 last_seen: None,
-                metadata: None,
+                // What the source says about its sync so far (tables, rows per table).
+                metadata: progress.source_metadata(),
             };
             if let Err(e) = control.update_sync_job_stats(&job_id, &stats).await {
                 tracing::warn!(job = %job_id, error = %e, "could not report stats");

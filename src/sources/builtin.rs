@@ -18,6 +18,8 @@ pub fn builtin() -> Registry {
     registry.register(Arc::new(DirectoryFactory));
     registry.register(Arc::new(ExternalFactory));
     registry.register(Arc::new(HttpApiFactory));
+    registry.register(Arc::new(super::PostgresqlFactory));
+    registry.register(Arc::new(super::MysqlFactory));
     registry
 }
 
@@ -29,7 +31,15 @@ mod tests {
     fn registry_has_the_three_sources() {
         assert_eq!(
             builtin().service_types(),
-            ["directory", "external", "generator", "http_api", "ndjson"]
+            [
+                "directory",
+                "external",
+                "generator",
+                "http_api",
+                "mysql",
+                "ndjson",
+                "postgresql"
+            ]
         );
     }
 }

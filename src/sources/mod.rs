@@ -6,6 +6,7 @@
 //! Sources know nothing of Elasticsearch, bulk requests or the dead-letter queue.
 
 mod builtin;
+pub mod database;
 mod directory;
 mod external;
 pub mod extract;
@@ -17,6 +18,8 @@ mod ndjson;
 mod registry;
 
 pub use builtin::builtin;
+pub use database::mysql::MysqlFactory;
+pub use database::postgresql::PostgresqlFactory;
 pub use directory::DirectoryFactory;
 pub use external::{
     ExternalFactory, ExternalSource, INHERITED_ENV as EXTERNAL_INHERITED_ENV, spec_fields,
@@ -175,6 +178,18 @@ pub trait DataSource: Send {
     /// Sends every item into `out`. Returns the cursor to save after a successful sync
     /// (incremental sources), or `None`.
     async fn run(&mut self, mode: SyncMode, out: ItemSender) -> Result<Option<Value>, SourceError>;
+
+    /// What the source reports about its sync for the job's `metadata` (tables skipped,
+    /// rows per table), read while it runs and once it is done. Most sources have nothing.
+    fn notes(&self) -> Option<std::sync::Arc<dyn SourceNotes>> {
+        None
+    }
+}
+
+/// A running source's report for its job's `metadata`: shared with the engine, which reads
+/// it at each stats write and at the end, whatever became of the source itself.
+pub trait SourceNotes: Send + Sync {
+    fn metadata(&self) -> Map<String, Value>;
 }
 
 /// One service type: its configuration schema and how to build a source from it.
@@ -205,4 +220,31 @@ pub trait SourceFactory: Send + Sync {
         }
     }
     fn create(&self, config: &Configuration) -> Result<Box<dyn DataSource>, SourceError>;
+    /// Whether the source applies advanced sync rules (the connector's
+    /// `features.sync_rules.advanced.enabled`).
+    fn supports_advanced_rules(&self) -> bool {
+        false
+    }
+    /// Builds the source for a sync whose active advanced sync rules are `advanced` (already
+    /// checked by [`SourceFactory::validate_advanced_rules`]). Sources without advanced rules
+    /// ignore them.
+    fn create_for_sync(
+        &self,
+        config: &Configuration,
+        advanced: Option<&Value>,
+    ) -> Result<Box<dyn DataSource>, SourceError> {
+        let _ = advanced;
+        self.create(config)
+    }
+    /// Problems with an advanced sync rules snippet found by asking the source itself (a
+    /// database checks that the tables exist), as the framework's remote validators do;
+    /// by default the offline check.
+    fn check_advanced_rules<'a>(
+        &'a self,
+        config: &'a Configuration,
+        snippet: &'a Value,
+    ) -> Pin<Box<dyn Future<Output = Vec<String>> + Send + 'a>> {
+        let _ = config;
+        Box::pin(std::future::ready(self.validate_advanced_rules(snippet)))
+    }
 }

@@ -459,7 +459,7 @@ fn sync_refuses_a_connector_this_engine_cannot_run_and_makes_no_job() {
     let new = syncdeck::model::NewConnector {
         id: Some("orders".into()),
         index_name: Some("search-orders".into()),
-        service_type: Some("mysql".into()),
+        service_type: Some("sharepoint_online".into()),
         is_native: Some(false),
         ..Default::default()
     };
@@ -470,7 +470,7 @@ fn sync_refuses_a_connector_this_engine_cannot_run_and_makes_no_job() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("'mysql'") && stderr.contains("generator"),
+        stderr.contains("'sharepoint_online'") && stderr.contains("generator"),
         "{stderr}"
     );
     assert!(rt.block_on(jobs_of(es.as_ref(), "orders")).is_empty());

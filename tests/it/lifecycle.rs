@@ -153,7 +153,7 @@ async fn an_unrunnable_connector_is_refused_with_no_job_and_its_pending_jobs_lef
         .create_connector(&NewConnector {
             id: Some("orders".into()),
             index_name: Some("search-orders".into()),
-            service_type: Some("mysql".into()),
+            service_type: Some("sharepoint_online".into()),
             is_native: Some(false),
             ..Default::default()
         })
@@ -166,7 +166,7 @@ async fn an_unrunnable_connector_is_refused_with_no_job_and_its_pending_jobs_lef
         .await;
     match refused {
         Err(EngineError::Refused(why)) => {
-            assert!(why.contains("'mysql'"), "{why}");
+            assert!(why.contains("'sharepoint_online'"), "{why}");
             assert!(why.contains("generator"), "names what it has: {why}");
         }
         other => panic!("expected a refusal, got {other:?}"),
@@ -176,7 +176,7 @@ async fn an_unrunnable_connector_is_refused_with_no_job_and_its_pending_jobs_lef
     // A job queued elsewhere for it is not claimed, and the connector is not touched.
     let (job, report) = run(&engine, &id, JobType::Full).await;
     assert!(
-        matches!(&report.end, JobEnd::Skipped { reason } if reason.contains("mysql")),
+        matches!(&report.end, JobEnd::Skipped { reason } if reason.contains("sharepoint_online")),
         "{report:#?}"
     );
     assert_eq!(standin.sync_job(&job).unwrap()["status"], "pending");

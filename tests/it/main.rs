@@ -14,6 +14,10 @@ mod console_fixtures;
 mod engine_util;
 #[path = "../support/external_util.rs"]
 mod external_util;
+#[path = "../support/mariadb_server.rs"]
+mod mariadb_server;
+#[path = "../support/pg_server.rs"]
+mod pg_server;
 #[path = "../support/mod.rs"]
 mod support;
 
@@ -45,6 +49,8 @@ mod kibana_client;
 mod lifecycle;
 mod logging;
 mod model_examples;
+mod mysql;
+mod postgresql;
 mod service_lifecycle;
 mod sources;
 mod standin_selftest;

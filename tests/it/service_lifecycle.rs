@@ -105,7 +105,7 @@ async fn an_unrunnable_connector_and_its_jobs_are_left_untouched() {
             id: Some("mysql-1".into()),
             name: Some("orders".into()),
             index_name: Some("orders".into()),
-            service_type: Some("mysql".into()),
+            service_type: Some("sharepoint_online".into()),
             is_native: Some(false),
             ..Default::default()
         })

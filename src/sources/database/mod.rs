@@ -1,0 +1,578 @@
+//! What Elastic's catalog database connectors (`postgresql`, `mysql`) share, as its
+//! `generic_database.py` and the framework do it: the `tables` setting and its wildcard, the
+//! column prefixes and document ids of `map_column_names` and `hash_id`, the framework's
+//! 512-byte id rule (MD5), the advanced sync rules (`[{tables, query, id_columns?}]`) with the
+//! messages of Python's JSON-schema validator, Python's retry schedule, and the notes a sync
+//! leaves in its job's metadata (tables skipped or failed, rows per table).
+//! Drivers live in the submodules; this module opens no connection.
+
+pub mod mysql;
+mod pg_values;
+pub mod postgresql;
+
+use md5::{Digest, Md5};
+use serde_json::{Map, Value};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The `tables` value meaning "every table".
+pub const WILDCARD: &str = "*";
+
+/// The framework's limit on an `_id` (`ES_ID_SIZE_LIMIT`); longer ids become their MD5.
+pub const MAX_ID_BYTES: usize = 512;
+
+/// The `tables` setting as a list: a comma-separated text or a JSON list, items trimmed,
+/// empty ones dropped (`configured_tables`).
+pub fn configured_tables(value: Option<&Value>) -> Vec<String> {
+    let items: Vec<String> = match value {
+        Some(Value::String(s)) => s.split(',').map(|t| t.trim().to_string()).collect(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| match v {
+                Value::String(s) => s.trim().to_string(),
+                Value::Null => String::new(),
+                other => other.to_string(),
+            })
+            .collect(),
+        Some(Value::Null) | None => Vec::new(),
+        Some(other) => vec![other.to_string()],
+    };
+    items.into_iter().filter(|t| !t.is_empty()).collect()
+}
+
+/// Whether the tables are the wildcard alone (`is_wildcard`).
+pub fn is_wildcard(tables: &[String]) -> bool {
+    tables.len() == 1 && tables[0] == WILDCARD
+}
+
+/// The prefix `map_column_names` puts before each column: the trimmed schema and the sorted
+/// tables, each followed by `_`.
+pub fn column_prefix(schema: Option<&str>, tables: &[String]) -> String {
+    let mut prefix = String::new();
+    if let Some(schema) = schema.map(str::trim).filter(|s| !s.is_empty()) {
+        prefix.push_str(schema);
+        prefix.push('_');
+    }
+    if !tables.is_empty() {
+        let mut sorted: Vec<&str> = tables.iter().map(String::as_str).collect();
+        sorted.sort_unstable();
+        prefix.push_str(&sorted.join("_"));
+        prefix.push('_');
+    }
+    prefix
+}
+
+/// `map_column_names`: each column with the prefix, lower-cased (the whole key, prefix
+/// included, as Python lower-cases the joined text).
+pub fn map_column_names(
+    columns: &[String],
+    schema: Option<&str>,
+    tables: &[String],
+) -> Vec<String> {
+    let prefix = column_prefix(schema, tables);
+    columns
+        .iter()
+        .map(|c| format!("{prefix}{c}").to_lowercase())
+        .collect()
+}
+
+/// `hash_id` / `generate_id`: the sorted tables joined by `_`, then `_`, then the key values
+/// in key order joined by `_`, a missing or NULL key value left out. `key_text` gives each
+/// key's value as Python's `str()` shows it, `None` for NULL.
+pub fn key_id(tables: &[String], key_values: impl IntoIterator<Item = Option<String>>) -> String {
+    let mut sorted: Vec<&str> = tables.iter().map(String::as_str).collect();
+    sorted.sort_unstable();
+    let values: Vec<String> = key_values.into_iter().flatten().collect();
+    format!("{}_{}", sorted.join("_"), values.join("_"))
+}
+
+/// The framework's rule for ids over 512 bytes (`sync_job_runner.prepare_docs`): replaced by
+/// the hex MD5 of their UTF-8 bytes, in `_id` and `id` alike.
+pub fn fit_id(id: String) -> String {
+    if id.len() <= MAX_ID_BYTES {
+        return id;
+    }
+    Md5::digest(id.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The framework's `iso_utc()`: now, in UTC, as Python's `isoformat()` writes it.
+pub fn iso_utc_now() -> String {
+    py_isoformat_utc(chrono::Utc::now().naive_utc())
+}
+
+/// A UTC time as Python's `datetime.isoformat()` writes an aware one: microseconds only
+/// when not zero, then `+00:00`.
+pub fn py_isoformat_utc(t: chrono::NaiveDateTime) -> String {
+    format!("{}+00:00", py_isoformat_naive(t))
+}
+
+/// A naive time as Python's `datetime.isoformat()` writes it.
+pub fn py_isoformat_naive(t: chrono::NaiveDateTime) -> String {
+    use chrono::{Datelike, Timelike};
+    // Written by hand: chrono's strftime-style `format` was a large share of a row's cost.
+    let (date, time) = (t.date(), t.time());
+    let micros = time.nanosecond() / 1000;
+    let head = format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        date.year(),
+        date.month(),
+        date.day(),
+        time.hour(),
+        time.minute(),
+        time.second()
+    );
+    if micros == 0 {
+        head
+    } else {
+        format!("{head}.{micros:06}")
+    }
+}
+
+/// A float as Python's `repr()` writes it (for ids: `str(1.0)` is `1.0`).
+pub fn py_float(f: f64) -> String {
+    if f.is_nan() {
+        return "nan".into();
+    }
+    if f.is_infinite() {
+        return if f > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    let abs = f.abs();
+    if abs != 0.0 && !(1e-4..1e16).contains(&abs) {
+        // Python switches to exponent notation here, with at least two exponent digits.
+        let s = format!("{f:e}");
+        let (mantissa, exp) = s.split_once('e').unwrap_or((&s, "0"));
+        let exp: i32 = exp.parse().unwrap_or(0);
+        let sign = if exp < 0 { '-' } else { '+' };
+        return format!("{mantissa}e{sign}{:02}", exp.abs());
+    }
+    if f.fract() == 0.0 {
+        format!("{f:.1}")
+    } else {
+        format!("{f}")
+    }
+}
+
+/// A JSON number from a float; NaN and the infinities, which JSON has no word for (Python
+/// writes the invalid tokens `NaN` and `Infinity`, which Elasticsearch refuses), become null.
+pub fn json_float(f: f64) -> Value {
+    serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)
+}
+
+/// Text from bytes as Python's `bytes.decode(errors="ignore")`: invalid UTF-8 is dropped.
+pub fn utf8_dropping_invalid(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(chunk.valid());
+    }
+    out
+}
+
+/// A string as Python's `repr()` quotes it (for messages that print a Python set or list).
+pub fn py_str_repr(s: &str) -> String {
+    if s.contains('\'') && !s.contains('"') {
+        format!("\"{s}\"")
+    } else {
+        format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
+    }
+}
+
+/// One advanced sync rule: a query, the tables it reads (for ids, prefixes and the last
+/// update time) and, optionally, the columns that make its ids.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdvancedRule {
+    pub tables: Vec<String>,
+    pub query: String,
+    pub id_columns: Option<Vec<String>>,
+}
+
+/// The advanced rules of a snippet, checked against the connectors' JSON schema
+/// (`{"type": "array", "items": {tables: array minItems 1, query: string minLength 1,
+/// id_columns: array minItems 1, required [tables, query], no other keys}}`) with the
+/// messages fastjsonschema 2.16 gives, in the order it checks. An empty snippet (null, `{}`,
+/// `[]`) has no rules, as Python's `len(advanced_rules) == 0`.
+pub fn parse_advanced_rules(snippet: &Value) -> Result<Vec<AdvancedRule>, String> {
+    let items = match snippet {
+        Value::Null => return Ok(Vec::new()),
+        Value::Object(m) if m.is_empty() => return Ok(Vec::new()),
+        Value::String(s) if s.is_empty() => return Ok(Vec::new()),
+        Value::Array(items) => items,
+        _ => return Err("data must be array".into()),
+    };
+    let mut rules = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let name = format!("data[{i}]");
+        let Value::Object(obj) = item else {
+            return Err(format!("{name} must be object"));
+        };
+        if !(obj.contains_key("tables") && obj.contains_key("query")) {
+            return Err(format!(
+                "{name} must contain ['tables', 'query'] properties"
+            ));
+        }
+        let tables = non_empty_array(obj, "tables", &name)?
+            .cloned()
+            .unwrap_or_default();
+        let query = match obj.get("query") {
+            Some(Value::String(q)) if q.chars().count() >= 1 => q.clone(),
+            Some(Value::String(_)) => {
+                return Err(format!(
+                    "{name}.query must be longer than or equal to 1 characters"
+                ));
+            }
+            _ => return Err(format!("{name}.query must be string")),
+        };
+        let id_columns = non_empty_array(obj, "id_columns", &name)?;
+        let extra: Vec<&str> = obj
+            .keys()
+            .map(String::as_str)
+            .filter(|k| !matches!(*k, "tables" | "query" | "id_columns"))
+            .collect();
+        if !extra.is_empty() {
+            let set: Vec<String> = extra.iter().map(|k| py_str_repr(k)).collect();
+            return Err(format!(
+                "{name} must not contain {{{}}} properties",
+                set.join(", ")
+            ));
+        }
+        rules.push(AdvancedRule {
+            tables: tables.iter().map(item_text).collect(),
+            query,
+            id_columns: id_columns.map(|c| c.iter().map(item_text).collect()),
+        });
+    }
+    Ok(rules)
+}
+
+fn non_empty_array<'a>(
+    obj: &'a Map<String, Value>,
+    key: &str,
+    name: &str,
+) -> Result<Option<&'a Vec<Value>>, String> {
+    match obj.get(key) {
+        None => Ok(None),
+        Some(Value::Array(a)) if a.is_empty() => {
+            Err(format!("{name}.{key} must contain at least 1 items"))
+        }
+        Some(Value::Array(a)) => Ok(Some(a)),
+        Some(_) => Err(format!("{name}.{key} must be array")),
+    }
+}
+
+// Items of `tables` and `id_columns` are not typed by the schema; Python uses them as given.
+fn item_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The tables the rules name that the database does not have, sorted.
+pub fn missing_tables(rules: &[AdvancedRule], present: &[String]) -> Vec<String> {
+    let mut missing: Vec<String> = rules
+        .iter()
+        .flat_map(|r| r.tables.iter())
+        .filter(|t| !present.contains(t))
+        .cloned()
+        .collect();
+    missing.sort();
+    missing.dedup();
+    missing
+}
+
+/// Python's `retryable(retries=n, interval=2, EXPONENTIAL_BACKOFF)`: `n` attempts (at least
+/// one: Python with 0 retries would not even try), waiting 2^k seconds after attempt k.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPlan {
+    pub attempts: u32,
+    pub base: Duration,
+}
+
+impl RetryPlan {
+    pub fn new(retry_count: i64) -> Self {
+        Self {
+            attempts: retry_count.clamp(1, 10) as u32,
+            base: Duration::from_secs(2),
+        }
+    }
+
+    /// The wait after failed attempt `k` (1-based): `base^k` seconds, as `interval ** retry`.
+    pub fn wait(&self, attempt: u32) -> Duration {
+        let secs = self.base.as_secs_f64().powi(attempt as i32);
+        Duration::from_secs_f64(secs.min(300.0))
+    }
+
+    /// Runs `op` until it succeeds, a permanent error, or the attempts are spent.
+    pub async fn run<T, E, F, Fut>(&self, mut op: F, permanent: impl Fn(&E) -> bool) -> Result<T, E>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, E>>,
+    {
+        let mut attempt = 1;
+        loop {
+            match op().await {
+                Ok(v) => return Ok(v),
+                Err(e) if attempt >= self.attempts || permanent(&e) => return Err(e),
+                Err(_) => {
+                    tokio::time::sleep(self.wait(attempt)).await;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+}
+
+/// What a database sync has to say in its job's metadata, shared between the running source
+/// and whoever reports it (the runner's heartbeat and its final write): per table the rows
+/// read and how it ended, the tables skipped and why, and source-wide facts.
+#[derive(Clone, Default)]
+pub struct SyncNotes {
+    inner: Arc<Mutex<Map<String, Value>>>,
+}
+
+impl SyncNotes {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Map<String, Value>> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sets a source-wide fact.
+    pub fn set(&self, key: &str, value: Value) {
+        self.lock().insert(key.to_string(), value);
+    }
+
+    /// Records (or updates) one table's line under `tables`.
+    pub fn table(
+        &self,
+        name: &str,
+        status: &str,
+        rows: u64,
+        elapsed: Duration,
+        note: Option<&str>,
+    ) {
+        let secs = elapsed.as_secs_f64();
+        let mut line = Map::new();
+        line.insert("status".into(), Value::from(status));
+        line.insert("rows".into(), Value::from(rows));
+        line.insert(
+            "seconds".into(),
+            json_float((secs * 1000.0).round() / 1000.0),
+        );
+        let rate = if secs > 0.0 { rows as f64 / secs } else { 0.0 };
+        line.insert("rows_per_sec".into(), json_float(rate.round()));
+        if let Some(note) = note {
+            line.insert("note".into(), Value::from(note));
+        }
+        let mut map = self.lock();
+        let tables = map
+            .entry("tables")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(t) = tables {
+            t.insert(name.to_string(), Value::Object(line));
+        }
+    }
+
+    /// Adds a table to a list (`skipped_tables`, `failed_tables`) with its reason.
+    pub fn push(&self, list: &str, table: &str, reason: &str) {
+        let mut map = self.lock();
+        let entry = map.entry(list).or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(m) = entry {
+            m.insert(table.to_string(), Value::from(reason));
+        }
+    }
+
+    /// A copy of everything noted so far.
+    pub fn snapshot(&self) -> Map<String, Value> {
+        self.lock().clone()
+    }
+}
+
+impl crate::sources::SourceNotes for SyncNotes {
+    fn metadata(&self) -> Map<String, Value> {
+        self.snapshot()
+    }
+}
+
+/// A PEM text as users paste it in Kibana, where newlines may have become spaces: reflowed
+/// into lines (Python's `get_pem_format`), every certificate in it.
+pub fn pem_format(text: &str) -> String {
+    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+    const END: &str = "-----END CERTIFICATE-----";
+    let mut out = String::new();
+    let mut rest = text.trim();
+    while let Some(start) = rest.find(BEGIN) {
+        let after = &rest[start + BEGIN.len()..];
+        let Some(end) = after.find(END) else { break };
+        let body: String = after[..end].split_whitespace().collect();
+        out.push_str(BEGIN);
+        out.push('\n');
+        for chunk in body.as_bytes().chunks(64) {
+            out.push_str(&String::from_utf8_lossy(chunk));
+            out.push('\n');
+        }
+        out.push_str(END);
+        out.push('\n');
+        rest = &after[end + END.len()..];
+    }
+    out
+}
+
+/// The certificates of a PEM text (reflowed first), as DER.
+pub fn pem_certificates(
+    text: &str,
+) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, String> {
+    let pem = pem_format(text);
+    let certs: Result<Vec<_>, _> = rustls_pemfile::certs(&mut pem.as_bytes()).collect();
+    let certs = certs.map_err(|e| format!("the SSL certificate is not valid PEM: {e}"))?;
+    if certs.is_empty() {
+        return Err("the SSL certificate holds no certificate".into());
+    }
+    Ok(certs)
+}
+
+/// A rustls client configuration that trusts exactly the certificates of `ca_pem`, over the
+/// project's crypto provider (ring), with host name checks.
+pub fn tls_client_config(ca_pem: &str) -> Result<rustls::ClientConfig, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in pem_certificates(ca_pem)? {
+        roots
+            .add(cert)
+            .map_err(|e| format!("the SSL certificate cannot be trusted: {e}"))?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("cannot set up TLS: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn tables_split_trim_and_drop_empties() {
+        assert_eq!(
+            configured_tables(Some(&json!(" a, b ,,c "))),
+            ["a", "b", "c"]
+        );
+        assert_eq!(configured_tables(Some(&json!(["x", "", " y"]))), ["x", "y"]);
+        assert!(is_wildcard(&configured_tables(Some(&json!("*")))));
+        assert!(!is_wildcard(&configured_tables(Some(&json!("*, a")))));
+        assert!(configured_tables(None).is_empty());
+    }
+
+    #[test]
+    fn column_names_take_schema_and_sorted_tables_and_are_lower_cased() {
+        let cols = vec!["Id".to_string(), "Name".to_string()];
+        assert_eq!(
+            map_column_names(&cols, Some(" Public "), &["T2".into(), "A1".into()]),
+            ["public_a1_t2_id", "public_a1_t2_name"]
+        );
+        assert_eq!(map_column_names(&cols, None, &[]), ["id", "name"]);
+    }
+
+    #[test]
+    fn ids_skip_null_keys_and_long_ones_become_md5() {
+        let id = key_id(
+            &["b".into(), "a".into()],
+            [Some("1".to_string()), None, Some("x".to_string())],
+        );
+        assert_eq!(id, "a_b_1_x");
+        assert_eq!(key_id(&["t".into()], [None]), "t_");
+        // 600 bytes of "é": over the limit, so its MD5 (hashlib.md5("é" * 300).hexdigest()).
+        let long = "é".repeat(300);
+        assert_eq!(fit_id(long), "4bf78d5bfde016534964234b60ced94a");
+        assert_eq!(fit_id("short".into()), "short");
+        let exactly = "x".repeat(512);
+        assert_eq!(
+            fit_id(exactly.clone()),
+            exactly,
+            "512 bytes is still allowed"
+        );
+    }
+
+    #[test]
+    fn schema_messages_are_fastjsonschemas() {
+        let err = |v: Value| parse_advanced_rules(&v).unwrap_err();
+        assert_eq!(err(json!({"a": 1})), "data must be array");
+        assert_eq!(err(json!(["x"])), "data[0] must be object");
+        assert_eq!(
+            err(json!([{"tables": ["t"]}])),
+            "data[0] must contain ['tables', 'query'] properties"
+        );
+        assert_eq!(
+            err(json!([{"tables": [], "query": "q"}])),
+            "data[0].tables must contain at least 1 items"
+        );
+        assert_eq!(
+            err(json!([{"tables": "t", "query": "q"}])),
+            "data[0].tables must be array"
+        );
+        assert_eq!(
+            err(json!([{"tables": ["t"], "query": ""}])),
+            "data[0].query must be longer than or equal to 1 characters"
+        );
+        assert_eq!(
+            err(json!([{"tables": ["t"], "query": "q", "id_columns": []}])),
+            "data[0].id_columns must contain at least 1 items"
+        );
+        assert_eq!(
+            err(json!([{"tables": ["t"], "query": "q"}, {"tables": ["t"], "query": "q", "x": 1}])),
+            "data[1] must not contain {'x'} properties"
+        );
+        assert!(parse_advanced_rules(&json!({})).unwrap().is_empty());
+        assert!(parse_advanced_rules(&json!([])).unwrap().is_empty());
+        let rules = parse_advanced_rules(
+            &json!([{"tables": ["a"], "query": "SELECT 1", "id_columns": ["id"]}]),
+        )
+        .unwrap();
+        assert_eq!(
+            rules[0].id_columns.as_deref(),
+            Some(&["id".to_string()][..])
+        );
+    }
+
+    #[test]
+    fn python_text_forms() {
+        assert_eq!(py_float(1.0), "1.0");
+        assert_eq!(py_float(0.5), "0.5");
+        assert_eq!(py_float(1e20), "1e+20");
+        assert_eq!(py_float(1e-5), "1e-05");
+        assert_eq!(json_float(f64::NAN), Value::Null);
+        assert_eq!(utf8_dropping_invalid(b"a\xffb\xc3\xa9"), "abé");
+        assert_eq!(py_str_repr("t"), "'t'");
+        let t = chrono::NaiveDate::from_ymd_opt(2024, 1, 2)
+            .unwrap()
+            .and_hms_micro_opt(3, 4, 5, 60)
+            .unwrap();
+        assert_eq!(py_isoformat_utc(t), "2024-01-02T03:04:05.000060+00:00");
+        let whole = chrono::NaiveDate::from_ymd_opt(2024, 1, 2)
+            .unwrap()
+            .and_hms_opt(3, 4, 5)
+            .unwrap();
+        assert_eq!(py_isoformat_naive(whole), "2024-01-02T03:04:05");
+    }
+
+    #[test]
+    fn pem_pasted_on_one_line_is_reflowed() {
+        let pem = pem_format("-----BEGIN CERTIFICATE----- QUJD REVG -----END CERTIFICATE-----");
+        assert_eq!(
+            pem,
+            "-----BEGIN CERTIFICATE-----\nQUJDREVG\n-----END CERTIFICATE-----\n"
+        );
+    }
+
+    #[test]
+    fn retry_waits_grow_as_pythons() {
+        let plan = RetryPlan::new(3);
+        assert_eq!(plan.attempts, 3);
+        assert_eq!(plan.wait(1), Duration::from_secs(2));
+        assert_eq!(plan.wait(2), Duration::from_secs(4));
+        assert_eq!(RetryPlan::new(0).attempts, 1);
+    }
+}

@@ -1,0 +1,891 @@
+//! The `mysql` source (MySQL and MariaDB): Elastic's catalog connector of that name,
+//! natively. The same configuration fields (`user`, not `username`), the same documents (raw
+//! column names plus `Table`, ids `{sorted tables}_{key values}`), the same advanced rules.
+//!
+//! Where it differs, on purpose:
+//! - each table is read in one consistent-snapshot, read-only transaction, by keyset pages on
+//!   the primary key (as Python's table reads, but in one snapshot); advanced-rule queries are
+//!   streamed once in such a transaction instead of Python's `LIMIT … OFFSET` pages;
+//! - `TIME` columns become `HH:MM:SS` (Python's bulk serialisation raises on the `timedelta`
+//!   its driver gives), NaN and infinities become null;
+//! - `validate_config`'s database check connects without a database and then `USE`s it, so
+//!   its message ("The database '…' is either not present or not accessible …") is the one
+//!   shown (Python's pool, opened with the database, fails before reaching it);
+//! - with `ssl_enabled` the server certificate is verified against `ssl_ca` (rustls), and
+//!   without it there is no TLS.
+
+use super::{
+    AdvancedRule, RetryPlan, SyncNotes, configured_tables, fit_id, is_wildcard, iso_utc_now,
+    json_float, key_id, missing_tables, parse_advanced_rules, pem_format, py_float,
+    utf8_dropping_invalid,
+};
+use crate::model::ConfigField;
+use crate::model::{Configuration, Dependency, DisplayType, FieldType};
+use crate::sources::database::postgresql::catalog_field;
+use crate::sources::fields::{bool_setting, int_setting, str_setting};
+use crate::sources::{
+    DataSource, Document, ItemSender, SourceError, SourceFactory, SourceItem, SourceNotes,
+    SyncMode, register_sensitive,
+};
+use async_trait::async_trait;
+use mysql_async::consts::ColumnType;
+use mysql_async::prelude::Queryable;
+use mysql_async::{Column, Conn, OptsBuilder, Row, SslOpts, Value as My};
+use serde_json::{Map, Value};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Python's `DEFAULT_FETCH_SIZE` for this connector.
+pub const DEFAULT_FETCH_SIZE: i64 = 5000;
+/// Python's `RETRIES`.
+pub const RETRIES: i64 = 3;
+
+/// `MySqlDataSource.get_default_configuration()`, field for field.
+pub fn default_configuration() -> Configuration {
+    let mut config = Configuration::default();
+    let mut put = |key: &str, field: ConfigField| {
+        config.0.insert(key.to_string(), field);
+    };
+    put("host", catalog_field("Host", 1, FieldType::Str));
+    put(
+        "port",
+        ConfigField {
+            display: DisplayType::Numeric,
+            ..catalog_field("Port", 2, FieldType::Int)
+        },
+    );
+    put("user", catalog_field("Username", 3, FieldType::Str));
+    put(
+        "password",
+        ConfigField {
+            sensitive: true,
+            ..catalog_field("Password", 4, FieldType::Str)
+        },
+    );
+    put("database", catalog_field("Database", 5, FieldType::Str));
+    put(
+        "tables",
+        ConfigField {
+            display: DisplayType::Textarea,
+            value: Value::String("*".into()),
+            ..catalog_field("Comma-separated list of tables", 6, FieldType::List)
+        },
+    );
+    put(
+        "ssl_enabled",
+        ConfigField {
+            display: DisplayType::Toggle,
+            value: Value::Bool(false),
+            ..catalog_field("Enable SSL", 7, FieldType::Bool)
+        },
+    );
+    put(
+        "ssl_ca",
+        ConfigField {
+            depends_on: vec![Dependency {
+                field: "ssl_enabled".into(),
+                value: Value::Bool(true),
+            }],
+            ..catalog_field("SSL certificate", 8, FieldType::Str)
+        },
+    );
+    put(
+        "fetch_size",
+        ConfigField {
+            default_value: Value::from(DEFAULT_FETCH_SIZE),
+            display: DisplayType::Numeric,
+            required: false,
+            ui_restrictions: vec!["advanced".into()],
+            ..catalog_field("Rows fetched per request", 9, FieldType::Int)
+        },
+    );
+    put(
+        "retry_count",
+        ConfigField {
+            default_value: Value::from(RETRIES),
+            display: DisplayType::Numeric,
+            required: false,
+            ui_restrictions: vec!["advanced".into()],
+            ..catalog_field("Retries per request", 10, FieldType::Int)
+        },
+    );
+    config
+}
+
+/// The `mysql` service type.
+pub struct MysqlFactory;
+
+impl SourceFactory for MysqlFactory {
+    fn service_type(&self) -> &'static str {
+        "mysql"
+    }
+
+    fn display_name(&self) -> &'static str {
+        "MySQL"
+    }
+
+    fn default_configuration(&self) -> Configuration {
+        default_configuration()
+    }
+
+    fn validate(&self, config: &Configuration) -> Result<(), SourceError> {
+        Settings::from_config(config).map(|_| ())
+    }
+
+    fn supports_advanced_rules(&self) -> bool {
+        true
+    }
+
+    fn validate_advanced_rules(&self, snippet: &Value) -> Vec<String> {
+        parse_advanced_rules(snippet).err().into_iter().collect()
+    }
+
+    fn check_advanced_rules<'a>(
+        &'a self,
+        config: &'a Configuration,
+        snippet: &'a Value,
+    ) -> Pin<Box<dyn Future<Output = Vec<String>> + Send + 'a>> {
+        Box::pin(async move {
+            let rules = match parse_advanced_rules(snippet) {
+                Ok(rules) if rules.is_empty() => return Vec::new(),
+                Ok(rules) => rules,
+                Err(message) => return vec![message],
+            };
+            register_sensitive(config);
+            let settings = match Settings::from_config(config) {
+                Ok(s) => s,
+                Err(e) => return vec![e.to_string()],
+            };
+            let present = async {
+                let mut conn = settings.connect().await?;
+                let tables = all_tables(&mut conn, &settings.database).await;
+                let _ = conn.disconnect().await;
+                tables
+            };
+            match present.await {
+                Ok(present) => {
+                    let missing = missing_tables(&rules, &present);
+                    if missing.is_empty() {
+                        Vec::new()
+                    } else {
+                        vec![format!(
+                            "Tables not found or inaccessible: {}.",
+                            missing.join(", ")
+                        )]
+                    }
+                }
+                Err(e) => vec![format!("cannot check the tables: {e}")],
+            }
+        })
+    }
+
+    fn create(&self, config: &Configuration) -> Result<Box<dyn DataSource>, SourceError> {
+        self.create_for_sync(config, None)
+    }
+
+    fn create_for_sync(
+        &self,
+        config: &Configuration,
+        advanced: Option<&Value>,
+    ) -> Result<Box<dyn DataSource>, SourceError> {
+        register_sensitive(config);
+        let settings = Settings::from_config(config)?;
+        let rules = match advanced {
+            Some(snippet) => {
+                parse_advanced_rules(snippet).map_err(|reason| SourceError::Config {
+                    field: "advanced_snippet".into(),
+                    reason,
+                })?
+            }
+            None => Vec::new(),
+        };
+        Ok(Box::new(MysqlSource {
+            settings,
+            rules,
+            conn: None,
+            notes: Arc::new(SyncNotes::default()),
+        }))
+    }
+}
+
+#[derive(Clone)]
+struct Settings {
+    host: String,
+    port: u16,
+    user: String,
+    password: String,
+    database: String,
+    tables: Vec<String>,
+    fetch_size: u64,
+    retry: RetryPlan,
+    ssl_ca: Option<String>,
+}
+
+fn config_error(field: &str, reason: impl Into<String>) -> SourceError {
+    SourceError::Config {
+        field: field.to_string(),
+        reason: reason.into(),
+    }
+}
+
+impl Settings {
+    fn from_config(config: &Configuration) -> Result<Self, SourceError> {
+        let port = int_setting(config, "port", 3306)?;
+        let port = u16::try_from(port)
+            .map_err(|_| config_error("port", format!("'{port}' is not a port number")))?;
+        let fetch_size = int_setting(config, "fetch_size", DEFAULT_FETCH_SIZE)?;
+        let retry_count = int_setting(config, "retry_count", RETRIES)?;
+        let ssl_ca = if bool_setting(config, "ssl_enabled", false)? {
+            let pem = pem_format(&str_setting(config, "ssl_ca", ""));
+            if pem.is_empty() {
+                return Err(config_error("ssl_ca", "holds no PEM certificate"));
+            }
+            // Checked here, so a bad certificate is a configuration error, not a sync's.
+            super::tls_client_config(&pem).map_err(|reason| config_error("ssl_ca", reason))?;
+            Some(pem)
+        } else {
+            None
+        };
+        let password = match config.effective_value("password") {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Null) | None => String::new(),
+            Some(other) => other.to_string(),
+        };
+        Ok(Self {
+            host: str_setting(config, "host", ""),
+            port,
+            user: str_setting(config, "user", ""),
+            password,
+            database: str_setting(config, "database", ""),
+            tables: configured_tables(config.effective_value("tables")),
+            fetch_size: fetch_size.clamp(1, 1_000_000) as u64,
+            retry: RetryPlan::new(retry_count),
+            ssl_ca,
+        })
+    }
+
+    fn opts(&self) -> OptsBuilder {
+        let mut opts = OptsBuilder::default()
+            .ip_or_hostname(self.host.clone())
+            .tcp_port(self.port)
+            .user(Some(self.user.clone()))
+            .pass(Some(self.password.clone()))
+            .prefer_socket(false)
+            .stmt_cache_size(Some(16));
+        if let Some(pem) = &self.ssl_ca {
+            // Only the configured CA: not the built-in roots too.
+            let ssl = SslOpts::default()
+                .with_root_certs(vec![pem.clone().into_bytes().into()])
+                .with_disable_built_in_roots(true);
+            opts = opts.ssl_opts(Some(ssl));
+        }
+        opts
+    }
+
+    /// A connection (no database selected yet), with retries, then the database `USE`d.
+    async fn connect(&self) -> Result<Conn, String> {
+        let mut conn = self
+            .retry
+            .run(
+                || async { Conn::new(self.opts()).await.map_err(|e| my_error(&e)) },
+                |_| false,
+            )
+            .await
+            .map_err(|e| format!("Can't connect to MySQL on {}. {e}", self.host))?;
+        if conn
+            .query_drop(format!("USE {}", quote_ident(&self.database)))
+            .await
+            .is_err()
+        {
+            return Err(format!(
+                "The database '{}' is either not present or not accessible for the user '{}'.",
+                self.database, self.user
+            ));
+        }
+        Ok(conn)
+    }
+}
+
+fn my_error(e: &mysql_async::Error) -> String {
+    e.to_string()
+}
+
+fn quote_ident(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
+}
+
+async fn all_tables(conn: &mut Conn, database: &str) -> Result<Vec<String>, String> {
+    let rows: Vec<String> = conn
+        .exec(
+            "SELECT TABLE_NAME FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME",
+            (database,),
+        )
+        .await
+        .map_err(|e| my_error(&e))?;
+    Ok(rows)
+}
+
+/// A running `mysql` sync.
+pub struct MysqlSource {
+    settings: Settings,
+    rules: Vec<AdvancedRule>,
+    conn: Option<Conn>,
+    notes: Arc<SyncNotes>,
+}
+
+#[async_trait]
+impl DataSource for MysqlSource {
+    /// Python's `ping` and `validate_config` remote checks: the server answers, the database
+    /// is there for this user, and so is every configured table.
+    async fn ping(&mut self) -> Result<(), SourceError> {
+        let mut conn = self
+            .settings
+            .connect()
+            .await
+            .map_err(SourceError::Unavailable)?;
+        conn.ping()
+            .await
+            .map_err(|e| SourceError::Unavailable(my_error(&e)))?;
+        let tables = self.tables(&mut conn).await?;
+        let mut inaccessible = Vec::new();
+        for table in &tables {
+            let probe = format!("SELECT 1 FROM {} LIMIT 1", quote_ident(table));
+            if conn.query_drop(probe).await.is_err() {
+                inaccessible.push(table.clone());
+            }
+        }
+        if !inaccessible.is_empty() {
+            return Err(SourceError::Unavailable(format!(
+                "The tables '{}' are either not present or not accessible for user '{}'.",
+                inaccessible.join(", "),
+                self.settings.user
+            )));
+        }
+        self.conn = Some(conn);
+        Ok(())
+    }
+
+    async fn run(
+        &mut self,
+        _mode: SyncMode,
+        out: ItemSender,
+    ) -> Result<Option<Value>, SourceError> {
+        let mut conn = match self.conn.take() {
+            Some(c) => c,
+            None => self
+                .settings
+                .connect()
+                .await
+                .map_err(SourceError::Unavailable)?,
+        };
+        // A streamed query waits for the engine; the server must not give up on it meanwhile.
+        let _ = conn
+            .query_drop("SET SESSION net_write_timeout = 3600")
+            .await;
+        self.notes.set(
+            "timestamps",
+            Value::from("_timestamp is each table's UPDATE_TIME, or the time it was read when the server has none"),
+        );
+        if !self.rules.is_empty() {
+            let rules = self.rules.clone();
+            for rule in &rules {
+                self.sync_query(&mut conn, rule, &out).await?;
+            }
+        } else {
+            let tables = self.tables(&mut conn).await?;
+            for table in &tables {
+                self.sync_table(&mut conn, table, &out).await?;
+            }
+        }
+        let _ = conn.disconnect().await;
+        Ok(None)
+    }
+
+    fn notes(&self) -> Option<Arc<dyn SourceNotes>> {
+        Some(self.notes.clone())
+    }
+}
+
+/// The column types whose text is a decimal number (Python's `Decimal`, sent as a float).
+fn is_decimal(t: ColumnType) -> bool {
+    matches!(
+        t,
+        ColumnType::MYSQL_TYPE_DECIMAL | ColumnType::MYSQL_TYPE_NEWDECIMAL
+    )
+}
+
+fn is_date_only(t: ColumnType) -> bool {
+    matches!(
+        t,
+        ColumnType::MYSQL_TYPE_DATE | ColumnType::MYSQL_TYPE_NEWDATE
+    )
+}
+
+/// A value as the Python connector writes it: its driver's Python object, through the
+/// framework's `serialize`.
+pub fn to_json(column: &Column, value: &My) -> Value {
+    match value {
+        My::NULL => Value::Null,
+        My::Int(i) => Value::from(*i),
+        My::UInt(u) => Value::from(*u),
+        // The text protocol Python uses sends a float's shortest text ("1.1"), not its f32
+        // widened (1.100000023841858).
+        My::Float(f) => json_float(format!("{f}").parse::<f64>().unwrap_or(f64::NAN)),
+        My::Double(d) => json_float(*d),
+        My::Bytes(b) if is_decimal(column.column_type()) => json_float(
+            String::from_utf8_lossy(b)
+                .parse::<f64>()
+                .unwrap_or(f64::NAN),
+        ),
+        My::Bytes(b) => Value::String(utf8_dropping_invalid(b)),
+        My::Date(..) => Value::String(date_text(column, value, 'T')),
+        My::Time(neg, days, h, m, s, us) => {
+            let hours = *days as u64 * 24 + *h as u64;
+            let sign = if *neg { "-" } else { "" };
+            Value::String(if *us == 0 {
+                format!("{sign}{hours:02}:{m:02}:{s:02}")
+            } else {
+                format!("{sign}{hours:02}:{m:02}:{s:02}.{us:06}")
+            })
+        }
+    }
+}
+
+/// A date or date-time as Python's `isoformat()` (`sep` 'T') or `str()` (`sep` ' '); the
+/// zero date stays the text pymysql leaves it as.
+fn date_text(column: &Column, value: &My, sep: char) -> String {
+    let My::Date(y, mo, d, h, mi, s, us) = value else {
+        return String::new();
+    };
+    if is_date_only(column.column_type()) {
+        return format!("{y:04}-{mo:02}-{d:02}");
+    }
+    if (*y, *mo, *d) == (0, 0, 0) {
+        return "0000-00-00 00:00:00".into();
+    }
+    if *us == 0 {
+        format!("{y:04}-{mo:02}-{d:02}{sep}{h:02}:{mi:02}:{s:02}")
+    } else {
+        format!("{y:04}-{mo:02}-{d:02}{sep}{h:02}:{mi:02}:{s:02}.{us:06}")
+    }
+}
+
+/// A key value as Python's `str()` shows the driver's object (for ids).
+pub fn to_id_text(column: &Column, value: &My) -> Option<String> {
+    Some(match value {
+        My::NULL => return None,
+        My::Int(i) => i.to_string(),
+        My::UInt(u) => u.to_string(),
+        My::Float(f) => py_float(format!("{f}").parse::<f64>().unwrap_or(f64::NAN)),
+        My::Double(d) => py_float(*d),
+        My::Bytes(b) => utf8_dropping_invalid(b),
+        My::Date(..) => date_text(column, value, ' '),
+        My::Time(neg, days, h, m, s, us) => {
+            // timedelta's str: "1 day, 2:03:04[.ffffff]".
+            let mut text = String::new();
+            if *neg {
+                text.push('-');
+            }
+            if *days > 0 {
+                text.push_str(&format!(
+                    "{days} day{}, ",
+                    if *days == 1 { "" } else { "s" }
+                ));
+            }
+            text.push_str(&format!("{h}:{m:02}:{s:02}"));
+            if *us != 0 {
+                text.push_str(&format!(".{us:06}"));
+            }
+            text
+        }
+    })
+}
+
+/// How a table or query read ended, when not by a lost connection.
+enum Read {
+    Rows(u64),
+    NoKey,
+}
+
+impl MysqlSource {
+    /// `get_tables_to_fetch`: every table for the wildcard, else the configured ones.
+    async fn tables(&self, conn: &mut Conn) -> Result<Vec<String>, SourceError> {
+        if is_wildcard(&self.settings.tables) {
+            all_tables(conn, &self.settings.database)
+                .await
+                .map_err(SourceError::Failed)
+        } else {
+            Ok(self.settings.tables.clone())
+        }
+    }
+
+    async fn primary_key(&self, conn: &mut Conn, table: &str) -> Result<Vec<String>, SourceError> {
+        conn.exec(
+            "SELECT COLUMN_NAME FROM INFORMATION_SCHEMA.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
+             AND COLUMN_KEY = 'PRI' ORDER BY ORDINAL_POSITION",
+            (&self.settings.database, table),
+        )
+        .await
+        .map_err(|e| SourceError::Failed(my_error(&e)))
+    }
+
+    /// `UPDATE_TIME` of a table, as Python's `isoformat()` of the naive time pymysql gives.
+    async fn last_update_time(
+        &self,
+        conn: &mut Conn,
+        table: &str,
+    ) -> Result<Option<String>, SourceError> {
+        let row: Option<Row> = conn
+            .exec_first(
+                "SELECT UPDATE_TIME FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+                (&self.settings.database, table),
+            )
+            .await
+            .map_err(|e| SourceError::Failed(my_error(&e)))?;
+        Ok(row.and_then(|r| {
+            let column = r.columns_ref().first()?.clone();
+            match r.as_ref(0)? {
+                My::NULL => None,
+                v @ My::Date(..) => Some(date_text(&column, v, 'T')),
+                My::Bytes(b) => Some(String::from_utf8_lossy(b).replacen(' ', "T", 1)),
+                _ => None,
+            }
+        }))
+    }
+
+    async fn begin_snapshot(conn: &mut Conn) -> Result<(), SourceError> {
+        conn.query_drop("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            .await
+            .map_err(|e| SourceError::Failed(my_error(&e)))?;
+        conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+            .await
+            .map_err(|e| SourceError::Failed(my_error(&e)))
+    }
+
+    async fn sync_table(
+        &self,
+        conn: &mut Conn,
+        table: &str,
+        out: &ItemSender,
+    ) -> Result<(), SourceError> {
+        let started = Instant::now();
+        self.notes.table(table, "reading", 0, Duration::ZERO, None);
+        let read = self.read_table(conn, table, started, out).await;
+        let read = match read {
+            Ok(r) => r,
+            Err(e) => {
+                if let SourceError::Failed(reason) | SourceError::Unavailable(reason) = &e {
+                    self.notes.push("failed_tables", table, reason);
+                }
+                return Err(e);
+            }
+        };
+        match read {
+            Read::Rows(rows) => self
+                .notes
+                .table(table, "done", rows, started.elapsed(), None),
+            Read::NoKey => {
+                let message = format!(
+                    "Skipping table {table} from database {} since no primary key is associated with it. Assign primary key to the table to index it in the next sync interval.",
+                    self.settings.database
+                );
+                tracing::warn!("{message}");
+                self.notes.push("skipped_tables", table, &message);
+                self.notes.table(
+                    table,
+                    "skipped",
+                    0,
+                    started.elapsed(),
+                    Some("no primary key"),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Keyset pages on the primary key, in one snapshot.
+    async fn read_table(
+        &self,
+        conn: &mut Conn,
+        table: &str,
+        started: Instant,
+        out: &ItemSender,
+    ) -> Result<Read, SourceError> {
+        let keys = self.primary_key(conn, table).await?;
+        if keys.is_empty() {
+            return Ok(Read::NoKey);
+        }
+        let timestamp = self
+            .last_update_time(conn, table)
+            .await?
+            .unwrap_or_else(iso_utc_now);
+        let failed = |e: mysql_async::Error| SourceError::Failed(my_error(&e));
+        Self::begin_snapshot(conn).await?;
+        let from = format!(
+            "{}.{}",
+            quote_ident(&self.settings.database),
+            quote_ident(table)
+        );
+        let order: Vec<String> = keys.iter().map(|k| quote_ident(k)).collect();
+        let order = order.join(", ");
+        let first = format!(
+            "SELECT * FROM {from} ORDER BY {order} LIMIT {}",
+            self.settings.fetch_size
+        );
+        let next = format!(
+            "SELECT * FROM {from} WHERE {} ORDER BY {order} LIMIT {}",
+            keyset_condition(&keys),
+            self.settings.fetch_size
+        );
+        let tables = [table.to_string()];
+        let mut last: Option<Vec<My>> = None;
+        let mut rows_read = 0u64;
+        loop {
+            let mut result = match &last {
+                None => conn.exec_iter(first.as_str(), ()).await.map_err(failed)?,
+                Some(values) => conn
+                    .exec_iter(next.as_str(), keyset_params(values))
+                    .await
+                    .map_err(failed)?,
+            };
+            let columns = result.columns().unwrap_or_else(|| Arc::from(Vec::new()));
+            let names: Vec<String> = columns.iter().map(|c| c.name_str().into_owned()).collect();
+            let positions: Vec<usize> = keys
+                .iter()
+                .filter_map(|k| names.iter().rposition(|n| n == k))
+                .collect();
+            let mut page = 0u64;
+            let mut last_row: Option<Row> = None;
+            while let Some(row) = result.next().await.map_err(failed)? {
+                let doc = self.document(
+                    &names,
+                    &columns,
+                    &row,
+                    &positions,
+                    &tables,
+                    Value::from(table),
+                    &timestamp,
+                );
+                out.send(SourceItem::Upsert(doc)).await?;
+                page += 1;
+                last_row = Some(row);
+            }
+            drop(result);
+            rows_read += page;
+            self.notes
+                .table(table, "reading", rows_read, started.elapsed(), None);
+            if page < self.settings.fetch_size {
+                break;
+            }
+            let Some(row) = last_row else { break };
+            last = Some(
+                positions
+                    .iter()
+                    .filter_map(|p| row.as_ref(*p).cloned())
+                    .collect(),
+            );
+        }
+        conn.query_drop("COMMIT").await.map_err(failed)?;
+        Ok(Read::Rows(rows_read))
+    }
+
+    async fn sync_query(
+        &self,
+        conn: &mut Conn,
+        rule: &AdvancedRule,
+        out: &ItemSender,
+    ) -> Result<(), SourceError> {
+        let label = rule.tables.join(", ");
+        let started = Instant::now();
+        let mut keys = Vec::new();
+        for table in &rule.tables {
+            keys.extend(self.primary_key(conn, table).await?);
+        }
+        keys.sort();
+        if let Some(columns) = &rule.id_columns {
+            keys = columns.clone();
+        }
+        if keys.is_empty() {
+            let message = format!(
+                "Skipping tables {label} from database {} since no primary key is associated with them. Assign primary key to the tables to index it in the next sync interval.",
+                self.settings.database
+            );
+            tracing::warn!("{message}");
+            self.notes.push("skipped_tables", &label, &message);
+            return Ok(());
+        }
+        let mut times = Vec::new();
+        for table in &rule.tables {
+            if let Some(t) = self.last_update_time(conn, table).await? {
+                times.push(t);
+            }
+        }
+        let timestamp = times.into_iter().max().unwrap_or_else(iso_utc_now);
+        let failed = |e: mysql_async::Error| SourceError::Failed(my_error(&e));
+        let query = rule
+            .query
+            .trim()
+            .trim_end_matches(';')
+            .trim_end()
+            .to_string();
+        Self::begin_snapshot(conn).await?;
+        let mut result = conn.exec_iter(query.as_str(), ()).await.map_err(failed)?;
+        let columns = result.columns().unwrap_or_else(|| Arc::from(Vec::new()));
+        let names: Vec<String> = columns.iter().map(|c| c.name_str().into_owned()).collect();
+        if keys.iter().any(|k| !names.contains(k)) {
+            drop(result);
+            let _ = conn.query_drop("COMMIT").await;
+            let message = format!(
+                "Skipping query {} for tables {label} as primary key column name/id_column is not present in query.",
+                rule.query
+            );
+            tracing::warn!("{message}");
+            self.notes.push("skipped_tables", &label, &message);
+            return Ok(());
+        }
+        let positions: Vec<usize> = keys
+            .iter()
+            .filter_map(|k| names.iter().rposition(|n| n == k))
+            .collect();
+        let table_value = Value::from(rule.tables.clone());
+        let mut rows_read = 0u64;
+        while let Some(row) = result.next().await.map_err(failed)? {
+            let doc = self.document(
+                &names,
+                &columns,
+                &row,
+                &positions,
+                &rule.tables,
+                table_value.clone(),
+                &timestamp,
+            );
+            out.send(SourceItem::Upsert(doc)).await?;
+            rows_read += 1;
+            if rows_read.is_multiple_of(10_000) {
+                self.notes.table(
+                    &label,
+                    "reading",
+                    rows_read,
+                    started.elapsed(),
+                    Some("advanced rule"),
+                );
+            }
+        }
+        drop(result);
+        conn.query_drop("COMMIT").await.map_err(failed)?;
+        self.notes.table(
+            &label,
+            "done",
+            rows_read,
+            started.elapsed(),
+            Some("advanced rule"),
+        );
+        Ok(())
+    }
+
+    /// `row2doc`: the columns by their own names, `_id`, `_timestamp` and `Table`.
+    #[allow(clippy::too_many_arguments)]
+    fn document(
+        &self,
+        names: &[String],
+        columns: &[Column],
+        row: &Row,
+        key_positions: &[usize],
+        tables: &[String],
+        table_value: Value,
+        timestamp: &str,
+    ) -> Document {
+        let mut fields = Map::with_capacity(names.len() + 1);
+        for (i, name) in names.iter().enumerate() {
+            let value = row
+                .as_ref(i)
+                .map_or(Value::Null, |v| to_json(&columns[i], v));
+            fields.insert(name.clone(), value);
+        }
+        let keys = key_positions
+            .iter()
+            .map(|&p| row.as_ref(p).and_then(|v| to_id_text(&columns[p], v)));
+        let id = fit_id(key_id(tables, keys));
+        fields.insert("Table".into(), table_value);
+        Document {
+            id,
+            timestamp: Some(timestamp.to_string()),
+            fields,
+            content: None,
+        }
+    }
+}
+
+/// `(k1 > ?) OR (k1 = ? AND k2 > ?) OR …`: the rows after the last one, in key order, in a
+/// form every MySQL and MariaDB version can use the primary key index for.
+fn keyset_condition(keys: &[String]) -> String {
+    let mut alternatives = Vec::with_capacity(keys.len());
+    for i in 0..keys.len() {
+        let mut parts: Vec<String> = keys[..i]
+            .iter()
+            .map(|k| format!("{} = ?", quote_ident(k)))
+            .collect();
+        parts.push(format!("{} > ?", quote_ident(&keys[i])));
+        alternatives.push(format!("({})", parts.join(" AND ")));
+    }
+    alternatives.join(" OR ")
+}
+
+/// The parameters of [`keyset_condition`] for the last row's key values.
+fn keyset_params(last: &[My]) -> mysql_async::Params {
+    let mut params = Vec::new();
+    for i in 0..last.len() {
+        params.extend(last[..=i].iter().cloned());
+    }
+    mysql_async::Params::Positional(params)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_are_pythons() {
+        let config = default_configuration();
+        let keys: Vec<_> = config
+            .fields_in_order()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "host",
+                "port",
+                "user",
+                "password",
+                "database",
+                "tables",
+                "ssl_enabled",
+                "ssl_ca",
+                "fetch_size",
+                "retry_count"
+            ]
+        );
+        let f = &config.0;
+        assert_eq!(f["user"].label, "Username");
+        assert_eq!(f["ssl_enabled"].label, "Enable SSL");
+        assert_eq!(f["fetch_size"].default_value, Value::from(5000));
+        assert!(f["tables"].tooltip.is_none());
+    }
+
+    #[test]
+    fn keyset_condition_expands_composite_keys() {
+        assert_eq!(
+            keyset_condition(&["a".into(), "b".into()]),
+            "(`a` > ?) OR (`a` = ? AND `b` > ?)"
+        );
+        let params = keyset_params(&[My::Int(1), My::Int(2)]);
+        assert_eq!(
+            params,
+            mysql_async::Params::Positional(vec![My::Int(1), My::Int(1), My::Int(2)])
+        );
+    }
+}

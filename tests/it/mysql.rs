@@ -1,0 +1,382 @@
+//! The `mysql` source against a real MariaDB server (one per test binary, a database per
+//! test): column types as Elastic's connector writes them, keys (composite, mixed-case, none),
+//! wildcard and listed tables, advanced rules and their validation against the server, full
+//! syncs through the engine and the stand-in cluster with deletions, ping and validation
+//! failures, verified TLS with a generated CA, the password kept out of errors. Skips, saying
+//! why, when MariaDB is not installed.
+
+use crate::engine_util;
+use crate::mariadb_server;
+use crate::pg_server;
+use crate::support;
+
+use engine_util::*;
+use mariadb_server::{MariaDb, PASSWORD, USER};
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+use support::{StandIn, StandInOptions};
+use syncdeck::engine::runner::JobEnd;
+use syncdeck::model::{Configuration, JobType, TriggerMethod};
+use syncdeck::sources::{ItemSender, MysqlFactory, SourceFactory, SourceItem, SyncMode};
+use tokio_util::sync::CancellationToken;
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+macro_rules! server_or_skip {
+    () => {
+        match mariadb_server::shared() {
+            Some(s) => s,
+            None => return,
+        }
+    };
+}
+
+fn database(server: &MariaDb, name: &str, setup: &str) {
+    server.sql(&format!(
+        "SET SESSION max_recursive_iterations = 100000000; DROP DATABASE IF EXISTS `{name}`; \
+         CREATE DATABASE `{name}` CHARACTER SET utf8mb4; USE `{name}`; {setup}"
+    ));
+}
+
+fn values(server: &MariaDb, db: &str, extra: Value) -> Map<String, Value> {
+    let mut v = json!({
+        "host": "127.0.0.1",
+        "port": server.port,
+        "user": USER,
+        "password": PASSWORD,
+        "database": db,
+        "tables": "*",
+        "retry_count": 1,
+    });
+    if let (Some(map), Some(extra)) = (v.as_object_mut(), extra.as_object()) {
+        map.extend(extra.clone());
+    }
+    v.as_object().cloned().unwrap_or_default()
+}
+
+fn configuration(values: &Map<String, Value>) -> Configuration {
+    let mut config = MysqlFactory.default_configuration();
+    for (k, v) in values {
+        if let Some(field) = config.0.get_mut(k) {
+            field.value = v.clone();
+        }
+    }
+    config
+}
+
+async fn sync_docs(
+    values: &Map<String, Value>,
+    advanced: Option<Value>,
+) -> Result<(BTreeMap<String, Value>, Map<String, Value>), String> {
+    let config = configuration(values);
+    let mut source = MysqlFactory
+        .create_for_sync(&config, advanced.as_ref())
+        .map_err(|e| e.to_string())?;
+    source.ping().await.map_err(|e| e.to_string())?;
+    let notes = source.notes().expect("notes");
+    let (tx, mut rx) = ItemSender::channel(64);
+    let collect = tokio::spawn(async move {
+        let mut docs = BTreeMap::new();
+        while let Some(item) = rx.recv().await {
+            if let SourceItem::Upsert(doc) = item {
+                let mut fields = doc.fields.clone();
+                fields.insert("_id".into(), Value::from(doc.id.clone()));
+                fields.insert(
+                    "_timestamp".into(),
+                    doc.timestamp
+                        .clone()
+                        .map(Value::from)
+                        .unwrap_or(Value::Null),
+                );
+                docs.insert(doc.id, Value::Object(fields));
+            }
+        }
+        docs
+    });
+    let run = tokio::time::timeout(LIMIT, source.run(SyncMode::Full, tx))
+        .await
+        .map_err(|_| "the sync did not end".to_string())?;
+    run.map_err(|e| e.to_string())?;
+    drop(source);
+    let docs = collect.await.map_err(|e| e.to_string())?;
+    Ok((docs, notes.metadata()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn column_types_become_what_the_python_connector_writes() {
+    let server = server_or_skip!();
+    database(server, "types", include_str!("../fixtures/mysql/types.sql"));
+    let (docs, _) = sync_docs(&values(server, "types", json!({})), None)
+        .await
+        .expect("sync");
+    let golden: Value =
+        serde_json::from_str(include_str!("../fixtures/mysql/types.json")).expect("golden");
+    let expected = golden["documents"].as_object().expect("documents");
+    assert_eq!(docs.len(), expected.len(), "{docs:#?}");
+    for (id, want) in expected {
+        let mut got = docs
+            .get(id)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {id}: {docs:#?}"));
+        if let Some(m) = got.as_object_mut() {
+            m.remove("_timestamp");
+        }
+        assert_eq!(&got, want, "{id}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_tables_and_advanced_rules() {
+    let server = server_or_skip!();
+    database(
+        server,
+        "keys",
+        "CREATE TABLE `Orders` (`Region` varchar(10), `Id` int, total decimal(10,2), PRIMARY KEY (`Region`, `Id`));
+         INSERT INTO `Orders` VALUES ('eu', 1, 10.50), ('us', 2, 3);
+         CREATE TABLE nokey (a int);
+         INSERT INTO nokey VALUES (1);
+         CREATE TABLE big (id int PRIMARY KEY, tag varchar(10));
+         INSERT INTO big WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 1203) SELECT n, IF(n % 2 = 0, 'even', NULL) FROM s;",
+    );
+    // Pages of 100 rows: keyset pagination crosses page boundaries without loss.
+    let v = values(server, "keys", json!({"fetch_size": 100}));
+    let (docs, notes) = sync_docs(&v, None).await.expect("sync");
+    let eu = &docs["Orders_eu_1"];
+    assert_eq!(eu["Region"], "eu");
+    assert_eq!(eu["Id"], 1);
+    assert_eq!(eu["total"], 10.5);
+    assert_eq!(eu["Table"], "Orders");
+    assert_eq!(docs.len(), 2 + 1203, "{:?}", notes);
+    assert!(docs.contains_key("big_1203"));
+    assert_eq!(
+        notes["skipped_tables"]["nokey"],
+        "Skipping table nokey from database keys since no primary key is associated with it. Assign primary key to the table to index it in the next sync interval."
+    );
+    assert_eq!(notes["tables"]["big"]["rows"], 1203);
+
+    // Listed tables.
+    let (docs, _) = sync_docs(&values(server, "keys", json!({"tables": "Orders"})), None)
+        .await
+        .expect("listed");
+    assert_eq!(docs.len(), 2);
+
+    // Advanced rules: ids from the table's key, or from id_columns with NULLs left out.
+    let rules = json!([{"tables": ["big"], "query": "SELECT * FROM big WHERE id <= 3;"}]);
+    let (docs, _) = sync_docs(&v, Some(rules)).await.expect("rules");
+    assert_eq!(
+        docs.keys().cloned().collect::<Vec<_>>(),
+        ["big_1", "big_2", "big_3"]
+    );
+    assert_eq!(docs["big_2"]["Table"], json!(["big"]));
+    let rules = json!([{"tables": ["big"], "query": "SELECT id, tag FROM big WHERE id <= 3", "id_columns": ["tag"]}]);
+    let (docs, _) = sync_docs(&v, Some(rules)).await.expect("id_columns");
+    assert_eq!(
+        docs.keys().cloned().collect::<Vec<_>>(),
+        ["big_", "big_even"]
+    );
+
+    let config = configuration(&v);
+    assert_eq!(
+        MysqlFactory
+            .check_advanced_rules(
+                &config,
+                &json!([{"tables": ["big", "zz", "aa"], "query": "SELECT 1"}])
+            )
+            .await,
+        ["Tables not found or inaccessible: aa, zz."]
+    );
+    assert!(
+        MysqlFactory
+            .check_advanced_rules(&config, &json!([{"tables": ["big"], "query": "SELECT 1"}]))
+            .await
+            .is_empty()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_full_sync_deletes_removed_rows() {
+    let server = server_or_skip!();
+    database(
+        server,
+        "engine",
+        "CREATE TABLE books (id int PRIMARY KEY, title varchar(40));
+         INSERT INTO books WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 2500) SELECT n, CONCAT('book ', n) FROM s;",
+    );
+    let standin = StandIn::start(StandInOptions {
+        nodes: 1,
+        kibana: false,
+        ..Default::default()
+    })
+    .await;
+    let es = es_backend(&standin.es_urls());
+    let engine = engine(
+        es.clone(),
+        es.clone(),
+        memory_dlq(),
+        syncdeck::sources::builtin(),
+        "my-worker",
+    );
+    let id = create_connector(
+        es.as_ref(),
+        "my-books",
+        "my-books",
+        &MysqlFactory,
+        Value::Object(values(server, "engine", json!({}))),
+    )
+    .await;
+    let run = || async {
+        let job = engine
+            .deps()
+            .control
+            .create_sync_job(&id, JobType::Full, TriggerMethod::OnDemand)
+            .await
+            .expect("job");
+        tokio::time::timeout(LIMIT, engine.run_job(&job, &CancellationToken::new()))
+            .await
+            .expect("ends")
+            .expect("runs")
+    };
+    let report = run().await;
+    assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
+    assert_eq!(report.counters.indexed, 2500);
+    let docs: BTreeMap<String, Value> = standin.index_docs("my-books").into_iter().collect();
+    assert_eq!(docs["books_7"]["id"], "books_7");
+    assert_eq!(docs["books_7"]["title"], "book 7");
+
+    server.sql("DELETE FROM engine.books WHERE id > 2000");
+    let report = run().await;
+    assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
+    assert_eq!(report.counters.deleted, 500);
+    assert_eq!(standin.index_docs("my-books").len(), 2000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ping_and_validation_failures_say_what_is_wrong_without_the_password() {
+    let server = server_or_skip!();
+    database(server, "val", "CREATE TABLE t (id int PRIMARY KEY);");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port");
+    let started = Instant::now();
+    let err = sync_docs(&values(server, "val", json!({"port": closed})), None)
+        .await
+        .unwrap_err();
+    assert!(
+        err.contains("Can't connect to MySQL on 127.0.0.1."),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(30));
+
+    let secret = "not-the-password-5555";
+    let err = sync_docs(&values(server, "val", json!({"password": secret})), None)
+        .await
+        .unwrap_err();
+    assert!(err.contains("Access denied"), "{err}");
+    assert!(!err.contains(secret), "{err}");
+
+    let err = sync_docs(&values(server, "missing_db", json!({})), None)
+        .await
+        .unwrap_err();
+    assert!(
+        err.contains("The database 'missing_db' is either not present or not accessible for the user 'syncdeck'."),
+        "{err}"
+    );
+    let err = sync_docs(
+        &values(server, "val", json!({"tables": "t, nope, gone"})),
+        None,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        err.contains(
+            "The tables 'nope, gone' are either not present or not accessible for user 'syncdeck'."
+        ),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_is_verified_against_the_configured_ca() {
+    let server = server_or_skip!();
+    database(
+        server,
+        "tls",
+        "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1);",
+    );
+    let one_line = server.ca_pem.replace('\n', " ");
+    let (docs, _) = sync_docs(
+        &values(
+            server,
+            "tls",
+            json!({"ssl_enabled": true, "ssl_ca": one_line}),
+        ),
+        None,
+    )
+    .await
+    .expect("sync over TLS");
+    assert_eq!(docs.len(), 1);
+    let (other, _, _) = pg_server::certificates();
+    let err = sync_docs(
+        &values(server, "tls", json!({"ssl_enabled": true, "ssl_ca": other})),
+        None,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        err.to_lowercase().contains("certificate") || err.contains("Can't connect"),
+        "{err}"
+    );
+}
+
+/// `cargo test --release --test it mysql::throughput -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, minutes long"]
+async fn throughput() {
+    let server = server_or_skip!();
+    let sizes: Vec<u64> = std::env::var("MY_BENCH_ROWS")
+        .ok()
+        .map(|s| s.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![100_000, 1_000_000]);
+    for rows in sizes {
+        let name = format!("bench{rows}");
+        database(server, &name, &format!(
+            "CREATE TABLE t (id bigint PRIMARY KEY, name varchar(40), price decimal(10,2), created datetime, flag tinyint);
+             INSERT INTO t WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < {rows})
+             SELECT n, CONCAT('name ', n), n / 100, NOW() - INTERVAL n SECOND, n % 2 FROM s;"
+        ));
+        let config = configuration(&values(server, &name, json!({})));
+        let mut source = MysqlFactory.create(&config).expect("source");
+        source.ping().await.expect("ping");
+        let (tx, mut rx) = ItemSender::channel(16);
+        let drain = tokio::spawn(async move {
+            let mut n = 0u64;
+            while let Some(item) = rx.recv().await {
+                if let SourceItem::Upsert(doc) = item {
+                    n += 1;
+                    std::hint::black_box(serde_json::to_vec(&doc.fields).ok());
+                }
+            }
+            n
+        });
+        let started = Instant::now();
+        source.run(SyncMode::Full, tx).await.expect("run");
+        drop(source);
+        let n = drain.await.expect("drain");
+        let secs = started.elapsed().as_secs_f64();
+        assert_eq!(n, rows);
+        let hwm = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmHWM"))
+                    .map(str::to_string)
+            })
+            .unwrap_or_default();
+        println!(
+            "mysql source: {rows} rows in {secs:.2}s = {:.0} rows/s, {hwm}",
+            rows as f64 / secs
+        );
+    }
+}

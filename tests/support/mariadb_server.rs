@@ -1,0 +1,177 @@
+//! A throw-away MariaDB server for the `mysql` source's tests: `mariadb-install-db` into a
+//! temp dir, `mariadbd --user=root` on an ephemeral 127.0.0.1 port and a socket in that dir,
+//! with TLS (a CA made here), and a `syncdeck` user with a password for the tests. A watcher
+//! process stops the server and removes its directory when the test binary exits.
+//! Included with `#[path = "support/mariadb_server.rs"] mod mariadb_server;` (it needs
+//! `pg_server.rs` for the certificates).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The test user (all privileges, from 127.0.0.1) and its password.
+pub const USER: &str = "syncdeck";
+pub const PASSWORD: &str = "maria-secret-8642";
+
+pub struct MariaDb {
+    pub dir: PathBuf,
+    pub port: u16,
+    pub socket: PathBuf,
+    pub ca_pem: String,
+}
+
+fn find(program: &str) -> Option<PathBuf> {
+    ["/usr/sbin", "/usr/bin", "/usr/local/bin", "/usr/local/sbin"]
+        .iter()
+        .map(|d| Path::new(d).join(program))
+        .find(|p| p.exists())
+}
+
+/// The shared server of this test binary; `None` (with the reason printed) when MariaDB is
+/// not installed.
+pub fn shared() -> Option<&'static MariaDb> {
+    static SERVER: OnceLock<Option<MariaDb>> = OnceLock::new();
+    SERVER
+        .get_or_init(|| match MariaDb::start() {
+            Ok(s) => Some(s),
+            Err(why) => {
+                eprintln!("SKIPPED: no MariaDB server for this test: {why}");
+                None
+            }
+        })
+        .as_ref()
+}
+
+impl MariaDb {
+    pub fn start() -> Result<Self, String> {
+        let server = find("mariadbd").ok_or("mariadbd not found (install mariadb-server)")?;
+        let install = find("mariadb-install-db").ok_or("mariadb-install-db not found")?;
+        let dir = tempfile::Builder::new()
+            .prefix("syncdeck-maria-")
+            .tempdir()
+            .map_err(|e| e.to_string())?
+            .keep();
+        let data = dir.join("data");
+        let socket = dir.join("sock");
+        let (ca_pem, cert_pem, key_pem) = super::pg_server::certificates();
+        for (name, text) in [
+            ("ca.pem", &ca_pem),
+            ("server.pem", &cert_pem),
+            ("key.pem", &key_pem),
+        ] {
+            std::fs::write(dir.join(name), text).map_err(|e| e.to_string())?;
+        }
+        let out = Command::new(install)
+            .args([
+                "--no-defaults",
+                "--user=root",
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
+            ])
+            .arg(format!("--datadir={}", data.display()))
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            return Err(format!(
+                "mariadb-install-db failed: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .map_err(|e| e.to_string())?;
+        let pid_file = dir.join("pid");
+        let log = std::fs::File::create(dir.join("log")).map_err(|e| e.to_string())?;
+        Command::new(server)
+            .arg("--no-defaults")
+            .arg("--user=root")
+            .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--socket={}", socket.display()))
+            .arg(format!("--pid-file={}", pid_file.display()))
+            .arg(format!("--port={port}"))
+            .arg("--bind-address=127.0.0.1")
+            .arg("--skip-name-resolve")
+            .arg("--innodb-buffer-pool-size=64M")
+            .arg("--innodb-flush-log-at-trx-commit=0")
+            .arg(format!("--ssl-ca={}", dir.join("ca.pem").display()))
+            .arg(format!("--ssl-cert={}", dir.join("server.pem").display()))
+            .arg(format!("--ssl-key={}", dir.join("key.pem").display()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        let db = Self {
+            dir: dir.clone(),
+            port,
+            socket: socket.clone(),
+            ca_pem,
+        };
+        db.watch_parent(&pid_file);
+        // Up once the socket answers.
+        let started = Instant::now();
+        loop {
+            let status = Command::new(find("mariadb").ok_or("the mariadb client is missing")?)
+                .arg("--no-defaults")
+                .arg(format!("--socket={}", socket.display()))
+                .args([
+                    "-uroot",
+                    "-e",
+                    &format!(
+                        "CREATE USER IF NOT EXISTS '{USER}'@'%' IDENTIFIED BY '{PASSWORD}'; \
+                     GRANT ALL ON *.* TO '{USER}'@'%'; FLUSH PRIVILEGES;"
+                    ),
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .map_err(|e| e.to_string())?;
+            if status.success() {
+                break;
+            }
+            if started.elapsed() > Duration::from_secs(60) {
+                let log = std::fs::read_to_string(dir.join("log")).unwrap_or_default();
+                return Err(format!("mariadbd did not start within 60s:\n{log}"));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Ok(db)
+    }
+
+    /// Runs SQL as root through the socket (set-up of the tests' tables).
+    pub fn sql(&self, sql: &str) {
+        let out = Command::new(find("mariadb").expect("mariadb client"))
+            .arg("--no-defaults")
+            .arg(format!("--socket={}", self.socket.display()))
+            .args(["-uroot", "-e", sql])
+            .output()
+            .expect("mariadb client runs");
+        assert!(
+            out.status.success(),
+            "{sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn watch_parent(&self, pid_file: &Path) {
+        let script = format!(
+            "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; \
+             p=$(cat '{pidf}' 2>/dev/null); [ -n \"$p\" ] && kill \"$p\"; \
+             for i in $(seq 1 40); do [ -n \"$p\" ] && kill -0 \"$p\" 2>/dev/null || break; sleep 0.5; done; \
+             [ -n \"$p\" ] && kill -9 \"$p\" 2>/dev/null; rm -rf '{dir}'",
+            pid = std::process::id(),
+            pidf = pid_file.display(),
+            dir = self.dir.display(),
+        );
+        let _ = Command::new("setsid")
+            .args(["sh", "-c", &script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+    }
+}
