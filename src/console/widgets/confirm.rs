@@ -45,11 +45,12 @@ pub fn render(
         .collect();
     text.extend([
         Line::from(""),
+        // "no" has the focus (drawn as the selected row is): only the yes key acts, Enter
+        // does nothing, so a reflexive Enter never confirms.
         Line::from(vec![
             Span::styled(format!(" {} ", key(Command::Confirm)), theme.key),
             Span::styled("yes   ", theme.hint),
-            Span::styled(format!(" {} ", key(Command::Back)), theme.key),
-            Span::styled("no", theme.hint),
+            Span::styled(format!(" {} no ", key(Command::Back)), theme.row_selected),
         ]),
     ]);
     frame.render_widget(Paragraph::new(text).block(block), dialog);
@@ -100,5 +101,8 @@ mod tests {
         // A destructive question is framed in the danger colour.
         assert_eq!(buffer[(0, 1)].fg, theme.danger.fg.unwrap());
         assert_eq!(buffer[(2, 2)].fg, theme.text.fg.unwrap());
+        // "no" has the focus: drawn in the selection's colours.
+        assert_eq!(buffer[(10, 6)].bg, theme.row_selected.bg.unwrap());
+        assert_eq!(buffer[(2, 6)].bg, buffer[(1, 6)].bg);
     }
 }
