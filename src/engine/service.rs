@@ -366,14 +366,22 @@ async fn tend(
     Ok(())
 }
 
+/// How long one connector's ping may take in a tick. The tick tends its connectors one after
+/// another: a source whose host drops packets (a database ping retries its 30 s connect)
+/// must not hold up every other connector's pick-up and schedules for minutes.
+const TICK_PING_BUDGET: Duration = Duration::from_secs(20);
+
 /// Validates the configuration (per-field rules, then the source's) and pings the source.
 async fn check_source(factory: &dyn SourceFactory, config: &Configuration) -> Result<(), String> {
     super::runner::validate_configuration(factory, config)?;
     match factory.create(config) {
-        Ok(mut source) => source
-            .ping()
-            .await
-            .map_err(|e| format!("the source is not reachable: {e}")),
+        Ok(mut source) => match tokio::time::timeout(TICK_PING_BUDGET, source.ping()).await {
+            Ok(pinged) => pinged.map_err(|e| format!("the source is not reachable: {e}")),
+            Err(_) => Err(format!(
+                "the source is not reachable: no answer to the ping within {} s",
+                TICK_PING_BUDGET.as_secs()
+            )),
+        },
         Err(e) => Err(e.to_string()),
     }
 }
@@ -762,5 +770,51 @@ mod tests {
             Some("generator"),
             JobType::Full
         ));
+    }
+
+    /// A source whose host never answers: its ping hangs.
+    struct Unanswering;
+
+    #[async_trait::async_trait]
+    impl crate::sources::DataSource for Unanswering {
+        async fn ping(&mut self) -> Result<(), crate::sources::SourceError> {
+            std::future::pending().await
+        }
+        async fn run(
+            &mut self,
+            _: crate::sources::SyncMode,
+            _: crate::sources::ItemSender,
+        ) -> Result<Option<serde_json::Value>, crate::sources::SourceError> {
+            Ok(None)
+        }
+    }
+
+    struct UnansweringFactory;
+
+    impl SourceFactory for UnansweringFactory {
+        fn service_type(&self) -> &'static str {
+            "unanswering"
+        }
+        fn display_name(&self) -> &'static str {
+            "Unanswering"
+        }
+        fn default_configuration(&self) -> Configuration {
+            Configuration::default()
+        }
+        fn create(
+            &self,
+            _: &Configuration,
+        ) -> Result<Box<dyn crate::sources::DataSource>, crate::sources::SourceError> {
+            Ok(Box::new(Unanswering))
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_ping_that_never_answers_fails_within_the_tick_budget() {
+        let started = tokio::time::Instant::now();
+        let verdict = check_source(&UnansweringFactory, &Configuration::default()).await;
+        let why = verdict.expect_err("a hung ping is a failure");
+        assert!(why.contains("no answer to the ping within 20 s"), "{why}");
+        assert_eq!(started.elapsed(), TICK_PING_BUDGET);
     }
 }
