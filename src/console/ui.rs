@@ -4,9 +4,7 @@
 //! table), the footer (hints from the keymap, or the `:`/`/` input), then dialogs on top.
 //! Reads state only.
 
-use super::app::{
-    AppState, AttachStatus, Modal, Screen, Toast, ToastLevel, ViewId, current_filter,
-};
+use super::app::{AppState, AttachStatus, Modal, Screen, ViewId, current_filter};
 use super::form::Form;
 use super::keymap::{Command, KeyContext};
 use super::live::worst_breaker;
@@ -14,7 +12,7 @@ use super::theme::Theme;
 use super::views::config_editor::{self, ConfigEditorView, input_height, render_input};
 use super::views::help::HelpView;
 use super::views::{Hint, detail, messages, view_for};
-use super::widgets::{centered, command_line, confirm};
+use super::widgets::{centered, command_line, confirm, toast};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
@@ -47,37 +45,9 @@ pub fn draw(frame: &mut Frame, state: &AppState, theme: &Theme) {
         theme,
     );
     render_body(frame, body, state, theme);
-    render_toasts(frame, toasts, &state.toasts, theme);
+    toast::render(frame, toasts, &state.toasts, theme);
     render_footer(frame, footer, state, theme);
     render_modal(frame, body, footer, state, theme);
-}
-
-/// Toasts, newest lowest, one line each; a cut one says where its full text is.
-fn render_toasts(frame: &mut Frame, area: Rect, toasts: &[Toast], theme: &Theme) {
-    let skip = toasts.len().saturating_sub(area.height as usize);
-    for (i, toast) in toasts.iter().skip(skip).enumerate() {
-        let (style, mark) = match toast.level {
-            ToastLevel::Info => (theme.toast_info, "•"),
-            ToastLevel::Warn => (theme.toast_warn, "!"),
-            ToastLevel::Error => (theme.toast_error, "✖"),
-        };
-        let width = area.width as usize;
-        let full = format!(" {mark} {} ", toast.text);
-        let text = if unicode_width::UnicodeWidthStr::width(full.as_str()) > width {
-            let more = " (m: full text) ";
-            let cut = super::format::ellipsize(&full, width.saturating_sub(more.len()));
-            format!("{cut}{more}")
-        } else {
-            full
-        };
-        let line = Rect {
-            y: area.y + i as u16,
-            height: 1,
-            ..area
-        };
-        frame.render_widget(Clear, line);
-        frame.render_widget(Paragraph::new(Line::from(text)).style(style), line);
-    }
 }
 
 fn sep(theme: &Theme) -> Span<'static> {

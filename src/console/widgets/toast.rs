@@ -1,5 +1,6 @@
-//! Toasts: short notices stacked at the bottom right of the body, inside its bottom border,
-//! newest lowest.
+//! Toasts: short notices on their own lines above the footer (never over the table rows or
+//! a border), newest lowest, one line each; a cut one says where its full text is
+//! (`:messages`, key `m`).
 
 use crate::console::app::{Toast, ToastLevel};
 use crate::console::format::ellipsize;
@@ -9,30 +10,31 @@ use ratatui::layout::Rect;
 use ratatui::text::Line;
 use ratatui::widgets::{Clear, Paragraph};
 
-pub fn render(frame: &mut Frame, body: Rect, toasts: &[Toast], theme: &Theme) {
-    let width = (body.width / 2).max(30).min(body.width);
-    // Keep the bottom border (and its position counter) visible.
-    let mut y = body.bottom().saturating_sub(1);
-    for toast in toasts.iter().rev() {
-        if y <= body.y {
-            break;
-        }
-        y -= 1;
+/// Draws the newest `area.height` toasts, one a line, the newest lowest.
+pub fn render(frame: &mut Frame, area: Rect, toasts: &[Toast], theme: &Theme) {
+    let skip = toasts.len().saturating_sub(area.height as usize);
+    for (i, toast) in toasts.iter().skip(skip).enumerate() {
         let (style, mark) = match toast.level {
             ToastLevel::Info => (theme.toast_info, "•"),
             ToastLevel::Warn => (theme.toast_warn, "!"),
             ToastLevel::Error => (theme.toast_error, "✖"),
         };
-        let text = ellipsize(&format!(" {mark} {} ", toast.text), width as usize);
-        let w = (unicode_width::UnicodeWidthStr::width(text.as_str()) as u16).min(width);
-        let area = Rect {
-            x: body.right().saturating_sub(w),
-            y,
-            width: w,
-            height: 1,
+        let width = area.width as usize;
+        let full = format!(" {mark} {} ", toast.text);
+        let text = if unicode_width::UnicodeWidthStr::width(full.as_str()) > width {
+            let more = " (m: full text) ";
+            let cut = ellipsize(&full, width.saturating_sub(more.len()));
+            format!("{cut}{more}")
+        } else {
+            full
         };
-        frame.render_widget(Clear, area);
-        frame.render_widget(Paragraph::new(Line::from(text)).style(style), area);
+        let line = Rect {
+            y: area.y + i as u16,
+            height: 1,
+            ..area
+        };
+        frame.render_widget(Clear, line);
+        frame.render_widget(Paragraph::new(Line::from(text)).style(style), line);
     }
 }
 
@@ -53,9 +55,10 @@ mod tests {
     }
 
     #[test]
-    fn toasts_stack_newest_lowest_and_long_ones_end_in_an_ellipsis() {
+    fn toasts_take_their_own_lines_newest_lowest_and_a_cut_one_points_to_messages() {
         let theme = Theme::builtin("default", ColorDepth::TrueColor).unwrap();
         let toasts = [
+            toast(ToastLevel::Warn, "oldest, not shown: two lines only"),
             toast(ToastLevel::Info, "saved"),
             toast(
                 ToastLevel::Error,
@@ -63,19 +66,17 @@ mod tests {
             ),
         ];
         let mut terminal =
-            ratatui::Terminal::new(ratatui::backend::TestBackend::new(40, 4)).unwrap();
+            ratatui::Terminal::new(ratatui::backend::TestBackend::new(40, 2)).unwrap();
         terminal
             .draw(|f| render(f, f.area(), &toasts, &theme))
             .unwrap();
         let mut buffer = terminal.backend().buffer().clone();
-        let error_fg = buffer[(12, 2)].fg;
-        let info_fg = buffer[(35, 1)].fg;
+        let info_fg = buffer[(1, 0)].fg;
+        let error_fg = buffer[(1, 1)].fg;
         buffer.set_style(buffer.area, Style::reset());
         let mut expected = Buffer::with_lines([
-            "                                        ",
-            "                                • saved ",
-            "           ✖ cluster unreachable: conne…",
-            "                                        ",
+            " • saved                                ",
+            " ✖ cluster unreachable:… (m: full text) ",
         ]);
         expected.set_style(expected.area, Style::reset());
         assert_eq!(buffer, expected);
