@@ -8,7 +8,9 @@
 //! `superseded` and not sent:
 //! - a document with a `_timestamp`: the indexed version has a later one;
 //! - a document without one, or a delete: a full sync of the entry's connector into its index
-//!   started after the entry last failed, and completed. That sync read the whole source after
+//!   started after the job in which the entry last failed (both start times from the control
+//!   plane, one clock; that job itself never counts, and when it is unknown nothing is known
+//!   newer), completed, and read its source cleanly (no `deletions_skipped`). That sync read the whole source after
 //!   the failure, and wrote the document (a newer version), failed it again (which would have
 //!   refreshed the entry, so it would not count), or deleted it as gone: either way what the
 //!   index holds is newer than the entry. (Incremental syncs do not count: one that did not
@@ -322,24 +324,39 @@ async fn skip_superseded(
     report: &mut RetryReport,
 ) -> Result<Vec<DeadLetter>, RetryError> {
     let mut full_syncs: HashMap<String, Result<Vec<SyncJob>, String>> = HashMap::new();
+    let mut failing_jobs: HashMap<String, Result<Option<SyncJob>, String>> = HashMap::new();
     for entry in &entries {
-        if entry_timestamp(&entry.document).is_none()
-            && !full_syncs.contains_key(&entry.connector_id)
-        {
+        if entry_timestamp(&entry.document).is_some() {
+            continue;
+        }
+        if !full_syncs.contains_key(&entry.connector_id) {
             let jobs = completed_full_syncs(control, &entry.connector_id).await;
             full_syncs.insert(entry.connector_id.clone(), jobs);
         }
+        if !failing_jobs.contains_key(&entry.job_id) {
+            let job = failing_job(control, &entry.job_id).await;
+            failing_jobs.insert(entry.job_id.clone(), job);
+        }
     }
-    let full_syncs = &full_syncs;
+    let (full_syncs, failing_jobs) = (&full_syncs, &failing_jobs);
     let checks = futures_util::stream::iter(entries.into_iter().map(|entry| async move {
         let verdict = match entry_timestamp(&entry.document) {
-            None => match full_syncs.get(&entry.connector_id) {
-                Some(Ok(jobs)) => Ok(later_full_sync(&entry, jobs)),
-                Some(Err(e)) => Err(format!(
+            None => match (
+                full_syncs.get(&entry.connector_id),
+                failing_jobs.get(&entry.job_id),
+            ) {
+                (Some(Ok(jobs)), Some(Ok(failed_in))) => {
+                    Ok(later_full_sync(&entry, failed_in.as_ref(), jobs))
+                }
+                (Some(Err(e)), _) => Err(format!(
                     "not sent: could not read the sync jobs of connector '{}' to compare: {e}",
                     entry.connector_id
                 )),
-                None => Ok(None),
+                (_, Some(Err(e))) => Err(format!(
+                    "not sent: could not read sync job '{}', in which it failed, to compare: {e}",
+                    entry.job_id
+                )),
+                _ => Ok(None),
             },
             Some(ours) => store
                 .get_document(&entry.index, &entry.doc_id)
@@ -398,14 +415,43 @@ async fn completed_full_syncs(
     }
 }
 
+/// The sync job in which an entry last failed, read from the control plane: its timestamps
+/// are on the same clock (the cluster's) as those of the full syncs it is compared with.
+/// `None` when it is not known (no job id, or the job was deleted).
+async fn failing_job(control: &dyn ControlPlane, job_id: &str) -> Result<Option<SyncJob>, String> {
+    if job_id.is_empty() {
+        return Ok(None);
+    }
+    match control.get_sync_job(job_id).await {
+        Ok(job) => Ok(Some(job)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// `Some(why)` when one of `jobs` (completed full syncs of the entry's connector) wrote the
-/// entry's index and started after the entry last failed.
-fn later_full_sync(entry: &DeadLetter, jobs: &[SyncJob]) -> Option<String> {
+/// entry's index and started after `failed_in`, the job in which the entry last failed.
+///
+/// Both start times are the control plane's (never the worker's clock, which may be behind:
+/// then the very job the document failed in would look later than the failure). A job whose
+/// source reported unreadable records (`deletions_skipped` in its metadata) does not count:
+/// it may neither have written the document nor deleted it. When the failing job is not known,
+/// nothing is known newer (the entry is not superseded).
+fn later_full_sync(
+    entry: &DeadLetter,
+    failed_in: Option<&SyncJob>,
+    jobs: &[SyncJob],
+) -> Option<String> {
+    let failed_in = failed_in?;
+    let failed_at = failed_in.started_at.or(failed_in.created_at)?;
     let job = jobs.iter().find(|job| {
         job.status == JobStatus::Completed
             && job.job_type == JobType::Full
+            && job.id != entry.job_id
+            && job.id != failed_in.id
+            && !job.metadata.contains_key("deletions_skipped")
             && job.connector.index_name.as_deref() == Some(entry.index.as_str())
-            && job.started_at.is_some_and(|t| t > entry.last_failed_at)
+            && job.started_at.is_some_and(|t| t > failed_at)
     })?;
     let when = |t: Option<crate::model::Timestamp>| {
         t.map(|t| t.0.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
@@ -417,11 +463,13 @@ fn later_full_sync(entry: &DeadLetter, jobs: &[SyncJob]) -> Option<String> {
         "document (it has no _timestamp to compare)"
     };
     Some(format!(
-        "the index holds newer data: full sync job '{}' started at {} after this {what} last \
-         failed at {}, and completed; it wrote or deleted the document as the source then had it",
+        "the index holds newer data: full sync job '{}' started at {}, after job '{}' in which \
+         this {what} last failed (started at {}), and completed; it wrote or deleted the \
+         document as the source then had it",
         job.id,
         when(job.started_at),
-        when(Some(entry.last_failed_at)),
+        failed_in.id,
+        when(Some(failed_at)),
     ))
 }
 
