@@ -647,8 +647,9 @@ async fn neither_the_failing_job_nor_a_sync_that_skipped_deletions_supersedes_an
     );
 }
 
-/// Two connectors' entries for one id in one index: a retry of one resolves that one only;
-/// a retry of both sends the one that failed last and supersedes the other.
+/// Two connectors' entries for one id in one index: the one that failed last is the newest
+/// write, so a retry of the older one alone does not send it (it stays open); a retry of both
+/// sends the one that failed last and supersedes the other.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retry_resolves_only_the_entries_it_wrote_for_a_shared_document() {
     let standin = standin().await;
@@ -673,7 +674,15 @@ async fn a_retry_resolves_only_the_entries_it_wrote_for_a_shared_document() {
         .unwrap()[0];
 
     let report = retry_all(&es, &dlq, vec![dlq.get(first).unwrap().unwrap()]).await;
-    assert_eq!(report.succeeded, [first], "{report:?}");
+    assert!(report.succeeded.is_empty(), "{report:?}");
+    assert_eq!(report.failed.len(), 1, "{report:?}");
+    assert_eq!(report.failed[0].0, first);
+    assert!(report.failed[0].1.contains("c2"), "{report:?}");
+    assert!(standin.index_docs("docs").is_empty(), "nothing was sent");
+    assert_eq!(
+        dlq.get(first).unwrap().unwrap().state,
+        DeadLetterState::Open
+    );
     let other = dlq.get(second).unwrap().unwrap();
     assert_eq!(other.state, DeadLetterState::Open, "{other:?}");
 
@@ -707,6 +716,42 @@ async fn a_retry_resolves_only_the_entries_it_wrote_for_a_shared_document() {
     assert_eq!(docs["shared"]["from"], "c2");
     assert_eq!(
         dlq.get(reopened).unwrap().unwrap().state,
+        DeadLetterState::Superseded
+    );
+}
+
+/// Connector A's delete of `d` is dead-lettered; connector B, whose own entry for `d` was
+/// open, then writes `d` (its entry is resolved). A retry of A's entry alone must not delete
+/// B's newer write: it is superseded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_does_not_overwrite_another_connectors_later_write() {
+    let standin = standin().await;
+    let es = es_backend(&standin.es_urls());
+    let dlq = memory_dlq();
+    bind_cluster(&dlq, es.as_ref()).await.unwrap();
+    es.ensure_index("docs", None).await.unwrap();
+    dlq.append_batch(&[untimed("b", "d", json!({"id": "d", "from": "b"}))])
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let a = dlq.append_batch(&[untimed("a", "d", Value::Null)]).unwrap()[0];
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    standin.put_doc("docs", "d", json!({"id": "d", "from": "b"}));
+    let resolved = dlq
+        .resolve_documents("b", "docs", &["d".to_string()], "indexed by sync job 'jb'")
+        .unwrap();
+    assert_eq!(resolved, 1);
+
+    let report = retry_all(&es, &dlq, vec![dlq.get(a).unwrap().unwrap()]).await;
+
+    assert!(report.succeeded.is_empty(), "{report:?}");
+    assert_eq!(report.superseded.len(), 1, "{report:?}");
+    assert_eq!(report.superseded[0].0, a);
+    assert!(report.superseded[0].1.contains("'b'"), "{report:?}");
+    let docs: std::collections::BTreeMap<String, Value> =
+        standin.index_docs("docs").into_iter().collect();
+    assert_eq!(docs["d"]["from"], "b", "B's write survives");
+    assert_eq!(
+        dlq.get(a).unwrap().unwrap().state,
         DeadLetterState::Superseded
     );
 }
