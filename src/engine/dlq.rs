@@ -586,10 +586,29 @@ impl DeadLetterStore {
         Ok(found.is_some())
     }
 
+    /// Every entry (open and history) of this handle's cluster for one document (index and
+    /// id), of any connector: what a retry compares an entry with before sending it.
+    pub fn of_document(&self, index: &str, doc_id: &str) -> Result<Vec<DeadLetter>, DlqError> {
+        let cluster = self.origin().cluster_uuid;
+        let conn = self.lock();
+        let sql = format!(
+            "SELECT {COLUMNS} FROM dead_letters
+             WHERE cluster_uuid = ?1 AND idx = ?2 AND doc_id = ?3 ORDER BY id"
+        );
+        let mut stmt = conn.prepare_cached(&sql).map_err(self.sqlite())?;
+        let rows = stmt
+            .query_map(params![cluster, index, doc_id], read_entry)
+            .map_err(self.sqlite())?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(self.sqlite())
+    }
+
     /// Resolves this handle's cluster's open entries of `connector_id` for these documents
     /// of `index` (that connector just wrote them), with `resolution` as the why; returns how
     /// many. Another connector's entry for the same id is its own version of the document:
-    /// this write does not resolve it. Reads first and writes only when something matches,
+    /// this write does not resolve it (a resolution says "this entry's own version reached
+    /// the index", which another connector's write does not). Instead a retry of that entry
+    /// reads this one's history (`of_document`) and supersedes it when this write came after
+    /// its failure. Reads first and writes only when something matches,
     /// so a batch with nothing to resolve costs no commit.
     pub fn resolve_documents(
         &self,

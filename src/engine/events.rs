@@ -80,6 +80,29 @@ impl EventSink {
     }
 }
 
+/// Opens `path` for writing, truncated, created with mode 0600; an existing regular file
+/// other users could read is narrowed to 0600 too (a device such as `/dev/null` is left as
+/// it is).
+fn create_private(path: &Path) -> std::io::Result<File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let file = options.open(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = file.metadata()?;
+        if meta.is_file() && meta.permissions().mode() & 0o077 != 0 {
+            file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        }
+    }
+    Ok(file)
+}
+
 /// An open events file and its writer thread.
 #[derive(Debug)]
 pub struct EventLog {
@@ -89,9 +112,11 @@ pub struct EventLog {
 }
 
 impl EventLog {
-    /// Creates (or truncates) `path` and starts its writer.
+    /// Creates (or truncates) `path`, readable by its owner only (it holds document ids and
+    /// error reasons, which can quote field values, like the dead-letter queue), and starts
+    /// its writer.
     pub fn create(path: &Path) -> Result<Self, EventsError> {
-        let file = File::create(path).map_err(|source| EventsError::Create {
+        let file = create_private(path).map_err(|source| EventsError::Create {
             path: path.to_path_buf(),
             source,
         })?;
@@ -240,6 +265,23 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(!text.contains(secret), "{text}");
         assert!(text.contains("rejected: token"), "{text}");
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn the_file_is_readable_by_its_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let path = dir.path().join("events.ndjson");
+        EventLog::create(&path).unwrap().finish().await.unwrap();
+        assert_eq!(mode(&path), 0o600);
+        // An existing file others could read is narrowed when it is truncated.
+        let old = dir.path().join("old.ndjson");
+        std::fs::write(&old, "old\n").unwrap();
+        std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o644)).unwrap();
+        EventLog::create(&old).unwrap().finish().await.unwrap();
+        assert_eq!(mode(&old), 0o600);
     }
 
     #[tokio::test]

@@ -8,15 +8,22 @@
 //! `superseded` and not sent:
 //! - a document with a `_timestamp`: the indexed version has a later one;
 //! - a document without one, or a delete: a full sync of the entry's connector into its index
-//!   started after the entry last failed, and completed. That sync read the whole source after
+//!   started after the job in which the entry last failed (both start times from the control
+//!   plane, one clock; that job itself never counts, and when it is unknown nothing is known
+//!   newer), completed, and read its source cleanly (no `deletions_skipped`). That sync read the whole source after
 //!   the failure, and wrote the document (a newer version), failed it again (which would have
 //!   refreshed the entry, so it would not count), or deleted it as gone: either way what the
 //!   index holds is newer than the entry. (Incremental syncs do not count: one that did not
 //!   touch the document left the version before the failure in place.)
 //!
-//! Entries of several connectors for one document id in one index are one document: only the
-//! one that failed last (the newest write) is sent, and once it is written the others are
-//! `superseded` by it; each entry is resolved only by a write of its own.
+//! Entries of several connectors for one document id in one index are one document, looked
+//! up in the whole queue (not only the selection): only the one that failed last (the newest
+//! write) is sent, and once it is written the others are `superseded` by it; an entry another
+//! connector's resolved entry (a write or delete of that connector) came after is
+//! `superseded`; an entry another connector's open entry failed after is not sent unless that
+//! one is retried with it. Each entry is resolved only by a write of its own (see
+//! `DeadLetterStore::resolve_documents`): a full sync of any connector into the index counts
+//! for the comparison above.
 
 use super::batch::{BatchBuilder, BatchLimits};
 use super::breaker::SharedBreaker;
@@ -134,6 +141,7 @@ pub async fn retry_dead_letters(
     check_entries(&dlq, &entries)?;
     let mut report = RetryReport::default();
     let entries = skip_superseded(store.as_ref(), control, &dlq, entries, &mut report).await?;
+    let entries = skip_overwritten_by_others(&dlq, entries, &mut report).await?;
     let (entries, shadowed) = newest_per_document(entries);
     let mut by_index: BTreeMap<String, Vec<DeadLetter>> = BTreeMap::new();
     for entry in entries {
@@ -235,6 +243,70 @@ pub async fn retry_dead_letters(
     Ok(report)
 }
 
+/// Looks, for every entry, at the other connectors' entries for the same document in the
+/// store (outside the selection too):
+/// - one resolved (written or deleted by that connector, by a sync or a retry) after this
+///   entry last failed: the index holds a newer write, this entry is `superseded`;
+/// - one still open that failed later and is not part of this retry: it is the newest write
+///   of the document, so this one is not sent (left open, reported as failed) until that
+///   one is written.
+///
+/// Entries of the selection that shadow each other are left to `newest_per_document`.
+async fn skip_overwritten_by_others(
+    dlq: &Arc<DeadLetterStore>,
+    entries: Vec<DeadLetter>,
+    report: &mut RetryReport,
+) -> Result<Vec<DeadLetter>, RetryError> {
+    let selected: std::collections::HashSet<i64> = entries.iter().map(|e| e.id).collect();
+    let mut keep = Vec::new();
+    for entry in entries {
+        let (store, index, doc_id) = (dlq.clone(), entry.index.clone(), entry.doc_id.clone());
+        let others = tokio::task::spawn_blocking(move || store.of_document(&index, &doc_id))
+            .await
+            .map_err(|e| DlqError::Internal(e.to_string()))??;
+        let others: Vec<&DeadLetter> = others
+            .iter()
+            .filter(|o| o.connector_id != entry.connector_id && o.id != entry.id)
+            .collect();
+        let written_later = others.iter().find(|o| {
+            o.state == DeadLetterState::Resolved
+                && o.resolved_at.is_some_and(|t| t > entry.last_failed_at)
+        });
+        if let Some(o) = written_later {
+            let why = format!(
+                "the index holds a newer write of this document: connector '{}' wrote it after                  this entry last failed ({})",
+                o.connector_id,
+                o.resolution.clone().unwrap_or_default()
+            );
+            let (store, id, reason) = (dlq.clone(), entry.id, why.clone());
+            tokio::task::spawn_blocking(move || {
+                store.close(&[id], DeadLetterState::Superseded, &reason)
+            })
+            .await
+            .map_err(|e| DlqError::Internal(e.to_string()))??;
+            report.superseded.push((entry.id, why));
+            continue;
+        }
+        let open_later = others.iter().find(|o| {
+            o.state == DeadLetterState::Open
+                && !selected.contains(&o.id)
+                && (o.last_failed_at, o.id) > (entry.last_failed_at, entry.id)
+        });
+        if let Some(o) = open_later {
+            report.failed.push((
+                entry.id,
+                format!(
+                    "not sent: dead letter {} of the same document (connector '{}') failed                      later and is open; it is the newest write: retry it",
+                    o.id, o.connector_id
+                ),
+            ));
+            continue;
+        }
+        keep.push(entry);
+    }
+    Ok(keep)
+}
+
 /// An entry left out because another entry of the same document (index and id) failed
 /// later: the one sent.
 struct Shadowed {
@@ -322,24 +394,52 @@ async fn skip_superseded(
     report: &mut RetryReport,
 ) -> Result<Vec<DeadLetter>, RetryError> {
     let mut full_syncs: HashMap<String, Result<Vec<SyncJob>, String>> = HashMap::new();
+    let mut failing_jobs: HashMap<String, Result<Option<SyncJob>, String>> = HashMap::new();
     for entry in &entries {
-        if entry_timestamp(&entry.document).is_none()
-            && !full_syncs.contains_key(&entry.connector_id)
-        {
+        if entry_timestamp(&entry.document).is_some() {
+            continue;
+        }
+        if !full_syncs.contains_key(&entry.connector_id) {
             let jobs = completed_full_syncs(control, &entry.connector_id).await;
             full_syncs.insert(entry.connector_id.clone(), jobs);
         }
+        if !failing_jobs.contains_key(&entry.job_id) {
+            let job = failing_job(control, &entry.job_id).await;
+            failing_jobs.insert(entry.job_id.clone(), job);
+        }
     }
-    let full_syncs = &full_syncs;
+    // Another connector's full sync into the same index wrote (or deleted) the document too.
+    let any_full_syncs = if failing_jobs.is_empty() {
+        Ok(Vec::new())
+    } else {
+        completed_full_syncs_of(control, None).await
+    };
+    let (full_syncs, failing_jobs, any_full_syncs) = (&full_syncs, &failing_jobs, &any_full_syncs);
     let checks = futures_util::stream::iter(entries.into_iter().map(|entry| async move {
         let verdict = match entry_timestamp(&entry.document) {
-            None => match full_syncs.get(&entry.connector_id) {
-                Some(Ok(jobs)) => Ok(later_full_sync(&entry, jobs)),
-                Some(Err(e)) => Err(format!(
+            None => match (
+                full_syncs.get(&entry.connector_id),
+                failing_jobs.get(&entry.job_id),
+            ) {
+                (Some(Ok(jobs)), Some(Ok(failed_in))) => match any_full_syncs {
+                    Ok(others) => {
+                        let jobs: Vec<SyncJob> = jobs.iter().chain(others).cloned().collect();
+                        Ok(later_full_sync(&entry, failed_in.as_ref(), &jobs))
+                    }
+                    Err(e) => Err(format!(
+                        "not sent: could not read the sync jobs of index '{}' to compare: {e}",
+                        entry.index
+                    )),
+                },
+                (Some(Err(e)), _) => Err(format!(
                     "not sent: could not read the sync jobs of connector '{}' to compare: {e}",
                     entry.connector_id
                 )),
-                None => Ok(None),
+                (_, Some(Err(e))) => Err(format!(
+                    "not sent: could not read sync job '{}', in which it failed, to compare: {e}",
+                    entry.job_id
+                )),
+                _ => Ok(None),
             },
             Some(ours) => store
                 .get_document(&entry.index, &entry.doc_id)
@@ -376,6 +476,10 @@ async fn skip_superseded(
 /// How many of a connector's latest completed full syncs are looked at.
 const FULL_SYNCS_LOOKED_AT: u64 = 20;
 
+/// How many of the latest completed full syncs of any connector are looked at (another
+/// connector may write the entry's index).
+const ANY_FULL_SYNCS_LOOKED_AT: u64 = 100;
+
 /// The connector's latest completed full syncs (the list is newest first).
 async fn completed_full_syncs(
     control: &dyn ControlPlane,
@@ -384,11 +488,23 @@ async fn completed_full_syncs(
     if connector_id.is_empty() {
         return Ok(Vec::new());
     }
+    completed_full_syncs_of(control, Some(connector_id)).await
+}
+
+/// The latest completed full syncs of one connector, or of all (`None`), newest first.
+async fn completed_full_syncs_of(
+    control: &dyn ControlPlane,
+    connector_id: Option<&str>,
+) -> Result<Vec<SyncJob>, String> {
     let query = SyncJobQuery {
-        connector_id: Some(connector_id.to_string()),
+        connector_id: connector_id.map(str::to_string),
         status: Some(JobStatus::Completed),
         job_types: vec![JobType::Full],
-        size: Some(FULL_SYNCS_LOOKED_AT),
+        size: Some(if connector_id.is_some() {
+            FULL_SYNCS_LOOKED_AT
+        } else {
+            ANY_FULL_SYNCS_LOOKED_AT
+        }),
         ..Default::default()
     };
     match control.list_sync_jobs(&query).await {
@@ -398,14 +514,43 @@ async fn completed_full_syncs(
     }
 }
 
-/// `Some(why)` when one of `jobs` (completed full syncs of the entry's connector) wrote the
-/// entry's index and started after the entry last failed.
-fn later_full_sync(entry: &DeadLetter, jobs: &[SyncJob]) -> Option<String> {
+/// The sync job in which an entry last failed, read from the control plane: its timestamps
+/// are on the same clock (the cluster's) as those of the full syncs it is compared with.
+/// `None` when it is not known (no job id, or the job was deleted).
+async fn failing_job(control: &dyn ControlPlane, job_id: &str) -> Result<Option<SyncJob>, String> {
+    if job_id.is_empty() {
+        return Ok(None);
+    }
+    match control.get_sync_job(job_id).await {
+        Ok(job) => Ok(Some(job)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// `Some(why)` when one of `jobs` (completed full syncs of the entry's connector, or of any
+/// connector that wrote the entry's index) wrote the entry's index and started after `failed_in`, the job in which the entry last failed.
+///
+/// Both start times are the control plane's (never the worker's clock, which may be behind:
+/// then the very job the document failed in would look later than the failure). A job whose
+/// source reported unreadable records (`deletions_skipped` in its metadata) does not count:
+/// it may neither have written the document nor deleted it. When the failing job is not known,
+/// nothing is known newer (the entry is not superseded).
+fn later_full_sync(
+    entry: &DeadLetter,
+    failed_in: Option<&SyncJob>,
+    jobs: &[SyncJob],
+) -> Option<String> {
+    let failed_in = failed_in?;
+    let failed_at = failed_in.started_at.or(failed_in.created_at)?;
     let job = jobs.iter().find(|job| {
         job.status == JobStatus::Completed
             && job.job_type == JobType::Full
+            && job.id != entry.job_id
+            && job.id != failed_in.id
+            && !job.metadata.contains_key("deletions_skipped")
             && job.connector.index_name.as_deref() == Some(entry.index.as_str())
-            && job.started_at.is_some_and(|t| t > entry.last_failed_at)
+            && job.started_at.is_some_and(|t| t > failed_at)
     })?;
     let when = |t: Option<crate::model::Timestamp>| {
         t.map(|t| t.0.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
@@ -417,11 +562,13 @@ fn later_full_sync(entry: &DeadLetter, jobs: &[SyncJob]) -> Option<String> {
         "document (it has no _timestamp to compare)"
     };
     Some(format!(
-        "the index holds newer data: full sync job '{}' started at {} after this {what} last \
-         failed at {}, and completed; it wrote or deleted the document as the source then had it",
+        "the index holds newer data: full sync job '{}' started at {}, after job '{}' in which \
+         this {what} last failed (started at {}), and completed; it wrote or deleted the \
+         document as the source then had it",
         job.id,
         when(job.started_at),
-        when(Some(entry.last_failed_at)),
+        failed_in.id,
+        when(Some(failed_at)),
     ))
 }
 

@@ -628,7 +628,19 @@ async fn pick_up(
             let due = match takeover_due.get(&key) {
                 Some(due) => *due,
                 None => {
-                    let due = engine.guard_takeover_due(&job).await?;
+                    // A control-plane error about one connector's holder leaves that job for a
+                    // later tick; the other connectors' jobs are still picked up.
+                    let due = match engine.guard_takeover_due(&job).await {
+                        Ok(due) => due,
+                        Err(e) => {
+                            tracing::warn!(
+                                connector = %connector_id, job = %job.id, error = %e,
+                                "could not read the holder of the connector's guard; its job \
+                                 waits for a later tick"
+                            );
+                            false
+                        }
+                    };
                     takeover_due.insert(key, due);
                     due
                 }

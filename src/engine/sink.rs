@@ -982,9 +982,18 @@ impl Sink {
         if !entries.is_empty() {
             let dlq = self.dlq.clone();
             // The durability point: committed before the items count as handled.
-            tokio::task::spawn_blocking(move || dlq.append_batch(&entries))
+            let stored = tokio::task::spawn_blocking(move || dlq.append_batch(&entries))
                 .await
-                .map_err(|e| SinkError::DeadLetterQueue(DlqError::Internal(e.to_string())))??;
+                .map_err(|e| DlqError::Internal(e.to_string()))
+                .and_then(|r| r);
+            if let Err(e) = stored {
+                // The sync ends with this error. The riders of `failed` (other deliveries'
+                // items too, when they rode in this request) are dropped unsettled on return:
+                // abort first, so their deliveries see why, instead of reporting them lost.
+                let e = SinkError::DeadLetterQueue(e);
+                self.abort(e.to_string());
+                return Err(e);
+            }
         }
         let latency_ms = latency.as_millis() as u64;
         let outcomes: Vec<DocOutcome> = failed
@@ -1342,5 +1351,70 @@ mod tests {
         }
         assert_eq!((owner.unsettled(), other.unsettled()), (0, 0));
         assert_eq!(owner.take().2, 0, "nothing lost");
+    }
+}
+
+#[cfg(test)]
+mod dlq_failure_tests {
+    use super::*;
+    use crate::backend::embedded::EmbeddedBackend;
+    use crate::config::BreakerSettings;
+    use crate::engine::batch::{BatchBuilder, BatchLimits};
+
+    /// A dead letter that cannot be written ends the sync with that error before the riders
+    /// are dropped: another delivery whose items rode along sees why (the abort), instead of
+    /// reporting them lost ("a bug").
+    #[tokio::test]
+    async fn a_dead_letter_queue_failure_aborts_the_sink_with_its_error() {
+        let store = Arc::new(EmbeddedBackend::open_in_memory().unwrap());
+        let dlq = Arc::new(DeadLetterStore::open_in_memory(1).unwrap());
+        let sink = Sink::new(
+            store,
+            dlq,
+            SharedBreaker::new(BreakerSettings::default()),
+            Arc::new(Progress::new("c", "j", "docs")),
+            ErrorMonitor::new(crate::engine::monitor::MonitorSettings::default()),
+            SinkSettings {
+                connector_id: "c".into(),
+                job_id: "j".into(),
+                index: "docs".into(),
+                pipeline: None,
+                item_max_retries: 1,
+                request_max_attempts: 1,
+                retry_base: Duration::from_millis(1),
+                retry_max: Duration::from_millis(1),
+            },
+        );
+        let mut builder = BatchBuilder::new(
+            BatchLimits {
+                max_docs: 10,
+                max_bytes: 1 << 20,
+            },
+            None,
+        );
+        for id in ["a", "b", "c"] {
+            builder.push_raw_index(id.to_string(), br#"{"x":1}"#);
+        }
+        let batch = builder.flush().unwrap();
+        let owner = Owner::new(OnFailure::DeadLetter, batch.len());
+        let failed: Vec<(Rider, FailedItem)> = Rider::of_batch(batch, &owner)
+            .into_iter()
+            .map(|rider| {
+                let f = FailedItem {
+                    id: rider.item.id.clone(),
+                    error_type: "mapper_parsing_exception".into(),
+                    reason: "bad".into(),
+                    status: Some(400),
+                };
+                (rider, f)
+            })
+            .collect();
+        let err = sink
+            .settle_failures(failed, Duration::ZERO)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, SinkError::DeadLetterQueue(_)), "{err}");
+        let reason = sink.abort_reason().expect("the sink is aborted");
+        assert!(reason.contains("dead-letter queue"), "{reason}");
     }
 }

@@ -461,9 +461,13 @@ async fn a_retry_leaves_a_newer_indexed_version_alone_and_says_superseded() {
 }
 
 fn untimed(connector: &str, id: &str, document: Value) -> NewDeadLetter {
+    untimed_in("job-1", connector, id, document)
+}
+
+fn untimed_in(job: &str, connector: &str, id: &str, document: Value) -> NewDeadLetter {
     NewDeadLetter {
         connector_id: connector.into(),
-        job_id: "job-1".into(),
+        job_id: job.into(),
         index: "docs".into(),
         doc_id: id.into(),
         document: document.to_string(),
@@ -503,33 +507,22 @@ async fn a_retry_without_timestamps_leaves_what_a_later_full_sync_wrote_alone() 
     bind_cluster(&dlq, es.as_ref()).await.unwrap();
     let connector = generator_connector(es.as_ref(), "c", "docs", 1, 0, 0).await;
     es.ensure_index("docs", None).await.unwrap();
+    // The entries of `c` failed in a full sync of it.
+    let failed_in = full_sync(&es, &connector, None).await;
     let ids = dlq
         .append_batch(&[
-            untimed(&connector, "d1", json!({"id": "d1", "v": 1})),
-            untimed(&connector, "d2", Value::Null),
+            untimed_in(&failed_in, &connector, "d1", json!({"id": "d1", "v": 1})),
+            untimed_in(&failed_in, &connector, "d2", Value::Null),
             untimed("quiet", "d3", json!({"id": "d3", "v": 1})),
         ])
         .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     // A later full sync of `c` wrote d1 and d2 again (the source has them back) and
     // completed; nothing has synced for `quiet` since.
-    let job = es
-        .create_sync_job(&connector, JobType::Full, TriggerMethod::OnDemand)
-        .await
-        .unwrap();
-    es.claim_sync_job(&job, "w", None).await.unwrap();
     for id in ["d1", "d2"] {
         standin.put_doc("docs", id, json!({"id": id, "v": 3}));
     }
-    let finish = syncdeck::backend::JobFinish {
-        status: syncdeck::model::JobStatus::Completed,
-        error: None,
-        indexed_document_count: 2,
-        deleted_document_count: 0,
-        indexed_document_volume: 1,
-        total_document_count: Some(2),
-    };
-    es.finish_sync_job(&job, &finish).await.unwrap();
+    let job = full_sync(&es, &connector, None).await;
     standin.put_doc("docs", "d3", json!({"id": "d3", "v": 0}));
 
     let report = retry_all(&es, &dlq, dlq.list(&DlqFilter::default()).unwrap()).await;
@@ -555,8 +548,108 @@ async fn a_retry_without_timestamps_leaves_what_a_later_full_sync_wrote_alone() 
     }
 }
 
-/// Two connectors' entries for one id in one index: a retry of one resolves that one only;
-/// a retry of both sends the one that failed last and supersedes the other.
+/// Claims and completes a full sync job of `connector` (with this job metadata), as a worker
+/// would; its id.
+async fn full_sync(
+    es: &Arc<syncdeck::backend::elasticsearch::ElasticsearchBackend>,
+    connector: &str,
+    metadata: Option<serde_json::Map<String, Value>>,
+) -> String {
+    let job = es
+        .create_sync_job(connector, JobType::Full, TriggerMethod::OnDemand)
+        .await
+        .unwrap();
+    es.claim_sync_job(&job, "w", None).await.unwrap();
+    if metadata.is_some() {
+        let stats = syncdeck::model::SyncStats {
+            metadata,
+            ..Default::default()
+        };
+        es.update_sync_job_stats(&job, &stats).await.unwrap();
+    }
+    let finish = syncdeck::backend::JobFinish {
+        status: syncdeck::model::JobStatus::Completed,
+        error: None,
+        indexed_document_count: 2,
+        deleted_document_count: 0,
+        indexed_document_volume: 1,
+        total_document_count: Some(2),
+    };
+    es.finish_sync_job(&job, &finish).await.unwrap();
+    job
+}
+
+/// The job in which an entry failed is not "later" than its failure, even when the worker's
+/// clock (which stamped the failure) is behind the cluster's (which stamped the job's start):
+/// here the failure is recorded before the job starts. And a later full sync whose source
+/// reported unreadable records (`deletions_skipped`) may not have written the document: it
+/// supersedes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn neither_the_failing_job_nor_a_sync_that_skipped_deletions_supersedes_an_entry() {
+    let standin = standin().await;
+    let es = es_backend(&standin.es_urls());
+    let dlq = memory_dlq();
+    bind_cluster(&dlq, es.as_ref()).await.unwrap();
+    let connector = generator_connector(es.as_ref(), "c", "docs", 1, 0, 0).await;
+    let other = generator_connector(es.as_ref(), "c2", "docs2", 1, 0, 0).await;
+    es.ensure_index("docs", None).await.unwrap();
+    es.ensure_index("docs2", None).await.unwrap();
+    // The worker's clock is behind: the failure is stamped before the job's start.
+    let job_id = es
+        .create_sync_job(&connector, JobType::Full, TriggerMethod::OnDemand)
+        .await
+        .unwrap();
+    let ids = dlq
+        .append_batch(&[untimed_in(
+            &job_id,
+            &connector,
+            "d1",
+            json!({"id": "d1", "v": 1}),
+        )])
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    es.claim_sync_job(&job_id, "w", None).await.unwrap();
+    let finish = syncdeck::backend::JobFinish {
+        status: syncdeck::model::JobStatus::Completed,
+        error: None,
+        indexed_document_count: 0,
+        deleted_document_count: 0,
+        indexed_document_volume: 0,
+        total_document_count: Some(1),
+    };
+    es.finish_sync_job(&job_id, &finish).await.unwrap();
+    // An entry of `c2` that failed in a completed full sync; a later one of `c2` could not
+    // read some records, so it neither deleted nor necessarily wrote anything.
+    let first = full_sync(&es, &other, None).await;
+    let delete = NewDeadLetter {
+        index: "docs2".into(),
+        ..untimed_in(&first, &other, "d2", Value::Null)
+    };
+    let more = dlq.append_batch(&[delete]).unwrap();
+    standin.put_doc("docs2", "d2", json!({"id": "d2", "v": 0}));
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let mut metadata = serde_json::Map::new();
+    metadata.insert("deletions_skipped".into(), json!("1 unreadable record"));
+    full_sync(&es, &other, Some(metadata)).await;
+
+    let report = retry_all(&es, &dlq, dlq.list(&DlqFilter::default()).unwrap()).await;
+
+    assert!(report.superseded.is_empty(), "{report:?}");
+    let mut succeeded = report.succeeded.clone();
+    succeeded.sort();
+    assert_eq!(succeeded, [ids[0], more[0]], "{report:?}");
+    let docs: std::collections::BTreeMap<String, Value> =
+        standin.index_docs("docs").into_iter().collect();
+    assert_eq!(docs["d1"]["v"], 1, "the entry was sent");
+    assert!(
+        standin.index_docs("docs2").is_empty(),
+        "the delete was sent"
+    );
+}
+
+/// Two connectors' entries for one id in one index: the one that failed last is the newest
+/// write, so a retry of the older one alone does not send it (it stays open); a retry of both
+/// sends the one that failed last and supersedes the other.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retry_resolves_only_the_entries_it_wrote_for_a_shared_document() {
     let standin = standin().await;
@@ -581,7 +674,15 @@ async fn a_retry_resolves_only_the_entries_it_wrote_for_a_shared_document() {
         .unwrap()[0];
 
     let report = retry_all(&es, &dlq, vec![dlq.get(first).unwrap().unwrap()]).await;
-    assert_eq!(report.succeeded, [first], "{report:?}");
+    assert!(report.succeeded.is_empty(), "{report:?}");
+    assert_eq!(report.failed.len(), 1, "{report:?}");
+    assert_eq!(report.failed[0].0, first);
+    assert!(report.failed[0].1.contains("c2"), "{report:?}");
+    assert!(standin.index_docs("docs").is_empty(), "nothing was sent");
+    assert_eq!(
+        dlq.get(first).unwrap().unwrap().state,
+        DeadLetterState::Open
+    );
     let other = dlq.get(second).unwrap().unwrap();
     assert_eq!(other.state, DeadLetterState::Open, "{other:?}");
 
@@ -615,6 +716,42 @@ async fn a_retry_resolves_only_the_entries_it_wrote_for_a_shared_document() {
     assert_eq!(docs["shared"]["from"], "c2");
     assert_eq!(
         dlq.get(reopened).unwrap().unwrap().state,
+        DeadLetterState::Superseded
+    );
+}
+
+/// Connector A's delete of `d` is dead-lettered; connector B, whose own entry for `d` was
+/// open, then writes `d` (its entry is resolved). A retry of A's entry alone must not delete
+/// B's newer write: it is superseded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_does_not_overwrite_another_connectors_later_write() {
+    let standin = standin().await;
+    let es = es_backend(&standin.es_urls());
+    let dlq = memory_dlq();
+    bind_cluster(&dlq, es.as_ref()).await.unwrap();
+    es.ensure_index("docs", None).await.unwrap();
+    dlq.append_batch(&[untimed("b", "d", json!({"id": "d", "from": "b"}))])
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let a = dlq.append_batch(&[untimed("a", "d", Value::Null)]).unwrap()[0];
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    standin.put_doc("docs", "d", json!({"id": "d", "from": "b"}));
+    let resolved = dlq
+        .resolve_documents("b", "docs", &["d".to_string()], "indexed by sync job 'jb'")
+        .unwrap();
+    assert_eq!(resolved, 1);
+
+    let report = retry_all(&es, &dlq, vec![dlq.get(a).unwrap().unwrap()]).await;
+
+    assert!(report.succeeded.is_empty(), "{report:?}");
+    assert_eq!(report.superseded.len(), 1, "{report:?}");
+    assert_eq!(report.superseded[0].0, a);
+    assert!(report.superseded[0].1.contains("'b'"), "{report:?}");
+    let docs: std::collections::BTreeMap<String, Value> =
+        standin.index_docs("docs").into_iter().collect();
+    assert_eq!(docs["d"]["from"], "b", "B's write survives");
+    assert_eq!(
+        dlq.get(a).unwrap().unwrap().state,
         DeadLetterState::Superseded
     );
 }

@@ -712,3 +712,37 @@ async fn measure_429_cost() {
         );
     }
 }
+
+/// When a dead letter cannot be written (the queue is full), the job ends with that error,
+/// not "item(s) were neither indexed nor dead-lettered" (end to end, with 429 retries riding
+/// in other deliveries' requests; the race itself is pinned by the sink's unit test
+/// `a_dead_letter_queue_failure_aborts_the_sink_with_its_error`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_that_cannot_be_written_is_the_jobs_error() {
+    let standin = standin(1).await;
+    let faults = standin.faults();
+    faults.reject_field(Some(POISON_FIELD.into()));
+    faults.item_429_ratio(0.5);
+    let es = es_backend(&standin.es_urls());
+    let dlq = Arc::new(syncdeck::engine::dlq::DeadLetterStore::open_in_memory(40).unwrap());
+    let mut settings = fast_settings();
+    settings.batch_max_docs = 50;
+    let engine = engine_with(
+        es.clone(),
+        es.clone(),
+        dlq,
+        marking_registry(),
+        "worker-dlq-full",
+        settings,
+        fast_breaker(),
+    );
+    let id = generator_connector(es.as_ref(), "dlqfull", "dlqfull", 4000, 40, 0).await;
+    let (_job_id, task) = start(&engine, &id).await;
+    let report = tokio::time::timeout(LIMIT, task)
+        .await
+        .expect("the job ends")
+        .unwrap();
+    let error = format!("{:?}", report.end);
+    assert!(error.contains("dead-letter queue"), "{error}");
+    assert!(!error.contains("neither indexed"), "{error}");
+}

@@ -524,6 +524,80 @@ async fn serve_takes_over_a_provably_dead_holder_at_once_and_leaves_a_live_one()
     assert_eq!(standin.sync_job(&queued[1]).unwrap()["status"], "pending");
 }
 
+/// Fails the listing of one connector's running jobs (what the takeover check reads).
+struct HolderUnreadable {
+    connector: String,
+}
+
+#[async_trait::async_trait]
+impl support::forwarding::Hooks for HolderUnreadable {
+    async fn list_sync_jobs(
+        &self,
+        inner: &dyn ControlPlane,
+        query: &SyncJobQuery,
+    ) -> syncdeck::backend::Result<syncdeck::model::Page<syncdeck::model::SyncJob>> {
+        if query.connector_id.as_deref() == Some(self.connector.as_str()) {
+            return Err(syncdeck::backend::BackendError::Unreachable(
+                "the holder's jobs could not be read".into(),
+            ));
+        }
+        inner.list_sync_jobs(query).await
+    }
+}
+
+/// A control-plane error while checking one connector's guard holder leaves that job for a
+/// later tick; the next connector's job is still picked up in the same tick.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_holder_that_cannot_be_read_does_not_stop_other_connectors_jobs() {
+    let standin = standin().await;
+    let es = es_backend(&standin.es_urls());
+    let held = generator_connector(es.as_ref(), "held", "held", 5, 0, 0).await;
+    let holder = es
+        .create_sync_job(&held, JobType::Full, TriggerMethod::OnDemand)
+        .await
+        .unwrap();
+    assert!(es.mark_sync_started(&held, JobType::Full).await.unwrap());
+    es.claim_sync_job(&holder, "elsewhere/7", None)
+        .await
+        .unwrap();
+    let waiting = es
+        .create_sync_job(&held, JobType::Full, TriggerMethod::OnDemand)
+        .await
+        .unwrap();
+    let free = generator_connector(es.as_ref(), "free", "free", 5, 0, 0).await;
+    let queued = es
+        .create_sync_job(&free, JobType::Full, TriggerMethod::OnDemand)
+        .await
+        .unwrap();
+    let control = Arc::new(support::forwarding::Forwarding::new(
+        es.clone(),
+        HolderUnreadable {
+            connector: held.clone(),
+        },
+    ));
+    let mut settings = fast_settings();
+    settings.idle_job_timeout = Duration::from_secs(600);
+    let engine = engine_with(
+        control,
+        es.clone(),
+        memory_dlq(),
+        marking_registry(),
+        "server",
+        settings,
+        fast_breaker(),
+    );
+    let options = ServeOptions {
+        job_cleanup_interval: Duration::from_secs(3600),
+        ..ticks(3)
+    };
+    run(&engine, &options).await;
+
+    let job = standin.sync_job(&queued).unwrap();
+    assert_eq!(job["status"], "completed", "{job:#}");
+    assert_eq!(standin.sync_job(&waiting).unwrap()["status"], "pending");
+    assert_eq!(standin.sync_job(&holder).unwrap()["status"], "in_progress");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_embedded_store_cleans_up_idle_jobs_too() {
     let backend = EmbeddedBackend::open_in_memory().unwrap();

@@ -26,6 +26,14 @@ pub trait Hooks: Send + Sync {
         inner.get_sync_job(id).await
     }
 
+    async fn list_sync_jobs(
+        &self,
+        inner: &dyn ControlPlane,
+        query: &SyncJobQuery,
+    ) -> Result<Page<SyncJob>> {
+        inner.list_sync_jobs(query).await
+    }
+
     async fn claim_sync_job(
         &self,
         inner: &dyn ControlPlane,
@@ -147,7 +155,7 @@ impl<H: Hooks> ControlPlane for Forwarding<H> {
         self.inner.update_last_sync(id, last).await
     }
     async fn list_sync_jobs(&self, query: &SyncJobQuery) -> Result<Page<SyncJob>> {
-        self.inner.list_sync_jobs(query).await
+        self.hooks.list_sync_jobs(self.inner.as_ref(), query).await
     }
     async fn get_sync_job(&self, id: &str) -> Result<SyncJob> {
         self.hooks.get_sync_job(self.inner.as_ref(), id).await
