@@ -36,9 +36,48 @@ pub fn terminal_safe(text: &str, keep: Keep) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// An error and its causes, one after the other (`a: b: c`), a cause left out when the text
+/// so far already says it (many errors repeat their source in their own message).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_error_chain_names_each_new_cause_once() {
+        let inner = std::io::Error::other("refused");
+        #[derive(Debug)]
+        struct Outer(std::io::Error, &'static str);
+        impl std::fmt::Display for Outer {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.1)
+            }
+        }
+        impl std::error::Error for Outer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        assert_eq!(error_chain(&Outer(inner, "connect")), "connect: refused");
+        let inner = std::io::Error::other("refused");
+        assert_eq!(
+            error_chain(&Outer(inner, "connect: refused")),
+            "connect: refused"
+        );
+    }
 
     #[test]
     fn escape_sequences_are_shown_not_obeyed() {

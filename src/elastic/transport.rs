@@ -1023,17 +1023,7 @@ fn join_url(node: &Url, path: &str, query: &str) -> Result<Url> {
 /// A reqwest error with its causes ("error sending request: connection refused"), which
 /// the top-level message alone hides.
 fn describe(e: &reqwest::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
+    crate::text::error_chain(e)
 }
 
 #[cfg(test)]

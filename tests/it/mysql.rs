@@ -195,6 +195,92 @@ async fn keys_tables_and_advanced_rules() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_keys_make_distinct_ids_as_pythons_bytes_repr() {
+    let server = server_or_skip!();
+    database(
+        server,
+        "binkeys",
+        "CREATE TABLE blobs (k varbinary(8) PRIMARY KEY, n int);
+         INSERT INTO blobs VALUES (X'8f01', 1), (X'8f02', 2), (X'61275c0a', 3);
+         CREATE TABLE texts (k varchar(8) PRIMARY KEY);
+         INSERT INTO texts VALUES ('cafe');",
+    );
+    let (docs, notes) = sync_docs(&values(server, "binkeys", json!({})), None)
+        .await
+        .expect("sync");
+    // Python: f"blobs_{str(b'\x8f\x01')}"; a text key stays its text.
+    let ids: Vec<&str> = docs.keys().map(String::as_str).collect();
+    assert_eq!(
+        ids,
+        [
+            r#"blobs_b"a'\\\n""#,
+            r"blobs_b'\x8f\x01'",
+            r"blobs_b'\x8f\x02'",
+            "texts_cafe",
+        ],
+        "{notes:?}"
+    );
+}
+
+/// The documents' ids and the unreadable records' ids a full sync of the source alone sends.
+async fn ids_and_unreadables(values: &Map<String, Value>) -> (Vec<String>, Vec<String>) {
+    let mut source = MysqlFactory
+        .create_for_sync(&configuration(values), None)
+        .expect("source");
+    source.ping().await.expect("ping");
+    let (tx, mut rx) = ItemSender::channel(64);
+    let collect = tokio::spawn(async move {
+        let (mut docs, mut bad) = (Vec::new(), Vec::new());
+        while let Some(item) = rx.recv().await {
+            match item {
+                SourceItem::Upsert(doc) => docs.push(doc.id),
+                SourceItem::Invalid { id, .. } => bad.push(id),
+                _ => {}
+            }
+        }
+        (docs, bad)
+    });
+    tokio::time::timeout(LIMIT, source.run(SyncMode::Full, tx))
+        .await
+        .expect("ends")
+        .expect("runs");
+    drop(source);
+    collect.await.expect("collected")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wildcard_that_matches_no_table_is_unreadable_not_empty() {
+    let server = server_or_skip!();
+    database(
+        server,
+        "unread",
+        "CREATE TABLE open (id int PRIMARY KEY);
+         INSERT INTO open VALUES (1), (2);
+         CREATE TABLE cols (id int PRIMARY KEY, n int);
+         INSERT INTO cols VALUES (1, 1);
+         CREATE TABLE loose (x int);
+         INSERT INTO loose VALUES (1);
+         DROP USER IF EXISTS 'unread'@'%';
+         CREATE USER 'unread'@'%' IDENTIFIED BY 'unread-pw-4321';
+         GRANT SELECT ON unread.open TO 'unread'@'%';
+         GRANT SELECT ON unread.loose TO 'unread'@'%';
+         GRANT SELECT (n) ON unread.cols TO 'unread'@'%';
+         DROP DATABASE IF EXISTS unread_empty;
+         CREATE DATABASE unread_empty;
+         FLUSH PRIVILEGES;",
+    );
+    // A real table without a key is skipped, as in Python, not unreadable.
+    let user = json!({"user": "unread", "password": "unread-pw-4321", "tables": "open,loose"});
+    let (docs, bad) = ids_and_unreadables(&values(server, "unread", user)).await;
+    assert_eq!(docs, ["open_1", "open_2"]);
+    assert!(bad.is_empty(), "{bad:?}");
+    // A database with no table the user can see.
+    let (docs, bad) = ids_and_unreadables(&values(server, "unread_empty", json!({}))).await;
+    assert!(docs.is_empty());
+    assert_eq!(bad, ["unreadable:table:*"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_full_sync_deletes_removed_rows() {
     let server = server_or_skip!();
     database(

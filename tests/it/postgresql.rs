@@ -232,6 +232,67 @@ async fn keys_composite_mixed_case_missing_and_long() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_keys_make_distinct_ids_as_pythons_bytes_repr() {
+    let server = server_or_skip!();
+    let db = database(server, "binkeys").await;
+    db.batch_execute(
+        "CREATE TABLE blobs (k bytea PRIMARY KEY, n int);
+         INSERT INTO blobs VALUES ('\\x8f01', 1), ('\\x8f02', 2), ('\\x61275c0a', 3);",
+    )
+    .await
+    .expect("setup");
+    let (docs, notes) = sync_docs(&values(server, "binkeys", json!({})), None)
+        .await
+        .expect("sync");
+    // Python: f"binkeys_public_blobs_{str(b'\x8f\x01')}".
+    let ids: Vec<&str> = docs.keys().map(String::as_str).collect();
+    assert_eq!(
+        ids,
+        [
+            r#"binkeys_public_blobs_b"a'\\\n""#,
+            r"binkeys_public_blobs_b'\x8f\x01'",
+            r"binkeys_public_blobs_b'\x8f\x02'",
+        ],
+        "{notes:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dates_beyond_chrono_and_python_are_written_not_a_panic() {
+    let server = server_or_skip!();
+    let db = database(server, "fardates").await;
+    db.batch_execute(
+        "CREATE TABLE far (id int PRIMARY KEY, d date, ts timestamp, tz timestamptz);
+         INSERT INTO far VALUES
+           (1, '300000-01-01', '294276-12-31 23:59:59.999999', '200000-06-01 12:00:00+00'),
+           (2, 'infinity', 'infinity', '-infinity'),
+           (3, '5874897-12-31', '2024-01-02 03:04:05', NULL);",
+    )
+    .await
+    .expect("setup");
+    // Keyed by the date too, so the id path (str()) meets them as well.
+    let rules =
+        json!([{"tables": ["far"], "query": "SELECT * FROM far", "id_columns": ["id", "d"]}]);
+    let (docs, notes) = sync_docs(&values(server, "fardates", json!({})), Some(rules))
+        .await
+        .expect("sync");
+    let far = |id: &str| without_timestamp(docs[id].clone());
+    let one = far("fardates_public_far_1_300000-01-01");
+    assert_eq!(one["public_far_d"], "300000-01-01", "{notes:?}");
+    assert_eq!(one["public_far_ts"], "294276-12-31T23:59:59.999999");
+    assert_eq!(one["public_far_tz"], "200000-06-01T12:00:00+00:00");
+    // asyncpg's date.max / datetime.min for the infinities.
+    let two = far("fardates_public_far_2_9999-12-31");
+    assert_eq!(two["public_far_d"], "9999-12-31");
+    assert_eq!(two["public_far_ts"], "9999-12-31T23:59:59.999999");
+    assert_eq!(two["public_far_tz"], "0001-01-01T00:00:00+00:00");
+    assert_eq!(
+        far("fardates_public_far_3_5874897-12-31")["public_far_d"],
+        "5874897-12-31"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn advanced_rules_query_with_ids_from_keys_or_id_columns() {
     let server = server_or_skip!();
     let db = database(server, "rules").await;
@@ -426,6 +487,111 @@ async fn a_second_full_sync_deletes_removed_rows_and_the_job_says_what_was_read(
     assert_eq!(
         docs["engine_public_books_1"]["public_books_title"],
         "changed"
+    );
+}
+
+/// The ids of the unreadable records a full sync of the source alone sends.
+async fn unreadable_ids(values: &Map<String, Value>) -> Vec<String> {
+    let mut source = PostgresqlFactory
+        .create_for_sync(&configuration(values), None)
+        .expect("source");
+    source.ping().await.expect("ping");
+    let (tx, mut rx) = ItemSender::channel(64);
+    let collect = tokio::spawn(async move {
+        let mut ids = Vec::new();
+        while let Some(item) = rx.recv().await {
+            if let SourceItem::Invalid { id, .. } = item {
+                ids.push(id);
+            }
+        }
+        ids
+    });
+    tokio::time::timeout(LIMIT, source.run(SyncMode::Full, tx))
+        .await
+        .expect("ends")
+        .expect("runs");
+    drop(source);
+    collect.await.expect("collected")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_that_cannot_be_read_keeps_a_full_sync_from_deleting() {
+    let server = server_or_skip!();
+    let db = database(server, "unread").await;
+    db.batch_execute(
+        "DROP ROLE IF EXISTS unread_reader;
+         CREATE ROLE unread_reader LOGIN PASSWORD 'unread-reader-pw';
+         CREATE TABLE open (id int PRIMARY KEY);
+         INSERT INTO open SELECT generate_series(1, 10);
+         CREATE TABLE locked (id int PRIMARY KEY);
+         INSERT INTO locked SELECT generate_series(1, 5);
+         GRANT SELECT ON open, locked TO unread_reader;",
+    )
+    .await
+    .expect("setup");
+    let reader = values(
+        server,
+        "unread",
+        // Listed: information_schema (the wildcard's list, as Python's) shows a user only
+        // the tables it has privileges on.
+        json!({"username": "unread_reader", "password": "unread-reader-pw", "tables": "open,locked"}),
+    );
+    let standin = standin().await;
+    let (engine, es) = pg_engine(&standin);
+    let id = create_connector(
+        es.as_ref(),
+        "pg-unread",
+        "pg-unread",
+        &PostgresqlFactory,
+        Value::Object(reader.clone()),
+    )
+    .await;
+    let (_, report) = run_full(&engine, &id).await;
+    assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
+    assert_eq!(standin.index_docs("pg-unread").len(), 15);
+
+    // The reader loses `locked`, and a row of `open` goes: nothing may be deleted, since
+    // `locked`'s documents cannot be told from removed ones.
+    db.batch_execute("REVOKE SELECT ON locked FROM unread_reader; DELETE FROM open WHERE id = 1")
+        .await
+        .expect("revoke");
+    let (job_id, report) = run_full(&engine, &id).await;
+    assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
+    assert_eq!(report.counters.deleted, 0, "{report:#?}");
+    assert_eq!(standin.index_docs("pg-unread").len(), 15);
+    let job = standin.sync_job(&job_id).expect("job");
+    let metadata = &job["metadata"];
+    assert!(
+        metadata["deletions_skipped"]
+            .as_str()
+            .is_some_and(|s| s.contains("nothing was deleted")),
+        "{job:#}"
+    );
+    assert!(
+        metadata["failed_tables"]["locked"]
+            .as_str()
+            .is_some_and(|s| s.contains("permission denied")),
+        "{job:#}"
+    );
+
+    // A listed table that is not there, and a schema where no table matches, are as
+    // unreadable; a real table without a key is only skipped, as in Python.
+    db.batch_execute("CREATE TABLE loose (x int)")
+        .await
+        .expect("loose");
+    let v = |extra: Value| values(server, "unread", extra);
+    assert_eq!(
+        unreadable_ids(&v(json!({"tables": "open,gone"}))).await,
+        ["unreadable:table:gone"]
+    );
+    assert_eq!(
+        unreadable_ids(&v(json!({"schema": "pubilc"}))).await,
+        ["unreadable:table:*"]
+    );
+    assert!(
+        unreadable_ids(&v(json!({"tables": "open,loose"})))
+            .await
+            .is_empty()
     );
 }
 

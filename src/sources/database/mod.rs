@@ -170,6 +170,37 @@ pub fn utf8_dropping_invalid(bytes: &[u8]) -> String {
     out
 }
 
+/// Bytes as Python's `str()`/`repr()` shows them (`b'\\x8f\\x01'`): what `str(pk_value)`
+/// makes of a binary key in an id. Printable ASCII stays, `\\`, the quote, tab, newline and
+/// carriage return are escaped, other bytes become `\\xNN`; single quotes unless the bytes
+/// hold a `'` and no `"`.
+pub fn py_bytes_repr(bytes: &[u8]) -> String {
+    let quote = if bytes.contains(&b'\'') && !bytes.contains(&b'"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::with_capacity(bytes.len() + 3);
+    out.push('b');
+    out.push(quote);
+    for &b in bytes {
+        match b {
+            b'\\' => out.push_str("\\\\"),
+            b'\t' => out.push_str("\\t"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            _ if b as char == quote => {
+                out.push('\\');
+                out.push(quote);
+            }
+            0x20..=0x7e => out.push(b as char),
+            _ => out.push_str(&format!("\\x{b:02x}")),
+        }
+    }
+    out.push(quote);
+    out
+}
+
 /// A string as Python's `repr()` quotes it (for messages that print a Python set or list).
 pub fn py_str_repr(s: &str) -> String {
     if s.contains('\'') && !s.contains('"') {
@@ -324,6 +355,91 @@ impl RetryPlan {
     }
 }
 
+/// A table (or `*`, or an advanced rule's tables) that could not be read, as an unreadable
+/// record (dead-lettered; a full sync that meets one deletes nothing).
+pub fn unreadable_table(name: &str, message: &str, error: &str) -> crate::sources::SourceItem {
+    crate::sources::SourceItem::Invalid {
+        id: format!("unreadable:table:{name}"),
+        reason: crate::secret::mask::masked(message),
+        raw: serde_json::json!({
+            "table": name,
+            "error": crate::secret::mask::masked(error),
+        }),
+    }
+}
+
+/// What the `postgresql` and `mysql` factories differ in; [`validate`], [`create_for_sync`]
+/// and [`check_advanced_rules`] are the rest, the same for both.
+pub trait Flavor: Sized + Send + Sync {
+    /// The connection settings from a configuration, or the field that is wrong.
+    fn from_config(
+        config: &crate::model::Configuration,
+    ) -> Result<Self, crate::sources::SourceError>;
+    /// The tables the configured user sees, for the advanced rules' check.
+    fn present_tables(
+        &self,
+    ) -> impl std::future::Future<Output = Result<Vec<String>, String>> + Send;
+    /// Python's message naming the rules' tables that are not there.
+    fn missing_message(missing: &[String]) -> String;
+    /// The source that syncs with these settings and rules.
+    fn source(self, rules: Vec<AdvancedRule>) -> Box<dyn crate::sources::DataSource>;
+}
+
+/// `SourceFactory::validate`: the settings parse.
+pub fn validate<F: Flavor>(
+    config: &crate::model::Configuration,
+) -> Result<(), crate::sources::SourceError> {
+    F::from_config(config).map(|_| ())
+}
+
+/// `SourceFactory::create_for_sync`: the secrets masked from then on, the settings, the
+/// advanced rules.
+pub fn create_for_sync<F: Flavor>(
+    config: &crate::model::Configuration,
+    advanced: Option<&Value>,
+) -> Result<Box<dyn crate::sources::DataSource>, crate::sources::SourceError> {
+    crate::sources::register_sensitive(config);
+    let settings = F::from_config(config)?;
+    let rules = match advanced {
+        Some(snippet) => {
+            parse_advanced_rules(snippet).map_err(|reason| crate::sources::SourceError::Config {
+                field: "advanced_snippet".into(),
+                reason,
+            })?
+        }
+        None => Vec::new(),
+    };
+    Ok(settings.source(rules))
+}
+
+/// `SourceFactory::check_advanced_rules`: the rules parse, and their tables are there.
+pub async fn check_advanced_rules<F: Flavor>(
+    config: &crate::model::Configuration,
+    snippet: &Value,
+) -> Vec<String> {
+    let rules = match parse_advanced_rules(snippet) {
+        Ok(rules) if rules.is_empty() => return Vec::new(),
+        Ok(rules) => rules,
+        Err(message) => return vec![message],
+    };
+    crate::sources::register_sensitive(config);
+    let settings = match F::from_config(config) {
+        Ok(s) => s,
+        Err(e) => return vec![e.to_string()],
+    };
+    match settings.present_tables().await {
+        Ok(present) => {
+            let missing = missing_tables(&rules, &present);
+            if missing.is_empty() {
+                Vec::new()
+            } else {
+                vec![F::missing_message(&missing)]
+            }
+        }
+        Err(e) => vec![format!("cannot check the tables: {e}")],
+    }
+}
+
 /// What a database sync has to say in its job's metadata, shared between the running source
 /// and whoever reports it (the runner's heartbeat and its final write): per table the rows
 /// read and how it ended, the tables skipped and why, and source-wide facts.
@@ -378,7 +494,12 @@ impl SyncNotes {
         let mut map = self.lock();
         let entry = map.entry(list).or_insert_with(|| Value::Object(Map::new()));
         if let Value::Object(m) = entry {
-            m.insert(table.to_string(), Value::from(reason));
+            // A server's error text can echo values (a password in a connection string, a
+            // key's value); the job's metadata is stored and shown, so it is masked.
+            m.insert(
+                crate::secret::mask::masked(table),
+                Value::from(crate::secret::mask::masked(reason)),
+            );
         }
     }
 
@@ -390,7 +511,13 @@ impl SyncNotes {
 
 impl crate::sources::SourceNotes for SyncNotes {
     fn metadata(&self) -> Map<String, Value> {
-        self.snapshot()
+        // Masked again as handed over: a secret registered after a note was taken.
+        let mut all = Value::Object(self.snapshot());
+        crate::secret::mask::mask_json(&mut all);
+        match all {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        }
     }
 }
 
@@ -494,6 +621,35 @@ mod tests {
             exactly,
             "512 bytes is still allowed"
         );
+    }
+
+    #[test]
+    fn notes_mask_known_secrets_in_reasons() {
+        use crate::sources::SourceNotes;
+        crate::secret::mask::register("dbfix-notes-secret-9f3a");
+        let notes = SyncNotes::default();
+        notes.push(
+            "failed_tables",
+            "t",
+            "ERROR: password \"dbfix-notes-secret-9f3a\" in a query",
+        );
+        let reason = notes.snapshot()["failed_tables"]["t"].to_string();
+        assert!(!reason.contains("dbfix-notes-secret-9f3a"), "{reason}");
+        assert!(reason.contains(crate::secret::MASK), "{reason}");
+        notes.set("later", Value::from("x dbfix-notes-later-secret-77 y"));
+        crate::secret::mask::register("dbfix-notes-later-secret-77");
+        let all = Value::Object(notes.metadata()).to_string();
+        assert!(!all.contains("dbfix-notes-later-secret-77"), "{all}");
+    }
+
+    #[test]
+    fn bytes_show_as_pythons_repr() {
+        assert_eq!(py_bytes_repr(b"\x8f\x01"), r"b'\x8f\x01'");
+        assert_eq!(py_bytes_repr(b"\x8f\x02"), r"b'\x8f\x02'");
+        assert_eq!(py_bytes_repr(b"a\\b\t\n\r\x7f "), r"b'a\\b\t\n\r\x7f '");
+        assert_eq!(py_bytes_repr(b"it's"), r#"b"it's""#);
+        assert_eq!(py_bytes_repr(b"it's \"x\""), r#"b'it\'s "x"'"#);
+        assert_eq!(py_bytes_repr(b""), "b''");
     }
 
     #[test]

@@ -16,16 +16,15 @@
 
 use super::{
     AdvancedRule, RetryPlan, SyncNotes, configured_tables, fit_id, is_wildcard, iso_utc_now,
-    json_float, key_id, missing_tables, parse_advanced_rules, pem_format, py_float,
-    utf8_dropping_invalid,
+    json_float, key_id, parse_advanced_rules, pem_format, py_bytes_repr, py_float,
+    unreadable_table, utf8_dropping_invalid,
 };
 use crate::model::ConfigField;
 use crate::model::{Configuration, Dependency, DisplayType, FieldType};
 use crate::sources::database::postgresql::catalog_field;
 use crate::sources::fields::{bool_setting, int_setting, str_setting};
 use crate::sources::{
-    DataSource, Document, ItemSender, SourceError, SourceFactory, SourceItem, SourceNotes,
-    SyncMode, register_sensitive,
+    DataSource, Document, ItemSender, SourceError, SourceFactory, SourceItem, SourceNotes, SyncMode,
 };
 use async_trait::async_trait;
 use mysql_async::consts::ColumnType;
@@ -131,7 +130,7 @@ impl SourceFactory for MysqlFactory {
     }
 
     fn validate(&self, config: &Configuration) -> Result<(), SourceError> {
-        Settings::from_config(config).map(|_| ())
+        super::validate::<Settings>(config)
     }
 
     fn supports_advanced_rules(&self) -> bool {
@@ -147,38 +146,7 @@ impl SourceFactory for MysqlFactory {
         config: &'a Configuration,
         snippet: &'a Value,
     ) -> Pin<Box<dyn Future<Output = Vec<String>> + Send + 'a>> {
-        Box::pin(async move {
-            let rules = match parse_advanced_rules(snippet) {
-                Ok(rules) if rules.is_empty() => return Vec::new(),
-                Ok(rules) => rules,
-                Err(message) => return vec![message],
-            };
-            register_sensitive(config);
-            let settings = match Settings::from_config(config) {
-                Ok(s) => s,
-                Err(e) => return vec![e.to_string()],
-            };
-            let present = async {
-                let mut conn = settings.connect().await?;
-                let tables = all_tables(&mut conn, &settings.database).await;
-                let _ = conn.disconnect().await;
-                tables
-            };
-            match present.await {
-                Ok(present) => {
-                    let missing = missing_tables(&rules, &present);
-                    if missing.is_empty() {
-                        Vec::new()
-                    } else {
-                        vec![format!(
-                            "Tables not found or inaccessible: {}.",
-                            missing.join(", ")
-                        )]
-                    }
-                }
-                Err(e) => vec![format!("cannot check the tables: {e}")],
-            }
-        })
+        Box::pin(super::check_advanced_rules::<Settings>(config, snippet))
     }
 
     fn create(&self, config: &Configuration) -> Result<Box<dyn DataSource>, SourceError> {
@@ -190,23 +158,33 @@ impl SourceFactory for MysqlFactory {
         config: &Configuration,
         advanced: Option<&Value>,
     ) -> Result<Box<dyn DataSource>, SourceError> {
-        register_sensitive(config);
-        let settings = Settings::from_config(config)?;
-        let rules = match advanced {
-            Some(snippet) => {
-                parse_advanced_rules(snippet).map_err(|reason| SourceError::Config {
-                    field: "advanced_snippet".into(),
-                    reason,
-                })?
-            }
-            None => Vec::new(),
-        };
-        Ok(Box::new(MysqlSource {
-            settings,
+        super::create_for_sync::<Settings>(config, advanced)
+    }
+}
+
+impl super::Flavor for Settings {
+    fn from_config(config: &Configuration) -> Result<Self, SourceError> {
+        Settings::from_config(config)
+    }
+
+    async fn present_tables(&self) -> Result<Vec<String>, String> {
+        let mut conn = self.connect().await?;
+        let tables = all_tables(&mut conn, &self.database).await;
+        let _ = conn.disconnect().await;
+        tables
+    }
+
+    fn missing_message(missing: &[String]) -> String {
+        format!("Tables not found or inaccessible: {}.", missing.join(", "))
+    }
+
+    fn source(self, rules: Vec<AdvancedRule>) -> Box<dyn DataSource> {
+        Box::new(MysqlSource {
+            settings: self,
             rules,
             conn: None,
             notes: Arc::new(SyncNotes::default()),
-        }))
+        })
     }
 }
 
@@ -395,6 +373,15 @@ impl DataSource for MysqlSource {
             }
         } else {
             let tables = self.tables(&mut conn).await?;
+            if tables.is_empty() {
+                // A database this user sees no table in is not an empty source: a full sync
+                // that deleted every document on it would empty the index.
+                let message = format!("Fetched 0 tables for database: {}", self.settings.database);
+                tracing::warn!("{message}");
+                self.notes.set("warning", Value::from(message.clone()));
+                out.send(unreadable_table("*", &message, "no table matched"))
+                    .await?;
+            }
             for table in &tables {
                 self.sync_table(&mut conn, table, &out).await?;
             }
@@ -414,6 +401,24 @@ fn is_decimal(t: ColumnType) -> bool {
         t,
         ColumnType::MYSQL_TYPE_DECIMAL | ColumnType::MYSQL_TYPE_NEWDECIMAL
     )
+}
+
+/// A column pymysql reads as `bytes`: a string, blob or bit column in the binary character
+/// set (63), which BINARY, VARBINARY, the BLOBs and BIT have (decimals and dates have it too,
+/// hence the type check).
+fn is_binary(column: &Column) -> bool {
+    column.character_set() == 63
+        && matches!(
+            column.column_type(),
+            ColumnType::MYSQL_TYPE_STRING
+                | ColumnType::MYSQL_TYPE_VAR_STRING
+                | ColumnType::MYSQL_TYPE_VARCHAR
+                | ColumnType::MYSQL_TYPE_TINY_BLOB
+                | ColumnType::MYSQL_TYPE_MEDIUM_BLOB
+                | ColumnType::MYSQL_TYPE_LONG_BLOB
+                | ColumnType::MYSQL_TYPE_BLOB
+                | ColumnType::MYSQL_TYPE_BIT
+        )
 }
 
 fn is_date_only(t: ColumnType) -> bool {
@@ -480,6 +485,9 @@ pub fn to_id_text(column: &Column, value: &My) -> Option<String> {
         My::UInt(u) => u.to_string(),
         My::Float(f) => py_float(format!("{f}").parse::<f64>().unwrap_or(f64::NAN)),
         My::Double(d) => py_float(*d),
+        // pymysql gives `bytes` for a binary column (its `str()` is the repr,
+        // `b'\x8f\x01'`) and `str` for a text one; both arrive here as bytes.
+        My::Bytes(b) if is_binary(column) => py_bytes_repr(b),
         My::Bytes(b) => utf8_dropping_invalid(b),
         My::Date(..) => date_text(column, value, ' '),
         My::Time(neg, days, h, m, s, us) => {
@@ -507,6 +515,8 @@ pub fn to_id_text(column: &Column, value: &My) -> Option<String> {
 enum Read {
     Rows(u64),
     NoKey,
+    /// Missing, or not readable by this user: why.
+    Unreadable(String),
 }
 
 impl MysqlSource {
@@ -586,6 +596,18 @@ impl MysqlSource {
             Read::Rows(rows) => self
                 .notes
                 .table(table, "done", rows, started.elapsed(), None),
+            Read::Unreadable(reason) => {
+                // Not Python's skip: the table's documents cannot be told from removed ones,
+                // so the unreadable record keeps a full sync from deleting.
+                let message = format!(
+                    "Something went wrong while fetching document for table '{table}'. Error: {reason}"
+                );
+                tracing::warn!("{message}");
+                self.notes.push("failed_tables", table, &reason);
+                self.notes
+                    .table(table, "failed", 0, started.elapsed(), Some(&reason));
+                out.send(unreadable_table(table, &message, &reason)).await?;
+            }
             Read::NoKey => {
                 let message = format!(
                     "Skipping table {table} from database {} since no primary key is associated with it. Assign primary key to the table to index it in the next sync interval.",
@@ -605,6 +627,25 @@ impl MysqlSource {
         Ok(())
     }
 
+    /// INFORMATION_SCHEMA shows only what the user has privileges on: a table that is
+    /// missing, or whose key columns the user may not see, looks keyless there. `SHOW KEYS`
+    /// tells those from a table that really has no primary key.
+    async fn why_no_key(&self, conn: &mut Conn, table: &str) -> Read {
+        let show = format!(
+            "SHOW KEYS FROM {}.{} WHERE Key_name = 'PRIMARY'",
+            quote_ident(&self.settings.database),
+            quote_ident(table)
+        );
+        match conn.query::<Row, _>(show).await {
+            Err(e) => Read::Unreadable(my_error(&e)),
+            Ok(rows) if rows.is_empty() => Read::NoKey,
+            Ok(_) => Read::Unreadable(format!(
+                "the primary key's columns of table {table} are not visible to user '{}'",
+                self.settings.user
+            )),
+        }
+    }
+
     /// Keyset pages on the primary key, in one snapshot.
     async fn read_table(
         &self,
@@ -615,7 +656,7 @@ impl MysqlSource {
     ) -> Result<Read, SourceError> {
         let keys = self.primary_key(conn, table).await?;
         if keys.is_empty() {
-            return Ok(Read::NoKey);
+            return Ok(self.why_no_key(conn, table).await);
         }
         let timestamp = self
             .last_update_time(conn, table)

@@ -7,7 +7,7 @@
 //! `timedelta`), NaN and the infinities of floats and numerics become null (Python writes
 //! the invalid JSON tokens `NaN` and `Infinity`).
 
-use super::{json_float, py_float, py_isoformat_naive, utf8_dropping_invalid};
+use super::{json_float, py_bytes_repr, py_float, py_isoformat_naive, utf8_dropping_invalid};
 use chrono::{Duration as ChronoDuration, NaiveDate, NaiveDateTime};
 use serde_json::Value;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -203,6 +203,8 @@ pub fn to_id_text(ty: &Type, raw: Option<&[u8]>) -> Result<Option<String>, BadVa
         (Kind::Simple, FLOAT8) => py_float(f64::from_be_bytes(be::<8>(raw, 0, name)?)),
         (Kind::Simple, TIMESTAMP) => timestamp(raw, name, false)?.replacen('T', " ", 1),
         (Kind::Simple, TIMESTAMPTZ) => timestamp(raw, name, true)?.replacen('T', " ", 1),
+        // asyncpg gives `bytes`, whose `str()` is its repr: `b'\x8f\x01'`.
+        (Kind::Simple, BYTEA) => py_bytes_repr(raw),
         _ => match to_json(ty, Some(raw))? {
             Value::String(s) => s,
             other => other.to_string(),
@@ -297,8 +299,29 @@ fn date(raw: &[u8], name: &str) -> Result<String, BadValue> {
     if days == i32::MIN {
         return Ok("0001-01-01".into());
     }
-    let d = pg_epoch().date() + ChronoDuration::days(days as i64);
-    Ok(d.format("%Y-%m-%d").to_string())
+    Ok(civil_date(days as i64))
+}
+
+/// The proleptic Gregorian date `days` after 2000-01-01, as `YYYY-MM-DD`, for any count
+/// (PostgreSQL's dates reach 5874897 AD, beyond chrono's range and Python's 9999; asyncpg
+/// fails the read there with "year … is out of range"; here the date is written with as many
+/// year digits as it needs, and years before 1 AD astronomically: 0000 is 1 BC, -0001 2 BC).
+fn civil_date(days: i64) -> String {
+    // Howard Hinnant's days_from_civil inverse, from 0000-03-01.
+    let z = days + 10957 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    if y < 0 {
+        format!("-{:04}-{m:02}-{d:02}", -y)
+    } else {
+        format!("{y:04}-{m:02}-{d:02}")
+    }
 }
 
 /// `HH:MM:SS[.ffffff]`, as Python's `time.isoformat()`.
@@ -337,10 +360,15 @@ pub fn timestamp(raw: &[u8], name: &str, aware: bool) -> Result<String, BadValue
     } else if micros == i64::MIN {
         "0001-01-01T00:00:00".to_string()
     } else {
-        let t = pg_epoch()
-            .checked_add_signed(ChronoDuration::microseconds(micros))
-            .ok_or_else(|| BadValue(name.into()))?;
-        py_isoformat_naive(t)
+        match pg_epoch().checked_add_signed(ChronoDuration::microseconds(micros)) {
+            Some(t) => py_isoformat_naive(t),
+            // Beyond chrono's years (PostgreSQL's timestamps reach 294276 AD).
+            None => format!(
+                "{}T{}",
+                civil_date(micros.div_euclid(86_400_000_000)),
+                time_of_day(micros.rem_euclid(86_400_000_000))
+            ),
+        }
     };
     Ok(if aware { format!("{text}+00:00") } else { text })
 }
@@ -409,6 +437,9 @@ fn inet(raw: &[u8], name: &str) -> Result<String, BadValue> {
     })
 }
 
+/// PostgreSQL's `MAXDIM`.
+const MAX_ARRAY_DIMS: usize = 6;
+
 /// A (possibly multi-dimensional) array as nested JSON lists, as asyncpg gives lists.
 fn array_to_json(elem: &Type, raw: &[u8]) -> Result<Value, BadValue> {
     let name = elem.name();
@@ -416,13 +447,24 @@ fn array_to_json(elem: &Type, raw: &[u8]) -> Result<Value, BadValue> {
     if ndim == 0 {
         return Ok(Value::Array(Vec::new()));
     }
+    // PostgreSQL's arrays have at most 6 dimensions (MAXDIM); a header claiming more, or
+    // more than the value's bytes hold, is not one of its arrays.
+    let header = 12 + 8 * ndim;
+    if ndim > MAX_ARRAY_DIMS || raw.len() < header {
+        return Err(BadValue(name.into()));
+    }
     let mut dims = Vec::with_capacity(ndim);
     for d in 0..ndim {
         dims.push(i32_at(raw, 12 + 8 * d, name)?.max(0) as usize);
     }
-    let mut at = 12 + 8 * ndim;
-    let total: usize = dims.iter().product();
-    let mut flat = Vec::with_capacity(total.min(1 << 16));
+    let mut at = header;
+    // Each element takes at least its 4-byte length, so more than the bytes left cannot be.
+    let total = dims
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .filter(|&n| n <= (raw.len() - header) / 4)
+        .ok_or_else(|| BadValue(name.into()))?;
+    let mut flat = Vec::with_capacity(total);
     for _ in 0..total {
         let len = i32_at(raw, at, name)?;
         at += 4;
@@ -454,6 +496,59 @@ pub fn commit_timestamp(raw: Option<&[u8]>) -> Result<Option<String>, BadValue> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hostile_array_headers_are_bad_values_not_panics_or_huge_allocations() {
+        let int4 = Type::INT4;
+        let header = |ndim: i32, dims: &[i32]| {
+            let mut v = Vec::new();
+            v.extend(ndim.to_be_bytes());
+            v.extend(0i32.to_be_bytes());
+            v.extend(23u32.to_be_bytes());
+            for d in dims {
+                v.extend(d.to_be_bytes());
+                v.extend(1i32.to_be_bytes());
+            }
+            v
+        };
+        // A claimed 2^31-1 dimensions in a 12-byte value.
+        assert!(array_to_json(&int4, &header(i32::MAX, &[])).is_err());
+        // Seven dimensions: more than PostgreSQL's six.
+        assert!(array_to_json(&int4, &header(7, &[1; 7])).is_err());
+        // Dimensions whose product overflows usize.
+        assert!(array_to_json(&int4, &header(6, &[i32::MAX; 6])).is_err());
+        // More elements than the bytes left could hold.
+        assert!(array_to_json(&int4, &header(1, &[1 << 20])).is_err());
+        // A real one still decodes.
+        let mut ok = header(2, &[2, 1]);
+        for n in [5i32, 6] {
+            ok.extend(4i32.to_be_bytes());
+            ok.extend(n.to_be_bytes());
+        }
+        assert_eq!(
+            array_to_json(&int4, &ok).unwrap(),
+            serde_json::json!([[5], [6]])
+        );
+    }
+
+    #[test]
+    fn dates_beyond_chrono_and_python_do_not_panic() {
+        let days = |d: i32| date(&d.to_be_bytes(), "date").unwrap();
+        assert_eq!(days(0), "2000-01-01");
+        assert_eq!(days(-730_119), "0001-01-01");
+        assert_eq!(days(-730_120), "0000-12-31");
+        assert_eq!(days(2_921_939), "9999-12-31");
+        assert_eq!(days(2_921_940), "10000-01-01");
+        // '300000-01-01'::date and PostgreSQL's last date, 5874897-12-31.
+        assert_eq!(days(108_842_265), "300000-01-01");
+        assert_eq!(days(2_145_031_948), "5874897-12-31");
+        assert_eq!(days(i32::MAX), "9999-12-31");
+        assert_eq!(days(i32::MIN), "0001-01-01");
+        // '294276-12-31 23:59:59.999999'::timestamp, PostgreSQL's last.
+        let last: i64 = 9_223_371_331_199_999_999;
+        let ts = timestamp(&last.to_be_bytes(), "timestamp", false).unwrap();
+        assert_eq!(ts, "294276-12-31T23:59:59.999999");
+    }
 
     fn numeric_bytes(ndigits: i16, weight: i16, sign: u16, dscale: u16, digits: &[i16]) -> Vec<u8> {
         let mut v = Vec::new();

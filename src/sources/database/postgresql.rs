@@ -17,13 +17,13 @@
 use super::pg_values::{self, Raw};
 use super::{
     AdvancedRule, RetryPlan, SyncNotes, configured_tables, fit_id, is_wildcard, iso_utc_now,
-    key_id, map_column_names, missing_tables, parse_advanced_rules, py_str_repr, tls_client_config,
+    key_id, map_column_names, parse_advanced_rules, py_str_repr, tls_client_config,
+    unreadable_table,
 };
 use crate::model::{ConfigField, Configuration, Dependency, DisplayType, FieldType};
 use crate::sources::fields::{bool_setting, int_setting, str_setting};
 use crate::sources::{
-    DataSource, Document, ItemSender, SourceError, SourceFactory, SourceItem, SourceNotes,
-    SyncMode, register_sensitive,
+    DataSource, Document, ItemSender, SourceError, SourceFactory, SourceItem, SourceNotes, SyncMode,
 };
 use async_trait::async_trait;
 use serde_json::{Map, Value};
@@ -149,7 +149,7 @@ impl SourceFactory for PostgresqlFactory {
     }
 
     fn validate(&self, config: &Configuration) -> Result<(), SourceError> {
-        Settings::from_config(config).map(|_| ())
+        super::validate::<Settings>(config)
     }
 
     fn supports_advanced_rules(&self) -> bool {
@@ -165,22 +165,7 @@ impl SourceFactory for PostgresqlFactory {
         config: &'a Configuration,
         snippet: &'a Value,
     ) -> Pin<Box<dyn Future<Output = Vec<String>> + Send + 'a>> {
-        Box::pin(async move {
-            let rules = match parse_advanced_rules(snippet) {
-                Ok(rules) if rules.is_empty() => return Vec::new(),
-                Ok(rules) => rules,
-                Err(message) => return vec![message],
-            };
-            register_sensitive(config);
-            let settings = match Settings::from_config(config) {
-                Ok(s) => s,
-                Err(e) => return vec![e.to_string()],
-            };
-            match settings.all_tables().await {
-                Ok(present) => tables_message(&rules, &present).into_iter().collect(),
-                Err(e) => vec![format!("cannot check the tables: {e}")],
-            }
-        })
+        Box::pin(super::check_advanced_rules::<Settings>(config, snippet))
     }
 
     fn create(&self, config: &Configuration) -> Result<Box<dyn DataSource>, SourceError> {
@@ -192,38 +177,32 @@ impl SourceFactory for PostgresqlFactory {
         config: &Configuration,
         advanced: Option<&Value>,
     ) -> Result<Box<dyn DataSource>, SourceError> {
-        register_sensitive(config);
-        let settings = Settings::from_config(config)?;
-        let rules = match advanced {
-            Some(snippet) => {
-                parse_advanced_rules(snippet).map_err(|reason| SourceError::Config {
-                    field: "advanced_snippet".into(),
-                    reason,
-                })?
-            }
-            None => Vec::new(),
-        };
-        Ok(Box::new(PostgresqlSource {
-            settings,
-            rules,
-            client: None,
-            notes: Arc::new(SyncNotes::default()),
-        }))
+        super::create_for_sync::<Settings>(config, advanced)
     }
 }
 
-/// Python's validator message for rules naming tables the database does not have: the
-/// missing tables as a Python set (sorted here, where Python's order is arbitrary).
-fn tables_message(rules: &[AdvancedRule], present: &[String]) -> Option<String> {
-    let missing = missing_tables(rules, present);
-    if missing.is_empty() {
-        return None;
+impl super::Flavor for Settings {
+    fn from_config(config: &Configuration) -> Result<Self, SourceError> {
+        Settings::from_config(config)
     }
-    let set: Vec<String> = missing.iter().map(|t| py_str_repr(t)).collect();
-    Some(format!(
-        "Tables not found or inaccessible: {{{}}}.",
-        set.join(", ")
-    ))
+
+    async fn present_tables(&self) -> Result<Vec<String>, String> {
+        self.all_tables().await
+    }
+
+    fn missing_message(missing: &[String]) -> String {
+        let set: Vec<String> = missing.iter().map(|t| py_str_repr(t)).collect();
+        format!("Tables not found or inaccessible: {{{}}}.", set.join(", "))
+    }
+
+    fn source(self, rules: Vec<AdvancedRule>) -> Box<dyn DataSource> {
+        Box::new(PostgresqlSource {
+            settings: self,
+            rules,
+            client: None,
+            notes: Arc::new(SyncNotes::default()),
+        })
+    }
 }
 
 /// The connection settings, read once.
@@ -340,17 +319,7 @@ fn pg_error(e: &tokio_postgres::Error) -> String {
     if let Some(db) = e.as_db_error() {
         return format!("{}: {} ({})", db.severity(), db.message(), db.code().code());
     }
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
+    crate::text::error_chain(e)
 }
 
 /// Errors Python's SQLAlchemy reports as `ProgrammingError` (SQLSTATE class 42: a missing
@@ -471,7 +440,11 @@ impl DataSource for PostgresqlSource {
                 self.settings.schema, self.settings.database
             );
             tracing::warn!("{message}");
-            self.notes.set("warning", Value::from(message));
+            self.notes.set("warning", Value::from(message.clone()));
+            // A misspelt schema or a user who sees no table is not an empty source: a full
+            // sync that deleted every document on it would empty the index.
+            out.send(unreadable_table("*", &message, "no table matched"))
+                .await?;
         }
         for table in &tables {
             self.sync_table(&mut client, table, commit_timestamps, &out)
@@ -551,7 +524,7 @@ impl PostgresqlSource {
             Ok(Some(read))
         }
         .await;
-        self.settle(table, started, result)
+        self.settle(table, started, result, out).await
     }
 
     /// One advanced rule: its query, with ids from the tables' keys or its `id_columns`.
@@ -599,16 +572,20 @@ impl PostgresqlSource {
             Ok(Some(read))
         }
         .await;
-        self.settle(&label, started, result)
+        self.settle(&label, started, result, out).await
     }
 
     /// Notes how a table (or query) ended; only a lost connection or a stopped engine fails
-    /// the sync, as in Python.
-    fn settle(
+    /// the sync, as in Python. A table (or query) the server refused (missing, no privilege,
+    /// a bad statement) goes on with a warning as in Python, but is also sent as an
+    /// unreadable record: its documents may be any of those indexed, so a full sync deletes
+    /// nothing (Python's would delete all of that table's documents).
+    async fn settle(
         &self,
         name: &str,
         started: Instant,
         result: Result<Option<u64>, ReadError>,
+        out: &ItemSender,
     ) -> Result<(), SourceError> {
         match result {
             Ok(Some(rows)) => {
@@ -638,7 +615,7 @@ impl PostgresqlSource {
                 self.notes.push("failed_tables", name, &reason);
                 self.notes
                     .table(name, "failed", 0, started.elapsed(), Some(&reason));
-                Ok(())
+                out.send(unreadable_table(name, &message, &reason)).await
             }
             Err(ReadError::Fatal(e)) => {
                 if let SourceError::Failed(reason) | SourceError::Unavailable(reason) = &e {
@@ -924,11 +901,14 @@ mod tests {
     fn the_missing_tables_message_is_pythons() {
         let rules =
             parse_advanced_rules(&json!([{"tables": ["b", "a", "x"], "query": "q"}])).unwrap();
+        let missing = super::super::missing_tables(&rules, &["x".into()]);
         assert_eq!(
-            tables_message(&rules, &["x".into()]).unwrap(),
+            <Settings as super::super::Flavor>::missing_message(&missing),
             "Tables not found or inaccessible: {'a', 'b'}."
         );
-        assert!(tables_message(&rules, &["a".into(), "b".into(), "x".into()]).is_none());
+        assert!(
+            super::super::missing_tables(&rules, &["a".into(), "b".into(), "x".into()]).is_empty()
+        );
     }
 
     #[test]
