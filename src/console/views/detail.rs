@@ -50,7 +50,10 @@ fn kv<'a>(key: &str, value: impl Into<String>, theme: &Theme) -> Line<'a> {
     ])
 }
 
-fn scrolled(
+/// A bordered, scrolled box of `lines` with its position (`3-20 of 41`) when they overflow:
+/// the detail views and `:messages` share it. Counts in `usize`, so a very long text never
+/// wraps a `u16`.
+pub(super) fn scrolled(
     frame: &mut Frame,
     area: Rect,
     title: Line<'static>,
@@ -61,21 +64,22 @@ fn scrolled(
     let block = Block::bordered()
         .border_style(theme.border_focus)
         .title(title);
-    let inner_height = area.height.saturating_sub(2);
-    let max = (lines.len() as u16).saturating_sub(inner_height);
-    let scroll = scroll.min(max);
-    if max > 0 {
+    let height = area.height.saturating_sub(2) as usize;
+    let max = lines.len().saturating_sub(height);
+    let start = (scroll as usize).min(max);
+    let block = if max > 0 {
         let pos = format!(
             " {}-{} of {} ",
-            scroll + 1,
-            (scroll + inner_height).min(lines.len() as u16),
+            start + 1,
+            (start + height).min(lines.len()),
             lines.len()
         );
-        let block = block.title_bottom(Line::styled(pos, theme.dim).right_aligned());
-        frame.render_widget(Paragraph::new(lines).block(block).scroll((scroll, 0)), area);
-        return;
-    }
-    frame.render_widget(Paragraph::new(lines).block(block), area);
+        block.title_bottom(Line::styled(pos, theme.dim).right_aligned())
+    } else {
+        block
+    };
+    let shown: Vec<Line> = lines.into_iter().skip(start).take(height).collect();
+    frame.render_widget(Paragraph::new(shown).block(block), area);
 }
 
 fn schedule(name: &str, s: &ScheduleConfig, theme: &Theme) -> Line<'static> {

@@ -10,7 +10,6 @@ use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Paragraph};
 use unicode_width::UnicodeWidthChar;
 
 pub const MESSAGES_HINTS: &[Hint] = &[
@@ -76,36 +75,6 @@ fn clock(m: &Message) -> String {
     m.at.0.format("%H:%M:%S").to_string()
 }
 
-/// Draws `lines` in a bordered block scrolled to `scroll` (clamped to the end).
-fn scrolled(
-    frame: &mut Frame,
-    area: Rect,
-    title: Line<'static>,
-    lines: Vec<Line<'static>>,
-    scroll: u16,
-    theme: &Theme,
-) {
-    let block = Block::bordered()
-        .border_style(theme.border_focus)
-        .title(title);
-    let height = area.height.saturating_sub(2) as usize;
-    let max = lines.len().saturating_sub(height);
-    let start = (scroll as usize).min(max);
-    let block = if max > 0 {
-        let pos = format!(
-            " {}-{} of {} ",
-            start + 1,
-            (start + height).min(lines.len()),
-            lines.len()
-        );
-        block.title_bottom(Line::styled(pos, theme.dim).right_aligned())
-    } else {
-        block
-    };
-    let shown: Vec<Line> = lines.into_iter().skip(start).take(height).collect();
-    frame.render_widget(Paragraph::new(shown).block(block), area);
-}
-
 /// The `:messages` history.
 pub fn render_messages(
     frame: &mut Frame,
@@ -149,7 +118,7 @@ pub fn render_messages(
     if lines.is_empty() {
         lines.push(Line::styled("no messages yet", theme.dim));
     }
-    scrolled(frame, area, title, lines, scroll, theme);
+    super::detail::scrolled(frame, area, title, lines, scroll, theme);
 }
 
 /// One log line in full.
@@ -160,7 +129,7 @@ pub fn render_log_line(frame: &mut Frame, area: Rect, text: &str, scroll: u16, t
         .into_iter()
         .map(|l| Line::styled(l, theme.text))
         .collect();
-    scrolled(frame, area, title, lines, scroll, theme);
+    super::detail::scrolled(frame, area, title, lines, scroll, theme);
 }
 
 #[cfg(test)]
