@@ -45,9 +45,10 @@ pub enum BreakerState {
     HalfOpen,
 }
 
+#[cfg(test)]
 impl BreakerSnapshot {
-    /// A fresh breaker's view, in `state`: for tests and fixtures that only need a state.
-    pub fn in_state(state: BreakerState) -> Self {
+    /// A fresh breaker's view, in `state`: for unit tests that only need a state.
+    pub(crate) fn in_state(state: BreakerState) -> Self {
         let mut snapshot = Breaker::new(BreakerSettings::default()).snapshot(Instant::now());
         snapshot.state = state;
         snapshot
