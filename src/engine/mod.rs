@@ -11,6 +11,7 @@ pub mod cleanup;
 pub mod dlq;
 pub mod events;
 pub mod filtering;
+pub mod id_spill;
 pub mod lease;
 pub mod monitor;
 pub mod pipeline;

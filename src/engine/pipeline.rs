@@ -15,6 +15,7 @@
 use super::batch::{Batch, BatchBuilder, BatchLimits, bulk_id};
 use super::dlq::{DeadLetterStore, NewDeadLetter};
 use super::filtering::RuleEngine;
+use super::id_spill::IdSpill;
 use super::progress::{BatchTally, DocOutcome, Outcome, Phase, Progress};
 use super::sink::{Delivered, Sink, SinkError};
 use crate::backend::{BackendError, DocumentStore};
@@ -121,7 +122,12 @@ pub async fn run(
         parts.progress.set_step("scanning the index's ids");
         // The id scan of a large index takes a while: a cancel must not wait for it.
         tokio::select! {
-            loaded = IndexSnapshot::load(parts.store.as_ref(), &index, settings.skip_unchanged) => loaded?,
+            loaded = IndexSnapshot::load(
+                parts.store.as_ref(),
+                &index,
+                settings.skip_unchanged,
+                super::id_spill::spill_dir(parts.dlq.path().parent()),
+            ) => loaded?,
             _ = cancel.cancelled() => return Err(PipelineError::Canceled),
         }
     } else {
@@ -418,7 +424,7 @@ async fn delete_unseen(
     if stale.is_empty() {
         return Ok(Delivered::default());
     }
-    let mut ids = spill.into_reader().map_err(spill_error)?;
+    let mut ids = spill.into_reader().await.map_err(spill_error)?;
     let workers = Workers::start(parts, &settings.engine, cancel.clone());
     let limits = BatchLimits {
         max_docs: settings.engine.batch_max_docs,
@@ -430,7 +436,7 @@ async fn delete_unseen(
             if cancel.is_cancelled() {
                 return Err(PipelineError::Canceled);
             }
-            let Some(id) = ids.next_id().map_err(spill_error)? else {
+            let Some(id) = ids.next_id().await.map_err(spill_error)? else {
                 break;
             };
             if !stale.contains_hash(id_hash(&id)) {
@@ -605,6 +611,7 @@ impl IndexSnapshot {
         store: &dyn DocumentStore,
         index: &str,
         with_stamps: bool,
+        spill_dir: std::path::PathBuf,
     ) -> Result<Option<Self>, PipelineError> {
         let scan_error = |source| PipelineError::Scan {
             index: index.to_string(),
@@ -628,7 +635,7 @@ impl IndexSnapshot {
         } else {
             SnapshotKeys::Bare(Vec::with_capacity(capacity))
         };
-        let mut spill = IdSpill::new().map_err(spill_error)?;
+        let mut spill = IdSpill::create(spill_dir).await.map_err(spill_error)?;
         let mut scan = if with_stamps {
             store.scan_ids(index, 1000).await
         } else {
@@ -640,7 +647,7 @@ impl IndexSnapshot {
                 for meta in page {
                     // Deletions and the skip both go by `_id`: the one a bulk request names.
                     let stored = meta.stored_id.as_deref().unwrap_or(&meta.id);
-                    spill.push(stored).map_err(spill_error)?;
+                    spill.push(stored).await.map_err(spill_error)?;
                     let key = id_hash(stored);
                     match &mut keys {
                         SnapshotKeys::Bare(keys) => keys.push(key),
@@ -668,7 +675,6 @@ impl IndexSnapshot {
             tracing::warn!(error = %e, index, "closing the id scan failed");
         }
         result?;
-        let spill = spill.finish().map_err(spill_error)?;
         keys.sort();
         if keys.len() == 0 {
             return Ok(None);
@@ -725,70 +731,6 @@ impl IndexSnapshot {
             .filter_map(|i| self.keys.key(i))
             .collect();
         (HashSet64::new(stale), self.spill)
-    }
-}
-
-/// The `_id`s of a snapshot, in scan order, in an anonymous temporary file (gone when
-/// dropped, even after a crash): each a little-endian `u32` length and its bytes. A page of
-/// writes or reads is a memory copy into the buffer; the file system sees 1 MiB at a time.
-struct IdSpill {
-    writer: std::io::BufWriter<std::fs::File>,
-}
-
-/// Reads an [`IdSpill`] back.
-struct IdSpillReader {
-    reader: std::io::BufReader<std::fs::File>,
-}
-
-const SPILL_BUFFER: usize = 1 << 20;
-
-impl IdSpill {
-    fn new() -> std::io::Result<Self> {
-        let file = tempfile::tempfile()?;
-        Ok(Self {
-            writer: std::io::BufWriter::with_capacity(SPILL_BUFFER, file),
-        })
-    }
-
-    fn push(&mut self, id: &str) -> std::io::Result<()> {
-        use std::io::Write;
-        let len = u32::try_from(id.len())
-            .map_err(|_| std::io::Error::other(format!("an id of {} bytes", id.len())))?;
-        self.writer.write_all(&len.to_le_bytes())?;
-        self.writer.write_all(id.as_bytes())
-    }
-
-    /// Flushes what is buffered (the scan is over).
-    fn finish(mut self) -> std::io::Result<Self> {
-        use std::io::Write;
-        self.writer.flush()?;
-        Ok(self)
-    }
-
-    fn into_reader(self) -> std::io::Result<IdSpillReader> {
-        use std::io::Seek;
-        let mut file = self.writer.into_inner().map_err(|e| e.into_error())?;
-        file.rewind()?;
-        Ok(IdSpillReader {
-            reader: std::io::BufReader::with_capacity(SPILL_BUFFER, file),
-        })
-    }
-}
-
-impl IdSpillReader {
-    fn next_id(&mut self) -> std::io::Result<Option<String>> {
-        use std::io::Read;
-        let mut len = [0u8; 4];
-        match self.reader.read_exact(&mut len) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-            Err(e) => return Err(e),
-        }
-        let mut id = vec![0u8; u32::from_le_bytes(len) as usize];
-        self.reader.read_exact(&mut id)?;
-        String::from_utf8(id)
-            .map(Some)
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
     }
 }
 
@@ -980,15 +922,15 @@ mod tests {
     use super::*;
 
     /// A snapshot of these `(_id, stamp)` entries, as [`IndexSnapshot::load`] builds it.
-    fn snapshot(entries: &[(String, Option<&str>)], stamped: bool) -> IndexSnapshot {
-        let mut spill = IdSpill::new().unwrap();
+    async fn snapshot(entries: &[(String, Option<&str>)], stamped: bool) -> IndexSnapshot {
+        let mut spill = IdSpill::create(std::env::temp_dir()).await.unwrap();
         let mut keys = if stamped {
             SnapshotKeys::Stamped(Vec::new())
         } else {
             SnapshotKeys::Bare(Vec::new())
         };
         for (id, ts) in entries {
-            spill.push(id).unwrap();
+            spill.push(id).await.unwrap();
             match &mut keys {
                 SnapshotKeys::Bare(k) => k.push(id_hash(id)),
                 SnapshotKeys::Stamped(k) => {
@@ -1005,16 +947,16 @@ mod tests {
             seen: vec![0; keys.len().div_ceil(64)],
             keys,
             buckets,
-            spill: spill.finish().unwrap(),
+            spill,
         }
     }
 
     /// The `_id`s the deletion pass would delete, in file order.
-    fn stale_ids(snapshot: IndexSnapshot) -> Vec<String> {
+    async fn stale_ids(snapshot: IndexSnapshot) -> Vec<String> {
         let (stale, spill) = snapshot.into_stale();
-        let mut reader = spill.into_reader().unwrap();
+        let mut reader = spill.into_reader().await.unwrap();
         let mut out = Vec::new();
-        while let Some(id) = reader.next_id().unwrap() {
+        while let Some(id) = reader.next_id().await.unwrap() {
             if stale.contains_hash(id_hash(&id)) {
                 out.push(id);
             }
@@ -1022,12 +964,12 @@ mod tests {
         out
     }
 
-    #[test]
-    fn a_snapshot_deletes_exactly_the_documents_not_seen() {
+    #[tokio::test]
+    async fn a_snapshot_deletes_exactly_the_documents_not_seen() {
         for n in [1usize, 63, 64, 65, 10_000] {
             let entries: Vec<(String, Option<&str>)> =
                 (0..n).map(|i| (format!("doc-{i}"), None)).collect();
-            let mut snapshot = snapshot(&entries, false);
+            let mut snapshot = snapshot(&entries, false).await;
             // Every third document is seen (some twice), plus ids the index never had.
             for i in (0..n).step_by(3) {
                 assert!(!snapshot.observe(&format!("doc-{i}"), Some("t")));
@@ -1040,15 +982,15 @@ mod tests {
                 .filter(|i| i % 3 != 0)
                 .map(|i| format!("doc-{i}"))
                 .collect();
-            assert_eq!(stale_ids(snapshot), expected, "{n} ids");
+            assert_eq!(stale_ids(snapshot).await, expected, "{n} ids");
         }
     }
 
-    #[test]
-    fn a_snapshot_where_everything_was_seen_has_nothing_stale() {
+    #[tokio::test]
+    async fn a_snapshot_where_everything_was_seen_has_nothing_stale() {
         let entries: Vec<(String, Option<&str>)> =
             (0..5000).map(|i| (format!("doc-{i}"), None)).collect();
-        let mut snapshot = snapshot(&entries, false);
+        let mut snapshot = snapshot(&entries, false).await;
         for i in 0..5000 {
             snapshot.observe(&format!("doc-{i}"), None);
         }
@@ -1056,37 +998,37 @@ mod tests {
         assert!(stale.is_empty());
     }
 
-    #[test]
-    fn long_ids_are_matched_by_their_bulk_id() {
+    #[tokio::test]
+    async fn long_ids_are_matched_by_their_bulk_id() {
         let long = "l".repeat(600);
         let entries = vec![
             (crate::engine::batch::hash_id(&long), Some("t1")),
             ("short".to_string(), Some("t2")),
         ];
-        let mut snapshot = snapshot(&entries, true);
+        let mut snapshot = snapshot(&entries, true).await;
         assert!(
             snapshot.observe(&long, Some("t1")),
             "unchanged under its hash"
         );
-        assert!(stale_ids(snapshot) == vec!["short".to_string()]);
+        assert!(stale_ids(snapshot).await == vec!["short".to_string()]);
     }
 
-    #[test]
-    fn a_snapshot_skips_only_unchanged_timestamps() {
+    #[tokio::test]
+    async fn a_snapshot_skips_only_unchanged_timestamps() {
         let stamps: Vec<String> = (0..500).map(|i| format!("t{i}")).collect();
         let mut entries: Vec<(String, Option<&str>)> = (0..500)
             .map(|i| (format!("doc-{i}"), Some(stamps[i].as_str())))
             .collect();
         entries.push(("no-stamp".to_string(), None));
-        let mut snapshot = snapshot(&entries, true);
+        let mut snapshot = snapshot(&entries, true).await;
         assert!((0..500).all(|i| snapshot.observe(&format!("doc-{i}"), Some(&format!("t{i}")))));
         assert!(!snapshot.observe("doc-1", Some("t2")));
         assert!(!snapshot.observe("doc-500", Some("t500")));
         assert!(!snapshot.observe("no-stamp", Some("t1")));
         assert!(!snapshot.observe("doc-1", None));
-        assert!(stale_ids(snapshot).is_empty());
+        assert!(stale_ids(snapshot).await.is_empty());
         // Without stamps nothing is ever unchanged.
-        let mut bare = self::snapshot(&entries, false);
+        let mut bare = self::snapshot(&entries, false).await;
         assert!(!bare.observe("doc-1", Some("t1")));
     }
 
