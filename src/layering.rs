@@ -41,14 +41,90 @@ fn scan(files: &[PathBuf], forbidden: &[&str]) -> Vec<String> {
     let mut found = Vec::new();
     for file in files {
         let text = std::fs::read_to_string(file).expect("readable source");
-        for (n, line) in text.lines().enumerate() {
-            let code = line.split("//").next().unwrap_or("");
-            if forbidden.iter().any(|f| code.contains(f)) {
+        let code: Vec<&str> = text
+            .lines()
+            .map(|line| line.split("//").next().unwrap_or(""))
+            .collect();
+        for (n, line) in code.iter().enumerate() {
+            if forbidden.iter().any(|f| line.contains(f)) {
                 found.push(format!("{}:{}: {}", file.display(), n + 1, line.trim()));
             }
         }
+        // A grouped import (`use crate::{backend::X, model::Y};`, often over several lines)
+        // names its modules apart from `crate::`: expand it to whole paths.
+        let joined = code.join("\n");
+        let mut from = 0;
+        while let Some(at) = joined[from..].find("crate::{").map(|i| i + from) {
+            let open = at + "crate::".len();
+            let Some(group) = braced(&joined[open..]) else {
+                break;
+            };
+            let line = joined[..at].matches('\n').count() + 1;
+            for path in expand("crate", group) {
+                if forbidden.iter().any(|f| path.contains(f)) {
+                    found.push(format!("{}:{line}: {path}", file.display()));
+                }
+            }
+            from = open + group.len();
+        }
     }
     found
+}
+
+/// The text of the `{…}` group `text` starts with, braces included; `None` if unbalanced.
+fn braced(text: &str) -> Option<&str> {
+    let mut depth = 0usize;
+    for (i, c) in text.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' => {
+                depth = depth.checked_sub(1)?;
+                if depth == 0 {
+                    return text.get(..=i);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The whole paths a use group names: `expand("crate", "{a::{b, c}, d}")` is
+/// `crate::a::b`, `crate::a::c`, `crate::d`.
+fn expand(prefix: &str, group: &str) -> Vec<String> {
+    let inner = group
+        .strip_prefix('{')
+        .and_then(|g| g.strip_suffix('}'))
+        .unwrap_or(group);
+    let mut items = Vec::new();
+    let (mut depth, mut start) = (0usize, 0usize);
+    for (i, c) in inner.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' => depth = depth.saturating_sub(1),
+            ',' if depth == 0 => {
+                items.push(&inner[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    items.push(&inner[start..]);
+    let mut paths = Vec::new();
+    for item in items {
+        let item: String = item.split_whitespace().collect::<Vec<_>>().join(" ");
+        if item.is_empty() {
+            continue;
+        }
+        match item.find('{') {
+            Some(brace) => {
+                let head = item[..brace].trim_end_matches("::");
+                paths.extend(expand(&format!("{prefix}::{head}"), &item[brace..]));
+            }
+            None => paths.push(format!("{prefix}::{item}")),
+        }
+    }
+    paths
 }
 
 #[test]
@@ -115,5 +191,28 @@ fn the_check_sees_a_forbidden_use() {
     assert!(
         found[0].ends_with(":2: use crate::cli::Context;"),
         "{found:?}"
+    );
+}
+
+#[test]
+fn the_check_sees_a_forbidden_module_inside_a_grouped_import() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join("a.rs"),
+        "use std::fmt;\nuse crate::{\n    model::Connector,\n    cli::{self, Context},\n};\n\
+         use crate::{model::X}; // crate::{cli::Y} in a comment\n",
+    )
+    .expect("write");
+    let found = scan(&rust_files(dir.path()), &["crate::cli"]);
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert!(found[0].ends_with(":2: crate::cli::self"), "{found:?}");
+    assert!(found[1].ends_with(":2: crate::cli::Context"), "{found:?}");
+}
+
+#[test]
+fn grouped_imports_expand_to_whole_paths() {
+    assert_eq!(
+        expand("crate", "{a::{b, c::{d}}, e as f, }"),
+        ["crate::a::b", "crate::a::c::d", "crate::e as f"]
     );
 }
