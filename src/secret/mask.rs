@@ -72,37 +72,54 @@ pub fn register(plain: &str) {
     if plain.chars().count() < MIN_SECRET_CHARS {
         return;
     }
-    if read()
-        .entries
-        .iter()
-        .any(|e| e.plain.expose_secret() == plain)
-    {
+    if read().is_recent(plain, MAX_SECRETS) {
         return;
     }
     let forms = derived_forms(plain);
-    let mut registry = write();
-    if registry
-        .entries
-        .iter()
-        .any(|e| e.plain.expose_secret() == plain)
-    {
-        return;
+    write().admit(plain, forms, MAX_SECRETS);
+}
+
+impl Registry {
+    /// Whether `plain` is known and among the newer half: nothing to do (the common case of
+    /// a job re-registering its connector's secrets), decided under the read lock.
+    fn is_recent(&self, plain: &str, cap: usize) -> bool {
+        let newer = self.entries.len().saturating_sub(cap / 2);
+        self.entries
+            .iter()
+            .skip(newer)
+            .any(|e| e.plain.expose_secret() == plain)
     }
-    if registry.entries.len() >= MAX_SECRETS {
-        registry.entries.pop_front();
+
+    /// Adds `plain` (or, when known, moves it to the newest end): the registry forgets the
+    /// least recently registered secret first, so the secrets of connectors still running,
+    /// which every job registers again, are never the ones forgotten.
+    fn admit(&mut self, plain: &str, forms: Vec<String>, cap: usize) {
+        if let Some(at) = self
+            .entries
+            .iter()
+            .position(|e| e.plain.expose_secret() == plain)
+        {
+            if let Some(entry) = self.entries.remove(at) {
+                self.entries.push_back(entry);
+            }
+            return;
+        }
+        if self.entries.len() >= cap {
+            self.entries.pop_front();
+        }
+        self.entries.push_back(Entry {
+            plain: SecretString::from(plain.to_string()),
+            forms: forms.into_iter().map(SecretString::from).collect(),
+        });
+        let mut all: Vec<SecretString> = self
+            .entries
+            .iter()
+            .flat_map(|e| e.forms.iter().cloned())
+            .collect();
+        all.sort_by_key(|f| std::cmp::Reverse(f.expose_secret().len()));
+        all.dedup_by(|a, b| a.expose_secret() == b.expose_secret());
+        self.forms = all;
     }
-    registry.entries.push_back(Entry {
-        plain: SecretString::from(plain.to_string()),
-        forms: forms.into_iter().map(SecretString::from).collect(),
-    });
-    let mut all: Vec<SecretString> = registry
-        .entries
-        .iter()
-        .flat_map(|e| e.forms.iter().cloned())
-        .collect();
-    all.sort_by_key(|f| std::cmp::Reverse(f.expose_secret().len()));
-    all.dedup_by(|a, b| a.expose_secret() == b.expose_secret());
-    registry.forms = all;
 }
 
 /// Registers HTTP basic credentials: `user:password` as one value, so that its base64 (the
@@ -275,6 +292,39 @@ mod tests {
     use super::*;
 
     // Each test uses its own values: the registry is shared by every test of this binary.
+
+    #[test]
+    fn the_registry_forgets_the_least_recently_registered_secret() {
+        // A registry of its own: the process-wide one is shared by every test.
+        let mut registry = Registry {
+            entries: VecDeque::new(),
+            forms: Vec::new(),
+        };
+        let known = |r: &Registry| -> Vec<String> {
+            r.entries
+                .iter()
+                .map(|e| e.plain.expose_secret().to_string())
+                .collect()
+        };
+        for s in ["first-secret", "second-secret", "third-secret"] {
+            registry.admit(s, derived_forms(s), 3);
+        }
+        // A running connector's job registers its secret again: it becomes the newest.
+        assert!(!registry.is_recent("first-secret", 3));
+        registry.admit("first-secret", derived_forms("first-secret"), 3);
+        registry.admit("fourth-secret", derived_forms("fourth-secret"), 3);
+        assert_eq!(
+            known(&registry),
+            ["third-secret", "first-secret", "fourth-secret"]
+        );
+        assert!(
+            registry
+                .forms
+                .iter()
+                .all(|f| !f.expose_secret().contains("second-secret"))
+        );
+        assert!(registry.is_recent("fourth-secret", 3));
+    }
 
     #[test]
     fn plain_url_encoded_and_json_escaped_forms_are_masked() {
