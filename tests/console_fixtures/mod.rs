@@ -290,6 +290,7 @@ pub fn snapshot(job_id: &str, handled: u64) -> ProgressSnapshot {
         rates,
         breaker: serde_json::from_value(breaker()).ok(),
         recent,
+        tables: Vec::new(),
     }
 }
 
