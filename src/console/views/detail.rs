@@ -5,7 +5,7 @@
 
 use super::{Hint, hint};
 use crate::console::app::{AppState, ConnectorDetail};
-use crate::console::format::{ago, count, datetime, duration_ms, job_duration, rate, safe, wrap};
+use crate::console::format::{ago, count, datetime, duration_ms, job_duration, safe, wrap};
 use crate::console::keymap::Command;
 use crate::console::theme::Theme;
 use crate::console::widgets::masked_field;
@@ -437,12 +437,14 @@ fn table_lines(tables: &[TableProgress], width: usize, theme: &Theme) -> Vec<Lin
         &format!("Tables ({})", TableCounts::of(tables).summary()),
         theme,
     );
+    // Two of indent, a space, the status, and the numbers' columns.
+    const NUMBERS: usize = 2 + 1 + 8 + 37;
     let name_width = tables
         .iter()
         .map(|t| unicode_width::UnicodeWidthStr::width(safe(&t.name).as_str()))
         .max()
         .unwrap_or(0)
-        .min(width / 2);
+        .min(width.saturating_sub(NUMBERS));
     for t in tables {
         let status = Span::styled(
             format!("{:<8}", t.status.as_str()),
@@ -452,7 +454,7 @@ fn table_lines(tables: &[TableProgress], width: usize, theme: &Theme) -> Vec<Lin
             format!(
                 " {:>12} rows  {:>9}  {:>7}",
                 count(t.rows),
-                rate(t.rows_per_sec),
+                crate::console::views::live_sync::table_rate(t),
                 duration_ms((t.seconds * 1000.0) as u64)
             ),
             theme.text,
@@ -477,7 +479,8 @@ fn table_lines(tables: &[TableProgress], width: usize, theme: &Theme) -> Vec<Lin
             TableStatus::Failed => theme.danger,
             _ => theme.dim,
         };
-        for text in [&t.note, &t.reason].into_iter().flatten() {
+        // The reason whole; the short note only when there is no reason.
+        if let Some(text) = t.reason.as_ref().or(t.note.as_ref()) {
             lines.extend(
                 indented(text, width.saturating_sub(2), style)
                     .into_iter()

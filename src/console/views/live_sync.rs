@@ -371,6 +371,14 @@ const TABLE_COLUMNS: [Column; 6] = [
     Column::grow("NOTE", 12, 1).max(400),
 ];
 
+/// A table's rows/s, or `—` for one that ended without reading a row (skipped, refused).
+pub fn table_rate(t: &TableProgress) -> String {
+    if t.rows == 0 && t.status != TableStatus::Reading {
+        return "—".to_string();
+    }
+    rate(t.rows_per_sec)
+}
+
 pub fn table_status_style(status: TableStatus, theme: &Theme) -> Style {
     match status {
         TableStatus::Reading => theme.info,
@@ -393,7 +401,7 @@ fn render_tables(frame: &mut Frame, area: Rect, tables: &[TableProgress], theme:
     ];
     if left_out > 0 {
         title.push(Span::styled(
-            format!("(+{left_out} more in the job's detail) "),
+            format!("· +{left_out} more "),
             theme.dim,
         ));
     }
@@ -405,7 +413,7 @@ fn render_tables(frame: &mut Frame, area: Rect, tables: &[TableProgress], theme:
                 Span::raw(t.name.clone()),
                 Span::styled(t.status.as_str(), table_status_style(t.status, theme)),
                 Span::raw(count(t.rows)),
-                Span::raw(rate(t.rows_per_sec)),
+                Span::raw(table_rate(t)),
                 Span::raw(duration_ms((t.seconds * 1000.0) as u64)),
                 Span::styled(
                     t.remark().unwrap_or_default().to_string(),
@@ -483,6 +491,21 @@ fn render_docs(frame: &mut Frame, area: Rect, s: &ProgressSnapshot, theme: &Them
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let height = inner.height.saturating_sub(1) as usize;
+    if height == 0 {
+        // Room for one line only (the tables took the rest): the newest, without a header.
+        let text = match s.recent.last() {
+            Some(d) => format!("newest: {} {}", d.outcome.as_str(), d.id),
+            None => "no documents yet".to_string(),
+        };
+        frame.render_widget(
+            Paragraph::new(Line::styled(
+                crate::console::format::ellipsize(&text, inner.width as usize),
+                theme.dim,
+            )),
+            inner,
+        );
+        return;
+    }
     let rows: Vec<(Vec<CellText>, Style)> = s
         .recent
         .iter()
@@ -526,13 +549,6 @@ fn render_remote(
     };
     // A database job run elsewhere reports its tables in its metadata, at each check-in.
     let tables = TableProgress::from_metadata(&j.metadata);
-    let text_height = if tables.is_empty() {
-        area.height
-    } else {
-        REMOTE_TEXT_HEIGHT.min(area.height.saturating_sub(4))
-    };
-    let [text_area, tables_area] =
-        Layout::vertical([Constraint::Length(text_height), Constraint::Min(0)]).areas(area);
     let where_ = match &row.source {
         LiveSource::Cluster { worker } => {
             worker.clone().unwrap_or_else(|| "an unknown worker".into())
@@ -543,7 +559,7 @@ fn render_remote(
         .total_document_count
         .filter(|t| *t > 0)
         .map(|t| j.indexed_document_count as f64 / t as f64);
-    let lines = vec![
+    let mut lines = vec![
         bar(
             ratio,
             area.width.saturating_sub(4).min(60),
@@ -592,16 +608,36 @@ fn render_remote(
             ]
             .concat(),
         ),
-        Line::from(""),
-        Line::styled(
+    ];
+    if tables.is_empty() {
+        lines.push(Line::from(""));
+        lines.push(Line::styled(
             "This job runs on another worker: the cluster reports its counts only.",
             theme.dim,
-        ),
-        Line::styled(
-            "Run `syncdeck serve --listen 127.0.0.1:PORT` there and `syncdeck --attach 127.0.0.1:PORT` to watch it live.",
+        ));
+    } else {
+        lines.push(Line::styled(
+            "This job runs on another worker: the cluster reports its counts and tables at each check-in.",
             theme.dim,
-        ),
-    ];
+        ));
+    }
+    lines.push(Line::styled(
+        "Run `syncdeck serve --listen 127.0.0.1:PORT` there and `syncdeck --attach 127.0.0.1:PORT` to watch it live.",
+        theme.dim,
+    ));
+    // The text's height as wrapped, so the tables start right under it.
+    let inner_width = area.width.saturating_sub(2) as usize;
+    let wrapped: usize = lines
+        .iter()
+        .map(|l| crate::console::format::wrap(&l.to_string(), inner_width).len())
+        .sum();
+    let text_height = if tables.is_empty() {
+        area.height
+    } else {
+        (wrapped as u16 + 2).min(area.height.saturating_sub(4))
+    };
+    let [text_area, tables_area] =
+        Layout::vertical([Constraint::Length(text_height), Constraint::Min(0)]).areas(area);
     frame.render_widget(
         Paragraph::new(lines)
             .wrap(ratatui::widgets::Wrap { trim: true })
@@ -612,10 +648,6 @@ fn render_remote(
         render_tables(frame, tables_area, &tables, theme);
     }
 }
-
-/// The height a remote job's text takes above its tables: its border, its counts and the
-/// first hint line.
-const REMOTE_TEXT_HEIGHT: u16 = 10;
 
 /// How the Live view's title names the attached worker: only `attached` when it answers.
 fn attach_word(state: &AppState) -> &'static str {
