@@ -294,11 +294,13 @@ fn tables_text(tables: &[TableProgress]) -> String {
     }
     let mut table = Table::new(&["TABLE", "STATUS", "ROWS", "ROWS/S", "SECONDS", "NOTE"]);
     for t in tables {
-        let note = match (&t.note, &t.reason) {
-            (Some(note), Some(reason)) => format!("{note}: {reason}"),
-            (Some(text), None) | (None, Some(text)) => text.clone(),
-            (None, None) => String::new(),
-        };
+        // The reason whole; the short note only when there is no reason.
+        let note = t
+            .reason
+            .as_ref()
+            .or(t.note.as_ref())
+            .cloned()
+            .unwrap_or_default();
         table.row(vec![
             t.name.clone(),
             t.status.to_string(),

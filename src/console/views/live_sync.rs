@@ -400,10 +400,7 @@ fn render_tables(frame: &mut Frame, area: Rect, tables: &[TableProgress], theme:
         Span::styled(format!("{} ", TableCounts::of(tables).summary()), theme.dim),
     ];
     if left_out > 0 {
-        title.push(Span::styled(
-            format!("· +{left_out} more "),
-            theme.dim,
-        ));
+        title.push(Span::styled(format!("· +{left_out} more "), theme.dim));
     }
     frame.render_widget(block.title(Line::from(title)), area);
     let rows: Vec<(Vec<CellText>, Style)> = shown
