@@ -882,6 +882,26 @@ mod tests {
     }
 
     #[test]
+    fn tables_reach_an_attached_console_through_status_json_and_older_workers_still_read() {
+        let p = Progress::new("j", "c", "i");
+        with_tables(
+            &p,
+            serde_json::json!({"t": {"status": "reading", "rows": 5, "seconds": 1.0, "rows_per_sec": 5.0}}),
+            serde_json::json!({}),
+        );
+        let s = p.snapshot();
+        let back: ProgressSnapshot =
+            serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+        assert_eq!(back.tables, s.tables);
+        assert_eq!(back.tables.len(), 1);
+        // A worker of an older version writes no `tables`.
+        let mut old = serde_json::to_value(&s).unwrap();
+        old.as_object_mut().unwrap().remove("tables");
+        let read: ProgressSnapshot = serde_json::from_value(old).unwrap();
+        assert!(read.tables.is_empty());
+    }
+
+    #[test]
     fn a_record_with_many_long_tables_stays_within_its_bound() {
         // Control characters escape to six bytes each in JSON: the worst case per character.
         let huge = "\u{1}".repeat(3000);
