@@ -494,9 +494,12 @@ impl Progress {
 
     pub fn snapshot(&self) -> ProgressSnapshot {
         // Read before the lock below: the notes have a lock of their own.
-        let tables = self.tables();
+        let mut tables = self.tables();
         let counters = self.counters();
         let slow = self.lock();
+        if slow.phase.is_done() {
+            TableProgress::stop_reading(&mut tables);
+        }
         let end = slow.finished_at.unwrap_or_else(Instant::now);
         let elapsed = end.saturating_duration_since(self.started);
         let secs = elapsed.as_secs_f64().max(0.001);
@@ -899,6 +902,20 @@ mod tests {
         old.as_object_mut().unwrap().remove("tables");
         let read: ProgressSnapshot = serde_json::from_value(old).unwrap();
         assert!(read.tables.is_empty());
+    }
+
+    #[test]
+    fn a_table_being_read_when_the_job_ends_is_stopped_not_reading() {
+        use crate::model::TableStatus;
+        let p = Progress::new("j", "c", "i");
+        with_tables(
+            &p,
+            serde_json::json!({"t": {"status": "reading", "rows": 5, "seconds": 1.0, "rows_per_sec": 5.0}}),
+            serde_json::json!({}),
+        );
+        assert_eq!(p.snapshot().tables[0].status, TableStatus::Reading);
+        p.set_phase(Phase::Canceled);
+        assert_eq!(p.snapshot().tables[0].status, TableStatus::Stopped);
     }
 
     #[test]

@@ -18,6 +18,9 @@ pub enum TableStatus {
     Skipped,
     /// The server refused it (missing, no privilege, a bad query), or the sync failed in it.
     Failed,
+    /// The sync ended (canceled, suspended, failed elsewhere) while it was being read: not
+    /// a word sources write, but what `reading` means once the job is over.
+    Stopped,
 }
 
 impl TableStatus {
@@ -27,6 +30,7 @@ impl TableStatus {
             Self::Done => "done",
             Self::Skipped => "skipped",
             Self::Failed => "failed",
+            Self::Stopped => "stopped",
         }
     }
 
@@ -37,18 +41,20 @@ impl TableStatus {
             "done" => Some(Self::Done),
             "skipped" => Some(Self::Skipped),
             "failed" => Some(Self::Failed),
+            "stopped" => Some(Self::Stopped),
             _ => None,
         }
     }
 
     /// Which tables a short list keeps first: those being read, then the ones that need
-    /// the operator (failed, skipped), then the finished.
+    /// the operator (failed, stopped, skipped), then the finished.
     fn rank(&self) -> u8 {
         match self {
             Self::Reading => 0,
             Self::Failed => 1,
-            Self::Skipped => 2,
-            Self::Done => 3,
+            Self::Stopped => 2,
+            Self::Skipped => 3,
+            Self::Done => 4,
         }
     }
 }
@@ -145,6 +151,26 @@ impl TableProgress {
         out
     }
 
+    /// The tables of a job read from the cluster: as [`TableProgress::from_metadata`],
+    /// with those still `reading` in a job that no longer runs marked `stopped`.
+    pub fn of_job(job: &crate::model::SyncJob) -> Vec<TableProgress> {
+        let mut tables = Self::from_metadata(&job.metadata);
+        if job.status.is_terminal() || job.status == crate::model::JobStatus::Suspended {
+            Self::stop_reading(&mut tables);
+        }
+        tables
+    }
+
+    /// Marks the tables still being read `stopped`: their sync is over.
+    pub fn stop_reading(tables: &mut [TableProgress]) {
+        for t in tables
+            .iter_mut()
+            .filter(|t| t.status == TableStatus::Reading)
+        {
+            t.status = TableStatus::Stopped;
+        }
+    }
+
     fn from_line(name: &str, line: &Value) -> TableProgress {
         let number = |key: &str| line.get(key).and_then(Value::as_f64).unwrap_or(0.0);
         TableProgress {
@@ -197,6 +223,7 @@ pub struct TableCounts {
     pub done: usize,
     pub skipped: usize,
     pub failed: usize,
+    pub stopped: usize,
 }
 
 impl TableCounts {
@@ -208,6 +235,7 @@ impl TableCounts {
                 TableStatus::Done => c.done += 1,
                 TableStatus::Skipped => c.skipped += 1,
                 TableStatus::Failed => c.failed += 1,
+                TableStatus::Stopped => c.stopped += 1,
             }
         }
         c
@@ -219,6 +247,7 @@ impl TableCounts {
             (self.done, "done"),
             (self.reading, "reading"),
             (self.failed, "failed"),
+            (self.stopped, "stopped"),
             (self.skipped, "skipped"),
         ]
         .iter()
@@ -303,6 +332,35 @@ mod tests {
             (t[1].name.as_str(), t[1].status),
             ("x, y", TableStatus::Skipped)
         );
+    }
+
+    #[test]
+    fn a_job_that_no_longer_runs_has_no_table_reading() {
+        let mut job: crate::model::SyncJob = serde_json::from_value(json!({
+            "id": "j", "status": "in_progress", "connector": {"id": "c"},
+            "metadata": {"tables": {
+                "a": {"status": "done", "rows": 3, "seconds": 1, "rows_per_sec": 3},
+                "b": {"status": "reading", "rows": 7, "seconds": 1, "rows_per_sec": 7},
+            }},
+        }))
+        .unwrap();
+        let statuses = |job: &crate::model::SyncJob| -> Vec<TableStatus> {
+            TableProgress::of_job(job)
+                .iter()
+                .map(|t| t.status)
+                .collect()
+        };
+        assert_eq!(statuses(&job), [TableStatus::Done, TableStatus::Reading]);
+        for ended in [
+            crate::model::JobStatus::Canceled,
+            crate::model::JobStatus::Error,
+            crate::model::JobStatus::Suspended,
+        ] {
+            job.status = ended;
+            assert_eq!(statuses(&job), [TableStatus::Done, TableStatus::Stopped]);
+        }
+        let counts = TableCounts::of(&TableProgress::of_job(&job));
+        assert_eq!(counts.summary(), "1 done · 1 stopped");
     }
 
     #[test]

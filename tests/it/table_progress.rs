@@ -163,7 +163,7 @@ async fn sync_reports_each_table_with_its_rows_and_why_one_was_skipped_or_refuse
     );
     assert_eq!(
         last["table_counts"],
-        serde_json::json!({"reading": 0, "done": 1, "skipped": 1, "failed": 1}),
+        serde_json::json!({"reading": 0, "done": 1, "skipped": 1, "failed": 1, "stopped": 0}),
         "{last:#}"
     );
 

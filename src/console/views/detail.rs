@@ -419,11 +419,7 @@ fn job_lines(j: &SyncJob, state: &AppState, width: usize, theme: &Theme) -> Vec<
         lines.extend(section("Error", theme));
         lines.extend(indented(e, width, theme.danger));
     }
-    lines.extend(table_lines(
-        &TableProgress::from_metadata(&j.metadata),
-        width,
-        theme,
-    ));
+    lines.extend(table_lines(&TableProgress::of_job(j), width, theme));
     lines
 }
 

@@ -383,7 +383,7 @@ pub fn table_status_style(status: TableStatus, theme: &Theme) -> Style {
     match status {
         TableStatus::Reading => theme.info,
         TableStatus::Done => theme.ok,
-        TableStatus::Skipped => theme.warn,
+        TableStatus::Skipped | TableStatus::Stopped => theme.warn,
         TableStatus::Failed => theme.danger,
     }
 }
@@ -545,7 +545,7 @@ fn render_remote(
         return;
     };
     // A database job run elsewhere reports its tables in its metadata, at each check-in.
-    let tables = TableProgress::from_metadata(&j.metadata);
+    let tables = TableProgress::of_job(j);
     let where_ = match &row.source {
         LiveSource::Cluster { worker } => {
             worker.clone().unwrap_or_else(|| "an unknown worker".into())
