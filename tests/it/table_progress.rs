@@ -2,8 +2,10 @@
 //! the embedded backend) against a real PostgreSQL server, with one readable table, one
 //! without a key (skipped) and one its user may not read (failed). `--json` reports each
 //! table with its rows and reason, every line within 4 KiB; the human summary lists them;
-//! the password shows nowhere. Skips, saying why, when PostgreSQL is not installed.
+//! the password shows nowhere. The same for `mysql` against MariaDB, with a readable and
+//! a skipped table (a MySQL table the server refuses ends the sync at its ping, as Python's). Each skips, saying why, without its server.
 
+use crate::mariadb_server;
 use crate::pg_server;
 
 use assert_cmd::Command;
@@ -102,11 +104,24 @@ async fn sync_reports_each_table_with_its_rows_and_why_one_was_skipped_or_refuse
         ],
     );
 
-    let (code, stdout, stderr) = run(&home, &["sync", "pg-tables", "--json"]);
-    // The refused table is an unreadable record, dead-lettered: exit 4.
-    assert_eq!(code, 4, "{stdout}\n{stderr}");
-    assert!(!stdout.contains(READER_PASSWORD), "{stdout}");
-    assert!(!stderr.contains(READER_PASSWORD), "{stderr}");
+    check_tables(
+        &home,
+        "pg-tables",
+        READER_PASSWORD,
+        Some(("locked", "permission denied for table locked")),
+    );
+}
+
+/// Syncs `connector` with `--json`, then without, and checks each reports `readable` (done,
+/// 3000 rows), `loose` (skipped, no key) and, when given, a refused table (failed, its
+/// reason containing the text given), with `password` shown nowhere.
+fn check_tables(home: &TempDir, connector: &str, password: &str, refused: Option<(&str, &str)>) {
+    // A refused table is an unreadable record, dead-lettered: exit 4.
+    let exit = if refused.is_some() { 4 } else { 0 };
+    let (code, stdout, stderr) = run(home, &["sync", connector, "--json"]);
+    assert_eq!(code, exit, "{stdout}\n{stderr}");
+    assert!(!stdout.contains(password), "{stdout}");
+    assert!(!stderr.contains(password), "{stderr}");
     for line in stdout.lines() {
         assert!(line.len() <= 4096, "a {}-byte line: {line}", line.len());
     }
@@ -153,28 +168,31 @@ async fn sync_reports_each_table_with_its_rows_and_why_one_was_skipped_or_refuse
             .is_some_and(|r| r.contains("no primary key")),
         "{loose}"
     );
-    let locked = table("locked");
-    assert_eq!(locked["status"], "failed", "{locked}");
-    assert!(
-        locked["reason"]
-            .as_str()
-            .is_some_and(|r| r.contains("permission denied")),
-        "{locked}"
-    );
+    if let Some((name, why)) = refused {
+        let locked = table(name);
+        assert_eq!(locked["status"], "failed", "{locked}");
+        assert!(
+            locked["reason"].as_str().is_some_and(|r| r.contains(why)),
+            "{locked}"
+        );
+    }
+    let failed = usize::from(refused.is_some());
     assert_eq!(
         last["table_counts"],
-        serde_json::json!({"reading": 0, "done": 1, "skipped": 1, "failed": 1, "stopped": 0}),
+        serde_json::json!({"reading": 0, "done": 1, "skipped": 1, "failed": failed, "stopped": 0}),
         "{last:#}"
     );
 
     // The human summary lists every table, the reasons whole.
-    let (code, stdout, stderr) = run(&home, &["sync", "pg-tables"]);
-    assert_eq!(code, 4, "{stdout}\n{stderr}");
-    assert!(!stdout.contains(READER_PASSWORD), "{stdout}");
-    assert!(
-        stdout.contains("tables: 1 done · 1 failed · 1 skipped"),
-        "{stdout}"
-    );
+    let (code, stdout, stderr) = run(home, &["sync", connector]);
+    assert_eq!(code, exit, "{stdout}\n{stderr}");
+    assert!(!stdout.contains(password), "{stdout}");
+    let counts = if refused.is_some() {
+        "tables: 1 done · 1 failed · 1 skipped"
+    } else {
+        "tables: 1 done · 1 skipped"
+    };
+    assert!(stdout.contains(counts), "{stdout}");
     let line = |name: &str| {
         stdout
             .lines()
@@ -194,9 +212,61 @@ async fn sync_reports_each_table_with_its_rows_and_why_one_was_skipped_or_refuse
             && loose.contains("next sync interval"),
         "{loose}"
     );
-    let locked = line("locked");
-    assert!(
-        locked.contains("failed") && locked.contains("permission denied for table locked"),
-        "{locked}"
+    if let Some((name, why)) = refused {
+        let locked = line(name);
+        assert!(
+            locked.contains("failed") && locked.contains(why),
+            "{locked}"
+        );
+    }
+}
+
+#[test]
+fn mysql_sync_reports_each_table_with_its_rows_and_why_one_was_skipped() {
+    let Some(server) = mariadb_server::shared() else {
+        return;
+    };
+    server.sql(&format!(
+        "SET SESSION max_recursive_iterations = 100000000; DROP DATABASE IF EXISTS tprog; \
+         CREATE DATABASE tprog CHARACTER SET utf8mb4; USE tprog; \
+         CREATE TABLE readable (id int PRIMARY KEY, title varchar(40)); \
+         INSERT INTO readable WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 3000) SELECT n, CONCAT('row ', n) FROM s; \
+         CREATE TABLE loose (x int); INSERT INTO loose VALUES (1); \
+         DROP USER IF EXISTS 'tprog'@'%'; \
+         CREATE USER 'tprog'@'%' IDENTIFIED BY '{READER_PASSWORD}'; \
+         GRANT SELECT ON tprog.readable TO 'tprog'@'%'; \
+         GRANT SELECT ON tprog.loose TO 'tprog'@'%'; \
+         FLUSH PRIVILEGES;"
+    ));
+    let home = tempfile::tempdir().expect("home");
+    ok(
+        &home,
+        &[
+            "connectors",
+            "create",
+            "my-tables",
+            "--service-type",
+            "mysql",
+            "--index-name",
+            "my-tables-index",
+        ],
     );
+    let port = format!("port={}", server.port);
+    let password = format!("password={READER_PASSWORD}");
+    ok(
+        &home,
+        &[
+            "connectors",
+            "set",
+            "my-tables",
+            "host=127.0.0.1",
+            &port,
+            "user=tprog",
+            &password,
+            "database=tprog",
+            "tables=readable,loose",
+            "retry_count=1",
+        ],
+    );
+    check_tables(&home, "my-tables", READER_PASSWORD, None);
 }
