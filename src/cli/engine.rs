@@ -12,7 +12,7 @@ use crate::engine::retry::retry_dead_letters;
 use crate::engine::runner::{Engine, EngineError, JobEnd, JobReport};
 use crate::engine::service::{self, ServeOptions};
 use crate::engine::status;
-use crate::model::{JobType, Origin};
+use crate::model::{JobType, Origin, TableCounts, TableProgress, TableStatus};
 use crate::sources;
 use serde_json::json;
 use std::io::{IsTerminal, Write};
@@ -155,7 +155,8 @@ pub async fn sync(
         .map_err(|e| CliError::failed(format!("the sync task failed: {e}")))?
         .map_err(|e| CliError::failed(e.to_string()).context(format!("sync of '{connector}'")))?;
     let discarded = engine.discard_unstarted(&report).await;
-    let final_record = live.progress(&job_id).map(|p| p.snapshot().record());
+    let final_snapshot = live.progress(&job_id).map(|p| p.snapshot());
+    let final_record = final_snapshot.as_ref().map(ProgressSnapshot::record);
     let deletions_skipped = deletions_skipped(ctx, &report.job_id).await;
     let events_json = match (events, &events_written) {
         (Some(path), Some(Ok(lines))) => json!({"path": path, "lines": lines}),
@@ -166,6 +167,9 @@ pub async fn sync(
         &json!({"report": report, "final": final_record, "job_deleted": discarded, "deletions_skipped": deletions_skipped, "events": events_json}),
         || {
             let mut text = summary_text(&report);
+            if let Some(s) = &final_snapshot {
+                text.push_str(&tables_text(&s.tables));
+            }
             if let Some(why) = &deletions_skipped {
                 text.push_str(&format!("nothing deleted: {why}\n"));
             }
@@ -248,10 +252,30 @@ fn draw_bar(s: &ProgressSnapshot) {
         Some(crate::engine::breaker::BreakerState::HalfOpen) => "half_open",
         Some(crate::engine::breaker::BreakerState::Closed) | None => "closed",
     };
+    // The table being read (the latest started), for sources that read tables.
+    let table = s
+        .tables
+        .iter()
+        .rev()
+        .find(|t| t.status == TableStatus::Reading)
+        .map(|t| {
+            let name = crate::text::terminal_safe(
+                &crate::secret::mask::masked(&t.name),
+                crate::text::Keep::Nothing,
+            )
+            .into_owned();
+            format!(
+                "  table {} {} rows {:.0} rows/s",
+                ellipsize(&name, 24),
+                t.rows,
+                t.rows_per_sec
+            )
+        })
+        .unwrap_or_default();
     let mut err = std::io::stderr();
     let _ = write!(
         err,
-        "\r{bar} {pct} {done}/{} docs  {:.0} docs/s  {:.1} MB/s  dlq {}  retries {}  deleted {}  breaker {breaker}{eta}   ",
+        "\r{bar} {pct} {done}/{} docs  {:.0} docs/s  {:.1} MB/s  dlq {}  retries {}  deleted {}  breaker {breaker}{eta}{table}   ",
         or_dash(s.total_hint),
         s.docs_per_sec,
         s.bytes_per_sec / 1_048_576.0,
@@ -260,6 +284,37 @@ fn draw_bar(s: &ProgressSnapshot) {
         c.deleted,
     );
     let _ = err.flush();
+}
+
+/// The tables a database source read, one line each with its whole reason; empty for
+/// other sources.
+fn tables_text(tables: &[TableProgress]) -> String {
+    if tables.is_empty() {
+        return String::new();
+    }
+    let mut table = Table::new(&["TABLE", "STATUS", "ROWS", "ROWS/S", "SECONDS", "NOTE"]);
+    for t in tables {
+        // The reason whole; the short note only when there is no reason.
+        let note = t
+            .reason
+            .as_ref()
+            .or(t.note.as_ref())
+            .cloned()
+            .unwrap_or_default();
+        table.row(vec![
+            t.name.clone(),
+            t.status.to_string(),
+            t.rows.to_string(),
+            format!("{:.0}", t.rows_per_sec),
+            format!("{:.1}", t.seconds),
+            note,
+        ]);
+    }
+    format!(
+        "\ntables: {}\n{}",
+        TableCounts::of(tables).summary(),
+        table.render()
+    )
 }
 
 fn summary_text(r: &JobReport) -> String {

@@ -3,11 +3,13 @@
 //! [`ProgressSnapshot`]s that UIs (the console, `sync --watch`, `/status`) read at their own
 //! frame rate. The engine never waits for a reader. A [`ProgressRecord`] is the lean form of a
 //! snapshot that `sync --json` streams (at most [`RECORD_MAX_BYTES`]); the full per-document
-//! stream goes to an [`EventSink`] when one is attached (`sync --events FILE`).
+//! stream goes to an [`EventSink`] when one is attached (`sync --events FILE`). Sources that
+//! read tables (the database sources) report per-table progress through their notes; a
+//! snapshot carries it as [`TableProgress`] lines, a record the few that matter.
 
 use super::breaker::BreakerSnapshot;
 use super::events::EventSink;
-use crate::model::Timestamp;
+use crate::model::{TableCounts, TableProgress, Timestamp};
 use crate::sources::SourceNotes;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
@@ -25,6 +27,9 @@ pub const RATE_SAMPLES: usize = 120;
 pub const RECORD_MAX_BYTES: usize = 4096 - 64;
 /// How many of the latest outcomes a [`ProgressRecord`] carries.
 pub const RECORD_OUTCOMES: usize = 4;
+/// How many tables a [`ProgressRecord`] carries at most (those being read first, then the
+/// failed, the skipped and the latest finished); the rest are counted.
+pub const RECORD_TABLES: usize = 6;
 
 /// What happened to one document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -202,6 +207,9 @@ pub struct ProgressSnapshot {
     /// The sink's circuit breaker.
     pub breaker: Option<BreakerSnapshot>,
     pub recent: Vec<DocOutcome>,
+    /// Per table, when the source reads tables (absent from older workers' `/status`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tables: Vec<TableProgress>,
 }
 
 impl Progress {
@@ -477,9 +485,21 @@ impl Progress {
         slow.last_sample = Some((now, counters));
     }
 
+    /// The source's per-table progress, parsed from its notes.
+    pub fn tables(&self) -> Vec<TableProgress> {
+        self.source_metadata()
+            .map(|m| TableProgress::from_metadata(&m))
+            .unwrap_or_default()
+    }
+
     pub fn snapshot(&self) -> ProgressSnapshot {
+        // Read before the lock below: the notes have a lock of their own.
+        let mut tables = self.tables();
         let counters = self.counters();
         let slow = self.lock();
+        if slow.phase.is_done() {
+            TableProgress::stop_reading(&mut tables);
+        }
         let end = slow.finished_at.unwrap_or_else(Instant::now);
         let elapsed = end.saturating_duration_since(self.started);
         let secs = elapsed.as_secs_f64().max(0.001);
@@ -514,6 +534,7 @@ impl Progress {
             rates: slow.rates.iter().copied().collect(),
             breaker: slow.breaker.clone(),
             recent: slow.recent.iter().cloned().collect(),
+            tables,
         }
     }
 
@@ -563,12 +584,28 @@ pub struct ProgressRecord {
     pub breaker: Option<String>,
     /// The latest outcomes, oldest first.
     pub last: Vec<DocOutcome>,
+    /// At most [`RECORD_TABLES`] tables (see [`TableProgress::pick`]), names and reasons
+    /// clipped and masked; absent when the source reads no tables.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tables: Vec<TableProgress>,
+    /// How many tables are in each state, all of them counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table_counts: Option<TableCounts>,
+    /// How many tables `tables` leaves out.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub tables_more: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// Longest id, reason and error (in characters) a record keeps.
 const RECORD_ID_CHARS: usize = 160;
 const RECORD_REASON_CHARS: usize = 240;
 const RECORD_ERROR_CHARS: usize = 1000;
+const RECORD_TABLE_CHARS: usize = 120;
+const RECORD_NOTE_CHARS: usize = 80;
 
 fn clip(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
@@ -601,6 +638,22 @@ impl ProgressSnapshot {
             .as_ref()
             .and_then(|b| serde_json::to_value(b.state).ok())
             .and_then(|v| v.as_str().map(str::to_string));
+        let (tables, tables_more) = TableProgress::pick(&self.tables, RECORD_TABLES);
+        let tables = tables
+            .into_iter()
+            .map(|t| TableProgress {
+                name: clip(&masked(&t.name), RECORD_TABLE_CHARS),
+                note: t
+                    .note
+                    .as_deref()
+                    .map(|n| clip(&masked(n), RECORD_NOTE_CHARS)),
+                reason: t
+                    .reason
+                    .as_deref()
+                    .map(|r| clip(&masked(r), RECORD_REASON_CHARS)),
+                ..t.clone()
+            })
+            .collect();
         let record = ProgressRecord {
             job_id: self.job_id.clone(),
             connector_id: self.connector_id.clone(),
@@ -624,6 +677,9 @@ impl ProgressSnapshot {
             eta_ms: self.eta_ms,
             breaker,
             last,
+            tables,
+            table_counts: (!self.tables.is_empty()).then(|| TableCounts::of(&self.tables)),
+            tables_more,
         };
         record.fit(RECORD_MAX_BYTES)
     }
@@ -638,7 +694,8 @@ impl ProgressRecord {
     }
 
     /// Sheds what is least needed until the JSON fits in `max` bytes: the oldest outcomes,
-    /// then the error's detail, then the tails of the connector id and index (ids that long,
+    /// then the error's detail, then the tables that matter least (counted in
+    /// `tables_more`), then the tails of the connector id and index (ids that long,
     /// escaped, are the only way left to exceed it).
     fn fit(mut self, max: usize) -> Self {
         while self.json_len() > max && !self.last.is_empty() {
@@ -646,6 +703,11 @@ impl ProgressRecord {
         }
         if self.json_len() > max {
             self.error = self.error.map(|e| clip(&e, 120));
+        }
+        while self.json_len() > max && !self.tables.is_empty() {
+            let (keep, _) = TableProgress::pick(&self.tables, self.tables.len() - 1);
+            self.tables = keep.into_iter().cloned().collect();
+            self.tables_more += 1;
         }
         if self.json_len() > max {
             self.connector_id = clip(&self.connector_id, 64);
@@ -753,6 +815,146 @@ mod tests {
         assert!(r.json_len() <= RECORD_MAX_BYTES, "{}", r.json_len());
         let line = serde_json::to_string(&serde_json::json!({ "progress": r })).unwrap();
         assert!(line.len() <= 4096, "{}", line.len());
+    }
+
+    /// A source's notes, as a database source leaves them in the job's metadata.
+    struct FixedNotes(serde_json::Map<String, serde_json::Value>);
+
+    impl SourceNotes for FixedNotes {
+        fn metadata(&self) -> serde_json::Map<String, serde_json::Value> {
+            self.0.clone()
+        }
+    }
+
+    fn with_tables(p: &Progress, tables: serde_json::Value, failed: serde_json::Value) {
+        let mut m = serde_json::Map::new();
+        m.insert("tables".into(), tables);
+        m.insert("failed_tables".into(), failed);
+        p.set_source_notes(Some(Arc::new(FixedNotes(m))));
+    }
+
+    #[test]
+    fn snapshots_and_records_carry_the_tables_that_matter_and_count_the_rest() {
+        use crate::model::TableStatus;
+        let p = Progress::new("j", "c", "i");
+        assert!(p.snapshot().tables.is_empty());
+        assert!(
+            !serde_json::to_string(&p.snapshot().record())
+                .unwrap()
+                .contains("table")
+        );
+        let mut lines = serde_json::Map::new();
+        for i in 0..50 {
+            lines.insert(
+                format!("done_{i:02}"),
+                serde_json::json!({"status": "done", "rows": 100, "seconds": 1.0, "rows_per_sec": 100.0}),
+            );
+        }
+        lines.insert(
+            "locked".into(),
+            serde_json::json!({"status": "failed", "rows": 0, "seconds": 0.1, "rows_per_sec": 0.0}),
+        );
+        lines.insert(
+            "big".into(),
+            serde_json::json!({"status": "reading", "rows": 4000, "seconds": 2.0, "rows_per_sec": 2000.0}),
+        );
+        with_tables(
+            &p,
+            serde_json::Value::Object(lines),
+            serde_json::json!({"locked": "permission denied for table locked"}),
+        );
+        let s = p.snapshot();
+        assert_eq!(s.tables.len(), 52);
+        let r = s.record();
+        assert_eq!(r.tables.len(), RECORD_TABLES);
+        assert_eq!(r.tables_more, 52 - RECORD_TABLES);
+        let names: Vec<&str> = r.tables.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["done_46", "done_47", "done_48", "done_49", "locked", "big"],
+            "the one being read, the failed, then the latest done"
+        );
+        assert_eq!(r.tables[4].status, TableStatus::Failed);
+        assert_eq!(
+            r.tables[4].reason.as_deref(),
+            Some("permission denied for table locked")
+        );
+        let counts = r.table_counts.expect("counts");
+        assert_eq!((counts.done, counts.reading, counts.failed), (50, 1, 1));
+        assert!(r.json_len() <= RECORD_MAX_BYTES);
+    }
+
+    #[test]
+    fn tables_reach_an_attached_console_through_status_json_and_older_workers_still_read() {
+        let p = Progress::new("j", "c", "i");
+        with_tables(
+            &p,
+            serde_json::json!({"t": {"status": "reading", "rows": 5, "seconds": 1.0, "rows_per_sec": 5.0}}),
+            serde_json::json!({}),
+        );
+        let s = p.snapshot();
+        let back: ProgressSnapshot =
+            serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+        assert_eq!(back.tables, s.tables);
+        assert_eq!(back.tables.len(), 1);
+        // A worker of an older version writes no `tables`.
+        let mut old = serde_json::to_value(&s).unwrap();
+        old.as_object_mut().unwrap().remove("tables");
+        let read: ProgressSnapshot = serde_json::from_value(old).unwrap();
+        assert!(read.tables.is_empty());
+    }
+
+    #[test]
+    fn a_table_being_read_when_the_job_ends_is_stopped_not_reading() {
+        use crate::model::TableStatus;
+        let p = Progress::new("j", "c", "i");
+        with_tables(
+            &p,
+            serde_json::json!({"t": {"status": "reading", "rows": 5, "seconds": 1.0, "rows_per_sec": 5.0}}),
+            serde_json::json!({}),
+        );
+        assert_eq!(p.snapshot().tables[0].status, TableStatus::Reading);
+        p.set_phase(Phase::Canceled);
+        assert_eq!(p.snapshot().tables[0].status, TableStatus::Stopped);
+    }
+
+    #[test]
+    fn a_record_with_many_long_tables_stays_within_its_bound() {
+        // Control characters escape to six bytes each in JSON: the worst case per character.
+        let huge = "\u{1}".repeat(3000);
+        let p = Progress::new("job", "connector", "index");
+        let mut lines = serde_json::Map::new();
+        let mut failed = serde_json::Map::new();
+        for i in 0..400 {
+            let name = format!("{i}{huge}");
+            lines.insert(
+                name.clone(),
+                serde_json::json!({"status": if i % 2 == 0 { "reading" } else { "failed" }, "rows": i, "seconds": 1.0, "rows_per_sec": 1.0, "note": huge}),
+            );
+            if i % 2 == 1 {
+                failed.insert(name, serde_json::Value::from(huge.clone()));
+            }
+        }
+        with_tables(
+            &p,
+            serde_json::Value::Object(lines),
+            serde_json::Value::Object(failed),
+        );
+        p.push_outcomes((0..10).map(|i| DocOutcome {
+            id: format!("{i}{huge}"),
+            outcome: Outcome::DeadLettered,
+            bytes: 1,
+            latency_ms: 1,
+            reason: Some(huge.clone()),
+        }));
+        p.set_error(huge.clone());
+        let r = p.snapshot().record();
+        assert!(r.json_len() <= RECORD_MAX_BYTES, "{}", r.json_len());
+        let line = serde_json::to_string(&serde_json::json!({ "progress": r })).unwrap();
+        assert!(line.len() <= 4096, "{}", line.len());
+        assert_eq!(r.tables.len() + r.tables_more, 400, "every table counted");
+        assert!(!r.tables.is_empty(), "some tables still fit");
+        assert_eq!(r.table_counts.map(|c| c.reading + c.failed), Some(400));
     }
 
     #[tokio::test]

@@ -11,6 +11,7 @@ mod filtering;
 mod query;
 mod serde_util;
 mod sync_job;
+mod table_progress;
 mod timestamp;
 pub mod validate;
 
@@ -29,6 +30,7 @@ pub use filtering::{
 };
 pub use query::{ConfigurationUpdate, ConnectorQuery, LastSync, SyncJobQuery};
 pub use sync_job::{JobStatus, JobType, SyncJob, SyncJobConnector, SyncStats, TriggerMethod};
+pub use table_progress::{TableCounts, TableProgress, TableStatus};
 pub use timestamp::Timestamp;
 
 /// One page of a paged list (`{count, results}` in the connector APIs).

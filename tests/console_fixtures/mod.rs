@@ -155,8 +155,50 @@ fn job(
     .unwrap()
 }
 
+/// A `postgresql` job's metadata as its source reports it: tables done, one being read, one
+/// skipped without a key and one the server refused, with Python's and the server's words.
+pub fn tables_metadata() -> serde_json::Map<String, serde_json::Value> {
+    let line = |status: &str, rows: u64, seconds: f64, note: Option<&str>| {
+        let mut l = json!({"status": status, "rows": rows, "seconds": seconds,
+            "rows_per_sec": if seconds > 0.0 { (rows as f64 / seconds).round() } else { 0.0 }});
+        if let Some(n) = note {
+            l["note"] = json!(n);
+        }
+        l
+    };
+    let refused = "ERROR: permission denied for table invoices (SQLSTATE 42501); grant SELECT on it to the connector's user, or leave it out of the connector's tables";
+    json!({
+        "commit_timestamps": "on (track_commit_timestamp)",
+        "tables": {
+            "customers": line("done", 12_000, 0.8, None),
+            "orders": line("done", 120_345, 6.2, None),
+            "audit_log": line("skipped", 0, 0.01, Some("no primary key")),
+            "invoices": line("failed", 0, 0.02, Some(refused)),
+            "products": line("done", 830, 0.1, None),
+            "shipments": line("done", 5_400, 0.4, None),
+            "order_items_with_a_rather_long_table_name_2024": line("reading", 48_210, 3.1, None),
+        },
+        "skipped_tables": {
+            "audit_log": "Skipping table 'audit_log' from database 'shop' since no primary key is associated with it. Assign primary key to the table to index it in the next sync interval."
+        },
+        "failed_tables": {"invoices": refused},
+    })
+    .as_object()
+    .cloned()
+    .unwrap_or_default()
+}
+
+/// A live snapshot of a `postgresql` sync reading its tables.
+pub fn db_snapshot(job_id: &str) -> ProgressSnapshot {
+    let mut s = snapshot(job_id, 4200);
+    s.connector_id = "pg-orders".into();
+    s.index = "search-pg-orders".into();
+    s.tables = syncdeck::model::TableProgress::from_metadata(&tables_metadata());
+    s
+}
+
 pub fn jobs() -> Vec<SyncJob> {
-    vec![
+    let mut jobs = vec![
         job(
             "job-live-0001",
             "demo-generator",
@@ -207,7 +249,10 @@ pub fn jobs() -> Vec<SyncJob> {
             None,
             "",
         ),
-    ]
+    ];
+    // The `postgresql` job another worker runs reports its tables at each check-in.
+    jobs[1].metadata = tables_metadata();
+    jobs
 }
 
 pub fn breaker() -> serde_json::Value {
@@ -290,6 +335,7 @@ pub fn snapshot(job_id: &str, handled: u64) -> ProgressSnapshot {
         rates,
         breaker: serde_json::from_value(breaker()).ok(),
         recent,
+        tables: Vec::new(),
     }
 }
 

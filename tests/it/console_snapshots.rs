@@ -275,6 +275,19 @@ const CASES: &[Case] = &[
         },
     },
     Case {
+        name: "live_tables",
+        read_only: false,
+        setup: |s| {
+            apply(
+                s,
+                [
+                    Action::LiveLoaded(vec![db_snapshot("job-live-0001")]),
+                    ch('3'),
+                ],
+            );
+        },
+    },
+    Case {
         name: "breaker",
         read_only: false,
         setup: |s| {
@@ -321,6 +334,32 @@ const CASES: &[Case] = &[
         read_only: false,
         setup: |s| {
             apply(s, [ch('2'), ch('j'), ch('j'), ch('j'), key(KeyCode::Enter)]);
+        },
+    },
+    Case {
+        name: "job_detail_tables",
+        read_only: false,
+        setup: |s| {
+            apply(s, [ch('2'), ch('/')]);
+            for c in "remote".chars() {
+                apply(s, [ch(c)]);
+            }
+            apply(s, [key(KeyCode::Enter), key(KeyCode::Enter)]);
+        },
+    },
+    Case {
+        name: "job_detail_tables_scrolled",
+        read_only: false,
+        setup: |s| {
+            apply(s, [ch('2'), ch('/')]);
+            for c in "remote".chars() {
+                apply(s, [ch(c)]);
+            }
+            apply(s, [key(KeyCode::Enter), key(KeyCode::Enter)]);
+            // Down to the tables, whatever the size (the scroll stops at the end).
+            for _ in 0..16 {
+                apply(s, [ch('j')]);
+            }
         },
     },
     Case {

@@ -54,5 +54,6 @@ mod postgresql;
 mod service_lifecycle;
 mod sources;
 mod standin_selftest;
+mod table_progress;
 mod tls;
 mod transform;

@@ -1,14 +1,17 @@
 //! Detail screens: a connector (overview, configuration with sensitive values masked,
-//! filtering rules, pipeline, schedules, latest jobs), a sync job, and a dead letter (the
+//! filtering rules, pipeline, schedules, latest jobs), a sync job (with every table a
+//! database source reported in its metadata, each reason whole), and a dead letter (the
 //! error and the document as pretty JSON). Scrollable text built from state.
 
 use super::{Hint, hint};
 use crate::console::app::{AppState, ConnectorDetail};
-use crate::console::format::{ago, count, datetime, job_duration, wrap};
+use crate::console::format::{ago, count, datetime, duration_ms, job_duration, safe, wrap};
 use crate::console::keymap::Command;
 use crate::console::theme::Theme;
 use crate::console::widgets::masked_field;
-use crate::model::{Connector, DeadLetter, ScheduleConfig, SyncJob};
+use crate::model::{
+    Connector, DeadLetter, ScheduleConfig, SyncJob, TableCounts, TableProgress, TableStatus,
+};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
@@ -415,6 +418,74 @@ fn job_lines(j: &SyncJob, state: &AppState, width: usize, theme: &Theme) -> Vec<
     if let Some(e) = &j.error {
         lines.extend(section("Error", theme));
         lines.extend(indented(e, width, theme.danger));
+    }
+    lines.extend(table_lines(&TableProgress::of_job(j), width, theme));
+    lines
+}
+
+/// Every table of the job: its status, rows, rows/s and time on one line (the name on a
+/// line of its own when both do not fit), then its reason, wrapped and whole.
+fn table_lines(tables: &[TableProgress], width: usize, theme: &Theme) -> Vec<Line<'static>> {
+    if tables.is_empty() {
+        return Vec::new();
+    }
+    let mut lines = section(
+        &format!("Tables ({})", TableCounts::of(tables).summary()),
+        theme,
+    );
+    // Two of indent, a space, the status, and the numbers' columns.
+    const NUMBERS: usize = 2 + 1 + 8 + 37;
+    let name_width = tables
+        .iter()
+        .map(|t| unicode_width::UnicodeWidthStr::width(safe(&t.name).as_str()))
+        .max()
+        .unwrap_or(0)
+        .min(width.saturating_sub(NUMBERS));
+    for t in tables {
+        let status = Span::styled(
+            format!("{:<8}", t.status.as_str()),
+            crate::console::views::live_sync::table_status_style(t.status, theme),
+        );
+        let numbers = Span::styled(
+            format!(
+                " {:>12} rows  {:>9}  {:>7}",
+                count(t.rows),
+                crate::console::views::live_sync::table_rate(t),
+                duration_ms((t.seconds * 1000.0) as u64)
+            ),
+            theme.text,
+        );
+        let name = safe(&t.name);
+        if unicode_width::UnicodeWidthStr::width(name.as_str()) <= name_width {
+            let pad = name_width - unicode_width::UnicodeWidthStr::width(name.as_str());
+            lines.push(Line::from(vec![
+                Span::styled(format!("  {name}{} ", " ".repeat(pad)), theme.text),
+                status,
+                numbers,
+            ]));
+        } else {
+            lines.extend(indented(&t.name, width, theme.text));
+            lines.push(Line::from(vec![
+                Span::raw(format!("  {} ", " ".repeat(name_width))),
+                status,
+                numbers,
+            ]));
+        }
+        let style = match t.status {
+            TableStatus::Failed => theme.danger,
+            _ => theme.dim,
+        };
+        // The reason whole; the short note only when there is no reason.
+        if let Some(text) = t.reason.as_ref().or(t.note.as_ref()) {
+            lines.extend(
+                indented(text, width.saturating_sub(2), style)
+                    .into_iter()
+                    .map(|mut l| {
+                        l.spans.insert(0, Span::raw("  "));
+                        l
+                    }),
+            );
+        }
     }
     lines
 }

@@ -2,7 +2,10 @@
 //! selected one a progress bar (against the source's total when known), counters, queue
 //! depth, requests in flight, elapsed and ETA, sparklines of docs/s and MB/s, and the latest
 //! documents with their outcome, size and latency. Jobs run elsewhere show the counts the
-//! cluster reports.
+//! cluster reports. A source that reads tables (the database sources) adds a Tables panel:
+//! per table its status, rows read, rows/s, time and why it failed or was skipped, from the
+//! snapshot here or from the job's metadata for a job run elsewhere (the job's detail has
+//! every table and every reason whole).
 
 use super::{Hint, View, hint};
 use crate::console::app::AppState;
@@ -13,7 +16,7 @@ use crate::console::theme::Theme;
 use crate::console::widgets::bar::bar;
 use crate::console::widgets::table::{CellText, Column, render_rows};
 use crate::engine::progress::{Phase, ProgressSnapshot};
-use crate::model::SyncJob;
+use crate::model::{SyncJob, TableCounts, TableProgress, TableStatus};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
@@ -219,11 +222,25 @@ fn render_snapshot(
     theme: &Theme,
 ) {
     let stats_height = 6 + u16::from(s.error.is_some());
-    let sparks_height = if area.height < 24 { 4 } else { 6 };
-    let [stats, sparks, docs] = Layout::vertical([
+    let small = area.height < 24;
+    // On a small screen the tables take the sparklines' place: the rate is in the list
+    // and the stats.
+    let sparks_height = match (small, s.tables.is_empty()) {
+        (true, false) => 0,
+        (true, true) => 4,
+        (false, _) => 6,
+    };
+    let tables_height = tables_height(
+        s.tables.len(),
+        area.height
+            .saturating_sub(stats_height + sparks_height + DOCS_MIN),
+        if small { 4 } else { 10 },
+    );
+    let [stats, sparks, tables, docs] = Layout::vertical([
         Constraint::Length(stats_height),
         Constraint::Length(sparks_height),
-        Constraint::Min(3),
+        Constraint::Length(tables_height),
+        Constraint::Min(DOCS_MIN),
     ])
     .areas(area);
     let c = &s.counters;
@@ -320,8 +337,93 @@ fn render_snapshot(
         ));
     }
     frame.render_widget(Paragraph::new(lines), inner);
-    render_sparklines(frame, sparks, s, theme);
+    if sparks_height > 0 {
+        render_sparklines(frame, sparks, s, theme);
+    }
+    if tables_height > 0 {
+        render_tables(frame, tables, &s.tables, theme);
+    }
     render_docs(frame, docs, s, theme);
+}
+
+/// The Latest documents panel's least height (its border, header and one row).
+const DOCS_MIN: u16 = 3;
+
+/// The Tables panel's height: its border and header and a row per table, at most `rows`
+/// rows, within `room`; none without tables or when not even one row fits.
+fn tables_height(tables: usize, room: u16, rows: u16) -> u16 {
+    if tables == 0 {
+        return 0;
+    }
+    let want = (tables.min(rows as usize) as u16) + 3;
+    match want.min(room) {
+        h if h < 4 => 0,
+        h => h,
+    }
+}
+
+const TABLE_COLUMNS: [Column; 6] = [
+    Column::grow("TABLE", 10, 0).max(64),
+    Column::new("STATUS", 7, 0),
+    Column::new("ROWS", 6, 1).max(14),
+    Column::new("ROWS/S", 6, 2).max(12),
+    Column::new("ELAPSED", 7, 3),
+    Column::grow("NOTE", 12, 1).max(400),
+];
+
+/// A table's rows/s, or `—` for one that ended without reading a row (skipped, refused).
+pub fn table_rate(t: &TableProgress) -> String {
+    if t.rows == 0 && t.status != TableStatus::Reading {
+        return "—".to_string();
+    }
+    rate(t.rows_per_sec)
+}
+
+pub fn table_status_style(status: TableStatus, theme: &Theme) -> Style {
+    match status {
+        TableStatus::Reading => theme.info,
+        TableStatus::Done => theme.ok,
+        TableStatus::Skipped | TableStatus::Stopped => theme.warn,
+        TableStatus::Failed => theme.danger,
+    }
+}
+
+/// The Tables panel: the tables worth a row ([`TableProgress::pick`]: those being read,
+/// the failed and skipped, then the latest done), their counts in the title, and how many
+/// are left out. Notes are cut to their column; the job's detail has them whole.
+fn render_tables(frame: &mut Frame, area: Rect, tables: &[TableProgress], theme: &Theme) {
+    let block = Block::bordered().border_style(theme.border);
+    let inner = block.inner(area);
+    let (shown, left_out) = TableProgress::pick(tables, inner.height.saturating_sub(1) as usize);
+    let mut title = vec![
+        Span::styled(" Tables ", theme.title),
+        Span::styled(format!("{} ", TableCounts::of(tables).summary()), theme.dim),
+    ];
+    if left_out > 0 {
+        title.push(Span::styled(format!("· +{left_out} more "), theme.dim));
+    }
+    frame.render_widget(block.title(Line::from(title)), area);
+    let rows: Vec<(Vec<CellText>, Style)> = shown
+        .into_iter()
+        .map(|t| {
+            let cells = vec![
+                Span::raw(t.name.clone()),
+                Span::styled(t.status.as_str(), table_status_style(t.status, theme)),
+                Span::raw(count(t.rows)),
+                Span::raw(table_rate(t)),
+                Span::raw(duration_ms((t.seconds * 1000.0) as u64)),
+                Span::styled(
+                    t.remark().unwrap_or_default().to_string(),
+                    match t.status {
+                        TableStatus::Failed => theme.danger,
+                        _ => theme.dim,
+                    },
+                ),
+            ];
+            (cells, theme.text)
+        })
+        .collect();
+    render_rows(frame, inner, &TABLE_COLUMNS, rows, None, theme);
 }
 
 fn render_sparklines(frame: &mut Frame, area: Rect, s: &ProgressSnapshot, theme: &Theme) {
@@ -386,6 +488,21 @@ fn render_docs(frame: &mut Frame, area: Rect, s: &ProgressSnapshot, theme: &Them
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let height = inner.height.saturating_sub(1) as usize;
+    if height == 0 {
+        // Room for one line only (the tables took the rest): the newest, without a header.
+        let text = match s.recent.last() {
+            Some(d) => format!("newest: {} {}", d.outcome.as_str(), d.id),
+            None => "no documents yet".to_string(),
+        };
+        frame.render_widget(
+            Paragraph::new(Line::styled(
+                crate::console::format::ellipsize(&text, inner.width as usize),
+                theme.dim,
+            )),
+            inner,
+        );
+        return;
+    }
     let rows: Vec<(Vec<CellText>, Style)> = s
         .recent
         .iter()
@@ -427,6 +544,8 @@ fn render_remote(
         frame.render_widget(Paragraph::new("no data").block(block), area);
         return;
     };
+    // A database job run elsewhere reports its tables in its metadata, at each check-in.
+    let tables = TableProgress::of_job(j);
     let where_ = match &row.source {
         LiveSource::Cluster { worker } => {
             worker.clone().unwrap_or_else(|| "an unknown worker".into())
@@ -437,7 +556,7 @@ fn render_remote(
         .total_document_count
         .filter(|t| *t > 0)
         .map(|t| j.indexed_document_count as f64 / t as f64);
-    let lines = vec![
+    let mut lines = vec![
         bar(
             ratio,
             area.width.saturating_sub(4).min(60),
@@ -486,22 +605,45 @@ fn render_remote(
             ]
             .concat(),
         ),
-        Line::from(""),
-        Line::styled(
+    ];
+    if tables.is_empty() {
+        lines.push(Line::from(""));
+        lines.push(Line::styled(
             "This job runs on another worker: the cluster reports its counts only.",
             theme.dim,
-        ),
-        Line::styled(
-            "Run `syncdeck serve --listen 127.0.0.1:PORT` there and `syncdeck --attach 127.0.0.1:PORT` to watch it live.",
+        ));
+    } else {
+        lines.push(Line::styled(
+            "This job runs on another worker: the cluster reports its counts and tables at each check-in.",
             theme.dim,
-        ),
-    ];
+        ));
+    }
+    lines.push(Line::styled(
+        "Run `syncdeck serve --listen 127.0.0.1:PORT` there and `syncdeck --attach 127.0.0.1:PORT` to watch it live.",
+        theme.dim,
+    ));
+    // The text's height as wrapped, so the tables start right under it.
+    let inner_width = area.width.saturating_sub(2) as usize;
+    let wrapped: usize = lines
+        .iter()
+        .map(|l| crate::console::format::wrap(&l.to_string(), inner_width).len())
+        .sum();
+    let text_height = if tables.is_empty() {
+        area.height
+    } else {
+        (wrapped as u16 + 2).min(area.height.saturating_sub(4))
+    };
+    let [text_area, tables_area] =
+        Layout::vertical([Constraint::Length(text_height), Constraint::Min(0)]).areas(area);
     frame.render_widget(
         Paragraph::new(lines)
             .wrap(ratatui::widgets::Wrap { trim: true })
             .block(block),
-        area,
+        text_area,
     );
+    if tables_area.height >= 4 {
+        render_tables(frame, tables_area, &tables, theme);
+    }
 }
 
 /// How the Live view's title names the attached worker: only `attached` when it answers.
