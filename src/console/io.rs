@@ -140,9 +140,39 @@ pub fn perform(handles: &Arc<Handles>, effect: Effect, tx: &UnboundedSender<Acti
     tokio::spawn(async move {
         let action = run(&h, effect, &tx).await;
         if let Some(action) = action {
+            learn_secrets(&action);
             let _ = tx.send(action);
         }
     });
+}
+
+/// Every sensitive configuration value the cluster just handed over joins the masker before
+/// any of it reaches the screen. A job's `error` or a connector's `error`, written by a worker
+/// that did not mask it (the Python service does not), can echo one, and the screen masks
+/// only what the masker knows. The CLI does the same for the jobs it prints.
+fn learn_secrets(action: &Action) {
+    use crate::sources::register_sensitive;
+    match action {
+        Action::ConnectorsLoaded(Ok(connectors)) => connectors
+            .iter()
+            .for_each(|c| register_sensitive(&c.configuration)),
+        Action::ConnectorDetailLoaded {
+            result: Ok((connector, jobs)),
+            ..
+        } => {
+            register_sensitive(&connector.configuration);
+            jobs.iter()
+                .for_each(|j| register_sensitive(&j.connector.configuration));
+        }
+        Action::EditorLoaded {
+            result: Ok(connector),
+            ..
+        } => register_sensitive(&connector.configuration),
+        Action::JobsLoaded(Ok(jobs)) | Action::ActiveJobsLoaded(Ok(jobs)) => jobs
+            .iter()
+            .for_each(|j| register_sensitive(&j.connector.configuration)),
+        _ => {}
+    }
 }
 
 fn pool_rows(es: &ElasticsearchBackend) -> Vec<NodeRow> {
@@ -646,5 +676,78 @@ pub async fn load_spec(connector_id: String, configuration: Configuration) -> Ac
     Action::SpecLoaded {
         connector_id,
         result,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ConfigField, JobStatus, JobType, SyncJob, SyncJobConnector};
+
+    fn configuration(secret: &str) -> Configuration {
+        let mut config = Configuration::default();
+        config.0.insert(
+            "password".into(),
+            ConfigField {
+                sensitive: true,
+                value: Value::from(secret),
+                ..Default::default()
+            },
+        );
+        config
+    }
+
+    fn job(secret: &str) -> SyncJob {
+        SyncJob {
+            id: "j".into(),
+            connector: SyncJobConnector {
+                configuration: configuration(secret),
+                ..Default::default()
+            },
+            job_type: JobType::Full,
+            trigger_method: Default::default(),
+            status: JobStatus::Error,
+            created_at: None,
+            worker_hostname: None,
+            started_at: None,
+            completed_at: None,
+            cancelation_requested_at: None,
+            canceled_at: None,
+            last_seen: None,
+            indexed_document_count: 0,
+            deleted_document_count: 0,
+            total_document_count: None,
+            indexed_document_volume: 0,
+            metadata: Default::default(),
+            error: Some(format!("auth failed for {secret}")),
+            extra: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_loaded_job_or_connector_teaches_the_masker_its_secrets() {
+        // Distinct per case: the masker is process-wide.
+        let in_jobs = "io-test-jobs-secret-8f2c";
+        let in_active = "io-test-active-secret-3a91";
+        let in_connectors = "io-test-connector-secret-77d0";
+        for secret in [in_jobs, in_active, in_connectors] {
+            assert!(
+                crate::secret::mask(secret).contains(secret),
+                "not yet known"
+            );
+        }
+        learn_secrets(&Action::JobsLoaded(Ok(vec![job(in_jobs)])));
+        learn_secrets(&Action::ActiveJobsLoaded(Ok(vec![job(in_active)])));
+        let connector: crate::model::Connector = serde_json::from_value(serde_json::json!({
+            "id": "c1",
+            "configuration": {"password": {"label": "Password", "sensitive": true, "value": in_connectors}}
+        }))
+        .unwrap();
+        learn_secrets(&Action::ConnectorsLoaded(Ok(vec![connector])));
+        for secret in [in_jobs, in_active, in_connectors] {
+            let text = format!("auth failed for {secret}");
+            let shown = crate::secret::mask(&text);
+            assert!(!shown.contains(secret), "{shown}");
+        }
     }
 }
