@@ -114,7 +114,7 @@ fn render_cost_with_100k_rows() {
         "  filter keystroke over {ROWS} dead letters: {:.1} ms",
         ms(filter)
     );
-    assert_eq!(s.dead_letters.all().len(), ROWS);
+    assert_eq!(s.dead_letters.table.all().len(), ROWS);
 }
 
 fn ms(d: Duration) -> f64 {
@@ -140,7 +140,9 @@ impl Write for Counter {
 fn answer_refreshes(state: &mut AppState, fx: &[Effect]) {
     for effect in fx {
         let action = match effect {
-            Effect::LoadConnectors => Action::ConnectorsLoaded(Ok(state.connectors.all().to_vec())),
+            Effect::LoadConnectors => {
+                Action::ConnectorsLoaded(Ok(state.connectors.table.all().to_vec()))
+            }
             Effect::LoadActiveJobs => {
                 Action::ActiveJobsLoaded(Ok(state.live.active.value.clone().unwrap_or_default()))
             }
@@ -148,7 +150,7 @@ fn answer_refreshes(state: &mut AppState, fx: &[Effect]) {
                 Some(c) => Action::ClusterLoaded(Ok(c)),
                 None => continue,
             },
-            Effect::LoadKibanaStatus => match state.kibana_status.value.clone() {
+            Effect::LoadKibanaStatus => match state.kibana.status.value.clone() {
                 Some(k) => Action::KibanaStatusLoaded(Ok(k)),
                 None => continue,
             },

@@ -16,7 +16,7 @@ use syncdeck::console::keymap::Keymap;
 use syncdeck::model::{JobStatus, JobType, Timestamp};
 
 fn selected_connector(s: &syncdeck::console::app::AppState) -> String {
-    s.connectors.selected().unwrap().id.clone()
+    s.connectors.table.selected().unwrap().id.clone()
 }
 
 fn confirm_action(s: &syncdeck::console::app::AppState) -> Option<ConfirmAction> {
@@ -114,7 +114,7 @@ fn slash_filters_fuzzily_as_you_type_and_esc_clears() {
     let mut s = loaded_state(false, (80, 24));
     apply(&mut s, [ch('/'), ch('r'), ch('u'), ch('n')]);
     assert!(matches!(s.modal, Some(Modal::Filter)));
-    assert_eq!(s.connectors.len(), 1, "only Runbooks matches 'run'");
+    assert_eq!(s.connectors.table.len(), 1, "only Runbooks matches 'run'");
     assert_eq!(selected_connector(&s), "demo-directory");
     apply(
         &mut s,
@@ -126,14 +126,18 @@ fn slash_filters_fuzzily_as_you_type_and_esc_clears() {
             ch('g'),
         ],
     );
-    assert_eq!(s.connectors.len(), 1, "only pg-orders has a p then a g");
+    assert_eq!(
+        s.connectors.table.len(),
+        1,
+        "only pg-orders has a p then a g"
+    );
     assert_eq!(selected_connector(&s), "pg-orders");
     apply(&mut s, [key(KeyCode::Enter)]);
     assert!(s.modal.is_none());
-    assert_eq!(s.connectors.filter(), "pg");
+    assert_eq!(s.connectors.table.filter(), "pg");
     apply(&mut s, [key(KeyCode::Esc)]);
-    assert_eq!(s.connectors.filter(), "");
-    assert_eq!(s.connectors.len(), 3);
+    assert_eq!(s.connectors.table.filter(), "");
+    assert_eq!(s.connectors.table.len(), 3);
 }
 
 #[test]
@@ -336,10 +340,13 @@ fn dead_letters_mark_retry_and_drop() {
     apply(&mut s, [ch('5')]);
     // Newest failure first: ids 1..3 loaded in that order; marks move down.
     apply(&mut s, [ch(' '), ch(' ')]);
-    assert_eq!(s.marked.iter().copied().collect::<Vec<_>>(), [1, 2]);
+    assert_eq!(
+        s.dead_letters.marked.iter().copied().collect::<Vec<_>>(),
+        [1, 2]
+    );
     let fx = apply(&mut s, [ch('r')]);
     assert_eq!(fx, [Effect::RetryDeadLetters(vec![1, 2])]);
-    assert!(s.dlq_busy);
+    assert!(s.dead_letters.busy);
     let fx = apply(&mut s, [ch('r')]);
     assert!(fx.is_empty(), "no second retry while one runs");
     let fx = apply(
@@ -351,8 +358,11 @@ fn dead_letters_mark_retry_and_drop() {
         }],
     );
     assert_eq!(fx, [Effect::LoadDeadLetters]);
-    assert!(!s.dlq_busy);
-    assert_eq!(s.marked.iter().copied().collect::<Vec<_>>(), [2]);
+    assert!(!s.dead_letters.busy);
+    assert_eq!(
+        s.dead_letters.marked.iter().copied().collect::<Vec<_>>(),
+        [2]
+    );
     assert!(last_toast(&s).contains("1 indexed") && last_toast(&s).contains("still bad"));
     // Drop asks; retry-all asks.
     apply(&mut s, [ch('d')]);
@@ -363,7 +373,7 @@ fn dead_letters_mark_retry_and_drop() {
     let fx = apply(&mut s, [ch('y')]);
     assert_eq!(fx, [Effect::DropDeadLetters(vec![2])]);
     apply(&mut s, [Action::DeadLettersDropped(1)]);
-    assert!(s.marked.is_empty());
+    assert!(s.dead_letters.marked.is_empty());
     apply(&mut s, [Action::DeadLettersLoaded(Ok((dead_letters(), 3)))]);
     apply(
         &mut s,
@@ -384,9 +394,9 @@ fn dead_letters_mark_retry_and_drop() {
     );
     // `a` marks all filtered.
     apply(&mut s, [key(KeyCode::Esc), key(KeyCode::Esc), ch('a')]);
-    assert_eq!(s.marked.len(), 3);
+    assert_eq!(s.dead_letters.marked.len(), 3);
     apply(&mut s, [ch('a')]);
-    assert!(s.marked.is_empty());
+    assert!(s.dead_letters.marked.is_empty());
     // Detail: retry that entry.
     apply(&mut s, [key(KeyCode::Enter)]);
     assert!(matches!(
@@ -669,8 +679,8 @@ fn errors_become_toasts_not_crashes() {
             "cluster unreachable: connection refused".into(),
         ))],
     );
-    assert_eq!(s.connectors.len(), 3, "the last good rows stay");
-    assert!(s.connectors.error.is_some());
+    assert_eq!(s.connectors.table.len(), 3, "the last good rows stay");
+    assert!(s.connectors.table.error.is_some());
     assert!(last_toast(&s).contains("connection refused"));
     let n = s.toasts.len();
     apply(
@@ -836,7 +846,7 @@ fn profile_and_theme_commands() {
     );
     apply(&mut s, [Action::ProfileChanged(profile(true))]);
     assert!(
-        s.profile.read_only && s.connectors.all().is_empty(),
+        s.profile.read_only && s.connectors.table.all().is_empty(),
         "a new profile starts from scratch"
     );
 }
@@ -1238,7 +1248,7 @@ fn logs_say_when_the_filter_matches_nothing_and_open_a_line_in_full() {
 fn sort_by_command_or_shift_letter_is_remembered_per_view() {
     let mut s = loaded_state(false, (80, 24));
     let names = |s: &syncdeck::console::app::AppState| -> Vec<String> {
-        s.connectors.visible().map(|c| c.id.clone()).collect()
+        s.connectors.table.visible().map(|c| c.id.clone()).collect()
     };
     apply(&mut s, [ch(':')]);
     for c in "sort id desc".chars() {
@@ -1255,7 +1265,7 @@ fn sort_by_command_or_shift_letter_is_remembered_per_view() {
     // Another view has its own; coming back finds this one, also after a reload.
     apply(&mut s, [ch('2'), ch('S')]);
     assert_eq!(s.sort_label().as_deref(), Some("sort STATUS↑"));
-    assert_eq!(s.jobs.get(0).unwrap().status, JobStatus::Completed);
+    assert_eq!(s.jobs.table.get(0).unwrap().status, JobStatus::Completed);
     apply(
         &mut s,
         [ch('1'), Action::ConnectorsLoaded(Ok(connectors()))],
@@ -1288,7 +1298,7 @@ fn drill_down_from_connector_to_jobs_to_job_to_dead_letters_and_back() {
     // o: the connector's jobs (the server filters them).
     let fx = apply(&mut s, [ch('o')]);
     assert_eq!(s.view, ViewId::Jobs);
-    assert_eq!(s.jobs_filter.connector.as_deref(), Some("demo-generator"));
+    assert_eq!(s.jobs.filter.connector.as_deref(), Some("demo-generator"));
     assert!(
         matches!(fx.as_slice(), [Effect::LoadJobs(q)] if q.connector_id.as_deref() == Some("demo-generator"))
     );
@@ -1319,19 +1329,19 @@ fn drill_down_from_connector_to_jobs_to_job_to_dead_letters_and_back() {
     // D: that job's dead letters only.
     apply(&mut s, [ch('D')]);
     assert_eq!(s.view, ViewId::DeadLetters);
-    assert_eq!(s.dead_letters.scope(), Some("job-err-0004"));
-    assert_eq!(s.dead_letters.len(), 3);
+    assert_eq!(s.dead_letters.table.scope(), Some("job-err-0004"));
+    assert_eq!(s.dead_letters.table.len(), 3);
     // Back along the path: the job detail, the connector's jobs, the connectors.
     apply(&mut s, [key(KeyCode::Esc)]);
     assert_eq!(s.view, ViewId::Jobs);
     assert!(matches!(s.screen(), Some(Screen::JobDetail { id, .. }) if id == "job-err-0004"));
-    assert_eq!(s.dead_letters.scope(), None);
+    assert_eq!(s.dead_letters.table.scope(), None);
     apply(&mut s, [key(KeyCode::Esc)]);
     assert!(s.screen().is_none() && s.view == ViewId::Jobs);
     let fx = apply(&mut s, [key(KeyCode::Esc)]);
     assert_eq!(s.view, ViewId::Connectors);
     assert_eq!(
-        s.jobs_filter.connector, None,
+        s.jobs.filter.connector, None,
         "the drill-down's filter goes"
     );
     assert!(
@@ -1358,13 +1368,13 @@ fn view_commands_take_a_drill_down_or_a_filter() {
     );
     run(&mut s, "dlq job-err-0004");
     assert_eq!(s.view, ViewId::DeadLetters);
-    assert_eq!(s.dead_letters.scope(), Some("job-err-0004"));
+    assert_eq!(s.dead_letters.table.scope(), Some("job-err-0004"));
     apply(&mut s, [key(KeyCode::Esc)]);
     assert_eq!(s.view, ViewId::Jobs, "esc comes back along the path");
     // Not a known id: a filter.
     run(&mut s, "connectors orders");
     assert_eq!(s.view, ViewId::Connectors);
-    assert_eq!(s.connectors.filter(), "orders");
+    assert_eq!(s.connectors.table.filter(), "orders");
     assert_eq!(selected_connector(&s), "pg-orders");
     // A plain view switch ends the path.
     assert!(s.path.is_empty());
@@ -1472,7 +1482,7 @@ fn the_pool_keeps_dead_nodes_and_shows_the_attached_workers() {
     let gone = all[0].url.clone();
     let rest: Vec<_> = all.iter().skip(1).cloned().collect();
     apply(&mut s, [Action::PoolLoaded(Ok(Some(rest)))]);
-    let pool = s.pool.value.clone().flatten().unwrap();
+    let pool = s.breaker.pool.value.clone().flatten().unwrap();
     let kept = pool
         .iter()
         .find(|n| n.url == gone)
@@ -1498,7 +1508,7 @@ fn the_pool_keeps_dead_nodes_and_shows_the_attached_workers() {
         ))],
     );
     apply(&mut s, [Action::PoolLoaded(Ok(Some(nodes())))]);
-    let pool = s.pool.value.clone().flatten().unwrap();
+    let pool = s.breaker.pool.value.clone().flatten().unwrap();
     assert_eq!(pool.len(), 1, "{pool:?}");
     assert_eq!(pool[0].url, "http://worker-es:9200");
     assert_eq!(pool[0].dead_for_ms, Some(4000));
@@ -1521,7 +1531,8 @@ fn the_pool_keeps_dead_nodes_and_shows_the_attached_workers() {
         ))],
     );
     assert!(
-        s.pool
+        s.breaker
+            .pool
             .error
             .as_deref()
             .is_some_and(|e| e.contains("does not report its node pool"))

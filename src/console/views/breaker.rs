@@ -1,13 +1,15 @@
 //! The Circuit breaker view: the breaker of the selected live sync (state in colour and in
 //! words, failure rate against the threshold, window counts, consecutive failures, time to
 //! the next probe, last errors) and the Elasticsearch node pool (alive or dead, failures,
-//! dead until).
+//! dead until). It owns [`BreakerState`] (the node pool; the breaker itself is the selected
+//! live sync's, in the Live view's state) and its update: the pool's loads, merged so a node
+//! that went down stays listed as dead.
 
 use super::{Hint, View, hint, stale_label};
-use crate::console::app::AppState;
+use crate::console::app::{AppState, Fetched};
 use crate::console::format::{duration_ms, short_secs, wrap};
 use crate::console::keymap::Command;
-use crate::console::live::BreakerView;
+use crate::console::live::{BreakerView, NodeRow};
 use crate::console::theme::Theme;
 use crate::console::widgets::bar::bar;
 use crate::console::widgets::table::{CellText, Column, render_rows};
@@ -18,6 +20,14 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph};
 
 pub struct BreakerPanel;
+
+/// The Breaker view's own state.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BreakerState {
+    /// The Elasticsearch node pool: this console's, or an attached worker's (from its
+    /// `/status`). `Some(None)`: the profile has no node pool (embedded store).
+    pub pool: Fetched<Option<Vec<NodeRow>>>,
+}
 
 const HINTS: &[Hint] = &[
     hint(Command::Down, "next job"),
@@ -39,6 +49,7 @@ pub fn state_label(state: &str) -> &'static str {
 impl View for BreakerPanel {
     fn render(&self, frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
         let pool_rows = state
+            .breaker
             .pool
             .value
             .as_ref()
@@ -209,7 +220,8 @@ fn render_breaker(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme
 
 fn render_pool(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
     let mut title = vec![Span::styled(" Node pool ", theme.title)];
-    if let Some(stale) = stale_label(state, state.pool.at, state.pool.error.as_ref()) {
+    let pool = &state.breaker.pool;
+    if let Some(stale) = stale_label(state, pool.at, pool.error.as_ref()) {
         title.push(Span::styled(format!("{stale} "), theme.stale));
     }
     let block = Block::bordered()
@@ -217,9 +229,9 @@ fn render_pool(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
         .title(Line::from(title));
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    let nodes = match &state.pool.value {
+    let nodes = match &pool.value {
         None => {
-            let text = if state.pool.error.is_some() {
+            let text = if pool.error.is_some() {
                 "could not read the node pool"
             } else {
                 "loading…"
@@ -281,8 +293,9 @@ pub(crate) mod update {
         if let Action::PoolLoaded(result) = action
             && state.settings.attach.is_none()
         {
-            let result = result.map(|rows| rows.map(|rows| keep_vanished(&state.pool, rows)));
-            state.dirty |= state.pool.set(result, state.now);
+            let result =
+                result.map(|rows| rows.map(|rows| keep_vanished(&state.breaker.pool, rows)));
+            state.dirty |= state.breaker.pool.set(result, state.now);
         }
         Vec::new()
     }
