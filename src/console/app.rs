@@ -687,6 +687,8 @@ pub enum Action {
     AttachedLoaded(Result<StatusDocument, String>),
     /// `None`: the profile has no node pool (embedded store).
     PoolLoaded(Result<Option<Vec<NodeRow>>, String>),
+    /// Whether each node asked (`Effect::ProbeNodes`) answered.
+    NodesProbed(Vec<(String, bool)>),
     DeadLettersLoaded(Result<(Vec<DeadLetter>, u64), String>),
     /// Whose queue the loaded dead letters are: the cluster's label, and how many entries of
     /// unknown origin exist besides.
@@ -1968,7 +1970,7 @@ fn on_result(state: &mut AppState, action: Action) -> Vec<Effect> {
         | Action::SyncFinished { .. }) => {
             return super::views::live_sync::on_result(state, action);
         }
-        action @ Action::PoolLoaded(..) => {
+        action @ (Action::PoolLoaded(..) | Action::NodesProbed(..)) => {
             return super::views::breaker::on_result(state, action);
         }
         action @ Action::LogsLoaded { .. } => {

@@ -1565,3 +1565,213 @@ fn starting_says_what_it_is_doing() {
     progress.set_phase(syncdeck::engine::progress::Phase::Extracting);
     assert_eq!(progress.snapshot().step, None);
 }
+
+#[test]
+fn a_node_that_left_the_pool_drops_out_while_a_dead_one_stays() {
+    // A node the pool no longer names stays listed as dead (a sniff drops a node that is
+    // down) until a probe finds it answering: then it left the pool rather than died, and
+    // drops out on that refresh. One that does not answer stays listed as dead.
+    let mut s = loaded_state(false, (120, 40));
+    apply(&mut s, [ch('4')]);
+    let all = nodes();
+    let (left, down) = (all[0].url.clone(), all[2].url.clone());
+    let only_middle = || Action::PoolLoaded(Ok(Some(vec![nodes()[1].clone()])));
+    let fx = apply(&mut s, [only_middle()]);
+    assert!(
+        fx.contains(&Effect::ProbeNodes(vec![left.clone(), down.clone()])),
+        "{fx:?}"
+    );
+    let listed = |s: &syncdeck::console::app::AppState| -> Vec<(String, bool)> {
+        s.breaker
+            .pool
+            .value
+            .clone()
+            .flatten()
+            .unwrap()
+            .into_iter()
+            .map(|n| (n.url, n.alive))
+            .collect()
+    };
+    assert_eq!(
+        listed(&s).len(),
+        3,
+        "both vanished nodes are listed as dead"
+    );
+    assert!(
+        listed(&s)
+            .iter()
+            .all(|(u, alive)| u == &all[1].url || !alive)
+    );
+    // A refresh while the probe runs asks nothing more.
+    let fx = apply(&mut s, [only_middle()]);
+    assert!(
+        !fx.iter().any(|e| matches!(e, Effect::ProbeNodes(_))),
+        "{fx:?}"
+    );
+    s.dirty = false;
+    apply(
+        &mut s,
+        [Action::NodesProbed(vec![
+            (left.clone(), true),
+            (down.clone(), false),
+        ])],
+    );
+    assert!(s.dirty);
+    assert_eq!(
+        listed(&s),
+        [(all[1].url.clone(), false), (down.clone(), false)],
+        "the node that answers left the pool; the silent one is dead"
+    );
+    let screen = text(&draw(&s, &theme("default")));
+    // The node pool's box (the breaker's last errors above name nodes too).
+    let pool_box = screen
+        .split_once("Node pool")
+        .map(|(_, rest)| rest.to_string())
+        .unwrap_or_default();
+    let line = |url: &str| {
+        pool_box
+            .lines()
+            .find(|l| l.contains(url.trim_start_matches("http://")))
+            .map(str::to_string)
+    };
+    assert_eq!(line(&left), None, "{screen}");
+    assert!(line(&down).is_some_and(|l| l.contains("dead")), "{screen}");
+    // The next refresh asks the dead one again; once the pool holds it again it shows as
+    // the pool says, and nothing is left to ask.
+    let fx = apply(&mut s, [only_middle()]);
+    assert!(
+        fx.contains(&Effect::ProbeNodes(vec![down.clone()])),
+        "{fx:?}"
+    );
+    let back = vec![nodes()[1].clone(), nodes()[2].clone()];
+    apply(
+        &mut s,
+        [
+            Action::NodesProbed(vec![(down.clone(), false)]),
+            Action::PoolLoaded(Ok(Some(back))),
+        ],
+    );
+    assert_eq!(
+        listed(&s),
+        [(all[1].url.clone(), false), (down.clone(), true)]
+    );
+    assert!(s.breaker.vanished.is_empty());
+    let fx = apply(
+        &mut s,
+        [Action::PoolLoaded(Ok(Some(vec![
+            nodes()[1].clone(),
+            nodes()[2].clone(),
+        ])))],
+    );
+    assert!(
+        !fx.iter().any(|e| matches!(e, Effect::ProbeNodes(_))),
+        "{fx:?}"
+    );
+}
+
+#[test]
+fn attached_a_node_the_worker_no_longer_reports_drops_out() {
+    let mut s = loaded_state(false, (120, 40));
+    s.settings.attach = Some("127.0.0.1:7777".into());
+    let status = |urls: &[&str]| {
+        Action::AttachedLoaded(Ok(syncdeck::engine::status::StatusDocument {
+            worker: "w".into(),
+            version: "0".into(),
+            jobs: Vec::new(),
+            pool: Some(
+                urls.iter()
+                    .map(|u| syncdeck::engine::status::StatusNode {
+                        url: u.to_string(),
+                        alive: false,
+                        failures: 2,
+                        retry_in_ms: Some(1000),
+                    })
+                    .collect(),
+            ),
+        }))
+    };
+    let fx = apply(&mut s, [status(&["http://es-a:9200", "http://es-b:9200"])]);
+    assert!(!fx.iter().any(|e| matches!(e, Effect::ProbeNodes(_))));
+    apply(&mut s, [status(&["http://es-b:9200"]), ch('4')]);
+    let pool = s.breaker.pool.value.clone().flatten().unwrap();
+    assert_eq!(pool.len(), 1, "{pool:?}");
+    assert_eq!(pool[0].url, "http://es-b:9200");
+    assert!(!pool[0].alive, "the worker's dead node is listed as dead");
+    let screen = text(&draw(&s, &theme("default")));
+    assert!(!screen.contains("es-a"), "{screen}");
+    assert!(screen.contains("es-b"), "{screen}");
+}
+
+#[tokio::test]
+async fn the_pool_view_asks_a_vanished_node_through_the_real_runner() {
+    // End to end through `console::io`: this console's transport holds one node of the
+    // stand-in's two; the other was listed before. Down, it stays listed as dead; up (it
+    // answers, yet the pool does not hold it), it drops out on the next refresh.
+    use crate::support::{NodeDownMode, StandIn, StandInOptions};
+    use std::sync::Arc;
+    let standin = StandIn::start(StandInOptions {
+        nodes: 2,
+        kibana: false,
+        ..Default::default()
+    })
+    .await;
+    let urls = standin.es_urls();
+    let dir = tempfile::tempdir().unwrap();
+    let embedded = Arc::try_unwrap(embedded_handles(&dir.path().join("e.sqlite3"), None))
+        .ok()
+        .expect("one owner");
+    let mut es = syncdeck::config::EsSettings::new(vec![urls[0].parse().unwrap()]);
+    es.request_timeout = std::time::Duration::from_secs(5);
+    let backend = syncdeck::backend::elasticsearch::ElasticsearchBackend::new(&es).unwrap();
+    let handles = Arc::new(syncdeck::console::io::Handles {
+        elasticsearch: Some(Arc::new(backend)),
+        ..embedded
+    });
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut s = new_state(false, (120, 40));
+    let row = |url: &String| syncdeck::console::live::NodeRow {
+        url: url.clone(),
+        alive: true,
+        failures: 0,
+        dead_for_ms: None,
+    };
+    let _ = update(
+        &mut s,
+        Action::PoolLoaded(Ok(Some(vec![row(&urls[0]), row(&urls[1])]))),
+    );
+    let listed = |s: &syncdeck::console::app::AppState| -> Vec<(String, bool)> {
+        let rows = s.breaker.pool.value.clone().flatten().unwrap();
+        rows.into_iter().map(|n| (n.url, n.alive)).collect()
+    };
+    standin.faults().node_down(1, NodeDownMode::Refuse);
+    // Until the load answered (a node vanished) and so did the probe it asked for.
+    pump_until(
+        &mut s,
+        &handles,
+        &mut rx,
+        vec![Effect::LoadPool],
+        &tx,
+        |s| !s.breaker.vanished.is_empty() && !s.breaker.probing,
+    )
+    .await;
+    assert_eq!(
+        listed(&s),
+        [(urls[0].clone(), true), (urls[1].clone(), false)],
+        "a node that is down stays listed as dead"
+    );
+    standin.faults().node_up(1);
+    pump_until(
+        &mut s,
+        &handles,
+        &mut rx,
+        vec![Effect::LoadPool],
+        &tx,
+        |s| s.breaker.vanished.is_empty() && !s.breaker.probing,
+    )
+    .await;
+    assert_eq!(
+        listed(&s),
+        [(urls[0].clone(), true)],
+        "a node that answers but is not in the pool left it"
+    );
+}

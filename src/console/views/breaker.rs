@@ -3,7 +3,8 @@
 //! the next probe, last errors) and the Elasticsearch node pool (alive or dead, failures,
 //! dead until). It owns [`BreakerState`] (the node pool; the breaker itself is the selected
 //! live sync's, in the Live view's state) and its update: the pool's loads, merged so a node
-//! that went down stays listed as dead.
+//! that went down stays listed as dead, and the probes that tell a dead node from one that
+//! left the pool.
 
 use super::{Hint, View, hint, stale_label};
 use crate::console::app::{AppState, Fetched};
@@ -18,6 +19,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph};
+use std::collections::BTreeSet;
 
 pub struct BreakerPanel;
 
@@ -27,6 +29,84 @@ pub struct BreakerState {
     /// The Elasticsearch node pool: this console's, or an attached worker's (from its
     /// `/status`). `Some(None)`: the profile has no node pool (embedded store).
     pub pool: Fetched<Option<Vec<NodeRow>>>,
+    /// Nodes listed only because they vanished from this console's pool: shown as dead
+    /// until the pool holds them again, or until they answer (then they left the pool
+    /// rather than died, and drop out).
+    pub vanished: BTreeSet<String>,
+    /// The vanished nodes are being asked (`Effect::ProbeNodes`).
+    pub probing: bool,
+}
+
+impl BreakerState {
+    /// A load of this console's pool; returns whether anything visible changed and the
+    /// vanished nodes to ask, if any (one probe at a time). A node the pool no longer holds
+    /// stays listed as dead: a sniff drops a node that is down, and the view must not lose
+    /// it exactly when it matters.
+    pub fn load_local(
+        &mut self,
+        result: Result<Option<Vec<NodeRow>>, String>,
+        now: crate::model::Timestamp,
+    ) -> (bool, Option<Vec<String>>) {
+        let result = result.map(|rows| rows.map(|rows| self.keep_vanished(rows)));
+        let changed = self.pool.set(result, now);
+        if self.vanished.is_empty() || self.probing {
+            return (changed, None);
+        }
+        self.probing = true;
+        (changed, Some(self.vanished.iter().cloned().collect()))
+    }
+
+    /// The source's rows, then the nodes listed before that it no longer names, as dead.
+    fn keep_vanished(&mut self, mut rows: Vec<NodeRow>) -> Vec<NodeRow> {
+        let old = match &self.pool.value {
+            Some(Some(old)) => old.as_slice(),
+            _ => &[],
+        };
+        let mut vanished = BTreeSet::new();
+        for node in old {
+            if !rows.iter().any(|n| n.url == node.url) {
+                vanished.insert(node.url.clone());
+                rows.push(NodeRow {
+                    alive: false,
+                    dead_for_ms: None,
+                    ..node.clone()
+                });
+            }
+        }
+        self.vanished = vanished;
+        rows
+    }
+
+    /// An attached worker's pool, from its `/status`: shown as the worker reports it (its
+    /// own pool keeps its dead nodes); a node it no longer names is gone.
+    pub fn set_attached(
+        &mut self,
+        result: Result<Option<Vec<NodeRow>>, String>,
+        now: crate::model::Timestamp,
+    ) -> bool {
+        self.vanished.clear();
+        self.pool.set(result, now)
+    }
+
+    /// The answers of a probe: a vanished node that answers is up, so it is no longer part
+    /// of the pool rather than dead, and drops out; one that does not stays listed as dead.
+    /// Returns whether the list changed.
+    pub fn probed(&mut self, answers: Vec<(String, bool)>) -> bool {
+        self.probing = false;
+        let left: BTreeSet<String> = answers
+            .into_iter()
+            .filter(|(url, up)| *up && self.vanished.contains(url))
+            .map(|(url, _)| url)
+            .collect();
+        if left.is_empty() {
+            return false;
+        }
+        self.vanished.retain(|url| !left.contains(url));
+        if let Some(Some(rows)) = &mut self.pool.value {
+            rows.retain(|n| !left.contains(&n.url));
+        }
+        true
+    }
 }
 
 const HINTS: &[Hint] = &[
@@ -285,40 +365,25 @@ const POOL_COLUMNS: [Column; 4] = [
 pub(crate) mod update {
     use crate::console::app::*;
     use crate::console::effect::Effect;
-    use crate::console::live::NodeRow;
 
     /// The results of effects this view asked for.
     pub(crate) fn on_result(state: &mut AppState, action: Action) -> Vec<Effect> {
         // Attached, the pool shown is the worker's, from its `/status`.
-        if let Action::PoolLoaded(result) = action
-            && state.settings.attach.is_none()
-        {
-            let result =
-                result.map(|rows| rows.map(|rows| keep_vanished(&state.breaker.pool, rows)));
-            state.dirty |= state.breaker.pool.set(result, state.now);
+        if state.settings.attach.is_some() {
+            return Vec::new();
+        }
+        match action {
+            Action::PoolLoaded(result) => {
+                let (changed, probe) = state.breaker.load_local(result, state.now);
+                state.dirty |= changed;
+                if let Some(urls) = probe {
+                    return vec![Effect::ProbeNodes(urls)];
+                }
+            }
+            Action::NodesProbed(answers) => state.dirty |= state.breaker.probed(answers),
+            _ => {}
         }
         Vec::new()
-    }
-
-    /// A node that left the pool (a sniff drops a node that is down) stays listed as dead, so
-    /// the pool view does not lose it exactly when it matters.
-    pub(crate) fn keep_vanished(
-        before: &Fetched<Option<Vec<NodeRow>>>,
-        mut rows: Vec<NodeRow>,
-    ) -> Vec<NodeRow> {
-        let Some(Some(old)) = &before.value else {
-            return rows;
-        };
-        for node in old {
-            if !rows.iter().any(|n| n.url == node.url) {
-                rows.push(NodeRow {
-                    alive: false,
-                    dead_for_ms: None,
-                    ..node.clone()
-                });
-            }
-        }
-        rows
     }
 }
 
