@@ -16,7 +16,7 @@ use super::effect::Effect;
 use super::form::{Form, FormPurpose};
 use super::keymap::{Command, KeyChord, KeyContext, Keymap};
 use super::live::{self, NodeRow};
-use super::sort::{self, Sort, SortColumn, SortKey, SortValue};
+use super::sort::{self, Sort, SortColumn, SortKey};
 use super::table::{TableData, TableRow};
 use super::views::{config_editor, connectors, dead_letters, jobs};
 use crate::backend::ClusterSummary;
@@ -2058,119 +2058,4 @@ fn reset_for_profile(state: &mut AppState, profile: ProfileInfo) {
     state.kibana.reset();
     state.timers = Timers::default();
     state.dirty = true;
-}
-
-// ----- table rows ---------------------------------------------------------------------------
-
-impl TableRow for Connector {
-    fn row_id(&self) -> String {
-        self.id.clone()
-    }
-    fn haystack(&self) -> String {
-        format!(
-            "{} {} {} {} {}",
-            self.name,
-            self.id,
-            self.service_type.as_deref().unwrap_or(""),
-            self.index_name.as_deref().unwrap_or(""),
-            self.status
-        )
-    }
-    fn sort_value(&self, key: SortKey) -> SortValue {
-        match key {
-            SortKey::Name => SortValue::text(&self.name),
-            SortKey::Id => SortValue::text(&self.id),
-            SortKey::Type => SortValue::opt_text(self.service_type.as_deref()),
-            SortKey::Index => SortValue::opt_text(self.index_name.as_deref()),
-            SortKey::Status => SortValue::text(self.status.to_string()),
-            SortKey::Age => time_value(self.last_synced),
-            _ => SortValue::Missing,
-        }
-    }
-}
-
-fn time_value(t: Option<Timestamp>) -> SortValue {
-    t.map_or(SortValue::Missing, |t| {
-        SortValue::Num(t.0.timestamp_millis())
-    })
-}
-
-impl TableRow for SyncJob {
-    fn row_id(&self) -> String {
-        self.id.clone()
-    }
-    fn haystack(&self) -> String {
-        format!(
-            "{} {} {} {} {} {}",
-            self.id,
-            self.connector.id,
-            self.job_type,
-            self.trigger_method,
-            self.status,
-            self.worker_hostname.as_deref().unwrap_or("")
-        )
-    }
-    fn sort_value(&self, key: SortKey) -> SortValue {
-        match key {
-            SortKey::Id => SortValue::text(&self.id),
-            SortKey::Connector => SortValue::text(&self.connector.id),
-            SortKey::Type => SortValue::text(self.job_type.to_string()),
-            SortKey::Status => SortValue::text(self.status.to_string()),
-            SortKey::Age => time_value(self.started_at.or(self.created_at)),
-            SortKey::Worker => SortValue::opt_text(self.worker_hostname.as_deref()),
-            _ => SortValue::Missing,
-        }
-    }
-    fn parent_id(&self) -> Option<&str> {
-        Some(&self.connector.id)
-    }
-}
-
-impl TableRow for DeadLetter {
-    fn row_id(&self) -> String {
-        self.id.to_string()
-    }
-    fn haystack(&self) -> String {
-        format!(
-            "{} {} {} {} {} {}",
-            self.connector_id, self.job_id, self.doc_id, self.error_type, self.index, self.reason
-        )
-    }
-    fn sort_value(&self, key: SortKey) -> SortValue {
-        match key {
-            SortKey::Id => SortValue::Num(self.id),
-            SortKey::Connector => SortValue::text(&self.connector_id),
-            SortKey::Job => SortValue::text(&self.job_id),
-            SortKey::Error => SortValue::text(&self.error_type),
-            SortKey::Age => time_value(Some(self.last_failed_at)),
-            _ => SortValue::Missing,
-        }
-    }
-    fn parent_id(&self) -> Option<&str> {
-        Some(&self.job_id)
-    }
-}
-
-impl TableRow for ActionConnector {
-    fn row_id(&self) -> String {
-        self.id.clone()
-    }
-    fn haystack(&self) -> String {
-        format!(
-            "{} {} {} {}",
-            self.name,
-            self.id,
-            self.connector_type_id,
-            self.index_name().unwrap_or("")
-        )
-    }
-    fn sort_value(&self, key: SortKey) -> SortValue {
-        match key {
-            SortKey::Name => SortValue::text(&self.name),
-            SortKey::Id => SortValue::text(&self.id),
-            SortKey::Type => SortValue::text(&self.connector_type_id),
-            SortKey::Index => SortValue::opt_text(self.index_name()),
-            _ => SortValue::Missing,
-        }
-    }
 }

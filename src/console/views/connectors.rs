@@ -1,13 +1,14 @@
 //! The Connectors view: name, id, service type, index, status, last sync status and time,
-//! scheduling. It owns [`ConnectorsState`] (the connectors table) and its update: the
-//! results of the loads, creations and deletions it asked for, and its keys (start a sync,
-//! edit the configuration).
+//! scheduling. It owns [`ConnectorsState`] (the connectors table), how a connector row is
+//! filtered and sorted, and its update: the results of the loads, creations and deletions
+//! it asked for, and its keys (start a sync, edit the configuration).
 
 use super::{Hint, View, hint, stale_label};
 use crate::console::app::AppState;
 use crate::console::format::ago;
 use crate::console::keymap::Command;
-use crate::console::table::TableData;
+use crate::console::sort::{SortKey, SortValue};
+use crate::console::table::{TableData, TableRow};
 use crate::console::theme::Theme;
 use crate::console::widgets::table::{self, CellText, Column, TableSpec};
 use crate::model::{Connector, Scheduling};
@@ -142,6 +143,34 @@ impl View for ConnectorsView {
 
     fn hints(&self) -> &'static [Hint] {
         HINTS
+    }
+}
+
+/// How a row of this view's table is found, filtered and sorted.
+impl TableRow for Connector {
+    fn row_id(&self) -> String {
+        self.id.clone()
+    }
+    fn haystack(&self) -> String {
+        format!(
+            "{} {} {} {} {}",
+            self.name,
+            self.id,
+            self.service_type.as_deref().unwrap_or(""),
+            self.index_name.as_deref().unwrap_or(""),
+            self.status
+        )
+    }
+    fn sort_value(&self, key: SortKey) -> SortValue {
+        match key {
+            SortKey::Name => SortValue::text(&self.name),
+            SortKey::Id => SortValue::text(&self.id),
+            SortKey::Type => SortValue::opt_text(self.service_type.as_deref()),
+            SortKey::Index => SortValue::opt_text(self.index_name.as_deref()),
+            SortKey::Status => SortValue::text(self.status.to_string()),
+            SortKey::Age => SortValue::time(self.last_synced),
+            _ => SortValue::Missing,
+        }
     }
 }
 

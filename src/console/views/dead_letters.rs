@@ -1,14 +1,16 @@
 //! The Dead letters view: the open dead letters of the profile's cluster (the header names
 //! it), with connector, job, document id, error type, attempts, last failure; space marks
 //! rows for a retry or drop of several at once. It owns [`DeadLettersState`] (the page of
-//! entries, the queue's size and origin, the marks, the busy flag) and its update: the
-//! results of the loads, retries and drops it asked for, and its keys.
+//! entries, the queue's size and origin, the marks, the busy flag), how an entry is
+//! filtered and sorted, and its update: the results of the loads, retries and drops it
+//! asked for, and its keys.
 
 use super::{Hint, View, hint, stale_label};
 use crate::console::app::AppState;
 use crate::console::format::{ago, count};
 use crate::console::keymap::Command;
-use crate::console::table::TableData;
+use crate::console::sort::{SortKey, SortValue};
+use crate::console::table::{TableData, TableRow};
 use crate::console::theme::Theme;
 use crate::console::widgets::table::{self, CellText, Column, TableSpec};
 use crate::model::DeadLetter;
@@ -217,6 +219,32 @@ impl View for DeadLettersView {
 
     fn hints(&self) -> &'static [Hint] {
         HINTS
+    }
+}
+
+/// How a row of this view's table is found, filtered and sorted.
+impl TableRow for DeadLetter {
+    fn row_id(&self) -> String {
+        self.id.to_string()
+    }
+    fn haystack(&self) -> String {
+        format!(
+            "{} {} {} {} {} {}",
+            self.connector_id, self.job_id, self.doc_id, self.error_type, self.index, self.reason
+        )
+    }
+    fn sort_value(&self, key: SortKey) -> SortValue {
+        match key {
+            SortKey::Id => SortValue::Num(self.id),
+            SortKey::Connector => SortValue::text(&self.connector_id),
+            SortKey::Job => SortValue::text(&self.job_id),
+            SortKey::Error => SortValue::text(&self.error_type),
+            SortKey::Age => SortValue::time(Some(self.last_failed_at)),
+            _ => SortValue::Missing,
+        }
+    }
+    fn parent_id(&self) -> Option<&str> {
+        Some(&self.job_id)
     }
 }
 

@@ -1,14 +1,15 @@
 //! The Sync jobs view: every job of every connectors service, newest first, with status
-//! colours, counts, volume, start, duration and worker; filters by status and connector.
-//! It owns [`JobsState`] (the page of jobs, the server-side filters, the jobs' dead-letter
-//! counts for the job detail) and its update: the results of the loads, cancels and counts
-//! it asked for, and its keys.
+//! colours, counts, volume, start, duration and worker; filters by status and connector. It
+//! owns [`JobsState`] (the page of jobs, the server-side filters, the jobs' dead-letter
+//! counts for the job detail), how a job row is filtered and sorted, and its update: the
+//! results of the loads, cancels and counts it asked for, and its keys.
 
 use super::{Hint, View, hint, stale_label};
 use crate::console::app::AppState;
 use crate::console::format::{ago, count, job_duration};
 use crate::console::keymap::Command;
-use crate::console::table::TableData;
+use crate::console::sort::{SortKey, SortValue};
+use crate::console::table::{TableData, TableRow};
 use crate::console::theme::Theme;
 use crate::console::widgets::table::{self, CellText, Column, TableSpec};
 use crate::model::SyncJob;
@@ -174,6 +175,38 @@ pub fn status_span(j: &SyncJob, state: &AppState, theme: &Theme) -> Span<'static
         Span::styled(format!("stale ({})", j.status), theme.stale)
     } else {
         Span::styled(j.status.to_string(), theme.status(j.status))
+    }
+}
+
+/// How a row of this view's table is found, filtered and sorted.
+impl TableRow for SyncJob {
+    fn row_id(&self) -> String {
+        self.id.clone()
+    }
+    fn haystack(&self) -> String {
+        format!(
+            "{} {} {} {} {} {}",
+            self.id,
+            self.connector.id,
+            self.job_type,
+            self.trigger_method,
+            self.status,
+            self.worker_hostname.as_deref().unwrap_or("")
+        )
+    }
+    fn sort_value(&self, key: SortKey) -> SortValue {
+        match key {
+            SortKey::Id => SortValue::text(&self.id),
+            SortKey::Connector => SortValue::text(&self.connector.id),
+            SortKey::Type => SortValue::text(self.job_type.to_string()),
+            SortKey::Status => SortValue::text(self.status.to_string()),
+            SortKey::Age => SortValue::time(self.started_at.or(self.created_at)),
+            SortKey::Worker => SortValue::opt_text(self.worker_hostname.as_deref()),
+            _ => SortValue::Missing,
+        }
+    }
+    fn parent_id(&self) -> Option<&str> {
+        Some(&self.connector.id)
     }
 }
 

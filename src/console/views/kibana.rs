@@ -1,13 +1,15 @@
 //! The Kibana connectors view: the actions connectors with their type, target index and
 //! health flags (missing secrets, deprecated). It owns [`KibanaState`] (the actions
-//! connectors and Kibana's status, which the header shows) and its update: the results of
-//! the loads, creations, executions and deletions it asked for, and its execute key.
+//! connectors and Kibana's status, which the header shows), how a row is filtered and
+//! sorted, and its update: the results of the loads, creations, executions and deletions it
+//! asked for, and its execute key.
 
 use super::{Hint, View, hint, stale_label};
 use crate::console::app::AppState;
 use crate::console::app::Fetched;
 use crate::console::keymap::Command;
-use crate::console::table::TableData;
+use crate::console::sort::{SortKey, SortValue};
+use crate::console::table::{TableData, TableRow};
 use crate::console::theme::Theme;
 use crate::console::widgets::table::{self, CellText, Column, TableSpec};
 use crate::kibana::{ActionConnector, KibanaStatus};
@@ -129,6 +131,31 @@ impl View for KibanaView {
 
     fn hints(&self) -> &'static [Hint] {
         HINTS
+    }
+}
+
+/// How a row of this view's table is found, filtered and sorted.
+impl TableRow for ActionConnector {
+    fn row_id(&self) -> String {
+        self.id.clone()
+    }
+    fn haystack(&self) -> String {
+        format!(
+            "{} {} {} {}",
+            self.name,
+            self.id,
+            self.connector_type_id,
+            self.index_name().unwrap_or("")
+        )
+    }
+    fn sort_value(&self, key: SortKey) -> SortValue {
+        match key {
+            SortKey::Name => SortValue::text(&self.name),
+            SortKey::Id => SortValue::text(&self.id),
+            SortKey::Type => SortValue::text(&self.connector_type_id),
+            SortKey::Index => SortValue::opt_text(self.index_name()),
+            _ => SortValue::Missing,
+        }
     }
 }
 
