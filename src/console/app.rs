@@ -2,6 +2,13 @@
 //! No I/O, no terminal, no clock: time comes in `Action::Tick`, results of effects come back
 //! as actions. Effects are returned, never performed here. `update` sets `dirty` when
 //! something visible changed, so the runtime draws only then.
+//!
+//! This module owns the shell: view switching and the drill-down path, the command line,
+//! the filter prompt, toasts and the `:messages` history, dialogs and forms, the header's
+//! data (cluster, attach state) and the poll timers. Each view owns its own state struct
+//! and its part of `update` in `views/` (`ConnectorsState`, `JobsState`, `LiveState`,
+//! `BreakerState`, `DeadLettersState`, `KibanaState`, `LogsState`); `update` hands them the
+//! results and keys that are theirs.
 
 use super::command::{self, ConsoleCommand};
 use super::editor::ConfigEditor;
@@ -9,7 +16,7 @@ use super::effect::Effect;
 use super::form::{Form, FormPurpose};
 use super::keymap::{Command, KeyChord, KeyContext, Keymap};
 use super::live::{self, NodeRow};
-use super::sort::{self, Sort, SortColumn, SortKey, SortValue};
+use super::sort::{self, Sort, SortColumn, SortKey};
 use super::table::{TableData, TableRow};
 use super::views::{config_editor, connectors, dead_letters, jobs};
 use crate::backend::ClusterSummary;
@@ -20,7 +27,6 @@ use crate::model::{
     Configuration, Connector, DeadLetter, JobType, NewConnector, SyncJob, Timestamp,
 };
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEvent, MouseEventKind};
-use std::collections::BTreeSet;
 
 /// How often the Live and Breaker views poll this process's engine.
 pub const LIVE_POLL_MS: i64 = 500;
@@ -354,10 +360,13 @@ pub enum Modal {
     Form(Box<Form>),
 }
 
-pub use super::views::logs::LogsState;
-
-pub use super::views::jobs::JobsFilter;
+pub use super::views::breaker::BreakerState;
+pub use super::views::connectors::ConnectorsState;
+pub use super::views::dead_letters::DeadLettersState;
+pub use super::views::jobs::{JobsFilter, JobsState};
+pub use super::views::kibana::KibanaState;
 pub use super::views::live_sync::LiveState;
+pub use super::views::logs::LogsState;
 
 /// When each poll last went out.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -392,31 +401,18 @@ pub struct AppState {
     pub screens: Vec<Screen>,
     pub modal: Option<Modal>,
     pub cluster: Fetched<ClusterSummary>,
-    pub kibana_status: Fetched<KibanaStatus>,
-    pub connectors: TableData<Connector>,
-    pub jobs: TableData<SyncJob>,
-    pub jobs_filter: JobsFilter,
+    pub connectors: ConnectorsState,
+    pub jobs: JobsState,
     pub live: LiveState,
-    pub pool: Fetched<Option<Vec<NodeRow>>>,
-    pub dead_letters: TableData<DeadLetter>,
-    /// Dead letters in the queue (the table holds at most a page of them).
-    pub dlq_total: u64,
-    /// Whose queue the Dead letters view shows: the profile's cluster, once known.
-    pub dlq_cluster: Option<String>,
-    /// Open dead letters of unknown origin (not shown: they belong to no known cluster).
-    pub dlq_unknown: u64,
-    pub marked: BTreeSet<i64>,
-    /// A retry or drop is in flight.
-    pub dlq_busy: bool,
-    pub kibana: TableData<ActionConnector>,
+    pub breaker: BreakerState,
+    pub dead_letters: DeadLettersState,
+    pub kibana: KibanaState,
     pub logs: LogsState,
     pub toasts: Vec<Toast>,
     /// Every toast and error shown, oldest first (`:messages`).
     pub messages: Vec<Message>,
     /// The drill-down path, outermost first: `esc` comes back along it.
     pub path: Vec<Crumb>,
-    /// Open dead letters per job, for the job detail.
-    pub job_dead_letters: std::collections::BTreeMap<String, u64>,
     /// The last answer of an attached worker, and since when its reads fail.
     pub attach_ok_at: Option<Timestamp>,
     pub attach_failing_since: Option<Timestamp>,
@@ -447,24 +443,16 @@ impl AppState {
             screens: Vec::new(),
             modal: None,
             cluster: Fetched::default(),
-            kibana_status: Fetched::default(),
-            connectors: TableData::default(),
-            jobs: TableData::default(),
-            jobs_filter: JobsFilter::default(),
+            connectors: ConnectorsState::default(),
+            jobs: JobsState::default(),
             live: LiveState::default(),
-            pool: Fetched::default(),
-            dead_letters: TableData::default(),
-            dlq_total: 0,
-            dlq_cluster: None,
-            dlq_unknown: 0,
-            marked: BTreeSet::new(),
-            dlq_busy: false,
-            kibana: TableData::default(),
+            breaker: BreakerState::default(),
+            dead_letters: DeadLettersState::default(),
+            kibana: KibanaState::default(),
             logs: LogsState::default(),
             toasts: Vec::new(),
             messages: Vec::new(),
             path: Vec::new(),
-            job_dead_letters: std::collections::BTreeMap::new(),
             attach_ok_at: None,
             attach_failing_since: None,
             idle_job_timeout_secs: 300,
@@ -549,14 +537,19 @@ impl AppState {
 
     /// The current view's sort, as the header shows it (`sort NAME↑`).
     pub fn sort_label(&self) -> Option<String> {
-        let sort = match self.view {
-            ViewId::Connectors => self.connectors.sort(),
-            ViewId::Jobs => self.jobs.sort(),
-            ViewId::DeadLetters => self.dead_letters.sort(),
-            ViewId::Kibana => self.kibana.sort(),
-            _ => None,
-        }?;
+        let sort = self.current_sort()?;
         Some(format!("sort {}", sort.label(self.sort_columns())))
+    }
+
+    /// The current view's sort, if it has a table.
+    fn current_sort(&self) -> Option<Sort> {
+        match self.view {
+            ViewId::Connectors => self.connectors.table.sort(),
+            ViewId::Jobs => self.jobs.table.sort(),
+            ViewId::DeadLetters => self.dead_letters.table.sort(),
+            ViewId::Kibana => self.kibana.table.sort(),
+            ViewId::Live | ViewId::Breaker | ViewId::Logs => None,
+        }
     }
 
     /// Where the drill-down path stands, for the header: `connector=pg-orders`,
@@ -564,11 +557,12 @@ impl AppState {
     pub fn scope_label(&self) -> Option<String> {
         match self.view {
             ViewId::Jobs => self
-                .jobs_filter
+                .jobs
+                .filter
                 .connector
                 .as_ref()
                 .map(|c| format!("connector={c}")),
-            ViewId::DeadLetters => self.dead_letters.scope().map(|j| format!("job={j}")),
+            ViewId::DeadLetters => self.dead_letters.table.scope().map(|j| format!("job={j}")),
             _ => None,
         }
     }
@@ -693,6 +687,8 @@ pub enum Action {
     AttachedLoaded(Result<StatusDocument, String>),
     /// `None`: the profile has no node pool (embedded store).
     PoolLoaded(Result<Option<Vec<NodeRow>>, String>),
+    /// Whether each node asked (`Effect::ProbeNodes`) answered.
+    NodesProbed(Vec<(String, bool)>),
     DeadLettersLoaded(Result<(Vec<DeadLetter>, u64), String>),
     /// Whose queue the loaded dead letters are: the cluster's label, and how many entries of
     /// unknown origin exist besides.
@@ -833,8 +829,8 @@ fn header_loads(state: &mut AppState) -> Vec<Effect> {
         state.cluster.loading = true;
         fx.push(Effect::LoadCluster);
     }
-    if state.profile.has_kibana && !state.kibana_status.loading {
-        state.kibana_status.loading = true;
+    if state.profile.has_kibana && !state.kibana.status.loading {
+        state.kibana.status.loading = true;
         fx.push(Effect::LoadKibanaStatus);
     }
     fx
@@ -855,29 +851,26 @@ fn view_loads(state: &mut AppState) -> Vec<Effect> {
         return fx;
     }
     match state.view {
-        ViewId::Connectors if !state.connectors.loading => {
-            state.connectors.loading = true;
+        ViewId::Connectors if !state.connectors.table.loading => {
+            state.connectors.table.loading = true;
             fx.push(Effect::LoadConnectors);
         }
-        ViewId::Jobs if !state.jobs.loading => {
-            state.jobs.loading = true;
-            fx.push(Effect::LoadJobs(state.jobs_filter.query()));
-        }
+        ViewId::Jobs if !state.jobs.table.loading => fx.push(state.jobs.reload()),
         ViewId::Live if !state.live.active.loading => {
             state.live.active.loading = true;
             fx.push(Effect::LoadActiveJobs);
         }
         // An attached worker's pool comes with its `/status`.
-        ViewId::Breaker if !state.pool.loading && state.settings.attach.is_none() => {
-            state.pool.loading = true;
+        ViewId::Breaker if !state.breaker.pool.loading && state.settings.attach.is_none() => {
+            state.breaker.pool.loading = true;
             fx.push(Effect::LoadPool);
         }
-        ViewId::DeadLetters if !state.dead_letters.loading && !state.dlq_busy => {
-            state.dead_letters.loading = true;
+        ViewId::DeadLetters if !state.dead_letters.table.loading && !state.dead_letters.busy => {
+            state.dead_letters.table.loading = true;
             fx.push(Effect::LoadDeadLetters);
         }
-        ViewId::Kibana if state.profile.has_kibana && !state.kibana.loading => {
-            state.kibana.loading = true;
+        ViewId::Kibana if state.profile.has_kibana && !state.kibana.table.loading => {
+            state.kibana.table.loading = true;
             fx.push(Effect::LoadKibanaConnectors);
         }
         ViewId::Logs => fx.push(Effect::PollLogs {
@@ -998,10 +991,7 @@ fn confirmed(state: &mut AppState, action: ConfirmAction) -> Vec<Effect> {
     match action {
         ConfirmAction::DeleteConnector { id, .. } => vec![Effect::DeleteConnector(id)],
         ConfirmAction::CancelJob { id, .. } => vec![Effect::CancelJob(id)],
-        ConfirmAction::DropDeadLetters(ids) => {
-            state.dlq_busy = true;
-            vec![Effect::DropDeadLetters(ids)]
-        }
+        ConfirmAction::DropDeadLetters(ids) => dead_letters::start_drop(state, ids),
         ConfirmAction::RetryDeadLetters(ids) => dead_letters::start_retry(state, ids),
         ConfirmAction::DeleteKibana { id, .. } => vec![Effect::KibanaDelete(id)],
         ConfirmAction::DiscardEdits { quit } => {
@@ -1491,14 +1481,7 @@ fn sort_by_key(state: &mut AppState, key: SortKey) {
         );
         return;
     }
-    let current = match state.view {
-        ViewId::Connectors => state.connectors.sort(),
-        ViewId::Jobs => state.jobs.sort(),
-        ViewId::DeadLetters => state.dead_letters.sort(),
-        ViewId::Kibana => state.kibana.sort(),
-        _ => None,
-    };
-    let desc = match current {
+    let desc = match state.current_sort() {
         Some(s) if s.key == key => !s.desc,
         _ => key == SortKey::Age,
     };
@@ -1509,10 +1492,10 @@ fn sort_by_key(state: &mut AppState, key: SortKey) {
 fn set_sort(state: &mut AppState, sort: Option<Sort>) {
     state.dirty = true;
     match state.view {
-        ViewId::Connectors => state.connectors.set_sort(sort),
-        ViewId::Jobs => state.jobs.set_sort(sort),
-        ViewId::DeadLetters => state.dead_letters.set_sort(sort),
-        ViewId::Kibana => state.kibana.set_sort(sort),
+        ViewId::Connectors => state.connectors.table.set_sort(sort),
+        ViewId::Jobs => state.jobs.table.set_sort(sort),
+        ViewId::DeadLetters => state.dead_letters.table.set_sort(sort),
+        ViewId::Kibana => state.kibana.table.set_sort(sort),
         ViewId::Live | ViewId::Breaker | ViewId::Logs => {}
     }
 }
@@ -1522,8 +1505,8 @@ fn crumb(state: &AppState) -> Crumb {
     Crumb {
         view: state.view,
         screens: state.screens.clone(),
-        jobs_connector: state.jobs_filter.connector.clone(),
-        dlq_job: state.dead_letters.scope().map(str::to_string),
+        jobs_connector: state.jobs.filter.connector.clone(),
+        dlq_job: state.dead_letters.table.scope().map(str::to_string),
     }
 }
 
@@ -1542,8 +1525,8 @@ fn drill_to_jobs(state: &mut AppState, connector_id: String) -> Vec<Effect> {
     let here = crumb(state);
     state.path.push(here);
     go_to(state, ViewId::Jobs);
-    if state.jobs_filter.connector.as_deref() != Some(connector_id.as_str()) {
-        state.jobs_filter.connector = Some(connector_id);
+    if state.jobs.filter.connector.as_deref() != Some(connector_id.as_str()) {
+        state.jobs.filter.connector = Some(connector_id);
         return jobs::reload_jobs(state);
     }
     Vec::new()
@@ -1554,7 +1537,7 @@ pub(crate) fn target_job(state: &AppState) -> Option<String> {
     match (state.screens.last(), state.view) {
         (Some(Screen::JobDetail { id, .. }), _) => Some(id.clone()),
         (Some(_), _) => None,
-        (None, ViewId::Jobs) => state.jobs.selected().map(|j| j.id.clone()),
+        (None, ViewId::Jobs) => state.jobs.table.selected().map(|j| j.id.clone()),
         (None, ViewId::Live) => state.live_selected().map(|r| r.job_id.to_string()),
         _ => None,
     }
@@ -1571,17 +1554,17 @@ fn job_dead_letters(state: &mut AppState) -> Vec<Effect> {
 fn drill_to_dead_letters(state: &mut AppState, job_id: String) -> Vec<Effect> {
     let here = crumb(state);
     state.path.push(here);
-    state.dead_letters.set_scope(Some(job_id));
+    state.dead_letters.table.set_scope(Some(job_id));
     go_to(state, ViewId::DeadLetters)
 }
 
 /// `:connectors ARG`, `:jobs ARG`, `:dlq ARG`: a known connector (jobs) or job (dead
 /// letters) drills down to it; anything else filters the view.
 fn open_view_with(state: &mut AppState, view: ViewId, arg: &str) -> Vec<Effect> {
-    let is_connector = |s: &AppState| s.connectors.all().iter().any(|c| c.id == arg);
+    let is_connector = |s: &AppState| s.connectors.knows(arg);
     let is_job = |s: &AppState| {
-        s.jobs.all().iter().any(|j| j.id == arg)
-            || s.dead_letters.all().iter().any(|d| d.job_id == arg)
+        s.jobs.table.all().iter().any(|j| j.id == arg)
+            || s.dead_letters.table.all().iter().any(|d| d.job_id == arg)
     };
     match view {
         ViewId::Jobs if is_connector(state) => drill_to_jobs(state, arg.to_string()),
@@ -1631,7 +1614,7 @@ pub fn switch_view(state: &mut AppState, view: ViewId) -> Vec<Effect> {
         return Vec::new();
     }
     state.path.clear();
-    state.dead_letters.set_scope(None);
+    state.dead_letters.table.set_scope(None);
     go_to(state, view)
 }
 
@@ -1644,15 +1627,19 @@ pub(crate) fn go_to(state: &mut AppState, view: ViewId) -> Vec<Effect> {
     let fresh = match view {
         ViewId::Connectors => !state
             .connectors
+            .table
             .is_stale(state.now, state.settings.refresh_ms / 1000),
         ViewId::Jobs => !state
             .jobs
+            .table
             .is_stale(state.now, state.settings.refresh_ms / 1000),
         ViewId::DeadLetters => !state
             .dead_letters
+            .table
             .is_stale(state.now, state.settings.refresh_ms / 1000),
         ViewId::Kibana => !state
             .kibana
+            .table
             .is_stale(state.now, state.settings.refresh_ms / 1000),
         _ => false,
     };
@@ -1682,10 +1669,10 @@ pub(crate) fn has_filter(state: &AppState) -> bool {
 /// The filter text of the current view.
 pub fn current_filter(state: &AppState) -> String {
     match state.view {
-        ViewId::Connectors => state.connectors.filter().to_string(),
-        ViewId::Jobs => state.jobs.filter().to_string(),
-        ViewId::DeadLetters => state.dead_letters.filter().to_string(),
-        ViewId::Kibana => state.kibana.filter().to_string(),
+        ViewId::Connectors => state.connectors.table.filter().to_string(),
+        ViewId::Jobs => state.jobs.table.filter().to_string(),
+        ViewId::DeadLetters => state.dead_letters.table.filter().to_string(),
+        ViewId::Kibana => state.kibana.table.filter().to_string(),
         ViewId::Logs => state.logs.filter.clone(),
         ViewId::Live | ViewId::Breaker => String::new(),
     }
@@ -1694,10 +1681,10 @@ pub fn current_filter(state: &AppState) -> String {
 pub(crate) fn set_filter(state: &mut AppState, text: &str) {
     state.dirty = true;
     match state.view {
-        ViewId::Connectors => state.connectors.set_filter(text),
-        ViewId::Jobs => state.jobs.set_filter(text),
-        ViewId::DeadLetters => state.dead_letters.set_filter(text),
-        ViewId::Kibana => state.kibana.set_filter(text),
+        ViewId::Connectors => state.connectors.table.set_filter(text),
+        ViewId::Jobs => state.jobs.table.set_filter(text),
+        ViewId::DeadLetters => state.dead_letters.table.set_filter(text),
+        ViewId::Kibana => state.kibana.table.set_filter(text),
         ViewId::Logs => {
             state.logs.filter = text.to_string();
             state.logs.scroll_back = 0;
@@ -1751,10 +1738,10 @@ pub(crate) fn nav(state: &mut AppState, command: Command) {
         None => {}
     }
     match state.view {
-        ViewId::Connectors => move_table(&mut state.connectors, command, page),
-        ViewId::Jobs => move_table(&mut state.jobs, command, page),
-        ViewId::DeadLetters => move_table(&mut state.dead_letters, command, page),
-        ViewId::Kibana => move_table(&mut state.kibana, command, page),
+        ViewId::Connectors => move_table(&mut state.connectors.table, command, page),
+        ViewId::Jobs => move_table(&mut state.jobs.table, command, page),
+        ViewId::DeadLetters => move_table(&mut state.dead_letters.table, command, page),
+        ViewId::Kibana => move_table(&mut state.kibana.table, command, page),
         ViewId::Live | ViewId::Breaker => {
             let len = state.live_rows().len();
             let c = &mut state.live.cursor;
@@ -1792,10 +1779,10 @@ fn open_detail(state: &mut AppState) -> Vec<Effect> {
     }
     match state.view {
         ViewId::Connectors => {
-            let Some(id) = state.connectors.selected().map(|c| c.id.clone()) else {
+            let Some(id) = state.connectors.table.selected().map(|c| c.id.clone()) else {
                 return Vec::new();
             };
-            let connector = state.connectors.selected().cloned();
+            let connector = state.connectors.table.selected().cloned();
             state
                 .screens
                 .push(Screen::ConnectorDetail(Box::new(ConnectorDetail {
@@ -1808,7 +1795,7 @@ fn open_detail(state: &mut AppState) -> Vec<Effect> {
             vec![Effect::LoadConnectorDetail(id)]
         }
         ViewId::Jobs => {
-            let Some(id) = state.jobs.selected().map(|j| j.id.clone()) else {
+            let Some(id) = state.jobs.table.selected().map(|j| j.id.clone()) else {
                 return Vec::new();
             };
             state.screens.push(Screen::JobDetail {
@@ -1824,7 +1811,7 @@ fn open_detail(state: &mut AppState) -> Vec<Effect> {
             Vec::new()
         }
         ViewId::DeadLetters => {
-            if let Some(id) = state.dead_letters.selected().map(|d| d.id) {
+            if let Some(id) = state.dead_letters.table.selected().map(|d| d.id) {
                 state
                     .screens
                     .push(Screen::DeadLetterDetail { id, scroll: 0 });
@@ -1844,8 +1831,8 @@ fn back(state: &mut AppState) -> Vec<Effect> {
     }
     if !current_filter(state).is_empty() {
         set_filter(state, "");
-    } else if state.view == ViewId::DeadLetters && !state.marked.is_empty() {
-        state.marked.clear();
+    } else if state.view == ViewId::DeadLetters && !state.dead_letters.marked.is_empty() {
+        state.dead_letters.marked.clear();
     }
     Vec::new()
 }
@@ -1854,9 +1841,9 @@ fn back(state: &mut AppState) -> Vec<Effect> {
 fn restore(state: &mut AppState, crumb: Crumb) -> Vec<Effect> {
     let mut fx = go_to(state, crumb.view);
     state.screens = crumb.screens;
-    state.dead_letters.set_scope(crumb.dlq_job);
-    if state.jobs_filter.connector != crumb.jobs_connector {
-        state.jobs_filter.connector = crumb.jobs_connector;
+    state.dead_letters.table.set_scope(crumb.dlq_job);
+    if state.jobs.filter.connector != crumb.jobs_connector {
+        state.jobs.filter.connector = crumb.jobs_connector;
         fx.retain(|e| !matches!(e, Effect::LoadJobs(_)));
         fx.extend(jobs::reload_jobs(state));
     }
@@ -1865,25 +1852,23 @@ fn restore(state: &mut AppState, crumb: Crumb) -> Vec<Effect> {
 
 fn copy(state: &mut AppState) -> Vec<Effect> {
     let text = match (state.screens.last(), state.view) {
-        (Some(Screen::DeadLetterDetail { id, .. }), _) => {
-            dead_letters::dead_letter_document(state, *id)
-        }
+        (Some(Screen::DeadLetterDetail { id, .. }), _) => state.dead_letters.document(*id),
         (Some(Screen::ConnectorDetail(d)), _) => Some(d.id.clone()),
         (Some(Screen::JobDetail { id, .. }), _) => Some(id.clone()),
         (Some(Screen::Editor(e)), _) => Some(e.connector_id.clone()),
         (Some(Screen::LogLine { text, .. }), _) => Some(text.clone()),
         (Some(Screen::Messages { .. }), _) => state.messages.last().map(|m| m.text.clone()),
-        (None, ViewId::Connectors) => state.connectors.selected().map(|c| c.id.clone()),
-        (None, ViewId::Jobs) => state.jobs.selected().map(|j| j.id.clone()),
+        (None, ViewId::Connectors) => state.connectors.table.selected().map(|c| c.id.clone()),
+        (None, ViewId::Jobs) => state.jobs.table.selected().map(|j| j.id.clone()),
         (None, ViewId::Live | ViewId::Breaker) => {
             state.live_selected().map(|r| r.job_id.to_string())
         }
         (None, ViewId::DeadLetters) => state
             .dead_letters
+            .table
             .selected()
-            .map(|d| d.id)
-            .and_then(|id| dead_letters::dead_letter_document(state, id)),
-        (None, ViewId::Kibana) => state.kibana.selected().map(|k| k.id.clone()),
+            .and_then(|d| state.dead_letters.document(d.id)),
+        (None, ViewId::Kibana) => state.kibana.table.selected().map(|k| k.id.clone()),
         (None, ViewId::Logs) => state.logs.selected(),
     };
     match text {
@@ -1935,6 +1920,7 @@ fn delete_item(state: &mut AppState) -> Vec<Effect> {
         ViewId::Kibana if state.screens.is_empty() => {
             state
                 .kibana
+                .table
                 .selected()
                 .map(|k| ConfirmAction::DeleteKibana {
                     id: k.id.clone(),
@@ -1984,7 +1970,7 @@ fn on_result(state: &mut AppState, action: Action) -> Vec<Effect> {
         | Action::SyncFinished { .. }) => {
             return super::views::live_sync::on_result(state, action);
         }
-        action @ Action::PoolLoaded(..) => {
+        action @ (Action::PoolLoaded(..) | Action::NodesProbed(..)) => {
             return super::views::breaker::on_result(state, action);
         }
         action @ Action::LogsLoaded { .. } => {
@@ -1999,7 +1985,7 @@ fn on_result(state: &mut AppState, action: Action) -> Vec<Effect> {
             state.dirty |= state.cluster.set(result, now);
         }
         Action::KibanaStatusLoaded(result) => {
-            state.dirty |= state.kibana_status.set(result, now);
+            state.dirty |= state.kibana.status.set(result, now);
         }
         Action::Failed { op, error } => {
             if let Some(Modal::Form(form)) = &mut state.modal {
@@ -2007,7 +1993,7 @@ fn on_result(state: &mut AppState, action: Action) -> Vec<Effect> {
                 form.error = Some(error.clone());
             }
             if op.is_dead_letters() {
-                state.dlq_busy = false;
+                state.dead_letters.busy = false;
             }
             toast(state, ToastLevel::Error, format!("{op}: {error}"));
         }
@@ -2058,152 +2044,18 @@ pub(crate) fn load_table<T: TableRow + PartialEq>(
 }
 
 fn reset_for_profile(state: &mut AppState, profile: ProfileInfo) {
-    // Sorts are the operator's, not the profile's: they stay.
-    let sorts = (
-        state.connectors.sort(),
-        state.jobs.sort(),
-        state.dead_letters.sort(),
-        state.kibana.sort(),
-    );
     state.profile = profile;
     state.screens.clear();
     state.path.clear();
-    state.job_dead_letters.clear();
     state.modal = None;
     state.cluster = Fetched::default();
-    state.kibana_status = Fetched::default();
-    state.connectors = TableData::default();
-    state.jobs = TableData::default();
-    state.jobs_filter = JobsFilter::default();
+    // Each view starts empty; sorts are the operator's, not the profile's: they stay.
+    state.connectors.reset();
+    state.jobs.reset();
     state.live = LiveState::default();
-    state.pool = Fetched::default();
-    state.dead_letters = TableData::default();
-    state.dlq_total = 0;
-    // Another profile may be another cluster: its queue is named once it has loaded.
-    state.dlq_cluster = None;
-    state.dlq_unknown = 0;
-    state.marked.clear();
-    state.dlq_busy = false;
-    state.kibana = TableData::default();
-    state.connectors.set_sort(sorts.0);
-    state.jobs.set_sort(sorts.1);
-    state.dead_letters.set_sort(sorts.2);
-    state.kibana.set_sort(sorts.3);
+    state.breaker = BreakerState::default();
+    state.dead_letters.reset();
+    state.kibana.reset();
     state.timers = Timers::default();
     state.dirty = true;
-}
-
-// ----- table rows ---------------------------------------------------------------------------
-
-impl TableRow for Connector {
-    fn row_id(&self) -> String {
-        self.id.clone()
-    }
-    fn haystack(&self) -> String {
-        format!(
-            "{} {} {} {} {}",
-            self.name,
-            self.id,
-            self.service_type.as_deref().unwrap_or(""),
-            self.index_name.as_deref().unwrap_or(""),
-            self.status
-        )
-    }
-    fn sort_value(&self, key: SortKey) -> SortValue {
-        match key {
-            SortKey::Name => SortValue::text(&self.name),
-            SortKey::Id => SortValue::text(&self.id),
-            SortKey::Type => SortValue::opt_text(self.service_type.as_deref()),
-            SortKey::Index => SortValue::opt_text(self.index_name.as_deref()),
-            SortKey::Status => SortValue::text(self.status.to_string()),
-            SortKey::Age => time_value(self.last_synced),
-            _ => SortValue::Missing,
-        }
-    }
-}
-
-fn time_value(t: Option<Timestamp>) -> SortValue {
-    t.map_or(SortValue::Missing, |t| {
-        SortValue::Num(t.0.timestamp_millis())
-    })
-}
-
-impl TableRow for SyncJob {
-    fn row_id(&self) -> String {
-        self.id.clone()
-    }
-    fn haystack(&self) -> String {
-        format!(
-            "{} {} {} {} {} {}",
-            self.id,
-            self.connector.id,
-            self.job_type,
-            self.trigger_method,
-            self.status,
-            self.worker_hostname.as_deref().unwrap_or("")
-        )
-    }
-    fn sort_value(&self, key: SortKey) -> SortValue {
-        match key {
-            SortKey::Id => SortValue::text(&self.id),
-            SortKey::Connector => SortValue::text(&self.connector.id),
-            SortKey::Type => SortValue::text(self.job_type.to_string()),
-            SortKey::Status => SortValue::text(self.status.to_string()),
-            SortKey::Age => time_value(self.started_at.or(self.created_at)),
-            SortKey::Worker => SortValue::opt_text(self.worker_hostname.as_deref()),
-            _ => SortValue::Missing,
-        }
-    }
-    fn parent_id(&self) -> Option<&str> {
-        Some(&self.connector.id)
-    }
-}
-
-impl TableRow for DeadLetter {
-    fn row_id(&self) -> String {
-        self.id.to_string()
-    }
-    fn haystack(&self) -> String {
-        format!(
-            "{} {} {} {} {} {}",
-            self.connector_id, self.job_id, self.doc_id, self.error_type, self.index, self.reason
-        )
-    }
-    fn sort_value(&self, key: SortKey) -> SortValue {
-        match key {
-            SortKey::Id => SortValue::Num(self.id),
-            SortKey::Connector => SortValue::text(&self.connector_id),
-            SortKey::Job => SortValue::text(&self.job_id),
-            SortKey::Error => SortValue::text(&self.error_type),
-            SortKey::Age => time_value(Some(self.last_failed_at)),
-            _ => SortValue::Missing,
-        }
-    }
-    fn parent_id(&self) -> Option<&str> {
-        Some(&self.job_id)
-    }
-}
-
-impl TableRow for ActionConnector {
-    fn row_id(&self) -> String {
-        self.id.clone()
-    }
-    fn haystack(&self) -> String {
-        format!(
-            "{} {} {} {}",
-            self.name,
-            self.id,
-            self.connector_type_id,
-            self.index_name().unwrap_or("")
-        )
-    }
-    fn sort_value(&self, key: SortKey) -> SortValue {
-        match key {
-            SortKey::Name => SortValue::text(&self.name),
-            SortKey::Id => SortValue::text(&self.id),
-            SortKey::Type => SortValue::text(&self.connector_type_id),
-            SortKey::Index => SortValue::opt_text(self.index_name()),
-            _ => SortValue::Missing,
-        }
-    }
 }

@@ -27,6 +27,9 @@ pub enum Effect {
     PollAttached(String),
     /// The Elasticsearch node pool.
     LoadPool,
+    /// Asks nodes the pool no longer holds whether they answer `GET /` (one that answers
+    /// left the pool; one that does not is dead).
+    ProbeNodes(Vec<String>),
     LoadDeadLetters,
     /// How many open dead letters a job left (its detail shows it).
     CountDeadLetters {
@@ -139,6 +142,7 @@ impl fmt::Debug for Effect {
             Self::PollLive => f.write_str("PollLive"),
             Self::PollAttached(a) => f.debug_tuple("PollAttached").field(a).finish(),
             Self::LoadPool => f.write_str("LoadPool"),
+            Self::ProbeNodes(urls) => f.debug_tuple("ProbeNodes").field(urls).finish(),
             Self::LoadDeadLetters => f.write_str("LoadDeadLetters"),
             Self::CountDeadLetters { job_id } => f
                 .debug_struct("CountDeadLetters")

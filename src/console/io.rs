@@ -128,6 +128,24 @@ pub fn perform(handles: &Arc<Handles>, effect: Effect, tx: &UnboundedSender<Acti
             });
             return;
         }
+        Effect::ProbeNodes(urls) => {
+            let urls = urls.clone();
+            let es = handles.elasticsearch.clone();
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut answers = Vec::with_capacity(urls.len());
+                for url in urls {
+                    // Without Elasticsearch there is no pool to have left: nobody answers.
+                    let up = match &es {
+                        Some(es) => es.client().transport().answers(&url).await,
+                        None => false,
+                    };
+                    answers.push((url, up));
+                }
+                let _ = tx.send(Action::NodesProbed(answers));
+            });
+            return;
+        }
         Effect::Copy(_)
         | Effect::SwitchProfile(_)
         | Effect::LoadTheme(_)
@@ -475,7 +493,9 @@ async fn run(h: &Arc<Handles>, effect: Effect, tx: &UnboundedSender<Action>) -> 
             },
             None => return None,
         },
-        Effect::PollLive | Effect::PollLogs { .. } | Effect::LoadPool => return None,
+        Effect::PollLive | Effect::PollLogs { .. } | Effect::LoadPool | Effect::ProbeNodes(_) => {
+            return None;
+        }
         Effect::Copy(_)
         | Effect::SwitchProfile(_)
         | Effect::LoadTheme(_)

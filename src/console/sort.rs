@@ -117,6 +117,11 @@ impl SortValue {
         s.map_or(Self::Missing, Self::text)
     }
 
+    /// A point in time, as milliseconds.
+    pub fn time(t: Option<crate::model::Timestamp>) -> Self {
+        t.map_or(Self::Missing, |t| Self::Num(t.0.timestamp_millis()))
+    }
+
     /// Compares in the sort's direction, missing values last either way.
     pub fn compare(&self, other: &Self, desc: bool) -> Ordering {
         let ordered = match (self, other) {

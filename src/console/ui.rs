@@ -106,7 +106,7 @@ fn render_header(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme)
             if narrow { "kb " } else { "Kibana " },
             theme.dim,
         ));
-        match (&state.kibana_status.value, &state.kibana_status.error) {
+        match (&state.kibana.status.value, &state.kibana.status.error) {
             (_, Some(_)) => spans.push(Span::styled("✖ down", theme.danger)),
             (Some(k), None) => spans.push(Span::styled(
                 format!("● {}", k.level),
@@ -178,8 +178,8 @@ fn render_tabs(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) -
             view.title()
         };
         let mut label = format!(" {} {title} ", i + 1);
-        if *view == ViewId::DeadLetters && state.dlq_total > 0 {
-            label = format!(" {} {title} ({}) ", i + 1, state.dlq_total);
+        if *view == ViewId::DeadLetters && state.dead_letters.total > 0 {
+            label = format!(" {} {title} ({}) ", i + 1, state.dead_letters.total);
         }
         if *view == ViewId::Live && state.running_here() > 0 {
             label = format!(" {} {title} ({}) ", i + 1, state.running_here());

@@ -612,6 +612,19 @@ impl Transport {
         revived
     }
 
+    /// Whether a node answers `GET /` at all (any HTTP answer, with this transport's
+    /// credentials and timeout), for whoever shows nodes that left the pool: one that
+    /// answers is up, so it left the pool rather than died. Touches no node state.
+    pub async fn answers(&self, node: &str) -> bool {
+        let Ok(node) = Url::parse(node) else {
+            return false;
+        };
+        match self.attempt(&node, &Method::GET, "/", "", None).await {
+            Attempt::Done(_) | Attempt::Final(_) | Attempt::Throttled(_) => true,
+            Attempt::NodeFailed { .. } | Attempt::TimedOut => false,
+        }
+    }
+
     /// Sniffs now, waiting for a running sniff to end first. Returns how many nodes the pool
     /// holds afterwards; on failure the old pool is kept and the error returned.
     pub async fn sniff(&self) -> Result<usize> {

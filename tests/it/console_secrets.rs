@@ -49,10 +49,10 @@ async fn a_revealed_and_saved_secret_never_reaches_the_log() {
     let fx = update(&mut state, Action::Tick(now()));
     pump(&mut state, &handles, &mut rx, fx, &tx).await;
     assert_eq!(
-        state.connectors.all().len(),
+        state.connectors.table.all().len(),
         1,
         "the embedded connector was not loaded: {:?}",
-        state.connectors.error
+        state.connectors.table.error
     );
 
     // Open the editor, go to the password, reveal it, add a character, save.

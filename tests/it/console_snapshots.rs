@@ -177,7 +177,7 @@ const CASES: &[Case] = &[
         setup: |s| {
             seed(s);
             apply(s, [ch('j'), ch('j'), key(KeyCode::Enter)]);
-            let c = s.connectors.selected().unwrap().clone();
+            let c = s.connectors.table.selected().unwrap().clone();
             apply(
                 s,
                 [Action::ConnectorDetailLoaded {
@@ -790,7 +790,7 @@ fn long_text_wraps_in_detail_views() {
         seed(&mut s);
         apply(&mut s, [ch('5'), key(KeyCode::Enter)]);
         let shown = flat(&strip(&text(&draw(&s, &theme("default")))));
-        let reason = flat(&s.dead_letters.all()[0].reason);
+        let reason = flat(&s.dead_letters.table.all()[0].reason);
         assert!(
             shown.contains(&reason),
             "{size:?}: the reason is not whole:\n{shown}"

@@ -16,7 +16,7 @@ use syncdeck::console::keymap::Keymap;
 use syncdeck::model::{JobStatus, JobType, Timestamp};
 
 fn selected_connector(s: &syncdeck::console::app::AppState) -> String {
-    s.connectors.selected().unwrap().id.clone()
+    s.connectors.table.selected().unwrap().id.clone()
 }
 
 fn confirm_action(s: &syncdeck::console::app::AppState) -> Option<ConfirmAction> {
@@ -114,7 +114,7 @@ fn slash_filters_fuzzily_as_you_type_and_esc_clears() {
     let mut s = loaded_state(false, (80, 24));
     apply(&mut s, [ch('/'), ch('r'), ch('u'), ch('n')]);
     assert!(matches!(s.modal, Some(Modal::Filter)));
-    assert_eq!(s.connectors.len(), 1, "only Runbooks matches 'run'");
+    assert_eq!(s.connectors.table.len(), 1, "only Runbooks matches 'run'");
     assert_eq!(selected_connector(&s), "demo-directory");
     apply(
         &mut s,
@@ -126,14 +126,18 @@ fn slash_filters_fuzzily_as_you_type_and_esc_clears() {
             ch('g'),
         ],
     );
-    assert_eq!(s.connectors.len(), 1, "only pg-orders has a p then a g");
+    assert_eq!(
+        s.connectors.table.len(),
+        1,
+        "only pg-orders has a p then a g"
+    );
     assert_eq!(selected_connector(&s), "pg-orders");
     apply(&mut s, [key(KeyCode::Enter)]);
     assert!(s.modal.is_none());
-    assert_eq!(s.connectors.filter(), "pg");
+    assert_eq!(s.connectors.table.filter(), "pg");
     apply(&mut s, [key(KeyCode::Esc)]);
-    assert_eq!(s.connectors.filter(), "");
-    assert_eq!(s.connectors.len(), 3);
+    assert_eq!(s.connectors.table.filter(), "");
+    assert_eq!(s.connectors.table.len(), 3);
 }
 
 #[test]
@@ -336,10 +340,13 @@ fn dead_letters_mark_retry_and_drop() {
     apply(&mut s, [ch('5')]);
     // Newest failure first: ids 1..3 loaded in that order; marks move down.
     apply(&mut s, [ch(' '), ch(' ')]);
-    assert_eq!(s.marked.iter().copied().collect::<Vec<_>>(), [1, 2]);
+    assert_eq!(
+        s.dead_letters.marked.iter().copied().collect::<Vec<_>>(),
+        [1, 2]
+    );
     let fx = apply(&mut s, [ch('r')]);
     assert_eq!(fx, [Effect::RetryDeadLetters(vec![1, 2])]);
-    assert!(s.dlq_busy);
+    assert!(s.dead_letters.busy);
     let fx = apply(&mut s, [ch('r')]);
     assert!(fx.is_empty(), "no second retry while one runs");
     let fx = apply(
@@ -351,8 +358,11 @@ fn dead_letters_mark_retry_and_drop() {
         }],
     );
     assert_eq!(fx, [Effect::LoadDeadLetters]);
-    assert!(!s.dlq_busy);
-    assert_eq!(s.marked.iter().copied().collect::<Vec<_>>(), [2]);
+    assert!(!s.dead_letters.busy);
+    assert_eq!(
+        s.dead_letters.marked.iter().copied().collect::<Vec<_>>(),
+        [2]
+    );
     assert!(last_toast(&s).contains("1 indexed") && last_toast(&s).contains("still bad"));
     // Drop asks; retry-all asks.
     apply(&mut s, [ch('d')]);
@@ -363,7 +373,7 @@ fn dead_letters_mark_retry_and_drop() {
     let fx = apply(&mut s, [ch('y')]);
     assert_eq!(fx, [Effect::DropDeadLetters(vec![2])]);
     apply(&mut s, [Action::DeadLettersDropped(1)]);
-    assert!(s.marked.is_empty());
+    assert!(s.dead_letters.marked.is_empty());
     apply(&mut s, [Action::DeadLettersLoaded(Ok((dead_letters(), 3)))]);
     apply(
         &mut s,
@@ -384,9 +394,9 @@ fn dead_letters_mark_retry_and_drop() {
     );
     // `a` marks all filtered.
     apply(&mut s, [key(KeyCode::Esc), key(KeyCode::Esc), ch('a')]);
-    assert_eq!(s.marked.len(), 3);
+    assert_eq!(s.dead_letters.marked.len(), 3);
     apply(&mut s, [ch('a')]);
-    assert!(s.marked.is_empty());
+    assert!(s.dead_letters.marked.is_empty());
     // Detail: retry that entry.
     apply(&mut s, [key(KeyCode::Enter)]);
     assert!(matches!(
@@ -669,8 +679,8 @@ fn errors_become_toasts_not_crashes() {
             "cluster unreachable: connection refused".into(),
         ))],
     );
-    assert_eq!(s.connectors.len(), 3, "the last good rows stay");
-    assert!(s.connectors.error.is_some());
+    assert_eq!(s.connectors.table.len(), 3, "the last good rows stay");
+    assert!(s.connectors.table.error.is_some());
     assert!(last_toast(&s).contains("connection refused"));
     let n = s.toasts.len();
     apply(
@@ -836,7 +846,7 @@ fn profile_and_theme_commands() {
     );
     apply(&mut s, [Action::ProfileChanged(profile(true))]);
     assert!(
-        s.profile.read_only && s.connectors.all().is_empty(),
+        s.profile.read_only && s.connectors.table.all().is_empty(),
         "a new profile starts from scratch"
     );
 }
@@ -1238,7 +1248,7 @@ fn logs_say_when_the_filter_matches_nothing_and_open_a_line_in_full() {
 fn sort_by_command_or_shift_letter_is_remembered_per_view() {
     let mut s = loaded_state(false, (80, 24));
     let names = |s: &syncdeck::console::app::AppState| -> Vec<String> {
-        s.connectors.visible().map(|c| c.id.clone()).collect()
+        s.connectors.table.visible().map(|c| c.id.clone()).collect()
     };
     apply(&mut s, [ch(':')]);
     for c in "sort id desc".chars() {
@@ -1255,7 +1265,7 @@ fn sort_by_command_or_shift_letter_is_remembered_per_view() {
     // Another view has its own; coming back finds this one, also after a reload.
     apply(&mut s, [ch('2'), ch('S')]);
     assert_eq!(s.sort_label().as_deref(), Some("sort STATUS↑"));
-    assert_eq!(s.jobs.get(0).unwrap().status, JobStatus::Completed);
+    assert_eq!(s.jobs.table.get(0).unwrap().status, JobStatus::Completed);
     apply(
         &mut s,
         [ch('1'), Action::ConnectorsLoaded(Ok(connectors()))],
@@ -1288,7 +1298,7 @@ fn drill_down_from_connector_to_jobs_to_job_to_dead_letters_and_back() {
     // o: the connector's jobs (the server filters them).
     let fx = apply(&mut s, [ch('o')]);
     assert_eq!(s.view, ViewId::Jobs);
-    assert_eq!(s.jobs_filter.connector.as_deref(), Some("demo-generator"));
+    assert_eq!(s.jobs.filter.connector.as_deref(), Some("demo-generator"));
     assert!(
         matches!(fx.as_slice(), [Effect::LoadJobs(q)] if q.connector_id.as_deref() == Some("demo-generator"))
     );
@@ -1319,19 +1329,19 @@ fn drill_down_from_connector_to_jobs_to_job_to_dead_letters_and_back() {
     // D: that job's dead letters only.
     apply(&mut s, [ch('D')]);
     assert_eq!(s.view, ViewId::DeadLetters);
-    assert_eq!(s.dead_letters.scope(), Some("job-err-0004"));
-    assert_eq!(s.dead_letters.len(), 3);
+    assert_eq!(s.dead_letters.table.scope(), Some("job-err-0004"));
+    assert_eq!(s.dead_letters.table.len(), 3);
     // Back along the path: the job detail, the connector's jobs, the connectors.
     apply(&mut s, [key(KeyCode::Esc)]);
     assert_eq!(s.view, ViewId::Jobs);
     assert!(matches!(s.screen(), Some(Screen::JobDetail { id, .. }) if id == "job-err-0004"));
-    assert_eq!(s.dead_letters.scope(), None);
+    assert_eq!(s.dead_letters.table.scope(), None);
     apply(&mut s, [key(KeyCode::Esc)]);
     assert!(s.screen().is_none() && s.view == ViewId::Jobs);
     let fx = apply(&mut s, [key(KeyCode::Esc)]);
     assert_eq!(s.view, ViewId::Connectors);
     assert_eq!(
-        s.jobs_filter.connector, None,
+        s.jobs.filter.connector, None,
         "the drill-down's filter goes"
     );
     assert!(
@@ -1358,13 +1368,13 @@ fn view_commands_take_a_drill_down_or_a_filter() {
     );
     run(&mut s, "dlq job-err-0004");
     assert_eq!(s.view, ViewId::DeadLetters);
-    assert_eq!(s.dead_letters.scope(), Some("job-err-0004"));
+    assert_eq!(s.dead_letters.table.scope(), Some("job-err-0004"));
     apply(&mut s, [key(KeyCode::Esc)]);
     assert_eq!(s.view, ViewId::Jobs, "esc comes back along the path");
     // Not a known id: a filter.
     run(&mut s, "connectors orders");
     assert_eq!(s.view, ViewId::Connectors);
-    assert_eq!(s.connectors.filter(), "orders");
+    assert_eq!(s.connectors.table.filter(), "orders");
     assert_eq!(selected_connector(&s), "pg-orders");
     // A plain view switch ends the path.
     assert!(s.path.is_empty());
@@ -1472,7 +1482,7 @@ fn the_pool_keeps_dead_nodes_and_shows_the_attached_workers() {
     let gone = all[0].url.clone();
     let rest: Vec<_> = all.iter().skip(1).cloned().collect();
     apply(&mut s, [Action::PoolLoaded(Ok(Some(rest)))]);
-    let pool = s.pool.value.clone().flatten().unwrap();
+    let pool = s.breaker.pool.value.clone().flatten().unwrap();
     let kept = pool
         .iter()
         .find(|n| n.url == gone)
@@ -1498,7 +1508,7 @@ fn the_pool_keeps_dead_nodes_and_shows_the_attached_workers() {
         ))],
     );
     apply(&mut s, [Action::PoolLoaded(Ok(Some(nodes())))]);
-    let pool = s.pool.value.clone().flatten().unwrap();
+    let pool = s.breaker.pool.value.clone().flatten().unwrap();
     assert_eq!(pool.len(), 1, "{pool:?}");
     assert_eq!(pool[0].url, "http://worker-es:9200");
     assert_eq!(pool[0].dead_for_ms, Some(4000));
@@ -1521,7 +1531,8 @@ fn the_pool_keeps_dead_nodes_and_shows_the_attached_workers() {
         ))],
     );
     assert!(
-        s.pool
+        s.breaker
+            .pool
             .error
             .as_deref()
             .is_some_and(|e| e.contains("does not report its node pool"))
@@ -1553,4 +1564,214 @@ fn starting_says_what_it_is_doing() {
     // The step ends with the phase.
     progress.set_phase(syncdeck::engine::progress::Phase::Extracting);
     assert_eq!(progress.snapshot().step, None);
+}
+
+#[test]
+fn a_node_that_left_the_pool_drops_out_while_a_dead_one_stays() {
+    // A node the pool no longer names stays listed as dead (a sniff drops a node that is
+    // down) until a probe finds it answering: then it left the pool rather than died, and
+    // drops out on that refresh. One that does not answer stays listed as dead.
+    let mut s = loaded_state(false, (120, 40));
+    apply(&mut s, [ch('4')]);
+    let all = nodes();
+    let (left, down) = (all[0].url.clone(), all[2].url.clone());
+    let only_middle = || Action::PoolLoaded(Ok(Some(vec![nodes()[1].clone()])));
+    let fx = apply(&mut s, [only_middle()]);
+    assert!(
+        fx.contains(&Effect::ProbeNodes(vec![left.clone(), down.clone()])),
+        "{fx:?}"
+    );
+    let listed = |s: &syncdeck::console::app::AppState| -> Vec<(String, bool)> {
+        s.breaker
+            .pool
+            .value
+            .clone()
+            .flatten()
+            .unwrap()
+            .into_iter()
+            .map(|n| (n.url, n.alive))
+            .collect()
+    };
+    assert_eq!(
+        listed(&s).len(),
+        3,
+        "both vanished nodes are listed as dead"
+    );
+    assert!(
+        listed(&s)
+            .iter()
+            .all(|(u, alive)| u == &all[1].url || !alive)
+    );
+    // A refresh while the probe runs asks nothing more.
+    let fx = apply(&mut s, [only_middle()]);
+    assert!(
+        !fx.iter().any(|e| matches!(e, Effect::ProbeNodes(_))),
+        "{fx:?}"
+    );
+    s.dirty = false;
+    apply(
+        &mut s,
+        [Action::NodesProbed(vec![
+            (left.clone(), true),
+            (down.clone(), false),
+        ])],
+    );
+    assert!(s.dirty);
+    assert_eq!(
+        listed(&s),
+        [(all[1].url.clone(), false), (down.clone(), false)],
+        "the node that answers left the pool; the silent one is dead"
+    );
+    let screen = text(&draw(&s, &theme("default")));
+    // The node pool's box (the breaker's last errors above name nodes too).
+    let pool_box = screen
+        .split_once("Node pool")
+        .map(|(_, rest)| rest.to_string())
+        .unwrap_or_default();
+    let line = |url: &str| {
+        pool_box
+            .lines()
+            .find(|l| l.contains(url.trim_start_matches("http://")))
+            .map(str::to_string)
+    };
+    assert_eq!(line(&left), None, "{screen}");
+    assert!(line(&down).is_some_and(|l| l.contains("dead")), "{screen}");
+    // The next refresh asks the dead one again; once the pool holds it again it shows as
+    // the pool says, and nothing is left to ask.
+    let fx = apply(&mut s, [only_middle()]);
+    assert!(
+        fx.contains(&Effect::ProbeNodes(vec![down.clone()])),
+        "{fx:?}"
+    );
+    let back = vec![nodes()[1].clone(), nodes()[2].clone()];
+    apply(
+        &mut s,
+        [
+            Action::NodesProbed(vec![(down.clone(), false)]),
+            Action::PoolLoaded(Ok(Some(back))),
+        ],
+    );
+    assert_eq!(
+        listed(&s),
+        [(all[1].url.clone(), false), (down.clone(), true)]
+    );
+    assert!(s.breaker.vanished.is_empty());
+    let fx = apply(
+        &mut s,
+        [Action::PoolLoaded(Ok(Some(vec![
+            nodes()[1].clone(),
+            nodes()[2].clone(),
+        ])))],
+    );
+    assert!(
+        !fx.iter().any(|e| matches!(e, Effect::ProbeNodes(_))),
+        "{fx:?}"
+    );
+}
+
+#[test]
+fn attached_a_node_the_worker_no_longer_reports_drops_out() {
+    let mut s = loaded_state(false, (120, 40));
+    s.settings.attach = Some("127.0.0.1:7777".into());
+    let status = |urls: &[&str]| {
+        Action::AttachedLoaded(Ok(syncdeck::engine::status::StatusDocument {
+            worker: "w".into(),
+            version: "0".into(),
+            jobs: Vec::new(),
+            pool: Some(
+                urls.iter()
+                    .map(|u| syncdeck::engine::status::StatusNode {
+                        url: u.to_string(),
+                        alive: false,
+                        failures: 2,
+                        retry_in_ms: Some(1000),
+                    })
+                    .collect(),
+            ),
+        }))
+    };
+    let fx = apply(&mut s, [status(&["http://es-a:9200", "http://es-b:9200"])]);
+    assert!(!fx.iter().any(|e| matches!(e, Effect::ProbeNodes(_))));
+    apply(&mut s, [status(&["http://es-b:9200"]), ch('4')]);
+    let pool = s.breaker.pool.value.clone().flatten().unwrap();
+    assert_eq!(pool.len(), 1, "{pool:?}");
+    assert_eq!(pool[0].url, "http://es-b:9200");
+    assert!(!pool[0].alive, "the worker's dead node is listed as dead");
+    let screen = text(&draw(&s, &theme("default")));
+    assert!(!screen.contains("es-a"), "{screen}");
+    assert!(screen.contains("es-b"), "{screen}");
+}
+
+#[tokio::test]
+async fn the_pool_view_asks_a_vanished_node_through_the_real_runner() {
+    // End to end through `console::io`: this console's transport holds one node of the
+    // stand-in's two; the other was listed before. Down, it stays listed as dead; up (it
+    // answers, yet the pool does not hold it), it drops out on the next refresh.
+    use crate::support::{NodeDownMode, StandIn, StandInOptions};
+    use std::sync::Arc;
+    let standin = StandIn::start(StandInOptions {
+        nodes: 2,
+        kibana: false,
+        ..Default::default()
+    })
+    .await;
+    let urls = standin.es_urls();
+    let dir = tempfile::tempdir().unwrap();
+    let embedded = Arc::try_unwrap(embedded_handles(&dir.path().join("e.sqlite3"), None))
+        .ok()
+        .expect("one owner");
+    let mut es = syncdeck::config::EsSettings::new(vec![urls[0].parse().unwrap()]);
+    es.request_timeout = std::time::Duration::from_secs(5);
+    let backend = syncdeck::backend::elasticsearch::ElasticsearchBackend::new(&es).unwrap();
+    let handles = Arc::new(syncdeck::console::io::Handles {
+        elasticsearch: Some(Arc::new(backend)),
+        ..embedded
+    });
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut s = new_state(false, (120, 40));
+    let row = |url: &String| syncdeck::console::live::NodeRow {
+        url: url.clone(),
+        alive: true,
+        failures: 0,
+        dead_for_ms: None,
+    };
+    let _ = update(
+        &mut s,
+        Action::PoolLoaded(Ok(Some(vec![row(&urls[0]), row(&urls[1])]))),
+    );
+    let listed = |s: &syncdeck::console::app::AppState| -> Vec<(String, bool)> {
+        let rows = s.breaker.pool.value.clone().flatten().unwrap();
+        rows.into_iter().map(|n| (n.url, n.alive)).collect()
+    };
+    standin.faults().node_down(1, NodeDownMode::Refuse);
+    // Until the load answered (a node vanished) and so did the probe it asked for.
+    pump_until(
+        &mut s,
+        &handles,
+        &mut rx,
+        vec![Effect::LoadPool],
+        &tx,
+        |s| !s.breaker.vanished.is_empty() && !s.breaker.probing,
+    )
+    .await;
+    assert_eq!(
+        listed(&s),
+        [(urls[0].clone(), true), (urls[1].clone(), false)],
+        "a node that is down stays listed as dead"
+    );
+    standin.faults().node_up(1);
+    pump_until(
+        &mut s,
+        &handles,
+        &mut rx,
+        vec![Effect::LoadPool],
+        &tx,
+        |s| s.breaker.vanished.is_empty() && !s.breaker.probing,
+    )
+    .await;
+    assert_eq!(
+        listed(&s),
+        [(urls[0].clone(), true)],
+        "a node that answers but is not in the pool left it"
+    );
 }

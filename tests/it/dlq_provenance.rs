@@ -1179,13 +1179,14 @@ async fn the_console_shows_its_clusters_queue_and_names_it() {
     pump(&mut state, &handles, &mut rx, effects, &tx).await;
     let docs: Vec<&str> = state
         .dead_letters
+        .table
         .all()
         .iter()
         .map(|d| d.doc_id.as_str())
         .collect();
     assert_eq!(docs, ["from-here"]);
-    assert_eq!(state.dlq_total, 1);
-    assert_eq!(state.dlq_unknown, 1);
+    assert_eq!(state.dead_letters.total, 1);
+    assert_eq!(state.dead_letters.unknown, 1);
     let screen = text(&draw(&state, &theme("default")));
     assert!(
         screen.contains("Dead letters of 'embedded' (embedded:"),
@@ -1203,7 +1204,13 @@ async fn the_console_shows_its_clusters_queue_and_names_it() {
             console_fixtures::profile(false),
         )],
     );
-    assert_eq!((state.dlq_cluster.clone(), state.dlq_unknown), (None, 0));
+    assert_eq!(
+        (
+            state.dead_letters.cluster.clone(),
+            state.dead_letters.unknown
+        ),
+        (None, 0)
+    );
 }
 
 #[test]

@@ -754,3 +754,22 @@ async fn a_recheck_revives_a_node_that_came_back_before_its_backoff_ends() {
     let pool = es.pool_snapshot();
     assert!(pool[1].alive && pool[1].failures == 0, "{pool:?}");
 }
+
+#[tokio::test]
+async fn a_probe_tells_a_node_that_answers_from_a_dead_one_and_marks_nothing() {
+    // Issue 11: the console's pool view drops a node that left the pool only when it answers
+    // (it is up, so not dead); a node that is down stays listed as dead.
+    let standin = standin(2).await;
+    let urls = standin.es_urls();
+    // A transport whose pool holds only the first node: the second "left" it.
+    let es = client(&settings(&urls[..1]));
+    let left = urls[1].trim_end_matches('/').to_string();
+    assert!(es.transport().answers(&left).await);
+    standin.faults().node_down(1, NodeDownMode::Refuse);
+    assert!(!es.transport().answers(&left).await);
+    assert!(!es.transport().answers("not a url").await);
+    // A probe is no request of the pool's: its node state stays as it was.
+    let pool = es.pool_snapshot();
+    assert_eq!(pool.len(), 1);
+    assert!(pool[0].alive && pool[0].failures == 0, "{pool:?}");
+}

@@ -1,13 +1,16 @@
 //! The Circuit breaker view: the breaker of the selected live sync (state in colour and in
 //! words, failure rate against the threshold, window counts, consecutive failures, time to
 //! the next probe, last errors) and the Elasticsearch node pool (alive or dead, failures,
-//! dead until).
+//! dead until). It owns [`BreakerState`] (the node pool; the breaker itself is the selected
+//! live sync's, in the Live view's state) and its update: the pool's loads, merged so a node
+//! that went down stays listed as dead, and the probes that tell a dead node from one that
+//! left the pool.
 
 use super::{Hint, View, hint, stale_label};
-use crate::console::app::AppState;
+use crate::console::app::{AppState, Fetched};
 use crate::console::format::{duration_ms, short_secs, wrap};
 use crate::console::keymap::Command;
-use crate::console::live::BreakerView;
+use crate::console::live::{BreakerView, NodeRow};
 use crate::console::theme::Theme;
 use crate::console::widgets::bar::bar;
 use crate::console::widgets::table::{CellText, Column, render_rows};
@@ -16,8 +19,95 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph};
+use std::collections::BTreeSet;
 
 pub struct BreakerPanel;
+
+/// The Breaker view's own state.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BreakerState {
+    /// The Elasticsearch node pool: this console's, or an attached worker's (from its
+    /// `/status`). `Some(None)`: the profile has no node pool (embedded store).
+    pub pool: Fetched<Option<Vec<NodeRow>>>,
+    /// Nodes listed only because they vanished from this console's pool: shown as dead
+    /// until the pool holds them again, or until they answer (then they left the pool
+    /// rather than died, and drop out).
+    pub vanished: BTreeSet<String>,
+    /// The vanished nodes are being asked (`Effect::ProbeNodes`).
+    pub probing: bool,
+}
+
+impl BreakerState {
+    /// A load of this console's pool; returns whether anything visible changed and the
+    /// vanished nodes to ask, if any (one probe at a time). A node the pool no longer holds
+    /// stays listed as dead: a sniff drops a node that is down, and the view must not lose
+    /// it exactly when it matters.
+    pub fn load_local(
+        &mut self,
+        result: Result<Option<Vec<NodeRow>>, String>,
+        now: crate::model::Timestamp,
+    ) -> (bool, Option<Vec<String>>) {
+        let result = result.map(|rows| rows.map(|rows| self.keep_vanished(rows)));
+        let changed = self.pool.set(result, now);
+        if self.vanished.is_empty() || self.probing {
+            return (changed, None);
+        }
+        self.probing = true;
+        (changed, Some(self.vanished.iter().cloned().collect()))
+    }
+
+    /// The source's rows, then the nodes listed before that it no longer names, as dead.
+    fn keep_vanished(&mut self, mut rows: Vec<NodeRow>) -> Vec<NodeRow> {
+        let old = match &self.pool.value {
+            Some(Some(old)) => old.as_slice(),
+            _ => &[],
+        };
+        let mut vanished = BTreeSet::new();
+        for node in old {
+            if !rows.iter().any(|n| n.url == node.url) {
+                vanished.insert(node.url.clone());
+                rows.push(NodeRow {
+                    alive: false,
+                    dead_for_ms: None,
+                    ..node.clone()
+                });
+            }
+        }
+        self.vanished = vanished;
+        rows
+    }
+
+    /// An attached worker's pool, from its `/status`: shown as the worker reports it (its
+    /// own pool keeps its dead nodes); a node it no longer names is gone.
+    pub fn set_attached(
+        &mut self,
+        result: Result<Option<Vec<NodeRow>>, String>,
+        now: crate::model::Timestamp,
+    ) -> bool {
+        self.vanished.clear();
+        self.pool.set(result, now)
+    }
+
+    /// The answers of a probe: a vanished node that answers is up, so it is no longer part
+    /// of the pool rather than dead, and drops out; one that does not stays listed as dead.
+    /// Returns whether the list changed.
+    pub fn probed(&mut self, answers: Vec<(String, bool)>) -> bool {
+        self.probing = false;
+        let left: BTreeSet<String> = answers
+            .into_iter()
+            .filter(|(url, up)| *up && self.vanished.contains(url))
+            .map(|(url, _)| url)
+            .collect();
+        if left.is_empty() {
+            return false;
+        }
+        self.vanished.retain(|url| !left.contains(url));
+        if let Some(Some(rows)) = &mut self.pool.value {
+            rows.retain(|n| !left.contains(&n.url));
+        }
+        true
+    }
+}
 
 const HINTS: &[Hint] = &[
     hint(Command::Down, "next job"),
@@ -39,6 +129,7 @@ pub fn state_label(state: &str) -> &'static str {
 impl View for BreakerPanel {
     fn render(&self, frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
         let pool_rows = state
+            .breaker
             .pool
             .value
             .as_ref()
@@ -209,7 +300,8 @@ fn render_breaker(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme
 
 fn render_pool(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
     let mut title = vec![Span::styled(" Node pool ", theme.title)];
-    if let Some(stale) = stale_label(state, state.pool.at, state.pool.error.as_ref()) {
+    let pool = &state.breaker.pool;
+    if let Some(stale) = stale_label(state, pool.at, pool.error.as_ref()) {
         title.push(Span::styled(format!("{stale} "), theme.stale));
     }
     let block = Block::bordered()
@@ -217,9 +309,9 @@ fn render_pool(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
         .title(Line::from(title));
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    let nodes = match &state.pool.value {
+    let nodes = match &pool.value {
         None => {
-            let text = if state.pool.error.is_some() {
+            let text = if pool.error.is_some() {
                 "could not read the node pool"
             } else {
                 "loading…"
@@ -273,39 +365,25 @@ const POOL_COLUMNS: [Column; 4] = [
 pub(crate) mod update {
     use crate::console::app::*;
     use crate::console::effect::Effect;
-    use crate::console::live::NodeRow;
 
     /// The results of effects this view asked for.
     pub(crate) fn on_result(state: &mut AppState, action: Action) -> Vec<Effect> {
         // Attached, the pool shown is the worker's, from its `/status`.
-        if let Action::PoolLoaded(result) = action
-            && state.settings.attach.is_none()
-        {
-            let result = result.map(|rows| rows.map(|rows| keep_vanished(&state.pool, rows)));
-            state.dirty |= state.pool.set(result, state.now);
+        if state.settings.attach.is_some() {
+            return Vec::new();
+        }
+        match action {
+            Action::PoolLoaded(result) => {
+                let (changed, probe) = state.breaker.load_local(result, state.now);
+                state.dirty |= changed;
+                if let Some(urls) = probe {
+                    return vec![Effect::ProbeNodes(urls)];
+                }
+            }
+            Action::NodesProbed(answers) => state.dirty |= state.breaker.probed(answers),
+            _ => {}
         }
         Vec::new()
-    }
-
-    /// A node that left the pool (a sniff drops a node that is down) stays listed as dead, so
-    /// the pool view does not lose it exactly when it matters.
-    pub(crate) fn keep_vanished(
-        before: &Fetched<Option<Vec<NodeRow>>>,
-        mut rows: Vec<NodeRow>,
-    ) -> Vec<NodeRow> {
-        let Some(Some(old)) = &before.value else {
-            return rows;
-        };
-        for node in old {
-            if !rows.iter().any(|n| n.url == node.url) {
-                rows.push(NodeRow {
-                    alive: false,
-                    dead_for_ms: None,
-                    ..node.clone()
-                });
-            }
-        }
-        rows
     }
 }
 

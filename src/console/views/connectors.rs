@@ -1,10 +1,14 @@
 //! The Connectors view: name, id, service type, index, status, last sync status and time,
-//! scheduling.
+//! scheduling. It owns [`ConnectorsState`] (the connectors table), how a connector row is
+//! filtered and sorted, and its update: the results of the loads, creations and deletions
+//! it asked for, and its keys (start a sync, edit the configuration).
 
 use super::{Hint, View, hint, stale_label};
 use crate::console::app::AppState;
 use crate::console::format::ago;
 use crate::console::keymap::Command;
+use crate::console::sort::{SortKey, SortValue};
+use crate::console::table::{TableData, TableRow};
 use crate::console::theme::Theme;
 use crate::console::widgets::table::{self, CellText, Column, TableSpec};
 use crate::model::{Connector, Scheduling};
@@ -13,6 +17,33 @@ use ratatui::layout::Rect;
 use ratatui::text::Span;
 
 pub struct ConnectorsView;
+
+/// The Connectors view's state.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectorsState {
+    /// Every connector of the profile, filtered and sorted as the operator asked.
+    pub table: TableData<Connector>,
+}
+
+impl ConnectorsState {
+    /// Empty again, for another profile; the sort is the operator's and stays.
+    pub fn reset(&mut self) {
+        let sort = self.table.sort();
+        *self = Self::default();
+        self.table.set_sort(sort);
+    }
+
+    /// Whether a connector of this id is listed.
+    pub fn knows(&self, id: &str) -> bool {
+        self.table.all().iter().any(|c| c.id == id)
+    }
+
+    /// Asks for the table again (it shows its old rows until the answer).
+    fn reload(&mut self) -> crate::console::effect::Effect {
+        self.table.loading = true;
+        crate::console::effect::Effect::LoadConnectors
+    }
+}
 
 /// At 80 columns: name, id, status, last sync and index, the name taking what is left;
 /// wider, the service, sync time and schedule join and the name grows to its length.
@@ -86,7 +117,7 @@ fn cells(c: &Connector, state: &AppState, theme: &Theme) -> Vec<CellText> {
 
 impl View for ConnectorsView {
     fn render(&self, frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
-        let data = &state.connectors;
+        let data = &state.connectors.table;
         let empty = if data.loaded_at.is_none() {
             "loading…"
         } else {
@@ -115,6 +146,34 @@ impl View for ConnectorsView {
     }
 }
 
+/// How a row of this view's table is found, filtered and sorted.
+impl TableRow for Connector {
+    fn row_id(&self) -> String {
+        self.id.clone()
+    }
+    fn haystack(&self) -> String {
+        format!(
+            "{} {} {} {} {}",
+            self.name,
+            self.id,
+            self.service_type.as_deref().unwrap_or(""),
+            self.index_name.as_deref().unwrap_or(""),
+            self.status
+        )
+    }
+    fn sort_value(&self, key: SortKey) -> SortValue {
+        match key {
+            SortKey::Name => SortValue::text(&self.name),
+            SortKey::Id => SortValue::text(&self.id),
+            SortKey::Type => SortValue::opt_text(self.service_type.as_deref()),
+            SortKey::Index => SortValue::opt_text(self.index_name.as_deref()),
+            SortKey::Status => SortValue::text(self.status.to_string()),
+            SortKey::Age => SortValue::time(self.last_synced),
+            _ => SortValue::Missing,
+        }
+    }
+}
+
 /// This view's part of `update`: the results of the effects it asked for, and its commands.
 /// Pure, like `update`: state in, effects out.
 pub(crate) mod update {
@@ -128,7 +187,7 @@ pub(crate) mod update {
     pub(crate) fn on_result(state: &mut AppState, action: Action) -> Vec<Effect> {
         match action {
             Action::ConnectorsLoaded(result) => {
-                load_table(state, |s| &mut s.connectors, result, "connectors");
+                load_table(state, |s| &mut s.connectors.table, result, "connectors");
             }
             Action::ConnectorDetailLoaded { id, result } => {
                 if let Some(Screen::ConnectorDetail(d)) = state
@@ -156,8 +215,7 @@ pub(crate) mod update {
                 toast(state, ToastLevel::Info, format!("connector '{id}' created"));
                 let mut fx = refresh_now(state);
                 fx.retain(|e| *e != Effect::LoadConnectors);
-                state.connectors.loading = true;
-                fx.push(Effect::LoadConnectors);
+                fx.push(state.connectors.reload());
                 return fx;
             }
             Action::ConnectorDeleted(id) => {
@@ -177,7 +235,7 @@ pub(crate) mod update {
         match state.screens.last() {
             Some(Screen::ConnectorDetail(d)) => d.connector.clone(),
             Some(_) => None,
-            None if state.view == ViewId::Connectors => state.connectors.selected().cloned(),
+            None if state.view == ViewId::Connectors => state.connectors.table.selected().cloned(),
             None => None,
         }
     }

@@ -338,7 +338,7 @@ pub fn render_job(
     theme: &Theme,
 ) {
     let title = Line::styled(format!(" Sync job {id} "), theme.title);
-    let Some(j) = state.jobs.all().iter().find(|j| j.id == id) else {
+    let Some(j) = state.jobs.table.all().iter().find(|j| j.id == id) else {
         scrolled(
             frame,
             area,
@@ -513,7 +513,7 @@ pub fn render_dead_letter(
     theme: &Theme,
 ) {
     let title = Line::styled(format!(" Dead letter {id} "), theme.title);
-    let Some(d) = state.dead_letters.all().iter().find(|d| d.id == id) else {
+    let Some(d) = state.dead_letters.table.all().iter().find(|d| d.id == id) else {
         scrolled(
             frame,
             area,
@@ -601,7 +601,7 @@ fn job_dead_letters_text(j: &SyncJob, state: &AppState) -> String {
             Command::JobDeadLetters,
         )
         .map(|k| k.to_string());
-    match (state.job_dead_letters.get(&j.id), key) {
+    match (state.jobs.dead_letter_counts.get(&j.id), key) {
         (None, _) => "counting…".to_string(),
         (Some(0), _) => "none".to_string(),
         (Some(n), Some(k)) => format!("{n} open ({k} lists them)"),

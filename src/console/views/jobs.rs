@@ -1,18 +1,75 @@
 //! The Sync jobs view: every job of every connectors service, newest first, with status
-//! colours, counts, volume, start, duration and worker; filters by status and connector.
+//! colours, counts, volume, start, duration and worker; filters by status and connector. It
+//! owns [`JobsState`] (the page of jobs, the server-side filters, the jobs' dead-letter
+//! counts for the job detail), how a job row is filtered and sorted, and its update: the
+//! results of the loads, cancels and counts it asked for, and its keys.
 
 use super::{Hint, View, hint, stale_label};
 use crate::console::app::AppState;
 use crate::console::format::{ago, count, job_duration};
 use crate::console::keymap::Command;
+use crate::console::sort::{SortKey, SortValue};
+use crate::console::table::{TableData, TableRow};
 use crate::console::theme::Theme;
 use crate::console::widgets::table::{self, CellText, Column, TableSpec};
 use crate::model::SyncJob;
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::Span;
+use std::collections::BTreeMap;
 
 pub struct JobsView;
+
+/// The Sync jobs view's state.
+#[derive(Debug, Clone, Default)]
+pub struct JobsState {
+    /// A page of jobs, newest first, as the filters ask the server.
+    pub table: TableData<SyncJob>,
+    pub filter: JobsFilter,
+    /// Open dead letters per job, for the job detail.
+    pub dead_letter_counts: BTreeMap<String, u64>,
+}
+
+impl JobsState {
+    /// Empty again, for another profile; the sort is the operator's and stays.
+    pub fn reset(&mut self) {
+        let sort = self.table.sort();
+        *self = Self::default();
+        self.table.set_sort(sort);
+    }
+
+    /// Asks for the page again, with the filters as they are now.
+    pub(crate) fn reload(&mut self) -> crate::console::effect::Effect {
+        self.table.loading = true;
+        crate::console::effect::Effect::LoadJobs(self.filter.query())
+    }
+
+    /// Records a job's open dead letters; returns whether the count changed.
+    fn set_dead_letter_count(&mut self, job_id: String, n: u64) -> bool {
+        self.dead_letter_counts.insert(job_id, n) != Some(n)
+    }
+
+    /// The next status filter: none, then each status in turn, then none again.
+    fn cycle_status(&mut self) {
+        let all = crate::model::JobStatus::ALL;
+        self.filter.status = match self.filter.status {
+            None => all.first().copied(),
+            Some(s) => all
+                .iter()
+                .position(|x| *x == s)
+                .and_then(|i| all.get(i + 1))
+                .copied(),
+        };
+    }
+
+    /// Filters on the selected job's connector, or stops filtering on a connector.
+    fn toggle_connector(&mut self) {
+        self.filter.connector = match self.filter.connector {
+            Some(_) => None,
+            None => self.table.selected().map(|j| j.connector.id.clone()),
+        };
+    }
+}
 
 /// At 80 columns: id and connector whole, type, status, indexed and started; wider, the
 /// duration, counts, volume, trigger and worker join, and the worker grows to its length.
@@ -75,12 +132,12 @@ fn cells(j: &SyncJob, state: &AppState, theme: &Theme) -> Vec<CellText> {
 
 impl View for JobsView {
     fn render(&self, frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
-        let data = &state.jobs;
+        let data = &state.jobs.table;
         let mut badges = Vec::new();
-        if let Some(s) = state.jobs_filter.status {
+        if let Some(s) = state.jobs.filter.status {
             badges.push(Span::styled(format!("status={s} "), theme.accent));
         }
-        if let Some(c) = &state.jobs_filter.connector {
+        if let Some(c) = &state.jobs.filter.connector {
             badges.push(Span::styled(format!("connector={c} "), theme.accent));
         }
         let empty = if data.loaded_at.is_none() {
@@ -121,6 +178,38 @@ pub fn status_span(j: &SyncJob, state: &AppState, theme: &Theme) -> Span<'static
     }
 }
 
+/// How a row of this view's table is found, filtered and sorted.
+impl TableRow for SyncJob {
+    fn row_id(&self) -> String {
+        self.id.clone()
+    }
+    fn haystack(&self) -> String {
+        format!(
+            "{} {} {} {} {} {}",
+            self.id,
+            self.connector.id,
+            self.job_type,
+            self.trigger_method,
+            self.status,
+            self.worker_hostname.as_deref().unwrap_or("")
+        )
+    }
+    fn sort_value(&self, key: SortKey) -> SortValue {
+        match key {
+            SortKey::Id => SortValue::text(&self.id),
+            SortKey::Connector => SortValue::text(&self.connector.id),
+            SortKey::Type => SortValue::text(self.job_type.to_string()),
+            SortKey::Status => SortValue::text(self.status.to_string()),
+            SortKey::Age => SortValue::time(self.started_at.or(self.created_at)),
+            SortKey::Worker => SortValue::opt_text(self.worker_hostname.as_deref()),
+            _ => SortValue::Missing,
+        }
+    }
+    fn parent_id(&self) -> Option<&str> {
+        Some(&self.connector.id)
+    }
+}
+
 /// This view's part of `update`: the results of the effects it asked for, and its commands.
 /// Pure, like `update`: state in, effects out.
 pub(crate) mod update {
@@ -131,7 +220,9 @@ pub(crate) mod update {
     /// The results of effects this view asked for.
     pub(crate) fn on_result(state: &mut AppState, action: Action) -> Vec<Effect> {
         match action {
-            Action::JobsLoaded(result) => load_table(state, |s| &mut s.jobs, result, "sync jobs"),
+            Action::JobsLoaded(result) => {
+                load_table(state, |s| &mut s.jobs.table, result, "sync jobs")
+            }
             Action::JobCanceled(id) => {
                 toast(
                     state,
@@ -142,7 +233,7 @@ pub(crate) mod update {
             }
             Action::DeadLettersCounted { job_id, result } => match result {
                 Ok(n) => {
-                    state.dirty |= state.job_dead_letters.insert(job_id, n) != Some(n);
+                    state.dirty |= state.jobs.set_dead_letter_count(job_id, n);
                 }
                 Err(e) => toast(
                     state,
@@ -159,12 +250,14 @@ pub(crate) mod update {
         let target = match (state.screens.last(), state.view) {
             (Some(Screen::JobDetail { id, .. }), _) => state
                 .jobs
+                .table
                 .all()
                 .iter()
                 .find(|j| j.id == *id)
                 .map(|j| (j.id.clone(), j.connector.id.clone(), Some(j.status))),
             (None, ViewId::Jobs) => state
                 .jobs
+                .table
                 .selected()
                 .map(|j| (j.id.clone(), j.connector.id.clone(), Some(j.status))),
             (None, ViewId::Live) => state.live_selected().map(|r| {
@@ -195,29 +288,17 @@ pub(crate) mod update {
     }
 
     pub(crate) fn cycle_status_filter(state: &mut AppState) -> Vec<Effect> {
-        let all = JobStatus::ALL;
-        state.jobs_filter.status = match state.jobs_filter.status {
-            None => all.first().copied(),
-            Some(s) => all
-                .iter()
-                .position(|x| *x == s)
-                .and_then(|i| all.get(i + 1))
-                .copied(),
-        };
+        state.jobs.cycle_status();
         reload_jobs(state)
     }
 
     pub(crate) fn toggle_connector_filter(state: &mut AppState) -> Vec<Effect> {
-        state.jobs_filter.connector = match state.jobs_filter.connector {
-            Some(_) => None,
-            None => state.jobs.selected().map(|j| j.connector.id.clone()),
-        };
+        state.jobs.toggle_connector();
         reload_jobs(state)
     }
 
     pub(crate) fn reload_jobs(state: &mut AppState) -> Vec<Effect> {
-        state.jobs.loading = true;
-        vec![Effect::LoadJobs(state.jobs_filter.query())]
+        vec![state.jobs.reload()]
     }
 }
 

@@ -1,18 +1,48 @@
 //! The Kibana connectors view: the actions connectors with their type, target index and
-//! health flags (missing secrets, deprecated).
+//! health flags (missing secrets, deprecated). It owns [`KibanaState`] (the actions
+//! connectors and Kibana's status, which the header shows), how a row is filtered and
+//! sorted, and its update: the results of the loads, creations, executions and deletions it
+//! asked for, and its execute key.
 
 use super::{Hint, View, hint, stale_label};
 use crate::console::app::AppState;
+use crate::console::app::Fetched;
 use crate::console::keymap::Command;
+use crate::console::sort::{SortKey, SortValue};
+use crate::console::table::{TableData, TableRow};
 use crate::console::theme::Theme;
 use crate::console::widgets::table::{self, CellText, Column, TableSpec};
-use crate::kibana::ActionConnector;
+use crate::kibana::{ActionConnector, KibanaStatus};
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph};
 
 pub struct KibanaView;
+
+/// The Kibana view's state.
+#[derive(Debug, Clone, Default)]
+pub struct KibanaState {
+    /// The actions connectors.
+    pub table: TableData<ActionConnector>,
+    /// Kibana's own status (the header shows it on every view).
+    pub status: Fetched<KibanaStatus>,
+}
+
+impl KibanaState {
+    /// Empty again, for another profile; the sort is the operator's and stays.
+    pub fn reset(&mut self) {
+        let sort = self.table.sort();
+        *self = Self::default();
+        self.table.set_sort(sort);
+    }
+
+    /// Asks for the table again (it shows its old rows until the answer).
+    fn reload(&mut self) -> crate::console::effect::Effect {
+        self.table.loading = true;
+        crate::console::effect::Effect::LoadKibanaConnectors
+    }
+}
 
 const COLUMNS: [Column; 6] = [
     Column::grow("NAME", 12, 0).comfort(20),
@@ -75,7 +105,7 @@ impl View for KibanaView {
             frame.render_widget(Paragraph::new(text).block(block), area);
             return;
         }
-        let data = &state.kibana;
+        let data = &state.kibana.table;
         let empty = if data.loaded_at.is_none() {
             "loading…"
         } else {
@@ -104,6 +134,31 @@ impl View for KibanaView {
     }
 }
 
+/// How a row of this view's table is found, filtered and sorted.
+impl TableRow for ActionConnector {
+    fn row_id(&self) -> String {
+        self.id.clone()
+    }
+    fn haystack(&self) -> String {
+        format!(
+            "{} {} {} {}",
+            self.name,
+            self.id,
+            self.connector_type_id,
+            self.index_name().unwrap_or("")
+        )
+    }
+    fn sort_value(&self, key: SortKey) -> SortValue {
+        match key {
+            SortKey::Name => SortValue::text(&self.name),
+            SortKey::Id => SortValue::text(&self.id),
+            SortKey::Type => SortValue::text(&self.connector_type_id),
+            SortKey::Index => SortValue::opt_text(self.index_name()),
+            _ => SortValue::Missing,
+        }
+    }
+}
+
 /// This view's part of `update`: the results of the effects it asked for, and its commands.
 /// Pure, like `update`: state in, effects out.
 pub(crate) mod update {
@@ -115,7 +170,7 @@ pub(crate) mod update {
     pub(crate) fn on_result(state: &mut AppState, action: Action) -> Vec<Effect> {
         match action {
             Action::KibanaLoaded(result) => {
-                load_table(state, |s| &mut s.kibana, result, "Kibana connectors")
+                load_table(state, |s| &mut s.kibana.table, result, "Kibana connectors")
             }
             Action::KibanaCreated(id) => {
                 state.modal = None;
@@ -124,8 +179,7 @@ pub(crate) mod update {
                     ToastLevel::Info,
                     format!("Kibana connector {id} created"),
                 );
-                state.kibana.loading = true;
-                return vec![Effect::LoadKibanaConnectors];
+                return vec![state.kibana.reload()];
             }
             Action::KibanaExecuted { id, result } => match result {
                 Ok(message) => {
@@ -146,8 +200,7 @@ pub(crate) mod update {
                     ToastLevel::Info,
                     format!("Kibana connector {id} deleted"),
                 );
-                state.kibana.loading = true;
-                return vec![Effect::LoadKibanaConnectors];
+                return vec![state.kibana.reload()];
             }
             _ => {}
         }
@@ -159,7 +212,7 @@ pub(crate) mod update {
         if state.view != ViewId::Kibana {
             return Vec::new();
         }
-        if let Some(k) = state.kibana.selected() {
+        if let Some(k) = state.kibana.table.selected() {
             if k.connector_type_id != crate::kibana::model::INDEX_CONNECTOR_TYPE {
                 toast(
                     state,

@@ -703,7 +703,7 @@ pub(crate) mod update {
                             doc.worker, doc.version
                         )),
                     };
-                    state.dirty |= state.pool.set(pool, now);
+                    state.dirty |= state.breaker.set_attached(pool, now);
                 }
                 state.dirty |=
                     state.live.attached.set(result, now) || state.attach_status() != before;

@@ -1,6 +1,8 @@
 //! The views: each draws one part of the console from `AppState` (never changing it) and
 //! names the hints its footer and help show. The keys come from the keymap, so the footer
-//! shows what is actually bound.
+//! shows what is actually bound. A main view's module also owns that view's state struct
+//! (held in `AppState`) and its part of `update` (an `update` submodule: the results of the
+//! effects it asked for, and its keys); `app` keeps the shell.
 
 pub mod breaker;
 pub mod config_editor;
