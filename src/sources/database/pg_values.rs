@@ -388,7 +388,14 @@ pub fn timestamp(raw: &[u8], name: &str, aware: bool) -> Result<String, BadValue
             ),
         }
     };
-    Ok(if aware { format!("{text}+00:00") } else { text })
+    // asyncpg gives ±infinity as the naive `datetime.max`/`min` even for `timestamptz`, so
+    // the Python connector writes them without an offset.
+    let finite = micros != i64::MAX && micros != i64::MIN;
+    Ok(if aware && finite {
+        format!("{text}+00:00")
+    } else {
+        text
+    })
 }
 
 /// An interval as an ISO-8601 duration, each part with its own sign as PostgreSQL's
