@@ -27,6 +27,8 @@ use syncdeck::sources::{
 };
 
 const LIMIT: Duration = Duration::from_secs(120);
+/// The third run's `tables`, as make_golden.py's `LISTED`.
+const LISTED: &str = " Orders,typedkeys , nokey,";
 
 /// One document as Python's framework sent it.
 struct Golden {
@@ -283,6 +285,21 @@ async fn postgresql_writes_what_the_python_connector_wrote() {
             "../fixtures/golden/postgresql-advanced.ndjson"
         )),
     );
+
+    let config = configuration(config, &json!({ "tables": LISTED }));
+    let (docs, notes) = sync(&PostgresqlFactory, &config, None).await;
+    assert_same(
+        "postgresql, listed tables",
+        &docs,
+        &golden(include_str!("../fixtures/golden/postgresql-listed.ndjson")),
+    );
+    assert_eq!(
+        skipped(&notes),
+        python_skipped(include_str!(
+            "../fixtures/golden/postgresql-listed.warnings.txt"
+        )),
+        "{notes:#?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -323,5 +340,18 @@ async fn mysql_writes_what_the_python_connector_wrote() {
         "mysql, advanced rules",
         &docs,
         &golden(include_str!("../fixtures/golden/mysql-advanced.ndjson")),
+    );
+
+    let config = configuration(config, &json!({ "tables": LISTED }));
+    let (docs, notes) = sync(&MysqlFactory, &config, None).await;
+    assert_same(
+        "mysql, listed tables",
+        &docs,
+        &golden(include_str!("../fixtures/golden/mysql-listed.ndjson")),
+    );
+    assert_eq!(
+        skipped(&notes),
+        python_skipped(include_str!("../fixtures/golden/mysql-listed.warnings.txt")),
+        "{notes:#?}"
     );
 }
