@@ -70,6 +70,7 @@ const BOX: u32 = 603;
 const POLYGON: u32 = 604;
 const LINE: u32 = 628;
 const CIRCLE: u32 = 718;
+const PG_LSN: u32 = 3220;
 
 fn native_scalar(oid: u32) -> bool {
     matches!(
@@ -106,6 +107,7 @@ fn native_scalar(oid: u32) -> bool {
             | POLYGON
             | LINE
             | CIRCLE
+            | PG_LSN
     )
 }
 
@@ -168,6 +170,8 @@ fn scalar_to_json(oid: u32, name: &str, raw: &[u8]) -> Result<Value, BadValue> {
         INT4 => Value::from(i32_at(raw, 0, name)?),
         INT8 => Value::from(i64_at(raw, 0, name)?),
         OID => Value::from(be::<4>(raw, 0, name).map(u32::from_be_bytes)?),
+        // asyncpg decodes a WAL position as its 64-bit integer, not PostgreSQL's `16/B374D848`.
+        PG_LSN => Value::from(be::<8>(raw, 0, name).map(u64::from_be_bytes)?),
         FLOAT4 => json_float(f32::from_be_bytes(be::<4>(raw, 0, name)?) as f64),
         FLOAT8 => json_float(f64::from_be_bytes(be::<8>(raw, 0, name)?)),
         NUMERIC => match numeric(raw)? {
@@ -678,6 +682,16 @@ mod tests {
         let mut raw = 0i64.to_be_bytes().to_vec();
         raw.extend((-7200i32).to_be_bytes());
         assert_eq!(timetz(&raw, "timetz").unwrap(), "00:00:00+02:00");
+    }
+
+    #[test]
+    fn a_wal_position_is_its_integer_as_asyncpg_gives_it() {
+        let raw = 0x16_B374_D848u64.to_be_bytes();
+        assert_eq!(
+            scalar_to_json(PG_LSN, "pg_lsn", &raw).unwrap(),
+            Value::from(97_500_059_720u64)
+        );
+        assert!(scalar_to_json(PG_LSN, "pg_lsn", &raw[..4]).is_err());
     }
 
     fn floats(fs: &[f64]) -> Vec<u8> {
