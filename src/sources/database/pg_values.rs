@@ -8,7 +8,9 @@
 //! `timedelta`), NaN and the infinities of floats and numerics become null (Python writes
 //! the invalid JSON tokens `NaN` and `Infinity`).
 
-use super::{json_float, py_bytes_repr, py_float, py_isoformat_naive, utf8_dropping_invalid};
+use super::{
+    json_float, py_bytes_repr, py_float, py_isoformat_naive, py_repr, utf8_dropping_invalid,
+};
 use chrono::{Duration as ChronoDuration, NaiveDate, NaiveDateTime};
 use serde_json::Value;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -227,6 +229,35 @@ pub fn to_id_text(ty: &Type, raw: Option<&[u8]>) -> Result<Option<String>, BadVa
         (Kind::Simple, TIMESTAMPTZ) => timestamp(raw, name, true)?.replacen('T', " ", 1),
         // asyncpg gives `bytes`, whose `str()` is its repr: `b'\x8f\x01'`.
         (Kind::Simple, BYTEA) => py_bytes_repr(raw),
+        // json(b) is Python's dict, list, str, number or None (a None key is left out of the
+        // id, as NULL is); `str()` of a dict or list is its repr: `{'a': [1, None]}`.
+        (Kind::Simple, JSON | JSONB) => match to_json(ty, Some(raw))? {
+            Value::Null => return Ok(None),
+            Value::String(s) => s,
+            other => py_repr(&other),
+        },
+        // A list's `str()` is its repr, `[1, 'a b', None]`, for the element types whose
+        // Python objects this writes as JSON values.
+        (Kind::Array(elem), _)
+            if matches!(
+                elem.oid(),
+                BOOL | INT2
+                    | INT4
+                    | INT8
+                    | OID
+                    | FLOAT4
+                    | FLOAT8
+                    | TEXT
+                    | VARCHAR
+                    | BPCHAR
+                    | NAME
+                    | CHAR
+                    | JSON
+                    | JSONB
+            ) =>
+        {
+            py_repr(&to_json(ty, Some(raw))?)
+        }
         _ => match to_json(ty, Some(raw))? {
             Value::String(s) => s,
             other => other.to_string(),
