@@ -502,19 +502,29 @@ pub fn to_id_text(column: &Column, value: &My) -> Option<String> {
         My::Bytes(b) => utf8_dropping_invalid(b),
         My::Date(..) => date_text(column, value, ' '),
         My::Time(neg, days, h, m, s, us) => {
-            // timedelta's str: "1 day, 2:03:04[.ffffff]".
+            // timedelta's str: "1 day, 2:03:04[.ffffff]". A negative one is normalised to
+            // negative days and a positive rest: -01:02:03 is "-1 day, 22:57:57".
+            let magnitude = ((i64::from(*days) * 24 + i64::from(*h)) * 3600
+                + i64::from(*m) * 60
+                + i64::from(*s))
+                * 1_000_000
+                + i64::from(*us);
+            let total = if *neg { -magnitude } else { magnitude };
+            const DAY: i64 = 86_400_000_000;
+            let (days, rest) = (total.div_euclid(DAY), total.rem_euclid(DAY));
+            let (secs, us) = (rest / 1_000_000, rest % 1_000_000);
             let mut text = String::new();
-            if *neg {
-                text.push('-');
+            if days != 0 {
+                let plural = if days.abs() == 1 { "" } else { "s" };
+                text.push_str(&format!("{days} day{plural}, "));
             }
-            if *days > 0 {
-                text.push_str(&format!(
-                    "{days} day{}, ",
-                    if *days == 1 { "" } else { "s" }
-                ));
-            }
-            text.push_str(&format!("{h}:{m:02}:{s:02}"));
-            if *us != 0 {
+            text.push_str(&format!(
+                "{}:{:02}:{:02}",
+                secs / 3600,
+                secs / 60 % 60,
+                secs % 60
+            ));
+            if us != 0 {
                 text.push_str(&format!(".{us:06}"));
             }
             text
