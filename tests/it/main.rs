@@ -43,6 +43,7 @@ mod engine_filtering_service;
 mod external;
 mod external_logs;
 mod extraction;
+mod golden_python;
 mod hostile;
 mod http_api;
 mod kibana_client;

@@ -281,11 +281,12 @@ async fn dates_beyond_chrono_and_python_are_written_not_a_panic() {
     assert_eq!(one["public_far_d"], "300000-01-01", "{notes:?}");
     assert_eq!(one["public_far_ts"], "294276-12-31T23:59:59.999999");
     assert_eq!(one["public_far_tz"], "200000-06-01T12:00:00+00:00");
-    // asyncpg's date.max / datetime.min for the infinities.
+    // asyncpg's date.max / datetime.min for the infinities; naive even for timestamptz, so
+    // without an offset (as the Python run in tests/fixtures/golden/ wrote them).
     let two = far("fardates_public_far_2_9999-12-31");
     assert_eq!(two["public_far_d"], "9999-12-31");
     assert_eq!(two["public_far_ts"], "9999-12-31T23:59:59.999999");
-    assert_eq!(two["public_far_tz"], "0001-01-01T00:00:00+00:00");
+    assert_eq!(two["public_far_tz"], "0001-01-01T00:00:00");
     assert_eq!(
         far("fardates_public_far_3_5874897-12-31")["public_far_d"],
         "5874897-12-31"

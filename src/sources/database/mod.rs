@@ -201,6 +201,65 @@ pub fn py_bytes_repr(bytes: &[u8]) -> String {
     out
 }
 
+/// A JSON-shaped value as Python's `repr()` writes the object it stands for (`None`, `True`,
+/// `1.5`, `'text'`, `[1, 'a']`, `{'k': None}`): what `str()` of a list or dict key value puts
+/// in an id.
+pub fn py_repr(value: &Value) -> String {
+    match value {
+        Value::Null => "None".into(),
+        Value::Bool(true) => "True".into(),
+        Value::Bool(false) => "False".into(),
+        Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+            (Some(i), _, _) => i.to_string(),
+            (_, Some(u), _) => u.to_string(),
+            (_, _, Some(f)) => py_float(f),
+            _ => n.to_string(),
+        },
+        Value::String(s) => py_full_str_repr(s),
+        Value::Array(items) => {
+            let items: Vec<String> = items.iter().map(py_repr).collect();
+            format!("[{}]", items.join(", "))
+        }
+        Value::Object(map) => {
+            let items: Vec<String> = map
+                .iter()
+                .map(|(k, v)| format!("{}: {}", py_full_str_repr(k), py_repr(v)))
+                .collect();
+            format!("{{{}}}", items.join(", "))
+        }
+    }
+}
+
+/// Python's `repr()` of a `str`: single quotes unless it holds `'` and no `"`; backslash, the
+/// quote, `\t`, `\n`, `\r` and the other control characters escaped.
+fn py_full_str_repr(s: &str) -> String {
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push(quote);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            _ if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}' => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            _ => out.push(c),
+        }
+    }
+    out.push(quote);
+    out
+}
+
 /// A string as Python's `repr()` quotes it (for messages that print a Python set or list).
 pub fn py_str_repr(s: &str) -> String {
     if s.contains('\'') && !s.contains('"') {
@@ -690,6 +749,19 @@ mod tests {
         assert_eq!(
             rules[0].id_columns.as_deref(),
             Some(&["id".to_string()][..])
+        );
+    }
+
+    #[test]
+    fn reprs_as_python_writes_them() {
+        let v = json!({"a": 1.5, "b": [true, null, "x'y"], "c": "tab\t\\ \u{1}é", "d": 12});
+        assert_eq!(
+            py_repr(&v),
+            r#"{'a': 1.5, 'b': [True, None, "x'y"], 'c': 'tab\t\\ \x01é', 'd': 12}"#
+        );
+        assert_eq!(
+            py_repr(&json!([[], 1e20, -0.0, "a\"b'c"])),
+            r#"[[], 1e+20, -0.0, 'a"b\'c']"#
         );
     }
 

@@ -458,8 +458,10 @@ pub fn to_json(column: &Column, value: &My) -> Value {
     }
 }
 
-/// A date or date-time as Python's `isoformat()` (`sep` 'T') or `str()` (`sep` ' '); the
-/// zero date stays the text pymysql leaves it as.
+/// A date or date-time as Python's `isoformat()` (`sep` 'T') or `str()` (`sep` ' '). A date
+/// Python's `date` cannot hold (the zero date, a zero month or day, year 0) pymysql leaves as
+/// the text the server sent: `0000-00-00 00:00:00`, `2024-02-00 01:02:03.500000` (as many
+/// fraction digits as the column has).
 fn date_text(column: &Column, value: &My, sep: char) -> String {
     let My::Date(y, mo, d, h, mi, s, us) = value else {
         return String::new();
@@ -467,8 +469,17 @@ fn date_text(column: &Column, value: &My, sep: char) -> String {
     if is_date_only(column.column_type()) {
         return format!("{y:04}-{mo:02}-{d:02}");
     }
-    if (*y, *mo, *d) == (0, 0, 0) {
-        return "0000-00-00 00:00:00".into();
+    let valid = *y >= 1
+        && chrono::NaiveDate::from_ymd_opt(i32::from(*y), u32::from(*mo), u32::from(*d)).is_some();
+    if !valid {
+        let digits = u32::from(column.decimals().min(6));
+        let fraction = if digits == 0 {
+            String::new()
+        } else {
+            let scaled = *us / 10u32.pow(6 - digits);
+            format!(".{scaled:0width$}", width = digits as usize)
+        };
+        return format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}{fraction}");
     }
     if *us == 0 {
         format!("{y:04}-{mo:02}-{d:02}{sep}{h:02}:{mi:02}:{s:02}")
@@ -491,19 +502,29 @@ pub fn to_id_text(column: &Column, value: &My) -> Option<String> {
         My::Bytes(b) => utf8_dropping_invalid(b),
         My::Date(..) => date_text(column, value, ' '),
         My::Time(neg, days, h, m, s, us) => {
-            // timedelta's str: "1 day, 2:03:04[.ffffff]".
+            // timedelta's str: "1 day, 2:03:04[.ffffff]". A negative one is normalised to
+            // negative days and a positive rest: -01:02:03 is "-1 day, 22:57:57".
+            let magnitude = ((i64::from(*days) * 24 + i64::from(*h)) * 3600
+                + i64::from(*m) * 60
+                + i64::from(*s))
+                * 1_000_000
+                + i64::from(*us);
+            let total = if *neg { -magnitude } else { magnitude };
+            const DAY: i64 = 86_400_000_000;
+            let (days, rest) = (total.div_euclid(DAY), total.rem_euclid(DAY));
+            let (secs, us) = (rest / 1_000_000, rest % 1_000_000);
             let mut text = String::new();
-            if *neg {
-                text.push('-');
+            if days != 0 {
+                let plural = if days.abs() == 1 { "" } else { "s" };
+                text.push_str(&format!("{days} day{plural}, "));
             }
-            if *days > 0 {
-                text.push_str(&format!(
-                    "{days} day{}, ",
-                    if *days == 1 { "" } else { "s" }
-                ));
-            }
-            text.push_str(&format!("{h}:{m:02}:{s:02}"));
-            if *us != 0 {
+            text.push_str(&format!(
+                "{}:{:02}:{:02}",
+                secs / 3600,
+                secs / 60 % 60,
+                secs % 60
+            ));
+            if us != 0 {
                 text.push_str(&format!(".{us:06}"));
             }
             text
@@ -840,6 +861,11 @@ impl MysqlSource {
     ) -> Document {
         let mut fields = Map::with_capacity(names.len() + 1);
         for (i, name) in names.iter().enumerate() {
+            // Python's `row2doc` overwrites a column named `_id` with the document's id, which
+            // the framework then takes out of the source; Elasticsearch refuses `_id` in one.
+            if name == "_id" {
+                continue;
+            }
             let value = row
                 .as_ref(i)
                 .map_or(Value::Null, |v| to_json(&columns[i], v));

@@ -1,13 +1,16 @@
 //! PostgreSQL values, read in the binary wire format, as Elastic's `postgresql` connector
 //! turns them into JSON (asyncpg's Python objects through the framework's `serialize`), and
-//! as Python's `str()` shows them in document ids. Types asyncpg hands over as text or as
-//! objects its serialiser turns into text (money, bit strings, enums, geometry, ranges, …)
-//! are selected as `::text` instead (see [`is_native`]). Where Python fails, this does better:
+//! as Python's `str()` shows them in document ids. Geometric types are read in binary too and
+//! written in the Python connector's own text forms (`(1.0, 2.0)`, not PostgreSQL's `(1,2)`).
+//! Types asyncpg hands over as text or as objects its serialiser turns into text (money, bit
+//! strings, enums, ranges, …) are selected as `::text` instead (see [`is_native`]). Where Python fails, this does better:
 //! `interval` becomes an ISO-8601 duration (Python's bulk serialisation raises on its
 //! `timedelta`), NaN and the infinities of floats and numerics become null (Python writes
 //! the invalid JSON tokens `NaN` and `Infinity`).
 
-use super::{json_float, py_bytes_repr, py_float, py_isoformat_naive, utf8_dropping_invalid};
+use super::{
+    json_float, py_bytes_repr, py_float, py_isoformat_naive, py_repr, utf8_dropping_invalid,
+};
 use chrono::{Duration as ChronoDuration, NaiveDate, NaiveDateTime};
 use serde_json::Value;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -62,6 +65,14 @@ const TIMETZ: u32 = 1266;
 const NUMERIC: u32 = 1700;
 const UUID: u32 = 2950;
 const JSONB: u32 = 3802;
+const POINT: u32 = 600;
+const LSEG: u32 = 601;
+const PATH: u32 = 602;
+const BOX: u32 = 603;
+const POLYGON: u32 = 604;
+const LINE: u32 = 628;
+const CIRCLE: u32 = 718;
+const PG_LSN: u32 = 3220;
 
 fn native_scalar(oid: u32) -> bool {
     matches!(
@@ -91,6 +102,14 @@ fn native_scalar(oid: u32) -> bool {
             | NUMERIC
             | UUID
             | JSONB
+            | POINT
+            | LSEG
+            | PATH
+            | BOX
+            | POLYGON
+            | LINE
+            | CIRCLE
+            | PG_LSN
     )
 }
 
@@ -153,6 +172,8 @@ fn scalar_to_json(oid: u32, name: &str, raw: &[u8]) -> Result<Value, BadValue> {
         INT4 => Value::from(i32_at(raw, 0, name)?),
         INT8 => Value::from(i64_at(raw, 0, name)?),
         OID => Value::from(be::<4>(raw, 0, name).map(u32::from_be_bytes)?),
+        // asyncpg decodes a WAL position as its 64-bit integer, not PostgreSQL's `16/B374D848`.
+        PG_LSN => Value::from(be::<8>(raw, 0, name).map(u64::from_be_bytes)?),
         FLOAT4 => json_float(f32::from_be_bytes(be::<4>(raw, 0, name)?) as f64),
         FLOAT8 => json_float(f64::from_be_bytes(be::<8>(raw, 0, name)?)),
         NUMERIC => match numeric(raw)? {
@@ -174,6 +195,9 @@ fn scalar_to_json(oid: u32, name: &str, raw: &[u8]) -> Result<Value, BadValue> {
         TIMESTAMPTZ => Value::String(timestamp(raw, name, true)?),
         INTERVAL => Value::String(interval(raw, name)?),
         INET | CIDR => Value::String(inet(raw, name)?),
+        POINT | LSEG | PATH | BOX | POLYGON | LINE | CIRCLE => {
+            Value::String(geometry(oid, raw, name)?)
+        }
         // text, varchar, bpchar, name, "char", xml and the text casts.
         _ => Value::String(utf8_dropping_invalid(raw)),
     })
@@ -205,6 +229,35 @@ pub fn to_id_text(ty: &Type, raw: Option<&[u8]>) -> Result<Option<String>, BadVa
         (Kind::Simple, TIMESTAMPTZ) => timestamp(raw, name, true)?.replacen('T', " ", 1),
         // asyncpg gives `bytes`, whose `str()` is its repr: `b'\x8f\x01'`.
         (Kind::Simple, BYTEA) => py_bytes_repr(raw),
+        // json(b) is Python's dict, list, str, number or None (a None key is left out of the
+        // id, as NULL is); `str()` of a dict or list is its repr: `{'a': [1, None]}`.
+        (Kind::Simple, JSON | JSONB) => match to_json(ty, Some(raw))? {
+            Value::Null => return Ok(None),
+            Value::String(s) => s,
+            other => py_repr(&other),
+        },
+        // A list's `str()` is its repr, `[1, 'a b', None]`, for the element types whose
+        // Python objects this writes as JSON values.
+        (Kind::Array(elem), _)
+            if matches!(
+                elem.oid(),
+                BOOL | INT2
+                    | INT4
+                    | INT8
+                    | OID
+                    | FLOAT4
+                    | FLOAT8
+                    | TEXT
+                    | VARCHAR
+                    | BPCHAR
+                    | NAME
+                    | CHAR
+                    | JSON
+                    | JSONB
+            ) =>
+        {
+            py_repr(&to_json(ty, Some(raw))?)
+        }
         _ => match to_json(ty, Some(raw))? {
             Value::String(s) => s,
             other => other.to_string(),
@@ -370,7 +423,14 @@ pub fn timestamp(raw: &[u8], name: &str, aware: bool) -> Result<String, BadValue
             ),
         }
     };
-    Ok(if aware { format!("{text}+00:00") } else { text })
+    // asyncpg gives ±infinity as the naive `datetime.max`/`min` even for `timestamptz`, so
+    // the Python connector writes them without an offset.
+    let finite = micros != i64::MAX && micros != i64::MIN;
+    Ok(if aware && finite {
+        format!("{text}+00:00")
+    } else {
+        text
+    })
 }
 
 /// An interval as an ISO-8601 duration, each part with its own sign as PostgreSQL's
@@ -434,6 +494,49 @@ fn inet(raw: &[u8], name: &str) -> Result<String, BadValue> {
         addr
     } else {
         format!("{addr}/{bits}")
+    })
+}
+
+/// A geometric value as the Python connector's `serialize` writes asyncpg's objects: points
+/// as `(x, y)` with Python's float repr (`(1.0, 2.0)`), segments and boxes as `[(..), (..)]`
+/// (a box high corner first, as PostgreSQL stores it), polygons as Python's `str()` of their
+/// list of points, paths as that list after `open `/`closed `, lines and circles as `str()`
+/// of their tuples (`(A, B, C)`, `((x, y), r)`).
+fn geometry(oid: u32, raw: &[u8], name: &str) -> Result<String, BadValue> {
+    let f = |i: usize| -> Result<String, BadValue> {
+        be::<8>(raw, i * 8, name).map(|b| py_float(f64::from_be_bytes(b)))
+    };
+    let pt = |i: usize| -> Result<String, BadValue> { Ok(format!("({}, {})", f(i)?, f(i + 1)?)) };
+    // `npts` points from byte `at`: Python's `str()` of a list of `(x, y)` tuples.
+    let points = |at: usize| -> Result<String, BadValue> {
+        let n = i32_at(raw, at, name)?;
+        let n = usize::try_from(n).map_err(|_| BadValue(name.into()))?;
+        let body = raw.get(at + 4..).ok_or_else(|| BadValue(name.into()))?;
+        if body.len() != n.saturating_mul(16) {
+            return Err(BadValue(name.into()));
+        }
+        let list = body
+            .chunks_exact(16)
+            .map(|p| {
+                let x = f64::from_be_bytes(p[..8].try_into().unwrap_or_default());
+                let y = f64::from_be_bytes(p[8..].try_into().unwrap_or_default());
+                format!("({}, {})", py_float(x), py_float(y))
+            })
+            .collect::<Vec<_>>();
+        Ok(format!("[{}]", list.join(", ")))
+    };
+    Ok(match oid {
+        POINT => pt(0)?,
+        LSEG | BOX => format!("[{}, {}]", pt(0)?, pt(2)?),
+        LINE => format!("({}, {}, {})", f(0)?, f(1)?, f(2)?),
+        CIRCLE => format!("({}, {})", pt(0)?, f(2)?),
+        POLYGON => points(0)?,
+        PATH => {
+            let closed = *raw.first().ok_or_else(|| BadValue(name.into()))? != 0;
+            let status = if closed { "closed" } else { "open" };
+            format!("{status} {}", points(1)?)
+        }
+        _ => return Err(BadValue(name.into())),
     })
 }
 
@@ -610,5 +713,53 @@ mod tests {
         let mut raw = 0i64.to_be_bytes().to_vec();
         raw.extend((-7200i32).to_be_bytes());
         assert_eq!(timetz(&raw, "timetz").unwrap(), "00:00:00+02:00");
+    }
+
+    #[test]
+    fn a_wal_position_is_its_integer_as_asyncpg_gives_it() {
+        let raw = 0x16_B374_D848u64.to_be_bytes();
+        assert_eq!(
+            scalar_to_json(PG_LSN, "pg_lsn", &raw).unwrap(),
+            Value::from(97_500_059_720u64)
+        );
+        assert!(scalar_to_json(PG_LSN, "pg_lsn", &raw[..4]).is_err());
+    }
+
+    fn floats(fs: &[f64]) -> Vec<u8> {
+        fs.iter().flat_map(|f| f.to_be_bytes()).collect()
+    }
+
+    #[test]
+    fn geometry_in_pythons_forms_and_hostile_bytes_are_bad_values() {
+        let g = |oid, raw: &[u8]| geometry(oid, raw, "geo");
+        assert_eq!(g(POINT, &floats(&[1.0, -0.5])).unwrap(), "(1.0, -0.5)");
+        assert_eq!(
+            g(CIRCLE, &floats(&[1.0, 2.0, 3.0])).unwrap(),
+            "((1.0, 2.0), 3.0)"
+        );
+        assert_eq!(
+            g(LINE, &floats(&[1.0, -1.0, 0.0])).unwrap(),
+            "(1.0, -1.0, 0.0)"
+        );
+        assert_eq!(
+            g(BOX, &floats(&[2.0, 2.0, 0.0, 1e20])).unwrap(),
+            "[(2.0, 2.0), (0.0, 1e+20)]"
+        );
+        let mut path = vec![1u8];
+        path.extend(2i32.to_be_bytes());
+        path.extend(floats(&[0.0, 0.0, f64::NAN, 1.5]));
+        assert_eq!(g(PATH, &path).unwrap(), "closed [(0.0, 0.0), (nan, 1.5)]");
+        let mut poly = 0i32.to_be_bytes().to_vec();
+        assert_eq!(g(POLYGON, &poly).unwrap(), "[]");
+        // A count the bytes do not hold, a negative count, short values: errors, no panic.
+        poly = 3i32.to_be_bytes().to_vec();
+        poly.extend(floats(&[0.0, 0.0]));
+        assert!(g(POLYGON, &poly).is_err());
+        assert!(g(POLYGON, &(-1i32).to_be_bytes()).is_err());
+        assert!(g(POLYGON, &i32::MAX.to_be_bytes()).is_err());
+        assert!(g(POINT, &[0u8; 17]).is_ok(), "extra bytes are not read");
+        assert!(g(POINT, &[0u8; 9]).is_err());
+        assert!(g(LSEG, &floats(&[1.0, 2.0, 3.0])).is_err());
+        assert!(g(PATH, &[]).is_err());
     }
 }

@@ -725,7 +725,7 @@ impl PostgresqlSource {
     }
 
     /// Prepares the query, selecting as text the columns asyncpg gives as text (money, bit
-    /// strings, enums, geometry, …). `None` when a key column is not among its columns.
+    /// strings, enums, ranges, …). `None` when a key column is not among its columns.
     async fn plan(
         &self,
         tx: &tokio_postgres::Transaction<'_>,
