@@ -7,11 +7,17 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use std::collections::{HashMap, HashSet};
 
-/// Where one table's read stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+/// Where one table's read stands. Read from any JSON value: a word this version does not
+/// know (a newer worker's `/status`) is taken as still going, never a parse failure that
+/// would make an attached console see its worker as unreachable.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case", from = "Value")]
 pub enum TableStatus {
+    #[default]
     Reading,
     Done,
     /// Not read, on purpose (no primary key): Python's warning, as Elastic's service skips it.
@@ -59,14 +65,25 @@ impl TableStatus {
     }
 }
 
+impl From<Value> for TableStatus {
+    fn from(value: Value) -> Self {
+        value
+            .as_str()
+            .and_then(TableStatus::parse)
+            .unwrap_or_default()
+    }
+}
+
 impl std::fmt::Display for TableStatus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
 }
 
-/// One table (or advanced rule, named by its tables) of a database sync.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One table (or advanced rule, named by its tables) of a database sync. Every field has a
+/// default when read, for the same reason as [`TableStatus`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct TableProgress {
     pub name: String,
     pub status: TableStatus,
@@ -77,10 +94,10 @@ pub struct TableProgress {
     pub seconds: f64,
     /// The source's short word on it (`no primary key`, `advanced rule`), when it differs
     /// from `reason`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
     /// Why it was skipped or failed, whole (masked by the source, as the metadata holds it).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
 
@@ -89,6 +106,8 @@ impl TableProgress {
     /// named in `skipped_tables` or `failed_tables` (an advanced rule without keys, a table
     /// the sync failed in) follow. Empty when the source reports no tables.
     pub fn from_metadata(metadata: &Map<String, Value>) -> Vec<TableProgress> {
+        // Name → reason, looked up once per table: a schema of thousands of tables, half of
+        // them skipped, must not cost tables × skipped comparisons per snapshot.
         let reasons = |list: &str| -> Vec<(String, String)> {
             match metadata.get(list) {
                 Some(Value::Object(m)) => m
@@ -100,11 +119,11 @@ impl TableProgress {
         };
         let failed = reasons("failed_tables");
         let skipped = reasons("skipped_tables");
-        let find = |list: &[(String, String)], name: &str| {
-            list.iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, why)| why.clone())
+        let index = |list: &[(String, String)]| -> HashMap<String, String> {
+            list.iter().cloned().collect()
         };
+        let (failed_by_name, skipped_by_name) = (index(&failed), index(&skipped));
+        let find = |by_name: &HashMap<String, String>, name: &str| by_name.get(name).cloned();
         let mut out: Vec<TableProgress> = match metadata.get("tables") {
             Some(Value::Object(lines)) => lines
                 .iter()
@@ -112,10 +131,10 @@ impl TableProgress {
                     let mut t = TableProgress::from_line(name, line);
                     // The lists have the last word: a sync that failed inside a table
                     // leaves its line at `reading` and names it in `failed_tables`.
-                    if let Some(why) = find(&failed, name) {
+                    if let Some(why) = find(&failed_by_name, name) {
                         t.status = TableStatus::Failed;
                         t.reason = Some(why);
-                    } else if let Some(why) = find(&skipped, name) {
+                    } else if let Some(why) = find(&skipped_by_name, name) {
                         t.status = TableStatus::Skipped;
                         t.reason = Some(why);
                     } else if matches!(t.status, TableStatus::Failed | TableStatus::Skipped) {
@@ -129,12 +148,13 @@ impl TableProgress {
                 .collect(),
             _ => Vec::new(),
         };
+        let mut listed: HashSet<String> = out.iter().map(|t| t.name.clone()).collect();
         for (list, status) in [
             (failed, TableStatus::Failed),
             (skipped, TableStatus::Skipped),
         ] {
             for (name, why) in list {
-                if out.iter().any(|t| t.name == name) {
+                if !listed.insert(name.clone()) {
                     continue;
                 }
                 out.push(TableProgress {
@@ -265,6 +285,28 @@ mod tests {
 
     fn metadata(v: Value) -> Map<String, Value> {
         v.as_object().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn a_newer_workers_tables_still_parse() {
+        // What an attached console reads from a worker of a later version: a status word
+        // this one does not know, fields missing, a field it has never heard of.
+        let tables: Vec<TableProgress> = serde_json::from_value(json!([
+            {"name": "orders", "status": "paused", "rows": 10, "shard": 3},
+            {"name": "items", "status": "done"},
+            {"name": "odd", "status": 7, "rows_per_sec": 1.5}
+        ]))
+        .expect("tolerant");
+        assert_eq!(tables.len(), 3);
+        assert_eq!(tables[0].status, TableStatus::Reading);
+        assert_eq!(tables[0].rows, 10);
+        assert_eq!(tables[1].status, TableStatus::Done);
+        assert_eq!((tables[1].rows, tables[1].seconds), (0, 0.0));
+        assert_eq!(tables[2].status, TableStatus::Reading);
+        // And what this version writes reads back the same.
+        let again: Vec<TableProgress> =
+            serde_json::from_value(serde_json::to_value(&tables).unwrap()).unwrap();
+        assert_eq!(again, tables);
     }
 
     #[test]
