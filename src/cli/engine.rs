@@ -229,7 +229,19 @@ async fn deletions_skipped(ctx: &Context, job_id: &str) -> Option<String> {
         .map(str::to_string)
 }
 
+/// Redraws the one-line progress bar on stderr (a terminal): cut to the terminal's width so
+/// it never wraps (`\r` returns to the start of the last physical line only), and erased to
+/// the end so a shorter line leaves nothing of the previous one.
 fn draw_bar(s: &ProgressSnapshot) {
+    let width = crossterm::terminal::size().ok().map(|(w, _)| usize::from(w));
+    let mut err = std::io::stderr();
+    let _ = write!(err, "\r{}\x1b[K", bar_line(s, width));
+    let _ = err.flush();
+}
+
+/// The bar's text for a terminal `width` cells wide (unknown: whole). The table segment goes
+/// first when the line does not fit, then the line is cut.
+fn bar_line(s: &ProgressSnapshot, width: Option<usize>) -> String {
     let c = &s.counters;
     let done = c.handled();
     let (bar, pct) = match s.total_hint {
@@ -272,10 +284,8 @@ fn draw_bar(s: &ProgressSnapshot) {
             )
         })
         .unwrap_or_default();
-    let mut err = std::io::stderr();
-    let _ = write!(
-        err,
-        "\r{bar} {pct} {done}/{} docs  {:.0} docs/s  {:.1} MB/s  dlq {}  retries {}  deleted {}  breaker {breaker}{eta}{table}   ",
+    let line = format!(
+        "{bar} {pct} {done}/{} docs  {:.0} docs/s  {:.1} MB/s  dlq {}  retries {}  deleted {}  breaker {breaker}{eta}",
         or_dash(s.total_hint),
         s.docs_per_sec,
         s.bytes_per_sec / 1_048_576.0,
@@ -283,7 +293,16 @@ fn draw_bar(s: &ProgressSnapshot) {
         c.retried,
         c.deleted,
     );
-    let _ = err.flush();
+    // One cell spare: a line that fills the last column makes some terminals wrap.
+    let Some(room) = width.map(|w| w.saturating_sub(1)) else {
+        return line + &table;
+    };
+    let whole = line.clone() + &table;
+    if unicode_width::UnicodeWidthStr::width(whole.as_str()) <= room {
+        whole
+    } else {
+        ellipsize(&line, room)
+    }
 }
 
 /// The tables a database source read, one line each with its whole reason; empty for
@@ -771,4 +790,40 @@ pub fn sources(ctx: &mut Context) -> CliResult {
         text
     })?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::progress::Progress;
+    use unicode_width::UnicodeWidthStr;
+
+    fn reading(name: &str) -> TableProgress {
+        TableProgress {
+            name: name.into(),
+            status: TableStatus::Reading,
+            rows: 1200,
+            rows_per_sec: 600.0,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_bar_fits_its_terminal_and_drops_the_table_first() {
+        let mut s = Progress::new("job", "connector", "index").snapshot();
+        let bare = bar_line(&s, None);
+        s.tables = vec![reading("public.orders_with_a_rather_long_name")];
+        let whole = bar_line(&s, None);
+        assert!(whole.starts_with(&bare) && whole.contains("table public.orders"));
+        // Wide enough: all of it.
+        assert_eq!(bar_line(&s, Some(whole.width() + 1)), whole);
+        // Not wide enough for the table: the counters stay whole, the table goes.
+        assert_eq!(bar_line(&s, Some(bare.width() + 1)), bare);
+        // Narrower than the counters: cut to the width, marked.
+        for width in [1usize, 20, 80] {
+            let line = bar_line(&s, Some(width));
+            assert!(line.width() < width.max(2), "{width}: {line:?}");
+            assert!(line.ends_with('…'), "{line:?}");
+        }
+    }
 }
