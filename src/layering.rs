@@ -50,25 +50,52 @@ fn scan(files: &[PathBuf], forbidden: &[&str]) -> Vec<String> {
                 found.push(format!("{}:{}: {}", file.display(), n + 1, line.trim()));
             }
         }
-        // A grouped import (`use crate::{backend::X, model::Y};`, often over several lines)
-        // names its modules apart from `crate::`: expand it to whole paths.
+        // A grouped import (`use crate::{backend::X, model::Y};`, `use super::super::{…}`,
+        // often over several lines) names its modules apart from its prefix: expand it to
+        // whole paths. Single-line paths were checked above.
         let joined = code.join("\n");
         let mut from = 0;
-        while let Some(at) = joined[from..].find("crate::{").map(|i| i + from) {
-            let open = at + "crate::".len();
-            let Some(group) = braced(&joined[open..]) else {
+        while let Some(at) = next_use(&joined, from) {
+            let start = at + "use ".len();
+            let Some(len) = joined[start..].find(';') else {
                 break;
             };
-            let line = joined[..at].matches('\n').count() + 1;
-            for path in expand("crate", group) {
-                if forbidden.iter().any(|f| path.contains(f)) {
-                    found.push(format!("{}:{line}: {path}", file.display()));
+            let tree = &joined[start..start + len];
+            if tree.contains('{') {
+                let line = joined[..at].matches('\n').count() + 1;
+                for path in expand_tree(tree) {
+                    if forbidden.iter().any(|f| path.contains(f)) {
+                        found.push(format!("{}:{line}: {path}", file.display()));
+                    }
                 }
             }
-            from = open + group.len();
+            from = start + len;
         }
     }
     found
+}
+
+/// Where the next `use ` keyword (not the end of a longer word) starts, from `from` on.
+fn next_use(text: &str, from: usize) -> Option<usize> {
+    let mut at = from;
+    while let Some(i) = text.get(at..)?.find("use ") {
+        let pos = at + i;
+        let before = text[..pos].chars().next_back();
+        if before.is_none_or(|c| !(c.is_alphanumeric() || c == '_')) {
+            return Some(pos);
+        }
+        at = pos + "use ".len();
+    }
+    None
+}
+
+/// The whole paths of one use tree: `a::{b, c}` is `a::b`, `a::c`.
+fn expand_tree(tree: &str) -> Vec<String> {
+    let tree: String = tree.split_whitespace().collect::<Vec<_>>().join(" ");
+    match tree.find('{') {
+        Some(brace) => expand(tree[..brace].trim_end_matches("::"), &tree[brace..]),
+        None => vec![tree],
+    }
 }
 
 /// The text of the `{…}` group `text` starts with, braces included; `None` if unbalanced.
@@ -110,6 +137,13 @@ fn expand(prefix: &str, group: &str) -> Vec<String> {
         }
     }
     items.push(&inner[start..]);
+    let join = |item: &str| {
+        if prefix.is_empty() {
+            item.to_string()
+        } else {
+            format!("{prefix}::{item}")
+        }
+    };
     let mut paths = Vec::new();
     for item in items {
         let item: String = item.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -119,9 +153,9 @@ fn expand(prefix: &str, group: &str) -> Vec<String> {
         match item.find('{') {
             Some(brace) => {
                 let head = item[..brace].trim_end_matches("::");
-                paths.extend(expand(&format!("{prefix}::{head}"), &item[brace..]));
+                paths.extend(expand(&join(head), &item[brace..]));
             }
-            None => paths.push(format!("{prefix}::{item}")),
+            None => paths.push(join(&item)),
         }
     }
     paths
@@ -207,6 +241,18 @@ fn the_check_sees_a_forbidden_module_inside_a_grouped_import() {
     assert_eq!(found.len(), 2, "{found:?}");
     assert!(found[0].ends_with(":2: crate::cli::self"), "{found:?}");
     assert!(found[1].ends_with(":2: crate::cli::Context"), "{found:?}");
+    // Relative groups too, and `pub use`.
+    std::fs::write(
+        dir.path().join("a.rs"),
+        "fn reuse() {}\npub(crate) use super::super::{\n    backend::Store,\n    model::X,\n};\n",
+    )
+    .expect("write");
+    let found = scan(&rust_files(dir.path()), &["super::super::backend"]);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].ends_with(":2: super::super::backend::Store"),
+        "{found:?}"
+    );
 }
 
 #[test]
@@ -215,4 +261,5 @@ fn grouped_imports_expand_to_whole_paths() {
         expand("crate", "{a::{b, c::{d}}, e as f, }"),
         ["crate::a::b", "crate::a::c::d", "crate::e as f"]
     );
+    assert_eq!(expand_tree("super::{x, y::z}"), ["super::x", "super::y::z"]);
 }

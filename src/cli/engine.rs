@@ -233,7 +233,9 @@ async fn deletions_skipped(ctx: &Context, job_id: &str) -> Option<String> {
 /// it never wraps (`\r` returns to the start of the last physical line only), and erased to
 /// the end so a shorter line leaves nothing of the previous one.
 fn draw_bar(s: &ProgressSnapshot) {
-    let width = crossterm::terminal::size().ok().map(|(w, _)| usize::from(w));
+    let width = crossterm::terminal::size()
+        .ok()
+        .map(|(w, _)| usize::from(w));
     let mut err = std::io::stderr();
     let _ = write!(err, "\r{}\x1b[K", bar_line(s, width));
     let _ = err.flush();

@@ -26,12 +26,18 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// The directory for spill files: `preferred` (the data dir) when it exists, else the
-/// system's temporary dir (an embedded or test setup without a data dir on disk).
-pub fn spill_dir(preferred: Option<&Path>) -> PathBuf {
+/// system's temporary dir (an embedded or test setup without a data dir on disk). It asks the
+/// file system: call it off the runtime threads.
+fn spill_dir(preferred: Option<&Path>) -> PathBuf {
     match preferred {
         Some(dir) if dir.is_dir() => dir.to_path_buf(),
         _ => std::env::temp_dir(),
     }
+}
+
+/// Where a sync whose dead-letter queue is `dlq` spills: beside it, in the data dir.
+pub fn preferred_dir(dlq: &crate::engine::dlq::DeadLetterStore) -> Option<PathBuf> {
+    dlq.path().parent().map(Path::to_path_buf)
 }
 
 /// Ids being written.
@@ -41,9 +47,9 @@ pub struct IdSpill {
 }
 
 impl IdSpill {
-    /// An empty anonymous file in `dir`.
-    pub async fn create(dir: PathBuf) -> io::Result<Self> {
-        let file = blocking(move || tempfile::tempfile_in(&dir)).await?;
+    /// An empty anonymous file in `preferred` (see [`spill_dir`]).
+    pub async fn create(preferred: Option<PathBuf>) -> io::Result<Self> {
+        let file = blocking(move || tempfile::tempfile_in(spill_dir(preferred.as_deref()))).await?;
         Ok(Self {
             file: Some(file),
             buffer: Vec::with_capacity(CHUNK),
@@ -195,7 +201,9 @@ mod tests {
 
     async fn round_trip(ids: &[String]) -> Vec<String> {
         let dir = tempfile::tempdir().unwrap();
-        let mut spill = IdSpill::create(dir.path().to_path_buf()).await.unwrap();
+        let mut spill = IdSpill::create(Some(dir.path().to_path_buf()))
+            .await
+            .unwrap();
         for id in ids {
             spill.push(id).await.unwrap();
         }
@@ -226,7 +234,9 @@ mod tests {
     #[tokio::test]
     async fn a_file_cut_inside_an_id_is_an_error_not_a_short_list() {
         let dir = tempfile::tempdir().unwrap();
-        let mut spill = IdSpill::create(dir.path().to_path_buf()).await.unwrap();
+        let mut spill = IdSpill::create(Some(dir.path().to_path_buf()))
+            .await
+            .unwrap();
         spill.push("whole").await.unwrap();
         // A length that promises more bytes than follow.
         spill.buffer.extend_from_slice(&10u32.to_le_bytes());
@@ -240,12 +250,23 @@ mod tests {
     #[tokio::test]
     async fn the_file_is_made_in_the_given_dir_and_leaves_nothing_behind() {
         let dir = tempfile::tempdir().unwrap();
-        let mut spill = IdSpill::create(dir.path().to_path_buf()).await.unwrap();
+        let mut spill = IdSpill::create(Some(dir.path().to_path_buf()))
+            .await
+            .unwrap();
         spill.push("a").await.unwrap();
         // Anonymous: nothing is listed even while it is open.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
         drop(spill);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_sync_spills_beside_its_dead_letter_queue() {
+        let dir = tempfile::tempdir().unwrap();
+        let dlq =
+            crate::engine::dlq::DeadLetterStore::open(&dir.path().join("dlq.sqlite3"), 10).unwrap();
+        assert_eq!(preferred_dir(&dlq).as_deref(), Some(dir.path()));
+        assert_eq!(spill_dir(preferred_dir(&dlq).as_deref()), dir.path());
     }
 
     #[test]

@@ -126,7 +126,7 @@ pub async fn run(
                 parts.store.as_ref(),
                 &index,
                 settings.skip_unchanged,
-                super::id_spill::spill_dir(parts.dlq.path().parent()),
+                super::id_spill::preferred_dir(&parts.dlq),
             ) => loaded?,
             _ = cancel.cancelled() => return Err(PipelineError::Canceled),
         }
@@ -611,7 +611,7 @@ impl IndexSnapshot {
         store: &dyn DocumentStore,
         index: &str,
         with_stamps: bool,
-        spill_dir: std::path::PathBuf,
+        spill_dir: Option<std::path::PathBuf>,
     ) -> Result<Option<Self>, PipelineError> {
         let scan_error = |source| PipelineError::Scan {
             index: index.to_string(),
@@ -923,7 +923,7 @@ mod tests {
 
     /// A snapshot of these `(_id, stamp)` entries, as [`IndexSnapshot::load`] builds it.
     async fn snapshot(entries: &[(String, Option<&str>)], stamped: bool) -> IndexSnapshot {
-        let mut spill = IdSpill::create(std::env::temp_dir()).await.unwrap();
+        let mut spill = IdSpill::create(None).await.unwrap();
         let mut keys = if stamped {
             SnapshotKeys::Stamped(Vec::new())
         } else {

@@ -26,8 +26,9 @@ use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 /// make logs unreadable and hide nothing worth hiding.
 pub const MIN_SECRET_CHARS: usize = 4;
 
-/// The masker forgets its oldest secrets past this many (a process that keeps reading new
-/// configurations must not grow without bound); far more than one job ever holds.
+/// The masker forgets its least recently registered secrets past this many (a process that
+/// keeps reading new configurations must not grow without bound); far more than one job ever
+/// holds.
 const MAX_SECRETS: usize = 4096;
 
 /// A base64 fragment shorter than this is not a form of its own: too likely in plain text.
@@ -91,8 +92,10 @@ impl Registry {
     }
 
     /// Adds `plain` (or, when known, moves it to the newest end): the registry forgets the
-    /// least recently registered secret first, so the secrets of connectors still running,
-    /// which every job registers again, are never the ones forgotten.
+    /// least recently registered secret first. The secrets of connectors still running, which
+    /// every job registers again, are kept as long as fewer than `cap / 2` other secrets
+    /// arrive between two of their jobs ([`Registry::is_recent`] leaves an entry of the newer
+    /// half where it is).
     fn admit(&mut self, plain: &str, forms: Vec<String>, cap: usize) {
         if let Some(at) = self
             .entries
