@@ -60,9 +60,12 @@ fn golden(text: &str) -> BTreeMap<String, Golden> {
 
 fn configuration(mut config: Configuration, values: &Value) -> Configuration {
     for (k, v) in values.as_object().expect("values") {
-        if let Some(field) = config.0.get_mut(k) {
-            field.value = v.clone();
-        }
+        // A misspelt key (`username` for mysql's `user`) must not quietly test the default.
+        let field = config
+            .0
+            .get_mut(k)
+            .unwrap_or_else(|| panic!("the source has no field '{k}'"));
+        field.value = v.clone();
     }
     config
 }
@@ -161,7 +164,8 @@ fn differences(
         let mut expected = want.source.clone();
         // Python's form, or that of its `iso_utc()`, which it writes as well when the server
         // has no time for the table (MariaDB forgets an InnoDB table's UPDATE_TIME when the
-        // table leaves its cache).
+        // table leaves its cache). For PostgreSQL both forms are the same: the values are
+        // checked against the server by `pg_timestamps_are_commit_times`.
         match (got.remove("_timestamp"), expected.remove("_timestamp")) {
             (Some(g), Some(w)) if form(&g) == form(&w) || form(&g) == ISO_UTC_FORM => {}
             (g, w) => out.push(format!("{id}: _timestamp {g:?}, Python's {w:?}")),
@@ -243,6 +247,57 @@ async fn pg_seeded() -> Option<&'static pg_server::PgServer> {
     Some(server)
 }
 
+/// With `track_commit_timestamp` on (the shared server's setting), each document's
+/// `_timestamp` is its table's latest commit time, as Python's `MAX(pg_xact_commit_timestamp
+/// (xmin))` gives it: checked against the server, value for value, since the golden file can
+/// only give the form.
+async fn pg_timestamps_are_commit_times(
+    server: &pg_server::PgServer,
+    docs: &BTreeMap<String, Map<String, Value>>,
+    notes: &Map<String, Value>,
+) {
+    let client = pg_connect(server, "golden").await;
+    let on = client
+        .query_one("SHOW track_commit_timestamp", &[])
+        .await
+        .expect("setting")
+        .get::<_, String>(0)
+        == "on";
+    assert!(on, "the shared server keeps commit timestamps");
+    let said = notes
+        .get("commit_timestamps")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    assert!(said.starts_with("on:"), "notes say {said:?}");
+    let mut latest: BTreeMap<String, chrono::DateTime<chrono::FixedOffset>> = BTreeMap::new();
+    for doc in docs.values() {
+        let table = doc["table"].as_str().expect("table").to_string();
+        if !latest.contains_key(&table) {
+            let row = client
+                .query_one(
+                    &format!(
+                        "SELECT to_json(MAX(pg_xact_commit_timestamp(xmin)))::text FROM \"{}\"",
+                        table.replace('"', "\"\"")
+                    ),
+                    &[],
+                )
+                .await
+                .expect("the table's latest commit");
+            let text: String = row.get(0);
+            let at = chrono::DateTime::parse_from_rfc3339(text.trim_matches('"'))
+                .unwrap_or_else(|e| panic!("{table}: {text}: {e}"));
+            latest.insert(table.clone(), at);
+        }
+        let got = doc["_timestamp"].as_str().expect("_timestamp");
+        let got = chrono::DateTime::parse_from_rfc3339(got)
+            .unwrap_or_else(|e| panic!("{table}: {got}: {e}"));
+        assert_eq!(
+            got, latest[&table],
+            "{table}: _timestamp is not its latest commit"
+        );
+    }
+}
+
 async fn pg_connect(server: &pg_server::PgServer, db: &str) -> tokio_postgres::Client {
     let (client, conn) = tokio_postgres::connect(&server.superuser_url(db), tokio_postgres::NoTls)
         .await
@@ -275,6 +330,7 @@ async fn postgresql_writes_what_the_python_connector_wrote() {
         &docs,
         &golden(include_str!("../fixtures/golden/postgresql.ndjson")),
     );
+    pg_timestamps_are_commit_times(server, &docs, &notes).await;
     assert_eq!(
         skipped(&notes),
         python_skipped(include_str!("../fixtures/golden/postgresql.warnings.txt")),
@@ -329,10 +385,19 @@ async fn mysql_writes_what_the_python_connector_wrote() {
         }),
     );
     let (docs, notes) = sync(&MysqlFactory, &config, None).await;
-    assert_same(
-        "mysql, all tables",
-        &docs,
-        &golden(include_str!("../fixtures/golden/mysql.ndjson")),
+    let want = golden(include_str!("../fixtures/golden/mysql.ndjson"));
+    assert_same("mysql, all tables", &docs, &want);
+    // The fallback form is accepted per document, but the tables just written have an
+    // UPDATE_TIME: a syncdeck that stopped reading it (iso_utc() everywhere) fails here.
+    let python_form = want
+        .values()
+        .find_map(|g| g.source.get("_timestamp").map(form))
+        .expect("Python's documents carry _timestamp");
+    assert_ne!(python_form, ISO_UTC_FORM, "Python wrote UPDATE_TIME's form");
+    assert!(
+        docs.values()
+            .any(|d| d.get("_timestamp").map(form).as_deref() == Some(python_form.as_str())),
+        "no document has a table's UPDATE_TIME as _timestamp"
     );
     assert_eq!(
         skipped(&notes),
