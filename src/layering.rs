@@ -98,24 +98,6 @@ fn expand_tree(tree: &str) -> Vec<String> {
     }
 }
 
-/// The text of the `{…}` group `text` starts with, braces included; `None` if unbalanced.
-fn braced(text: &str) -> Option<&str> {
-    let mut depth = 0usize;
-    for (i, c) in text.char_indices() {
-        match c {
-            '{' => depth += 1,
-            '}' => {
-                depth = depth.checked_sub(1)?;
-                if depth == 0 {
-                    return text.get(..=i);
-                }
-            }
-            _ => {}
-        }
-    }
-    None
-}
-
 /// The whole paths a use group names: `expand("crate", "{a::{b, c}, d}")` is
 /// `crate::a::b`, `crate::a::c`, `crate::d`.
 fn expand(prefix: &str, group: &str) -> Vec<String> {
