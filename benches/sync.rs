@@ -1,8 +1,9 @@
 //! The engine benchmark: `cargo bench --bench sync`. Syncs generated documents (1 KB by
 //! default) into the stand-in cluster and reports, per size, the engine's documents per second
 //! next to what the stand-in accepts from a plain bulk loop in the same run, for a fresh index
-//! and for a re-sync of the same documents into it; the engine's peak RSS of each; and its CPU
-//! time per document (user + system of the engine process ÷ documents). Then the cost of item
+//! and for a re-sync of the same documents into it; the engine's peak RSS of each; its CPU
+//! time per document (user + system of the engine process ÷ documents); and its allocations
+//! per document (this binary's global allocator is the system one, counted). Then the cost of item
 //! 429s: the smallest size synced with 10% and 20% of bulk items refused with 429, against the
 //! same sync clean.
 //!
