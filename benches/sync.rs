@@ -1,8 +1,9 @@
 //! The engine benchmark: `cargo bench --bench sync`. Syncs generated documents (1 KB by
 //! default) into the stand-in cluster and reports, per size, the engine's documents per second
 //! next to what the stand-in accepts from a plain bulk loop in the same run, for a fresh index
-//! and for a re-sync of the same documents into it; the engine's peak RSS of each; and its CPU
-//! time per document (user + system of the engine process ÷ documents). Then the cost of item
+//! and for a re-sync of the same documents into it; the engine's peak RSS of each; its CPU
+//! time per document (user + system of the engine process ÷ documents); and its allocations
+//! per document (this binary's global allocator is the system one, counted). Then the cost of item
 //! 429s: the smallest size synced with 10% and 20% of bulk items refused with 429, against the
 //! same sync clean.
 //!
@@ -74,6 +75,70 @@ const DEFAULT_DOC_BYTES: usize = 1024;
 const SEED: u64 = 42;
 
 type BenchResult<T> = Result<T, String>;
+
+// ---------------------------------------------------------------------------------------------
+// Allocations per document: the system allocator, counted.
+
+/// The system allocator, counting allocations (`alloc` and `realloc` calls). Each thread
+/// counts in a thread-local cell and adds to the global total every [`ALLOC_FLUSH`] calls, so
+/// counting costs no shared cache line per allocation; the total lags by less than
+/// `ALLOC_FLUSH` per thread, noise against millions.
+struct CountingAlloc;
+
+static ALLOCATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+const ALLOC_FLUSH: u64 = 256;
+
+thread_local! {
+    // `const` and without a destructor: usable from inside the allocator.
+    static LOCAL_ALLOCATIONS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+fn count_allocation() {
+    let _ = LOCAL_ALLOCATIONS.try_with(|n| {
+        let v = n.get() + 1;
+        if v >= ALLOC_FLUSH {
+            ALLOCATIONS.fetch_add(v, Ordering::Relaxed);
+            n.set(0);
+        } else {
+            n.set(v);
+        }
+    });
+}
+
+// SAFETY: every call is forwarded unchanged to the system allocator; counting allocates
+// nothing.
+unsafe impl std::alloc::GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        count_allocation();
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
+        count_allocation();
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { std::alloc::System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, size: usize) -> *mut u8 {
+        count_allocation();
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { std::alloc::System.realloc(ptr, layout, size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAlloc = CountingAlloc;
+
+/// Allocations so far in this process (all threads, up to the per-thread lag).
+fn allocations() -> u64 {
+    ALLOCATIONS.load(Ordering::Relaxed)
+}
 
 fn main() -> ExitCode {
     let role = std::env::var(ROLE).unwrap_or_default();
@@ -401,6 +466,8 @@ struct EngineReport {
     peak_rss_mib: f64,
     cpu_seconds: f64,
     cpu_us_per_doc: f64,
+    /// Allocations (and reallocations) of the engine process during the job ÷ documents.
+    allocs_per_doc: f64,
 }
 
 async fn engine_role() -> BenchResult<()> {
@@ -455,6 +522,7 @@ async fn engine_job(
         .map_err(|e| e.to_string())?;
     reset_peak_rss();
     let cpu_before = cpu_seconds("self");
+    let allocs_before = allocations();
     let started = Instant::now();
     let shutdown = CancellationToken::new();
     let run = {
@@ -484,6 +552,7 @@ async fn engine_job(
         .map_err(|e| e.to_string())?;
     let seconds = started.elapsed().as_secs_f64();
     let cpu = cpu_seconds("self") - cpu_before;
+    let allocs = allocations().saturating_sub(allocs_before);
     if report.end != JobEnd::Completed {
         return Err(format!("the sync did not complete: {:?}", report.end));
     }
@@ -513,6 +582,7 @@ async fn engine_job(
         peak_rss_mib: peak_rss_mib(),
         cpu_seconds: cpu,
         cpu_us_per_doc: cpu * 1e6 / docs as f64,
+        allocs_per_doc: allocs as f64 / docs as f64,
     })
 }
 
@@ -914,12 +984,13 @@ async fn measure(
             };
             for (what, run) in [("fresh", &engine), ("re-sync", &resync)] {
                 eprintln!(
-                    "  engine {what}, {docs} docs: {:.0} docs/s ({:.0} indexing), {:.1} MiB, {:.2} µs/doc ({:.2} indexing)",
+                    "  engine {what}, {docs} docs: {:.0} docs/s ({:.0} indexing), {:.1} MiB, {:.2} µs/doc ({:.2} indexing), {:.1} allocations/doc",
                     run.docs_per_sec,
                     run.index_docs_per_sec,
                     run.peak_rss_mib,
                     run.cpu_us_per_doc,
-                    run.index_cpu_us_per_doc
+                    run.index_cpu_us_per_doc,
+                    run.allocs_per_doc
                 );
             }
             runs.engines.push(engine);
@@ -950,13 +1021,13 @@ fn print_table(
         "{placement:?}: {doc_bytes}-byte documents, {in_flight} bulk requests in flight, {how} (load {load_before} → {load_after})."
     );
     println!(
-        "Best docs/s of each size's runs, with its share of the best loop run of the same shape; \"paired\" is the median, over the repeats, of each engine run's whole sync over the loop run just before it. Peak RSS is the highest, CPU/doc the median (whole sync; indexing alone in brackets). The stand-in's CPU/doc is over both jobs."
+        "Best docs/s of each size's runs, with its share of the best loop run of the same shape; \"paired\" is the median, over the repeats, of each engine run's whole sync over the loop run just before it. Peak RSS is the highest, CPU/doc the median (whole sync; indexing alone in brackets), allocations/doc the median (the engine process, whole sync). The stand-in's CPU/doc is over both jobs."
     );
     println!();
     println!(
-        "| documents | sync | plain loop docs/s | engine docs/s, whole sync | whole / loop, paired | engine docs/s, indexing | engine peak RSS | engine CPU/doc | stand-in CPU/doc, loop / engine |"
+        "| documents | sync | plain loop docs/s | engine docs/s, whole sync | whole / loop, paired | engine docs/s, indexing | engine peak RSS | engine CPU/doc | engine allocations/doc | stand-in CPU/doc, loop / engine |"
     );
-    println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (docs, runs) in all {
         for (what, engines) in [("fresh", &runs.engines), ("re-sync", &runs.resyncs)] {
             let loop_rate = |l: &LoopReport| match what {
@@ -969,6 +1040,7 @@ fn print_table(
             let rss = best(engines.iter().map(|r| r.peak_rss_mib));
             let cpu = median(engines.iter().map(|r| r.cpu_us_per_doc).collect());
             let index_cpu = median(engines.iter().map(|r| r.index_cpu_us_per_doc).collect());
+            let allocs = median(engines.iter().map(|r| r.allocs_per_doc).collect());
             let loop_standin = median(runs.loop_standin_cpu.clone());
             let engine_standin = median(runs.standin_cpu.clone());
             let pct = |v: f64| if plain > 0.0 { v / plain * 100.0 } else { 0.0 };
@@ -982,7 +1054,7 @@ fn print_table(
                     .collect(),
             );
             println!(
-                "| {docs} | {what} | {plain:.0} | {whole:.0} ({:.0}%) | {paired:.0}% | {indexing:.0} ({:.0}%) | {rss:.1} MiB | {cpu:.2} µs ({index_cpu:.2} µs) | {loop_standin:.2} µs / {engine_standin:.2} µs |",
+                "| {docs} | {what} | {plain:.0} | {whole:.0} ({:.0}%) | {paired:.0}% | {indexing:.0} ({:.0}%) | {rss:.1} MiB | {cpu:.2} µs ({index_cpu:.2} µs) | {allocs:.1} | {loop_standin:.2} µs / {engine_standin:.2} µs |",
                 pct(whole),
                 pct(indexing)
             );

@@ -597,6 +597,11 @@ impl IdScan for elastic::documents::PitScan {
     async fn close(&mut self) -> Result<()> {
         Ok(self.close_pit().await?)
     }
+
+    /// A PIT: the index as it was when the scan opened (a missing index scans as empty).
+    fn is_point_in_time(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]

@@ -459,6 +459,11 @@ pub trait IdScan: Send {
     async fn next_page(&mut self) -> Result<Option<Vec<DocMeta>>>;
     /// Releases server resources (the PIT). Safe to call more than once.
     async fn close(&mut self) -> Result<()>;
+    /// Whether every page shows the index as it was when the scan was opened (a point in
+    /// time), whatever is written meanwhile. Only then may a sync index while it reads.
+    fn is_point_in_time(&self) -> bool {
+        false
+    }
 }
 
 /// The document side: where synced documents go.

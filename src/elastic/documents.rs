@@ -45,14 +45,21 @@ enum RawItem<'a> {
     Delete(RawItemBody<'a>),
 }
 
+/// A string of the answer, borrowed from it when it has no escapes. serde borrows only a
+/// field that is a bare `Cow<str>`: an `Option<Cow<str>>` field would copy every item's
+/// `result`, one allocation per document.
+#[derive(Deserialize)]
+#[serde(transparent)]
+struct AnswerText<'a>(#[serde(borrow)] Cow<'a, str>);
+
 #[derive(Deserialize)]
 struct RawItemBody<'a> {
     #[serde(rename = "_id", default, borrow)]
-    id: Option<Cow<'a, str>>,
+    id: Option<AnswerText<'a>>,
     #[serde(default)]
     status: u16,
     #[serde(default, borrow)]
-    result: Option<Cow<'a, str>>,
+    result: Option<AnswerText<'a>>,
     #[serde(default)]
     error: Option<RawItemError>,
 }
@@ -87,9 +94,9 @@ impl From<RawItem<'_>> for BulkItem {
         };
         BulkItem {
             op,
-            id: body.id.map(Cow::into_owned).unwrap_or_default(),
+            id: body.id.map(|id| id.0.into_owned()).unwrap_or_default(),
             status: body.status,
-            result: body.result.map(item_result),
+            result: body.result.map(|result| item_result(result.0)),
             error: body.error.map(|e| ItemError {
                 kind: e.kind,
                 reason: e.reason.unwrap_or_default(),
@@ -233,8 +240,10 @@ struct ScanHit<'a> {
     id: Cow<'a, str>,
     #[serde(rename = "_source", default, borrow)]
     source: Option<ScanSource<'a>>,
-    #[serde(default)]
-    sort: Option<Vec<Value>>,
+    /// Borrowed as it is: only the last hit's values are read (for `search_after`), so the
+    /// other hits of a page cost no allocation for them.
+    #[serde(default, borrow)]
+    sort: Option<&'a serde_json::value::RawValue>,
 }
 
 #[derive(Default, Deserialize)]
@@ -339,13 +348,17 @@ fn read_scan_page(body: &[u8]) -> Result<ScanPage> {
     };
     let answer: ScanAnswer<'_> =
         serde_json::from_slice(body).map_err(|e| decode(format!("unexpected JSON: {e}")))?;
-    let mut hits = answer.hits.hits;
-    let last_sort = match hits.last_mut() {
-        Some(last) => Some(
-            last.sort
-                .take()
-                .ok_or_else(|| decode("a PIT search hit came without 'sort' values".into()))?,
-        ),
+    let hits = answer.hits.hits;
+    let last_sort = match hits.last() {
+        Some(last) => {
+            let raw = last
+                .sort
+                .ok_or_else(|| decode("a PIT search hit came without 'sort' values".into()))?;
+            Some(
+                serde_json::from_str::<Vec<Value>>(raw.get())
+                    .map_err(|e| decode(format!("unexpected 'sort' values: {e}")))?,
+            )
+        }
         None => None,
     };
     let pit = answer.pit_id.map(Cow::into_owned);
@@ -654,6 +667,54 @@ impl PitScan {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn item_strings_are_borrowed_from_the_answer_unless_escaped() {
+        let answer = br#"{"items":[{"index":{"_id":"a\"b","status":201,"result":"created"}}]}"#;
+        let raw: RawBulk = serde_json::from_slice(answer).unwrap();
+        let Some(RawItem::Index(body)) = raw.items.into_iter().next() else {
+            panic!("one index item");
+        };
+        assert!(matches!(
+            body.result,
+            Some(AnswerText(Cow::Borrowed("created")))
+        ));
+        assert!(matches!(&body.id, Some(AnswerText(Cow::Owned(id))) if id == "a\"b"));
+        let item = BulkItem::from(RawItem::Index(body));
+        assert_eq!(
+            (item.id.as_str(), item.result.as_deref()),
+            ("a\"b", Some("created"))
+        );
+    }
+
+    #[test]
+    fn a_scan_page_keeps_every_id_and_the_last_sort_values() {
+        let page = br#"{"pit_id":"p2","hits":{"hits":[
+            {"_id":"a","sort":[1, 10]},
+            {"_id":"b\u00e9","_source":{"id":"b-body","_timestamp":"2024"},"sort":[2, "x"]}]}}"#;
+        let (pit, metas, sort) = read_scan_page(page).unwrap();
+        assert_eq!(pit.as_deref(), Some("p2"));
+        assert_eq!(
+            metas,
+            vec![
+                DocMeta {
+                    id: "a".into(),
+                    timestamp: None,
+                    stored_id: None
+                },
+                DocMeta {
+                    id: "b-body".into(),
+                    timestamp: Some("2024".into()),
+                    stored_id: Some("b\u{e9}".into())
+                },
+            ]
+        );
+        assert_eq!(sort, Some(vec![Value::from(2), Value::from("x")]));
+        let err = read_scan_page(br#"{"hits":{"hits":[{"_id":"a"}]}}"#).unwrap_err();
+        assert!(err.to_string().contains("without 'sort'"), "{err}");
+        let (_, empty, sort) = read_scan_page(br#"{"pit_id":"p"}"#).unwrap();
+        assert!(empty.is_empty() && sort.is_none());
+    }
 
     /// A bulk answer of `n` items, each with one of the shapes a cluster sends.
     fn bulk_answer(statuses: &[u16]) -> String {

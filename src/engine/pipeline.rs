@@ -2,15 +2,18 @@
 //! content, serialisation into bulk bodies) → a queue bounded in bytes → N sink workers.
 //! Checkpoints from the source are released only once every item sent before them is settled.
 //!
-//! A full sync reads the index's ids once, before indexing (as the Python service does),
-//! into an [`IndexSnapshot`]: per document a 64-bit hash of its `_id` (sorted), a seen bit,
+//! A full sync reads the index's ids once, as they were before indexing (the Python service
+//! reads them up front too), into an [`IndexSnapshot`]: per document a 64-bit hash of its `_id` (sorted), a seen bit,
 //! and with `skip_unchanged` a 64-bit hash of its `_timestamp`; the `_id`s themselves go to an
 //! anonymous temporary file in scan order. Each document the source sends marks its bit; at
 //! the end the documents whose bit is clear are read back from the file and deleted, with no
 //! second pass over the index. An index that was missing or empty at the start is not scanned
 //! at all, and when every document was seen there is no deletion work. Documents others create
 //! in the index during the sync were not in the snapshot, so they are never deleted by it
-//! (the next full sync sees them); memory stays flat whatever the size of the source.
+//! (the next full sync sees them); memory stays flat whatever the size of the source. When
+//! the store's scan is a point in time (Elasticsearch's PIT) and no unchanged skip needs the
+//! snapshot up front, the scan is opened before the first document is sent and read while
+//! indexing runs ([`SnapshotState`]).
 
 use super::batch::{Batch, BatchBuilder, BatchLimits, bulk_id};
 use super::dlq::{DeadLetterStore, NewDeadLetter};
@@ -118,23 +121,36 @@ pub async fn run(
     parts.progress.set_total_hint(hint);
     // A full sync's one pass over the index's ids: for the deletions at the end, and for the
     // unchanged skip when asked. `None` when the index is missing or empty.
+    let work = cancel.child_token();
     let mut snapshot = if full {
         parts.progress.set_step("scanning the index's ids");
         // The id scan of a large index takes a while: a cancel must not wait for it.
-        tokio::select! {
-            loaded = IndexSnapshot::load(
+        let opened = tokio::select! {
+            opened = IndexSnapshot::open(
                 parts.store.as_ref(),
                 &index,
                 settings.skip_unchanged,
                 super::id_spill::preferred_dir(&parts.dlq),
-            ) => loaded?,
+            ) => opened?,
             _ = cancel.cancelled() => return Err(PipelineError::Canceled),
+        };
+        match opened {
+            None => SnapshotState::None,
+            // The scan is frozen at its opening, and only the deletions need it: read it
+            // while indexing.
+            Some(scan) if !settings.skip_unchanged && scan.scan.is_point_in_time() => {
+                SnapshotState::spawn(scan, &work)
+            }
+            // The unchanged skip needs it before the first document.
+            Some(scan) => tokio::select! {
+                loaded = scan.read(&cancel) => loaded?.map_or(SnapshotState::None, SnapshotState::Ready),
+                _ = cancel.cancelled() => return Err(PipelineError::Canceled),
+            },
         }
     } else {
-        None
+        SnapshotState::None
     };
 
-    let work = cancel.child_token();
     // A short channel: documents are freed soon after they are made, so the allocator serves
     // them from its per-thread cache (1024 in flight pushed them to its slow path).
     let (item_tx, mut item_rx) = ItemSender::channel(16);
@@ -190,12 +206,12 @@ pub async fn run(
                         if let Some(batch) = upsert(
                             doc,
                             &settings,
-                            snapshot.as_mut(),
+                            &mut snapshot,
                             &mut skipped,
                             &mut builder,
                             &parts.progress,
                         )
-                        .await
+                        .await?
                         {
                             workers.send(batch).await?;
                         }
@@ -204,9 +220,7 @@ pub async fn run(
                         super::transform::apply(settings.transform.as_ref(), &mut doc.fields);
                         seen_count += 1;
                         parts.progress.add_seen(1);
-                        if let Some(snapshot) = snapshot.as_mut() {
-                            snapshot.observe(&doc.id, None);
-                        }
+                        snapshot.observe(&doc.id, None).await?;
                         if let Some(batch) = builder.push_update(doc.id, &doc.fields) {
                             workers.send(batch).await?;
                         }
@@ -291,7 +305,12 @@ pub async fn run(
     if let Some(reason) = &deletions_skipped {
         tracing::warn!(index = %index, unreadable, "{reason}");
     }
-    if let (Some(snapshot), None) = (snapshot, &deletions_skipped) {
+    // The scan is read by now unless indexing outran it; without deletions it is not needed.
+    let snapshot = match &deletions_skipped {
+        None => snapshot.finish().await?,
+        Some(_) => None,
+    };
+    if let Some(snapshot) = snapshot {
         parts.progress.set_phase(Phase::Deleting);
         let deleted =
             delete_unseen(&parts, &settings, snapshot, &index, cancel.child_token()).await?;
@@ -312,27 +331,25 @@ pub async fn run(
 async fn upsert(
     mut doc: Document,
     settings: &PipelineSettings,
-    snapshot: Option<&mut IndexSnapshot>,
+    snapshot: &mut SnapshotState,
     skipped: &mut u64,
     builder: &mut BatchBuilder,
     progress: &Progress,
-) -> Option<Batch> {
+) -> Result<Option<Batch>, PipelineError> {
     if let Some(rules) = &settings.rules
         && !rules.should_index(&doc.fields)
     {
         // Excluded documents are not "seen": a full sync removes them from the index.
         *skipped += 1;
         progress.skip(&doc.id, "excluded by sync rules").await;
-        return None;
+        return Ok(None);
     }
-    if let Some(snapshot) = snapshot
-        && snapshot.observe(&doc.id, doc.timestamp.as_deref())
-    {
+    if snapshot.observe(&doc.id, doc.timestamp.as_deref()).await? {
         *skipped += 1;
         progress
             .skip(&doc.id, "unchanged since the last sync")
             .await;
-        return None;
+        return Ok(None);
     }
     if let Some(fetch) = doc.content.take() {
         match fetch().await {
@@ -364,7 +381,7 @@ async fn upsert(
         .await;
     }
     super::transform::apply(settings.transform.as_ref(), &mut doc.fields);
-    builder.push_index(doc.id, doc.timestamp.as_deref(), &mut doc.fields)
+    Ok(builder.push_index(doc.id, doc.timestamp.as_deref(), &mut doc.fields))
 }
 
 async fn dead_letter_invalid(
@@ -603,16 +620,25 @@ struct IndexSnapshot {
     spill: IdSpill,
 }
 
-impl IndexSnapshot {
-    /// Scans the index once; `None` when it does not exist or holds nothing (a fresh index:
-    /// nothing to skip, nothing to delete). `with_stamps` reads each document's `_timestamp`
-    /// too, for the unchanged skip; without it the scan reads `_id`s alone.
-    async fn load(
-        store: &dyn DocumentStore,
-        index: &str,
-        with_stamps: bool,
-        spill_dir: Option<std::path::PathBuf>,
-    ) -> Result<Option<Self>, PipelineError> {
+/// An id scan opened on a non-empty index, not read yet.
+struct OpenScan {
+    scan: Box<dyn crate::backend::IdScan>,
+    index: String,
+    with_stamps: bool,
+    /// The index's document count when the scan opened.
+    capacity: usize,
+    /// Where the `_id`s go (see `engine::id_spill`).
+    spill_dir: Option<std::path::PathBuf>,
+}
+
+impl OpenScan {
+    /// Reads every page into a snapshot (`None` if the index turned out empty), then closes
+    /// the scan, also when reading fails or `cancel` stops it.
+    async fn read(
+        mut self,
+        cancel: &CancellationToken,
+    ) -> Result<Option<IndexSnapshot>, PipelineError> {
+        let index = self.index.as_str();
         let scan_error = |source| PipelineError::Scan {
             index: index.to_string(),
             source,
@@ -621,29 +647,22 @@ impl IndexSnapshot {
             index: index.to_string(),
             source,
         };
-        if !store.index_exists(index).await.map_err(scan_error)? {
-            return Ok(None);
-        }
-        let count = store.count(index).await.map_err(scan_error)?;
-        if count == 0 {
-            return Ok(None);
-        }
-        // The count is a good guess of the size (documents may come and go meanwhile).
-        let capacity = usize::try_from(count).unwrap_or(0).min(1 << 32);
-        let mut keys = if with_stamps {
-            SnapshotKeys::Stamped(Vec::with_capacity(capacity))
+        let mut keys = if self.with_stamps {
+            SnapshotKeys::Stamped(Vec::with_capacity(self.capacity))
         } else {
-            SnapshotKeys::Bare(Vec::with_capacity(capacity))
+            SnapshotKeys::Bare(Vec::with_capacity(self.capacity))
         };
-        let mut spill = IdSpill::create(spill_dir).await.map_err(spill_error)?;
-        let mut scan = if with_stamps {
-            store.scan_ids(index, 1000).await
-        } else {
-            store.scan_bare_ids(index, 1000).await
-        }
-        .map_err(scan_error)?;
+        let mut spill = IdSpill::create(self.spill_dir.take())
+            .await
+            .map_err(spill_error)?;
+        let scan = &mut self.scan;
         let result = async {
-            while let Some(page) = scan.next_page().await.map_err(scan_error)? {
+            loop {
+                let page = tokio::select! {
+                    page = scan.next_page() => page.map_err(scan_error)?,
+                    _ = cancel.cancelled() => return Err(PipelineError::Canceled),
+                };
+                let Some(page) = page else { break };
                 for meta in page {
                     // Deletions and the skip both go by `_id`: the one a bulk request names.
                     let stored = meta.stored_id.as_deref().unwrap_or(&meta.id);
@@ -671,24 +690,74 @@ impl IndexSnapshot {
             Ok::<(), PipelineError>(())
         }
         .await;
-        if let Err(e) = scan.close().await {
+        if let Err(e) = self.scan.close().await {
             tracing::warn!(error = %e, index, "closing the id scan failed");
         }
         result?;
-        keys.sort();
+        // Sorting 10M hashes takes about a second of CPU: on the blocking pool, so the
+        // runtime's threads keep serving the sync (and the console) meanwhile.
+        let (keys, buckets) = tokio::task::spawn_blocking(move || {
+            keys.sort();
+            let buckets = match &keys {
+                SnapshotKeys::Bare(k) => Buckets::new(k.iter().copied()),
+                SnapshotKeys::Stamped(k) => Buckets::new(k.iter().map(|(key, _)| *key)),
+            };
+            (keys, buckets)
+        })
+        .await
+        .map_err(|e| PipelineError::Spill {
+            index: index.to_string(),
+            source: std::io::Error::other(format!("sorting the id snapshot failed: {e}")),
+        })?;
         if keys.len() == 0 {
             return Ok(None);
         }
-        let buckets = match &keys {
-            SnapshotKeys::Bare(k) => Buckets::new(k.iter().copied()),
-            SnapshotKeys::Stamped(k) => Buckets::new(k.iter().map(|(key, _)| *key)),
-        };
         let seen = vec![0u64; keys.len().div_ceil(64)];
-        Ok(Some(Self {
+        Ok(Some(IndexSnapshot {
             keys,
             buckets,
             seen,
             spill,
+        }))
+    }
+}
+
+impl IndexSnapshot {
+    /// Opens the scan of the index's ids; `None` when the index does not exist or holds
+    /// nothing (a fresh index: nothing to skip, nothing to delete). `with_stamps` reads each
+    /// document's `_timestamp` too, for the unchanged skip; without it the scan reads `_id`s
+    /// alone. [`OpenScan::read`] reads it.
+    async fn open(
+        store: &dyn DocumentStore,
+        index: &str,
+        with_stamps: bool,
+        spill_dir: Option<std::path::PathBuf>,
+    ) -> Result<Option<OpenScan>, PipelineError> {
+        let scan_error = |source| PipelineError::Scan {
+            index: index.to_string(),
+            source,
+        };
+        if !store.index_exists(index).await.map_err(scan_error)? {
+            return Ok(None);
+        }
+        let count = store.count(index).await.map_err(scan_error)?;
+        if count == 0 {
+            return Ok(None);
+        }
+        // The count is a good guess of the size (documents may come and go meanwhile).
+        let capacity = usize::try_from(count).unwrap_or(0).min(1 << 32);
+        let scan = if with_stamps {
+            store.scan_ids(index, 1000).await
+        } else {
+            store.scan_bare_ids(index, 1000).await
+        }
+        .map_err(scan_error)?;
+        Ok(Some(OpenScan {
+            scan,
+            index: index.to_string(),
+            with_stamps,
+            capacity,
+            spill_dir,
         }))
     }
 
@@ -706,18 +775,24 @@ impl IndexSnapshot {
     /// The source sent document `id` (its source id) with this `_timestamp`: marks it seen,
     /// and says whether the index already has it unchanged (only with stamps).
     fn observe(&mut self, id: &str, timestamp: Option<&str>) -> bool {
-        let Some(position) = self.position(id_hash(&bulk_id(id))) else {
+        let Some(position) = self.mark_seen(id_hash(&bulk_id(id))) else {
             return false;
         };
-        if let Some(word) = self.seen.get_mut(position / 64) {
-            *word |= 1 << (position % 64);
-        }
         match (&self.keys, timestamp) {
             (SnapshotKeys::Stamped(keys), Some(ts)) => keys
                 .get(position)
                 .is_some_and(|(_, stamp)| *stamp != NO_STAMP && *stamp == stamp_hash(ts)),
             _ => false,
         }
+    }
+
+    /// Marks the document with this `_id` hash seen; its position, if the snapshot has it.
+    fn mark_seen(&mut self, key: u64) -> Option<usize> {
+        let position = self.position(key)?;
+        if let Some(word) = self.seen.get_mut(position / 64) {
+            *word |= 1 << (position % 64);
+        }
+        Some(position)
     }
 
     /// The `_id` hashes nobody saw, and the file of `_id`s.
@@ -731,6 +806,99 @@ impl IndexSnapshot {
             .filter_map(|i| self.keys.key(i))
             .collect();
         (HashSet64::new(stale), self.spill)
+    }
+}
+
+/// How many `_id` hashes the extractor notes while the snapshot is still being read, before
+/// it waits for the scan: 8 MiB, so memory stays bounded however far indexing runs ahead.
+const EARLY_SEEN_MAX: usize = 1 << 20;
+
+/// A full sync's snapshot as the extractor sees it. With a point-in-time scan and no
+/// unchanged skip, the scan is read in a task of its own while the source is read and
+/// indexed (the two cost the cluster and the engine different things, so they overlap): the
+/// snapshot is the index as it was when the scan opened, before the first document was sent,
+/// exactly what a scan completed up front would hold. Until it is in, the extractor notes the
+/// `_id` hash of each document it sees and marks them once it arrives.
+enum SnapshotState {
+    /// Nothing to delete (not a full sync, or a missing or empty index).
+    None,
+    Ready(IndexSnapshot),
+    Loading {
+        task: tokio::task::JoinHandle<Result<Option<IndexSnapshot>, PipelineError>>,
+        /// Stops the scan (closing its PIT) when the sync ends without waiting for it.
+        _stop: tokio_util::sync::DropGuard,
+        early: Vec<u64>,
+        index: String,
+    },
+}
+
+impl SnapshotState {
+    /// Starts reading `scan` in its own task.
+    fn spawn(scan: OpenScan, cancel: &CancellationToken) -> Self {
+        let stop = cancel.child_token();
+        let token = stop.clone();
+        let index = scan.index.clone();
+        let task = tokio::spawn(async move { scan.read(&token).await });
+        Self::Loading {
+            task,
+            _stop: stop.drop_guard(),
+            early: Vec::new(),
+            index,
+        }
+    }
+
+    /// The source sent document `id` with this `_timestamp`: marks it seen, and says whether
+    /// the index already has it unchanged (see [`IndexSnapshot::observe`]). While the
+    /// snapshot loads, notes the id (a loading snapshot has no stamps, so nothing is
+    /// unchanged); when too many are noted, waits for it.
+    async fn observe(&mut self, id: &str, timestamp: Option<&str>) -> Result<bool, PipelineError> {
+        if let Self::Loading { task, early, .. } = self {
+            if task.is_finished() || early.len() >= EARLY_SEEN_MAX {
+                self.settle().await?;
+            } else {
+                early.push(id_hash(&bulk_id(id)));
+                return Ok(false);
+            }
+        }
+        Ok(match self {
+            Self::Ready(snapshot) => snapshot.observe(id, timestamp),
+            _ => false,
+        })
+    }
+
+    /// Waits for a loading snapshot and marks the ids noted meanwhile.
+    async fn settle(&mut self) -> Result<(), PipelineError> {
+        let Self::Loading {
+            task, early, index, ..
+        } = self
+        else {
+            return Ok(());
+        };
+        // The task ends by itself (it is never aborted): an error here is its panic.
+        let loaded = task.await.map_err(|e| PipelineError::Scan {
+            index: index.clone(),
+            source: BackendError::Other(format!("the id scan stopped: {e}")),
+        })??;
+        let early = std::mem::take(early);
+        *self = match loaded {
+            Some(mut snapshot) => {
+                for key in early {
+                    snapshot.mark_seen(key);
+                }
+                Self::Ready(snapshot)
+            }
+            None => Self::None,
+        };
+        Ok(())
+    }
+
+    /// The snapshot, once complete.
+    async fn finish(mut self) -> Result<Option<IndexSnapshot>, PipelineError> {
+        self.settle().await?;
+        Ok(match self {
+            Self::Ready(snapshot) => Some(snapshot),
+            _ => None,
+        })
     }
 }
 
@@ -921,7 +1089,7 @@ impl Workers {
 mod tests {
     use super::*;
 
-    /// A snapshot of these `(_id, stamp)` entries, as [`IndexSnapshot::load`] builds it.
+    /// A snapshot of these `(_id, stamp)` entries, as [`OpenScan::read`] builds it.
     async fn snapshot(entries: &[(String, Option<&str>)], stamped: bool) -> IndexSnapshot {
         let mut spill = IdSpill::create(None).await.unwrap();
         let mut keys = if stamped {

@@ -491,6 +491,63 @@ async fn documents_others_write_during_a_full_sync_are_not_deleted_by_it() {
     assert_ids(&standin_ids(&standin, "shared"), &expected, "index shared");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_resync_indexes_while_it_reads_the_ids_of_a_point_in_time() {
+    let standin = standin(1).await;
+    let (engine, es, _dlq) = es_engine(&standin, "worker-overlap");
+    let id = generator_connector(es.as_ref(), "overlap", "overlap", 1500, 0, 0).await;
+    let (_, first) = run(&engine, &id, JobType::Full).await;
+    assert_eq!(first.counters.indexed, 1500);
+    for i in 0..1200 {
+        let id = format!("stale-{i}");
+        standin.put_doc("overlap", &id, json!({"id": id}));
+    }
+    standin.clear_requests();
+    // The scan's pages get no answer for now: the sync must index meanwhile.
+    standin.faults().hang_search(true);
+    let job_id = es
+        .create_sync_job(&id, JobType::Full, TriggerMethod::OnDemand)
+        .await
+        .unwrap();
+    let task = {
+        let (engine, job_id) = (engine.clone(), job_id.clone());
+        tokio::spawn(async move { engine.run_job(&job_id, &CancellationToken::new()).await })
+    };
+    wait_for("a bulk request while the id scan is held", LIMIT, || {
+        standin
+            .requests()
+            .iter()
+            .any(|r| r.path.ends_with("/_bulk"))
+    })
+    .await;
+    // Written after the scan's PIT opened: not in the snapshot, so never deleted by it.
+    standin.put_doc("overlap", "theirs", json!({"id": "theirs"}));
+    standin.faults().hang_search(false);
+    let report = tokio::time::timeout(LIMIT, task)
+        .await
+        .expect("the job ends")
+        .unwrap()
+        .expect("run job");
+
+    assert_completed(&report);
+    let c = report.counters;
+    // Every document sent before the snapshot was in is still known as seen: only the stale
+    // ones go.
+    assert_eq!(
+        (c.seen, c.indexed + c.updated, c.deleted),
+        (1500, 1500, 1200),
+        "{c:?}"
+    );
+    let mut expected = all_ids(1500);
+    expected.insert("theirs".to_string());
+    assert_ids(
+        &standin_ids(&standin, "overlap"),
+        &expected,
+        "index overlap",
+    );
+    assert_eq!(scan_requests(&standin).0, 1, "one PIT");
+}
+
 /// Fast settings with `skip_unchanged` on, for full syncs that skip unchanged documents.
 fn skipping_settings() -> syncdeck::config::EngineSettings {
     syncdeck::config::EngineSettings {

@@ -85,6 +85,15 @@ pub(crate) async fn serve(
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
     }
+    if path.trim_end_matches('/').ends_with("/_search") {
+        // The same, for searches.
+        let started = std::time::Instant::now();
+        while lock(&shared.faults).search_hangs()
+            && started.elapsed() < std::time::Duration::from_secs(600)
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
     let read = is_read(&parts.method, &path);
     let plan = lock(&shared.faults).plan(node, read);
     if !plan.latency.is_zero() {

@@ -30,6 +30,7 @@ pub(crate) struct FaultState {
     read_fault_acc: f64,
     read_faults: u64,
     hang_bulk: bool,
+    hang_search: bool,
     pub reject_field: Option<String>,
     race_guarded_updates: usize,
 }
@@ -52,6 +53,11 @@ impl FaultState {
     /// Whether `_bulk` requests are held without an answer (see [`Faults::hang_bulk`]).
     pub fn bulk_hangs(&self) -> bool {
         self.hang_bulk
+    }
+
+    /// Whether `_search` requests are held without an answer (see [`Faults::hang_search`]).
+    pub fn search_hangs(&self) -> bool {
+        self.hang_search
     }
 }
 
@@ -201,6 +207,11 @@ impl Faults {
     /// request is served as usual.
     pub fn hang_bulk(&self, on: bool) {
         lock(&self.shared.faults).hang_bulk = on;
+    }
+
+    /// Like [`Faults::hang_bulk`], for `_search` requests (id scan pages among them).
+    pub fn hang_search(&self, on: bool) {
+        lock(&self.shared.faults).hang_search = on;
     }
 
     /// How many reads got an unreadable answer so far.
