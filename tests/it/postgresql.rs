@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::{StandIn, StandInOptions};
+use syncdeck::backend::ControlPlane;
 use syncdeck::engine::runner::{Engine, JobEnd};
 use syncdeck::engine::service::{ServeOptions, serve};
 use syncdeck::model::{Configuration, FilteringValidationState, JobType, TriggerMethod};
@@ -487,6 +488,197 @@ async fn a_second_full_sync_deletes_removed_rows_and_the_job_says_what_was_read(
     assert_eq!(
         docs["engine_public_books_1"]["public_books_title"],
         "changed"
+    );
+}
+
+async fn run_job(
+    engine: &Engine,
+    connector: &str,
+    job_type: JobType,
+) -> (String, syncdeck::engine::runner::JobReport) {
+    let job = engine
+        .deps()
+        .control
+        .create_sync_job(connector, job_type, TriggerMethod::OnDemand)
+        .await
+        .expect("job");
+    let report = tokio::time::timeout(LIMIT, engine.run_job(&job, &CancellationToken::new()))
+        .await
+        .expect("the job ends")
+        .expect("job runs");
+    (job, report)
+}
+
+/// Adds syncdeck's `cursor_column` to a connector as `connectors set` does: the whole field
+/// from the source's optional fields, with its value.
+async fn set_cursor_column(
+    control: &dyn syncdeck::backend::ControlPlane,
+    factory: &dyn SourceFactory,
+    id: &str,
+    column: &str,
+) {
+    let mut field = factory
+        .optional_fields()
+        .0
+        .remove("cursor_column")
+        .expect("an optional cursor_column");
+    field.value = Value::from(column);
+    let mut fields = Map::new();
+    fields.insert(
+        "cursor_column".into(),
+        serde_json::to_value(&field).expect("field"),
+    );
+    control
+        .merge_configuration(id, &fields)
+        .await
+        .expect("merge cursor_column");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cursor_column_makes_incremental_syncs_of_new_and_updated_rows_only() {
+    let server = server_or_skip!();
+    let db = database(server, "incr").await;
+    db.batch_execute(
+        "CREATE TABLE books (id int PRIMARY KEY, title text, updated_at timestamptz NOT NULL);
+         INSERT INTO books SELECT g, 'book ' || g, timestamptz '2024-01-01 00:00:00+00' + g * interval '1 second'
+         FROM generate_series(1, 3) g;
+         CREATE TABLE plain (id int PRIMARY KEY);
+         INSERT INTO plain VALUES (1);",
+    )
+    .await
+    .expect("tables");
+    let standin = standin().await;
+    let (engine, es) = pg_engine(&standin);
+    let id = create_connector(
+        es.as_ref(),
+        "pg-incr",
+        "pg-incr",
+        &PostgresqlFactory,
+        Value::Object(values(server, "incr", json!({"tables": "books"}))),
+    )
+    .await;
+    // Without cursor_column: Elastic's features (no incremental), and an incremental job is
+    // refused up front, or left pending (unclaimed) when it exists.
+    let connector = es.get_connector(&id).await.expect("connector");
+    assert!(connector.configuration.get("cursor_column").is_none());
+    let features = syncdeck::engine::service::source_features(
+        &PostgresqlFactory,
+        &connector.configuration,
+    );
+    assert_eq!(features.incremental_sync, Some(json!({"enabled": false})));
+    let refused = engine
+        .create_job_to_run(&id, JobType::Incremental)
+        .await
+        .expect_err("refused");
+    assert!(refused.to_string().contains("cursor_column"), "{refused}");
+    let (pending, report) = run_job(&engine, &id, JobType::Incremental).await;
+    assert!(
+        matches!(&report.end, JobEnd::Skipped { reason } if reason.contains("cursor_column")),
+        "{report:#?}"
+    );
+    assert_eq!(standin.sync_job(&pending).expect("job")["status"], "pending");
+    engine.discard_unstarted(&report).await;
+
+    set_cursor_column(es.as_ref(), &PostgresqlFactory, &id, "updated_at").await;
+    let connector = es.get_connector(&id).await.expect("connector");
+    let features = syncdeck::engine::service::source_features(
+        &PostgresqlFactory,
+        &connector.configuration,
+    );
+    assert_eq!(features.incremental_sync, Some(json!({"enabled": true})));
+
+    // A full sync reads everything and remembers the largest value per table.
+    let (_, report) = run_job(&engine, &id, JobType::Full).await;
+    assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
+    assert_eq!(report.counters.indexed, 3);
+    let cursor = standin.connector(&id).expect("connector")["sync_cursor"].clone();
+    assert_eq!(cursor["cursor_column"], "updated_at", "{cursor:#}");
+    assert_eq!(cursor["scope"], "incr.public", "{cursor:#}");
+    assert!(
+        cursor["tables"]["books"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("2024-01-01 00:00:03")),
+        "{cursor:#}"
+    );
+
+    // New and updated rows only; a deleted row stays until a full sync.
+    db.batch_execute(
+        "INSERT INTO books VALUES (4, 'book 4', '2024-01-02 00:00:00+00');
+         UPDATE books SET title = 'changed', updated_at = '2024-01-03 00:00:00+00' WHERE id = 1;
+         DELETE FROM books WHERE id = 2;",
+    )
+    .await
+    .expect("changes");
+    let (job_id, report) = run_job(&engine, &id, JobType::Incremental).await;
+    assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
+    assert_eq!(report.counters.seen, 2, "{report:#?}");
+    assert_eq!(report.counters.deleted, 0, "{report:#?}");
+    let docs: BTreeMap<String, Value> = standin.index_docs("pg-incr").into_iter().collect();
+    assert_eq!(docs.len(), 4, "{docs:#?}");
+    assert_eq!(docs["incr_public_books_1"]["public_books_title"], "changed");
+    assert_eq!(docs["incr_public_books_4"]["public_books_title"], "book 4");
+    let job = standin.sync_job(&job_id).expect("job");
+    assert_eq!(job["metadata"]["tables"]["books"]["rows"], 2, "{job:#}");
+    let cursor = standin.connector(&id).expect("connector")["sync_cursor"].clone();
+    assert!(
+        cursor["tables"]["books"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("2024-01-03 00:00:00")),
+        "{cursor:#}"
+    );
+
+    // Nothing new: nothing read, and the cursor stays.
+    let (_, report) = run_job(&engine, &id, JobType::Incremental).await;
+    assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
+    assert_eq!(report.counters.seen, 0, "{report:#?}");
+    let again = standin.connector(&id).expect("connector")["sync_cursor"].clone();
+    assert_eq!(again, cursor);
+
+    // A full sync still deletes.
+    let (_, report) = run_job(&engine, &id, JobType::Full).await;
+    assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
+    assert_eq!(report.counters.deleted, 1, "{report:#?}");
+    assert_eq!(standin.index_docs("pg-incr").len(), 3);
+
+    // A table without the column: a clear per-table error in an incremental sync (the
+    // other tables are read), and read whole, with a note, in a full sync.
+    es.update_configuration(
+        &id,
+        &syncdeck::backend::ConfigurationUpdate::Values(
+            json!({"tables": "*"}).as_object().cloned().unwrap_or_default(),
+        ),
+    )
+    .await
+    .expect("all tables");
+    db.batch_execute("INSERT INTO books VALUES (5, 'book 5', '2024-01-04 00:00:00+00')")
+        .await
+        .expect("row 5");
+    let (job_id, report) = run_job(&engine, &id, JobType::Incremental).await;
+    assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
+    assert_eq!(report.counters.indexed, 1, "{report:#?}");
+    assert_eq!(
+        report.counters.dead_lettered, 1,
+        "plain's unreadable record: {report:#?}"
+    );
+    let job = standin.sync_job(&job_id).expect("job");
+    assert!(
+        job["metadata"]["failed_tables"]["plain"]
+            .as_str()
+            .is_some_and(|s| s.contains("has no column 'updated_at' (cursor_column)")),
+        "{job:#}"
+    );
+    let (job_id, report) = run_job(&engine, &id, JobType::Full).await;
+    assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
+    let job = standin.sync_job(&job_id).expect("job");
+    assert!(
+        job["metadata"]["tables_without_cursor_column"]["plain"].is_string(),
+        "{job:#}"
+    );
+    assert!(
+        standin
+            .index_docs("pg-incr")
+            .iter()
+            .any(|(id, _)| id == "incr_public_plain_1")
     );
 }
 
