@@ -872,9 +872,11 @@ impl Engine {
             .await
             .map_err(|e| format!("the source is not reachable: {e}"))?;
         let mode = match job.job_type {
-            JobType::Incremental if factory.supports_incremental_for(config) => SyncMode::Incremental {
-                cursor: job.connector.sync_cursor.clone(),
-            },
+            JobType::Incremental if factory.supports_incremental_for(config) => {
+                SyncMode::Incremental {
+                    cursor: job.connector.sync_cursor.clone(),
+                }
+            }
             // Sources without their own incremental mode get a full listing (unchanged
             // documents are skipped by their timestamps).
             _ => SyncMode::Full,

@@ -281,6 +281,96 @@ async fn a_wildcard_that_matches_no_table_is_unreadable_not_empty() {
     assert_eq!(bad, ["unreadable:table:*"]);
 }
 
+/// The documents' ids and the unreadable records (id, reason) of a full sync of the source
+/// alone, without the ping (which would refuse a table the user cannot read at all).
+async fn run_unpinged(values: &Map<String, Value>) -> (Vec<String>, Vec<(String, String)>) {
+    let mut source = MysqlFactory
+        .create_for_sync(&configuration(values), None)
+        .expect("source");
+    let (tx, mut rx) = ItemSender::channel(64);
+    let collect = tokio::spawn(async move {
+        let (mut docs, mut bad) = (Vec::new(), Vec::new());
+        while let Some(item) = rx.recv().await {
+            match item {
+                SourceItem::Upsert(doc) => docs.push(doc.id),
+                SourceItem::Invalid { id, reason, .. } => bad.push((id, reason)),
+                _ => {}
+            }
+        }
+        (docs, bad)
+    });
+    tokio::time::timeout(LIMIT, source.run(SyncMode::Full, tx))
+        .await
+        .expect("ends")
+        .expect("runs");
+    drop(source);
+    collect.await.expect("collected")
+}
+
+/// INFORMATION_SCHEMA shows a user only the columns it has privileges on, so a table whose key
+/// columns it may not see looks keyless there. The `SHOW KEYS` fallback tells those from a
+/// table that really has no key (skipped, as Python does): it fails on a table the user
+/// cannot see at all, and (MariaDB hiding a hidden key from `SHOW KEYS` too) reading the
+/// table's columns fails on one whose key column is hidden.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn show_keys_tells_a_hidden_key_from_a_missing_one() {
+    let server = server_or_skip!();
+    database(
+        server,
+        "hidkeys",
+        "CREATE TABLE open (id int PRIMARY KEY);
+         INSERT INTO open VALUES (1);
+         CREATE TABLE cols (id int PRIMARY KEY, n int);
+         INSERT INTO cols VALUES (1, 1);
+         CREATE TABLE loose (x int);
+         INSERT INTO loose VALUES (1);
+         CREATE TABLE hidden (id int PRIMARY KEY);
+         INSERT INTO hidden VALUES (1);
+         DROP USER IF EXISTS 'hidkeys'@'%';
+         CREATE USER 'hidkeys'@'%' IDENTIFIED BY 'hidkeys-pw-9753';
+         GRANT SELECT ON hidkeys.open TO 'hidkeys'@'%';
+         GRANT SELECT ON hidkeys.loose TO 'hidkeys'@'%';
+         GRANT SELECT (n) ON hidkeys.cols TO 'hidkeys'@'%';
+         FLUSH PRIVILEGES;",
+    );
+    let user = |tables: &str| {
+        values(
+            server,
+            "hidkeys",
+            json!({"user": "hidkeys", "password": "hidkeys-pw-9753", "tables": tables}),
+        )
+    };
+    let (docs, bad) = run_unpinged(&user("open,cols,loose,hidden")).await;
+    assert_eq!(docs, ["open_1"], "{bad:?}");
+    let bad: BTreeMap<String, String> = bad.into_iter().collect();
+    assert_eq!(
+        bad.keys().collect::<Vec<_>>(),
+        ["unreadable:table:cols", "unreadable:table:hidden"],
+        "loose has no key and is only skipped: {bad:#?}"
+    );
+    // The key is there but its column is hidden from this user: MariaDB's SHOW KEYS hides it
+    // too, and reading the table's columns is refused.
+    assert!(
+        bad["unreadable:table:cols"].contains("SELECT command denied")
+            && bad["unreadable:table:cols"].contains("'id'"),
+        "{bad:#?}"
+    );
+    // No privilege at all: SHOW KEYS itself is refused, and says so.
+    assert!(
+        bad["unreadable:table:hidden"].contains("hidden"),
+        "{bad:#?}"
+    );
+    assert!(
+        !bad["unreadable:table:hidden"].contains("not visible"),
+        "{bad:#?}"
+    );
+    // The wildcard lists what the user sees: a hidden key is still unreadable, not skipped.
+    let (docs, bad) = run_unpinged(&user("*")).await;
+    assert_eq!(docs, ["open_1"]);
+    let ids: Vec<&str> = bad.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(ids, ["unreadable:table:cols"], "{bad:#?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_full_sync_deletes_removed_rows() {
     let server = server_or_skip!();
@@ -372,7 +462,11 @@ async fn cursor_column_makes_incremental_syncs_of_new_and_updated_rows_only() {
         "my-incr",
         "my-incr",
         &MysqlFactory,
-        Value::Object(values(server, "incr", json!({"tables": "books", "fetch_size": 2}))),
+        Value::Object(values(
+            server,
+            "incr",
+            json!({"tables": "books", "fetch_size": 2}),
+        )),
     )
     .await;
     let run = |job_type: JobType| {
@@ -385,10 +479,11 @@ async fn cursor_column_makes_incremental_syncs_of_new_and_updated_rows_only() {
                 .create_sync_job(&id, job_type, TriggerMethod::OnDemand)
                 .await
                 .expect("job");
-            let report = tokio::time::timeout(LIMIT, engine.run_job(&job, &CancellationToken::new()))
-                .await
-                .expect("ends")
-                .expect("runs");
+            let report =
+                tokio::time::timeout(LIMIT, engine.run_job(&job, &CancellationToken::new()))
+                    .await
+                    .expect("ends")
+                    .expect("runs");
             (job, report)
         }
     };
@@ -405,7 +500,10 @@ async fn cursor_column_makes_incremental_syncs_of_new_and_updated_rows_only() {
         .expect("an optional cursor_column");
     field.value = Value::from("version");
     let mut fields = Map::new();
-    fields.insert("cursor_column".into(), serde_json::to_value(&field).expect("field"));
+    fields.insert(
+        "cursor_column".into(),
+        serde_json::to_value(&field).expect("field"),
+    );
     es.merge_configuration(&id, &fields).await.expect("merge");
 
     let (_, report) = run(JobType::Full).await;
@@ -445,7 +543,10 @@ async fn cursor_column_makes_incremental_syncs_of_new_and_updated_rows_only() {
     es.update_configuration(
         &id,
         &syncdeck::backend::ConfigurationUpdate::Values(
-            json!({"tables": "*"}).as_object().cloned().unwrap_or_default(),
+            json!({"tables": "*"})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
         ),
     )
     .await

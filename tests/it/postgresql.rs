@@ -561,10 +561,8 @@ async fn cursor_column_makes_incremental_syncs_of_new_and_updated_rows_only() {
     // refused up front, or left pending (unclaimed) when it exists.
     let connector = es.get_connector(&id).await.expect("connector");
     assert!(connector.configuration.get("cursor_column").is_none());
-    let features = syncdeck::engine::service::source_features(
-        &PostgresqlFactory,
-        &connector.configuration,
-    );
+    let features =
+        syncdeck::engine::service::source_features(&PostgresqlFactory, &connector.configuration);
     assert_eq!(features.incremental_sync, Some(json!({"enabled": false})));
     let refused = engine
         .create_job_to_run(&id, JobType::Incremental)
@@ -576,15 +574,16 @@ async fn cursor_column_makes_incremental_syncs_of_new_and_updated_rows_only() {
         matches!(&report.end, JobEnd::Skipped { reason } if reason.contains("cursor_column")),
         "{report:#?}"
     );
-    assert_eq!(standin.sync_job(&pending).expect("job")["status"], "pending");
+    assert_eq!(
+        standin.sync_job(&pending).expect("job")["status"],
+        "pending"
+    );
     engine.discard_unstarted(&report).await;
 
     set_cursor_column(es.as_ref(), &PostgresqlFactory, &id, "updated_at").await;
     let connector = es.get_connector(&id).await.expect("connector");
-    let features = syncdeck::engine::service::source_features(
-        &PostgresqlFactory,
-        &connector.configuration,
-    );
+    let features =
+        syncdeck::engine::service::source_features(&PostgresqlFactory, &connector.configuration);
     assert_eq!(features.incremental_sync, Some(json!({"enabled": true})));
 
     // A full sync reads everything and remembers the largest value per table.
@@ -645,7 +644,10 @@ async fn cursor_column_makes_incremental_syncs_of_new_and_updated_rows_only() {
     es.update_configuration(
         &id,
         &syncdeck::backend::ConfigurationUpdate::Values(
-            json!({"tables": "*"}).as_object().cloned().unwrap_or_default(),
+            json!({"tables": "*"})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
         ),
     )
     .await

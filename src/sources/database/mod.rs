@@ -477,7 +477,10 @@ pub fn cursor_column(config: &crate::model::Configuration) -> Option<String> {
 }
 
 /// Why a database connector without `cursor_column` cannot run an incremental job.
-pub fn incremental_refusal(service_type: &str, config: &crate::model::Configuration) -> Option<String> {
+pub fn incremental_refusal(
+    service_type: &str,
+    config: &crate::model::Configuration,
+) -> Option<String> {
     cursor_column(config).is_none().then(|| {
         format!(
             "its '{service_type}' source syncs incrementally only with 'cursor_column' set \
@@ -525,13 +528,7 @@ impl TableCursors {
                     .iter()
                     .filter_map(|(t, v)| v.as_str().map(|v| (t.clone(), v.to_string())))
                     .collect();
-                (
-                    Self {
-                        tables,
-                        ..fresh
-                    },
-                    None,
-                )
+                (Self { tables, ..fresh }, None)
             }
             _ => (
                 fresh,

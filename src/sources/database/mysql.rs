@@ -15,9 +15,9 @@
 //!   without it there is no TLS.
 
 use super::{
-    AdvancedRule, CursorRead, CursorState, RetryPlan, SyncNotes, configured_tables, fit_id, is_wildcard, iso_utc_now,
-    json_float, key_id, parse_advanced_rules, pem_format, py_bytes_repr, py_float,
-    unreadable_table, utf8_dropping_invalid,
+    AdvancedRule, CursorRead, CursorState, RetryPlan, SyncNotes, configured_tables, fit_id,
+    is_wildcard, iso_utc_now, json_float, key_id, parse_advanced_rules, pem_format, py_bytes_repr,
+    py_float, unreadable_table, utf8_dropping_invalid,
 };
 use crate::model::ConfigField;
 use crate::model::{Configuration, Dependency, DisplayType, FieldType};
@@ -374,11 +374,7 @@ impl DataSource for MysqlSource {
         Ok(())
     }
 
-    async fn run(
-        &mut self,
-        mode: SyncMode,
-        out: ItemSender,
-    ) -> Result<Option<Value>, SourceError> {
+    async fn run(&mut self, mode: SyncMode, out: ItemSender) -> Result<Option<Value>, SourceError> {
         self.cursors = CursorState::start(
             self.settings.cursor_column.as_deref(),
             &self.settings.database,
@@ -671,16 +667,30 @@ impl MysqlSource {
 
     /// INFORMATION_SCHEMA shows only what the user has privileges on: a table that is
     /// missing, or whose key columns the user may not see, looks keyless there. `SHOW KEYS`
-    /// tells those from a table that really has no primary key.
+    /// tells those from a table that really has no primary key: it fails on a table the user
+    /// has no privilege on (or that is missing), and on MySQL it lists a key whose columns
+    /// are hidden. MariaDB hides those from `SHOW KEYS` too, so an empty answer is checked by
+    /// reading the table's columns: a user who may not read every column (the key among
+    /// them) cannot read the table, which is not a table without a key (skipped, and its
+    /// documents deleted by a full sync).
     async fn why_no_key(&self, conn: &mut Conn, table: &str) -> Read {
-        let show = format!(
-            "SHOW KEYS FROM {}.{} WHERE Key_name = 'PRIMARY'",
+        let from = format!(
+            "{}.{}",
             quote_ident(&self.settings.database),
             quote_ident(table)
         );
+        let show = format!("SHOW KEYS FROM {from} WHERE Key_name = 'PRIMARY'");
         match conn.query::<Row, _>(show).await {
             Err(e) => Read::Unreadable(my_error(&e)),
-            Ok(rows) if rows.is_empty() => Read::NoKey,
+            Ok(rows) if rows.is_empty() => {
+                match conn
+                    .query_drop(format!("SELECT * FROM {from} LIMIT 0"))
+                    .await
+                {
+                    Ok(()) => Read::NoKey,
+                    Err(e) => Read::Unreadable(my_error(&e)),
+                }
+            }
             Ok(_) => Read::Unreadable(format!(
                 "the primary key's columns of table {table} are not visible to user '{}'",
                 self.settings.user
@@ -732,7 +742,9 @@ impl MysqlSource {
             None => None,
         };
         let (above, after) = match cursor.as_ref().and_then(|c| c.condition.as_ref()) {
-            Some((condition, after)) => (format!("{condition} AND "), Some(My::from(after.as_str()))),
+            Some((condition, after)) => {
+                (format!("{condition} AND "), Some(My::from(after.as_str())))
+            }
             None => (String::new(), None),
         };
         let order: Vec<String> = keys.iter().map(|k| quote_ident(k)).collect();
@@ -840,7 +852,8 @@ impl MysqlSource {
             if cursors.incremental {
                 return Ok(Err(Read::Unreadable(message)));
             }
-            self.notes.push("tables_without_cursor_column", table, &message);
+            self.notes
+                .push("tables_without_cursor_column", table, &message);
             return Ok(Ok(None));
         };
         let quoted = quote_ident(column);
@@ -1088,7 +1101,10 @@ mod tests {
 
     #[test]
     fn cursor_values_are_cast_to_the_columns_type() {
-        assert_eq!(cursor_bound("bigint", "bigint(20)", Some(0)), "CAST(? AS SIGNED)");
+        assert_eq!(
+            cursor_bound("bigint", "bigint(20)", Some(0)),
+            "CAST(? AS SIGNED)"
+        );
         assert_eq!(
             cursor_bound("int", "int(10) unsigned", Some(0)),
             "CAST(? AS UNSIGNED)"

@@ -16,9 +16,9 @@
 
 use super::pg_values::{self, Raw};
 use super::{
-    AdvancedRule, CursorRead, CursorState, RetryPlan, SyncNotes, configured_tables, fit_id, is_wildcard, iso_utc_now,
-    key_id, map_column_names, parse_advanced_rules, py_str_repr, tls_client_config,
-    unreadable_table,
+    AdvancedRule, CursorRead, CursorState, RetryPlan, SyncNotes, configured_tables, fit_id,
+    is_wildcard, iso_utc_now, key_id, map_column_names, parse_advanced_rules, py_str_repr,
+    tls_client_config, unreadable_table,
 };
 use crate::model::{ConfigField, Configuration, Dependency, DisplayType, FieldType};
 use crate::sources::fields::{bool_setting, int_setting, str_setting};
@@ -431,11 +431,7 @@ impl DataSource for PostgresqlSource {
         }
     }
 
-    async fn run(
-        &mut self,
-        mode: SyncMode,
-        out: ItemSender,
-    ) -> Result<Option<Value>, SourceError> {
+    async fn run(&mut self, mode: SyncMode, out: ItemSender) -> Result<Option<Value>, SourceError> {
         let scope = format!("{}.{}", self.settings.database, self.settings.schema);
         self.cursors = CursorState::start(
             self.settings.cursor_column.as_deref(),
@@ -723,7 +719,8 @@ impl PostgresqlSource {
             if cursors.incremental {
                 return Err(ReadError::Statement(message));
             }
-            self.notes.push("tables_without_cursor_column", table, &message);
+            self.notes
+                .push("tables_without_cursor_column", table, &message);
             return Ok((whole, None));
         };
         let column_type: String = row.try_get(0)?;
