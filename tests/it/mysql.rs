@@ -5,13 +5,14 @@
 //! failures, verified TLS with a generated CA, the password kept out of errors. Skips, saying
 //! why, when MariaDB is not installed.
 
+use crate::db_server::{self, DbServer};
 use crate::engine_util;
 use crate::mariadb_server;
 use crate::pg_server;
 use crate::support;
 
 use engine_util::*;
-use mariadb_server::{MariaDb, PASSWORD, USER};
+use mariadb_server::MariaDb;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -33,27 +34,16 @@ macro_rules! server_or_skip {
     };
 }
 
+/// A fresh database on the shared server, with `setup` run in it.
 fn database(server: &MariaDb, name: &str, setup: &str) {
-    server.sql(&format!(
-        "SET SESSION max_recursive_iterations = 100000000; DROP DATABASE IF EXISTS `{name}`; \
-         CREATE DATABASE `{name}` CHARACTER SET utf8mb4; USE `{name}`; {setup}"
-    ));
+    if let Err(e) = server.fresh_database(name, setup) {
+        panic!("database {name}: {e}");
+    }
 }
 
+/// The connector's values: the server, the test user, every table.
 fn values(server: &MariaDb, db: &str, extra: Value) -> Map<String, Value> {
-    let mut v = json!({
-        "host": "127.0.0.1",
-        "port": server.port,
-        "user": USER,
-        "password": PASSWORD,
-        "database": db,
-        "tables": "*",
-        "retry_count": 1,
-    });
-    if let (Some(map), Some(extra)) = (v.as_object_mut(), extra.as_object()) {
-        map.extend(extra.clone());
-    }
-    v.as_object().cloned().unwrap_or_default()
+    db_server::values_with(server, db, extra)
 }
 
 fn configuration(values: &Map<String, Value>) -> Configuration {

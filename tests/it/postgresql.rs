@@ -6,12 +6,13 @@
 //! timestamps on and off, and the password kept out of every error. Skips, saying why, when
 //! PostgreSQL is not installed.
 
+use crate::db_server::{self, DbServer};
 use crate::engine_util;
 use crate::pg_server;
 use crate::support;
 
 use engine_util::*;
-use pg_server::{PgServer, SUPER_PASSWORD};
+use pg_server::PgServer;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -37,15 +38,7 @@ macro_rules! server_or_skip {
 
 /// A fresh database on the shared server, and a superuser connection to it.
 async fn database(server: &PgServer, name: &str) -> tokio_postgres::Client {
-    let admin = connect(server, "postgres").await;
-    admin
-        .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\""))
-        .await
-        .expect("drop database");
-    admin
-        .batch_execute(&format!("CREATE DATABASE \"{name}\""))
-        .await
-        .expect("create database");
+    server.fresh_database(name, "").expect("fresh database");
     connect(server, name).await
 }
 
@@ -59,20 +52,7 @@ async fn connect(server: &PgServer, db: &str) -> tokio_postgres::Client {
 
 /// The connector's values: the server, the superuser, `public`, every table.
 fn values(server: &PgServer, db: &str, extra: Value) -> Map<String, Value> {
-    let mut v = json!({
-        "host": "127.0.0.1",
-        "port": server.port,
-        "username": "postgres",
-        "password": SUPER_PASSWORD,
-        "database": db,
-        "schema": "public",
-        "tables": "*",
-        "retry_count": 1,
-    });
-    if let (Some(map), Some(extra)) = (v.as_object_mut(), extra.as_object()) {
-        map.extend(extra.clone());
-    }
-    v.as_object().cloned().unwrap_or_default()
+    db_server::values_with(server, db, extra)
 }
 
 fn configuration(values: &Map<String, Value>) -> Configuration {
