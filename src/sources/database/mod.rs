@@ -944,6 +944,70 @@ mod tests {
     }
 
     #[test]
+    fn cursors_resume_only_for_the_same_column_and_scope() {
+        let saved = json!({"cursor_column": "u", "scope": "db.public", "tables": {"a": "5"}});
+        let (c, why) = TableCursors::resume(Some(&saved), "u", "db.public");
+        assert!(why.is_none());
+        assert_eq!(c.tables.get("a").map(String::as_str), Some("5"));
+        assert_eq!(c.to_value(), saved, "written back as read");
+        let (c, why) = TableCursors::resume(Some(&saved), "v", "db.public");
+        assert!(c.tables.is_empty() && why.is_some_and(|w| w.contains("'v'")));
+        let (c, why) = TableCursors::resume(Some(&saved), "u", "other.public");
+        assert!(c.tables.is_empty() && why.is_some());
+        let (c, why) = TableCursors::resume(Some(&json!({"mtime": "x"})), "u", "db.public");
+        assert!(c.tables.is_empty() && why.is_some());
+        let (c, why) = TableCursors::resume(Some(&Value::Null), "u", "db.public");
+        assert!(c.tables.is_empty() && why.is_none(), "a full sync's null cursor");
+    }
+
+    #[test]
+    fn an_incremental_sync_reads_after_the_saved_value_and_keeps_it_when_nothing_is_new() {
+        use crate::sources::SyncMode;
+        let notes = SyncNotes::default();
+        assert!(CursorState::start(None, "s", &SyncMode::Full, &notes).is_none());
+        let saved = json!({"cursor_column": "u", "scope": "s", "tables": {"a": "5"}});
+        let mode = SyncMode::Incremental {
+            cursor: Some(saved),
+        };
+        let state = CursorState::start(Some("u"), "s", &mode, &notes).expect("state");
+        assert_eq!(
+            state.read_for("a"),
+            CursorRead::After {
+                column: "u".into(),
+                after: "5".into()
+            }
+        );
+        assert_eq!(
+            state.read_for("new"),
+            CursorRead::All { column: "u".into() },
+            "a table with no saved value is read whole"
+        );
+        state.read("a", None);
+        state.read("new", Some("3".into()));
+        assert_eq!(state.finish()["tables"], json!({"a": "5", "new": "3"}));
+        // A full sync reads everything and starts the cursor over.
+        let full = CursorState::start(Some("u"), "s", &SyncMode::Full, &notes).expect("state");
+        assert_eq!(full.read_for("a"), CursorRead::All { column: "u".into() });
+        assert_eq!(full.finish()["tables"], json!({}));
+        assert!(notes.snapshot()["incremental"].is_string());
+    }
+
+    #[test]
+    fn the_cursor_column_field_is_optional_for_python_and_kibana() {
+        let field = cursor_column_field(12);
+        assert!(!field.required, "Python's check_valid refuses an empty required field");
+        assert_eq!(field.ui_restrictions, ["advanced"]);
+        let mut config = crate::model::Configuration::default();
+        assert!(cursor_column(&config).is_none());
+        assert!(incremental_refusal("postgresql", &config).is_some());
+        let mut set = field.clone();
+        set.value = json!(" updated_at ");
+        config.0.insert(CURSOR_COLUMN.into(), set);
+        assert_eq!(cursor_column(&config).as_deref(), Some("updated_at"));
+        assert!(incremental_refusal("postgresql", &config).is_none());
+    }
+
+    #[test]
     fn retry_waits_grow_as_pythons() {
         let plan = RetryPlan::new(3);
         assert_eq!(plan.attempts, 3);
