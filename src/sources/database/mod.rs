@@ -957,7 +957,10 @@ mod tests {
         let (c, why) = TableCursors::resume(Some(&json!({"mtime": "x"})), "u", "db.public");
         assert!(c.tables.is_empty() && why.is_some());
         let (c, why) = TableCursors::resume(Some(&Value::Null), "u", "db.public");
-        assert!(c.tables.is_empty() && why.is_none(), "a full sync's null cursor");
+        assert!(
+            c.tables.is_empty() && why.is_none(),
+            "a full sync's null cursor"
+        );
     }
 
     #[test]
@@ -995,7 +998,10 @@ mod tests {
     #[test]
     fn the_cursor_column_field_is_optional_for_python_and_kibana() {
         let field = cursor_column_field(12);
-        assert!(!field.required, "Python's check_valid refuses an empty required field");
+        assert!(
+            !field.required,
+            "Python's check_valid refuses an empty required field"
+        );
         assert_eq!(field.ui_restrictions, ["advanced"]);
         let mut config = crate::model::Configuration::default();
         assert!(cursor_column(&config).is_none());
