@@ -558,6 +558,26 @@ async fn cursor_column_makes_incremental_syncs_of_new_and_updated_rows_only() {
         standin.sync_job(&pending).expect("job")["status"],
         "pending"
     );
+    let tick = || async {
+        let options = ServeOptions {
+            connector_ids: vec![id.clone()],
+            idle: Duration::from_millis(10),
+            max_ticks: Some(1),
+            ..Default::default()
+        };
+        serve(&engine, &options, CancellationToken::new()).await
+    };
+    // `serve` writes Elastic's features, and leaves the job pending, unclaimed.
+    tick().await;
+    assert_eq!(
+        standin.sync_job(&pending).expect("job")["status"],
+        "pending"
+    );
+    let connector = es.get_connector(&id).await.expect("connector");
+    assert_eq!(
+        connector.features.and_then(|f| f.incremental_sync),
+        Some(json!({"enabled": false}))
+    );
     engine.discard_unstarted(&report).await;
 
     set_cursor_column(es.as_ref(), &PostgresqlFactory, &id, "updated_at").await;
@@ -565,6 +585,13 @@ async fn cursor_column_makes_incremental_syncs_of_new_and_updated_rows_only() {
     let features =
         syncdeck::engine::service::source_features(&PostgresqlFactory, &connector.configuration);
     assert_eq!(features.incremental_sync, Some(json!({"enabled": true})));
+    tick().await;
+    let connector = es.get_connector(&id).await.expect("connector");
+    assert_eq!(
+        connector.features.and_then(|f| f.incremental_sync),
+        Some(json!({"enabled": true})),
+        "serve offers incremental syncs once cursor_column is set"
+    );
 
     // A full sync reads everything and remembers the largest value per table.
     let (_, report) = run_job(&engine, &id, JobType::Full).await;
