@@ -710,6 +710,18 @@ impl MysqlSource {
         if keys.is_empty() {
             return Ok(self.why_no_key(conn, table).await);
         }
+        // A user who sees the key but may not read every column (column privileges) cannot
+        // read the table: the server's refusal is that table's, not the sync's.
+        let probe = format!(
+            "SELECT * FROM {}.{} LIMIT 0",
+            quote_ident(&self.settings.database),
+            quote_ident(table)
+        );
+        match conn.query_drop(probe).await {
+            Ok(()) => {}
+            Err(e @ mysql_async::Error::Server(_)) => return Ok(Read::Unreadable(my_error(&e))),
+            Err(e) => return Err(SourceError::Failed(my_error(&e))),
+        }
         let timestamp = self
             .last_update_time(conn, table)
             .await?
