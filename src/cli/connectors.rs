@@ -368,12 +368,33 @@ async fn set(ctx: &mut Context, id: &str, assignments: &[String]) -> CliResult {
         .map_err(|e| CliError::from(e).context(format!("connector '{id}'")))?;
     let mut values = Map::new();
     let mut problems = Vec::new();
+    // A field the source offers but does not write by default (the databases'
+    // `cursor_column`) is added when set: whole, as the Python service wants every field.
+    let optional = connector
+        .service_type
+        .as_deref()
+        .and_then(|t| crate::sources::builtin().get(t))
+        .map(|f| f.optional_fields())
+        .unwrap_or_default();
+    let mut configuration = connector.configuration.clone();
+    let mut added: Vec<String> = Vec::new();
     for text in assignments {
         let (key, raw) = parse_assignment(text).map_err(CliError::usage)?;
-        match connector.configuration.get(&key) {
+        if configuration.get(&key).is_none()
+            && let Some(field) = optional.get(&key)
+        {
+            configuration.0.insert(key.clone(), field.clone());
+            added.push(key.clone());
+        }
+        match configuration.get(&key) {
             None => problems.push(format!(
-                "{key}: no such field (known: {})",
-                known_keys(&connector)
+                "{key}: no such field (known: {}{})",
+                known_keys(&connector),
+                optional
+                    .fields_in_order()
+                    .into_iter()
+                    .map(|(k, _)| format!(", and {k} to add"))
+                    .collect::<String>()
             )),
             Some(field) => match parse_input(&key, field, &raw) {
                 Ok(v) => {
@@ -384,7 +405,7 @@ async fn set(ctx: &mut Context, id: &str, assignments: &[String]) -> CliResult {
         }
     }
     if problems.is_empty() {
-        problems = validate_update(&connector.configuration, &values)
+        problems = validate_update(&configuration, &values)
             .iter()
             .map(ToString::to_string)
             .collect();
@@ -395,11 +416,30 @@ async fn set(ctx: &mut Context, id: &str, assignments: &[String]) -> CliResult {
             problems.join("\n  ")
         )));
     }
-    ctx.control
-        .update_configuration(id, &ConfigurationUpdate::Values(values.clone()))
-        .await
-        .map_err(|e| CliError::from(e).context(format!("saving configuration of '{id}'")))?;
     let keys: Vec<_> = values.keys().cloned().collect();
+    // New fields go in whole (definition and value) by a merge, the others by value.
+    let mut merged = Map::new();
+    for key in &added {
+        let (Some(field), Some(value)) = (configuration.0.get_mut(key), values.remove(key)) else {
+            continue;
+        };
+        field.value = value;
+        let whole = serde_json::to_value(&*field)
+            .map_err(|e| CliError::failed(format!("cannot write field '{key}': {e}")))?;
+        merged.insert(key.clone(), whole);
+    }
+    if !merged.is_empty() {
+        ctx.control
+            .merge_configuration(id, &merged)
+            .await
+            .map_err(|e| CliError::from(e).context(format!("adding fields to '{id}'")))?;
+    }
+    if !values.is_empty() {
+        ctx.control
+            .update_configuration(id, &ConfigurationUpdate::Values(values.clone()))
+            .await
+            .map_err(|e| CliError::from(e).context(format!("saving configuration of '{id}'")))?;
+    }
     ctx.out.either(
         &json!({"result": "updated", "id": id, "keys": keys}),
         || format!("connector '{id}': updated {}", keys.join(", ")),

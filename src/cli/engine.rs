@@ -748,7 +748,18 @@ pub fn sources(ctx: &mut Context) -> CliResult {
                            "default": field.default_value, "tooltip": field.tooltip})
                 })
                 .collect();
-            json!({"service_type": f.service_type(), "name": f.display_name(), "incremental": f.supports_incremental(), "fields": fields})
+            // Fields a connector gets only when the operator sets one (`connectors set`).
+            let optional: Vec<_> = f
+                .optional_fields()
+                .fields_in_order()
+                .into_iter()
+                .map(|(key, field)| {
+                    json!({"key": key, "label": field.display_label(key), "type": field.field_type.as_str(),
+                           "required": false, "sensitive": field.sensitive,
+                           "default": field.default_value, "tooltip": field.tooltip})
+                })
+                .collect();
+            json!({"service_type": f.service_type(), "name": f.display_name(), "incremental": f.supports_incremental(), "fields": fields, "optional_fields": optional})
         })
         .collect();
     ctx.out.either(&listing, || {
@@ -780,6 +791,17 @@ pub fn sources(ctx: &mut Context) -> CliResult {
                     field.field_type.as_str().to_string(),
                     crate::model::value_text(&field.default_value),
                     if field.required { "yes" } else { "no" }.to_string(),
+                    if field.sensitive { "yes" } else { "no" }.to_string(),
+                    ellipsize(field.tooltip.as_deref().unwrap_or(""), 60),
+                ]);
+            }
+            for (key, field) in f.optional_fields().fields_in_order() {
+                t.row(vec![
+                    key.to_string(),
+                    field.display_label(key),
+                    field.field_type.as_str().to_string(),
+                    crate::model::value_text(&field.default_value),
+                    "opt-in".to_string(),
                     if field.sensitive { "yes" } else { "no" }.to_string(),
                     ellipsize(field.tooltip.as_deref().unwrap_or(""), 60),
                 ]);

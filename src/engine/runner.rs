@@ -221,6 +221,24 @@ pub fn runnable<S: AsRef<str>>(
     Ok(())
 }
 
+/// The per-connector part of [`runnable`] (see [`Engine::can_run_configured`]), over a
+/// registry: `Err` with the source's reason when it refuses an incremental job for this
+/// configuration.
+pub fn refusal_for_configuration(
+    registry: &crate::sources::Registry,
+    service_type: Option<&str>,
+    config: &crate::model::Configuration,
+    job_type: JobType,
+) -> Result<(), String> {
+    if job_type != JobType::Incremental {
+        return Ok(());
+    }
+    let refusal = service_type
+        .and_then(|t| registry.get(t))
+        .and_then(|f| f.incremental_refusal(config));
+    refusal.map_or(Ok(()), Err)
+}
+
 /// The engine: runs jobs against a backend.
 #[derive(Clone)]
 pub struct Engine {
@@ -330,7 +348,26 @@ impl Engine {
     /// `serve`.
     pub fn can_run(&self, connector: &Connector, job_type: JobType) -> Result<(), String> {
         self.can_run_service(connector.service_type.as_deref(), job_type)
+            .and_then(|()| {
+                self.can_run_configured(
+                    connector.service_type.as_deref(),
+                    &connector.configuration,
+                    job_type,
+                )
+            })
             .map_err(|why| format!("connector '{}': {why}", connector.id))
+    }
+
+    /// The part of [`Self::can_run`] that depends on the connector's configuration: an
+    /// incremental job of a source whose incremental mode needs a setting the connector lacks
+    /// (a database without `cursor_column`).
+    pub fn can_run_configured(
+        &self,
+        service_type: Option<&str>,
+        config: &crate::model::Configuration,
+        job_type: JobType,
+    ) -> Result<(), String> {
+        refusal_for_configuration(&self.deps.registry, service_type, config, job_type)
     }
 
     /// [`Self::can_run`] from a service type alone (a job's connector snapshot has one too).
@@ -366,7 +403,15 @@ impl Engine {
         }
         // A job this engine cannot run is left alone, guard and connector untouched, for the
         // service that can (as the Python service leaves it `pending`).
-        if let Err(why) = self.can_run_service(job.connector.service_type.as_deref(), job.job_type)
+        if let Err(why) = self
+            .can_run_service(job.connector.service_type.as_deref(), job.job_type)
+            .and_then(|()| {
+                self.can_run_configured(
+                    job.connector.service_type.as_deref(),
+                    &job.connector.configuration,
+                    job.job_type,
+                )
+            })
         {
             return Ok(skipped(format!("connector '{connector_id}': {why}")));
         }
@@ -827,9 +872,11 @@ impl Engine {
             .await
             .map_err(|e| format!("the source is not reachable: {e}"))?;
         let mode = match job.job_type {
-            JobType::Incremental if factory.supports_incremental() => SyncMode::Incremental {
-                cursor: job.connector.sync_cursor.clone(),
-            },
+            JobType::Incremental if factory.supports_incremental_for(config) => {
+                SyncMode::Incremental {
+                    cursor: job.connector.sync_cursor.clone(),
+                }
+            }
             // Sources without their own incremental mode get a full listing (unchanged
             // documents are skipped by their timestamps).
             _ => SyncMode::Full,

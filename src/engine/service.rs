@@ -450,7 +450,8 @@ fn due_schedules(
     for (job_type, schedule) in kinds {
         if !schedule.enabled
             || (job_type == JobType::Incremental
-                && !(factory.supports_incremental() && features.incremental_sync_enabled()))
+                && !(factory.supports_incremental_for(&connector.configuration)
+                    && features.incremental_sync_enabled()))
         {
             continue;
         }
@@ -469,10 +470,13 @@ fn due_schedules(
 }
 
 /// The features a source gives its connector: basic sync rules always, advanced rules when the
-/// source applies them, incremental sync when the source has its own mode.
-pub fn source_features(factory: &dyn SourceFactory) -> Features {
+/// source applies them, incremental sync when the source has its own mode (for the databases,
+/// when the connector has `cursor_column`).
+pub fn source_features(factory: &dyn SourceFactory, config: &Configuration) -> Features {
     Features {
-        incremental_sync: Some(serde_json::json!({ "enabled": factory.supports_incremental() })),
+        incremental_sync: Some(
+            serde_json::json!({ "enabled": factory.supports_incremental_for(config) }),
+        ),
         sync_rules: Some(serde_json::json!({
             "basic": { "enabled": true },
             "advanced": { "enabled": factory.supports_advanced_rules() },
@@ -493,7 +497,7 @@ async fn sync_features(
     connector: &Connector,
     written: &mut HashMap<String, Features>,
 ) -> Result<Features, BackendError> {
-    let wanted = source_features(factory);
+    let wanted = source_features(factory, &connector.configuration);
     let current = connector.features.clone();
     let agrees = current.as_ref().is_some_and(|c| {
         c.incremental_sync == wanted.incremental_sync && c.sync_rules == wanted.sync_rules
@@ -617,6 +621,17 @@ async fn pick_up(
         if running_connectors.contains_key(&connector_id)
             || !runnable(registry, service_type, job.job_type)
         {
+            continue;
+        }
+        // A job its connector's configuration cannot run (an incremental one of a database
+        // without `cursor_column`) is left `pending`, unclaimed, like one of another type.
+        if let Err(why) = super::runner::refusal_for_configuration(
+            registry,
+            service_type,
+            &job.connector.configuration,
+            job.job_type,
+        ) {
+            tracing::debug!(connector = %connector_id, job = %job.id, %why, "job left pending");
             continue;
         }
         let held = by_id

@@ -203,6 +203,27 @@ pub trait SourceFactory: Send + Sync {
     fn supports_incremental(&self) -> bool {
         false
     }
+    /// Whether a connector with this configuration syncs incrementally (its features'
+    /// `incremental_sync`): by default the type's [`Self::supports_incremental`]; a source
+    /// whose incremental mode needs a setting (the databases' `cursor_column`) answers per
+    /// connector.
+    fn supports_incremental_for(&self, config: &Configuration) -> bool {
+        let _ = config;
+        self.supports_incremental()
+    }
+    /// Why an incremental job of a connector with this configuration cannot run here, when
+    /// it cannot (such a job is not claimed). `None` by default: a source without an
+    /// incremental mode of its own gets a full listing.
+    fn incremental_refusal(&self, config: &Configuration) -> Option<String> {
+        let _ = config;
+        None
+    }
+    /// Fields a connector of this type may have besides [`Self::default_configuration`]'s,
+    /// added only when the operator sets one (`connectors set`): syncdeck's own settings on
+    /// a catalog type whose default fields must stay the reference's.
+    fn optional_fields(&self) -> Configuration {
+        Configuration::default()
+    }
     /// Checks values beyond the per-field rules (which the engine checks first with
     /// `model::validate`).
     fn validate(&self, _config: &Configuration) -> Result<(), SourceError> {

@@ -347,6 +347,42 @@ fn stand_in_commands_end_to_end() {
         standin.connector("pg").unwrap()["configuration"]["port"]["value"],
         6543
     );
+    // syncdeck's own `cursor_column` is not among Python's fields, so `create` did not write
+    // it; `set` adds it whole (every property Python's `prepare` checks, not required).
+    assert!(
+        doc["configuration"].get("cursor_column").is_none(),
+        "{doc:#}"
+    );
+    ok_k(
+        &home,
+        &["connectors", "set", "pg", "cursor_column=updated_at"],
+    );
+    let doc = standin.connector("pg").unwrap();
+    let field = &doc["configuration"]["cursor_column"];
+    assert_eq!(field["value"], "updated_at", "{doc:#}");
+    assert_eq!(field["required"], false, "{field:#}");
+    assert_eq!(field["ui_restrictions"], json!(["advanced"]), "{field:#}");
+    for key in [
+        "default_value",
+        "depends_on",
+        "display",
+        "label",
+        "options",
+        "order",
+        "required",
+        "sensitive",
+        "tooltip",
+        "type",
+        "ui_restrictions",
+        "validations",
+        "value",
+    ] {
+        assert!(field.get(key).is_some(), "{key} missing: {field:#}");
+    }
+    assert_eq!(
+        doc["configuration"]["port"]["value"], 6543,
+        "the rest is kept"
+    );
 
     let job = json_of_k(&home, &["jobs", "start", "pg"]);
     let job_id = job["id"].as_str().unwrap();

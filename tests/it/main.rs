@@ -10,6 +10,8 @@
 
 #[path = "../console_fixtures/mod.rs"]
 mod console_fixtures;
+#[path = "../support/db_server.rs"]
+mod db_server;
 #[path = "../support/engine_util.rs"]
 mod engine_util;
 #[path = "../support/external_util.rs"]

@@ -5,17 +5,19 @@
 //! failures, verified TLS with a generated CA, the password kept out of errors. Skips, saying
 //! why, when MariaDB is not installed.
 
+use crate::db_server::{self, DbServer};
 use crate::engine_util;
 use crate::mariadb_server;
 use crate::pg_server;
 use crate::support;
 
 use engine_util::*;
-use mariadb_server::{MariaDb, PASSWORD, USER};
+use mariadb_server::MariaDb;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use support::{StandIn, StandInOptions};
+use syncdeck::backend::ControlPlane;
 use syncdeck::engine::runner::JobEnd;
 use syncdeck::model::{Configuration, JobType, TriggerMethod};
 use syncdeck::sources::{ItemSender, MysqlFactory, SourceFactory, SourceItem, SyncMode};
@@ -32,27 +34,16 @@ macro_rules! server_or_skip {
     };
 }
 
+/// A fresh database on the shared server, with `setup` run in it.
 fn database(server: &MariaDb, name: &str, setup: &str) {
-    server.sql(&format!(
-        "SET SESSION max_recursive_iterations = 100000000; DROP DATABASE IF EXISTS `{name}`; \
-         CREATE DATABASE `{name}` CHARACTER SET utf8mb4; USE `{name}`; {setup}"
-    ));
+    if let Err(e) = server.fresh_database(name, setup) {
+        panic!("database {name}: {e}");
+    }
 }
 
+/// The connector's values: the server, the test user, every table.
 fn values(server: &MariaDb, db: &str, extra: Value) -> Map<String, Value> {
-    let mut v = json!({
-        "host": "127.0.0.1",
-        "port": server.port,
-        "user": USER,
-        "password": PASSWORD,
-        "database": db,
-        "tables": "*",
-        "retry_count": 1,
-    });
-    if let (Some(map), Some(extra)) = (v.as_object_mut(), extra.as_object()) {
-        map.extend(extra.clone());
-    }
-    v.as_object().cloned().unwrap_or_default()
+    db_server::values_with(server, db, extra)
 }
 
 fn configuration(values: &Map<String, Value>) -> Configuration {
@@ -280,6 +271,112 @@ async fn a_wildcard_that_matches_no_table_is_unreadable_not_empty() {
     assert_eq!(bad, ["unreadable:table:*"]);
 }
 
+/// The documents' ids and the unreadable records (id, reason) of a full sync of the source
+/// alone, without the ping (which would refuse a table the user cannot read at all).
+async fn run_unpinged(values: &Map<String, Value>) -> (Vec<String>, Vec<(String, String)>) {
+    let mut source = MysqlFactory
+        .create_for_sync(&configuration(values), None)
+        .expect("source");
+    let (tx, mut rx) = ItemSender::channel(64);
+    let collect = tokio::spawn(async move {
+        let (mut docs, mut bad) = (Vec::new(), Vec::new());
+        while let Some(item) = rx.recv().await {
+            match item {
+                SourceItem::Upsert(doc) => docs.push(doc.id),
+                SourceItem::Invalid { id, reason, .. } => bad.push((id, reason)),
+                _ => {}
+            }
+        }
+        (docs, bad)
+    });
+    tokio::time::timeout(LIMIT, source.run(SyncMode::Full, tx))
+        .await
+        .expect("ends")
+        .expect("runs");
+    drop(source);
+    collect.await.expect("collected")
+}
+
+/// INFORMATION_SCHEMA shows a user only the columns it has privileges on, so a table whose key
+/// columns it may not see looks keyless there. The `SHOW KEYS` fallback tells those from a
+/// table that really has no key (skipped, as Python does): it fails on a table the user
+/// cannot see at all, and (MariaDB hiding a hidden key from `SHOW KEYS` too) reading the
+/// table's columns fails on one whose key column is hidden.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn show_keys_tells_a_hidden_key_from_a_missing_one() {
+    let server = server_or_skip!();
+    database(
+        server,
+        "hidkeys",
+        "CREATE TABLE open (id int PRIMARY KEY);
+         INSERT INTO open VALUES (1);
+         CREATE TABLE cols (id int PRIMARY KEY, n int);
+         INSERT INTO cols VALUES (1, 1);
+         CREATE TABLE loose (x int);
+         INSERT INTO loose VALUES (1);
+         CREATE TABLE hidden (id int PRIMARY KEY);
+         INSERT INTO hidden VALUES (1);
+         CREATE TABLE part (id int PRIMARY KEY, secret int);
+         INSERT INTO part VALUES (1, 1);
+         DROP USER IF EXISTS 'hidkeys'@'%';
+         CREATE USER 'hidkeys'@'%' IDENTIFIED BY 'hidkeys-pw-9753';
+         GRANT SELECT ON hidkeys.open TO 'hidkeys'@'%';
+         GRANT SELECT ON hidkeys.loose TO 'hidkeys'@'%';
+         GRANT SELECT (n) ON hidkeys.cols TO 'hidkeys'@'%';
+         GRANT SELECT (id) ON hidkeys.part TO 'hidkeys'@'%';
+         FLUSH PRIVILEGES;",
+    );
+    let user = |tables: &str| {
+        values(
+            server,
+            "hidkeys",
+            json!({"user": "hidkeys", "password": "hidkeys-pw-9753", "tables": tables}),
+        )
+    };
+    let (docs, bad) = run_unpinged(&user("open,cols,loose,hidden,part")).await;
+    assert_eq!(docs, ["open_1"], "{bad:?}");
+    let bad: BTreeMap<String, String> = bad.into_iter().collect();
+    assert_eq!(
+        bad.keys().collect::<Vec<_>>(),
+        [
+            "unreadable:table:cols",
+            "unreadable:table:hidden",
+            "unreadable:table:part"
+        ],
+        "loose has no key and is only skipped: {bad:#?}"
+    );
+    // The key is visible but another column is not: that table is unreadable, the sync goes on.
+    assert!(
+        bad["unreadable:table:part"].contains("SELECT command denied"),
+        "{bad:#?}"
+    );
+    // The key is there but its column is hidden from this user: MariaDB's SHOW KEYS hides it
+    // too, and reading the table's columns is refused.
+    assert!(
+        bad["unreadable:table:cols"].contains("SELECT command denied")
+            && bad["unreadable:table:cols"].contains("'id'"),
+        "{bad:#?}"
+    );
+    // No privilege at all: SHOW KEYS itself is refused, and says so.
+    assert!(
+        bad["unreadable:table:hidden"].contains("hidden"),
+        "{bad:#?}"
+    );
+    assert!(
+        !bad["unreadable:table:hidden"].contains("not visible"),
+        "{bad:#?}"
+    );
+    // The wildcard lists what the user sees: a hidden key is still unreadable, not skipped.
+    let (docs, bad) = run_unpinged(&user("*")).await;
+    assert_eq!(docs, ["open_1"]);
+    let ids: Vec<&str> = bad.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["unreadable:table:cols", "unreadable:table:part"],
+        "{bad:#?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_full_sync_deletes_removed_rows() {
     let server = server_or_skip!();
@@ -335,6 +432,141 @@ async fn a_second_full_sync_deletes_removed_rows() {
     assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
     assert_eq!(report.counters.deleted, 500);
     assert_eq!(standin.index_docs("my-books").len(), 2000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cursor_column_makes_incremental_syncs_of_new_and_updated_rows_only() {
+    let server = server_or_skip!();
+    // Versions above 2^53: a text compared with a number is compared as a double in MySQL,
+    // which would take 2^53 + 5 and 2^53 + 6 for equal; the cursor must compare exactly.
+    database(
+        server,
+        "incr",
+        "CREATE TABLE books (id int PRIMARY KEY, title varchar(40), version bigint NOT NULL);
+         INSERT INTO books VALUES (1, 'book 1', 9007199254740993), (2, 'book 2', 9007199254740994),
+           (3, 'book 3', 9007199254740995), (4, 'book 4', 9007199254740996), (5, 'book 5', 9007199254740997);
+         CREATE TABLE plain (id int PRIMARY KEY);
+         INSERT INTO plain VALUES (1);",
+    );
+    let standin = StandIn::start(StandInOptions {
+        nodes: 1,
+        kibana: false,
+        ..Default::default()
+    })
+    .await;
+    let es = es_backend(&standin.es_urls());
+    let engine = engine(
+        es.clone(),
+        es.clone(),
+        memory_dlq(),
+        syncdeck::sources::builtin(),
+        "my-worker",
+    );
+    // Two rows a page: the incremental read goes through the keyset pages too.
+    let id = create_connector(
+        es.as_ref(),
+        "my-incr",
+        "my-incr",
+        &MysqlFactory,
+        Value::Object(values(
+            server,
+            "incr",
+            json!({"tables": "books", "fetch_size": 2}),
+        )),
+    )
+    .await;
+    let run = |job_type: JobType| {
+        let engine = engine.clone();
+        let id = id.clone();
+        async move {
+            let job = engine
+                .deps()
+                .control
+                .create_sync_job(&id, job_type, TriggerMethod::OnDemand)
+                .await
+                .expect("job");
+            let report =
+                tokio::time::timeout(LIMIT, engine.run_job(&job, &CancellationToken::new()))
+                    .await
+                    .expect("ends")
+                    .expect("runs");
+            (job, report)
+        }
+    };
+    let refused = engine
+        .create_job_to_run(&id, JobType::Incremental)
+        .await
+        .expect_err("refused without cursor_column");
+    assert!(refused.to_string().contains("cursor_column"), "{refused}");
+
+    let mut field = MysqlFactory
+        .optional_fields()
+        .0
+        .remove("cursor_column")
+        .expect("an optional cursor_column");
+    field.value = Value::from("version");
+    let mut fields = Map::new();
+    fields.insert(
+        "cursor_column".into(),
+        serde_json::to_value(&field).expect("field"),
+    );
+    es.merge_configuration(&id, &fields).await.expect("merge");
+
+    let (_, report) = run(JobType::Full).await;
+    assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
+    assert_eq!(report.counters.indexed, 5);
+    let cursor = standin.connector(&id).expect("connector")["sync_cursor"].clone();
+    assert_eq!(
+        cursor,
+        json!({"cursor_column": "version", "scope": "incr", "tables": {"books": "9007199254740997"}})
+    );
+
+    server.sql(
+        "UPDATE incr.books SET title = 'changed', version = 9007199254740999 WHERE id = 1;
+         INSERT INTO incr.books VALUES (6, 'book 6', 9007199254740998), (7, 'book 7', 9007199254741000);
+         DELETE FROM incr.books WHERE id = 2;",
+    );
+    let (job_id, report) = run(JobType::Incremental).await;
+    assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
+    assert_eq!(report.counters.seen, 3, "{report:#?}");
+    assert_eq!(report.counters.deleted, 0, "{report:#?}");
+    let docs: BTreeMap<String, Value> = standin.index_docs("my-incr").into_iter().collect();
+    assert_eq!(docs.len(), 7, "the deleted row stays until a full sync");
+    assert_eq!(docs["books_1"]["title"], "changed");
+    assert_eq!(docs["books_6"]["title"], "book 6");
+    let job = standin.sync_job(&job_id).expect("job");
+    assert_eq!(job["metadata"]["tables"]["books"]["rows"], 3, "{job:#}");
+    let cursor = standin.connector(&id).expect("connector")["sync_cursor"].clone();
+    assert_eq!(cursor["tables"]["books"], "9007199254741000", "{cursor:#}");
+
+    let (_, report) = run(JobType::Incremental).await;
+    assert_eq!(report.counters.seen, 0, "{report:#?}");
+    let (_, report) = run(JobType::Full).await;
+    assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
+    assert_eq!(report.counters.deleted, 1, "{report:#?}");
+
+    // A table without the column: a per-table error in an incremental sync.
+    es.update_configuration(
+        &id,
+        &syncdeck::backend::ConfigurationUpdate::Values(
+            json!({"tables": "*"})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+        ),
+    )
+    .await
+    .expect("all tables");
+    let (job_id, report) = run(JobType::Incremental).await;
+    assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
+    assert_eq!(report.counters.dead_lettered, 1, "{report:#?}");
+    let job = standin.sync_job(&job_id).expect("job");
+    assert!(
+        job["metadata"]["failed_tables"]["plain"]
+            .as_str()
+            .is_some_and(|s| s.contains("has no column 'version' (cursor_column)")),
+        "{job:#}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,11 +1,14 @@
 //! A throw-away MariaDB server for the `mysql` source's tests: `mariadb-install-db` into a
 //! temp dir, `mariadbd --user=root` on an ephemeral 127.0.0.1 port and a socket in that dir,
 //! with TLS (a CA made here), and a `syncdeck` user with a password for the tests. A watcher
-//! process stops the server and removes its directory when the test binary exits.
-//! Included with `#[path = "support/mariadb_server.rs"] mod mariadb_server;` (it needs
-//! `pg_server.rs` for the certificates).
+//! process stops the server and removes its directory when the test binary exits. The
+//! plumbing is `db_server.rs`'s, shared with the PostgreSQL server.
+//! Included with `#[path = "../support/mariadb_server.rs"] mod mariadb_server;` (beside
+//! `db_server`).
 #![allow(dead_code)]
 
+use super::db_server::{self, DbServer};
+use serde_json::{Map, Value, json};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
@@ -23,46 +26,61 @@ pub struct MariaDb {
 }
 
 fn find(program: &str) -> Option<PathBuf> {
-    ["/usr/sbin", "/usr/bin", "/usr/local/bin", "/usr/local/sbin"]
-        .iter()
-        .map(|d| Path::new(d).join(program))
-        .find(|p| p.exists())
+    db_server::find_program(program)
 }
 
 /// The shared server of this test binary; `None` (with the reason printed) when MariaDB is
 /// not installed.
 pub fn shared() -> Option<&'static MariaDb> {
     static SERVER: OnceLock<Option<MariaDb>> = OnceLock::new();
-    SERVER
-        .get_or_init(|| match MariaDb::start() {
-            Ok(s) => Some(s),
-            Err(why) => {
-                eprintln!("SKIPPED: no MariaDB server for this test: {why}");
-                None
-            }
-        })
-        .as_ref()
+    db_server::shared(&SERVER)
+}
+
+impl DbServer for MariaDb {
+    const PRODUCT: &'static str = "MariaDB";
+
+    fn start_shared() -> Result<Self, String> {
+        MariaDb::start()
+    }
+
+    fn port(&self) -> u16 {
+        self.port
+    }
+
+    fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
+    fn fresh_database(&self, name: &str, setup: &str) -> Result<(), String> {
+        // Recursive CTEs fill the benchmark tables: allow them deep.
+        self.try_sql(&format!(
+            "SET SESSION max_recursive_iterations = 100000000; DROP DATABASE IF EXISTS `{name}`; \
+             CREATE DATABASE `{name}` CHARACTER SET utf8mb4; USE `{name}`; {setup}"
+        ))
+    }
+
+    fn connector_values(&self, database: &str) -> Map<String, Value> {
+        let values = json!({
+            "host": "127.0.0.1",
+            "port": self.port,
+            "user": USER,
+            "password": PASSWORD,
+            "database": database,
+            "tables": "*",
+            "retry_count": 1,
+        });
+        values.as_object().cloned().unwrap_or_default()
+    }
 }
 
 impl MariaDb {
     pub fn start() -> Result<Self, String> {
         let server = find("mariadbd").ok_or("mariadbd not found (install mariadb-server)")?;
         let install = find("mariadb-install-db").ok_or("mariadb-install-db not found")?;
-        let dir = tempfile::Builder::new()
-            .prefix("syncdeck-maria-")
-            .tempdir()
-            .map_err(|e| e.to_string())?
-            .keep();
+        let dir = db_server::kept_temp_dir("syncdeck-maria-")?;
         let data = dir.join("data");
         let socket = dir.join("sock");
-        let (ca_pem, cert_pem, key_pem) = super::pg_server::certificates();
-        for (name, text) in [
-            ("ca.pem", &ca_pem),
-            ("server.pem", &cert_pem),
-            ("key.pem", &key_pem),
-        ] {
-            std::fs::write(dir.join(name), text).map_err(|e| e.to_string())?;
-        }
+        let ca_pem = db_server::write_tls(&dir, ["ca.pem", "server.pem", "key.pem"])?;
         let out = Command::new(install)
             .args([
                 "--no-defaults",
@@ -80,10 +98,7 @@ impl MariaDb {
                 String::from_utf8_lossy(&out.stderr)
             ));
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .map_err(|e| e.to_string())?;
+        let port = db_server::free_port()?;
         let pid_file = dir.join("pid");
         let log = std::fs::File::create(dir.join("log")).map_err(|e| e.to_string())?;
         Command::new(server)
@@ -144,34 +159,35 @@ impl MariaDb {
 
     /// Runs SQL as root through the socket (set-up of the tests' tables).
     pub fn sql(&self, sql: &str) {
-        let out = Command::new(find("mariadb").expect("mariadb client"))
+        if let Err(e) = self.try_sql(sql) {
+            panic!("{e}");
+        }
+    }
+
+    /// [`Self::sql`], with the client's error as `Err`.
+    pub fn try_sql(&self, sql: &str) -> Result<(), String> {
+        let client = find("mariadb").ok_or("the mariadb client is missing")?;
+        let out = Command::new(client)
             .arg("--no-defaults")
             .arg(format!("--socket={}", self.socket.display()))
             .args(["-uroot", "-e", sql])
             .output()
-            .expect("mariadb client runs");
-        assert!(
-            out.status.success(),
-            "{sql}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+            .map_err(|e| format!("the mariadb client does not run: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!("{sql}: {}", String::from_utf8_lossy(&out.stderr)))
+        }
     }
 
     fn watch_parent(&self, pid_file: &Path) {
-        let script = format!(
-            "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; \
-             p=$(cat '{pidf}' 2>/dev/null); [ -n \"$p\" ] && kill \"$p\"; \
+        // The server's own pid (from its file), stopped politely, then killed if it lingers.
+        let stop = format!(
+            "p=$(cat '{pidf}' 2>/dev/null); [ -n \"$p\" ] && kill \"$p\"; \
              for i in $(seq 1 40); do [ -n \"$p\" ] && kill -0 \"$p\" 2>/dev/null || break; sleep 0.5; done; \
-             [ -n \"$p\" ] && kill -9 \"$p\" 2>/dev/null; rm -rf '{dir}'",
-            pid = std::process::id(),
+             [ -n \"$p\" ] && kill -9 \"$p\" 2>/dev/null",
             pidf = pid_file.display(),
-            dir = self.dir.display(),
         );
-        let _ = Command::new("setsid")
-            .args(["sh", "-c", &script])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
+        db_server::watch_parent(&self.dir, &stop);
     }
 }

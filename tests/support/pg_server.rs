@@ -2,13 +2,18 @@
 //! dir, a server on an ephemeral 127.0.0.1 port with TLS (a CA and a server certificate made
 //! here) and password (scram) authentication over TCP. `initdb` and `pg_ctl` refuse to run as
 //! root, so as root they run as the `postgres` user. A watcher process stops the server and
-//! removes its directory when the test binary exits, however it exits.
-//! Included with `#[path = "support/pg_server.rs"] mod pg_server;`.
+//! removes its directory when the test binary exits, however it exits. The plumbing is
+//! `db_server.rs`'s, shared with the MariaDB server; this file holds what is PostgreSQL's.
+//! Included with `#[path = "../support/pg_server.rs"] mod pg_server;` (beside `db_server`).
 #![allow(dead_code)]
 
+use super::db_server::{self, DbServer};
+use serde_json::{Map, Value, json};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
+
+pub use db_server::certificates;
 
 /// The superuser's password (scram over TCP; the tests' own users have their own).
 pub const SUPER_PASSWORD: &str = "pg-super-secret-4711";
@@ -47,26 +52,75 @@ fn is_root() -> bool {
         .is_some_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("an ephemeral port")
-}
-
 /// The shared server of this test binary, started on first use; `None` (with the reason
 /// printed) when PostgreSQL is not installed.
 pub fn shared() -> Option<&'static PgServer> {
     static SERVER: OnceLock<Option<PgServer>> = OnceLock::new();
-    SERVER
-        .get_or_init(|| match PgServer::start(true) {
-            Ok(server) => Some(server),
-            Err(why) => {
-                eprintln!("SKIPPED: no PostgreSQL server for this test: {why}");
-                None
-            }
-        })
-        .as_ref()
+    db_server::shared(&SERVER)
+}
+
+impl DbServer for PgServer {
+    const PRODUCT: &'static str = "PostgreSQL";
+
+    fn start_shared() -> Result<Self, String> {
+        PgServer::start(true)
+    }
+
+    fn port(&self) -> u16 {
+        self.port
+    }
+
+    fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
+    fn fresh_database(&self, name: &str, setup: &str) -> Result<(), String> {
+        let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+        // Separate `-c`s: DROP/CREATE DATABASE cannot run inside one transaction.
+        self.psql("postgres")
+            .arg("-c")
+            .arg(format!("DROP DATABASE IF EXISTS {quoted}"))
+            .arg("-c")
+            .arg(format!("CREATE DATABASE {quoted}"))
+            .output()
+            .map_err(|e| e.to_string())
+            .and_then(|out| psql_result(&out))?;
+        if setup.trim().is_empty() {
+            return Ok(());
+        }
+        self.psql(name)
+            .arg("-c")
+            .arg(setup)
+            .output()
+            .map_err(|e| e.to_string())
+            .and_then(|out| psql_result(&out))
+    }
+
+    fn connector_values(&self, database: &str) -> Map<String, Value> {
+        let values = json!({
+            "host": "127.0.0.1",
+            "port": self.port,
+            "username": "postgres",
+            "password": SUPER_PASSWORD,
+            "database": database,
+            "schema": "public",
+            "tables": "*",
+            "retry_count": 1,
+        });
+        values.as_object().cloned().unwrap_or_default()
+    }
+}
+
+fn psql_result(out: &std::process::Output) -> Result<(), String> {
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "psql failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
 }
 
 impl PgServer {
@@ -74,22 +128,16 @@ impl PgServer {
     pub fn start(commit_timestamps: bool) -> Result<Self, String> {
         let bin = find_bin().ok_or("initdb/pg_ctl not found (install postgresql)")?;
         let as_postgres = is_root();
-        let dir = tempfile::Builder::new()
-            .prefix("syncdeck-pg-")
-            .tempdir()
-            .map_err(|e| e.to_string())?
-            .keep();
+        let dir = db_server::kept_temp_dir("syncdeck-pg-")?;
         let server = Self {
             dir: dir.clone(),
-            port: free_port(),
+            port: db_server::free_port()?,
             ca_pem: String::new(),
             bin,
             as_postgres,
         };
         std::fs::write(dir.join("pwfile"), SUPER_PASSWORD).map_err(|e| e.to_string())?;
-        let (ca_pem, cert_pem, key_pem) = certificates();
-        std::fs::write(dir.join("server.crt"), &cert_pem).map_err(|e| e.to_string())?;
-        std::fs::write(dir.join("server.key"), &key_pem).map_err(|e| e.to_string())?;
+        let ca_pem = db_server::write_tls(&dir, ["ca.crt", "server.crt", "server.key"])?;
         if as_postgres {
             run(Command::new("chown")
                 .args(["-R", "postgres:postgres"])
@@ -162,6 +210,29 @@ impl PgServer {
         cmd
     }
 
+    /// `psql` as the superuser over TCP into `database`, stopping at the first error.
+    fn psql(&self, database: &str) -> Command {
+        let mut cmd = Command::new(self.bin.join("psql"));
+        cmd.args([
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+        ])
+        .arg("-p")
+        .arg(self.port.to_string())
+        .arg("-d")
+        .arg(database)
+        .env("PGPASSWORD", SUPER_PASSWORD)
+        .env("PGSSLMODE", "disable")
+        .stdin(Stdio::null());
+        cmd
+    }
+
     /// A detached watcher: once this process is gone, stop the server (bounded) and remove
     /// its directory.
     fn watch_parent(&self) {
@@ -185,17 +256,7 @@ impl PgServer {
                 .collect::<Vec<_>>()
                 .join(" ")
         );
-        let script = format!(
-            "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; {stop_line} >/dev/null 2>&1; rm -rf '{dir}'",
-            pid = std::process::id(),
-            dir = self.dir.display(),
-        );
-        let _ = Command::new("setsid")
-            .args(["sh", "-c", &script])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
+        db_server::watch_parent(&self.dir, &format!("{stop_line} >/dev/null 2>&1"));
     }
 
     /// Stops this server now (for a server of one test), bounded.
@@ -233,35 +294,5 @@ fn path(p: &Path) -> &str {
 }
 
 fn run(cmd: &mut Command) -> Result<(), String> {
-    let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{cmd:?} failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ))
-    }
-}
-
-/// A CA, and a certificate for 127.0.0.1/localhost it signed, with the server's key (PEM).
-pub fn certificates() -> (String, String, String) {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
-    let ca_key = KeyPair::generate().expect("CA key");
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "syncdeck test CA");
-    let ca_cert = ca_params.self_signed(&ca_key).expect("CA certificate");
-    let issuer = Issuer::new(ca_params, ca_key);
-    let key = KeyPair::generate().expect("server key");
-    let mut params = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
-        .expect("server params");
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "127.0.0.1");
-    let cert = params.signed_by(&key, &issuer).expect("server certificate");
-    (ca_cert.pem(), cert.pem(), key.serialize_pem())
+    db_server::run(cmd)
 }

@@ -499,6 +499,226 @@ pub async fn check_advanced_rules<F: Flavor>(
     }
 }
 
+/// The configuration key of syncdeck's own incremental mode for the catalog databases.
+pub const CURSOR_COLUMN: &str = "cursor_column";
+
+/// The `cursor_column` field: syncdeck's own, so it is not in the reference's default
+/// configuration (`connectors create` and `serve` write exactly Python's fields); an operator
+/// adds it to a connector with `connectors set ID cursor_column=…`. It carries every property
+/// of the framework's `DEFAULT_CONFIGURATION` (Python's `prepare` rewrites a field that lacks
+/// one) and is not required (Python's `check_valid` refuses an empty required field), so the
+/// Python service and Kibana take it as one more optional, advanced field.
+pub fn cursor_column_field(order: i64) -> crate::model::ConfigField {
+    crate::model::ConfigField {
+        label: "Cursor column for incremental syncs (syncdeck only)".into(),
+        order: Some(order),
+        field_type: crate::model::FieldType::Str,
+        display: crate::model::DisplayType::Text,
+        value: Value::String(String::new()),
+        default_value: Value::Null,
+        required: false,
+        ui_restrictions: vec!["advanced".into()],
+        tooltip: Some(
+            "Read by syncdeck, ignored by Elastic's connectors service: a column that grows \
+             with every insert and update (an update time, a sequence). When set, incremental \
+             syncs read only the rows whose value is above the largest one the last sync saw; \
+             deletions still need a full sync."
+                .into(),
+        ),
+        ..crate::model::ConfigField::default()
+    }
+}
+
+/// The configuration with `cursor_column`, trimmed; `None` when unset or empty.
+pub fn cursor_column(config: &crate::model::Configuration) -> Option<String> {
+    let column = crate::sources::fields::str_setting(config, CURSOR_COLUMN, "");
+    (!column.is_empty()).then_some(column)
+}
+
+/// Why a database connector without `cursor_column` cannot run an incremental job.
+pub fn incremental_refusal(
+    service_type: &str,
+    config: &crate::model::Configuration,
+) -> Option<String> {
+    cursor_column(config).is_none().then(|| {
+        format!(
+            "its '{service_type}' source syncs incrementally only with 'cursor_column' set \
+             (as Elastic's, it has no incremental mode of its own); set it with \
+             `syncdeck connectors set ID cursor_column=COLUMN`, or run a full sync"
+        )
+    })
+}
+
+/// The largest `cursor_column` value seen per table, kept in the connector's `sync_cursor`
+/// as `{"cursor_column": …, "scope": …, "tables": {table: text}}`. Values are the server's
+/// text of the value (cast back to the column's type to compare), so any ordered type works.
+/// A cursor written for another column or scope (database, schema) is not used: the tables
+/// are read whole, once, as on the first incremental sync.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TableCursors {
+    pub column: String,
+    pub scope: String,
+    pub tables: std::collections::BTreeMap<String, String>,
+}
+
+impl TableCursors {
+    /// An empty cursor for `column` in `scope`.
+    pub fn new(column: &str, scope: &str) -> Self {
+        Self {
+            column: column.to_string(),
+            scope: scope.to_string(),
+            tables: Default::default(),
+        }
+    }
+
+    /// The saved cursor when it is one of ours for this column and scope, else an empty one
+    /// and why the saved one is not used.
+    pub fn resume(saved: Option<&Value>, column: &str, scope: &str) -> (Self, Option<String>) {
+        let fresh = Self::new(column, scope);
+        let Some(saved) = saved.filter(|v| !v.is_null()) else {
+            return (fresh, None);
+        };
+        let same = saved.get("cursor_column").and_then(Value::as_str) == Some(column)
+            && saved.get("scope").and_then(Value::as_str) == Some(scope);
+        let tables = saved.get("tables").and_then(Value::as_object);
+        match tables {
+            Some(tables) if same => {
+                let tables = tables
+                    .iter()
+                    .filter_map(|(t, v)| v.as_str().map(|v| (t.clone(), v.to_string())))
+                    .collect();
+                (Self { tables, ..fresh }, None)
+            }
+            _ => (
+                fresh,
+                Some(format!(
+                    "the saved cursor is not one for cursor_column '{column}' in {scope}: \
+                     every table is read whole once"
+                )),
+            ),
+        }
+    }
+
+    /// As saved in `sync_cursor`.
+    pub fn to_value(&self) -> Value {
+        let tables: Map<String, Value> = self
+            .tables
+            .iter()
+            .map(|(t, v)| (t.clone(), Value::from(v.clone())))
+            .collect();
+        serde_json::json!({
+            "cursor_column": self.column,
+            "scope": self.scope,
+            "tables": tables,
+        })
+    }
+}
+
+/// How a sync with `cursor_column` reads one table: everything (a full sync, or a table with
+/// no saved value), or only the rows above the saved value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CursorRead {
+    /// No `cursor_column`: read whole, nothing to remember.
+    Off,
+    /// Read whole and remember the largest value (a full sync, or nothing saved yet).
+    All { column: String },
+    /// Read the rows whose value is above `after`, and remember the largest.
+    After { column: String, after: String },
+}
+
+impl CursorRead {
+    pub fn column(&self) -> Option<&str> {
+        match self {
+            CursorRead::Off => None,
+            CursorRead::All { column } | CursorRead::After { column, .. } => Some(column),
+        }
+    }
+}
+
+/// The cursor state of one sync: what it started from, whether it is incremental, and the
+/// values read so far (a table's new value replaces its old one only once it was read).
+pub struct CursorState {
+    pub incremental: bool,
+    cursors: Mutex<TableCursors>,
+}
+
+impl CursorState {
+    /// For a sync in `mode`, with `cursor_column` possibly set; notes what the sync does.
+    pub fn start(
+        column: Option<&str>,
+        scope: &str,
+        mode: &crate::sources::SyncMode,
+        notes: &SyncNotes,
+    ) -> Option<Self> {
+        let column = column?;
+        let (incremental, cursors) = match mode {
+            crate::sources::SyncMode::Incremental { cursor } => {
+                let (cursors, why) = TableCursors::resume(cursor.as_ref(), column, scope);
+                if let Some(why) = why {
+                    tracing::warn!("{why}");
+                    notes.set("cursor_reset", Value::from(why));
+                }
+                (true, cursors)
+            }
+            crate::sources::SyncMode::Full => (false, TableCursors::new(column, scope)),
+        };
+        notes.set(
+            "incremental",
+            Value::from(if incremental {
+                format!(
+                    "incremental on cursor_column '{column}': only rows whose value is above \
+                     the last sync's largest, per table; no deletions"
+                )
+            } else {
+                format!("full: every row, and the largest '{column}' per table remembered")
+            }),
+        );
+        Some(Self {
+            incremental,
+            cursors: Mutex::new(cursors),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, TableCursors> {
+        self.cursors.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// How to read `table`.
+    pub fn read_for(&self, table: &str) -> CursorRead {
+        let cursors = self.lock();
+        match cursors.tables.get(table) {
+            Some(after) if self.incremental => CursorRead::After {
+                column: cursors.column.clone(),
+                after: after.clone(),
+            },
+            _ => CursorRead::All {
+                column: cursors.column.clone(),
+            },
+        }
+    }
+
+    /// Remembers the largest value read from `table` (`None`: nothing read, the old one
+    /// stays).
+    pub fn read(&self, table: &str, largest: Option<String>) {
+        if let Some(largest) = largest {
+            self.lock().tables.insert(table.to_string(), largest);
+        }
+    }
+
+    /// The cursor to save once the sync has succeeded.
+    pub fn finish(&self) -> Value {
+        self.lock().to_value()
+    }
+}
+
+/// The message of a table that lacks the cursor column.
+pub fn no_cursor_column(table: &str, column: &str) -> String {
+    format!(
+        "table '{table}' has no column '{column}' (cursor_column): an incremental sync cannot \
+         read it; add the column, list only tables that have it, or run a full sync"
+    )
+}
+
 /// What a database sync has to say in its job's metadata, shared between the running source
 /// and whoever reports it (the runner's heartbeat and its final write): per table the rows
 /// read and how it ended, the tables skipped and why, and source-wide facts.
@@ -793,6 +1013,76 @@ mod tests {
             pem,
             "-----BEGIN CERTIFICATE-----\nQUJDREVG\n-----END CERTIFICATE-----\n"
         );
+    }
+
+    #[test]
+    fn cursors_resume_only_for_the_same_column_and_scope() {
+        let saved = json!({"cursor_column": "u", "scope": "db.public", "tables": {"a": "5"}});
+        let (c, why) = TableCursors::resume(Some(&saved), "u", "db.public");
+        assert!(why.is_none());
+        assert_eq!(c.tables.get("a").map(String::as_str), Some("5"));
+        assert_eq!(c.to_value(), saved, "written back as read");
+        let (c, why) = TableCursors::resume(Some(&saved), "v", "db.public");
+        assert!(c.tables.is_empty() && why.is_some_and(|w| w.contains("'v'")));
+        let (c, why) = TableCursors::resume(Some(&saved), "u", "other.public");
+        assert!(c.tables.is_empty() && why.is_some());
+        let (c, why) = TableCursors::resume(Some(&json!({"mtime": "x"})), "u", "db.public");
+        assert!(c.tables.is_empty() && why.is_some());
+        let (c, why) = TableCursors::resume(Some(&Value::Null), "u", "db.public");
+        assert!(
+            c.tables.is_empty() && why.is_none(),
+            "a full sync's null cursor"
+        );
+    }
+
+    #[test]
+    fn an_incremental_sync_reads_after_the_saved_value_and_keeps_it_when_nothing_is_new() {
+        use crate::sources::SyncMode;
+        let notes = SyncNotes::default();
+        assert!(CursorState::start(None, "s", &SyncMode::Full, &notes).is_none());
+        let saved = json!({"cursor_column": "u", "scope": "s", "tables": {"a": "5"}});
+        let mode = SyncMode::Incremental {
+            cursor: Some(saved),
+        };
+        let state = CursorState::start(Some("u"), "s", &mode, &notes).expect("state");
+        assert_eq!(
+            state.read_for("a"),
+            CursorRead::After {
+                column: "u".into(),
+                after: "5".into()
+            }
+        );
+        assert_eq!(
+            state.read_for("new"),
+            CursorRead::All { column: "u".into() },
+            "a table with no saved value is read whole"
+        );
+        state.read("a", None);
+        state.read("new", Some("3".into()));
+        assert_eq!(state.finish()["tables"], json!({"a": "5", "new": "3"}));
+        // A full sync reads everything and starts the cursor over.
+        let full = CursorState::start(Some("u"), "s", &SyncMode::Full, &notes).expect("state");
+        assert_eq!(full.read_for("a"), CursorRead::All { column: "u".into() });
+        assert_eq!(full.finish()["tables"], json!({}));
+        assert!(notes.snapshot()["incremental"].is_string());
+    }
+
+    #[test]
+    fn the_cursor_column_field_is_optional_for_python_and_kibana() {
+        let field = cursor_column_field(12);
+        assert!(
+            !field.required,
+            "Python's check_valid refuses an empty required field"
+        );
+        assert_eq!(field.ui_restrictions, ["advanced"]);
+        let mut config = crate::model::Configuration::default();
+        assert!(cursor_column(&config).is_none());
+        assert!(incremental_refusal("postgresql", &config).is_some());
+        let mut set = field.clone();
+        set.value = json!(" updated_at ");
+        config.0.insert(CURSOR_COLUMN.into(), set);
+        assert_eq!(cursor_column(&config).as_deref(), Some("updated_at"));
+        assert!(incremental_refusal("postgresql", &config).is_none());
     }
 
     #[test]

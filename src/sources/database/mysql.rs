@@ -15,9 +15,9 @@
 //!   without it there is no TLS.
 
 use super::{
-    AdvancedRule, RetryPlan, SyncNotes, configured_tables, fit_id, is_wildcard, iso_utc_now,
-    json_float, key_id, parse_advanced_rules, pem_format, py_bytes_repr, py_float,
-    unreadable_table, utf8_dropping_invalid,
+    AdvancedRule, CursorRead, CursorState, RetryPlan, SyncNotes, configured_tables, fit_id,
+    is_wildcard, iso_utc_now, json_float, key_id, parse_advanced_rules, pem_format, py_bytes_repr,
+    py_float, unreadable_table, utf8_dropping_invalid,
 };
 use crate::model::ConfigField;
 use crate::model::{Configuration, Dependency, DisplayType, FieldType};
@@ -153,6 +153,22 @@ impl SourceFactory for MysqlFactory {
         self.create_for_sync(config, None)
     }
 
+    fn optional_fields(&self) -> Configuration {
+        let mut config = Configuration::default();
+        config
+            .0
+            .insert(super::CURSOR_COLUMN.into(), super::cursor_column_field(11));
+        config
+    }
+
+    fn supports_incremental_for(&self, config: &Configuration) -> bool {
+        super::cursor_column(config).is_some()
+    }
+
+    fn incremental_refusal(&self, config: &Configuration) -> Option<String> {
+        super::incremental_refusal(self.service_type(), config)
+    }
+
     fn create_for_sync(
         &self,
         config: &Configuration,
@@ -184,6 +200,7 @@ impl super::Flavor for Settings {
             rules,
             conn: None,
             notes: Arc::new(SyncNotes::default()),
+            cursors: None,
         })
     }
 }
@@ -199,6 +216,8 @@ struct Settings {
     fetch_size: u64,
     retry: RetryPlan,
     ssl_ca: Option<String>,
+    /// syncdeck's own `cursor_column`, for incremental syncs.
+    cursor_column: Option<String>,
 }
 
 fn config_error(field: &str, reason: impl Into<String>) -> SourceError {
@@ -241,6 +260,7 @@ impl Settings {
             fetch_size: fetch_size.clamp(1, 1_000_000) as u64,
             retry: RetryPlan::new(retry_count),
             ssl_ca,
+            cursor_column: super::cursor_column(config),
         })
     }
 
@@ -311,6 +331,15 @@ pub struct MysqlSource {
     rules: Vec<AdvancedRule>,
     conn: Option<Conn>,
     notes: Arc<SyncNotes>,
+    /// With `cursor_column`: where this sync starts and the largest values it read.
+    cursors: Option<CursorState>,
+}
+
+/// The cursor part of one table's read: the condition on the cursor column (its one `?`
+/// is `after`), and the SQL of the largest value among the rows read.
+struct CursorSql {
+    condition: Option<(String, String)>,
+    largest: String,
 }
 
 #[async_trait]
@@ -345,11 +374,13 @@ impl DataSource for MysqlSource {
         Ok(())
     }
 
-    async fn run(
-        &mut self,
-        _mode: SyncMode,
-        out: ItemSender,
-    ) -> Result<Option<Value>, SourceError> {
+    async fn run(&mut self, mode: SyncMode, out: ItemSender) -> Result<Option<Value>, SourceError> {
+        self.cursors = CursorState::start(
+            self.settings.cursor_column.as_deref(),
+            &self.settings.database,
+            &mode,
+            &self.notes,
+        );
         let mut conn = match self.conn.take() {
             Some(c) => c,
             None => self
@@ -367,6 +398,13 @@ impl DataSource for MysqlSource {
             Value::from("_timestamp is each table's UPDATE_TIME, or the time it was read when the server has none"),
         );
         if !self.rules.is_empty() {
+            if self.cursors.as_ref().is_some_and(|c| c.incremental) {
+                // A rule's query has no one table to keep a cursor for.
+                self.notes.set(
+                    "incremental",
+                    Value::from("advanced rules: every query is read whole (no deletions)"),
+                );
+            }
             let rules = self.rules.clone();
             for rule in &rules {
                 self.sync_query(&mut conn, rule, &out).await?;
@@ -387,7 +425,7 @@ impl DataSource for MysqlSource {
             }
         }
         let _ = conn.disconnect().await;
-        Ok(None)
+        Ok(self.cursors.as_ref().map(CursorState::finish))
     }
 
     fn notes(&self) -> Option<Arc<dyn SourceNotes>> {
@@ -650,16 +688,30 @@ impl MysqlSource {
 
     /// INFORMATION_SCHEMA shows only what the user has privileges on: a table that is
     /// missing, or whose key columns the user may not see, looks keyless there. `SHOW KEYS`
-    /// tells those from a table that really has no primary key.
+    /// tells those from a table that really has no primary key: it fails on a table the user
+    /// has no privilege on (or that is missing), and on MySQL it lists a key whose columns
+    /// are hidden. MariaDB hides those from `SHOW KEYS` too, so an empty answer is checked by
+    /// reading the table's columns: a user who may not read every column (the key among
+    /// them) cannot read the table, which is not a table without a key (skipped, and its
+    /// documents deleted by a full sync).
     async fn why_no_key(&self, conn: &mut Conn, table: &str) -> Read {
-        let show = format!(
-            "SHOW KEYS FROM {}.{} WHERE Key_name = 'PRIMARY'",
+        let from = format!(
+            "{}.{}",
             quote_ident(&self.settings.database),
             quote_ident(table)
         );
+        let show = format!("SHOW KEYS FROM {from} WHERE Key_name = 'PRIMARY'");
         match conn.query::<Row, _>(show).await {
             Err(e) => Read::Unreadable(my_error(&e)),
-            Ok(rows) if rows.is_empty() => Read::NoKey,
+            Ok(rows) if rows.is_empty() => {
+                match conn
+                    .query_drop(format!("SELECT * FROM {from} LIMIT 0"))
+                    .await
+                {
+                    Ok(()) => Read::NoKey,
+                    Err(e) => Read::Unreadable(my_error(&e)),
+                }
+            }
             Ok(_) => Read::Unreadable(format!(
                 "the primary key's columns of table {table} are not visible to user '{}'",
                 self.settings.user
@@ -679,25 +731,68 @@ impl MysqlSource {
         if keys.is_empty() {
             return Ok(self.why_no_key(conn, table).await);
         }
+        // A user who sees the key but may not read every column (column privileges) cannot
+        // read the table: the server's refusal is that table's, not the sync's.
+        let probe = format!(
+            "SELECT * FROM {}.{} LIMIT 0",
+            quote_ident(&self.settings.database),
+            quote_ident(table)
+        );
+        match conn.query_drop(probe).await {
+            Ok(()) => {}
+            Err(e @ mysql_async::Error::Server(_)) => return Ok(Read::Unreadable(my_error(&e))),
+            Err(e) => return Err(SourceError::Failed(my_error(&e))),
+        }
         let timestamp = self
             .last_update_time(conn, table)
             .await?
             .unwrap_or_else(iso_utc_now);
         let failed = |e: mysql_async::Error| SourceError::Failed(my_error(&e));
-        Self::begin_snapshot(conn).await?;
         let from = format!(
             "{}.{}",
             quote_ident(&self.settings.database),
             quote_ident(table)
         );
+        let cursor = match self.cursor_sql(conn, table, &from).await? {
+            Ok(cursor) => cursor,
+            Err(unreadable) => return Ok(unreadable),
+        };
+        Self::begin_snapshot(conn).await?;
+        // First in the transaction, so it sees the snapshot the rows are read from.
+        let largest = match &cursor {
+            Some(c) => {
+                let params: Vec<My> = c
+                    .condition
+                    .iter()
+                    .map(|(_, after)| My::from(after.as_str()))
+                    .collect();
+                let row: Option<Option<String>> = conn
+                    .exec_first(c.largest.as_str(), params)
+                    .await
+                    .map_err(failed)?;
+                row.flatten()
+            }
+            None => None,
+        };
+        let (above, after) = match cursor.as_ref().and_then(|c| c.condition.as_ref()) {
+            Some((condition, after)) => {
+                (format!("{condition} AND "), Some(My::from(after.as_str())))
+            }
+            None => (String::new(), None),
+        };
         let order: Vec<String> = keys.iter().map(|k| quote_ident(k)).collect();
         let order = order.join(", ");
         let first = format!(
-            "SELECT * FROM {from} ORDER BY {order} LIMIT {}",
+            "SELECT * FROM {from} {} ORDER BY {order} LIMIT {}",
+            if above.is_empty() {
+                String::new()
+            } else {
+                format!("WHERE {}", above.trim_end_matches(" AND "))
+            },
             self.settings.fetch_size
         );
         let next = format!(
-            "SELECT * FROM {from} WHERE {} ORDER BY {order} LIMIT {}",
+            "SELECT * FROM {from} WHERE {above}({}) ORDER BY {order} LIMIT {}",
             keyset_condition(&keys),
             self.settings.fetch_size
         );
@@ -706,9 +801,12 @@ impl MysqlSource {
         let mut rows_read = 0u64;
         loop {
             let mut result = match &last {
-                None => conn.exec_iter(first.as_str(), ()).await.map_err(failed)?,
+                None => conn
+                    .exec_iter(first.as_str(), after.iter().cloned().collect::<Vec<My>>())
+                    .await
+                    .map_err(failed)?,
                 Some(values) => conn
-                    .exec_iter(next.as_str(), keyset_params(values))
+                    .exec_iter(next.as_str(), keyset_params(after.as_ref(), values))
                     .await
                     .map_err(failed)?,
             };
@@ -750,7 +848,63 @@ impl MysqlSource {
             );
         }
         conn.query_drop("COMMIT").await.map_err(failed)?;
+        if let Some(cursors) = &self.cursors {
+            cursors.read(table, largest);
+        }
         Ok(Read::Rows(rows_read))
+    }
+
+    /// With `cursor_column`: the condition on it in an incremental sync with a saved value
+    /// (the saved text cast to the column's type, so it compares as the server orders that
+    /// type), and the SQL of the largest value read. `Err` is the table's outcome when it
+    /// lacks the column in an incremental sync (its rows cannot be told new from old); a
+    /// full sync reads such a table whole, with a note.
+    async fn cursor_sql(
+        &self,
+        conn: &mut Conn,
+        table: &str,
+        from: &str,
+    ) -> Result<Result<Option<CursorSql>, Read>, SourceError> {
+        let Some(cursors) = &self.cursors else {
+            return Ok(Ok(None));
+        };
+        let read = cursors.read_for(table);
+        let Some(column) = read.column() else {
+            return Ok(Ok(None));
+        };
+        let row: Option<(String, String, Option<u64>)> = conn
+            .exec_first(
+                "SELECT DATA_TYPE, COLUMN_TYPE, NUMERIC_SCALE FROM INFORMATION_SCHEMA.COLUMNS \
+                 WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND COLUMN_NAME = ?",
+                (&self.settings.database, table, column),
+            )
+            .await
+            .map_err(|e| SourceError::Failed(my_error(&e)))?;
+        let Some((data_type, column_type, scale)) = row else {
+            let message = super::no_cursor_column(table, column);
+            if cursors.incremental {
+                return Ok(Err(Read::Unreadable(message)));
+            }
+            self.notes
+                .push("tables_without_cursor_column", table, &message);
+            return Ok(Ok(None));
+        };
+        let quoted = quote_ident(column);
+        let bound = cursor_bound(&data_type, &column_type, scale);
+        let largest = format!("SELECT CAST(MAX({quoted}) AS CHAR) FROM {from}");
+        Ok(Ok(Some(match read {
+            CursorRead::After { after, .. } => {
+                let condition = format!("{quoted} > {bound}");
+                CursorSql {
+                    largest: format!("{largest} WHERE {condition}"),
+                    condition: Some((condition, after)),
+                }
+            }
+            _ => CursorSql {
+                condition: None,
+                largest,
+            },
+        })))
     }
 
     async fn sync_query(
@@ -900,9 +1054,30 @@ fn keyset_condition(keys: &[String]) -> String {
     alternatives.join(" OR ")
 }
 
-/// The parameters of [`keyset_condition`] for the last row's key values.
-fn keyset_params(last: &[My]) -> mysql_async::Params {
-    let mut params = Vec::new();
+/// The saved cursor text as a value of the column's type (`?` is the text): integers and
+/// decimals exactly (a string compared with a number is compared as a double), times as
+/// times; other types (text, floats) as they are.
+fn cursor_bound(data_type: &str, column_type: &str, scale: Option<u64>) -> String {
+    match data_type.to_ascii_lowercase().as_str() {
+        "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint" => {
+            if column_type.to_ascii_lowercase().contains("unsigned") {
+                "CAST(? AS UNSIGNED)".into()
+            } else {
+                "CAST(? AS SIGNED)".into()
+            }
+        }
+        "decimal" | "numeric" => format!("CAST(? AS DECIMAL(65, {}))", scale.unwrap_or(0).min(30)),
+        "datetime" | "timestamp" => "CAST(? AS DATETIME(6))".into(),
+        "date" => "CAST(? AS DATE)".into(),
+        "time" => "CAST(? AS TIME(6))".into(),
+        _ => "?".into(),
+    }
+}
+
+/// The parameters of [`keyset_condition`] for the last row's key values, after the cursor's
+/// value when there is one.
+fn keyset_params(after: Option<&My>, last: &[My]) -> mysql_async::Params {
+    let mut params: Vec<My> = after.into_iter().cloned().collect();
     for i in 0..last.len() {
         params.extend(last[..=i].iter().cloned());
     }
@@ -949,10 +1124,37 @@ mod tests {
             keyset_condition(&["a".into(), "b".into()]),
             "(`a` > ?) OR (`a` = ? AND `b` > ?)"
         );
-        let params = keyset_params(&[My::Int(1), My::Int(2)]);
+        let params = keyset_params(None, &[My::Int(1), My::Int(2)]);
         assert_eq!(
             params,
             mysql_async::Params::Positional(vec![My::Int(1), My::Int(1), My::Int(2)])
         );
+        let after = My::from("9");
+        let params = keyset_params(Some(&after), &[My::Int(1)]);
+        assert_eq!(
+            params,
+            mysql_async::Params::Positional(vec![My::from("9"), My::Int(1)])
+        );
+    }
+
+    #[test]
+    fn cursor_values_are_cast_to_the_columns_type() {
+        assert_eq!(
+            cursor_bound("bigint", "bigint(20)", Some(0)),
+            "CAST(? AS SIGNED)"
+        );
+        assert_eq!(
+            cursor_bound("int", "int(10) unsigned", Some(0)),
+            "CAST(? AS UNSIGNED)"
+        );
+        assert_eq!(
+            cursor_bound("decimal", "decimal(10,2)", Some(2)),
+            "CAST(? AS DECIMAL(65, 2))"
+        );
+        assert_eq!(
+            cursor_bound("timestamp", "timestamp(6)", None),
+            "CAST(? AS DATETIME(6))"
+        );
+        assert_eq!(cursor_bound("varchar", "varchar(20)", None), "?");
     }
 }

@@ -16,9 +16,9 @@
 
 use super::pg_values::{self, Raw};
 use super::{
-    AdvancedRule, RetryPlan, SyncNotes, configured_tables, fit_id, is_wildcard, iso_utc_now,
-    key_id, map_column_names, parse_advanced_rules, py_str_repr, tls_client_config,
-    unreadable_table,
+    AdvancedRule, CursorRead, CursorState, RetryPlan, SyncNotes, configured_tables, fit_id,
+    is_wildcard, iso_utc_now, key_id, map_column_names, parse_advanced_rules, py_str_repr,
+    tls_client_config, unreadable_table,
 };
 use crate::model::{ConfigField, Configuration, Dependency, DisplayType, FieldType};
 use crate::sources::fields::{bool_setting, int_setting, str_setting};
@@ -172,6 +172,22 @@ impl SourceFactory for PostgresqlFactory {
         self.create_for_sync(config, None)
     }
 
+    fn optional_fields(&self) -> Configuration {
+        let mut config = Configuration::default();
+        config
+            .0
+            .insert(super::CURSOR_COLUMN.into(), super::cursor_column_field(12));
+        config
+    }
+
+    fn supports_incremental_for(&self, config: &Configuration) -> bool {
+        super::cursor_column(config).is_some()
+    }
+
+    fn incremental_refusal(&self, config: &Configuration) -> Option<String> {
+        super::incremental_refusal(self.service_type(), config)
+    }
+
     fn create_for_sync(
         &self,
         config: &Configuration,
@@ -201,6 +217,7 @@ impl super::Flavor for Settings {
             rules,
             client: None,
             notes: Arc::new(SyncNotes::default()),
+            cursors: None,
         })
     }
 }
@@ -218,6 +235,8 @@ struct Settings {
     rows_per_fetch: i32,
     retry: RetryPlan,
     tls: Option<Arc<rustls::ClientConfig>>,
+    /// syncdeck's own `cursor_column`, for incremental syncs.
+    cursor_column: Option<String>,
 }
 
 fn config_error(field: &str, reason: impl Into<String>) -> SourceError {
@@ -260,6 +279,7 @@ impl Settings {
             rows_per_fetch: fetch_size.clamp(MIN_ROWS_PER_FETCH, 100_000) as i32,
             retry: RetryPlan::new(retry_count),
             tls,
+            cursor_column: super::cursor_column(config),
         })
     }
 
@@ -360,6 +380,15 @@ pub struct PostgresqlSource {
     /// The connection the ping opened, reused by the sync.
     client: Option<Client>,
     notes: Arc<SyncNotes>,
+    /// With `cursor_column`: where this sync starts and the largest values it read.
+    cursors: Option<CursorState>,
+}
+
+/// The cursor part of one table's read: the rows above `after` (when set), and the SQL of
+/// the largest value among the rows read (`$1` is `after`).
+struct CursorSql {
+    after: Option<String>,
+    largest: String,
 }
 
 /// How one table or query is read: its statement, its columns (names as the documents
@@ -402,11 +431,14 @@ impl DataSource for PostgresqlSource {
         }
     }
 
-    async fn run(
-        &mut self,
-        _mode: SyncMode,
-        out: ItemSender,
-    ) -> Result<Option<Value>, SourceError> {
+    async fn run(&mut self, mode: SyncMode, out: ItemSender) -> Result<Option<Value>, SourceError> {
+        let scope = format!("{}.{}", self.settings.database, self.settings.schema);
+        self.cursors = CursorState::start(
+            self.settings.cursor_column.as_deref(),
+            &scope,
+            &mode,
+            &self.notes,
+        );
         let mut client = match self.client.take() {
             Some(c) if !c.is_closed() => c,
             _ => self.settings.connect().await.map_err(|e| {
@@ -419,12 +451,19 @@ impl DataSource for PostgresqlSource {
         let commit_timestamps = self.commit_timestamps(&client).await;
         tracing::info!("Successfully connected to Postgresql.");
         if !self.rules.is_empty() {
+            if self.cursors.as_ref().is_some_and(|c| c.incremental) {
+                // A rule's query has no one table to keep a cursor for.
+                self.notes.set(
+                    "incremental",
+                    Value::from("advanced rules: every query is read whole (no deletions)"),
+                );
+            }
             let rules = self.rules.clone();
             for rule in &rules {
                 self.sync_query(&mut client, rule, commit_timestamps, &out)
                     .await?;
             }
-            return Ok(None);
+            return Ok(self.cursors.as_ref().map(CursorState::finish));
         }
         let tables = if is_wildcard(&self.settings.tables) {
             tracing::info!("Fetching all tables");
@@ -450,7 +489,7 @@ impl DataSource for PostgresqlSource {
             self.sync_table(&mut client, table, commit_timestamps, &out)
                 .await?;
         }
-        Ok(None)
+        Ok(self.cursors.as_ref().map(CursorState::finish))
     }
 
     fn notes(&self) -> Option<Arc<dyn SourceNotes>> {
@@ -503,17 +542,19 @@ impl PostgresqlSource {
             if keys.is_empty() {
                 return Ok(None);
             }
-            let query = format!("SELECT * FROM {}", qualified(&self.settings.schema, table));
+            let from = qualified(&self.settings.schema, table);
+            let (query, cursor) = self.cursor_query(client, table, &from).await?;
             let keys = map_column_names(&keys, Some(self.settings.schema.as_str()), &tables);
             let progress = |rows| {
                 self.notes
                     .table(table, "reading", rows, started.elapsed(), None)
             };
-            let read = self
+            let (read, largest) = self
                 .read_mapped_keys(
                     client,
                     &tables,
                     &query,
+                    cursor.as_ref(),
                     &keys,
                     commit_timestamps,
                     Value::from(table),
@@ -521,6 +562,9 @@ impl PostgresqlSource {
                     out,
                 )
                 .await?;
+            if let Some(cursors) = &self.cursors {
+                cursors.read(table, largest);
+            }
             Ok(Some(read))
         }
         .await;
@@ -564,8 +608,8 @@ impl PostgresqlSource {
                 return Ok(Some(0));
             }
             let table_value = Value::from(rule.tables.clone());
-            let read = self
-                .read_mapped_keys(client, &rule.tables, &rule.query, &keys, commit_timestamps, table_value, |rows| {
+            let (read, _) = self
+                .read_mapped_keys(client, &rule.tables, &rule.query, None, &keys, commit_timestamps, table_value, |rows| {
                     self.notes.table(&label, "reading", rows, started.elapsed(), Some("advanced rule"))
                 }, out)
                 .await?;
@@ -646,26 +690,99 @@ impl PostgresqlSource {
         Ok(keys)
     }
 
+    /// The query of one table: every row, or with `cursor_column` in an incremental sync the
+    /// rows above the saved value, and the SQL of the largest value read. A table without
+    /// the column is a per-table error in an incremental sync (its rows cannot be told new
+    /// from old), and is read whole, with a note, in a full sync.
+    async fn cursor_query(
+        &self,
+        client: &Client,
+        table: &str,
+        from: &str,
+    ) -> Result<(String, Option<CursorSql>), ReadError> {
+        let whole = format!("SELECT * FROM {from}");
+        let Some(cursors) = &self.cursors else {
+            return Ok((whole, None));
+        };
+        let read = cursors.read_for(table);
+        let Some(column) = read.column() else {
+            return Ok((whole, None));
+        };
+        let row = client
+            .query_opt(
+                "SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a                  WHERE a.attrelid = $1::text::regclass AND a.attname = $2                  AND a.attnum > 0 AND NOT a.attisdropped",
+                &[&from, &column],
+            )
+            .await?;
+        let Some(row) = row else {
+            let message = super::no_cursor_column(table, column);
+            if cursors.incremental {
+                return Err(ReadError::Statement(message));
+            }
+            self.notes
+                .push("tables_without_cursor_column", table, &message);
+            return Ok((whole, None));
+        };
+        let column_type: String = row.try_get(0)?;
+        let quoted = quote_ident(column);
+        Ok(match read {
+            CursorRead::After { after, .. } => {
+                // The saved text cast back to the column's own type: compared as the server
+                // orders that type, not as text.
+                let above = format!("{quoted} > CAST($1::text AS {column_type})");
+                (
+                    format!("{whole} WHERE {above}"),
+                    Some(CursorSql {
+                        after: Some(after),
+                        largest: format!("SELECT MAX({quoted})::text FROM {from} WHERE {above}"),
+                    }),
+                )
+            }
+            _ => (
+                whole,
+                Some(CursorSql {
+                    after: None,
+                    largest: format!("SELECT MAX({quoted})::text FROM {from}"),
+                }),
+            ),
+        })
+    }
+
     /// Streams a query's rows as documents in one REPEATABLE READ, read-only transaction,
-    /// through a portal fetched `rows_per_fetch` rows at a time.
+    /// through a portal fetched `rows_per_fetch` rows at a time. With a cursor, also the
+    /// largest cursor value of the rows read, in the same snapshot.
     #[allow(clippy::too_many_arguments)]
     async fn read_mapped_keys(
         &self,
         client: &mut Client,
         tables: &[String],
         query: &str,
+        cursor: Option<&CursorSql>,
         keys: &[String],
         commit_timestamps: bool,
         table_value: Value,
         progress: impl Fn(u64),
         out: &ItemSender,
-    ) -> Result<u64, ReadError> {
+    ) -> Result<(u64, Option<String>), ReadError> {
         let tx = client
             .build_transaction()
             .isolation_level(IsolationLevel::RepeatableRead)
             .read_only(true)
             .start()
             .await?;
+        let after = cursor.and_then(|c| c.after.as_ref());
+        let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = after
+            .iter()
+            .map(|a| *a as &(dyn tokio_postgres::types::ToSql + Sync))
+            .collect();
+        // First in the transaction, so it sees the snapshot the rows are read from.
+        let largest = match cursor {
+            Some(c) => tx
+                .query_one(&c.largest, &params)
+                .await?
+                .try_get::<_, Option<String>>(0)?,
+            None => None,
+        };
         let timestamp = if commit_timestamps {
             let mut latest: Option<String> = None;
             for table in tables {
@@ -692,14 +809,14 @@ impl PostgresqlSource {
             tracing::warn!("{message}");
             self.notes
                 .push("skipped_tables", &tables.join(", "), &message);
-            return Ok(0);
+            return Ok((0, None));
         };
         let frame = DocFrame {
             tables,
             table_value,
             timestamp,
         };
-        let portal = tx.bind(&plan.statement, &[]).await?;
+        let portal = tx.bind(&plan.statement, &params).await?;
         let mut rows_read = 0u64;
         loop {
             let rows = tx
@@ -721,7 +838,7 @@ impl PostgresqlSource {
         drop(portal);
         // Read-only: nothing to keep; ending it frees the snapshot.
         tx.rollback().await?;
-        Ok(rows_read)
+        Ok((rows_read, largest))
     }
 
     /// Prepares the query, selecting as text the columns asyncpg gives as text (money, bit
