@@ -23,9 +23,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use syncdeck::engine::batch::{BatchBuilder, BatchLimits};
 use syncdeck::model::Configuration;
-use syncdeck::sources::{
-    ItemSender, MysqlFactory, PostgresqlFactory, SourceFactory, SourceItem, SyncMode,
-};
+use syncdeck::sources::{MysqlFactory, PostgresqlFactory, SourceFactory};
 
 const LIMIT: Duration = Duration::from_secs(120);
 /// The third run's `tables`, as make_golden.py's `LISTED`.
@@ -77,32 +75,18 @@ async fn sync(
     config: &Configuration,
     advanced: Option<&Value>,
 ) -> (BTreeMap<String, Map<String, Value>>, Map<String, Value>) {
-    let mut source = factory
-        .create_for_sync(config, advanced)
-        .unwrap_or_else(|e| panic!("create: {e}"));
-    source.ping().await.unwrap_or_else(|e| panic!("ping: {e}"));
-    let notes = source.notes().expect("notes");
-    let (tx, mut rx) = ItemSender::channel(64);
-    let collect = tokio::spawn(async move {
-        let mut docs = BTreeMap::new();
-        while let Some(item) = rx.recv().await {
-            if let SourceItem::Upsert(doc) = item {
-                let (id, sent) = as_sent(doc.id, doc.timestamp.as_deref(), doc.fields);
-                assert!(
-                    docs.insert(id.clone(), sent).is_none(),
-                    "syncdeck wrote {id} twice"
-                );
-            }
-        }
-        docs
-    });
-    tokio::time::timeout(LIMIT, source.run(SyncMode::Full, tx))
+    let (sent, notes) = crate::db_server::run_source(factory, config, advanced, LIMIT)
         .await
-        .expect("the sync ends")
         .unwrap_or_else(|e| panic!("sync: {e}"));
-    drop(source);
-    let docs = collect.await.expect("collector");
-    (docs, notes.metadata())
+    let mut docs = BTreeMap::new();
+    for doc in sent {
+        let (id, sent) = as_sent(doc.id, doc.timestamp.as_deref(), doc.fields);
+        assert!(
+            docs.insert(id.clone(), sent).is_none(),
+            "syncdeck wrote {id} twice"
+        );
+    }
+    (docs, notes)
 }
 
 /// The `_id` and source of a document in the engine's bulk body.

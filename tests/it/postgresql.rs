@@ -72,37 +72,21 @@ async fn sync_docs(
     advanced: Option<Value>,
 ) -> Result<(BTreeMap<String, Value>, Map<String, Value>), String> {
     let config = configuration(values);
-    let mut source = PostgresqlFactory
-        .create_for_sync(&config, advanced.as_ref())
-        .map_err(|e| e.to_string())?;
-    source.ping().await.map_err(|e| e.to_string())?;
-    let notes = source.notes().expect("notes");
-    let (tx, mut rx) = ItemSender::channel(64);
-    let collect = tokio::spawn(async move {
-        let mut docs = BTreeMap::new();
-        while let Some(item) = rx.recv().await {
-            if let SourceItem::Upsert(doc) = item {
-                let mut fields = doc.fields.clone();
-                fields.insert("_id".into(), Value::from(doc.id.clone()));
-                fields.insert(
-                    "_timestamp".into(),
-                    doc.timestamp
-                        .clone()
-                        .map(Value::from)
-                        .unwrap_or(Value::Null),
-                );
-                docs.insert(doc.id, Value::Object(fields));
-            }
-        }
-        docs
-    });
-    let run = tokio::time::timeout(LIMIT, source.run(SyncMode::Full, tx))
-        .await
-        .map_err(|_| "the sync did not end".to_string())?;
-    run.map_err(|e| e.to_string())?;
-    drop(source);
-    let docs = collect.await.map_err(|e| e.to_string())?;
-    Ok((docs, notes.metadata()))
+    let (sent, notes) =
+        db_server::run_source(&PostgresqlFactory, &config, advanced.as_ref(), LIMIT).await?;
+    let docs = sent
+        .into_iter()
+        .map(|doc| {
+            let mut fields = doc.fields;
+            fields.insert("_id".into(), Value::from(doc.id.clone()));
+            fields.insert(
+                "_timestamp".into(),
+                doc.timestamp.map(Value::from).unwrap_or(Value::Null),
+            );
+            (doc.id, Value::Object(fields))
+        })
+        .collect();
+    Ok((docs, notes))
 }
 
 fn without_timestamp(mut doc: Value) -> Value {

@@ -13,6 +13,40 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
+/// Runs a database source alone, as the engine would but without it: ping, then a full sync
+/// within `limit`. Every document it sent, in order, and its notes for the job's metadata.
+/// Errors are the source's own words, for the tests that expect one.
+pub async fn run_source(
+    factory: &dyn syncdeck::sources::SourceFactory,
+    config: &syncdeck::model::Configuration,
+    advanced: Option<&Value>,
+    limit: std::time::Duration,
+) -> Result<(Vec<syncdeck::sources::Document>, Map<String, Value>), String> {
+    use syncdeck::sources::{ItemSender, SourceItem, SyncMode};
+    let mut source = factory
+        .create_for_sync(config, advanced)
+        .map_err(|e| e.to_string())?;
+    source.ping().await.map_err(|e| e.to_string())?;
+    let notes = source.notes().ok_or("the source keeps no notes")?;
+    let (tx, mut rx) = ItemSender::channel(64);
+    let collect = tokio::spawn(async move {
+        let mut docs = Vec::new();
+        while let Some(item) = rx.recv().await {
+            if let SourceItem::Upsert(doc) = item {
+                docs.push(doc);
+            }
+        }
+        docs
+    });
+    let run = tokio::time::timeout(limit, source.run(SyncMode::Full, tx))
+        .await
+        .map_err(|_| "the sync did not end".to_string())?;
+    run.map_err(|e| e.to_string())?;
+    drop(source);
+    let docs = collect.await.map_err(|e| e.to_string())?;
+    Ok((docs, notes.metadata()))
+}
+
 /// A throw-away database server the source tests run against.
 pub trait DbServer: Sized + Send + Sync + 'static {
     /// The product, for the skip message.
