@@ -41,9 +41,7 @@ impl DeadLettersState {
     /// Empty again (another profile may be another cluster: its queue is named once it has
     /// loaded); the sort is the operator's and stays.
     pub fn reset(&mut self) {
-        let sort = self.table.sort();
-        *self = Self::default();
-        self.table.set_sort(sort);
+        crate::console::table::reset_keeping_sort(self, |s| &mut s.table);
     }
 
     pub fn is_marked(&self, id: i64) -> bool {
