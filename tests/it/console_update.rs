@@ -1887,3 +1887,37 @@ async fn a_node_back_in_the_cluster_is_listed_alive_when_it_answers_a_probe() {
     );
     assert!(s.breaker.vanished.is_empty());
 }
+
+#[test]
+fn the_remote_jobs_text_fits_its_box_at_every_width() {
+    // Review: the box's height was counted with `format::wrap` while ratatui's paragraph
+    // wrapped the text its own way; where the two disagree, the last line is cut off or a
+    // blank line opens above the tables. Tall enough that the text always fits.
+    for width in 20..=200u16 {
+        let mut s = loaded_state(false, (width, 120));
+        apply(&mut s, [ch('3'), ch('j')]);
+        let screen = text(&draw(&s, &theme("default")));
+        let rows: Vec<&str> = screen
+            .lines()
+            .skip_while(|l| !l.contains("┌ job-remote-0002"))
+            .skip(1)
+            .take_while(|l| !l.starts_with('└'))
+            .map(|l| {
+                l.trim_start_matches('│')
+                    .trim_end()
+                    .trim_end_matches('│')
+                    .trim()
+            })
+            .collect();
+        assert!(!rows.is_empty(), "width {width}: no remote box\n{screen}");
+        assert!(
+            rows.iter().all(|r| !r.is_empty()),
+            "width {width}: a gap in the box\n{screen}"
+        );
+        let words = rows.join(" ");
+        assert!(
+            words.ends_with("to watch it live."),
+            "width {width}: the last line is not drawn\n{screen}"
+        );
+    }
+}
