@@ -687,7 +687,10 @@ pub enum Action {
     AttachedLoaded(Result<StatusDocument, String>),
     /// `None`: the profile has no node pool (embedded store).
     PoolLoaded(Result<Option<Vec<NodeRow>>, String>),
-    /// Whether each node asked (`Effect::ProbeNodes`) answered.
+    /// Whether each node asked (`Effect::ProbeNodes`) answered, and so left the pool rather
+    /// than died. When the transport sniffs, a node the cluster's `_nodes` names again comes
+    /// back through a `PoolLoaded` sent just before, so only one outside the cluster is
+    /// still vanished here.
     NodesProbed(Vec<(String, bool)>),
     DeadLettersLoaded(Result<(Vec<DeadLetter>, u64), String>),
     /// Whose queue the loaded dead letters are: the cluster's label, and how many entries of

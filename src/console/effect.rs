@@ -27,8 +27,9 @@ pub enum Effect {
     PollAttached(String),
     /// The Elasticsearch node pool.
     LoadPool,
-    /// Asks nodes the pool no longer holds whether they answer `GET /` (one that answers
-    /// left the pool; one that does not is dead).
+    /// Asks nodes the pool no longer holds whether they answer `GET /` (one that does not is
+    /// dead; when one does and the transport sniffs, the cluster's `_nodes` decides whether
+    /// it is back in the pool or left it).
     ProbeNodes(Vec<String>),
     LoadDeadLetters,
     /// How many open dead letters a job left (its detail shows it).

@@ -4,6 +4,8 @@
 //! ([`safe`]), with the same function the CLI uses.
 
 use crate::model::{JobStatus, SyncJob, Timestamp};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
 use unicode_width::UnicodeWidthStr;
 
 /// `12s ago`, `5m ago`, `3h ago`, `2d ago`; `in 5s` for the future; `—` for none.
@@ -174,6 +176,88 @@ pub fn wrap(text: &str, width: usize) -> Vec<String> {
     out
 }
 
+/// [`wrap`] for a styled line: the same greedy word wrap (a space run between words kept,
+/// dropped where the line breaks; a word longer than the line goes across lines), each
+/// character keeping its span's style. A view that sizes a box by the wrapped height
+/// renders these lines unwrapped, so the height and what is drawn cannot disagree (ratatui's
+/// own wrap breaks differently, at trailing spaces for one).
+pub fn wrap_line(line: &Line<'_>, width: usize) -> Vec<Line<'static>> {
+    let width = width.max(1);
+    // Words as styled pieces, each with the run of spaces before it (styled as written:
+    // a label's trailing space keeps the label's style).
+    type Pieces = Vec<Span<'static>>;
+    let mut words: Vec<(Pieces, Pieces)> = Vec::new();
+    let (mut word, mut gap): (Pieces, Pieces) = (Vec::new(), Vec::new());
+    for span in &line.spans {
+        for c in safe(&span.content).chars() {
+            if c == ' ' {
+                if !word.is_empty() {
+                    words.push((std::mem::take(&mut gap), std::mem::take(&mut word)));
+                }
+                push_char(&mut gap, c, span.style);
+                continue;
+            }
+            push_char(&mut word, c, span.style);
+        }
+    }
+    if !word.is_empty() {
+        words.push((gap, word));
+    }
+    let mut out: Vec<Vec<Span<'static>>> = Vec::new();
+    let mut current: Vec<Span<'static>> = Vec::new();
+    let mut used = 0;
+    for (gap, word) in words {
+        let w: usize = word.iter().map(|s| s.content.width()).sum();
+        let (gap, gap_width) = if current.is_empty() {
+            (Vec::new(), 0)
+        } else {
+            let gap_width = gap.iter().map(|s| s.content.width()).sum();
+            (gap, gap_width)
+        };
+        if used + gap_width + w <= width {
+            for piece in gap.into_iter().chain(word) {
+                match current.last_mut() {
+                    Some(last) if last.style == piece.style => {
+                        last.content.to_mut().push_str(&piece.content);
+                    }
+                    _ => current.push(piece),
+                }
+            }
+            used += gap_width + w;
+            continue;
+        }
+        if !current.is_empty() {
+            out.push(std::mem::take(&mut current));
+            used = 0;
+        }
+        for piece in word {
+            for c in piece.content.chars() {
+                let cw = unicode_width::UnicodeWidthChar::width(c).unwrap_or(0);
+                if used + cw > width && !current.is_empty() {
+                    out.push(std::mem::take(&mut current));
+                    used = 0;
+                }
+                push_char(&mut current, c, piece.style);
+                used += cw;
+            }
+        }
+    }
+    if !current.is_empty() || out.is_empty() {
+        out.push(current);
+    }
+    out.into_iter()
+        .map(|spans| Line::from(spans).style(line.style))
+        .collect()
+}
+
+/// Appends a character to the last span when it has this style, else as a new span.
+fn push_char(spans: &mut Vec<Span<'static>>, c: char, style: Style) {
+    match spans.last_mut() {
+        Some(last) if last.style == style => last.content.to_mut().push(c),
+        _ => spans.push(Span::styled(c.to_string(), style)),
+    }
+}
+
 /// A timestamp as `2024-05-01 10:00:00`.
 pub fn datetime(t: Option<Timestamp>) -> String {
     t.map(|t| t.0.format("%Y-%m-%d %H:%M:%S").to_string())
@@ -188,6 +272,39 @@ pub fn first_line(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_styled_line_wraps_like_wrap_and_keeps_its_styles() {
+        use ratatui::style::{Color, Style};
+        let (dim, text) = (Style::new().fg(Color::Gray), Style::new().fg(Color::White));
+        let line = Line::from(vec![
+            Span::styled("status ", dim),
+            Span::styled("in_progress", text),
+            Span::raw("  "),
+            Span::styled("worker ", dim),
+            Span::styled("worker-b/17", text),
+            Span::raw("  "),
+        ]);
+        let flat = line.to_string();
+        for width in 1..40 {
+            let wrapped = wrap_line(&line, width);
+            let texts: Vec<String> = wrapped.iter().map(|l| l.to_string()).collect();
+            // The same breaks; `wrap` may keep a space where a line ends, unseen.
+            let plain: Vec<String> = wrap(flat.trim_end(), width)
+                .into_iter()
+                .map(|l| l.trim_end().to_string())
+                .collect();
+            assert_eq!(texts, plain, "width {width}");
+            assert!(wrapped.iter().all(|l| l.width() <= width), "width {width}");
+        }
+        let wrapped = wrap_line(&line, 18);
+        assert_eq!(wrapped.len(), 2, "{wrapped:?}");
+        assert_eq!(wrapped[0].spans[0].style, dim);
+        assert_eq!(wrapped[0].spans[1].content, "in_progress");
+        assert_eq!(wrapped[0].spans[1].style, text);
+        assert_eq!(wrapped[1].spans[1].style, text);
+        assert_eq!(wrap_line(&Line::from(""), 10).len(), 1);
+    }
 
     fn ts(s: &str) -> Timestamp {
         Timestamp::parse(s).unwrap()

@@ -130,19 +130,17 @@ pub fn perform(handles: &Arc<Handles>, effect: Effect, tx: &UnboundedSender<Acti
         }
         Effect::ProbeNodes(urls) => {
             let urls = urls.clone();
-            let es = handles.elasticsearch.clone();
+            let Some(es) = handles.elasticsearch.clone() else {
+                // Without Elasticsearch there is no pool to have left: nobody answers.
+                let answers = urls.into_iter().map(|url| (url, false)).collect();
+                let _ = tx.send(Action::NodesProbed(answers));
+                return;
+            };
             let tx = tx.clone();
             tokio::spawn(async move {
-                let mut answers = Vec::with_capacity(urls.len());
-                for url in urls {
-                    // Without Elasticsearch there is no pool to have left: nobody answers.
-                    let up = match &es {
-                        Some(es) => es.client().transport().answers(&url).await,
-                        None => false,
-                    };
-                    answers.push((url, up));
+                for action in probe_nodes(&es, urls).await {
+                    let _ = tx.send(action);
                 }
-                let _ = tx.send(Action::NodesProbed(answers));
             });
             return;
         }
@@ -191,6 +189,44 @@ fn learn_secrets(action: &Action) {
             .for_each(|j| register_sensitive(&j.connector.configuration)),
         _ => {}
     }
+}
+
+/// How long a vanished node may take to answer a probe: it is outside the pool, so the
+/// request timeout (meant for real work) would only keep the view waiting on a dead node.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Vanished nodes asked at once, at most.
+const PROBE_CONCURRENCY: usize = 8;
+
+/// Asks the vanished nodes, all at once (bounded), whether they answer; the actions to
+/// send, in order. An answer proves only that a node is reachable, not that it left the
+/// cluster: a node that went down is sniffed out of the pool and answers again when it is
+/// back, before the next sniff re-adds it. So when any answers and the transport sniffs,
+/// the cluster decides: a sniff refreshes the pool first (`PoolLoaded`, where a node back
+/// in `_nodes` is listed alive), and only a node that answers yet is not in `_nodes` drops
+/// out. If that sniff fails nobody can tell, and every vanished node stays listed as dead.
+async fn probe_nodes(es: &ElasticsearchBackend, urls: Vec<String>) -> Vec<Action> {
+    use futures_util::StreamExt;
+    let transport = es.client().transport();
+    let mut answers: Vec<(String, bool)> = futures_util::stream::iter(urls)
+        .map(|url| async move {
+            let up = transport.answers(&url, PROBE_TIMEOUT).await;
+            (url, up)
+        })
+        .buffered(PROBE_CONCURRENCY)
+        .collect()
+        .await;
+    let mut actions = Vec::with_capacity(2);
+    if answers.iter().any(|(_, up)| *up) && transport.sniffs() {
+        match transport.sniff().await {
+            Ok(_) => actions.push(Action::PoolLoaded(Ok(Some(pool_rows(es))))),
+            Err(e) => {
+                tracing::debug!(error = %e, "sniff after a vanished node answered failed");
+                answers.iter_mut().for_each(|(_, up)| *up = false);
+            }
+        }
+    }
+    actions.push(Action::NodesProbed(answers));
+    actions
 }
 
 fn pool_rows(es: &ElasticsearchBackend) -> Vec<NodeRow> {

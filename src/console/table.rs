@@ -86,6 +86,17 @@ pub fn fuzzy_match(needle: &str, haystack: &str) -> bool {
     })
 }
 
+/// A view's state as new again (`Default`, for another profile) but for its table's sort,
+/// which is the operator's and stays: the one reset every table view shares.
+pub fn reset_keeping_sort<S: Default, T: TableRow>(
+    state: &mut S,
+    table: fn(&mut S) -> &mut TableData<T>,
+) {
+    let sort = table(state).sort();
+    *state = S::default();
+    table(state).set_sort(sort);
+}
+
 /// Rows, filter and cursor of one table.
 #[derive(Debug, Clone)]
 pub struct TableData<T> {
@@ -314,6 +325,27 @@ mod tests {
         fn parent_id(&self) -> Option<&str> {
             self.0.get(..1)
         }
+    }
+
+    #[test]
+    fn a_reset_empties_the_state_and_keeps_the_sort() {
+        #[derive(Default)]
+        struct State {
+            table: TableData<R>,
+            marked: bool,
+        }
+        let sort = Some(Sort {
+            key: SortKey::Name,
+            desc: true,
+        });
+        let mut state = State::default();
+        state.table.set_rows(vec![R("beta"), R("alpha")], now());
+        state.table.set_sort(sort);
+        state.marked = true;
+        reset_keeping_sort(&mut state, |s| &mut s.table);
+        assert_eq!(state.table.sort(), sort);
+        assert!(state.table.all().is_empty() && state.table.loaded_at.is_none());
+        assert!(!state.marked);
     }
 
     #[test]

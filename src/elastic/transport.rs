@@ -581,9 +581,9 @@ impl Transport {
     /// and marks those that answer alive. Without it a node that came back stays dead until
     /// its backoff ends or a sniff runs. Returns how many nodes were revived.
     pub async fn recheck_dead_nodes(&self) -> usize {
-        let sniffs =
-            self.sniff.on_start || self.sniff.on_node_failure || self.sniff.interval.is_some();
-        if sniffs && let Err(e) = self.sniff().await {
+        if self.sniffs()
+            && let Err(e) = self.sniff().await
+        {
             tracing::debug!(error = %e, "re-sniff for the pool view failed");
         }
         // Dead nodes, and nodes alive only because their backoff ran out (lazy
@@ -612,17 +612,36 @@ impl Transport {
         revived
     }
 
-    /// Whether a node answers `GET /` at all (any HTTP answer, with this transport's
-    /// credentials and timeout), for whoever shows nodes that left the pool: one that
-    /// answers is up, so it left the pool rather than died. Touches no node state.
-    pub async fn answers(&self, node: &str) -> bool {
+    /// Whether a node answers `GET /` at all within `timeout` (any HTTP answer, with this
+    /// transport's credentials), for whoever shows nodes that left the pool. Touches no node
+    /// state and logs nothing: the node is outside the pool, so its silence is no warning
+    /// about the cluster (`timeout_outcome` would write one per node into the Logs view).
+    ///
+    /// A TLS failure is not an answer: the handshake never proved that whatever listens
+    /// there is the node the pool knew (a certificate that no longer verifies, or another
+    /// service on the port), and the caller drops a node that answers from its view, which
+    /// must not happen on the word of a server this transport refuses to talk to.
+    pub async fn answers(&self, node: &str, timeout: Duration) -> bool {
         let Ok(node) = Url::parse(node) else {
             return false;
         };
-        match self.attempt(&node, &Method::GET, "/", "", None).await {
-            Attempt::Done(_) | Attempt::Final(_) | Attempt::Throttled(_) => true,
-            Attempt::NodeFailed { .. } | Attempt::TimedOut => false,
-        }
+        let Ok(url) = join_url(&node, "/", "") else {
+            return false;
+        };
+        let request = self
+            .client
+            .get(url)
+            .headers(self.headers.clone())
+            .timeout(timeout);
+        // Any status is an answer; a timeout, a refused or cut connection, or a TLS failure
+        // is not.
+        request.send().await.is_ok()
+    }
+
+    /// Whether this transport sniffs at all: then the cluster's `_nodes`, not a node's own
+    /// answer, says which nodes belong to the pool.
+    pub fn sniffs(&self) -> bool {
+        self.sniff.on_start || self.sniff.on_node_failure || self.sniff.interval.is_some()
     }
 
     /// Sniffs now, waiting for a running sniff to end first. Returns how many nodes the pool

@@ -102,3 +102,122 @@ async fn a_revealed_and_saved_secret_never_reaches_the_log() {
     );
     assert!(!log.contains(SECRET), "the secret reached the log:\n{log}");
 }
+
+#[tokio::test]
+async fn sensitive_values_of_what_the_runner_loads_are_masked_on_screen() {
+    // A worker that does not mask (the Python service) can write a connector's sensitive
+    // value into a job's or connector's `error`. This process never saw the value: only the
+    // effect runner's loads (jobs, a connector's detail, the editor's connector) teach it to
+    // the masker, before the screen shows any of it. Distinct values: the masker is
+    // process-wide.
+    use syncdeck::console::io::perform;
+    use syncdeck::model::{JobType, TriggerMethod};
+    let job_secret = "consolefix-job-5e1b7a";
+    let detail_secret = "consolefix-detail-c04d2f";
+    let editor_secret = "consolefix-editor-91ae3c";
+    let known = |secret: &str| !syncdeck::secret::mask(secret).contains(secret);
+    for secret in [job_secret, detail_secret, editor_secret] {
+        assert!(!known(secret), "{secret} is known already");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let handles = embedded_handles(&dir.path().join("embedded.sqlite3"), None);
+    for (id, secret) in [
+        ("leaky", job_secret),
+        ("detail", detail_secret),
+        ("edited", editor_secret),
+    ] {
+        let new = NewConnector {
+            id: Some(id.into()),
+            name: Some(id.into()),
+            index_name: Some(format!("search-{id}")),
+            service_type: Some("postgresql".into()),
+            ..Default::default()
+        };
+        handles.control.create_connector(&new).await.unwrap();
+        let config: Configuration = serde_json::from_value(serde_json::json!({
+            "password": {"label": "Password", "sensitive": true, "value": secret}
+        }))
+        .unwrap();
+        handles
+            .control
+            .update_configuration(id, &ConfigurationUpdate::Replace(config))
+            .await
+            .unwrap();
+    }
+    let job = handles
+        .control
+        .create_sync_job("leaky", JobType::Full, TriggerMethod::OnDemand)
+        .await
+        .unwrap();
+    // Another worker claims it and fails without masking.
+    handles
+        .control
+        .claim_sync_job(&job, "python-worker", None)
+        .await
+        .unwrap();
+    handles
+        .control
+        .set_sync_job_error(&job, &format!("{job_secret} was refused"))
+        .await
+        .unwrap();
+    handles
+        .control
+        .update_error("detail", Some(&format!("{detail_secret} was refused")))
+        .await
+        .unwrap();
+    let (tx, mut rx) = unbounded_channel();
+    let answer = async |rx: &mut tokio::sync::mpsc::UnboundedReceiver<Action>| {
+        tokio::time::timeout(std::time::Duration::from_secs(30), rx.recv())
+            .await
+            .expect("an answer")
+            .expect("the channel is open")
+    };
+
+    // A connector's detail, then the editor's connector: each teaches its own value only.
+    perform(&handles, Effect::LoadConnectorDetail("detail".into()), &tx);
+    let loaded = answer(&mut rx).await;
+    assert!(
+        matches!(loaded, Action::ConnectorDetailLoaded { result: Ok(_), .. }),
+        "the detail did not load"
+    );
+    assert!(
+        known(detail_secret),
+        "the detail's connector was not learnt"
+    );
+    assert!(!known(editor_secret) && !known(job_secret));
+    perform(&handles, Effect::LoadConnectorForEdit("edited".into()), &tx);
+    let loaded = answer(&mut rx).await;
+    assert!(
+        matches!(loaded, Action::EditorLoaded { result: Ok(_), .. }),
+        "the editor's connector did not load"
+    );
+    assert!(
+        known(editor_secret),
+        "the editor's connector was not learnt"
+    );
+    assert!(!known(job_secret));
+
+    // The Jobs view, loaded through the runner, and the job's detail show the mask.
+    let mut state = new_state(false, (140, 40));
+    let fx = update(&mut state, ch('2'));
+    assert!(
+        fx.iter().any(|e| matches!(e, Effect::LoadJobs(_))),
+        "{fx:?}"
+    );
+    pump(&mut state, &handles, &mut rx, fx, &tx).await;
+    assert_eq!(
+        state.jobs.table.all().len(),
+        1,
+        "{:?}",
+        state.jobs.table.error
+    );
+    let list = text(&draw(&state, &theme("default")));
+    let fx = update(&mut state, key(KeyCode::Enter));
+    pump(&mut state, &handles, &mut rx, fx, &tx).await;
+    let detail = text(&draw(&state, &theme("default")));
+    assert!(detail.contains("was refused"), "{detail}");
+    for screen in [&list, &detail] {
+        assert!(!screen.contains(job_secret), "{screen}");
+    }
+    assert!(known(job_secret));
+}

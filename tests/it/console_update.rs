@@ -1775,3 +1775,149 @@ async fn the_pool_view_asks_a_vanished_node_through_the_real_runner() {
         "a node that answers but is not in the pool left it"
     );
 }
+
+#[tokio::test]
+async fn a_node_back_in_the_cluster_is_listed_alive_when_it_answers_a_probe() {
+    // Review of issue 11, bug 9 again: with sniffing on, a node that went down is sniffed
+    // out of the pool; when it came back it answered the probe and so dropped out of the view
+    // until the next sniff. Answering proves only reachability: the cluster's `_nodes`
+    // decides, so a node back in the cluster is listed alive at once, and only one that
+    // answers but is not in the cluster (here: a node of another cluster) drops out.
+    use crate::support::{NodeDownMode, StandIn, StandInOptions};
+    use std::sync::Arc;
+    let options = || StandInOptions {
+        nodes: 2,
+        kibana: false,
+        ..Default::default()
+    };
+    let standin = StandIn::start(options()).await;
+    let elsewhere = StandIn::start(StandInOptions {
+        nodes: 1,
+        ..options()
+    })
+    .await;
+    let urls = standin.es_urls();
+    let other = elsewhere.es_urls()[0].clone();
+    let dir = tempfile::tempdir().unwrap();
+    let embedded = Arc::try_unwrap(embedded_handles(&dir.path().join("e.sqlite3"), None))
+        .ok()
+        .expect("one owner");
+    let mut es =
+        syncdeck::config::EsSettings::new(urls.iter().map(|u| u.parse().unwrap()).collect());
+    es.request_timeout = std::time::Duration::from_secs(5);
+    es.sniff.on_node_failure = true;
+    let backend = syncdeck::backend::elasticsearch::ElasticsearchBackend::new(&es).unwrap();
+    let handles = Arc::new(syncdeck::console::io::Handles {
+        elasticsearch: Some(Arc::new(backend)),
+        ..embedded
+    });
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut s = new_state(false, (120, 40));
+    // Nodes and whether they are listed alive, in URL order (a sniff lists them as the
+    // cluster does).
+    let listed = |s: &syncdeck::console::app::AppState| -> Vec<(String, bool)> {
+        let rows = s.breaker.pool.value.clone().flatten().unwrap_or_default();
+        let mut rows: Vec<_> = rows
+            .into_iter()
+            .map(|n| (n.url.trim_end_matches('/').to_string(), n.alive))
+            .collect();
+        rows.sort();
+        rows
+    };
+    let sorted = |mut rows: Vec<(String, bool)>| {
+        rows.sort();
+        rows
+    };
+    pump_until(
+        &mut s,
+        &handles,
+        &mut rx,
+        vec![Effect::LoadPool],
+        &tx,
+        |s| listed(s).len() == 2,
+    )
+    .await;
+    assert_eq!(
+        listed(&s),
+        sorted(vec![(urls[0].clone(), true), (urls[1].clone(), true)])
+    );
+    // The view also lists a node that left this cluster for another one.
+    let mut rows = s.breaker.pool.value.clone().flatten().unwrap();
+    rows.push(syncdeck::console::live::NodeRow {
+        url: other.clone(),
+        alive: true,
+        failures: 0,
+        dead_for_ms: None,
+    });
+    let _ = update(&mut s, Action::PoolLoaded(Ok(Some(rows))));
+    // Node 1 goes down: the refresh's sniff drops it from the pool; the probe finds it
+    // silent (listed as dead) and the other cluster's node answering yet not in `_nodes`.
+    standin.faults().node_down(1, NodeDownMode::Refuse);
+    pump_until(
+        &mut s,
+        &handles,
+        &mut rx,
+        vec![Effect::LoadPool],
+        &tx,
+        |s| s.breaker.vanished.len() == 1 && !s.breaker.probing,
+    )
+    .await;
+    assert_eq!(
+        listed(&s),
+        sorted(vec![(urls[0].clone(), true), (urls[1].clone(), false)]),
+        "the silent node stays dead; the one outside the cluster left"
+    );
+    // Node 1 comes back after that refresh's sniff, before the probe it asked for: it
+    // answers, and the cluster names it again, so it is listed alive, not dropped.
+    standin.faults().node_up(1);
+    s.breaker.probing = true;
+    pump_until(
+        &mut s,
+        &handles,
+        &mut rx,
+        vec![Effect::ProbeNodes(vec![urls[1].clone()])],
+        &tx,
+        |s| !s.breaker.probing,
+    )
+    .await;
+    assert_eq!(
+        listed(&s),
+        sorted(vec![(urls[0].clone(), true), (urls[1].clone(), true)]),
+        "a node back in the cluster is listed alive at once"
+    );
+    assert!(s.breaker.vanished.is_empty());
+}
+
+#[test]
+fn the_remote_jobs_text_fits_its_box_at_every_width() {
+    // Review: the box's height was counted with `format::wrap` while ratatui's paragraph
+    // wrapped the text its own way; where the two disagree, the last line is cut off or a
+    // blank line opens above the tables. Tall enough that the text always fits.
+    for width in 20..=200u16 {
+        let mut s = loaded_state(false, (width, 120));
+        apply(&mut s, [ch('3'), ch('j')]);
+        let screen = text(&draw(&s, &theme("default")));
+        let rows: Vec<&str> = screen
+            .lines()
+            .skip_while(|l| !l.contains("┌ job-remote-0002"))
+            .skip(1)
+            .take_while(|l| !l.starts_with('└'))
+            .map(|l| {
+                l.trim_start_matches('│')
+                    .trim_end()
+                    .trim_end_matches('│')
+                    .trim()
+            })
+            .collect();
+        assert!(!rows.is_empty(), "width {width}: no remote box\n{screen}");
+        assert!(
+            rows.iter().all(|r| !r.is_empty()),
+            "width {width}: a gap in the box\n{screen}"
+        );
+        let words = rows.join(" ");
+        assert!(
+            words.ends_with("to watch it live."),
+            "width {width}: the last line is not drawn\n{screen}"
+        );
+    }
+}

@@ -764,12 +764,66 @@ async fn a_probe_tells_a_node_that_answers_from_a_dead_one_and_marks_nothing() {
     // A transport whose pool holds only the first node: the second "left" it.
     let es = client(&settings(&urls[..1]));
     let left = urls[1].trim_end_matches('/').to_string();
-    assert!(es.transport().answers(&left).await);
+    let probe = Duration::from_secs(5);
+    assert!(es.transport().answers(&left, probe).await);
     standin.faults().node_down(1, NodeDownMode::Refuse);
-    assert!(!es.transport().answers(&left).await);
-    assert!(!es.transport().answers("not a url").await);
+    assert!(!es.transport().answers(&left, probe).await);
+    assert!(!es.transport().answers("not a url", probe).await);
     // A probe is no request of the pool's: its node state stays as it was.
     let pool = es.pool_snapshot();
     assert_eq!(pool.len(), 1);
     assert!(pool[0].alive && pool[0].failures == 0, "{pool:?}");
+}
+
+#[tokio::test]
+async fn a_probe_times_out_quietly_and_a_tls_failure_is_no_answer() {
+    // Review of issue 11: a probe waited the full request timeout per node, one after the
+    // other, and a node outside the pool that timed out wrote a warning into the Logs view;
+    // a TLS failure counted as "up", so the view dropped a node on the word of a server the
+    // transport refuses to talk to.
+    let standin = standin(1).await;
+    // A node that accepts and never says a word.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let log = LogBuffer::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer({
+            let log = log.clone();
+            move || log.clone()
+        })
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let mut s = settings(&standin.es_urls());
+    // Real work may wait a minute; the probe is told how long it may take.
+    s.request_timeout = Duration::from_secs(60);
+    let es = client(&s);
+    let probed = tokio::time::timeout(
+        Duration::from_secs(30),
+        es.transport().answers(&silent, Duration::from_millis(200)),
+    )
+    .await;
+    assert_eq!(
+        probed,
+        Ok(false),
+        "the probe's own timeout, not the request's"
+    );
+    // The stand-in speaks plain HTTP: over https the handshake fails.
+    let plain = standin.es_urls()[0].trim_end_matches('/').to_string();
+    assert!(es.transport().answers(&plain, Duration::from_secs(5)).await);
+    let tls = plain.replacen("http://", "https://", 1);
+    assert!(
+        !es.transport().answers(&tls, Duration::from_secs(5)).await,
+        "a failed handshake is no answer"
+    );
+    server.abort();
+    let text = log.text();
+    assert!(text.trim().is_empty(), "a probe wrote to the log:\n{text}");
 }

@@ -90,6 +90,9 @@ impl BreakerState {
 
     /// The answers of a probe: a vanished node that answers is up, so it is no longer part
     /// of the pool rather than dead, and drops out; one that does not stays listed as dead.
+    /// When the transport sniffs, the effect runner has already let the cluster decide (a
+    /// `PoolLoaded` just before this lists a node that is back in `_nodes` alive, and so no
+    /// longer vanished), so an answering node still vanished here is outside the cluster.
     /// Returns whether the list changed.
     pub fn probed(&mut self, answers: Vec<(String, bool)>) -> bool {
         self.probing = false;

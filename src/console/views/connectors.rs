@@ -28,9 +28,7 @@ pub struct ConnectorsState {
 impl ConnectorsState {
     /// Empty again, for another profile; the sort is the operator's and stays.
     pub fn reset(&mut self) {
-        let sort = self.table.sort();
-        *self = Self::default();
-        self.table.set_sort(sort);
+        crate::console::table::reset_keeping_sort(self, |s| &mut s.table);
     }
 
     /// Whether a connector of this id is listed.

@@ -41,9 +41,7 @@ impl DeadLettersState {
     /// Empty again (another profile may be another cluster: its queue is named once it has
     /// loaded); the sort is the operator's and stays.
     pub fn reset(&mut self) {
-        let sort = self.table.sort();
-        *self = Self::default();
-        self.table.set_sort(sort);
+        crate::console::table::reset_keeping_sort(self, |s| &mut s.table);
     }
 
     pub fn is_marked(&self, id: i64) -> bool {
@@ -109,11 +107,9 @@ impl DeadLettersState {
     }
 }
 
-/// At 80 columns: the mark, connector, document, error type, last failure and as much of
-/// the reason as fits; wider, ids and tries join and the reason takes the room.
-/// At 80 columns: the mark, connector and document whole, the last failure, and the error
-/// type and reason sharing the rest; wider, tries, ids and the job join and the reason
-/// takes the room.
+/// At 80 columns: the mark, id, connector and document whole, tries and the last failure,
+/// and the error type and reason sharing the rest; wider, the job joins and the error type
+/// and reason take the room (the snapshots `dead_letters_80x24` and `_160x48` show both).
 const COLUMNS: [Column; 9] = [
     Column::new(" ", 1, 0),
     Column::new("ID", 4, 4).max(8),

@@ -33,9 +33,7 @@ pub struct JobsState {
 impl JobsState {
     /// Empty again, for another profile; the sort is the operator's and stays.
     pub fn reset(&mut self) {
-        let sort = self.table.sort();
-        *self = Self::default();
-        self.table.set_sort(sort);
+        crate::console::table::reset_keeping_sort(self, |s| &mut s.table);
     }
 
     /// Asks for the page again, with the filters as they are now.

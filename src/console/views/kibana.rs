@@ -32,9 +32,7 @@ pub struct KibanaState {
 impl KibanaState {
     /// Empty again, for another profile; the sort is the operator's and stays.
     pub fn reset(&mut self) {
-        let sort = self.table.sort();
-        *self = Self::default();
-        self.table.set_sort(sort);
+        crate::console::table::reset_keeping_sort(self, |s| &mut s.table);
     }
 
     /// Asks for the table again (it shows its old rows until the answer).

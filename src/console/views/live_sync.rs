@@ -622,25 +622,21 @@ fn render_remote(
         "Run `syncdeck serve --listen 127.0.0.1:PORT` there and `syncdeck --attach 127.0.0.1:PORT` to watch it live.",
         theme.dim,
     ));
-    // The text's height as wrapped, so the tables start right under it.
+    // Wrapped here and drawn as is, so the box's height is exactly the text's and the tables
+    // start right under it.
     let inner_width = area.width.saturating_sub(2) as usize;
-    let wrapped: usize = lines
+    let lines: Vec<Line> = lines
         .iter()
-        .map(|l| crate::console::format::wrap(&l.to_string(), inner_width).len())
-        .sum();
+        .flat_map(|l| crate::console::format::wrap_line(l, inner_width))
+        .collect();
     let text_height = if tables.is_empty() {
         area.height
     } else {
-        (wrapped as u16 + 2).min(area.height.saturating_sub(4))
+        (lines.len() as u16 + 2).min(area.height.saturating_sub(4))
     };
     let [text_area, tables_area] =
         Layout::vertical([Constraint::Length(text_height), Constraint::Min(0)]).areas(area);
-    frame.render_widget(
-        Paragraph::new(lines)
-            .wrap(ratatui::widgets::Wrap { trim: true })
-            .block(block),
-        text_area,
-    );
+    frame.render_widget(Paragraph::new(lines).block(block), text_area);
     if tables_area.height >= 4 {
         render_tables(frame, tables_area, &tables, theme);
     }
