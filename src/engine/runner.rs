@@ -370,6 +370,29 @@ impl Engine {
         refusal_for_configuration(&self.deps.registry, service_type, config, job_type)
     }
 
+    /// Copies into the job's configuration the source's optional fields that `live` (the
+    /// connector as it is now) has and the job's snapshot lacks.
+    fn add_optional_fields(&self, job: &mut SyncJob, live: &crate::model::Configuration) {
+        let Some(factory) = job
+            .connector
+            .service_type
+            .as_deref()
+            .and_then(|t| self.deps.registry.get(t))
+        else {
+            return;
+        };
+        for key in factory.optional_fields().0.keys() {
+            if !job.connector.configuration.0.contains_key(key)
+                && let Some(field) = live.0.get(key)
+            {
+                job.connector
+                    .configuration
+                    .0
+                    .insert(key.clone(), field.clone());
+            }
+        }
+    }
+
     /// [`Self::can_run`] from a service type alone (a job's connector snapshot has one too).
     pub fn can_run_service(
         &self,
@@ -401,17 +424,13 @@ impl Engine {
         if !matches!(job.status, JobStatus::Pending | JobStatus::Suspended) {
             return Ok(skipped(format!("the job is {}", job.status)));
         }
-        // A job this engine cannot run is left alone, guard and connector untouched, for the
-        // service that can (as the Python service leaves it `pending`).
-        if let Err(why) = self
-            .can_run_service(job.connector.service_type.as_deref(), job.job_type)
-            .and_then(|()| {
-                self.can_run_configured(
-                    job.connector.service_type.as_deref(),
-                    &job.connector.configuration,
-                    job.job_type,
-                )
-            })
+        // A job of a type this engine cannot run is left alone, guard and connector
+        // untouched, for the service that can (as the Python service leaves it `pending`).
+        // One of a type it runs but whose connector's configuration cannot (an incremental
+        // job of a database without `cursor_column`) is claimed and ends `error` with the
+        // reason, as Python's runner ends it ("does not support incremental sync"): left
+        // pending, nothing would ever end it.
+        if let Err(why) = self.can_run_service(job.connector.service_type.as_deref(), job.job_type)
         {
             return Ok(skipped(format!("connector '{connector_id}': {why}")));
         }
@@ -436,10 +455,17 @@ impl Engine {
         }
         // The job's snapshot has no cursor on Elasticsearch (`_claim` is what brings it):
         // an incremental job resumes from the connector's saved cursor.
+        // The source's opt-in fields (`cursor_column`) the operator set after the job was
+        // created count too: taken from the live connector when the snapshot lacks them.
         let mut job = job;
-        if job.job_type == JobType::Incremental && job.connector.sync_cursor.is_none() {
+        if job.job_type == JobType::Incremental {
             match control.get_connector(&connector_id).await {
-                Ok(connector) => job.connector.sync_cursor = connector.sync_cursor,
+                Ok(connector) => {
+                    if job.connector.sync_cursor.is_none() {
+                        job.connector.sync_cursor = connector.sync_cursor;
+                    }
+                    self.add_optional_fields(&mut job, &connector.configuration);
+                }
                 Err(e) => {
                     tracing::warn!(connector = %connector_id, error = %e, "could not read the saved cursor")
                 }
@@ -843,6 +869,14 @@ impl Engine {
             )
         })?;
         let config = &job.connector.configuration;
+        if job.job_type == JobType::Incremental
+            && let Some(why) = factory.incremental_refusal(config)
+        {
+            return Err(format!(
+                "Connector {} does not support incremental sync: {why}",
+                job.connector.id
+            ));
+        }
         validate_configuration(factory.as_ref(), config)?;
         // Advanced sync rules go to the source unchanged; it says whether it can apply them.
         if let Some(snippet) = job

@@ -624,16 +624,8 @@ async fn pick_up(
             continue;
         }
         // A job its connector's configuration cannot run (an incremental one of a database
-        // without `cursor_column`) is left `pending`, unclaimed, like one of another type.
-        if let Err(why) = super::runner::refusal_for_configuration(
-            registry,
-            service_type,
-            &job.connector.configuration,
-            job.job_type,
-        ) {
-            tracing::debug!(connector = %connector_id, job = %job.id, %why, "job left pending");
-            continue;
-        }
+        // without `cursor_column`) is taken too: the runner ends it `error` with the reason,
+        // as Python's does, rather than leave it pending for nobody.
         let held = by_id
             .get(connector_id.as_str())
             .is_some_and(|c| PriorSync::of(c, job.job_type).status == Some(JobStatus::InProgress));

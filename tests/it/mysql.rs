@@ -512,22 +512,38 @@ async fn cursor_column_makes_incremental_syncs_of_new_and_updated_rows_only() {
     );
     let (job_id, report) = run(JobType::Incremental).await;
     assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
-    assert_eq!(report.counters.seen, 3, "{report:#?}");
+    // The three changed rows, and again the one at the saved value (`>=`).
+    assert_eq!(report.counters.seen, 4, "{report:#?}");
     assert_eq!(report.counters.deleted, 0, "{report:#?}");
     let docs: BTreeMap<String, Value> = standin.index_docs("my-incr").into_iter().collect();
     assert_eq!(docs.len(), 7, "the deleted row stays until a full sync");
     assert_eq!(docs["books_1"]["title"], "changed");
     assert_eq!(docs["books_6"]["title"], "book 6");
     let job = standin.sync_job(&job_id).expect("job");
-    assert_eq!(job["metadata"]["tables"]["books"]["rows"], 3, "{job:#}");
+    assert_eq!(job["metadata"]["tables"]["books"]["rows"], 4, "{job:#}");
     let cursor = standin.connector(&id).expect("connector")["sync_cursor"].clone();
     assert_eq!(cursor["tables"]["books"], "9007199254741000", "{cursor:#}");
 
+    // Nothing new: only the row at the saved value is read again.
     let (_, report) = run(JobType::Incremental).await;
-    assert_eq!(report.counters.seen, 0, "{report:#?}");
+    assert_eq!(report.counters.seen, 1, "{report:#?}");
+    // A row written after that sync with the very value saved (a busy table's timestamp of
+    // one-second precision) is not lost.
+    server.sql("INSERT INTO incr.books VALUES (8, 'book 8', 9007199254741000);");
+    let (_, report) = run(JobType::Incremental).await;
+    assert_eq!(report.counters.seen, 2, "{report:#?}");
+    assert_eq!(
+        standin
+            .index_docs("my-incr")
+            .into_iter()
+            .collect::<BTreeMap<_, _>>()["books_8"]["title"],
+        "book 8"
+    );
+    server.sql("DELETE FROM incr.books WHERE id = 8;");
+    // A full sync still deletes (rows 2 and 8).
     let (_, report) = run(JobType::Full).await;
     assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
-    assert_eq!(report.counters.deleted, 1, "{report:#?}");
+    assert_eq!(report.counters.deleted, 2, "{report:#?}");
 
     // A table without the column: a per-table error in an incremental sync.
     es.update_configuration(

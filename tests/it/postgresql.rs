@@ -456,6 +456,19 @@ async fn a_second_full_sync_deletes_removed_rows_and_the_job_says_what_was_read(
     );
 }
 
+/// The job once its status is `status` (serve runs it in a task of its own).
+async fn wait_for_status(standin: &StandIn, job: &str, status: &str) -> Value {
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let doc = standin.sync_job(job).expect("job");
+        if doc["status"] == status || Instant::now() > deadline {
+            assert_eq!(doc["status"], status, "{doc:#}");
+            return doc;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn run_job(
     engine: &Engine,
     connector: &str,
@@ -522,8 +535,9 @@ async fn cursor_column_makes_incremental_syncs_of_new_and_updated_rows_only() {
         Value::Object(values(server, "incr", json!({"tables": "books"}))),
     )
     .await;
-    // Without cursor_column: Elastic's features (no incremental), and an incremental job is
-    // refused up front, or left pending (unclaimed) when it exists.
+    // Without cursor_column: Elastic's features (no incremental); an incremental job is
+    // refused up front, and one that exists is claimed and ends `error` with the reason, as
+    // Python's runner ends it, so nothing is left pending for nobody.
     let connector = es.get_connector(&id).await.expect("connector");
     assert!(connector.configuration.get("cursor_column").is_none());
     let features =
@@ -534,14 +548,19 @@ async fn cursor_column_makes_incremental_syncs_of_new_and_updated_rows_only() {
         .await
         .expect_err("refused");
     assert!(refused.to_string().contains("cursor_column"), "{refused}");
-    let (pending, report) = run_job(&engine, &id, JobType::Incremental).await;
+    let (failed, report) = run_job(&engine, &id, JobType::Incremental).await;
     assert!(
-        matches!(&report.end, JobEnd::Skipped { reason } if reason.contains("cursor_column")),
+        matches!(&report.end, JobEnd::Failed { error }
+            if error.contains("does not support incremental sync") && error.contains("cursor_column")),
         "{report:#?}"
     );
-    assert_eq!(
-        standin.sync_job(&pending).expect("job")["status"],
-        "pending"
+    let job = standin.sync_job(&failed).expect("job");
+    assert_eq!(job["status"], "error", "{job:#}");
+    assert!(
+        job["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("cursor_column")),
+        "{job:#}"
     );
     let tick = || async {
         let options = ServeOptions {
@@ -552,24 +571,45 @@ async fn cursor_column_makes_incremental_syncs_of_new_and_updated_rows_only() {
         };
         serve(&engine, &options, CancellationToken::new()).await
     };
-    // `serve` writes Elastic's features, and leaves the job pending, unclaimed.
+    // `serve` writes Elastic's features, and ends a pending incremental job the same way.
+    let pending = es
+        .create_sync_job(&id, JobType::Incremental, TriggerMethod::OnDemand)
+        .await
+        .expect("job");
     tick().await;
-    assert_eq!(
-        standin.sync_job(&pending).expect("job")["status"],
-        "pending"
+    let ended = wait_for_status(&standin, &pending, "error").await;
+    assert!(
+        ended["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("does not support incremental sync")),
+        "{ended:#}"
     );
     let connector = es.get_connector(&id).await.expect("connector");
     assert_eq!(
         connector.features.and_then(|f| f.incremental_sync),
         Some(json!({"enabled": false}))
     );
-    engine.discard_unstarted(&report).await;
 
+    // A job created before the operator sets cursor_column runs with it: the source's
+    // opt-in fields come from the live connector when the job's snapshot lacks them.
+    let early = es
+        .create_sync_job(&id, JobType::Incremental, TriggerMethod::OnDemand)
+        .await
+        .expect("job");
     set_cursor_column(es.as_ref(), &PostgresqlFactory, &id, "updated_at").await;
     let connector = es.get_connector(&id).await.expect("connector");
     let features =
         syncdeck::engine::service::source_features(&PostgresqlFactory, &connector.configuration);
     assert_eq!(features.incremental_sync, Some(json!({"enabled": true})));
+    let report = tokio::time::timeout(LIMIT, engine.run_job(&early, &CancellationToken::new()))
+        .await
+        .expect("the job ends")
+        .expect("job runs");
+    assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
+    assert_eq!(
+        report.counters.indexed, 3,
+        "the first incremental reads the table whole"
+    );
     tick().await;
     let connector = es.get_connector(&id).await.expect("connector");
     assert_eq!(
@@ -581,7 +621,7 @@ async fn cursor_column_makes_incremental_syncs_of_new_and_updated_rows_only() {
     // A full sync reads everything and remembers the largest value per table.
     let (_, report) = run_job(&engine, &id, JobType::Full).await;
     assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
-    assert_eq!(report.counters.indexed, 3);
+    assert_eq!(report.counters.seen, 3, "{report:#?}");
     let cursor = standin.connector(&id).expect("connector")["sync_cursor"].clone();
     assert_eq!(cursor["cursor_column"], "updated_at", "{cursor:#}");
     assert_eq!(cursor["scope"], "incr.public", "{cursor:#}");
@@ -602,14 +642,15 @@ async fn cursor_column_makes_incremental_syncs_of_new_and_updated_rows_only() {
     .expect("changes");
     let (job_id, report) = run_job(&engine, &id, JobType::Incremental).await;
     assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
-    assert_eq!(report.counters.seen, 2, "{report:#?}");
+    // The two changed rows, and again the one at the saved value (`>=`).
+    assert_eq!(report.counters.seen, 3, "{report:#?}");
     assert_eq!(report.counters.deleted, 0, "{report:#?}");
     let docs: BTreeMap<String, Value> = standin.index_docs("pg-incr").into_iter().collect();
     assert_eq!(docs.len(), 4, "{docs:#?}");
     assert_eq!(docs["incr_public_books_1"]["public_books_title"], "changed");
     assert_eq!(docs["incr_public_books_4"]["public_books_title"], "book 4");
     let job = standin.sync_job(&job_id).expect("job");
-    assert_eq!(job["metadata"]["tables"]["books"]["rows"], 2, "{job:#}");
+    assert_eq!(job["metadata"]["tables"]["books"]["rows"], 3, "{job:#}");
     let cursor = standin.connector(&id).expect("connector")["sync_cursor"].clone();
     assert!(
         cursor["tables"]["books"]
@@ -618,17 +659,29 @@ async fn cursor_column_makes_incremental_syncs_of_new_and_updated_rows_only() {
         "{cursor:#}"
     );
 
-    // Nothing new: nothing read, and the cursor stays.
+    // Nothing new: only the row at the saved value is read again, and the cursor stays.
     let (_, report) = run_job(&engine, &id, JobType::Incremental).await;
     assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
-    assert_eq!(report.counters.seen, 0, "{report:#?}");
+    assert_eq!(report.counters.seen, 1, "{report:#?}");
     let again = standin.connector(&id).expect("connector")["sync_cursor"].clone();
     assert_eq!(again, cursor);
+    // A row committed after that sync with the very value saved (`now()` of a transaction
+    // that began before the read) is not lost.
+    db.batch_execute("INSERT INTO books VALUES (5, 'book 5', '2024-01-03 00:00:00+00')")
+        .await
+        .expect("tie");
+    let (_, report) = run_job(&engine, &id, JobType::Incremental).await;
+    assert_eq!(report.counters.seen, 2, "{report:#?}");
+    let docs: BTreeMap<String, Value> = standin.index_docs("pg-incr").into_iter().collect();
+    assert_eq!(docs["incr_public_books_5"]["public_books_title"], "book 5");
+    db.batch_execute("DELETE FROM books WHERE id = 5")
+        .await
+        .expect("untie");
 
-    // A full sync still deletes.
+    // A full sync still deletes (rows 2 and 5).
     let (_, report) = run_job(&engine, &id, JobType::Full).await;
     assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
-    assert_eq!(report.counters.deleted, 1, "{report:#?}");
+    assert_eq!(report.counters.deleted, 2, "{report:#?}");
     assert_eq!(standin.index_docs("pg-incr").len(), 3);
 
     // A table without the column: a clear per-table error in an incremental sync (the

@@ -894,7 +894,10 @@ impl MysqlSource {
         let largest = format!("SELECT CAST(MAX({quoted}) AS CHAR) FROM {from}");
         Ok(Ok(Some(match read {
             CursorRead::After { after, .. } => {
-                let condition = format!("{quoted} > {bound}");
+                // `>=`, not `>`: a row written after the last read in the same second (or
+                // with the same value) as the saved one is read; the boundary rows are sent
+                // again, harmless for an upsert.
+                let condition = format!("{quoted} >= {bound}");
                 CursorSql {
                     largest: format!("{largest} WHERE {condition}"),
                     condition: Some((condition, after)),

@@ -728,8 +728,11 @@ impl PostgresqlSource {
         Ok(match read {
             CursorRead::After { after, .. } => {
                 // The saved text cast back to the column's own type: compared as the server
-                // orders that type, not as text.
-                let above = format!("{quoted} > CAST($1::text AS {column_type})");
+                // orders that type, not as text. `>=`, not `>`: a row committed after the
+                // last read with a value equal to the saved one (a second-precision
+                // timestamp, `now()` of a transaction that began earlier) is read; the rows
+                // at the boundary are sent again, which an upsert makes harmless.
+                let above = format!("{quoted} >= CAST($1::text AS {column_type})");
                 (
                     format!("{whole} WHERE {above}"),
                     Some(CursorSql {
