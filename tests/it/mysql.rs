@@ -567,6 +567,28 @@ async fn cursor_column_makes_incremental_syncs_of_new_and_updated_rows_only() {
             .is_some_and(|s| s.contains("has no column 'version' (cursor_column)")),
         "{job:#}"
     );
+
+    // A cursor column of a type with no order to resume from (binary): the full sync reads
+    // the table whole and completes, no cursor is kept for it, and it says so.
+    server.sql(
+        "CREATE TABLE incr.raw (id int PRIMARY KEY, version varbinary(8) NOT NULL);
+         INSERT INTO incr.raw VALUES (1, 0x01), (2, 0xFFFE);",
+    );
+    let (job_id, report) = run(JobType::Full).await;
+    assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
+    let job = standin.sync_job(&job_id).expect("job");
+    assert!(
+        job["metadata"]["tables_without_cursor_column"]["raw"]
+            .as_str()
+            .is_some_and(|s| s.contains("varbinary(8)") && s.contains("no order")),
+        "{job:#}"
+    );
+    assert!(
+        standin
+            .index_docs("my-incr")
+            .iter()
+            .any(|(id, _)| id == "raw_2")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -727,6 +727,28 @@ async fn cursor_column_makes_incremental_syncs_of_new_and_updated_rows_only() {
             .iter()
             .any(|(id, _)| id == "incr_public_plain_1")
     );
+
+    // A cursor column of a type with no order (`MAX(jsonb)` is an error): the full sync
+    // reads the table whole and completes, with a note, instead of finding it unreadable.
+    db.batch_execute(
+        "CREATE TABLE odd (id int PRIMARY KEY, updated_at jsonb);
+         INSERT INTO odd VALUES (1, '{\"a\": 1}');",
+    )
+    .await
+    .expect("odd");
+    let (job_id, report) = run_job(&engine, &id, JobType::Full).await;
+    assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
+    let job = standin.sync_job(&job_id).expect("job");
+    assert!(
+        job["metadata"]["tables_without_cursor_column"]["odd"]
+            .as_str()
+            .is_some_and(|s| s.contains("jsonb") && s.contains("no order")),
+        "{job:#}"
+    );
+    assert!(
+        job["metadata"].get("deletions_skipped").is_none(),
+        "{job:#}"
+    );
 }
 
 /// The ids of the unreadable records a full sync of the source alone sends.

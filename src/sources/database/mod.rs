@@ -711,6 +711,15 @@ impl CursorState {
     }
 }
 
+/// The message of a table whose cursor column's type has no order to resume from.
+pub fn unordered_cursor_column(table: &str, column: &str, type_name: &str) -> String {
+    format!(
+        "table '{table}': its column '{column}' (cursor_column) is of type {type_name}, which \
+         has no order an incremental sync can resume from; choose a number, date/time or \
+         text column"
+    )
+}
+
 /// The message of a table that lacks the cursor column.
 pub fn no_cursor_column(table: &str, column: &str) -> String {
     format!(

@@ -766,11 +766,25 @@ impl MysqlSource {
                     .iter()
                     .map(|(_, after)| My::from(after.as_str()))
                     .collect();
-                let row: Option<Option<String>> = conn
+                // Bytes, not `String`: the driver's conversion panics on a value that is not
+                // UTF-8 (a BINARY or BIT column's). Such a value cannot be saved as the
+                // cursor's text: the table keeps its previous value, with a note.
+                let row: Option<Option<Vec<u8>>> = conn
                     .exec_first(c.largest.as_str(), params)
                     .await
                     .map_err(failed)?;
-                row.flatten()
+                match row.flatten().map(String::from_utf8) {
+                    Some(Ok(text)) => Some(text),
+                    Some(Err(_)) => {
+                        self.notes.push(
+                            "tables_without_cursor_column",
+                            table,
+                            "its cursor_column's values are not text (a binary column):                              the cursor is not kept for it; choose a numeric or time column",
+                        );
+                        None
+                    }
+                    None => None,
+                }
             }
             None => None,
         };
@@ -880,8 +894,39 @@ impl MysqlSource {
             )
             .await
             .map_err(|e| SourceError::Failed(my_error(&e)))?;
-        let Some((data_type, column_type, scale)) = row else {
-            let message = super::no_cursor_column(table, column);
+        // Only a type with an order to resume from, compared exactly: integers, decimals,
+        // dates and times, text (not floats, not binary or bit values, not JSON).
+        let ordered = |data_type: &str| {
+            matches!(
+                data_type.to_ascii_lowercase().as_str(),
+                "tinyint"
+                    | "smallint"
+                    | "mediumint"
+                    | "int"
+                    | "integer"
+                    | "bigint"
+                    | "decimal"
+                    | "numeric"
+                    | "datetime"
+                    | "timestamp"
+                    | "date"
+                    | "time"
+                    | "year"
+                    | "char"
+                    | "varchar"
+                    | "tinytext"
+                    | "text"
+                    | "mediumtext"
+                    | "longtext"
+            )
+        };
+        let problem = match &row {
+            None => Some(super::no_cursor_column(table, column)),
+            Some((data_type, column_type, _)) => (!ordered(data_type))
+                .then(|| super::unordered_cursor_column(table, column, column_type)),
+        };
+        let (Some((data_type, column_type, scale)), None) = (row, problem.as_ref()) else {
+            let message = problem.unwrap_or_default();
             if cursors.incremental {
                 return Ok(Err(Read::Unreadable(message)));
             }

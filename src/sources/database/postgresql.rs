@@ -710,12 +710,28 @@ impl PostgresqlSource {
         };
         let row = client
             .query_opt(
-                "SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a                  WHERE a.attrelid = $1::text::regclass AND a.attname = $2                  AND a.attnum > 0 AND NOT a.attisdropped",
+                "SELECT format_type(a.atttypid, a.atttypmod), t.typcategory::text \
+                 FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
+                 WHERE a.attrelid = $1::text::regclass AND a.attname = $2 \
+                 AND a.attnum > 0 AND NOT a.attisdropped",
                 &[&from, &column],
             )
             .await?;
-        let Some(row) = row else {
-            let message = super::no_cursor_column(table, column);
+        // Only a type with an order to resume from (numbers, dates and times, text): `MAX`
+        // of a json, uuid, bool or geometric column is an error, which would make every
+        // table unreadable, full syncs included.
+        let problem = match &row {
+            None => Some(super::no_cursor_column(table, column)),
+            Some(row) => {
+                let category: String = row.try_get(1)?;
+                (!matches!(category.as_str(), "N" | "D" | "S")).then(|| {
+                    let type_name: String = row.try_get(0).unwrap_or_default();
+                    super::unordered_cursor_column(table, column, &type_name)
+                })
+            }
+        };
+        let (Some(row), None) = (row, problem.as_ref()) else {
+            let message = problem.unwrap_or_default();
             if cursors.incremental {
                 return Err(ReadError::Statement(message));
             }
