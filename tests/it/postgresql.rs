@@ -521,10 +521,13 @@ async fn cursor_column_makes_incremental_syncs_of_new_and_updated_rows_only() {
          INSERT INTO books SELECT g, 'book ' || g, timestamptz '2024-01-01 00:00:00+00' + g * interval '1 second'
          FROM generate_series(1, 3) g;
          CREATE TABLE plain (id int PRIMARY KEY);
-         INSERT INTO plain VALUES (1);",
+         INSERT INTO plain VALUES (1);
+         ALTER DATABASE incr SET DateStyle = 'SQL, DMY';",
     )
     .await
     .expect("tables");
+    // The database's DateStyle (above) would render the saved value as `03/01/2024 …` and
+    // misread it: the source pins ISO on its connections, as the cursor checks below show.
     let standin = standin().await;
     let (engine, es) = pg_engine(&standin);
     let id = create_connector(

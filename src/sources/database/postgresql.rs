@@ -298,17 +298,25 @@ impl Settings {
             .dbname(&self.database)
             .application_name("syncdeck")
             .connect_timeout(Duration::from_secs(30));
-        match &self.tls {
+        let client = match &self.tls {
             Some(tls) => {
                 config.ssl_mode(tokio_postgres::config::SslMode::Require);
                 let tls = tokio_postgres_rustls::MakeRustlsConnect::new((**tls).clone());
-                spawn_connection(&config, tls).await
+                spawn_connection(&config, tls).await?
             }
             None => {
                 config.ssl_mode(tokio_postgres::config::SslMode::Disable);
-                spawn_connection(&config, NoTls).await
+                spawn_connection(&config, NoTls).await?
             }
-        }
+        };
+        // The text of values (a saved `cursor_column` value, cast back next sync) must not
+        // depend on settings a role or database may change between syncs: a DMY DateStyle
+        // would misread a saved date, extra_float_digits <= 0 would round a float.
+        client
+            .batch_execute("SET DateStyle = 'ISO, YMD'; SET extra_float_digits = 1")
+            .await
+            .map_err(|e| pg_error(&e))?;
+        Ok(client)
     }
 
     /// Every table of the schema (`all_tables`), by name.
