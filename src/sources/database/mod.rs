@@ -723,8 +723,8 @@ pub fn unordered_cursor_column(table: &str, column: &str, type_name: &str) -> St
 /// The message of a table that lacks the cursor column.
 pub fn no_cursor_column(table: &str, column: &str) -> String {
     format!(
-        "table '{table}' has no column '{column}' (cursor_column): an incremental sync cannot \
-         read it; add the column, list only tables that have it, or run a full sync"
+        "table '{table}' has no column '{column}' (cursor_column): every sync reads it whole; \
+         add the column, or list only tables that have it"
     )
 }
 

@@ -870,9 +870,8 @@ impl MysqlSource {
 
     /// With `cursor_column`: the condition on it in an incremental sync with a saved value
     /// (the saved text cast to the column's type, so it compares as the server orders that
-    /// type), and the SQL of the largest value read. `Err` is the table's outcome when it
-    /// lacks the column in an incremental sync (its rows cannot be told new from old); a
-    /// full sync reads such a table whole, with a note.
+    /// type), and the SQL of the largest value read. A table that lacks the column, or whose
+    /// column has no order to resume from, is read whole by every sync, with a note.
     async fn cursor_sql(
         &self,
         conn: &mut Conn,
@@ -927,9 +926,8 @@ impl MysqlSource {
         };
         let (Some((data_type, column_type, scale)), None) = (row, problem.as_ref()) else {
             let message = problem.unwrap_or_default();
-            if cursors.incremental {
-                return Ok(Err(Read::Unreadable(message)));
-            }
+            // Read whole, in an incremental sync too: its rows cannot be told new from old,
+            // and an incremental sync deletes nothing, so upserting them all is right.
             self.notes
                 .push("tables_without_cursor_column", table, &message);
             return Ok(Ok(None));

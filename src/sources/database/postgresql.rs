@@ -700,8 +700,8 @@ impl PostgresqlSource {
 
     /// The query of one table: every row, or with `cursor_column` in an incremental sync the
     /// rows above the saved value, and the SQL of the largest value read. A table without
-    /// the column is a per-table error in an incremental sync (its rows cannot be told new
-    /// from old), and is read whole, with a note, in a full sync.
+    /// the column, or whose column has no order to resume from, is read whole by every
+    /// sync, with a note.
     async fn cursor_query(
         &self,
         client: &Client,
@@ -740,9 +740,8 @@ impl PostgresqlSource {
         };
         let (Some(row), None) = (row, problem.as_ref()) else {
             let message = problem.unwrap_or_default();
-            if cursors.incremental {
-                return Err(ReadError::Statement(message));
-            }
+            // Read whole, in an incremental sync too: its rows cannot be told new from old,
+            // and an incremental sync deletes nothing, so upserting them all is right.
             self.notes
                 .push("tables_without_cursor_column", table, &message);
             return Ok((whole, None));
