@@ -627,7 +627,11 @@ async fn cursor_column_makes_incremental_syncs_of_new_and_updated_rows_only() {
     assert_eq!(report.counters.seen, 3, "{report:#?}");
     let cursor = standin.connector(&id).expect("connector")["sync_cursor"].clone();
     assert_eq!(cursor["cursor_column"], "updated_at", "{cursor:#}");
-    assert_eq!(cursor["scope"], "incr.public", "{cursor:#}");
+    assert_eq!(
+        cursor["scope"],
+        format!("127.0.0.1:{}/incr.public", server.port),
+        "{cursor:#}"
+    );
     assert!(
         cursor["tables"]["books"]
             .as_str()

@@ -375,9 +375,15 @@ impl DataSource for MysqlSource {
     }
 
     async fn run(&mut self, mode: SyncMode, out: ItemSender) -> Result<Option<Value>, SourceError> {
+        // The server too: a connector pointed at another server with the same database
+        // name must not resume from this one's values.
+        let scope = format!(
+            "{}:{}/{}",
+            self.settings.host, self.settings.port, self.settings.database
+        );
         self.cursors = CursorState::start(
             self.settings.cursor_column.as_deref(),
-            &self.settings.database,
+            &scope,
             &mode,
             &self.notes,
         );

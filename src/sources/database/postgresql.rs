@@ -440,7 +440,12 @@ impl DataSource for PostgresqlSource {
     }
 
     async fn run(&mut self, mode: SyncMode, out: ItemSender) -> Result<Option<Value>, SourceError> {
-        let scope = format!("{}.{}", self.settings.database, self.settings.schema);
+        // The server too: a connector pointed at another server with the same database
+        // name must not resume from this one's values.
+        let scope = format!(
+            "{}:{}/{}.{}",
+            self.settings.host, self.settings.port, self.settings.database, self.settings.schema
+        );
         self.cursors = CursorState::start(
             self.settings.cursor_column.as_deref(),
             &scope,
