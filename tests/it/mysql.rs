@@ -502,7 +502,7 @@ async fn cursor_column_makes_incremental_syncs_of_new_and_updated_rows_only() {
     let cursor = standin.connector(&id).expect("connector")["sync_cursor"].clone();
     assert_eq!(
         cursor,
-        json!({"cursor_column": "version", "scope": format!("127.0.0.1:{}/incr", server.port),
+        json!({"cursor_column": "version", "scope": format!("127.0.0.1:{}/incr time_zone=SYSTEM", server.port),
             "tables": {"books": "9007199254740997"}})
     );
 

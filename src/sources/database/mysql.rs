@@ -375,18 +375,6 @@ impl DataSource for MysqlSource {
     }
 
     async fn run(&mut self, mode: SyncMode, out: ItemSender) -> Result<Option<Value>, SourceError> {
-        // The server too: a connector pointed at another server with the same database
-        // name must not resume from this one's values.
-        let scope = format!(
-            "{}:{}/{}",
-            self.settings.host, self.settings.port, self.settings.database
-        );
-        self.cursors = CursorState::start(
-            self.settings.cursor_column.as_deref(),
-            &scope,
-            &mode,
-            &self.notes,
-        );
         let mut conn = match self.conn.take() {
             Some(c) => c,
             None => self
@@ -395,6 +383,28 @@ impl DataSource for MysqlSource {
                 .await
                 .map_err(SourceError::Unavailable)?,
         };
+        // The server too: a connector pointed at another server with the same database
+        // name must not resume from this one's values. And the session's time zone, in which
+        // TIMESTAMP values are written and compared: a saved value read back in another
+        // zone would skip (or repeat) hours of rows, so a change reads the tables whole once.
+        let time_zone: Option<Vec<u8>> = conn
+            .query_first("SELECT @@session.time_zone")
+            .await
+            .ok()
+            .flatten();
+        let scope = format!(
+            "{}:{}/{} time_zone={}",
+            self.settings.host,
+            self.settings.port,
+            self.settings.database,
+            String::from_utf8_lossy(&time_zone.unwrap_or_default())
+        );
+        self.cursors = CursorState::start(
+            self.settings.cursor_column.as_deref(),
+            &scope,
+            &mode,
+            &self.notes,
+        );
         // A streamed query waits for the engine; the server must not give up on it meanwhile.
         let _ = conn
             .query_drop("SET SESSION net_write_timeout = 3600")
