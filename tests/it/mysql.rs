@@ -199,28 +199,9 @@ async fn binary_keys_make_distinct_ids_as_pythons_bytes_repr() {
 
 /// The documents' ids and the unreadable records' ids a full sync of the source alone sends.
 async fn ids_and_unreadables(values: &Map<String, Value>) -> (Vec<String>, Vec<String>) {
-    let mut source = MysqlFactory
-        .create_for_sync(&configuration(values), None)
-        .expect("source");
-    source.ping().await.expect("ping");
-    let (tx, mut rx) = ItemSender::channel(64);
-    let collect = tokio::spawn(async move {
-        let (mut docs, mut bad) = (Vec::new(), Vec::new());
-        while let Some(item) = rx.recv().await {
-            match item {
-                SourceItem::Upsert(doc) => docs.push(doc.id),
-                SourceItem::Invalid { id, .. } => bad.push(id),
-                _ => {}
-            }
-        }
-        (docs, bad)
-    });
-    tokio::time::timeout(LIMIT, source.run(SyncMode::Full, tx))
-        .await
-        .expect("ends")
-        .expect("runs");
-    drop(source);
-    collect.await.expect("collected")
+    let (docs, bad) =
+        db_server::ids_and_invalid(&MysqlFactory, &configuration(values), true, LIMIT).await;
+    (docs, bad.into_iter().map(|(id, _)| id).collect())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -258,27 +239,7 @@ async fn a_wildcard_that_matches_no_table_is_unreadable_not_empty() {
 /// The documents' ids and the unreadable records (id, reason) of a full sync of the source
 /// alone, without the ping (which would refuse a table the user cannot read at all).
 async fn run_unpinged(values: &Map<String, Value>) -> (Vec<String>, Vec<(String, String)>) {
-    let mut source = MysqlFactory
-        .create_for_sync(&configuration(values), None)
-        .expect("source");
-    let (tx, mut rx) = ItemSender::channel(64);
-    let collect = tokio::spawn(async move {
-        let (mut docs, mut bad) = (Vec::new(), Vec::new());
-        while let Some(item) = rx.recv().await {
-            match item {
-                SourceItem::Upsert(doc) => docs.push(doc.id),
-                SourceItem::Invalid { id, reason, .. } => bad.push((id, reason)),
-                _ => {}
-            }
-        }
-        (docs, bad)
-    });
-    tokio::time::timeout(LIMIT, source.run(SyncMode::Full, tx))
-        .await
-        .expect("ends")
-        .expect("runs");
-    drop(source);
-    collect.await.expect("collected")
+    db_server::ids_and_invalid(&MysqlFactory, &configuration(values), false, LIMIT).await
 }
 
 /// INFORMATION_SCHEMA shows a user only the columns it has privileges on, so a table whose key

@@ -759,26 +759,9 @@ async fn cursor_column_makes_incremental_syncs_of_new_and_updated_rows_only() {
 
 /// The ids of the unreadable records a full sync of the source alone sends.
 async fn unreadable_ids(values: &Map<String, Value>) -> Vec<String> {
-    let mut source = PostgresqlFactory
-        .create_for_sync(&configuration(values), None)
-        .expect("source");
-    source.ping().await.expect("ping");
-    let (tx, mut rx) = ItemSender::channel(64);
-    let collect = tokio::spawn(async move {
-        let mut ids = Vec::new();
-        while let Some(item) = rx.recv().await {
-            if let SourceItem::Invalid { id, .. } = item {
-                ids.push(id);
-            }
-        }
-        ids
-    });
-    tokio::time::timeout(LIMIT, source.run(SyncMode::Full, tx))
-        .await
-        .expect("ends")
-        .expect("runs");
-    drop(source);
-    collect.await.expect("collected")
+    let (_, bad) =
+        db_server::ids_and_invalid(&PostgresqlFactory, &configuration(values), true, LIMIT).await;
+    bad.into_iter().map(|(id, _)| id).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

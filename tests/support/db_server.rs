@@ -13,38 +13,80 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
-/// Runs a database source alone, as the engine would but without it: ping, then a full sync
-/// within `limit`. Every document it sent, in order, and its notes for the job's metadata.
-/// Errors are the source's own words, for the tests that expect one.
-pub async fn run_source(
+/// Runs a database source alone, as the engine would but without it: its ping when `ping`
+/// (a test of a table the user cannot read at all skips it: the ping would refuse), then a
+/// full sync within `limit`. Every item it sent, in order, and its notes for the job's
+/// metadata. Errors are the source's own words, for the tests that expect one.
+pub async fn run_source_items(
     factory: &dyn syncdeck::sources::SourceFactory,
     config: &syncdeck::model::Configuration,
     advanced: Option<&Value>,
+    ping: bool,
     limit: std::time::Duration,
-) -> Result<(Vec<syncdeck::sources::Document>, Map<String, Value>), String> {
-    use syncdeck::sources::{ItemSender, SourceItem, SyncMode};
+) -> Result<(Vec<syncdeck::sources::SourceItem>, Map<String, Value>), String> {
+    use syncdeck::sources::{ItemSender, SyncMode};
     let mut source = factory
         .create_for_sync(config, advanced)
         .map_err(|e| e.to_string())?;
-    source.ping().await.map_err(|e| e.to_string())?;
+    if ping {
+        source.ping().await.map_err(|e| e.to_string())?;
+    }
     let notes = source.notes().ok_or("the source keeps no notes")?;
     let (tx, mut rx) = ItemSender::channel(64);
     let collect = tokio::spawn(async move {
-        let mut docs = Vec::new();
+        let mut items = Vec::new();
         while let Some(item) = rx.recv().await {
-            if let SourceItem::Upsert(doc) = item {
-                docs.push(doc);
-            }
+            items.push(item);
         }
-        docs
+        items
     });
     let run = tokio::time::timeout(limit, source.run(SyncMode::Full, tx))
         .await
         .map_err(|_| "the sync did not end".to_string())?;
     run.map_err(|e| e.to_string())?;
     drop(source);
-    let docs = collect.await.map_err(|e| e.to_string())?;
-    Ok((docs, notes.metadata()))
+    let items = collect.await.map_err(|e| e.to_string())?;
+    Ok((items, notes.metadata()))
+}
+
+/// [`run_source_items`] with the ping, keeping the documents.
+pub async fn run_source(
+    factory: &dyn syncdeck::sources::SourceFactory,
+    config: &syncdeck::model::Configuration,
+    advanced: Option<&Value>,
+    limit: std::time::Duration,
+) -> Result<(Vec<syncdeck::sources::Document>, Map<String, Value>), String> {
+    let (items, notes) = run_source_items(factory, config, advanced, true, limit).await?;
+    let docs = items
+        .into_iter()
+        .filter_map(|item| match item {
+            syncdeck::sources::SourceItem::Upsert(doc) => Some(doc),
+            _ => None,
+        })
+        .collect();
+    Ok((docs, notes))
+}
+
+/// The ids of the documents and the unreadable records (id, reason) of a full sync of the
+/// source alone (see [`run_source_items`]); panics, naming it, when the sync fails.
+pub async fn ids_and_invalid(
+    factory: &dyn syncdeck::sources::SourceFactory,
+    config: &syncdeck::model::Configuration,
+    ping: bool,
+    limit: std::time::Duration,
+) -> (Vec<String>, Vec<(String, String)>) {
+    let (items, _) = run_source_items(factory, config, None, ping, limit)
+        .await
+        .unwrap_or_else(|e| panic!("sync: {e}"));
+    let (mut docs, mut bad) = (Vec::new(), Vec::new());
+    for item in items {
+        match item {
+            syncdeck::sources::SourceItem::Upsert(doc) => docs.push(doc.id),
+            syncdeck::sources::SourceItem::Invalid { id, reason, .. } => bad.push((id, reason)),
+            _ => {}
+        }
+    }
+    (docs, bad)
 }
 
 /// A throw-away database server the source tests run against.
