@@ -139,7 +139,7 @@ pub async fn run(
             // The scan is frozen at its opening, and only the deletions need it: read it
             // while indexing.
             Some(scan) if !settings.skip_unchanged && scan.scan.is_point_in_time() => {
-                SnapshotState::spawn(scan, &work)
+                SnapshotState::spawn(scan, &work, EARLY_SEEN_MAX)
             }
             // The unchanged skip needs it before the first document.
             Some(scan) => tokio::select! {
@@ -828,13 +828,17 @@ enum SnapshotState {
         /// Stops the scan (closing its PIT) when the sync ends without waiting for it.
         _stop: tokio_util::sync::DropGuard,
         early: Vec<u64>,
+        /// How many hashes `early` may hold before the extractor waits ([`EARLY_SEEN_MAX`];
+        /// tests make it small).
+        early_max: usize,
         index: String,
     },
 }
 
 impl SnapshotState {
-    /// Starts reading `scan` in its own task.
-    fn spawn(scan: OpenScan, cancel: &CancellationToken) -> Self {
+    /// Starts reading `scan` in its own task; past `early_max` noted ids the extractor waits
+    /// for it.
+    fn spawn(scan: OpenScan, cancel: &CancellationToken, early_max: usize) -> Self {
         let stop = cancel.child_token();
         let token = stop.clone();
         let index = scan.index.clone();
@@ -843,6 +847,7 @@ impl SnapshotState {
             task,
             _stop: stop.drop_guard(),
             early: Vec::new(),
+            early_max,
             index,
         }
     }
@@ -852,8 +857,14 @@ impl SnapshotState {
     /// snapshot loads, notes the id (a loading snapshot has no stamps, so nothing is
     /// unchanged); when too many are noted, waits for it.
     async fn observe(&mut self, id: &str, timestamp: Option<&str>) -> Result<bool, PipelineError> {
-        if let Self::Loading { task, early, .. } = self {
-            if task.is_finished() || early.len() >= EARLY_SEEN_MAX {
+        if let Self::Loading {
+            task,
+            early,
+            early_max,
+            ..
+        } = self
+        {
+            if task.is_finished() || early.len() >= *early_max {
                 self.settle().await?;
             } else {
                 early.push(id_hash(&bulk_id(id)));
@@ -1222,5 +1233,289 @@ mod tests {
             assert!(set.contains_hash(*hash), "hash {hash:#x}");
         }
         assert!(!set.contains_hash(2));
+    }
+
+    // A snapshot read while indexing (`SnapshotState::Loading`), from a fake scan the tests
+    // hold back, fail or break on demand.
+
+    use crate::model::DocMeta;
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{Context, Poll};
+
+    /// How a [`FakeScan`] ends once its pages are served.
+    #[derive(Clone, Copy)]
+    enum ScanEnd {
+        Done,
+        Fail,
+        Panic,
+    }
+
+    /// What a [`FakeScan`] did, for the test to check.
+    #[derive(Default)]
+    struct ScanLog {
+        pages: AtomicUsize,
+        closed: AtomicUsize,
+        on_close: tokio::sync::Notify,
+    }
+
+    /// A point-in-time id scan of `pages`. Each answer (a page or the end) waits for a permit
+    /// of `gate`, so the test decides how far the scan gets; one never given hangs it.
+    struct FakeScan {
+        pages: VecDeque<Vec<DocMeta>>,
+        end: ScanEnd,
+        gate: Arc<Semaphore>,
+        log: Arc<ScanLog>,
+    }
+
+    #[async_trait::async_trait]
+    impl crate::backend::IdScan for FakeScan {
+        async fn next_page(&mut self) -> Result<Option<Vec<DocMeta>>, BackendError> {
+            self.gate
+                .acquire()
+                .await
+                .expect("the gate stays open")
+                .forget();
+            if let Some(page) = self.pages.pop_front() {
+                self.log.pages.fetch_add(1, Ordering::SeqCst);
+                return Ok(Some(page));
+            }
+            match self.end {
+                ScanEnd::Done => Ok(None),
+                ScanEnd::Fail => Err(BackendError::Rejected {
+                    status: 500,
+                    kind: "search_phase_execution_exception".to_string(),
+                    reason: "all shards failed".to_string(),
+                }),
+                ScanEnd::Panic => panic!("the fake id scan breaks"),
+            }
+        }
+
+        async fn close(&mut self) -> Result<(), BackendError> {
+            self.log.closed.fetch_add(1, Ordering::SeqCst);
+            self.log.on_close.notify_one();
+            Ok(())
+        }
+
+        fn is_point_in_time(&self) -> bool {
+            true
+        }
+    }
+
+    /// Enough permits for every answer of a scan.
+    const OPEN: usize = 1 << 16;
+
+    /// A snapshot loading in its own task from a fake scan of `doc-0` … `doc-{n-1}` (pages
+    /// of 10, index `idx`), noting at most `early_max` ids before it waits; the gate starts
+    /// closed.
+    struct Loading {
+        state: SnapshotState,
+        gate: Arc<Semaphore>,
+        log: Arc<ScanLog>,
+        cancel: CancellationToken,
+    }
+
+    fn loading(n: usize, end: ScanEnd, early_max: usize) -> Loading {
+        let metas: Vec<DocMeta> = (0..n)
+            .map(|i| DocMeta {
+                id: format!("doc-{i}"),
+                timestamp: None,
+                stored_id: None,
+            })
+            .collect();
+        let gate = Arc::new(Semaphore::new(0));
+        let log = Arc::new(ScanLog::default());
+        let scan = FakeScan {
+            pages: metas.chunks(10).map(<[DocMeta]>::to_vec).collect(),
+            end,
+            gate: gate.clone(),
+            log: log.clone(),
+        };
+        let open = OpenScan {
+            scan: Box::new(scan),
+            index: "idx".to_string(),
+            with_stamps: false,
+            capacity: n,
+            spill_dir: None,
+        };
+        let cancel = CancellationToken::new();
+        let state = SnapshotState::spawn(open, &cancel, early_max);
+        Loading {
+            state,
+            gate,
+            log,
+            cancel,
+        }
+    }
+
+    /// Polls `fut` once, with a waker nobody uses: whether it ends without waiting.
+    fn poll_once<F: Future>(fut: Pin<&mut F>) -> Poll<F::Output> {
+        fut.poll(&mut Context::from_waker(std::task::Waker::noop()))
+    }
+
+    /// `fut`, which must end well within a generous bound: a hang fails the test.
+    async fn within<F: Future>(what: &str, fut: F) -> F::Output {
+        tokio::time::timeout(std::time::Duration::from_secs(60), fut)
+            .await
+            .unwrap_or_else(|_| panic!("{what} never ended"))
+    }
+
+    /// The scan's failure, as the pipeline reports it.
+    fn assert_scan_error(result: Result<impl std::fmt::Debug, PipelineError>, expected: &str) {
+        match result {
+            Err(PipelineError::Scan { index, source }) => {
+                assert_eq!(index, "idx");
+                assert!(source.to_string().contains(expected), "{source}");
+            }
+            other => panic!("expected the scan's error, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn past_the_cap_the_extractor_waits_for_the_scan_then_marks_every_noted_id() {
+        let Loading {
+            mut state,
+            gate,
+            log,
+            ..
+        } = loading(30, ScanEnd::Done, 10);
+        // While the scan is held, ids up to the cap are noted at once (two the index never
+        // had among them).
+        let noted = (0..8)
+            .map(|i| format!("doc-{i}"))
+            .chain(["new-1".to_string(), "new-2".to_string()]);
+        for id in noted {
+            let observe = std::pin::pin!(state.observe(&id, None));
+            assert!(
+                matches!(poll_once(observe), Poll::Ready(Ok(false))),
+                "{id} is noted without waiting"
+            );
+        }
+        // The eleventh waits for the scan, however long it takes.
+        {
+            let mut observe = std::pin::pin!(state.observe("doc-8", None));
+            assert!(
+                poll_once(observe.as_mut()).is_pending(),
+                "past the cap, a document waits for the scan"
+            );
+            assert_eq!(log.pages.load(Ordering::SeqCst), 0);
+            gate.add_permits(OPEN);
+            assert!(!within("the wait for the scan", observe).await.unwrap());
+        }
+        assert!(matches!(state, SnapshotState::Ready(_)));
+        assert_eq!(log.pages.load(Ordering::SeqCst), 3);
+        assert_eq!(log.closed.load(Ordering::SeqCst), 1, "the scan is closed");
+        for i in 9..15 {
+            assert!(!state.observe(&format!("doc-{i}"), None).await.unwrap());
+        }
+        let snapshot = state.finish().await.unwrap().expect("a snapshot");
+        // Every id noted while the scan was held counts as seen: only the unsent ones go.
+        let expected: Vec<String> = (15..30).map(|i| format!("doc-{i}")).collect();
+        assert_eq!(stale_ids(snapshot).await, expected);
+    }
+
+    #[tokio::test]
+    async fn a_scan_failing_while_documents_are_still_sent_fails_the_sync() {
+        // No cap in reach: only the scan's end makes a document look at it.
+        let Loading {
+            mut state,
+            gate,
+            log,
+            ..
+        } = loading(30, ScanEnd::Fail, usize::MAX);
+        for i in 0..5 {
+            assert!(!state.observe(&format!("doc-{i}"), None).await.unwrap());
+        }
+        // Two pages come, then the failure.
+        gate.add_permits(OPEN);
+        within("closing the failed scan", log.on_close.notified()).await;
+        let failed = within("the failure reaching the extractor", async {
+            let mut i = 5u64;
+            loop {
+                match state.observe(&format!("doc-{i}"), None).await {
+                    Ok(false) => tokio::task::yield_now().await,
+                    other => break other,
+                }
+                i += 1;
+            }
+        })
+        .await;
+        // An error, not a snapshot: the pipeline stops on it, before any deletion.
+        assert_scan_error(failed, "all shards failed");
+        assert_eq!(log.closed.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_scan_failing_after_the_last_document_fails_the_sync() {
+        let Loading {
+            mut state,
+            gate,
+            log,
+            ..
+        } = loading(30, ScanEnd::Fail, 10);
+        for i in 0..5 {
+            assert!(!state.observe(&format!("doc-{i}"), None).await.unwrap());
+        }
+        gate.add_permits(OPEN);
+        let finished = within("the end of the scan", state.finish()).await;
+        assert_scan_error(finished.map(|s| s.is_some()), "all shards failed");
+        assert_eq!(log.pages.load(Ordering::SeqCst), 3);
+        assert_eq!(log.closed.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_scan_fails_the_sync_instead_of_hanging_it() {
+        // Seen by the last step…
+        let Loading {
+            mut state, gate, ..
+        } = loading(30, ScanEnd::Panic, 10);
+        assert!(!state.observe("doc-0", None).await.unwrap());
+        gate.add_permits(OPEN);
+        let finished = within("the end of a broken scan", state.finish()).await;
+        assert_scan_error(finished.map(|s| s.is_some()), "panic");
+        // …and by a document past the cap.
+        let Loading {
+            mut state, gate, ..
+        } = loading(30, ScanEnd::Panic, 2);
+        for id in ["doc-0", "doc-1"] {
+            assert!(!state.observe(id, None).await.unwrap());
+        }
+        gate.add_permits(OPEN);
+        let observed = within(
+            "a document waiting for a broken scan",
+            state.observe("doc-2", None),
+        )
+        .await;
+        assert_scan_error(observed, "panic");
+    }
+
+    #[tokio::test]
+    async fn a_cancel_stops_a_loading_scan_and_closes_it() {
+        let Loading {
+            mut state,
+            gate,
+            log,
+            cancel,
+        } = loading(30, ScanEnd::Done, 10);
+        // One page comes, the next never does.
+        gate.add_permits(1);
+        assert!(!state.observe("doc-0", None).await.unwrap());
+        cancel.cancel();
+        within("closing the canceled scan", log.on_close.notified()).await;
+        let finished = within("the end of a canceled scan", state.finish()).await;
+        assert!(
+            matches!(finished, Err(PipelineError::Canceled)),
+            "{:?}",
+            finished.map(|s| s.is_some())
+        );
+        assert_eq!(log.closed.load(Ordering::SeqCst), 1);
+
+        // A sync that ends without waiting for the scan (another failure) stops it too.
+        let Loading { state, log, .. } = loading(30, ScanEnd::Done, 10);
+        drop(state);
+        within("closing the abandoned scan", log.on_close.notified()).await;
+        assert_eq!(log.closed.load(Ordering::SeqCst), 1);
+        assert_eq!(log.pages.load(Ordering::SeqCst), 0);
     }
 }

@@ -548,6 +548,84 @@ async fn a_full_resync_indexes_while_it_reads_the_ids_of_a_point_in_time() {
     assert_eq!(scan_requests(&standin).0, 1, "one PIT");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_scan_failing_while_indexing_fails_the_job_and_deletes_nothing() {
+    // 500 is an answer the client returns at once; 503 it retries on, until retries run out.
+    for (status, retried) in [(500, false), (503, true)] {
+        scan_failing_sync(status, retried).await;
+    }
+}
+
+/// A full sync whose id scan (read while indexing) gets `status` for its pages.
+async fn scan_failing_sync(status: u16, retried: bool) {
+    let standin = standin(1).await;
+    let (engine, es, _dlq) = es_engine(&standin, "worker-scan-fails");
+    let mut before = BTreeSet::new();
+    for id in (0..100)
+        .map(|i| format!("doc-{i}"))
+        .chain((0..200).map(|i| format!("stale-{i}")))
+    {
+        standin.put_doc("scanfail", &id, json!({"id": id}));
+        before.insert(id);
+    }
+    // Paced (at most 5 s), so documents are still coming when the scan fails.
+    let id = generator_connector(es.as_ref(), "scanfail", "scanfail", 3000, 0, 600).await;
+    standin.clear_requests();
+    standin.faults().hang_search(true);
+    let job_id = es
+        .create_sync_job(&id, JobType::Full, TriggerMethod::OnDemand)
+        .await
+        .unwrap();
+    let task = {
+        let (engine, job_id) = (engine.clone(), job_id.clone());
+        tokio::spawn(async move { engine.run_job(&job_id, &CancellationToken::new()).await })
+    };
+    wait_for("a bulk request while the id scan is held", LIMIT, || {
+        standin
+            .requests()
+            .iter()
+            .any(|r| r.path.ends_with("/_bulk"))
+    })
+    .await;
+    // The held page, and every retry of it, gets the error.
+    standin.faults().fail_pit_search(Some(status));
+    standin.faults().hang_search(false);
+    let report = tokio::time::timeout(LIMIT, task)
+        .await
+        .expect("the job ends")
+        .unwrap()
+        .expect("run job");
+
+    match &report.end {
+        JobEnd::Failed { error } => assert!(
+            error.contains("reading existing documents of 'scanfail'"),
+            "{status}: {error}"
+        ),
+        other => panic!("{status}: expected a failed job, got {other:?}"),
+    }
+    assert_eq!(
+        report.counters.deleted, 0,
+        "{status}: {:?}",
+        report.counters
+    );
+    let pages = standin
+        .requests()
+        .iter()
+        .filter(|r| r.path.trim_end_matches('/') == "/_search")
+        .count();
+    assert_eq!(pages > 1, retried, "{status}: {pages} page requests");
+    // Every document the index held is still there, stale ones included.
+    let after = standin_ids(&standin, "scanfail");
+    assert!(
+        before.is_subset(&after),
+        "{status}: deleted {:?}",
+        before.difference(&after)
+    );
+    let job = es.get_sync_job(&job_id).await.unwrap();
+    assert_eq!(job.status, JobStatus::Error);
+    assert_eq!(job.deleted_document_count, 0);
+}
+
 /// Fast settings with `skip_unchanged` on, for full syncs that skip unchanged documents.
 fn skipping_settings() -> syncdeck::config::EngineSettings {
     syncdeck::config::EngineSettings {

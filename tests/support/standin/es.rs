@@ -95,7 +95,10 @@ pub(crate) async fn serve(
         }
     }
     let read = is_read(&parts.method, &path);
-    let plan = lock(&shared.faults).plan(node, read);
+    let mut plan = lock(&shared.faults).plan(node, read);
+    if plan.fail.is_none() && path.trim_end_matches('/') == "/_search" {
+        plan.fail = lock(&shared.faults).pit_search_fails();
+    }
     if !plan.latency.is_zero() {
         tokio::time::sleep(plan.latency).await;
     }

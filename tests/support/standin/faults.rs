@@ -33,6 +33,7 @@ pub(crate) struct FaultState {
     hang_search: bool,
     pub reject_field: Option<String>,
     race_guarded_updates: usize,
+    fail_pit_search: Option<u16>,
 }
 
 /// What happens to one request, decided when it arrives.
@@ -58,6 +59,11 @@ impl FaultState {
     /// Whether `_search` requests are held without an answer (see [`Faults::hang_search`]).
     pub fn search_hangs(&self) -> bool {
         self.hang_search
+    }
+
+    /// The status point-in-time searches answer with (see [`Faults::fail_pit_search`]).
+    pub fn pit_search_fails(&self) -> Option<u16> {
+        self.fail_pit_search
     }
 }
 
@@ -212,6 +218,13 @@ impl Faults {
     /// Like [`Faults::hang_bulk`], for `_search` requests (id scan pages among them).
     pub fn hang_search(&self, on: bool) {
         lock(&self.shared.faults).hang_search = on;
+    }
+
+    /// While `Some`, every point-in-time search (`POST /_search`, which names no index: the
+    /// pages of an id scan) answers this status with an ES error body, as a cluster whose
+    /// shards fail does, however often it is retried. Other searches are served as usual.
+    pub fn fail_pit_search(&self, status: Option<u16>) {
+        lock(&self.shared.faults).fail_pit_search = status;
     }
 
     /// How many reads got an unreadable answer so far.
