@@ -833,6 +833,11 @@ enum SnapshotState {
         early_max: usize,
         index: String,
     },
+    /// The scan failed: asked again, it says so again (its task cannot be awaited twice).
+    Failed {
+        index: String,
+        reason: String,
+    },
 }
 
 impl SnapshotState {
@@ -857,6 +862,9 @@ impl SnapshotState {
     /// snapshot loads, notes the id (a loading snapshot has no stamps, so nothing is
     /// unchanged); when too many are noted, waits for it.
     async fn observe(&mut self, id: &str, timestamp: Option<&str>) -> Result<bool, PipelineError> {
+        if matches!(self, Self::Failed { .. }) {
+            self.settle().await?;
+        }
         if let Self::Loading {
             task,
             early,
@@ -879,6 +887,12 @@ impl SnapshotState {
 
     /// Waits for a loading snapshot and marks the ids noted meanwhile.
     async fn settle(&mut self) -> Result<(), PipelineError> {
+        if let Self::Failed { index, reason } = self {
+            return Err(PipelineError::Scan {
+                index: index.clone(),
+                source: BackendError::Other(reason.clone()),
+            });
+        }
         let Self::Loading {
             task, early, index, ..
         } = self
@@ -886,10 +900,23 @@ impl SnapshotState {
             return Ok(());
         };
         // The task ends by itself (it is never aborted): an error here is its panic.
-        let loaded = task.await.map_err(|e| PipelineError::Scan {
-            index: index.clone(),
-            source: BackendError::Other(format!("the id scan stopped: {e}")),
-        })??;
+        let loaded = task
+            .await
+            .map_err(|e| PipelineError::Scan {
+                index: index.clone(),
+                source: BackendError::Other(format!("the id scan stopped: {e}")),
+            })
+            .and_then(|loaded| loaded);
+        let loaded = match loaded {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                *self = Self::Failed {
+                    index: index.clone(),
+                    reason: e.to_string(),
+                };
+                return Err(e);
+            }
+        };
         let early = std::mem::take(early);
         *self = match loaded {
             Some(mut snapshot) => {
@@ -1444,6 +1471,10 @@ mod tests {
         // An error, not a snapshot: the pipeline stops on it, before any deletion.
         assert_scan_error(failed, "all shards failed");
         assert_eq!(log.closed.load(Ordering::SeqCst), 1);
+        // Asked again (its task cannot be awaited twice), it says the same, never "nothing
+        // to delete" and never a panic.
+        assert_scan_error(state.observe("doc-late", None).await, "all shards failed");
+        assert_scan_error(state.finish().await.map(|_| false), "all shards failed");
     }
 
     #[tokio::test]
