@@ -131,6 +131,7 @@ pub async fn run(
                 &index,
                 settings.skip_unchanged,
                 super::id_spill::preferred_dir(&parts.dlq),
+                Some(parts.progress.clone()),
             ) => opened?,
             _ = cancel.cancelled() => return Err(PipelineError::Canceled),
         };
@@ -629,6 +630,8 @@ struct OpenScan {
     capacity: usize,
     /// Where the `_id`s go (see `engine::id_spill`).
     spill_dir: Option<std::path::PathBuf>,
+    /// Told of each page read, so the stall watchdog sees the pass working.
+    progress: Option<Arc<Progress>>,
 }
 
 impl OpenScan {
@@ -656,6 +659,7 @@ impl OpenScan {
             .await
             .map_err(spill_error)?;
         let scan = &mut self.scan;
+        let progress = self.progress.clone();
         let result = async {
             loop {
                 let page = tokio::select! {
@@ -663,6 +667,9 @@ impl OpenScan {
                     _ = cancel.cancelled() => return Err(PipelineError::Canceled),
                 };
                 let Some(page) = page else { break };
+                if let Some(progress) = &progress {
+                    progress.add_scanned(page.len() as u64);
+                }
                 for meta in page {
                     // Deletions and the skip both go by `_id`: the one a bulk request names.
                     let stored = meta.stored_id.as_deref().unwrap_or(&meta.id);
@@ -732,6 +739,7 @@ impl IndexSnapshot {
         index: &str,
         with_stamps: bool,
         spill_dir: Option<std::path::PathBuf>,
+        progress: Option<Arc<Progress>>,
     ) -> Result<Option<OpenScan>, PipelineError> {
         let scan_error = |source| PipelineError::Scan {
             index: index.to_string(),
@@ -758,6 +766,7 @@ impl IndexSnapshot {
             with_stamps,
             capacity,
             spill_dir,
+            progress,
         }))
     }
 
@@ -1341,6 +1350,7 @@ mod tests {
         gate: Arc<Semaphore>,
         log: Arc<ScanLog>,
         cancel: CancellationToken,
+        progress: Arc<Progress>,
     }
 
     fn loading(n: usize, end: ScanEnd, early_max: usize) -> Loading {
@@ -1359,12 +1369,14 @@ mod tests {
             gate: gate.clone(),
             log: log.clone(),
         };
+        let progress = Arc::new(Progress::new("j", "c", "idx"));
         let open = OpenScan {
             scan: Box::new(scan),
             index: "idx".to_string(),
             with_stamps: false,
             capacity: n,
             spill_dir: None,
+            progress: Some(progress.clone()),
         };
         let cancel = CancellationToken::new();
         let state = SnapshotState::spawn(open, &cancel, early_max);
@@ -1373,6 +1385,7 @@ mod tests {
             gate,
             log,
             cancel,
+            progress,
         }
     }
 
@@ -1405,6 +1418,7 @@ mod tests {
             mut state,
             gate,
             log,
+            progress,
             ..
         } = loading(30, ScanEnd::Done, 10);
         // While the scan is held, ids up to the cap are noted at once (two the index never
@@ -1432,6 +1446,8 @@ mod tests {
         }
         assert!(matches!(state, SnapshotState::Ready(_)));
         assert_eq!(log.pages.load(Ordering::SeqCst), 3);
+        // Every id read is activity for the stall watchdog.
+        assert_eq!(progress.activity(), 30);
         assert_eq!(log.closed.load(Ordering::SeqCst), 1, "the scan is closed");
         for i in 9..15 {
             assert!(!state.observe(&format!("doc-{i}"), None).await.unwrap());
@@ -1528,6 +1544,7 @@ mod tests {
             gate,
             log,
             cancel,
+            ..
         } = loading(30, ScanEnd::Done, 10);
         // One page comes, the next never does.
         gate.add_permits(1);

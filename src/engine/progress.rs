@@ -171,6 +171,9 @@ pub struct Progress {
     events: Mutex<Option<EventSink>>,
     /// Outcomes the event sink could not take (its writer was gone).
     events_lost: AtomicU64,
+    /// `_id`s read by the full sync's pass over the index: work that moves no document, but
+    /// is progress for the stall watchdog (a long pass must not look like a stuck job).
+    scanned_ids: AtomicU64,
     /// The source's own report (tables, rows per table), for the job's metadata.
     source_notes: Mutex<Option<Arc<dyn SourceNotes>>>,
 }
@@ -239,6 +242,7 @@ impl Progress {
             has_events: AtomicBool::new(false),
             events: Mutex::new(None),
             events_lost: AtomicU64::new(0),
+            scanned_ids: AtomicU64::new(0),
             source_notes: Mutex::new(None),
         }
     }
@@ -431,6 +435,19 @@ impl Progress {
 
     pub fn set_breaker(&self, breaker: BreakerSnapshot) {
         self.lock().breaker = Some(breaker);
+    }
+
+    /// Counts `n` more `_id`s read by the pass over the index.
+    pub fn add_scanned(&self, n: u64) {
+        self.scanned_ids.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Everything the job has got done so far, as one number that grows while it works:
+    /// documents settled or deleted, and `_id`s read by the pass over the index. The stall
+    /// watchdog fails a job when it stops growing.
+    pub fn activity(&self) -> u64 {
+        let c = self.counters();
+        c.handled() + c.deleted + self.scanned_ids.load(Ordering::Relaxed)
     }
 
     pub fn counters(&self) -> Counters {
@@ -989,5 +1006,15 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains(r#""id":"late""#), "{text}");
+    }
+
+    #[test]
+    fn reading_the_index_ids_is_activity_for_the_watchdog() {
+        let p = Progress::new("j", "c", "i");
+        assert_eq!(p.activity(), 0);
+        // A long pass over a big index moves no document, yet the job is working.
+        p.add_scanned(1000);
+        assert_eq!(p.activity(), 1000);
+        assert_eq!(p.counters().handled(), 0, "no document counter moves");
     }
 }

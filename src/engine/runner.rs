@@ -1153,7 +1153,7 @@ async fn heartbeat(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut last_stats = Instant::now();
     let mut last_check = Instant::now();
-    let mut last_progress = (Instant::now(), progress.counters());
+    let mut last_progress = (Instant::now(), progress.activity());
     let set_stop = |reason: StopReason| {
         let mut guard = stop.lock().unwrap_or_else(|p| p.into_inner());
         guard.get_or_insert(reason);
@@ -1176,10 +1176,9 @@ async fn heartbeat(
         progress.sample(now);
         progress.set_breaker(breaker.snapshot());
         let counters = progress.counters();
-        if counters.handled() + counters.deleted
-            != last_progress.1.handled() + last_progress.1.deleted
-        {
-            last_progress = (now, counters);
+        let activity = progress.activity();
+        if activity != last_progress.1 {
+            last_progress = (now, activity);
         } else if now.duration_since(last_progress.0) > budget {
             set_stop(StopReason::Stalled(format!(
                 "no progress for {}s (the whole retry budget)",
