@@ -834,7 +834,9 @@ enum SnapshotState {
     Ready(IndexSnapshot),
     Loading {
         task: tokio::task::JoinHandle<Result<Option<IndexSnapshot>, PipelineError>>,
-        /// Stops the scan (closing its PIT) when the sync ends without waiting for it.
+        /// Stops the scan (closing its PIT) when the sync ends without waiting for it. The
+        /// close is sent by the scan's own task: a process that exits at once (or a scan that
+        /// panicked) leaves the PIT to expire on its keep-alive, which bounds its cost.
         _stop: tokio_util::sync::DropGuard,
         early: Vec<u64>,
         /// How many hashes `early` may hold before the extractor waits ([`EARLY_SEEN_MAX`];
