@@ -73,26 +73,13 @@ async fn sync_reports_each_table_with_its_rows_and_why_one_was_skipped_or_refuse
     .expect("tables");
 
     let home = tempfile::tempdir().expect("home");
-    ok(
-        &home,
-        &[
-            "connectors",
-            "create",
-            "pg-tables",
-            "--service-type",
-            "postgresql",
-            "--index-name",
-            "pg-tables-index",
-        ],
-    );
     let port = format!("port={}", server.port);
     let password = format!("password={READER_PASSWORD}");
-    ok(
+    create_connector(
         &home,
+        "pg-tables",
+        "postgresql",
         &[
-            "connectors",
-            "set",
-            "pg-tables",
             "host=127.0.0.1",
             &port,
             "username=tprog_reader",
@@ -110,6 +97,27 @@ async fn sync_reports_each_table_with_its_rows_and_why_one_was_skipped_or_refuse
         READER_PASSWORD,
         Some(("locked", "permission denied for table locked")),
     );
+}
+
+/// `connectors create ID --service-type TYPE --index-name ID-index`, then `connectors set ID
+/// VALUES…`, as an operator would.
+fn create_connector(home: &TempDir, id: &str, service_type: &str, values: &[&str]) {
+    let index = format!("{id}-index");
+    ok(
+        home,
+        &[
+            "connectors",
+            "create",
+            id,
+            "--service-type",
+            service_type,
+            "--index-name",
+            &index,
+        ],
+    );
+    let mut set = vec!["connectors", "set", id];
+    set.extend_from_slice(values);
+    ok(home, &set);
 }
 
 /// Syncs `connector` with `--json`, then without, and checks each reports `readable` (done,
@@ -239,26 +247,13 @@ fn mysql_sync_reports_each_table_with_its_rows_and_why_one_was_skipped() {
          FLUSH PRIVILEGES;"
     ));
     let home = tempfile::tempdir().expect("home");
-    ok(
-        &home,
-        &[
-            "connectors",
-            "create",
-            "my-tables",
-            "--service-type",
-            "mysql",
-            "--index-name",
-            "my-tables-index",
-        ],
-    );
     let port = format!("port={}", server.port);
     let password = format!("password={READER_PASSWORD}");
-    ok(
+    create_connector(
         &home,
+        "my-tables",
+        "mysql",
         &[
-            "connectors",
-            "set",
-            "my-tables",
             "host=127.0.0.1",
             &port,
             "user=tprog",
