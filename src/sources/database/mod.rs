@@ -444,6 +444,88 @@ pub trait Flavor: Sized + Send + Sync {
     fn source(self, rules: Vec<AdvancedRule>) -> Box<dyn crate::sources::DataSource>;
 }
 
+/// A database service type: its settings ([`Flavor`]) and what names it. Every such type is
+/// a [`crate::sources::SourceFactory`] through the one implementation below, so the two
+/// databases cannot drift apart in how they validate, create sources or offer
+/// `cursor_column`.
+pub trait DatabaseType: Send + Sync {
+    type Flavor: Flavor;
+    const SERVICE_TYPE: &'static str;
+    const DISPLAY_NAME: &'static str;
+    /// Where the opt-in `cursor_column` field goes, after the type's own fields.
+    const CURSOR_ORDER: i64;
+    /// The fields, as Python's `get_default_configuration()`.
+    fn default_configuration() -> crate::model::Configuration;
+}
+
+impl<T: DatabaseType> crate::sources::SourceFactory for T {
+    fn service_type(&self) -> &'static str {
+        T::SERVICE_TYPE
+    }
+
+    fn display_name(&self) -> &'static str {
+        T::DISPLAY_NAME
+    }
+
+    fn default_configuration(&self) -> crate::model::Configuration {
+        T::default_configuration()
+    }
+
+    fn validate(
+        &self,
+        config: &crate::model::Configuration,
+    ) -> Result<(), crate::sources::SourceError> {
+        validate::<T::Flavor>(config)
+    }
+
+    fn supports_advanced_rules(&self) -> bool {
+        true
+    }
+
+    fn validate_advanced_rules(&self, snippet: &Value) -> Vec<String> {
+        parse_advanced_rules(snippet).err().into_iter().collect()
+    }
+
+    fn check_advanced_rules<'a>(
+        &'a self,
+        config: &'a crate::model::Configuration,
+        snippet: &'a Value,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<String>> + Send + 'a>> {
+        Box::pin(check_advanced_rules::<T::Flavor>(config, snippet))
+    }
+
+    fn create(
+        &self,
+        config: &crate::model::Configuration,
+    ) -> Result<Box<dyn crate::sources::DataSource>, crate::sources::SourceError> {
+        self.create_for_sync(config, None)
+    }
+
+    fn optional_fields(&self) -> crate::model::Configuration {
+        let mut config = crate::model::Configuration::default();
+        config
+            .0
+            .insert(CURSOR_COLUMN.into(), cursor_column_field(T::CURSOR_ORDER));
+        config
+    }
+
+    fn supports_incremental_for(&self, config: &crate::model::Configuration) -> bool {
+        cursor_column(config).is_some()
+    }
+
+    fn incremental_refusal(&self, config: &crate::model::Configuration) -> Option<String> {
+        incremental_refusal(T::SERVICE_TYPE, config)
+    }
+
+    fn create_for_sync(
+        &self,
+        config: &crate::model::Configuration,
+        advanced: Option<&Value>,
+    ) -> Result<Box<dyn crate::sources::DataSource>, crate::sources::SourceError> {
+        create_for_sync::<T::Flavor>(config, advanced)
+    }
+}
+
 /// `SourceFactory::validate`: the settings parse.
 pub fn validate<F: Flavor>(
     config: &crate::model::Configuration,

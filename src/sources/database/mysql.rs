@@ -16,23 +16,21 @@
 
 use super::{
     AdvancedRule, CursorRead, CursorState, RetryPlan, SyncNotes, configured_tables, fit_id,
-    is_wildcard, iso_utc_now, json_float, key_id, parse_advanced_rules, pem_format, py_bytes_repr,
-    py_float, unreadable_table, utf8_dropping_invalid,
+    is_wildcard, iso_utc_now, json_float, key_id, pem_format, py_bytes_repr, py_float,
+    unreadable_table, utf8_dropping_invalid,
 };
 use crate::model::ConfigField;
 use crate::model::{Configuration, Dependency, DisplayType, FieldType};
 use crate::sources::database::postgresql::catalog_field;
 use crate::sources::fields::{bool_setting, int_setting, str_setting};
 use crate::sources::{
-    DataSource, Document, ItemSender, SourceError, SourceFactory, SourceItem, SourceNotes, SyncMode,
+    DataSource, Document, ItemSender, SourceError, SourceItem, SourceNotes, SyncMode,
 };
 use async_trait::async_trait;
 use mysql_async::consts::ColumnType;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Column, Conn, OptsBuilder, Row, SslOpts, Value as My};
 use serde_json::{Map, Value};
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -116,65 +114,14 @@ pub fn default_configuration() -> Configuration {
 /// The `mysql` service type.
 pub struct MysqlFactory;
 
-impl SourceFactory for MysqlFactory {
-    fn service_type(&self) -> &'static str {
-        "mysql"
-    }
+impl super::DatabaseType for MysqlFactory {
+    type Flavor = Settings;
+    const SERVICE_TYPE: &'static str = "mysql";
+    const DISPLAY_NAME: &'static str = "MySQL";
+    const CURSOR_ORDER: i64 = 11;
 
-    fn display_name(&self) -> &'static str {
-        "MySQL"
-    }
-
-    fn default_configuration(&self) -> Configuration {
+    fn default_configuration() -> Configuration {
         default_configuration()
-    }
-
-    fn validate(&self, config: &Configuration) -> Result<(), SourceError> {
-        super::validate::<Settings>(config)
-    }
-
-    fn supports_advanced_rules(&self) -> bool {
-        true
-    }
-
-    fn validate_advanced_rules(&self, snippet: &Value) -> Vec<String> {
-        parse_advanced_rules(snippet).err().into_iter().collect()
-    }
-
-    fn check_advanced_rules<'a>(
-        &'a self,
-        config: &'a Configuration,
-        snippet: &'a Value,
-    ) -> Pin<Box<dyn Future<Output = Vec<String>> + Send + 'a>> {
-        Box::pin(super::check_advanced_rules::<Settings>(config, snippet))
-    }
-
-    fn create(&self, config: &Configuration) -> Result<Box<dyn DataSource>, SourceError> {
-        self.create_for_sync(config, None)
-    }
-
-    fn optional_fields(&self) -> Configuration {
-        let mut config = Configuration::default();
-        config
-            .0
-            .insert(super::CURSOR_COLUMN.into(), super::cursor_column_field(11));
-        config
-    }
-
-    fn supports_incremental_for(&self, config: &Configuration) -> bool {
-        super::cursor_column(config).is_some()
-    }
-
-    fn incremental_refusal(&self, config: &Configuration) -> Option<String> {
-        super::incremental_refusal(self.service_type(), config)
-    }
-
-    fn create_for_sync(
-        &self,
-        config: &Configuration,
-        advanced: Option<&Value>,
-    ) -> Result<Box<dyn DataSource>, SourceError> {
-        super::create_for_sync::<Settings>(config, advanced)
     }
 }
 
@@ -205,8 +152,9 @@ impl super::Flavor for Settings {
     }
 }
 
+/// The connection settings, read once.
 #[derive(Clone)]
-struct Settings {
+pub struct Settings {
     host: String,
     port: u16,
     user: String,

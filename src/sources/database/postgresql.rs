@@ -17,18 +17,16 @@
 use super::pg_values::{self, Raw};
 use super::{
     AdvancedRule, CursorRead, CursorState, RetryPlan, SyncNotes, configured_tables, fit_id,
-    is_wildcard, iso_utc_now, key_id, map_column_names, parse_advanced_rules, py_str_repr,
-    tls_client_config, unreadable_table,
+    is_wildcard, iso_utc_now, key_id, map_column_names, py_str_repr, tls_client_config,
+    unreadable_table,
 };
 use crate::model::{ConfigField, Configuration, Dependency, DisplayType, FieldType};
 use crate::sources::fields::{bool_setting, int_setting, str_setting};
 use crate::sources::{
-    DataSource, Document, ItemSender, SourceError, SourceFactory, SourceItem, SourceNotes, SyncMode,
+    DataSource, Document, ItemSender, SourceError, SourceItem, SourceNotes, SyncMode,
 };
 use async_trait::async_trait;
 use serde_json::{Map, Value};
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
@@ -135,65 +133,14 @@ pub fn default_configuration() -> Configuration {
 /// The `postgresql` service type.
 pub struct PostgresqlFactory;
 
-impl SourceFactory for PostgresqlFactory {
-    fn service_type(&self) -> &'static str {
-        "postgresql"
-    }
+impl super::DatabaseType for PostgresqlFactory {
+    type Flavor = Settings;
+    const SERVICE_TYPE: &'static str = "postgresql";
+    const DISPLAY_NAME: &'static str = "PostgreSQL";
+    const CURSOR_ORDER: i64 = 12;
 
-    fn display_name(&self) -> &'static str {
-        "PostgreSQL"
-    }
-
-    fn default_configuration(&self) -> Configuration {
+    fn default_configuration() -> Configuration {
         default_configuration()
-    }
-
-    fn validate(&self, config: &Configuration) -> Result<(), SourceError> {
-        super::validate::<Settings>(config)
-    }
-
-    fn supports_advanced_rules(&self) -> bool {
-        true
-    }
-
-    fn validate_advanced_rules(&self, snippet: &Value) -> Vec<String> {
-        parse_advanced_rules(snippet).err().into_iter().collect()
-    }
-
-    fn check_advanced_rules<'a>(
-        &'a self,
-        config: &'a Configuration,
-        snippet: &'a Value,
-    ) -> Pin<Box<dyn Future<Output = Vec<String>> + Send + 'a>> {
-        Box::pin(super::check_advanced_rules::<Settings>(config, snippet))
-    }
-
-    fn create(&self, config: &Configuration) -> Result<Box<dyn DataSource>, SourceError> {
-        self.create_for_sync(config, None)
-    }
-
-    fn optional_fields(&self) -> Configuration {
-        let mut config = Configuration::default();
-        config
-            .0
-            .insert(super::CURSOR_COLUMN.into(), super::cursor_column_field(12));
-        config
-    }
-
-    fn supports_incremental_for(&self, config: &Configuration) -> bool {
-        super::cursor_column(config).is_some()
-    }
-
-    fn incremental_refusal(&self, config: &Configuration) -> Option<String> {
-        super::incremental_refusal(self.service_type(), config)
-    }
-
-    fn create_for_sync(
-        &self,
-        config: &Configuration,
-        advanced: Option<&Value>,
-    ) -> Result<Box<dyn DataSource>, SourceError> {
-        super::create_for_sync::<Settings>(config, advanced)
     }
 }
 
@@ -224,7 +171,7 @@ impl super::Flavor for Settings {
 
 /// The connection settings, read once.
 #[derive(Clone)]
-struct Settings {
+pub struct Settings {
     host: String,
     port: u16,
     user: String,
@@ -994,6 +941,7 @@ impl From<tokio_postgres::Error> for ReadError {
 mod tests {
     use super::*;
     use crate::model::validate::validate_update;
+    use crate::sources::database::parse_advanced_rules;
     use serde_json::json;
 
     #[test]
