@@ -47,35 +47,22 @@ fn values(server: &MariaDb, db: &str, extra: Value) -> Map<String, Value> {
 }
 
 fn configuration(values: &Map<String, Value>) -> Configuration {
-    let mut config = MysqlFactory.default_configuration();
-    for (k, v) in values {
-        if let Some(field) = config.0.get_mut(k) {
-            field.value = v.clone();
-        }
-    }
-    config
+    db_server::configuration_with(&MysqlFactory, values)
 }
 
+/// Runs the source alone (ping, then a full sync) and returns its documents by id, and its
+/// notes for the job's metadata.
 async fn sync_docs(
     values: &Map<String, Value>,
     advanced: Option<Value>,
 ) -> Result<(BTreeMap<String, Value>, Map<String, Value>), String> {
-    let config = configuration(values);
-    let (sent, notes) =
-        db_server::run_source(&MysqlFactory, &config, advanced.as_ref(), LIMIT).await?;
-    let docs = sent
-        .into_iter()
-        .map(|doc| {
-            let mut fields = doc.fields;
-            fields.insert("_id".into(), Value::from(doc.id.clone()));
-            fields.insert(
-                "_timestamp".into(),
-                doc.timestamp.map(Value::from).unwrap_or(Value::Null),
-            );
-            (doc.id, Value::Object(fields))
-        })
-        .collect();
-    Ok((docs, notes))
+    db_server::docs_by_id(
+        &MysqlFactory,
+        &configuration(values),
+        advanced.as_ref(),
+        LIMIT,
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -56,13 +56,7 @@ fn values(server: &PgServer, db: &str, extra: Value) -> Map<String, Value> {
 }
 
 fn configuration(values: &Map<String, Value>) -> Configuration {
-    let mut config = PostgresqlFactory.default_configuration();
-    for (k, v) in values {
-        if let Some(field) = config.0.get_mut(k) {
-            field.value = v.clone();
-        }
-    }
-    config
+    db_server::configuration_with(&PostgresqlFactory, values)
 }
 
 /// Runs the source alone (ping, then a full sync) and returns its documents by id, and its
@@ -71,22 +65,13 @@ async fn sync_docs(
     values: &Map<String, Value>,
     advanced: Option<Value>,
 ) -> Result<(BTreeMap<String, Value>, Map<String, Value>), String> {
-    let config = configuration(values);
-    let (sent, notes) =
-        db_server::run_source(&PostgresqlFactory, &config, advanced.as_ref(), LIMIT).await?;
-    let docs = sent
-        .into_iter()
-        .map(|doc| {
-            let mut fields = doc.fields;
-            fields.insert("_id".into(), Value::from(doc.id.clone()));
-            fields.insert(
-                "_timestamp".into(),
-                doc.timestamp.map(Value::from).unwrap_or(Value::Null),
-            );
-            (doc.id, Value::Object(fields))
-        })
-        .collect();
-    Ok((docs, notes))
+    db_server::docs_by_id(
+        &PostgresqlFactory,
+        &configuration(values),
+        advanced.as_ref(),
+        LIMIT,
+    )
+    .await
 }
 
 fn without_timestamp(mut doc: Value) -> Value {

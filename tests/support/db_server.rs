@@ -67,6 +67,50 @@ pub async fn run_source(
     Ok((docs, notes))
 }
 
+/// The type's default configuration with `values` set (keys it lacks are left out, as the
+/// tests pass the values of both databases alike).
+pub fn configuration_with(
+    factory: &dyn syncdeck::sources::SourceFactory,
+    values: &Map<String, Value>,
+) -> syncdeck::model::Configuration {
+    let mut config = factory.default_configuration();
+    for (k, v) in values {
+        if let Some(field) = config.0.get_mut(k) {
+            field.value = v.clone();
+        }
+    }
+    config
+}
+
+/// [`run_source`], each document by id as one object: its fields, `_id` and `_timestamp`.
+pub async fn docs_by_id(
+    factory: &dyn syncdeck::sources::SourceFactory,
+    config: &syncdeck::model::Configuration,
+    advanced: Option<&Value>,
+    limit: std::time::Duration,
+) -> Result<
+    (
+        std::collections::BTreeMap<String, Value>,
+        Map<String, Value>,
+    ),
+    String,
+> {
+    let (sent, notes) = run_source(factory, config, advanced, limit).await?;
+    let docs = sent
+        .into_iter()
+        .map(|doc| {
+            let mut fields = doc.fields;
+            fields.insert("_id".into(), Value::from(doc.id.clone()));
+            fields.insert(
+                "_timestamp".into(),
+                doc.timestamp.map(Value::from).unwrap_or(Value::Null),
+            );
+            (doc.id, Value::Object(fields))
+        })
+        .collect();
+    Ok((docs, notes))
+}
+
 /// The ids of the documents and the unreadable records (id, reason) of a full sync of the
 /// source alone (see [`run_source_items`]); panics, naming it, when the sync fails.
 pub async fn ids_and_invalid(
