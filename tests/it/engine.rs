@@ -502,24 +502,8 @@ async fn a_full_resync_indexes_while_it_reads_the_ids_of_a_point_in_time() {
         let id = format!("stale-{i}");
         standin.put_doc("overlap", &id, json!({"id": id}));
     }
-    standin.clear_requests();
     // The scan's pages get no answer for now: the sync must index meanwhile.
-    standin.faults().hang_search(true);
-    let job_id = es
-        .create_sync_job(&id, JobType::Full, TriggerMethod::OnDemand)
-        .await
-        .unwrap();
-    let task = {
-        let (engine, job_id) = (engine.clone(), job_id.clone());
-        tokio::spawn(async move { engine.run_job(&job_id, &CancellationToken::new()).await })
-    };
-    wait_for("a bulk request while the id scan is held", LIMIT, || {
-        standin
-            .requests()
-            .iter()
-            .any(|r| r.path.ends_with("/_bulk"))
-    })
-    .await;
+    let (_, task) = full_sync_with_the_id_scan_held(&standin, &engine, es.as_ref(), &id).await;
     // Written after the scan's PIT opened: not in the snapshot, so never deleted by it.
     standin.put_doc("overlap", "theirs", json!({"id": "theirs"}));
     standin.faults().hang_search(false);
@@ -548,6 +532,37 @@ async fn a_full_resync_indexes_while_it_reads_the_ids_of_a_point_in_time() {
     assert_eq!(scan_requests(&standin).0, 1, "one PIT");
 }
 
+/// Starts a full sync of `connector` with the id scan's pages held unanswered
+/// (`hang_search`, the caller lets them go); once indexing runs meanwhile, its job and task.
+async fn full_sync_with_the_id_scan_held(
+    standin: &StandIn,
+    engine: &Engine,
+    es: &dyn ControlPlane,
+    connector: &str,
+) -> (
+    String,
+    tokio::task::JoinHandle<Result<JobReport, syncdeck::engine::runner::EngineError>>,
+) {
+    standin.clear_requests();
+    standin.faults().hang_search(true);
+    let job_id = es
+        .create_sync_job(connector, JobType::Full, TriggerMethod::OnDemand)
+        .await
+        .unwrap();
+    let task = {
+        let (engine, job_id) = (engine.clone(), job_id.clone());
+        tokio::spawn(async move { engine.run_job(&job_id, &CancellationToken::new()).await })
+    };
+    wait_for("a bulk request while the id scan is held", LIMIT, || {
+        standin
+            .requests()
+            .iter()
+            .any(|r| r.path.ends_with("/_bulk"))
+    })
+    .await;
+    (job_id, task)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_id_scan_failing_while_indexing_fails_the_job_and_deletes_nothing() {
     // 500 is an answer the client returns at once; 503 it retries on, until retries run out.
@@ -570,23 +585,7 @@ async fn scan_failing_sync(status: u16, retried: bool) {
     }
     // Paced (at most 5 s), so documents are still coming when the scan fails.
     let id = generator_connector(es.as_ref(), "scanfail", "scanfail", 3000, 0, 600).await;
-    standin.clear_requests();
-    standin.faults().hang_search(true);
-    let job_id = es
-        .create_sync_job(&id, JobType::Full, TriggerMethod::OnDemand)
-        .await
-        .unwrap();
-    let task = {
-        let (engine, job_id) = (engine.clone(), job_id.clone());
-        tokio::spawn(async move { engine.run_job(&job_id, &CancellationToken::new()).await })
-    };
-    wait_for("a bulk request while the id scan is held", LIMIT, || {
-        standin
-            .requests()
-            .iter()
-            .any(|r| r.path.ends_with("/_bulk"))
-    })
-    .await;
+    let (job_id, task) = full_sync_with_the_id_scan_held(&standin, &engine, es.as_ref(), &id).await;
     // The held page, and every retry of it, gets the error.
     standin.faults().fail_pit_search(Some(status));
     standin.faults().hang_search(false);
