@@ -5,8 +5,9 @@
 
 use crate::backend::BulkOp;
 use crate::model::Pipeline;
+use crate::sources::Fields;
 use bytes::Bytes;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::time::Instant;
 
@@ -172,7 +173,7 @@ impl BatchBuilder {
         &mut self,
         id: String,
         timestamp: Option<&str>,
-        fields: &mut Map<String, Value>,
+        fields: &mut Fields,
     ) -> Option<Batch> {
         let mark = self.current.body.len();
         let item_start = mark;
@@ -206,7 +207,7 @@ impl BatchBuilder {
     }
 
     /// Adds an `update` with `doc_as_upsert`.
-    pub fn push_update(&mut self, id: String, fields: &Map<String, Value>) -> Option<Batch> {
+    pub fn push_update(&mut self, id: String, fields: &Fields) -> Option<Batch> {
         let item_start = self.current.body.len();
         write_action(&mut self.current.body, "update", &id);
         let source_start = self.current.body.len();
@@ -432,9 +433,9 @@ fn write_value(body: &mut Vec<u8>, value: &Value) {
 
 /// Appends `,"k":v,...}` (or `}` for no fields) after an already opened, non-empty object,
 /// leaving out the keys in `skip`.
-fn append_fields(body: &mut Vec<u8>, fields: &Map<String, Value>, skip: &[&str]) {
-    for (key, value) in fields {
-        if skip.contains(&key.as_str()) {
+fn append_fields(body: &mut Vec<u8>, fields: &Fields, skip: &[&str]) {
+    for (key, value) in fields.iter() {
+        if skip.contains(&key) {
             continue;
         }
         body.push(b',');
@@ -450,8 +451,8 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn fields(v: Value) -> Map<String, Value> {
-        v.as_object().cloned().unwrap()
+    fn fields(v: Value) -> Fields {
+        Fields::from(v.as_object().cloned().unwrap())
     }
 
     fn limits(docs: usize, bytes: usize) -> BatchLimits {
@@ -481,7 +482,7 @@ mod tests {
             )
             .is_none()
         );
-        assert!(b.push_index("b".into(), None, &mut Map::new()).is_none());
+        assert!(b.push_index("b".into(), None, &mut Fields::new()).is_none());
         let batch = b.flush().unwrap();
         let l = lines(&batch);
         assert_eq!(l[0], json!({"index": {"_id": "a\"1"}}));
@@ -553,7 +554,7 @@ mod tests {
     fn long_ids_are_hashed_in_the_action_only() {
         let long = "x".repeat(600);
         let mut b = BatchBuilder::new(limits(10, 1 << 20), None);
-        b.push_index(long.clone(), None, &mut Map::new());
+        b.push_index(long.clone(), None, &mut Fields::new());
         let batch = b.flush().unwrap();
         let l = lines(&batch);
         assert_eq!(l[0]["index"]["_id"].as_str().unwrap().len(), 64);

@@ -8,8 +8,9 @@ use crate::model::{
     Features, FilteringRule, FilteringRules, FilteringValidation, FilteringValidationError,
     FilteringValidationState, RulePolicy, RuleType, Timestamp,
 };
+use crate::sources::Fields;
 use regex::Regex;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::cmp::Ordering;
 use thiserror::Error;
 
@@ -55,7 +56,7 @@ impl RuleEngine {
     }
 
     /// The first matching rule decides; no match means the document is indexed.
-    pub fn should_index(&self, fields: &Map<String, Value>) -> bool {
+    pub fn should_index(&self, fields: &Fields) -> bool {
         self.rules
             .iter()
             .find(|rule| rule.matches(fields))
@@ -91,7 +92,7 @@ fn anchored_regex(pattern: &str) -> Result<Regex, regex::Error> {
 }
 
 impl CompiledRule {
-    fn matches(&self, fields: &Map<String, Value>) -> bool {
+    fn matches(&self, fields: &Fields) -> bool {
         let Some(doc_value) = lookup(fields, &self.field) else {
             return false;
         };
@@ -112,7 +113,7 @@ impl CompiledRule {
 
 /// The value at `field`: a top-level key first (keys may contain dots), then a dotted path
 /// into nested objects (`author.name`). Null counts as absent.
-fn lookup<'a>(fields: &'a Map<String, Value>, field: &str) -> Option<&'a Value> {
+fn lookup<'a>(fields: &'a Fields, field: &str) -> Option<&'a Value> {
     if let Some(value) = fields.get(field) {
         return (!value.is_null()).then_some(value);
     }
@@ -376,8 +377,8 @@ mod tests {
         .unwrap()
     }
 
-    fn doc(value: Value) -> Map<String, Value> {
-        value.as_object().cloned().unwrap()
+    fn doc(value: Value) -> Fields {
+        Fields::from(value.as_object().cloned().unwrap())
     }
 
     #[test]

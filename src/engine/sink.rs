@@ -1273,8 +1273,8 @@ mod tests {
             None,
         );
         for id in ids {
-            let mut fields = serde_json::Map::new();
-            fields.insert("n".into(), serde_json::Value::from(id.len()));
+            let mut fields = crate::sources::Fields::new();
+            fields.insert("n", serde_json::Value::from(id.len()));
             assert!(
                 builder
                     .push_index(id.to_string(), None, &mut fields)

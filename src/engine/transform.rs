@@ -9,6 +9,7 @@
 //! (`"user.email": …`) matches too. The document id and `_timestamp` are not fields here and
 //! are never changed.
 
+use crate::sources::Fields;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -81,7 +82,11 @@ impl FieldTransform {
 
     /// Drops and hashes the configured fields in place. Allocates only for the hashes it
     /// writes.
-    pub fn apply(&self, fields: &mut Map<String, Value>) {
+    pub fn apply(&self, fields: &mut Fields) {
+        self.apply_object(fields);
+    }
+
+    fn apply_object<M: Object>(&self, fields: &mut M) {
         for path in &self.paths {
             visit(fields, path, 0);
         }
@@ -92,13 +97,13 @@ impl FieldTransform {
     /// else cannot be checked for the configured fields, so it is withheld.
     pub fn apply_to_raw(&self, raw: &mut Value) {
         match raw {
-            Value::Object(fields) => self.apply(fields),
+            Value::Object(fields) => self.apply_object(fields),
             Value::String(text) => {
                 let Ok(Value::Object(mut fields)) = serde_json::from_str::<Value>(text) else {
                     *raw = Value::String(WITHHELD.to_string());
                     return;
                 };
-                self.apply(&mut fields);
+                self.apply_object(&mut fields);
                 *raw = Value::String(Value::Object(fields).to_string());
             }
             Value::Null | Value::Bool(_) | Value::Number(_) => {}
@@ -112,15 +117,40 @@ pub const WITHHELD: &str =
     "(withheld: exclude_fields/hash_fields are set and this record is not a JSON object)";
 
 /// [`FieldTransform::apply`] when there is a transform.
-pub fn apply(transform: Option<&FieldTransform>, fields: &mut Map<String, Value>) {
+pub fn apply(transform: Option<&FieldTransform>, fields: &mut Fields) {
     if let Some(t) = transform {
         t.apply(fields);
     }
 }
 
+/// What a path walks: a document's top level ([`Fields`]) and the JSON objects inside it.
+trait Object {
+    fn field_mut(&mut self, key: &str) -> Option<&mut Value>;
+    /// Removes `key`, the other fields keeping their order.
+    fn remove_field(&mut self, key: &str);
+}
+
+impl Object for Fields {
+    fn field_mut(&mut self, key: &str) -> Option<&mut Value> {
+        self.get_mut(key)
+    }
+    fn remove_field(&mut self, key: &str) {
+        self.remove(key);
+    }
+}
+
+impl Object for Map<String, Value> {
+    fn field_mut(&mut self, key: &str) -> Option<&mut Value> {
+        self.get_mut(key)
+    }
+    fn remove_field(&mut self, key: &str) {
+        self.shift_remove(key);
+    }
+}
+
 // Applies `path` from segment `from` on to `map`: every way of grouping the remaining
 // segments into one literal key (`a.b`) plus a rest is tried, so dotted keys match too.
-fn visit(map: &mut Map<String, Value>, path: &FieldPath, from: usize) {
+fn visit<M: Object>(map: &mut M, path: &FieldPath, from: usize) {
     let last = path.segments.len() - 1;
     for to in from..=last {
         let key = path.key(from, to);
@@ -128,7 +158,7 @@ fn visit(map: &mut Map<String, Value>, path: &FieldPath, from: usize) {
             act(map, key, path.action);
             continue;
         }
-        match map.get_mut(key) {
+        match map.field_mut(key) {
             Some(Value::Object(inner)) => visit(inner, path, to + 1),
             Some(Value::Array(items)) => {
                 for item in items {
@@ -142,14 +172,11 @@ fn visit(map: &mut Map<String, Value>, path: &FieldPath, from: usize) {
     }
 }
 
-fn act(map: &mut Map<String, Value>, key: &str, action: Action) {
+fn act<M: Object>(map: &mut M, key: &str, action: Action) {
     match action {
-        Action::Drop => {
-            // `shift_remove` keeps the other fields in their order.
-            map.shift_remove(key);
-        }
+        Action::Drop => map.remove_field(key),
         Action::Hash => {
-            if let Some(value) = map.get_mut(key)
+            if let Some(value) = map.field_mut(key)
                 && !value.is_null()
             {
                 *value = Value::String(sha256_hex(value));
@@ -179,10 +206,10 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn fields(v: Value) -> Map<String, Value> {
+    fn fields(v: Value) -> Fields {
         match v {
-            Value::Object(m) => m,
-            _ => Map::new(),
+            Value::Object(m) => Fields::from(m),
+            _ => Fields::new(),
         }
     }
 

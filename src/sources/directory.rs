@@ -12,13 +12,14 @@
 use super::extract::{self, ExtractError, ExtractLimits};
 use super::fields::{bool_setting, configuration, field, str_setting};
 use super::{
-    DataSource, Document, ItemSender, LazyContent, SourceError, SourceFactory, SourceItem, SyncMode,
+    DataSource, Document, Fields, ItemSender, LazyContent, SourceError, SourceFactory, SourceItem,
+    SyncMode,
 };
 use crate::model::{Configuration, Timestamp};
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 
 /// Builds `directory` sources.
@@ -376,17 +377,14 @@ fn file_document(
         .unwrap_or_default();
     let content_type = extract::content_type_for_extension(&extension);
     let stamp = mtime.to_rfc3339_opts(SecondsFormat::Millis, true);
-    let mut fields = Map::new();
-    fields.insert(
-        "path".into(),
-        Value::String(path.to_string_lossy().into_owned()),
-    );
-    fields.insert("name".into(), Value::String(name));
-    fields.insert("extension".into(), Value::String(extension));
-    fields.insert("size".into(), Value::from(size));
-    fields.insert("mtime".into(), Value::String(stamp.clone()));
-    fields.insert("_timestamp".into(), Value::String(stamp.clone()));
-    fields.insert("content_type".into(), Value::from(content_type));
+    let mut fields = Fields::with_capacity(8);
+    fields.push_new("path", Value::String(path.to_string_lossy().into_owned()));
+    fields.push_new("name", Value::String(name));
+    fields.push_new("extension", Value::String(extension));
+    fields.push_new("size", Value::from(size));
+    fields.push_new("mtime", Value::String(stamp.clone()));
+    fields.push_new("_timestamp", Value::String(stamp.clone()));
+    fields.push_new("content_type", Value::from(content_type));
 
     let mut content = None;
     if settings.extract_content && extract::is_supported(content_type) {
@@ -395,7 +393,7 @@ fn file_document(
                 size,
                 limit: settings.limits.max_bytes,
             };
-            fields.insert("_extraction_error".into(), Value::String(error.to_string()));
+            fields.push_new("_extraction_error", Value::String(error.to_string()));
         } else {
             content = Some(lazy_text(path.to_path_buf(), content_type, settings.limits));
         }
@@ -415,11 +413,11 @@ fn lazy_text(path: PathBuf, content_type: &'static str, limits: ExtractLimits) -
         Box::pin(async move {
             // On a blocking thread, within the time limit (binary formats can be slow).
             let extracted = extract::extract_file(path, content_type, limits).await;
-            let mut fields = Map::new();
+            let mut fields = Fields::with_capacity(1);
             match extracted {
-                Ok(text) => fields.insert("body".into(), Value::String(text)),
+                Ok(text) => fields.push_new("body", Value::String(text)),
                 Err(e @ ExtractError::Io { .. }) => return Err(SourceError::Failed(e.to_string())),
-                Err(e) => fields.insert("_extraction_error".into(), Value::String(e.to_string())),
+                Err(e) => fields.push_new("_extraction_error", Value::String(e.to_string())),
             };
             Ok(fields)
         })

@@ -768,7 +768,7 @@ impl HttpApiSource {
         SourceItem::Upsert(Document {
             id,
             timestamp,
-            fields,
+            fields: fields.into(),
             content: None,
         })
     }

@@ -8,6 +8,7 @@
 mod builtin;
 pub mod database;
 mod directory;
+mod document;
 mod external;
 pub mod extract;
 mod fields;
@@ -21,6 +22,7 @@ pub use builtin::builtin;
 pub use database::mysql::MysqlFactory;
 pub use database::postgresql::PostgresqlFactory;
 pub use directory::DirectoryFactory;
+pub use document::{ColumnKeys, Document, Fields, Key, LazyContent};
 pub use external::{
     ExternalFactory, ExternalSource, INHERITED_ENV as EXTERNAL_INHERITED_ENV, spec_fields,
 };
@@ -32,50 +34,8 @@ pub use registry::Registry;
 use crate::model::Configuration;
 use async_trait::async_trait;
 use serde_json::{Map, Value};
-use std::future::Future;
-use std::pin::Pin;
 use thiserror::Error;
 use tokio::sync::mpsc;
-
-/// One document from a source.
-pub struct Document {
-    pub id: String,
-    /// The source's modification time (ISO-8601), written as `_timestamp`; lets a full sync
-    /// skip the content fetch of documents that did not change.
-    pub timestamp: Option<String>,
-    pub fields: Map<String, Value>,
-    /// Fetches the expensive part (file text, attachment) only when the engine decides the
-    /// document must be (re)indexed. Its fields are merged into `fields`.
-    pub content: Option<LazyContent>,
-}
-
-impl std::fmt::Debug for Document {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Document")
-            .field("id", &self.id)
-            .field("timestamp", &self.timestamp)
-            .field("fields", &self.fields.len())
-            .field("lazy_content", &self.content.is_some())
-            .finish()
-    }
-}
-
-impl Document {
-    pub fn new(id: impl Into<String>, fields: Map<String, Value>) -> Self {
-        Self {
-            id: id.into(),
-            timestamp: None,
-            fields,
-            content: None,
-        }
-    }
-}
-
-/// A deferred content fetch.
-pub type LazyContent = Box<
-    dyn FnOnce() -> Pin<Box<dyn Future<Output = Result<Map<String, Value>, SourceError>> + Send>>
-        + Send,
->;
 
 /// What a source yields.
 #[derive(Debug)]
@@ -264,7 +224,7 @@ pub trait SourceFactory: Send + Sync {
         &'a self,
         config: &'a Configuration,
         snippet: &'a Value,
-    ) -> Pin<Box<dyn Future<Output = Vec<String>> + Send + 'a>> {
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<String>> + Send + 'a>> {
         let _ = config;
         Box::pin(std::future::ready(self.validate_advanced_rules(snippet)))
     }

@@ -12,7 +12,9 @@ use syncdeck::sources::extract::{
     self, DOCX, ExtractError, ExtractInput, ExtractLimits, PPTX, XLSX, extract_attachment,
     sniff_content_type,
 };
-use syncdeck::sources::{DirectoryFactory, ItemSender, SourceFactory, SourceItem, SyncMode};
+use syncdeck::sources::{
+    DirectoryFactory, Fields, ItemSender, SourceFactory, SourceItem, SyncMode,
+};
 
 // ----------------------------------------------------------------------------- fixtures
 
@@ -299,9 +301,9 @@ async fn a_slow_extractor_is_abandoned_at_the_time_limit() {
 // --------------------------------------------------------------------------- attachments
 
 async fn with_attachment(fields: Value) -> Map<String, Value> {
-    let mut fields = fields.as_object().cloned().unwrap();
+    let mut fields = Fields::from(fields.as_object().cloned().unwrap());
     extract_attachment(&mut fields, &ExtractLimits::default()).await;
-    fields
+    fields.into_map()
 }
 
 #[tokio::test]
@@ -376,10 +378,12 @@ async fn a_corrupt_attachment_is_kept_with_its_extraction_error() {
 
 #[tokio::test]
 async fn an_attachment_over_the_limit_is_refused_before_decoding() {
-    let mut fields = json!({"_attachment": b64(&[b'x'; 4000])})
-        .as_object()
-        .cloned()
-        .unwrap();
+    let mut fields = Fields::from(
+        json!({"_attachment": b64(&[b'x'; 4000])})
+            .as_object()
+            .cloned()
+            .unwrap(),
+    );
     let limits = ExtractLimits {
         max_bytes: 1000,
         ..ExtractLimits::default()

@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use syncdeck::engine::batch::{BatchBuilder, BatchLimits};
 use syncdeck::model::Configuration;
-use syncdeck::sources::{MysqlFactory, PostgresqlFactory, SourceFactory};
+use syncdeck::sources::{Fields, MysqlFactory, PostgresqlFactory, SourceFactory};
 
 const LIMIT: Duration = Duration::from_secs(120);
 /// The third run's `tables`, as make_golden.py's `LISTED`.
@@ -93,7 +93,7 @@ async fn sync(
 fn as_sent(
     id: String,
     timestamp: Option<&str>,
-    mut fields: Map<String, Value>,
+    mut fields: Fields,
 ) -> (String, Map<String, Value>) {
     let mut builder = BatchBuilder::new(
         BatchLimits {

@@ -2,7 +2,7 @@
 //! poison, pacing and back-pressure; ndjson with bad lines; directory listing, globs, lazy
 //! extraction, the size limit and incremental syncs.
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
@@ -11,7 +11,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 use syncdeck::model::Configuration;
 use syncdeck::sources::{
-    DataSource, Document, ItemSender, POISON_VALUE, SourceError, SourceFactory, SourceItem,
+    DataSource, Document, Fields, ItemSender, POISON_VALUE, SourceError, SourceFactory, SourceItem,
     SyncMode, builtin,
 };
 
@@ -113,7 +113,7 @@ async fn generator_documents_are_about_doc_bytes_long() {
         );
         for doc in docs(run(&mut generator, SyncMode::Full).await.0) {
             let mut body = doc.fields.clone();
-            body.insert("id".into(), Value::String(doc.id.clone()));
+            body.insert("id", Value::String(doc.id.clone()));
             let size = serde_json::to_vec(&body).unwrap().len() as f64;
             let ratio = size / doc_bytes as f64;
             assert!(
@@ -424,7 +424,7 @@ fn directory(root: &Path, extra: &[(&str, Value)]) -> Box<dyn DataSource> {
     source("directory", &values)
 }
 
-async fn content(doc: Document) -> Result<Map<String, Value>, SourceError> {
+async fn content(doc: Document) -> Result<Fields, SourceError> {
     let fetch = doc
         .content
         .unwrap_or_else(|| panic!("{} has no lazy content", doc.id));

@@ -10,7 +10,7 @@ use crate::support;
 
 use async_trait::async_trait;
 use engine_util::*;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::io::Write;
@@ -24,8 +24,8 @@ use syncdeck::engine::runner::{Engine, JobEnd};
 use syncdeck::engine::transform::{FieldTransform, WITHHELD, sha256_hex};
 use syncdeck::model::{Configuration, DeadLetter, JobType, TriggerMethod};
 use syncdeck::sources::{
-    self, DataSource, Document, ItemSender, NdjsonFactory, SourceError, SourceFactory, SourceItem,
-    SyncMode,
+    self, DataSource, Document, Fields, ItemSender, NdjsonFactory, SourceError, SourceFactory,
+    SourceItem, SyncMode,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -74,8 +74,8 @@ fn strings(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
 }
 
-fn fields(v: Value) -> Map<String, Value> {
-    v.as_object().cloned().expect("an object")
+fn fields(v: Value) -> Fields {
+    Fields::from(v.as_object().cloned().expect("an object"))
 }
 
 fn hash(s: &str) -> String {
@@ -97,7 +97,7 @@ fn excluded_fields_are_dropped_and_hashed_ones_replaced_at_any_depth() {
     }));
     t.apply(&mut doc);
     assert_eq!(
-        Value::Object(doc),
+        doc.into_value(),
         json!({
             "email": hash("ann@example.com"), "name": "Ann",
             "profile": {"phone": hash("+47 555"), "city": "Oslo"},
@@ -118,7 +118,7 @@ fn dotted_keys_match_as_well_as_nested_objects() {
     let mut doc = fields(json!({"user.email": "a@x.org", "user": {"email": "b@x.org"}}));
     t.apply(&mut doc);
     assert_eq!(
-        Value::Object(doc),
+        doc.into_value(),
         json!({"user.email": hash("a@x.org"), "user": {"email": hash("b@x.org")}})
     );
 }
@@ -131,7 +131,7 @@ fn non_string_values_hash_their_json_text_and_nulls_stay_null() {
     t.apply(&mut doc);
     let sha = |text: &str| sha256_hex(&Value::String(text.to_string()));
     assert_eq!(
-        Value::Object(doc),
+        doc.into_value(),
         json!({"n": sha("42"), "o": sha(r#"{"k":[1,2]}"#), "a": sha(r#"["x","y"]"#), "z": null, "b": sha("true")})
     );
     // SHA-256 of "ann@example.com", computed independently.

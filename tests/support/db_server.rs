@@ -99,7 +99,7 @@ pub async fn docs_by_id(
     let docs = sent
         .into_iter()
         .map(|doc| {
-            let mut fields = doc.fields;
+            let mut fields = doc.fields.into_map();
             fields.insert("_id".into(), Value::from(doc.id.clone()));
             fields.insert(
                 "_timestamp".into(),

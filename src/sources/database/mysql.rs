@@ -24,13 +24,14 @@ use crate::model::{Configuration, Dependency, DisplayType, FieldType};
 use crate::sources::database::postgresql::catalog_field;
 use crate::sources::fields::{bool_setting, int_setting, str_setting};
 use crate::sources::{
-    DataSource, Document, ItemSender, SourceError, SourceItem, SourceNotes, SyncMode,
+    ColumnKeys, DataSource, Document, Fields, ItemSender, SourceError, SourceItem, SourceNotes,
+    SyncMode,
 };
 use async_trait::async_trait;
 use mysql_async::consts::ColumnType;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Column, Conn, OptsBuilder, Row, SslOpts, Value as My};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -789,7 +790,7 @@ impl MysqlSource {
                     .map_err(failed)?,
             };
             let columns = result.columns().unwrap_or_else(|| Arc::from(Vec::new()));
-            let names: Vec<String> = columns.iter().map(|c| c.name_str().into_owned()).collect();
+            let names = ColumnKeys::new(columns.iter().map(|c| c.name_str()));
             let positions: Vec<usize> = keys
                 .iter()
                 .filter_map(|k| names.iter().rposition(|n| n == k))
@@ -959,8 +960,8 @@ impl MysqlSource {
         Self::begin_snapshot(conn).await?;
         let mut result = conn.exec_iter(query.as_str(), ()).await.map_err(failed)?;
         let columns = result.columns().unwrap_or_else(|| Arc::from(Vec::new()));
-        let names: Vec<String> = columns.iter().map(|c| c.name_str().into_owned()).collect();
-        if keys.iter().any(|k| !names.contains(k)) {
+        let names = ColumnKeys::new(columns.iter().map(|c| c.name_str()));
+        if keys.iter().any(|k| !names.iter().any(|n| n == k)) {
             drop(result);
             let _ = conn.query_drop("COMMIT").await;
             let message = format!(
@@ -1015,7 +1016,7 @@ impl MysqlSource {
     #[allow(clippy::too_many_arguments)]
     fn document(
         &self,
-        names: &[String],
+        names: &ColumnKeys,
         columns: &[Column],
         row: &Row,
         key_positions: &[usize],
@@ -1023,7 +1024,7 @@ impl MysqlSource {
         table_value: Value,
         timestamp: &str,
     ) -> Document {
-        let mut fields = Map::with_capacity(names.len() + 1);
+        let mut fields = Fields::with_capacity(names.len() + 1);
         for (i, name) in names.iter().enumerate() {
             // Python's `row2doc` overwrites a column named `_id` with the document's id, which
             // the framework then takes out of the source; Elasticsearch refuses `_id` in one.
@@ -1033,13 +1034,13 @@ impl MysqlSource {
             let value = row
                 .as_ref(i)
                 .map_or(Value::Null, |v| to_json(&columns[i], v));
-            fields.insert(name.clone(), value);
+            names.set(&mut fields, i, value);
         }
         let keys = key_positions
             .iter()
             .map(|&p| row.as_ref(p).and_then(|v| to_id_text(&columns[p], v)));
         let id = fit_id(key_id(tables, keys));
-        fields.insert("Table".into(), table_value);
+        fields.insert("Table", table_value);
         Document {
             id,
             timestamp: Some(timestamp.to_string()),

@@ -23,10 +23,11 @@ use super::{
 use crate::model::{ConfigField, Configuration, Dependency, DisplayType, FieldType};
 use crate::sources::fields::{bool_setting, int_setting, str_setting};
 use crate::sources::{
-    DataSource, Document, ItemSender, SourceError, SourceItem, SourceNotes, SyncMode,
+    ColumnKeys, DataSource, Document, Fields, ItemSender, SourceError, SourceItem, SourceNotes,
+    SyncMode,
 };
 use async_trait::async_trait;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
@@ -350,7 +351,7 @@ struct CursorSql {
 /// carry them) and where its key values are.
 struct ReadPlan {
     statement: Statement,
-    columns: Vec<String>,
+    columns: ColumnKeys,
     key_positions: Vec<usize>,
 }
 
@@ -869,7 +870,7 @@ impl PostgresqlSource {
         };
         Ok(Some(ReadPlan {
             statement,
-            columns,
+            columns: ColumnKeys::new(&columns),
             key_positions,
         }))
     }
@@ -882,12 +883,12 @@ impl PostgresqlSource {
         row: &tokio_postgres::Row,
     ) -> Result<Document, ReadError> {
         let columns = row.columns();
-        let mut fields = Map::with_capacity(plan.columns.len() + 3);
-        for (i, name) in plan.columns.iter().enumerate() {
+        let mut fields = Fields::with_capacity(plan.columns.len() + 3);
+        for (i, column) in columns.iter().enumerate().take(plan.columns.len()) {
             let raw: Raw = row.try_get(i)?;
-            let value = pg_values::to_json(columns[i].type_(), raw.0)
+            let value = pg_values::to_json(column.type_(), raw.0)
                 .map_err(|e| ReadError::Fatal(SourceError::Failed(e.to_string())))?;
-            fields.insert(name.clone(), value);
+            plan.columns.set(&mut fields, i, value);
         }
         let mut key_values = Vec::with_capacity(plan.key_positions.len());
         for &p in &plan.key_positions {
@@ -903,12 +904,9 @@ impl PostgresqlSource {
             self.settings.schema,
             key_id(frame.tables, key_values)
         ));
-        fields.insert(
-            "database".into(),
-            Value::from(self.settings.database.clone()),
-        );
-        fields.insert("table".into(), frame.table_value.clone());
-        fields.insert("schema".into(), Value::from(self.settings.schema.clone()));
+        fields.insert("database", Value::from(self.settings.database.clone()));
+        fields.insert("table", frame.table_value.clone());
+        fields.insert("schema", Value::from(self.settings.schema.clone()));
         Ok(Document {
             id,
             timestamp: Some(frame.timestamp.clone()),
@@ -983,7 +981,7 @@ mod tests {
         assert!(f["host"].required && f["ssl_ca"].required);
         // A new connector needs host, port, … before it can run; the SSL certificate only
         // once SSL is on, the advanced fields never.
-        let problems: Vec<String> = validate_update(&config, &Map::new())
+        let problems: Vec<String> = validate_update(&config, &serde_json::Map::new())
             .into_iter()
             .map(|i| i.key)
             .collect();

@@ -5,8 +5,9 @@
 
 use super::office;
 use super::{ExtractError, ExtractLimits, content_type_for_extension, extract_bytes};
+use crate::sources::Fields;
 use base64::Engine;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// The field holding a base64 attachment.
 pub const ATTACHMENT_FIELD: &str = "_attachment";
@@ -36,7 +37,7 @@ pub fn sniff_content_type(bytes: &[u8]) -> Option<&'static str> {
 /// Replaces `_attachment` (base64) with the extracted text in `body`, or records why it could
 /// not be extracted in `_extraction_error`. Leaves the document alone when it has no
 /// attachment. Extraction runs on a blocking thread within `limits.time_limit`.
-pub async fn extract_attachment(fields: &mut Map<String, Value>, limits: &ExtractLimits) {
+pub async fn extract_attachment(fields: &mut Fields, limits: &ExtractLimits) {
     let Some(attachment) = fields.remove(ATTACHMENT_FIELD) else {
         return;
     };
@@ -50,10 +51,10 @@ pub async fn extract_attachment(fields: &mut Map<String, Value>, limits: &Extrac
     match outcome {
         Ok(text) => {
             fields.remove(ERROR_FIELD);
-            fields.insert(BODY_FIELD.into(), Value::String(text));
+            fields.insert(BODY_FIELD, Value::String(text));
         }
         Err(e) => {
-            fields.insert(ERROR_FIELD.into(), Value::String(e.to_string()));
+            fields.insert(ERROR_FIELD, Value::String(e.to_string()));
         }
     }
 }
@@ -101,13 +102,13 @@ fn decode(attachment: &Value, limits: &ExtractLimits) -> Result<Vec<u8>, Extract
 
 /// Sniffed from the bytes, else declared, else from a file name, else plain text when it
 /// is UTF-8.
-fn content_type(fields: &Map<String, Value>, bytes: &[u8]) -> String {
+fn content_type(fields: &Fields, bytes: &[u8]) -> String {
     if let Some(sniffed) = sniff_content_type(bytes) {
         return sniffed.to_string();
     }
     let declared = TYPE_FIELDS
         .iter()
-        .filter_map(|key| fields.get(*key).and_then(Value::as_str))
+        .filter_map(|key| fields.get(key).and_then(Value::as_str))
         .map(|t| {
             t.split(';')
                 .next()
@@ -121,7 +122,7 @@ fn content_type(fields: &Map<String, Value>, bytes: &[u8]) -> String {
     }
     let from_name = NAME_FIELDS
         .iter()
-        .filter_map(|key| fields.get(*key).and_then(Value::as_str))
+        .filter_map(|key| fields.get(key).and_then(Value::as_str))
         .filter_map(|name| {
             name.rsplit_once('.')
                 .map(|(_, ext)| content_type_for_extension(ext))
