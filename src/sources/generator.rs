@@ -275,20 +275,8 @@ fn title(rng: &mut Rng, index: u64) -> String {
     title
 }
 
-fn push_decimal(out: &mut String, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    for d in &digits[at..] {
-        out.push(char::from(*d));
-    }
+fn push_decimal(out: &mut String, n: u64) {
+    out.push_str(itoa::Buffer::new().format(n));
 }
 
 // 9999-12-31T23:59:59Z: up to here the timestamp is written by hand (four-digit years).
@@ -317,23 +305,23 @@ fn rfc3339_millis(secs: i64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    let digit = |n: i64| char::from(b'0' + (n % 10) as u8);
-    let mut out = String::with_capacity(24);
-    let parts = [
-        (year / 100, ""),
-        (year % 100, "-"),
-        (month, "-"),
-        (day, "T"),
-        (rem / 3600, ":"),
-        (rem / 60 % 60, ":"),
-        (rem % 60, ".000Z"),
+    // Written into a fixed buffer, then one copy: pushing char by char cost more than the
+    // arithmetic.
+    let mut out = *b"0000-00-00T00:00:00.000Z";
+    let pairs = [
+        (0, year / 100),
+        (2, year % 100),
+        (5, month),
+        (8, day),
+        (11, rem / 3600),
+        (14, rem / 60 % 60),
+        (17, rem % 60),
     ];
-    for (n, after) in parts {
-        out.push(digit(n / 10));
-        out.push(digit(n));
-        out.push_str(after);
+    for (at, n) in pairs {
+        out[at] = b'0' + (n / 10 % 10) as u8;
+        out[at + 1] = b'0' + (n % 10) as u8;
     }
-    out
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The bytes of word text the filler slices documents from: large enough that documents
