@@ -414,17 +414,23 @@ struct Credits {
 }
 
 impl Credits {
-    fn add(&mut self, owner: Arc<Owner>, delivered: Delivered) {
+    /// Credits a settled rider's owner. Called per item: the owner is borrowed and cloned
+    /// only the first time it appears, and the latest owner is looked at first (a request's
+    /// items come in runs of one delivery's).
+    fn add(&mut self, rider: &mut Rider, delivered: Delivered) {
+        rider.settled = true;
+        let owner = &rider.owner;
         match self
             .owners
             .iter_mut()
-            .find(|(o, _, _)| Arc::ptr_eq(o, &owner))
+            .rev()
+            .find(|(o, _, _)| Arc::ptr_eq(o, owner))
         {
             Some((_, settled, d)) => {
                 *settled += 1;
                 d.add(&delivered);
             }
-            None => self.owners.push((owner, 1, delivered)),
+            None => self.owners.push((Arc::clone(owner), 1, delivered)),
         }
     }
 
@@ -891,13 +897,15 @@ impl Sink {
                 });
             }
             if resolving {
+                // The rider is settled here and its id read no more: moved, not copied.
+                let id = std::mem::take(&mut rider.item.id);
                 if rider.item.op == BulkOp::Delete {
-                    deleted_ids.push(rider.item.id.clone());
+                    deleted_ids.push(id);
                 } else {
-                    indexed_ids.push(rider.item.id.clone());
+                    indexed_ids.push(id);
                 }
             }
-            credits.add(rider.finish(), done);
+            credits.add(&mut rider, done);
         }
         let successes = (tally.indexed + tally.updated) as usize;
         self.progress.add_batch(&tally);
@@ -1306,6 +1314,39 @@ mod tests {
         drop(riders);
         let (_, _, lost) = owner.take();
         assert_eq!((owner.unsettled(), lost), (0, 3));
+    }
+
+    #[test]
+    fn credits_settle_each_owner_once_with_its_own_counts() {
+        // One request carrying two deliveries' items, interleaved (fresh items, then retries
+        // of another delivery's, then fresh again).
+        let mine = Owner::new(OnFailure::DeadLetter, 3);
+        let theirs = Owner::new(OnFailure::DeadLetter, 2);
+        let mut riders = Rider::of_batch(batch_of(&["a", "b"]), &mine);
+        riders.extend(Rider::of_batch(batch_of(&["x", "y"]), &theirs));
+        riders.extend(Rider::of_batch(batch_of(&["c"]), &mine));
+        let mut credits = Credits::default();
+        for (n, mut rider) in riders.into_iter().enumerate() {
+            let done = Delivered {
+                indexed: u64::from(n != 1),
+                updated: u64::from(n == 1),
+                ..Delivered::default()
+            };
+            credits.add(&mut rider, done);
+        }
+        // Credited riders are settled: dropping them lost none; each owner is held once.
+        assert_eq!(credits.owners.len(), 2);
+        assert_eq!(
+            (Arc::strong_count(&mine), Arc::strong_count(&theirs)),
+            (2, 2)
+        );
+        credits.apply();
+        let (delivered, _, lost) = mine.take();
+        assert_eq!((mine.unsettled(), lost), (0, 0));
+        assert_eq!((delivered.indexed, delivered.updated), (2, 1));
+        let (delivered, _, lost) = theirs.take();
+        assert_eq!((theirs.unsettled(), lost), (0, 0));
+        assert_eq!((delivered.indexed, delivered.updated), (2, 0));
     }
 
     #[test]
