@@ -226,6 +226,18 @@ pub fn parse_bulk_response_sized(
     bytes: &[u8],
     expected: usize,
 ) -> std::result::Result<BulkResponse, serde_json::Error> {
+    // Most answers are all successes in the lean shape: read without a parser.
+    if let Some(answer) = super::lean_answer::parse(bytes, expected) {
+        return Ok(answer);
+    }
+    parse_bulk_response_with_serde(bytes, expected)
+}
+
+/// [`parse_bulk_response_sized`] through serde alone.
+pub(crate) fn parse_bulk_response_with_serde(
+    bytes: &[u8],
+    expected: usize,
+) -> std::result::Result<BulkResponse, serde_json::Error> {
     // No item is shorter than `{"index":{}}` and its comma.
     let seed = AnswerSeed {
         expected: expected.min(bytes.len() / 13),

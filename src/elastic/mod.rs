@@ -10,6 +10,7 @@ pub mod connectors;
 pub mod documents;
 mod error;
 pub mod indices;
+mod lean_answer;
 mod pool;
 pub mod sync_jobs;
 pub mod transport;

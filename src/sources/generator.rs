@@ -321,7 +321,8 @@ fn rfc3339_millis(secs: i64) -> String {
         out[at] = b'0' + (n / 10 % 10) as u8;
         out[at + 1] = b'0' + (n % 10) as u8;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    // ASCII digits and separators only: the check cannot fail.
+    String::from(std::str::from_utf8(&out).unwrap_or_default())
 }
 
 /// The bytes of word text the filler slices documents from: large enough that documents
