@@ -184,8 +184,12 @@ pub async fn run(
     let extract = async {
         let extracted = async {
             loop {
-                let item = match builder.pending_since() {
-                    Some(since) => {
+                // An item already waiting is taken as it is: the linger timeout (a timer
+                // built and dropped per document) is only needed when the channel is empty.
+                let waiting = item_rx.try_recv().ok();
+                let item = match (waiting, builder.pending_since()) {
+                    (Some(item), _) => Some(item),
+                    (None, Some(since)) => {
                         let deadline = tokio::time::Instant::from_std(since + linger);
                         match tokio::time::timeout_at(deadline, item_rx.recv()).await {
                             Ok(item) => item,
@@ -197,7 +201,7 @@ pub async fn run(
                             }
                         }
                     }
-                    None => item_rx.recv().await,
+                    (None, None) => item_rx.recv().await,
                 };
                 let Some(item) = item else { break };
                 match item {
