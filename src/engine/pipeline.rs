@@ -154,7 +154,7 @@ pub async fn run(
 
     // A short channel: documents are freed soon after they are made, so the allocator serves
     // them from its per-thread cache (1024 in flight pushed them to its slow path).
-    let (item_tx, mut item_rx) = ItemSender::channel(16);
+    let (item_tx, mut item_rx) = ItemSender::channel(SOURCE_CHANNEL_ITEMS);
     let source_cancel = work.clone();
     let mode = settings.mode.clone();
     // The source runs in this task, beside the extractor, not in a task of its own: each
@@ -183,16 +183,17 @@ pub async fn run(
 
     let extract = async {
         let extracted = async {
+            // Items are taken from the channel as many as are there (up to its size) at a
+            // time: one wake-up, one permit release and one linger timer per handful instead
+            // of per document.
+            let mut taken = Vec::with_capacity(SOURCE_CHANNEL_ITEMS);
             loop {
-                // An item already waiting is taken as it is: the linger timeout (a timer
-                // built and dropped per document) is only needed when the channel is empty.
-                let waiting = item_rx.try_recv().ok();
-                let item = match (waiting, builder.pending_since()) {
-                    (Some(item), _) => Some(item),
-                    (None, Some(since)) => {
+                let received = match builder.pending_since() {
+                    Some(since) => {
                         let deadline = tokio::time::Instant::from_std(since + linger);
-                        match tokio::time::timeout_at(deadline, item_rx.recv()).await {
-                            Ok(item) => item,
+                        let receive = item_rx.recv_many(&mut taken, SOURCE_CHANNEL_ITEMS);
+                        match tokio::time::timeout_at(deadline, receive).await {
+                            Ok(received) => received,
                             Err(_) => {
                                 if let Some(batch) = builder.flush() {
                                     workers.send(batch).await?;
@@ -201,58 +202,63 @@ pub async fn run(
                             }
                         }
                     }
-                    (None, None) => item_rx.recv().await,
+                    None => item_rx.recv_many(&mut taken, SOURCE_CHANNEL_ITEMS).await,
                 };
-                let Some(item) = item else { break };
-                match item {
-                    SourceItem::Upsert(doc) => {
-                        seen_count += 1;
-                        parts.progress.add_seen(1);
-                        if let Some(batch) = upsert(
-                            doc,
-                            &settings,
-                            &mut snapshot,
-                            &mut skipped,
-                            &mut builder,
-                            &parts.progress,
-                        )
-                        .await?
-                        {
-                            workers.send(batch).await?;
+                // Nothing received: every sender is gone, the source is done.
+                if received == 0 {
+                    break;
+                }
+                for item in taken.drain(..) {
+                    match item {
+                        SourceItem::Upsert(doc) => {
+                            seen_count += 1;
+                            parts.progress.add_seen(1);
+                            if let Some(batch) = upsert(
+                                doc,
+                                &settings,
+                                &mut snapshot,
+                                &mut skipped,
+                                &mut builder,
+                                &parts.progress,
+                            )
+                            .await?
+                            {
+                                workers.send(batch).await?;
+                            }
                         }
-                    }
-                    SourceItem::Update(mut doc) => {
-                        super::transform::apply(settings.transform.as_ref(), &mut doc.fields);
-                        seen_count += 1;
-                        parts.progress.add_seen(1);
-                        snapshot.observe(&doc.id, None).await?;
-                        if let Some(batch) = builder.push_update(doc.id, &doc.fields) {
-                            workers.send(batch).await?;
+                        SourceItem::Update(mut doc) => {
+                            super::transform::apply(settings.transform.as_ref(), &mut doc.fields);
+                            seen_count += 1;
+                            parts.progress.add_seen(1);
+                            snapshot.observe(&doc.id, None).await?;
+                            if let Some(batch) = builder.push_update(doc.id, &doc.fields) {
+                                workers.send(batch).await?;
+                            }
                         }
-                    }
-                    SourceItem::Delete(id) => {
-                        if let Some(batch) = builder.push_delete(id) {
-                            workers.send(batch).await?;
+                        SourceItem::Delete(id) => {
+                            if let Some(batch) = builder.push_delete(id) {
+                                workers.send(batch).await?;
+                            }
                         }
-                    }
-                    SourceItem::Invalid {
-                        id,
-                        reason,
-                        mut raw,
-                    } => {
-                        if let Some(t) = &settings.transform {
-                            t.apply_to_raw(&mut raw);
+                        SourceItem::Invalid {
+                            id,
+                            reason,
+                            mut raw,
+                        } => {
+                            if let Some(t) = &settings.transform {
+                                t.apply_to_raw(&mut raw);
+                            }
+                            seen_count += 1;
+                            unreadable += 1;
+                            parts.progress.add_seen(1);
+                            dead_letter_invalid(&parts, &index, id, reason, raw).await?;
                         }
-                        seen_count += 1;
-                        unreadable += 1;
-                        parts.progress.add_seen(1);
-                        dead_letter_invalid(&parts, &index, id, reason, raw).await?;
-                    }
-                    SourceItem::Checkpoint(cursor) => {
-                        if let Some(batch) = builder.flush() {
-                            workers.send(batch).await?;
+                        SourceItem::Checkpoint(cursor) => {
+                            if let Some(batch) = builder.flush() {
+                                workers.send(batch).await?;
+                            }
+                            workers.checkpoint(cursor);
                         }
-                        workers.checkpoint(cursor);
                     }
                 }
             }
@@ -821,6 +827,9 @@ impl IndexSnapshot {
         (HashSet64::new(stale), self.spill)
     }
 }
+
+/// Items the source may send ahead of the extractor (see `run`).
+const SOURCE_CHANNEL_ITEMS: usize = 16;
 
 /// How many `_id` hashes the extractor notes while the snapshot is still being read, before
 /// it waits for the scan: 8 MiB, so memory stays bounded however far indexing runs ahead.
