@@ -181,7 +181,7 @@ impl BatchBuilder {
         let source_start = self.current.body.len();
         // The body carries `id` and `_timestamp` first, then the pipeline flags, then the
         // source's fields (minus any of ours it also set, skipped while writing: removing
-        // them from the map would cost two lookups a document and reorder the rest).
+        // them from the fields would cost two lookups a document).
         let body = &mut self.current.body;
         body.extend_from_slice(b"{\"id\":");
         write_json_str(body, &id);
@@ -213,7 +213,7 @@ impl BatchBuilder {
         let source_start = self.current.body.len();
         let body = &mut self.current.body;
         body.extend_from_slice(b"{\"doc\":");
-        // Serialising a Map into a Vec cannot fail.
+        // Serialising fields into a Vec cannot fail.
         let _ = serde_json::to_writer(&mut *body, fields);
         body.extend_from_slice(b",\"doc_as_upsert\":true}\n");
         self.finish_item(id, BulkOp::Update, item_start, source_start)

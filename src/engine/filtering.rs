@@ -57,9 +57,16 @@ impl RuleEngine {
 
     /// The first matching rule decides; no match means the document is indexed.
     pub fn should_index(&self, fields: &Fields) -> bool {
+        self.should_index_stamped(fields, None)
+    }
+
+    /// [`Self::should_index`] for a document whose source keeps its `_timestamp` beside the
+    /// fields (`Document::timestamp`, written as `_timestamp` by the engine): a rule on
+    /// `_timestamp` sees it there when the fields have none.
+    pub fn should_index_stamped(&self, fields: &Fields, timestamp: Option<&str>) -> bool {
         self.rules
             .iter()
-            .find(|rule| rule.matches(fields))
+            .find(|rule| rule.matches(fields, timestamp))
             .is_none_or(|rule| rule.policy == RulePolicy::Include)
     }
 }
@@ -92,9 +99,18 @@ fn anchored_regex(pattern: &str) -> Result<Regex, regex::Error> {
 }
 
 impl CompiledRule {
-    fn matches(&self, fields: &Fields) -> bool {
-        let Some(doc_value) = lookup(fields, &self.field) else {
-            return false;
+    fn matches(&self, fields: &Fields, timestamp: Option<&str>) -> bool {
+        let stamp;
+        let doc_value = match lookup(fields, &self.field) {
+            Some(value) => value,
+            None if self.field == TIMESTAMP_FIELD => match timestamp {
+                Some(ts) => {
+                    stamp = Value::String(ts.to_string());
+                    &stamp
+                }
+                None => return false,
+            },
+            None => return false,
         };
         match self.rule {
             RuleType::StartsWith => string_form(doc_value).starts_with(&self.value),
@@ -110,6 +126,9 @@ impl CompiledRule {
         }
     }
 }
+
+/// The field a document's `Document::timestamp` is written as.
+const TIMESTAMP_FIELD: &str = "_timestamp";
 
 /// The value at `field`: a top-level key first (keys may contain dots), then a dotted path
 /// into nested objects (`author.name`). Null counts as absent.
@@ -379,6 +398,22 @@ mod tests {
 
     fn doc(value: Value) -> Fields {
         Fields::from(value.as_object().cloned().unwrap())
+    }
+
+    #[test]
+    fn a_rule_on_timestamp_sees_the_stamp_kept_beside_the_fields() {
+        let engine = exclude("_timestamp", RuleType::LessThan, "2024-06-01T00:00:00Z");
+        let d = doc(json!({"title": "t"}));
+        assert!(!engine.should_index_stamped(&d, Some("2024-01-01T00:00:00.000Z")));
+        assert!(engine.should_index_stamped(&d, Some("2025-01-01T00:00:00.000Z")));
+        assert!(engine.should_index_stamped(&d, None));
+        assert!(engine.should_index(&d));
+        // A `_timestamp` field of the document's own wins.
+        let stamped = doc(json!({"_timestamp": "2025-01-01T00:00:00Z"}));
+        assert!(engine.should_index_stamped(&stamped, Some("2024-01-01T00:00:00.000Z")));
+        // Other rules do not see the stamp.
+        let other = exclude("modified", RuleType::LessThan, "2024-06-01T00:00:00Z");
+        assert!(other.should_index_stamped(&d, Some("2024-01-01T00:00:00.000Z")));
     }
 
     #[test]

@@ -348,7 +348,7 @@ async fn upsert(
     progress: &Progress,
 ) -> Result<Option<Batch>, PipelineError> {
     if let Some(rules) = &settings.rules
-        && !rules.should_index(&doc.fields)
+        && !rules.should_index_stamped(&doc.fields, doc.timestamp.as_deref())
     {
         // Excluded documents are not "seen": a full sync removes them from the index.
         *skipped += 1;
@@ -367,10 +367,8 @@ async fn upsert(
             Ok(content) => doc.fields.extend(content),
             Err(e) => {
                 // Indexed without its content, the reason on the document: nothing is lost.
-                doc.fields.insert(
-                    "_extraction_error".to_string(),
-                    Value::String(e.to_string()),
-                );
+                doc.fields
+                    .insert("_extraction_error", Value::String(e.to_string()));
             }
         }
     }

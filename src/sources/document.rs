@@ -234,8 +234,10 @@ impl Fields {
         }
     }
 
-    /// Appends a field the caller knows is not there yet (a table's distinct columns, a
-    /// source's own literal names), without looking.
+    /// Appends a field the caller knows is not there yet (a source's own distinct literal
+    /// names), without looking. Only debug builds check: a key pushed twice would reach the
+    /// bulk body twice, which Elasticsearch may refuse (the document then goes to the
+    /// dead-letter queue), so anything not known distinct goes through [`Fields::insert`].
     pub fn push_new(&mut self, key: impl Into<Key>, value: Value) {
         let key = key.into();
         debug_assert!(
@@ -283,13 +285,14 @@ impl Fields {
 }
 
 /// A table's (or a query's) column names as shared keys, made once per result set, so the
-/// fields of each row cost no key allocation. It knows whether the names are distinct: a
-/// query may name two columns alike, and then a later one replaces an earlier one in place,
-/// as a map would.
+/// fields of each row cost no key allocation. It knows which names repeat an earlier one: a
+/// query may name two columns alike, and then the later one replaces the earlier in place,
+/// as a map would; only those columns look for their name in the row.
 #[derive(Debug, Clone, Default)]
 pub struct ColumnKeys {
     keys: Vec<Key>,
-    distinct: bool,
+    /// Per column: its name is an earlier column's too.
+    repeats: Vec<bool>,
 }
 
 impl ColumnKeys {
@@ -298,8 +301,9 @@ impl ColumnKeys {
             .into_iter()
             .map(|n| Key::Shared(Arc::from(n.as_ref())))
             .collect();
-        let distinct = keys.iter().enumerate().all(|(i, k)| !keys[..i].contains(k));
-        Self { keys, distinct }
+        let mut seen = std::collections::HashSet::with_capacity(keys.len());
+        let repeats = keys.iter().map(|k| !seen.insert(k.as_str())).collect();
+        Self { keys, repeats }
     }
 
     pub fn len(&self) -> usize {
@@ -318,16 +322,18 @@ impl ColumnKeys {
     /// there).
     pub fn set(&self, fields: &mut Fields, i: usize, value: Value) {
         let Some(key) = self.keys.get(i) else { return };
-        if self.distinct {
-            fields.entries.push((key.clone(), value));
-        } else {
+        if self.repeats.get(i).copied().unwrap_or(true) {
             fields.insert(key.clone(), value);
+        } else {
+            fields.entries.push((key.clone(), value));
         }
     }
 }
 
 impl<K: Into<Key>> Extend<(K, Value)> for Fields {
-    /// Each pair as [`Fields::insert`]: a key already there is replaced in place.
+    /// Each pair as [`Fields::insert`]: a key already there is replaced in place. Each
+    /// insert walks the fields, so this is for merging a few fields (lazy content), not for
+    /// building a wide document: a JSON object converts with `From` in one pass.
     fn extend<I: IntoIterator<Item = (K, Value)>>(&mut self, iter: I) {
         for (k, v) in iter {
             self.insert(k, v);
@@ -335,6 +341,7 @@ impl<K: Into<Key>> Extend<(K, Value)> for Fields {
     }
 }
 
+/// Through [`Fields::insert`], as `Extend`: for a few fields.
 impl<K: Into<Key>> FromIterator<(K, Value)> for Fields {
     fn from_iter<I: IntoIterator<Item = (K, Value)>>(iter: I) -> Self {
         let mut fields = Fields::new();
@@ -493,6 +500,16 @@ mod tests {
         }
         assert_eq!(row.keys().collect::<Vec<_>>(), ["id", "x"]);
         assert_eq!(row["id"], json!(2));
+        // Every row holds the one name of each column, not a copy.
+        let (mut a, mut b) = (Fields::new(), Fields::new());
+        distinct.set(&mut a, 1, json!("a"));
+        distinct.set(&mut b, 1, json!("b"));
+        let shared = |f: &Fields| match f.entries.first() {
+            Some((Key::Shared(name), _)) => Some(Arc::clone(name)),
+            _ => None,
+        };
+        let (ka, kb) = (shared(&a).unwrap(), shared(&b).unwrap());
+        assert!(Arc::ptr_eq(&ka, &kb));
     }
 
     #[test]

@@ -337,6 +337,20 @@ async fn attachments_become_body_text_whatever_their_format() {
 }
 
 #[tokio::test]
+async fn extraction_keeps_the_other_fields_in_their_order() {
+    // The attachment's place closes up (as Python's `dict.pop` does); the text comes last.
+    let fields = with_attachment(json!({
+        "title": "scan", "_attachment": b64(b"hello"), "path": "a/b.txt", "size": 5,
+        "_content_type": "text/plain",
+    }))
+    .await;
+    assert_eq!(
+        fields.keys().collect::<Vec<_>>(),
+        ["title", "path", "size", "_content_type", "body"]
+    );
+}
+
+#[tokio::test]
 async fn a_corrupt_attachment_is_kept_with_its_extraction_error() {
     let cases = [
         (
