@@ -854,17 +854,7 @@ mod tests {
         ));
         let parsed = parse_bulk_response_sized(&failed, 3).unwrap();
         assert_eq!((parsed.took, parsed.errors), (486, true));
-        let seen: Vec<_> = parsed
-            .items
-            .iter()
-            .map(|i| {
-                let error = i
-                    .error
-                    .as_ref()
-                    .map(|e| (e.kind.as_str(), e.reason.as_str()));
-                (i.op, i.id.as_str(), i.status, i.result.as_deref(), error)
-            })
-            .collect();
+        let seen = summary(&parsed);
         let missing = "document_missing_exception";
         assert_eq!(
             seen,
@@ -903,6 +893,29 @@ mod tests {
             && i.error.as_ref().map(|e| e.reason.as_str()).is_some()));
     }
 
+    type ItemSummary<'a> = (
+        BulkOp,
+        &'a str,
+        u16,
+        Option<&'a str>,
+        Option<(&'a str, &'a str)>,
+    );
+
+    /// Each item's op, id, status, result and error, for comparing with what is expected.
+    fn summary(parsed: &BulkResponse) -> Vec<ItemSummary<'_>> {
+        parsed
+            .items
+            .iter()
+            .map(|i| {
+                let error = i
+                    .error
+                    .as_ref()
+                    .map(|e| (e.kind.as_str(), e.reason.as_str()));
+                (i.op, i.id.as_str(), i.status, i.result.as_deref(), error)
+            })
+            .collect()
+    }
+
     #[test]
     fn a_lean_answer_of_every_op_with_and_without_ids_keeps_each_item() {
         // What syncdeck's `filter_path` leaves (no `_id`), beside full items, mixed errors,
@@ -921,17 +934,7 @@ mod tests {
         ]}"#;
         let parsed = parse_bulk_response_sized(body, 10).unwrap();
         assert_eq!((parsed.took, parsed.errors), (7, true));
-        let seen: Vec<_> = parsed
-            .items
-            .iter()
-            .map(|i| {
-                let error = i
-                    .error
-                    .as_ref()
-                    .map(|e| (e.kind.as_str(), e.reason.as_str()));
-                (i.op, i.id.as_str(), i.status, i.result.as_deref(), error)
-            })
-            .collect();
+        let seen = summary(&parsed);
         assert_eq!(
             seen,
             [
