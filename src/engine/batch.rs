@@ -190,7 +190,14 @@ impl BatchBuilder {
             write_json_str(body, ts);
         }
         body.extend_from_slice(&self.pipeline_fields);
-        append_fields(body, fields, &["id", "_timestamp"]);
+        // A `_timestamp` field gives way to the document's stamp; without a stamp it is the
+        // document's own and is kept.
+        let ours: &[&str] = if timestamp.is_some() {
+            &["id", "_timestamp"]
+        } else {
+            &["id"]
+        };
+        append_fields(body, fields, ours);
         body.push(b'\n');
         self.finish_item(id, BulkOp::Index, item_start, source_start)
     }
@@ -570,6 +577,29 @@ mod tests {
         assert_eq!(l[3]["id"], "b");
         let src: Value = serde_json::from_slice(batch.source_of(&batch.items[0])).unwrap();
         assert_eq!(src["x"], 1);
+    }
+
+    #[test]
+    fn a_timestamp_field_gives_way_to_the_stamp_and_is_kept_without_one() {
+        let mut b = BatchBuilder::new(limits(10, 1 << 20), None);
+        let field = || fields(json!({"_timestamp": "2020-01-01T00:00:00Z", "x": 1}));
+        assert!(
+            b.push_index("s".into(), Some("2024-01-01T00:00:00Z"), &mut field())
+                .is_none()
+        );
+        assert!(b.push_index("n".into(), None, &mut field()).is_none());
+        let batch = b.flush().unwrap();
+        let text = String::from_utf8_lossy(&batch.body).into_owned();
+        assert_eq!(text.matches("_timestamp").count(), 2, "{text}");
+        let l = lines(&batch);
+        assert_eq!(
+            l[1],
+            json!({"id": "s", "_timestamp": "2024-01-01T00:00:00Z", "x": 1})
+        );
+        assert_eq!(
+            l[3],
+            json!({"id": "n", "_timestamp": "2020-01-01T00:00:00Z", "x": 1})
+        );
     }
 
     #[test]

@@ -34,6 +34,8 @@ pub struct RuleEngine {
 struct CompiledRule {
     policy: RulePolicy,
     field: String,
+    /// The rule is on `_timestamp`: it reads the document's stamp when it has one.
+    on_timestamp: bool,
     rule: RuleType,
     value: String,
     regex: Option<Regex>,
@@ -61,8 +63,9 @@ impl RuleEngine {
     }
 
     /// [`Self::should_index`] for a document whose source keeps its `_timestamp` beside the
-    /// fields (`Document::timestamp`, written as `_timestamp` by the engine): a rule on
-    /// `_timestamp` sees it there when the fields have none.
+    /// fields (`Document::timestamp`): a rule on `_timestamp` reads that stamp, which is what
+    /// the engine indexes as `_timestamp` (a field of that name is then left out of the
+    /// body); the field is read only for a document without a stamp.
     pub fn should_index_stamped(&self, fields: &Fields, timestamp: Option<&str>) -> bool {
         self.rules
             .iter()
@@ -86,6 +89,7 @@ fn compile(rule: &FilteringRule) -> Result<CompiledRule, RuleError> {
     };
     Ok(CompiledRule {
         policy: rule.policy,
+        on_timestamp: rule.field == TIMESTAMP_FIELD,
         field: rule.field.clone(),
         rule: rule.rule,
         value: rule.value.clone(),
@@ -101,16 +105,15 @@ fn anchored_regex(pattern: &str) -> Result<Regex, regex::Error> {
 impl CompiledRule {
     fn matches(&self, fields: &Fields, timestamp: Option<&str>) -> bool {
         let stamp;
-        let doc_value = match lookup(fields, &self.field) {
-            Some(value) => value,
-            None if self.field == TIMESTAMP_FIELD => match timestamp {
-                Some(ts) => {
-                    stamp = Value::String(ts.to_string());
-                    &stamp
-                }
+        let doc_value = match timestamp.filter(|_| self.on_timestamp) {
+            Some(ts) => {
+                stamp = Value::String(ts.to_string());
+                &stamp
+            }
+            None => match lookup(fields, &self.field) {
+                Some(value) => value,
                 None => return false,
             },
-            None => return false,
         };
         match self.rule {
             RuleType::StartsWith => string_form(doc_value).starts_with(&self.value),
@@ -408,9 +411,13 @@ mod tests {
         assert!(engine.should_index_stamped(&d, Some("2025-01-01T00:00:00.000Z")));
         assert!(engine.should_index_stamped(&d, None));
         assert!(engine.should_index(&d));
-        // A `_timestamp` field of the document's own wins.
+        // The stamp is what gets indexed as `_timestamp`: it wins over a field of that name,
+        // which counts only for a document without a stamp.
         let stamped = doc(json!({"_timestamp": "2025-01-01T00:00:00Z"}));
-        assert!(engine.should_index_stamped(&stamped, Some("2024-01-01T00:00:00.000Z")));
+        assert!(!engine.should_index_stamped(&stamped, Some("2024-01-01T00:00:00.000Z")));
+        assert!(engine.should_index_stamped(&stamped, None));
+        let old = doc(json!({"_timestamp": "2023-01-01T00:00:00Z"}));
+        assert!(!engine.should_index_stamped(&old, None));
         // Other rules do not see the stamp.
         let other = exclude("modified", RuleType::LessThan, "2024-06-01T00:00:00Z");
         assert!(other.should_index_stamped(&d, Some("2024-01-01T00:00:00.000Z")));

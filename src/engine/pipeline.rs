@@ -153,7 +153,8 @@ pub async fn run(
     };
 
     // A short channel: documents are freed soon after they are made, so the allocator serves
-    // them from its per-thread cache (1024 in flight pushed them to its slow path).
+    // them from its per-thread cache (1024 in flight pushed them to its slow path). At most
+    // twice its size are in flight: a handful taken by the extractor, and as many sent since.
     let (item_tx, mut item_rx) = ItemSender::channel(SOURCE_CHANNEL_ITEMS);
     let source_cancel = work.clone();
     let mode = settings.mode.clone();

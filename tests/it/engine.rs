@@ -883,6 +883,34 @@ async fn numeric_rules_compare_as_numbers_on_the_embedded_backend() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rule_on_timestamp_reads_the_stamp_the_source_keeps_beside_the_fields() {
+    // The generator stamps document i at 2024-01-01T00:00:00Z + i seconds, in
+    // `Document::timestamp`, not in its fields: the rule must see it all the same.
+    let (engine, backend, _dlq) = embedded_engine("worker-stamp");
+    let id = generator_connector(&backend, "stamp", "stamp", 300, 0, 0).await;
+    let rules = [rule(
+        "old",
+        0,
+        RulePolicy::Exclude,
+        "_timestamp",
+        RuleType::LessThan,
+        "2024-01-01T00:01:40Z",
+    )];
+    backend.update_filtering(&id, &rules, None).await.unwrap();
+    backend.activate_filtering(&id).await.unwrap();
+
+    let (_, report) = run(&engine, &id, JobType::Full).await;
+
+    assert_completed(&report);
+    let kept: BTreeSet<String> = (100..300).map(|i| format!("doc-{i}")).collect();
+    assert_ids(&store_ids(&backend, "stamp").await, &kept, "index stamp");
+    assert_eq!(
+        (report.counters.indexed, report.counters.skipped),
+        (200, 100)
+    );
+}
+
 // 7. ---------------------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

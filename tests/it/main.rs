@@ -45,6 +45,7 @@ mod engine_filtering_service;
 mod external;
 mod external_logs;
 mod extraction;
+mod extractor;
 mod golden_python;
 mod hostile;
 mod http_api;

@@ -124,7 +124,8 @@ async fn generator_documents_are_about_doc_bytes_long() {
             let size = serde_json::to_vec(&body).unwrap().len() as f64;
             let ratio = size / doc_bytes as f64;
             assert!(
-                (0.8..=1.2).contains(&ratio),
+                // `id` adds a few bytes; the exact size is the generator's unit test's.
+                (0.95..=1.1).contains(&ratio),
                 "{} is {size} bytes for doc_bytes {doc_bytes}",
                 doc.id
             );

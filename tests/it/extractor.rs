@@ -1,0 +1,170 @@
+//! The extractor's loop (engine/pipeline.rs): a batch that is not full still goes out after
+//! `batch_linger` while the source is quiet, and items taken from the source a handful at a
+//! time keep their order, a checkpoint in the middle of a handful included.
+
+use crate::engine_util::*;
+use async_trait::async_trait;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use syncdeck::backend::embedded::EmbeddedBackend;
+use syncdeck::backend::{ControlPlane, DocumentStore};
+use syncdeck::engine::runner::JobEnd;
+use syncdeck::model::{Configuration, JobType, TriggerMethod};
+use syncdeck::sources::{
+    self, DataSource, Document, Fields, ItemSender, SourceError, SourceFactory, SourceItem,
+    SyncMode,
+};
+use tokio_util::sync::CancellationToken;
+
+const INDEX: &str = "trickle";
+
+/// Sends 3 documents, then waits (at most 10 s) until the store holds them, which only a
+/// linger flush can bring about (a batch takes 100); then 20 more and a checkpoint in one
+/// burst, and waits until the checkpoint is the connector's cursor, noting how many
+/// documents the store holds then; then the last 20.
+struct TrickleFactory {
+    store: EmbeddedBackend,
+    /// Documents in the store when the checkpoint was first seen saved.
+    at_checkpoint: Arc<AtomicU64>,
+}
+
+impl SourceFactory for TrickleFactory {
+    fn service_type(&self) -> &'static str {
+        "trickle"
+    }
+
+    fn display_name(&self) -> &'static str {
+        "Trickle"
+    }
+
+    fn default_configuration(&self) -> Configuration {
+        Configuration::default()
+    }
+
+    fn create(&self, _: &Configuration) -> Result<Box<dyn DataSource>, SourceError> {
+        Ok(Box::new(Trickle {
+            store: self.store.clone(),
+            at_checkpoint: self.at_checkpoint.clone(),
+        }))
+    }
+}
+
+struct Trickle {
+    store: EmbeddedBackend,
+    at_checkpoint: Arc<AtomicU64>,
+}
+
+/// Waits (at most 10 s) until `done` says yes.
+async fn within_10s<F, Fut>(what: &str, mut done: F) -> Result<(), SourceError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    while !done().await {
+        if started.elapsed() > Duration::from_secs(10) {
+            return Err(SourceError::Failed(format!(
+                "{what} did not happen in 10 s"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Ok(())
+}
+
+fn doc(i: usize) -> SourceItem {
+    let mut fields = Fields::new();
+    fields.insert("n", json!(i));
+    SourceItem::Upsert(Document::new(format!("t{i}"), fields))
+}
+
+#[async_trait]
+impl DataSource for Trickle {
+    async fn ping(&mut self) -> Result<(), SourceError> {
+        Ok(())
+    }
+
+    async fn run(&mut self, _: SyncMode, out: ItemSender) -> Result<Option<Value>, SourceError> {
+        for i in 0..3 {
+            out.send(doc(i)).await?;
+        }
+        let store = &self.store;
+        within_10s("the linger flush of the first 3 documents", || async {
+            store.count(INDEX).await.unwrap_or(0) >= 3
+        })
+        .await?;
+        for i in 3..23 {
+            out.send(doc(i)).await?;
+        }
+        out.send(SourceItem::Checkpoint(json!({"after": 22})))
+            .await?;
+        let at_checkpoint = &self.at_checkpoint;
+        within_10s("the checkpoint", || async {
+            let saved = store.get_connector("trickle").await.map(|c| c.sync_cursor);
+            if !matches!(&saved, Ok(Some(cursor)) if *cursor == json!({"after": 22})) {
+                return false;
+            }
+            let held = store.count(INDEX).await.unwrap_or(0);
+            at_checkpoint.store(held, Ordering::SeqCst);
+            true
+        })
+        .await?;
+        for i in 23..43 {
+            out.send(doc(i)).await?;
+        }
+        Ok(Some(json!("end")))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_source_gets_its_partial_batch_flushed_and_a_checkpoint_keeps_its_place() {
+    let backend = EmbeddedBackend::open_in_memory().expect("embedded backend");
+    let at_checkpoint = Arc::new(AtomicU64::new(0));
+    let factory = TrickleFactory {
+        store: backend.clone(),
+        at_checkpoint: at_checkpoint.clone(),
+    };
+    let mut registry = sources::builtin();
+    registry.register(Arc::new(TrickleFactory {
+        store: backend.clone(),
+        at_checkpoint: at_checkpoint.clone(),
+    }));
+    let engine = engine_with(
+        Arc::new(backend.clone()),
+        Arc::new(backend.clone()),
+        memory_dlq(),
+        registry,
+        "w-trickle",
+        fast_settings(),
+        fast_breaker(),
+    );
+    let id = create_connector(&backend, "trickle", INDEX, &factory, json!({})).await;
+    let job = backend
+        .create_sync_job(&id, JobType::Full, TriggerMethod::OnDemand)
+        .await
+        .expect("create job");
+    let report = engine
+        .run_job(&job, &CancellationToken::new())
+        .await
+        .expect("run job");
+
+    assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
+    assert_eq!(report.counters.indexed, 43, "{:?}", report.counters);
+    let expected = (0..43).map(|i| format!("t{i}")).collect();
+    assert_ids(
+        &store_ids(&backend, INDEX).await,
+        &expected,
+        "index trickle",
+    );
+    // The checkpoint was saved only once the 23 documents sent before it were in the store.
+    let held = at_checkpoint.load(Ordering::SeqCst);
+    assert!(
+        (23..43).contains(&held),
+        "{held} documents stored at the checkpoint"
+    );
+    // The completed sync then saves the source's own final cursor.
+    let connector = backend.get_connector(&id).await.expect("connector");
+    assert_eq!(connector.sync_cursor, Some(json!("end")));
+}
