@@ -9,6 +9,7 @@ use crate::sources::Fields;
 use bytes::Bytes;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// Elasticsearch refuses `_id`s over 512 bytes; longer ids are hashed, as the framework does.
@@ -57,8 +58,12 @@ struct Building {
 
 impl Building {
     fn new(capacity: usize, items: usize) -> Self {
+        Self::with_body(Vec::with_capacity(capacity), items)
+    }
+
+    fn with_body(body: Vec<u8>, items: usize) -> Self {
         Self {
-            body: Vec::with_capacity(capacity),
+            body,
             items: Vec::with_capacity(items),
             created: Instant::now(),
         }
@@ -132,6 +137,59 @@ pub struct BatchBuilder {
     pipeline_fields: Vec<u8>,
     current: Building,
     next_seq: u64,
+    bodies: Arc<BodyPool>,
+}
+
+/// Bodies of batches whose every reference is gone (request answered, items settled), kept
+/// for the next batches. A new megabyte body cost page faults and zeroed pages on each
+/// batch: the allocator hands blocks that large back to the system when they are freed.
+#[derive(Default)]
+struct BodyPool {
+    free: Mutex<Vec<Vec<u8>>>,
+}
+
+/// At most this many bodies wait in the pool; more are freed. A freed body is soon taken by
+/// the next batch, so a few are enough, and memory stays bounded by a few batches.
+const POOLED_BODIES: usize = 4;
+
+impl BodyPool {
+    fn take(&self, capacity: usize) -> Vec<u8> {
+        let reused = self.free.lock().ok().and_then(|mut free| free.pop());
+        match reused {
+            Some(mut body) => {
+                body.clear();
+                body.reserve(capacity);
+                body
+            }
+            None => Vec::with_capacity(capacity),
+        }
+    }
+
+    fn put(&self, body: Vec<u8>) {
+        if let Ok(mut free) = self.free.lock()
+            && free.len() < POOLED_BODIES
+        {
+            free.push(body);
+        }
+    }
+}
+
+/// A batch's body inside its `Bytes`: back to the pool when the last slice of it is dropped.
+struct PooledBody {
+    bytes: Vec<u8>,
+    pool: Arc<BodyPool>,
+}
+
+impl AsRef<[u8]> for PooledBody {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl Drop for PooledBody {
+    fn drop(&mut self) {
+        self.pool.put(std::mem::take(&mut self.bytes));
+    }
 }
 
 impl BatchBuilder {
@@ -149,6 +207,7 @@ impl BatchBuilder {
             limits,
             pipeline_fields,
             current: Building::new(capacity, 0),
+            bodies: Arc::new(BodyPool::default()),
             next_seq: 1,
         }
     }
@@ -295,10 +354,15 @@ impl BatchBuilder {
         let capacity = (used + used / 8)
             .min(self.limits.max_bytes)
             .min(MAX_BODY_CAPACITY);
-        let done = std::mem::replace(&mut self.current, Building::new(capacity, docs));
+        let next = Building::with_body(self.bodies.take(capacity), docs);
+        let done = std::mem::replace(&mut self.current, next);
+        let body = PooledBody {
+            bytes: done.body,
+            pool: Arc::clone(&self.bodies),
+        };
         Batch {
             seq,
-            body: Bytes::from(done.body),
+            body: Bytes::from_owner(body),
             items: done.items,
             created: done.created,
         }
@@ -577,6 +641,31 @@ mod tests {
         assert_eq!(l[3]["id"], "b");
         let src: Value = serde_json::from_slice(batch.source_of(&batch.items[0])).unwrap();
         assert_eq!(src["x"], 1);
+    }
+
+    #[test]
+    fn a_body_is_reused_once_every_slice_of_it_is_gone() {
+        let mut b = BatchBuilder::new(limits(1, 1 << 20), None);
+        let mut push = |id: &str| {
+            b.push_index(id.into(), None, &mut fields(json!({"n": 1})))
+                .expect("a batch of one")
+        };
+        let first = push("a");
+        let first_at = first.body.as_ptr();
+        let slice = first.body.slice(0..1);
+        drop(first);
+        // A slice still holds it: the next body is another.
+        let second = push("b");
+        assert_ne!(second.body.as_ptr(), first_at);
+        drop(slice);
+        // Gone now: the body after the one being built is the first one again, its bytes new.
+        let third = push("c");
+        let fourth = push("d");
+        assert!([third.body.as_ptr(), fourth.body.as_ptr()].contains(&first_at));
+        for (batch, id) in [(&second, "b"), (&third, "c"), (&fourth, "d")] {
+            assert_eq!(lines(batch)[0], json!({"index": {"_id": id}}));
+            assert_eq!(lines(batch)[1], json!({"id": id, "n": 1}));
+        }
     }
 
     #[test]
