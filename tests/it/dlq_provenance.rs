@@ -37,16 +37,7 @@ async fn standin() -> StandIn {
 }
 
 async fn run(engine: &Engine, connector: &str) -> JobReport {
-    let job = engine
-        .deps()
-        .control
-        .create_sync_job(connector, JobType::Full, TriggerMethod::OnDemand)
-        .await
-        .expect("create job");
-    let report = engine
-        .run_job(&job, &CancellationToken::new())
-        .await
-        .expect("run job");
+    let (_, report) = run_sync(engine, connector, JobType::Full).await;
     assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
     report
 }

@@ -58,18 +58,7 @@ fn es_engine(
     (engine, es, dlq)
 }
 
-async fn run(engine: &Engine, connector: &str, job_type: JobType) -> (String, JobReport) {
-    let control = &engine.deps().control;
-    let job = control
-        .create_sync_job(connector, job_type, TriggerMethod::OnDemand)
-        .await
-        .expect("create job");
-    let report = engine
-        .run_job(&job, &CancellationToken::new())
-        .await
-        .expect("run job");
-    (job, report)
-}
+use engine_util::run_sync as run;
 
 fn assert_completed(report: &JobReport) {
     assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
@@ -852,24 +841,29 @@ async fn active_exclude_rules_keep_documents_out_and_delete_them_on_a_full_sync(
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn numeric_rules_compare_as_numbers_on_the_embedded_backend() {
-    let (engine, backend, _dlq) = embedded_engine("worker-num");
-    let id = generator_connector(&backend, "num", "num", 500, 0, 0).await;
-    let rules = [rule(
-        "big",
-        0,
-        RulePolicy::Exclude,
-        "value",
-        RuleType::GreaterThan,
-        "500000",
-    )];
+/// A full sync of a `count`-document generator connector `name` on the embedded backend,
+/// with one active exclude rule.
+async fn sync_excluding(
+    name: &str,
+    count: u64,
+    field: &str,
+    kind: RuleType,
+    value: &str,
+) -> (syncdeck::backend::embedded::EmbeddedBackend, JobReport) {
+    let (engine, backend, _dlq) = embedded_engine(&format!("worker-{name}"));
+    let id = generator_connector(&backend, name, name, count, 0, 0).await;
+    let rules = [rule("r", 0, RulePolicy::Exclude, field, kind, value)];
     backend.update_filtering(&id, &rules, None).await.unwrap();
     backend.activate_filtering(&id).await.unwrap();
-
     let (_, report) = run(&engine, &id, JobType::Full).await;
-
     assert_completed(&report);
+    (backend, report)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn numeric_rules_compare_as_numbers_on_the_embedded_backend() {
+    let (backend, report) =
+        sync_excluding("num", 500, "value", RuleType::GreaterThan, "500000").await;
     let source = generator(500, 0);
     let kept: BTreeSet<String> = (0..500)
         .filter(|i| source.document(*i).fields["value"].as_i64().unwrap() <= 500_000)
@@ -887,22 +881,14 @@ async fn numeric_rules_compare_as_numbers_on_the_embedded_backend() {
 async fn a_rule_on_timestamp_reads_the_stamp_the_source_keeps_beside_the_fields() {
     // The generator stamps document i at 2024-01-01T00:00:00Z + i seconds, in
     // `Document::timestamp`, not in its fields: the rule must see it all the same.
-    let (engine, backend, _dlq) = embedded_engine("worker-stamp");
-    let id = generator_connector(&backend, "stamp", "stamp", 300, 0, 0).await;
-    let rules = [rule(
-        "old",
-        0,
-        RulePolicy::Exclude,
+    let (backend, report) = sync_excluding(
+        "stamp",
+        300,
         "_timestamp",
         RuleType::LessThan,
         "2024-01-01T00:01:40Z",
-    )];
-    backend.update_filtering(&id, &rules, None).await.unwrap();
-    backend.activate_filtering(&id).await.unwrap();
-
-    let (_, report) = run(&engine, &id, JobType::Full).await;
-
-    assert_completed(&report);
+    )
+    .await;
     let kept: BTreeSet<String> = (100..300).map(|i| format!("doc-{i}")).collect();
     assert_ids(&store_ids(&backend, "stamp").await, &kept, "index stamp");
     assert_eq!(

@@ -11,12 +11,11 @@ use std::time::{Duration, Instant};
 use syncdeck::backend::embedded::EmbeddedBackend;
 use syncdeck::backend::{ControlPlane, DocumentStore};
 use syncdeck::engine::runner::JobEnd;
-use syncdeck::model::{Configuration, JobType, TriggerMethod};
+use syncdeck::model::{Configuration, JobType};
 use syncdeck::sources::{
     self, DataSource, Document, Fields, ItemSender, SourceError, SourceFactory, SourceItem,
     SyncMode,
 };
-use tokio_util::sync::CancellationToken;
 
 const INDEX: &str = "trickle";
 
@@ -141,14 +140,7 @@ async fn a_quiet_source_gets_its_partial_batch_flushed_and_a_checkpoint_keeps_it
         fast_breaker(),
     );
     let id = create_connector(&backend, "trickle", INDEX, &factory, json!({})).await;
-    let job = backend
-        .create_sync_job(&id, JobType::Full, TriggerMethod::OnDemand)
-        .await
-        .expect("create job");
-    let report = engine
-        .run_job(&job, &CancellationToken::new())
-        .await
-        .expect("run job");
+    let (_, report) = run_sync(&engine, &id, JobType::Full).await;
 
     assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
     assert_eq!(report.counters.indexed, 43, "{:?}", report.counters);

@@ -52,18 +52,7 @@ fn es_engine_with(standin: &StandIn, worker: &str, settings: EngineSettings) -> 
     )
 }
 
-async fn run(engine: &Engine, connector: &str, job_type: JobType) -> (String, JobReport) {
-    let control = &engine.deps().control;
-    let job = control
-        .create_sync_job(connector, job_type, TriggerMethod::OnDemand)
-        .await
-        .expect("create job");
-    let report = engine
-        .run_job(&job, &CancellationToken::new())
-        .await
-        .expect("run job");
-    (job, report)
-}
+use engine_util::run_sync as run;
 
 /// Rewrites a stored document of the stand-in: `change` edits its JSON (what another process
 /// left behind, written straight to the index as the Python service does).

@@ -15,8 +15,8 @@ use syncdeck::backend::embedded::EmbeddedBackend;
 use syncdeck::backend::{ConfigurationUpdate, ControlPlane, DocumentStore};
 use syncdeck::config::{BreakerSettings, EngineSettings, EsSettings};
 use syncdeck::engine::dlq::{DeadLetterStore, DlqFilter};
-use syncdeck::engine::runner::{Engine, EngineDeps};
-use syncdeck::model::{Configuration, DeadLetter, NewConnector};
+use syncdeck::engine::runner::{Engine, EngineDeps, JobReport};
+use syncdeck::model::{Configuration, DeadLetter, JobType, NewConnector, TriggerMethod};
 use syncdeck::sources::{
     self, DataSource, GeneratorFactory, GeneratorSettings, GeneratorSource, ItemSender,
     POISON_VALUE, Registry, SourceError, SourceFactory, SourceItem, SyncMode,
@@ -341,4 +341,20 @@ impl DataSource for MarkingGenerator {
         }
         Ok(None)
     }
+}
+
+/// Creates a job of `job_type` for `connector` and runs it to its end: the job's id and its
+/// report.
+pub async fn run_sync(engine: &Engine, connector: &str, job_type: JobType) -> (String, JobReport) {
+    let job = engine
+        .deps()
+        .control
+        .create_sync_job(connector, job_type, TriggerMethod::OnDemand)
+        .await
+        .expect("create job");
+    let report = engine
+        .run_job(&job, &tokio_util::sync::CancellationToken::new())
+        .await
+        .expect("run job");
+    (job, report)
 }
