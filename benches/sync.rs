@@ -3,9 +3,10 @@
 //! next to what the stand-in accepts from a plain bulk loop in the same run, for a fresh index
 //! and for a re-sync of the same documents into it; the engine's peak RSS of each; its CPU
 //! time per document (user + system of the engine process ÷ documents); and its allocations
-//! per document (this binary's global allocator is the system one, counted). Then the cost of item
-//! 429s: the smallest size synced with 10% and 20% of bulk items refused with 429, against the
-//! same sync clean.
+//! per document (this binary's global allocator is syncdeck's, mimalloc tuned by
+//! `syncdeck::alloc`, counted; `SYNCDECK_BENCH_ALLOC=system` runs every role on the system
+//! allocator instead). Then the cost of item 429s: the smallest size synced with 10% and 20%
+//! of bulk items refused with 429, against the same sync clean.
 //!
 //! Every part runs in its own process, re-executing this binary with `SYNCDECK_BENCH_ROLE`
 //! set, so RSS and CPU are the engine's alone:
@@ -77,16 +78,40 @@ const SEED: u64 = 42;
 type BenchResult<T> = Result<T, String>;
 
 // ---------------------------------------------------------------------------------------------
-// Allocations per document: the system allocator, counted.
+// Allocations per document: syncdeck's allocator (mimalloc), counted.
 
-/// The system allocator, counting allocations (`alloc` and `realloc` calls). Each thread
-/// counts in a thread-local cell and adds to the global total every [`ALLOC_FLUSH`] calls, so
-/// counting costs no shared cache line per allocation; the total lags by less than
-/// `ALLOC_FLUSH` per thread, noise against millions.
+/// mimalloc, as the `syncdeck` binary has it, counting allocations (`alloc` and `realloc`
+/// calls); or the system allocator with `SYNCDECK_BENCH_ALLOC=system`, to compare the two in
+/// one build. Each thread counts in a thread-local cell and adds to the global total every
+/// [`ALLOC_FLUSH`] calls, so counting costs no shared cache line per allocation; the total
+/// lags by less than `ALLOC_FLUSH` per thread, noise against millions.
 struct CountingAlloc;
 
 static ALLOCATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 const ALLOC_FLUSH: u64 = 256;
+
+/// Which allocator serves this process: 0 until the first call decides, then [`MIMALLOC`] or
+/// [`SYSTEM`] for good (what one allocator hands out, only it frees).
+static ALLOCATOR: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+const MIMALLOC: u8 = 1;
+const SYSTEM: u8 = 2;
+
+/// Whether the system allocator serves this process. Decided at the first allocation, from
+/// the environment read without allocating (`getenv`).
+fn system_allocator() -> bool {
+    let mut which = ALLOCATOR.load(Ordering::Relaxed);
+    if which == 0 {
+        // SAFETY: `getenv` with a NUL-terminated name; the answer is read at once, before
+        // anything in this process could change the environment.
+        let value = unsafe { libc::getenv(c"SYNCDECK_BENCH_ALLOC".as_ptr()) };
+        // SAFETY: a non-null answer of `getenv` is a NUL-terminated string.
+        let system = !value.is_null() && unsafe { std::ffi::CStr::from_ptr(value) } == c"system";
+        which = if system { SYSTEM } else { MIMALLOC };
+        // Every thread that races here decides the same.
+        ALLOCATOR.store(which, Ordering::Relaxed);
+    }
+    which == SYSTEM
+}
 
 thread_local! {
     // `const` and without a destructor: usable from inside the allocator.
@@ -105,35 +130,66 @@ fn count_allocation() {
     });
 }
 
-// SAFETY: every call is forwarded unchanged to the system allocator; counting allocates
-// nothing.
+// SAFETY: every call is forwarded unchanged to the one allocator this process chose at its
+// first allocation; counting allocates nothing.
 unsafe impl std::alloc::GlobalAlloc for CountingAlloc {
     unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
         count_allocation();
         // SAFETY: forwarded with the caller's guarantees.
-        unsafe { std::alloc::System.alloc(layout) }
+        unsafe {
+            if system_allocator() {
+                std::alloc::System.alloc(layout)
+            } else {
+                mimalloc::MiMalloc.alloc(layout)
+            }
+        }
     }
 
     unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
         count_allocation();
         // SAFETY: forwarded with the caller's guarantees.
-        unsafe { std::alloc::System.alloc_zeroed(layout) }
+        unsafe {
+            if system_allocator() {
+                std::alloc::System.alloc_zeroed(layout)
+            } else {
+                mimalloc::MiMalloc.alloc_zeroed(layout)
+            }
+        }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, size: usize) -> *mut u8 {
         count_allocation();
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { std::alloc::System.realloc(ptr, layout, size) }
+        // SAFETY: forwarded with the caller's guarantees, to the allocator that made `ptr`.
+        unsafe {
+            if system_allocator() {
+                std::alloc::System.realloc(ptr, layout, size)
+            } else {
+                mimalloc::MiMalloc.realloc(ptr, layout, size)
+            }
+        }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { std::alloc::System.dealloc(ptr, layout) }
+        // SAFETY: forwarded with the caller's guarantees, to the allocator that made `ptr`.
+        unsafe {
+            if system_allocator() {
+                std::alloc::System.dealloc(ptr, layout)
+            } else {
+                mimalloc::MiMalloc.dealloc(ptr, layout)
+            }
+        }
     }
 }
 
 #[global_allocator]
 static GLOBAL: CountingAlloc = CountingAlloc;
+
+/// Tunes the allocator when the process loads, before anything allocates (why it must be
+/// that early: `syncdeck::alloc::tune`).
+#[cfg(target_os = "linux")]
+#[used]
+#[unsafe(link_section = ".init_array")]
+static TUNE_ALLOCATOR: extern "C" fn() = syncdeck::alloc::tune_at_load;
 
 /// Allocations so far in this process (all threads, up to the per-thread lag).
 fn allocations() -> u64 {
@@ -141,6 +197,9 @@ fn allocations() -> u64 {
 }
 
 fn main() -> ExitCode {
+    // Where the loader has no `.init_array`, as early as this binary can.
+    #[cfg(not(target_os = "linux"))]
+    syncdeck::alloc::tune();
     let role = std::env::var(ROLE).unwrap_or_default();
     let result = match role.as_str() {
         "standin" => standin_role(),

@@ -11,7 +11,21 @@ use syncdeck::config::{self, Overrides};
 use syncdeck::console::ConsoleOptions;
 use syncdeck::paths::Paths;
 
+/// mimalloc, tuned in `syncdeck::alloc` (why: see there).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Tunes the allocator when the process loads, before anything allocates (why it must be
+/// that early: `syncdeck::alloc::tune`).
+#[cfg(target_os = "linux")]
+#[used]
+#[unsafe(link_section = ".init_array")]
+static TUNE_ALLOCATOR: extern "C" fn() = syncdeck::alloc::tune_at_load;
+
 fn main() -> ExitCode {
+    // Where the loader has no `.init_array`, as early as this binary can.
+    #[cfg(not(target_os = "linux"))]
+    syncdeck::alloc::tune();
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
