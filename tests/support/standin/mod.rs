@@ -8,6 +8,7 @@
 //! sync or async code), one accept loop per node, the request log, and the test hooks. The
 //! Elasticsearch face is in `es`, Kibana's in `kibana`, faults in `faults`.
 
+mod answer;
 mod bulk;
 mod connectors;
 mod cron;
