@@ -282,7 +282,7 @@ impl StandIn {
             .map(|i| {
                 i.docs
                     .iter()
-                    .map(|(id, d)| (id.clone(), d.json()))
+                    .map(|(id, d)| (id.to_string(), d.json()))
                     .collect()
             })
             .unwrap_or_default()

@@ -220,7 +220,7 @@ fn q_param(q: &str) -> Query {
 /// One hit, owned, so the response can be written after the cluster lock is released.
 struct Hit {
     index: Arc<str>,
-    id: String,
+    id: Arc<str>,
     doc: Doc,
     sort: Vec<Value>,
 }
@@ -376,7 +376,7 @@ fn collect_live_natural(
         .as_ref()
         .zip(after_pos)
         .and_then(|(a, p)| a.get(p));
-    let push = |id: &String, d: &Doc, rank: u64, hits: &mut Vec<Hit>| {
+    let push = |id: &Arc<str>, d: &Doc, rank: u64, hits: &mut Vec<Hit>| {
         hits.push(Hit {
             index: index.clone(),
             id: id.clone(),
@@ -451,7 +451,7 @@ impl<'a> Collector<'a> {
         }
     }
 
-    fn visit(&mut self, index: &Arc<str>, id: &str, d: &Doc, rank: u64) {
+    fn visit(&mut self, index: &Arc<str>, id: &Arc<str>, d: &Doc, rank: u64) {
         let src = self.needs_src.then(|| d.json());
         let src_ref = src.as_ref().unwrap_or(&Value::Null);
         let ok = self.sr.query.matches(index, id, src_ref)
@@ -463,7 +463,7 @@ impl<'a> Collector<'a> {
         if ok {
             self.hits.push(Hit {
                 index: index.clone(),
-                id: id.to_owned(),
+                id: id.clone(),
                 doc: d.clone(),
                 sort: tuple(self.keys, index, id, rank, src.as_ref()),
             });
@@ -1148,7 +1148,7 @@ pub(crate) fn delete_by_query(shared: &Shared, req: &Req, expr: &str) -> Result<
             }
             let src = if needs { d.json() } else { Value::Null };
             if query.matches(name, id, &src) {
-                victims.entry(name.clone()).or_default().push(id.clone());
+                victims.entry(name.clone()).or_default().push(id.to_string());
                 total += 1;
             }
         }
