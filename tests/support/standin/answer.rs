@@ -29,7 +29,10 @@ pub(crate) enum SortRef<'a> {
     Values(&'a [Value]),
     /// Keys that need no `_source` (`_id`, `_index`, `_doc`, `_shard_doc`, `_score`), written
     /// from the hit's position in storage order without building a `Value` per hit.
-    Natural { keys: &'a [SortKey], rank: u64 },
+    Natural {
+        keys: &'a [SortKey],
+        rank: u64,
+    },
 }
 
 impl SortRef<'_> {
@@ -85,7 +88,10 @@ pub(crate) enum TotalOut {
     Off,
     /// `rest_total_hits_as_int`.
     Int(u64),
-    Object { value: u64, relation: &'static str },
+    Object {
+        value: u64,
+        relation: &'static str,
+    },
 }
 
 /// Everything of an answer but its hits.
@@ -261,7 +267,12 @@ pub(crate) fn write_answer(
         &plan,
         plan.shards,
         &["_shards"],
-        |o| push_raw(o, "{\"total\":1,\"successful\":1,\"skipped\":0,\"failed\":0}"),
+        |o| {
+            push_raw(
+                o,
+                "{\"total\":1,\"successful\":1,\"skipped\":0,\"failed\":0}",
+            )
+        },
         || json!({"total": 1, "successful": 1, "skipped": 0, "failed": 0}),
     );
     if plan.hits != Sel::None {
@@ -427,7 +438,14 @@ fn write_hit(
             obj.key(out, "_source");
             out.extend_from_slice(&h.doc.source);
         } else if let Some(src) = source_value(ans.source, &h.doc.source) {
-            obj.field(out, plan, sel(6), &path(6), |o| push_value(o, &src), || src.clone());
+            obj.field(
+                out,
+                plan,
+                sel(6),
+                &path(6),
+                |o| push_value(o, &src),
+                || src.clone(),
+            );
         }
     }
     if ans.keys_shown {
@@ -490,7 +508,10 @@ mod tests {
                 "idx".into(),
                 "a\"1".into(),
                 // Not how serde_json writes it: a filtered answer re-serializes it.
-                doc(r#"{ "id" : "a", "n": 1.50, "o": {"p": [1, {"q": 2}]}, "_timestamp": "t"}"#, 0),
+                doc(
+                    r#"{ "id" : "a", "n": 1.50, "o": {"p": [1, {"q": 2}]}, "_timestamp": "t"}"#,
+                    0,
+                ),
                 vec![json!(0)],
             ),
             (

@@ -423,7 +423,12 @@ fn execute<'a>(cluster: &mut Cluster, op: Op<'a>) -> (Op<'a>, Result<Written, Es
     let result = match (op.kind, payload) {
         (Kind::Index | Kind::Create, Payload::Source(src)) => {
             let id: &str = op.id.get_or_insert_with(|| Cow::Owned(new_id()));
-            let exists = idx.docs.get(id).map(|d| d.version);
+            // Only `create` cares whether the document exists (one tree lookup less per index).
+            let exists = if op.kind == Kind::Create {
+                idx.docs.get(id).map(|d| d.version)
+            } else {
+                None
+            };
             match (op.kind, exists) {
                 (Kind::Create, Some(v)) => Err(doc_exists_conflict(&op.index, id, v)),
                 _ => idx

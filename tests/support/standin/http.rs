@@ -446,7 +446,8 @@ mod tests {
     #[test]
     fn push_str_and_push_num_write_what_serde_json_writes() {
         let mut strings: Vec<String> = (0u8..128).map(|b| format!("a{}z", b as char)).collect();
-        strings.extend(["", "plain-id_01", "é ü 中 \u{7f}", "\u{2028}", "q\"b\\s/"].map(String::from));
+        strings
+            .extend(["", "plain-id_01", "é ü 中 \u{7f}", "\u{2028}", "q\"b\\s/"].map(String::from));
         for s in &strings {
             let mut out = Vec::new();
             push_str(&mut out, s);

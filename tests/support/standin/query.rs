@@ -773,7 +773,9 @@ impl SourceFilter {
                 if excludes.is_empty() && includes.iter().all(|p| is_top_level_name(p)) =>
             {
                 let top = top_level_fields(raw, includes);
-                top.or_else(|| self.apply_value(&serde_json::from_slice(raw).unwrap_or(Value::Null)))
+                top.or_else(|| {
+                    self.apply_value(&serde_json::from_slice(raw).unwrap_or(Value::Null))
+                })
             }
             _ => {
                 let v: Value = serde_json::from_slice(raw).unwrap_or(Value::Null);
@@ -939,8 +941,8 @@ mod tests {
                     includes: inc.iter().map(|s| s.to_string()).collect(),
                     excludes: Vec::new(),
                 };
-                let general =
-                    filter.apply_value(&serde_json::from_slice(raw.as_bytes()).unwrap_or(Value::Null));
+                let general = filter
+                    .apply_value(&serde_json::from_slice(raw.as_bytes()).unwrap_or(Value::Null));
                 let got = filter.apply(raw.as_bytes());
                 // Same value, and the same field order once written.
                 assert_eq!(

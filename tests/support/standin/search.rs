@@ -752,12 +752,7 @@ struct Page<'a> {
     keys_shown: bool,
 }
 
-fn write_response(
-    sr: &SearchReq,
-    page: &Page<'_>,
-    hits: &dyn HitList,
-    req: &Req,
-) -> Reply {
+fn write_response(sr: &SearchReq, page: &Page<'_>, hits: &dyn HitList, req: &Req) -> Reply {
     let filter = FilterPath::parse(req.param("filter_path"));
     let ans = Answer {
         took: page.took,
@@ -1148,7 +1143,10 @@ pub(crate) fn delete_by_query(shared: &Shared, req: &Req, expr: &str) -> Result<
             }
             let src = if needs { d.json() } else { Value::Null };
             if query.matches(name, id, &src) {
-                victims.entry(name.clone()).or_default().push(id.to_string());
+                victims
+                    .entry(name.clone())
+                    .or_default()
+                    .push(id.to_string());
                 total += 1;
             }
         }
