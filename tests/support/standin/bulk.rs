@@ -98,24 +98,29 @@ impl Iterator for Lines<'_> {
     }
 }
 
-/// The position of the first `\n` in `hay`. Eight bytes at a time: a `_bulk` body is mostly
+/// The position of the first `\n` in `hay`. Sixteen bytes at a time: a `_bulk` body is mostly
 /// long source lines, and a byte loop over them cost as much as validating them.
 fn find_newline(hay: &[u8]) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
     const NEWLINES: u64 = ONES * b'\n' as u64;
-    let mut words = hay.chunks_exact(8);
+    // A zero byte in `w` is a newline (the classic has-zero-byte test: it may misplace which
+    // byte, never miss one; the byte loop below finds the exact one).
+    let has_newline = |w: u64| {
+        let w = w ^ NEWLINES;
+        w.wrapping_sub(ONES) & !w & HIGHS
+    };
     let mut skipped = 0;
-    for chunk in &mut words {
-        let mut bytes = [0u8; 8];
-        bytes.copy_from_slice(chunk);
-        // A zero byte in `w` is a newline in the chunk (the classic has-zero-byte test: it may
-        // misplace which byte, never miss one; the byte loop below finds the exact one).
-        let w = u64::from_le_bytes(bytes) ^ NEWLINES;
-        if w.wrapping_sub(ONES) & !w & HIGHS != 0 {
+    // Two words per step: one test of both is cheaper than two.
+    for chunk in hay.chunks_exact(16) {
+        let mut lo = [0u8; 8];
+        let mut hi = [0u8; 8];
+        lo.copy_from_slice(&chunk[..8]);
+        hi.copy_from_slice(&chunk[8..]);
+        if has_newline(u64::from_le_bytes(lo)) | has_newline(u64::from_le_bytes(hi)) != 0 {
             break;
         }
-        skipped += 8;
+        skipped += 16;
     }
     hay[skipped..]
         .iter()
