@@ -6,9 +6,7 @@
 
 use std::cmp::Ordering;
 
-use serde::Deserialize;
-use serde::de::{MapAccess, Visitor};
-use serde_json::value::RawValue;
+use serde::de::{DeserializeSeed, Error as _, IgnoredAny, MapAccess, Visitor};
 use serde_json::{Map, Value};
 
 use super::http::EsError;
@@ -815,44 +813,45 @@ fn is_top_level_name(pattern: &str) -> bool {
 /// `None` when the source is not an object of distinct keys, or is not JSON: the general path
 /// answers those.
 fn top_level_fields(raw: &[u8], includes: &[String]) -> Option<Value> {
-    let fields: TopLevel<'_> = serde_json::from_slice(raw).ok()?;
-    let mut out = Map::new();
-    for (key, value) in fields.0 {
-        if !includes.iter().any(|p| p == key) {
-            continue;
-        }
-        let value: Value = serde_json::from_str(value.get()).ok()?;
-        // A repeated key: the general path keeps the first place and the last value.
-        if out.insert(key.to_owned(), value).is_some() {
-            return None;
-        }
-    }
-    Some(Value::Object(out))
+    let mut de = serde_json::Deserializer::from_slice(raw);
+    let kept = KeepFields(includes).deserialize(&mut de).ok()?;
+    de.end().ok()?;
+    Some(Value::Object(kept))
 }
 
-/// An object's fields as borrowed keys and unparsed values. Keys holding escapes cannot be
-/// borrowed and fail the parse (the general path answers those).
-struct TopLevel<'a>(Vec<(&'a str, &'a RawValue)>);
+/// Reads an object, parsing the values of the fields named in `.0` and skipping the others
+/// unparsed. Fails on a repeated kept field (the general path keeps the first place and the
+/// last value) and on keys holding escapes (they cannot be borrowed).
+struct KeepFields<'i>(&'i [String]);
 
-impl<'de> Deserialize<'de> for TopLevel<'de> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Fields;
-        impl<'de> Visitor<'de> for Fields {
-            type Value = TopLevel<'de>;
+impl<'de> DeserializeSeed<'de> for KeepFields<'_> {
+    type Value = Map<String, Value>;
 
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a JSON object")
-            }
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
 
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TopLevel<'de>, A::Error> {
-                let mut fields = Vec::new();
-                while let Some(key) = map.next_key::<&'de str>()? {
-                    fields.push((key, map.next_value::<&'de RawValue>()?));
+impl<'de> Visitor<'de> for KeepFields<'_> {
+    type Value = Map<String, Value>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut out = Map::new();
+        while let Some(key) = map.next_key::<&'de str>()? {
+            if self.0.iter().any(|p| p == key) {
+                let value = map.next_value::<Value>()?;
+                if out.insert(key.to_owned(), value).is_some() {
+                    return Err(A::Error::custom("a repeated field"));
                 }
-                Ok(TopLevel(fields))
+            } else {
+                map.next_value::<IgnoredAny>()?;
             }
         }
-        d.deserialize_map(Fields)
+        Ok(out)
     }
 }
 
