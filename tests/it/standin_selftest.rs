@@ -2372,6 +2372,18 @@ async fn pit_scan_fast_path_answers_like_the_general_path() {
         (404, "search_context_missing_exception"),
         "{v}"
     );
+    // An expired one answers the same.
+    let (st, r) = es.post("/scan/_pit?keep_alive=1ms", json!({})).await;
+    assert_eq!(st, 200);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let q = json!({"size": 10, "sort": [{"_shard_doc": "asc"}], "pit": {"id": r["id"]}});
+    let (st, body) = raw_search(&es, "?filter_path=pit_id,hits.hits._id", &q).await;
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        (st, err_type(&v)),
+        (404, "search_context_missing_exception"),
+        "{v}"
+    );
 }
 
 #[tokio::test]
