@@ -595,6 +595,19 @@ impl PitView {
         })
     }
 
+    /// The positions of the page's hits when they are one run of `hits` (always, but for a
+    /// `search_after` whose values do not share the view's classes): at most `limit` of them.
+    fn range(&self, sr: &SearchReq, keys: &[SortKey], limit: usize) -> Option<(usize, usize)> {
+        let start = match &sr.search_after {
+            None => 0,
+            Some(after) if self.is_suffix_after(after) => self
+                .hits
+                .partition_point(|h| cmp_sort(&h.sort, after, keys) != Ordering::Greater),
+            Some(_) => return None,
+        };
+        Some((start, start.saturating_add(limit).min(self.hits.len())))
+    }
+
     /// Same answer as `run_generic` over the snapshot, without filtering and sorting it again.
     fn page(&self, sr: &SearchReq, keys: &[SortKey], limit: usize) -> (Vec<Hit>, usize) {
         let total = self.hits.len();
@@ -690,13 +703,29 @@ impl HitList for Vec<Hit> {
     }
 
     fn hit(&self, i: usize) -> HitRef<'_> {
-        let h = &self[i];
-        HitRef {
-            index: &h.index,
-            id: &h.id,
-            doc: &h.doc,
-            sort: SortRef::Values(&h.sort),
-        }
+        hit_ref(&self[i])
+    }
+}
+
+fn hit_ref(h: &Hit) -> HitRef<'_> {
+    HitRef {
+        index: &h.index,
+        id: &h.id,
+        doc: &h.doc,
+        sort: SortRef::Values(&h.sort),
+    }
+}
+
+/// Hits borrowed from a point in time's view.
+struct HitSlice<'a>(&'a [Hit]);
+
+impl HitList for HitSlice<'_> {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn hit(&self, i: usize) -> HitRef<'_> {
+        hit_ref(&self.0[i])
     }
 }
 
@@ -885,6 +914,26 @@ pub(crate) fn search(
             keys_shown,
         };
         return Ok(write_response(&sr, &page, &hits, req));
+    }
+    if let Target::View(view) = &target
+        && let Some((start, end)) = view.range(&sr, &keys, sr.from.saturating_add(sr.size))
+    {
+        // Written straight from the view: no hit is copied.
+        drop(cluster);
+        let first = start.saturating_add(sr.from).min(end);
+        let page = Page {
+            took: started.elapsed().as_millis() as u64,
+            total: view.hits.len(),
+            pit_id: pit_id.as_deref(),
+            scroll_id: None,
+            keys_shown,
+        };
+        return Ok(write_response(
+            &sr,
+            &page,
+            &HitSlice(&view.hits[first..end]),
+            req,
+        ));
     }
     let (hits, total) = run(
         &cluster,
