@@ -2230,6 +2230,162 @@ fn seed_two_indices(s: &StandIn) {
     }
 }
 
+/// Sends a search and returns its status and raw answer bytes.
+async fn raw_search(es: &Es, params: &str, body: &Value) -> (u16, Vec<u8>) {
+    let resp =
+        es.c.post(format!("{}/_search{params}", es.base))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+    (resp.status().as_u16(), resp.bytes().await.unwrap().to_vec())
+}
+
+/// An id scan over a point in time (match-all, `_shard_doc`: the natural path, written straight
+/// from the snapshot) answers byte for byte what the general path (a query that matches every
+/// document, filtered and sorted through a view) answers, for every page size, `_source`
+/// choice, `filter_path` and starting point; writes after the PIT opened never show; a closed
+/// PIT is an unfiltered error.
+#[tokio::test]
+async fn pit_scan_fast_path_answers_like_the_general_path() {
+    let s = StandIn::start(StandInOptions::default()).await;
+    let es = Es::new(&s);
+    const N: usize = 2_500;
+    let mut body = String::new();
+    // Written out of order: storage order is `_id` order.
+    for i in (0..N).rev() {
+        body.push_str(&format!("{{\"index\":{{\"_id\":\"d-{i:05}\"}}}}\n{{\"n\":{i}, \"id\":\"d-{i:05}\",\"_timestamp\":\"2024-01-0{}T00:00:00Z\",\"body\":{{\"x\":[1,2.50]}}}}\n", i % 9 + 1));
+    }
+    let (st, r) = es.bulk("/scan/_bulk", body).await;
+    assert_eq!((st, r["errors"].clone()), (200, json!(false)));
+    let (st, r) = es.post("/scan/_pit?keep_alive=1m", json!({})).await;
+    assert_eq!(st, 200);
+    let pit = r["id"].as_str().unwrap().to_owned();
+    // After the PIT opened: a new document, a deleted one, a replaced one.
+    let mut late = String::new();
+    late.push_str("{\"index\":{\"_id\":\"d-00000-late\"}}\n{\"n\":1}\n");
+    late.push_str("{\"delete\":{\"_id\":\"d-00007\"}}\n");
+    late.push_str("{\"index\":{\"_id\":\"d-00008\"}}\n{\"n\":-8,\"id\":\"changed\"}\n");
+    let (st, r) = es.bulk("/scan/_bulk", late).await;
+    assert_eq!((st, r["errors"].clone()), (200, json!(false)));
+
+    let filters = [
+        "?filter_path=pit_id,hits.hits._id,hits.hits.sort&allow_partial_search_results=false",
+        "?filter_path=pit_id,hits.hits._id,hits.hits._source,hits.hits.sort",
+        "?filter_path=hits.hits._source.body,-hits.hits._source.body.x",
+        "?filter_path=-took",
+        "?filter_path=hits.total,hits.max_score",
+    ];
+    let sources = [json!(false), json!(["id", "_timestamp"]), json!(true)];
+    let mut pages = 0;
+    for size in [1000, 7, 1] {
+        for (fi, filter) in filters.iter().enumerate() {
+            for source in &sources {
+                // A size-1 scan of 2.5k pages is long: it starts near the end instead.
+                let mut after = if size == 1 {
+                    Some(json!([N - 3]))
+                } else {
+                    None
+                };
+                let mut ids = Vec::new();
+                loop {
+                    let mut q = json!({"size": size, "_source": source, "sort": [{"_shard_doc": "asc"}],
+                        "pit": {"id": pit, "keep_alive": "1m"}, "track_total_hits": fi % 2 == 0});
+                    if let Some(a) = &after {
+                        q["search_after"] = a.clone();
+                    }
+                    let mut general = q.clone();
+                    general["query"] = json!({"range": {"n": {"gte": 0}}});
+                    let (st, fast) = raw_search(&es, filter, &q).await;
+                    assert_eq!(st, 200, "{}", String::from_utf8_lossy(&fast));
+                    let (st, slow) = raw_search(&es, filter, &general).await;
+                    assert_eq!(st, 200);
+                    pages += 1;
+                    if filter.contains("-took") {
+                        // `took` may differ by a millisecond; the rest may not.
+                        let mut f: Value = serde_json::from_slice(&fast).unwrap();
+                        let mut g: Value = serde_json::from_slice(&slow).unwrap();
+                        f["took"] = json!(0);
+                        g["took"] = json!(0);
+                        assert!(f.get("took").is_some());
+                        assert_eq!(f, g, "size {size}, {filter}, {source}, after {after:?}");
+                    } else {
+                        assert_eq!(
+                            String::from_utf8_lossy(&fast),
+                            String::from_utf8_lossy(&slow),
+                            "size {size}, {filter}, {source}, after {after:?}"
+                        );
+                    }
+                    let v: Value = serde_json::from_slice(&fast).unwrap();
+                    if fi != 0 {
+                        break;
+                    }
+                    // The scan's own filter: nothing but `pit_id` and each hit's `_id` and `sort`.
+                    assert_eq!(v["pit_id"], pit.as_str());
+                    let hits = v["hits"]["hits"].as_array().cloned().unwrap_or_default();
+                    assert_eq!(
+                        v.as_object().unwrap().len(),
+                        if hits.is_empty() { 1 } else { 2 },
+                        "{v}"
+                    );
+                    for h in &hits {
+                        let keys: Vec<&String> = h.as_object().unwrap().keys().collect();
+                        assert_eq!(keys, ["_id", "sort"], "{h}");
+                        ids.push(h["_id"].as_str().unwrap().to_owned());
+                    }
+                    if hits.len() < size {
+                        break;
+                    }
+                    after = Some(hits.last().unwrap()["sort"].clone());
+                }
+                if fi == 0 {
+                    let want: Vec<String> = (0..N)
+                        .filter(|i| size != 1 || *i > N - 3)
+                        .map(|i| format!("d-{i:05}"))
+                        .collect();
+                    assert_eq!(ids, want, "size {size}");
+                }
+            }
+        }
+    }
+    assert!(pages > 100, "{pages}");
+    // The replaced document shows its source as of the PIT's opening.
+    let (st, r) = es
+        .post(
+            "/_search",
+            json!({"size": 1, "_source": ["id"], "sort": ["_shard_doc"], "search_after": [7],
+            "pit": {"id": pit}}),
+        )
+        .await;
+    assert_eq!(st, 200);
+    assert_eq!(r["hits"]["hits"][0]["_source"], json!({"id": "d-00008"}));
+    assert_eq!(r["hits"]["hits"][0]["sort"], json!([8]));
+    let (st, _) = es.req("DELETE", "/_pit", Some(json!({"id": pit}))).await;
+    assert_eq!(st, 200);
+    // A closed PIT: the error is not filtered away.
+    let q = json!({"size": 10, "sort": [{"_shard_doc": "asc"}], "pit": {"id": pit, "keep_alive": "1m"}});
+    let (st, body) = raw_search(&es, "?filter_path=pit_id,hits.hits._id", &q).await;
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        (st, err_type(&v)),
+        (404, "search_context_missing_exception"),
+        "{v}"
+    );
+    // An expired one answers the same.
+    let (st, r) = es.post("/scan/_pit?keep_alive=1ms", json!({})).await;
+    assert_eq!(st, 200);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let q = json!({"size": 10, "sort": [{"_shard_doc": "asc"}], "pit": {"id": r["id"]}});
+    let (st, body) = raw_search(&es, "?filter_path=pit_id,hits.hits._id", &q).await;
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        (st, err_type(&v)),
+        (404, "search_context_missing_exception"),
+        "{v}"
+    );
+}
+
 #[tokio::test]
 async fn pit_over_two_indices_pages_like_a_live_search() {
     let s = StandIn::start(StandInOptions::default()).await;

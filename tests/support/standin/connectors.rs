@@ -220,7 +220,7 @@ fn check_index_in_use(
         return Ok(());
     };
     let taken = idx.docs.iter().any(|(id, d)| {
-        if Some(id.as_str()) == except {
+        if Some(&**id) == except {
             return false;
         }
         let doc = d.object();
@@ -369,7 +369,7 @@ fn list(shared: &Shared, req: &Req) -> Result<Reply, EsError> {
     let mut hits: Vec<(String, Map<String, Value>)> = idx
         .docs
         .iter()
-        .map(|(id, d)| (id.clone(), d.object()))
+        .map(|(id, d)| (id.to_string(), d.object()))
         .filter(|(_, doc)| {
             (include_deleted || !doc.get("deleted").and_then(Value::as_bool).unwrap_or(false))
                 && in_list(&index_names, doc.get("index_name"))
@@ -424,7 +424,7 @@ fn delete(shared: &Shared, req: &Req, id: &str) -> Result<Reply, EsError> {
             .docs
             .iter()
             .filter(|(_, d)| d.json().pointer("/connector/id").and_then(Value::as_str) == Some(id))
-            .map(|(jid, _)| jid.clone())
+            .map(|(jid, _)| jid.to_string())
             .collect();
         for jid in victims {
             jobs.remove(&jid);

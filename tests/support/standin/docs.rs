@@ -149,7 +149,7 @@ pub(crate) fn index_doc(
     let mut cluster = lock(&shared.cluster);
     let idx = cluster.index_for_write(index)?;
     idx.check_seq(index, &id, cond)?;
-    if create && let Some(d) = idx.docs.get(&id) {
+    if create && let Some(d) = idx.docs.get(id.as_str()) {
         return Err(doc_exists_conflict(index, &id, d.version));
     }
     let w = idx.write(&id, source);

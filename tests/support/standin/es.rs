@@ -113,6 +113,7 @@ pub(crate) async fn serve(
                 .to_vec(),
             content_type: Some("text/html"),
             headers: Vec::new(),
+            filtered: false,
         }
     } else {
         match negotiated {
@@ -211,7 +212,8 @@ fn filter_reply(req: &Req, mut reply: Reply) -> Reply {
     let Some(filter) = FilterPath::parse(req.param("filter_path")) else {
         return reply;
     };
-    if reply.content_type != Some("application/json")
+    if reply.filtered
+        || reply.content_type != Some("application/json")
         || req.segs.last().is_some_and(|s| s == "_bulk")
     {
         return reply;

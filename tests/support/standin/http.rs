@@ -134,6 +134,8 @@ pub(crate) struct Reply {
     /// `None` for an empty body (HEAD answers, 204s).
     pub content_type: Option<&'static str>,
     pub headers: Vec<(&'static str, String)>,
+    /// Whether `filter_path` was already applied while the body was written.
+    pub filtered: bool,
 }
 
 impl Reply {
@@ -147,6 +149,7 @@ impl Reply {
             body,
             content_type: Some("application/json"),
             headers: Vec::new(),
+            filtered: false,
         }
     }
 
@@ -156,6 +159,7 @@ impl Reply {
             body: Vec::new(),
             content_type: None,
             headers: Vec::new(),
+            filtered: false,
         }
     }
 
@@ -338,8 +342,17 @@ pub(crate) fn check_fields(
     }
 }
 
-/// Appends `s` as a JSON string literal.
+/// Appends `s` as a JSON string literal, escaped as serde_json escapes it.
 pub(crate) fn push_str(out: &mut Vec<u8>, s: &str) {
+    // Most strings (ids, names) need no escape: serde_json escapes only `"`, `\` and control
+    // characters, so those are copied as they are.
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+        return;
+    }
     // serde_json's string escaping cannot fail on a Vec.
     let _ = serde_json::to_writer(&mut *out, s);
 }
@@ -352,18 +365,19 @@ pub(crate) fn push_raw(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(s.as_bytes());
 }
 
-pub(crate) fn push_num(out: &mut Vec<u8>, n: u64) {
-    let _ = write!(ByteSink(out), "{n}");
-}
-
-/// Lets `write!` format numbers straight into a byte buffer.
-struct ByteSink<'a>(&'a mut Vec<u8>);
-
-impl std::fmt::Write for ByteSink<'_> {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        self.0.extend_from_slice(s.as_bytes());
-        Ok(())
+/// Appends `n` in decimal (without going through `fmt`, which costs more than the digits).
+pub(crate) fn push_num(out: &mut Vec<u8>, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
     }
+    out.extend_from_slice(&buf[at..]);
 }
 
 pub(crate) fn now_iso() -> String {
@@ -422,4 +436,27 @@ pub(crate) fn parse_time(s: &str) -> Option<Duration> {
         _ => return None,
     };
     Some(Duration::from_millis(ms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The hand-written writers give serde_json's bytes.
+    #[test]
+    fn push_str_and_push_num_write_what_serde_json_writes() {
+        let mut strings: Vec<String> = (0u8..128).map(|b| format!("a{}z", b as char)).collect();
+        strings
+            .extend(["", "plain-id_01", "é ü 中 \u{7f}", "\u{2028}", "q\"b\\s/"].map(String::from));
+        for s in &strings {
+            let mut out = Vec::new();
+            push_str(&mut out, s);
+            assert_eq!(out, serde_json::to_vec(s).unwrap(), "{s:?}");
+        }
+        for n in [0, 1, 9, 10, 99, 100, 12_345, u64::from(u32::MAX), u64::MAX] {
+            let mut out = Vec::new();
+            push_num(&mut out, n);
+            assert_eq!(out, n.to_string().into_bytes());
+        }
+    }
 }

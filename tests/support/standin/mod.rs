@@ -8,6 +8,7 @@
 //! sync or async code), one accept loop per node, the request log, and the test hooks. The
 //! Elasticsearch face is in `es`, Kibana's in `kibana`, faults in `faults`.
 
+mod answer;
 mod bulk;
 mod connectors;
 mod cron;
@@ -281,7 +282,7 @@ impl StandIn {
             .map(|i| {
                 i.docs
                     .iter()
-                    .map(|(id, d)| (id.clone(), d.json()))
+                    .map(|(id, d)| (id.to_string(), d.json()))
                     .collect()
             })
             .unwrap_or_default()

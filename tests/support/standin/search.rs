@@ -16,10 +16,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 
-use super::http::{
-    EsError, Reply, Req, new_id, optional_object_body, parse_time, push_num, push_raw, push_str,
-    push_value,
-};
+use super::answer::{Answer, HitList, HitRef, SortRef, TotalOut, write_answer};
+use super::filter_path::FilterPath;
+use super::http::{EsError, Reply, Req, new_id, optional_object_body, parse_time};
 use super::query::{
     Query, SortKey, SourceFilter, cmp_sort, compile, parse_date, parse_sort, sort_value,
 };
@@ -221,7 +220,7 @@ fn q_param(q: &str) -> Query {
 /// One hit, owned, so the response can be written after the cluster lock is released.
 struct Hit {
     index: Arc<str>,
-    id: String,
+    id: Arc<str>,
     doc: Doc,
     sort: Vec<Value>,
 }
@@ -299,12 +298,9 @@ fn first_after(len: usize, is_after: impl Fn(usize) -> bool) -> usize {
     lo
 }
 
-fn run_snap_natural(
-    docs: &[SnapDoc],
-    sr: &SearchReq,
-    keys: &[SortKey],
-    limit: usize,
-) -> (Vec<Hit>, usize) {
+/// The positions of the hits a natural-order search over a snapshot answers: from the first
+/// after `search_after`, at most `limit` of them.
+fn snap_range(docs: &[SnapDoc], sr: &SearchReq, keys: &[SortKey], limit: usize) -> (usize, usize) {
     let start = match &sr.search_after {
         None => 0,
         Some(after) => first_after(docs.len(), |i| {
@@ -313,15 +309,25 @@ fn run_snap_natural(
             cmp_sort(&t, after, keys) == Ordering::Greater
         }),
     };
-    let hits = docs[start.min(docs.len())..]
+    let start = start.min(docs.len());
+    (start, start.saturating_add(limit).min(docs.len()))
+}
+
+fn run_snap_natural(
+    docs: &[SnapDoc],
+    sr: &SearchReq,
+    keys: &[SortKey],
+    limit: usize,
+) -> (Vec<Hit>, usize) {
+    let (start, end) = snap_range(docs, sr, keys, limit);
+    let hits = docs[start..end]
         .iter()
-        .enumerate()
-        .take(limit)
-        .map(|(off, d)| Hit {
+        .zip(start..)
+        .map(|(d, rank)| Hit {
             index: d.index.clone(),
             id: d.id.clone(),
             doc: d.doc.clone(),
-            sort: tuple(keys, &d.index, &d.id, (start + off) as u64, None),
+            sort: tuple(keys, &d.index, &d.id, rank as u64, None),
         })
         .collect();
     (hits, docs.len())
@@ -370,7 +376,7 @@ fn collect_live_natural(
         .as_ref()
         .zip(after_pos)
         .and_then(|(a, p)| a.get(p));
-    let push = |id: &String, d: &Doc, rank: u64, hits: &mut Vec<Hit>| {
+    let push = |id: &Arc<str>, d: &Doc, rank: u64, hits: &mut Vec<Hit>| {
         hits.push(Hit {
             index: index.clone(),
             id: id.clone(),
@@ -445,7 +451,7 @@ impl<'a> Collector<'a> {
         }
     }
 
-    fn visit(&mut self, index: &Arc<str>, id: &str, d: &Doc, rank: u64) {
+    fn visit(&mut self, index: &Arc<str>, id: &Arc<str>, d: &Doc, rank: u64) {
         let src = self.needs_src.then(|| d.json());
         let src_ref = src.as_ref().unwrap_or(&Value::Null);
         let ok = self.sr.query.matches(index, id, src_ref)
@@ -457,7 +463,7 @@ impl<'a> Collector<'a> {
         if ok {
             self.hits.push(Hit {
                 index: index.clone(),
-                id: id.to_owned(),
+                id: id.clone(),
                 doc: d.clone(),
                 sort: tuple(self.keys, index, id, rank, src.as_ref()),
             });
@@ -589,6 +595,19 @@ impl PitView {
         })
     }
 
+    /// The positions of the page's hits when they are one run of `hits` (always, but for a
+    /// `search_after` whose values do not share the view's classes): at most `limit` of them.
+    fn range(&self, sr: &SearchReq, keys: &[SortKey], limit: usize) -> Option<(usize, usize)> {
+        let start = match &sr.search_after {
+            None => 0,
+            Some(after) if self.is_suffix_after(after) => self
+                .hits
+                .partition_point(|h| cmp_sort(&h.sort, after, keys) != Ordering::Greater),
+            Some(_) => return None,
+        };
+        Some((start, start.saturating_add(limit).min(self.hits.len())))
+    }
+
     /// Same answer as `run_generic` over the snapshot, without filtering and sorting it again.
     fn page(&self, sr: &SearchReq, keys: &[SortKey], limit: usize) -> (Vec<Hit>, usize) {
         let total = self.hits.len();
@@ -678,113 +697,106 @@ fn search_context_missing(id: &str) -> EsError {
     )
 }
 
-/// Writes one hit. A whole `_source` is copied from the stored bytes without parsing.
-fn write_hit(out: &mut Vec<u8>, h: &Hit, sr: &SearchReq, keys_shown: bool) {
-    push_raw(out, "{\"_index\":");
-    push_str(out, &h.index);
-    push_raw(out, ",\"_id\":");
-    push_str(out, &h.id);
-    if sr.version {
-        push_raw(out, ",\"_version\":");
-        push_num(out, h.doc.version);
+impl HitList for Vec<Hit> {
+    fn len(&self) -> usize {
+        Vec::len(self)
     }
-    if sr.seq_no_primary_term {
-        push_raw(out, ",\"_seq_no\":");
-        push_num(out, h.doc.seq_no);
-        push_raw(out, ",\"_primary_term\":");
-        push_num(out, h.doc.primary_term);
+
+    fn hit(&self, i: usize) -> HitRef<'_> {
+        hit_ref(&self[i])
     }
-    push_raw(
-        out,
-        if sr.has_sort {
-            ",\"_score\":null"
-        } else {
-            ",\"_score\":1.0"
-        },
-    );
-    if sr.source.is_all() {
-        push_raw(out, ",\"_source\":");
-        out.extend_from_slice(&h.doc.source);
-    } else if let Some(src) = sr.source.apply(&h.doc.source) {
-        push_raw(out, ",\"_source\":");
-        push_value(out, &src);
-    }
-    if keys_shown {
-        push_raw(out, ",\"sort\":");
-        push_value(out, &Value::Array(h.sort.clone()));
-    }
-    out.push(b'}');
 }
 
+fn hit_ref(h: &Hit) -> HitRef<'_> {
+    HitRef {
+        index: &h.index,
+        id: &h.id,
+        doc: &h.doc,
+        sort: SortRef::Values(&h.sort),
+    }
+}
+
+/// Hits borrowed from a point in time's view.
+struct HitSlice<'a>(&'a [Hit]);
+
+impl HitList for HitSlice<'_> {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn hit(&self, i: usize) -> HitRef<'_> {
+        hit_ref(&self.0[i])
+    }
+}
+
+/// A page read from a point in time in storage order, borrowed from its snapshot: the sort
+/// values follow from each document's position.
+struct SnapPage<'a> {
+    docs: &'a [SnapDoc],
+    /// The position of `docs[0]` in the snapshot.
+    first_rank: usize,
+    keys: &'a [SortKey],
+}
+
+impl HitList for SnapPage<'_> {
+    fn len(&self) -> usize {
+        self.docs.len()
+    }
+
+    fn hit(&self, i: usize) -> HitRef<'_> {
+        let d = &self.docs[i];
+        HitRef {
+            index: &d.index,
+            id: &d.id,
+            doc: &d.doc,
+            sort: SortRef::Natural {
+                keys: self.keys,
+                rank: (self.first_rank + i) as u64,
+            },
+        }
+    }
+}
+
+fn total_out(track: &TrackTotal, total: usize, rest_total_as_int: bool) -> TotalOut {
+    match track {
+        TrackTotal::Off => TotalOut::Off,
+        TrackTotal::Cap(_) if rest_total_as_int => TotalOut::Int(total as u64),
+        TrackTotal::Cap(cap) if total > *cap => TotalOut::Object {
+            value: *cap as u64,
+            relation: "gte",
+        },
+        TrackTotal::Cap(_) => TotalOut::Object {
+            value: total as u64,
+            relation: "eq",
+        },
+    }
+}
+
+/// Everything of a search answer but its hits.
 struct Page<'a> {
     took: u64,
-    hits: &'a [Hit],
     total: usize,
     pit_id: Option<&'a str>,
     scroll_id: Option<&'a str>,
     keys_shown: bool,
 }
 
-fn write_response(sr: &SearchReq, page: &Page<'_>, rest_total_as_int: bool) -> Vec<u8> {
-    let mut out = Vec::with_capacity(
-        256 + page
-            .hits
-            .iter()
-            .map(|h| h.doc.source.len() + 96)
-            .sum::<usize>(),
-    );
-    push_raw(&mut out, "{\"took\":");
-    push_num(&mut out, page.took);
-    push_raw(&mut out, ",\"timed_out\":false");
-    if let Some(id) = page.pit_id {
-        push_raw(&mut out, ",\"pit_id\":");
-        push_str(&mut out, id);
-    }
-    if let Some(id) = page.scroll_id {
-        push_raw(&mut out, ",\"_scroll_id\":");
-        push_str(&mut out, id);
-    }
-    push_raw(
-        &mut out,
-        ",\"_shards\":{\"total\":1,\"successful\":1,\"skipped\":0,\"failed\":0},\"hits\":{",
-    );
-    match sr.track {
-        TrackTotal::Off => {}
-        TrackTotal::Cap(cap) => {
-            if rest_total_as_int {
-                push_raw(&mut out, "\"total\":");
-                push_num(&mut out, page.total as u64);
-                out.push(b',');
-            } else {
-                let (value, rel) = if page.total > cap {
-                    (cap, "gte")
-                } else {
-                    (page.total, "eq")
-                };
-                push_raw(&mut out, "\"total\":{\"value\":");
-                push_num(&mut out, value as u64);
-                push_raw(&mut out, ",\"relation\":");
-                push_str(&mut out, rel);
-                push_raw(&mut out, "},");
-            }
-        }
-    }
-    let max_score = if sr.has_sort || page.hits.is_empty() {
-        "null"
-    } else {
-        "1.0"
+fn write_response(sr: &SearchReq, page: &Page<'_>, hits: &dyn HitList, req: &Req) -> Reply {
+    let filter = FilterPath::parse(req.param("filter_path"));
+    let ans = Answer {
+        took: page.took,
+        pit_id: page.pit_id,
+        scroll_id: page.scroll_id,
+        total: total_out(&sr.track, page.total, req.flag("rest_total_hits_as_int")),
+        has_sort: sr.has_sort,
+        keys_shown: page.keys_shown,
+        version: sr.version,
+        seq_no_primary_term: sr.seq_no_primary_term,
+        source: &sr.source,
     };
-    push_raw(&mut out, "\"max_score\":");
-    push_raw(&mut out, max_score);
-    push_raw(&mut out, ",\"hits\":[");
-    for (i, h) in page.hits.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        write_hit(&mut out, h, sr, page.keys_shown);
-    }
-    push_raw(&mut out, "]}}");
-    out
+    let mut reply = Reply::raw_json(200, write_answer(&ans, hits, filter.as_ref()));
+    reply.filtered = true;
+    reply
 }
 
 /// `GET|POST [/{index}]/_search`.
@@ -841,7 +853,6 @@ pub(crate) fn search(
         }
     };
     let keys_shown = !keys.is_empty();
-    let rest_total_as_int = req.flag("rest_total_hits_as_int");
     if let Some(keep) = sr.scroll {
         let (hits, total) = run(&cluster, &target, &sr, &keys, usize::MAX);
         let scroll_id = format!("{}{}", new_id(), new_id());
@@ -878,15 +889,50 @@ pub(crate) fn search(
         drop(cluster);
         let page = Page {
             took: started.elapsed().as_millis() as u64,
-            hits: &first,
             total,
             pit_id: None,
             scroll_id: Some(&scroll_id),
             keys_shown,
         };
-        return Ok(Reply::raw_json(
-            200,
-            write_response(&sr, &page, rest_total_as_int),
+        return Ok(write_response(&sr, &page, &first, req));
+    }
+    if let Target::Snap(docs) = &target {
+        // Written straight from the snapshot: no hit is copied.
+        let (start, end) = snap_range(docs, &sr, &keys, sr.from.saturating_add(sr.size));
+        drop(cluster);
+        let first = start.saturating_add(sr.from).min(end);
+        let hits = SnapPage {
+            docs: &docs[first..end],
+            first_rank: first,
+            keys: &keys,
+        };
+        let page = Page {
+            took: started.elapsed().as_millis() as u64,
+            total: docs.len(),
+            pit_id: pit_id.as_deref(),
+            scroll_id: None,
+            keys_shown,
+        };
+        return Ok(write_response(&sr, &page, &hits, req));
+    }
+    if let Target::View(view) = &target
+        && let Some((start, end)) = view.range(&sr, &keys, sr.from.saturating_add(sr.size))
+    {
+        // Written straight from the view: no hit is copied.
+        drop(cluster);
+        let first = start.saturating_add(sr.from).min(end);
+        let page = Page {
+            took: started.elapsed().as_millis() as u64,
+            total: view.hits.len(),
+            pit_id: pit_id.as_deref(),
+            scroll_id: None,
+            keys_shown,
+        };
+        return Ok(write_response(
+            &sr,
+            &page,
+            &HitSlice(&view.hits[first..end]),
+            req,
         ));
     }
     let (hits, total) = run(
@@ -900,16 +946,12 @@ pub(crate) fn search(
     let page_hits: Vec<Hit> = hits.into_iter().skip(sr.from).collect();
     let page = Page {
         took: started.elapsed().as_millis() as u64,
-        hits: &page_hits,
         total,
         pit_id: pit_id.as_deref(),
         scroll_id: None,
         keys_shown,
     };
-    Ok(Reply::raw_json(
-        200,
-        write_response(&sr, &page, rest_total_as_int),
-    ))
+    Ok(write_response(&sr, &page, &page_hits, req))
 }
 
 fn clone_hit(h: &Hit) -> Hit {
@@ -998,16 +1040,12 @@ pub(crate) fn scroll(shared: &Shared, req: &Req) -> Result<Reply, EsError> {
     };
     let page = Page {
         took: 0,
-        hits: &hits,
         total,
         pit_id: None,
         scroll_id: Some(id),
         keys_shown,
     };
-    Ok(Reply::raw_json(
-        200,
-        write_response(&sr, &page, req.flag("rest_total_hits_as_int")),
-    ))
+    Ok(write_response(&sr, &page, &hits, req))
 }
 
 /// `GET|POST [/{index}]/_count`.
@@ -1154,7 +1192,10 @@ pub(crate) fn delete_by_query(shared: &Shared, req: &Req, expr: &str) -> Result<
             }
             let src = if needs { d.json() } else { Value::Null };
             if query.matches(name, id, &src) {
-                victims.entry(name.clone()).or_default().push(id.clone());
+                victims
+                    .entry(name.clone())
+                    .or_default()
+                    .push(id.to_string());
                 total += 1;
             }
         }

@@ -41,7 +41,8 @@ impl Doc {
 
 pub(crate) struct Index {
     pub uuid: String,
-    pub docs: BTreeMap<String, Doc>,
+    /// Keyed by `_id`; shared (`Arc`) so a point in time copies no id.
+    pub docs: BTreeMap<Arc<str>, Doc>,
     pub next_seq_no: u64,
     pub settings: Value,
     pub mappings: Value,
@@ -100,7 +101,7 @@ impl Index {
             };
         }
         self.docs.insert(
-            id.to_owned(),
+            Arc::from(id),
             Doc {
                 source,
                 seq_no,
@@ -188,7 +189,7 @@ impl Index {
 #[derive(Clone)]
 pub(crate) struct SnapDoc {
     pub index: Arc<str>,
-    pub id: String,
+    pub id: Arc<str>,
     pub doc: Doc,
 }
 

@@ -207,7 +207,7 @@ fn list(shared: &Shared, req: &Req) -> Result<Reply, EsError> {
     let mut jobs: Vec<(String, Map<String, Value>)> = idx
         .docs
         .iter()
-        .map(|(id, d)| (id.clone(), d.object()))
+        .map(|(id, d)| (id.to_string(), d.object()))
         .filter(|(_, j)| {
             connector_id.is_none_or(|c| {
                 j.get("connector")
