@@ -679,9 +679,9 @@ impl OpenScan {
                 if let Some(progress) = &progress {
                     progress.add_scanned(page.len() as u64);
                 }
-                for meta in page {
+                for doc in &page {
                     // Deletions and the skip both go by `_id`: the one a bulk request names.
-                    let stored = meta.stored_id.as_deref().unwrap_or(&meta.id);
+                    let stored = doc.stored();
                     spill.push(stored).await.map_err(spill_error)?;
                     let key = id_hash(stored);
                     match &mut keys {
@@ -690,11 +690,8 @@ impl OpenScan {
                             // Only a document stored under the `_id` this sync would give it
                             // can be skipped as unchanged: another one (a body id that is not
                             // its `_id`) is re-indexed under ours, and the old one deleted.
-                            let ours = meta
-                                .stored_id
-                                .as_deref()
-                                .is_none_or(|stored| stored == bulk_id(&meta.id));
-                            let stamp = match (ours, meta.timestamp.as_deref()) {
+                            let ours = doc.stored_id.is_none_or(|stored| stored == bulk_id(doc.id));
+                            let stamp = match (ours, doc.timestamp) {
                                 (true, Some(ts)) => stamp_hash(ts),
                                 _ => NO_STAMP,
                             };
@@ -1288,7 +1285,7 @@ mod tests {
     // A snapshot read while indexing (`SnapshotState::Loading`), from a fake scan the tests
     // hold back, fail or break on demand.
 
-    use crate::model::DocMeta;
+    use crate::model::{DocMeta, IdPage};
     use std::future::Future;
     use std::pin::Pin;
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -1313,7 +1310,7 @@ mod tests {
     /// A point-in-time id scan of `pages`. Each answer (a page or the end) waits for a permit
     /// of `gate`, so the test decides how far the scan gets; one never given hangs it.
     struct FakeScan {
-        pages: VecDeque<Vec<DocMeta>>,
+        pages: VecDeque<IdPage>,
         end: ScanEnd,
         gate: Arc<Semaphore>,
         log: Arc<ScanLog>,
@@ -1321,7 +1318,7 @@ mod tests {
 
     #[async_trait::async_trait]
     impl crate::backend::IdScan for FakeScan {
-        async fn next_page(&mut self) -> Result<Option<Vec<DocMeta>>, BackendError> {
+        async fn next_page(&mut self) -> Result<Option<IdPage>, BackendError> {
             self.gate
                 .acquire()
                 .await
@@ -1378,7 +1375,10 @@ mod tests {
         let gate = Arc::new(Semaphore::new(0));
         let log = Arc::new(ScanLog::default());
         let scan = FakeScan {
-            pages: metas.chunks(10).map(<[DocMeta]>::to_vec).collect(),
+            pages: metas
+                .chunks(10)
+                .map(|chunk| chunk.iter().cloned().collect())
+                .collect(),
             end,
             gate: gate.clone(),
             log: log.clone(),
