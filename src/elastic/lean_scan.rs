@@ -152,17 +152,10 @@ impl<'a> Cursor<'a> {
         let mut last_sort = None;
         if self.literal(b"]").is_none() {
             loop {
-                let hit = self.hit()?;
-                let id = hit.id?;
-                // The body `id` when it is a string other than `_id` (a hashed long id), as
-                // the framework does; the `_id` is kept as the stored id then.
-                match hit.body_id {
-                    Some(body) if body != id => {
-                        docs.push(&body, Some(&id), hit.timestamp.as_deref())
-                    }
-                    _ => docs.push(&id, None, hit.timestamp.as_deref()),
-                }
-                last_sort = hit.sort;
+                last_sort = match self.bare_hit(&mut docs) {
+                    Some(sort) => Some(sort),
+                    None => self.any_hit(&mut docs)?,
+                };
                 if self.literal(b",").is_none() {
                     break;
                 }
@@ -180,6 +173,46 @@ impl<'a> Cursor<'a> {
             (false, None) => return None,
         };
         Some((docs, last_sort))
+    }
+
+    /// The hit of a scan of `_id`s, `{"_id":"…","sort":[…]}`, straight into `docs`; where
+    /// its `sort` list is. Anything else is left where it was, for [`Cursor::hit`] (which
+    /// reads this shape the same way, only slower).
+    fn bare_hit(&mut self, docs: &mut IdPage) -> Option<(usize, usize)> {
+        let start = self.at;
+        match self.bare_hit_parts() {
+            Some((id, sort)) => {
+                docs.push(&id, None, None);
+                Some(sort)
+            }
+            None => {
+                self.at = start;
+                None
+            }
+        }
+    }
+
+    fn bare_hit_parts(&mut self) -> Option<(Cow<'a, str>, (usize, usize))> {
+        self.literal(b"{\"_id\":")?;
+        let id = self.string()?;
+        self.literal(b",\"sort\":")?;
+        let sort = self.sort()?;
+        self.literal(b"}")?;
+        Some((id, sort))
+    }
+
+    /// Any lean hit (see [`Cursor::hit`]) into `docs`; where its `sort` list is, if it has
+    /// one.
+    fn any_hit(&mut self, docs: &mut IdPage) -> Option<Option<(usize, usize)>> {
+        let hit = self.hit()?;
+        let id = hit.id?;
+        // The body `id` when it is a string other than `_id` (a hashed long id), as the
+        // framework does; the `_id` is kept as the stored id then.
+        match hit.body_id {
+            Some(body) if body != id => docs.push(&body, Some(&id), hit.timestamp.as_deref()),
+            _ => docs.push(&id, None, hit.timestamp.as_deref()),
+        }
+        Some(hit.sort)
     }
 
     /// `{"_id":"…","_source":{…},"sort":[…]}`, the fields in any order, `_id` required.
@@ -328,6 +361,12 @@ mod tests {
             ]
         );
         assert_eq!(sort.as_deref(), Some("[3,-7]"));
+        // A hit that starts like a bare one and goes on: read whole, not cut at `sort`.
+        let text = br#"{"hits":{"hits":[{"_id":"a","sort":[1]},{"_id":"h","sort":[2],"_source":{"id":"b"}}]}}"#;
+        let (_, docs, sort) = lean(text).unwrap();
+        assert_eq!(docs, [meta("a", None, None), meta("b", None, Some("h"))]);
+        assert_eq!(sort.as_deref(), Some("[2]"));
+        assert_eq!(serde(text).map(|r| r.1), Some(docs));
     }
 
     #[test]
