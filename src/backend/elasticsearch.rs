@@ -5,7 +5,7 @@
 
 use super::{
     BackendError, BulkRequest, BulkResponse, ClusterSummary, ConfigurationUpdate, ConnectorQuery,
-    ControlPlane, DocMeta, DocumentStore, IdScan, JobFilter, JobFinish, LastSync, Result,
+    ControlPlane, DocumentStore, IdPage, IdScan, JobFilter, JobFinish, LastSync, Result,
     ScheduleMark, SyncJobQuery, schedule_mark, scheduled_at,
 };
 use crate::config::EsSettings;
@@ -590,7 +590,7 @@ impl From<elastic::Error> for BackendError {
 
 #[async_trait]
 impl IdScan for elastic::documents::PitScan {
-    async fn next_page(&mut self) -> Result<Option<Vec<DocMeta>>> {
+    async fn next_page(&mut self) -> Result<Option<IdPage>> {
         Ok(self.next().await?)
     }
 

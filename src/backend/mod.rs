@@ -16,7 +16,7 @@ pub use read_only::ReadOnly;
 // depend on this layer); re-exported so callers keep their `backend::` paths.
 pub use crate::model::{
     BulkItem, BulkOp, BulkRequest, BulkResponse, ConfigurationUpdate, ConnectorQuery, DocMeta,
-    ItemError, LastSync, SyncJobQuery,
+    DocRef, IdPage, ItemError, LastSync, SyncJobQuery,
 };
 
 use crate::model::Features;
@@ -455,8 +455,9 @@ pub struct JobFinish {
 /// once (PIT + `search_after` on Elasticsearch).
 #[async_trait]
 pub trait IdScan: Send {
-    /// The next page, or `None` when the scan is done.
-    async fn next_page(&mut self) -> Result<Option<Vec<DocMeta>>>;
+    /// The next page, or `None` when the scan is done. A page holds its documents' text in
+    /// one buffer (see [`IdPage`]): a full sync reads every id of its index.
+    async fn next_page(&mut self) -> Result<Option<IdPage>>;
     /// Releases server resources (the PIT). Safe to call more than once.
     async fn close(&mut self) -> Result<()>;
     /// Whether every page shows the index as it was when the scan was opened (a point in

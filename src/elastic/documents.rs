@@ -4,9 +4,10 @@
 
 use super::error::{Error, Result};
 use super::transport::{Body, Method, Transport, path};
-use crate::model::{BulkItem, BulkOp, BulkRequest, BulkResponse, DocMeta, ItemError};
+use crate::model::{BulkItem, BulkOp, BulkRequest, BulkResponse, IdPage, ItemError};
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -480,14 +481,28 @@ impl<'de> serde::de::Visitor<'de> for FieldTextVisitor {
     }
 }
 
-/// A hit of an id scan as [`DocMeta`]: the body `id` (the source's id) when it is a string,
-/// falling back to `_id` like the framework does.
-/// One page of a PIT scan: the new PIT id, the documents, and the last hit's sort values
-/// (`None` for an empty page).
-type ScanPage = (Option<String>, Vec<DocMeta>, Option<Vec<Value>>);
+/// One page of a PIT scan: the new PIT id, the documents, and the last hit's `sort` values
+/// as the cluster wrote them (`None` for an empty page), sent back as the next
+/// `search_after`.
+#[derive(Debug)]
+pub(crate) struct ScanPage {
+    pub(crate) pit: Option<String>,
+    pub(crate) docs: IdPage,
+    pub(crate) last_sort: Option<Box<RawValue>>,
+}
 
-/// Reads one page of a PIT scan. Fails with [`Error::Decode`] on an answer that is not one.
-fn read_scan_page(body: &[u8]) -> Result<ScanPage> {
+/// Reads one page of a PIT scan of at most `expected` hits: the lean shape directly (see
+/// [`super::lean_scan`]), anything else with serde. Fails with [`Error::Decode`] on an
+/// answer that is not a page.
+fn read_scan_page(body: &[u8], expected: usize) -> Result<ScanPage> {
+    match super::lean_scan::parse(body, expected) {
+        Some(page) => Ok(page),
+        None => read_scan_page_with_serde(body),
+    }
+}
+
+/// [`read_scan_page`] without the lean reading: the reference the lean one is held to.
+pub(crate) fn read_scan_page_with_serde(body: &[u8]) -> Result<ScanPage> {
     let decode = |reason: String| Error::Decode {
         url_path: "/_search".to_string(),
         reason,
@@ -500,34 +515,97 @@ fn read_scan_page(body: &[u8]) -> Result<ScanPage> {
             let raw = last
                 .sort
                 .ok_or_else(|| decode("a PIT search hit came without 'sort' values".into()))?;
-            Some(
-                serde_json::from_str::<Vec<Value>>(raw.get())
-                    .map_err(|e| decode(format!("unexpected 'sort' values: {e}")))?,
-            )
+            // Checked to be a list; sent back as it came.
+            serde_json::from_str::<Vec<IgnoredAny>>(raw.get())
+                .map_err(|e| decode(format!("unexpected 'sort' values: {e}")))?;
+            Some(raw.to_owned())
         }
         None => None,
     };
-    let pit = answer.pit_id.map(Cow::into_owned);
-    Ok((pit, hits.into_iter().map(scan_meta).collect(), last_sort))
+    let mut docs = IdPage::with_capacity(hits.len(), 0);
+    for hit in &hits {
+        push_scan_hit(&mut docs, hit);
+    }
+    Ok(ScanPage {
+        pit: answer.pit_id.map(Cow::into_owned),
+        docs,
+        last_sort,
+    })
 }
 
-fn scan_meta(hit: ScanHit<'_>) -> DocMeta {
-    let source = hit.source.unwrap_or_default();
-    let (id, stored_id) = match source.id {
-        Some(FieldText::Str(body)) if body != hit.id => {
-            (body.into_owned(), Some(hit.id.into_owned()))
-        }
-        _ => (hit.id.into_owned(), None),
-    };
-    let timestamp = match source.timestamp {
-        Some(FieldText::Str(t)) => Some(t.into_owned()),
-        Some(FieldText::Other(t)) => Some(t),
+/// A hit of an id scan into `docs`: the body `id` (the source's id) when it is a string
+/// other than `_id`, with `_id` as the stored id, else `_id`, like the framework does.
+fn push_scan_hit(docs: &mut IdPage, hit: &ScanHit<'_>) {
+    let source = hit.source.as_ref();
+    let timestamp = match source.and_then(|s| s.timestamp.as_ref()) {
+        Some(FieldText::Str(t)) => Some(t.as_ref()),
+        Some(FieldText::Other(t)) => Some(t.as_str()),
         Some(FieldText::Null | FieldText::Skipped) | None => None,
     };
-    DocMeta {
-        id,
-        timestamp,
-        stored_id,
+    match source.and_then(|s| s.id.as_ref()) {
+        Some(FieldText::Str(body)) if *body != hit.id => {
+            docs.push(body, Some(&hit.id), timestamp);
+        }
+        _ => docs.push(&hit.id, None, timestamp),
+    }
+}
+
+/// The body of a scan page's `_search`, serialised straight from borrowed parts (no `Value`
+/// tree a page): `size`, `_source`, `sort`, `pit`, `track_total_hits`, then `search_after`.
+#[derive(Serialize)]
+struct PageRequest<'a> {
+    size: usize,
+    #[serde(rename = "_source")]
+    source: SourceFilter,
+    sort: [ShardDocAsc; 1],
+    pit: PitRef<'a>,
+    track_total_hits: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    search_after: Option<&'a RawValue>,
+}
+
+/// `["id","_timestamp"]`, or `false` for no `_source` at all.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum SourceFilter {
+    Fields([&'static str; 2]),
+    Off(bool),
+}
+
+#[derive(Serialize)]
+struct ShardDocAsc {
+    #[serde(rename = "_shard_doc")]
+    order: &'static str,
+}
+
+#[derive(Serialize)]
+struct PitRef<'a> {
+    id: &'a str,
+    keep_alive: &'static str,
+}
+
+impl<'a> PageRequest<'a> {
+    fn new(
+        page_size: usize,
+        with_source: bool,
+        pit: &'a str,
+        search_after: Option<&'a RawValue>,
+    ) -> Self {
+        Self {
+            size: page_size,
+            source: if with_source {
+                SourceFilter::Fields(["id", "_timestamp"])
+            } else {
+                SourceFilter::Off(false)
+            },
+            sort: [ShardDocAsc { order: "asc" }],
+            pit: PitRef {
+                id: pit,
+                keep_alive: PIT_KEEP_ALIVE,
+            },
+            track_total_hits: false,
+            search_after,
+        }
     }
 }
 
@@ -588,7 +666,7 @@ impl<'a> Documents<'a> {
     }
 
     /// Like [`Documents::scan_ids`], reading `_id`s only (`_source: false`): the cluster
-    /// loads no document source, and [`DocMeta::id`] is the `_id`.
+    /// loads no document source, and [`crate::model::DocRef::id`] is the `_id`.
     pub async fn scan_bare_ids(&self, index: &str, page_size: usize) -> Result<PitScan> {
         PitScan::open(Arc::clone(self.transport), index, page_size, false).await
     }
@@ -685,7 +763,8 @@ pub struct PitScan {
     transport: Arc<Transport>,
     index: String,
     pit: Option<String>,
-    search_after: Option<Value>,
+    /// The last page's last `sort` values, as the cluster wrote them.
+    search_after: Option<Box<RawValue>>,
     page_size: usize,
     /// Whether pages read `id` and `_timestamp` from `_source`.
     with_source: bool,
@@ -730,26 +809,17 @@ impl PitScan {
     }
 
     /// The next page of ids, or `None` when the scan is done.
-    pub async fn next(&mut self) -> Result<Option<Vec<DocMeta>>> {
-        let Some(pit) = self.pit.clone().filter(|_| !self.done) else {
+    pub async fn next(&mut self) -> Result<Option<IdPage>> {
+        let Some(pit) = self.pit.as_deref().filter(|_| !self.done) else {
             return Ok(None);
         };
-        let source = if self.with_source {
-            json!(["id", "_timestamp"])
-        } else {
-            json!(false)
-        };
-        let mut body = json!({
-            "size": self.page_size,
-            "_source": source,
-            "sort": [{ "_shard_doc": "asc" }],
-            "pit": { "id": pit, "keep_alive": PIT_KEEP_ALIVE },
-            "track_total_hits": false,
-        });
-        if let Some(after) = &self.search_after {
-            body["search_after"] = after.clone();
-        }
-        let encoded = Transport::encode("/_search", &body)?;
+        let request = PageRequest::new(
+            self.page_size,
+            self.with_source,
+            pit,
+            self.search_after.as_deref(),
+        );
+        let encoded = Transport::encode("/_search", &request)?;
         let filter = if self.with_source {
             SCAN_FILTER_PATH
         } else {
@@ -763,32 +833,37 @@ impl PitScan {
         ];
         // Parsed inside the transport's retry loop: a page is an idempotent read, so a
         // garbled or cut answer is asked for again instead of failing the whole scan.
-        let (new_pit, page, last_sort) = self
+        let page_size = self.page_size;
+        let ScanPage {
+            pit: new_pit,
+            docs,
+            last_sort,
+        } = self
             .transport
             .send_with(
                 Method::POST,
                 "/_search",
                 &params,
                 Some(encoded),
-                |response| read_scan_page(&response.body),
+                |response| read_scan_page(&response.body, page_size),
             )
             .await?;
         if let Some(new_pit) = new_pit {
             self.pit = Some(new_pit);
         }
-        if page.len() < self.page_size {
+        if docs.len() < self.page_size {
             self.done = true;
         }
         if let Some(sort) = last_sort {
-            self.search_after = Some(Value::Array(sort));
+            self.search_after = Some(sort);
         }
         if self.done {
             self.close_pit().await?;
         }
-        if page.is_empty() {
+        if docs.is_empty() {
             return Ok(None);
         }
-        Ok(Some(page))
+        Ok(Some(docs))
     }
 
     /// Closes the PIT (`DELETE /_pit`); safe to call more than once. A PIT that already
@@ -814,6 +889,7 @@ impl PitScan {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::DocMeta;
     use proptest::prelude::*;
 
     /// The JSON of one of Elasticsearch's documented `_bulk` answers (tests/fixtures).
@@ -1027,33 +1103,61 @@ mod tests {
         assert_eq!(parse_bulk_response(skipped).unwrap().items[0].status, 201);
     }
 
+    fn meta(id: &str, timestamp: Option<&str>, stored_id: Option<&str>) -> DocMeta {
+        DocMeta {
+            id: id.into(),
+            timestamp: timestamp.map(Into::into),
+            stored_id: stored_id.map(Into::into),
+        }
+    }
+
     #[test]
     fn a_scan_page_keeps_every_id_and_the_last_sort_values() {
         let page = br#"{"pit_id":"p2","hits":{"hits":[
             {"_id":"a","sort":[1, 10]},
             {"_id":"b\u00e9","_source":{"id":"b-body","_timestamp":"2024"},"sort":[2, "x"]}]}}"#;
-        let (pit, metas, sort) = read_scan_page(page).unwrap();
-        assert_eq!(pit.as_deref(), Some("p2"));
+        let read = read_scan_page(page, 10).unwrap();
+        assert_eq!(read.pit.as_deref(), Some("p2"));
         assert_eq!(
-            metas,
+            read.docs.to_metas(),
             vec![
-                DocMeta {
-                    id: "a".into(),
-                    timestamp: None,
-                    stored_id: None
-                },
-                DocMeta {
-                    id: "b-body".into(),
-                    timestamp: Some("2024".into()),
-                    stored_id: Some("b\u{e9}".into())
-                },
+                meta("a", None, None),
+                meta("b-body", Some("2024"), Some("b\u{e9}")),
             ]
         );
-        assert_eq!(sort, Some(vec![Value::from(2), Value::from("x")]));
-        let err = read_scan_page(br#"{"hits":{"hits":[{"_id":"a"}]}}"#).unwrap_err();
+        // Sent back as the cluster wrote them.
+        assert_eq!(read.last_sort.unwrap().get(), r#"[2, "x"]"#);
+        let err = read_scan_page(br#"{"hits":{"hits":[{"_id":"a"}]}}"#, 10).unwrap_err();
         assert!(err.to_string().contains("without 'sort'"), "{err}");
-        let (_, empty, sort) = read_scan_page(br#"{"pit_id":"p"}"#).unwrap();
-        assert!(empty.is_empty() && sort.is_none());
+        let err = read_scan_page(br#"{"hits":{"hits":[{"_id":"a","sort":7}]}}"#, 10).unwrap_err();
+        assert!(err.to_string().contains("'sort' values"), "{err}");
+        let empty = read_scan_page(br#"{"pit_id":"p"}"#, 10).unwrap();
+        assert!(empty.docs.is_empty() && empty.last_sort.is_none());
+        assert_eq!(empty.pit.as_deref(), Some("p"));
+    }
+
+    #[test]
+    fn a_page_request_is_the_json_it_always_was() {
+        let after = RawValue::from_string("[41,7]".to_string()).unwrap();
+        for (with_source, source) in [(true, json!(["id", "_timestamp"])), (false, json!(false))] {
+            for search_after in [None, Some(after.as_ref())] {
+                let mut expected = json!({
+                    "size": 1000,
+                    "_source": source,
+                    "sort": [{ "_shard_doc": "asc" }],
+                    "pit": { "id": "p\"it", "keep_alive": PIT_KEEP_ALIVE },
+                    "track_total_hits": false,
+                });
+                if search_after.is_some() {
+                    expected["search_after"] = json!([41, 7]);
+                }
+                let request = PageRequest::new(1000, with_source, "p\"it", search_after);
+                assert_eq!(
+                    serde_json::to_string(&request).unwrap(),
+                    serde_json::to_string(&expected).unwrap()
+                );
+            }
+        }
     }
 
     /// A bulk answer of `n` items, each with one of the shapes a cluster sends.
@@ -1147,40 +1251,32 @@ mod tests {
 
     #[test]
     fn scan_hit_prefers_the_body_id() {
-        let meta = |text: &str| scan_meta(serde_json::from_str::<ScanHit>(text).unwrap());
+        let meta_of = |text: &str| {
+            let mut page = IdPage::new();
+            push_scan_hit(&mut page, &serde_json::from_str::<ScanHit>(text).unwrap());
+            page.to_metas().pop().unwrap()
+        };
         assert_eq!(
-            meta(r#"{"_id":"h","_source":{"id":"long-id","_timestamp":"t"},"sort":[1]}"#),
-            DocMeta {
-                id: "long-id".into(),
-                timestamp: Some("t".into()),
-                stored_id: Some("h".into()),
-            }
+            meta_of(r#"{"_id":"h","_source":{"id":"long-id","_timestamp":"t"},"sort":[1]}"#),
+            meta("long-id", Some("t"), Some("h"))
         );
         assert_eq!(
-            meta(r#"{"_id":"h","_source":{}}"#),
-            DocMeta {
-                id: "h".into(),
-                timestamp: None,
-                stored_id: None,
-            }
+            meta_of(r#"{"_id":"h","_source":{}}"#),
+            meta("h", None, None)
+        );
+        assert_eq!(
+            meta_of(r#"{"_id":"h","_source":{"id":"h"}}"#),
+            meta("h", None, None)
         );
         // Escapes are decoded; a non-string id falls back to `_id`; a non-string timestamp
         // is kept as its JSON.
         assert_eq!(
-            meta(r#"{"_id":"h","_source":{"id":"a\"b\u00e9","_timestamp":null}}"#),
-            DocMeta {
-                id: "a\"bé".into(),
-                timestamp: None,
-                stored_id: Some("h".into()),
-            }
+            meta_of(r#"{"_id":"h","_source":{"id":"a\"b\u00e9","_timestamp":null}}"#),
+            meta("a\"bé", None, Some("h"))
         );
         assert_eq!(
-            meta(r#"{"_id":"h","_source":{"id":7,"_timestamp":1700000000}}"#),
-            DocMeta {
-                id: "h".into(),
-                timestamp: Some("1700000000".into()),
-                stored_id: None,
-            }
+            meta_of(r#"{"_id":"h","_source":{"id":7,"_timestamp":1700000000}}"#),
+            meta("h", Some("1700000000"), None)
         );
     }
 

@@ -11,6 +11,7 @@ pub mod documents;
 mod error;
 pub mod indices;
 mod lean_answer;
+mod lean_scan;
 mod pool;
 pub mod sync_jobs;
 pub mod transport;

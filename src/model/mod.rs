@@ -15,7 +15,9 @@ mod table_progress;
 mod timestamp;
 pub mod validate;
 
-pub use bulk::{BulkItem, BulkOp, BulkRequest, BulkResponse, DocMeta, ItemError};
+pub use bulk::{
+    BulkItem, BulkOp, BulkRequest, BulkResponse, DocMeta, DocRef, Docs, IdPage, ItemError,
+};
 pub use config_field::{
     ConfigField, Configuration, Dependency, DisplayType, FieldType, SelectOption, Validation,
     ValidationType, is_empty_value, loosely_equal, value_text,

@@ -4,7 +4,7 @@
 
 use super::mapping::IndexMapping;
 use super::{EmbeddedBackend, db_err, from_json, to_json};
-use crate::backend::{BackendError, DocMeta, IdScan, Result};
+use crate::backend::{BackendError, IdPage, IdScan, Result};
 use crate::model::Timestamp;
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -186,12 +186,7 @@ pub(super) fn delete(conn: &Connection, index: &str, id: &str) -> Result<bool> {
 }
 
 /// One page of ids after `after`, in id order.
-fn page_after(
-    conn: &Connection,
-    index: &str,
-    after: Option<&str>,
-    size: usize,
-) -> Result<Vec<DocMeta>> {
+fn page_after(conn: &Connection, index: &str, after: Option<&str>, size: usize) -> Result<IdPage> {
     let limit = i64::try_from(size).unwrap_or(i64::MAX);
     let mut statement = conn
         .prepare_cached(
@@ -199,16 +194,31 @@ fn page_after(
         )
         .map_err(db_err)?;
     // Every id sorts after the empty string, so "" starts the scan.
-    let rows = statement
-        .query_map(params![index, after.unwrap_or(""), limit], |row| {
-            Ok(DocMeta {
-                id: row.get(0)?,
-                timestamp: row.get(1)?,
-                stored_id: None,
-            })
-        })
+    let mut rows = statement
+        .query(params![index, after.unwrap_or(""), limit])
         .map_err(db_err)?;
-    rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db_err)
+    let mut page = IdPage::with_capacity(size.min(4096), 0);
+    // Read in place: each row's text is copied once, into the page.
+    while let Some(row) = rows.next().map_err(db_err)? {
+        let id = text_column(row, 0)?
+            .ok_or_else(|| BackendError::Other("a stored document has no id".to_string()))?;
+        page.push(id, None, text_column(row, 1)?);
+    }
+    Ok(page)
+}
+
+/// A text (or NULL) column of `row`, borrowed from it.
+fn text_column<'r>(row: &'r rusqlite::Row<'_>, column: usize) -> Result<Option<&'r str>> {
+    match row.get_ref(column).map_err(db_err)? {
+        rusqlite::types::ValueRef::Null => Ok(None),
+        rusqlite::types::ValueRef::Text(text) => std::str::from_utf8(text)
+            .map(Some)
+            .map_err(|e| BackendError::Other(format!("a stored id or timestamp: {e}"))),
+        other => Err(BackendError::Other(format!(
+            "a stored id or timestamp is {}, not text",
+            other.data_type()
+        ))),
+    }
 }
 
 /// Keyset pagination over an index's ids (`id > last`): stable while documents are written,
@@ -235,7 +245,7 @@ impl EmbeddedIdScan {
 
 #[async_trait]
 impl IdScan for EmbeddedIdScan {
-    async fn next_page(&mut self) -> Result<Option<Vec<DocMeta>>> {
+    async fn next_page(&mut self) -> Result<Option<IdPage>> {
         if self.done {
             return Ok(None);
         }
@@ -248,7 +258,7 @@ impl IdScan for EmbeddedIdScan {
             self.done = true;
         }
         match page.last() {
-            Some(meta) => self.last = Some(meta.id.clone()),
+            Some(doc) => self.last = Some(doc.id.to_string()),
             None => return Ok(None),
         }
         Ok(Some(page))
