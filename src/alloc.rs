@@ -17,28 +17,43 @@ const ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
 /// `mi_option_purge_delay`, in milliseconds (mimalloc 3 defaults to 1000).
 const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
-/// The settings syncdeck changes, with the environment variable that overrides each one.
-const SETTINGS: [(libmimalloc_sys::mi_option_t, &CStr, c_long); 2] = [
+/// The settings syncdeck changes, with the environment variables (mimalloc's name and its
+/// older one) that override each one.
+const SETTINGS: [(libmimalloc_sys::mi_option_t, [&CStr; 2], c_long); 2] = [
     // Give freed pages back at once rather than a second later.
-    (PURGE_DELAY, c"MIMALLOC_PURGE_DELAY", 0),
+    (
+        PURGE_DELAY,
+        [c"MIMALLOC_PURGE_DELAY", c"MIMALLOC_RESET_DELAY"],
+        0,
+    ),
     // Commit arena memory as it is used, not ahead.
-    (ARENA_EAGER_COMMIT, c"MIMALLOC_ARENA_EAGER_COMMIT", 0),
+    (
+        ARENA_EAGER_COMMIT,
+        [
+            c"MIMALLOC_ARENA_EAGER_COMMIT",
+            c"MIMALLOC_EAGER_REGION_COMMIT",
+        ],
+        0,
+    ),
 ];
 
-/// Applies syncdeck's allocator settings, leaving any the operator set with mimalloc's own
-/// `MIMALLOC_*` variable as they are.
+/// Applies syncdeck's allocator settings, leaving any the operator set through mimalloc's own
+/// variables (upper case, the current name or the older one) as they are.
 ///
 /// It must run before the first allocation: mimalloc reads `arena_eager_commit` when it
 /// creates its first arena, which the Rust runtime's own allocations do before `main`.
 /// Hence the binaries run it from the ELF loader's `.init_array` (see [`tune_at_load`] and
 /// `main.rs`), and it allocates nothing itself (`getenv`, not `std::env`). Measured: set from
 /// `main`, the eager commit setting came too late and a 1M-document sync peaked at 75–78 MiB
-/// instead of 41 (README, "Sync engine").
+/// instead of 41 (README, "The allocator").
 pub fn tune() {
-    for (option, variable, value) in SETTINGS {
-        // SAFETY: `getenv` with a NUL-terminated name; only compared with null. Nothing in
-        // this process changes the environment while the loader runs constructors.
-        let set_by_operator = !unsafe { libc::getenv(variable.as_ptr()) }.is_null();
+    for (option, variables, value) in SETTINGS {
+        let set_by_operator = variables.iter().any(|variable| {
+            // SAFETY: `getenv` with a NUL-terminated name, its answer only compared with null.
+            // `getenv` races only with a concurrent `setenv`, which safe Rust cannot do
+            // (`std::env::set_var` is unsafe and its callers must not let it race readers).
+            !unsafe { libc::getenv(variable.as_ptr()) }.is_null()
+        });
         if !set_by_operator {
             // SAFETY: sets a plain integer in mimalloc's option table; the option index is
             // within `_mi_option_last` (and checked by this module's test), and mimalloc
@@ -46,6 +61,17 @@ pub fn tune() {
             unsafe { libmimalloc_sys::mi_option_set(option, value) };
         }
     }
+}
+
+/// What [`tune`] governs, as mimalloc has it now: `(option name, value)`. For tests and
+/// diagnostics.
+pub fn settings() -> [(&'static str, c_long); 2] {
+    // SAFETY: reads integers from mimalloc's option table (indices checked by the test).
+    let get = |option| unsafe { libmimalloc_sys::mi_option_get(option) };
+    [
+        ("purge_delay", get(PURGE_DELAY)),
+        ("arena_eager_commit", get(ARENA_EAGER_COMMIT)),
+    ]
 }
 
 /// [`tune`] as the loader calls it. A binary installs it with
@@ -79,12 +105,19 @@ mod tests {
             );
         }
         tune();
-        for (option, variable, value) in SETTINGS {
-            let variable = variable.to_str().expect("the names are ASCII");
-            if std::env::var_os(variable).is_none() {
+        for (option, variables, value) in SETTINGS {
+            let unset = variables.iter().all(|variable| {
+                let variable = variable.to_str().expect("the names are ASCII");
+                std::env::var_os(variable).is_none()
+            });
+            if unset {
                 // SAFETY: as above.
                 assert_eq!(unsafe { libmimalloc_sys::mi_option_get(option) }, value);
             }
         }
+        assert_eq!(
+            settings().map(|(name, _)| name),
+            ["purge_delay", "arena_eager_commit"]
+        );
     }
 }

@@ -10,7 +10,8 @@
 //!   the resolved profile) and how the CLI prints; shared by `cli` and `console`.
 //! - [`cli`]: the headless commands, thin over the above.
 //!
-//! The binary (`main.rs`) only parses arguments, sets up logging and dispatches.
+//! The binary (`main.rs`) only installs the allocator (tuned by [`alloc`]), parses arguments,
+//! sets up logging and dispatches.
 
 // No unsafe code, except `alloc`, which sets the allocator's options through its C API.
 #![deny(unsafe_code)]

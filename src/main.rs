@@ -116,3 +116,21 @@ fn command_name(c: &Command) -> &'static str {
         Command::Completions { .. } => "completions",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// This test binary is built from this file, with its global allocator and its
+    /// `.init_array` entry: the allocator's settings are in force before any test runs (a
+    /// linker that dropped the entry would leave mimalloc's defaults, 1000 and 2).
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_allocator_is_tuned_when_the_process_loads() {
+        if std::env::vars().any(|(name, _)| name.to_ascii_uppercase().starts_with("MIMALLOC_")) {
+            return; // the operator's settings win; nothing of ours to check
+        }
+        assert_eq!(
+            syncdeck::alloc::settings(),
+            [("purge_delay", 0), ("arena_eager_commit", 0)]
+        );
+    }
+}

@@ -1103,14 +1103,6 @@ mod tests {
         assert_eq!(parse_bulk_response(skipped).unwrap().items[0].status, 201);
     }
 
-    fn meta(id: &str, timestamp: Option<&str>, stored_id: Option<&str>) -> DocMeta {
-        DocMeta {
-            id: id.into(),
-            timestamp: timestamp.map(Into::into),
-            stored_id: stored_id.map(Into::into),
-        }
-    }
-
     #[test]
     fn a_scan_page_keeps_every_id_and_the_last_sort_values() {
         let page = br#"{"pit_id":"p2","hits":{"hits":[
@@ -1121,8 +1113,8 @@ mod tests {
         assert_eq!(
             read.docs.to_metas(),
             vec![
-                meta("a", None, None),
-                meta("b-body", Some("2024"), Some("b\u{e9}")),
+                DocMeta::of("a", None, None),
+                DocMeta::of("b-body", Some("2024"), Some("b\u{e9}")),
             ]
         );
         // Sent back as the cluster wrote them.
@@ -1258,25 +1250,25 @@ mod tests {
         };
         assert_eq!(
             meta_of(r#"{"_id":"h","_source":{"id":"long-id","_timestamp":"t"},"sort":[1]}"#),
-            meta("long-id", Some("t"), Some("h"))
+            DocMeta::of("long-id", Some("t"), Some("h"))
         );
         assert_eq!(
             meta_of(r#"{"_id":"h","_source":{}}"#),
-            meta("h", None, None)
+            DocMeta::of("h", None, None)
         );
         assert_eq!(
             meta_of(r#"{"_id":"h","_source":{"id":"h"}}"#),
-            meta("h", None, None)
+            DocMeta::of("h", None, None)
         );
         // Escapes are decoded; a non-string id falls back to `_id`; a non-string timestamp
         // is kept as its JSON.
         assert_eq!(
             meta_of(r#"{"_id":"h","_source":{"id":"a\"b\u00e9","_timestamp":null}}"#),
-            meta("a\"bé", None, Some("h"))
+            DocMeta::of("a\"bé", None, Some("h"))
         );
         assert_eq!(
             meta_of(r#"{"_id":"h","_source":{"id":7,"_timestamp":1700000000}}"#),
-            meta("h", Some("1700000000"), None)
+            DocMeta::of("h", Some("1700000000"), None)
         );
     }
 

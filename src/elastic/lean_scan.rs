@@ -2,12 +2,14 @@
 //! [`super::documents::SCAN_FILTER_PATH`]) a page is a fixed shape,
 //! `{"pit_id":"…","hits":{"hits":[{"_id":"a","_source":{"id":"a","_timestamp":"…"},"sort":[7]},…]}}`,
 //! and a re-sync reads one hit per document of its index: reading them with serde, a
-//! `String` per id, cost ~1,900 instructions a hit by callgrind, this reading ~500. This module matches that exact compact shape (the
-//! fields of each object in any order, each once; `_id`, `pit_id` and the `_source` fields
-//! strings; `sort` a list of integers) and gives up on anything else (a space, another field,
-//! a number as `id`, a fraction in `sort`), leaving the page to serde. A string with escapes
-//! is unescaped by serde itself. What it returns is what serde would: tests change pages byte
-//! by byte and hold the two to the same reading on every change this module accepts.
+//! `String` per id, cost ~1,900 instructions a hit by callgrind, this reading ~500.
+//!
+//! This module matches that exact compact shape (the fields of each object in any order,
+//! each once; `_id`, `pit_id` and the `_source` fields strings; `sort` a list of integers)
+//! and gives up on anything else (a space, another field, a number as `id`, a fraction in
+//! `sort`), leaving the page to serde. A string with escapes is unescaped by serde itself.
+//! What it returns is what serde would: tests change pages byte by byte and hold the two to
+//! the same reading on every change this module accepts.
 
 use super::documents::ScanPage;
 use crate::model::IdPage;
@@ -117,7 +119,7 @@ impl<'a> Cursor<'a> {
         }
         self.at += 1;
         // With the quotes: the string as JSON, unescaped by serde.
-        let quoted = self.text.get(start - 1..self.at)?;
+        let quoted = self.text.get(start.checked_sub(1)?..self.at)?;
         serde_json::from_str::<String>(quoted).ok().map(Cow::Owned)
     }
 
@@ -127,7 +129,7 @@ impl<'a> Cursor<'a> {
         let _ = self.literal(b"-");
         let rest = self.bytes.get(self.at..)?;
         let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-        if digits == 0 || (digits > 1 && rest[0] == b'0') {
+        if digits == 0 || (digits > 1 && rest.first() == Some(&b'0')) {
             return None;
         }
         if matches!(rest.get(digits), Some(b'.' | b'e' | b'E')) {
@@ -290,6 +292,7 @@ impl<'a> Cursor<'a> {
 mod tests {
     use super::*;
     use crate::elastic::documents::read_scan_page_with_serde;
+    use crate::elastic::one_byte_changes::{mutated, one_byte_changes};
     use crate::model::DocMeta;
     use proptest::prelude::*;
 
@@ -310,14 +313,6 @@ mod tests {
 
     fn serde(text: &[u8]) -> Option<Reading> {
         read_scan_page_with_serde(text).ok().map(reading)
-    }
-
-    fn meta(id: &str, timestamp: Option<&str>, stored_id: Option<&str>) -> DocMeta {
-        DocMeta {
-            id: id.into(),
-            timestamp: timestamp.map(Into::into),
-            stored_id: stored_id.map(Into::into),
-        }
     }
 
     #[test]
@@ -355,16 +350,22 @@ mod tests {
         assert_eq!(
             docs,
             [
-                meta("a", Some("t1"), None),
-                meta("café \"long\"", Some("t2"), Some("h")),
-                meta("/c", None, None),
+                DocMeta::of("a", Some("t1"), None),
+                DocMeta::of("café \"long\"", Some("t2"), Some("h")),
+                DocMeta::of("/c", None, None),
             ]
         );
         assert_eq!(sort.as_deref(), Some("[3,-7]"));
         // A hit that starts like a bare one and goes on: read whole, not cut at `sort`.
         let text = br#"{"hits":{"hits":[{"_id":"a","sort":[1]},{"_id":"h","sort":[2],"_source":{"id":"b"}}]}}"#;
         let (_, docs, sort) = lean(text).unwrap();
-        assert_eq!(docs, [meta("a", None, None), meta("b", None, Some("h"))]);
+        assert_eq!(
+            docs,
+            [
+                DocMeta::of("a", None, None),
+                DocMeta::of("b", None, Some("h"))
+            ]
+        );
         assert_eq!(sort.as_deref(), Some("[2]"));
         assert_eq!(serde(text).map(|r| r.1), Some(docs));
     }
@@ -446,18 +447,6 @@ mod tests {
 
     const MUTATIONS: &[u8] = b",\":}]{[09-.e \\/u\nx";
 
-    fn mutated(base: &[u8], at: usize, how: usize, byte: u8) -> Vec<u8> {
-        let mut text = base.to_vec();
-        match how {
-            0 => {
-                text.remove(at);
-            }
-            1 => text[at] = byte,
-            _ => text.insert(at, byte),
-        }
-        text
-    }
-
     fn some(text: &str) -> Option<String> {
         Some(text.to_string())
     }
@@ -475,23 +464,15 @@ mod tests {
         )
         .into_bytes();
         let mut accepted = 0;
-        for at in 0..=base.len() {
-            for how in 0..3 {
-                if at == base.len() && how != 2 {
-                    continue;
-                }
-                for &byte in MUTATIONS {
-                    let text = mutated(&base, at, how, byte);
-                    if let Some(read) = lean(&text) {
-                        accepted += 1;
-                        assert_eq!(
-                            Some(read),
-                            serde(&text),
-                            "{}",
-                            String::from_utf8_lossy(&text)
-                        );
-                    }
-                }
+        for text in one_byte_changes(&base, MUTATIONS) {
+            if let Some(read) = lean(&text) {
+                accepted += 1;
+                assert_eq!(
+                    Some(read),
+                    serde(&text),
+                    "{}",
+                    String::from_utf8_lossy(&text)
+                );
             }
         }
         // Ids and digits changed, a trailing space: the comparison above did run.

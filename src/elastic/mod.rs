@@ -12,6 +12,8 @@ mod error;
 pub mod indices;
 mod lean_answer;
 mod lean_scan;
+#[cfg(test)]
+mod one_byte_changes;
 mod pool;
 pub mod sync_jobs;
 pub mod transport;

@@ -68,6 +68,18 @@ pub struct DocMeta {
     pub stored_id: Option<String>,
 }
 
+#[cfg(test)]
+impl DocMeta {
+    /// A `DocMeta` from borrowed parts, for tests.
+    pub(crate) fn of(id: &str, timestamp: Option<&str>, stored_id: Option<&str>) -> Self {
+        DocMeta {
+            id: id.to_string(),
+            timestamp: timestamp.map(str::to_string),
+            stored_id: stored_id.map(str::to_string),
+        }
+    }
+}
+
 impl DocMeta {
     /// This document as one entry of an [`IdPage`].
     pub fn doc_ref(&self) -> DocRef<'_> {
@@ -266,23 +278,15 @@ impl FromIterator<DocMeta> for IdPage {
 mod tests {
     use super::*;
 
-    fn meta(id: &str, stored_id: Option<&str>, timestamp: Option<&str>) -> DocMeta {
-        DocMeta {
-            id: id.to_string(),
-            timestamp: timestamp.map(str::to_string),
-            stored_id: stored_id.map(str::to_string),
-        }
-    }
-
     #[test]
     fn a_page_gives_back_each_document_as_it_was_pushed() {
         let metas = vec![
-            meta("a", None, None),
-            meta("body-id", Some("stored"), Some("2024-01-01T00:00:00Z")),
+            DocMeta::of("a", None, None),
+            DocMeta::of("body-id", Some("2024-01-01T00:00:00Z"), Some("stored")),
             // Empty is not absent.
-            meta("", Some(""), Some("")),
-            meta("é\"/", None, Some("t")),
-            meta("b", Some("c"), None),
+            DocMeta::of("", Some(""), Some("")),
+            DocMeta::of("é\"/", Some("t"), None),
+            DocMeta::of("b", None, Some("c")),
         ];
         let page: IdPage = metas.iter().cloned().collect();
         assert_eq!(page.len(), 5);

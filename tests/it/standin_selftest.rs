@@ -80,6 +80,10 @@ fn err_type(v: &Value) -> &str {
     v["error"]["type"].as_str().unwrap_or("")
 }
 
+fn root_cause_type(v: &Value) -> &str {
+    v["error"]["root_cause"][0]["type"].as_str().unwrap_or("")
+}
+
 fn ndjson(lines: &[Value]) -> String {
     let mut s = String::new();
     for l in lines {
@@ -2243,32 +2247,42 @@ async fn raw_search(es: &Es, params: &str, body: &Value) -> (u16, Vec<u8>) {
 }
 
 /// An id scan over a point in time (match-all, `_shard_doc`: the natural path, written straight
-/// from the snapshot) answers byte for byte what the general path (a query that matches every
-/// document, filtered and sorted through a view) answers, for every page size, `_source`
-/// choice, `filter_path` and starting point; writes after the PIT opened never show; a closed
-/// PIT is an unfiltered error.
+/// from the snapshot), and pages of a view written straight from it, answer byte for byte what
+/// a stand-in without those shortcuts answers (the general path: the snapshot filtered and
+/// sorted, hits copied), for every page size, `_source` choice, `filter_path` and starting
+/// point; writes after the PIT opened never show; a closed PIT is an unfiltered error.
 #[tokio::test]
 async fn pit_scan_fast_path_answers_like_the_general_path() {
     let s = StandIn::start(StandInOptions::default()).await;
+    let general_standin = StandIn::start(StandInOptions {
+        fast_paths: false,
+        ..StandInOptions::default()
+    })
+    .await;
     let es = Es::new(&s);
+    let general_es = Es::new(&general_standin);
     const N: usize = 2_500;
     let mut body = String::new();
     // Written out of order: storage order is `_id` order.
     for i in (0..N).rev() {
         body.push_str(&format!("{{\"index\":{{\"_id\":\"d-{i:05}\"}}}}\n{{\"n\":{i}, \"id\":\"d-{i:05}\",\"_timestamp\":\"2024-01-0{}T00:00:00Z\",\"body\":{{\"x\":[1,2.50]}}}}\n", i % 9 + 1));
     }
-    let (st, r) = es.bulk("/scan/_bulk", body).await;
-    assert_eq!((st, r["errors"].clone()), (200, json!(false)));
-    let (st, r) = es.post("/scan/_pit?keep_alive=1m", json!({})).await;
-    assert_eq!(st, 200);
-    let pit = r["id"].as_str().unwrap().to_owned();
     // After the PIT opened: a new document, a deleted one, a replaced one.
     let mut late = String::new();
     late.push_str("{\"index\":{\"_id\":\"d-00000-late\"}}\n{\"n\":1}\n");
     late.push_str("{\"delete\":{\"_id\":\"d-00007\"}}\n");
     late.push_str("{\"index\":{\"_id\":\"d-00008\"}}\n{\"n\":-8,\"id\":\"changed\"}\n");
-    let (st, r) = es.bulk("/scan/_bulk", late).await;
-    assert_eq!((st, r["errors"].clone()), (200, json!(false)));
+    let mut pits = Vec::new();
+    for es in [&es, &general_es] {
+        let (st, r) = es.bulk("/scan/_bulk", body.clone()).await;
+        assert_eq!((st, r["errors"].clone()), (200, json!(false)));
+        let (st, r) = es.post("/scan/_pit?keep_alive=1m", json!({})).await;
+        assert_eq!(st, 200);
+        pits.push(r["id"].as_str().unwrap().to_owned());
+        let (st, r) = es.bulk("/scan/_bulk", late.clone()).await;
+        assert_eq!((st, r["errors"].clone()), (200, json!(false)));
+    }
+    let (pit, general_pit) = (pits[0].clone(), pits[1].clone());
 
     let filters = [
         "?filter_path=pit_id,hits.hits._id,hits.hits.sort&allow_partial_search_results=false",
@@ -2278,73 +2292,76 @@ async fn pit_scan_fast_path_answers_like_the_general_path() {
         "?filter_path=hits.total,hits.max_score",
     ];
     let sources = [json!(false), json!(["id", "_timestamp"]), json!(true)];
+    // The natural path (match-all) and a view (a query that matches every document).
+    let queries = [None, Some(json!({"range": {"n": {"gte": 0}}}))];
     let mut pages = 0;
     for size in [1000, 7, 1] {
         for (fi, filter) in filters.iter().enumerate() {
             for source in &sources {
-                // A size-1 scan of 2.5k pages is long: it starts near the end instead.
-                let mut after = if size == 1 {
-                    Some(json!([N - 3]))
-                } else {
-                    None
-                };
-                let mut ids = Vec::new();
-                loop {
-                    let mut q = json!({"size": size, "_source": source, "sort": [{"_shard_doc": "asc"}],
-                        "pit": {"id": pit, "keep_alive": "1m"}, "track_total_hits": fi % 2 == 0});
-                    if let Some(a) = &after {
-                        q["search_after"] = a.clone();
-                    }
-                    let mut general = q.clone();
-                    general["query"] = json!({"range": {"n": {"gte": 0}}});
-                    let (st, fast) = raw_search(&es, filter, &q).await;
-                    assert_eq!(st, 200, "{}", String::from_utf8_lossy(&fast));
-                    let (st, slow) = raw_search(&es, filter, &general).await;
-                    assert_eq!(st, 200);
-                    pages += 1;
-                    if filter.contains("-took") {
-                        // `took` may differ by a millisecond; the rest may not.
-                        let mut f: Value = serde_json::from_slice(&fast).unwrap();
-                        let mut g: Value = serde_json::from_slice(&slow).unwrap();
-                        f["took"] = json!(0);
-                        g["took"] = json!(0);
-                        assert!(f.get("took").is_some());
-                        assert_eq!(f, g, "size {size}, {filter}, {source}, after {after:?}");
+                for query in &queries {
+                    // A size-1 scan of 2.5k pages is long: it starts near the end instead.
+                    let mut after = if size == 1 {
+                        Some(json!([N - 3]))
                     } else {
-                        assert_eq!(
-                            String::from_utf8_lossy(&fast),
-                            String::from_utf8_lossy(&slow),
-                            "size {size}, {filter}, {source}, after {after:?}"
-                        );
+                        None
+                    };
+                    let mut ids = Vec::new();
+                    loop {
+                        let mut q = json!({"size": size, "_source": source, "sort": [{"_shard_doc": "asc"}],
+                            "pit": {"id": pit, "keep_alive": "1m"}, "track_total_hits": fi % 2 == 0});
+                        if let Some(a) = &after {
+                            q["search_after"] = a.clone();
+                        }
+                        if let Some(query) = query {
+                            q["query"] = query.clone();
+                        }
+                        let mut general = q.clone();
+                        general["pit"]["id"] = json!(general_pit);
+                        let (st, fast) = raw_search(&es, filter, &q).await;
+                        assert_eq!(st, 200, "{}", String::from_utf8_lossy(&fast));
+                        let (st, slow) = raw_search(&general_es, filter, &general).await;
+                        assert_eq!(st, 200);
+                        // The two stand-ins' PIT ids differ; nothing else may.
+                        let slow = String::from_utf8_lossy(&slow).replace(&general_pit, &pit);
+                        pages += 1;
+                        let context =
+                            format!("size {size}, {filter}, {source}, {query:?}, after {after:?}");
+                        // Every filter leaves `took` out (`-took` by name, the others by
+                        // listing what they keep), so the answers compare byte for byte.
+                        assert_eq!(String::from_utf8_lossy(&fast), slow, "{context}");
+                        let v: Value = serde_json::from_slice(&fast).unwrap();
+                        // Only the first two filters keep `sort`, to page on with.
+                        if fi > 1 {
+                            break;
+                        }
+                        assert_eq!(v["pit_id"], pit.as_str());
+                        let hits = v["hits"]["hits"].as_array().cloned().unwrap_or_default();
+                        if fi == 0 {
+                            // The scan's own filter: nothing but `pit_id` and each hit's `_id`
+                            // and `sort`.
+                            assert_eq!(
+                                v.as_object().unwrap().len(),
+                                if hits.is_empty() { 1 } else { 2 },
+                                "{v}"
+                            );
+                            for h in &hits {
+                                let keys: Vec<&String> = h.as_object().unwrap().keys().collect();
+                                assert_eq!(keys, ["_id", "sort"], "{h}");
+                            }
+                        }
+                        ids.extend(hits.iter().map(|h| h["_id"].as_str().unwrap().to_owned()));
+                        if hits.len() < size {
+                            break;
+                        }
+                        after = Some(hits.last().unwrap()["sort"].clone());
                     }
-                    let v: Value = serde_json::from_slice(&fast).unwrap();
-                    if fi != 0 {
-                        break;
+                    if fi <= 1 {
+                        let want: Vec<String> = (0..N)
+                            .filter(|i| size != 1 || *i > N - 3)
+                            .map(|i| format!("d-{i:05}"))
+                            .collect();
+                        assert_eq!(ids, want, "size {size}, {filter}, {query:?}");
                     }
-                    // The scan's own filter: nothing but `pit_id` and each hit's `_id` and `sort`.
-                    assert_eq!(v["pit_id"], pit.as_str());
-                    let hits = v["hits"]["hits"].as_array().cloned().unwrap_or_default();
-                    assert_eq!(
-                        v.as_object().unwrap().len(),
-                        if hits.is_empty() { 1 } else { 2 },
-                        "{v}"
-                    );
-                    for h in &hits {
-                        let keys: Vec<&String> = h.as_object().unwrap().keys().collect();
-                        assert_eq!(keys, ["_id", "sort"], "{h}");
-                        ids.push(h["_id"].as_str().unwrap().to_owned());
-                    }
-                    if hits.len() < size {
-                        break;
-                    }
-                    after = Some(hits.last().unwrap()["sort"].clone());
-                }
-                if fi == 0 {
-                    let want: Vec<String> = (0..N)
-                        .filter(|i| size != 1 || *i > N - 3)
-                        .map(|i| format!("d-{i:05}"))
-                        .collect();
-                    assert_eq!(ids, want, "size {size}");
                 }
             }
         }
@@ -2368,8 +2385,12 @@ async fn pit_scan_fast_path_answers_like_the_general_path() {
     let (st, body) = raw_search(&es, "?filter_path=pit_id,hits.hits._id", &q).await;
     let v: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(
-        (st, err_type(&v)),
-        (404, "search_context_missing_exception"),
+        (st, err_type(&v), root_cause_type(&v)),
+        (
+            404,
+            "search_phase_execution_exception",
+            "search_context_missing_exception"
+        ),
         "{v}"
     );
     // An expired one answers the same.
@@ -2380,8 +2401,12 @@ async fn pit_scan_fast_path_answers_like_the_general_path() {
     let (st, body) = raw_search(&es, "?filter_path=pit_id,hits.hits._id", &q).await;
     let v: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(
-        (st, err_type(&v)),
-        (404, "search_context_missing_exception"),
+        (st, err_type(&v), root_cause_type(&v)),
+        (
+            404,
+            "search_phase_execution_exception",
+            "search_context_missing_exception"
+        ),
         "{v}"
     );
 }

@@ -274,11 +274,29 @@ impl EsError {
         if let Some(o) = root.as_object_mut() {
             o.remove("caused_by");
         }
+        // A search whose shards all failed names the shards' failures as its root causes.
+        let shard_reasons: Vec<Value> = self
+            .extra
+            .iter()
+            .find(|(k, _)| k == "failed_shards")
+            .and_then(|(_, v)| v.as_array())
+            .map(|shards| {
+                shards
+                    .iter()
+                    .filter_map(|f| f.get("reason").cloned())
+                    .collect()
+            })
+            .unwrap_or_default();
         let mut error = self.cause_json();
         if let Some(o) = error.as_object_mut() {
             // ES puts root_cause first.
             let mut with_root = Map::new();
-            with_root.insert("root_cause".into(), json!([root]));
+            let roots = if shard_reasons.is_empty() {
+                vec![root]
+            } else {
+                shard_reasons
+            };
+            with_root.insert("root_cause".into(), Value::Array(roots));
             for (k, v) in std::mem::take(o) {
                 with_root.insert(k, v);
             }

@@ -57,6 +57,10 @@ pub struct StandInOptions {
     pub kibana: bool,
     /// The version every node and Kibana report.
     pub version: String,
+    /// Whether searches over a point in time take their shortcuts (pages written straight
+    /// from the snapshot or its view). Only tests that hold the shortcuts to the general
+    /// path's answers turn them off.
+    pub fast_paths: bool,
 }
 
 impl Default for StandInOptions {
@@ -66,6 +70,7 @@ impl Default for StandInOptions {
             auth: StandInAuth::None,
             kibana: true,
             version: "9.1.0".to_owned(),
+            fast_paths: true,
         }
     }
 }

@@ -768,7 +768,10 @@ impl SourceFilter {
         match self {
             SourceFilter::Nothing => None,
             SourceFilter::Fields { includes, excludes }
-                if excludes.is_empty() && includes.iter().all(|p| is_top_level_name(p)) =>
+                // No includes at all means the whole source, which the general path gives.
+                if excludes.is_empty()
+                    && !includes.is_empty()
+                    && includes.iter().all(|p| is_top_level_name(p)) =>
             {
                 let top = top_level_fields(raw, includes);
                 top.or_else(|| {
@@ -932,6 +935,7 @@ mod tests {
             vec!["missing"],
             vec!["id.x"],
             vec!["i*"],
+            vec![],
         ];
         let mut fast = 0;
         for raw in docs {
@@ -949,7 +953,8 @@ mod tests {
                     general.as_ref().map(Value::to_string),
                     "{raw} with {inc:?}"
                 );
-                if inc.iter().all(|p| is_top_level_name(p))
+                if !inc.is_empty()
+                    && inc.iter().all(|p| is_top_level_name(p))
                     && top_level_fields(raw.as_bytes(), &filter_includes(&filter)).is_some()
                 {
                     fast += 1;

@@ -689,12 +689,20 @@ fn snapshot(cluster: &Cluster, names: &[String]) -> Vec<SnapDoc> {
     out
 }
 
+/// A PIT or scroll that is closed or expired: as ES answers it, a search whose every shard
+/// failed with `search_context_missing_exception` (404).
 fn search_context_missing(id: &str) -> EsError {
-    EsError::new(
-        404,
-        "search_context_missing_exception",
-        format!("No search context found for id [{id}]"),
-    )
+    let missing = json!({
+        "type": "search_context_missing_exception",
+        "reason": format!("No search context found for id [{id}]"),
+    });
+    EsError::new(404, "search_phase_execution_exception", "all shards failed")
+        .with("phase", "query")
+        .with("grouped", true)
+        .with(
+            "failed_shards",
+            json!([{"shard": -1, "index": null, "reason": missing}]),
+        )
 }
 
 impl HitList for Vec<Hit> {
@@ -838,12 +846,13 @@ pub(crate) fn search(
             if !keys.iter().any(|k| k.field == "_shard_doc") {
                 keys.push(SortKey::new("_shard_doc", false));
             }
-            let target = if takes_natural_path(pit.single_index, &sr, &keys) {
-                Target::Snap(pit.docs.clone())
-            } else {
-                let sig = view_signature(&body, req, &keys);
-                Target::View(pit_view(pit, &sr, &keys, sig))
-            };
+            let target =
+                if shared.opts.fast_paths && takes_natural_path(pit.single_index, &sr, &keys) {
+                    Target::Snap(pit.docs.clone())
+                } else {
+                    let sig = view_signature(&body, req, &keys);
+                    Target::View(pit_view(pit, &sr, &keys, sig))
+                };
             (target, Some(id.clone()))
         }
         None => {
@@ -916,6 +925,7 @@ pub(crate) fn search(
         return Ok(write_response(&sr, &page, &hits, req));
     }
     if let Target::View(view) = &target
+        && shared.opts.fast_paths
         && let Some((start, end)) = view.range(&sr, &keys, sr.from.saturating_add(sr.size))
     {
         // Written straight from the view: no hit is copied.
