@@ -46,12 +46,7 @@ pub(crate) fn parse(bytes: &[u8], expected: usize) -> Option<BulkResponse> {
         at.literal(b"]")?;
     }
     at.literal(b"}")?;
-    // serde allows trailing whitespace and nothing else.
-    let rest = bytes.get(at.at..)?;
-    if !rest
-        .iter()
-        .all(|b| matches!(b, b' ' | b'\n' | b'\r' | b'\t'))
-    {
+    if !super::lean_json::only_whitespace(bytes.get(at.at..)?) {
         return None;
     }
     Some(BulkResponse {
@@ -84,28 +79,20 @@ const RESULTS: [(&[u8], &str); 5] = [
 impl Cursor<'_> {
     /// Steps over `text` when the answer continues with it.
     fn literal(&mut self, text: &[u8]) -> Option<()> {
-        let rest = self.bytes.get(self.at..)?;
-        if rest.starts_with(text) {
-            self.at += text.len();
-            Some(())
-        } else {
-            None
-        }
+        super::lean_json::step_over(self.bytes, &mut self.at, text)
     }
 
     /// A JSON integer with no sign, fraction or exponent, fitting a `u64` (what serde reads
     /// into `took`). Anything else is left to serde.
     fn number(&mut self) -> Option<u64> {
         let rest = self.bytes.get(self.at..)?;
-        let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-        // JSON forbids leading zeros; 19 digits always fit a u64.
-        if digits == 0 || digits > 19 || (digits > 1 && rest[0] == b'0') {
+        let digits = super::lean_json::integer_digits(rest)?;
+        // 19 digits always fit a u64.
+        if digits > 19 {
             return None;
         }
-        if matches!(rest.get(digits), Some(b'.' | b'e' | b'E')) {
-            return None;
-        }
-        let value = rest[..digits]
+        let value = rest
+            .get(..digits)?
             .iter()
             .fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
         self.at += digits;

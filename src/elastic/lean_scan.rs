@@ -48,12 +48,7 @@ pub(crate) fn parse(bytes: &[u8], expected: usize) -> Option<ScanPage> {
         }
         at.literal(b"}")?;
     }
-    // serde allows trailing whitespace and nothing else.
-    let rest = bytes.get(at.at..)?;
-    if !rest
-        .iter()
-        .all(|b| matches!(b, b' ' | b'\n' | b'\r' | b'\t'))
-    {
+    if !super::lean_json::only_whitespace(bytes.get(at.at..)?) {
         return None;
     }
     let (docs, last_sort) = hits.unwrap_or_default();
@@ -85,13 +80,7 @@ struct Hit<'a> {
 impl<'a> Cursor<'a> {
     /// Steps over `text` when the page continues with it.
     fn literal(&mut self, text: &[u8]) -> Option<()> {
-        let rest = self.bytes.get(self.at..)?;
-        if rest.starts_with(text) {
-            self.at += text.len();
-            Some(())
-        } else {
-            None
-        }
+        super::lean_json::step_over(self.bytes, &mut self.at, text)
     }
 
     /// A JSON string. One without escapes is borrowed; one with escapes goes to serde, so it
@@ -127,15 +116,7 @@ impl<'a> Cursor<'a> {
     /// exponent (those are left to serde).
     fn integer(&mut self) -> Option<()> {
         let _ = self.literal(b"-");
-        let rest = self.bytes.get(self.at..)?;
-        let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-        if digits == 0 || (digits > 1 && rest.first() == Some(&b'0')) {
-            return None;
-        }
-        if matches!(rest.get(digits), Some(b'.' | b'e' | b'E')) {
-            return None;
-        }
-        self.at += digits;
+        self.at += super::lean_json::integer_digits(self.bytes.get(self.at..)?)?;
         Some(())
     }
 

@@ -11,6 +11,7 @@ pub mod documents;
 mod error;
 pub mod indices;
 mod lean_answer;
+mod lean_json;
 mod lean_scan;
 #[cfg(test)]
 mod one_byte_changes;

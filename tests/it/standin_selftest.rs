@@ -2381,24 +2381,19 @@ async fn pit_scan_fast_path_answers_like_the_general_path() {
     let (st, _) = es.req("DELETE", "/_pit", Some(json!({"id": pit}))).await;
     assert_eq!(st, 200);
     // A closed PIT: the error is not filtered away.
-    let q = json!({"size": 10, "sort": [{"_shard_doc": "asc"}], "pit": {"id": pit, "keep_alive": "1m"}});
-    let (st, body) = raw_search(&es, "?filter_path=pit_id,hits.hits._id", &q).await;
-    let v: Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!(
-        (st, err_type(&v), root_cause_type(&v)),
-        (
-            404,
-            "search_phase_execution_exception",
-            "search_context_missing_exception"
-        ),
-        "{v}"
-    );
+    assert_pit_missing(&es, json!({"id": pit, "keep_alive": "1m"})).await;
     // An expired one answers the same.
     let (st, r) = es.post("/scan/_pit?keep_alive=1ms", json!({})).await;
     assert_eq!(st, 200);
     tokio::time::sleep(Duration::from_millis(20)).await;
-    let q = json!({"size": 10, "sort": [{"_shard_doc": "asc"}], "pit": {"id": r["id"]}});
-    let (st, body) = raw_search(&es, "?filter_path=pit_id,hits.hits._id", &q).await;
+    assert_pit_missing(&es, json!({"id": r["id"]})).await;
+}
+
+/// A scan page over a closed or expired PIT answers as ES does (a search whose shards all
+/// failed, the missing context as root cause), unfiltered by the scan's `filter_path`.
+async fn assert_pit_missing(es: &Es, pit: Value) {
+    let q = json!({"size": 10, "sort": [{"_shard_doc": "asc"}], "pit": pit});
+    let (st, body) = raw_search(es, "?filter_path=pit_id,hits.hits._id", &q).await;
     let v: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(
         (st, err_type(&v), root_cause_type(&v)),
