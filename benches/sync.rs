@@ -5,7 +5,7 @@
 //! time per document (user + system of the engine process ÷ documents); and its allocations
 //! per document (this binary's global allocator is syncdeck's, mimalloc tuned by
 //! `syncdeck::alloc`, counted; `SYNCDECK_BENCH_ALLOC=system` runs every role on the system
-//! allocator instead). Then the cost of item 429s: the smallest size synced with 10% and 20%
+//! allocator instead). Then the cost of item 429s: the first size synced with 10% and 20%
 //! of bulk items refused with 429, against the same sync clean.
 //!
 //! Every part runs in its own process, re-executing this binary with `SYNCDECK_BENCH_ROLE`
@@ -831,7 +831,7 @@ struct Runs {
     engines: Vec<EngineReport>,
     /// Each engine run's second job: a re-sync of the same documents.
     resyncs: Vec<EngineReport>,
-    /// The stand-in's CPU per document during each engine run (fresh sync).
+    /// The stand-in's CPU per document during each engine run, over both jobs.
     standin_cpu: Vec<f64>,
 }
 

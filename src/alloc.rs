@@ -93,24 +93,21 @@ mod tests {
     /// checks that `tune` sets both (one test: the table is global).
     #[test]
     fn the_options_are_the_ones_named_and_tune_sets_them() {
-        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
-            // SAFETY: reads an integer from mimalloc's option table.
-            assert_eq!(unsafe { libmimalloc_sys::mi_option_get(PURGE_DELAY) }, 1000);
-        }
-        if std::env::var_os("MIMALLOC_ARENA_EAGER_COMMIT").is_none() {
-            // SAFETY: as above.
-            assert_eq!(
-                unsafe { libmimalloc_sys::mi_option_get(ARENA_EAGER_COMMIT) },
-                2
-            );
+        let unset = |variables: [&CStr; 2]| {
+            variables.iter().all(|variable| {
+                let variable = variable.to_str().expect("the names are ASCII");
+                std::env::var_os(variable).is_none()
+            })
+        };
+        for ((option, variables, _), default) in SETTINGS.into_iter().zip([1000, 2]) {
+            if unset(variables) {
+                // SAFETY: reads an integer from mimalloc's option table.
+                assert_eq!(unsafe { libmimalloc_sys::mi_option_get(option) }, default);
+            }
         }
         tune();
         for (option, variables, value) in SETTINGS {
-            let unset = variables.iter().all(|variable| {
-                let variable = variable.to_str().expect("the names are ASCII");
-                std::env::var_os(variable).is_none()
-            });
-            if unset {
+            if unset(variables) {
                 // SAFETY: as above.
                 assert_eq!(unsafe { libmimalloc_sys::mi_option_get(option) }, value);
             }

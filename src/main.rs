@@ -125,7 +125,12 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[test]
     fn the_allocator_is_tuned_when_the_process_loads() {
-        if std::env::vars().any(|(name, _)| name.to_ascii_uppercase().starts_with("MIMALLOC_")) {
+        let mimalloc_variable = |(name, _): (std::ffi::OsString, _)| {
+            name.to_string_lossy()
+                .to_ascii_uppercase()
+                .starts_with("MIMALLOC_")
+        };
+        if std::env::vars_os().any(mimalloc_variable) {
             return; // the operator's settings win; nothing of ours to check
         }
         assert_eq!(

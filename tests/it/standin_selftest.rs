@@ -84,6 +84,26 @@ fn root_cause_type(v: &Value) -> &str {
     v["error"]["root_cause"][0]["type"].as_str().unwrap_or("")
 }
 
+/// A search over a closed or expired PIT or scroll, as ES answers it: its shards all failed,
+/// the missing context as root cause and as cause.
+fn assert_context_missing(status: u16, v: &Value) {
+    assert_eq!(
+        (
+            status,
+            err_type(v),
+            root_cause_type(v),
+            v["error"]["caused_by"]["type"].as_str().unwrap_or("")
+        ),
+        (
+            404,
+            "search_phase_execution_exception",
+            "search_context_missing_exception",
+            "search_context_missing_exception"
+        ),
+        "{v}"
+    );
+}
+
 fn ndjson(lines: &[Value]) -> String {
     let mut s = String::new();
     for l in lines {
@@ -1016,6 +1036,11 @@ async fn search_queries_sort_and_source() {
         .req("DELETE", "/_search/scroll", Some(json!({"scroll_id": sid})))
         .await;
     assert_eq!(st, 200);
+    // A cleared scroll: ES's error for a missing search context.
+    let (st, v) = es
+        .post("/_search/scroll", json!({"scroll": "1m", "scroll_id": sid}))
+        .await;
+    assert_context_missing(st, &v);
 }
 
 #[tokio::test]
@@ -2395,15 +2420,7 @@ async fn assert_pit_missing(es: &Es, pit: Value) {
     let q = json!({"size": 10, "sort": [{"_shard_doc": "asc"}], "pit": pit});
     let (st, body) = raw_search(es, "?filter_path=pit_id,hits.hits._id", &q).await;
     let v: Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!(
-        (st, err_type(&v), root_cause_type(&v)),
-        (
-            404,
-            "search_phase_execution_exception",
-            "search_context_missing_exception"
-        ),
-        "{v}"
-    );
+    assert_context_missing(st, &v);
 }
 
 #[tokio::test]

@@ -570,13 +570,25 @@ pub(crate) struct PitView {
 }
 
 impl PitView {
-    fn build(docs: &[SnapDoc], sr: &SearchReq, keys: &[SortKey], signature: String) -> PitView {
+    /// `suffix_search: false` leaves `classes` unset, so every page filters the whole view
+    /// (the general path, for a stand-in without shortcuts).
+    fn build(
+        docs: &[SnapDoc],
+        sr: &SearchReq,
+        keys: &[SortKey],
+        signature: String,
+        suffix_search: bool,
+    ) -> PitView {
         let mut collector = Collector::new(sr, keys);
         for (rank, d) in docs.iter().enumerate() {
             collector.visit(&d.index, &d.id, &d.doc, rank as u64);
         }
         let hits = collector.finish();
-        let classes = key_classes(&hits, keys);
+        let classes = if suffix_search {
+            key_classes(&hits, keys)
+        } else {
+            None
+        };
         PitView {
             signature,
             hits,
@@ -653,14 +665,26 @@ fn view_signature(body: &Map<String, Value>, req: &Req, keys: &[SortKey]) -> Opt
 
 /// The point in time's view for this search: the cached one when it was built for the same
 /// query and sort, else a new one (cached unless it cannot be reused).
-fn pit_view(pit: &mut Pit, sr: &SearchReq, keys: &[SortKey], sig: Option<String>) -> Arc<PitView> {
+fn pit_view(
+    pit: &mut Pit,
+    sr: &SearchReq,
+    keys: &[SortKey],
+    sig: Option<String>,
+    suffix_search: bool,
+) -> Arc<PitView> {
     if let (Some(sig), Some(view)) = (&sig, &pit.view)
         && view.signature == *sig
     {
         return view.clone();
     }
     let cacheable = sig.is_some();
-    let view = Arc::new(PitView::build(&pit.docs, sr, keys, sig.unwrap_or_default()));
+    let view = Arc::new(PitView::build(
+        &pit.docs,
+        sr,
+        keys,
+        sig.unwrap_or_default(),
+        suffix_search,
+    ));
     if cacheable {
         pit.view = Some(view.clone());
     }
@@ -696,6 +720,7 @@ fn search_context_missing(id: &str) -> EsError {
         "type": "search_context_missing_exception",
         "reason": format!("No search context found for id [{id}]"),
     });
+    let reason = format!("No search context found for id [{id}]");
     EsError::new(404, "search_phase_execution_exception", "all shards failed")
         .with("phase", "query")
         .with("grouped", true)
@@ -703,6 +728,11 @@ fn search_context_missing(id: &str) -> EsError {
             "failed_shards",
             json!([{"shard": -1, "index": null, "reason": missing}]),
         )
+        .caused_by(EsError::new(
+            404,
+            "search_context_missing_exception",
+            reason,
+        ))
 }
 
 impl HitList for Vec<Hit> {
@@ -851,7 +881,7 @@ pub(crate) fn search(
                     Target::Snap(pit.docs.clone())
                 } else {
                     let sig = view_signature(&body, req, &keys);
-                    Target::View(pit_view(pit, &sr, &keys, sig))
+                    Target::View(pit_view(pit, &sr, &keys, sig, shared.opts.fast_paths))
                 };
             (target, Some(id.clone()))
         }
