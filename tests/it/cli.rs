@@ -516,10 +516,7 @@ fn read_only_refuses_every_mutation() {
 #[test]
 fn exit_codes_for_unreachable_and_config_errors() {
     let home = Home::new();
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let (_refusing, port) = crate::ports::refused_port();
     let r = run(
         &mut home.cmd(),
         &[

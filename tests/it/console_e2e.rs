@@ -544,12 +544,8 @@ fn attaching_to_a_dead_address_says_unreachable() {
     });
     let home = tempfile::tempdir().unwrap();
     write_config(home.path(), &standin);
-    // A port nothing listens on: bound, then closed.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // A port nothing listens on.
+    let (_refusing, port) = crate::ports::refused_port();
     let addr = format!("127.0.0.1:{port}");
     let mut term = spawn_console_with(home.path(), &["--attach", &addr]);
     let screen = term.wait_for("the attach state", |s| s.contains("unreachable since"));

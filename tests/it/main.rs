@@ -20,6 +20,8 @@ mod external_util;
 mod mariadb_server;
 #[path = "../support/pg_server.rs"]
 mod pg_server;
+#[path = "../support/ports.rs"]
+mod ports;
 #[path = "../support/mod.rs"]
 mod support;
 

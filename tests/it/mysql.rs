@@ -545,10 +545,7 @@ async fn cursor_column_makes_incremental_syncs_of_new_and_updated_rows_only() {
 async fn ping_and_validation_failures_say_what_is_wrong_without_the_password() {
     let server = server_or_skip!();
     database(server, "val", "CREATE TABLE t (id int PRIMARY KEY);");
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port");
+    let (_refusing, closed) = crate::ports::refused_port();
     let started = Instant::now();
     let err = sync_docs(&values(server, "val", json!({"port": closed})), None)
         .await

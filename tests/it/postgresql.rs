@@ -918,10 +918,7 @@ async fn ping_fails_on_a_refused_port_and_a_bad_password_without_showing_it() {
     let server = server_or_skip!();
     let _db = database(server, "pingfail").await;
     // A port nobody listens on.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port");
+    let (_refusing, closed) = crate::ports::refused_port();
     let v = values(server, "pingfail", json!({"port": closed}));
     let started = Instant::now();
     let err = sync_docs(&v, None).await.unwrap_err();
