@@ -113,6 +113,15 @@ fn system_allocator() -> bool {
     which == SYSTEM
 }
 
+/// The allocator this process chose (see [`system_allocator`]).
+fn allocator() -> &'static dyn std::alloc::GlobalAlloc {
+    if system_allocator() {
+        &std::alloc::System
+    } else {
+        &mimalloc::MiMalloc
+    }
+}
+
 thread_local! {
     // `const` and without a destructor: usable from inside the allocator.
     static LOCAL_ALLOCATIONS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
@@ -136,48 +145,24 @@ unsafe impl std::alloc::GlobalAlloc for CountingAlloc {
     unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
         count_allocation();
         // SAFETY: forwarded with the caller's guarantees.
-        unsafe {
-            if system_allocator() {
-                std::alloc::System.alloc(layout)
-            } else {
-                mimalloc::MiMalloc.alloc(layout)
-            }
-        }
+        unsafe { allocator().alloc(layout) }
     }
 
     unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
         count_allocation();
         // SAFETY: forwarded with the caller's guarantees.
-        unsafe {
-            if system_allocator() {
-                std::alloc::System.alloc_zeroed(layout)
-            } else {
-                mimalloc::MiMalloc.alloc_zeroed(layout)
-            }
-        }
+        unsafe { allocator().alloc_zeroed(layout) }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, size: usize) -> *mut u8 {
         count_allocation();
         // SAFETY: forwarded with the caller's guarantees, to the allocator that made `ptr`.
-        unsafe {
-            if system_allocator() {
-                std::alloc::System.realloc(ptr, layout, size)
-            } else {
-                mimalloc::MiMalloc.realloc(ptr, layout, size)
-            }
-        }
+        unsafe { allocator().realloc(ptr, layout, size) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
         // SAFETY: forwarded with the caller's guarantees, to the allocator that made `ptr`.
-        unsafe {
-            if system_allocator() {
-                std::alloc::System.dealloc(ptr, layout)
-            } else {
-                mimalloc::MiMalloc.dealloc(ptr, layout)
-            }
-        }
+        unsafe { allocator().dealloc(ptr, layout) }
     }
 }
 
