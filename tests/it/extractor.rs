@@ -160,3 +160,90 @@ async fn a_quiet_source_gets_its_partial_batch_flushed_and_a_checkpoint_keeps_it
     let connector = backend.get_connector(&id).await.expect("connector");
     assert_eq!(connector.sync_cursor, Some(json!("end")));
 }
+
+/// Sends documents until nobody listens (or 1M, so a broken test still ends), counting them.
+struct EndlessFactory {
+    sent: Arc<AtomicU64>,
+}
+
+impl SourceFactory for EndlessFactory {
+    fn service_type(&self) -> &'static str {
+        "endless"
+    }
+
+    fn display_name(&self) -> &'static str {
+        "Endless"
+    }
+
+    fn default_configuration(&self) -> Configuration {
+        Configuration::default()
+    }
+
+    fn create(&self, _: &Configuration) -> Result<Box<dyn DataSource>, SourceError> {
+        Ok(Box::new(Endless {
+            sent: self.sent.clone(),
+        }))
+    }
+}
+
+struct Endless {
+    sent: Arc<AtomicU64>,
+}
+
+#[async_trait]
+impl DataSource for Endless {
+    async fn ping(&mut self) -> Result<(), SourceError> {
+        Ok(())
+    }
+
+    async fn run(&mut self, _: SyncMode, out: ItemSender) -> Result<Option<Value>, SourceError> {
+        for i in 0..1_000_000 {
+            out.send(doc(i)).await?;
+            self.sent.fetch_add(1, Ordering::SeqCst);
+            // Slow enough that the test's wait is seen, fast enough to be mid-sync at once.
+            if i % 100 == 99 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// The extractor and the source run on a thread of their own (engine/pipeline.rs,
+/// `on_own_thread`): a caller that gives up on a sync (drops its future) must stop them
+/// there too, not leave a source reading on by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_whose_caller_gives_up_stops_its_source() {
+    let backend = EmbeddedBackend::open_in_memory().expect("embedded backend");
+    let sent = Arc::new(AtomicU64::new(0));
+    let factory = EndlessFactory { sent: sent.clone() };
+    let mut registry = sources::builtin();
+    registry.register(Arc::new(EndlessFactory { sent: sent.clone() }));
+    let engine = engine_with(
+        Arc::new(backend.clone()),
+        Arc::new(backend.clone()),
+        memory_dlq(),
+        registry,
+        "w-endless",
+        fast_settings(),
+        fast_breaker(),
+    );
+    let id = create_connector(&backend, "endless", "endless", &factory, json!({})).await;
+    let gave_up = tokio::time::timeout(
+        Duration::from_millis(500),
+        run_sync(&engine, &id, JobType::Full),
+    )
+    .await;
+    assert!(gave_up.is_err(), "the endless sync ended by itself");
+    let at_drop = sent.load(Ordering::SeqCst);
+    assert!(at_drop > 0, "the source never started");
+    // Give a source that was not stopped time to show it.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let settled = sent.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let later = sent.load(Ordering::SeqCst);
+    assert_eq!(
+        settled, later,
+        "the source kept sending after its sync was dropped ({at_drop} at the drop)"
+    );
+}
