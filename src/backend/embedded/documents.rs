@@ -200,23 +200,32 @@ fn page_after(conn: &Connection, index: &str, after: Option<&str>, size: usize) 
     let mut page = IdPage::with_capacity(size.min(4096), 0);
     // Read in place: each row's text is copied once, into the page.
     while let Some(row) = rows.next().map_err(db_err)? {
-        let id = text_column(row, 0)?
-            .ok_or_else(|| BackendError::Other("a stored document has no id".to_string()))?;
-        page.push(id, None, text_column(row, 1)?);
+        let id = text_column(row, 0, || format!("an id in index '{index}'"))?.ok_or_else(|| {
+            BackendError::Other(format!("a document in index '{index}' has no id"))
+        })?;
+        let timestamp = text_column(row, 1, || {
+            format!("the _timestamp of document '{id}' in index '{index}'")
+        })?;
+        page.push(id, None, timestamp);
     }
     Ok(page)
 }
 
-/// A text (or NULL) column of `row`, borrowed from it.
-fn text_column<'r>(row: &'r rusqlite::Row<'_>, column: usize) -> Result<Option<&'r str>> {
+/// A text (or NULL) column of `row`, borrowed from it; an error names `what` it holds.
+fn text_column<'r>(
+    row: &'r rusqlite::Row<'_>,
+    column: usize,
+    what: impl FnOnce() -> String,
+) -> Result<Option<&'r str>> {
     match row.get_ref(column).map_err(db_err)? {
         rusqlite::types::ValueRef::Null => Ok(None),
         rusqlite::types::ValueRef::Text(text) => std::str::from_utf8(text)
             .map(Some)
-            .map_err(|e| BackendError::Other(format!("a stored id or timestamp: {e}"))),
+            .map_err(|e| BackendError::Other(format!("{} is not UTF-8: {e}", what()))),
         other => Err(BackendError::Other(format!(
-            "a stored id or timestamp is {}, not text",
-            other.data_type()
+            "{} is stored as {}, not text",
+            what(),
+            other.data_type().to_string().to_lowercase()
         ))),
     }
 }
@@ -272,7 +281,65 @@ impl IdScan for EmbeddedIdScan {
 
 #[cfg(test)]
 mod tests {
-    use super::validate_index_name;
+    use super::{page_after, validate_index_name};
+    use rusqlite::Connection;
+
+    /// A `documents` table as the schema makes it, holding what a hand-edited or damaged
+    /// file could: rows given as SQL values.
+    fn table_with(rows: &[&str]) -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(super::super::schema::SCHEMA_V1).unwrap();
+        for row in rows {
+            conn.execute(
+                &format!("INSERT INTO documents (idx, id, ts, source) VALUES ('i', {row}, '{{}}')"),
+                [],
+            )
+            .unwrap();
+        }
+        conn
+    }
+
+    fn page_error(rows: &[&str]) -> String {
+        match page_after(&table_with(rows), "i", None, 10) {
+            Ok(page) => panic!("expected an error, read {} ids", page.len()),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn an_id_page_reads_text_ids_and_timestamps_and_a_null_timestamp() {
+        let page = page_after(
+            &table_with(&["'a', '2024-01-01T00:00:00Z'", "'b', NULL"]),
+            "i",
+            None,
+            10,
+        )
+        .unwrap();
+        let metas = page.to_metas();
+        assert_eq!(metas.len(), 2);
+        assert_eq!(metas[0].id, "a");
+        assert_eq!(metas[0].timestamp.as_deref(), Some("2024-01-01T00:00:00Z"));
+        assert_eq!(metas[1].id, "b");
+        assert_eq!(metas[1].timestamp, None);
+    }
+
+    #[test]
+    fn a_stored_id_or_timestamp_that_is_not_text_is_an_error_not_a_panic() {
+        // SQLite keeps a blob as a blob even in a TEXT column.
+        let blob_id = page_error(&["x'6964', NULL"]);
+        assert_eq!(blob_id, "an id in index 'i' is stored as blob, not text");
+        let blob_ts = page_error(&["'a', x'7473'"]);
+        assert_eq!(
+            blob_ts,
+            "the _timestamp of document 'a' in index 'i' is stored as blob, not text"
+        );
+        // Text that is not UTF-8 (a cast keeps the bytes as they are).
+        let bad_text = page_error(&["CAST(x'ff' AS TEXT), NULL"]);
+        assert!(
+            bad_text.starts_with("an id in index 'i' is not UTF-8"),
+            "{bad_text}"
+        );
+    }
 
     #[test]
     fn index_names_follow_elasticsearch_rules() {

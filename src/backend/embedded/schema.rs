@@ -17,7 +17,7 @@ pub(super) const SCHEMA: Schema = Schema {
 
 /// Every table stores the whole document as JSON (so unknown fields survive) next to the
 /// columns it is filtered and sorted on.
-const SCHEMA_V1: &str = "
+pub(super) const SCHEMA_V1: &str = "
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
