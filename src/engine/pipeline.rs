@@ -1,8 +1,6 @@
 //! One sync's data path: source → extractor (sync rules, unchanged-document skip when asked, lazy
 //! content, serialisation into bulk bodies) → a queue bounded in bytes → N sink workers.
 //! Checkpoints from the source are released only once every item sent before them is settled.
-//! The source and the extractor run together on a thread of their own ([`on_own_thread`]);
-//! the workers, the id scan and the deletions run on the caller's runtime.
 //!
 //! A full sync reads the index's ids once, as they were before indexing (the Python service
 //! reads them up front too), into an [`IndexSnapshot`]: per document a 64-bit hash of its `_id` (sorted), a seen bit,
@@ -93,9 +91,6 @@ pub enum PipelineError {
     },
     #[error("the sync was canceled")]
     Canceled,
-    /// The thread reading the source and building the batches stopped unexpectedly.
-    #[error("the extractor stopped: {0}")]
-    Extractor(String),
 }
 
 /// Everything the pipeline needs from outside.
@@ -127,7 +122,7 @@ pub async fn run(
     // A full sync's one pass over the index's ids: for the deletions at the end, and for the
     // unchanged skip when asked. `None` when the index is missing or empty.
     let work = cancel.child_token();
-    let snapshot = if full {
+    let mut snapshot = if full {
         parts.progress.set_step("scanning the index's ids");
         // The id scan of a large index takes a while: a cancel must not wait for it.
         let opened = tokio::select! {
@@ -160,13 +155,13 @@ pub async fn run(
     // A short channel: documents are freed soon after they are made, so the allocator serves
     // them from its per-thread cache (1024 in flight pushed them to its slow path). At most
     // twice its size are in flight: a handful taken by the extractor, and as many sent since.
-    let (item_tx, item_rx) = ItemSender::channel(SOURCE_CHANNEL_ITEMS);
+    let (item_tx, mut item_rx) = ItemSender::channel(SOURCE_CHANNEL_ITEMS);
     let source_cancel = work.clone();
     let mode = settings.mode.clone();
-    // The source runs beside the extractor, on one thread (`on_own_thread`), not in a task of
-    // its own: each document is then allocated and freed on one thread, which keeps the
-    // allocator's per-thread caches warm and memory flat. A panicking source fails the sync,
-    // as a panicking task did.
+    // The source runs in this task, beside the extractor, not in a task of its own: each
+    // document is then allocated and freed on one thread, which keeps the allocator's
+    // per-thread caches warm and memory flat. A panicking source fails the sync, as a
+    // panicking task did.
     let source_run = std::panic::AssertUnwindSafe(async move {
         tokio::select! {
             result = source.run(mode, item_tx) => result,
@@ -177,44 +172,120 @@ pub async fn run(
 
     let workers = Workers::start(&parts, &settings.engine, work.clone());
     parts.progress.set_phase(Phase::Extracting);
-    let parts = Arc::new(parts);
-    let settings = Arc::new(settings);
-    let extraction = {
-        let (parts, settings, work) = (parts.clone(), settings.clone(), work.clone());
-        let index = index.clone();
-        async move {
-            let mut state = Extraction {
-                snapshot,
-                workers,
-                skipped: 0,
-                seen: 0,
-                unreadable: 0,
-            };
-            let extract = extract(&mut state, item_rx, &parts, &settings, &index, &work);
-            let (extracted, source_result) = tokio::join!(extract, source_run);
-            let source_result = source_result.unwrap_or_else(|panic| {
-                Err(SourceError::Failed(format!(
-                    "the source panicked: {}",
-                    panic_message(panic.as_ref())
-                )))
-            });
-            (state, extracted, source_result)
-        }
+    let limits = BatchLimits {
+        max_docs: settings.engine.batch_max_docs,
+        max_bytes: settings.engine.batch_max_bytes,
     };
-    // Dropped before the extraction ends (the caller gave up on this sync): stop it, so the
-    // source does not read on by itself.
-    let abandoned = work.clone().drop_guard();
-    let ended = on_own_thread(extraction).await;
-    abandoned.disarm();
-    // Only a bug ends it so (its thread panicked); the scan and the workers stop with it.
-    let (state, extracted, source_result) = ended.inspect_err(|_| work.cancel())?;
-    let Extraction {
-        snapshot,
-        workers,
-        skipped,
-        seen: seen_count,
-        unreadable,
-    } = state;
+    let mut builder = BatchBuilder::new(limits, settings.pipeline.as_ref());
+    let mut skipped = 0u64;
+    let mut seen_count = 0u64;
+    let mut unreadable = 0u64;
+    let linger = settings.engine.batch_linger;
+
+    let extract = async {
+        let extracted = async {
+            // Items are taken from the channel as many as are there (up to its size) at a
+            // time: one wake-up, one permit release and one linger timer per handful instead
+            // of per document.
+            let mut taken = Vec::with_capacity(SOURCE_CHANNEL_ITEMS);
+            loop {
+                let received = match builder.pending_since() {
+                    Some(since) => {
+                        let deadline = tokio::time::Instant::from_std(since + linger);
+                        let receive = item_rx.recv_many(&mut taken, SOURCE_CHANNEL_ITEMS);
+                        match tokio::time::timeout_at(deadline, receive).await {
+                            Ok(received) => received,
+                            Err(_) => {
+                                if let Some(batch) = builder.flush() {
+                                    workers.send(batch).await?;
+                                }
+                                continue;
+                            }
+                        }
+                    }
+                    None => item_rx.recv_many(&mut taken, SOURCE_CHANNEL_ITEMS).await,
+                };
+                // Nothing received: every sender is gone, the source is done.
+                if received == 0 {
+                    break;
+                }
+                for item in taken.drain(..) {
+                    match item {
+                        SourceItem::Upsert(doc) => {
+                            seen_count += 1;
+                            parts.progress.add_seen(1);
+                            if let Some(batch) = upsert(
+                                doc,
+                                &settings,
+                                &mut snapshot,
+                                &mut skipped,
+                                &mut builder,
+                                &parts.progress,
+                            )
+                            .await?
+                            {
+                                workers.send(batch).await?;
+                            }
+                        }
+                        SourceItem::Update(mut doc) => {
+                            super::transform::apply(settings.transform.as_ref(), &mut doc.fields);
+                            seen_count += 1;
+                            parts.progress.add_seen(1);
+                            snapshot.observe(&doc.id, None).await?;
+                            if let Some(batch) = builder.push_update(doc.id, &doc.fields) {
+                                workers.send(batch).await?;
+                            }
+                        }
+                        SourceItem::Delete(id) => {
+                            if let Some(batch) = builder.push_delete(id) {
+                                workers.send(batch).await?;
+                            }
+                        }
+                        SourceItem::Invalid {
+                            id,
+                            reason,
+                            mut raw,
+                        } => {
+                            if let Some(t) = &settings.transform {
+                                t.apply_to_raw(&mut raw);
+                            }
+                            seen_count += 1;
+                            unreadable += 1;
+                            parts.progress.add_seen(1);
+                            dead_letter_invalid(&parts, &index, id, reason, raw).await?;
+                        }
+                        SourceItem::Checkpoint(cursor) => {
+                            if let Some(batch) = builder.flush() {
+                                workers.send(batch).await?;
+                            }
+                            workers.checkpoint(cursor);
+                        }
+                    }
+                }
+            }
+            if let Some(batch) = builder.flush() {
+                workers.send(batch).await?;
+            }
+            Ok::<(), PipelineError>(())
+        }
+        .await;
+        if extracted.is_err() {
+            // Stop the source; it may be waiting for room in the channel.
+            work.cancel();
+        }
+        // A source still sending learns that nobody listens.
+        item_rx.close();
+        extracted
+    };
+    let (extracted, source_result) = tokio::join!(extract, source_run);
+    let source_result = source_result.unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(SourceError::Failed(format!("the source panicked: {what}")))
+    });
     // Whatever happened, let queued batches finish (or fail) before deciding.
     let delivered = workers.finish().await;
     if cancel.is_cancelled() {
@@ -266,195 +337,6 @@ pub async fn run(
         unreadable,
         deletions_skipped,
     })
-}
-
-/// What the source-and-extractor half of a sync hands back to the rest of it: the snapshot
-/// it marked, the workers it fed, and its counts of documents skipped, seen and unreadable.
-struct Extraction {
-    snapshot: SnapshotState,
-    workers: Workers,
-    skipped: u64,
-    seen: u64,
-    unreadable: u64,
-}
-
-/// Runs `work` to its end on a thread of its own, with a single-threaded runtime of its own,
-/// when the caller's runtime has several workers; in place on a single-threaded runtime (as in
-/// most tests, whose paused clock must stay the one `work` sees).
-///
-/// Why: the source allocates each document and the extractor frees it moments later. As a
-/// task of the shared pool the pair hopped between workers whenever a bulk request's answer
-/// woke it, so each document's memory and the batch being built went cold, and allocations
-/// made on one thread were freed on another. On its own thread they stay on one core. The
-/// bench's 1M-document syncs, 24–30 interleaved runs on a noisy machine: CPU a document
-/// 1.58 → 1.50 µs fresh and 1.79 → 1.72 re-sync (means). It also leaves the runtime's
-/// workers to the sink, the heartbeat and the console while a source is read flat out.
-///
-/// A runtime of its own, not `spawn_blocking` on the caller's: the caller's runtime waits for
-/// its blocking threads when it shuts down, after stopping its timers, and `work` would then
-/// meet dead timers. Tasks `work` spawns live on its runtime and end with it; what it reaches
-/// in the caller's (the sink's workers, the id scan, connections made before) it reaches
-/// through channels and I/O handles, which work across runtimes.
-async fn on_own_thread<T: Send + 'static>(
-    work: impl Future<Output = T> + Send + 'static,
-) -> Result<T, PipelineError> {
-    use tracing::Instrument;
-    if !matches!(
-        tokio::runtime::Handle::current().runtime_flavor(),
-        tokio::runtime::RuntimeFlavor::MultiThread
-    ) {
-        return Ok(work.await);
-    }
-    let work = work.instrument(tracing::Span::current());
-    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
-        .name("syncdeck-extract".into())
-        .spawn(move || {
-            let ran = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| format!("cannot start its runtime: {e}"))
-                .and_then(|runtime| {
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        runtime.block_on(work)
-                    }))
-                    .map_err(|panic| format!("it panicked: {}", panic_message(panic.as_ref())))
-                });
-            // The caller may have given up on the sync: nobody to tell, then.
-            let _ = done_tx.send(ran);
-        })
-        .map_err(|e| PipelineError::Extractor(format!("cannot start its thread: {e}")))?;
-    done_rx
-        .await
-        .map_err(|_| PipelineError::Extractor("its thread ended without a word".into()))?
-        .map_err(PipelineError::Extractor)
-}
-
-/// The text of a panic's payload (`panic!` gives a `&str` or a `String`).
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_default()
-}
-
-/// Takes the source's items until it is done: sync rules, the unchanged skip and
-/// serialisation into batches for the workers. Fills in `state`'s counters and snapshot.
-async fn extract(
-    state: &mut Extraction,
-    mut item_rx: mpsc::Receiver<SourceItem>,
-    parts: &PipelineParts,
-    settings: &PipelineSettings,
-    index: &str,
-    work: &CancellationToken,
-) -> Result<(), PipelineError> {
-    let limits = BatchLimits {
-        max_docs: settings.engine.batch_max_docs,
-        max_bytes: settings.engine.batch_max_bytes,
-    };
-    let mut builder = BatchBuilder::new(limits, settings.pipeline.as_ref());
-    let linger = settings.engine.batch_linger;
-    let Extraction {
-        snapshot,
-        workers,
-        skipped,
-        seen: seen_count,
-        unreadable,
-    } = state;
-    let extracted = async {
-        // Items are taken from the channel as many as are there (up to its size) at a
-        // time: one wake-up, one permit release and one linger timer per handful instead
-        // of per document.
-        let mut taken = Vec::with_capacity(SOURCE_CHANNEL_ITEMS);
-        loop {
-            let received = match builder.pending_since() {
-                Some(since) => {
-                    let deadline = tokio::time::Instant::from_std(since + linger);
-                    let receive = item_rx.recv_many(&mut taken, SOURCE_CHANNEL_ITEMS);
-                    match tokio::time::timeout_at(deadline, receive).await {
-                        Ok(received) => received,
-                        Err(_) => {
-                            if let Some(batch) = builder.flush() {
-                                workers.send(batch).await?;
-                            }
-                            continue;
-                        }
-                    }
-                }
-                None => item_rx.recv_many(&mut taken, SOURCE_CHANNEL_ITEMS).await,
-            };
-            // Nothing received: every sender is gone, the source is done.
-            if received == 0 {
-                break;
-            }
-            for item in taken.drain(..) {
-                match item {
-                    SourceItem::Upsert(doc) => {
-                        *seen_count += 1;
-                        parts.progress.add_seen(1);
-                        if let Some(batch) = upsert(
-                            doc,
-                            settings,
-                            snapshot,
-                            skipped,
-                            &mut builder,
-                            &parts.progress,
-                        )
-                        .await?
-                        {
-                            workers.send(batch).await?;
-                        }
-                    }
-                    SourceItem::Update(mut doc) => {
-                        super::transform::apply(settings.transform.as_ref(), &mut doc.fields);
-                        *seen_count += 1;
-                        parts.progress.add_seen(1);
-                        snapshot.observe(&doc.id, None).await?;
-                        if let Some(batch) = builder.push_update(doc.id, &doc.fields) {
-                            workers.send(batch).await?;
-                        }
-                    }
-                    SourceItem::Delete(id) => {
-                        if let Some(batch) = builder.push_delete(id) {
-                            workers.send(batch).await?;
-                        }
-                    }
-                    SourceItem::Invalid {
-                        id,
-                        reason,
-                        mut raw,
-                    } => {
-                        if let Some(t) = &settings.transform {
-                            t.apply_to_raw(&mut raw);
-                        }
-                        *seen_count += 1;
-                        *unreadable += 1;
-                        parts.progress.add_seen(1);
-                        dead_letter_invalid(parts, index, id, reason, raw).await?;
-                    }
-                    SourceItem::Checkpoint(cursor) => {
-                        if let Some(batch) = builder.flush() {
-                            workers.send(batch).await?;
-                        }
-                        workers.checkpoint(cursor);
-                    }
-                }
-            }
-        }
-        if let Some(batch) = builder.flush() {
-            workers.send(batch).await?;
-        }
-        Ok::<(), PipelineError>(())
-    }
-    .await;
-    if extracted.is_err() {
-        // Stop the source; it may be waiting for room in the channel.
-        work.cancel();
-    }
-    // A source still sending learns that nobody listens.
-    item_rx.close();
-    extracted
 }
 
 /// Handles one whole document: sync rules, the unchanged skip, lazy content, serialisation.
@@ -1713,50 +1595,5 @@ mod tests {
         within("closing the abandoned scan", log.on_close.notified()).await;
         assert_eq!(log.closed.load(Ordering::SeqCst), 1);
         assert_eq!(log.pages.load(Ordering::SeqCst), 0);
-    }
-
-    fn thread_name() -> String {
-        std::thread::current()
-            .name()
-            .unwrap_or_default()
-            .to_string()
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn on_a_multi_threaded_runtime_the_extraction_runs_on_its_own_thread() {
-        let caller = thread_name();
-        let (name, slept) = on_own_thread(async {
-            // Its runtime has timers and can spawn.
-            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-            let spawned = tokio::spawn(async { thread_name() }).await.unwrap();
-            (thread_name(), spawned)
-        })
-        .await
-        .unwrap();
-        assert_eq!(name, "syncdeck-extract", "the caller was on {caller}");
-        assert_eq!(slept, "syncdeck-extract");
-    }
-
-    #[tokio::test]
-    async fn on_a_single_threaded_runtime_the_extraction_runs_in_place() {
-        let caller = thread_name();
-        let name = on_own_thread(async { thread_name() }).await.unwrap();
-        assert_eq!(name, caller);
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_panicking_extraction_is_an_error_that_names_the_panic() {
-        let ended = on_own_thread(async {
-            if thread_name() == "syncdeck-extract" {
-                panic!("the extractor tripped");
-            }
-        })
-        .await;
-        match ended {
-            Err(PipelineError::Extractor(why)) => {
-                assert!(why.contains("the extractor tripped"), "{why}")
-            }
-            other => panic!("expected an extractor error, got {other:?}"),
-        }
     }
 }

@@ -209,9 +209,9 @@ impl DataSource for Endless {
     }
 }
 
-/// The extractor and the source run on a thread of their own (engine/pipeline.rs,
-/// `on_own_thread`): a caller that gives up on a sync (drops its future) must stop them
-/// there too, not leave a source reading on by itself.
+/// A caller that gives up on a sync (drops its future, as a `select!` or a timeout does)
+/// stops its source with it: nothing may go on reading and indexing by itself. (A version
+/// that ran the extraction on a thread of its own needed a guard for this.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sync_whose_caller_gives_up_stops_its_source() {
     let backend = EmbeddedBackend::open_in_memory().expect("embedded backend");
