@@ -19,23 +19,22 @@ use syncdeck::sources::{
 
 const INDEX: &str = "trickle";
 
-/// Sends 3 documents, then waits (at most 10 s) until the store holds them, which only a
-/// linger flush can bring about (a batch takes 100); then 20 more and a checkpoint in one
-/// burst, and waits until the checkpoint is the connector's cursor, noting how many
-/// documents the store holds then; then the last 20.
-struct TrickleFactory {
-    store: EmbeddedBackend,
-    /// Documents in the store when the checkpoint was first seen saved.
-    at_checkpoint: Arc<AtomicU64>,
+/// A source factory of one service type, with no settings, whose sources `make` builds.
+struct TestFactory<F> {
+    service_type: &'static str,
+    make: F,
 }
 
-impl SourceFactory for TrickleFactory {
+impl<F> SourceFactory for TestFactory<F>
+where
+    F: Fn() -> Box<dyn DataSource> + Send + Sync,
+{
     fn service_type(&self) -> &'static str {
-        "trickle"
+        self.service_type
     }
 
     fn display_name(&self) -> &'static str {
-        "Trickle"
+        self.service_type
     }
 
     fn default_configuration(&self) -> Configuration {
@@ -43,13 +42,14 @@ impl SourceFactory for TrickleFactory {
     }
 
     fn create(&self, _: &Configuration) -> Result<Box<dyn DataSource>, SourceError> {
-        Ok(Box::new(Trickle {
-            store: self.store.clone(),
-            at_checkpoint: self.at_checkpoint.clone(),
-        }))
+        Ok((self.make)())
     }
 }
 
+/// Sends 3 documents, then waits (at most 10 s) until the store holds them, which only a
+/// linger flush can bring about (a batch takes 100); then 20 more and a checkpoint in one
+/// burst, and waits until the checkpoint is the connector's cursor, noting how many
+/// documents the store holds then; then the last 20.
 struct Trickle {
     store: EmbeddedBackend,
     at_checkpoint: Arc<AtomicU64>,
@@ -121,15 +121,20 @@ impl DataSource for Trickle {
 async fn a_quiet_source_gets_its_partial_batch_flushed_and_a_checkpoint_keeps_its_place() {
     let backend = EmbeddedBackend::open_in_memory().expect("embedded backend");
     let at_checkpoint = Arc::new(AtomicU64::new(0));
-    let factory = TrickleFactory {
-        store: backend.clone(),
-        at_checkpoint: at_checkpoint.clone(),
-    };
+    let factory = Arc::new(TestFactory {
+        service_type: "trickle",
+        make: {
+            let (store, at_checkpoint) = (backend.clone(), at_checkpoint.clone());
+            move || -> Box<dyn DataSource> {
+                Box::new(Trickle {
+                    store: store.clone(),
+                    at_checkpoint: at_checkpoint.clone(),
+                })
+            }
+        },
+    });
     let mut registry = sources::builtin();
-    registry.register(Arc::new(TrickleFactory {
-        store: backend.clone(),
-        at_checkpoint: at_checkpoint.clone(),
-    }));
+    registry.register(factory.clone());
     let engine = engine_with(
         Arc::new(backend.clone()),
         Arc::new(backend.clone()),
@@ -139,7 +144,7 @@ async fn a_quiet_source_gets_its_partial_batch_flushed_and_a_checkpoint_keeps_it
         fast_settings(),
         fast_breaker(),
     );
-    let id = create_connector(&backend, "trickle", INDEX, &factory, json!({})).await;
+    let id = create_connector(&backend, "trickle", INDEX, factory.as_ref(), json!({})).await;
     let (_, report) = run_sync(&engine, &id, JobType::Full).await;
 
     assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
@@ -162,30 +167,6 @@ async fn a_quiet_source_gets_its_partial_batch_flushed_and_a_checkpoint_keeps_it
 }
 
 /// Sends documents until nobody listens (or 1M, so a broken test still ends), counting them.
-struct EndlessFactory {
-    sent: Arc<AtomicU64>,
-}
-
-impl SourceFactory for EndlessFactory {
-    fn service_type(&self) -> &'static str {
-        "endless"
-    }
-
-    fn display_name(&self) -> &'static str {
-        "Endless"
-    }
-
-    fn default_configuration(&self) -> Configuration {
-        Configuration::default()
-    }
-
-    fn create(&self, _: &Configuration) -> Result<Box<dyn DataSource>, SourceError> {
-        Ok(Box::new(Endless {
-            sent: self.sent.clone(),
-        }))
-    }
-}
-
 struct Endless {
     sent: Arc<AtomicU64>,
 }
@@ -216,9 +197,15 @@ impl DataSource for Endless {
 async fn a_sync_whose_caller_gives_up_stops_its_source() {
     let backend = EmbeddedBackend::open_in_memory().expect("embedded backend");
     let sent = Arc::new(AtomicU64::new(0));
-    let factory = EndlessFactory { sent: sent.clone() };
+    let factory = Arc::new(TestFactory {
+        service_type: "endless",
+        make: {
+            let sent = sent.clone();
+            move || -> Box<dyn DataSource> { Box::new(Endless { sent: sent.clone() }) }
+        },
+    });
     let mut registry = sources::builtin();
-    registry.register(Arc::new(EndlessFactory { sent: sent.clone() }));
+    registry.register(factory.clone());
     let engine = engine_with(
         Arc::new(backend.clone()),
         Arc::new(backend.clone()),
@@ -228,7 +215,7 @@ async fn a_sync_whose_caller_gives_up_stops_its_source() {
         fast_settings(),
         fast_breaker(),
     );
-    let id = create_connector(&backend, "endless", "endless", &factory, json!({})).await;
+    let id = create_connector(&backend, "endless", "endless", factory.as_ref(), json!({})).await;
     let gave_up = tokio::time::timeout(
         Duration::from_millis(500),
         run_sync(&engine, &id, JobType::Full),
