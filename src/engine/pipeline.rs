@@ -159,9 +159,9 @@ pub async fn run(
     let source_cancel = work.clone();
     let mode = settings.mode.clone();
     // The source runs in this task, beside the extractor, not in a task of its own: each
-    // document is then allocated and freed on one thread, which keeps the allocator's
-    // per-thread caches warm and memory flat. A panicking source fails the sync, as a
-    // panicking task did.
+    // document is then allocated and freed on one thread (unless a wake-up moved the task to
+    // another worker in between), which keeps the allocator's per-thread caches warm and
+    // memory flat. A panicking source fails the sync, as a panicking task did.
     let source_run = std::panic::AssertUnwindSafe(async move {
         tokio::select! {
             result = source.run(mode, item_tx) => result,
@@ -877,7 +877,7 @@ impl SnapshotState {
         let index = scan.index.clone();
         // Room for as many as the index holds, up to the cap, reserved once: grown by
         // doubling, the list copied itself and held its old and new halves at once (12 MiB
-        // at the cap instead of 8). Reserved pages cost nothing until written.
+        // at the cap instead of 8). Reserved pages of fresh memory cost nothing until written.
         let early = Vec::with_capacity(scan.capacity.min(early_max));
         let task = tokio::spawn(async move { scan.read(&token).await });
         Self::Loading {

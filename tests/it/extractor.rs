@@ -1,6 +1,7 @@
 //! The extractor's loop (engine/pipeline.rs): a batch that is not full still goes out after
-//! `batch_linger` while the source is quiet, and items taken from the source a handful at a
-//! time keep their order, a checkpoint in the middle of a handful included.
+//! `batch_linger` while the source is quiet, items taken from the source a handful at a
+//! time keep their order, a checkpoint in the middle of a handful included, and a sync whose
+//! caller gives up stops its source.
 
 use crate::engine_util::*;
 use async_trait::async_trait;
@@ -191,8 +192,8 @@ impl DataSource for Endless {
 }
 
 /// A caller that gives up on a sync (drops its future, as a `select!` or a timeout does)
-/// stops its source with it: nothing may go on reading and indexing by itself. (A version
-/// that ran the extraction on a thread of its own needed a guard for this.)
+/// stops its source with it: nothing may go on reading and indexing by itself. (Guards a
+/// future design that runs the extraction apart from the caller's task.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sync_whose_caller_gives_up_stops_its_source() {
     let backend = EmbeddedBackend::open_in_memory().expect("embedded backend");
@@ -216,12 +217,17 @@ async fn a_sync_whose_caller_gives_up_stops_its_source() {
         fast_breaker(),
     );
     let id = create_connector(&backend, "endless", "endless", factory.as_ref(), json!({})).await;
-    let gave_up = tokio::time::timeout(
-        Duration::from_millis(500),
-        run_sync(&engine, &id, JobType::Full),
-    )
-    .await;
-    assert!(gave_up.is_err(), "the endless sync ended by itself");
+    // Gives up once the source is visibly under way (however slow the machine is to
+    // create, claim and start the job), within 30 s.
+    let started = async {
+        while sent.load(Ordering::SeqCst) < 200 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    tokio::select! {
+        _ = run_sync(&engine, &id, JobType::Full) => panic!("the endless sync ended by itself"),
+        _ = tokio::time::timeout(Duration::from_secs(30), started) => {}
+    }
     let at_drop = sent.load(Ordering::SeqCst);
     assert!(at_drop > 0, "the source never started");
     // Give a source that was not stopped time to show it.
