@@ -366,6 +366,109 @@ async fn a_second_full_sync_deletes_removed_rows() {
     assert_eq!(standin.index_docs("my-books").len(), 2000);
 }
 
+/// With an index that leads with the cursor column, an incremental read pages in cursor
+/// order (then the key) instead of walking the whole primary key: only the rows at or after
+/// the saved value are touched. Pages of two split runs of equal cursor values, which the
+/// keyset must neither skip nor repeat.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_indexed_cursor_column_pages_an_incremental_read_in_cursor_order() {
+    let server = server_or_skip!();
+    database(
+        server,
+        "incr_idx",
+        "CREATE TABLE events (id int PRIMARY KEY, title varchar(20),
+           updated decimal(10,2) NOT NULL, KEY by_updated (updated));
+         INSERT INTO events VALUES (1, 'a', 5.00), (2, 'b', 1.00), (3, 'c', 5.00), (4, 'd', 3.00),
+           (5, 'e', 5.00), (6, 'f', 2.00), (7, 'g', 5.00), (8, 'h', 4.00);",
+    );
+    let standin = StandIn::start(StandInOptions {
+        nodes: 1,
+        kibana: false,
+        ..Default::default()
+    })
+    .await;
+    let es = es_backend(&standin.es_urls());
+    let engine = engine(
+        es.clone(),
+        es.clone(),
+        memory_dlq(),
+        syncdeck::sources::builtin(),
+        "my-idx-worker",
+    );
+    let id = create_connector(
+        es.as_ref(),
+        "my-idx",
+        "my-idx",
+        &MysqlFactory,
+        Value::Object(values(
+            server,
+            "incr_idx",
+            json!({"tables": "events", "fetch_size": 2}),
+        )),
+    )
+    .await;
+    let mut field = MysqlFactory
+        .optional_fields()
+        .0
+        .remove("cursor_column")
+        .expect("an optional cursor_column");
+    // Not the column's own case: MySQL's column names are not case-sensitive.
+    field.value = Value::from("Updated");
+    let mut fields = Map::new();
+    fields.insert(
+        "cursor_column".into(),
+        serde_json::to_value(&field).expect("field"),
+    );
+    es.merge_configuration(&id, &fields).await.expect("merge");
+    let run = |job_type: JobType| {
+        let engine = engine.clone();
+        let id = id.clone();
+        async move {
+            let job = engine
+                .deps()
+                .control
+                .create_sync_job(&id, job_type, TriggerMethod::OnDemand)
+                .await
+                .expect("job");
+            tokio::time::timeout(LIMIT, engine.run_job(&job, &CancellationToken::new()))
+                .await
+                .expect("ends")
+                .expect("runs")
+        }
+    };
+    let report = run(JobType::Full).await;
+    assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
+    assert_eq!(report.counters.indexed, 8);
+    let cursor = standin.connector(&id).expect("connector")["sync_cursor"].clone();
+    assert_eq!(cursor["tables"]["events"], "5.00", "{cursor:#}");
+
+    server.sql(
+        "UPDATE incr_idx.events SET title = 'changed', updated = 6.00 WHERE id IN (2, 4);
+         INSERT INTO incr_idx.events VALUES (9, 'i', 5.00);
+         TRUNCATE mysql.general_log;
+         SET GLOBAL log_output = 'TABLE';
+         SET GLOBAL general_log = 1;",
+    );
+    let report = run(JobType::Incremental).await;
+    server.sql("SET GLOBAL general_log = 0;");
+    assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
+    // The five rows at 5.00 (the saved value, `>=`) and the two moved to 6.00, each once.
+    assert_eq!(report.counters.seen, 7, "{report:#?}");
+    let docs: BTreeMap<String, Value> = standin.index_docs("my-idx").into_iter().collect();
+    assert_eq!(docs.len(), 9);
+    assert_eq!(docs["events_2"]["title"], "changed");
+    assert_eq!(docs["events_4"]["title"], "changed");
+    assert_eq!(docs["events_9"]["title"], "i");
+    let cursor = standin.connector(&id).expect("connector")["sync_cursor"].clone();
+    assert_eq!(cursor["tables"]["events"], "6.00", "{cursor:#}");
+    // The pages went in the cursor's order, through its index.
+    let paged = server.sql_rows(
+        "SELECT COUNT(*) FROM mysql.general_log WHERE argument LIKE \
+         '%incr_idx%events%ORDER BY `updated`, `id` LIMIT%'",
+    );
+    assert_ne!(paged.trim(), "0", "no page in cursor order was logged");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cursor_column_makes_incremental_syncs_of_new_and_updated_rows_only() {
     let server = server_or_skip!();

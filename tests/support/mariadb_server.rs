@@ -164,6 +164,23 @@ impl MariaDb {
         }
     }
 
+    /// What a query run as root prints: its rows, tab-separated, without a header.
+    pub fn sql_rows(&self, sql: &str) -> String {
+        let client = find("mariadb").unwrap_or_else(|| panic!("the mariadb client is missing"));
+        let out = Command::new(client)
+            .arg("--no-defaults")
+            .arg(format!("--socket={}", self.socket.display()))
+            .args(["-uroot", "-N", "-B", "-e", sql])
+            .output()
+            .unwrap_or_else(|e| panic!("the mariadb client does not run: {e}"));
+        assert!(
+            out.status.success(),
+            "{sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// [`Self::sql`], with the client's error as `Err`.
     pub fn try_sql(&self, sql: &str) -> Result<(), String> {
         let client = find("mariadb").ok_or("the mariadb client is missing")?;

@@ -4,7 +4,9 @@
 //!
 //! Where it differs, on purpose:
 //! - each table is read in one consistent-snapshot, read-only transaction, by keyset pages on
-//!   the primary key (as Python's table reads, but in one snapshot); advanced-rule queries are
+//!   the primary key (as Python's table reads, but in one snapshot), or, in an incremental
+//!   read (`cursor_column`, syncdeck's own) of a table with an index that leads with the
+//!   cursor column, on the cursor column and then the key; advanced-rule queries are
 //!   streamed once in such a transaction instead of Python's `LIMIT … OFFSET` pages;
 //! - `TIME` columns become `HH:MM:SS` (Python's bulk serialisation raises on the `timedelta`
 //!   its driver gives), NaN and infinities become null;
@@ -289,6 +291,27 @@ pub struct MysqlSource {
 struct CursorSql {
     condition: Option<(String, String)>,
     largest: String,
+    /// With a condition, when the cursor column leads an index: the pages go in cursor
+    /// order (see [`KeysetKey`]), so an incremental read touches only the rows at or after
+    /// the saved value instead of walking the whole primary key.
+    leading: Option<KeysetKey>,
+}
+
+/// One column of a keyset page's order: its name and the SQL that stands for a value of it
+/// (`?`, or a cast to the column's type).
+#[derive(Debug, Clone, PartialEq)]
+struct KeysetKey {
+    name: String,
+    placeholder: String,
+}
+
+impl KeysetKey {
+    fn plain(name: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            placeholder: "?".into(),
+        }
+    }
 }
 
 #[async_trait]
@@ -684,7 +707,8 @@ impl MysqlSource {
         }
     }
 
-    /// Keyset pages on the primary key, in one snapshot.
+    /// Keyset pages on the primary key, in one snapshot; in an incremental read whose cursor
+    /// column leads an index, on the cursor column and then the key (see [`CursorSql`]).
     async fn read_table(
         &self,
         conn: &mut Conn,
@@ -744,7 +768,8 @@ impl MysqlSource {
                         self.notes.push(
                             "tables_without_cursor_column",
                             table,
-                            "its cursor_column's values are not text (a binary column):                              the cursor is not kept for it; choose a numeric or time column",
+                            "its cursor_column's values are not text (a binary column): \
+                             the cursor is not kept for it; choose a numeric or time column",
                         );
                         None
                     }
@@ -759,7 +784,15 @@ impl MysqlSource {
             }
             None => (String::new(), None),
         };
-        let order: Vec<String> = keys.iter().map(|k| quote_ident(k)).collect();
+        // The primary key's order, or the cursor's and then the key's (an InnoDB index on the
+        // cursor column holds the key too, so that order needs no sort).
+        let order_keys: Vec<KeysetKey> = cursor
+            .as_ref()
+            .and_then(|c| c.leading.clone())
+            .into_iter()
+            .chain(keys.iter().map(|k| KeysetKey::plain(k)))
+            .collect();
+        let order: Vec<String> = order_keys.iter().map(|k| quote_ident(&k.name)).collect();
         let order = order.join(", ");
         let first = format!(
             "SELECT * FROM {from} {} ORDER BY {order} LIMIT {}",
@@ -772,7 +805,7 @@ impl MysqlSource {
         );
         let next = format!(
             "SELECT * FROM {from} WHERE {above}({}) ORDER BY {order} LIMIT {}",
-            keyset_condition(&keys),
+            keyset_condition(&order_keys),
             self.settings.fetch_size
         );
         let tables = [table.to_string()];
@@ -791,18 +824,33 @@ impl MysqlSource {
             };
             let columns = result.columns().unwrap_or_else(|| Arc::from(Vec::new()));
             let names = ColumnKeys::new(columns.iter().map(|c| c.name_str()));
-            let positions: Vec<usize> = keys
+            // Column names are case-insensitive: the configured cursor column may differ in
+            // case from the table's.
+            let positions: Vec<usize> = order_keys
                 .iter()
-                .filter_map(|k| names.iter().rposition(|n| n == k))
+                .filter_map(|k| {
+                    names
+                        .iter()
+                        .rposition(|n| n.as_str().eq_ignore_ascii_case(&k.name))
+                })
                 .collect();
+            if positions.len() != order_keys.len() {
+                return Err(SourceError::Failed(format!(
+                    "table {table}: the rows read lack a column of their order ({order})"
+                )));
+            }
             let mut page = 0u64;
             let mut last_row: Option<Row> = None;
+            // The document's id is its primary key's values, whatever the order.
+            let key_positions = positions
+                .get(order_keys.len() - keys.len()..)
+                .unwrap_or(&[]);
             while let Some(row) = result.next().await.map_err(failed)? {
                 let doc = self.document(
                     &names,
                     &columns,
                     &row,
-                    &positions,
+                    key_positions,
                     &tables,
                     Value::from(table),
                     &timestamp,
@@ -847,9 +895,10 @@ impl MysqlSource {
             return Ok(Ok(None));
         };
         let read = cursors.read_for(table);
-        let Some(column) = read.column() else {
+        let Some(column) = read.column().map(str::to_string) else {
             return Ok(Ok(None));
         };
+        let column = column.as_str();
         let row: Option<(String, String, Option<u64>)> = conn
             .exec_first(
                 "SELECT DATA_TYPE, COLUMN_TYPE, NUMERIC_SCALE FROM INFORMATION_SCHEMA.COLUMNS \
@@ -906,14 +955,29 @@ impl MysqlSource {
                 // with the same value) as the saved one is read; the boundary rows are sent
                 // again, harmless for an upsert.
                 let condition = format!("{quoted} >= {bound}");
+                // Paging in cursor order reads only the rows the condition keeps, through
+                // the index; without an index on it, each page would sort every such row.
+                let leads_index: Option<i64> = conn
+                    .exec_first(
+                        "SELECT 1 FROM INFORMATION_SCHEMA.STATISTICS WHERE TABLE_SCHEMA = ? \
+                         AND TABLE_NAME = ? AND COLUMN_NAME = ? AND SEQ_IN_INDEX = 1 LIMIT 1",
+                        (&self.settings.database, table, column),
+                    )
+                    .await
+                    .map_err(|e| SourceError::Failed(my_error(&e)))?;
                 CursorSql {
                     largest: format!("{largest} WHERE {condition}"),
                     condition: Some((condition, after)),
+                    leading: leads_index.map(|_| KeysetKey {
+                        name: column.to_string(),
+                        placeholder: bound,
+                    }),
                 }
             }
             _ => CursorSql {
                 condition: None,
                 largest,
+                leading: None,
             },
         })))
     }
@@ -1051,15 +1115,19 @@ impl MysqlSource {
 }
 
 /// `(k1 > ?) OR (k1 = ? AND k2 > ?) OR …`: the rows after the last one, in key order, in a
-/// form every MySQL and MariaDB version can use the primary key index for.
-fn keyset_condition(keys: &[String]) -> String {
+/// form every MySQL and MariaDB version can use an index on the keys for.
+fn keyset_condition(keys: &[KeysetKey]) -> String {
     let mut alternatives = Vec::with_capacity(keys.len());
-    for i in 0..keys.len() {
+    for (i, last) in keys.iter().enumerate() {
         let mut parts: Vec<String> = keys[..i]
             .iter()
-            .map(|k| format!("{} = ?", quote_ident(k)))
+            .map(|k| format!("{} = {}", quote_ident(&k.name), k.placeholder))
             .collect();
-        parts.push(format!("{} > ?", quote_ident(&keys[i])));
+        parts.push(format!(
+            "{} > {}",
+            quote_ident(&last.name),
+            last.placeholder
+        ));
         alternatives.push(format!("({})", parts.join(" AND ")));
     }
     alternatives.join(" OR ")
@@ -1132,8 +1200,17 @@ mod tests {
     #[test]
     fn keyset_condition_expands_composite_keys() {
         assert_eq!(
-            keyset_condition(&["a".into(), "b".into()]),
+            keyset_condition(&[KeysetKey::plain("a"), KeysetKey::plain("b")]),
             "(`a` > ?) OR (`a` = ? AND `b` > ?)"
+        );
+        // The cursor first, its values cast as the saved one is.
+        let cursor = KeysetKey {
+            name: "v".into(),
+            placeholder: "CAST(? AS SIGNED)".into(),
+        };
+        assert_eq!(
+            keyset_condition(&[cursor, KeysetKey::plain("id")]),
+            "(`v` > CAST(? AS SIGNED)) OR (`v` = CAST(? AS SIGNED) AND `id` > ?)"
         );
         let params = keyset_params(None, &[My::Int(1), My::Int(2)]);
         assert_eq!(
