@@ -366,10 +366,11 @@ async fn a_second_full_sync_deletes_removed_rows() {
     assert_eq!(standin.index_docs("my-books").len(), 2000);
 }
 
-/// With an index that leads with the cursor column, an incremental read pages in cursor
-/// order (then the key) instead of walking the whole primary key: only the rows at or after
-/// the saved value are touched. Pages of two split runs of equal cursor values, which the
-/// keyset must neither skip nor repeat.
+/// With an index of the cursor column alone, an incremental read pages in cursor order
+/// (then the key) instead of walking the whole primary key: only the rows at or after the
+/// saved value are touched. Pages of two split runs of equal cursor values, which the
+/// keyset must neither skip nor repeat. A composite index would make each page sort: that
+/// table keeps the key's order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_indexed_cursor_column_pages_an_incremental_read_in_cursor_order() {
     let server = server_or_skip!();
@@ -379,7 +380,10 @@ async fn an_indexed_cursor_column_pages_an_incremental_read_in_cursor_order() {
         "CREATE TABLE events (id int PRIMARY KEY, title varchar(20),
            updated decimal(10,2) NOT NULL, KEY by_updated (updated));
          INSERT INTO events VALUES (1, 'a', 5.00), (2, 'b', 1.00), (3, 'c', 5.00), (4, 'd', 3.00),
-           (5, 'e', 5.00), (6, 'f', 2.00), (7, 'g', 5.00), (8, 'h', 4.00);",
+           (5, 'e', 5.00), (6, 'f', 2.00), (7, 'g', 5.00), (8, 'h', 4.00);
+         CREATE TABLE events_composite (id int PRIMARY KEY, title varchar(20),
+           updated decimal(10,2) NOT NULL, KEY by_both (updated, title));
+         INSERT INTO events_composite VALUES (1, 'x', 5.00), (2, 'y', 1.00);",
     );
     let standin = StandIn::start(StandInOptions {
         nodes: 1,
@@ -403,7 +407,7 @@ async fn an_indexed_cursor_column_pages_an_incremental_read_in_cursor_order() {
         Value::Object(values(
             server,
             "incr_idx",
-            json!({"tables": "events", "fetch_size": 2}),
+            json!({"tables": "events,events_composite", "fetch_size": 2}),
         )),
     )
     .await;
@@ -438,13 +442,15 @@ async fn an_indexed_cursor_column_pages_an_incremental_read_in_cursor_order() {
     };
     let report = run(JobType::Full).await;
     assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
-    assert_eq!(report.counters.indexed, 8);
+    assert_eq!(report.counters.indexed, 10);
     let cursor = standin.connector(&id).expect("connector")["sync_cursor"].clone();
     assert_eq!(cursor["tables"]["events"], "5.00", "{cursor:#}");
+    assert_eq!(cursor["tables"]["events_composite"], "5.00", "{cursor:#}");
 
     server.sql(
         "UPDATE incr_idx.events SET title = 'changed', updated = 6.00 WHERE id IN (2, 4);
          INSERT INTO incr_idx.events VALUES (9, 'i', 5.00);
+         INSERT INTO incr_idx.events_composite VALUES (3, 'z', 7.00);
          TRUNCATE mysql.general_log;
          SET GLOBAL log_output = 'TABLE';
          SET GLOBAL general_log = 1;",
@@ -452,21 +458,43 @@ async fn an_indexed_cursor_column_pages_an_incremental_read_in_cursor_order() {
     let report = run(JobType::Incremental).await;
     server.sql("SET GLOBAL general_log = 0;");
     assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
-    // The five rows at 5.00 (the saved value, `>=`) and the two moved to 6.00, each once.
-    assert_eq!(report.counters.seen, 7, "{report:#?}");
+    // The five rows at 5.00 (the saved value, `>=`) and the two moved to 6.00, each once;
+    // and the composite-index table's two at or above its 5.00.
+    assert_eq!(report.counters.seen, 9, "{report:#?}");
     let docs: BTreeMap<String, Value> = standin.index_docs("my-idx").into_iter().collect();
-    assert_eq!(docs.len(), 9);
+    assert_eq!(docs.len(), 12);
+    assert_eq!(docs["events_composite_3"]["title"], "z");
     assert_eq!(docs["events_2"]["title"], "changed");
     assert_eq!(docs["events_4"]["title"], "changed");
     assert_eq!(docs["events_9"]["title"], "i");
     let cursor = standin.connector(&id).expect("connector")["sync_cursor"].clone();
     assert_eq!(cursor["tables"]["events"], "6.00", "{cursor:#}");
-    // The pages went in the cursor's order, through its index.
-    let paged = server.sql_rows(
-        "SELECT COUNT(*) FROM mysql.general_log WHERE argument LIKE \
-         '%incr_idx%events%ORDER BY `updated`, `id` LIMIT%'",
+    // The pages went in the cursor's order, through its index; not so for the table whose
+    // only index on it is composite.
+    let logged = |pattern: &str| {
+        server
+            .sql_rows(&format!(
+                "SELECT COUNT(*) FROM mysql.general_log WHERE argument LIKE '{pattern}'"
+            ))
+            .trim()
+            .to_string()
+    };
+    let in_cursor_order = "ORDER BY `updated`, `id` LIMIT%";
+    assert_ne!(
+        logged(&format!("%`incr\\_idx`.`events` %{in_cursor_order}")),
+        "0",
+        "no page of events in cursor order was logged"
     );
-    assert_ne!(paged.trim(), "0", "no page in cursor order was logged");
+    assert_eq!(
+        logged(&format!("%`events\\_composite`%{in_cursor_order}")),
+        "0",
+        "events_composite was paged in cursor order"
+    );
+    assert_ne!(
+        logged("%`events\\_composite`%ORDER BY `id` LIMIT%"),
+        "0",
+        "no page of events_composite in key order was logged"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

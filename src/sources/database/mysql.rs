@@ -956,11 +956,26 @@ impl MysqlSource {
                 // again, harmless for an upsert.
                 let condition = format!("{quoted} >= {bound}");
                 // Paging in cursor order reads only the rows the condition keeps, through
-                // the index; without an index on it, each page would sort every such row.
+                // an index that yields them in (cursor, key) order: a whole-column B-tree
+                // index of the cursor column alone in InnoDB (whose secondary indexes end
+                // with the primary key). With any other (none, a prefix, a composite one,
+                // another engine's), each page would sort every row the condition keeps:
+                // the key's order stays. A key that starts with the cursor column already
+                // pages in its order.
                 let leads_index: Option<i64> = conn
                     .exec_first(
-                        "SELECT 1 FROM INFORMATION_SCHEMA.STATISTICS WHERE TABLE_SCHEMA = ? \
-                         AND TABLE_NAME = ? AND COLUMN_NAME = ? AND SEQ_IN_INDEX = 1 LIMIT 1",
+                        "SELECT 1 FROM INFORMATION_SCHEMA.STATISTICS s \
+                         JOIN INFORMATION_SCHEMA.TABLES t \
+                           ON t.TABLE_SCHEMA = s.TABLE_SCHEMA AND t.TABLE_NAME = s.TABLE_NAME \
+                         WHERE s.TABLE_SCHEMA = ? AND s.TABLE_NAME = ? AND s.COLUMN_NAME = ? \
+                           AND s.SEQ_IN_INDEX = 1 AND s.SUB_PART IS NULL \
+                           AND s.INDEX_TYPE = 'BTREE' AND s.INDEX_NAME <> 'PRIMARY' \
+                           AND t.ENGINE = 'InnoDB' \
+                           AND NOT EXISTS (SELECT 1 FROM INFORMATION_SCHEMA.STATISTICS c \
+                             WHERE c.TABLE_SCHEMA = s.TABLE_SCHEMA \
+                               AND c.TABLE_NAME = s.TABLE_NAME \
+                               AND c.INDEX_NAME = s.INDEX_NAME AND c.SEQ_IN_INDEX = 2) \
+                         LIMIT 1",
                         (&self.settings.database, table, column),
                     )
                     .await
