@@ -979,7 +979,12 @@ impl MysqlSource {
                         (&self.settings.database, table, column),
                     )
                     .await
-                    .map_err(|e| SourceError::Failed(my_error(&e)))?;
+                    // Only the pages' order depends on it: a server that cannot answer
+                    // (another version's catalogue, say) gets the key's order, not a failure.
+                    .unwrap_or_else(|e| {
+                        tracing::debug!(table, error = %my_error(&e), "cursor index probe failed");
+                        None
+                    });
                 CursorSql {
                     largest: format!("{largest} WHERE {condition}"),
                     condition: Some((condition, after)),
