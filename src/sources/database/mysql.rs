@@ -5,8 +5,9 @@
 //! Where it differs, on purpose:
 //! - each table is read in one consistent-snapshot, read-only transaction, by keyset pages on
 //!   the primary key (as Python's table reads, but in one snapshot), or, in an incremental
-//!   read (`cursor_column`, syncdeck's own) of a table with an index that leads with the
-//!   cursor column, on the cursor column and then the key; advanced-rule queries are
+//!   read (`cursor_column`, syncdeck's own) of a table with an index of the cursor column
+//!   alone (see `pages_in_cursor_order`), on the cursor column and then the key;
+//!   advanced-rule queries are
 //!   streamed once in such a transaction instead of Python's `LIMIT … OFFSET` pages;
 //! - `TIME` columns become `HH:MM:SS` (Python's bulk serialisation raises on the `timedelta`
 //!   its driver gives), NaN and infinities become null;
@@ -291,9 +292,9 @@ pub struct MysqlSource {
 struct CursorSql {
     condition: Option<(String, String)>,
     largest: String,
-    /// With a condition, when the cursor column leads an index: the pages go in cursor
-    /// order (see [`KeysetKey`]), so an incremental read touches only the rows at or after
-    /// the saved value instead of walking the whole primary key.
+    /// With a condition, when an index serves it (`MysqlSource::pages_in_cursor_order`): the
+    /// cursor column, first in the pages' order, so an incremental read touches only the
+    /// rows at or after the saved value instead of walking the whole primary key.
     leading: Option<KeysetKey>,
 }
 
@@ -708,7 +709,8 @@ impl MysqlSource {
     }
 
     /// Keyset pages on the primary key, in one snapshot; in an incremental read whose cursor
-    /// column leads an index, on the cursor column and then the key (see [`CursorSql`]).
+    /// column has an index that serves it, on the cursor column and then the key (see
+    /// [`CursorSql`]).
     async fn read_table(
         &self,
         conn: &mut Conn,
@@ -824,19 +826,19 @@ impl MysqlSource {
             };
             let columns = result.columns().unwrap_or_else(|| Arc::from(Vec::new()));
             let names = ColumnKeys::new(columns.iter().map(|c| c.name_str()));
-            // Column names are case-insensitive: the configured cursor column may differ in
-            // case from the table's.
+            // The keys' names are the table's own spelling (from its catalogue).
             let positions: Vec<usize> = order_keys
                 .iter()
-                .filter_map(|k| {
-                    names
-                        .iter()
-                        .rposition(|n| n.as_str().eq_ignore_ascii_case(&k.name))
-                })
+                .filter_map(|k| names.iter().rposition(|n| n.as_str() == k.name))
                 .collect();
             if positions.len() != order_keys.len() {
-                return Err(SourceError::Failed(format!(
-                    "table {table}: the rows read lack a column of their order ({order})"
+                // An INVISIBLE key column: `SELECT *` does not carry it, so neither the
+                // pages nor the documents' ids can be made. The table's record says so, and
+                // keeps a full sync from deleting its documents.
+                drop(result);
+                conn.query_drop("COMMIT").await.map_err(failed)?;
+                return Ok(Read::Unreadable(format!(
+                    "the rows read from table {table} lack a column of their order ({order})"
                 )));
             }
             let mut page = 0u64;
@@ -881,6 +883,63 @@ impl MysqlSource {
         Ok(Read::Rows(rows_read))
     }
 
+    /// Whether an incremental read of `table` pages in the order of its cursor column
+    /// (`column`, as the table spells it), then the key's, instead of the key's alone. That
+    /// order reads only the rows the condition keeps, through an index that yields them in
+    /// (cursor, key) order: an ascending whole-column B-tree index of the cursor column
+    /// alone, in InnoDB (whose secondary indexes end with the primary key). With any other
+    /// (none, a prefix, a composite or descending one, another engine's), each page would
+    /// sort every row the condition keeps, so the key's order stays; so it does for:
+    /// - a TIMESTAMP column: its index is in UTC order, the comparisons in the session's time
+    ///   zone, whose local times repeat when clocks go back; the keyset would skip rows;
+    /// - an INVISIBLE column, which the rows read (`SELECT *`) do not carry.
+    async fn pages_in_cursor_order(
+        &self,
+        conn: &mut Conn,
+        table: &str,
+        column: &str,
+        data_type: &str,
+        extra: &str,
+    ) -> Result<bool, SourceError> {
+        if data_type.eq_ignore_ascii_case("timestamp")
+            || extra.to_ascii_uppercase().contains("INVISIBLE")
+        {
+            return Ok(false);
+        }
+        let db = self.settings.database.as_str();
+        // Every table is named by constants: the server then opens this table's definition
+        // only, not the catalogue of every database.
+        let probe = conn
+            .exec_first::<i64, _, _>(
+                "SELECT 1 FROM INFORMATION_SCHEMA.STATISTICS s \
+                 WHERE s.TABLE_SCHEMA = ? AND s.TABLE_NAME = ? AND s.COLUMN_NAME = ? \
+                   AND s.SEQ_IN_INDEX = 1 AND s.SUB_PART IS NULL AND s.COLLATION = 'A' \
+                   AND s.INDEX_TYPE = 'BTREE' AND s.INDEX_NAME <> 'PRIMARY' \
+                   AND NOT EXISTS (SELECT 1 FROM INFORMATION_SCHEMA.STATISTICS c \
+                     WHERE c.TABLE_SCHEMA = ? AND c.TABLE_NAME = ? \
+                       AND c.INDEX_NAME = s.INDEX_NAME AND c.SEQ_IN_INDEX = 2) \
+                   AND EXISTS (SELECT 1 FROM INFORMATION_SCHEMA.TABLES t \
+                     WHERE t.TABLE_SCHEMA = ? AND t.TABLE_NAME = ? AND t.ENGINE = 'InnoDB') \
+                 LIMIT 1",
+                (db, table, column, db, table, db, table),
+            )
+            .await;
+        match probe {
+            Ok(found) => Ok(found.is_some()),
+            // Only the pages' order depends on it: a server whose catalogue answers
+            // otherwise (another version's) reads in the key's order, and says so.
+            Err(e @ mysql_async::Error::Server(_)) => {
+                tracing::warn!(
+                    table,
+                    error = %my_error(&e),
+                    "cannot tell whether the cursor column has an index: paging on the key"
+                );
+                Ok(false)
+            }
+            Err(e) => Err(SourceError::Failed(my_error(&e))),
+        }
+    }
+
     /// With `cursor_column`: the condition on it in an incremental sync with a saved value
     /// (the saved text cast to the column's type, so it compares as the server orders that
     /// type), and the SQL of the largest value read. A table that lacks the column, or whose
@@ -899,9 +958,12 @@ impl MysqlSource {
             return Ok(Ok(None));
         };
         let column = column.as_str();
-        let row: Option<(String, String, Option<u64>)> = conn
+        // Also the column's own spelling (names match without case, the rows' columns carry
+        // the table's) and whether `SELECT *` shows it (an INVISIBLE column is not).
+        let row: Option<(String, String, Option<u64>, String, String)> = conn
             .exec_first(
-                "SELECT DATA_TYPE, COLUMN_TYPE, NUMERIC_SCALE FROM INFORMATION_SCHEMA.COLUMNS \
+                "SELECT DATA_TYPE, COLUMN_TYPE, NUMERIC_SCALE, COLUMN_NAME, EXTRA \
+                 FROM INFORMATION_SCHEMA.COLUMNS \
                  WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND COLUMN_NAME = ?",
                 (&self.settings.database, table, column),
             )
@@ -935,10 +997,11 @@ impl MysqlSource {
         };
         let problem = match &row {
             None => Some(super::no_cursor_column(table, column)),
-            Some((data_type, column_type, _)) => (!ordered(data_type))
+            Some((data_type, column_type, ..)) => (!ordered(data_type))
                 .then(|| super::unordered_cursor_column(table, column, column_type)),
         };
-        let (Some((data_type, column_type, scale)), None) = (row, problem.as_ref()) else {
+        let (Some((data_type, column_type, scale, spelled, extra)), None) = (row, problem.as_ref())
+        else {
             let message = problem.unwrap_or_default();
             // Read whole, in an incremental sync too: its rows cannot be told new from old,
             // and an incremental sync deletes nothing, so upserting them all is right.
@@ -955,43 +1018,21 @@ impl MysqlSource {
                 // with the same value) as the saved one is read; the boundary rows are sent
                 // again, harmless for an upsert.
                 let condition = format!("{quoted} >= {bound}");
-                // Paging in cursor order reads only the rows the condition keeps, through
-                // an index that yields them in (cursor, key) order: a whole-column B-tree
-                // index of the cursor column alone in InnoDB (whose secondary indexes end
-                // with the primary key). With any other (none, a prefix, a composite one,
-                // another engine's), each page would sort every row the condition keeps:
-                // the key's order stays. A key that starts with the cursor column already
-                // pages in its order.
-                let leads_index: Option<i64> = conn
-                    .exec_first(
-                        "SELECT 1 FROM INFORMATION_SCHEMA.STATISTICS s \
-                         JOIN INFORMATION_SCHEMA.TABLES t \
-                           ON t.TABLE_SCHEMA = s.TABLE_SCHEMA AND t.TABLE_NAME = s.TABLE_NAME \
-                         WHERE s.TABLE_SCHEMA = ? AND s.TABLE_NAME = ? AND s.COLUMN_NAME = ? \
-                           AND s.SEQ_IN_INDEX = 1 AND s.SUB_PART IS NULL \
-                           AND s.INDEX_TYPE = 'BTREE' AND s.INDEX_NAME <> 'PRIMARY' \
-                           AND t.ENGINE = 'InnoDB' \
-                           AND NOT EXISTS (SELECT 1 FROM INFORMATION_SCHEMA.STATISTICS c \
-                             WHERE c.TABLE_SCHEMA = s.TABLE_SCHEMA \
-                               AND c.TABLE_NAME = s.TABLE_NAME \
-                               AND c.INDEX_NAME = s.INDEX_NAME AND c.SEQ_IN_INDEX = 2) \
-                         LIMIT 1",
-                        (&self.settings.database, table, column),
-                    )
-                    .await
-                    // Only the pages' order depends on it: a server that cannot answer
-                    // (another version's catalogue, say) gets the key's order, not a failure.
-                    .unwrap_or_else(|e| {
-                        tracing::debug!(table, error = %my_error(&e), "cursor index probe failed");
-                        None
-                    });
+                let leading = if self
+                    .pages_in_cursor_order(conn, table, &spelled, &data_type, &extra)
+                    .await?
+                {
+                    Some(KeysetKey {
+                        name: spelled,
+                        placeholder: bound,
+                    })
+                } else {
+                    None
+                };
                 CursorSql {
                     largest: format!("{largest} WHERE {condition}"),
                     condition: Some((condition, after)),
-                    leading: leads_index.map(|_| KeysetKey {
-                        name: column.to_string(),
-                        placeholder: bound,
-                    }),
+                    leading,
                 }
             }
             _ => CursorSql {
@@ -1134,8 +1175,8 @@ impl MysqlSource {
     }
 }
 
-/// `(k1 > ?) OR (k1 = ? AND k2 > ?) OR …`: the rows after the last one, in key order, in a
-/// form every MySQL and MariaDB version can use an index on the keys for.
+/// `(k1 > ?) OR (k1 = ? AND k2 > ?) OR …`: the rows after the last one, in the keys' order,
+/// in a form every MySQL and MariaDB version can use an index on the keys for.
 fn keyset_condition(keys: &[KeysetKey]) -> String {
     let mut alternatives = Vec::with_capacity(keys.len());
     for (i, last) in keys.iter().enumerate() {
