@@ -887,8 +887,9 @@ impl MysqlSource {
     /// (`column`, as the table spells it), then the key's, instead of the key's alone. That
     /// order reads only the rows the condition keeps, through an index that yields them in
     /// (cursor, key) order: an ascending whole-column B-tree index of the cursor column
-    /// alone, in InnoDB (whose secondary indexes end with the primary key). With any other
-    /// (none, a prefix, a composite or descending one, another engine's), each page would
+    /// alone, in InnoDB (whose secondary indexes end with the primary key), that the optimizer
+    /// may use. With any other (none, a prefix, a composite or descending one, another
+    /// engine's, one set IGNORED or INVISIBLE), each page would
     /// sort every row the condition keeps, so the key's order stays; so it does for:
     /// - a TIMESTAMP column: its index is in UTC order, the comparisons in the session's time
     ///   zone, whose local times repeat when clocks go back; the keyset would skip rows;
@@ -907,37 +908,49 @@ impl MysqlSource {
             return Ok(false);
         }
         let db = self.settings.database.as_str();
-        // Every table is named by constants: the server then opens this table's definition
-        // only, not the catalogue of every database.
-        let probe = conn
-            .exec_first::<i64, _, _>(
-                "SELECT 1 FROM INFORMATION_SCHEMA.STATISTICS s \
-                 WHERE s.TABLE_SCHEMA = ? AND s.TABLE_NAME = ? AND s.COLUMN_NAME = ? \
-                   AND s.SEQ_IN_INDEX = 1 AND s.SUB_PART IS NULL AND s.COLLATION = 'A' \
-                   AND s.INDEX_TYPE = 'BTREE' AND s.INDEX_NAME <> 'PRIMARY' \
-                   AND NOT EXISTS (SELECT 1 FROM INFORMATION_SCHEMA.STATISTICS c \
-                     WHERE c.TABLE_SCHEMA = ? AND c.TABLE_NAME = ? \
-                       AND c.INDEX_NAME = s.INDEX_NAME AND c.SEQ_IN_INDEX = 2) \
-                   AND EXISTS (SELECT 1 FROM INFORMATION_SCHEMA.TABLES t \
-                     WHERE t.TABLE_SCHEMA = ? AND t.TABLE_NAME = ? AND t.ENGINE = 'InnoDB') \
-                 LIMIT 1",
-                (db, table, column, db, table, db, table),
-            )
-            .await;
-        match probe {
-            Ok(found) => Ok(found.is_some()),
-            // Only the pages' order depends on it: a server whose catalogue answers
-            // otherwise (another version's) reads in the key's order, and says so.
-            Err(e @ mysql_async::Error::Server(_)) => {
-                tracing::warn!(
-                    table,
-                    error = %my_error(&e),
-                    "cannot tell whether the cursor column has an index: paging on the key"
-                );
-                Ok(false)
+        // An index the optimizer is told to ignore serves nothing: MariaDB (10.6+) says so in
+        // `IGNORED`, MySQL (8.0) in `IS_VISIBLE`; older servers have neither column (nor such
+        // indexes). The first clause the server knows is the one.
+        const USABLE: [&str; 3] = ["AND s.IGNORED = 'NO'", "AND s.IS_VISIBLE = 'YES'", ""];
+        for usable in USABLE {
+            // Every table is named by constants: the server then opens this table's
+            // definition only, not the catalogue of every database.
+            let probe = conn
+                .exec_first::<i64, _, _>(
+                    format!(
+                        "SELECT 1 FROM INFORMATION_SCHEMA.STATISTICS s \
+                         WHERE s.TABLE_SCHEMA = ? AND s.TABLE_NAME = ? AND s.COLUMN_NAME = ? \
+                           AND s.SEQ_IN_INDEX = 1 AND s.SUB_PART IS NULL AND s.COLLATION = 'A' \
+                           AND s.INDEX_TYPE = 'BTREE' AND s.INDEX_NAME <> 'PRIMARY' {usable} \
+                           AND NOT EXISTS (SELECT 1 FROM INFORMATION_SCHEMA.STATISTICS c \
+                             WHERE c.TABLE_SCHEMA = ? AND c.TABLE_NAME = ? \
+                               AND c.INDEX_NAME = s.INDEX_NAME AND c.SEQ_IN_INDEX = 2) \
+                           AND EXISTS (SELECT 1 FROM INFORMATION_SCHEMA.TABLES t \
+                             WHERE t.TABLE_SCHEMA = ? AND t.TABLE_NAME = ? \
+                               AND t.ENGINE = 'InnoDB') \
+                         LIMIT 1"
+                    ),
+                    (db, table, column, db, table, db, table),
+                )
+                .await;
+            match probe {
+                Ok(found) => return Ok(found.is_some()),
+                // ER_BAD_FIELD_ERROR: not this server's column; the next clause.
+                Err(mysql_async::Error::Server(e)) if e.code == 1054 && !usable.is_empty() => {}
+                // Only the pages' order depends on it: a server whose catalogue answers
+                // otherwise reads in the key's order, and says so.
+                Err(e @ mysql_async::Error::Server(_)) => {
+                    tracing::warn!(
+                        table,
+                        error = %my_error(&e),
+                        "cannot tell whether the cursor column has an index: paging on the key"
+                    );
+                    return Ok(false);
+                }
+                Err(e) => return Err(SourceError::Failed(my_error(&e))),
             }
-            Err(e) => Err(SourceError::Failed(my_error(&e))),
         }
+        Ok(false)
     }
 
     /// With `cursor_column`: the condition on it in an incremental sync with a saved value
