@@ -229,6 +229,31 @@ async fn run_unpinged(values: &Map<String, Value>) -> (Vec<String>, Vec<(String,
     db_server::ids_and_invalid(&MysqlFactory, &configuration(values), false, LIMIT).await
 }
 
+/// An INVISIBLE key column is not in `SELECT *`: the rows cannot be paged nor given their
+/// ids (they all got the same one, before), so the table is unreadable, with the reason,
+/// and its record keeps a full sync from deleting; the other tables read as ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_whose_key_column_is_invisible_is_unreadable_not_one_document() {
+    let server = server_or_skip!();
+    database(
+        server,
+        "hiddenkey",
+        "CREATE TABLE hidden (id int INVISIBLE NOT NULL DEFAULT 0 PRIMARY KEY, title varchar(8));
+         INSERT INTO hidden (id, title) VALUES (1, 'a'), (2, 'b');
+         CREATE TABLE shown (id int PRIMARY KEY);
+         INSERT INTO shown VALUES (1);",
+    );
+    let (docs, bad) = run_unpinged(&values(server, "hiddenkey", json!({}))).await;
+    assert_eq!(docs, ["shown_1"]);
+    assert_eq!(bad.len(), 1, "{bad:?}");
+    let (id, reason) = &bad[0];
+    assert_eq!(id, "unreadable:table:hidden");
+    assert!(
+        reason.contains("lack a column of their order (`id`)"),
+        "{reason}"
+    );
+}
+
 /// INFORMATION_SCHEMA shows a user only the columns it has privileges on, so a table whose key
 /// columns it may not see looks keyless there. The `SHOW KEYS` fallback tells those from a
 /// table that really has no key (skipped, as Python does): it fails on a table the user
