@@ -229,6 +229,34 @@ async fn run_unpinged(values: &Map<String, Value>) -> (Vec<String>, Vec<(String,
     db_server::ids_and_invalid(&MysqlFactory, &configuration(values), false, LIMIT).await
 }
 
+/// Keyset pages compare the last row's key exactly: a DECIMAL key beyond 2^53, in pages of
+/// one. (MySQL's documentation has a DECIMAL compared with text as doubles, which would take
+/// 9007199254740995 and 9007199254740996 for equal and skip the second; the key's value is
+/// cast to its type for that. MariaDB, which these tests run, compared them exactly either
+/// way.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decimal_keys_beyond_doubles_are_paged_exactly() {
+    let server = server_or_skip!();
+    database(
+        server,
+        "deckeys",
+        "CREATE TABLE big (k decimal(30,0) PRIMARY KEY, n int);
+         INSERT INTO big VALUES (9007199254740994, 1), (9007199254740995, 2),
+           (9007199254740996, 3), (9007199254740997, 4);",
+    );
+    let (docs, bad) = run_unpinged(&values(server, "deckeys", json!({"fetch_size": 1}))).await;
+    assert!(bad.is_empty(), "{bad:?}");
+    assert_eq!(
+        docs,
+        [
+            "big_9007199254740994",
+            "big_9007199254740995",
+            "big_9007199254740996",
+            "big_9007199254740997"
+        ]
+    );
+}
+
 /// An INVISIBLE key column is not in `SELECT *`: the rows cannot be paged nor given their
 /// ids (they all got the same one, before), so the table is unreadable, with the reason,
 /// and its record keeps a full sync from deleting; the other tables read as ever.

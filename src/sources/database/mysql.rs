@@ -306,6 +306,7 @@ struct KeysetKey {
     placeholder: String,
 }
 
+#[cfg(test)]
 impl KeysetKey {
     fn plain(name: &str) -> Self {
         Self {
@@ -579,6 +580,40 @@ impl MysqlSource {
         }
     }
 
+    /// The primary key's columns as keyset pages compare them: a DECIMAL one's value cast to
+    /// its type (MySQL compares a DECIMAL with the text the driver sends as doubles, which
+    /// tell 9007199254740995 from 9007199254740996 no more), the others as they are (the
+    /// driver sends integers and times as such).
+    async fn key_columns(
+        &self,
+        conn: &mut Conn,
+        table: &str,
+    ) -> Result<Vec<KeysetKey>, SourceError> {
+        let rows: Vec<(String, String, String, Option<u64>)> = conn
+            .exec(
+                "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, NUMERIC_SCALE \
+                 FROM INFORMATION_SCHEMA.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
+                 AND COLUMN_KEY = 'PRI' ORDER BY ORDINAL_POSITION",
+                (&self.settings.database, table),
+            )
+            .await
+            .map_err(|e| SourceError::Failed(my_error(&e)))?;
+        Ok(rows
+            .into_iter()
+            .map(|(name, data_type, column_type, scale)| {
+                let placeholder = if matches!(
+                    data_type.to_ascii_lowercase().as_str(),
+                    "decimal" | "numeric"
+                ) {
+                    cursor_bound(&data_type, &column_type, scale)
+                } else {
+                    "?".into()
+                };
+                KeysetKey { name, placeholder }
+            })
+            .collect())
+    }
+
     async fn primary_key(&self, conn: &mut Conn, table: &str) -> Result<Vec<String>, SourceError> {
         conn.exec(
             "SELECT COLUMN_NAME FROM INFORMATION_SCHEMA.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
@@ -718,7 +753,8 @@ impl MysqlSource {
         started: Instant,
         out: &ItemSender,
     ) -> Result<Read, SourceError> {
-        let keys = self.primary_key(conn, table).await?;
+        let key_columns = self.key_columns(conn, table).await?;
+        let keys: Vec<&str> = key_columns.iter().map(|k| k.name.as_str()).collect();
         if keys.is_empty() {
             return Ok(self.why_no_key(conn, table).await);
         }
@@ -792,7 +828,7 @@ impl MysqlSource {
             .as_ref()
             .and_then(|c| c.leading.clone())
             .into_iter()
-            .chain(keys.iter().map(|k| KeysetKey::plain(k)))
+            .chain(key_columns.iter().cloned())
             .collect();
         let order: Vec<String> = order_keys.iter().map(|k| quote_ident(&k.name)).collect();
         let order = order.join(", ");
