@@ -15,10 +15,12 @@ use engine_util::*;
 use mariadb_server::MariaDb;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::{StandIn, StandInOptions};
 use syncdeck::backend::ControlPlane;
-use syncdeck::engine::runner::JobEnd;
+use syncdeck::backend::elasticsearch::ElasticsearchBackend;
+use syncdeck::engine::runner::{Engine, JobEnd, JobReport};
 use syncdeck::model::{Configuration, JobType, TriggerMethod};
 use syncdeck::sources::{ItemSender, MysqlFactory, SourceFactory, SourceItem, SyncMode};
 use tokio_util::sync::CancellationToken;
@@ -419,6 +421,72 @@ async fn a_second_full_sync_deletes_removed_rows() {
     assert_eq!(standin.index_docs("my-books").len(), 2000);
 }
 
+/// A stand-in cluster, an engine on it (`worker`) and a `mysql` connector `id` (also its
+/// index) reading database `db` with these settings.
+async fn connector_on_standin(
+    server: &MariaDb,
+    db: &str,
+    id: &str,
+    worker: &str,
+    settings: Value,
+) -> (StandIn, Arc<ElasticsearchBackend>, Engine) {
+    let standin = StandIn::start(StandInOptions {
+        nodes: 1,
+        kibana: false,
+        ..Default::default()
+    })
+    .await;
+    let es = es_backend(&standin.es_urls());
+    let engine = engine(
+        es.clone(),
+        es.clone(),
+        memory_dlq(),
+        syncdeck::sources::builtin(),
+        worker,
+    );
+    let created = create_connector(
+        es.as_ref(),
+        id,
+        id,
+        &MysqlFactory,
+        Value::Object(values(server, db, settings)),
+    )
+    .await;
+    assert_eq!(created, id);
+    (standin, es, engine)
+}
+
+/// Gives connector `id` syncdeck's `cursor_column` field, set to `column`.
+async fn set_cursor_column(es: &ElasticsearchBackend, id: &str, column: &str) {
+    let mut field = MysqlFactory
+        .optional_fields()
+        .0
+        .remove("cursor_column")
+        .expect("an optional cursor_column");
+    field.value = Value::from(column);
+    let mut fields = Map::new();
+    fields.insert(
+        "cursor_column".into(),
+        serde_json::to_value(&field).expect("field"),
+    );
+    es.merge_configuration(id, &fields).await.expect("merge");
+}
+
+/// A job of `job_type` of connector `id`, run to its end: its id and its report.
+async fn run_to_end(engine: &Engine, id: &str, job_type: JobType) -> (String, JobReport) {
+    let job = engine
+        .deps()
+        .control
+        .create_sync_job(id, job_type, TriggerMethod::OnDemand)
+        .await
+        .expect("job");
+    let report = tokio::time::timeout(LIMIT, engine.run_job(&job, &CancellationToken::new()))
+        .await
+        .expect("ends")
+        .expect("runs");
+    (job, report)
+}
+
 /// Turns the server's general query log on for its life (the log is the server's, global):
 /// off again when dropped, also when the test fails.
 struct GeneralLog<'a>(&'a MariaDb);
@@ -482,65 +550,21 @@ async fn an_indexed_cursor_column_pages_an_incremental_read_in_cursor_order() {
            updated timestamp(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6), KEY (updated));
          INSERT INTO events_ts VALUES (1, 's', '2024-01-01 00:00:00'), (2, 't', '2024-01-02 00:00:00');",
     );
-    let standin = StandIn::start(StandInOptions {
-        nodes: 1,
-        kibana: false,
-        ..Default::default()
-    })
-    .await;
-    let es = es_backend(&standin.es_urls());
-    let engine = engine(
-        es.clone(),
-        es.clone(),
-        memory_dlq(),
-        syncdeck::sources::builtin(),
+    let (standin, es, engine) = connector_on_standin(
+        server,
+        "incr_idx",
+        "my-idx",
         "my-idx-worker",
-    );
-    let id = create_connector(
-        es.as_ref(),
-        "my-idx",
-        "my-idx",
-        &MysqlFactory,
-        Value::Object(values(
-            server,
-            "incr_idx",
-            json!({
-                "tables": "events,events_composite,events_hidden,events_ignored,events_ts",
-                "fetch_size": 2
-            }),
-        )),
+        json!({
+            "tables": "events,events_composite,events_hidden,events_ignored,events_ts",
+            "fetch_size": 2
+        }),
     )
     .await;
-    let mut field = MysqlFactory
-        .optional_fields()
-        .0
-        .remove("cursor_column")
-        .expect("an optional cursor_column");
+    let id = "my-idx";
     // Not the column's own case: MySQL's column names are not case-sensitive.
-    field.value = Value::from("Updated");
-    let mut fields = Map::new();
-    fields.insert(
-        "cursor_column".into(),
-        serde_json::to_value(&field).expect("field"),
-    );
-    es.merge_configuration(&id, &fields).await.expect("merge");
-    let run = |job_type: JobType| {
-        let engine = engine.clone();
-        let id = id.clone();
-        async move {
-            let job = engine
-                .deps()
-                .control
-                .create_sync_job(&id, job_type, TriggerMethod::OnDemand)
-                .await
-                .expect("job");
-            tokio::time::timeout(LIMIT, engine.run_job(&job, &CancellationToken::new()))
-                .await
-                .expect("ends")
-                .expect("runs")
-        }
-    };
-    let report = run(JobType::Full).await;
+    set_cursor_column(&es, id, "Updated").await;
+    let (_, report) = run_to_end(&engine, id, JobType::Full).await;
     assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
     assert_eq!(report.counters.indexed, 16);
     let cursor = standin.connector(&id).expect("connector")["sync_cursor"].clone();
@@ -561,7 +585,7 @@ async fn an_indexed_cursor_column_pages_an_incremental_read_in_cursor_order() {
          INSERT INTO incr_idx.events_ts VALUES (3, 'u', '2024-01-03 00:00:00');",
     );
     let log = GeneralLog::on(server);
-    let report = run(JobType::Incremental).await;
+    let (_, report) = run_to_end(&engine, id, JobType::Incremental).await;
     assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
     // events: the five rows at 5.00 (the saved value, `>=`) and the two moved to 6.00, each
     // once; each other table: the row at its saved value and the new one.
@@ -625,69 +649,24 @@ async fn cursor_column_makes_incremental_syncs_of_new_and_updated_rows_only() {
          CREATE TABLE plain (id int PRIMARY KEY);
          INSERT INTO plain VALUES (1);",
     );
-    let standin = StandIn::start(StandInOptions {
-        nodes: 1,
-        kibana: false,
-        ..Default::default()
-    })
-    .await;
-    let es = es_backend(&standin.es_urls());
-    let engine = engine(
-        es.clone(),
-        es.clone(),
-        memory_dlq(),
-        syncdeck::sources::builtin(),
-        "my-worker",
-    );
     // Two rows a page: the incremental read goes through the keyset pages too.
-    let id = create_connector(
-        es.as_ref(),
+    let (standin, es, engine) = connector_on_standin(
+        server,
+        "incr",
         "my-incr",
-        "my-incr",
-        &MysqlFactory,
-        Value::Object(values(
-            server,
-            "incr",
-            json!({"tables": "books", "fetch_size": 2}),
-        )),
+        "my-worker",
+        json!({"tables": "books", "fetch_size": 2}),
     )
     .await;
-    let run = |job_type: JobType| {
-        let engine = engine.clone();
-        let id = id.clone();
-        async move {
-            let job = engine
-                .deps()
-                .control
-                .create_sync_job(&id, job_type, TriggerMethod::OnDemand)
-                .await
-                .expect("job");
-            let report =
-                tokio::time::timeout(LIMIT, engine.run_job(&job, &CancellationToken::new()))
-                    .await
-                    .expect("ends")
-                    .expect("runs");
-            (job, report)
-        }
-    };
+    let id = "my-incr".to_string();
+    let run = |job_type: JobType| run_to_end(&engine, &id, job_type);
     let refused = engine
         .create_job_to_run(&id, JobType::Incremental)
         .await
         .expect_err("refused without cursor_column");
     assert!(refused.to_string().contains("cursor_column"), "{refused}");
 
-    let mut field = MysqlFactory
-        .optional_fields()
-        .0
-        .remove("cursor_column")
-        .expect("an optional cursor_column");
-    field.value = Value::from("version");
-    let mut fields = Map::new();
-    fields.insert(
-        "cursor_column".into(),
-        serde_json::to_value(&field).expect("field"),
-    );
-    es.merge_configuration(&id, &fields).await.expect("merge");
+    set_cursor_column(&es, &id, "version").await;
 
     let (_, report) = run(JobType::Full).await;
     assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
