@@ -567,7 +567,7 @@ async fn an_indexed_cursor_column_pages_an_incremental_read_in_cursor_order() {
     let (_, report) = run_to_end(&engine, id, JobType::Full).await;
     assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
     assert_eq!(report.counters.indexed, 16);
-    let cursor = standin.connector(&id).expect("connector")["sync_cursor"].clone();
+    let cursor = standin.connector(id).expect("connector")["sync_cursor"].clone();
     assert_eq!(cursor["tables"]["events"], "5.00", "{cursor:#}");
     assert_eq!(cursor["tables"]["events_composite"], "5.00", "{cursor:#}");
 
@@ -608,7 +608,7 @@ async fn an_indexed_cursor_column_pages_an_incremental_read_in_cursor_order() {
     ] {
         assert_eq!(docs[id]["title"], title, "{id}");
     }
-    let cursor = standin.connector(&id).expect("connector")["sync_cursor"].clone();
+    let cursor = standin.connector(id).expect("connector")["sync_cursor"].clone();
     assert_eq!(cursor["tables"]["events"], "6.00", "{cursor:#}");
     // events went in the cursor's order, seven rows in four pages of two; the others in
     // the key's.
