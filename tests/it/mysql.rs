@@ -231,8 +231,9 @@ async fn run_unpinged(values: &Map<String, Value>) -> (Vec<String>, Vec<(String,
     db_server::ids_and_invalid(&MysqlFactory, &configuration(values), false, LIMIT).await
 }
 
-/// Keyset pages compare the last row's key exactly: a DECIMAL key beyond 2^53, in pages of
-/// one. (MySQL's documentation has a DECIMAL compared with text as doubles, which would take
+/// Keyset pages compare the last row's key exactly, in pages of one: a DECIMAL key beyond
+/// 2^53, one of scale 38 (MariaDB's largest; a cast to scale 30 made 1e-38 zero, and the
+/// page came back forever), and a composite key of a scaled DECIMAL and an integer. (MySQL's documentation has a DECIMAL compared with text as doubles, which would take
 /// 9007199254740995 and 9007199254740996 for equal and skip the second; the key's value is
 /// cast to its type for that. MariaDB, which these tests run, compared them exactly either
 /// way.)
@@ -244,12 +245,24 @@ async fn decimal_keys_beyond_doubles_are_paged_exactly() {
         "deckeys",
         "CREATE TABLE big (k decimal(30,0) PRIMARY KEY, n int);
          INSERT INTO big VALUES (9007199254740994, 1), (9007199254740995, 2),
-           (9007199254740996, 3), (9007199254740997, 4);",
+           (9007199254740996, 3), (9007199254740997, 4);
+         CREATE TABLE fine (k decimal(65,38) PRIMARY KEY);
+         INSERT INTO fine VALUES (0.00000000000000000000000000000000000001),
+           (0.00000000000000000000000000000000000002), (0.99999999999999999999999999999999999999),
+           (1);
+         CREATE TABLE pair (p decimal(10,2), n int, PRIMARY KEY (p, n));
+         INSERT INTO pair VALUES (1.10, 1), (1.10, 2), (1.20, 1), (1.20, 2);",
     );
     let (docs, bad) = run_unpinged(&values(server, "deckeys", json!({"fetch_size": 1}))).await;
     assert!(bad.is_empty(), "{bad:?}");
+    let of = |table: &str| -> Vec<&str> {
+        docs.iter()
+            .map(String::as_str)
+            .filter(|id| id.starts_with(&format!("{table}_")))
+            .collect()
+    };
     assert_eq!(
-        docs,
+        of("big"),
         [
             "big_9007199254740994",
             "big_9007199254740995",
@@ -257,6 +270,8 @@ async fn decimal_keys_beyond_doubles_are_paged_exactly() {
             "big_9007199254740997"
         ]
     );
+    assert_eq!(of("fine").len(), 4, "{docs:?}");
+    assert_eq!(of("pair").len(), 4, "{docs:?}");
 }
 
 /// An INVISIBLE key column is not in `SELECT *`: the rows cannot be paged nor given their

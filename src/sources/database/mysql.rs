@@ -614,14 +614,14 @@ impl MysqlSource {
             .collect())
     }
 
+    /// The primary key's column names, in the table's column order (Python's id order).
     async fn primary_key(&self, conn: &mut Conn, table: &str) -> Result<Vec<String>, SourceError> {
-        conn.exec(
-            "SELECT COLUMN_NAME FROM INFORMATION_SCHEMA.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
-             AND COLUMN_KEY = 'PRI' ORDER BY ORDINAL_POSITION",
-            (&self.settings.database, table),
-        )
-        .await
-        .map_err(|e| SourceError::Failed(my_error(&e)))
+        Ok(self
+            .key_columns(conn, table)
+            .await?
+            .into_iter()
+            .map(|k| k.name)
+            .collect())
     }
 
     /// `UPDATE_TIME` of a table, as Python's `isoformat()` of the naive time pymysql gives.
@@ -1255,7 +1255,9 @@ fn cursor_bound(data_type: &str, column_type: &str, scale: Option<u64>) -> Strin
                 "CAST(? AS SIGNED)".into()
             }
         }
-        "decimal" | "numeric" => format!("CAST(? AS DECIMAL(65, {}))", scale.unwrap_or(0).min(30)),
+        // The column's own scale: up to 30 on MySQL, 38 on MariaDB. A smaller one rounds the
+        // value (1e-38 to 0 at 30), and a keyset page would come back forever.
+        "decimal" | "numeric" => format!("CAST(? AS DECIMAL(65, {}))", scale.unwrap_or(0).min(38)),
         "datetime" | "timestamp" => "CAST(? AS DATETIME(6))".into(),
         "date" => "CAST(? AS DATE)".into(),
         "time" => "CAST(? AS TIME(6))".into(),
