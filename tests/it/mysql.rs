@@ -274,6 +274,41 @@ async fn decimal_keys_beyond_doubles_are_paged_exactly() {
     assert_eq!(of("pair").len(), 4, "{docs:?}");
 }
 
+/// A key declared in another order than its columns is paged in the key's order, which its
+/// index serves (in the columns' order every page sorted the whole table); the ids keep the
+/// columns' order, as Python's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_declared_out_of_column_order_is_paged_in_key_order() {
+    let server = server_or_skip!();
+    database(
+        server,
+        "swapkeys",
+        "CREATE TABLE swapped (a int, b int, title varchar(8), PRIMARY KEY (b, a));
+         INSERT INTO swapped VALUES (1, 2, 'p'), (2, 1, 'q'), (1, 1, 'r'), (2, 2, 's'), (3, 1, 't');",
+    );
+    let log = GeneralLog::on(server);
+    let (mut docs, bad) = run_unpinged(&values(server, "swapkeys", json!({"fetch_size": 2}))).await;
+    assert!(bad.is_empty(), "{bad:?}");
+    docs.sort();
+    assert_eq!(
+        docs,
+        [
+            "swapped_1_1",
+            "swapped_1_2",
+            "swapped_2_1",
+            "swapped_2_2",
+            "swapped_3_1"
+        ]
+    );
+    // Five rows, pages of two: three pages, all in the key's order.
+    let in_key_order = "%`swapkeys`.`swapped`%ORDER BY `b`, `a` LIMIT%";
+    assert_eq!(log.executed(in_key_order), 3);
+    assert_eq!(
+        log.executed("%`swapkeys`.`swapped`%ORDER BY `a`, `b` LIMIT%"),
+        0
+    );
+}
+
 /// An INVISIBLE key column is not in `SELECT *`: the rows cannot be paged nor given their
 /// ids (they all got the same one, before), so the table is unreadable, with the reason,
 /// and its record keeps a full sync from deleting; the other tables read as ever.
@@ -503,22 +538,34 @@ async fn run_to_end(engine: &Engine, id: &str, job_type: JobType) -> (String, Jo
 }
 
 /// Turns the server's general query log on for its life (the log is the server's, global):
-/// off again when dropped, also when the test fails.
-struct GeneralLog<'a>(&'a MariaDb);
+/// off again when dropped, also when the test fails. One test at a time holds it: another's
+/// `TRUNCATE` would wipe what this one counts.
+struct GeneralLog<'a> {
+    server: &'a MariaDb,
+    _held: std::sync::MutexGuard<'static, ()>,
+}
+
+static GENERAL_LOG: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 impl<'a> GeneralLog<'a> {
     fn on(server: &'a MariaDb) -> Self {
+        let held = GENERAL_LOG
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         server.sql(
             "TRUNCATE mysql.general_log;
              SET GLOBAL log_output = 'TABLE';
              SET GLOBAL general_log = 1;",
         );
-        Self(server)
+        Self {
+            server,
+            _held: held,
+        }
     }
 
     /// How many executed statements match the `LIKE` pattern.
     fn executed(&self, pattern: &str) -> u64 {
-        self.0
+        self.server
             .sql_rows(&format!(
                 "SELECT COUNT(*) FROM mysql.general_log \
                  WHERE command_type = 'Execute' AND argument LIKE '{pattern}'"
@@ -531,7 +578,7 @@ impl<'a> GeneralLog<'a> {
 
 impl Drop for GeneralLog<'_> {
     fn drop(&mut self) {
-        let _ = self.0.try_sql("SET GLOBAL general_log = 0;");
+        let _ = self.server.try_sql("SET GLOBAL general_log = 0;");
     }
 }
 

@@ -614,6 +614,36 @@ impl MysqlSource {
             .collect())
     }
 
+    /// The key's columns (from [`Self::key_columns`]) in the order of the primary key's index,
+    /// which pages must follow for the index to serve them: a key declared in another order
+    /// than its columns (`PRIMARY KEY (b, a)`) made every page sort the whole table. The
+    /// table's order when the catalogue does not tell.
+    async fn in_key_index_order(
+        &self,
+        conn: &mut Conn,
+        table: &str,
+        columns: &[KeysetKey],
+    ) -> Result<Vec<KeysetKey>, SourceError> {
+        let order: Vec<String> = conn
+            .exec(
+                "SELECT COLUMN_NAME FROM INFORMATION_SCHEMA.STATISTICS \
+                 WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND INDEX_NAME = 'PRIMARY' \
+                 ORDER BY SEQ_IN_INDEX",
+                (&self.settings.database, table),
+            )
+            .await
+            .map_err(|e| SourceError::Failed(my_error(&e)))?;
+        let ordered: Vec<KeysetKey> = order
+            .iter()
+            .filter_map(|name| columns.iter().find(|k| k.name == *name).cloned())
+            .collect();
+        Ok(if ordered.len() == columns.len() {
+            ordered
+        } else {
+            columns.to_vec()
+        })
+    }
+
     /// The primary key's column names, in the table's column order (Python's id order).
     async fn primary_key(&self, conn: &mut Conn, table: &str) -> Result<Vec<String>, SourceError> {
         Ok(self
@@ -824,11 +854,12 @@ impl MysqlSource {
         };
         // The primary key's order, or the cursor's and then the key's (an InnoDB index on the
         // cursor column holds the key too, so that order needs no sort).
+        let key_order = self.in_key_index_order(conn, table, &key_columns).await?;
         let order_keys: Vec<KeysetKey> = cursor
             .as_ref()
             .and_then(|c| c.leading.clone())
             .into_iter()
-            .chain(key_columns.iter().cloned())
+            .chain(key_order)
             .collect();
         let order: Vec<String> = order_keys.iter().map(|k| quote_ident(&k.name)).collect();
         let order = order.join(", ");
@@ -879,16 +910,18 @@ impl MysqlSource {
             }
             let mut page = 0u64;
             let mut last_row: Option<Row> = None;
-            // The document's id is its primary key's values, whatever the order.
-            let key_positions = positions
-                .get(order_keys.len() - keys.len()..)
-                .unwrap_or(&[]);
+            // The document's id is its primary key's values in the table's column order,
+            // whatever the pages' (all there: checked above).
+            let key_positions: Vec<usize> = keys
+                .iter()
+                .filter_map(|k| names.iter().rposition(|n| n.as_str() == *k))
+                .collect();
             while let Some(row) = result.next().await.map_err(failed)? {
                 let doc = self.document(
                     &names,
                     &columns,
                     &row,
-                    key_positions,
+                    &key_positions,
                     &tables,
                     Value::from(table),
                     &timestamp,
