@@ -539,7 +539,8 @@ async fn run_to_end(engine: &Engine, id: &str, job_type: JobType) -> (String, Jo
 
 /// Turns the server's general query log on for its life (the log is the server's, global):
 /// off again when dropped, also when the test fails. One test at a time holds it: another's
-/// `TRUNCATE` would wipe what this one counts.
+/// `TRUNCATE` would wipe what this one counts. One per test, never nested (the lock would
+/// wait for itself).
 struct GeneralLog<'a> {
     server: &'a MariaDb,
     _held: std::sync::MutexGuard<'static, ()>,
@@ -610,7 +611,10 @@ async fn an_indexed_cursor_column_pages_an_incremental_read_in_cursor_order() {
          INSERT INTO events_ignored VALUES (1, 'm', 5.00), (2, 'n', 1.00);
          CREATE TABLE events_ts (id int PRIMARY KEY, title varchar(20),
            updated timestamp(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6), KEY (updated));
-         INSERT INTO events_ts VALUES (1, 's', '2024-01-01 00:00:00'), (2, 't', '2024-01-02 00:00:00');",
+         INSERT INTO events_ts VALUES (1, 's', '2024-01-01 00:00:00'), (2, 't', '2024-01-02 00:00:00');
+         CREATE TABLE events_swapped (a int, b int, updated decimal(10,2) NOT NULL,
+           title varchar(20), PRIMARY KEY (b, a), KEY (updated));
+         INSERT INTO events_swapped VALUES (1, 2, 5.00, 'w'), (2, 1, 1.00, 'x');",
     );
     let (standin, es, engine) = connector_on_standin(
         server,
@@ -618,7 +622,7 @@ async fn an_indexed_cursor_column_pages_an_incremental_read_in_cursor_order() {
         "my-idx",
         "my-idx-worker",
         json!({
-            "tables": "events,events_composite,events_hidden,events_ignored,events_ts",
+            "tables": "events,events_composite,events_hidden,events_ignored,events_ts,events_swapped",
             "fetch_size": 2
         }),
     )
@@ -628,7 +632,7 @@ async fn an_indexed_cursor_column_pages_an_incremental_read_in_cursor_order() {
     set_cursor_column(&es, id, "Updated").await;
     let (_, report) = run_to_end(&engine, id, JobType::Full).await;
     assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
-    assert_eq!(report.counters.indexed, 16);
+    assert_eq!(report.counters.indexed, 18);
     let cursor = standin.connector(id).expect("connector")["sync_cursor"].clone();
     assert_eq!(cursor["tables"]["events"], "5.00", "{cursor:#}");
     assert_eq!(cursor["tables"]["events_composite"], "5.00", "{cursor:#}");
@@ -644,16 +648,17 @@ async fn an_indexed_cursor_column_pages_an_incremental_read_in_cursor_order() {
          INSERT INTO incr_idx.events_hidden (id, title, updated)
            VALUES (3, 'r', '2024-01-03 00:00:00');
          INSERT INTO incr_idx.events_ignored VALUES (3, 'o', 8.00);
-         INSERT INTO incr_idx.events_ts VALUES (3, 'u', '2024-01-03 00:00:00');",
+         INSERT INTO incr_idx.events_ts VALUES (3, 'u', '2024-01-03 00:00:00');
+         INSERT INTO incr_idx.events_swapped VALUES (3, 1, 9.00, 'y');",
     );
     let log = GeneralLog::on(server);
     let (_, report) = run_to_end(&engine, id, JobType::Incremental).await;
     assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
     // events: the five rows at 5.00 (the saved value, `>=`) and the two moved to 6.00, each
     // once; each other table: the row at its saved value and the new one.
-    assert_eq!(report.counters.seen, 15, "{report:#?}");
+    assert_eq!(report.counters.seen, 17, "{report:#?}");
     let docs: BTreeMap<String, Value> = standin.index_docs("my-idx").into_iter().collect();
-    assert_eq!(docs.len(), 21);
+    assert_eq!(docs.len(), 24);
     for (id, title) in [
         ("events_1", "a+"),
         ("events_3", "c+"),
@@ -667,6 +672,7 @@ async fn an_indexed_cursor_column_pages_an_incremental_read_in_cursor_order() {
         ("events_hidden_3", "r"),
         ("events_ignored_3", "o"),
         ("events_ts_3", "u"),
+        ("events_swapped_3_1", "y"),
     ] {
         assert_eq!(docs[id]["title"], title, "{id}");
     }
@@ -678,6 +684,12 @@ async fn an_indexed_cursor_column_pages_an_incremental_read_in_cursor_order() {
     assert_eq!(
         log.executed(&format!("%`incr\\_idx`.`events` %{in_cursor_order}")),
         4
+    );
+    // A key declared out of column order follows the cursor in the key's order, which the
+    // cursor's index holds after it.
+    assert!(
+        log.executed("%`incr\\_idx`.`events\\_swapped` %ORDER BY `updated`, `b`, `a` LIMIT%") > 0,
+        "events_swapped was not paged by cursor, then key"
     );
     for table in [
         "events\\_composite",

@@ -624,7 +624,7 @@ impl MysqlSource {
         table: &str,
         columns: &[KeysetKey],
     ) -> Result<Vec<KeysetKey>, SourceError> {
-        let order: Vec<String> = conn
+        let order: Vec<String> = match conn
             .exec(
                 "SELECT COLUMN_NAME FROM INFORMATION_SCHEMA.STATISTICS \
                  WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND INDEX_NAME = 'PRIMARY' \
@@ -632,16 +632,30 @@ impl MysqlSource {
                 (&self.settings.database, table),
             )
             .await
-            .map_err(|e| SourceError::Failed(my_error(&e)))?;
+        {
+            Ok(order) => order,
+            // Only the pages' speed depends on it.
+            Err(e @ mysql_async::Error::Server(_)) => {
+                tracing::warn!(
+                    table,
+                    error = %my_error(&e),
+                    "cannot read the primary key's index order: paging in the columns' order"
+                );
+                return Ok(columns.to_vec());
+            }
+            Err(e) => return Err(SourceError::Failed(my_error(&e))),
+        };
         let ordered: Vec<KeysetKey> = order
             .iter()
             .filter_map(|name| columns.iter().find(|k| k.name == *name).cloned())
             .collect();
-        Ok(if ordered.len() == columns.len() {
-            ordered
-        } else {
-            columns.to_vec()
-        })
+        // Exactly a reordering of the key, or the table's order: pages in an order that is
+        // not the whole key would skip rows.
+        let whole = ordered.len() == columns.len()
+            && columns
+                .iter()
+                .all(|c| ordered.iter().filter(|o| o.name == c.name).count() == 1);
+        Ok(if whole { ordered } else { columns.to_vec() })
     }
 
     /// The primary key's column names, in the table's column order (Python's id order).
@@ -788,6 +802,8 @@ impl MysqlSource {
         if keys.is_empty() {
             return Ok(self.why_no_key(conn, table).await);
         }
+        // Asked before the snapshot's transaction, which then holds only the rows' reads.
+        let key_order = self.in_key_index_order(conn, table, &key_columns).await?;
         // A user who sees the key but may not read every column (column privileges) cannot
         // read the table: the server's refusal is that table's, not the sync's.
         let probe = format!(
@@ -854,7 +870,6 @@ impl MysqlSource {
         };
         // The primary key's order, or the cursor's and then the key's (an InnoDB index on the
         // cursor column holds the key too, so that order needs no sort).
-        let key_order = self.in_key_index_order(conn, table, &key_columns).await?;
         let order_keys: Vec<KeysetKey> = cursor
             .as_ref()
             .and_then(|c| c.leading.clone())
@@ -893,12 +908,13 @@ impl MysqlSource {
             };
             let columns = result.columns().unwrap_or_else(|| Arc::from(Vec::new()));
             let names = ColumnKeys::new(columns.iter().map(|c| c.name_str()));
-            // The keys' names are the table's own spelling (from its catalogue).
-            let positions: Vec<usize> = order_keys
-                .iter()
-                .filter_map(|k| names.iter().rposition(|n| n.as_str() == k.name))
-                .collect();
-            if positions.len() != order_keys.len() {
+            // The keys' names are the table's own spelling (from its catalogue). The pages
+            // go in `order_keys`' order; a document's id is its primary key's values in the
+            // table's column order (`keys`), whatever the pages'.
+            let find = |name: &str| names.iter().rposition(|n| n.as_str() == name);
+            let positions: Option<Vec<usize>> = order_keys.iter().map(|k| find(&k.name)).collect();
+            let key_positions: Option<Vec<usize>> = keys.iter().map(|k| find(k)).collect();
+            let (Some(positions), Some(key_positions)) = (positions, key_positions) else {
                 // An INVISIBLE key column: `SELECT *` does not carry it, so neither the
                 // pages nor the documents' ids can be made. The table's record says so, and
                 // keeps a full sync from deleting its documents.
@@ -907,15 +923,9 @@ impl MysqlSource {
                 return Ok(Read::Unreadable(format!(
                     "the rows read from table {table} lack a column of their order ({order})"
                 )));
-            }
+            };
             let mut page = 0u64;
             let mut last_row: Option<Row> = None;
-            // The document's id is its primary key's values in the table's column order,
-            // whatever the pages' (all there: checked above).
-            let key_positions: Vec<usize> = keys
-                .iter()
-                .filter_map(|k| names.iter().rposition(|n| n.as_str() == *k))
-                .collect();
             while let Some(row) = result.next().await.map_err(failed)? {
                 let doc = self.document(
                     &names,
