@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use support::{StandIn, StandInOptions};
 use syncdeck::backend::ControlPlane;
 use syncdeck::backend::elasticsearch::ElasticsearchBackend;
-use syncdeck::engine::runner::{Engine, JobEnd, JobReport};
+use syncdeck::engine::runner::{Engine, JobEnd};
 use syncdeck::model::{Configuration, JobType, TriggerMethod};
 use syncdeck::sources::{ItemSender, MysqlFactory, SourceFactory, SourceItem, SyncMode};
 use tokio_util::sync::CancellationToken;
@@ -506,37 +506,6 @@ async fn connector_on_standin(
     (standin, es, engine)
 }
 
-/// Gives connector `id` syncdeck's `cursor_column` field, set to `column`.
-async fn set_cursor_column(es: &ElasticsearchBackend, id: &str, column: &str) {
-    let mut field = MysqlFactory
-        .optional_fields()
-        .0
-        .remove("cursor_column")
-        .expect("an optional cursor_column");
-    field.value = Value::from(column);
-    let mut fields = Map::new();
-    fields.insert(
-        "cursor_column".into(),
-        serde_json::to_value(&field).expect("field"),
-    );
-    es.merge_configuration(id, &fields).await.expect("merge");
-}
-
-/// A job of `job_type` of connector `id`, run to its end: its id and its report.
-async fn run_to_end(engine: &Engine, id: &str, job_type: JobType) -> (String, JobReport) {
-    let job = engine
-        .deps()
-        .control
-        .create_sync_job(id, job_type, TriggerMethod::OnDemand)
-        .await
-        .expect("job");
-    let report = tokio::time::timeout(LIMIT, engine.run_job(&job, &CancellationToken::new()))
-        .await
-        .expect("ends")
-        .expect("runs");
-    (job, report)
-}
-
 /// Turns the server's general query log on for its life (the log is the server's, global):
 /// off again when dropped, also when the test fails. One test at a time holds it: another's
 /// `TRUNCATE` would wipe what this one counts. One per test, never nested (the lock would
@@ -629,8 +598,8 @@ async fn an_indexed_cursor_column_pages_an_incremental_read_in_cursor_order() {
     .await;
     let id = "my-idx";
     // Not the column's own case: MySQL's column names are not case-sensitive.
-    set_cursor_column(&es, id, "Updated").await;
-    let (_, report) = run_to_end(&engine, id, JobType::Full).await;
+    set_cursor_column(es.as_ref(), &MysqlFactory, id, "Updated").await;
+    let (_, report) = run_sync_within(&engine, id, JobType::Full, LIMIT).await;
     assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
     assert_eq!(report.counters.indexed, 18);
     let cursor = standin.connector(id).expect("connector")["sync_cursor"].clone();
@@ -652,7 +621,7 @@ async fn an_indexed_cursor_column_pages_an_incremental_read_in_cursor_order() {
          INSERT INTO incr_idx.events_swapped VALUES (3, 1, 9.00, 'y');",
     );
     let log = GeneralLog::on(server);
-    let (_, report) = run_to_end(&engine, id, JobType::Incremental).await;
+    let (_, report) = run_sync_within(&engine, id, JobType::Incremental, LIMIT).await;
     assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
     // events: the five rows at 5.00 (the saved value, `>=`) and the two moved to 6.00, each
     // once; each other table: the row at its saved value and the new one.
@@ -733,14 +702,14 @@ async fn cursor_column_makes_incremental_syncs_of_new_and_updated_rows_only() {
     )
     .await;
     let id = "my-incr".to_string();
-    let run = |job_type: JobType| run_to_end(&engine, &id, job_type);
+    let run = |job_type: JobType| run_sync_within(&engine, &id, job_type, LIMIT);
     let refused = engine
         .create_job_to_run(&id, JobType::Incremental)
         .await
         .expect_err("refused without cursor_column");
     assert!(refused.to_string().contains("cursor_column"), "{refused}");
 
-    set_cursor_column(&es, &id, "version").await;
+    set_cursor_column(es.as_ref(), &MysqlFactory, &id, "version").await;
 
     let (_, report) = run(JobType::Full).await;
     assert_eq!(report.end, JobEnd::Completed, "{report:#?}");

@@ -364,17 +364,7 @@ async fn run_full(
     engine: &Engine,
     connector: &str,
 ) -> (String, syncdeck::engine::runner::JobReport) {
-    let job = engine
-        .deps()
-        .control
-        .create_sync_job(connector, JobType::Full, TriggerMethod::OnDemand)
-        .await
-        .expect("job");
-    let report = tokio::time::timeout(LIMIT, engine.run_job(&job, &CancellationToken::new()))
-        .await
-        .expect("the job ends")
-        .expect("job runs");
-    (job, report)
+    run_sync_within(engine, connector, JobType::Full, LIMIT).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -454,49 +444,6 @@ async fn wait_for_status(standin: &StandIn, job: &str, status: &str) -> Value {
     }
 }
 
-async fn run_job(
-    engine: &Engine,
-    connector: &str,
-    job_type: JobType,
-) -> (String, syncdeck::engine::runner::JobReport) {
-    let job = engine
-        .deps()
-        .control
-        .create_sync_job(connector, job_type, TriggerMethod::OnDemand)
-        .await
-        .expect("job");
-    let report = tokio::time::timeout(LIMIT, engine.run_job(&job, &CancellationToken::new()))
-        .await
-        .expect("the job ends")
-        .expect("job runs");
-    (job, report)
-}
-
-/// Adds syncdeck's `cursor_column` to a connector as `connectors set` does: the whole field
-/// from the source's optional fields, with its value.
-async fn set_cursor_column(
-    control: &dyn syncdeck::backend::ControlPlane,
-    factory: &dyn SourceFactory,
-    id: &str,
-    column: &str,
-) {
-    let mut field = factory
-        .optional_fields()
-        .0
-        .remove("cursor_column")
-        .expect("an optional cursor_column");
-    field.value = Value::from(column);
-    let mut fields = Map::new();
-    fields.insert(
-        "cursor_column".into(),
-        serde_json::to_value(&field).expect("field"),
-    );
-    control
-        .merge_configuration(id, &fields)
-        .await
-        .expect("merge cursor_column");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cursor_column_makes_incremental_syncs_of_new_and_updated_rows_only() {
     let server = server_or_skip!();
@@ -536,7 +483,7 @@ async fn cursor_column_makes_incremental_syncs_of_new_and_updated_rows_only() {
         .await
         .expect_err("refused");
     assert!(refused.to_string().contains("cursor_column"), "{refused}");
-    let (failed, report) = run_job(&engine, &id, JobType::Incremental).await;
+    let (failed, report) = run_sync_within(&engine, &id, JobType::Incremental, LIMIT).await;
     assert!(
         matches!(&report.end, JobEnd::Failed { error }
             if error.contains("does not support incremental sync") && error.contains("cursor_column")),
@@ -607,7 +554,7 @@ async fn cursor_column_makes_incremental_syncs_of_new_and_updated_rows_only() {
     );
 
     // A full sync reads everything and remembers the largest value per table.
-    let (_, report) = run_job(&engine, &id, JobType::Full).await;
+    let (_, report) = run_sync_within(&engine, &id, JobType::Full, LIMIT).await;
     assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
     assert_eq!(report.counters.seen, 3, "{report:#?}");
     let cursor = standin.connector(&id).expect("connector")["sync_cursor"].clone();
@@ -632,7 +579,7 @@ async fn cursor_column_makes_incremental_syncs_of_new_and_updated_rows_only() {
     )
     .await
     .expect("changes");
-    let (job_id, report) = run_job(&engine, &id, JobType::Incremental).await;
+    let (job_id, report) = run_sync_within(&engine, &id, JobType::Incremental, LIMIT).await;
     assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
     // The two changed rows, and again the one at the saved value (`>=`).
     assert_eq!(report.counters.seen, 3, "{report:#?}");
@@ -652,7 +599,7 @@ async fn cursor_column_makes_incremental_syncs_of_new_and_updated_rows_only() {
     );
 
     // Nothing new: only the row at the saved value is read again, and the cursor stays.
-    let (_, report) = run_job(&engine, &id, JobType::Incremental).await;
+    let (_, report) = run_sync_within(&engine, &id, JobType::Incremental, LIMIT).await;
     assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
     assert_eq!(report.counters.seen, 1, "{report:#?}");
     let again = standin.connector(&id).expect("connector")["sync_cursor"].clone();
@@ -662,7 +609,7 @@ async fn cursor_column_makes_incremental_syncs_of_new_and_updated_rows_only() {
     db.batch_execute("INSERT INTO books VALUES (5, 'book 5', '2024-01-03 00:00:00+00')")
         .await
         .expect("tie");
-    let (_, report) = run_job(&engine, &id, JobType::Incremental).await;
+    let (_, report) = run_sync_within(&engine, &id, JobType::Incremental, LIMIT).await;
     assert_eq!(report.counters.seen, 2, "{report:#?}");
     let docs: BTreeMap<String, Value> = standin.index_docs("pg-incr").into_iter().collect();
     assert_eq!(docs["incr_public_books_5"]["public_books_title"], "book 5");
@@ -671,7 +618,7 @@ async fn cursor_column_makes_incremental_syncs_of_new_and_updated_rows_only() {
         .expect("untie");
 
     // A full sync still deletes (rows 2 and 5).
-    let (_, report) = run_job(&engine, &id, JobType::Full).await;
+    let (_, report) = run_sync_within(&engine, &id, JobType::Full, LIMIT).await;
     assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
     assert_eq!(report.counters.deleted, 2, "{report:#?}");
     assert_eq!(standin.index_docs("pg-incr").len(), 3);
@@ -691,7 +638,7 @@ async fn cursor_column_makes_incremental_syncs_of_new_and_updated_rows_only() {
     db.batch_execute("INSERT INTO books VALUES (5, 'book 5', '2024-01-04 00:00:00+00')")
         .await
         .expect("row 5");
-    let (job_id, report) = run_job(&engine, &id, JobType::Incremental).await;
+    let (job_id, report) = run_sync_within(&engine, &id, JobType::Incremental, LIMIT).await;
     assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
     assert_eq!(report.counters.dead_lettered, 0, "{report:#?}");
     let job = standin.sync_job(&job_id).expect("job");
@@ -705,7 +652,7 @@ async fn cursor_column_makes_incremental_syncs_of_new_and_updated_rows_only() {
     );
     let docs: BTreeMap<String, Value> = standin.index_docs("pg-incr").into_iter().collect();
     assert!(docs.contains_key("incr_public_books_5"), "{docs:#?}");
-    let (job_id, report) = run_job(&engine, &id, JobType::Full).await;
+    let (job_id, report) = run_sync_within(&engine, &id, JobType::Full, LIMIT).await;
     assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
     let job = standin.sync_job(&job_id).expect("job");
     assert!(
@@ -727,7 +674,7 @@ async fn cursor_column_makes_incremental_syncs_of_new_and_updated_rows_only() {
     )
     .await
     .expect("odd");
-    let (job_id, report) = run_job(&engine, &id, JobType::Full).await;
+    let (job_id, report) = run_sync_within(&engine, &id, JobType::Full, LIMIT).await;
     assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
     let job = standin.sync_job(&job_id).expect("job");
     assert!(

@@ -343,6 +343,44 @@ impl DataSource for MarkingGenerator {
     }
 }
 
+/// [`run_sync`] that fails the test when the job has not ended within `limit` (a source
+/// against a real database server, which could hang).
+pub async fn run_sync_within(
+    engine: &Engine,
+    connector: &str,
+    job_type: JobType,
+    limit: Duration,
+) -> (String, JobReport) {
+    tokio::time::timeout(limit, run_sync(engine, connector, job_type))
+        .await
+        .expect("the job ends")
+}
+
+/// Adds syncdeck's `cursor_column` to a connector as `connectors set` does: the whole field
+/// from the source's optional fields, with its value.
+pub async fn set_cursor_column(
+    control: &dyn ControlPlane,
+    factory: &dyn SourceFactory,
+    id: &str,
+    column: &str,
+) {
+    let mut field = factory
+        .optional_fields()
+        .0
+        .remove("cursor_column")
+        .expect("an optional cursor_column");
+    field.value = Value::from(column);
+    let mut fields = Map::new();
+    fields.insert(
+        "cursor_column".into(),
+        serde_json::to_value(&field).expect("field"),
+    );
+    control
+        .merge_configuration(id, &fields)
+        .await
+        .expect("merge cursor_column");
+}
+
 /// Creates a job of `job_type` for `connector` and runs it to its end: the job's id and its
 /// report.
 pub async fn run_sync(engine: &Engine, connector: &str, job_type: JobType) -> (String, JobReport) {
