@@ -233,9 +233,10 @@ async fn run_unpinged(values: &Map<String, Value>) -> (Vec<String>, Vec<(String,
 
 /// Keyset pages compare the last row's key exactly, in pages of one: a DECIMAL key beyond
 /// 2^53, one of scale 38 (MariaDB's largest; a cast to scale 30 made 1e-38 zero, and the
-/// page came back forever), and a composite key of a scaled DECIMAL and an integer. (MySQL's documentation has a DECIMAL compared with text as doubles, which would take
+/// page came back forever), and a composite key of a scaled DECIMAL and an integer. (MySQL's
+/// documentation has a DECIMAL compared with text as doubles, which would take
 /// 9007199254740995 and 9007199254740996 for equal and skip the second; the key's value is
-/// cast to its type for that. MariaDB, which these tests run, compared them exactly either
+/// cast to its type for that. MariaDB, which these tests run, compares them exactly either
 /// way.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn decimal_keys_beyond_doubles_are_paged_exactly() {

@@ -7,8 +7,8 @@
 //!   the primary key (as Python's table reads, but in one snapshot), or, in an incremental
 //!   read (`cursor_column`, syncdeck's own) of a table with an index of the cursor column
 //!   alone (see `pages_in_cursor_order`), on the cursor column and then the key;
-//!   advanced-rule queries are
-//!   streamed once in such a transaction instead of Python's `LIMIT … OFFSET` pages;
+//!   advanced-rule queries are streamed once in such a transaction instead of Python's
+//!   `LIMIT … OFFSET` pages;
 //! - `TIME` columns become `HH:MM:SS` (Python's bulk serialisation raises on the `timedelta`
 //!   its driver gives), NaN and infinities become null;
 //! - `validate_config`'s database check connects without a database and then `USE`s it, so
@@ -968,8 +968,8 @@ impl MysqlSource {
     /// (cursor, key) order: an ascending whole-column B-tree index of the cursor column
     /// alone, in InnoDB (whose secondary indexes end with the primary key), that the optimizer
     /// may use. With any other (none, a prefix, a composite or descending one, another
-    /// engine's, one set IGNORED or INVISIBLE), each page would
-    /// sort every row the condition keeps, so the key's order stays; so it does for:
+    /// engine's, one set IGNORED or INVISIBLE), each page would sort every row the condition
+    /// keeps, so the key's order stays; so it does for:
     /// - a TIMESTAMP column: its index is in UTC order, the comparisons in the session's time
     ///   zone, whose local times repeat when clocks go back; the keyset would skip rows;
     /// - an INVISIBLE column, which the rows read (`SELECT *`) do not carry.
