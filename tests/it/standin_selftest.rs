@@ -2414,6 +2414,141 @@ async fn pit_scan_fast_path_answers_like_the_general_path() {
     assert_pit_missing(&es, json!({"id": r["id"]})).await;
 }
 
+/// The slices of a point in time split it into disjoint shares that cover it, each paged by its
+/// own `search_after`, on the natural path and through a view alike, byte for byte as a
+/// stand-in without shortcuts answers; a slice's total is its share. A slice is refused without
+/// a PIT, and out of range as ES's `SliceBuilder` refuses it.
+#[tokio::test]
+async fn sliced_pit_searches_split_the_snapshot_into_disjoint_shares() {
+    let s = StandIn::start(StandInOptions::default()).await;
+    let general_standin = StandIn::start(StandInOptions {
+        fast_paths: false,
+        ..StandInOptions::default()
+    })
+    .await;
+    let es = Es::new(&s);
+    let general_es = Es::new(&general_standin);
+    const N: usize = 257;
+    let mut body = String::new();
+    for i in 0..N {
+        body.push_str(&format!(
+            "{{\"index\":{{\"_id\":\"d-{i:04}\"}}}}\n{{\"n\":{i}}}\n"
+        ));
+    }
+    let mut pits = Vec::new();
+    for es in [&es, &general_es] {
+        let (st, r) = es.bulk("/sliced/_bulk", body.clone()).await;
+        assert_eq!((st, r["errors"].clone()), (200, json!(false)));
+        let (st, r) = es.post("/sliced/_pit?keep_alive=1m", json!({})).await;
+        assert_eq!(st, 200);
+        pits.push(r["id"].as_str().unwrap().to_owned());
+    }
+    let (pit, general_pit) = (pits[0].clone(), pits[1].clone());
+    let all: Vec<String> = (0..N).map(|i| format!("d-{i:04}")).collect();
+    // Match-all (the natural path) and a query keeping even `n` (a view).
+    let queries = [
+        None,
+        Some(json!({"term": {"n": 4}})),
+        Some(json!({"range": {"n": {"gte": 10}}})),
+    ];
+    for max in [2usize, 3] {
+        for size in [7usize, 100] {
+            for query in &queries {
+                let mut union = Vec::new();
+                for id in 0..max {
+                    let mut after: Option<Value> = None;
+                    let mut share = Vec::new();
+                    loop {
+                        let mut q = json!({"size": size, "_source": false,
+                            "sort": [{"_shard_doc": "asc"}], "track_total_hits": true,
+                            "pit": {"id": pit, "keep_alive": "1m"},
+                            "slice": {"id": id, "max": max}});
+                        if let Some(a) = &after {
+                            q["search_after"] = a.clone();
+                        }
+                        if let Some(query) = query {
+                            q["query"] = query.clone();
+                        }
+                        let mut general = q.clone();
+                        general["pit"]["id"] = json!(general_pit);
+                        let filter = "?filter_path=-took";
+                        let (st, fast) = raw_search(&es, filter, &q).await;
+                        assert_eq!(st, 200, "{}", String::from_utf8_lossy(&fast));
+                        let (st, slow) = raw_search(&general_es, filter, &general).await;
+                        assert_eq!(st, 200, "{}", String::from_utf8_lossy(&slow));
+                        let slow = String::from_utf8_lossy(&slow).replace(&general_pit, &pit);
+                        let context = format!("slice {id}/{max}, size {size}, {query:?}");
+                        assert_eq!(String::from_utf8_lossy(&fast), slow, "{context}");
+                        let v: Value = serde_json::from_slice(&fast).unwrap();
+                        let hits = v["hits"]["hits"].as_array().cloned().unwrap_or_default();
+                        for h in &hits {
+                            let rank = h["sort"][0].as_u64().unwrap() as usize;
+                            assert_eq!(rank % max, id, "{context}: {h}");
+                            share.push(h["_id"].as_str().unwrap().to_owned());
+                        }
+                        if hits.len() < size {
+                            let total = v["hits"]["total"]["value"].as_u64().unwrap() as usize;
+                            assert_eq!(total, share.len(), "{context}: a slice's total");
+                            break;
+                        }
+                        after = Some(hits.last().unwrap()["sort"].clone());
+                    }
+                    union.extend(share);
+                }
+                union.sort();
+                let want: Vec<String> = match query {
+                    None => all.clone(),
+                    Some(q) if q.get("term").is_some() => vec!["d-0004".to_owned()],
+                    Some(_) => all[10..].to_vec(),
+                };
+                assert_eq!(union, want, "{max} slices of {size}, {query:?}");
+            }
+        }
+    }
+    // Refusals, as ES words them.
+    let refused = [
+        (
+            json!({"slice": {"id": 0, "max": 2}, "query": {"match_all": {}}}),
+            "action_request_validation_exception",
+            "[slice] can only be used with [scroll] or [point-in-time] requests",
+        ),
+        (
+            json!({"slice": {"id": -1, "max": 2}, "pit": {"id": pit}}),
+            "illegal_argument_exception",
+            "id must be greater than or equal to 0",
+        ),
+        (
+            json!({"slice": {"id": 0, "max": 1}, "pit": {"id": pit}}),
+            "illegal_argument_exception",
+            "max must be greater than 1",
+        ),
+        (
+            json!({"slice": {"id": 2, "max": 2}, "pit": {"id": pit}}),
+            "illegal_argument_exception",
+            "max must be greater than id",
+        ),
+        (
+            json!({"slice": {"id": 0}, "pit": {"id": pit}}),
+            "x_content_parse_exception",
+            "[slice] failed to parse field [max]",
+        ),
+        (
+            json!({"slice": {"id": 0, "max": 2, "shard": 1}, "pit": {"id": pit}}),
+            "x_content_parse_exception",
+            "[slice] unknown field [shard]",
+        ),
+    ];
+    for (query, kind, reason) in refused {
+        let (st, r) = es.post("/_search", query.clone()).await;
+        assert_eq!(st, 400, "{query}: {r}");
+        assert_eq!(err_type(&r), kind, "{query}: {r}");
+        assert!(
+            r["error"]["reason"].as_str().unwrap().contains(reason),
+            "{query}: {r}"
+        );
+    }
+}
+
 /// A scan page over a closed or expired PIT answers as ES does (a search whose shards all
 /// failed, the missing context as root cause), unfiltered by the scan's `filter_path`.
 async fn assert_pit_missing(es: &Es, pit: Value) {

@@ -7,6 +7,10 @@
 //! through a point in time by binary search instead of re-sorting the whole index per page. Any
 //! other search over a point in time filters and sorts the snapshot once and keeps the result
 //! with it (`PitView`), so each further page costs its own size, not the snapshot's.
+//!
+//! A `slice` of a point-in-time search holds the documents whose position in the snapshot is
+//! its `id` modulo `max`: ES slices a point in time by Lucene document id (`DocIdSliceQuery`,
+//! elastic/elasticsearch#75162), so the slices of one PIT are disjoint and cover it.
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
@@ -46,6 +50,80 @@ struct SearchReq {
     seq_no_primary_term: bool,
     version: bool,
     scroll: Option<Duration>,
+    slice: Option<Slice>,
+}
+
+/// One `slice` of a point-in-time search (see the module docs).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct Slice {
+    id: usize,
+    max: usize,
+}
+
+impl Slice {
+    fn holds(self, position: usize) -> bool {
+        position % self.max == self.id
+    }
+
+    /// The first position at or after `position` that this slice holds.
+    fn first_from(self, position: usize) -> usize {
+        position + (self.id + self.max - position % self.max) % self.max
+    }
+
+    /// How many of a snapshot of `len` documents this slice holds.
+    fn count(self, len: usize) -> usize {
+        len.saturating_sub(self.id).div_ceil(self.max)
+    }
+}
+
+/// ES's own limit (`index.max_slices_per_scroll`, default 1024).
+const MAX_SLICES: usize = 1024;
+
+/// `{"id": n, "max": m}`, checked as ES's `SliceBuilder` checks it.
+fn parse_slice(v: &Value) -> Result<Slice, EsError> {
+    let Value::Object(o) = v else {
+        return Err(EsError::parse("[slice] expected an object"));
+    };
+    for k in o.keys() {
+        match k.as_str() {
+            "id" | "max" => {}
+            "field" => {
+                return Err(EsError::illegal_argument(
+                    "the stand-in does not support [field] in [slice]",
+                ));
+            }
+            other => return Err(EsError::unknown_field("slice", other)),
+        }
+    }
+    let number = |name: &str| -> Result<i64, EsError> {
+        o.get(name)
+            .and_then(|v| {
+                v.as_i64()
+                    .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+            })
+            .ok_or_else(|| EsError::parse(format!("[1:2] [slice] failed to parse field [{name}]")))
+    };
+    let (id, max) = (number("id")?, number("max")?);
+    if id < 0 {
+        return Err(EsError::illegal_argument(
+            "id must be greater than or equal to 0",
+        ));
+    }
+    if max <= 1 {
+        return Err(EsError::illegal_argument("max must be greater than 1"));
+    }
+    if id >= max {
+        return Err(EsError::illegal_argument("max must be greater than id"));
+    }
+    if max as usize > MAX_SLICES {
+        return Err(EsError::illegal_argument(format!(
+            "The number of slices [{max}] is too large. It must be less than [{MAX_SLICES}]. This limit can be set by changing the [index.max_slices_per_scroll] index level setting."
+        )));
+    }
+    Ok(Slice {
+        id: id as usize,
+        max: max as usize,
+    })
 }
 
 const SEARCH_FIELDS: &[&str] = &[
@@ -70,13 +148,13 @@ const SEARCH_FIELDS: &[&str] = &[
     "explain",
     "terminate_after",
     "profile",
+    "slice",
 ];
 
 const UNSUPPORTED: &[&str] = &[
     "aggs",
     "aggregations",
     "collapse",
-    "slice",
     "suggest",
     "rescore",
     "knn",
@@ -176,6 +254,20 @@ fn parse_search(req: &Req, body: &Map<String, Value>) -> Result<SearchReq, EsErr
             EsError::illegal_argument(format!("failed to parse [scroll] value [{s}]"))
         })?),
     };
+    let slice = match body.get("slice") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(parse_slice(v)?),
+    };
+    if slice.is_some() && pit.is_none() {
+        if scroll.is_none() {
+            return Err(EsError::validation(&[
+                "[slice] can only be used with [scroll] or [point-in-time] requests".to_owned(),
+            ]));
+        }
+        return Err(EsError::illegal_argument(
+            "the stand-in does not support [slice] in scroll searches",
+        ));
+    }
     if search_after.is_some() && !has_sort && pit.is_none() {
         return Err(EsError::validation(&[
             "[search_after] requires a sort".to_owned()
@@ -201,6 +293,7 @@ fn parse_search(req: &Req, body: &Map<String, Value>) -> Result<SearchReq, EsErr
         seq_no_primary_term: flag("seq_no_primary_term"),
         version: flag("version"),
         scroll,
+        slice,
     })
 }
 
@@ -298,9 +391,29 @@ fn first_after(len: usize, is_after: impl Fn(usize) -> bool) -> usize {
     lo
 }
 
-/// The positions of the hits a natural-order search over a snapshot answers: from the first
-/// after `search_after`, at most `limit` of them.
-fn snap_range(docs: &[SnapDoc], sr: &SearchReq, keys: &[SortKey], limit: usize) -> (usize, usize) {
+/// The hits a natural-order search over a snapshot answers, skipping `from`: positions
+/// `first`, `first + step`, … (`count` of them, at most `limit`). A slice steps over the
+/// positions the other slices hold.
+#[derive(Clone, Copy)]
+struct SnapRun {
+    first: usize,
+    step: usize,
+    count: usize,
+}
+
+impl SnapRun {
+    fn positions(self) -> impl Iterator<Item = usize> {
+        (0..self.count).map(move |i| self.first + i * self.step)
+    }
+}
+
+fn snap_run(
+    docs: &[SnapDoc],
+    sr: &SearchReq,
+    keys: &[SortKey],
+    from: usize,
+    limit: usize,
+) -> SnapRun {
     let start = match &sr.search_after {
         None => 0,
         Some(after) => first_after(docs.len(), |i| {
@@ -309,8 +422,22 @@ fn snap_range(docs: &[SnapDoc], sr: &SearchReq, keys: &[SortKey], limit: usize) 
             cmp_sort(&t, after, keys) == Ordering::Greater
         }),
     };
-    let start = start.min(docs.len());
-    (start, start.saturating_add(limit).min(docs.len()))
+    let (start, step) = match sr.slice {
+        Some(slice) => (slice.first_from(start), slice.max),
+        None => (start, 1),
+    };
+    let available = docs.len().saturating_sub(start).div_ceil(step);
+    let count = available.min(limit).saturating_sub(from);
+    SnapRun {
+        first: start.saturating_add(from.saturating_mul(step)),
+        step,
+        count,
+    }
+}
+
+/// How many documents of a snapshot a search can see: a slice sees its share.
+fn snap_total(docs: &[SnapDoc], sr: &SearchReq) -> usize {
+    sr.slice.map_or(docs.len(), |slice| slice.count(docs.len()))
 }
 
 fn run_snap_natural(
@@ -319,18 +446,19 @@ fn run_snap_natural(
     keys: &[SortKey],
     limit: usize,
 ) -> (Vec<Hit>, usize) {
-    let (start, end) = snap_range(docs, sr, keys, limit);
-    let hits = docs[start..end]
-        .iter()
-        .zip(start..)
-        .map(|(d, rank)| Hit {
-            index: d.index.clone(),
-            id: d.id.clone(),
-            doc: d.doc.clone(),
-            sort: tuple(keys, &d.index, &d.id, rank as u64, None),
+    let hits = snap_run(docs, sr, keys, 0, limit)
+        .positions()
+        .map(|rank| {
+            let d = &docs[rank];
+            Hit {
+                index: d.index.clone(),
+                id: d.id.clone(),
+                doc: d.doc.clone(),
+                sort: tuple(keys, &d.index, &d.id, rank as u64, None),
+            }
         })
         .collect();
-    (hits, docs.len())
+    (hits, snap_total(docs, sr))
 }
 
 fn run_live_natural(
@@ -581,7 +709,9 @@ impl PitView {
     ) -> PitView {
         let mut collector = Collector::new(sr, keys);
         for (rank, d) in docs.iter().enumerate() {
-            collector.visit(&d.index, &d.id, &d.doc, rank as u64);
+            if sr.slice.is_none_or(|slice| slice.holds(rank)) {
+                collector.visit(&d.index, &d.id, &d.doc, rank as u64);
+            }
         }
         let hits = collector.finish();
         let classes = if suffix_search {
@@ -657,7 +787,8 @@ fn view_signature(body: &Map<String, Value>, req: &Req, keys: &[SortKey]) -> Opt
         body.get("query"),
         req.param("q"),
         body.get("post_filter"),
-        keys
+        keys,
+        body.get("slice")
     ])
     .to_string();
     (!sig.contains("\"now")).then_some(sig)
@@ -770,26 +901,27 @@ impl HitList for HitSlice<'_> {
 /// A page read from a point in time in storage order, borrowed from its snapshot: the sort
 /// values follow from each document's position.
 struct SnapPage<'a> {
+    /// The whole snapshot.
     docs: &'a [SnapDoc],
-    /// The position of `docs[0]` in the snapshot.
-    first_rank: usize,
+    run: SnapRun,
     keys: &'a [SortKey],
 }
 
 impl HitList for SnapPage<'_> {
     fn len(&self) -> usize {
-        self.docs.len()
+        self.run.count
     }
 
     fn hit(&self, i: usize) -> HitRef<'_> {
-        let d = &self.docs[i];
+        let rank = self.run.first + i * self.run.step;
+        let d = &self.docs[rank];
         HitRef {
             index: &d.index,
             id: &d.id,
             doc: &d.doc,
             sort: SortRef::Natural {
                 keys: self.keys,
-                rank: (self.first_rank + i) as u64,
+                rank: rank as u64,
             },
         }
     }
@@ -937,17 +1069,16 @@ pub(crate) fn search(
     }
     if let Target::Snap(docs) = &target {
         // Written straight from the snapshot: no hit is copied.
-        let (start, end) = snap_range(docs, &sr, &keys, sr.from.saturating_add(sr.size));
+        let run = snap_run(docs, &sr, &keys, sr.from, sr.from.saturating_add(sr.size));
         drop(cluster);
-        let first = start.saturating_add(sr.from).min(end);
         let hits = SnapPage {
-            docs: &docs[first..end],
-            first_rank: first,
+            docs,
+            run,
             keys: &keys,
         };
         let page = Page {
             took: started.elapsed().as_millis() as u64,
-            total: docs.len(),
+            total: snap_total(docs, &sr),
             pit_id: pit_id.as_deref(),
             scroll_id: None,
             keys_shown,
@@ -1077,6 +1208,7 @@ pub(crate) fn scroll(shared: &Shared, req: &Req) -> Result<Reply, EsError> {
         seq_no_primary_term: false,
         version: false,
         scroll: None,
+        slice: None,
     };
     let page = Page {
         took: 0,
