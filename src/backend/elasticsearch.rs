@@ -486,16 +486,30 @@ impl DocumentStore for ElasticsearchBackend {
         Ok(self.client.documents().bulk(request).await?)
     }
 
-    async fn scan_ids(&self, index: &str, page_size: usize) -> Result<Box<dyn IdScan>> {
-        let scan = self.client.documents().scan_ids(index, page_size).await?;
-        Ok(Box::new(scan))
-    }
-
-    async fn scan_bare_ids(&self, index: &str, page_size: usize) -> Result<Box<dyn IdScan>> {
+    async fn scan_ids(
+        &self,
+        index: &str,
+        page_size: usize,
+        slices: usize,
+    ) -> Result<Box<dyn IdScan>> {
         let scan = self
             .client
             .documents()
-            .scan_bare_ids(index, page_size)
+            .scan_ids(index, page_size, slices)
+            .await?;
+        Ok(Box::new(scan))
+    }
+
+    async fn scan_bare_ids(
+        &self,
+        index: &str,
+        page_size: usize,
+        slices: usize,
+    ) -> Result<Box<dyn IdScan>> {
+        let scan = self
+            .client
+            .documents()
+            .scan_bare_ids(index, page_size, slices)
             .await?;
         Ok(Box::new(scan))
     }

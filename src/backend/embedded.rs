@@ -639,7 +639,13 @@ impl DocumentStore for EmbeddedBackend {
         self.write(move |tx| bulk::execute(tx, &request)).await
     }
 
-    async fn scan_ids(&self, index: &str, page_size: usize) -> Result<Box<dyn IdScan>> {
+    /// One cursor over the table: SQLite reads it faster than slices would.
+    async fn scan_ids(
+        &self,
+        index: &str,
+        page_size: usize,
+        _slices: usize,
+    ) -> Result<Box<dyn IdScan>> {
         let index = index.to_owned();
         let checked = index.clone();
         self.read(move |conn| documents::require_index(conn, &checked))

@@ -475,11 +475,23 @@ pub trait DocumentStore: Send + Sync {
     async fn ensure_index(&self, index: &str, mappings: Option<&Value>) -> Result<bool>;
     async fn index_exists(&self, index: &str) -> Result<bool>;
     async fn bulk(&self, request: &BulkRequest) -> Result<BulkResponse>;
-    async fn scan_ids(&self, index: &str, page_size: usize) -> Result<Box<dyn IdScan>>;
+    /// Every id of `index`, `page_size` a page. `slices` asks a store that can for that many
+    /// slices of the index read at once (Elasticsearch: sliced PIT searches); others ignore it.
+    async fn scan_ids(
+        &self,
+        index: &str,
+        page_size: usize,
+        slices: usize,
+    ) -> Result<Box<dyn IdScan>>;
     /// A scan of the documents' `_id`s alone, with no timestamps: what a full sync's deletion
     /// pass needs, and cheaper for the cluster (no `_source` is read).
-    async fn scan_bare_ids(&self, index: &str, page_size: usize) -> Result<Box<dyn IdScan>> {
-        self.scan_ids(index, page_size).await
+    async fn scan_bare_ids(
+        &self,
+        index: &str,
+        page_size: usize,
+        slices: usize,
+    ) -> Result<Box<dyn IdScan>> {
+        self.scan_ids(index, page_size, slices).await
     }
     async fn count(&self, index: &str) -> Result<u64>;
     async fn get_document(&self, index: &str, id: &str) -> Result<Option<Value>>;

@@ -1,5 +1,5 @@
 //! Documents in content indices: `_bulk` with per-item results, the id scan of a full sync
-//! (PIT + `search_after`, one page at a time), count, get, index, delete and a basic
+//! (its pages; the PIT and its slices are `pit_scan`), count, get, index, delete and a basic
 //! delete-by-query. The bulk body arrives serialised; this module never builds documents.
 
 use super::error::{Error, Result};
@@ -12,8 +12,7 @@ use serde_json::{Map, Value, json};
 use std::borrow::Cow;
 use std::sync::Arc;
 
-/// How long a PIT stays open between two pages of an id scan.
-pub const PIT_KEEP_ALIVE: &str = "2m";
+pub use super::pit_scan::{PIT_KEEP_ALIVE, PitScan};
 
 /// What syncdeck asks `_bulk` to answer with (`filter_path`): per item only its status,
 /// result and error type and reason, not the index, id, version, shards and sequence numbers.
@@ -351,11 +350,6 @@ struct DeleteByQueryAnswer {
     deleted: u64,
 }
 
-#[derive(Deserialize)]
-struct PitAnswer {
-    id: String,
-}
-
 /// What an id-scan page asks `_search` to answer with (`filter_path`): the PIT id and, per
 /// hit, `_id`, `_source` (already limited to `id` and `_timestamp`) and `sort`; not the index
 /// name, score and shard totals repeated on every page.
@@ -494,7 +488,7 @@ pub(crate) struct ScanPage {
 /// Reads one page of a PIT scan of at most `expected` hits: the lean shape directly (see
 /// [`super::lean_scan`]), anything else with serde. Fails with [`Error::Decode`] on an
 /// answer that is not a page.
-fn read_scan_page(body: &[u8], expected: usize) -> Result<ScanPage> {
+pub(super) fn read_scan_page(body: &[u8], expected: usize) -> Result<ScanPage> {
     match super::lean_scan::parse(body, expected) {
         Some(page) => Ok(page),
         None => read_scan_page_with_serde(body),
@@ -550,65 +544,6 @@ fn push_scan_hit(docs: &mut IdPage, hit: &ScanHit<'_>) {
     }
 }
 
-/// The body of a scan page's `_search`, serialised straight from borrowed parts (no `Value`
-/// tree a page): `size`, `_source`, `sort`, `pit`, `track_total_hits`, then `search_after`.
-#[derive(Serialize)]
-struct PageRequest<'a> {
-    size: usize,
-    #[serde(rename = "_source")]
-    source: SourceFilter,
-    sort: [ShardDocAsc; 1],
-    pit: PitRef<'a>,
-    track_total_hits: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    search_after: Option<&'a RawValue>,
-}
-
-/// `["id","_timestamp"]`, or `false` for no `_source` at all.
-#[derive(Serialize)]
-#[serde(untagged)]
-enum SourceFilter {
-    Fields([&'static str; 2]),
-    Off(bool),
-}
-
-#[derive(Serialize)]
-struct ShardDocAsc {
-    #[serde(rename = "_shard_doc")]
-    order: &'static str,
-}
-
-#[derive(Serialize)]
-struct PitRef<'a> {
-    id: &'a str,
-    keep_alive: &'static str,
-}
-
-impl<'a> PageRequest<'a> {
-    fn new(
-        page_size: usize,
-        with_source: bool,
-        pit: &'a str,
-        search_after: Option<&'a RawValue>,
-    ) -> Self {
-        Self {
-            size: page_size,
-            source: if with_source {
-                SourceFilter::Fields(["id", "_timestamp"])
-            } else {
-                SourceFilter::Off(false)
-            },
-            sort: [ShardDocAsc { order: "asc" }],
-            pit: PitRef {
-                id: pit,
-                keep_alive: PIT_KEEP_ALIVE,
-            },
-            track_total_hits: false,
-            search_after,
-        }
-    }
-}
-
 /// The document API family.
 pub struct Documents<'a> {
     transport: &'a Arc<Transport>,
@@ -659,16 +594,21 @@ impl<'a> Documents<'a> {
         Ok(parsed)
     }
 
-    /// Opens a PIT on `index` and returns a scan over its ids, `page_size` per page. A
-    /// missing index scans as empty.
-    pub async fn scan_ids(&self, index: &str, page_size: usize) -> Result<PitScan> {
-        PitScan::open(Arc::clone(self.transport), index, page_size, true).await
+    /// Opens a PIT on `index` and returns a scan over its ids, `page_size` per page, read
+    /// in `slices` slices at once (see [`PitScan`]). A missing index scans as empty.
+    pub async fn scan_ids(&self, index: &str, page_size: usize, slices: usize) -> Result<PitScan> {
+        PitScan::open(Arc::clone(self.transport), index, page_size, true, slices).await
     }
 
     /// Like [`Documents::scan_ids`], reading `_id`s only (`_source: false`): the cluster
     /// loads no document source, and [`crate::model::DocRef::id`] is the `_id`.
-    pub async fn scan_bare_ids(&self, index: &str, page_size: usize) -> Result<PitScan> {
-        PitScan::open(Arc::clone(self.transport), index, page_size, false).await
+    pub async fn scan_bare_ids(
+        &self,
+        index: &str,
+        page_size: usize,
+        slices: usize,
+    ) -> Result<PitScan> {
+        PitScan::open(Arc::clone(self.transport), index, page_size, false, slices).await
     }
 
     /// `GET /{index}/_count`.
@@ -752,137 +692,6 @@ impl<'a> Documents<'a> {
         self.transport
             .request(Method::POST, &url, &[], Some(encoded))
             .await
-    }
-}
-
-/// An id scan over one index: PIT + `search_after`, sorted by `_shard_doc`, `_source`
-/// limited to `id` and `_timestamp` (or none at all, for a scan of `_id`s). The PIT is closed when the last page has been read or
-/// on [`IdScan::close`]; a scan dropped early leaves it to expire after
-/// [`PIT_KEEP_ALIVE`].
-pub struct PitScan {
-    transport: Arc<Transport>,
-    index: String,
-    pit: Option<String>,
-    /// The last page's last `sort` values, as the cluster wrote them.
-    search_after: Option<Box<RawValue>>,
-    page_size: usize,
-    /// Whether pages read `id` and `_timestamp` from `_source`.
-    with_source: bool,
-    done: bool,
-}
-
-impl std::fmt::Debug for PitScan {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PitScan")
-            .field("index", &self.index)
-            .field("done", &self.done)
-            .finish_non_exhaustive()
-    }
-}
-
-impl PitScan {
-    async fn open(
-        transport: Arc<Transport>,
-        index: &str,
-        page_size: usize,
-        with_source: bool,
-    ) -> Result<Self> {
-        let url = path(&[index, "_pit"]);
-        let params = [("keep_alive", PIT_KEEP_ALIVE.to_string())];
-        let opened = transport
-            .request::<PitAnswer>(Method::POST, &url, &params, None)
-            .await;
-        let pit = match opened {
-            Ok(answer) => Some(answer.id),
-            Err(e) if e.kind() == Some("index_not_found_exception") => None,
-            Err(e) => return Err(e),
-        };
-        Ok(Self {
-            transport,
-            index: index.to_string(),
-            done: pit.is_none(),
-            pit,
-            search_after: None,
-            page_size: page_size.max(1),
-            with_source,
-        })
-    }
-
-    /// The next page of ids, or `None` when the scan is done.
-    pub async fn next(&mut self) -> Result<Option<IdPage>> {
-        let Some(pit) = self.pit.as_deref().filter(|_| !self.done) else {
-            return Ok(None);
-        };
-        let request = PageRequest::new(
-            self.page_size,
-            self.with_source,
-            pit,
-            self.search_after.as_deref(),
-        );
-        let encoded = Transport::encode("/_search", &request)?;
-        let filter = if self.with_source {
-            SCAN_FILTER_PATH
-        } else {
-            BARE_SCAN_FILTER_PATH
-        };
-        // A page missing a failed shard's hits would end the scan early without a word (the
-        // lean answer has no `_shards`): better an error than a partial deletion pass.
-        let params = [
-            ("filter_path", filter.to_string()),
-            ("allow_partial_search_results", "false".to_string()),
-        ];
-        // Parsed inside the transport's retry loop: a page is an idempotent read, so a
-        // garbled or cut answer is asked for again instead of failing the whole scan.
-        let page_size = self.page_size;
-        let ScanPage {
-            pit: new_pit,
-            docs,
-            last_sort,
-        } = self
-            .transport
-            .send_with(
-                Method::POST,
-                "/_search",
-                &params,
-                Some(encoded),
-                |response| read_scan_page(&response.body, page_size),
-            )
-            .await?;
-        if let Some(new_pit) = new_pit {
-            self.pit = Some(new_pit);
-        }
-        if docs.len() < self.page_size {
-            self.done = true;
-        }
-        if let Some(sort) = last_sort {
-            self.search_after = Some(sort);
-        }
-        if self.done {
-            self.close_pit().await?;
-        }
-        if docs.is_empty() {
-            return Ok(None);
-        }
-        Ok(Some(docs))
-    }
-
-    /// Closes the PIT (`DELETE /_pit`); safe to call more than once. A PIT that already
-    /// expired is not an error.
-    pub async fn close_pit(&mut self) -> Result<()> {
-        self.done = true;
-        let Some(pit) = self.pit.take() else {
-            return Ok(());
-        };
-        let body = Transport::encode("/_pit", &json!({ "id": pit }))?;
-        match self
-            .transport
-            .send(Method::DELETE, "/_pit", &[], Some(body))
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if e.is_not_found() => Ok(()),
-            Err(e) => Err(e),
-        }
     }
 }
 
@@ -1126,30 +935,6 @@ mod tests {
         let empty = read_scan_page(br#"{"pit_id":"p"}"#, 10).unwrap();
         assert!(empty.docs.is_empty() && empty.last_sort.is_none());
         assert_eq!(empty.pit.as_deref(), Some("p"));
-    }
-
-    #[test]
-    fn a_page_request_is_the_json_it_always_was() {
-        let after = RawValue::from_string("[41,7]".to_string()).unwrap();
-        for (with_source, source) in [(true, json!(["id", "_timestamp"])), (false, json!(false))] {
-            for search_after in [None, Some(after.as_ref())] {
-                let mut expected = json!({
-                    "size": 1000,
-                    "_source": source,
-                    "sort": [{ "_shard_doc": "asc" }],
-                    "pit": { "id": "p\"it", "keep_alive": PIT_KEEP_ALIVE },
-                    "track_total_hits": false,
-                });
-                if search_after.is_some() {
-                    expected["search_after"] = json!([41, 7]);
-                }
-                let request = PageRequest::new(1000, with_source, "p\"it", search_after);
-                assert_eq!(
-                    serde_json::to_string(&request).unwrap(),
-                    serde_json::to_string(&expected).unwrap()
-                );
-            }
-        }
     }
 
     /// A bulk answer of `n` items, each with one of the shapes a cluster sends.

@@ -15,6 +15,7 @@ mod lean_json;
 mod lean_scan;
 #[cfg(test)]
 mod one_byte_changes;
+mod pit_scan;
 mod pool;
 pub mod sync_jobs;
 pub mod transport;

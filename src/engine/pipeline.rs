@@ -763,10 +763,15 @@ impl IndexSnapshot {
         }
         // The count is a good guess of the size (documents may come and go meanwhile).
         let capacity = usize::try_from(count).unwrap_or(0).min(1 << 32);
-        let scan = if with_stamps {
-            store.scan_ids(index, SCAN_PAGE_SIZE).await
+        let slices = if count >= SLICED_SCAN_MIN {
+            SCAN_SLICES
         } else {
-            store.scan_bare_ids(index, SCAN_PAGE_SIZE).await
+            1
+        };
+        let scan = if with_stamps {
+            store.scan_ids(index, SCAN_PAGE_SIZE, slices).await
+        } else {
+            store.scan_bare_ids(index, SCAN_PAGE_SIZE, slices).await
         }
         .map_err(scan_error)?;
         Ok(Some(OpenScan {
@@ -834,6 +839,17 @@ const SOURCE_CHANNEL_ITEMS: usize = 16;
 /// fewer round trips, but the larger answers slowed the indexing beside them, CPU per
 /// document did not fall and peak RSS rose by 6 MiB.
 const SCAN_PAGE_SIZE: usize = 1000;
+
+/// Slices of the id pass read at once (see `elastic::pit_scan`). With one, the cluster and
+/// the engine took turns: after the last document was indexed, the pass still read one page
+/// at a time, most of a 100k re-sync's gap to plain indexing. Two keep a request on the wire
+/// while a page is taken in; more would take more of the cluster's search threads from the
+/// indexing beside them.
+const SCAN_SLICES: usize = 2;
+
+/// Below this many documents (four pages), one slice: a second would add a request to a pass
+/// of a few round trips.
+const SLICED_SCAN_MIN: u64 = 4 * SCAN_PAGE_SIZE as u64;
 
 /// How many `_id` hashes the extractor notes while the snapshot is still being read, before
 /// it waits for the scan: 8 MiB, so memory stays bounded however far indexing runs ahead.

@@ -956,7 +956,7 @@ async fn the_pit_scan_streams_every_id_page_by_page() {
     es.indices().refresh("big").await.unwrap();
     standin.clear_requests();
 
-    let mut scan = es.documents().scan_ids("big", 500).await.unwrap();
+    let mut scan = es.documents().scan_ids("big", 500, 1).await.unwrap();
     let mut seen = HashSet::new();
     let mut pages = 0;
     while let Some(page) = scan.next().await.unwrap() {
@@ -982,8 +982,136 @@ async fn the_pit_scan_streams_every_id_page_by_page() {
     );
     scan.close_pit().await.unwrap();
 
-    let mut empty = es.documents().scan_ids("no-such-index", 10).await.unwrap();
+    let mut empty = es
+        .documents()
+        .scan_ids("no-such-index", 10, 2)
+        .await
+        .unwrap();
     assert!(empty.next().await.unwrap().is_none());
+}
+
+/// A scan in three slices of one PIT: every slice's request is on the wire before any is
+/// answered, every id comes once, a slice's last page is its share's remainder, and the one
+/// PIT is closed once, when every slice is done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sliced_pit_scan_reads_its_slices_at_once_and_every_id_once() {
+    let standin = standin().await;
+    let es = client(&standin);
+    let total = 25_000;
+    for chunk in 0..5 {
+        let ids = (chunk * 5000..(chunk + 1) * 5000).map(|i| format!("doc-{i}"));
+        let (body, actions) = index_body(ids, &json!({}));
+        let request = BulkRequest {
+            index: "big".into(),
+            pipeline: None,
+            refresh: false,
+            body: body.into(),
+            actions,
+        };
+        assert!(!es.documents().bulk(&request).await.unwrap().errors);
+    }
+    es.indices().refresh("big").await.unwrap();
+    standin.clear_requests();
+
+    let mut scan = es.documents().scan_bare_ids("big", 500, 3).await.unwrap();
+    // Pages held unanswered: the first `next` puts all three slices' requests on the wire.
+    standin.faults().hang_search(true);
+    let first = tokio::spawn(async move {
+        let page = scan.next().await;
+        (scan, page)
+    });
+    let searches = || {
+        standin
+            .requests()
+            .iter()
+            .filter(|r| r.path == "/_search")
+            .count()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while searches() < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} of 3 slices asked",
+            searches()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    standin.faults().hang_search(false);
+    let (mut scan, page) = first.await.unwrap();
+    let mut sizes = vec![page.unwrap().expect("a first page").len()];
+    let mut seen = HashSet::new();
+    let mut pages = 1;
+    while let Some(page) = scan.next().await.unwrap() {
+        sizes.push(page.len());
+        for meta in page {
+            assert!(seen.insert(meta.id), "an id came twice");
+        }
+        pages += 1;
+        assert!(pages <= 60, "the scan does not end");
+    }
+    assert!(scan.next().await.unwrap().is_none(), "stays done");
+    // The first page's ids were not kept: 500 of them.
+    assert_eq!(seen.len() + 500, total);
+    sizes.sort_unstable();
+    // 8,334 + 8,333 + 8,333 documents in pages of 500.
+    assert_eq!(&sizes[..3], [333, 333, 334], "{sizes:?}");
+    assert!(sizes[3..].iter().all(|&n| n == 500), "{sizes:?}");
+    assert_eq!(sizes.len(), 51);
+    let log = standin.requests();
+    assert_eq!(log.iter().filter(|r| r.path == "/big/_pit").count(), 1);
+    assert_eq!(
+        log.iter()
+            .filter(|r| r.path == "/_pit" && r.method == "DELETE")
+            .count(),
+        1,
+        "PIT closed once"
+    );
+    // 17 pages a slice, the last one short: no request past it.
+    assert_eq!(log.iter().filter(|r| r.path == "/_search").count(), 51);
+    scan.close_pit().await.unwrap();
+}
+
+/// A slice's failed page ends the whole scan with its error; the PIT is still closed.
+#[tokio::test]
+async fn a_sliced_scan_fails_as_a_whole_and_still_closes_its_pit() {
+    let standin = standin().await;
+    let es = client(&standin);
+    let (body, actions) = index_body((0..3000).map(|i| format!("d{i}")), &json!({}));
+    let request = BulkRequest {
+        index: "failing".into(),
+        pipeline: None,
+        refresh: true,
+        body: body.into(),
+        actions,
+    };
+    assert!(!es.documents().bulk(&request).await.unwrap().errors);
+    let mut scan = es.documents().scan_ids("failing", 100, 2).await.unwrap();
+    assert!(scan.next().await.unwrap().is_some());
+    standin.faults().fail_pit_search(Some(500));
+    let mut error = None;
+    for _ in 0..40 {
+        match scan.next().await {
+            Ok(Some(_)) => continue,
+            Ok(None) => break,
+            Err(e) => {
+                error = Some(e);
+                break;
+            }
+        }
+    }
+    let error = error.expect("the failed page's error");
+    assert!(error.to_string().contains("500"), "{error}");
+    assert!(scan.next().await.unwrap().is_none(), "done after the error");
+    standin.clear_requests();
+    scan.close_pit().await.unwrap();
+    let log = standin.requests();
+    assert_eq!(
+        log.iter()
+            .filter(|r| r.path == "/_pit" && r.method == "DELETE")
+            .count(),
+        1
+    );
+    assert_eq!(log.iter().filter(|r| r.path == "/_search").count(), 0);
 }
 
 #[tokio::test]
@@ -997,7 +1125,7 @@ async fn the_scan_prefers_the_body_id_over_the_hashed_doc_id() {
     );
     standin.put_doc("hashed", "plain", json!({"title": "no id field"}));
     es.indices().refresh("hashed").await.unwrap();
-    let mut scan = es.documents().scan_ids("hashed", 10).await.unwrap();
+    let mut scan = es.documents().scan_ids("hashed", 10, 1).await.unwrap();
     let mut ids: Vec<String> = scan
         .next()
         .await
@@ -1012,7 +1140,7 @@ async fn the_scan_prefers_the_body_id_over_the_hashed_doc_id() {
 
     // A bare scan reads `_id`s alone: the cluster is asked for no source at all.
     standin.clear_requests();
-    let mut bare = es.documents().scan_bare_ids("hashed", 10).await.unwrap();
+    let mut bare = es.documents().scan_bare_ids("hashed", 10, 1).await.unwrap();
     let page = bare.next().await.unwrap().unwrap();
     let mut ids: Vec<(String, Option<String>)> =
         page.into_iter().map(|m| (m.id, m.timestamp)).collect();
@@ -1292,7 +1420,7 @@ async fn the_backend_serves_the_document_store() {
     assert_eq!(response.items.len(), 25);
     store.refresh("content").await.unwrap();
     assert_eq!(store.count("content").await.unwrap(), 25);
-    let mut scan = store.scan_ids("content", 10).await.unwrap();
+    let mut scan = store.scan_ids("content", 10, 1).await.unwrap();
     let mut n = 0;
     while let Some(page) = scan.next_page().await.unwrap() {
         n += page.len();

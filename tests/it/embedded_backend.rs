@@ -1236,7 +1236,7 @@ async fn document_store_edges() {
     assert!(backend.count("missing").await.unwrap_err().is_not_found());
     assert!(
         backend
-            .scan_ids("missing", 10)
+            .scan_ids("missing", 10, 1)
             .await
             .err()
             .unwrap()
@@ -1273,7 +1273,7 @@ async fn scan_ids_sees_every_id_once() {
         assert!(!bulk(&backend, "big", &lines).await.errors);
     }
     assert_eq!(backend.count("big").await.unwrap(), total);
-    let mut scan = backend.scan_ids("big", 1000).await.unwrap();
+    let mut scan = backend.scan_ids("big", 1000, 1).await.unwrap();
     let mut seen = HashSet::new();
     let mut pages = 0;
     while let Some(page) = scan.next_page().await.unwrap() {

@@ -441,8 +441,9 @@ async fn a_full_resync_reads_the_ids_once_and_deletes_what_the_source_no_longer_
         "{c:?}"
     );
     assert_ids(&standin_ids(&standin, "once"), &all_ids(1500), "index once");
-    // One PIT over 4,000 ids, 1,000 a page: four full pages and the empty one that ends it.
-    assert_eq!(scan_requests(&standin), (1, 5), "one pass over the ids");
+    // One PIT over 4,000 ids in two slices, 1,000 a page: two full pages a slice and the
+    // empty one that ends it.
+    assert_eq!(scan_requests(&standin), (1, 6), "one pass over the ids");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -478,6 +479,43 @@ async fn documents_others_write_during_a_full_sync_are_not_deleted_by_it() {
     let mut expected = all_ids(600);
     expected.insert("theirs".to_string());
     assert_ids(&standin_ids(&standin, "shared"), &expected, "index shared");
+}
+
+/// An index of 4,000 documents or more is read in two slices of one PIT while indexing goes
+/// on: the deletions are exactly the documents the source no longer has.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sliced_id_pass_deletes_exactly_the_stale_documents() {
+    let standin = standin(1).await;
+    let (engine, es, _dlq) = es_engine(&standin, "worker-sliced");
+    let id = generator_connector(es.as_ref(), "sliced", "sliced", 3000, 0, 0).await;
+    let (_, first) = run(&engine, &id, JobType::Full).await;
+    assert_eq!(first.counters.indexed, 3000);
+    for i in 0..1500 {
+        let id = format!("stale-{i}");
+        standin.put_doc("sliced", &id, json!({"id": id}));
+    }
+    let (_, task) = full_sync_with_the_id_scan_held(&standin, &engine, es.as_ref(), &id).await;
+    standin.put_doc("sliced", "theirs", json!({"id": "theirs"}));
+    standin.faults().hang_search(false);
+    let report = tokio::time::timeout(LIMIT, task)
+        .await
+        .expect("the job ends")
+        .unwrap()
+        .expect("run job");
+
+    assert_completed(&report);
+    let c = report.counters;
+    assert_eq!((c.seen, c.deleted), (3000, 1500), "{c:?}");
+    let mut expected = all_ids(3000);
+    expected.insert("theirs".to_string());
+    assert_ids(&standin_ids(&standin, "sliced"), &expected, "index sliced");
+    // 4,500 documents in two slices of 2,250: pages of 1,000, 1,000 and 250 each. One slice
+    // would have asked five times.
+    assert_eq!(
+        scan_requests(&standin),
+        (1, 6),
+        "one PIT, three pages a slice"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1437,7 +1475,7 @@ async fn long_ids_survive_a_resync(engine: &Engine, store: &dyn DocumentStore) {
     store.refresh("long-ids").await.unwrap();
     let hashed = syncdeck::engine::batch::hash_id(&long);
     let expected: BTreeSet<String> = [hashed, "short".to_string()].into();
-    let mut scan = store.scan_bare_ids("long-ids", 10).await.unwrap();
+    let mut scan = store.scan_bare_ids("long-ids", 10, 1).await.unwrap();
     let mut ids = BTreeSet::new();
     while let Some(page) = scan.next_page().await.unwrap() {
         ids.extend(page.into_iter().map(|m| m.id));

@@ -237,7 +237,7 @@ pub async fn store_ids(store: &dyn DocumentStore, index: &str) -> BTreeSet<Strin
     if !store.index_exists(index).await.expect("index exists") {
         return ids;
     }
-    let mut scan = store.scan_ids(index, 500).await.expect("scan ids");
+    let mut scan = store.scan_ids(index, 500, 1).await.expect("scan ids");
     while let Some(page) = scan.next_page().await.expect("scan page") {
         ids.extend(page.into_iter().map(|m| m.id));
     }
