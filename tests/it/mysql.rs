@@ -584,7 +584,16 @@ async fn an_indexed_cursor_column_pages_an_incremental_read_in_cursor_order() {
          INSERT INTO events_ts VALUES (1, 's', '2024-01-01 00:00:00'), (2, 't', '2024-01-02 00:00:00');
          CREATE TABLE events_swapped (a int, b int, updated decimal(10,2) NOT NULL,
            title varchar(20), PRIMARY KEY (b, a), KEY (updated));
-         INSERT INTO events_swapped VALUES (1, 2, 5.00, 'w'), (2, 1, 1.00, 'x');",
+         INSERT INTO events_swapped VALUES (1, 2, 5.00, 'w'), (2, 1, 1.00, 'x');
+         CREATE TABLE events_keyed (id int PRIMARY KEY, title varchar(20),
+           updated decimal(10,2) NOT NULL, KEY by_updated_id (updated, id));
+         INSERT INTO events_keyed VALUES (1, 'k', 5.00), (2, 'l', 1.00);
+         CREATE TABLE events_pair (a int, b int, updated decimal(10,2) NOT NULL,
+           title varchar(20), PRIMARY KEY (a, b), KEY (updated, a));
+         INSERT INTO events_pair VALUES (1, 1, 5.00, 'p'), (1, 2, 1.00, 'q');
+         CREATE TABLE events_wrong (a int, b int, updated decimal(10,2) NOT NULL,
+           title varchar(20), PRIMARY KEY (a, b), KEY (updated, b));
+         INSERT INTO events_wrong VALUES (1, 1, 5.00, 'v'), (1, 2, 1.00, 'w');",
     );
     let (standin, es, engine) = connector_on_standin(
         server,
@@ -592,7 +601,7 @@ async fn an_indexed_cursor_column_pages_an_incremental_read_in_cursor_order() {
         "my-idx",
         "my-idx-worker",
         json!({
-            "tables": "events,events_composite,events_hidden,events_ignored,events_ts,events_swapped",
+            "tables": "events,events_composite,events_hidden,events_ignored,events_ts,events_swapped,events_keyed,events_pair,events_wrong",
             "fetch_size": 2
         }),
     )
@@ -602,7 +611,7 @@ async fn an_indexed_cursor_column_pages_an_incremental_read_in_cursor_order() {
     set_cursor_column(es.as_ref(), &MysqlFactory, id, "Updated").await;
     let (_, report) = run_sync_within(&engine, id, JobType::Full, LIMIT).await;
     assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
-    assert_eq!(report.counters.indexed, 18);
+    assert_eq!(report.counters.indexed, 24);
     let cursor = standin.connector(id).expect("connector")["sync_cursor"].clone();
     assert_eq!(cursor["tables"]["events"], "5.00", "{cursor:#}");
     assert_eq!(cursor["tables"]["events_composite"], "5.00", "{cursor:#}");
@@ -619,16 +628,19 @@ async fn an_indexed_cursor_column_pages_an_incremental_read_in_cursor_order() {
            VALUES (3, 'r', '2024-01-03 00:00:00');
          INSERT INTO incr_idx.events_ignored VALUES (3, 'o', 8.00);
          INSERT INTO incr_idx.events_ts VALUES (3, 'u', '2024-01-03 00:00:00');
-         INSERT INTO incr_idx.events_swapped VALUES (3, 1, 9.00, 'y');",
+         INSERT INTO incr_idx.events_swapped VALUES (3, 1, 9.00, 'y');
+         INSERT INTO incr_idx.events_keyed VALUES (3, 'k3', 7.00);
+         INSERT INTO incr_idx.events_pair VALUES (2, 1, 9.00, 'pp');
+         INSERT INTO incr_idx.events_wrong VALUES (2, 1, 9.00, 'vv');",
     );
     let log = GeneralLog::on(server);
     let (_, report) = run_sync_within(&engine, id, JobType::Incremental, LIMIT).await;
     assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
     // events: the five rows at 5.00 (the saved value, `>=`) and the two moved to 6.00, each
     // once; each other table: the row at its saved value and the new one.
-    assert_eq!(report.counters.seen, 17, "{report:#?}");
+    assert_eq!(report.counters.seen, 23, "{report:#?}");
     let docs: BTreeMap<String, Value> = standin.index_docs("my-idx").into_iter().collect();
-    assert_eq!(docs.len(), 24);
+    assert_eq!(docs.len(), 33);
     for (id, title) in [
         ("events_1", "a+"),
         ("events_3", "c+"),
@@ -643,6 +655,9 @@ async fn an_indexed_cursor_column_pages_an_incremental_read_in_cursor_order() {
         ("events_ignored_3", "o"),
         ("events_ts_3", "u"),
         ("events_swapped_3_1", "y"),
+        ("events_keyed_3", "k3"),
+        ("events_pair_2_1", "pp"),
+        ("events_wrong_2_1", "vv"),
     ] {
         assert_eq!(docs[id]["title"], title, "{id}");
     }
@@ -660,6 +675,27 @@ async fn an_indexed_cursor_column_pages_an_incremental_read_in_cursor_order() {
     assert!(
         log.executed("%`incr\\_idx`.`events\\_swapped` %ORDER BY `updated`, `b`, `a` LIMIT%") > 0,
         "events_swapped was not paged by cursor, then key"
+    );
+    // An index of the cursor and then the key, or the key's first column: the same order.
+    assert!(
+        log.executed(&format!(
+            "%`incr\\_idx`.`events\\_keyed` %{in_cursor_order}"
+        )) > 0,
+        "events_keyed was not paged by cursor, then key"
+    );
+    assert!(
+        log.executed("%`incr\\_idx`.`events\\_pair` %ORDER BY `updated`, `a`, `b` LIMIT%") > 0,
+        "events_pair was not paged by cursor, then key"
+    );
+    // An index of the cursor and the key's second column is not in that order.
+    assert_eq!(
+        log.executed("%`incr\\_idx`.`events\\_wrong` %ORDER BY `updated`%"),
+        0,
+        "events_wrong was paged in cursor order"
+    );
+    assert!(
+        log.executed("%`incr\\_idx`.`events\\_wrong` %ORDER BY `a`, `b` LIMIT%") > 0,
+        "no page of events_wrong in key order was logged"
     );
     for table in [
         "events\\_composite",

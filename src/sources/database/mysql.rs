@@ -6,7 +6,8 @@
 //! - each table is read in one consistent-snapshot, read-only transaction, by keyset pages on
 //!   the primary key (as Python's table reads, but in one snapshot), or, in an incremental
 //!   read (`cursor_column`, syncdeck's own) of a table with an index of the cursor column
-//!   alone (see `pages_in_cursor_order`), on the cursor column and then the key;
+//!   alone or followed by the key (see `pages_in_cursor_order`), on the cursor column and
+//!   then the key;
 //!   advanced-rule queries are streamed once in such a transaction instead of Python's
 //!   `LIMIT … OFFSET` pages;
 //! - `TIME` columns become `HH:MM:SS` (Python's bulk serialisation raises on the `timedelta`
@@ -285,6 +286,35 @@ pub struct MysqlSource {
     notes: Arc<SyncNotes>,
     /// With `cursor_column`: where this sync starts and the largest values it read.
     cursors: Option<CursorState>,
+}
+
+/// One column of a secondary index, as `INFORMATION_SCHEMA.STATISTICS` shows it.
+#[derive(Debug, Clone, PartialEq)]
+struct IndexColumn {
+    name: String,
+    /// Not a prefix of the column (`SUB_PART` is null).
+    whole: bool,
+    /// `COLLATION` is `A`.
+    ascending: bool,
+}
+
+/// Whether an InnoDB secondary index of these columns (in order) yields rows in the order
+/// (`cursor`, then `keys`, the primary key's columns in its index order): every column whole
+/// and ascending, the cursor first, then none or the key's first columns in the key's order.
+/// InnoDB appends the key's remaining columns to every secondary index entry, so the index
+/// `(updated, a)` of a table keyed by `(a, b)` is in (updated, a, b) order; `(updated, b)`
+/// is not, nor is `(updated, title)`. Names compare without case, as MySQL's do.
+fn serves_cursor_order(index: &[IndexColumn], cursor: &str, keys: &[&str]) -> bool {
+    let Some((first, rest)) = index.split_first() else {
+        return false;
+    };
+    index.iter().all(|c| c.whole && c.ascending)
+        && first.name.eq_ignore_ascii_case(cursor)
+        && rest.len() <= keys.len()
+        && rest
+            .iter()
+            .zip(keys)
+            .all(|(c, key)| c.name.eq_ignore_ascii_case(key))
 }
 
 /// The cursor part of one table's read: the condition on the cursor column (its one `?`
@@ -826,7 +856,7 @@ impl MysqlSource {
             quote_ident(&self.settings.database),
             quote_ident(table)
         );
-        let cursor = match self.cursor_sql(conn, table, &from).await? {
+        let cursor = match self.cursor_sql(conn, table, &from, &key_order).await? {
             Ok(cursor) => cursor,
             Err(unreadable) => return Ok(unreadable),
         };
@@ -963,13 +993,16 @@ impl MysqlSource {
     }
 
     /// Whether an incremental read of `table` pages in the order of its cursor column
-    /// (`column`, as the table spells it), then the key's, instead of the key's alone. That
-    /// order reads only the rows the condition keeps, through an index that yields them in
-    /// (cursor, key) order: an ascending whole-column B-tree index of the cursor column
-    /// alone, in InnoDB (whose secondary indexes end with the primary key), that the optimizer
-    /// may use. With any other (none, a prefix, a composite or descending one, another
-    /// engine's, one set IGNORED or INVISIBLE), each page would sort every row the condition
-    /// keeps, so the key's order stays; so it does for:
+    /// (`column`, as the table spells it), then the key's (`key_order`, the primary key's
+    /// index order), instead of the key's alone. That order reads only the rows the condition
+    /// keeps, through an index that yields them in (cursor, key) order: an ascending
+    /// whole-column B-tree index, in InnoDB (whose secondary indexes end with the primary
+    /// key's columns they lack), that the optimizer may use, of the cursor column alone or
+    /// followed by the key's first columns in the key's order (`(updated, id)`, the index
+    /// DBAs add for such reads; see [`serves_cursor_order`]). With any other (none, a prefix,
+    /// one with other columns, a descending one, another engine's, one set IGNORED or
+    /// INVISIBLE), each page would sort every row the condition keeps, so the key's order
+    /// stays; so it does for:
     /// - a TIMESTAMP column: its index is in UTC order, the comparisons in the session's time
     ///   zone, whose local times repeat when clocks go back; the keyset would skip rows;
     /// - an INVISIBLE column, which the rows read (`SELECT *`) do not carry.
@@ -980,6 +1013,7 @@ impl MysqlSource {
         column: &str,
         data_type: &str,
         extra: &str,
+        key_order: &[KeysetKey],
     ) -> Result<bool, SourceError> {
         if data_type.eq_ignore_ascii_case("timestamp")
             || extra.to_ascii_uppercase().contains("INVISIBLE")
@@ -992,28 +1026,47 @@ impl MysqlSource {
         // indexes). The first clause the server knows is the one.
         const USABLE: [&str; 3] = ["AND s.IGNORED = 'NO'", "AND s.IS_VISIBLE = 'YES'", ""];
         for usable in USABLE {
-            // Every table is named by constants: the server then opens this table's
-            // definition only, not the catalogue of every database.
+            // Every column of every usable secondary B-tree index that starts with the cursor
+            // column, in order. Every table is named by constants: the server then opens
+            // this table's definition only, not the catalogue of every database.
             let probe = conn
-                .exec_first::<i64, _, _>(
+                .exec::<(String, String, i64, Option<String>), _, _>(
                     format!(
-                        "SELECT 1 FROM INFORMATION_SCHEMA.STATISTICS s \
-                         WHERE s.TABLE_SCHEMA = ? AND s.TABLE_NAME = ? AND s.COLUMN_NAME = ? \
-                           AND s.SEQ_IN_INDEX = 1 AND s.SUB_PART IS NULL AND s.COLLATION = 'A' \
+                        "SELECT s.INDEX_NAME, s.COLUMN_NAME, s.SUB_PART IS NULL, s.COLLATION \
+                         FROM INFORMATION_SCHEMA.STATISTICS s \
+                         WHERE s.TABLE_SCHEMA = ? AND s.TABLE_NAME = ? \
                            AND s.INDEX_TYPE = 'BTREE' AND s.INDEX_NAME <> 'PRIMARY' {usable} \
-                           AND NOT EXISTS (SELECT 1 FROM INFORMATION_SCHEMA.STATISTICS c \
-                             WHERE c.TABLE_SCHEMA = ? AND c.TABLE_NAME = ? \
-                               AND c.INDEX_NAME = s.INDEX_NAME AND c.SEQ_IN_INDEX = 2) \
+                           AND EXISTS (SELECT 1 FROM INFORMATION_SCHEMA.STATISTICS f \
+                             WHERE f.TABLE_SCHEMA = ? AND f.TABLE_NAME = ? \
+                               AND f.INDEX_NAME = s.INDEX_NAME AND f.SEQ_IN_INDEX = 1 \
+                               AND f.COLUMN_NAME = ?) \
                            AND EXISTS (SELECT 1 FROM INFORMATION_SCHEMA.TABLES t \
                              WHERE t.TABLE_SCHEMA = ? AND t.TABLE_NAME = ? \
                                AND t.ENGINE = 'InnoDB') \
-                         LIMIT 1"
+                         ORDER BY s.INDEX_NAME, s.SEQ_IN_INDEX"
                     ),
-                    (db, table, column, db, table, db, table),
+                    (db, table, db, table, column, db, table),
                 )
                 .await;
             match probe {
-                Ok(found) => return Ok(found.is_some()),
+                Ok(rows) => {
+                    let keys: Vec<&str> = key_order.iter().map(|k| k.name.as_str()).collect();
+                    let mut indexes: Vec<(String, Vec<IndexColumn>)> = Vec::new();
+                    for (index, name, whole, collation) in rows {
+                        let part = IndexColumn {
+                            name,
+                            whole: whole != 0,
+                            ascending: collation.as_deref() == Some("A"),
+                        };
+                        match indexes.last_mut() {
+                            Some((last, parts)) if *last == index => parts.push(part),
+                            _ => indexes.push((index, vec![part])),
+                        }
+                    }
+                    return Ok(indexes
+                        .iter()
+                        .any(|(_, parts)| serves_cursor_order(parts, column, &keys)));
+                }
                 // ER_BAD_FIELD_ERROR: not this server's column; the next clause.
                 Err(mysql_async::Error::Server(e)) if e.code == 1054 && !usable.is_empty() => {}
                 // Only the pages' order depends on it: a server whose catalogue answers
@@ -1041,6 +1094,7 @@ impl MysqlSource {
         conn: &mut Conn,
         table: &str,
         from: &str,
+        key_order: &[KeysetKey],
     ) -> Result<Result<Option<CursorSql>, Read>, SourceError> {
         let Some(cursors) = &self.cursors else {
             return Ok(Ok(None));
@@ -1111,7 +1165,7 @@ impl MysqlSource {
                 // again, harmless for an upsert.
                 let condition = format!("{quoted} >= {bound}");
                 let leading = if self
-                    .pages_in_cursor_order(conn, table, &spelled, &data_type, &extra)
+                    .pages_in_cursor_order(conn, table, &spelled, &data_type, &extra, key_order)
                     .await?
                 {
                     Some(KeysetKey {
@@ -1321,6 +1375,49 @@ fn keyset_params(after: Option<&My>, last: &[My]) -> mysql_async::Params {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_index_serves_the_cursor_order_when_the_key_follows_the_cursor() {
+        let index = |cols: &[(&str, bool, bool)]| -> Vec<IndexColumn> {
+            cols.iter()
+                .map(|&(name, whole, ascending)| IndexColumn {
+                    name: name.to_string(),
+                    whole,
+                    ascending,
+                })
+                .collect()
+        };
+        let ok = |name| (name, true, true);
+        // The cursor alone, or followed by the key's first columns in the key's order.
+        for columns in [
+            vec![ok("updated")],
+            vec![ok("Updated")],
+            vec![ok("updated"), ok("a")],
+            vec![ok("updated"), ok("A"), ok("b")],
+        ] {
+            assert!(
+                serves_cursor_order(&index(&columns), "updated", &["a", "b"]),
+                "{columns:?}"
+            );
+        }
+        for columns in [
+            vec![],
+            vec![ok("title")],
+            vec![ok("title"), ok("updated")],
+            vec![ok("updated"), ok("b")],
+            vec![ok("updated"), ok("title")],
+            vec![ok("updated"), ok("a"), ok("b"), ok("title")],
+            vec![("updated", false, true)],
+            vec![("updated", true, false)],
+            vec![ok("updated"), ("a", true, false)],
+            vec![ok("updated"), ("a", false, true)],
+        ] {
+            assert!(
+                !serves_cursor_order(&index(&columns), "updated", &["a", "b"]),
+                "{columns:?}"
+            );
+        }
+    }
 
     #[test]
     fn fields_are_pythons() {
