@@ -5,6 +5,8 @@
 //! settles edited draft sync rules, creates scheduled jobs (the `last_*_scheduled_at` write
 //! guarded, so one job per due tick among any number of services), and picks up pending jobs
 //! it can run (one search for all its connectors), oldest first, up to the concurrency limit.
+//! Connectors are tended several at once, so a tick lasts about its slowest connector's
+//! ping, not the sum of them.
 //! On its own interval it ends abandoned jobs of the whole cluster ([`clean_up`]). It never
 //! claims a job it cannot run nor writes to a connector it does not serve: those are left to
 //! the service that can.
@@ -140,13 +142,7 @@ pub async fn serve(
         }
         match served_connectors(engine, options).await {
             Ok(connectors) => {
-                for connector in &connectors {
-                    if let Err(e) =
-                        tend(engine, options, connector, &mut memory, &mut summary).await
-                    {
-                        tracing::warn!(connector = %connector.id, error = %e, "connector tick failed");
-                    }
-                }
+                tend_all(engine, options, &connectors, &mut memory, &mut summary).await;
                 if let Err(e) = pick_up(
                     engine,
                     options,
@@ -243,12 +239,81 @@ async fn served_connectors(
 }
 
 /// One connector's tick: heartbeat, prepare, validate, schedule.
+/// Connectors tended at once in a tick. One after another, a tick lasted the sum of its
+/// connectors' pings: ten sources whose hosts drop packets held every other connector's
+/// schedules and the pick-up of pending jobs for ten ping budgets (200 s). At once, a tick
+/// lasts about its slowest connector's, while the cluster sees at most this many of the
+/// service's connector writes in flight.
+const TEND_AT_ONCE: usize = 8;
+
+/// Tends every connector of the tick, [`TEND_AT_ONCE`] at a time; one connector's failure
+/// is logged and does not stop the others.
+async fn tend_all(
+    engine: &Engine,
+    options: &ServeOptions,
+    connectors: &[Connector],
+    memory: &mut Memory,
+    summary: &mut ServeSummary,
+) {
+    use futures_util::StreamExt;
+    type Outcome<'a> = (
+        &'a Connector,
+        Result<(), BackendError>,
+        HashMap<String, Features>,
+        u64,
+    );
+    let previous_tick = memory.previous_tick;
+    // Boxed, each named by its type: a stream of closures' futures borrowing the list does
+    // not prove `Send` for every lifetime, which `serve` inside a spawned task needs.
+    let tends: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = Outcome<'_>> + Send + '_>>> =
+        connectors
+            .iter()
+            .map(|connector| {
+                // Each tend sees and updates only its own connector's memory.
+                let mut written: HashMap<String, Features> = memory
+                    .features
+                    .get(&connector.id)
+                    .map(|f| (connector.id.clone(), f.clone()))
+                    .into_iter()
+                    .collect();
+                Box::pin(async move {
+                    let mut scheduled = 0;
+                    let result = tend(
+                        engine,
+                        options,
+                        connector,
+                        previous_tick,
+                        &mut written,
+                        &mut scheduled,
+                    )
+                    .await;
+                    (connector, result, written, scheduled)
+                }) as _
+            })
+            .collect();
+    let outcomes: Vec<Outcome<'_>> = futures_util::stream::iter(tends)
+        .buffer_unordered(TEND_AT_ONCE)
+        .collect()
+        .await;
+    for (connector, result, written, scheduled) in outcomes {
+        memory.features.extend(written);
+        summary.scheduled += scheduled;
+        if let Err(e) = result {
+            tracing::warn!(connector = %connector.id, error = %e, "connector tick failed");
+        }
+    }
+}
+
+/// One connector's part of a tick: check-in, prepare, validate and ping, draft rules,
+/// status, due schedules (counted in `scheduled`). `written` holds this connector's entry of
+/// [`Memory::features`].
 async fn tend(
     engine: &Engine,
     options: &ServeOptions,
     connector: &Connector,
-    memory: &mut Memory,
-    summary: &mut ServeSummary,
+    previous_tick: DateTime<Utc>,
+    written: &mut HashMap<String, Features>,
+    scheduled: &mut u64,
 ) -> Result<(), BackendError> {
     let control = &engine.deps().control;
     let Some(factory) = connector
@@ -268,13 +333,7 @@ async fn tend(
     }
     // Prepare: the connector's features follow its source, so Kibana offers what it can do.
     // A failed write (a missing privilege, a blip) must not stop the rest of the tick.
-    let features = match sync_features(
-        control.as_ref(),
-        factory.as_ref(),
-        connector,
-        &mut memory.features,
-    )
-    .await
+    let features = match sync_features(control.as_ref(), factory.as_ref(), connector, written).await
     {
         Ok(features) => features,
         Err(e) => {
@@ -328,7 +387,7 @@ async fn tend(
     // Schedules are read before the status is written: a schedule that cannot run is the
     // connector's error (as the Python service has it), written once rather than cleared
     // and set again every tick.
-    let plan = due_schedules(factory.as_ref(), connector, &features, memory.previous_tick);
+    let plan = due_schedules(factory.as_ref(), connector, &features, previous_tick);
     match &plan.error {
         Some(reason) => {
             if connector.status != ConnectorStatus::Error
@@ -349,7 +408,7 @@ async fn tend(
             .mark_sync_scheduled(
                 &connector.id,
                 job_type,
-                Timestamp(memory.previous_tick),
+                Timestamp(previous_tick),
                 Timestamp(at),
             )
             .await?;
@@ -360,15 +419,16 @@ async fn tend(
         let id = control
             .create_sync_job(&connector.id, job_type, TriggerMethod::Scheduled)
             .await?;
-        summary.scheduled += 1;
+        *scheduled += 1;
         tracing::info!(connector = %connector.id, job = %id, %job_type, "scheduled sync job created");
     }
     Ok(())
 }
 
-/// How long one connector's ping may take in a tick. The tick tends its connectors one after
-/// another: a source whose host drops packets (a database ping retries its 30 s connect)
-/// must not hold up every other connector's pick-up and schedules for minutes.
+/// How long one connector's ping may take in a tick. The tick waits for its slowest
+/// connector (see [`TEND_AT_ONCE`]): a source whose host drops packets (a database ping
+/// retries its 30 s connect) must not hold up every other connector's pick-up and schedules
+/// for minutes.
 const TICK_PING_BUDGET: Duration = Duration::from_secs(20);
 
 /// Validates the configuration (per-field rules, then the source's) and pings the source.

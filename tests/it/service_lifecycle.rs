@@ -866,3 +866,87 @@ async fn requests_per_idle_tick_do_not_grow_with_the_connectors() {
         assert_eq!(*requests, expected, "{connectors} connectors: {table:?}");
     }
 }
+
+// 7. A slow connector does not hold up the others. -----------------------------------------
+
+/// A generator whose ping waits until `barrier` has seen every connector's ping: it answers
+/// only when the service pings its connectors at once.
+struct RendezvousFactory {
+    barrier: Arc<tokio::sync::Barrier>,
+}
+
+struct Rendezvous {
+    barrier: Arc<tokio::sync::Barrier>,
+}
+
+#[async_trait::async_trait]
+impl syncdeck::sources::DataSource for Rendezvous {
+    async fn ping(&mut self) -> Result<(), syncdeck::sources::SourceError> {
+        self.barrier.wait().await;
+        Ok(())
+    }
+
+    async fn run(
+        &mut self,
+        _: syncdeck::sources::SyncMode,
+        _: syncdeck::sources::ItemSender,
+    ) -> Result<Option<Value>, syncdeck::sources::SourceError> {
+        Ok(None)
+    }
+}
+
+impl syncdeck::sources::SourceFactory for RendezvousFactory {
+    fn service_type(&self) -> &'static str {
+        "rendezvous"
+    }
+
+    fn display_name(&self) -> &'static str {
+        "Rendezvous"
+    }
+
+    fn default_configuration(&self) -> syncdeck::model::Configuration {
+        syncdeck::sources::GeneratorFactory.default_configuration()
+    }
+
+    fn create(
+        &self,
+        _: &syncdeck::model::Configuration,
+    ) -> Result<Box<dyn syncdeck::sources::DataSource>, syncdeck::sources::SourceError> {
+        Ok(Box::new(Rendezvous {
+            barrier: self.barrier.clone(),
+        }))
+    }
+}
+
+/// Three connectors whose pings each wait for the other two: tended one after another, the
+/// first would wait out its ping budget (20 s) and end `error`, and so would the others.
+/// Tended at once, one tick connects all three.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tick_pings_its_connectors_at_once() {
+    let standin = standin().await;
+    let es = es_backend(&standin.es_urls());
+    let factory = Arc::new(RendezvousFactory {
+        barrier: Arc::new(tokio::sync::Barrier::new(3)),
+    });
+    let mut registry = marking_registry();
+    registry.register(factory.clone());
+    let ids = ["meet-0", "meet-1", "meet-2"];
+    for id in ids {
+        create_connector(es.as_ref(), id, id, factory.as_ref(), json!({"count": 1})).await;
+    }
+    let engine = engine_with(
+        es.clone(),
+        es.clone(),
+        memory_dlq(),
+        registry,
+        "meeting",
+        fast_settings(),
+        fast_breaker(),
+    );
+    run(&engine, &ticks(1)).await;
+    for id in ids {
+        let c = standin.connector(id).unwrap();
+        assert_eq!(c["status"], "connected", "{id}: {c:#}");
+        assert_eq!(c["error"], Value::Null, "{id}: {c:#}");
+    }
+}
