@@ -971,3 +971,52 @@ async fn throughput() {
         );
     }
 }
+
+/// A TIMESTAMP primary key on a server whose time zone goes back an hour: the key's values
+/// are read in local time, where 01:00–01:59 happens twice, and a keyset page after the
+/// first 01:00 (`ts > '01:00'`) compared as the second and skipped the rows between. The
+/// table is paged by position instead: every row is read, in pages of one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timestamp_key_where_clocks_go_back_loses_no_row() {
+    if mariadb_server::shared().is_none() {
+        return;
+    }
+    let zone = "America/New_York";
+    if !std::path::Path::new("/usr/share/zoneinfo")
+        .join(zone)
+        .exists()
+    {
+        eprintln!("SKIPPED: no time zone data for {zone}");
+        return;
+    }
+    let server = MariaDb::start_in_zone(zone).expect("a MariaDB server in New York time");
+    // 05:00–07:10 UTC on the day clocks went back: 01:00, 01:30, 01:50 EDT, then 01:10,
+    // 01:40 EST and 02:10.
+    database(
+        &server,
+        "dst",
+        "CREATE TABLE events (ts timestamp(0) NOT NULL PRIMARY KEY, v int);
+         SET time_zone = '+00:00';
+         INSERT INTO events VALUES ('2024-11-03 05:00:00', 1), ('2024-11-03 05:30:00', 2),
+           ('2024-11-03 05:50:00', 3), ('2024-11-03 06:10:00', 4), ('2024-11-03 06:40:00', 5),
+           ('2024-11-03 07:10:00', 6);",
+    );
+    let (standin, _es, engine) = connector_on_standin(
+        &server,
+        "dst",
+        "my-dst",
+        "my-dst-worker",
+        json!({"tables": "events", "fetch_size": 1}),
+    )
+    .await;
+    let (_, report) = run_sync_within(&engine, "my-dst", JobType::Full, LIMIT).await;
+    assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
+    let mut values: Vec<i64> = standin
+        .index_docs("my-dst")
+        .iter()
+        .filter_map(|(_, doc)| doc["v"].as_i64())
+        .collect();
+    values.sort_unstable();
+    assert_eq!(values, [1, 2, 3, 4, 5, 6], "{report:#?}");
+    assert_eq!(report.counters.indexed, 6);
+}

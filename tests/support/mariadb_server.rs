@@ -75,6 +75,16 @@ impl DbServer for MariaDb {
 
 impl MariaDb {
     pub fn start() -> Result<Self, String> {
+        Self::start_with_zone(None)
+    }
+
+    /// A server of its own whose system time zone is `zone` (`TZ`, e.g. `America/New_York`):
+    /// its sessions read and compare TIMESTAMP values in that zone's local time.
+    pub fn start_in_zone(zone: &str) -> Result<Self, String> {
+        Self::start_with_zone(Some(zone))
+    }
+
+    fn start_with_zone(zone: Option<&str>) -> Result<Self, String> {
         let server = find("mariadbd").ok_or("mariadbd not found (install mariadb-server)")?;
         let install = find("mariadb-install-db").ok_or("mariadb-install-db not found")?;
         let dir = db_server::kept_temp_dir("syncdeck-maria-")?;
@@ -101,7 +111,11 @@ impl MariaDb {
         let port = db_server::free_port()?;
         let pid_file = dir.join("pid");
         let log = std::fs::File::create(dir.join("log")).map_err(|e| e.to_string())?;
-        Command::new(server)
+        let mut command = Command::new(server);
+        if let Some(zone) = zone {
+            command.env("TZ", zone);
+        }
+        command
             .arg("--no-defaults")
             .arg("--user=root")
             .arg(format!("--datadir={}", data.display()))

@@ -334,6 +334,12 @@ struct CursorSql {
 struct KeysetKey {
     name: String,
     placeholder: String,
+    /// A TIMESTAMP column: stored and ordered in UTC, read and compared in the session's
+    /// time zone. Where clocks go back, an hour of local times repeats, and a value read
+    /// there compares as its other instant: `ts > '01:00'` after the first 01:00 skipped
+    /// every row up to the second one (seen on MariaDB 10.11 in America/New_York). A table
+    /// whose pages order by such a column is paged by position instead (see `read_table`).
+    local_time: bool,
 }
 
 #[cfg(test)]
@@ -342,6 +348,7 @@ impl KeysetKey {
         Self {
             name: name.to_string(),
             placeholder: "?".into(),
+            local_time: false,
         }
     }
 }
@@ -639,7 +646,12 @@ impl MysqlSource {
                 } else {
                     "?".into()
                 };
-                KeysetKey { name, placeholder }
+                let local_time = data_type.eq_ignore_ascii_case("timestamp");
+                KeysetKey {
+                    name,
+                    placeholder,
+                    local_time,
+                }
             })
             .collect())
     }
@@ -917,11 +929,20 @@ impl MysqlSource {
             },
             self.settings.fetch_size
         );
-        let next = format!(
-            "SELECT * FROM {from} WHERE {above}({}) ORDER BY {order} LIMIT {}",
-            keyset_condition(&order_keys),
-            self.settings.fetch_size
-        );
+        // A key the session compares in local time cannot say where the last page ended
+        // (see `KeysetKey::local_time`): such a table's pages go by position in the same
+        // snapshot, as Python's `LIMIT … OFFSET` pages do. Each page then walks the rows
+        // before it in the key's index: slower for big tables, never a skipped row.
+        let by_position = order_keys.iter().any(|k| k.local_time);
+        let next = if by_position {
+            format!("{first} OFFSET ?")
+        } else {
+            format!(
+                "SELECT * FROM {from} WHERE {above}({}) ORDER BY {order} LIMIT {}",
+                keyset_condition(&order_keys),
+                self.settings.fetch_size
+            )
+        };
         let tables = [table.to_string()];
         let mut last: Option<Vec<My>> = None;
         let mut rows_read = 0u64;
@@ -931,6 +952,13 @@ impl MysqlSource {
                     .exec_iter(first.as_str(), after.iter().cloned().collect::<Vec<My>>())
                     .await
                     .map_err(failed)?,
+                Some(_) if by_position => {
+                    let mut params: Vec<My> = after.iter().cloned().collect();
+                    params.push(My::UInt(rows_read));
+                    conn.exec_iter(next.as_str(), params)
+                        .await
+                        .map_err(failed)?
+                }
                 Some(values) => conn
                     .exec_iter(next.as_str(), keyset_params(after.as_ref(), values))
                     .await
@@ -1168,9 +1196,11 @@ impl MysqlSource {
                     .pages_in_cursor_order(conn, table, &spelled, &data_type, &extra, key_order)
                     .await?
                 {
+                    // Never TIMESTAMP (see `pages_in_cursor_order`).
                     Some(KeysetKey {
                         name: spelled,
                         placeholder: bound,
+                        local_time: false,
                     })
                 } else {
                     None
@@ -1459,6 +1489,7 @@ mod tests {
         let cursor = KeysetKey {
             name: "v".into(),
             placeholder: "CAST(? AS SIGNED)".into(),
+            local_time: false,
         };
         assert_eq!(
             keyset_condition(&[cursor, KeysetKey::plain("id")]),
