@@ -936,16 +936,13 @@ async fn a_bulk_answer_with_the_wrong_item_count_is_refused() {
     assert!(matches!(err, Error::Decode { .. }), "{err:?}");
 }
 
-#[tokio::test]
-async fn the_pit_scan_streams_every_id_page_by_page() {
-    let standin = standin().await;
-    let es = client(&standin);
-    let total = 25_000;
+/// `doc-0` … `doc-24999` in `index`, refreshed.
+async fn index_25k_docs(es: &Elasticsearch, index: &str) {
     for chunk in 0..5 {
         let ids = (chunk * 5000..(chunk + 1) * 5000).map(|i| format!("doc-{i}"));
         let (body, actions) = index_body(ids, &json!({}));
         let request = BulkRequest {
-            index: "big".into(),
+            index: index.into(),
             pipeline: None,
             refresh: false,
             body: body.into(),
@@ -953,7 +950,15 @@ async fn the_pit_scan_streams_every_id_page_by_page() {
         };
         assert!(!es.documents().bulk(&request).await.unwrap().errors);
     }
-    es.indices().refresh("big").await.unwrap();
+    es.indices().refresh(index).await.unwrap();
+}
+
+#[tokio::test]
+async fn the_pit_scan_streams_every_id_page_by_page() {
+    let standin = standin().await;
+    let es = client(&standin);
+    let total = 25_000;
+    index_25k_docs(&es, "big").await;
     standin.clear_requests();
 
     let mut scan = es.documents().scan_ids("big", 500, 1).await.unwrap();
@@ -998,19 +1003,7 @@ async fn a_sliced_pit_scan_reads_its_slices_at_once_and_every_id_once() {
     let standin = standin().await;
     let es = client(&standin);
     let total = 25_000;
-    for chunk in 0..5 {
-        let ids = (chunk * 5000..(chunk + 1) * 5000).map(|i| format!("doc-{i}"));
-        let (body, actions) = index_body(ids, &json!({}));
-        let request = BulkRequest {
-            index: "big".into(),
-            pipeline: None,
-            refresh: false,
-            body: body.into(),
-            actions,
-        };
-        assert!(!es.documents().bulk(&request).await.unwrap().errors);
-    }
-    es.indices().refresh("big").await.unwrap();
+    index_25k_docs(&es, "big").await;
     standin.clear_requests();
 
     let mut scan = es.documents().scan_bare_ids("big", 500, 3).await.unwrap();

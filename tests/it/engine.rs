@@ -481,21 +481,25 @@ async fn documents_others_write_during_a_full_sync_are_not_deleted_by_it() {
     assert_ids(&standin_ids(&standin, "shared"), &expected, "index shared");
 }
 
-/// An index of 4,000 documents or more is read in two slices of one PIT while indexing goes
-/// on: the deletions are exactly the documents the source no longer has.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_sliced_id_pass_deletes_exactly_the_stale_documents() {
+/// A re-sync of `docs` generated documents into an index that also holds `stale` documents
+/// the source lacks, the id pass's pages held until indexing runs, and one document
+/// ("theirs") written after the pass's PIT opened: every document sent is still known as
+/// seen, only the stale ones go, and "theirs" (not in the snapshot) stays. The stand-in, for
+/// more checks, and the job's report.
+async fn overlapped_resync(name: &str, docs: u64, stale: usize) -> (StandIn, JobReport) {
     let standin = standin(1).await;
-    let (engine, es, _dlq) = es_engine(&standin, "worker-sliced");
-    let id = generator_connector(es.as_ref(), "sliced", "sliced", 3000, 0, 0).await;
+    let (engine, es, _dlq) = es_engine(&standin, &format!("worker-{name}"));
+    let id = generator_connector(es.as_ref(), name, name, docs, 0, 0).await;
     let (_, first) = run(&engine, &id, JobType::Full).await;
-    assert_eq!(first.counters.indexed, 3000);
-    for i in 0..1500 {
+    assert_eq!(first.counters.indexed, docs);
+    for i in 0..stale {
         let id = format!("stale-{i}");
-        standin.put_doc("sliced", &id, json!({"id": id}));
+        standin.put_doc(name, &id, json!({"id": id}));
     }
+    // The scan's pages get no answer for now: the sync must index meanwhile.
     let (_, task) = full_sync_with_the_id_scan_held(&standin, &engine, es.as_ref(), &id).await;
-    standin.put_doc("sliced", "theirs", json!({"id": "theirs"}));
+    // Written after the scan's PIT opened: not in the snapshot, so never deleted by it.
+    standin.put_doc(name, "theirs", json!({"id": "theirs"}));
     standin.faults().hang_search(false);
     let report = tokio::time::timeout(LIMIT, task)
         .await
@@ -504,11 +508,30 @@ async fn a_sliced_id_pass_deletes_exactly_the_stale_documents() {
         .expect("run job");
 
     assert_completed(&report);
-    let c = report.counters;
-    assert_eq!((c.seen, c.deleted), (3000, 1500), "{c:?}");
-    let mut expected = all_ids(3000);
+    let c = &report.counters;
+    assert_eq!(
+        (c.seen, c.indexed + c.updated, c.deleted),
+        (docs, docs, stale as u64),
+        "{c:?}"
+    );
+    let mut expected = all_ids(docs);
     expected.insert("theirs".to_string());
-    assert_ids(&standin_ids(&standin, "sliced"), &expected, "index sliced");
+    assert_ids(&standin_ids(&standin, name), &expected, name);
+    (standin, report)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_resync_indexes_while_it_reads_the_ids_of_a_point_in_time() {
+    // 2,700 documents: below the sliced pass's threshold.
+    let (standin, _) = overlapped_resync("overlap", 1500, 1200).await;
+    assert_eq!(scan_requests(&standin), (1, 3), "one PIT, one slice");
+}
+
+/// An index of 4,000 documents or more is read in two slices of one PIT while indexing goes
+/// on: the deletions are exactly the documents the source no longer has.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sliced_id_pass_deletes_exactly_the_stale_documents() {
+    let (standin, _) = overlapped_resync("sliced", 3000, 1500).await;
     // 4,500 documents in two slices of 2,250: pages of 1,000, 1,000 and 250 each. One slice
     // would have asked five times.
     assert_eq!(
@@ -516,47 +539,6 @@ async fn a_sliced_id_pass_deletes_exactly_the_stale_documents() {
         (1, 6),
         "one PIT, three pages a slice"
     );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_full_resync_indexes_while_it_reads_the_ids_of_a_point_in_time() {
-    let standin = standin(1).await;
-    let (engine, es, _dlq) = es_engine(&standin, "worker-overlap");
-    let id = generator_connector(es.as_ref(), "overlap", "overlap", 1500, 0, 0).await;
-    let (_, first) = run(&engine, &id, JobType::Full).await;
-    assert_eq!(first.counters.indexed, 1500);
-    for i in 0..1200 {
-        let id = format!("stale-{i}");
-        standin.put_doc("overlap", &id, json!({"id": id}));
-    }
-    // The scan's pages get no answer for now: the sync must index meanwhile.
-    let (_, task) = full_sync_with_the_id_scan_held(&standin, &engine, es.as_ref(), &id).await;
-    // Written after the scan's PIT opened: not in the snapshot, so never deleted by it.
-    standin.put_doc("overlap", "theirs", json!({"id": "theirs"}));
-    standin.faults().hang_search(false);
-    let report = tokio::time::timeout(LIMIT, task)
-        .await
-        .expect("the job ends")
-        .unwrap()
-        .expect("run job");
-
-    assert_completed(&report);
-    let c = report.counters;
-    // Every document sent before the snapshot was in is still known as seen: only the stale
-    // ones go.
-    assert_eq!(
-        (c.seen, c.indexed + c.updated, c.deleted),
-        (1500, 1500, 1200),
-        "{c:?}"
-    );
-    let mut expected = all_ids(1500);
-    expected.insert("theirs".to_string());
-    assert_ids(
-        &standin_ids(&standin, "overlap"),
-        &expected,
-        "index overlap",
-    );
-    assert_eq!(scan_requests(&standin).0, 1, "one PIT");
 }
 
 /// Starts a full sync of `connector` with the id scan's pages held unanswered

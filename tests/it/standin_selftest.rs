@@ -2271,6 +2271,16 @@ async fn raw_search(es: &Es, params: &str, body: &Value) -> (u16, Vec<u8>) {
     (resp.status().as_u16(), resp.bytes().await.unwrap().to_vec())
 }
 
+/// A stand-in, and one without its shortcuts (`fast_paths: false`) to hold its answers to.
+async fn with_and_without_shortcuts() -> (StandIn, StandIn) {
+    let general = StandIn::start(StandInOptions {
+        fast_paths: false,
+        ..StandInOptions::default()
+    })
+    .await;
+    (StandIn::start(StandInOptions::default()).await, general)
+}
+
 /// An id scan over a point in time (match-all, `_shard_doc`: the natural path, written straight
 /// from the snapshot), and pages of a view written straight from it, answer byte for byte what
 /// a stand-in without those shortcuts answers (the general path: the snapshot filtered and
@@ -2278,12 +2288,7 @@ async fn raw_search(es: &Es, params: &str, body: &Value) -> (u16, Vec<u8>) {
 /// point; writes after the PIT opened never show; a closed PIT is an unfiltered error.
 #[tokio::test]
 async fn pit_scan_fast_path_answers_like_the_general_path() {
-    let s = StandIn::start(StandInOptions::default()).await;
-    let general_standin = StandIn::start(StandInOptions {
-        fast_paths: false,
-        ..StandInOptions::default()
-    })
-    .await;
+    let (s, general_standin) = with_and_without_shortcuts().await;
     let es = Es::new(&s);
     let general_es = Es::new(&general_standin);
     const N: usize = 2_500;
@@ -2420,12 +2425,7 @@ async fn pit_scan_fast_path_answers_like_the_general_path() {
 /// a PIT, and out of range as ES's `SliceBuilder` refuses it.
 #[tokio::test]
 async fn sliced_pit_searches_split_the_snapshot_into_disjoint_shares() {
-    let s = StandIn::start(StandInOptions::default()).await;
-    let general_standin = StandIn::start(StandInOptions {
-        fast_paths: false,
-        ..StandInOptions::default()
-    })
-    .await;
+    let (s, general_standin) = with_and_without_shortcuts().await;
     let es = Es::new(&s);
     let general_es = Es::new(&general_standin);
     const N: usize = 257;
