@@ -5,7 +5,8 @@
 //!
 //! Slices: every slice of one PIT holds a disjoint share of its documents (ES slices a PIT by
 //! Lucene document id, elastic/elasticsearch#75162, 7.15+), each paged by its own
-//! `search_after`. All of them name the same PIT, by the newest id any answer gave. While one
+//! `search_after`. All of them name the same PIT, by the newest id an answer gave (an answer
+//! naming the id its request named brings nothing new). While one
 //! slice's page is read by the caller, the others' requests are already on the wire, so the
 //! cluster and the engine work at once instead of taking turns. The requests are futures
 //! polled inside [`PitScan::next`] (this layer spawns no tasks): a caller that loops on
@@ -114,8 +115,8 @@ struct SliceCursor {
     done: bool,
 }
 
-/// A page request on the wire: which slice asked, and the answer.
-type PageFuture = Pin<Box<dyn Future<Output = (usize, Result<ScanPage>)> + Send>>;
+/// A page request on the wire: which slice asked, the PIT id it named, and the answer.
+type PageFuture = Pin<Box<dyn Future<Output = (usize, String, Result<ScanPage>)> + Send>>;
 
 /// An id scan over one index (see the module docs), `_source` limited to `id` and
 /// `_timestamp` (or none at all, for a scan of `_id`s). The PIT is closed when every slice
@@ -208,6 +209,7 @@ impl PitScan {
         };
         let transport = Arc::clone(&self.transport);
         let page_size = self.page_size;
+        let sent = pit.to_string();
         Ok(Box::pin(async move {
             // A page missing a failed shard's hits would end the scan early without a word
             // (the lean answer has no `_shards`): better an error than a partial deletion
@@ -227,13 +229,14 @@ impl PitScan {
                     |response| read_scan_page(&response.body, page_size),
                 )
                 .await;
-            (at, page)
+            (at, sent, page)
         }))
     }
 
     /// The next page of ids, or `None` when the scan is done. Puts every unfinished slice's
     /// next request on the wire first. After an error the scan is done; [`Self::close_pit`]
-    /// still closes the PIT.
+    /// still closes the PIT. Call it again promptly: requests on the wire are read only in
+    /// here, and the transport's request timeout runs meanwhile.
     pub async fn next(&mut self) -> Result<Option<IdPage>> {
         loop {
             if self.done {
@@ -255,9 +258,12 @@ impl PitScan {
                 self.in_flight.push(request);
                 self.slices[at].asked = true;
             }
-            let Some((at, answer)) = self.in_flight.next().await else {
-                // Every slice read its last page.
-                self.close_pit().await?;
+            let Some((at, sent, answer)) = self.in_flight.next().await else {
+                // Every slice read its last page: every id is in. A PIT that cannot be
+                // closed now expires on its keep-alive; that is no reason to fail the scan.
+                if let Err(e) = self.close_pit().await {
+                    tracing::warn!(index = %self.index, error = %e, "closing the id scan's PIT failed");
+                }
                 return Ok(None);
             };
             let ScanPage {
@@ -268,7 +274,10 @@ impl PitScan {
                 Ok(page) => page,
                 Err(e) => return Err(self.fail(e)),
             };
-            if let Some(new_pit) = new_pit {
+            // An answer names the id its request named unless the cluster gave the PIT a new
+            // one. Only a new one is taken: a slice's answer to a request sent before
+            // another slice's answer brought a new id would otherwise put the old one back.
+            if let Some(new_pit) = new_pit.filter(|id| *id != sent) {
                 self.pit = Some(new_pit);
             }
             let cursor = &mut self.slices[at];

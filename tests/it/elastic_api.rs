@@ -1064,6 +1064,53 @@ async fn a_sliced_pit_scan_reads_its_slices_at_once_and_every_id_once() {
     scan.close_pit().await.unwrap();
 }
 
+/// A cluster that gives its PIT a new id every third answer, while two slices' requests are
+/// on the wire: the scan goes on with the newest id and closes the PIT by it. An answer to
+/// a request sent before the new id came names the old one, and must not put it back. (With
+/// every third answer, the client sees the new ids in the order they were given.) Four
+/// scans: the old code closed by a stale id in most of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sliced_scan_follows_the_newest_pit_id() {
+    let standin = standin().await;
+    let es = client(&standin);
+    index_25k_docs(&es, "rotating").await;
+    standin.faults().rotate_pit_ids_every(Some(3));
+    for round in 0..4 {
+        let before = standin.pit_uses().len();
+        let mut scan = es
+            .documents()
+            .scan_bare_ids("rotating", 500, 2)
+            .await
+            .unwrap();
+        let mut seen = HashSet::new();
+        while let Some(page) = scan.next().await.unwrap() {
+            for meta in page {
+                assert!(seen.insert(meta.id), "an id came twice");
+            }
+            assert!(seen.len() <= 25_000);
+        }
+        assert_eq!(seen.len(), 25_000);
+        let uses = standin.pit_uses().split_off(before);
+        let named = |kind: &str| -> Vec<String> {
+            uses.iter()
+                .filter(|(what, _)| *what == kind)
+                .map(|(_, id)| id.clone())
+                .collect()
+        };
+        let new_ids = named("new");
+        assert!(
+            new_ids.len() >= 10,
+            "round {round}: {} new ids",
+            new_ids.len()
+        );
+        assert_eq!(
+            named("close"),
+            new_ids[new_ids.len() - 1..],
+            "round {round}: closed by the newest id: {uses:?}"
+        );
+    }
+}
+
 /// A slice's failed page ends the whole scan with its error; the PIT is still closed.
 #[tokio::test]
 async fn a_sliced_scan_fails_as_a_whole_and_still_closes_its_pit() {

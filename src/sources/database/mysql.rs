@@ -1058,7 +1058,7 @@ impl MysqlSource {
             // column, in order. Every table is named by constants: the server then opens
             // this table's definition only, not the catalogue of every database.
             let probe = conn
-                .exec::<(String, String, i64, Option<String>), _, _>(
+                .exec::<(String, Option<String>, i64, Option<String>), _, _>(
                     format!(
                         "SELECT s.INDEX_NAME, s.COLUMN_NAME, s.SUB_PART IS NULL, s.COLLATION \
                          FROM INFORMATION_SCHEMA.STATISTICS s \
@@ -1081,9 +1081,11 @@ impl MysqlSource {
                     let keys: Vec<&str> = key_order.iter().map(|k| k.name.as_str()).collect();
                     let mut indexes: Vec<(String, Vec<IndexColumn>)> = Vec::new();
                     for (index, name, whole, collation) in rows {
+                        // A functional key part (MySQL 8.0.13+, `(LOWER(title))`) has no
+                        // column name: an expression, never a whole column.
                         let part = IndexColumn {
-                            name,
-                            whole: whole != 0,
+                            whole: whole != 0 && name.is_some(),
+                            name: name.unwrap_or_default(),
                             ascending: collation.as_deref() == Some("A"),
                         };
                         match indexes.last_mut() {
@@ -1441,6 +1443,8 @@ mod tests {
             vec![("updated", true, false)],
             vec![ok("updated"), ("a", true, false)],
             vec![ok("updated"), ("a", false, true)],
+            // A functional key part, as the probe reads it (no name, not whole).
+            vec![ok("updated"), ("", false, true)],
         ] {
             assert!(
                 !serves_cursor_order(&index(&columns), "updated", &["a", "b"]),

@@ -34,6 +34,8 @@ pub(crate) struct FaultState {
     pub reject_field: Option<String>,
     race_guarded_updates: usize,
     fail_pit_search: Option<u16>,
+    /// (every, answers since the last new id)
+    rotate_pit_ids: Option<(usize, usize)>,
 }
 
 /// What happens to one request, decided when it arrives.
@@ -64,6 +66,20 @@ impl FaultState {
     /// The status point-in-time searches answer with (see [`Faults::fail_pit_search`]).
     pub fn pit_search_fails(&self) -> Option<u16> {
         self.fail_pit_search
+    }
+
+    /// Whether this point-in-time search's answer gives its PIT a new id (see
+    /// [`Faults::rotate_pit_ids_every`]); counts the answer.
+    pub fn rotates_pit_id(&mut self) -> bool {
+        let Some((every, since)) = &mut self.rotate_pit_ids else {
+            return false;
+        };
+        *since += 1;
+        if *since >= *every {
+            *since = 0;
+            return true;
+        }
+        false
     }
 }
 
@@ -225,6 +241,13 @@ impl Faults {
     /// shards fail does, however often it is retried. Other searches are served as usual.
     pub fn fail_pit_search(&self, status: Option<u16>) {
         lock(&self.shared.faults).fail_pit_search = status;
+    }
+
+    /// Every `n`th point-in-time search answer gives its PIT a new id, as ES may (its docs:
+    /// always use the most recently received id). Old ids stay valid; every other answer
+    /// names the id its request named. `None` turns it off.
+    pub fn rotate_pit_ids_every(&self, n: Option<usize>) {
+        lock(&self.shared.faults).rotate_pit_ids = n.map(|n| (n.max(1), 0));
     }
 
     /// How many reads got an unreadable answer so far.

@@ -274,6 +274,12 @@ impl StandIn {
         lock(&self.shared.log).iter().cloned().collect()
     }
 
+    /// Every PIT id a search or a close named so far, in arrival order, and every new id an
+    /// answer gave: `("search" | "close" | "new", id)`.
+    pub fn pit_uses(&self) -> Vec<(&'static str, String)> {
+        lock(&self.shared.cluster).pit_uses.clone()
+    }
+
     pub fn clear_requests(&self) {
         lock(&self.shared.log).clear();
     }

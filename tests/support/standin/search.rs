@@ -994,9 +994,19 @@ pub(crate) fn search(
                     "using [point in time] is not allowed in a scroll context".to_owned(),
                 ]));
             }
+            cluster.pit_uses.push(("search", id.clone()));
+            let opened = cluster.pit_id(id).to_owned();
+            let answer_id = if lock(&shared.faults).rotates_pit_id() {
+                let new = format!("{}{}AAAA==", new_id(), new_id());
+                cluster.pit_aliases.insert(new.clone(), opened.clone());
+                cluster.pit_uses.push(("new", new.clone()));
+                new
+            } else {
+                id.clone()
+            };
             let pit = cluster
                 .pits
-                .get_mut(id)
+                .get_mut(&opened)
                 .ok_or_else(|| search_context_missing(id))?;
             if let Some(k) = keep {
                 pit.expires = Instant::now() + *k;
@@ -1015,7 +1025,7 @@ pub(crate) fn search(
                     let sig = view_signature(&body, req, &keys);
                     Target::View(pit_view(pit, &sr, &keys, sig, shared.opts.fast_paths))
                 };
-            (target, Some(id.clone()))
+            (target, Some(answer_id))
         }
         None => {
             let ignore = req.flag("ignore_unavailable");
@@ -1317,7 +1327,12 @@ pub(crate) fn close_pit(shared: &Shared, req: &Req) -> Result<Reply, EsError> {
         .get("id")
         .and_then(Value::as_str)
         .ok_or_else(|| EsError::validation(&["[id] is missing".to_owned()]))?;
-    let freed = usize::from(lock(&shared.cluster).pits.remove(id).is_some());
+    let mut cluster = lock(&shared.cluster);
+    cluster.pit_uses.push(("close", id.to_owned()));
+    let opened = cluster.pit_id(id).to_owned();
+    let freed = usize::from(cluster.pits.remove(&opened).is_some());
+    cluster.pit_aliases.retain(|_, to| *to != opened);
+    drop(cluster);
     let status = if freed > 0 { 200 } else { 404 };
     Ok(Reply::json(
         status,

@@ -217,12 +217,23 @@ pub(crate) struct Scroll {
 pub(crate) struct Cluster {
     pub indices: BTreeMap<String, Index>,
     pub pits: HashMap<String, Pit>,
+    /// Ids a PIT was also given in an answer (see `Faults::rotate_pit_ids_every`), to the
+    /// id it was opened with: ES may answer a PIT search with a new id for the same PIT.
+    pub pit_aliases: HashMap<String, String>,
+    /// Every PIT id a search or a close named, in arrival order, and every new id an answer
+    /// gave: `("search" | "close" | "new", id)`.
+    pub pit_uses: Vec<(&'static str, String)>,
     pub scrolls: HashMap<String, Scroll>,
     pub secrets: BTreeMap<String, String>,
     pub kibana: KibanaState,
 }
 
 impl Cluster {
+    /// The id a PIT was opened with, for any id it was given since.
+    pub fn pit_id<'a>(&'a self, id: &'a str) -> &'a str {
+        self.pit_aliases.get(id).map_or(id, String::as_str)
+    }
+
     /// `PUT /{index}`.
     pub fn create_index(
         &mut self,
@@ -304,6 +315,9 @@ impl Cluster {
     pub fn drop_expired(&mut self) {
         let now = Instant::now();
         self.pits.retain(|_, p| p.expires > now);
+        let pits = &self.pits;
+        self.pit_aliases
+            .retain(|_, opened| pits.contains_key(opened));
         self.scrolls.retain(|_, s| s.expires > now);
     }
 }
