@@ -5,8 +5,8 @@
 //! settles edited draft sync rules, creates scheduled jobs (the `last_*_scheduled_at` write
 //! guarded, so one job per due tick among any number of services), and picks up pending jobs
 //! it can run (one search for all its connectors), oldest first, up to the concurrency limit.
-//! Connectors are tended several at once, so a tick lasts about its slowest connector's
-//! ping, not the sum of them.
+//! Connectors are tended four at once, as Elastic's service does, so slow sources hold a
+//! tick for about one ping budget per four of them, not one each.
 //! On its own interval it ends abandoned jobs of the whole cluster ([`clean_up`]). It never
 //! claims a job it cannot run nor writes to a connector it does not serve: those are left to
 //! the service that can.
@@ -238,13 +238,12 @@ async fn served_connectors(
     }
 }
 
-/// One connector's tick: heartbeat, prepare, validate, schedule.
-/// Connectors tended at once in a tick. One after another, a tick lasted the sum of its
-/// connectors' pings: ten sources whose hosts drop packets held every other connector's
-/// schedules and the pick-up of pending jobs for ten ping budgets (200 s). At once, a tick
-/// lasts about its slowest connector's, while the cluster sees at most this many of the
-/// service's connector writes in flight.
-const TEND_AT_ONCE: usize = 8;
+/// Connectors tended at once in a tick, as many as Elastic's service tends (its scheduler's
+/// pool of 4). One after another, a tick lasted the sum of its connectors' pings: ten
+/// sources whose hosts drop packets held every other connector's schedules and the pick-up
+/// of pending jobs for ten ping budgets (200 s); four at a time, for three (60 s). The
+/// cluster sees at most this many of the service's connector writes in flight.
+const TEND_AT_ONCE: usize = 4;
 
 /// Tends every connector of the tick, [`TEND_AT_ONCE`] at a time; one connector's failure
 /// is logged and does not stop the others.
@@ -425,10 +424,10 @@ async fn tend(
     Ok(())
 }
 
-/// How long one connector's ping may take in a tick. The tick waits for its slowest
-/// connector (see [`TEND_AT_ONCE`]): a source whose host drops packets (a database ping
-/// retries its 30 s connect) must not hold up every other connector's pick-up and schedules
-/// for minutes.
+/// How long one connector's ping may take in a tick. The tick waits for its connectors'
+/// pings, a few at a time (see [`TEND_AT_ONCE`]): a source whose host drops packets (a
+/// database ping retries its 30 s connect) must not hold up every other connector's pick-up
+/// and schedules for minutes.
 const TICK_PING_BUDGET: Duration = Duration::from_secs(20);
 
 /// Validates the configuration (per-field rules, then the source's) and pings the source.

@@ -975,9 +975,12 @@ async fn throughput() {
 /// A TIMESTAMP primary key on a server whose time zone goes back an hour: the key's values
 /// are read in local time, where 01:00–01:59 happens twice, and a keyset page after the
 /// first 01:00 (`ts > '01:00'`) compared as the second and skipped the rows between. The
-/// table is paged by position instead: every row is read, in pages of one.
+/// table is paged by position instead: every row is read, in pages of one, by a full sync
+/// and by an incremental one (its cursor condition's value, then the position). (Two rows
+/// whose local times read the same, 01:30 EDT and 01:30 EST, would get one `_id`, as in
+/// Python: the rows here do not.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_timestamp_key_where_clocks_go_back_loses_no_row() {
+async fn a_timestamp_key_where_clocks_go_back_pages_by_position() {
     if mariadb_server::shared().is_none() {
         return;
     }
@@ -1001,7 +1004,7 @@ async fn a_timestamp_key_where_clocks_go_back_loses_no_row() {
            ('2024-11-03 05:50:00', 3), ('2024-11-03 06:10:00', 4), ('2024-11-03 06:40:00', 5),
            ('2024-11-03 07:10:00', 6);",
     );
-    let (standin, _es, engine) = connector_on_standin(
+    let (standin, es, engine) = connector_on_standin(
         &server,
         "dst",
         "my-dst",
@@ -1009,6 +1012,7 @@ async fn a_timestamp_key_where_clocks_go_back_loses_no_row() {
         json!({"tables": "events", "fetch_size": 1}),
     )
     .await;
+    set_cursor_column(es.as_ref(), &MysqlFactory, "my-dst", "v").await;
     let (_, report) = run_sync_within(&engine, "my-dst", JobType::Full, LIMIT).await;
     assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
     let mut values: Vec<i64> = standin
@@ -1019,4 +1023,22 @@ async fn a_timestamp_key_where_clocks_go_back_loses_no_row() {
     values.sort_unstable();
     assert_eq!(values, [1, 2, 3, 4, 5, 6], "{report:#?}");
     assert_eq!(report.counters.indexed, 6);
+
+    // Incremental: `v >= 6` keeps the last row, one moved up and a new one between two
+    // rows of the repeated hour.
+    server.sql(
+        "SET time_zone = '+00:00';
+         UPDATE dst.events SET v = 7 WHERE ts = '2024-11-03 05:30:00';
+         INSERT INTO dst.events VALUES ('2024-11-03 06:20:00', 8);",
+    );
+    let (_, report) = run_sync_within(&engine, "my-dst", JobType::Incremental, LIMIT).await;
+    assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
+    assert_eq!(report.counters.seen, 3, "{report:#?}");
+    let mut values: Vec<i64> = standin
+        .index_docs("my-dst")
+        .iter()
+        .filter_map(|(_, doc)| doc["v"].as_i64())
+        .collect();
+    values.sort_unstable();
+    assert_eq!(values, [1, 3, 4, 5, 6, 7, 8], "{report:#?}");
 }

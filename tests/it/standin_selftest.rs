@@ -2445,7 +2445,7 @@ async fn sliced_pit_searches_split_the_snapshot_into_disjoint_shares() {
     }
     let (pit, general_pit) = (pits[0].clone(), pits[1].clone());
     let all: Vec<String> = (0..N).map(|i| format!("d-{i:04}")).collect();
-    // Match-all (the natural path) and a query keeping even `n` (a view).
+    // Match-all (the natural path) and two queries (views): one document, all but ten.
     let queries = [
         None,
         Some(json!({"term": {"n": 4}})),
@@ -2505,40 +2505,48 @@ async fn sliced_pit_searches_split_the_snapshot_into_disjoint_shares() {
             }
         }
     }
-    // Refusals, as ES words them.
+    // Refusals, as ES words them: a setter's refusal wrapped in a parse failure of its field.
+    let pit_slice = |slice: Value| json!({"slice": slice, "pit": {"id": pit}});
     let refused = [
         (
             json!({"slice": {"id": 0, "max": 2}, "query": {"match_all": {}}}),
             "action_request_validation_exception",
             "[slice] can only be used with [scroll] or [point-in-time] requests",
+            None,
         ),
         (
-            json!({"slice": {"id": -1, "max": 2}, "pit": {"id": pit}}),
-            "illegal_argument_exception",
-            "id must be greater than or equal to 0",
+            pit_slice(json!({"id": -1, "max": 2})),
+            "x_content_parse_exception",
+            "[slice] failed to parse field [id]",
+            Some("id must be greater than or equal to 0"),
         ),
         (
-            json!({"slice": {"id": 0, "max": 1}, "pit": {"id": pit}}),
-            "illegal_argument_exception",
-            "max must be greater than 1",
-        ),
-        (
-            json!({"slice": {"id": 2, "max": 2}, "pit": {"id": pit}}),
-            "illegal_argument_exception",
-            "max must be greater than id",
-        ),
-        (
-            json!({"slice": {"id": 0}, "pit": {"id": pit}}),
+            pit_slice(json!({"id": 0, "max": 1})),
             "x_content_parse_exception",
             "[slice] failed to parse field [max]",
+            Some("max must be greater than 1"),
         ),
         (
-            json!({"slice": {"id": 0, "max": 2, "shard": 1}, "pit": {"id": pit}}),
+            pit_slice(json!({"id": 2, "max": 2})),
+            "x_content_parse_exception",
+            "[slice] failed to parse field [max]",
+            Some("max must be greater than id"),
+        ),
+        (
+            pit_slice(json!({"id": 0, "max": 2, "shard": 1})),
             "x_content_parse_exception",
             "[slice] unknown field [shard]",
+            None,
+        ),
+        // The stand-in's own: ES fails later, elsewhere.
+        (
+            pit_slice(json!({"id": 0})),
+            "illegal_argument_exception",
+            "the stand-in needs [slice.max]",
+            None,
         ),
     ];
-    for (query, kind, reason) in refused {
+    for (query, kind, reason, cause) in refused {
         let (st, r) = es.post("/_search", query.clone()).await;
         assert_eq!(st, 400, "{query}: {r}");
         assert_eq!(err_type(&r), kind, "{query}: {r}");
@@ -2546,6 +2554,11 @@ async fn sliced_pit_searches_split_the_snapshot_into_disjoint_shares() {
             r["error"]["reason"].as_str().unwrap().contains(reason),
             "{query}: {r}"
         );
+        if let Some(cause) = cause {
+            let caused_by = &r["error"]["caused_by"];
+            assert_eq!(caused_by["type"], "illegal_argument_exception", "{r}");
+            assert_eq!(caused_by["reason"], cause, "{r}");
+        }
     }
 }
 

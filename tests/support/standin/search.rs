@@ -9,8 +9,10 @@
 //! with it (`PitView`), so each further page costs its own size, not the snapshot's.
 //!
 //! A `slice` of a point-in-time search holds the documents whose position in the snapshot is
-//! its `id` modulo `max`: ES slices a point in time by Lucene document id (`DocIdSliceQuery`,
-//! elastic/elasticsearch#75162), so the slices of one PIT are disjoint and cover it.
+//! its `id` modulo `max`. That partition is the stand-in's own: ES splits by shard, then by
+//! Lucene document id (`DocIdSliceQuery`, elastic/elasticsearch#75162), so its shares can be
+//! uneven. What a client may rely on holds for both: the slices of one PIT are disjoint and
+//! cover it, and each pages by its own `search_after`.
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
@@ -95,25 +97,35 @@ fn parse_slice(v: &Value) -> Result<Slice, EsError> {
             other => return Err(EsError::unknown_field("slice", other)),
         }
     }
+    // ES's parser calls `SliceBuilder`'s setters, whose refusals come back wrapped: a
+    // parse failure of that field, caused by the setter's `illegal_argument_exception`.
+    let refused = |field: &str, reason: &str| {
+        EsError::bad_field("slice", field, EsError::illegal_argument(reason))
+    };
     let number = |name: &str| -> Result<i64, EsError> {
-        o.get(name)
-            .and_then(|v| {
-                v.as_i64()
-                    .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-            })
-            .ok_or_else(|| EsError::parse(format!("[1:2] [slice] failed to parse field [{name}]")))
+        match o.get(name) {
+            // ES takes a missing one as unset and fails later; the stand-in says so at once.
+            None => Err(EsError::illegal_argument(format!(
+                "the stand-in needs [slice.{name}]"
+            ))),
+            Some(v) => v
+                .as_i64()
+                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                .ok_or_else(|| {
+                    EsError::parse(format!("[1:2] [slice] failed to parse field [{name}]"))
+                }),
+        }
     };
     let (id, max) = (number("id")?, number("max")?);
     if id < 0 {
-        return Err(EsError::illegal_argument(
-            "id must be greater than or equal to 0",
-        ));
+        return Err(refused("id", "id must be greater than or equal to 0"));
     }
     if max <= 1 {
-        return Err(EsError::illegal_argument("max must be greater than 1"));
+        return Err(refused("max", "max must be greater than 1"));
     }
+    // Refused by whichever setter comes second: `max` in `{"id": …, "max": …}`.
     if id >= max {
-        return Err(EsError::illegal_argument("max must be greater than id"));
+        return Err(refused("max", "max must be greater than id"));
     }
     if max as usize > MAX_SLICES {
         return Err(EsError::illegal_argument(format!(
