@@ -981,22 +981,11 @@ async fn throughput() {
 /// Python: the rows here do not.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_timestamp_key_where_clocks_go_back_pages_by_position() {
-    if mariadb_server::shared().is_none() {
-        return;
-    }
-    let zone = "America/New_York";
-    if !std::path::Path::new("/usr/share/zoneinfo")
-        .join(zone)
-        .exists()
-    {
-        eprintln!("SKIPPED: no time zone data for {zone}");
-        return;
-    }
-    let server = MariaDb::start_in_zone(zone).expect("a MariaDB server in New York time");
+    let Some(server) = new_york() else { return };
     // 05:00–07:10 UTC on the day clocks went back: 01:00, 01:30, 01:50 EDT, then 01:10,
     // 01:40 EST and 02:10.
     database(
-        &server,
+        server,
         "dst",
         "CREATE TABLE events (ts timestamp(0) NOT NULL PRIMARY KEY, v int);
          SET time_zone = '+00:00';
@@ -1005,7 +994,7 @@ async fn a_timestamp_key_where_clocks_go_back_pages_by_position() {
            ('2024-11-03 07:10:00', 6);",
     );
     let (standin, es, engine) = connector_on_standin(
-        &server,
+        server,
         "dst",
         "my-dst",
         "my-dst-worker",
@@ -1041,4 +1030,93 @@ async fn a_timestamp_key_where_clocks_go_back_pages_by_position() {
         .collect();
     values.sort_unstable();
     assert_eq!(values, [1, 3, 4, 5, 6, 7, 8], "{report:#?}");
+}
+
+/// A MariaDB server of this test binary's own whose time zone is America/New_York, where
+/// clocks went back at 06:00 UTC on 2024-11-03 (01:00–01:59 local happened twice); `None`
+/// (with the reason printed) without MariaDB or the zone's data.
+fn new_york() -> Option<&'static MariaDb> {
+    static SERVER: std::sync::OnceLock<Option<MariaDb>> = std::sync::OnceLock::new();
+    mariadb_server::shared()?;
+    SERVER
+        .get_or_init(|| {
+            let zone = "America/New_York";
+            if !std::path::Path::new("/usr/share/zoneinfo")
+                .join(zone)
+                .exists()
+            {
+                eprintln!("SKIPPED: no time zone data for {zone}");
+                return None;
+            }
+            Some(MariaDb::start_in_zone(zone).expect("a MariaDB server in New York time"))
+        })
+        .as_ref()
+}
+
+/// A TIMESTAMP `cursor_column` is kept in UTC: saved as local text, a 01:50 of the hour
+/// that repeats was compared in local time, so a row written 30 minutes later, at 01:20 of
+/// the second such hour, compared below it and the next incremental sync skipped it. A value
+/// saved in local time by an earlier version is still read once, and replaced by UTC text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timestamp_cursor_is_kept_in_utc_where_clocks_go_back() {
+    let Some(server) = new_york() else { return };
+    database(
+        server,
+        "dst_cursor",
+        "CREATE TABLE events (id int PRIMARY KEY, ts timestamp(0) NOT NULL, v int);
+         SET time_zone = '+00:00';
+         INSERT INTO events VALUES (1, '2024-11-03 04:00:00', 1), (2, '2024-11-03 05:50:00', 2);",
+    );
+    let (standin, es, engine) = connector_on_standin(
+        server,
+        "dst_cursor",
+        "my-dst-cursor",
+        "my-dst-cursor-worker",
+        json!({"tables": "events", "fetch_size": 1}),
+    )
+    .await;
+    let id = "my-dst-cursor";
+    set_cursor_column(es.as_ref(), &MysqlFactory, id, "ts").await;
+    let (_, report) = run_sync_within(&engine, id, JobType::Full, LIMIT).await;
+    assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
+    let cursor = standin.connector(id).expect("connector")["sync_cursor"].clone();
+    // 01:50 EDT, the first 01:50 of the day.
+    assert_eq!(
+        cursor["tables"]["events"], "2024-11-03T05:50:00.000000Z",
+        "{cursor:#}"
+    );
+
+    // Written 30 minutes later: 01:20 EST, below 01:50 in local time.
+    server.sql(
+        "SET time_zone = '+00:00';
+         INSERT INTO dst_cursor.events VALUES (3, '2024-11-03 06:20:00', 3);",
+    );
+    let (_, report) = run_sync_within(&engine, id, JobType::Incremental, LIMIT).await;
+    assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
+    // The row at the saved value (`>=`) and the new one.
+    assert_eq!(report.counters.seen, 2, "{report:#?}");
+    let docs: BTreeMap<String, Value> = standin.index_docs(id).into_iter().collect();
+    assert_eq!(docs["events_3"]["v"], 3, "{docs:#?}");
+    let cursor = standin.connector(id).expect("connector")["sync_cursor"].clone();
+    assert_eq!(
+        cursor["tables"]["events"], "2024-11-03T06:20:00.000000Z",
+        "{cursor:#}"
+    );
+
+    // A local value an earlier version saved (00:30 EDT, no repeat): compared as before,
+    // then replaced by UTC text.
+    let mut doc = standin.connector(id).expect("connector");
+    if let Some(fields) = doc.as_object_mut() {
+        fields.remove("id");
+    }
+    doc["sync_cursor"]["tables"]["events"] = json!("2024-11-03 00:30:00");
+    standin.put_doc(".elastic-connectors", id, doc);
+    let (_, report) = run_sync_within(&engine, id, JobType::Incremental, LIMIT).await;
+    assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
+    assert_eq!(report.counters.seen, 2, "rows 2 and 3: {report:#?}");
+    let cursor = standin.connector(id).expect("connector")["sync_cursor"].clone();
+    assert_eq!(
+        cursor["tables"]["events"], "2024-11-03T06:20:00.000000Z",
+        "{cursor:#}"
+    );
 }

@@ -322,6 +322,9 @@ fn serves_cursor_order(index: &[IndexColumn], cursor: &str, keys: &[&str]) -> bo
 struct CursorSql {
     condition: Option<(String, String)>,
     largest: String,
+    /// A TIMESTAMP column: `largest` answers seconds since the epoch, saved as UTC text
+    /// (see [`timestamp_cursor`]).
+    in_utc: bool,
     /// With a condition, when an index serves it (`MysqlSource::pages_in_cursor_order`): the
     /// cursor column, first in the pages' order, so an incremental read touches only the
     /// rows at or after the saved value instead of walking the whole primary key.
@@ -876,9 +879,11 @@ impl MysqlSource {
         // First in the transaction, so it sees the snapshot the rows are read from.
         let largest = match &cursor {
             Some(c) => {
+                // A TIMESTAMP cursor's `MAX` is over the whole table (see `timestamp_cursor`).
                 let params: Vec<My> = c
                     .condition
                     .iter()
+                    .filter(|_| !c.in_utc)
                     .map(|(_, after)| My::from(after.as_str()))
                     .collect();
                 // Bytes, not `String`: the driver's conversion panics on a value that is not
@@ -889,6 +894,10 @@ impl MysqlSource {
                     .await
                     .map_err(failed)?;
                 match row.flatten().map(String::from_utf8) {
+                    Some(Ok(text)) if c.in_utc => epoch_to_utc(&text).or_else(|| {
+                        tracing::warn!(table, value = %text, "a TIMESTAMP cursor's largest value is not seconds since the epoch: the cursor is not kept");
+                        None
+                    }),
                     Some(Ok(text)) => Some(text),
                     Some(Err(_)) => {
                         self.notes.push(
@@ -1186,6 +1195,9 @@ impl MysqlSource {
             return Ok(Ok(None));
         };
         let quoted = quote_ident(column);
+        if data_type.eq_ignore_ascii_case("timestamp") {
+            return Ok(Ok(Some(timestamp_cursor(&quoted, from, &read))));
+        }
         let bound = cursor_bound(&data_type, &column_type, scale);
         let largest = format!("SELECT CAST(MAX({quoted}) AS CHAR) FROM {from}");
         Ok(Ok(Some(match read {
@@ -1210,12 +1222,14 @@ impl MysqlSource {
                 CursorSql {
                     largest: format!("{largest} WHERE {condition}"),
                     condition: Some((condition, after)),
+                    in_utc: false,
                     leading,
                 }
             }
             _ => CursorSql {
                 condition: None,
                 largest,
+                in_utc: false,
                 leading: None,
             },
         })))
@@ -1394,6 +1408,65 @@ fn cursor_bound(data_type: &str, column_type: &str, scale: Option<u64>) -> Strin
     }
 }
 
+/// The cursor of a TIMESTAMP column, kept in UTC. The session reads and compares such a
+/// column in its time zone's local time, where an hour repeats when clocks go back: with a
+/// saved `01:50` of the first such hour, a row written 30 minutes later, at `01:20` of the
+/// second, compared below it, and the next incremental sync did not read it (seen on
+/// MariaDB 10.11 in America/New_York). So the saved value is UTC text
+/// (`2024-11-03T05:50:00.000000Z`, from `UNIX_TIMESTAMP`, which has no such hour) and the condition
+/// compares seconds since the epoch. The column never leads the pages (see
+/// `pages_in_cursor_order`), so a condition no index serves walks no more rows than before.
+/// A value saved by an earlier version (local text) keeps the local comparison once; the
+/// sync then saves UTC text.
+fn timestamp_cursor(quoted: &str, from: &str, read: &CursorRead) -> CursorSql {
+    // Over the whole table, not the rows after the saved value: `MAX` of an indexed column
+    // is then one index read, and is never below the value of the rows read.
+    let largest = format!("SELECT CAST(UNIX_TIMESTAMP(MAX({quoted})) AS CHAR) FROM {from}");
+    let condition = match read {
+        CursorRead::After { after, .. } => Some(match utc_to_epoch(after) {
+            Some(epoch) => (
+                format!("UNIX_TIMESTAMP({quoted}) >= CAST(? AS DECIMAL(20, 6))"),
+                epoch,
+            ),
+            None => (format!("{quoted} >= CAST(? AS DATETIME(6))"), after.clone()),
+        }),
+        _ => None,
+    };
+    CursorSql {
+        condition,
+        largest,
+        in_utc: true,
+        leading: None,
+    }
+}
+
+/// `1730610600` or `1730610600.250000` (what `UNIX_TIMESTAMP` answers) as UTC text with
+/// microseconds, `2024-11-03T05:10:00.000000Z`.
+fn epoch_to_utc(text: &str) -> Option<String> {
+    let (seconds, fraction) = text.trim().split_once('.').unwrap_or((text.trim(), ""));
+    let seconds: i64 = seconds.parse().ok()?;
+    if fraction.len() > 9 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let nanos: u32 = format!("{fraction:0<9}").parse().ok()?;
+    let at = chrono::DateTime::from_timestamp(seconds, nanos)?;
+    Some(at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string())
+}
+
+/// UTC text saved by [`epoch_to_utc`] as seconds since the epoch (`1730610600.000000`);
+/// `None` for anything else (a local value saved by an earlier version).
+fn utc_to_epoch(text: &str) -> Option<String> {
+    let at = chrono::DateTime::parse_from_rfc3339(text).ok()?;
+    if !text.ends_with('Z') {
+        return None;
+    }
+    Some(format!(
+        "{}.{:06}",
+        at.timestamp(),
+        at.timestamp_subsec_micros()
+    ))
+}
+
 /// The parameters of [`keyset_condition`] for the last row's key values, after the cursor's
 /// value when there is one.
 fn keyset_params(after: Option<&My>, last: &[My]) -> mysql_async::Params {
@@ -1407,6 +1480,31 @@ fn keyset_params(after: Option<&My>, last: &[My]) -> mysql_async::Params {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_timestamp_cursor_is_utc_text_and_compares_as_epoch_seconds() {
+        for (epoch, utc) in [
+            ("1730613000", "2024-11-03T05:50:00.000000Z"),
+            ("1730613000.250000", "2024-11-03T05:50:00.250000Z"),
+            ("1730613000.000001", "2024-11-03T05:50:00.000001Z"),
+            ("0", "1970-01-01T00:00:00.000000Z"),
+        ] {
+            assert_eq!(epoch_to_utc(epoch).as_deref(), Some(utc), "{epoch}");
+            let back = utc_to_epoch(utc).unwrap();
+            assert_eq!(epoch_to_utc(&back).as_deref(), Some(utc), "{utc}");
+        }
+        assert_eq!(
+            utc_to_epoch("2024-11-03T05:50:00.250000Z").as_deref(),
+            Some("1730613000.250000")
+        );
+        for bad in ["", "x", "1.2.3", "1.-5", "12a", "1.1234567890"] {
+            assert_eq!(epoch_to_utc(bad), None, "{bad}");
+        }
+        // Local text an earlier version saved, and an offset that is not UTC's.
+        for legacy in ["2024-11-03 01:50:00", "2024-11-03T01:50:00-04:00", "5.00"] {
+            assert_eq!(utc_to_epoch(legacy), None, "{legacy}");
+        }
+    }
 
     #[test]
     fn an_index_serves_the_cursor_order_when_the_key_follows_the_cursor() {
