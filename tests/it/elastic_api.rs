@@ -1065,9 +1065,10 @@ async fn a_sliced_pit_scan_reads_its_slices_at_once_and_every_id_once() {
 
 /// A cluster that gives its PIT a new id every third answer, while two slices' requests are
 /// on the wire: the scan goes on with the newest id and closes the PIT by it. An answer to
-/// a request sent before the new id came names the old one, and must not put it back. (With
-/// every third answer, the client sees the new ids in the order they were given.) Four
-/// scans: the old code closed by a stale id in most of them.
+/// a request sent before the new id came names the old one, and must not put it back. The
+/// client is assumed to see the new ids in the order they were given: with two slices and a
+/// new id every third answer, one slice's answer would have to be held up for two of the
+/// other's round trips. Four scans: the old code closed by a stale id in most of them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sliced_scan_follows_the_newest_pit_id() {
     let standin = standin().await;

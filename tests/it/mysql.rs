@@ -1056,16 +1056,18 @@ fn new_york() -> Option<&'static MariaDb> {
 /// A TIMESTAMP `cursor_column` is kept in UTC: saved as local text, a 01:50 of the hour
 /// that repeats was compared in local time, so a row written 30 minutes later, at 01:20 of
 /// the second such hour, compared below it and the next incremental sync skipped it. A value
-/// saved in local time by an earlier version is still read once, and replaced by UTC text.
+/// saved in local time by an earlier version is still read once, with two hours of slack,
+/// and replaced by UTC text; UTC text on a column altered to DATETIME reads the table whole.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_timestamp_cursor_is_kept_in_utc_where_clocks_go_back() {
     let Some(server) = new_york() else { return };
     database(
         server,
         "dst_cursor",
-        "CREATE TABLE events (id int PRIMARY KEY, ts timestamp(0) NOT NULL, v int);
+        "CREATE TABLE events (id int PRIMARY KEY, ts timestamp(6) NOT NULL, v int, KEY (ts));
          SET time_zone = '+00:00';
-         INSERT INTO events VALUES (1, '2024-11-03 04:00:00', 1), (2, '2024-11-03 05:50:00', 2);",
+         INSERT INTO events VALUES (1, '2024-11-03 04:00:00', 1),
+           (2, '2024-11-03 05:50:00.25', 2);",
     );
     let (standin, es, engine) = connector_on_standin(
         server,
@@ -1076,20 +1078,18 @@ async fn a_timestamp_cursor_is_kept_in_utc_where_clocks_go_back() {
     )
     .await;
     let id = "my-dst-cursor";
+    let saved =
+        || standin.connector(id).expect("connector")["sync_cursor"]["tables"]["events"].clone();
     set_cursor_column(es.as_ref(), &MysqlFactory, id, "ts").await;
     let (_, report) = run_sync_within(&engine, id, JobType::Full, LIMIT).await;
     assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
-    let cursor = standin.connector(id).expect("connector")["sync_cursor"].clone();
-    // 01:50 EDT, the first 01:50 of the day.
-    assert_eq!(
-        cursor["tables"]["events"], "2024-11-03T05:50:00.000000Z",
-        "{cursor:#}"
-    );
+    // 01:50:00.25 EDT, the first 01:50 of the day.
+    assert_eq!(saved(), "2024-11-03T05:50:00.250000Z");
 
     // Written 30 minutes later: 01:20 EST, below 01:50 in local time.
     server.sql(
         "SET time_zone = '+00:00';
-         INSERT INTO dst_cursor.events VALUES (3, '2024-11-03 06:20:00', 3);",
+         INSERT INTO dst_cursor.events VALUES (3, '2024-11-03 06:20:00.000001', 3);",
     );
     let (_, report) = run_sync_within(&engine, id, JobType::Incremental, LIMIT).await;
     assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
@@ -1097,26 +1097,29 @@ async fn a_timestamp_cursor_is_kept_in_utc_where_clocks_go_back() {
     assert_eq!(report.counters.seen, 2, "{report:#?}");
     let docs: BTreeMap<String, Value> = standin.index_docs(id).into_iter().collect();
     assert_eq!(docs["events_3"]["v"], 3, "{docs:#?}");
-    let cursor = standin.connector(id).expect("connector")["sync_cursor"].clone();
-    assert_eq!(
-        cursor["tables"]["events"], "2024-11-03T06:20:00.000000Z",
-        "{cursor:#}"
-    );
+    assert_eq!(saved(), "2024-11-03T06:20:00.000001Z");
 
-    // A local value an earlier version saved (00:30 EDT, no repeat): compared as before,
-    // then replaced by UTC text.
-    let mut doc = standin.connector(id).expect("connector");
-    if let Some(fields) = doc.as_object_mut() {
-        fields.remove("id");
-    }
-    doc["sync_cursor"]["tables"]["events"] = json!("2024-11-03 00:30:00");
-    standin.put_doc(".elastic-connectors", id, doc);
+    // A local value an earlier version saved, 01:55 (EDT), above both rows of the repeated
+    // hour in local time: two hours of slack read them again.
+    let set_saved = |value: &str| {
+        let mut doc = standin.connector(id).expect("connector");
+        if let Some(fields) = doc.as_object_mut() {
+            fields.remove("id");
+        }
+        doc["sync_cursor"]["tables"]["events"] = json!(value);
+        standin.put_doc(".elastic-connectors", id, doc);
+    };
+    set_saved("2024-11-03 01:55:00");
     let (_, report) = run_sync_within(&engine, id, JobType::Incremental, LIMIT).await;
     assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
-    assert_eq!(report.counters.seen, 2, "rows 2 and 3: {report:#?}");
-    let cursor = standin.connector(id).expect("connector")["sync_cursor"].clone();
-    assert_eq!(
-        cursor["tables"]["events"], "2024-11-03T06:20:00.000000Z",
-        "{cursor:#}"
-    );
+    assert_eq!(report.counters.seen, 3, "{report:#?}");
+    assert_eq!(saved(), "2024-11-03T06:20:00.000001Z");
+
+    // The column becomes DATETIME: its UTC text would compare hours off, so the table is
+    // read whole and the column's own value saved.
+    server.sql("ALTER TABLE dst_cursor.events MODIFY ts datetime(6) NOT NULL;");
+    let (_, report) = run_sync_within(&engine, id, JobType::Incremental, LIMIT).await;
+    assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
+    assert_eq!(report.counters.seen, 3, "{report:#?}");
+    assert_eq!(saved(), "2024-11-03 01:50:00.250000");
 }

@@ -1198,6 +1198,22 @@ impl MysqlSource {
         if data_type.eq_ignore_ascii_case("timestamp") {
             return Ok(Ok(Some(timestamp_cursor(&quoted, from, &read))));
         }
+        // UTC text is what a TIMESTAMP column's cursor saves (see `timestamp_cursor`). On a
+        // column altered to DATETIME it would compare as local time, hours off: read whole
+        // once, and save the column's own value.
+        let read = match read {
+            CursorRead::After { column, after }
+                if matches!(data_type.to_ascii_lowercase().as_str(), "datetime" | "date")
+                    && utc_to_epoch(&after).is_some() =>
+            {
+                tracing::info!(
+                    table,
+                    "the saved cursor is a TIMESTAMP's UTC text: reading the table whole"
+                );
+                CursorRead::All { column }
+            }
+            read => read,
+        };
         let bound = cursor_bound(&data_type, &column_type, scale);
         let largest = format!("SELECT CAST(MAX({quoted}) AS CHAR) FROM {from}");
         Ok(Ok(Some(match read {
@@ -1413,22 +1429,36 @@ fn cursor_bound(data_type: &str, column_type: &str, scale: Option<u64>) -> Strin
 /// saved `01:50` of the first such hour, a row written 30 minutes later, at `01:20` of the
 /// second, compared below it, and the next incremental sync did not read it (seen on
 /// MariaDB 10.11 in America/New_York). So the saved value is UTC text
-/// (`2024-11-03T05:50:00.000000Z`, from `UNIX_TIMESTAMP`, which has no such hour) and the condition
-/// compares seconds since the epoch. The column never leads the pages (see
-/// `pages_in_cursor_order`), so a condition no index serves walks no more rows than before.
-/// A value saved by an earlier version (local text) keeps the local comparison once; the
-/// sync then saves UTC text.
+/// (`2024-11-03T05:50:00.000000Z`) and the condition compares seconds since the epoch.
+/// - The largest value: `UNIX_TIMESTAMP` of the column itself, of the last row in stored
+///   (UTC) order. Of anything but a plain column (`MAX(col)`), MySQL converts the local
+///   time back, and a local time of the repeated hour has two answers.
+/// - The condition: the exact test no index serves, behind a range that one can, two hours
+///   wide of the saved instant (a clock step is at most one hour either way), so an indexed
+///   column still reads only the new rows.
+/// - A value saved by an earlier version (local text) is compared once with the same two
+///   hours of slack in local time (the rows sent again are harmless upserts), then replaced.
 fn timestamp_cursor(quoted: &str, from: &str, read: &CursorRead) -> CursorSql {
-    // Over the whole table, not the rows after the saved value: `MAX` of an indexed column
-    // is then one index read, and is never below the value of the rows read.
-    let largest = format!("SELECT CAST(UNIX_TIMESTAMP(MAX({quoted})) AS CHAR) FROM {from}");
+    let largest = format!(
+        "SELECT CAST(UNIX_TIMESTAMP({quoted}) AS CHAR) FROM {from} \
+         WHERE {quoted} IS NOT NULL ORDER BY {quoted} DESC LIMIT 1"
+    );
     let condition = match read {
         CursorRead::After { after, .. } => Some(match utc_to_epoch(after) {
-            Some(epoch) => (
-                format!("UNIX_TIMESTAMP({quoted}) >= CAST(? AS DECIMAL(20, 6))"),
-                epoch,
+            Some((seconds, micros)) => (
+                // Two numbers of our own making: written into the SQL, never the saved text.
+                format!(
+                    "{quoted} >= FROM_UNIXTIME({}) AND UNIX_TIMESTAMP({quoted}) >= CAST(? AS DECIMAL(20, 6))",
+                    (seconds - TIMESTAMP_SLACK_SECONDS).max(0)
+                ),
+                format!("{seconds}.{micros:06}"),
             ),
-            None => (format!("{quoted} >= CAST(? AS DATETIME(6))"), after.clone()),
+            None => (
+                format!(
+                    "{quoted} >= CAST(? AS DATETIME(6)) - INTERVAL {TIMESTAMP_SLACK_SECONDS} SECOND"
+                ),
+                after.clone(),
+            ),
         }),
         _ => None,
     };
@@ -1439,6 +1469,9 @@ fn timestamp_cursor(quoted: &str, from: &str, read: &CursorRead) -> CursorSql {
         leading: None,
     }
 }
+
+/// The slack of a TIMESTAMP cursor's range (see [`timestamp_cursor`]): two hours.
+const TIMESTAMP_SLACK_SECONDS: i64 = 7200;
 
 /// `1730610600` or `1730610600.250000` (what `UNIX_TIMESTAMP` answers) as UTC text with
 /// microseconds, `2024-11-03T05:10:00.000000Z`.
@@ -1453,18 +1486,14 @@ fn epoch_to_utc(text: &str) -> Option<String> {
     Some(at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string())
 }
 
-/// UTC text saved by [`epoch_to_utc`] as seconds since the epoch (`1730610600.000000`);
-/// `None` for anything else (a local value saved by an earlier version).
-fn utc_to_epoch(text: &str) -> Option<String> {
+/// UTC text saved by [`epoch_to_utc`] as seconds since the epoch and microseconds; `None`
+/// for anything else (a local value saved by an earlier version).
+fn utc_to_epoch(text: &str) -> Option<(i64, u32)> {
     let at = chrono::DateTime::parse_from_rfc3339(text).ok()?;
     if !text.ends_with('Z') {
         return None;
     }
-    Some(format!(
-        "{}.{:06}",
-        at.timestamp(),
-        at.timestamp_subsec_micros()
-    ))
+    Some((at.timestamp(), at.timestamp_subsec_micros()))
 }
 
 /// The parameters of [`keyset_condition`] for the last row's key values, after the cursor's
@@ -1490,12 +1519,13 @@ mod tests {
             ("0", "1970-01-01T00:00:00.000000Z"),
         ] {
             assert_eq!(epoch_to_utc(epoch).as_deref(), Some(utc), "{epoch}");
-            let back = utc_to_epoch(utc).unwrap();
+            let (seconds, micros) = utc_to_epoch(utc).unwrap();
+            let back = format!("{seconds}.{micros:06}");
             assert_eq!(epoch_to_utc(&back).as_deref(), Some(utc), "{utc}");
         }
         assert_eq!(
-            utc_to_epoch("2024-11-03T05:50:00.250000Z").as_deref(),
-            Some("1730613000.250000")
+            utc_to_epoch("2024-11-03T05:50:00.250000Z"),
+            Some((1730613000, 250000))
         );
         for bad in ["", "x", "1.2.3", "1.-5", "12a", "1.1234567890"] {
             assert_eq!(epoch_to_utc(bad), None, "{bad}");

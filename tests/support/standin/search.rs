@@ -1008,6 +1008,10 @@ pub(crate) fn search(
             }
             cluster.pit_uses.push(("search", id.clone()));
             let opened = cluster.pit_id(id).to_owned();
+            if !cluster.pits.contains_key(&opened) {
+                return Err(search_context_missing(id));
+            }
+            // Locks: `cluster`, then `faults` (nothing takes them the other way round).
             let answer_id = if lock(&shared.faults).rotates_pit_id() {
                 let new = format!("{}{}AAAA==", new_id(), new_id());
                 cluster.pit_aliases.insert(new.clone(), opened.clone());
