@@ -1151,7 +1151,9 @@ async fn a_sliced_scan_fails_as_a_whole_and_still_closes_its_pit() {
             .count(),
         1
     );
-    assert_eq!(log.iter().filter(|r| r.path == "/_search").count(), 0);
+    // (No count of searches here: the other slice's request, dropped with the error, may
+    // still reach the stand-in after the log was cleared.)
+    assert!(scan.next().await.unwrap().is_none(), "done after the close");
 }
 
 #[tokio::test]

@@ -1056,7 +1056,7 @@ fn new_york() -> Option<&'static MariaDb> {
 /// A TIMESTAMP `cursor_column` is kept in UTC: saved as local text, a 01:50 of the hour
 /// that repeats was compared in local time, so a row written 30 minutes later, at 01:20 of
 /// the second such hour, compared below it and the next incremental sync skipped it. A value
-/// saved in local time by an earlier version is still read once, with two hours of slack,
+/// saved in local time by an earlier version is still read once, with four hours of slack,
 /// and replaced by UTC text; UTC text on a column altered to DATETIME reads the table whole.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_timestamp_cursor_is_kept_in_utc_where_clocks_go_back() {
@@ -1100,7 +1100,7 @@ async fn a_timestamp_cursor_is_kept_in_utc_where_clocks_go_back() {
     assert_eq!(saved(), "2024-11-03T06:20:00.000001Z");
 
     // A local value an earlier version saved, 01:55 (EDT), above both rows of the repeated
-    // hour in local time: two hours of slack read them again.
+    // hour in local time: four hours of slack read them again.
     let set_saved = |value: &str| {
         let mut doc = standin.connector(id).expect("connector");
         if let Some(fields) = doc.as_object_mut() {

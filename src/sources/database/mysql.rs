@@ -879,7 +879,8 @@ impl MysqlSource {
         // First in the transaction, so it sees the snapshot the rows are read from.
         let largest = match &cursor {
             Some(c) => {
-                // A TIMESTAMP cursor's `MAX` is over the whole table (see `timestamp_cursor`).
+                // A TIMESTAMP cursor's largest-value query takes no parameter (see
+                // `timestamp_cursor`).
                 let params: Vec<My> = c
                     .condition
                     .iter()
@@ -1433,11 +1434,15 @@ fn cursor_bound(data_type: &str, column_type: &str, scale: Option<u64>) -> Strin
 /// - The largest value: `UNIX_TIMESTAMP` of the column itself, of the last row in stored
 ///   (UTC) order. Of anything but a plain column (`MAX(col)`), MySQL converts the local
 ///   time back, and a local time of the repeated hour has two answers.
-/// - The condition: the exact test no index serves, behind a range that one can, two hours
-///   wide of the saved instant (a clock step is at most one hour either way), so an indexed
-///   column still reads only the new rows.
-/// - A value saved by an earlier version (local text) is compared once with the same two
-///   hours of slack in local time (the rows sent again are harmless upserts), then replaced.
+/// - The condition: the exact test no index serves, behind a range that one can, four
+///   hours wide of the saved instant, as the range compares in local time: clock steps
+///   back reach 2 hours today (Antarctica/Troll) and reached 3 until 2023
+///   (Antarctica/Casey). The saved instant is the last sync's, so older, larger steps
+///   (Vostok's 7 in 1994) do not matter. The rows in the range but below the saved instant
+///   are index entries the exact test drops: every page reads them again, so the slack is
+///   no wider than it needs to be.
+/// - A value saved by an earlier version (local text) is compared once with the same
+///   slack in local time (the rows sent again are harmless upserts), then replaced.
 fn timestamp_cursor(quoted: &str, from: &str, read: &CursorRead) -> CursorSql {
     let largest = format!(
         "SELECT CAST(UNIX_TIMESTAMP({quoted}) AS CHAR) FROM {from} \
@@ -1470,8 +1475,8 @@ fn timestamp_cursor(quoted: &str, from: &str, read: &CursorRead) -> CursorSql {
     }
 }
 
-/// The slack of a TIMESTAMP cursor's range (see [`timestamp_cursor`]): two hours.
-const TIMESTAMP_SLACK_SECONDS: i64 = 7200;
+/// The slack of a TIMESTAMP cursor's range (see [`timestamp_cursor`]): four hours.
+const TIMESTAMP_SLACK_SECONDS: i64 = 4 * 3600;
 
 /// `1730610600` or `1730610600.250000` (what `UNIX_TIMESTAMP` answers) as UTC text with
 /// microseconds, `2024-11-03T05:10:00.000000Z`.
@@ -1493,7 +1498,8 @@ fn utc_to_epoch(text: &str) -> Option<(i64, u32)> {
     if !text.ends_with('Z') {
         return None;
     }
-    Some((at.timestamp(), at.timestamp_subsec_micros()))
+    // A leap second's text (`:60.5`) gives 1,000,000 µs or more: the second's last one.
+    Some((at.timestamp(), at.timestamp_subsec_micros().min(999_999)))
 }
 
 /// The parameters of [`keyset_condition`] for the last row's key values, after the cursor's
@@ -1509,6 +1515,48 @@ fn keyset_params(after: Option<&My>, last: &[My]) -> mysql_async::Params {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_timestamp_cursor_condition_has_one_parameter_and_a_literal_range() {
+        let after = |value: &str| CursorRead::After {
+            column: "ts".into(),
+            after: value.into(),
+        };
+        let utc = timestamp_cursor("`ts`", "`d`.`t`", &after("2024-11-03T05:50:00.250000Z"));
+        let (condition, value) = utc.condition.unwrap();
+        assert_eq!(
+            condition,
+            "`ts` >= FROM_UNIXTIME(1730598600) AND UNIX_TIMESTAMP(`ts`) >= CAST(? AS DECIMAL(20, 6))"
+        );
+        assert_eq!(value, "1730613000.250000");
+        // Near the epoch the range starts at it.
+        let early = timestamp_cursor("`ts`", "`d`.`t`", &after("1970-01-01T00:10:00.000000Z"));
+        assert!(
+            early
+                .condition
+                .unwrap()
+                .0
+                .starts_with("`ts` >= FROM_UNIXTIME(0) AND")
+        );
+        // Local text saved before: one parameter, four hours of slack.
+        let legacy = timestamp_cursor("`ts`", "`d`.`t`", &after("2024-11-03 01:50:00"));
+        let (condition, value) = legacy.condition.unwrap();
+        assert_eq!(
+            condition,
+            "`ts` >= CAST(? AS DATETIME(6)) - INTERVAL 14400 SECOND"
+        );
+        assert_eq!(value, "2024-11-03 01:50:00");
+        // The largest value takes no parameter; a full read has no condition.
+        let full = timestamp_cursor(
+            "`ts`",
+            "`d`.`t`",
+            &CursorRead::All {
+                column: "ts".into(),
+            },
+        );
+        assert!(full.condition.is_none() && !full.largest.contains('?'));
+        assert!(utc.largest.contains("ORDER BY `ts` DESC LIMIT 1"));
+    }
 
     #[test]
     fn a_timestamp_cursor_is_utc_text_and_compares_as_epoch_seconds() {
