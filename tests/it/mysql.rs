@@ -1004,12 +1004,7 @@ async fn a_timestamp_key_where_clocks_go_back_pages_by_position() {
     set_cursor_column(es.as_ref(), &MysqlFactory, "my-dst", "v").await;
     let (_, report) = run_sync_within(&engine, "my-dst", JobType::Full, LIMIT).await;
     assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
-    let mut values: Vec<i64> = standin
-        .index_docs("my-dst")
-        .iter()
-        .filter_map(|(_, doc)| doc["v"].as_i64())
-        .collect();
-    values.sort_unstable();
+    let values = sorted_values(&standin, "my-dst");
     assert_eq!(values, [1, 2, 3, 4, 5, 6], "{report:#?}");
     assert_eq!(report.counters.indexed, 6);
 
@@ -1023,13 +1018,19 @@ async fn a_timestamp_key_where_clocks_go_back_pages_by_position() {
     let (_, report) = run_sync_within(&engine, "my-dst", JobType::Incremental, LIMIT).await;
     assert_eq!(report.end, JobEnd::Completed, "{report:#?}");
     assert_eq!(report.counters.seen, 3, "{report:#?}");
+    let values = sorted_values(&standin, "my-dst");
+    assert_eq!(values, [1, 3, 4, 5, 6, 7, 8], "{report:#?}");
+}
+
+/// The `v` field of every document of `index`, sorted.
+fn sorted_values(standin: &StandIn, index: &str) -> Vec<i64> {
     let mut values: Vec<i64> = standin
-        .index_docs("my-dst")
+        .index_docs(index)
         .iter()
         .filter_map(|(_, doc)| doc["v"].as_i64())
         .collect();
     values.sort_unstable();
-    assert_eq!(values, [1, 3, 4, 5, 6, 7, 8], "{report:#?}");
+    values
 }
 
 /// A MariaDB server of this test binary's own whose time zone is America/New_York, where

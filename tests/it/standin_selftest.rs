@@ -2259,6 +2259,28 @@ fn seed_two_indices(s: &StandIn) {
     }
 }
 
+/// Sends the search `q` over PIT `pit` to `es`, and the same over `general_pit` to
+/// `general` (a stand-in without shortcuts); asserts both answer 200 with the same bytes but
+/// for the PIT id, and returns the answer.
+async fn answered_alike(
+    (es, pit): (&Es, &str),
+    (general, general_pit): (&Es, &str),
+    filter: &str,
+    q: &Value,
+    context: &str,
+) -> Value {
+    let mut general_q = q.clone();
+    general_q["pit"]["id"] = json!(general_pit);
+    let (st, fast) = raw_search(es, filter, q).await;
+    assert_eq!(st, 200, "{context}: {}", String::from_utf8_lossy(&fast));
+    let (st, slow) = raw_search(general, filter, &general_q).await;
+    assert_eq!(st, 200, "{context}: {}", String::from_utf8_lossy(&slow));
+    // The two stand-ins' PIT ids differ; nothing else may.
+    let slow = String::from_utf8_lossy(&slow).replace(general_pit, pit);
+    assert_eq!(String::from_utf8_lossy(&fast), slow, "{context}");
+    serde_json::from_slice(&fast).unwrap()
+}
+
 /// Sends a search and returns its status and raw answer bytes.
 async fn raw_search(es: &Es, params: &str, body: &Value) -> (u16, Vec<u8>) {
     let resp =
@@ -2345,21 +2367,19 @@ async fn pit_scan_fast_path_answers_like_the_general_path() {
                         if let Some(query) = query {
                             q["query"] = query.clone();
                         }
-                        let mut general = q.clone();
-                        general["pit"]["id"] = json!(general_pit);
-                        let (st, fast) = raw_search(&es, filter, &q).await;
-                        assert_eq!(st, 200, "{}", String::from_utf8_lossy(&fast));
-                        let (st, slow) = raw_search(&general_es, filter, &general).await;
-                        assert_eq!(st, 200);
-                        // The two stand-ins' PIT ids differ; nothing else may.
-                        let slow = String::from_utf8_lossy(&slow).replace(&general_pit, &pit);
                         pages += 1;
                         let context =
                             format!("size {size}, {filter}, {source}, {query:?}, after {after:?}");
                         // Every filter leaves `took` out (`-took` by name, the others by
                         // listing what they keep), so the answers compare byte for byte.
-                        assert_eq!(String::from_utf8_lossy(&fast), slow, "{context}");
-                        let v: Value = serde_json::from_slice(&fast).unwrap();
+                        let v = answered_alike(
+                            (&es, &pit),
+                            (&general_es, &general_pit),
+                            filter,
+                            &q,
+                            &context,
+                        )
+                        .await;
                         // Only the first two filters keep `sort`, to page on with.
                         if fi > 1 {
                             break;
@@ -2469,17 +2489,15 @@ async fn sliced_pit_searches_split_the_snapshot_into_disjoint_shares() {
                         if let Some(query) = query {
                             q["query"] = query.clone();
                         }
-                        let mut general = q.clone();
-                        general["pit"]["id"] = json!(general_pit);
-                        let filter = "?filter_path=-took";
-                        let (st, fast) = raw_search(&es, filter, &q).await;
-                        assert_eq!(st, 200, "{}", String::from_utf8_lossy(&fast));
-                        let (st, slow) = raw_search(&general_es, filter, &general).await;
-                        assert_eq!(st, 200, "{}", String::from_utf8_lossy(&slow));
-                        let slow = String::from_utf8_lossy(&slow).replace(&general_pit, &pit);
                         let context = format!("slice {id}/{max}, size {size}, {query:?}");
-                        assert_eq!(String::from_utf8_lossy(&fast), slow, "{context}");
-                        let v: Value = serde_json::from_slice(&fast).unwrap();
+                        let v = answered_alike(
+                            (&es, &pit),
+                            (&general_es, &general_pit),
+                            "?filter_path=-took",
+                            &q,
+                            &context,
+                        )
+                        .await;
                         let hits = v["hits"]["hits"].as_array().cloned().unwrap_or_default();
                         for h in &hits {
                             let rank = h["sort"][0].as_u64().unwrap() as usize;
