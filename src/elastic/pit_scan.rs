@@ -242,21 +242,21 @@ impl PitScan {
             if self.done {
                 return Ok(None);
             }
-            let Some(pit) = self.pit.clone() else {
+            let Some(pit) = self.pit.as_deref() else {
                 return Ok(None);
             };
-            for at in 0..self.slices.len() {
-                let cursor = &self.slices[at];
-                if cursor.done || cursor.asked {
-                    continue;
-                }
-                let request = self.ask(at, &pit);
-                let request = match request {
-                    Ok(request) => request,
+            let asks: Vec<(usize, Result<PageFuture>)> = (0..self.slices.len())
+                .filter(|&at| !self.slices[at].done && !self.slices[at].asked)
+                .map(|at| (at, self.ask(at, pit)))
+                .collect();
+            for (at, request) in asks {
+                match request {
+                    Ok(request) => {
+                        self.slices[at].asked = true;
+                        self.in_flight.push(request);
+                    }
                     Err(e) => return Err(self.fail(e)),
-                };
-                self.in_flight.push(request);
-                self.slices[at].asked = true;
+                }
             }
             let Some((at, sent, answer)) = self.in_flight.next().await else {
                 // Every slice read its last page: every id is in. A PIT that cannot be
