@@ -258,7 +258,7 @@ async fn tend_all(
     type Outcome<'a> = (
         &'a Connector,
         Result<(), BackendError>,
-        HashMap<String, Features>,
+        Option<Features>,
         u64,
     );
     let previous_tick = memory.previous_tick;
@@ -269,12 +269,7 @@ async fn tend_all(
             .iter()
             .map(|connector| {
                 // Each tend sees and updates only its own connector's memory.
-                let mut written: HashMap<String, Features> = memory
-                    .features
-                    .get(&connector.id)
-                    .map(|f| (connector.id.clone(), f.clone()))
-                    .into_iter()
-                    .collect();
+                let mut written = memory.features.get(&connector.id).cloned();
                 Box::pin(async move {
                     let mut scheduled = 0;
                     let result = tend(
@@ -295,7 +290,9 @@ async fn tend_all(
         .collect()
         .await;
     for (connector, result, written, scheduled) in outcomes {
-        memory.features.extend(written);
+        if let Some(features) = written {
+            memory.features.insert(connector.id.clone(), features);
+        }
         summary.scheduled += scheduled;
         if let Err(e) = result {
             tracing::warn!(connector = %connector.id, error = %e, "connector tick failed");
@@ -304,14 +301,14 @@ async fn tend_all(
 }
 
 /// One connector's part of a tick: check-in, prepare, validate and ping, draft rules,
-/// status, due schedules (counted in `scheduled`). `written` holds this connector's entry of
+/// status, due schedules (counted in `scheduled`). `written` is this connector's entry of
 /// [`Memory::features`].
 async fn tend(
     engine: &Engine,
     options: &ServeOptions,
     connector: &Connector,
     previous_tick: DateTime<Utc>,
-    written: &mut HashMap<String, Features>,
+    written: &mut Option<Features>,
     scheduled: &mut u64,
 ) -> Result<(), BackendError> {
     let control = &engine.deps().control;
@@ -554,16 +551,16 @@ async fn sync_features(
     control: &dyn ControlPlane,
     factory: &dyn SourceFactory,
     connector: &Connector,
-    written: &mut HashMap<String, Features>,
+    written: &mut Option<Features>,
 ) -> Result<Features, BackendError> {
     let wanted = source_features(factory, &connector.configuration);
     let current = connector.features.clone();
     let agrees = current.as_ref().is_some_and(|c| {
         c.incremental_sync == wanted.incremental_sync && c.sync_rules == wanted.sync_rules
     });
-    let known = written.get(&connector.id) == Some(&wanted);
+    let known = written.as_ref() == Some(&wanted);
     if agrees || (known && current.is_some()) {
-        written.insert(connector.id.clone(), wanted);
+        *written = Some(wanted);
         return Ok(current.unwrap_or_default());
     }
     control.update_features(&connector.id, &wanted).await?;
@@ -571,7 +568,7 @@ async fn sync_features(
     let mut after = current.unwrap_or_default();
     after.incremental_sync = wanted.incremental_sync.clone();
     after.sync_rules = wanted.sync_rules.clone();
-    written.insert(connector.id.clone(), wanted);
+    *written = Some(wanted);
     Ok(after)
 }
 
