@@ -1488,7 +1488,7 @@ fn epoch_to_utc(text: &str) -> Option<String> {
     }
     let nanos: u32 = format!("{fraction:0<9}").parse().ok()?;
     let at = chrono::DateTime::from_timestamp(seconds, nanos)?;
-    Some(at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string())
+    Some(at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
 }
 
 /// UTC text saved by [`epoch_to_utc`] as seconds since the epoch and microseconds; `None`
