@@ -116,7 +116,14 @@ impl ItemSender {
 
     /// Waits for room; `Err(Stopped)` when the engine is gone.
     pub async fn send(&self, item: SourceItem) -> Result<(), SourceError> {
-        self.tx.send(item).await.map_err(|_| SourceError::Stopped)
+        // With room in the channel (most sends), no permit future is built and polled.
+        match self.tx.try_send(item) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(item)) => {
+                self.tx.send(item).await.map_err(|_| SourceError::Stopped)
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(SourceError::Stopped),
+        }
     }
 
     pub fn is_closed(&self) -> bool {
