@@ -1006,7 +1006,7 @@ impl SnapshotState {
                 return Err(e);
             }
         };
-        let mut early = std::mem::take(early);
+        let early = std::mem::take(early);
         *self = match loaded {
             Some(mut snapshot) => {
                 // In hash order the lookups walk the snapshot's keys forwards. A million
