@@ -5,7 +5,9 @@
 //! A full sync reads the index's ids once, as they were before indexing (the Python service
 //! reads them up front too), into an [`IndexSnapshot`]: per document a 64-bit hash of its `_id` (sorted), a seen bit,
 //! and with `skip_unchanged` a 64-bit hash of its `_timestamp`; the `_id`s themselves go to an
-//! anonymous temporary file in scan order. Each document the source sends marks its bit; at
+//! anonymous temporary file in scan order. Each document the source sends marks its bit (without
+//! the unchanged skip, in sorted runs of up to [`UNMARKED_MAX`], which keep the lookups in
+//! cache); at
 //! the end the documents whose bit is clear are read back from the file and deleted, with no
 //! second pass over the index. An index that was missing or empty at the start is not scanned
 //! at all, and when every document was seen there is no deletion work. Documents others create
@@ -737,11 +739,16 @@ impl OpenScan {
 
 impl IndexSnapshot {
     fn new(keys: SnapshotKeys, buckets: Buckets, spill: IdSpill) -> Self {
+        // Reserved once, so it never grows past its bound; pages not written cost nothing.
+        let unmarked = match &keys {
+            SnapshotKeys::Bare(_) => Vec::with_capacity(UNMARKED_MAX),
+            SnapshotKeys::Stamped(_) => Vec::new(),
+        };
         Self {
             seen: vec![0u64; keys.len().div_ceil(64)],
             keys,
             buckets,
-            unmarked: Vec::new(),
+            unmarked,
             spill,
         }
     }
@@ -806,19 +813,15 @@ impl IndexSnapshot {
     /// and says whether the index already has it unchanged (only with stamps).
     fn observe(&mut self, id: &str, timestamp: Option<&str>) -> bool {
         let key = id_hash(&bulk_id(id));
-        let SnapshotKeys::Stamped(_) = &self.keys else {
+        if let SnapshotKeys::Bare(_) = &self.keys {
             // Nothing to answer: marked later, with others, in hash order.
-            if self.unmarked.capacity() == 0 {
-                self.unmarked
-                    .reserve_exact(UNMARKED_MAX.min(self.keys.len()));
-            }
             self.unmarked.push(key);
             if self.unmarked.len() >= UNMARKED_MAX {
                 let unmarked = std::mem::take(&mut self.unmarked);
                 self.unmarked = self.mark_all(unmarked);
             }
             return false;
-        };
+        }
         let Some(position) = self.mark_seen(key) else {
             return false;
         };
@@ -1320,6 +1323,8 @@ mod tests {
         assert!(!snapshot.observe("doc-500", Some("t500")));
         assert!(!snapshot.observe("no-stamp", Some("t1")));
         assert!(!snapshot.observe("doc-1", None));
+        // Each answer came from its own lookup: nothing waits to be marked.
+        assert!(snapshot.unmarked.is_empty());
         assert!(stale_ids(snapshot).await.is_empty());
         // Without stamps nothing is ever unchanged.
         let mut bare = self::snapshot(&entries, false).await;

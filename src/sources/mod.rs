@@ -116,7 +116,9 @@ impl ItemSender {
 
     /// Waits for room; `Err(Stopped)` when the engine is gone.
     pub async fn send(&self, item: SourceItem) -> Result<(), SourceError> {
-        // With room in the channel (most sends), no permit future is built and polled.
+        // With room in the channel (most sends), no permit future is built and polled. A
+        // source then yields only when the channel is full: the engine's is small
+        // (`SOURCE_CHANNEL_ITEMS`), so it fills every few documents.
         match self.tx.try_send(item) {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Full(item)) => {
