@@ -514,8 +514,18 @@ fn next_escape(bytes: &[u8], from: usize) -> usize {
 
 /// A JSON string, byte for byte as `serde_json` writes it, copying the runs that need no
 /// escaping whole.
+#[inline(always)]
 fn write_json_str(body: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
+    if bytes.len() > SHORT || !write_short_clean(body, bytes) {
+        write_json_str_scanned(body, bytes);
+    }
+}
+
+/// [`write_json_str`] for long strings and those with escapes. Out of line, so that the short
+/// path, inlined where strings are written, does not pay for this one's registers.
+#[inline(never)]
+fn write_json_str_scanned(body: &mut Vec<u8>, bytes: &[u8]) {
     body.reserve(bytes.len() + 2);
     body.push(b'"');
     let mut copied = 0;
@@ -540,6 +550,53 @@ fn write_json_str(body: &mut Vec<u8>, s: &str) {
     }
     body.extend_from_slice(bytes.get(copied..).unwrap_or_default());
     body.push(b'"');
+}
+
+/// Strings up to this long go through [`write_short_clean`] first.
+const SHORT: usize = 16;
+
+/// Writes a string of at most [`SHORT`] bytes that needs no escaping (most keys, ids,
+/// timestamps and short values), as whole words: tested with two words, copied as one
+/// 16-byte block and cut to length. The general path's reserve, pushes and `memcpy` call cost
+/// more than the string itself. `false`, writing nothing, when a byte needs escaping.
+#[inline(always)]
+fn write_short_clean(body: &mut Vec<u8>, bytes: &[u8]) -> bool {
+    let len = bytes.len();
+    // Spaces need no escaping: the padding never flags a word.
+    let mut block = [b' '; SHORT];
+    if let (Some(first), Some(last)) = (bytes.first_chunk::<8>(), bytes.last_chunk::<8>()) {
+        // 8 to 16 bytes: two words that overlap cover them.
+        if word_escape(first) < 8 || word_escape(last) < 8 {
+            return false;
+        }
+        let (head, _) = block.split_at_mut(8);
+        head.copy_from_slice(first);
+        match block.get_mut(len.saturating_sub(8)..len) {
+            Some(tail) => tail.copy_from_slice(last),
+            None => return false,
+        }
+    } else {
+        // Under 8 bytes: shifted into a word of spaces, byte by byte (a copy loop would
+        // become a `memcpy` call).
+        let mut word = splat(b' ');
+        for (i, &b) in bytes.iter().enumerate() {
+            let shift = 8 * i;
+            word = (word & !(0xff << shift)) | (u64::from(b) << shift);
+        }
+        let word = word.to_le_bytes();
+        if word_escape(&word) < 8 {
+            return false;
+        }
+        let (head, _) = block.split_at_mut(8);
+        head.copy_from_slice(&word);
+    }
+    let end = body.len() + 1 + len;
+    body.reserve(SHORT + 2);
+    body.push(b'"');
+    body.extend_from_slice(&block);
+    body.truncate(end);
+    body.push(b'"');
+    true
 }
 
 /// Compact JSON, byte for byte what `serde_json::to_writer` writes, with the string fast path.
