@@ -848,6 +848,32 @@ mod tests {
         }
     }
 
+    /// The short path (up to 16 bytes) at every length around its word and block sizes, clean
+    /// and with an escape or a multi-byte character at every position, after bytes already
+    /// in the body (it cuts the body to length).
+    #[test]
+    fn short_strings_are_written_as_serde_json_does_after_earlier_bytes() {
+        let clean = "abcdefghijklmnopq";
+        for len in 0..=clean.len() {
+            let base = &clean[..len];
+            let mut samples = vec![base.to_string()];
+            for at in 0..len {
+                for c in ['"', '\\', '\n', '\u{1f}', 'é', ' '] {
+                    let mut s = base.to_string();
+                    s.replace_range(at..at + 1, &c.to_string());
+                    samples.push(s);
+                }
+            }
+            for s in &samples {
+                let mut out = b"[1,".to_vec();
+                write_json_str(&mut out, s);
+                out.push(b']');
+                let expected = format!("[1,{}]", serde_json::to_string(s).unwrap());
+                assert_eq!(String::from_utf8(out).unwrap(), expected, "{s:?}");
+            }
+        }
+    }
+
     #[test]
     fn values_are_written_exactly_as_serde_json_does() {
         let v = json!({"n": null, "t": true, "f": false, "i": -12, "u": 18446744073709551615u64, "x": 1.5e-7,
