@@ -555,10 +555,11 @@ fn write_json_str_scanned(body: &mut Vec<u8>, bytes: &[u8]) {
 /// Strings up to this long go through [`write_short_clean`] first.
 const SHORT: usize = 16;
 
-/// Writes a string of at most [`SHORT`] bytes that needs no escaping (most keys, ids,
-/// timestamps and short values), as whole words: tested with two words, copied as one
-/// 16-byte block and cut to length. The general path's reserve, pushes and `memcpy` call cost
-/// more than the string itself. `false`, writing nothing, when a byte needs escaping.
+/// Writes a string of at most [`SHORT`] bytes that needs no escaping (most keys, short ids
+/// and short values), as whole words: tested as one or two words, copied as one 16-byte
+/// block and cut to length. The general path's reserve, pushes and `memcpy` call cost more
+/// than the string itself. `false`, writing nothing, when a byte needs escaping (or the
+/// string is longer).
 #[inline(always)]
 fn write_short_clean(body: &mut Vec<u8>, bytes: &[u8]) -> bool {
     let len = bytes.len();
@@ -872,6 +873,28 @@ mod tests {
                 assert_eq!(String::from_utf8(out).unwrap(), expected, "{s:?}");
             }
         }
+    }
+
+    /// The short path itself takes every clean string up to 16 bytes (a padding byte it
+    /// flagged would send them all to the scanning path, with the same output) and refuses
+    /// one with an escape anywhere.
+    #[test]
+    fn the_short_path_takes_clean_strings_and_refuses_escapes() {
+        let clean = "abcdefghijklmnop";
+        for len in 0..=SHORT {
+            let s = &clean[..len];
+            let mut out = Vec::new();
+            assert!(write_short_clean(&mut out, s.as_bytes()), "{s:?}");
+            assert_eq!(out, serde_json::to_vec(s).unwrap());
+            for at in 0..len {
+                let mut escaped = s.to_string();
+                escaped.replace_range(at..at + 1, "\"");
+                let mut out = b"x".to_vec();
+                assert!(!write_short_clean(&mut out, escaped.as_bytes()));
+                assert_eq!(out, b"x", "nothing written for {escaped:?}");
+            }
+        }
+        assert!(!write_short_clean(&mut Vec::new(), b"abcdefghijklmnopq"));
     }
 
     #[test]
