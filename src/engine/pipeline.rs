@@ -3,19 +3,18 @@
 //! Checkpoints from the source are released only once every item sent before them is settled.
 //!
 //! A full sync reads the index's ids once, as they were before indexing (the Python service
-//! reads them up front too), into an [`IndexSnapshot`]: per document a 64-bit hash of its `_id` (sorted), a seen bit,
-//! and with `skip_unchanged` a 64-bit hash of its `_timestamp`; the `_id`s themselves go to an
-//! anonymous temporary file in scan order. Each document the source sends marks its bit (without
-//! the unchanged skip, in sorted runs of up to [`UNMARKED_MAX`], which keep the lookups in
-//! cache); at
-//! the end the documents whose bit is clear are read back from the file and deleted, with no
-//! second pass over the index. An index that was missing or empty at the start is not scanned
-//! at all, and when every document was seen there is no deletion work. Documents others create
-//! in the index during the sync were not in the snapshot, so they are never deleted by it
-//! (the next full sync sees them); memory stays flat whatever the size of the source. When
-//! the store's scan is a point in time (Elasticsearch's PIT) and no unchanged skip needs the
-//! snapshot up front, the scan is opened before the first document is sent and read while
-//! indexing runs ([`SnapshotState`]).
+//! reads them up front too), into an [`IndexSnapshot`]: per document a 64-bit hash of its `_id`
+//! (sorted), a seen bit, and with `skip_unchanged` a 64-bit hash of its `_timestamp`; the
+//! `_id`s themselves go to an anonymous temporary file in scan order. Each document the source
+//! sends marks its bit (without the unchanged skip, in sorted runs of up to [`UNMARKED_MAX`],
+//! which keep the lookups in cache); at the end the documents whose bit is clear are read back
+//! from the file and deleted, with no second pass over the index. An index that was missing or
+//! empty at the start is not scanned at all, and when every document was seen there is no
+//! deletion work. Documents others create in the index during the sync were not in the
+//! snapshot, so they are never deleted by it (the next full sync sees them); memory stays flat
+//! whatever the size of the source. When the store's scan is a point in time (Elasticsearch's
+//! PIT) and no unchanged skip needs the snapshot up front, the scan is opened before the first
+//! document is sent and read while indexing runs ([`SnapshotState`]).
 
 use super::batch::{Batch, BatchBuilder, BatchLimits, bulk_id};
 use super::dlq::{DeadLetterStore, NewDeadLetter};
@@ -817,8 +816,7 @@ impl IndexSnapshot {
             // Nothing to answer: marked later, with others, in hash order.
             self.unmarked.push(key);
             if self.unmarked.len() >= UNMARKED_MAX {
-                let unmarked = std::mem::take(&mut self.unmarked);
-                self.unmarked = self.mark_all(unmarked);
+                self.mark_unmarked();
             }
             return false;
         }
@@ -847,6 +845,12 @@ impl IndexSnapshot {
         keys
     }
 
+    /// Marks the hashes waiting in `unmarked`, keeping its room for the next ones.
+    fn mark_unmarked(&mut self) {
+        let unmarked = std::mem::take(&mut self.unmarked);
+        self.unmarked = self.mark_all(unmarked);
+    }
+
     /// Marks the document with this `_id` hash seen; its position, if the snapshot has it.
     fn mark_seen(&mut self, key: u64) -> Option<usize> {
         let position = self.position(key)?;
@@ -858,8 +862,7 @@ impl IndexSnapshot {
 
     /// The `_id` hashes nobody saw, and the file of `_id`s.
     fn into_stale(mut self) -> (HashSet64, IdSpill) {
-        let unmarked = std::mem::take(&mut self.unmarked);
-        self.mark_all(unmarked);
+        self.mark_unmarked();
         let stale: Vec<u64> = (0..self.keys.len())
             .filter(|&i| {
                 self.seen
