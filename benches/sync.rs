@@ -118,7 +118,7 @@ fn allocator() -> &'static dyn std::alloc::GlobalAlloc {
     if system_allocator() {
         &std::alloc::System
     } else {
-        &mimalloc::MiMalloc
+        &syncdeck::alloc::Mimalloc
     }
 }
 

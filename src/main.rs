@@ -11,9 +11,9 @@ use syncdeck::config::{self, Overrides};
 use syncdeck::console::ConsoleOptions;
 use syncdeck::paths::Paths;
 
-/// mimalloc, tuned in `syncdeck::alloc` (why: see there).
+/// mimalloc, asked and tuned as `syncdeck::alloc` says (why: see there).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: syncdeck::alloc::Mimalloc = syncdeck::alloc::Mimalloc;
 
 /// Tunes the allocator when the process loads, before anything allocates (why it must be
 /// that early: `syncdeck::alloc::tune`).
