@@ -14,31 +14,41 @@ use std::alloc::{GlobalAlloc, Layout};
 use std::ffi::{CStr, c_long, c_void};
 
 /// mimalloc as Rust's global allocator, asking for plain allocations where they are aligned
-/// enough: every mimalloc block is a multiple of a word from a 16-byte aligned start, so an
-/// alignment of a word or less is always met by `mi_malloc`.
+/// enough: mimalloc's size classes are whole words and every page's first block starts at
+/// least word-aligned, so an alignment of a word or less is met by `mi_malloc`.
 ///
 /// Why not the `mimalloc` crate's `MiMalloc`: it sends every request through
 /// `mi_malloc_aligned`. In mimalloc 3 that path serves a block only if the page's next free
 /// block happens to be aligned; when a page's free list is empty (often here: documents made
 /// on the source's thread are freed on the sink's), it takes the generic path, which
 /// over-allocates `size + align - 1` unless the size class is a power of two. Measured with
-/// callgrind on a fresh sync: about one document in one such over-allocation, ~155
-/// instructions each, and ~80 instructions for every allocation against ~20 (README, "The
-/// allocator"). Larger alignments keep the aligned calls.
+/// callgrind on a fresh sync: about one such over-allocation a document, ~155 instructions
+/// each, and ~65 instructions a call against ~30 for `mi_malloc` (README, "The allocator").
+/// Larger alignments keep the aligned calls.
 pub struct Mimalloc;
 
 /// The alignment every mimalloc block has (its size classes are whole words).
 const WORD: usize = std::mem::size_of::<usize>();
 
+/// Whether `mi_malloc` of `size` bytes meets `align`. The size must also be a multiple of
+/// the alignment (as every Rust type's is): mimalloc's optional guarded allocations (its
+/// debug builds) put a sampled block right before a guard page, aligned only as its size is.
+#[inline]
+fn plain(size: usize, align: usize) -> bool {
+    align <= WORD && size & (align - 1) == 0
+}
+
 // SAFETY: every block comes from mimalloc and goes back to it (`mi_free` takes blocks of any
-// of its allocation calls); a request aligned to more than a word goes to the aligned calls,
-// and `mi_malloc`, `mi_zalloc` and `mi_realloc` return word-aligned blocks (see above).
+// of its allocation calls); a request aligned to more than a word, or whose size is not a
+// multiple of its alignment, goes to the aligned calls, and `mi_malloc`, `mi_zalloc` and
+// `mi_realloc` return word-aligned blocks (see above). All of them answer null on failure;
+// `mi_realloc` and `mi_realloc_aligned` then leave the old block as it was.
 unsafe impl GlobalAlloc for Mimalloc {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: plain C allocation calls; a null answer is passed on as the failure.
         unsafe {
-            if layout.align() <= WORD {
+            if plain(layout.size(), layout.align()) {
                 libmimalloc_sys::mi_malloc(layout.size()).cast()
             } else {
                 libmimalloc_sys::mi_malloc_aligned(layout.size(), layout.align()).cast()
@@ -50,7 +60,7 @@ unsafe impl GlobalAlloc for Mimalloc {
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         // SAFETY: as in `alloc`.
         unsafe {
-            if layout.align() <= WORD {
+            if plain(layout.size(), layout.align()) {
                 libmimalloc_sys::mi_zalloc(layout.size()).cast()
             } else {
                 libmimalloc_sys::mi_zalloc_aligned(layout.size(), layout.align()).cast()
@@ -69,7 +79,8 @@ unsafe impl GlobalAlloc for Mimalloc {
         // SAFETY: the caller passes a block this allocator handed out with `layout`; the
         // new block keeps its alignment, as `GlobalAlloc::realloc` requires.
         unsafe {
-            if layout.align() <= WORD {
+            // `mi_realloc` keeps the block or makes one as `mi_malloc(new_size)` does.
+            if plain(layout.size(), layout.align()) && plain(new_size, layout.align()) {
                 libmimalloc_sys::mi_realloc(ptr.cast::<c_void>(), new_size).cast()
             } else {
                 libmimalloc_sys::mi_realloc_aligned(ptr.cast::<c_void>(), new_size, layout.align())
@@ -154,15 +165,25 @@ pub extern "C" fn tune_at_load() {
 mod tests {
     use super::*;
 
-    /// Every size class, the ones either side of each, and the sizes past the small and
-    /// medium pages, at every alignment from 1 to 4 KiB: each block is aligned as asked,
-    /// holds what was written to it, is zeroed when asked, and keeps both through `realloc`.
+    /// Plain calls serve word alignments of sizes that are whole multiples of them; the rest
+    /// go to the aligned calls.
+    #[test]
+    fn plain_calls_take_word_alignments_of_whole_sizes() {
+        assert!(plain(1, 1) && plain(13, 1) && plain(24, 8) && plain(6, 2));
+        assert!(!plain(13, 8), "a size that is not a multiple of the alignment");
+        assert!(!plain(32, 16) && !plain(4096, 4096), "more than a word");
+    }
+
+    /// Every size to 1100 bytes, and around each power of two to 1 MiB (either side, and a
+    /// half and three quarters on), at every alignment from 1 to 4 KiB: each block is
+    /// aligned as asked, holds what was written to it, is zeroed when asked, and keeps both
+    /// through `realloc`.
     #[test]
     fn blocks_are_aligned_as_asked_at_every_size() {
         let mut sizes: Vec<usize> = (1..=1100).collect();
         for p in 10..=20 {
             let s = 1usize << p;
-            sizes.extend([s - 8, s - 1, s, s + 1, s + 8, s + s / 2]);
+            sizes.extend([s - 8, s - 1, s, s + 1, s + 8, s + s / 2, s + 3 * s / 4]);
         }
         let check = |p: *mut u8, layout: Layout| {
             assert!(!p.is_null(), "{layout:?}");

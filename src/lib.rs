@@ -13,7 +13,8 @@
 //! The binary (`main.rs`) only installs the allocator (tuned by [`alloc`]), parses arguments,
 //! sets up logging and dispatches.
 
-// No unsafe code, except `alloc`, which sets the allocator's options through its C API.
+// No unsafe code, except `alloc`, which is the global allocator (over mimalloc's C API) and
+// sets the allocator's options.
 #![deny(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::panic))]
 
