@@ -79,8 +79,9 @@ unsafe impl GlobalAlloc for Mimalloc {
         // SAFETY: the caller passes a block this allocator handed out with `layout`; the
         // new block keeps its alignment, as `GlobalAlloc::realloc` requires.
         unsafe {
-            // `mi_realloc` keeps the block or makes one as `mi_malloc(new_size)` does.
-            if plain(layout.size(), layout.align()) && plain(new_size, layout.align()) {
+            // `mi_realloc` keeps the block (aligned as `layout` asked) or makes one as
+            // `mi_malloc(new_size)` does, whichever call made the block.
+            if plain(new_size, layout.align()) {
                 libmimalloc_sys::mi_realloc(ptr.cast::<c_void>(), new_size).cast()
             } else {
                 libmimalloc_sys::mi_realloc_aligned(ptr.cast::<c_void>(), new_size, layout.align())
@@ -170,7 +171,10 @@ mod tests {
     #[test]
     fn plain_calls_take_word_alignments_of_whole_sizes() {
         assert!(plain(1, 1) && plain(13, 1) && plain(24, 8) && plain(6, 2));
-        assert!(!plain(13, 8), "a size that is not a multiple of the alignment");
+        assert!(
+            !plain(13, 8),
+            "a size that is not a multiple of the alignment"
+        );
         assert!(!plain(32, 16) && !plain(4096, 4096), "more than a word");
     }
 
