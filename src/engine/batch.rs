@@ -933,7 +933,7 @@ mod tests {
 /// blocks and the overlapping last block of long ones, and scans that start after an escape.
 #[cfg(test)]
 mod escape_tests {
-    use super::write_json_str;
+    use super::{write_json_str, write_number};
     use proptest::prelude::*;
 
     fn escaped(s: &str) -> Vec<u8> {
@@ -989,8 +989,31 @@ mod escape_tests {
             .prop_map(|pieces| pieces.concat())
     }
 
+    /// The edges of each integer branch and floats serde_json writes its own way.
+    #[test]
+    fn edge_numbers_are_written_as_serde_json_does() {
+        let mut numbers: Vec<serde_json::Number> = [0, -1, 1, i64::MIN, i64::MAX]
+            .into_iter()
+            .map(serde_json::Number::from)
+            .collect();
+        numbers.extend([i64::MAX as u64 + 1, u64::MAX].map(serde_json::Number::from));
+        numbers.extend(
+            [0.0, -0.0, 1.0, -1.5, 1e300, 5e-324, f64::MAX]
+                .into_iter()
+                .filter_map(serde_json::Number::from_f64),
+        );
+        for n in &numbers {
+            let mut out = Vec::new();
+            write_number(&mut out, n);
+            let expected = serde_json::to_vec(n).expect("a number serialises");
+            assert_eq!(out, expected, "{n}");
+        }
+        assert_eq!(numbers.len(), 14);
+    }
+
     proptest! {
-        /// Integers of either sign and width, and floats (which keep serde_json's writer).
+        /// Random integers of either sign and width, and random finite floats (which keep
+        /// serde_json's writer).
         #[test]
         fn any_number_is_written_as_serde_json_does(
             i in any::<i64>(),
@@ -1005,7 +1028,7 @@ mod escape_tests {
             let float = serde_json::Number::from_f64(f);
             for n in numbers.iter().chain(float.as_ref()) {
                 let mut out = Vec::new();
-                crate::engine::batch::write_number(&mut out, n);
+                write_number(&mut out, n);
                 let expected = serde_json::to_vec(n).expect("a number serialises");
                 prop_assert_eq!(out, expected, "{}", n);
             }

@@ -476,6 +476,36 @@ mod tests {
         assert!(chrono(past).starts_with("+10000-"));
     }
 
+    /// The documents are fixed forever by seed and index (a re-sync of a generator connector
+    /// must find its documents unchanged): these digests pin them, fields and all. They
+    /// were taken with `str::find` finding the body's first word, before the byte loop.
+    #[test]
+    fn documents_are_pinned_by_seed_and_index() {
+        use sha2::{Digest, Sha256};
+        let digest = |doc: &Document| {
+            let mut hash = Sha256::new();
+            hash.update(doc.id.as_bytes());
+            hash.update(doc.timestamp.as_deref().unwrap_or_default().as_bytes());
+            hash.update(serde_json::to_vec(&doc.fields).expect("fields serialise"));
+            hash.finalize()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        };
+        let got: Vec<String> = [(256, 0), (1024, 12_345), (4096, 999_999)]
+            .into_iter()
+            .map(|(bytes, index)| digest(&source(bytes, 0).document(index)))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "6feea0a5a86a75198b5d7dc86f8957bad61e7952acbad4c9cce7f92b592bb19f",
+                "df757dda3b580e2266a99b7fd5b0cc6f4a78384ce511ce663cf9984c41daf87f",
+                "dd324675468c74ad3131daa6f8a0661735f1da82c82b65c0a55b2e6fcc910e6f",
+            ]
+        );
+    }
+
     #[test]
     fn titles_and_ids_use_plain_decimal_indices() {
         let s = source(256, 0);
