@@ -481,16 +481,11 @@ mod tests {
     /// were taken with `str::find` finding the body's first word, before the byte loop.
     #[test]
     fn documents_are_pinned_by_seed_and_index() {
-        use sha2::{Digest, Sha256};
+        // SHA-256 in hex of the id, the timestamp and the fields' JSON, one after the other.
         let digest = |doc: &Document| {
-            let mut hash = Sha256::new();
-            hash.update(doc.id.as_bytes());
-            hash.update(doc.timestamp.as_deref().unwrap_or_default().as_bytes());
-            hash.update(serde_json::to_vec(&doc.fields).expect("fields serialise"));
-            hash.finalize()
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
+            let fields = serde_json::to_string(&doc.fields).expect("fields serialise");
+            let timestamp = doc.timestamp.as_deref().unwrap_or_default();
+            crate::engine::batch::hash_id(&format!("{}{timestamp}{fields}", doc.id))
         };
         let got: Vec<String> = [(256, 0), (1024, 12_345), (4096, 999_999)]
             .into_iter()
