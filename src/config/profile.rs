@@ -124,7 +124,8 @@ pub struct EngineSettings {
     pub batch_max_bytes: usize,
     pub batch_linger: Duration,
     pub max_in_flight: usize,
-    /// Bound of the extractor → batcher queue, in bytes.
+    /// Bound of the bulk bodies built and not settled yet (queued, in flight or with items
+    /// waiting to be retried), in bytes; always room for `max_in_flight + 1` batches.
     pub queue_max_bytes: usize,
     pub item_max_retries: u32,
     /// How long an item refused with 429 (back-pressure) keeps being retried before it is

@@ -1041,7 +1041,8 @@ struct Workers {
     tx: Option<mpsc::Sender<(Batch, tokio::sync::OwnedSemaphorePermit)>>,
     handles: Vec<tokio::task::JoinHandle<Result<Delivered, SinkError>>>,
     bytes: Arc<Semaphore>,
-    total_permits: u32,
+    /// The most permits one batch takes (see [`batch_permits`]).
+    max_charge: u32,
     state: Arc<Mutex<CheckpointState>>,
     progress: Arc<Progress>,
 }
@@ -1076,13 +1077,34 @@ impl CheckpointState {
 /// Queue permits are counted in KiB so a `u32` covers any sane bound.
 const PERMIT_BYTES: usize = 1024;
 
+/// The queue's permits: `queue_max_bytes` in KiB, at least one a batch for
+/// `max_in_flight + 1` batches (see [`batch_permits`]).
+fn queue_permits(queue_max_bytes: usize, max_in_flight: usize) -> u32 {
+    let floor = max_in_flight.saturating_add(1);
+    (queue_max_bytes / PERMIT_BYTES).clamp(floor, u32::MAX as usize >> 4) as u32
+}
+
+/// The permits a batch of `body_len` bytes takes from a queue of `total` permits that feeds
+/// `max_in_flight` request slots: its size in KiB, but at most an even share of the queue
+/// for `max_in_flight + 1` batches. A batch holds its permits until it is settled, in flight
+/// included, so charged in full, big batches (a 5 MB batch against the 16 MiB default) left
+/// room for fewer batches than slots, and slots stood idle however slow the cluster was.
+/// Capped, the queue holds `queue_max_bytes` of batches, or `max_in_flight + 1` of them when
+/// they are bigger than that share: every slot busy and one batch ready behind them.
+fn batch_permits(body_len: usize, total: u32, max_in_flight: usize) -> u32 {
+    debug_assert!(total >= queue_permits(0, max_in_flight));
+    let slots = u32::try_from(max_in_flight.saturating_add(1)).unwrap_or(u32::MAX);
+    let share = (total / slots).max(1);
+    let kib = u32::try_from(body_len / PERMIT_BYTES + 1).unwrap_or(u32::MAX);
+    kib.min(share)
+}
+
 impl Workers {
     fn start(parts: &PipelineParts, engine: &EngineSettings, cancel: CancellationToken) -> Self {
         // More deliveries than request slots: a batch waiting out a backoff holds no slot.
         parts.sink.configure(engine);
         let n = super::sink::deliveries_for(engine.max_in_flight);
-        let total_permits =
-            (engine.queue_max_bytes / PERMIT_BYTES).clamp(1, u32::MAX as usize >> 4) as u32;
+        let total_permits = queue_permits(engine.queue_max_bytes, engine.max_in_flight);
         let bytes = Arc::new(Semaphore::new(total_permits as usize));
         let (tx, rx) = mpsc::channel::<(Batch, tokio::sync::OwnedSemaphorePermit)>(n * 2);
         let rx = Arc::new(tokio::sync::Mutex::new(rx));
@@ -1148,7 +1170,7 @@ impl Workers {
             tx: Some(tx),
             handles,
             bytes,
-            total_permits,
+            max_charge: batch_permits(usize::MAX, total_permits, engine.max_in_flight),
             state,
             progress: parts.progress.clone(),
         }
@@ -1156,7 +1178,7 @@ impl Workers {
 
     /// Queues a batch, waiting while the queue holds its byte bound (backpressure).
     async fn send(&self, batch: Batch) -> Result<(), PipelineError> {
-        let kib = (batch.body.len() / PERMIT_BYTES + 1).min(self.total_permits as usize) as u32;
+        let kib = (batch.body.len() / PERMIT_BYTES + 1).min(self.max_charge as usize) as u32;
         let permit = self
             .bytes
             .clone()
@@ -1222,6 +1244,31 @@ impl Workers {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_queue_always_has_room_for_every_slot_and_one_batch_more() {
+        let total = (16 << 20) / PERMIT_BYTES as u32;
+        // Small batches are charged their size in KiB: the byte bound holds.
+        assert_eq!(batch_permits(1_100_000, total, 4), 1_075);
+        assert_eq!(batch_permits(0, total, 4), 1);
+        // A 5 MB batch takes a fifth of the queue at most: five fit, four in flight.
+        let big = batch_permits(5_000_000, total, 4);
+        assert_eq!(big, total / 5);
+        assert!(5 * big <= total);
+        for slots in [1usize, 2, 3, 7, 16, 128] {
+            for queue_bytes in [0usize, 1, 1024, 5 << 10, 64 << 10, 1 << 20, 16 << 20] {
+                let total = queue_permits(queue_bytes, slots);
+                assert!(total as usize >= queue_bytes / PERMIT_BYTES);
+                let charge = batch_permits(usize::MAX, total, slots);
+                assert!(charge >= 1);
+                let fit = total / charge;
+                assert!(
+                    fit as usize > slots,
+                    "{slots} slots, {queue_bytes} bytes: {fit} batches fit"
+                );
+            }
+        }
+    }
 
     /// A snapshot of these `(_id, stamp)` entries, as [`OpenScan::read`] builds it.
     async fn snapshot(entries: &[(String, Option<&str>)], stamped: bool) -> IndexSnapshot {

@@ -936,6 +936,63 @@ async fn per_item_429s_are_retried_until_every_document_is_indexed() {
     assert_ids(&standin_ids(&standin, "busy"), &all_ids(2000), "index busy");
 }
 
+/// Batches bigger than the queue's share still fill every request slot: a wedged cluster
+/// holds `max_in_flight` bulk requests at once, not fewer (each batch here is most of the
+/// queue's bytes; charged in full, one batch at a time went out).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_bigger_than_the_queue_still_fill_every_request_slot() {
+    let standin = standin(1).await;
+    let es = es_backend(&standin.es_urls());
+    let dlq = memory_dlq();
+    let settings = syncdeck::config::EngineSettings {
+        batch_max_docs: 20,
+        queue_max_bytes: 8 << 10,
+        max_in_flight: 4,
+        ..fast_settings()
+    };
+    let engine = engine_with(
+        es.clone(),
+        es.clone(),
+        dlq.clone(),
+        marking_registry(),
+        "worker-slots",
+        settings,
+        fast_breaker(),
+    );
+    let id = generator_connector(es.as_ref(), "slots", "slots", 400, 0, 0).await;
+    let bulks = || {
+        standin
+            .requests()
+            .iter()
+            .filter(|r| r.path.ends_with("/_bulk"))
+            .count()
+    };
+    standin.faults().hang_bulk(true);
+    let job = {
+        let engine = engine.clone();
+        let id = id.clone();
+        tokio::spawn(async move { run(&engine, &id, JobType::Full).await })
+    };
+    wait_for("four bulk requests held at once", LIMIT, || bulks() >= 4).await;
+    // Time for a fifth to go out, were the slots not the bound.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let held = bulks();
+    standin.faults().hang_bulk(false);
+    let (_, report) = tokio::time::timeout(LIMIT, job)
+        .await
+        .expect("the job ends")
+        .expect("the job task");
+    assert_eq!(held, 4, "bulk requests held by a wedged cluster");
+    assert_completed(&report);
+    assert_eq!(report.counters.indexed, 400, "{:?}", report.counters);
+    assert!(dead_letters(&dlq).is_empty());
+    assert_ids(
+        &standin_ids(&standin, "slots"),
+        &all_ids(400),
+        "index slots",
+    );
+}
+
 // 9. ---------------------------------------------------------------------------------------
 
 async fn cancel_midway(
