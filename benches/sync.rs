@@ -11,7 +11,8 @@
 //! Every part runs in its own process, re-executing this binary with `SYNCDECK_BENCH_ROLE`
 //! set, so RSS and CPU are the engine's alone:
 //! - `standin`: the stand-in from `tests/support`; prints its URL, serves until stdin closes,
-//!   and reads commands from stdin meanwhile (`item_429_ratio 0.2`);
+//!   and reads commands from stdin meanwhile (`item_429_ratio 0.2`; by hand, `latency_ms 50`:
+//!   every answer that much later, as from a cluster across a network);
 //! - `bulk`: the baseline, the generator's documents pre-built into the engine's bulk bodies
 //!   and sent by a plain reqwest loop with as many requests in flight as the engine keeps
 //!   (bodies for at most 100k documents are built; larger sizes replay them into further
@@ -294,6 +295,10 @@ fn standin_role() -> BenchResult<()> {
             words.next().and_then(|v| v.parse::<f64>().ok()),
         ) {
             (Some("item_429_ratio"), Some(ratio)) => standin.faults().item_429_ratio(ratio),
+            // A cluster across a network: every answer this much later (by hand, see above).
+            (Some("latency_ms"), Some(ms)) if ms >= 0.0 => standin
+                .faults()
+                .latency(std::time::Duration::from_secs_f64(ms / 1000.0)),
             _ => eprintln!("bench (standin): unknown command '{line}'"),
         }
     }
