@@ -11,8 +11,9 @@
 //! Every part runs in its own process, re-executing this binary with `SYNCDECK_BENCH_ROLE`
 //! set, so RSS and CPU are the engine's alone:
 //! - `standin`: the stand-in from `tests/support`; prints its URL, serves until stdin closes,
-//!   and reads commands from stdin meanwhile (`item_429_ratio 0.2`; by hand, `latency_ms 50`:
-//!   every answer that much later, as from a cluster across a network);
+//!   and reads commands from stdin meanwhile (`item_429_ratio 0.2`; `latency_ms 50`: every
+//!   answer that much later, as from a cluster across a network, which
+//!   `SYNCDECK_BENCH_LATENCY_MS` sets for a whole run);
 //! - `bulk`: the baseline, the generator's documents pre-built into the engine's bulk bodies
 //!   and sent by a plain reqwest loop with as many requests in flight as the engine keeps
 //!   (bodies for at most 100k documents are built; larger sizes replay them into further
@@ -30,7 +31,8 @@
 //! `SYNCDECK_BENCH_DOC_BYTES` (default 1024; the stand-in keeps every document in memory, so
 //! 5M documents want smaller ones: the engine's per-document state does not depend on it).
 //! For a quick run: `SYNCDECK_BENCH_SIZES=100000 SYNCDECK_BENCH_REPEATS=1 cargo bench --bench
-//! sync`. `SYNCDECK_BENCH_429=0` skips the 429 runs.
+//! sync`. `SYNCDECK_BENCH_429=0` skips the 429 runs; `SYNCDECK_BENCH_LATENCY_MS=50` has the
+//! stand-in answer every request 50 ms late (a cluster across a network).
 //!
 //! The throughput part runs twice: with every process free to use every core (shared), then,
 //! where `taskset` and two cores are there, with the stand-in alone on CPU 1 and the loop or
@@ -69,6 +71,7 @@ const PIN: &str = "SYNCDECK_BENCH_PIN";
 const JOBS: &str = "SYNCDECK_BENCH_JOBS";
 const DOC_BYTES_VAR: &str = "SYNCDECK_BENCH_DOC_BYTES";
 const RUN_429: &str = "SYNCDECK_BENCH_429";
+const LATENCY: &str = "SYNCDECK_BENCH_LATENCY_MS";
 const DEFAULT_SIZES: &str = "100000,1000000";
 const DEFAULT_REPEATS: usize = 3;
 /// The plain loop builds bodies for at most this many documents and replays them.
@@ -274,11 +277,25 @@ fn peak_rss_mib() -> f64 {
 // ---------------------------------------------------------------------------------------------
 // Role: the stand-in.
 
+/// A delay of `ms` milliseconds before every answer (a cluster across a network), if sane.
+fn latency(ms: f64) -> Option<std::time::Duration> {
+    if !(0.0..=600_000.0).contains(&ms) {
+        return None;
+    }
+    std::time::Duration::try_from_secs_f64(ms / 1000.0).ok()
+}
+
 fn standin_role() -> BenchResult<()> {
     let standin = support::StandIn::start_blocking(support::StandInOptions {
         kibana: false,
         ..Default::default()
     });
+    if let Ok(v) = std::env::var(LATENCY) {
+        let ms = v.parse::<f64>().ok().and_then(latency);
+        standin
+            .faults()
+            .latency(ms.ok_or_else(|| format!("{LATENCY}: bad latency '{v}'"))?);
+    }
     let url = standin
         .es_urls()
         .into_iter()
@@ -295,10 +312,10 @@ fn standin_role() -> BenchResult<()> {
             words.next().and_then(|v| v.parse::<f64>().ok()),
         ) {
             (Some("item_429_ratio"), Some(ratio)) => standin.faults().item_429_ratio(ratio),
-            // A cluster across a network: every answer this much later (by hand, see above).
-            (Some("latency_ms"), Some(ms)) if ms >= 0.0 => standin
-                .faults()
-                .latency(std::time::Duration::from_secs_f64(ms / 1000.0)),
+            (Some("latency_ms"), Some(ms)) => match latency(ms) {
+                Some(d) => standin.faults().latency(d),
+                None => eprintln!("bench (standin): bad latency '{line}'"),
+            },
             _ => eprintln!("bench (standin): unknown command '{line}'"),
         }
     }

@@ -1077,11 +1077,15 @@ impl CheckpointState {
 /// Queue permits are counted in KiB so a `u32` covers any sane bound.
 const PERMIT_BYTES: usize = 1024;
 
-/// The queue's permits: `queue_max_bytes` in KiB, at least one a batch for
-/// `max_in_flight + 1` batches (see [`batch_permits`]).
+/// The queue's permits: `queue_max_bytes` in KiB, rounded down to a whole number of shares
+/// for `max_in_flight + 1` batches (so capped batches fit exactly that many times) and at
+/// least one a share (see [`batch_permits`]).
 fn queue_permits(queue_max_bytes: usize, max_in_flight: usize) -> u32 {
-    let floor = max_in_flight.saturating_add(1);
-    (queue_max_bytes / PERMIT_BYTES).clamp(floor, u32::MAX as usize >> 4) as u32
+    let slots = max_in_flight.saturating_add(1).min(u32::MAX as usize >> 4);
+    let kib = (queue_max_bytes / PERMIT_BYTES)
+        .max(slots)
+        .min(u32::MAX as usize >> 4);
+    (kib - kib % slots) as u32
 }
 
 /// The permits a batch of `body_len` bytes takes from a queue of `total` permits that feeds
@@ -1090,7 +1094,7 @@ fn queue_permits(queue_max_bytes: usize, max_in_flight: usize) -> u32 {
 /// included, so charged in full, big batches (a 5 MB batch against the 16 MiB default) left
 /// room for fewer batches than slots, and slots stood idle however slow the cluster was.
 /// Capped, the queue holds `queue_max_bytes` of batches, or `max_in_flight + 1` of them when
-/// they are bigger than that share: every slot busy and one batch ready behind them.
+/// they are bigger than that share: room for every slot and one batch ready behind them.
 fn batch_permits(body_len: usize, total: u32, max_in_flight: usize) -> u32 {
     debug_assert!(total >= queue_permits(0, max_in_flight));
     let slots = u32::try_from(max_in_flight.saturating_add(1)).unwrap_or(u32::MAX);
@@ -1247,27 +1251,46 @@ mod tests {
 
     #[test]
     fn the_queue_always_has_room_for_every_slot_and_one_batch_more() {
-        let total = (16 << 20) / PERMIT_BYTES as u32;
+        let total = queue_permits(16 << 20, 4);
+        assert_eq!(total, 16_380);
         // Small batches are charged their size in KiB: the byte bound holds.
         assert_eq!(batch_permits(1_100_000, total, 4), 1_075);
         assert_eq!(batch_permits(0, total, 4), 1);
         // A 5 MB batch takes a fifth of the queue at most: five fit, four in flight.
         let big = batch_permits(5_000_000, total, 4);
         assert_eq!(big, total / 5);
-        assert!(5 * big <= total);
         for slots in [1usize, 2, 3, 7, 16, 128] {
-            for queue_bytes in [0usize, 1, 1024, 5 << 10, 64 << 10, 1 << 20, 16 << 20] {
+            for queue_bytes in [
+                0usize,
+                1,
+                1024,
+                5 << 10,
+                9 << 10,
+                64 << 10,
+                1 << 20,
+                16 << 20,
+            ] {
                 let total = queue_permits(queue_bytes, slots);
-                assert!(total as usize >= queue_bytes / PERMIT_BYTES);
+                let kib = queue_bytes / PERMIT_BYTES;
+                // The byte bound loses less than one KiB a batch to the rounding.
+                assert!(
+                    total as usize + slots >= kib,
+                    "{slots} slots, {kib} KiB: {total}"
+                );
+                assert!(total as usize <= kib.max(slots + 1));
+                // Capped batches fit exactly once for every slot and once more: the memory
+                // bound (max_in_flight + 1) × batch_max_bytes holds.
                 let charge = batch_permits(usize::MAX, total, slots);
                 assert!(charge >= 1);
-                let fit = total / charge;
-                assert!(
-                    fit as usize > slots,
-                    "{slots} slots, {queue_bytes} bytes: {fit} batches fit"
+                assert_eq!(
+                    (total / charge) as usize,
+                    slots + 1,
+                    "{slots} slots, {queue_bytes} bytes"
                 );
             }
         }
+        // A directly built setting past any sane bound does not panic.
+        assert!(queue_permits(usize::MAX, usize::MAX) > 0);
     }
 
     /// A snapshot of these `(_id, stamp)` entries, as [`OpenScan::read`] builds it.

@@ -139,8 +139,8 @@ pub struct Sink {
 
 /// How many deliveries the pipeline runs for `max_in_flight` request slots: a delivery whose
 /// items wait in the retry queue holds no slot, so more deliveries than slots keep every
-/// slot busy meanwhile. Memory stays bounded by the queue in front of them, which counts a
-/// batch's bytes until it is settled.
+/// slot busy meanwhile. Memory stays bounded by the queue in front of them, which holds a
+/// batch's permits (its bytes, or its share of the queue when bigger) until it is settled.
 pub fn deliveries_for(max_in_flight: usize) -> usize {
     max_in_flight.max(1).saturating_mul(16)
 }

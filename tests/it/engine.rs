@@ -938,11 +938,15 @@ async fn per_item_429s_are_retried_until_every_document_is_indexed() {
 
 /// Batches bigger than the queue's share still fill every request slot: a wedged cluster
 /// holds `max_in_flight` bulk requests at once, not fewer (each batch here is most of the
-/// queue's bytes; charged in full, one batch at a time went out).
+/// queue's bytes; charged in full, one batch at a time went out, and this test timed out
+/// waiting for the four).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_bigger_than_the_queue_still_fill_every_request_slot() {
     let standin = standin(1).await;
-    let es = es_backend(&standin.es_urls());
+    // Held bulks must not time out (and go out again, as further requests) while counted.
+    let mut es_settings = es_settings(&standin.es_urls());
+    es_settings.request_timeout = Duration::from_secs(120);
+    let es = Arc::new(ElasticsearchBackend::new(&es_settings).expect("client for the stand-in"));
     let dlq = memory_dlq();
     let settings = syncdeck::config::EngineSettings {
         batch_max_docs: 20,
