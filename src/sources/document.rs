@@ -427,9 +427,46 @@ impl Serialize for Fields {
     }
 }
 
+/// Up to this many fields an object is read straight into the list, each key looked for
+/// among those before it; past it, into a hash map, so an object of many thousand fields
+/// (hostile or not) stays linear.
+const LINEAR_FIELDS: usize = 32;
+
+/// Reads a JSON object as [`Fields`] with `Map`'s meaning (a key given twice keeps its first
+/// place and its last value), without `Map`'s hash table for the usual handful of fields:
+/// for an ndjson document the table's hashing and inserts were a tenth of the sync's CPU.
+struct FieldsVisitor;
+
+impl<'de> serde::de::Visitor<'de> for FieldsVisitor {
+    type Value = Fields;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut access: A) -> Result<Fields, A::Error> {
+        let hint = access.size_hint().unwrap_or(0).min(LINEAR_FIELDS);
+        let mut fields = Fields::with_capacity(hint);
+        while let Some(key) = access.next_key::<String>()? {
+            let value = access.next_value::<Value>()?;
+            if fields.len() < LINEAR_FIELDS {
+                fields.insert(key, value);
+                continue;
+            }
+            let mut map = fields.into_map();
+            map.insert(key, value);
+            while let Some((key, value)) = access.next_entry::<String, Value>()? {
+                map.insert(key, value);
+            }
+            return Ok(Fields::from(map));
+        }
+        Ok(fields)
+    }
+}
+
 impl<'de> Deserialize<'de> for Fields {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Map::<String, Value>::deserialize(deserializer).map(Fields::from)
+        deserializer.deserialize_map(FieldsVisitor)
     }
 }
 
@@ -442,6 +479,34 @@ mod tests {
         match value {
             Value::Object(map) => map,
             _ => Map::new(),
+        }
+    }
+
+    /// `Fields` read straight from JSON, below and past [`LINEAR_FIELDS`], are what reading
+    /// a `Map` gives: keys in first-seen order, the last value of a key given twice.
+    #[test]
+    fn fields_read_from_json_as_a_map_reads_them() {
+        for n in [0usize, 1, 5, 31, 32, 33, 40, 100, 1000] {
+            // Every third key comes back later with a new value; one nested object.
+            let mut text = String::from("{");
+            for i in 0..n {
+                text.push_str(&format!("\"k{i}\":{i},"));
+                if i % 3 == 0 {
+                    text.push_str(&format!("\"k{}\":\"again {i}\",", i / 2));
+                }
+            }
+            text.push_str("\"nested\":{\"b\":1,\"a\":[1,{\"x\":null}]}}");
+            let fields: Fields = serde_json::from_str(&text).unwrap();
+            let map: Map<String, Value> = serde_json::from_str(&text).unwrap();
+            assert_eq!(
+                fields.keys().collect::<Vec<_>>(),
+                map.keys().map(String::as_str).collect::<Vec<_>>(),
+                "{n} fields"
+            );
+            assert_eq!(fields, map, "{n} fields");
+        }
+        for bad in ["[1]", "\"a\"", "{\"a\":}", "{\"a\":1", "{1:2}"] {
+            assert!(serde_json::from_str::<Fields>(bad).is_err(), "{bad}");
         }
     }
 

@@ -5,6 +5,11 @@
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
+/// How much one read asks for. A file under tokio is read on the blocking pool, one hand-off
+/// between threads a read: at tokio's default 8 KiB, a 300 MB ndjson file took 37,000 of them,
+/// and the switches cost a quarter of the sync's CPU.
+const READ_BYTES: usize = 256 * 1024;
+
 /// Reads lines with a bound on each: a longer line keeps its first `max` bytes and its full
 /// length. Partial state lives in the reader, so a dropped `read_line` loses nothing.
 pub(crate) struct LineReader<R> {
@@ -20,7 +25,7 @@ pub(crate) struct LineReader<R> {
 impl<R: AsyncRead + Unpin> LineReader<R> {
     pub(crate) fn new(inner: R, max: usize) -> Self {
         Self {
-            inner: BufReader::new(inner),
+            inner: BufReader::with_capacity(READ_BYTES, inner),
             buf: Vec::new(),
             len: 0,
             done: false,
@@ -41,7 +46,7 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
                 self.done = true;
                 return Ok(self.len > 0);
             }
-            let newline = chunk.iter().position(|&b| b == b'\n');
+            let newline = memchr::memchr(b'\n', chunk);
             let part = &chunk[..newline.unwrap_or(chunk.len())];
             let room = self.max.saturating_sub(self.buf.len());
             self.buf.extend_from_slice(&part[..part.len().min(room)]);

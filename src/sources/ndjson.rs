@@ -6,10 +6,12 @@
 
 use super::fields::{configuration, field, int_at_least, str_setting};
 use super::lines::LineReader;
-use super::{DataSource, Document, ItemSender, SourceError, SourceFactory, SourceItem, SyncMode};
+use super::{
+    DataSource, Document, Fields, ItemSender, SourceError, SourceFactory, SourceItem, SyncMode,
+};
 use crate::model::Configuration;
 use async_trait::async_trait;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::path::PathBuf;
 use tokio::io::AsyncRead;
 
@@ -194,22 +196,34 @@ fn too_long(start: &[u8], len: usize, number: u64, max: usize) -> SourceItem {
 
 /// The item for one line (numbered from 1), or `None` for a blank line.
 fn parse_line(bytes: &[u8], number: u64, id_field: &str) -> Option<SourceItem> {
-    let line = String::from_utf8_lossy(bytes);
-    let text = line.trim();
-    if text.is_empty() {
-        return None;
-    }
-    let invalid = |reason: String| SourceItem::Invalid {
+    let invalid = |reason: String, text: &str| SourceItem::Invalid {
         id: format!("line-{number}"),
         reason: format!("line {number}: {reason}"),
         raw: Value::String(text.to_string()),
     };
-    if std::str::from_utf8(bytes).is_err() {
-        return Some(invalid("not valid UTF-8".into()));
+    // Checked once: the lossy text is only made for a line that is not UTF-8.
+    let text = match std::str::from_utf8(bytes) {
+        Ok(text) => text.trim(),
+        Err(_) => {
+            let line = String::from_utf8_lossy(bytes);
+            let text = line.trim();
+            return (!text.is_empty()).then(|| invalid("not valid UTF-8".into(), text));
+        }
+    };
+    if text.is_empty() {
+        return None;
     }
-    let fields: Map<String, Value> = match serde_json::from_str::<Value>(text) {
-        Ok(Value::Object(fields)) => fields,
-        Ok(other) => {
+    let invalid = |reason: String| invalid(reason, text);
+    // An object (nearly every line) is read straight into `Fields`; anything else as a
+    // `Value`, to name what it is.
+    let parsed = if text.starts_with('{') {
+        serde_json::from_str::<Fields>(text).map(Ok)
+    } else {
+        serde_json::from_str::<Value>(text).map(Err)
+    };
+    let fields: Fields = match parsed {
+        Ok(Ok(fields)) => fields,
+        Ok(Err(other)) => {
             return Some(invalid(format!(
                 "expected a JSON object, found {}",
                 kind(&other)
