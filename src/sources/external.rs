@@ -707,9 +707,9 @@ impl ReadLoop<'_> {
                     key
                 };
                 let mut fields = record.data;
-                fields.insert("_airbyte_stream".into(), Value::String(record.stream));
+                fields.insert("_airbyte_stream", Value::String(record.stream));
                 if let Some(at) = record.emitted_at {
-                    fields.insert("_airbyte_emitted_at".into(), Value::from(at));
+                    fields.insert("_airbyte_emitted_at", Value::from(at));
                 }
                 Some(SourceItem::Upsert(Document::new(id, fields)))
             }
@@ -719,7 +719,7 @@ impl ReadLoop<'_> {
                     "line {number}: record of stream '{}': {reason}",
                     record.stream
                 ),
-                raw: Value::Object(record.data),
+                raw: record.data.into_value(),
             }),
         }
     }

@@ -3,8 +3,9 @@
 //! discovered catalog and the configured catalog built from it, the state kept as the sync
 //! cursor, and the id of a record. Pure data: no processes, no I/O.
 
+use crate::sources::Fields;
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 /// One message of the program.
 #[derive(Debug)]
@@ -33,7 +34,8 @@ pub(crate) struct Record {
     pub(crate) stream: String,
     #[serde(default)]
     pub(crate) namespace: Option<String>,
-    pub(crate) data: Map<String, Value>,
+    /// Read straight into the document's fields (see `Fields`' deserializer).
+    pub(crate) data: Fields,
     #[serde(default)]
     pub(crate) emitted_at: Option<i64>,
 }
@@ -340,7 +342,7 @@ pub(crate) const KEY_SEPARATOR: &str = "|";
 /// The id of a record: `id_field` when set, else the stream's primary key (composite keys
 /// joined with [`KEY_SEPARATOR`]). `Err` names what is missing.
 pub(crate) fn record_id(
-    data: &Map<String, Value>,
+    data: &Fields,
     id_field: Option<&str>,
     primary_key: &[Vec<String>],
 ) -> Result<String, String> {
@@ -364,7 +366,7 @@ pub(crate) fn record_id(
     Ok(parts.join(KEY_SEPARATOR))
 }
 
-fn lookup<'a>(data: &'a Map<String, Value>, path: &[String]) -> Option<&'a Value> {
+fn lookup<'a>(data: &'a Fields, path: &[String]) -> Option<&'a Value> {
     let (first, rest) = path.split_first()?;
     let mut value = data.get(first)?;
     for key in rest {
@@ -373,7 +375,7 @@ fn lookup<'a>(data: &'a Map<String, Value>, path: &[String]) -> Option<&'a Value
     Some(value)
 }
 
-fn lookup_dotted<'a>(data: &'a Map<String, Value>, field: &str) -> Option<&'a Value> {
+fn lookup_dotted<'a>(data: &'a Fields, field: &str) -> Option<&'a Value> {
     let path: Vec<String> = field.split('.').map(String::from).collect();
     (path.len() > 1).then(|| lookup(data, &path)).flatten()
 }
@@ -454,7 +456,7 @@ mod tests {
 
     #[test]
     fn ids_come_from_the_key_or_the_id_field() {
-        let data: Map<String, Value> =
+        let data: Fields =
             serde_json::from_value(json!({"a": 1, "b": {"c": "x"}, "n": null})).unwrap();
         let key = vec![
             vec!["a".to_string()],
