@@ -22,7 +22,8 @@
 //! - `engine`: `SYNCDECK_BENCH_JOBS` full syncs (`Engine::run_job`) of one `generator`
 //!   connector: the first into a fresh index, the next ones re-syncs of the same documents.
 //!   Peak RSS (`VmHWM`) is reset between jobs (`/proc/self/clear_refs`), so each job's peak
-//!   is its own.
+//!   is its own. With `SYNCDECK_BENCH_SOURCE=ndjson` (by hand) the connector is an `ndjson`
+//!   one reading the same documents from a file written first (not timed).
 //!
 //! The parent (no role) alternates loop and engine runs per size, `SYNCDECK_BENCH_REPEATS`
 //! times (default 3) so both see the same machine load, drops every index after its run, and
@@ -72,6 +73,7 @@ const JOBS: &str = "SYNCDECK_BENCH_JOBS";
 const DOC_BYTES_VAR: &str = "SYNCDECK_BENCH_DOC_BYTES";
 const RUN_429: &str = "SYNCDECK_BENCH_429";
 const LATENCY: &str = "SYNCDECK_BENCH_LATENCY_MS";
+const SOURCE: &str = "SYNCDECK_BENCH_SOURCE";
 const DEFAULT_SIZES: &str = "100000,1000000";
 const DEFAULT_REPEATS: usize = 3;
 /// The plain loop builds bodies for at most this many documents and replays them.
@@ -563,7 +565,15 @@ async fn engine_role() -> BenchResult<()> {
         breaker: BreakerSettings::default(),
         worker: "bench".to_string(),
     });
-    let connector_id = create_connector(control.as_ref(), &index, docs).await?;
+    let connector_id = match std::env::var(SOURCE).as_deref() {
+        Err(_) | Ok("generator") => create_connector(control.as_ref(), &index, docs).await?,
+        Ok("ndjson") => {
+            let path = dir.path().join("docs.ndjson");
+            write_ndjson(&path, docs)?;
+            create_ndjson_connector(control.as_ref(), &index, &path).await?
+        }
+        Ok(other) => return Err(format!("{SOURCE}: no source '{other}' (generator, ndjson)")),
+    };
     let mut reports = Vec::new();
     for _ in 0..jobs.max(1) {
         reports.push(engine_job(&engine, control.as_ref(), &connector_id, docs).await?);
@@ -653,6 +663,62 @@ async fn engine_job(
 }
 
 /// A `generator` connector of `docs` 1 KB documents, as fast as the cluster takes them.
+/// The generator's documents (the same `docs` a generator connector yields) as NDJSON lines,
+/// each with its id as `id` and its stamp as `_timestamp`.
+fn write_ndjson(path: &std::path::Path, docs: u64) -> BenchResult<()> {
+    let source = GeneratorSource::new(GeneratorSettings {
+        count: docs,
+        doc_bytes: doc_bytes()?,
+        seed: SEED,
+        rate: 0,
+        poison_every: 0,
+    });
+    let file = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut out = std::io::BufWriter::new(file);
+    for i in 0..docs {
+        let doc = source.document(i);
+        let mut line = serde_json::Map::new();
+        line.insert("id".into(), doc.id.into());
+        if let Some(stamp) = doc.timestamp {
+            line.insert("_timestamp".into(), stamp.into());
+        }
+        line.extend(doc.fields.into_map());
+        serde_json::to_writer(&mut out, &line).map_err(|e| e.to_string())?;
+        out.write_all(b"\n").map_err(|e| e.to_string())?;
+    }
+    out.flush().map_err(|e| e.to_string())
+}
+
+/// A connector of the `ndjson` source reading `path`.
+async fn create_ndjson_connector(
+    control: &dyn ControlPlane,
+    index: &str,
+    path: &std::path::Path,
+) -> BenchResult<String> {
+    let new = NewConnector {
+        name: Some(format!("bench {index}")),
+        index_name: Some(index.to_string()),
+        service_type: Some("ndjson".to_string()),
+        is_native: Some(false),
+        ..Default::default()
+    };
+    let id = control
+        .create_connector(&new)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut config = sources::NdjsonFactory.default_configuration();
+    let field = config
+        .0
+        .get_mut("path")
+        .ok_or("the ndjson source has no 'path' field")?;
+    field.value = path.to_string_lossy().into_owned().into();
+    control
+        .update_configuration(&id, &ConfigurationUpdate::Replace(config))
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(id)
+}
+
 async fn create_connector(
     control: &dyn ControlPlane,
     index: &str,
