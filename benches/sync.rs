@@ -662,7 +662,6 @@ async fn engine_job(
     })
 }
 
-/// A `generator` connector of `docs` 1 KB documents, as fast as the cluster takes them.
 /// The generator's documents (the same `docs` a generator connector yields) as NDJSON lines,
 /// each with its id as `id` and its stamp as `_timestamp`.
 fn write_ndjson(path: &std::path::Path, docs: u64) -> BenchResult<()> {
@@ -719,6 +718,7 @@ async fn create_ndjson_connector(
     Ok(id)
 }
 
+/// A `generator` connector of `docs` 1 KB documents, as fast as the cluster takes them.
 async fn create_connector(
     control: &dyn ControlPlane,
     index: &str,

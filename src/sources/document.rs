@@ -441,7 +441,12 @@ impl<'de> serde::de::Visitor<'de> for FieldsVisitor {
     type Value = Fields;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a JSON object")
+        f.write_str("a map")
+    }
+
+    // As `Map`'s visitor: a unit is an empty map.
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Fields, E> {
+        Ok(Fields::new())
     }
 
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut access: A) -> Result<Fields, A::Error> {

@@ -5,10 +5,11 @@
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
-/// How much one read asks for. A file under tokio is read on the blocking pool, one hand-off
-/// between threads a read: at tokio's default 8 KiB, a 300 MB ndjson file took 37,000 of them,
-/// and the switches cost a quarter of the sync's CPU.
-const READ_BYTES: usize = 256 * 1024;
+/// How much one read of a file asks for. tokio reads a file on its blocking pool, one
+/// hand-off between threads a read: at its default 8 KiB, a 300 MB ndjson file took 37,000
+/// of them, and the switches cost a quarter of the sync's CPU. (A pipe is read through epoll
+/// and gives at most its own capacity a read: it keeps the default.)
+pub(crate) const FILE_READ_BYTES: usize = 256 * 1024;
 
 /// Reads lines with a bound on each: a longer line keeps its first `max` bytes and its full
 /// length. Partial state lives in the reader, so a dropped `read_line` loses nothing.
@@ -24,8 +25,13 @@ pub(crate) struct LineReader<R> {
 
 impl<R: AsyncRead + Unpin> LineReader<R> {
     pub(crate) fn new(inner: R, max: usize) -> Self {
+        Self::with_read_bytes(inner, max, 8 * 1024)
+    }
+
+    /// A reader whose reads ask for `read_bytes` at a time (see [`FILE_READ_BYTES`]).
+    pub(crate) fn with_read_bytes(inner: R, max: usize, read_bytes: usize) -> Self {
         Self {
-            inner: BufReader::with_capacity(READ_BYTES, inner),
+            inner: BufReader::with_capacity(read_bytes, inner),
             buf: Vec::new(),
             len: 0,
             done: false,

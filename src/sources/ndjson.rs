@@ -5,7 +5,7 @@
 //! is skipped as it streams by, never held whole.
 
 use super::fields::{configuration, field, int_at_least, str_setting};
-use super::lines::LineReader;
+use super::lines::{FILE_READ_BYTES, LineReader};
 use super::{
     DataSource, Document, Fields, ItemSender, SourceError, SourceFactory, SourceItem, SyncMode,
 };
@@ -152,7 +152,7 @@ async fn read_lines<R: AsyncRead + Unpin>(
     settings: &NdjsonSettings,
     out: &ItemSender,
 ) -> Result<(), SourceError> {
-    let mut lines = LineReader::new(reader, settings.max_line_bytes);
+    let mut lines = LineReader::with_read_bytes(reader, settings.max_line_bytes, FILE_READ_BYTES);
     let mut number = 0u64;
     loop {
         let more = lines

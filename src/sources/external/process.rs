@@ -139,7 +139,8 @@ impl Program {
         let tail = StderrTail::start(stderr, self.redactor.clone(), self.command.clone());
         Ok(Running {
             child,
-            lines: LineReader::new(stdout, MAX_LINE_BYTES),
+            // A pipe gives at most its capacity (64 KiB) a read.
+            lines: LineReader::with_read_bytes(stdout, MAX_LINE_BYTES, 64 * 1024),
             group,
             tail,
             exited: None,
