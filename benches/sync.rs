@@ -694,28 +694,14 @@ async fn create_ndjson_connector(
     index: &str,
     path: &std::path::Path,
 ) -> BenchResult<String> {
-    let new = NewConnector {
-        name: Some(format!("bench {index}")),
-        index_name: Some(index.to_string()),
-        service_type: Some("ndjson".to_string()),
-        is_native: Some(false),
-        ..Default::default()
-    };
-    let id = control
-        .create_connector(&new)
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut config = sources::NdjsonFactory.default_configuration();
-    let field = config
-        .0
-        .get_mut("path")
-        .ok_or("the ndjson source has no 'path' field")?;
-    field.value = path.to_string_lossy().into_owned().into();
-    control
-        .update_configuration(&id, &ConfigurationUpdate::Replace(config))
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(id)
+    let path = path.to_string_lossy().into_owned();
+    create_source_connector(
+        control,
+        index,
+        &sources::NdjsonFactory,
+        [("path", path.into())],
+    )
+    .await
 }
 
 /// A `generator` connector of `docs` 1 KB documents, as fast as the cluster takes them.
@@ -724,18 +710,6 @@ async fn create_connector(
     index: &str,
     docs: u64,
 ) -> BenchResult<String> {
-    let new = NewConnector {
-        name: Some(format!("bench {index}")),
-        index_name: Some(index.to_string()),
-        service_type: Some("generator".to_string()),
-        is_native: Some(false),
-        ..Default::default()
-    };
-    let id = control
-        .create_connector(&new)
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut config = sources::GeneratorFactory.default_configuration();
     let values = [
         ("count", docs),
         ("doc_bytes", doc_bytes()? as u64),
@@ -743,12 +717,36 @@ async fn create_connector(
         ("rate", 0),
         ("poison_every", 0),
     ];
+    let values = values.map(|(key, value)| (key, serde_json::Value::from(value)));
+    create_source_connector(control, index, &sources::GeneratorFactory, values).await
+}
+
+/// A connector of `factory`'s source writing to `index`: its default configuration with
+/// `values` set.
+async fn create_source_connector<const N: usize>(
+    control: &dyn ControlPlane,
+    index: &str,
+    factory: &dyn SourceFactory,
+    values: [(&str, serde_json::Value); N],
+) -> BenchResult<String> {
+    let new = NewConnector {
+        name: Some(format!("bench {index}")),
+        index_name: Some(index.to_string()),
+        service_type: Some(factory.service_type().to_string()),
+        is_native: Some(false),
+        ..Default::default()
+    };
+    let id = control
+        .create_connector(&new)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut config = factory.default_configuration();
     for (key, value) in values {
         let field = config
             .0
             .get_mut(key)
-            .ok_or_else(|| format!("the generator has no '{key}' field"))?;
-        field.value = value.into();
+            .ok_or_else(|| format!("the {} source has no '{key}' field", factory.service_type()))?;
+        field.value = value;
     }
     control
         .update_configuration(&id, &ConfigurationUpdate::Replace(config))

@@ -563,7 +563,12 @@ mod tests {
                 let stat = entry.stat.unwrap();
                 if stat.kind == Kind::File {
                     assert!(stat.modified.is_ok());
-                    let name = entry.path.file_name().unwrap().to_string_lossy().into_owned();
+                    let name = entry
+                        .path
+                        .file_name()
+                        .unwrap()
+                        .to_string_lossy()
+                        .into_owned();
                     assert_eq!(stat.len, if name.starts_with('a') { 1 } else { 2 });
                 }
             }
