@@ -1041,8 +1041,9 @@ struct Workers {
     tx: Option<mpsc::Sender<(Batch, tokio::sync::OwnedSemaphorePermit)>>,
     handles: Vec<tokio::task::JoinHandle<Result<Delivered, SinkError>>>,
     bytes: Arc<Semaphore>,
-    /// The most permits one batch takes (see [`batch_permits`]).
-    max_charge: u32,
+    /// The queue's permits and the slots it feeds (see [`batch_permits`]).
+    total_permits: u32,
+    max_in_flight: usize,
     state: Arc<Mutex<CheckpointState>>,
     progress: Arc<Progress>,
 }
@@ -1174,7 +1175,8 @@ impl Workers {
             tx: Some(tx),
             handles,
             bytes,
-            max_charge: batch_permits(usize::MAX, total_permits, engine.max_in_flight),
+            total_permits,
+            max_in_flight: engine.max_in_flight,
             state,
             progress: parts.progress.clone(),
         }
@@ -1182,7 +1184,7 @@ impl Workers {
 
     /// Queues a batch, waiting while the queue holds its byte bound (backpressure).
     async fn send(&self, batch: Batch) -> Result<(), PipelineError> {
-        let kib = (batch.body.len() / PERMIT_BYTES + 1).min(self.max_charge as usize) as u32;
+        let kib = batch_permits(batch.body.len(), self.total_permits, self.max_in_flight);
         let permit = self
             .bytes
             .clone()
