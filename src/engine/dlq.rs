@@ -132,9 +132,14 @@ const COLUMNS: &str = "id, connector_id, job_id, idx, doc_id, document, error_ty
                        status, attempts, first_failed_at, last_failed_at, cluster_uuid, \
                        cluster_name, profile, state, resolved_at, resolution";
 
-/// How many ids one `IN (...)` lookup carries (SQLite allows far more; this keeps each
-/// statement small).
-const LOOKUP_CHUNK: usize = 500;
+/// The open entries of one connector and index for a list of document ids, given as a JSON
+/// array: one statement whatever the count, where an `IN (?, ?, …)` list made a statement per
+/// length and churned the connection's 16-statement cache. `CROSS JOIN` keeps the ids as the
+/// outer loop, one lookup each in the open-entry index (left to itself the planner scans all
+/// of the cluster's open entries).
+const OPEN_OF_DOCUMENTS: &str = "SELECT d.id FROM json_each(?4) AS j CROSS JOIN dead_letters AS d
+     WHERE d.cluster_uuid = ?1 AND d.idx = ?2 AND d.doc_id = j.value
+       AND d.connector_id = ?3 AND d.state = 'open'";
 
 /// What can go wrong with the dead-letter queue; every variant names the database.
 #[derive(Debug, Error)]
@@ -623,28 +628,21 @@ impl DeadLetterStore {
             return Ok(0);
         }
         let cluster = self.origin().cluster_uuid;
-        let mut matched: Vec<i64> = Vec::new();
-        {
+        // Strings always serialise; were it ever empty, SQLite's "malformed JSON" would say so.
+        let ids = serde_json::to_string(doc_ids).unwrap_or_default();
+        let matched = {
             let conn = self.lock();
-            for chunk in doc_ids.chunks(LOOKUP_CHUNK) {
-                let marks = vec!["?"; chunk.len()].join(",");
-                let sql = format!(
-                    "SELECT id FROM dead_letters
-                     WHERE cluster_uuid = ? AND idx = ? AND connector_id = ? AND state = 'open'
-                       AND doc_id IN ({marks})"
-                );
-                let mut stmt = conn.prepare_cached(&sql).map_err(self.sqlite())?;
-                let params = [cluster.as_str(), index, connector_id]
-                    .into_iter()
-                    .chain(chunk.iter().map(String::as_str));
-                let rows = stmt
-                    .query_map(params_from_iter(params), |row| row.get::<_, i64>(0))
-                    .map_err(self.sqlite())?;
-                for id in rows {
-                    matched.push(id.map_err(self.sqlite())?);
-                }
-            }
-        }
+            let mut stmt = conn
+                .prepare_cached(OPEN_OF_DOCUMENTS)
+                .map_err(self.sqlite())?;
+            let rows = stmt
+                .query_map(params![cluster, index, connector_id, ids], |row| {
+                    row.get::<_, i64>(0)
+                })
+                .map_err(self.sqlite())?;
+            rows.collect::<Result<Vec<i64>, _>>()
+                .map_err(self.sqlite())?
+        };
         self.close(&matched, DeadLetterState::Resolved, resolution)
     }
 
@@ -980,6 +978,29 @@ mod tests {
 
     fn store(max: u64) -> DeadLetterStore {
         DeadLetterStore::open_in_memory(max).unwrap()
+    }
+
+    /// The lookup behind `resolve_documents` goes id by id through the open-entry index,
+    /// never through all of a cluster's open entries.
+    #[test]
+    fn documents_are_looked_up_in_the_open_entry_index() {
+        let dlq = store(100);
+        let conn = dlq.lock();
+        let plan: Vec<String> = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {OPEN_OF_DOCUMENTS}"))
+            .unwrap()
+            .query_map(params!["cluster", "index", "connector", "[\"a\"]"], |row| {
+                row.get::<_, String>(3)
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(plan.len(), 2, "{plan:?}");
+        assert!(plan[0].starts_with("SCAN j"), "{plan:?}");
+        assert!(
+            plan[1].contains("INDEX dead_letters_open_by_doc (") && plan[1].contains("doc_id=?"),
+            "{plan:?}"
+        );
     }
 
     #[test]

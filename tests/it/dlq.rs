@@ -198,6 +198,60 @@ fn open_of(uuid: &str) -> DlqFilter {
     }
 }
 
+/// Any id resolves, whatever characters it holds (the ids travel to SQLite as a JSON array),
+/// and a list longer than any one statement used to carry resolves whole.
+#[test]
+fn resolving_matches_ids_exactly_whatever_their_characters_and_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let dlq = bound(&dir.path().join("dlq.sqlite"), 10_000, "cluster-a");
+    let odd = [
+        "with \"quotes\"",
+        "back\\slash",
+        "tab\tand\nnewline",
+        "nul\u{0}inside",
+        "ünïcödé ✓ 𝄞",
+        "[\"looks\", \"like json\"]",
+        "  spaces  ",
+        "%_like_%",
+    ];
+    let many: Vec<String> = (0..1_500).map(|i| format!("doc-{i}")).collect();
+    let entries: Vec<_> = odd
+        .iter()
+        .map(|id| entry("c1", id))
+        .chain(many.iter().map(|id| entry("c1", id)))
+        .collect();
+    dlq.append_batch(&entries).unwrap();
+
+    // Near misses resolve nothing.
+    let near: Vec<String> = ["with \"quotes\" ", "nul", "ünïcödé", "%", "doc-1500", ""]
+        .into_iter()
+        .map(String::from)
+        .collect();
+    assert_eq!(
+        dlq.resolve_documents("c1", "search-docs", &near, "no")
+            .unwrap(),
+        0
+    );
+
+    let mut ids: Vec<String> = odd.iter().map(|id| id.to_string()).collect();
+    // Every other one of the many, and one twice.
+    ids.extend(many.iter().step_by(2).cloned());
+    ids.push("doc-0".to_string());
+    let resolved = dlq
+        .resolve_documents("c1", "search-docs", &ids, "indexed")
+        .unwrap();
+    assert_eq!(resolved, (odd.len() + 750) as u64);
+    let open: std::collections::HashSet<String> = dlq
+        .list(&DlqFilter::default())
+        .unwrap()
+        .into_iter()
+        .map(|e| e.doc_id)
+        .collect();
+    let expected: std::collections::HashSet<String> =
+        many.iter().skip(1).step_by(2).cloned().collect();
+    assert_eq!(open, expected);
+}
+
 #[test]
 fn resolving_touches_only_the_bound_cluster_and_that_index() {
     let dir = tempfile::tempdir().unwrap();
