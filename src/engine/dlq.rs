@@ -643,6 +643,10 @@ impl DeadLetterStore {
             rows.collect::<Result<Vec<i64>, _>>()
                 .map_err(self.sqlite())?
         };
+        // An id given twice matches its entry twice: close it once.
+        let mut matched = matched;
+        matched.sort_unstable();
+        matched.dedup();
         self.close(&matched, DeadLetterState::Resolved, resolution)
     }
 

@@ -213,6 +213,12 @@ fn resolving_matches_ids_exactly_whatever_their_characters_and_count() {
         "[\"looks\", \"like json\"]",
         "  spaces  ",
         "%_like_%",
+        "O'Brien",
+        "123",
+        "1e3",
+        "-0",
+        "true",
+        "null",
     ];
     let many: Vec<String> = (0..1_500).map(|i| format!("doc-{i}")).collect();
     let entries: Vec<_> = odd
@@ -223,10 +229,22 @@ fn resolving_matches_ids_exactly_whatever_their_characters_and_count() {
     dlq.append_batch(&entries).unwrap();
 
     // Near misses resolve nothing.
-    let near: Vec<String> = ["with \"quotes\" ", "nul", "ünïcödé", "%", "doc-1500", ""]
-        .into_iter()
-        .map(String::from)
-        .collect();
+    let near: Vec<String> = [
+        "with \"quotes\" ",
+        "nul",
+        "ünïcödé",
+        "%",
+        "doc-1500",
+        "DOC-1",
+        "o'brien",
+        "123.0",
+        "1000",
+        "0",
+        "",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
     assert_eq!(
         dlq.resolve_documents("c1", "search-docs", &near, "no")
             .unwrap(),
