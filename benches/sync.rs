@@ -39,6 +39,12 @@
 //! where `taskset` and two cores are there, with the stand-in alone on CPU 1 and the loop or
 //! the engine alone on CPU 0 (pinned), which shows which side is the bottleneck without one
 //! taking CPU from the other. `SYNCDECK_BENCH_PIN=0` skips the pinned runs.
+//!
+//! `SYNCDECK_BENCH_SERVE=SECONDS` measures something else instead: the `syncdeck` binary's
+//! `serve` over time. It tends [`SERVE_CONNECTORS`] `generator` connectors on the stand-in,
+//! each synced again as soon as its last sync ended, and the table gives its RSS every
+//! [`SERVE_SAMPLE`] with the jobs completed so far: a service that kept something per job
+//! would grow with them.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -58,7 +64,7 @@ use syncdeck::elastic::documents::BULK_FILTER_PATH;
 use syncdeck::engine::batch::{BatchBuilder, BatchLimits};
 use syncdeck::engine::dlq::DeadLetterStore;
 use syncdeck::engine::runner::{Engine, EngineDeps, JobEnd};
-use syncdeck::model::{JobType, NewConnector, TriggerMethod};
+use syncdeck::model::{JobStatus, JobType, NewConnector, SyncJobQuery, TriggerMethod};
 use syncdeck::sources::{self, GeneratorSettings, GeneratorSource, SourceFactory};
 use tokio_util::sync::CancellationToken;
 
@@ -74,6 +80,12 @@ const DOC_BYTES_VAR: &str = "SYNCDECK_BENCH_DOC_BYTES";
 const RUN_429: &str = "SYNCDECK_BENCH_429";
 const LATENCY: &str = "SYNCDECK_BENCH_LATENCY_MS";
 const SOURCE: &str = "SYNCDECK_BENCH_SOURCE";
+const SERVE: &str = "SYNCDECK_BENCH_SERVE";
+/// Connectors the serve run has `syncdeck serve` tend, and documents in a sync of each.
+const SERVE_CONNECTORS: usize = 10;
+const SERVE_DOCS: u64 = 2_000;
+/// How often the serve run reads the service's RSS.
+const SERVE_SAMPLE: Duration = Duration::from_secs(30);
 const DEFAULT_SIZES: &str = "100000,1000000";
 const DEFAULT_REPEATS: usize = 3;
 /// The plain loop builds bodies for at most this many documents and replays them.
@@ -268,12 +280,17 @@ fn reset_peak_rss() {
 
 /// Peak resident set size in MiB (`VmHWM`).
 fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    memory_mib("self", "VmHWM").unwrap_or(0.0)
+}
+
+/// A memory figure of process `pid` (`VmRSS`, `VmHWM`) in MiB, from `/proc/PID/status`.
+fn memory_mib(pid: &str, field: &str) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kib| kib / 1024.0)
+        .map(|kib| kib / 1024.0)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -953,6 +970,9 @@ fn placements(cores: usize) -> Vec<Placement> {
 }
 
 async fn parent() -> BenchResult<()> {
+    if let Some(seconds) = serve_seconds()? {
+        return measure_serve(seconds).await;
+    }
     let (sizes, repeats) = (sizes()?, repeats()?);
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let run_429 = std::env::var(RUN_429).map_or(true, |v| v != "0");
@@ -982,6 +1002,217 @@ async fn parent() -> BenchResult<()> {
         }
     }
     Ok(())
+}
+
+/// How long the serve run lasts (`SYNCDECK_BENCH_SERVE`), if asked for.
+fn serve_seconds() -> BenchResult<Option<u64>> {
+    match std::env::var(SERVE) {
+        Err(_) => Ok(None),
+        Ok(v) => v
+            .trim()
+            .parse()
+            .ok()
+            .filter(|n| *n > 0)
+            .map(Some)
+            .ok_or_else(|| format!("{SERVE}: bad number of seconds '{v}'")),
+    }
+}
+
+/// One sample of the serve run: CPU seconds so far, the service's and the stand-in's.
+struct ServeSample {
+    seconds: f64,
+    completed: u64,
+    rss_mib: f64,
+    serve_cpu: f64,
+    standin_cpu: f64,
+}
+
+/// `syncdeck serve` (the binary, as operators run it) for `seconds`, tending
+/// [`SERVE_CONNECTORS`] connectors that sync back to back; its RSS every [`SERVE_SAMPLE`].
+async fn measure_serve(seconds: u64) -> BenchResult<()> {
+    let load_before = load_average();
+    let mut standin = RoleChild::spawn("standin", &[], true, None)?;
+    let url = standin.first_line()?;
+    let node = url::Url::parse(&url).map_err(|e| format!("bad URL '{url}': {e}"))?;
+    let control =
+        ElasticsearchBackend::new(&EsSettings::new(vec![node])).map_err(|e| e.to_string())?;
+    let mut connectors = Vec::new();
+    for i in 0..SERVE_CONNECTORS {
+        let id = create_connector(&control, &format!("bench-serve-{i}"), SERVE_DOCS).await?;
+        connectors.push((id, None::<String>));
+    }
+
+    // Its own configuration and data folders, so that nothing of the user's is read or written.
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "default_profile = \"bench\"\n[profiles.bench.elasticsearch]\nnodes = [\"{url}\"]\n"
+        ),
+    )
+    .map_err(|e| format!("cannot write {}: {e}", config.display()))?;
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_syncdeck"))
+        .arg("--config")
+        .arg(&config)
+        .args(["serve", "--idle", "500ms", "--max-concurrent", "4"])
+        .args(["--heartbeat", "2s", "--job-cleanup-interval", "5s"])
+        .envs(
+            ["HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME"].map(|k| (k, dir.path())),
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("cannot start syncdeck serve: {e}"))?;
+    let pid = serve.id().to_string();
+    let pids = (pid.as_str(), standin.pid());
+    let result = serve_load(&control, &mut connectors, pids, &mut serve, seconds).await;
+    let peak = memory_mib(&pid, "VmHWM");
+    stop_serve(&mut serve)?;
+    let samples = result?;
+    let failed = jobs_with(&control, JobStatus::Error).await?;
+    drop(standin);
+    print_serve(
+        seconds,
+        &samples,
+        peak,
+        failed,
+        &load_before,
+        &load_average(),
+    );
+    Ok(())
+}
+
+/// Queues a sync of every connector whose last one ended, every second, until `seconds`
+/// have passed; samples the service's RSS meanwhile.
+async fn serve_load(
+    control: &ElasticsearchBackend,
+    connectors: &mut [(String, Option<String>)],
+    (pid, standin): (&str, String),
+    serve: &mut Child,
+    seconds: u64,
+) -> BenchResult<Vec<ServeSample>> {
+    let start = Instant::now();
+    let mut samples = Vec::new();
+    let mut next_sample = Duration::ZERO;
+    while start.elapsed() < Duration::from_secs(seconds) {
+        if let Ok(Some(status)) = serve.try_wait() {
+            return Err(format!("syncdeck serve exited early ({status})"));
+        }
+        for (connector, last) in connectors.iter_mut() {
+            let ended = match last {
+                None => true,
+                Some(job) => control
+                    .get_sync_job(job)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .status
+                    .is_terminal(),
+            };
+            if ended {
+                let job = control
+                    .create_sync_job(connector, JobType::Full, TriggerMethod::OnDemand)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                *last = Some(job);
+            }
+        }
+        if start.elapsed() >= next_sample {
+            let sample = ServeSample {
+                seconds: start.elapsed().as_secs_f64(),
+                completed: jobs_with(control, JobStatus::Completed).await?,
+                rss_mib: memory_mib(pid, "VmRSS").ok_or("syncdeck serve has no RSS")?,
+                serve_cpu: cpu_seconds(pid),
+                standin_cpu: cpu_seconds(&standin),
+            };
+            eprintln!(
+                "  serve: {:>5.0} s, {} jobs completed, RSS {:.1} MiB, CPU {:.1} s (stand-in {:.1} s)",
+                sample.seconds,
+                sample.completed,
+                sample.rss_mib,
+                sample.serve_cpu,
+                sample.standin_cpu
+            );
+            samples.push(sample);
+            next_sample += SERVE_SAMPLE;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    Ok(samples)
+}
+
+/// How many jobs of the cluster have `status`.
+async fn jobs_with(control: &ElasticsearchBackend, status: JobStatus) -> BenchResult<u64> {
+    let query = SyncJobQuery {
+        status: Some(status),
+        size: Some(1),
+        ..Default::default()
+    };
+    let page = control
+        .list_sync_jobs(&query)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(page.count)
+}
+
+/// SIGTERM, as an operator's service manager stops it; killed if it takes over 30 s.
+fn stop_serve(serve: &mut Child) -> BenchResult<()> {
+    let pid = libc::pid_t::try_from(serve.id()).map_err(|e| e.to_string())?;
+    // SAFETY: `kill` with the pid of a child not yet waited for, so it cannot be reused.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        match serve.try_wait() {
+            Ok(Some(status)) if status.success() => return Ok(()),
+            Ok(Some(status)) => return Err(format!("syncdeck serve stopped with {status}")),
+            Ok(None) => std::thread::sleep(Duration::from_millis(100)),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    let _ = serve.kill();
+    let _ = serve.wait();
+    Err("syncdeck serve did not stop within 30 s of SIGTERM".to_string())
+}
+
+fn print_serve(
+    seconds: u64,
+    samples: &[ServeSample],
+    peak: Option<f64>,
+    failed: u64,
+    load_before: &str,
+    load_after: &str,
+) {
+    println!();
+    println!(
+        "Serve over time: `syncdeck serve --max-concurrent 4 --idle 500ms` for {seconds} s, tending {SERVE_CONNECTORS} generator connectors of {SERVE_DOCS} documents, each synced again as soon as its last sync ended (load {load_before} → {load_after}). Peak RSS {}; jobs failed: {failed}.",
+        peak.map_or("?".to_string(), |p| format!("{p:.1} MiB"))
+    );
+    println!();
+    println!(
+        "| time | jobs completed | documents synced | serve RSS | serve CPU a job since the row before | stand-in CPU a job |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|");
+    let mut before: Option<&ServeSample> = None;
+    for s in samples {
+        let per_job = |cpu: fn(&ServeSample) -> f64| match before {
+            Some(b) if s.completed > b.completed => format!(
+                "{:.1} ms",
+                (cpu(s) - cpu(b)) * 1000.0 / (s.completed - b.completed) as f64
+            ),
+            _ => String::new(),
+        };
+        println!(
+            "| {:.0} s | {} | {} | {:.1} MiB | {} | {} |",
+            s.seconds,
+            s.completed,
+            s.completed * SERVE_DOCS,
+            s.rss_mib,
+            per_job(|s| s.serve_cpu),
+            per_job(|s| s.standin_cpu)
+        );
+        before = Some(s);
+    }
 }
 
 /// The engine alone (one fresh sync each), clean and with 10% and 20% of bulk items refused
