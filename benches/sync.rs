@@ -41,10 +41,13 @@
 //! taking CPU from the other. `SYNCDECK_BENCH_PIN=0` skips the pinned runs.
 //!
 //! `SYNCDECK_BENCH_SERVE=SECONDS` measures something else instead: the `syncdeck` binary's
-//! `serve` over time. It tends [`SERVE_CONNECTORS`] `generator` connectors on the stand-in,
-//! each synced again as soon as its last sync ended, and the table gives its RSS every
-//! [`SERVE_SAMPLE`] with the jobs completed so far: a service that kept something per job
-//! would grow with them.
+//! `serve` over time ([`SERVE_ARGS`], an environment of its own). It tends
+//! [`SERVE_CONNECTORS`] `generator` connectors on the stand-in, each synced again as soon as
+//! its last sync ended; every [`SERVE_SAMPLE`] (and at the end) the table gives the jobs
+//! completed so far, the service's RSS, and the CPU a job of the service and of the stand-in
+//! since the row before. Then it stops the service with SIGTERM and counts the jobs that
+//! failed. Of the other variables only `SYNCDECK_BENCH_DOC_BYTES` and
+//! `SYNCDECK_BENCH_LATENCY_MS` apply to it.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -84,8 +87,20 @@ const SERVE: &str = "SYNCDECK_BENCH_SERVE";
 /// Connectors the serve run has `syncdeck serve` tend, and documents in a sync of each.
 const SERVE_CONNECTORS: usize = 10;
 const SERVE_DOCS: u64 = 2_000;
-/// How often the serve run reads the service's RSS.
+/// How often the serve run samples the service's RSS and both processes' CPU.
 const SERVE_SAMPLE: Duration = Duration::from_secs(30);
+/// The service as the serve run starts it (after `--config` and before `--connector`s).
+const SERVE_ARGS: [&str; 9] = [
+    "serve",
+    "--idle",
+    "500ms",
+    "--max-concurrent",
+    "4",
+    "--heartbeat",
+    "2s",
+    "--job-cleanup-interval",
+    "5s",
+];
 const DEFAULT_SIZES: &str = "100000,1000000";
 const DEFAULT_REPEATS: usize = 3;
 /// The plain loop builds bodies for at most this many documents and replays them.
@@ -259,18 +274,18 @@ fn doc_bytes() -> BenchResult<usize> {
 /// User + system CPU seconds of process `pid` (`self` for this one), all threads, living and
 /// gone.
 fn cpu_seconds(pid: &str) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    process_cpu_seconds(pid).unwrap_or(0.0)
+}
+
+/// [`cpu_seconds`], or `None` when `/proc` does not say.
+fn process_cpu_seconds(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command name (which may hold spaces) start at the state, field 3;
     // utime and stime are fields 14 and 15, in USER_HZ ticks (100 a second on Linux).
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let (_, rest) = stat.rsplit_once(')')?;
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
+    let ticks = |i: usize| fields.get(i)?.parse::<f64>().ok();
+    Some((ticks(11)? + ticks(12)?) / 100.0)
 }
 
 /// Resets this process's peak RSS to its current RSS (Linux 4.0+; ignored elsewhere).
@@ -1018,17 +1033,30 @@ fn serve_seconds() -> BenchResult<Option<u64>> {
     }
 }
 
-/// One sample of the serve run: CPU seconds so far, the service's and the stand-in's.
+/// One sample of the serve run: wall time, jobs, RSS, and the CPU seconds so far of the
+/// service and of the stand-in.
 struct ServeSample {
-    seconds: f64,
+    elapsed: f64,
     completed: u64,
     rss_mib: f64,
-    serve_cpu: f64,
-    standin_cpu: f64,
+    serve_cpu: Option<f64>,
+    standin_cpu: Option<f64>,
+}
+
+/// The service's process, stopped (killed, if nothing stopped it before) when dropped.
+struct ServeChild(Child);
+
+impl Drop for ServeChild {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+        }
+        let _ = self.0.wait();
+    }
 }
 
 /// `syncdeck serve` (the binary, as operators run it) for `seconds`, tending
-/// [`SERVE_CONNECTORS`] connectors that sync back to back; its RSS every [`SERVE_SAMPLE`].
+/// [`SERVE_CONNECTORS`] connectors that sync back to back, sampled every [`SERVE_SAMPLE`].
 async fn measure_serve(seconds: u64) -> BenchResult<()> {
     let load_before = load_average();
     let mut standin = RoleChild::spawn("standin", &[], true, None)?;
@@ -1042,7 +1070,9 @@ async fn measure_serve(seconds: u64) -> BenchResult<()> {
         connectors.push((id, None::<String>));
     }
 
-    // Its own configuration and data folders, so that nothing of the user's is read or written.
+    // A clean environment and its own configuration and data folders: no `SYNCDECK_*`
+    // variable of the user's can point it at another cluster, and nothing of theirs is read
+    // or written.
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let config = dir.path().join("config.toml");
     std::fs::write(
@@ -1052,26 +1082,33 @@ async fn measure_serve(seconds: u64) -> BenchResult<()> {
         ),
     )
     .map_err(|e| format!("cannot write {}: {e}", config.display()))?;
-    let mut serve = Command::new(env!("CARGO_BIN_EXE_syncdeck"))
-        .arg("--config")
-        .arg(&config)
-        .args(["serve", "--idle", "500ms", "--max-concurrent", "4"])
-        .args(["--heartbeat", "2s", "--job-cleanup-interval", "5s"])
+    let mut command = Command::new(env!("CARGO_BIN_EXE_syncdeck"));
+    command
+        .env_clear()
+        .envs(std::env::var_os("PATH").map(|path| ("PATH", path)))
         .envs(
             ["HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME"].map(|k| (k, dir.path())),
         )
+        .arg("--config")
+        .arg(&config)
+        .args(SERVE_ARGS);
+    for (id, _) in &connectors {
+        command.args(["--connector", id]);
+    }
+    let serve = command
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
         .map_err(|e| format!("cannot start syncdeck serve: {e}"))?;
-    let pid = serve.id().to_string();
-    let pids = (pid.as_str(), standin.pid());
-    let result = serve_load(&control, &mut connectors, pids, &mut serve, seconds).await;
-    let peak = memory_mib(&pid, "VmHWM");
-    stop_serve(&mut serve)?;
+    let mut serve = ServeChild(serve);
+    let pids = (serve.0.id().to_string(), standin.pid());
+    let result = serve_load(&control, &mut connectors, &pids, &mut serve, seconds).await;
+    let peak = memory_mib(&pids.0, "VmHWM");
+    let stopped = stop_serve(&mut serve).await;
     let samples = result?;
-    let failed = jobs_with(&control, JobStatus::Error).await?;
+    stopped?;
+    let failed = jobs_with(&control, JobStatus::Error).await;
     drop(standin);
     print_serve(
         seconds,
@@ -1085,19 +1122,34 @@ async fn measure_serve(seconds: u64) -> BenchResult<()> {
 }
 
 /// Queues a sync of every connector whose last one ended, every second, until `seconds`
-/// have passed; samples the service's RSS meanwhile.
+/// have passed; samples the processes (`pids`: the service's, the stand-in's) meanwhile and
+/// once more at the end.
 async fn serve_load(
     control: &ElasticsearchBackend,
     connectors: &mut [(String, Option<String>)],
-    (pid, standin): (&str, String),
-    serve: &mut Child,
+    (serve_pid, standin_pid): &(String, String),
+    serve: &mut ServeChild,
     seconds: u64,
 ) -> BenchResult<Vec<ServeSample>> {
     let start = Instant::now();
+    let sample = async || -> BenchResult<ServeSample> {
+        let sample = ServeSample {
+            elapsed: start.elapsed().as_secs_f64(),
+            completed: jobs_with(control, JobStatus::Completed).await?,
+            rss_mib: memory_mib(serve_pid, "VmRSS").ok_or("syncdeck serve has no RSS")?,
+            serve_cpu: process_cpu_seconds(serve_pid),
+            standin_cpu: process_cpu_seconds(standin_pid),
+        };
+        eprintln!(
+            "  serve: {:>5.0} s, {} jobs completed, RSS {:.1} MiB",
+            sample.elapsed, sample.completed, sample.rss_mib
+        );
+        Ok(sample)
+    };
     let mut samples = Vec::new();
     let mut next_sample = Duration::ZERO;
     while start.elapsed() < Duration::from_secs(seconds) {
-        if let Ok(Some(status)) = serve.try_wait() {
+        if let Ok(Some(status)) = serve.0.try_wait() {
             return Err(format!("syncdeck serve exited early ({status})"));
         }
         for (connector, last) in connectors.iter_mut() {
@@ -1119,26 +1171,12 @@ async fn serve_load(
             }
         }
         if start.elapsed() >= next_sample {
-            let sample = ServeSample {
-                seconds: start.elapsed().as_secs_f64(),
-                completed: jobs_with(control, JobStatus::Completed).await?,
-                rss_mib: memory_mib(pid, "VmRSS").ok_or("syncdeck serve has no RSS")?,
-                serve_cpu: cpu_seconds(pid),
-                standin_cpu: cpu_seconds(&standin),
-            };
-            eprintln!(
-                "  serve: {:>5.0} s, {} jobs completed, RSS {:.1} MiB, CPU {:.1} s (stand-in {:.1} s)",
-                sample.seconds,
-                sample.completed,
-                sample.rss_mib,
-                sample.serve_cpu,
-                sample.standin_cpu
-            );
-            samples.push(sample);
+            samples.push(sample().await?);
             next_sample += SERVE_SAMPLE;
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+    samples.push(sample().await?);
     Ok(samples)
 }
 
@@ -1156,22 +1194,30 @@ async fn jobs_with(control: &ElasticsearchBackend, status: JobStatus) -> BenchRe
     Ok(page.count)
 }
 
-/// SIGTERM, as an operator's service manager stops it; killed if it takes over 30 s.
-fn stop_serve(serve: &mut Child) -> BenchResult<()> {
-    let pid = libc::pid_t::try_from(serve.id()).map_err(|e| e.to_string())?;
-    // SAFETY: `kill` with the pid of a child not yet waited for, so it cannot be reused.
+/// SIGTERM, as an operator's service manager stops it; killed (by the guard) if it takes
+/// over 30 s. A service that already exited is not signalled: its pid may be another's.
+async fn stop_serve(serve: &mut ServeChild) -> BenchResult<()> {
+    let exited = |status: std::process::ExitStatus| {
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!("syncdeck serve stopped with {status}"))
+        }
+    };
+    if let Some(status) = serve.0.try_wait().map_err(|e| e.to_string())? {
+        return exited(status);
+    }
+    let pid = libc::pid_t::try_from(serve.0.id()).map_err(|e| e.to_string())?;
+    // SAFETY: `kill` takes any pid; this one is our child's, running just above and not
+    // waited for since, so it cannot have been reused.
     unsafe { libc::kill(pid, libc::SIGTERM) };
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
-        match serve.try_wait() {
-            Ok(Some(status)) if status.success() => return Ok(()),
-            Ok(Some(status)) => return Err(format!("syncdeck serve stopped with {status}")),
-            Ok(None) => std::thread::sleep(Duration::from_millis(100)),
-            Err(e) => return Err(e.to_string()),
+        if let Some(status) = serve.0.try_wait().map_err(|e| e.to_string())? {
+            return exited(status);
         }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let _ = serve.kill();
-    let _ = serve.wait();
     Err("syncdeck serve did not stop within 30 s of SIGTERM".to_string())
 }
 
@@ -1179,37 +1225,42 @@ fn print_serve(
     seconds: u64,
     samples: &[ServeSample],
     peak: Option<f64>,
-    failed: u64,
+    failed: BenchResult<u64>,
     load_before: &str,
     load_after: &str,
 ) {
     println!();
     println!(
-        "Serve over time: `syncdeck serve --max-concurrent 4 --idle 500ms` for {seconds} s, tending {SERVE_CONNECTORS} generator connectors of {SERVE_DOCS} documents, each synced again as soon as its last sync ended (load {load_before} → {load_after}). Peak RSS {}; jobs failed: {failed}.",
-        peak.map_or("?".to_string(), |p| format!("{p:.1} MiB"))
+        "Serve over time: `syncdeck {}` for {seconds} s, tending {SERVE_CONNECTORS} generator connectors of {SERVE_DOCS} documents, each synced again as soon as its last sync ended (load {load_before} → {load_after}). Peak RSS {}; jobs failed: {}.",
+        SERVE_ARGS.join(" "),
+        peak.map_or("?".to_string(), |p| format!("{p:.1} MiB")),
+        failed.map_or_else(|e| format!("? ({e})"), |n| n.to_string())
     );
     println!();
     println!(
-        "| time | jobs completed | documents synced | serve RSS | serve CPU a job since the row before | stand-in CPU a job |"
+        "| time | jobs completed | documents synced | serve RSS | serve CPU a job since the row before | stand-in CPU a job since the row before |"
     );
     println!("|---:|---:|---:|---:|---:|---:|");
     let mut before: Option<&ServeSample> = None;
     for s in samples {
-        let per_job = |cpu: fn(&ServeSample) -> f64| match before {
-            Some(b) if s.completed > b.completed => format!(
-                "{:.1} ms",
-                (cpu(s) - cpu(b)) * 1000.0 / (s.completed - b.completed) as f64
-            ),
-            _ => String::new(),
+        let per_job = |cpu: fn(&ServeSample) -> Option<f64>| {
+            let b = before.filter(|b| s.completed > b.completed)?;
+            let used = cpu(s)? - cpu(b)?;
+            (used >= 0.0).then(|| {
+                format!(
+                    "{:.1} ms",
+                    used * 1000.0 / (s.completed - b.completed) as f64
+                )
+            })
         };
         println!(
             "| {:.0} s | {} | {} | {:.1} MiB | {} | {} |",
-            s.seconds,
+            s.elapsed,
             s.completed,
             s.completed * SERVE_DOCS,
             s.rss_mib,
-            per_job(|s| s.serve_cpu),
-            per_job(|s| s.standin_cpu)
+            per_job(|s| s.serve_cpu).unwrap_or_default(),
+            per_job(|s| s.standin_cpu).unwrap_or_default()
         );
         before = Some(s);
     }

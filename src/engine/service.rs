@@ -29,7 +29,7 @@ use crate::model::{
 };
 use crate::sources::{ExternalFactory, Registry, SourceFactory};
 use chrono::{DateTime, Utc};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -75,16 +75,34 @@ impl Default for ServeOptions {
     }
 }
 
+/// How many job reports a service keeps for its final report: the latest ones. A service
+/// runs for months, and a report each (~300 bytes) would grow with every job it ran.
+pub const SUMMARY_JOBS: usize = 100;
+
 /// What a service did, for its final report.
 #[derive(Debug, Clone, Default)]
 pub struct ServeSummary {
     pub ticks: u64,
-    pub jobs: Vec<JobReport>,
+    /// Jobs this service ran to an end, all of them.
+    pub jobs_run: u64,
+    /// The latest [`SUMMARY_JOBS`] of them, oldest first.
+    pub jobs: VecDeque<JobReport>,
     pub scheduled: u64,
     /// Idle jobs of existing connectors ended as `error`.
     pub reaped: u64,
     /// Idle jobs whose connector is gone, ended as `error`.
     pub orphaned: u64,
+}
+
+impl ServeSummary {
+    /// Counts a job that ran to an end and keeps its report among the latest.
+    fn record(&mut self, report: JobReport) {
+        self.jobs_run += 1;
+        if self.jobs.len() >= SUMMARY_JOBS {
+            self.jobs.pop_front();
+        }
+        self.jobs.push_back(report);
+    }
 }
 
 /// Whether this engine can run a job of `job_type` for a connector of `service_type`, by the
@@ -191,7 +209,7 @@ fn collect(
     match done {
         Ok(Ok(report)) => {
             running.retain(|_, job| *job != report.job_id);
-            summary.jobs.push(report);
+            summary.record(report);
         }
         Ok(Err(e)) => tracing::error!(error = %e, "a sync job could not run"),
         Err(e) => tracing::error!(error = %e, "a sync job task failed"),
@@ -817,6 +835,37 @@ async fn end_if_abandoned(
 mod tests {
     use super::*;
     use crate::sources;
+
+    /// A long-running service counts every job but keeps only the latest reports.
+    #[test]
+    fn the_summary_counts_every_job_and_keeps_the_latest_reports() {
+        let report = |i: usize| JobReport {
+            job_id: format!("job-{i}"),
+            connector_id: "c".to_string(),
+            index: "i".to_string(),
+            end: JobEnd::Completed,
+            counters: Default::default(),
+            total_document_count: None,
+            elapsed_ms: 0,
+        };
+        let mut summary = ServeSummary::default();
+        for i in 0..3 {
+            summary.record(report(i));
+        }
+        assert_eq!(summary.jobs_run, 3);
+        assert_eq!(summary.jobs.len(), 3);
+        let runs = 10 * SUMMARY_JOBS + 7;
+        for i in 3..runs {
+            summary.record(report(i));
+        }
+        assert_eq!(summary.jobs_run, runs as u64);
+        assert_eq!(summary.jobs.len(), SUMMARY_JOBS);
+        let ids: Vec<&str> = summary.jobs.iter().map(|r| r.job_id.as_str()).collect();
+        let expected: Vec<String> = (runs - SUMMARY_JOBS..runs)
+            .map(|i| format!("job-{i}"))
+            .collect();
+        assert_eq!(ids, expected);
+    }
 
     #[test]
     fn runnable_needs_a_source_here_and_a_job_type_it_supports() {

@@ -242,6 +242,12 @@ fn a_sync_killed_midway_is_reaped_and_the_next_sync_loses_nothing() {
         "serve exited with {status}:\n{}",
         home.output_of("serve")
     );
+    // Its summary counts the one job it ran (the reaped one it only ended) and lists it.
+    let summary = home.output_of("serve");
+    assert!(
+        summary.contains("1 job(s) run") && summary.contains(&new_id),
+        "{summary}"
+    );
 
     // 3. Nothing was lost: the good documents are in the index, the poisoned ones in the queue.
     let indexed: BTreeSet<String> = standin
