@@ -427,9 +427,9 @@ pub async fn serve(ctx: &mut Context, args: ServeArgs) -> CliResult {
     });
     let summary = service::serve(&engine, &options, shutdown).await;
     let jobs: Vec<_> = summary.jobs.iter().map(|r| json!({"job": r.job_id, "connector": r.connector_id, "end": r.end, "indexed": r.counters.indexed + r.counters.updated, "dead_lettered": r.counters.dead_lettered})).collect();
-    ctx.out.either(&json!({"ticks": summary.ticks, "scheduled": summary.scheduled, "reaped": summary.reaped, "orphaned": summary.orphaned, "jobs_run": summary.jobs_run, "jobs": jobs}), || {
-        let mut text = format!("stopped after {} tick(s): {} job(s) run, {} scheduled, {} idle job(s) failed ({} of deleted connectors)\n", summary.ticks, summary.jobs_run, summary.scheduled, summary.reaped + summary.orphaned, summary.orphaned);
-        if summary.jobs_run > summary.jobs.len() as u64 {
+    ctx.out.either(&json!({"ticks": summary.ticks, "scheduled": summary.scheduled, "reaped": summary.reaped, "orphaned": summary.orphaned, "jobs_run": summary.jobs_run, "skipped": summary.skipped, "jobs": jobs}), || {
+        let mut text = format!("stopped after {} tick(s): {} job(s) run, {} skipped, {} scheduled, {} idle job(s) failed ({} of deleted connectors)\n", summary.ticks, summary.jobs_run, summary.skipped, summary.scheduled, summary.reaped + summary.orphaned, summary.orphaned);
+        if summary.jobs_run + summary.skipped > summary.jobs.len() as u64 {
             text.push_str(&format!("  the latest {} of them:\n", summary.jobs.len()));
         }
         for r in &summary.jobs {

@@ -24,7 +24,7 @@ use crate::model::{Connector, JobStatus, JobType, SyncJob, Timestamp, TriggerMet
 use crate::sources::{DataSource, Registry, SyncMode};
 use serde::Serialize;
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use thiserror::Error;
@@ -157,6 +157,16 @@ impl LiveJobs {
 
     fn insert(&self, id: &str, job: LiveJob) {
         self.lock().insert(id.to_string(), job);
+    }
+
+    /// Drops the finished jobs of connectors not in `served`. A finished job stays until a
+    /// newer one of its connector replaces it, and a deleted connector gets none: its last
+    /// job would stay in `/status` and `/metrics` for the life of a `serve` process.
+    pub fn retire_unserved(&self, served: &HashSet<&str>) {
+        self.lock().retain(|_, j| {
+            served.contains(j.progress.connector_id.as_str())
+                || !j.progress.snapshot().phase.is_done()
+        });
     }
 
     /// Finished jobs stay visible until a newer one of the same connector replaces them.
@@ -1249,5 +1259,35 @@ async fn heartbeat(
                 Err(e) => tracing::warn!(job = %job_id, error = %e, "could not check the job"),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The finished jobs of connectors no longer served leave; running ones, and those of
+    /// served connectors, stay.
+    #[test]
+    fn finished_jobs_of_connectors_no_longer_served_leave() {
+        let live = LiveJobs::default();
+        let job = |id: &str, connector: &str, phase: Phase| {
+            let progress = Arc::new(Progress::new(id, connector, "index"));
+            progress.set_phase(phase);
+            live.insert(
+                id,
+                LiveJob {
+                    progress,
+                    cancel: CancellationToken::new(),
+                    stop: Arc::new(Mutex::new(None)),
+                },
+            );
+        };
+        job("j1", "served", Phase::Completed);
+        job("j2", "deleted", Phase::Completed);
+        job("j3", "deleted-but-running", Phase::Extracting);
+        job("j4", "deleted-and-failed", Phase::Failed);
+        live.retire_unserved(&HashSet::from(["served"]));
+        assert_eq!(live.job_ids(), ["j1", "j3"]);
     }
 }

@@ -29,7 +29,7 @@ use crate::model::{
 };
 use crate::sources::{ExternalFactory, Registry, SourceFactory};
 use chrono::{DateTime, Utc};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -85,7 +85,10 @@ pub struct ServeSummary {
     pub ticks: u64,
     /// Jobs this service ran to an end, all of them.
     pub jobs_run: u64,
-    /// The latest [`SUMMARY_JOBS`] of them, oldest first.
+    /// Jobs it read and left alone (claimed by another worker, no longer pending, refused by
+    /// their connector's guard).
+    pub skipped: u64,
+    /// The latest [`SUMMARY_JOBS`] reports, skipped jobs' included, oldest first.
     pub jobs: VecDeque<JobReport>,
     pub scheduled: u64,
     /// Idle jobs of existing connectors ended as `error`.
@@ -95,9 +98,13 @@ pub struct ServeSummary {
 }
 
 impl ServeSummary {
-    /// Counts a job that ran to an end and keeps its report among the latest.
+    /// Counts a job that ended (or was skipped) and keeps its report among the latest.
     fn record(&mut self, report: JobReport) {
-        self.jobs_run += 1;
+        if matches!(report.end, JobEnd::Skipped { .. }) {
+            self.skipped += 1;
+        } else {
+            self.jobs_run += 1;
+        }
         if self.jobs.len() >= SUMMARY_JOBS {
             self.jobs.pop_front();
         }
@@ -135,8 +142,7 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> ServeSummary {
     let mut summary = ServeSummary::default();
-    let mut running: JoinSet<Result<JobReport, String>> = JoinSet::new();
-    let mut running_connectors: HashMap<String, String> = HashMap::new();
+    let mut running = RunningJobs::default();
     let mut memory = Memory {
         features: HashMap::new(),
         previous_tick: options.scheduled_since.unwrap_or_else(Utc::now),
@@ -160,16 +166,13 @@ pub async fn serve(
         }
         match served_connectors(engine, options).await {
             Ok(connectors) => {
+                // What this process keeps of connectors it no longer serves (deleted ones)
+                // goes, so that it does not grow with the connectors it has ever served.
+                let served: HashSet<&str> = connectors.iter().map(|c| c.id.as_str()).collect();
+                engine.live().retire_unserved(&served);
+                memory.features.retain(|id, _| served.contains(id.as_str()));
                 tend_all(engine, options, &connectors, &mut memory, &mut summary).await;
-                if let Err(e) = pick_up(
-                    engine,
-                    options,
-                    &connectors,
-                    &mut running,
-                    &mut running_connectors,
-                    &shutdown,
-                )
-                .await
+                if let Err(e) = pick_up(engine, options, &connectors, &mut running, &shutdown).await
                 {
                     tracing::warn!(error = %e, "picking up jobs failed");
                 }
@@ -187,7 +190,7 @@ pub async fn serve(
             _ = tokio::time::sleep(options.idle) => {}
             _ = shutdown.cancelled() => {}
             Some(done) = running.join_next(), if !running.is_empty() => {
-                collect(done, &mut summary, &mut running_connectors);
+                collect(done, &mut summary);
             }
         }
         if shutdown.is_cancelled() {
@@ -196,23 +199,57 @@ pub async fn serve(
     }
     // Shutdown: running jobs see the token, finish their in-flight requests and suspend.
     while let Some(done) = running.join_next().await {
-        collect(done, &mut summary, &mut running_connectors);
+        collect(done, &mut summary);
     }
     summary
 }
 
-fn collect(
-    done: Result<Result<JobReport, String>, tokio::task::JoinError>,
-    summary: &mut ServeSummary,
-    running: &mut HashMap<String, String>,
-) {
+fn collect(done: Result<JobReport, String>, summary: &mut ServeSummary) {
     match done {
-        Ok(Ok(report)) => {
-            running.retain(|_, job| *job != report.job_id);
-            summary.record(report);
-        }
-        Ok(Err(e)) => tracing::error!(error = %e, "a sync job could not run"),
-        Err(e) => tracing::error!(error = %e, "a sync job task failed"),
+        Ok(report) => summary.record(report),
+        Err(e) => tracing::error!(error = %e, "a sync job could not run"),
+    }
+}
+
+/// The jobs this service runs and the connectors they hold. A connector is busy from its
+/// job's start until the job's task ends, however it ends: a report, an error before the
+/// job could start (a failed read of it, say) or a panic. Freed only on a report, a
+/// connector whose job failed to start would never be served again by this process.
+#[derive(Default)]
+struct RunningJobs {
+    tasks: JoinSet<Result<JobReport, String>>,
+    connectors: HashMap<String, tokio::task::Id>,
+}
+
+impl RunningJobs {
+    fn len(&self) -> usize {
+        self.tasks.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.tasks.is_empty()
+    }
+
+    fn is_busy(&self, connector_id: &str) -> bool {
+        self.connectors.contains_key(connector_id)
+    }
+
+    fn spawn<F>(&mut self, connector_id: String, task: F)
+    where
+        F: Future<Output = Result<JobReport, String>> + Send + 'static,
+    {
+        let id = self.tasks.spawn(task).id();
+        self.connectors.insert(connector_id, id);
+    }
+
+    /// The next job to end, its connector freed; `None` when none runs.
+    async fn join_next(&mut self) -> Option<Result<JobReport, String>> {
+        let (id, done) = match self.tasks.join_next_with_id().await? {
+            Ok((id, done)) => (id, done),
+            Err(e) => (e.id(), Err(format!("a sync job task failed: {e}"))),
+        };
+        self.connectors.retain(|_, task| *task != id);
+        Some(done)
     }
 }
 
@@ -642,8 +679,7 @@ async fn pick_up(
     engine: &Engine,
     options: &ServeOptions,
     connectors: &[Connector],
-    running: &mut JoinSet<Result<JobReport, String>>,
-    running_connectors: &mut HashMap<String, String>,
+    running: &mut RunningJobs,
     shutdown: &CancellationToken,
 ) -> Result<(), BackendError> {
     if running.len() >= options.max_concurrent_syncs.max(1) || shutdown.is_cancelled() {
@@ -653,7 +689,7 @@ async fn pick_up(
     // lease) is taken over at once, as `sync` does, rather than after the cleanup's lease.
     let by_id: HashMap<&str, &Connector> = connectors
         .iter()
-        .filter(|c| !running_connectors.contains_key(&c.id))
+        .filter(|c| !running.is_busy(&c.id))
         .map(|c| (c.id.as_str(), c))
         .collect();
     let service_types: HashMap<&str, Option<&str>> = by_id
@@ -692,9 +728,7 @@ async fn pick_up(
         }
         let connector_id = job.connector.id.clone();
         let service_type = service_types.get(connector_id.as_str()).copied().flatten();
-        if running_connectors.contains_key(&connector_id)
-            || !runnable(registry, service_type, job.job_type)
-        {
+        if running.is_busy(&connector_id) || !runnable(registry, service_type, job.job_type) {
             continue;
         }
         // A job its connector's configuration cannot run (an incremental one of a database
@@ -730,11 +764,10 @@ async fn pick_up(
                 continue;
             }
         }
-        running_connectors.insert(connector_id, job.id.clone());
         let engine = engine.clone();
         let shutdown = shutdown.clone();
         let job_id = job.id;
-        running.spawn(async move {
+        running.spawn(connector_id, async move {
             let report = engine
                 .run_job(&job_id, &shutdown)
                 .await
@@ -836,6 +869,43 @@ mod tests {
     use super::*;
     use crate::sources;
 
+    /// A connector is freed when its job's task ends, whatever the end: a report, an error
+    /// before the job could start, or a panic.
+    #[tokio::test]
+    async fn a_connector_is_freed_however_its_job_ends() {
+        let report = |connector: &str| JobReport {
+            job_id: format!("job-of-{connector}"),
+            connector_id: connector.to_string(),
+            index: "i".to_string(),
+            end: JobEnd::Completed,
+            counters: Default::default(),
+            total_document_count: None,
+            elapsed_ms: 0,
+        };
+        let mut running = RunningJobs::default();
+        let done = report("a");
+        running.spawn("a".to_string(), async move { Ok(done) });
+        running.spawn("b".to_string(), async {
+            Err("job 'x': reading it failed".to_string())
+        });
+        running.spawn("c".to_string(), async {
+            panic!("a bug in a job");
+        });
+        assert_eq!(running.len(), 3);
+        assert!(["a", "b", "c"].iter().all(|c| running.is_busy(c)));
+        let mut ends = Vec::new();
+        while let Some(done) = running.join_next().await {
+            ends.push(done.map(|r| r.connector_id).unwrap_or_else(|e| e));
+        }
+        ends.sort();
+        assert_eq!(ends.len(), 3, "{ends:?}");
+        assert_eq!(ends[0], "a");
+        assert!(ends[1].contains("a sync job task failed"), "{ends:?}");
+        assert!(ends[2].contains("reading it failed"), "{ends:?}");
+        assert!(running.is_empty());
+        assert!(!["a", "b", "c"].iter().any(|c| running.is_busy(c)));
+    }
+
     /// A long-running service counts every job but keeps only the latest reports.
     #[test]
     fn the_summary_counts_every_job_and_keeps_the_latest_reports() {
@@ -852,8 +922,14 @@ mod tests {
         for i in 0..3 {
             summary.record(report(i));
         }
-        assert_eq!(summary.jobs_run, 3);
-        assert_eq!(summary.jobs.len(), 3);
+        summary.record(JobReport {
+            end: JobEnd::Skipped {
+                reason: "claimed by another worker".to_string(),
+            },
+            ..report(99_999)
+        });
+        assert_eq!((summary.jobs_run, summary.skipped), (3, 1));
+        assert_eq!(summary.jobs.len(), 4);
         let runs = 10 * SUMMARY_JOBS + 7;
         for i in 3..runs {
             summary.record(report(i));
