@@ -1107,7 +1107,6 @@ async fn measure_serve(seconds: u64) -> BenchResult<()> {
     let peak = memory_mib(&pids.0, "VmHWM");
     let stopped = stop_serve(&mut serve).await;
     let samples = result?;
-    stopped?;
     let failed = jobs_with(&control, JobStatus::Error).await;
     drop(standin);
     print_serve(
@@ -1118,7 +1117,7 @@ async fn measure_serve(seconds: u64) -> BenchResult<()> {
         &load_before,
         &load_average(),
     );
-    Ok(())
+    stopped
 }
 
 /// Queues a sync of every connector whose last one ended, every second, until `seconds`
@@ -1136,7 +1135,8 @@ async fn serve_load(
         let sample = ServeSample {
             elapsed: start.elapsed().as_secs_f64(),
             completed: jobs_with(control, JobStatus::Completed).await?,
-            rss_mib: memory_mib(serve_pid, "VmRSS").ok_or("syncdeck serve has no RSS")?,
+            rss_mib: memory_mib(serve_pid, "VmRSS")
+                .ok_or("syncdeck serve has no RSS: it has exited")?,
             serve_cpu: process_cpu_seconds(serve_pid),
             standin_cpu: process_cpu_seconds(standin_pid),
         };
@@ -1176,7 +1176,13 @@ async fn serve_load(
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    samples.push(sample().await?);
+    // The end, unless a sample was taken just before it (its interval would be noise).
+    if samples
+        .last()
+        .is_none_or(|s| start.elapsed().as_secs_f64() - s.elapsed >= 5.0)
+    {
+        samples.push(sample().await?);
+    }
     Ok(samples)
 }
 
