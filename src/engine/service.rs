@@ -85,8 +85,9 @@ pub struct ServeSummary {
     pub ticks: u64,
     /// Jobs this service ran to an end, all of them.
     pub jobs_run: u64,
-    /// Jobs it read and left alone (claimed by another worker, no longer pending, refused by
-    /// their connector's guard).
+    /// Jobs it did not run to an end of its own: read and left alone (claimed by another
+    /// worker, no longer pending, refused by their connector's guard, of a type it cannot
+    /// run, or shut down before they started), or lost to another worker while running.
     pub skipped: u64,
     /// The latest [`SUMMARY_JOBS`] reports, skipped jobs' included, oldest first.
     pub jobs: VecDeque<JobReport>,
@@ -142,7 +143,8 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> ServeSummary {
     let mut summary = ServeSummary::default();
-    let mut running = RunningJobs::default();
+    // A connector whose job failed to run waits a tick (at least a second) before its next.
+    let mut running = RunningJobs::new(options.idle.max(Duration::from_secs(1)));
     let mut memory = Memory {
         features: HashMap::new(),
         previous_tick: options.scheduled_since.unwrap_or_else(Utc::now),
@@ -189,8 +191,8 @@ pub async fn serve(
         tokio::select! {
             _ = tokio::time::sleep(options.idle) => {}
             _ = shutdown.cancelled() => {}
-            Some(done) = running.join_next(), if !running.is_empty() => {
-                collect(done, &mut summary);
+            Some(ended) = running.join_next(), if !running.is_empty() => {
+                collect(engine, ended, &mut summary);
             }
         }
         if shutdown.is_cancelled() {
@@ -198,30 +200,61 @@ pub async fn serve(
         }
     }
     // Shutdown: running jobs see the token, finish their in-flight requests and suspend.
-    while let Some(done) = running.join_next().await {
-        collect(done, &mut summary);
+    while let Some(ended) = running.join_next().await {
+        collect(engine, ended, &mut summary);
     }
     summary
 }
 
-fn collect(done: Result<JobReport, String>, summary: &mut ServeSummary) {
-    match done {
+fn collect(engine: &Engine, ended: Ended, summary: &mut ServeSummary) {
+    match ended.result {
         Ok(report) => summary.record(report),
-        Err(e) => tracing::error!(error = %e, "a sync job could not run"),
+        Err(e) => {
+            tracing::error!(job = %ended.job_id, error = %e, "a sync job could not run");
+            // A panicked job never reached an end of its own: shown as running for ever
+            // otherwise (in the cluster, its check-ins stop and the cleanup ends it).
+            if ended.panicked
+                && let Some(progress) = engine.live().progress(&ended.job_id)
+            {
+                progress.set_phase(super::progress::Phase::Failed);
+            }
+        }
     }
+}
+
+/// How a job's task ended.
+struct Ended {
+    job_id: String,
+    result: Result<JobReport, String>,
+    panicked: bool,
 }
 
 /// The jobs this service runs and the connectors they hold. A connector is busy from its
 /// job's start until the job's task ends, however it ends: a report, an error before the
-/// job could start (a failed read of it, say) or a panic. Freed only on a report, a
-/// connector whose job failed to start would never be served again by this process.
-#[derive(Default)]
+/// job could start (a failed read of it, say) or a panic. (Freed only on a report, a
+/// connector whose job failed to start was never served again by this process.) After an
+/// error or a panic it waits `retry_after` before its jobs are tried again: a failure that
+/// lasts (a key without the right to write the connector's guard) would otherwise be
+/// retried in a loop with no pause, each time a tick.
 struct RunningJobs {
     tasks: JoinSet<Result<JobReport, String>>,
-    connectors: HashMap<String, tokio::task::Id>,
+    /// Per task, its connector and its job.
+    held: HashMap<tokio::task::Id, (String, String)>,
+    /// Connectors whose last job failed to run, and until when they wait.
+    cooldown: HashMap<String, Instant>,
+    retry_after: Duration,
 }
 
 impl RunningJobs {
+    fn new(retry_after: Duration) -> Self {
+        Self {
+            tasks: JoinSet::new(),
+            held: HashMap::new(),
+            cooldown: HashMap::new(),
+            retry_after,
+        }
+    }
+
     fn len(&self) -> usize {
         self.tasks.len()
     }
@@ -230,26 +263,41 @@ impl RunningJobs {
         self.tasks.is_empty()
     }
 
+    /// Whether a job of `connector_id` runs, or its last one failed to run too recently.
     fn is_busy(&self, connector_id: &str) -> bool {
-        self.connectors.contains_key(connector_id)
+        self.held.values().any(|(c, _)| c == connector_id)
+            || self
+                .cooldown
+                .get(connector_id)
+                .is_some_and(|until| Instant::now() < *until)
     }
 
-    fn spawn<F>(&mut self, connector_id: String, task: F)
+    fn spawn<F>(&mut self, connector_id: String, job_id: String, task: F)
     where
         F: Future<Output = Result<JobReport, String>> + Send + 'static,
     {
+        let now = Instant::now();
+        self.cooldown.retain(|_, until| now < *until);
         let id = self.tasks.spawn(task).id();
-        self.connectors.insert(connector_id, id);
+        self.held.insert(id, (connector_id, job_id));
     }
 
     /// The next job to end, its connector freed; `None` when none runs.
-    async fn join_next(&mut self) -> Option<Result<JobReport, String>> {
-        let (id, done) = match self.tasks.join_next_with_id().await? {
-            Ok((id, done)) => (id, done),
-            Err(e) => (e.id(), Err(format!("a sync job task failed: {e}"))),
+    async fn join_next(&mut self) -> Option<Ended> {
+        let (id, result, panicked) = match self.tasks.join_next_with_id().await? {
+            Ok((id, result)) => (id, result, false),
+            Err(e) => (e.id(), Err(format!("the job's task failed: {e}")), true),
         };
-        self.connectors.retain(|_, task| *task != id);
-        Some(done)
+        let (connector_id, job_id) = self.held.remove(&id).unwrap_or_default();
+        if result.is_err() {
+            self.cooldown
+                .insert(connector_id, Instant::now() + self.retry_after);
+        }
+        Some(Ended {
+            job_id,
+            result,
+            panicked,
+        })
     }
 }
 
@@ -767,7 +815,7 @@ async fn pick_up(
         let engine = engine.clone();
         let shutdown = shutdown.clone();
         let job_id = job.id;
-        running.spawn(connector_id, async move {
+        running.spawn(connector_id, job_id.clone(), async move {
             let report = engine
                 .run_job(&job_id, &shutdown)
                 .await
@@ -870,7 +918,8 @@ mod tests {
     use crate::sources;
 
     /// A connector is freed when its job's task ends, whatever the end: a report, an error
-    /// before the job could start, or a panic.
+    /// before the job could start, or a panic. After an error or a panic it waits
+    /// `retry_after` first; after a report it does not.
     #[tokio::test]
     async fn a_connector_is_freed_however_its_job_ends() {
         let report = |connector: &str| JobReport {
@@ -882,28 +931,41 @@ mod tests {
             total_document_count: None,
             elapsed_ms: 0,
         };
-        let mut running = RunningJobs::default();
-        let done = report("a");
-        running.spawn("a".to_string(), async move { Ok(done) });
-        running.spawn("b".to_string(), async {
-            Err("job 'x': reading it failed".to_string())
-        });
-        running.spawn("c".to_string(), async {
-            panic!("a bug in a job");
-        });
-        assert_eq!(running.len(), 3);
-        assert!(["a", "b", "c"].iter().all(|c| running.is_busy(c)));
-        let mut ends = Vec::new();
-        while let Some(done) = running.join_next().await {
-            ends.push(done.map(|r| r.connector_id).unwrap_or_else(|e| e));
+        for retry_after in [Duration::ZERO, Duration::from_secs(3600)] {
+            let mut running = RunningJobs::new(retry_after);
+            let done = report("a");
+            running.spawn("a".into(), "job-of-a".into(), async move { Ok(done) });
+            running.spawn("b".into(), "job-of-b".into(), async {
+                Err("job 'job-of-b': reading it failed".to_string())
+            });
+            running.spawn("c".into(), "job-of-c".into(), async {
+                panic!("a bug in a job");
+            });
+            assert_eq!(running.len(), 3);
+            assert!(["a", "b", "c"].iter().all(|c| running.is_busy(c)));
+            let mut ends = Vec::new();
+            while let Some(ended) = running.join_next().await {
+                let how = match &ended.result {
+                    Ok(r) => format!("report of {}", r.connector_id),
+                    Err(e) if ended.panicked => format!("panic: {e}"),
+                    Err(e) => format!("error: {e}"),
+                };
+                ends.push((ended.job_id, how));
+            }
+            ends.sort();
+            assert_eq!(ends.len(), 3, "{ends:?}");
+            assert_eq!(ends[0], ("job-of-a".into(), "report of a".into()));
+            assert_eq!(ends[1].0, "job-of-b");
+            assert!(ends[1].1.starts_with("error: ") && ends[1].1.contains("reading it failed"));
+            assert_eq!(ends[2].0, "job-of-c");
+            assert!(ends[2].1.starts_with("panic: "), "{ends:?}");
+            assert!(running.is_empty());
+            assert!(!running.is_busy("a"));
+            // The failed ones wait out `retry_after`.
+            let waiting = !retry_after.is_zero();
+            assert_eq!(running.is_busy("b"), waiting, "{retry_after:?}");
+            assert_eq!(running.is_busy("c"), waiting, "{retry_after:?}");
         }
-        ends.sort();
-        assert_eq!(ends.len(), 3, "{ends:?}");
-        assert_eq!(ends[0], "a");
-        assert!(ends[1].contains("a sync job task failed"), "{ends:?}");
-        assert!(ends[2].contains("reading it failed"), "{ends:?}");
-        assert!(running.is_empty());
-        assert!(!["a", "b", "c"].iter().any(|c| running.is_busy(c)));
     }
 
     /// A long-running service counts every job but keeps only the latest reports.
