@@ -751,6 +751,9 @@ impl Engine {
         let breaker = SharedBreaker::new(self.deps.breaker.clone());
         let (checkpoint_tx, checkpoint_rx) = tokio::sync::mpsc::unbounded_channel();
         let beat_done = CancellationToken::new();
+        // Stops the heartbeat if this future never gets to its end (a panic unwinding it, or
+        // a drop): a detached heartbeat would go on checking in a job nobody runs.
+        let _stop_beat_if_unwound = beat_done.clone().drop_guard();
         let heartbeat = tokio::spawn(heartbeat(
             self.clone(),
             job.id.clone(),
