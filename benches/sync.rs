@@ -1043,18 +1043,6 @@ struct ServeSample {
     standin_cpu: Option<f64>,
 }
 
-/// The service's process, stopped (killed, if nothing stopped it before) when dropped.
-struct ServeChild(Child);
-
-impl Drop for ServeChild {
-    fn drop(&mut self) {
-        if matches!(self.0.try_wait(), Ok(None)) {
-            let _ = self.0.kill();
-        }
-        let _ = self.0.wait();
-    }
-}
-
 /// `syncdeck serve` (the binary, as operators run it) for `seconds`, tending
 /// [`SERVE_CONNECTORS`] connectors that sync back to back, sampled every [`SERVE_SAMPLE`].
 async fn measure_serve(seconds: u64) -> BenchResult<()> {
@@ -1101,8 +1089,9 @@ async fn measure_serve(seconds: u64) -> BenchResult<()> {
         .stderr(Stdio::inherit())
         .spawn()
         .map_err(|e| format!("cannot start syncdeck serve: {e}"))?;
-    let mut serve = ServeChild(serve);
-    let pids = (serve.0.id().to_string(), standin.pid());
+    // Killed and waited for when dropped, if nothing stopped it before, as the roles are.
+    let mut serve = RoleChild { child: serve };
+    let pids = (serve.pid(), standin.pid());
     let result = serve_load(&control, &mut connectors, &pids, &mut serve, seconds).await;
     let peak = memory_mib(&pids.0, "VmHWM");
     let stopped = stop_serve(&mut serve).await;
@@ -1127,7 +1116,7 @@ async fn serve_load(
     control: &ElasticsearchBackend,
     connectors: &mut [(String, Option<String>)],
     (serve_pid, standin_pid): &(String, String),
-    serve: &mut ServeChild,
+    serve: &mut RoleChild,
     seconds: u64,
 ) -> BenchResult<Vec<ServeSample>> {
     let start = Instant::now();
@@ -1149,7 +1138,7 @@ async fn serve_load(
     let mut samples = Vec::new();
     let mut next_sample = Duration::ZERO;
     while start.elapsed() < Duration::from_secs(seconds) {
-        if let Ok(Some(status)) = serve.0.try_wait() {
+        if let Ok(Some(status)) = serve.child.try_wait() {
             return Err(format!("syncdeck serve exited early ({status})"));
         }
         for (connector, last) in connectors.iter_mut() {
@@ -1202,7 +1191,7 @@ async fn jobs_with(control: &ElasticsearchBackend, status: JobStatus) -> BenchRe
 
 /// SIGTERM, as an operator's service manager stops it; killed (by the guard) if it takes
 /// over 30 s. A service that already exited is not signalled: its pid may be another's.
-async fn stop_serve(serve: &mut ServeChild) -> BenchResult<()> {
+async fn stop_serve(serve: &mut RoleChild) -> BenchResult<()> {
     let exited = |status: std::process::ExitStatus| {
         if status.success() {
             Ok(())
@@ -1210,16 +1199,16 @@ async fn stop_serve(serve: &mut ServeChild) -> BenchResult<()> {
             Err(format!("syncdeck serve stopped with {status}"))
         }
     };
-    if let Some(status) = serve.0.try_wait().map_err(|e| e.to_string())? {
+    if let Some(status) = serve.child.try_wait().map_err(|e| e.to_string())? {
         return exited(status);
     }
-    let pid = libc::pid_t::try_from(serve.0.id()).map_err(|e| e.to_string())?;
+    let pid = libc::pid_t::try_from(serve.child.id()).map_err(|e| e.to_string())?;
     // SAFETY: `kill` takes any pid; this one is our child's, running just above and not
     // waited for since, so it cannot have been reused.
     unsafe { libc::kill(pid, libc::SIGTERM) };
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
-        if let Some(status) = serve.0.try_wait().map_err(|e| e.to_string())? {
+        if let Some(status) = serve.child.try_wait().map_err(|e| e.to_string())? {
             return exited(status);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -630,7 +630,7 @@ impl DeadLetterStore {
         let cluster = self.origin().cluster_uuid;
         // Strings always serialise; were it ever empty, SQLite's "malformed JSON" would say so.
         let ids = serde_json::to_string(doc_ids).unwrap_or_default();
-        let matched = {
+        let mut matched = {
             let conn = self.lock();
             let mut stmt = conn
                 .prepare_cached(OPEN_OF_DOCUMENTS)
@@ -644,7 +644,6 @@ impl DeadLetterStore {
                 .map_err(self.sqlite())?
         };
         // An id given twice matches its entry twice: close it once.
-        let mut matched = matched;
         matched.sort_unstable();
         matched.dedup();
         self.close(&matched, DeadLetterState::Resolved, resolution)

@@ -917,23 +917,27 @@ mod tests {
     use super::*;
     use crate::sources;
 
-    /// A connector is freed when its job's task ends, whatever the end: a report, an error
-    /// before the job could start, or a panic. After an error or a panic it waits
-    /// `retry_after` first; after a report it does not.
-    #[tokio::test]
-    async fn a_connector_is_freed_however_its_job_ends() {
-        let report = |connector: &str| JobReport {
-            job_id: format!("job-of-{connector}"),
-            connector_id: connector.to_string(),
+    /// The report of a job that completed.
+    fn completed(job_id: &str, connector_id: &str) -> JobReport {
+        JobReport {
+            job_id: job_id.to_string(),
+            connector_id: connector_id.to_string(),
             index: "i".to_string(),
             end: JobEnd::Completed,
             counters: Default::default(),
             total_document_count: None,
             elapsed_ms: 0,
-        };
+        }
+    }
+
+    /// A connector is freed when its job's task ends, whatever the end: a report, an error
+    /// before the job could start, or a panic. After an error or a panic it waits
+    /// `retry_after` first; after a report it does not.
+    #[tokio::test]
+    async fn a_connector_is_freed_however_its_job_ends() {
         for retry_after in [Duration::ZERO, Duration::from_secs(3600)] {
             let mut running = RunningJobs::new(retry_after);
-            let done = report("a");
+            let done = completed("job-of-a", "a");
             running.spawn("a".into(), "job-of-a".into(), async move { Ok(done) });
             running.spawn("b".into(), "job-of-b".into(), async {
                 Err("job 'job-of-b': reading it failed".to_string())
@@ -971,15 +975,7 @@ mod tests {
     /// A long-running service counts every job but keeps only the latest reports.
     #[test]
     fn the_summary_counts_every_job_and_keeps_the_latest_reports() {
-        let report = |i: usize| JobReport {
-            job_id: format!("job-{i}"),
-            connector_id: "c".to_string(),
-            index: "i".to_string(),
-            end: JobEnd::Completed,
-            counters: Default::default(),
-            total_document_count: None,
-            elapsed_ms: 0,
-        };
+        let report = |i: usize| completed(&format!("job-{i}"), "c");
         let mut summary = ServeSummary::default();
         for i in 0..3 {
             summary.record(report(i));
